@@ -1,0 +1,247 @@
+//! One function per action: decode the wire parameters (field names and types from the SDK's `models.py`),
+//! call the core, encode the reply.
+
+use base64::Engine;
+use mailpush_core::{AccountContext, AttachmentInput, Mailpush, SendContent, SendRequest, StatusRequest};
+use mailpush_model::{ApiError, ErrorCode, TriggerType};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Routes an authenticated request to its action.
+pub(crate) async fn dispatch(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    action: &str,
+    params: Value,
+) -> Result<Value, ApiError> {
+    match action {
+        "SendEmail" => send_email(core, ctx, parse(params)?).await,
+        "GetSendEmailStatus" => get_send_email_status(core, ctx, parse(params)?).await,
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidAction,
+            format!("the action {action} does not exist"),
+        )),
+    }
+}
+
+/// Deserializes parameters, naming the offending field in the error.
+fn parse<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if let Some(field) = inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            let at = if path == "." {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ApiError::new(ErrorCode::MissingParameter, format!("the parameter {at} is required"));
+        }
+        if inner.starts_with("unknown field") {
+            return ApiError::new(ErrorCode::UnknownParameter, format!("{path}: {inner}"));
+        }
+        ApiError::new(ErrorCode::InvalidParameter, format!("{path}: {inner}"))
+    })
+}
+
+fn core_error(e: mailpush_core::CoreError) -> ApiError {
+    if !matches!(e, mailpush_core::CoreError::Refused(_)) {
+        tracing::error!(error = %e, "request failed");
+    }
+    e.to_api()
+}
+
+fn decode_base64(field: &str, raw: &str, code: ErrorCode) -> Result<Vec<u8>, ApiError> {
+    // Clients wrap long base64 at 76 columns; whitespace carries no data.
+    let compact: String = raw.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| ApiError::new(code, format!("{field} is not valid base64: {e}")))
+}
+
+fn decode_text(field: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bytes = decode_base64(field, &raw, ErrorCode::InvalidParameterValueEmailContentIsWrong)?;
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidParameterValueEmailContentIsWrong,
+            format!("{field} must be UTF-8 text"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateParam {
+    #[serde(rename = "TemplateID")]
+    template_id: i64,
+    #[serde(rename = "TemplateData")]
+    template_data: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct SimpleParam {
+    html: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentParam {
+    #[serde(rename = "FileName")]
+    file_name: String,
+    #[serde(rename = "Content")]
+    content: Option<String>,
+    #[serde(rename = "FileURL")]
+    file_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct SendEmailParams {
+    from_email_address: String,
+    subject: String,
+    destination: Option<Vec<String>>,
+    reply_to_addresses: Option<String>,
+    cc: Option<Vec<String>>,
+    bcc: Option<Vec<String>>,
+    template: Option<TemplateParam>,
+    simple: Option<SimpleParam>,
+    attachments: Option<Vec<AttachmentParam>>,
+    unsubscribe: Option<String>,
+    trigger_type: Option<i64>,
+    smtp_message_id: Option<String>,
+    smtp_headers: Option<String>,
+    header_from: Option<String>,
+}
+
+async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -> Result<Value, ApiError> {
+    if p.unsubscribe
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty() && u.trim() != "0")
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            "Unsubscribe links are not available yet; use 0",
+        ));
+    }
+    let trigger = match p.trigger_type {
+        None => TriggerType::Batch,
+        Some(t) => TriggerType::from_code(t).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("TriggerType {t} must be 0 or 1"),
+            )
+        })?,
+    };
+    let content = match (p.simple, p.template) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "give either Template or Simple, not both",
+            ));
+        }
+        (Some(s), None) => Some(SendContent::Simple {
+            html: decode_text("Simple.Html", s.html)?,
+            text: decode_text("Simple.Text", s.text)?,
+        }),
+        (None, Some(t)) => Some(SendContent::Template {
+            id: t.template_id,
+            data: t.template_data,
+        }),
+        (None, None) => None,
+    };
+    let mut attachments = Vec::new();
+    for (i, a) in p.attachments.unwrap_or_default().into_iter().enumerate() {
+        if a.file_url.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::FailedOperationFileURLNotExist,
+                "Attachments[].FileURL is not supported; send Content",
+            ));
+        }
+        let raw = a.content.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MissingParameter,
+                format!("Attachments[{i}].Content is required"),
+            )
+        })?;
+        let content = decode_base64(
+            &format!("Attachments[{i}].Content"),
+            &raw,
+            ErrorCode::InvalidParameterValueAttachContentIsWrong,
+        )?;
+        attachments.push(AttachmentInput {
+            filename: a.file_name,
+            content,
+        });
+    }
+    let req = SendRequest {
+        from: p.from_email_address,
+        destination: p.destination.unwrap_or_default(),
+        cc: p.cc.unwrap_or_default(),
+        bcc: p.bcc.unwrap_or_default(),
+        reply_to: p.reply_to_addresses,
+        subject: p.subject,
+        content,
+        attachments,
+        trigger,
+        header_from: p.header_from,
+        smtp_headers: p.smtp_headers,
+        smtp_message_id: p.smtp_message_id,
+    };
+    let id = core.send_email(ctx, req).await.map_err(core_error)?;
+    Ok(json!({ "MessageId": id.as_str() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct GetSendEmailStatusParams {
+    request_date: String,
+    offset: Option<i64>,
+    limit: i64,
+    message_id: Option<String>,
+    to_email_address: Option<String>,
+}
+
+async fn get_send_email_status(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: GetSendEmailStatusParams,
+) -> Result<Value, ApiError> {
+    let rows = core
+        .send_status(
+            ctx,
+            StatusRequest {
+                request_date: p.request_date,
+                message_id: p.message_id,
+                to: p.to_email_address,
+                offset: p.offset.unwrap_or(0),
+                limit: p.limit,
+            },
+        )
+        .await
+        .map_err(core_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "MessageId": r.message_id.as_str(),
+                "ToEmailAddress": r.recipient,
+                "FromEmailAddress": r.from_address,
+                "SendStatus": r.send_status,
+                "DeliverStatus": r.deliver_status.code(),
+                "DeliverMessage": r.deliver_message,
+                "RequestTime": r.request_ms / 1000,
+                "DeliverTime": r.deliver_ms.map_or(0, |t| t / 1000),
+                "UserOpened": false,
+                "UserClicked": false,
+                "UserUnsubscribed": false,
+                "UserComplainted": false,
+                "UserComplained": false,
+            })
+        })
+        .collect();
+    Ok(json!({ "EmailStatusList": list }))
+}

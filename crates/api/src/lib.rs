@@ -1,0 +1,241 @@
+//! The HTTP front end: Tencent Cloud SES API 2020-10-02 on `POST /` (action in `X-TC-Action`, TC3-HMAC-SHA256
+//! auth), plus `/healthz` and `/metrics`. It decodes the wire format (JSON types, base64) and leaves every
+//! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
+
+mod actions;
+pub mod tc3;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mailpush_core::Mailpush;
+use mailpush_model::{ApiError, ErrorCode};
+
+/// The API version mailpush speaks.
+pub const API_VERSION: &str = "2020-10-02";
+/// Largest request body accepted (Tencent's limit).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    core: Mailpush,
+}
+
+/// The full router: action API, health and metrics.
+pub fn router(core: Mailpush) -> Router {
+    Router::new()
+        .route("/", post(action))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(AppState { core })
+}
+
+/// Serves `router` on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    core: Mailpush,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(core))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn json_response(value: serde_json::Value) -> Response {
+    // The SDK only parses replies whose Content-Type is exactly `application/json`, and expects HTTP 200 even for errors.
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(err: &ApiError, request_id: &str) -> Response {
+    json_response(serde_json::json!({
+        "Response": { "Error": { "Code": err.code.as_str(), "Message": err.message }, "RequestId": request_id }
+    }))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn action(State(state): State<AppState>, req: Request) -> Response {
+    let request_id = mailpush_model::ids::request_id();
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = ApiError::new(
+                ErrorCode::RequestSizeLimitExceeded,
+                "the request body is larger than 8 MB",
+            );
+            return error_response(&e, &request_id);
+        }
+    };
+    let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body).await;
+    match result {
+        Ok(mut value) => {
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("RequestId".into(), request_id.into());
+            }
+            json_response(serde_json::json!({ "Response": value }))
+        }
+        Err(e) => error_response(&e, &request_id),
+    }
+}
+
+async fn handle(
+    core: &Mailpush,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, ApiError> {
+    let ctx = authenticate(core, method, uri, headers, body).await?;
+    let version = header_str(headers, "x-tc-version")
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingParameter, "X-TC-Version is required"))?;
+    if version != API_VERSION {
+        return Err(ApiError::new(
+            ErrorCode::NoSuchVersion,
+            format!("version {version} is not supported; use {API_VERSION}"),
+        ));
+    }
+    let action = header_str(headers, "x-tc-action")
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingParameter, "X-TC-Action is required"))?;
+    let params: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    if !params.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "the request body must be a JSON object",
+        ));
+    }
+    actions::dispatch(core, &ctx, action, params).await
+}
+
+async fn authenticate(
+    core: &Mailpush,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<mailpush_core::AccountContext, ApiError> {
+    use tc3::SignatureError;
+    let auth_header = header_str(headers, "authorization").ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::AuthFailureSignatureFailure,
+            "the Authorization header is missing",
+        )
+    })?;
+    let auth = tc3::Authorization::parse(auth_header)
+        .map_err(|e| ApiError::new(ErrorCode::AuthFailureInvalidAuthorization, e.to_string()))?;
+    let timestamp: i64 = header_str(headers, "x-tc-timestamp")
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::AuthFailureSignatureFailure,
+                SignatureError::BadTimestamp.to_string(),
+            )
+        })?;
+    let now = core.now_ms() / 1000;
+    let skew = core.settings().api_clock_skew_secs;
+    if (now - timestamp).abs() > skew {
+        let e = SignatureError::Expired { timestamp, now, skew };
+        return Err(ApiError::new(ErrorCode::AuthFailureSignatureExpire, e.to_string()));
+    }
+    if auth.date != tc3::scope_date(timestamp) {
+        return Err(ApiError::new(
+            ErrorCode::AuthFailureSignatureFailure,
+            "the credential date does not match X-TC-Timestamp (UTC)",
+        ));
+    }
+    let (ctx, secret_key) = match core.credential(&auth.secret_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(ApiError::new(
+                ErrorCode::AuthFailureSecretIdNotFound,
+                "the SecretId does not exist",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "loading credentials failed");
+            return Err(e.to_api());
+        }
+    };
+    let mut signed = Vec::with_capacity(auth.signed_headers.len());
+    for name in &auth.signed_headers {
+        let value = header_str(headers, name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::AuthFailureSignatureFailure,
+                format!("signed header {name} is missing"),
+            )
+        })?;
+        signed.push((name.clone(), value.to_string()));
+    }
+    let unsigned = header_str(headers, "x-tc-content-sha256") == Some("UNSIGNED-PAYLOAD");
+    let req = tc3::SignedRequest {
+        method: method.as_str(),
+        uri: uri.path(),
+        query: if method == axum::http::Method::GET {
+            uri.query().unwrap_or("")
+        } else {
+            ""
+        },
+        headers: signed,
+        payload: if unsigned { None } else { Some(body) },
+        timestamp,
+        date: &auth.date,
+        service: &auth.service,
+    };
+    tc3::verify(&req, &auth, &secret_key, now, skew).map_err(|e| match e {
+        SignatureError::Expired { .. } => ApiError::new(ErrorCode::AuthFailureSignatureExpire, e.to_string()),
+        _ => ApiError::new(ErrorCode::AuthFailureSignatureFailure, e.to_string()),
+    })?;
+    Ok(ctx)
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match state.core.queue_counts().await {
+        Ok(_) => json_response(serde_json::json!({ "status": "ok" })),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Body::from("database unavailable")).into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.core.queue_counts().await {
+        Ok(c) => {
+            let text = format!(
+                "# HELP mailpush_queue_deliveries Deliveries by queue state.\n# TYPE mailpush_queue_deliveries gauge\n\
+                 mailpush_queue_deliveries{{state=\"pending\"}} {}\nmailpush_queue_deliveries{{state=\"deferred\"}} {}\n\
+                 mailpush_queue_deliveries{{state=\"leased\"}} {}\nmailpush_queue_deliveries{{state=\"done\"}} {}\n",
+                c.pending, c.deferred, c.leased, c.done
+            );
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics query failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Body::from("database unavailable")).into_response()
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Accounts and their API credentials. SecretKeys are stored sealed under the master key; verified
+//! credentials are cached briefly so signature checks do not hit the database on every request.
+
+use crate::error::CoreError;
+use crate::secrets::{ALPHANUMERIC, random_string};
+use mailpush_model::ErrorCode;
+use mailpush_store::{Account, AccountId, NewAccount};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// The credentials printed once at account creation (`mailpush account create NAME --json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountCredentials {
+    /// Tencent-style numeric AppId.
+    pub app_id: i64,
+    /// The public half of the API credential.
+    pub secret_id: String,
+    /// The secret half; shown only now.
+    pub secret_key: String,
+    /// The account's name.
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// The account a request acts for, after authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountContext {
+    /// Internal id; every repository query is scoped by it.
+    pub id: AccountId,
+    /// Account name.
+    pub name: String,
+    /// AppId.
+    pub app_id: i64,
+    /// Suspended accounts cannot send.
+    pub suspended: bool,
+}
+
+impl From<&Account> for AccountContext {
+    fn from(a: &Account) -> Self {
+        AccountContext {
+            id: a.id,
+            name: a.name.clone(),
+            app_id: a.app_id,
+            suspended: a.suspended,
+        }
+    }
+}
+
+/// Seal context of account SecretKeys.
+pub(crate) const SECRET_KEY_CONTEXT: &str = "account-secret-key";
+/// How long a verified credential is trusted from memory.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// In-memory credential cache: SecretId → (account, SecretKey).
+#[derive(Default)]
+pub(crate) struct CredentialCache {
+    entries: RwLock<HashMap<String, (AccountContext, String, Instant)>>,
+}
+
+impl CredentialCache {
+    pub(crate) fn get(&self, secret_id: &str) -> Option<(AccountContext, String)> {
+        let map = self.entries.read().ok()?;
+        let (acct, key, at) = map.get(secret_id)?;
+        (at.elapsed() < CACHE_TTL).then(|| (acct.clone(), key.clone()))
+    }
+
+    pub(crate) fn put(&self, secret_id: &str, acct: AccountContext, key: String) {
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(secret_id.to_string(), (acct, key, Instant::now()));
+        }
+    }
+}
+
+/// Checks an account name: 1–64 characters of letters, digits, `.`, `_`, `-`.
+pub fn validate_account_name(name: &str) -> Result<(), CoreError> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::refused(
+            ErrorCode::InvalidParameterValue,
+            "account names are 1-64 characters of letters, digits, '.', '_' and '-'",
+        ))
+    }
+}
+
+/// New random credentials in Tencent's shapes: AppId of 10 digits, SecretId `AKID` + 32, SecretKey 32 characters.
+pub(crate) fn new_credentials(name: &str) -> AccountCredentials {
+    let digits = random_string(9, b"0123456789");
+    let app_id = format!("1{digits}").parse::<i64>().unwrap_or(1_000_000_000);
+    AccountCredentials {
+        app_id,
+        secret_id: format!("AKID{}", random_string(32, ALPHANUMERIC)),
+        secret_key: random_string(32, ALPHANUMERIC),
+        name: name.to_string(),
+    }
+}
+
+pub(crate) fn new_account_row(creds: &AccountCredentials, sealed: Vec<u8>, now_ms: i64) -> NewAccount {
+    NewAccount {
+        name: creds.name.clone(),
+        app_id: creds.app_id,
+        secret_id: creds.secret_id.clone(),
+        secret_key_sealed: sealed,
+        created_ms: now_ms,
+    }
+}

@@ -1,0 +1,47 @@
+//! Core's error type, and the one place where internal failures become Tencent error codes.
+
+use mailpush_model::{ApiError, ErrorCode};
+
+/// Anything that can go wrong in the facade.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The request was refused for a reason the caller can act on; carries the Tencent code.
+    #[error(transparent)]
+    Refused(#[from] ApiError),
+    /// The database failed.
+    #[error("storage: {0}")]
+    Store(#[from] mailpush_store::StoreError),
+    /// A sealed secret could not be used.
+    #[error("secrets: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    /// The message could not be built.
+    #[error("building the message: {0}")]
+    Mime(#[from] mailpush_delivery::MimeError),
+    /// Configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl CoreError {
+    /// A refusal with a code and message.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        CoreError::Refused(ApiError::new(code, message))
+    }
+
+    /// The error as the API reports it. Internal failures are logged by the caller and reported without
+    /// their details, which may name hosts, files or SQL.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            CoreError::Refused(e) => e.clone(),
+            CoreError::Store(mailpush_store::StoreError::Conflict(what)) => ApiError::new(
+                ErrorCode::InvalidParameterValueRepeatCreation,
+                format!("{what} already exists"),
+            ),
+            CoreError::Store(_) => {
+                ApiError::new(ErrorCode::InternalErrorQueryDataBaseFailed, "database error; try again")
+            }
+            CoreError::Mime(e) => ApiError::new(ErrorCode::InvalidParameterValueEmailContentIsWrong, e.to_string()),
+            CoreError::Secret(_) | CoreError::Config(_) => ApiError::new(ErrorCode::InternalError, "internal error"),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The mailpush facade. `Mailpush` composes the store, delivery and (as they land) identity, template,
+//! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
+//! is enforced once for every front end.
+
+pub mod accounts;
+pub mod error;
+pub mod secrets;
+pub mod send;
+pub mod settings;
+pub mod worker;
+
+pub use accounts::{AccountContext, AccountCredentials};
+pub use error::CoreError;
+pub use send::{AttachmentInput, SendContent, SendRequest};
+pub use settings::Settings;
+
+use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
+use mailpush_model::{ErrorCode, MessageId, SharedClock};
+use mailpush_store::{
+    Backend, DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, StatusQuery, Store, StoreOptions,
+};
+use secrets::MasterKey;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The service: one per process, cheap to clone.
+#[derive(Clone)]
+pub struct Mailpush {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    store: Store,
+    master: MasterKey,
+    clock: SharedClock,
+    credentials: accounts::CredentialCache,
+    wake: Arc<Notify>,
+}
+
+/// A `GetSendEmailStatus` query.
+#[derive(Debug, Clone, Default)]
+pub struct StatusRequest {
+    /// `RequestDate`, `YYYY-MM-DD` (UTC).
+    pub request_date: String,
+    /// `MessageId`.
+    pub message_id: Option<String>,
+    /// `ToEmailAddress`.
+    pub to: Option<String>,
+    /// `Offset`.
+    pub offset: i64,
+    /// `Limit` (1–100).
+    pub limit: i64,
+}
+
+/// Most rows one status query returns (Tencent: 100).
+pub const MAX_STATUS_LIMIT: i64 = 100;
+
+fn master_key_from(settings: &Settings, database_url: &str) -> Result<MasterKey, CoreError> {
+    if let Some(text) = &settings.master_key {
+        return Ok(MasterKey::from_text(text)?);
+    }
+    if !database_url.starts_with("sqlite:") {
+        // Several machines share a PostgreSQL database: a key generated on one would be unknown to the others.
+        return Err(CoreError::Config(
+            "MAILPUSH_MASTER_KEY (master_key) is required with PostgreSQL".into(),
+        ));
+    }
+    let path = settings.data_dir.join("master.key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let t = secrets::random_string(48, secrets::ALPHANUMERIC);
+            write_private(&path, &t).map_err(|e| CoreError::Config(format!("cannot write {}: {e}", path.display())))?;
+            tracing::warn!(path = %path.display(), "no master key configured: generated one; back it up with the database");
+            t
+        }
+        Err(e) => return Err(CoreError::Config(format!("cannot read {}: {e}", path.display()))),
+    };
+    Ok(MasterKey::from_text(&text)?)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+impl Mailpush {
+    /// Opens the database (creating the data directory for SQLite), applies migrations and loads the master key.
+    pub async fn open(settings: Settings, clock: SharedClock) -> Result<Mailpush, CoreError> {
+        let url = settings.database_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&settings.data_dir)
+                .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
+        }
+        let master = master_key_from(&settings, &url)?;
+        let opts = StoreOptions {
+            max_connections: settings.db_max_connections,
+            retain_bodies: settings.retain_bodies,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(&url, opts).await?;
+        Ok(Mailpush {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                master,
+                clock,
+                credentials: Default::default(),
+                wake: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The store, for tools and tests.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The clock every rule reads.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
+    pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
+        accounts::validate_account_name(name)?;
+        if self.inner.store.account_by_name(name).await?.is_some() {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValueRepeatCreation,
+                format!("an account named {name} already exists"),
+            ));
+        }
+        let creds = accounts::new_credentials(name);
+        let sealed = self
+            .inner
+            .master
+            .seal(accounts::SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
+        self.inner
+            .store
+            .create_account(accounts::new_account_row(&creds, sealed, self.now_ms()))
+            .await?;
+        Ok(creds)
+    }
+
+    /// All accounts (for the admin CLI).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
+        Ok(self
+            .inner
+            .store
+            .list_accounts()
+            .await?
+            .iter()
+            .map(AccountContext::from)
+            .collect())
+    }
+
+    /// The account and SecretKey behind a SecretId, for signature verification; `None` if unknown.
+    pub async fn credential(&self, secret_id: &str) -> Result<Option<(AccountContext, String)>, CoreError> {
+        if let Some(hit) = self.inner.credentials.get(secret_id) {
+            return Ok(Some(hit));
+        }
+        let Some(account) = self.inner.store.account_by_secret_id(secret_id).await? else {
+            return Ok(None);
+        };
+        let key = self
+            .inner
+            .master
+            .open(accounts::SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;
+        let key = String::from_utf8(key).map_err(|_| CoreError::Secret(secrets::SecretError::CannotOpen))?;
+        let ctx = AccountContext::from(&account);
+        self.inner.credentials.put(secret_id, ctx.clone(), key.clone());
+        Ok(Some((ctx, key)))
+    }
+
+    /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
+    pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
+        if account.suspended {
+            return Err(CoreError::refused(
+                ErrorCode::FailedOperationHighRejectionRate,
+                "the account is suspended",
+            ));
+        }
+        let now = self.now_ms();
+        let mail = send::admit(req, now)?;
+        let body = mailpush_delivery::build_mime(&mail.spec)?;
+        let recipients = mail
+            .recipients
+            .iter()
+            .map(|r| NewRecipient {
+                address: r.address.as_str().to_string(),
+                domain: r.address.domain().to_string(),
+                kind: r.kind,
+                send_status: 0,
+                deliver_message: None,
+            })
+            .collect();
+        let msg = NewMessage {
+            id: mail.id.clone(),
+            account_id: account.id,
+            envelope_from: mail.sender.as_str().to_string(),
+            from_address: mail.sender.as_str().to_string(),
+            subject: mail.spec.subject.clone(),
+            lane: mail.trigger.lane(),
+            request_ms: now,
+            not_before_ms: now,
+            expires_ms: now.saturating_add(self.inner.settings.max_delivery_seconds as i64 * 1000),
+            body,
+            recipients,
+        };
+        self.inner.store.enqueue(msg).await?;
+        self.inner.wake.notify_one();
+        Ok(mail.id)
+    }
+
+    /// `GetSendEmailStatus`: one day's per-recipient statuses of the account's mail.
+    pub async fn send_status(
+        &self,
+        account: &AccountContext,
+        q: StatusRequest,
+    ) -> Result<Vec<DeliveryStatusRow>, CoreError> {
+        let (from_ms, to_ms) = mailpush_model::clock::day_range(&q.request_date).ok_or_else(|| {
+            CoreError::refused(
+                ErrorCode::InvalidParameterValueWrongDate,
+                format!("RequestDate {:?} must be a date like 2026-11-26", q.request_date),
+            )
+        })?;
+        if !(1..=MAX_STATUS_LIMIT).contains(&q.limit) {
+            return Err(CoreError::refused(
+                ErrorCode::FailedOperationInvalidLimit,
+                "Limit must be between 1 and 100",
+            ));
+        }
+        if q.offset < 0 {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValue,
+                "Offset must not be negative",
+            ));
+        }
+        let message_id = match q.message_id.as_deref().filter(|s| !s.is_empty()) {
+            // A foreign-looking id cannot match anything: answer empty rather than scanning.
+            Some(raw) => match MessageId::parse(raw) {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let to_address = match q.to.as_deref().filter(|s| !s.is_empty()) {
+            Some(raw) => Some(
+                mailpush_model::EmailAddress::parse(raw)
+                    .map_err(|e| {
+                        CoreError::refused(
+                            ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                            format!("ToEmailAddress: {e}"),
+                        )
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let rows = self
+            .inner
+            .store
+            .status(StatusQuery {
+                account_id: account.id,
+                from_ms,
+                to_ms,
+                message_id,
+                to_address,
+                offset: q.offset,
+                limit: q.limit,
+            })
+            .await?;
+        Ok(rows)
+    }
+
+    /// Queue depth by state, for health and metrics.
+    pub async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
+        Ok(self.inner.store.queue_counts().await?)
+    }
+
+    /// Starts the delivery worker on the current runtime.
+    pub async fn start_worker(&self) -> Result<worker::WorkerHandle, CoreError> {
+        let s = &self.inner.settings;
+        let resolver = MxResolver::new(&DnsSettings {
+            servers: s.dns_servers.clone(),
+            timeout: Duration::from_secs(5),
+            cache: true,
+        })
+        .map_err(|e| CoreError::Config(format!("DNS: {e}")))?;
+        let tls = match s.outbound_tls.as_str() {
+            "opportunistic" => TlsPolicy::Opportunistic,
+            "required" => TlsPolicy::Required,
+            "disabled" => TlsPolicy::Disabled,
+            other => {
+                return Err(CoreError::Config(format!(
+                    "outbound_tls {other:?}: use opportunistic, required or disabled"
+                )));
+            }
+        };
+        let transport = SmtpTransport::new(
+            TransportConfig {
+                helo_name: s.helo_name.clone(),
+                port: s.delivery_port,
+                connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+                command_timeout: Duration::from_secs(s.command_timeout_secs),
+                tls,
+                source_ips: s.source_ips.clone(),
+                ..TransportConfig::default()
+            },
+            resolver,
+        );
+        let retry = RetryPolicy {
+            schedule: s.retry_schedule(),
+            max_age: Duration::from_secs(s.max_delivery_seconds),
+        };
+        if self.inner.store.backend() == Backend::Sqlite {
+            // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
+            let released = self.inner.store.release_leases(self.now_ms()).await?;
+            if released > 0 {
+                tracing::info!(released, "took over deliveries leased by a previous run");
+            }
+        }
+        let cfg = worker::WorkerConfig {
+            worker_id: format!("{}-{}", s.helo_name, std::process::id()),
+            concurrency: s.worker_concurrency,
+            batch: s.worker_batch,
+            lease: Duration::from_secs(s.lease_seconds),
+            retry,
+            idle_poll: Duration::from_millis(500),
+        };
+        Ok(worker::spawn(
+            self.inner.store.clone(),
+            transport,
+            self.inner.clock.clone(),
+            cfg,
+            self.inner.wake.clone(),
+        ))
+    }
+}

@@ -1,0 +1,256 @@
+//! Configuration: one flat TOML table whose every key can be overridden by the environment variable
+//! `MAILPUSH_<KEY IN UPPER CASE>` (lists comma-separated). Flat on purpose: the env name of a key is obvious.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every setting of every mailpush process. Unknown keys in the file are an error (typos must not pass silently).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded database, the generated master key and certificates live.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; default: SQLite file `mailpush.db` in `data_dir`.
+    pub database_url: Option<String>,
+    /// HTTP API listen address (port 0 picks a free port; the process prints the one it got).
+    pub api_listen: SocketAddr,
+    /// SMTP submission listen address; none = no SMTP endpoint.
+    pub smtp_listen: Option<SocketAddr>,
+    /// DNS servers (ip:port) used for every lookup; empty = the system resolver configuration.
+    pub dns_servers: Vec<SocketAddr>,
+    /// The port dialled on MX hosts (25 in production; tests point it at a sink).
+    pub delivery_port: u16,
+    /// Master key protecting secrets at rest (any string of ≥ 16 characters; hashed to a 256-bit key).
+    /// When absent, `mailpush serve` generates one in `data_dir/master.key`.
+    pub master_key: Option<String>,
+    /// The name mailpush gives in EHLO.
+    pub helo_name: String,
+    /// Concurrent SMTP transactions of one worker.
+    pub worker_concurrency: usize,
+    /// Deliveries claimed per queue round trip.
+    pub worker_batch: usize,
+    /// How long a claim is held before another worker may take the delivery over.
+    pub lease_seconds: u64,
+    /// Delay before each retry of a deferred delivery, in seconds; the last value repeats.
+    pub retry_schedule_secs: Vec<u64>,
+    /// How long after acceptance mailpush keeps retrying before it gives up (Tencent: 72 h).
+    pub max_delivery_seconds: u64,
+    /// TCP connect timeout towards MX hosts, seconds.
+    pub connect_timeout_secs: u64,
+    /// SMTP command timeout towards MX hosts, seconds.
+    pub command_timeout_secs: u64,
+    /// `opportunistic` (default), `required` or `disabled`.
+    pub outbound_tls: String,
+    /// Source IP addresses outgoing connections bind to (empty = the OS chooses).
+    pub source_ips: Vec<std::net::IpAddr>,
+    /// Keep message bodies after their final state (default: purge; the service does not keep mail content).
+    pub retain_bodies: bool,
+    /// Allowed clock skew of signed API requests, seconds (Tencent: 300).
+    pub api_clock_skew_secs: i64,
+    /// Database connections per process.
+    pub db_max_connections: u32,
+    /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./mailpush-data"),
+            database_url: None,
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            smtp_listen: None,
+            dns_servers: Vec::new(),
+            delivery_port: 25,
+            master_key: None,
+            helo_name: "mailpush.localdomain".to_string(),
+            worker_concurrency: 64,
+            worker_batch: 256,
+            lease_seconds: 300,
+            retry_schedule_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],
+            max_delivery_seconds: 72 * 3600,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 120,
+            outbound_tls: "opportunistic".to_string(),
+            source_ips: Vec::new(),
+            retain_bodies: false,
+            api_clock_skew_secs: 300,
+            db_max_connections: 16,
+            log: "info".to_string(),
+        }
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path} is not valid TOML: {message}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value has the wrong type or an unknown key was given.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file (if any), then `MAILPUSH_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        let mut table = serde_json::Map::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let parsed: toml::Table = toml::from_str(&text).map_err(|e| SettingsError::Toml {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            let as_json = serde_json::to_value(parsed).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+            if let serde_json::Value::Object(m) = as_json {
+                table = m;
+            }
+        }
+        // The defaults tell each key's shape, so an env string can be turned into the right JSON type.
+        let defaults = serde_json::to_value(Settings::default()).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        if let serde_json::Value::Object(defaults) = defaults {
+            for (key, default) in defaults {
+                let var = format!("MAILPUSH_{}", key.to_ascii_uppercase());
+                if let Some(raw) = env.get(&var) {
+                    table.insert(key.clone(), env_value(&default, raw));
+                }
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(table)).map_err(|e| SettingsError::Invalid(e.to_string()))
+    }
+
+    /// The database URL in force: the configured one or the SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("mailpush.db").display()),
+        }
+    }
+
+    /// `retry_schedule_secs` as durations.
+    pub fn retry_schedule(&self) -> Vec<Duration> {
+        self.retry_schedule_secs
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect()
+    }
+}
+
+fn scalar(raw: &str) -> serde_json::Value {
+    let raw = raw.trim();
+    if let Ok(i) = raw.parse::<i64>() {
+        return i.into();
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        return f.into();
+    }
+    match raw {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => raw.into(),
+    }
+}
+
+fn env_value(default: &serde_json::Value, raw: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match default {
+        Value::Array(_) => Value::Array(raw.split(',').filter(|s| !s.trim().is_empty()).map(scalar).collect()),
+        Value::String(_) | Value::Null => Value::String(raw.to_string()),
+        Value::Bool(_) => match raw.trim() {
+            "1" | "true" | "yes" | "on" => Value::Bool(true),
+            "0" | "false" | "no" | "off" => Value::Bool(false),
+            other => Value::String(other.to_string()),
+        },
+        _ => scalar(raw),
+    }
+}
+
+/// Loads settings for a process: the optional file, then the process environment.
+pub fn load_for_process(file: Option<&Path>) -> Result<Settings, SettingsError> {
+    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MAILPUSH_")).collect();
+    Settings::load(file, &env)
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "delivery_port = 2525\nhelo_name = \"mx.example.com\"\n").unwrap();
+        let env: HashMap<String, String> = [
+            ("MAILPUSH_DNS_SERVERS", "127.0.0.1:5353, 127.0.0.2:53"),
+            ("MAILPUSH_DELIVERY_PORT", "2626"),
+            ("MAILPUSH_DATABASE_URL", "postgres://root@127.0.0.1/test"),
+            ("MAILPUSH_RETAIN_BODIES", "1"),
+            ("MAILPUSH_RETRY_SCHEDULE_SECS", "1,2"),
+            ("MAILPUSH_TEST_POSTGRES_URL", "ignored"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = Settings::load(Some(&file), &env).unwrap();
+        assert_eq!(s.delivery_port, 2626);
+        assert_eq!(s.helo_name, "mx.example.com");
+        assert_eq!(s.dns_servers.len(), 2);
+        assert_eq!(s.database_url(), "postgres://root@127.0.0.1/test");
+        assert!(s.retain_bodies);
+        assert_eq!(s.retry_schedule_secs, vec![1, 2]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let env: HashMap<String, String> = [("MAILPUSH_DELIVERY_PORT".to_string(), "many".to_string())]
+            .into_iter()
+            .collect();
+        assert!(Settings::load(None, &env).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        assert!(Settings::load(Some(&file), &HashMap::new()).is_err());
+    }
+}

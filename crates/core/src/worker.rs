@@ -1,0 +1,263 @@
+//! The delivery worker: claims due deliveries with a lease, groups them per message and destination domain,
+//! hands each group to the SMTP transport, and records every recipient's outcome in batches.
+//!
+//! Durability: an outcome is written only after the remote answered; a crash before that leaves the lease
+//! to expire and the delivery is tried again (at-least-once towards the MX, never lost).
+
+use mailpush_delivery::{Envelope, Outcome, RetryPolicy, SmtpTransport};
+use mailpush_model::{MessageId, SharedClock};
+use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+/// How a worker behaves; built from `Settings` by the facade.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker's leases.
+    pub worker_id: String,
+    /// Concurrent SMTP transactions.
+    pub concurrency: usize,
+    /// Deliveries claimed per round trip.
+    pub batch: usize,
+    /// Lease length.
+    pub lease: Duration,
+    /// Retry schedule and maximum age.
+    pub retry: RetryPolicy,
+    /// Longest sleep when the queue looks empty (other processes may enqueue without waking us).
+    pub idle_poll: Duration,
+}
+
+/// A running worker; dropping the handle does not stop it, `shutdown` does.
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, lets in-flight transactions finish (bounded by their timeouts), flushes outcomes.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Shared {
+    store: Store,
+    transport: SmtpTransport,
+    clock: SharedClock,
+    cfg: WorkerConfig,
+}
+
+/// Starts a worker on the current tokio runtime. `wake` is notified by in-process admissions.
+pub fn spawn(
+    store: Store,
+    transport: SmtpTransport,
+    clock: SharedClock,
+    cfg: WorkerConfig,
+    wake: Arc<Notify>,
+) -> WorkerHandle {
+    let (stop, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        store,
+        transport,
+        clock,
+        cfg,
+    });
+    let task = tokio::spawn(run(shared, wake, stop_rx));
+    WorkerHandle { stop, task }
+}
+
+async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(shared.cfg.concurrency.max(1)));
+    let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
+    let writer = tokio::spawn(write_outcomes(shared.store.clone(), outcome_rx));
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Claim only what we can start now: a claimed delivery waiting for a permit burns its lease.
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => drop(p),
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let now = shared.clock.now_ms();
+        let req = ClaimRequest {
+            worker: shared.cfg.worker_id.clone(),
+            limit: shared.cfg.batch.min(free.max(1)),
+            lease_ms: shared.cfg.lease.as_millis() as i64,
+            now_ms: now,
+        };
+        let claimed = match shared.store.claim(req).await {
+            Ok(c) => {
+                backoff = Duration::from_millis(50);
+                c
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming deliveries failed; backing off");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            let sleep = match shared.store.next_due_ms().await {
+                Ok(Some(due)) => Duration::from_millis((due - shared.clock.now_ms()).clamp(1, i64::MAX) as u64),
+                _ => shared.cfg.idle_poll,
+            }
+            .min(shared.cfg.idle_poll);
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for group in group_by_message_and_domain(claimed) {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let shared = shared.clone();
+            let tx = outcome_tx.clone();
+            tokio::spawn(async move {
+                deliver_group(&shared, group, &tx).await;
+                drop(permit);
+            });
+        }
+    }
+    // Wait for in-flight transactions: taking every permit means every task has finished.
+    let _ = permits.acquire_many(shared.cfg.concurrency.max(1) as u32).await;
+    drop(outcome_tx);
+    let _ = writer.await;
+}
+
+fn group_by_message_and_domain(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
+    let mut index: HashMap<(MessageId, String), usize> = HashMap::new();
+    let mut groups: Vec<Vec<ClaimedDelivery>> = Vec::new();
+    for d in claimed {
+        let key = (d.message_id.clone(), d.domain.clone());
+        match index.get(&key) {
+            Some(&i) => groups[i].push(d),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![d]);
+            }
+        }
+    }
+    groups
+}
+
+async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::UnboundedSender<DeliveryOutcome>) {
+    let Some(first) = group.first() else { return };
+    let body = match shared.store.message_body(&first.message_id).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            // The body is purged only when every recipient is final, so this is damage, not a race.
+            let now = shared.clock.now_ms();
+            for d in group {
+                let _ = tx.send(outcome(
+                    &d,
+                    now,
+                    AttemptResult::Dropped {
+                        reason: "message content is missing".into(),
+                    },
+                    None,
+                ));
+            }
+            return;
+        }
+        Err(e) => {
+            // Leave the leases to expire; another round will retry the load.
+            tracing::error!(error = %e, message = %first.message_id, "loading a message body failed");
+            return;
+        }
+    };
+    let envelope = Envelope {
+        mail_from: first.envelope_from.clone(),
+        rcpt_to: group.iter().map(|d| d.recipient.clone()).collect(),
+        smtputf8: group.iter().any(|d| !d.recipient.is_ascii()) || !first.envelope_from.is_ascii(),
+    };
+    let report = shared.transport.send(&first.domain, &envelope, &body).await;
+    let now = shared.clock.now_ms();
+    let mut by_rcpt: HashMap<&str, &Outcome> = HashMap::new();
+    for r in &report.outcomes {
+        by_rcpt.insert(r.rcpt.as_str(), &r.outcome);
+    }
+    for d in &group {
+        let result = match by_rcpt.get(d.recipient.as_str()) {
+            Some(Outcome::Delivered { reply }) => AttemptResult::Delivered { reply: reply.clone() },
+            Some(Outcome::Bounced { reply }) => AttemptResult::Rejected { reply: reply.clone() },
+            Some(Outcome::Deferred { reply }) => defer_or_give_up(shared, d, now, reply),
+            None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
+        };
+        let _ = tx.send(outcome(d, now, result, report.mx.clone()));
+    }
+}
+
+fn defer_or_give_up(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
+    let attempts = (d.attempts.max(0) as u32).saturating_add(1);
+    let retry_at = now.saturating_add(shared.cfg.retry.delay_after(attempts).as_millis() as i64);
+    if retry_at > d.expires_ms {
+        AttemptResult::Rejected {
+            reply: format!("gave up after {attempts} attempts; last reply: {reply}"),
+        }
+    } else {
+        AttemptResult::Deferred {
+            reply: reply.to_string(),
+            retry_at_ms: retry_at,
+        }
+    }
+}
+
+fn outcome(d: &ClaimedDelivery, at_ms: i64, result: AttemptResult, remote: Option<String>) -> DeliveryOutcome {
+    DeliveryOutcome {
+        delivery_id: d.delivery_id,
+        lease: d.lease,
+        at_ms,
+        result,
+        remote,
+    }
+}
+
+/// Batches outcomes into few transactions; on a database error it retries the same batch, because an
+/// unrecorded delivered mail would be sent again when its lease expires.
+async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>) {
+    const MAX_BATCH: usize = 512;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        for attempt in 0..20 {
+            match store.record_outcomes(batch.clone()).await {
+                Ok(applied) => {
+                    let lost = applied.iter().filter(|a| !**a).count();
+                    if lost > 0 {
+                        tracing::warn!(lost, "outcomes ignored because their lease was taken over");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "recording delivery outcomes failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        batch.clear();
+    }
+}

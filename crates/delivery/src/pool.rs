@@ -1,0 +1,95 @@
+//! Idle SMTP sessions kept for reuse, per (MX address, port, source address).
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use crate::session::{PoolKey, Session};
+
+/// Idle sessions. The lock is only ever held for map operations, never across `.await`.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<Session>>>,
+    max_idle_per_host: usize,
+    idle_timeout: Duration,
+    max_messages: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, max_messages: usize) -> Self {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            max_idle_per_host,
+            idle_timeout,
+            max_messages,
+        }
+    }
+
+    /// The most recently used live session for `key`; expired ones are returned in `expired`
+    /// for the caller to close outside the lock.
+    pub(crate) fn take(&self, key: &PoolKey, expired: &mut Vec<Session>) -> Option<Session> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(key)?;
+        let mut found = None;
+        // Most recently returned last: it is the most likely to be alive still.
+        while let Some(s) = list.pop() {
+            if s.idle_since.elapsed() < self.idle_timeout {
+                found = Some(s);
+                break;
+            }
+            expired.push(s);
+        }
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
+    }
+
+    /// Offers a session back. Returns it when it must not be kept (pool full, too many messages,
+    /// reuse disabled) so the caller can QUIT it; also hands back any sessions that expired.
+    pub(crate) fn put(&self, mut session: Session) -> Vec<Session> {
+        let mut rejected = Vec::new();
+        if self.max_idle_per_host == 0 || session.messages >= self.max_messages {
+            rejected.push(session);
+            return rejected;
+        }
+        session.idle_since = std::time::Instant::now();
+        let mut idle = self.lock();
+        // Sweep every key: a destination that is never sent to again must not keep sockets open.
+        let timeout = self.idle_timeout;
+        idle.retain(|_, list| {
+            let (keep, old): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .partition(|s| s.idle_since.elapsed() < timeout);
+            rejected.extend(old);
+            *list = keep;
+            !list.is_empty()
+        });
+        let list = idle.entry(session.key).or_default();
+        if list.len() < self.max_idle_per_host {
+            list.push(session);
+        } else {
+            rejected.push(session);
+        }
+        rejected
+    }
+
+    /// Drops every idle session of `key` (after one of them turned out dead, the others are
+    /// suspect too: the server probably restarted or timed them out together).
+    pub(crate) fn purge(&self, key: &PoolKey) -> Vec<Session> {
+        self.lock().remove(key).unwrap_or_default()
+    }
+
+    /// Everything idle, for shutdown.
+    pub(crate) fn drain(&self) -> Vec<Session> {
+        self.lock().drain().flat_map(|(_, v)| v).collect()
+    }
+
+    /// Idle sessions currently kept (for tests and metrics).
+    pub(crate) fn idle_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<Session>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single operations
+        // only), so a poisoned lock is still usable.
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

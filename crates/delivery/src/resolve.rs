@@ -1,0 +1,289 @@
+//! Finding where mail for a domain goes: MX lookup (RFC 5321 §5.1, RFC 7505 null MX) with
+//! hickory-resolver.
+
+use std::{
+    collections::hash_map::RandomState,
+    hash::{BuildHasher, Hasher},
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use hickory_resolver::{
+    Resolver, TokioResolver,
+    config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts},
+    net::{NetError, runtime::TokioRuntimeProvider},
+    proto::rr::{Name, RData},
+};
+
+/// Which DNS servers to ask and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// Recursive resolvers (or, in tests, an authority) to query; empty means the system's
+    /// `/etc/resolv.conf`.
+    pub servers: Vec<SocketAddr>,
+    /// Timeout of one query to one server.
+    pub timeout: Duration,
+    /// Cache answers for their TTL. Off means every [`MxResolver::route`] asks the servers again.
+    pub cache: bool,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            servers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            cache: true,
+        }
+    }
+}
+
+/// Why a domain has no usable route. [`ResolveError::is_permanent`] tells bounce from retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The domain does not exist (NXDOMAIN): permanent.
+    #[error("domain {0} does not exist (NXDOMAIN)")]
+    NxDomain(String),
+    /// The domain publishes a null MX (RFC 7505): it accepts no mail. Permanent.
+    #[error("domain {0} does not accept mail (null MX)")]
+    NullMx(String),
+    /// No MX and no A/AAAA, or no MX host has an address: permanent.
+    #[error("no mail route: {0}")]
+    NoRoute(String),
+    /// A timeout, SERVFAIL or network error: try again later.
+    #[error("temporary DNS failure: {0}")]
+    Temporary(String),
+    /// The resolver could not be set up (unreadable resolv.conf …).
+    #[error("DNS resolver configuration: {0}")]
+    Config(String),
+}
+
+impl ResolveError {
+    /// True for errors that will not go away by retrying (NXDOMAIN, null MX, no route).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::NxDomain(_) | ResolveError::NullMx(_) | ResolveError::NoRoute(_)
+        )
+    }
+}
+
+/// One mail exchanger of a domain, with its addresses resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MxHost {
+    /// The exchanger's host name, without the trailing dot (the domain itself for an implicit MX).
+    pub name: String,
+    /// MX preference; lower is tried first. 0 for an implicit MX.
+    pub preference: u16,
+    /// Addresses, IPv4 first.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// MX resolution. Cheap to clone: clones share the resolver and its cache.
+#[derive(Clone)]
+pub struct MxResolver {
+    resolver: TokioResolver,
+}
+
+impl std::fmt::Debug for MxResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MxResolver").finish_non_exhaustive()
+    }
+}
+
+impl MxResolver {
+    /// Builds a resolver for `settings`.
+    pub fn new(settings: &DnsSettings) -> Result<Self, ResolveError> {
+        let mut builder = if settings.servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| ResolveError::Config(e.to_string()))?
+        } else {
+            let servers = settings
+                .servers
+                .iter()
+                .map(|addr| {
+                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                    ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+                        .into_iter()
+                        .map(|mut c| {
+                            c.port = addr.port();
+                            c
+                        })
+                        .collect();
+                    ns
+                })
+                .collect();
+            let mut b = Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            );
+            // Explicit servers: answers come from them only, never from /etc/hosts.
+            b.options_mut().use_hosts_file = ResolveHosts::Never;
+            b
+        };
+        let opts: &mut ResolverOpts = builder.options_mut();
+        opts.timeout = settings.timeout;
+        // A first: most sending IPs have better reputation (and rDNS) on IPv4.
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        if !settings.cache {
+            opts.cache_size = 0;
+            opts.positive_max_ttl = Some(Duration::ZERO);
+            opts.negative_max_ttl = Some(Duration::ZERO);
+        }
+        let resolver = builder.build().map_err(|e| ResolveError::Config(e.to_string()))?;
+        Ok(MxResolver { resolver })
+    }
+
+    /// The mail exchangers of `domain` (ASCII, IDN already converted), best first: sorted by
+    /// preference with equal preferences shuffled, each with its addresses. A domain without MX
+    /// records gets its own A/AAAA as an implicit MX (RFC 5321 §5.1). Hosts whose names do not
+    /// resolve are left out; if none is left the route is [`ResolveError::NoRoute`]
+    /// (or `Temporary` when a lookup failed temporarily).
+    pub async fn route(&self, domain: &str) -> Result<Vec<MxHost>, ResolveError> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        // Fully qualified so resolv.conf search domains never apply.
+        let name = Name::from_ascii(format!("{domain}."))
+            .map_err(|e| ResolveError::NoRoute(format!("{domain} is not a valid domain name: {e}")))?;
+
+        let mut exchangers = match self.resolver.mx_lookup(name.clone()).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            Err(e) if e.is_nx_domain() => return Err(ResolveError::NxDomain(domain)),
+            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) => {
+                return Err(ResolveError::Temporary(format!("MX lookup for {domain}: {e}")));
+            }
+        };
+
+        if exchangers.is_empty() {
+            return match self.addresses(name).await {
+                Ok(addrs) if !addrs.is_empty() => Ok(vec![MxHost {
+                    name: domain,
+                    preference: 0,
+                    addrs,
+                }]),
+                Ok(_) => Err(ResolveError::NoRoute(format!(
+                    "{domain} has no MX and no A/AAAA records"
+                ))),
+                Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(ResolveError::NoRoute(format!(
+                    "{domain} has no MX and no A/AAAA records"
+                ))),
+                Err(e) => Err(ResolveError::Temporary(format!("address lookup for {domain}: {e}"))),
+            };
+        }
+
+        // RFC 7505: a lone "." exchanger means no mail; "." beside real hosts is ignored.
+        if exchangers.iter().all(|(_, x)| x.is_root()) {
+            return Err(ResolveError::NullMx(domain));
+        }
+        exchangers.retain(|(_, x)| !x.is_root());
+        exchangers.sort_by_key(|(pref, _)| *pref);
+        shuffle_equal_preferences(&mut exchangers);
+
+        let mut hosts = Vec::with_capacity(exchangers.len());
+        let mut temporary = None;
+        for (preference, exchange) in exchangers {
+            let host = exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+            match self.addresses(exchange).await {
+                Ok(addrs) if !addrs.is_empty() => hosts.push(MxHost {
+                    name: host,
+                    preference,
+                    addrs,
+                }),
+                Ok(_) => {}
+                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {}
+                Err(e) => temporary = Some(format!("address lookup for MX {host} of {domain}: {e}")),
+            }
+        }
+        if hosts.is_empty() {
+            return Err(match temporary {
+                Some(t) => ResolveError::Temporary(t),
+                None => ResolveError::NoRoute(format!("none of the MX hosts of {domain} has an address")),
+            });
+        }
+        Ok(hosts)
+    }
+
+    async fn addresses(&self, name: Name) -> Result<Vec<IpAddr>, NetError> {
+        let lookup = self.resolver.lookup_ip(name).await?;
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for ip in lookup.iter() {
+            if !addrs.contains(&ip) {
+                addrs.push(ip);
+            }
+        }
+        Ok(addrs)
+    }
+}
+
+/// Shuffles runs of equal preference in a list sorted by preference (RFC 5321 §5.1: spread the
+/// load over equally preferred exchangers).
+fn shuffle_equal_preferences<T>(sorted: &mut [(u16, T)]) {
+    let mut start = 0;
+    while start < sorted.len() {
+        let pref = sorted[start].0;
+        let end = start + sorted[start..].iter().take_while(|(p, _)| *p == pref).count();
+        let group = &mut sorted[start..end];
+        // Fisher–Yates with std's randomly keyed hasher: no RNG dependency for a load-spreading shuffle.
+        for i in (1..group.len()).rev() {
+            let j = (random_u64() % (i as u64 + 1)) as usize;
+            group.swap(i, j);
+        }
+        start = end;
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_keeps_preference_order_and_mixes_ties() {
+        let mut seen_first = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut v = vec![(10u16, "a"), (10, "b"), (10, "c"), (20, "d"), (30, "e"), (30, "f")];
+            shuffle_equal_preferences(&mut v);
+            let prefs: Vec<_> = v.iter().map(|(p, _)| *p).collect();
+            assert_eq!(prefs, [10, 10, 10, 20, 30, 30]);
+            assert_eq!(v[3].1, "d");
+            let mut first: Vec<_> = v[..3].iter().map(|(_, n)| *n).collect();
+            seen_first.insert(first[0]);
+            first.sort();
+            assert_eq!(first, ["a", "b", "c"]);
+        }
+        assert_eq!(seen_first.len(), 3, "ties should be shuffled");
+    }
+
+    #[test]
+    fn permanence() {
+        assert!(ResolveError::NxDomain("x".into()).is_permanent());
+        assert!(ResolveError::NullMx("x".into()).is_permanent());
+        assert!(ResolveError::NoRoute("x".into()).is_permanent());
+        assert!(!ResolveError::Temporary("x".into()).is_permanent());
+        assert!(!ResolveError::Config("x".into()).is_permanent());
+    }
+
+    #[tokio::test]
+    async fn builds_with_explicit_servers() {
+        let s = DnsSettings {
+            servers: vec!["127.0.0.1:1".parse().unwrap()],
+            timeout: Duration::from_millis(200),
+            cache: false,
+        };
+        let r = MxResolver::new(&s).unwrap();
+        let _clone = r.clone();
+        // Nobody listens on that port (UDP gets ICMP refused, TCP is refused): temporary, not a bounce.
+        let err = r.route("nowhere.mailpush-test.com").await.unwrap_err();
+        assert!(matches!(err, ResolveError::Temporary(_)), "{err:?}");
+    }
+}

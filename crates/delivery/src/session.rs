@@ -1,0 +1,471 @@
+//! One SMTP connection to one MX address: dialling, greeting, EHLO, STARTTLS, and the TLS
+//! client configurations.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use mail_send::SmtpClient;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
+use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+use crate::transport::TlsPolicy;
+
+/// The byte stream under an SMTP session: plain TCP, or TCP upgraded by STARTTLS.
+pub(crate) enum MxStream {
+    Plain(TcpStream),
+    // Boxed: a rustls stream is ~1 KB, and most sessions are moved around in the pool.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for MxStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MxStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MxStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MxStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MxStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MxStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MxStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            MxStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MxStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MxStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The EHLO capabilities a transaction cares about.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caps {
+    pub pipelining: bool,
+    pub smtputf8: bool,
+    pub eight_bit_mime: bool,
+    pub starttls: bool,
+    /// Advertised SIZE limit; 0 = none given.
+    pub size: usize,
+}
+
+impl Caps {
+    fn from_ehlo(r: &EhloResponse<String>) -> Self {
+        Caps {
+            pipelining: r.has_capability(EXT_PIPELINING),
+            smtputf8: r.has_capability(EXT_SMTP_UTF8),
+            eight_bit_mime: r.has_capability(EXT_8BIT_MIME),
+            starttls: r.has_capability(EXT_START_TLS),
+            size: if r.has_capability(EXT_SIZE) { r.size } else { 0 },
+        }
+    }
+}
+
+/// Where a session goes: the pool key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub source: Option<IpAddr>,
+}
+
+/// An established session, greeted and EHLO'd (and TLS'd when possible), between transactions.
+pub(crate) struct Session {
+    pub client: SmtpClient<MxStream>,
+    pub caps: Caps,
+    pub tls: bool,
+    pub key: PoolKey,
+    /// `host[ip]:port`, for reports and logs.
+    pub label: String,
+    /// Transactions completed on this connection.
+    pub messages: usize,
+    /// When the session was last returned to the pool.
+    pub idle_since: Instant,
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// Anything before a usable session: refused, timeout, bad greeting, EHLO failure,
+    /// TLS required but unavailable. The string is the local reason reported to the caller.
+    Failed(String),
+    /// The TLS handshake after STARTTLS failed: the connection is gone, but in opportunistic
+    /// mode the same address may be retried in plain text.
+    TlsHandshake(String),
+}
+
+/// What [`connect`] needs to know.
+pub(crate) struct Dial<'a> {
+    pub host: &'a str,
+    pub key: PoolKey,
+    pub helo: &'a str,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub policy: TlsPolicy,
+    /// False when retrying after a failed opportunistic handshake.
+    pub try_tls: bool,
+    pub tls: &'a TlsConnectors,
+}
+
+/// Formats a reply the way it is kept in delivery status: `550 5.1.1 text`, one line.
+pub(crate) fn reply_text(r: &Response<String>) -> String {
+    let text = r
+        .message
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if r.esc[0] != 0 {
+        format!("{} {}.{}.{} {}", r.code, r.esc[0], r.esc[1], r.esc[2], text)
+    } else {
+        format!("{} {}", r.code, text)
+    }
+}
+
+/// Dials `dial.key`, reads the greeting, says EHLO (HELO if EHLO is refused) and upgrades with
+/// STARTTLS according to the policy.
+pub(crate) async fn connect(dial: Dial<'_>) -> Result<Session, ConnectError> {
+    let key = dial.key;
+    let label = format!("{}[{}]:{}", dial.host, key.ip, key.port);
+    let fail = |what: String| ConnectError::Failed(what);
+    let remote = SocketAddr::new(key.ip, key.port);
+    let connected = match key.source {
+        Some(local) => SmtpClient::connect_using(local, remote, dial.connect_timeout).await,
+        None => SmtpClient::connect(remote, dial.connect_timeout).await,
+    };
+    let mut plain = connected.map_err(|e| fail(format!("4.4.1 connection to {label} failed: {}", io_reason(&e))))?;
+    plain.timeout = dial.command_timeout;
+    // mail-send writes a command, the body and the final dot separately; with Nagle on, each message then
+    // waits ~40 ms for a delayed ACK. Commands are small and latency-bound, so send them at once.
+    let _ = plain.stream.set_nodelay(true);
+
+    let greeting = tokio::time::timeout(dial.command_timeout, plain.read())
+        .await
+        .map_err(|_| fail(format!("4.4.2 timeout waiting for the greeting of {label}")))?
+        .map_err(|e| fail(format!("4.4.2 no greeting from {label}: {}", io_reason(&e))))?;
+    if !(200..300).contains(&greeting.code) {
+        return Err(fail(format!("{} (greeting of {label})", reply_text(&greeting))));
+    }
+
+    let caps = hello(&mut plain, dial.helo, &label).await?;
+    let wants_tls = dial.policy != TlsPolicy::Disabled && dial.try_tls;
+    if !wants_tls || !caps.starttls {
+        if dial.policy == TlsPolicy::Required {
+            return Err(fail(format!(
+                "4.7.4 TLS is required but {label} does not offer STARTTLS"
+            )));
+        }
+        return Ok(session(plain_stream(plain), caps, false, key, label));
+    }
+
+    let connector = match dial.tls.for_policy(dial.policy) {
+        Ok(c) => c,
+        Err(e) if dial.policy == TlsPolicy::Required => {
+            return Err(fail(format!("4.7.5 TLS setup failed: {e}")));
+        }
+        // Opportunistic and no TLS client available: plain text is what we would fall back to anyway.
+        Err(_) => return Ok(session(plain_stream(plain), caps, false, key, label)),
+    };
+    let reply = plain
+        .cmd(b"STARTTLS\r\n")
+        .await
+        .map_err(|e| fail(format!("4.4.2 STARTTLS with {label} failed: {}", io_reason(&e))))?;
+    if !(200..300).contains(&reply.code) {
+        if dial.policy == TlsPolicy::Required {
+            return Err(fail(format!(
+                "{} (STARTTLS refused by {label}, TLS required)",
+                reply_text(&reply)
+            )));
+        }
+        // RFC 3207: after a refused STARTTLS the session simply continues in plain text.
+        return Ok(session(plain_stream(plain), caps, false, key, label));
+    }
+
+    let sni = tls_name(dial.host, key.ip, dial.policy);
+    let tls = plain.into_tls(connector, &sni).await.map_err(|e| {
+        let reason = format!("4.7.5 TLS handshake with {label} failed: {}", io_reason(&e));
+        if dial.policy == TlsPolicy::Required {
+            fail(reason)
+        } else {
+            ConnectError::TlsHandshake(reason)
+        }
+    })?;
+    let mut client = SmtpClient {
+        stream: MxStream::Tls(Box::new(tls.stream)),
+        timeout: tls.timeout,
+    };
+    // RFC 3207: forget what was learnt before TLS and ask again.
+    let caps = hello(&mut client, dial.helo, &label).await?;
+    Ok(session(client, caps, true, key, label))
+}
+
+fn plain_stream(c: SmtpClient<TcpStream>) -> SmtpClient<MxStream> {
+    SmtpClient {
+        stream: MxStream::Plain(c.stream),
+        timeout: c.timeout,
+    }
+}
+
+fn session(client: SmtpClient<MxStream>, caps: Caps, tls: bool, key: PoolKey, label: String) -> Session {
+    Session {
+        client,
+        caps,
+        tls,
+        key,
+        label,
+        messages: 0,
+        idle_since: Instant::now(),
+    }
+}
+
+async fn hello<T>(client: &mut SmtpClient<T>, helo: &str, label: &str) -> Result<Caps, ConnectError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    match client.ehlo(helo).await {
+        Ok(r) => Ok(Caps::from_ehlo(&r)),
+        // RFC 5321 §4.1.4: a server that does not know EHLO gets HELO, without extensions.
+        Err(mail_send::Error::UnexpectedReply(r)) if r.code == 500 || r.code == 502 => {
+            let r = client
+                .cmd(format!("HELO {helo}\r\n"))
+                .await
+                .map_err(|e| ConnectError::Failed(format!("4.4.2 HELO to {label} failed: {}", io_reason(&e))))?;
+            if (200..300).contains(&r.code) {
+                Ok(Caps::default())
+            } else {
+                Err(ConnectError::Failed(format!(
+                    "{} (HELO rejected by {label})",
+                    reply_text(&r)
+                )))
+            }
+        }
+        Err(mail_send::Error::UnexpectedReply(r)) => Err(ConnectError::Failed(format!(
+            "{} (EHLO rejected by {label})",
+            reply_text(&r)
+        ))),
+        Err(e) => Err(ConnectError::Failed(format!(
+            "4.4.2 EHLO to {label} failed: {}",
+            io_reason(&e)
+        ))),
+    }
+}
+
+/// The name presented and (in Required mode) verified: the MX host name; an IP address when
+/// the name is not a valid DNS name (opportunistic only, where nothing is verified anyway).
+fn tls_name(host: &str, ip: IpAddr, policy: TlsPolicy) -> String {
+    if ServerName::try_from(host).is_ok() || policy == TlsPolicy::Required {
+        host.to_string()
+    } else {
+        ip.to_string()
+    }
+}
+
+/// A short, stable description of a mail-send error for delivery status text.
+pub(crate) fn io_reason(e: &mail_send::Error) -> String {
+    match e {
+        mail_send::Error::Io(io) => io.to_string(),
+        mail_send::Error::Timeout => "timeout".to_string(),
+        mail_send::Error::UnparseableReply => "connection closed or unparseable reply".to_string(),
+        mail_send::Error::UnexpectedReply(r) => reply_text(r),
+        other => other.to_string(),
+    }
+}
+
+/// TLS client configurations for STARTTLS.
+///
+/// Opportunistic mode does not verify the certificate: like other MTAs without DANE or
+/// MTA-STS (RFC 7672 §1.3, RFC 8461), an unauthenticated encrypted session beats plain text,
+/// and refusing self-signed MX certificates would only push delivery back to plain text.
+/// Handshake signatures are still checked. Required mode verifies the chain and the MX host name
+/// against the platform's trust store.
+pub(crate) struct TlsConnectors {
+    opportunistic: Result<TlsConnector, String>,
+    verified: std::sync::OnceLock<Result<TlsConnector, String>>,
+}
+
+impl TlsConnectors {
+    pub(crate) fn new() -> Self {
+        TlsConnectors {
+            opportunistic: unverified_connector(),
+            verified: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn for_policy(&self, policy: TlsPolicy) -> Result<&TlsConnector, String> {
+        let r = match policy {
+            TlsPolicy::Required => self.verified.get_or_init(verified_connector),
+            _ => &self.opportunistic,
+        };
+        r.as_ref().map_err(Clone::clone)
+    }
+}
+
+fn verified_connector() -> Result<TlsConnector, String> {
+    // mail-send builds the platform verifier on rustls' process-wide provider; make sure it is
+    // aws-lc-rs (ignored if the application already installed one).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    mail_send::smtp::tls::build_tls_connector(false)
+}
+
+fn unverified_connector() -> Result<TlsConnector, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algorithms)))
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Accepts any certificate chain (see [`TlsConnectors`]) but verifies handshake signatures.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// The DATA payload: line endings normalised to CRLF (bare CR or LF are what SMTP smuggling
+/// relies on), leading dots doubled (RFC 5321 §4.5.2), a final CRLF ensured, then `.` CRLF.
+pub(crate) fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < message.len() {
+        let b = message[i];
+        match b {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                // A CR LF pair is one line end, a lone CR is one too.
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                at_line_start = true;
+            }
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                if at_line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                at_line_start = false;
+            }
+        }
+        i += 1;
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b"A: b\r\n\r\nbody\r\n"), b"A: b\r\n\r\nbody\r\n.\r\n");
+        assert_eq!(dot_stuff(b"A: b\r\n\r\nno end"), b"A: b\r\n\r\nno end\r\n.\r\n");
+        assert_eq!(dot_stuff(b".x\r\n.\r\n..\r\n"), b"..x\r\n..\r\n...\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\n.\nb"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r.\r\nMAIL FROM:<>"), b"a\r\n..\r\nMAIL FROM:<>\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a.b\r\n"), b"a.b\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+
+    #[test]
+    fn reply_formatting() {
+        let r = Response {
+            code: 550,
+            esc: [5, 1, 1],
+            message: "User unknown\nTry again".to_string(),
+        };
+        assert_eq!(reply_text(&r), "550 5.1.1 User unknown Try again");
+        let r = Response {
+            code: 451,
+            esc: [0, 0, 0],
+            message: "later".to_string(),
+        };
+        assert_eq!(reply_text(&r), "451 later");
+    }
+
+    #[test]
+    fn tls_connectors_build() {
+        let c = TlsConnectors::new();
+        assert!(c.for_policy(TlsPolicy::Opportunistic).is_ok());
+        assert_eq!(
+            tls_name("mx.example.com", "127.0.0.1".parse().unwrap(), TlsPolicy::Opportunistic),
+            "mx.example.com"
+        );
+        assert_eq!(
+            tls_name("bad name", "127.0.0.1".parse().unwrap(), TlsPolicy::Opportunistic),
+            "127.0.0.1"
+        );
+    }
+}

@@ -1,0 +1,755 @@
+//! Getting one message to the MX of one recipient domain, with per-recipient outcomes and
+//! connection reuse.
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use smtp_proto::Response;
+use tokio::io::AsyncWriteExt;
+use tracing::debug;
+
+use crate::{
+    pool::Pool,
+    resolve::{MxHost, MxResolver, ResolveError},
+    session::{ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text},
+};
+
+/// Most recipients sent in one SMTP transaction. RFC 5321 §4.5.3.1.8 obliges servers to accept
+/// at least 100; more recipients are sent in further transactions (on the same connection when
+/// reuse is enabled).
+pub const MAX_RCPT_PER_TRANSACTION: usize = 100;
+
+/// STARTTLS policy towards MX hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsPolicy {
+    /// Upgrade with STARTTLS when offered, without verifying the certificate (as MTAs do for MX
+    /// hosts without DANE or MTA-STS); plain text when not offered or when the handshake fails.
+    #[default]
+    Opportunistic,
+    /// STARTTLS is mandatory and the certificate must verify (platform trust store) for the MX
+    /// host name; otherwise the host is skipped and the delivery deferred.
+    Required,
+    /// Never use STARTTLS.
+    Disabled,
+}
+
+/// How the SMTP client behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// Name sent in EHLO/HELO; should be the sending host's FQDN with matching reverse DNS.
+    pub helo_name: String,
+    /// Port dialled on MX hosts: 25 in production; tests use their sink's port.
+    pub port: u16,
+    /// Limit on establishing the TCP connection.
+    pub connect_timeout: Duration,
+    /// Limit on each command's reply (greeting, EHLO, STARTTLS, MAIL, RCPT, DATA, RSET).
+    pub command_timeout: Duration,
+    /// Limit on sending the message body and receiving the reply to the final dot.
+    pub data_timeout: Duration,
+    /// STARTTLS policy.
+    pub tls: TlsPolicy,
+    /// Idle connections kept per (MX address, port, source address); 0 disables reuse.
+    pub max_idle_per_host: usize,
+    /// An idle connection older than this is closed instead of reused.
+    pub idle_timeout: Duration,
+    /// Transactions after which a connection is closed rather than kept.
+    pub max_messages_per_connection: usize,
+    /// Local addresses to send from, used in turn (per address family); empty = the OS's choice.
+    pub source_ips: Vec<IpAddr>,
+}
+
+impl Default for TransportConfig {
+    /// Port 25, opportunistic TLS, 30 s to connect, 2 min per command, 5 min for the body,
+    /// up to 4 idle connections per host for 30 s and 100 messages each. `helo_name` defaults to
+    /// `localhost` and must be set in production.
+    fn default() -> Self {
+        TransportConfig {
+            helo_name: "localhost".to_string(),
+            port: 25,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(120),
+            data_timeout: Duration::from_secs(300),
+            tls: TlsPolicy::Opportunistic,
+            max_idle_per_host: 4,
+            idle_timeout: Duration::from_secs(30),
+            max_messages_per_connection: 100,
+            source_ips: Vec::new(),
+        }
+    }
+}
+
+/// The SMTP envelope of one send: one sender, recipients all in the same domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Return path (`MAIL FROM`); empty for the null sender `<>` (bounces).
+    pub mail_from: String,
+    /// Recipients (`RCPT TO`), all of the domain given to [`SmtpTransport::send`].
+    pub rcpt_to: Vec<String>,
+    /// The message needs SMTPUTF8 (UTF-8 addresses or RFC 6532 headers). Also implied by a
+    /// non-ASCII address in the envelope.
+    pub smtputf8: bool,
+}
+
+/// What happened to one recipient in this attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The MX accepted the message for this recipient (2xx after DATA).
+    Delivered {
+        /// The MX's reply, e.g. `250 2.0.0 Ok: queued as 1234`.
+        reply: String,
+    },
+    /// Temporary failure: try again later (4xx, connection problems, temporary DNS failure).
+    Deferred {
+        /// The MX's reply, or a local reason starting with an RFC 3463 code (`4.4.1 connection …`).
+        reply: String,
+    },
+    /// Permanent failure (5xx, NXDOMAIN, null MX, no route, invalid address).
+    Bounced {
+        /// The MX's reply, or a local reason starting with an RFC 3463 code (`5.1.2 domain …`).
+        reply: String,
+    },
+}
+
+impl Outcome {
+    /// The reply text kept for the delivery status.
+    pub fn reply(&self) -> &str {
+        match self {
+            Outcome::Delivered { reply } | Outcome::Deferred { reply } | Outcome::Bounced { reply } => reply,
+        }
+    }
+
+    fn from_reply(r: &Response<String>) -> Outcome {
+        let reply = reply_text(r);
+        match r.code {
+            200..=299 => Outcome::Delivered { reply },
+            500..=599 => Outcome::Bounced { reply },
+            // 4xx, and anything unexpected: never lose mail on a protocol oddity.
+            _ => Outcome::Deferred { reply },
+        }
+    }
+
+    fn deferred(reply: impl Into<String>) -> Outcome {
+        Outcome::Deferred { reply: reply.into() }
+    }
+
+    fn bounced(reply: impl Into<String>) -> Outcome {
+        Outcome::Bounced { reply: reply.into() }
+    }
+}
+
+/// The outcome for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// The recipient, as given in [`Envelope::rcpt_to`].
+    pub rcpt: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The result of [`SmtpTransport::send`]: one outcome per recipient, in envelope order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// One entry per envelope recipient, same order.
+    pub outcomes: Vec<RecipientOutcome>,
+    /// The MX that ran the (last) transaction, as `host[ip]:port`; `None` when no MX was reached.
+    pub mx: Option<String>,
+    /// Whether that transaction ran over TLS (STARTTLS).
+    pub tls: bool,
+}
+
+/// The SMTP client shared by all delivery tasks. Cheap to clone (an `Arc` inside); clones share
+/// the idle-connection pool.
+#[derive(Clone)]
+pub struct SmtpTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: TransportConfig,
+    resolver: MxResolver,
+    pool: Pool,
+    tls: TlsConnectors,
+    next_source: AtomicUsize,
+}
+
+impl std::fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTransport")
+            .field("cfg", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a transaction on a session ended.
+enum Tx {
+    /// Every recipient has an outcome; then the session label and whether it used TLS.
+    Done(Vec<Outcome>, String, bool),
+    /// A reused connection was dead before anything was accepted: retry on a fresh one.
+    DeadReused(String),
+}
+
+impl SmtpTransport {
+    /// A transport with an empty connection pool.
+    pub fn new(cfg: TransportConfig, resolver: MxResolver) -> Self {
+        let pool = Pool::new(
+            cfg.max_idle_per_host,
+            cfg.idle_timeout,
+            cfg.max_messages_per_connection.max(1),
+        );
+        SmtpTransport {
+            inner: Arc::new(Inner {
+                cfg,
+                resolver,
+                pool,
+                tls: TlsConnectors::new(),
+                next_source: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransportConfig {
+        &self.inner.cfg
+    }
+
+    /// The resolver used for MX lookups.
+    pub fn resolver(&self) -> &MxResolver {
+        &self.inner.resolver
+    }
+
+    /// Idle connections currently kept for reuse.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.pool.idle_count()
+    }
+
+    /// Closes every idle connection politely (QUIT), e.g. at shutdown.
+    pub async fn close_idle(&self) {
+        for session in self.inner.pool.drain() {
+            quit(session).await;
+        }
+    }
+
+    /// Delivers one message to recipients that all share `domain` (ASCII form). Never panics;
+    /// every recipient gets an outcome, in envelope order.
+    ///
+    /// MX hosts are tried in preference order, each of their addresses in turn; connection
+    /// failures, timeouts and 4xx/5xx greetings or EHLO replies move on to the next address. Once
+    /// a session is established its replies decide: per-recipient RCPT replies, then the DATA
+    /// reply for all accepted recipients.
+    pub async fn send(&self, domain: &str, envelope: &Envelope, message: &[u8]) -> SendReport {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; envelope.rcpt_to.len()];
+        let sender_ok = valid_path(&envelope.mail_from, true);
+        let mut pending = Vec::new();
+        for (slot, rcpt) in outcomes.iter_mut().zip(&envelope.rcpt_to) {
+            if !sender_ok {
+                *slot = Some(Outcome::bounced(format!(
+                    "5.1.7 invalid sender address {:?}",
+                    envelope.mail_from
+                )));
+            } else if !valid_path(rcpt, false) {
+                *slot = Some(Outcome::bounced(format!("5.1.3 invalid recipient address {rcpt:?}")));
+            }
+        }
+        for (i, slot) in outcomes.iter().enumerate() {
+            if slot.is_none() {
+                pending.push(i);
+            }
+        }
+
+        let mut mx = None;
+        let mut tls = false;
+        if !pending.is_empty() {
+            match self.inner.resolver.route(domain).await {
+                Err(e) => {
+                    debug!(domain, error = %e, "no route");
+                    let outcome = resolve_outcome(&e);
+                    for &i in &pending {
+                        outcomes[i] = Some(outcome.clone());
+                    }
+                }
+                Ok(hosts) => {
+                    for chunk in pending.chunks(MAX_RCPT_PER_TRANSACTION) {
+                        let rcpts: Vec<&str> = chunk.iter().map(|&i| envelope.rcpt_to[i].as_str()).collect();
+                        let (results, session) = self.deliver(&hosts, envelope, &rcpts, message).await;
+                        for (&i, outcome) in chunk.iter().zip(results) {
+                            outcomes[i] = Some(outcome);
+                        }
+                        if let Some((label, used_tls)) = session {
+                            mx = Some(label);
+                            tls = used_tls;
+                        }
+                    }
+                }
+            }
+        }
+
+        let outcomes = envelope
+            .rcpt_to
+            .iter()
+            .zip(outcomes)
+            .map(|(rcpt, outcome)| RecipientOutcome {
+                rcpt: rcpt.clone(),
+                outcome: outcome.unwrap_or_else(|| Outcome::deferred("4.3.0 internal error: no outcome recorded")),
+            })
+            .collect();
+        SendReport { outcomes, mx, tls }
+    }
+
+    /// One transaction's worth of recipients, over the MX list. Returns exactly one outcome per
+    /// recipient and the label of the session that decided them.
+    async fn deliver(
+        &self,
+        hosts: &[MxHost],
+        envelope: &Envelope,
+        rcpts: &[&str],
+        message: &[u8],
+    ) -> (Vec<Outcome>, Option<(String, bool)>) {
+        let mut last = "4.4.1 the MX hosts have no usable address".to_string();
+        for host in hosts {
+            for &ip in &host.addrs {
+                let sources = self.sources_for(ip);
+                let Some(&first_source) = sources.first() else {
+                    last = format!("4.4.1 no configured source address can reach {}[{ip}]", host.name);
+                    continue;
+                };
+
+                if let Some(session) = self.take_idle(ip, &sources) {
+                    let key = session.key;
+                    match self.transaction(session, envelope, rcpts, message, true).await {
+                        Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
+                        Tx::DeadReused(reason) => {
+                            debug!(%reason, "idle connection was dead; retrying on a fresh one");
+                            for s in self.inner.pool.purge(&key) {
+                                quit_later(s);
+                            }
+                        }
+                    }
+                }
+
+                let key = PoolKey {
+                    ip,
+                    port: self.inner.cfg.port,
+                    source: first_source,
+                };
+                match self.dial(&host.name, key).await {
+                    Ok(session) => match self.transaction(session, envelope, rcpts, message, false).await {
+                        Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
+                        // Only reused sessions report DeadReused; kept total for safety.
+                        Tx::DeadReused(reason) => {
+                            return (vec![Outcome::deferred(reason); rcpts.len()], None);
+                        }
+                    },
+                    Err(reason) => {
+                        debug!(%reason, "MX address failed");
+                        last = reason;
+                    }
+                }
+            }
+        }
+        (vec![Outcome::deferred(last); rcpts.len()], None)
+    }
+
+    /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text.
+    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, String> {
+        let cfg = &self.inner.cfg;
+        let dial = |try_tls| Dial {
+            host,
+            key,
+            helo: &cfg.helo_name,
+            connect_timeout: cfg.connect_timeout,
+            command_timeout: cfg.command_timeout,
+            policy: cfg.tls,
+            try_tls,
+            tls: &self.inner.tls,
+        };
+        match connect(dial(true)).await {
+            Ok(s) => Ok(s),
+            Err(ConnectError::Failed(reason)) => Err(reason),
+            Err(ConnectError::TlsHandshake(reason)) => {
+                debug!(%reason, "retrying without STARTTLS");
+                connect(dial(false)).await.map_err(|e| match e {
+                    ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => r,
+                })
+            }
+        }
+    }
+
+    /// MAIL, RCPT…, DATA on `session`. Hands the session back to the pool (after RSET when the
+    /// transaction stopped midway) or closes it.
+    async fn transaction(
+        &self,
+        mut session: Session,
+        envelope: &Envelope,
+        rcpts: &[&str],
+        message: &[u8],
+        reused: bool,
+    ) -> Tx {
+        let label = session.label.clone();
+        let tls = session.tls;
+        let n = rcpts.len();
+        let all = |o: Outcome| vec![o; n];
+
+        let needs_utf8 = envelope.smtputf8 || !envelope.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        if needs_utf8 && !session.caps.smtputf8 {
+            self.release(session);
+            return Tx::Done(
+                all(Outcome::bounced(format!(
+                    "5.6.7 {label} does not support SMTPUTF8, which this message needs"
+                ))),
+                label,
+                tls,
+            );
+        }
+        if session.caps.size > 0 && message.len() > session.caps.size {
+            let limit = session.caps.size;
+            self.release(session);
+            return Tx::Done(
+                all(Outcome::bounced(format!(
+                    "5.3.4 the message ({} bytes) exceeds the SIZE limit of {label} ({limit} bytes)",
+                    message.len()
+                ))),
+                label,
+                tls,
+            );
+        }
+
+        let mut params = String::new();
+        if session.caps.size > 0 {
+            params.push_str(&format!(" SIZE={}", message.len()));
+        }
+        if !message.is_ascii() && session.caps.eight_bit_mime {
+            params.push_str(" BODY=8BITMIME");
+        }
+        if needs_utf8 {
+            params.push_str(" SMTPUTF8");
+        }
+        let mail_cmd = format!("MAIL FROM:<{}>{params}\r\n", envelope.mail_from);
+        // Collected, not a lazy iterator: a closure held across `.await` makes the future
+        // not `Send` for every lifetime (rustc's higher-ranked closure limitation).
+        let rcpt_cmds: Vec<String> = rcpts.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
+
+        // Envelope replies: MAIL first, then one per RCPT (fewer if the connection broke).
+        let (mail, rcpt_replies, broken) = if session.caps.pipelining {
+            // RFC 2920: MAIL and all RCPTs in one write, replies read in order.
+            match session.client.cmds(std::iter::once(mail_cmd).chain(rcpt_cmds)).await {
+                Ok(mut replies) if !replies.is_empty() => {
+                    let mail = replies.remove(0);
+                    (mail, replies, None)
+                }
+                Ok(_) => {
+                    return self.lost(session, reused, &label, "no reply to MAIL FROM".into(), n);
+                }
+                Err(e) => return self.lost(session, reused, &label, io_reason(&e), n),
+            }
+        } else {
+            let mail = match session.client.cmd(mail_cmd).await {
+                Ok(r) => r,
+                Err(e) => return self.lost(session, reused, &label, io_reason(&e), n),
+            };
+            let mut replies = Vec::with_capacity(n);
+            let mut broken = None;
+            if (200..300).contains(&mail.code) {
+                for cmd in rcpt_cmds {
+                    match session.client.cmd(cmd).await {
+                        Ok(r) => {
+                            let closing = r.code == 421;
+                            replies.push(r);
+                            if closing {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            broken = Some(io_reason(&e));
+                            break;
+                        }
+                    }
+                }
+            }
+            (mail, replies, broken)
+        };
+
+        if !(200..300).contains(&mail.code) {
+            if mail.code == 421 && reused {
+                return Tx::DeadReused(format!("{} (reused connection to {label})", reply_text(&mail)));
+            }
+            let outcome = Outcome::from_reply(&mail);
+            if mail.code == 421 {
+                drop(session);
+            } else {
+                self.reset_and_release(session).await;
+            }
+            return Tx::Done(all(outcome), label, tls);
+        }
+
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+        let mut accepted = Vec::new();
+        let mut closing = broken.is_some();
+        for (i, r) in rcpt_replies.iter().enumerate().take(n) {
+            if (200..300).contains(&r.code) {
+                accepted.push(i);
+            } else {
+                closing |= r.code == 421;
+                outcomes[i] = Some(Outcome::from_reply(r));
+            }
+        }
+        if rcpt_replies.len() < n {
+            closing = true;
+        }
+        if closing {
+            // The session ended before DATA: nothing was delivered to anyone.
+            drop(session);
+            let reason = format!(
+                "4.4.2 connection to {label} lost during RCPT TO: {}",
+                broken.as_deref().unwrap_or("closed by the server")
+            );
+            return Tx::Done(
+                outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Some(o @ (Outcome::Bounced { .. } | Outcome::Deferred { .. })) => o,
+                        _ => Outcome::deferred(reason.clone()),
+                    })
+                    .collect(),
+                label,
+                tls,
+            );
+        }
+        if accepted.is_empty() {
+            self.reset_and_release(session).await;
+            return Tx::Done(finish(outcomes), label, tls);
+        }
+
+        let data = match session.client.cmd(b"DATA\r\n").await {
+            Ok(r) => r,
+            Err(e) => {
+                let o = Outcome::deferred(format!("4.4.2 connection to {label} lost at DATA: {}", io_reason(&e)));
+                fill(&mut outcomes, &accepted, &o);
+                return Tx::Done(finish(outcomes), label, tls);
+            }
+        };
+        if data.code != 354 {
+            let o = match Outcome::from_reply(&data) {
+                // A 2xx to DATA is a protocol error, not a delivery.
+                Outcome::Delivered { reply } => Outcome::Deferred { reply },
+                o => o,
+            };
+            fill(&mut outcomes, &accepted, &o);
+            if data.code == 421 || data.code < 400 {
+                drop(session);
+            } else {
+                self.reset_and_release(session).await;
+            }
+            return Tx::Done(finish(outcomes), label, tls);
+        }
+
+        let payload = dot_stuff(message);
+        let client = &mut session.client;
+        let result = tokio::time::timeout(self.inner.cfg.data_timeout, async {
+            client.stream.write_all(&payload).await?;
+            client.stream.flush().await?;
+            client.read().await
+        })
+        .await;
+        match result {
+            Ok(Ok(reply)) => {
+                let o = Outcome::from_reply(&reply);
+                fill(&mut outcomes, &accepted, &o);
+                session.messages += 1;
+                if reply.code == 421 {
+                    drop(session);
+                } else {
+                    self.release(session);
+                }
+            }
+            Ok(Err(e)) => {
+                let o = Outcome::deferred(format!(
+                    "4.4.2 connection to {label} lost after the message was sent (status unknown): {}",
+                    io_reason(&e)
+                ));
+                fill(&mut outcomes, &accepted, &o);
+            }
+            Err(_) => {
+                let o = Outcome::deferred(format!(
+                    "4.4.2 timeout waiting for {label} to accept the message (status unknown)"
+                ));
+                fill(&mut outcomes, &accepted, &o);
+            }
+        }
+        Tx::Done(finish(outcomes), label, tls)
+    }
+
+    /// The connection failed before the envelope replies were in (MAIL FROM, or the pipelined batch).
+    fn lost(&self, session: Session, reused: bool, label: &str, reason: String, n: usize) -> Tx {
+        let tls = session.tls;
+        drop(session);
+        if reused {
+            Tx::DeadReused(format!("reused connection to {label}: {reason}"))
+        } else {
+            Tx::Done(
+                vec![Outcome::deferred(format!("4.4.2 connection to {label} lost before DATA: {reason}")); n],
+                label.to_string(),
+                tls,
+            )
+        }
+    }
+
+    /// RSET, then back to the pool; a failed RSET closes the connection.
+    async fn reset_and_release(&self, mut session: Session) {
+        match session.client.cmd(b"RSET\r\n").await {
+            Ok(r) if (200..300).contains(&r.code) => self.release(session),
+            _ => drop(session),
+        }
+    }
+
+    fn release(&self, session: Session) {
+        for s in self.inner.pool.put(session) {
+            quit_later(s);
+        }
+    }
+
+    fn take_idle(&self, ip: IpAddr, sources: &[Option<IpAddr>]) -> Option<Session> {
+        let mut expired = Vec::new();
+        let mut found = None;
+        for &source in sources {
+            let key = PoolKey {
+                ip,
+                port: self.inner.cfg.port,
+                source,
+            };
+            if let Some(s) = self.inner.pool.take(&key, &mut expired) {
+                found = Some(s);
+                break;
+            }
+        }
+        for s in expired {
+            quit_later(s);
+        }
+        found
+    }
+
+    /// Source addresses usable towards `ip` (same family), rotated so they take turns.
+    fn sources_for(&self, ip: IpAddr) -> Vec<Option<IpAddr>> {
+        let cfg = &self.inner.cfg;
+        if cfg.source_ips.is_empty() {
+            return vec![None];
+        }
+        let mut same: Vec<Option<IpAddr>> = cfg
+            .source_ips
+            .iter()
+            .filter(|s| s.is_ipv4() == ip.is_ipv4())
+            .map(|s| Some(*s))
+            .collect();
+        if !same.is_empty() {
+            let turn = self.inner.next_source.fetch_add(1, Ordering::Relaxed) % same.len();
+            same.rotate_left(turn);
+        }
+        same
+    }
+}
+
+fn fill(outcomes: &mut [Option<Outcome>], which: &[usize], o: &Outcome) {
+    for &i in which {
+        if let Some(slot) = outcomes.get_mut(i) {
+            *slot = Some(o.clone());
+        }
+    }
+}
+
+fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::deferred("4.3.0 internal error: no outcome recorded")))
+        .collect()
+}
+
+/// Local status for a resolution failure (RFC 3463 / RFC 7505 codes).
+fn resolve_outcome(e: &ResolveError) -> Outcome {
+    match e {
+        ResolveError::NxDomain(_) => Outcome::bounced(format!("5.1.2 {e}")),
+        ResolveError::NullMx(_) => Outcome::bounced(format!("5.1.10 {e}")),
+        ResolveError::NoRoute(_) => Outcome::bounced(format!("5.4.4 {e}")),
+        ResolveError::Temporary(_) => Outcome::deferred(format!("4.4.3 {e}")),
+        ResolveError::Config(_) => Outcome::deferred(format!("4.3.5 {e}")),
+    }
+}
+
+/// An envelope address that cannot break the command line it is put in. The model validated
+/// addresses already; this guards the wire against anything else handed in.
+fn valid_path(addr: &str, may_be_empty: bool) -> bool {
+    if addr.is_empty() {
+        return may_be_empty;
+    }
+    addr.len() <= 256 && addr.contains('@') && !addr.chars().any(|c| c.is_control() || c == '<' || c == '>')
+}
+
+async fn quit(mut session: Session) {
+    // Do not let a slow peer hold a shutdown for the full command timeout.
+    session.client.timeout = session.client.timeout.min(Duration::from_secs(5));
+    let _ = session.client.quit().await;
+}
+
+/// QUIT in the background; outside a tokio runtime the connection is simply dropped.
+fn quit_later(session: Session) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(quit(session));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(valid_path("", true));
+        assert!(!valid_path("", false));
+        assert!(valid_path("a@example.com", false));
+        assert!(valid_path("\"john doe\"@example.com", false));
+        assert!(valid_path("用户@example.com", false));
+        assert!(!valid_path("a@example.com>\r\nRCPT TO:<b@example.com", false));
+        assert!(!valid_path("a<b@example.com", false));
+        assert!(!valid_path("nobody", false));
+    }
+
+    #[test]
+    fn resolve_outcomes() {
+        assert!(
+            matches!(resolve_outcome(&ResolveError::NxDomain("x.test".into())), Outcome::Bounced { reply } if reply.starts_with("5.1.2 "))
+        );
+        assert!(
+            matches!(resolve_outcome(&ResolveError::NullMx("x.test".into())), Outcome::Bounced { reply } if reply.starts_with("5.1.10 "))
+        );
+        assert!(matches!(
+            resolve_outcome(&ResolveError::NoRoute("x.test".into())),
+            Outcome::Bounced { .. }
+        ));
+        assert!(matches!(
+            resolve_outcome(&ResolveError::Temporary("t".into())),
+            Outcome::Deferred { .. }
+        ));
+        assert!(matches!(
+            resolve_outcome(&ResolveError::Config("c".into())),
+            Outcome::Deferred { .. }
+        ));
+    }
+
+    #[test]
+    fn outcome_from_reply() {
+        let r = |code| Response {
+            code,
+            esc: [0, 0, 0],
+            message: "x".to_string(),
+        };
+        assert!(matches!(Outcome::from_reply(&r(250)), Outcome::Delivered { .. }));
+        assert!(matches!(Outcome::from_reply(&r(451)), Outcome::Deferred { .. }));
+        assert!(matches!(Outcome::from_reply(&r(550)), Outcome::Bounced { .. }));
+        assert!(matches!(Outcome::from_reply(&r(354)), Outcome::Deferred { .. }));
+        assert_eq!(Outcome::from_reply(&r(550)).reply(), "550 x");
+    }
+}

@@ -1,0 +1,101 @@
+//! Time as mailpush sees it: Unix milliseconds from a `Clock` that tests can drive.
+//! Dates (`RequestDate`, daily quotas) are UTC calendar days.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A source of the current time in Unix milliseconds. Limits, leases, retries and warm-up read time only through it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told to, for tests of windows, days and schedules.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock standing at `ms`.
+    pub fn new(ms: i64) -> Arc<Self> {
+        Arc::new(ManualClock(AtomicI64::new(ms)))
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A shared clock handle.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC date of `ms` as `YYYY-MM-DD`.
+pub fn date_of(ms: i64) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let d = dt.date();
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
+
+/// Parses `YYYY-MM-DD` into the half-open millisecond range `[start, end)` of that UTC day.
+pub fn day_range(date: &str) -> Option<(i64, i64)> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(date.trim(), &fmt).ok()?;
+    let start = d.midnight().assume_utc().unix_timestamp() * 1000;
+    Some((start, start + DAY_MS))
+}
+
+/// The start of the UTC day containing `ms`.
+pub fn day_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(DAY_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date_of(0), "1970-01-01");
+        let (s, e) = day_range("2026-11-26").unwrap();
+        assert_eq!(date_of(s), "2026-11-26");
+        assert_eq!(date_of(e - 1), "2026-11-26");
+        assert_eq!(date_of(e), "2026-11-27");
+        assert_eq!(day_start(s + 5000), s);
+        assert!(day_range("2026-13-01").is_none());
+        assert!(day_range("yesterday").is_none());
+    }
+
+    #[test]
+    fn manual_clock_moves() {
+        let c = ManualClock::new(1000);
+        c.advance(500);
+        assert_eq!(c.now_ms(), 1500);
+    }
+}

@@ -1,0 +1,504 @@
+//! mailpush persistence: accounts and the durable delivery queue, on SQLite (embedded default: one file, WAL)
+//! or PostgreSQL (scale-out: many api/worker processes on many machines sharing one database).
+//!
+//! # The queue
+//! A message is one `messages` row plus its body, and one `deliveries` row per recipient: the queue unit.
+//! Workers [`Store::claim`] due deliveries under a lease and report each attempt with
+//! [`Store::record_outcomes`]. A lease carries a fencing token; when it expires another worker may take the
+//! delivery over, and the first worker's late outcome is then ignored. When a message's last delivery becomes
+//! final its body is deleted (unless [`StoreOptions::retain_bodies`]).
+//!
+//! # Durability
+//! [`Store::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
+//! commit (concurrent enqueues share one transaction), never from weaker sync settings.
+//!
+//! # URLs
+//! - `sqlite:/path/to/file.db` (created if missing), `sqlite::memory:` for unit tests.
+//! - `postgres://user@host:port/db`. To use a schema other than the default, set the search path in the URL:
+//!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
+//!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
+
+mod committer;
+mod common;
+mod error;
+mod pg;
+mod sqlite;
+mod types;
+
+use std::sync::{Arc, PoisonError};
+
+use mailpush_model::{DeliverStatus, MessageId};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use error::StoreError;
+pub use types::{
+    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
+    DeliveryOutcome, DeliveryStatusRow, LANES, LeaseToken, NewAccount, NewMessage, NewRecipient, QueueCounts,
+    StatusQuery,
+};
+
+use types::state;
+
+/// Tuning for [`Store::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// PostgreSQL: pool size (at least 2). SQLite: size of the reader pool (writes always use one connection).
+    pub max_connections: u32,
+    /// Most enqueues written by one group-commit transaction.
+    pub group_commit_max_batch: usize,
+    /// Keep message bodies after the last delivery is final (default: purge them).
+    pub retain_bodies: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 10,
+            group_commit_max_batch: 512,
+            retain_bodies: false,
+        }
+    }
+}
+
+/// The connection pools of one backend.
+#[derive(Clone)]
+pub(crate) enum Db {
+    /// All writes go through `writer` (one connection); reads through `reader`.
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    /// One pool for everything.
+    Postgres(PgPool),
+}
+
+impl Db {
+    async fn insert_batch(&self, msgs: &[NewMessage], retain_bodies: bool) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite { writer, .. } => sqlite::insert_batch(writer, msgs, retain_bodies).await,
+            Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies).await,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Runs backend function `$f` on the pool for writes or for reads.
+macro_rules! on_pool {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// The store: accounts and the delivery queue. Cheap to clone (all clones share the pools and the committer).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    backend: Backend,
+    opts: StoreOptions,
+    /// The committer's inbox; `None` once closed.
+    enqueue: std::sync::Mutex<Option<mpsc::Sender<committer::Job>>>,
+    committer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<committer::Stats>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .field("opts", &self.inner.opts)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` (see the crate docs for the forms) and applies pending migrations.
+    /// Must be called within a Tokio runtime: it starts the group-commit task.
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        let (db, backend) = if url.starts_with("sqlite:") {
+            let (writer, reader) = sqlite::open(url, &opts).await?;
+            (Db::Sqlite { writer, reader }, Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Db::Postgres(pg::open(url, &opts).await?), Backend::Postgres)
+        } else {
+            return Err(StoreError::Invalid(
+                "the store URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let max_batch = opts.group_commit_max_batch.max(1);
+        // Bounded: when the database falls behind, enqueuers wait here instead of piling up memory.
+        let (tx, rx) = mpsc::channel(max_batch.saturating_mul(2));
+        let stats = Arc::new(committer::Stats::default());
+        let handle = tokio::spawn(committer::run(
+            db.clone(),
+            rx,
+            max_batch,
+            opts.retain_bodies,
+            stats.clone(),
+        ));
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                backend,
+                opts,
+                enqueue: std::sync::Mutex::new(Some(tx)),
+                committer: tokio::sync::Mutex::new(Some(handle)),
+                stats,
+            }),
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.opts
+    }
+
+    /// Stops accepting enqueues, lets the committer finish what it already received, and closes the pools.
+    /// Afterwards every operation fails with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let sender = self.inner.enqueue.lock().unwrap_or_else(PoisonError::into_inner).take();
+        // The committer ends once the last sender is gone and its inbox is drained.
+        drop(sender);
+        let handle = self.inner.committer.lock().await.take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        self.inner.db.close().await;
+    }
+
+    /// Group-commit counters since open: with concurrent enqueues, `transactions` stays well below `messages`.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.stats.snapshot()
+    }
+
+    // ---- accounts ----
+
+    /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
+    pub async fn create_account(&self, a: NewAccount) -> Result<Account, StoreError> {
+        on_pool!(self, writer, create_account(a))
+    }
+
+    /// The account with this SecretId.
+    pub async fn account_by_secret_id(&self, secret_id: &str) -> Result<Option<Account>, StoreError> {
+        on_pool!(self, reader, account_by_secret_id(secret_id))
+    }
+
+    /// The account with this name.
+    pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        on_pool!(self, reader, account_by_name(name))
+    }
+
+    /// The account with this id.
+    pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        on_pool!(self, reader, account(id))
+    }
+
+    /// All accounts, by id.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        on_pool!(self, reader, list_accounts())
+    }
+
+    /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
+    pub async fn set_account_suspended(&self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
+        on_pool!(self, writer, set_account_suspended(id, suspended))
+    }
+
+    // ---- queue ----
+
+    /// Stores a message and its deliveries, durably (committed and fsynced) before it returns `Ok`.
+    /// Concurrent enqueues share one transaction (group commit). A duplicate MessageId is
+    /// [`StoreError::Conflict`]; an unknown account, a lane outside [`LANES`] or no recipients is
+    /// [`StoreError::Invalid`]. If the caller is cancelled after its batch started, the message may still be stored.
+    pub async fn enqueue(&self, m: NewMessage) -> Result<(), StoreError> {
+        validate(&m)?;
+        let sender = self
+            .inner
+            .enqueue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let sender = sender.ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(committer::Job { msg: m, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        // Do not keep the channel open while waiting: close() waits for every sender to go.
+        drop(sender);
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Leases up to `limit` due deliveries to `worker` until `now_ms + lease_ms`, lane 0 first, then by due time.
+    /// A delivery whose lease expired is due again. Several claimers (threads, processes, machines) never get
+    /// the same delivery under the same lease.
+    pub async fn claim(&self, r: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        if r.limit == 0 {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, writer, claim(&r))
+    }
+
+    /// The MIME of a message, until it is purged.
+    pub async fn message_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        on_pool!(self, reader, message_body(id))
+    }
+
+    /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
+    /// applied: `false` means its lease was no longer current (taken over after expiry, or already reported),
+    /// and nothing was written for it.
+    pub async fn record_outcomes(&self, o: Vec<DeliveryOutcome>) -> Result<Vec<bool>, StoreError> {
+        let retain = self.inner.opts.retain_bodies;
+        on_pool!(self, writer, record_outcomes(&o, retain))
+    }
+
+    /// Per-recipient status of one account's messages requested in `[from_ms, to_ms)`, in request order.
+    pub async fn status(&self, q: StatusQuery) -> Result<Vec<DeliveryStatusRow>, StoreError> {
+        on_pool!(self, reader, status(&q))
+    }
+
+    /// The attempt history of one recipient of one message, oldest first.
+    pub async fn attempts(
+        &self,
+        account: AccountId,
+        message: &MessageId,
+        recipient: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        on_pool!(self, reader, attempts(account, message, recipient))
+    }
+
+    /// Deliveries by queue state.
+    pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        on_pool!(self, reader, queue_counts())
+    }
+
+    /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
+    /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
+    /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
+    pub async fn release_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
+        on_pool!(self, writer, release_leases(now_ms))
+    }
+
+    /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
+    /// so an idle worker can sleep until then. `None` when nothing is left to do.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        on_pool!(self, reader, next_due_ms())
+    }
+}
+
+fn validate(m: &NewMessage) -> Result<(), StoreError> {
+    if !LANES.contains(&m.lane) {
+        return Err(StoreError::Invalid(format!("lane {} is not one of {LANES:?}", m.lane)));
+    }
+    if m.recipients.is_empty() {
+        return Err(StoreError::Invalid("a message needs at least one recipient".into()));
+    }
+    if m.id.as_str().is_empty() {
+        return Err(StoreError::Invalid("empty MessageId".into()));
+    }
+    Ok(())
+}
+
+/// Deliveries of `m` that still have to be attempted.
+pub(crate) fn open_count(m: &NewMessage) -> i32 {
+    i32::try_from(m.recipients.iter().filter(|r| r.send_status == 0).count()).unwrap_or(i32::MAX)
+}
+
+/// The initial state of one delivery row.
+pub(crate) struct DeliveryInit<'a> {
+    pub(crate) state: i32,
+    pub(crate) deliver_status: i32,
+    pub(crate) deliver_message: &'a str,
+    pub(crate) deliver_ms: Option<i64>,
+}
+
+/// Admitted recipients start queued; refused ones are final (Dropped) from the start, decided at request time.
+pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> DeliveryInit<'a> {
+    let deliver_message = r.deliver_message.as_deref().unwrap_or("");
+    if r.send_status == 0 {
+        DeliveryInit {
+            state: state::PENDING,
+            deliver_status: DeliverStatus::Queued.code(),
+            deliver_message,
+            deliver_ms: None,
+        }
+    } else {
+        DeliveryInit {
+            state: state::DONE,
+            deliver_status: DeliverStatus::Dropped.code(),
+            deliver_message,
+            deliver_ms: Some(m.request_ms),
+        }
+    }
+}
+
+/// What an outcome writes to its delivery row.
+pub(crate) struct OutcomeEffect {
+    pub(crate) state: i32,
+    pub(crate) deliver_status: i32,
+    /// Deferred: the retry time (the row is due again then). Final: unchanged.
+    pub(crate) next_attempt_ms: Option<i64>,
+    /// Final: when it became final.
+    pub(crate) deliver_ms: Option<i64>,
+}
+
+pub(crate) fn outcome_effect(o: &DeliveryOutcome) -> OutcomeEffect {
+    let deliver_status = o.result.deliver_status().code();
+    match &o.result {
+        AttemptResult::Deferred { retry_at_ms, .. } => OutcomeEffect {
+            state: state::PENDING,
+            deliver_status,
+            next_attempt_ms: Some(*retry_at_ms),
+            deliver_ms: None,
+        },
+        _ => OutcomeEffect {
+            state: state::DONE,
+            deliver_status,
+            next_attempt_ms: None,
+            deliver_ms: Some(o.at_ms),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailpush_model::RecipientKind;
+
+    #[tokio::test]
+    async fn memory_store_round_trip() {
+        let store = Store::open("sqlite::memory:", StoreOptions::default())
+            .await
+            .expect("open");
+        assert_eq!(store.backend(), Backend::Sqlite);
+        let acc = store
+            .create_account(NewAccount {
+                name: "a".into(),
+                app_id: 1,
+                secret_id: "AKID".into(),
+                secret_key_sealed: vec![1, 2, 3],
+                created_ms: 5,
+            })
+            .await
+            .expect("account");
+        let id = MessageId::generate();
+        store
+            .enqueue(NewMessage {
+                id: id.clone(),
+                account_id: acc.id,
+                envelope_from: "b@x".into(),
+                from_address: "a@x".into(),
+                subject: "s".into(),
+                lane: 0,
+                request_ms: 10,
+                not_before_ms: 10,
+                expires_ms: 1000,
+                body: b"hi".to_vec(),
+                recipients: vec![NewRecipient {
+                    address: "r@y".into(),
+                    domain: "y".into(),
+                    kind: RecipientKind::To,
+                    send_status: 0,
+                    deliver_message: None,
+                }],
+            })
+            .await
+            .expect("enqueue");
+        assert_eq!(store.message_body(&id).await.expect("body"), Some(b"hi".to_vec()));
+        let claimed = store
+            .claim(ClaimRequest {
+                worker: "w".into(),
+                limit: 10,
+                lease_ms: 100,
+                now_ms: 10,
+            })
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        store.close().await;
+        assert!(matches!(store.account(acc.id).await, Err(StoreError::Closed)));
+        assert!(matches!(store.enqueue_closed_probe().await, Err(StoreError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_are_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("pragmas.db").display());
+        let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+        let Db::Sqlite { writer, reader } = &store.inner.db else {
+            panic!("not sqlite")
+        };
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(writer)
+            .await
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+        for pool in [writer, reader] {
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .expect("pragma");
+            assert_eq!(sync, 2, "synchronous=FULL");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(pool)
+                .await
+                .expect("pragma");
+            assert_eq!(fk, 1);
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(pool)
+                .await
+                .expect("pragma");
+            assert!(busy >= 1000);
+        }
+        store.close().await;
+    }
+
+    impl Store {
+        async fn enqueue_closed_probe(&self) -> Result<(), StoreError> {
+            let m = NewMessage {
+                id: MessageId::generate(),
+                account_id: 1,
+                envelope_from: String::new(),
+                from_address: String::new(),
+                subject: String::new(),
+                lane: 0,
+                request_ms: 0,
+                not_before_ms: 0,
+                expires_ms: 0,
+                body: Vec::new(),
+                recipients: vec![NewRecipient {
+                    address: "r@y".into(),
+                    domain: "y".into(),
+                    kind: RecipientKind::Bcc,
+                    send_status: 0,
+                    deliver_message: None,
+                }],
+            };
+            self.enqueue(m).await
+        }
+    }
+}

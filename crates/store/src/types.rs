@@ -1,0 +1,293 @@
+//! The store's public records: what goes in and what comes out.
+
+use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
+
+/// An account's row id.
+pub type AccountId = i64;
+
+/// Which database a [`crate::Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// One SQLite file (embedded default).
+    Sqlite,
+    /// PostgreSQL (scale-out: many processes share one database).
+    Postgres,
+}
+
+/// A new account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// Unique account name.
+    pub name: String,
+    /// Tencent-style AppId.
+    pub app_id: i64,
+    /// Unique API SecretId.
+    pub secret_id: String,
+    /// The SecretKey, sealed by the caller (the store never sees it in clear).
+    pub secret_key_sealed: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+}
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Row id.
+    pub id: AccountId,
+    /// Unique account name.
+    pub name: String,
+    /// Tencent-style AppId.
+    pub app_id: i64,
+    /// Unique API SecretId.
+    pub secret_id: String,
+    /// The sealed SecretKey.
+    pub secret_key_sealed: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+    /// A suspended account may not send.
+    pub suspended: bool,
+}
+
+/// Lanes the queue serves, in priority order (see `TriggerType::lane`). Claims and next-due look each lane up
+/// separately so that not-yet-due rows of a higher lane never have to be scanned past.
+pub const LANES: [i32; 2] = [0, 1];
+
+/// An admitted message to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The MessageId returned to the sender.
+    pub id: MessageId,
+    /// The sending account.
+    pub account_id: AccountId,
+    /// SMTP `MAIL FROM` (the VERP/bounce address).
+    pub envelope_from: String,
+    /// `FromEmailAddress` as shown in status.
+    pub from_address: String,
+    /// The subject (kept for status and events; the body itself is purged).
+    pub subject: String,
+    /// Queue lane, one of [`LANES`] (`TriggerType::lane()`): 0 is served first.
+    pub lane: i32,
+    /// Admission time, Unix ms (the status query's time axis).
+    pub request_ms: i64,
+    /// Not to be attempted before this time, Unix ms.
+    pub not_before_ms: i64,
+    /// Give up after this time, Unix ms (72 h after request by default). Handed to the worker with each claim.
+    pub expires_ms: i64,
+    /// The MIME.
+    pub body: Vec<u8>,
+    /// One entry per recipient; at least one.
+    pub recipients: Vec<NewRecipient>,
+}
+
+/// One recipient of a [`NewMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecipient {
+    /// The address as it goes into `RCPT TO`.
+    pub address: String,
+    /// Its domain (the MX lookup key).
+    pub domain: String,
+    /// To, Cc or Bcc.
+    pub kind: RecipientKind,
+    /// 0 = admitted; anything else = refused at admission, stored final as `Dropped` and never claimed.
+    pub send_status: i32,
+    /// Why it was refused (shown as `DeliverMessage`).
+    pub deliver_message: Option<String>,
+}
+
+/// A worker asking for work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// The worker's name (stored on the row for diagnosis).
+    pub worker: String,
+    /// At most this many deliveries.
+    pub limit: usize,
+    /// How long the lease lasts; after it, another worker may take the delivery over.
+    pub lease_ms: i64,
+    /// The current time, Unix ms.
+    pub now_ms: i64,
+}
+
+/// The fencing token of a lease: written at claim, required by the outcome.
+/// It is a per-delivery counter incremented by every claim, so a stale lease never matches again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseToken(pub i64);
+
+/// One delivery handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The delivery's row id.
+    pub delivery_id: i64,
+    /// The lease; pass it back in the [`DeliveryOutcome`].
+    pub lease: LeaseToken,
+    /// The message.
+    pub message_id: MessageId,
+    /// The sending account.
+    pub account_id: AccountId,
+    /// `RCPT TO`.
+    pub recipient: String,
+    /// The recipient's domain.
+    pub domain: String,
+    /// To, Cc or Bcc.
+    pub kind: RecipientKind,
+    /// `MAIL FROM`.
+    pub envelope_from: String,
+    /// Queue lane.
+    pub lane: i32,
+    /// Attempts made before this claim.
+    pub attempts: i32,
+    /// Admission time, Unix ms.
+    pub request_ms: i64,
+    /// Give up after this time, Unix ms: a worker claiming past it should record `Dropped`.
+    pub expires_ms: i64,
+}
+
+/// What happened to one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The MX accepted it (final).
+    Delivered {
+        /// The MX's reply.
+        reply: String,
+    },
+    /// The MX refused it for good (final).
+    Rejected {
+        /// The MX's reply.
+        reply: String,
+    },
+    /// mailpush gave up on it (final).
+    Dropped {
+        /// Why.
+        reason: String,
+    },
+    /// Try again later.
+    Deferred {
+        /// The MX's reply or the connection error.
+        reply: String,
+        /// When to try again, Unix ms.
+        retry_at_ms: i64,
+    },
+}
+
+impl AttemptResult {
+    /// The status this result leaves the delivery in.
+    pub fn deliver_status(&self) -> DeliverStatus {
+        match self {
+            AttemptResult::Delivered { .. } => DeliverStatus::Delivered,
+            AttemptResult::Rejected { .. } => DeliverStatus::Rejected,
+            AttemptResult::Dropped { .. } => DeliverStatus::Dropped,
+            AttemptResult::Deferred { .. } => DeliverStatus::Deferred,
+        }
+    }
+
+    /// The reply or reason text.
+    pub fn message(&self) -> &str {
+        match self {
+            AttemptResult::Delivered { reply }
+            | AttemptResult::Rejected { reply }
+            | AttemptResult::Deferred { reply, .. } => reply,
+            AttemptResult::Dropped { reason } => reason,
+        }
+    }
+}
+
+/// The outcome of one claimed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// The delivery's row id.
+    pub delivery_id: i64,
+    /// The lease it was claimed with.
+    pub lease: LeaseToken,
+    /// When the attempt ended, Unix ms.
+    pub at_ms: i64,
+    /// What happened.
+    pub result: AttemptResult,
+    /// The MX host / IP talked to, if any.
+    pub remote: Option<String>,
+}
+
+/// A `GetSendEmailStatus` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusQuery {
+    /// Only this account's rows.
+    pub account_id: AccountId,
+    /// Request time from (inclusive), Unix ms.
+    pub from_ms: i64,
+    /// Request time to (exclusive), Unix ms.
+    pub to_ms: i64,
+    /// Only this message.
+    pub message_id: Option<MessageId>,
+    /// Only this recipient (exact match).
+    pub to_address: Option<String>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Most rows to return.
+    pub limit: i64,
+}
+
+/// One recipient's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatusRow {
+    /// The message.
+    pub message_id: MessageId,
+    /// The recipient.
+    pub recipient: String,
+    /// `FromEmailAddress`.
+    pub from_address: String,
+    /// Admission result (0 = ok).
+    pub send_status: i32,
+    /// Delivery result so far.
+    pub deliver_status: DeliverStatus,
+    /// The last reply or reason.
+    pub deliver_message: String,
+    /// Admission time, Unix ms.
+    pub request_ms: i64,
+    /// When it became final, Unix ms.
+    pub deliver_ms: Option<i64>,
+    /// Attempts made.
+    pub attempts: i32,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// When it ended, Unix ms.
+    pub at_ms: i64,
+    /// Its result.
+    pub deliver_status: DeliverStatus,
+    /// The reply or reason.
+    pub reply: String,
+    /// The MX host / IP, if any.
+    pub remote: Option<String>,
+}
+
+/// Deliveries by queue state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Waiting for their first attempt.
+    pub pending: i64,
+    /// Waiting for a retry.
+    pub deferred: i64,
+    /// Claimed by a worker (including leases that have expired but were not taken over yet).
+    pub leased: i64,
+    /// Final. Counting them reads every final row: a dashboard figure, not a hot-path one.
+    pub done: i64,
+}
+
+/// Group-commit counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Enqueue transactions committed.
+    pub transactions: u64,
+    /// Messages committed by them.
+    pub messages: u64,
+}
+
+/// Row states in `deliveries.state`.
+pub(crate) mod state {
+    /// Queued or deferred: claimable when due.
+    pub const PENDING: i32 = 0;
+    /// Leased to a worker until `next_attempt_ms`.
+    pub const LEASED: i32 = 1;
+    /// Final.
+    pub const DONE: i32 = 2;
+}

@@ -1,0 +1,1073 @@
+//! The store conformance suite: every case is written once as an async fn taking a [`Ctx`], and runs against
+//! SQLite (a fresh file per test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, against PostgreSQL in a
+//! schema of its own (created for the test, dropped after it), so tests run in parallel and leave nothing.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
+use mailpush_store::{
+    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken, NewAccount,
+    NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
+};
+use sqlx::Connection;
+
+/// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
+const T0: i64 = 1_700_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+/// What a case gets: a store, and the URL to open more stores on the same database (other "processes").
+struct Ctx {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Ctx {
+    async fn open(&self, opts: StoreOptions) -> Store {
+        Store::open(&self.url, opts)
+            .await
+            .expect("open another store on the same database")
+    }
+}
+
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
+    let store = Store::open(&url, StoreOptions::default())
+        .await
+        .expect("open sqlite store");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    case(Ctx {
+        store,
+        url,
+        _dir: Some(dir),
+    })
+    .await;
+}
+
+fn unique_schema() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "mp_test_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn run_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
+        return;
+    };
+    let schema = unique_schema();
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = Store::open(&url, StoreOptions::default())
+        .await
+        .expect("open postgres store");
+    assert_eq!(store.backend(), Backend::Postgres);
+    // Run the case in its own task so that a failing assertion still lets us drop the schema.
+    let result = tokio::spawn(case(Ctx {
+        store: store.clone(),
+        url,
+        _dir: None,
+    }))
+    .await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .expect("drop test schema");
+    let _ = admin.close().await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("case task failed: {e}");
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_sqlite(crate::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_postgres(crate::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    accounts,
+    enqueue_claim_deliver,
+    claim_order,
+    not_claimable_before_due,
+    deferred_retried_delivered,
+    expired_lease_taken_over,
+    concurrent_claimers,
+    admission_dropped_never_claimed,
+    body_purged_after_last_final,
+    final_outcomes_and_fencing_per_item,
+    status_filters,
+    group_commit,
+    bad_message_does_not_fail_its_batch,
+    invalid_messages,
+    closed_store,
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures
+
+fn new_account(name: &str, secret_id: &str) -> NewAccount {
+    NewAccount {
+        name: name.into(),
+        app_id: 1_300_000_000,
+        secret_id: secret_id.into(),
+        secret_key_sealed: format!("sealed:{secret_id}").into_bytes(),
+        created_ms: T0,
+    }
+}
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(new_account(name, &format!("AKID{name}")))
+        .await
+        .expect("create account")
+}
+
+fn recipient(address: &str) -> NewRecipient {
+    NewRecipient {
+        address: address.into(),
+        domain: address.rsplit('@').next().unwrap_or_default().into(),
+        kind: RecipientKind::To,
+        send_status: 0,
+        deliver_message: None,
+    }
+}
+
+fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, to: &[&str]) -> NewMessage {
+    let id = MessageId::generate();
+    NewMessage {
+        envelope_from: format!("bounce+{id}@mail.sender.example"),
+        id,
+        account_id: account,
+        from_address: "news@sender.example".into(),
+        subject: "Hello".into(),
+        lane,
+        request_ms,
+        not_before_ms,
+        expires_ms: request_ms + 72 * HOUR,
+        body: b"From: news@sender.example\r\nSubject: Hello\r\n\r\nHi!\r\n".to_vec(),
+        recipients: to.iter().map(|a| recipient(a)).collect(),
+    }
+}
+
+async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
+    store
+        .claim(ClaimRequest {
+            worker: worker.into(),
+            limit,
+            lease_ms,
+            now_ms,
+        })
+        .await
+        .expect("claim")
+}
+
+fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult) -> DeliveryOutcome {
+    DeliveryOutcome {
+        delivery_id: c.delivery_id,
+        lease: c.lease,
+        at_ms,
+        result,
+        remote: Some(format!("mx.{}", c.domain)),
+    }
+}
+
+fn delivered() -> AttemptResult {
+    AttemptResult::Delivered {
+        reply: "250 2.0.0 Ok: queued".into(),
+    }
+}
+
+fn query(account: AccountId, from_ms: i64, to_ms: i64) -> StatusQuery {
+    StatusQuery {
+        account_id: account,
+        from_ms,
+        to_ms,
+        message_id: None,
+        to_address: None,
+        offset: 0,
+        limit: 1000,
+    }
+}
+
+fn by_message(account: AccountId, id: &MessageId) -> StatusQuery {
+    StatusQuery {
+        message_id: Some(id.clone()),
+        ..query(account, 0, i64::MAX)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Cases
+
+async fn accounts(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = s
+        .create_account(new_account("alpha", "AKIDalpha"))
+        .await
+        .expect("alpha");
+    let b = s.create_account(new_account("beta", "AKIDbeta")).await.expect("beta");
+    assert_ne!(a.id, b.id);
+    assert!(!a.suspended);
+    assert_eq!(a.secret_key_sealed, b"sealed:AKIDalpha");
+
+    assert_eq!(
+        s.account_by_secret_id("AKIDalpha").await.expect("by secret"),
+        Some(a.clone())
+    );
+    assert_eq!(s.account_by_name("beta").await.expect("by name"), Some(b.clone()));
+    assert_eq!(s.account(a.id).await.expect("by id"), Some(a.clone()));
+    assert_eq!(s.account_by_name("nobody").await.expect("missing name"), None);
+    assert_eq!(
+        s.account_by_secret_id("AKIDnobody").await.expect("missing secret"),
+        None
+    );
+    assert_eq!(s.account(a.id + b.id + 1000).await.expect("missing id"), None);
+    assert_eq!(s.list_accounts().await.expect("list"), vec![a.clone(), b.clone()]);
+
+    let taken_name = s.create_account(new_account("alpha", "AKIDother")).await;
+    assert!(matches!(taken_name, Err(StoreError::Conflict(_))), "{taken_name:?}");
+    let taken_secret = s.create_account(new_account("gamma", "AKIDalpha")).await;
+    assert!(matches!(taken_secret, Err(StoreError::Conflict(_))), "{taken_secret:?}");
+    assert_eq!(s.list_accounts().await.expect("list").len(), 2);
+
+    s.set_account_suspended(a.id, true).await.expect("suspend");
+    assert!(s.account(a.id).await.expect("by id").expect("exists").suspended);
+    assert!(!s.account(b.id).await.expect("by id").expect("exists").suspended);
+    assert!(matches!(
+        s.set_account_suspended(a.id + b.id + 1000, true).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn enqueue_claim_deliver(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
+    s.enqueue(m.clone()).await.expect("enqueue");
+
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.deferred, counts.leased, counts.done),
+        (2, 0, 0, 0)
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0));
+    assert_eq!(s.message_body(&m.id).await.expect("body"), Some(m.body.clone()));
+
+    let claimed = claim(s, "w1", 10, 30_000, T0).await;
+    assert_eq!(claimed.len(), 2);
+    let mut recipients: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["x@one.example", "y@two.example"]);
+    for c in &claimed {
+        assert_eq!(c.message_id, m.id);
+        assert_eq!(c.account_id, acc.id);
+        assert_eq!(c.domain, c.recipient.rsplit('@').next().expect("domain"));
+        assert_eq!(c.kind, RecipientKind::To);
+        assert_eq!(c.envelope_from, m.envelope_from);
+        assert_eq!(c.lane, 1);
+        assert_eq!(c.attempts, 0);
+        assert_eq!(c.request_ms, T0);
+        assert_eq!(c.expires_ms, T0 + 72 * HOUR);
+    }
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.leased), (0, 2));
+    // While leased, the next due time is the lease expiry.
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 30_000));
+    assert!(
+        claim(s, "w2", 10, 30_000, T0 + 1).await.is_empty(),
+        "leased deliveries are not claimable"
+    );
+
+    let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
+    assert_eq!(
+        s.record_outcomes(outcomes.clone()).await.expect("outcomes"),
+        vec![true, true]
+    );
+
+    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.message_id, m.id);
+        assert_eq!(row.from_address, "news@sender.example");
+        assert_eq!(row.send_status, 0);
+        assert_eq!(row.deliver_status, DeliverStatus::Delivered);
+        assert_eq!(row.deliver_message, "250 2.0.0 Ok: queued");
+        assert_eq!(row.request_ms, T0);
+        assert_eq!(row.deliver_ms, Some(T0 + 100));
+        assert_eq!(row.attempts, 1);
+    }
+    let history = s.attempts(acc.id, &m.id, "x@one.example").await.expect("attempts");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].at_ms, T0 + 100);
+    assert_eq!(history[0].deliver_status, DeliverStatus::Delivered);
+    assert_eq!(history[0].remote.as_deref(), Some("mx.one.example"));
+
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.deferred, counts.leased, counts.done),
+        (0, 0, 0, 2)
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), None);
+    assert_eq!(
+        s.message_body(&m.id).await.expect("body"),
+        None,
+        "body purged after the last final outcome"
+    );
+    // Reporting again is fenced off: the lease ended with the outcome.
+    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![false, false]);
+    assert_eq!(
+        s.attempts(acc.id, &m.id, "x@one.example")
+            .await
+            .expect("attempts")
+            .len(),
+        1
+    );
+}
+
+async fn claim_order(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    // (lane, due offset); enqueued in this order, so ids do not follow due times.
+    let spec = [(1, 100), (0, 200), (1, 50), (0, 150), (1, 10), (0, 900), (1, 20)];
+    let mut ids = Vec::new();
+    for (lane, due) in spec {
+        let m = message(acc.id, lane, T0, T0 + due, &["r@x.example"]);
+        ids.push(m.id.clone());
+        s.enqueue(m).await.expect("enqueue");
+    }
+    let [a, b, c, d, e, f, g] = <[MessageId; 7]>::try_from(ids).expect("seven");
+
+    // Only lane 1 has something due at +120; the earliest goes first.
+    let got = claim(s, "w", 1, 60_000, T0 + 120).await;
+    assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&e]);
+    // Later, lane 0 goes first, by due time.
+    let got = claim(s, "w", 1, 60_000, T0 + 1000).await;
+    assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&d]);
+    let got = claim(s, "w", 1, 60_000, T0 + 1000).await;
+    assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&b]);
+    // A batch spanning lanes: the last of lane 0, then the earliest of lane 1.
+    let got = claim(s, "w", 2, 60_000, T0 + 1000).await;
+    assert_eq!(
+        got.iter().map(|c| (&c.message_id, c.lane)).collect::<Vec<_>>(),
+        [(&f, 0), (&g, 1)]
+    );
+    let got = claim(s, "w", 10, 60_000, T0 + 1000).await;
+    assert_eq!(
+        got.iter().map(|c| &c.message_id).collect::<Vec<_>>(),
+        [&c, &a],
+        "a batch comes in due order"
+    );
+    assert!(claim(s, "w", 10, 60_000, T0 + 1000).await.is_empty());
+}
+
+async fn not_claimable_before_due(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    s.enqueue(message(acc.id, 0, T0, T0 + 1000, &["r@x.example"]))
+        .await
+        .expect("enqueue");
+    assert!(
+        claim(s, "w", 10, 60_000, T0 + 999).await.is_empty(),
+        "not before not_before_ms"
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 1000));
+    assert_eq!(claim(s, "w", 10, 60_000, T0 + 1000).await.len(), 1);
+    assert_eq!(
+        claim(s, "w", 0, 60_000, T0 + 1000).await.len(),
+        0,
+        "limit 0 claims nothing"
+    );
+}
+
+async fn deferred_retried_delivered(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let m = message(acc.id, 1, T0, T0, &["r@x.example"]);
+    s.enqueue(m.clone()).await.expect("enqueue");
+
+    let first = claim(s, "w", 10, 60_000, T0).await;
+    assert_eq!(first.len(), 1);
+    let deferred = AttemptResult::Deferred {
+        reply: "451 4.7.1 try again later".into(),
+        retry_at_ms: T0 + 5000,
+    };
+    assert_eq!(
+        s.record_outcomes(vec![outcome(&first[0], T0 + 10, deferred)])
+            .await
+            .expect("defer"),
+        vec![true]
+    );
+
+    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    assert_eq!(row.deliver_status, DeliverStatus::Deferred);
+    assert_eq!(row.deliver_message, "451 4.7.1 try again later");
+    assert_eq!(row.attempts, 1);
+    assert_eq!(row.deliver_ms, None);
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.deferred, counts.leased, counts.done),
+        (0, 1, 0, 0)
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    assert!(
+        s.message_body(&m.id).await.expect("body").is_some(),
+        "a deferred message keeps its body"
+    );
+
+    assert!(
+        claim(s, "w", 10, 60_000, T0 + 4999).await.is_empty(),
+        "not before the retry time"
+    );
+    let second = claim(s, "w", 10, 60_000, T0 + 5000).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].delivery_id, first[0].delivery_id);
+    assert_eq!(second[0].attempts, 1, "attempts made before this claim");
+    assert_ne!(second[0].lease, first[0].lease);
+    assert_eq!(
+        s.record_outcomes(vec![outcome(&second[0], T0 + 5010, delivered())])
+            .await
+            .expect("deliver"),
+        vec![true]
+    );
+
+    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    assert_eq!(row.deliver_status, DeliverStatus::Delivered);
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.deliver_ms, Some(T0 + 5010));
+    let history = s.attempts(acc.id, &m.id, "r@x.example").await.expect("attempts");
+    let summary: Vec<_> = history
+        .iter()
+        .map(|h| (h.at_ms, h.deliver_status, h.reply.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (T0 + 10, DeliverStatus::Deferred, "451 4.7.1 try again later"),
+            (T0 + 5010, DeliverStatus::Delivered, "250 2.0.0 Ok: queued"),
+        ]
+    );
+    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+}
+
+async fn expired_lease_taken_over(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let m = message(acc.id, 0, T0, T0, &["r@x.example"]);
+    s.enqueue(m.clone()).await.expect("enqueue");
+
+    let a = claim(s, "worker-a", 10, 1000, T0).await;
+    assert_eq!(a.len(), 1);
+    assert!(
+        claim(s, "worker-b", 10, 1000, T0 + 999).await.is_empty(),
+        "the lease still holds"
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 1000));
+
+    // worker-a went quiet; its lease expires and worker-b takes over.
+    let b = claim(s, "worker-b", 10, 1000, T0 + 1000).await;
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].delivery_id, a[0].delivery_id);
+    assert_ne!(b[0].lease, a[0].lease);
+    assert_eq!(b[0].attempts, 0);
+
+    // worker-a's late report is ignored: nothing written.
+    assert_eq!(
+        s.record_outcomes(vec![outcome(&a[0], T0 + 1500, delivered())])
+            .await
+            .expect("stale"),
+        vec![false]
+    );
+    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    assert_eq!((row.deliver_status, row.attempts), (DeliverStatus::Queued, 0));
+    assert!(
+        s.attempts(acc.id, &m.id, "r@x.example")
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+
+    let rejected = AttemptResult::Rejected {
+        reply: "550 5.1.1 no such user".into(),
+    };
+    assert_eq!(
+        s.record_outcomes(vec![outcome(&b[0], T0 + 1600, rejected)])
+            .await
+            .expect("current"),
+        vec![true]
+    );
+    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    assert_eq!(row.deliver_status, DeliverStatus::Rejected);
+    assert_eq!(row.deliver_message, "550 5.1.1 no such user");
+    assert_eq!(row.deliver_ms, Some(T0 + 1600));
+    assert_eq!(row.attempts, 1);
+    assert_eq!(
+        s.attempts(acc.id, &m.id, "r@x.example").await.expect("attempts").len(),
+        1
+    );
+    // Neither lease is current any more.
+    let again = vec![
+        outcome(&a[0], T0 + 1700, delivered()),
+        outcome(&b[0], T0 + 1700, delivered()),
+    ];
+    assert_eq!(s.record_outcomes(again).await.expect("both stale"), vec![false, false]);
+    assert!(
+        claim(s, "worker-c", 10, 1000, T0 + 10 * HOUR).await.is_empty(),
+        "a final delivery is never claimed"
+    );
+}
+
+async fn concurrent_claimers(ctx: Ctx) {
+    let s = ctx.store.clone();
+    let acc = account(&s, "a").await;
+    let mut messages = Vec::new();
+    for i in 0..50 {
+        let to: Vec<String> = (0..4).map(|j| format!("r{i}-{j}@d{j}.example")).collect();
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let m = message(acc.id, i % 2, T0, T0, &to);
+        messages.push(m.id.clone());
+        s.enqueue(m).await.expect("enqueue");
+    }
+    // Two stores on one database stand for two worker processes (on PostgreSQL: two machines).
+    let other = ctx.open(StoreOptions::default()).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = if w % 2 == 0 { s.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = claim(&store, &format!("w{w}"), 7, 60_000, T0).await;
+                if got.is_empty() {
+                    break;
+                }
+                let outcomes: Vec<_> = got.iter().map(|c| outcome(c, T0 + 1, delivered())).collect();
+                let applied = store.record_outcomes(outcomes).await.expect("outcomes");
+                assert!(applied.iter().all(|a| *a), "a claimer's own leases are current");
+                mine.extend(got.iter().map(|c| c.delivery_id));
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    let mut busy_workers = 0;
+    for t in tasks {
+        let mine = t.await.expect("claimer task");
+        busy_workers += usize::from(!mine.is_empty());
+        all.extend(mine);
+    }
+    let unique: HashSet<_> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "a delivery was claimed twice");
+    assert_eq!(all.len(), 200);
+    assert!(busy_workers >= 1);
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.leased, counts.done), (0, 0, 200));
+    for id in &messages {
+        assert_eq!(s.message_body(id).await.expect("body"), None);
+    }
+    other.close().await;
+}
+
+async fn admission_dropped_never_claimed(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let mut m = message(acc.id, 1, T0, T0, &["ok1@x.example", "bad@y.example", "ok2@x.example"]);
+    m.recipients[1].send_status = 1007;
+    m.recipients[1].deliver_message = Some("the address is blacklisted".into());
+    s.enqueue(m.clone()).await.expect("enqueue");
+
+    let mut all_dropped = message(acc.id, 1, T0, T0, &["gone@z.example"]);
+    all_dropped.recipients[0].send_status = 1013;
+    s.enqueue(all_dropped.clone()).await.expect("enqueue");
+    assert_eq!(
+        s.message_body(&all_dropped.id).await.expect("body"),
+        None,
+        "nothing to send, nothing kept"
+    );
+
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.done), (2, 2));
+    let claimed = claim(s, "w", 10, 60_000, T0 + HOUR).await;
+    let mut got: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["ok1@x.example", "ok2@x.example"]);
+
+    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    let bad = rows.iter().find(|r| r.recipient == "bad@y.example").expect("bad row");
+    assert_eq!(bad.send_status, 1007);
+    assert_eq!(bad.deliver_status, DeliverStatus::Dropped);
+    assert_eq!(bad.deliver_message, "the address is blacklisted");
+    assert_eq!(bad.attempts, 0);
+    let gone = &s.status(by_message(acc.id, &all_dropped.id)).await.expect("status")[0];
+    assert_eq!((gone.send_status, gone.deliver_status), (1013, DeliverStatus::Dropped));
+
+    let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + HOUR, delivered())).collect();
+    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![true, true]);
+    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+    assert!(claim(s, "w", 10, 60_000, T0 + 100 * HOUR).await.is_empty());
+    assert_eq!(s.next_due_ms().await.expect("next due"), None);
+}
+
+async fn body_purged_after_last_final(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let m = message(acc.id, 1, T0, T0, &["r1@x.example", "r2@x.example"]);
+    s.enqueue(m.clone()).await.expect("enqueue");
+    let claimed = claim(s, "w", 10, 60_000, T0).await;
+    let r1 = claimed.iter().find(|c| c.recipient == "r1@x.example").expect("r1");
+    let r2 = claimed.iter().find(|c| c.recipient == "r2@x.example").expect("r2");
+
+    let defer = AttemptResult::Deferred {
+        reply: "421 busy".into(),
+        retry_at_ms: T0 + 1000,
+    };
+    s.record_outcomes(vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())])
+        .await
+        .expect("outcomes");
+    assert_eq!(
+        s.message_body(&m.id).await.expect("body"),
+        Some(m.body.clone()),
+        "r1 still needs it"
+    );
+
+    let again = claim(s, "w", 10, 60_000, T0 + 1000).await;
+    assert_eq!(again.len(), 1);
+    let dropped = AttemptResult::Dropped {
+        reason: "expired".into(),
+    };
+    s.record_outcomes(vec![outcome(&again[0], T0 + 1001, dropped)])
+        .await
+        .expect("outcome");
+    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+
+    // With retention configured, bodies stay.
+    let keep = ctx
+        .open(StoreOptions {
+            retain_bodies: true,
+            ..StoreOptions::default()
+        })
+        .await;
+    let kept = message(acc.id, 0, T0, T0, &["k@x.example"]);
+    keep.enqueue(kept.clone()).await.expect("enqueue");
+    let mut none_to_send = message(acc.id, 0, T0, T0, &["n@x.example"]);
+    none_to_send.recipients[0].send_status = 1006;
+    keep.enqueue(none_to_send.clone()).await.expect("enqueue");
+    let c = claim(&keep, "w", 10, 60_000, T0).await;
+    assert_eq!(c.len(), 1);
+    keep.record_outcomes(vec![outcome(&c[0], T0 + 1, delivered())])
+        .await
+        .expect("outcome");
+    assert_eq!(
+        keep.message_body(&kept.id).await.expect("body"),
+        Some(kept.body.clone())
+    );
+    assert_eq!(
+        keep.message_body(&none_to_send.id).await.expect("body"),
+        Some(none_to_send.body.clone())
+    );
+    keep.close().await;
+}
+
+async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let m = message(
+        acc.id,
+        0,
+        T0,
+        T0,
+        &["d@x.example", "r@x.example", "x@x.example", "f@x.example"],
+    );
+    s.enqueue(m.clone()).await.expect("enqueue");
+    let claimed = claim(s, "w", 10, 60_000, T0).await;
+    let by = |addr: &str| claimed.iter().find(|c| c.recipient == addr).expect("claimed").clone();
+    let mut forged = outcome(&by("f@x.example"), T0 + 5, delivered());
+    forged.lease = LeaseToken(forged.lease.0 + 1000);
+    let applied = s
+        .record_outcomes(vec![
+            outcome(&by("d@x.example"), T0 + 5, delivered()),
+            forged,
+            outcome(
+                &by("r@x.example"),
+                T0 + 6,
+                AttemptResult::Rejected { reply: "550 no".into() },
+            ),
+            outcome(
+                &by("x@x.example"),
+                T0 + 7,
+                AttemptResult::Dropped {
+                    reason: "expired after 72 h".into(),
+                },
+            ),
+        ])
+        .await
+        .expect("outcomes");
+    assert_eq!(applied, vec![true, false, true, true], "results follow the input order");
+
+    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    let row = |addr: &str| rows.iter().find(|r| r.recipient == addr).expect("row").clone();
+    assert_eq!(
+        (row("d@x.example").deliver_status, row("d@x.example").deliver_ms),
+        (DeliverStatus::Delivered, Some(T0 + 5))
+    );
+    assert_eq!(
+        (row("r@x.example").deliver_status, row("r@x.example").deliver_ms),
+        (DeliverStatus::Rejected, Some(T0 + 6))
+    );
+    assert_eq!(row("x@x.example").deliver_status, DeliverStatus::Dropped);
+    assert_eq!(row("x@x.example").deliver_message, "expired after 72 h");
+    assert_eq!(
+        (row("f@x.example").deliver_status, row("f@x.example").attempts),
+        (DeliverStatus::Queued, 0)
+    );
+    assert!(s.message_body(&m.id).await.expect("body").is_some(), "f is still open");
+    assert_eq!(s.record_outcomes(Vec::new()).await.expect("empty"), Vec::<bool>::new());
+
+    // The same delivery twice in one batch: a stale lease first, then the current one twice; only one applies.
+    let f = by("f@x.example");
+    let mut stale = outcome(&f, T0 + 8, delivered());
+    stale.lease = LeaseToken(f.lease.0 - 1);
+    let current = outcome(
+        &f,
+        T0 + 8,
+        AttemptResult::Deferred {
+            reply: "452 full".into(),
+            retry_at_ms: T0 + 60,
+        },
+    );
+    let applied = s
+        .record_outcomes(vec![stale, current.clone(), current])
+        .await
+        .expect("outcomes");
+    assert_eq!(applied, vec![false, true, false]);
+    assert_eq!(
+        s.attempts(acc.id, &m.id, "f@x.example").await.expect("attempts").len(),
+        1
+    );
+    let again = claim(s, "w", 10, 60_000, T0 + 60).await;
+    assert_eq!(again.len(), 1);
+    s.record_outcomes(vec![outcome(&again[0], T0 + 61, delivered())])
+        .await
+        .expect("outcome");
+    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+}
+
+async fn status_filters(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = account(s, "a").await;
+    let b = account(s, "b").await;
+    let m1 = message(a.id, 1, T0, T0, &["a1@x.example", "a2@y.example"]);
+    let m2 = message(a.id, 1, T0 + 1000, T0, &["a1@x.example"]);
+    let m3 = message(a.id, 1, T0 + 2000, T0, &["a3@z.example"]);
+    let mb = message(b.id, 1, T0 + 1000, T0, &["b1@x.example", "a1@x.example"]);
+    for m in [&m1, &m2, &m3, &mb] {
+        s.enqueue(m.clone()).await.expect("enqueue");
+    }
+    let keys = |rows: &[mailpush_store::DeliveryStatusRow]| -> Vec<(MessageId, String)> {
+        rows.iter()
+            .map(|r| (r.message_id.clone(), r.recipient.clone()))
+            .collect()
+    };
+    let k = |m: &NewMessage, r: &str| (m.id.clone(), r.to_string());
+
+    let all_a = s.status(query(a.id, T0, T0 + 3000)).await.expect("status");
+    assert_eq!(
+        keys(&all_a),
+        [
+            k(&m1, "a1@x.example"),
+            k(&m1, "a2@y.example"),
+            k(&m2, "a1@x.example"),
+            k(&m3, "a3@z.example")
+        ]
+    );
+    // Account isolation.
+    let all_b = s.status(query(b.id, T0, T0 + 3000)).await.expect("status");
+    assert_eq!(keys(&all_b), [k(&mb, "b1@x.example"), k(&mb, "a1@x.example")]);
+    assert!(
+        s.status(by_message(b.id, &m1.id)).await.expect("status").is_empty(),
+        "B must not see A's message"
+    );
+    assert!(
+        s.attempts(b.id, &m1.id, "a1@x.example")
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    // Half-open date range.
+    let mid = s.status(query(a.id, T0 + 1000, T0 + 2000)).await.expect("status");
+    assert_eq!(keys(&mid), [k(&m2, "a1@x.example")]);
+    let first = s.status(query(a.id, T0, T0 + 1000)).await.expect("status");
+    assert_eq!(keys(&first), [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]);
+    assert!(
+        s.status(query(a.id, T0 + 3000, T0 + 9000))
+            .await
+            .expect("status")
+            .is_empty()
+    );
+    // By message, by recipient, both.
+    let q = StatusQuery {
+        message_id: Some(m1.id.clone()),
+        ..query(a.id, T0, T0 + 3000)
+    };
+    assert_eq!(
+        keys(&s.status(q).await.expect("status")),
+        [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]
+    );
+    let q = StatusQuery {
+        to_address: Some("a1@x.example".into()),
+        ..query(a.id, T0, T0 + 3000)
+    };
+    assert_eq!(
+        keys(&s.status(q).await.expect("status")),
+        [k(&m1, "a1@x.example"), k(&m2, "a1@x.example")]
+    );
+    let q = StatusQuery {
+        message_id: Some(m2.id.clone()),
+        to_address: Some("a1@x.example".into()),
+        ..query(a.id, T0, T0 + 3000)
+    };
+    assert_eq!(keys(&s.status(q).await.expect("status")), [k(&m2, "a1@x.example")]);
+    // Paging.
+    let page = |offset, limit| StatusQuery {
+        offset,
+        limit,
+        ..query(a.id, T0, T0 + 3000)
+    };
+    let p1 = s.status(page(0, 2)).await.expect("status");
+    let p2 = s.status(page(2, 2)).await.expect("status");
+    let p3 = s.status(page(4, 2)).await.expect("status");
+    assert_eq!(p1.len(), 2);
+    assert!(p3.is_empty());
+    assert_eq!([keys(&p1), keys(&p2)].concat(), keys(&all_a));
+    assert!(s.status(page(0, 0)).await.expect("status").is_empty());
+}
+
+async fn group_commit(ctx: Ctx) {
+    let s = ctx.store.clone();
+    let acc = account(&s, "a").await;
+    let before = s.commit_stats();
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = message(acc.id, 1, T0 + i, T0, &[&format!("r{i}@x.example")]);
+            s.enqueue(m).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("enqueue");
+    }
+    let after = s.commit_stats();
+    let (transactions, messages) = (
+        after.transactions - before.transactions,
+        after.messages - before.messages,
+    );
+    assert_eq!(messages, 500);
+    assert!(
+        transactions < messages,
+        "no batching happened: {transactions} transactions for {messages} messages"
+    );
+    eprintln!("group commit: {messages} messages in {transactions} transactions");
+    assert_eq!(s.queue_counts().await.expect("counts").pending, 500);
+    assert_eq!(s.status(query(acc.id, T0, T0 + 500)).await.expect("status").len(), 500);
+}
+
+async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
+    let s = ctx.store.clone();
+    let acc = account(&s, "a").await;
+    let first = message(acc.id, 1, T0, T0, &["r@x.example"]);
+    s.enqueue(first.clone()).await.expect("enqueue");
+
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let mut m = message(acc.id, 1, T0 + 1 + i, T0, &["r@x.example"]);
+        match i {
+            20 => m.id = first.id.clone(),
+            40 => m.account_id = acc.id + 10_000,
+            _ => {}
+        }
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { (i, s.enqueue(m).await) }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            (20, r) => assert!(matches!(r, Err(StoreError::Conflict(_))), "duplicate id: {r:?}"),
+            (40, r) => assert!(matches!(r, Err(StoreError::Invalid(_))), "unknown account: {r:?}"),
+            (_, r) => {
+                r.expect("a good message in a batch with a bad one");
+                ok += 1;
+            }
+        }
+    }
+    assert_eq!(ok, 58);
+    assert_eq!(s.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(), 59);
+}
+
+async fn invalid_messages(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let mut m = message(acc.id, 2, T0, T0, &["r@x.example"]);
+    assert!(
+        matches!(s.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        "unknown lane"
+    );
+    m.lane = 0;
+    m.recipients.clear();
+    assert!(
+        matches!(s.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        "no recipients"
+    );
+    assert_eq!(s.queue_counts().await.expect("counts"), Default::default());
+}
+
+async fn closed_store(ctx: Ctx) {
+    let s = ctx.open(StoreOptions::default()).await;
+    let acc = account(&s, "a").await;
+    s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+        .await
+        .expect("enqueue");
+    s.close().await;
+    let r = s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example"])).await;
+    assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
+    let r = s
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 1,
+            lease_ms: 1,
+            now_ms: T0,
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
+    // The shared database is untouched: the test's own store still sees the message.
+    assert_eq!(ctx.store.queue_counts().await.expect("counts").pending, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SQLite durability: what enqueue acknowledged survives the process.
+
+async fn enqueue_many(store: &Store, account: AccountId, n: i64) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.enqueue(message(account, 1, T0 + i, T0, &[&format!("r{i}@x.example")]))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("enqueue");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_durable_when_dropped_without_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("durable.db").display());
+    let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+    let acc = account(&store, "a").await;
+    enqueue_many(&store, acc.id, 300).await;
+    drop(store);
+
+    let reopened = Store::open(&url, StoreOptions::default()).await.expect("reopen");
+    assert_eq!(
+        reopened
+            .status(query(acc.id, T0, T0 + 1000))
+            .await
+            .expect("status")
+            .len(),
+        300
+    );
+    assert_eq!(reopened.queue_counts().await.expect("counts").pending, 300);
+    reopened.close().await;
+}
+
+const ABORT_CHILD_ENV: &str = "MAILPUSH_STORE_ABORT_CHILD_URL";
+
+/// Runs itself in a child process that enqueues, prints how many were acknowledged, and aborts (no destructors,
+/// no close): every acknowledged message must be in the file afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_durable_across_process_abort() {
+    if let Ok(url) = std::env::var(ABORT_CHILD_ENV) {
+        let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+        let acc = account(&store, "a").await;
+        enqueue_many(&store, acc.id, 300).await;
+        println!("ACKED 300");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("crash.db").display());
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .args([
+            "sqlite_durable_across_process_abort",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ABORT_CHILD_ENV, &url)
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child should have aborted");
+    assert!(
+        stdout.contains("ACKED 300"),
+        "child did not finish enqueueing: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store = Store::open(&url, StoreOptions::default()).await.expect("reopen");
+    let acc = store.account_by_name("a").await.expect("account").expect("exists");
+    assert_eq!(
+        store.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(),
+        300
+    );
+    store.close().await;
+}

@@ -1,0 +1,401 @@
+//! An in-process authoritative DNS server over UDP and TCP whose records tests change at runtime.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::TestkitError;
+
+/// Longest character-string in a TXT record (RFC 1035 §3.3).
+const TXT_CHUNK: usize = 255;
+/// Bounds CNAME chasing so a loop set up by a test cannot hang the server.
+const MAX_CNAME_CHAIN: usize = 8;
+/// Attempts at finding a port free for both UDP and TCP.
+const PORT_ATTEMPTS: usize = 20;
+/// The query log keeps the most recent queries only, so long benchmarks do not grow it.
+const QUERY_LOG_CAP: usize = 10_000;
+
+/// An authoritative DNS server for any name, answering from an in-memory map.
+///
+/// Every answer has TTL [`DnsAuthority::TTL`] (1 s) and negative answers carry no SOA, so a
+/// resolver caches positives for at most a second and negatives not at all. Tests that change
+/// records and query again at once should build their resolver with the cache off (or call
+/// `clear_cache()` after each change); with hickory-resolver 0.26:
+///
+/// ```ignore
+/// use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
+/// use hickory_resolver::net::runtime::TokioRuntimeProvider;
+///
+/// let mut ns = NameServerConfig::udp_and_tcp(dns.addr().ip()); // or ::udp / ::tcp
+/// for c in &mut ns.connections {
+///     c.port = dns.addr().port();
+/// }
+/// let mut builder = hickory_resolver::Resolver::builder_with_config(
+///     ResolverConfig::from_name_servers(vec![ns]),
+///     TokioRuntimeProvider::default(),
+/// );
+/// builder.options_mut().cache_size = 0; // every lookup reaches the authority
+/// builder.options_mut().use_hosts_file = ResolveHosts::Never;
+/// let resolver = builder.build()?;
+/// ```
+///
+/// Stops serving when dropped.
+pub struct DnsAuthority {
+    addr: SocketAddr,
+    zone: Arc<Mutex<Zone>>,
+    server: Server<Handler>,
+}
+
+impl std::fmt::Debug for DnsAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsAuthority")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Zone {
+    /// Keyed by lower-case ASCII name without the trailing dot.
+    records: HashMap<String, Vec<RData>>,
+    servfail: HashSet<String>,
+    queries: VecDeque<(String, RecordType)>,
+    query_count: usize,
+}
+
+impl Zone {
+    /// An empty non-terminal (a name with records only below it) exists: NOERROR, not NXDOMAIN.
+    fn has_descendant(&self, key: &str) -> bool {
+        let suffix = format!(".{key}");
+        self.records.keys().any(|k| k.ends_with(&suffix))
+    }
+}
+
+/// Lower-case ASCII (punycode for IDNs), no trailing dot: how names are compared.
+fn key_of(name: &str) -> String {
+    let trimmed = name.trim().trim_end_matches('.');
+    if trimmed.is_ascii() {
+        return trimmed.to_ascii_lowercase();
+    }
+    match Name::from_utf8(trimmed) {
+        Ok(parsed) => parsed.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
+        Err(_) => trimmed.to_lowercase(),
+    }
+}
+
+/// Parses a name that goes into RDATA (MX exchange, CNAME target).
+///
+/// # Panics
+/// If `name` is not a valid domain name: that is a bug in the calling test.
+fn rdata_name(name: &str) -> Name {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed == "." {
+        return Name::root();
+    }
+    let parsed = if trimmed.is_ascii() {
+        Name::from_ascii(trimmed)
+    } else {
+        Name::from_utf8(trimmed)
+    };
+    let mut parsed = parsed.unwrap_or_else(|e| panic!("invalid DNS name {name:?}: {e}"));
+    parsed.set_fqdn(true);
+    parsed
+}
+
+impl DnsAuthority {
+    /// TTL of every record served.
+    pub const TTL: u32 = 1;
+
+    /// Starts serving on 127.0.0.1, UDP and TCP on the same free port. Must be called inside a
+    /// tokio runtime.
+    pub async fn start() -> Result<DnsAuthority, TestkitError> {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// Like [`DnsAuthority::start`] on another local address (e.g. `127.0.0.53` or `::1`).
+    pub async fn start_on(ip: IpAddr) -> Result<DnsAuthority, TestkitError> {
+        let (udp, tcp) = bind_same_port(ip).await?;
+        let addr = udp.local_addr()?;
+        let zone = Arc::new(Mutex::new(Zone::default()));
+        let mut server = Server::new(Handler { zone: zone.clone() });
+        server.register_socket(udp);
+        // hickory closes TCP connections idle this long; resolvers reconnect transparently.
+        server.register_listener(tcp, Duration::from_secs(30), 64);
+        Ok(DnsAuthority { addr, zone, server })
+    }
+
+    /// The address (UDP and TCP) to point a resolver at.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn zone(&self) -> MutexGuard<'_, Zone> {
+        self.zone.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, name: &str, rdata: RData) {
+        let mut zone = self.zone();
+        let set = zone.records.entry(key_of(name)).or_default();
+        // An RRset is a set: adding the same record twice keeps one.
+        if !set.contains(&rdata) {
+            set.push(rdata);
+        }
+    }
+
+    /// Adds an A record.
+    pub fn add_a(&self, name: &str, ip: Ipv4Addr) {
+        self.add(name, RData::A(A(ip)));
+    }
+
+    /// Adds an AAAA record.
+    pub fn add_aaaa(&self, name: &str, ip: Ipv6Addr) {
+        self.add(name, RData::AAAA(AAAA(ip)));
+    }
+
+    /// Adds an MX record. `exchange` `"."` is the RFC 7505 null MX (see [`Self::set_null_mx`]).
+    ///
+    /// # Panics
+    /// If `exchange` is not a valid domain name.
+    pub fn add_mx(&self, name: &str, preference: u16, exchange: &str) {
+        self.add(name, RData::MX(MX::new(preference, rdata_name(exchange))));
+    }
+
+    /// Replaces every MX of `name` with the RFC 7505 null MX (`MX 0 .`): "accepts no mail".
+    pub fn set_null_mx(&self, name: &str) {
+        self.remove(name, RecordType::MX);
+        self.add(name, RData::MX(MX::new(0, Name::root())));
+    }
+
+    /// Adds a TXT record, split into 255-byte character-strings as real zone tooling does for
+    /// long values such as 2048-bit DKIM keys. A resolver's client joins them back.
+    pub fn add_txt(&self, name: &str, text: &str) {
+        let chunks: Vec<&[u8]> = if text.is_empty() {
+            vec![&[][..]]
+        } else {
+            text.as_bytes().chunks(TXT_CHUNK).collect()
+        };
+        self.add(name, RData::TXT(TXT::from_bytes(chunks)));
+    }
+
+    /// Adds a TXT record made of exactly these character-strings (each must be ≤ 255 bytes),
+    /// for tests of how a verifier joins split records.
+    ///
+    /// # Panics
+    /// If a string is longer than 255 bytes: it could not be encoded.
+    pub fn add_txt_strings(&self, name: &str, strings: Vec<String>) {
+        if let Some(long) = strings.iter().find(|s| s.len() > TXT_CHUNK) {
+            panic!("TXT character-string longer than 255 bytes: {} bytes", long.len());
+        }
+        self.add(name, RData::TXT(TXT::new(strings)));
+    }
+
+    /// Adds a CNAME. Queries for other types at `name` get the CNAME plus, when the target is
+    /// served here too, the target's records.
+    ///
+    /// # Panics
+    /// If `target` is not a valid domain name.
+    pub fn add_cname(&self, name: &str, target: &str) {
+        self.add(name, RData::CNAME(CNAME(rdata_name(target))));
+    }
+
+    /// Removes the records of one type; the name becomes NXDOMAIN once it has none left.
+    pub fn remove(&self, name: &str, record_type: RecordType) {
+        let key = key_of(name);
+        let mut zone = self.zone();
+        if let Some(set) = zone.records.get_mut(&key) {
+            set.retain(|r| r.record_type() != record_type);
+            if set.is_empty() {
+                zone.records.remove(&key);
+            }
+        }
+    }
+
+    /// Removes every record of `name` (it becomes NXDOMAIN unless names below it exist).
+    pub fn remove_all(&self, name: &str) {
+        self.zone().records.remove(&key_of(name));
+    }
+
+    /// While `on`, every query for `name` (any type) gets SERVFAIL, as from a broken server.
+    pub fn set_servfail(&self, name: &str, on: bool) {
+        let key = key_of(name);
+        let mut zone = self.zone();
+        if on {
+            zone.servfail.insert(key);
+        } else {
+            zone.servfail.remove(&key);
+        }
+    }
+
+    /// Removes every record, SERVFAIL flag and logged query.
+    pub fn clear(&self) {
+        *self.zone() = Zone::default();
+    }
+
+    /// The most recent queries (up to 10,000) as (lower-case name without trailing dot, type),
+    /// oldest first: lets a test tell a cached answer from a fresh one.
+    pub fn queries(&self) -> Vec<(String, RecordType)> {
+        self.zone().queries.iter().cloned().collect()
+    }
+
+    /// Number of queries received since start or the last [`Self::clear`].
+    pub fn query_count(&self) -> usize {
+        self.zone().query_count
+    }
+}
+
+impl Drop for DnsAuthority {
+    fn drop(&mut self) {
+        // Dropping `server` aborts its tasks as well; cancelling first lets them end cleanly.
+        self.server.shutdown_token().cancel();
+    }
+}
+
+async fn bind_same_port(ip: IpAddr) -> Result<(UdpSocket, TcpListener), TestkitError> {
+    for _ in 0..PORT_ATTEMPTS {
+        let wanted = SocketAddr::new(ip, 0);
+        let udp = UdpSocket::bind(wanted)
+            .await
+            .map_err(|source| TestkitError::Bind { addr: wanted, source })?;
+        let port = udp.local_addr()?.port();
+        // The UDP port may be taken for TCP by someone else: just try another one.
+        if let Ok(tcp) = TcpListener::bind(SocketAddr::new(ip, port)).await {
+            return Ok((udp, tcp));
+        }
+    }
+    Err(TestkitError::NoSharedPort {
+        ip,
+        attempts: PORT_ATTEMPTS,
+    })
+}
+
+struct Handler {
+    zone: Arc<Mutex<Zone>>,
+}
+
+impl Handler {
+    /// Looks the query up; the lock is released before any `.await`.
+    fn answer(&self, query: &LowerQuery) -> (ResponseCode, Vec<Record>) {
+        let qtype = query.query_type();
+        // The original (not lower-cased) name is echoed so 0x20 case randomization still matches.
+        let mut owner = query.original().name().clone();
+        let mut key = key_of(&owner.to_ascii());
+        let mut zone = self.zone.lock().unwrap_or_else(|e| e.into_inner());
+        if zone.queries.len() == QUERY_LOG_CAP {
+            zone.queries.pop_front();
+        }
+        zone.queries.push_back((key.clone(), qtype));
+        zone.query_count += 1;
+        if zone.servfail.contains(&key) {
+            return (ResponseCode::ServFail, Vec::new());
+        }
+        let mut answers = Vec::new();
+        for _ in 0..MAX_CNAME_CHAIN {
+            let Some(set) = zone.records.get(&key) else {
+                let code = if answers.is_empty() && !zone.has_descendant(&key) {
+                    ResponseCode::NXDomain
+                } else {
+                    ResponseCode::NoError
+                };
+                return (code, answers);
+            };
+            let before = answers.len();
+            answers.extend(
+                set.iter()
+                    .filter(|r| qtype == RecordType::ANY || r.record_type() == qtype)
+                    .map(|r| Record::from_rdata(owner.clone(), Self::ttl(), r.clone())),
+            );
+            if answers.len() > before {
+                return (ResponseCode::NoError, answers);
+            }
+            let target = set.iter().find_map(|r| match r {
+                RData::CNAME(cname) => Some(cname.0.clone()),
+                _ => None,
+            });
+            let Some(target) = target else {
+                return (ResponseCode::NoError, answers);
+            };
+            answers.push(Record::from_rdata(
+                owner.clone(),
+                Self::ttl(),
+                RData::CNAME(CNAME(target.clone())),
+            ));
+            key = key_of(&target.to_ascii());
+            owner = target;
+        }
+        (ResponseCode::NoError, answers)
+    }
+
+    fn ttl() -> u32 {
+        DnsAuthority::TTL
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        // RFC 6891: a request with OPT gets OPT back.
+        let edns = request.edns.as_ref().map(|req| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req.max_payload().max(512));
+            edns.set_version(0);
+            edns
+        });
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        let (code, answers) = if request.metadata.message_type != MessageType::Query {
+            (ResponseCode::FormErr, Vec::new())
+        } else if request.metadata.op_code != OpCode::Query {
+            (ResponseCode::NotImp, Vec::new())
+        } else {
+            match request.request_info() {
+                Ok(info) => self.answer(info.query),
+                Err(_) => (ResponseCode::FormErr, Vec::new()),
+            }
+        };
+        metadata.response_code = code;
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answers.iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(%error, "dns authority could not send a response");
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_ignore_case_and_trailing_dot() {
+        assert_eq!(key_of("Example.COM."), "example.com");
+        assert_eq!(key_of("example.com"), "example.com");
+        assert_eq!(key_of("bücher.example"), "xn--bcher-kva.example");
+    }
+}

@@ -1,0 +1,24 @@
+//! Test-only servers for mailpush integration tests and benchmarks.
+//!
+//! Everything here listens on real loopback sockets so the crates under test use their real
+//! client libraries (mail-send, hickory-resolver) end to end; nothing is mocked.
+//!
+//! - [`SinkMx`]: a recording ESMTP server (STARTTLS, PIPELINING, per-recipient scripted replies).
+//! - [`DnsAuthority`]: an authoritative DNS server over UDP and TCP whose records tests change
+//!   at runtime.
+//!
+//! Both servers are started from inside a tokio runtime and stop when dropped.
+
+#![warn(missing_docs)]
+
+mod dns;
+mod error;
+mod sink;
+
+pub use dns::DnsAuthority;
+pub use error::TestkitError;
+pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkConfig, SinkMx, SinkReply};
+
+/// Re-exported so tests can name record types for [`DnsAuthority::remove`] without depending
+/// on hickory-proto themselves.
+pub use hickory_proto::rr::RecordType;

@@ -1,0 +1,224 @@
+//! The shared harness of mailpush's end-to-end tests, benchmarks and load tool: start the real binaries on
+//! free ports, create accounts through the CLI, and call the API with TC3-signed requests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The master key the harness gives every process it starts (processes sharing a database need the same key).
+pub const TEST_MASTER_KEY: &str = "mailpush-test-master-key-0123456789";
+
+/// Path of a workspace binary built next to the running test (`target/<profile>/<name>`).
+/// `MAILPUSH_BIN_DIR` overrides the directory.
+pub fn bin_path(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("MAILPUSH_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    profile_dir.join(name)
+}
+
+/// Credentials printed by `mailpush account create --json`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// AppId.
+    pub app_id: i64,
+    /// SecretId.
+    pub secret_id: String,
+    /// SecretKey.
+    pub secret_key: String,
+}
+
+/// Environment for a mailpush process using `data_dir`, plus `extra` overrides.
+pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert("MAILPUSH_DATA_DIR".into(), data_dir.display().to_string());
+    env.insert("MAILPUSH_MASTER_KEY".into(), TEST_MASTER_KEY.into());
+    env.insert("MAILPUSH_API_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert("MAILPUSH_LOG".into(), "warn".into());
+    for (k, v) in extra {
+        env.insert((*k).to_string(), v.clone());
+    }
+    env
+}
+
+/// Runs `mailpush account create NAME --json` and parses the credentials.
+pub async fn create_account(env: &HashMap<String, String>, name: &str) -> Credentials {
+    let out = Command::new(bin_path("mailpush"))
+        .args(["account", "create", name, "--json"])
+        .envs(env)
+        .output()
+        .await
+        .expect("run mailpush account create");
+    assert!(
+        out.status.success(),
+        "account create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("account create prints JSON");
+    Credentials {
+        app_id: v["AppId"].as_i64().expect("AppId"),
+        secret_id: v["SecretId"].as_str().expect("SecretId").to_string(),
+        secret_key: v["SecretKey"].as_str().expect("SecretKey").to_string(),
+    }
+}
+
+/// A running `mailpush serve` (or another server binary) whose API address was read from its stdout.
+pub struct ServerProcess {
+    /// The child; killed on drop.
+    pub child: Child,
+    /// `127.0.0.1:port` of the API.
+    pub api_addr: String,
+}
+
+impl ServerProcess {
+    /// Starts `binary args…` with `env` and waits for the line announcing the API address.
+    pub async fn start(binary: &str, args: &[&str], env: &HashMap<String, String>) -> ServerProcess {
+        let mut child = Command::new(bin_path(binary))
+            .args(args)
+            .envs(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let api_addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    return addr.trim().to_string();
+                }
+            }
+            panic!("{binary} exited before announcing its API address");
+        })
+        .await
+        .expect("server did not start within 60 s");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess { child, api_addr }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("server did not stop within 30 s")
+            .expect("wait")
+    }
+}
+
+/// A TC3-signing client of the action API.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// `host:port`.
+    pub addr: String,
+    /// SecretId used to sign.
+    pub secret_id: String,
+    /// SecretKey used to sign.
+    pub secret_key: String,
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl ApiClient {
+    /// A client for the API at `addr` with these credentials.
+    pub fn new(addr: &str, creds: &Credentials) -> ApiClient {
+        ApiClient {
+            http: reqwest::Client::new(),
+            addr: addr.to_string(),
+            secret_id: creds.secret_id.clone(),
+            secret_key: creds.secret_key.clone(),
+        }
+    }
+
+    /// Calls `action` with `params`; returns the `Response` object (which holds `Error` on failure).
+    pub async fn call(&self, action: &str, params: &serde_json::Value) -> serde_json::Value {
+        let body = params.to_string().into_bytes();
+        self.call_raw(action, body, unix_now(), &self.secret_key).await
+    }
+
+    /// Calls with full control of body, timestamp and signing key (for tests of refusals).
+    pub async fn call_raw(&self, action: &str, body: Vec<u8>, timestamp: i64, sign_key: &str) -> serde_json::Value {
+        let headers = mailpush_api::tc3::sign_post(
+            &self.addr,
+            action,
+            mailpush_api::API_VERSION,
+            &body,
+            &self.secret_id,
+            sign_key,
+            timestamp,
+        );
+        let mut req = self.http.post(format!("http://{}/", self.addr)).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        assert_eq!(resp.status(), 200, "the API answers 200 even for errors");
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(
+            ct, "application/json",
+            "the Tencent SDK only parses exactly application/json"
+        );
+        let v: serde_json::Value = resp.json().await.expect("JSON reply");
+        assert!(
+            v["Response"]["RequestId"].is_string(),
+            "every reply carries a RequestId: {v}"
+        );
+        v["Response"].clone()
+    }
+
+    /// The error code of a reply, if it is an error.
+    pub fn error_code(resp: &serde_json::Value) -> Option<String> {
+        resp["Error"]["Code"].as_str().map(str::to_string)
+    }
+}
+
+/// Base64 of `data`, as the API wants content.
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Today's UTC date, as `GetSendEmailStatus` wants it.
+pub fn today() -> String {
+    mailpush_api::tc3::scope_date(unix_now())
+}
+
+/// A temporary data directory.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
