@@ -281,3 +281,71 @@ mod tests {
         assert_eq!(r.finish().unwrap(), b"a\r\n.\r\nb\r\n");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn first_end(input: &[u8]) -> Option<usize> {
+        if input.starts_with(b".\r\n") {
+            return Some(3);
+        }
+        input.windows(5).position(|w| w == b"\r\n.\r\n").map(|p| p + 5)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Dot-stuffed content in any chunking comes back exactly, and DATA ends exactly at the terminator.
+        #[test]
+        fn dot_stuffing_round_trips(
+            lines in proptest::collection::vec(proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..40), 0..20),
+            split in 1usize..64,
+        ) {
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for l in &lines {
+                if l.first() == Some(&b'.') { wire.push(b'.'); }
+                wire.extend_from_slice(l);
+                wire.extend_from_slice(b"\r\n");
+                want.extend_from_slice(l);
+                want.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b".\r\nNEXT COMMAND\r\n");
+            let mut r = BodyReader::new(BodyMode::Dot, 1 << 20, 1 << 20);
+            let mut consumed = None;
+            let mut offset = 0;
+            for chunk in wire.chunks(split) {
+                if let Some(n) = r.feed(chunk) { consumed = Some(offset + n); break; }
+                offset += chunk.len();
+            }
+            prop_assert_eq!(consumed, Some(wire.len() - b"NEXT COMMAND\r\n".len()));
+            prop_assert_eq!(r.finish().unwrap(), want);
+        }
+
+        /// Arbitrary bytes: never a panic, the end is exactly the first real `<CRLF>.<CRLF>`, and what is
+        /// kept has CRLF line ends only.
+        #[test]
+        fn arbitrary_bytes_end_only_at_the_terminator(
+            input in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), any::<u8>()], 0..200),
+        ) {
+            let mut r = BodyReader::new(BodyMode::Dot, 1 << 20, 1 << 20);
+            let end = r.feed(&input);
+            prop_assert_eq!(end, first_end(&input));
+            let body = r.finish().unwrap();
+            for (i, b) in body.iter().enumerate() {
+                if *b == b'\n' { prop_assert!(i > 0 && body[i - 1] == b'\r'); }
+                if *b == b'\r' { prop_assert_eq!(body.get(i + 1), Some(&b'\n')); }
+            }
+        }
+
+        /// The command parser never panics on a line of arbitrary bytes.
+        #[test]
+        fn command_parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut line = line;
+            line.extend_from_slice(b"\r\n");
+            let _ = smtp_proto::Request::parse(&mut line.iter());
+        }
+    }
+}
