@@ -32,24 +32,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting SMTP")?
         .context("set smtp_listen (MAILPUSH_SMTP_LISTEN) and/or smtps_listen")?;
-    log_tls(&launched.tls);
+    launched.tls.log();
     for (name, addr) in &launched.listening {
         println!("mailpush-smtp: {name} listening on {addr}");
     }
     settings::shutdown_signal().await;
     launched.stop();
     Ok(())
-}
-
-fn log_tls(source: &mailpush_smtp::tls::TlsSource) {
-    use mailpush_smtp::tls::TlsSource;
-    match source {
-        TlsSource::Generated(p) => {
-            tracing::warn!(path = %p.display(), "no smtp_tls_cert configured: generated a self-signed certificate")
-        }
-        TlsSource::PreviouslyGenerated(p) => {
-            tracing::info!(path = %p.display(), "using the self-signed SMTP certificate generated earlier")
-        }
-        TlsSource::Configured(p) => tracing::info!(path = %p.display(), "SMTP certificate loaded"),
-    }
 }

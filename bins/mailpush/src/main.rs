@@ -79,7 +79,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let worker = core.start_worker().await.context("starting the delivery worker")?;
     let smtp = mailpush_smtp::launch(core.clone()).await.context("starting SMTP")?;
     if let Some(smtp) = &smtp {
-        log_smtp_tls(&smtp.tls);
+        smtp.tls.log();
         for (name, addr) in &smtp.listening {
             println!("mailpush: {name} listening on {addr}");
         }
@@ -97,19 +97,6 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing in-flight deliveries");
     worker.shutdown().await;
     Ok(())
-}
-
-fn log_smtp_tls(source: &mailpush_smtp::tls::TlsSource) {
-    use mailpush_smtp::tls::TlsSource;
-    match source {
-        TlsSource::Generated(p) => {
-            tracing::warn!(path = %p.display(), "no smtp_tls_cert configured: generated a self-signed certificate")
-        }
-        TlsSource::PreviouslyGenerated(p) => {
-            tracing::info!(path = %p.display(), "using the self-signed SMTP certificate generated earlier")
-        }
-        TlsSource::Configured(p) => tracing::info!(path = %p.display(), "SMTP certificate loaded"),
-    }
 }
 
 async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {

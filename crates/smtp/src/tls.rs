@@ -21,6 +21,22 @@ pub enum TlsSource {
     PreviouslyGenerated(PathBuf),
 }
 
+impl TlsSource {
+    /// Logs where the certificate came from; a generated one is a warning (clients will not trust it).
+    pub fn log(&self) {
+        match self {
+            TlsSource::Generated(p) => tracing::warn!(
+                path = %p.display(),
+                "no smtp_tls_cert configured: generated a self-signed SMTP certificate"
+            ),
+            TlsSource::PreviouslyGenerated(p) => {
+                tracing::info!(path = %p.display(), "using the self-signed SMTP certificate generated earlier")
+            }
+            TlsSource::Configured(p) => tracing::info!(path = %p.display(), "SMTP certificate loaded"),
+        }
+    }
+}
+
 /// File names of the generated pair inside `data_dir`.
 pub const GENERATED_CERT: &str = "smtp-selfsigned-cert.pem";
 /// See [`GENERATED_CERT`].

@@ -8,8 +8,18 @@ use proptest::prelude::*;
 
 fn command_line() -> impl Strategy<Value = String> {
     let verbs = prop_oneof![
-        Just("EHLO"), Just("HELO"), Just("MAIL FROM:"), Just("RCPT TO:"), Just("RSET"), Just("NOOP"),
-        Just("VRFY"), Just("HELP"), Just("EXPN"), Just(""), Just("mail from:<"), Just("RCPT TO:<"),
+        Just("EHLO"),
+        Just("HELO"),
+        Just("MAIL FROM:"),
+        Just("RCPT TO:"),
+        Just("RSET"),
+        Just("NOOP"),
+        Just("VRFY"),
+        Just("HELP"),
+        Just("EXPN"),
+        Just(""),
+        Just("mail from:<"),
+        Just("RCPT TO:<"),
     ];
     (verbs, "[ -~\u{80}-\u{10ffff}]{0,80}").prop_map(|(v, rest)| format!("{v}{rest}"))
 }

@@ -43,7 +43,7 @@ async fn authenticated_submission_is_committed_and_found_by_status() {
     assert_eq!(code, 250, "{text}");
     assert!(text.starts_with("2.0.0 Ok: queued as "), "{text}");
     let id = queued_id(&text);
-    assert_eq!(w.message_ids().await, [id.clone()]);
+    assert_eq!(w.message_ids().await, std::slice::from_ref(&id));
     let body = w
         .core
         .store()
@@ -52,7 +52,10 @@ async fn authenticated_submission_is_committed_and_found_by_status() {
         .expect("body")
         .expect("stored");
     let body = String::from_utf8(body).expect("utf8");
-    assert!(body.starts_with(&format!("Message-ID: <{id}@shop.example.com>\r\nDate: ")), "{body}");
+    assert!(
+        body.starts_with(&format!("Message-ID: <{id}@shop.example.com>\r\nDate: ")),
+        "{body}"
+    );
     // send_one ends the data with CRLF . CRLF after the message's own last CRLF: one empty line more.
     assert!(
         body.ends_with(&format!("{}\r\n", message(LOGIN, RCPT, "Hi"))),
@@ -148,7 +151,10 @@ async fn foreign_senders_are_refused() {
     assert!(text.starts_with("5.7.1"), "{text}");
     assert!(w.message_ids().await.is_empty());
     // Still usable.
-    assert_eq!(send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "ok")).await.0, 250);
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "ok")).await.0,
+        250
+    );
 }
 
 #[tokio::test]
@@ -189,7 +195,10 @@ async fn oversize_mail_is_refused_by_size_and_while_reading() {
     let (code, text) = c.reply().await;
     assert_eq!(code, 552, "{text}");
     assert!(text.starts_with("5.3.4"));
-    assert_eq!(send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "small")).await.0, 250);
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "small")).await.0,
+        250
+    );
     assert_eq!(w.message_ids().await.len(), 1);
 }
 
@@ -225,7 +234,10 @@ async fn smuggling_yields_exactly_one_message() {
         assert_eq!(rcpts, [RCPT], "{evil:?}: the victim never became a recipient");
         let body = w.core.store().message_body(&id).await.expect("body").expect("stored");
         assert!(
-            !body.windows(2).enumerate().any(|(i, p)| p[1] == b'\n' && (i == 0 || p[0] != b'\r')),
+            !body
+                .windows(2)
+                .enumerate()
+                .any(|(i, p)| p[1] == b'\n' && (i == 0 || p[0] != b'\r')),
             "stored with CRLF only"
         );
     }
@@ -275,9 +287,15 @@ async fn implicit_tls_listener() {
     let (mut c, code) = Client::connect_tls(w.tls_addr, &w.cert).await;
     assert_eq!(code, 220);
     let (_, text) = c.cmd("EHLO client.test").await;
-    assert!(text.contains("AUTH PLAIN LOGIN") && !text.contains("STARTTLS"), "{text}");
+    assert!(
+        text.contains("AUTH PLAIN LOGIN") && !text.contains("STARTTLS"),
+        "{text}"
+    );
     assert_eq!(c.login(LOGIN, PASSWORD).await.0, 235);
-    assert_eq!(send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "465")).await.0, 250);
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "465")).await.0,
+        250
+    );
 }
 
 #[tokio::test]
@@ -292,7 +310,13 @@ async fn trusted_networks_submit_without_auth() {
     .await;
     let (mut c, _) = Client::connect(w.addr, &w.cert).await;
     assert_eq!(c.cmd("EHLO client.test").await.0, 250);
-    let (code, text) = send_one(&mut c, "any@shop.example.com", &[RCPT], &message("any@shop.example.com", RCPT, "t")).await;
+    let (code, text) = send_one(
+        &mut c,
+        "any@shop.example.com",
+        &[RCPT],
+        &message("any@shop.example.com", RCPT, "t"),
+    )
+    .await;
     assert_eq!(code, 250, "{text}");
     assert_eq!(w.message_ids().await.len(), 1);
 }

@@ -76,7 +76,9 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = base_settings(dir.path());
     tweak(&mut settings);
-    let core = Mailpush::open(settings.clone(), Arc::new(SystemClock)).await.expect("open");
+    let core = Mailpush::open(settings.clone(), Arc::new(SystemClock))
+        .await
+        .expect("open");
     core.create_account("shop").await.expect("account");
     let account = core
         .list_accounts()
@@ -224,7 +226,10 @@ impl Client {
         // Anything buffered but unread would be lost here; after 220 the server sends nothing before TLS.
         let inner = io.into_inner();
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let tls = tls_connector(&self.cert).connect(name, inner).await.expect("STARTTLS handshake");
+        let tls = tls_connector(&self.cert)
+            .connect(name, inner)
+            .await
+            .expect("STARTTLS handshake");
         self.io = Some(BufReader::new(Box::new(tls) as Box<dyn Io>));
         assert_eq!(self.cmd("EHLO client.test").await.0, 250);
     }
