@@ -171,9 +171,9 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
 
     /// Runs the session to its end.
     pub(crate) async fn run(mut self) -> End {
-        let greeting = reply(220, "2.0.0", format!("{} ESMTP mailpush", self.shared.config.hostname));
-        // The greeting has no enhanced code on the wire in most servers, but RFC 2034 allows it.
-        self.push(&greeting);
+        // No enhanced status code in the greeting: RFC 2034 uses them only once EHLO has negotiated them.
+        let greeting = format!("220 {} ESMTP mailpush\r\n", self.shared.config.hostname);
+        self.out.extend_from_slice(greeting.as_bytes());
         let end = loop {
             let line = match self.read_line().await {
                 Ok(l) => l,
