@@ -78,6 +78,8 @@ pub struct ServerProcess {
     pub child: Child,
     /// `127.0.0.1:port` of the API.
     pub api_addr: String,
+    /// Every stdout line printed up to and including the API line (e.g. `mailpush: smtp listening on …`).
+    pub announced: Vec<String>,
 }
 
 impl ServerProcess {
@@ -93,8 +95,10 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut announced = Vec::new();
         let api_addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
+                announced.push(line.clone());
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     return addr.trim().to_string();
                 }
@@ -105,7 +109,19 @@ impl ServerProcess {
         .expect("server did not start within 60 s");
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { child, api_addr }
+        ServerProcess {
+            child,
+            api_addr,
+            announced,
+        }
+    }
+
+    /// The address announced as `<name> listening on ADDR` (e.g. `smtp`, `smtps`), if any.
+    pub fn announced_addr(&self, name: &str) -> Option<String> {
+        let marker = format!("{name} listening on ");
+        self.announced
+            .iter()
+            .find_map(|l| l.split(&marker).nth(1).map(|a| a.trim().to_string()))
     }
 
     /// SIGKILL: no chance to flush anything.

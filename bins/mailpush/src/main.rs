@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API and the delivery worker in one process.
+    /// Run the API, the delivery worker and (when smtp_listen / smtps_listen is set) SMTP in one process.
     Serve,
     /// Manage accounts.
     Account {
@@ -77,6 +77,13 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
+    let smtp = mailpush_smtp::launch(core.clone()).await.context("starting SMTP")?;
+    if let Some(smtp) = &smtp {
+        smtp.tls.log();
+        for (name, addr) in &smtp.listening {
+            println!("mailpush: {name} listening on {addr}");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
@@ -84,6 +91,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     println!("mailpush: api listening on http://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
     mailpush_api::serve(listener, core.clone(), settings::shutdown_signal()).await?;
+    if let Some(smtp) = smtp {
+        smtp.stop();
+    }
     tracing::info!("stopping: finishing in-flight deliveries");
     worker.shutdown().await;
     Ok(())

@@ -7,12 +7,14 @@ pub mod error;
 pub mod secrets;
 pub mod send;
 pub mod settings;
+pub mod submit;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use error::CoreError;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
+pub use submit::{RawSubmission, Submitter};
 
 use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
 use mailpush_model::{ErrorCode, MessageId, SharedClock};

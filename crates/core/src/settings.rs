@@ -17,8 +17,29 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// HTTP API listen address (port 0 picks a free port; the process prints the one it got).
     pub api_listen: SocketAddr,
-    /// SMTP submission listen address; none = no SMTP endpoint.
+    /// SMTP submission listen address (STARTTLS offered); none = no SMTP endpoint.
     pub smtp_listen: Option<SocketAddr>,
+    /// SMTP submission with implicit TLS (port 465 style); none = off.
+    pub smtps_listen: Option<SocketAddr>,
+    /// PEM certificate chain for SMTP TLS; with `smtp_tls_key`. None = a self-signed one in `data_dir`.
+    pub smtp_tls_cert: Option<PathBuf>,
+    /// PEM private key for SMTP TLS.
+    pub smtp_tls_key: Option<PathBuf>,
+    /// Allow AUTH without TLS from loopback clients (local relays, tests). Never from other addresses.
+    pub smtp_allow_plaintext_auth_loopback: bool,
+    /// Client networks (CIDR, like Postfix `mynetworks`) whose mail is accepted without AUTH for
+    /// `smtp_trusted_account`.
+    pub smtp_trusted_networks: Vec<String>,
+    /// The account mail from `smtp_trusted_networks` is submitted for.
+    pub smtp_trusted_account: Option<String>,
+    /// Simultaneous SMTP connections allowed from one client IP.
+    pub smtp_max_connections_per_ip: usize,
+    /// An SMTP client silent for this long gets `421` and is disconnected, seconds.
+    pub smtp_timeout_secs: u64,
+    /// Failed AUTH attempts allowed per client IP and per username within `smtp_auth_window_secs`.
+    pub smtp_auth_max_failures: u32,
+    /// The window of `smtp_auth_max_failures`, seconds.
+    pub smtp_auth_window_secs: u64,
     /// DNS servers (ip:port) used for every lookup; empty = the system resolver configuration.
     pub dns_servers: Vec<SocketAddr>,
     /// The port dialled on MX hosts (25 in production; tests point it at a sink).
@@ -63,6 +84,16 @@ impl Default for Settings {
             database_url: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             smtp_listen: None,
+            smtps_listen: None,
+            smtp_tls_cert: None,
+            smtp_tls_key: None,
+            smtp_allow_plaintext_auth_loopback: false,
+            smtp_trusted_networks: Vec::new(),
+            smtp_trusted_account: None,
+            smtp_max_connections_per_ip: 20,
+            smtp_timeout_secs: 300,
+            smtp_auth_max_failures: 5,
+            smtp_auth_window_secs: 900,
             dns_servers: Vec::new(),
             delivery_port: 25,
             master_key: None,

@@ -1,0 +1,42 @@
+//! `mailpush-smtp`: only the SMTP submission endpoint, for scaling out against a shared PostgreSQL database.
+
+use anyhow::Context;
+use clap::Parser;
+use mailpush_core::{Mailpush, settings};
+use mailpush_model::SystemClock;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "mailpush-smtp", version, about = "mailpush SMTP submission node")]
+struct Cli {
+    /// TOML configuration file; every key can also be set as MAILPUSH_<KEY>.
+    #[arg(long, env = "MAILPUSH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = settings::load_for_process(cli.config.as_deref())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let core = Mailpush::open(settings, Arc::new(SystemClock))
+        .await
+        .context("opening mailpush")?;
+    let launched = mailpush_smtp::launch(core)
+        .await
+        .context("starting SMTP")?
+        .context("set smtp_listen (MAILPUSH_SMTP_LISTEN) and/or smtps_listen")?;
+    launched.tls.log();
+    for (name, addr) in &launched.listening {
+        println!("mailpush-smtp: {name} listening on {addr}");
+    }
+    settings::shutdown_signal().await;
+    launched.stop();
+    Ok(())
+}

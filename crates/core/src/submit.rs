@@ -1,0 +1,555 @@
+//! Submission of ready-made MIME (the SMTP endpoint): who may submit, what a raw message must look like, and
+//! the durable enqueue. The rules are the API's where they apply to raw MIME: the same size and recipient
+//! limits, the same sender rule, the same error codes. Apart from a `Message-ID` and `Date` added when
+//! missing, the MIME is stored as sent.
+//!
+//! # Seams for sending identities
+//! Two methods are deliberately thin until sending identities (verified domains, sender addresses with SMTP
+//! passwords) are merged; each says what it must call then:
+//! - [`Mailpush::smtp_login`] returns `Ok(None)` (no SMTP passwords exist yet);
+//! - [`Mailpush::sender_identity_allowed`] allows every address (exactly what `SendEmail` allows today).
+
+use crate::Mailpush;
+use crate::accounts::AccountContext;
+use crate::error::CoreError;
+use crate::send::AdmittedRecipient;
+use mailpush_model::message::{MAX_MAIL_BYTES, MAX_SUBJECT_BYTES, MAX_TO};
+use mailpush_model::{EmailAddress, ErrorCode, MessageId, RecipientKind, TriggerType};
+use mailpush_store::{NewMessage, NewRecipient};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// Most recipients of one raw submission (the API's limit on `Destination`).
+pub const MAX_RAW_RECIPIENTS: usize = MAX_TO;
+/// Largest header section of a raw submission. Generous for DKIM/ARC chains, small enough that a header
+/// flood cannot tie up the parser.
+pub const MAX_HEADER_BYTES: usize = 128 * 1024;
+/// Longest line of a raw submission without its CRLF (RFC 5322 §2.1.1).
+pub const MAX_LINE_BYTES: usize = 998;
+
+/// Who submits: the account mail is charged to and, for a login with a sender address's SMTP password,
+/// that address (the only one it may send as).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitter {
+    /// The account.
+    pub account: AccountContext,
+    /// The sender address authenticated as; `None` for trusted networks (any verified sender of the account).
+    pub login: Option<EmailAddress>,
+}
+
+/// One raw submission, as an SMTP transaction carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSubmission {
+    /// `MAIL FROM` (without angle brackets).
+    pub envelope_from: String,
+    /// `RCPT TO` addresses.
+    pub recipients: Vec<String>,
+    /// The message, CRLF line endings, already dot-unstuffed.
+    pub data: Vec<u8>,
+    /// Queue lane.
+    pub trigger: TriggerType,
+}
+
+/// A raw message that passed admission, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct AdmittedRaw {
+    /// The new MessageId.
+    pub id: MessageId,
+    /// `MAIL FROM`.
+    pub envelope_from: EmailAddress,
+    /// The address of the header `From`.
+    pub header_from: EmailAddress,
+    /// The decoded subject (for status), at most 998 bytes.
+    pub subject: String,
+    /// Each recipient once; kind from the To/Cc headers, Bcc otherwise.
+    pub recipients: Vec<AdmittedRecipient>,
+    /// The MIME to store: as sent, with `Message-ID` / `Date` prepended when missing.
+    pub body: Vec<u8>,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
+    CoreError::refused(code, message)
+}
+
+fn content_error(message: impl Into<String>) -> CoreError {
+    refuse(ErrorCode::InvalidParameterValueEmailContentIsWrong, message)
+}
+
+/// Parses an envelope address; `field` names it in the refusal.
+fn parse_sender(field: &str, raw: &str) -> Result<EmailAddress, CoreError> {
+    if raw.trim().is_empty() {
+        return Err(refuse(
+            ErrorCode::FailedOperationIncorrectSender,
+            format!("{field}: a null sender (<>) cannot submit mail"),
+        ));
+    }
+    EmailAddress::parse(raw).map_err(|e| {
+        refuse(
+            ErrorCode::FailedOperationIncorrectSender,
+            format!("{field} {raw:?}: {e}"),
+        )
+    })
+}
+
+/// Where the header section ends: the index of the blank line's CRLF (body starts 2 bytes later), or the
+/// whole message when it has no body.
+fn header_end(data: &[u8]) -> usize {
+    if data.starts_with(b"\r\n") {
+        return 0;
+    }
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 2)
+}
+
+/// Line structure: CRLF only (a bare CR or LF is how header injection and SMTP smuggling start), no NUL
+/// in the header, lines of at most 998 bytes; every header line a `name: value` or a continuation.
+fn check_structure(data: &[u8], header_len: usize) -> Result<(), CoreError> {
+    if header_len > MAX_HEADER_BYTES {
+        return Err(content_error(format!(
+            "the header section is {header_len} bytes; at most {MAX_HEADER_BYTES} are allowed"
+        )));
+    }
+    let mut line_no = 1usize;
+    let mut line_len = 0usize;
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+                line_no += 1;
+                line_len = 0;
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => return Err(content_error(format!("line {line_no} has a bare CR or LF"))),
+            0 if i < header_len => return Err(content_error(format!("header line {line_no} contains NUL"))),
+            _ => {}
+        }
+        line_len += 1;
+        if line_len > MAX_LINE_BYTES {
+            return Err(content_error(format!(
+                "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        i += 1;
+    }
+    for (n, line) in data[..header_len].split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if n == 0 {
+                return Err(content_error("the message starts with a header continuation line"));
+            }
+            continue;
+        }
+        let name_ok = line
+            .iter()
+            .position(|b| *b == b':')
+            .is_some_and(|c| c > 0 && line[..c].iter().all(|b| (33..=126).contains(b)));
+        if !name_ok {
+            return Err(content_error(format!("header line {} is not \"Name: value\"", n + 1)));
+        }
+    }
+    Ok(())
+}
+
+/// The values of every header named `name` (case-insensitive), raw.
+fn header_count(header: &[u8], name: &str) -> usize {
+    header
+        .split(|b| *b == b'\n')
+        .filter(|line| {
+            line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        })
+        .count()
+}
+
+fn rfc2822_date(now_ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".to_string())
+}
+
+fn truncate_utf8(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Runs every admission rule that applies to raw MIME and prepares the body to store. `now_ms` stamps a
+/// missing `Date`.
+pub fn admit_raw(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreError> {
+    if sub.data.len() > MAX_MAIL_BYTES {
+        return Err(refuse(
+            ErrorCode::FailedOperationEmailContentToolarge,
+            format!("the message is {} bytes; at most 4 MB are allowed", sub.data.len()),
+        ));
+    }
+    let envelope_from = parse_sender("MAIL FROM", &sub.envelope_from)?;
+    if sub.recipients.is_empty() {
+        return Err(refuse(
+            ErrorCode::MissingParameter,
+            "at least one recipient is required",
+        ));
+    }
+    if sub.recipients.len() > MAX_RAW_RECIPIENTS {
+        return Err(refuse(
+            ErrorCode::FailedOperationTooManyRecipients,
+            format!(
+                "{} recipients; at most {MAX_RAW_RECIPIENTS} are allowed",
+                sub.recipients.len()
+            ),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut rcpts = Vec::with_capacity(sub.recipients.len());
+    for raw in &sub.recipients {
+        let a = EmailAddress::parse(raw).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                format!("RCPT TO {raw:?}: {e}"),
+            )
+        })?;
+        // SMTP clients may repeat a recipient; it still gets one copy.
+        if seen.insert(a.normalized()) {
+            rcpts.push(a);
+        }
+    }
+
+    let hend = header_end(&sub.data);
+    check_structure(&sub.data, hend)?;
+    let header = &sub.data[..hend];
+    if header_count(header, "from") != 1 {
+        return Err(content_error("the message must have exactly one From header"));
+    }
+    // The parsed view borrows the data: keep it in this scope, the data moves into the body below.
+    let (header_from, subject, recipients) = {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&sub.data)
+            .ok_or_else(|| content_error("the message is not parseable MIME"))?;
+        let from_list = parsed
+            .from()
+            .ok_or_else(|| content_error("the From header is not a parseable address"))?;
+        let mut from_addrs = from_list.iter();
+        let (Some(first), None) = (from_addrs.next(), from_addrs.next()) else {
+            return Err(content_error("the From header must name exactly one address"));
+        };
+        let header_from = first
+            .address()
+            .ok_or_else(|| content_error("the From header has no address"))
+            .and_then(|a| parse_sender("header From", a))?;
+
+        let in_header = |list: Option<&mail_parser::Address<'_>>| -> HashSet<String> {
+            list.map(|l| {
+                l.iter()
+                    .filter_map(|a| a.address())
+                    .filter_map(|a| EmailAddress::parse(a).ok())
+                    .map(|a| a.normalized())
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let to = in_header(parsed.to());
+        let cc = in_header(parsed.cc());
+        let recipients: Vec<AdmittedRecipient> = rcpts
+            .into_iter()
+            .map(|address| {
+                let key = address.normalized();
+                let kind = if to.contains(&key) {
+                    RecipientKind::To
+                } else if cc.contains(&key) {
+                    RecipientKind::Cc
+                } else {
+                    RecipientKind::Bcc
+                };
+                AdmittedRecipient { address, kind }
+            })
+            .collect();
+        let subject = truncate_utf8(parsed.subject().unwrap_or(""), MAX_SUBJECT_BYTES);
+        (header_from, subject, recipients)
+    };
+
+    let id = MessageId::generate();
+    let mut prefix = String::new();
+    if header_count(header, "message-id") == 0 {
+        prefix.push_str(&format!("Message-ID: {}\r\n", id.header_value(header_from.domain())));
+    }
+    if header_count(header, "date") == 0 {
+        prefix.push_str(&format!("Date: {}\r\n", rfc2822_date(now_ms)));
+    }
+    let body = if prefix.is_empty() {
+        sub.data
+    } else {
+        let mut b = Vec::with_capacity(prefix.len() + sub.data.len());
+        b.extend_from_slice(prefix.as_bytes());
+        b.extend_from_slice(&sub.data);
+        b
+    };
+    Ok(AdmittedRaw {
+        id,
+        envelope_from,
+        header_from,
+        subject,
+        recipients,
+        body,
+    })
+}
+
+/// Parses `smtp_trusted_networks`.
+pub fn trusted_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, CoreError> {
+    list.iter()
+        .map(|raw| {
+            let raw = raw.trim();
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    CoreError::Config(format!(
+                        "smtp_trusted_networks: {raw:?} is not a network like 127.0.0.0/8"
+                    ))
+                })
+        })
+        .collect()
+}
+
+impl Mailpush {
+    /// Checks the SMTP submission settings (trusted networks and account); call once at start-up so that
+    /// a typo stops the process instead of silently refusing mail.
+    pub fn check_smtp_settings(&self) -> Result<(), CoreError> {
+        let s = self.settings();
+        let nets = trusted_networks(&s.smtp_trusted_networks)?;
+        if !nets.is_empty() && s.smtp_trusted_account.as_deref().is_none_or(str::is_empty) {
+            return Err(CoreError::Config(
+                "smtp_trusted_networks needs smtp_trusted_account (the account the mail is sent for)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// SMTP AUTH: the submitter behind (sender address, SMTP password), or `None` when they do not match.
+    ///
+    /// **Seam:** returns `Ok(None)` until sending identities are merged. Then it must call the identity
+    /// crate's verification of (sender address, SMTP password set by `UpdateEmailSmtpPassWord`, argon2) and
+    /// return `Submitter { account, login: Some(sender address) }`.
+    pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
+        let _ = (username, password);
+        Ok(None)
+    }
+
+    /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
+    /// `smtp_trusted_account`), or `None`.
+    pub async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
+        let s = self.settings();
+        let Some(name) = s.smtp_trusted_account.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        // Compare IPv4-mapped IPv6 clients (dual-stack listeners) as the IPv4 address they are.
+        let client = match client {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+            v4 => v4,
+        };
+        if !trusted_networks(&s.smtp_trusted_networks)?
+            .iter()
+            .any(|n| n.contains(&client))
+        {
+            return Ok(None);
+        }
+        let Some(account) = self.store().account_by_name(name).await? else {
+            tracing::warn!(
+                account = name,
+                "smtp_trusted_account does not exist; trusted client refused"
+            );
+            return Ok(None);
+        };
+        Ok(Some(Submitter {
+            account: AccountContext::from(&account),
+            login: None,
+        }))
+    }
+
+    /// May `who` send with `address` as envelope sender or header From (`field` names which)? A login may
+    /// only use its own address; every address must also be one the account may send from.
+    pub async fn check_submission_sender(&self, who: &Submitter, field: &str, address: &str) -> Result<(), CoreError> {
+        let addr = parse_sender(field, address)?;
+        if let Some(login) = &who.login
+            && login.normalized() != addr.normalized()
+        {
+            return Err(refuse(
+                ErrorCode::FailedOperationNotAuthenticatedSender,
+                format!("{field} {addr} is not the address authenticated as ({login})"),
+            ));
+        }
+        self.sender_identity_allowed(&who.account, &addr).await
+    }
+
+    /// May `account` send from `address`?
+    ///
+    /// **Seam:** allows every address until sending identities are merged — exactly what `SendEmail` allows
+    /// today. Then it must require a verified domain (or sender address) of the account and refuse with
+    /// `FailedOperationNotAuthenticatedSender` / `OperationDeniedDomainNotVerified`.
+    pub async fn sender_identity_allowed(
+        &self,
+        account: &AccountContext,
+        address: &EmailAddress,
+    ) -> Result<(), CoreError> {
+        let _ = (account, address);
+        Ok(())
+    }
+
+    /// May `who` send to `rcpt`? Checked at `RCPT TO` so that a refusal names the recipient. Today: the
+    /// address must be valid; suppression lists join here when they land.
+    pub async fn check_submission_recipient(&self, who: &Submitter, rcpt: &str) -> Result<EmailAddress, CoreError> {
+        let _ = who;
+        EmailAddress::parse(rcpt).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                format!("RCPT TO {rcpt:?}: {e}"),
+            )
+        })
+    }
+
+    /// Raw MIME submission (SMTP): admission, then durable enqueue (group commit, fsync). Returns the
+    /// MessageId only once the message is committed; `GetSendEmailStatus` finds it under the account.
+    pub async fn submit_raw(&self, who: &Submitter, sub: RawSubmission) -> Result<MessageId, CoreError> {
+        if who.account.suspended {
+            return Err(refuse(
+                ErrorCode::FailedOperationHighRejectionRate,
+                "the account is suspended",
+            ));
+        }
+        self.check_submission_sender(who, "MAIL FROM", &sub.envelope_from)
+            .await?;
+        let now = self.now_ms();
+        let trigger = sub.trigger;
+        let mail = admit_raw(sub, now)?;
+        self.check_submission_sender(who, "header From", mail.header_from.as_str())
+            .await?;
+        let recipients = mail
+            .recipients
+            .iter()
+            .map(|r| NewRecipient {
+                address: r.address.as_str().to_string(),
+                domain: r.address.domain().to_string(),
+                kind: r.kind,
+                send_status: 0,
+                deliver_message: None,
+            })
+            .collect();
+        let msg = NewMessage {
+            id: mail.id.clone(),
+            account_id: who.account.id,
+            envelope_from: mail.envelope_from.as_str().to_string(),
+            from_address: mail.header_from.as_str().to_string(),
+            subject: mail.subject,
+            lane: trigger.lane(),
+            request_ms: now,
+            not_before_ms: now,
+            expires_ms: now.saturating_add(self.inner.settings.max_delivery_seconds as i64 * 1000),
+            body: mail.body,
+            recipients,
+        };
+        self.inner.store.enqueue(msg).await?;
+        self.inner.wake.notify_one();
+        Ok(mail.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(data: &str) -> RawSubmission {
+        RawSubmission {
+            envelope_from: "app@shop.example.com".into(),
+            recipients: vec!["alice@example.org".into(), "bob@example.org".into()],
+            data: data.as_bytes().to_vec(),
+            trigger: TriggerType::Trigger,
+        }
+    }
+
+    fn code(r: Result<AdmittedRaw, CoreError>) -> ErrorCode {
+        match r {
+            Err(e) => e.to_api().code,
+            Ok(_) => panic!("expected a refusal"),
+        }
+    }
+
+    const OK: &str = "From: Shop <app@shop.example.com>\r\nTo: alice@example.org\r\nSubject: Hi\r\n\r\nHello\r\n";
+
+    #[test]
+    fn admits_and_adds_missing_headers() {
+        let m = admit_raw(sub(OK), 0).unwrap();
+        assert_eq!(m.header_from.as_str(), "app@shop.example.com");
+        assert_eq!(m.subject, "Hi");
+        let kinds: Vec<_> = m.recipients.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [RecipientKind::To, RecipientKind::Bcc]);
+        let body = String::from_utf8(m.body).unwrap();
+        assert!(body.starts_with(&format!(
+            "Message-ID: <{}@shop.example.com>\r\nDate: Thu, 01 Jan 1970",
+            m.id
+        )));
+        assert!(body.ends_with(OK), "the MIME is otherwise kept as sent");
+    }
+
+    #[test]
+    fn keeps_present_message_id_and_date() {
+        let data = format!("Message-ID: <x@y>\r\nDate: Mon, 2 Jan 2006 15:04:05 +0000\r\n{OK}");
+        let m = admit_raw(sub(&data), 0).unwrap();
+        assert_eq!(m.body, data.as_bytes());
+    }
+
+    #[test]
+    fn refusals_carry_their_codes() {
+        let mut s = sub(OK);
+        s.recipients = (0..51).map(|i| format!("u{i}@example.org")).collect();
+        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationTooManyRecipients);
+
+        let mut s = sub(OK);
+        s.data.resize(MAX_MAIL_BYTES + 1, b'a');
+        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationEmailContentToolarge);
+
+        let mut s = sub(OK);
+        s.envelope_from = String::new();
+        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationIncorrectSender);
+
+        let bad = [
+            "To: alice@example.org\r\nSubject: no from\r\n\r\nx\r\n",
+            "From: a@shop.example.com\r\nFrom: b@shop.example.com\r\n\r\nx\r\n",
+            "From: a@shop.example.com, b@shop.example.com\r\n\r\nx\r\n",
+            "From: a@shop.example.com\nBcc: injected@example.org\r\n\r\nx\r\n",
+            "From: a@shop.example.com\r\nX: a\rBcc: injected@example.org\r\n\r\nx\r\n",
+            "From: a@shop.example.com\r\nnot a header\r\n\r\nx\r\n",
+            " continued\r\nFrom: a@shop.example.com\r\n\r\nx\r\n",
+        ];
+        for data in bad {
+            assert_eq!(
+                code(admit_raw(sub(data), 0)),
+                ErrorCode::InvalidParameterValueEmailContentIsWrong,
+                "{data:?}"
+            );
+        }
+        let long = format!("{OK}{}\r\n", "a".repeat(999));
+        assert_eq!(
+            code(admit_raw(sub(&long), 0)),
+            ErrorCode::InvalidParameterValueEmailContentIsWrong
+        );
+        let big_header = format!("X-Pad: {}\r\n", "a".repeat(900)).repeat(200) + OK;
+        assert_eq!(
+            code(admit_raw(sub(&big_header), 0)),
+            ErrorCode::InvalidParameterValueEmailContentIsWrong
+        );
+    }
+
+    #[test]
+    fn trusted_network_parsing() {
+        let nets = trusted_networks(&["127.0.0.0/8".into(), "::1".into()]).unwrap();
+        assert!(nets[0].contains(&"127.1.2.3".parse::<IpAddr>().unwrap()));
+        assert!(nets[1].contains(&"::1".parse::<IpAddr>().unwrap()));
+        assert!(trusted_networks(&["localhost".into()]).is_err());
+    }
+}

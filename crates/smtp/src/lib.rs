@@ -1,0 +1,294 @@
+//! mailpush's SMTP submission endpoint: applications that speak SMTP submit mail here, with the same
+//! admission as the HTTP API.
+//!
+//! - ESMTP with STARTTLS, AUTH PLAIN/LOGIN, SIZE, PIPELINING, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES and
+//!   CHUNKING (BDAT); implicit TLS on a second listener (port 465 style). Commands are parsed by smtp-proto.
+//! - Who may submit: a login (sender address + its SMTP password), or a client in a trusted network.
+//!   What they may submit is decided by core through [`SubmissionBackend`] ([`CoreBackend`] in production).
+//! - `250` only after the message is committed (group commit, fsync); the reply carries the MessageId.
+//! - Robustness: only `<CRLF>.<CRLF>` ends DATA (SMTP smuggling), bounded lines and sizes, idle timeouts,
+//!   per-IP connection limits, throttled AUTH failures, `421` after too many errors.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod data;
+pub mod limits;
+pub mod reply;
+mod session;
+pub mod tls;
+
+pub use backend::{CoreBackend, Envelope, Principal, SubmissionBackend};
+pub use reply::{Reply, reply_for, reply_for_core, smtp_code_for};
+pub use session::{MAX_BODY_LINE, MAX_COMMAND_LINE};
+
+use limits::{ConnectionLimiter, FailureWindow};
+use mailpush_core::Settings;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// What can go wrong starting the SMTP endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    /// Certificates or keys could not be loaded or generated.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The settings are unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A socket failed.
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// How the SMTP endpoint behaves.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    /// Name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Largest message accepted (advertised as SIZE).
+    pub max_message_bytes: usize,
+    /// Most recipients per message; the next `RCPT` gets `452 4.5.3`.
+    pub max_recipients: usize,
+    /// STARTTLS (and implicit TLS) acceptor; `None` = no TLS.
+    pub tls: Option<TlsAcceptor>,
+    /// Allow AUTH without TLS from loopback clients.
+    pub allow_plaintext_auth_loopback: bool,
+    /// Idle / command timeout.
+    pub timeout: Duration,
+    /// Simultaneous connections per client IP.
+    pub max_connections_per_ip: usize,
+    /// Error replies before `421` and close.
+    pub max_errors: u32,
+    /// Failed AUTH attempts per IP and per username within `auth_window`.
+    pub auth_max_failures: u32,
+    /// See `auth_max_failures`.
+    pub auth_window: Duration,
+}
+
+impl SmtpConfig {
+    /// The configuration the settings describe, with `tls` as the acceptor.
+    pub fn from_settings(s: &Settings, tls: Option<TlsAcceptor>) -> SmtpConfig {
+        SmtpConfig {
+            hostname: s.helo_name.clone(),
+            max_message_bytes: mailpush_model::message::MAX_MAIL_BYTES,
+            max_recipients: mailpush_core::submit::MAX_RAW_RECIPIENTS,
+            tls,
+            allow_plaintext_auth_loopback: s.smtp_allow_plaintext_auth_loopback,
+            timeout: Duration::from_secs(s.smtp_timeout_secs.max(1)),
+            max_connections_per_ip: s.smtp_max_connections_per_ip,
+            max_errors: 10,
+            auth_max_failures: s.smtp_auth_max_failures,
+            auth_window: Duration::from_secs(s.smtp_auth_window_secs),
+        }
+    }
+}
+
+pub(crate) struct Shared<B: SubmissionBackend> {
+    pub(crate) config: SmtpConfig,
+    pub(crate) backend: Arc<B>,
+    pub(crate) connections: Arc<ConnectionLimiter>,
+    pub(crate) auth_failures: FailureWindow,
+}
+
+/// The SMTP server: one per process; its listeners share the connection limits and AUTH throttling.
+pub struct SmtpServer<B: SubmissionBackend> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: SubmissionBackend> Clone for SmtpServer<B> {
+    fn clone(&self) -> Self {
+        SmtpServer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B: SubmissionBackend> SmtpServer<B> {
+    /// A server answering with `config` and submitting through `backend`.
+    pub fn new(config: SmtpConfig, backend: Arc<B>) -> SmtpServer<B> {
+        SmtpServer {
+            shared: Arc::new(Shared {
+                connections: Arc::new(ConnectionLimiter::new(config.max_connections_per_ip)),
+                auth_failures: FailureWindow::new(config.auth_max_failures, config.auth_window),
+                config,
+                backend,
+            }),
+        }
+    }
+
+    /// Accepts connections on `listener` until `shutdown` resolves. With `implicit_tls` every connection
+    /// starts with a TLS handshake (port 465 style); that needs [`SmtpConfig::tls`].
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        implicit_tls: bool,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), SmtpError> {
+        if implicit_tls && self.shared.config.tls.is_none() {
+            return Err(SmtpError::Config("implicit TLS needs a certificate".into()));
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let shared = self.shared.clone();
+                        tokio::spawn(async move { connection(shared, tcp, peer, implicit_tls).await });
+                    }
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "smtp: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connection<B: SubmissionBackend>(
+    shared: Arc<Shared<B>>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+) {
+    let _ = tcp.set_nodelay(true);
+    let Some(_permit) = shared.connections.acquire(peer.ip()) else {
+        tracing::warn!(%peer, "smtp: too many connections from this address");
+        if !implicit_tls {
+            let _ = tcp
+                .write_all(b"421 4.7.0 Too many connections from your address; try again later\r\n")
+                .await;
+        }
+        let _ = tcp.shutdown().await;
+        return;
+    };
+    let stream = if implicit_tls {
+        let Some(acceptor) = shared.config.tls.clone() else {
+            return;
+        };
+        match tokio::time::timeout(shared.config.timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "smtp: TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let end = session::Session::new(&shared, stream, peer).run().await;
+    tracing::debug!(%peer, ?end, "smtp: session ended");
+}
+
+/// A client connection, before or after TLS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Between taking the TCP stream for the handshake and getting the TLS stream back.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// The SMTP listeners one process runs, started by [`launch`].
+pub struct Launched {
+    /// `("smtp" | "smtps", address)` of each listener.
+    pub listening: Vec<(&'static str, SocketAddr)>,
+    /// Where the certificate came from.
+    pub tls: tls::TlsSource,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Launched {
+    /// Stops accepting connections (sessions in progress are dropped with the runtime).
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the SMTP endpoint the settings of `core` ask for (`smtp_listen`, `smtps_listen`), or returns
+/// `None` when neither is set. Loads or generates the certificate, binds, and serves on the current runtime.
+pub async fn launch(core: mailpush_core::Mailpush) -> Result<Option<Launched>, SmtpError> {
+    let settings = core.settings().clone();
+    if settings.smtp_listen.is_none() && settings.smtps_listen.is_none() {
+        return Ok(None);
+    }
+    let backend = CoreBackend::new(core).map_err(|e| SmtpError::Config(e.to_string()))?;
+    let (acceptor, source) = tls::acceptor_for(&settings)?;
+    let server = SmtpServer::new(SmtpConfig::from_settings(&settings, Some(acceptor)), Arc::new(backend));
+    let mut listening = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, addr, implicit) in [
+        ("smtp", settings.smtp_listen, false),
+        ("smtps", settings.smtps_listen, true),
+    ] {
+        let Some(addr) = addr else { continue };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| SmtpError::Config(format!("binding {name} to {addr}: {e}")))?;
+        listening.push((name, listener.local_addr()?));
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.serve(listener, implicit, std::future::pending()).await {
+                tracing::error!(error = %e, "smtp: listener stopped");
+            }
+        }));
+    }
+    Ok(Some(Launched {
+        listening,
+        tls: source,
+        tasks,
+    }))
+}

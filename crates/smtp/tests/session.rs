@@ -1,0 +1,392 @@
+//! The SMTP endpoint over real sockets with a real core (SQLite): protocol, AUTH, admission, limits,
+//! smuggling. AUTH uses the test backend's credentials (see `common`); everything else is core's.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const RCPT: &str = "alice@example.org";
+
+async fn authed(w: &World) -> Client {
+    let (mut c, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 220);
+    c.starttls().await;
+    let (code, text) = c.login(LOGIN, PASSWORD).await;
+    assert_eq!(code, 235, "{text}");
+    c
+}
+
+async fn send_one(c: &mut Client, from: &str, rcpts: &[&str], data: &str) -> (u16, String) {
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).await.0, 250);
+    for r in rcpts {
+        assert_eq!(c.cmd(&format!("RCPT TO:<{r}>")).await.0, 250);
+    }
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(data.as_bytes()).await;
+    c.send(b"\r\n.\r\n").await;
+    c.reply().await
+}
+
+fn queued_id(text: &str) -> String {
+    text.split("queued as ")
+        .nth(1)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no id in {text:?}"))
+}
+
+#[tokio::test]
+async fn authenticated_submission_is_committed_and_found_by_status() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT, "bob@example.org"], &message(LOGIN, RCPT, "Hi")).await;
+    assert_eq!(code, 250, "{text}");
+    assert!(text.starts_with("2.0.0 Ok: queued as "), "{text}");
+    let id = queued_id(&text);
+    assert_eq!(w.message_ids().await, std::slice::from_ref(&id));
+    let body = w
+        .core
+        .store()
+        .message_body(&mailpush_model::MessageId::parse(&id).expect("id"))
+        .await
+        .expect("body")
+        .expect("stored");
+    let body = String::from_utf8(body).expect("utf8");
+    assert!(
+        body.starts_with(&format!("Message-ID: <{id}@shop.example.com>\r\nDate: ")),
+        "{body}"
+    );
+    // send_one ends the data with CRLF . CRLF after the message's own last CRLF: one empty line more.
+    assert!(
+        body.ends_with(&format!("{}\r\n", message(LOGIN, RCPT, "Hi"))),
+        "kept as sent: {body}"
+    );
+    // The session goes on: a second message on the same connection, then QUIT.
+    let (code, _) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "Again")).await;
+    assert_eq!(code, 250);
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+}
+
+#[tokio::test]
+async fn ehlo_advertises_the_extensions() {
+    let w = world(|_| {}, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    let (code, text) = c.cmd("EHLO client.test").await;
+    assert_eq!(code, 250);
+    for ext in [
+        "PIPELINING",
+        "SIZE 4194304",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "STARTTLS",
+    ] {
+        assert!(text.lines().any(|l| l == ext), "{ext} missing in {text}");
+    }
+    assert!(!text.contains("AUTH"), "AUTH is not offered before TLS: {text}");
+    c.starttls().await;
+    let (_, text) = c.cmd("EHLO client.test").await;
+    assert!(text.lines().any(|l| l == "AUTH PLAIN LOGIN"), "{text}");
+    assert!(!text.contains("STARTTLS"), "{text}");
+}
+
+#[tokio::test]
+async fn auth_before_tls_is_refused_and_the_session_stays_usable() {
+    let w = world(|_| {}, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = c.login(LOGIN, PASSWORD).await;
+    assert_eq!((code, text.trim()), (530, "5.7.0 Must issue a STARTTLS command first"));
+    assert_eq!(c.cmd("MAIL FROM:<app@shop.example.com>").await.0, 530);
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    c.starttls().await;
+    assert_eq!(c.login(LOGIN, PASSWORD).await.0, 235);
+}
+
+#[tokio::test]
+async fn plaintext_auth_on_loopback_when_allowed() {
+    let w = world(|s| s.smtp_allow_plaintext_auth_loopback = true, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    let (_, text) = c.cmd("EHLO client.test").await;
+    assert!(text.contains("AUTH PLAIN LOGIN"));
+    // AUTH LOGIN, step by step.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(c.cmd("AUTH LOGIN").await, (334, "VXNlcm5hbWU6\n".into()));
+    assert_eq!(c.cmd(&b64(LOGIN)).await.0, 334);
+    assert_eq!(c.cmd(&b64(PASSWORD)).await.0, 235);
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_then_throttled() {
+    let w = world(|s| s.smtp_auth_max_failures = 3, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    c.starttls().await;
+    for _ in 0..3 {
+        let (code, text) = c.login(LOGIN, "wrong").await;
+        assert_eq!((code, text.trim()), (535, "5.7.8 Authentication credentials invalid"));
+    }
+    // Now even the right password waits: the IP and the username are throttled.
+    let (code, text) = c.login(LOGIN, PASSWORD).await;
+    assert_eq!(code, 454, "{text}");
+    assert!(text.starts_with("4.7.0"), "{text}");
+    assert_eq!(c.cmd("NOOP").await.0, 250, "the session stays usable");
+    // A new connection from the same IP is throttled too.
+    let (mut c2, _) = Client::connect(w.addr, &w.cert).await;
+    c2.starttls().await;
+    assert_eq!(c2.login(LOGIN, PASSWORD).await.0, 454);
+}
+
+#[tokio::test]
+async fn foreign_senders_are_refused() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    let (code, text) = c.cmd("MAIL FROM:<ceo@other.example>").await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.starts_with("5.7.1"), "{text}");
+    // Envelope fine, header From foreign: refused at the end of DATA.
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message("ceo@other.example", RCPT, "x")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.starts_with("5.7.1"), "{text}");
+    assert!(w.message_ids().await.is_empty());
+    // Still usable.
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "ok")).await.0,
+        250
+    );
+}
+
+#[tokio::test]
+async fn the_51st_recipient_is_deferred() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0, 250);
+    for i in 0..50 {
+        assert_eq!(c.cmd(&format!("RCPT TO:<u{i}@example.org>")).await.0, 250);
+    }
+    let (code, text) = c.cmd("RCPT TO:<u50@example.org>").await;
+    assert_eq!(code, 452, "{text}");
+    assert!(text.starts_with("4.5.3"), "{text}");
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(message(LOGIN, RCPT, "fifty").as_bytes()).await;
+    c.send(b".\r\n").await;
+    assert_eq!(c.reply().await.0, 250, "the first 50 are sent");
+}
+
+#[tokio::test]
+async fn oversize_mail_is_refused_by_size_and_while_reading() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    let (code, text) = c.cmd(&format!("MAIL FROM:<{LOGIN}> SIZE=5242880")).await;
+    assert_eq!(code, 552, "{text}");
+    assert!(text.starts_with("5.3.4"));
+    // No SIZE given: 5 MB of data, refused after the terminator; the session stays in step.
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{RCPT}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(message(LOGIN, RCPT, "big").as_bytes()).await;
+    let line = format!("{}\r\n", "x".repeat(98));
+    let chunk = line.repeat(1000);
+    for _ in 0..(5 * 1024 * 1024 / chunk.len() + 1) {
+        c.send(chunk.as_bytes()).await;
+    }
+    c.send(b".\r\n").await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 552, "{text}");
+    assert!(text.starts_with("5.3.4"));
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "small")).await.0,
+        250
+    );
+    assert_eq!(w.message_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn smuggling_yields_exactly_one_message() {
+    let w = world(|_| {}, |_| {}).await;
+    for evil in ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n"] {
+        let mut c = authed(&w).await;
+        let before = w.message_ids().await.len();
+        assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{RCPT}>")).await.0, 250);
+        assert_eq!(c.cmd("DATA").await.0, 354);
+        let smuggled = format!(
+            "{}first{evil}MAIL FROM:<{LOGIN}>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n{}smuggled\r\n.\r\n",
+            message(LOGIN, RCPT, "one"),
+            message(LOGIN, "victim@example.net", "two")
+        );
+        c.send(smuggled.as_bytes()).await;
+        let (code, text) = c.reply().await;
+        assert_eq!(code, 250, "{evil:?}: {text}");
+        // Nothing else may come back: the smuggled commands were message content.
+        assert_eq!(c.cmd("NOOP").await.0, 250, "{evil:?}");
+        let ids = w.message_ids().await;
+        assert_eq!(ids.len(), before + 1, "{evil:?}: exactly one message");
+        let id = mailpush_model::MessageId::parse(&queued_id(&text)).expect("id");
+        let rows = w
+            .core
+            .store()
+            .status(mailpush_store_query(&w, id.clone()))
+            .await
+            .expect("status");
+        let rcpts: Vec<_> = rows.iter().map(|r| r.recipient.as_str()).collect();
+        assert_eq!(rcpts, [RCPT], "{evil:?}: the victim never became a recipient");
+        let body = w.core.store().message_body(&id).await.expect("body").expect("stored");
+        assert!(
+            !body
+                .windows(2)
+                .enumerate()
+                .any(|(i, p)| p[1] == b'\n' && (i == 0 || p[0] != b'\r')),
+            "stored with CRLF only"
+        );
+    }
+}
+
+fn mailpush_store_query(w: &World, id: mailpush_model::MessageId) -> mailpush_store::StatusQuery {
+    mailpush_store::StatusQuery {
+        account_id: w.account.id,
+        from_ms: 0,
+        to_ms: i64::MAX,
+        message_id: Some(id),
+        to_address: None,
+        offset: 0,
+        limit: 100,
+    }
+}
+
+#[tokio::test]
+async fn pipelining_and_chunking() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    let msg = message(LOGIN, RCPT, "chunked");
+    let (a, b) = msg.split_at(20);
+    let batch = format!(
+        "MAIL FROM:<{LOGIN}>\r\nRCPT TO:<{RCPT}>\r\nRCPT TO:<carol@example.net>\r\nBDAT {}\r\n{a}BDAT {} LAST\r\n{b}",
+        a.len(),
+        b.len()
+    );
+    c.send(batch.as_bytes()).await;
+    for want in [250, 250, 250, 250] {
+        let (code, text) = c.reply().await;
+        assert_eq!(code, want, "{text}");
+    }
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 250, "{text}");
+    assert!(text.contains("queued as"));
+    // BDAT without a transaction still consumes its bytes: they never become commands.
+    c.send(b"BDAT 6 LAST\r\nQUIT\r\n").await;
+    assert_eq!(c.reply().await.0, 503);
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    assert_eq!(w.message_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn implicit_tls_listener() {
+    let w = world(|_| {}, |_| {}).await;
+    let (mut c, code) = Client::connect_tls(w.tls_addr, &w.cert).await;
+    assert_eq!(code, 220);
+    let (_, text) = c.cmd("EHLO client.test").await;
+    assert!(
+        text.contains("AUTH PLAIN LOGIN") && !text.contains("STARTTLS"),
+        "{text}"
+    );
+    assert_eq!(c.login(LOGIN, PASSWORD).await.0, 235);
+    assert_eq!(
+        send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "465")).await.0,
+        250
+    );
+}
+
+#[tokio::test]
+async fn trusted_networks_submit_without_auth() {
+    let w = world(
+        |s| {
+            s.smtp_trusted_networks = vec!["127.0.0.0/8".into()];
+            s.smtp_trusted_account = Some("shop".into());
+        },
+        |_| {},
+    )
+    .await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = send_one(
+        &mut c,
+        "any@shop.example.com",
+        &[RCPT],
+        &message("any@shop.example.com", RCPT, "t"),
+    )
+    .await;
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(w.message_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn without_auth_or_trust_mail_is_refused() {
+    let w = world(|_| {}, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0, 530);
+}
+
+#[tokio::test]
+async fn suspended_accounts_are_refused() {
+    let w = world(
+        |s| {
+            s.smtp_trusted_networks = vec!["127.0.0.1/32".into()];
+            s.smtp_trusted_account = Some("shop".into());
+        },
+        |_| {},
+    )
+    .await;
+    w.core
+        .store()
+        .set_account_suspended(w.account.id, true)
+        .await
+        .expect("suspend");
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "x")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.starts_with("5.7.1") && text.contains("suspended"), "{text}");
+}
+
+#[tokio::test]
+async fn malformed_input_gets_errors_then_421() {
+    let w = world(|_| {}, |_| {}).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("HELLO").await.0, 500);
+    assert_eq!(c.cmd("MAIL FROM:<a@b.example>").await.0, 503, "MAIL before EHLO");
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, _) = c.cmd(&"A".repeat(5000)).await;
+    assert_eq!(code, 500, "line too long");
+    assert_eq!(c.cmd("RCPT TO:<x@example.org>").await.0, 503);
+    assert!(c.cmd("\u{0}\u{1}\u{2}").await.0 >= 500);
+    // Ten errors in all: the tenth reply is followed by 421 and the close.
+    for _ in 0..5 {
+        assert_eq!(c.cmd("BOGUS").await.0, 500);
+    }
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert_eq!(c.reply().await.0, 0, "connection closed");
+}
+
+#[tokio::test]
+async fn idle_clients_get_421() {
+    let w = world(|_| {}, |cfg| cfg.timeout = Duration::from_millis(300)).await;
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert!(text.starts_with("4.4.2"));
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_limited() {
+    let w = world(|_| {}, |cfg| cfg.max_connections_per_ip = 2).await;
+    let (_a, ca) = Client::connect(w.addr, &w.cert).await;
+    let (_b, cb) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!((ca, cb), (220, 220));
+    let (mut c, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 421);
+    assert_eq!(c.reply().await.0, 0);
+}
