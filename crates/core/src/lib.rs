@@ -7,12 +7,14 @@ pub mod error;
 pub mod secrets;
 pub mod send;
 pub mod settings;
+pub mod templates;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use error::CoreError;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
+pub use templates::{ReviewMode, TemplateInput};
 
 use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
 use mailpush_model::{ErrorCode, MessageId, SharedClock};
@@ -38,6 +40,7 @@ struct Inner {
     clock: SharedClock,
     credentials: accounts::CredentialCache,
     wake: Arc<Notify>,
+    templates: templates::TemplateEngine,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -105,6 +108,7 @@ impl Mailpush {
                 .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
         }
         let master = master_key_from(&settings, &url)?;
+        let templates = templates::TemplateEngine::from_settings(&settings)?;
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
@@ -119,6 +123,7 @@ impl Mailpush {
                 clock,
                 credentials: Default::default(),
                 wake: Arc::new(Notify::new()),
+                templates,
             }),
         })
     }
@@ -197,6 +202,7 @@ impl Mailpush {
                 "the account is suspended",
             ));
         }
+        let req = self.resolve_content(account, req).await?;
         let now = self.now_ms();
         let mail = send::admit(req, now)?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;
