@@ -63,6 +63,9 @@ pub struct Settings {
     pub template_max_bytes: usize,
     /// Largest `TemplateData` of one send, bytes.
     pub template_data_max_bytes: usize,
+    /// Accept HTML markup in TemplateData values (rendered escaped in Html, verbatim in Text). Default `false`:
+    /// refused with `InvalidParameterValue.InValidTemplateData`, as Tencent does.
+    pub template_data_allow_html: bool,
     /// Compiled templates kept in memory per process.
     pub template_cache_entries: usize,
     /// A TOML lexicon of forbidden terms replacing (or, with `extend_default = true`, extending) the built-in one.
@@ -97,6 +100,7 @@ impl Default for Settings {
             template_max_per_account: 100,
             template_max_bytes: 1024 * 1024,
             template_data_max_bytes: 8 * 1024,
+            template_data_allow_html: false,
             template_cache_entries: 1024,
             template_lexicon_file: None,
         }

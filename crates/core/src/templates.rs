@@ -48,6 +48,7 @@ pub(crate) struct TemplateEngine {
     max_per_account: i64,
     max_bytes: usize,
     data_max_bytes: usize,
+    data_policy: DataPolicy,
 }
 
 impl TemplateEngine {
@@ -76,6 +77,10 @@ impl TemplateEngine {
             max_per_account: i64::try_from(s.template_max_per_account).unwrap_or(i64::MAX),
             max_bytes: s.template_max_bytes,
             data_max_bytes: s.template_data_max_bytes,
+            data_policy: DataPolicy {
+                reject_html: !s.template_data_allow_html,
+                allow_reserved_keys: false,
+            },
         })
     }
 
@@ -409,7 +414,7 @@ impl Mailpush {
             .await?
             .ok_or_else(|| refuse(ErrorCode::FailedOperationInvalidTemplateID, format!("Template.TemplateID {id} does not exist")))?;
         check_sendable(&summary)?;
-        let data = TemplateData::parse(data, &DataPolicy::default()).map_err(data_error)?;
+        let data = TemplateData::parse(data, &engine.data_policy).map_err(data_error)?;
         let key = TemplateKey::new(id as u64, summary.version as u64);
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
