@@ -155,7 +155,10 @@ async fn auto_review_actions_rendering_and_refusals() {
             json!({ "TemplateName": "x".repeat(65), "TemplateContent": content(GOOD_HTML, "") }),
             "InvalidParameterValue.TemplateNameIllegal",
         ),
-        (json!({ "TemplateName": "n" }), "InvalidParameterValue.TemplateContentIsNULL"),
+        (
+            json!({ "TemplateName": "n" }),
+            "InvalidParameterValue.TemplateContentIsNULL",
+        ),
         (
             json!({ "TemplateName": "n", "TemplateContent": { "Html": "***" } }),
             "InvalidParameterValue.TemplateContentIsWrong",
@@ -175,8 +178,14 @@ async fn auto_review_actions_rendering_and_refusals() {
     // Rendering: the Subject's variables too; what the MX receives is filled in.
     let r = send(c, "Order {{order}} for {{name}}", good, DATA).await;
     assert!(r.get("Error").is_none(), "{r}");
-    let msgs = w.sink.wait_for_messages(1, Duration::from_secs(20)).await.expect("delivered");
-    let parsed = mail_parser::MessageParser::default().parse(&msgs[0].data).expect("parse");
+    let msgs = w
+        .sink
+        .wait_for_messages(1, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msgs[0].data)
+        .expect("parse");
     assert_eq!(parsed.subject(), Some("Order A-1001 for 张三"));
     let html = parsed.body_html(0).expect("html").to_string();
     assert!(html.contains("Dear 张三, your order A-1001 has shipped"), "{html}");
@@ -193,7 +202,11 @@ async fn auto_review_actions_rendering_and_refusals() {
             r#"{"name":"<script>alert(1)</script>","order":"1"}"#,
             "InvalidParameterValue.InValidTemplateData",
         ),
-        ("Hi", r#"{"name":null,"order":"1"}"#, "InvalidParameterValue.InValidTemplateData"),
+        (
+            "Hi",
+            r#"{"name":null,"order":"1"}"#,
+            "InvalidParameterValue.InValidTemplateData",
+        ),
     ] {
         assert_eq!(code(&send(c, subject, good, data).await), want, "{subject} {data}");
     }
@@ -236,13 +249,22 @@ async fn auto_review_actions_rendering_and_refusals() {
     assert_eq!(status(c, good).await, 0);
     let r = send(c, "Hi", good, DATA).await;
     assert!(r.get("Error").is_none(), "{r}");
-    let msgs = w.sink.wait_for_messages(2, Duration::from_secs(20)).await.expect("delivered");
-    let parsed = mail_parser::MessageParser::default().parse(&msgs[1].data).expect("parse");
+    let msgs = w
+        .sink
+        .wait_for_messages(2, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msgs[1].data)
+        .expect("parse");
     let html = parsed.body_html(0).expect("html").to_string();
     assert!(html.contains("A-1001 is on its way"), "{html}");
 
     // Links need the account permission, granted by the operator.
-    let link_html = GOOD_HTML.replace("</p>", " <a href=\"https://shop.example.com/orders\">Your orders</a></p>");
+    let link_html = GOOD_HTML.replace(
+        "</p>",
+        " <a href=\"https://shop.example.com/orders\">Your orders</a></p>",
+    );
     let linked = create(c, "with link", &link_html, GOOD_TEXT).await;
     assert_eq!(status(c, linked).await, 2);
     mailpush_cli(&w.env, &["account", "set", "shop", "--allow-links", "true"]).await;
@@ -301,8 +323,14 @@ async fn script_in_template_data_is_escaped_in_html_when_allowed() {
     )
     .await;
     assert!(r.get("Error").is_none(), "{r}");
-    let msgs = w.sink.wait_for_messages(1, Duration::from_secs(20)).await.expect("delivered");
-    let parsed = mail_parser::MessageParser::default().parse(&msgs[0].data).expect("parse");
+    let msgs = w
+        .sink
+        .wait_for_messages(1, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msgs[0].data)
+        .expect("parse");
     let html = parsed.body_html(0).expect("html").to_string();
     assert!(html.contains("Dear &lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
     assert!(!html.contains("<script>"), "{html}");
@@ -342,7 +370,10 @@ async fn manual_review_queue_through_the_cli() {
     assert_eq!(status(c, id).await, 0);
     let r = send(c, "Order {{order}}", id, DATA).await;
     assert!(r.get("Error").is_none(), "{r}");
-    w.sink.wait_for_messages(1, Duration::from_secs(20)).await.expect("delivered");
+    w.sink
+        .wait_for_messages(1, Duration::from_secs(20))
+        .await
+        .expect("delivered");
 
     // Editing an approved template puts it back under review.
     ok(
@@ -361,7 +392,13 @@ async fn manual_review_queue_through_the_cli() {
     assert!(!stale, "approving a stale version must fail");
     mailpush_cli(
         &w.env,
-        &["template", "reject", &id.to_string(), "--reason", "不允许的内容 / not allowed"],
+        &[
+            "template",
+            "reject",
+            &id.to_string(),
+            "--reason",
+            "不允许的内容 / not allowed",
+        ],
     )
     .await;
     let meta = metadata(c, id).await;

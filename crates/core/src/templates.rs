@@ -8,8 +8,8 @@ use crate::send::{SendContent, SendRequest};
 use crate::settings::Settings;
 use crate::{Mailpush, accounts};
 use mailpush_model::ErrorCode;
-use mailpush_store::{NewTemplate, TemplateUpdate};
 pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, template_status};
+use mailpush_store::{NewTemplate, TemplateUpdate};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,
@@ -29,13 +29,16 @@ pub enum ReviewMode {
     Manual,
 }
 
+/// A template's `(Html, Text)` bodies, decoded.
+pub type TemplateBodies = (Option<String>, Option<String>);
+
 /// A template as the account submits it (bodies already base64-decoded by the front end).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateInput {
     /// `TemplateName`; on update, `None` keeps the current name.
     pub name: Option<String>,
     /// `TemplateContent` as `(Html, Text)`; on update, `None` keeps the current content.
-    pub content: Option<(Option<String>, Option<String>)>,
+    pub content: Option<TemplateBodies>,
     /// `TemplateCategory` (mailpush extension); `None`: `notification` on create, unchanged on update.
     pub category: Option<String>,
 }
@@ -153,7 +156,11 @@ fn stored_category(name: &str) -> TemplateCategory {
 }
 
 impl TemplateEngine {
-    fn check_content(&self, html: Option<String>, text: Option<String>) -> Result<(Option<String>, Option<String>), CoreError> {
+    fn check_content(
+        &self,
+        html: Option<String>,
+        text: Option<String>,
+    ) -> Result<(Option<String>, Option<String>), CoreError> {
         let html = html.filter(|h| !h.trim().is_empty());
         let text = text.filter(|t| !t.trim().is_empty());
         if html.is_none() && text.is_none() {
@@ -222,12 +229,7 @@ impl Mailpush {
     }
 
     async fn policy_of(&self, account: &AccountContext) -> Result<AccountPolicy, CoreError> {
-        Ok(self
-            .inner
-            .store
-            .account_policy(account.id)
-            .await?
-            .unwrap_or_default())
+        Ok(self.inner.store.account_policy(account.id).await?.unwrap_or_default())
     }
 
     /// The review mode in force (`template_review`).
@@ -236,7 +238,11 @@ impl Mailpush {
     }
 
     /// `CreateEmailTemplate`: validates, reviews and stores a template; returns its TemplateID.
-    pub async fn create_template(&self, account: &AccountContext, input: TemplateInput) -> Result<TemplateId, CoreError> {
+    pub async fn create_template(
+        &self,
+        account: &AccountContext,
+        input: TemplateInput,
+    ) -> Result<TemplateId, CoreError> {
         let name = check_name(input.name.as_deref().unwrap_or(""))?;
         let category = check_category(input.category.as_deref())?.unwrap_or_default();
         let (html, text) = input.content.ok_or_else(|| {
@@ -247,9 +253,9 @@ impl Mailpush {
         })?;
         let (html, text) = self.engine().check_content(html, text)?;
         let policy = self.policy_of(account).await?;
-        let (status, review_reason) = self
-            .engine()
-            .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
+        let (status, review_reason) =
+            self.engine()
+                .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let created = self
             .inner
             .store
@@ -298,9 +304,9 @@ impl Mailpush {
             None => (current.html.clone(), current.text.clone()),
         };
         let policy = self.policy_of(account).await?;
-        let (status, review_reason) = self
-            .engine()
-            .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
+        let (status, review_reason) =
+            self.engine()
+                .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let updated = self
             .inner
             .store
@@ -336,7 +342,12 @@ impl Mailpush {
     }
 
     /// `ListEmailTemplates`: a page (Limit 1–100) of the account's templates, newest first, and the total.
-    pub async fn list_templates(&self, account: &AccountContext, offset: i64, limit: i64) -> Result<TemplatePage, CoreError> {
+    pub async fn list_templates(
+        &self,
+        account: &AccountContext,
+        offset: i64,
+        limit: i64,
+    ) -> Result<TemplatePage, CoreError> {
         if !(1..=MAX_TEMPLATE_LIST_LIMIT).contains(&limit) {
             return Err(refuse(
                 ErrorCode::FailedOperationInvalidLimit,
@@ -412,7 +423,12 @@ impl Mailpush {
             .store
             .template_summary(account.id, id)
             .await?
-            .ok_or_else(|| refuse(ErrorCode::FailedOperationInvalidTemplateID, format!("Template.TemplateID {id} does not exist")))?;
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::FailedOperationInvalidTemplateID,
+                    format!("Template.TemplateID {id} does not exist"),
+                )
+            })?;
         check_sendable(&summary)?;
         let data = TemplateData::parse(data, &engine.data_policy).map_err(data_error)?;
         let key = TemplateKey::new(id as u64, summary.version as u64);
@@ -473,7 +489,12 @@ impl Mailpush {
             .account_by_name(name)
             .await?
             .map(|a| AccountContext::from(&a))
-            .ok_or_else(|| refuse(ErrorCode::InvalidParameterValue, format!("there is no account named {name}")))
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::InvalidParameterValue,
+                    format!("there is no account named {name}"),
+                )
+            })
     }
 
     /// An account's content permissions, by account name.
@@ -512,11 +533,7 @@ impl Mailpush {
 
     /// Any account's template, with content (for the operator to read before deciding).
     pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.inner
-            .store
-            .admin_template(id)
-            .await?
-            .ok_or_else(|| not_exist(id))
+        self.inner.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
     }
 
     /// Approves a template waiting for review. With `version`, only if its content is still that version.
@@ -525,7 +542,10 @@ impl Mailpush {
         if t.status != template_status::REVIEWING {
             return Err(refuse(
                 ErrorCode::OperationDeniedTemplateStatusError,
-                format!("template {id} is {}; only templates under review can be approved", status_name(t.status)),
+                format!(
+                    "template {id} is {}; only templates under review can be approved",
+                    status_name(t.status)
+                ),
             ));
         }
         self.set_review(t, version, template_status::APPROVED, "").await
@@ -596,7 +616,11 @@ fn check_sendable(t: &TemplateSummary) -> Result<(), CoreError> {
     };
     Err(refuse(
         ErrorCode::OperationDeniedTemplateStatusError,
-        format!("template {} is {}{why}; only approved templates can send", t.id, status_name(t.status)),
+        format!(
+            "template {} is {}{why}; only approved templates can send",
+            t.id,
+            status_name(t.status)
+        ),
     ))
 }
 
@@ -617,8 +641,14 @@ mod tests {
     #[test]
     fn review_modes_and_reasons() {
         let cat = TemplateCategory::Notification;
-        assert_eq!(engine("auto").review(Some(GOOD), None, cat, false).0, template_status::APPROVED);
-        assert_eq!(engine("manual").review(Some(GOOD), None, cat, false).0, template_status::REVIEWING);
+        assert_eq!(
+            engine("auto").review(Some(GOOD), None, cat, false).0,
+            template_status::APPROVED
+        );
+        assert_eq!(
+            engine("manual").review(Some(GOOD), None, cat, false).0,
+            template_status::REVIEWING
+        );
         // Two rules fail at once: both are in the reason, in both languages.
         let (status, reason) = engine("manual").review(
             Some("<p>{{a}} <a href=\"https://x.example\">x</a></p>"),
@@ -630,19 +660,30 @@ mod tests {
         assert!(reason.contains("min_text_length (Html)"), "{reason}");
         assert!(reason.contains("link_not_allowed (Html)"), "{reason}");
         assert!(reason.contains("可见文字"), "{reason}");
-        assert!(TemplateEngine::from_settings(&Settings {
-            template_review: "sometimes".into(),
-            ..Settings::default()
-        })
-        .is_err());
+        assert!(
+            TemplateEngine::from_settings(&Settings {
+                template_review: "sometimes".into(),
+                ..Settings::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn names_and_content() {
         let code = |r: Result<String, CoreError>| r.err().map(|e| e.to_api().code);
-        assert_eq!(code(check_name("  ")), Some(ErrorCode::InvalidParameterValueTemplateNameIsNULL));
-        assert_eq!(code(check_name(&"x".repeat(65))), Some(ErrorCode::InvalidParameterValueTemplateNameIllegal));
-        assert_eq!(code(check_name("a\u{7}b")), Some(ErrorCode::InvalidParameterValueTemplateNameIllegal));
+        assert_eq!(
+            code(check_name("  ")),
+            Some(ErrorCode::InvalidParameterValueTemplateNameIsNULL)
+        );
+        assert_eq!(
+            code(check_name(&"x".repeat(65))),
+            Some(ErrorCode::InvalidParameterValueTemplateNameIllegal)
+        );
+        assert_eq!(
+            code(check_name("a\u{7}b")),
+            Some(ErrorCode::InvalidParameterValueTemplateNameIllegal)
+        );
         assert_eq!(check_name(" 订单通知 ").ok().as_deref(), Some("订单通知"));
         let e = engine("auto");
         let code = |r: Result<(Option<String>, Option<String>), CoreError>| r.err().map(|e| e.to_api().code);
@@ -659,9 +700,17 @@ mod tests {
     #[test]
     fn data_and_render_errors_map_to_tencent_codes() {
         let code = |e: CoreError| e.to_api().code;
-        let parse = |s: &str| TemplateData::parse(s, &DataPolicy::default()).map_err(data_error).err().map(code);
+        let parse = |s: &str| {
+            TemplateData::parse(s, &DataPolicy::default())
+                .map_err(data_error)
+                .err()
+                .map(code)
+        };
         assert_eq!(parse("{nope"), Some(ErrorCode::FailedOperationWrongContentJson));
-        assert_eq!(parse(r#"{"a":"<script>x</script>"}"#), Some(ErrorCode::InvalidParameterValueInValidTemplateData));
+        assert_eq!(
+            parse(r#"{"a":"<script>x</script>"}"#),
+            Some(ErrorCode::InvalidParameterValueInValidTemplateData)
+        );
         assert_eq!(parse("[1]"), Some(ErrorCode::InvalidParameterValueInValidTemplateData));
         assert_eq!(
             code(render_error(RenderError::MissingVariable("x".into()))),

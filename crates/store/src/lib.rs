@@ -35,7 +35,8 @@ use tokio::task::JoinHandle;
 
 pub use error::StoreError;
 pub use templates::{
-    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate, template_status,
+    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
+    template_status,
 };
 pub use types::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,

@@ -209,7 +209,10 @@ async fn template_crud_scoped_by_account(store: Store) {
         .expect("exists");
     assert_eq!((u.version, u.created_ms, u.updated_ms), (2, T0, T0 + 5));
     assert_eq!((u.html, u.text.as_deref()), (None, Some("text only")));
-    assert_eq!((u.status, u.category.as_str()), (template_status::REVIEWING, "marketing"));
+    assert_eq!(
+        (u.status, u.category.as_str()),
+        (template_status::REVIEWING, "marketing")
+    );
 
     // Delete: scoped.
     assert!(!store.delete_template(b.id, t1.id).await.expect("delete"));
@@ -294,7 +297,10 @@ async fn admin_review_queue_fenced_by_version(store: Store) {
         .expect("pending");
     assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), vec![pa.id, pb.id]);
     assert_eq!(store.admin_list_templates(None).await.expect("all").len(), 3);
-    assert_eq!(store.admin_template(pb.id).await.expect("get").map(|t| t.account_id), Some(b.id));
+    assert_eq!(
+        store.admin_template(pb.id).await.expect("get").map(|t| t.account_id),
+        Some(b.id)
+    );
 
     // Approve the version the operator saw.
     assert!(

@@ -3,6 +3,7 @@
 
 use super::{core_error, decode_base64};
 use base64::Engine;
+use mailpush_core::templates::TemplateBodies;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -26,7 +27,7 @@ fn decode_part(field: &str, raw: Option<String>) -> Result<Option<String>, ApiEr
     })
 }
 
-fn decode_content(c: Option<TemplateContentParam>) -> Result<Option<(Option<String>, Option<String>)>, ApiError> {
+fn decode_content(c: Option<TemplateContentParam>) -> Result<Option<TemplateBodies>, ApiError> {
     c.map(|c| {
         Ok((
             decode_part("TemplateContent.Html", c.html)?,
@@ -101,9 +102,7 @@ pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> R
 }
 
 pub(super) async fn delete(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> Result<Value, ApiError> {
-    core.delete_template(ctx, p.template_id)
-        .await
-        .map_err(core_error)?;
+    core.delete_template(ctx, p.template_id).await.map_err(core_error)?;
     Ok(json!({}))
 }
 
