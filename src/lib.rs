@@ -51,10 +51,18 @@ pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, St
     env
 }
 
-/// Runs `mailpush account create NAME --json` and parses the credentials.
+/// Runs `mailpush account create NAME --json --allow-simple-content` and parses the credentials. Most
+/// end-to-end tests send custom content (`Simple`), which needs that permission; use [`create_account_with`]
+/// for an account without it.
 pub async fn create_account(env: &HashMap<String, String>, name: &str) -> Credentials {
+    create_account_with(env, name, &["--allow-simple-content"]).await
+}
+
+/// Runs `mailpush account create NAME --json FLAGS…` (e.g. `--allow-links`) and parses the credentials.
+pub async fn create_account_with(env: &HashMap<String, String>, name: &str, flags: &[&str]) -> Credentials {
     let out = Command::new(bin_path("mailpush"))
         .args(["account", "create", name, "--json"])
+        .args(flags)
         .envs(env)
         .output()
         .await
@@ -70,6 +78,22 @@ pub async fn create_account(env: &HashMap<String, String>, name: &str) -> Creden
         secret_id: v["SecretId"].as_str().expect("SecretId").to_string(),
         secret_key: v["SecretKey"].as_str().expect("SecretKey").to_string(),
     }
+}
+
+/// Runs `mailpush ARGS…` with `env` (admin commands); returns stdout, panicking with stderr on failure.
+pub async fn mailpush_cli(env: &HashMap<String, String>, args: &[&str]) -> String {
+    let out = Command::new(bin_path("mailpush"))
+        .args(args)
+        .envs(env)
+        .output()
+        .await
+        .expect("run mailpush");
+    assert!(
+        out.status.success(),
+        "mailpush {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A running `mailpush serve` (or another server binary) whose API address was read from its stdout.

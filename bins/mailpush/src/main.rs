@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Review templates (the manual queue of `template_review = "manual"`).
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -41,12 +46,66 @@ enum AccountCommand {
         /// Print {"AppId","SecretId","SecretKey"} as JSON.
         #[arg(long)]
         json: bool,
+        /// Allow custom content (`Simple`); without it the account may only send approved templates.
+        #[arg(long)]
+        allow_simple_content: bool,
+        /// Allow links (other than the unsubscribe link) in the account's templates.
+        #[arg(long)]
+        allow_links: bool,
+    },
+    /// Change an account's content permissions (prints them; with no option, only prints them).
+    Set {
+        /// Account name.
+        name: String,
+        /// Custom content (`Simple`) allowed.
+        #[arg(long, value_name = "true|false")]
+        allow_simple_content: Option<bool>,
+        /// Links allowed in templates.
+        #[arg(long, value_name = "true|false")]
+        allow_links: Option<bool>,
     },
     /// List accounts.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// List templates of every account.
+    List {
+        /// Only templates waiting for review.
+        #[arg(long)]
+        pending: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one template with its content, to review it.
+    Show {
+        /// TemplateID.
+        id: i64,
+    },
+    /// Approve a template waiting for review.
+    Approve {
+        /// TemplateID.
+        id: i64,
+        /// Only if its content is still this version (as shown by `template show`).
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Reject a template; the reason is shown to the account as ReviewReason.
+    Reject {
+        /// TemplateID.
+        id: i64,
+        /// Why (shown to the account).
+        #[arg(long)]
+        reason: String,
+        /// Only if its content is still this version (as shown by `template show`).
+        #[arg(long)]
+        version: Option<i64>,
     },
 }
 
@@ -68,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Account { command } => account(settings, command).await,
+        Command::Template { command } => template(settings, command).await,
     }
 }
 
@@ -104,9 +164,18 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
         .await
         .context("opening mailpush")?;
     match command {
-        AccountCommand::Create { name, json } => {
+        AccountCommand::Create {
+            name,
+            json,
+            allow_simple_content,
+            allow_links,
+        } => {
+            let policy = mailpush_core::templates::AccountPolicy {
+                allow_simple_content,
+                allow_links,
+            };
             let creds = core
-                .create_account(&name)
+                .create_account_with_policy(&name, policy)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
             if json {
@@ -118,6 +187,20 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
                 );
                 println!("Keep the SecretKey now: it is stored encrypted and cannot be shown again.");
             }
+        }
+        AccountCommand::Set {
+            name,
+            allow_simple_content,
+            allow_links,
+        } => {
+            let p = core
+                .set_account_policy(&name, allow_simple_content, allow_links)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+            println!(
+                "{name}: allow-simple-content {}, allow-links {}",
+                p.allow_simple_content, p.allow_links
+            );
         }
         AccountCommand::List { json } => {
             let accounts = core.list_accounts().await?;
@@ -137,6 +220,83 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
                     );
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn status_name(status: i32) -> &'static str {
+    match status {
+        0 => "approved",
+        1 => "pending",
+        2 => "rejected",
+        _ => "unavailable",
+    }
+}
+
+async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -> anyhow::Result<()> {
+    let core = Mailpush::open(settings, Arc::new(SystemClock))
+        .await
+        .context("opening mailpush")?;
+    let refused = |e: mailpush_core::CoreError| anyhow::anyhow!(e.to_api().message);
+    match command {
+        TemplateCommand::List { pending, json } => {
+            let list = core.admin_templates(pending).await?;
+            if json {
+                let list: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "TemplateID": t.id, "AccountId": t.account_id, "TemplateName": t.name,
+                            "TemplateCategory": t.category, "TemplateStatus": t.status,
+                            "ReviewReason": t.review_reason, "Version": t.version,
+                            "CreatedTimestamp": t.created_ms / 1000,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for t in list {
+                    println!(
+                        "{}\tv{}\taccount {}\t{}\t{}\t{}",
+                        t.id,
+                        t.version,
+                        t.account_id,
+                        status_name(t.status),
+                        t.category,
+                        t.name
+                    );
+                }
+            }
+        }
+        TemplateCommand::Show { id } => {
+            let t = core.admin_template(id).await.map_err(refused)?;
+            println!(
+                "template {} version {} (account {}): {}\nstatus: {}\ncategory: {}",
+                t.id,
+                t.version,
+                t.account_id,
+                t.name,
+                status_name(t.status),
+                t.category
+            );
+            if !t.review_reason.is_empty() {
+                println!("review reason:\n{}", t.review_reason);
+            }
+            if let Some(html) = &t.html {
+                println!("--- Html ---\n{html}");
+            }
+            if let Some(text) = &t.text {
+                println!("--- Text ---\n{text}");
+            }
+        }
+        TemplateCommand::Approve { id, version } => {
+            let t = core.approve_template(id, version).await.map_err(refused)?;
+            println!("template {} version {} approved", t.id, t.version);
+        }
+        TemplateCommand::Reject { id, reason, version } => {
+            let t = core.reject_template(id, version, &reason).await.map_err(refused)?;
+            println!("template {} version {} rejected", t.id, t.version);
         }
     }
     Ok(())

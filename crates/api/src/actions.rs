@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod templates;
+
 /// Routes an authenticated request to its action.
 pub(crate) async fn dispatch(
     core: &Mailpush,
@@ -18,6 +20,11 @@ pub(crate) async fn dispatch(
     match action {
         "SendEmail" => send_email(core, ctx, parse(params)?).await,
         "GetSendEmailStatus" => get_send_email_status(core, ctx, parse(params)?).await,
+        "CreateEmailTemplate" => templates::create(core, ctx, parse(params)?).await,
+        "UpdateEmailTemplate" => templates::update(core, ctx, parse(params)?).await,
+        "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,
+        "ListEmailTemplates" => templates::list(core, ctx, parse(params)?).await,
+        "DeleteEmailTemplate" => templates::delete(core, ctx, parse(params)?).await,
         _ => Err(ApiError::new(
             ErrorCode::InvalidAction,
             format!("the action {action} does not exist"),

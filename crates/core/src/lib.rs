@@ -8,6 +8,7 @@ pub mod secrets;
 pub mod send;
 pub mod settings;
 pub mod submit;
+pub mod templates;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
@@ -15,6 +16,7 @@ pub use error::CoreError;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
 pub use submit::{RawSubmission, Submitter};
+pub use templates::{ReviewMode, TemplateInput};
 
 use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
 use mailpush_model::{ErrorCode, MessageId, SharedClock};
@@ -40,6 +42,7 @@ struct Inner {
     clock: SharedClock,
     credentials: accounts::CredentialCache,
     wake: Arc<Notify>,
+    templates: templates::TemplateEngine,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -107,6 +110,7 @@ impl Mailpush {
                 .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
         }
         let master = master_key_from(&settings, &url)?;
+        let templates = templates::TemplateEngine::from_settings(&settings)?;
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
@@ -121,6 +125,7 @@ impl Mailpush {
                 clock,
                 credentials: Default::default(),
                 wake: Arc::new(Notify::new()),
+                templates,
             }),
         })
     }
@@ -199,6 +204,7 @@ impl Mailpush {
                 "the account is suspended",
             ));
         }
+        let req = self.resolve_content(account, req).await?;
         let now = self.now_ms();
         let mail = send::admit(req, now)?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;

@@ -75,6 +75,22 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
     pub log: String,
+    /// Template review: `auto` (the automatic review decides at once) or `manual` (templates that pass it
+    /// wait for `mailpush template approve`).
+    pub template_review: String,
+    /// Most templates one account may have.
+    pub template_max_per_account: usize,
+    /// Largest template content (Html + Text, decoded), bytes.
+    pub template_max_bytes: usize,
+    /// Largest `TemplateData` of one send, bytes.
+    pub template_data_max_bytes: usize,
+    /// Accept HTML markup in TemplateData values (rendered escaped in Html, verbatim in Text). Default `false`:
+    /// refused with `InvalidParameterValue.InValidTemplateData`, as Tencent does.
+    pub template_data_allow_html: bool,
+    /// Compiled templates kept in memory per process.
+    pub template_cache_entries: usize,
+    /// A TOML lexicon of forbidden terms replacing (or, with `extend_default = true`, extending) the built-in one.
+    pub template_lexicon_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -111,6 +127,13 @@ impl Default for Settings {
             api_clock_skew_secs: 300,
             db_max_connections: 16,
             log: "info".to_string(),
+            template_review: "auto".to_string(),
+            template_max_per_account: 100,
+            template_max_bytes: 1024 * 1024,
+            template_data_max_bytes: 8 * 1024,
+            template_data_allow_html: false,
+            template_cache_entries: 1024,
+            template_lexicon_file: None,
         }
     }
 }

@@ -23,6 +23,7 @@ mod common;
 mod error;
 mod pg;
 mod sqlite;
+mod templates;
 mod types;
 
 use std::sync::{Arc, PoisonError};
@@ -33,6 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::StoreError;
+pub use templates::{
+    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
+    template_status,
+};
 pub use types::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
     DeliveryOutcome, DeliveryStatusRow, LANES, LeaseToken, NewAccount, NewMessage, NewRecipient, QueueCounts,

@@ -169,6 +169,14 @@ fn cases() -> Vec<Case> {
         case("subject 998 bytes passes", Notification, &[]).subject("a".repeat(998)).text(EN),
         // --- missing_body
         case("no body fails", Notification, &["missing_body"]).subject("Hello"),
+        // --- the other language for rules that had cases in one only
+        case("zh no body fails", Notification, &["missing_body"]).subject("您好"),
+        case("empty en trigger text fails", Trigger, &["empty_content"]).text(" \n\t "),
+        case("zh trigger with text passes empty_content", Trigger, &[]).text("您的订单已发货。"),
+        case("en 51 images fail", Notification, &["too_many_images"]).html(format!("{}{}", imgs(51), p(EN))),
+        case("zh 50 images pass", Notification, &[]).html(format!("{}{}", imgs(50), p(ZH))),
+        case("zh javascript link always fails", Notification, &["unsafe_link"]).html(format!("{}<a href=\"javascript:void(0)\">点击这里</a>", p(ZH))).links_allowed(),
+        case("zh vbscript link fails", Notification, &["unsafe_link"]).html(format!("{}<a href=\"vbscript:msgbox(1)\">点击</a>", p(ZH))).mention(&["vbscript"]),
         // --- both parts reviewed
         case("short text beside good html fails", Marketing, &["min_text_length"]).html(p(EN)).text("Short."),
         // --- everything at once

@@ -1,0 +1,352 @@
+//! Conformance cases for templates and account content permissions, run against SQLite (a fresh file per
+//! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
+//! `conformance.rs`, kept in its own file so the two suites grow independently.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mailpush_store::{
+    Account, AccountPolicy, Backend, NewAccount, NewTemplate, Store, StoreError, StoreOptions, TemplateUpdate,
+    template_status,
+};
+use sqlx::Connection;
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
+    let store = Store::open(&url, StoreOptions::default()).await.expect("open sqlite");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    case(store.clone()).await;
+    store.close().await;
+}
+
+fn unique_schema() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "mp_tpl_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn run_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
+        return;
+    };
+    let schema = unique_schema();
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = Store::open(&url, StoreOptions::default()).await.expect("open postgres");
+    assert_eq!(store.backend(), Backend::Postgres);
+    let result = tokio::spawn(case(store.clone())).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .expect("drop schema");
+    let _ = admin.close().await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("case task failed: {e}");
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_sqlite(crate::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_postgres(crate::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    account_policy_defaults_and_updates,
+    template_crud_scoped_by_account,
+    template_limit_per_account,
+    template_ids_never_reused,
+    admin_review_queue_fenced_by_version,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn new_template(account: i64, name: &str, status: i32) -> NewTemplate {
+    NewTemplate {
+        account_id: account,
+        name: name.into(),
+        category: "notification".into(),
+        html: Some(format!("<p>{name} {{{{x}}}}</p>")),
+        text: None,
+        status,
+        review_reason: String::new(),
+        now_ms: T0,
+    }
+}
+
+async fn account_policy_defaults_and_updates(store: Store) {
+    let a = account(&store, "a").await;
+    assert_eq!(
+        store.account_policy(a.id).await.expect("policy"),
+        Some(AccountPolicy::default()),
+        "no Simple content and no links by default"
+    );
+    let p = AccountPolicy {
+        allow_simple_content: true,
+        allow_links: false,
+    };
+    store.set_account_policy(a.id, p).await.expect("set");
+    assert_eq!(store.account_policy(a.id).await.expect("policy"), Some(p));
+    assert_eq!(store.account_policy(a.id + 100).await.expect("policy"), None);
+    assert!(matches!(
+        store.set_account_policy(a.id + 100, p).await,
+        Err(StoreError::NotFound)
+    ));
+    // The existing account columns are untouched.
+    assert!(!store.account(a.id).await.expect("account").expect("exists").suspended);
+}
+
+async fn template_crud_scoped_by_account(store: Store) {
+    let a = account(&store, "a").await;
+    let b = account(&store, "b").await;
+    let t1 = store
+        .create_template(new_template(a.id, "one", template_status::APPROVED), 10)
+        .await
+        .expect("create")
+        .expect("under the limit");
+    assert_eq!((t1.version, t1.created_ms, t1.updated_ms), (1, T0, T0));
+    assert_eq!(t1.html.as_deref(), Some("<p>one {{x}}</p>"));
+    assert_eq!(t1.text, None);
+    let mut t2 = new_template(a.id, "两个", template_status::REJECTED);
+    t2.review_reason = "[min_text_length] too short".into();
+    t2.text = Some("纯文本".into());
+    let t2 = store.create_template(t2, 10).await.expect("create").expect("created");
+    store
+        .create_template(new_template(b.id, "other", template_status::APPROVED), 10)
+        .await
+        .expect("create")
+        .expect("created");
+
+    // Reads are scoped: b cannot see a's template.
+    assert_eq!(store.template(a.id, t1.id).await.expect("get"), Some(t1.clone()));
+    assert_eq!(store.template(b.id, t1.id).await.expect("get"), None);
+    assert_eq!(store.template_summary(b.id, t1.id).await.expect("get"), None);
+    let s = store.template_summary(a.id, t2.id).await.expect("get").expect("exists");
+    assert_eq!((s.name.as_str(), s.status), ("两个", template_status::REJECTED));
+    assert_eq!(s.review_reason, "[min_text_length] too short");
+
+    // Listing: newest first, paged, total over all pages.
+    let page = store.list_templates(a.id, 0, 1).await.expect("list");
+    assert_eq!(page.total, 2);
+    assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t2.id]);
+    let page = store.list_templates(a.id, 1, 100).await.expect("list");
+    assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t1.id]);
+    assert_eq!(store.list_templates(b.id, 0, 100).await.expect("list").total, 1);
+
+    // Update: scoped, bumps the version, replaces the review state.
+    let edit = TemplateUpdate {
+        name: "one v2".into(),
+        category: "marketing".into(),
+        html: None,
+        text: Some("text only".into()),
+        status: template_status::REVIEWING,
+        review_reason: String::new(),
+        now_ms: T0 + 5,
+    };
+    assert_eq!(
+        store.update_template(b.id, t1.id, edit.clone()).await.expect("update"),
+        None
+    );
+    let u = store
+        .update_template(a.id, t1.id, edit)
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!((u.version, u.created_ms, u.updated_ms), (2, T0, T0 + 5));
+    assert_eq!((u.html, u.text.as_deref()), (None, Some("text only")));
+    assert_eq!(
+        (u.status, u.category.as_str()),
+        (template_status::REVIEWING, "marketing")
+    );
+
+    // Delete: scoped.
+    assert!(!store.delete_template(b.id, t1.id).await.expect("delete"));
+    assert!(store.delete_template(a.id, t1.id).await.expect("delete"));
+    assert!(!store.delete_template(a.id, t1.id).await.expect("delete again"));
+    assert_eq!(store.template(a.id, t1.id).await.expect("get"), None);
+    assert_eq!(store.list_templates(a.id, 0, 100).await.expect("list").total, 1);
+}
+
+async fn template_limit_per_account(store: Store) {
+    let a = account(&store, "a").await;
+    let b = account(&store, "b").await;
+    // Concurrent creates never exceed the limit.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        let t = new_template(a.id, &format!("t{i}"), template_status::APPROVED);
+        tasks.push(tokio::spawn(async move { store.create_template(t, 5).await }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("create").is_some() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(store.list_templates(a.id, 0, 100).await.expect("list").total, 5);
+    // The limit is per account.
+    assert!(
+        store
+            .create_template(new_template(b.id, "b", template_status::APPROVED), 5)
+            .await
+            .expect("create")
+            .is_some()
+    );
+    // Unknown account.
+    assert!(matches!(
+        store
+            .create_template(new_template(a.id + 100, "x", template_status::APPROVED), 5)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn template_ids_never_reused(store: Store) {
+    let a = account(&store, "a").await;
+    let t = store
+        .create_template(new_template(a.id, "x", template_status::APPROVED), 10)
+        .await
+        .expect("create")
+        .expect("created");
+    assert!(store.delete_template(a.id, t.id).await.expect("delete"));
+    let t2 = store
+        .create_template(new_template(a.id, "y", template_status::APPROVED), 10)
+        .await
+        .expect("create")
+        .expect("created");
+    assert!(t2.id > t.id, "an id (a cache key) must never come back after a delete");
+}
+
+async fn admin_review_queue_fenced_by_version(store: Store) {
+    let a = account(&store, "a").await;
+    let b = account(&store, "b").await;
+    let pa = store
+        .create_template(new_template(a.id, "pa", template_status::REVIEWING), 10)
+        .await
+        .expect("create")
+        .expect("created");
+    let pb = store
+        .create_template(new_template(b.id, "pb", template_status::REVIEWING), 10)
+        .await
+        .expect("create")
+        .expect("created");
+    store
+        .create_template(new_template(b.id, "ok", template_status::APPROVED), 10)
+        .await
+        .expect("create")
+        .expect("created");
+    let pending = store
+        .admin_list_templates(Some(template_status::REVIEWING))
+        .await
+        .expect("pending");
+    assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), vec![pa.id, pb.id]);
+    assert_eq!(store.admin_list_templates(None).await.expect("all").len(), 3);
+    assert_eq!(
+        store.admin_template(pb.id).await.expect("get").map(|t| t.account_id),
+        Some(b.id)
+    );
+
+    // Approve the version the operator saw.
+    assert!(
+        store
+            .admin_set_template_review(pa.id, 1, template_status::APPROVED, "")
+            .await
+            .expect("approve")
+    );
+    // The account edits pb after the operator looked: approving the old version does nothing.
+    store
+        .update_template(
+            b.id,
+            pb.id,
+            TemplateUpdate {
+                name: "pb".into(),
+                category: "notification".into(),
+                html: Some("<p>new</p>".into()),
+                text: None,
+                status: template_status::REVIEWING,
+                review_reason: String::new(),
+                now_ms: T0 + 1,
+            },
+        )
+        .await
+        .expect("update")
+        .expect("exists");
+    assert!(
+        !store
+            .admin_set_template_review(pb.id, 1, template_status::APPROVED, "")
+            .await
+            .expect("stale approve")
+    );
+    assert!(
+        store
+            .admin_set_template_review(pb.id, 2, template_status::REJECTED, "links to a phishing page")
+            .await
+            .expect("reject")
+    );
+    let pb = store.template(b.id, pb.id).await.expect("get").expect("exists");
+    assert_eq!(pb.status, template_status::REJECTED);
+    assert_eq!(pb.review_reason, "links to a phishing page");
+    assert!(
+        store
+            .admin_list_templates(Some(template_status::REVIEWING))
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+}
