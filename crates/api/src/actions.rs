@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod identity;
+
 /// Routes an authenticated request to its action.
 pub(crate) async fn dispatch(
     core: &Mailpush,
@@ -18,10 +20,13 @@ pub(crate) async fn dispatch(
     match action {
         "SendEmail" => send_email(core, ctx, parse(params)?).await,
         "GetSendEmailStatus" => get_send_email_status(core, ctx, parse(params)?).await,
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidAction,
-            format!("the action {action} does not exist"),
-        )),
+        _ => match identity::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("the action {action} does not exist"),
+            )),
+        },
     }
 }
 

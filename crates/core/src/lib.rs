@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod error;
+pub mod identity;
 pub mod secrets;
 pub mod send;
 pub mod settings;
@@ -11,6 +12,7 @@ pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use error::CoreError;
+pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
 
@@ -38,6 +40,7 @@ struct Inner {
     clock: SharedClock,
     credentials: accounts::CredentialCache,
     wake: Arc<Notify>,
+    identity: identity::IdentityState,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -119,6 +122,7 @@ impl Mailpush {
                 clock,
                 credentials: Default::default(),
                 wake: Arc::new(Notify::new()),
+                identity: Default::default(),
             }),
         })
     }
@@ -199,6 +203,8 @@ impl Mailpush {
         }
         let now = self.now_ms();
         let mail = send::admit(req, now)?;
+        self.check_sender(account, &mail.sender, &mail.spec.from.address)
+            .await?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;
         let recipients = mail
             .recipients
@@ -352,6 +358,7 @@ impl Mailpush {
             self.inner.clock.clone(),
             cfg,
             self.inner.wake.clone(),
+            MessageSigner::new(self.clone()),
         ))
     }
 }

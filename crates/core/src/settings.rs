@@ -54,6 +54,18 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
     pub log: String,
+    /// SPF domain tenants include in their SPF record (`v=spf1 include:<spf_include> ~all`).
+    pub spf_include: String,
+    /// Host the sending domains' MX record points at (bounces and complaints); empty = `helo_name`.
+    pub bounce_mx_host: String,
+    /// Prefix of generated DKIM selectors.
+    pub dkim_selector_prefix: String,
+    /// How often verified domains are re-checked in DNS, seconds (0 = never).
+    pub identity_recheck_secs: u64,
+    /// Most sending domains per account (Tencent: 10).
+    pub max_domains_per_account: u32,
+    /// Most sender addresses per domain (Tencent: 10).
+    pub max_senders_per_domain: u32,
 }
 
 impl Default for Settings {
@@ -80,6 +92,12 @@ impl Default for Settings {
             api_clock_skew_secs: 300,
             db_max_connections: 16,
             log: "info".to_string(),
+            spf_include: "_spf.mailpush.localdomain".to_string(),
+            bounce_mx_host: String::new(),
+            dkim_selector_prefix: "mp".to_string(),
+            identity_recheck_secs: 3600,
+            max_domains_per_account: 10,
+            max_senders_per_domain: 10,
         }
     }
 }
