@@ -262,3 +262,100 @@ pub fn today() -> String {
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+/// The fully qualified name of a record the API lists with host `host` (relative to the registrable domain)
+/// for sending domain `domain`. The SPF record's host is the domain itself, which tells where the
+/// registrable domain starts.
+pub fn record_fqdn(identity_reply: &serde_json::Value, domain: &str, host: &str) -> String {
+    let spf_host = identity_reply["Attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["ExpectedValue"].as_str().is_some_and(|v| v.starts_with("v=spf1")))
+        .and_then(|a| a["SendDomain"].as_str())
+        .unwrap_or("@");
+    let apex = if spf_host == "@" {
+        domain.to_string()
+    } else {
+        domain
+            .strip_prefix(&format!("{spf_host}."))
+            .unwrap_or(domain)
+            .to_string()
+    };
+    if host == "@" { apex } else { format!("{host}.{apex}") }
+}
+
+/// Publishes every record of an identity reply (`CreateEmailIdentity` / `GetEmailIdentity`) in the testkit DNS.
+pub fn publish_records(dns: &mailpush_testkit::DnsAuthority, identity_reply: &serde_json::Value, domain: &str) {
+    for a in identity_reply["Attributes"].as_array().into_iter().flatten() {
+        let host = a["SendDomain"].as_str().expect("SendDomain");
+        let value = a["ExpectedValue"].as_str().expect("ExpectedValue");
+        let name = record_fqdn(identity_reply, domain, host);
+        match a["Type"].as_str() {
+            Some("MX") => dns.add_mx(&name, 10, value),
+            _ => dns.add_txt(&name, value),
+        }
+    }
+}
+
+/// Calls `UpdateEmailIdentity` until the domain is verified (or 20 s pass); returns the last reply.
+pub async fn verify_domain(client: &ApiClient, domain: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client
+            .call("UpdateEmailIdentity", &serde_json::json!({ "EmailIdentity": domain }))
+            .await;
+        if r["VerifiedForSendingStatus"] == true {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{domain} never verified: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Makes `address` a sender the API lets this client send from, as a customer would: creates its domain
+/// (ed25519 key, DKIMOption 3: instant to generate), publishes the returned records in the testkit DNS,
+/// calls `UpdateEmailIdentity` until verified, and creates the sender address. Idempotent per domain and
+/// address. Returns the domain's last identity reply.
+pub async fn verified_sender(
+    client: &ApiClient,
+    dns: &mailpush_testkit::DnsAuthority,
+    address: &str,
+) -> serde_json::Value {
+    verified_sender_with(client, dns, address, 3).await
+}
+
+/// [`verified_sender`] with a chosen `DKIMOption`.
+pub async fn verified_sender_with(
+    client: &ApiClient,
+    dns: &mailpush_testkit::DnsAuthority,
+    address: &str,
+    dkim_option: i64,
+) -> serde_json::Value {
+    let domain = address.rsplit_once('@').map(|(_, d)| d).expect("an address");
+    let mut reply = client
+        .call(
+            "CreateEmailIdentity",
+            &serde_json::json!({ "EmailIdentity": domain, "DKIMOption": dkim_option }),
+        )
+        .await;
+    if ApiClient::error_code(&reply).as_deref() == Some("InvalidParameterValue.RepeatCreation") {
+        reply = client
+            .call("GetEmailIdentity", &serde_json::json!({ "EmailIdentity": domain }))
+            .await;
+    }
+    assert!(reply.get("Error").is_none(), "{reply}");
+    if reply["VerifiedForSendingStatus"] != true {
+        publish_records(dns, &reply, domain);
+        reply = verify_domain(client, domain).await;
+    }
+    let r = client
+        .call("CreateEmailAddress", &serde_json::json!({ "EmailAddress": address }))
+        .await;
+    let code = ApiClient::error_code(&r);
+    assert!(
+        code.is_none() || code.as_deref() == Some("InvalidParameterValue.RepeatEmailAddress"),
+        "{r}"
+    );
+    reply
+}

@@ -31,6 +31,7 @@ async fn every_accepted_message_survives_sigkill() {
     let creds = create_account(&env, "shop").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds);
+    verified_sender(&client, &dns, "noreply@shop.example.com").await;
 
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {

@@ -34,6 +34,12 @@ async fn the_official_python_sdk_sends_and_reads_status() {
     );
     let creds = create_account(&env, "sdk").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    verified_sender(
+        &ApiClient::new(&server.api_addr, &creds),
+        &dns,
+        "noreply@shop.example.com",
+    )
+    .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/send_with_sdk.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)

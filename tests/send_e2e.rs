@@ -36,6 +36,7 @@ async fn world(extra: &[(&str, String)]) -> World {
     let creds = create_account(&env, "shop").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds);
+    verified_sender(&client, &dns, "noreply@shop.example.com").await;
     World {
         _dir: dir,
         _dns: dns,

@@ -29,8 +29,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
+    let recheck = core.start_identity_rechecker();
     println!("mailpush-worker: delivering");
     settings::shutdown_signal().await;
+    recheck.shutdown().await;
     worker.shutdown().await;
     Ok(())
 }

@@ -35,6 +35,20 @@ enum Command {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+    /// Inspect sending domains.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Look up every record a sending domain must publish and show expected vs found (whichever account holds it).
+    Check {
+        /// The domain, e.g. mail.example.com.
+        domain: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Account { command } => account(settings, command).await,
         Command::Template { command } => template(settings, command).await,
+        Command::Domain { command } => domain(settings, command).await,
     }
 }
 
@@ -144,6 +159,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
             println!("mailpush: {name} listening on {addr}");
         }
     }
+    let recheck = core.start_identity_rechecker();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
@@ -155,6 +171,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         smtp.stop();
     }
     tracing::info!("stopping: finishing in-flight deliveries");
+    recheck.shutdown().await;
     worker.shutdown().await;
     Ok(())
 }
@@ -297,6 +314,105 @@ async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -
         TemplateCommand::Reject { id, reason, version } => {
             let t = core.reject_template(id, version, &reason).await.map_err(refused)?;
             println!("template {} version {} rejected", t.id, t.version);
+        }
+    }
+    Ok(())
+}
+
+async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> anyhow::Result<()> {
+    let core = Mailpush::open(settings, Arc::new(SystemClock))
+        .await
+        .context("opening mailpush")?;
+    match command {
+        DomainCommand::Check { domain } => {
+            let found = core
+                .admin_check_domain(&domain)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+            let Some((row, records)) = found else {
+                anyhow::bail!("no account has the sending domain {domain}");
+            };
+            let account = core
+                .store()
+                .account(row.account_id)
+                .await?
+                .map_or_else(|| row.account_id.to_string(), |a| a.name);
+            println!(
+                "domain {}  account {}  stored status: {}",
+                row.domain,
+                account,
+                if row.verified { "verified" } else { "not verified" }
+            );
+            let header = ["TYPE", "HOST", "EXPECTED", "FOUND", "RESULT"];
+            let rows: Vec<[String; 5]> = records
+                .iter()
+                .map(|r| {
+                    let result = match (r.pass, r.spec.required) {
+                        (true, _) => "pass".to_string(),
+                        (false, true) => format!("FAIL: {}", r.reason.clone().unwrap_or_default()),
+                        (false, false) => format!("fail (optional): {}", r.reason.clone().unwrap_or_default()),
+                    };
+                    let found = if r.current.is_empty() {
+                        "-".to_string()
+                    } else {
+                        r.current.clone()
+                    };
+                    [
+                        r.spec.record_type.clone(),
+                        r.spec.name.clone(),
+                        r.spec.expected.clone(),
+                        found,
+                        result,
+                    ]
+                })
+                .collect();
+            let width = |i: usize| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+                    .min(60)
+            };
+            let widths: Vec<usize> = (0..4).map(width).collect();
+            println!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                header[0],
+                header[1],
+                header[2],
+                header[3],
+                header[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            );
+            for r in &rows {
+                println!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                    w3 = widths[3]
+                );
+            }
+            let sendable = records.iter().all(|r| r.pass || !r.spec.required);
+            println!(
+                "{}",
+                if sendable {
+                    "result: sendable"
+                } else {
+                    "result: NOT sendable"
+                }
+            );
+            if !sendable {
+                std::process::exit(2);
+            }
         }
     }
     Ok(())

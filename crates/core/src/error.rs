@@ -20,6 +20,9 @@ pub enum CoreError {
     /// Configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// DKIM keys, password hashing or the DNS checker failed.
+    #[error("identity: {0}")]
+    Identity(#[from] mailpush_identity::IdentityError),
 }
 
 impl CoreError {
@@ -41,7 +44,9 @@ impl CoreError {
                 ApiError::new(ErrorCode::InternalErrorQueryDataBaseFailed, "database error; try again")
             }
             CoreError::Mime(e) => ApiError::new(ErrorCode::InvalidParameterValueEmailContentIsWrong, e.to_string()),
-            CoreError::Secret(_) | CoreError::Config(_) => ApiError::new(ErrorCode::InternalError, "internal error"),
+            CoreError::Secret(_) | CoreError::Config(_) | CoreError::Identity(_) => {
+                ApiError::new(ErrorCode::InternalError, "internal error")
+            }
         }
     }
 }

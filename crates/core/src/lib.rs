@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod error;
+pub mod identity;
 pub mod secrets;
 pub mod send;
 pub mod settings;
@@ -13,6 +14,7 @@ pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use error::CoreError;
+pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
 pub use submit::{RawSubmission, Submitter};
@@ -43,6 +45,7 @@ struct Inner {
     credentials: accounts::CredentialCache,
     wake: Arc<Notify>,
     templates: templates::TemplateEngine,
+    identity: identity::IdentityState,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -126,6 +129,7 @@ impl Mailpush {
                 credentials: Default::default(),
                 wake: Arc::new(Notify::new()),
                 templates,
+                identity: Default::default(),
             }),
         })
     }
@@ -207,6 +211,8 @@ impl Mailpush {
         let req = self.resolve_content(account, req).await?;
         let now = self.now_ms();
         let mail = send::admit(req, now)?;
+        self.check_sender(account, &mail.sender, &mail.spec.from.address)
+            .await?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;
         let recipients = mail
             .recipients
@@ -360,6 +366,7 @@ impl Mailpush {
             self.inner.clock.clone(),
             cfg,
             self.inner.wake.clone(),
+            MessageSigner::new(self.clone()),
         ))
     }
 }

@@ -91,6 +91,18 @@ pub struct Settings {
     pub template_cache_entries: usize,
     /// A TOML lexicon of forbidden terms replacing (or, with `extend_default = true`, extending) the built-in one.
     pub template_lexicon_file: Option<PathBuf>,
+    /// SPF domain tenants include in their SPF record (`v=spf1 include:<spf_include> ~all`).
+    pub spf_include: String,
+    /// Host the sending domains' MX record points at (bounces and complaints); empty = `helo_name`.
+    pub bounce_mx_host: String,
+    /// Prefix of generated DKIM selectors.
+    pub dkim_selector_prefix: String,
+    /// How often verified domains are re-checked in DNS, seconds (0 = never).
+    pub identity_recheck_secs: u64,
+    /// Most sending domains per account (Tencent: 10).
+    pub max_domains_per_account: u32,
+    /// Most sender addresses per domain (Tencent: 10).
+    pub max_senders_per_domain: u32,
 }
 
 impl Default for Settings {
@@ -134,6 +146,12 @@ impl Default for Settings {
             template_data_allow_html: false,
             template_cache_entries: 1024,
             template_lexicon_file: None,
+            spf_include: "_spf.mailpush.localdomain".to_string(),
+            bounce_mx_host: String::new(),
+            dkim_selector_prefix: "mp".to_string(),
+            identity_recheck_secs: 3600,
+            max_domains_per_account: 10,
+            max_senders_per_domain: 10,
         }
     }
 }

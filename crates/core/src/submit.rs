@@ -333,12 +333,14 @@ impl Mailpush {
 
     /// SMTP AUTH: the submitter behind (sender address, SMTP password), or `None` when they do not match.
     ///
-    /// **Seam:** returns `Ok(None)` until sending identities are merged. Then it must call the identity
-    /// crate's verification of (sender address, SMTP password set by `UpdateEmailSmtpPassWord`, argon2) and
-    /// return `Submitter { account, login: Some(sender address) }`.
+    /// SMTP AUTH: username = a sender address, password = its SMTP password (`UpdateEmailSmtpPassWord`,
+    /// argon2). `None` when they do not match.
     pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
-        let _ = (username, password);
-        Ok(None)
+        let Some((account, _sender)) = self.verify_smtp_credentials(username, password).await? else {
+            return Ok(None);
+        };
+        let login = EmailAddress::parse(username).ok();
+        Ok(login.map(|login| Submitter { account, login: Some(login) }))
     }
 
     /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
@@ -389,16 +391,14 @@ impl Mailpush {
 
     /// May `account` send from `address`?
     ///
-    /// **Seam:** allows every address until sending identities are merged — exactly what `SendEmail` allows
-    /// today. Then it must require a verified domain (or sender address) of the account and refuse with
-    /// `FailedOperationNotAuthenticatedSender` / `OperationDeniedDomainNotVerified`.
+    /// The envelope or header sender of a submission must be in one of the account's verified sending
+    /// domains (`FailedOperation.NotAuthenticatedSender` → 550 5.7.1).
     pub async fn sender_identity_allowed(
         &self,
         account: &AccountContext,
         address: &EmailAddress,
     ) -> Result<(), CoreError> {
-        let _ = (account, address);
-        Ok(())
+        self.check_sending_domain(account, address).await
     }
 
     /// May `who` send to `rcpt`? Checked at `RCPT TO` so that a refusal names the recipient. Today: the

@@ -45,22 +45,26 @@ impl WorkerHandle {
 
 struct Shared {
     store: Store,
+    signer: crate::identity::MessageSigner,
     transport: SmtpTransport,
     clock: SharedClock,
     cfg: WorkerConfig,
 }
 
-/// Starts a worker on the current tokio runtime. `wake` is notified by in-process admissions.
+/// Starts a worker on the current tokio runtime. `wake` is notified by in-process admissions; `signer`
+/// DKIM-signs each message once, before its first transaction.
 pub fn spawn(
     store: Store,
     transport: SmtpTransport,
     clock: SharedClock,
     cfg: WorkerConfig,
     wake: Arc<Notify>,
+    signer: crate::identity::MessageSigner,
 ) -> WorkerHandle {
     let (stop, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         store,
+        signer,
         transport,
         clock,
         cfg,
@@ -181,6 +185,11 @@ async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::
             return;
         }
     };
+    // Signed once per message: the other domain groups of the same message reuse the signature.
+    let body = shared
+        .signer
+        .sign(&first.message_id, first.account_id, &first.envelope_from, &body)
+        .await;
     let envelope = Envelope {
         mail_from: first.envelope_from.clone(),
         rcpt_to: group.iter().map(|d| d.recipient.clone()).collect(),

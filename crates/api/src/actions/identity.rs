@@ -1,0 +1,225 @@
+//! Sending-identity actions: domains (`*EmailIdentity*`) and sender addresses (`*EmailAddress`,
+//! `UpdateEmailSmtpPassWord`). Field names from the SDK's `models.py`.
+
+use super::{core_error, parse};
+use mailpush_core::{AccountContext, IdentityView, Mailpush, SenderView};
+use mailpush_model::{ApiError, ErrorCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Routes the identity actions; `None` when `action` is not one of them.
+pub(crate) async fn dispatch(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    action: &str,
+    params: Value,
+) -> Option<Result<Value, ApiError>> {
+    Some(match action {
+        "CreateEmailIdentity" => create_identity(core, ctx, params).await,
+        "GetEmailIdentity" => get_identity(core, ctx, params).await,
+        "UpdateEmailIdentity" => update_identity(core, ctx, params).await,
+        "ListEmailIdentities" => list_identities(core, ctx, params).await,
+        "DeleteEmailIdentity" => delete_identity(core, ctx, params).await,
+        "CreateEmailAddress" => create_address(core, ctx, params).await,
+        "ListEmailAddress" => list_addresses(core, ctx, params).await,
+        "DeleteEmailAddress" => delete_address(core, ctx, params).await,
+        "UpdateEmailSmtpPassWord" => update_password(core, ctx, params).await,
+        _ => return None,
+    })
+}
+
+/// `DNSAttributes[]` plus the identity's summary fields shared by Create/Get/Update replies.
+fn identity_reply(v: &IdentityView) -> Value {
+    let attributes: Vec<Value> = v
+        .records
+        .iter()
+        .map(|r| {
+            json!({
+                "Type": r.spec.record_type,
+                "SendDomain": r.spec.host,
+                "ExpectedValue": r.spec.expected,
+                "CurrentValue": r.current,
+                "Status": r.pass,
+            })
+        })
+        .collect();
+    json!({
+        "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
+        "VerifiedForSendingStatus": v.verified,
+        "Attributes": attributes,
+        "DKIMOption": v.dkim_option,
+        // mailpush extension: why the domain may not send ("" when it may).
+        "SendingDisabledReason": v.reason.clone().unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateIdentityParams {
+    email_identity: String,
+    #[serde(rename = "DKIMOption")]
+    dkim_option: Option<i64>,
+    /// Accepted for compatibility; tags are not stored.
+    #[allow(dead_code)]
+    tag_list: Option<Value>,
+}
+
+async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: CreateIdentityParams = parse(params)?;
+    let v = core
+        .create_identity(ctx, &p.email_identity, p.dkim_option)
+        .await
+        .map_err(core_error)?;
+    Ok(identity_reply(&v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct IdentityParams {
+    email_identity: String,
+}
+
+async fn get_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: IdentityParams = parse(params)?;
+    let v = core.get_identity(ctx, &p.email_identity).await.map_err(core_error)?;
+    let mut reply = identity_reply(&v);
+    reply["TagList"] = json!([]);
+    Ok(reply)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct UpdateIdentityParams {
+    email_identity: String,
+    /// The console's old/new API switch: meaningless here.
+    #[serde(rename = "NewAPI")]
+    #[allow(dead_code)]
+    new_api: Option<bool>,
+    #[serde(rename = "DKIMOption")]
+    dkim_option: Option<i64>,
+}
+
+async fn update_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: UpdateIdentityParams = parse(params)?;
+    let v = core
+        .update_identity(ctx, &p.email_identity, p.dkim_option)
+        .await
+        .map_err(core_error)?;
+    Ok(identity_reply(&v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ListIdentitiesParams {
+    #[allow(dead_code)]
+    tag_list: Option<Value>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Most domains one `ListEmailIdentities` page returns.
+const MAX_LIST_LIMIT: i64 = 100;
+
+async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ListIdentitiesParams = parse(params)?;
+    let limit = p.limit.unwrap_or(MAX_LIST_LIMIT);
+    if !(0..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            format!("Limit must be between 0 and {MAX_LIST_LIMIT}"),
+        ));
+    }
+    let (list, total) = core
+        .list_identities(ctx, p.offset.unwrap_or(0), limit)
+        .await
+        .map_err(core_error)?;
+    let identities: Vec<Value> = list
+        .iter()
+        .map(|v| {
+            json!({
+                "IdentityName": v.domain,
+                "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
+                "SendingEnabled": v.verified,
+                "CurrentReputationLevel": 0,
+                "DailyQuota": 0,
+                "SendIp": [],
+                "TagList": [],
+                "DKIMOption": v.dkim_option,
+                "SendingDisabledReason": v.reason.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "EmailIdentities": identities,
+        "MaxReputationLevel": 0,
+        "MaxDailyQuota": 0,
+        "Total": total,
+    }))
+}
+
+async fn delete_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: IdentityParams = parse(params)?;
+    core.delete_identity(ctx, &p.email_identity).await.map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateAddressParams {
+    email_address: String,
+    email_sender_name: Option<String>,
+}
+
+async fn create_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: CreateAddressParams = parse(params)?;
+    core.create_sender(ctx, &p.email_address, p.email_sender_name.as_deref())
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+fn sender_json(s: &SenderView) -> Value {
+    json!({
+        "EmailAddress": s.address,
+        "EmailSenderName": s.sender_name,
+        "CreatedTimestamp": s.created_ms / 1000,
+        "SmtpPwdType": i32::from(s.has_smtp_password),
+    })
+}
+
+async fn list_addresses(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let _: NoParams = parse(params)?;
+    let list = core.list_senders(ctx).await.map_err(core_error)?;
+    Ok(json!({ "EmailSenders": list.iter().map(sender_json).collect::<Vec<_>>() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct AddressParams {
+    email_address: String,
+}
+
+async fn delete_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: AddressParams = parse(params)?;
+    core.delete_sender(ctx, &p.email_address).await.map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct PasswordParams {
+    password: String,
+    email_address: String,
+}
+
+async fn update_password(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: PasswordParams = parse(params)?;
+    core.update_smtp_password(ctx, &p.email_address, &p.password)
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}

@@ -1,0 +1,808 @@
+//! Sending identities in the facade: domains (keys sealed at rest, DNS verification, the periodic
+//! re-check), sender addresses with SMTP passwords, the send gate, and the DKIM signing stage of the worker.
+//!
+//! Send-gate codes: a sender address that was not created → `InvalidParameterValue.NoSuchSender`; a created
+//! address whose domain is not (or no longer) verified, or a `HeaderFrom` outside that domain →
+//! `FailedOperation.NotAuthenticatedSender` (the SDK's wording: "the sender is not authenticated and cannot
+//! send"). Sender addresses may be created before their domain is verified, as with Tencent.
+
+use crate::accounts::AccountContext;
+use crate::error::CoreError;
+use crate::{Mailpush, secrets};
+use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
+use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SigningKey, keys, password};
+use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
+use mailpush_store::{
+    AccountId, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, watch};
+
+/// Sealing context of DKIM private keys.
+pub const DKIM_KEY_CONTEXT: &str = "dkim-private-key";
+
+/// `IdentityType` of every identity (Tencent: only domains).
+pub const IDENTITY_TYPE: &str = "DOMAIN";
+
+/// DKIMOption when the request has none: RSA-2048 (Tencent's 1024 default is too weak to be a default).
+pub const DEFAULT_DKIM_OPTION: DkimOption = DkimOption::Rsa2048;
+
+/// How long loaded signing keys are reused by the worker before they are read again.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Messages whose signature the worker remembers (their other domain groups reuse it).
+const SIGNATURE_CACHE: usize = 4096;
+
+/// Loaded signing keys per (account, domain), with when they were loaded.
+type KeyCache = HashMap<(AccountId, String), (Instant, Arc<Vec<SigningKey>>)>;
+
+/// Per-process identity state kept in the facade.
+#[derive(Default)]
+pub(crate) struct IdentityState {
+    dns: OnceLock<DnsChecker>,
+    keys: Mutex<KeyCache>,
+}
+
+/// A domain as the API shows it.
+#[derive(Debug, Clone)]
+pub struct IdentityView {
+    /// The domain.
+    pub domain: String,
+    /// `DKIMOption`.
+    pub dkim_option: i64,
+    /// `VerifiedForSendingStatus` / `SendingEnabled`.
+    pub verified: bool,
+    /// The records to publish with what DNS held at the last check.
+    pub records: Vec<CheckedRecord>,
+    /// Why the domain may not send (`None` when it may).
+    pub reason: Option<String>,
+    /// Last DNS check, Unix ms (0 = never).
+    pub checked_ms: i64,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// A sender address as the API shows it.
+#[derive(Debug, Clone)]
+pub struct SenderView {
+    /// `EmailAddress`.
+    pub address: String,
+    /// `EmailSenderName`.
+    pub sender_name: String,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Whether an SMTP password is set (`SmtpPwdType` 1).
+    pub has_smtp_password: bool,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
+    CoreError::refused(code, message)
+}
+
+fn parse_domain(field: &str, raw: &str) -> Result<String, CoreError> {
+    mailpush_identity::normalize_domain(raw)
+        .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("{field}: {e}")))
+}
+
+fn parse_option(raw: Option<i64>) -> Result<Option<DkimOption>, CoreError> {
+    raw.map(|code| {
+        DkimOption::from_code(code).ok_or_else(|| {
+            refuse(
+                ErrorCode::InvalidParameterValue,
+                format!("DKIMOption {code} must be 0 (RSA-1024), 1 (RSA-2048), 2 (dual RSA), 3 (ed25519) or 4 (RSA-2048 + ed25519)"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn not_found(domain: &str) -> CoreError {
+    refuse(
+        ErrorCode::InvalidParameterValueNotExistDomain,
+        format!("EmailIdentity {domain} has not been created by this account"),
+    )
+}
+
+/// A short random token for selectors, lower-case so DNS tooling never trips on case.
+fn selector_stem() -> String {
+    secrets::random_string(6, b"abcdefghijklmnopqrstuvwxyz0123456789")
+}
+
+impl Mailpush {
+    fn record_config(&self) -> RecordConfig {
+        let s = &self.inner.settings;
+        RecordConfig {
+            spf_include: s.spf_include.clone(),
+            bounce_mx_host: if s.bounce_mx_host.trim().is_empty() {
+                s.helo_name.clone()
+            } else {
+                s.bounce_mx_host.clone()
+            },
+        }
+    }
+
+    fn dns_checker(&self) -> Result<&DnsChecker, CoreError> {
+        if let Some(d) = self.inner.identity.dns.get() {
+            return Ok(d);
+        }
+        let d = DnsChecker::new(&self.inner.settings.dns_servers, Duration::from_secs(5))
+            .map_err(mailpush_identity::IdentityError::from)?;
+        Ok(self.inner.identity.dns.get_or_init(|| d))
+    }
+
+    async fn generate_keys(&self, option: DkimOption) -> Result<Vec<NewDkimKey>, CoreError> {
+        let prefix = self.inner.settings.dkim_selector_prefix.clone();
+        // RSA generation takes a noticeable fraction of a second: off the async threads.
+        let pairs = tokio::task::spawn_blocking(move || keys::generate_for(option, &prefix, &selector_stem()))
+            .await
+            .map_err(|e| CoreError::Config(format!("key generation task: {e}")))??;
+        pairs
+            .into_iter()
+            .map(|kp| {
+                Ok(NewDkimKey {
+                    selector: kp.selector.clone(),
+                    algorithm: kp.algorithm.as_str().to_string(),
+                    public_key: kp.public_key.clone(),
+                    private_key_sealed: self.inner.master.seal(DKIM_KEY_CONTEXT, &kp.private_der)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn published_keys(&self, row: &IdentityRow) -> Result<Vec<PublishedKey>, CoreError> {
+        Ok(self
+            .inner
+            .store
+            .dkim_keys(row.account_id, row.id)
+            .await?
+            .into_iter()
+            .filter_map(|k| {
+                Some(PublishedKey {
+                    algorithm: KeyAlgorithm::parse(&k.algorithm)?,
+                    selector: k.selector,
+                    public_key: k.public_key,
+                })
+            })
+            .collect())
+    }
+
+    /// The view of a stored domain: its current records, with the last check's findings where they still apply.
+    async fn view(&self, row: &IdentityRow) -> Result<IdentityView, CoreError> {
+        let expected = records::expected_records(&row.domain, &self.published_keys(row).await?, &self.record_config());
+        let last: Vec<CheckedRecord> = serde_json::from_str(&row.checks).unwrap_or_default();
+        let records = expected
+            .into_iter()
+            .map(|spec| {
+                last.iter()
+                    .find(|c| c.spec == spec)
+                    .cloned()
+                    .unwrap_or_else(|| CheckedRecord {
+                        spec,
+                        current: String::new(),
+                        pass: false,
+                        reason: Some("not checked yet".into()),
+                    })
+            })
+            .collect();
+        Ok(IdentityView {
+            domain: row.domain.clone(),
+            dkim_option: row.dkim_option,
+            verified: row.verified,
+            records,
+            reason: (!row.verified).then(|| row.reason.clone()),
+            checked_ms: row.checked_ms,
+            created_ms: row.created_ms,
+        })
+    }
+
+    /// Checks a domain's records in DNS now and records the outcome.
+    async fn check_now(&self, row: &IdentityRow) -> Result<IdentityRow, CoreError> {
+        let cfg = self.record_config();
+        let specs = records::expected_records(&row.domain, &self.published_keys(row).await?, &cfg);
+        let checked = records::check_records(self.dns_checker()?, &specs, &cfg).await;
+        let verified = records::all_required_pass(&checked);
+        let check = IdentityCheck {
+            verified,
+            checks: serde_json::to_string(&checked).unwrap_or_default(),
+            reason: records::failure_reason(&checked).unwrap_or_default(),
+            checked_ms: self.now_ms(),
+        };
+        self.inner
+            .store
+            .record_identity_check(row.account_id, row.id, &check)
+            .await?;
+        if row.verified && !verified {
+            tracing::warn!(domain = %row.domain, reason = %check.reason, "a verified domain failed its DNS re-check: sending from it stops");
+        }
+        Ok(IdentityRow {
+            verified,
+            checks: check.checks,
+            reason: check.reason,
+            checked_ms: check.checked_ms,
+            ..row.clone()
+        })
+    }
+
+    async fn own_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityRow, CoreError> {
+        self.inner
+            .store
+            .identity(account.id, domain)
+            .await?
+            .ok_or_else(|| not_found(domain))
+    }
+
+    /// `CreateEmailIdentity`: generates the keys and returns the records to publish (not yet verified).
+    pub async fn create_identity(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        dkim_option: Option<i64>,
+    ) -> Result<IdentityView, CoreError> {
+        let domain = parse_domain("EmailIdentity", domain)?;
+        let option = parse_option(dkim_option)?.unwrap_or(DEFAULT_DKIM_OPTION);
+        match self.inner.store.identity_owner(&domain).await? {
+            Some(owner) if owner == account.id => {
+                return Err(refuse(
+                    ErrorCode::InvalidParameterValueRepeatCreation,
+                    format!("EmailIdentity {domain} has already been created"),
+                ));
+            }
+            Some(_) => {
+                return Err(refuse(
+                    ErrorCode::InvalidParameterValueCreatedByOther,
+                    format!("EmailIdentity {domain} belongs to another account"),
+                ));
+            }
+            None => {}
+        }
+        let max = i64::from(self.inner.settings.max_domains_per_account);
+        if self.inner.store.count_identities(account.id).await? >= max {
+            return Err(refuse(
+                ErrorCode::OperationDeniedExceedDomainLimit,
+                format!("an account may have at most {max} sending domains"),
+            ));
+        }
+        let keys = self.generate_keys(option).await?;
+        let row = match self
+            .inner
+            .store
+            .create_identity(NewIdentity {
+                account_id: account.id,
+                domain: domain.clone(),
+                dkim_option: option.code(),
+                created_ms: self.now_ms(),
+                keys,
+            })
+            .await
+        {
+            Ok(r) => r,
+            // Created concurrently since the ownership check.
+            Err(StoreError::Conflict(_)) => {
+                return Err(refuse(
+                    ErrorCode::InvalidParameterValueRepeatCreation,
+                    format!("EmailIdentity {domain} has already been created"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.view(&row).await
+    }
+
+    /// `GetEmailIdentity`: the records with the last check's findings (no DNS query).
+    pub async fn get_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityView, CoreError> {
+        let domain = parse_domain("EmailIdentity", domain)?;
+        let row = self.own_identity(account, &domain).await?;
+        self.view(&row).await
+    }
+
+    /// `UpdateEmailIdentity`: re-checks DNS now (after replacing the keys if `dkim_option` differs).
+    pub async fn update_identity(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        dkim_option: Option<i64>,
+    ) -> Result<IdentityView, CoreError> {
+        let domain = parse_domain("EmailIdentity", domain)?;
+        let option = parse_option(dkim_option)?;
+        let mut row = self.own_identity(account, &domain).await?;
+        if let Some(option) = option.filter(|o| o.code() != row.dkim_option) {
+            let keys = self.generate_keys(option).await?;
+            self.inner
+                .store
+                .replace_dkim_keys(account.id, row.id, option.code(), keys, self.now_ms())
+                .await?;
+            self.forget_keys(account.id, &domain);
+            row = self.own_identity(account, &domain).await?;
+        }
+        let row = self.check_now(&row).await?;
+        self.view(&row).await
+    }
+
+    /// `ListEmailIdentities`: the account's domains (paged) and their total.
+    pub async fn list_identities(
+        &self,
+        account: &AccountContext,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<IdentityView>, i64), CoreError> {
+        if offset < 0 || limit < 0 {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValue,
+                "Offset and Limit must not be negative",
+            ));
+        }
+        let rows = self.inner.store.list_identities(account.id, offset, limit).await?;
+        let total = self.inner.store.count_identities(account.id).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.view(r).await?);
+        }
+        Ok((out, total))
+    }
+
+    /// `DeleteEmailIdentity`: refused while the domain has sender addresses.
+    pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
+        let domain = parse_domain("EmailIdentity", domain)?;
+        let row = self.own_identity(account, &domain).await?;
+        if self.inner.store.count_senders(account.id, row.id).await? > 0 {
+            return Err(refuse(
+                ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
+                format!("EmailIdentity {domain} still has sender addresses; delete them first"),
+            ));
+        }
+        match self.inner.store.delete_identity(account.id, &domain).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(not_found(&domain)),
+            // A sender address created meanwhile: the foreign key refuses the delete.
+            Err(StoreError::Invalid(_)) => {
+                return Err(refuse(
+                    ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
+                    format!("EmailIdentity {domain} still has sender addresses; delete them first"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.forget_keys(account.id, &domain);
+        Ok(())
+    }
+
+    /// `CreateEmailAddress`: a sender address on one of the account's domains (verified or not yet).
+    pub async fn create_sender(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        sender_name: Option<&str>,
+    ) -> Result<SenderView, CoreError> {
+        let addr = EmailAddress::parse(address).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                format!("EmailAddress {address:?}: {e}"),
+            )
+        })?;
+        let name = sender_name.map(str::trim).unwrap_or_default().to_string();
+        if !name.is_empty() {
+            // The same rules as the alias of FromEmailAddress (no ':', no brackets or control characters).
+            Mailbox::parse(&format!("{name} <{}>", addr.as_str())).map_err(|e| {
+                refuse(
+                    ErrorCode::InvalidParameterValueIllegalSenderName,
+                    format!("EmailSenderName {name:?}: {e}"),
+                )
+            })?;
+        }
+        let row = self
+            .inner
+            .store
+            .identity(account.id, addr.domain())
+            .await?
+            .ok_or_else(|| not_found(addr.domain()))?;
+        let max = i64::from(self.inner.settings.max_senders_per_domain);
+        if self.inner.store.count_senders(account.id, row.id).await? >= max {
+            return Err(refuse(
+                ErrorCode::OperationDeniedExceedSenderLimit,
+                format!("a domain may have at most {max} sender addresses"),
+            ));
+        }
+        let s = self
+            .inner
+            .store
+            .create_sender(NewSender {
+                account_id: account.id,
+                identity_id: row.id,
+                address: addr.as_str().to_string(),
+                sender_name: name,
+                created_ms: self.now_ms(),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => refuse(
+                    ErrorCode::InvalidParameterValueRepeatEmailAddress,
+                    format!("EmailAddress {} has already been created", addr.as_str()),
+                ),
+                StoreError::NotFound => not_found(addr.domain()),
+                e => e.into(),
+            })?;
+        Ok(sender_view(&s))
+    }
+
+    /// `ListEmailAddress`.
+    pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
+        Ok(self
+            .inner
+            .store
+            .list_senders(account.id)
+            .await?
+            .iter()
+            .map(sender_view)
+            .collect())
+    }
+
+    fn parse_sender(address: &str) -> Result<EmailAddress, CoreError> {
+        EmailAddress::parse(address).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                format!("EmailAddress {address:?}: {e}"),
+            )
+        })
+    }
+
+    fn no_such_sender(address: &str) -> CoreError {
+        refuse(
+            ErrorCode::InvalidParameterValueNoSuchSender,
+            format!("EmailAddress {address} has not been created by this account"),
+        )
+    }
+
+    /// `DeleteEmailAddress`.
+    pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
+        let addr = Self::parse_sender(address)?;
+        match self.inner.store.delete_sender(account.id, addr.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `UpdateEmailSmtpPassWord`: sets the SMTP password of a sender address (stored as argon2id).
+    pub async fn update_smtp_password(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        new_password: &str,
+    ) -> Result<(), CoreError> {
+        let addr = Self::parse_sender(address)?;
+        if !password::acceptable(new_password) {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValueInvalidSmtpPassWord,
+                format!("Password: {}", password::POLICY),
+            ));
+        }
+        let sender = self
+            .inner
+            .store
+            .sender(account.id, addr.as_str())
+            .await?
+            .ok_or_else(|| Self::no_such_sender(addr.as_str()))?;
+        let pw = new_password.to_string();
+        let old = sender.smtp_password_hash.clone();
+        // argon2 is deliberately slow: off the async threads.
+        let hash = tokio::task::spawn_blocking(move || {
+            if let Some(old) = old
+                && password::verify(&pw, &old).unwrap_or(false)
+            {
+                return Ok(None);
+            }
+            password::hash(&pw).map(Some)
+        })
+        .await
+        .map_err(|e| CoreError::Config(format!("password hashing task: {e}")))??;
+        let Some(hash) = hash else {
+            return Err(refuse(
+                ErrorCode::OperationDeniedRepeatPassWord,
+                "Password must differ from the current SMTP password",
+            ));
+        };
+        match self
+            .inner
+            .store
+            .set_sender_password(account.id, addr.as_str(), &hash)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// SMTP AUTH: the account and sender address behind (address, password), or `None` when they do not
+    /// match (unknown address, no password set, wrong password: indistinguishable to the caller). The
+    /// comparison is argon2's (constant-time).
+    pub async fn verify_smtp_credentials(
+        &self,
+        address: &str,
+        smtp_password: &str,
+    ) -> Result<Option<(AccountContext, SenderView)>, CoreError> {
+        let Ok(addr) = EmailAddress::parse(address) else {
+            return Ok(None);
+        };
+        let Some(sender) = self.inner.store.sender_for_login(addr.as_str()).await? else {
+            return Ok(None);
+        };
+        let Some(hash) = sender.smtp_password_hash.clone() else {
+            return Ok(None);
+        };
+        let pw = smtp_password.to_string();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+            .await
+            .map_err(|e| CoreError::Config(format!("password hashing task: {e}")))??;
+        if !ok {
+            return Ok(None);
+        }
+        let Some(account) = self.inner.store.account(sender.account_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((AccountContext::from(&account), sender_view(&sender))))
+    }
+
+    /// The send gate: `sender` must be a created sender address of the account, its domain verified, and the
+    /// header From (if it differs) in the same domain.
+    pub(crate) async fn check_sender(
+        &self,
+        account: &AccountContext,
+        sender: &EmailAddress,
+        header_from: &EmailAddress,
+    ) -> Result<(), CoreError> {
+        if self.inner.store.sender(account.id, sender.as_str()).await?.is_none() {
+            return Err(Self::no_such_sender(sender.as_str()));
+        }
+        self.check_sending_domain(account, sender).await?;
+        if !header_from.domain().eq_ignore_ascii_case(sender.domain()) {
+            return Err(refuse(
+                ErrorCode::FailedOperationNotAuthenticatedSender,
+                format!(
+                    "HeaderFrom {} must be in the sender's verified domain {}",
+                    header_from.as_str(),
+                    sender.domain()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The domain gate alone: `address`'s domain must be a verified sending domain of the account.
+    /// (SMTP submission checks envelope and header senders at domain level, as Postfix-style clients send
+    /// from many local parts.)
+    pub(crate) async fn check_sending_domain(&self, account: &AccountContext, sender: &EmailAddress) -> Result<(), CoreError> {
+        let identity = self.inner.store.identity(account.id, sender.domain()).await?;
+        match identity {
+            Some(i) if i.verified => {}
+            Some(i) => {
+                return Err(refuse(
+                    ErrorCode::FailedOperationNotAuthenticatedSender,
+                    format!(
+                        "FromEmailAddress: the domain {} is not verified ({}); publish its records and call UpdateEmailIdentity",
+                        i.domain, i.reason
+                    ),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    ErrorCode::FailedOperationNotAuthenticatedSender,
+                    format!("{} is not a sending domain of this account", sender.domain()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Operator view (`mailpush domain check`): checks any account's domain in DNS now, without recording.
+    pub async fn admin_check_domain(
+        &self,
+        domain: &str,
+    ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
+        let domain = parse_domain("domain", domain)?;
+        let Some(row) = self.inner.store.identity_for_admin(&domain).await? else {
+            return Ok(None);
+        };
+        let cfg = self.record_config();
+        let specs = records::expected_records(&row.domain, &self.published_keys(&row).await?, &cfg);
+        let checked = records::check_records(self.dns_checker()?, &specs, &cfg).await;
+        Ok(Some((row, checked)))
+    }
+
+    /// Re-checks every verified domain whose last check is older than `identity_recheck_secs`; returns how
+    /// many were checked. A domain whose DNS broke stops being sendable, with the reason recorded.
+    pub async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
+        let every = self.inner.settings.identity_recheck_secs;
+        if every == 0 {
+            return Ok(0);
+        }
+        let before = self.now_ms().saturating_sub((every as i64).saturating_mul(1000));
+        let mut done = 0;
+        loop {
+            let due = self.inner.store.identities_to_recheck(before, 100).await?;
+            if due.is_empty() {
+                return Ok(done);
+            }
+            for row in &due {
+                let checked = self.check_now(row).await?;
+                if !checked.verified {
+                    self.forget_keys(row.account_id, &row.domain);
+                }
+                done += 1;
+            }
+        }
+    }
+
+    /// Starts the periodic re-check of verified domains (with the worker, or with `serve`).
+    pub fn start_identity_rechecker(&self) -> RecheckHandle {
+        let (stop, mut stop_rx) = watch::channel(false);
+        let core = self.clone();
+        let every = self.inner.settings.identity_recheck_secs;
+        let task = tokio::spawn(async move {
+            if every == 0 {
+                return;
+            }
+            // Wake at least once a minute so a short interval (tests) is honoured promptly.
+            let tick = Duration::from_secs(every.clamp(1, 60));
+            loop {
+                if let Err(e) = core.recheck_due_identities().await {
+                    tracing::error!(error = %e, "re-checking sending domains failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = stop_rx.changed() => break,
+                }
+            }
+        });
+        RecheckHandle { stop, task }
+    }
+
+    fn forget_keys(&self, account: AccountId, domain: &str) {
+        self.inner
+            .identity
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(account, domain.to_string()));
+    }
+
+    /// The signing keys of the account's domain (unsealed), cached for a minute. Empty when the domain is
+    /// gone or no longer verified: such mail goes out unsigned rather than signed with a key whose record
+    /// may be missing.
+    pub async fn signing_keys(&self, account: AccountId, domain: &str) -> Result<Arc<Vec<SigningKey>>, CoreError> {
+        let key = (account, domain.to_string());
+        if let Some((at, keys)) = self
+            .inner
+            .identity
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(keys.clone());
+        }
+        let mut loaded = Vec::new();
+        if let Some(row) = self.inner.store.identity(account, domain).await?
+            && row.verified
+        {
+            for k in self.inner.store.dkim_keys(account, row.id).await? {
+                let Some(alg) = KeyAlgorithm::parse(&k.algorithm) else {
+                    tracing::warn!(domain, algorithm = %k.algorithm, "unknown DKIM key algorithm; key skipped");
+                    continue;
+                };
+                let der = self.inner.master.open(DKIM_KEY_CONTEXT, &k.private_key_sealed)?;
+                loaded.push(SigningKey::from_der(domain, &k.selector, alg, &der)?);
+            }
+        }
+        let loaded = Arc::new(loaded);
+        self.inner
+            .identity
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (Instant::now(), loaded.clone()));
+        Ok(loaded)
+    }
+}
+
+fn sender_view(s: &SenderRow) -> SenderView {
+    SenderView {
+        address: s.address.clone(),
+        sender_name: s.sender_name.clone(),
+        created_ms: s.created_ms,
+        has_smtp_password: s.smtp_password_hash.is_some(),
+    }
+}
+
+/// The running re-check task; `shutdown` stops it.
+pub struct RecheckHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecheckHandle {
+    /// Stops the task (a check in progress finishes first).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type SignatureCell = Arc<OnceCell<Option<Arc<Vec<u8>>>>>;
+/// Signature cells by message, and the insertion order for eviction.
+type SignatureCache = (HashMap<MessageId, SignatureCell>, VecDeque<MessageId>);
+
+/// The worker's DKIM stage: signs each message once (its domain groups share the signature) with its
+/// sender domain's keys.
+#[derive(Clone)]
+pub struct MessageSigner {
+    core: Mailpush,
+    cache: Arc<Mutex<SignatureCache>>,
+}
+
+impl MessageSigner {
+    pub(crate) fn new(core: Mailpush) -> MessageSigner {
+        MessageSigner {
+            core,
+            cache: Arc::default(),
+        }
+    }
+
+    fn cell(&self, id: &MessageId) -> SignatureCell {
+        let mut guard = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, order) = &mut *guard;
+        if let Some(c) = map.get(id) {
+            return c.clone();
+        }
+        let c = SignatureCell::default();
+        map.insert(id.clone(), c.clone());
+        order.push_back(id.clone());
+        while order.len() > SIGNATURE_CACHE {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        c
+    }
+
+    /// `body` with its DKIM-Signature headers prepended (unchanged when the domain has no usable key).
+    /// Concurrent calls for one message wait for a single signing.
+    pub async fn sign(&self, id: &MessageId, account: AccountId, envelope_from: &str, body: &[u8]) -> Vec<u8> {
+        let cell = self.cell(id);
+        let headers = cell
+            .get_or_init(|| async {
+                let domain = envelope_from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())?;
+                let keys = match self.core.signing_keys(account, &domain).await {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::error!(error = %e, %domain, "loading DKIM keys failed; sending unsigned");
+                        return None;
+                    }
+                };
+                if keys.is_empty() {
+                    tracing::warn!(%domain, message = %id, "no DKIM key for the sender domain; sending unsigned");
+                    return None;
+                }
+                match mailpush_identity::sign(body, &keys) {
+                    Ok(h) => Some(Arc::new(h)),
+                    Err(e) => {
+                        tracing::error!(error = %e, %domain, "DKIM signing failed; sending unsigned");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone();
+        match headers {
+            Some(h) => {
+                let mut out = Vec::with_capacity(h.len() + body.len());
+                out.extend_from_slice(&h);
+                out.extend_from_slice(body);
+                out
+            }
+            None => body.to_vec(),
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! Sending identities: domains with their DKIM keys, and sender addresses.
+//!
+//! Every query an account can trigger is scoped by its account id. Three lookups are deliberately not:
+//! [`Store::identity_owner`] (to tell "created by another account" from "not created"),
+//! [`Store::identities_to_recheck`] (the background DNS re-check) and [`Store::sender_for_login`]
+//! (SMTP AUTH names an address, not an account); plus [`Store::identity_for_admin`] for the operator's CLI.
+
+use crate::{AccountId, Db, Store, StoreError};
+
+/// A new domain with its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    /// Owner.
+    pub account_id: AccountId,
+    /// Normalized domain (lower-case ASCII).
+    pub domain: String,
+    /// `DKIMOption` the keys were generated for.
+    pub dkim_option: i64,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Its DKIM keys.
+    pub keys: Vec<NewDkimKey>,
+}
+
+/// A DKIM key to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDkimKey {
+    /// Selector.
+    pub selector: String,
+    /// Algorithm name (`rsa-1024`, `rsa-2048`, `ed25519`).
+    pub algorithm: String,
+    /// The published `p=` value.
+    pub public_key: String,
+    /// The private key, sealed by the caller.
+    pub private_key_sealed: Vec<u8>,
+}
+
+/// A stored DKIM key.
+pub type DkimKeyRow = NewDkimKey;
+
+/// A stored domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// Row id.
+    pub id: i64,
+    /// Owner.
+    pub account_id: AccountId,
+    /// Domain.
+    pub domain: String,
+    /// `DKIMOption`.
+    pub dkim_option: i64,
+    /// Whether the last check passed every required record (the domain may send).
+    pub verified: bool,
+    /// The last check, record by record (JSON written by core; empty before the first check).
+    pub checks: String,
+    /// Why the domain may not send ('' when verified).
+    pub reason: String,
+    /// When it was last checked, Unix ms (0 = never).
+    pub checked_ms: i64,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// The outcome of one DNS check, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityCheck {
+    /// Every required record passed.
+    pub verified: bool,
+    /// Record-by-record JSON.
+    pub checks: String,
+    /// Why not sendable ('' when verified).
+    pub reason: String,
+    /// Unix ms.
+    pub checked_ms: i64,
+}
+
+/// A new sender address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSender {
+    /// Owner.
+    pub account_id: AccountId,
+    /// The domain it belongs to.
+    pub identity_id: i64,
+    /// The address (normalized domain).
+    pub address: String,
+    /// `EmailSenderName`.
+    pub sender_name: String,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// A stored sender address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderRow {
+    /// Row id.
+    pub id: i64,
+    /// Owner.
+    pub account_id: AccountId,
+    /// Its domain.
+    pub identity_id: i64,
+    /// The address.
+    pub address: String,
+    /// `EmailSenderName`.
+    pub sender_name: String,
+    /// argon2 PHC string; `None` until an SMTP password is set.
+    pub smtp_password_hash: Option<String>,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+macro_rules! identity_ops {
+    (db = $DB:ty) => {
+        use super::*;
+        use sqlx::Row;
+
+        type Pool = sqlx::Pool<$DB>;
+        type DbRow = <$DB as sqlx::Database>::Row;
+
+        const IDENTITY_COLUMNS: &str =
+            "id, account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms";
+        const SENDER_COLUMNS: &str =
+            "id, account_id, identity_id, address, sender_name, smtp_password_hash, created_ms";
+
+        fn identity_from_row(row: &DbRow) -> Result<IdentityRow, StoreError> {
+            Ok(IdentityRow {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                domain: row.try_get("domain")?,
+                dkim_option: row.try_get("dkim_option")?,
+                verified: row.try_get("verified")?,
+                checks: row.try_get("checks")?,
+                reason: row.try_get("reason")?,
+                checked_ms: row.try_get("checked_ms")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        }
+
+        fn sender_from_row(row: &DbRow) -> Result<SenderRow, StoreError> {
+            Ok(SenderRow {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                identity_id: row.try_get("identity_id")?,
+                address: row.try_get("address")?,
+                sender_name: row.try_get("sender_name")?,
+                smtp_password_hash: row.try_get("smtp_password_hash")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        }
+
+        async fn insert_keys(
+            tx: &mut sqlx::Transaction<'_, $DB>,
+            identity_id: i64,
+            keys: &[NewDkimKey],
+            created_ms: i64,
+        ) -> Result<(), StoreError> {
+            for k in keys {
+                sqlx::query(
+                    "INSERT INTO dkim_keys (identity_id, selector, algorithm, public_key, private_key_sealed, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(identity_id)
+                .bind(&k.selector)
+                .bind(&k.algorithm)
+                .bind(&k.public_key)
+                .bind(&k.private_key_sealed)
+                .bind(created_ms)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn create_identity(pool: &Pool, n: NewIdentity) -> Result<IdentityRow, StoreError> {
+            let mut tx = begin(pool).await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms) \
+                 VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
+            )
+            .bind(n.account_id)
+            .bind(&n.domain)
+            .bind(n.dkim_option)
+            .bind(false)
+            .bind("not verified yet")
+            .bind(n.created_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            insert_keys(&mut tx, id, &n.keys, n.created_ms).await?;
+            tx.commit().await?;
+            Ok(IdentityRow {
+                id,
+                account_id: n.account_id,
+                domain: n.domain,
+                dkim_option: n.dkim_option,
+                verified: false,
+                checks: String::new(),
+                reason: "not verified yet".into(),
+                checked_ms: 0,
+                created_ms: n.created_ms,
+            })
+        }
+
+        pub(crate) async fn replace_dkim_keys(
+            pool: &Pool,
+            account: AccountId,
+            identity_id: i64,
+            dkim_option: i64,
+            keys: Vec<NewDkimKey>,
+            now_ms: i64,
+        ) -> Result<(), StoreError> {
+            let mut tx = begin(pool).await?;
+            let done = sqlx::query(
+                "UPDATE email_identities SET dkim_option = $1, verified = $2, reason = $3 WHERE id = $4 AND account_id = $5",
+            )
+            .bind(dkim_option)
+            .bind(false)
+            .bind("new DKIM keys: publish the new records")
+            .bind(identity_id)
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("DELETE FROM dkim_keys WHERE identity_id = $1")
+                .bind(identity_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_keys(&mut tx, identity_id, &keys, now_ms).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        pub(crate) async fn identity(
+            pool: &Pool,
+            account: AccountId,
+            domain: &str,
+        ) -> Result<Option<IdentityRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 AND domain = $2"
+            )))
+            .bind(account)
+            .bind(domain)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(identity_from_row).transpose()
+        }
+
+        pub(crate) async fn identity_for_admin(pool: &Pool, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE domain = $1"
+            )))
+            .bind(domain)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(identity_from_row).transpose()
+        }
+
+        pub(crate) async fn identity_owner(pool: &Pool, domain: &str) -> Result<Option<AccountId>, StoreError> {
+            Ok(sqlx::query_scalar("SELECT account_id FROM email_identities WHERE domain = $1")
+                .bind(domain)
+                .fetch_optional(pool)
+                .await?)
+        }
+
+        pub(crate) async fn list_identities(
+            pool: &Pool,
+            account: AccountId,
+            offset: i64,
+            limit: i64,
+        ) -> Result<Vec<IdentityRow>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 ORDER BY domain LIMIT $2 OFFSET $3"
+            )))
+            .bind(account)
+            .bind(limit.max(0))
+            .bind(offset.max(0))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(identity_from_row).collect()
+        }
+
+        pub(crate) async fn count_identities(pool: &Pool, account: AccountId) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(pool)
+                .await?)
+        }
+
+        pub(crate) async fn delete_identity(pool: &Pool, account: AccountId, domain: &str) -> Result<(), StoreError> {
+            let done = sqlx::query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
+                .bind(account)
+                .bind(domain)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn record_identity_check(
+            pool: &Pool,
+            account: AccountId,
+            identity_id: i64,
+            c: &IdentityCheck,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
+                 WHERE id = $5 AND account_id = $6",
+            )
+            .bind(c.verified)
+            .bind(&c.checks)
+            .bind(&c.reason)
+            .bind(c.checked_ms)
+            .bind(identity_id)
+            .bind(account)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn identities_to_recheck(
+            pool: &Pool,
+            checked_before_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<IdentityRow>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE verified = $1 AND checked_ms < $2 \
+                 ORDER BY checked_ms LIMIT $3"
+            )))
+            .bind(true)
+            .bind(checked_before_ms)
+            .bind(limit.max(0))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(identity_from_row).collect()
+        }
+
+        pub(crate) async fn dkim_keys(
+            pool: &Pool,
+            account: AccountId,
+            identity_id: i64,
+        ) -> Result<Vec<DkimKeyRow>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT k.selector, k.algorithm, k.public_key, k.private_key_sealed \
+                 FROM dkim_keys k JOIN email_identities i ON i.id = k.identity_id \
+                 WHERE k.identity_id = $1 AND i.account_id = $2 ORDER BY k.created_ms, k.selector",
+            )
+            .bind(identity_id)
+            .bind(account)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DkimKeyRow {
+                        selector: row.try_get("selector")?,
+                        algorithm: row.try_get("algorithm")?,
+                        public_key: row.try_get("public_key")?,
+                        private_key_sealed: row.try_get("private_key_sealed")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(crate) async fn create_sender(pool: &Pool, n: NewSender) -> Result<SenderRow, StoreError> {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, created_ms) \
+                 SELECT $1, id, $3, $4, NULL, $5 FROM email_identities WHERE id = $2 AND account_id = $1 RETURNING id",
+            )
+            .bind(n.account_id)
+            .bind(n.identity_id)
+            .bind(&n.address)
+            .bind(&n.sender_name)
+            .bind(n.created_ms)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            Ok(SenderRow {
+                id,
+                account_id: n.account_id,
+                identity_id: n.identity_id,
+                address: n.address,
+                sender_name: n.sender_name,
+                smtp_password_hash: None,
+                created_ms: n.created_ms,
+            })
+        }
+
+        pub(crate) async fn sender(
+            pool: &Pool,
+            account: AccountId,
+            address: &str,
+        ) -> Result<Option<SenderRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 AND address = $2"
+            )))
+            .bind(account)
+            .bind(address)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(sender_from_row).transpose()
+        }
+
+        pub(crate) async fn sender_for_login(pool: &Pool, address: &str) -> Result<Option<SenderRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE address = $1"
+            )))
+            .bind(address)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(sender_from_row).transpose()
+        }
+
+        pub(crate) async fn list_senders(pool: &Pool, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 ORDER BY address"
+            )))
+            .bind(account)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(sender_from_row).collect()
+        }
+
+        pub(crate) async fn count_senders(
+            pool: &Pool,
+            account: AccountId,
+            identity_id: i64,
+        ) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM email_senders WHERE account_id = $1 AND identity_id = $2",
+            )
+            .bind(account)
+            .bind(identity_id)
+            .fetch_one(pool)
+            .await?)
+        }
+
+        pub(crate) async fn delete_sender(pool: &Pool, account: AccountId, address: &str) -> Result<(), StoreError> {
+            let done = sqlx::query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
+                .bind(account)
+                .bind(address)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn set_sender_password(
+            pool: &Pool,
+            account: AccountId,
+            address: &str,
+            hash: &str,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3",
+            )
+            .bind(hash)
+            .bind(account)
+            .bind(address)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+    };
+}
+
+mod sqlite_ops {
+    async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        // IMMEDIATE, like every write transaction of the SQLite backend (see sqlite.rs).
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+    identity_ops! { db = sqlx::Sqlite }
+}
+
+mod pg_ops {
+    async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+    identity_ops! { db = sqlx::Postgres }
+}
+
+/// Runs identity operation `$f` on the writer or reader pool of either backend.
+macro_rules! on_identity_pool {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
+    /// [`StoreError::Conflict`].
+    pub async fn create_identity(&self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
+        on_identity_pool!(self, writer, create_identity(n))
+    }
+
+    /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
+    pub async fn replace_dkim_keys(
+        &self,
+        account: AccountId,
+        identity_id: i64,
+        dkim_option: i64,
+        keys: Vec<NewDkimKey>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_identity_pool!(
+            self,
+            writer,
+            replace_dkim_keys(account, identity_id, dkim_option, keys, now_ms)
+        )
+    }
+
+    /// The account's domain.
+    pub async fn identity(&self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        on_identity_pool!(self, reader, identity(account, domain))
+    }
+
+    /// Any account's domain: for the operator's CLI only.
+    pub async fn identity_for_admin(&self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        on_identity_pool!(self, reader, identity_for_admin(domain))
+    }
+
+    /// Which account holds `domain`, if any (nothing else about it).
+    pub async fn identity_owner(&self, domain: &str) -> Result<Option<AccountId>, StoreError> {
+        on_identity_pool!(self, reader, identity_owner(domain))
+    }
+
+    /// The account's domains by name.
+    pub async fn list_identities(
+        &self,
+        account: AccountId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<IdentityRow>, StoreError> {
+        on_identity_pool!(self, reader, list_identities(account, offset, limit))
+    }
+
+    /// How many domains the account has.
+    pub async fn count_identities(&self, account: AccountId) -> Result<i64, StoreError> {
+        on_identity_pool!(self, reader, count_identities(account))
+    }
+
+    /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
+    /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
+    pub async fn delete_identity(&self, account: AccountId, domain: &str) -> Result<(), StoreError> {
+        on_identity_pool!(self, writer, delete_identity(account, domain))
+    }
+
+    /// Records a DNS check of the account's domain.
+    pub async fn record_identity_check(
+        &self,
+        account: AccountId,
+        identity_id: i64,
+        check: &IdentityCheck,
+    ) -> Result<(), StoreError> {
+        on_identity_pool!(self, writer, record_identity_check(account, identity_id, check))
+    }
+
+    /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
+    /// the background re-check's work list.
+    pub async fn identities_to_recheck(
+        &self,
+        checked_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<IdentityRow>, StoreError> {
+        on_identity_pool!(self, reader, identities_to_recheck(checked_before_ms, limit))
+    }
+
+    /// The DKIM keys of the account's domain, oldest first.
+    pub async fn dkim_keys(&self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
+        on_identity_pool!(self, reader, dkim_keys(account, identity_id))
+    }
+
+    /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
+    /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
+    pub async fn create_sender(&self, n: NewSender) -> Result<SenderRow, StoreError> {
+        on_identity_pool!(self, writer, create_sender(n))
+    }
+
+    /// The account's sender address.
+    pub async fn sender(&self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        on_identity_pool!(self, reader, sender(account, address))
+    }
+
+    /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
+    pub async fn sender_for_login(&self, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        on_identity_pool!(self, reader, sender_for_login(address))
+    }
+
+    /// The account's sender addresses by address.
+    pub async fn list_senders(&self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
+        on_identity_pool!(self, reader, list_senders(account))
+    }
+
+    /// How many sender addresses the account has on domain `identity_id`.
+    pub async fn count_senders(&self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
+        on_identity_pool!(self, reader, count_senders(account, identity_id))
+    }
+
+    /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
+    pub async fn delete_sender(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
+        on_identity_pool!(self, writer, delete_sender(account, address))
+    }
+
+    /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
+    pub async fn set_sender_password(&self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
+        on_identity_pool!(self, writer, set_sender_password(account, address, hash))
+    }
+}

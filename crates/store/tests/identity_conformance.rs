@@ -1,0 +1,315 @@
+//! Conformance of the identity repositories (domains, DKIM keys, sender addresses) on SQLite and, when
+//! `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL. Same harness as `conformance.rs` (copied so the two
+//! suites stay independent files).
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mailpush_store::{
+    Backend, IdentityCheck, NewAccount, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions,
+};
+use sqlx::Connection;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// What a case gets: a store, and the URL to open more stores on the same database (other "processes").
+struct Ctx {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Ctx {
+    async fn open(&self, opts: StoreOptions) -> Store {
+        Store::open(&self.url, opts)
+            .await
+            .expect("open another store on the same database")
+    }
+}
+
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
+    let store = Store::open(&url, StoreOptions::default())
+        .await
+        .expect("open sqlite store");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    case(Ctx {
+        store,
+        url,
+        _dir: Some(dir),
+    })
+    .await;
+}
+
+fn unique_schema() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "mp_test_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn run_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
+        return;
+    };
+    let schema = unique_schema();
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = Store::open(&url, StoreOptions::default())
+        .await
+        .expect("open postgres store");
+    assert_eq!(store.backend(), Backend::Postgres);
+    // Run the case in its own task so that a failing assertion still lets us drop the schema.
+    let result = tokio::spawn(case(Ctx {
+        store: store.clone(),
+        url,
+        _dir: None,
+    }))
+    .await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .expect("drop test schema");
+    let _ = admin.close().await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("case task failed: {e}");
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_sqlite(crate::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::run_postgres(crate::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    identities_scoped_by_account,
+    keys_replaced_and_cascaded,
+    senders_and_passwords,
+    recheck_list
+);
+
+async fn account(store: &Store, name: &str) -> i64 {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1],
+            created_ms: T0,
+        })
+        .await
+        .expect("account")
+        .id
+}
+
+fn key(selector: &str) -> NewDkimKey {
+    NewDkimKey {
+        selector: selector.into(),
+        algorithm: "ed25519".into(),
+        public_key: format!("PUB{selector}"),
+        private_key_sealed: format!("sealed{selector}").into_bytes(),
+    }
+}
+
+fn identity(account: i64, domain: &str) -> NewIdentity {
+    NewIdentity {
+        account_id: account,
+        domain: domain.into(),
+        dkim_option: 3,
+        created_ms: T0,
+        keys: vec![key("s1")],
+    }
+}
+
+async fn identities_scoped_by_account(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = account(s, "a").await;
+    let b = account(s, "b").await;
+    let row = s.create_identity(identity(a, "a.example.com")).await.unwrap();
+    assert!(!row.verified);
+    assert!(matches!(
+        s.create_identity(identity(b, "a.example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.identity_owner("a.example.com").await.unwrap(), Some(a));
+    assert_eq!(s.identity_owner("none.example.com").await.unwrap(), None);
+    assert!(s.identity(b, "a.example.com").await.unwrap().is_none());
+    assert_eq!(s.identity(a, "a.example.com").await.unwrap().unwrap(), row);
+    assert_eq!(
+        s.identity_for_admin("a.example.com").await.unwrap().unwrap().account_id,
+        a
+    );
+    s.create_identity(identity(a, "b.example.com")).await.unwrap();
+    assert_eq!(s.count_identities(a).await.unwrap(), 2);
+    assert_eq!(s.count_identities(b).await.unwrap(), 0);
+    let page = s.list_identities(a, 1, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].domain, "b.example.com");
+    let check = IdentityCheck {
+        verified: true,
+        checks: "[]".into(),
+        reason: String::new(),
+        checked_ms: T0 + 5,
+    };
+    assert!(matches!(
+        s.record_identity_check(b, row.id, &check).await,
+        Err(StoreError::NotFound)
+    ));
+    s.record_identity_check(a, row.id, &check).await.unwrap();
+    let got = s.identity(a, "a.example.com").await.unwrap().unwrap();
+    assert!(got.verified);
+    assert_eq!(got.checked_ms, T0 + 5);
+    assert!(matches!(
+        s.delete_identity(b, "a.example.com").await,
+        Err(StoreError::NotFound)
+    ));
+    s.delete_identity(a, "a.example.com").await.unwrap();
+    assert!(s.identity(a, "a.example.com").await.unwrap().is_none());
+}
+
+async fn keys_replaced_and_cascaded(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = account(s, "a").await;
+    let b = account(s, "b").await;
+    let row = s.create_identity(identity(a, "k.example.com")).await.unwrap();
+    let keys = s.dkim_keys(a, row.id).await.unwrap();
+    assert_eq!(keys, vec![key("s1")]);
+    assert!(s.dkim_keys(b, row.id).await.unwrap().is_empty());
+    assert!(matches!(
+        s.replace_dkim_keys(b, row.id, 4, vec![key("x")], T0).await,
+        Err(StoreError::NotFound)
+    ));
+    s.replace_dkim_keys(a, row.id, 4, vec![key("s2"), key("s3")], T0 + 1)
+        .await
+        .unwrap();
+    let keys = s.dkim_keys(a, row.id).await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(),
+        ["s2", "s3"]
+    );
+    assert_eq!(s.identity(a, "k.example.com").await.unwrap().unwrap().dkim_option, 4);
+    s.delete_identity(a, "k.example.com").await.unwrap();
+    assert!(s.dkim_keys(a, row.id).await.unwrap().is_empty());
+}
+
+async fn senders_and_passwords(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = account(s, "a").await;
+    let b = account(s, "b").await;
+    let row = s.create_identity(identity(a, "s.example.com")).await.unwrap();
+    let new = |acc, addr: &str| NewSender {
+        account_id: acc,
+        identity_id: row.id,
+        address: addr.into(),
+        sender_name: "N".into(),
+        created_ms: T0,
+    };
+    // Another account cannot attach an address to the domain.
+    assert!(matches!(
+        s.create_sender(new(b, "x@s.example.com")).await,
+        Err(StoreError::NotFound)
+    ));
+    let sender = s.create_sender(new(a, "x@s.example.com")).await.unwrap();
+    assert_eq!(sender.smtp_password_hash, None);
+    assert!(matches!(
+        s.create_sender(new(a, "x@s.example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_sender(new(a, "y@s.example.com")).await.unwrap();
+    assert_eq!(s.count_senders(a, row.id).await.unwrap(), 2);
+    assert_eq!(s.count_senders(b, row.id).await.unwrap(), 0);
+    assert_eq!(s.list_senders(a).await.unwrap().len(), 2);
+    assert!(s.list_senders(b).await.unwrap().is_empty());
+    assert!(s.sender(b, "x@s.example.com").await.unwrap().is_none());
+    // The database refuses to delete a domain with senders.
+    assert!(s.delete_identity(a, "s.example.com").await.is_err());
+    assert!(matches!(
+        s.set_sender_password(b, "x@s.example.com", "h").await,
+        Err(StoreError::NotFound)
+    ));
+    s.set_sender_password(a, "x@s.example.com", "$argon2id$h")
+        .await
+        .unwrap();
+    let login = s.sender_for_login("x@s.example.com").await.unwrap().unwrap();
+    assert_eq!(login.account_id, a);
+    assert_eq!(login.smtp_password_hash.as_deref(), Some("$argon2id$h"));
+    assert!(matches!(
+        s.delete_sender(b, "x@s.example.com").await,
+        Err(StoreError::NotFound)
+    ));
+    s.delete_sender(a, "x@s.example.com").await.unwrap();
+    s.delete_sender(a, "y@s.example.com").await.unwrap();
+    s.delete_identity(a, "s.example.com").await.unwrap();
+}
+
+async fn recheck_list(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = account(s, "a").await;
+    let b = account(s, "b").await;
+    let one = s.create_identity(identity(a, "one.example.com")).await.unwrap();
+    let two = s.create_identity(identity(b, "two.example.com")).await.unwrap();
+    s.create_identity(identity(a, "never.example.com")).await.unwrap();
+    for (acc, row, at) in [(a, &one, T0), (b, &two, T0 + 10)] {
+        let c = IdentityCheck {
+            verified: true,
+            checks: String::new(),
+            reason: String::new(),
+            checked_ms: at,
+        };
+        s.record_identity_check(acc, row.id, &c).await.unwrap();
+    }
+    // Only verified domains, oldest check first, whatever the account.
+    let due = s.identities_to_recheck(T0 + 100, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
+        ["one.example.com", "two.example.com"]
+    );
+    let due = s.identities_to_recheck(T0 + 5, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+}
