@@ -230,6 +230,23 @@ async fn a_451_is_retried_and_a_550_is_final() {
     w.server.terminate().await;
 }
 
+/// Sends only the head of a request whose `Content-Length` is 1 GB, then reads what the server answers.
+async fn declare_huge_body(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply))
+        .await
+        .expect("answered without waiting for the body")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     let w = world(&[]).await;
@@ -355,6 +372,10 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     huge["Simple"]["Text"] = json!("A".repeat(9 * 1024 * 1024));
     let r = c.call("SendEmail", &huge).await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("RequestSizeLimitExceeded"));
+    // A body declared far beyond what the server drains is refused at once, before it is sent.
+    let reply = declare_huge_body(&w.server.api_addr).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("RequestSizeLimitExceeded"), "{reply}");
 
     // Still serving.
     let r = c.call("SendEmail", &good).await;

@@ -2,9 +2,11 @@
 //! smtplib and swaks, over STARTTLS (with the certificate `serve` generated) and over implicit TLS. The mail
 //! reaches the testkit sink and `GetSendEmailStatus` finds the MessageId from the `250 … queued as` reply.
 //!
-//! Submission is authorised by a trusted network (`127.0.0.0/8` for account `shop`): SMTP passwords belong
-//! to sending identities, which are not on this branch, so AUTH through the real process can only fail
-//! (checked too). Successful AUTH with real credentials is covered by `crates/smtp/tests`.
+//! The sending domain `shop.example.com` is set up as a customer would: `CreateEmailIdentity`, its records
+//! published in the testkit DNS authority, `UpdateEmailIdentity` until verified, `CreateEmailAddress`. Two
+//! ways to be allowed to submit are covered: a trusted network (`127.0.0.0/8` for account `shop`), and AUTH
+//! PLAIN with the SMTP password a sender address got from `UpdateEmailSmtpPassWord`. Either way a sender
+//! outside the account's verified domains is refused with 550 5.7.1.
 //! swaks is skipped with a note when missing, unless MAILPUSH_REQUIRE_SWAKS=1 (CI sets it).
 
 use mailpush_suite::*;
@@ -22,7 +24,12 @@ struct World {
     client: ApiClient,
 }
 
-async fn world() -> World {
+/// SMTP password of `app@shop.example.com` (Tencent's policy: 10-20 characters, upper, lower, digit).
+const SMTP_PASSWORD: &str = "SmtpPassw0rd42";
+
+/// `mailpush serve` with SMTP and SMTPS listeners and the verified sender `app@shop.example.com`. With
+/// `trusted`, loopback submits for `shop` without AUTH; without it, AUTH is the only way in.
+async fn world(trusted: bool) -> World {
     let dns = DnsAuthority::start().await.expect("dns");
     let sink = SinkMx::start_default().await.expect("sink");
     for domain in ["example.org", "example.net"] {
@@ -30,20 +37,29 @@ async fn world() -> World {
         dns.add_a(&format!("mx.{domain}"), Ipv4Addr::LOCALHOST);
     }
     let dir = temp_dir();
-    let env = base_env(
-        dir.path(),
-        &[
-            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
-            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-            ("MAILPUSH_SMTP_LISTEN", "127.0.0.1:0".to_string()),
-            ("MAILPUSH_SMTPS_LISTEN", "127.0.0.1:0".to_string()),
-            ("MAILPUSH_SMTP_TRUSTED_NETWORKS", "127.0.0.0/8".to_string()),
-            ("MAILPUSH_SMTP_TRUSTED_ACCOUNT", "shop".to_string()),
-        ],
-    );
+    let mut vars = vec![
+        ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+        ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
+        ("MAILPUSH_SMTP_LISTEN", "127.0.0.1:0".to_string()),
+        ("MAILPUSH_SMTPS_LISTEN", "127.0.0.1:0".to_string()),
+    ];
+    if trusted {
+        vars.push(("MAILPUSH_SMTP_TRUSTED_NETWORKS", "127.0.0.0/8".to_string()));
+        vars.push(("MAILPUSH_SMTP_TRUSTED_ACCOUNT", "shop".to_string()));
+    }
+    let env = base_env(dir.path(), &vars);
     let creds = create_account(&env, "shop").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds);
+    // Submission requires the sender's domain to be a verified sending domain of the account.
+    verified_sender(&client, &dns, "app@shop.example.com").await;
+    let r = client
+        .call(
+            "UpdateEmailSmtpPassWord",
+            &json!({ "EmailAddress": "app@shop.example.com", "Password": SMTP_PASSWORD }),
+        )
+        .await;
+    assert!(r.get("Error").is_none(), "{r}");
     World {
         dir,
         _dns: dns,
@@ -113,6 +129,9 @@ try:
     sys.exit("AUTH with a wrong password succeeded")
 except smtplib.SMTPAuthenticationError as e:
     assert e.smtp_code == 535, e
+# Trusted, but only for the account's verified domains: the domain gate refuses a foreign sender.
+code, resp = s.mail("ceo@other.example"); assert code == 550 and resp.startswith(b"5.7.1"), (code, resp)
+code, _ = s.rset(); assert code == 250, code
 msg = ("From: App <app@shop.example.com>\r\nTo: alice@example.org\r\nSubject: via smtplib "
        + os.environ["MODE"] + "\r\n\r\nhello from smtplib\r\n")
 code, _ = s.mail("app@shop.example.com"); assert code == 250, code
@@ -143,7 +162,7 @@ async fn smtplib(addr: &str, mode: &str, ca: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_smtplib_over_starttls_and_implicit_tls() {
-    let w = world().await;
+    let w = world(true).await;
     for (mode, addr) in [("starttls", w.smtp()), ("implicit", w.smtps())] {
         let reply = smtplib(&addr, mode, &w.cert()).await;
         let id = queued_id(&reply);
@@ -172,7 +191,7 @@ async fn swaks_over_starttls_and_implicit_tls() {
         eprintln!("skipped: apt-get install swaks to run this test");
         return;
     }
-    let w = world().await;
+    let w = world(true).await;
     for (flag, addr) in [("--tls", w.smtp()), ("--tls-on-connect", w.smtps())] {
         let (host, port) = addr.rsplit_once(':').expect("host:port");
         let subject = format!("via swaks {flag}");
@@ -206,5 +225,65 @@ async fn swaks_over_starttls_and_implicit_tls() {
             "{flag}: reached the sink"
         );
     }
+    w.server.terminate().await;
+}
+
+const SMTPLIB_AUTH: &str = r#"
+import os, smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+host, port = os.environ["ADDR"].rsplit(":", 1)
+s = smtplib.SMTP(host, int(port), local_hostname="client.test", timeout=30)
+s.starttls(context=ctx)
+s.ehlo()
+# No trusted network here: without AUTH, mail is refused.
+code, resp = s.mail("app@shop.example.com"); assert code == 530, (code, resp)
+try:
+    s.login("app@shop.example.com", "Wrong" + os.environ["PASSWORD"])
+    sys.exit("AUTH with a wrong password succeeded")
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+# AUTH PLAIN explicitly (smtplib would pick it anyway from "AUTH PLAIN LOGIN").
+s.user, s.password = "app@shop.example.com", os.environ["PASSWORD"]
+code, resp = s.auth("PLAIN", s.auth_plain)
+assert code == 235, (code, resp)
+# A foreign domain is refused at MAIL FROM.
+code, resp = s.mail("ceo@other.example"); assert code == 550 and resp.startswith(b"5.7.1"), (code, resp)
+code, _ = s.rset(); assert code == 250, code
+msg = ("From: App <app@shop.example.com>\r\nTo: alice@example.org\r\nSubject: via smtplib AUTH\r\n\r\n"
+       "hello with an SMTP password\r\n")
+code, _ = s.mail("app@shop.example.com"); assert code == 250, code
+code, _ = s.rcpt("alice@example.org"); assert code == 250, code
+code, resp = s.data(msg.encode())
+assert code == 250, (code, resp)
+print(resp.decode())
+s.quit()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_plain_with_a_sender_smtp_password() {
+    let w = world(false).await;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", SMTPLIB_AUTH])
+        .env("ADDR", w.smtp())
+        .env("CA", w.cert())
+        .env("PASSWORD", SMTP_PASSWORD)
+        .output()
+        .await
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "smtplib AUTH failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = queued_id(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(w.delivered(&id).await, ["alice@example.org"]);
+    let got: Vec<_> = w
+        .sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.text().contains("via smtplib AUTH"))
+        .collect();
+    assert_eq!(got.len(), 1, "exactly one message reached the sink");
+    assert_eq!(got[0].mail_from, "app@shop.example.com");
     w.server.terminate().await;
 }

@@ -33,6 +33,8 @@ async fn world(extra: &[(&str, String)]) -> World {
     let creds = create_account_with(&env, "shop", &[]).await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds);
+    // SendEmail requires a created sender address in a verified domain: set it up as a customer would.
+    verified_sender(&client, &dns, "noreply@shop.example.com").await;
     World {
         _dir: dir,
         _dns: dns,

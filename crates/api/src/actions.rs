@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-mod templates;
 mod identity;
+mod templates;
 
 /// Routes an authenticated request to its action.
 pub(crate) async fn dispatch(

@@ -6,18 +6,32 @@ mod actions;
 pub mod tc3;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mailpush_core::Mailpush;
 use mailpush_model::{ApiError, ErrorCode};
+use std::pin::Pin;
+use std::time::Duration;
 
 /// The API version mailpush speaks.
 pub const API_VERSION: &str = "2020-10-02";
 /// Largest request body accepted (Tencent's limit).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most bytes of an oversize request body read (and discarded) before it is refused.
+///
+/// HTTP clients such as the Tencent SDKs write the whole request before they read the reply. A server that
+/// answers after 8 MB and closes while the rest is still arriving has unread data in its socket, so the
+/// kernel resets the connection and the client typically reports a network error instead of
+/// `RequestSizeLimitExceeded`. Reading the rest first (what nginx and Apache call a lingering close) lets
+/// the client read the reply; the bound, and [`DRAIN_TIMEOUT`], keep a client from making the server read
+/// without end: past it, or when `Content-Length` already says more, the reply is sent at once and the
+/// connection closed.
+pub const MAX_DRAIN_BYTES: usize = 2 * MAX_BODY_BYTES;
+/// How long draining an oversize body may take (see [`MAX_DRAIN_BYTES`]).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct AppState {
@@ -64,15 +78,94 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Why a request body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    /// More than [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The connection failed mid-body (usually the client went away).
+    Read(axum::Error),
+}
+
+/// The next data chunk of `body` (`None` at its end); trailers are skipped.
+async fn next_chunk(body: &mut Body) -> Option<Result<axum::body::Bytes, axum::Error>> {
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// Reads and discards `body` until its end, [`MAX_DRAIN_BYTES`] in all (`already` counted) or
+/// [`DRAIN_TIMEOUT`], whichever comes first. Best effort: any failure just ends it.
+async fn drain(mut body: Body, already: usize) {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut total = already;
+        while let Some(Ok(chunk)) = next_chunk(&mut body).await {
+            total = total.saturating_add(chunk.len());
+            if total > MAX_DRAIN_BYTES {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    if !matches!(drained, Ok(true)) {
+        tracing::debug!("oversize request body not read to its end; the connection will be closed");
+    }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`]. An oversize body is drained (within bounds) before the
+/// refusal so that the client can read it; see [`MAX_DRAIN_BYTES`].
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, BodyError> {
+    let declared = header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_BODY_BYTES as u64) {
+        // Too large before a byte is read. Drain only what the bound allows; beyond it, answer now.
+        if len <= MAX_DRAIN_BYTES as u64 {
+            drain(body, 0).await;
+        }
+        return Err(BodyError::TooLarge);
+    }
+    // Trust the declared length for the first allocation only up to a point: declaring 8 MB costs the
+    // client nothing.
+    let capacity = declared.map_or(0, |len| len as usize).min(256 * 1024);
+    let mut out = Vec::with_capacity(capacity);
+    while let Some(chunk) = next_chunk(&mut body).await {
+        let chunk = chunk.map_err(BodyError::Read)?;
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            // Chunked (or lying about its length): learnt only while reading.
+            drain(body, out.len() + chunk.len()).await;
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 async fn action(State(state): State<AppState>, req: Request) -> Response {
     let request_id = mailpush_model::ids::request_id();
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body = match read_body(&parts.headers, body).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(BodyError::TooLarge) => {
             let e = ApiError::new(
                 ErrorCode::RequestSizeLimitExceeded,
                 "the request body is larger than 8 MB",
+            );
+            return error_response(&e, &request_id);
+        }
+        Err(BodyError::Read(err)) => {
+            // Almost always a client that went away: the reply is likely never read, but is still well-formed.
+            tracing::debug!(error = %err, "reading the request body failed");
+            let e = ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("the request body could not be read: {err}"),
             );
             return error_response(&e, &request_id);
         }

@@ -572,7 +572,11 @@ impl Mailpush {
     /// The domain gate alone: `address`'s domain must be a verified sending domain of the account.
     /// (SMTP submission checks envelope and header senders at domain level, as Postfix-style clients send
     /// from many local parts.)
-    pub(crate) async fn check_sending_domain(&self, account: &AccountContext, sender: &EmailAddress) -> Result<(), CoreError> {
+    pub(crate) async fn check_sending_domain(
+        &self,
+        account: &AccountContext,
+        sender: &EmailAddress,
+    ) -> Result<(), CoreError> {
         let identity = self.inner.store.identity(account.id, sender.domain()).await?;
         match identity {
             Some(i) if i.verified => {}

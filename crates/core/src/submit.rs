@@ -3,11 +3,11 @@
 //! limits, the same sender rule, the same error codes. Apart from a `Message-ID` and `Date` added when
 //! missing, the MIME is stored as sent.
 //!
-//! # Seams for sending identities
-//! Two methods are deliberately thin until sending identities (verified domains, sender addresses with SMTP
-//! passwords) are merged; each says what it must call then:
-//! - [`Mailpush::smtp_login`] returns `Ok(None)` (no SMTP passwords exist yet);
-//! - [`Mailpush::sender_identity_allowed`] allows every address (exactly what `SendEmail` allows today).
+//! # Sending identities
+//! Who may submit and as whom comes from sending identities (`identity.rs`):
+//! - [`Mailpush::smtp_login`] checks a sender address's SMTP password (`UpdateEmailSmtpPassWord`);
+//! - [`Mailpush::sender_identity_allowed`] requires the sender's domain to be a verified sending domain of
+//!   the account (domain level: Postfix-style clients send from many local parts).
 
 use crate::Mailpush;
 use crate::accounts::AccountContext;
@@ -331,16 +331,17 @@ impl Mailpush {
         Ok(())
     }
 
-    /// SMTP AUTH: the submitter behind (sender address, SMTP password), or `None` when they do not match.
-    ///
-    /// SMTP AUTH: username = a sender address, password = its SMTP password (`UpdateEmailSmtpPassWord`,
-    /// argon2). `None` when they do not match.
+    /// SMTP AUTH: the submitter behind (username = a sender address, password = its SMTP password set by
+    /// `UpdateEmailSmtpPassWord`, argon2), or `None` when they do not match.
     pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
         let Some((account, _sender)) = self.verify_smtp_credentials(username, password).await? else {
             return Ok(None);
         };
         let login = EmailAddress::parse(username).ok();
-        Ok(login.map(|login| Submitter { account, login: Some(login) }))
+        Ok(login.map(|login| Submitter {
+            account,
+            login: Some(login),
+        }))
     }
 
     /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for

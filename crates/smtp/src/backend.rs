@@ -1,5 +1,5 @@
 //! What the SMTP server needs from the rest of mailpush, as a trait, and its implementation over the core
-//! facade ([`CoreBackend`]). Tests can wrap [`CoreBackend`] to add credentials that do not exist yet.
+//! facade ([`CoreBackend`]). The trait keeps the session testable against other backends.
 
 use crate::reply::{Reply, reply_for_core};
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! The SMTP endpoint over real sockets with a real core (SQLite): protocol, AUTH, admission, limits,
-//! smuggling. AUTH uses the test backend's credentials (see `common`); everything else is core's.
+//! smuggling. Everything is core's: AUTH uses a real sender address's SMTP password and senders must be in
+//! the account's verified domain (see `common`).
 
 mod common;
 
@@ -318,6 +319,18 @@ async fn trusted_networks_submit_without_auth() {
     )
     .await;
     assert_eq!(code, 250, "{text}");
+    assert_eq!(w.message_ids().await.len(), 1);
+    // Trusted, but only for the account's verified domains: a created domain whose records are not
+    // published yet, and a domain the account never created, are both refused at MAIL FROM.
+    w.core
+        .create_identity(&w.account, "pending.example.com", Some(3))
+        .await
+        .expect("create identity");
+    for from in ["app@pending.example.com", "ceo@other.example"] {
+        let (code, text) = c.cmd(&format!("MAIL FROM:<{from}>")).await;
+        assert_eq!(code, 550, "{from}: {text}");
+        assert!(text.starts_with("5.7.1"), "{from}: {text}");
+    }
     assert_eq!(w.message_ids().await.len(), 1);
 }
 

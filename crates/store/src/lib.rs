@@ -35,11 +35,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::StoreError;
+pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
     template_status,
 };
-pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use types::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
     DeliveryOutcome, DeliveryStatusRow, LANES, LeaseToken, NewAccount, NewMessage, NewRecipient, QueueCounts,

@@ -1,15 +1,15 @@
-//! Shared setup of the SMTP integration tests: a real `Mailpush` on a temporary SQLite database, the SMTP
-//! server on loopback with a generated certificate, and a backend that adds SMTP credentials (sending
-//! identities, which own them in production, are not on this branch).
+//! Shared setup of the SMTP integration tests: a real `Mailpush` on a temporary SQLite database whose DNS is
+//! a testkit authority, the sending domain `shop.example.com` verified through core's identity API (records
+//! published in that authority), the sender address [`LOGIN`] with its SMTP password, and the SMTP server
+//! on loopback with a generated certificate over the production [`CoreBackend`].
 
 #![allow(dead_code)]
 
-use async_trait::async_trait;
-use mailpush_core::{AccountContext, Mailpush, Settings, StatusRequest, Submitter};
-use mailpush_model::{EmailAddress, MessageId, SystemClock};
-use mailpush_smtp::{CoreBackend, Envelope, Principal, Reply, SmtpConfig, SmtpServer, SubmissionBackend};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use mailpush_core::{AccountContext, Mailpush, Settings, StatusRequest};
+use mailpush_model::SystemClock;
+use mailpush_smtp::{CoreBackend, SmtpConfig, SmtpServer};
+use mailpush_testkit::DnsAuthority;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,45 +17,14 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
 
-/// The login the test backend knows.
+/// A sender address of `shop` in its verified domain, with an SMTP password: the AUTH username.
 pub const LOGIN: &str = "app@shop.example.com";
-/// Its password.
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// [`CoreBackend`] plus one (sender address, password) pair standing in for identities' SMTP passwords.
-pub struct TestBackend {
-    pub inner: CoreBackend,
-    pub logins: HashMap<String, (String, AccountContext)>,
-}
-
-#[async_trait]
-impl SubmissionBackend for TestBackend {
-    async fn authenticate(&self, username: &str, password: &str) -> Result<Option<Principal>, Reply> {
-        Ok(self
-            .logins
-            .get(&username.to_lowercase())
-            .filter(|(p, _)| p == password)
-            .map(|(_, account)| Submitter {
-                account: account.clone(),
-                login: EmailAddress::parse(username).ok(),
-            }))
-    }
-    async fn trusted_principal(&self, client: IpAddr) -> Result<Option<Principal>, Reply> {
-        self.inner.trusted_principal(client).await
-    }
-    async fn check_sender(&self, p: &Principal, mail_from: &str) -> Result<(), Reply> {
-        self.inner.check_sender(p, mail_from).await
-    }
-    async fn check_recipient(&self, p: &Principal, rcpt: &str) -> Result<(), Reply> {
-        self.inner.check_recipient(p, rcpt).await
-    }
-    async fn submit(&self, p: &Principal, envelope: &Envelope, data: Vec<u8>) -> Result<MessageId, Reply> {
-        self.inner.submit(p, envelope, data).await
-    }
-}
+/// Its SMTP password (Tencent's policy: 10-20 characters, upper, lower, digit).
+pub const PASSWORD: &str = "SmtpPassw0rd42";
 
 pub struct World {
     pub _dir: tempfile::TempDir,
+    pub dns: DnsAuthority,
     pub core: Mailpush,
     pub account: AccountContext,
     pub addr: SocketAddr,
@@ -74,7 +43,9 @@ pub fn base_settings(dir: &std::path::Path) -> Settings {
 /// Starts everything; `tweak` adjusts the settings and the SMTP config.
 pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(&mut SmtpConfig)) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
+    let dns = DnsAuthority::start().await.expect("dns");
     let mut settings = base_settings(dir.path());
+    settings.dns_servers = vec![dns.addr()];
     tweak(&mut settings);
     let core = Mailpush::open(settings.clone(), Arc::new(SystemClock))
         .await
@@ -87,13 +58,14 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(
         .into_iter()
         .find(|a| a.name == "shop")
         .expect("shop");
+    verified_sender(&core, &account, &dns, LOGIN).await;
+    core.update_smtp_password(&account, LOGIN, PASSWORD)
+        .await
+        .expect("SMTP password");
     let (acceptor, _) = mailpush_smtp::tls::acceptor_for(&settings).expect("tls");
     let mut config = SmtpConfig::from_settings(&settings, Some(acceptor));
     tweak_config(&mut config);
-    let backend = TestBackend {
-        inner: CoreBackend::new(core.clone()).expect("backend"),
-        logins: [(LOGIN.to_string(), (PASSWORD.to_string(), account.clone()))].into(),
-    };
+    let backend = CoreBackend::new(core.clone()).expect("backend");
     let server = SmtpServer::new(config, Arc::new(backend));
     let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let tls = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -104,11 +76,46 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(
     World {
         cert: dir.path().join(mailpush_smtp::tls::GENERATED_CERT),
         _dir: dir,
+        dns,
         core,
         account,
         addr,
         tls_addr,
     }
+}
+
+/// Makes `address` a sender `account` may send from, through core's identity API as `CreateEmailIdentity`,
+/// `UpdateEmailIdentity` and `CreateEmailAddress` would: creates its domain (ed25519, DKIMOption 3: instant
+/// to generate), publishes the returned records in `dns`, re-checks until verified, creates the address.
+pub async fn verified_sender(core: &Mailpush, account: &AccountContext, dns: &DnsAuthority, address: &str) {
+    let domain = address.rsplit_once('@').map(|(_, d)| d).expect("an address");
+    let view = core
+        .create_identity(account, domain, Some(3))
+        .await
+        .expect("create identity");
+    for r in &view.records {
+        match r.spec.record_type.as_str() {
+            "MX" => dns.add_mx(&r.spec.name, 10, &r.spec.expected),
+            _ => dns.add_txt(&r.spec.name, &r.spec.expected),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = core
+            .update_identity(account, domain, None)
+            .await
+            .expect("update identity");
+        if view.verified {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{domain} never verified: {:?}",
+            view.reason
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    core.create_sender(account, address, None).await.expect("create sender");
 }
 
 impl World {
