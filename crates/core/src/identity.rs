@@ -257,11 +257,15 @@ impl Mailpush {
             None => {}
         }
         let max = i64::from(self.inner.settings.max_domains_per_account);
-        if self.inner.store.count_identities(account.id).await? >= max {
-            return Err(refuse(
+        let over_limit = || {
+            refuse(
                 ErrorCode::OperationDeniedExceedDomainLimit,
                 format!("an account may have at most {max} sending domains"),
-            ));
+            )
+        };
+        // Checked here to spare key generation, and again atomically by the store.
+        if self.inner.store.count_identities(account.id).await? >= max {
+            return Err(over_limit());
         }
         let keys = self.generate_keys(option).await?;
         let row = match self
@@ -273,6 +277,7 @@ impl Mailpush {
                 dkim_option: option.code(),
                 created_ms: self.now_ms(),
                 keys,
+                max_per_account: max,
             })
             .await
         {
@@ -284,6 +289,7 @@ impl Mailpush {
                     format!("EmailIdentity {domain} has already been created"),
                 ));
             }
+            Err(StoreError::LimitReached(_)) => return Err(over_limit()),
             Err(e) => return Err(e.into()),
         };
         self.view(&row).await
@@ -397,12 +403,6 @@ impl Mailpush {
             .await?
             .ok_or_else(|| not_found(addr.domain()))?;
         let max = i64::from(self.inner.settings.max_senders_per_domain);
-        if self.inner.store.count_senders(account.id, row.id).await? >= max {
-            return Err(refuse(
-                ErrorCode::OperationDeniedExceedSenderLimit,
-                format!("a domain may have at most {max} sender addresses"),
-            ));
-        }
         let s = self
             .inner
             .store
@@ -412,6 +412,7 @@ impl Mailpush {
                 address: addr.as_str().to_string(),
                 sender_name: name,
                 created_ms: self.now_ms(),
+                max_per_domain: max,
             })
             .await
             .map_err(|e| match e {
@@ -420,6 +421,10 @@ impl Mailpush {
                     format!("EmailAddress {} has already been created", addr.as_str()),
                 ),
                 StoreError::NotFound => not_found(addr.domain()),
+                StoreError::LimitReached(_) => refuse(
+                    ErrorCode::OperationDeniedExceedSenderLimit,
+                    format!("a domain may have at most {max} sender addresses"),
+                ),
                 e => e.into(),
             })?;
         Ok(sender_view(&s))

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// Applying migrations at open failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A per-account or per-domain count limit would be exceeded (checked atomically with the insert).
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     /// The store was closed (or its committer task is gone).
     #[error("the store is closed")]
     Closed,

@@ -20,6 +20,9 @@ pub struct NewIdentity {
     pub created_ms: i64,
     /// Its DKIM keys.
     pub keys: Vec<NewDkimKey>,
+    /// Most domains the account may hold: checked inside the creating transaction, under a per-account lock,
+    /// so concurrent creates cannot overshoot ([`StoreError::LimitReached`]).
+    pub max_per_account: i64,
 }
 
 /// A DKIM key to store.
@@ -87,6 +90,9 @@ pub struct NewSender {
     pub sender_name: String,
     /// Unix ms.
     pub created_ms: i64,
+    /// Most sender addresses the domain may have: checked inside the creating transaction, under a lock on
+    /// the domain's row ([`StoreError::LimitReached`]).
+    pub max_per_domain: i64,
 }
 
 /// A stored sender address.
@@ -109,7 +115,7 @@ pub struct SenderRow {
 }
 
 macro_rules! identity_ops {
-    (db = $DB:ty) => {
+    (db = $DB:ty, lock_account = $lock_account:expr, lock_identity = $lock_identity:expr $(,)?) => {
         use super::*;
         use sqlx::Row;
 
@@ -172,6 +178,18 @@ macro_rules! identity_ops {
 
         pub(crate) async fn create_identity(pool: &Pool, n: NewIdentity) -> Result<IdentityRow, StoreError> {
             let mut tx = begin(pool).await?;
+            let locked: Option<i64> =
+                sqlx::query_scalar($lock_account).bind(n.account_id).fetch_optional(&mut *tx).await?;
+            if locked.is_none() {
+                return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
+            }
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+                .bind(n.account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if held >= n.max_per_account {
+                return Err(StoreError::LimitReached(format!("{} sending domains", n.max_per_account)));
+            }
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms) \
                  VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
@@ -366,6 +384,22 @@ macro_rules! identity_ops {
         }
 
         pub(crate) async fn create_sender(pool: &Pool, n: NewSender) -> Result<SenderRow, StoreError> {
+            let mut tx = begin(pool).await?;
+            let locked: Option<i64> = sqlx::query_scalar($lock_identity)
+                .bind(n.identity_id)
+                .bind(n.account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if locked.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_senders WHERE identity_id = $1")
+                .bind(n.identity_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if held >= n.max_per_domain {
+                return Err(StoreError::LimitReached(format!("{} sender addresses", n.max_per_domain)));
+            }
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, created_ms) \
                  SELECT $1, id, $3, $4, NULL, $5 FROM email_identities WHERE id = $2 AND account_id = $1 RETURNING id",
@@ -375,9 +409,10 @@ macro_rules! identity_ops {
             .bind(&n.address)
             .bind(&n.sender_name)
             .bind(n.created_ms)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
             Ok(SenderRow {
                 id,
                 account_id: n.account_id,
@@ -477,14 +512,23 @@ mod sqlite_ops {
         // IMMEDIATE, like every write transaction of the SQLite backend (see sqlite.rs).
         pool.begin_with("BEGIN IMMEDIATE").await
     }
-    identity_ops! { db = sqlx::Sqlite }
+    // SQLite's IMMEDIATE transactions already serialise writers; the SELECTs only check existence.
+    identity_ops! {
+        db = sqlx::Sqlite,
+        lock_account = "SELECT id FROM accounts WHERE id = $1",
+        lock_identity = "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2",
+    }
 }
 
 mod pg_ops {
     async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         pool.begin().await
     }
-    identity_ops! { db = sqlx::Postgres }
+    identity_ops! {
+        db = sqlx::Postgres,
+        lock_account = "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+        lock_identity = "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    }
 }
 
 /// Runs identity operation `$f` on the writer or reader pool of either backend.

@@ -131,7 +131,8 @@ conformance!(
     identities_scoped_by_account,
     keys_replaced_and_cascaded,
     senders_and_passwords,
-    recheck_list
+    recheck_list,
+    limits_hold_under_concurrent_creates
 );
 
 async fn account(store: &Store, name: &str) -> i64 {
@@ -164,6 +165,7 @@ fn identity(account: i64, domain: &str) -> NewIdentity {
         dkim_option: 3,
         created_ms: T0,
         keys: vec![key("s1")],
+        max_per_account: 10,
     }
 }
 
@@ -249,6 +251,7 @@ async fn senders_and_passwords(ctx: Ctx) {
         address: addr.into(),
         sender_name: "N".into(),
         created_ms: T0,
+        max_per_domain: 10,
     };
     // Another account cannot attach an address to the domain.
     assert!(matches!(
@@ -312,4 +315,58 @@ async fn recheck_list(ctx: Ctx) {
     );
     let due = s.identities_to_recheck(T0 + 5, 10).await.unwrap();
     assert_eq!(due.len(), 1);
+}
+
+/// Two "processes" (stores on one database) creating domains and senders at once never exceed the caps:
+/// the count and the insert are one transaction under a lock.
+async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
+    let a = account(&ctx.store, "a").await;
+    let other = ctx.open(StoreOptions::default()).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut n = identity(a, &format!("d{i}.example.com"));
+            n.max_per_account = 3;
+            s.create_identity(n).await
+        }));
+    }
+    let mut created = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(row) => created.push(row),
+            Err(StoreError::LimitReached(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created.len(), 3);
+    assert_eq!(ctx.store.count_identities(a).await.unwrap(), 3);
+
+    let domain = created[0].id;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.create_sender(NewSender {
+                account_id: a,
+                identity_id: domain,
+                address: format!("u{i}@x.example.com"),
+                sender_name: String::new(),
+                created_ms: T0,
+                max_per_domain: 4,
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::LimitReached(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 4);
+    assert_eq!(ctx.store.count_senders(a, domain).await.unwrap(), 4);
+    other.close().await;
 }
