@@ -3,132 +3,20 @@
 //! schema of its own (created for the test, dropped after it), so tests run in parallel and leave nothing.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken, NewAccount,
+    Account, AccountId, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken, NewAccount,
     NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
 };
-use sqlx::Connection;
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
 const T0: i64 = 1_700_000_000_000;
 const HOUR: i64 = 3_600_000;
 
-/// What a case gets: a store, and the URL to open more stores on the same database (other "processes").
-struct Ctx {
-    store: Store,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Ctx {
-    async fn open(&self, opts: StoreOptions) -> Store {
-        Store::open(&self.url, opts)
-            .await
-            .expect("open another store on the same database")
-    }
-}
-
-async fn run_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open sqlite store");
-    assert_eq!(store.backend(), Backend::Sqlite);
-    case(Ctx {
-        store,
-        url,
-        _dir: Some(dir),
-    })
-    .await;
-}
-
-fn unique_schema() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "mp_test_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn run_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
-        return;
-    };
-    let schema = unique_schema();
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open postgres store");
-    assert_eq!(store.backend(), Backend::Postgres);
-    // Run the case in its own task so that a failing assertion still lets us drop the schema.
-    let result = tokio::spawn(case(Ctx {
-        store: store.clone(),
-        url,
-        _dir: None,
-    }))
-    .await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .expect("drop test schema");
-    let _ = admin.close().await;
-    if let Err(e) = result {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        panic!("case task failed: {e}");
-    }
-}
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::run_sqlite(crate::$case).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::run_postgres(crate::$case).await;
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod common;
+use common::Ctx;
 
 conformance!(
     accounts,

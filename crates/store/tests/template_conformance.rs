@@ -1,99 +1,16 @@
 //! Conformance cases for templates and account content permissions, run against SQLite (a fresh file per
 //! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
-//! `conformance.rs`, kept in its own file so the two suites grow independently.
-
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
 use mailpush_store::{
-    Account, AccountPolicy, Backend, NewAccount, NewTemplate, Store, StoreError, StoreOptions, TemplateUpdate,
-    template_status,
+    Account, AccountPolicy, NewAccount, NewTemplate, Store, StoreError, TemplateUpdate, template_status,
 };
-use sqlx::Connection;
 
 const T0: i64 = 1_700_000_000_000;
 
-async fn run_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("open sqlite");
-    assert_eq!(store.backend(), Backend::Sqlite);
-    case(store.clone()).await;
-    store.close().await;
-}
-
-fn unique_schema() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "mp_tpl_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn run_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
-        return;
-    };
-    let schema = unique_schema();
-    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .expect("create schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = Store::open(&url, StoreOptions::default()).await.expect("open postgres");
-    assert_eq!(store.backend(), Backend::Postgres);
-    let result = tokio::spawn(case(store.clone())).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .expect("drop schema");
-    let _ = admin.close().await;
-    if let Err(e) = result {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        panic!("case task failed: {e}");
-    }
-}
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::run_sqlite(crate::$case).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::run_postgres(crate::$case).await;
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod common;
+use common::Ctx;
 
 conformance!(
     account_policy_defaults_and_updates,
@@ -129,7 +46,8 @@ fn new_template(account: i64, name: &str, status: i32) -> NewTemplate {
     }
 }
 
-async fn account_policy_defaults_and_updates(store: Store) {
+async fn account_policy_defaults_and_updates(ctx: Ctx) {
+    let store = ctx.store.clone();
     let a = account(&store, "a").await;
     assert_eq!(
         store.account_policy(a.id).await.expect("policy"),
@@ -151,7 +69,8 @@ async fn account_policy_defaults_and_updates(store: Store) {
     assert!(!store.account(a.id).await.expect("account").expect("exists").suspended);
 }
 
-async fn template_crud_scoped_by_account(store: Store) {
+async fn template_crud_scoped_by_account(ctx: Ctx) {
+    let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let t1 = store
@@ -222,7 +141,8 @@ async fn template_crud_scoped_by_account(store: Store) {
     assert_eq!(store.list_templates(a.id, 0, 100).await.expect("list").total, 1);
 }
 
-async fn template_limit_per_account(store: Store) {
+async fn template_limit_per_account(ctx: Ctx) {
+    let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     // Concurrent creates never exceed the limit.
@@ -257,7 +177,8 @@ async fn template_limit_per_account(store: Store) {
     ));
 }
 
-async fn template_ids_never_reused(store: Store) {
+async fn template_ids_never_reused(ctx: Ctx) {
+    let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let t = store
         .create_template(new_template(a.id, "x", template_status::APPROVED), 10)
@@ -273,7 +194,8 @@ async fn template_ids_never_reused(store: Store) {
     assert!(t2.id > t.id, "an id (a cache key) must never come back after a delete");
 }
 
-async fn admin_review_queue_fenced_by_version(store: Store) {
+async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
+    let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let pa = store
