@@ -359,3 +359,48 @@ pub async fn verified_sender_with(
     );
     reply
 }
+
+/// A controllable clock for a real `mailpush` process: pass [`TestClock::env`] to [`base_env`]'s extras (every
+/// process of a test that should share the clock gets the same file), then move time with [`TestClock::advance`].
+/// The process sees a change within `OffsetFileClock::RECHECK_MS`; `advance` waits a little longer than that.
+pub struct TestClock {
+    path: PathBuf,
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl TestClock {
+    /// A clock at offset 0 whose file lives in `dir`.
+    pub fn new(dir: &Path) -> TestClock {
+        let path = dir.join("test-clock-offset");
+        mailpush_model::OffsetFileClock::write_offset(&path, 0).expect("write test clock");
+        TestClock {
+            path,
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// The `MAILPUSH_TEST_CLOCK_FILE` entry for [`base_env`].
+    pub fn env(&self) -> (&'static str, String) {
+        ("MAILPUSH_TEST_CLOCK_FILE", self.path.display().to_string())
+    }
+
+    /// The offset now in force, ms.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The processes' current time, Unix ms.
+    pub fn now_ms(&self) -> i64 {
+        unix_now() * 1000 + self.offset_ms()
+    }
+
+    /// Moves every process on this clock forward by `ms` and waits until they see it.
+    pub async fn advance(&self, ms: i64) {
+        let offset = self.offset_ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst) + ms;
+        mailpush_model::OffsetFileClock::write_offset(&self.path, offset).expect("write test clock");
+        tokio::time::sleep(std::time::Duration::from_millis(
+            4 * mailpush_model::OffsetFileClock::RECHECK_MS as u64,
+        ))
+        .await;
+    }
+}

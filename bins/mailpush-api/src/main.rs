@@ -3,9 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use mailpush_core::{Mailpush, settings};
-use mailpush_model::SystemClock;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "mailpush-api", version, about = "mailpush HTTP API node")]
@@ -26,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     let listen = settings.api_listen;
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     let listener = tokio::net::TcpListener::bind(listen)

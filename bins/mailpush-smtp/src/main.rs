@@ -3,9 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use mailpush_core::{Mailpush, settings};
-use mailpush_model::SystemClock;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "mailpush-smtp", version, about = "mailpush SMTP submission node")]
@@ -25,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     let launched = mailpush_smtp::launch(core)

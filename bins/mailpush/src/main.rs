@@ -3,9 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailpush_core::{Mailpush, settings};
-use mailpush_model::SystemClock;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -148,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let listen = settings.api_listen;
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
@@ -177,7 +175,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
 }
 
 async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     match command {
@@ -252,7 +250,7 @@ fn status_name(status: i32) -> &'static str {
 }
 
 async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     let refused = |e: mailpush_core::CoreError| anyhow::anyhow!(e.to_api().message);
@@ -320,7 +318,7 @@ async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -
 }
 
 async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings, Arc::new(SystemClock))
+    let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
     match command {

@@ -103,6 +103,8 @@ pub struct Settings {
     pub max_domains_per_account: u32,
     /// Most sender addresses per domain (Tencent: 10).
     pub max_senders_per_domain: u32,
+    /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
+    pub test_clock_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -152,6 +154,7 @@ impl Default for Settings {
             identity_recheck_secs: 3600,
             max_domains_per_account: 10,
             max_senders_per_domain: 10,
+            test_clock_file: None,
         }
     }
 }
@@ -216,6 +219,14 @@ impl Settings {
         match &self.database_url {
             Some(u) => u.clone(),
             None => format!("sqlite:{}", self.data_dir.join("mailpush.db").display()),
+        }
+    }
+
+    /// The clock the process runs on: the system clock, or the test offset clock when `test_clock_file` is set.
+    pub fn clock(&self) -> mailpush_model::SharedClock {
+        match &self.test_clock_file {
+            Some(path) => mailpush_model::OffsetFileClock::new(path.clone()),
+            None => std::sync::Arc::new(mailpush_model::SystemClock),
         }
     }
 

@@ -50,6 +50,65 @@ impl Clock for ManualClock {
     }
 }
 
+/// The system clock shifted by an offset read from a file: how tests move the clock of a real `mailpush`
+/// process (setting `test_clock_file`). The file holds the offset in milliseconds as decimal text; it is re-read at
+/// most every 50 ms of real time, so a change is seen within that. A missing or unreadable file means offset 0.
+/// Never configure this in production.
+#[derive(Debug)]
+pub struct OffsetFileClock {
+    path: std::path::PathBuf,
+    offset_ms: AtomicI64,
+    checked_at_ms: AtomicI64,
+}
+
+impl OffsetFileClock {
+    /// How long a read offset is trusted, in real milliseconds.
+    pub const RECHECK_MS: i64 = 50;
+
+    /// A clock reading its offset from `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Arc<Self> {
+        let clock = OffsetFileClock {
+            path: path.into(),
+            offset_ms: AtomicI64::new(0),
+            checked_at_ms: AtomicI64::new(i64::MIN),
+        };
+        clock.reload();
+        clock.checked_at_ms.store(SystemClock.now_ms(), Ordering::Relaxed);
+        Arc::new(clock)
+    }
+
+    fn reload(&self) {
+        let offset = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        self.offset_ms.store(offset, Ordering::Relaxed);
+    }
+
+    /// Writes `offset_ms` to `path` atomically (temporary file + rename), for tests driving a clock.
+    pub fn write_offset(path: &std::path::Path, offset_ms: i64) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, offset_ms.to_string())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+impl Clock for OffsetFileClock {
+    fn now_ms(&self) -> i64 {
+        let real = SystemClock.now_ms();
+        let checked = self.checked_at_ms.load(Ordering::Relaxed);
+        if real.saturating_sub(checked) >= Self::RECHECK_MS
+            && self
+                .checked_at_ms
+                .compare_exchange(checked, real, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.reload();
+        }
+        real + self.offset_ms.load(Ordering::Relaxed)
+    }
+}
+
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
@@ -90,6 +149,20 @@ mod tests {
         assert_eq!(day_start(s + 5000), s);
         assert!(day_range("2026-13-01").is_none());
         assert!(day_range("yesterday").is_none());
+    }
+
+    #[test]
+    fn offset_file_clock_follows_its_file() {
+        let dir = std::env::temp_dir().join(format!("mp-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("offset");
+        let clock = OffsetFileClock::new(&path);
+        let before = SystemClock.now_ms();
+        assert!((clock.now_ms() - before).abs() < 5_000, "no file means no offset");
+        OffsetFileClock::write_offset(&path, DAY_MS).expect("write offset");
+        std::thread::sleep(std::time::Duration::from_millis(2 * OffsetFileClock::RECHECK_MS as u64));
+        assert!(clock.now_ms() - SystemClock.now_ms() > DAY_MS - 5_000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod message;
 pub mod status;
 
 pub use address::{AddressError, EmailAddress, Mailbox};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetFileClock, SharedClock, SystemClock};
 pub use error_code::{ApiError, ErrorCode};
 pub use ids::MessageId;
 pub use message::{Attachment, MessageSpec};

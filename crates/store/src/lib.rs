@@ -21,6 +21,7 @@
 mod committer;
 mod common;
 mod error;
+mod events;
 mod identity;
 mod pg;
 mod sqlite;
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::StoreError;
+pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,

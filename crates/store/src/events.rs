@@ -1,0 +1,221 @@
+//! The event log (migration 0005): what happened to each recipient's mail after acceptance. Writers are the
+//! worker (delivered, deferred, bounce, dropped), the inbound MX (asynchronous bounces, complaints) and the
+//! tracking endpoints (open, click, unsubscribe); readers are callbacks, `GetSendEmailStatus` flags and statistics.
+
+use mailpush_model::{EventKind, MessageId};
+
+use crate::{AccountId, Db, Store, StoreError};
+
+/// `bounceType` of a bounce event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BounceType {
+    /// A temporary failure that ran out of time, or a 4xx-class DSN.
+    Soft,
+    /// A permanent failure (5xx, NXDOMAIN, null MX).
+    Hard,
+}
+
+impl BounceType {
+    /// The callback's `bounceType` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Soft => "soft_bounce",
+            Self::Hard => "hard_bounce",
+        }
+    }
+
+    /// Parses [`BounceType::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "soft_bounce" => Some(Self::Soft),
+            "hard_bounce" => Some(Self::Hard),
+            _ => None,
+        }
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The account that sent the message.
+    pub account_id: AccountId,
+    /// The message (`bulkId` / `MessageId`).
+    pub message_id: MessageId,
+    /// The recipient address the event is about.
+    pub recipient: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// The remote reply, the DSN's diagnostic, … (empty when there is nothing to say).
+    pub reason: String,
+    /// For bounces: soft or hard.
+    pub bounce_type: Option<BounceType>,
+    /// For clicks: the link followed.
+    pub link: Option<String>,
+    /// For opens and clicks: the client's User-Agent.
+    pub user_agent: Option<String>,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Row id; orders the events of one message (not a cross-writer cursor on PostgreSQL).
+    pub id: i64,
+    /// The event itself.
+    pub event: NewEvent,
+}
+
+fn event_kind(code: i32) -> Result<EventKind, StoreError> {
+    Ok(match code {
+        1 => EventKind::Delivered,
+        2 => EventKind::Dropped,
+        3 => EventKind::Bounce,
+        4 => EventKind::Open,
+        5 => EventKind::Click,
+        6 => EventKind::SpamReport,
+        7 => EventKind::Unsubscribe,
+        8 => EventKind::Deferred,
+        other => return Err(StoreError::Corrupt(format!("unknown event kind {other}"))),
+    })
+}
+
+macro_rules! event_ops {
+    (db = $DB:ty $(,)?) => {
+        use mailpush_model::MessageId;
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
+        use crate::{AccountId, StoreError};
+
+        type Pool = sqlx::Pool<$DB>;
+        type DbRow = <$DB as sqlx::Database>::Row;
+
+        const COLUMNS: &str =
+            "id, account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent";
+
+        fn event_from_row(row: &DbRow) -> Result<RecordedEvent, StoreError> {
+            let message_id: String = row.try_get("message_id")?;
+            let bounce_type: Option<String> = row.try_get("bounce_type")?;
+            Ok(RecordedEvent {
+                id: row.try_get("id")?,
+                event: NewEvent {
+                    account_id: row.try_get("account_id")?,
+                    message_id: MessageId::from_stored(message_id),
+                    recipient: row.try_get("recipient")?,
+                    kind: event_kind(row.try_get("kind")?)?,
+                    at_ms: row.try_get("at_ms")?,
+                    reason: row.try_get("reason")?,
+                    bounce_type: bounce_type.as_deref().and_then(BounceType::parse),
+                    link: row.try_get("link")?,
+                    user_agent: row.try_get("user_agent")?,
+                },
+            })
+        }
+
+        pub(crate) async fn record_events(pool: &Pool, events: &[NewEvent]) -> Result<(), StoreError> {
+            // Bounded statements: 10 binds per row keeps each chunk far below both backends' bind limits.
+            for chunk in events.chunks(500) {
+                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
+                    "INSERT INTO events \
+                     (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent) ",
+                );
+                qb.push_values(chunk, |mut b, e| {
+                    b.push_bind(e.account_id)
+                        .push_bind(e.message_id.as_str().to_string())
+                        .push_bind(e.recipient.clone())
+                        .push_bind(e.kind.id())
+                        .push_bind(e.at_ms)
+                        .push_bind(e.reason.clone())
+                        .push_bind(e.bounce_type.map(|b| b.as_str()))
+                        .push_bind(e.link.clone())
+                        .push_bind(e.user_agent.clone());
+                });
+                qb.build().execute(pool).await?;
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn message_events(
+            pool: &Pool,
+            account: AccountId,
+            message: &MessageId,
+        ) -> Result<Vec<RecordedEvent>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id"
+            )))
+            .bind(account)
+            .bind(message.as_str())
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(event_from_row).collect()
+        }
+
+        pub(crate) async fn account_events(
+            pool: &Pool,
+            account: AccountId,
+            from_ms: i64,
+            to_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<RecordedEvent>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+                 ORDER BY at_ms, id LIMIT $4"
+            )))
+            .bind(account)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(event_from_row).collect()
+        }
+    };
+}
+
+mod sqlite_ops {
+    event_ops! { db = sqlx::Sqlite }
+}
+
+mod pg_ops {
+    event_ops! { db = sqlx::Postgres }
+}
+
+impl Store {
+    /// Appends events to the log (one statement per 500 events; all or nothing per chunk).
+    pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        match &self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite_ops::record_events(writer, events).await,
+            Db::Postgres(pool) => pg_ops::record_events(pool, events).await,
+        }
+    }
+
+    /// The events of one of the account's messages, in recorded order.
+    pub async fn message_events(
+        &self,
+        account: AccountId,
+        message: &MessageId,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match &self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::message_events(reader, account, message).await,
+            Db::Postgres(pool) => pg_ops::message_events(pool, account, message).await,
+        }
+    }
+
+    /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
+    pub async fn account_events(
+        &self,
+        account: AccountId,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match &self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::account_events(reader, account, from_ms, to_ms, limit).await,
+            Db::Postgres(pool) => pg_ops::account_events(pool, account, from_ms, to_ms, limit).await,
+        }
+    }
+}

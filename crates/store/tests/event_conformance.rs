@@ -1,0 +1,65 @@
+//! Conformance cases for the event log, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
+
+use mailpush_model::{EventKind, MessageId};
+use mailpush_store::{Account, BounceType, NewAccount, NewEvent, Store};
+
+const T0: i64 = 1_700_000_000_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(events_round_trip_scoped_by_account);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewEvent {
+    NewEvent {
+        account_id: account.id,
+        message_id: id.clone(),
+        recipient: "rcpt@example.com".into(),
+        kind,
+        at_ms,
+        reason: String::new(),
+        bounce_type: None,
+        link: None,
+        user_agent: None,
+    }
+}
+
+async fn events_round_trip_scoped_by_account(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let m = MessageId::generate();
+    let mut bounce = event(&a, &m, EventKind::Bounce, T0 + 2);
+    bounce.reason = "550 5.1.1 no such user".into();
+    bounce.bounce_type = Some(BounceType::Hard);
+    let mut click = event(&a, &m, EventKind::Click, T0 + 3);
+    click.link = Some("https://example.com/x".into());
+    click.user_agent = Some("UA/1".into());
+    let written = vec![event(&a, &m, EventKind::Deferred, T0 + 1), bounce, click];
+    store.record_events(&written).await.expect("record");
+    store.record_events(&[]).await.expect("empty batch is a no-op");
+
+    let read = store.message_events(a.id, &m).await.expect("read");
+    assert_eq!(read.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), written);
+    assert!(read.windows(2).all(|w| w[0].id < w[1].id));
+    // Another account sees nothing of it.
+    assert!(store.message_events(b.id, &m).await.expect("read b").is_empty());
+
+    let window = store.account_events(a.id, T0 + 2, T0 + 3, 10).await.expect("window");
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0].event.kind, EventKind::Bounce);
+}
