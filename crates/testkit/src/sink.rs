@@ -278,6 +278,12 @@ impl SinkMx {
         state.data_reply = None;
     }
 
+    /// Removes and returns the messages recorded since the last call (the counters keep counting), so a
+    /// long benchmark can look at receipt times without the sink holding every body.
+    pub fn take_messages(&self) -> Vec<ReceivedMessage> {
+        std::mem::take(&mut self.shared.state().messages)
+    }
+
     /// All messages accepted so far (empty when `record_bodies` is off).
     pub fn messages(&self) -> Vec<ReceivedMessage> {
         self.shared.state().messages.clone()

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Side by side with Postfix: the same N mails (smtp-source, 2 KB, 20 sessions) pushed over SMTP into
+#   (a) a PRIVATE Postfix instance relaying everything to one smtp-sink, and
+#   (b) mailpush (`mailpush serve` with loopback as a trusted SMTP network: fsync before 250, DKIM-signed with
+#       ed25519, then with RSA-2048) delivering to the same smtp-sink through the testkit DNS override,
+# and prints each end-to-end rate (smtp-source start → last mail counted by the sink) and the ratio.
+#
+# Usage: benches/postfix_compare.sh [N=20000] [RUNS=3]
+#   BIN_DIR   directory with release builds of mailpush and mailpush-bench (default target/release; build them
+#             with `cargo build --release -p mailpush-bin -p mailpush-bench`)
+#   SESSIONS  smtp-source sessions (default 20); SIZE payload bytes (default 2048)
+# Needs root (Postfix instance, apt-get). Installs postfix non-interactively when missing. Leaves nothing
+# running: the Postfix instance is stopped and its directories removed on exit.
+set -euo pipefail
+
+N=${1:-20000}
+RUNS=${2:-3}
+SESSIONS=${SESSIONS:-20}
+SIZE=${SIZE:-2048}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+WORK=${WORK:-/tmp/mailpush-postfix-compare}
+SINK_PORT=${SINK_PORT:-10025}
+PF_PORT=${PF_PORT:-10026}
+CONF=$WORK/postfix-etc
+SENDER=bench@bench.example.com
+RCPT=rcpt@example.org
+
+for b in mailpush mailpush-bench; do
+  [[ -x $BIN_DIR/$b ]] || { echo "missing $BIN_DIR/$b: cargo build --release -p mailpush-bin -p mailpush-bench" >&2; exit 1; }
+done
+if ! command -v smtp-source >/dev/null || ! command -v postconf >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+fi
+
+SINK_PID=""
+BENCH_PID=""
+cleanup() {
+  set +e
+  if [[ -n $BENCH_PID ]]; then exec 7>&-; wait "$BENCH_PID"; fi
+  postfix -c "$CONF" stop >/dev/null 2>&1
+  [[ -n $SINK_PID ]] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
+  postconf -X alternate_config_directories >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rm -rf "$WORK"
+mkdir -p "$WORK" "$CONF" "$WORK/spool" "$WORK/lib" "$WORK/log"
+chown postfix "$WORK/lib"
+
+# ---------------------------------------------------------------- the sink (shared by both)
+smtp-sink -c -u nobody "127.0.0.1:$SINK_PORT" 2000 >"$WORK/sink.out" 2>&1 &
+SINK_PID=$!
+sleep 0.5
+sink_count() { # the last "mesg=N" of smtp-sink's running counters
+  tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1 | sed 's/^$/0/'
+}
+
+# ---------------------------------------------------------------- the private Postfix instance
+cp /etc/postfix/master.cf "$CONF/master.cf"
+cat >"$CONF/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $WORK/spool
+data_directory = $WORK/lib
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix-bench.localdomain
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+relayhost = [127.0.0.1]:$SINK_PORT
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+maillog_file = $WORK/log/postfix.log
+maillog_file_prefixes = /var, /dev/stdout, $WORK
+default_destination_concurrency_limit = 20
+EOF
+# Listen on our own port, no chroot (the spool is outside /var/spool/postfix).
+sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$PF_PORT inet n - n - - smtpd/" "$CONF/master.cf"
+postconf -c "$CONF" -F '*/*/chroot = n' >/dev/null
+# The default instance must list the private one.
+postconf -e "alternate_config_directories = $CONF"
+postfix -c "$CONF" check
+postfix -c "$CONF" start
+sleep 1
+
+wait_for() { # wait until the sink counted $1 messages; print the elapsed seconds since $2 (ns)
+  local want=$1 t0=$2
+  local deadline=$((SECONDS + 900))
+  while (($(sink_count) < want)); do
+    ((SECONDS < deadline)) || { echo "timeout: sink has $(sink_count) of $want" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "scale=3; ($(date +%s%N) - $t0) / 1000000000" | bc
+}
+
+push() { # push N mails into $1 (host:port); print the end-to-end seconds
+  local target=$1 before t0
+  before=$(sink_count)
+  t0=$(date +%s%N)
+  smtp-source -s "$SESSIONS" -d -l "$SIZE" -m "$N" -f "$SENDER" -t "$RCPT" "$target"
+  wait_for $((before + N)) "$t0"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+start_mailpush() { # $1 = dkim (ed25519 | rsa2048); sets MP_SMTP. It runs until its stdin (fd 7) closes.
+  rm -f "$WORK/mp.in"
+  mkfifo "$WORK/mp.in"
+  "$BIN_DIR/mailpush-bench" --bin-dir "$BIN_DIR" serve --mx-port "$SINK_PORT" --dkim "$1" \
+    <"$WORK/mp.in" >"$WORK/mp.out" 2>>"$WORK/mp.err" &
+  BENCH_PID=$!
+  exec 7>"$WORK/mp.in"
+  until grep -q '^READY' "$WORK/mp.out" 2>/dev/null; do
+    kill -0 "$BENCH_PID" 2>/dev/null || { cat "$WORK/mp.err" >&2; echo "mailpush-bench serve died" >&2; exit 1; }
+    sleep 0.1
+  done
+  MP_SMTP=$(sed -n 's/^SMTP_ADDR=//p' "$WORK/mp.out")
+}
+
+stop_mailpush() {
+  exec 7>&-
+  wait "$BENCH_PID" || true
+  BENCH_PID=""
+  tail -1 "$WORK/mp.err" # server CPU seconds and peak RSS
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N=$N mails of $SIZE bytes, $SESSIONS smtp-source sessions (-d: connections reused), $RUNS runs each"
+
+declare -A RESULTS
+for run in $(seq 1 "$RUNS"); do
+  s=$(push "127.0.0.1:$PF_PORT")
+  RESULTS[postfix]+="$(echo "scale=1; $N / $s" | bc) "
+  echo "run $run postfix: ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+  for dkim in ed25519 rsa2048; do
+    start_mailpush "$dkim"
+    s=$(push "$MP_SMTP")
+    stop_mailpush
+    RESULTS[$dkim]+="$(echo "scale=1; $N / $s" | bc) "
+    echo "run $run mailpush ($dkim): ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+  done
+done
+
+pf=$(echo "${RESULTS[postfix]}" | tr ' ' '\n' | grep . | median)
+echo
+echo "medians (end-to-end mails/s):"
+echo "  postfix relay            $pf"
+for dkim in ed25519 rsa2048; do
+  mp=$(echo "${RESULTS[$dkim]}" | tr ' ' '\n' | grep . | median)
+  echo "  mailpush DKIM $dkim   $mp   ratio $(echo "scale=2; $mp / $pf" | bc)x"
+done

@@ -1,0 +1,697 @@
+//! `mailpush-bench`: the load tool.
+//!
+//! `run` is self-contained: it starts the testkit DNS authority and sink MX, a `mailpush serve` whose MX
+//! lookups point at the sink, sets up a verified sending domain and a template as a customer would, then
+//! pushes `--mails` messages with `--clients` concurrent clients over the HTTP API (TC3-signed `SendEmail`
+//! with a template) or SMTP submission (AUTH PLAIN), and reports accepted/s, API latency, delivered/s end to
+//! end, acceptance→sink latency (trigger mail separately), CPU seconds per 1,000 mails and the server's peak
+//! RSS. Every mail has its own recipient (`m<N>@example.org`, `t<N>@…` for trigger mail) so the sink's receipt
+//! time is matched to the client's acceptance time.
+//!
+//! `serve` sets up the same server delivering to an external MX port (e.g. Postfix's `smtp-sink`) with
+//! loopback as a trusted SMTP network, prints `SMTP_ADDR=…` and `SERVER_PID=…`, and runs until its stdin
+//! closes: `benches/postfix_compare.sh` uses it.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use mailpush_suite::{ApiClient, ServerProcess, b64, base_env, create_account_with, temp_dir, verified_sender_with};
+use mailpush_testkit::{DnsAuthority, SinkConfig, SinkMx};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+#[command(name = "mailpush-bench", about = "Load tool for mailpush")]
+struct Cli {
+    /// Directory holding the `mailpush` binary (default: this binary's directory).
+    #[arg(long, global = true)]
+    bin_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start everything, push mail, wait for delivery, report.
+    Run(RunArgs),
+    /// Start mailpush relaying to an external MX port; print its SMTP address; run until stdin closes.
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Mode {
+    /// TC3-signed SendEmail with a template.
+    Http,
+    /// SMTP submission with AUTH PLAIN (plaintext allowed on loopback).
+    Smtp,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Dkim {
+    /// ed25519 (DKIMOption 3).
+    Ed25519,
+    /// RSA-2048 (DKIMOption 1).
+    Rsa2048,
+}
+
+impl Dkim {
+    fn option(self) -> i64 {
+        match self {
+            Dkim::Ed25519 => 3,
+            Dkim::Rsa2048 => 1,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// How mail is submitted.
+    #[arg(long, value_enum, default_value = "http")]
+    mode: Mode,
+    /// Mails to send (marketing + trigger).
+    #[arg(long, default_value_t = 10_000)]
+    mails: u64,
+    /// Concurrent clients (HTTP requests in flight / SMTP sessions).
+    #[arg(long, default_value_t = 32)]
+    clients: u64,
+    /// Every Nth mail is trigger mail (TriggerType 1); 0 = none. HTTP mode only.
+    #[arg(long, default_value_t = 0)]
+    trigger_every: u64,
+    /// Total submission rate limit, mails/s (0 = as fast as the server accepts).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// DKIM key of the sending domain.
+    #[arg(long, value_enum, default_value = "ed25519")]
+    dkim: Dkim,
+    /// Approximate size of the rendered mail body, bytes.
+    #[arg(long, default_value_t = 2048)]
+    body_bytes: usize,
+    /// Give up waiting for delivery after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    drain_timeout_secs: u64,
+    /// Extra `KEY=VALUE` environment for `mailpush serve` (e.g. `MAILPUSH_WORKER_CONCURRENCY=128`).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Port of the MX every recipient domain resolves to (on 127.0.0.1).
+    #[arg(long)]
+    mx_port: u16,
+    /// DKIM key of the sending domain `bench.example.com`.
+    #[arg(long, value_enum, default_value = "ed25519")]
+    dkim: Dkim,
+    /// SMTP submission address of the server.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    smtp_listen: String,
+    /// Recipient domains published with an MX pointing at 127.0.0.1.
+    #[arg(long, default_value = "example.org")]
+    domains: Vec<String>,
+    /// Extra `KEY=VALUE` environment for `mailpush serve`.
+    #[arg(long = "env")]
+    env: Vec<String>,
+}
+
+/// The sending address every mail comes from.
+const SENDER: &str = "bench@bench.example.com";
+/// SMTP password of [`SENDER`].
+const SMTP_PASSWORD: &str = "BenchPassw0rd42";
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let bin_dir = match cli.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary directory")?
+            .to_path_buf(),
+    };
+    if !bin_dir.join("mailpush").exists() {
+        bail!("no mailpush binary in {} (build it or pass --bin-dir)", bin_dir.display());
+    }
+    // The harness finds binaries through this variable. Set before any thread of ours reads the environment.
+    // SAFETY: no other thread reads or writes the environment yet (the runtime's workers only run our tasks).
+    unsafe { std::env::set_var("MAILPUSH_BIN_DIR", &bin_dir) };
+    match cli.cmd {
+        Cmd::Run(a) => run(a).await,
+        Cmd::Serve(a) => serve(a).await,
+    }
+}
+
+fn parse_env(pairs: &[String]) -> Result<Vec<(&str, String)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k, v.to_string()))
+                .with_context(|| format!("--env {p}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// A started `mailpush serve` with a verified sender, and what it needs alive.
+struct Server {
+    _dir: tempfile::TempDir,
+    _dns: DnsAuthority,
+    process: ServerProcess,
+    client: ApiClient,
+}
+
+async fn start_server(
+    mx_port: u16,
+    domains: &[String],
+    dkim: Dkim,
+    smtp_listen: &str,
+    extra: &[(&str, String)],
+) -> Result<Server> {
+    let dns = DnsAuthority::start().await.context("start DNS authority")?;
+    for d in domains {
+        dns.add_mx(d, 10, &format!("mx.{d}"));
+        dns.add_a(&format!("mx.{d}"), Ipv4Addr::LOCALHOST);
+    }
+    let dir = temp_dir();
+    let mut vars = vec![
+        ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+        ("MAILPUSH_DELIVERY_PORT", mx_port.to_string()),
+        ("MAILPUSH_SMTP_LISTEN", smtp_listen.to_string()),
+        ("MAILPUSH_SMTP_ALLOW_PLAINTEXT_AUTH_LOOPBACK", "true".to_string()),
+        ("MAILPUSH_SMTP_TRUSTED_NETWORKS", "127.0.0.0/8".to_string()),
+        ("MAILPUSH_SMTP_TRUSTED_ACCOUNT", "bench".to_string()),
+        // Every mail goes to 127.0.0.1: the per-IP cap would otherwise limit the clients.
+        ("MAILPUSH_SMTP_MAX_CONNECTIONS_PER_IP", "1000".to_string()),
+    ];
+    vars.extend(extra.iter().cloned());
+    let env = base_env(dir.path(), &vars);
+    let creds = create_account_with(&env, "bench", &[]).await;
+    let process = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let client = ApiClient::new(&process.api_addr, &creds);
+    verified_sender_with(&client, &dns, SENDER, dkim.option()).await;
+    let r = client
+        .call(
+            "UpdateEmailSmtpPassWord",
+            &json!({ "EmailAddress": SENDER, "Password": SMTP_PASSWORD }),
+        )
+        .await;
+    if let Some(e) = r.get("Error") {
+        bail!("UpdateEmailSmtpPassWord: {e}");
+    }
+    Ok(Server {
+        _dir: dir,
+        _dns: dns,
+        process,
+        client,
+    })
+}
+
+// ------------------------------------------------------------------------------------------------------
+// /proc of the server
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15 (1-based).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A `kB` field of /proc/PID/status (`VmHWM`, `VmRSS`), in MB.
+fn status_mb(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+// ------------------------------------------------------------------------------------------------------
+// run
+
+/// What a client observed for one mail.
+struct Sent {
+    /// Recipient (unique per mail).
+    rcpt: String,
+    trigger: bool,
+    accepted_at: SystemTime,
+    latency: Duration,
+}
+
+/// Sentences the template body is made of (varied, so the review engine sees ordinary prose).
+const SENTENCES: [&str; 8] = [
+    "Your order has left our warehouse this morning and is now on its way to you.",
+    "It should arrive within three working days; the carrier will call before delivery.",
+    "If you are not at home, the parcel will wait for you at the nearest pick-up point.",
+    "You can change the delivery address by replying to this message with the new one.",
+    "Thank you for shopping with us, we hope the products meet your expectations.",
+    "Our support team answers every question within one working day, in English or Chinese.",
+    "Keep this message as your receipt: it lists everything you paid for in this order.",
+    "We wish you a pleasant week and look forward to seeing you again soon.",
+];
+
+fn template_html(bytes: usize) -> String {
+    let mut html = String::from("<p>Dear {{name}}, here is the news about your order {{order}}.</p>\n");
+    let mut i = 0;
+    while html.len() < bytes.saturating_sub(40) {
+        html.push_str("<p>");
+        html.push_str(SENTENCES[i % SENTENCES.len()]);
+        html.push_str("</p>\n");
+        i += 1;
+    }
+    html.push_str("<p>Order {{order}}, {{name}}.</p>");
+    html
+}
+
+fn template_text(bytes: usize) -> String {
+    let mut text = String::from("Dear {{name}}, here is the news about your order {{order}}.\n");
+    let mut i = 0;
+    while text.len() < bytes / 2 {
+        text.push_str(SENTENCES[i % SENTENCES.len()]);
+        text.push('\n');
+        i += 1;
+    }
+    text
+}
+
+async fn create_template(client: &ApiClient, body_bytes: usize) -> Result<i64> {
+    // Html and Text together make about `body_bytes` once rendered.
+    let html = template_html(body_bytes * 2 / 3);
+    let text = template_text(body_bytes * 2 / 3);
+    let r = client
+        .call(
+            "CreateEmailTemplate",
+            &json!({
+                "TemplateName": "bench",
+                "TemplateContent": { "Html": b64(html.as_bytes()), "Text": b64(text.as_bytes()) },
+            }),
+        )
+        .await;
+    let id = r["TemplateID"]
+        .as_i64()
+        .with_context(|| format!("CreateEmailTemplate: {r}"))?;
+    let r = client.call("GetEmailTemplate", &json!({ "TemplateID": id })).await;
+    if r["TemplateStatus"] != 0 {
+        bail!("the bench template was not approved: {r}");
+    }
+    Ok(id)
+}
+
+/// Waits until mail number `seq` may start under `--rate`.
+async fn pace(start: Instant, rate: f64, seq: u64) {
+    if rate > 0.0 {
+        let due = start + Duration::from_secs_f64(seq as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
+async fn http_client(
+    client: ApiClient,
+    template_id: i64,
+    next: Arc<AtomicU64>,
+    args: Arc<RunArgs>,
+    start: Instant,
+) -> (Vec<Sent>, u64) {
+    let mut sent = Vec::new();
+    let mut errors = 0;
+    loop {
+        let seq = next.fetch_add(1, Ordering::Relaxed);
+        if seq >= args.mails {
+            break;
+        }
+        pace(start, args.rate, seq).await;
+        let trigger = args.trigger_every > 0 && seq % args.trigger_every == 0;
+        let rcpt = format!("{}{seq}@example.org", if trigger { "t" } else { "m" });
+        let data = json!({ "name": format!("客户 {seq}"), "order": format!("A-{seq}") }).to_string();
+        let params = json!({
+            "FromEmailAddress": format!("Bench <{SENDER}>"),
+            "Destination": [rcpt],
+            "Subject": "Order {{order}} has shipped",
+            "Template": { "TemplateID": template_id, "TemplateData": data },
+            "TriggerType": if trigger { 1 } else { 0 },
+        });
+        let t0 = Instant::now();
+        let r = client.call("SendEmail", &params).await;
+        let latency = t0.elapsed();
+        if r["MessageId"].is_string() {
+            sent.push(Sent {
+                rcpt,
+                trigger,
+                accepted_at: SystemTime::now(),
+                latency,
+            });
+        } else {
+            errors += 1;
+            if errors <= 3 {
+                eprintln!("mailpush-bench: SendEmail refused: {r}");
+            }
+        }
+    }
+    (sent, errors)
+}
+
+/// Reads one (possibly multi-line) SMTP reply; returns its code and last line.
+async fn smtp_reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Result<(u16, String)> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            bail!("server closed the connection");
+        }
+        if line.len() < 4 {
+            bail!("short reply {line:?}");
+        }
+        if line.as_bytes()[3] != b'-' {
+            let code = line[..3].parse().with_context(|| format!("bad reply {line:?}"))?;
+            return Ok((code, line.trim_end().to_string()));
+        }
+    }
+}
+
+async fn smtp_expect(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    cmd: &[u8],
+    want: u16,
+) -> Result<String> {
+    if !cmd.is_empty() {
+        w.write_all(cmd).await?;
+    }
+    let (code, line) = smtp_reply(r).await?;
+    if code != want {
+        bail!("{} → {line}", String::from_utf8_lossy(cmd).trim_end());
+    }
+    Ok(line)
+}
+
+fn smtp_body(rcpt: &str, seq: u64, bytes: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Bench <{SENDER}>\r\nTo: <{rcpt}>\r\nSubject: Order A-{seq} has shipped\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    let mut i = 0;
+    while m.len() < bytes {
+        m.push_str(SENTENCES[i % SENTENCES.len()]);
+        m.push_str("\r\n");
+        i += 1;
+    }
+    m.push_str(".\r\n");
+    m.into_bytes()
+}
+
+async fn smtp_client(addr: String, next: Arc<AtomicU64>, args: Arc<RunArgs>, start: Instant) -> (Vec<Sent>, u64) {
+    let mut sent = Vec::new();
+    let mut errors = 0;
+    if let Err(e) = smtp_session(&addr, &next, &args, start, &mut sent).await {
+        errors += 1;
+        eprintln!("mailpush-bench: SMTP session failed: {e:#}");
+    }
+    (sent, errors)
+}
+
+async fn smtp_session(
+    addr: &str,
+    next: &AtomicU64,
+    args: &RunArgs,
+    start: Instant,
+    sent: &mut Vec<Sent>,
+) -> Result<()> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    smtp_expect(&mut r, &mut w, b"", 220).await?;
+    smtp_expect(&mut r, &mut w, b"EHLO bench.client\r\n", 250).await?;
+    let plain = b64(format!("\0{SENDER}\0{SMTP_PASSWORD}").as_bytes());
+    smtp_expect(&mut r, &mut w, format!("AUTH PLAIN {plain}\r\n").as_bytes(), 235).await?;
+    loop {
+        let seq = next.fetch_add(1, Ordering::Relaxed);
+        if seq >= args.mails {
+            break;
+        }
+        pace(start, args.rate, seq).await;
+        let rcpt = format!("m{seq}@example.org");
+        let t0 = Instant::now();
+        smtp_expect(&mut r, &mut w, format!("MAIL FROM:<{SENDER}>\r\n").as_bytes(), 250).await?;
+        smtp_expect(&mut r, &mut w, format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), 250).await?;
+        smtp_expect(&mut r, &mut w, b"DATA\r\n", 354).await?;
+        smtp_expect(&mut r, &mut w, &smtp_body(&rcpt, seq, args.body_bytes), 250).await?;
+        sent.push(Sent {
+            rcpt,
+            trigger: false,
+            accepted_at: SystemTime::now(),
+            latency: t0.elapsed(),
+        });
+    }
+    let _ = w.write_all(b"QUIT\r\n").await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), r.read_to_end(&mut rest)).await;
+    Ok(())
+}
+
+/// The `p`-quantile (0..=1) of sorted values.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let extra = parse_env(&args.env)?;
+    let sink = SinkMx::start(SinkConfig::default()).await.context("start sink")?;
+    let server = start_server(
+        sink.port(),
+        &["example.org".to_string()],
+        args.dkim,
+        "127.0.0.1:0",
+        &extra,
+    )
+    .await?;
+    let pid = server.process.child.id().context("server pid")?;
+    let template_id = create_template(&server.client, args.body_bytes).await?;
+    // Setup traffic (none reaches the sink, but be sure).
+    sink.take_messages();
+    let base_count = sink.message_count() as u64;
+
+    // Collect receipt times while mail flows, so the sink never holds every body.
+    let receipts: Arc<std::sync::Mutex<HashMap<String, SystemTime>>> = Arc::default();
+    let sink = Arc::new(sink);
+    let collector = {
+        let sink = sink.clone();
+        let receipts = receipts.clone();
+        tokio::spawn(async move {
+            loop {
+                let got = sink.take_messages();
+                if !got.is_empty() {
+                    let mut map = receipts.lock().unwrap_or_else(|e| e.into_inner());
+                    for m in got {
+                        for r in m.rcpt_to {
+                            map.insert(r, m.received_at);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    let cpu0 = cpu_seconds(pid).unwrap_or(f64::NAN);
+    let args = Arc::new(args);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let start_wall = SystemTime::now();
+    let mut tasks = Vec::new();
+    let smtp_addr = server.process.announced_addr("smtp").unwrap_or_default();
+    for _ in 0..args.clients {
+        let (next, a) = (next.clone(), args.clone());
+        tasks.push(match args.mode {
+            Mode::Http => tokio::spawn(http_client(server.client.clone(), template_id, next, a, start)),
+            Mode::Smtp => tokio::spawn(smtp_client(smtp_addr.clone(), next, a, start)),
+        });
+    }
+    let mut sent = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (s, e) = t.await?;
+        sent.extend(s);
+        errors += e;
+    }
+    let submit_secs = start.elapsed().as_secs_f64();
+    let accepted = sent.len() as u64;
+
+    // Wait for delivery.
+    let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
+    let mut peak_rss_mid = 0.0f64;
+    loop {
+        let delivered = sink.message_count() as u64 - base_count;
+        peak_rss_mid = peak_rss_mid.max(status_mb(pid, "VmRSS:").unwrap_or(0.0));
+        if delivered >= accepted || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu1 = cpu_seconds(pid).unwrap_or(f64::NAN);
+    let hwm = status_mb(pid, "VmHWM:").unwrap_or(f64::NAN);
+    // Let the collector take the last receipts.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    collector.abort();
+    let receipts = std::mem::take(&mut *receipts.lock().unwrap_or_else(|e| e.into_inner()));
+
+    let mut e2e_all = Vec::new();
+    let mut e2e_trigger = Vec::new();
+    let mut e2e_bulk = Vec::new();
+    let mut last_receipt = start_wall;
+    for s in &sent {
+        if let Some(at) = receipts.get(&s.rcpt) {
+            let d = at.duration_since(s.accepted_at).unwrap_or_default().as_secs_f64() * 1000.0;
+            e2e_all.push(d);
+            if s.trigger {
+                e2e_trigger.push(d);
+            } else {
+                e2e_bulk.push(d);
+            }
+            last_receipt = last_receipt.max(*at);
+        }
+    }
+    let delivered = e2e_all.len() as u64;
+    let e2e_secs = last_receipt.duration_since(start_wall).unwrap_or_default().as_secs_f64();
+    let api = sorted(sent.iter().map(|s| s.latency.as_secs_f64() * 1000.0).collect());
+    let (e2e_all, e2e_trigger, e2e_bulk) = (sorted(e2e_all), sorted(e2e_trigger), sorted(e2e_bulk));
+    let cpu = cpu1 - cpu0;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let report = json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "dkim": format!("{:?}", args.dkim).to_lowercase(),
+        "mails": args.mails,
+        "clients": args.clients,
+        "rate_limit": args.rate,
+        "trigger_every": args.trigger_every,
+        "accepted": accepted,
+        "refused_or_failed": errors,
+        "delivered": delivered,
+        "submit_seconds": submit_secs,
+        "accepted_per_sec": accepted as f64 / submit_secs,
+        "api_latency_ms_p50": quantile(&api, 0.5),
+        "api_latency_ms_p99": quantile(&api, 0.99),
+        "delivered_per_sec": if e2e_secs > 0.0 { delivered as f64 / e2e_secs } else { 0.0 },
+        "e2e_ms_p50": quantile(&e2e_all, 0.5),
+        "e2e_ms_p99": quantile(&e2e_all, 0.99),
+        "e2e_bulk_ms_p50": quantile(&e2e_bulk, 0.5),
+        "e2e_bulk_ms_p99": quantile(&e2e_bulk, 0.99),
+        "trigger_mails": e2e_trigger.len(),
+        "e2e_trigger_ms_p50": quantile(&e2e_trigger, 0.5),
+        "e2e_trigger_ms_p99": quantile(&e2e_trigger, 0.99),
+        "server_cpu_seconds": cpu,
+        "cpu_seconds_per_1000": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { f64::NAN },
+        "server_peak_rss_mb": hwm,
+        "loadavg_at_end": load,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "mailpush-bench: {} mode, DKIM {}, {} mails, {} clients (load avg at end: {load})",
+            report["mode"].as_str().unwrap_or(""),
+            report["dkim"].as_str().unwrap_or(""),
+            args.mails,
+            args.clients
+        );
+        let f = |k: &str| report[k].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into());
+        println!(
+            "  accepted        {accepted} ({} refused/failed) in {:.2} s = {} /s",
+            errors, submit_secs, f("accepted_per_sec")
+        );
+        println!(
+            "  API latency     p50 {} ms, p99 {} ms",
+            f("api_latency_ms_p50"),
+            f("api_latency_ms_p99")
+        );
+        println!("  delivered       {delivered} = {} /s end to end", f("delivered_per_sec"));
+        println!("  accept→sink     p50 {} ms, p99 {} ms", f("e2e_ms_p50"), f("e2e_ms_p99"));
+        if !e2e_trigger.is_empty() {
+            println!(
+                "    trigger ({})  p50 {} ms, p99 {} ms; marketing p50 {} ms, p99 {} ms",
+                e2e_trigger.len(),
+                f("e2e_trigger_ms_p50"),
+                f("e2e_trigger_ms_p99"),
+                f("e2e_bulk_ms_p50"),
+                f("e2e_bulk_ms_p99")
+            );
+        }
+        println!(
+            "  server CPU      {:.2} s = {} s per 1,000 mails; peak RSS {:.1} MB",
+            cpu,
+            f("cpu_seconds_per_1000"),
+            hwm
+        );
+    }
+    server.process.terminate().await;
+    if delivered < accepted {
+        bail!("only {delivered} of {accepted} accepted mails reached the sink");
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------------
+// serve
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let extra = parse_env(&args.env)?;
+    let server = start_server(args.mx_port, &args.domains, args.dkim, &args.smtp_listen, &extra).await?;
+    let pid = server.process.child.id().context("server pid")?;
+    let smtp = server
+        .process
+        .announced_addr("smtp")
+        .context("the server announced no SMTP address")?;
+    println!("SMTP_ADDR={smtp}");
+    println!("API_ADDR={}", server.process.api_addr);
+    println!("SERVER_PID={pid}");
+    println!("SENDER={SENDER}");
+    println!("READY");
+    // Run until stdin closes (the script keeps a pipe open) or Ctrl-C.
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while let Ok(n) = std::io::stdin().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    tokio::select! {
+        _ = stdin_closed => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let cpu = cpu_seconds(pid).unwrap_or(f64::NAN);
+    let hwm = status_mb(pid, "VmHWM:").unwrap_or(f64::NAN);
+    eprintln!("mailpush-bench: server CPU {cpu:.2} s, peak RSS {hwm:.1} MB");
+    server.process.terminate().await;
+    Ok(())
+}
