@@ -82,6 +82,16 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Resume an account suspended (automatically, for too many blacklisted recipients, or by hand).
+    Resume {
+        /// Account name.
+        name: String,
+    },
+    /// Suspend an account: its sends fail with FailedOperation.HighRejectionRate until resumed.
+    Suspend {
+        /// Account name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +226,18 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
                 "{name}: allow-simple-content {}, allow-links {}",
                 p.allow_simple_content, p.allow_links
             );
+        }
+        AccountCommand::Resume { name } => {
+            core.set_account_suspended_by_name(&name, false)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+            println!("{name}: resumed");
+        }
+        AccountCommand::Suspend { name } => {
+            core.set_account_suspended_by_name(&name, true)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+            println!("{name}: suspended");
         }
         AccountCommand::List { json } => {
             let accounts = core.list_accounts().await?;

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 mod identity;
+mod suppression;
 mod templates;
 
 /// Routes an authenticated request to its action.
@@ -26,6 +27,15 @@ pub(crate) async fn dispatch(
         "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,
         "ListEmailTemplates" => templates::list(core, ctx, parse(params)?).await,
         "DeleteEmailTemplate" => templates::delete(core, ctx, parse(params)?).await,
+        "ListBlackEmailAddress"
+        | "DeleteBlackList"
+        | "CreateCustomBlacklist"
+        | "ListCustomBlacklist"
+        | "UpdateCustomBlackList"
+        | "DeleteCustomBlackList" => match suppression::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
+        },
         _ => match identity::dispatch(core, ctx, action, params).await {
             Some(result) => result,
             None => Err(ApiError::new(

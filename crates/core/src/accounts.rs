@@ -67,6 +67,13 @@ impl CredentialCache {
         (at.elapsed() < CACHE_TTL).then(|| (acct.clone(), key.clone()))
     }
 
+    /// Forgets every cached credential (after a suspension, so this process sees it at once).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+
     pub(crate) fn put(&self, secret_id: &str, acct: AccountContext, key: String) {
         if let Ok(mut map) = self.entries.write() {
             if map.len() > 100_000 {

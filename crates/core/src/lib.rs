@@ -9,6 +9,7 @@ pub mod secrets;
 pub mod send;
 pub mod settings;
 pub mod submit;
+pub mod suppression;
 pub mod templates;
 pub mod worker;
 
@@ -214,7 +215,7 @@ impl Mailpush {
         self.check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;
-        let recipients = mail
+        let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()
             .map(|r| NewRecipient {
@@ -225,6 +226,8 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
+        self.apply_suppression(account, &mut recipients).await?;
+        let suppressed = recipients.iter().any(|r| r.send_status != 0);
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
@@ -240,6 +243,9 @@ impl Mailpush {
         };
         self.inner.store.enqueue(msg).await?;
         self.inner.wake.notify_one();
+        if suppressed {
+            self.check_auto_suspend(account).await?;
+        }
         Ok(mail.id)
     }
 

@@ -105,6 +105,17 @@ pub struct Settings {
     pub max_senders_per_domain: u32,
     /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
     pub test_clock_file: Option<PathBuf>,
+    /// How long a hard-bounced address stays on the global bounce blacklist, days (Tencent: 180).
+    pub blacklist_days: u64,
+    /// The window of auto-suspend and of the bounce-rate warning, seconds.
+    pub reputation_window_secs: u64,
+    /// Auto-suspend: an account whose blacklist hits reach this percentage of its recipients in the window is
+    /// suspended until an operator resumes it (Tencent: 8).
+    pub suspend_blacklist_percent: f64,
+    /// A bounce rate above this percentage of the window's final deliveries logs a warning (Tencent: 5).
+    pub bounce_warn_percent: f64,
+    /// Fewest recipients in the window before auto-suspend and the warning apply (small samples are noise).
+    pub reputation_min_sends: u64,
 }
 
 impl Default for Settings {
@@ -155,6 +166,11 @@ impl Default for Settings {
             max_domains_per_account: 10,
             max_senders_per_domain: 10,
             test_clock_file: None,
+            blacklist_days: 180,
+            reputation_window_secs: 86_400,
+            suspend_blacklist_percent: 8.0,
+            bounce_warn_percent: 5.0,
+            reputation_min_sends: 100,
         }
     }
 }

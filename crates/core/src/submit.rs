@@ -430,7 +430,7 @@ impl Mailpush {
         let mail = admit_raw(sub, now)?;
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
-        let recipients = mail
+        let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()
             .map(|r| NewRecipient {
@@ -441,6 +441,8 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
+        self.apply_suppression(&who.account, &mut recipients).await?;
+        let suppressed = recipients.iter().any(|r| r.send_status != 0);
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: who.account.id,
@@ -456,6 +458,9 @@ impl Mailpush {
         };
         self.inner.store.enqueue(msg).await?;
         self.inner.wake.notify_one();
+        if suppressed {
+            self.check_auto_suspend(&who.account).await?;
+        }
         Ok(mail.id)
     }
 }

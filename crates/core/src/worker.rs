@@ -216,7 +216,7 @@ fn defer_or_give_up(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str)
     let attempts = (d.attempts.max(0) as u32).saturating_add(1);
     let retry_at = now.saturating_add(shared.cfg.retry.delay_after(attempts).as_millis() as i64);
     if retry_at > d.expires_ms {
-        AttemptResult::Rejected {
+        AttemptResult::Expired {
             reply: format!("gave up after {attempts} attempts; last reply: {reply}"),
         }
     } else {

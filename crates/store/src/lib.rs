@@ -25,6 +25,7 @@ mod events;
 mod identity;
 mod pg;
 mod sqlite;
+mod suppression;
 mod templates;
 mod types;
 
@@ -38,6 +39,9 @@ use tokio::task::JoinHandle;
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use suppression::{
+    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, normalize as normalize_blacklist_address,
+};
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
     template_status,

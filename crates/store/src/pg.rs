@@ -94,7 +94,7 @@ pub(crate) async fn record_outcomes(
          FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $4::int4[], $5::text[], $6::int8[], $7::int8[]) \
              AS o(id, lease_token, state, deliver_status, message, deliver_ms, next_attempt_ms) \
          WHERE d.id = o.id AND d.lease_token = o.lease_token AND d.state = $8 \
-         RETURNING d.id, o.lease_token, d.message_id, d.attempts",
+         RETURNING d.id, o.lease_token, d.message_id, d.attempts, d.account_id, d.recipient",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -114,6 +114,15 @@ pub(crate) async fn record_outcomes(
     let mut a_reply = Vec::with_capacity(rows.len());
     let mut a_remote = Vec::with_capacity(rows.len());
     let mut finished: BTreeMap<String, i32> = BTreeMap::new();
+    let mut e_account = Vec::with_capacity(rows.len());
+    let mut e_message = Vec::with_capacity(rows.len());
+    let mut e_recipient = Vec::with_capacity(rows.len());
+    let mut e_kind = Vec::with_capacity(rows.len());
+    let mut e_at = Vec::with_capacity(rows.len());
+    let mut e_reason = Vec::with_capacity(rows.len());
+    let mut e_bounce = Vec::with_capacity(rows.len());
+    // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
+    let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
     for row in &rows {
         let id: i64 = row.try_get("id")?;
         let token: i64 = row.try_get("lease_token")?;
@@ -131,6 +140,23 @@ pub(crate) async fn record_outcomes(
         a_status.push(effect.deliver_status);
         a_reply.push(o.result.message());
         a_remote.push(o.remote.as_deref());
+        let account_id: i64 = row.try_get("account_id")?;
+        let recipient: String = row.try_get("recipient")?;
+        let message_id: String = row.try_get("message_id")?;
+        let (kind, bounce_type) = o.result.event();
+        if bounce_type == Some(crate::BounceType::Hard) {
+            blacklist.insert(
+                (crate::suppression::normalize(&recipient), account_id),
+                (o.at_ms, o.result.message()),
+            );
+        }
+        e_account.push(account_id);
+        e_message.push(message_id);
+        e_recipient.push(recipient);
+        e_kind.push(kind.id());
+        e_at.push(o.at_ms);
+        e_reason.push(o.result.message());
+        e_bounce.push(bounce_type.map(|b| b.as_str()));
         if effect.state == state::DONE {
             *finished.entry(row.try_get("message_id")?).or_default() += 1;
         }
@@ -146,6 +172,45 @@ pub(crate) async fn record_outcomes(
         .bind(&a_status)
         .bind(&a_reply)
         .bind(&a_remote)
+        .execute(&mut *tx)
+        .await?;
+        // The events, in the same transaction as the outcomes: never lost, never invented.
+        sqlx::query(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
+             $7::text[])",
+        )
+        .bind(&e_account)
+        .bind(&e_message)
+        .bind(&e_recipient)
+        .bind(&e_kind)
+        .bind(&e_at)
+        .bind(&e_reason)
+        .bind(&e_bounce)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !blacklist.is_empty() {
+        let mut b_address = Vec::with_capacity(blacklist.len());
+        let mut b_account = Vec::with_capacity(blacklist.len());
+        let mut b_at = Vec::with_capacity(blacklist.len());
+        let mut b_reason = Vec::with_capacity(blacklist.len());
+        for ((address, account), (at, reason)) in &blacklist {
+            b_address.push(address.as_str());
+            b_account.push(*account);
+            b_at.push(*at);
+            b_reason.push(*reason);
+        }
+        sqlx::query(
+            "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[]) \
+             ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
+             reason = excluded.reason",
+        )
+        .bind(&b_address)
+        .bind(&b_account)
+        .bind(&b_at)
+        .bind(&b_reason)
         .execute(&mut *tx)
         .await?;
     }
@@ -231,6 +296,12 @@ pub(crate) async fn insert_batch(
     let mut d_deliver_message = Vec::new();
     let mut d_deliver_ms = Vec::new();
     let mut d_next = Vec::new();
+    // `dropped` events of the recipients refused at admission.
+    let mut e_account = Vec::new();
+    let mut e_message = Vec::new();
+    let mut e_recipient = Vec::new();
+    let mut e_at = Vec::new();
+    let mut e_reason = Vec::new();
 
     for m in msgs {
         let open = crate::open_count(m);
@@ -263,6 +334,13 @@ pub(crate) async fn insert_batch(
             d_deliver_message.push(init.deliver_message);
             d_deliver_ms.push(init.deliver_ms);
             d_next.push(m.not_before_ms);
+            if r.send_status != 0 {
+                e_account.push(m.account_id);
+                e_message.push(m.id.as_str());
+                e_recipient.push(r.address.as_str());
+                e_at.push(m.request_ms);
+                e_reason.push(init.deliver_message);
+            }
         }
     }
 
@@ -313,6 +391,21 @@ pub(crate) async fn insert_batch(
     .bind(&d_next)
     .execute(&mut *tx)
     .await?;
+    if !e_account.is_empty() {
+        sqlx::query(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) \
+             SELECT a, m, r, $6, t, why FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) \
+             AS e(a, m, r, t, why)",
+        )
+        .bind(&e_account)
+        .bind(&e_message)
+        .bind(&e_recipient)
+        .bind(&e_at)
+        .bind(&e_reason)
+        .bind(mailpush_model::EventKind::Dropped.id())
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

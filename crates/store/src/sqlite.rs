@@ -88,7 +88,7 @@ pub(crate) async fn record_outcomes(
              deliver_ms = $4, next_attempt_ms = COALESCE($5, next_attempt_ms), \
              attempts = attempts + 1, lease_owner = NULL \
              WHERE id = $6 AND lease_token = $7 AND state = $8 \
-             RETURNING message_id, attempts",
+             RETURNING message_id, attempts, account_id, recipient",
         )
         .bind(effect.state)
         .bind(effect.deliver_status)
@@ -103,6 +103,8 @@ pub(crate) async fn record_outcomes(
         let Some(row) = row else { continue };
         let message_id: String = row.try_get("message_id")?;
         let attempt: i32 = row.try_get("attempts")?;
+        let account_id: i64 = row.try_get("account_id")?;
+        let recipient: String = row.try_get("recipient")?;
         sqlx::query(
             "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -115,6 +117,30 @@ pub(crate) async fn record_outcomes(
         .bind(o.remote.as_deref())
         .execute(&mut *tx)
         .await?;
+        // The event, in the same transaction as the outcome: never lost, never invented.
+        let (kind, bounce_type) = o.result.event();
+        sqlx::query(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(account_id)
+        .bind(&message_id)
+        .bind(&recipient)
+        .bind(kind.id())
+        .bind(o.at_ms)
+        .bind(o.result.message())
+        .bind(bounce_type.map(|b| b.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        if bounce_type == Some(crate::BounceType::Hard) {
+            sqlx::query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
+                .bind(crate::suppression::normalize(&recipient))
+                .bind(account_id)
+                .bind(o.at_ms)
+                .bind(o.result.message())
+                .execute(&mut *tx)
+                .await?;
+        }
         if effect.state == state::DONE {
             *finished.entry(message_id).or_default() += 1;
         }
@@ -243,6 +269,21 @@ async fn insert_message(
         .bind(m.not_before_ms)
         .execute(&mut *conn)
         .await?;
+        if r.send_status != 0 {
+            // Refused at admission: its `dropped` event is written with the message.
+            sqlx::query(
+                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.account_id)
+            .bind(m.id.as_str())
+            .bind(&r.address)
+            .bind(mailpush_model::EventKind::Dropped.id())
+            .bind(m.request_ms)
+            .bind(init.deliver_message)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }

@@ -159,6 +159,11 @@ pub enum AttemptResult {
         /// Why.
         reason: String,
     },
+    /// Deferred until the retry deadline passed (final; a soft bounce, status Rejected with the last reply).
+    Expired {
+        /// "gave up after N attempts; last reply: …".
+        reply: String,
+    },
     /// Try again later.
     Deferred {
         /// The MX's reply or the connection error.
@@ -173,7 +178,7 @@ impl AttemptResult {
     pub fn deliver_status(&self) -> DeliverStatus {
         match self {
             AttemptResult::Delivered { .. } => DeliverStatus::Delivered,
-            AttemptResult::Rejected { .. } => DeliverStatus::Rejected,
+            AttemptResult::Rejected { .. } | AttemptResult::Expired { .. } => DeliverStatus::Rejected,
             AttemptResult::Dropped { .. } => DeliverStatus::Dropped,
             AttemptResult::Deferred { .. } => DeliverStatus::Deferred,
         }
@@ -184,8 +189,24 @@ impl AttemptResult {
         match self {
             AttemptResult::Delivered { reply }
             | AttemptResult::Rejected { reply }
+            | AttemptResult::Expired { reply }
             | AttemptResult::Deferred { reply, .. } => reply,
             AttemptResult::Dropped { reason } => reason,
+        }
+    }
+}
+
+impl AttemptResult {
+    /// The event this result appends to the event log (recorded in the same transaction as the outcome):
+    /// delivered, bounce (hard for a 5xx refusal, soft for an expired retry deadline), dropped or deferred.
+    pub fn event(&self) -> (mailpush_model::EventKind, Option<crate::BounceType>) {
+        use mailpush_model::EventKind;
+        match self {
+            AttemptResult::Delivered { .. } => (EventKind::Delivered, None),
+            AttemptResult::Rejected { .. } => (EventKind::Bounce, Some(crate::BounceType::Hard)),
+            AttemptResult::Expired { .. } => (EventKind::Bounce, Some(crate::BounceType::Soft)),
+            AttemptResult::Dropped { .. } => (EventKind::Dropped, None),
+            AttemptResult::Deferred { .. } => (EventKind::Deferred, None),
         }
     }
 }

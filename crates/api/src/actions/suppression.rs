@@ -1,0 +1,178 @@
+//! Suppression actions: ListBlackEmailAddress, DeleteBlackList (the global bounce blacklist, the caller's rows)
+//! and CreateCustomBlacklist, ListCustomBlacklist, UpdateCustomBlackList, DeleteCustomBlackList (the account's own
+//! list). Field names and types from the SDK's `models.py`.
+
+use super::{core_error, parse};
+use mailpush_core::{AccountContext, Mailpush};
+use mailpush_model::ApiError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Routes the suppression actions; `None` when `action` is not one of them.
+pub(crate) async fn dispatch(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    action: &str,
+    params: Value,
+) -> Option<Result<Value, ApiError>> {
+    Some(match action {
+        "ListBlackEmailAddress" => list_black(core, ctx, params).await,
+        "DeleteBlackList" => delete_black(core, ctx, params).await,
+        "CreateCustomBlacklist" => create_custom(core, ctx, params).await,
+        "ListCustomBlacklist" => list_custom(core, ctx, params).await,
+        "UpdateCustomBlackList" => update_custom(core, ctx, params).await,
+        "DeleteCustomBlackList" => delete_custom(core, ctx, params).await,
+        _ => return None,
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC), as Tencent shows times.
+pub(crate) fn datetime(ms: i64) -> String {
+    let secs = ms.rem_euclid(mailpush_model::clock::DAY_MS) / 1000;
+    format!(
+        "{} {:02}:{:02}:{:02}",
+        mailpush_model::clock::date_of(ms),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ListBlackParams {
+    start_date: String,
+    end_date: String,
+    limit: i64,
+    offset: i64,
+    email_address: Option<String>,
+    /// Deprecated in the SDK; accepted and ignored.
+    #[serde(rename = "TaskID")]
+    #[allow(dead_code)]
+    task_id: Option<String>,
+}
+
+async fn list_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ListBlackParams = parse(params)?;
+    let (rows, total) = core
+        .list_black_email_address(
+            ctx,
+            &p.start_date,
+            &p.end_date,
+            p.email_address.as_deref(),
+            p.offset,
+            p.limit,
+        )
+        .await
+        .map_err(core_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"BounceTime": datetime(r.created_ms), "EmailAddress": r.address, "IspDesc": r.reason}))
+        .collect();
+    Ok(json!({"BlackList": list, "TotalCount": total}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DeleteBlackParams {
+    email_address_list: Vec<String>,
+}
+
+async fn delete_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: DeleteBlackParams = parse(params)?;
+    core.delete_black_list(ctx, &p.email_address_list)
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateCustomParams {
+    emails: Vec<String>,
+    expire_date: Option<String>,
+}
+
+async fn create_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: CreateCustomParams = parse(params)?;
+    let c = core
+        .create_custom_blacklist(ctx, &p.emails, p.expire_date.as_deref())
+        .await
+        .map_err(core_error)?;
+    Ok(json!({
+        "TotalCount": c.total,
+        "ValidCount": c.valid,
+        "TooLongCount": c.too_long,
+        "RepeatCount": c.repeat,
+        "InvalidCount": c.invalid,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ListCustomParams {
+    offset: i64,
+    limit: i64,
+    status: Option<i64>,
+    email: Option<String>,
+}
+
+async fn list_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ListCustomParams = parse(params)?;
+    let now = core.now_ms();
+    let (rows, total) = core
+        .list_custom_blacklist(ctx, p.status, p.email.as_deref(), p.offset, p.limit)
+        .await
+        .map_err(core_error)?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "Id": r.id,
+                "Email": r.address,
+                "CreateTime": datetime(r.created_ms),
+                // The last day the entry is in force ("" = forever).
+                "ExpireDate": r.expire_ms.map(|e| mailpush_model::clock::date_of(e - 1)).unwrap_or_default(),
+                "Status": i64::from(r.expire_ms.is_none_or(|e| e > now)),
+            })
+        })
+        .collect();
+    Ok(json!({"TotalCount": total, "Data": data}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct UpdateCustomParams {
+    id: i64,
+    email: String,
+    expire_date: Option<String>,
+}
+
+async fn update_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: UpdateCustomParams = parse(params)?;
+    core.update_custom_blacklist(ctx, p.id, &p.email, p.expire_date.as_deref())
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DeleteCustomParams {
+    emails: Vec<String>,
+}
+
+async fn delete_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: DeleteCustomParams = parse(params)?;
+    core.delete_custom_blacklist(ctx, &p.emails).await.map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn datetime_format() {
+        assert_eq!(super::datetime(0), "1970-01-01 00:00:00");
+        assert_eq!(super::datetime(1_764_115_200_000 + 3_723_000), "2025-11-26 01:02:03");
+    }
+}

@@ -1,0 +1,301 @@
+//! Suppression and auto-suspend: the admission check against the global bounce blacklist and the account's custom
+//! blacklist, the blacklist actions, and the account's automatic suspension when too many of its recipients are
+//! blacklisted.
+//!
+//! Admission makes ONE indexed lookup per request (all recipients at once). When every recipient is blocked the
+//! request fails with `FailedOperation.EmailAddrInBlacklist`; otherwise the blocked ones are recorded with
+//! SendStatus 1007 (final, never queued, with a `dropped` event).
+
+use std::collections::HashSet;
+
+use mailpush_model::clock::DAY_MS;
+use mailpush_model::{EmailAddress, ErrorCode, SendStatus};
+use mailpush_store::{
+    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, NewRecipient,
+    normalize_blacklist_address,
+};
+
+use crate::{AccountContext, CoreError, Mailpush};
+
+/// Most addresses one blacklist request may carry.
+pub const MAX_BLACKLIST_ADDRESSES: usize = 100;
+/// Longest address accepted into a custom blacklist (`TooLongCount` beyond it).
+pub const MAX_ADDRESS_LEN: usize = 254;
+
+/// `CreateCustomBlacklist`'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CustomBlacklistCreated {
+    /// Addresses in the request.
+    pub total: u64,
+    /// Newly listed.
+    pub valid: u64,
+    /// Longer than [`MAX_ADDRESS_LEN`].
+    pub too_long: u64,
+    /// Already listed, or repeated in the request.
+    pub repeat: u64,
+    /// Not an email address.
+    pub invalid: u64,
+}
+
+fn bad_date(field: &str, raw: &str) -> CoreError {
+    CoreError::refused(
+        ErrorCode::InvalidParameterValueWrongDate,
+        format!("{field} {raw:?} must be a date like 2026-11-26"),
+    )
+}
+
+/// `ExpireDate` (`YYYY-MM-DD`, empty = never) → the end of that UTC day, Unix ms.
+fn expire_ms(raw: Option<&str>) -> Result<Option<i64>, CoreError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(d) => mailpush_model::clock::day_range(d)
+            .map(|(_, end)| Some(end))
+            .ok_or_else(|| bad_date("ExpireDate", d)),
+    }
+}
+
+fn parse_addresses(field: &str, raw: &[String]) -> Result<Vec<String>, CoreError> {
+    if raw.is_empty() || raw.len() > MAX_BLACKLIST_ADDRESSES {
+        return Err(CoreError::refused(
+            ErrorCode::InvalidParameterValue,
+            format!("{field} must hold 1 to {MAX_BLACKLIST_ADDRESSES} addresses"),
+        ));
+    }
+    raw.iter()
+        .map(|a| {
+            EmailAddress::parse(a.trim())
+                .map(|e| normalize_blacklist_address(e.as_str()))
+                .map_err(|e| {
+                    CoreError::refused(
+                        ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                        format!("{field}: {a:?}: {e}"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
+    if !(1..=100).contains(&limit) {
+        return Err(CoreError::refused(
+            ErrorCode::FailedOperationInvalidLimit,
+            "Limit must be between 1 and 100",
+        ));
+    }
+    if offset < 0 {
+        return Err(CoreError::refused(
+            ErrorCode::InvalidParameterValue,
+            "Offset must not be negative",
+        ));
+    }
+    Ok(())
+}
+
+impl Mailpush {
+    /// The admission check, called once per request by `send_email` and `submit_raw`: marks blocked recipients
+    /// with SendStatus 1007, or refuses the request when all of them are blocked. Then checks auto-suspend.
+    pub(crate) async fn apply_suppression(
+        &self,
+        account: &AccountContext,
+        recipients: &mut [NewRecipient],
+    ) -> Result<(), CoreError> {
+        let now = self.now_ms();
+        let keys: Vec<String> = recipients.iter().map(|r| normalize_blacklist_address(&r.address)).collect();
+        let since = now.saturating_sub((self.inner.settings.blacklist_days as i64).saturating_mul(DAY_MS));
+        let hits: HashSet<String> = self
+            .inner
+            .store
+            .blacklisted(account.id, &keys, since, now)
+            .await?
+            .into_iter()
+            .collect();
+        if hits.is_empty() {
+            return Ok(());
+        }
+        if keys.iter().all(|k| hits.contains(k)) {
+            return Err(CoreError::refused(
+                ErrorCode::FailedOperationEmailAddrInBlacklist,
+                "every recipient is on a blacklist",
+            ));
+        }
+        for (r, k) in recipients.iter_mut().zip(&keys) {
+            if hits.contains(k) {
+                r.send_status = SendStatus::BLACKLISTED.0;
+                r.deliver_message = Some("the recipient is on a blacklist".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Auto-suspend, checked after a request that had blacklisted recipients was stored: when the account's
+    /// blacklist hits reach `suspend_blacklist_percent` of its recipients within `reputation_window_secs`
+    /// (and there were at least `reputation_min_sends`), the account is suspended until an operator resumes it.
+    pub(crate) async fn check_auto_suspend(&self, account: &AccountContext) -> Result<(), CoreError> {
+        let s = &self.inner.settings;
+        let since = self.now_ms().saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
+        let (hits, sends) = self.inner.store.blacklist_hits(account.id, since).await?;
+        if sends < s.reputation_min_sends as i64 || sends == 0 {
+            return Ok(());
+        }
+        let percent = hits as f64 * 100.0 / sends as f64;
+        if percent >= s.suspend_blacklist_percent {
+            self.inner.store.set_account_suspended(account.id, true).await?;
+            self.inner.credentials.clear();
+            tracing::warn!(
+                account = %account.name, hits, sends, percent,
+                "account suspended: too many blacklisted recipients (resume with `mailpush account resume`)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Suspends or resumes an account by name (operator CLI).
+    pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
+        let Some(acc) = self.inner.store.account_by_name(name).await? else {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValue,
+                format!("there is no account named {name}"),
+            ));
+        };
+        self.inner.store.set_account_suspended(acc.id, suspended).await?;
+        self.inner.credentials.clear();
+        Ok(())
+    }
+
+    /// `ListBlackEmailAddress`: the global bounce blacklist rows the account's mail caused, blacklisted between
+    /// `StartDate` and `EndDate` (UTC days, inclusive), newest first; and their total.
+    pub async fn list_black_email_address(
+        &self,
+        account: &AccountContext,
+        start_date: &str,
+        end_date: &str,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
+        check_page(offset, limit)?;
+        let (from_ms, _) = mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
+        let (_, to_ms) = mailpush_model::clock::day_range(end_date).ok_or_else(|| bad_date("EndDate", end_date))?;
+        let address = email.map(str::trim).filter(|e| !e.is_empty()).map(normalize_blacklist_address);
+        Ok(self
+            .inner
+            .store
+            .list_bounce_blacklist(&BounceBlacklistQuery {
+                account_id: account.id,
+                from_ms,
+                to_ms,
+                address,
+                offset,
+                limit,
+            })
+            .await?)
+    }
+
+    /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
+    pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+        let addresses = parse_addresses("EmailAddressList", emails)?;
+        Ok(self.inner.store.delete_bounce_blacklist(account.id, &addresses).await?)
+    }
+
+    /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
+    pub async fn create_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        emails: &[String],
+        expire_date: Option<&str>,
+    ) -> Result<CustomBlacklistCreated, CoreError> {
+        if emails.is_empty() || emails.len() > MAX_BLACKLIST_ADDRESSES {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValue,
+                format!("Emails must hold 1 to {MAX_BLACKLIST_ADDRESSES} addresses"),
+            ));
+        }
+        let expire = expire_ms(expire_date)?;
+        let mut out = CustomBlacklistCreated {
+            total: emails.len() as u64,
+            ..Default::default()
+        };
+        let mut seen = HashSet::new();
+        let mut good = Vec::new();
+        for raw in emails {
+            let raw = raw.trim();
+            if raw.len() > MAX_ADDRESS_LEN {
+                out.too_long += 1;
+            } else if let Ok(a) = EmailAddress::parse(raw) {
+                let key = normalize_blacklist_address(a.as_str());
+                if seen.insert(key.clone()) {
+                    good.push(key);
+                } else {
+                    out.repeat += 1;
+                }
+            } else {
+                out.invalid += 1;
+            }
+        }
+        let inserted = if good.is_empty() {
+            0
+        } else {
+            self.inner
+                .store
+                .create_custom_blacklist(account.id, &good, self.now_ms(), expire)
+                .await?
+        };
+        out.valid = inserted;
+        out.repeat += good.len() as u64 - inserted;
+        Ok(out)
+    }
+
+    /// `ListCustomBlacklist`: `Status` 0 expired, 1 in force, 2 (or absent) all.
+    pub async fn list_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        status: Option<i64>,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<CustomBlacklistEntry>, i64), CoreError> {
+        check_page(offset, limit)?;
+        let filter = match status {
+            Some(0) => CustomStatusFilter::Expired,
+            Some(1) => CustomStatusFilter::Active,
+            None | Some(2) => CustomStatusFilter::All,
+            Some(other) => {
+                return Err(CoreError::refused(
+                    ErrorCode::InvalidParameterValue,
+                    format!("Status {other} must be 0 (expired), 1 (in force) or 2 (all)"),
+                ));
+            }
+        };
+        let email = email.map(str::trim).filter(|e| !e.is_empty()).map(normalize_blacklist_address);
+        Ok(self
+            .inner
+            .store
+            .list_custom_blacklist(account.id, filter, email.as_deref(), self.now_ms(), offset, limit)
+            .await?)
+    }
+
+    /// `UpdateCustomBlackList`: changes the address and expiry of one row (an empty `ExpireDate` = forever).
+    pub async fn update_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        id: i64,
+        email: &str,
+        expire_date: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
+        let expire = expire_ms(expire_date)?;
+        match self.inner.store.update_custom_blacklist(account.id, id, &address, expire).await {
+            Err(mailpush_store::StoreError::NotFound) => Err(CoreError::refused(
+                ErrorCode::InvalidParameterValue,
+                format!("the custom blacklist has no entry {id}"),
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
+    pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+        let addresses = parse_addresses("Emails", emails)?;
+        Ok(self.inner.store.delete_custom_blacklist(account.id, &addresses).await?)
+    }
+}

@@ -1,0 +1,429 @@
+//! Suppression (migration 0007): the global bounce blacklist, fed by hard bounces in the same transaction as
+//! the outcome, and each account's custom blacklist. Admission asks [`Store::blacklisted`] once per request.
+//!
+//! The global list keeps one row per (address, account whose mail bounced): admission matches the address across
+//! all accounts, while `ListBlackEmailAddress` / `DeleteBlackList` only see the caller's own rows (an account
+//! never learns another account's recipients, nor lifts a block another account's bounce caused).
+
+use crate::{AccountId, Db, Store, StoreError};
+
+/// Inserts or refreshes a global blacklist row: `$1` address (normalized), `$2` account, `$3` time, `$4` reason.
+pub(crate) const UPSERT_BOUNCE_BLACKLIST: &str = "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
+     reason = excluded.reason";
+
+/// The form addresses take in the blacklists: ASCII-lowercased (mailbox providers treat local parts
+/// case-insensitively in practice; over-matching a case variant is the safe side for suppression).
+pub fn normalize(address: &str) -> String {
+    address.trim().to_ascii_lowercase()
+}
+
+/// One row of the global bounce blacklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceBlacklistEntry {
+    /// The address (normalized).
+    pub address: String,
+    /// When it (last) hard-bounced, Unix ms.
+    pub created_ms: i64,
+    /// The remote reply or DSN diagnostic.
+    pub reason: String,
+}
+
+/// A `ListBlackEmailAddress` query (the caller's rows only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceBlacklistQuery {
+    /// The account.
+    pub account_id: AccountId,
+    /// Blacklisted at or after this time, Unix ms.
+    pub from_ms: i64,
+    /// Blacklisted before this time, Unix ms.
+    pub to_ms: i64,
+    /// Only this address.
+    pub address: Option<String>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Most rows.
+    pub limit: i64,
+}
+
+/// One row of an account's custom blacklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomBlacklistEntry {
+    /// Row id (`Id` in the API).
+    pub id: i64,
+    /// The address (normalized).
+    pub address: String,
+    /// Created, Unix ms.
+    pub created_ms: i64,
+    /// Blocks until this time, Unix ms; `None` = forever.
+    pub expire_ms: Option<i64>,
+}
+
+/// Which custom blacklist rows to list, as `ListCustomBlacklist`'s `Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomStatusFilter {
+    /// 0: expired.
+    Expired,
+    /// 1: in force.
+    Active,
+    /// 2: all.
+    All,
+}
+
+macro_rules! suppression_ops {
+    (db = $DB:ty $(,)?) => {
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::suppression::{
+            BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
+        };
+        use crate::{AccountId, StoreError};
+
+        type Pool = sqlx::Pool<$DB>;
+
+        pub(crate) async fn blacklisted(
+            pool: &Pool,
+            account: AccountId,
+            addresses: &[String],
+            bounce_since_ms: i64,
+            now_ms: i64,
+        ) -> Result<Vec<String>, StoreError> {
+            // One statement, both lists, each an index range lookup per address.
+            let mut qb: QueryBuilder<$DB> =
+                QueryBuilder::new("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
+            qb.push_bind(bounce_since_ms).push(" AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in addresses {
+                list.push_bind(a.clone());
+            }
+            qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
+            qb.push_bind(account)
+                .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                .push_bind(now_ms)
+                .push(") AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in addresses {
+                list.push_bind(a.clone());
+            }
+            qb.push(")");
+            let rows = qb.build().fetch_all(pool).await?;
+            rows.iter().map(|r| Ok(r.try_get::<String, _>("address")?)).collect()
+        }
+
+        pub(crate) async fn list_bounce_blacklist(
+            pool: &Pool,
+            q: &BounceBlacklistQuery,
+        ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
+            let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
+                          AND ($4 = '' OR address = $4)";
+            let address = q.address.clone().unwrap_or_default();
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                .bind(q.account_id)
+                .bind(q.from_ms)
+                .bind(q.to_ms)
+                .bind(&address)
+                .fetch_one(pool)
+                .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
+            )))
+            .bind(q.account_id)
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(&address)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(pool)
+            .await?;
+            let entries = rows
+                .iter()
+                .map(|r| {
+                    Ok(BounceBlacklistEntry {
+                        address: r.try_get("address")?,
+                        created_ms: r.try_get("created_ms")?,
+                        reason: r.try_get("reason")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((entries, total))
+        }
+
+        pub(crate) async fn delete_bounce_blacklist(
+            pool: &Pool,
+            account: AccountId,
+            addresses: &[String],
+        ) -> Result<u64, StoreError> {
+            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("DELETE FROM bounce_blacklist WHERE account_id = ");
+            qb.push_bind(account).push(" AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in addresses {
+                list.push_bind(a.clone());
+            }
+            qb.push(")");
+            Ok(qb.build().execute(pool).await?.rows_affected())
+        }
+
+        pub(crate) async fn create_custom_blacklist(
+            pool: &Pool,
+            account: AccountId,
+            addresses: &[String],
+            now_ms: i64,
+            expire_ms: Option<i64>,
+        ) -> Result<u64, StoreError> {
+            let mut inserted = 0;
+            let mut tx = pool.begin().await?;
+            for a in addresses {
+                inserted += sqlx::query(
+                    "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, address) DO NOTHING",
+                )
+                .bind(account)
+                .bind(a)
+                .bind(now_ms)
+                .bind(expire_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        }
+
+        pub(crate) async fn list_custom_blacklist(
+            pool: &Pool,
+            account: AccountId,
+            status: CustomStatusFilter,
+            address: Option<&str>,
+            now_ms: i64,
+            offset: i64,
+            limit: i64,
+        ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
+            let state = match status {
+                CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
+                CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
+                CustomStatusFilter::All => "$2 = $2",
+            };
+            let filter = format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
+            let address = address.unwrap_or("").to_string();
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                .bind(account)
+                .bind(now_ms)
+                .bind(&address)
+                .fetch_one(pool)
+                .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
+            )))
+            .bind(account)
+            .bind(now_ms)
+            .bind(&address)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let entries = rows
+                .iter()
+                .map(|r| {
+                    Ok(CustomBlacklistEntry {
+                        id: r.try_get("id")?,
+                        address: r.try_get("address")?,
+                        created_ms: r.try_get("created_ms")?,
+                        expire_ms: r.try_get("expire_ms")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((entries, total))
+        }
+
+        pub(crate) async fn update_custom_blacklist(
+            pool: &Pool,
+            account: AccountId,
+            id: i64,
+            address: &str,
+            expire_ms: Option<i64>,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4",
+            )
+            .bind(address)
+            .bind(expire_ms)
+            .bind(id)
+            .bind(account)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn delete_custom_blacklist(
+            pool: &Pool,
+            account: AccountId,
+            addresses: &[String],
+        ) -> Result<u64, StoreError> {
+            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("DELETE FROM custom_blacklist WHERE account_id = ");
+            qb.push_bind(account).push(" AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in addresses {
+                list.push_bind(a.clone());
+            }
+            qb.push(")");
+            Ok(qb.build().execute(pool).await?.rows_affected())
+        }
+
+        pub(crate) async fn blacklist_hits(pool: &Pool, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
+                 FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
+            )
+            .bind(account)
+            .bind(since_ms)
+            .fetch_one(pool)
+            .await?;
+            Ok((row.try_get::<i64, _>("hits")?, row.try_get::<i64, _>("sends")?))
+        }
+    };
+}
+
+mod sqlite_ops {
+    suppression_ops! { db = sqlx::Sqlite }
+}
+
+mod pg_ops {
+    suppression_ops! { db = sqlx::Postgres }
+}
+
+/// Runs `$f` on the writer or reader pool of either backend.
+macro_rules! on_db {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Which of `addresses` (normalized with [`normalize`]) are blocked for `account`: on the global bounce
+    /// blacklist since `bounce_since_ms`, or on the account's custom blacklist and not expired at `now_ms`.
+    /// One statement for the whole request.
+    pub async fn blacklisted(
+        &self,
+        account: AccountId,
+        addresses: &[String],
+        bounce_since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_db!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
+    }
+
+    /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.
+    pub async fn add_bounce_blacklist(
+        &self,
+        account: AccountId,
+        address: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let address = normalize(address);
+        match &self.inner.db {
+            Db::Sqlite { writer, .. } => {
+                sqlx::query(UPSERT_BOUNCE_BLACKLIST)
+                    .bind(address)
+                    .bind(account)
+                    .bind(at_ms)
+                    .bind(reason)
+                    .execute(writer)
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(UPSERT_BOUNCE_BLACKLIST)
+                    .bind(address)
+                    .bind(account)
+                    .bind(at_ms)
+                    .bind(reason)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `ListBlackEmailAddress`: the account's global blacklist rows in a time range, newest first, and their total.
+    pub async fn list_bounce_blacklist(
+        &self,
+        q: &BounceBlacklistQuery,
+    ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
+        on_db!(self, reader, list_bounce_blacklist(q))
+    }
+
+    /// `DeleteBlackList`: removes the account's global blacklist rows for these (normalized) addresses.
+    pub async fn delete_bounce_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
+        if addresses.is_empty() {
+            return Ok(0);
+        }
+        on_db!(self, writer, delete_bounce_blacklist(account, addresses))
+    }
+
+    /// `CreateCustomBlacklist`: adds addresses (normalized) to the account's list; returns how many were new
+    /// (an address already listed is left as it is).
+    pub async fn create_custom_blacklist(
+        &self,
+        account: AccountId,
+        addresses: &[String],
+        now_ms: i64,
+        expire_ms: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        on_db!(self, writer, create_custom_blacklist(account, addresses, now_ms, expire_ms))
+    }
+
+    /// `ListCustomBlacklist`: the account's rows by id, and their total.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_custom_blacklist(
+        &self,
+        account: AccountId,
+        status: CustomStatusFilter,
+        address: Option<&str>,
+        now_ms: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
+        on_db!(self, reader, list_custom_blacklist(account, status, address, now_ms, offset, limit))
+    }
+
+    /// `UpdateCustomBlackList`: changes one of the account's rows; [`StoreError::NotFound`] if it has no such id,
+    /// [`StoreError::Conflict`] if the new address is already listed.
+    pub async fn update_custom_blacklist(
+        &self,
+        account: AccountId,
+        id: i64,
+        address: &str,
+        expire_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, writer, update_custom_blacklist(account, id, address, expire_ms))
+    }
+
+    /// `DeleteCustomBlackList`: removes these (normalized) addresses from the account's list.
+    pub async fn delete_custom_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
+        if addresses.is_empty() {
+            return Ok(0);
+        }
+        on_db!(self, writer, delete_custom_blacklist(account, addresses))
+    }
+
+    /// For auto-suspend: `(blacklist hits, recipients)` of the account's requests since `since_ms`, where a hit
+    /// is a recipient refused at admission with SendStatus 1007.
+    pub async fn blacklist_hits(&self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
+        on_db!(self, reader, blacklist_hits(account, since_ms))
+    }
+}

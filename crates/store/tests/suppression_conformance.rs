@@ -1,0 +1,257 @@
+//! Conformance cases for suppression (migration 0007) and for the events the queue writes with its outcomes,
+//! on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
+
+use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_store::{
+    Account, AttemptResult, BounceBlacklistQuery, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
+    NewAccount, NewMessage, NewRecipient, Store, StoreError,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(
+    outcomes_write_events_and_hard_bounces_blacklist,
+    dropped_recipients_get_an_event_at_enqueue,
+    custom_blacklist_crud_and_lookup,
+    bounce_blacklist_list_and_delete_are_scoped,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn rcpt(address: &str, send_status: i32) -> NewRecipient {
+    NewRecipient {
+        address: address.into(),
+        domain: address.split('@').nth(1).unwrap_or("x").into(),
+        kind: RecipientKind::To,
+        send_status,
+        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
+    }
+}
+
+fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        account_id: account.id,
+        envelope_from: "b@shop.example".into(),
+        from_address: "a@shop.example".into(),
+        subject: "s".into(),
+        lane: 0,
+        request_ms: T0,
+        not_before_ms: T0,
+        expires_ms: T0 + 1_000_000,
+        body: b"hi".to_vec(),
+        recipients,
+    }
+}
+
+async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let m = message(
+        &a,
+        vec![
+            rcpt("ok@y.example", 0),
+            rcpt("Gone@y.example", 0),
+            rcpt("late@y.example", 0),
+            rcpt("slow@y.example", 0),
+        ],
+    );
+    store.enqueue(m.clone()).await.expect("enqueue");
+    let claimed = store
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 10,
+            lease_ms: 60_000,
+            now_ms: T0,
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let result = |r: &str| match r {
+        "ok@y.example" => AttemptResult::Delivered { reply: "250 ok".into() },
+        "Gone@y.example" => AttemptResult::Rejected {
+            reply: "550 5.1.1 no such user".into(),
+        },
+        "late@y.example" => AttemptResult::Expired {
+            reply: "gave up after 3 attempts; last reply: 451 later".into(),
+        },
+        _ => AttemptResult::Deferred {
+            reply: "451 later".into(),
+            retry_at_ms: T0 + 60_000,
+        },
+    };
+    let outcomes: Vec<DeliveryOutcome> = claimed
+        .iter()
+        .map(|c| DeliveryOutcome {
+            delivery_id: c.delivery_id,
+            lease: c.lease,
+            at_ms: T0 + 5,
+            result: result(&c.recipient),
+            remote: None,
+        })
+        .collect();
+    // The same batch twice: the second is fenced off and must write no events.
+    assert!(store.record_outcomes(outcomes.clone()).await.expect("record").iter().all(|a| *a));
+    assert!(store.record_outcomes(outcomes).await.expect("again").iter().all(|a| !*a));
+
+    let events = store.message_events(a.id, &m.id).await.expect("events");
+    let mut got: Vec<(String, EventKind, Option<BounceType>)> =
+        events.iter().map(|e| (e.event.recipient.clone(), e.event.kind, e.event.bounce_type)).collect();
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        got,
+        vec![
+            ("Gone@y.example".to_string(), EventKind::Bounce, Some(BounceType::Hard)),
+            ("late@y.example".to_string(), EventKind::Bounce, Some(BounceType::Soft)),
+            ("ok@y.example".to_string(), EventKind::Delivered, None),
+            ("slow@y.example".to_string(), EventKind::Deferred, None),
+        ]
+    );
+    let bounce = events.iter().find(|e| e.event.recipient == "Gone@y.example").expect("bounce");
+    assert_eq!(bounce.event.reason, "550 5.1.1 no such user");
+
+    // Only the hard bounce is blacklisted, normalized, and for every account.
+    let b = account(store, "b").await;
+    let wanted = vec!["gone@y.example".to_string(), "late@y.example".to_string(), "ok@y.example".to_string()];
+    assert_eq!(store.blacklisted(b.id, &wanted, T0, T0 + 10).await.expect("lookup"), vec!["gone@y.example"]);
+    // Older than the period: no longer blocked.
+    assert!(store.blacklisted(b.id, &wanted, T0 + 6, T0 + 10).await.expect("lookup").is_empty());
+}
+
+async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let m = message(&a, vec![rcpt("ok@y.example", 0), rcpt("black@y.example", 1007)]);
+    store.enqueue(m.clone()).await.expect("enqueue");
+    let events = store.message_events(a.id, &m.id).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.kind, EventKind::Dropped);
+    assert_eq!(events[0].event.recipient, "black@y.example");
+    assert_eq!(events[0].event.at_ms, T0);
+    assert_eq!(events[0].event.reason, "the recipient is on a blacklist");
+    let (hits, sends) = store.blacklist_hits(a.id, T0).await.expect("hits");
+    assert_eq!((hits, sends), (1, 2));
+    assert_eq!(store.blacklist_hits(a.id, T0 + 1).await.expect("hits"), (0, 0));
+}
+
+async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let list = vec!["x@y.example".to_string(), "z@y.example".to_string()];
+    assert_eq!(store.create_custom_blacklist(a.id, &list, T0, None).await.expect("create"), 2);
+    assert_eq!(store.create_custom_blacklist(a.id, &list[..1], T0, None).await.expect("again"), 0);
+    assert_eq!(
+        store
+            .create_custom_blacklist(a.id, &["old@y.example".to_string()], T0, Some(T0 + 100))
+            .await
+            .expect("expiring"),
+        1
+    );
+    let probe = vec!["x@y.example".to_string(), "old@y.example".to_string(), "free@y.example".to_string()];
+    let mut hits = store.blacklisted(a.id, &probe, T0, T0 + 50).await.expect("lookup");
+    hits.sort();
+    assert_eq!(hits, vec!["old@y.example", "x@y.example"]);
+    // Expired entries no longer block; other accounts are not affected.
+    assert_eq!(store.blacklisted(a.id, &probe, T0, T0 + 100).await.expect("lookup"), vec!["x@y.example"]);
+    assert!(store.blacklisted(b.id, &probe, T0, T0 + 50).await.expect("lookup").is_empty());
+
+    let (all, total) = store
+        .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0 + 200, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!((all.len(), total), (3, 3));
+    let (expired, total) = store
+        .list_custom_blacklist(a.id, CustomStatusFilter::Expired, None, T0 + 200, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(total, 1);
+    assert_eq!(expired[0].address, "old@y.example");
+    let (active, total) = store
+        .list_custom_blacklist(a.id, CustomStatusFilter::Active, Some("z@y.example"), T0 + 200, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!((active.len(), total), (1, 1));
+    let (page, total) = store
+        .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 1, 1)
+        .await
+        .expect("page");
+    assert_eq!((page.len(), total), (1, 3));
+
+    let id = expired[0].id;
+    store
+        .update_custom_blacklist(a.id, id, "new@y.example", None)
+        .await
+        .expect("update");
+    assert!(matches!(
+        store.update_custom_blacklist(b.id, id, "other@y.example", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.update_custom_blacklist(a.id, id, "x@y.example", None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.blacklisted(a.id, &["new@y.example".to_string()], T0, T0 + 10_000).await.expect("lookup"),
+        vec!["new@y.example"]
+    );
+    assert_eq!(store.delete_custom_blacklist(b.id, &list).await.expect("foreign delete"), 0);
+    assert_eq!(store.delete_custom_blacklist(a.id, &list).await.expect("delete"), 2);
+    assert_eq!(
+        store.list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 0, 10).await.expect("list").1,
+        1
+    );
+}
+
+async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    store.add_bounce_blacklist(a.id, "One@y.example", T0, "550 a").await.expect("add");
+    store.add_bounce_blacklist(a.id, "two@y.example", T0 + 10, "550 b").await.expect("add");
+    store.add_bounce_blacklist(b.id, "one@y.example", T0 + 20, "550 c").await.expect("add");
+    // Refreshing an entry moves its time.
+    store.add_bounce_blacklist(a.id, "two@y.example", T0 + 30, "550 d").await.expect("refresh");
+    let q = |account, address: Option<&str>| BounceBlacklistQuery {
+        account_id: account,
+        from_ms: T0,
+        to_ms: T0 + 1000,
+        address: address.map(str::to_string),
+        offset: 0,
+        limit: 10,
+    };
+    let (rows, total) = store.list_bounce_blacklist(&q(a.id, None)).await.expect("list");
+    assert_eq!(total, 2);
+    assert_eq!(rows[0].address, "two@y.example");
+    assert_eq!(rows[0].created_ms, T0 + 30);
+    assert_eq!(rows[0].reason, "550 d");
+    assert_eq!(rows[1].address, "one@y.example");
+    assert_eq!(store.list_bounce_blacklist(&q(a.id, Some("one@y.example"))).await.expect("one").1, 1);
+    // a lifts its own entry; b's entry for the same address still blocks everyone.
+    assert_eq!(
+        store.delete_bounce_blacklist(a.id, &["one@y.example".to_string()]).await.expect("delete"),
+        1
+    );
+    assert_eq!(store.list_bounce_blacklist(&q(a.id, None)).await.expect("list").1, 1);
+    assert_eq!(
+        store.blacklisted(a.id, &["one@y.example".to_string()], T0, T0).await.expect("lookup"),
+        vec!["one@y.example"]
+    );
+    store.delete_bounce_blacklist(b.id, &["one@y.example".to_string()]).await.expect("delete");
+    assert!(store.blacklisted(a.id, &["one@y.example".to_string()], T0, T0).await.expect("lookup").is_empty());
+}
