@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod batch;
 mod identity;
 mod templates;
 
@@ -26,6 +27,17 @@ pub(crate) async fn dispatch(
         "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,
         "ListEmailTemplates" => templates::list(core, ctx, parse(params)?).await,
         "DeleteEmailTemplate" => templates::delete(core, ctx, parse(params)?).await,
+        "CreateReceiver"
+        | "CreateReceiverDetail"
+        | "CreateReceiverDetailWithData"
+        | "ListReceivers"
+        | "ListReceiverDetails"
+        | "DeleteReceiver"
+        | "BatchSendEmail"
+        | "ListSendTasks" => match batch::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
+        },
         _ => match identity::dispatch(core, ctx, action, params).await {
             Some(result) => result,
             None => Err(ApiError::new(
