@@ -28,8 +28,12 @@ async fn main() -> anyhow::Result<()> {
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
     let recheck = core.start_identity_rechecker();
+    let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
+        .await
+        .context("starting the batch runner")?;
     println!("mailpush-worker: delivering");
     settings::shutdown_signal().await;
+    batch.shutdown().await;
     recheck.shutdown().await;
     worker.shutdown().await;
     Ok(())

@@ -38,6 +38,27 @@ enum Command {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// Recipient lists for batch sending.
+    Receivers {
+        #[command(subcommand)]
+        command: ReceiversCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiversCommand {
+    /// Import a CSV file into a recipient list (created if missing), streaming, in chunks. One recipient per
+    /// line: `email` or `email,TemplateData` where TemplateData is a JSON object, optionally CSV-quoted
+    /// (`"{""name"":""Ann""}"`). A first line starting with `email` is taken as a header and skipped.
+    Import {
+        /// The account owning the list.
+        #[arg(long)]
+        account: String,
+        /// The list name (`ReceiversName`).
+        list: String,
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Account { command } => account(settings, command).await,
         Command::Template { command } => template(settings, command).await,
         Command::Domain { command } => domain(settings, command).await,
+        Command::Receivers { command } => receivers(settings, command).await,
     }
 }
 
@@ -168,6 +190,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         }
     }
     let recheck = core.start_identity_rechecker();
+    let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
+        .await
+        .context("starting the batch runner")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
@@ -179,6 +204,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         smtp.stop();
     }
     tracing::info!("stopping: finishing in-flight deliveries");
+    batch.shutdown().await;
     recheck.shutdown().await;
     worker.shutdown().await;
     Ok(())
@@ -433,6 +459,100 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
             if !sendable {
                 std::process::exit(2);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Splits one CSV line into the address and the optional TemplateData (unquoting a quoted second field).
+fn csv_recipient(line: &str) -> (String, Option<String>) {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let Some((email, rest)) = line.split_once(',') else {
+        return (line.trim().trim_matches('"').to_string(), None);
+    };
+    let rest = rest.trim();
+    let data = match rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => rest.to_string(),
+    };
+    (email.trim().trim_matches('"').to_string(), Some(data).filter(|d| !d.is_empty()))
+}
+
+async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let core = Mailpush::open(settings.clone(), settings.clock())
+        .await
+        .context("opening mailpush")?;
+    let refused = |e: mailpush_core::CoreError| anyhow::anyhow!(e.to_api().message);
+    match command {
+        ReceiversCommand::Import { account, list, file } => {
+            let ctx = core
+                .list_accounts()
+                .await?
+                .into_iter()
+                .find(|a| a.name == account)
+                .ok_or_else(|| anyhow::anyhow!("no account named {account}"))?;
+            let id = match core.receiver_named(&ctx, &list).await? {
+                Some(r) => r.id,
+                None => core.create_receiver(&ctx, &list, None).await.map_err(refused)?,
+            };
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+            );
+            core.set_receiver_status(&ctx, id, 2).await.map_err(refused)?;
+            const CHUNK: usize = 5_000;
+            let mut total = mailpush_core::batch::AddDetailsReport::default();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut first = true;
+            let flush = async |chunk: &mut Vec<mailpush_core::batch::ReceiverDetailInput>,
+                                   total: &mut mailpush_core::batch::AddDetailsReport|
+                   -> anyhow::Result<()> {
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let r = core
+                    .add_receiver_details(&ctx, id, std::mem::take(chunk))
+                    .await
+                    .map_err(refused)?;
+                total.total += r.total;
+                total.valid += r.valid;
+                total.invalid += r.invalid;
+                total.too_long += r.too_long;
+                total.empty += r.empty;
+                total.repeated += r.repeated;
+                eprint!("\rimported {} lines ({} valid)", total.total, total.valid);
+                let _ = std::io::stderr().flush();
+                Ok(())
+            };
+            for line in reader.lines() {
+                let line = line.context("reading the CSV file")?;
+                if std::mem::take(&mut first) && line.trim_start().to_ascii_lowercase().starts_with("email") {
+                    continue;
+                }
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let (email, template_data) = csv_recipient(&line);
+                chunk.push(mailpush_core::batch::ReceiverDetailInput { email, template_data });
+                if chunk.len() == CHUNK {
+                    if let Err(e) = flush(&mut chunk, &mut total).await {
+                        let _ = core.set_receiver_status(&ctx, id, 3).await;
+                        return Err(e);
+                    }
+                }
+            }
+            let result = flush(&mut chunk, &mut total).await;
+            core.set_receiver_status(&ctx, id, 3).await.map_err(refused)?;
+            result?;
+            eprintln!();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "ReceiverId": id, "TotalCount": total.total, "ValidCount": total.valid,
+                    "InvalidCount": total.invalid, "TooLongCount": total.too_long,
+                    "EmptyEmailCount": total.empty, "RepeatCount": total.repeated,
+                })
+            );
         }
     }
     Ok(())

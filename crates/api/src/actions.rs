@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod batch;
 mod identity;
 mod suppression;
 mod templates;
@@ -33,6 +34,17 @@ pub(crate) async fn dispatch(
         | "ListCustomBlacklist"
         | "UpdateCustomBlackList"
         | "DeleteCustomBlackList" => match suppression::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
+        },
+        "CreateReceiver"
+        | "CreateReceiverDetail"
+        | "CreateReceiverDetailWithData"
+        | "ListReceivers"
+        | "ListReceiverDetails"
+        | "DeleteReceiver"
+        | "BatchSendEmail"
+        | "ListSendTasks" => match batch::dispatch(core, ctx, action, params).await {
             Some(result) => result,
             None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
         },

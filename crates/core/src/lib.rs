@@ -3,6 +3,8 @@
 //! is enforced once for every front end.
 
 pub mod accounts;
+pub mod batch;
+pub mod daily_quota;
 pub mod error;
 pub mod identity;
 pub mod secrets;
@@ -45,6 +47,8 @@ struct Inner {
     clock: SharedClock,
     credentials: accounts::CredentialCache,
     wake: Arc<Notify>,
+    /// Wakes the batch runner when a task is created.
+    batch_wake: Arc<Notify>,
     templates: templates::TemplateEngine,
     identity: identity::IdentityState,
 }
@@ -129,6 +133,7 @@ impl Mailpush {
                 clock,
                 credentials: Default::default(),
                 wake: Arc::new(Notify::new()),
+                batch_wake: Arc::new(Notify::new()),
                 templates,
                 identity: Default::default(),
             }),
@@ -203,6 +208,21 @@ impl Mailpush {
 
     /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
     pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
+        let msg = self.prepare_message(account, req).await?;
+        let id = msg.id.clone();
+        let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
+        self.inner.store.enqueue(msg).await?;
+        self.inner.wake.notify_one();
+        if suppressed {
+            self.check_auto_suspend(account).await?;
+        }
+        Ok(id)
+    }
+
+    /// SendEmail's admission path up to (not including) the enqueue: every rule that can refuse or drop a
+    /// recipient, the MIME, and the queue row to store. The batch runner stores what this returns in its own
+    /// transaction (with its task cursor), so batch mail passes exactly the checks `SendEmail` does.
+    pub async fn prepare_message(&self, account: &AccountContext, req: SendRequest) -> Result<NewMessage, CoreError> {
         if account.suspended {
             return Err(CoreError::refused(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -227,7 +247,6 @@ impl Mailpush {
             })
             .collect();
         self.apply_suppression(account, &mut recipients).await?;
-        let suppressed = recipients.iter().any(|r| r.send_status != 0);
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
@@ -241,12 +260,12 @@ impl Mailpush {
             body,
             recipients,
         };
-        self.inner.store.enqueue(msg).await?;
+        Ok(msg)
+    }
+
+    /// Wakes the delivery worker (after messages were stored outside `send_email`).
+    pub fn wake_worker(&self) {
         self.inner.wake.notify_one();
-        if suppressed {
-            self.check_auto_suspend(account).await?;
-        }
-        Ok(mail.id)
     }
 
     /// `GetSendEmailStatus`: one day's per-recipient statuses of the account's mail.

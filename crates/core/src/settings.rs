@@ -103,6 +103,19 @@ pub struct Settings {
     pub max_domains_per_account: u32,
     /// Most sender addresses per domain (Tencent: 10).
     pub max_senders_per_domain: u32,
+    /// Batch sending: recipients one account may send per UTC day (0 = unlimited). The placeholder behind
+    /// `Mailpush::remaining_today` until the reputation quota (issue 5) replaces it.
+    pub batch_daily_quota: u64,
+    /// Most recipient lists per account.
+    pub batch_max_receivers_per_account: u32,
+    /// Most addresses in one recipient list (Tencent: 50,000).
+    pub batch_max_receiver_details: u32,
+    /// Recipients the batch runner admits and enqueues per transaction.
+    pub batch_chunk: u32,
+    /// The batch runner tops an account's queue up only while it holds fewer open deliveries than this.
+    pub batch_queue_window: u32,
+    /// How often the batch runner looks for work when idle, ms.
+    pub batch_poll_ms: u64,
     /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
     pub test_clock_file: Option<PathBuf>,
     /// How long a hard-bounced address stays on the global bounce blacklist, days (Tencent: 180).
@@ -165,6 +178,12 @@ impl Default for Settings {
             identity_recheck_secs: 3600,
             max_domains_per_account: 10,
             max_senders_per_domain: 10,
+            batch_daily_quota: 0,
+            batch_max_receivers_per_account: 100,
+            batch_max_receiver_details: 50_000,
+            batch_chunk: 200,
+            batch_queue_window: 2_000,
+            batch_poll_ms: 500,
             test_clock_file: None,
             blacklist_days: 180,
             reputation_window_secs: 86_400,

@@ -605,7 +605,7 @@ fn not_exist(id: TemplateId) -> CoreError {
     )
 }
 
-fn check_sendable(t: &TemplateSummary) -> Result<(), CoreError> {
+pub(crate) fn check_sendable(t: &TemplateSummary) -> Result<(), CoreError> {
     if t.status == template_status::APPROVED {
         return Ok(());
     }

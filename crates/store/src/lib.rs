@@ -18,6 +18,7 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+pub mod batch;
 mod committer;
 mod common;
 mod error;
@@ -36,6 +37,10 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use batch::{
+    AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
+    ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
+};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};

@@ -269,6 +269,18 @@ pub(crate) async fn insert_batch(
     msgs: &[NewMessage],
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
+    let mut tx = pool.begin().await?;
+    insert_messages(&mut tx, msgs, retain_bodies).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor).
+pub(crate) async fn insert_messages(
+    tx: &mut sqlx::PgConnection,
+    msgs: &[NewMessage],
+    retain_bodies: bool,
+) -> Result<(), crate::StoreError> {
     let n = msgs.len();
     let mut ids = Vec::with_capacity(n);
     let mut accounts = Vec::with_capacity(n);
@@ -344,7 +356,6 @@ pub(crate) async fn insert_batch(
         }
     }
 
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
          not_before_ms, expires_ms, open_count) \
@@ -406,6 +417,5 @@ pub(crate) async fn insert_batch(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }

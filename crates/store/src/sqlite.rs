@@ -210,10 +210,20 @@ pub(crate) async fn insert_batch(
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
-    for m in msgs {
-        insert_message(&mut tx, m, retain_bodies).await?;
-    }
+    insert_messages(&mut tx, msgs, retain_bodies).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor).
+pub(crate) async fn insert_messages(
+    conn: &mut SqliteConnection,
+    msgs: &[NewMessage],
+    retain_bodies: bool,
+) -> Result<(), crate::StoreError> {
+    for m in msgs {
+        insert_message(conn, m, retain_bodies).await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,608 @@
+//! Batch sending, request side (issue 9): recipient lists (CreateReceiver, CreateReceiverDetail[WithData],
+//! ListReceivers, ListReceiverDetails, DeleteReceiver) and tasks (BatchSendEmail, ListSendTasks). The runner
+//! that feeds tasks into the queue lives in the `mailpush-batch` crate; it admits every mail through
+//! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::remaining_today`] for the allowance.
+
+use crate::{AccountContext, CoreError, Mailpush};
+use mailpush_model::{EmailAddress, ErrorCode};
+use mailpush_store::batch::{RECEIVER_DONE, task_status};
+use mailpush_store::{
+    AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverRow, SendTaskRow, TaskQuery,
+};
+
+/// Largest TemplateData of one list address, bytes.
+pub const MAX_DETAIL_DATA_BYTES: usize = 800;
+/// Most addresses one CreateReceiverDetail[WithData] request may carry.
+pub const MAX_DETAILS_PER_REQUEST: usize = 20_000;
+/// Most rows one list query returns.
+pub const MAX_LIST_LIMIT: i64 = 100;
+/// Longest list name, characters.
+pub const MAX_RECEIVER_NAME_CHARS: usize = 200;
+/// Longest list description, characters.
+pub const MAX_RECEIVER_DESC_CHARS: usize = 300;
+/// What `ADLocation` adds to the subject.
+pub const AD_MARK: &str = "<AD>";
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
+    CoreError::refused(code, message)
+}
+
+/// One address of a CreateReceiverDetail[WithData] request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReceiverDetailInput {
+    /// `Email`.
+    pub email: String,
+    /// `TemplateData` (WithData only).
+    pub template_data: Option<String>,
+}
+
+/// The reply of CreateReceiverDetail[WithData].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddDetailsReport {
+    /// `TotalCount`: addresses in the request.
+    pub total: i64,
+    /// `ValidCount`: valid addresses added.
+    pub valid: i64,
+    /// Invalid addresses added (kept and counted in the list's `InvalidCount`, never sent to).
+    pub invalid: i64,
+    /// `TooLongCount`: addresses or TemplateData over their limits (stored as invalid).
+    pub too_long: i64,
+    /// `EmptyEmailCount`: empty addresses (not stored).
+    pub empty: i64,
+    /// `RepeatCount`: already in the list or repeated in the request.
+    pub repeated: i64,
+}
+
+/// A `TimedParam` / `CycleParam` after decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskSchedule {
+    /// TaskType 1.
+    Immediate,
+    /// TaskType 2: `TimedParam.BeginTime`.
+    Timed {
+        /// `BeginTime`, `YYYY-MM-DD HH:MM:SS` (UTC).
+        begin: Option<String>,
+    },
+    /// TaskType 3: `CycleParam`.
+    Cycle {
+        /// `BeginTime`.
+        begin: Option<String>,
+        /// `IntervalTime`, hours.
+        interval_hours: Option<i64>,
+        /// `TermCycle`: 1 = run once more and stop.
+        term_cycle: Option<i64>,
+    },
+}
+
+/// A `BatchSendEmail` request after wire decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRequest {
+    /// `FromEmailAddress`.
+    pub from: String,
+    /// `ReceiverId`.
+    pub receiver_id: Option<i64>,
+    /// `Subject`.
+    pub subject: String,
+    /// `ReplyToAddresses`.
+    pub reply_to: Option<String>,
+    /// `Template.TemplateID`.
+    pub template_id: Option<i64>,
+    /// `Template.TemplateData`: defaults under each recipient's own data.
+    pub template_data: String,
+    /// When.
+    pub schedule: TaskSchedule,
+    /// `Unsubscribe` (passed to each mail's SendEmail field).
+    pub unsubscribe: Option<String>,
+    /// `ADLocation`.
+    pub ad_location: i64,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix ms instant, the format of `CreateTime` fields.
+pub fn format_time(ms: i64) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    dt.format(&fmt).unwrap_or_default()
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS` (UTC) into Unix ms.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let dt = time::PrimitiveDateTime::parse(s.trim(), &fmt).ok()?;
+    Some(dt.assume_utc().unix_timestamp() * 1000)
+}
+
+fn check_label(value: &str, max: usize) -> bool {
+    let n = value.chars().count();
+    n >= 1 && n <= max && !value.chars().any(char::is_control)
+}
+
+/// Checks a TemplateData text is a JSON object; the parsed object.
+pub fn parse_data_object(raw: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    if raw.trim().is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("TemplateData must be a JSON object".into()),
+        Err(e) => Err(format!("TemplateData is not JSON: {e}")),
+    }
+}
+
+/// The task's TemplateData with one recipient's on top (the recipient's keys win).
+pub fn merge_data(base: &str, recipient: Option<&str>) -> Result<String, String> {
+    let mut merged = parse_data_object(base)?;
+    if let Some(r) = recipient {
+        merged.extend(parse_data_object(r)?);
+    }
+    Ok(serde_json::Value::Object(merged).to_string())
+}
+
+/// The subject with the ad mark `ADLocation` asks for: 0 none, 1 before (`<AD>Subject`), 2 after (`Subject<AD>`).
+pub fn subject_with_ad(subject: &str, ad_location: i32) -> String {
+    match ad_location {
+        1 => format!("{AD_MARK}{subject}"),
+        2 => format!("{subject}{AD_MARK}"),
+        _ => subject.to_string(),
+    }
+}
+
+fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(refuse(
+            ErrorCode::FailedOperationInvalidLimit,
+            "Limit must be between 1 and 100",
+        ));
+    }
+    if offset < 0 {
+        return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
+    }
+    Ok(())
+}
+
+impl Mailpush {
+    /// `CreateReceiver`: a new, empty list; its `ReceiverId`.
+    pub async fn create_receiver(
+        &self,
+        account: &AccountContext,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<i64, CoreError> {
+        let name = name.trim();
+        if !check_label(name, MAX_RECEIVER_NAME_CHARS) {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValueReceiverNameIllegal,
+                format!("ReceiversName must be 1 to {MAX_RECEIVER_NAME_CHARS} characters without control characters"),
+            ));
+        }
+        let description = description.unwrap_or("").trim();
+        if !description.is_empty() && !check_label(description, MAX_RECEIVER_DESC_CHARS) {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValueReceiverDescIllegal,
+                format!("Desc must be at most {MAX_RECEIVER_DESC_CHARS} characters without control characters"),
+            ));
+        }
+        let max = i64::from(self.settings().batch_max_receivers_per_account);
+        match self
+            .store()
+            .create_receiver(account.id, name, description, self.now_ms(), max)
+            .await?
+        {
+            Ok(row) => Ok(row.id),
+            Err(true) => Err(refuse(
+                ErrorCode::InvalidParameterValueRepeatReceiverName,
+                format!("a recipient list named {name:?} already exists"),
+            )),
+            Err(false) => Err(refuse(
+                ErrorCode::LimitExceededExceedReceiverLimit,
+                format!("an account may have at most {max} recipient lists"),
+            )),
+        }
+    }
+
+    async fn receiver_of(&self, account: &AccountContext, id: i64) -> Result<ReceiverRow, CoreError> {
+        self.store().receiver(account.id, id).await?.ok_or_else(|| {
+            refuse(
+                ErrorCode::OperationDeniedReceiverNotExist,
+                format!("recipient list {id} does not exist"),
+            )
+        })
+    }
+
+    /// `CreateReceiverDetail` / `CreateReceiverDetailWithData`: adds addresses to a list. Invalid ones are
+    /// stored as invalid with a reason and counted; empty ones are counted only.
+    pub async fn add_receiver_details(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        items: Vec<ReceiverDetailInput>,
+    ) -> Result<AddDetailsReport, CoreError> {
+        if items.len() > MAX_DETAILS_PER_REQUEST {
+            return Err(refuse(
+                ErrorCode::LimitExceededReceiverDetailRequestLimit,
+                format!(
+                    "{} addresses in one request; at most {MAX_DETAILS_PER_REQUEST} are allowed",
+                    items.len()
+                ),
+            ));
+        }
+        self.receiver_of(account, receiver_id).await?;
+        let mut report = AddDetailsReport {
+            total: items.len() as i64,
+            ..AddDetailsReport::default()
+        };
+        let details = self.classify_details(items, &mut report);
+        let max = i64::from(self.settings().batch_max_receiver_details);
+        match self
+            .store()
+            .add_receiver_details(account.id, receiver_id, &details, max, self.now_ms())
+            .await?
+        {
+            Ok(out) => {
+                report.valid = out.valid;
+                report.invalid = out.invalid;
+                report.repeated = out.repeated;
+                Ok(report)
+            }
+            Err(AddDetailsRefusal::NotFound) => Err(refuse(
+                ErrorCode::OperationDeniedReceiverNotExist,
+                format!("recipient list {receiver_id} does not exist"),
+            )),
+            Err(AddDetailsRefusal::TooMany(size)) => Err(refuse(
+                ErrorCode::LimitExceededReceiverDetailCountLimit,
+                format!(
+                    "the list holds {size} addresses; {} more would exceed its limit of {max}",
+                    details.len()
+                ),
+            )),
+        }
+    }
+
+    /// Turns request items into rows: empty addresses are only counted; invalid addresses and over-long data
+    /// become invalid rows with a reason.
+    pub fn classify_details(
+        &self,
+        items: Vec<ReceiverDetailInput>,
+        report: &mut AddDetailsReport,
+    ) -> Vec<NewReceiverDetail> {
+        let data_max = self.settings().template_data_max_bytes.min(MAX_DETAIL_DATA_BYTES);
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let raw = item.email.trim();
+            if raw.is_empty() {
+                report.empty += 1;
+                continue;
+            }
+            let data = item.template_data.filter(|d| !d.trim().is_empty());
+            let (email, mut invalid) = match EmailAddress::parse(raw) {
+                Ok(a) => (a.as_str().to_string(), None),
+                Err(e) => (raw.chars().take(320).collect(), Some(format!("invalid address: {e}"))),
+            };
+            if raw.len() > 254 {
+                report.too_long += 1;
+                invalid = Some("the address is longer than 254 bytes".into());
+            } else if let Some(d) = &data {
+                if d.len() > data_max {
+                    report.too_long += 1;
+                    invalid = Some(format!("TemplateData is {} bytes; at most {data_max} are allowed", d.len()));
+                } else if let Err(e) = parse_data_object(d) {
+                    invalid.get_or_insert(e);
+                }
+            }
+            out.push(NewReceiverDetail {
+                email,
+                template_data: data,
+                invalid_reason: invalid,
+            });
+        }
+        out
+    }
+
+    /// Marks a list uploading (a CSV import starts) or done (it ended).
+    pub async fn set_receiver_status(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        status: i32,
+    ) -> Result<(), CoreError> {
+        if !self.store().set_receiver_status(account.id, receiver_id, status).await? {
+            return Err(refuse(
+                ErrorCode::OperationDeniedReceiverNotExist,
+                format!("recipient list {receiver_id} does not exist"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The list with this name, for the CSV import.
+    pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
+        let (_, rows) = self
+            .store()
+            .list_receivers(account.id, None, Some(name), 0, 1000)
+            .await?;
+        Ok(rows.into_iter().find(|r| r.name == name))
+    }
+
+    /// `ListReceivers`.
+    pub async fn list_receivers(
+        &self,
+        account: &AccountContext,
+        status: Option<i32>,
+        keyword: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<ReceiverRow>), CoreError> {
+        check_page(offset, limit)?;
+        if let Some(s) = status
+            && !(1..=3).contains(&s)
+        {
+            return Err(refuse(ErrorCode::InvalidParameterValue, "Status must be 1, 2 or 3"));
+        }
+        let keyword = keyword.filter(|k| !k.is_empty());
+        Ok(self
+            .store()
+            .list_receivers(account.id, status, keyword, offset, limit)
+            .await?)
+    }
+
+    /// `ListReceiverDetails`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_receiver_details(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        email: Option<&str>,
+        create_time_begin: Option<&str>,
+        create_time_end: Option<&str>,
+        status: Option<i32>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<DetailPage, CoreError> {
+        check_page(offset, limit)?;
+        self.receiver_of(account, receiver_id).await?;
+        let time = |field: &str, v: Option<&str>| -> Result<Option<i64>, CoreError> {
+            match v.filter(|s| !s.trim().is_empty()) {
+                None => Ok(None),
+                Some(s) => parse_time(s).map(Some).ok_or_else(|| {
+                    refuse(
+                        ErrorCode::InvalidParameterValue,
+                        format!("{field} {s:?} must look like 2026-11-26 08:00:00"),
+                    )
+                }),
+            }
+        };
+        if let Some(s) = status
+            && !(1..=2).contains(&s)
+        {
+            return Err(refuse(ErrorCode::InvalidParameterValue, "Status must be 1 or 2"));
+        }
+        let q = DetailQuery {
+            account_id: account.id,
+            receiver_id,
+            email_contains: email.filter(|e| !e.is_empty()).map(str::to_string),
+            from_ms: time("CreateTimeBegin", create_time_begin)?,
+            to_ms: time("CreateTimeEnd", create_time_end)?,
+            status,
+            offset,
+            limit,
+        };
+        Ok(self.store().list_receiver_details(&q).await?)
+    }
+
+    /// `DeleteReceiver`: refused while a task that is not finished uses the list.
+    pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
+        match self.store().delete_receiver(account.id, receiver_id).await? {
+            Ok(()) => Ok(()),
+            Err(false) => Err(refuse(
+                ErrorCode::OperationDeniedReceiverNotExist,
+                format!("recipient list {receiver_id} does not exist"),
+            )),
+            Err(true) => Err(refuse(
+                ErrorCode::OperationDeniedReceiverIsOperating,
+                format!("recipient list {receiver_id} is used by a send task that has not finished"),
+            )),
+        }
+    }
+
+    /// `BatchSendEmail`: validates everything that can be checked up front and stores the task; the runner
+    /// does the rest. Returns the `TaskId`.
+    pub async fn batch_send_email(&self, account: &AccountContext, req: BatchRequest) -> Result<i64, CoreError> {
+        if account.suspended {
+            return Err(refuse(
+                ErrorCode::FailedOperationHighRejectionRate,
+                "the account is suspended",
+            ));
+        }
+        let now = self.now_ms();
+        let receiver_id = req.receiver_id.filter(|&id| id > 0).ok_or_else(|| {
+            refuse(ErrorCode::MissingParameterReceiverIdNecessary, "ReceiverId is required")
+        })?;
+        let receiver = self.receiver_of(account, receiver_id).await?;
+        if receiver.status != RECEIVER_DONE || receiver.valid_count == 0 {
+            return Err(refuse(
+                ErrorCode::OperationDeniedReceiverStatusError,
+                format!("recipient list {receiver_id} is empty or still uploading"),
+            ));
+        }
+        let from = mailpush_model::Mailbox::parse(&req.from).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                format!("FromEmailAddress: {e}"),
+            )
+        })?;
+        self.check_sender(account, &from.address, &from.address).await?;
+        if req.subject.trim().is_empty() {
+            return Err(refuse(ErrorCode::InvalidParameterValueSubjectLengthError, "Subject is required"));
+        }
+        if !(0..=2).contains(&req.ad_location) {
+            return Err(refuse(ErrorCode::InvalidParameterValue, "ADLocation must be 0, 1 or 2"));
+        }
+        let unsubscribe = req.unsubscribe.unwrap_or_default().trim().to_string();
+        if !unsubscribe.is_empty() && unsubscribe != "0" {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValue,
+                "Unsubscribe links are not available yet; use 0",
+            ));
+        }
+        let template_id = req.template_id.ok_or_else(|| {
+            refuse(
+                ErrorCode::MissingParameter,
+                "Template is required (Simple content is not supported for batch tasks)",
+            )
+        })?;
+        let summary = self
+            .store()
+            .template_summary(account.id, template_id)
+            .await?
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::FailedOperationInvalidTemplateID,
+                    format!("Template.TemplateID {template_id} does not exist"),
+                )
+            })?;
+        crate::templates::check_sendable(&summary)?;
+        if req.template_data.len() > self.settings().template_data_max_bytes {
+            return Err(refuse(
+                ErrorCode::InvalidParameterValueTemplateDataLenLimit,
+                "Template.TemplateData is too long",
+            ));
+        }
+        parse_data_object(&req.template_data)
+            .map_err(|e| refuse(ErrorCode::FailedOperationWrongContentJson, format!("Template.{e}")))?;
+        let begin_of = |begin: Option<String>, missing: ErrorCode, field: &str| -> Result<i64, CoreError> {
+            let raw = begin.filter(|b| !b.trim().is_empty()).ok_or_else(|| {
+                refuse(missing, format!("{field}.BeginTime is required"))
+            })?;
+            let ms = parse_time(&raw).ok_or_else(|| {
+                refuse(
+                    ErrorCode::InvalidParameterValue,
+                    format!("{field}.BeginTime {raw:?} must look like 2026-11-26 08:00:00 (UTC)"),
+                )
+            })?;
+            // A minute of slack for clocks and round trips.
+            if ms < now - 60_000 {
+                return Err(refuse(
+                    ErrorCode::InvalidParameterValueBeginTimeBeforeNow,
+                    format!("{field}.BeginTime {raw} is in the past"),
+                ));
+            }
+            Ok(ms)
+        };
+        let (task_type, begin_ms, interval_hours, term_cycle) = match req.schedule {
+            TaskSchedule::Immediate => (1, now, 0, 0),
+            TaskSchedule::Timed { begin } => (
+                2,
+                begin_of(begin, ErrorCode::MissingParameterTimedParamNecessary, "TimedParam")?,
+                0,
+                0,
+            ),
+            TaskSchedule::Cycle {
+                begin,
+                interval_hours,
+                term_cycle,
+            } => {
+                let begin = begin_of(begin, ErrorCode::MissingParameterCycleParamNecessary, "CycleParam")?;
+                let interval = interval_hours.filter(|&h| h > 0).ok_or_else(|| {
+                    refuse(
+                        ErrorCode::MissingParameterCycleParamNecessary,
+                        "CycleParam.IntervalTime (hours, at least 1) is required",
+                    )
+                })?;
+                let interval = i32::try_from(interval)
+                    .ok()
+                    .filter(|&h| h <= 24 * 366)
+                    .ok_or_else(|| refuse(ErrorCode::InvalidParameterValue, "CycleParam.IntervalTime is too large"))?;
+                let term = term_cycle.unwrap_or(0);
+                if !(0..=1).contains(&term) {
+                    return Err(refuse(ErrorCode::InvalidParameterValue, "CycleParam.TermCycle must be 0 or 1"));
+                }
+                (3, begin, interval, term as i32)
+            }
+        };
+        let task = NewSendTask {
+            account_id: account.id,
+            receiver_id,
+            from_address: req.from.trim().to_string(),
+            subject: req.subject,
+            reply_to: req.reply_to.filter(|r| !r.trim().is_empty()),
+            task_type,
+            template_id,
+            template_data: req.template_data,
+            unsubscribe,
+            ad_location: req.ad_location as i32,
+            begin_ms,
+            interval_hours,
+            term_cycle,
+            created_ms: now,
+        };
+        let id = self
+            .store()
+            .create_send_task(&task, task_status::TO_START)
+            .await?
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::OperationDeniedReceiverNotExist,
+                    format!("recipient list {receiver_id} does not exist"),
+                )
+            })?;
+        self.inner.batch_wake.notify_one();
+        Ok(id)
+    }
+
+    /// `ListSendTasks`.
+    pub async fn list_send_tasks(
+        &self,
+        account: &AccountContext,
+        status: Option<i32>,
+        task_type: Option<i32>,
+        receiver_id: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<SendTaskRow>), CoreError> {
+        check_page(offset, limit)?;
+        let q = TaskQuery {
+            account_id: account.id,
+            status,
+            task_type,
+            receiver_id,
+            offset,
+            limit,
+        };
+        Ok(self.store().list_send_tasks(&q).await?)
+    }
+
+    /// Wakes the batch runner (a task was created).
+    pub fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.inner.batch_wake.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let ms = parse_time("2026-11-26 08:30:05").expect("parse");
+        assert_eq!(format_time(ms), "2026-11-26 08:30:05");
+        assert!(parse_time("2026-11-26").is_none());
+        assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn data_merge_lets_the_recipient_win() {
+        let m = merge_data(r#"{"a":"base","b":"base"}"#, Some(r#"{"b":"mine"}"#)).expect("merge");
+        let v: serde_json::Value = serde_json::from_str(&m).expect("json");
+        assert_eq!(v["a"], "base");
+        assert_eq!(v["b"], "mine");
+        assert!(merge_data("", None).is_ok());
+        assert!(merge_data("[1]", None).is_err());
+        assert!(merge_data("", Some("nope")).is_err());
+    }
+
+    #[test]
+    fn ad_mark_positions() {
+        assert_eq!(subject_with_ad("Sale", 0), "Sale");
+        assert_eq!(subject_with_ad("Sale", 1), "<AD>Sale");
+        assert_eq!(subject_with_ad("Sale", 2), "Sale<AD>");
+    }
+}

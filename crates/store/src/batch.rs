@@ -1,0 +1,1030 @@
+//! Batch sending (migration 0009): recipient lists (`receivers`, `receiver_details`) and send tasks
+//! (`send_tasks`). Every request-facing query is scoped by account; the runner's queries (`runnable_tasks`,
+//! `receiver_walk`, `feed_task_chunk`, `update_task_run`, `lease_task`) are system lookups by task id.
+//!
+//! Crash safety: [`Store::feed_task_chunk`] inserts a chunk of messages and advances the task's cursor in ONE
+//! transaction, conditional on the cursor still being where the runner read it (compare-and-swap). A runner
+//! killed before the commit left nothing; after it, the cursor says so. Two runners on one database can never
+//! both commit the same chunk.
+
+use crate::{AccountId, Db, NewMessage, Store, StoreError};
+
+/// Receiver list status: created, nothing uploaded yet.
+pub const RECEIVER_PENDING: i32 = 1;
+/// Receiver list status: an upload (CSV import) is running.
+pub const RECEIVER_UPLOADING: i32 = 2;
+/// Receiver list status: uploaded.
+pub const RECEIVER_DONE: i32 = 3;
+
+/// Task status codes (`TaskStatus`).
+pub mod task_status {
+    /// Waiting for its start time.
+    pub const TO_START: i32 = 1;
+    /// Feeding the queue.
+    pub const SENDING: i32 = 5;
+    /// Today's quota is used up; resumes the next (UTC) day.
+    pub const PAUSED: i32 = 6;
+    /// Stopped on an error (`ErrMsg`).
+    pub const ERROR: i32 = 7;
+    /// Every recipient fed (or the recurring task terminated).
+    pub const DONE: i32 = 10;
+}
+
+/// A recipient list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverRow {
+    /// `ReceiverId`.
+    pub id: i64,
+    /// Owner.
+    pub account_id: AccountId,
+    /// `ReceiversName`.
+    pub name: String,
+    /// `Desc`.
+    pub description: String,
+    /// `ReceiversStatus` (1/2/3).
+    pub status: i32,
+    /// Valid addresses (`Count`).
+    pub valid_count: i64,
+    /// Invalid addresses (`InvalidCount`).
+    pub invalid_count: i64,
+    /// Creation, Unix ms.
+    pub created_ms: i64,
+}
+
+/// One address to add to a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReceiverDetail {
+    /// The address (normalised when valid, as given when invalid).
+    pub email: String,
+    /// Per-recipient TemplateData (JSON object text).
+    pub template_data: Option<String>,
+    /// `None` = valid; `Some(reason)` = invalid, stored and counted but never sent to.
+    pub invalid_reason: Option<String>,
+}
+
+/// What [`Store::add_receiver_details`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddDetailsOutcome {
+    /// Valid addresses inserted.
+    pub valid: i64,
+    /// Invalid addresses inserted.
+    pub invalid: i64,
+    /// Addresses already in the list (or repeated in the request): not inserted.
+    pub repeated: i64,
+}
+
+/// Why [`Store::add_receiver_details`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddDetailsRefusal {
+    /// No such list for this account.
+    NotFound,
+    /// The list would exceed its maximum size; carries the current size.
+    TooMany(i64),
+}
+
+/// One address of a list, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverDetailRow {
+    /// `EmailId`.
+    pub id: i64,
+    /// `Email`.
+    pub email: String,
+    /// `TemplateData`.
+    pub template_data: Option<String>,
+    /// 1 valid, 2 invalid.
+    pub status: i32,
+    /// `Reason` (invalid ones).
+    pub reason: String,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// A `ListReceiverDetails` filter.
+#[derive(Debug, Clone, Default)]
+pub struct DetailQuery {
+    /// Owner.
+    pub account_id: AccountId,
+    /// List.
+    pub receiver_id: i64,
+    /// Substring of the address.
+    pub email_contains: Option<String>,
+    /// Created at or after, Unix ms.
+    pub from_ms: Option<i64>,
+    /// Created before, Unix ms.
+    pub to_ms: Option<i64>,
+    /// 1 valid / 2 invalid.
+    pub status: Option<i32>,
+    /// Offset.
+    pub offset: i64,
+    /// Limit.
+    pub limit: i64,
+}
+
+/// A page of list details with the list's totals.
+#[derive(Debug, Clone, Default)]
+pub struct DetailPage {
+    /// Rows matching the filter.
+    pub total: i64,
+    /// Valid addresses matching the filter.
+    pub valid: i64,
+    /// Invalid addresses matching the filter.
+    pub invalid: i64,
+    /// The page.
+    pub rows: Vec<ReceiverDetailRow>,
+}
+
+/// A task to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSendTask {
+    /// Owner.
+    pub account_id: AccountId,
+    /// List.
+    pub receiver_id: i64,
+    /// `FromEmailAddress`.
+    pub from_address: String,
+    /// `Subject`.
+    pub subject: String,
+    /// `ReplyToAddresses`.
+    pub reply_to: Option<String>,
+    /// 1 immediate / 2 scheduled / 3 recurring.
+    pub task_type: i32,
+    /// `Template.TemplateID`.
+    pub template_id: i64,
+    /// `Template.TemplateData` (merged under each recipient's data).
+    pub template_data: String,
+    /// `Unsubscribe`.
+    pub unsubscribe: String,
+    /// `ADLocation`.
+    pub ad_location: i32,
+    /// First run, Unix ms.
+    pub begin_ms: i64,
+    /// Recurring: hours between runs.
+    pub interval_hours: i32,
+    /// Recurring: 1 = terminate after the current run.
+    pub term_cycle: i32,
+    /// Creation, Unix ms.
+    pub created_ms: i64,
+}
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendTaskRow {
+    /// `TaskId`.
+    pub id: i64,
+    /// What it was created with.
+    pub task: NewSendTask,
+    /// `TaskStatus`.
+    pub status: i32,
+    /// `RequestCount`: recipients this task is to send to (all runs so far).
+    pub request_count: i64,
+    /// `SendCount`: mails handed to the queue.
+    pub send_count: i64,
+    /// `CacheCount`: recipients waiting for the next day's quota.
+    pub cache_count: i64,
+    /// Recipients skipped (suppressed, unsubscribed, refused by admission).
+    pub skip_count: i64,
+    /// `ErrMsg`.
+    pub err_msg: String,
+    /// The last `receiver_details.id` fed.
+    pub cursor: i64,
+    /// Runs started (recurring tasks).
+    pub runs: i32,
+    /// When the runner looks at it next, Unix ms.
+    pub next_run_ms: i64,
+    /// Last change, Unix ms.
+    pub updated_ms: i64,
+    /// The list's name (empty if the list is gone).
+    pub receivers_name: String,
+}
+
+/// A `ListSendTasks` filter.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Owner.
+    pub account_id: AccountId,
+    /// `Status`.
+    pub status: Option<i32>,
+    /// `TaskType`.
+    pub task_type: Option<i32>,
+    /// `ReceiverId`.
+    pub receiver_id: Option<i64>,
+    /// Offset.
+    pub offset: i64,
+    /// Limit.
+    pub limit: i64,
+}
+
+/// A chunk the runner feeds: messages plus the counters and cursor they move.
+#[derive(Debug, Clone)]
+pub struct TaskChunk {
+    /// Task.
+    pub task_id: i64,
+    /// The cursor the runner read (compare-and-swap).
+    pub expected_cursor: i64,
+    /// The cursor after this chunk.
+    pub new_cursor: i64,
+    /// Messages to enqueue (may be empty when every recipient of the chunk was skipped).
+    pub messages: Vec<NewMessage>,
+    /// Added to `send_count`.
+    pub sent: i64,
+    /// Added to `skip_count`.
+    pub skipped: i64,
+    /// Unix ms.
+    pub now_ms: i64,
+}
+
+/// A state change of a task, applied only if its cursor is still `expected_cursor`.
+#[derive(Debug, Clone)]
+pub struct TaskRunUpdate {
+    /// Task.
+    pub task_id: i64,
+    /// Compare-and-swap guard.
+    pub expected_cursor: i64,
+    /// New status.
+    pub status: i32,
+    /// New cursor (0 restarts the list).
+    pub cursor: i64,
+    /// Added to `request_count` (a run starting adds the list size).
+    pub add_requests: i64,
+    /// New `cache_count`.
+    pub cache_count: i64,
+    /// New `err_msg`.
+    pub err_msg: String,
+    /// Added to `runs`.
+    pub add_runs: i32,
+    /// When the runner looks again.
+    pub next_run_ms: i64,
+    /// Unix ms.
+    pub now_ms: i64,
+}
+
+macro_rules! batch_ops {
+    (db = $DB:ty, begin = $begin:expr, lock_account = $lock:expr, lock_receiver = $lock_receiver:expr,
+     insert = $insert:path $(,)?) => {
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::batch::*;
+        use crate::{AccountId, StoreError};
+
+        type Pool = sqlx::Pool<$DB>;
+        type DbRow = <$DB as sqlx::Database>::Row;
+
+        const RECEIVER_COLUMNS: &str =
+            "id, account_id, name, description, status, valid_count, invalid_count, created_ms";
+        const TASK_COLUMNS: &str = "t.id, t.account_id, t.receiver_id, t.from_address, t.subject, t.reply_to, \
+             t.task_type, t.template_id, t.template_data, t.unsubscribe, t.ad_location, t.begin_ms, \
+             t.interval_hours, t.term_cycle, t.status, t.request_count, t.send_count, t.cache_count, t.skip_count, \
+             t.err_msg, t.cursor, t.runs, t.next_run_ms, t.created_ms, t.updated_ms, \
+             COALESCE(r.name, '') AS receivers_name";
+
+        fn receiver_from_row(row: &DbRow) -> Result<ReceiverRow, StoreError> {
+            Ok(ReceiverRow {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                status: row.try_get("status")?,
+                valid_count: row.try_get("valid_count")?,
+                invalid_count: row.try_get("invalid_count")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        }
+
+        fn detail_from_row(row: &DbRow) -> Result<ReceiverDetailRow, StoreError> {
+            Ok(ReceiverDetailRow {
+                id: row.try_get("id")?,
+                email: row.try_get("email")?,
+                template_data: row.try_get("template_data")?,
+                status: row.try_get("status")?,
+                reason: row.try_get("reason")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        }
+
+        fn task_from_row(row: &DbRow) -> Result<SendTaskRow, StoreError> {
+            Ok(SendTaskRow {
+                id: row.try_get("id")?,
+                task: NewSendTask {
+                    account_id: row.try_get("account_id")?,
+                    receiver_id: row.try_get("receiver_id")?,
+                    from_address: row.try_get("from_address")?,
+                    subject: row.try_get("subject")?,
+                    reply_to: row.try_get("reply_to")?,
+                    task_type: row.try_get("task_type")?,
+                    template_id: row.try_get("template_id")?,
+                    template_data: row.try_get("template_data")?,
+                    unsubscribe: row.try_get("unsubscribe")?,
+                    ad_location: row.try_get("ad_location")?,
+                    begin_ms: row.try_get("begin_ms")?,
+                    interval_hours: row.try_get("interval_hours")?,
+                    term_cycle: row.try_get("term_cycle")?,
+                    created_ms: row.try_get("created_ms")?,
+                },
+                status: row.try_get("status")?,
+                request_count: row.try_get("request_count")?,
+                send_count: row.try_get("send_count")?,
+                cache_count: row.try_get("cache_count")?,
+                skip_count: row.try_get("skip_count")?,
+                err_msg: row.try_get("err_msg")?,
+                cursor: row.try_get("cursor")?,
+                runs: row.try_get("runs")?,
+                next_run_ms: row.try_get("next_run_ms")?,
+                updated_ms: row.try_get("updated_ms")?,
+                receivers_name: row.try_get("receivers_name")?,
+            })
+        }
+
+        pub(crate) async fn create_receiver(
+            pool: &Pool,
+            account: AccountId,
+            name: &str,
+            description: &str,
+            now_ms: i64,
+            max_per_account: i64,
+        ) -> Result<Result<ReceiverRow, bool>, StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            let exists = sqlx::query($lock).bind(account).fetch_optional(&mut *tx).await?;
+            if exists.is_none() {
+                return Err(StoreError::Invalid(format!("no account {account}")));
+            }
+            let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            if taken > 0 {
+                return Ok(Err(true));
+            }
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receivers WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await?;
+            if n >= max_per_account {
+                return Ok(Err(false));
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO receivers (account_id, name, description, status, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(account)
+            .bind(name)
+            .bind(description)
+            .bind(RECEIVER_PENDING)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Ok(ReceiverRow {
+                id,
+                account_id: account,
+                name: name.to_string(),
+                description: description.to_string(),
+                status: RECEIVER_PENDING,
+                valid_count: 0,
+                invalid_count: 0,
+                created_ms: now_ms,
+            }))
+        }
+
+        pub(crate) async fn receiver(
+            pool: &Pool,
+            account: AccountId,
+            id: i64,
+        ) -> Result<Option<ReceiverRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE account_id = $1 AND id = $2"
+            )))
+            .bind(account)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(receiver_from_row).transpose()
+        }
+
+        pub(crate) async fn set_receiver_status(
+            pool: &Pool,
+            account: AccountId,
+            id: i64,
+            status: i32,
+        ) -> Result<bool, StoreError> {
+            let r = sqlx::query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
+                .bind(status)
+                .bind(account)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        }
+
+        pub(crate) async fn list_receivers(
+            pool: &Pool,
+            account: AccountId,
+            status: Option<i32>,
+            keyword: Option<&str>,
+            offset: i64,
+            limit: i64,
+        ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
+            let pattern = keyword.map(|k| format!("%{}%", escape_like(k)));
+            let filter = "account_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\')";
+            let total: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM receivers WHERE {filter}")))
+                    .bind(account)
+                    .bind(status)
+                    .bind(pattern.as_deref())
+                    .fetch_one(pool)
+                    .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"
+            )))
+            .bind(account)
+            .bind(status)
+            .bind(pattern.as_deref())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            Ok((total, rows.iter().map(receiver_from_row).collect::<Result<_, _>>()?))
+        }
+
+        pub(crate) async fn add_receiver_details(
+            pool: &Pool,
+            account: AccountId,
+            receiver_id: i64,
+            details: &[NewReceiverDetail],
+            max_per_list: i64,
+            now_ms: i64,
+        ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            let row = sqlx::query($lock_receiver)
+                .bind(account)
+                .bind(receiver_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(Err(AddDetailsRefusal::NotFound));
+            };
+            let valid_now: i64 = row.try_get("valid_count")?;
+            let invalid_now: i64 = row.try_get("invalid_count")?;
+            let size = valid_now + invalid_now;
+            // Refuse before inserting anything: the whole request or nothing. Repeats cannot be known without
+            // inserting, so the check counts every submitted address.
+            if size + details.len() as i64 > max_per_list {
+                return Ok(Err(AddDetailsRefusal::TooMany(size)));
+            }
+            let mut out = AddDetailsOutcome::default();
+            for chunk in details.chunks(500) {
+                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
+                    "INSERT INTO receiver_details \
+                     (receiver_id, account_id, email, template_data, status, reason, created_ms) ",
+                );
+                qb.push_values(chunk, |mut b, d| {
+                    b.push_bind(receiver_id)
+                        .push_bind(account)
+                        .push_bind(d.email.clone())
+                        .push_bind(d.template_data.clone())
+                        .push_bind(if d.invalid_reason.is_some() { 2i32 } else { 1i32 })
+                        .push_bind(d.invalid_reason.clone().unwrap_or_default())
+                        .push_bind(now_ms);
+                });
+                qb.push(" ON CONFLICT (receiver_id, email) DO NOTHING RETURNING status");
+                let rows = qb.build().fetch_all(&mut *tx).await?;
+                for r in &rows {
+                    let st: i32 = r.try_get("status")?;
+                    if st == 1 {
+                        out.valid += 1;
+                    } else {
+                        out.invalid += 1;
+                    }
+                }
+                out.repeated += chunk.len() as i64 - rows.len() as i64;
+            }
+            sqlx::query(
+                "UPDATE receivers SET valid_count = valid_count + $1, invalid_count = invalid_count + $2, \
+                 status = CASE WHEN status = $3 THEN $3 ELSE $4 END WHERE id = $5",
+            )
+            .bind(out.valid)
+            .bind(out.invalid)
+            .bind(RECEIVER_UPLOADING)
+            .bind(RECEIVER_DONE)
+            .bind(receiver_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Ok(out))
+        }
+
+        pub(crate) async fn list_receiver_details(pool: &Pool, q: &DetailQuery) -> Result<DetailPage, StoreError> {
+            let pattern = q.email_contains.as_deref().map(|k| format!("%{}%", escape_like(k)));
+            let filter = "account_id = $1 AND receiver_id = $2 AND ($3 IS NULL OR email LIKE $3 ESCAPE '\\') \
+                 AND ($4 IS NULL OR created_ms >= $4) AND ($5 IS NULL OR created_ms < $5) \
+                 AND ($6 IS NULL OR status = $6)";
+            let counts = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0) AS valid \
+                 FROM receiver_details WHERE {filter}"
+            )))
+            .bind(q.account_id)
+            .bind(q.receiver_id)
+            .bind(pattern.as_deref())
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(q.status)
+            .fetch_one(pool)
+            .await?;
+            let total: i64 = counts.try_get("total")?;
+            let valid: i64 = counts.try_get("valid")?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+                 WHERE {filter} ORDER BY id LIMIT $7 OFFSET $8"
+            )))
+            .bind(q.account_id)
+            .bind(q.receiver_id)
+            .bind(pattern.as_deref())
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(q.status)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(pool)
+            .await?;
+            Ok(DetailPage {
+                total,
+                valid,
+                invalid: total - valid,
+                rows: rows.iter().map(detail_from_row).collect::<Result<_, _>>()?,
+            })
+        }
+
+        pub(crate) async fn delete_receiver(
+            pool: &Pool,
+            account: AccountId,
+            id: i64,
+        ) -> Result<Result<(), bool>, StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            let row = sqlx::query($lock_receiver)
+                .bind(account)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_none() {
+                return Ok(Err(false));
+            }
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6)",
+            )
+            .bind(account)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if busy > 0 {
+                return Ok(Err(true));
+            }
+            sqlx::query("DELETE FROM receiver_details WHERE receiver_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM receivers WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Ok(()))
+        }
+
+        pub(crate) async fn create_send_task(
+            pool: &Pool,
+            t: &NewSendTask,
+            status: i32,
+        ) -> Result<Option<i64>, StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
+            let row = sqlx::query($lock_receiver)
+                .bind(t.account_id)
+                .bind(t.receiver_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_none() {
+                return Ok(None);
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO send_tasks (account_id, receiver_id, from_address, subject, reply_to, task_type, \
+                 template_id, template_data, unsubscribe, ad_location, begin_ms, interval_hours, term_cycle, status, \
+                 next_run_ms, created_ms, updated_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+            )
+            .bind(t.account_id)
+            .bind(t.receiver_id)
+            .bind(&t.from_address)
+            .bind(&t.subject)
+            .bind(t.reply_to.as_deref())
+            .bind(t.task_type)
+            .bind(t.template_id)
+            .bind(&t.template_data)
+            .bind(&t.unsubscribe)
+            .bind(t.ad_location)
+            .bind(t.begin_ms)
+            .bind(t.interval_hours)
+            .bind(t.term_cycle)
+            .bind(status)
+            .bind(t.begin_ms)
+            .bind(t.created_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(id))
+        }
+
+        pub(crate) async fn list_send_tasks(
+            pool: &Pool,
+            q: &TaskQuery,
+        ) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
+            let filter = "t.account_id = $1 AND ($2 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.task_type = $3) \
+                 AND ($4 IS NULL OR t.receiver_id = $4)";
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM send_tasks t WHERE {filter}"
+            )))
+            .bind(q.account_id)
+            .bind(q.status)
+            .bind(q.task_type)
+            .bind(q.receiver_id)
+            .fetch_one(pool)
+            .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+                 WHERE {filter} ORDER BY t.id DESC LIMIT $5 OFFSET $6"
+            )))
+            .bind(q.account_id)
+            .bind(q.status)
+            .bind(q.task_type)
+            .bind(q.receiver_id)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(pool)
+            .await?;
+            Ok((total, rows.iter().map(task_from_row).collect::<Result<_, _>>()?))
+        }
+
+        pub(crate) async fn send_task(pool: &Pool, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+                 WHERE t.id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(task_from_row).transpose()
+        }
+
+        pub(crate) async fn runnable_tasks(
+            pool: &Pool,
+            now_ms: i64,
+            owner: &str,
+            limit: i64,
+        ) -> Result<Vec<SendTaskRow>, StoreError> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+                 WHERE t.status IN (1, 5, 6) AND t.next_run_ms <= $1 \
+                 AND (t.lease_until_ms <= $1 OR t.lease_owner = $2) ORDER BY t.id LIMIT $3"
+            )))
+            .bind(now_ms)
+            .bind(owner)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(task_from_row).collect()
+        }
+
+        pub(crate) async fn lease_task(
+            pool: &Pool,
+            id: i64,
+            owner: &str,
+            now_ms: i64,
+            until_ms: i64,
+        ) -> Result<bool, StoreError> {
+            let r = sqlx::query(
+                "UPDATE send_tasks SET lease_owner = $1, lease_until_ms = $2 \
+                 WHERE id = $3 AND (lease_until_ms <= $4 OR lease_owner = $1)",
+            )
+            .bind(owner)
+            .bind(until_ms)
+            .bind(id)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        }
+
+        pub(crate) async fn release_task(pool: &Pool, id: i64, owner: &str) -> Result<(), StoreError> {
+            sqlx::query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2")
+                .bind(id)
+                .bind(owner)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn release_task_leases(pool: &Pool) -> Result<u64, StoreError> {
+            let r = sqlx::query(
+                "UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL",
+            )
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected())
+        }
+
+        pub(crate) async fn receiver_walk(
+            pool: &Pool,
+            receiver_id: i64,
+            after_id: i64,
+            limit: i64,
+        ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+                 WHERE receiver_id = $1 AND status = 1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(receiver_id)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(detail_from_row).collect()
+        }
+
+        pub(crate) async fn count_receiver_after(
+            pool: &Pool,
+            receiver_id: i64,
+            after_id: i64,
+        ) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM receiver_details WHERE receiver_id = $1 AND status = 1 AND id > $2",
+            )
+            .bind(receiver_id)
+            .bind(after_id)
+            .fetch_one(pool)
+            .await?)
+        }
+
+        pub(crate) async fn feed_task_chunk(
+            pool: &Pool,
+            c: &TaskChunk,
+            retain_bodies: bool,
+        ) -> Result<bool, StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            let r = sqlx::query(
+                "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
+                 updated_ms = $4 WHERE id = $5 AND cursor = $6",
+            )
+            .bind(c.new_cursor)
+            .bind(c.sent)
+            .bind(c.skipped)
+            .bind(c.now_ms)
+            .bind(c.task_id)
+            .bind(c.expected_cursor)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 0 {
+                // Another runner moved the cursor: its chunk stands, ours is dropped.
+                return Ok(false);
+            }
+            if !c.messages.is_empty() {
+                $insert(&mut tx, &c.messages, retain_bodies).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        pub(crate) async fn update_task_run(pool: &Pool, u: &TaskRunUpdate) -> Result<bool, StoreError> {
+            let r = sqlx::query(
+                "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
+                 cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
+                 WHERE id = $9 AND cursor = $10",
+            )
+            .bind(u.status)
+            .bind(u.cursor)
+            .bind(u.add_requests)
+            .bind(u.cache_count)
+            .bind(&u.err_msg)
+            .bind(u.add_runs)
+            .bind(u.next_run_ms)
+            .bind(u.now_ms)
+            .bind(u.task_id)
+            .bind(u.expected_cursor)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        }
+
+        pub(crate) async fn count_requests(
+            pool: &Pool,
+            account: AccountId,
+            from_ms: i64,
+            to_ms: i64,
+        ) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3",
+            )
+            .bind(account)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_one(pool)
+            .await?)
+        }
+
+        pub(crate) async fn open_deliveries(pool: &Pool, account: AccountId) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state < 2 AND account_id = $1")
+                .bind(account)
+                .fetch_one(pool)
+                .await?)
+        }
+    };
+}
+
+/// `%`, `_` and `\` match themselves in a LIKE pattern built from user text.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+mod sqlite_ops {
+    batch_ops! {
+        db = sqlx::Sqlite,
+        begin = "BEGIN IMMEDIATE",
+        lock_account = "SELECT id FROM accounts WHERE id = $1",
+        lock_receiver = "SELECT valid_count, invalid_count FROM receivers WHERE account_id = $1 AND id = $2",
+        insert = crate::sqlite::insert_messages,
+    }
+}
+
+mod pg_ops {
+    batch_ops! {
+        db = sqlx::Postgres,
+        begin = "BEGIN",
+        lock_account = "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+        lock_receiver =
+            "SELECT valid_count, invalid_count FROM receivers WHERE account_id = $1 AND id = $2 FOR UPDATE",
+        insert = crate::pg::insert_messages,
+    }
+}
+
+macro_rules! on_batch_pool {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Creates a recipient list. `Ok(Err(true))`: the account already has a list with this name;
+    /// `Ok(Err(false))`: it has `max_per_account` lists. Checked under a per-account lock.
+    pub async fn create_receiver(
+        &self,
+        account: AccountId,
+        name: &str,
+        description: &str,
+        now_ms: i64,
+        max_per_account: i64,
+    ) -> Result<Result<ReceiverRow, bool>, StoreError> {
+        on_batch_pool!(
+            self,
+            writer,
+            create_receiver(account, name, description, now_ms, max_per_account)
+        )
+    }
+
+    /// One list of the account.
+    pub async fn receiver(&self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
+        on_batch_pool!(self, reader, receiver(account, id))
+    }
+
+    /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
+    pub async fn set_receiver_status(&self, account: AccountId, id: i64, status: i32) -> Result<bool, StoreError> {
+        on_batch_pool!(self, writer, set_receiver_status(account, id, status))
+    }
+
+    /// The account's lists, newest first, with the total matching the filter.
+    pub async fn list_receivers(
+        &self,
+        account: AccountId,
+        status: Option<i32>,
+        keyword: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
+        on_batch_pool!(self, reader, list_receivers(account, status, keyword, offset, limit))
+    }
+
+    /// Adds addresses to a list in one transaction (all or nothing); repeats are counted, not inserted.
+    /// A list left uploading (an import running) stays so; otherwise it becomes done.
+    pub async fn add_receiver_details(
+        &self,
+        account: AccountId,
+        receiver_id: i64,
+        details: &[NewReceiverDetail],
+        max_per_list: i64,
+        now_ms: i64,
+    ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
+        on_batch_pool!(
+            self,
+            writer,
+            add_receiver_details(account, receiver_id, details, max_per_list, now_ms)
+        )
+    }
+
+    /// A page of a list's addresses.
+    pub async fn list_receiver_details(&self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
+        on_batch_pool!(self, reader, list_receiver_details(q))
+    }
+
+    /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
+    /// finished uses it.
+    pub async fn delete_receiver(&self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
+        on_batch_pool!(self, writer, delete_receiver(account, id))
+    }
+
+    /// Creates a task in `status`; `None` if the account has no such list.
+    pub async fn create_send_task(&self, t: &NewSendTask, status: i32) -> Result<Option<i64>, StoreError> {
+        on_batch_pool!(self, writer, create_send_task(t, status))
+    }
+
+    /// The account's tasks, newest first, with the total matching the filter.
+    pub async fn list_send_tasks(&self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
+        on_batch_pool!(self, reader, list_send_tasks(q))
+    }
+
+    /// System lookup (the runner): one task by id.
+    pub async fn send_task(&self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
+        on_batch_pool!(self, writer, send_task(id))
+    }
+
+    /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
+    /// another runner than `owner`.
+    pub async fn runnable_tasks(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
+        on_batch_pool!(self, writer, runnable_tasks(now_ms, owner, limit))
+    }
+
+    /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
+    pub async fn lease_task(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        on_batch_pool!(self, writer, lease_task(id, owner, now_ms, until_ms))
+    }
+
+    /// Gives a task's lease up.
+    pub async fn release_task(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        on_batch_pool!(self, writer, release_task(id, owner))
+    }
+
+    /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
+    /// left by a killed predecessor are its own).
+    pub async fn release_task_leases(&self) -> Result<u64, StoreError> {
+        on_batch_pool!(self, writer, release_task_leases())
+    }
+
+    /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
+    pub async fn receiver_walk(
+        &self,
+        receiver_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
+        on_batch_pool!(self, writer, receiver_walk(receiver_id, after_id, limit))
+    }
+
+    /// Valid addresses of a list after detail id `after_id`.
+    pub async fn count_receiver_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
+        on_batch_pool!(self, writer, count_receiver_after(receiver_id, after_id))
+    }
+
+    /// Enqueues a chunk's messages and advances the task's cursor and counters in one transaction, if the
+    /// cursor is still `expected_cursor`; `false` (nothing written) otherwise.
+    pub async fn feed_task_chunk(&self, c: &TaskChunk) -> Result<bool, StoreError> {
+        let retain = self.inner.opts.retain_bodies;
+        on_batch_pool!(self, writer, feed_task_chunk(c, retain))
+    }
+
+    /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
+    pub async fn update_task_run(&self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
+        on_batch_pool!(self, writer, update_task_run(u))
+    }
+
+    /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
+    pub async fn count_requests(&self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
+        on_batch_pool!(self, reader, count_requests(account, from_ms, to_ms))
+    }
+
+    /// The account's deliveries not yet final (queued, deferred or leased).
+    pub async fn open_deliveries(&self, account: AccountId) -> Result<i64, StoreError> {
+        on_batch_pool!(self, reader, open_deliveries(account))
+    }
+}
