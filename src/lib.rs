@@ -179,6 +179,8 @@ pub struct ApiClient {
     pub secret_id: String,
     /// SecretKey used to sign.
     pub secret_key: String,
+    /// Shared with a [`TestClock`] (see [`ApiClient::on_clock`]): requests are signed at the server's time.
+    clock_offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Seconds since the epoch.
@@ -197,13 +199,22 @@ impl ApiClient {
             addr: addr.to_string(),
             secret_id: creds.secret_id.clone(),
             secret_key: creds.secret_key.clone(),
+            clock_offset_ms: Default::default(),
         }
+    }
+
+    /// Signs requests at `clock`'s time from now on (a server on a moved [`TestClock`] would otherwise refuse the
+    /// signature as expired).
+    pub fn on_clock(mut self, clock: &TestClock) -> ApiClient {
+        self.clock_offset_ms = clock.offset_ms.clone();
+        self
     }
 
     /// Calls `action` with `params`; returns the `Response` object (which holds `Error` on failure).
     pub async fn call(&self, action: &str, params: &serde_json::Value) -> serde_json::Value {
         let body = params.to_string().into_bytes();
-        self.call_raw(action, body, unix_now(), &self.secret_key).await
+        let offset_s = self.clock_offset_ms.load(std::sync::atomic::Ordering::SeqCst) / 1000;
+        self.call_raw(action, body, unix_now() + offset_s, &self.secret_key).await
     }
 
     /// Calls with full control of body, timestamp and signing key (for tests of refusals).
@@ -365,7 +376,7 @@ pub async fn verified_sender_with(
 /// The process sees a change within `OffsetFileClock::RECHECK_MS`; `advance` waits a little longer than that.
 pub struct TestClock {
     path: PathBuf,
-    offset_ms: std::sync::atomic::AtomicI64,
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl TestClock {
@@ -375,7 +386,7 @@ impl TestClock {
         mailpush_model::OffsetFileClock::write_offset(&path, 0).expect("write test clock");
         TestClock {
             path,
-            offset_ms: std::sync::atomic::AtomicI64::new(0),
+            offset_ms: Default::default(),
         }
     }
 

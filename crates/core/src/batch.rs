@@ -274,7 +274,9 @@ impl Mailpush {
             }
             let data = item.template_data.filter(|d| !d.trim().is_empty());
             let (email, mut invalid) = match EmailAddress::parse(raw) {
-                Ok(a) => (a.as_str().to_string(), None),
+                // Lists compare addresses case-insensitively (A@x and a@x are one recipient), as users expect;
+                // the stored form is lower-case.
+                Ok(a) => (a.as_str().to_lowercase(), None),
                 Err(e) => (raw.chars().take(320).collect(), Some(format!("invalid address: {e}"))),
             };
             if raw.len() > 254 {
