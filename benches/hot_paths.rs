@@ -67,7 +67,9 @@ fn mime(c: &mut Criterion) {
     let s = spec(3_000, 1_500);
     let mut group = c.benchmark_group("mime");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("build_html_text_5kb", |b| b.iter(|| black_box(build_mime(black_box(&s)).expect("mime"))));
+    group.bench_function("build_html_text_5kb", |b| {
+        b.iter(|| black_box(build_mime(black_box(&s)).expect("mime")))
+    });
     group.finish();
 }
 
@@ -89,7 +91,15 @@ fn address(c: &mut Criterion) {
 fn tc3_verify(c: &mut Criterion) {
     let body = br#"{"FromEmailAddress":"Shop <noreply@shop.example.com>","Destination":["alice@example.org"],"Subject":"Order {{order}}","Template":{"TemplateID":1,"TemplateData":"{\"name\":\"a\",\"order\":\"A-1\"}"},"TriggerType":1}"#;
     let ts = 1_700_000_000;
-    let headers = tc3::sign_post("127.0.0.1:8080", "SendEmail", "2020-10-02", body, "AKIDbench", "secretkey", ts);
+    let headers = tc3::sign_post(
+        "127.0.0.1:8080",
+        "SendEmail",
+        "2020-10-02",
+        body,
+        "AKIDbench",
+        "secretkey",
+        ts,
+    );
     let auth_header = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
@@ -133,7 +143,9 @@ fn render(c: &mut Criterion) {
     .expect("data");
     let mut group = c.benchmark_group("template");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("render_2kb_2_vars", |b| b.iter(|| black_box(t.render(black_box(&data)).expect("render"))));
+    group.bench_function("render_2kb_2_vars", |b| {
+        b.iter(|| black_box(t.render(black_box(&data)).expect("render")))
+    });
     group.finish();
 }
 

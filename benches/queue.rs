@@ -136,7 +136,9 @@ fn queue(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-    let store = rt.block_on(Store::open(&url, StoreOptions::default())).expect("open sqlite");
+    let store = rt
+        .block_on(Store::open(&url, StoreOptions::default()))
+        .expect("open sqlite");
     bench_backend(c, &rt, "sqlite", store);
 
     if let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") {
@@ -150,7 +152,9 @@ fn queue(c: &mut Criterion) {
         });
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let store = rt.block_on(Store::open(&url, StoreOptions::default())).expect("open postgres");
+        let store = rt
+            .block_on(Store::open(&url, StoreOptions::default()))
+            .expect("open postgres");
         bench_backend(c, &rt, "postgres", store);
         rt.block_on(async {
             let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");

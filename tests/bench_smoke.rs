@@ -43,7 +43,17 @@ fn assert_complete(r: &serde_json::Value, mails: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_tool_http_with_trigger_mail_end_to_end() {
-    let r = run_bench(&["--mode", "http", "--mails", "300", "--clients", "8", "--trigger-every", "10"]).await;
+    let r = run_bench(&[
+        "--mode",
+        "http",
+        "--mails",
+        "300",
+        "--clients",
+        "8",
+        "--trigger-every",
+        "10",
+    ])
+    .await;
     assert_complete(&r, 300);
     assert_eq!(r["trigger_mails"], 30, "{r}");
     assert!(r["e2e_trigger_ms_p99"].as_f64().is_some_and(f64::is_finite), "{r}");
@@ -51,6 +61,16 @@ async fn load_tool_http_with_trigger_mail_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_tool_smtp_end_to_end_with_rsa_dkim() {
-    let r = run_bench(&["--mode", "smtp", "--mails", "200", "--clients", "4", "--dkim", "rsa2048"]).await;
+    let r = run_bench(&[
+        "--mode",
+        "smtp",
+        "--mails",
+        "200",
+        "--clients",
+        "4",
+        "--dkim",
+        "rsa2048",
+    ])
+    .await;
     assert_complete(&r, 200);
 }

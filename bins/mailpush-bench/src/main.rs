@@ -139,7 +139,10 @@ async fn main() -> Result<()> {
             .to_path_buf(),
     };
     if !bin_dir.join("mailpush").exists() {
-        bail!("no mailpush binary in {} (build it or pass --bin-dir)", bin_dir.display());
+        bail!(
+            "no mailpush binary in {} (build it or pass --bin-dir)",
+            bin_dir.display()
+        );
     }
     // The harness finds binaries through this variable. Set before any thread of ours reads the environment.
     // SAFETY: no other thread reads or writes the environment yet (the runtime's workers only run our tasks).
@@ -580,7 +583,10 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     let delivered = e2e_all.len() as u64;
-    let e2e_secs = last_receipt.duration_since(start_wall).unwrap_or_default().as_secs_f64();
+    let e2e_secs = last_receipt
+        .duration_since(start_wall)
+        .unwrap_or_default()
+        .as_secs_f64();
     let api = sorted(sent.iter().map(|s| s.latency.as_secs_f64() * 1000.0).collect());
     let (e2e_all, e2e_trigger, e2e_bulk) = (sorted(e2e_all), sorted(e2e_trigger), sorted(e2e_bulk));
     let cpu = cpu1 - cpu0;
@@ -626,15 +632,24 @@ async fn run(args: RunArgs) -> Result<()> {
         let f = |k: &str| report[k].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into());
         println!(
             "  accepted        {accepted} ({} refused/failed) in {:.2} s = {} /s",
-            errors, submit_secs, f("accepted_per_sec")
+            errors,
+            submit_secs,
+            f("accepted_per_sec")
         );
         println!(
             "  API latency     p50 {} ms, p99 {} ms",
             f("api_latency_ms_p50"),
             f("api_latency_ms_p99")
         );
-        println!("  delivered       {delivered} = {} /s end to end", f("delivered_per_sec"));
-        println!("  accept→sink     p50 {} ms, p99 {} ms", f("e2e_ms_p50"), f("e2e_ms_p99"));
+        println!(
+            "  delivered       {delivered} = {} /s end to end",
+            f("delivered_per_sec")
+        );
+        println!(
+            "  accept→sink     p50 {} ms, p99 {} ms",
+            f("e2e_ms_p50"),
+            f("e2e_ms_p99")
+        );
         if !e2e_trigger.is_empty() {
             println!(
                 "    trigger ({})  p50 {} ms, p99 {} ms; marketing p50 {} ms, p99 {} ms",
