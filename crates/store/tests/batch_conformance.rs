@@ -86,16 +86,39 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
-    let r = store.create_receiver(a.id, "list", "", T0, 2).await.expect("create").expect("created");
-    assert_eq!(store.create_receiver(a.id, "list", "", T0, 2).await.expect("dup"), Err(true));
-    store.create_receiver(b.id, "list", "", T0, 2).await.expect("other account").expect("same name ok");
-    store.create_receiver(a.id, "two", "", T0, 2).await.expect("second").expect("created");
-    assert_eq!(store.create_receiver(a.id, "three", "", T0, 2).await.expect("limit"), Err(false));
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 2)
+        .await
+        .expect("create")
+        .expect("created");
+    assert_eq!(
+        store.create_receiver(a.id, "list", "", T0, 2).await.expect("dup"),
+        Err(true)
+    );
+    store
+        .create_receiver(b.id, "list", "", T0, 2)
+        .await
+        .expect("other account")
+        .expect("same name ok");
+    store
+        .create_receiver(a.id, "two", "", T0, 2)
+        .await
+        .expect("second")
+        .expect("created");
+    assert_eq!(
+        store.create_receiver(a.id, "three", "", T0, 2).await.expect("limit"),
+        Err(false)
+    );
     let out = store
         .add_receiver_details(
             a.id,
             r.id,
-            &[detail("u1@example.org", false), detail("u2@example.org", false), detail("u1@example.org", false), detail("bad", true)],
+            &[
+                detail("u1@example.org", false),
+                detail("u2@example.org", false),
+                detail("u1@example.org", false),
+                detail("bad", true),
+            ],
             10,
             T0,
         )
@@ -105,7 +128,10 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     assert_eq!((out.valid, out.invalid, out.repeated), (2, 1, 1));
     let row = store.receiver(a.id, r.id).await.expect("get").expect("exists");
     assert_eq!((row.valid_count, row.invalid_count, row.status), (2, 1, 3));
-    assert!(store.receiver(b.id, r.id).await.expect("get").is_none(), "scoped by account");
+    assert!(
+        store.receiver(b.id, r.id).await.expect("get").is_none(),
+        "scoped by account"
+    );
     let refused = store
         .add_receiver_details(b.id, r.id, &[detail("z@example.org", false)], 10, T0)
         .await
@@ -113,7 +139,10 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     assert_eq!(refused, Err(AddDetailsRefusal::NotFound));
     let many: Vec<_> = (0..8).map(|i| detail(&format!("m{i}@example.org"), false)).collect();
     assert_eq!(
-        store.add_receiver_details(a.id, r.id, &many, 10, T0).await.expect("add"),
+        store
+            .add_receiver_details(a.id, r.id, &many, 10, T0)
+            .await
+            .expect("add"),
         Err(AddDetailsRefusal::TooMany(3))
     );
     let page = store
@@ -138,9 +167,19 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
 async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
-    let r = store.create_receiver(a.id, "list", "", T0, 10).await.expect("create").expect("created");
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 10)
+        .await
+        .expect("create")
+        .expect("created");
     store
-        .add_receiver_details(a.id, r.id, &[detail("u1@example.org", false), detail("u2@example.org", false)], 10, T0)
+        .add_receiver_details(
+            a.id,
+            r.id,
+            &[detail("u1@example.org", false), detail("u2@example.org", false)],
+            10,
+            T0,
+        )
         .await
         .expect("add")
         .expect("added");
@@ -166,7 +205,11 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         ..chunk.clone()
     };
     assert!(!store.feed_task_chunk(&again).await.expect("feed again"));
-    assert_eq!(store.count_requests(a.id, T0, T0 + 1).await.expect("count"), 1, "nothing written twice");
+    assert_eq!(
+        store.count_requests(a.id, T0, T0 + 1).await.expect("count"),
+        1,
+        "nothing written twice"
+    );
     assert_eq!(store.open_deliveries(a.id).await.expect("open"), 1);
     let t = store.send_task(id).await.expect("get").expect("exists");
     assert_eq!((t.cursor, t.send_count), (walk[0].id, 1));
@@ -205,15 +248,33 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     // Leases: one runner at a time.
     assert!(store.lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
     assert!(!store.lease_task(id, "r2", T0 + 50, T0 + 150).await.expect("held"));
-    assert!(store.runnable_tasks(T0 + 50, "r2", 10).await.expect("runnable").is_empty());
-    assert_eq!(store.runnable_tasks(T0 + 50, "r1", 10).await.expect("runnable").len(), 1);
-    assert!(store.lease_task(id, "r2", T0 + 100, T0 + 200).await.expect("expired lease taken over"));
+    assert!(
+        store
+            .runnable_tasks(T0 + 50, "r2", 10)
+            .await
+            .expect("runnable")
+            .is_empty()
+    );
+    assert_eq!(
+        store.runnable_tasks(T0 + 50, "r1", 10).await.expect("runnable").len(),
+        1
+    );
+    assert!(
+        store
+            .lease_task(id, "r2", T0 + 100, T0 + 200)
+            .await
+            .expect("expired lease taken over")
+    );
 }
 
 async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
-    let r = store.create_receiver(a.id, "list", "", T0, 10).await.expect("create").expect("created");
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 10)
+        .await
+        .expect("create")
+        .expect("created");
     store
         .add_receiver_details(a.id, r.id, &[detail("u1@example.org", false)], 10, T0)
         .await
