@@ -75,7 +75,12 @@ fn rcpt(i: usize) -> String {
 
 /// A list of `n` recipients with per-recipient data, uploaded in requests of at most 20,000.
 async fn list_of(w: &World, name: &str, n: usize) -> i64 {
-    let r = ok(&w.client, "CreateReceiver", json!({ "ReceiversName": name, "Desc": "test" })).await;
+    let r = ok(
+        &w.client,
+        "CreateReceiver",
+        json!({ "ReceiversName": name, "Desc": "test" }),
+    )
+    .await;
     let id = r["ReceiverId"].as_i64().expect("ReceiverId");
     let all: Vec<Value> = (0..n)
         .map(|i| json!({ "Email": rcpt(i), "TemplateData": json!({ "name": format!("N{i}") }).to_string() }))
@@ -107,7 +112,12 @@ fn fmt_time(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 async fn batch(w: &World, receiver: i64, task_type: i64, extra: Value) -> i64 {
@@ -165,7 +175,11 @@ async fn twenty_thousand_recipients_each_get_one_personalised_mail() {
     let mut seen = HashSet::new();
     for m in &msgs {
         assert_eq!(m.rcpt_to.len(), 1);
-        assert!(seen.insert(m.rcpt_to[0].to_ascii_lowercase()), "duplicate {}", m.rcpt_to[0]);
+        assert!(
+            seen.insert(m.rcpt_to[0].to_ascii_lowercase()),
+            "duplicate {}",
+            m.rcpt_to[0]
+        );
     }
     // Personalisation: every mail carries its own recipient's name (checked on a sample; all are stored).
     for i in (0..N).step_by(997) {
@@ -181,14 +195,21 @@ async fn twenty_thousand_recipients_each_get_one_personalised_mail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daily_quota_pauses_the_task_and_it_completes_the_next_day() {
-    let w = world(&[("MAILPUSH_BATCH_DAILY_QUOTA", "30".into()), ("MAILPUSH_BATCH_CHUNK", "7".into())]).await;
+    let w = world(&[
+        ("MAILPUSH_BATCH_DAILY_QUOTA", "30".into()),
+        ("MAILPUSH_BATCH_CHUNK", "7".into()),
+    ])
+    .await;
     let list = list_of(&w, "fifty", 50).await;
     let id = batch(&w, list, 1, json!({ "ADLocation": 1 })).await;
     let t = wait_task(&w, id, "paused", |t| t["TaskStatus"] == 6).await;
     assert_eq!(t["SendCount"], 30, "{t}");
     assert_eq!(t["CacheCount"], 20, "{t}");
     assert_eq!(t["RequestCount"], 50, "{t}");
-    w.sink.wait_for_count(30, Duration::from_secs(30)).await.expect("30 delivered");
+    w.sink
+        .wait_for_count(30, Duration::from_secs(30))
+        .await
+        .expect("30 delivered");
     // Still paused while the day lasts.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(task(&w, id).await["TaskStatus"], 6);
@@ -197,7 +218,10 @@ async fn daily_quota_pauses_the_task_and_it_completes_the_next_day() {
     let t = wait_task(&w, id, "done", |t| t["TaskStatus"] == 10).await;
     assert_eq!(t["SendCount"], 50, "{t}");
     assert_eq!(t["CacheCount"], 0, "{t}");
-    w.sink.wait_for_count(50, Duration::from_secs(30)).await.expect("50 delivered");
+    w.sink
+        .wait_for_count(50, Duration::from_secs(30))
+        .await
+        .expect("50 delivered");
     let msgs = w.sink.messages();
     let unique: HashSet<_> = msgs.iter().map(|m| m.rcpt_to[0].clone()).collect();
     assert_eq!(unique.len(), 50);
@@ -247,12 +271,18 @@ async fn scheduled_and_recurring_tasks_start_at_their_times() {
     })
     .await;
     assert_eq!(t["RequestCount"], 5);
-    w.sink.wait_for_count(15, Duration::from_secs(30)).await.expect("first runs");
+    w.sink
+        .wait_for_count(15, Duration::from_secs(30))
+        .await
+        .expect("first runs");
     // The next cycle starts IntervalTime hours later.
     w.clock.advance(2 * hour).await;
     let t = wait_task(&w, cycle, "ran twice", |t| t["TaskStatus"] == 1 && t["SendCount"] == 10).await;
     assert_eq!(t["RequestCount"], 10);
-    w.sink.wait_for_count(20, Duration::from_secs(30)).await.expect("second run");
+    w.sink
+        .wait_for_count(20, Duration::from_secs(30))
+        .await
+        .expect("second run");
     for i in 0..5 {
         assert_eq!(w.sink.messages_for(&rcpt(i)).len(), 4, "timed + once + two cycles");
     }
@@ -301,17 +331,37 @@ async fn receiver_lists_validate_and_count() {
     assert_eq!(r["Data"][0]["ReceiversStatus"], 3, "{r}");
     assert_eq!(r["Data"][0]["InvalidCount"], 3, "{r}");
     assert_eq!(r["Data"][0]["Count"], 4, "{r}");
-    let r = ok(c, "ListReceiverDetails", json!({ "ReceiverId": id, "Offset": 0, "Limit": 10, "Status": 2 })).await;
+    let r = ok(
+        c,
+        "ListReceiverDetails",
+        json!({ "ReceiverId": id, "Offset": 0, "Limit": 10, "Status": 2 }),
+    )
+    .await;
     assert_eq!(r["TotalCount"], 3, "{r}");
-    assert!(r["Data"].as_array().expect("data").iter().all(|d| !d["Reason"].as_str().unwrap_or("").is_empty()));
+    assert!(
+        r["Data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|d| !d["Reason"].as_str().unwrap_or("").is_empty())
+    );
     // Limits: the list's maximum (10 here) and the per-request maximum.
     let many: Vec<Value> = (0..7).map(|i| json!(format!("m{i}@example.org"))).collect();
-    let r = c.call("CreateReceiverDetail", &json!({ "ReceiverId": id, "Emails": many })).await;
+    let r = c
+        .call("CreateReceiverDetail", &json!({ "ReceiverId": id, "Emails": many }))
+        .await;
     assert_eq!(code(&r), "LimitExceeded.ReceiverDetailCountLimit");
     let huge: Vec<Value> = (0..20_001).map(|i| json!(format!("h{i}@example.org"))).collect();
-    let r = c.call("CreateReceiverDetail", &json!({ "ReceiverId": id, "Emails": huge })).await;
+    let r = c
+        .call("CreateReceiverDetail", &json!({ "ReceiverId": id, "Emails": huge }))
+        .await;
     assert_eq!(code(&r), "LimitExceeded.ReceiverDetailRequestLimit");
-    let r = c.call("CreateReceiverDetail", &json!({ "ReceiverId": 999_999, "Emails": ["z@example.org"] })).await;
+    let r = c
+        .call(
+            "CreateReceiverDetail",
+            &json!({ "ReceiverId": 999_999, "Emails": ["z@example.org"] }),
+        )
+        .await;
     assert_eq!(code(&r), "OperationDenied.ReceiverNotExist");
     // Task validation.
     let base = json!({ "FromEmailAddress": SENDER, "ReceiverId": id, "Subject": "s",
@@ -325,15 +375,30 @@ async fn receiver_lists_validate_and_count() {
     };
     let r = c.call("BatchSendEmail", &with(json!({ "TaskType": 2 }))).await;
     assert_eq!(code(&r), "MissingParameter.TimedParamNecessary");
-    let r = c.call("BatchSendEmail", &with(json!({ "TaskType": 3, "CycleParam": { "BeginTime": fmt_time(w.clock.now_ms() + 3_600_000) } }))).await;
+    let r = c
+        .call(
+            "BatchSendEmail",
+            &with(json!({ "TaskType": 3, "CycleParam": { "BeginTime": fmt_time(w.clock.now_ms() + 3_600_000) } })),
+        )
+        .await;
     assert_eq!(code(&r), "MissingParameter.CycleParamNecessary");
     let r = c
-        .call("BatchSendEmail", &with(json!({ "TaskType": 2, "TimedParam": { "BeginTime": "2001-01-01 00:00:00" } })))
+        .call(
+            "BatchSendEmail",
+            &with(json!({ "TaskType": 2, "TimedParam": { "BeginTime": "2001-01-01 00:00:00" } })),
+        )
         .await;
     assert_eq!(code(&r), "InvalidParameterValue.BeginTimeBeforeNow");
-    let r = c.call("BatchSendEmail", &with(json!({ "TaskType": 1, "ReceiverId": 0 }))).await;
+    let r = c
+        .call("BatchSendEmail", &with(json!({ "TaskType": 1, "ReceiverId": 0 })))
+        .await;
     assert_eq!(code(&r), "MissingParameter.ReceiverIdNecessary");
-    let r = c.call("BatchSendEmail", &with(json!({ "TaskType": 1, "FromEmailAddress": "x@unknown.example.net" }))).await;
+    let r = c
+        .call(
+            "BatchSendEmail",
+            &with(json!({ "TaskType": 1, "FromEmailAddress": "x@unknown.example.net" })),
+        )
+        .await;
     assert_ne!(code(&r), "OK");
     // Nothing uses the list: it can be deleted.
     ok(c, "DeleteReceiver", json!({ "ReceiverId": id })).await;

@@ -475,7 +475,10 @@ fn csv_recipient(line: &str) -> (String, Option<String>) {
         Some(inner) => inner.replace("\"\"", "\""),
         None => rest.to_string(),
     };
-    (email.trim().trim_matches('"').to_string(), Some(data).filter(|d| !d.is_empty()))
+    (
+        email.trim().trim_matches('"').to_string(),
+        Some(data).filter(|d| !d.is_empty()),
+    )
 }
 
 async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand) -> anyhow::Result<()> {
@@ -505,7 +508,7 @@ async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand)
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut first = true;
             let flush = async |chunk: &mut Vec<mailpush_core::batch::ReceiverDetailInput>,
-                                   total: &mut mailpush_core::batch::AddDetailsReport|
+                               total: &mut mailpush_core::batch::AddDetailsReport|
                    -> anyhow::Result<()> {
                 if chunk.is_empty() {
                     return Ok(());

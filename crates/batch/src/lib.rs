@@ -179,11 +179,14 @@ impl Runner {
             .store()
             .count_receiver_after(task.task.receiver_id, task.cursor)
             .await?;
-        let mut u = self
-            .update(task, task_status::PAUSED, task.cursor, day_start(now) + DAY_MS);
+        let mut u = self.update(task, task_status::PAUSED, task.cursor, day_start(now) + DAY_MS);
         u.cache_count = rest;
         self.core.store().update_task_run(&u).await?;
-        tracing::info!(task = task.id, cached = rest, "daily quota used up: task paused until tomorrow");
+        tracing::info!(
+            task = task.id,
+            cached = rest,
+            "daily quota used up: task paused until tomorrow"
+        );
         Ok(true)
     }
 

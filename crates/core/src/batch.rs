@@ -285,7 +285,10 @@ impl Mailpush {
             } else if let Some(d) = &data {
                 if d.len() > data_max {
                     report.too_long += 1;
-                    invalid = Some(format!("TemplateData is {} bytes; at most {data_max} are allowed", d.len()));
+                    invalid = Some(format!(
+                        "TemplateData is {} bytes; at most {data_max} are allowed",
+                        d.len()
+                    ));
                 } else if let Err(e) = parse_data_object(d) {
                     invalid.get_or_insert(e);
                 }
@@ -306,7 +309,11 @@ impl Mailpush {
         receiver_id: i64,
         status: i32,
     ) -> Result<(), CoreError> {
-        if !self.store().set_receiver_status(account.id, receiver_id, status).await? {
+        if !self
+            .store()
+            .set_receiver_status(account.id, receiver_id, status)
+            .await?
+        {
             return Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {receiver_id} does not exist"),
@@ -415,9 +422,10 @@ impl Mailpush {
             ));
         }
         let now = self.now_ms();
-        let receiver_id = req.receiver_id.filter(|&id| id > 0).ok_or_else(|| {
-            refuse(ErrorCode::MissingParameterReceiverIdNecessary, "ReceiverId is required")
-        })?;
+        let receiver_id = req
+            .receiver_id
+            .filter(|&id| id > 0)
+            .ok_or_else(|| refuse(ErrorCode::MissingParameterReceiverIdNecessary, "ReceiverId is required"))?;
         let receiver = self.receiver_of(account, receiver_id).await?;
         if receiver.status != RECEIVER_DONE || receiver.valid_count == 0 {
             return Err(refuse(
@@ -433,7 +441,10 @@ impl Mailpush {
         })?;
         self.check_sender(account, &from.address, &from.address).await?;
         if req.subject.trim().is_empty() {
-            return Err(refuse(ErrorCode::InvalidParameterValueSubjectLengthError, "Subject is required"));
+            return Err(refuse(
+                ErrorCode::InvalidParameterValueSubjectLengthError,
+                "Subject is required",
+            ));
         }
         if !(0..=2).contains(&req.ad_location) {
             return Err(refuse(ErrorCode::InvalidParameterValue, "ADLocation must be 0, 1 or 2"));
@@ -471,9 +482,9 @@ impl Mailpush {
         parse_data_object(&req.template_data)
             .map_err(|e| refuse(ErrorCode::FailedOperationWrongContentJson, format!("Template.{e}")))?;
         let begin_of = |begin: Option<String>, missing: ErrorCode, field: &str| -> Result<i64, CoreError> {
-            let raw = begin.filter(|b| !b.trim().is_empty()).ok_or_else(|| {
-                refuse(missing, format!("{field}.BeginTime is required"))
-            })?;
+            let raw = begin
+                .filter(|b| !b.trim().is_empty())
+                .ok_or_else(|| refuse(missing, format!("{field}.BeginTime is required")))?;
             let ms = parse_time(&raw).ok_or_else(|| {
                 refuse(
                     ErrorCode::InvalidParameterValue,
@@ -515,7 +526,10 @@ impl Mailpush {
                     .ok_or_else(|| refuse(ErrorCode::InvalidParameterValue, "CycleParam.IntervalTime is too large"))?;
                 let term = term_cycle.unwrap_or(0);
                 if !(0..=1).contains(&term) {
-                    return Err(refuse(ErrorCode::InvalidParameterValue, "CycleParam.TermCycle must be 0 or 1"));
+                    return Err(refuse(
+                        ErrorCode::InvalidParameterValue,
+                        "CycleParam.TermCycle must be 0 or 1",
+                    ));
                 }
                 (3, begin, interval, term as i32)
             }

@@ -13,7 +13,11 @@ use mailpush_model::clock::{DAY_MS, day_start};
 impl Mailpush {
     /// Recipients `account` may still send today; `None` = no daily limit. `sender_domain` is the domain the
     /// mail goes out from (quotas per domain plug in here).
-    pub async fn remaining_today(&self, account: &AccountContext, sender_domain: &str) -> Result<Option<u64>, CoreError> {
+    pub async fn remaining_today(
+        &self,
+        account: &AccountContext,
+        sender_domain: &str,
+    ) -> Result<Option<u64>, CoreError> {
         let _ = sender_domain;
         let cap = self.settings().batch_daily_quota;
         if cap == 0 {

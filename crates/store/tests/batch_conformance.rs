@@ -1,0 +1,305 @@
+//! Conformance cases for batch sending (migration 0009): recipient lists and send tasks, including the
+//! atomic chunk feed (messages + cursor in one transaction, compare-and-swap), on SQLite and PostgreSQL.
+
+use mailpush_model::{MessageId, RecipientKind};
+use mailpush_store::batch::task_status;
+use mailpush_store::{
+    Account, AddDetailsRefusal, DetailQuery, NewAccount, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask,
+    Store, TaskChunk, TaskQuery, TaskRunUpdate,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(
+    receivers_scoped_counted_and_limited,
+    chunk_feed_is_atomic_and_compare_and_swap,
+    receiver_in_use_cannot_be_deleted,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn detail(email: &str, invalid: bool) -> NewReceiverDetail {
+    NewReceiverDetail {
+        email: email.into(),
+        template_data: Some("{\"name\":\"x\"}".into()),
+        invalid_reason: invalid.then(|| "bad".to_string()),
+    }
+}
+
+fn task(account: i64, receiver: i64) -> NewSendTask {
+    NewSendTask {
+        account_id: account,
+        receiver_id: receiver,
+        from_address: "a@x.example".into(),
+        subject: "s".into(),
+        reply_to: None,
+        task_type: 1,
+        template_id: 1,
+        template_data: String::new(),
+        unsubscribe: String::new(),
+        ad_location: 0,
+        begin_ms: T0,
+        interval_hours: 0,
+        term_cycle: 0,
+        created_ms: T0,
+    }
+}
+
+fn message(account: i64, to: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        account_id: account,
+        envelope_from: "a@x.example".into(),
+        from_address: "a@x.example".into(),
+        subject: "s".into(),
+        lane: 1,
+        request_ms: T0,
+        not_before_ms: T0,
+        expires_ms: T0 + 1000,
+        body: b"hi".to_vec(),
+        recipients: vec![NewRecipient {
+            address: to.into(),
+            domain: "example.org".into(),
+            kind: RecipientKind::To,
+            send_status: 0,
+            deliver_message: None,
+        }],
+    }
+}
+
+async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let a = account(&store, "a").await;
+    let b = account(&store, "b").await;
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 2)
+        .await
+        .expect("create")
+        .expect("created");
+    assert_eq!(
+        store.create_receiver(a.id, "list", "", T0, 2).await.expect("dup"),
+        Err(true)
+    );
+    store
+        .create_receiver(b.id, "list", "", T0, 2)
+        .await
+        .expect("other account")
+        .expect("same name ok");
+    store
+        .create_receiver(a.id, "two", "", T0, 2)
+        .await
+        .expect("second")
+        .expect("created");
+    assert_eq!(
+        store.create_receiver(a.id, "three", "", T0, 2).await.expect("limit"),
+        Err(false)
+    );
+    let out = store
+        .add_receiver_details(
+            a.id,
+            r.id,
+            &[
+                detail("u1@example.org", false),
+                detail("u2@example.org", false),
+                detail("u1@example.org", false),
+                detail("bad", true),
+            ],
+            10,
+            T0,
+        )
+        .await
+        .expect("add")
+        .expect("added");
+    assert_eq!((out.valid, out.invalid, out.repeated), (2, 1, 1));
+    let row = store.receiver(a.id, r.id).await.expect("get").expect("exists");
+    assert_eq!((row.valid_count, row.invalid_count, row.status), (2, 1, 3));
+    assert!(
+        store.receiver(b.id, r.id).await.expect("get").is_none(),
+        "scoped by account"
+    );
+    let refused = store
+        .add_receiver_details(b.id, r.id, &[detail("z@example.org", false)], 10, T0)
+        .await
+        .expect("add");
+    assert_eq!(refused, Err(AddDetailsRefusal::NotFound));
+    let many: Vec<_> = (0..8).map(|i| detail(&format!("m{i}@example.org"), false)).collect();
+    assert_eq!(
+        store
+            .add_receiver_details(a.id, r.id, &many, 10, T0)
+            .await
+            .expect("add"),
+        Err(AddDetailsRefusal::TooMany(3))
+    );
+    let page = store
+        .list_receiver_details(&DetailQuery {
+            account_id: a.id,
+            receiver_id: r.id,
+            email_contains: Some("u".into()),
+            offset: 0,
+            limit: 10,
+            ..DetailQuery::default()
+        })
+        .await
+        .expect("details");
+    assert_eq!((page.total, page.valid, page.invalid), (2, 2, 0));
+    let (total, rows) = store.list_receivers(a.id, None, Some("li"), 0, 10).await.expect("list");
+    assert_eq!((total, rows.len()), (1, 1));
+    let walk = store.receiver_walk(r.id, 0, 10).await.expect("walk");
+    assert_eq!(walk.len(), 2, "only valid addresses are walked");
+    assert_eq!(store.count_receiver_after(r.id, walk[0].id).await.expect("count"), 1);
+}
+
+async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let a = account(&store, "a").await;
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 10)
+        .await
+        .expect("create")
+        .expect("created");
+    store
+        .add_receiver_details(
+            a.id,
+            r.id,
+            &[detail("u1@example.org", false), detail("u2@example.org", false)],
+            10,
+            T0,
+        )
+        .await
+        .expect("add")
+        .expect("added");
+    let id = store
+        .create_send_task(&task(a.id, r.id), task_status::TO_START)
+        .await
+        .expect("task")
+        .expect("created");
+    let walk = store.receiver_walk(r.id, 0, 10).await.expect("walk");
+    let chunk = TaskChunk {
+        task_id: id,
+        expected_cursor: 0,
+        new_cursor: walk[0].id,
+        messages: vec![message(a.id, "u1@example.org")],
+        sent: 1,
+        skipped: 0,
+        now_ms: T0,
+    };
+    assert!(store.feed_task_chunk(&chunk).await.expect("feed"));
+    // A second runner that read the same cursor cannot feed the same chunk again.
+    let again = TaskChunk {
+        messages: vec![message(a.id, "u1@example.org")],
+        ..chunk.clone()
+    };
+    assert!(!store.feed_task_chunk(&again).await.expect("feed again"));
+    assert_eq!(
+        store.count_requests(a.id, T0, T0 + 1).await.expect("count"),
+        1,
+        "nothing written twice"
+    );
+    assert_eq!(store.open_deliveries(a.id).await.expect("open"), 1);
+    let t = store.send_task(id).await.expect("get").expect("exists");
+    assert_eq!((t.cursor, t.send_count), (walk[0].id, 1));
+    // Status changes are guarded by the cursor too.
+    let u = TaskRunUpdate {
+        task_id: id,
+        expected_cursor: 0,
+        status: task_status::PAUSED,
+        cursor: 0,
+        add_requests: 0,
+        cache_count: 1,
+        err_msg: String::new(),
+        add_runs: 0,
+        next_run_ms: T0,
+        now_ms: T0,
+    };
+    assert!(!store.update_task_run(&u).await.expect("stale update"));
+    let u = TaskRunUpdate {
+        expected_cursor: walk[0].id,
+        cursor: walk[0].id,
+        ..u
+    };
+    assert!(store.update_task_run(&u).await.expect("update"));
+    let (total, rows) = store
+        .list_send_tasks(&TaskQuery {
+            account_id: a.id,
+            status: Some(task_status::PAUSED),
+            offset: 0,
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(total, 1);
+    assert_eq!((rows[0].cache_count, rows[0].receivers_name.as_str()), (1, "list"));
+    // Leases: one runner at a time.
+    assert!(store.lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
+    assert!(!store.lease_task(id, "r2", T0 + 50, T0 + 150).await.expect("held"));
+    assert!(
+        store
+            .runnable_tasks(T0 + 50, "r2", 10)
+            .await
+            .expect("runnable")
+            .is_empty()
+    );
+    assert_eq!(
+        store.runnable_tasks(T0 + 50, "r1", 10).await.expect("runnable").len(),
+        1
+    );
+    assert!(
+        store
+            .lease_task(id, "r2", T0 + 100, T0 + 200)
+            .await
+            .expect("expired lease taken over")
+    );
+}
+
+async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let a = account(&store, "a").await;
+    let r = store
+        .create_receiver(a.id, "list", "", T0, 10)
+        .await
+        .expect("create")
+        .expect("created");
+    store
+        .add_receiver_details(a.id, r.id, &[detail("u1@example.org", false)], 10, T0)
+        .await
+        .expect("add")
+        .expect("added");
+    let id = store
+        .create_send_task(&task(a.id, r.id), task_status::TO_START)
+        .await
+        .expect("task")
+        .expect("created");
+    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("delete"), Err(true));
+    let u = TaskRunUpdate {
+        task_id: id,
+        expected_cursor: 0,
+        status: task_status::DONE,
+        cursor: 0,
+        add_requests: 0,
+        cache_count: 0,
+        err_msg: String::new(),
+        add_runs: 0,
+        next_run_ms: T0,
+        now_ms: T0,
+    };
+    assert!(store.update_task_run(&u).await.expect("done"));
+    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("delete"), Ok(()));
+    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("again"), Err(false));
+    assert!(store.receiver_walk(r.id, 0, 10).await.expect("walk").is_empty());
+}
