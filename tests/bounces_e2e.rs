@@ -61,7 +61,10 @@ async fn send(client: &ApiClient, to: &[&str]) -> Value {
 }
 
 fn message_id(r: &Value) -> String {
-    r["MessageId"].as_str().unwrap_or_else(|| panic!("no MessageId: {r}")).to_string()
+    r["MessageId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MessageId: {r}"))
+        .to_string()
 }
 
 async fn status_of(client: &ApiClient, id: &str) -> Vec<Value> {
@@ -79,10 +82,17 @@ async fn wait_status(client: &ApiClient, id: &str, wanted: &[i64], timeout: Dura
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let rows = status_of(client, id).await;
-        if !rows.is_empty() && rows.iter().all(|r| wanted.contains(&r["DeliverStatus"].as_i64().unwrap_or(-1))) {
+        if !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| wanted.contains(&r["DeliverStatus"].as_i64().unwrap_or(-1)))
+        {
             return rows;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never reached {wanted:?}: {rows:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never reached {wanted:?}: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -90,7 +100,9 @@ async fn wait_status(client: &ApiClient, id: &str, wanted: &[i64], timeout: Dura
 /// The events of one message, read from the server's database (a second connection; WAL lets both work).
 async fn events_of(w: &World, id: &str) -> Vec<RecordedEvent> {
     let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("open the server's store");
+    let store = Store::open(&url, StoreOptions::default())
+        .await
+        .expect("open the server's store");
     let account = store.account_by_name("shop").await.expect("account").expect("shop").id;
     let id = MessageId::parse(id).expect("MessageId");
     let events = store.message_events(account, &id).await.expect("events");
@@ -101,7 +113,8 @@ async fn events_of(w: &World, id: &str) -> Vec<RecordedEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hard_bounce_blacklists_the_address_for_later_sends() {
     let w = world(&[]).await;
-    w.sink.set_reply("gone@example.org", SinkReply::reply(550, "5.1.1 no such user here"));
+    w.sink
+        .set_reply("gone@example.org", SinkReply::reply(550, "5.1.1 no such user here"));
     let first = message_id(&send(&w.client, &["gone@example.org"]).await);
     wait_status(&w.client, &first, &[3], Duration::from_secs(30)).await;
     let events = events_of(&w, &first).await;
@@ -112,7 +125,11 @@ async fn a_hard_bounce_blacklists_the_address_for_later_sends() {
 
     // Alone: the request is refused.
     let refused = send(&w.client, &["Gone@example.org"]).await;
-    assert_eq!(ApiClient::error_code(&refused).as_deref(), Some("FailedOperation.EmailAddrInBlacklist"), "{refused}");
+    assert_eq!(
+        ApiClient::error_code(&refused).as_deref(),
+        Some("FailedOperation.EmailAddrInBlacklist"),
+        "{refused}"
+    );
 
     // With another recipient: that one goes, the blacklisted one is recorded with SendStatus 1007.
     let mixed = message_id(&send(&w.client, &["gone@example.org", "alice@example.org"]).await);
@@ -147,8 +164,17 @@ async fn a_hard_bounce_blacklists_the_address_for_later_sends() {
         .await;
     assert_eq!(list["TotalCount"], 1, "{list}");
     assert_eq!(list["BlackList"][0]["EmailAddress"], "gone@example.org");
-    assert!(list["BlackList"][0]["IspDesc"].as_str().unwrap_or("").contains("5.1.1"), "{list}");
-    assert!(list["BlackList"][0]["BounceTime"].as_str().unwrap_or("").starts_with(&today()), "{list}");
+    assert!(
+        list["BlackList"][0]["IspDesc"].as_str().unwrap_or("").contains("5.1.1"),
+        "{list}"
+    );
+    assert!(
+        list["BlackList"][0]["BounceTime"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&today()),
+        "{list}"
+    );
     let del = w
         .client
         .call("DeleteBlackList", &json!({ "EmailAddressList": ["gone@example.org"] }))
@@ -163,17 +189,26 @@ async fn a_hard_bounce_blacklists_the_address_for_later_sends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_451_ends_as_a_soft_bounce_at_the_deadline() {
     let w = world(&[("MAILPUSH_MAX_DELIVERY_SECONDS", "3".to_string())]).await;
-    w.sink.set_reply("busy@example.org", SinkReply::reply(451, "4.3.0 try again later"));
+    w.sink
+        .set_reply("busy@example.org", SinkReply::reply(451, "4.3.0 try again later"));
     let id = message_id(&send(&w.client, &["busy@example.org"]).await);
     let rows = wait_status(&w.client, &id, &[3], Duration::from_secs(40)).await;
     let msg = rows[0]["DeliverMessage"].as_str().unwrap_or("");
     assert!(msg.contains("gave up") && msg.contains("451"), "{rows:?}");
-    assert!(w.sink.rcpt_attempts("busy@example.org") >= 2, "retried before giving up");
+    assert!(
+        w.sink.rcpt_attempts("busy@example.org") >= 2,
+        "retried before giving up"
+    );
     let events = events_of(&w, &id).await;
     let last = events.last().expect("events");
     assert_eq!(last.event.kind, EventKind::Bounce);
     assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
-    assert!(events[..events.len() - 1].iter().all(|e| e.event.kind == EventKind::Deferred), "{events:?}");
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e.event.kind == EventKind::Deferred),
+        "{events:?}"
+    );
     // A soft bounce does not blacklist.
     w.sink.set_reply("busy@example.org", SinkReply::Accept);
     let next = message_id(&send(&w.client, &["busy@example.org"]).await);
@@ -196,9 +231,14 @@ async fn custom_blacklist_actions_block_sends() {
     assert_eq!(created["RepeatCount"], 1, "{created}");
     assert_eq!(created["InvalidCount"], 1, "{created}");
     let refused = send(c, &["a@example.org"]).await;
-    assert_eq!(ApiClient::error_code(&refused).as_deref(), Some("FailedOperation.EmailAddrInBlacklist"));
+    assert_eq!(
+        ApiClient::error_code(&refused).as_deref(),
+        Some("FailedOperation.EmailAddrInBlacklist")
+    );
 
-    let list = c.call("ListCustomBlacklist", &json!({ "Offset": 0, "Limit": 10, "Status": 1 })).await;
+    let list = c
+        .call("ListCustomBlacklist", &json!({ "Offset": 0, "Limit": 10, "Status": 1 }))
+        .await;
     assert_eq!(list["TotalCount"], 2, "{list}");
     let entry = list["Data"]
         .as_array()
@@ -216,17 +256,28 @@ async fn custom_blacklist_actions_block_sends() {
         )
         .await;
     assert!(upd.get("Error").is_none(), "{upd}");
-    let expired = c.call("ListCustomBlacklist", &json!({ "Offset": 0, "Limit": 10, "Status": 0 })).await;
+    let expired = c
+        .call("ListCustomBlacklist", &json!({ "Offset": 0, "Limit": 10, "Status": 0 }))
+        .await;
     assert_eq!(expired["TotalCount"], 1, "{expired}");
     assert_eq!(expired["Data"][0]["ExpireDate"], "2020-01-01");
     let ok = send(c, &["a@example.org"]).await;
     assert!(ok.get("Error").is_none(), "{ok}");
 
     let missing = c
-        .call("UpdateCustomBlackList", &json!({ "Id": 999_999, "Email": "x@example.org" }))
+        .call(
+            "UpdateCustomBlackList",
+            &json!({ "Id": 999_999, "Email": "x@example.org" }),
+        )
         .await;
-    assert_eq!(ApiClient::error_code(&missing).as_deref(), Some("InvalidParameterValue"), "{missing}");
-    let del = c.call("DeleteCustomBlackList", &json!({ "Emails": ["b@example.org"] })).await;
+    assert_eq!(
+        ApiClient::error_code(&missing).as_deref(),
+        Some("InvalidParameterValue"),
+        "{missing}"
+    );
+    let del = c
+        .call("DeleteCustomBlackList", &json!({ "Emails": ["b@example.org"] }))
+        .await;
     assert!(del.get("Error").is_none(), "{del}");
     let ok = send(c, &["b@example.org"]).await;
     assert!(ok.get("Error").is_none(), "{ok}");
@@ -237,7 +288,9 @@ async fn custom_blacklist_actions_block_sends() {
 async fn too_many_blacklisted_recipients_suspend_the_account() {
     let w = world(&[("MAILPUSH_REPUTATION_MIN_SENDS", "4".to_string())]).await;
     let c = &w.client;
-    let created = c.call("CreateCustomBlacklist", &json!({ "Emails": ["x@example.org"] })).await;
+    let created = c
+        .call("CreateCustomBlacklist", &json!({ "Emails": ["x@example.org"] }))
+        .await;
     assert!(created.get("Error").is_none(), "{created}");
     // 3 clean recipients, then 1 hit out of 4 (25% ≥ 8%): suspended.
     let ok = send(c, &["r1@example.org", "r2@example.org"]).await;
@@ -245,7 +298,11 @@ async fn too_many_blacklisted_recipients_suspend_the_account() {
     let hit = send(c, &["r3@example.org", "x@example.org"]).await;
     assert!(hit.get("Error").is_none(), "the request itself passes: {hit}");
     let refused = send(c, &["r4@example.org"]).await;
-    assert_eq!(ApiClient::error_code(&refused).as_deref(), Some("FailedOperation.HighRejectionRate"), "{refused}");
+    assert_eq!(
+        ApiClient::error_code(&refused).as_deref(),
+        Some("FailedOperation.HighRejectionRate"),
+        "{refused}"
+    );
     let listed = mailpush_cli(&w.env, &["account", "list", "--json"]).await;
     assert!(listed.contains("\"Suspended\":true"), "{listed}");
     // The operator resumes it.

@@ -35,7 +35,10 @@ pub(crate) async fn dispatch(
         | "UpdateCustomBlackList"
         | "DeleteCustomBlackList" => match suppression::dispatch(core, ctx, action, params).await {
             Some(result) => result,
-            None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("the action {action} does not exist"),
+            )),
         },
         "CreateReceiver"
         | "CreateReceiverDetail"

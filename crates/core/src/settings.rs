@@ -125,8 +125,6 @@ pub struct Settings {
     /// Auto-suspend: an account whose blacklist hits reach this percentage of its recipients in the window is
     /// suspended until an operator resumes it (Tencent: 8).
     pub suspend_blacklist_percent: f64,
-    /// A bounce rate above this percentage of the window's final deliveries logs a warning (Tencent: 5).
-    pub bounce_warn_percent: f64,
     /// Fewest recipients in the window before auto-suspend and the warning apply (small samples are noise).
     pub reputation_min_sends: u64,
 }
@@ -188,7 +186,6 @@ impl Default for Settings {
             blacklist_days: 180,
             reputation_window_secs: 86_400,
             suspend_blacklist_percent: 8.0,
-            bounce_warn_percent: 5.0,
             reputation_min_sends: 100,
         }
     }

@@ -100,7 +100,10 @@ impl Mailpush {
         recipients: &mut [NewRecipient],
     ) -> Result<(), CoreError> {
         let now = self.now_ms();
-        let keys: Vec<String> = recipients.iter().map(|r| normalize_blacklist_address(&r.address)).collect();
+        let keys: Vec<String> = recipients
+            .iter()
+            .map(|r| normalize_blacklist_address(&r.address))
+            .collect();
         let since = now.saturating_sub((self.inner.settings.blacklist_days as i64).saturating_mul(DAY_MS));
         let hits: HashSet<String> = self
             .inner
@@ -132,7 +135,9 @@ impl Mailpush {
     /// (and there were at least `reputation_min_sends`), the account is suspended until an operator resumes it.
     pub(crate) async fn check_auto_suspend(&self, account: &AccountContext) -> Result<(), CoreError> {
         let s = &self.inner.settings;
-        let since = self.now_ms().saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
+        let since = self
+            .now_ms()
+            .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
         let (hits, sends) = self.inner.store.blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
@@ -174,9 +179,13 @@ impl Mailpush {
         limit: i64,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
         check_page(offset, limit)?;
-        let (from_ms, _) = mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
+        let (from_ms, _) =
+            mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
         let (_, to_ms) = mailpush_model::clock::day_range(end_date).ok_or_else(|| bad_date("EndDate", end_date))?;
-        let address = email.map(str::trim).filter(|e| !e.is_empty()).map(normalize_blacklist_address);
+        let address = email
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(normalize_blacklist_address);
         Ok(self
             .inner
             .store
@@ -266,7 +275,10 @@ impl Mailpush {
                 ));
             }
         };
-        let email = email.map(str::trim).filter(|e| !e.is_empty()).map(normalize_blacklist_address);
+        let email = email
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(normalize_blacklist_address);
         Ok(self
             .inner
             .store
@@ -284,7 +296,12 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
         let expire = expire_ms(expire_date)?;
-        match self.inner.store.update_custom_blacklist(account.id, id, &address, expire).await {
+        match self
+            .inner
+            .store
+            .update_custom_blacklist(account.id, id, &address, expire)
+            .await
+        {
             Err(mailpush_store::StoreError::NotFound) => Err(CoreError::refused(
                 ErrorCode::InvalidParameterValue,
                 format!("the custom blacklist has no entry {id}"),

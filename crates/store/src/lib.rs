@@ -45,7 +45,8 @@ pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use suppression::{
-    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, normalize as normalize_blacklist_address,
+    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
+    normalize as normalize_blacklist_address,
 };
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,

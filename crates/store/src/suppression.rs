@@ -107,7 +107,9 @@ macro_rules! suppression_ops {
             }
             qb.push(")");
             let rows = qb.build().fetch_all(pool).await?;
-            rows.iter().map(|r| Ok(r.try_get::<String, _>("address")?)).collect()
+            rows.iter()
+                .map(|r| Ok(r.try_get::<String, _>("address")?))
+                .collect()
         }
 
         pub(crate) async fn list_bounce_blacklist(
@@ -203,7 +205,8 @@ macro_rules! suppression_ops {
                 CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
                 CustomStatusFilter::All => "$2 = $2",
             };
-            let filter = format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
+            let filter =
+                format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
             let address = address.unwrap_or("").to_string();
             let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
                 .bind(account)
@@ -272,7 +275,11 @@ macro_rules! suppression_ops {
             Ok(qb.build().execute(pool).await?.rows_affected())
         }
 
-        pub(crate) async fn blacklist_hits(pool: &Pool, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
+        pub(crate) async fn blacklist_hits(
+            pool: &Pool,
+            account: AccountId,
+            since_ms: i64,
+        ) -> Result<(i64, i64), StoreError> {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
                  FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
@@ -384,7 +391,11 @@ impl Store {
         now_ms: i64,
         expire_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
-        on_db!(self, writer, create_custom_blacklist(account, addresses, now_ms, expire_ms))
+        on_db!(
+            self,
+            writer,
+            create_custom_blacklist(account, addresses, now_ms, expire_ms)
+        )
     }
 
     /// `ListCustomBlacklist`: the account's rows by id, and their total.
@@ -398,7 +409,11 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
-        on_db!(self, reader, list_custom_blacklist(account, status, address, now_ms, offset, limit))
+        on_db!(
+            self,
+            reader,
+            list_custom_blacklist(account, status, address, now_ms, offset, limit)
+        )
     }
 
     /// `UpdateCustomBlackList`: changes one of the account's rows; [`StoreError::NotFound`] if it has no such id,

@@ -106,12 +106,28 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
         })
         .collect();
     // The same batch twice: the second is fenced off and must write no events.
-    assert!(store.record_outcomes(outcomes.clone()).await.expect("record").iter().all(|a| *a));
-    assert!(store.record_outcomes(outcomes).await.expect("again").iter().all(|a| !*a));
+    assert!(
+        store
+            .record_outcomes(outcomes.clone())
+            .await
+            .expect("record")
+            .iter()
+            .all(|a| *a)
+    );
+    assert!(
+        store
+            .record_outcomes(outcomes)
+            .await
+            .expect("again")
+            .iter()
+            .all(|a| !*a)
+    );
 
     let events = store.message_events(a.id, &m.id).await.expect("events");
-    let mut got: Vec<(String, EventKind, Option<BounceType>)> =
-        events.iter().map(|e| (e.event.recipient.clone(), e.event.kind, e.event.bounce_type)).collect();
+    let mut got: Vec<(String, EventKind, Option<BounceType>)> = events
+        .iter()
+        .map(|e| (e.event.recipient.clone(), e.event.kind, e.event.bounce_type))
+        .collect();
     got.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
         got,
@@ -122,15 +138,31 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
             ("slow@y.example".to_string(), EventKind::Deferred, None),
         ]
     );
-    let bounce = events.iter().find(|e| e.event.recipient == "Gone@y.example").expect("bounce");
+    let bounce = events
+        .iter()
+        .find(|e| e.event.recipient == "Gone@y.example")
+        .expect("bounce");
     assert_eq!(bounce.event.reason, "550 5.1.1 no such user");
 
     // Only the hard bounce is blacklisted, normalized, and for every account.
     let b = account(store, "b").await;
-    let wanted = vec!["gone@y.example".to_string(), "late@y.example".to_string(), "ok@y.example".to_string()];
-    assert_eq!(store.blacklisted(b.id, &wanted, T0, T0 + 10).await.expect("lookup"), vec!["gone@y.example"]);
+    let wanted = vec![
+        "gone@y.example".to_string(),
+        "late@y.example".to_string(),
+        "ok@y.example".to_string(),
+    ];
+    assert_eq!(
+        store.blacklisted(b.id, &wanted, T0, T0 + 10).await.expect("lookup"),
+        vec!["gone@y.example"]
+    );
     // Older than the period: no longer blocked.
-    assert!(store.blacklisted(b.id, &wanted, T0 + 6, T0 + 10).await.expect("lookup").is_empty());
+    assert!(
+        store
+            .blacklisted(b.id, &wanted, T0 + 6, T0 + 10)
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
 }
 
 async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
@@ -154,8 +186,20 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let list = vec!["x@y.example".to_string(), "z@y.example".to_string()];
-    assert_eq!(store.create_custom_blacklist(a.id, &list, T0, None).await.expect("create"), 2);
-    assert_eq!(store.create_custom_blacklist(a.id, &list[..1], T0, None).await.expect("again"), 0);
+    assert_eq!(
+        store
+            .create_custom_blacklist(a.id, &list, T0, None)
+            .await
+            .expect("create"),
+        2
+    );
+    assert_eq!(
+        store
+            .create_custom_blacklist(a.id, &list[..1], T0, None)
+            .await
+            .expect("again"),
+        0
+    );
     assert_eq!(
         store
             .create_custom_blacklist(a.id, &["old@y.example".to_string()], T0, Some(T0 + 100))
@@ -163,13 +207,26 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
             .expect("expiring"),
         1
     );
-    let probe = vec!["x@y.example".to_string(), "old@y.example".to_string(), "free@y.example".to_string()];
+    let probe = vec![
+        "x@y.example".to_string(),
+        "old@y.example".to_string(),
+        "free@y.example".to_string(),
+    ];
     let mut hits = store.blacklisted(a.id, &probe, T0, T0 + 50).await.expect("lookup");
     hits.sort();
     assert_eq!(hits, vec!["old@y.example", "x@y.example"]);
     // Expired entries no longer block; other accounts are not affected.
-    assert_eq!(store.blacklisted(a.id, &probe, T0, T0 + 100).await.expect("lookup"), vec!["x@y.example"]);
-    assert!(store.blacklisted(b.id, &probe, T0, T0 + 50).await.expect("lookup").is_empty());
+    assert_eq!(
+        store.blacklisted(a.id, &probe, T0, T0 + 100).await.expect("lookup"),
+        vec!["x@y.example"]
+    );
+    assert!(
+        store
+            .blacklisted(b.id, &probe, T0, T0 + 50)
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
 
     let (all, total) = store
         .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0 + 200, 0, 10)
@@ -207,13 +264,26 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        store.blacklisted(a.id, &["new@y.example".to_string()], T0, T0 + 10_000).await.expect("lookup"),
+        store
+            .blacklisted(a.id, &["new@y.example".to_string()], T0, T0 + 10_000)
+            .await
+            .expect("lookup"),
         vec!["new@y.example"]
     );
-    assert_eq!(store.delete_custom_blacklist(b.id, &list).await.expect("foreign delete"), 0);
+    assert_eq!(
+        store
+            .delete_custom_blacklist(b.id, &list)
+            .await
+            .expect("foreign delete"),
+        0
+    );
     assert_eq!(store.delete_custom_blacklist(a.id, &list).await.expect("delete"), 2);
     assert_eq!(
-        store.list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 0, 10).await.expect("list").1,
+        store
+            .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 0, 10)
+            .await
+            .expect("list")
+            .1,
         1
     );
 }
@@ -222,11 +292,23 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    store.add_bounce_blacklist(a.id, "One@y.example", T0, "550 a").await.expect("add");
-    store.add_bounce_blacklist(a.id, "two@y.example", T0 + 10, "550 b").await.expect("add");
-    store.add_bounce_blacklist(b.id, "one@y.example", T0 + 20, "550 c").await.expect("add");
+    store
+        .add_bounce_blacklist(a.id, "One@y.example", T0, "550 a")
+        .await
+        .expect("add");
+    store
+        .add_bounce_blacklist(a.id, "two@y.example", T0 + 10, "550 b")
+        .await
+        .expect("add");
+    store
+        .add_bounce_blacklist(b.id, "one@y.example", T0 + 20, "550 c")
+        .await
+        .expect("add");
     // Refreshing an entry moves its time.
-    store.add_bounce_blacklist(a.id, "two@y.example", T0 + 30, "550 d").await.expect("refresh");
+    store
+        .add_bounce_blacklist(a.id, "two@y.example", T0 + 30, "550 d")
+        .await
+        .expect("refresh");
     let q = |account, address: Option<&str>| BounceBlacklistQuery {
         account_id: account,
         from_ms: T0,
@@ -241,17 +323,39 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     assert_eq!(rows[0].created_ms, T0 + 30);
     assert_eq!(rows[0].reason, "550 d");
     assert_eq!(rows[1].address, "one@y.example");
-    assert_eq!(store.list_bounce_blacklist(&q(a.id, Some("one@y.example"))).await.expect("one").1, 1);
+    assert_eq!(
+        store
+            .list_bounce_blacklist(&q(a.id, Some("one@y.example")))
+            .await
+            .expect("one")
+            .1,
+        1
+    );
     // a lifts its own entry; b's entry for the same address still blocks everyone.
     assert_eq!(
-        store.delete_bounce_blacklist(a.id, &["one@y.example".to_string()]).await.expect("delete"),
+        store
+            .delete_bounce_blacklist(a.id, &["one@y.example".to_string()])
+            .await
+            .expect("delete"),
         1
     );
     assert_eq!(store.list_bounce_blacklist(&q(a.id, None)).await.expect("list").1, 1);
     assert_eq!(
-        store.blacklisted(a.id, &["one@y.example".to_string()], T0, T0).await.expect("lookup"),
+        store
+            .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
+            .await
+            .expect("lookup"),
         vec!["one@y.example"]
     );
-    store.delete_bounce_blacklist(b.id, &["one@y.example".to_string()]).await.expect("delete");
-    assert!(store.blacklisted(a.id, &["one@y.example".to_string()], T0, T0).await.expect("lookup").is_empty());
+    store
+        .delete_bounce_blacklist(b.id, &["one@y.example".to_string()])
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
 }
