@@ -27,10 +27,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
+    let callbacks = core
+        .start_callback_dispatcher()
+        .context("starting the callback dispatcher")?;
     let recheck = core.start_identity_rechecker();
     println!("mailpush-worker: delivering");
     settings::shutdown_signal().await;
     recheck.shutdown().await;
+    callbacks.shutdown().await;
     worker.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! is enforced once for every front end.
 
 pub mod accounts;
+pub mod callbacks;
+pub mod engage;
 pub mod error;
 pub mod identity;
 pub mod secrets;
@@ -13,6 +15,8 @@ pub mod templates;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
+pub use callbacks::CallbackHandle;
+pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use send::{AttachmentInput, SendContent, SendRequest};
@@ -202,6 +206,16 @@ impl Mailpush {
 
     /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
     pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
+        self.send_email_with(account, req, SendOptions::default()).await
+    }
+
+    /// [`Mailpush::send_email`] with the engagement options (`Unsubscribe`).
+    pub async fn send_email_with(
+        &self,
+        account: &AccountContext,
+        req: SendRequest,
+        opts: SendOptions,
+    ) -> Result<MessageId, CoreError> {
         if account.suspended {
             return Err(CoreError::refused(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -214,7 +228,7 @@ impl Mailpush {
         self.check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
         let body = mailpush_delivery::build_mime(&mail.spec)?;
-        let recipients = mail
+        let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()
             .map(|r| NewRecipient {
@@ -225,6 +239,11 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
+        self.check_unsubscribed(account, mail.sender.domain(), &mut recipients)
+            .await?;
+        let personal = self.personal_bodies(account, &mail, opts, &recipients)?;
+        // Written before the enqueue commits: the worker can only claim the message once both exist.
+        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,

@@ -105,6 +105,17 @@ pub struct Settings {
     pub max_senders_per_domain: u32,
     /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
     pub test_clock_file: Option<PathBuf>,
+    /// Absolute base URL of the public tracking and unsubscribe endpoints (`/t/o/…`, `/t/c/…`, `/u/…`), e.g.
+    /// `https://mail.example.com`. Empty = no tracking, and SendEmail's `Unsubscribe` option is refused.
+    pub public_base_url: String,
+    /// Open pixel and click redirects in HTML mail (needs `public_base_url`).
+    pub tracking: bool,
+    /// How long a callback is retried (with backoff) before it is given up, seconds (at least 8 hours).
+    pub callback_retry_secs: u64,
+    /// Timeout of one callback POST, seconds.
+    pub callback_timeout_secs: u64,
+    /// Networks (CIDR) callback targets may resolve to although they are loopback/private/link-local.
+    pub callback_allow_cidrs: Vec<String>,
 }
 
 impl Default for Settings {
@@ -155,6 +166,11 @@ impl Default for Settings {
             max_domains_per_account: 10,
             max_senders_per_domain: 10,
             test_clock_file: None,
+            public_base_url: String::new(),
+            tracking: true,
+            callback_retry_secs: 24 * 3600,
+            callback_timeout_secs: 10,
+            callback_allow_cidrs: Vec::new(),
         }
     }
 }

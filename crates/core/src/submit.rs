@@ -430,7 +430,7 @@ impl Mailpush {
         let mail = admit_raw(sub, now)?;
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
-        let recipients = mail
+        let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()
             .map(|r| NewRecipient {
@@ -441,6 +441,8 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
+        self.check_unsubscribed(&who.account, mail.header_from.domain(), &mut recipients)
+            .await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: who.account.id,

@@ -21,6 +21,7 @@
 mod committer;
 mod common;
 mod error;
+mod engage;
 mod events;
 mod identity;
 mod pg;
@@ -36,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::StoreError;
+pub use engage::{CallbackEvent, cb_state};
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use templates::{
