@@ -68,7 +68,11 @@ fn http() -> reqwest::Client {
 
 /// The public URL of a token link, pointed at the test server.
 fn local(w: &World, url: &str) -> String {
-    format!("http://{}{}", w.server.api_addr, url.strip_prefix(BASE).expect("a mailpush link"))
+    format!(
+        "http://{}{}",
+        w.server.api_addr,
+        url.strip_prefix(BASE).expect("a mailpush link")
+    )
 }
 
 async fn send(w: &World, from: &str, to: &[&str], html: &str, unsubscribe: &str) -> Value {
@@ -128,15 +132,33 @@ fn authenticator(dns: &DnsAuthority) -> MessageAuthenticator {
 async fn one_click_unsubscribe_binds_the_sending_domain_and_dkim_covers_the_headers() {
     let w = world().await;
     verified_sender(&w.client, &w.dns, "news@other.example.com").await;
-    let r = send(&w, "noreply@shop.example.com", &["alice@example.org"], "<p>Hello</p>", "2").await;
+    let r = send(
+        &w,
+        "noreply@shop.example.com",
+        &["alice@example.org"],
+        "<p>Hello</p>",
+        "2",
+    )
+    .await;
     assert!(r.get("Error").is_none(), "{r}");
     let first_id = r["MessageId"].as_str().unwrap().to_string();
 
-    let msgs = w.sink.wait_for_messages(1, Duration::from_secs(30)).await.expect("delivered");
+    let msgs = w
+        .sink
+        .wait_for_messages(1, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     let raw = msgs[0].data.clone();
     let parsed = MessageParser::default().parse(&raw).expect("mime");
-    let list_unsub = parsed.header_raw("List-Unsubscribe").expect("List-Unsubscribe").trim().to_string();
-    assert!(list_unsub.contains(&format!("<{BASE}/u/")) && list_unsub.contains("<mailto:"), "{list_unsub}");
+    let list_unsub = parsed
+        .header_raw("List-Unsubscribe")
+        .expect("List-Unsubscribe")
+        .trim()
+        .to_string();
+    assert!(
+        list_unsub.contains(&format!("<{BASE}/u/")) && list_unsub.contains("<mailto:"),
+        "{list_unsub}"
+    );
     assert_eq!(
         parsed.header_raw("List-Unsubscribe-Post").map(str::trim),
         Some("List-Unsubscribe=One-Click")
@@ -144,20 +166,41 @@ async fn one_click_unsubscribe_binds_the_sending_domain_and_dkim_covers_the_head
     let html = parsed.body_html(0).expect("html").to_string();
     assert!(html.contains("unsubscribe</a>"), "English footer: {html}");
     // The DKIM signature verifies and its h= names both headers.
-    let sig = parsed.header_raw("DKIM-Signature").expect("signed").to_ascii_lowercase();
-    let h: String = sig.split(';').find(|p| p.trim().starts_with("h=")).unwrap().split_whitespace().collect();
-    assert!(h.contains("list-unsubscribe:") && h.contains("list-unsubscribe-post"), "{h}");
+    let sig = parsed
+        .header_raw("DKIM-Signature")
+        .expect("signed")
+        .to_ascii_lowercase();
+    let h: String = sig
+        .split(';')
+        .find(|p| p.trim().starts_with("h="))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(
+        h.contains("list-unsubscribe:") && h.contains("list-unsubscribe-post"),
+        "{h}"
+    );
     let auth = authenticator(&w.dns);
     let msg = AuthenticatedMessage::parse(&raw).expect("parsable");
     let results = auth.verify_dkim(&msg).await;
-    assert!(results.iter().any(|o| *o.result() == DkimResult::Pass), "DKIM fails: {results:?}");
+    assert!(
+        results.iter().any(|o| *o.result() == DkimResult::Pass),
+        "DKIM fails: {results:?}"
+    );
 
     let unsub_url = links(&list_unsub, "u/").remove(0);
     // GET shows a confirmation page and changes nothing.
     let page = http().get(local(&w, &unsub_url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<form method=\"post\""));
-    let r = send(&w, "noreply@shop.example.com", &["alice@example.org"], "<p>Again</p>", "0").await;
+    let r = send(
+        &w,
+        "noreply@shop.example.com",
+        &["alice@example.org"],
+        "<p>Again</p>",
+        "0",
+    )
+    .await;
     assert!(r.get("Error").is_none(), "GET must not unsubscribe: {r}");
     // A tampered token is unknown.
     let tampered = format!("{}x", local(&w, &unsub_url));
@@ -173,18 +216,46 @@ async fn one_click_unsubscribe_binds_the_sending_domain_and_dkim_covers_the_head
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let r = send(&w, "noreply@shop.example.com", &["alice@example.org"], "<p>Again</p>", "0").await;
-    assert_eq!(ApiClient::error_code(&r).as_deref(), Some("FailedOperation.ReceiverHasUnsubscribed"), "{r}");
+    let r = send(
+        &w,
+        "noreply@shop.example.com",
+        &["alice@example.org"],
+        "<p>Again</p>",
+        "0",
+    )
+    .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("FailedOperation.ReceiverHasUnsubscribed"),
+        "{r}"
+    );
     // With another recipient the mail goes, alice gets SendStatus 1013.
-    let r = send(&w, "noreply@shop.example.com", &["alice@example.org", "dave@example.org"], "<p>x</p>", "0").await;
+    let r = send(
+        &w,
+        "noreply@shop.example.com",
+        &["alice@example.org", "dave@example.org"],
+        "<p>x</p>",
+        "0",
+    )
+    .await;
     assert!(r.get("Error").is_none(), "{r}");
     let rows = status_rows(&w, r["MessageId"].as_str().unwrap()).await;
-    let alice = rows.iter().find(|r| r["ToEmailAddress"] == "alice@example.org").unwrap();
+    let alice = rows
+        .iter()
+        .find(|r| r["ToEmailAddress"] == "alice@example.org")
+        .unwrap();
     assert_eq!(alice["SendStatus"], 1013, "{rows:?}");
     let dave = rows.iter().find(|r| r["ToEmailAddress"] == "dave@example.org").unwrap();
     assert_eq!(dave["SendStatus"], 0, "{rows:?}");
     // Another sending domain is not affected.
-    let r = send(&w, "news@other.example.com", &["alice@example.org"], "<p>Other</p>", "0").await;
+    let r = send(
+        &w,
+        "news@other.example.com",
+        &["alice@example.org"],
+        "<p>Other</p>",
+        "0",
+    )
+    .await;
     assert!(r.get("Error").is_none(), "{r}");
     // The first message shows the unsubscribe.
     let rows = status_rows(&w, &first_id).await;
@@ -207,7 +278,9 @@ impl Receiver {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let me = me.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -246,11 +319,16 @@ impl Receiver {
                     let status = if down {
                         "503 Service Unavailable"
                     } else {
-                        me.got.lock().unwrap().push((headers, buf[head_end..head_end + len].to_vec()));
+                        me.got
+                            .lock()
+                            .unwrap()
+                            .push((headers, buf[head_end..head_end + len].to_vec()));
                         "200 OK"
                     };
                     let _ = s
-                        .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
+                        .write_all(
+                            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+                        )
                         .await;
                 });
             }
@@ -263,17 +341,37 @@ impl Receiver {
 async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
     let w = world().await;
     // SSRF guard: a private target outside the allow-list is refused.
-    let r = w.client.call("SetCallbackUrl", &json!({ "CallbackUrl": "http://10.1.2.3/hook" })).await;
-    assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameterValue"), "{r}");
-    let r = w.client.call("SetCallbackUrl", &json!({ "CallbackUrl": "http://169.254.169.254/latest" })).await;
-    assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameterValue"), "{r}");
+    let r = w
+        .client
+        .call("SetCallbackUrl", &json!({ "CallbackUrl": "http://10.1.2.3/hook" }))
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("InvalidParameterValue"),
+        "{r}"
+    );
+    let r = w
+        .client
+        .call(
+            "SetCallbackUrl",
+            &json!({ "CallbackUrl": "http://169.254.169.254/latest" }),
+        )
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("InvalidParameterValue"),
+        "{r}"
+    );
 
     let receiver = Receiver::default();
     *receiver.down.lock().unwrap() = true;
     let url = receiver.start().await;
     let r = w
         .client
-        .call("SetCallbackUrl", &json!({ "CallbackUrl": url, "EmailAddress": "noreply@shop.example.com" }))
+        .call(
+            "SetCallbackUrl",
+            &json!({ "CallbackUrl": url, "EmailAddress": "noreply@shop.example.com" }),
+        )
         .await;
     assert!(r.get("Error").is_none(), "{r}");
     let cfg = w.client.call("GetCallbackConfig", &json!({})).await;
@@ -290,10 +388,17 @@ async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
     .await;
     assert!(r.get("Error").is_none(), "{r}");
     let id = r["MessageId"].as_str().unwrap().to_string();
-    let msgs = w.sink.wait_for_messages(1, Duration::from_secs(30)).await.expect("delivered");
+    let msgs = w
+        .sink
+        .wait_for_messages(1, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     let parsed = MessageParser::default().parse(&msgs[0].data).expect("mime");
     let html = parsed.body_html(0).expect("html").to_string();
-    assert!(!html.contains("https://shop.example.com/sale"), "the link is rewritten: {html}");
+    assert!(
+        !html.contains("https://shop.example.com/sale"),
+        "the link is rewritten: {html}"
+    );
     let click = links(&html, "t/c/").remove(0);
     let pixel = links(&html, "t/o/").remove(0);
 
@@ -308,9 +413,17 @@ async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
         assert!(resp.headers().get("location").is_none());
     }
     let rows = status_rows(&w, &id).await;
-    assert_eq!((rows[0]["UserOpened"].clone(), rows[0]["UserClicked"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        (rows[0]["UserOpened"].clone(), rows[0]["UserClicked"].clone()),
+        (json!(false), json!(false))
+    );
 
-    let resp = http().get(local(&w, &pixel)).header("User-Agent", "TestMail/1").send().await.unwrap();
+    let resp = http()
+        .get(local(&w, &pixel))
+        .header("User-Agent", "TestMail/1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/gif");
     let resp = http().get(local(&w, &click)).send().await.unwrap();
@@ -337,18 +450,31 @@ async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
             .lock()
             .unwrap()
             .iter()
-            .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["event"].as_str().unwrap().to_string())
+            .map(|(_, b)| {
+                serde_json::from_slice::<Value>(b).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         if kinds.contains(&"open".to_string()) && kinds.contains(&"click".to_string()) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "callbacks never arrived: {kinds:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "callbacks never arrived: {kinds:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (headers, body) in receiver.got.lock().unwrap().iter() {
         let h = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
         let ts: i64 = h("x-mailpush-timestamp").parse().unwrap();
-        assert!(mailpush_webhook::verify(secret.as_bytes(), ts, body, &h("x-mailpush-signature")));
+        assert!(mailpush_webhook::verify(
+            secret.as_bytes(),
+            ts,
+            body,
+            &h("x-mailpush-signature")
+        ));
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["bulkId"], id.as_str());
         assert_eq!(v["messageId"], id.as_str());

@@ -29,7 +29,10 @@ pub(crate) async fn dispatch(
         "DeleteEmailTemplate" => templates::delete(core, ctx, parse(params)?).await,
         _ if engage_action(action) => match engage::dispatch(core, ctx, action, params).await {
             Some(result) => result,
-            None => Err(ApiError::new(ErrorCode::InvalidAction, format!("the action {action} does not exist"))),
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("the action {action} does not exist"),
+            )),
         },
         _ => match identity::dispatch(core, ctx, action, params).await {
             Some(result) => result,

@@ -12,9 +12,9 @@ use axum::routing::get;
 
 /// A transparent 1×1 GIF.
 const PIXEL_GIF: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff,
-    0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
-    0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -29,7 +29,12 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "not found\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "not found\n",
+    )
+        .into_response()
 }
 
 fn server_error(e: mailpush_core::CoreError) -> Response {
@@ -43,7 +48,12 @@ fn no_store() -> (header::HeaderName, &'static str) {
 
 async fn open(State(s): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     match s.core.track_open(&token, user_agent(&headers)).await {
-        Ok(true) => (StatusCode::OK, [(header::CONTENT_TYPE, "image/gif"), no_store()], PIXEL_GIF).into_response(),
+        Ok(true) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "image/gif"), no_store()],
+            PIXEL_GIF,
+        )
+            .into_response(),
         Ok(false) => not_found(),
         Err(e) => server_error(e),
     }
@@ -58,7 +68,10 @@ async fn click(State(s): State<AppState>, Path(token): Path<String>, headers: He
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn page(body: String) -> Response {

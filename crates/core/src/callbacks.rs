@@ -6,9 +6,9 @@
 //! dispatchers never post the same event at the same time), posts it and records the result: delivered,
 //! no target, retry later with backoff, or given up once `callback_retry_secs` have passed since the event.
 
+use crate::Mailpush;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use crate::Mailpush;
 use mailpush_store::{AccountId, CallbackEvent, cb_state};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
@@ -30,8 +30,11 @@ pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
                 .map_err(|e| CoreError::Config(format!("callback_allow_cidrs {c:?}: {e}")))?,
         );
     }
-    CallbackClient::new(SsrfGuard::new(allow), Duration::from_secs(s.callback_timeout_secs.max(1)))
-        .map_err(|e| CoreError::Config(e.to_string()))
+    CallbackClient::new(
+        SsrfGuard::new(allow),
+        Duration::from_secs(s.callback_timeout_secs.max(1)),
+    )
+    .map_err(|e| CoreError::Config(e.to_string()))
 }
 
 /// A running dispatcher; `shutdown` stops it after the current round.
@@ -58,7 +61,9 @@ impl Mailpush {
     /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`).
     pub fn start_callback_dispatcher(&self) -> Result<CallbackHandle, CoreError> {
         if self.inner.settings.callback_retry_secs < 8 * 3600 {
-            return Err(CoreError::Config("callback_retry_secs must be at least 28800 (8 hours)".into()));
+            return Err(CoreError::Config(
+                "callback_retry_secs must be at least 28800 (8 hours)".into(),
+            ));
         }
         let client = client(&self.inner.settings)?;
         let (stop, mut stop_rx) = watch::channel(false);
@@ -159,7 +164,11 @@ impl Mailpush {
             bounce_type: e.bounce_type.map(|b| b.as_str().to_string()).unwrap_or_default(),
             username: info.name.clone(),
             from: ev.from_address.clone(),
-            from_domain: ev.from_address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
+            from_domain: ev
+                .from_address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
             template_id: 0,
             user_agent: e.user_agent.clone().unwrap_or_default(),
             subject: ev.subject.clone(),
@@ -167,7 +176,13 @@ impl Mailpush {
         };
         let now = self.now_ms();
         let result = client
-            .post(url, &info.secret, &ev.event.id.to_string(), now / 1000, payload.to_json())
+            .post(
+                url,
+                &info.secret,
+                &ev.event.id.to_string(),
+                now / 1000,
+                payload.to_json(),
+            )
             .await;
         let attempts = ev.attempts.saturating_add(1);
         let (state, next, error) = match result {

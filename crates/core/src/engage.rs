@@ -156,8 +156,9 @@ impl Mailpush {
             };
             let mut spec = mail.spec.clone();
             if track && let Some(html) = &spec.html {
-                let (rewritten, _) =
-                    mailpush_tracking::rewrite_links(html, |url| format!("{base}/t/c/{}", token(TokenKind::Click(url.to_string()))));
+                let (rewritten, _) = mailpush_tracking::rewrite_links(html, |url| {
+                    format!("{base}/t/c/{}", token(TokenKind::Click(url.to_string())))
+                });
                 spec.html = Some(mailpush_tracking::add_open_pixel(
                     &rewritten,
                     &format!("{base}/t/o/{}", token(TokenKind::Open)),
@@ -179,8 +180,10 @@ impl Mailpush {
                     "List-Unsubscribe".to_string(),
                     format!("<{url}>, <mailto:unsubscribe@{mailto_host}?subject=unsubscribe>"),
                 ));
-                spec.headers
-                    .push(("List-Unsubscribe-Post".to_string(), "List-Unsubscribe=One-Click".to_string()));
+                spec.headers.push((
+                    "List-Unsubscribe-Post".to_string(),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
             }
             out.push((r.address.clone(), mailpush_delivery::build_mime(&spec)?));
         }
@@ -191,7 +194,13 @@ impl Mailpush {
         self.token_key().decode(token)
     }
 
-    async fn record_engagement(&self, t: &Token, kind: EventKind, link: Option<String>, ua: Option<&str>) -> Result<(), CoreError> {
+    async fn record_engagement(
+        &self,
+        t: &Token,
+        kind: EventKind,
+        link: Option<String>,
+        ua: Option<&str>,
+    ) -> Result<(), CoreError> {
         self.inner
             .store
             .record_events(&[NewEvent {
@@ -251,8 +260,12 @@ impl Mailpush {
     /// Unsubscribes the token's recipient from its sending domain (RFC 8058 one-click POST or the page's
     /// button); records one unsubscribe event the first time. `None` for a forged or foreign token.
     pub async fn unsubscribe(&self, token: &str) -> Result<Option<UnsubscribeInfo>, CoreError> {
-        let Some(t) = self.decode_token(token) else { return Ok(None) };
-        let TokenKind::Unsubscribe(domain) = &t.kind else { return Ok(None) };
+        let Some(t) = self.decode_token(token) else {
+            return Ok(None);
+        };
+        let TokenKind::Unsubscribe(domain) = &t.kind else {
+            return Ok(None);
+        };
         let new = self
             .inner
             .store
@@ -300,7 +313,12 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         let sender = match sender.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => mailpush_model::EmailAddress::parse(s)
-                .map_err(|e| refuse(ErrorCode::InvalidParameterValueIllegalEmailAddress, format!("EmailAddress: {e}")))?
+                .map_err(|e| {
+                    refuse(
+                        ErrorCode::InvalidParameterValueIllegalEmailAddress,
+                        format!("EmailAddress: {e}"),
+                    )
+                })?
                 .as_str()
                 .to_string(),
             None => String::new(),
@@ -308,7 +326,10 @@ impl Mailpush {
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
             if u.len() > 2048 {
-                return Err(refuse(ErrorCode::InvalidParameterValue, "CallbackUrl is longer than 2048 characters"));
+                return Err(refuse(
+                    ErrorCode::InvalidParameterValue,
+                    "CallbackUrl is longer than 2048 characters",
+                ));
             }
             crate::callbacks::client(&self.inner.settings)?
                 .check_url(u)
@@ -344,7 +365,11 @@ impl Mailpush {
     }
 
     /// The account's callback secret, created if missing (or replaced with `reset`).
-    pub(crate) async fn callback_secret(&self, account: mailpush_store::AccountId, reset: bool) -> Result<Vec<u8>, CoreError> {
+    pub(crate) async fn callback_secret(
+        &self,
+        account: mailpush_store::AccountId,
+        reset: bool,
+    ) -> Result<Vec<u8>, CoreError> {
         if !reset && let Some(sealed) = self.inner.store.callback_secret(account).await? {
             return Ok(self.inner.master.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
         }

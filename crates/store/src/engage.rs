@@ -74,7 +74,9 @@ macro_rules! engage_ops {
             for chunk in recipients.chunks(500) {
                 let mut qb: QueryBuilder<$DB> =
                     QueryBuilder::new("SELECT recipient FROM unsubscribes WHERE account_id = ");
-                qb.push_bind(account).push(" AND domain = ").push_bind(domain.to_string());
+                qb.push_bind(account)
+                    .push(" AND domain = ")
+                    .push_bind(domain.to_string());
                 qb.push(" AND recipient IN (");
                 let mut sep = qb.separated(", ");
                 for r in chunk {
@@ -114,7 +116,8 @@ macro_rules! engage_ops {
         ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
             let mut qb: QueryBuilder<$DB> =
                 QueryBuilder::new("SELECT recipient, body FROM recipient_bodies WHERE message_id = ");
-            qb.push_bind(message.as_str().to_string()).push(" AND recipient IN (");
+            qb.push_bind(message.as_str().to_string())
+                .push(" AND recipient IN (");
             let mut sep = qb.separated(", ");
             for r in recipients {
                 sep.push_bind(r.clone());
@@ -194,11 +197,19 @@ macro_rules! engage_ops {
             } else {
                 "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
             };
-            sqlx::query(sql).bind(account).bind(sealed.to_vec()).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(account)
+                .bind(sealed.to_vec())
+                .execute(pool)
+                .await?;
             Ok(())
         }
 
-        pub(crate) async fn due_callbacks(pool: &Pool, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
+        pub(crate) async fn due_callbacks(
+            pool: &Pool,
+            now_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<CallbackEvent>, StoreError> {
             let rows = sqlx::query(
                 "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
                  e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
@@ -246,14 +257,12 @@ macro_rules! engage_ops {
             seen_next_ms: i64,
             lease_until_ms: i64,
         ) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "UPDATE events SET cb_next_ms = $1 WHERE id = $2 AND cb_state = 0 AND cb_next_ms = $3",
-            )
-            .bind(lease_until_ms)
-            .bind(id)
-            .bind(seen_next_ms)
-            .execute(pool)
-            .await?;
+            let r = sqlx::query("UPDATE events SET cb_next_ms = $1 WHERE id = $2 AND cb_state = 0 AND cb_next_ms = $3")
+                .bind(lease_until_ms)
+                .bind(id)
+                .bind(seen_next_ms)
+                .execute(pool)
+                .await?;
             Ok(r.rows_affected() == 1)
         }
 
@@ -289,14 +298,19 @@ macro_rules! engage_ops {
             }
             let mut qb: QueryBuilder<$DB> =
                 QueryBuilder::new("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
-            qb.push_bind(account).push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
+            qb.push_bind(account)
+                .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
             let mut sep = qb.separated(", ");
             for m in messages {
                 sep.push_bind(m.as_str().to_string());
             }
             qb.push(")");
             for row in qb.build().fetch_all(pool).await? {
-                out.push((row.try_get("message_id")?, row.try_get("recipient")?, row.try_get("kind")?));
+                out.push((
+                    row.try_get("message_id")?,
+                    row.try_get("recipient")?,
+                    row.try_get("kind")?,
+                ));
             }
             Ok(out)
         }
@@ -396,7 +410,12 @@ impl Store {
     }
 
     /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
-    pub async fn put_callback_secret(&self, account: AccountId, sealed: &[u8], replace: bool) -> Result<(), StoreError> {
+    pub async fn put_callback_secret(
+        &self,
+        account: AccountId,
+        sealed: &[u8],
+        replace: bool,
+    ) -> Result<(), StoreError> {
         on_pool!(self, writer, put_callback_secret(account, sealed, replace))
     }
 

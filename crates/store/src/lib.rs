@@ -20,8 +20,8 @@
 
 mod committer;
 mod common;
-mod error;
 mod engage;
+mod error;
 mod events;
 mod identity;
 mod pg;
@@ -36,8 +36,8 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use error::StoreError;
 pub use engage::{CallbackEvent, cb_state};
+pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use templates::{

@@ -58,13 +58,22 @@ impl FooterLanguage {
             English => ("If you no longer wish to receive these emails, you can", "unsubscribe"),
             ChineseTraditional => ("如果您不想再收到此類郵件，請", "退訂"),
             Spanish => ("Si ya no desea recibir estos correos, puede", "darse de baja"),
-            French => ("Si vous ne souhaitez plus recevoir ces e-mails, vous pouvez", "vous désabonner"),
-            German => ("Wenn Sie diese E-Mails nicht mehr erhalten möchten, können Sie sich", "abmelden"),
+            French => (
+                "Si vous ne souhaitez plus recevoir ces e-mails, vous pouvez",
+                "vous désabonner",
+            ),
+            German => (
+                "Wenn Sie diese E-Mails nicht mehr erhalten möchten, können Sie sich",
+                "abmelden",
+            ),
             Japanese => ("今後このメールの受信を希望されない場合は、", "配信停止"),
             Korean => ("더 이상 이 이메일을 받고 싶지 않으시면", "수신 거부"),
             Arabic => ("إذا كنت لا ترغب في تلقي هذه الرسائل، يمكنك", "إلغاء الاشتراك"),
             Thai => ("หากคุณไม่ต้องการรับอีเมลเหล่านี้อีก คุณสามารถ", "ยกเลิกการรับข่าวสาร"),
-            Indonesian => ("Jika Anda tidak ingin menerima email ini lagi, Anda dapat", "berhenti berlangganan"),
+            Indonesian => (
+                "Jika Anda tidak ingin menerima email ini lagi, Anda dapat",
+                "berhenti berlangganan",
+            ),
             Vietnamese => ("Nếu bạn không muốn nhận những email này nữa, bạn có thể", "hủy đăng ký"),
         }
     }
@@ -73,9 +82,7 @@ impl FooterLanguage {
 /// The HTML footer linking to `url` (which must not need escaping: mailpush's own token URL).
 pub fn footer_html(lang: FooterLanguage, url: &str) -> String {
     let (sentence, link) = lang.words();
-    format!(
-        "<div style=\"margin-top:24px;font-size:12px;color:#888\">{sentence} <a href=\"{url}\">{link}</a>.</div>"
-    )
+    format!("<div style=\"margin-top:24px;font-size:12px;color:#888\">{sentence} <a href=\"{url}\">{link}</a>.</div>")
 }
 
 /// The plain-text footer.

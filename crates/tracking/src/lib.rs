@@ -77,7 +77,11 @@ impl TokenKey {
             token.account_id, token.message_id, token.recipient
         );
         let sig = hmac::sign(&self.key, payload.as_bytes());
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(sig.as_ref())
+        )
     }
 
     /// Verifies and decodes a token; `None` for anything not signed by this key, malformed or too long.

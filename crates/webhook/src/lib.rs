@@ -340,13 +340,23 @@ mod tests {
     #[tokio::test]
     async fn client_refuses_internal_targets_before_connecting() {
         let c = CallbackClient::new(SsrfGuard::default(), Duration::from_secs(5)).unwrap();
-        for url in ["http://127.0.0.1:9/x", "http://[::1]:9/", "http://169.254.169.254/latest/meta-data"] {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]:9/",
+            "http://169.254.169.254/latest/meta-data",
+        ] {
             assert!(matches!(c.check_url(url), Err(WebhookError::Refused(_))), "{url}");
         }
         // A name resolving to loopback is refused by the resolver.
-        let err = c.post("http://localhost:9/x", b"k", "1", 1, "{}".into()).await.unwrap_err();
+        let err = c
+            .post("http://localhost:9/x", b"k", "1", 1, "{}".into())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("refused address"), "{err}");
-        assert!(matches!(c.check_url("ftp://example.com/"), Err(WebhookError::BadUrl(_))));
+        assert!(matches!(
+            c.check_url("ftp://example.com/"),
+            Err(WebhookError::BadUrl(_))
+        ));
     }
 
     #[test]
@@ -359,8 +369,22 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         for k in [
-            "event", "eventid", "email", "link", "bulkId", "timestamp", "reason", "bounceType", "username", "from",
-            "fromDomain", "templateId", "useragent", "subject", "messageId", "sentTimestamp",
+            "event",
+            "eventid",
+            "email",
+            "link",
+            "bulkId",
+            "timestamp",
+            "reason",
+            "bounceType",
+            "username",
+            "from",
+            "fromDomain",
+            "templateId",
+            "useragent",
+            "subject",
+            "messageId",
+            "sentTimestamp",
         ] {
             assert!(v.get(k).is_some(), "{k}");
         }
