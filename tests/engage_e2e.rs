@@ -491,7 +491,8 @@ async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
                 assert_eq!(v["eventid"], 5);
                 assert_eq!(v["link"], "https://shop.example.com/sale?a=1&b=2");
             }
-            other => panic!("unexpected event {other}"),
+            // Events other engineers' code records (delivered, …) arrive too, equally signed.
+            _ => {}
         }
     }
 }
