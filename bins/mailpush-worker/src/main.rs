@@ -27,6 +27,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
+    let callbacks = core
+        .start_callback_dispatcher()
+        .context("starting the callback dispatcher")?;
     let recheck = core.start_identity_rechecker();
     let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
         .await
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     settings::shutdown_signal().await;
     batch.shutdown().await;
     recheck.shutdown().await;
+    callbacks.shutdown().await;
     worker.shutdown().await;
     Ok(())
 }

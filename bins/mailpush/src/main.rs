@@ -182,6 +182,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         .await
         .context("opening mailpush")?;
     let worker = core.start_worker().await.context("starting the delivery worker")?;
+    let callbacks = core
+        .start_callback_dispatcher()
+        .context("starting the callback dispatcher")?;
     let smtp = mailpush_smtp::launch(core.clone()).await.context("starting SMTP")?;
     if let Some(smtp) = &smtp {
         smtp.tls.log();
@@ -206,6 +209,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing in-flight deliveries");
     batch.shutdown().await;
     recheck.shutdown().await;
+    callbacks.shutdown().await;
     worker.shutdown().await;
     Ok(())
 }

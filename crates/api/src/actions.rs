@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 mod batch;
+mod engage;
 mod identity;
 mod suppression;
 mod templates;
@@ -54,6 +55,13 @@ pub(crate) async fn dispatch(
                 format!("the action {action} does not exist"),
             )),
         },
+        _ if engage_action(action) => match engage::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("the action {action} does not exist"),
+            )),
+        },
         _ => match identity::dispatch(core, ctx, action, params).await {
             Some(result) => result,
             None => Err(ApiError::new(
@@ -62,6 +70,10 @@ pub(crate) async fn dispatch(
             )),
         },
     }
+}
+
+fn engage_action(action: &str) -> bool {
+    matches!(action, "SetCallbackUrl" | "GetCallbackConfig" | "ResetCallbackSecret")
 }
 
 /// Deserializes parameters, naming the offending field in the error.
@@ -157,15 +169,15 @@ struct SendEmailParams {
 }
 
 async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -> Result<Value, ApiError> {
-    if p.unsubscribe
-        .as_deref()
-        .is_some_and(|u| !u.trim().is_empty() && u.trim() != "0")
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameterValue,
-            "Unsubscribe links are not available yet; use 0",
-        ));
-    }
+    let unsubscribe = match p.unsubscribe.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        None => 0,
+        Some(u) => u.parse::<u8>().ok().filter(|c| *c <= 12).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("Unsubscribe {u:?} must be \"0\" (none) or \"1\"-\"12\" (footer language)"),
+            )
+        })?,
+    };
     let trigger = match p.trigger_type {
         None => TriggerType::Batch,
         Some(t) => TriggerType::from_code(t).ok_or_else(|| {
@@ -230,7 +242,10 @@ async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -
         smtp_headers: p.smtp_headers,
         smtp_message_id: p.smtp_message_id,
     };
-    let id = core.send_email(ctx, req).await.map_err(core_error)?;
+    let id = core
+        .send_email_with(ctx, req, mailpush_core::SendOptions { unsubscribe })
+        .await
+        .map_err(core_error)?;
     Ok(json!({ "MessageId": id.as_str() }))
 }
 
@@ -262,9 +277,14 @@ async fn get_send_email_status(
         )
         .await
         .map_err(core_error)?;
+    let flags = core.engagement_flags(ctx, &rows).await.map_err(core_error)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
+            let f = flags
+                .get(&(r.message_id.as_str().to_string(), r.recipient.clone()))
+                .copied()
+                .unwrap_or_default();
             json!({
                 "MessageId": r.message_id.as_str(),
                 "ToEmailAddress": r.recipient,
@@ -274,11 +294,11 @@ async fn get_send_email_status(
                 "DeliverMessage": r.deliver_message,
                 "RequestTime": r.request_ms / 1000,
                 "DeliverTime": r.deliver_ms.map_or(0, |t| t / 1000),
-                "UserOpened": false,
-                "UserClicked": false,
-                "UserUnsubscribed": false,
-                "UserComplainted": false,
-                "UserComplained": false,
+                "UserOpened": f.opened,
+                "UserClicked": f.clicked,
+                "UserUnsubscribed": f.unsubscribed,
+                "UserComplainted": f.complained,
+                "UserComplained": f.complained,
             })
         })
         .collect();

@@ -3,6 +3,7 @@
 //! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
 
 mod actions;
+mod public;
 pub mod tc3;
 
 use axum::Router;
@@ -44,6 +45,7 @@ pub fn router(core: Mailpush) -> Router {
         .route("/", post(action))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .merge(public::routes())
         .with_state(AppState { core })
 }
 

@@ -279,7 +279,7 @@ impl Runner {
                 trigger: TriggerType::Batch,
                 ..SendRequest::default()
             };
-            match self.core.prepare_message(&account, req).await {
+            match self.core.prepare_message(&account, req, Default::default()).await {
                 Ok(msg) => {
                     if msg.recipients.iter().all(|r| r.send_status != 0) {
                         skipped += 1;

@@ -4,7 +4,9 @@
 
 pub mod accounts;
 pub mod batch;
+pub mod callbacks;
 pub mod daily_quota;
+pub mod engage;
 pub mod error;
 pub mod identity;
 pub mod secrets;
@@ -16,6 +18,8 @@ pub mod templates;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
+pub use callbacks::CallbackHandle;
+pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use send::{AttachmentInput, SendContent, SendRequest};
@@ -208,7 +212,17 @@ impl Mailpush {
 
     /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
     pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
-        let msg = self.prepare_message(account, req).await?;
+        self.send_email_with(account, req, SendOptions::default()).await
+    }
+
+    /// [`Mailpush::send_email`] with the engagement options (`Unsubscribe`).
+    pub async fn send_email_with(
+        &self,
+        account: &AccountContext,
+        req: SendRequest,
+        opts: SendOptions,
+    ) -> Result<MessageId, CoreError> {
+        let msg = self.prepare_message(account, req, opts).await?;
         let id = msg.id.clone();
         let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
         self.inner.store.enqueue(msg).await?;
@@ -220,9 +234,15 @@ impl Mailpush {
     }
 
     /// SendEmail's admission path up to (not including) the enqueue: every rule that can refuse or drop a
-    /// recipient, the MIME, and the queue row to store. The batch runner stores what this returns in its own
-    /// transaction (with its task cursor), so batch mail passes exactly the checks `SendEmail` does.
-    pub async fn prepare_message(&self, account: &AccountContext, req: SendRequest) -> Result<NewMessage, CoreError> {
+    /// recipient, the MIME (and per-recipient bodies for tracked / unsubscribe mail, stored now), and the queue
+    /// row to store. The batch runner stores what this returns in its own transaction (with its task cursor), so
+    /// batch mail passes exactly the checks `SendEmail` does.
+    pub async fn prepare_message(
+        &self,
+        account: &AccountContext,
+        req: SendRequest,
+        opts: SendOptions,
+    ) -> Result<NewMessage, CoreError> {
         if account.suspended {
             return Err(CoreError::refused(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -247,6 +267,11 @@ impl Mailpush {
             })
             .collect();
         self.apply_suppression(account, &mut recipients).await?;
+        self.check_unsubscribed(account, mail.sender.domain(), &mut recipients)
+            .await?;
+        let personal = self.personal_bodies(account, &mail, opts, &recipients)?;
+        // Written before the enqueue commits: the worker can only claim the message once both exist.
+        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,

@@ -25,6 +25,8 @@ pub enum SecretError {
 /// The key that seals secrets at rest.
 pub struct MasterKey {
     key: RandomizedNonceKey,
+    /// Seed of [`MasterKey::subkey`] (a separate hash of the master key text, never used to seal).
+    subkey_seed: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -44,7 +46,11 @@ impl MasterKey {
         input.extend_from_slice(text.trim().as_bytes());
         let d = digest::digest(&digest::SHA256, &input);
         let key = RandomizedNonceKey::new(&AES_256_GCM, d.as_ref()).map_err(|_| SecretError::Crypto)?;
-        Ok(MasterKey { key })
+        let mut seed_input = b"mailpush subkeys v1\0".to_vec();
+        seed_input.extend_from_slice(text.trim().as_bytes());
+        let mut subkey_seed = [0u8; 32];
+        subkey_seed.copy_from_slice(digest::digest(&digest::SHA256, &seed_input).as_ref());
+        Ok(MasterKey { key, subkey_seed })
     }
 
     /// Encrypts `plain`; `context` (e.g. "account-secret") binds the blob to its use.
@@ -59,6 +65,16 @@ impl MasterKey {
         out.extend_from_slice(nonce.as_ref());
         out.extend_from_slice(&buf);
         Ok(out)
+    }
+
+    /// A 256-bit key for `context` (e.g. "tracking-token"), derived from the master key with HMAC-SHA256:
+    /// stable across processes sharing the master key, independent between contexts.
+    pub fn subkey(&self, context: &str) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.subkey_seed);
+        let tag = aws_lc_rs::hmac::sign(&key, context.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Decrypts a blob made by [`MasterKey::seal`] with the same context.

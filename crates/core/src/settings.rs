@@ -127,6 +127,17 @@ pub struct Settings {
     pub suspend_blacklist_percent: f64,
     /// Fewest recipients in the window before auto-suspend and the warning apply (small samples are noise).
     pub reputation_min_sends: u64,
+    /// Absolute base URL of the public tracking and unsubscribe endpoints (`/t/o/…`, `/t/c/…`, `/u/…`), e.g.
+    /// `https://mail.example.com`. Empty = no tracking, and SendEmail's `Unsubscribe` option is refused.
+    pub public_base_url: String,
+    /// Open pixel and click redirects in HTML mail (needs `public_base_url`).
+    pub tracking: bool,
+    /// How long a callback is retried (with backoff) before it is given up, seconds (at least 8 hours).
+    pub callback_retry_secs: u64,
+    /// Timeout of one callback POST, seconds.
+    pub callback_timeout_secs: u64,
+    /// Networks (CIDR) callback targets may resolve to although they are loopback/private/link-local.
+    pub callback_allow_cidrs: Vec<String>,
 }
 
 impl Default for Settings {
@@ -187,6 +198,11 @@ impl Default for Settings {
             reputation_window_secs: 86_400,
             suspend_blacklist_percent: 8.0,
             reputation_min_sends: 100,
+            public_base_url: String::new(),
+            tracking: true,
+            callback_retry_secs: 24 * 3600,
+            callback_timeout_secs: 10,
+            callback_allow_cidrs: Vec::new(),
         }
     }
 }

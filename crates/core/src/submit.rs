@@ -442,6 +442,8 @@ impl Mailpush {
             })
             .collect();
         self.apply_suppression(&who.account, &mut recipients).await?;
+        self.check_unsubscribed(&who.account, mail.header_from.domain(), &mut recipients)
+            .await?;
         let suppressed = recipients.iter().any(|r| r.send_status != 0);
         let msg = NewMessage {
             id: mail.id.clone(),

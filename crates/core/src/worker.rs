@@ -185,10 +185,48 @@ async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::
             return;
         }
     };
+    // Tracked mail and mail with an unsubscribe link has a body per recipient (see core::engage): each such
+    // recipient gets its own transaction and signature; the others share the message body.
+    let recipients: Vec<String> = group.iter().map(|d| d.recipient.clone()).collect();
+    let personal: HashMap<String, Vec<u8>> = match shared.store.recipient_bodies(&first.message_id, &recipients).await {
+        Ok(p) => p.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(error = %e, message = %first.message_id, "loading recipient bodies failed");
+            return;
+        }
+    };
+    if !personal.is_empty() {
+        let (mine, rest): (Vec<ClaimedDelivery>, Vec<ClaimedDelivery>) =
+            group.into_iter().partition(|d| personal.contains_key(&d.recipient));
+        for d in mine {
+            let sign_id = MessageId::from_stored(format!("{}/{}", d.message_id.as_str(), d.recipient));
+            let own = personal.get(&d.recipient).cloned().unwrap_or_default();
+            transmit(shared, vec![d], &sign_id, own, tx).await;
+        }
+        if let Some(first) = rest.first() {
+            let id = first.message_id.clone();
+            transmit(shared, rest, &id, body, tx).await;
+        }
+        return;
+    }
+    let id = first.message_id.clone();
+    transmit(shared, group, &id, body, tx).await;
+}
+
+/// Signs `body` (cached under `sign_id`), sends it to the group's recipients in one transaction and queues
+/// their outcomes.
+async fn transmit(
+    shared: &Shared,
+    group: Vec<ClaimedDelivery>,
+    sign_id: &MessageId,
+    body: Vec<u8>,
+    tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+) {
+    let Some(first) = group.first() else { return };
     // Signed once per message: the other domain groups of the same message reuse the signature.
     let body = shared
         .signer
-        .sign(&first.message_id, first.account_id, &first.envelope_from, &body)
+        .sign(sign_id, first.account_id, &first.envelope_from, &body)
         .await;
     let envelope = Envelope {
         mail_from: first.envelope_from.clone(),

@@ -66,7 +66,7 @@ pub struct RecordedEvent {
     pub event: NewEvent,
 }
 
-fn event_kind(code: i32) -> Result<EventKind, StoreError> {
+pub(crate) fn event_kind(code: i32) -> Result<EventKind, StoreError> {
     Ok(match code {
         1 => EventKind::Delivered,
         2 => EventKind::Dropped,

@@ -21,6 +21,7 @@
 pub mod batch;
 mod committer;
 mod common;
+mod engage;
 mod error;
 mod events;
 mod identity;
@@ -41,6 +42,7 @@ pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
 };
+pub use engage::{CallbackEvent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};

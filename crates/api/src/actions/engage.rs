@@ -1,0 +1,56 @@
+//! Engagement actions (mailpush extensions): callback URLs and the callback signing secret.
+
+use super::{core_error, parse};
+use mailpush_core::{AccountContext, Mailpush};
+use mailpush_model::ApiError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Routes the engagement actions; `None` when `action` is not one of them.
+pub(crate) async fn dispatch(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    action: &str,
+    params: Value,
+) -> Option<Result<Value, ApiError>> {
+    Some(match action {
+        "SetCallbackUrl" => set_callback_url(core, ctx, params).await,
+        "GetCallbackConfig" => get_callback_config(core, ctx).await,
+        "ResetCallbackSecret" => reset_secret(core, ctx).await,
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct SetCallbackUrlParams {
+    callback_url: Option<String>,
+    email_address: Option<String>,
+}
+
+async fn set_callback_url(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: SetCallbackUrlParams = parse(params)?;
+    core.set_callback_url(ctx, p.email_address.as_deref(), p.callback_url.as_deref())
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+    let cfg = core.callback_config(ctx).await.map_err(core_error)?;
+    let senders: Vec<Value> = cfg
+        .sender_urls
+        .iter()
+        .map(|(a, u)| json!({ "EmailAddress": a, "CallbackUrl": u }))
+        .collect();
+    Ok(json!({
+        "CallbackUrl": cfg.account_url.unwrap_or_default(),
+        "AddressCallbacks": senders,
+        "CallbackSecret": cfg.secret,
+    }))
+}
+
+async fn reset_secret(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+    let secret = core.reset_callback_secret(ctx).await.map_err(core_error)?;
+    Ok(json!({ "CallbackSecret": secret }))
+}

@@ -1,0 +1,211 @@
+//! The callback dispatcher: delivers every event of the `events` table (whoever recorded it) to the account's
+//! callback URL, signed, at least once. State is per event (`events.cb_*`, migration 0008), never a
+//! high-water mark: on PostgreSQL id order is not commit order, so a cursor would skip late commits.
+//!
+//! Each round reads due events, leases each with a conditional update (`cb_next_ms` pushed forward; two
+//! dispatchers never post the same event at the same time), posts it and records the result: delivered,
+//! no target, retry later with backoff, or given up once `callback_retry_secs` have passed since the event.
+
+use crate::Mailpush;
+use crate::error::CoreError;
+use crate::settings::Settings;
+use mailpush_store::{AccountId, CallbackEvent, cb_state};
+use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Events read per round.
+const BATCH: i64 = 200;
+/// Concurrent POSTs.
+const CONCURRENCY: usize = 16;
+
+/// The HTTP client with the SSRF guard from settings.
+pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
+    let mut allow = Vec::new();
+    for c in &s.callback_allow_cidrs {
+        allow.push(
+            c.trim()
+                .parse::<ipnet::IpNet>()
+                .map_err(|e| CoreError::Config(format!("callback_allow_cidrs {c:?}: {e}")))?,
+        );
+    }
+    CallbackClient::new(
+        SsrfGuard::new(allow),
+        Duration::from_secs(s.callback_timeout_secs.max(1)),
+    )
+    .map_err(|e| CoreError::Config(e.to_string()))
+}
+
+/// A running dispatcher; `shutdown` stops it after the current round.
+pub struct CallbackHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallbackHandle {
+    /// Stops the dispatcher.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct AccountInfo {
+    name: String,
+    secret: Vec<u8>,
+    targets: HashMap<String, String>,
+}
+
+impl Mailpush {
+    /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`).
+    pub fn start_callback_dispatcher(&self) -> Result<CallbackHandle, CoreError> {
+        if self.inner.settings.callback_retry_secs < 8 * 3600 {
+            return Err(CoreError::Config(
+                "callback_retry_secs must be at least 28800 (8 hours)".into(),
+            ));
+        }
+        let client = client(&self.inner.settings)?;
+        let (stop, mut stop_rx) = watch::channel(false);
+        let core = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if *stop_rx.borrow() {
+                    break;
+                }
+                let busy = match core.dispatch_round(&client).await {
+                    Ok(n) => n as i64 >= BATCH,
+                    Err(e) => {
+                        tracing::error!(error = %e, "callback round failed");
+                        false
+                    }
+                };
+                if !busy {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stop_rx.changed() => {}
+                    }
+                }
+            }
+        });
+        Ok(CallbackHandle { stop, task })
+    }
+
+    async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
+        let Some(account) = self.inner.store.account(id).await? else {
+            return Ok(None);
+        };
+        let targets: HashMap<String, String> = self.inner.store.callback_targets(id).await?.into_iter().collect();
+        let secret = if targets.is_empty() {
+            Vec::new()
+        } else {
+            self.callback_secret(id, false).await?
+        };
+        Ok(Some(AccountInfo {
+            name: account.name,
+            secret,
+            targets,
+        }))
+    }
+
+    /// One round: returns how many due events were seen.
+    async fn dispatch_round(&self, client: &CallbackClient) -> Result<usize, CoreError> {
+        let now = self.now_ms();
+        let due = self.inner.store.due_callbacks(now, BATCH).await?;
+        let seen = due.len();
+        let lease = now + (self.inner.settings.callback_timeout_secs as i64 + 30) * 1000;
+        let mut accounts: HashMap<AccountId, Option<std::sync::Arc<AccountInfo>>> = HashMap::new();
+        let mut jobs = tokio::task::JoinSet::new();
+        for ev in due {
+            if !self.inner.store.claim_callback(ev.event.id, ev.next_ms, lease).await? {
+                continue;
+            }
+            let acc = ev.event.event.account_id;
+            if !accounts.contains_key(&acc) {
+                let info = self.account_info(acc).await?.map(std::sync::Arc::new);
+                accounts.insert(acc, info);
+            }
+            let info = accounts.get(&acc).cloned().flatten();
+            let target = info.as_ref().and_then(|i| {
+                i.targets
+                    .get(&ev.from_address.to_ascii_lowercase())
+                    .or_else(|| i.targets.get(&ev.from_address))
+                    .or_else(|| i.targets.get(""))
+                    .cloned()
+            });
+            let (Some(info), Some(url)) = (info, target) else {
+                self.inner
+                    .store
+                    .finish_callback(ev.event.id, cb_state::NO_TARGET, ev.attempts, now, None)
+                    .await?;
+                continue;
+            };
+            while jobs.len() >= CONCURRENCY {
+                let _ = jobs.join_next().await;
+            }
+            let core = self.clone();
+            let client = client.clone();
+            jobs.spawn(async move { core.deliver_callback(&client, &info, &url, ev).await });
+        }
+        while jobs.join_next().await.is_some() {}
+        Ok(seen)
+    }
+
+    async fn deliver_callback(&self, client: &CallbackClient, info: &AccountInfo, url: &str, ev: CallbackEvent) {
+        let e = &ev.event.event;
+        let payload = CallbackPayload {
+            event: e.kind.as_str().to_string(),
+            event_id: e.kind.id(),
+            email: e.recipient.clone(),
+            link: e.link.clone().unwrap_or_default(),
+            message_id: e.message_id.as_str().to_string(),
+            timestamp: e.at_ms / 1000,
+            reason: e.reason.clone(),
+            bounce_type: e.bounce_type.map(|b| b.as_str().to_string()).unwrap_or_default(),
+            username: info.name.clone(),
+            from: ev.from_address.clone(),
+            from_domain: ev
+                .from_address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+            template_id: 0,
+            user_agent: e.user_agent.clone().unwrap_or_default(),
+            subject: ev.subject.clone(),
+            sent_timestamp: ev.request_ms / 1000,
+        };
+        let now = self.now_ms();
+        let result = client
+            .post(
+                url,
+                &info.secret,
+                &ev.event.id.to_string(),
+                now / 1000,
+                payload.to_json(),
+            )
+            .await;
+        let attempts = ev.attempts.saturating_add(1);
+        let (state, next, error) = match result {
+            Ok(()) => (cb_state::DELIVERED, now, None),
+            Err(err) => {
+                let retry_at = now + mailpush_webhook::retry_delay(attempts as u32).as_millis() as i64;
+                let deadline = e.at_ms + self.inner.settings.callback_retry_secs as i64 * 1000;
+                tracing::info!(event = ev.event.id, attempts, error = %err, "callback not delivered");
+                if retry_at > deadline {
+                    (cb_state::GAVE_UP, now, Some(err.to_string()))
+                } else {
+                    (cb_state::PENDING, retry_at, Some(err.to_string()))
+                }
+            }
+        };
+        if let Err(err) = self
+            .inner
+            .store
+            .finish_callback(ev.event.id, state, attempts, next, error.as_deref())
+            .await
+        {
+            // The lease expires and the event is posted again: at-least-once.
+            tracing::error!(error = %err, "recording a callback result failed");
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Engagement (migration 0008): unsubscribes bound to (account, sending domain, recipient), per-recipient bodies
+//! of tracked mail, callback targets and secrets, and the per-event callback delivery state on `events`.
+
+use crate::events::RecordedEvent;
+use crate::{AccountId, Db, Store, StoreError};
+
+/// An event due for callback delivery, with what the callback JSON needs from its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackEvent {
+    /// The event.
+    pub event: RecordedEvent,
+    /// Delivery attempts made so far.
+    pub attempts: i32,
+    /// `cb_next_ms` when read (the claim compares it).
+    pub next_ms: i64,
+    /// The message's `FromEmailAddress` (empty if the message row is gone).
+    pub from_address: String,
+    /// The message's subject.
+    pub subject: String,
+    /// The message's acceptance time, Unix ms.
+    pub request_ms: i64,
+}
+
+/// Callback delivery states in `events.cb_state`.
+pub mod cb_state {
+    /// To deliver when due.
+    pub const PENDING: i32 = 0;
+    /// Delivered (the receiver answered 2xx).
+    pub const DELIVERED: i32 = 1;
+    /// No callback URL configured when it was due.
+    pub const NO_TARGET: i32 = 2;
+    /// Given up after the retry window.
+    pub const GAVE_UP: i32 = 3;
+}
+
+macro_rules! engage_ops {
+    (db = $DB:ty $(,)?) => {
+        use mailpush_model::MessageId;
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::engage::CallbackEvent;
+        use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
+        use crate::{AccountId, StoreError};
+
+        type Pool = sqlx::Pool<$DB>;
+
+        pub(crate) async fn unsubscribe(
+            pool: &Pool,
+            account: AccountId,
+            domain: &str,
+            recipient: &str,
+            at_ms: i64,
+        ) -> Result<bool, StoreError> {
+            let r = sqlx::query(
+                "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(account)
+            .bind(domain)
+            .bind(recipient)
+            .bind(at_ms)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        }
+
+        pub(crate) async fn unsubscribed_among(
+            pool: &Pool,
+            account: AccountId,
+            domain: &str,
+            recipients: &[String],
+        ) -> Result<Vec<String>, StoreError> {
+            let mut out = Vec::new();
+            for chunk in recipients.chunks(500) {
+                let mut qb: QueryBuilder<$DB> =
+                    QueryBuilder::new("SELECT recipient FROM unsubscribes WHERE account_id = ");
+                qb.push_bind(account)
+                    .push(" AND domain = ")
+                    .push_bind(domain.to_string());
+                qb.push(" AND recipient IN (");
+                let mut sep = qb.separated(", ");
+                for r in chunk {
+                    sep.push_bind(r.clone());
+                }
+                qb.push(")");
+                for row in qb.build().fetch_all(pool).await? {
+                    out.push(row.try_get("recipient")?);
+                }
+            }
+            Ok(out)
+        }
+
+        pub(crate) async fn put_recipient_bodies(
+            pool: &Pool,
+            message: &MessageId,
+            bodies: &[(String, Vec<u8>)],
+        ) -> Result<(), StoreError> {
+            for chunk in bodies.chunks(100) {
+                let mut qb: QueryBuilder<$DB> =
+                    QueryBuilder::new("INSERT INTO recipient_bodies (message_id, recipient, body) ");
+                qb.push_values(chunk, |mut b, (r, body)| {
+                    b.push_bind(message.as_str().to_string())
+                        .push_bind(r.clone())
+                        .push_bind(body.clone());
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build().execute(pool).await?;
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn recipient_bodies(
+            pool: &Pool,
+            message: &MessageId,
+            recipients: &[String],
+        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            let mut qb: QueryBuilder<$DB> =
+                QueryBuilder::new("SELECT recipient, body FROM recipient_bodies WHERE message_id = ");
+            qb.push_bind(message.as_str().to_string())
+                .push(" AND recipient IN (");
+            let mut sep = qb.separated(", ");
+            for r in recipients {
+                sep.push_bind(r.clone());
+            }
+            qb.push(")");
+            let mut out = Vec::new();
+            for row in qb.build().fetch_all(pool).await? {
+                out.push((row.try_get("recipient")?, row.try_get("body")?));
+            }
+            Ok(out)
+        }
+
+        pub(crate) async fn set_callback_target(
+            pool: &Pool,
+            account: AccountId,
+            sender: &str,
+            url: Option<&str>,
+        ) -> Result<(), StoreError> {
+            match url {
+                Some(url) => {
+                    sqlx::query(
+                        "INSERT INTO callback_targets (account_id, sender_address, url) VALUES ($1, $2, $3) \
+                         ON CONFLICT (account_id, sender_address) DO UPDATE SET url = excluded.url",
+                    )
+                    .bind(account)
+                    .bind(sender)
+                    .bind(url)
+                    .execute(pool)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM callback_targets WHERE account_id = $1 AND sender_address = $2")
+                        .bind(account)
+                        .bind(sender)
+                        .execute(pool)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn callback_targets(
+            pool: &Pool,
+            account: AccountId,
+        ) -> Result<Vec<(String, String)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT sender_address, url FROM callback_targets WHERE account_id = $1 ORDER BY sender_address",
+            )
+            .bind(account)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("sender_address")?, r.try_get("url")?)))
+                .collect()
+        }
+
+        pub(crate) async fn callback_secret(pool: &Pool, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
+            let row = sqlx::query("SELECT secret_sealed FROM callback_secrets WHERE account_id = $1")
+                .bind(account)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get("secret_sealed")?),
+                None => None,
+            })
+        }
+
+        pub(crate) async fn put_callback_secret(
+            pool: &Pool,
+            account: AccountId,
+            sealed: &[u8],
+            replace: bool,
+        ) -> Result<(), StoreError> {
+            let sql = if replace {
+                "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) \
+                 ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed"
+            } else {
+                "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            };
+            sqlx::query(sql)
+                .bind(account)
+                .bind(sealed.to_vec())
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn due_callbacks(
+            pool: &Pool,
+            now_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<CallbackEvent>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
+                 e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
+                 COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
+                 COALESCE(m.request_ms, 0) AS request_ms \
+                 FROM events e LEFT JOIN messages m ON m.id = e.message_id \
+                 WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let message_id: String = row.try_get("message_id")?;
+                let bounce_type: Option<String> = row.try_get("bounce_type")?;
+                out.push(CallbackEvent {
+                    event: RecordedEvent {
+                        id: row.try_get("id")?,
+                        event: NewEvent {
+                            account_id: row.try_get("account_id")?,
+                            message_id: MessageId::from_stored(message_id),
+                            recipient: row.try_get("recipient")?,
+                            kind: event_kind(row.try_get("kind")?)?,
+                            at_ms: row.try_get("at_ms")?,
+                            reason: row.try_get("reason")?,
+                            bounce_type: bounce_type.as_deref().and_then(BounceType::parse),
+                            link: row.try_get("link")?,
+                            user_agent: row.try_get("user_agent")?,
+                        },
+                    },
+                    attempts: row.try_get("cb_attempts")?,
+                    next_ms: row.try_get("cb_next_ms")?,
+                    from_address: row.try_get("from_address")?,
+                    subject: row.try_get("subject")?,
+                    request_ms: row.try_get("request_ms")?,
+                });
+            }
+            Ok(out)
+        }
+
+        pub(crate) async fn claim_callback(
+            pool: &Pool,
+            id: i64,
+            seen_next_ms: i64,
+            lease_until_ms: i64,
+        ) -> Result<bool, StoreError> {
+            let r = sqlx::query("UPDATE events SET cb_next_ms = $1 WHERE id = $2 AND cb_state = 0 AND cb_next_ms = $3")
+                .bind(lease_until_ms)
+                .bind(id)
+                .bind(seen_next_ms)
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        }
+
+        pub(crate) async fn finish_callback(
+            pool: &Pool,
+            id: i64,
+            state: i32,
+            attempts: i32,
+            next_ms: i64,
+            error: Option<&str>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 WHERE id = $5",
+            )
+            .bind(state)
+            .bind(attempts)
+            .bind(next_ms)
+            .bind(error)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn engagement_kinds(
+            pool: &Pool,
+            account: AccountId,
+            messages: &[MessageId],
+        ) -> Result<Vec<(String, String, i32)>, StoreError> {
+            let mut out = Vec::new();
+            if messages.is_empty() {
+                return Ok(out);
+            }
+            let mut qb: QueryBuilder<$DB> =
+                QueryBuilder::new("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
+            qb.push_bind(account)
+                .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
+            let mut sep = qb.separated(", ");
+            for m in messages {
+                sep.push_bind(m.as_str().to_string());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(pool).await? {
+                out.push((
+                    row.try_get("message_id")?,
+                    row.try_get("recipient")?,
+                    row.try_get("kind")?,
+                ));
+            }
+            Ok(out)
+        }
+    };
+}
+
+mod sqlite_ops {
+    engage_ops! { db = sqlx::Sqlite }
+}
+
+mod pg_ops {
+    engage_ops! { db = sqlx::Postgres }
+}
+
+macro_rules! on_pool {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Records that `recipient` unsubscribed from mail of `domain` (the account's sending domain); `true` if new.
+    pub async fn unsubscribe(
+        &self,
+        account: AccountId,
+        domain: &str,
+        recipient: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, writer, unsubscribe(account, domain, recipient, at_ms))
+    }
+
+    /// Which of `recipients` unsubscribed from `domain` (one indexed query per 500 recipients).
+    pub async fn unsubscribed_among(
+        &self,
+        account: AccountId,
+        domain: &str,
+        recipients: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, reader, unsubscribed_among(account, domain, recipients))
+    }
+
+    /// Stores per-recipient bodies of a message (written before the message is enqueued).
+    pub async fn put_recipient_bodies(
+        &self,
+        message: &mailpush_model::MessageId,
+        bodies: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, writer, put_recipient_bodies(message, bodies))
+    }
+
+    /// The per-recipient bodies stored for these recipients of `message` (absent ones use the message body).
+    pub async fn recipient_bodies(
+        &self,
+        message: &mailpush_model::MessageId,
+        recipients: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, reader, recipient_bodies(message, recipients))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a callback URL; `sender` "" is the account-level one.
+    pub async fn set_callback_target(
+        &self,
+        account: AccountId,
+        sender: &str,
+        url: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, writer, set_callback_target(account, sender, url))
+    }
+
+    /// The account's callback URLs as (sender address or "", URL).
+    pub async fn callback_targets(&self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
+        on_pool!(self, reader, callback_targets(account))
+    }
+
+    /// The account's sealed callback secret.
+    pub async fn callback_secret(&self, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
+        on_pool!(self, writer, callback_secret(account))
+    }
+
+    /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
+    pub async fn put_callback_secret(
+        &self,
+        account: AccountId,
+        sealed: &[u8],
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, writer, put_callback_secret(account, sealed, replace))
+    }
+
+    /// Up to `limit` events whose callback is due at `now_ms`, oldest due first (system-wide: the dispatcher).
+    pub async fn due_callbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
+        on_pool!(self, writer, due_callbacks(now_ms, limit))
+    }
+
+    /// Leases a due event's callback until `lease_until_ms`; `false` if another dispatcher took it first.
+    pub async fn claim_callback(&self, id: i64, seen_next_ms: i64, lease_until_ms: i64) -> Result<bool, StoreError> {
+        on_pool!(self, writer, claim_callback(id, seen_next_ms, lease_until_ms))
+    }
+
+    /// Records a callback attempt's result: the new state (see [`cb_state`]), attempts so far, next due time.
+    pub async fn finish_callback(
+        &self,
+        id: i64,
+        state: i32,
+        attempts: i32,
+        next_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, writer, finish_callback(id, state, attempts, next_ms, error))
+    }
+
+    /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
+    pub async fn engagement_kinds(
+        &self,
+        account: AccountId,
+        messages: &[mailpush_model::MessageId],
+    ) -> Result<Vec<(String, String, i32)>, StoreError> {
+        on_pool!(self, reader, engagement_kinds(account, messages))
+    }
+}
