@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 mod identity;
+mod quota;
 mod templates;
 
 /// Routes an authenticated request to its action.
@@ -21,6 +22,7 @@ pub(crate) async fn dispatch(
     match action {
         "SendEmail" => send_email(core, ctx, parse(params)?).await,
         "GetSendEmailStatus" => get_send_email_status(core, ctx, parse(params)?).await,
+        "GetSendQuota" => quota::get_send_quota(core, ctx).await,
         "CreateEmailTemplate" => templates::create(core, ctx, parse(params)?).await,
         "UpdateEmailTemplate" => templates::update(core, ctx, parse(params)?).await,
         "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod secrets;
 pub mod send;
 pub mod settings;
@@ -238,7 +239,8 @@ impl Mailpush {
             body,
             recipients,
         };
-        self.inner.store.enqueue(msg).await?;
+        let limits = self.admission_limits(account).await?;
+        self.inner.store.enqueue_limited(msg, limits).await?;
         self.inner.wake.notify_one();
         Ok(mail.id)
     }

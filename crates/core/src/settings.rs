@@ -105,6 +105,12 @@ pub struct Settings {
     pub max_senders_per_domain: u32,
     /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
     pub test_clock_file: Option<PathBuf>,
+    /// Default messages (SendEmail calls / SMTP messages) per second per account (Tencent: 20).
+    pub limit_sends_per_second: i64,
+    /// Default mails per recipient address per account in any sliding hour (Tencent: 10).
+    pub limit_per_recipient_per_hour: i64,
+    /// Default cap of an account's daily quota (recipients per UTC day), whatever its domains' levels add up to.
+    pub limit_daily_cap: i64,
 }
 
 impl Default for Settings {
@@ -155,6 +161,9 @@ impl Default for Settings {
             max_domains_per_account: 10,
             max_senders_per_domain: 10,
             test_clock_file: None,
+            limit_sends_per_second: 20,
+            limit_per_recipient_per_hour: 10,
+            limit_daily_cap: 300_000,
         }
     }
 }

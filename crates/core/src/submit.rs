@@ -454,7 +454,8 @@ impl Mailpush {
             body: mail.body,
             recipients,
         };
-        self.inner.store.enqueue(msg).await?;
+        let limits = self.admission_limits(&who.account).await?;
+        self.inner.store.enqueue_limited(msg, limits).await?;
         self.inner.wake.notify_one();
         Ok(mail.id)
     }
