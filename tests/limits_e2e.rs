@@ -1,4 +1,4 @@
-//! Admission limits across nodes (issue 5): two `mailpush-api` processes sharing one PostgreSQL database,
+//! Admission limits across nodes (issue 5): two API nodes sharing one PostgreSQL database,
 //! hammered concurrently, together admit no more than the account's daily quota and no more than the
 //! per-recipient hourly limit. Needs `MAILPUSH_TEST_POSTGRES_URL`; skipped with a notice when it is unset.
 //! Also checks `GetSendQuota` and `ListEmailIdentities` levels through the real `mailpush serve` (SQLite).
@@ -69,8 +69,10 @@ async fn two_api_processes_on_one_postgres_share_the_limits() {
     let creds = create_account(&env, "brand").await;
     // The rate limit is not under test here (real time moves): lift it for this account.
     mailpush_cli(&env, &["account", "set", "brand", "--sends-per-second", "100000"]).await;
-    let a = ServerProcess::start("mailpush-api", &[], &env).await;
-    let b = ServerProcess::start("mailpush-api", &[], &env).await;
+    // Two API nodes: `mailpush serve` processes (the same API code as `mailpush-api`, whose binary a root
+    // integration test cannot count on being built); their workers find nothing deliverable here.
+    let a = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let b = ServerProcess::start("mailpush", &["serve"], &env).await;
     let clients = [ApiClient::new(&a.api_addr, &creds), ApiClient::new(&b.api_addr, &creds)];
     verified_sender(&clients[0], &dns, "news@brand.example.com").await;
 

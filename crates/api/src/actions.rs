@@ -59,7 +59,7 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
 }
 
 fn core_error(e: mailpush_core::CoreError) -> ApiError {
-    if !matches!(e, mailpush_core::CoreError::Refused(_)) {
+    if !e.is_refusal() {
         tracing::error!(error = %e, "request failed");
     }
     e.to_api()

@@ -56,6 +56,17 @@ pub(crate) fn refusal_to_api(r: &LimitRefusal) -> mailpush_model::ApiError {
     mailpush_model::ApiError::new(code, r.to_string())
 }
 
+impl CoreError {
+    /// True for a refusal the caller can act on (a rule or a sending limit), as opposed to an internal failure
+    /// worth logging.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Refused(_) | CoreError::Store(mailpush_store::StoreError::Limit(_))
+        )
+    }
+}
+
 impl Mailpush {
     /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
     /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
