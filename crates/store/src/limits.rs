@@ -171,13 +171,11 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
         }
     }
     let admitted: i64 = admitted_now.values().sum();
-    if admitted == 0 {
-        if let Some(&i) = over.first() {
-            return Err(LimitRefusal::RecipientHourly {
-                recipient: m.recipients[i].address.clone(),
-                limit: per_hour,
-            });
-        }
+    if let (0, Some(&i)) = (admitted, over.first()) {
+        return Err(LimitRefusal::RecipientHourly {
+            recipient: m.recipients[i].address.clone(),
+            limit: per_hour,
+        });
     }
 
     let day = now.div_euclid(DAY_MS) * DAY_MS;
@@ -227,92 +225,6 @@ pub(crate) fn decide_batch(
             decide(m, &lim, st).err()
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::NewRecipient;
-    use mailpush_model::{MessageId, RecipientKind};
-
-    fn msg(at: i64, to: &[&str]) -> NewMessage {
-        NewMessage {
-            id: MessageId::generate(),
-            account_id: 1,
-            envelope_from: "a@x".into(),
-            from_address: "a@x".into(),
-            subject: String::new(),
-            lane: 1,
-            request_ms: at,
-            not_before_ms: at,
-            expires_ms: at + 1,
-            body: Vec::new(),
-            recipients: to
-                .iter()
-                .map(|a| NewRecipient {
-                    address: (*a).into(),
-                    domain: "y".into(),
-                    kind: RecipientKind::To,
-                    send_status: 0,
-                    deliver_message: None,
-                })
-                .collect(),
-        }
-    }
-
-    const LIM: AdmissionLimits = AdmissionLimits {
-        sends_per_second: 3,
-        per_recipient_per_hour: 2,
-        daily_cap: 300_000,
-        level_quota: 5,
-    };
-
-    #[test]
-    fn rate_is_per_second() {
-        let mut st = AccountState::default();
-        for i in 0..3 {
-            assert!(decide(&mut msg(1_000 + i, &[&format!("r{i}@y")]), &LIM, &mut st).is_ok());
-        }
-        assert_eq!(
-            decide(&mut msg(1_999, &["z@y"]), &LIM, &mut st),
-            Err(LimitRefusal::Rate { limit: 3 })
-        );
-        assert!(decide(&mut msg(2_000, &["z@y"]), &LIM, &mut st).is_ok());
-    }
-
-    #[test]
-    fn recipient_hour_slides_and_marks_partial() {
-        let mut st = AccountState::default();
-        assert!(decide(&mut msg(0, &["a@y"]), &LIM, &mut st).is_ok());
-        assert!(decide(&mut msg(10_000, &["a@y"]), &LIM, &mut st).is_ok());
-        assert!(matches!(
-            decide(&mut msg(20_000, &["a@y"]), &LIM, &mut st),
-            Err(LimitRefusal::RecipientHourly { .. })
-        ));
-        let mut m = msg(30_000, &["a@y", "b@y"]);
-        assert!(decide(&mut m, &LIM, &mut st).is_ok());
-        assert_eq!(m.recipients[0].send_status, SEND_STATUS_FREQUENCY_LIMIT);
-        assert_eq!(m.recipients[1].send_status, 0);
-        // The first send leaves the window an hour later.
-        assert!(decide(&mut msg(HOUR_MS + 1, &["a@y"]), &LIM, &mut st).is_ok());
-    }
-
-    #[test]
-    fn daily_quota_counts_recipients_and_resets() {
-        let mut st = AccountState::default();
-        assert!(decide(&mut msg(0, &["a@y", "b@y", "c@y"]), &LIM, &mut st).is_ok());
-        assert!(matches!(
-            decide(&mut msg(5_000, &["d@y", "e@y", "f@y"]), &LIM, &mut st),
-            Err(LimitRefusal::Daily {
-                quota: 5,
-                used: 3,
-                wanted: 3
-            })
-        ));
-        assert!(decide(&mut msg(6_000, &["d@y", "e@y"]), &LIM, &mut st).is_ok());
-        assert!(decide(&mut msg(DAY_MS, &["g@y"]), &LIM, &mut st).is_ok());
-        assert_eq!(st.usage.day_count, 1);
-    }
 }
 
 /// Limit and reputation operations, expanded once per backend (same SQL on both).
@@ -415,3 +327,89 @@ macro_rules! limits_ops {
 }
 
 pub(crate) use limits_ops;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewRecipient;
+    use mailpush_model::{MessageId, RecipientKind};
+
+    fn msg(at: i64, to: &[&str]) -> NewMessage {
+        NewMessage {
+            id: MessageId::generate(),
+            account_id: 1,
+            envelope_from: "a@x".into(),
+            from_address: "a@x".into(),
+            subject: String::new(),
+            lane: 1,
+            request_ms: at,
+            not_before_ms: at,
+            expires_ms: at + 1,
+            body: Vec::new(),
+            recipients: to
+                .iter()
+                .map(|a| NewRecipient {
+                    address: (*a).into(),
+                    domain: "y".into(),
+                    kind: RecipientKind::To,
+                    send_status: 0,
+                    deliver_message: None,
+                })
+                .collect(),
+        }
+    }
+
+    const LIM: AdmissionLimits = AdmissionLimits {
+        sends_per_second: 3,
+        per_recipient_per_hour: 2,
+        daily_cap: 300_000,
+        level_quota: 5,
+    };
+
+    #[test]
+    fn rate_is_per_second() {
+        let mut st = AccountState::default();
+        for i in 0..3 {
+            assert!(decide(&mut msg(1_000 + i, &[&format!("r{i}@y")]), &LIM, &mut st).is_ok());
+        }
+        assert_eq!(
+            decide(&mut msg(1_999, &["z@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Rate { limit: 3 })
+        );
+        assert!(decide(&mut msg(2_000, &["z@y"]), &LIM, &mut st).is_ok());
+    }
+
+    #[test]
+    fn recipient_hour_slides_and_marks_partial() {
+        let mut st = AccountState::default();
+        assert!(decide(&mut msg(0, &["a@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(10_000, &["a@y"]), &LIM, &mut st).is_ok());
+        assert!(matches!(
+            decide(&mut msg(20_000, &["a@y"]), &LIM, &mut st),
+            Err(LimitRefusal::RecipientHourly { .. })
+        ));
+        let mut m = msg(30_000, &["a@y", "b@y"]);
+        assert!(decide(&mut m, &LIM, &mut st).is_ok());
+        assert_eq!(m.recipients[0].send_status, SEND_STATUS_FREQUENCY_LIMIT);
+        assert_eq!(m.recipients[1].send_status, 0);
+        // The first send leaves the window an hour later.
+        assert!(decide(&mut msg(HOUR_MS + 1, &["a@y"]), &LIM, &mut st).is_ok());
+    }
+
+    #[test]
+    fn daily_quota_counts_recipients_and_resets() {
+        let mut st = AccountState::default();
+        assert!(decide(&mut msg(0, &["a@y", "b@y", "c@y"]), &LIM, &mut st).is_ok());
+        assert!(matches!(
+            decide(&mut msg(5_000, &["d@y", "e@y", "f@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Daily {
+                quota: 5,
+                used: 3,
+                wanted: 3
+            })
+        ));
+        assert!(decide(&mut msg(6_000, &["d@y", "e@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(DAY_MS, &["g@y"]), &LIM, &mut st).is_ok());
+        assert_eq!(st.usage.day_count, 1);
+    }
+}

@@ -211,6 +211,7 @@ async fn check_limits(
         if lim.is_none() {
             continue;
         }
+        #[allow(clippy::map_entry)] // the entry cannot be held across the awaits below
         if !states.contains_key(&m.account_id) {
             sqlx::query("INSERT OR IGNORE INTO account_limits (account_id) VALUES ($1)")
                 .bind(m.account_id)
