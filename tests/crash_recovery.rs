@@ -26,12 +26,20 @@ async fn every_accepted_message_survives_sigkill() {
             ("MAILPUSH_RETRY_SCHEDULE_SECS", "1".to_string()),
             // Few concurrent transactions, so a backlog is certainly queued or in flight at the kill.
             ("MAILPUSH_WORKER_CONCURRENCY", "2".to_string()),
+            // A burst of sends: the per-second admission limit is not under test here.
+            ("MAILPUSH_LIMIT_SENDS_PER_SECOND", "1000000".to_string()),
         ],
     );
     let creds = create_account(&env, "shop").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds);
     verified_sender(&client, &dns, "noreply@shop.example.com").await;
+    // More mail than a new domain's daily quota (level 1 = 500): start this one at the top level.
+    mailpush_cli(
+        &env,
+        &["account", "set", "shop", "--domain-level", "shop.example.com=20"],
+    )
+    .await;
 
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {

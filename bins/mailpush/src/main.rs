@@ -96,6 +96,18 @@ enum AccountCommand {
         /// Links allowed in templates.
         #[arg(long, value_name = "true|false")]
         allow_links: Option<bool>,
+        /// Messages per second (`default` = the `limit_sends_per_second` setting).
+        #[arg(long, value_name = "N|default")]
+        sends_per_second: Option<String>,
+        /// Mails per recipient address in any sliding hour (`default` = `limit_per_recipient_per_hour`).
+        #[arg(long, value_name = "N|default")]
+        per_recipient_per_hour: Option<String>,
+        /// Cap of the daily quota (`default` = `limit_daily_cap`).
+        #[arg(long, value_name = "N|default")]
+        daily_cap: Option<String>,
+        /// Set the reputation level (1–20) of one of the account's domains: `DOMAIN=LEVEL`.
+        #[arg(long, value_name = "DOMAIN=LEVEL")]
+        domain_level: Option<String>,
     },
     /// List accounts.
     List {
@@ -247,7 +259,39 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
             name,
             allow_simple_content,
             allow_links,
+            sends_per_second,
+            per_recipient_per_hour,
+            daily_cap,
+            domain_level,
         } => {
+            if sends_per_second.is_some() || per_recipient_per_hour.is_some() || daily_cap.is_some() {
+                let o = core
+                    .set_account_limits(
+                        &name,
+                        limit_arg(sends_per_second)?,
+                        limit_arg(per_recipient_per_hour)?,
+                        limit_arg(daily_cap)?,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+                let show = |v: Option<i64>| v.map_or("default".to_string(), |n| n.to_string());
+                println!(
+                    "{name}: sends-per-second {}, per-recipient-per-hour {}, daily-cap {}",
+                    show(o.sends_per_second),
+                    show(o.per_recipient_per_hour),
+                    show(o.daily_cap)
+                );
+            }
+            if let Some(spec) = domain_level {
+                let (domain, level) = spec
+                    .split_once('=')
+                    .and_then(|(d, l)| Some((d, l.parse::<u8>().ok().filter(|l| (1..=20).contains(l))?)))
+                    .ok_or_else(|| anyhow::anyhow!("--domain-level takes DOMAIN=LEVEL with LEVEL 1-20"))?;
+                core.set_domain_level(domain, level)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+                println!("{domain}: reputation level {level}");
+            }
             let p = core
                 .set_account_policy(&name, allow_simple_content, allow_links)
                 .await
@@ -290,6 +334,20 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
         }
     }
     Ok(())
+}
+
+/// `--sends-per-second` & co.: `None` = unchanged, `Some(None)` = back to the default, `Some(Some(n))` = n.
+fn limit_arg(v: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(n) => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| Some(Some(n)))
+            .ok_or_else(|| anyhow::anyhow!("{n:?}: give a non-negative number or `default`")),
+    }
 }
 
 fn status_name(status: i32) -> &'static str {

@@ -12,6 +12,7 @@ mod batch;
 mod engage;
 mod identity;
 mod suppression;
+mod quota;
 mod templates;
 
 /// Routes an authenticated request to its action.
@@ -24,6 +25,7 @@ pub(crate) async fn dispatch(
     match action {
         "SendEmail" => send_email(core, ctx, parse(params)?).await,
         "GetSendEmailStatus" => get_send_email_status(core, ctx, parse(params)?).await,
+        "GetSendQuota" => quota::get_send_quota(core, ctx).await,
         "CreateEmailTemplate" => templates::create(core, ctx, parse(params)?).await,
         "UpdateEmailTemplate" => templates::update(core, ctx, parse(params)?).await,
         "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,
@@ -97,7 +99,7 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
 }
 
 fn core_error(e: mailpush_core::CoreError) -> ApiError {
-    if !matches!(e, mailpush_core::CoreError::Refused(_)) {
+    if !e.is_refusal() {
         tracing::error!(error = %e, "request failed");
     }
     e.to_api()

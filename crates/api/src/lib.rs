@@ -315,12 +315,16 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     match state.core.queue_counts().await {
         Ok(c) => {
-            let text = format!(
+            let mut text = format!(
                 "# HELP mailpush_queue_deliveries Deliveries by queue state.\n# TYPE mailpush_queue_deliveries gauge\n\
                  mailpush_queue_deliveries{{state=\"pending\"}} {}\nmailpush_queue_deliveries{{state=\"deferred\"}} {}\n\
                  mailpush_queue_deliveries{{state=\"leased\"}} {}\nmailpush_queue_deliveries{{state=\"done\"}} {}\n",
                 c.pending, c.deferred, c.leased, c.done
             );
+            match state.core.quota_metrics().await {
+                Ok(q) => text.push_str(&q),
+                Err(e) => tracing::error!(error = %e, "quota metrics query failed"),
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

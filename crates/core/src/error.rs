@@ -36,6 +36,7 @@ impl CoreError {
     pub fn to_api(&self) -> ApiError {
         match self {
             CoreError::Refused(e) => e.clone(),
+            CoreError::Store(mailpush_store::StoreError::Limit(r)) => crate::limits::refusal_to_api(r),
             CoreError::Store(mailpush_store::StoreError::Conflict(what)) => ApiError::new(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{what} already exists"),

@@ -9,6 +9,7 @@ pub mod daily_quota;
 pub mod engage;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod secrets;
 pub mod send;
 pub mod settings;
@@ -225,7 +226,8 @@ impl Mailpush {
         let msg = self.prepare_message(account, req, opts).await?;
         let id = msg.id.clone();
         let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
-        self.inner.store.enqueue(msg).await?;
+        let limits = self.admission_limits(account).await?;
+        self.inner.store.enqueue_limited(msg, limits).await?;
         self.inner.wake.notify_one();
         if suppressed {
             self.check_auto_suspend(account).await?;

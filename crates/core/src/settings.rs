@@ -138,6 +138,12 @@ pub struct Settings {
     pub callback_timeout_secs: u64,
     /// Networks (CIDR) callback targets may resolve to although they are loopback/private/link-local.
     pub callback_allow_cidrs: Vec<String>,
+    /// Default messages (SendEmail calls / SMTP messages) per second per account (Tencent: 20).
+    pub limit_sends_per_second: i64,
+    /// Default mails per recipient address per account in any sliding hour (Tencent: 10).
+    pub limit_per_recipient_per_hour: i64,
+    /// Default cap of an account's daily quota (recipients per UTC day), whatever its domains' levels add up to.
+    pub limit_daily_cap: i64,
 }
 
 impl Default for Settings {
@@ -203,6 +209,9 @@ impl Default for Settings {
             callback_retry_secs: 24 * 3600,
             callback_timeout_secs: 10,
             callback_allow_cidrs: Vec::new(),
+            limit_sends_per_second: 20,
+            limit_per_recipient_per_hour: 10,
+            limit_daily_cap: 300_000,
         }
     }
 }

@@ -458,7 +458,8 @@ impl Mailpush {
             body: mail.body,
             recipients,
         };
-        self.inner.store.enqueue(msg).await?;
+        let limits = self.admission_limits(&who.account).await?;
+        self.inner.store.enqueue_limited(msg, limits).await?;
         self.inner.wake.notify_one();
         if suppressed {
             self.check_auto_suspend(&who.account).await?;

@@ -314,10 +314,10 @@ impl SmtpTransport {
         for host in hosts {
             for &ip in &host.addrs {
                 let sources = self.sources_for(ip);
-                let Some(&first_source) = sources.first() else {
+                if sources.is_empty() {
                     last = format!("4.4.1 no configured source address can reach {}[{ip}]", host.name);
                     continue;
-                };
+                }
 
                 if let Some(session) = self.take_idle(ip, &sources) {
                     let key = session.key;
@@ -332,22 +332,26 @@ impl SmtpTransport {
                     }
                 }
 
-                let key = PoolKey {
-                    ip,
-                    port: self.inner.cfg.port,
-                    source: first_source,
-                };
-                match self.dial(&host.name, key).await {
-                    Ok(session) => match self.transaction(session, envelope, rcpts, message, false).await {
-                        Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
-                        // Only reused sessions report DeadReused; kept total for safety.
-                        Tx::DeadReused(reason) => {
-                            return (vec![Outcome::deferred(reason); rcpts.len()], None);
+                // The source addresses take turns (rotated by `sources_for`); one that cannot bind or connect
+                // is skipped and the next member of the pool takes over (hot standby).
+                for &source in &sources {
+                    let key = PoolKey {
+                        ip,
+                        port: self.inner.cfg.port,
+                        source,
+                    };
+                    match self.dial(&host.name, key).await {
+                        Ok(session) => match self.transaction(session, envelope, rcpts, message, false).await {
+                            Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
+                            // Only reused sessions report DeadReused; kept total for safety.
+                            Tx::DeadReused(reason) => {
+                                return (vec![Outcome::deferred(reason); rcpts.len()], None);
+                            }
+                        },
+                        Err(reason) => {
+                            debug!(%reason, ?source, "MX address failed from this source");
+                            last = reason;
                         }
-                    },
-                    Err(reason) => {
-                        debug!(%reason, "MX address failed");
-                        last = reason;
                     }
                 }
             }

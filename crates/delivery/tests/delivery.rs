@@ -637,3 +637,50 @@ async fn concurrent_sends_share_the_transport() {
     assert_eq!(sink.wait_for_messages(20, WAIT).await.unwrap().len(), 20);
     assert!(t.idle_connections() <= TransportConfig::default().max_idle_per_host);
 }
+
+/// A pool of two source addresses: connections alternate between them (the sink sees both peers).
+#[tokio::test]
+async fn a_source_pool_spreads_connections_over_its_members() {
+    let (dns, sink) = start().await;
+    simple_domain(&dns, "dest.com");
+    let sources: Vec<IpAddr> = vec![Ipv4Addr::new(127, 0, 0, 2).into(), Ipv4Addr::new(127, 0, 0, 3).into()];
+    let t = SmtpTransport::new(
+        TransportConfig {
+            source_ips: sources.clone(),
+            max_idle_per_host: 0,
+            ..config(sink.port())
+        },
+        resolver(&dns),
+    );
+    for i in 0..6 {
+        let rcpt = format!("r{i}@dest.com");
+        let report = t.send("dest.com", &envelope(&[&rcpt]), MESSAGE).await;
+        assert_delivered(&report);
+    }
+    let peers: std::collections::BTreeSet<IpAddr> = sink.messages().iter().map(|m| m.peer.ip()).collect();
+    assert_eq!(peers, sources.into_iter().collect(), "both members were used");
+}
+
+/// A member that cannot bind (192.0.2.1 is not a local address) is skipped: everything goes out through the other.
+#[tokio::test]
+async fn a_source_that_cannot_bind_is_skipped() {
+    let (dns, sink) = start().await;
+    simple_domain(&dns, "dest.com");
+    let good: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
+    let t = SmtpTransport::new(
+        TransportConfig {
+            source_ips: vec![Ipv4Addr::new(192, 0, 2, 1).into(), good],
+            max_idle_per_host: 0,
+            ..config(sink.port())
+        },
+        resolver(&dns),
+    );
+    for i in 0..4 {
+        let rcpt = format!("r{i}@dest.com");
+        let report = t.send("dest.com", &envelope(&[&rcpt]), MESSAGE).await;
+        assert_delivered(&report);
+    }
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 4);
+    assert!(msgs.iter().all(|m| m.peer.ip() == good), "all through 127.0.0.2");
+}

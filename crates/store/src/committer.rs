@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::limits::AdmissionLimits;
 use crate::{CommitStats, Db, NewMessage, StoreError};
 
 /// One enqueue waiting for its commit.
 pub(crate) struct Job {
     pub(crate) msg: NewMessage,
+    /// Admission limits to check inside the transaction (`None`: unlimited, e.g. internal enqueues).
+    pub(crate) limits: Option<AdmissionLimits>,
     pub(crate) reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -46,19 +49,22 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, r
         }
         // A caller that gave up before its batch started gets nothing written: it never saw a MessageId,
         // so sending the mail anyway would only invite a duplicate when the client retries.
-        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = jobs
+        let (mut msgs, replies): (Vec<(NewMessage, Option<AdmissionLimits>)>, Vec<_>) = jobs
             .drain(..)
             .filter(|j| !j.reply.is_closed())
-            .map(|j| (j.msg, j.reply))
+            .map(|j| ((j.msg, j.limits), j.reply))
             .unzip();
         if msgs.is_empty() {
             continue;
         }
-        match db.insert_batch(&msgs, retain_bodies).await {
-            Ok(()) => {
-                stats.add(msgs.len());
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
+        match db.insert_batch(&mut msgs, retain_bodies).await {
+            Ok(refusals) => {
+                stats.add(refusals.iter().filter(|r| r.is_none()).count());
+                for (reply, refusal) in replies.into_iter().zip(refusals) {
+                    let _ = reply.send(match refusal {
+                        None => Ok(()),
+                        Some(r) => Err(StoreError::Limit(r)),
+                    });
                 }
             }
             Err(e) if msgs.len() == 1 => {
@@ -69,11 +75,18 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, r
             Err(e) => {
                 // One bad message (a duplicate id, an unknown account) must not fail the others: retry singly.
                 tracing::warn!(error = %e, batch = msgs.len(), "group commit failed; retrying the batch message by message");
-                for (msg, reply) in msgs.iter().zip(replies) {
-                    let result = db.insert_batch(std::slice::from_ref(msg), retain_bodies).await;
-                    if result.is_ok() {
-                        stats.add(1);
-                    }
+                for (msg, reply) in msgs.into_iter().zip(replies) {
+                    let mut one = [msg];
+                    let result = match db.insert_batch(&mut one, retain_bodies).await {
+                        Ok(r) => match r.into_iter().next().flatten() {
+                            None => {
+                                stats.add(1);
+                                Ok(())
+                            }
+                            Some(refusal) => Err(StoreError::Limit(refusal)),
+                        },
+                        Err(e) => Err(e),
+                    };
                     let _ = reply.send(result);
                 }
             }

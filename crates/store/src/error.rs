@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A per-account or per-domain count limit would be exceeded (checked atomically with the insert).
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// An admission limit refused the message (rate, per-recipient hour, daily quota); nothing was stored.
+    #[error("admission limit: {0}")]
+    Limit(#[from] crate::limits::LimitRefusal),
     /// The store was closed (or its committer task is gone).
     #[error("the store is closed")]
     Closed,

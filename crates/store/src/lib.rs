@@ -25,6 +25,7 @@ mod engage;
 mod error;
 mod events;
 mod identity;
+mod limits;
 mod pg;
 mod sqlite;
 mod suppression;
@@ -49,6 +50,9 @@ pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdenti
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
     normalize as normalize_blacklist_address,
+};
+pub use limits::{
+    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
@@ -93,7 +97,11 @@ pub(crate) enum Db {
 }
 
 impl Db {
-    async fn insert_batch(&self, msgs: &[NewMessage], retain_bodies: bool) -> Result<(), StoreError> {
+    async fn insert_batch(
+        &self,
+        msgs: &mut [(NewMessage, Option<limits::AdmissionLimits>)],
+        retain_bodies: bool,
+    ) -> Result<Vec<Option<limits::LimitRefusal>>, StoreError> {
         match self {
             Db::Sqlite { writer, .. } => sqlite::insert_batch(writer, msgs, retain_bodies).await,
             Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies).await,
@@ -256,6 +264,19 @@ impl Store {
     /// [`StoreError::Conflict`]; an unknown account, a lane outside [`LANES`] or no recipients is
     /// [`StoreError::Invalid`]. If the caller is cancelled after its batch started, the message may still be stored.
     pub async fn enqueue(&self, m: NewMessage) -> Result<(), StoreError> {
+        self.enqueue_inner(m, None).await
+    }
+
+    /// [`Store::enqueue`] checked against admission limits inside the same transaction, so that every
+    /// process sharing the database agrees: the account's messages per second, each recipient's mails in the
+    /// sliding hour and today's recipients against the quota. A refused message is
+    /// [`StoreError::Limit`] and nothing of it is stored; recipients over their hourly limit in a message with
+    /// other admissible recipients are stored refused (send status 1006) instead.
+    pub async fn enqueue_limited(&self, m: NewMessage, limits: AdmissionLimits) -> Result<(), StoreError> {
+        self.enqueue_inner(m, Some(limits)).await
+    }
+
+    async fn enqueue_inner(&self, m: NewMessage, limits: Option<AdmissionLimits>) -> Result<(), StoreError> {
         validate(&m)?;
         let sender = self
             .inner
@@ -266,7 +287,7 @@ impl Store {
         let sender = sender.ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(committer::Job { msg: m, reply })
+            .send(committer::Job { msg: m, limits, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         // Do not keep the channel open while waiting: close() waits for every sender to go.
@@ -328,6 +349,60 @@ impl Store {
     /// so an idle worker can sleep until then. `None` when nothing is left to do.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         on_pool!(self, reader, next_due_ms())
+    }
+}
+
+/// Runs `limits_ops` function `$f` of the backend on the pool for writes or reads.
+macro_rules! on_limits_pool {
+    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { writer, .. } => sqlite::limits_ops::$f(writer, $($arg),*).await,
+            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
+        }
+    };
+    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { reader, .. } => sqlite::limits_ops::$f(reader, $($arg),*).await,
+            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+// ---- admission limits and reputation (issue 5) ----
+impl Store {
+    /// Replaces an account's limit overrides (`None` fields = the configured defaults).
+    pub async fn set_account_limits(
+        &self,
+        account: AccountId,
+        overrides: AccountLimitOverrides,
+    ) -> Result<(), StoreError> {
+        on_limits_pool!(self, writer, set_account_limits(account, overrides))
+    }
+
+    /// An account's overrides and admission counters (all defaults and zero before its first send).
+    pub async fn account_usage(&self, account: AccountId) -> Result<AccountUsage, StoreError> {
+        on_limits_pool!(self, reader, account_usage(account))
+    }
+
+    /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
+    pub async fn domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        on_limits_pool!(self, reader, domain_levels(account))
+    }
+
+    /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
+    pub async fn verified_domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        on_limits_pool!(self, reader, verified_domain_levels(account))
+    }
+
+    /// Records a domain's reputation level.
+    pub async fn set_domain_level(
+        &self,
+        account: AccountId,
+        domain: &str,
+        level: i64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_limits_pool!(self, writer, set_domain_level(account, domain, level, at_ms))
     }
 }
 

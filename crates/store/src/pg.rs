@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::{NewMessage, StoreOptions, delivery_init, outcome_effect};
 
 crate::common::common_ops! { db = Postgres }
@@ -262,23 +263,171 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
     Ok(pool)
 }
 
-/// Writes a batch of messages in one transaction with three statements whatever its size: each table gets
-/// its rows as arrays through UNNEST, saving a network round trip per row.
+/// Writes a batch of messages in one transaction, checking admission limits message by message first.
+/// Returns per message `None` (stored) or the refusal (nothing of it stored).
 pub(crate) async fn insert_batch(
     pool: &PgPool,
-    msgs: &[NewMessage],
+    msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
-) -> Result<(), crate::StoreError> {
+) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
     let mut tx = pool.begin().await?;
-    insert_messages(&mut tx, msgs, retain_bodies).await?;
+    let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
+        check_limits(&mut tx, msgs).await?
+    } else {
+        vec![None; msgs.len()]
+    };
+    let admitted: Vec<&NewMessage> = msgs
+        .iter()
+        .zip(&refusals)
+        .filter(|(_, r)| r.is_none())
+        .map(|((m, _), _)| m)
+        .collect();
+    if !admitted.is_empty() {
+        insert_messages(&mut tx, &admitted, retain_bodies).await?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(refusals)
 }
 
-/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor).
-pub(crate) async fn insert_messages(
-    tx: &mut sqlx::PgConnection,
-    msgs: &[NewMessage],
+/// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked
+/// `FOR UPDATE` in id order (so api processes sharing the database serialize per account and never deadlock),
+/// the recipients' sends of the last hour read in one query, the decision made in memory in batch order, and
+/// the counters and new sends written back as arrays.
+async fn check_limits(
+    conn: &mut PgConnection,
+    msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
+) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
+    let mut accounts: Vec<i64> = msgs
+        .iter()
+        .filter(|(_, l)| l.is_some())
+        .map(|(m, _)| m.account_id)
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    sqlx::query("INSERT INTO account_limits (account_id) SELECT * FROM UNNEST($1::int8[]) ON CONFLICT DO NOTHING")
+        .bind(&accounts)
+        .execute(&mut *conn)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT account_id, sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, \
+         day_ms, day_count FROM account_limits WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE",
+    )
+    .bind(&accounts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut states: HashMap<i64, AccountState> = HashMap::new();
+    for row in &rows {
+        let st = AccountState {
+            usage: crate::limits::usage_from_row(row)?,
+            ..AccountState::default()
+        };
+        states.insert(row.try_get("account_id")?, st);
+    }
+    let mut pair_accounts = Vec::new();
+    let mut pair_recipients = Vec::new();
+    let mut oldest = i64::MAX;
+    for (m, lim) in msgs.iter() {
+        if lim.is_none() {
+            continue;
+        }
+        oldest = oldest.min(m.request_ms);
+        for r in &m.recipients {
+            pair_accounts.push(m.account_id);
+            pair_recipients.push(r.address.as_str());
+        }
+    }
+    let recent = sqlx::query(
+        "SELECT r.account_id, r.recipient, r.at_ms FROM recipient_sends r \
+         JOIN (SELECT DISTINCT * FROM UNNEST($1::int8[], $2::text[])) AS p(a, rc) \
+         ON r.account_id = p.a AND r.recipient = p.rc WHERE r.at_ms > $3",
+    )
+    .bind(&pair_accounts)
+    .bind(&pair_recipients)
+    .bind(oldest.saturating_sub(crate::limits::HOUR_MS))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (a, rc) in pair_accounts.iter().zip(&pair_recipients) {
+        if let Some(st) = states.get_mut(a) {
+            st.recent.entry((*rc).to_string()).or_default();
+        }
+    }
+    for row in &recent {
+        let a: i64 = row.try_get("account_id")?;
+        if let Some(st) = states.get_mut(&a) {
+            st.recent
+                .entry(row.try_get("recipient")?)
+                .or_default()
+                .push(row.try_get("at_ms")?);
+        }
+    }
+    let refusals = crate::limits::decide_batch(msgs, &mut states);
+
+    let (mut u_acc, mut u_sms, mut u_sc, mut u_dms, mut u_dc) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut p_acc, mut p_before) = (vec![], vec![]);
+    let (mut n_acc, mut n_rc, mut n_at) = (vec![], vec![], vec![]);
+    for (a, st) in &states {
+        if !st.dirty {
+            continue;
+        }
+        u_acc.push(*a);
+        u_sms.push(st.usage.second_ms);
+        u_sc.push(st.usage.second_count);
+        u_dms.push(st.usage.day_ms);
+        u_dc.push(st.usage.day_count);
+        if let Some(b) = st.prune_before {
+            p_acc.push(*a);
+            p_before.push(b);
+        }
+        for (rc, at) in &st.new_sends {
+            n_acc.push(*a);
+            n_rc.push(rc.as_str());
+            n_at.push(*at);
+        }
+    }
+    if !u_acc.is_empty() {
+        sqlx::query(
+            "UPDATE account_limits AS l SET second_ms = u.sms, second_count = u.sc, day_ms = u.dms, day_count = u.dc \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(a, sms, sc, dms, dc) \
+             WHERE l.account_id = u.a",
+        )
+        .bind(&u_acc)
+        .bind(&u_sms)
+        .bind(&u_sc)
+        .bind(&u_dms)
+        .bind(&u_dc)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !p_acc.is_empty() {
+        sqlx::query(
+            "DELETE FROM recipient_sends r USING UNNEST($1::int8[], $2::int8[]) AS p(a, b) \
+             WHERE r.account_id = p.a AND r.at_ms <= p.b",
+        )
+        .bind(&p_acc)
+        .bind(&p_before)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !n_acc.is_empty() {
+        sqlx::query(
+            "INSERT INTO recipient_sends (account_id, recipient, at_ms) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[])",
+        )
+        .bind(&n_acc)
+        .bind(&n_rc)
+        .bind(&n_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(refusals)
+}
+
+/// Writes messages with three statements whatever their number: each table gets its rows as arrays through
+/// UNNEST, saving a network round trip per row. Runs inside the caller's transaction (the group commit, or the
+/// batch runner committing them with its task cursor).
+pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
+    conn: &mut PgConnection,
+    msgs: &[M],
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
     let n = msgs.len();
@@ -316,6 +465,7 @@ pub(crate) async fn insert_messages(
     let mut e_reason = Vec::new();
 
     for m in msgs {
+        let m: &NewMessage = m.borrow();
         let open = crate::open_count(m);
         ids.push(m.id.as_str());
         accounts.push(m.account_id);
@@ -372,13 +522,13 @@ pub(crate) async fn insert_messages(
     .bind(&not_befores)
     .bind(&expiress)
     .bind(&opens)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if !body_ids.is_empty() {
         sqlx::query("INSERT INTO message_bodies (message_id, body) SELECT * FROM UNNEST($1::text[], $2::bytea[])")
             .bind(&body_ids)
             .bind(&bodies)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     sqlx::query(
@@ -400,7 +550,7 @@ pub(crate) async fn insert_messages(
     .bind(&d_deliver_message)
     .bind(&d_deliver_ms)
     .bind(&d_next)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if !e_account.is_empty() {
         sqlx::query(
@@ -414,8 +564,9 @@ pub(crate) async fn insert_messages(
         .bind(&e_at)
         .bind(&e_reason)
         .bind(mailpush_model::EventKind::Dropped.id())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(())
 }
+crate::limits::limits_ops! { db = sqlx::Postgres }

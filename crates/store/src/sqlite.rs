@@ -4,13 +4,14 @@
 //! pool of exactly one connection, so writers queue in-process (fair, FIFO) instead of spinning on SQLITE_BUSY;
 //! reads go through a separate pool and, thanks to WAL, never wait for the writer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::{NewMessage, StoreOptions, delivery_init, outcome_effect};
 
 crate::common::common_ops! { db = Sqlite }
@@ -203,16 +204,108 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
     Ok((writer, reader))
 }
 
-/// Writes a batch of messages in one transaction (one fsync).
+/// Writes a batch of messages in one transaction (one fsync), checking admission limits message by message
+/// first (the single writer connection serializes every process on the file). Returns per message `None`
+/// (stored) or the refusal (nothing of it stored).
 pub(crate) async fn insert_batch(
     pool: &SqlitePool,
-    msgs: &[NewMessage],
+    msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
-) -> Result<(), crate::StoreError> {
+) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
-    insert_messages(&mut tx, msgs, retain_bodies).await?;
+    let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
+        check_limits(&mut tx, msgs).await?
+    } else {
+        vec![None; msgs.len()]
+    };
+    for ((m, _), refused) in msgs.iter().zip(&refusals) {
+        if refused.is_none() {
+            insert_message(&mut tx, m, retain_bodies).await?;
+        }
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(refusals)
+}
+
+/// Loads the limited accounts' counters and recent recipient sends, decides, and writes the counters back.
+async fn check_limits(
+    conn: &mut SqliteConnection,
+    msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
+) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
+    let mut states: HashMap<AccountId, AccountState> = HashMap::new();
+    for (m, lim) in msgs.iter() {
+        if lim.is_none() {
+            continue;
+        }
+        #[allow(clippy::map_entry)] // the entry cannot be held across the awaits below
+        if !states.contains_key(&m.account_id) {
+            sqlx::query("INSERT OR IGNORE INTO account_limits (account_id) VALUES ($1)")
+                .bind(m.account_id)
+                .execute(&mut *conn)
+                .await?;
+            let row = sqlx::query(
+                "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
+                 day_count FROM account_limits WHERE account_id = $1",
+            )
+            .bind(m.account_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let st = AccountState {
+                usage: crate::limits::usage_from_row(&row)?,
+                ..AccountState::default()
+            };
+            states.insert(m.account_id, st);
+        }
+        let st = states.get_mut(&m.account_id).ok_or(StoreError::Closed)?;
+        for r in &m.recipients {
+            if st.recent.contains_key(&r.address) {
+                continue;
+            }
+            let times: Vec<i64> = sqlx::query_scalar(
+                "SELECT at_ms FROM recipient_sends WHERE account_id = $1 AND recipient = $2 AND at_ms > $3",
+            )
+            .bind(m.account_id)
+            .bind(&r.address)
+            .bind(m.request_ms - crate::limits::HOUR_MS)
+            .fetch_all(&mut *conn)
+            .await?;
+            st.recent.insert(r.address.clone(), times);
+        }
+    }
+    let refusals = crate::limits::decide_batch(msgs, &mut states);
+    for (account, st) in &states {
+        if !st.dirty {
+            continue;
+        }
+        let u = &st.usage;
+        sqlx::query(
+            "UPDATE account_limits SET second_ms = $1, second_count = $2, day_ms = $3, day_count = $4 \
+             WHERE account_id = $5",
+        )
+        .bind(u.second_ms)
+        .bind(u.second_count)
+        .bind(u.day_ms)
+        .bind(u.day_count)
+        .bind(account)
+        .execute(&mut *conn)
+        .await?;
+        if let Some(before) = st.prune_before {
+            sqlx::query("DELETE FROM recipient_sends WHERE account_id = $1 AND at_ms <= $2")
+                .bind(account)
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for (recipient, at) in &st.new_sends {
+            sqlx::query("INSERT INTO recipient_sends (account_id, recipient, at_ms) VALUES ($1, $2, $3)")
+                .bind(account)
+                .bind(recipient)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(refusals)
 }
 
 /// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor).
@@ -297,3 +390,4 @@ async fn insert_message(
     }
     Ok(())
 }
+crate::limits::limits_ops! { db = sqlx::Sqlite }

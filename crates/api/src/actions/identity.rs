@@ -133,15 +133,18 @@ async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -
         .list_identities(ctx, p.offset.unwrap_or(0), limit)
         .await
         .map_err(core_error)?;
+    let names: Vec<&str> = list.iter().map(|v| v.domain.as_str()).collect();
+    let levels = core.reputations(ctx, &names).await.map_err(core_error)?;
     let identities: Vec<Value> = list
         .iter()
-        .map(|v| {
+        .zip(&levels)
+        .map(|(v, r)| {
             json!({
                 "IdentityName": v.domain,
                 "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
                 "SendingEnabled": v.verified,
-                "CurrentReputationLevel": 0,
-                "DailyQuota": 0,
+                "CurrentReputationLevel": r.level,
+                "DailyQuota": r.daily_quota,
                 "SendIp": [],
                 "TagList": [],
                 "DKIMOption": v.dkim_option,
@@ -149,10 +152,12 @@ async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -
             })
         })
         .collect();
+    // The highest level among the listed domains and its quota (0 without domains).
+    let max = levels.iter().max_by_key(|r| r.level);
     Ok(json!({
         "EmailIdentities": identities,
-        "MaxReputationLevel": 0,
-        "MaxDailyQuota": 0,
+        "MaxReputationLevel": max.map_or(0, |r| r.level),
+        "MaxDailyQuota": max.map_or(0, |r| r.daily_quota),
         "Total": total,
     }))
 }

@@ -1,0 +1,31 @@
+//! `GetSendQuota` (mailpush extension): today's usage and the limits in force for the calling account.
+
+use super::core_error;
+use mailpush_core::{AccountContext, Mailpush};
+use mailpush_model::ApiError;
+use serde_json::{Value, json};
+
+/// `GetSendQuota`: no parameters.
+pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+    let q = core.send_quota(ctx).await.map_err(core_error)?;
+    let domains: Vec<Value> = q
+        .domains
+        .iter()
+        .map(|d| {
+            json!({
+                "IdentityName": d.domain,
+                "CurrentReputationLevel": d.level,
+                "DailyQuota": d.daily_quota,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "SentToday": q.sent_today,
+        "DailyQuota": q.daily_quota,
+        "RemainingToday": q.remaining_today,
+        "DailyCap": q.daily_cap,
+        "SendsPerSecond": q.sends_per_second,
+        "PerRecipientPerHour": q.per_recipient_per_hour,
+        "Domains": domains,
+    }))
+}

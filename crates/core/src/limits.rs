@@ -1,0 +1,273 @@
+//! Sending limits wired to the store (issue 5): the admission limits every enqueue is checked against
+//! (inside the store's transaction, so that api processes sharing one database agree), per-account overrides,
+//! reputation levels of sending domains and the account's daily quota, and the usage report behind
+//! `GetSendQuota`.
+//!
+//! Core API for other features (batch sending): [`Mailpush::admission_limits`] gives the limits to pass to
+//! `Store::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
+//! a refused enqueue is `StoreError::Limit(LimitRefusal)`, mapped to its Tencent code by `CoreError::to_api`.
+
+use mailpush_model::ErrorCode;
+use mailpush_quota::{ReputationLevel, account_daily_quota};
+use mailpush_store::{AccountLimitOverrides, AdmissionLimits, LimitRefusal};
+
+use crate::{AccountContext, CoreError, Mailpush};
+
+/// One sending domain's reputation as `ListEmailIdentities` and `GetSendQuota` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainReputation {
+    /// The domain.
+    pub domain: String,
+    /// `CurrentReputationLevel` (1–20).
+    pub level: u8,
+    /// `DailyQuota` of that level.
+    pub daily_quota: u64,
+}
+
+/// The highest level and its quota (`MaxReputationLevel` / `MaxDailyQuota`).
+pub const MAX_LEVEL: u8 = 20;
+
+/// What `GetSendQuota` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendQuota {
+    /// Recipients admitted today (UTC).
+    pub sent_today: i64,
+    /// Today's quota: the domains' level quotas summed, capped by `daily_cap`.
+    pub daily_quota: i64,
+    /// Recipients the account may still send today.
+    pub remaining_today: i64,
+    /// The cap in force (override or default).
+    pub daily_cap: i64,
+    /// Messages per second in force.
+    pub sends_per_second: i64,
+    /// Mails per recipient per sliding hour in force.
+    pub per_recipient_per_hour: i64,
+    /// Verified sending domains with their levels.
+    pub domains: Vec<DomainReputation>,
+}
+
+/// The Tencent refusal for a limit the store applied.
+pub(crate) fn refusal_to_api(r: &LimitRefusal) -> mailpush_model::ApiError {
+    let code = match r {
+        LimitRefusal::Rate { .. } => ErrorCode::RequestLimitExceeded,
+        LimitRefusal::RecipientHourly { .. } => ErrorCode::FailedOperationFrequencyLimit,
+        LimitRefusal::Daily { .. } => ErrorCode::FailedOperationExceedSendLimit,
+    };
+    mailpush_model::ApiError::new(code, r.to_string())
+}
+
+impl CoreError {
+    /// True for a refusal the caller can act on (a rule or a sending limit), as opposed to an internal failure
+    /// worth logging.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Refused(_) | CoreError::Store(mailpush_store::StoreError::Limit(_))
+        )
+    }
+}
+
+impl Mailpush {
+    /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
+    /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
+    pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
+        let s = &self.inner.settings;
+        let levels = self.inner.store.verified_domain_levels(account.id).await?;
+        let level_quota = account_daily_quota(levels.iter().map(|(_, l)| level_of(*l)), u64::MAX);
+        Ok(AdmissionLimits {
+            sends_per_second: s.limit_sends_per_second,
+            per_recipient_per_hour: s.limit_per_recipient_per_hour,
+            daily_cap: s.limit_daily_cap,
+            level_quota: i64::try_from(level_quota).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
+    pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
+        let s = &self.inner.settings;
+        let usage = self.inner.store.account_usage(account.id).await?;
+        let domains: Vec<DomainReputation> = self
+            .inner
+            .store
+            .verified_domain_levels(account.id)
+            .await?
+            .into_iter()
+            .map(|(domain, l)| {
+                let level = level_of(l);
+                DomainReputation {
+                    domain,
+                    level: level.get(),
+                    daily_quota: level.daily_quota(),
+                }
+            })
+            .collect();
+        let o = usage.overrides;
+        let daily_cap = o.daily_cap.unwrap_or(s.limit_daily_cap);
+        let level_sum: u64 = domains.iter().map(|d| d.daily_quota).sum();
+        let daily_quota = i64::try_from(level_sum).unwrap_or(i64::MAX).min(daily_cap);
+        let sent_today = usage.sent_on_day_of(self.now_ms());
+        Ok(SendQuota {
+            sent_today,
+            daily_quota,
+            remaining_today: (daily_quota - sent_today).max(0),
+            daily_cap,
+            sends_per_second: o.sends_per_second.unwrap_or(s.limit_sends_per_second),
+            per_recipient_per_hour: o.per_recipient_per_hour.unwrap_or(s.limit_per_recipient_per_hour),
+            domains,
+        })
+    }
+
+    /// The level of each of `domains` (1 when none is recorded), in the same order.
+    pub async fn reputations(
+        &self,
+        account: &AccountContext,
+        domains: &[&str],
+    ) -> Result<Vec<DomainReputation>, CoreError> {
+        let stored = self.inner.store.domain_levels(account.id).await?;
+        Ok(domains
+            .iter()
+            .map(|domain| {
+                let level = stored
+                    .iter()
+                    .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+                    .map_or(ReputationLevel::NEW, |(_, l)| level_of(*l));
+                DomainReputation {
+                    domain: (*domain).to_string(),
+                    level: level.get(),
+                    daily_quota: level.daily_quota(),
+                }
+            })
+            .collect())
+    }
+
+    /// Reputation of one of the account's domains (level 1 when none is recorded).
+    pub async fn domain_reputation(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+    ) -> Result<DomainReputation, CoreError> {
+        let level = self
+            .inner
+            .store
+            .domain_levels(account.id)
+            .await?
+            .into_iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map_or(ReputationLevel::NEW, |(_, l)| level_of(l));
+        Ok(DomainReputation {
+            domain: domain.to_string(),
+            level: level.get(),
+            daily_quota: level.daily_quota(),
+        })
+    }
+
+    /// Operator: sets an account's limit overrides. `Some(None)` clears a field (back to the default), `None`
+    /// leaves it as it is. Returns the overrides in force.
+    pub async fn set_account_limits(
+        &self,
+        name: &str,
+        sends_per_second: Option<Option<i64>>,
+        per_recipient_per_hour: Option<Option<i64>>,
+        daily_cap: Option<Option<i64>>,
+    ) -> Result<AccountLimitOverrides, CoreError> {
+        let account = self
+            .inner
+            .store
+            .account_by_name(name)
+            .await?
+            .ok_or_else(|| CoreError::Config(format!("no account named {name}")))?;
+        for v in [sends_per_second, per_recipient_per_hour, daily_cap]
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if v < 0 {
+                return Err(CoreError::refused(
+                    ErrorCode::InvalidParameterValue,
+                    "limits must not be negative",
+                ));
+            }
+        }
+        let mut o = self.inner.store.account_usage(account.id).await?.overrides;
+        if let Some(v) = sends_per_second {
+            o.sends_per_second = v;
+        }
+        if let Some(v) = per_recipient_per_hour {
+            o.per_recipient_per_hour = v;
+        }
+        if let Some(v) = daily_cap {
+            o.daily_cap = v;
+        }
+        self.inner.store.set_account_limits(account.id, o).await?;
+        Ok(o)
+    }
+
+    /// Operator: sets a domain's reputation level (1–20).
+    pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
+        let Some(row) = self.inner.store.identity_for_admin(domain).await? else {
+            return Err(CoreError::Config(format!("no sending domain {domain}")));
+        };
+        let level = ReputationLevel::new(level);
+        self.inner
+            .store
+            .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.now_ms())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Mailpush {
+    /// Prometheus text of every account's usage and limits: `mailpush_account_sent_today`,
+    /// `mailpush_account_daily_quota`, `mailpush_account_sends_per_second` (labels `account`) and
+    /// `mailpush_domain_reputation_level` / `mailpush_domain_daily_quota` (labels `account`, `domain`).
+    pub async fn quota_metrics(&self) -> Result<String, CoreError> {
+        let mut sent = String::new();
+        let mut quota = String::new();
+        let mut rate = String::new();
+        let mut level = String::new();
+        let mut dquota = String::new();
+        for account in self.list_accounts().await? {
+            let q = self.send_quota(&account).await?;
+            let a = label(&account.name);
+            sent.push_str(&format!(
+                "mailpush_account_sent_today{{account=\"{a}\"}} {}\n",
+                q.sent_today
+            ));
+            quota.push_str(&format!(
+                "mailpush_account_daily_quota{{account=\"{a}\"}} {}\n",
+                q.daily_quota
+            ));
+            rate.push_str(&format!(
+                "mailpush_account_sends_per_second{{account=\"{a}\"}} {}\n",
+                q.sends_per_second
+            ));
+            for d in &q.domains {
+                let dl = label(&d.domain);
+                level.push_str(&format!(
+                    "mailpush_domain_reputation_level{{account=\"{a}\",domain=\"{dl}\"}} {}\n",
+                    d.level
+                ));
+                dquota.push_str(&format!(
+                    "mailpush_domain_daily_quota{{account=\"{a}\",domain=\"{dl}\"}} {}\n",
+                    d.daily_quota
+                ));
+            }
+        }
+        Ok(format!(
+            "# HELP mailpush_account_sent_today Recipients admitted today (UTC).\n# TYPE mailpush_account_sent_today gauge\n{sent}\
+             # HELP mailpush_account_daily_quota Today's quota in recipients.\n# TYPE mailpush_account_daily_quota gauge\n{quota}\
+             # HELP mailpush_account_sends_per_second Mails per second allowed.\n# TYPE mailpush_account_sends_per_second gauge\n{rate}\
+             # HELP mailpush_domain_reputation_level Sending domain reputation level.\n# TYPE mailpush_domain_reputation_level gauge\n{level}\
+             # HELP mailpush_domain_daily_quota Daily quota of the domain's level.\n# TYPE mailpush_domain_daily_quota gauge\n{dquota}"
+        ))
+    }
+}
+
+/// A Prometheus label value, escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn level_of(stored: i64) -> ReputationLevel {
+    ReputationLevel::new(u8::try_from(stored.clamp(1, 20)).unwrap_or(1))
+}

@@ -1,0 +1,415 @@
+//! Admission limits, enforced inside the enqueue transaction so that every process sharing the database agrees
+//! (issue 5): the per-account request rate (fixed one-second windows), the per-recipient sliding hour (one
+//! `recipient_sends` row per admitted recipient) and the daily quota (recipients per UTC day).
+//!
+//! The decision itself is [`decide`], pure and shared by both backends; the backends load the state of the
+//! accounts in a batch (PostgreSQL: `SELECT … FOR UPDATE`, accounts in id order, so that two api processes
+//! serialize on the account row), run it message by message in batch order, and write the counters back in the
+//! same transaction as the admitted messages.
+
+use std::collections::HashMap;
+
+use crate::{AccountId, NewMessage};
+
+/// `SendStatus` of a recipient refused by the per-recipient hourly limit (Tencent 1006).
+pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
+
+/// Milliseconds in the per-recipient window.
+pub const HOUR_MS: i64 = 3_600_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The limits one enqueue is checked against: the configured defaults (per-account overrides stored with
+/// [`crate::Store::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionLimits {
+    /// Default requests (messages) per second per account.
+    pub sends_per_second: i64,
+    /// Default mails per recipient address in any sliding hour.
+    pub per_recipient_per_hour: i64,
+    /// Default cap of the daily quota.
+    pub daily_cap: i64,
+    /// The sum of the account's verified domains' reputation quotas (before the cap).
+    pub level_quota: i64,
+}
+
+/// Why the store refused a message at admission. Core maps each to its Tencent code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitRefusal {
+    /// The account already sent `limit` messages in this second (RequestLimitExceeded).
+    #[error("more than {limit} sends in one second")]
+    Rate {
+        /// Messages per second allowed.
+        limit: i64,
+    },
+    /// Every admissible recipient already got `limit` mails in the last hour (FailedOperation.FrequencyLimit).
+    #[error("{recipient} already received {limit} mails in the last hour")]
+    RecipientHourly {
+        /// The (first) recipient over the limit.
+        recipient: String,
+        /// Mails per recipient per hour allowed.
+        limit: i64,
+    },
+    /// The message's recipients do not fit in what is left of today's quota (FailedOperation.ExceedSendLimit).
+    #[error("the daily quota of {quota} recipients is used up ({used} sent today, this mail has {wanted})")]
+    Daily {
+        /// Today's quota.
+        quota: i64,
+        /// Recipients already admitted today.
+        used: i64,
+        /// Recipients of the refused message.
+        wanted: i64,
+    },
+}
+
+/// Per-account overrides of the defaults; `None` = the configured default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountLimitOverrides {
+    /// Messages per second.
+    pub sends_per_second: Option<i64>,
+    /// Mails per recipient per sliding hour.
+    pub per_recipient_per_hour: Option<i64>,
+    /// Cap of the daily quota.
+    pub daily_cap: Option<i64>,
+}
+
+/// An account's admission counters as stored (read by `GetSendQuota`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// Overrides in force.
+    pub overrides: AccountLimitOverrides,
+    /// Start of the counted second, Unix ms.
+    pub second_ms: i64,
+    /// Messages admitted in that second.
+    pub second_count: i64,
+    /// Start of the counted UTC day, Unix ms.
+    pub day_ms: i64,
+    /// Recipients admitted that day.
+    pub day_count: i64,
+}
+
+impl AccountUsage {
+    /// Recipients admitted on the UTC day containing `now_ms`.
+    pub fn sent_on_day_of(&self, now_ms: i64) -> i64 {
+        if self.day_ms == now_ms.div_euclid(DAY_MS) * DAY_MS {
+            self.day_count
+        } else {
+            0
+        }
+    }
+}
+
+/// Reads an `account_limits` row (override and counter columns).
+pub(crate) fn usage_from_row<R: sqlx::Row>(row: &R) -> Result<AccountUsage, crate::StoreError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(AccountUsage {
+        overrides: AccountLimitOverrides {
+            sends_per_second: row.try_get("sends_per_second")?,
+            per_recipient_per_hour: row.try_get("per_recipient_per_hour")?,
+            daily_cap: row.try_get("daily_cap")?,
+        },
+        second_ms: row.try_get("second_ms")?,
+        second_count: row.try_get("second_count")?,
+        day_ms: row.try_get("day_ms")?,
+        day_count: row.try_get("day_count")?,
+    })
+}
+
+/// What [`decide`] works on for one account: its stored row plus the recent sends of the recipients seen.
+#[derive(Debug, Default)]
+pub(crate) struct AccountState {
+    pub(crate) usage: AccountUsage,
+    /// (recipient → admission times within the last hour of the batch's oldest message), loaded on demand.
+    pub(crate) recent: HashMap<String, Vec<i64>>,
+    /// Rows to insert into `recipient_sends`.
+    pub(crate) new_sends: Vec<(String, i64)>,
+    /// The second window rolled over in this batch: prune the account's old `recipient_sends` rows.
+    pub(crate) prune_before: Option<i64>,
+    /// Something changed: write the row back.
+    pub(crate) dirty: bool,
+}
+
+/// Checks one message against its account's state, in batch order. On success the state is updated and
+/// recipients over their hourly limit are marked refused (send status 1006: stored final, never delivered).
+pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut AccountState) -> Result<(), LimitRefusal> {
+    let o = st.usage.overrides;
+    let per_second = o.sends_per_second.unwrap_or(lim.sends_per_second);
+    let per_hour = o.per_recipient_per_hour.unwrap_or(lim.per_recipient_per_hour);
+    let quota = lim.level_quota.min(o.daily_cap.unwrap_or(lim.daily_cap));
+    let now = m.request_ms;
+
+    let second = now.div_euclid(1000) * 1000;
+    let second_count = if st.usage.second_ms == second {
+        st.usage.second_count
+    } else {
+        0
+    };
+    if second_count >= per_second {
+        return Err(LimitRefusal::Rate { limit: per_second });
+    }
+
+    let window_start = now - HOUR_MS;
+    let mut over = Vec::new();
+    let mut admitted_now: HashMap<&str, i64> = HashMap::new();
+    for (i, r) in m.recipients.iter().enumerate() {
+        if r.send_status != 0 {
+            continue;
+        }
+        let before = st
+            .recent
+            .get(&r.address)
+            .map_or(0, |v| v.iter().filter(|&&t| t > window_start).count() as i64);
+        let mine = admitted_now.entry(r.address.as_str()).or_insert(0);
+        if before + *mine >= per_hour {
+            over.push(i);
+        } else {
+            *mine += 1;
+        }
+    }
+    let admitted: i64 = admitted_now.values().sum();
+    if let (0, Some(&i)) = (admitted, over.first()) {
+        return Err(LimitRefusal::RecipientHourly {
+            recipient: m.recipients[i].address.clone(),
+            limit: per_hour,
+        });
+    }
+
+    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    let used = if st.usage.day_ms == day { st.usage.day_count } else { 0 };
+    if admitted > 0 && used + admitted > quota {
+        return Err(LimitRefusal::Daily {
+            quota,
+            used,
+            wanted: admitted,
+        });
+    }
+
+    // Admitted: mark the refused recipients and count.
+    for &i in &over {
+        let r = &mut m.recipients[i];
+        r.send_status = SEND_STATUS_FREQUENCY_LIMIT;
+        r.deliver_message = Some(format!(
+            "{} already received {per_hour} mails in the last hour",
+            r.address
+        ));
+    }
+    if st.usage.second_ms != second {
+        st.prune_before = Some(window_start);
+    }
+    st.usage.second_ms = second;
+    st.usage.second_count = second_count + 1;
+    st.usage.day_ms = day;
+    st.usage.day_count = used + admitted;
+    for r in m.recipients.iter().filter(|r| r.send_status == 0) {
+        st.recent.entry(r.address.clone()).or_default().push(now);
+        st.new_sends.push((r.address.clone(), now));
+    }
+    st.dirty = true;
+    Ok(())
+}
+
+/// Runs [`decide`] over a batch whose account states are loaded; returns per message `None` (admitted) or
+/// the refusal.
+pub(crate) fn decide_batch(
+    msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
+    states: &mut HashMap<AccountId, AccountState>,
+) -> Vec<Option<LimitRefusal>> {
+    msgs.iter_mut()
+        .map(|(m, lim)| {
+            let lim = (*lim)?;
+            let st = states.entry(m.account_id).or_default();
+            decide(m, &lim, st).err()
+        })
+        .collect()
+}
+
+/// Limit and reputation operations, expanded once per backend (same SQL on both).
+macro_rules! limits_ops {
+    (db = $DB:ty $(,)?) => {
+        pub(crate) mod limits_ops {
+            use sqlx::Row;
+
+            use crate::limits::{AccountLimitOverrides, AccountUsage};
+            use crate::{AccountId, StoreError};
+
+            type Pool = sqlx::Pool<$DB>;
+
+            pub(crate) async fn set_account_limits(
+                pool: &Pool,
+                account: AccountId,
+                o: AccountLimitOverrides,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO account_limits (account_id, sends_per_second, per_recipient_per_hour, daily_cap) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
+                     sends_per_second = excluded.sends_per_second, \
+                     per_recipient_per_hour = excluded.per_recipient_per_hour, daily_cap = excluded.daily_cap",
+                )
+                .bind(account)
+                .bind(o.sends_per_second)
+                .bind(o.per_recipient_per_hour)
+                .bind(o.daily_cap)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn account_usage(pool: &Pool, account: AccountId) -> Result<AccountUsage, StoreError> {
+                let row = sqlx::query(
+                    "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
+                     day_count FROM account_limits WHERE account_id = $1",
+                )
+                .bind(account)
+                .fetch_optional(pool)
+                .await?;
+                match row {
+                    Some(row) => crate::limits::usage_from_row(&row),
+                    None => Ok(AccountUsage::default()),
+                }
+            }
+
+            pub(crate) async fn domain_levels(
+                pool: &Pool,
+                account: AccountId,
+            ) -> Result<Vec<(String, i64)>, StoreError> {
+                let rows = sqlx::query("SELECT domain, level FROM domain_reputation WHERE account_id = $1")
+                    .bind(account)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("domain")?, r.try_get("level")?)))
+                    .collect()
+            }
+
+            pub(crate) async fn verified_domain_levels(
+                pool: &Pool,
+                account: AccountId,
+            ) -> Result<Vec<(String, i64)>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT i.domain, COALESCE(r.level, 1) AS level FROM email_identities i \
+                     LEFT JOIN domain_reputation r ON r.account_id = i.account_id AND r.domain = i.domain \
+                     WHERE i.account_id = $1 AND i.verified ORDER BY i.domain",
+                )
+                .bind(account)
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("domain")?, r.try_get("level")?)))
+                    .collect()
+            }
+
+            pub(crate) async fn set_domain_level(
+                pool: &Pool,
+                account: AccountId,
+                domain: &str,
+                level: i64,
+                at_ms: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account_id, domain) DO UPDATE SET level = excluded.level, \
+                     changed_ms = excluded.changed_ms",
+                )
+                .bind(account)
+                .bind(domain)
+                .bind(level)
+                .bind(at_ms)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use limits_ops;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewRecipient;
+    use mailpush_model::{MessageId, RecipientKind};
+
+    fn msg(at: i64, to: &[&str]) -> NewMessage {
+        NewMessage {
+            id: MessageId::generate(),
+            account_id: 1,
+            envelope_from: "a@x".into(),
+            from_address: "a@x".into(),
+            subject: String::new(),
+            lane: 1,
+            request_ms: at,
+            not_before_ms: at,
+            expires_ms: at + 1,
+            body: Vec::new(),
+            recipients: to
+                .iter()
+                .map(|a| NewRecipient {
+                    address: (*a).into(),
+                    domain: "y".into(),
+                    kind: RecipientKind::To,
+                    send_status: 0,
+                    deliver_message: None,
+                })
+                .collect(),
+        }
+    }
+
+    const LIM: AdmissionLimits = AdmissionLimits {
+        sends_per_second: 3,
+        per_recipient_per_hour: 2,
+        daily_cap: 300_000,
+        level_quota: 5,
+    };
+
+    #[test]
+    fn rate_is_per_second() {
+        let mut st = AccountState::default();
+        for i in 0..3 {
+            assert!(decide(&mut msg(1_000 + i, &[&format!("r{i}@y")]), &LIM, &mut st).is_ok());
+        }
+        assert_eq!(
+            decide(&mut msg(1_999, &["z@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Rate { limit: 3 })
+        );
+        assert!(decide(&mut msg(2_000, &["z@y"]), &LIM, &mut st).is_ok());
+    }
+
+    #[test]
+    fn recipient_hour_slides_and_marks_partial() {
+        let mut st = AccountState::default();
+        assert!(decide(&mut msg(0, &["a@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(10_000, &["a@y"]), &LIM, &mut st).is_ok());
+        assert!(matches!(
+            decide(&mut msg(20_000, &["a@y"]), &LIM, &mut st),
+            Err(LimitRefusal::RecipientHourly { .. })
+        ));
+        let mut m = msg(30_000, &["a@y", "b@y"]);
+        assert!(decide(&mut m, &LIM, &mut st).is_ok());
+        assert_eq!(m.recipients[0].send_status, SEND_STATUS_FREQUENCY_LIMIT);
+        assert_eq!(m.recipients[1].send_status, 0);
+        // The first send leaves the window an hour later.
+        assert!(decide(&mut msg(HOUR_MS + 1, &["a@y"]), &LIM, &mut st).is_ok());
+    }
+
+    #[test]
+    fn daily_quota_counts_recipients_and_resets() {
+        let mut st = AccountState::default();
+        assert!(decide(&mut msg(0, &["a@y", "b@y", "c@y"]), &LIM, &mut st).is_ok());
+        assert!(matches!(
+            decide(&mut msg(5_000, &["d@y", "e@y", "f@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Daily {
+                quota: 5,
+                used: 3,
+                wanted: 3
+            })
+        ));
+        assert!(decide(&mut msg(6_000, &["d@y", "e@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(DAY_MS, &["g@y"]), &LIM, &mut st).is_ok());
+        assert_eq!(st.usage.day_count, 1);
+    }
+}
