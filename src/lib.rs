@@ -214,7 +214,8 @@ impl ApiClient {
     pub async fn call(&self, action: &str, params: &serde_json::Value) -> serde_json::Value {
         let body = params.to_string().into_bytes();
         let offset_s = self.clock_offset_ms.load(std::sync::atomic::Ordering::SeqCst) / 1000;
-        self.call_raw(action, body, unix_now() + offset_s, &self.secret_key).await
+        self.call_raw(action, body, unix_now() + offset_s, &self.secret_key)
+            .await
     }
 
     /// Calls with full control of body, timestamp and signing key (for tests of refusals).

@@ -41,6 +41,12 @@ async fn world(extra: &[(&str, String)]) -> World {
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds).on_clock(&clock);
     verified_sender(&client, &dns, SENDER).await;
+    // A new domain's level-1 quota (500/day) would pause the 20,000-recipient task: start at the top level.
+    mailpush_cli(
+        &env,
+        &["account", "set", "shop", "--domain-level", "shop.example.com=20"],
+    )
+    .await;
     let r = ok(
         &client,
         "CreateEmailTemplate",
@@ -168,7 +174,10 @@ async fn twenty_thousand_recipients_each_get_one_personalised_mail() {
     assert_eq!(t["SendCount"], N as i64, "{t}");
     assert_eq!(t["CacheCount"], 0, "{t}");
     assert_eq!(t["ReceiversName"], "everyone");
-    w.sink.wait_for_count(N, Duration::from_secs(200)).await.expect("all delivered");
+    w.sink
+        .wait_for_count(N, Duration::from_secs(200))
+        .await
+        .expect("all delivered");
     eprintln!("20k task fed and delivered in {:?}", started.elapsed());
     let msgs = w.sink.messages();
     assert_eq!(msgs.len(), N, "exactly one mail per recipient");

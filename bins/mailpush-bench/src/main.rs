@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use mailpush_suite::{ApiClient, ServerProcess, b64, base_env, create_account_with, temp_dir, verified_sender_with};
+use mailpush_suite::{
+    ApiClient, ServerProcess, b64, base_env, create_account_with, mailpush_cli, temp_dir, verified_sender_with,
+};
 use mailpush_testkit::{DnsAuthority, SinkConfig, SinkMx};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -194,6 +196,11 @@ async fn start_server(
         ("MAILPUSH_SMTP_TRUSTED_ACCOUNT", "bench".to_string()),
         // Every mail goes to 127.0.0.1: the per-IP cap would otherwise limit the clients.
         ("MAILPUSH_SMTP_MAX_CONNECTIONS_PER_IP", "1000".to_string()),
+        // A load test measures the engine, not the sending policy: lift the per-account admission limits
+        // (the daily quota is lifted below by putting the domain at the top reputation level).
+        ("MAILPUSH_LIMIT_SENDS_PER_SECOND", "1000000000".to_string()),
+        ("MAILPUSH_LIMIT_PER_RECIPIENT_PER_HOUR", "1000000000".to_string()),
+        ("MAILPUSH_LIMIT_DAILY_CAP", "1000000000".to_string()),
     ];
     vars.extend(extra.iter().cloned());
     let env = base_env(dir.path(), &vars);
@@ -201,6 +208,12 @@ async fn start_server(
     let process = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&process.api_addr, &creds);
     verified_sender_with(&client, &dns, SENDER, dkim.option()).await;
+    let domain = SENDER.rsplit('@').next().unwrap_or_default();
+    mailpush_cli(
+        &env,
+        &["account", "set", "bench", "--domain-level", &format!("{domain}=20")],
+    )
+    .await;
     let r = client
         .call(
             "UpdateEmailSmtpPassWord",

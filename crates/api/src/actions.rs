@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 mod batch;
 mod engage;
 mod identity;
-mod suppression;
 mod quota;
+mod suppression;
 mod templates;
 
 /// Routes an authenticated request to its action.

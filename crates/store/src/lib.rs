@@ -47,12 +47,12 @@ pub use engage::{CallbackEvent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use limits::{
+    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
+};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
     normalize as normalize_blacklist_address,
-};
-pub use limits::{
-    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
