@@ -263,12 +263,15 @@ async fn one_click_unsubscribe_binds_the_sending_domain_and_dkim_covers_the_head
     drop(w.dir);
 }
 
+/// One received callback: its headers and body.
+type ReceivedPost = (Vec<(String, String)>, Vec<u8>);
+
 /// A minimal HTTP receiver: answers 503 while `down`, else 200, and records what it got.
 #[derive(Clone, Default)]
 struct Receiver {
     down: Arc<Mutex<bool>>,
     attempts: Arc<Mutex<usize>>,
-    got: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<ReceivedPost>>>,
 }
 
 impl Receiver {

@@ -356,7 +356,7 @@ async fn http_client(
             break;
         }
         pace(start, args.rate, seq).await;
-        let trigger = args.trigger_every > 0 && seq % args.trigger_every == 0;
+        let trigger = args.trigger_every > 0 && seq.is_multiple_of(args.trigger_every);
         let rcpt = format!("{}{seq}@example.org", if trigger { "t" } else { "m" });
         let data = json!({ "name": format!("客户 {seq}"), "order": format!("A-{seq}") }).to_string();
         let params = json!({

@@ -599,11 +599,11 @@ async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand)
                 }
                 let (email, template_data) = csv_recipient(&line);
                 chunk.push(mailpush_core::batch::ReceiverDetailInput { email, template_data });
-                if chunk.len() == CHUNK {
-                    if let Err(e) = flush(&mut chunk, &mut total).await {
-                        let _ = core.set_receiver_status(&ctx, id, 3).await;
-                        return Err(e);
-                    }
+                if chunk.len() == CHUNK
+                    && let Err(e) = flush(&mut chunk, &mut total).await
+                {
+                    let _ = core.set_receiver_status(&ctx, id, 3).await;
+                    return Err(e);
                 }
             }
             let result = flush(&mut chunk, &mut total).await;

@@ -121,11 +121,14 @@ impl Mailpush {
                 continue;
             }
             let acc = ev.event.event.account_id;
-            if !accounts.contains_key(&acc) {
-                let info = self.account_info(acc).await?.map(std::sync::Arc::new);
-                accounts.insert(acc, info);
-            }
-            let info = accounts.get(&acc).cloned().flatten();
+            let info = match accounts.get(&acc) {
+                Some(info) => info.clone(),
+                None => {
+                    let info = self.account_info(acc).await?.map(std::sync::Arc::new);
+                    accounts.insert(acc, info.clone());
+                    info
+                }
+            };
             let target = info.as_ref().and_then(|i| {
                 i.targets
                     .get(&ev.from_address.to_ascii_lowercase())
