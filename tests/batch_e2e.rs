@@ -388,6 +388,15 @@ async fn receiver_lists_validate_and_count() {
     };
     let r = c.call("BatchSendEmail", &with(json!({ "TaskType": 2 }))).await;
     assert_eq!(code(&r), "MissingParameter.TimedParamNecessary");
+    // Unsubscribe: the SendEmail codes; a footer language needs public_base_url, which this server lacks.
+    let r = c
+        .call("BatchSendEmail", &with(json!({ "TaskType": 1, "Unsubscribe": "13" })))
+        .await;
+    assert_eq!(code(&r), "InvalidParameterValue", "{r}");
+    let r = c
+        .call("BatchSendEmail", &with(json!({ "TaskType": 1, "Unsubscribe": "1" })))
+        .await;
+    assert_eq!(code(&r), "InvalidParameterValue", "{r}");
     let r = c
         .call(
             "BatchSendEmail",
@@ -468,4 +477,7 @@ async fn a_killed_runner_resumes_where_it_stopped_without_resending() {
         duplicates <= WINDOW,
         "{duplicates} duplicates: more than the {WINDOW} that could be in flight"
     );
+    if let Some(server) = w.server.take() {
+        server.kill().await;
+    }
 }

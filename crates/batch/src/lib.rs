@@ -279,7 +279,17 @@ impl Runner {
                 trigger: TriggerType::Batch,
                 ..SendRequest::default()
             };
-            match self.core.prepare_message(&account, req, Default::default()).await {
+            match self
+                .core
+                .prepare_message(
+                    &account,
+                    req,
+                    mailpush_core::engage::SendOptions {
+                        unsubscribe: task.task.unsubscribe.trim().parse().unwrap_or(0),
+                    },
+                )
+                .await
+            {
                 Ok(msg) => {
                     if msg.recipients.iter().all(|r| r.send_status != 0) {
                         skipped += 1;

@@ -450,10 +450,20 @@ impl Mailpush {
             return Err(refuse(ErrorCode::InvalidParameterValue, "ADLocation must be 0, 1 or 2"));
         }
         let unsubscribe = req.unsubscribe.unwrap_or_default().trim().to_string();
-        if !unsubscribe.is_empty() && unsubscribe != "0" {
+        // The same option as SendEmail's: "0" none, "1"-"12" the footer's language (needs public_base_url).
+        let code: u8 = match unsubscribe.as_str() {
+            "" => 0,
+            u => u.parse().ok().filter(|c| *c <= 12).ok_or_else(|| {
+                refuse(
+                    ErrorCode::InvalidParameterValue,
+                    format!("Unsubscribe {u:?} must be \"0\" (none) or \"1\"-\"12\" (footer language)"),
+                )
+            })?,
+        };
+        if code != 0 && self.settings().public_base_url.is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValue,
-                "Unsubscribe links are not available yet; use 0",
+                "Unsubscribe links need the public_base_url setting; use Unsubscribe 0",
             ));
         }
         let template_id = req.template_id.ok_or_else(|| {
