@@ -58,19 +58,25 @@ async fn two_api_processes_on_one_postgres_share_the_limits() {
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
 
     let dns = DnsAuthority::start().await.expect("dns");
+    // The nodes' workers deliver what was admitted: to a sink that accepts, so no recipient bounces (a bounce
+    // would blacklist it and turn the limit refusals below into blacklist refusals).
+    let sink = mailpush_testkit::SinkMx::start_default().await.expect("sink");
+    dns.add_mx("dest.example.net", 10, "mx.dest.example.net");
+    dns.add_a("mx.dest.example.net", std::net::Ipv4Addr::LOCALHOST);
     let dir = temp_dir();
     let env = base_env(
         dir.path(),
         &[
             ("MAILPUSH_DATABASE_URL", url),
             ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
         ],
     );
     let creds = create_account(&env, "brand").await;
     // The rate limit is not under test here (real time moves): lift it for this account.
     mailpush_cli(&env, &["account", "set", "brand", "--sends-per-second", "100000"]).await;
     // Two API nodes: `mailpush serve` processes (the same API code as `mailpush-api`, whose binary a root
-    // integration test cannot count on being built); their workers find nothing deliverable here.
+    // integration test cannot count on being built).
     let a = ServerProcess::start("mailpush", &["serve"], &env).await;
     let b = ServerProcess::start("mailpush", &["serve"], &env).await;
     let clients = [ApiClient::new(&a.api_addr, &creds), ApiClient::new(&b.api_addr, &creds)];
