@@ -16,38 +16,14 @@ pub(super) async fn dispatch(
     params: Value,
 ) -> Option<Result<Value, ApiError>> {
     Some(match action {
-        "CreateReceiver" => match parse(params) {
-            Ok(p) => create_receiver(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "CreateReceiverDetail" => match parse(params) {
-            Ok(p) => create_detail(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "CreateReceiverDetailWithData" => match parse(params) {
-            Ok(p) => create_detail_with_data(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "ListReceivers" => match parse(params) {
-            Ok(p) => list_receivers(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "ListReceiverDetails" => match parse(params) {
-            Ok(p) => list_details(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "DeleteReceiver" => match parse(params) {
-            Ok(p) => delete_receiver(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "BatchSendEmail" => match parse(params) {
-            Ok(p) => batch_send(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
-        "ListSendTasks" => match parse(params) {
-            Ok(p) => list_tasks(core, ctx, p).await,
-            Err(e) => Err(e),
-        },
+        "CreateReceiver" => async { create_receiver(core, ctx, parse(params)?).await }.await,
+        "CreateReceiverDetail" => async { create_detail(core, ctx, parse(params)?).await }.await,
+        "CreateReceiverDetailWithData" => async { create_detail_with_data(core, ctx, parse(params)?).await }.await,
+        "ListReceivers" => async { list_receivers(core, ctx, parse(params)?).await }.await,
+        "ListReceiverDetails" => async { list_details(core, ctx, parse(params)?).await }.await,
+        "DeleteReceiver" => async { delete_receiver(core, ctx, parse(params)?).await }.await,
+        "BatchSendEmail" => async { batch_send(core, ctx, parse(params)?).await }.await,
+        "ListSendTasks" => async { list_tasks(core, ctx, parse(params)?).await }.await,
         _ => return None,
     })
 }
