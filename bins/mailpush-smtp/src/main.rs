@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let launched = mailpush_smtp::launch(core)
         .await
         .context("starting SMTP")?
-        .context("set smtp_listen (MAILPUSH_SMTP_LISTEN) and/or smtps_listen")?;
+        .context("set smtp_listen (MAILPUSH_SMTP_LISTEN), smtps_listen and/or inbound_listen")?;
     launched.tls.log();
     for (name, addr) in &launched.listening {
         println!("mailpush-smtp: {name} listening on {addr}");

@@ -139,11 +139,6 @@ impl Mailpush {
         }
         let key = self.token_key();
         let domain = mail.sender.domain().to_string();
-        let mailto_host = if self.inner.settings.bounce_mx_host.trim().is_empty() {
-            self.inner.settings.helo_name.clone()
-        } else {
-            self.inner.settings.bounce_mx_host.trim().to_string()
-        };
         let mut out = Vec::with_capacity(recipients.len());
         for r in recipients.iter().filter(|r| r.send_status == 0) {
             let token = |kind| {
@@ -176,10 +171,13 @@ impl Mailpush {
                 if let Some(text) = &spec.text {
                     spec.text = Some(format!("{text}{}", mailpush_tracking::footer_text(lang, &url)));
                 }
-                spec.headers.push((
-                    "List-Unsubscribe".to_string(),
-                    format!("<{url}>, <mailto:unsubscribe@{mailto_host}?subject=unsubscribe>"),
-                ));
+                // The mailto address is signed and bound to this recipient: mail to it unsubscribes them
+                // (core::inbound, through the inbound MX).
+                let list_unsubscribe = match self.unsubscribe_mailto(&mail.id, &r.address) {
+                    Some(mailto) => format!("<{url}>, <mailto:{mailto}?subject=unsubscribe>"),
+                    None => format!("<{url}>"),
+                };
+                spec.headers.push(("List-Unsubscribe".to_string(), list_unsubscribe));
                 spec.headers.push((
                     "List-Unsubscribe-Post".to_string(),
                     "List-Unsubscribe=One-Click".to_string(),

@@ -9,6 +9,7 @@ pub mod daily_quota;
 pub mod engage;
 pub mod error;
 pub mod identity;
+pub mod inbound;
 pub mod limits;
 pub mod secrets;
 pub mod send;
@@ -22,6 +23,7 @@ pub use accounts::{AccountContext, AccountCredentials};
 pub use callbacks::CallbackHandle;
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
+pub use inbound::InboundSummary;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
@@ -277,7 +279,7 @@ impl Mailpush {
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
-            envelope_from: mail.sender.as_str().to_string(),
+            envelope_from: self.return_path(&mail.id, mail.sender.as_str()),
             from_address: mail.sender.as_str().to_string(),
             subject: mail.spec.subject.clone(),
             lane: mail.trigger.lane(),

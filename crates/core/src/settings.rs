@@ -21,6 +21,9 @@ pub struct Settings {
     pub smtp_listen: Option<SocketAddr>,
     /// SMTP submission with implicit TLS (port 465 style); none = off.
     pub smtps_listen: Option<SocketAddr>,
+    /// Inbound MX address (port 25 style, no AUTH): accepts only DSNs, complaint reports and mailto
+    /// unsubscribes for mailpush's own addresses; `None` = not started.
+    pub inbound_listen: Option<SocketAddr>,
     /// PEM certificate chain for SMTP TLS; with `smtp_tls_key`. None = a self-signed one in `data_dir`.
     pub smtp_tls_cert: Option<PathBuf>,
     /// PEM private key for SMTP TLS.
@@ -154,6 +157,7 @@ impl Default for Settings {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             smtp_listen: None,
             smtps_listen: None,
+            inbound_listen: None,
             smtp_tls_cert: None,
             smtp_tls_key: None,
             smtp_allow_plaintext_auth_loopback: false,

@@ -448,7 +448,7 @@ impl Mailpush {
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: who.account.id,
-            envelope_from: mail.envelope_from.as_str().to_string(),
+            envelope_from: self.return_path(&mail.id, mail.envelope_from.as_str()),
             from_address: mail.header_from.as_str().to_string(),
             subject: mail.subject,
             lane: trigger.lane(),

@@ -242,11 +242,24 @@ async fn transmit(
     for d in &group {
         let result = match by_rcpt.get(d.recipient.as_str()) {
             Some(Outcome::Delivered { reply }) => AttemptResult::Delivered { reply: reply.clone() },
-            Some(Outcome::Bounced { reply }) => AttemptResult::Rejected { reply: reply.clone() },
+            Some(Outcome::Bounced { reply }) => refused(shared, d, now, reply),
             Some(Outcome::Deferred { reply }) => defer_or_give_up(shared, d, now, reply),
             None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
         };
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
+    }
+}
+
+/// A refusal, classified by RFC 3463 (`mailpush_reputation::classify`): only an address the remote says cannot
+/// receive mail is a hard bounce (blacklisted); other permanent refusals (mailbox full, too big, policy) are
+/// soft bounces, and a 5xx reply carrying a 4.x.x enhanced code is retried. The transport's deferrals are never
+/// escalated: it also defers session-level 5xx replies (a 554 greeting) that say nothing about the recipient.
+fn refused(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
+    use mailpush_reputation::Verdict;
+    match mailpush_reputation::classify(reply).verdict {
+        Verdict::HardBounce => AttemptResult::Rejected { reply: reply.to_string() },
+        Verdict::Deferred => defer_or_give_up(shared, d, now, reply),
+        Verdict::SoftBounce | Verdict::Delivered => AttemptResult::SoftBounced { reply: reply.to_string() },
     }
 }
 

@@ -34,6 +34,14 @@ pub trait SubmissionBackend: Send + Sync + 'static {
     async fn check_recipient(&self, p: &Principal, rcpt: &str) -> Result<(), Reply>;
     /// Admission and durable enqueue of one message; the MessageId is returned only once it is committed.
     async fn submit(&self, p: &Principal, envelope: &Envelope, data: Vec<u8>) -> Result<MessageId, Reply>;
+    /// Inbound MX: is `rcpt` one of mailpush's feedback addresses? (Default: no address is.)
+    async fn inbound_recipient(&self, _rcpt: &str) -> Result<bool, Reply> {
+        Ok(false)
+    }
+    /// Inbound MX: processes a mail accepted for `envelope.rcpt_to`; `Ok` is answered `250` with the text.
+    async fn receive_inbound(&self, _envelope: &Envelope, _data: Vec<u8>) -> Result<String, Reply> {
+        Err(Reply::new(554, "5.7.1", "Inbound mail is not accepted here"))
+    }
 }
 
 /// [`SubmissionBackend`] over [`Mailpush`]: every rule is core's.
@@ -95,5 +103,24 @@ impl SubmissionBackend for CoreBackend {
             trigger: TriggerType::Trigger,
         };
         self.core.submit_raw(p, sub).await.map_err(|e| reply_for_core(&e))
+    }
+
+    async fn inbound_recipient(&self, rcpt: &str) -> Result<bool, Reply> {
+        self.core
+            .inbound_recipient_accepted(rcpt)
+            .await
+            .map_err(|e| reply_for_core(&e))
+    }
+
+    async fn receive_inbound(&self, envelope: &Envelope, data: Vec<u8>) -> Result<String, Reply> {
+        let s = self
+            .core
+            .receive_inbound(&envelope.rcpt_to, &data)
+            .await
+            .map_err(|e| reply_for_core(&e))?;
+        Ok(format!(
+            "Ok: {} bounces, {} delays, {} complaints, {} unsubscribes, {} ignored",
+            s.bounces, s.delays, s.complaints, s.unsubscribes, s.ignored
+        ))
     }
 }

@@ -6,6 +6,9 @@
 //! - Who may submit: a login (sender address + its SMTP password), or a client in a trusted network.
 //!   What they may submit is decided by core through [`SubmissionBackend`] ([`CoreBackend`] in production).
 //! - `250` only after the message is committed (group commit, fsync); the reply carries the MessageId.
+//! - A second mode, the **inbound MX** (`inbound_listen`, [`SmtpConfig::inbound`]): the host the sending
+//!   domains' MX records point at. No AUTH; it accepts mail only for mailpush's VERP return paths, mailto
+//!   unsubscribe addresses and the complaint address, and hands it to core (DSNs, ARF reports, unsubscribes).
 //! - Robustness: only `<CRLF>.<CRLF>` ends DATA (SMTP smuggling), bounded lines and sizes, idle timeouts,
 //!   per-IP connection limits, throttled AUTH failures, `421` after too many errors.
 
@@ -72,6 +75,10 @@ pub struct SmtpConfig {
     pub auth_max_failures: u32,
     /// See `auth_max_failures`.
     pub auth_window: Duration,
+    /// Inbound MX mode (port 25 style): no AUTH, any sender (DSNs come from `<>`), recipients only
+    /// mailpush's own feedback addresses ([`SubmissionBackend::inbound_recipient`]), the mail handed to
+    /// [`SubmissionBackend::receive_inbound`]. Never a relay.
+    pub inbound: bool,
 }
 
 impl SmtpConfig {
@@ -88,9 +95,23 @@ impl SmtpConfig {
             max_errors: 10,
             auth_max_failures: s.smtp_auth_max_failures,
             auth_window: Duration::from_secs(s.smtp_auth_window_secs),
+            inbound: false,
+        }
+    }
+
+    /// The inbound MX's configuration: named after `inbound_host`, STARTTLS offered with `tls`, no AUTH.
+    pub fn inbound_from_settings(s: &Settings, inbound_host: String, tls: Option<TlsAcceptor>) -> SmtpConfig {
+        SmtpConfig {
+            hostname: inbound_host,
+            max_recipients: INBOUND_MAX_RECIPIENTS,
+            inbound: true,
+            ..SmtpConfig::from_settings(s, tls)
         }
     }
 }
+
+/// Most recipients of one inbound mail (a report goes to one return path; a little room for odd senders).
+pub const INBOUND_MAX_RECIPIENTS: usize = 20;
 
 pub(crate) struct Shared<B: SubmissionBackend> {
     pub(crate) config: SmtpConfig,
@@ -242,7 +263,7 @@ impl AsyncWrite for Stream {
 
 /// The SMTP listeners one process runs, started by [`launch`].
 pub struct Launched {
-    /// `("smtp" | "smtps", address)` of each listener.
+    /// `("smtp" | "smtps" | "inbound", address)` of each listener.
     pub listening: Vec<(&'static str, SocketAddr)>,
     /// Where the certificate came from.
     pub tls: tls::TlsSource,
@@ -258,28 +279,39 @@ impl Launched {
     }
 }
 
-/// Starts the SMTP endpoint the settings of `core` ask for (`smtp_listen`, `smtps_listen`), or returns
-/// `None` when neither is set. Loads or generates the certificate, binds, and serves on the current runtime.
+/// Starts the SMTP endpoints the settings of `core` ask for (`smtp_listen`, `smtps_listen`, and the inbound
+/// MX `inbound_listen`), or returns `None` when none is set. Loads or generates the certificate, binds, and
+/// serves on the current runtime.
 pub async fn launch(core: mailpush_core::Mailpush) -> Result<Option<Launched>, SmtpError> {
     let settings = core.settings().clone();
-    if settings.smtp_listen.is_none() && settings.smtps_listen.is_none() {
+    if settings.smtp_listen.is_none() && settings.smtps_listen.is_none() && settings.inbound_listen.is_none() {
         return Ok(None);
     }
-    let backend = CoreBackend::new(core).map_err(|e| SmtpError::Config(e.to_string()))?;
+    let inbound_host = core.inbound_mx_host();
+    let backend = Arc::new(CoreBackend::new(core).map_err(|e| SmtpError::Config(e.to_string()))?);
     let (acceptor, source) = tls::acceptor_for(&settings)?;
-    let server = SmtpServer::new(SmtpConfig::from_settings(&settings, Some(acceptor)), Arc::new(backend));
+    let server = SmtpServer::new(
+        SmtpConfig::from_settings(&settings, Some(acceptor.clone())),
+        backend.clone(),
+    );
+    // Its own server: other limits and replies, and its connections do not count against submission's.
+    let inbound = SmtpServer::new(
+        SmtpConfig::inbound_from_settings(&settings, inbound_host, Some(acceptor)),
+        backend,
+    );
     let mut listening = Vec::new();
     let mut tasks = Vec::new();
     for (name, addr, implicit) in [
         ("smtp", settings.smtp_listen, false),
         ("smtps", settings.smtps_listen, true),
+        ("inbound", settings.inbound_listen, false),
     ] {
         let Some(addr) = addr else { continue };
+        let server = if name == "inbound" { inbound.clone() } else { server.clone() };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| SmtpError::Config(format!("binding {name} to {addr}: {e}")))?;
         listening.push((name, listener.local_addr()?));
-        let server = server.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.serve(listener, implicit, std::future::pending()).await {
                 tracing::error!(error = %e, "smtp: listener stopped");

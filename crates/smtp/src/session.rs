@@ -253,7 +253,8 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
     }
 
     fn auth_allowed(&self) -> bool {
-        self.is_tls() || (self.shared.config.allow_plaintext_auth_loopback && self.peer.ip().is_loopback())
+        !self.shared.config.inbound
+            && (self.is_tls() || (self.shared.config.allow_plaintext_auth_loopback && self.peer.ip().is_loopback()))
     }
 
     fn ehlo(&mut self, host: String, extended: bool) -> Result<(), End> {
@@ -337,6 +338,9 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
     }
 
     async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+        if self.shared.config.inbound {
+            return self.error(reply(502, "5.5.1", "AUTH not available on this MX"));
+        }
         if self.helo.is_none() {
             return self.error(reply(503, "5.5.1", "Send EHLO first"));
         }
@@ -450,6 +454,9 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         if self.tx.is_some() {
             return self.error(reply(503, "5.5.1", "Nested MAIL command"));
         }
+        if self.shared.config.inbound {
+            return self.inbound_mail(from);
+        }
         let p = match self.principal().await {
             Ok(Some(p)) => p,
             Ok(None) => return self.error(reply(530, "5.7.0", "Authentication required")),
@@ -502,6 +509,9 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
             ));
             return Ok(());
         }
+        if self.shared.config.inbound {
+            return self.inbound_rcpt(key, to).await;
+        }
         let p = match self.principal().await {
             Ok(Some(p)) => p,
             Ok(None) => return self.error(reply(530, "5.7.0", "Authentication required")),
@@ -520,6 +530,52 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         self.push(&reply(250, "2.1.5", "Ok"));
         Ok(())
+    }
+
+    /// Inbound MX `MAIL FROM`: any sender, the null one included (DSNs are sent from `<>`).
+    fn inbound_mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), End> {
+        let max = self.shared.config.max_message_bytes;
+        if from.size > max {
+            self.push(&reply(
+                552,
+                "5.3.4",
+                format!("Message size exceeds the maximum of {max} bytes"),
+            ));
+            return Ok(());
+        }
+        self.tx = Some(Transaction {
+            envelope: Envelope {
+                mail_from: from.address,
+                rcpt_to: Vec::new(),
+            },
+            rcpt_keys: HashSet::new(),
+            chunks: None,
+            chunk_failure: None,
+        });
+        self.push(&reply(250, "2.1.0", "Ok"));
+        Ok(())
+    }
+
+    /// Inbound MX `RCPT TO`: only mailpush's own feedback addresses; anything else is refused (never a relay).
+    async fn inbound_rcpt(&mut self, key: String, to: String) -> Result<(), End> {
+        match self.shared.backend.inbound_recipient(&to).await {
+            Ok(true) => {
+                if let Some(tx) = &mut self.tx {
+                    tx.rcpt_keys.insert(key);
+                    tx.envelope.rcpt_to.push(to);
+                }
+                self.push(&reply(250, "2.1.5", "Ok"));
+                Ok(())
+            }
+            Ok(false) => {
+                tracing::info!(peer = %self.peer, rcpt = to, "smtp inbound: recipient refused");
+                self.error(reply(550, "5.1.1", "No such recipient here; this MX accepts no relay"))
+            }
+            Err(r) => {
+                self.push(&r);
+                Ok(())
+            }
+        }
     }
 
     fn body_reader(&self, mode: BodyMode) -> BodyReader {
@@ -583,6 +639,16 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
                 return;
             }
         };
+        if self.shared.config.inbound {
+            match self.shared.backend.receive_inbound(&tx.envelope, data).await {
+                Ok(text) => {
+                    tracing::info!(peer = %self.peer, from = tx.envelope.mail_from, text, "smtp inbound: received");
+                    self.push(&reply(250, "2.0.0", text));
+                }
+                Err(r) => self.push(&r),
+            }
+            return;
+        }
         let p = match self.principal().await {
             Ok(Some(p)) => p,
             Ok(None) => {

@@ -149,8 +149,15 @@ pub enum AttemptResult {
         /// The MX's reply.
         reply: String,
     },
-    /// The MX refused it for good (final).
+    /// The MX refused it for good because the address cannot receive mail (final; a hard bounce, which
+    /// blacklists the address).
     Rejected {
+        /// The MX's reply.
+        reply: String,
+    },
+    /// The MX refused this message for good, but not the address (mailbox full, too big, policy): final, a
+    /// soft bounce, no blacklisting (see `mailpush_reputation::classify`).
+    SoftBounced {
         /// The MX's reply.
         reply: String,
     },
@@ -178,7 +185,9 @@ impl AttemptResult {
     pub fn deliver_status(&self) -> DeliverStatus {
         match self {
             AttemptResult::Delivered { .. } => DeliverStatus::Delivered,
-            AttemptResult::Rejected { .. } | AttemptResult::Expired { .. } => DeliverStatus::Rejected,
+            AttemptResult::Rejected { .. } | AttemptResult::SoftBounced { .. } | AttemptResult::Expired { .. } => {
+                DeliverStatus::Rejected
+            }
             AttemptResult::Dropped { .. } => DeliverStatus::Dropped,
             AttemptResult::Deferred { .. } => DeliverStatus::Deferred,
         }
@@ -189,6 +198,7 @@ impl AttemptResult {
         match self {
             AttemptResult::Delivered { reply }
             | AttemptResult::Rejected { reply }
+            | AttemptResult::SoftBounced { reply }
             | AttemptResult::Expired { reply }
             | AttemptResult::Deferred { reply, .. } => reply,
             AttemptResult::Dropped { reason } => reason,
@@ -198,13 +208,16 @@ impl AttemptResult {
 
 impl AttemptResult {
     /// The event this result appends to the event log (recorded in the same transaction as the outcome):
-    /// delivered, bounce (hard for a 5xx refusal, soft for an expired retry deadline), dropped or deferred.
+    /// delivered, bounce (hard for a refused address, soft for any other permanent refusal or an expired retry
+    /// deadline), dropped or deferred.
     pub fn event(&self) -> (mailpush_model::EventKind, Option<crate::BounceType>) {
         use mailpush_model::EventKind;
         match self {
             AttemptResult::Delivered { .. } => (EventKind::Delivered, None),
             AttemptResult::Rejected { .. } => (EventKind::Bounce, Some(crate::BounceType::Hard)),
-            AttemptResult::Expired { .. } => (EventKind::Bounce, Some(crate::BounceType::Soft)),
+            AttemptResult::SoftBounced { .. } | AttemptResult::Expired { .. } => {
+                (EventKind::Bounce, Some(crate::BounceType::Soft))
+            }
             AttemptResult::Dropped { .. } => (EventKind::Dropped, None),
             AttemptResult::Deferred { .. } => (EventKind::Deferred, None),
         }

@@ -1,0 +1,309 @@
+//! Feedback arriving after delivery, from the inbound MX: asynchronous bounces (DSNs) and complaints (ARF).
+//!
+//! These are system lookups (the inbound MX knows no account: the signed VERP token vouches for the message),
+//! like the documented ones in `identity.rs`. Each write is one transaction: the event, the blacklist row and
+//! the delivery's status change commit together, and a repeated report (providers retransmit) records nothing.
+
+use mailpush_model::MessageId;
+
+use crate::{AccountId, BounceType, Db, Store, StoreError};
+
+/// What the inbound MX needs to know about a message to match feedback to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// The message.
+    pub id: MessageId,
+    /// The account that sent it.
+    pub account_id: AccountId,
+    /// `FromEmailAddress` (its domain is the sending domain unsubscribes bind to).
+    pub from_address: String,
+    /// Its recipients (`RCPT TO` addresses), in delivery id order.
+    pub recipients: Vec<String>,
+}
+
+/// An asynchronous bounce to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncBounce {
+    /// The message the DSN is about.
+    pub message_id: MessageId,
+    /// The recipient (matched case-insensitively against the message's recipients).
+    pub recipient: String,
+    /// When it arrived, Unix ms.
+    pub at_ms: i64,
+    /// The DSN's diagnostic.
+    pub reason: String,
+    /// Hard bounces blacklist the address and turn a `delivered` status into `rejected`.
+    pub bounce_type: BounceType,
+}
+
+/// A complaint to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewComplaint {
+    /// The message complained about.
+    pub message_id: MessageId,
+    /// The recipient who complained (matched case-insensitively).
+    pub recipient: String,
+    /// When it arrived, Unix ms.
+    pub at_ms: i64,
+    /// The report's feedback type and reporter.
+    pub reason: String,
+}
+
+/// What recording feedback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackRecorded {
+    /// Recorded (event written, suppression applied).
+    Recorded,
+    /// The same feedback was recorded before; nothing written.
+    Duplicate,
+    /// The message has no such recipient (or no longer exists); nothing written.
+    Unknown,
+}
+
+macro_rules! inbound_ops {
+    (db = $DB:ty $(,)?) => {
+        use mailpush_model::{DeliverStatus, EventKind, MessageId};
+        use sqlx::Row;
+
+        use crate::inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
+        use crate::{AccountId, BounceType, StoreError};
+
+        type Pool = sqlx::Pool<$DB>;
+        type Tx<'c> = sqlx::Transaction<'c, $DB>;
+
+        pub(crate) async fn inbound_message(
+            pool: &Pool,
+            id: &MessageId,
+        ) -> Result<Option<InboundMessage>, StoreError> {
+            let Some(row) = sqlx::query("SELECT account_id, from_address FROM messages WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let recipients: Vec<String> =
+                sqlx::query_scalar("SELECT recipient FROM deliveries WHERE message_id = $1 ORDER BY id")
+                    .bind(id.as_str())
+                    .fetch_all(pool)
+                    .await?;
+            Ok(Some(InboundMessage {
+                id: id.clone(),
+                account_id: row.try_get("account_id")?,
+                from_address: row.try_get("from_address")?,
+                recipients,
+            }))
+        }
+
+        /// The delivery `(id, account, recipient as stored, deliver_status)` of `recipient` of `message`.
+        async fn find_delivery(
+            tx: &mut Tx<'_>,
+            message: &MessageId,
+            recipient: &str,
+        ) -> Result<Option<(i64, AccountId, String, i32)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, account_id, recipient, deliver_status FROM deliveries WHERE message_id = $1 ORDER BY id",
+            )
+            .bind(message.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                let stored: String = r.try_get("recipient")?;
+                if stored.eq_ignore_ascii_case(recipient.trim()) {
+                    return Ok(Some((
+                        r.try_get("id")?,
+                        r.try_get("account_id")?,
+                        stored,
+                        r.try_get("deliver_status")?,
+                    )));
+                }
+            }
+            Ok(None)
+        }
+
+        async fn has_event(
+            tx: &mut Tx<'_>,
+            message: &MessageId,
+            recipient: &str,
+            kind: EventKind,
+        ) -> Result<bool, StoreError> {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events WHERE message_id = $1 AND recipient = $2 AND kind = $3",
+            )
+            .bind(message.as_str())
+            .bind(recipient)
+            .bind(kind.id())
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(n > 0)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        async fn insert_event(
+            tx: &mut Tx<'_>,
+            account: AccountId,
+            message: &MessageId,
+            recipient: &str,
+            kind: EventKind,
+            at_ms: i64,
+            reason: &str,
+            bounce_type: Option<BounceType>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(account)
+            .bind(message.as_str())
+            .bind(recipient)
+            .bind(kind.id())
+            .bind(at_ms)
+            .bind(reason)
+            .bind(bounce_type.map(|b| b.as_str()))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn record_async_bounce(pool: &Pool, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
+            let mut tx = pool.begin().await?;
+            let Some((delivery, account, recipient, status)) =
+                find_delivery(&mut tx, &b.message_id, &b.recipient).await?
+            else {
+                return Ok(FeedbackRecorded::Unknown);
+            };
+            if has_event(&mut tx, &b.message_id, &recipient, EventKind::Bounce).await? {
+                return Ok(FeedbackRecorded::Duplicate);
+            }
+            insert_event(
+                &mut tx,
+                account,
+                &b.message_id,
+                &recipient,
+                EventKind::Bounce,
+                b.at_ms,
+                &b.reason,
+                Some(b.bounce_type),
+            )
+            .await?;
+            if b.bounce_type == BounceType::Hard {
+                sqlx::query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
+                    .bind(crate::suppression::normalize(&recipient))
+                    .bind(account)
+                    .bind(b.at_ms)
+                    .bind(&b.reason)
+                    .execute(&mut *tx)
+                    .await?;
+                // The MX accepted and bounced later: the mail was not delivered after all.
+                if status == DeliverStatus::Delivered.code() {
+                    sqlx::query("UPDATE deliveries SET deliver_status = $1, deliver_message = $2 WHERE id = $3")
+                        .bind(DeliverStatus::Rejected.code())
+                        .bind(&b.reason)
+                        .bind(delivery)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(FeedbackRecorded::Recorded)
+        }
+
+        pub(crate) async fn record_async_delay(
+            pool: &Pool,
+            message: &MessageId,
+            recipient: &str,
+            at_ms: i64,
+            reason: &str,
+        ) -> Result<FeedbackRecorded, StoreError> {
+            let mut tx = pool.begin().await?;
+            let Some((_, account, recipient, _)) = find_delivery(&mut tx, message, recipient).await? else {
+                return Ok(FeedbackRecorded::Unknown);
+            };
+            insert_event(&mut tx, account, message, &recipient, EventKind::Deferred, at_ms, reason, None).await?;
+            tx.commit().await?;
+            Ok(FeedbackRecorded::Recorded)
+        }
+
+        pub(crate) async fn record_complaint(pool: &Pool, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
+            let mut tx = pool.begin().await?;
+            let Some((_, account, recipient, _)) = find_delivery(&mut tx, &c.message_id, &c.recipient).await? else {
+                return Ok(FeedbackRecorded::Unknown);
+            };
+            if has_event(&mut tx, &c.message_id, &recipient, EventKind::SpamReport).await? {
+                return Ok(FeedbackRecorded::Duplicate);
+            }
+            insert_event(
+                &mut tx,
+                account,
+                &c.message_id,
+                &recipient,
+                EventKind::SpamReport,
+                c.at_ms,
+                &c.reason,
+                None,
+            )
+            .await?;
+            // Like SES's account-level suppression list: a complainant gets no more mail from this account
+            // (visible in, and removable through, ListCustomBlacklist / DeleteCustomBlackList).
+            sqlx::query(
+                "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
+                 VALUES ($1, $2, $3, NULL) ON CONFLICT (account_id, address) DO NOTHING",
+            )
+            .bind(account)
+            .bind(crate::suppression::normalize(&recipient))
+            .bind(c.at_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(FeedbackRecorded::Recorded)
+        }
+    };
+}
+
+mod sqlite_ops {
+    inbound_ops! { db = sqlx::Sqlite }
+}
+
+mod pg_ops {
+    inbound_ops! { db = sqlx::Postgres }
+}
+
+macro_rules! on_db {
+    ($self:ident, $pool:ident, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.db {
+            Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
+            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
+    pub async fn inbound_message(&self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
+        on_db!(self, reader, inbound_message(id))
+    }
+
+    /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
+    /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
+    /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
+    pub async fn record_async_bounce(&self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
+        on_db!(self, writer, record_async_bounce(b))
+    }
+
+    /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
+    pub async fn record_async_delay(
+        &self,
+        message: &MessageId,
+        recipient: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<FeedbackRecorded, StoreError> {
+        on_db!(self, writer, record_async_delay(message, recipient, at_ms, reason))
+    }
+
+    /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
+    /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
+    pub async fn record_complaint(&self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
+        on_db!(self, writer, record_complaint(c))
+    }
+}
