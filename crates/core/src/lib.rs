@@ -9,6 +9,7 @@ pub mod daily_quota;
 pub mod engage;
 pub mod error;
 pub mod identity;
+pub mod levels;
 pub mod limits;
 pub mod secrets;
 pub mod send;
@@ -16,6 +17,7 @@ pub mod settings;
 pub mod submit;
 pub mod suppression;
 pub mod templates;
+pub mod warmup;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
@@ -411,6 +413,7 @@ impl Mailpush {
             lease: Duration::from_secs(s.lease_seconds),
             retry,
             idle_poll: Duration::from_millis(500),
+            warmup: warmup::ramp_from_settings(s)?,
         };
         Ok(worker::spawn(
             self.inner.store.clone(),
