@@ -38,13 +38,18 @@ pub struct Credentials {
     pub secret_key: String,
 }
 
-/// Environment for a mailpush process using `data_dir`, plus `extra` overrides.
+/// Environment for a mailpush process using `data_dir`, plus `extra` overrides. Domain warm-up and the level
+/// evaluation are off unless `extra` turns them on.
 pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, String> {
     let mut env = HashMap::new();
     env.insert("MAILPUSH_DATA_DIR".into(), data_dir.display().to_string());
     env.insert("MAILPUSH_MASTER_KEY".into(), TEST_MASTER_KEY.into());
     env.insert("MAILPUSH_API_LISTEN".into(), "127.0.0.1:0".into());
     env.insert("MAILPUSH_LOG".into(), "warn".into());
+    // The tests send many mails from brand-new domains: no domain warm-up unless a test configures a ramp
+    // (pass `MAILPUSH_WARMUP_DOMAIN_RAMP` in `extra`), and no automatic level changes.
+    env.insert("MAILPUSH_WARMUP_DOMAIN_RAMP".into(), String::new());
+    env.insert("MAILPUSH_LEVEL_EVAL_SECS".into(), "0".into());
     for (k, v) in extra {
         env.insert((*k).to_string(), v.clone());
     }

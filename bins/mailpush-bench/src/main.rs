@@ -201,6 +201,9 @@ async fn start_server(
         ("MAILPUSH_LIMIT_SENDS_PER_SECOND", "1000000000".to_string()),
         ("MAILPUSH_LIMIT_PER_RECIPIENT_PER_HOUR", "1000000000".to_string()),
         ("MAILPUSH_LIMIT_DAILY_CAP", "1000000000".to_string()),
+        // ... and the domain warm-up (a new domain would otherwise deliver 50 mails on its first day).
+        ("MAILPUSH_WARMUP_DOMAIN_RAMP", String::new()),
+        ("MAILPUSH_LEVEL_EVAL_SECS", "0".to_string()),
     ];
     vars.extend(extra.iter().cloned());
     let env = base_env(dir.path(), &vars);

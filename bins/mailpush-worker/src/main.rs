@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .start_callback_dispatcher()
         .context("starting the callback dispatcher")?;
     let recheck = core.start_identity_rechecker();
+    let levels = core.start_level_evaluator();
     let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
         .await
         .context("starting the batch runner")?;
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     settings::shutdown_signal().await;
     batch.shutdown().await;
     recheck.shutdown().await;
+    levels.shutdown().await;
     callbacks.shutdown().await;
     worker.shutdown().await;
     Ok(())

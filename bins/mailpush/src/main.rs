@@ -205,6 +205,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         }
     }
     let recheck = core.start_identity_rechecker();
+    let levels = core.start_level_evaluator();
     let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
         .await
         .context("starting the batch runner")?;
@@ -221,6 +222,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing in-flight deliveries");
     batch.shutdown().await;
     recheck.shutdown().await;
+    levels.shutdown().await;
     callbacks.shutdown().await;
     worker.shutdown().await;
     Ok(())

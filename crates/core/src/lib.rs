@@ -10,6 +10,7 @@ pub mod engage;
 pub mod error;
 pub mod identity;
 pub mod inbound;
+pub mod levels;
 pub mod limits;
 pub mod secrets;
 pub mod send;
@@ -17,6 +18,7 @@ pub mod settings;
 pub mod submit;
 pub mod suppression;
 pub mod templates;
+pub mod warmup;
 pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
@@ -413,6 +415,7 @@ impl Mailpush {
             lease: Duration::from_secs(s.lease_seconds),
             retry,
             idle_poll: Duration::from_millis(500),
+            warmup: warmup::ramp_from_settings(s)?,
         };
         Ok(worker::spawn(
             self.inner.store.clone(),

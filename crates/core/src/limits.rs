@@ -264,7 +264,7 @@ impl Mailpush {
 }
 
 /// A Prometheus label value, escaped.
-fn label(v: &str) -> String {
+pub(crate) fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

@@ -147,6 +147,50 @@ pub struct Settings {
     pub limit_per_recipient_per_hour: i64,
     /// Default cap of an account's daily quota (recipients per UTC day), whatever its domains' levels add up to.
     pub limit_daily_cap: i64,
+    /// Warm-up of new sending domains: the daily delivery allowance from a domain's first sending day (day 1,
+    /// day 2, …), unlimited after the last day. A TOML array or a comma list (`"50,100,200"`); empty = no
+    /// warm-up. Default: `mailpush_warmup::DEFAULT_RAMP` (50 → 350,000 in 29 days, unlimited from day 30).
+    #[serde(deserialize_with = "ramp_list")]
+    pub warmup_domain_ramp: Vec<u64>,
+    /// Share of each day's warm-up allowance (percent) kept for trigger mail (TriggerType 1); marketing mail may
+    /// use the rest.
+    pub warmup_trigger_reserve_percent: u64,
+    /// How often the reputation levels of sending domains are evaluated, seconds (0 = never).
+    pub level_eval_secs: u64,
+    /// A domain goes up a level when today's recipients reach this percentage of its level's quota (with good
+    /// quality).
+    pub level_min_quota_use_percent: f64,
+    /// Quality: at least this percentage of settled recipients delivered.
+    pub level_min_delivered_percent: f64,
+    /// Quality: at most this percentage of settled recipients bounced as bad addresses (5.1.x).
+    pub level_max_invalid_percent: f64,
+    /// Quality: at most this percentage of settled recipients bounced (hard or soft).
+    pub level_max_bounce_percent: f64,
+    /// Quality: at most this percentage of settled recipients complained.
+    pub level_max_complaint_percent: f64,
+    /// Fewest settled recipients (delivered + bounced) in the window before quality can move a level.
+    pub level_min_sample: u64,
+}
+
+/// Reads `warmup_domain_ramp` from an array of numbers or a comma list.
+fn ramp_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ramp {
+        List(Vec<u64>),
+        Text(String),
+        One(u64),
+    }
+    match Ramp::deserialize(d)? {
+        Ramp::List(v) => Ok(v),
+        Ramp::One(n) => Ok(vec![n]),
+        Ramp::Text(t) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u64>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
 }
 
 impl Default for Settings {
@@ -216,6 +260,15 @@ impl Default for Settings {
             limit_sends_per_second: 20,
             limit_per_recipient_per_hour: 10,
             limit_daily_cap: 300_000,
+            warmup_domain_ramp: mailpush_warmup::DEFAULT_RAMP.to_vec(),
+            warmup_trigger_reserve_percent: 10,
+            level_eval_secs: 300,
+            level_min_quota_use_percent: 80.0,
+            level_min_delivered_percent: 95.0,
+            level_max_invalid_percent: 3.0,
+            level_max_bounce_percent: 3.0,
+            level_max_complaint_percent: 0.1,
+            level_min_sample: 100,
         }
     }
 }
@@ -384,6 +437,34 @@ mod tests {
         assert_eq!(s.database_url(), "postgres://root@127.0.0.1/test");
         assert!(s.retain_bodies);
         assert_eq!(s.retry_schedule_secs, vec![1, 2]);
+        assert_eq!(s.warmup_domain_ramp, mailpush_warmup::DEFAULT_RAMP.to_vec());
+    }
+
+    #[test]
+    fn warmup_ramp_takes_a_list_a_comma_string_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "warmup_domain_ramp = [5, 10]\n").unwrap();
+        assert_eq!(
+            Settings::load(Some(&file), &HashMap::new()).unwrap().warmup_domain_ramp,
+            vec![5, 10]
+        );
+        std::fs::write(&file, "warmup_domain_ramp = \"5, 10,20\"\n").unwrap();
+        assert_eq!(
+            Settings::load(Some(&file), &HashMap::new()).unwrap().warmup_domain_ramp,
+            vec![5, 10, 20]
+        );
+        let env = |v: &str| -> HashMap<String, String> {
+            [("MAILPUSH_WARMUP_DOMAIN_RAMP".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        assert!(Settings::load(None, &env("")).unwrap().warmup_domain_ramp.is_empty());
+        assert_eq!(Settings::load(None, &env("7")).unwrap().warmup_domain_ramp, vec![7]);
+        assert_eq!(
+            Settings::load(None, &env("3,6")).unwrap().warmup_domain_ramp,
+            vec![3, 6]
+        );
     }
 
     #[test]

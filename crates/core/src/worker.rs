@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// Longest sleep when the queue looks empty (other processes may enqueue without waking us).
     pub idle_poll: Duration,
+    /// Domain warm-up ramp enforced at claim (`None` = no warm-up; see `core::warmup`).
+    pub warmup: Option<mailpush_store::WarmupRamp>,
 }
 
 /// A running worker; dropping the handle does not stop it, `shutdown` does.
@@ -98,7 +100,11 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             lease_ms: shared.cfg.lease.as_millis() as i64,
             now_ms: now,
         };
-        let claimed = match shared.store.claim(req).await {
+        let claimed = match &shared.cfg.warmup {
+            Some(ramp) => shared.store.claim_with_warmup(&req, ramp).await,
+            None => shared.store.claim(req).await,
+        };
+        let claimed = match claimed {
             Ok(c) => {
                 backoff = Duration::from_millis(50);
                 c

@@ -80,11 +80,11 @@ pub fn account_daily_quota(levels: impl IntoIterator<Item = ReputationLevel>, ca
 /// Delivery quality of one domain over the evaluation window.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct DomainQuality {
-    /// Recipients accepted in the window.
+    /// Recipients settled in the window (delivered + bounced; mail still queued says nothing yet).
     pub sent: u64,
     /// Delivered recipients.
     pub delivered: u64,
-    /// Recipients refused at admission as invalid or unknown (bad addresses).
+    /// Recipients that bounced as bad addresses (no such user / domain: enhanced code 5.1.x).
     pub invalid: u64,
     /// Hard and soft bounces that ended undelivered.
     pub bounced: u64,

@@ -133,7 +133,7 @@ macro_rules! common_ops {
         }
 
         /// Reads a claimed delivery from a row with the columns of `deliveries` plus `envelope_from`, `expires_ms`.
-        fn claimed_from_row(row: &DbRow) -> Result<ClaimedDelivery, StoreError> {
+        pub(crate) fn claimed_from_row(row: &DbRow) -> Result<ClaimedDelivery, StoreError> {
             let kind: String = row.try_get("kind")?;
             Ok(ClaimedDelivery {
                 delivery_id: row.try_get("id")?,

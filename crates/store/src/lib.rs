@@ -32,6 +32,7 @@ mod sqlite;
 mod suppression;
 mod templates;
 mod types;
+mod warmup;
 
 use std::sync::{Arc, PoisonError};
 
@@ -65,6 +66,8 @@ pub use types::{
     DeliveryOutcome, DeliveryStatusRow, LANES, LeaseToken, NewAccount, NewMessage, NewRecipient, QueueCounts,
     StatusQuery,
 };
+
+pub use warmup::{DomainOutcomes, DomainWarmupRow, WarmupRamp};
 
 use types::state;
 
@@ -419,6 +422,14 @@ fn validate(m: &NewMessage) -> Result<(), StoreError> {
         return Err(StoreError::Invalid("empty MessageId".into()));
     }
     Ok(())
+}
+
+/// The sending domain of `m` (its From address's domain, lower case): the key of warm-up and reputation.
+pub(crate) fn sender_domain(m: &NewMessage) -> String {
+    m.from_address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase()
 }
 
 /// Deliveries of `m` that still have to be attempted.

@@ -457,6 +457,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     let mut d_deliver_message = Vec::new();
     let mut d_deliver_ms = Vec::new();
     let mut d_next = Vec::new();
+    let mut d_sender_domain = Vec::new();
     // `dropped` events of the recipients refused at admission.
     let mut e_account = Vec::new();
     let mut e_message = Vec::new();
@@ -481,8 +482,10 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
             body_ids.push(m.id.as_str());
             bodies.push(&m.body);
         }
+        let sender_domain = crate::sender_domain(m);
         for r in &m.recipients {
             let init = delivery_init(m, r);
+            d_sender_domain.push(sender_domain.clone());
             d_message.push(m.id.as_str());
             d_account.push(m.account_id);
             d_recipient.push(r.address.as_str());
@@ -533,9 +536,9 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     }
     sqlx::query(
         "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
-         send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms) \
+         send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[], \
-         $8::int4[], $9::int4[], $10::int4[], $11::text[], $12::int8[], $13::int8[])",
+         $8::int4[], $9::int4[], $10::int4[], $11::text[], $12::int8[], $13::int8[], $14::text[])",
     )
     .bind(&d_message)
     .bind(&d_account)
@@ -550,6 +553,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     .bind(&d_deliver_message)
     .bind(&d_deliver_ms)
     .bind(&d_next)
+    .bind(&d_sender_domain)
     .execute(&mut *conn)
     .await?;
     if !e_account.is_empty() {
@@ -570,3 +574,4 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     Ok(())
 }
 crate::limits::limits_ops! { db = sqlx::Postgres }
+crate::warmup::warmup_ops! { db = sqlx::Postgres }

@@ -350,12 +350,13 @@ async fn insert_message(
             .execute(&mut *conn)
             .await?;
     }
+    let sender_domain = crate::sender_domain(m);
     for r in &m.recipients {
         let init = delivery_init(m, r);
         sqlx::query(
             "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
-             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(m.id.as_str())
         .bind(m.account_id)
@@ -370,6 +371,7 @@ async fn insert_message(
         .bind(init.deliver_message)
         .bind(init.deliver_ms)
         .bind(m.not_before_ms)
+        .bind(&sender_domain)
         .execute(&mut *conn)
         .await?;
         if r.send_status != 0 {
@@ -391,3 +393,4 @@ async fn insert_message(
     Ok(())
 }
 crate::limits::limits_ops! { db = sqlx::Sqlite }
+crate::warmup::warmup_ops! { db = sqlx::Sqlite }

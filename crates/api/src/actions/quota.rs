@@ -19,6 +19,7 @@ pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Res
             })
         })
         .collect();
+    let warmup = warmup_entries(core, ctx).await?;
     Ok(json!({
         "SentToday": q.sent_today,
         "DailyQuota": q.daily_quota,
@@ -27,5 +28,26 @@ pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Res
         "SendsPerSecond": q.sends_per_second,
         "PerRecipientPerHour": q.per_recipient_per_hour,
         "Domains": domains,
+        "Warmup": warmup,
     }))
+}
+
+/// `Warmup`: per sending domain, today's warm-up allowance (null = unlimited), the deliveries that used it and
+/// the deliveries held for a later day.
+async fn warmup_entries(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Value>, ApiError> {
+    Ok(core
+        .domain_warmup(ctx)
+        .await
+        .map_err(core_error)?
+        .into_iter()
+        .map(|w| {
+            json!({
+                "IdentityName": w.domain,
+                "WarmupDay": w.day,
+                "WarmupAllowance": w.allowance,
+                "SentToday": w.sent_today,
+                "Held": w.held,
+            })
+        })
+        .collect())
 }

@@ -1,0 +1,107 @@
+//! Warm-up of new sending domains (issue 5), wired: the plan comes from `warmup_domain_ramp` (validated by
+//! `mailpush_warmup::WarmupPlan`), the worker claims through `Store::claim_with_warmup` (the allowance is
+//! counted per (account, sending domain, UTC day) inside the claim transaction; mail over it stays queued, held
+//! until the next day), and this module reports the per-domain figures for `GetSendQuota` and `/metrics`.
+
+use mailpush_model::clock::DAY_MS;
+use mailpush_store::WarmupRamp;
+use mailpush_warmup::WarmupPlan;
+
+use crate::{AccountContext, CoreError, Mailpush, Settings};
+
+/// One sending domain's warm-up today, as `GetSendQuota` shows it (`Warmup` entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainWarmup {
+    /// The sending domain.
+    pub domain: String,
+    /// Day of the warm-up (1 = the first sending day); `None` before the domain ever sent.
+    pub day: Option<i64>,
+    /// Today's allowance; `None` = unlimited (warm-up over or disabled).
+    pub allowance: Option<i64>,
+    /// Deliveries that used today's allowance.
+    pub sent_today: i64,
+    /// Deliveries held for a later day's allowance.
+    pub held: i64,
+}
+
+/// The ramp the worker enforces, or `None` when warm-up is disabled (`warmup_domain_ramp` empty).
+pub fn ramp_from_settings(s: &Settings) -> Result<Option<WarmupRamp>, CoreError> {
+    let plan = WarmupPlan::new(s.warmup_domain_ramp.clone())
+        .map_err(|e| CoreError::Config(format!("warmup_domain_ramp: {e}")))?;
+    if plan.days().is_empty() {
+        return Ok(None);
+    }
+    if s.warmup_trigger_reserve_percent > 100 {
+        return Err(CoreError::Config("warmup_trigger_reserve_percent must be 0-100".into()));
+    }
+    Ok(Some(WarmupRamp {
+        days: plan.days().to_vec(),
+        trigger_reserve_percent: s.warmup_trigger_reserve_percent,
+    }))
+}
+
+impl Mailpush {
+    /// Today's warm-up of each of the account's verified domains (and of any other domain it sent from or has
+    /// mail held for), by domain.
+    pub async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
+        let ramp = ramp_from_settings(&self.inner.settings)?;
+        let now = self.now_ms();
+        let today = mailpush_model::clock::day_start(now);
+        let store = &self.inner.store;
+        let rows = store.domain_warmup(account.id).await?;
+        let held = store.held_by_domain(account.id).await?;
+        let mut domains: Vec<String> = store
+            .verified_domain_levels(account.id)
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        domains.extend(rows.iter().map(|r| r.domain.clone()));
+        domains.extend(held.iter().map(|(d, _)| d.clone()));
+        domains.retain(|d| !d.is_empty());
+        domains.sort();
+        domains.dedup();
+        Ok(domains
+            .into_iter()
+            .map(|domain| {
+                let row = rows.iter().find(|r| r.domain == domain);
+                // A domain that never sent starts today when it does.
+                let first = row.map_or(today, |r| r.first_day_ms);
+                DomainWarmup {
+                    day: row.map(|r| (today - r.first_day_ms).div_euclid(DAY_MS) + 1),
+                    allowance: ramp.as_ref().and_then(|p| p.allowance(first, today)),
+                    sent_today: row.map_or(0, |r| r.sent_on_day_of(now)),
+                    held: held.iter().find(|(d, _)| *d == domain).map_or(0, |(_, n)| *n),
+                    domain,
+                }
+            })
+            .collect())
+    }
+
+    /// Prometheus text of every account's domain warm-up: `mailpush_domain_warmup_allowance` (-1 = unlimited),
+    /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
+    pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
+        let (mut allowance, mut sent, mut held) = (String::new(), String::new(), String::new());
+        for account in self.list_accounts().await? {
+            let a = crate::limits::label(&account.name);
+            for w in self.domain_warmup(&account).await? {
+                let d = crate::limits::label(&w.domain);
+                let l = format!("{{account=\"{a}\",domain=\"{d}\"}}");
+                allowance.push_str(&format!(
+                    "mailpush_domain_warmup_allowance{l} {}\n",
+                    w.allowance.unwrap_or(-1)
+                ));
+                sent.push_str(&format!("mailpush_domain_warmup_sent_today{l} {}\n", w.sent_today));
+                held.push_str(&format!("mailpush_domain_warmup_held{l} {}\n", w.held));
+            }
+        }
+        Ok(format!(
+            "# HELP mailpush_domain_warmup_allowance Today's warm-up delivery allowance of the sending domain (-1 = unlimited).\n\
+             # TYPE mailpush_domain_warmup_allowance gauge\n{allowance}\
+             # HELP mailpush_domain_warmup_sent_today Deliveries that used today's warm-up allowance.\n\
+             # TYPE mailpush_domain_warmup_sent_today gauge\n{sent}\
+             # HELP mailpush_domain_warmup_held Deliveries held for a later day's warm-up allowance.\n\
+             # TYPE mailpush_domain_warmup_held gauge\n{held}"
+        ))
+    }
+}
