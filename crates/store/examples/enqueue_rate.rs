@@ -49,6 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             store
                 .enqueue(NewMessage {
+                    template_id: 0,
                     id: MessageId::generate(),
                     account_id: acc.id,
                     envelope_from: "bounce@sender.example".into(),

@@ -19,6 +19,8 @@ pub struct CallbackEvent {
     pub subject: String,
     /// The message's acceptance time, Unix ms.
     pub request_ms: i64,
+    /// The template the message was rendered from (0 = none).
+    pub template_id: i64,
 }
 
 /// Callback delivery states in `events.cb_state`.
@@ -214,7 +216,7 @@ macro_rules! engage_ops {
                 "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
                  e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
                  COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
-                 COALESCE(m.request_ms, 0) AS request_ms \
+                 COALESCE(m.request_ms, 0) AS request_ms, COALESCE(m.template_id, 0) AS template_id \
                  FROM events e LEFT JOIN messages m ON m.id = e.message_id \
                  WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
             )
@@ -246,6 +248,7 @@ macro_rules! engage_ops {
                     from_address: row.try_get("from_address")?,
                     subject: row.try_get("subject")?,
                     request_ms: row.try_get("request_ms")?,
+                    template_id: row.try_get("template_id")?,
                 });
             }
             Ok(out)

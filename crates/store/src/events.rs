@@ -81,8 +81,8 @@ pub(crate) fn event_kind(code: i32) -> Result<EventKind, StoreError> {
 }
 
 macro_rules! event_ops {
-    (db = $DB:ty $(,)?) => {
-        use mailpush_model::MessageId;
+    (db = $DB:ty, begin = $begin:expr, apply = $apply:path $(,)?) => {
+        use mailpush_model::{EventKind, MessageId};
         use sqlx::{QueryBuilder, Row};
 
         use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
@@ -113,7 +113,41 @@ macro_rules! event_ops {
             })
         }
 
+        /// Appends events and their rollup increments in one transaction. Opens and clicks count in the
+        /// statistics only as the recipient's first of the message (`stats_firsts`, race-free by its key).
         pub(crate) async fn record_events(pool: &Pool, events: &[NewEvent]) -> Result<(), StoreError> {
+            let mut tx = pool.begin_with($begin).await?;
+            let mut delta = crate::stats::StatsDelta::default();
+            let mut senders: std::collections::HashMap<(AccountId, String), String> = Default::default();
+            for e in events {
+                let key = (e.account_id, e.message_id.as_str().to_string());
+                if !senders.contains_key(&key) {
+                    let from: Option<String> =
+                        sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1 AND account_id = $2")
+                            .bind(e.message_id.as_str())
+                            .bind(e.account_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    senders.insert(key.clone(), from.unwrap_or_default());
+                }
+                let first = if matches!(e.kind, EventKind::Open | EventKind::Click) {
+                    sqlx::query(
+                        "INSERT INTO stats_firsts (message_id, recipient, kind) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(e.message_id.as_str())
+                    .bind(&e.recipient)
+                    .bind(e.kind.id())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0
+                } else {
+                    false
+                };
+                let from = senders.get(&key).map(String::as_str).unwrap_or("");
+                delta.event(e.account_id, e.at_ms, from, &e.recipient, e.kind, first);
+            }
             // Bounded statements: 10 binds per row keeps each chunk far below both backends' bind limits.
             for chunk in events.chunks(500) {
                 let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
@@ -131,8 +165,10 @@ macro_rules! event_ops {
                         .push_bind(e.link.clone())
                         .push_bind(e.user_agent.clone());
                 });
-                qb.build().execute(pool).await?;
+                qb.build().execute(&mut *tx).await?;
             }
+            $apply(&mut *tx, &delta).await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -174,15 +210,15 @@ macro_rules! event_ops {
 }
 
 mod sqlite_ops {
-    event_ops! { db = sqlx::Sqlite }
+    event_ops! { db = sqlx::Sqlite, begin = "BEGIN IMMEDIATE", apply = crate::stats::apply_sqlite }
 }
 
 mod pg_ops {
-    event_ops! { db = sqlx::Postgres }
+    event_ops! { db = sqlx::Postgres, begin = "BEGIN", apply = crate::stats::apply_pg }
 }
 
 impl Store {
-    /// Appends events to the log (one statement per 500 events; all or nothing per chunk).
+    /// Appends events to the log with their statistics, in one transaction (all or nothing).
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());

@@ -29,6 +29,7 @@ mod inbound;
 mod limits;
 mod pg;
 mod sqlite;
+mod stats;
 mod suppression;
 mod templates;
 mod types;
@@ -52,6 +53,9 @@ pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
+};
+pub use stats::{
+    ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
 };
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
@@ -517,6 +521,7 @@ mod tests {
         let id = MessageId::generate();
         store
             .enqueue(NewMessage {
+                template_id: 0,
                 id: id.clone(),
                 account_id: acc.id,
                 envelope_from: "b@x".into(),
@@ -589,6 +594,7 @@ mod tests {
     impl Store {
         async fn enqueue_closed_probe(&self) -> Result<(), StoreError> {
             let m = NewMessage {
+                template_id: 0,
                 id: MessageId::generate(),
                 account_id: 1,
                 envelope_from: String::new(),

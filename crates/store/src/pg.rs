@@ -93,9 +93,9 @@ pub(crate) async fn record_outcomes(
              deliver_ms = o.deliver_ms, next_attempt_ms = COALESCE(o.next_attempt_ms, d.next_attempt_ms), \
              attempts = d.attempts + 1, lease_owner = NULL \
          FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $4::int4[], $5::text[], $6::int8[], $7::int8[]) \
-             AS o(id, lease_token, state, deliver_status, message, deliver_ms, next_attempt_ms) \
-         WHERE d.id = o.id AND d.lease_token = o.lease_token AND d.state = $8 \
-         RETURNING d.id, o.lease_token, d.message_id, d.attempts, d.account_id, d.recipient",
+             AS o(id, lease_token, state, deliver_status, message, deliver_ms, next_attempt_ms), messages AS m \
+         WHERE d.id = o.id AND d.lease_token = o.lease_token AND d.state = $8 AND m.id = d.message_id \
+         RETURNING d.id, o.lease_token, d.message_id, d.attempts, d.account_id, d.recipient, m.from_address",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -124,6 +124,10 @@ pub(crate) async fn record_outcomes(
     let mut e_bounce = Vec::with_capacity(rows.len());
     // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
     let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
+    let mut delta = crate::stats::StatsDelta::default();
+    // Recipients whose personal bodies go with their final state.
+    let mut purge_message: Vec<String> = Vec::new();
+    let mut purge_recipient: Vec<String> = Vec::new();
     for row in &rows {
         let id: i64 = row.try_get("id")?;
         let token: i64 = row.try_get("lease_token")?;
@@ -150,6 +154,12 @@ pub(crate) async fn record_outcomes(
                 (crate::suppression::normalize(&recipient), account_id),
                 (o.at_ms, o.result.message()),
             );
+        }
+        let from_address: String = row.try_get("from_address")?;
+        delta.event(account_id, o.at_ms, &from_address, &recipient, kind, false);
+        if effect.state == state::DONE && !retain_bodies {
+            purge_message.push(message_id.clone());
+            purge_recipient.push(recipient.clone());
         }
         e_account.push(account_id);
         e_message.push(message_id);
@@ -215,6 +225,16 @@ pub(crate) async fn record_outcomes(
         .execute(&mut *tx)
         .await?;
     }
+    if !purge_message.is_empty() {
+        sqlx::query(
+            "DELETE FROM recipient_bodies b USING UNNEST($1::text[], $2::text[]) AS p(m, r) \
+             WHERE b.message_id = p.m AND b.recipient = p.r",
+        )
+        .bind(&purge_message)
+        .bind(&purge_recipient)
+        .execute(&mut *tx)
+        .await?;
+    }
     if !finished.is_empty() {
         let (message_ids, counts): (Vec<&str>, Vec<i32>) = finished.iter().map(|(m, n)| (m.as_str(), *n)).unzip();
         sqlx::query("SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -246,6 +266,8 @@ pub(crate) async fn record_outcomes(
             }
         }
     }
+    // Last and in key order (see `stats`).
+    crate::stats::apply_pg(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -441,6 +463,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     let mut not_befores = Vec::with_capacity(n);
     let mut expiress = Vec::with_capacity(n);
     let mut opens = Vec::with_capacity(n);
+    let mut template_ids = Vec::with_capacity(n);
     let mut body_ids = Vec::with_capacity(n);
     let mut bodies: Vec<&[u8]> = Vec::with_capacity(n);
 
@@ -464,6 +487,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     let mut e_recipient = Vec::new();
     let mut e_at = Vec::new();
     let mut e_reason = Vec::new();
+    let mut delta = crate::stats::StatsDelta::default();
 
     for m in msgs {
         let m: &NewMessage = m.borrow();
@@ -478,6 +502,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
         not_befores.push(m.not_before_ms);
         expiress.push(m.expires_ms);
         opens.push(open);
+        template_ids.push(m.template_id);
         if open > 0 || retain_bodies {
             body_ids.push(m.id.as_str());
             bodies.push(&m.body);
@@ -486,6 +511,13 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
         for r in &m.recipients {
             let init = delivery_init(m, r);
             d_sender_domain.push(sender_domain.clone());
+            let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
+            c.requested += 1;
+            if r.send_status == 0 {
+                c.accepted += 1;
+            } else {
+                c.dropped += 1;
+            }
             d_message.push(m.id.as_str());
             d_account.push(m.account_id);
             d_recipient.push(r.address.as_str());
@@ -511,9 +543,9 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
 
     sqlx::query(
         "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
-         not_before_ms, expires_ms, open_count) \
+         not_before_ms, expires_ms, open_count, template_id) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], \
-         $7::int8[], $8::int8[], $9::int8[], $10::int4[])",
+         $7::int8[], $8::int8[], $9::int8[], $10::int4[], $11::int8[])",
     )
     .bind(&ids)
     .bind(&accounts)
@@ -525,6 +557,7 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     .bind(&not_befores)
     .bind(&expiress)
     .bind(&opens)
+    .bind(&template_ids)
     .execute(&mut *conn)
     .await?;
     if !body_ids.is_empty() {
@@ -571,7 +604,8 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    // Last and in key order (see `stats`).
+    crate::stats::apply_pg(conn, &delta).await
 }
 crate::limits::limits_ops! { db = sqlx::Postgres }
 crate::warmup::warmup_ops! { db = sqlx::Postgres }

@@ -78,6 +78,8 @@ pub(crate) async fn record_outcomes(
     let mut order: Vec<usize> = (0..outcomes.len()).collect();
     order.sort_by_key(|&i| outcomes[i].delivery_id);
     let mut finished: BTreeMap<String, i32> = BTreeMap::new();
+    let mut delta = crate::stats::StatsDelta::default();
+    let mut senders: HashMap<String, String> = HashMap::new();
 
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     for i in order {
@@ -142,7 +144,24 @@ pub(crate) async fn record_outcomes(
                 .execute(&mut *tx)
                 .await?;
         }
+        if !senders.contains_key(&message_id) {
+            let from: Option<String> = sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1")
+                .bind(&message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            senders.insert(message_id.clone(), from.unwrap_or_default());
+        }
+        let from = senders.get(&message_id).map(String::as_str).unwrap_or("");
+        delta.event(account_id, o.at_ms, from, &recipient, kind, false);
         if effect.state == state::DONE {
+            // A final recipient needs its personal body no more (tracked / unsubscribe mail).
+            if !retain_bodies {
+                sqlx::query("DELETE FROM recipient_bodies WHERE message_id = $1 AND recipient = $2")
+                    .bind(&message_id)
+                    .bind(&recipient)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             *finished.entry(message_id).or_default() += 1;
         }
         applied[i] = true;
@@ -162,6 +181,8 @@ pub(crate) async fn record_outcomes(
                 .await?;
         }
     }
+    // Last and in key order (see `stats`).
+    crate::stats::apply_sqlite(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -218,11 +239,13 @@ pub(crate) async fn insert_batch(
     } else {
         vec![None; msgs.len()]
     };
+    let mut delta = crate::stats::StatsDelta::default();
     for ((m, _), refused) in msgs.iter().zip(&refusals) {
         if refused.is_none() {
-            insert_message(&mut tx, m, retain_bodies).await?;
+            insert_message(&mut tx, m, retain_bodies, &mut delta).await?;
         }
     }
+    crate::stats::apply_sqlite(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(refusals)
 }
@@ -314,10 +337,12 @@ pub(crate) async fn insert_messages(
     msgs: &[NewMessage],
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
+    let mut delta = crate::stats::StatsDelta::default();
     for m in msgs {
-        insert_message(conn, m, retain_bodies).await?;
+        insert_message(conn, m, retain_bodies, &mut delta).await?;
     }
-    Ok(())
+    crate::stats::apply_sqlite(conn, &delta).await
+
 }
 
 /// Statement by statement: in-process SQLite has no round trips to save, and cached prepared statements are cheap.
@@ -325,11 +350,12 @@ async fn insert_message(
     conn: &mut SqliteConnection,
     m: &NewMessage,
     retain_bodies: bool,
+    delta: &mut crate::stats::StatsDelta,
 ) -> Result<(), crate::StoreError> {
     let open = crate::open_count(m);
     sqlx::query(
         "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
-         not_before_ms, expires_ms, open_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         not_before_ms, expires_ms, open_count, template_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(m.id.as_str())
     .bind(m.account_id)
@@ -341,6 +367,7 @@ async fn insert_message(
     .bind(m.not_before_ms)
     .bind(m.expires_ms)
     .bind(open)
+    .bind(m.template_id)
     .execute(&mut *conn)
     .await?;
     if open > 0 || retain_bodies {
@@ -353,6 +380,13 @@ async fn insert_message(
     let sender_domain = crate::sender_domain(m);
     for r in &m.recipients {
         let init = delivery_init(m, r);
+        let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
+        c.requested += 1;
+        if r.send_status == 0 {
+            c.accepted += 1;
+        } else {
+            c.dropped += 1;
+        }
         sqlx::query(
             "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
              send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) \

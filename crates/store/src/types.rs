@@ -77,6 +77,8 @@ pub struct NewMessage {
     pub body: Vec<u8>,
     /// One entry per recipient; at least one.
     pub recipients: Vec<NewRecipient>,
+    /// The template the content was rendered from (`TemplateID`), 0 for none: callbacks report it.
+    pub template_id: i64,
 }
 
 /// One recipient of a [`NewMessage`].

@@ -62,6 +62,7 @@ fn task(account: i64, receiver: i64) -> NewSendTask {
 
 fn message(account: i64, to: &str) -> NewMessage {
     NewMessage {
+        template_id: 0,
         id: MessageId::generate(),
         account_id: account,
         envelope_from: "a@x.example".into(),

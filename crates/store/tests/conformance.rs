@@ -69,6 +69,7 @@ fn recipient(address: &str) -> NewRecipient {
 fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, to: &[&str]) -> NewMessage {
     let id = MessageId::generate();
     NewMessage {
+        template_id: 0,
         envelope_from: format!("bounce+{id}@mail.sender.example"),
         id,
         account_id: account,

@@ -45,6 +45,7 @@ fn rcpt(address: &str, send_status: i32) -> NewRecipient {
 
 fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
+        template_id: 0,
         id: MessageId::generate(),
         account_id: account.id,
         envelope_from: "b@shop.example".into(),

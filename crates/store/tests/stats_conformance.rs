@@ -1,0 +1,384 @@
+//! Conformance cases for statistics and the rest of the feedback loop (migration 0011): the daily rollup agrees
+//! with the event log, per-recipient bodies are purged at the final state, the template id reaches callbacks,
+//! complaints, unsubscribe configs and warnings; on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
+
+use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_store::{
+    Account, AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent, NewMessage, NewRecipient,
+    NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
+};
+
+const DAY: i64 = 86_400_000;
+/// Midday, so that T0 ± a few hours stays on one UTC day.
+const T0: i64 = 1_764_158_400_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(
+    rollup_agrees_with_the_event_log,
+    recipient_bodies_are_purged_at_the_final_state,
+    recipient_bodies_are_kept_with_retain_bodies,
+    template_id_reaches_callback_events,
+    complaints_page_newest_first,
+    unsubscribe_configs_crud,
+    warnings_are_raised_once_and_cleared,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn rcpt(address: &str, send_status: i32) -> NewRecipient {
+    NewRecipient {
+        address: address.into(),
+        domain: address.split('@').nth(1).unwrap_or("x").into(),
+        kind: RecipientKind::To,
+        send_status,
+        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
+    }
+}
+
+fn message(account: &Account, from: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        account_id: account.id,
+        envelope_from: from.into(),
+        from_address: from.into(),
+        subject: "s".into(),
+        lane: 0,
+        request_ms: at,
+        not_before_ms: at,
+        expires_ms: at + 10 * DAY,
+        body: b"hi".to_vec(),
+        recipients,
+        template_id: 0,
+    }
+}
+
+/// Claims everything due at `now` and reports `result(recipient)` for each.
+async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
+    let claimed = store
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 100,
+            lease_ms: 60_000,
+            now_ms: now,
+        })
+        .await
+        .expect("claim");
+    let outcomes = claimed
+        .iter()
+        .map(|c| DeliveryOutcome {
+            delivery_id: c.delivery_id,
+            lease: c.lease,
+            at_ms: now + 1,
+            result: result(&c.recipient),
+            remote: None,
+        })
+        .collect();
+    assert!(store.record_outcomes(outcomes).await.expect("record").iter().all(|a| *a));
+}
+
+fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
+    NewEvent {
+        account_id: account.id,
+        message_id: m.id.clone(),
+        recipient: recipient.into(),
+        kind,
+        at_ms: at,
+        reason: String::new(),
+        bounce_type: None,
+        link: (kind == EventKind::Click).then(|| "https://shop.example/x".to_string()),
+        user_agent: None,
+    }
+}
+
+async fn stats(store: &Store, account: &Account, from: i64, to: i64, send: Option<&str>, recv: Option<&str>) -> StatCounters {
+    let rows = store
+        .daily_stats(&StatsQuery {
+            account_id: account.id,
+            from_day: day_of(from),
+            to_day: day_of(to),
+            send_domain: send.map(str::to_string),
+            recv_domain: recv.map(str::to_string),
+        })
+        .await
+        .expect("stats");
+    let mut total = StatCounters::default();
+    for r in rows {
+        total.add(&r.counters);
+    }
+    total
+}
+
+async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let other = account(store, "other").await;
+    let m = message(
+        &a,
+        "news@shop.example",
+        T0,
+        vec![
+            rcpt("ok@gmail.com", 0),
+            rcpt("gone@gmail.com", 0),
+            rcpt("slow@yahoo.com", 0),
+            rcpt("listed@yahoo.com", 1007),
+        ],
+    );
+    store.enqueue(m.clone()).await.expect("enqueue");
+    // Another account's mail never shows in a's report.
+    store
+        .enqueue(message(&other, "x@other.example", T0, vec![rcpt("ok@gmail.com", 0)]))
+        .await
+        .expect("enqueue other");
+    deliver(store, T0, |r| match r {
+        "gone@gmail.com" => AttemptResult::Rejected {
+            reply: "550 5.1.1 no such user".into(),
+        },
+        "slow@yahoo.com" => AttemptResult::Deferred {
+            reply: "451 later".into(),
+            retry_at_ms: T0 + DAY,
+        },
+        _ => AttemptResult::Delivered { reply: "250 ok".into() },
+    })
+    .await;
+    // Two opens and two clicks of one recipient count once each; unsubscribe and complaint count.
+    store
+        .record_events(&[
+            engagement(&a, &m, "ok@gmail.com", EventKind::Open, T0 + 10),
+            engagement(&a, &m, "ok@gmail.com", EventKind::Open, T0 + 11),
+            engagement(&a, &m, "ok@gmail.com", EventKind::Click, T0 + 12),
+        ])
+        .await
+        .expect("events");
+    store
+        .record_events(&[
+            engagement(&a, &m, "ok@gmail.com", EventKind::Click, T0 + 13),
+            engagement(&a, &m, "ok@gmail.com", EventKind::Unsubscribe, T0 + 14),
+            engagement(&a, &m, "ok@gmail.com", EventKind::SpamReport, T0 + 15),
+        ])
+        .await
+        .expect("more events");
+    // The deferred one is delivered the next day: it counts on that day.
+    deliver(store, T0 + DAY, |_| AttemptResult::Delivered { reply: "250 ok".into() }).await;
+
+    let day1 = stats(store, &a, T0, T0, None, None).await;
+    assert_eq!(
+        day1,
+        StatCounters {
+            requested: 4,
+            accepted: 3,
+            delivered: 1,
+            opened: 1,
+            clicked: 1,
+            bounced: 1,
+            unsubscribed: 1,
+            dropped: 1,
+            complained: 1,
+        }
+    );
+    let both = stats(store, &a, T0, T0 + DAY, None, None).await;
+    assert_eq!(both.delivered, 2);
+    assert_eq!(both.requested, 4);
+    // The event log says the same, kind by kind.
+    let events = store
+        .account_events(a.id, T0 - DAY, T0 + 2 * DAY, 1000)
+        .await
+        .expect("events");
+    let count = |k: EventKind| events.iter().filter(|e| e.event.kind == k).count() as i64;
+    assert_eq!(both.delivered, count(EventKind::Delivered));
+    assert_eq!(both.bounced, count(EventKind::Bounce));
+    assert_eq!(both.dropped, count(EventKind::Dropped));
+    assert_eq!(both.unsubscribed, count(EventKind::Unsubscribe));
+    assert_eq!(both.complained, count(EventKind::SpamReport));
+    assert_eq!(count(EventKind::Open), 2, "both opens are in the log");
+    // Filters.
+    let gmail = stats(store, &a, T0, T0 + DAY, None, Some("gmail.com")).await;
+    assert_eq!((gmail.requested, gmail.delivered, gmail.bounced), (2, 1, 1));
+    let yahoo = stats(store, &a, T0, T0 + DAY, Some("shop.example"), Some("yahoo.com")).await;
+    assert_eq!((yahoo.requested, yahoo.accepted, yahoo.delivered, yahoo.dropped), (2, 1, 1, 1));
+    assert_eq!(stats(store, &a, T0, T0 + DAY, Some("other.example"), None).await, StatCounters::default());
+    let day2 = stats(store, &a, T0 + DAY, T0 + DAY, None, None).await;
+    assert_eq!((day2.requested, day2.delivered), (0, 1));
+}
+
+async fn bodies(store: &Store, m: &NewMessage) -> Vec<String> {
+    let all = ["a@y.example".to_string(), "b@y.example".to_string()];
+    let mut got: Vec<String> = store
+        .recipient_bodies(&m.id, &all)
+        .await
+        .expect("bodies")
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    got.sort();
+    got
+}
+
+async fn purge_case(store: &Store, retain: bool) {
+    let a = account(store, "a").await;
+    let m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)]);
+    store
+        .put_recipient_bodies(
+            &m.id,
+            &[
+                ("a@y.example".to_string(), b"for a".to_vec()),
+                ("b@y.example".to_string(), b"for b".to_vec()),
+            ],
+        )
+        .await
+        .expect("put bodies");
+    store.enqueue(m.clone()).await.expect("enqueue");
+    deliver(store, T0, |r| match r {
+        "a@y.example" => AttemptResult::Delivered { reply: "250 ok".into() },
+        _ => AttemptResult::Deferred {
+            reply: "451 later".into(),
+            retry_at_ms: T0 + 60_000,
+        },
+    })
+    .await;
+    if retain {
+        assert_eq!(bodies(store, &m).await, ["a@y.example", "b@y.example"]);
+    } else {
+        assert_eq!(bodies(store, &m).await, ["b@y.example"], "a is final, b will be retried");
+    }
+    deliver(store, T0 + 60_000, |_| AttemptResult::Rejected {
+        reply: "550 no".into(),
+    })
+    .await;
+    if retain {
+        assert_eq!(bodies(store, &m).await.len(), 2);
+    } else {
+        assert!(bodies(store, &m).await.is_empty());
+    }
+}
+
+async fn recipient_bodies_are_purged_at_the_final_state(ctx: Ctx) {
+    purge_case(&ctx.store, false).await;
+}
+
+async fn recipient_bodies_are_kept_with_retain_bodies(ctx: Ctx) {
+    let store = ctx
+        .open(StoreOptions {
+            retain_bodies: true,
+            ..StoreOptions::default()
+        })
+        .await;
+    purge_case(&store, true).await;
+    store.close().await;
+}
+
+async fn template_id_reaches_callback_events(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let mut m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 1007)]);
+    m.template_id = 42;
+    store.enqueue(m.clone()).await.expect("enqueue");
+    let due = store.due_callbacks(T0 + 1, 10).await.expect("due");
+    let ev = due.iter().find(|e| e.event.event.message_id == m.id).expect("dropped event");
+    assert_eq!(ev.template_id, 42);
+}
+
+async fn complaints_page_newest_first(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let m = message(&a, "n@shop.example", T0, vec![rcpt("x@y.example", 0)]);
+    store.enqueue(m.clone()).await.expect("enqueue");
+    let mut evs = Vec::new();
+    for i in 0..5 {
+        evs.push(engagement(&a, &m, &format!("u{i}@y.example"), EventKind::SpamReport, T0 + i));
+    }
+    evs.push(engagement(&a, &m, "u9@y.example", EventKind::Open, T0 + 9));
+    evs.push(engagement(&b, &m, "u8@y.example", EventKind::SpamReport, T0 + 8));
+    store.record_events(&evs).await.expect("events");
+    let (page, total) = store.complaints(a.id, T0, T0 + DAY, 1, 2).await.expect("page");
+    assert_eq!(total, 5);
+    let who: Vec<&str> = page.iter().map(|c| c.recipient.as_str()).collect();
+    assert_eq!(who, ["u3@y.example", "u2@y.example"]);
+    assert_eq!(page[0].from_address, "n@shop.example");
+    assert_eq!(page[0].message_id, m.id);
+    let (none, total) = store.complaints(a.id, T0 + DAY, T0 + 2 * DAY, 0, 10).await.expect("none");
+    assert!(none.is_empty());
+    assert_eq!(total, 0);
+    let stats = stats(store, &a, T0, T0, None, None).await;
+    assert_eq!(stats.complained, 5);
+}
+
+async fn unsubscribe_configs_crud(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let row = |addr: &str, code: &str| UnsubscribeConfigRow {
+        address: addr.into(),
+        unsubscribe_config: code.into(),
+        status: 1,
+        created_ms: T0,
+    };
+    store.create_unsubscribe_config(a.id, &row("n@shop.example", "2")).await.expect("create");
+    store.create_unsubscribe_config(a.id, &row("m@shop.example", "1")).await.expect("create 2");
+    assert!(matches!(
+        store.create_unsubscribe_config(a.id, &row("n@shop.example", "3")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (page, total) = store.list_unsubscribe_configs(a.id, 0, 10).await.expect("list");
+    assert_eq!(total, 2);
+    assert_eq!(page[0].address, "m@shop.example");
+    store
+        .update_unsubscribe_config(a.id, "n@shop.example", "5", 0)
+        .await
+        .expect("update");
+    let got = store.unsubscribe_config(a.id, "n@shop.example").await.expect("get").expect("some");
+    assert_eq!((got.unsubscribe_config.as_str(), got.status), ("5", 0));
+    assert!(store.unsubscribe_config(b.id, "n@shop.example").await.expect("b").is_none());
+    assert!(matches!(
+        store.update_unsubscribe_config(b.id, "n@shop.example", "1", 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_unsubscribe_config(b.id, "n@shop.example").await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_unsubscribe_config(a.id, "n@shop.example").await.expect("delete");
+    assert_eq!(store.list_unsubscribe_configs(a.id, 0, 10).await.expect("list").1, 1);
+}
+
+async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let w = |at: i64| NewWarning {
+        account_id: a.id,
+        kind: "bounce_rate".into(),
+        at_ms: at,
+        rate: 12.5,
+        threshold: 5.0,
+        delivered: 7,
+        bounced: 1,
+    };
+    assert!(store.raise_warning(&w(T0)).await.expect("raise"));
+    // A second monitor (another process) sees it in force and raises nothing.
+    let other = ctx.open(StoreOptions::default()).await;
+    assert!(!other.raise_warning(&w(T0 + 1)).await.expect("again"));
+    assert!(store.clear_warning(a.id, "bounce_rate", T0 + 2).await.expect("clear"));
+    assert!(!store.clear_warning(a.id, "bounce_rate", T0 + 3).await.expect("clear again"));
+    assert!(other.raise_warning(&w(T0 + 4)).await.expect("raise anew"));
+    let list = store.warnings(a.id, 10).await.expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].raised_ms, T0 + 4);
+    assert_eq!(list[0].cleared_ms, None);
+    assert_eq!(list[1].cleared_ms, Some(T0 + 2));
+    assert_eq!((list[1].delivered, list[1].bounced), (7, 1));
+    other.close().await;
+}
