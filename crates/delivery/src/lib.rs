@@ -6,6 +6,11 @@
 //! records each recipient's [`Outcome`]; deferred recipients are retried after
 //! [`RetryPolicy::delay_after`].
 //!
+//! Outgoing connections bind to a member of a source pool ([`SourcePools`]: the shared pool and named
+//! "dedicated IP" pools, with hot standby between members and an optional [`SourceGate`] for the warm-up of
+//! new source IPs) and are shaped per receiving domain ([`ShapingConfig`]: connections, messages per connection
+//! and per minute, slowed down when the receiver says "too many connections / rate limited").
+//!
 //! Built on mail-builder (MIME), hickory-resolver (DNS) and mail-send's low-level
 //! [`mail_send::SmtpClient`] (SMTP). mail-send's high-level `send()` is not used: it stops at the
 //! first rejected recipient, and its builder cannot do opportunistic STARTTLS.
@@ -17,11 +22,15 @@ mod pool;
 mod resolve;
 mod retry;
 mod session;
+mod shaping;
+mod sources;
 mod transport;
 
 pub use mime::{MimeError, build_mime, content_type_for};
 pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
 pub use retry::RetryPolicy;
+pub use shaping::{DestinationLimits, DestinationState, ShapingConfig, ShapingError, is_throttle_reply};
+pub use sources::{GateFuture, SHARED_POOL, SourceGate, SourcePoolError, SourcePools};
 pub use transport::{
     Envelope, MAX_RCPT_PER_TRANSACTION, Outcome, RecipientOutcome, SendReport, SmtpTransport, TlsPolicy,
     TransportConfig,

@@ -46,7 +46,7 @@ impl Pool {
     /// reuse disabled) so the caller can QUIT it; also hands back any sessions that expired.
     pub(crate) fn put(&self, mut session: Session) -> Vec<Session> {
         let mut rejected = Vec::new();
-        if self.max_idle_per_host == 0 || session.messages >= self.max_messages {
+        if self.max_idle_per_host == 0 || session.messages >= self.max_messages.min(session.max_messages) {
             rejected.push(session);
             return rejected;
         }
@@ -75,6 +75,27 @@ impl Pool {
     /// suspect too: the server probably restarted or timed them out together).
     pub(crate) fn purge(&self, key: &PoolKey) -> Vec<Session> {
         self.lock().remove(key).unwrap_or_default()
+    }
+
+    /// Removes the oldest idle session holding a slot of `destination`, so that a connection it needs elsewhere
+    /// (another MX address or source) fits under its cap.
+    pub(crate) fn evict_for(&self, destination: &str) -> Option<Session> {
+        let mut idle = self.lock();
+        let mut found = None;
+        for (key, list) in idle.iter_mut() {
+            if let Some(pos) = list
+                .iter()
+                .position(|s| s.slot.as_ref().is_some_and(|slot| slot.dest.domain == destination))
+            {
+                found = Some((*key, list.remove(pos)));
+                break;
+            }
+        }
+        let (key, session) = found?;
+        if idle.get(&key).is_some_and(Vec::is_empty) {
+            idle.remove(&key);
+        }
+        Some(session)
     }
 
     /// Everything idle, for shutdown.

@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use crate::transport::TlsPolicy;
+use crate::{shaping::ConnSlot, transport::TlsPolicy};
 
 /// The byte stream under an SMTP session: plain TCP, or TCP upgraded by STARTTLS.
 pub(crate) enum MxStream {
@@ -108,13 +108,23 @@ pub(crate) struct Session {
     pub messages: usize,
     /// When the session was last returned to the pool.
     pub idle_since: Instant,
+    /// Transactions after which the connection is closed (its destination's limit).
+    pub max_messages: usize,
+    /// The destination slot this connection holds; released when the session is dropped.
+    pub slot: Option<ConnSlot>,
 }
 
 /// Why a connection could not be set up.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
-    /// Anything before a usable session: refused, timeout, bad greeting, EHLO failure,
-    /// TLS required but unavailable. The string is the local reason reported to the caller.
+    /// The source address cannot be bound (not configured on this machine, or in use): the member of the
+    /// pool is unusable, whatever the destination.
+    Bind(String),
+    /// The TCP connection could not be made (refused, unreachable, timeout): the MX or the route from this
+    /// source is at fault.
+    Unreachable(String),
+    /// Anything else before a usable session: bad greeting, EHLO failure, TLS required but unavailable.
+    /// The string is the local reason reported to the caller (a server reply keeps its code first).
     Failed(String),
     /// The TLS handshake after STARTTLS failed: the connection is gone, but in opportunistic
     /// mode the same address may be retried in plain text.
@@ -157,12 +167,11 @@ pub(crate) async fn connect(dial: Dial<'_>) -> Result<Session, ConnectError> {
     let label = format!("{}[{}]:{}", dial.host, key.ip, key.port);
     let fail = |what: String| ConnectError::Failed(what);
     let remote = SocketAddr::new(key.ip, key.port);
-    let connected = match key.source {
-        Some(local) => SmtpClient::connect_using(local, remote, dial.connect_timeout).await,
-        None => SmtpClient::connect(remote, dial.connect_timeout).await,
+    let stream = tcp_connect(key.source, remote, dial.connect_timeout, &label).await?;
+    let mut plain = SmtpClient {
+        stream,
+        timeout: dial.command_timeout,
     };
-    let mut plain = connected.map_err(|e| fail(format!("4.4.1 connection to {label} failed: {}", io_reason(&e))))?;
-    plain.timeout = dial.command_timeout;
     // mail-send writes a command, the body and the final dot separately; with Nagle on, each message then
     // waits ~40 ms for a delayed ACK. Commands are small and latency-bound, so send them at once.
     let _ = plain.stream.set_nodelay(true);
@@ -227,6 +236,41 @@ pub(crate) async fn connect(dial: Dial<'_>) -> Result<Session, ConnectError> {
     Ok(session(client, caps, true, key, label))
 }
 
+/// Binds the source (when given) and connects, telling a bind failure (the member is unusable) from a failed
+/// connection.
+async fn tcp_connect(
+    source: Option<IpAddr>,
+    remote: SocketAddr,
+    timeout: Duration,
+    label: &str,
+) -> Result<TcpStream, ConnectError> {
+    let socket = if remote.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| ConnectError::Unreachable(format!("4.4.1 connection to {label} failed: {e}")))?;
+    if let Some(local) = source {
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .map_err(|e| ConnectError::Bind(format!("4.4.1 cannot send from {local}: {e}")))?;
+    }
+    match tokio::time::timeout(timeout, socket.connect(remote)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => match source {
+            Some(local) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+                Err(ConnectError::Bind(format!("4.4.1 cannot send from {local}: {e}")))
+            }
+            _ => Err(ConnectError::Unreachable(format!(
+                "4.4.1 connection to {label} failed: {e}"
+            ))),
+        },
+        Err(_) => Err(ConnectError::Unreachable(format!(
+            "4.4.1 connection to {label} failed: timeout"
+        ))),
+    }
+}
+
 fn plain_stream(c: SmtpClient<TcpStream>) -> SmtpClient<MxStream> {
     SmtpClient {
         stream: MxStream::Plain(c.stream),
@@ -243,6 +287,8 @@ fn session(client: SmtpClient<MxStream>, caps: Caps, tls: bool, key: PoolKey, la
         label,
         messages: 0,
         idle_since: Instant::now(),
+        max_messages: usize::MAX,
+        slot: None,
     }
 }
 

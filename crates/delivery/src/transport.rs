@@ -2,6 +2,7 @@
 //! connection reuse.
 
 use std::{
+    collections::VecDeque,
     net::IpAddr,
     sync::{
         Arc,
@@ -18,6 +19,8 @@ use crate::{
     pool::Pool,
     resolve::{MxHost, MxResolver, ResolveError},
     session::{ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text},
+    shaping::{Dest, DestinationState, Destinations, ShapingConfig, is_throttle_reply},
+    sources::{Avoided, SourceGate, SourcePools},
 };
 
 /// Most recipients sent in one SMTP transaction. RFC 5321 §4.5.3.1.8 obliges servers to accept
@@ -60,8 +63,15 @@ pub struct TransportConfig {
     pub idle_timeout: Duration,
     /// Transactions after which a connection is closed rather than kept.
     pub max_messages_per_connection: usize,
-    /// Local addresses to send from, used in turn (per address family); empty = the OS's choice.
+    /// The shared pool: local addresses to send from, used in turn (per address family); empty = the OS's
+    /// choice.
     pub source_ips: Vec<IpAddr>,
+    /// Named pools of source addresses ("dedicated IPs"); a pool named `shared` adds to `source_ips`.
+    pub source_pools: Vec<(String, Vec<IpAddr>)>,
+    /// How long a member that could not bind or connect is tried only after the other members.
+    pub source_avoid: Duration,
+    /// Per-destination limits (connections, messages per connection, messages per minute).
+    pub shaping: ShapingConfig,
 }
 
 impl Default for TransportConfig {
@@ -80,6 +90,9 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(30),
             max_messages_per_connection: 100,
             source_ips: Vec::new(),
+            source_pools: Vec::new(),
+            source_avoid: Duration::from_secs(300),
+            shaping: ShapingConfig::default(),
         }
     }
 }
@@ -114,13 +127,31 @@ pub enum Outcome {
         /// The MX's reply, or a local reason starting with an RFC 3463 code (`5.1.2 domain …`).
         reply: String,
     },
+    /// Not sent because of rate limiting: the receiver's ("too many connections / rate limited": 421, 4.7.x)
+    /// or mailpush's own shaping towards the destination. Try again after `retry_after`; never a bounce.
+    Throttled {
+        /// The MX's reply, or a local reason (`4.7.0 local limit …`).
+        reply: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Not sent: every source address of the pool has sent today's warm-up allowance. Try again the next UTC
+    /// day; the wait is not the recipient's fault (the worker does not count it against the retry deadline).
+    Held {
+        /// `4.7.0 held for warm-up: …`.
+        reply: String,
+    },
 }
 
 impl Outcome {
     /// The reply text kept for the delivery status.
     pub fn reply(&self) -> &str {
         match self {
-            Outcome::Delivered { reply } | Outcome::Deferred { reply } | Outcome::Bounced { reply } => reply,
+            Outcome::Delivered { reply }
+            | Outcome::Deferred { reply }
+            | Outcome::Bounced { reply }
+            | Outcome::Throttled { reply, .. }
+            | Outcome::Held { reply } => reply,
         }
     }
 
@@ -161,6 +192,8 @@ pub struct SendReport {
     pub mx: Option<String>,
     /// Whether that transaction ran over TLS (STARTTLS).
     pub tls: bool,
+    /// The source address it was sent from; `None` = the OS's choice (or nothing was sent).
+    pub source: Option<IpAddr>,
 }
 
 /// The SMTP client shared by all delivery tasks. Cheap to clone (an `Arc` inside); clones share
@@ -176,6 +209,10 @@ struct Inner {
     pool: Pool,
     tls: TlsConnectors,
     next_source: AtomicUsize,
+    pools: SourcePools,
+    avoided: Avoided,
+    destinations: Destinations,
+    gate: Option<Arc<dyn SourceGate>>,
 }
 
 impl std::fmt::Debug for SmtpTransport {
@@ -195,13 +232,21 @@ enum Tx {
 }
 
 impl SmtpTransport {
-    /// A transport with an empty connection pool.
+    /// A transport with an empty connection pool and no warm-up gate.
     pub fn new(cfg: TransportConfig, resolver: MxResolver) -> Self {
+        Self::with_gate(cfg, resolver, None)
+    }
+
+    /// A transport whose configured source addresses are gated by `gate` (the warm-up of new source IPs).
+    pub fn with_gate(cfg: TransportConfig, resolver: MxResolver, gate: Option<Arc<dyn SourceGate>>) -> Self {
         let pool = Pool::new(
             cfg.max_idle_per_host,
             cfg.idle_timeout,
             cfg.max_messages_per_connection.max(1),
         );
+        let pools = SourcePools::new(cfg.source_ips.clone(), cfg.source_pools.clone());
+        let avoided = Avoided::new(cfg.source_avoid);
+        let destinations = Destinations::new(cfg.shaping.clone());
         SmtpTransport {
             inner: Arc::new(Inner {
                 cfg,
@@ -209,6 +254,10 @@ impl SmtpTransport {
                 pool,
                 tls: TlsConnectors::new(),
                 next_source: AtomicUsize::new(0),
+                pools,
+                avoided,
+                destinations,
+                gate,
             }),
         }
     }
@@ -223,9 +272,29 @@ impl SmtpTransport {
         &self.inner.resolver
     }
 
+    /// The source pools in force (`source_ips` as the shared pool plus the named ones).
+    pub fn source_pools(&self) -> &SourcePools {
+        &self.inner.pools
+    }
+
     /// Idle connections currently kept for reuse.
     pub fn idle_connections(&self) -> usize {
         self.inner.pool.idle_count()
+    }
+
+    /// The shaping state towards `domain`, once something was sent there.
+    pub fn destination(&self, domain: &str) -> Option<DestinationState> {
+        self.inner.destinations.snapshot(domain)
+    }
+
+    /// The shaping state of every destination sent to, by domain.
+    pub fn destinations(&self) -> Vec<DestinationState> {
+        self.inner.destinations.all()
+    }
+
+    /// Whether `source` is currently avoided after failing to connect (tried after the other members).
+    pub fn source_avoided(&self, source: IpAddr) -> bool {
+        self.inner.avoided.is_avoided(source)
     }
 
     /// Closes every idle connection politely (QUIT), e.g. at shutdown.
@@ -235,14 +304,29 @@ impl SmtpTransport {
         }
     }
 
-    /// Delivers one message to recipients that all share `domain` (ASCII form). Never panics;
-    /// every recipient gets an outcome, in envelope order.
+    /// [`SmtpTransport::send_from_pool`] from the shared pool.
+    pub async fn send(&self, domain: &str, envelope: &Envelope, message: &[u8]) -> SendReport {
+        self.send_from_pool(domain, None, envelope, message).await
+    }
+
+    /// Delivers one message to recipients that all share `domain` (ASCII form), from a member of source pool
+    /// `pool` (`None` or an unknown pool: the shared pool). Never panics; every recipient gets an outcome, in
+    /// envelope order.
     ///
     /// MX hosts are tried in preference order, each of their addresses in turn; connection
     /// failures, timeouts and 4xx/5xx greetings or EHLO replies move on to the next address. Once
     /// a session is established its replies decide: per-recipient RCPT replies, then the DATA
-    /// reply for all accepted recipients.
-    pub async fn send(&self, domain: &str, envelope: &Envelope, message: &[u8]) -> SendReport {
+    /// reply for all accepted recipients. The members of the pool take turns; one that cannot bind or
+    /// connect is avoided for a while and another takes over; one at today's warm-up allowance is skipped.
+    /// Towards each destination domain the shaping limits apply (connections, messages per connection and per
+    /// minute); a receiver's "too many connections / rate limited" slows the destination down.
+    pub async fn send_from_pool(
+        &self,
+        domain: &str,
+        pool: Option<&str>,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> SendReport {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; envelope.rcpt_to.len()];
         let sender_ok = valid_path(&envelope.mail_from, true);
         let mut pending = Vec::new();
@@ -264,6 +348,7 @@ impl SmtpTransport {
 
         let mut mx = None;
         let mut tls = false;
+        let mut source = None;
         if !pending.is_empty() {
             match self.inner.resolver.route(domain).await {
                 Err(e) => {
@@ -274,15 +359,29 @@ impl SmtpTransport {
                     }
                 }
                 Ok(hosts) => {
-                    for chunk in pending.chunks(MAX_RCPT_PER_TRANSACTION) {
+                    let dest = self.inner.destinations.get(domain);
+                    let members = self.inner.pools.members(pool);
+                    let mut exhausted = Vec::new();
+                    let mut queue: VecDeque<Vec<usize>> =
+                        pending.chunks(MAX_RCPT_PER_TRANSACTION).map(<[usize]>::to_vec).collect();
+                    while let Some(chunk) = queue.pop_front() {
                         let rcpts: Vec<&str> = chunk.iter().map(|&i| envelope.rcpt_to[i].as_str()).collect();
-                        let (results, session) = self.deliver(&hosts, envelope, &rcpts, message).await;
-                        for (&i, outcome) in chunk.iter().zip(results) {
+                        let done = self
+                            .deliver(&dest, &hosts, members, &mut exhausted, envelope, &rcpts, message)
+                            .await;
+                        // A member granted only part of the chunk (its warm-up allowance): the rest goes on from
+                        // the other members, or is held.
+                        let taken = done.outcomes.len().clamp(1, chunk.len());
+                        for (&i, outcome) in chunk.iter().zip(done.outcomes) {
                             outcomes[i] = Some(outcome);
                         }
-                        if let Some((label, used_tls)) = session {
-                            mx = Some(label);
-                            tls = used_tls;
+                        if let Some(used) = done.used {
+                            mx = Some(used.label);
+                            tls = used.tls;
+                            source = used.source;
+                        }
+                        if taken < chunk.len() {
+                            queue.push_front(chunk[taken..].to_vec());
                         }
                     }
                 }
@@ -298,69 +397,311 @@ impl SmtpTransport {
                 outcome: outcome.unwrap_or_else(|| Outcome::deferred("4.3.0 internal error: no outcome recorded")),
             })
             .collect();
-        SendReport { outcomes, mx, tls }
+        SendReport {
+            outcomes,
+            mx,
+            tls,
+            source,
+        }
     }
 
-    /// One transaction's worth of recipients, over the MX list. Returns exactly one outcome per
-    /// recipient and the label of the session that decided them.
+    /// One transaction's worth of recipients, over the MX list. Returns one outcome per recipient of a prefix of
+    /// `rcpts` (all of them unless a pool member's warm-up allowance covered only part) and the session that
+    /// decided them.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
+        dest: &Arc<Dest>,
         hosts: &[MxHost],
+        members: &[IpAddr],
+        exhausted: &mut Vec<IpAddr>,
         envelope: &Envelope,
         rcpts: &[&str],
         message: &[u8],
-    ) -> (Vec<Outcome>, Option<(String, bool)>) {
+    ) -> Attempt {
+        let n = rcpts.len();
+        let shaping = self.inner.destinations.config();
+        if let Err(wait) = self.wait_turn(dest).await {
+            let rate = self.destination(&dest.domain).and_then(|d| d.rate_per_minute).unwrap_or(0.0);
+            return Attempt::all(
+                n,
+                Outcome::Throttled {
+                    reply: format!(
+                        "4.7.0 local limit towards {}: {rate:.0} messages per minute",
+                        dest.domain
+                    ),
+                    retry_after: shaping.retry_after.max(wait),
+                },
+            );
+        }
         let mut last = "4.4.1 the MX hosts have no usable address".to_string();
+        let mut dialled = false;
+        let mut held = false;
         for host in hosts {
             for &ip in &host.addrs {
-                let sources = self.sources_for(ip);
-                if sources.is_empty() {
-                    last = format!("4.4.1 no configured source address can reach {}[{ip}]", host.name);
-                    continue;
-                }
-
-                if let Some(session) = self.take_idle(ip, &sources) {
-                    let key = session.key;
-                    match self.transaction(session, envelope, rcpts, message, true).await {
-                        Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
-                        Tx::DeadReused(reason) => {
-                            debug!(%reason, "idle connection was dead; retrying on a fresh one");
-                            for s in self.inner.pool.purge(&key) {
-                                quit_later(s);
-                            }
-                        }
+                let candidates = match self.candidates(ip, members, exhausted) {
+                    Candidates::List(list) => list,
+                    Candidates::NoneReach => {
+                        last = format!("4.4.1 no configured source address can reach {}[{ip}]", host.name);
+                        continue;
                     }
-                }
-
-                // The source addresses take turns (rotated by `sources_for`); one that cannot bind or connect
-                // is skipped and the next member of the pool takes over (hot standby).
-                for &source in &sources {
-                    let key = PoolKey {
-                        ip,
-                        port: self.inner.cfg.port,
-                        source,
-                    };
-                    match self.dial(&host.name, key).await {
-                        Ok(session) => match self.transaction(session, envelope, rcpts, message, false).await {
-                            Tx::Done(outcomes, label, tls) => return (outcomes, Some((label, tls))),
-                            // Only reused sessions report DeadReused; kept total for safety.
-                            Tx::DeadReused(reason) => {
-                                return (vec![Outcome::deferred(reason); rcpts.len()], None);
+                    Candidates::AllExhausted => {
+                        held = true;
+                        continue;
+                    }
+                };
+                // Members that failed towards this address before another one succeeded are the ones at fault.
+                let mut failed: Vec<IpAddr> = Vec::new();
+                for source in candidates {
+                    let granted = match source {
+                        None => n,
+                        Some(s) => match self.reserve(s, n).await {
+                            Ok(0) => {
+                                exhausted.push(s);
+                                held = true;
+                                continue;
+                            }
+                            Ok(g) => g.min(n),
+                            Err(reason) => {
+                                dialled = true;
+                                last = format!("4.3.0 warm-up counter unavailable for {s}: {reason}");
+                                continue;
                             }
                         },
-                        Err(reason) => {
+                    };
+                    let part = &rcpts[..granted];
+                    let epoch = dest.epoch();
+                    match self.run_on(dest, &host.name, ip, source, envelope, part, message).await {
+                        Run::Done(outcomes, used) => {
+                            if let Some(s) = source {
+                                for f in &failed {
+                                    self.inner.avoided.mark(*f);
+                                }
+                                self.inner.avoided.clear(s);
+                                if granted < n {
+                                    exhausted.push(s);
+                                }
+                                // Recipients deferred will be sent (and counted) again.
+                                let unsent = outcomes
+                                    .iter()
+                                    .filter(|o| matches!(o, Outcome::Deferred { .. } | Outcome::Throttled { .. }))
+                                    .count();
+                                self.release(s, unsent).await;
+                            }
+                            let outcomes = self.classify(dest, epoch, outcomes);
+                            return Attempt {
+                                outcomes,
+                                used: Some(used),
+                            };
+                        }
+                        Run::Failed { reason, bind } => {
+                            dialled = true;
+                            if let Some(s) = source {
+                                self.release(s, granted).await;
+                                if bind {
+                                    self.inner.avoided.mark(s);
+                                } else {
+                                    failed.push(s);
+                                }
+                            }
+                            if is_throttle_reply(&reason) {
+                                // The receiver asks us to slow down: do not hammer its other addresses now.
+                                dest.throttled(epoch);
+                                return Attempt::all(
+                                    n,
+                                    Outcome::Throttled {
+                                        reply: reason,
+                                        retry_after: shaping.retry_after,
+                                    },
+                                );
+                            }
                             debug!(%reason, ?source, "MX address failed from this source");
                             last = reason;
+                        }
+                        Run::Busy => {
+                            if let Some(s) = source {
+                                self.release(s, granted).await;
+                            }
+                            let cap = self.destination(&dest.domain).map_or(0, |d| d.connection_cap);
+                            return Attempt::all(
+                                n,
+                                Outcome::Throttled {
+                                    reply: format!(
+                                        "4.7.0 all {cap} connections allowed towards {} are busy",
+                                        dest.domain
+                                    ),
+                                    retry_after: shaping.retry_after,
+                                },
+                            );
                         }
                     }
                 }
             }
         }
-        (vec![Outcome::deferred(last); rcpts.len()], None)
+        if held && !dialled {
+            let pool: Vec<String> = members.iter().map(ToString::to_string).collect();
+            return Attempt::all(
+                n,
+                Outcome::Held {
+                    reply: format!(
+                        "4.7.0 held for warm-up: every source address of the pool ({}) has sent today's allowance",
+                        pool.join(", ")
+                    ),
+                },
+            );
+        }
+        Attempt::all(n, Outcome::deferred(last))
     }
 
-    /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text.
-    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, String> {
+    /// Runs the transaction on an idle or a new session from `source` to `ip`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_on(
+        &self,
+        dest: &Arc<Dest>,
+        host: &str,
+        ip: IpAddr,
+        source: Option<IpAddr>,
+        envelope: &Envelope,
+        rcpts: &[&str],
+        message: &[u8],
+    ) -> Run {
+        let key = PoolKey {
+            ip,
+            port: self.inner.cfg.port,
+            source,
+        };
+        let mut allow_idle = true;
+        loop {
+            let (session, reused) = match self.session_for(dest, host, key, allow_idle).await {
+                Ok(s) => s,
+                Err(run) => return run,
+            };
+            match self.transaction(session, envelope, rcpts, message, reused).await {
+                Tx::Done(outcomes, label, tls) => return Run::Done(outcomes, Used { label, tls, source }),
+                Tx::DeadReused(reason) if reused => {
+                    debug!(%reason, "idle connection was dead; retrying on a fresh one");
+                    for s in self.inner.pool.purge(&key) {
+                        quit_later(s);
+                    }
+                    allow_idle = false;
+                }
+                // Only reused sessions report DeadReused; kept total for safety.
+                Tx::DeadReused(reason) => {
+                    return Run::Done(
+                        vec![Outcome::deferred(reason); rcpts.len()],
+                        Used {
+                            label: String::new(),
+                            tls: false,
+                            source,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// An idle session for `key`, or a new one when the destination is below its connection cap; at the cap an
+    /// idle session of the destination elsewhere is closed to make room, or the call waits (at most
+    /// `shaping.max_wait`) for a connection to come back or close.
+    async fn session_for(
+        &self,
+        dest: &Arc<Dest>,
+        host: &str,
+        key: PoolKey,
+        allow_idle: bool,
+    ) -> Result<(Session, bool), Run> {
+        let deadline = tokio::time::Instant::now() + self.inner.destinations.config().max_wait;
+        loop {
+            // Registered before looking, so a slot freed in between is not missed.
+            let changed = dest.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if allow_idle && let Some(session) = self.take_idle(&key) {
+                return Ok((session, true));
+            }
+            if let Some(slot) = dest.try_open() {
+                return match self.dial(host, key).await {
+                    Ok(mut session) => {
+                        session.slot = Some(slot);
+                        session.max_messages = dest.limits().max_messages_per_connection;
+                        Ok((session, false))
+                    }
+                    Err((reason, bind)) => Err(Run::Failed { reason, bind }),
+                };
+            }
+            if let Some(old) = self.inner.pool.evict_for(&dest.domain) {
+                quit(old).await;
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(Run::Busy);
+            }
+        }
+    }
+
+    /// Waits for this transaction's turn under the destination's rate; `Err` when that is further away than
+    /// `shaping.max_wait`.
+    async fn wait_turn(&self, dest: &Dest) -> Result<(), Duration> {
+        let max_wait = self.inner.destinations.config().max_wait;
+        let start = std::time::Instant::now();
+        loop {
+            match dest.take_turn() {
+                Ok(()) => return Ok(()),
+                Err(wait) if start.elapsed() + wait > max_wait => return Err(wait),
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Deferred replies that say "slow down" become [`Outcome::Throttled`] and slow the destination down; a
+    /// delivery counts towards its recovery.
+    fn classify(&self, dest: &Dest, epoch: u64, outcomes: Vec<Outcome>) -> Vec<Outcome> {
+        let retry_after = self.inner.destinations.config().retry_after;
+        let mut throttled = false;
+        let mut delivered = false;
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Deferred { reply } if is_throttle_reply(&reply) => {
+                    throttled = true;
+                    Outcome::Throttled { reply, retry_after }
+                }
+                o => {
+                    delivered |= matches!(o, Outcome::Delivered { .. });
+                    o
+                }
+            })
+            .collect();
+        if throttled {
+            dest.throttled(epoch);
+        } else if delivered {
+            dest.succeeded();
+        }
+        outcomes
+    }
+
+    async fn reserve(&self, source: IpAddr, wanted: usize) -> Result<usize, String> {
+        match &self.inner.gate {
+            None => Ok(wanted),
+            Some(gate) => {
+                let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+                gate.reserve(source, wanted).await.map(|g| g as usize)
+            }
+        }
+    }
+
+    async fn release(&self, source: IpAddr, count: usize) {
+        if count == 0 {
+            return;
+        }
+        if let Some(gate) = &self.inner.gate {
+            gate.release(source, u32::try_from(count).unwrap_or(u32::MAX)).await;
+        }
+    }
+
+    /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text. The error
+    /// says whether the source address itself is unusable (bind failure).
+    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, (String, bool)> {
         let cfg = &self.inner.cfg;
         let dial = |try_tls| Dial {
             host,
@@ -372,15 +713,17 @@ impl SmtpTransport {
             try_tls,
             tls: &self.inner.tls,
         };
+        let split = |e: ConnectError| match e {
+            ConnectError::Bind(r) => (r, true),
+            ConnectError::Unreachable(r) | ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => (r, false),
+        };
         match connect(dial(true)).await {
             Ok(s) => Ok(s),
-            Err(ConnectError::Failed(reason)) => Err(reason),
             Err(ConnectError::TlsHandshake(reason)) => {
                 debug!(%reason, "retrying without STARTTLS");
-                connect(dial(false)).await.map_err(|e| match e {
-                    ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => r,
-                })
+                connect(dial(false)).await.map_err(split)
             }
+            Err(e) => Err(split(e)),
         }
     }
 
@@ -401,7 +744,7 @@ impl SmtpTransport {
 
         let needs_utf8 = envelope.smtputf8 || !envelope.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
         if needs_utf8 && !session.caps.smtputf8 {
-            self.release(session);
+            self.release_session(session);
             return Tx::Done(
                 all(Outcome::bounced(format!(
                     "5.6.7 {label} does not support SMTPUTF8, which this message needs"
@@ -412,7 +755,7 @@ impl SmtpTransport {
         }
         if session.caps.size > 0 && message.len() > session.caps.size {
             let limit = session.caps.size;
-            self.release(session);
+            self.release_session(session);
             return Tx::Done(
                 all(Outcome::bounced(format!(
                     "5.3.4 the message ({} bytes) exceeds the SIZE limit of {label} ({limit} bytes)",
@@ -568,7 +911,7 @@ impl SmtpTransport {
                 if reply.code == 421 {
                     drop(session);
                 } else {
-                    self.release(session);
+                    self.release_session(session);
                 }
             }
             Ok(Err(e)) => {
@@ -606,54 +949,96 @@ impl SmtpTransport {
     /// RSET, then back to the pool; a failed RSET closes the connection.
     async fn reset_and_release(&self, mut session: Session) {
         match session.client.cmd(b"RSET\r\n").await {
-            Ok(r) if (200..300).contains(&r.code) => self.release(session),
+            Ok(r) if (200..300).contains(&r.code) => self.release_session(session),
             _ => drop(session),
         }
     }
 
-    fn release(&self, session: Session) {
+    fn release_session(&self, session: Session) {
+        let dest = session.slot.as_ref().map(|s| s.dest.clone());
         for s in self.inner.pool.put(session) {
             quit_later(s);
         }
+        // Waiters for a connection to this destination can take the session now.
+        if let Some(dest) = dest {
+            dest.notify();
+        }
     }
 
-    fn take_idle(&self, ip: IpAddr, sources: &[Option<IpAddr>]) -> Option<Session> {
+    fn take_idle(&self, key: &PoolKey) -> Option<Session> {
         let mut expired = Vec::new();
-        let mut found = None;
-        for &source in sources {
-            let key = PoolKey {
-                ip,
-                port: self.inner.cfg.port,
-                source,
-            };
-            if let Some(s) = self.inner.pool.take(&key, &mut expired) {
-                found = Some(s);
-                break;
-            }
-        }
+        let found = self.inner.pool.take(key, &mut expired);
         for s in expired {
             quit_later(s);
         }
         found
     }
 
-    /// Source addresses usable towards `ip` (same family), rotated so they take turns.
-    fn sources_for(&self, ip: IpAddr) -> Vec<Option<IpAddr>> {
-        let cfg = &self.inner.cfg;
-        if cfg.source_ips.is_empty() {
-            return vec![None];
+    /// The members usable towards `ip` (same family, not at today's allowance), rotated so they take turns;
+    /// members that failed recently go last (hot standby).
+    fn candidates(&self, ip: IpAddr, members: &[IpAddr], exhausted: &[IpAddr]) -> Candidates {
+        if members.is_empty() {
+            return Candidates::List(vec![None]);
         }
-        let mut same: Vec<Option<IpAddr>> = cfg
-            .source_ips
+        let same: Vec<IpAddr> = members
             .iter()
             .filter(|s| s.is_ipv4() == ip.is_ipv4())
-            .map(|s| Some(*s))
+            .copied()
             .collect();
-        if !same.is_empty() {
-            let turn = self.inner.next_source.fetch_add(1, Ordering::Relaxed) % same.len();
-            same.rotate_left(turn);
+        if same.is_empty() {
+            return Candidates::NoneReach;
         }
-        same
+        let mut usable: Vec<IpAddr> = same.into_iter().filter(|s| !exhausted.contains(s)).collect();
+        if usable.is_empty() {
+            return Candidates::AllExhausted;
+        }
+        let turn = self.inner.next_source.fetch_add(1, Ordering::Relaxed) % usable.len();
+        usable.rotate_left(turn);
+        // Stable: the rotation order is kept within each group.
+        usable.sort_by_key(|s| self.inner.avoided.is_avoided(*s));
+        Candidates::List(usable.into_iter().map(Some).collect())
+    }
+}
+
+/// Which sources may be tried towards one MX address.
+enum Candidates {
+    /// In this order (`None` = the OS's choice).
+    List(Vec<Option<IpAddr>>),
+    /// The pool has no member of the address's family.
+    NoneReach,
+    /// Every member of that family is at today's warm-up allowance.
+    AllExhausted,
+}
+
+/// What one attempt on one (address, source) gave.
+enum Run {
+    /// A transaction ran: one outcome per recipient.
+    Done(Vec<Outcome>, Used),
+    /// No session: the reason, and whether the source itself cannot be bound.
+    Failed { reason: String, bind: bool },
+    /// The destination's connections stayed busy for the whole wait.
+    Busy,
+}
+
+/// The session that decided a transaction.
+struct Used {
+    label: String,
+    tls: bool,
+    source: Option<IpAddr>,
+}
+
+/// Outcomes for a prefix of a chunk's recipients.
+struct Attempt {
+    outcomes: Vec<Outcome>,
+    used: Option<Used>,
+}
+
+impl Attempt {
+    fn all(n: usize, o: Outcome) -> Self {
+        Attempt {
+            outcomes: vec![o; n],
+            used: None,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! A recording sink MX: a real ESMTP server on loopback that stores what it accepts and answers
 //! each recipient the way a test scripted it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,6 +44,9 @@ pub struct SinkConfig {
     pub max_message_size: usize,
     /// A connection idle this long gets `421 4.4.2` and is closed. Default 5 minutes.
     pub idle_timeout: Duration,
+    /// Connections served at once at most; one more gets `421 4.7.0 Too many connections` at the greeting and
+    /// is closed (as a receiver limiting a sender does). Default `None` (no limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for SinkConfig {
@@ -55,6 +58,7 @@ impl Default for SinkConfig {
             record_bodies: true,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             idle_timeout: Duration::from_secs(300),
+            max_connections: None,
         }
     }
 }
@@ -149,6 +153,7 @@ struct Shared {
     record_bodies: bool,
     max_size: usize,
     idle_timeout: Duration,
+    max_connections: Option<usize>,
     tls: Option<TlsAcceptor>,
     state: Mutex<State>,
     /// Number of accepted messages since the last `clear`; waiters subscribe instead of polling.
@@ -156,6 +161,8 @@ struct Shared {
     next_connection_id: AtomicU64,
     connections: AtomicUsize,
     active: AtomicUsize,
+    peak: AtomicUsize,
+    refused: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -165,6 +172,7 @@ struct State {
     scripts: HashMap<String, Script>,
     rcpt_attempts: HashMap<String, usize>,
     data_reply: Option<(u16, String)>,
+    greetings: VecDeque<(u16, String)>,
 }
 
 struct Script {
@@ -214,12 +222,15 @@ impl SinkMx {
             record_bodies: config.record_bodies,
             max_size: config.max_message_size,
             idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
             tls,
             state: Mutex::new(State::default()),
             count,
             next_connection_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(SinkMx {
@@ -271,11 +282,18 @@ impl SinkMx {
         self.shared.state().data_reply = reply;
     }
 
-    /// Forgets every per-recipient script and the DATA reply: everything is accepted again.
+    /// The next connections are greeted with these replies in turn (e.g. `421` / `"4.7.0 Too many
+    /// connections"`) and closed; the connections after them are served normally.
+    pub fn set_greeting_replies(&self, replies: Vec<(u16, String)>) {
+        self.shared.state().greetings = replies.into();
+    }
+
+    /// Forgets every per-recipient script, the DATA reply and scripted greetings: everything is accepted again.
     pub fn clear_replies(&self) {
         let mut state = self.shared.state();
         state.scripts.clear();
         state.data_reply = None;
+        state.greetings.clear();
     }
 
     /// Removes and returns the messages recorded since the last call (the counters keep counting), so a
@@ -338,9 +356,21 @@ impl SinkMx {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Connections currently open.
+    /// Connections currently being served. A connection stops counting when the client sends `QUIT` (before
+    /// the `221` reply, so a client that waits for it never sees itself counted twice) or when it closes.
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// The most connections served at once since start (connections refused by a scripted greeting or by
+    /// [`SinkConfig::max_connections`] do not count).
+    pub fn peak_connections(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// Connections answered `421` at the greeting (scripted or over [`SinkConfig::max_connections`]).
+    pub fn refused_connections(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
     }
 
     /// How many `RCPT TO` were seen for `rcpt` (case-insensitive), accepted or not. With
@@ -449,12 +479,26 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn handle_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
-    shared.active.fetch_add(1, Ordering::SeqCst);
-    let _guard = ActiveGuard(shared.clone());
+async fn handle_connection(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, id: u64) {
+    let now_active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+    let guard = ActiveGuard(shared.clone());
     // Replies are small; without this Nagle and delayed ACKs add 40 ms stalls.
     let _ = stream.set_nodelay(true);
+    let scripted = shared.state().greetings.pop_front();
+    let over_limit = shared.max_connections.is_some_and(|max| now_active > max);
+    if scripted.is_some() || over_limit {
+        drop(guard);
+        shared.refused.fetch_add(1, Ordering::SeqCst);
+        let (code, text) = scripted.unwrap_or_else(|| (421, "4.7.0 Too many connections, try again later".to_owned()));
+        let mut out = Vec::new();
+        push_reply(&mut out, code, &text);
+        let _ = flush(&mut stream, &mut out).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    shared.peak.fetch_max(now_active, Ordering::SeqCst);
     let mut session = Session {
+        active: Some(guard),
         shared,
         peer,
         connection_id: id,
@@ -487,6 +531,8 @@ struct Txn {
 }
 
 struct Session {
+    /// Counts this connection as served until QUIT or the end.
+    active: Option<ActiveGuard>,
     shared: Arc<Shared>,
     peer: SocketAddr,
     connection_id: u64,
@@ -733,6 +779,7 @@ impl Session {
                 }
                 "NOOP" => push_reply(out, 250, "2.0.0 Ok"),
                 "QUIT" => {
+                    self.active = None;
                     push_reply(out, 221, "2.0.0 Bye");
                     flush(reader.get_mut(), out).await?;
                     // Gives a TLS client its close_notify; errors do not matter any more.
