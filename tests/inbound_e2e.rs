@@ -98,7 +98,10 @@ async fn wait_status(client: &ApiClient, id: &str, wanted: i64) -> Vec<Value> {
         if !rows.is_empty() && rows.iter().all(|r| r["DeliverStatus"].as_i64() == Some(wanted)) {
             return rows;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never reached {wanted}: {rows:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never reached {wanted}: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -124,7 +127,10 @@ async fn wait_event(w: &World, id: &str, kind: EventKind) -> Vec<RecordedEvent> 
         if events.iter().any(|e| e.event.kind == kind) {
             return events;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never got {kind:?}: {events:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never got {kind:?}: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -322,7 +328,11 @@ async fn dsn_and_arf_reports_become_bounce_and_spamreport_events() {
     let message_id_header = header(&copy.data, "Message-ID");
     let dsn = postfix_dsn(&verp, "alice@example.org", &message_id_header);
     let s = smtp_send(&w.inbound, "", &[&verp], &dsn).await;
-    assert!(s.replies[2].starts_with("250"), "MAIL FROM:<> accepted: {:?}", s.replies);
+    assert!(
+        s.replies[2].starts_with("250"),
+        "MAIL FROM:<> accepted: {:?}",
+        s.replies
+    );
     assert!(s.replies.last().unwrap().starts_with("250"), "{:?}", s.replies);
     assert!(!s.replies[1].contains("AUTH"), "no AUTH on the MX: {:?}", s.replies);
     let events = wait_event(&w, &first, EventKind::Bounce).await;
@@ -331,7 +341,10 @@ async fn dsn_and_arf_reports_become_bounce_and_spamreport_events() {
     assert!(bounce.event.reason.contains("5.1.1"), "{bounce:?}");
     // Delivered → rejected, and the address is blacklisted like after a synchronous hard bounce.
     let rows = wait_status(&w.client, &first, 3).await;
-    assert!(rows[0]["DeliverMessage"].as_str().unwrap().contains("User unknown"), "{rows:?}");
+    assert!(
+        rows[0]["DeliverMessage"].as_str().unwrap().contains("User unknown"),
+        "{rows:?}"
+    );
     let again = send(&w.client, &["alice@example.org"], "0").await;
     assert_eq!(
         ApiClient::error_code(&again).as_deref(),
@@ -369,7 +382,10 @@ async fn dsn_and_arf_reports_become_bounce_and_spamreport_events() {
     assert_eq!(report.event.recipient, "carol@example.org");
     let rows = status_of(&w.client, &second).await;
     assert_eq!(rows[0]["UserComplainted"], true, "{rows:?}");
-    assert_eq!(rows[0]["DeliverStatus"], 1, "a complaint does not undo the delivery: {rows:?}");
+    assert_eq!(
+        rows[0]["DeliverStatus"], 1,
+        "a complaint does not undo the delivery: {rows:?}"
+    );
     // Suppressed for this account, as SES does: the next send to the complainant is refused.
     let again = send(&w.client, &["carol@example.org"], "0").await;
     assert_eq!(
@@ -383,7 +399,12 @@ async fn dsn_and_arf_reports_become_bounce_and_spamreport_events() {
     let s = smtp_send(
         &w.inbound,
         "spammer@evil.example",
-        &["someone@example.org", "postmaster@shop.example.com", &forged, "fbl@shop.example.com"],
+        &[
+            "someone@example.org",
+            "postmaster@shop.example.com",
+            &forged,
+            "fbl@shop.example.com",
+        ],
         b"Subject: relay me\r\n\r\nhi\r\n",
     )
     .await;
@@ -407,9 +428,18 @@ async fn mail_to_the_list_unsubscribe_mailto_address_unsubscribes() {
         .and_then(|s| s.split(['?', '>']).next())
         .unwrap_or_else(|| panic!("no mailto in {list}"))
         .to_string();
-    assert!(mailto.starts_with("mpu-") && mailto.ends_with(&format!("@{MX_HOST}")), "{mailto}");
+    assert!(
+        mailto.starts_with("mpu-") && mailto.ends_with(&format!("@{MX_HOST}")),
+        "{mailto}"
+    );
     // Some MTAs uppercase local parts: the token still works.
-    let s = smtp_send(&w.inbound, "dave@example.org", &[&mailto.to_ascii_uppercase()], b"Subject: unsubscribe\r\n\r\n").await;
+    let s = smtp_send(
+        &w.inbound,
+        "dave@example.org",
+        &[&mailto.to_ascii_uppercase()],
+        b"Subject: unsubscribe\r\n\r\n",
+    )
+    .await;
     assert!(s.replies.last().unwrap().starts_with("250"), "{:?}", s.replies);
     wait_event(&w, &first, EventKind::Unsubscribe).await;
     let again = send(&w.client, &["dave@example.org"], "0").await;

@@ -92,7 +92,11 @@ impl Mailpush {
             return Ok(None);
         };
         let key = self.verp_key();
-        let found = m.recipients.iter().find(|r| key.unsubscribe_matches(id, tag, r)).cloned();
+        let found = m
+            .recipients
+            .iter()
+            .find(|r| key.unsubscribe_matches(id, tag, r))
+            .cloned();
         Ok(found.map(|r| (m, r)))
     }
 
@@ -171,13 +175,14 @@ impl Mailpush {
                 }
             }
             InboundReport::Complaint { complaint, original } => {
-                let from_verp = complaint
-                    .original_mail_from
-                    .as_deref()
-                    .and_then(|a| match self.parse_inbound_address(a) {
-                        Some(InboundAddress::ReturnPath(id)) => Some(id),
-                        _ => None,
-                    });
+                let from_verp =
+                    complaint
+                        .original_mail_from
+                        .as_deref()
+                        .and_then(|a| match self.parse_inbound_address(a) {
+                            Some(InboundAddress::ReturnPath(id)) => Some(id),
+                            _ => None,
+                        });
                 let Some(m) = self.report_message(via_return_path, &original, from_verp).await? else {
                     summary.ignored += 1;
                     return Ok(summary);
@@ -230,7 +235,12 @@ impl Mailpush {
                 Some(InboundAddress::ReturnPath(id)) => Some(id),
                 _ => None,
             });
-        let candidates = [via_return_path, quoted_verp, from_return_path, original.message_id.clone()];
+        let candidates = [
+            via_return_path,
+            quoted_verp,
+            from_return_path,
+            original.message_id.clone(),
+        ];
         for id in candidates.into_iter().flatten() {
             if let Some(m) = self.inner.store.inbound_message(&id).await? {
                 return Ok(Some(m));

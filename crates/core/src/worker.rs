@@ -263,9 +263,13 @@ async fn transmit(
 fn refused(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
     use mailpush_reputation::Verdict;
     match mailpush_reputation::classify(reply).verdict {
-        Verdict::HardBounce => AttemptResult::Rejected { reply: reply.to_string() },
+        Verdict::HardBounce => AttemptResult::Rejected {
+            reply: reply.to_string(),
+        },
         Verdict::Deferred => defer_or_give_up(shared, d, now, reply),
-        Verdict::SoftBounce | Verdict::Delivered => AttemptResult::SoftBounced { reply: reply.to_string() },
+        Verdict::SoftBounce | Verdict::Delivered => AttemptResult::SoftBounced {
+            reply: reply.to_string(),
+        },
     }
 }
 

@@ -170,7 +170,9 @@ fn parse_codes(reply: &str) -> (Option<u16>, Option<EnhancedCode>) {
     let bytes = rest.as_bytes();
     if bytes.len() >= 3
         && bytes[..3].iter().all(u8::is_ascii_digit)
-        && bytes.get(3).is_none_or(|b| matches!(b, b' ' | b'-' | b'\t' | b'\r' | b'\n'))
+        && bytes
+            .get(3)
+            .is_none_or(|b| matches!(b, b' ' | b'-' | b'\t' | b'\r' | b'\n'))
         && let Ok(code) = rest[..3].parse::<u16>()
         && (200..600).contains(&code)
     {
@@ -242,9 +244,17 @@ fn category(basic: Option<u16>, enhanced: Option<EnhancedCode>, class: u8, text:
 
 fn mentions_policy(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    ["spam", "policy", "blocked", "blacklist", "blocklist", "reputation", "rbl"]
-        .iter()
-        .any(|w| lower.contains(w))
+    [
+        "spam",
+        "policy",
+        "blocked",
+        "blacklist",
+        "blocklist",
+        "reputation",
+        "rbl",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 #[cfg(test)]
@@ -261,15 +271,30 @@ mod tests {
         use Category::*;
         use Verdict::*;
         assert_eq!(v("250 2.0.0 Ok: queued as 1234"), (Delivered, Accepted));
-        assert_eq!(v("550 5.1.1 <a@b.example>: Recipient address rejected: User unknown"), (HardBounce, BadMailbox));
-        assert_eq!(v("550-5.1.1 The email account that you tried to reach does not exist."), (HardBounce, BadMailbox));
-        assert_eq!(v("5.1.2 domain nowhere.example does not exist (NXDOMAIN)"), (HardBounce, BadDomain));
+        assert_eq!(
+            v("550 5.1.1 <a@b.example>: Recipient address rejected: User unknown"),
+            (HardBounce, BadMailbox)
+        );
+        assert_eq!(
+            v("550-5.1.1 The email account that you tried to reach does not exist."),
+            (HardBounce, BadMailbox)
+        );
+        assert_eq!(
+            v("5.1.2 domain nowhere.example does not exist (NXDOMAIN)"),
+            (HardBounce, BadDomain)
+        );
         assert_eq!(v("5.1.10 nomail.example publishes a null MX"), (HardBounce, BadDomain));
         assert_eq!(v("5.4.4 no route to x.example"), (HardBounce, BadDomain));
         assert_eq!(v("552 5.2.2 Mailbox full"), (SoftBounce, MailboxFull));
-        assert_eq!(v("552 5.3.4 Message size exceeds fixed limit"), (SoftBounce, MessageTooBig));
+        assert_eq!(
+            v("552 5.3.4 Message size exceeds fixed limit"),
+            (SoftBounce, MessageTooBig)
+        );
         assert_eq!(v("554 5.7.1 Message rejected as spam"), (SoftBounce, PolicyOrSpam));
-        assert_eq!(v("421 4.7.28 Our system has detected an unusual rate"), (Deferred, RateLimited));
+        assert_eq!(
+            v("421 4.7.28 Our system has detected an unusual rate"),
+            (Deferred, RateLimited)
+        );
         assert_eq!(v("451 4.7.1 Greylisted, try again later"), (Deferred, RateLimited));
         assert_eq!(v("452 4.2.2 Mailbox full"), (Deferred, MailboxFull));
         assert_eq!(v("4.4.1 connection to mx.example refused"), (Deferred, Network));
@@ -292,10 +317,16 @@ mod tests {
     fn basic_codes_alone() {
         use Category::*;
         use Verdict::*;
-        assert_eq!(v("550 Requested action not taken: mailbox unavailable"), (HardBounce, BadMailbox));
+        assert_eq!(
+            v("550 Requested action not taken: mailbox unavailable"),
+            (HardBounce, BadMailbox)
+        );
         assert_eq!(v("551 User not local"), (HardBounce, BadMailbox));
         assert_eq!(v("553 mailbox name not allowed"), (HardBounce, BadMailbox));
-        assert_eq!(v("552 Requested mail action aborted: exceeded storage allocation"), (SoftBounce, MailboxFull));
+        assert_eq!(
+            v("552 Requested mail action aborted: exceeded storage allocation"),
+            (SoftBounce, MailboxFull)
+        );
         assert_eq!(v("554 Transaction failed"), (SoftBounce, Other));
         assert_eq!(v("550 Message blocked by our spam filter"), (SoftBounce, PolicyOrSpam));
         assert_eq!(v("550 5.0.0 User unknown"), (HardBounce, BadMailbox));

@@ -38,7 +38,12 @@ pub enum DsnAction {
 
 impl DsnAction {
     fn parse(s: &str) -> DsnAction {
-        match s.trim().split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("") {
+        match s
+            .trim()
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("")
+        {
             a if a.eq_ignore_ascii_case("failed") => DsnAction::Failed,
             a if a.eq_ignore_ascii_case("delayed") => DsnAction::Delayed,
             a if a.eq_ignore_ascii_case("delivered") => DsnAction::Delivered,
@@ -150,7 +155,8 @@ pub fn parse_report(raw: &[u8]) -> InboundReport {
     let mut is_arf = false;
     let mut original = Original::default();
     for part in &message.parts {
-        if part.is_content_type("message", "delivery-status") || part.is_content_type("message", "global-delivery-status")
+        if part.is_content_type("message", "delivery-status")
+            || part.is_content_type("message", "global-delivery-status")
         {
             if status_fields.is_none() {
                 status_fields = Some(part.contents().to_vec());
@@ -238,7 +244,11 @@ fn original_of(m: &mail_parser::Message<'_>) -> Original {
 }
 
 fn strip_angles(s: &str) -> String {
-    s.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
+    s.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
 }
 
 /// Removes an address or diagnostic type (`rfc822;`, `smtp;`) in front of a DSN field value.
@@ -284,9 +294,8 @@ pub fn parse_delivery_status(fields: &[u8]) -> Vec<DsnRecipient> {
             continue;
         }
         let action = get("action").map(DsnAction::parse).unwrap_or(DsnAction::Other);
-        let status = get("status").and_then(|s| {
-            EnhancedCode::parse(s.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or(""))
-        });
+        let status = get("status")
+            .and_then(|s| EnhancedCode::parse(s.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("")));
         let diagnostic = get("diagnostic-code").map(strip_type).filter(|d| !d.is_empty());
         let from_diagnostic = diagnostic.as_deref().map(classify);
         let classification = classify_parts(

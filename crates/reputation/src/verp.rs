@@ -121,7 +121,10 @@ impl VerpKey {
 }
 
 fn id_bytes(message: &MessageId) -> Option<[u8; ID_LEN]> {
-    let hex = MessageId::parse(message.as_str())?.as_str().strip_prefix("mp-")?.to_string();
+    let hex = MessageId::parse(message.as_str())?
+        .as_str()
+        .strip_prefix("mp-")?
+        .to_string();
     let mut out = [0u8; ID_LEN];
     for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
         let s = std::str::from_utf8(pair).ok()?;
@@ -207,8 +210,15 @@ mod tests {
         let (local, domain) = rp.split_once('@').unwrap();
         assert_eq!(domain, "shop.example.com");
         assert!(local.len() <= 64 && local.starts_with("mpb-"), "{local}");
-        assert!(local.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
-        assert_eq!(key().parse_address(&rp, &[]), Some(InboundAddress::ReturnPath(id.clone())));
+        assert!(
+            local
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+        assert_eq!(
+            key().parse_address(&rp, &[]),
+            Some(InboundAddress::ReturnPath(id.clone()))
+        );
         assert_eq!(
             key().parse_address(&rp.to_ascii_uppercase(), &[]),
             Some(InboundAddress::ReturnPath(id))
@@ -219,7 +229,10 @@ mod tests {
     fn forged_or_foreign_tokens_are_refused() {
         let id = MessageId::generate();
         let rp = key().return_path(&id, "d.example").unwrap();
-        assert_eq!(VerpKey::new(b"another key another key another k").parse_address(&rp, &[]), None);
+        assert_eq!(
+            VerpKey::new(b"another key another key another k").parse_address(&rp, &[]),
+            None
+        );
         // Flip one character of the token.
         let mut bytes = rp.clone().into_bytes();
         bytes[6] = if bytes[6] == b'a' { b'b' } else { b'a' };
@@ -233,7 +246,9 @@ mod tests {
     #[test]
     fn unsubscribe_addresses_are_bound_to_their_recipient() {
         let id = MessageId::generate();
-        let addr = key().unsubscribe_address(&id, "Bob@Example.com", "mx.mailpush.test").unwrap();
+        let addr = key()
+            .unsubscribe_address(&id, "Bob@Example.com", "mx.mailpush.test")
+            .unwrap();
         let Some(InboundAddress::Unsubscribe { message_id, tag }) = key().parse_address(&addr, &[]) else {
             panic!("{addr}");
         };

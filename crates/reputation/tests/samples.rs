@@ -110,7 +110,11 @@ fn postfix_dsn_per_recipient() {
     assert_eq!(alice.action, DsnAction::Failed);
     assert_eq!(alice.classification.verdict, Verdict::HardBounce);
     assert_eq!(alice.classification.category, Category::BadMailbox);
-    assert!(alice.reason().starts_with("550 5.1.1 <alice@example.org>: Recipient address rejected"));
+    assert!(
+        alice
+            .reason()
+            .starts_with("550 5.1.1 <alice@example.org>: Recipient address rejected")
+    );
     let bob = &recipients[1];
     assert_eq!(bob.action, DsnAction::Delayed);
     assert_eq!(bob.classification.verdict, Verdict::Deferred);

@@ -307,7 +307,11 @@ pub async fn launch(core: mailpush_core::Mailpush) -> Result<Option<Launched>, S
         ("inbound", settings.inbound_listen, false),
     ] {
         let Some(addr) = addr else { continue };
-        let server = if name == "inbound" { inbound.clone() } else { server.clone() };
+        let server = if name == "inbound" {
+            inbound.clone()
+        } else {
+            server.clone()
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| SmtpError::Config(format!("binding {name} to {addr}: {e}")))?;

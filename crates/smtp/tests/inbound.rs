@@ -21,7 +21,9 @@ async fn only_feedback_addresses_are_accepted_and_there_is_no_auth() {
     assert_eq!(code, 250);
     assert!(!ehlo.contains("AUTH"), "{ehlo}");
     assert!(ehlo.contains("STARTTLS"), "{ehlo}");
-    let (code, _) = c.cmd("AUTH PLAIN AGFwcEBzaG9wLmV4YW1wbGUuY29tAFNtdHBQYXNzdzByZDQy").await;
+    let (code, _) = c
+        .cmd("AUTH PLAIN AGFwcEBzaG9wLmV4YW1wbGUuY29tAFNtdHBQYXNzdzByZDQy")
+        .await;
     assert_eq!(code, 502);
     // DSNs come from the null sender.
     assert_eq!(c.cmd("MAIL FROM:<>").await.0, 250);
@@ -39,11 +41,15 @@ async fn only_feedback_addresses_are_accepted_and_there_is_no_auth() {
     }
     assert_eq!(c.cmd("DATA").await.0, 554, "no DATA without an accepted recipient");
     let verp = w.core.return_path(&MessageId::generate(), "noreply@shop.example.com");
-    assert!(verp.starts_with("mpb-") && verp.ends_with("@shop.example.com"), "{verp}");
+    assert!(
+        verp.starts_with("mpb-") && verp.ends_with("@shop.example.com"),
+        "{verp}"
+    );
     assert_eq!(c.cmd(&format!("RCPT TO:<{verp}>")).await.0, 250);
     assert_eq!(c.cmd(&format!("RCPT TO:<FBL@{}>", MX.to_uppercase())).await.0, 250);
     assert_eq!(c.cmd("DATA").await.0, 354);
-    c.send(b"From: someone@example.org\r\nSubject: Out of office\r\n\r\nI am away.\r\n.\r\n").await;
+    c.send(b"From: someone@example.org\r\nSubject: Out of office\r\n\r\nI am away.\r\n.\r\n")
+        .await;
     let (code, text) = c.reply().await;
     assert_eq!(code, 250, "{text}");
     assert!(text.contains("1 ignored"), "{text}");

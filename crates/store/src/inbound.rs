@@ -71,10 +71,7 @@ macro_rules! inbound_ops {
         type Pool = sqlx::Pool<$DB>;
         type Tx<'c> = sqlx::Transaction<'c, $DB>;
 
-        pub(crate) async fn inbound_message(
-            pool: &Pool,
-            id: &MessageId,
-        ) -> Result<Option<InboundMessage>, StoreError> {
+        pub(crate) async fn inbound_message(pool: &Pool, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
             let Some(row) = sqlx::query("SELECT account_id, from_address FROM messages WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(pool)
@@ -219,7 +216,17 @@ macro_rules! inbound_ops {
             let Some((_, account, recipient, _)) = find_delivery(&mut tx, message, recipient).await? else {
                 return Ok(FeedbackRecorded::Unknown);
             };
-            insert_event(&mut tx, account, message, &recipient, EventKind::Deferred, at_ms, reason, None).await?;
+            insert_event(
+                &mut tx,
+                account,
+                message,
+                &recipient,
+                EventKind::Deferred,
+                at_ms,
+                reason,
+                None,
+            )
+            .await?;
             tx.commit().await?;
             Ok(FeedbackRecorded::Recorded)
         }

@@ -49,8 +49,8 @@ pub use batch::{
 pub use engage::{CallbackEvent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
-pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };

@@ -123,8 +123,14 @@ async fn inbound_message_lists_the_recipients(ctx: Ctx) {
     let got = store.inbound_message(&m.id).await.expect("lookup").expect("found");
     assert_eq!(got.account_id, a.id);
     assert_eq!(got.from_address, "news@shop.example");
-    assert_eq!(got.recipients, vec!["one@y.example".to_string(), "Two@y.example".to_string()]);
-    assert_eq!(store.inbound_message(&MessageId::generate()).await.expect("lookup"), None);
+    assert_eq!(
+        got.recipients,
+        vec!["one@y.example".to_string(), "Two@y.example".to_string()]
+    );
+    assert_eq!(
+        store.inbound_message(&MessageId::generate()).await.expect("lookup"),
+        None
+    );
 }
 
 async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
@@ -139,20 +145,32 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         reason: "550 5.1.1 user unknown".into(),
         bounce_type: BounceType::Hard,
     };
-    assert_eq!(store.record_async_bounce(&bounce).await.expect("bounce"), FeedbackRecorded::Recorded);
+    assert_eq!(
+        store.record_async_bounce(&bounce).await.expect("bounce"),
+        FeedbackRecorded::Recorded
+    );
     // Providers retransmit: the second copy records nothing.
-    assert_eq!(store.record_async_bounce(&bounce).await.expect("again"), FeedbackRecorded::Duplicate);
+    assert_eq!(
+        store.record_async_bounce(&bounce).await.expect("again"),
+        FeedbackRecorded::Duplicate
+    );
     let unknown = AsyncBounce {
         recipient: "stranger@y.example".into(),
         ..bounce.clone()
     };
-    assert_eq!(store.record_async_bounce(&unknown).await.expect("unknown"), FeedbackRecorded::Unknown);
+    assert_eq!(
+        store.record_async_bounce(&unknown).await.expect("unknown"),
+        FeedbackRecorded::Unknown
+    );
 
     assert_eq!(
         status_of(store, &a, &m, "Gone@y.example").await,
         (DeliverStatus::Rejected, "550 5.1.1 user unknown".to_string())
     );
-    assert_eq!(status_of(store, &a, &m, "ok@y.example").await.0, DeliverStatus::Delivered);
+    assert_eq!(
+        status_of(store, &a, &m, "ok@y.example").await.0,
+        DeliverStatus::Delivered
+    );
     let bounces: Vec<_> = kinds(store, &a, &m)
         .await
         .into_iter()
@@ -183,18 +201,24 @@ async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
         reason: "552 5.2.2 mailbox full".into(),
         bounce_type: BounceType::Soft,
     };
-    assert_eq!(store.record_async_bounce(&bounce).await.expect("bounce"), FeedbackRecorded::Recorded);
-    assert_eq!(status_of(store, &a, &m, "full@y.example").await.0, DeliverStatus::Delivered);
+    assert_eq!(
+        store.record_async_bounce(&bounce).await.expect("bounce"),
+        FeedbackRecorded::Recorded
+    );
+    assert_eq!(
+        status_of(store, &a, &m, "full@y.example").await.0,
+        DeliverStatus::Delivered
+    );
     let hit = store
         .blacklisted(a.id, &["full@y.example".to_string()], T0, T0 + 200)
         .await
         .expect("blacklisted");
     assert!(hit.is_empty());
-    assert!(
-        kinds(store, &a, &m)
-            .await
-            .contains(&("full@y.example".to_string(), EventKind::Bounce, Some(BounceType::Soft)))
-    );
+    assert!(kinds(store, &a, &m).await.contains(&(
+        "full@y.example".to_string(),
+        EventKind::Bounce,
+        Some(BounceType::Soft)
+    )));
 }
 
 async fn delays_record_deferred_events(ctx: Ctx) {
@@ -207,7 +231,10 @@ async fn delays_record_deferred_events(ctx: Ctx) {
         .await
         .expect("delay");
     assert_eq!(rec, FeedbackRecorded::Recorded);
-    assert_eq!(status_of(store, &a, &m, "slow@y.example").await.0, DeliverStatus::Delivered);
+    assert_eq!(
+        status_of(store, &a, &m, "slow@y.example").await.0,
+        DeliverStatus::Delivered
+    );
     assert_eq!(
         kinds(store, &a, &m).await.last(),
         Some(&("slow@y.example".to_string(), EventKind::Deferred, None))
@@ -225,16 +252,29 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
         at_ms: T0 + 100,
         reason: "abuse report from Yahoo! Mail".into(),
     };
-    assert_eq!(store.record_complaint(&c).await.expect("complaint"), FeedbackRecorded::Recorded);
-    assert_eq!(store.record_complaint(&c).await.expect("again"), FeedbackRecorded::Duplicate);
+    assert_eq!(
+        store.record_complaint(&c).await.expect("complaint"),
+        FeedbackRecorded::Recorded
+    );
+    assert_eq!(
+        store.record_complaint(&c).await.expect("again"),
+        FeedbackRecorded::Duplicate
+    );
     let kinds = kinds(store, &a, &m).await;
     assert_eq!(
         kinds.iter().filter(|k| k.1 == EventKind::SpamReport).count(),
         1,
         "{kinds:?}"
     );
-    let flags = store.engagement_kinds(a.id, std::slice::from_ref(&m.id)).await.expect("flags");
-    assert!(flags.iter().any(|(_, r, k)| r == "Angry@y.example" && *k == EventKind::SpamReport.id()));
+    let flags = store
+        .engagement_kinds(a.id, std::slice::from_ref(&m.id))
+        .await
+        .expect("flags");
+    assert!(
+        flags
+            .iter()
+            .any(|(_, r, k)| r == "Angry@y.example" && *k == EventKind::SpamReport.id())
+    );
     // Suppressed for this account (custom blacklist, no expiry), not for others.
     let (rows, total) = store
         .list_custom_blacklist(a.id, CustomStatusFilter::Active, None, T0 + 200, 0, 10)
@@ -259,7 +299,10 @@ async fn soft_bounced_outcomes_do_not_blacklist(ctx: Ctx) {
         reply: "552 5.2.2 mailbox full".into(),
     })
     .await;
-    assert_eq!(status_of(store, &a, &m, "full@y.example").await.0, DeliverStatus::Rejected);
+    assert_eq!(
+        status_of(store, &a, &m, "full@y.example").await.0,
+        DeliverStatus::Rejected
+    );
     assert_eq!(
         kinds(store, &a, &m).await,
         vec![("full@y.example".to_string(), EventKind::Bounce, Some(BounceType::Soft))]
