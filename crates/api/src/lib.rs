@@ -325,6 +325,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 Ok(q) => text.push_str(&q),
                 Err(e) => tracing::error!(error = %e, "quota metrics query failed"),
             }
+            text.push_str(&state.core.feedback_metrics());
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
