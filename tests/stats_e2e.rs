@@ -5,8 +5,8 @@
 //! callbacks carry templateId, and a bounce rate above 5 % raises a warning.
 
 use mail_parser::MessageParser;
-use mailpush_model::clock::{DAY_MS, date_of};
 use mailpush_model::EventKind;
+use mailpush_model::clock::{DAY_MS, date_of};
 use mailpush_store::{NewEvent, Store, StoreOptions};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
@@ -66,7 +66,9 @@ impl World {
     /// The server's database, opened as a second process would.
     async fn store(&self) -> Store {
         let url = format!("sqlite:{}", self.dir.path().join("mailpush.db").display());
-        Store::open(&url, StoreOptions::default()).await.expect("open the server's database")
+        Store::open(&url, StoreOptions::default())
+            .await
+            .expect("open the server's database")
     }
 
     fn local(&self, url: &str) -> String {
@@ -200,9 +202,8 @@ async fn counts_from_events(w: &World, store: &Store, day_start: i64, sender_dom
             sender.insert(id, domain);
         }
     }
-    let ours = |e: &NewEvent| {
-        sender_domain.is_none_or(|s| sender.get(e.message_id.as_str()).map(String::as_str) == Some(s))
-    };
+    let ours =
+        |e: &NewEvent| sender_domain.is_none_or(|s| sender.get(e.message_id.as_str()).map(String::as_str) == Some(s));
     let mut c = [requested, accepted, 0, 0, 0, 0, 0];
     let mut dropped = 0;
     let mut first_seen: HashSet<(String, String, i32)> = HashSet::new();
@@ -223,7 +224,11 @@ async fn counts_from_events(w: &World, store: &Store, day_start: i64, sender_dom
             _ => {}
         }
     }
-    assert_eq!(requested - accepted, dropped, "each recipient dropped at admission has its dropped event");
+    assert_eq!(
+        requested - accepted,
+        dropped,
+        "each recipient dropped at admission has its dropped event"
+    );
     c
 }
 
@@ -251,7 +256,14 @@ async fn statistics_add_up_to_the_events_recorded() {
         r["OverallVolume"]["DeliveredCount"] == 2 && r["OverallVolume"]["BounceCount"] == 1
     })
     .await;
-    send(c, "noreply@shop.example.com", &["gone@example.org", "ok2@example.org"], html, None).await;
+    send(
+        c,
+        "noreply@shop.example.com",
+        &["gone@example.org", "ok2@example.org"],
+        html,
+        None,
+    )
+    .await;
     send(c, "news@other.example.com", &["net2@example.net"], html, None).await;
     wait_report(c, &d0, &d0, |r| r["OverallVolume"]["DeliveredCount"] == 4).await;
 
@@ -314,7 +326,12 @@ async fn statistics_add_up_to_the_events_recorded() {
     // Every count equals what the event log recorded for that day.
     let store = w.store().await;
     for (day, vol) in [(day0, &daily[1]), (day0 + DAY_MS, &daily[2])] {
-        assert_eq!(counts(vol), counts_from_events(&w, &store, day, None).await, "day {}", date_of(day));
+        assert_eq!(
+            counts(vol),
+            counts_from_events(&w, &store, day, None).await,
+            "day {}",
+            date_of(day)
+        );
     }
 
     // Filters: the sending domain, the recipients' mailbox domain, both.
@@ -392,7 +409,10 @@ async fn statistics_add_up_to_the_events_recorded() {
     let r = c.call("GetStatisticsReport", &json!({ "StartDate": d0 })).await;
     assert_eq!(code(&r), "MissingParameter", "{r}");
     let r = c
-        .call("GetAbuseReport", &json!({ "StartDate": d0, "EndDate": d0, "Limit": 101 }))
+        .call(
+            "GetAbuseReport",
+            &json!({ "StartDate": d0, "EndDate": d0, "Limit": 101 }),
+        )
         .await;
     assert_eq!(code(&r), "FailedOperation.InvalidLimit", "{r}");
     drop(w.dir);
@@ -411,7 +431,9 @@ impl Receiver {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let me = me.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -464,9 +486,8 @@ async fn smtp_submit(addr: &str, from: &str, to: &str) {
         }
     }
     assert!(reply(&mut lines).await.starts_with("220"));
-    let data = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: Via SMTP\r\nContent-Type: text/plain\r\n\r\nPlain body\r\n."
-    );
+    let data =
+        format!("From: {from}\r\nTo: {to}\r\nSubject: Via SMTP\r\nContent-Type: text/plain\r\n\r\nPlain body\r\n.");
     for (cmd, want) in [
         ("EHLO client.test".to_string(), "250"),
         (format!("MAIL FROM:<{from}>"), "250"),
@@ -533,13 +554,22 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
 
     // No Unsubscribe in the request: the config adds the footer and List-Unsubscribe.
     send(c, "noreply@shop.example.com", &["a@example.org"], html, None).await;
-    w.sink.wait_for_count(1, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(1, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     let (body, header) = mail_for(&w.sink, "a@example.org");
-    assert!(header.is_some_and(|h| h.contains(&format!("<{BASE}/u/"))), "default applied");
+    assert!(
+        header.is_some_and(|h| h.contains(&format!("<{BASE}/u/"))),
+        "default applied"
+    );
     assert!(body.contains("unsubscribe</a>"), "English footer: {body}");
     // An explicit Unsubscribe wins, even "0".
     send(c, "noreply@shop.example.com", &["b@example.org"], html, Some("0")).await;
-    w.sink.wait_for_count(2, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(2, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     assert_eq!(mail_for(&w.sink, "b@example.org").1, None, "explicit 0 wins");
     // SMTP submission from the address: the List-Unsubscribe headers (no footer: the MIME is kept as sent).
     smtp_submit(
@@ -548,7 +578,10 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
         "s@example.org",
     )
     .await;
-    w.sink.wait_for_count(3, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(3, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     let smtp_mail = w.sink.messages_for("s@example.org").pop().expect("smtp mail");
     let parsed = MessageParser::default().parse(&smtp_mail.data).expect("mime");
     assert!(
@@ -571,7 +604,10 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
     )
     .await;
     send(c, "noreply@shop.example.com", &["c@example.org"], html, None).await;
-    w.sink.wait_for_count(4, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(4, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     assert_eq!(mail_for(&w.sink, "c@example.org").1, None, "config off");
     ok(
         c,
@@ -580,7 +616,10 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
     )
     .await;
     send(c, "noreply@shop.example.com", &["d@example.org"], html, None).await;
-    w.sink.wait_for_count(5, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(5, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     assert!(mail_for(&w.sink, "d@example.org").1.is_some(), "config on again");
     ok(
         c,
@@ -598,7 +637,10 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
     let list = ok(c, "ListAddressUnsubscribeConfig", json!({})).await;
     assert_eq!(list["Total"], 0, "{list}");
     send(c, "noreply@shop.example.com", &["e@example.org"], html, None).await;
-    w.sink.wait_for_count(6, Duration::from_secs(30)).await.expect("delivered");
+    w.sink
+        .wait_for_count(6, Duration::from_secs(30))
+        .await
+        .expect("delivered");
     assert_eq!(mail_for(&w.sink, "e@example.org").1, None, "config deleted");
 
     // templateId in callbacks: a templated mail's delivered event names its template.
@@ -644,7 +686,10 @@ async fn unsubscribe_configs_set_the_default_and_callbacks_carry_the_template_id
             );
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no callback for the templated mail: {got:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no callback for the templated mail: {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(w.dir);
@@ -659,7 +704,8 @@ async fn a_bounce_rate_above_five_percent_raises_a_warning() {
     .await;
     let c = &w.client;
     let html = "<p>Hello</p>";
-    w.sink.set_reply("gone@example.org", SinkReply::reply(550, "5.1.1 no such user"));
+    w.sink
+        .set_reply("gone@example.org", SinkReply::reply(550, "5.1.1 no such user"));
     // 19 delivered + 1 bounced = 5 %: not above the threshold, no warning.
     let to: Vec<String> = (0..19).map(|i| format!("ok{i}@example.org")).collect();
     let mut all: Vec<&str> = to.iter().map(String::as_str).collect();
@@ -672,10 +718,15 @@ async fn a_bounce_rate_above_five_percent_raises_a_warning() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let r = ok(c, "ListReputationWarnings", json!({})).await;
-    assert_eq!(r["Warnings"].as_array().map(Vec::len), Some(0), "5 % is not above 5 %: {r}");
+    assert_eq!(
+        r["Warnings"].as_array().map(Vec::len),
+        Some(0),
+        "5 % is not above 5 %: {r}"
+    );
 
     // One more bounce: 2 / 21 > 5 %.
-    w.sink.set_reply("gone2@example.org", SinkReply::reply(550, "5.1.1 no such user"));
+    w.sink
+        .set_reply("gone2@example.org", SinkReply::reply(550, "5.1.1 no such user"));
     send(c, "noreply@shop.example.com", &["gone2@example.org"], html, Some("0")).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let warning = loop {
@@ -688,7 +739,10 @@ async fn a_bounce_rate_above_five_percent_raises_a_warning() {
     };
     assert_eq!(warning["Kind"], "bounce_rate");
     assert_eq!(warning["InForce"], true);
-    assert_eq!((warning["DeliveredCount"].clone(), warning["BounceCount"].clone()), (json!(19), json!(2)));
+    assert_eq!(
+        (warning["DeliveredCount"].clone(), warning["BounceCount"].clone()),
+        (json!(19), json!(2))
+    );
     assert!(warning["BounceRate"].as_f64().unwrap() > 9.0, "{warning}");
     assert_eq!(warning["Threshold"], 5.0);
     // Metrics: the counter and the account's gauges.
@@ -699,8 +753,14 @@ async fn a_bounce_rate_above_five_percent_raises_a_warning() {
         .await
         .unwrap();
     assert!(metrics.contains("mailpush_bounce_rate_warnings_total 1"), "{metrics}");
-    assert!(metrics.contains("mailpush_account_bounce_warning{account=\"shop\"} 1"), "{metrics}");
-    assert!(metrics.contains("mailpush_account_bounce_rate_percent{account=\"shop\"} 9.52"), "{metrics}");
+    assert!(
+        metrics.contains("mailpush_account_bounce_warning{account=\"shop\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailpush_account_bounce_rate_percent{account=\"shop\"} 9.52"),
+        "{metrics}"
+    );
     // Raised once, however often the monitor runs.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let r = ok(c, "ListReputationWarnings", json!({})).await;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use mailpush_model::clock::{DAY_MS, date_of, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
-pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
 use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
+pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
 use tokio::sync::watch;
 
 use crate::{AccountContext, CoreError, Mailpush};
@@ -97,22 +97,23 @@ fn date_range(start: &str, end: &str) -> Result<(i64, i64), CoreError> {
 }
 
 fn filter_domain(raw: Option<&str>) -> Option<String> {
-    raw.map(|d| d.trim().trim_start_matches('@').trim_end_matches('.').to_ascii_lowercase())
-        .filter(|d| !d.is_empty())
+    raw.map(|d| {
+        d.trim()
+            .trim_start_matches('@')
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+    })
+    .filter(|d| !d.is_empty())
 }
 
 /// `UnsubscribeConfig` ("0"–"12", SendEmail's `Unsubscribe` codes) → the code.
 fn parse_unsubscribe_code(raw: &str) -> Result<u8, CoreError> {
-    raw.trim()
-        .parse::<u8>()
-        .ok()
-        .filter(|c| *c <= 12)
-        .ok_or_else(|| {
-            refuse(
-                ErrorCode::InvalidParameterValue,
-                format!("UnsubscribeConfig {raw:?} must be \"0\" (no link) or \"1\"-\"12\" (footer language)"),
-            )
-        })
+    raw.trim().parse::<u8>().ok().filter(|c| *c <= 12).ok_or_else(|| {
+        refuse(
+            ErrorCode::InvalidParameterValue,
+            format!("UnsubscribeConfig {raw:?} must be \"0\" (no link) or \"1\"-\"12\" (footer language)"),
+        )
+    })
 }
 
 /// Whether the header section of `raw` has a `List-Unsubscribe` field.
@@ -333,11 +334,7 @@ impl Mailpush {
     /// The `Unsubscribe` code to use for mail from `sender` when the request gives none: the address's config
     /// in force, else 0. Cached per process for [`UNSUBSCRIBE_DEFAULT_TTL`]. A config whose links cannot be
     /// built (no `public_base_url`) is ignored rather than refusing mail.
-    pub(crate) async fn default_unsubscribe(
-        &self,
-        account: AccountId,
-        sender: &EmailAddress,
-    ) -> Result<u8, CoreError> {
+    pub(crate) async fn default_unsubscribe(&self, account: AccountId, sender: &EmailAddress) -> Result<u8, CoreError> {
         let key = (account, sender.as_str().to_ascii_lowercase());
         if let Some((code, at)) = self
             .inner

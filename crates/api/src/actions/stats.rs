@@ -175,7 +175,10 @@ async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: Value) -> R
         Some(Value::Number(n)) => n.as_i64().unwrap_or(-1),
         Some(Value::String(s)) if s.trim().is_empty() => 20,
         Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| {
-            ApiError::new(ErrorCode::InvalidParameterValue, format!("Limit {s:?} must be a number"))
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("Limit {s:?} must be a number"),
+            )
         })?,
         Some(other) => {
             return Err(ApiError::new(
