@@ -26,6 +26,7 @@ fn message(account: AccountId, seq: usize) -> NewMessage {
     let now = now_ms();
     let rcpt = format!("m{seq}@example.org");
     NewMessage {
+        template_id: 0,
         envelope_from: format!("bounce+{id}@shop.example.com"),
         id,
         account_id: account,

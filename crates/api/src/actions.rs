@@ -12,6 +12,7 @@ mod batch;
 mod engage;
 mod identity;
 mod quota;
+mod stats;
 mod suppression;
 mod templates;
 
@@ -51,6 +52,14 @@ pub(crate) async fn dispatch(
         | "DeleteReceiver"
         | "BatchSendEmail"
         | "ListSendTasks" => match batch::dispatch(core, ctx, action, params).await {
+            Some(result) => result,
+            None => Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!("the action {action} does not exist"),
+            )),
+        },
+        // Statistics and feedback (issue 6).
+        _ if stats::is_stats_action(action) => match stats::dispatch(core, ctx, action, params).await {
             Some(result) => result,
             None => Err(ApiError::new(
                 ErrorCode::InvalidAction,
@@ -171,14 +180,15 @@ struct SendEmailParams {
 }
 
 async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -> Result<Value, ApiError> {
+    // Absent: the sender address's AddressUnsubscribeConfig decides; given (even "0"): it wins.
     let unsubscribe = match p.unsubscribe.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        None => 0,
-        Some(u) => u.parse::<u8>().ok().filter(|c| *c <= 12).ok_or_else(|| {
+        None => None,
+        Some(u) => Some(u.parse::<u8>().ok().filter(|c| *c <= 12).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidParameterValue,
                 format!("Unsubscribe {u:?} must be \"0\" (none) or \"1\"-\"12\" (footer language)"),
             )
-        })?,
+        })?),
     };
     let trigger = match p.trigger_type {
         None => TriggerType::Batch,

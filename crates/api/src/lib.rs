@@ -329,6 +329,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 Ok(w) => text.push_str(&w),
                 Err(e) => tracing::error!(error = %e, "warm-up metrics query failed"),
             }
+            text.push_str(&state.core.feedback_metrics());
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

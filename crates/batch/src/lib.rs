@@ -285,7 +285,8 @@ impl Runner {
                     &account,
                     req,
                     mailpush_core::engage::SendOptions {
-                        unsubscribe: task.task.unsubscribe.trim().parse().unwrap_or(0),
+                        // Empty = not given: the sender address's AddressUnsubscribeConfig decides.
+                        unsubscribe: task.task.unsubscribe.trim().parse().ok(),
                     },
                 )
                 .await

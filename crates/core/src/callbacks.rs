@@ -37,17 +37,21 @@ pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
     .map_err(|e| CoreError::Config(e.to_string()))
 }
 
-/// A running dispatcher; `shutdown` stops it after the current round.
+/// A running dispatcher (and the bounce-rate monitor started with it); `shutdown` stops both after their
+/// current round.
 pub struct CallbackHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    monitor: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
 }
 
 impl CallbackHandle {
-    /// Stops the dispatcher.
+    /// Stops the dispatcher and the monitor.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let _ = self.monitor.0.send(true);
         let _ = self.task.await;
+        let _ = self.monitor.1.await;
     }
 }
 
@@ -58,7 +62,8 @@ struct AccountInfo {
 }
 
 impl Mailpush {
-    /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`).
+    /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`), and
+    /// with it the bounce-rate monitor (`crate::stats`), the other consumer of delivery feedback.
     pub fn start_callback_dispatcher(&self) -> Result<CallbackHandle, CoreError> {
         if self.inner.settings.callback_retry_secs < 8 * 3600 {
             return Err(CoreError::Config(
@@ -88,7 +93,8 @@ impl Mailpush {
                 }
             }
         });
-        Ok(CallbackHandle { stop, task })
+        let monitor = self.start_bounce_monitor();
+        Ok(CallbackHandle { stop, task, monitor })
     }
 
     async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
@@ -172,7 +178,7 @@ impl Mailpush {
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
                 .unwrap_or_default(),
-            template_id: 0,
+            template_id: ev.template_id,
             user_agent: e.user_agent.clone().unwrap_or_default(),
             subject: ev.subject.clone(),
             sent_timestamp: ev.request_ms / 1000,

@@ -24,8 +24,9 @@ pub(crate) const CALLBACK_SECRET_CONTEXT: &str = "callback-secret";
 /// Per-send options beyond [`crate::SendRequest`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendOptions {
-    /// SendEmail's `Unsubscribe`: 0 = no link, 1–12 = footer language (see [`FooterLanguage`]).
-    pub unsubscribe: u8,
+    /// SendEmail's `Unsubscribe`: 0 = no link, 1–12 = footer language (see [`FooterLanguage`]); `None` = not
+    /// given, so the sender address's `AddressUnsubscribeConfig` (if any) decides.
+    pub unsubscribe: Option<u8>,
 }
 
 /// What an unsubscribe token is about.
@@ -113,10 +114,10 @@ impl Mailpush {
         &self,
         account: &AccountContext,
         mail: &AdmittedMail,
-        opts: SendOptions,
+        unsubscribe: u8,
         recipients: &[NewRecipient],
     ) -> Result<Vec<(String, Vec<u8>)>, CoreError> {
-        let lang = match opts.unsubscribe {
+        let lang = match unsubscribe {
             0 => None,
             code => Some(FooterLanguage::from_code(code).ok_or_else(|| {
                 refuse(

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod secrets;
 pub mod send;
 pub mod settings;
+pub mod stats;
 pub mod submit;
 pub mod suppression;
 pub mod templates;
@@ -60,6 +61,8 @@ struct Inner {
     batch_wake: Arc<Notify>,
     templates: templates::TemplateEngine,
     identity: identity::IdentityState,
+    /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
+    feedback: stats::FeedbackState,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -145,6 +148,7 @@ impl Mailpush {
                 batch_wake: Arc::new(Notify::new()),
                 templates,
                 identity: Default::default(),
+                feedback: Default::default(),
             }),
         })
     }
@@ -255,6 +259,11 @@ impl Mailpush {
                 "the account is suspended",
             ));
         }
+        // Kept on the message for callbacks (`templateId`); resolving turns the template into content.
+        let template_id = match &req.content {
+            Some(SendContent::Template { id, .. }) => *id,
+            _ => 0,
+        };
         let req = self.resolve_content(account, req).await?;
         let now = self.now_ms();
         let mail = send::admit(req, now)?;
@@ -275,7 +284,12 @@ impl Mailpush {
         self.apply_suppression(account, &mut recipients).await?;
         self.check_unsubscribed(account, mail.sender.domain(), &mut recipients)
             .await?;
-        let personal = self.personal_bodies(account, &mail, opts, &recipients)?;
+        // SendEmail's explicit Unsubscribe wins; otherwise the sender address's config (AddressUnsubscribeConfig).
+        let unsubscribe = match opts.unsubscribe {
+            Some(code) => code,
+            None => self.default_unsubscribe(account.id, &mail.sender).await?,
+        };
+        let personal = self.personal_bodies(account, &mail, unsubscribe, &recipients)?;
         // Written before the enqueue commits: the worker can only claim the message once both exist.
         self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
@@ -290,6 +304,7 @@ impl Mailpush {
             expires_ms: now.saturating_add(self.inner.settings.max_delivery_seconds as i64 * 1000),
             body,
             recipients,
+            template_id,
         };
         Ok(msg)
     }

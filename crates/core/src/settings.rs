@@ -147,6 +147,12 @@ pub struct Settings {
     pub limit_per_recipient_per_hour: i64,
     /// Default cap of an account's daily quota (recipients per UTC day), whatever its domains' levels add up to.
     pub limit_daily_cap: i64,
+    // ---- statistics and feedback (issue 6) ----
+    /// Bounce-rate warning: raised when an account's bounces exceed this percentage of its delivered + bounced
+    /// mail over the reputation window (`reputation_window_secs`, at least `reputation_min_sends` of them).
+    pub bounce_warn_percent: f64,
+    /// How often the bounce-rate monitor evaluates every account, seconds (0 = never).
+    pub bounce_check_secs: u64,
     /// Warm-up of new sending domains: the daily delivery allowance from a domain's first sending day (day 1,
     /// day 2, …), unlimited after the last day. A TOML array or a comma list (`"50,100,200"`); empty = no
     /// warm-up. Default: `mailpush_warmup::DEFAULT_RAMP` (50 → 350,000 in 29 days, unlimited from day 30).
@@ -260,6 +266,8 @@ impl Default for Settings {
             limit_sends_per_second: 20,
             limit_per_recipient_per_hour: 10,
             limit_daily_cap: 300_000,
+            bounce_warn_percent: 5.0,
+            bounce_check_secs: 60,
             warmup_domain_ramp: mailpush_warmup::DEFAULT_RAMP.to_vec(),
             warmup_trigger_reserve_percent: 10,
             level_eval_secs: 300,

@@ -445,7 +445,20 @@ impl Mailpush {
         self.check_unsubscribed(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;
         let suppressed = recipients.iter().any(|r| r.send_status != 0);
+        // The sender address's AddressUnsubscribeConfig: List-Unsubscribe headers per recipient.
+        let unsubscribe = self.default_unsubscribe(who.account.id, &mail.header_from).await?;
+        let personal = self.raw_unsubscribe_bodies(
+            who.account.id,
+            &mail.id,
+            &mail.body,
+            mail.header_from.domain(),
+            unsubscribe,
+            &recipients,
+        );
+        // Written before the enqueue commits: the worker can only claim the message once both exist.
+        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
+            template_id: 0,
             id: mail.id.clone(),
             account_id: who.account.id,
             envelope_from: self.return_path(&mail.id, mail.envelope_from.as_str()),

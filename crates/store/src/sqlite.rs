@@ -342,7 +342,6 @@ pub(crate) async fn insert_messages(
         insert_message(conn, m, retain_bodies, &mut delta).await?;
     }
     crate::stats::apply_sqlite(conn, &delta).await
-
 }
 
 /// Statement by statement: in-process SQLite has no round trips to save, and cached prepared statements are cheap.

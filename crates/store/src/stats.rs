@@ -104,7 +104,13 @@ pub(crate) struct StatsDelta {
 
 impl StatsDelta {
     /// The counters to bump for mail of `account` from `from_address` to `recipient`, on the day of `at_ms`.
-    pub(crate) fn at(&mut self, account: AccountId, at_ms: i64, from_address: &str, recipient: &str) -> &mut StatCounters {
+    pub(crate) fn at(
+        &mut self,
+        account: AccountId,
+        at_ms: i64,
+        from_address: &str,
+        recipient: &str,
+    ) -> &mut StatCounters {
         self.rows
             .entry((account, day_of(at_ms), domain_of(from_address), domain_of(recipient)))
             .or_default()
@@ -415,7 +421,10 @@ macro_rules! stats_ops {
             .execute(pool)
             .await?;
             if r.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!("{} already has an unsubscribe config", c.address)));
+                return Err(StoreError::Conflict(format!(
+                    "{} already has an unsubscribe config",
+                    c.address
+                )));
             }
             Ok(())
         }
@@ -534,7 +543,11 @@ macro_rules! stats_ops {
             Ok(r.rows_affected() > 0)
         }
 
-        pub(crate) async fn warnings(pool: &Pool, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
+        pub(crate) async fn warnings(
+            pool: &Pool,
+            account: AccountId,
+            limit: i64,
+        ) -> Result<Vec<WarningRow>, StoreError> {
             let rows = sqlx::query(
                 "SELECT id, account_id, kind, raised_ms, cleared_ms, rate, threshold, delivered, bounced \
                  FROM reputation_warnings WHERE account_id = $1 ORDER BY raised_ms DESC, id DESC LIMIT $2",
@@ -621,7 +634,11 @@ impl Store {
         config: &str,
         status: i32,
     ) -> Result<(), StoreError> {
-        on_pool!(self, writer, update_unsubscribe_config(account, address, config, status))
+        on_pool!(
+            self,
+            writer,
+            update_unsubscribe_config(account, address, config, status)
+        )
     }
 
     /// Deletes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.

@@ -4,8 +4,8 @@
 
 use mailpush_model::{EventKind, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent, NewMessage, NewRecipient,
-    NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
+    Account, AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent, NewMessage, NewRecipient, NewWarning,
+    StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -87,7 +87,14 @@ async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult
             remote: None,
         })
         .collect();
-    assert!(store.record_outcomes(outcomes).await.expect("record").iter().all(|a| *a));
+    assert!(
+        store
+            .record_outcomes(outcomes)
+            .await
+            .expect("record")
+            .iter()
+            .all(|a| *a)
+    );
 }
 
 fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
@@ -104,7 +111,14 @@ fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKin
     }
 }
 
-async fn stats(store: &Store, account: &Account, from: i64, to: i64, send: Option<&str>, recv: Option<&str>) -> StatCounters {
+async fn stats(
+    store: &Store,
+    account: &Account,
+    from: i64,
+    to: i64,
+    send: Option<&str>,
+    recv: Option<&str>,
+) -> StatCounters {
     let rows = store
         .daily_stats(&StatsQuery {
             account_id: account.id,
@@ -208,8 +222,14 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
     let gmail = stats(store, &a, T0, T0 + DAY, None, Some("gmail.com")).await;
     assert_eq!((gmail.requested, gmail.delivered, gmail.bounced), (2, 1, 1));
     let yahoo = stats(store, &a, T0, T0 + DAY, Some("shop.example"), Some("yahoo.com")).await;
-    assert_eq!((yahoo.requested, yahoo.accepted, yahoo.delivered, yahoo.dropped), (2, 1, 1, 1));
-    assert_eq!(stats(store, &a, T0, T0 + DAY, Some("other.example"), None).await, StatCounters::default());
+    assert_eq!(
+        (yahoo.requested, yahoo.accepted, yahoo.delivered, yahoo.dropped),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(
+        stats(store, &a, T0, T0 + DAY, Some("other.example"), None).await,
+        StatCounters::default()
+    );
     let day2 = stats(store, &a, T0 + DAY, T0 + DAY, None, None).await;
     assert_eq!((day2.requested, day2.delivered), (0, 1));
 }
@@ -229,7 +249,12 @@ async fn bodies(store: &Store, m: &NewMessage) -> Vec<String> {
 
 async fn purge_case(store: &Store, retain: bool) {
     let a = account(store, "a").await;
-    let m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)]);
+    let m = message(
+        &a,
+        "n@shop.example",
+        T0,
+        vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)],
+    );
     store
         .put_recipient_bodies(
             &m.id,
@@ -252,7 +277,11 @@ async fn purge_case(store: &Store, retain: bool) {
     if retain {
         assert_eq!(bodies(store, &m).await, ["a@y.example", "b@y.example"]);
     } else {
-        assert_eq!(bodies(store, &m).await, ["b@y.example"], "a is final, b will be retried");
+        assert_eq!(
+            bodies(store, &m).await,
+            ["b@y.example"],
+            "a is final, b will be retried"
+        );
     }
     deliver(store, T0 + 60_000, |_| AttemptResult::Rejected {
         reply: "550 no".into(),
@@ -287,7 +316,10 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
     m.template_id = 42;
     store.enqueue(m.clone()).await.expect("enqueue");
     let due = store.due_callbacks(T0 + 1, 10).await.expect("due");
-    let ev = due.iter().find(|e| e.event.event.message_id == m.id).expect("dropped event");
+    let ev = due
+        .iter()
+        .find(|e| e.event.event.message_id == m.id)
+        .expect("dropped event");
     assert_eq!(ev.template_id, 42);
 }
 
@@ -299,7 +331,13 @@ async fn complaints_page_newest_first(ctx: Ctx) {
     store.enqueue(m.clone()).await.expect("enqueue");
     let mut evs = Vec::new();
     for i in 0..5 {
-        evs.push(engagement(&a, &m, &format!("u{i}@y.example"), EventKind::SpamReport, T0 + i));
+        evs.push(engagement(
+            &a,
+            &m,
+            &format!("u{i}@y.example"),
+            EventKind::SpamReport,
+            T0 + i,
+        ));
     }
     evs.push(engagement(&a, &m, "u9@y.example", EventKind::Open, T0 + 9));
     evs.push(engagement(&b, &m, "u8@y.example", EventKind::SpamReport, T0 + 8));
@@ -310,7 +348,10 @@ async fn complaints_page_newest_first(ctx: Ctx) {
     assert_eq!(who, ["u3@y.example", "u2@y.example"]);
     assert_eq!(page[0].from_address, "n@shop.example");
     assert_eq!(page[0].message_id, m.id);
-    let (none, total) = store.complaints(a.id, T0 + DAY, T0 + 2 * DAY, 0, 10).await.expect("none");
+    let (none, total) = store
+        .complaints(a.id, T0 + DAY, T0 + 2 * DAY, 0, 10)
+        .await
+        .expect("none");
     assert!(none.is_empty());
     assert_eq!(total, 0);
     let stats = stats(store, &a, T0, T0, None, None).await;
@@ -327,8 +368,14 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
         status: 1,
         created_ms: T0,
     };
-    store.create_unsubscribe_config(a.id, &row("n@shop.example", "2")).await.expect("create");
-    store.create_unsubscribe_config(a.id, &row("m@shop.example", "1")).await.expect("create 2");
+    store
+        .create_unsubscribe_config(a.id, &row("n@shop.example", "2"))
+        .await
+        .expect("create");
+    store
+        .create_unsubscribe_config(a.id, &row("m@shop.example", "1"))
+        .await
+        .expect("create 2");
     assert!(matches!(
         store.create_unsubscribe_config(a.id, &row("n@shop.example", "3")).await,
         Err(StoreError::Conflict(_))
@@ -340,9 +387,19 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
         .update_unsubscribe_config(a.id, "n@shop.example", "5", 0)
         .await
         .expect("update");
-    let got = store.unsubscribe_config(a.id, "n@shop.example").await.expect("get").expect("some");
+    let got = store
+        .unsubscribe_config(a.id, "n@shop.example")
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!((got.unsubscribe_config.as_str(), got.status), ("5", 0));
-    assert!(store.unsubscribe_config(b.id, "n@shop.example").await.expect("b").is_none());
+    assert!(
+        store
+            .unsubscribe_config(b.id, "n@shop.example")
+            .await
+            .expect("b")
+            .is_none()
+    );
     assert!(matches!(
         store.update_unsubscribe_config(b.id, "n@shop.example", "1", 1).await,
         Err(StoreError::NotFound)
@@ -351,7 +408,10 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
         store.delete_unsubscribe_config(b.id, "n@shop.example").await,
         Err(StoreError::NotFound)
     ));
-    store.delete_unsubscribe_config(a.id, "n@shop.example").await.expect("delete");
+    store
+        .delete_unsubscribe_config(a.id, "n@shop.example")
+        .await
+        .expect("delete");
     assert_eq!(store.list_unsubscribe_configs(a.id, 0, 10).await.expect("list").1, 1);
 }
 
@@ -372,7 +432,12 @@ async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
     let other = ctx.open(StoreOptions::default()).await;
     assert!(!other.raise_warning(&w(T0 + 1)).await.expect("again"));
     assert!(store.clear_warning(a.id, "bounce_rate", T0 + 2).await.expect("clear"));
-    assert!(!store.clear_warning(a.id, "bounce_rate", T0 + 3).await.expect("clear again"));
+    assert!(
+        !store
+            .clear_warning(a.id, "bounce_rate", T0 + 3)
+            .await
+            .expect("clear again")
+    );
     assert!(other.raise_warning(&w(T0 + 4)).await.expect("raise anew"));
     let list = store.warnings(a.id, 10).await.expect("list");
     assert_eq!(list.len(), 2);

@@ -1,0 +1,225 @@
+//! Statistics and feedback actions: GetStatisticsReport and the four *AddressUnsubscribeConfig actions (field
+//! names and types from the SDK's `models.py`), and the mailpush extensions GetAbuseReport and
+//! ListReputationWarnings.
+
+use super::suppression::datetime;
+use super::{core_error, parse};
+use mailpush_core::stats::{StatCounters, StatisticsRequest};
+use mailpush_core::{AccountContext, Mailpush};
+use mailpush_model::{ApiError, ErrorCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Routes the statistics actions; `None` when `action` is not one of them.
+pub(crate) async fn dispatch(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    action: &str,
+    params: Value,
+) -> Option<Result<Value, ApiError>> {
+    Some(match action {
+        "GetStatisticsReport" => statistics(core, ctx, params).await,
+        "GetAbuseReport" => abuse(core, ctx, params).await,
+        "CreateAddressUnsubscribeConfig" => create_config(core, ctx, params).await,
+        "UpdateAddressUnsubscribeConfig" => update_config(core, ctx, params).await,
+        "DeleteAddressUnsubscribeConfig" => delete_config(core, ctx, params).await,
+        "ListAddressUnsubscribeConfig" => list_configs(core, ctx, params).await,
+        "ListReputationWarnings" => warnings(core, ctx).await,
+        _ => return None,
+    })
+}
+
+/// Whether `action` is one of this module's.
+pub(crate) fn is_stats_action(action: &str) -> bool {
+    matches!(
+        action,
+        "GetStatisticsReport"
+            | "GetAbuseReport"
+            | "CreateAddressUnsubscribeConfig"
+            | "UpdateAddressUnsubscribeConfig"
+            | "DeleteAddressUnsubscribeConfig"
+            | "ListAddressUnsubscribeConfig"
+            | "ListReputationWarnings"
+    )
+}
+
+fn volume(date: Option<&str>, c: &StatCounters) -> Value {
+    json!({
+        "SendDate": date,
+        "RequestCount": c.requested,
+        "AcceptedCount": c.accepted,
+        "DeliveredCount": c.delivered,
+        "OpenedCount": c.opened,
+        "ClickedCount": c.clicked,
+        "BounceCount": c.bounced,
+        "UnsubscribeCount": c.unsubscribed,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct StatisticsParams {
+    start_date: String,
+    end_date: String,
+    domain: Option<String>,
+    receiving_mailbox_type: Option<String>,
+}
+
+async fn statistics(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: StatisticsParams = parse(params)?;
+    let report = core
+        .statistics_report(
+            ctx,
+            &StatisticsRequest {
+                start_date: p.start_date,
+                end_date: p.end_date,
+                domain: p.domain,
+                receiving_mailbox_type: p.receiving_mailbox_type,
+            },
+        )
+        .await
+        .map_err(core_error)?;
+    let daily: Vec<Value> = report.daily.iter().map(|(d, c)| volume(Some(d), c)).collect();
+    Ok(json!({
+        "DailyVolumes": daily,
+        "OverallVolume": volume(None, &report.overall),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct AbuseParams {
+    start_date: String,
+    end_date: String,
+    offset: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn abuse(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: AbuseParams = parse(params)?;
+    let (rows, total) = core
+        .abuse_report(
+            ctx,
+            &p.start_date,
+            &p.end_date,
+            p.offset.unwrap_or(0),
+            p.limit.unwrap_or(100),
+        )
+        .await
+        .map_err(core_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "EmailAddress": r.recipient,
+                "FromEmailAddress": r.from_address,
+                "MessageId": r.message_id.as_str(),
+                "ReportTime": datetime(r.at_ms),
+                "Reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(json!({ "AbuseReports": list, "TotalCount": total }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ConfigParams {
+    address: String,
+    unsubscribe_config: String,
+    status: Option<i64>,
+}
+
+async fn create_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ConfigParams = parse(params)?;
+    core.create_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+async fn update_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ConfigParams = parse(params)?;
+    core.update_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct DeleteConfigParams {
+    address: String,
+}
+
+async fn delete_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: DeleteConfigParams = parse(params)?;
+    core.delete_unsubscribe_config(ctx, &p.address)
+        .await
+        .map_err(core_error)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ListConfigParams {
+    offset: Option<i64>,
+    /// The SDK types it as a string; numbers are accepted too.
+    limit: Option<Value>,
+}
+
+async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+    let p: ListConfigParams = parse(params)?;
+    let limit = match &p.limit {
+        None | Some(Value::Null) => 20,
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(-1),
+        Some(Value::String(s)) if s.trim().is_empty() => 20,
+        Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("Limit {s:?} must be a number"),
+            )
+        })?,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("Limit: expected a number, got {other}"),
+            ));
+        }
+    };
+    let (rows, total) = core
+        .list_unsubscribe_configs(ctx, p.offset.unwrap_or(0), limit)
+        .await
+        .map_err(core_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "Address": r.address,
+                "UnsubscribeConfig": r.unsubscribe_config,
+                "Status": r.status,
+            })
+        })
+        .collect();
+    Ok(json!({ "AddressUnsubscribeConfigList": list, "Total": total }))
+}
+
+async fn warnings(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+    let rows = core.reputation_warnings(ctx).await.map_err(core_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|w| {
+            json!({
+                "Kind": w.kind,
+                "BounceRate": w.rate,
+                "Threshold": w.threshold,
+                "DeliveredCount": w.delivered,
+                "BounceCount": w.bounced,
+                "RaisedTime": datetime(w.raised_ms),
+                "ClearedTime": w.cleared_ms.map(datetime),
+                "InForce": w.cleared_ms.is_none(),
+            })
+        })
+        .collect();
+    Ok(json!({ "Warnings": list }))
+}
