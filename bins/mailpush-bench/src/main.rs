@@ -201,6 +201,9 @@ async fn start_server(
         ("MAILPUSH_LIMIT_SENDS_PER_SECOND", "1000000000".to_string()),
         ("MAILPUSH_LIMIT_PER_RECIPIENT_PER_HOUR", "1000000000".to_string()),
         ("MAILPUSH_LIMIT_DAILY_CAP", "1000000000".to_string()),
+        // Nor the per-destination shaping (10 connections per receiving domain by default): every transaction
+        // the worker can run goes out. Sources stay the OS's choice, which is never warmed up.
+        ("MAILPUSH_DESTINATION_DEFAULT_LIMITS", "100000/1000/0".to_string()),
     ];
     vars.extend(extra.iter().cloned());
     let env = base_env(dir.path(), &vars);

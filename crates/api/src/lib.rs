@@ -325,6 +325,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 Ok(q) => text.push_str(&q),
                 Err(e) => tracing::error!(error = %e, "quota metrics query failed"),
             }
+            match state.core.source_ip_metrics().await {
+                Ok(q) => text.push_str(&q),
+                Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod secrets;
 pub mod send;
 pub mod settings;
+pub mod source_ips;
 pub mod submit;
 pub mod suppression;
 pub mod templates;
@@ -381,7 +382,7 @@ impl Mailpush {
                 )));
             }
         };
-        let transport = SmtpTransport::new(
+        let transport = SmtpTransport::with_gate(
             TransportConfig {
                 helo_name: s.helo_name.clone(),
                 port: s.delivery_port,
@@ -389,9 +390,13 @@ impl Mailpush {
                 command_timeout: Duration::from_secs(s.command_timeout_secs),
                 tls,
                 source_ips: s.source_ips.clone(),
+                source_pools: source_ips::named_pools(s)?,
+                source_avoid: Duration::from_secs(s.source_avoid_secs),
+                shaping: source_ips::shaping(s)?,
                 ..TransportConfig::default()
             },
             resolver,
+            Some(self.warmup_gate()?),
         );
         let retry = RetryPolicy {
             schedule: s.retry_schedule(),
@@ -411,6 +416,7 @@ impl Mailpush {
             lease: Duration::from_secs(s.lease_seconds),
             retry,
             idle_poll: Duration::from_millis(500),
+            source_pools: source_ips::PoolAssignments::new(self.inner.store.clone()),
         };
         Ok(worker::spawn(
             self.inner.store.clone(),

@@ -27,6 +27,7 @@ mod events;
 mod identity;
 mod limits;
 mod pg;
+mod sources;
 mod sqlite;
 mod suppression;
 mod templates;
@@ -50,6 +51,7 @@ pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdenti
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
+pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
     normalize as normalize_blacklist_address,
