@@ -324,9 +324,9 @@ mod tests {
         let pools = source_pools(&s).unwrap();
         assert_eq!(pools.members(Some("vip")).len(), 2);
         assert_eq!(pools.members(None).len(), 1);
-        let shaping = shaping(&s).unwrap();
-        assert_eq!(shaping.limits_for("gmail.com").max_connections, 2);
-        assert_eq!(shaping.limits_for("qq.com"), DestinationLimits::default());
+        let shaped = shaping(&s).unwrap();
+        assert_eq!(shaped.limits_for("gmail.com").max_connections, 2);
+        assert_eq!(shaped.limits_for("qq.com"), DestinationLimits::default());
         assert_eq!(ip_warmup_plan(&s).unwrap().days()[0], 50);
         let bad = Settings {
             source_pools: "vip".into(),
