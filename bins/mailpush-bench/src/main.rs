@@ -204,6 +204,9 @@ async fn start_server(
         // ... and the domain warm-up (a new domain would otherwise deliver 50 mails on its first day).
         ("MAILPUSH_WARMUP_DOMAIN_RAMP", String::new()),
         ("MAILPUSH_LEVEL_EVAL_SECS", "0".to_string()),
+        // Nor the per-destination shaping (10 connections per receiving domain by default): every transaction
+        // the worker can run goes out. Sources stay the OS's choice, which is never warmed up.
+        ("MAILPUSH_DESTINATION_DEFAULT_LIMITS", "100000/1000/0".to_string()),
     ];
     vars.extend(extra.iter().cloned());
     let env = base_env(dir.path(), &vars);

@@ -68,6 +68,15 @@ enum DomainCommand {
         /// The domain, e.g. mail.example.com.
         domain: String,
     },
+    /// Send a domain's mail from a source pool of `source_pools` ("dedicated IPs"); `shared` = the default pool.
+    Pool {
+        /// The sending domain (whichever account holds it).
+        domain: String,
+        /// The pool name, as declared in `source_pools`.
+        pool: String,
+    },
+    /// List the source addresses per pool with today's sends and warm-up allowance, and the domains' pools.
+    Pools,
 }
 
 #[derive(Subcommand)]
@@ -434,6 +443,34 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
         .await
         .context("opening mailpush")?;
     match command {
+        DomainCommand::Pool { domain, pool } => {
+            core.set_domain_pool(&domain, Some(pool.as_str()))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
+            println!("{domain} now sends from source pool {pool}");
+        }
+        DomainCommand::Pools => {
+            println!(
+                "{:<12}  {:<40}  {:>10}  {:>4}  {:>10}",
+                "POOL", "ADDRESS", "SENT TODAY", "DAY", "ALLOWANCE"
+            );
+            for q in core
+                .all_source_ip_quota()
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_api().message))?
+            {
+                let allowance = q
+                    .warmup_allowance
+                    .map_or_else(|| "unlimited".to_string(), |a| a.to_string());
+                println!(
+                    "{:<12}  {:<40}  {:>10}  {:>4}  {:>10}",
+                    q.pool, q.address, q.sent_today, q.warmup_day, allowance
+                );
+            }
+            for a in core.store().domain_source_pools().await? {
+                println!("domain {} (account {}) -> pool {}", a.domain, a.account_id, a.pool);
+            }
+        }
         DomainCommand::Check { domain } => {
             let found = core
                 .admin_check_domain(&domain)

@@ -330,6 +330,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 Err(e) => tracing::error!(error = %e, "warm-up metrics query failed"),
             }
             text.push_str(&state.core.feedback_metrics());
+            match state.core.source_ip_metrics().await {
+                Ok(q) => text.push_str(&q),
+                Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

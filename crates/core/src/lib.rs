@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod send;
 pub mod settings;
 pub mod stats;
+pub mod source_ips;
 pub mod submit;
 pub mod suppression;
 pub mod templates;
@@ -400,7 +401,7 @@ impl Mailpush {
                 )));
             }
         };
-        let transport = SmtpTransport::new(
+        let transport = SmtpTransport::with_gate(
             TransportConfig {
                 helo_name: s.helo_name.clone(),
                 port: s.delivery_port,
@@ -408,9 +409,13 @@ impl Mailpush {
                 command_timeout: Duration::from_secs(s.command_timeout_secs),
                 tls,
                 source_ips: s.source_ips.clone(),
+                source_pools: source_ips::named_pools(s)?,
+                source_avoid: Duration::from_secs(s.source_avoid_secs),
+                shaping: source_ips::shaping(s)?,
                 ..TransportConfig::default()
             },
             resolver,
+            Some(self.warmup_gate()?),
         );
         let retry = RetryPolicy {
             schedule: s.retry_schedule(),
@@ -431,6 +436,7 @@ impl Mailpush {
             retry,
             idle_poll: Duration::from_millis(500),
             warmup: warmup::ramp_from_settings(s)?,
+            source_pools: source_ips::PoolAssignments::new(self.inner.store.clone()),
         };
         Ok(worker::spawn(
             self.inner.store.clone(),

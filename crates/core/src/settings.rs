@@ -68,8 +68,27 @@ pub struct Settings {
     pub command_timeout_secs: u64,
     /// `opportunistic` (default), `required` or `disabled`.
     pub outbound_tls: String,
-    /// Source IP addresses outgoing connections bind to (empty = the OS chooses).
+    /// Source IP addresses outgoing connections bind to: the shared pool (empty = the OS chooses).
     pub source_ips: Vec<std::net::IpAddr>,
+    /// Named source pools ("dedicated IPs"), `name=ip,ip;name=ip`; a pool named `shared` adds to `source_ips`.
+    /// A sending domain is assigned one with `mailpush domain pool DOMAIN POOL`.
+    pub source_pools: String,
+    /// How long a source address that could not bind or connect is tried only after its pool's other members, s.
+    pub source_avoid_secs: u64,
+    /// Daily warm-up ramp of each new source IP (recipients per UTC day from its first day of sending; full
+    /// volume after the last day). Empty = no IP warm-up. The OS's choice of source (no `source_ips`) is never
+    /// warmed up.
+    pub warmup_ip_ramp: Vec<u64>,
+    /// Limits towards receiving domains without their own entry: `connections/messages-per-connection/per-minute`
+    /// (per minute 0 = unlimited).
+    pub destination_default_limits: String,
+    /// Per receiving domain limits, `domain=c/m/r;domain=c/m/r` (an entry covers the domain's subdomains too).
+    pub destination_limits: String,
+    /// Longest a delivery waits for a free connection or its turn under a destination's rate before it is
+    /// deferred, seconds.
+    pub destination_max_wait_secs: u64,
+    /// Delay before a delivery deferred by shaping or by a receiver's rate limiting is tried again, seconds.
+    pub destination_retry_secs: u64,
     /// Keep message bodies after their final state (default: purge; the service does not keep mail content).
     pub retain_bodies: bool,
     /// Allowed clock skew of signed API requests, seconds (Tencent: 300).
@@ -230,6 +249,13 @@ impl Default for Settings {
             command_timeout_secs: 120,
             outbound_tls: "opportunistic".to_string(),
             source_ips: Vec::new(),
+            source_pools: String::new(),
+            source_avoid_secs: 300,
+            warmup_ip_ramp: mailpush_warmup::DEFAULT_RAMP.to_vec(),
+            destination_default_limits: "10/100/0".to_string(),
+            destination_limits: String::new(),
+            destination_max_wait_secs: 10,
+            destination_retry_secs: 60,
             retain_bodies: false,
             api_clock_skew_secs: 300,
             db_max_connections: 16,
@@ -472,6 +498,28 @@ mod tests {
         assert_eq!(
             Settings::load(None, &env("3,6")).unwrap().warmup_domain_ramp,
             vec![3, 6]
+        );
+    }
+
+    #[test]
+    fn source_pool_and_shaping_keys() {
+        let env: HashMap<String, String> = [
+            (
+                "MAILPUSH_SOURCE_POOLS",
+                "shared=127.0.0.2,127.0.0.3;vip=127.0.0.4,127.0.0.5",
+            ),
+            ("MAILPUSH_WARMUP_IP_RAMP", ""),
+            ("MAILPUSH_DESTINATION_LIMITS", "gmail.com=20/100/600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = Settings::load(None, &env).unwrap();
+        assert!(s.warmup_ip_ramp.is_empty(), "an empty value turns IP warm-up off");
+        assert_eq!(s.source_pools, "shared=127.0.0.2,127.0.0.3;vip=127.0.0.4,127.0.0.5");
+        assert_eq!(
+            Settings::default().warmup_ip_ramp,
+            mailpush_warmup::DEFAULT_RAMP.to_vec()
         );
     }
 

@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// Domain warm-up ramp enforced at claim (`None` = no warm-up; see `core::warmup`).
     pub warmup: Option<mailpush_store::WarmupRamp>,
+    /// Which source pool each sending domain goes out from.
+    pub source_pools: crate::source_ips::PoolAssignments,
 }
 
 /// A running worker; dropping the handle does not stop it, `shutdown` does.
@@ -239,8 +241,17 @@ async fn transmit(
         rcpt_to: group.iter().map(|d| d.recipient.clone()).collect(),
         smtputf8: group.iter().any(|d| !d.recipient.is_ascii()) || !first.envelope_from.is_ascii(),
     };
-    let report = shared.transport.send(&first.domain, &envelope, &body).await;
+    let pool = shared
+        .cfg
+        .source_pools
+        .pool_for(first.account_id, &first.envelope_from)
+        .await;
+    let report = shared
+        .transport
+        .send_from_pool(&first.domain, pool.as_deref(), &envelope, &body)
+        .await;
     let now = shared.clock.now_ms();
+    hold_deadlines(shared, &group, &report, now).await;
     let mut by_rcpt: HashMap<&str, &Outcome> = HashMap::new();
     for r in &report.outcomes {
         by_rcpt.insert(r.rcpt.as_str(), &r.outcome);
@@ -250,6 +261,13 @@ async fn transmit(
             Some(Outcome::Delivered { reply }) => AttemptResult::Delivered { reply: reply.clone() },
             Some(Outcome::Bounced { reply }) => refused(shared, d, now, reply),
             Some(Outcome::Deferred { reply }) => defer_or_give_up(shared, d, now, reply),
+            Some(Outcome::Throttled { reply, retry_after }) => defer_after(d, now, reply, *retry_after),
+            // Not an attempt that failed: every source address is at today's warm-up allowance. Until tomorrow,
+            // whatever the retry deadline (`hold_deadlines` moved it by the time held).
+            Some(Outcome::Held { reply }) => AttemptResult::Deferred {
+                reply: reply.clone(),
+                retry_at_ms: crate::source_ips::warmup_retry_at(now),
+            },
             None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
         };
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
@@ -285,6 +303,43 @@ fn defer_or_give_up(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str)
             reply: reply.to_string(),
             retry_at_ms: retry_at,
         }
+    }
+}
+
+/// Deferred by rate limiting (the receiver's or our shaping): again after `retry_after`, within the deadline.
+fn defer_after(d: &ClaimedDelivery, now: i64, reply: &str, retry_after: Duration) -> AttemptResult {
+    let retry_at = now.saturating_add(retry_after.as_millis() as i64);
+    if retry_at > d.expires_ms {
+        AttemptResult::Expired {
+            reply: format!("gave up at the retry deadline; last reply: {reply}"),
+        }
+    } else {
+        AttemptResult::Deferred {
+            reply: reply.to_string(),
+            retry_at_ms: retry_at,
+        }
+    }
+}
+
+/// Mail held for warm-up waits until the next UTC day: its message's retry deadline moves by that wait, so the
+/// hold never makes it expire. Done before the outcome is recorded (a crash in between only extends it).
+async fn hold_deadlines(shared: &Shared, group: &[ClaimedDelivery], report: &mailpush_delivery::SendReport, now: i64) {
+    let held = report
+        .outcomes
+        .iter()
+        .any(|o| matches!(o.outcome, Outcome::Held { .. }));
+    let Some(first) = group.first() else { return };
+    if !held {
+        return;
+    }
+    let wait = crate::source_ips::warmup_retry_at(now) - now;
+    let expires = group.iter().map(|d| d.expires_ms).max().unwrap_or(first.expires_ms);
+    if let Err(e) = shared
+        .store
+        .extend_message_expiry(first.message_id.as_str(), expires.saturating_add(wait))
+        .await
+    {
+        tracing::warn!(error = %e, message = %first.message_id, "moving the retry deadline of held mail failed");
     }
 }
 

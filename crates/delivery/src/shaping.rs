@@ -417,9 +417,16 @@ pub fn is_throttle_reply(reply: &str) -> bool {
         return false;
     }
     let text = reply.to_ascii_lowercase();
-    ["rate limit", "rate-limit", "ratelimit", "too many", "throttl", "slow down"]
-        .iter()
-        .any(|p| text.contains(p))
+    [
+        "rate limit",
+        "rate-limit",
+        "ratelimit",
+        "too many",
+        "throttl",
+        "slow down",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
 }
 
 #[cfg(test)]
@@ -461,10 +468,14 @@ mod tests {
         assert!(is_throttle_reply("421 Service not available"));
         assert!(is_throttle_reply("451 4.7.1 Please slow down"));
         assert!(is_throttle_reply("452 4.7.28 rate"));
-        assert!(is_throttle_reply("450 4.2.1 The user you are trying to contact is receiving mail at a rate limit"));
+        assert!(is_throttle_reply(
+            "450 4.2.1 The user you are trying to contact is receiving mail at a rate limit"
+        ));
         assert!(is_throttle_reply("451 Too many messages from your IP"));
         assert!(!is_throttle_reply("452 4.5.3 Too many recipients"));
-        assert!(!is_throttle_reply("454 4.7.0 TLS not available (STARTTLS refused, TLS required)"));
+        assert!(!is_throttle_reply(
+            "454 4.7.0 TLS not available (STARTTLS refused, TLS required)"
+        ));
         assert!(!is_throttle_reply("451 4.3.0 try later"));
         assert!(!is_throttle_reply("550 5.7.1 rate limit"));
         assert!(!is_throttle_reply("4.4.1 connection failed: too many open files"));
@@ -503,7 +514,10 @@ mod tests {
         d.throttled(e);
         d.throttled(e); // the same overload seen by a second connection
         let s = d.snapshot();
-        assert_eq!((s.connection_cap, s.rate_per_minute, s.slowdowns, s.throttle_signals), (4, Some(300.0), 1, 2));
+        assert_eq!(
+            (s.connection_cap, s.rate_per_minute, s.slowdowns, s.throttle_signals),
+            (4, Some(300.0), 1, 2)
+        );
         d.throttled(d.epoch());
         assert_eq!(d.snapshot().connection_cap, 2);
         for _ in 0..3 {
@@ -520,7 +534,11 @@ mod tests {
             d.succeeded();
         }
         let s = d.snapshot();
-        assert_eq!((s.connection_cap, s.rate_per_minute), (8, Some(600.0)), "fully recovered");
+        assert_eq!(
+            (s.connection_cap, s.rate_per_minute),
+            (8, Some(600.0)),
+            "fully recovered"
+        );
     }
 
     #[test]

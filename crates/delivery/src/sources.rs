@@ -182,10 +182,7 @@ mod tests {
         let named = SourcePools::parse_named(" shared=127.0.0.2, 127.0.0.3 ; vip=127.0.0.4,::1;").unwrap();
         assert_eq!(named.len(), 2);
         let pools = SourcePools::new(vec![ip("127.0.0.9"), ip("127.0.0.2")], named);
-        assert_eq!(
-            pools.members(None),
-            [ip("127.0.0.9"), ip("127.0.0.2"), ip("127.0.0.3")]
-        );
+        assert_eq!(pools.members(None), [ip("127.0.0.9"), ip("127.0.0.2"), ip("127.0.0.3")]);
         assert_eq!(pools.members(Some("vip")), [ip("127.0.0.4"), ip("::1")]);
         assert_eq!(pools.members(Some("nope")), pools.members(None));
         assert!(pools.contains("shared") && pools.contains("vip") && !pools.contains("nope"));

@@ -362,8 +362,10 @@ impl SmtpTransport {
                     let dest = self.inner.destinations.get(domain);
                     let members = self.inner.pools.members(pool);
                     let mut exhausted = Vec::new();
-                    let mut queue: VecDeque<Vec<usize>> =
-                        pending.chunks(MAX_RCPT_PER_TRANSACTION).map(<[usize]>::to_vec).collect();
+                    let mut queue: VecDeque<Vec<usize>> = pending
+                        .chunks(MAX_RCPT_PER_TRANSACTION)
+                        .map(<[usize]>::to_vec)
+                        .collect();
                     while let Some(chunk) = queue.pop_front() {
                         let rcpts: Vec<&str> = chunk.iter().map(|&i| envelope.rcpt_to[i].as_str()).collect();
                         let done = self
@@ -422,7 +424,10 @@ impl SmtpTransport {
         let n = rcpts.len();
         let shaping = self.inner.destinations.config();
         if let Err(wait) = self.wait_turn(dest).await {
-            let rate = self.destination(&dest.domain).and_then(|d| d.rate_per_minute).unwrap_or(0.0);
+            let rate = self
+                .destination(&dest.domain)
+                .and_then(|d| d.rate_per_minute)
+                .unwrap_or(0.0);
             return Attempt::all(
                 n,
                 Outcome::Throttled {

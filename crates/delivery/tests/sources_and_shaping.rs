@@ -10,8 +10,8 @@ use std::{
 };
 
 use mailpush_delivery::{
-    DestinationLimits, DnsSettings, Envelope, GateFuture, MxResolver, Outcome, SendReport, ShapingConfig, SmtpTransport,
-    SourceGate, TransportConfig,
+    DestinationLimits, DnsSettings, Envelope, GateFuture, MxResolver, Outcome, SendReport, ShapingConfig,
+    SmtpTransport, SourceGate, TransportConfig,
 };
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
 
@@ -90,7 +90,12 @@ impl SourceGate for CountingGate {
         Box::pin(async move {
             let mut used = self.used.lock().unwrap();
             let u = used.entry(source).or_default();
-            let left = self.allowance.get(&source).copied().unwrap_or(u32::MAX).saturating_sub(*u);
+            let left = self
+                .allowance
+                .get(&source)
+                .copied()
+                .unwrap_or(u32::MAX)
+                .saturating_sub(*u);
             let granted = left.min(wanted);
             *u += granted;
             Ok(granted)
@@ -122,17 +127,29 @@ async fn a_dedicated_pool_sends_only_from_its_members() {
     );
     for i in 0..6 {
         let rcpt = format!("vip{i}@dest.com");
-        let report = t.send_from_pool("dest.com", Some("vip"), &envelope(&[&rcpt]), MESSAGE).await;
+        let report = t
+            .send_from_pool("dest.com", Some("vip"), &envelope(&[&rcpt]), MESSAGE)
+            .await;
         assert_delivered(&report);
-        assert!(matches!(report.source, Some(s) if s == ip(4) || s == ip(5)), "{report:?}");
+        assert!(
+            matches!(report.source, Some(s) if s == ip(4) || s == ip(5)),
+            "{report:?}"
+        );
     }
-    assert_eq!(peers(&sink), BTreeSet::from([ip(4), ip(5)]), "spread over the dedicated pool");
+    assert_eq!(
+        peers(&sink),
+        BTreeSet::from([ip(4), ip(5)]),
+        "spread over the dedicated pool"
+    );
 
     sink.clear();
     for i in 0..4 {
         let rcpt = format!("shared{i}@dest.com");
         assert_delivered(&t.send("dest.com", &envelope(&[&rcpt]), MESSAGE).await);
-        assert_delivered(&t.send_from_pool("dest.com", Some("nosuchpool"), &envelope(&[&rcpt]), MESSAGE).await);
+        assert_delivered(
+            &t.send_from_pool("dest.com", Some("nosuchpool"), &envelope(&[&rcpt]), MESSAGE)
+                .await,
+        );
     }
     assert_eq!(peers(&sink), BTreeSet::from([ip(2), ip(3)]), "the shared pool");
 }
@@ -160,7 +177,11 @@ async fn a_member_that_cannot_bind_is_avoided_and_the_other_takes_over() {
     assert_eq!(peers(&sink), BTreeSet::from([ip(2)]));
     assert!(t.source_avoided(unbindable()));
     assert!(!t.source_avoided(ip(2)));
-    assert_eq!(gate.used(unbindable()), 0, "sends reserved for the failing member were given back");
+    assert_eq!(
+        gate.used(unbindable()),
+        0,
+        "sends reserved for the failing member were given back"
+    );
     assert_eq!(gate.used(ip(2)), 6);
 }
 
@@ -183,7 +204,11 @@ async fn members_at_their_warmup_allowance_are_skipped_then_mail_is_held() {
     );
     // Four recipients in one message: 2 + 2 from the two members (or 3 + 1), in two transactions.
     let report = t
-        .send("dest.com", &envelope(&["a@dest.com", "b@dest.com", "c@dest.com", "d@dest.com"]), MESSAGE)
+        .send(
+            "dest.com",
+            &envelope(&["a@dest.com", "b@dest.com", "c@dest.com", "d@dest.com"]),
+            MESSAGE,
+        )
         .await;
     assert_delivered(&report);
     assert_eq!(sink.message_count(), 2, "split over the members");
@@ -192,7 +217,9 @@ async fn members_at_their_warmup_allowance_are_skipped_then_mail_is_held() {
     // One left in total (on whichever member has it), then nothing.
     let report = t.send("dest.com", &envelope(&["e@dest.com"]), MESSAGE).await;
     assert_delivered(&report);
-    let report = t.send("dest.com", &envelope(&["f@dest.com", "g@dest.com"]), MESSAGE).await;
+    let report = t
+        .send("dest.com", &envelope(&["f@dest.com", "g@dest.com"]), MESSAGE)
+        .await;
     for o in &report.outcomes {
         assert!(
             matches!(&o.outcome, Outcome::Held { reply } if reply.contains("held for warm-up")),
@@ -277,17 +304,29 @@ async fn rate_limit_replies_slow_the_destination_down_and_successes_bring_it_bac
     );
     assert_eq!(sink.refused_connections(), 1);
     let s = t.destination("busy.com").unwrap();
-    assert_eq!((s.connection_cap, s.rate_per_minute, s.slowdowns), (4, Some(3_000.0), 1));
+    assert_eq!(
+        (s.connection_cap, s.rate_per_minute, s.slowdowns),
+        (4, Some(3_000.0), 1)
+    );
 
     // A rate-limit reply to RCPT: that recipient is throttled, the other delivered; slowed down again.
     sink.set_reply("slow@busy.com", SinkReply::reply(451, "4.7.1 Rate limited, slow down"));
     let report = t
         .send("busy.com", &envelope(&["slow@busy.com", "ok@busy.com"]), MESSAGE)
         .await;
-    assert!(matches!(report.outcomes[0].outcome, Outcome::Throttled { .. }), "{report:?}");
-    assert!(matches!(report.outcomes[1].outcome, Outcome::Delivered { .. }), "{report:?}");
+    assert!(
+        matches!(report.outcomes[0].outcome, Outcome::Throttled { .. }),
+        "{report:?}"
+    );
+    assert!(
+        matches!(report.outcomes[1].outcome, Outcome::Delivered { .. }),
+        "{report:?}"
+    );
     let s = t.destination("busy.com").unwrap();
-    assert_eq!((s.connection_cap, s.rate_per_minute, s.slowdowns), (2, Some(1_500.0), 2));
+    assert_eq!(
+        (s.connection_cap, s.rate_per_minute, s.slowdowns),
+        (2, Some(1_500.0), 2)
+    );
     assert_eq!(s.throttle_signals, 2);
 
     // Successes: one step back every 10.
@@ -324,7 +363,10 @@ async fn a_receiver_over_its_connection_limit_slows_us_down() {
         resolver(&dns),
     );
     let report = other.send("one.com", &envelope(&["b@one.com"]), MESSAGE).await;
-    assert!(matches!(report.outcomes[0].outcome, Outcome::Throttled { .. }), "{report:?}");
+    assert!(
+        matches!(report.outcomes[0].outcome, Outcome::Throttled { .. }),
+        "{report:?}"
+    );
     assert_eq!(other.destination("one.com").unwrap().slowdowns, 1);
     assert_eq!(other.destination("one.com").unwrap().connection_cap, 5);
 }

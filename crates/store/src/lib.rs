@@ -28,6 +28,7 @@ mod identity;
 mod inbound;
 mod limits;
 mod pg;
+mod sources;
 mod sqlite;
 mod stats;
 mod suppression;
@@ -57,6 +58,7 @@ pub use limits::{
 pub use stats::{
     ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
 };
+pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
     normalize as normalize_blacklist_address,

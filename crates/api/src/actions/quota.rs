@@ -29,6 +29,7 @@ pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Res
         "PerRecipientPerHour": q.per_recipient_per_hour,
         "Domains": domains,
         "Warmup": warmup,
+        "SourceIps": source_ips(core, ctx).await?,
     }))
 }
 
@@ -47,6 +48,26 @@ async fn warmup_entries(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Val
                 "WarmupAllowance": w.allowance,
                 "SentToday": w.sent_today,
                 "Held": w.held,
+            })
+        })
+        .collect())
+}
+
+/// `SourceIps` of `GetSendQuota`: the source addresses the account's mail can go out from, with today's sends and
+/// warm-up allowance (`null` = no limit).
+async fn source_ips(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Value>, ApiError> {
+    let ips = core.source_ip_quota(ctx).await.map_err(core_error)?;
+    Ok(ips
+        .iter()
+        .map(|q| {
+            json!({
+                "Address": q.address.to_string(),
+                "Pool": q.pool,
+                "SentToday": q.sent_today,
+                "WarmupDay": q.warmup_day,
+                "WarmupAllowance": q.warmup_allowance,
+                "RemainingToday": q.remaining_today,
+                "FirstUsedDate": q.first_used_ms.map(mailpush_model::clock::date_of),
             })
         })
         .collect())
