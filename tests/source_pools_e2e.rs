@@ -171,11 +171,19 @@ async fn dedicated_pools_and_ip_warmup_through_serve() {
         sources_of(&sink, "news@brand.example.com"),
         BTreeSet::from([ip("127.0.0.2"), ip("127.0.0.3")])
     );
-    let delivered = statuses(&client, &date)
-        .await
-        .iter()
-        .filter(|s| s["DeliverStatus"] == 1)
-        .count();
+    // The outcomes are recorded just after the sink's 250: wait for them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let delivered = loop {
+        let n = statuses(&client, &date)
+            .await
+            .iter()
+            .filter(|s| s["DeliverStatus"] == 1)
+            .count();
+        if n == 12 || tokio::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(delivered, 12);
     server.kill().await;
 }
