@@ -121,6 +121,7 @@ macro_rules! event_ops {
             let mut senders: std::collections::HashMap<(AccountId, String), String> = Default::default();
             for e in events {
                 let key = (e.account_id, e.message_id.as_str().to_string());
+                #[allow(clippy::map_entry)] // the entry cannot be held across the await below
                 if !senders.contains_key(&key) {
                     let from: Option<String> =
                         sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1 AND account_id = $2")

@@ -144,6 +144,7 @@ pub(crate) async fn record_outcomes(
                 .execute(&mut *tx)
                 .await?;
         }
+        #[allow(clippy::map_entry)] // the entry cannot be held across the await below
         if !senders.contains_key(&message_id) {
             let from: Option<String> = sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1")
                 .bind(&message_id)
