@@ -389,6 +389,9 @@ impl Mailpush {
                 command_timeout: Duration::from_secs(s.command_timeout_secs),
                 tls,
                 source_ips: s.source_ips.clone(),
+                // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
+                // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
+                max_idle_per_host: s.worker_concurrency.max(1),
                 ..TransportConfig::default()
             },
             resolver,
