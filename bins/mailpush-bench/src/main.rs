@@ -45,6 +45,9 @@ enum Cmd {
     Run(RunArgs),
     /// Start mailpush relaying to an external MX port; print its SMTP address; run until stdin closes.
     Serve(ServeArgs),
+    /// The queue alone (no server): enqueue and claim rates of the store, optionally behind a prefilled
+    /// backlog of waiting messages.
+    Queue(QueueArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -104,6 +107,39 @@ struct RunArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Before the server starts, store this many waiting messages (due in 30 days, to another domain) in its
+    /// database: the run then measures accepting and claiming with a large queue behind.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// Body size of each prefilled message, bytes.
+    #[arg(long, default_value_t = 2048)]
+    prefill_body_bytes: usize,
+}
+
+#[derive(clap::Args)]
+struct QueueArgs {
+    /// Store URL (default: a SQLite file in a temporary directory). A `postgres://` URL gets a schema of its
+    /// own, dropped afterwards.
+    #[arg(long)]
+    url: Option<String>,
+    /// Waiting messages (due in 30 days) stored before measuring.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// Body size of each prefilled message, bytes.
+    #[arg(long, default_value_t = 2048)]
+    prefill_body_bytes: usize,
+    /// Due messages enqueued, then claimed, in the measured phase.
+    #[arg(long, default_value_t = 20_000)]
+    mails: u64,
+    /// Concurrent enqueuers (group commit batches grow with them).
+    #[arg(long, default_value_t = 64)]
+    concurrency: u64,
+    /// Deliveries per claim (the worker's `worker_batch`).
+    #[arg(long, default_value_t = 256)]
+    claim_batch: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -152,6 +188,7 @@ async fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Run(a) => run(a).await,
         Cmd::Serve(a) => serve(a).await,
+        Cmd::Queue(a) => queue(a).await,
     }
 }
 
@@ -180,6 +217,7 @@ async fn start_server(
     dkim: Dkim,
     smtp_listen: &str,
     extra: &[(&str, String)],
+    prefill: Option<(u64, usize)>,
 ) -> Result<Server> {
     let dns = DnsAuthority::start().await.context("start DNS authority")?;
     for d in domains {
@@ -211,6 +249,27 @@ async fn start_server(
     vars.extend(extra.iter().cloned());
     let env = base_env(dir.path(), &vars);
     let creds = create_account_with(&env, "bench", &[]).await;
+    if let Some((n, body_bytes)) = prefill.filter(|(n, _)| *n > 0) {
+        let url = env
+            .get("MAILPUSH_DATABASE_URL")
+            .cloned()
+            .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("mailpush.db").display()));
+        let store = mailpush_store::Store::open(&url, mailpush_store::StoreOptions::default())
+            .await
+            .context("open the server's store for prefilling")?;
+        let account = store
+            .account_by_name("bench")
+            .await?
+            .context("the bench account is missing")?
+            .id;
+        let t0 = Instant::now();
+        prefill_waiting(&store, &url, account, n, body_bytes).await?;
+        eprintln!(
+            "mailpush-bench: prefilled {n} waiting messages in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        store.close().await;
+    }
     let process = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&process.api_addr, &creds);
     verified_sender_with(&client, &dns, SENDER, dkim.option()).await;
@@ -513,6 +572,7 @@ async fn run(args: RunArgs) -> Result<()> {
         args.dkim,
         "127.0.0.1:0",
         &extra,
+        Some((args.prefill, args.prefill_body_bytes)),
     )
     .await?;
     let pid = server.process.child.id().context("server pid")?;
@@ -636,17 +696,19 @@ async fn run(args: RunArgs) -> Result<()> {
         "server_cpu_seconds": cpu,
         "cpu_seconds_per_1000": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { f64::NAN },
         "server_peak_rss_mb": hwm,
+        "prefilled_waiting": args.prefill,
         "loadavg_at_end": load,
     });
     if args.json {
         println!("{report}");
     } else {
         println!(
-            "mailpush-bench: {} mode, DKIM {}, {} mails, {} clients (load avg at end: {load})",
+            "mailpush-bench: {} mode, DKIM {}, {} mails, {} clients, {} waiting in the queue (load avg at end: {load})",
             report["mode"].as_str().unwrap_or(""),
             report["dkim"].as_str().unwrap_or(""),
             args.mails,
-            args.clients
+            args.clients,
+            args.prefill
         );
         let f = |k: &str| report[k].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into());
         println!(
@@ -698,7 +760,7 @@ async fn run(args: RunArgs) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let extra = parse_env(&args.env)?;
-    let server = start_server(args.mx_port, &args.domains, args.dkim, &args.smtp_listen, &extra).await?;
+    let server = start_server(args.mx_port, &args.domains, args.dkim, &args.smtp_listen, &extra, None).await?;
     let pid = server.process.child.id().context("server pid")?;
     let smtp = server
         .process
@@ -727,5 +789,295 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let hwm = status_mb(pid, "VmHWM:").unwrap_or(f64::NAN);
     eprintln!("mailpush-bench: server CPU {cpu:.2} s, peak RSS {hwm:.1} MB");
     server.process.terminate().await;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------------
+// the queue alone, and prefilling
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A one-recipient message of `body_bytes`, due `delay_ms` from now.
+fn queue_message(
+    account: mailpush_store::AccountId,
+    rcpt: String,
+    domain: &str,
+    lane: i32,
+    delay_ms: i64,
+    body_bytes: usize,
+) -> mailpush_store::NewMessage {
+    let now = now_ms();
+    mailpush_store::NewMessage {
+        id: mailpush_model::MessageId::generate(),
+        account_id: account,
+        envelope_from: SENDER.to_string(),
+        from_address: SENDER.to_string(),
+        subject: "Your order has shipped".into(),
+        lane,
+        request_ms: now,
+        not_before_ms: now + delay_ms,
+        expires_ms: now + delay_ms + 72 * 3_600_000,
+        body: vec![b'x'; body_bytes],
+        recipients: vec![mailpush_store::NewRecipient {
+            address: rcpt,
+            domain: domain.to_string(),
+            kind: mailpush_model::RecipientKind::To,
+            send_status: 0,
+            deliver_message: None,
+        }],
+    }
+}
+
+/// Enqueues `n` messages from `tasks` concurrent enqueuers (so the store's group commit batches them);
+/// `make(i)` builds message `i`.
+async fn enqueue_many<F>(store: &mailpush_store::Store, n: u64, tasks: u64, make: F) -> Result<()>
+where
+    F: Fn(u64) -> mailpush_store::NewMessage + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks.max(1) {
+        let (store, make, next) = (store.clone(), make.clone(), next.clone());
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), mailpush_store::StoreError>(());
+                }
+                store.enqueue(make(i)).await?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// Copies of the first prefilled message, made by SQLite itself: every row is the store's own (written by its
+/// enqueue) but for the message id (`<first id>-<i>`) and the recipient (`w<i>@waiting.example.net`).
+const PREFILL_SQLITE: [&str; 3] = [
+    "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) \
+     INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, not_before_ms, \
+     expires_ms, open_count) SELECT $2 || '-' || i, account_id, envelope_from, from_address, subject, lane, \
+     request_ms, not_before_ms, expires_ms, open_count FROM messages, seq WHERE id = $2",
+    "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) \
+     INSERT INTO message_bodies (message_id, body) SELECT $2 || '-' || i, body FROM message_bodies, seq \
+     WHERE message_id = $2",
+    "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) \
+     INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, send_status, \
+     deliver_status, deliver_message, deliver_ms, next_attempt_ms) SELECT $2 || '-' || i, account_id, \
+     'w' || i || '@waiting.example.net', domain, kind, lane, request_ms, state, send_status, deliver_status, \
+     deliver_message, deliver_ms, next_attempt_ms FROM deliveries, seq WHERE message_id = $2",
+];
+
+/// Stores `n` waiting marketing messages (due in 30 days, to `waiting.example.net`). The first goes through
+/// the store's ordinary enqueue; on SQLite (`url`) the rest are copies of it made in one transaction
+/// ([`PREFILL_SQLITE`]: a million in seconds rather than minutes), elsewhere they are enqueued too, 512 per
+/// group-commit transaction.
+async fn prefill_waiting(
+    store: &mailpush_store::Store,
+    url: &str,
+    account: mailpush_store::AccountId,
+    n: u64,
+    body_bytes: usize,
+) -> Result<()> {
+    const THIRTY_DAYS_MS: i64 = 30 * 24 * 3_600_000;
+    if url.starts_with("sqlite:") && n > 1 {
+        use sqlx::{ConnectOptions, Connection};
+        use std::str::FromStr;
+        let first = queue_message(
+            account,
+            "w0@waiting.example.net".into(),
+            "waiting.example.net",
+            1,
+            THIRTY_DAYS_MS,
+            body_bytes,
+        );
+        let id = first.id.as_str().to_string();
+        store.enqueue(first).await?;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .busy_timeout(Duration::from_secs(30))
+            .connect()
+            .await?;
+        let mut tx = conn.begin().await?;
+        for sql in PREFILL_SQLITE {
+            sqlx::query(sql)
+                .bind(i64::try_from(n - 1)?)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        conn.close().await?;
+        return Ok(());
+    }
+    enqueue_many(store, n, 1024, move |i| {
+        queue_message(
+            account,
+            format!("w{i}@waiting.example.net"),
+            "waiting.example.net",
+            1,
+            THIRTY_DAYS_MS,
+            body_bytes,
+        )
+    })
+    .await
+}
+
+/// A PostgreSQL schema of our own (dropped by [`drop_pg_schema`]); returns the URL that uses it.
+async fn create_pg_schema(base: &str, schema: &str) -> Result<String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(base).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+async fn drop_pg_schema(base: &str, schema: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(base).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
+}
+
+async fn queue(args: QueueArgs) -> Result<()> {
+    let dir = temp_dir();
+    let pg_base = args.url.clone().filter(|u| u.starts_with("postgres"));
+    let schema = format!("mp_bench_queue_{}", std::process::id());
+    let url = match (&args.url, &pg_base) {
+        (_, Some(base)) => create_pg_schema(base, &schema).await?,
+        (Some(u), None) => u.clone(),
+        (None, None) => format!("sqlite:{}", dir.path().join("queue.db").display()),
+    };
+    let result = queue_measure(&args, &url).await;
+    if let Some(base) = &pg_base {
+        drop_pg_schema(base, &schema).await?;
+    }
+    result
+}
+
+async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
+    use mailpush_store::{AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, Store, StoreOptions};
+    let store = Store::open(url, StoreOptions::default()).await?;
+    let account = store
+        .create_account(NewAccount {
+            name: "bench".into(),
+            app_id: 1_300_000_000,
+            secret_id: format!("AKIDbench{}", std::process::id()),
+            secret_key_sealed: b"sealed".to_vec(),
+            created_ms: now_ms(),
+        })
+        .await?
+        .id;
+    let mut prefill_secs = 0.0;
+    if args.prefill > 0 {
+        let t0 = Instant::now();
+        prefill_waiting(&store, url, account, args.prefill, args.prefill_body_bytes).await?;
+        prefill_secs = t0.elapsed().as_secs_f64();
+    }
+    // Enqueue: due now, 2 KB, group commit from `concurrency` enqueuers.
+    let t0 = Instant::now();
+    enqueue_many(&store, args.mails, args.concurrency, move |i| {
+        queue_message(account, format!("m{i}@example.org"), "example.org", 1, 0, 2048)
+    })
+    .await?;
+    let enqueue_secs = t0.elapsed().as_secs_f64();
+    // Claim everything due, recording an outcome per claimed delivery as the worker does.
+    let (mut claimed, mut claims) = (0u64, 0u64);
+    let (mut claim_secs, mut outcome_secs) = (0.0, 0.0);
+    loop {
+        let t = Instant::now();
+        let got = store
+            .claim(ClaimRequest {
+                worker: "bench".into(),
+                limit: args.claim_batch,
+                lease_ms: 600_000,
+                now_ms: now_ms(),
+            })
+            .await?;
+        claim_secs += t.elapsed().as_secs_f64();
+        if got.is_empty() {
+            break;
+        }
+        claims += 1;
+        claimed += got.len() as u64;
+        let at = now_ms();
+        let outcomes = got
+            .iter()
+            .map(|d| DeliveryOutcome {
+                delivery_id: d.delivery_id,
+                lease: d.lease,
+                at_ms: at,
+                result: AttemptResult::Delivered {
+                    reply: "250 2.0.0 Ok".into(),
+                },
+                remote: None,
+            })
+            .collect();
+        let t = Instant::now();
+        store.record_outcomes(outcomes).await?;
+        outcome_secs += t.elapsed().as_secs_f64();
+    }
+    let stats = store.commit_stats();
+    store.close().await;
+    let rss = status_mb(std::process::id(), "VmHWM:").unwrap_or(f64::NAN);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let backend = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let report = json!({
+        "backend": backend,
+        "prefilled_waiting": args.prefill,
+        "prefill_seconds": prefill_secs,
+        "mails": args.mails,
+        "concurrency": args.concurrency,
+        "enqueue_per_sec": args.mails as f64 / enqueue_secs,
+        "group_commit_transactions": stats.transactions,
+        "claimed": claimed,
+        "claims": claims,
+        "claim_per_sec": claimed as f64 / claim_secs,
+        "claim_and_outcome_per_sec": claimed as f64 / (claim_secs + outcome_secs),
+        "peak_rss_mb": rss,
+        "loadavg_at_end": load,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "mailpush-bench queue: {backend}, {} waiting, {} mails, {} enqueuers (load avg at end: {load})",
+            args.prefill, args.mails, args.concurrency
+        );
+        if args.prefill > 0 {
+            println!("  prefill         {prefill_secs:.1} s");
+        }
+        println!(
+            "  enqueue         {:.0} /s ({} transactions in all)",
+            args.mails as f64 / enqueue_secs,
+            stats.transactions
+        );
+        println!(
+            "  claim           {claimed} in {claims} claims: {:.0} /s; with outcomes {:.0} /s",
+            claimed as f64 / claim_secs,
+            claimed as f64 / (claim_secs + outcome_secs)
+        );
+        println!("  peak RSS        {rss:.1} MB (this process, the store in it)");
+    }
+    if claimed != args.mails {
+        bail!("claimed {claimed} of {} due messages", args.mails);
+    }
     Ok(())
 }

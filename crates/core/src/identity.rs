@@ -109,6 +109,11 @@ fn selector_stem() -> String {
     secrets::random_string(6, b"abcdefghijklmnopqrstuvwxyz0123456789")
 }
 
+/// Concurrent argon2 password verifications (SMTP AUTH): one per core.
+static PASSWORD_VERIFICATIONS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+});
+
 impl Mailpush {
     fn record_config(&self) -> RecordConfig {
         let s = &self.inner.settings;
@@ -537,6 +542,12 @@ impl Mailpush {
             return Ok(None);
         };
         let pw = smtp_password.to_string();
+        // argon2id takes ~19 MiB per verification: bounded to one per core, a burst of logins (20 SMTP
+        // sessions connecting at once) costs ~40 MB instead of ~400 MB, and no throughput (it is CPU-bound).
+        let _permit = PASSWORD_VERIFICATIONS
+            .acquire()
+            .await
+            .map_err(|e| CoreError::Config(format!("password hashing permit: {e}")))?;
         let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
             .await
             .map_err(|e| CoreError::Config(format!("password hashing task: {e}")))??;

@@ -412,6 +412,9 @@ impl Mailpush {
                 source_pools: source_ips::named_pools(s)?,
                 source_avoid: Duration::from_secs(s.source_avoid_secs),
                 shaping: source_ips::shaping(s)?,
+                // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
+                // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
+                max_idle_per_host: s.worker_concurrency.max(1),
                 ..TransportConfig::default()
             },
             resolver,
