@@ -26,10 +26,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
+/// Sources of the mail of one sender; the return path is a VERP address at the sender's domain.
 fn sources_of(sink: &SinkMx, sender: &str) -> BTreeSet<IpAddr> {
+    let domain = sender.rsplit('@').next().unwrap_or(sender);
     sink.messages()
         .iter()
-        .filter(|m| m.mail_from == sender)
+        .filter(|m| m.mail_from.rsplit('@').next() == Some(domain))
         .map(|m| m.peer.ip())
         .collect()
 }

@@ -819,6 +819,7 @@ fn queue_message(
         from_address: SENDER.to_string(),
         subject: "Your order has shipped".into(),
         lane,
+        template_id: 0,
         request_ms: now,
         not_before_ms: now + delay_ms,
         expires_ms: now + delay_ms + 72 * 3_600_000,

@@ -43,6 +43,7 @@ fn message(account: &Account, recipients: &[&str]) -> NewMessage {
         from_address: "news@shop.example".into(),
         subject: "s".into(),
         lane: 0,
+        template_id: 0,
         request_ms: T0,
         not_before_ms: T0,
         expires_ms: T0 + 1_000_000,

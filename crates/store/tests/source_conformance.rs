@@ -152,6 +152,7 @@ async fn held_messages_get_a_later_deadline(ctx: Ctx) {
         from_address: "b@x.example".into(),
         subject: "s".into(),
         lane: 0,
+        template_id: 0,
         request_ms: T0,
         not_before_ms: T0,
         expires_ms: T0 + 1_000,
