@@ -63,12 +63,14 @@ pub fn warmup_retry_at(now_ms: i64) -> i64 {
 const ASSIGNMENTS_TTL: Duration = Duration::from_secs(10);
 
 type AssignmentMap = HashMap<(AccountId, String), String>;
+/// The assignments with the time they were loaded.
+type CachedAssignments = Option<(Instant, Arc<AssignmentMap>)>;
 
 /// The sending domains' pool assignments, read from the store and cached for a few seconds.
 #[derive(Clone)]
 pub struct PoolAssignments {
     store: Store,
-    cache: Arc<Mutex<Option<(Instant, Arc<AssignmentMap>)>>>,
+    cache: Arc<Mutex<CachedAssignments>>,
 }
 
 impl std::fmt::Debug for PoolAssignments {
