@@ -1,14 +1,13 @@
 //! Accounts and their API credentials. SecretKeys are stored sealed under the master key; verified
 //! credentials are cached briefly so signature checks do not hit the database on every request.
 
+use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::secrets::{ALPHANUMERIC, random_string};
 use mailpush_model::ErrorCode;
 use mailpush_store::{Account, AccountId, NewAccount};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The credentials printed once at account creation (`mailpush account create NAME --json`).
 #[derive(Debug, Clone, Serialize)]
@@ -55,32 +54,30 @@ pub(crate) const SECRET_KEY_CONTEXT: &str = "account-secret-key";
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// In-memory credential cache: SecretId → (account, SecretKey).
-#[derive(Default)]
 pub(crate) struct CredentialCache {
-    entries: RwLock<HashMap<String, (AccountContext, String, Instant)>>,
+    entries: TtlCache<String, (AccountContext, String)>,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        CredentialCache {
+            entries: TtlCache::new(CACHE_TTL),
+        }
+    }
 }
 
 impl CredentialCache {
     pub(crate) fn get(&self, secret_id: &str) -> Option<(AccountContext, String)> {
-        let map = self.entries.read().ok()?;
-        let (acct, key, at) = map.get(secret_id)?;
-        (at.elapsed() < CACHE_TTL).then(|| (acct.clone(), key.clone()))
+        self.entries.get(secret_id)
     }
 
     /// Forgets every cached credential (after a suspension, so this process sees it at once).
     pub(crate) fn clear(&self) {
-        if let Ok(mut map) = self.entries.write() {
-            map.clear();
-        }
+        self.entries.clear();
     }
 
     pub(crate) fn put(&self, secret_id: &str, acct: AccountContext, key: String) {
-        if let Ok(mut map) = self.entries.write() {
-            if map.len() > 100_000 {
-                map.clear();
-            }
-            map.insert(secret_id.to_string(), (acct, key, Instant::now()));
-        }
+        self.entries.put(secret_id.to_string(), (acct, key));
     }
 }
 

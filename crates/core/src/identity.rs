@@ -7,8 +7,10 @@
 //! send"). Sender addresses may be created before their domain is verified, as with Tencent.
 
 use crate::accounts::AccountContext;
+use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::{Mailpush, secrets};
+use aws_lc_rs::hmac;
 use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
 use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SigningKey, keys, password};
 use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
@@ -37,11 +39,45 @@ const SIGNATURE_CACHE: usize = 4096;
 /// Loaded signing keys per (account, domain), with when they were loaded.
 type KeyCache = HashMap<(AccountId, String), (Instant, Arc<Vec<SigningKey>>)>;
 
+/// How long the send gate trusts what it read about senders, domains and levels (see [`crate::cache`]).
+const SEND_GATE_TTL: Duration = Duration::from_secs(1);
+/// How long a successful SMTP login is remembered (the password itself is checked against it every time).
+const LOGIN_CACHE_TTL: Duration = Duration::from_secs(600);
+
 /// Per-process identity state kept in the facade.
-#[derive(Default)]
 pub(crate) struct IdentityState {
     dns: OnceLock<DnsChecker>,
     keys: Mutex<KeyCache>,
+    /// Sender addresses known to exist, by (account, address). Only positive answers are kept, so a sender
+    /// created elsewhere can send at once.
+    senders: TtlCache<(AccountId, String), ()>,
+    /// Domains known to be verified, by (account, lower-case domain); positive answers only, as above.
+    verified_domains: TtlCache<(AccountId, String), ()>,
+    /// Each account's verified domains with their reputation levels (the admission's level quota).
+    pub(crate) domain_levels: TtlCache<AccountId, Arc<Vec<(String, i64)>>>,
+    /// SMTP logins argon2 accepted recently: sender address → HMAC(`login_key`, stored hash, password). A
+    /// client that opens a connection per mail would otherwise pay a ~20 ms, 19 MiB argon2 run per mail.
+    /// The stored hash is part of the MAC, so a password change invalidates the entry everywhere.
+    logins: TtlCache<String, hmac::Tag>,
+    /// Random per process: the cached MACs are useless outside it.
+    login_key: hmac::Key,
+}
+
+impl Default for IdentityState {
+    fn default() -> Self {
+        IdentityState {
+            dns: OnceLock::new(),
+            keys: Mutex::new(KeyCache::new()),
+            senders: TtlCache::new(SEND_GATE_TTL),
+            verified_domains: TtlCache::new(SEND_GATE_TTL),
+            domain_levels: TtlCache::new(SEND_GATE_TTL),
+            logins: TtlCache::new(LOGIN_CACHE_TTL),
+            login_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                secrets::random_string(32, secrets::ALPHANUMERIC).as_bytes(),
+            ),
+        }
+    }
 }
 
 /// A domain as the API shows it.
@@ -107,6 +143,11 @@ fn not_found(domain: &str) -> CoreError {
 /// A short random token for selectors, lower-case so DNS tooling never trips on case.
 fn selector_stem() -> String {
     secrets::random_string(6, b"abcdefghijklmnopqrstuvwxyz0123456789")
+}
+
+/// What a remembered SMTP login's MAC covers: the stored hash, then the password (NUL cannot occur in the first).
+fn login_mac_input(stored_hash: &str, password: &str) -> Vec<u8> {
+    [stored_hash.as_bytes(), b"\0", password.as_bytes()].concat()
 }
 
 /// Concurrent argon2 password verifications (SMTP AUTH): one per core.
@@ -217,6 +258,7 @@ impl Mailpush {
             .store
             .record_identity_check(row.account_id, row.id, &check)
             .await?;
+        self.forget_send_gate();
         if row.verified && !verified {
             tracing::warn!(domain = %row.domain, reason = %check.reason, "a verified domain failed its DNS re-check: sending from it stops");
         }
@@ -375,6 +417,7 @@ impl Mailpush {
             Err(e) => return Err(e.into()),
         }
         self.forget_keys(account.id, &domain);
+        self.forget_send_gate();
         Ok(())
     }
 
@@ -466,7 +509,9 @@ impl Mailpush {
     /// `DeleteEmailAddress`.
     pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
-        match self.inner.store.delete_sender(account.id, addr.as_str()).await {
+        let deleted = self.inner.store.delete_sender(account.id, addr.as_str()).await;
+        self.forget_send_gate();
+        match deleted {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
             Err(e) => Err(e.into()),
@@ -541,23 +586,39 @@ impl Mailpush {
         let Some(hash) = sender.smtp_password_hash.clone() else {
             return Ok(None);
         };
-        let pw = smtp_password.to_string();
-        // argon2id takes ~19 MiB per verification: bounded to one per core, a burst of logins (20 SMTP
-        // sessions connecting at once) costs ~40 MB instead of ~400 MB, and no throughput (it is CPU-bound).
-        let _permit = PASSWORD_VERIFICATIONS
-            .acquire()
-            .await
-            .map_err(|e| CoreError::Config(format!("password hashing permit: {e}")))?;
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-            .await
-            .map_err(|e| CoreError::Config(format!("password hashing task: {e}")))??;
-        if !ok {
-            return Ok(None);
+        if !self.login_remembered(addr.as_str(), &hash, smtp_password) {
+            // argon2id takes ~19 MiB per verification: bounded to one per core, a burst of logins (20 SMTP
+            // sessions connecting at once) costs ~40 MB instead of ~400 MB, and no throughput (it is CPU-bound).
+            let _permit = PASSWORD_VERIFICATIONS
+                .acquire()
+                .await
+                .map_err(|e| CoreError::Config(format!("password hashing permit: {e}")))?;
+            // Sessions of one client log in together: the first verification usually answers the rest.
+            if !self.login_remembered(addr.as_str(), &hash, smtp_password) {
+                let (pw, stored) = (smtp_password.to_string(), hash.clone());
+                let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
+                    .await
+                    .map_err(|e| CoreError::Config(format!("password hashing task: {e}")))??;
+                if !ok {
+                    return Ok(None);
+                }
+                let id = &self.inner.identity;
+                let tag = hmac::sign(&id.login_key, &login_mac_input(&hash, smtp_password));
+                id.logins.put(addr.as_str().to_string(), tag);
+            }
         }
         let Some(account) = self.inner.store.account(sender.account_id).await? else {
             return Ok(None);
         };
         Ok(Some((AccountContext::from(&account), sender_view(&sender))))
+    }
+
+    /// Whether argon2 accepted this password for `address` (with this stored hash) within the cache's TTL.
+    fn login_remembered(&self, address: &str, stored_hash: &str, password: &str) -> bool {
+        let id = &self.inner.identity;
+        id.logins.get(address).is_some_and(|tag| {
+            hmac::verify(&id.login_key, &login_mac_input(stored_hash, password), tag.as_ref()).is_ok()
+        })
     }
 
     /// The send gate: `sender` must be a created sender address of the account, its domain verified, and the
@@ -568,8 +629,12 @@ impl Mailpush {
         sender: &EmailAddress,
         header_from: &EmailAddress,
     ) -> Result<(), CoreError> {
-        if self.inner.store.sender(account.id, sender.as_str()).await?.is_none() {
-            return Err(Self::no_such_sender(sender.as_str()));
+        let key = (account.id, sender.as_str().to_string());
+        if self.inner.identity.senders.get(&key).is_none() {
+            if self.inner.store.sender(account.id, sender.as_str()).await?.is_none() {
+                return Err(Self::no_such_sender(sender.as_str()));
+            }
+            self.inner.identity.senders.put(key, ());
         }
         self.check_sending_domain(account, sender).await?;
         if !header_from.domain().eq_ignore_ascii_case(sender.domain()) {
@@ -593,9 +658,13 @@ impl Mailpush {
         account: &AccountContext,
         sender: &EmailAddress,
     ) -> Result<(), CoreError> {
+        let key = (account.id, sender.domain().to_ascii_lowercase());
+        if self.inner.identity.verified_domains.get(&key).is_some() {
+            return Ok(());
+        }
         let identity = self.inner.store.identity(account.id, sender.domain()).await?;
         match identity {
-            Some(i) if i.verified => {}
+            Some(i) if i.verified => self.inner.identity.verified_domains.put(key, ()),
             Some(i) => {
                 return Err(refuse(
                     ErrorCode::FailedOperationNotAuthenticatedSender,
@@ -676,6 +745,15 @@ impl Mailpush {
             }
         });
         RecheckHandle { stop, task }
+    }
+
+    /// Forgets what the send gate cached (after this process changed a sender, a domain or a level), so the
+    /// next send reads the store.
+    pub(crate) fn forget_send_gate(&self) {
+        let id = &self.inner.identity;
+        id.senders.clear();
+        id.verified_domains.clear();
+        id.domain_levels.clear();
     }
 
     fn forget_keys(&self, account: AccountId, domain: &str) {

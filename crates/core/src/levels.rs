@@ -219,6 +219,9 @@ impl Mailpush {
                 });
             }
         }
+        if !moves.is_empty() {
+            self.forget_send_gate();
+        }
         Ok(moves)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod batch;
+mod cache;
 pub mod callbacks;
 pub mod daily_quota;
 pub mod engage;

@@ -10,6 +10,7 @@
 use mailpush_model::ErrorCode;
 use mailpush_quota::{ReputationLevel, account_daily_quota};
 use mailpush_store::{AccountLimitOverrides, AdmissionLimits, LimitRefusal};
+use std::sync::Arc;
 
 use crate::{AccountContext, CoreError, Mailpush};
 
@@ -72,7 +73,14 @@ impl Mailpush {
     /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
     pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
         let s = &self.inner.settings;
-        let levels = self.inner.store.verified_domain_levels(account.id).await?;
+        let levels = match self.inner.identity.domain_levels.get(&account.id) {
+            Some(hit) => hit,
+            None => {
+                let read = Arc::new(self.inner.store.verified_domain_levels(account.id).await?);
+                self.inner.identity.domain_levels.put(account.id, read.clone());
+                read
+            }
+        };
         let level_quota = account_daily_quota(levels.iter().map(|(_, l)| level_of(*l)), u64::MAX);
         Ok(AdmissionLimits {
             sends_per_second: s.limit_sends_per_second,
@@ -212,6 +220,7 @@ impl Mailpush {
             .store
             .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.now_ms())
             .await?;
+        self.forget_send_gate();
         Ok(())
     }
 }

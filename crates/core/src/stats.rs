@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailpush_model::clock::{DAY_MS, date_of, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
@@ -14,6 +14,7 @@ use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
 pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
 use tokio::sync::watch;
 
+use crate::cache::TtlCache;
 use crate::{AccountContext, CoreError, Mailpush};
 
 /// Longest period one statistics or abuse report may span, days (Tencent keeps 90 days of records).
@@ -24,14 +25,23 @@ pub const BOUNCE_RATE_WARNING: &str = "bounce_rate";
 const UNSUBSCRIBE_DEFAULT_TTL: Duration = Duration::from_secs(30);
 
 /// Process state of the feedback features (in `Mailpush`).
-#[derive(Default)]
 pub(crate) struct FeedbackState {
-    /// (account, sender address) → (Unsubscribe code, when read).
-    unsubscribe_defaults: Mutex<HashMap<(AccountId, String), (u8, Instant)>>,
+    /// (account, sender address) → Unsubscribe code.
+    unsubscribe_defaults: TtlCache<(AccountId, String), u8>,
     /// Bounce-rate warnings raised by this process.
     warnings_raised: AtomicU64,
     /// Last evaluation per account name: (bounce rate %, warning in force).
     last_rates: Mutex<BTreeMap<String, (f64, bool)>>,
+}
+
+impl Default for FeedbackState {
+    fn default() -> Self {
+        FeedbackState {
+            unsubscribe_defaults: TtlCache::new(UNSUBSCRIBE_DEFAULT_TTL),
+            warnings_raised: AtomicU64::new(0),
+            last_rates: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 /// A `GetStatisticsReport` request.
@@ -224,8 +234,6 @@ impl Mailpush {
         self.inner
             .feedback
             .unsubscribe_defaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .remove(&(account, address.to_string()));
     }
 
@@ -336,16 +344,8 @@ impl Mailpush {
     /// built (no `public_base_url`) is ignored rather than refusing mail.
     pub(crate) async fn default_unsubscribe(&self, account: AccountId, sender: &EmailAddress) -> Result<u8, CoreError> {
         let key = (account, sender.as_str().to_ascii_lowercase());
-        if let Some((code, at)) = self
-            .inner
-            .feedback
-            .unsubscribe_defaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            && at.elapsed() < UNSUBSCRIBE_DEFAULT_TTL
-        {
-            return Ok(*code);
+        if let Some(code) = self.inner.feedback.unsubscribe_defaults.get(&key) {
+            return Ok(code);
         }
         let code = match self.inner.store.unsubscribe_config(account, &key.1).await? {
             Some(c) if c.status == 1 => c.unsubscribe_config.trim().parse::<u8>().unwrap_or(0),
@@ -356,12 +356,7 @@ impl Mailpush {
         } else {
             code
         };
-        self.inner
-            .feedback
-            .unsubscribe_defaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (code, Instant::now()));
+        self.inner.feedback.unsubscribe_defaults.put(key, code);
         Ok(code)
     }
 

@@ -3,17 +3,19 @@
 //! `SendEmail`. The rules themselves (review, TemplateData validation, escaping) live in `mailpush-template`.
 
 use crate::accounts::AccountContext;
+use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::send::{SendContent, SendRequest};
 use crate::settings::Settings;
 use crate::{Mailpush, accounts};
 use mailpush_model::ErrorCode;
+use mailpush_store::{AccountId, NewTemplate, TemplateUpdate};
 pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, template_status};
-use mailpush_store::{NewTemplate, TemplateUpdate};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,
 };
+use std::time::Duration;
 
 /// Most templates one `ListEmailTemplates` page returns.
 pub const MAX_TEMPLATE_LIST_LIMIT: i64 = 100;
@@ -52,7 +54,14 @@ pub(crate) struct TemplateEngine {
     max_bytes: usize,
     data_max_bytes: usize,
     data_policy: DataPolicy,
+    /// Approved templates' summaries by (account, id), so a send does not read the review state every time.
+    /// Only approved ones are kept: an approval (possibly by the operator's CLI in another process) is seen at
+    /// once; an edit, rejection or deletion here clears the entry, and one elsewhere is seen within the TTL.
+    sendable: TtlCache<(AccountId, TemplateId), TemplateSummary>,
 }
+
+/// How long an approved template's review state is trusted from memory (see [`crate::cache`]).
+const SENDABLE_TTL: Duration = Duration::from_secs(1);
 
 impl TemplateEngine {
     pub(crate) fn from_settings(s: &Settings) -> Result<Self, CoreError> {
@@ -84,6 +93,7 @@ impl TemplateEngine {
                 reject_html: !s.template_data_allow_html,
                 allow_reserved_keys: false,
             },
+            sendable: TtlCache::new(SENDABLE_TTL),
         })
     }
 
@@ -325,6 +335,7 @@ impl Mailpush {
             )
             .await?
             .ok_or_else(|| not_exist(id))?;
+        self.engine().sendable.remove(&(account.id, id));
         // Older versions can no longer be sent; free their compiled form now rather than when they age out.
         self.engine()
             .cache
@@ -365,6 +376,7 @@ impl Mailpush {
         if !self.inner.store.delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
+        self.engine().sendable.remove(&(account.id, id));
         self.engine().cache.retain(|k| k.template_id != id as u64);
         Ok(())
     }
@@ -418,18 +430,25 @@ impl Mailpush {
                 ),
             ));
         }
-        let summary = self
-            .inner
-            .store
-            .template_summary(account.id, id)
-            .await?
-            .ok_or_else(|| {
-                refuse(
-                    ErrorCode::FailedOperationInvalidTemplateID,
-                    format!("Template.TemplateID {id} does not exist"),
-                )
-            })?;
-        check_sendable(&summary)?;
+        let summary = match engine.sendable.get(&(account.id, id)) {
+            Some(hit) => hit,
+            None => {
+                let summary = self
+                    .inner
+                    .store
+                    .template_summary(account.id, id)
+                    .await?
+                    .ok_or_else(|| {
+                        refuse(
+                            ErrorCode::FailedOperationInvalidTemplateID,
+                            format!("Template.TemplateID {id} does not exist"),
+                        )
+                    })?;
+                check_sendable(&summary)?;
+                engine.sendable.put((account.id, id), summary.clone());
+                summary
+            }
+        };
         let data = TemplateData::parse(data, &engine.data_policy).map_err(data_error)?;
         let key = TemplateKey::new(id as u64, summary.version as u64);
         let bodies = match engine.cache.get(&key) {
@@ -594,6 +613,7 @@ impl Mailpush {
                 ),
             ));
         }
+        self.engine().sendable.remove(&(t.account_id, t.id));
         self.admin_template(t.id).await
     }
 }

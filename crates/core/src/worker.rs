@@ -177,8 +177,12 @@ fn group_by_message_and_domain(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<Claimed
 
 async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::UnboundedSender<DeliveryOutcome>) {
     let Some(first) = group.first() else { return };
-    let body = match shared.store.message_body(&first.message_id).await {
-        Ok(Some(b)) => b,
+    // Tracked mail and mail with an unsubscribe link has a body per recipient (see core::engage): each such
+    // recipient gets its own transaction and signature; the others share the message body. Both come in one
+    // read.
+    let recipients: Vec<String> = group.iter().map(|d| d.recipient.clone()).collect();
+    let (body, personal) = match shared.store.delivery_content(&first.message_id, &recipients).await {
+        Ok(Some(c)) => (c.body, c.personal.into_iter().collect::<HashMap<String, Vec<u8>>>()),
         Ok(None) => {
             // The body is purged only when every recipient is final, so this is damage, not a race.
             let now = shared.clock.now_ms();
@@ -196,17 +200,7 @@ async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::
         }
         Err(e) => {
             // Leave the leases to expire; another round will retry the load.
-            tracing::error!(error = %e, message = %first.message_id, "loading a message body failed");
-            return;
-        }
-    };
-    // Tracked mail and mail with an unsubscribe link has a body per recipient (see core::engage): each such
-    // recipient gets its own transaction and signature; the others share the message body.
-    let recipients: Vec<String> = group.iter().map(|d| d.recipient.clone()).collect();
-    let personal: HashMap<String, Vec<u8>> = match shared.store.recipient_bodies(&first.message_id, &recipients).await {
-        Ok(p) => p.into_iter().collect(),
-        Err(e) => {
-            tracing::error!(error = %e, message = %first.message_id, "loading recipient bodies failed");
+            tracing::error!(error = %e, message = %first.message_id, "loading a message's content failed");
             return;
         }
     };

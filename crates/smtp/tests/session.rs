@@ -403,3 +403,69 @@ async fn connections_per_ip_are_limited() {
     assert_eq!(code, 421);
     assert_eq!(c.reply().await.0, 0);
 }
+
+#[tokio::test]
+async fn remembered_logins_follow_password_changes() {
+    let w = world(|_| {}, |_| {}).await;
+    let ok = |r: Option<_>| r.is_some();
+    assert!(ok(w
+        .core
+        .verify_smtp_credentials(LOGIN, PASSWORD)
+        .await
+        .expect("verify")));
+    // The second login is answered from memory (no argon2 run), with the same verdicts.
+    assert!(ok(w
+        .core
+        .verify_smtp_credentials(LOGIN, PASSWORD)
+        .await
+        .expect("again")));
+    assert!(!ok(w
+        .core
+        .verify_smtp_credentials(LOGIN, "WrongPassw0rd1")
+        .await
+        .expect("wrong")));
+    w.core
+        .update_smtp_password(&w.account, LOGIN, "NewSmtpPassw0rd")
+        .await
+        .expect("change");
+    assert!(
+        !ok(w.core.verify_smtp_credentials(LOGIN, PASSWORD).await.expect("old")),
+        "a remembered login ends with its password"
+    );
+    assert!(ok(w
+        .core
+        .verify_smtp_credentials(LOGIN, "NewSmtpPassw0rd")
+        .await
+        .expect("new")));
+    let mut c = authed_with(&w, "NewSmtpPassw0rd").await;
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "x")).await;
+    assert_eq!(code, 250, "{text}");
+}
+
+#[tokio::test]
+async fn a_deleted_sender_stops_sending_at_once() {
+    let w = world(|_| {}, |_| {}).await;
+    let mut c = authed(&w).await;
+    // A first mail puts the sender and its domain in the send gate's cache.
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "before")).await;
+    assert_eq!(code, 250, "{text}");
+    w.core.delete_sender(&w.account, LOGIN).await.expect("delete");
+    w.core
+        .delete_identity(&w.account, "shop.example.com")
+        .await
+        .expect("delete domain");
+    assert_eq!(
+        c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0,
+        550,
+        "refused at once, not after the TTL"
+    );
+}
+
+async fn authed_with(w: &World, password: &str) -> Client {
+    let (mut c, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 220);
+    c.starttls().await;
+    let (code, text) = c.login(LOGIN, password).await;
+    assert_eq!(code, 235, "{text}");
+    c
+}

@@ -23,6 +23,15 @@ pub struct CallbackEvent {
     pub template_id: i64,
 }
 
+/// What the worker sends for a claimed message: its MIME and the per-recipient bodies of tracked mail.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeliveryContent {
+    /// The message's MIME (sent to recipients without a body of their own).
+    pub body: Vec<u8>,
+    /// (recipient, body) of the asked recipients that have their own body.
+    pub personal: Vec<(String, Vec<u8>)>,
+}
+
 /// Callback delivery states in `events.cb_state`.
 pub mod cb_state {
     /// To deliver when due.
@@ -40,7 +49,7 @@ macro_rules! engage_ops {
         use mailpush_model::MessageId;
         use sqlx::{QueryBuilder, Row};
 
-        use crate::engage::CallbackEvent;
+        use crate::engage::{CallbackEvent, DeliveryContent};
         use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
         use crate::{AccountId, StoreError};
 
@@ -130,6 +139,38 @@ macro_rules! engage_ops {
                 out.push((row.try_get("recipient")?, row.try_get("body")?));
             }
             Ok(out)
+        }
+
+        pub(crate) async fn delivery_content(
+            pool: &Pool,
+            message: &MessageId,
+            recipients: &[String],
+        ) -> Result<Option<DeliveryContent>, StoreError> {
+            // One statement for both tables: the worker's read per message group is a single round trip.
+            let mut qb: QueryBuilder<$DB> =
+                QueryBuilder::new("SELECT 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id = ");
+            qb.push_bind(message.as_str().to_string());
+            if !recipients.is_empty() {
+                qb.push(" UNION ALL SELECT 1 AS part, recipient, body FROM recipient_bodies WHERE message_id = ");
+                qb.push_bind(message.as_str().to_string())
+                    .push(" AND recipient IN (");
+                let mut sep = qb.separated(", ");
+                for r in recipients {
+                    sep.push_bind(r.clone());
+                }
+                qb.push(")");
+            }
+            let mut body = None;
+            let mut personal = Vec::new();
+            for row in qb.build().fetch_all(pool).await? {
+                let part: i32 = row.try_get("part")?;
+                if part == 0 {
+                    body = Some(row.try_get("body")?);
+                } else {
+                    personal.push((row.try_get("recipient")?, row.try_get("body")?));
+                }
+            }
+            Ok(body.map(|body| DeliveryContent { body, personal }))
         }
 
         pub(crate) async fn set_callback_target(
@@ -390,6 +431,17 @@ impl Store {
             return Ok(Vec::new());
         }
         on_pool!(self, reader, recipient_bodies(message, recipients))
+    }
+
+    /// A claimed message's content for delivery: its MIME and the per-recipient bodies of those of `recipients`
+    /// that have one, in one round trip. `None` when the message body is gone (purged after the last final
+    /// delivery, so never for a delivery still leased).
+    pub async fn delivery_content(
+        &self,
+        message: &mailpush_model::MessageId,
+        recipients: &[String],
+    ) -> Result<Option<DeliveryContent>, StoreError> {
+        on_pool!(self, reader, delivery_content(message, recipients))
     }
 
     /// Sets (`Some`) or removes (`None`) a callback URL; `sender` "" is the account-level one.

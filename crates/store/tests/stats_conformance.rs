@@ -266,6 +266,21 @@ async fn purge_case(store: &Store, retain: bool) {
         .await
         .expect("put bodies");
     store.enqueue(m.clone()).await.expect("enqueue");
+    // The worker's one read: the MIME and the personal bodies of the asked recipients that have one.
+    let asked = ["a@y.example".to_string(), "c@y.example".to_string()];
+    let content = store
+        .delivery_content(&m.id, &asked)
+        .await
+        .expect("content")
+        .expect("stored");
+    assert_eq!(content.body, m.body);
+    assert_eq!(content.personal, vec![("a@y.example".to_string(), b"for a".to_vec())]);
+    let plain = store
+        .delivery_content(&m.id, &[])
+        .await
+        .expect("content")
+        .expect("stored");
+    assert!(plain.personal.is_empty());
     deliver(store, T0, |r| match r {
         "a@y.example" => AttemptResult::Delivered { reply: "250 ok".into() },
         _ => AttemptResult::Deferred {
@@ -292,6 +307,12 @@ async fn purge_case(store: &Store, retain: bool) {
     } else {
         assert!(bodies(store, &m).await.is_empty());
     }
+    let gone = store.delivery_content(&m.id, &asked).await.expect("content");
+    assert_eq!(
+        gone.is_some(),
+        retain,
+        "the MIME is purged with the last final delivery"
+    );
 }
 
 async fn recipient_bodies_are_purged_at_the_final_state(ctx: Ctx) {
