@@ -76,25 +76,19 @@ impl Mailpush {
         (!b.is_empty()).then_some(b)
     }
 
-    /// The unsubscribe admission check (one indexed lookup): recipients who unsubscribed from the sending
-    /// domain get `SendStatus` 1013; if that is every recipient, the send is refused with
-    /// `FailedOperation.ReceiverHasUnsubscribed`.
-    pub(crate) async fn check_unsubscribed(
+    /// The unsubscribe half of the admission screen (see `screen_recipients`): recipients in `gone` (who
+    /// unsubscribed from the sending domain) get `SendStatus` 1013; if that is every recipient, the send is
+    /// refused with `FailedOperation.ReceiverHasUnsubscribed`.
+    pub(crate) fn mark_unsubscribed(
         &self,
-        account: &AccountContext,
         sender_domain: &str,
+        gone: &[String],
         recipients: &mut [NewRecipient],
     ) -> Result<(), CoreError> {
-        let addrs: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let gone = self
-            .inner
-            .store
-            .unsubscribed_among(account.id, sender_domain, &addrs)
-            .await?;
         if gone.is_empty() {
             return Ok(());
         }
-        if gone.len() >= recipients.len() {
+        if recipients.iter().all(|r| gone.contains(&r.address)) {
             return Err(refuse(
                 ErrorCode::FailedOperationReceiverHasUnsubscribed,
                 format!("{} unsubscribed from mail of {sender_domain}", gone.join(", ")),

@@ -283,8 +283,7 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
-        self.apply_suppression(account, &mut recipients).await?;
-        self.check_unsubscribed(account, mail.sender.domain(), &mut recipients)
+        self.screen_recipients(account, mail.sender.domain(), &mut recipients)
             .await?;
         // SendEmail's explicit Unsubscribe wins; otherwise the sender address's config (AddressUnsubscribeConfig).
         let unsubscribe = match opts.unsubscribe {

@@ -441,8 +441,7 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
-        self.apply_suppression(&who.account, &mut recipients).await?;
-        self.check_unsubscribed(&who.account, mail.header_from.domain(), &mut recipients)
+        self.screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;
         let suppressed = recipients.iter().any(|r| r.send_status != 0);
         // The sender address's AddressUnsubscribeConfig: List-Unsubscribe headers per recipient.

@@ -2,7 +2,7 @@
 //! blacklist, the blacklist actions, and the account's automatic suspension when too many of its recipients are
 //! blacklisted.
 //!
-//! Admission makes ONE indexed lookup per request (all recipients at once). When every recipient is blocked the
+//! Admission makes ONE store round trip per request (all recipients, blacklists and unsubscribes at once). When every recipient is blocked the
 //! request fails with `FailedOperation.EmailAddrInBlacklist`; otherwise the blocked ones are recorded with
 //! SendStatus 1007 (final, never queued, with a `dropped` event).
 
@@ -12,7 +12,7 @@ use mailpush_model::clock::DAY_MS;
 use mailpush_model::{EmailAddress, ErrorCode, SendStatus};
 use mailpush_store::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, NewRecipient,
-    normalize_blacklist_address,
+    RecipientScreenQuery, normalize_blacklist_address,
 };
 
 use crate::{AccountContext, CoreError, Mailpush};
@@ -92,11 +92,16 @@ fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
 }
 
 impl Mailpush {
-    /// The admission check, called once per request by `send_email` and `submit_raw`: marks blocked recipients
-    /// with SendStatus 1007, or refuses the request when all of them are blocked. Then checks auto-suspend.
-    pub(crate) async fn apply_suppression(
+    /// The admission screen, called once per request by `send_email`, `submit_raw` and the batch runner, in
+    /// one store round trip:
+    /// - blacklists: blocked recipients get SendStatus 1007; when every recipient is blocked the request is
+    ///   refused (`FailedOperation.EmailAddrInBlacklist`);
+    /// - unsubscribes from the sending domain: those recipients get SendStatus 1013; when that is every
+    ///   recipient the request is refused (`FailedOperation.ReceiverHasUnsubscribed`).
+    pub(crate) async fn screen_recipients(
         &self,
         account: &AccountContext,
+        sender_domain: &str,
         recipients: &mut [NewRecipient],
     ) -> Result<(), CoreError> {
         let now = self.now_ms();
@@ -104,30 +109,36 @@ impl Mailpush {
             .iter()
             .map(|r| normalize_blacklist_address(&r.address))
             .collect();
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
         let since = now.saturating_sub((self.inner.settings.blacklist_days as i64).saturating_mul(DAY_MS));
-        let hits: HashSet<String> = self
+        let screen = self
             .inner
             .store
-            .blacklisted(account.id, &keys, since, now)
-            .await?
-            .into_iter()
-            .collect();
-        if hits.is_empty() {
-            return Ok(());
-        }
-        if keys.iter().all(|k| hits.contains(k)) {
-            return Err(CoreError::refused(
-                ErrorCode::FailedOperationEmailAddrInBlacklist,
-                "every recipient is on a blacklist",
-            ));
-        }
-        for (r, k) in recipients.iter_mut().zip(&keys) {
-            if hits.contains(k) {
-                r.send_status = SendStatus::BLACKLISTED.0;
-                r.deliver_message = Some("the recipient is on a blacklist".into());
+            .recipient_screen(RecipientScreenQuery {
+                account: account.id,
+                sender_domain,
+                recipients: &addresses,
+                blacklist_keys: &keys,
+                bounce_since_ms: since,
+                now_ms: now,
+            })
+            .await?;
+        let hits: HashSet<String> = screen.blacklisted.into_iter().collect();
+        if !hits.is_empty() {
+            if keys.iter().all(|k| hits.contains(k)) {
+                return Err(CoreError::refused(
+                    ErrorCode::FailedOperationEmailAddrInBlacklist,
+                    "every recipient is on a blacklist",
+                ));
+            }
+            for (r, k) in recipients.iter_mut().zip(&keys) {
+                if hits.contains(k) {
+                    r.send_status = SendStatus::BLACKLISTED.0;
+                    r.deliver_message = Some("the recipient is on a blacklist".into());
+                }
             }
         }
-        Ok(())
+        self.mark_unsubscribed(sender_domain, &screen.unsubscribed, recipients)
     }
 
     /// Auto-suspend, checked after a request that had blacklisted recipients was stored: when the account's

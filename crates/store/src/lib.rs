@@ -60,8 +60,8 @@ pub use stats::{
     ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
 };
 pub use suppression::{
-    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
-    normalize as normalize_blacklist_address,
+    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
+    RecipientScreenQuery, normalize as normalize_blacklist_address,
 };
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,

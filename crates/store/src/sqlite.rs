@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{Sqlite, SqlitePool};
 
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
-use crate::{NewMessage, StoreOptions, delivery_init, outcome_effect};
+use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
 crate::common::common_ops! { db = Sqlite }
 
@@ -20,6 +20,9 @@ crate::common::common_ops! { db = Sqlite }
 /// from reader to writer, which in WAL mode can fail with SQLITE_BUSY_SNAPSHOT whatever the busy_timeout
 /// (another process may share the file).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
+const MAX_ROWS_PER_STATEMENT: usize = 500;
 
 /// Leases up to `want` due deliveries of one lane, in due order.
 ///
@@ -48,23 +51,38 @@ async fn claim_lane(
     .fetch_all(&mut *tx)
     .await?;
     let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>, _>>()?;
-    for c in &claimed {
-        sqlx::query(
-            "UPDATE deliveries SET state = $1, lease_token = $2, lease_owner = $3, next_attempt_ms = $4 WHERE id = $5",
-        )
-        .bind(state::LEASED)
-        .bind(c.lease.0)
-        .bind(&r.worker)
-        .bind(lease_until)
-        .bind(c.delivery_id)
-        .execute(&mut *tx)
-        .await?;
+    // One statement for the whole claim: every statement is a hand-off to the connection's thread and back.
+    // `lease_token + 1` equals what the SELECT returned: the IMMEDIATE transaction holds the write lock.
+    for chunk in claimed.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET state = ");
+        qb.push_bind(state::LEASED)
+            .push(", lease_token = lease_token + 1, lease_owner = ")
+            .push_bind(&r.worker)
+            .push(", next_attempt_ms = ")
+            .push_bind(lease_until)
+            .push(" WHERE id IN (");
+        let mut ids = qb.separated(", ");
+        for c in chunk {
+            ids.push_bind(c.delivery_id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(claimed)
 }
 
-/// Records outcomes statement by statement inside one transaction (in-process calls are cheap).
+/// What the lease fence returned for one applied outcome.
+struct FencedDelivery {
+    message_id: String,
+    attempt: i32,
+    account_id: i64,
+    recipient: String,
+}
+
+/// Records outcomes in one transaction with a handful of multi-row statements for the whole batch: every
+/// statement is a hand-off to the connection's thread and back, which cost more than SQLite's work when it was
+/// done per outcome (seven statements each).
 pub(crate) async fn record_outcomes(
     pool: &SqlitePool,
     outcomes: &[DeliveryOutcome],
@@ -74,112 +92,173 @@ pub(crate) async fn record_outcomes(
     if outcomes.is_empty() {
         return Ok(applied);
     }
-    // Deliveries in id order, then messages in id order (the same order as the PostgreSQL backend).
+    // Deliveries in id order, then messages in id order (the same order as the PostgreSQL backend). A repeated
+    // (delivery, lease) is applied once, as the fence did statement by statement.
     let mut order: Vec<usize> = (0..outcomes.len()).collect();
     order.sort_by_key(|&i| outcomes[i].delivery_id);
-    let mut finished: BTreeMap<String, i32> = BTreeMap::new();
-    let mut delta = crate::stats::StatsDelta::default();
-    let mut senders: HashMap<String, String> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    order.retain(|&i| seen.insert((outcomes[i].delivery_id, outcomes[i].lease.0)));
+    let effects: Vec<_> = outcomes.iter().map(outcome_effect).collect();
 
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
-    for i in order {
-        let o = &outcomes[i];
-        let effect = outcome_effect(o);
-        // The fence: only the holder of the current lease may write.
-        let row = sqlx::query(
-            "UPDATE deliveries SET state = $1, deliver_status = $2, deliver_message = $3, \
-             deliver_ms = $4, next_attempt_ms = COALESCE($5, next_attempt_ms), \
-             attempts = attempts + 1, lease_owner = NULL \
-             WHERE id = $6 AND lease_token = $7 AND state = $8 \
-             RETURNING message_id, attempts, account_id, recipient",
-        )
-        .bind(effect.state)
-        .bind(effect.deliver_status)
-        .bind(o.result.message())
-        .bind(effect.deliver_ms)
-        .bind(effect.next_attempt_ms)
-        .bind(o.delivery_id)
-        .bind(o.lease.0)
-        .bind(state::LEASED)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { continue };
-        let message_id: String = row.try_get("message_id")?;
-        let attempt: i32 = row.try_get("attempts")?;
-        let account_id: i64 = row.try_get("account_id")?;
-        let recipient: String = row.try_get("recipient")?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(o.delivery_id)
-        .bind(attempt)
-        .bind(o.at_ms)
-        .bind(effect.deliver_status)
-        .bind(o.result.message())
-        .bind(o.remote.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        // The event, in the same transaction as the outcome: never lost, never invented.
-        let (kind, bounce_type) = o.result.event();
-        sqlx::query(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(account_id)
-        .bind(&message_id)
-        .bind(&recipient)
-        .bind(kind.id())
-        .bind(o.at_ms)
-        .bind(o.result.message())
-        .bind(bounce_type.map(|b| b.as_str()))
-        .execute(&mut *tx)
-        .await?;
-        if bounce_type == Some(crate::BounceType::Hard) {
+    // The fence: only the holder of the current lease may write.
+    let mut fenced: HashMap<(i64, i64), FencedDelivery> = HashMap::new();
+    for chunk in order.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH o(id, token, st, ds, dm, dms, nat) AS (");
+        qb.push_values(chunk, |mut b, &i| {
+            let (o, e) = (&outcomes[i], &effects[i]);
+            b.push_bind(o.delivery_id)
+                .push_bind(o.lease.0)
+                .push_bind(e.state)
+                .push_bind(e.deliver_status)
+                .push_bind(o.result.message())
+                .push_bind(e.deliver_ms)
+                .push_bind(e.next_attempt_ms);
+        });
+        qb.push(
+            ") UPDATE deliveries SET state = o.st, deliver_status = o.ds, deliver_message = o.dm, \
+             deliver_ms = o.dms, next_attempt_ms = COALESCE(o.nat, deliveries.next_attempt_ms), \
+             attempts = deliveries.attempts + 1, lease_owner = NULL \
+             FROM o WHERE deliveries.id = o.id AND deliveries.lease_token = o.token AND deliveries.state = ",
+        );
+        qb.push_bind(state::LEASED).push(
+            " RETURNING deliveries.id AS id, deliveries.lease_token AS token, deliveries.message_id AS message_id, \
+             deliveries.attempts AS attempts, deliveries.account_id AS account_id, deliveries.recipient AS recipient",
+        );
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            fenced.insert(
+                (row.try_get("id")?, row.try_get("token")?),
+                FencedDelivery {
+                    message_id: row.try_get("message_id")?,
+                    attempt: row.try_get("attempts")?,
+                    account_id: row.try_get("account_id")?,
+                    recipient: row.try_get("recipient")?,
+                },
+            );
+        }
+    }
+    order.retain(|&i| fenced.contains_key(&(outcomes[i].delivery_id, outcomes[i].lease.0)));
+    if order.is_empty() {
+        tx.commit().await?;
+        return Ok(applied);
+    }
+    let fence_of = |i: usize| &fenced[&(outcomes[i].delivery_id, outcomes[i].lease.0)];
+
+    for chunk in order.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) ",
+        );
+        qb.push_values(chunk, |mut b, &i| {
+            let o = &outcomes[i];
+            b.push_bind(o.delivery_id)
+                .push_bind(fence_of(i).attempt)
+                .push_bind(o.at_ms)
+                .push_bind(effects[i].deliver_status)
+                .push_bind(o.result.message())
+                .push_bind(o.remote.as_deref());
+        });
+        qb.build().execute(&mut *tx).await?;
+        // The events, in the same transaction as the outcomes: never lost, never invented.
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) ",
+        );
+        qb.push_values(chunk, |mut b, &i| {
+            let (o, f) = (&outcomes[i], fence_of(i));
+            let (kind, bounce_type) = o.result.event();
+            b.push_bind(f.account_id)
+                .push_bind(&f.message_id)
+                .push_bind(&f.recipient)
+                .push_bind(kind.id())
+                .push_bind(o.at_ms)
+                .push_bind(o.result.message())
+                .push_bind(bounce_type.map(|b| b.as_str()));
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    for &i in &order {
+        let (o, f) = (&outcomes[i], fence_of(i));
+        if o.result.event().1 == Some(crate::BounceType::Hard) {
             sqlx::query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
-                .bind(crate::suppression::normalize(&recipient))
-                .bind(account_id)
+                .bind(crate::suppression::normalize(&f.recipient))
+                .bind(f.account_id)
                 .bind(o.at_ms)
                 .bind(o.result.message())
                 .execute(&mut *tx)
                 .await?;
         }
-        #[allow(clippy::map_entry)] // the entry cannot be held across the await below
-        if !senders.contains_key(&message_id) {
-            let from: Option<String> = sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1")
-                .bind(&message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            senders.insert(message_id.clone(), from.unwrap_or_default());
+    }
+
+    // Sender addresses of the messages (statistics are kept per sender domain).
+    let message_ids: Vec<&str> = {
+        let mut ids: Vec<&str> = order.iter().map(|&i| fence_of(i).message_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut senders: HashMap<String, String> = HashMap::new();
+    for chunk in message_ids.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, from_address FROM messages WHERE id IN (");
+        let mut ids = qb.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
         }
-        let from = senders.get(&message_id).map(String::as_str).unwrap_or("");
-        delta.event(account_id, o.at_ms, from, &recipient, kind, false);
-        if effect.state == state::DONE {
-            // A final recipient needs its personal body no more (tracked / unsubscribe mail).
-            if !retain_bodies {
-                sqlx::query("DELETE FROM recipient_bodies WHERE message_id = $1 AND recipient = $2")
-                    .bind(&message_id)
-                    .bind(&recipient)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            *finished.entry(message_id).or_default() += 1;
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            senders.insert(row.try_get("id")?, row.try_get("from_address")?);
+        }
+    }
+
+    let mut delta = crate::stats::StatsDelta::default();
+    let mut finished: BTreeMap<&str, i32> = BTreeMap::new();
+    let mut final_recipients: Vec<(&str, &str)> = Vec::new();
+    for &i in &order {
+        let (o, f) = (&outcomes[i], fence_of(i));
+        let from = senders.get(&f.message_id).map(String::as_str).unwrap_or("");
+        delta.event(f.account_id, o.at_ms, from, &f.recipient, o.result.event().0, false);
+        if effects[i].state == state::DONE {
+            final_recipients.push((&f.message_id, &f.recipient));
+            *finished.entry(&f.message_id).or_default() += 1;
         }
         applied[i] = true;
     }
-    for (message_id, n) in &finished {
-        let open: i32 =
-            sqlx::query_scalar("UPDATE messages SET open_count = open_count - $1 WHERE id = $2 RETURNING open_count")
-                .bind(*n)
-                .bind(message_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        // The last recipient is final: the service does not keep mail content.
-        if open == 0 && !retain_bodies {
-            sqlx::query("DELETE FROM message_bodies WHERE message_id = $1")
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+    if !retain_bodies {
+        // A final recipient needs its personal body no more (tracked / unsubscribe mail).
+        for chunk in final_recipients.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM recipient_bodies WHERE (message_id, recipient) IN (");
+            qb.push_values(chunk, |mut b, (m, r)| {
+                b.push_bind(*m).push_bind(*r);
+            });
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+    }
+    let finished: Vec<(&str, i32)> = finished.into_iter().collect();
+    let mut emptied: Vec<String> = Vec::new();
+    for chunk in finished.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH f(id, n) AS (");
+        qb.push_values(chunk, |mut b, (id, n)| {
+            b.push_bind(*id).push_bind(*n);
+        });
+        qb.push(
+            ") UPDATE messages SET open_count = messages.open_count - f.n FROM f WHERE messages.id = f.id \
+             RETURNING messages.id AS id, messages.open_count AS open_count",
+        );
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            if row.try_get::<i32, _>("open_count")? == 0 {
+                emptied.push(row.try_get("id")?);
+            }
+        }
+    }
+    // A message whose last recipient is final: the service does not keep mail content.
+    if !retain_bodies {
+        for chunk in emptied.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM message_bodies WHERE message_id IN (");
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.as_str());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
         }
     }
     // Last and in key order (see `stats`).
@@ -240,12 +319,14 @@ pub(crate) async fn insert_batch(
     } else {
         vec![None; msgs.len()]
     };
+    let admitted: Vec<&NewMessage> = msgs
+        .iter()
+        .zip(&refusals)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|((m, _), _)| m)
+        .collect();
     let mut delta = crate::stats::StatsDelta::default();
-    for ((m, _), refused) in msgs.iter().zip(&refusals) {
-        if refused.is_none() {
-            insert_message(&mut tx, m, retain_bodies, &mut delta).await?;
-        }
-    }
+    insert_rows(&mut tx, &admitted, retain_bodies, &mut delta).await?;
     crate::stats::apply_sqlite(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(refusals)
@@ -280,20 +361,37 @@ async fn check_limits(
             };
             states.insert(m.account_id, st);
         }
-        let st = states.get_mut(&m.account_id).ok_or(StoreError::Closed)?;
-        for r in &m.recipients {
-            if st.recent.contains_key(&r.address) {
-                continue;
+    }
+    // Recent sends of every recipient in the batch, one query per account (and chunk). The window starts an
+    // hour before the batch's earliest request: `decide` filters each message's own hour.
+    let since = msgs.iter().map(|(m, _)| m.request_ms).min().unwrap_or(0) - crate::limits::HOUR_MS;
+    for (account, st) in states.iter_mut() {
+        let mut wanted: Vec<&str> = msgs
+            .iter()
+            .filter(|(m, lim)| lim.is_some() && m.account_id == *account)
+            .flat_map(|(m, _)| m.recipients.iter().map(|r| r.address.as_str()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for chunk in wanted.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT recipient, at_ms FROM recipient_sends WHERE account_id = ");
+            qb.push_bind(*account)
+                .push(" AND at_ms > ")
+                .push_bind(since)
+                .push(" AND recipient IN (");
+            let mut list = qb.separated(", ");
+            for r in chunk {
+                list.push_bind(*r);
             }
-            let times: Vec<i64> = sqlx::query_scalar(
-                "SELECT at_ms FROM recipient_sends WHERE account_id = $1 AND recipient = $2 AND at_ms > $3",
-            )
-            .bind(m.account_id)
-            .bind(&r.address)
-            .bind(m.request_ms - crate::limits::HOUR_MS)
-            .fetch_all(&mut *conn)
-            .await?;
-            st.recent.insert(r.address.clone(), times);
+            qb.push(")");
+            for r in chunk {
+                st.recent.insert((*r).to_string(), Vec::new());
+            }
+            for row in qb.build().fetch_all(&mut *conn).await? {
+                let recipient: String = row.try_get("recipient")?;
+                st.recent.entry(recipient).or_default().push(row.try_get("at_ms")?);
+            }
         }
     }
     let refusals = crate::limits::decide_batch(msgs, &mut states);
@@ -320,13 +418,12 @@ async fn check_limits(
                 .execute(&mut *conn)
                 .await?;
         }
-        for (recipient, at) in &st.new_sends {
-            sqlx::query("INSERT INTO recipient_sends (account_id, recipient, at_ms) VALUES ($1, $2, $3)")
-                .bind(account)
-                .bind(recipient)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
+        for chunk in st.new_sends.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO recipient_sends (account_id, recipient, at_ms) ");
+            qb.push_values(chunk, |mut b, (recipient, at)| {
+                b.push_bind(*account).push_bind(recipient).push_bind(*at);
+            });
+            qb.build().execute(&mut *conn).await?;
         }
     }
     Ok(refusals)
@@ -339,47 +436,78 @@ pub(crate) async fn insert_messages(
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
     let mut delta = crate::stats::StatsDelta::default();
-    for m in msgs {
-        insert_message(conn, m, retain_bodies, &mut delta).await?;
-    }
+    let msgs: Vec<&NewMessage> = msgs.iter().collect();
+    insert_rows(conn, &msgs, retain_bodies, &mut delta).await?;
     crate::stats::apply_sqlite(conn, &delta).await
 }
 
-/// Statement by statement: in-process SQLite has no round trips to save, and cached prepared statements are cheap.
-async fn insert_message(
+/// Most body bytes one multi-row `INSERT INTO message_bodies` carries (bound values are copied).
+const MAX_BODY_BYTES_PER_STATEMENT: usize = 8 << 20;
+
+/// Inserts the messages, their bodies, deliveries and admission-time `dropped` events with one multi-row
+/// statement per table (per chunk): each statement is a hand-off to the connection's thread and back, which
+/// cost more than SQLite's own work when it was done per row.
+async fn insert_rows(
     conn: &mut SqliteConnection,
-    m: &NewMessage,
+    msgs: &[&NewMessage],
     retain_bodies: bool,
     delta: &mut crate::stats::StatsDelta,
 ) -> Result<(), crate::StoreError> {
-    let open = crate::open_count(m);
-    sqlx::query(
-        "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
-         not_before_ms, expires_ms, open_count, template_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(m.id.as_str())
-    .bind(m.account_id)
-    .bind(&m.envelope_from)
-    .bind(&m.from_address)
-    .bind(&m.subject)
-    .bind(m.lane)
-    .bind(m.request_ms)
-    .bind(m.not_before_ms)
-    .bind(m.expires_ms)
-    .bind(open)
-    .bind(m.template_id)
-    .execute(&mut *conn)
-    .await?;
-    if open > 0 || retain_bodies {
-        sqlx::query("INSERT INTO message_bodies (message_id, body) VALUES ($1, $2)")
-            .bind(m.id.as_str())
-            .bind(&m.body)
-            .execute(&mut *conn)
-            .await?;
+    if msgs.is_empty() {
+        return Ok(());
     }
-    let sender_domain = crate::sender_domain(m);
-    for r in &m.recipients {
-        let init = delivery_init(m, r);
+    for chunk in msgs.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
+             not_before_ms, expires_ms, open_count, template_id) ",
+        );
+        qb.push_values(chunk, |mut b, m| {
+            b.push_bind(m.id.as_str())
+                .push_bind(m.account_id)
+                .push_bind(&m.envelope_from)
+                .push_bind(&m.from_address)
+                .push_bind(&m.subject)
+                .push_bind(m.lane)
+                .push_bind(m.request_ms)
+                .push_bind(m.not_before_ms)
+                .push_bind(m.expires_ms)
+                .push_bind(crate::open_count(m))
+                .push_bind(m.template_id);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    // Bodies of messages with something to deliver, in statements of bounded size.
+    let with_body: Vec<&NewMessage> = msgs
+        .iter()
+        .copied()
+        .filter(|m| retain_bodies || crate::open_count(m) > 0)
+        .collect();
+    let mut start = 0;
+    while start < with_body.len() {
+        let (mut end, mut bytes) = (start, 0usize);
+        while end < with_body.len()
+            && (end == start
+                || (end - start < MAX_ROWS_PER_STATEMENT
+                    && bytes + with_body[end].body.len() <= MAX_BODY_BYTES_PER_STATEMENT))
+        {
+            bytes += with_body[end].body.len();
+            end += 1;
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO message_bodies (message_id, body) ");
+        qb.push_values(&with_body[start..end], |mut b, m| {
+            b.push_bind(m.id.as_str()).push_bind(&m.body);
+        });
+        qb.build().execute(&mut *conn).await?;
+        start = end;
+    }
+    let mut deliveries: Vec<(&NewMessage, &NewRecipient, String)> = Vec::new();
+    for m in msgs {
+        let sender_domain = crate::sender_domain(m);
+        for r in &m.recipients {
+            deliveries.push((m, r, sender_domain.clone()));
+        }
+    }
+    for (m, r, _) in &deliveries {
         let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
         c.requested += 1;
         if r.send_status == 0 {
@@ -387,44 +515,49 @@ async fn insert_message(
         } else {
             c.dropped += 1;
         }
-        sqlx::query(
+    }
+    for chunk in deliveries.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
-             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(m.id.as_str())
-        .bind(m.account_id)
-        .bind(&r.address)
-        .bind(&r.domain)
-        .bind(r.kind.as_str())
-        .bind(m.lane)
-        .bind(m.request_ms)
-        .bind(init.state)
-        .bind(r.send_status)
-        .bind(init.deliver_status)
-        .bind(init.deliver_message)
-        .bind(init.deliver_ms)
-        .bind(m.not_before_ms)
-        .bind(&sender_domain)
-        .execute(&mut *conn)
-        .await?;
-        if r.send_status != 0 {
-            // Refused at admission: its `dropped` event is written with the message.
-            sqlx::query(
-                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(m.account_id)
-            .bind(m.id.as_str())
-            .bind(&r.address)
-            .bind(mailpush_model::EventKind::Dropped.id())
-            .bind(m.request_ms)
-            .bind(init.deliver_message)
-            .execute(&mut *conn)
-            .await?;
-        }
+             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) ",
+        );
+        qb.push_values(chunk, |mut b, (m, r, sender_domain)| {
+            let init = delivery_init(m, r);
+            b.push_bind(m.id.as_str())
+                .push_bind(m.account_id)
+                .push_bind(&r.address)
+                .push_bind(&r.domain)
+                .push_bind(r.kind.as_str())
+                .push_bind(m.lane)
+                .push_bind(m.request_ms)
+                .push_bind(init.state)
+                .push_bind(r.send_status)
+                .push_bind(init.deliver_status)
+                .push_bind(init.deliver_message)
+                .push_bind(init.deliver_ms)
+                .push_bind(m.not_before_ms)
+                .push_bind(sender_domain.as_str());
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    // Recipients refused at admission: their `dropped` events are written with the message.
+    let dropped: Vec<&(&NewMessage, &NewRecipient, String)> =
+        deliveries.iter().filter(|(_, r, _)| r.send_status != 0).collect();
+    for chunk in dropped.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) ");
+        qb.push_values(chunk, |mut b, (m, r, _)| {
+            b.push_bind(m.account_id)
+                .push_bind(m.id.as_str())
+                .push_bind(&r.address)
+                .push_bind(mailpush_model::EventKind::Dropped.id())
+                .push_bind(m.request_ms)
+                .push_bind(delivery_init(m, r).deliver_message);
+        });
+        qb.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
+
 crate::limits::limits_ops! { db = sqlx::Sqlite }
 crate::warmup::warmup_ops! { db = sqlx::Sqlite }

@@ -59,6 +59,32 @@ pub struct CustomBlacklistEntry {
     pub expire_ms: Option<i64>,
 }
 
+/// The admission-time lookups of one request's recipients ([`Store::recipient_screen`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RecipientScreenQuery<'a> {
+    /// The sending account (custom blacklist and unsubscribes are per account).
+    pub account: AccountId,
+    /// The sending domain (unsubscribes are per sending domain).
+    pub sender_domain: &'a str,
+    /// The recipients as sent (matched against unsubscribes).
+    pub recipients: &'a [String],
+    /// The recipients normalised for the blacklists ([`normalize`]).
+    pub blacklist_keys: &'a [String],
+    /// Bounce blacklist rows older than this have expired.
+    pub bounce_since_ms: i64,
+    /// Custom blacklist rows expiring before this are no longer in force.
+    pub now_ms: i64,
+}
+
+/// Which of a request's recipients admission must hold back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipientScreen {
+    /// Blacklist keys found on the bounce blacklist or the account's custom blacklist.
+    pub blacklisted: Vec<String>,
+    /// Recipients who unsubscribed from the sending domain.
+    pub unsubscribed: Vec<String>,
+}
+
 /// Which custom blacklist rows to list, as `ListCustomBlacklist`'s `Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CustomStatusFilter {
@@ -75,7 +101,8 @@ macro_rules! suppression_ops {
         use sqlx::{QueryBuilder, Row};
 
         use crate::suppression::{
-            BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter,
+            BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
+            RecipientScreenQuery,
         };
         use crate::{AccountId, StoreError};
 
@@ -110,6 +137,50 @@ macro_rules! suppression_ops {
             rows.iter()
                 .map(|r| Ok(r.try_get::<String, _>("address")?))
                 .collect()
+        }
+
+        pub(crate) async fn recipient_screen(
+            pool: &Pool,
+            q: &RecipientScreenQuery<'_>,
+        ) -> Result<RecipientScreen, StoreError> {
+            // Both admission checks in one statement: the blacklists (by normalised address) and the
+            // unsubscribes from the sending domain (by address as sent).
+            let mut qb: QueryBuilder<$DB> =
+                QueryBuilder::new("SELECT 0 AS list, address FROM bounce_blacklist WHERE created_ms >= ");
+            qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in q.blacklist_keys {
+                list.push_bind(a.clone());
+            }
+            qb.push(") UNION ALL SELECT 0 AS list, address FROM custom_blacklist WHERE account_id = ");
+            qb.push_bind(q.account)
+                .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                .push_bind(q.now_ms)
+                .push(") AND address IN (");
+            let mut list = qb.separated(", ");
+            for a in q.blacklist_keys {
+                list.push_bind(a.clone());
+            }
+            qb.push(") UNION ALL SELECT 1 AS list, recipient AS address FROM unsubscribes WHERE account_id = ");
+            qb.push_bind(q.account)
+                .push(" AND domain = ")
+                .push_bind(q.sender_domain.to_string())
+                .push(" AND recipient IN (");
+            let mut list = qb.separated(", ");
+            for a in q.recipients {
+                list.push_bind(a.clone());
+            }
+            qb.push(")");
+            let mut out = RecipientScreen::default();
+            for row in qb.build().fetch_all(pool).await? {
+                let address: String = row.try_get("address")?;
+                if row.try_get::<i32, _>("list")? == 0 {
+                    out.blacklisted.push(address);
+                } else {
+                    out.unsubscribed.push(address);
+                }
+            }
+            Ok(out)
         }
 
         pub(crate) async fn list_bounce_blacklist(
@@ -332,6 +403,14 @@ impl Store {
             return Ok(Vec::new());
         }
         on_db!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
+    }
+
+    /// [`Store::blacklisted`] and [`Store::unsubscribed_among`] for one request in a single round trip.
+    pub async fn recipient_screen(&self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
+        if q.recipients.is_empty() {
+            return Ok(RecipientScreen::default());
+        }
+        on_db!(self, reader, recipient_screen(&q))
     }
 
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.

@@ -269,22 +269,7 @@ pub(crate) mod sqlite_claim {
         let mut out = Vec::new();
         for ((row, c), v) in rows.iter().zip(&candidates).zip(&verdicts) {
             match v {
-                Verdict::Lease => {
-                    let claimed = crate::sqlite::claimed_from_row(row)?;
-                    sqlx::query(
-                        "UPDATE deliveries SET state = $1, lease_token = $2, lease_owner = $3, next_attempt_ms = $4, \
-                         warmup_day_ms = $5, warmup_held = 0 WHERE id = $6",
-                    )
-                    .bind(state::LEASED)
-                    .bind(claimed.lease.0)
-                    .bind(&r.worker)
-                    .bind(lease_until)
-                    .bind(today)
-                    .bind(c.id)
-                    .execute(&mut *tx)
-                    .await?;
-                    out.push(claimed);
-                }
+                Verdict::Lease => out.push(crate::sqlite::claimed_from_row(row)?),
                 Verdict::Hold(message) => {
                     sqlx::query(
                         "UPDATE deliveries SET state = $1, next_attempt_ms = $2, warmup_held = 1, \
@@ -299,6 +284,25 @@ pub(crate) mod sqlite_claim {
                 }
                 Verdict::Skip => {}
             }
+        }
+        // The leases in one statement per chunk (each statement is a hand-off to the connection's thread);
+        // `lease_token + 1` is what the SELECT returned, under the write lock.
+        for chunk in out.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE deliveries SET state = ");
+            qb.push_bind(state::LEASED)
+                .push(", lease_token = lease_token + 1, lease_owner = ")
+                .push_bind(&r.worker)
+                .push(", next_attempt_ms = ")
+                .push_bind(lease_until)
+                .push(", warmup_day_ms = ")
+                .push_bind(today)
+                .push(", warmup_held = 0 WHERE id IN (");
+            let mut ids = qb.separated(", ");
+            for c in chunk {
+                ids.push_bind(c.delivery_id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
         }
         for ((account, domain), counter) in &counters {
             if !counter.dirty {
