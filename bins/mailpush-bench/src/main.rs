@@ -237,7 +237,7 @@ async fn start_server(
         // A load test measures the engine, not the sending policy: lift the per-account admission limits
         // (the daily quota is lifted below by putting the domain at the top reputation level).
         ("MAILPUSH_LIMIT_SENDS_PER_SECOND", "1000000000".to_string()),
-        ("MAILPUSH_LIMIT_PER_RECIPIENT_PER_HOUR", "1000000000".to_string()),
+        ("MAILPUSH_LIMIT_PER_RECIPIENT_PER_HOUR", "0".to_string()), // 0 = no per-recipient limit
         ("MAILPUSH_LIMIT_DAILY_CAP", "1000000000".to_string()),
         // ... and the domain warm-up (a new domain would otherwise deliver 50 mails on its first day).
         ("MAILPUSH_WARMUP_DOMAIN_RAMP", String::new()),

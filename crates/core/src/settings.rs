@@ -52,7 +52,8 @@ pub struct Settings {
     pub master_key: Option<String>,
     /// The name mailpush gives in EHLO.
     pub helo_name: String,
-    /// Concurrent SMTP transactions of one worker.
+    /// Concurrent SMTP transactions of one worker (256: at 64 the queue fell behind a loopback MX; per-destination
+    /// limits still bound what one domain gets).
     pub worker_concurrency: usize,
     /// Deliveries claimed per queue round trip.
     pub worker_batch: usize,
@@ -240,7 +241,7 @@ impl Default for Settings {
             delivery_port: 25,
             master_key: None,
             helo_name: "mailpush.localdomain".to_string(),
-            worker_concurrency: 64,
+            worker_concurrency: 256,
             worker_batch: 256,
             lease_seconds: 300,
             retry_schedule_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],

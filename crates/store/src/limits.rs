@@ -155,8 +155,14 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     let window_start = now - HOUR_MS;
     let mut over = Vec::new();
     let mut admitted_now: HashMap<&str, i64> = HashMap::new();
+    // 0 = no per-recipient limit: nothing to check and no `recipient_sends` row to keep.
+    let per_recipient_limited = per_hour > 0;
     for (i, r) in m.recipients.iter().enumerate() {
         if r.send_status != 0 {
+            continue;
+        }
+        if !per_recipient_limited {
+            *admitted_now.entry(r.address.as_str()).or_insert(0) += 1;
             continue;
         }
         let before = st
@@ -204,7 +210,11 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     st.usage.second_count = second_count + 1;
     st.usage.day_ms = day;
     st.usage.day_count = used + admitted;
-    for r in m.recipients.iter().filter(|r| r.send_status == 0) {
+    for r in m
+        .recipients
+        .iter()
+        .filter(|r| per_recipient_limited && r.send_status == 0)
+    {
         st.recent.entry(r.address.clone()).or_default().push(now);
         st.new_sends.push((r.address.clone(), now));
     }
@@ -378,6 +388,26 @@ mod tests {
             Err(LimitRefusal::Rate { limit: 3 })
         );
         assert!(decide(&mut msg(2_000, &["z@y"]), &LIM, &mut st).is_ok());
+    }
+
+    #[test]
+    fn zero_per_recipient_limit_means_none_and_keeps_no_history() {
+        let lim = AdmissionLimits {
+            per_recipient_per_hour: 0,
+            sends_per_second: 1_000,
+            ..LIM
+        };
+        let mut st = AccountState::default();
+        for i in 0..5 {
+            let mut m = msg(i, &["a@y"]);
+            assert!(decide(&mut m, &lim, &mut st).is_ok(), "mail {i}");
+            assert_eq!(m.recipients[0].send_status, 0);
+        }
+        assert!(
+            st.new_sends.is_empty() && st.recent.is_empty(),
+            "no recipient_sends rows"
+        );
+        assert_eq!(st.usage.day_count, 5, "the daily quota still counts them");
     }
 
     #[test]

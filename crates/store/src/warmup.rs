@@ -209,8 +209,23 @@ pub(crate) mod sqlite_claim {
         want: i64,
         ramp: &WarmupRamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // Without an fsync at commit, as every claim (see `ClaimWriter`).
+        let mut writer = crate::sqlite::ClaimWriter::acquire(pool).await?;
+        let claimed = claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
+        writer.release().await?;
+        Ok(claimed)
+    }
+
+    async fn claim_lane_on(
+        conn: &mut sqlx::SqliteConnection,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+        ramp: &WarmupRamp,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let today = day_start(r.now_ms);
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
         // (due, id) order = acceptance order among rows due at the same time (held rows all wake at midnight).
         let rows = sqlx::query(
             "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
