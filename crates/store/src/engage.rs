@@ -75,32 +75,6 @@ macro_rules! engage_ops {
             Ok(r.rows_affected() > 0)
         }
 
-        pub(crate) async fn unsubscribed_among(
-            pool: &Pool,
-            account: AccountId,
-            domain: &str,
-            recipients: &[String],
-        ) -> Result<Vec<String>, StoreError> {
-            let mut out = Vec::new();
-            for chunk in recipients.chunks(500) {
-                let mut qb: QueryBuilder<$DB> =
-                    QueryBuilder::new("SELECT recipient FROM unsubscribes WHERE account_id = ");
-                qb.push_bind(account)
-                    .push(" AND domain = ")
-                    .push_bind(domain.to_string());
-                qb.push(" AND recipient IN (");
-                let mut sep = qb.separated(", ");
-                for r in chunk {
-                    sep.push_bind(r.clone());
-                }
-                qb.push(")");
-                for row in qb.build().fetch_all(pool).await? {
-                    out.push(row.try_get("recipient")?);
-                }
-            }
-            Ok(out)
-        }
-
         pub(crate) async fn put_recipient_bodies(
             pool: &Pool,
             message: &MessageId,
@@ -394,19 +368,6 @@ impl Store {
         at_ms: i64,
     ) -> Result<bool, StoreError> {
         on_pool!(self, writer, unsubscribe(account, domain, recipient, at_ms))
-    }
-
-    /// Which of `recipients` unsubscribed from `domain` (one indexed query per 500 recipients).
-    pub async fn unsubscribed_among(
-        &self,
-        account: AccountId,
-        domain: &str,
-        recipients: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        on_pool!(self, reader, unsubscribed_among(account, domain, recipients))
     }
 
     /// Stores per-recipient bodies of a message (written before the message is enqueued).

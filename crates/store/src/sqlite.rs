@@ -115,25 +115,40 @@ async fn claim_lane_on(
     .fetch_all(&mut *tx)
     .await?;
     let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>, _>>()?;
-    // One statement for the whole claim: every statement is a hand-off to the connection's thread and back.
-    // `lease_token + 1` equals what the SELECT returned: the IMMEDIATE transaction holds the write lock.
+    lease_claimed(&mut tx, &claimed, &r.worker, lease_until, None).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Leases `claimed` to `worker` until `lease_until` (and, with warm-up, counts them on `warmup_day`), one
+/// statement per chunk: every statement is a hand-off to the connection's thread and back.
+/// `lease_token + 1` equals what the claim's SELECT returned: its IMMEDIATE transaction holds the write lock.
+pub(crate) async fn lease_claimed(
+    conn: &mut SqliteConnection,
+    claimed: &[ClaimedDelivery],
+    worker: &str,
+    lease_until: i64,
+    warmup_day: Option<i64>,
+) -> Result<(), StoreError> {
     for chunk in claimed.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET state = ");
         qb.push_bind(state::LEASED)
             .push(", lease_token = lease_token + 1, lease_owner = ")
-            .push_bind(&r.worker)
+            .push_bind(worker)
             .push(", next_attempt_ms = ")
-            .push_bind(lease_until)
-            .push(" WHERE id IN (");
+            .push_bind(lease_until);
+        if let Some(day) = warmup_day {
+            qb.push(", warmup_day_ms = ").push_bind(day).push(", warmup_held = 0");
+        }
+        qb.push(" WHERE id IN (");
         let mut ids = qb.separated(", ");
         for c in chunk {
             ids.push_bind(c.delivery_id);
         }
         qb.push(")");
-        qb.build().execute(&mut *tx).await?;
+        qb.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
-    Ok(claimed)
+    Ok(())
 }
 
 /// What the lease fence returned for one applied outcome.

@@ -405,7 +405,8 @@ impl Store {
         on_db!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
     }
 
-    /// [`Store::blacklisted`] and [`Store::unsubscribed_among`] for one request in a single round trip.
+    /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
+    /// single round trip.
     pub async fn recipient_screen(&self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
         if q.recipients.is_empty() {
             return Ok(RecipientScreen::default());

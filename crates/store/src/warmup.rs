@@ -300,25 +300,7 @@ pub(crate) mod sqlite_claim {
                 Verdict::Skip => {}
             }
         }
-        // The leases in one statement per chunk (each statement is a hand-off to the connection's thread);
-        // `lease_token + 1` is what the SELECT returned, under the write lock.
-        for chunk in out.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE deliveries SET state = ");
-            qb.push_bind(state::LEASED)
-                .push(", lease_token = lease_token + 1, lease_owner = ")
-                .push_bind(&r.worker)
-                .push(", next_attempt_ms = ")
-                .push_bind(lease_until)
-                .push(", warmup_day_ms = ")
-                .push_bind(today)
-                .push(", warmup_held = 0 WHERE id IN (");
-            let mut ids = qb.separated(", ");
-            for c in chunk {
-                ids.push_bind(c.delivery_id);
-            }
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
-        }
+        crate::sqlite::lease_claimed(&mut tx, &out, &r.worker, lease_until, Some(today)).await?;
         for ((account, domain), counter) in &counters {
             if !counter.dirty {
                 continue;

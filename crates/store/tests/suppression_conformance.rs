@@ -4,7 +4,7 @@
 use mailpush_model::{EventKind, MessageId, RecipientKind};
 use mailpush_store::{
     Account, AttemptResult, BounceBlacklistQuery, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
-    NewAccount, NewMessage, NewRecipient, Store, StoreError,
+    NewAccount, NewMessage, NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -18,7 +18,83 @@ conformance!(
     dropped_recipients_get_an_event_at_enqueue,
     custom_blacklist_crud_and_lookup,
     bounce_blacklist_list_and_delete_are_scoped,
+    recipient_screen_finds_blacklists_and_unsubscribes_at_once,
 );
+
+async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    store
+        .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
+        .await
+        .expect("bounce");
+    store
+        .create_custom_blacklist(a.id, &["listed@y.example".to_string()], T0, None)
+        .await
+        .expect("custom");
+    store
+        .create_custom_blacklist(b.id, &["other@y.example".to_string()], T0, None)
+        .await
+        .expect("other account's");
+    assert!(
+        store
+            .unsubscribe(a.id, "shop.example", "Gone@y.example", T0)
+            .await
+            .expect("unsubscribe")
+    );
+    assert!(
+        store
+            .unsubscribe(a.id, "other.example", "free@y.example", T0)
+            .await
+            .expect("unsubscribe")
+    );
+    let recipients: Vec<String> = [
+        "Bounced@y.example",
+        "listed@y.example",
+        "other@y.example",
+        "Gone@y.example",
+        "free@y.example",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let keys: Vec<String> = recipients
+        .iter()
+        .map(|r| mailpush_store::normalize_blacklist_address(r))
+        .collect();
+    let screen = |since| RecipientScreenQuery {
+        account: a.id,
+        sender_domain: "shop.example",
+        recipients: &recipients,
+        blacklist_keys: &keys,
+        bounce_since_ms: since,
+        now_ms: T0 + 10,
+    };
+    let mut got = store.recipient_screen(screen(T0)).await.expect("screen");
+    got.blacklisted.sort();
+    // The global bounce list counts for every account; a custom list only for its own; an unsubscribe only
+    // from the domain it names, matched as sent.
+    assert_eq!(got.blacklisted, ["bounced@y.example", "listed@y.example"]);
+    assert_eq!(got.unsubscribed, ["Gone@y.example"]);
+    let later = store.recipient_screen(screen(T0 + 1)).await.expect("screen");
+    assert_eq!(
+        later.blacklisted,
+        ["listed@y.example"],
+        "bounce rows older than the period expired"
+    );
+    assert_eq!(
+        store
+            .recipient_screen(RecipientScreenQuery {
+                recipients: &[],
+                blacklist_keys: &[],
+                ..screen(T0)
+            })
+            .await
+            .expect("empty"),
+        RecipientScreen::default()
+    );
+}
 
 async fn account(store: &Store, name: &str) -> Account {
     store
