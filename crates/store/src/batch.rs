@@ -7,7 +7,7 @@
 //! killed before the commit left nothing; after it, the cursor says so. Two runners on one database can never
 //! both commit the same chunk.
 
-use crate::{AccountId, Db, NewMessage, Store, StoreError};
+use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// Receiver list status: created, nothing uploaded yet.
 pub const RECEIVER_PENDING: i32 = 1;
@@ -871,21 +871,6 @@ mod pg_ops {
     }
 }
 
-macro_rules! on_batch_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Creates a recipient list. `Ok(Err(true))`: the account already has a list with this name;
     /// `Ok(Err(false))`: it has `max_per_account` lists. Checked under a per-account lock.
@@ -897,7 +882,7 @@ impl Store {
         now_ms: i64,
         max_per_account: i64,
     ) -> Result<Result<ReceiverRow, bool>, StoreError> {
-        on_batch_pool!(
+        on_ops!(
             self,
             writer,
             create_receiver(account, name, description, now_ms, max_per_account)
@@ -906,12 +891,12 @@ impl Store {
 
     /// One list of the account.
     pub async fn receiver(&self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-        on_batch_pool!(self, reader, receiver(account, id))
+        on_ops!(self, reader, receiver(account, id))
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
     pub async fn set_receiver_status(&self, account: AccountId, id: i64, status: i32) -> Result<bool, StoreError> {
-        on_batch_pool!(self, writer, set_receiver_status(account, id, status))
+        on_ops!(self, writer, set_receiver_status(account, id, status))
     }
 
     /// The account's lists, newest first, with the total matching the filter.
@@ -923,7 +908,7 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-        on_batch_pool!(self, reader, list_receivers(account, status, keyword, offset, limit))
+        on_ops!(self, reader, list_receivers(account, status, keyword, offset, limit))
     }
 
     /// Adds addresses to a list in one transaction (all or nothing); repeats are counted, not inserted.
@@ -936,7 +921,7 @@ impl Store {
         max_per_list: i64,
         now_ms: i64,
     ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
-        on_batch_pool!(
+        on_ops!(
             self,
             writer,
             add_receiver_details(account, receiver_id, details, max_per_list, now_ms)
@@ -945,50 +930,50 @@ impl Store {
 
     /// A page of a list's addresses.
     pub async fn list_receiver_details(&self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-        on_batch_pool!(self, reader, list_receiver_details(q))
+        on_ops!(self, reader, list_receiver_details(q))
     }
 
     /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
     /// finished uses it.
     pub async fn delete_receiver(&self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
-        on_batch_pool!(self, writer, delete_receiver(account, id))
+        on_ops!(self, writer, delete_receiver(account, id))
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
     pub async fn create_send_task(&self, t: &NewSendTask, status: i32) -> Result<Option<i64>, StoreError> {
-        on_batch_pool!(self, writer, create_send_task(t, status))
+        on_ops!(self, writer, create_send_task(t, status))
     }
 
     /// The account's tasks, newest first, with the total matching the filter.
     pub async fn list_send_tasks(&self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-        on_batch_pool!(self, reader, list_send_tasks(q))
+        on_ops!(self, reader, list_send_tasks(q))
     }
 
     /// System lookup (the runner): one task by id.
     pub async fn send_task(&self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-        on_batch_pool!(self, writer, send_task(id))
+        on_ops!(self, writer, send_task(id))
     }
 
     /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
     /// another runner than `owner`.
     pub async fn runnable_tasks(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
-        on_batch_pool!(self, writer, runnable_tasks(now_ms, owner, limit))
+        on_ops!(self, writer, runnable_tasks(now_ms, owner, limit))
     }
 
     /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
     pub async fn lease_task(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        on_batch_pool!(self, writer, lease_task(id, owner, now_ms, until_ms))
+        on_ops!(self, writer, lease_task(id, owner, now_ms, until_ms))
     }
 
     /// Gives a task's lease up.
     pub async fn release_task(&self, id: i64, owner: &str) -> Result<(), StoreError> {
-        on_batch_pool!(self, writer, release_task(id, owner))
+        on_ops!(self, writer, release_task(id, owner))
     }
 
     /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
     /// left by a killed predecessor are its own).
     pub async fn release_task_leases(&self) -> Result<u64, StoreError> {
-        on_batch_pool!(self, writer, release_task_leases())
+        on_ops!(self, writer, release_task_leases())
     }
 
     /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
@@ -998,33 +983,33 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-        on_batch_pool!(self, writer, receiver_walk(receiver_id, after_id, limit))
+        on_ops!(self, writer, receiver_walk(receiver_id, after_id, limit))
     }
 
     /// Valid addresses of a list after detail id `after_id`.
     pub async fn count_receiver_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
-        on_batch_pool!(self, writer, count_receiver_after(receiver_id, after_id))
+        on_ops!(self, writer, count_receiver_after(receiver_id, after_id))
     }
 
     /// Enqueues a chunk's messages and advances the task's cursor and counters in one transaction, if the
     /// cursor is still `expected_cursor`; `false` (nothing written) otherwise.
     pub async fn feed_task_chunk(&self, c: &TaskChunk) -> Result<bool, StoreError> {
         let retain = self.inner.opts.retain_bodies;
-        on_batch_pool!(self, writer, feed_task_chunk(c, retain))
+        on_ops!(self, writer, feed_task_chunk(c, retain))
     }
 
     /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
     pub async fn update_task_run(&self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-        on_batch_pool!(self, writer, update_task_run(u))
+        on_ops!(self, writer, update_task_run(u))
     }
 
     /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
     pub async fn count_requests(&self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
-        on_batch_pool!(self, reader, count_requests(account, from_ms, to_ms))
+        on_ops!(self, reader, count_requests(account, from_ms, to_ms))
     }
 
     /// The account's deliveries not yet final (queued, deferred or leased).
     pub async fn open_deliveries(&self, account: AccountId) -> Result<i64, StoreError> {
-        on_batch_pool!(self, reader, open_deliveries(account))
+        on_ops!(self, reader, open_deliveries(account))
     }
 }

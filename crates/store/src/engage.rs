@@ -2,7 +2,7 @@
 //! of tracked mail, callback targets and secrets, and the per-event callback delivery state on `events`.
 
 use crate::events::RecordedEvent;
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// An event due for callback delivery, with what the callback JSON needs from its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,21 +343,6 @@ mod pg_ops {
     engage_ops! { db = sqlx::Postgres }
 }
 
-macro_rules! on_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Records that `recipient` unsubscribed from mail of `domain` (the account's sending domain); `true` if new.
     pub async fn unsubscribe(
@@ -367,7 +352,7 @@ impl Store {
         recipient: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, writer, unsubscribe(account, domain, recipient, at_ms))
+        on_ops!(self, writer, unsubscribe(account, domain, recipient, at_ms))
     }
 
     /// Stores per-recipient bodies of a message (written before the message is enqueued).
@@ -379,7 +364,7 @@ impl Store {
         if bodies.is_empty() {
             return Ok(());
         }
-        on_pool!(self, writer, put_recipient_bodies(message, bodies))
+        on_ops!(self, writer, put_recipient_bodies(message, bodies))
     }
 
     /// The per-recipient bodies stored for these recipients of `message` (absent ones use the message body).
@@ -391,7 +376,7 @@ impl Store {
         if recipients.is_empty() {
             return Ok(Vec::new());
         }
-        on_pool!(self, reader, recipient_bodies(message, recipients))
+        on_ops!(self, reader, recipient_bodies(message, recipients))
     }
 
     /// A claimed message's content for delivery: its MIME and the per-recipient bodies of those of `recipients`
@@ -402,7 +387,7 @@ impl Store {
         message: &mailpush_model::MessageId,
         recipients: &[String],
     ) -> Result<Option<DeliveryContent>, StoreError> {
-        on_pool!(self, reader, delivery_content(message, recipients))
+        on_ops!(self, reader, delivery_content(message, recipients))
     }
 
     /// Sets (`Some`) or removes (`None`) a callback URL; `sender` "" is the account-level one.
@@ -412,17 +397,17 @@ impl Store {
         sender: &str,
         url: Option<&str>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, writer, set_callback_target(account, sender, url))
+        on_ops!(self, writer, set_callback_target(account, sender, url))
     }
 
     /// The account's callback URLs as (sender address or "", URL).
     pub async fn callback_targets(&self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-        on_pool!(self, reader, callback_targets(account))
+        on_ops!(self, reader, callback_targets(account))
     }
 
     /// The account's sealed callback secret.
     pub async fn callback_secret(&self, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-        on_pool!(self, writer, callback_secret(account))
+        on_ops!(self, writer, callback_secret(account))
     }
 
     /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
@@ -432,17 +417,17 @@ impl Store {
         sealed: &[u8],
         replace: bool,
     ) -> Result<(), StoreError> {
-        on_pool!(self, writer, put_callback_secret(account, sealed, replace))
+        on_ops!(self, writer, put_callback_secret(account, sealed, replace))
     }
 
     /// Up to `limit` events whose callback is due at `now_ms`, oldest due first (system-wide: the dispatcher).
     pub async fn due_callbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
-        on_pool!(self, writer, due_callbacks(now_ms, limit))
+        on_ops!(self, writer, due_callbacks(now_ms, limit))
     }
 
     /// Leases a due event's callback until `lease_until_ms`; `false` if another dispatcher took it first.
     pub async fn claim_callback(&self, id: i64, seen_next_ms: i64, lease_until_ms: i64) -> Result<bool, StoreError> {
-        on_pool!(self, writer, claim_callback(id, seen_next_ms, lease_until_ms))
+        on_ops!(self, writer, claim_callback(id, seen_next_ms, lease_until_ms))
     }
 
     /// Records a callback attempt's result: the new state (see [`cb_state`]), attempts so far, next due time.
@@ -454,7 +439,7 @@ impl Store {
         next_ms: i64,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, writer, finish_callback(id, state, attempts, next_ms, error))
+        on_ops!(self, writer, finish_callback(id, state, attempts, next_ms, error))
     }
 
     /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
@@ -463,6 +448,6 @@ impl Store {
         account: AccountId,
         messages: &[mailpush_model::MessageId],
     ) -> Result<Vec<(String, String, i32)>, StoreError> {
-        on_pool!(self, reader, engagement_kinds(account, messages))
+        on_ops!(self, reader, engagement_kinds(account, messages))
     }
 }

@@ -5,7 +5,7 @@
 //! [`Store::identities_to_recheck`] (the background DNS re-check) and [`Store::sender_for_login`]
 //! (SMTP AUTH names an address, not an account); plus [`Store::identity_for_admin`] for the operator's CLI.
 
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// A new domain with its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -531,27 +531,11 @@ mod pg_ops {
     }
 }
 
-/// Runs identity operation `$f` on the writer or reader pool of either backend.
-macro_rules! on_identity_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
     pub async fn create_identity(&self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        on_identity_pool!(self, writer, create_identity(n))
+        on_ops!(self, writer, create_identity(n))
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
@@ -563,7 +547,7 @@ impl Store {
         keys: Vec<NewDkimKey>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        on_identity_pool!(
+        on_ops!(
             self,
             writer,
             replace_dkim_keys(account, identity_id, dkim_option, keys, now_ms)
@@ -572,17 +556,17 @@ impl Store {
 
     /// The account's domain.
     pub async fn identity(&self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        on_identity_pool!(self, reader, identity(account, domain))
+        on_ops!(self, reader, identity(account, domain))
     }
 
     /// Any account's domain: for the operator's CLI only.
     pub async fn identity_for_admin(&self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        on_identity_pool!(self, reader, identity_for_admin(domain))
+        on_ops!(self, reader, identity_for_admin(domain))
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
     pub async fn identity_owner(&self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        on_identity_pool!(self, reader, identity_owner(domain))
+        on_ops!(self, reader, identity_owner(domain))
     }
 
     /// The account's domains by name.
@@ -592,18 +576,18 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        on_identity_pool!(self, reader, list_identities(account, offset, limit))
+        on_ops!(self, reader, list_identities(account, offset, limit))
     }
 
     /// How many domains the account has.
     pub async fn count_identities(&self, account: AccountId) -> Result<i64, StoreError> {
-        on_identity_pool!(self, reader, count_identities(account))
+        on_ops!(self, reader, count_identities(account))
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
     pub async fn delete_identity(&self, account: AccountId, domain: &str) -> Result<(), StoreError> {
-        on_identity_pool!(self, writer, delete_identity(account, domain))
+        on_ops!(self, writer, delete_identity(account, domain))
     }
 
     /// Records a DNS check of the account's domain.
@@ -613,7 +597,7 @@ impl Store {
         identity_id: i64,
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
-        on_identity_pool!(self, writer, record_identity_check(account, identity_id, check))
+        on_ops!(self, writer, record_identity_check(account, identity_id, check))
     }
 
     /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
@@ -623,47 +607,47 @@ impl Store {
         checked_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        on_identity_pool!(self, reader, identities_to_recheck(checked_before_ms, limit))
+        on_ops!(self, reader, identities_to_recheck(checked_before_ms, limit))
     }
 
     /// The DKIM keys of the account's domain, oldest first.
     pub async fn dkim_keys(&self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-        on_identity_pool!(self, reader, dkim_keys(account, identity_id))
+        on_ops!(self, reader, dkim_keys(account, identity_id))
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
     pub async fn create_sender(&self, n: NewSender) -> Result<SenderRow, StoreError> {
-        on_identity_pool!(self, writer, create_sender(n))
+        on_ops!(self, writer, create_sender(n))
     }
 
     /// The account's sender address.
     pub async fn sender(&self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        on_identity_pool!(self, reader, sender(account, address))
+        on_ops!(self, reader, sender(account, address))
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
     pub async fn sender_for_login(&self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        on_identity_pool!(self, reader, sender_for_login(address))
+        on_ops!(self, reader, sender_for_login(address))
     }
 
     /// The account's sender addresses by address.
     pub async fn list_senders(&self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        on_identity_pool!(self, reader, list_senders(account))
+        on_ops!(self, reader, list_senders(account))
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
     pub async fn count_senders(&self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-        on_identity_pool!(self, reader, count_senders(account, identity_id))
+        on_ops!(self, reader, count_senders(account, identity_id))
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
     pub async fn delete_sender(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        on_identity_pool!(self, writer, delete_sender(account, address))
+        on_ops!(self, writer, delete_sender(account, address))
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
     pub async fn set_sender_password(&self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-        on_identity_pool!(self, writer, set_sender_password(account, address, hash))
+        on_ops!(self, writer, set_sender_password(account, address, hash))
     }
 }

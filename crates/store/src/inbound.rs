@@ -6,7 +6,7 @@
 
 use mailpush_model::MessageId;
 
-use crate::{AccountId, BounceType, Db, Store, StoreError};
+use crate::{AccountId, BounceType, Store, StoreError};
 
 /// What the inbound MX needs to know about a message to match feedback to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,26 +275,17 @@ mod pg_ops {
     inbound_ops! { db = sqlx::Postgres }
 }
 
-macro_rules! on_db {
-    ($self:ident, $pool:ident, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
     pub async fn inbound_message(&self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-        on_db!(self, reader, inbound_message(id))
+        on_ops!(self, reader, inbound_message(id))
     }
 
     /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
     /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
     /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
     pub async fn record_async_bounce(&self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-        on_db!(self, writer, record_async_bounce(b))
+        on_ops!(self, writer, record_async_bounce(b))
     }
 
     /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
@@ -305,12 +296,12 @@ impl Store {
         at_ms: i64,
         reason: &str,
     ) -> Result<FeedbackRecorded, StoreError> {
-        on_db!(self, writer, record_async_delay(message, recipient, at_ms, reason))
+        on_ops!(self, writer, record_async_delay(message, recipient, at_ms, reason))
     }
 
     /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
     /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
     pub async fn record_complaint(&self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-        on_db!(self, writer, record_complaint(c))
+        on_ops!(self, writer, record_complaint(c))
     }
 }

@@ -3,7 +3,7 @@
 //! every worker sharing the database agrees on what an address has sent today: a worker reserves its sends
 //! before a transaction ([`Store::reserve_source_sends`], atomic) and gives back what it could not use.
 
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -221,22 +221,6 @@ mod pg_ops {
     sources_ops! { db = sqlx::Postgres, lock = " FOR UPDATE" }
 }
 
-/// Runs `$f` on the writer or reader pool of either backend.
-macro_rules! on_db {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Assigns a sending domain of `account` to source pool `pool`; `None` = back to the shared pool.
     pub async fn set_domain_source_pool(
@@ -246,12 +230,12 @@ impl Store {
         pool: Option<&str>,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        on_db!(self, writer, set_domain_pool(account, domain, pool, at_ms))
+        on_ops!(self, writer, set_domain_pool(account, domain, pool, at_ms))
     }
 
     /// Every pool assignment (domains without one use the shared pool).
     pub async fn domain_source_pools(&self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        on_db!(self, reader, domain_source_pools())
+        on_ops!(self, reader, domain_source_pools())
     }
 
     /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
@@ -267,22 +251,22 @@ impl Store {
     where
         F: FnOnce(i64) -> Option<u64> + Send,
     {
-        on_db!(self, writer, reserve_source_sends(ip, now_ms, wanted, allowance))
+        on_ops!(self, writer, reserve_source_sends(ip, now_ms, wanted, allowance))
     }
 
     /// Gives back `count` sends reserved today from `ip` that were not used.
     pub async fn release_source_sends(&self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-        on_db!(self, writer, release_source_sends(ip, now_ms, count))
+        on_ops!(self, writer, release_source_sends(ip, now_ms, count))
     }
 
     /// The warm-up counters of every source address that has sent.
     pub async fn source_ip_usage(&self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        on_db!(self, reader, source_ip_usage())
+        on_ops!(self, reader, source_ip_usage())
     }
 
     /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
     /// it).
     pub async fn extend_message_expiry(&self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-        on_db!(self, writer, extend_message_expiry(message_id, at_least_ms))
+        on_ops!(self, writer, extend_message_expiry(message_id, at_least_ms))
     }
 }

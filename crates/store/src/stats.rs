@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use mailpush_model::{EventKind, MessageId};
 
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// Milliseconds per UTC day.
 const DAY_MS: i64 = 86_400_000;
@@ -583,25 +583,10 @@ mod pg_ops {
     stats_ops! { db = sqlx::Postgres }
 }
 
-macro_rules! on_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// The account's counters per UTC day of the query's range (days without mail are absent), from the rollup.
     pub async fn daily_stats(&self, q: &StatsQuery) -> Result<Vec<DailyStats>, StoreError> {
-        on_pool!(self, reader, daily_stats(q))
+        on_ops!(self, reader, daily_stats(q))
     }
 
     /// The account's complaints (`spamreport` events) recorded in `[from_ms, to_ms)`, newest first, one page;
@@ -614,7 +599,7 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
-        on_pool!(self, reader, complaints(account, from_ms, to_ms, offset, limit))
+        on_ops!(self, reader, complaints(account, from_ms, to_ms, offset, limit))
     }
 
     /// Creates a sender address's unsubscribe default; [`StoreError::Conflict`] if it has one.
@@ -623,7 +608,7 @@ impl Store {
         account: AccountId,
         config: &UnsubscribeConfigRow,
     ) -> Result<(), StoreError> {
-        on_pool!(self, writer, create_unsubscribe_config(account, config))
+        on_ops!(self, writer, create_unsubscribe_config(account, config))
     }
 
     /// Changes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
@@ -634,7 +619,7 @@ impl Store {
         config: &str,
         status: i32,
     ) -> Result<(), StoreError> {
-        on_pool!(
+        on_ops!(
             self,
             writer,
             update_unsubscribe_config(account, address, config, status)
@@ -643,7 +628,7 @@ impl Store {
 
     /// Deletes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
     pub async fn delete_unsubscribe_config(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        on_pool!(self, writer, delete_unsubscribe_config(account, address))
+        on_ops!(self, writer, delete_unsubscribe_config(account, address))
     }
 
     /// One page of the account's unsubscribe defaults, by address; and their total.
@@ -653,7 +638,7 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
-        on_pool!(self, reader, list_unsubscribe_configs(account, offset, limit))
+        on_ops!(self, reader, list_unsubscribe_configs(account, offset, limit))
     }
 
     /// The unsubscribe default of one sender address (lowercase), if any.
@@ -662,21 +647,21 @@ impl Store {
         account: AccountId,
         address: &str,
     ) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
-        on_pool!(self, reader, unsubscribe_config(account, address))
+        on_ops!(self, reader, unsubscribe_config(account, address))
     }
 
     /// Raises a warning unless one of its kind is already in force for the account; `true` if raised now.
     pub async fn raise_warning(&self, w: &NewWarning) -> Result<bool, StoreError> {
-        on_pool!(self, writer, raise_warning(w))
+        on_ops!(self, writer, raise_warning(w))
     }
 
     /// Clears the account's warning of `kind` in force, if any; `true` if one was cleared.
     pub async fn clear_warning(&self, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
-        on_pool!(self, writer, clear_warning(account, kind, at_ms))
+        on_ops!(self, writer, clear_warning(account, kind, at_ms))
     }
 
     /// The account's most recent warnings, newest first.
     pub async fn warnings(&self, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
-        on_pool!(self, reader, warnings(account, limit))
+        on_ops!(self, reader, warnings(account, limit))
     }
 }

@@ -372,22 +372,6 @@ mod pg_ops {
     suppression_ops! { db = sqlx::Postgres }
 }
 
-/// Runs `$f` on the writer or reader pool of either backend.
-macro_rules! on_db {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Which of `addresses` (normalized with [`normalize`]) are blocked for `account`: on the global bounce
     /// blacklist since `bounce_since_ms`, or on the account's custom blacklist and not expired at `now_ms`.
@@ -402,7 +386,7 @@ impl Store {
         if addresses.is_empty() {
             return Ok(Vec::new());
         }
-        on_db!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
+        on_ops!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
     }
 
     /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
@@ -411,7 +395,7 @@ impl Store {
         if q.recipients.is_empty() {
             return Ok(RecipientScreen::default());
         }
-        on_db!(self, reader, recipient_screen(&q))
+        on_ops!(self, reader, recipient_screen(&q))
     }
 
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.
@@ -451,7 +435,7 @@ impl Store {
         &self,
         q: &BounceBlacklistQuery,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
-        on_db!(self, reader, list_bounce_blacklist(q))
+        on_ops!(self, reader, list_bounce_blacklist(q))
     }
 
     /// `DeleteBlackList`: removes the account's global blacklist rows for these (normalized) addresses.
@@ -459,7 +443,7 @@ impl Store {
         if addresses.is_empty() {
             return Ok(0);
         }
-        on_db!(self, writer, delete_bounce_blacklist(account, addresses))
+        on_ops!(self, writer, delete_bounce_blacklist(account, addresses))
     }
 
     /// `CreateCustomBlacklist`: adds addresses (normalized) to the account's list; returns how many were new
@@ -471,7 +455,7 @@ impl Store {
         now_ms: i64,
         expire_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
-        on_db!(
+        on_ops!(
             self,
             writer,
             create_custom_blacklist(account, addresses, now_ms, expire_ms)
@@ -489,7 +473,7 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
-        on_db!(
+        on_ops!(
             self,
             reader,
             list_custom_blacklist(account, status, address, now_ms, offset, limit)
@@ -505,7 +489,7 @@ impl Store {
         address: &str,
         expire_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        on_db!(self, writer, update_custom_blacklist(account, id, address, expire_ms))
+        on_ops!(self, writer, update_custom_blacklist(account, id, address, expire_ms))
     }
 
     /// `DeleteCustomBlackList`: removes these (normalized) addresses from the account's list.
@@ -513,12 +497,12 @@ impl Store {
         if addresses.is_empty() {
             return Ok(0);
         }
-        on_db!(self, writer, delete_custom_blacklist(account, addresses))
+        on_ops!(self, writer, delete_custom_blacklist(account, addresses))
     }
 
     /// For auto-suspend: `(blacklist hits, recipients)` of the account's requests since `since_ms`, where a hit
     /// is a recipient refused at admission with SendStatus 1007.
     pub async fn blacklist_hits(&self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
-        on_db!(self, reader, blacklist_hits(account, since_ms))
+        on_ops!(self, reader, blacklist_hits(account, since_ms))
     }
 }

@@ -4,7 +4,7 @@
 //! Every query an account's request can reach is scoped by its account id. The `admin_*` methods are for
 //! the operator's CLI (the manual review queue) and deliberately span accounts.
 
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// A template's row id (Tencent `TemplateID`). Never reused after a delete.
 pub type TemplateId = i64;
@@ -390,33 +390,17 @@ mod pg_ops {
     template_ops! { db = sqlx::Postgres, begin = "BEGIN", lock_account = "SELECT id FROM accounts WHERE id = $1 FOR UPDATE" }
 }
 
-/// Runs template operation `$f` on the pool for writes or for reads.
-macro_rules! on_template_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     // ---- account permissions ----
 
     /// The account's content permissions; `None` if there is no such account.
     pub async fn account_policy(&self, account: AccountId) -> Result<Option<AccountPolicy>, StoreError> {
-        on_template_pool!(self, reader, account_policy(account))
+        on_ops!(self, reader, account_policy(account))
     }
 
     /// Replaces the account's content permissions; [`StoreError::NotFound`] if there is no such account.
     pub async fn set_account_policy(&self, account: AccountId, policy: AccountPolicy) -> Result<(), StoreError> {
-        on_template_pool!(self, writer, set_account_policy(account, policy))
+        on_ops!(self, writer, set_account_policy(account, policy))
     }
 
     // ---- templates (scoped by account) ----
@@ -429,7 +413,7 @@ impl Store {
         template: NewTemplate,
         max_per_account: i64,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        on_template_pool!(self, writer, create_template(&template, max_per_account))
+        on_ops!(self, writer, create_template(&template, max_per_account))
     }
 
     /// Replaces an account's template content and review state and increments its version; `None` if the
@@ -440,12 +424,12 @@ impl Store {
         id: TemplateId,
         update: TemplateUpdate,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        on_template_pool!(self, writer, update_template(account, id, &update))
+        on_ops!(self, writer, update_template(account, id, &update))
     }
 
     /// One of the account's templates, with content.
     pub async fn template(&self, account: AccountId, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        on_template_pool!(self, reader, template(account, id))
+        on_ops!(self, reader, template(account, id))
     }
 
     /// One of the account's templates without its content: status and version, for the send path (the
@@ -455,7 +439,7 @@ impl Store {
         account: AccountId,
         id: TemplateId,
     ) -> Result<Option<TemplateSummary>, StoreError> {
-        on_template_pool!(self, reader, template_summary(account, id))
+        on_ops!(self, reader, template_summary(account, id))
     }
 
     /// A page of the account's templates, newest first, and their total count.
@@ -465,24 +449,24 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<TemplatePage, StoreError> {
-        on_template_pool!(self, reader, list_templates(account, offset.max(0), limit.max(0)))
+        on_ops!(self, reader, list_templates(account, offset.max(0), limit.max(0)))
     }
 
     /// Deletes one of the account's templates; `false` if it has none with this id.
     pub async fn delete_template(&self, account: AccountId, id: TemplateId) -> Result<bool, StoreError> {
-        on_template_pool!(self, writer, delete_template(account, id))
+        on_ops!(self, writer, delete_template(account, id))
     }
 
     // ---- operator (spans accounts) ----
 
     /// Any account's template by id (operator CLI).
     pub async fn admin_template(&self, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        on_template_pool!(self, reader, admin_template(id))
+        on_ops!(self, reader, admin_template(id))
     }
 
     /// Every account's templates, optionally only those in `status`, by id (operator CLI).
     pub async fn admin_list_templates(&self, status: Option<i32>) -> Result<Vec<TemplateSummary>, StoreError> {
-        on_template_pool!(self, reader, admin_list_templates(status))
+        on_ops!(self, reader, admin_list_templates(status))
     }
 
     /// Sets a template's review state if its content is still at `version` (so an operator never approves
@@ -494,6 +478,6 @@ impl Store {
         status: i32,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        on_template_pool!(self, writer, admin_set_template_review(id, version, status, reason))
+        on_ops!(self, writer, admin_set_template_review(id, version, status, reason))
     }
 }
