@@ -233,12 +233,11 @@ impl Mailpush {
         req: SendRequest,
         opts: SendOptions,
     ) -> Result<MessageId, CoreError> {
-        let msg = self.prepare_message(account, req, opts).await?;
+        let (msg, shared_body) = self.prepare(account, req, opts).await?;
         let id = msg.id.clone();
         let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
         let limits = self.admission_limits(account).await?;
-        self.inner.store.enqueue_limited(msg, limits).await?;
-        self.inner.wake.notify_one();
+        self.enqueue_admitted(msg, limits, shared_body).await?;
         if suppressed {
             self.check_auto_suspend(account).await?;
         }
@@ -255,6 +254,37 @@ impl Mailpush {
         req: SendRequest,
         opts: SendOptions,
     ) -> Result<NewMessage, CoreError> {
+        Ok(self.prepare(account, req, opts).await?.0)
+    }
+
+    /// Durable enqueue of admitted mail, then the worker knows of it: handed to it in memory when every
+    /// recipient gets the message's own MIME (`shared_body`) and it has room, otherwise woken to claim it.
+    async fn enqueue_admitted(
+        &self,
+        msg: NewMessage,
+        limits: mailpush_store::AdmissionLimits,
+        shared_body: bool,
+    ) -> Result<(), CoreError> {
+        let handed_off = if shared_body {
+            self.inner.store.enqueue_fresh(msg, limits).await?
+        } else {
+            self.inner.store.enqueue_limited(msg, limits).await?;
+            false
+        };
+        if !handed_off {
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// [`Mailpush::prepare_message`], and whether every recipient gets the message's own MIME (no
+    /// per-recipient bodies).
+    async fn prepare(
+        &self,
+        account: &AccountContext,
+        req: SendRequest,
+        opts: SendOptions,
+    ) -> Result<(NewMessage, bool), CoreError> {
         if account.suspended {
             return Err(CoreError::refused(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -307,7 +337,7 @@ impl Mailpush {
             recipients,
             template_id,
         };
-        Ok(msg)
+        Ok((msg, personal.is_empty()))
     }
 
     /// Wakes the delivery worker (after messages were stored outside `send_email`).

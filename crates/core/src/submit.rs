@@ -471,8 +471,7 @@ impl Mailpush {
             recipients,
         };
         let limits = self.admission_limits(&who.account).await?;
-        self.inner.store.enqueue_limited(msg, limits).await?;
-        self.inner.wake.notify_one();
+        self.enqueue_admitted(msg, limits, personal.is_empty()).await?;
         if suppressed {
             self.check_auto_suspend(&who.account).await?;
         }

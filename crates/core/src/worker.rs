@@ -1,12 +1,13 @@
-//! The delivery worker: claims due deliveries with a lease, groups them per message and destination domain,
-//! hands each group to the SMTP transport, and records every recipient's outcome in batches.
+//! The delivery worker: takes fresh mail handed off by the group commit (already leased, MIME in memory) and
+//! claims due deliveries with a lease, groups them per message and destination domain, hands each group to
+//! the SMTP transport, and records every recipient's outcome in batches.
 //!
 //! Durability: an outcome is written only after the remote answered; a crash before that leaves the lease
 //! to expire and the delivery is tried again (at-least-once towards the MX, never lost).
 
 use mailpush_delivery::{Envelope, Outcome, RetryPolicy, SmtpTransport};
 use mailpush_model::{MessageId, SharedClock};
-use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Store};
+use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, HandOffs, HandedOff, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,10 +85,22 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
     let permits = Arc::new(Semaphore::new(shared.cfg.concurrency.max(1)));
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
     let writer = tokio::spawn(write_outcomes(shared.store.clone(), outcome_rx));
+    // Fresh mail comes leased straight from the group commit. Not with warm-up: its allowances are counted
+    // at claim.
+    let mut hand_offs = shared.cfg.warmup.is_none().then(|| {
+        shared.store.take_hand_offs(
+            &shared.cfg.worker_id,
+            shared.cfg.lease.as_millis() as i64,
+            shared.cfg.concurrency.max(1),
+        )
+    });
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stop.borrow() {
             break;
+        }
+        while let Some(h) = hand_offs.as_mut().and_then(HandOffs::try_recv) {
+            start_hand_off(&shared, &permits, hand_offs.as_ref(), h, &outcome_tx).await;
         }
         // Claim only what we can start now: a claimed delivery waiting for a permit burns its lease.
         let free = permits.available_permits();
@@ -134,10 +147,18 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
                 _ => shared.cfg.idle_poll,
             }
             .min(shared.cfg.idle_poll);
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-                _ = stop.changed() => {}
+            let deadline = tokio::time::Instant::now() + sleep;
+            // Hand-offs are served while waiting: they need no claim, so they do not end the wait.
+            loop {
+                tokio::select! {
+                    _ = wake.notified() => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = stop.changed() => break,
+                    h = next_hand_off(&mut hand_offs) => match h {
+                        Some(h) => start_hand_off(&shared, &permits, hand_offs.as_ref(), h, &outcome_tx).await,
+                        None => hand_offs = None,
+                    },
+                }
             }
             continue;
         }
@@ -148,15 +169,56 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             let shared = shared.clone();
             let tx = outcome_tx.clone();
             tokio::spawn(async move {
-                deliver_group(&shared, group, &tx).await;
+                deliver_group(&shared, group, None, &tx).await;
                 drop(permit);
             });
+        }
+    }
+    // No more hand-offs; the ones already leased to us go out now rather than wait for their lease to expire.
+    if let Some(mut h) = hand_offs.take() {
+        h.close();
+        while let Some(one) = h.try_recv() {
+            start_hand_off(&shared, &permits, Some(&h), one, &outcome_tx).await;
         }
     }
     // Wait for in-flight transactions: taking every permit means every task has finished.
     let _ = permits.acquire_many(shared.cfg.concurrency.max(1) as u32).await;
     drop(outcome_tx);
     let _ = writer.await;
+}
+
+/// The next hand-off; never, without a receiver.
+async fn next_hand_off(hand_offs: &mut Option<HandOffs>) -> Option<HandedOff> {
+    match hand_offs {
+        Some(h) => h.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the deliveries of a handed-off message, one task per destination domain, as permits free up.
+async fn start_hand_off(
+    shared: &Arc<Shared>,
+    permits: &Arc<Semaphore>,
+    hand_offs: Option<&HandOffs>,
+    h: HandedOff,
+    outcome_tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+) {
+    let body = h.body;
+    for group in group_by_message_and_domain(h.deliveries) {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        if let Some(h) = hand_offs {
+            h.started(group.len());
+        }
+        let shared = shared.clone();
+        let tx = outcome_tx.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            deliver_group(&shared, group, Some(body), &tx).await;
+            drop(permit);
+        });
+    }
 }
 
 fn group_by_message_and_domain(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
@@ -175,8 +237,20 @@ fn group_by_message_and_domain(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<Claimed
     groups
 }
 
-async fn deliver_group(shared: &Shared, group: Vec<ClaimedDelivery>, tx: &mpsc::UnboundedSender<DeliveryOutcome>) {
+/// Delivers one group; `handed_off` is the MIME of a handed-off message (no per-recipient bodies), otherwise
+/// the content is read from the store.
+async fn deliver_group(
+    shared: &Shared,
+    group: Vec<ClaimedDelivery>,
+    handed_off: Option<Vec<u8>>,
+    tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+) {
     let Some(first) = group.first() else { return };
+    if let Some(body) = handed_off {
+        let id = first.message_id.clone();
+        transmit(shared, group, &id, body, tx).await;
+        return;
+    }
     // Tracked mail and mail with an unsubscribe link has a body per recipient (see core::engage): each such
     // recipient gets its own transaction and signature; the others share the message body. Both come in one
     // read.

@@ -2,11 +2,12 @@
 //! else is queued (up to the batch limit), writes them all in one transaction (one fsync), and only then
 //! answers each caller. Under load, batches grow by themselves; idle, a lone request commits at once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::handoff::{self, HandOffTarget, LeaseRequest};
 use crate::limits::AdmissionLimits;
 use crate::{CommitStats, Db, NewMessage, StoreError};
 
@@ -15,8 +16,14 @@ pub(crate) struct Job {
     pub(crate) msg: NewMessage,
     /// Admission limits to check inside the transaction (`None`: unlimited, e.g. internal enqueues).
     pub(crate) limits: Option<AdmissionLimits>,
-    pub(crate) reply: oneshot::Sender<Result<(), StoreError>>,
+    /// May be leased at insert and handed to this process's worker (see `handoff`).
+    pub(crate) hand_off: bool,
+    /// `Ok(true)`: committed and handed off; `Ok(false)`: committed, for a worker to claim.
+    pub(crate) reply: oneshot::Sender<Result<bool, StoreError>>,
 }
+
+/// Where hand-offs go, once a worker takes them.
+pub(crate) type HandOffSlot = Arc<Mutex<Option<Arc<HandOffTarget>>>>;
 
 /// Counters behind `Store::commit_stats`.
 #[derive(Debug, Default)]
@@ -40,7 +47,14 @@ impl Stats {
 }
 
 /// Runs until every sender is gone (the store was closed or dropped) and the queue is drained.
-pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, retain_bodies: bool, stats: Arc<Stats>) {
+pub(crate) async fn run(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    retain_bodies: bool,
+    stats: Arc<Stats>,
+    hand_offs: HandOffSlot,
+) {
     let max_batch = max_batch.max(1);
     let mut jobs = Vec::with_capacity(max_batch);
     loop {
@@ -49,39 +63,64 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, r
         }
         // A caller that gave up before its batch started gets nothing written: it never saw a MessageId,
         // so sending the mail anyway would only invite a duplicate when the client retries.
+        let mut hand_off = Vec::with_capacity(jobs.len());
         let (mut msgs, replies): (Vec<(NewMessage, Option<AdmissionLimits>)>, Vec<_>) = jobs
             .drain(..)
             .filter(|j| !j.reply.is_closed())
-            .map(|j| ((j.msg, j.limits), j.reply))
+            .map(|j| {
+                hand_off.push(j.hand_off);
+                ((j.msg, j.limits), j.reply)
+            })
             .unzip();
         if msgs.is_empty() {
             continue;
         }
-        match db.insert_batch(&mut msgs, retain_bodies).await {
-            Ok(refusals) => {
-                stats.add(refusals.iter().filter(|r| r.is_none()).count());
-                for (reply, refusal) in replies.into_iter().zip(refusals) {
+        let target = hand_offs.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // Room is reserved before the transaction, message by message while it lasts; what a refused or
+        // failed message reserved is given back.
+        let granted: Vec<bool> = msgs
+            .iter()
+            .zip(&hand_off)
+            .map(|((m, _), &wanted)| {
+                let n = handoff::eligible(m);
+                wanted && n > 0 && target.as_ref().is_some_and(|t| t.reserve(n))
+            })
+            .collect();
+        let lease = target.as_ref().map(|t| LeaseRequest {
+            worker: &t.worker,
+            lease_ms: t.lease_ms,
+            granted: &granted,
+        });
+        match db.insert_batch(&mut msgs, retain_bodies, lease).await {
+            Ok(done) => {
+                stats.add(done.refusals.iter().filter(|r| r.is_none()).count());
+                let handed: Vec<bool> = done.leased.iter().map(|ids| !ids.is_empty()).collect();
+                for (reply, (refusal, handed)) in replies.into_iter().zip(done.refusals.into_iter().zip(&handed)) {
                     let _ = reply.send(match refusal {
-                        None => Ok(()),
+                        None => Ok(*handed),
                         Some(r) => Err(StoreError::Limit(r)),
                     });
                 }
+                deliver_hand_offs(target.as_deref(), msgs, &granted, done.leased);
             }
             Err(e) if msgs.len() == 1 => {
+                release_all(target.as_deref(), &msgs, &granted);
                 if let Some(reply) = replies.into_iter().next() {
                     let _ = reply.send(Err(e));
                 }
             }
             Err(e) => {
-                // One bad message (a duplicate id, an unknown account) must not fail the others: retry singly.
+                release_all(target.as_deref(), &msgs, &granted);
+                // One bad message (a duplicate id, an unknown account) must not fail the others: retry singly,
+                // and without hand-off (rare enough not to matter).
                 tracing::warn!(error = %e, batch = msgs.len(), "group commit failed; retrying the batch message by message");
                 for (msg, reply) in msgs.into_iter().zip(replies) {
                     let mut one = [msg];
-                    let result = match db.insert_batch(&mut one, retain_bodies).await {
-                        Ok(r) => match r.into_iter().next().flatten() {
+                    let result = match db.insert_batch(&mut one, retain_bodies, None).await {
+                        Ok(r) => match r.refusals.into_iter().next().flatten() {
                             None => {
                                 stats.add(1);
-                                Ok(())
+                                Ok(false)
                             }
                             Some(refusal) => Err(StoreError::Limit(refusal)),
                         },
@@ -91,5 +130,34 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, r
                 }
             }
         }
+    }
+}
+
+/// Sends the committed, leased messages to the worker and gives back the room of the others.
+fn deliver_hand_offs(
+    target: Option<&HandOffTarget>,
+    msgs: Vec<(NewMessage, Option<AdmissionLimits>)>,
+    granted: &[bool],
+    leased: Vec<Vec<i64>>,
+) {
+    let Some(target) = target else { return };
+    for (((m, _), &granted), ids) in msgs.into_iter().zip(granted).zip(leased) {
+        if !granted {
+            continue;
+        }
+        let reserved = handoff::eligible(&m);
+        if ids.is_empty() {
+            target.release(reserved);
+            continue;
+        }
+        target.release(reserved - ids.len().min(reserved));
+        target.send(handoff::handed_off(m, &ids));
+    }
+}
+
+fn release_all(target: Option<&HandOffTarget>, msgs: &[(NewMessage, Option<AdmissionLimits>)], granted: &[bool]) {
+    let Some(target) = target else { return };
+    for ((m, _), _) in msgs.iter().zip(granted).filter(|(_, g)| **g) {
+        target.release(handoff::eligible(m));
     }
 }

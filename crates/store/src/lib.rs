@@ -35,10 +35,12 @@ mod common;
 mod engage;
 mod error;
 mod events;
+mod handoff;
 mod identity;
 mod inbound;
 mod limits;
 mod pg;
+mod screen;
 mod sources;
 mod sqlite;
 mod stats;
@@ -61,6 +63,7 @@ pub use batch::{
 pub use engage::{CallbackEvent, DeliveryContent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
+pub use handoff::{HandOffs, HandedOff};
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
@@ -123,10 +126,11 @@ impl Db {
         &self,
         msgs: &mut [(NewMessage, Option<limits::AdmissionLimits>)],
         retain_bodies: bool,
-    ) -> Result<Vec<Option<limits::LimitRefusal>>, StoreError> {
+        lease: Option<handoff::LeaseRequest<'_>>,
+    ) -> Result<handoff::InsertedBatch, StoreError> {
         match self {
-            Db::Sqlite { writer, .. } => sqlite::insert_batch(writer, msgs, retain_bodies).await,
-            Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies).await,
+            Db::Sqlite { writer, .. } => sqlite::insert_batch(writer, msgs, retain_bodies, lease).await,
+            Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies, lease).await,
         }
     }
 
@@ -171,6 +175,8 @@ struct Inner {
     enqueue: std::sync::Mutex<Option<mpsc::Sender<committer::Job>>>,
     committer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<committer::Stats>,
+    hand_offs: committer::HandOffSlot,
+    screens: screen::Screens,
 }
 
 impl std::fmt::Debug for Store {
@@ -200,12 +206,15 @@ impl Store {
         // Bounded: when the database falls behind, enqueuers wait here instead of piling up memory.
         let (tx, rx) = mpsc::channel(max_batch.saturating_mul(2));
         let stats = Arc::new(committer::Stats::default());
+        let hand_offs = committer::HandOffSlot::default();
+        let screens = screen::Screens::start(db.clone());
         let handle = tokio::spawn(committer::run(
             db.clone(),
             rx,
             max_batch,
             opts.retain_bodies,
             stats.clone(),
+            hand_offs.clone(),
         ));
         Ok(Store {
             inner: Arc::new(Inner {
@@ -215,6 +224,8 @@ impl Store {
                 enqueue: std::sync::Mutex::new(Some(tx)),
                 committer: tokio::sync::Mutex::new(Some(handle)),
                 stats,
+                hand_offs,
+                screens,
             }),
         })
     }
@@ -286,7 +297,7 @@ impl Store {
     /// [`StoreError::Conflict`]; an unknown account, a lane outside [`LANES`] or no recipients is
     /// [`StoreError::Invalid`]. If the caller is cancelled after its batch started, the message may still be stored.
     pub async fn enqueue(&self, m: NewMessage) -> Result<(), StoreError> {
-        self.enqueue_inner(m, None).await
+        self.enqueue_inner(m, None, false).await.map(drop)
     }
 
     /// [`Store::enqueue`] checked against admission limits inside the same transaction, so that every
@@ -295,10 +306,36 @@ impl Store {
     /// [`StoreError::Limit`] and nothing of it is stored; recipients over their hourly limit in a message with
     /// other admissible recipients are stored refused (send status 1006) instead.
     pub async fn enqueue_limited(&self, m: NewMessage, limits: AdmissionLimits) -> Result<(), StoreError> {
-        self.enqueue_inner(m, Some(limits)).await
+        self.enqueue_inner(m, Some(limits), false).await.map(drop)
     }
 
-    async fn enqueue_inner(&self, m: NewMessage, limits: Option<AdmissionLimits>) -> Result<(), StoreError> {
+    /// [`Store::enqueue_limited`] for fresh mail whose recipients all get the message's own MIME: if this
+    /// process's worker takes hand-offs ([`Store::take_hand_offs`]) and has room, and the message is due now
+    /// (`not_before_ms <= request_ms`), its deliveries are leased to the worker in the same transaction and
+    /// handed to it with the MIME once committed. Returns whether it was handed off (if so, the worker needs
+    /// no wake-up). SQLite only; on PostgreSQL it is `enqueue_limited`.
+    pub async fn enqueue_fresh(&self, m: NewMessage, limits: AdmissionLimits) -> Result<bool, StoreError> {
+        self.enqueue_inner(m, Some(limits), true).await
+    }
+
+    /// Makes this process's worker the receiver of hand-offs ([`Store::enqueue_fresh`]), leased to `worker`
+    /// for `lease_ms`, with at most `room` deliveries waiting for it to start them. A second call replaces
+    /// the first receiver; dropping the receiver stops hand-offs.
+    pub fn take_hand_offs(&self, worker: &str, lease_ms: i64, room: usize) -> HandOffs {
+        let (receiver, target) = handoff::HandOffs::new(worker.to_string(), lease_ms, room);
+        // PostgreSQL's insert does not lease yet: no target, so no room is reserved in vain.
+        if self.inner.backend == Backend::Sqlite {
+            *self.inner.hand_offs.lock().unwrap_or_else(PoisonError::into_inner) = Some(target);
+        }
+        receiver
+    }
+
+    async fn enqueue_inner(
+        &self,
+        m: NewMessage,
+        limits: Option<AdmissionLimits>,
+        hand_off: bool,
+    ) -> Result<bool, StoreError> {
         validate(&m)?;
         let sender = self
             .inner
@@ -309,7 +346,12 @@ impl Store {
         let sender = sender.ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(committer::Job { msg: m, limits, reply })
+            .send(committer::Job {
+                msg: m,
+                limits,
+                hand_off,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         // Do not keep the channel open while waiting: close() waits for every sender to go.

@@ -286,12 +286,14 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
 }
 
 /// Writes a batch of messages in one transaction, checking admission limits message by message first.
-/// Returns per message `None` (stored) or the refusal (nothing of it stored).
+/// Returns per message `None` (stored) or the refusal (nothing of it stored). No delivery is leased at
+/// insert (`_lease`): on PostgreSQL the worker claims fresh mail like any other.
 pub(crate) async fn insert_batch(
     pool: &PgPool,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
-) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
+    _lease: Option<crate::handoff::LeaseRequest<'_>>,
+) -> Result<crate::handoff::InsertedBatch, crate::StoreError> {
     let mut tx = pool.begin().await?;
     let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
         check_limits(&mut tx, msgs).await?
@@ -308,7 +310,7 @@ pub(crate) async fn insert_batch(
         insert_messages(&mut tx, &admitted, retain_bodies).await?;
     }
     tx.commit().await?;
-    Ok(refusals)
+    Ok(crate::handoff::InsertedBatch::new(refusals, Vec::new()))
 }
 
 /// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked

@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use crate::handoff::{InsertedBatch, LeasePlan, LeaseRequest};
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
@@ -24,23 +25,29 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 500;
 
-/// The writer connection for a claim: `synchronous = NORMAL` (no fsync at commit) for the length of one
-/// transaction, then back to FULL. A claim lost to a power failure is harmless: its deliveries are simply
-/// due again, and anything the worker did with them (an outcome) is committed with FULL, whose fsync also
-/// covers the claim's WAL frames. It saved one fsync per claim (a third of them under SMTP load).
-pub(crate) struct ClaimWriter {
+/// The writer connection for a transaction whose loss to a power failure is harmless, so it commits with
+/// `synchronous = NORMAL` (no fsync) for the length of one transaction, then back to FULL:
+/// - a claim: its deliveries are simply due again;
+/// - delivery outcomes: the leases expire and the deliveries are attempted again, so the recipient may get
+///   a mail twice, never none (at-least-once; Postfix does not fsync the removal of a delivered queue file
+///   either). The events, statistics and blacklist entries of those outcomes come again with the new attempt.
+///
+/// WAL frames are written in order, so the next FULL commit (an enqueue, which must be durable before its
+/// caller hears of it) fsyncs these too. It saved an fsync per claim and per outcome batch on the one writer,
+/// where every enqueue waits for them.
+pub(crate) struct RelaxedWriter {
     conn: sqlx::pool::PoolConnection<Sqlite>,
     relaxed: bool,
 }
 
-impl ClaimWriter {
+impl RelaxedWriter {
     /// Takes the writer connection and relaxes it, except for an in-memory database (nothing to sync, and its
     /// one connection must never be closed).
-    pub(crate) async fn acquire(pool: &SqlitePool) -> Result<ClaimWriter, StoreError> {
+    pub(crate) async fn acquire(pool: &SqlitePool) -> Result<RelaxedWriter, StoreError> {
         // `sqlite::memory:` is the only in-memory form `open` documents (and what its tests use).
         let memory = pool.connect_options().get_filename() == std::path::Path::new(":memory:");
         let conn = pool.acquire().await?;
-        let mut w = ClaimWriter { conn, relaxed: false };
+        let mut w = RelaxedWriter { conn, relaxed: false };
         if !memory {
             // Marked before the pragma: if anything below fails or is cancelled, Drop closes the connection
             // rather than let a relaxed one serve a FULL transaction.
@@ -67,7 +74,7 @@ impl ClaimWriter {
     }
 }
 
-impl Drop for ClaimWriter {
+impl Drop for RelaxedWriter {
     fn drop(&mut self) {
         if self.relaxed {
             self.conn.close_on_drop();
@@ -88,7 +95,7 @@ async fn claim_lane(
     lease_until: i64,
     want: i64,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut writer = ClaimWriter::acquire(pool).await?;
+    let mut writer = RelaxedWriter::acquire(pool).await?;
     let claimed = claim_lane_on(writer.conn(), lane, r, lease_until, want).await?;
     writer.release().await?;
     Ok(claimed)
@@ -177,9 +184,23 @@ pub(crate) async fn record_outcomes(
     order.sort_by_key(|&i| outcomes[i].delivery_id);
     let mut seen = std::collections::HashSet::new();
     order.retain(|&i| seen.insert((outcomes[i].delivery_id, outcomes[i].lease.0)));
-    let effects: Vec<_> = outcomes.iter().map(outcome_effect).collect();
 
-    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut writer = RelaxedWriter::acquire(pool).await?;
+    record_outcomes_on(writer.conn(), outcomes, retain_bodies, order, &mut applied).await?;
+    writer.release().await?;
+    Ok(applied)
+}
+
+/// [`record_outcomes`] on the writer connection, for the deduplicated outcomes `order` (indexes).
+async fn record_outcomes_on(
+    conn: &mut SqliteConnection,
+    outcomes: &[DeliveryOutcome],
+    retain_bodies: bool,
+    mut order: Vec<usize>,
+    applied: &mut [bool],
+) -> Result<(), StoreError> {
+    let effects: Vec<_> = outcomes.iter().map(outcome_effect).collect();
+    let mut tx = sqlx::Connection::begin_with(conn, BEGIN_WRITE).await?;
     // The fence: only the holder of the current lease may write.
     let mut fenced: HashMap<(i64, i64), FencedDelivery> = HashMap::new();
     for chunk in order.chunks(MAX_ROWS_PER_STATEMENT) {
@@ -219,7 +240,7 @@ pub(crate) async fn record_outcomes(
     order.retain(|&i| fenced.contains_key(&(outcomes[i].delivery_id, outcomes[i].lease.0)));
     if order.is_empty() {
         tx.commit().await?;
-        return Ok(applied);
+        return Ok(());
     }
     let fence_of = |i: usize| &fenced[&(outcomes[i].delivery_id, outcomes[i].lease.0)];
 
@@ -343,7 +364,7 @@ pub(crate) async fn record_outcomes(
     // Last and in key order (see `stats`).
     crate::stats::apply_sqlite(&mut tx, &delta).await?;
     tx.commit().await?;
-    Ok(applied)
+    Ok(())
 }
 
 /// How long a connection waits for a lock held by another process before SQLITE_BUSY.
@@ -385,13 +406,15 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
 }
 
 /// Writes a batch of messages in one transaction (one fsync), checking admission limits message by message
-/// first (the single writer connection serializes every process on the file). Returns per message `None`
-/// (stored) or the refusal (nothing of it stored).
+/// first (the single writer connection serializes every process on the file). Per message: `None` (stored) or
+/// the refusal (nothing of it stored); and the ids of the deliveries leased at insert (`lease`, see
+/// `handoff`), in recipient order.
 pub(crate) async fn insert_batch(
     pool: &SqlitePool,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
-) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
+    lease: Option<LeaseRequest<'_>>,
+) -> Result<InsertedBatch, crate::StoreError> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
         check_limits(&mut tx, msgs).await?
@@ -404,11 +427,12 @@ pub(crate) async fn insert_batch(
         .filter(|(_, refused)| refused.is_none())
         .map(|((m, _), _)| m)
         .collect();
+    let plan = lease.map(|l| l.plan(&refusals));
     let mut delta = crate::stats::StatsDelta::default();
-    insert_rows(&mut tx, &admitted, retain_bodies, &mut delta).await?;
+    let ids = insert_rows(&mut tx, &admitted, retain_bodies, &mut delta, plan.as_ref()).await?;
     crate::stats::apply_sqlite(&mut tx, &delta).await?;
     tx.commit().await?;
-    Ok(refusals)
+    Ok(InsertedBatch::new(refusals, ids))
 }
 
 /// Loads the limited accounts' counters and recent recipient sends, decides, and writes the counters back.
@@ -516,7 +540,7 @@ pub(crate) async fn insert_messages(
 ) -> Result<(), crate::StoreError> {
     let mut delta = crate::stats::StatsDelta::default();
     let msgs: Vec<&NewMessage> = msgs.iter().collect();
-    insert_rows(conn, &msgs, retain_bodies, &mut delta).await?;
+    insert_rows(conn, &msgs, retain_bodies, &mut delta, None).await?;
     crate::stats::apply_sqlite(conn, &delta).await
 }
 
@@ -525,15 +549,18 @@ const MAX_BODY_BYTES_PER_STATEMENT: usize = 8 << 20;
 
 /// Inserts the messages, their bodies, deliveries and admission-time `dropped` events with one multi-row
 /// statement per table (per chunk): each statement is a hand-off to the connection's thread and back, which
-/// cost more than SQLite's own work when it was done per row.
+/// cost more than SQLite's own work when it was done per row. The deliveries of messages `plan` leases are
+/// written leased; their ids are returned per message (in recipient order; empty when not leased).
 async fn insert_rows(
     conn: &mut SqliteConnection,
     msgs: &[&NewMessage],
     retain_bodies: bool,
     delta: &mut crate::stats::StatsDelta,
-) -> Result<(), crate::StoreError> {
+    plan: Option<&LeasePlan<'_>>,
+) -> Result<Vec<Vec<i64>>, crate::StoreError> {
+    let mut leased_ids: Vec<Vec<i64>> = vec![Vec::new(); msgs.len()];
     if msgs.is_empty() {
-        return Ok(());
+        return Ok(leased_ids);
     }
     for chunk in msgs.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -579,14 +606,18 @@ async fn insert_rows(
         qb.build().execute(&mut *conn).await?;
         start = end;
     }
-    let mut deliveries: Vec<(&NewMessage, &NewRecipient, String)> = Vec::new();
-    for m in msgs {
+    // (message index, recipient, sender domain, lease expiry when leased at insert)
+    let mut deliveries: Vec<(usize, &NewRecipient, String, Option<i64>)> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
         let sender_domain = crate::sender_domain(m);
+        let lease_until = plan.and_then(|p| p.lease_until(i, m));
         for r in &m.recipients {
-            deliveries.push((m, r, sender_domain.clone()));
+            let leased = lease_until.filter(|_| r.send_status == 0);
+            deliveries.push((i, r, sender_domain.clone(), leased));
         }
     }
-    for (m, r, _) in &deliveries {
+    for (i, r, _, _) in &deliveries {
+        let m = msgs[*i];
         let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
         c.requested += 1;
         if r.send_status == 0 {
@@ -595,12 +626,15 @@ async fn insert_rows(
             c.dropped += 1;
         }
     }
+    let worker = plan.map(|p| p.worker);
     for chunk in deliveries.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
-             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) ",
+             send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain, lease_token, \
+             lease_owner) ",
         );
-        qb.push_values(chunk, |mut b, (m, r, sender_domain)| {
+        qb.push_values(chunk, |mut b, (i, r, sender_domain, leased)| {
+            let m = msgs[*i];
             let init = delivery_init(m, r);
             b.push_bind(m.id.as_str())
                 .push_bind(m.account_id)
@@ -609,23 +643,63 @@ async fn insert_rows(
                 .push_bind(r.kind.as_str())
                 .push_bind(m.lane)
                 .push_bind(m.request_ms)
-                .push_bind(init.state)
+                .push_bind(if leased.is_some() { state::LEASED } else { init.state })
                 .push_bind(r.send_status)
                 .push_bind(init.deliver_status)
                 .push_bind(init.deliver_message)
                 .push_bind(init.deliver_ms)
-                .push_bind(m.not_before_ms)
-                .push_bind(sender_domain.as_str());
+                .push_bind(leased.unwrap_or(m.not_before_ms))
+                .push_bind(sender_domain.as_str())
+                .push_bind(i64::from(leased.is_some()))
+                .push_bind(leased.and(worker));
         });
-        qb.build().execute(&mut *conn).await?;
+        if chunk.iter().any(|d| d.3.is_some()) {
+            // The leased rows' ids, for the hand-off; matched by key, since RETURNING promises no order.
+            qb.push(" RETURNING id, message_id, recipient, kind, state");
+            let mut by_key: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
+            for row in qb.build().fetch_all(&mut *conn).await? {
+                if row.try_get::<i32, _>("state")? == state::LEASED {
+                    by_key
+                        .entry((
+                            row.try_get("message_id")?,
+                            row.try_get("recipient")?,
+                            row.try_get("kind")?,
+                        ))
+                        .or_default()
+                        .push(row.try_get("id")?);
+                }
+            }
+            for ids in by_key.values_mut() {
+                ids.reverse(); // popped in insert order
+            }
+            for (i, r, _, leased) in chunk {
+                if leased.is_none() {
+                    continue;
+                }
+                let key = (
+                    msgs[*i].id.as_str().to_string(),
+                    r.address.clone(),
+                    r.kind.as_str().to_string(),
+                );
+                let id = by_key.get_mut(&key).and_then(Vec::pop).ok_or_else(|| {
+                    crate::StoreError::Corrupt("a leased delivery's id was not returned by its insert".into())
+                })?;
+                leased_ids[*i].push(id);
+            }
+        } else {
+            qb.build().execute(&mut *conn).await?;
+        }
     }
     // Recipients refused at admission: their `dropped` events are written with the message.
-    let dropped: Vec<&(&NewMessage, &NewRecipient, String)> =
-        deliveries.iter().filter(|(_, r, _)| r.send_status != 0).collect();
+    let dropped: Vec<(&NewMessage, &NewRecipient)> = deliveries
+        .iter()
+        .filter(|(_, r, _, _)| r.send_status != 0)
+        .map(|(i, r, _, _)| (msgs[*i], *r))
+        .collect();
     for chunk in dropped.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut qb =
             QueryBuilder::<Sqlite>::new("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) ");
-        qb.push_values(chunk, |mut b, (m, r, _)| {
+        qb.push_values(chunk, |mut b, (m, r)| {
             b.push_bind(m.account_id)
                 .push_bind(m.id.as_str())
                 .push_bind(&r.address)
@@ -635,7 +709,7 @@ async fn insert_rows(
         });
         qb.build().execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(leased_ids)
 }
 
 crate::limits::limits_ops! { db = sqlx::Sqlite }

@@ -102,7 +102,6 @@ macro_rules! suppression_ops {
 
         use crate::suppression::{
             BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
-            RecipientScreenQuery,
         };
         use crate::{AccountId, StoreError};
 
@@ -139,45 +138,68 @@ macro_rules! suppression_ops {
                 .collect()
         }
 
-        pub(crate) async fn recipient_screen(
+        /// Several requests' screens in one statement (see `screen`): each part is tagged with its request's
+        /// index, so the answer is exactly what each request's own statement would return.
+        pub(crate) async fn recipient_screens(
             pool: &Pool,
-            q: &RecipientScreenQuery<'_>,
-        ) -> Result<RecipientScreen, StoreError> {
-            // Both admission checks in one statement: the blacklists (by normalised address) and the
-            // unsubscribes from the sending domain (by address as sent).
-            let mut qb: QueryBuilder<$DB> =
-                QueryBuilder::new("SELECT 0 AS list, address FROM bounce_blacklist WHERE created_ms >= ");
-            qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in q.blacklist_keys {
-                list.push_bind(a.clone());
+            qs: &[crate::screen::OwnedScreenQuery],
+        ) -> Result<Vec<RecipientScreen>, StoreError> {
+            let mut out: Vec<RecipientScreen> = qs.iter().map(|_| RecipientScreen::default()).collect();
+            if qs.is_empty() {
+                return Ok(out);
             }
-            qb.push(") UNION ALL SELECT 0 AS list, address FROM custom_blacklist WHERE account_id = ");
-            qb.push_bind(q.account)
-                .push(" AND (expire_ms IS NULL OR expire_ms > ")
-                .push_bind(q.now_ms)
-                .push(") AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in q.blacklist_keys {
-                list.push_bind(a.clone());
+            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("");
+            for (i, q) in qs.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                // Both admission checks: the blacklists (by normalised address) and the unsubscribes from
+                // the sending domain (by address as sent).
+                qb.push(format!(
+                    "SELECT {i} AS q, 0 AS list, address FROM bounce_blacklist WHERE created_ms >= "
+                ));
+                qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
+                let mut list = qb.separated(", ");
+                for a in &q.blacklist_keys {
+                    list.push_bind(a.clone());
+                }
+                qb.push(format!(
+                    ") UNION ALL SELECT {i} AS q, 0 AS list, address FROM custom_blacklist WHERE account_id = "
+                ));
+                qb.push_bind(q.account)
+                    .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                    .push_bind(q.now_ms)
+                    .push(") AND address IN (");
+                let mut list = qb.separated(", ");
+                for a in &q.blacklist_keys {
+                    list.push_bind(a.clone());
+                }
+                qb.push(format!(
+                    ") UNION ALL SELECT {i} AS q, 1 AS list, recipient AS address FROM unsubscribes \
+                     WHERE account_id = "
+                ));
+                qb.push_bind(q.account)
+                    .push(" AND domain = ")
+                    .push_bind(q.sender_domain.clone())
+                    .push(" AND recipient IN (");
+                let mut list = qb.separated(", ");
+                for a in &q.recipients {
+                    list.push_bind(a.clone());
+                }
+                qb.push(")");
             }
-            qb.push(") UNION ALL SELECT 1 AS list, recipient AS address FROM unsubscribes WHERE account_id = ");
-            qb.push_bind(q.account)
-                .push(" AND domain = ")
-                .push_bind(q.sender_domain.to_string())
-                .push(" AND recipient IN (");
-            let mut list = qb.separated(", ");
-            for a in q.recipients {
-                list.push_bind(a.clone());
-            }
-            qb.push(")");
-            let mut out = RecipientScreen::default();
-            for row in qb.build().fetch_all(pool).await? {
+            // Not prepared for reuse: its text differs with every batch shape, and cached it would fill the
+            // connections' statement caches with one-off statements (the resident size doubled).
+            for row in qb.build().persistent(false).fetch_all(pool).await? {
+                let i = usize::try_from(row.try_get::<i32, _>("q")?)
+                    .ok()
+                    .filter(|i| *i < out.len())
+                    .ok_or_else(|| StoreError::Corrupt("a screen row names no request".into()))?;
                 let address: String = row.try_get("address")?;
                 if row.try_get::<i32, _>("list")? == 0 {
-                    out.blacklisted.push(address);
+                    out[i].blacklisted.push(address);
                 } else {
-                    out.unsubscribed.push(address);
+                    out[i].unsubscribed.push(address);
                 }
             }
             Ok(out)
@@ -390,12 +412,26 @@ impl Store {
     }
 
     /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
-    /// single round trip.
+    /// single round trip, shared with the requests screened at the same moment (see `screen`).
     pub async fn recipient_screen(&self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
         if q.recipients.is_empty() {
             return Ok(RecipientScreen::default());
         }
-        on_ops!(self, reader, recipient_screen(&q))
+        self.inner
+            .screens
+            .screen(crate::screen::OwnedScreenQuery::from(&q))
+            .await
+    }
+
+    /// Screens run as one statement (the batcher's unit of work).
+    pub(crate) async fn recipient_screens_now(
+        db: &crate::Db,
+        qs: &[crate::screen::OwnedScreenQuery],
+    ) -> Result<Vec<RecipientScreen>, StoreError> {
+        match db {
+            crate::Db::Sqlite { reader, .. } => sqlite_ops::recipient_screens(reader, qs).await,
+            crate::Db::Postgres(pool) => pg_ops::recipient_screens(pool, qs).await,
+        }
     }
 
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.

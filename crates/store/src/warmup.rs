@@ -209,8 +209,8 @@ pub(crate) mod sqlite_claim {
         want: i64,
         ramp: &WarmupRamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        // Without an fsync at commit, as every claim (see `ClaimWriter`).
-        let mut writer = crate::sqlite::ClaimWriter::acquire(pool).await?;
+        // Without an fsync at commit, as every claim (see `RelaxedWriter`).
+        let mut writer = crate::sqlite::RelaxedWriter::acquire(pool).await?;
         let claimed = claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
         writer.release().await?;
         Ok(claimed)

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AccountId, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken, NewAccount,
-    NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
+    Account, AccountId, AdmissionLimits, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome,
+    LeaseToken, NewAccount, NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -21,6 +21,7 @@ use common::Ctx;
 conformance!(
     accounts,
     enqueue_claim_deliver,
+    hand_off_leases_fresh_mail_in_its_commit,
     claim_order,
     not_claimable_before_due,
     deferred_retried_delivered,
@@ -256,6 +257,83 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
             .expect("attempts")
             .len(),
         1
+    );
+}
+
+/// `enqueue_fresh` with a worker taking hand-offs: the deliveries are leased in the commit and handed over
+/// with the MIME; they are not claimable, their lease records outcomes like a claim's, and without room (or
+/// on PostgreSQL) the mail is queued for a claim instead.
+async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    let unlimited = AdmissionLimits {
+        sends_per_second: 1_000,
+        per_recipient_per_hour: 0,
+        daily_cap: 1_000_000,
+        level_quota: 1_000_000,
+    };
+    // Without a receiver nothing is handed off.
+    let m = message(acc.id, 0, T0, T0, &["solo@one.example"]);
+    assert!(!s.enqueue_fresh(m, unlimited).await.expect("enqueue"));
+    assert_eq!(claim(s, "w0", 10, 30_000, T0).await.len(), 1);
+
+    let mut hand_offs = s.take_hand_offs("w1", 30_000, 3);
+    let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
+    let handed = s.enqueue_fresh(m.clone(), unlimited).await.expect("enqueue");
+    if s.backend() == Backend::Postgres {
+        assert!(!handed, "PostgreSQL does not lease at insert");
+        assert_eq!(claim(s, "w2", 10, 30_000, T0).await.len(), 2);
+        return;
+    }
+    assert!(handed);
+    let h = hand_offs.try_recv().expect("a hand-off after the commit");
+    assert_eq!(h.body, m.body);
+    assert_eq!(h.deliveries.len(), 2);
+    for (d, r) in h.deliveries.iter().zip(["x@one.example", "y@two.example"]) {
+        assert_eq!(d.recipient, r);
+        assert_eq!(
+            (d.message_id.clone(), d.lane, d.attempts, d.lease),
+            (m.id.clone(), 1, 0, LeaseToken(1))
+        );
+        assert_eq!(
+            (d.envelope_from.as_str(), d.expires_ms),
+            (m.envelope_from.as_str(), T0 + 72 * HOUR)
+        );
+    }
+    let counts = s.queue_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.leased),
+        (0, 3),
+        "the two and the solo claimed before"
+    );
+    assert!(claim(s, "w2", 10, 30_000, T0 + 1).await.is_empty(), "leased at insert");
+
+    // Room is 3 deliveries and 2 are waiting: a two-recipient message is queued instead, a one-recipient
+    // one still fits.
+    let two = message(acc.id, 1, T0, T0, &["p@one.example", "q@one.example"]);
+    assert!(!s.enqueue_fresh(two, unlimited).await.expect("enqueue"));
+    let one = message(acc.id, 1, T0, T0, &["r@one.example"]);
+    assert!(s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    // Started deliveries make room again; mail due later is never handed off.
+    hand_offs.started(2);
+    let later = message(acc.id, 1, T0, T0 + HOUR, &["later@one.example"]);
+    assert!(!s.enqueue_fresh(later, unlimited).await.expect("enqueue"));
+    assert_eq!(claim(s, "w2", 10, 30_000, T0 + 1).await.len(), 2, "the queued two");
+
+    let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
+    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![true, true]);
+    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    assert!(
+        rows.iter()
+            .all(|r| r.deliver_status == DeliverStatus::Delivered && r.attempts == 1)
+    );
+    // An expired hand-off lease is claimed like any other.
+    let r = hand_offs.try_recv().expect("the one-recipient hand-off");
+    let taken = claim(s, "w3", 10, 30_000, T0 + 30_001).await;
+    assert!(
+        taken
+            .iter()
+            .any(|c| c.delivery_id == r.deliveries[0].delivery_id && c.lease == LeaseToken(2))
     );
 }
 

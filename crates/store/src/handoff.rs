@@ -1,0 +1,220 @@
+//! Hand-off: fresh deliveries leased to this process's worker in the same transaction that stores them, and
+//! passed to it in memory with the message's MIME.
+//!
+//! Without it, every fresh mail costs the worker a claim transaction (on SQLite's one writer, where it queues
+//! with the enqueues) and a read of the content it just had in memory. The lease written with the message is
+//! an ordinary lease: if the worker never gets to a delivery (it stopped, the process died), the lease expires
+//! and any worker claims the delivery as usual, so the hand-off can lose nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::limits::LimitRefusal;
+use crate::{ClaimedDelivery, LeaseToken, NewMessage};
+
+/// The deliveries of one message handed to the worker, leased, with the MIME to send.
+#[derive(Debug)]
+pub struct HandedOff {
+    /// Its admitted recipients, leased to the worker (lease token 1: the first lease of a new row).
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// The message's MIME (unsigned).
+    pub body: Vec<u8>,
+}
+
+/// Where the group commit sends hand-offs, and how many deliveries may wait there.
+pub(crate) struct HandOffTarget {
+    pub(crate) worker: String,
+    pub(crate) lease_ms: i64,
+    /// Deliveries handed off and not yet started by the worker.
+    pending: AtomicUsize,
+    /// At most this many `pending`: beyond it, fresh mail waits in the queue and is claimed.
+    room: usize,
+    tx: mpsc::UnboundedSender<HandedOff>,
+}
+
+impl HandOffTarget {
+    /// Reserves room for `n` deliveries, or says no (the worker is behind, or gone).
+    pub(crate) fn reserve(&self, n: usize) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                (p + n <= self.room).then_some(p + n)
+            })
+            .is_ok()
+    }
+
+    /// Gives back reservations that were not used (the transaction failed or the message was refused).
+    pub(crate) fn release(&self, n: usize) {
+        self.pending.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Sends committed deliveries; a worker that is gone leaves them to their lease's expiry.
+    pub(crate) fn send(&self, h: HandedOff) {
+        let n = h.deliveries.len();
+        if self.tx.send(h).is_err() {
+            self.release(n);
+        }
+    }
+}
+
+/// The worker's end of the hand-off (see [`crate::Store::take_hand_offs`]).
+pub struct HandOffs {
+    rx: mpsc::UnboundedReceiver<HandedOff>,
+    target: Arc<HandOffTarget>,
+}
+
+impl HandOffs {
+    pub(crate) fn new(worker: String, lease_ms: i64, room: usize) -> (HandOffs, Arc<HandOffTarget>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let target = Arc::new(HandOffTarget {
+            worker,
+            lease_ms,
+            pending: AtomicUsize::new(0),
+            room: room.max(1),
+            tx,
+        });
+        (
+            HandOffs {
+                rx,
+                target: target.clone(),
+            },
+            target,
+        )
+    }
+
+    /// The next hand-off; `None` once the store is closed.
+    pub async fn recv(&mut self) -> Option<HandedOff> {
+        self.rx.recv().await
+    }
+
+    /// A hand-off that is already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<HandedOff> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Takes no more hand-offs (the store queues fresh mail for a claim from now on); the ones already sent
+    /// can still be received.
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+
+    /// The worker started `n` handed-off deliveries: room for as many new ones.
+    pub fn started(&self, n: usize) {
+        self.target.release(n);
+    }
+}
+
+/// Which messages of a group commit are leased at insert, and to whom.
+pub(crate) struct LeasePlan<'a> {
+    pub(crate) worker: &'a str,
+    pub(crate) lease_ms: i64,
+    /// Per admitted message (in insert order): lease its admitted recipients.
+    pub(crate) leased: Vec<bool>,
+}
+
+impl LeasePlan<'_> {
+    /// The lease of a new delivery row of `m` (its index in the admitted messages), if it is leased.
+    pub(crate) fn lease_until(&self, index: usize, m: &NewMessage) -> Option<i64> {
+        self.leased
+            .get(index)
+            .copied()
+            .unwrap_or(false)
+            .then(|| m.request_ms.saturating_add(self.lease_ms))
+    }
+}
+
+/// A message is handed off whole or not at all: only when it is due at once and has something to deliver.
+pub(crate) fn eligible(m: &NewMessage) -> usize {
+    if m.not_before_ms > m.request_ms {
+        return 0;
+    }
+    m.recipients.iter().filter(|r| r.send_status == 0).count()
+}
+
+/// The deliveries a committed, leased message hands to the worker; `ids` are the new rows' ids in recipient
+/// order (admitted recipients only).
+pub(crate) fn handed_off(m: NewMessage, ids: &[i64]) -> HandedOff {
+    let NewMessage {
+        id,
+        account_id,
+        envelope_from,
+        lane,
+        request_ms,
+        expires_ms,
+        body,
+        recipients,
+        ..
+    } = m;
+    let deliveries = recipients
+        .into_iter()
+        .filter(|r| r.send_status == 0)
+        .zip(ids)
+        .map(|(r, &delivery_id)| ClaimedDelivery {
+            delivery_id,
+            lease: LeaseToken(1),
+            message_id: id.clone(),
+            account_id,
+            recipient: r.address,
+            domain: r.domain,
+            kind: r.kind,
+            envelope_from: envelope_from.clone(),
+            lane,
+            attempts: 0,
+            request_ms,
+            expires_ms,
+        })
+        .collect();
+    HandedOff { deliveries, body }
+}
+
+/// What the group commit asks of an insert: lease the deliveries of the messages it reserved room for.
+#[derive(Clone, Copy)]
+pub(crate) struct LeaseRequest<'a> {
+    pub(crate) worker: &'a str,
+    pub(crate) lease_ms: i64,
+    /// Per message of the batch.
+    pub(crate) granted: &'a [bool],
+}
+
+impl<'a> LeaseRequest<'a> {
+    /// The plan for the admitted messages (those without a refusal), in order.
+    pub(crate) fn plan(&self, refusals: &[Option<LimitRefusal>]) -> LeasePlan<'a> {
+        LeasePlan {
+            worker: self.worker,
+            lease_ms: self.lease_ms,
+            leased: refusals
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.is_none())
+                .map(|(i, _)| self.granted.get(i).copied().unwrap_or(false))
+                .collect(),
+        }
+    }
+}
+
+/// What a group-commit insert did, per message of the batch.
+pub(crate) struct InsertedBatch {
+    /// `None`: stored; otherwise the refusal, and nothing of the message was stored.
+    pub(crate) refusals: Vec<Option<LimitRefusal>>,
+    /// The ids of the deliveries leased at insert, in recipient order (empty when not leased).
+    pub(crate) leased: Vec<Vec<i64>>,
+}
+
+impl InsertedBatch {
+    /// From the refusals and the leased ids of the admitted messages (in order).
+    pub(crate) fn new(refusals: Vec<Option<LimitRefusal>>, admitted_ids: Vec<Vec<i64>>) -> InsertedBatch {
+        let mut admitted = admitted_ids.into_iter();
+        let leased = refusals
+            .iter()
+            .map(|r| match r {
+                None => admitted.next().unwrap_or_default(),
+                Some(_) => Vec::new(),
+            })
+            .collect();
+        InsertedBatch { refusals, leased }
+    }
+}
