@@ -6,13 +6,14 @@
 //! an ordinary lease: if the worker never gets to a delivery (it stopped, the process died), the lease expires
 //! and any worker claims the delivery as usual, so the hand-off can lose nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
 use crate::limits::LimitRefusal;
-use crate::{ClaimedDelivery, LeaseToken, NewMessage};
+use crate::{ClaimedDelivery, LeaseToken, NewMessage, NewRecipient, StoreError};
 
 /// The deliveries of one message handed to the worker, leased, with the MIME to send.
 #[derive(Debug)]
@@ -216,5 +217,52 @@ impl InsertedBatch {
             })
             .collect();
         InsertedBatch { refusals, leased }
+    }
+}
+
+/// The leased rows an insert returned (`RETURNING id, message_id, recipient, kind, state`), to be matched to
+/// their deliveries by key: RETURNING promises no order.
+#[derive(Default)]
+pub(crate) struct ReturnedLeases(HashMap<(String, String, String), Vec<i64>>);
+
+impl ReturnedLeases {
+    /// Collects the returned rows that are leased.
+    pub(crate) fn from_rows<R: sqlx::Row>(rows: &[R]) -> Result<ReturnedLeases, StoreError>
+    where
+        for<'r> &'r str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let mut by_key: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
+        for row in rows {
+            if row.try_get::<i32, _>("state")? == crate::state::LEASED {
+                by_key
+                    .entry((
+                        row.try_get("message_id")?,
+                        row.try_get("recipient")?,
+                        row.try_get("kind")?,
+                    ))
+                    .or_default()
+                    .push(row.try_get("id")?);
+            }
+        }
+        for ids in by_key.values_mut() {
+            ids.reverse(); // taken in insert order
+        }
+        Ok(ReturnedLeases(by_key))
+    }
+
+    /// The id of the leased delivery of `message` to `r`.
+    pub(crate) fn take(&mut self, message: &NewMessage, r: &NewRecipient) -> Result<i64, StoreError> {
+        let key = (
+            message.id.as_str().to_string(),
+            r.address.clone(),
+            r.kind.as_str().to_string(),
+        );
+        self.0
+            .get_mut(&key)
+            .and_then(Vec::pop)
+            .ok_or_else(|| StoreError::Corrupt("a leased delivery's id was not returned by its insert".into()))
     }
 }

@@ -313,7 +313,7 @@ impl Store {
     /// process's worker takes hand-offs ([`Store::take_hand_offs`]) and has room, and the message is due now
     /// (`not_before_ms <= request_ms`), its deliveries are leased to the worker in the same transaction and
     /// handed to it with the MIME once committed. Returns whether it was handed off (if so, the worker needs
-    /// no wake-up). SQLite only; on PostgreSQL it is `enqueue_limited`.
+    /// no wake-up).
     pub async fn enqueue_fresh(&self, m: NewMessage, limits: AdmissionLimits) -> Result<bool, StoreError> {
         self.enqueue_inner(m, Some(limits), true).await
     }
@@ -323,10 +323,7 @@ impl Store {
     /// the first receiver; dropping the receiver stops hand-offs.
     pub fn take_hand_offs(&self, worker: &str, lease_ms: i64, room: usize) -> HandOffs {
         let (receiver, target) = handoff::HandOffs::new(worker.to_string(), lease_ms, room);
-        // PostgreSQL's insert does not lease yet: no target, so no room is reserved in vain.
-        if self.inner.backend == Backend::Sqlite {
-            *self.inner.hand_offs.lock().unwrap_or_else(PoisonError::into_inner) = Some(target);
-        }
+        *self.inner.hand_offs.lock().unwrap_or_else(PoisonError::into_inner) = Some(target);
         receiver
     }
 

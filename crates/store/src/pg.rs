@@ -8,8 +8,9 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::handoff::ReturnedLeases;
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
-use crate::{NewMessage, StoreOptions, delivery_init, outcome_effect};
+use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
 crate::common::common_ops! { db = Postgres }
 
@@ -286,13 +287,13 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
 }
 
 /// Writes a batch of messages in one transaction, checking admission limits message by message first.
-/// Returns per message `None` (stored) or the refusal (nothing of it stored). No delivery is leased at
-/// insert (`_lease`): on PostgreSQL the worker claims fresh mail like any other.
+/// Returns per message `None` (stored) or the refusal (nothing of it stored), and the ids of the deliveries
+/// leased at insert (`lease`, see `handoff`).
 pub(crate) async fn insert_batch(
     pool: &PgPool,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
-    _lease: Option<crate::handoff::LeaseRequest<'_>>,
+    lease: Option<crate::handoff::LeaseRequest<'_>>,
 ) -> Result<crate::handoff::InsertedBatch, crate::StoreError> {
     let mut tx = pool.begin().await?;
     let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
@@ -306,11 +307,14 @@ pub(crate) async fn insert_batch(
         .filter(|(_, r)| r.is_none())
         .map(|((m, _), _)| m)
         .collect();
-    if !admitted.is_empty() {
-        insert_messages(&mut tx, &admitted, retain_bodies).await?;
-    }
+    let plan = lease.map(|l| l.plan(&refusals));
+    let ids = if admitted.is_empty() {
+        Vec::new()
+    } else {
+        insert_leased(&mut tx, &admitted, retain_bodies, plan.as_ref()).await?
+    };
     tx.commit().await?;
-    Ok(crate::handoff::InsertedBatch::new(refusals, Vec::new()))
+    Ok(crate::handoff::InsertedBatch::new(refusals, ids))
 }
 
 /// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked
@@ -454,6 +458,17 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     msgs: &[M],
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
+    insert_leased(conn, msgs, retain_bodies, None).await.map(drop)
+}
+
+/// [`insert_messages`], with the deliveries of the messages `plan` leases written leased; their ids are
+/// returned per message (in recipient order; empty when not leased).
+async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
+    conn: &mut PgConnection,
+    msgs: &[M],
+    retain_bodies: bool,
+    plan: Option<&crate::handoff::LeasePlan<'_>>,
+) -> Result<Vec<Vec<i64>>, crate::StoreError> {
     let n = msgs.len();
     let mut ids = Vec::with_capacity(n);
     let mut accounts = Vec::with_capacity(n);
@@ -483,6 +498,10 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     let mut d_deliver_ms = Vec::new();
     let mut d_next = Vec::new();
     let mut d_sender_domain = Vec::new();
+    let mut d_token: Vec<i64> = Vec::new();
+    let mut d_owner: Vec<Option<&str>> = Vec::new();
+    // (message index, recipient) of the deliveries leased at insert
+    let mut leased: Vec<(usize, &NewRecipient)> = Vec::new();
     // `dropped` events of the recipients refused at admission.
     let mut e_account = Vec::new();
     let mut e_message = Vec::new();
@@ -491,8 +510,9 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     let mut e_reason = Vec::new();
     let mut delta = crate::stats::StatsDelta::default();
 
-    for m in msgs {
+    for (i, m) in msgs.iter().enumerate() {
         let m: &NewMessage = m.borrow();
+        let lease_until = plan.and_then(|p| p.lease_until(i, m));
         let open = crate::open_count(m);
         ids.push(m.id.as_str());
         accounts.push(m.account_id);
@@ -527,12 +547,18 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
             d_kind.push(r.kind.as_str());
             d_lane.push(m.lane);
             d_request.push(m.request_ms);
-            d_state.push(init.state);
+            let lease = lease_until.filter(|_| r.send_status == 0);
+            d_state.push(if lease.is_some() { state::LEASED } else { init.state });
             d_send_status.push(r.send_status);
             d_deliver_status.push(init.deliver_status);
             d_deliver_message.push(init.deliver_message);
             d_deliver_ms.push(init.deliver_ms);
-            d_next.push(m.not_before_ms);
+            d_next.push(lease.unwrap_or(m.not_before_ms));
+            d_token.push(i64::from(lease.is_some()));
+            d_owner.push(lease.and(plan.map(|p| p.worker)));
+            if lease.is_some() {
+                leased.push((i, r));
+            }
             if r.send_status != 0 {
                 e_account.push(m.account_id);
                 e_message.push(m.id.as_str());
@@ -569,12 +595,20 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query(
+    let insert_deliveries = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
-         send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain) \
+         send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain, lease_token, \
+         lease_owner) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[], \
-         $8::int4[], $9::int4[], $10::int4[], $11::text[], $12::int8[], $13::int8[], $14::text[])",
-    )
+         $8::int4[], $9::int4[], $10::int4[], $11::text[], $12::int8[], $13::int8[], $14::text[], $15::int8[], \
+         $16::text[]){}",
+        // The leased rows' ids, for the hand-off.
+        if leased.is_empty() {
+            ""
+        } else {
+            " RETURNING id, message_id, recipient, kind, state"
+        }
+    )))
     .bind(&d_message)
     .bind(&d_account)
     .bind(&d_recipient)
@@ -589,8 +623,17 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
     .bind(&d_deliver_ms)
     .bind(&d_next)
     .bind(&d_sender_domain)
-    .execute(&mut *conn)
-    .await?;
+    .bind(&d_token)
+    .bind(&d_owner);
+    let mut leased_ids: Vec<Vec<i64>> = vec![Vec::new(); n];
+    if leased.is_empty() {
+        insert_deliveries.execute(&mut *conn).await?;
+    } else {
+        let mut returned = ReturnedLeases::from_rows(&insert_deliveries.fetch_all(&mut *conn).await?)?;
+        for (i, r) in leased {
+            leased_ids[i].push(returned.take(msgs[i].borrow(), r)?);
+        }
+    }
     if !e_account.is_empty() {
         sqlx::query(
             "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) \
@@ -607,7 +650,8 @@ pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
         .await?;
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_pg(conn, &delta).await
+    crate::stats::apply_pg(conn, &delta).await?;
+    Ok(leased_ids)
 }
 crate::limits::limits_ops! { db = sqlx::Postgres }
 crate::warmup::warmup_ops! { db = sqlx::Postgres }

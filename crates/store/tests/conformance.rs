@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AccountId, AdmissionLimits, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome,
-    LeaseToken, NewAccount, NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
+    Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken,
+    NewAccount, NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -261,8 +261,8 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
 }
 
 /// `enqueue_fresh` with a worker taking hand-offs: the deliveries are leased in the commit and handed over
-/// with the MIME; they are not claimable, their lease records outcomes like a claim's, and without room (or
-/// on PostgreSQL) the mail is queued for a claim instead.
+/// with the MIME; they are not claimable, their lease records outcomes like a claim's, and without room the
+/// mail is queued for a claim instead.
 async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     let s = &ctx.store;
     let acc = account(s, "a").await;
@@ -279,13 +279,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
 
     let mut hand_offs = s.take_hand_offs("w1", 30_000, 3);
     let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
-    let handed = s.enqueue_fresh(m.clone(), unlimited).await.expect("enqueue");
-    if s.backend() == Backend::Postgres {
-        assert!(!handed, "PostgreSQL does not lease at insert");
-        assert_eq!(claim(s, "w2", 10, 30_000, T0).await.len(), 2);
-        return;
-    }
-    assert!(handed);
+    assert!(s.enqueue_fresh(m.clone(), unlimited).await.expect("enqueue"));
     let h = hand_offs.try_recv().expect("a hand-off after the commit");
     assert_eq!(h.body, m.body);
     assert_eq!(h.deliveries.len(), 2);
