@@ -203,8 +203,10 @@ async fn start_hand_off(
     h: HandedOff,
     outcome_tx: &mpsc::UnboundedSender<DeliveryOutcome>,
 ) {
-    let body = h.body;
-    for group in group_by_message_and_domain(h.deliveries) {
+    let groups = group_by_message_and_domain(h.deliveries);
+    let last = groups.len().saturating_sub(1);
+    let mut body = Some(h.body);
+    for (i, group) in groups.into_iter().enumerate() {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
@@ -213,7 +215,8 @@ async fn start_hand_off(
         }
         let shared = shared.clone();
         let tx = outcome_tx.clone();
-        let body = body.clone();
+        // Copied only for a message with several destination domains; the last group takes the MIME itself.
+        let body = if i == last { body.take() } else { body.clone() }.unwrap_or_default();
         tokio::spawn(async move {
             deliver_group(&shared, group, Some(body), &tx).await;
             drop(permit);
