@@ -49,6 +49,9 @@ pub struct TemplateInput {
 pub(crate) struct TemplateEngine {
     reviewer: Reviewer,
     cache: TemplateCache,
+    /// The bodies with a send's Subject attached, by template key and Subject: compiling the Subject was most of
+    /// a cached send's template work (senders repeat their Subjects; a Subject seen once only takes an entry).
+    with_subjects: TemplateCache<(TemplateKey, String)>,
     mode: ReviewMode,
     max_per_account: i64,
     max_bytes: usize,
@@ -85,6 +88,7 @@ impl TemplateEngine {
         Ok(TemplateEngine {
             reviewer: Reviewer::new(Default::default(), lexicon),
             cache: TemplateCache::new(s.template_cache_entries),
+            with_subjects: TemplateCache::new(s.template_cache_entries),
             mode,
             max_per_account: i64::try_from(s.template_max_per_account).unwrap_or(i64::MAX),
             max_bytes: s.template_max_bytes,
@@ -340,6 +344,9 @@ impl Mailpush {
         self.engine()
             .cache
             .retain(|k| k.template_id != id as u64 || k.version == updated.version as u64);
+        self.engine()
+            .with_subjects
+            .retain(|(k, _)| k.template_id != id as u64 || k.version == updated.version as u64);
         Ok(updated)
     }
 
@@ -378,6 +385,7 @@ impl Mailpush {
         }
         self.engine().sendable.remove(&(account.id, id));
         self.engine().cache.retain(|k| k.template_id != id as u64);
+        self.engine().with_subjects.retain(|(k, _)| k.template_id != id as u64);
         Ok(())
     }
 
@@ -451,6 +459,10 @@ impl Mailpush {
         };
         let data = TemplateData::parse(data, &engine.data_policy).map_err(data_error)?;
         let key = TemplateKey::new(id as u64, summary.version as u64);
+        let subject_key = (key, subject.to_owned());
+        if let Some(compiled) = engine.with_subjects.get(&subject_key) {
+            return compiled.render(&data).map_err(render_error);
+        }
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
             None => {
@@ -483,6 +495,7 @@ impl Mailpush {
         let compiled = bodies
             .with_subject(subject)
             .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("Subject: {e}")))?;
+        engine.with_subjects.insert(subject_key, compiled.clone());
         compiled.render(&data).map_err(render_error)
     }
 

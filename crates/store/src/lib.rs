@@ -41,6 +41,7 @@ mod inbound;
 mod limits;
 mod pg;
 mod screen;
+mod script;
 mod sources;
 mod sqlite;
 mod stats;

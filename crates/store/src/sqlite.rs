@@ -13,14 +13,10 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::handoff::{InsertedBatch, LeasePlan, LeaseRequest, ReturnedLeases};
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
+use crate::script::{Durability, Script, ScriptRows, Stmt, WriteTx};
 use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
 crate::common::common_ops! { db = Sqlite }
-
-/// Opens every write transaction. IMMEDIATE takes the write lock at once, so a transaction never has to upgrade
-/// from reader to writer, which in WAL mode can fail with SQLITE_BUSY_SNAPSHOT whatever the busy_timeout
-/// (another process may share the file).
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 500;
@@ -84,10 +80,10 @@ impl Drop for RelaxedWriter {
 
 /// Leases up to `want` due deliveries of one lane, in due order.
 ///
-/// Select, then update row by row, inside one IMMEDIATE transaction: the write lock is held from the start, so no
-/// other writer (in this process or another) can claim in between. A single `UPDATE … RETURNING` cannot fetch
-/// the message columns cheaply: SQLite evaluates a correlated subquery in RETURNING without its index (a scan
-/// of `messages` per row), and RETURNING may not reference joined tables.
+/// Select, then update, inside one IMMEDIATE transaction (two hand-offs, see `script`): the write lock is held
+/// from the start, so no other writer (in this process or another) can claim in between. A single
+/// `UPDATE … RETURNING` cannot fetch the message columns cheaply: SQLite evaluates a correlated subquery in
+/// RETURNING without its index (a scan of `messages` per row), and RETURNING may not reference joined tables.
 async fn claim_lane(
     pool: &SqlitePool,
     lane: i32,
@@ -95,41 +91,28 @@ async fn claim_lane(
     lease_until: i64,
     want: i64,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut writer = RelaxedWriter::acquire(pool).await?;
-    let claimed = claim_lane_on(writer.conn(), lane, r, lease_until, want).await?;
-    writer.release().await?;
-    Ok(claimed)
-}
-
-async fn claim_lane_on(
-    conn: &mut SqliteConnection,
-    lane: i32,
-    r: &ClaimRequest,
-    lease_until: i64,
-    want: i64,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut tx = sqlx::Connection::begin_with(conn, BEGIN_WRITE).await?;
-    let rows = sqlx::query(
+    let mut tx = WriteTx::begin(pool, Durability::Relaxed).await?;
+    let due = tx.push(
         "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
          d.request_ms, d.lease_token + 1 AS lease_token, m.envelope_from, m.expires_ms \
          FROM deliveries d JOIN messages m ON m.id = d.message_id \
-         WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
-         ORDER BY d.next_attempt_ms LIMIT $3",
-    )
-    .bind(lane)
-    .bind(r.now_ms)
-    .bind(want)
-    .fetch_all(&mut *tx)
-    .await?;
+         WHERE d.state < 2 AND d.lane = ",
+    );
+    tx.sql()
+        .push_bind(lane)
+        .push(" AND d.next_attempt_ms <= ")
+        .push_bind(r.now_ms)
+        .push(" ORDER BY d.next_attempt_ms LIMIT ")
+        .push_bind(want);
+    let rows = tx.flush().await?.take(due);
     let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>, _>>()?;
-    lease_claimed(&mut tx, &claimed, &r.worker, lease_until, None).await?;
+    push_lease(tx.script(), &claimed, &r.worker, lease_until, None);
     tx.commit().await?;
     Ok(claimed)
 }
 
-/// Leases `claimed` to `worker` until `lease_until` (and, with warm-up, counts them on `warmup_day`), one
-/// statement per chunk: every statement is a hand-off to the connection's thread and back.
-/// `lease_token + 1` equals what the claim's SELECT returned: its IMMEDIATE transaction holds the write lock.
+/// Leases `claimed` to `worker` until `lease_until` (and, with warm-up, counts them on `warmup_day`), in one
+/// hand-off.
 pub(crate) async fn lease_claimed(
     conn: &mut SqliteConnection,
     claimed: &[ClaimedDelivery],
@@ -137,8 +120,23 @@ pub(crate) async fn lease_claimed(
     lease_until: i64,
     warmup_day: Option<i64>,
 ) -> Result<(), StoreError> {
+    let mut script = Script::default();
+    push_lease(&mut script, claimed, worker, lease_until, warmup_day);
+    script.run(conn).await.map(|_| ())
+}
+
+/// Adds [`lease_claimed`]'s updates to `script`, one statement per chunk.
+/// `lease_token + 1` equals what the claim's SELECT returned: its IMMEDIATE transaction holds the write lock.
+fn push_lease(
+    script: &mut Script,
+    claimed: &[ClaimedDelivery],
+    worker: &str,
+    lease_until: i64,
+    warmup_day: Option<i64>,
+) {
     for chunk in claimed.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET state = ");
+        script.push("UPDATE deliveries SET state = ");
+        let qb = script.sql();
         qb.push_bind(state::LEASED)
             .push(", lease_token = lease_token + 1, lease_owner = ")
             .push_bind(worker)
@@ -152,10 +150,8 @@ pub(crate) async fn lease_claimed(
         for c in chunk {
             ids.push_bind(c.delivery_id);
         }
-        qb.push(")");
-        qb.build().execute(&mut *conn).await?;
+        ids.push_unseparated(")");
     }
-    Ok(())
 }
 
 /// What the lease fence returned for one applied outcome.
@@ -166,9 +162,8 @@ struct FencedDelivery {
     recipient: String,
 }
 
-/// Records outcomes in one transaction with a handful of multi-row statements for the whole batch: every
-/// statement is a hand-off to the connection's thread and back, which cost more than SQLite's work when it was
-/// done per outcome (seven statements each).
+/// Records outcomes in one transaction with a handful of multi-row statements for the whole batch, sent in two
+/// hand-offs (see `script`): the lease fence and the senders' addresses, then the writes and the COMMIT.
 pub(crate) async fn record_outcomes(
     pool: &SqlitePool,
     outcomes: &[DeliveryOutcome],
@@ -185,27 +180,26 @@ pub(crate) async fn record_outcomes(
     let mut seen = std::collections::HashSet::new();
     order.retain(|&i| seen.insert((outcomes[i].delivery_id, outcomes[i].lease.0)));
 
-    let mut writer = RelaxedWriter::acquire(pool).await?;
-    record_outcomes_on(writer.conn(), outcomes, retain_bodies, order, &mut applied).await?;
-    writer.release().await?;
+    let tx = WriteTx::begin(pool, Durability::Relaxed).await?;
+    record_outcomes_on(tx, outcomes, retain_bodies, order, &mut applied).await?;
     Ok(applied)
 }
 
-/// [`record_outcomes`] on the writer connection, for the deduplicated outcomes `order` (indexes).
+/// [`record_outcomes`] in `tx`, for the deduplicated outcomes `order` (indexes).
 async fn record_outcomes_on(
-    conn: &mut SqliteConnection,
+    mut tx: WriteTx,
     outcomes: &[DeliveryOutcome],
     retain_bodies: bool,
     mut order: Vec<usize>,
     applied: &mut [bool],
 ) -> Result<(), StoreError> {
     let effects: Vec<_> = outcomes.iter().map(outcome_effect).collect();
-    let mut tx = sqlx::Connection::begin_with(conn, BEGIN_WRITE).await?;
     // The fence: only the holder of the current lease may write.
-    let mut fenced: HashMap<(i64, i64), FencedDelivery> = HashMap::new();
+    let mut fences = Vec::new();
+    let mut sender_reads = Vec::new();
     for chunk in order.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("WITH o(id, token, st, ds, dm, dms, nat) AS (");
-        qb.push_values(chunk, |mut b, &i| {
+        fences.push(tx.push("WITH o(id, token, st, ds, dm, dms, nat) AS ("));
+        tx.sql().push_values(chunk, |mut b, &i| {
             let (o, e) = (&outcomes[i], &effects[i]);
             b.push_bind(o.delivery_id)
                 .push_bind(o.lease.0)
@@ -215,17 +209,30 @@ async fn record_outcomes_on(
                 .push_bind(e.deliver_ms)
                 .push_bind(e.next_attempt_ms);
         });
-        qb.push(
+        tx.sql().push(
             ") UPDATE deliveries SET state = o.st, deliver_status = o.ds, deliver_message = o.dm, \
              deliver_ms = o.dms, next_attempt_ms = COALESCE(o.nat, deliveries.next_attempt_ms), \
              attempts = deliveries.attempts + 1, lease_owner = NULL \
              FROM o WHERE deliveries.id = o.id AND deliveries.lease_token = o.token AND deliveries.state = ",
         );
-        qb.push_bind(state::LEASED).push(
+        tx.sql().push_bind(state::LEASED).push(
             " RETURNING deliveries.id AS id, deliveries.lease_token AS token, deliveries.message_id AS message_id, \
              deliveries.attempts AS attempts, deliveries.account_id AS account_id, deliveries.recipient AS recipient",
         );
-        for row in qb.build().fetch_all(&mut *tx).await? {
+        // Sender addresses of the messages (statistics are kept per sender domain), in the same hand-off.
+        sender_reads.push(tx.push(
+            "SELECT id, from_address FROM messages WHERE id IN (SELECT message_id FROM deliveries WHERE id IN (",
+        ));
+        let mut ids = tx.sql().separated(", ");
+        for &i in chunk {
+            ids.push_bind(outcomes[i].delivery_id);
+        }
+        ids.push_unseparated("))");
+    }
+    let mut rows = tx.flush().await?;
+    let mut fenced: HashMap<(i64, i64), FencedDelivery> = HashMap::new();
+    for fence in fences {
+        for row in rows.take(fence) {
             fenced.insert(
                 (row.try_get("id")?, row.try_get("token")?),
                 FencedDelivery {
@@ -237,6 +244,12 @@ async fn record_outcomes_on(
             );
         }
     }
+    let mut senders: HashMap<String, String> = HashMap::new();
+    for read in sender_reads {
+        for row in rows.take(read) {
+            senders.insert(row.try_get("id")?, row.try_get("from_address")?);
+        }
+    }
     order.retain(|&i| fenced.contains_key(&(outcomes[i].delivery_id, outcomes[i].lease.0)));
     if order.is_empty() {
         tx.commit().await?;
@@ -245,10 +258,8 @@ async fn record_outcomes_on(
     let fence_of = |i: usize| &fenced[&(outcomes[i].delivery_id, outcomes[i].lease.0)];
 
     for chunk in order.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) ",
-        );
-        qb.push_values(chunk, |mut b, &i| {
+        tx.push("INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) ");
+        tx.sql().push_values(chunk, |mut b, &i| {
             let o = &outcomes[i];
             b.push_bind(o.delivery_id)
                 .push_bind(fence_of(i).attempt)
@@ -257,12 +268,9 @@ async fn record_outcomes_on(
                 .push_bind(o.result.message())
                 .push_bind(o.remote.as_deref());
         });
-        qb.build().execute(&mut *tx).await?;
         // The events, in the same transaction as the outcomes: never lost, never invented.
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) ",
-        );
-        qb.push_values(chunk, |mut b, &i| {
+        tx.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) ");
+        tx.sql().push_values(chunk, |mut b, &i| {
             let (o, f) = (&outcomes[i], fence_of(i));
             let (kind, bounce_type) = o.result.event();
             b.push_bind(f.account_id)
@@ -273,39 +281,27 @@ async fn record_outcomes_on(
                 .push_bind(o.result.message())
                 .push_bind(bounce_type.map(|b| b.as_str()));
         });
-        qb.build().execute(&mut *tx).await?;
     }
-    for &i in &order {
-        let (o, f) = (&outcomes[i], fence_of(i));
-        if o.result.event().1 == Some(crate::BounceType::Hard) {
-            sqlx::query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
-                .bind(crate::suppression::normalize(&f.recipient))
-                .bind(f.account_id)
-                .bind(o.at_ms)
-                .bind(o.result.message())
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-
-    // Sender addresses of the messages (statistics are kept per sender domain).
-    let message_ids: Vec<&str> = {
-        let mut ids: Vec<&str> = order.iter().map(|&i| fence_of(i).message_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    let mut senders: HashMap<String, String> = HashMap::new();
-    for chunk in message_ids.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, from_address FROM messages WHERE id IN (");
-        let mut ids = qb.separated(", ");
-        for id in chunk {
-            ids.push_bind(*id);
-        }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut *tx).await? {
-            senders.insert(row.try_get("id")?, row.try_get("from_address")?);
-        }
+    // Hard bounces blacklist their address; rows in outcome order, so the last of an address wins, as one
+    // upsert per outcome did (SQLite resolves a multi-row upsert's conflicts row by row).
+    let hard: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| outcomes[i].result.event().1 == Some(crate::BounceType::Hard))
+        .collect();
+    for chunk in hard.chunks(MAX_ROWS_PER_STATEMENT) {
+        tx.push("INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) ");
+        tx.sql().push_values(chunk, |mut b, &i| {
+            let (o, f) = (&outcomes[i], fence_of(i));
+            b.push_bind(crate::suppression::normalize(&f.recipient))
+                .push_bind(f.account_id)
+                .push_bind(o.at_ms)
+                .push_bind(o.result.message());
+        });
+        tx.sql().push(
+            " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
+             reason = excluded.reason",
+        );
     }
 
     let mut delta = crate::stats::StatsDelta::default();
@@ -324,45 +320,34 @@ async fn record_outcomes_on(
     if !retain_bodies {
         // A final recipient needs its personal body no more (tracked / unsubscribe mail).
         for chunk in final_recipients.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM recipient_bodies WHERE (message_id, recipient) IN (");
-            qb.push_values(chunk, |mut b, (m, r)| {
+            tx.push("DELETE FROM recipient_bodies WHERE (message_id, recipient) IN (");
+            tx.sql().push_values(chunk, |mut b, (m, r)| {
                 b.push_bind(*m).push_bind(*r);
             });
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
+            tx.sql().push(")");
         }
     }
     let finished: Vec<(&str, i32)> = finished.into_iter().collect();
-    let mut emptied: Vec<String> = Vec::new();
     for chunk in finished.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("WITH f(id, n) AS (");
-        qb.push_values(chunk, |mut b, (id, n)| {
+        tx.push("WITH f(id, n) AS (");
+        tx.sql().push_values(chunk, |mut b, (id, n)| {
             b.push_bind(*id).push_bind(*n);
         });
-        qb.push(
-            ") UPDATE messages SET open_count = messages.open_count - f.n FROM f WHERE messages.id = f.id \
-             RETURNING messages.id AS id, messages.open_count AS open_count",
-        );
-        for row in qb.build().fetch_all(&mut *tx).await? {
-            if row.try_get::<i32, _>("open_count")? == 0 {
-                emptied.push(row.try_get("id")?);
+        tx.sql()
+            .push(") UPDATE messages SET open_count = messages.open_count - f.n FROM f WHERE messages.id = f.id");
+        // A message whose last recipient is final: the service does not keep mail content. Decided in SQL, after
+        // the update above, so that this needs no round trip of its own.
+        if !retain_bodies {
+            tx.push("DELETE FROM message_bodies WHERE message_id IN (SELECT id FROM messages WHERE open_count = 0 AND id IN (");
+            let mut ids = tx.sql().separated(", ");
+            for (id, _) in chunk {
+                ids.push_bind(*id);
             }
-        }
-    }
-    // A message whose last recipient is final: the service does not keep mail content.
-    if !retain_bodies {
-        for chunk in emptied.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM message_bodies WHERE message_id IN (");
-            let mut ids = qb.separated(", ");
-            for id in chunk {
-                ids.push_bind(id.as_str());
-            }
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
+            ids.push_unseparated("))");
         }
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_sqlite(&mut tx, &delta).await?;
+    crate::stats::push_sqlite(tx.script(), &delta);
     tx.commit().await?;
     Ok(())
 }
@@ -417,13 +402,16 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
 /// first (the single writer connection serializes every process on the file). Per message: `None` (stored) or
 /// the refusal (nothing of it stored); and the ids of the deliveries leased at insert (`lease`, see
 /// `handoff`), in recipient order.
+///
+/// One hand-off to the connection's thread for the whole transaction, two when limits are checked (their reads
+/// decide the writes): see `script`.
 pub(crate) async fn insert_batch(
     pool: &SqlitePool,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
     lease: Option<LeaseRequest<'_>>,
 ) -> Result<InsertedBatch, crate::StoreError> {
-    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut tx = WriteTx::begin(pool, Durability::Full).await?;
     let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
         check_limits(&mut tx, msgs).await?
     } else {
@@ -437,46 +425,49 @@ pub(crate) async fn insert_batch(
         .collect();
     let plan = lease.map(|l| l.plan(&refusals));
     let mut delta = crate::stats::StatsDelta::default();
-    let ids = insert_rows(&mut tx, &admitted, retain_bodies, &mut delta, plan.as_ref()).await?;
-    crate::stats::apply_sqlite(&mut tx, &delta).await?;
-    tx.commit().await?;
+    let leases = push_rows(tx.script(), &admitted, retain_bodies, &mut delta, plan.as_ref());
+    crate::stats::push_sqlite(tx.script(), &delta);
+    let mut rows = tx.commit().await?;
+    let ids = leases.ids(&mut rows, &admitted)?;
     Ok(InsertedBatch::new(refusals, ids))
 }
 
-/// Loads the limited accounts' counters and recent recipient sends, decides, and writes the counters back.
+/// Loads the limited accounts' counters and recent recipient sends (sent at once, with the BEGIN), decides, and
+/// adds the counters' write-back to the pending script.
 async fn check_limits(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
 ) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
+    let mut accounts: Vec<AccountId> = msgs
+        .iter()
+        .filter(|(_, lim)| lim.is_some())
+        .map(|(m, _)| m.account_id)
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
     let mut states: HashMap<AccountId, AccountState> = HashMap::new();
-    for (m, lim) in msgs.iter() {
-        if lim.is_none() {
-            continue;
+    let mut usage_reads = Vec::new();
+    for chunk in accounts.chunks(MAX_ROWS_PER_STATEMENT) {
+        tx.push("INSERT OR IGNORE INTO account_limits (account_id) ");
+        tx.sql().push_values(chunk, |mut b, a| {
+            b.push_bind(*a);
+        });
+        usage_reads.push(tx.push(
+            "SELECT account_id, sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, \
+             day_ms, day_count FROM account_limits WHERE account_id IN (",
+        ));
+        let mut list = tx.sql().separated(", ");
+        for a in chunk {
+            list.push_bind(*a);
         }
-        #[allow(clippy::map_entry)] // the entry cannot be held across the awaits below
-        if !states.contains_key(&m.account_id) {
-            sqlx::query("INSERT OR IGNORE INTO account_limits (account_id) VALUES ($1)")
-                .bind(m.account_id)
-                .execute(&mut *conn)
-                .await?;
-            let row = sqlx::query(
-                "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
-                 day_count FROM account_limits WHERE account_id = $1",
-            )
-            .bind(m.account_id)
-            .fetch_one(&mut *conn)
-            .await?;
-            let st = AccountState {
-                usage: crate::limits::usage_from_row(&row)?,
-                ..AccountState::default()
-            };
-            states.insert(m.account_id, st);
-        }
+        list.push_unseparated(")");
     }
     // Recent sends of every recipient in the batch, one query per account (and chunk). The window starts an
     // hour before the batch's earliest request: `decide` filters each message's own hour.
     let since = msgs.iter().map(|(m, _)| m.request_ms).min().unwrap_or(0) - crate::limits::HOUR_MS;
-    for (account, st) in states.iter_mut() {
+    let mut recent_reads = Vec::new();
+    for account in &accounts {
+        let st = states.entry(*account).or_default();
         let mut wanted: Vec<&str> = msgs
             .iter()
             .filter(|(m, lim)| lim.is_some() && m.account_id == *account)
@@ -485,24 +476,39 @@ async fn check_limits(
         wanted.sort_unstable();
         wanted.dedup();
         for chunk in wanted.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("SELECT recipient, at_ms FROM recipient_sends WHERE account_id = ");
-            qb.push_bind(*account)
+            recent_reads.push((
+                *account,
+                tx.push("SELECT recipient, at_ms FROM recipient_sends WHERE account_id = "),
+            ));
+            tx.sql()
+                .push_bind(*account)
                 .push(" AND at_ms > ")
                 .push_bind(since)
                 .push(" AND recipient IN (");
-            let mut list = qb.separated(", ");
+            let mut list = tx.sql().separated(", ");
             for r in chunk {
                 list.push_bind(*r);
             }
-            qb.push(")");
+            list.push_unseparated(")");
             for r in chunk {
                 st.recent.insert((*r).to_string(), Vec::new());
             }
-            for row in qb.build().fetch_all(&mut *conn).await? {
-                let recipient: String = row.try_get("recipient")?;
-                st.recent.entry(recipient).or_default().push(row.try_get("at_ms")?);
+        }
+    }
+    let mut rows = tx.flush().await?;
+    for read in usage_reads {
+        for row in rows.take(read) {
+            let account: AccountId = row.try_get("account_id")?;
+            if let Some(st) = states.get_mut(&account) {
+                st.usage = crate::limits::usage_from_row(&row)?;
             }
+        }
+    }
+    for (account, read) in recent_reads {
+        let Some(st) = states.get_mut(&account) else { continue };
+        for row in rows.take(read) {
+            let recipient: String = row.try_get("recipient")?;
+            st.recent.entry(recipient).or_default().push(row.try_get("at_ms")?);
         }
     }
     let refusals = crate::limits::decide_batch(msgs, &mut states);
@@ -511,36 +517,33 @@ async fn check_limits(
             continue;
         }
         let u = &st.usage;
-        sqlx::query(
-            "UPDATE account_limits SET second_ms = $1, second_count = $2, day_ms = $3, day_count = $4 \
-             WHERE account_id = $5",
-        )
-        .bind(u.second_ms)
-        .bind(u.second_count)
-        .bind(u.day_ms)
-        .bind(u.day_count)
-        .bind(account)
-        .execute(&mut *conn)
-        .await?;
+        tx.push("UPDATE account_limits SET second_ms = ");
+        tx.sql()
+            .push_bind(u.second_ms)
+            .push(", second_count = ")
+            .push_bind(u.second_count)
+            .push(", day_ms = ")
+            .push_bind(u.day_ms)
+            .push(", day_count = ")
+            .push_bind(u.day_count)
+            .push(" WHERE account_id = ")
+            .push_bind(*account);
         if let Some(before) = st.prune_before {
-            sqlx::query("DELETE FROM recipient_sends WHERE account_id = $1 AND at_ms <= $2")
-                .bind(account)
-                .bind(before)
-                .execute(&mut *conn)
-                .await?;
+            tx.push("DELETE FROM recipient_sends WHERE account_id = ");
+            tx.sql().push_bind(*account).push(" AND at_ms <= ").push_bind(before);
         }
         for chunk in st.new_sends.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO recipient_sends (account_id, recipient, at_ms) ");
-            qb.push_values(chunk, |mut b, (recipient, at)| {
+            tx.push("INSERT INTO recipient_sends (account_id, recipient, at_ms) ");
+            tx.sql().push_values(chunk, |mut b, (recipient, at)| {
                 b.push_bind(*account).push_bind(recipient).push_bind(*at);
             });
-            qb.build().execute(&mut *conn).await?;
         }
     }
     Ok(refusals)
 }
 
-/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor).
+/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor), in
+/// one hand-off.
 pub(crate) async fn insert_messages(
     conn: &mut SqliteConnection,
     msgs: &[NewMessage],
@@ -548,34 +551,63 @@ pub(crate) async fn insert_messages(
 ) -> Result<(), crate::StoreError> {
     let mut delta = crate::stats::StatsDelta::default();
     let msgs: Vec<&NewMessage> = msgs.iter().collect();
-    insert_rows(conn, &msgs, retain_bodies, &mut delta, None).await?;
-    crate::stats::apply_sqlite(conn, &delta).await
+    let mut script = Script::default();
+    push_rows(&mut script, &msgs, retain_bodies, &mut delta, None);
+    crate::stats::push_sqlite(&mut script, &delta);
+    script.run(conn).await.map(|_| ())
 }
 
 /// Most body bytes one multi-row `INSERT INTO message_bodies` carries (bound values are copied).
 const MAX_BODY_BYTES_PER_STATEMENT: usize = 8 << 20;
 
-/// Inserts the messages, their bodies, deliveries and admission-time `dropped` events with one multi-row
-/// statement per table (per chunk): each statement is a hand-off to the connection's thread and back, which
-/// cost more than SQLite's own work when it was done per row. The deliveries of messages `plan` leases are
-/// written leased; their ids are returned per message (in recipient order; empty when not leased).
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    msgs: &[&NewMessage],
+/// The deliveries an insert script writes leased, to read their ids from its rows once it ran.
+struct PendingLeases<'m> {
+    /// (message index, recipient) of every delivery, in insert order.
+    deliveries: Vec<(usize, &'m NewRecipient, bool)>,
+    /// The statements that return leased rows, with the range of `deliveries` each inserted.
+    returning: Vec<(Stmt, std::ops::Range<usize>)>,
+}
+
+impl PendingLeases<'_> {
+    /// The leased deliveries' ids per message (in recipient order; empty when not leased).
+    fn ids(self, rows: &mut ScriptRows, msgs: &[&NewMessage]) -> Result<Vec<Vec<i64>>, crate::StoreError> {
+        let mut leased_ids: Vec<Vec<i64>> = vec![Vec::new(); msgs.len()];
+        for (stmt, range) in self.returning {
+            // Matched by key, since RETURNING promises no order.
+            let mut returned = ReturnedLeases::from_rows(&rows.take(stmt))?;
+            for &(i, r, leased) in &self.deliveries[range] {
+                if leased {
+                    leased_ids[i].push(returned.take(msgs[i], r)?);
+                }
+            }
+        }
+        Ok(leased_ids)
+    }
+}
+
+/// Adds to `script` the inserts of the messages, their bodies, deliveries and admission-time `dropped` events,
+/// with one multi-row statement per table (per chunk). The deliveries of messages `plan` leases are written
+/// leased, their statements returning them.
+fn push_rows<'m>(
+    script: &mut Script,
+    msgs: &[&'m NewMessage],
     retain_bodies: bool,
     delta: &mut crate::stats::StatsDelta,
     plan: Option<&LeasePlan<'_>>,
-) -> Result<Vec<Vec<i64>>, crate::StoreError> {
-    let mut leased_ids: Vec<Vec<i64>> = vec![Vec::new(); msgs.len()];
+) -> PendingLeases<'m> {
+    let mut pending = PendingLeases {
+        deliveries: Vec::new(),
+        returning: Vec::new(),
+    };
     if msgs.is_empty() {
-        return Ok(leased_ids);
+        return pending;
     }
     for chunk in msgs.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+        script.push(
             "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
              not_before_ms, expires_ms, open_count, template_id) ",
         );
-        qb.push_values(chunk, |mut b, m| {
+        script.sql().push_values(chunk, |mut b, m| {
             b.push_bind(m.id.as_str())
                 .push_bind(m.account_id)
                 .push_bind(&m.envelope_from)
@@ -588,7 +620,6 @@ async fn insert_rows(
                 .push_bind(crate::open_count(m))
                 .push_bind(m.template_id);
         });
-        qb.build().execute(&mut *conn).await?;
     }
     // Bodies of messages with something to deliver, in statements of bounded size.
     let with_body: Vec<&NewMessage> = msgs
@@ -607,16 +638,15 @@ async fn insert_rows(
             bytes += with_body[end].body.len();
             end += 1;
         }
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO message_bodies (message_id, body) ");
-        qb.push_values(&with_body[start..end], |mut b, m| {
+        script.push("INSERT INTO message_bodies (message_id, body) ");
+        script.sql().push_values(&with_body[start..end], |mut b, m| {
             b.push_bind(m.id.as_str()).push_bind(&m.body);
         });
-        qb.build().execute(&mut *conn).await?;
         start = end;
     }
     // (message index, recipient, sender domain, lease expiry when leased at insert)
     let mut deliveries: Vec<(usize, &NewRecipient, String, Option<i64>)> = Vec::new();
-    for (i, m) in msgs.iter().enumerate() {
+    for (i, &m) in msgs.iter().enumerate() {
         let sender_domain = crate::sender_domain(m);
         let lease_until = plan.and_then(|p| p.lease_until(i, m));
         for r in &m.recipients {
@@ -635,13 +665,13 @@ async fn insert_rows(
         }
     }
     let worker = plan.map(|p| p.worker);
-    for chunk in deliveries.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+    for (n, chunk) in deliveries.chunks(MAX_ROWS_PER_STATEMENT).enumerate() {
+        let stmt = script.push(
             "INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, \
              send_status, deliver_status, deliver_message, deliver_ms, next_attempt_ms, sender_domain, lease_token, \
              lease_owner) ",
         );
-        qb.push_values(chunk, |mut b, (i, r, sender_domain, leased)| {
+        script.sql().push_values(chunk, |mut b, (i, r, sender_domain, leased)| {
             let m = msgs[*i];
             let init = delivery_init(m, r);
             b.push_bind(m.id.as_str())
@@ -662,18 +692,10 @@ async fn insert_rows(
                 .push_bind(leased.and(worker));
         });
         if chunk.iter().any(|d| d.3.is_some()) {
-            // The leased rows' ids, for the hand-off; matched by key, since RETURNING promises no order.
-            qb.push(" RETURNING id, message_id, recipient, kind, state");
-            let mut returned = ReturnedLeases::from_rows(&qb.build().fetch_all(&mut *conn).await?)?;
-            for (i, r, _, leased) in chunk {
-                if leased.is_none() {
-                    continue;
-                }
-                let id = returned.take(msgs[*i], r)?;
-                leased_ids[*i].push(id);
-            }
-        } else {
-            qb.build().execute(&mut *conn).await?;
+            // The leased rows' ids, for the hand-off.
+            script.sql().push(" RETURNING id, message_id, recipient, kind, state");
+            let first = n * MAX_ROWS_PER_STATEMENT;
+            pending.returning.push((stmt, first..first + chunk.len()));
         }
     }
     // Recipients refused at admission: their `dropped` events are written with the message.
@@ -683,9 +705,8 @@ async fn insert_rows(
         .map(|(i, r, _, _)| (msgs[*i], *r))
         .collect();
     for chunk in dropped.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) ");
-        qb.push_values(chunk, |mut b, (m, r)| {
+        script.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) ");
+        script.sql().push_values(chunk, |mut b, (m, r)| {
             b.push_bind(m.account_id)
                 .push_bind(m.id.as_str())
                 .push_bind(&r.address)
@@ -693,9 +714,12 @@ async fn insert_rows(
                 .push_bind(m.request_ms)
                 .push_bind(delivery_init(m, r).deliver_message);
         });
-        qb.build().execute(&mut *conn).await?;
     }
-    Ok(leased_ids)
+    pending.deliveries = deliveries
+        .into_iter()
+        .map(|(i, r, _, leased)| (i, r, leased.is_some()))
+        .collect();
+    pending
 }
 
 crate::limits::limits_ops! { db = sqlx::Sqlite }

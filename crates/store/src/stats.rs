@@ -141,37 +141,52 @@ impl StatsDelta {
     }
 }
 
-const UPSERT_SQLITE: &str = "INSERT INTO stats_daily (account_id, day, send_domain, recv_domain, requested, \
-     accepted, delivered, opened, clicked, bounced, unsubscribed, dropped, complained) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-     ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
+/// The upsert's conflict clause, after the multi-row `VALUES` of [`push_sqlite`].
+const UPSERT_SQLITE_TAIL: &str = " ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
      requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
      delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
      clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
      unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
      dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained";
 
-/// Writes the increments inside the caller's SQLite transaction (one cached statement per row).
-pub(crate) async fn apply_sqlite(conn: &mut sqlx::SqliteConnection, d: &StatsDelta) -> Result<(), StoreError> {
-    for ((account, day, send, recv), c) in &d.rows {
-        sqlx::query(UPSERT_SQLITE)
-            .bind(account)
-            .bind(day)
-            .bind(send)
-            .bind(recv)
-            .bind(c.requested)
-            .bind(c.accepted)
-            .bind(c.delivered)
-            .bind(c.opened)
-            .bind(c.clicked)
-            .bind(c.bounced)
-            .bind(c.unsubscribed)
-            .bind(c.dropped)
-            .bind(c.complained)
-            .execute(&mut *conn)
-            .await?;
+/// Rows of one multi-row upsert at most (13 bound values each, far below SQLite's 32,766).
+const UPSERT_ROWS_PER_STATEMENT: usize = 500;
+
+/// Adds the increments to a script of the caller's SQLite transaction: multi-row upserts, rows in key order.
+/// SQLite inserts a multi-row `VALUES` row by row, so each row's conflict is resolved as by its own statement.
+pub(crate) fn push_sqlite(script: &mut crate::script::Script, d: &StatsDelta) {
+    let rows: Vec<_> = d.rows.iter().collect();
+    for chunk in rows.chunks(UPSERT_ROWS_PER_STATEMENT) {
+        script.push(
+            "INSERT INTO stats_daily (account_id, day, send_domain, recv_domain, requested, accepted, delivered, \
+             opened, clicked, bounced, unsubscribed, dropped, complained) ",
+        );
+        script
+            .sql()
+            .push_values(chunk, |mut b, ((account, day, send, recv), c)| {
+                b.push_bind(*account)
+                    .push_bind(*day)
+                    .push_bind(send)
+                    .push_bind(recv)
+                    .push_bind(c.requested)
+                    .push_bind(c.accepted)
+                    .push_bind(c.delivered)
+                    .push_bind(c.opened)
+                    .push_bind(c.clicked)
+                    .push_bind(c.bounced)
+                    .push_bind(c.unsubscribed)
+                    .push_bind(c.dropped)
+                    .push_bind(c.complained);
+            });
+        script.sql().push(UPSERT_SQLITE_TAIL);
     }
-    Ok(())
+}
+
+/// Writes the increments inside the caller's SQLite transaction, in one hand-off (see [`push_sqlite`]).
+pub(crate) async fn apply_sqlite(conn: &mut sqlx::SqliteConnection, d: &StatsDelta) -> Result<(), StoreError> {
+    let mut script = crate::script::Script::default();
+    push_sqlite(&mut script, d);
+    script.run(conn).await.map(|_| ())
 }
 
 /// Writes the increments inside the caller's PostgreSQL transaction: one statement, rows in key order.
