@@ -1,12 +1,16 @@
 //! Idle SMTP sessions kept for reuse, per (MX address, port, source address).
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::session::{PoolKey, Session};
 
 /// Idle sessions. The lock is only ever held for map operations, never across `.await`.
 pub(crate) struct Pool {
     idle: Mutex<HashMap<PoolKey, Vec<Session>>>,
+    /// When `put` next sweeps every key for expired sessions (taken under `idle`'s lock).
+    next_sweep: Mutex<Instant>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
     max_messages: usize,
@@ -16,6 +20,7 @@ impl Pool {
     pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, max_messages: usize) -> Self {
         Pool {
             idle: Mutex::new(HashMap::new()),
+            next_sweep: Mutex::new(Instant::now()),
             max_idle_per_host,
             idle_timeout,
             max_messages,
@@ -50,18 +55,24 @@ impl Pool {
             rejected.push(session);
             return rejected;
         }
-        session.idle_since = std::time::Instant::now();
+        session.idle_since = Instant::now();
         let mut idle = self.lock();
-        // Sweep every key: a destination that is never sent to again must not keep sockets open.
+        // Sweep every key, a few times per idle timeout (at most every second): a destination that is never sent
+        // to again must not keep sockets open. Not on every put: rebuilding every list moved every idle session
+        // (a `Session` is large) once per message delivered.
         let timeout = self.idle_timeout;
-        idle.retain(|_, list| {
-            let (keep, old): (Vec<_>, Vec<_>) = std::mem::take(list)
-                .into_iter()
-                .partition(|s| s.idle_since.elapsed() < timeout);
-            rejected.extend(old);
-            *list = keep;
-            !list.is_empty()
-        });
+        let mut next_sweep = self
+            .next_sweep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if session.idle_since >= *next_sweep {
+            *next_sweep = session.idle_since + timeout.min(Duration::from_secs(4)) / 4;
+            idle.retain(|_, list| {
+                rejected.extend(list.extract_if(.., |s| s.idle_since.elapsed() >= timeout));
+                !list.is_empty()
+            });
+        }
+        drop(next_sweep);
         let list = idle.entry(session.key).or_default();
         if list.len() < self.max_idle_per_host {
             list.push(session);
