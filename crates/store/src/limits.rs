@@ -222,6 +222,18 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     Ok(())
 }
 
+/// The accounts whose admission limits a batch checks, in id order (each once).
+pub(crate) fn limited_accounts(msgs: &[(NewMessage, Option<AdmissionLimits>)]) -> Vec<AccountId> {
+    let mut accounts: Vec<AccountId> = msgs
+        .iter()
+        .filter(|(_, lim)| lim.is_some())
+        .map(|(m, _)| m.account_id)
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    accounts
+}
+
 /// Runs [`decide`] over a batch whose account states are loaded; returns per message `None` (admitted) or
 /// the refusal.
 pub(crate) fn decide_batch(

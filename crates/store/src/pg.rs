@@ -325,13 +325,7 @@ async fn check_limits(
     conn: &mut PgConnection,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
 ) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
-    let mut accounts: Vec<i64> = msgs
-        .iter()
-        .filter(|(_, l)| l.is_some())
-        .map(|(m, _)| m.account_id)
-        .collect();
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = crate::limits::limited_accounts(msgs);
     sqlx::query("INSERT INTO account_limits (account_id) SELECT * FROM UNNEST($1::int8[]) ON CONFLICT DO NOTHING")
         .bind(&accounts)
         .execute(&mut *conn)

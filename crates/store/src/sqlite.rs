@@ -438,13 +438,7 @@ async fn check_limits(
     tx: &mut WriteTx,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
 ) -> Result<Vec<Option<LimitRefusal>>, crate::StoreError> {
-    let mut accounts: Vec<AccountId> = msgs
-        .iter()
-        .filter(|(_, lim)| lim.is_some())
-        .map(|(m, _)| m.account_id)
-        .collect();
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = crate::limits::limited_accounts(msgs);
     let mut states: HashMap<AccountId, AccountState> = HashMap::new();
     let mut usage_reads = Vec::new();
     for chunk in accounts.chunks(MAX_ROWS_PER_STATEMENT) {
