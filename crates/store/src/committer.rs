@@ -95,13 +95,14 @@ pub(crate) async fn run(
             Ok(done) => {
                 stats.add(done.refusals.iter().filter(|r| r.is_none()).count());
                 let handed: Vec<bool> = done.leased.iter().map(|ids| !ids.is_empty()).collect();
+                // Hand-offs first: a caller told "handed off" finds its mail in the worker's channel already.
+                deliver_hand_offs(target.as_deref(), msgs, &granted, done.leased);
                 for (reply, (refusal, handed)) in replies.into_iter().zip(done.refusals.into_iter().zip(&handed)) {
                     let _ = reply.send(match refusal {
                         None => Ok(*handed),
                         Some(r) => Err(StoreError::Limit(r)),
                     });
                 }
-                deliver_hand_offs(target.as_deref(), msgs, &granted, done.leased);
             }
             Err(e) if msgs.len() == 1 => {
                 release_all(target.as_deref(), &msgs, &granted);
