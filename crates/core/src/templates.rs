@@ -101,6 +101,13 @@ impl TemplateEngine {
         })
     }
 
+    /// Drops the compiled forms of template `id` (with and without Subjects), except those of `keep_version`.
+    fn forget_compiled(&self, id: TemplateId, keep_version: Option<i64>) {
+        let stale = |k: &TemplateKey| k.template_id == id as u64 && keep_version.is_none_or(|v| k.version != v as u64);
+        self.cache.retain(|k| !stale(k));
+        self.with_subjects.retain(|(k, _)| !stale(k));
+    }
+
     /// The review state of new content: `(status, ReviewReason)`.
     fn review(&self, html: Option<&str>, text: Option<&str>, category: TemplateCategory, links: bool) -> (i32, String) {
         let input = ReviewInput {
@@ -341,12 +348,7 @@ impl Mailpush {
             .ok_or_else(|| not_exist(id))?;
         self.engine().sendable.remove(&(account.id, id));
         // Older versions can no longer be sent; free their compiled form now rather than when they age out.
-        self.engine()
-            .cache
-            .retain(|k| k.template_id != id as u64 || k.version == updated.version as u64);
-        self.engine()
-            .with_subjects
-            .retain(|(k, _)| k.template_id != id as u64 || k.version == updated.version as u64);
+        self.engine().forget_compiled(id, Some(updated.version));
         Ok(updated)
     }
 
@@ -384,8 +386,7 @@ impl Mailpush {
             return Err(not_exist(id));
         }
         self.engine().sendable.remove(&(account.id, id));
-        self.engine().cache.retain(|k| k.template_id != id as u64);
-        self.engine().with_subjects.retain(|(k, _)| k.template_id != id as u64);
+        self.engine().forget_compiled(id, None);
         Ok(())
     }
 

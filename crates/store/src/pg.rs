@@ -213,12 +213,11 @@ pub(crate) async fn record_outcomes(
             b_at.push(*at);
             b_reason.push(*reason);
         }
-        sqlx::query(
+        sqlx::query(concat!(
             "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[]) \
-             ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
-             reason = excluded.reason",
-        )
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[])",
+            crate::suppression::bounce_blacklist_refresh!()
+        ))
         .bind(&b_address)
         .bind(&b_account)
         .bind(&b_at)

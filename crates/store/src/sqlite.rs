@@ -298,10 +298,7 @@ async fn record_outcomes_on(
                 .push_bind(o.at_ms)
                 .push_bind(o.result.message());
         });
-        tx.sql().push(
-            " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
-             reason = excluded.reason",
-        );
+        tx.sql().push(crate::suppression::bounce_blacklist_refresh!());
     }
 
     let mut delta = crate::stats::StatsDelta::default();

@@ -141,13 +141,18 @@ impl StatsDelta {
     }
 }
 
-/// The upsert's conflict clause, after the multi-row `VALUES` of [`push_sqlite`].
-const UPSERT_SQLITE_TAIL: &str = " ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
-     requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
-     delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
-     clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
-     unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
-     dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained";
+/// The rollup upsert's conflict clause: add the increments to the existing row. A macro, so that both backends'
+/// statements are one `concat!` of literals with the same clause.
+macro_rules! stats_upsert_add {
+    () => {
+        " ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
+         requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
+         delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
+         clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
+         unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
+         dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained"
+    };
+}
 
 /// Rows of one multi-row upsert at most (13 bound values each, far below SQLite's 32,766).
 const UPSERT_ROWS_PER_STATEMENT: usize = 500;
@@ -178,7 +183,7 @@ pub(crate) fn push_sqlite(script: &mut crate::script::Script, d: &StatsDelta) {
                     .push_bind(c.dropped)
                     .push_bind(c.complained);
             });
-        script.sql().push(UPSERT_SQLITE_TAIL);
+        script.sql().push(stats_upsert_add!());
     }
 }
 
@@ -221,18 +226,13 @@ pub(crate) async fn apply_pg(conn: &mut sqlx::PgConnection, d: &StatsDelta) -> R
             col.push(v);
         }
     }
-    let mut q = sqlx::query(
+    let mut q = sqlx::query(concat!(
         "INSERT INTO stats_daily (account_id, day, send_domain, recv_domain, requested, accepted, delivered, \
          opened, clicked, bounced, unsubscribed, dropped, complained) \
          SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-         $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[]) \
-         ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
-         requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
-         delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
-         clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
-         unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
-         dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained",
-    )
+         $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])",
+        stats_upsert_add!()
+    ))
     .bind(&acc)
     .bind(&day)
     .bind(&send)

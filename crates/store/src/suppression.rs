@@ -7,10 +7,20 @@
 
 use crate::{AccountId, Db, Store, StoreError};
 
+/// What a blacklist insert does when the (address, account) row exists: refresh it. A macro, so that every
+/// form of the insert (one row, multi-row, UNNEST) is one `concat!` of literals with the same clause.
+macro_rules! bounce_blacklist_refresh {
+    () => {
+        " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, reason = excluded.reason"
+    };
+}
+pub(crate) use bounce_blacklist_refresh;
+
 /// Inserts or refreshes a global blacklist row: `$1` address (normalized), `$2` account, `$3` time, `$4` reason.
-pub(crate) const UPSERT_BOUNCE_BLACKLIST: &str = "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, \
-     reason = excluded.reason";
+pub(crate) const UPSERT_BOUNCE_BLACKLIST: &str = concat!(
+    "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) VALUES ($1, $2, $3, $4)",
+    bounce_blacklist_refresh!()
+);
 
 /// The form addresses take in the blacklists: ASCII-lowercased (mailbox providers treat local parts
 /// case-insensitively in practice; over-matching a case variant is the safe side for suppression).
