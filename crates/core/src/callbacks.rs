@@ -2,14 +2,16 @@
 //! callback URL, signed, at least once. State is per event (`events.cb_*`, migration 0008), never a
 //! high-water mark: on PostgreSQL id order is not commit order, so a cursor would skip late commits.
 //!
-//! Each round reads due events, leases each with a conditional update (`cb_next_ms` pushed forward; two
-//! dispatchers never post the same event at the same time), posts it and records the result: delivered,
-//! no target, retry later with backoff, or given up once `callback_retry_secs` have passed since the event.
+//! Each round reads due events, leases them with one conditional update (`cb_next_ms` pushed forward; two
+//! dispatchers never post the same event at the same time), posts them and records the results in one
+//! transaction: delivered, no target, retry later with backoff, or given up once `callback_retry_secs` have
+//! passed since the event. Events of accounts without a callback URL are recorded with no target at once
+//! (`mailpush_store`), so they never reach a round.
 
 use crate::Mailpush;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use mailpush_store::{AccountId, CallbackEvent, cb_state};
+use mailpush_store::{AccountId, CallbackEvent, CallbackResult, cb_state};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -114,18 +116,25 @@ impl Mailpush {
         }))
     }
 
-    /// One round: returns how many due events were seen.
+    /// One round: returns how many due events were seen. The round's events are claimed in one statement and
+    /// their results recorded in one transaction, so a round costs two commits however many events it holds.
     async fn dispatch_round(&self, client: &CallbackClient) -> Result<usize, CoreError> {
         let now = self.now_ms();
         let due = self.inner.store.due_callbacks(now, BATCH).await?;
         let seen = due.len();
         let lease = now + (self.inner.settings.callback_timeout_secs as i64 + 30) * 1000;
+        let claims: Vec<(i64, i64)> = due.iter().map(|ev| (ev.event.id, ev.next_ms)).collect();
+        let claimed: std::collections::HashSet<i64> = self
+            .inner
+            .store
+            .claim_callbacks(&claims, lease)
+            .await?
+            .into_iter()
+            .collect();
         let mut accounts: HashMap<AccountId, Option<std::sync::Arc<AccountInfo>>> = HashMap::new();
+        let mut results = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
-        for ev in due {
-            if !self.inner.store.claim_callback(ev.event.id, ev.next_ms, lease).await? {
-                continue;
-            }
+        for ev in due.into_iter().filter(|ev| claimed.contains(&ev.event.id)) {
             let acc = ev.event.event.account_id;
             let info = match accounts.get(&acc) {
                 Some(info) => info.clone(),
@@ -143,24 +152,44 @@ impl Mailpush {
                     .cloned()
             });
             let (Some(info), Some(url)) = (info, target) else {
-                self.inner
-                    .store
-                    .finish_callback(ev.event.id, cb_state::NO_TARGET, ev.attempts, now, None)
-                    .await?;
+                results.push(CallbackResult {
+                    event_id: ev.event.id,
+                    state: cb_state::NO_TARGET,
+                    attempts: ev.attempts,
+                    next_ms: now,
+                    error: None,
+                });
                 continue;
             };
             while jobs.len() >= CONCURRENCY {
-                let _ = jobs.join_next().await;
+                if let Some(Ok(r)) = jobs.join_next().await {
+                    results.push(r);
+                }
             }
             let core = self.clone();
             let client = client.clone();
             jobs.spawn(async move { core.deliver_callback(&client, &info, &url, ev).await });
         }
-        while jobs.join_next().await.is_some() {}
+        while let Some(r) = jobs.join_next().await {
+            if let Ok(r) = r {
+                results.push(r);
+            }
+        }
+        if let Err(err) = self.inner.store.finish_callbacks(&results).await {
+            // The leases expire and the events are posted again: at-least-once.
+            tracing::error!(error = %err, "recording callback results failed");
+        }
         Ok(seen)
     }
 
-    async fn deliver_callback(&self, client: &CallbackClient, info: &AccountInfo, url: &str, ev: CallbackEvent) {
+    /// Posts one event; the result to record.
+    async fn deliver_callback(
+        &self,
+        client: &CallbackClient,
+        info: &AccountInfo,
+        url: &str,
+        ev: CallbackEvent,
+    ) -> CallbackResult {
         let e = &ev.event.event;
         let payload = CallbackPayload {
             event: e.kind.as_str().to_string(),
@@ -194,7 +223,7 @@ impl Mailpush {
             )
             .await;
         let attempts = ev.attempts.saturating_add(1);
-        let (state, next, error) = match result {
+        let (state, next_ms, error) = match result {
             Ok(()) => (cb_state::DELIVERED, now, None),
             Err(err) => {
                 let retry_at = now + mailpush_webhook::retry_delay(attempts as u32).as_millis() as i64;
@@ -207,14 +236,12 @@ impl Mailpush {
                 }
             }
         };
-        if let Err(err) = self
-            .inner
-            .store
-            .finish_callback(ev.event.id, state, attempts, next, error.as_deref())
-            .await
-        {
-            // The lease expires and the event is posted again: at-least-once.
-            tracing::error!(error = %err, "recording a callback result failed");
+        CallbackResult {
+            event_id: ev.event.id,
+            state,
+            attempts,
+            next_ms,
+            error,
         }
     }
 }

@@ -153,7 +153,7 @@ macro_rules! event_ops {
             for chunk in events.chunks(500) {
                 let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
                     "INSERT INTO events \
-                     (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent) ",
+                     (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent, cb_state) ",
                 );
                 qb.push_values(chunk, |mut b, e| {
                     b.push_bind(e.account_id)
@@ -165,6 +165,7 @@ macro_rules! event_ops {
                         .push_bind(e.bounce_type.map(|b| b.as_str()))
                         .push_bind(e.link.clone())
                         .push_bind(e.user_agent.clone());
+                    crate::engage::push_initial_cb_state(&mut b, e.account_id);
                 });
                 qb.build().execute(&mut *tx).await?;
             }

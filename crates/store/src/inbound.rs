@@ -146,10 +146,12 @@ macro_rules! inbound_ops {
             reason: &str,
             bounce_type: Option<BounceType>,
         ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
+            sqlx::query(concat!(
+                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, ",
+                crate::engage::initial_cb_state!("$1"),
+                ")"
+            ))
             .bind(account)
             .bind(message.as_str())
             .bind(recipient)

@@ -61,7 +61,7 @@ pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
 };
-pub use engage::{CallbackEvent, DeliveryContent, cb_state};
+pub use engage::{CallbackEvent, CallbackResult, DeliveryContent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};

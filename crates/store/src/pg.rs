@@ -187,11 +187,13 @@ pub(crate) async fn record_outcomes(
         .execute(&mut *tx)
         .await?;
         // The events, in the same transaction as the outcomes: never lost, never invented.
-        sqlx::query(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
-             $7::text[])",
-        )
+        sqlx::query(concat!(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+                 SELECT u.*, ",
+            crate::engage::initial_cb_state!("u.a"),
+            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
+                 $7::text[]) AS u(a, m, r, k, t, why, bt)"
+        ))
         .bind(&e_account)
         .bind(&e_message)
         .bind(&e_recipient)
@@ -628,11 +630,12 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         }
     }
     if !e_account.is_empty() {
-        sqlx::query(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) \
-             SELECT a, m, r, $6, t, why FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) \
-             AS e(a, m, r, t, why)",
-        )
+        sqlx::query(concat!(
+            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
+                 SELECT a, m, r, $6, t, why, ",
+            crate::engage::initial_cb_state!("e.a"),
+            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) AS e(a, m, r, t, why)"
+        ))
         .bind(&e_account)
         .bind(&e_message)
         .bind(&e_recipient)

@@ -269,7 +269,7 @@ async fn record_outcomes_on(
                 .push_bind(o.remote.as_deref());
         });
         // The events, in the same transaction as the outcomes: never lost, never invented.
-        tx.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type) ");
+        tx.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) ");
         tx.sql().push_values(chunk, |mut b, &i| {
             let (o, f) = (&outcomes[i], fence_of(i));
             let (kind, bounce_type) = o.result.event();
@@ -280,6 +280,7 @@ async fn record_outcomes_on(
                 .push_bind(o.at_ms)
                 .push_bind(o.result.message())
                 .push_bind(bounce_type.map(|b| b.as_str()));
+            crate::engage::push_initial_cb_state(&mut b, f.account_id);
         });
     }
     // Hard bounces blacklist their address; rows in outcome order, so the last of an address wins, as one
@@ -696,7 +697,7 @@ fn push_rows<'m>(
         .map(|(i, r, _, _)| (msgs[*i], *r))
         .collect();
     for chunk in dropped.chunks(MAX_ROWS_PER_STATEMENT) {
-        script.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason) ");
+        script.push("INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) ");
         script.sql().push_values(chunk, |mut b, (m, r)| {
             b.push_bind(m.account_id)
                 .push_bind(m.id.as_str())
@@ -704,6 +705,7 @@ fn push_rows<'m>(
                 .push_bind(mailpush_model::EventKind::Dropped.id())
                 .push_bind(m.request_ms)
                 .push_bind(delivery_init(m, r).deliver_message);
+            crate::engage::push_initial_cb_state(&mut b, m.account_id);
         });
     }
     pending.deliveries = deliveries

@@ -4,8 +4,9 @@
 
 use mailpush_model::{EventKind, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent, NewMessage, NewRecipient, NewWarning,
-    StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
+    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, ClaimRequest, DeliveryOutcome, NewAccount,
+    NewEvent, NewMessage, NewRecipient, NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions,
+    UnsubscribeConfigRow, cb_state, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -21,6 +22,7 @@ conformance!(
     recipient_bodies_are_purged_at_the_final_state,
     recipient_bodies_are_kept_with_retain_bodies,
     template_id_reaches_callback_events,
+    only_accounts_with_callbacks_have_due_events,
     complaints_page_newest_first,
     unsubscribe_configs_crud,
     warnings_are_raised_once_and_cleared,
@@ -333,6 +335,10 @@ async fn recipient_bodies_are_kept_with_retain_bodies(ctx: Ctx) {
 async fn template_id_reaches_callback_events(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
+    store
+        .set_callback_target(a.id, "", Some("https://hooks.example/cb"))
+        .await
+        .expect("target");
     let mut m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 1007)]);
     m.template_id = 42;
     store.enqueue(m.clone()).await.expect("enqueue");
@@ -342,6 +348,93 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
         .find(|e| e.event.event.message_id == m.id)
         .expect("dropped event");
     assert_eq!(ev.template_id, 42);
+}
+
+/// Events of an account without a callback URL are recorded as having no target, never due: every way an event
+/// is written (admission, outcome, engagement, DSN). The dispatcher used to claim and finish each one.
+async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
+    let store = &ctx.store;
+    let hooked = account(store, "hooked").await;
+    let silent = account(store, "silent").await;
+    store
+        .set_callback_target(hooked.id, "n@shop.example", Some("https://hooks.example/cb"))
+        .await
+        .expect("target");
+    let mut sent = Vec::new();
+    for a in [&hooked, &silent] {
+        let m = message(
+            a,
+            "n@shop.example",
+            T0,
+            vec![rcpt("ok@y.example", 0), rcpt("blocked@y.example", 1007)],
+        );
+        store.enqueue(m.clone()).await.expect("enqueue");
+        sent.push(m);
+    }
+    deliver(store, T0 + 10, |_| AttemptResult::Delivered { reply: "250 ok".into() }).await;
+    let opens: Vec<NewEvent> = [&hooked, &silent]
+        .iter()
+        .zip(&sent)
+        .map(|(a, m)| engagement(a, m, "ok@y.example", EventKind::Open, T0 + 20))
+        .collect();
+    store.record_events(&opens).await.expect("opens");
+    for m in &sent {
+        store
+            .record_async_bounce(&AsyncBounce {
+                message_id: m.id.clone(),
+                recipient: "ok@y.example".into(),
+                at_ms: T0 + 30,
+                reason: "550 5.1.1 gone".into(),
+                bounce_type: BounceType::Hard,
+            })
+            .await
+            .expect("bounce");
+    }
+    let due = store.due_callbacks(T0 + 100, 100).await.expect("due");
+    let mut kinds: Vec<EventKind> = due.iter().map(|e| e.event.event.kind).collect();
+    kinds.sort_by_key(|k| k.id());
+    let mut want = vec![
+        EventKind::Dropped,
+        EventKind::Delivered,
+        EventKind::Open,
+        EventKind::Bounce,
+    ];
+    want.sort_by_key(|k| k.id());
+    assert_eq!(kinds, want, "every event of the account with a callback URL, once");
+    assert!(due.iter().all(|e| e.event.event.account_id == hooked.id));
+    // One claim per round: a second dispatcher that read the same events gets none of them.
+    let seen: Vec<(i64, i64)> = due.iter().map(|e| (e.event.id, e.next_ms)).collect();
+    let first = store.claim_callbacks(&seen, T0 + 60_000).await.expect("claim");
+    assert_eq!(first.len(), 4);
+    assert!(
+        store
+            .claim_callbacks(&seen, T0 + 60_000)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(
+        store.due_callbacks(T0 + 100, 100).await.expect("due").is_empty(),
+        "leased"
+    );
+    let results: Vec<CallbackResult> = first
+        .iter()
+        .map(|&event_id| CallbackResult {
+            event_id,
+            state: cb_state::DELIVERED,
+            attempts: 1,
+            next_ms: T0 + 200,
+            error: None,
+        })
+        .collect();
+    store.finish_callbacks(&results).await.expect("finish");
+    assert!(
+        store.due_callbacks(T0 + 120_000, 100).await.expect("due").is_empty(),
+        "delivered"
+    );
+    // The silent account's events are all recorded, just not due.
+    let silent_events = store.message_events(silent.id, &sent[1].id).await.expect("events");
+    assert_eq!(silent_events.len(), 4);
 }
 
 async fn complaints_page_newest_first(ctx: Ctx) {
