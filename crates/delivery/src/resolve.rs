@@ -2,10 +2,11 @@
 //! hickory-resolver.
 
 use std::{
-    collections::hash_map::RandomState,
+    collections::{HashMap, hash_map::RandomState},
     hash::{BuildHasher, Hasher},
     net::{IpAddr, SocketAddr},
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use hickory_resolver::{
@@ -78,11 +79,25 @@ pub struct MxHost {
     pub addrs: Vec<IpAddr>,
 }
 
-/// MX resolution. Cheap to clone: clones share the resolver and its cache.
+/// MX resolution. Cheap to clone: clones share the resolver and its caches.
 #[derive(Clone)]
 pub struct MxResolver {
     resolver: TokioResolver,
+    /// Resolved routes until the first of their records' TTLs ends (`None` when caching is off). A route is an
+    /// MX lookup plus an address lookup per exchanger: even answered from hickory's cache that is a few
+    /// futures, name clones and (for a host without AAAA, whose negative answer may not be cacheable) a query
+    /// per delivery; here it is one map lookup.
+    routes: Option<Arc<Mutex<HashMap<String, CachedRoute>>>>,
 }
+
+/// A route in [`MxResolver`]'s cache: the hosts sorted by preference, not yet shuffled.
+struct CachedRoute {
+    until: Instant,
+    hosts: Vec<MxHost>,
+}
+
+/// Domains whose routes are cached at most; beyond, expired routes are dropped (all, if none has expired).
+const MAX_CACHED_ROUTES: usize = 10_000;
 
 impl std::fmt::Debug for MxResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +144,8 @@ impl MxResolver {
             opts.negative_max_ttl = Some(Duration::ZERO);
         }
         let resolver = builder.build().map_err(|e| ResolveError::Config(e.to_string()))?;
-        Ok(MxResolver { resolver })
+        let routes = settings.cache.then(|| Arc::new(Mutex::new(HashMap::new())));
+        Ok(MxResolver { resolver, routes })
     }
 
     /// The mail exchangers of `domain` (ASCII, IDN already converted), best first: sorted by
@@ -139,21 +155,62 @@ impl MxResolver {
     /// (or `Temporary` when a lookup failed temporarily).
     pub async fn route(&self, domain: &str) -> Result<Vec<MxHost>, ResolveError> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let cached = self.routes.as_ref().and_then(|routes| {
+            let routes = routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes
+                .get(&domain)
+                .filter(|r| r.until > Instant::now())
+                .map(|r| r.hosts.clone())
+        });
+        let mut hosts = match cached {
+            Some(hosts) => hosts,
+            None => {
+                let (hosts, until) = self.resolve(&domain).await?;
+                if let Some(routes) = &self.routes {
+                    let mut routes = routes.lock().unwrap_or_else(|p| p.into_inner());
+                    if routes.len() >= MAX_CACHED_ROUTES {
+                        let now = Instant::now();
+                        routes.retain(|_, r| r.until > now);
+                        if routes.len() >= MAX_CACHED_ROUTES {
+                            routes.clear();
+                        }
+                    }
+                    routes.insert(
+                        domain,
+                        CachedRoute {
+                            until,
+                            hosts: hosts.clone(),
+                        },
+                    );
+                }
+                hosts
+            }
+        };
+        shuffle_equal_preferences(&mut hosts, |h| h.preference);
+        Ok(hosts)
+    }
+
+    /// Resolves `domain`'s route (hosts sorted by preference) and when the first of its records expires.
+    async fn resolve(&self, domain: &str) -> Result<(Vec<MxHost>, Instant), ResolveError> {
         // Fully qualified so resolv.conf search domains never apply.
         let name = Name::from_ascii(format!("{domain}."))
             .map_err(|e| ResolveError::NoRoute(format!("{domain} is not a valid domain name: {e}")))?;
 
-        let mut exchangers = match self.resolver.mx_lookup(name.clone()).await {
-            Ok(lookup) => lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-            Err(e) if e.is_nx_domain() => return Err(ResolveError::NxDomain(domain)),
-            Err(e) if e.is_no_records_found() => Vec::new(),
+        let (mut exchangers, mut until) = match self.resolver.mx_lookup(name.clone()).await {
+            Ok(lookup) => (
+                lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+                lookup.valid_until(),
+            ),
+            Err(e) if e.is_nx_domain() => return Err(ResolveError::NxDomain(domain.to_string())),
+            // No MX: the implicit MX's address lookup decides how long the route holds.
+            Err(e) if e.is_no_records_found() => (Vec::new(), Instant::now() + Duration::from_secs(86_400)),
             Err(e) => {
                 return Err(ResolveError::Temporary(format!("MX lookup for {domain}: {e}")));
             }
@@ -161,11 +218,14 @@ impl MxResolver {
 
         if exchangers.is_empty() {
             return match self.addresses(name).await {
-                Ok(addrs) if !addrs.is_empty() => Ok(vec![MxHost {
-                    name: domain,
-                    preference: 0,
-                    addrs,
-                }]),
+                Ok((addrs, valid)) if !addrs.is_empty() => Ok((
+                    vec![MxHost {
+                        name: domain.to_string(),
+                        preference: 0,
+                        addrs,
+                    }],
+                    until.min(valid),
+                )),
                 Ok(_) => Err(ResolveError::NoRoute(format!(
                     "{domain} has no MX and no A/AAAA records"
                 ))),
@@ -178,22 +238,24 @@ impl MxResolver {
 
         // RFC 7505: a lone "." exchanger means no mail; "." beside real hosts is ignored.
         if exchangers.iter().all(|(_, x)| x.is_root()) {
-            return Err(ResolveError::NullMx(domain));
+            return Err(ResolveError::NullMx(domain.to_string()));
         }
         exchangers.retain(|(_, x)| !x.is_root());
         exchangers.sort_by_key(|(pref, _)| *pref);
-        shuffle_equal_preferences(&mut exchangers);
 
         let mut hosts = Vec::with_capacity(exchangers.len());
         let mut temporary = None;
         for (preference, exchange) in exchangers {
             let host = exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase();
             match self.addresses(exchange).await {
-                Ok(addrs) if !addrs.is_empty() => hosts.push(MxHost {
-                    name: host,
-                    preference,
-                    addrs,
-                }),
+                Ok((addrs, valid)) if !addrs.is_empty() => {
+                    until = until.min(valid);
+                    hosts.push(MxHost {
+                        name: host,
+                        preference,
+                        addrs,
+                    });
+                }
                 Ok(_) => {}
                 Err(e) if e.is_nx_domain() || e.is_no_records_found() => {}
                 Err(e) => temporary = Some(format!("address lookup for MX {host} of {domain}: {e}")),
@@ -205,10 +267,15 @@ impl MxResolver {
                 None => ResolveError::NoRoute(format!("none of the MX hosts of {domain} has an address")),
             });
         }
-        Ok(hosts)
+        if temporary.is_some() {
+            // An exchanger is missing for a moment: use the others now, ask again next time.
+            until = Instant::now();
+        }
+        Ok((hosts, until))
     }
 
-    async fn addresses(&self, name: Name) -> Result<Vec<IpAddr>, NetError> {
+    /// `name`'s addresses and until when they hold.
+    async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant), NetError> {
         let lookup = self.resolver.lookup_ip(name).await?;
         let mut addrs: Vec<IpAddr> = Vec::new();
         for ip in lookup.iter() {
@@ -216,17 +283,17 @@ impl MxResolver {
                 addrs.push(ip);
             }
         }
-        Ok(addrs)
+        Ok((addrs, lookup.valid_until()))
     }
 }
 
 /// Shuffles runs of equal preference in a list sorted by preference (RFC 5321 §5.1: spread the
 /// load over equally preferred exchangers).
-fn shuffle_equal_preferences<T>(sorted: &mut [(u16, T)]) {
+fn shuffle_equal_preferences<T>(sorted: &mut [T], preference: impl Fn(&T) -> u16) {
     let mut start = 0;
     while start < sorted.len() {
-        let pref = sorted[start].0;
-        let end = start + sorted[start..].iter().take_while(|(p, _)| *p == pref).count();
+        let pref = preference(&sorted[start]);
+        let end = start + sorted[start..].iter().take_while(|t| preference(t) == pref).count();
         let group = &mut sorted[start..end];
         // Fisher–Yates with std's randomly keyed hasher: no RNG dependency for a load-spreading shuffle.
         for i in (1..group.len()).rev() {
@@ -252,7 +319,7 @@ mod tests {
         let mut seen_first = std::collections::HashSet::new();
         for _ in 0..200 {
             let mut v = vec![(10u16, "a"), (10, "b"), (10, "c"), (20, "d"), (30, "e"), (30, "f")];
-            shuffle_equal_preferences(&mut v);
+            shuffle_equal_preferences(&mut v, |(p, _)| *p);
             let prefs: Vec<_> = v.iter().map(|(p, _)| *p).collect();
             assert_eq!(prefs, [10, 10, 10, 20, 30, 30]);
             assert_eq!(v[3].1, "d");

@@ -246,6 +246,11 @@ async fn dns_changes_are_seen_at_runtime() {
     assert_eq!(cached.route("moving.com").await.unwrap()[0].name, "new.moving.com");
     dns.remove("moving.com", mailpush_testkit::RecordType::MX);
     dns.add_mx("moving.com", 10, "old.moving.com");
+    assert_eq!(
+        cached.route("moving.com").await.unwrap()[0].name,
+        "new.moving.com",
+        "within the TTL the cached route holds"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(cached.route("moving.com").await.unwrap()[0].name, "old.moving.com");
 }
