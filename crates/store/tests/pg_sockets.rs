@@ -6,21 +6,20 @@
 //! 9,400–10,700/s and 6,200–8,800/s with the option set (`mailpush-bench queue --url postgres://…`). The test
 //! reads the option off this process's sockets, so it needs no timing.
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-#[macro_use]
 #[allow(unused_macros)] // the conformance macro is for the other suites
 mod common;
 
-/// Open TCP sockets of this process whose peer is `port`.
-fn sockets_to(port: u16) -> Vec<RawFd> {
+/// This process's open TCP sockets whose peer is `port`, each with whether TCP_NODELAY is set on it.
+fn nodelay_of_sockets_to(port: u16) -> Vec<(RawFd, bool)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
-    let mut fds = Vec::new();
+    let mut found = Vec::new();
     for entry in dir.flatten() {
         let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) else {
             continue;
@@ -31,15 +30,16 @@ fn sockets_to(port: u16) -> Vec<RawFd> {
         if !is_socket {
             continue;
         }
-        // SAFETY: the fd was open a moment ago and nothing in this test closes sockets while it looks.
+        // SAFETY: the fd was open a moment ago, and nothing in this test closes sockets while it looks (the
+        // store holds its connections until the case ends).
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let sock = socket2::SockRef::from(&borrowed);
         let peer_port = sock.peer_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port());
         if peer_port == Some(port) {
-            fds.push(fd);
+            found.push((fd, sock.tcp_nodelay().expect("read TCP_NODELAY")));
         }
     }
-    fds
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,16 +55,12 @@ async fn postgres_connections_set_tcp_nodelay() {
         for r in [a, b, c] {
             r.expect("count the queue");
         }
-        let fds = sockets_to(port);
-        assert!(!fds.is_empty(), "no socket to PostgreSQL's port {port} found");
-        for fd in fds {
-            // SAFETY: as in `sockets_to`; the store is still open and holds the socket.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-            let sock = socket2::SockRef::from(&borrowed);
+        let sockets = nodelay_of_sockets_to(port);
+        assert!(!sockets.is_empty(), "no socket to PostgreSQL's port {port} found");
+        for (fd, nodelay) in sockets {
             assert!(
-                sock.tcp_nodelay().expect("read TCP_NODELAY"),
-                "socket {} to PostgreSQL waits on Nagle's algorithm (TCP_NODELAY is off)",
-                sock.as_raw_fd()
+                nodelay,
+                "socket {fd} to PostgreSQL waits on Nagle's algorithm (TCP_NODELAY is off)"
             );
         }
     })
