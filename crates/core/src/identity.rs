@@ -12,7 +12,7 @@ use crate::error::CoreError;
 use crate::{Mailpush, secrets};
 use aws_lc_rs::hmac;
 use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
-use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SigningKey, keys, password};
+use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SignPriority, SigningKey, SigningPool, keys, password};
 use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
 use mailpush_store::{
     AccountId, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError,
@@ -838,13 +838,16 @@ type SignatureCache = (HashMap<MessageId, SignatureCell>, VecDeque<MessageId>);
 pub struct MessageSigner {
     core: Mailpush,
     cache: Arc<Mutex<SignatureCache>>,
+    /// Where RSA signatures are computed (see `mailpush_identity::pool`).
+    pool: Arc<SigningPool>,
 }
 
 impl MessageSigner {
-    pub(crate) fn new(core: Mailpush) -> MessageSigner {
+    pub(crate) fn new(core: Mailpush, pool: SigningPool) -> MessageSigner {
         MessageSigner {
             core,
             cache: Arc::default(),
+            pool: Arc::new(pool),
         }
     }
 
@@ -866,8 +869,16 @@ impl MessageSigner {
     }
 
     /// `body` with its DKIM-Signature headers prepended (unchanged when the domain has no usable key).
-    /// Concurrent calls for one message wait for a single signing.
-    pub async fn sign(&self, id: &MessageId, account: AccountId, envelope_from: &str, body: &[u8]) -> Vec<u8> {
+    /// Concurrent calls for one message wait for a single signing. RSA signatures are computed on the signing
+    /// pool (`priority` orders its queue); ed25519 ones, cheaper than the hand-off, on the calling thread.
+    pub async fn sign(
+        &self,
+        id: &MessageId,
+        account: AccountId,
+        envelope_from: &str,
+        body: &[u8],
+        priority: SignPriority,
+    ) -> Vec<u8> {
         let cell = self.cell(id);
         let headers = cell
             .get_or_init(|| async {
@@ -883,7 +894,13 @@ impl MessageSigner {
                     tracing::warn!(%domain, message = %id, "no DKIM key for the sender domain; sending unsigned");
                     return None;
                 }
-                match mailpush_identity::sign(body, &keys) {
+                let offload = keys.iter().any(|k| k.algorithm() != KeyAlgorithm::Ed25519);
+                let signed = if offload {
+                    self.pool.sign(body.to_vec(), keys, priority).await
+                } else {
+                    mailpush_identity::sign(body, &keys)
+                };
+                match signed {
                     Ok(h) => Some(Arc::new(h)),
                     Err(e) => {
                         tracing::error!(error = %e, %domain, "DKIM signing failed; sending unsigned");

@@ -461,6 +461,11 @@ impl Mailpush {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }
         }
+        let threads = match s.dkim_sign_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let signing_pool = mailpush_identity::SigningPool::start(threads, s.dkim_sign_nice)?;
         let cfg = worker::WorkerConfig {
             worker_id: format!("{}-{}", s.helo_name, std::process::id()),
             concurrency: s.worker_concurrency,
@@ -477,7 +482,7 @@ impl Mailpush {
             self.inner.clock.clone(),
             cfg,
             self.inner.wake.clone(),
-            MessageSigner::new(self.clone()),
+            MessageSigner::new(self.clone(), signing_pool),
         ))
     }
 }

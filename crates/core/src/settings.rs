@@ -57,6 +57,12 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// Deliveries claimed per queue round trip.
     pub worker_batch: usize,
+    /// Threads computing RSA DKIM signatures off the async runtime (0 = one per CPU). ed25519 signs inline: it
+    /// costs less than the hand-off.
+    pub dkim_sign_threads: usize,
+    /// Nice steps (0–19) the signing threads run below the process: under overload, admission (which answers
+    /// clients) gets the CPU first and delivery catches up after.
+    pub dkim_sign_nice: u8,
     /// How long a claim is held before another worker may take the delivery over.
     pub lease_seconds: u64,
     /// Delay before each retry of a deferred delivery, in seconds; the last value repeats.
@@ -243,6 +249,8 @@ impl Default for Settings {
             helo_name: "mailpush.localdomain".to_string(),
             worker_concurrency: 256,
             worker_batch: 256,
+            dkim_sign_threads: 0,
+            dkim_sign_nice: 0,
             lease_seconds: 300,
             retry_schedule_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],
             max_delivery_seconds: 72 * 3600,

@@ -7,7 +7,9 @@
 
 use mailpush_delivery::{Envelope, Outcome, RetryPolicy, SmtpTransport};
 use mailpush_model::{MessageId, SharedClock};
-use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, HandOffs, HandedOff, Store};
+use mailpush_store::{
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffs, HandedOff, Store,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +124,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             lease_ms: shared.cfg.lease.as_millis() as i64,
             now_ms: now,
         };
+        let limit = req.limit;
         let claimed = match &shared.cfg.warmup {
             Some(ramp) => shared.store.claim_with_warmup(&req, ramp).await,
             None => shared.store.claim(req).await,
@@ -129,6 +132,12 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         let claimed = match claimed {
             Ok(c) => {
                 backoff = Duration::from_millis(50);
+                // Fewer than asked: every due delivery is taken, so fresh mail no longer overtakes any.
+                if c.len() < limit
+                    && let Some(h) = &hand_offs
+                {
+                    h.caught_up();
+                }
                 c
             }
             Err(e) => {
@@ -162,14 +171,20 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             }
             continue;
         }
-        for group in group_by_message_and_domain(claimed) {
+        let groups = group_by_message_and_domain(claimed);
+        let Some(mut contents) = ClaimContents::load(&shared, &groups).await else {
+            // Leave the leases to expire; another round will retry the read.
+            continue;
+        };
+        for group in groups {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
+            let content = contents.take(&group);
             let shared = shared.clone();
             let tx = outcome_tx.clone();
             tokio::spawn(async move {
-                deliver_group(&shared, group, None, &tx).await;
+                deliver_group(&shared, group, content, &tx).await;
                 drop(permit);
             });
         }
@@ -217,8 +232,12 @@ async fn start_hand_off(
         let tx = outcome_tx.clone();
         // Copied only for a message with several destination domains; the last group takes the MIME itself.
         let body = if i == last { body.take() } else { body.clone() }.unwrap_or_default();
+        let content = DeliveryContent {
+            body,
+            personal: Vec::new(),
+        };
         tokio::spawn(async move {
-            deliver_group(&shared, group, Some(body), &tx).await;
+            deliver_group(&shared, group, Some(content), &tx).await;
             drop(permit);
         });
     }
@@ -240,27 +259,64 @@ fn group_by_message_and_domain(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<Claimed
     groups
 }
 
-/// Delivers one group; `handed_off` is the MIME of a handed-off message (no per-recipient bodies), otherwise
-/// the content is read from the store.
+/// The content of a claim's messages, read in one round trip (a statement per 100 messages) rather than one
+/// per message, and handed to their domain groups.
+struct ClaimContents {
+    contents: HashMap<MessageId, DeliveryContent>,
+    /// Groups of each message not yet given their content: the last one takes it, the others get a copy.
+    groups_left: HashMap<MessageId, usize>,
+}
+
+impl ClaimContents {
+    /// `None` when the read failed (logged).
+    async fn load(shared: &Shared, groups: &[Vec<ClaimedDelivery>]) -> Option<ClaimContents> {
+        let mut wanted: Vec<(MessageId, Vec<String>)> = Vec::new();
+        let mut index: HashMap<&MessageId, usize> = HashMap::new();
+        let mut groups_left: HashMap<MessageId, usize> = HashMap::new();
+        for group in groups {
+            let Some(first) = group.first() else { continue };
+            let i = *index.entry(&first.message_id).or_insert_with(|| {
+                wanted.push((first.message_id.clone(), Vec::new()));
+                wanted.len() - 1
+            });
+            wanted[i].1.extend(group.iter().map(|d| d.recipient.clone()));
+            *groups_left.entry(first.message_id.clone()).or_insert(0) += 1;
+        }
+        match shared.store.delivery_contents(&wanted).await {
+            Ok(contents) => Some(ClaimContents { contents, groups_left }),
+            Err(e) => {
+                tracing::error!(error = %e, messages = wanted.len(), "loading the content of claimed mail failed");
+                None
+            }
+        }
+    }
+
+    /// The content for `group` (`None`: the message has none any more).
+    fn take(&mut self, group: &[ClaimedDelivery]) -> Option<DeliveryContent> {
+        let id = &group.first()?.message_id;
+        let left = self.groups_left.get_mut(id)?;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.contents.remove(id)
+        } else {
+            self.contents.get(id).cloned()
+        }
+    }
+}
+
+/// Delivers one group with its message's `content` (`None`: the content is gone, the deliveries are dropped).
 async fn deliver_group(
     shared: &Shared,
     group: Vec<ClaimedDelivery>,
-    handed_off: Option<Vec<u8>>,
+    content: Option<DeliveryContent>,
     tx: &mpsc::UnboundedSender<DeliveryOutcome>,
 ) {
     let Some(first) = group.first() else { return };
-    if let Some(body) = handed_off {
-        let id = first.message_id.clone();
-        transmit(shared, group, &id, body, tx).await;
-        return;
-    }
     // Tracked mail and mail with an unsubscribe link has a body per recipient (see core::engage): each such
-    // recipient gets its own transaction and signature; the others share the message body. Both come in one
-    // read.
-    let recipients: Vec<String> = group.iter().map(|d| d.recipient.clone()).collect();
-    let (body, personal) = match shared.store.delivery_content(&first.message_id, &recipients).await {
-        Ok(Some(c)) => (c.body, c.personal.into_iter().collect::<HashMap<String, Vec<u8>>>()),
-        Ok(None) => {
+    // recipient gets its own transaction and signature; the others share the message body.
+    let (body, personal) = match content {
+        Some(c) => (c.body, c.personal.into_iter().collect::<HashMap<String, Vec<u8>>>()),
+        None => {
             // The body is purged only when every recipient is final, so this is damage, not a race.
             let now = shared.clock.now_ms();
             for d in group {
@@ -273,11 +329,6 @@ async fn deliver_group(
                     None,
                 ));
             }
-            return;
-        }
-        Err(e) => {
-            // Leave the leases to expire; another round will retry the load.
-            tracing::error!(error = %e, message = %first.message_id, "loading a message's content failed");
             return;
         }
     };
@@ -312,7 +363,13 @@ async fn transmit(
     // Signed once per message: the other domain groups of the same message reuse the signature.
     let body = shared
         .signer
-        .sign(sign_id, first.account_id, &first.envelope_from, &body)
+        .sign(
+            sign_id,
+            first.account_id,
+            &first.envelope_from,
+            &body,
+            sign_priority(first.lane),
+        )
         .await;
     let envelope = Envelope {
         mail_from: first.envelope_from.clone(),
@@ -349,6 +406,15 @@ async fn transmit(
             None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
         };
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
+    }
+}
+
+/// Trigger mail's signatures jump the signing pool's queue, as its deliveries jump the queue's.
+fn sign_priority(lane: i32) -> mailpush_identity::SignPriority {
+    if lane == mailpush_model::TriggerType::Trigger.lane() {
+        mailpush_identity::SignPriority::Urgent
+    } else {
+        mailpush_identity::SignPriority::Normal
     }
 }
 

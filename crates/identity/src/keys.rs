@@ -7,8 +7,8 @@ use crate::IdentityError;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
-use mail_auth::common::crypto::{Algorithm, Ed25519Key, RsaKey, Sha256};
-use mail_auth::common::headers::{HeaderWriter, Writable};
+use mail_auth::common::crypto::{Algorithm, Ed25519Key, HashContext, HashImpl, HashOutput, RsaKey, Sha256};
+use mail_auth::common::headers::{HeaderWriter, Writable, Writer};
 use mail_auth::dkim::{Canonicalization, DkimSigner};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -274,6 +274,34 @@ impl mail_auth::common::crypto::SigningKey for Rsa1024Key {
     }
 }
 
+/// SHA-256 of the canonical body, hashed in one call. mail-auth writes the body to its hasher line by line, and
+/// a call into aws-lc per line (`EVP_DigestUpdate`, partial-block bookkeeping) cost more than the hashing
+/// itself (≈ 5 % of the SMTP relay's samples); gathering the lines first costs a copy of the body.
+pub(crate) struct BufferedSha256;
+
+/// The bytes written so far, hashed by [`HashContext::complete`].
+pub(crate) struct BufferedSha256Context(Vec<u8>);
+
+impl Writer for BufferedSha256Context {
+    fn write(&mut self, buf: &[u8]) {
+        self.0.extend_from_slice(buf);
+    }
+}
+
+impl HashContext for BufferedSha256Context {
+    fn complete(self) -> HashOutput {
+        HashOutput::Digest(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.0))
+    }
+}
+
+impl HashImpl for BufferedSha256 {
+    type Context = BufferedSha256Context;
+
+    fn hasher() -> Self::Context {
+        BufferedSha256Context(Vec::with_capacity(8 * 1024))
+    }
+}
+
 enum KeyImpl {
     Rsa(RsaKey<Sha256>),
     // Boxed: the rsa crate's key is several times larger than the others.
@@ -282,7 +310,7 @@ enum KeyImpl {
 }
 
 impl mail_auth::common::crypto::SigningKey for KeyImpl {
-    type Hasher = Sha256;
+    type Hasher = BufferedSha256;
 
     fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
         match self {
@@ -379,7 +407,7 @@ impl SigningKey {
 }
 
 impl mail_auth::common::crypto::SigningKey for &KeyImpl {
-    type Hasher = Sha256;
+    type Hasher = BufferedSha256;
 
     fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
         (*self).sign(input)
@@ -431,6 +459,28 @@ mod tests {
             assert!(header.contains("c=relaxed/relaxed"));
             assert!(header.ends_with("\r\n"));
         }
+    }
+
+    #[test]
+    fn buffered_body_hash_equals_the_streamed_one() {
+        use mail_auth::common::crypto::SigningKey as _;
+        let kp = generate(KeyAlgorithm::Ed25519, "s1".to_string()).unwrap();
+        let key = SigningKey::from_der("example.com", "s1", KeyAlgorithm::Ed25519, &kp.private_der).unwrap();
+        let body: Vec<u8> = (0..500)
+            .flat_map(|i| format!("line {i} of the body\r\n").into_bytes())
+            .collect();
+        let streamed = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+        // Written in uneven pieces, as the canonicalizer does.
+        struct Pieces<'a>(&'a [u8]);
+        impl Writable for Pieces<'_> {
+            fn write(self, w: &mut impl Writer) {
+                for piece in self.0.chunks(37) {
+                    w.write(piece);
+                }
+            }
+        }
+        let buffered = key.key.hash(Pieces(&body));
+        assert_eq!(buffered.as_ref(), streamed.as_ref());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   ed25519 and RSA-2048 + ed25519) and DKIM signing ([`keys::sign`]).
 //! - [`records`]: the DNS records a domain must publish (DKIM, SPF, MX, DMARC) and how what DNS holds is judged.
 //! - [`dns`]: the TXT/MX lookups, through hickory-resolver against the configured servers, no cache.
+//! - [`pool`]: DKIM signing on threads of its own at a lower CPU priority, trigger mail first.
 //! - [`password`]: SMTP passwords of sender addresses (policy, argon2 hashing and verification).
 //!
 //! No storage here: `mailpush-store` keeps identities, `mailpush-core` wires the rules.
@@ -16,11 +17,13 @@ pub mod dns;
 pub mod domain;
 pub mod keys;
 pub mod password;
+pub mod pool;
 pub mod records;
 
 pub use dns::{DnsChecker, DnsError};
 pub use domain::{normalize_domain, relative_host};
 pub use keys::{DkimKeyPair, DkimOption, KeyAlgorithm, SigningKey, sign};
+pub use pool::{SignPriority, SigningPool};
 pub use records::{
     CheckedRecord, PublishedKey, RecordConfig, RecordKind, RecordSpec, all_required_pass, check_records,
     expected_records, failure_reason,

@@ -47,6 +47,10 @@ pub struct DeliveryContent {
     pub personal: Vec<(String, Vec<u8>)>,
 }
 
+/// Messages whose content one statement of [`Store::delivery_contents`] reads: with up to 50 recipients each,
+/// far below SQLite's 32,766 bound parameters.
+pub(crate) const CONTENT_READ_CHUNK: usize = 100;
+
 /// Callback delivery states in `events.cb_state`.
 pub mod cb_state {
     /// To deliver when due.
@@ -95,10 +99,12 @@ pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
 
 macro_rules! engage_ops {
     (db = $DB:ty $(,)?) => {
+        use std::collections::{HashMap, HashSet};
+
         use mailpush_model::MessageId;
         use sqlx::{QueryBuilder, Row};
 
-        use crate::engage::{CallbackEvent, DeliveryContent};
+        use crate::engage::{CONTENT_READ_CHUNK, CallbackEvent, DeliveryContent};
         use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
         use crate::{AccountId, StoreError};
 
@@ -164,36 +170,67 @@ macro_rules! engage_ops {
             Ok(out)
         }
 
-        pub(crate) async fn delivery_content(
+        pub(crate) async fn delivery_contents(
             pool: &Pool,
-            message: &MessageId,
-            recipients: &[String],
-        ) -> Result<Option<DeliveryContent>, StoreError> {
-            // One statement for both tables: the worker's read per message group is a single round trip.
-            let mut qb: QueryBuilder<$DB> =
-                QueryBuilder::new("SELECT 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id = ");
-            qb.push_bind(message.as_str().to_string());
-            if !recipients.is_empty() {
-                qb.push(" UNION ALL SELECT 1 AS part, recipient, body FROM recipient_bodies WHERE message_id = ");
-                qb.push_bind(message.as_str().to_string())
-                    .push(" AND recipient IN (");
+            wanted: &[(MessageId, Vec<String>)],
+        ) -> Result<HashMap<MessageId, DeliveryContent>, StoreError> {
+            let mut out: HashMap<MessageId, DeliveryContent> = HashMap::new();
+            // One statement per chunk of messages for both tables: the worker reads a whole claim's content in
+            // a round trip or two, not one per message.
+            for chunk in wanted.chunks(CONTENT_READ_CHUNK) {
+                let asked: HashSet<(&str, &str)> = chunk
+                    .iter()
+                    .flat_map(|(m, rs)| rs.iter().map(move |r| (m.as_str(), r.as_str())))
+                    .collect();
+                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
+                    "SELECT message_id, 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id IN (",
+                );
                 let mut sep = qb.separated(", ");
-                for r in recipients {
-                    sep.push_bind(r.clone());
+                for (m, _) in chunk {
+                    sep.push_bind(m.as_str().to_string());
                 }
                 qb.push(")");
-            }
-            let mut body = None;
-            let mut personal = Vec::new();
-            for row in qb.build().fetch_all(pool).await? {
-                let part: i32 = row.try_get("part")?;
-                if part == 0 {
-                    body = Some(row.try_get("body")?);
-                } else {
-                    personal.push((row.try_get("recipient")?, row.try_get("body")?));
+                if !asked.is_empty() {
+                    qb.push(
+                        " UNION ALL SELECT message_id, 1 AS part, recipient, body FROM recipient_bodies \
+                         WHERE message_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for (m, rs) in chunk {
+                        if !rs.is_empty() {
+                            sep.push_bind(m.as_str().to_string());
+                        }
+                    }
+                    qb.push(") AND recipient IN (");
+                    let recipients: HashSet<&str> = asked.iter().map(|(_, r)| *r).collect();
+                    let mut sep = qb.separated(", ");
+                    for r in recipients {
+                        sep.push_bind(r.to_string());
+                    }
+                    qb.push(")");
+                }
+                let mut personal: Vec<(String, String, Vec<u8>)> = Vec::new();
+                for row in qb.build().fetch_all(pool).await? {
+                    let message: String = row.try_get("message_id")?;
+                    let part: i32 = row.try_get("part")?;
+                    if part == 0 {
+                        out.entry(MessageId::from_stored(message)).or_default().body = row.try_get("body")?;
+                    } else {
+                        let recipient: String = row.try_get("recipient")?;
+                        // The IN lists cross messages with recipients: keep only the asked pairs.
+                        if asked.contains(&(message.as_str(), recipient.as_str())) {
+                            personal.push((message, recipient, row.try_get("body")?));
+                        }
+                    }
+                }
+                for (message, recipient, body) in personal {
+                    // Personal bodies of a message whose MIME is gone are useless (the message is purged).
+                    if let Some(c) = out.get_mut(&MessageId::from_stored(message)) {
+                        c.personal.push((recipient, body));
+                    }
                 }
             }
-            Ok(body.map(|body| DeliveryContent { body, personal }))
+            Ok(out)
         }
 
         pub(crate) async fn set_callback_target(
@@ -445,7 +482,20 @@ impl Store {
         message: &mailpush_model::MessageId,
         recipients: &[String],
     ) -> Result<Option<DeliveryContent>, StoreError> {
-        on_ops!(self, reader, delivery_content(message, recipients))
+        let mut all = self
+            .delivery_contents(&[(message.clone(), recipients.to_vec())])
+            .await?;
+        Ok(all.remove(message))
+    }
+
+    /// [`Store::delivery_content`] of several messages in one read (a statement per 100 messages): the MIME of
+    /// each message that still has one, with the personal bodies of its asked recipients. A message missing from
+    /// the map has no content any more.
+    pub async fn delivery_contents(
+        &self,
+        wanted: &[(mailpush_model::MessageId, Vec<String>)],
+    ) -> Result<std::collections::HashMap<mailpush_model::MessageId, DeliveryContent>, StoreError> {
+        on_ops!(self, reader, delivery_contents(wanted))
     }
 
     /// Sets (`Some`) or removes (`None`) a callback URL; `sender` "" is the account-level one.

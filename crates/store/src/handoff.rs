@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -32,20 +32,29 @@ pub(crate) struct HandOffTarget {
     pending: AtomicUsize,
     /// At most this many `pending`: beyond it, fresh mail waits in the queue and is claimed.
     room: usize,
+    /// Fresh mail went to the queue for want of room, and the worker's claims have not caught up with it yet.
+    /// Until they have, no mail is handed off: hand-offs would overtake the queued mail, trigger mail
+    /// included, for as long as admission outpaces delivery (the worker claims only once the hand-offs stop).
+    behind: AtomicBool,
     tx: mpsc::UnboundedSender<HandedOff>,
 }
 
 impl HandOffTarget {
     /// Reserves room for `n` deliveries, or says no (the worker is behind, or gone).
     pub(crate) fn reserve(&self, n: usize) -> bool {
-        if self.tx.is_closed() {
+        if self.tx.is_closed() || self.behind.load(Ordering::Acquire) {
             return false;
         }
-        self.pending
+        let reserved = self
+            .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
                 (p + n <= self.room).then_some(p + n)
             })
-            .is_ok()
+            .is_ok();
+        if !reserved {
+            self.behind.store(true, Ordering::Release);
+        }
+        reserved
     }
 
     /// Gives back reservations that were not used (the transaction failed or the message was refused).
@@ -76,6 +85,7 @@ impl HandOffs {
             lease_ms,
             pending: AtomicUsize::new(0),
             room: room.max(1),
+            behind: AtomicBool::new(false),
             tx,
         });
         (
@@ -106,6 +116,16 @@ impl HandOffs {
     /// The worker started `n` handed-off deliveries: room for as many new ones.
     pub fn started(&self, n: usize) {
         self.target.release(n);
+    }
+
+    /// The worker's last claim took every due delivery there was: fresh mail may be handed off again.
+    pub fn caught_up(&self) {
+        self.target.behind.store(false, Ordering::Release);
+    }
+
+    /// Whether fresh mail is queued for a claim instead of handed off (see [`HandOffs::caught_up`]).
+    pub fn is_behind(&self) -> bool {
+        self.target.behind.load(Ordering::Acquire)
     }
 }
 

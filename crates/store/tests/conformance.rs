@@ -302,17 +302,30 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     );
     assert!(claim(s, "w2", 10, 30_000, T0 + 1).await.is_empty(), "leased at insert");
 
-    // Room is 3 deliveries and 2 are waiting: a two-recipient message is queued instead, a one-recipient
-    // one still fits.
+    // Room is 3 deliveries and 2 are waiting: a two-recipient message is queued instead. From then on fresh
+    // mail is queued behind it, even a one-recipient message that would fit: a hand-off would overtake the
+    // queued mail (trigger mail included) for as long as admission outpaces the worker.
     let two = message(acc.id, 1, T0, T0, &["p@one.example", "q@one.example"]);
     assert!(!s.enqueue_fresh(two, unlimited).await.expect("enqueue"));
+    assert!(hand_offs.is_behind());
     let one = message(acc.id, 1, T0, T0, &["r@one.example"]);
-    assert!(s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
-    // Started deliveries make room again; mail due later is never handed off.
+    assert!(!s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    // Started deliveries make room again, but only a claim that caught up with the queue resumes hand-offs;
+    // mail due later is never handed off.
     hand_offs.started(2);
     let later = message(acc.id, 1, T0, T0 + HOUR, &["later@one.example"]);
     assert!(!s.enqueue_fresh(later, unlimited).await.expect("enqueue"));
-    assert_eq!(claim(s, "w2", 10, 30_000, T0 + 1).await.len(), 2, "the queued two");
+    let queued = message(acc.id, 1, T0, T0, &["s@one.example"]);
+    assert!(!s.enqueue_fresh(queued, unlimited).await.expect("enqueue"));
+    assert_eq!(
+        claim(s, "w2", 10, 30_000, T0 + 1).await.len(),
+        4,
+        "the queued two, one and one"
+    );
+    hand_offs.caught_up();
+    assert!(!hand_offs.is_behind());
+    let one = message(acc.id, 1, T0, T0, &["t@one.example"]);
+    assert!(s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
 
     let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
     assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![true, true]);

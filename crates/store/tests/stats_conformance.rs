@@ -21,6 +21,7 @@ conformance!(
     rollup_agrees_with_the_event_log,
     recipient_bodies_are_purged_at_the_final_state,
     recipient_bodies_are_kept_with_retain_bodies,
+    contents_of_several_messages_in_one_read,
     template_id_reaches_callback_events,
     only_accounts_with_callbacks_have_due_events,
     complaints_page_newest_first,
@@ -315,6 +316,81 @@ async fn purge_case(store: &Store, retain: bool) {
         retain,
         "the MIME is purged with the last final delivery"
     );
+}
+
+/// The worker's read for a whole claim: each message's MIME with the personal bodies of exactly the asked
+/// (message, recipient) pairs, though one statement's IN lists cross every message with every recipient.
+async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let mut m1 = message(
+        &a,
+        "n@shop.example",
+        T0,
+        vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)],
+    );
+    m1.body = b"one".to_vec();
+    let mut m2 = message(
+        &a,
+        "n@shop.example",
+        T0,
+        vec![rcpt("a@y.example", 0), rcpt("c@y.example", 0)],
+    );
+    m2.body = b"two".to_vec();
+    let m3 = message(&a, "n@shop.example", T0, vec![rcpt("d@y.example", 0)]);
+    store
+        .put_recipient_bodies(&m1.id, &[("b@y.example".to_string(), b"1 for b".to_vec())])
+        .await
+        .expect("put bodies");
+    store
+        .put_recipient_bodies(
+            &m2.id,
+            &[
+                ("a@y.example".to_string(), b"2 for a".to_vec()),
+                ("c@y.example".to_string(), b"2 for c".to_vec()),
+            ],
+        )
+        .await
+        .expect("put bodies");
+    for m in [&m1, &m2] {
+        store.enqueue(m.clone()).await.expect("enqueue");
+    }
+    // m3 was never stored: it has no content.
+    let wanted = vec![
+        (
+            m1.id.clone(),
+            vec!["a@y.example".to_string(), "b@y.example".to_string()],
+        ),
+        (m2.id.clone(), vec!["c@y.example".to_string()]),
+        (m3.id.clone(), vec!["d@y.example".to_string()]),
+    ];
+    let mut got = store.delivery_contents(&wanted).await.expect("contents");
+    assert_eq!(got.len(), 2, "no entry for a message without content");
+    let c1 = got.remove(&m1.id).expect("m1");
+    assert_eq!(c1.body, b"one");
+    assert_eq!(c1.personal, vec![("b@y.example".to_string(), b"1 for b".to_vec())]);
+    let c2 = got.remove(&m2.id).expect("m2");
+    assert_eq!(c2.body, b"two");
+    // a@y.example has a body in m2 and was asked for in m1 only.
+    assert_eq!(c2.personal, vec![("c@y.example".to_string(), b"2 for c".to_vec())]);
+    // Past one statement's chunk of messages.
+    let mut many = Vec::new();
+    for i in 0..130 {
+        let mut m = message(&a, "n@shop.example", T0, vec![rcpt("e@y.example", 0)]);
+        m.body = format!("body {i}").into_bytes();
+        store.enqueue(m.clone()).await.expect("enqueue");
+        many.push(m);
+    }
+    let wanted: Vec<_> = many
+        .iter()
+        .map(|m| (m.id.clone(), vec!["e@y.example".to_string()]))
+        .collect();
+    let got = store.delivery_contents(&wanted).await.expect("contents");
+    assert_eq!(got.len(), 130);
+    assert!(many.iter().all(|m| {
+        got.get(&m.id)
+            .is_some_and(|c| c.body == m.body && c.personal.is_empty())
+    }));
 }
 
 async fn recipient_bodies_are_purged_at_the_final_state(ctx: Ctx) {
