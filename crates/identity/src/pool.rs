@@ -127,7 +127,10 @@ fn work(shared: &PoolShared) {
         if job.reply.is_closed() {
             continue;
         }
-        let _ = job.reply.send(sign(&job.message, &job.keys));
+        // A panic must not take a thread out of the pool (each one lost would slow every later signature).
+        let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sign(&job.message, &job.keys)))
+            .unwrap_or_else(|_| Err(IdentityError::Key("signing panicked".to_string())));
+        let _ = job.reply.send(signed);
     }
 }
 
