@@ -869,8 +869,8 @@ impl MessageSigner {
     }
 
     /// `body` with its DKIM-Signature headers prepended (unchanged when the domain has no usable key).
-    /// Concurrent calls for one message wait for a single signing. RSA signatures are computed on the signing
-    /// pool (`priority` orders its queue); ed25519 ones, cheaper than the hand-off, on the calling thread.
+    /// Concurrent calls for one message wait for a single signing, on the signing pool (`priority` orders its
+    /// queue; ed25519 is signed on the calling thread).
     pub async fn sign(
         &self,
         id: &MessageId,
@@ -894,13 +894,7 @@ impl MessageSigner {
                     tracing::warn!(%domain, message = %id, "no DKIM key for the sender domain; sending unsigned");
                     return None;
                 }
-                let offload = keys.iter().any(|k| k.algorithm() != KeyAlgorithm::Ed25519);
-                let signed = if offload {
-                    self.pool.sign(body.to_vec(), keys, priority).await
-                } else {
-                    mailpush_identity::sign(body, &keys)
-                };
-                match signed {
+                match self.pool.sign(body, keys, priority).await {
                     Ok(h) => Some(Arc::new(h)),
                     Err(e) => {
                         tracing::error!(error = %e, %domain, "DKIM signing failed; sending unsigned");

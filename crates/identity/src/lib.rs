@@ -6,7 +6,7 @@
 //!   ed25519 and RSA-2048 + ed25519) and DKIM signing ([`keys::sign`]).
 //! - [`records`]: the DNS records a domain must publish (DKIM, SPF, MX, DMARC) and how what DNS holds is judged.
 //! - [`dns`]: the TXT/MX lookups, through hickory-resolver against the configured servers, no cache.
-//! - [`pool`]: DKIM signing on threads of its own at a lower CPU priority, trigger mail first.
+//! - [`pool`]: RSA DKIM signing on threads of its own (optionally at a lower CPU priority), trigger mail first.
 //! - [`password`]: SMTP passwords of sender addresses (policy, argon2 hashing and verification).
 //!
 //! No storage here: `mailpush-store` keeps identities, `mailpush-core` wires the rules.
