@@ -421,3 +421,49 @@ impl TestClock {
         .await;
     }
 }
+
+/// The verdicts of the three external DKIM verifiers (dkimpy, Mail::DKIM, OpenDKIM) on `raw`, against the records
+/// `dns` serves; `None` when a verifier is missing on this machine, after saying so loudly on stderr. With
+/// `MAILPUSH_REQUIRE_DKIM_VERIFIERS=1` (CI sets it) a missing verifier fails the test instead.
+pub async fn external_dkim_verdicts(
+    dns: &mailpush_testkit::DnsAuthority,
+    raw: &[u8],
+) -> Option<Vec<mailpush_testkit::DkimVerdict>> {
+    use mailpush_testkit::ExternalDkimVerifiers;
+    let required = std::env::var("MAILPUSH_REQUIRE_DKIM_VERIFIERS").as_deref() == Ok("1");
+    let missing = ExternalDkimVerifiers::missing().await;
+    if !missing.is_empty() {
+        assert!(!required, "DKIM verifiers missing: {missing:?}");
+        eprintln!("SKIPPED: external DKIM verification (missing: {})", missing.join(", "));
+        return None;
+    }
+    let verifiers = match ExternalDkimVerifiers::start(dns).await {
+        Ok(v) => v,
+        Err(e) => {
+            assert!(!required, "the DKIM verifiers could not start: {e}");
+            eprintln!("SKIPPED: external DKIM verification ({e})");
+            return None;
+        }
+    };
+    Some(verifiers.verify(raw).await)
+}
+
+/// Asserts that every DKIM signature of each message passes dkimpy, Mail::DKIM and OpenDKIM against the records
+/// `dns` serves (see [`external_dkim_verdicts`] for machines without them). A verifier that supports none of
+/// the message's algorithms (Debian 12's Mail::DKIM and ed25519) ignores the signatures, as receivers do.
+pub async fn assert_dkim_verifies_everywhere(dns: &mailpush_testkit::DnsAuthority, messages: &[&[u8]]) {
+    for raw in messages {
+        let Some(verdicts) = external_dkim_verdicts(dns, raw).await else {
+            return;
+        };
+        for v in &verdicts {
+            assert!(
+                v.pass || v.unsupported,
+                "{} rejects the signature: {}\n--- message ---\n{}",
+                v.verifier,
+                v.detail,
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+}

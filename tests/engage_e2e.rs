@@ -187,6 +187,7 @@ async fn one_click_unsubscribe_binds_the_sending_domain_and_dkim_covers_the_head
         results.iter().any(|o| *o.result() == DkimResult::Pass),
         "DKIM fails: {results:?}"
     );
+    assert_dkim_verifies_everywhere(&w.dns, &[&raw]).await;
 
     let unsub_url = links(&list_unsub, "u/").remove(0);
     // GET shows a confirmation page and changes nothing.

@@ -542,6 +542,7 @@ async fn delivered_mail_verifies_with_the_published_keys_and_tampering_fails() {
         let results = dkim_results(&auth, &m.data).await;
         assert_eq!(results.len(), signatures, "{results:?}");
         assert!(results.iter().all(|(_, pass)| *pass), "option {option}: {results:?}");
+        assert_dkim_verifies_everywhere(&w.dns, &[&m.data]).await;
 
         // The body altered after signing: no signature passes.
         let text = String::from_utf8_lossy(&m.data).into_owned();
@@ -552,6 +553,12 @@ async fn delivered_mail_verifies_with_the_published_keys_and_tampering_fails() {
             results.iter().all(|(_, pass)| !*pass),
             "option {option} tampered: {results:?}"
         );
+        if let Some(verdicts) = external_dkim_verdicts(&w.dns, tampered.as_bytes()).await {
+            assert!(
+                verdicts.iter().all(|v| !v.pass),
+                "option {option} tampered: {verdicts:?}"
+            );
+        }
     }
     w.server.terminate().await;
 }
@@ -578,7 +585,14 @@ async fn a_message_to_several_domains_is_signed_once() {
     let sig = |m: &mailpush_testkit::ReceivedMessage| {
         let raw = String::from_utf8_lossy(&m.data).into_owned();
         let start = raw.find("DKIM-Signature:").expect("signed");
-        raw[start..].split("\r\n").next().unwrap_or_default().to_string()
+        // The whole field: its first line and the folded ones after it.
+        let mut lines = raw[start..].split("\r\n");
+        let mut field = lines.next().unwrap_or_default().to_string();
+        for line in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+            field.push_str(line);
+        }
+        assert!(field.contains("b="), "{field}");
+        field
     };
     // One signing per message: both transactions carry the identical header (same t= and b=).
     assert_eq!(sig(&msgs[0]), sig(&msgs[1]));

@@ -66,5 +66,6 @@ async fn the_official_python_sdk_sends_and_reads_status() {
         .await
         .expect("delivered");
     assert_eq!(msgs[0].rcpt_to, ["reader@example.org"]);
+    assert_dkim_verifies_everywhere(&dns, &[&msgs[0].data]).await;
     server.terminate().await;
 }

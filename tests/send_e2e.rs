@@ -10,7 +10,7 @@ use std::time::Duration;
 
 struct World {
     _dir: tempfile::TempDir,
-    _dns: DnsAuthority,
+    dns: DnsAuthority,
     sink: SinkMx,
     server: ServerProcess,
     client: ApiClient,
@@ -39,7 +39,7 @@ async fn world(extra: &[(&str, String)]) -> World {
     verified_sender(&client, &dns, "noreply@shop.example.com").await;
     World {
         _dir: dir,
-        _dns: dns,
+        dns,
         sink,
         server,
         client,
@@ -115,6 +115,7 @@ async fn a_mail_reaches_the_mx_with_every_header_and_part() {
     let mut rcpts: Vec<String> = msgs.iter().flat_map(|m| m.rcpt_to.clone()).collect();
     rcpts.sort();
     assert_eq!(rcpts, ["alice@example.org", "bob@example.org", "carol@example.net"]);
+    assert_dkim_verifies_everywhere(&w.dns, &msgs.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>()).await;
     for m in &msgs {
         // The VERP return path at the sending domain; both domain groups of the message share it.
         assert!(

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 struct World {
     dir: tempfile::TempDir,
-    _dns: DnsAuthority,
+    dns: DnsAuthority,
     sink: SinkMx,
     server: ServerProcess,
     client: ApiClient,
@@ -62,7 +62,7 @@ async fn world(trusted: bool) -> World {
     assert!(r.get("Error").is_none(), "{r}");
     World {
         dir,
-        _dns: dns,
+        dns,
         sink,
         server,
         client,
@@ -177,6 +177,14 @@ async fn python_smtplib_over_starttls_and_implicit_tls() {
             .filter(|m| m.text().contains(&subject))
             .count();
         assert_eq!(got, 2, "{mode}: one transaction per recipient domain");
+        let signed: Vec<Vec<u8>> = w
+            .sink
+            .messages()
+            .into_iter()
+            .filter(|m| m.text().contains(&subject))
+            .map(|m| m.data)
+            .collect();
+        assert_dkim_verifies_everywhere(&w.dns, &signed.iter().map(Vec::as_slice).collect::<Vec<_>>()).await;
     }
     w.server.terminate().await;
 }
@@ -284,6 +292,7 @@ async fn auth_plain_with_a_sender_smtp_password() {
         .filter(|m| m.text().contains("via smtplib AUTH"))
         .collect();
     assert_eq!(got.len(), 1, "exactly one message reached the sink");
+    assert_dkim_verifies_everywhere(&w.dns, &[&got[0].data]).await;
     // The client's MAIL FROM is replaced by the VERP return path at its domain.
     assert!(
         got[0].mail_from.starts_with("mpb-") && got[0].mail_from.ends_with("@shop.example.com"),

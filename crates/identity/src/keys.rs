@@ -4,12 +4,13 @@
 //! [`SigningKey::from_der`] turns them back into a key for [`sign`].
 
 use crate::IdentityError;
+use crate::signature_header::{HeaderFields, SignatureTags, complete, relaxed, unsigned_header};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use mail_auth::common::crypto::{Algorithm, Ed25519Key, HashContext, HashImpl, HashOutput, RsaKey, Sha256};
-use mail_auth::common::headers::{HeaderWriter, Writable, Writer};
-use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::common::headers::{Writable, Writer};
+use mail_auth::dkim::{Canonicalization, Signature};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Headers signed on every mail (those present; a header named but absent is signed as empty, which stops
@@ -393,16 +394,60 @@ impl SigningKey {
         self.algorithm
     }
 
+    /// One `DKIM-Signature` field (relaxed/relaxed) in the form of [`crate::signature_header`]. mail-auth
+    /// selects and canonicalises the headers and the body; the field is written here.
     fn sign_one(&self, message: &[u8]) -> Result<String, IdentityError> {
-        let signature = DkimSigner::from_key(&self.key)
-            .domain(self.domain.as_str())
-            .selector(self.selector.as_str())
-            .headers(SIGNED_HEADERS.iter().copied())
-            .header_canonicalization(Canonicalization::Relaxed)
-            .body_canonicalization(Canonicalization::Relaxed)
-            .sign(message)
+        use mail_auth::common::crypto::SigningKey as _;
+        let key = &self.key;
+        let template = Signature {
+            v: 1,
+            a: key.algorithm(),
+            d: self.domain.clone(),
+            s: self.selector.clone(),
+            h: SIGNED_HEADERS.iter().map(|h| (*h).to_string()).collect(),
+            ch: Canonicalization::Relaxed,
+            cb: Canonicalization::Relaxed,
+            ..Signature::default()
+        };
+        let (_, canonical_headers, signed_headers, canonical_body) = template.canonicalize(HeaderFields::new(message));
+        if signed_headers.is_empty() {
+            return Err(key_err("signing", "the message has no header to sign"));
+        }
+        let body_hash = b64(key.hash(canonical_body).as_ref());
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let unsigned = unsigned_header(&SignatureTags {
+            algorithm: match template.a {
+                Algorithm::Ed25519Sha256 => "ed25519-sha256",
+                Algorithm::RsaSha256 | Algorithm::RsaSha1 => "rsa-sha256",
+            },
+            domain: &self.domain,
+            selector: &self.selector,
+            timestamp,
+            headers: &signed_headers,
+            body_hash: &body_hash,
+        });
+        let signature = key
+            .sign(SignedData {
+                headers: canonical_headers,
+                own_field: relaxed(&unsigned),
+            })
             .map_err(|e| key_err("signing", e))?;
-        Ok(signature.to_header())
+        Ok(complete(unsigned, &b64(&signature)))
+    }
+}
+
+/// What a DKIM signature covers: the signed header fields, then its own field with `b=` empty, both relaxed.
+struct SignedData<H> {
+    headers: H,
+    own_field: Vec<u8>,
+}
+
+impl<H: Writable> Writable for SignedData<H> {
+    fn write(self, writer: &mut impl Writer) {
+        self.headers.write(writer);
+        writer.write(&self.own_field);
     }
 }
 

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod password;
 pub mod pool;
 pub mod records;
+mod signature_header;
 
 pub use dns::{DnsChecker, DnsError};
 pub use domain::{normalize_domain, relative_host};

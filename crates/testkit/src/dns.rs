@@ -56,6 +56,27 @@ pub struct DnsAuthority {
     server: Server<Handler>,
 }
 
+/// A second address serving the records of a [`DnsAuthority`] ([`DnsAuthority::mirror_on`]).
+pub struct DnsMirror {
+    addr: SocketAddr,
+    _server: Server<Handler>,
+}
+
+impl std::fmt::Debug for DnsMirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsMirror")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsMirror {
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl std::fmt::Debug for DnsAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DnsAuthority")
@@ -137,6 +158,23 @@ impl DnsAuthority {
     /// The address (UDP and TCP) to point a resolver at.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Serves the same records on `addr` too (UDP and TCP), e.g. on port 53 for a program that can only use a
+    /// system resolver; stops when the returned mirror is dropped.
+    pub async fn mirror_on(&self, addr: SocketAddr) -> Result<DnsMirror, TestkitError> {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| TestkitError::Bind { addr, source })?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| TestkitError::Bind { addr, source })?;
+        let mut server = Server::new(Handler {
+            zone: self.zone.clone(),
+        });
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(30), 64);
+        Ok(DnsMirror { addr, _server: server })
     }
 
     fn zone(&self) -> MutexGuard<'_, Zone> {

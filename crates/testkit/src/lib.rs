@@ -6,16 +6,20 @@
 //! - [`SinkMx`]: a recording ESMTP server (STARTTLS, PIPELINING, per-recipient scripted replies).
 //! - [`DnsAuthority`]: an authoritative DNS server over UDP and TCP whose records tests change
 //!   at runtime.
+//! - [`ExternalDkimVerifiers`]: dkimpy, Mail::DKIM and OpenDKIM's verifier run on a message against the
+//!   records a [`DnsAuthority`] serves.
 //!
 //! Both servers are started from inside a tokio runtime and stop when dropped.
 
 #![warn(missing_docs)]
 
+mod dkim_verifiers;
 mod dns;
 mod error;
 mod sink;
 
-pub use dns::DnsAuthority;
+pub use dkim_verifiers::{DkimVerdict, ExternalDkimVerifiers};
+pub use dns::{DnsAuthority, DnsMirror};
 pub use error::TestkitError;
 pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkConfig, SinkMx, SinkReply};
 
