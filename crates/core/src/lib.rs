@@ -16,6 +16,7 @@ pub mod limits;
 pub mod secrets;
 pub mod send;
 pub mod settings;
+mod slot_shares;
 pub mod source_ips;
 pub mod stats;
 pub mod submit;
@@ -436,6 +437,9 @@ impl Mailpush {
                 helo_name: s.helo_name.clone(),
                 port: s.delivery_port,
                 connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+                greeting_timeout: Duration::from_secs(s.greeting_timeout_secs),
+                delivery_deadline: Duration::from_secs(s.delivery_deadline_secs),
+                data_timeout: Duration::from_secs(s.data_timeout_secs),
                 command_timeout: Duration::from_secs(s.command_timeout_secs),
                 tls,
                 source_ips: s.source_ips.clone(),
@@ -469,6 +473,7 @@ impl Mailpush {
         let cfg = worker::WorkerConfig {
             worker_id: format!("{}-{}", s.helo_name, std::process::id()),
             concurrency: s.worker_concurrency,
+            account_share: usize::from(s.worker_account_share.clamp(1, 100)),
             batch: s.worker_batch,
             lease: Duration::from_secs(s.lease_seconds),
             retry,

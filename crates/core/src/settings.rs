@@ -63,7 +63,8 @@ pub struct Settings {
     /// Nice steps (0–19) the signing threads run below the process: under overload, admission (which answers
     /// clients) gets the CPU first and delivery catches up after.
     pub dkim_sign_nice: u8,
-    /// How long a claim is held before another worker may take the delivery over.
+    /// How long a claim is held before another worker may take the delivery over. The worker renews the leases
+    /// of deliveries in progress every third of it, so it may be short: a dead worker's mail waits at most this.
     pub lease_seconds: u64,
     /// Delay before each retry of a deferred delivery, in seconds; the last value repeats.
     pub retry_schedule_secs: Vec<u64>,
@@ -73,6 +74,17 @@ pub struct Settings {
     pub connect_timeout_secs: u64,
     /// SMTP command timeout towards MX hosts, seconds.
     pub command_timeout_secs: u64,
+    /// Limit on an MX host's greeting and EHLO reply, seconds: a host that accepts connections and never greets
+    /// is a tarpit, and its destination is backed off as a whole.
+    pub greeting_timeout_secs: u64,
+    /// How long one delivery may spend reaching a session over all MX addresses of its domain, seconds.
+    pub delivery_deadline_secs: u64,
+    /// Limit on sending a message body and receiving the reply to its final dot, seconds (RFC 5321: 10 minutes
+    /// for the reply). Without a reply the mail's status is unknown: it is retried a few times at most.
+    pub data_timeout_secs: u64,
+    /// Percent of the worker's delivery slots one account's mail may hold at once, so that one tenant's slow
+    /// receivers never stall another tenant's mail (100 = no limit).
+    pub worker_account_share: u8,
     /// `opportunistic` (default), `required` or `disabled`.
     pub outbound_tls: String,
     /// Source IP addresses outgoing connections bind to: the shared pool (empty = the OS chooses).
@@ -251,11 +263,15 @@ impl Default for Settings {
             worker_batch: 256,
             dkim_sign_threads: 0,
             dkim_sign_nice: 0,
-            lease_seconds: 300,
+            lease_seconds: 30,
             retry_schedule_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400],
             max_delivery_seconds: 72 * 3600,
-            connect_timeout_secs: 30,
+            connect_timeout_secs: 15,
             command_timeout_secs: 120,
+            greeting_timeout_secs: 30,
+            delivery_deadline_secs: 180,
+            data_timeout_secs: 300,
+            worker_account_share: 75,
             outbound_tls: "opportunistic".to_string(),
             source_ips: Vec::new(),
             source_pools: String::new(),

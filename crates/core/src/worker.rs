@@ -5,18 +5,31 @@
 //! Durability: an outcome is written only after the remote answered; a crash before that leaves the lease
 //! to expire and the delivery is tried again (at-least-once towards the MX, never lost).
 
-use mailpush_delivery::{Envelope, Outcome, RetryPolicy, SmtpTransport};
+use crate::slot_shares::{ShareTicket, SlotShares};
+use mailpush_delivery::{DestinationAdmission, Envelope, Outcome, RetryPolicy, SmtpTransport};
 use mailpush_model::{MessageId, SharedClock};
 use mailpush_store::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffs, HandedOff, Store,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffs, HandedOff, LeaseToken,
+    Store,
 };
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// Longest wait for a batch of permits when every one is busy, before claiming for the few that are free.
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
+
+/// How long a delivery whose account or destination is at its share of the slots waits for a place before it
+/// is deferred ([`SHARE_RETRY`]); it holds no slot meanwhile.
+const SHARE_PARK: Duration = Duration::from_secs(1);
+
+/// How often a parked delivery looks for a place again.
+const SHARE_POLL: Duration = Duration::from_millis(20);
+
+/// When a delivery deferred for want of a share is tried again.
+const SHARE_RETRY: Duration = Duration::from_secs(5);
 
 /// How a worker behaves; built from `Settings` by the facade.
 #[derive(Debug, Clone)]
@@ -25,6 +38,8 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// Concurrent SMTP transactions.
     pub concurrency: usize,
+    /// Percent of `concurrency` one account's deliveries may hold at once.
+    pub account_share: usize,
     /// Deliveries claimed per round trip.
     pub batch: usize,
     /// Lease length.
@@ -61,6 +76,68 @@ struct Shared {
     cfg: WorkerConfig,
 }
 
+/// The worker's delivery slots: a permit per transaction running, the shares of accounts and destinations, and
+/// the deliveries parked for a share (they hold a lease, so claims leave room for them).
+struct Slots {
+    permits: Arc<Semaphore>,
+    shares: Arc<SlotShares>,
+    parked: AtomicUsize,
+}
+
+impl Slots {
+    /// Slots free for new claims.
+    fn free(&self) -> usize {
+        self.permits
+            .available_permits()
+            .saturating_sub(self.parked.load(Ordering::Relaxed))
+    }
+}
+
+/// The leases of the deliveries this worker holds, from their claim (or hand-off) until their outcome is
+/// written. They are renewed every third of the lease, so no lease expires under a transaction still running
+/// (a receiver that takes 5 minutes to answer the final dot used to get the message again from another claim
+/// every lease period), and a short lease is safe: a dead worker's mail is taken over soon.
+#[derive(Default)]
+struct HeldLeases(Mutex<HashMap<i64, LeaseToken>>);
+
+impl HeldLeases {
+    fn hold(&self, deliveries: &[ClaimedDelivery]) {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.extend(deliveries.iter().map(|d| (d.delivery_id, d.lease)));
+    }
+
+    fn release(&self, ids: impl IntoIterator<Item = i64>) {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            held.remove(&id);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(i64, LeaseToken)> {
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.iter().map(|(id, lease)| (*id, *lease)).collect()
+    }
+}
+
+/// Renews the held leases every third of the lease until the worker stops.
+async fn renew_leases(shared: Arc<Shared>, held: Arc<HeldLeases>) {
+    let every = (shared.cfg.lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let leases = held.snapshot();
+        if leases.is_empty() {
+            continue;
+        }
+        let until = shared
+            .clock
+            .now_ms()
+            .saturating_add(shared.cfg.lease.as_millis() as i64);
+        if let Err(e) = shared.store.renew_leases(&leases, until).await {
+            tracing::error!(error = %e, leases = leases.len(), "renewing the leases of deliveries in progress failed");
+        }
+    }
+}
+
 /// Starts a worker on the current tokio runtime. `wake` is notified by in-process admissions; `signer`
 /// DKIM-signs each message once, before its first transaction.
 pub fn spawn(
@@ -85,8 +162,15 @@ pub fn spawn(
 
 async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(shared.cfg.concurrency.max(1)));
+    let slots = Arc::new(Slots {
+        permits: permits.clone(),
+        shares: SlotShares::new(shared.cfg.concurrency, shared.cfg.account_share),
+        parked: AtomicUsize::new(0),
+    });
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
-    let writer = tokio::spawn(write_outcomes(shared.store.clone(), outcome_rx));
+    let held = Arc::new(HeldLeases::default());
+    let writer = tokio::spawn(write_outcomes(shared.store.clone(), outcome_rx, held.clone()));
+    let renewer = tokio::spawn(renew_leases(shared.clone(), held.clone()));
     // Fresh mail comes leased straight from the group commit. Not with warm-up: its allowances are counted
     // at claim.
     let mut hand_offs = shared.cfg.warmup.is_none().then(|| {
@@ -102,10 +186,11 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             break;
         }
         while let Some(h) = hand_offs.as_mut().and_then(HandOffs::try_recv) {
-            start_hand_off(&shared, &permits, hand_offs.as_ref(), h, &outcome_tx).await;
+            held.hold(&h.deliveries);
+            start_hand_off(&shared, &slots, hand_offs.as_ref(), h, &outcome_tx).await;
         }
         // Claim only what we can start now: a claimed delivery waiting for a permit burns its lease.
-        let free = permits.available_permits();
+        let free = slots.free();
         if free == 0 {
             // Under load, wait for a quarter of the permits (or a moment) rather than one: claiming one
             // delivery per freed permit costs a write transaction (and an fsync) per mail.
@@ -131,6 +216,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         };
         let claimed = match claimed {
             Ok(c) => {
+                held.hold(&c);
                 backoff = Duration::from_millis(50);
                 // Fewer than asked: every due delivery is taken, so fresh mail no longer overtakes any.
                 if c.len() < limit
@@ -164,7 +250,10 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
                     _ = tokio::time::sleep_until(deadline) => break,
                     _ = stop.changed() => break,
                     h = next_hand_off(&mut hand_offs) => match h {
-                        Some(h) => start_hand_off(&shared, &permits, hand_offs.as_ref(), h, &outcome_tx).await,
+                        Some(h) => {
+                            held.hold(&h.deliveries);
+                            start_hand_off(&shared, &slots, hand_offs.as_ref(), h, &outcome_tx).await
+                        }
                         None => hand_offs = None,
                     },
                 }
@@ -174,32 +263,31 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         let groups = group_by_message_and_domain(claimed);
         let Some(mut contents) = ClaimContents::load(&shared, &groups).await else {
             // Leave the leases to expire; another round will retry the read.
+            held.release(groups.iter().flatten().map(|d| d.delivery_id));
             continue;
         };
         for group in groups {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
             let content = contents.take(&group);
-            let shared = shared.clone();
-            let tx = outcome_tx.clone();
-            tokio::spawn(async move {
-                deliver_group(&shared, group, content, &tx).await;
-                drop(permit);
-            });
+            start_group(&shared, &slots, group, content, &outcome_tx).await;
         }
     }
     // No more hand-offs; the ones already leased to us go out now rather than wait for their lease to expire.
     if let Some(mut h) = hand_offs.take() {
         h.close();
         while let Some(one) = h.try_recv() {
-            start_hand_off(&shared, &permits, Some(&h), one, &outcome_tx).await;
+            held.hold(&one.deliveries);
+            start_hand_off(&shared, &slots, Some(&h), one, &outcome_tx).await;
         }
+    }
+    // Parked deliveries start or are deferred within SHARE_PARK.
+    while slots.parked.load(Ordering::Acquire) > 0 {
+        tokio::time::sleep(SHARE_POLL).await;
     }
     // Wait for in-flight transactions: taking every permit means every task has finished.
     let _ = permits.acquire_many(shared.cfg.concurrency.max(1) as u32).await;
     drop(outcome_tx);
     let _ = writer.await;
+    renewer.abort();
 }
 
 /// The next hand-off; never, without a receiver.
@@ -210,10 +298,10 @@ async fn next_hand_off(hand_offs: &mut Option<HandOffs>) -> Option<HandedOff> {
     }
 }
 
-/// Starts the deliveries of a handed-off message, one task per destination domain, as permits free up.
+/// Starts the deliveries of a handed-off message, one per destination domain, as [`start_group`] does.
 async fn start_hand_off(
     shared: &Arc<Shared>,
-    permits: &Arc<Semaphore>,
+    slots: &Arc<Slots>,
     hand_offs: Option<&HandOffs>,
     h: HandedOff,
     outcome_tx: &mpsc::UnboundedSender<DeliveryOutcome>,
@@ -222,24 +310,124 @@ async fn start_hand_off(
     let last = groups.len().saturating_sub(1);
     let mut body = Some(h.body);
     for (i, group) in groups.into_iter().enumerate() {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        if let Some(h) = hand_offs {
-            h.started(group.len());
-        }
-        let shared = shared.clone();
-        let tx = outcome_tx.clone();
+        let n = group.len();
         // Copied only for a message with several destination domains; the last group takes the MIME itself.
         let body = if i == last { body.take() } else { body.clone() }.unwrap_or_default();
         let content = DeliveryContent {
             body,
             personal: Vec::new(),
         };
-        tokio::spawn(async move {
-            deliver_group(&shared, group, Some(content), &tx).await;
-            drop(permit);
-        });
+        start_group(shared, slots, group, Some(content), outcome_tx).await;
+        if let Some(h) = hand_offs {
+            h.started(n);
+        }
+    }
+}
+
+/// What a delivery may do now.
+enum Admission {
+    /// Take a slot, with this place in the shares.
+    Start(ShareTicket),
+    /// Its account or destination is at its share: wait a little without a slot.
+    Park,
+    /// Its destination is backed off (it timed out): defer.
+    Defer { reply: String, retry_after: Duration },
+}
+
+fn admission(shared: &Shared, slots: &Slots, d: &ClaimedDelivery) -> Admission {
+    match shared.transport.admission(&d.domain) {
+        DestinationAdmission::Suspended { reply, retry_after } => Admission::Defer { reply, retry_after },
+        DestinationAdmission::Open { share } => match slots.shares.try_enter(d.account_id, &d.domain, share) {
+            Some(ticket) => Admission::Start(ticket),
+            None => Admission::Park,
+        },
+    }
+}
+
+/// Gives one delivery (a message's recipients in one domain) a slot and runs it. A delivery whose account or
+/// destination is at its share is parked for up to [`SHARE_PARK`] without a slot, then deferred; one towards a
+/// backed-off destination is deferred at once. Returns when the delivery has started, parked or been deferred.
+async fn start_group(
+    shared: &Arc<Shared>,
+    slots: &Arc<Slots>,
+    group: Vec<ClaimedDelivery>,
+    content: Option<DeliveryContent>,
+    tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+) {
+    let Some(first) = group.first() else { return };
+    match admission(shared, slots, first) {
+        Admission::Start(ticket) => {
+            let Ok(permit) = slots.permits.clone().acquire_owned().await else {
+                return;
+            };
+            spawn_delivery(shared, group, content, tx, ticket, permit);
+        }
+        Admission::Defer { reply, retry_after } => defer_group(shared, &group, &reply, retry_after, tx),
+        Admission::Park => {
+            slots.parked.fetch_add(1, Ordering::AcqRel);
+            let (shared, slots, tx) = (shared.clone(), slots.clone(), tx.clone());
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + SHARE_PARK;
+                let started = loop {
+                    let Some(first) = group.first() else { break None };
+                    match admission(&shared, &slots, first) {
+                        Admission::Start(ticket) => break Some(ticket),
+                        Admission::Defer { reply, retry_after } => {
+                            defer_group(&shared, &group, &reply, retry_after, &tx);
+                            break None;
+                        }
+                        Admission::Park if tokio::time::Instant::now() >= deadline => {
+                            let reply = format!(
+                                "4.7.0 deferred: the delivery slots this account or {} may hold are busy",
+                                first.domain
+                            );
+                            defer_group(&shared, &group, &reply, SHARE_RETRY, &tx);
+                            break None;
+                        }
+                        Admission::Park => tokio::time::sleep(SHARE_POLL).await,
+                    }
+                };
+                let permit = match started {
+                    Some(ticket) => slots.permits.clone().acquire_owned().await.ok().map(|p| (ticket, p)),
+                    None => None,
+                };
+                slots.parked.fetch_sub(1, Ordering::AcqRel);
+                if let Some((ticket, permit)) = permit {
+                    deliver_group(&shared, group, content, &tx).await;
+                    drop((ticket, permit));
+                }
+            });
+        }
+    }
+}
+
+fn spawn_delivery(
+    shared: &Arc<Shared>,
+    group: Vec<ClaimedDelivery>,
+    content: Option<DeliveryContent>,
+    tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+    ticket: ShareTicket,
+    permit: OwnedSemaphorePermit,
+) {
+    let (shared, tx) = (shared.clone(), tx.clone());
+    tokio::spawn(async move {
+        deliver_group(&shared, group, content, &tx).await;
+        drop((ticket, permit));
+    });
+}
+
+/// Defers every recipient of a group without sending (a backed-off destination, no share free): tried again
+/// after `retry_after`, within the retry deadline.
+fn defer_group(
+    shared: &Shared,
+    group: &[ClaimedDelivery],
+    reply: &str,
+    retry_after: Duration,
+    tx: &mpsc::UnboundedSender<DeliveryOutcome>,
+) {
+    let now = shared.clock.now_ms();
+    for d in group {
+        let _ = tx.send(outcome(d, now, defer_after(d, now, reply, retry_after), None));
     }
 }
 
@@ -396,6 +584,7 @@ async fn transmit(
             Some(Outcome::Delivered { reply }) => AttemptResult::Delivered { reply: reply.clone() },
             Some(Outcome::Bounced { reply }) => refused(shared, d, now, reply),
             Some(Outcome::Deferred { reply }) => defer_or_give_up(shared, d, now, reply),
+            Some(Outcome::Unknown { reply }) => unknown_status(shared, d, now, reply),
             Some(Outcome::Throttled { reply, retry_after }) => defer_after(d, now, reply, *retry_after),
             // Not an attempt that failed: every source address is at today's warm-up allowance. Until tomorrow,
             // whatever the retry deadline (`hold_deadlines` moved it by the time held).
@@ -433,6 +622,25 @@ fn refused(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> Attem
             reply: reply.to_string(),
         },
     }
+}
+
+/// Attempts after which a send whose final dot went unanswered is not repeated: the receiver may have each copy.
+const MAX_UNKNOWN_ATTEMPTS: u32 = 3;
+
+/// The message went out and the receiver never answered the final dot: it may have it. Retried on the schedule
+/// (never lost), but once the delivery has been tried [`MAX_UNKNOWN_ATTEMPTS`] times it is not sent again, so a
+/// receiver that swallows the dot gets a few copies at most, not one per retry for three days.
+fn unknown_status(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
+    let attempts = (d.attempts.max(0) as u32).saturating_add(1);
+    if attempts >= MAX_UNKNOWN_ATTEMPTS {
+        return AttemptResult::Expired {
+            reply: format!(
+                "not sent again after {attempts} attempts, the last with no reply to the message: the receiver may \
+                 have it; last reply: {reply}"
+            ),
+        };
+    }
+    defer_or_give_up(shared, d, now, reply)
 }
 
 fn defer_or_give_up(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
@@ -502,7 +710,7 @@ const OUTCOME_LINGER: Duration = Duration::from_millis(10);
 
 /// Batches outcomes into few transactions; on a database error it retries the same batch, because an
 /// unrecorded delivered mail would be sent again when its lease expires.
-async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>) {
+async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>, held: Arc<HeldLeases>) {
     const MAX_BATCH: usize = 512;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -538,6 +746,8 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
                 }
             }
         }
+        // Written (or given up on after every retry): the leases need no renewing any more.
+        held.release(batch.iter().map(|o| o.delivery_id));
         batch.clear();
     }
 }

@@ -29,7 +29,9 @@ mod transport;
 pub use mime::{MimeError, build_mime, content_type_for};
 pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
 pub use retry::RetryPolicy;
-pub use shaping::{DestinationLimits, DestinationState, ShapingConfig, ShapingError, is_throttle_reply};
+pub use shaping::{
+    DestinationAdmission, DestinationLimits, DestinationState, ShapingConfig, ShapingError, is_throttle_reply,
+};
 pub use sources::{GateFuture, SHARED_POOL, SourceGate, SourcePoolError, SourcePools};
 pub use transport::{
     Envelope, MAX_RCPT_PER_TRANSACTION, Outcome, RecipientOutcome, SendReport, SmtpTransport, TlsPolicy,

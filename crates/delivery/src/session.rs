@@ -129,6 +129,9 @@ pub(crate) enum ConnectError {
     /// The TLS handshake after STARTTLS failed: the connection is gone, but in opportunistic
     /// mode the same address may be retried in plain text.
     TlsHandshake(String),
+    /// The MX did not accept the connection or did not greet (or answer EHLO) in time: a tarpit or an
+    /// overloaded host, which the transport backs off as a whole.
+    TimedOut(String),
 }
 
 /// What [`connect`] needs to know.
@@ -137,6 +140,8 @@ pub(crate) struct Dial<'a> {
     pub key: PoolKey,
     pub helo: &'a str,
     pub connect_timeout: Duration,
+    /// Limit on the greeting and on each EHLO/HELO reply.
+    pub greeting_timeout: Duration,
     pub command_timeout: Duration,
     pub policy: TlsPolicy,
     /// False when retrying after a failed opportunistic handshake.
@@ -168,23 +173,26 @@ pub(crate) async fn connect(dial: Dial<'_>) -> Result<Session, ConnectError> {
     let fail = |what: String| ConnectError::Failed(what);
     let remote = SocketAddr::new(key.ip, key.port);
     let stream = tcp_connect(key.source, remote, dial.connect_timeout, &label).await?;
+    // The greeting and EHLO get their own, shorter limit: a host that accepts TCP and never greets (a tarpit)
+    // must not hold a delivery slot for a whole command timeout.
     let mut plain = SmtpClient {
         stream,
-        timeout: dial.command_timeout,
+        timeout: dial.greeting_timeout,
     };
     // mail-send writes a command, the body and the final dot separately; with Nagle on, each message then
     // waits ~40 ms for a delayed ACK. Commands are small and latency-bound, so send them at once.
     let _ = plain.stream.set_nodelay(true);
 
-    let greeting = tokio::time::timeout(dial.command_timeout, plain.read())
+    let greeting = tokio::time::timeout(dial.greeting_timeout, plain.read())
         .await
-        .map_err(|_| fail(format!("4.4.2 timeout waiting for the greeting of {label}")))?
+        .map_err(|_| ConnectError::TimedOut(format!("4.4.2 timeout waiting for the greeting of {label}")))?
         .map_err(|e| fail(format!("4.4.2 no greeting from {label}: {}", io_reason(&e))))?;
     if !(200..300).contains(&greeting.code) {
         return Err(fail(format!("{} (greeting of {label})", reply_text(&greeting))));
     }
 
     let caps = hello(&mut plain, dial.helo, &label).await?;
+    plain.timeout = dial.command_timeout;
     let wants_tls = dial.policy != TlsPolicy::Disabled && dial.try_tls;
     if !wants_tls || !caps.starttls {
         if dial.policy == TlsPolicy::Required {
@@ -265,7 +273,7 @@ async fn tcp_connect(
                 "4.4.1 connection to {label} failed: {e}"
             ))),
         },
-        Err(_) => Err(ConnectError::Unreachable(format!(
+        Err(_) => Err(ConnectError::TimedOut(format!(
             "4.4.1 connection to {label} failed: timeout"
         ))),
     }
@@ -316,6 +324,9 @@ where
         Err(mail_send::Error::UnexpectedReply(r)) => Err(ConnectError::Failed(format!(
             "{} (EHLO rejected by {label})",
             reply_text(&r)
+        ))),
+        Err(mail_send::Error::Timeout) => Err(ConnectError::TimedOut(format!(
+            "4.4.2 timeout waiting for the EHLO reply of {label}"
         ))),
         Err(e) => Err(ConnectError::Failed(format!(
             "4.4.2 EHLO to {label} failed: {}",

@@ -143,6 +143,52 @@ pub struct DestinationState {
     pub slowdowns: u64,
     /// Transactions that delivered to at least one recipient.
     pub successes: u64,
+    /// A session was established since the destination last timed out (or ever): it is not a tarpit.
+    pub greeted: bool,
+    /// How much longer the destination is backed off after timing out; `None` when it is not.
+    pub suspended_for: Option<Duration>,
+}
+
+/// Whether a delivery towards a destination may start now ([`crate::SmtpTransport::admission`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationAdmission {
+    /// It may. With `share`, at most that many deliveries towards it should hold delivery slots at once: a
+    /// destination that has not greeted yet (new, or timed out before) gets a few slots until it proves
+    /// responsive, so hosts that never answer cannot fill the worker.
+    Open {
+        /// Deliveries at once; `None` = no limit beyond the connection cap.
+        share: Option<usize>,
+    },
+    /// The destination timed out and is backed off as a whole: defer until `retry_after`.
+    Suspended {
+        /// The reason (`4.4.2 … timeout …`), for the delivery's status.
+        reply: String,
+        /// How long the back-off lasts.
+        retry_after: Duration,
+    },
+}
+
+/// Deliveries at once towards a destination that has not greeted yet.
+const UNPROVEN_SHARE: usize = 4;
+
+/// Longest back-off of a destination that keeps timing out.
+const MAX_SUSPENSION: Duration = Duration::from_secs(30 * 60);
+
+/// A destination's back-off, as the transactions waiting for it learn it.
+#[derive(Debug, Clone)]
+pub(crate) struct Suspension {
+    reply: String,
+    remaining: Duration,
+}
+
+impl Suspension {
+    /// Deferred for the rest of the back-off; not a bounce, never counted against the recipient.
+    pub(crate) fn outcome(&self) -> crate::Outcome {
+        crate::Outcome::Throttled {
+            reply: self.reply.clone(),
+            retry_after: self.remaining,
+        }
+    }
 }
 
 /// Successful transactions after which a slowed-down destination gets one step back.
@@ -220,6 +266,11 @@ struct DestState {
     throttle_signals: u64,
     slowdowns: u64,
     successes: u64,
+    greeted: bool,
+    suspended_until: Option<Instant>,
+    suspend_reason: String,
+    /// Suspensions in a row (each doubles the next back-off); reset by a greeting.
+    suspensions: u32,
 }
 
 impl Dest {
@@ -245,6 +296,10 @@ impl Dest {
                 throttle_signals: 0,
                 slowdowns: 0,
                 successes: 0,
+                greeted: false,
+                suspended_until: None,
+                suspend_reason: String::new(),
+                suspensions: 0,
             }),
             changed: Notify::new(),
         }
@@ -252,6 +307,62 @@ impl Dest {
 
     pub(crate) fn limits(&self) -> DestinationLimits {
         self.limits
+    }
+
+    /// The back-off in force, if any.
+    pub(crate) fn suspension(&self) -> Option<Suspension> {
+        let st = self.lock();
+        let remaining = st.suspended_until?.checked_duration_since(Instant::now())?;
+        (!remaining.is_zero()).then(|| Suspension {
+            reply: format!(
+                "{} (deliveries to {} deferred for {} s)",
+                st.suspend_reason,
+                self.domain,
+                remaining.as_secs().max(1)
+            ),
+            remaining,
+        })
+    }
+
+    /// Backs the destination off after it timed out: `base`, doubled for each suspension in a row (at most
+    /// [`MAX_SUSPENSION`]). Transactions waiting for one of its connections are woken to learn it.
+    pub(crate) fn suspend(&self, reason: &str, base: Duration) {
+        {
+            let mut st = self.lock();
+            let backoff = base
+                .saturating_mul(1 << st.suspensions.min(10))
+                .min(MAX_SUSPENSION)
+                .max(Duration::from_secs(1));
+            st.suspensions = st.suspensions.saturating_add(1);
+            st.greeted = false;
+            st.suspended_until = Some(Instant::now() + backoff);
+            st.suspend_reason = reason.to_string();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// A session was established: the destination is responsive.
+    pub(crate) fn greeted(&self) {
+        let mut st = self.lock();
+        if !st.greeted {
+            st.greeted = true;
+            st.suspensions = 0;
+            st.suspended_until = None;
+        }
+    }
+
+    /// Whether a delivery towards the destination may start now.
+    pub(crate) fn admission(&self) -> DestinationAdmission {
+        if let Some(s) = self.suspension() {
+            return DestinationAdmission::Suspended {
+                reply: s.reply,
+                retry_after: s.remaining,
+            };
+        }
+        let greeted = self.lock().greeted;
+        DestinationAdmission::Open {
+            share: (!greeted).then(|| self.limits.max_connections.clamp(1, UNPROVEN_SHARE)),
+        }
     }
 
     /// A connection slot, if the destination is below its current cap.
@@ -367,6 +478,11 @@ impl Dest {
             throttle_signals: st.throttle_signals,
             slowdowns: st.slowdowns,
             successes: st.successes,
+            greeted: st.greeted,
+            suspended_for: st
+                .suspended_until
+                .and_then(|u| u.checked_duration_since(Instant::now()))
+                .filter(|d| !d.is_zero()),
         }
     }
 

@@ -19,7 +19,9 @@ use crate::{
     pool::Pool,
     resolve::{MxHost, MxResolver, ResolveError},
     session::{ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text},
-    shaping::{Dest, DestinationState, Destinations, ShapingConfig, is_throttle_reply},
+    shaping::{
+        Dest, DestinationAdmission, DestinationState, Destinations, ShapingConfig, Suspension, is_throttle_reply,
+    },
     sources::{Avoided, SourceGate, SourcePools},
 };
 
@@ -51,6 +53,12 @@ pub struct TransportConfig {
     pub port: u16,
     /// Limit on establishing the TCP connection.
     pub connect_timeout: Duration,
+    /// Limit on the greeting and on each EHLO reply. Shorter than the command timeout: a host that accepts
+    /// connections and never greets (a tarpit) must not hold delivery slots for minutes.
+    pub greeting_timeout: Duration,
+    /// How long one delivery may spend reaching a session, over all MX addresses, before it is deferred
+    /// rather than trying further addresses.
+    pub delivery_deadline: Duration,
     /// Limit on each command's reply (greeting, EHLO, STARTTLS, MAIL, RCPT, DATA, RSET).
     pub command_timeout: Duration,
     /// Limit on sending the message body and receiving the reply to the final dot.
@@ -75,14 +83,17 @@ pub struct TransportConfig {
 }
 
 impl Default for TransportConfig {
-    /// Port 25, opportunistic TLS, 30 s to connect, 2 min per command, 5 min for the body,
+    /// Port 25, opportunistic TLS, 15 s to connect, 30 s for the greeting and EHLO, 3 min to reach a session
+    /// over all MX addresses, 2 min per command, 5 min for the body,
     /// up to 4 idle connections per host for 30 s and 100 messages each. `helo_name` defaults to
     /// `localhost` and must be set in production.
     fn default() -> Self {
         TransportConfig {
             helo_name: "localhost".to_string(),
             port: 25,
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            greeting_timeout: Duration::from_secs(30),
+            delivery_deadline: Duration::from_secs(180),
             command_timeout: Duration::from_secs(120),
             data_timeout: Duration::from_secs(300),
             tls: TlsPolicy::Opportunistic,
@@ -141,6 +152,12 @@ pub enum Outcome {
         /// `4.7.0 held for warm-up: …`.
         reply: String,
     },
+    /// The message was sent but no reply to the final dot came (timeout, connection lost): the receiver may
+    /// have it. Retried, since mail must not be lost, but only a few times, since each retry may duplicate it.
+    Unknown {
+        /// `4.4.2 … (status unknown)`.
+        reply: String,
+    },
 }
 
 impl Outcome {
@@ -151,7 +168,8 @@ impl Outcome {
             | Outcome::Deferred { reply }
             | Outcome::Bounced { reply }
             | Outcome::Throttled { reply, .. }
-            | Outcome::Held { reply } => reply,
+            | Outcome::Held { reply }
+            | Outcome::Unknown { reply } => reply,
         }
     }
 
@@ -297,6 +315,12 @@ impl SmtpTransport {
         self.inner.avoided.is_avoided(source)
     }
 
+    /// Whether a delivery towards `domain` may start now: suspended after timing out, or open with a share of
+    /// the delivery slots while it has not greeted yet. The worker asks before giving a delivery a slot.
+    pub fn admission(&self, domain: &str) -> DestinationAdmission {
+        self.inner.destinations.get(domain).admission()
+    }
+
     /// Closes every idle connection politely (QUIT), e.g. at shutdown.
     pub async fn close_idle(&self) {
         for session in self.inner.pool.drain() {
@@ -423,6 +447,9 @@ impl SmtpTransport {
     ) -> Attempt {
         let n = rcpts.len();
         let shaping = self.inner.destinations.config();
+        if let Some(s) = dest.suspension() {
+            return Attempt::all(n, s.outcome());
+        }
         if let Err(wait) = self.wait_turn(dest).await {
             let rate = self
                 .destination(&dest.domain)
@@ -442,8 +469,17 @@ impl SmtpTransport {
         let mut last = "4.4.1 the MX hosts have no usable address".to_string();
         let mut dialled = false;
         let mut held = false;
-        for host in hosts {
+        let mut timed_out = false;
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.delivery_deadline;
+        'hosts: for host in hosts {
             for &ip in &host.addrs {
+                if dialled && tokio::time::Instant::now() >= deadline {
+                    last = format!(
+                        "{last} (no further MX address tried after {} s)",
+                        self.inner.cfg.delivery_deadline.as_secs()
+                    );
+                    break 'hosts;
+                }
                 let candidates = match self.candidates(ip, members, exhausted) {
                     Candidates::List(list) => list,
                     Candidates::NoneReach => {
@@ -499,8 +535,13 @@ impl SmtpTransport {
                                 used: Some(used),
                             };
                         }
-                        Run::Failed { reason, bind } => {
+                        Run::Failed(DialFailure {
+                            reason,
+                            bind,
+                            timed_out: t,
+                        }) => {
                             dialled = true;
+                            timed_out |= t;
                             if let Some(s) = source {
                                 self.release(s, granted).await;
                                 if bind {
@@ -523,6 +564,12 @@ impl SmtpTransport {
                             debug!(%reason, ?source, "MX address failed from this source");
                             last = reason;
                         }
+                        Run::Suspended(s) => {
+                            if let Some(source) = source {
+                                self.release(source, granted).await;
+                            }
+                            return Attempt::all(n, s.outcome());
+                        }
                         Run::Busy => {
                             if let Some(s) = source {
                                 self.release(s, granted).await;
@@ -542,6 +589,11 @@ impl SmtpTransport {
                     }
                 }
             }
+        }
+        if dialled && timed_out {
+            // No address answered and at least one timed out: the whole destination waits (like a 421), so
+            // its other mail stops taking delivery slots, and is told at once.
+            dest.suspend(&last, shaping.retry_after);
         }
         if held && !dialled {
             let pool: Vec<String> = members.iter().map(ToString::to_string).collect();
@@ -624,14 +676,18 @@ impl SmtpTransport {
             if allow_idle && let Some(session) = self.take_idle(&key) {
                 return Ok((session, true));
             }
+            if let Some(s) = dest.suspension() {
+                return Err(Run::Suspended(s));
+            }
             if let Some(slot) = dest.try_open() {
                 return match self.dial(host, key).await {
                     Ok(mut session) => {
+                        dest.greeted();
                         session.slot = Some(slot);
                         session.max_messages = dest.limits().max_messages_per_connection;
                         Ok((session, false))
                     }
-                    Err((reason, bind)) => Err(Run::Failed { reason, bind }),
+                    Err(f) => Err(Run::Failed(f)),
                 };
             }
             if let Some(old) = self.inner.pool.evict_for(&dest.domain) {
@@ -706,21 +762,32 @@ impl SmtpTransport {
 
     /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text. The error
     /// says whether the source address itself is unusable (bind failure).
-    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, (String, bool)> {
+    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, DialFailure> {
         let cfg = &self.inner.cfg;
         let dial = |try_tls| Dial {
             host,
             key,
             helo: &cfg.helo_name,
             connect_timeout: cfg.connect_timeout,
+            greeting_timeout: cfg.greeting_timeout,
             command_timeout: cfg.command_timeout,
             policy: cfg.tls,
             try_tls,
             tls: &self.inner.tls,
         };
-        let split = |e: ConnectError| match e {
-            ConnectError::Bind(r) => (r, true),
-            ConnectError::Unreachable(r) | ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => (r, false),
+        let split = |e: ConnectError| {
+            let (reason, bind, timed_out) = match e {
+                ConnectError::Bind(r) => (r, true, false),
+                ConnectError::TimedOut(r) => (r, false, true),
+                ConnectError::Unreachable(r) | ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => {
+                    (r, false, false)
+                }
+            };
+            DialFailure {
+                reason,
+                bind,
+                timed_out,
+            }
         };
         match connect(dial(true)).await {
             Ok(s) => Ok(s),
@@ -920,16 +987,18 @@ impl SmtpTransport {
                 }
             }
             Ok(Err(e)) => {
-                let o = Outcome::deferred(format!(
-                    "4.4.2 connection to {label} lost after the message was sent (status unknown): {}",
-                    io_reason(&e)
-                ));
+                let o = Outcome::Unknown {
+                    reply: format!(
+                        "4.4.2 connection to {label} lost after the message was sent (status unknown): {}",
+                        io_reason(&e)
+                    ),
+                };
                 fill(&mut outcomes, &accepted, &o);
             }
             Err(_) => {
-                let o = Outcome::deferred(format!(
-                    "4.4.2 timeout waiting for {label} to accept the message (status unknown)"
-                ));
+                let o = Outcome::Unknown {
+                    reply: format!("4.4.2 timeout waiting for {label} to accept the message (status unknown)"),
+                };
                 fill(&mut outcomes, &accepted, &o);
             }
         }
@@ -1019,10 +1088,20 @@ enum Candidates {
 enum Run {
     /// A transaction ran: one outcome per recipient.
     Done(Vec<Outcome>, Used),
-    /// No session: the reason, and whether the source itself cannot be bound.
-    Failed { reason: String, bind: bool },
+    /// No session with one MX address.
+    Failed(DialFailure),
     /// The destination's connections stayed busy for the whole wait.
     Busy,
+    /// The destination was suspended (it timed out) while this transaction waited for a connection.
+    Suspended(Suspension),
+}
+
+/// Why no session could be had with one MX address: the reason, whether the source itself cannot be bound,
+/// and whether the MX timed out (connect, greeting or EHLO).
+struct DialFailure {
+    reason: String,
+    bind: bool,
+    timed_out: bool,
 }
 
 /// The session that decided a transaction.

@@ -261,6 +261,34 @@ macro_rules! common_ops {
             Ok(done.rows_affected())
         }
 
+        pub(crate) async fn renew_leases(
+            pool: &Pool,
+            leases: &[(i64, LeaseToken)],
+            until_ms: i64,
+        ) -> Result<u64, StoreError> {
+            let mut renewed = 0;
+            for chunk in leases.chunks(100) {
+                let mut qb = QueryBuilder::<$DB>::new("UPDATE deliveries SET next_attempt_ms = ");
+                qb.push_bind(until_ms)
+                    .push(" WHERE state = ")
+                    .push_bind(state::LEASED)
+                    .push(" AND next_attempt_ms < ")
+                    .push_bind(until_ms)
+                    .push(" AND (");
+                let mut each = qb.separated(" OR ");
+                for (id, token) in chunk {
+                    each.push("(id = ")
+                        .push_bind_unseparated(*id)
+                        .push_unseparated(" AND lease_token = ")
+                        .push_bind_unseparated(token.0)
+                        .push_unseparated(")");
+                }
+                qb.push(")");
+                renewed += qb.build().execute(pool).await?.rows_affected();
+            }
+            Ok(renewed)
+        }
+
         pub(crate) async fn next_due_ms(pool: &Pool) -> Result<Option<i64>, StoreError> {
             let mut due: Option<i64> = None;
             // One index probe per lane (a MIN over all lanes could not use the (lane, next_attempt_ms) index).

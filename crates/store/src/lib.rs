@@ -407,6 +407,16 @@ impl Store {
         on_pool!(self, writer, release_leases(now_ms))
     }
 
+    /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
+    /// deliveries in progress, so a lease may be short (a dead worker's mail is taken over soon) and still never
+    /// expire under a transaction that is running. Returns how many were renewed.
+    pub async fn renew_leases(&self, leases: &[(i64, LeaseToken)], until_ms: i64) -> Result<u64, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(self, writer, renew_leases(leases, until_ms))
+    }
+
     /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
     /// so an idle worker can sleep until then. `None` when nothing is left to do.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {

@@ -26,6 +26,7 @@ conformance!(
     not_claimable_before_due,
     deferred_retried_delivered,
     expired_lease_taken_over,
+    renewed_lease_holds,
     concurrent_claimers,
     admission_dropped_never_claimed,
     body_purged_after_last_final,
@@ -467,6 +468,51 @@ async fn deferred_retried_delivered(ctx: Ctx) {
         ]
     );
     assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+}
+
+/// A lease renewed while its delivery runs is not taken over when its first term ends; only the current lease
+/// is renewed, and an expired one that another worker took over stays theirs.
+async fn renewed_lease_holds(ctx: Ctx) {
+    let s = &ctx.store;
+    let acc = account(s, "a").await;
+    s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example", "q@x.example"]))
+        .await
+        .expect("enqueue");
+    let a = claim(s, "worker-a", 10, 1000, T0).await;
+    assert_eq!(a.len(), 2);
+    let held: Vec<(i64, LeaseToken)> = a.iter().map(|d| (d.delivery_id, d.lease)).collect();
+    assert_eq!(s.renew_leases(&held, T0 + 5000).await.expect("renew"), 2);
+    assert!(
+        claim(s, "worker-b", 10, 1000, T0 + 1000).await.is_empty(),
+        "renewed leases hold past their first term"
+    );
+    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    // Renewing never shortens a lease.
+    assert_eq!(s.renew_leases(&held, T0 + 2000).await.expect("renew"), 0);
+
+    // A stale token renews nothing: after expiry worker-b takes one over, and worker-a's renewal leaves it.
+    let b = claim(s, "worker-b", 1, 1000, T0 + 5000).await;
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        s.renew_leases(&held, T0 + 60_000).await.expect("renew"),
+        1,
+        "only the one still held"
+    );
+    assert_eq!(
+        s.record_outcomes(vec![outcome(&b[0], T0 + 5500, delivered())])
+            .await
+            .expect("current"),
+        vec![true],
+        "the new holder's outcome counts"
+    );
+    let other = a.iter().find(|d| d.delivery_id != b[0].delivery_id).expect("the other");
+    assert_eq!(
+        s.record_outcomes(vec![outcome(other, T0 + 50_000, delivered())])
+            .await
+            .expect("renewed"),
+        vec![true],
+        "a renewed lease's outcome counts long after its first term"
+    );
 }
 
 async fn expired_lease_taken_over(ctx: Ctx) {

@@ -172,6 +172,7 @@ struct State {
     scripts: HashMap<String, Script>,
     rcpt_attempts: HashMap<String, usize>,
     data_reply: Option<(u16, String)>,
+    silent_after_data: bool,
     greetings: VecDeque<(u16, String)>,
 }
 
@@ -282,6 +283,12 @@ impl SinkMx {
         self.shared.state().data_reply = reply;
     }
 
+    /// With `true`, the sink records each message it receives but never answers the final dot: it keeps the
+    /// connection open, silent, until the client closes it (a receiver that swallows the reply).
+    pub fn set_silent_after_data(&self, silent: bool) {
+        self.shared.state().silent_after_data = silent;
+    }
+
     /// The next connections are greeted with these replies in turn (e.g. `421` / `"4.7.0 Too many
     /// connections"`) and closed; the connections after them are served normally.
     pub fn set_greeting_replies(&self, replies: Vec<(u16, String)>) {
@@ -293,6 +300,7 @@ impl SinkMx {
         let mut state = self.shared.state();
         state.scripts.clear();
         state.data_reply = None;
+        state.silent_after_data = false;
         state.greetings.clear();
     }
 
@@ -925,6 +933,33 @@ impl Session {
         if oversize {
             push_reply(out, 552, "5.3.4 Message size exceeds fixed limit");
             return Ok(None);
+        }
+        let silent = self.shared.state().silent_after_data;
+        if silent {
+            {
+                let mut state = self.shared.state();
+                state.accepted += 1;
+                self.shared.count.send_replace(state.accepted);
+                state.messages.push(ReceivedMessage {
+                    mail_from: txn.mail_from,
+                    rcpt_to: txn.rcpts,
+                    data,
+                    peer: self.peer,
+                    helo: self.helo.clone().unwrap_or_default(),
+                    tls: self.tls,
+                    connection_id: self.connection_id,
+                    received_at: SystemTime::now(),
+                });
+            }
+            flush(reader.get_mut(), out).await?;
+            // No reply, ever: wait for the client to give up.
+            let mut buf = [0u8; 512];
+            loop {
+                match tokio::io::AsyncReadExt::read(reader, &mut buf).await {
+                    Ok(0) | Err(_) => return Ok(Some(Outcome::Closed)),
+                    Ok(_) => {}
+                }
+            }
         }
         let mut state = self.shared.state();
         let (code, text) = match &state.data_reply {
