@@ -30,21 +30,11 @@ async fn main() -> anyhow::Result<()> {
     let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
-    let worker = core.start_worker().await.context("starting the delivery worker")?;
-    let callbacks = core
-        .start_callback_dispatcher()
-        .context("starting the callback dispatcher")?;
-    let recheck = core.start_identity_rechecker();
-    let levels = core.start_level_evaluator();
-    let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
+    let services = mailpush_services::start(&core)
         .await
-        .context("starting the batch runner")?;
+        .context("starting the background services")?;
     println!("mailpush-worker: delivering");
     settings::shutdown_signal().await;
-    batch.shutdown().await;
-    recheck.shutdown().await;
-    levels.shutdown().await;
-    callbacks.shutdown().await;
-    worker.shutdown().await;
+    services.shutdown().await;
     Ok(())
 }

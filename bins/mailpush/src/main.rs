@@ -206,10 +206,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
-    let worker = core.start_worker().await.context("starting the delivery worker")?;
-    let callbacks = core
-        .start_callback_dispatcher()
-        .context("starting the callback dispatcher")?;
+    let services = mailpush_services::start(&core)
+        .await
+        .context("starting the background services")?;
     let smtp = mailpush_smtp::launch(core.clone()).await.context("starting SMTP")?;
     if let Some(smtp) = &smtp {
         smtp.tls.log();
@@ -217,11 +216,6 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
             println!("mailpush: {name} listening on {addr}");
         }
     }
-    let recheck = core.start_identity_rechecker();
-    let levels = core.start_level_evaluator();
-    let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(&core))
-        .await
-        .context("starting the batch runner")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
@@ -233,11 +227,7 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         smtp.stop();
     }
     tracing::info!("stopping: finishing in-flight deliveries");
-    batch.shutdown().await;
-    recheck.shutdown().await;
-    levels.shutdown().await;
-    callbacks.shutdown().await;
-    worker.shutdown().await;
+    services.shutdown().await;
     Ok(())
 }
 

@@ -1,0 +1,48 @@
+//! The background services of a mailpush node, started and stopped as one: the delivery worker, the callback
+//! dispatcher (with the bounce-rate monitor), the periodic DNS re-check of sending domains, the reputation-level
+//! evaluation and the batch-task runner.
+//!
+//! Every binary that runs them (`mailpush serve`, `mailpush-worker`) calls [`start`], so a service added here
+//! runs on every such node; before, each binary kept its own list, and a task missing from one list failed
+//! silently.
+
+#![warn(missing_docs)]
+
+use mailpush_core::{CallbackHandle, CoreError, Mailpush, RecheckHandle};
+
+/// The running services of one node; [`Services::shutdown`] stops them.
+pub struct Services {
+    worker: mailpush_core::worker::WorkerHandle,
+    callbacks: CallbackHandle,
+    recheck: RecheckHandle,
+    levels: mailpush_core::levels::LevelEvaluatorHandle,
+    batch: mailpush_batch::RunnerHandle,
+}
+
+/// Starts every background service of a node on the current tokio runtime.
+pub async fn start(core: &Mailpush) -> Result<Services, CoreError> {
+    let worker = core.start_worker().await?;
+    let callbacks = core.start_callback_dispatcher()?;
+    let recheck = core.start_identity_rechecker();
+    let levels = core.start_level_evaluator();
+    let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(core)).await?;
+    Ok(Services {
+        worker,
+        callbacks,
+        recheck,
+        levels,
+        batch,
+    })
+}
+
+impl Services {
+    /// Stops the services: the batch runner first (it feeds the queue), the worker last, after its in-flight
+    /// deliveries finish and their outcomes are written.
+    pub async fn shutdown(self) {
+        self.batch.shutdown().await;
+        self.recheck.shutdown().await;
+        self.levels.shutdown().await;
+        self.callbacks.shutdown().await;
+        self.worker.shutdown().await;
+    }
+}
