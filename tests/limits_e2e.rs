@@ -1,4 +1,4 @@
-//! Admission limits across nodes (issue 5): two API nodes sharing one PostgreSQL database,
+//! Admission limits across nodes: two API nodes sharing one PostgreSQL database,
 //! hammered concurrently, together admit no more than the account's daily quota and no more than the
 //! per-recipient hourly limit. Needs `MAILPUSH_TEST_POSTGRES_URL`; skipped with a notice when it is unset.
 //! Also checks `GetSendQuota` and `ListEmailIdentities` levels through the real `mailpush serve` (SQLite).

@@ -1,4 +1,4 @@
-//! Source IPs end to end (issue 5) through a real `mailpush serve`: a domain assigned to a dedicated pool
+//! Source IPs end to end through a real `mailpush serve`: a domain assigned to a dedicated pool
 //! (`mailpush domain pool`) goes out only from that pool's addresses, the other domain from the shared pool
 //! (`source_ips`), spread over its members; the warm-up of new source IPs holds what is over today's allowance
 //! (status deferred, "held for warm-up") and sends it the next (simulated) day; `GetSendQuota` shows the

@@ -1,4 +1,4 @@
-//! Domain warm-up end to end (issue 5) through the real `mailpush serve`, the testkit sink and DNS, and the test
+//! Domain warm-up end to end through the real `mailpush serve`, the testkit sink and DNS, and the test
 //! clock: a new domain with a day-1 allowance of N = 5 and N + 3 marketing mails queued delivers 5 today and holds
 //! 3 (queued, DeliverMessage saying so, counted in GetSendQuota and /metrics); a trigger mail queued behind them
 //! goes out first the next day, then the held mail in acceptance order.

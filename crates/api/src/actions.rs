@@ -16,7 +16,7 @@ mod stats;
 mod suppression;
 mod templates;
 
-/// Routes an authenticated request to its action.
+/// Routes an authenticated request to its action: the one table of every action the API answers.
 pub(crate) async fn dispatch(
     core: &Mailpush,
     ctx: &AccountContext,
@@ -32,59 +32,44 @@ pub(crate) async fn dispatch(
         "GetEmailTemplate" => templates::get(core, ctx, parse(params)?).await,
         "ListEmailTemplates" => templates::list(core, ctx, parse(params)?).await,
         "DeleteEmailTemplate" => templates::delete(core, ctx, parse(params)?).await,
-        "ListBlackEmailAddress"
-        | "DeleteBlackList"
-        | "CreateCustomBlacklist"
-        | "ListCustomBlacklist"
-        | "UpdateCustomBlackList"
-        | "DeleteCustomBlackList" => match suppression::dispatch(core, ctx, action, params).await {
-            Some(result) => result,
-            None => Err(ApiError::new(
-                ErrorCode::InvalidAction,
-                format!("the action {action} does not exist"),
-            )),
-        },
-        "CreateReceiver"
-        | "CreateReceiverDetail"
-        | "CreateReceiverDetailWithData"
-        | "ListReceivers"
-        | "ListReceiverDetails"
-        | "DeleteReceiver"
-        | "BatchSendEmail"
-        | "ListSendTasks" => match batch::dispatch(core, ctx, action, params).await {
-            Some(result) => result,
-            None => Err(ApiError::new(
-                ErrorCode::InvalidAction,
-                format!("the action {action} does not exist"),
-            )),
-        },
-        // Statistics and feedback (issue 6).
-        _ if stats::is_stats_action(action) => match stats::dispatch(core, ctx, action, params).await {
-            Some(result) => result,
-            None => Err(ApiError::new(
-                ErrorCode::InvalidAction,
-                format!("the action {action} does not exist"),
-            )),
-        },
-        _ if engage_action(action) => match engage::dispatch(core, ctx, action, params).await {
-            Some(result) => result,
-            None => Err(ApiError::new(
-                ErrorCode::InvalidAction,
-                format!("the action {action} does not exist"),
-            )),
-        },
-        _ => match identity::dispatch(core, ctx, action, params).await {
-            Some(result) => result,
-            None => Err(ApiError::new(
-                ErrorCode::InvalidAction,
-                format!("the action {action} does not exist"),
-            )),
-        },
+        "ListBlackEmailAddress" => suppression::list_black(core, ctx, params).await,
+        "DeleteBlackList" => suppression::delete_black(core, ctx, params).await,
+        "CreateCustomBlacklist" => suppression::create_custom(core, ctx, params).await,
+        "ListCustomBlacklist" => suppression::list_custom(core, ctx, params).await,
+        "UpdateCustomBlackList" => suppression::update_custom(core, ctx, params).await,
+        "DeleteCustomBlackList" => suppression::delete_custom(core, ctx, params).await,
+        "CreateReceiver" => batch::create_receiver(core, ctx, parse(params)?).await,
+        "CreateReceiverDetail" => batch::create_detail(core, ctx, parse(params)?).await,
+        "CreateReceiverDetailWithData" => batch::create_detail_with_data(core, ctx, parse(params)?).await,
+        "ListReceivers" => batch::list_receivers(core, ctx, parse(params)?).await,
+        "ListReceiverDetails" => batch::list_details(core, ctx, parse(params)?).await,
+        "DeleteReceiver" => batch::delete_receiver(core, ctx, parse(params)?).await,
+        "BatchSendEmail" => batch::batch_send(core, ctx, parse(params)?).await,
+        "ListSendTasks" => batch::list_tasks(core, ctx, parse(params)?).await,
+        "GetStatisticsReport" => stats::statistics(core, ctx, params).await,
+        "GetAbuseReport" => stats::abuse(core, ctx, params).await,
+        "CreateAddressUnsubscribeConfig" => stats::create_config(core, ctx, params).await,
+        "UpdateAddressUnsubscribeConfig" => stats::update_config(core, ctx, params).await,
+        "DeleteAddressUnsubscribeConfig" => stats::delete_config(core, ctx, params).await,
+        "ListAddressUnsubscribeConfig" => stats::list_configs(core, ctx, params).await,
+        "ListReputationWarnings" => stats::warnings(core, ctx).await,
+        "SetCallbackUrl" => engage::set_callback_url(core, ctx, params).await,
+        "GetCallbackConfig" => engage::get_callback_config(core, ctx).await,
+        "ResetCallbackSecret" => engage::reset_secret(core, ctx).await,
+        "CreateEmailIdentity" => identity::create_identity(core, ctx, params).await,
+        "GetEmailIdentity" => identity::get_identity(core, ctx, params).await,
+        "UpdateEmailIdentity" => identity::update_identity(core, ctx, params).await,
+        "ListEmailIdentities" => identity::list_identities(core, ctx, params).await,
+        "DeleteEmailIdentity" => identity::delete_identity(core, ctx, params).await,
+        "CreateEmailAddress" => identity::create_address(core, ctx, params).await,
+        "ListEmailAddress" => identity::list_addresses(core, ctx, params).await,
+        "DeleteEmailAddress" => identity::delete_address(core, ctx, params).await,
+        "UpdateEmailSmtpPassWord" => identity::update_password(core, ctx, params).await,
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidAction,
+            format!("the action {action} does not exist"),
+        )),
     }
-}
-
-fn engage_action(action: &str) -> bool {
-    matches!(action, "SetCallbackUrl" | "GetCallbackConfig" | "ResetCallbackSecret")
 }
 
 /// Deserializes parameters, naming the offending field in the error.

@@ -1,4 +1,4 @@
-//! Batch sending, request side (issue 9): recipient lists (CreateReceiver, CreateReceiverDetail[WithData],
+//! Batch sending, request side: recipient lists (CreateReceiver, CreateReceiverDetail[WithData],
 //! ListReceivers, ListReceiverDetails, DeleteReceiver) and tasks (BatchSendEmail, ListSendTasks). The runner
 //! that feeds tasks into the queue lives in the `mailpush-batch` crate; it admits every mail through
 //! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::remaining_today`] for the allowance.

@@ -1,4 +1,4 @@
-//! Automatic reputation levels of sending domains (issue 5): the policy is `mailpush_quota::LevelPolicy`
+//! Automatic reputation levels of sending domains: the policy is `mailpush_quota::LevelPolicy`
 //! (thresholds from the `level_*` settings); its inputs come from the store — today's admitted recipients per
 //! sending domain (`deliveries`) and delivered / bounced / bad-address / complaint counts from the event log.
 //!

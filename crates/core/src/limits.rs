@@ -1,4 +1,4 @@
-//! Sending limits wired to the store (issue 5): the admission limits every enqueue is checked against
+//! Sending limits wired to the store: the admission limits every enqueue is checked against
 //! (inside the store's transaction, so that api processes sharing one database agree), per-account overrides,
 //! reputation levels of sending domains and the account's daily quota, and the usage report behind
 //! `GetSendQuota`.

@@ -145,7 +145,7 @@ pub struct Settings {
     /// Most sender addresses per domain (Tencent: 10).
     pub max_senders_per_domain: u32,
     /// Batch sending: recipients one account may send per UTC day (0 = unlimited). The placeholder behind
-    /// `Mailpush::remaining_today` until the reputation quota (issue 5) replaces it.
+    /// `Mailpush::remaining_today` until the reputation quota replaces it.
     pub batch_daily_quota: u64,
     /// Most recipient lists per account.
     pub batch_max_receivers_per_account: u32,
@@ -185,7 +185,7 @@ pub struct Settings {
     pub limit_per_recipient_per_hour: i64,
     /// Default cap of an account's daily quota (recipients per UTC day), whatever its domains' levels add up to.
     pub limit_daily_cap: i64,
-    // ---- statistics and feedback (issue 6) ----
+    // ---- statistics and feedback ----
     /// Bounce-rate warning: raised when an account's bounces exceed this percentage of its delivered + bounced
     /// mail over the reputation window (`reputation_window_secs`, at least `reputation_min_sends` of them).
     pub bounce_warn_percent: f64,

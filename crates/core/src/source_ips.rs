@@ -1,4 +1,4 @@
-//! Source IPs (issue 5): named source pools ("dedicated IPs") and the assignment of sending domains to them, the
+//! Source IPs: named source pools ("dedicated IPs") and the assignment of sending domains to them, the
 //! automatic warm-up of each new source address (a daily ramp counted per address and UTC day in the store, so
 //! every worker agrees), per-destination shaping settings, and the per-IP usage behind `GetSendQuota` and
 //! `/metrics`.

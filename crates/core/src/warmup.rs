@@ -1,4 +1,4 @@
-//! Warm-up of new sending domains (issue 5), wired: the plan comes from `warmup_domain_ramp` (validated by
+//! Warm-up of new sending domains, wired: the plan comes from `warmup_domain_ramp` (validated by
 //! `mailpush_warmup::WarmupPlan`), the worker claims through `Store::claim_with_warmup` (the allowance is
 //! counted per (account, sending domain, UTC day) inside the claim transaction; mail over it stays queued, held
 //! until the next day), and this module reports the per-domain figures for `GetSendQuota` and `/metrics`.

@@ -1,4 +1,4 @@
-//! Admission limits with a controllable clock (issue 5): the 21st send in one second, the 11th mail to one
+//! Admission limits with a controllable clock: the 21st send in one second, the 11th mail to one
 //! recipient in an hour and the 501st recipient of a level-1 domain's day each get their code, and pass again in
 //! the next second / hour / day. Runs the real `Mailpush` facade on SQLite (and on PostgreSQL when
 //! `MAILPUSH_TEST_POSTGRES_URL` is set, in its own schema).

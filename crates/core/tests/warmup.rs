@@ -1,4 +1,4 @@
-//! Domain warm-up and automatic reputation levels with a controllable clock (issue 5), through the real
+//! Domain warm-up and automatic reputation levels with a controllable clock, through the real
 //! `Mailpush` facade and the store's claim, on SQLite (and on PostgreSQL when `MAILPUSH_TEST_POSTGRES_URL` is
 //! set, each test in its own schema).
 

@@ -1,32 +1,12 @@
 //! Batch sending actions: CreateReceiver, CreateReceiverDetail, CreateReceiverDetailWithData, ListReceivers,
 //! ListReceiverDetails, DeleteReceiver, BatchSendEmail, ListSendTasks (fields from the SDK's `models.py`).
 
-use super::{core_error, parse};
+use super::core_error;
 use mailpush_core::batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, TaskSchedule, format_time};
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// Routes the batch actions; `None` for any other action.
-pub(super) async fn dispatch(
-    core: &Mailpush,
-    ctx: &AccountContext,
-    action: &str,
-    params: Value,
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "CreateReceiver" => async { create_receiver(core, ctx, parse(params)?).await }.await,
-        "CreateReceiverDetail" => async { create_detail(core, ctx, parse(params)?).await }.await,
-        "CreateReceiverDetailWithData" => async { create_detail_with_data(core, ctx, parse(params)?).await }.await,
-        "ListReceivers" => async { list_receivers(core, ctx, parse(params)?).await }.await,
-        "ListReceiverDetails" => async { list_details(core, ctx, parse(params)?).await }.await,
-        "DeleteReceiver" => async { delete_receiver(core, ctx, parse(params)?).await }.await,
-        "BatchSendEmail" => async { batch_send(core, ctx, parse(params)?).await }.await,
-        "ListSendTasks" => async { list_tasks(core, ctx, parse(params)?).await }.await,
-        _ => return None,
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -35,7 +15,11 @@ pub(super) struct CreateReceiverParams {
     desc: Option<String>,
 }
 
-async fn create_receiver(core: &Mailpush, ctx: &AccountContext, p: CreateReceiverParams) -> Result<Value, ApiError> {
+pub(super) async fn create_receiver(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: CreateReceiverParams,
+) -> Result<Value, ApiError> {
     let id = core
         .create_receiver(ctx, &p.receivers_name, p.desc.as_deref())
         .await
@@ -60,7 +44,11 @@ pub(super) struct CreateDetailParams {
     emails: Vec<String>,
 }
 
-async fn create_detail(core: &Mailpush, ctx: &AccountContext, p: CreateDetailParams) -> Result<Value, ApiError> {
+pub(super) async fn create_detail(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: CreateDetailParams,
+) -> Result<Value, ApiError> {
     let items = p
         .emails
         .into_iter()
@@ -90,7 +78,7 @@ pub(super) struct CreateDetailWithDataParams {
     datas: Vec<ReceiverInputData>,
 }
 
-async fn create_detail_with_data(
+pub(super) async fn create_detail_with_data(
     core: &Mailpush,
     ctx: &AccountContext,
     p: CreateDetailWithDataParams,
@@ -119,7 +107,11 @@ pub(super) struct ListReceiversParams {
     key_word: Option<String>,
 }
 
-async fn list_receivers(core: &Mailpush, ctx: &AccountContext, p: ListReceiversParams) -> Result<Value, ApiError> {
+pub(super) async fn list_receivers(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: ListReceiversParams,
+) -> Result<Value, ApiError> {
     let (total, rows) = core
         .list_receivers(ctx, p.status, p.key_word.as_deref(), p.offset, p.limit)
         .await
@@ -153,7 +145,11 @@ pub(super) struct ListDetailsParams {
     status: Option<i32>,
 }
 
-async fn list_details(core: &Mailpush, ctx: &AccountContext, p: ListDetailsParams) -> Result<Value, ApiError> {
+pub(super) async fn list_details(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: ListDetailsParams,
+) -> Result<Value, ApiError> {
     let page = core
         .list_receiver_details(
             ctx,
@@ -195,7 +191,11 @@ pub(super) struct DeleteReceiverParams {
     receiver_id: i64,
 }
 
-async fn delete_receiver(core: &Mailpush, ctx: &AccountContext, p: DeleteReceiverParams) -> Result<Value, ApiError> {
+pub(super) async fn delete_receiver(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    p: DeleteReceiverParams,
+) -> Result<Value, ApiError> {
     core.delete_receiver(ctx, p.receiver_id).await.map_err(core_error)?;
     Ok(json!({}))
 }
@@ -241,7 +241,7 @@ pub(super) struct BatchSendParams {
     ad_location: Option<i64>,
 }
 
-async fn batch_send(core: &Mailpush, ctx: &AccountContext, p: BatchSendParams) -> Result<Value, ApiError> {
+pub(super) async fn batch_send(core: &Mailpush, ctx: &AccountContext, p: BatchSendParams) -> Result<Value, ApiError> {
     if p.simple.is_some() {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
@@ -308,7 +308,7 @@ pub(super) struct ListTasksParams {
     task_type: Option<i32>,
 }
 
-async fn list_tasks(core: &Mailpush, ctx: &AccountContext, p: ListTasksParams) -> Result<Value, ApiError> {
+pub(super) async fn list_tasks(core: &Mailpush, ctx: &AccountContext, p: ListTasksParams) -> Result<Value, ApiError> {
     let (total, rows) = core
         .list_send_tasks(ctx, p.status, p.task_type, p.receiver_id, p.offset, p.limit)
         .await

@@ -6,21 +6,6 @@ use mailpush_model::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Routes the engagement actions; `None` when `action` is not one of them.
-pub(crate) async fn dispatch(
-    core: &Mailpush,
-    ctx: &AccountContext,
-    action: &str,
-    params: Value,
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "SetCallbackUrl" => set_callback_url(core, ctx, params).await,
-        "GetCallbackConfig" => get_callback_config(core, ctx).await,
-        "ResetCallbackSecret" => reset_secret(core, ctx).await,
-        _ => return None,
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct SetCallbackUrlParams {
@@ -28,7 +13,7 @@ struct SetCallbackUrlParams {
     email_address: Option<String>,
 }
 
-async fn set_callback_url(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn set_callback_url(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: SetCallbackUrlParams = parse(params)?;
     core.set_callback_url(ctx, p.email_address.as_deref(), p.callback_url.as_deref())
         .await
@@ -36,7 +21,7 @@ async fn set_callback_url(core: &Mailpush, ctx: &AccountContext, params: Value) 
     Ok(json!({}))
 }
 
-async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+pub(super) async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
     let cfg = core.callback_config(ctx).await.map_err(core_error)?;
     let senders: Vec<Value> = cfg
         .sender_urls
@@ -50,7 +35,7 @@ async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -> Result<Va
     }))
 }
 
-async fn reset_secret(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+pub(super) async fn reset_secret(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
     let secret = core.reset_callback_secret(ctx).await.map_err(core_error)?;
     Ok(json!({ "CallbackSecret": secret }))
 }

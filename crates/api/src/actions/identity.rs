@@ -7,27 +7,6 @@ use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Routes the identity actions; `None` when `action` is not one of them.
-pub(crate) async fn dispatch(
-    core: &Mailpush,
-    ctx: &AccountContext,
-    action: &str,
-    params: Value,
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "CreateEmailIdentity" => create_identity(core, ctx, params).await,
-        "GetEmailIdentity" => get_identity(core, ctx, params).await,
-        "UpdateEmailIdentity" => update_identity(core, ctx, params).await,
-        "ListEmailIdentities" => list_identities(core, ctx, params).await,
-        "DeleteEmailIdentity" => delete_identity(core, ctx, params).await,
-        "CreateEmailAddress" => create_address(core, ctx, params).await,
-        "ListEmailAddress" => list_addresses(core, ctx, params).await,
-        "DeleteEmailAddress" => delete_address(core, ctx, params).await,
-        "UpdateEmailSmtpPassWord" => update_password(core, ctx, params).await,
-        _ => return None,
-    })
-}
-
 /// `DNSAttributes[]` plus the identity's summary fields shared by Create/Get/Update replies.
 fn identity_reply(v: &IdentityView) -> Value {
     let attributes: Vec<Value> = v
@@ -64,7 +43,7 @@ struct CreateIdentityParams {
     tag_list: Option<Value>,
 }
 
-async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateIdentityParams = parse(params)?;
     let v = core
         .create_identity(ctx, &p.email_identity, p.dkim_option)
@@ -79,7 +58,7 @@ struct IdentityParams {
     email_identity: String,
 }
 
-async fn get_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn get_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: IdentityParams = parse(params)?;
     let v = core.get_identity(ctx, &p.email_identity).await.map_err(core_error)?;
     let mut reply = identity_reply(&v);
@@ -99,7 +78,7 @@ struct UpdateIdentityParams {
     dkim_option: Option<i64>,
 }
 
-async fn update_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn update_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: UpdateIdentityParams = parse(params)?;
     let v = core
         .update_identity(ctx, &p.email_identity, p.dkim_option)
@@ -120,7 +99,7 @@ struct ListIdentitiesParams {
 /// Most domains one `ListEmailIdentities` page returns.
 const MAX_LIST_LIMIT: i64 = 100;
 
-async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ListIdentitiesParams = parse(params)?;
     let limit = p.limit.unwrap_or(MAX_LIST_LIMIT);
     if !(0..=MAX_LIST_LIMIT).contains(&limit) {
@@ -162,7 +141,7 @@ async fn list_identities(core: &Mailpush, ctx: &AccountContext, params: Value) -
     }))
 }
 
-async fn delete_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn delete_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: IdentityParams = parse(params)?;
     core.delete_identity(ctx, &p.email_identity).await.map_err(core_error)?;
     Ok(json!({}))
@@ -175,7 +154,7 @@ struct CreateAddressParams {
     email_sender_name: Option<String>,
 }
 
-async fn create_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn create_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateAddressParams = parse(params)?;
     core.create_sender(ctx, &p.email_address, p.email_sender_name.as_deref())
         .await
@@ -196,7 +175,7 @@ fn sender_json(s: &SenderView) -> Value {
     })
 }
 
-async fn list_addresses(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn list_addresses(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let _: NoParams = parse(params)?;
     let list = core.list_senders(ctx).await.map_err(core_error)?;
     Ok(json!({ "EmailSenders": list.iter().map(sender_json).collect::<Vec<_>>() }))
@@ -208,7 +187,7 @@ struct AddressParams {
     email_address: String,
 }
 
-async fn delete_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn delete_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: AddressParams = parse(params)?;
     core.delete_sender(ctx, &p.email_address).await.map_err(core_error)?;
     Ok(json!({}))
@@ -221,7 +200,7 @@ struct PasswordParams {
     email_address: String,
 }
 
-async fn update_password(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn update_password(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: PasswordParams = parse(params)?;
     core.update_smtp_password(ctx, &p.email_address, &p.password)
         .await

@@ -10,39 +10,6 @@ use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Routes the statistics actions; `None` when `action` is not one of them.
-pub(crate) async fn dispatch(
-    core: &Mailpush,
-    ctx: &AccountContext,
-    action: &str,
-    params: Value,
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "GetStatisticsReport" => statistics(core, ctx, params).await,
-        "GetAbuseReport" => abuse(core, ctx, params).await,
-        "CreateAddressUnsubscribeConfig" => create_config(core, ctx, params).await,
-        "UpdateAddressUnsubscribeConfig" => update_config(core, ctx, params).await,
-        "DeleteAddressUnsubscribeConfig" => delete_config(core, ctx, params).await,
-        "ListAddressUnsubscribeConfig" => list_configs(core, ctx, params).await,
-        "ListReputationWarnings" => warnings(core, ctx).await,
-        _ => return None,
-    })
-}
-
-/// Whether `action` is one of this module's.
-pub(crate) fn is_stats_action(action: &str) -> bool {
-    matches!(
-        action,
-        "GetStatisticsReport"
-            | "GetAbuseReport"
-            | "CreateAddressUnsubscribeConfig"
-            | "UpdateAddressUnsubscribeConfig"
-            | "DeleteAddressUnsubscribeConfig"
-            | "ListAddressUnsubscribeConfig"
-            | "ListReputationWarnings"
-    )
-}
-
 fn volume(date: Option<&str>, c: &StatCounters) -> Value {
     json!({
         "SendDate": date,
@@ -65,7 +32,7 @@ struct StatisticsParams {
     receiving_mailbox_type: Option<String>,
 }
 
-async fn statistics(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn statistics(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: StatisticsParams = parse(params)?;
     let report = core
         .statistics_report(
@@ -95,7 +62,7 @@ struct AbuseParams {
     limit: Option<i64>,
 }
 
-async fn abuse(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn abuse(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: AbuseParams = parse(params)?;
     let (rows, total) = core
         .abuse_report(
@@ -130,7 +97,7 @@ struct ConfigParams {
     status: Option<i64>,
 }
 
-async fn create_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn create_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ConfigParams = parse(params)?;
     core.create_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
         .await
@@ -138,7 +105,7 @@ async fn create_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> 
     Ok(json!({}))
 }
 
-async fn update_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn update_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ConfigParams = parse(params)?;
     core.update_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
         .await
@@ -152,7 +119,7 @@ struct DeleteConfigParams {
     address: String,
 }
 
-async fn delete_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn delete_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteConfigParams = parse(params)?;
     core.delete_unsubscribe_config(ctx, &p.address)
         .await
@@ -168,7 +135,7 @@ struct ListConfigParams {
     limit: Option<Value>,
 }
 
-async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ListConfigParams = parse(params)?;
     let limit = match &p.limit {
         None | Some(Value::Null) => 20,
@@ -204,7 +171,7 @@ async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: Value) -> R
     Ok(json!({ "AddressUnsubscribeConfigList": list, "Total": total }))
 }
 
-async fn warnings(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
+pub(super) async fn warnings(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
     let rows = core.reputation_warnings(ctx).await.map_err(core_error)?;
     let list: Vec<Value> = rows
         .iter()

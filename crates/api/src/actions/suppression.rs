@@ -8,24 +8,6 @@ use mailpush_model::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Routes the suppression actions; `None` when `action` is not one of them.
-pub(crate) async fn dispatch(
-    core: &Mailpush,
-    ctx: &AccountContext,
-    action: &str,
-    params: Value,
-) -> Option<Result<Value, ApiError>> {
-    Some(match action {
-        "ListBlackEmailAddress" => list_black(core, ctx, params).await,
-        "DeleteBlackList" => delete_black(core, ctx, params).await,
-        "CreateCustomBlacklist" => create_custom(core, ctx, params).await,
-        "ListCustomBlacklist" => list_custom(core, ctx, params).await,
-        "UpdateCustomBlackList" => update_custom(core, ctx, params).await,
-        "DeleteCustomBlackList" => delete_custom(core, ctx, params).await,
-        _ => return None,
-    })
-}
-
 /// `YYYY-MM-DD HH:MM:SS` (UTC), as Tencent shows times.
 pub(crate) fn datetime(ms: i64) -> String {
     let secs = ms.rem_euclid(mailpush_model::clock::DAY_MS) / 1000;
@@ -52,7 +34,7 @@ struct ListBlackParams {
     task_id: Option<String>,
 }
 
-async fn list_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn list_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ListBlackParams = parse(params)?;
     let (rows, total) = core
         .list_black_email_address(
@@ -78,7 +60,7 @@ struct DeleteBlackParams {
     email_address_list: Vec<String>,
 }
 
-async fn delete_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn delete_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteBlackParams = parse(params)?;
     core.delete_black_list(ctx, &p.email_address_list)
         .await
@@ -93,7 +75,7 @@ struct CreateCustomParams {
     expire_date: Option<String>,
 }
 
-async fn create_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn create_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateCustomParams = parse(params)?;
     let c = core
         .create_custom_blacklist(ctx, &p.emails, p.expire_date.as_deref())
@@ -117,7 +99,7 @@ struct ListCustomParams {
     email: Option<String>,
 }
 
-async fn list_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn list_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ListCustomParams = parse(params)?;
     let now = core.now_ms();
     let (rows, total) = core
@@ -148,7 +130,7 @@ struct UpdateCustomParams {
     expire_date: Option<String>,
 }
 
-async fn update_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn update_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: UpdateCustomParams = parse(params)?;
     core.update_custom_blacklist(ctx, p.id, &p.email, p.expire_date.as_deref())
         .await
@@ -162,7 +144,7 @@ struct DeleteCustomParams {
     emails: Vec<String>,
 }
 
-async fn delete_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn delete_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteCustomParams = parse(params)?;
     core.delete_custom_blacklist(ctx, &p.emails).await.map_err(core_error)?;
     Ok(json!({}))
