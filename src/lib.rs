@@ -114,8 +114,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary args…` with `env` and waits for the line announcing the API address.
     pub async fn start(binary: &str, args: &[&str], env: &HashMap<String, String>) -> ServerProcess {
-        let mut child = Command::new(bin_path(binary))
-            .args(args)
+        Self::start_command(binary, Command::new(bin_path(binary)).args(args), env).await
+    }
+
+    /// [`ServerProcess::start`] with soft and hard `RLIMIT_NOFILE` both set to `nofile` (`ulimit -n` in a shell
+    /// that then execs the binary, so the pid is the server's): a process that cannot raise its limit.
+    pub async fn start_with_fd_limit(
+        binary: &str,
+        args: &[&str],
+        env: &HashMap<String, String>,
+        nofile: u64,
+    ) -> ServerProcess {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(bin_path(binary))
+            .args(args);
+        Self::start_command(binary, &mut cmd, env).await
+    }
+
+    async fn start_command(binary: &str, cmd: &mut Command, env: &HashMap<String, String>) -> ServerProcess {
+        let mut child = cmd
             .envs(env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -27,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
+    mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(false, false, true));
     let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;

@@ -203,6 +203,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let listen = settings.api_listen;
+    // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
+    mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(true, true, true));
     let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;

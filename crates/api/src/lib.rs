@@ -4,7 +4,10 @@
 
 mod actions;
 mod public;
+pub mod server;
 pub mod tc3;
+
+pub use server::{HttpLimits, serve_router};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
@@ -37,6 +40,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct AppState {
     core: Mailpush,
+    /// [`HttpLimits::body_timeout`].
+    body_timeout: Duration,
 }
 
 /// The full router: action API, health and metrics.
@@ -46,18 +51,21 @@ pub fn router(core: Mailpush) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .merge(public::routes())
-        .with_state(AppState { core })
+        .with_state(AppState {
+            body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
+            core,
+        })
 }
 
-/// Serves `router` on an already bound listener until `shutdown` resolves.
+/// Serves `router` on an already bound listener until `shutdown` resolves, with the connection limits of
+/// the settings (`api_max_connections`, `api_header_timeout_secs`, `api_idle_timeout_secs`; see [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     core: Mailpush,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(core))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = HttpLimits::from_settings(core.settings());
+    serve_router(listener, router(core), limits, shutdown).await
 }
 
 fn json_response(value: serde_json::Value) -> Response {
@@ -153,16 +161,32 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, BodyE
 async fn action(State(state): State<AppState>, req: Request) -> Response {
     let request_id = mailpush_model::ids::request_id();
     let (parts, body) = req.into_parts();
-    let body = match read_body(&parts.headers, body).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
+    let body = match tokio::time::timeout(state.body_timeout, read_body(&parts.headers, body)).await {
+        Ok(Ok(b)) => b,
+        Err(_) => {
+            // A body trickling in must not hold the connection: refuse, and close after the reply.
+            tracing::debug!("request body not complete in time");
+            let e = ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "the request body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
+            );
+            let mut response = error_response(&e, &request_id);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return response;
+        }
+        Ok(Err(BodyError::TooLarge)) => {
             let e = ApiError::new(
                 ErrorCode::RequestSizeLimitExceeded,
                 "the request body is larger than 8 MB",
             );
             return error_response(&e, &request_id);
         }
-        Err(BodyError::Read(err)) => {
+        Ok(Err(BodyError::Read(err))) => {
             // Almost always a client that went away: the reply is likely never read, but is still well-formed.
             tracing::debug!(error = %err, "reading the request body failed");
             let e = ApiError::new(

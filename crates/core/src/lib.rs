@@ -13,6 +13,7 @@ pub mod identity;
 pub mod inbound;
 pub mod levels;
 pub mod limits;
+pub mod listener;
 pub mod secrets;
 pub mod send;
 pub mod settings;

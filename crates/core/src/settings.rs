@@ -17,6 +17,16 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// HTTP API listen address (port 0 picks a free port; the process prints the one it got).
     pub api_listen: SocketAddr,
+    /// Simultaneous HTTP API connections; one more is answered `503` and closed (0 = unlimited).
+    pub api_max_connections: usize,
+    /// A request's header must arrive in full within this many seconds of its first byte, or the connection
+    /// is closed (slowloris).
+    pub api_header_timeout_secs: u64,
+    /// A keep-alive HTTP connection with no request in progress is closed after this many seconds.
+    pub api_idle_timeout_secs: u64,
+    /// A request body must arrive in full within this many seconds of its header, or it is refused and the
+    /// connection closed.
+    pub api_body_timeout_secs: u64,
     /// SMTP submission listen address (STARTTLS offered); none = no SMTP endpoint.
     pub smtp_listen: Option<SocketAddr>,
     /// SMTP submission with implicit TLS (port 465 style); none = off.
@@ -35,14 +45,27 @@ pub struct Settings {
     pub smtp_trusted_networks: Vec<String>,
     /// The account mail from `smtp_trusted_networks` is submitted for.
     pub smtp_trusted_account: Option<String>,
-    /// Simultaneous SMTP connections allowed from one client IP.
+    /// Simultaneous SMTP connections allowed from one client IP (clients in `smtp_trusted_networks` are exempt).
     pub smtp_max_connections_per_ip: usize,
+    /// Simultaneous SMTP submission connections (`smtp_listen` and `smtps_listen` together); one more is
+    /// answered `421 4.3.2` and closed (0 = unlimited).
+    pub smtp_max_connections: usize,
+    /// Simultaneous inbound MX connections (`inbound_listen`); one more gets `421 4.3.2` (0 = unlimited).
+    pub inbound_max_connections: usize,
     /// An SMTP client silent for this long gets `421` and is disconnected, seconds.
     pub smtp_timeout_secs: u64,
-    /// Failed AUTH attempts allowed per client IP and per username within `smtp_auth_window_secs`.
+    /// Failed AUTH attempts allowed per (client IP, username) within `smtp_auth_window_secs`; then AUTH as that
+    /// username from that IP gets `454` until the window passes. Never a lock of the username from other IPs.
     pub smtp_auth_max_failures: u32,
-    /// The window of `smtp_auth_max_failures`, seconds.
+    /// Failed AUTH attempts allowed per client IP (IPv6: per /64), whatever the usernames, within the window.
+    pub smtp_auth_max_failures_per_ip: u32,
+    /// The window of `smtp_auth_max_failures` and `smtp_auth_max_failures_per_ip`, seconds.
     pub smtp_auth_window_secs: u64,
+    /// Delay before a failed AUTH's reply, ms: none for the client IP's first failure in the window, then this,
+    /// doubling with each further failure of that IP, up to `smtp_auth_delay_max_ms`.
+    pub smtp_auth_delay_ms: u64,
+    /// The cap of `smtp_auth_delay_ms`'s growth, ms.
+    pub smtp_auth_delay_max_ms: u64,
     /// DNS servers (ip:port) used for every lookup; empty = the system resolver configuration.
     pub dns_servers: Vec<SocketAddr>,
     /// The port dialled on MX hosts (25 in production; tests point it at a sink).
@@ -243,6 +266,10 @@ impl Default for Settings {
             data_dir: PathBuf::from("./mailpush-data"),
             database_url: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_max_connections: 512,
+            api_header_timeout_secs: 10,
+            api_idle_timeout_secs: 60,
+            api_body_timeout_secs: 60,
             smtp_listen: None,
             smtps_listen: None,
             inbound_listen: None,
@@ -252,9 +279,14 @@ impl Default for Settings {
             smtp_trusted_networks: Vec::new(),
             smtp_trusted_account: None,
             smtp_max_connections_per_ip: 20,
+            smtp_max_connections: 256,
+            inbound_max_connections: 128,
             smtp_timeout_secs: 300,
             smtp_auth_max_failures: 5,
+            smtp_auth_max_failures_per_ip: 20,
             smtp_auth_window_secs: 900,
+            smtp_auth_delay_ms: 500,
+            smtp_auth_delay_max_ms: 8_000,
             dns_servers: Vec::new(),
             delivery_port: 25,
             master_key: None,
@@ -401,6 +433,26 @@ impl Settings {
             Some(path) => mailpush_model::OffsetFileClock::new(path.clone()),
             None => std::sync::Arc::new(mailpush_model::SystemClock),
         }
+    }
+
+    /// File descriptors a process may need at once with these settings: the connection caps of the listeners
+    /// it runs (`api`, `smtp`: submission and inbound MX), the worker's connections, the database pool and a
+    /// margin. Compared with the descriptor limit at start ([`crate::listener::raise_fd_limit_logged`]).
+    pub fn fd_needed(&self, api: bool, smtp: bool, worker: bool) -> u64 {
+        let mut n = 64 + u64::from(self.db_max_connections);
+        if api {
+            n += self.api_max_connections as u64;
+        }
+        if smtp && (self.smtp_listen.is_some() || self.smtps_listen.is_some()) {
+            n += self.smtp_max_connections as u64;
+        }
+        if smtp && self.inbound_listen.is_some() {
+            n += self.inbound_max_connections as u64;
+        }
+        if worker {
+            n += self.worker_concurrency as u64;
+        }
+        n
     }
 
     /// `retry_schedule_secs` as durations.

@@ -10,7 +10,9 @@
 //!   domains' MX records point at. No AUTH; it accepts mail only for mailpush's VERP return paths, mailto
 //!   unsubscribe addresses and the complaint address, and hands it to core (DSNs, ARF reports, unsubscribes).
 //! - Robustness: only `<CRLF>.<CRLF>` ends DATA (SMTP smuggling), bounded lines and sizes, idle timeouts,
-//!   per-IP connection limits, throttled AUTH failures, `421` after too many errors.
+//!   a global connection cap per server (`421 4.3.2` over it) and per-IP limits (trusted networks exempt),
+//!   accept errors backed off, AUTH failures throttled per (IP, username) and per IP (never a lock of the
+//!   username from every address), `421` after too many errors.
 
 #![warn(missing_docs)]
 
@@ -25,8 +27,9 @@ pub use backend::{CoreBackend, Envelope, Principal, SubmissionBackend};
 pub use reply::{Reply, reply_for, reply_for_core, smtp_code_for};
 pub use session::{MAX_BODY_LINE, MAX_COMMAND_LINE};
 
-use limits::{ConnectionLimiter, FailureWindow};
+use limits::{AuthThrottle, ConnectionLimiter};
 use mailpush_core::Settings;
+use mailpush_core::listener::{AcceptBackoff, ConnectionCap};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -67,14 +70,26 @@ pub struct SmtpConfig {
     pub allow_plaintext_auth_loopback: bool,
     /// Idle / command timeout.
     pub timeout: Duration,
-    /// Simultaneous connections per client IP.
+    /// Simultaneous connections per client IP; clients in `trusted_networks` are exempt.
     pub max_connections_per_ip: usize,
+    /// Simultaneous connections of the server, all its listeners together (0 = unlimited); one more gets
+    /// [`OVER_CAPACITY`] (implicit TLS: closed without a word) and is closed.
+    pub max_connections: usize,
+    /// Client networks exempt from `max_connections_per_ip` (`smtp_trusted_networks`: a local relay may
+    /// open many connections, as Postfix exempts `mynetworks`).
+    pub trusted_networks: Vec<ipnet::IpNet>,
     /// Error replies before `421` and close.
     pub max_errors: u32,
-    /// Failed AUTH attempts per IP and per username within `auth_window`.
+    /// Failed AUTH attempts per (client IP, username) within `auth_window` (see [`limits`]).
     pub auth_max_failures: u32,
+    /// Failed AUTH attempts per client IP (IPv6: /64) within `auth_window`.
+    pub auth_max_failures_per_ip: u32,
     /// See `auth_max_failures`.
     pub auth_window: Duration,
+    /// Delay before the reply to a client IP's second failure in the window; doubles per further failure.
+    pub auth_delay: Duration,
+    /// The cap of `auth_delay`'s growth.
+    pub auth_delay_max: Duration,
     /// Inbound MX mode (port 25 style): no AUTH, any sender (DSNs come from `<>`), recipients only
     /// mailpush's own feedback addresses ([`SubmissionBackend::inbound_recipient`]), the mail handed to
     /// [`SubmissionBackend::receive_inbound`]. Never a relay.
@@ -92,9 +107,15 @@ impl SmtpConfig {
             allow_plaintext_auth_loopback: s.smtp_allow_plaintext_auth_loopback,
             timeout: Duration::from_secs(s.smtp_timeout_secs.max(1)),
             max_connections_per_ip: s.smtp_max_connections_per_ip,
+            max_connections: s.smtp_max_connections,
+            // Malformed entries are refused at start by `CoreBackend::new` (check_smtp_settings).
+            trusted_networks: mailpush_core::submit::trusted_networks(&s.smtp_trusted_networks).unwrap_or_default(),
             max_errors: 10,
             auth_max_failures: s.smtp_auth_max_failures,
+            auth_max_failures_per_ip: s.smtp_auth_max_failures_per_ip,
             auth_window: Duration::from_secs(s.smtp_auth_window_secs),
+            auth_delay: Duration::from_millis(s.smtp_auth_delay_ms),
+            auth_delay_max: Duration::from_millis(s.smtp_auth_delay_max_ms),
             inbound: false,
         }
     }
@@ -104,11 +125,15 @@ impl SmtpConfig {
         SmtpConfig {
             hostname: inbound_host,
             max_recipients: INBOUND_MAX_RECIPIENTS,
+            max_connections: s.inbound_max_connections,
             inbound: true,
             ..SmtpConfig::from_settings(s, tls)
         }
     }
 }
+
+/// The reply to a connection over [`SmtpConfig::max_connections`] (before the greeting, then closed).
+pub const OVER_CAPACITY: &[u8] = b"421 4.3.2 too many connections, try again later\r\n";
 
 /// Most recipients of one inbound mail (a report goes to one return path; a little room for odd senders).
 pub const INBOUND_MAX_RECIPIENTS: usize = 20;
@@ -117,10 +142,27 @@ pub(crate) struct Shared<B: SubmissionBackend> {
     pub(crate) config: SmtpConfig,
     pub(crate) backend: Arc<B>,
     pub(crate) connections: Arc<ConnectionLimiter>,
-    pub(crate) auth_failures: FailureWindow,
+    pub(crate) cap: ConnectionCap,
+    pub(crate) auth: AuthThrottle,
 }
 
-/// The SMTP server: one per process; its listeners share the connection limits and AUTH throttling.
+/// The timeout of reads, writes and handshakes while the server is under stress (see
+/// [`ConnectionCap::under_stress`]; Postfix: `smtpd_timeout = ${stress?{10}:{300}}s`).
+pub const STRESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl<B: SubmissionBackend> Shared<B> {
+    /// The idle / command timeout now: [`SmtpConfig::timeout`], or at most [`STRESS_TIMEOUT`] while three
+    /// quarters of the connection cap are in use, so silent clients cannot hold the cap for long.
+    pub(crate) fn timeout(&self) -> Duration {
+        if self.cap.under_stress() {
+            self.config.timeout.min(STRESS_TIMEOUT)
+        } else {
+            self.config.timeout
+        }
+    }
+}
+
+/// The SMTP server: one per process and mode; its listeners share the connection limits and AUTH throttling.
 pub struct SmtpServer<B: SubmissionBackend> {
     shared: Arc<Shared<B>>,
 }
@@ -139,7 +181,14 @@ impl<B: SubmissionBackend> SmtpServer<B> {
         SmtpServer {
             shared: Arc::new(Shared {
                 connections: Arc::new(ConnectionLimiter::new(config.max_connections_per_ip)),
-                auth_failures: FailureWindow::new(config.auth_max_failures, config.auth_window),
+                cap: ConnectionCap::new(if config.inbound { "inbound" } else { "smtp" }, config.max_connections),
+                auth: AuthThrottle::new(
+                    config.auth_max_failures,
+                    config.auth_max_failures_per_ip,
+                    config.auth_window,
+                    config.auth_delay,
+                    config.auth_delay_max,
+                ),
                 config,
                 backend,
             }),
@@ -158,22 +207,34 @@ impl<B: SubmissionBackend> SmtpServer<B> {
             return Err(SmtpError::Config("implicit TLS needs a certificate".into()));
         }
         tokio::pin!(shutdown);
+        let mut backoff = AcceptBackoff::new(if self.shared.config.inbound { "inbound" } else { "smtp" });
         loop {
-            tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let shared = self.shared.clone();
-                        tokio::spawn(async move { connection(shared, tcp, peer, implicit_tls).await });
-                    }
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "smtp: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                accepted = backoff.accept(&listener) => accepted,
+            };
+            // The global cap comes first and costs no task: slow clients can hold at most the cap.
+            let Some(slot) = self.shared.cap.try_admit() else {
+                // Logged by the cap, at most once a second.
+                if implicit_tls {
+                    // No clear-text reply on a TLS port.
+                    self.shared.cap.drop_refused(tcp);
+                } else {
+                    self.shared.cap.refuse(tcp, OVER_CAPACITY);
                 }
-            }
+                continue;
+            };
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                connection(shared, tcp, peer, implicit_tls).await;
+                drop(slot);
+            });
         }
+    }
+
+    /// Connections open now, all listeners of this server together.
+    pub fn open_connections(&self) -> usize {
+        self.shared.cap.open()
     }
 }
 
@@ -184,21 +245,32 @@ async fn connection<B: SubmissionBackend>(
     implicit_tls: bool,
 ) {
     let _ = tcp.set_nodelay(true);
-    let Some(_permit) = shared.connections.acquire(peer.ip()) else {
-        tracing::warn!(%peer, "smtp: too many connections from this address");
-        if !implicit_tls {
-            let _ = tcp
-                .write_all(b"421 4.7.0 Too many connections from your address; try again later\r\n")
-                .await;
-        }
-        let _ = tcp.shutdown().await;
-        return;
+    let trusted = shared
+        .config
+        .trusted_networks
+        .iter()
+        .any(|n| n.contains(&peer.ip().to_canonical()));
+    let permit = if trusted {
+        None
+    } else {
+        let Some(permit) = shared.connections.acquire(peer.ip()) else {
+            tracing::warn!(%peer, "smtp: too many connections from this address");
+            if !implicit_tls {
+                let _ = tcp
+                    .write_all(b"421 4.7.0 Too many connections from your address; try again later\r\n")
+                    .await;
+            }
+            let _ = tcp.shutdown().await;
+            return;
+        };
+        Some(permit)
     };
+    let _permit = permit;
     let stream = if implicit_tls {
         let Some(acceptor) = shared.config.tls.clone() else {
             return;
         };
-        match tokio::time::timeout(shared.config.timeout, acceptor.accept(tcp)).await {
+        match tokio::time::timeout(shared.timeout(), acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "smtp: TLS handshake failed");
@@ -327,4 +399,24 @@ pub async fn launch(core: mailpush_core::Mailpush) -> Result<Option<Launched>, S
         tls: source,
         tasks,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submission_and_inbound_caps_come_from_their_own_settings() {
+        let s = Settings {
+            smtp_max_connections: 7,
+            inbound_max_connections: 3,
+            smtp_trusted_networks: vec!["10.0.0.0/8".into(), "::1".into()],
+            ..Settings::default()
+        };
+        let submission = SmtpConfig::from_settings(&s, None);
+        assert_eq!(submission.max_connections, 7);
+        assert_eq!(submission.trusted_networks.len(), 2);
+        let inbound = SmtpConfig::inbound_from_settings(&s, "mx.example".into(), None);
+        assert_eq!((inbound.max_connections, inbound.inbound), (3, true));
+    }
 }

@@ -1,7 +1,8 @@
 //! One SMTP connection: the ESMTP state machine over a plain or TLS stream.
 //!
 //! Replies are buffered and flushed only before the session waits for input, which is what PIPELINING
-//! needs. Every read has the idle timeout; every error reply counts towards `max_errors`.
+//! needs. Every read has the idle timeout (shorter while the server is under stress); every error reply counts
+//! towards `max_errors`.
 
 use crate::backend::{Envelope, Principal, SubmissionBackend};
 use crate::data::{BodyMode, BodyProblem, BodyReader};
@@ -11,6 +12,7 @@ use base64::Engine;
 use smtp_proto::request::receiver::MAX_LINE_LENGTH;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ProtoError, Request};
 use std::collections::HashSet;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,7 +116,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
             self.stream.write_all(&out).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(self.shared.config.timeout, write).await {
+        match tokio::time::timeout(self.shared.timeout(), write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Closed),
             Err(_) => Err(End::Timeout),
@@ -130,7 +132,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         let old = self.rbuf.len();
         self.rbuf.resize(old + READ_CHUNK, 0);
-        let read = tokio::time::timeout(self.shared.config.timeout, self.stream.read(&mut self.rbuf[old..])).await;
+        let read = self.timed_read(old).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => {
                 self.rbuf.truncate(old);
@@ -145,6 +147,22 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
                 self.push(&reply(421, "4.4.2", "Timeout; closing connection"));
                 let _ = self.flush().await;
                 Err(End::Timeout)
+            }
+        }
+    }
+
+    /// Reads into `rbuf[from..]` within the idle timeout. The wait is cut into slices of at most
+    /// [`crate::STRESS_TIMEOUT`] and the timeout looked up again after each, so a client already waiting
+    /// when the server comes under stress gets the shorter one too (reads are cancel-safe).
+    async fn timed_read(&mut self, from: usize) -> Result<io::Result<usize>, tokio::time::error::Elapsed> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let left = self.shared.timeout().saturating_sub(started.elapsed());
+            let slice = left.min(crate::STRESS_TIMEOUT);
+            match tokio::time::timeout(slice, self.stream.read(&mut self.rbuf[from..])).await {
+                Ok(done) => return Ok(done),
+                Err(elapsed) if slice == left => return Err(elapsed),
+                Err(_) => {}
             }
         }
     }
@@ -305,7 +323,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(End::Closed);
         };
-        match tokio::time::timeout(self.shared.config.timeout, acceptor.accept(tcp)).await {
+        match tokio::time::timeout(self.shared.timeout(), acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 self.stream = Stream::Tls(Box::new(tls));
                 // RFC 3207 §4.2: forget everything learnt before TLS.
@@ -403,11 +421,11 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         let (Ok(user), Ok(pass)) = (String::from_utf8(creds.0), String::from_utf8(creds.1)) else {
             return self.error(reply(501, "5.5.2", "Credentials must be UTF-8"));
         };
-        let ip_key = format!("ip:{}", self.peer.ip());
-        let user_key = format!("user:{}", user.to_lowercase());
+        let ip = self.peer.ip();
         let now = Instant::now();
-        let failures = &self.shared.auth_failures;
-        if failures.is_blocked(&ip_key, now) || failures.is_blocked(&user_key, now) {
+        let throttle = &self.shared.auth;
+        if throttle.is_blocked(ip, &user, now) {
+            // This address only (for this username, or for all once it sprays): never the username elsewhere.
             tracing::warn!(peer = %self.peer, user, "smtp: AUTH throttled after repeated failures");
             return self.error(reply(
                 454,
@@ -423,9 +441,10 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
                 Ok(())
             }
             Ok(None) => {
-                failures.record(&ip_key, now);
-                failures.record(&user_key, now);
-                tracing::info!(peer = %self.peer, user, "smtp: AUTH failed");
+                let wait = throttle.record_failure(ip, &user, Instant::now());
+                tracing::info!(peer = %self.peer, user, wait_ms = wait.as_millis() as u64, "smtp: AUTH failed");
+                // Slows guessing down without refusing anyone else: the delay grows with this IP's failures.
+                tokio::time::sleep(wait).await;
                 self.error(reply(535, "5.7.8", "Authentication credentials invalid"))
             }
             Err(r) => {

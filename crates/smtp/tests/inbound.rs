@@ -54,3 +54,25 @@ async fn only_feedback_addresses_are_accepted_and_there_is_no_auth() {
     assert_eq!(code, 250, "{text}");
     assert!(text.contains("1 ignored"), "{text}");
 }
+
+#[tokio::test]
+async fn the_inbound_mx_has_its_own_connection_cap() {
+    let w = world(
+        |s| s.bounce_mx_host = MX.to_string(),
+        |c| {
+            c.inbound = true;
+            c.max_connections = 1;
+        },
+    )
+    .await;
+    let (mut held, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 220);
+    let (mut over, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 421);
+    assert_eq!(over.reply().await.0, 0, "closed after the refusal");
+    assert_eq!(
+        held.cmd("EHLO reporter.example").await.0,
+        250,
+        "the admitted one is served"
+    );
+}

@@ -128,7 +128,7 @@ async fn wrong_passwords_are_refused_then_throttled() {
         let (code, text) = c.login(LOGIN, "wrong").await;
         assert_eq!((code, text.trim()), (535, "5.7.8 Authentication credentials invalid"));
     }
-    // Now even the right password waits: the IP and the username are throttled.
+    // Now even the right password waits, from this IP: this (IP, username) pair is throttled.
     let (code, text) = c.login(LOGIN, PASSWORD).await;
     assert_eq!(code, 454, "{text}");
     assert!(text.starts_with("4.7.0"), "{text}");
@@ -137,6 +137,176 @@ async fn wrong_passwords_are_refused_then_throttled() {
     let (mut c2, _) = Client::connect(w.addr, &w.cert).await;
     c2.starttls().await;
     assert_eq!(c2.login(LOGIN, PASSWORD).await.0, 454);
+}
+
+fn host(last: u8) -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, last])
+}
+
+/// Connects from `from`, STARTTLS, AUTH PLAIN; the AUTH reply.
+async fn login_from(w: &World, from: std::net::IpAddr, user: &str, pass: &str) -> (Client, u16, String) {
+    let (mut c, code) = Client::connect_from(w.addr, &w.cert, from).await;
+    assert_eq!(code, 220);
+    c.starttls().await;
+    let (code, text) = c.login(user, pass).await;
+    (c, code, text)
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_do_not_lock_the_user_out_from_another() {
+    // Sender addresses are public: a stranger's guesses must not keep their owner out of SMTP.
+    let w = world(
+        |s| {
+            s.smtp_auth_max_failures = 3;
+            s.smtp_auth_delay_ms = 10;
+        },
+        |_| {},
+    )
+    .await;
+    let (mut stranger, _, _) = login_from(&w, host(2), LOGIN, "wrong-1").await;
+    for i in 2..=6 {
+        let (code, _) = stranger.login(LOGIN, &format!("wrong-{i}")).await;
+        assert!(code == 535 || code == 454, "{code}");
+    }
+    // The stranger's address is throttled for this username, even with the right password…
+    let (_, code, text) = login_from(&w, host(2), LOGIN, PASSWORD).await;
+    assert_eq!(code, 454, "{text}");
+    // …but the owner, from another address, logs in and submits.
+    let (mut owner, code, text) = login_from(&w, host(3), LOGIN, PASSWORD).await;
+    assert_eq!(code, 235, "{text}");
+    let (code, text) = send_one(&mut owner, LOGIN, &[RCPT], &message(LOGIN, RCPT, "Hi")).await;
+    assert_eq!(code, 250, "{text}");
+}
+
+#[tokio::test]
+async fn an_address_guessing_many_usernames_is_refused_and_slowed_down() {
+    let w = world(
+        |s| {
+            s.smtp_auth_max_failures = 3;
+            s.smtp_auth_max_failures_per_ip = 4;
+            s.smtp_auth_delay_ms = 200;
+            s.smtp_auth_delay_max_ms = 400;
+        },
+        |_| {},
+    )
+    .await;
+    let (mut c, code, _) = login_from(&w, host(4), "nobody-0@shop.example.com", "Wr0ngPassword1").await;
+    assert_eq!(code, 535);
+    for i in 1..4 {
+        let started = std::time::Instant::now();
+        let (code, _) = c.login(&format!("nobody-{i}@shop.example.com"), "Wr0ngPassword1").await;
+        assert_eq!(code, 535);
+        // The reply to each further failure of this address waits (at least the configured delay).
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "failure {i} not delayed"
+        );
+    }
+    // Four failures from this address: any username, even the right password, is refused from it.
+    let (_, code, text) = login_from(&w, host(4), LOGIN, PASSWORD).await;
+    assert_eq!(code, 454, "{text}");
+    // Other addresses are not affected.
+    let (_, code, text) = login_from(&w, host(5), LOGIN, PASSWORD).await;
+    assert_eq!(code, 235, "{text}");
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_clients_get_421_and_a_freed_slot_serves_again() {
+    let w = world(|s| s.smtp_max_connections = 3, |_| {}).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (c, code) = Client::connect(w.addr, &w.cert).await;
+        assert_eq!(code, 220);
+        held.push(c);
+    }
+    // The cap covers the server's listeners together (STARTTLS and implicit TLS ports).
+    let (mut over, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 421);
+    assert_eq!(over.reply().await.0, 0, "closed after the refusal");
+    let mut refused = tokio::net::TcpStream::connect(w.tls_addr).await.expect("connect");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut refused, &mut buf),
+    )
+    .await
+    .expect("closed in time")
+    .unwrap_or(0);
+    assert_eq!(n, 0, "the implicit-TLS port closes without a clear-text reply");
+    let mut q = held.pop().expect("held");
+    assert_eq!(q.cmd("QUIT").await.0, 221);
+    drop(q);
+    // The slot comes back once the session has ended.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut c, code) = Client::connect(w.addr, &w.cert).await;
+        if code == 220 {
+            assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+            assert_eq!(c.cmd("QUIT").await.0, 221);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no slot freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_421_text_over_the_cap() {
+    let w = world(|s| s.smtp_max_connections = 1, |_| {}).await;
+    let (_held, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 220);
+    let tcp = tokio::net::TcpStream::connect(w.addr).await.expect("connect");
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(tcp), &mut line)
+        .await
+        .expect("read");
+    assert_eq!(line, "421 4.3.2 too many connections, try again later\r\n");
+}
+
+#[tokio::test]
+async fn near_the_cap_silent_clients_are_timed_out_sooner() {
+    // smtp_timeout_secs stays 300; with 3 of 4 slots taken the server is under stress (10 s, like Postfix).
+    let w = world(|s| s.smtp_max_connections = 4, |_| {}).await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        let (c, code) = Client::connect(w.addr, &w.cert).await;
+        assert_eq!(code, 220);
+        silent.push(c);
+    }
+    for mut c in silent {
+        // `reply` waits up to 30 s: far less than the configured 300 s.
+        let (code, text) = c.reply().await;
+        assert_eq!((code, text.trim()), (421, "4.4.2 Timeout; closing connection"));
+    }
+    let (mut c, code) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(code, 220);
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+}
+
+#[tokio::test]
+async fn trusted_networks_are_exempt_from_the_per_ip_limit() {
+    let w = world(
+        |s| {
+            s.smtp_max_connections_per_ip = 2;
+            s.smtp_trusted_networks = vec!["127.0.0.6/32".into()];
+            s.smtp_trusted_account = Some("shop".into());
+        },
+        |_| {},
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let (c, code) = Client::connect_from(w.addr, &w.cert, host(6)).await;
+        assert_eq!(code, 220, "a trusted relay may open many connections");
+        held.push(c);
+    }
+    for _ in 0..2 {
+        let (c, code) = Client::connect_from(w.addr, &w.cert, host(7)).await;
+        assert_eq!(code, 220);
+        held.push(c);
+    }
+    let (_, code) = Client::connect_from(w.addr, &w.cert, host(7)).await;
+    assert_eq!(code, 421, "an untrusted address keeps its per-IP limit");
 }
 
 #[tokio::test]

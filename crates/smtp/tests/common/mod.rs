@@ -177,6 +177,20 @@ impl Client {
         (c, code)
     }
 
+    /// Connects from the local address `from` (e.g. `127.0.0.2`: a distinct client host on loopback) and
+    /// reads the greeting.
+    pub async fn connect_from(addr: SocketAddr, cert: &std::path::Path, from: std::net::IpAddr) -> (Client, u16) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(from, 0)).expect("bind the client address");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let mut c = Client {
+            io: Some(BufReader::new(Box::new(tcp) as Box<dyn Io>)),
+            cert: cert.to_path_buf(),
+        };
+        let (code, _) = c.reply().await;
+        (c, code)
+    }
+
     /// Connects with implicit TLS.
     pub async fn connect_tls(addr: SocketAddr, cert: &std::path::Path) -> (Client, u16) {
         let tcp = TcpStream::connect(addr).await.expect("connect");
