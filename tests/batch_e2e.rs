@@ -481,3 +481,53 @@ async fn a_killed_runner_resumes_where_it_stopped_without_resending() {
         server.kill().await;
     }
 }
+
+/// `mailpush receivers import`: a CSV file with a header, quoted and unquoted TemplateData and a bad address
+/// becomes a recipient list the API lists, with the counts the import reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_file_is_imported_into_a_recipient_list() {
+    let w = world(&[]).await;
+    let csv = w._dir.path().join("list.csv");
+    std::fs::write(
+        &csv,
+        "email,TemplateData\r\n\
+         ann@example.org,\"{\"\"name\"\":\"\"Ann, Jr.\"\",\"\"order\"\":\"\"1\"\"}\"\r\n\
+         bob@example.org,{\"name\":\"Bob\",\"order\":\"2\"}\n\
+         \n\
+         not-an-address,{\"name\":\"X\",\"order\":\"3\"}\n",
+    )
+    .expect("write the CSV file");
+    let out = mailpush_cli(
+        &w.env,
+        &[
+            "receivers",
+            "import",
+            "--account",
+            "shop",
+            "customers",
+            csv.to_str().expect("utf-8 path"),
+        ],
+    )
+    .await;
+    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["TotalCount"], 3, "{report}");
+    assert_eq!(report["ValidCount"], 2, "{report}");
+    assert_eq!(report["InvalidCount"], 1, "{report}");
+    let id = report["ReceiverId"].as_i64().expect("ReceiverId");
+    let r = ok(
+        &w.client,
+        "ListReceiverDetails",
+        json!({ "ReceiverId": id, "Offset": 0, "Limit": 10 }),
+    )
+    .await;
+    let details = r["Data"].as_array().expect("Data");
+    let data_of = |email: &str| {
+        details
+            .iter()
+            .find(|d| d["Email"] == email)
+            .map(|d| d["TemplateData"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("{email} missing: {r}"))
+    };
+    assert_eq!(data_of("ann@example.org"), "{\"name\":\"Ann, Jr.\",\"order\":\"1\"}");
+    assert_eq!(data_of("bob@example.org"), "{\"name\":\"Bob\",\"order\":\"2\"}");
+}

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mailpush_admin::{Report, accounts, domains, receivers, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -233,10 +234,29 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings.clone(), settings.clock())
+/// Opens the core for one admin command.
+async fn open(settings: mailpush_core::Settings) -> anyhow::Result<Mailpush> {
+    Mailpush::open(settings.clone(), settings.clock())
         .await
-        .context("opening mailpush")?;
+        .context("opening mailpush")
+}
+
+/// Prints a report (JSON with `json`); an unsuccessful report exits with status 2.
+fn print(report: Result<Report, mailpush_admin::AdminError>, json: bool) -> anyhow::Result<()> {
+    let report = report?;
+    if json {
+        println!("{}", report.json);
+    } else if !report.text.is_empty() {
+        println!("{}", report.text);
+    }
+    if !report.success {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {
+    let core = open(settings).await?;
     match command {
         AccountCommand::Create {
             name,
@@ -248,19 +268,7 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
                 allow_simple_content,
                 allow_links,
             };
-            let creds = core
-                .create_account_with_policy(&name, policy)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            if json {
-                println!("{}", serde_json::to_string(&creds)?);
-            } else {
-                println!(
-                    "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}",
-                    creds.name, creds.app_id, creds.secret_id, creds.secret_key
-                );
-                println!("Keep the SecretKey now: it is stored encrypted and cannot be shown again.");
-            }
+            print(accounts::create(&core, &name, policy).await, json)
         }
         AccountCommand::Set {
             name,
@@ -271,389 +279,56 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
             daily_cap,
             domain_level,
         } => {
-            if sends_per_second.is_some() || per_recipient_per_hour.is_some() || daily_cap.is_some() {
-                let o = core
-                    .set_account_limits(
-                        &name,
-                        limit_arg(sends_per_second)?,
-                        limit_arg(per_recipient_per_hour)?,
-                        limit_arg(daily_cap)?,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-                let show = |v: Option<i64>| v.map_or("default".to_string(), |n| n.to_string());
-                println!(
-                    "{name}: sends-per-second {}, per-recipient-per-hour {}, daily-cap {}",
-                    show(o.sends_per_second),
-                    show(o.per_recipient_per_hour),
-                    show(o.daily_cap)
-                );
-            }
-            if let Some(spec) = domain_level {
-                let (domain, level) = spec
-                    .split_once('=')
-                    .and_then(|(d, l)| Some((d, l.parse::<u8>().ok().filter(|l| (1..=20).contains(l))?)))
-                    .ok_or_else(|| anyhow::anyhow!("--domain-level takes DOMAIN=LEVEL with LEVEL 1-20"))?;
-                core.set_domain_level(domain, level)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-                println!("{domain}: reputation level {level}");
-            }
-            let p = core
-                .set_account_policy(&name, allow_simple_content, allow_links)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            println!(
-                "{name}: allow-simple-content {}, allow-links {}",
-                p.allow_simple_content, p.allow_links
-            );
+            let limit = |v: Option<String>| v.as_deref().map(accounts::LimitArg::parse).transpose();
+            let changes = accounts::AccountChanges {
+                allow_simple_content,
+                allow_links,
+                sends_per_second: limit(sends_per_second)?,
+                per_recipient_per_hour: limit(per_recipient_per_hour)?,
+                daily_cap: limit(daily_cap)?,
+                domain_level,
+            };
+            print(accounts::set(&core, &name, changes).await, false)
         }
-        AccountCommand::Resume { name } => {
-            core.set_account_suspended_by_name(&name, false)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            println!("{name}: resumed");
-        }
-        AccountCommand::Suspend { name } => {
-            core.set_account_suspended_by_name(&name, true)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            println!("{name}: suspended");
-        }
-        AccountCommand::List { json } => {
-            let accounts = core.list_accounts().await?;
-            if json {
-                let list: Vec<_> = accounts
-                    .iter()
-                    .map(|a| serde_json::json!({"Name": a.name, "AppId": a.app_id, "Suspended": a.suspended}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(list));
-            } else {
-                for a in accounts {
-                    println!(
-                        "{}\t{}{}",
-                        a.app_id,
-                        a.name,
-                        if a.suspended { "\t(suspended)" } else { "" }
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `--sends-per-second` & co.: `None` = unchanged, `Some(None)` = back to the default, `Some(Some(n))` = n.
-fn limit_arg(v: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
-    match v.as_deref() {
-        None => Ok(None),
-        Some("default") => Ok(Some(None)),
-        Some(n) => n
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| Some(Some(n)))
-            .ok_or_else(|| anyhow::anyhow!("{n:?}: give a non-negative number or `default`")),
-    }
-}
-
-fn status_name(status: i32) -> &'static str {
-    match status {
-        0 => "approved",
-        1 => "pending",
-        2 => "rejected",
-        _ => "unavailable",
+        AccountCommand::Resume { name } => print(accounts::set_suspended(&core, &name, false).await, false),
+        AccountCommand::Suspend { name } => print(accounts::set_suspended(&core, &name, true).await, false),
+        AccountCommand::List { json } => print(accounts::list(&core).await, json),
     }
 }
 
 async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings.clone(), settings.clock())
-        .await
-        .context("opening mailpush")?;
-    let refused = |e: mailpush_core::CoreError| anyhow::anyhow!(e.to_api().message);
+    let core = open(settings).await?;
     match command {
-        TemplateCommand::List { pending, json } => {
-            let list = core.admin_templates(pending).await?;
-            if json {
-                let list: Vec<_> = list
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "TemplateID": t.id, "AccountId": t.account_id, "TemplateName": t.name,
-                            "TemplateCategory": t.category, "TemplateStatus": t.status,
-                            "ReviewReason": t.review_reason, "Version": t.version,
-                            "CreatedTimestamp": t.created_ms / 1000,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(list));
-            } else {
-                for t in list {
-                    println!(
-                        "{}\tv{}\taccount {}\t{}\t{}\t{}",
-                        t.id,
-                        t.version,
-                        t.account_id,
-                        status_name(t.status),
-                        t.category,
-                        t.name
-                    );
-                }
-            }
-        }
-        TemplateCommand::Show { id } => {
-            let t = core.admin_template(id).await.map_err(refused)?;
-            println!(
-                "template {} version {} (account {}): {}\nstatus: {}\ncategory: {}",
-                t.id,
-                t.version,
-                t.account_id,
-                t.name,
-                status_name(t.status),
-                t.category
-            );
-            if !t.review_reason.is_empty() {
-                println!("review reason:\n{}", t.review_reason);
-            }
-            if let Some(html) = &t.html {
-                println!("--- Html ---\n{html}");
-            }
-            if let Some(text) = &t.text {
-                println!("--- Text ---\n{text}");
-            }
-        }
-        TemplateCommand::Approve { id, version } => {
-            let t = core.approve_template(id, version).await.map_err(refused)?;
-            println!("template {} version {} approved", t.id, t.version);
-        }
+        TemplateCommand::List { pending, json } => print(templates::list(&core, pending).await, json),
+        TemplateCommand::Show { id } => print(templates::show(&core, id).await, false),
+        TemplateCommand::Approve { id, version } => print(templates::approve(&core, id, version).await, false),
         TemplateCommand::Reject { id, reason, version } => {
-            let t = core.reject_template(id, version, &reason).await.map_err(refused)?;
-            println!("template {} version {} rejected", t.id, t.version);
+            print(templates::reject(&core, id, version, &reason).await, false)
         }
     }
-    Ok(())
 }
 
 async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> anyhow::Result<()> {
-    let core = Mailpush::open(settings.clone(), settings.clock())
-        .await
-        .context("opening mailpush")?;
+    let core = open(settings).await?;
     match command {
-        DomainCommand::Pool { domain, pool } => {
-            core.set_domain_pool(&domain, Some(pool.as_str()))
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            println!("{domain} now sends from source pool {pool}");
-        }
-        DomainCommand::Pools => {
-            println!(
-                "{:<12}  {:<40}  {:>10}  {:>4}  {:>10}",
-                "POOL", "ADDRESS", "SENT TODAY", "DAY", "ALLOWANCE"
-            );
-            for q in core
-                .all_source_ip_quota()
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?
-            {
-                let allowance = q
-                    .warmup_allowance
-                    .map_or_else(|| "unlimited".to_string(), |a| a.to_string());
-                println!(
-                    "{:<12}  {:<40}  {:>10}  {:>4}  {:>10}",
-                    q.pool, q.address, q.sent_today, q.warmup_day, allowance
-                );
-            }
-            for a in core.store().domain_source_pools().await? {
-                println!("domain {} (account {}) -> pool {}", a.domain, a.account_id, a.pool);
-            }
-        }
-        DomainCommand::Check { domain } => {
-            let found = core
-                .admin_check_domain(&domain)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.to_api().message))?;
-            let Some((row, records)) = found else {
-                anyhow::bail!("no account has the sending domain {domain}");
-            };
-            let account = core
-                .store()
-                .account(row.account_id)
-                .await?
-                .map_or_else(|| row.account_id.to_string(), |a| a.name);
-            println!(
-                "domain {}  account {}  stored status: {}",
-                row.domain,
-                account,
-                if row.verified { "verified" } else { "not verified" }
-            );
-            let header = ["TYPE", "HOST", "EXPECTED", "FOUND", "RESULT"];
-            let rows: Vec<[String; 5]> = records
-                .iter()
-                .map(|r| {
-                    let result = match (r.pass, r.spec.required) {
-                        (true, _) => "pass".to_string(),
-                        (false, true) => format!("FAIL: {}", r.reason.clone().unwrap_or_default()),
-                        (false, false) => format!("fail (optional): {}", r.reason.clone().unwrap_or_default()),
-                    };
-                    let found = if r.current.is_empty() {
-                        "-".to_string()
-                    } else {
-                        r.current.clone()
-                    };
-                    [
-                        r.spec.record_type.clone(),
-                        r.spec.name.clone(),
-                        r.spec.expected.clone(),
-                        found,
-                        result,
-                    ]
-                })
-                .collect();
-            let width = |i: usize| {
-                rows.iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-                    .min(60)
-            };
-            let widths: Vec<usize> = (0..4).map(width).collect();
-            println!(
-                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-                header[0],
-                header[1],
-                header[2],
-                header[3],
-                header[4],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            );
-            for r in &rows {
-                println!(
-                    "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    w0 = widths[0],
-                    w1 = widths[1],
-                    w2 = widths[2],
-                    w3 = widths[3]
-                );
-            }
-            let sendable = records.iter().all(|r| r.pass || !r.spec.required);
-            println!(
-                "{}",
-                if sendable {
-                    "result: sendable"
-                } else {
-                    "result: NOT sendable"
-                }
-            );
-            if !sendable {
-                std::process::exit(2);
-            }
-        }
+        DomainCommand::Pool { domain, pool } => print(domains::set_pool(&core, &domain, &pool).await, false),
+        DomainCommand::Pools => print(domains::pools(&core).await, false),
+        DomainCommand::Check { domain } => print(domains::check(&core, &domain).await, false),
     }
-    Ok(())
-}
-
-/// Splits one CSV line into the address and the optional TemplateData (unquoting a quoted second field).
-fn csv_recipient(line: &str) -> (String, Option<String>) {
-    let line = line.trim_end_matches(['\r', '\n']);
-    let Some((email, rest)) = line.split_once(',') else {
-        return (line.trim().trim_matches('"').to_string(), None);
-    };
-    let rest = rest.trim();
-    let data = match rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) => inner.replace("\"\"", "\""),
-        None => rest.to_string(),
-    };
-    (
-        email.trim().trim_matches('"').to_string(),
-        Some(data).filter(|d| !d.is_empty()),
-    )
 }
 
 async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand) -> anyhow::Result<()> {
-    use std::io::{BufRead, Write};
-    let core = Mailpush::open(settings.clone(), settings.clock())
-        .await
-        .context("opening mailpush")?;
-    let refused = |e: mailpush_core::CoreError| anyhow::anyhow!(e.to_api().message);
+    use std::io::Write;
+    let core = open(settings).await?;
     match command {
         ReceiversCommand::Import { account, list, file } => {
-            let ctx = core
-                .list_accounts()
-                .await?
-                .into_iter()
-                .find(|a| a.name == account)
-                .ok_or_else(|| anyhow::anyhow!("no account named {account}"))?;
-            let id = match core.receiver_named(&ctx, &list).await? {
-                Some(r) => r.id,
-                None => core.create_receiver(&ctx, &list, None).await.map_err(refused)?,
-            };
-            let reader = std::io::BufReader::new(
-                std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
-            );
-            core.set_receiver_status(&ctx, id, 2).await.map_err(refused)?;
-            const CHUNK: usize = 5_000;
-            let mut total = mailpush_core::batch::AddDetailsReport::default();
-            let mut chunk = Vec::with_capacity(CHUNK);
-            let mut first = true;
-            let flush = async |chunk: &mut Vec<mailpush_core::batch::ReceiverDetailInput>,
-                               total: &mut mailpush_core::batch::AddDetailsReport|
-                   -> anyhow::Result<()> {
-                if chunk.is_empty() {
-                    return Ok(());
-                }
-                let r = core
-                    .add_receiver_details(&ctx, id, std::mem::take(chunk))
-                    .await
-                    .map_err(refused)?;
-                total.total += r.total;
-                total.valid += r.valid;
-                total.invalid += r.invalid;
-                total.too_long += r.too_long;
-                total.empty += r.empty;
-                total.repeated += r.repeated;
-                eprint!("\rimported {} lines ({} valid)", total.total, total.valid);
+            let report = receivers::import(&core, &account, &list, &file, |t| {
+                eprint!("\rimported {} lines ({} valid)", t.total, t.valid);
                 let _ = std::io::stderr().flush();
-                Ok(())
-            };
-            for line in reader.lines() {
-                let line = line.context("reading the CSV file")?;
-                if std::mem::take(&mut first) && line.trim_start().to_ascii_lowercase().starts_with("email") {
-                    continue;
-                }
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let (email, template_data) = csv_recipient(&line);
-                chunk.push(mailpush_core::batch::ReceiverDetailInput { email, template_data });
-                if chunk.len() == CHUNK
-                    && let Err(e) = flush(&mut chunk, &mut total).await
-                {
-                    let _ = core.set_receiver_status(&ctx, id, 3).await;
-                    return Err(e);
-                }
-            }
-            let result = flush(&mut chunk, &mut total).await;
-            core.set_receiver_status(&ctx, id, 3).await.map_err(refused)?;
-            result?;
+            })
+            .await;
             eprintln!();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "ReceiverId": id, "TotalCount": total.total, "ValidCount": total.valid,
-                    "InvalidCount": total.invalid, "TooLongCount": total.too_long,
-                    "EmptyEmailCount": total.empty, "RepeatCount": total.repeated,
-                })
-            );
+            print(report, false)
         }
     }
-    Ok(())
 }

@@ -210,6 +210,11 @@ impl Mailpush {
         Ok(all.into_iter().filter(|q| pools.contains(&q.pool)).collect())
     }
 
+    /// Every sending domain's source pool assignment (domains without one send from the shared pool).
+    pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
+        Ok(self.store().domain_source_pools().await?)
+    }
+
     /// Every configured source address, per pool, with today's sends and warm-up allowance.
     pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
         let s = self.settings();

@@ -1,0 +1,114 @@
+//! `mailpush domain …`: what DNS holds for a sending domain, and the source pools domains send from.
+
+use crate::table::render;
+use crate::{AdminError, Report};
+use mailpush_core::Mailpush;
+use serde_json::json;
+
+/// Looks up every record the sending `domain` (of whichever account) must publish: expected against found. The
+/// report is unsuccessful when a required record fails (the domain cannot send).
+pub async fn check(core: &Mailpush, domain: &str) -> Result<Report, AdminError> {
+    let Some((row, records)) = core.admin_check_domain(domain).await? else {
+        return Err(AdminError::Invalid(format!(
+            "no account has the sending domain {domain}"
+        )));
+    };
+    let account = core
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.id == row.account_id)
+        .map_or_else(|| row.account_id.to_string(), |a| a.name);
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let reason = r.reason.clone().unwrap_or_default();
+            let result = match (r.pass, r.spec.required) {
+                (true, _) => "pass".to_string(),
+                (false, true) => format!("FAIL: {reason}"),
+                (false, false) => format!("fail (optional): {reason}"),
+            };
+            let found = if r.current.is_empty() {
+                "-".to_string()
+            } else {
+                r.current.clone()
+            };
+            vec![
+                r.spec.record_type.clone(),
+                r.spec.name.clone(),
+                r.spec.expected.clone(),
+                found,
+                result,
+            ]
+        })
+        .collect();
+    let sendable = records.iter().all(|r| r.pass || !r.spec.required);
+    let text = format!(
+        "domain {}  account {}  stored status: {}\n{}\nresult: {}",
+        row.domain,
+        account,
+        if row.verified { "verified" } else { "not verified" },
+        render(&["TYPE", "HOST", "EXPECTED", "FOUND", "RESULT"], &rows, 60),
+        if sendable { "sendable" } else { "NOT sendable" }
+    );
+    let json = json!({
+        "Domain": row.domain,
+        "Account": account,
+        "Verified": row.verified,
+        "Sendable": sendable,
+        "Records": records.iter().map(|r| json!({
+            "Type": r.spec.record_type, "Host": r.spec.name, "Expected": r.spec.expected,
+            "Found": r.current, "Pass": r.pass, "Required": r.spec.required, "Reason": r.reason,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Report {
+        text,
+        json,
+        success: sendable,
+    })
+}
+
+/// Sends `domain`'s mail from the source pool `pool` (`shared` = the default pool).
+pub async fn set_pool(core: &Mailpush, domain: &str, pool: &str) -> Result<Report, AdminError> {
+    core.set_domain_pool(domain, Some(pool)).await?;
+    Ok(Report::new(
+        format!("{domain} now sends from source pool {pool}"),
+        json!({ "Domain": domain, "Pool": pool }),
+    ))
+}
+
+/// The source addresses per pool with today's sends and warm-up allowance, and the domains' pools.
+pub async fn pools(core: &Mailpush) -> Result<Report, AdminError> {
+    let quotas = core.all_source_ip_quota().await?;
+    let assignments = core.domain_pool_assignments().await?;
+    let rows: Vec<Vec<String>> = quotas
+        .iter()
+        .map(|q| {
+            vec![
+                q.pool.clone(),
+                q.address.to_string(),
+                q.sent_today.to_string(),
+                q.warmup_day.to_string(),
+                q.warmup_allowance
+                    .map_or_else(|| "unlimited".to_string(), |a| a.to_string()),
+            ]
+        })
+        .collect();
+    let mut text = render(&["POOL", "ADDRESS", "SENT TODAY", "DAY", "ALLOWANCE"], &rows, 40);
+    for a in &assignments {
+        text.push_str(&format!(
+            "\ndomain {} (account {}) -> pool {}",
+            a.domain, a.account_id, a.pool
+        ));
+    }
+    let json = json!({
+        "Addresses": quotas.iter().map(|q| json!({
+            "Pool": q.pool, "Address": q.address.to_string(), "SentToday": q.sent_today,
+            "WarmupDay": q.warmup_day, "Allowance": q.warmup_allowance,
+        })).collect::<Vec<_>>(),
+        "Domains": assignments.iter().map(|a| json!({
+            "Domain": a.domain, "AccountId": a.account_id, "Pool": a.pool,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Report::new(text, json))
+}

@@ -1,0 +1,62 @@
+//! The operator's commands of mailpush, as a library: accounts, the template review queue, sending domains and
+//! their source pools, recipient-list imports. Each command runs against a [`mailpush_core::Mailpush`] and
+//! returns a [`Report`]: the text a person reads and the JSON a program reads. The `mailpush` binary only
+//! parses its command line, calls one of these and prints the report.
+
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod domains;
+pub mod receivers;
+mod table;
+pub mod templates;
+
+use mailpush_core::CoreError;
+
+/// What a command shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// For a person, one or more lines.
+    pub text: String,
+    /// For a program (`--json`).
+    pub json: serde_json::Value,
+    /// False when the command ran but found a problem the exit status must show (e.g. a domain that is not
+    /// sendable).
+    pub success: bool,
+}
+
+impl Report {
+    fn new(text: String, json: serde_json::Value) -> Report {
+        Report {
+            text,
+            json,
+            success: true,
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The core refused the request, or failed; the message is the one API clients get.
+    #[error("{0}")]
+    Refused(String),
+    /// A command-line value is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<CoreError> for AdminError {
+    fn from(e: CoreError) -> Self {
+        AdminError::Refused(e.to_api().message)
+    }
+}
