@@ -486,3 +486,59 @@ pub async fn assert_dkim_verifies_everywhere(dns: &mailpush_testkit::DnsAuthorit
         }
     }
 }
+
+/// A PostgreSQL schema of a test's own, from `MAILPUSH_TEST_POSTGRES_URL`; [`PgSchema::drop_schema`] removes it.
+pub struct PgSchema {
+    /// The database URL whose connections use the schema (`search_path`).
+    pub url: String,
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// A fresh schema (dropped first if it exists); `None`, with a loud `SKIPPED:` line on stderr naming
+    /// `test`, when `MAILPUSH_TEST_POSTGRES_URL` is unset.
+    pub async fn create(test: &str) -> Option<PgSchema> {
+        let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: {test} needs MAILPUSH_TEST_POSTGRES_URL (PostgreSQL)");
+            return None;
+        };
+        let name = format!(
+            "{}_{}",
+            test.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id()
+        );
+        let schema = PgSchema {
+            url: format!(
+                "{base}{}options=-c%20search_path%3D{name}",
+                if base.contains('?') { '&' } else { '?' }
+            ),
+            base,
+            name,
+        };
+        schema
+            .run(&[
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.name),
+                &format!("CREATE SCHEMA {}", schema.name),
+            ])
+            .await;
+        Some(schema)
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        self.run(&[&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)])
+            .await;
+    }
+
+    async fn run(&self, statements: &[&str]) {
+        let pool = sqlx::PgPool::connect(&self.base).await.expect("connect to PostgreSQL");
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&pool)
+                .await
+                .expect("schema statement");
+        }
+        pool.close().await;
+    }
+}
