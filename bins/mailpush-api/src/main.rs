@@ -21,12 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = settings::load_for_process(cli.config.as_deref())?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    mailpush_core::logging::init(&settings)?;
+    mailpush_core::logging::warn_about(&settings);
     // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
     mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(true, false, false));
     let listen = settings.api_listen;

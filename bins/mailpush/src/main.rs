@@ -44,6 +44,20 @@ enum Command {
         #[command(subcommand)]
         command: ReceiversCommand,
     },
+    /// The configuration in force (file, then MAILPUSH_* variables, over the defaults).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration: errors name the key; warnings name unknown MAILPUSH_* variables and
+    /// placeholders that mail to the internet cannot work with. Exit status 1 on an error.
+    Check,
+    /// Print every setting in force as TOML, secrets redacted.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -174,16 +188,6 @@ enum TemplateCommand {
     },
 }
 
-fn init_tracing(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr: stdout carries machine-readable output (JSON credentials, the listen line).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// mimalloc: markedly cheaper than glibc malloc for the many small, cross-thread allocations of a request.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -192,18 +196,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = settings::load_for_process(cli.config.as_deref())?;
-    init_tracing(&settings.log);
+    mailpush_core::logging::init(&settings)?;
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Account { command } => account(settings, command).await,
         Command::Template { command } => template(settings, command).await,
         Command::Domain { command } => domain(settings, command).await,
         Command::Receivers { command } => receivers(settings, command).await,
+        Command::Config { command } => config(settings, command),
     }
 }
 
 async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let listen = settings.api_listen;
+    mailpush_core::logging::warn_about(&settings);
     // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
     mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(true, true, true));
     let core = Mailpush::open(settings.clone(), settings.clock())
@@ -331,4 +337,17 @@ async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand)
             print(report, false)
         }
     }
+}
+
+fn config(settings: mailpush_core::Settings, command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Check => {
+            for warning in settings.warnings(&settings::process_variables()) {
+                println!("warning: {warning}");
+            }
+            println!("configuration valid");
+        }
+        ConfigCommand::Show => print!("{}", settings.to_toml_redacted()?),
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod levels;
 pub mod limits;
 pub mod listener;
+pub mod logging;
 pub mod secrets;
 pub mod send;
 pub mod settings;

@@ -139,6 +139,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
     pub log: String,
+    /// `text` (default) or `json`: one JSON object per log record, for log pipelines.
+    pub log_format: String,
     /// Template review: `auto` (the automatic review decides at once) or `manual` (templates that pass it
     /// wait for `mailpush template approve`).
     pub template_review: String,
@@ -317,6 +319,7 @@ impl Default for Settings {
             api_clock_skew_secs: 300,
             db_max_connections: 16,
             log: "info".to_string(),
+            log_format: "text".into(),
             template_review: "auto".to_string(),
             template_max_per_account: 100,
             template_max_bytes: 1024 * 1024,
@@ -493,10 +496,88 @@ fn env_value(default: &serde_json::Value, raw: &str) -> serde_json::Value {
     }
 }
 
+/// `MAILPUSH_*` variables that configure something other than a setting: the binaries' `--config` flag and the
+/// test harness's switches, which the processes it starts inherit.
+fn known_variable(var: &str) -> bool {
+    var == "MAILPUSH_CONFIG"
+        || var == "MAILPUSH_BIN_DIR"
+        || var.starts_with("MAILPUSH_TEST_")
+        || var.starts_with("MAILPUSH_REQUIRE_")
+}
+
+/// Setting placeholders that work on one machine but not on the internet, with what each needs.
+const PLACEHOLDERS: &[(&str, &str)] = &[
+    ("helo_name", "the host's public name, matching its reverse DNS"),
+    ("spf_include", "the SPF domain that lists your sending IPs"),
+    ("bounce_mx_host", "the public name of the inbound MX"),
+];
+
+impl Settings {
+    /// What an operator should hear at start: `MAILPUSH_*` variables of `env` that name no setting (a typo
+    /// would otherwise be ignored), and settings still at a placeholder default that mail to the internet cannot
+    /// work with.
+    pub fn warnings(&self, env: &HashMap<String, String>) -> Vec<String> {
+        let mut out = Vec::new();
+        let keys = serde_json::to_value(Settings::default()).unwrap_or_default();
+        let mut unknown: Vec<&String> = env
+            .keys()
+            .filter(|var| var.starts_with("MAILPUSH_") && !known_variable(var))
+            .filter(|var| {
+                let key = var["MAILPUSH_".len()..].to_ascii_lowercase();
+                keys.get(&key).is_none()
+            })
+            .collect();
+        unknown.sort();
+        for var in unknown {
+            out.push(format!(
+                "{var} is set but is not a setting (see the configuration table of README.md)"
+            ));
+        }
+        let defaults = Settings::default();
+        for (key, needs) in PLACEHOLDERS {
+            let value = |s: &Settings| serde_json::to_value(s).ok().and_then(|v| v.get(*key).cloned());
+            if value(self) == value(&defaults) {
+                out.push(format!("{key} is still its placeholder default: set it to {needs}"));
+            }
+        }
+        out
+    }
+
+    /// The settings as TOML, secrets redacted (the master key, a database password): `mailpush config show`.
+    pub fn to_toml_redacted(&self) -> Result<String, SettingsError> {
+        let mut shown = self.clone();
+        if shown.master_key.is_some() {
+            shown.master_key = Some("<redacted>".into());
+        }
+        if let Some(url) = &shown.database_url {
+            shown.database_url = Some(redact_password(url));
+        }
+        toml::to_string(&shown).map_err(|e| SettingsError::Invalid(e.to_string()))
+    }
+}
+
+/// `scheme://user:password@host…` with the password replaced.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The process's `MAILPUSH_*` variables.
+pub fn process_variables() -> HashMap<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("MAILPUSH_")).collect()
+}
+
 /// Loads settings for a process: the optional file, then the process environment.
 pub fn load_for_process(file: Option<&Path>) -> Result<Settings, SettingsError> {
-    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MAILPUSH_")).collect();
-    Settings::load(file, &env)
+    Settings::load(file, &process_variables())
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -524,6 +605,53 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_name_unknown_variables_and_placeholders() {
+        let env: HashMap<String, String> = [
+            ("MAILPUSH_HELO_NAME", "mx1.example.com"),
+            ("MAILPUSH_WORKER_CONCURENCY", "8"),
+            ("MAILPUSH_TEST_POSTGRES_URL", "postgres://x"),
+            ("MAILPUSH_CONFIG", "/etc/mailpush.toml"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = Settings::load(None, &env).unwrap();
+        let w = s.warnings(&env);
+        assert!(
+            w.iter().any(|l| l.starts_with("MAILPUSH_WORKER_CONCURENCY is set but")),
+            "{w:?}"
+        );
+        assert!(
+            !w.iter()
+                .any(|l| l.contains("POSTGRES") || l.contains("MAILPUSH_CONFIG")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|l| l.starts_with("spf_include is still")), "{w:?}");
+        assert!(!w.iter().any(|l| l.starts_with("helo_name")), "{w:?}");
+    }
+
+    #[test]
+    fn shown_settings_hide_secrets_and_load_back() {
+        let s = Settings {
+            master_key: Some("a-very-secret-master-key".into()),
+            database_url: Some("postgres://mail:hunter2@db:5432/mail".into()),
+            ..Settings::default()
+        };
+        let text = s.to_toml_redacted().unwrap();
+        assert!(!text.contains("a-very-secret") && !text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://mail:<redacted>@db:5432/mail"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shown.toml");
+        std::fs::write(&path, &text).unwrap();
+        let back = Settings::load(Some(&path), &HashMap::new()).unwrap();
+        assert_eq!(back.worker_concurrency, s.worker_concurrency);
+        assert_eq!(
+            redact_password("sqlite:/var/lib/mailpush.db"),
+            "sqlite:/var/lib/mailpush.db"
+        );
+    }
 
     #[test]
     fn env_overrides_file_and_defaults() {
