@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, domains, receivers, templates};
+use mailpush_admin::{Report, accounts, domains, messages, receivers, suppression, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -49,6 +49,128 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Sender addresses.
+    Sender {
+        #[command(subcommand)]
+        command: SenderCommand,
+    },
+    /// Send a test mail (trigger mail, text only) from a sender address of an account.
+    Send {
+        /// The account sending.
+        #[arg(long)]
+        account: String,
+        /// The sender address (a created sender of a verified domain).
+        #[arg(long)]
+        from: String,
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+        /// The subject.
+        #[arg(long, default_value = "mailpush test mail")]
+        subject: String,
+        /// The text body.
+        #[arg(long, default_value = "This is a test mail sent with `mailpush send`.")]
+        text: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What became of a mail.
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
+    /// The delivery queue.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// An account's custom blacklist and the bounce blacklist entries its mail caused.
+    Suppression {
+        #[command(subcommand)]
+        command: SuppressionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SenderCommand {
+    /// Add a sender address on one of the account's domains.
+    Add {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The address, e.g. noreply@mail.example.com.
+        address: String,
+        /// The display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An SMTP password for submission with this address.
+        #[arg(long)]
+        smtp_password: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Each recipient's status, attempts and the receiver's last reply.
+    Show {
+        /// The account that sent it.
+        #[arg(long)]
+        account: String,
+        /// The UTC day it was accepted (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// The MessageId.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Deliveries pending, deferred, in delivery and final.
+    Summary {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuppressionCommand {
+    /// The account's custom blacklist in force.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Blacklist an address for the account (until the end of the UTC day --expire, else forever).
+    Add {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The address.
+        email: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        expire: Option<String>,
+    },
+    /// Remove an address from the account's custom blacklist and clear the bounce blacklist entry its mail caused.
+    Delete {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +200,40 @@ enum ReceiversCommand {
 
 #[derive(Subcommand)]
 enum DomainCommand {
+    /// Add a sending domain to an account: DKIM keys are generated and the records to publish are shown.
+    Add {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The domain, e.g. mail.example.com.
+        domain: String,
+        /// DKIMOption: 0 RSA-1024, 1 RSA-2048 (default), 2 both, 3 ed25519, 4 RSA-2048 + ed25519.
+        #[arg(long)]
+        dkim_option: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an account's sending domain in DNS now (exit status 2 while it is not verified).
+    Verify {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The domain.
+        domain: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An account's sending domains.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look up every record a sending domain must publish and show expected vs found (whichever account holds it).
     Check {
         /// The domain, e.g. mail.example.com.
@@ -204,6 +360,34 @@ async fn main() -> anyhow::Result<()> {
         Command::Domain { command } => domain(settings, command).await,
         Command::Receivers { command } => receivers(settings, command).await,
         Command::Config { command } => config(settings, command),
+        Command::Sender { command } => sender(settings, command).await,
+        Command::Send {
+            account,
+            from,
+            to,
+            subject,
+            text,
+            json,
+        } => {
+            let core = open(settings).await?;
+            print(messages::send(&core, &account, &from, &to, &subject, &text).await, json)
+        }
+        Command::Message {
+            command:
+                MessageCommand::Show {
+                    account,
+                    date,
+                    id,
+                    json,
+                },
+        } => {
+            let core = open(settings).await?;
+            print(messages::show(&core, &account, &id, &date).await, json)
+        }
+        Command::Queue {
+            command: QueueCommand::Summary { json },
+        } => print(messages::queue_summary(&open(settings).await?).await, json),
+        Command::Suppression { command } => suppressions(settings, command).await,
     }
 }
 
@@ -320,6 +504,14 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
         DomainCommand::Pool { domain, pool } => print(domains::set_pool(&core, &domain, &pool).await, false),
         DomainCommand::Pools => print(domains::pools(&core).await, false),
         DomainCommand::Check { domain } => print(domains::check(&core, &domain).await, false),
+        DomainCommand::Add {
+            account,
+            domain,
+            dkim_option,
+            json,
+        } => print(domains::add(&core, &account, &domain, dkim_option).await, json),
+        DomainCommand::Verify { account, domain, json } => print(domains::verify(&core, &account, &domain).await, json),
+        DomainCommand::List { account, json } => print(domains::list(&core, &account).await, json),
     }
 }
 
@@ -350,4 +542,34 @@ fn config(settings: mailpush_core::Settings, command: ConfigCommand) -> anyhow::
         ConfigCommand::Show => print!("{}", settings.to_toml_redacted()?),
     }
     Ok(())
+}
+
+async fn sender(settings: mailpush_core::Settings, command: SenderCommand) -> anyhow::Result<()> {
+    let core = open(settings).await?;
+    match command {
+        SenderCommand::Add {
+            account,
+            address,
+            name,
+            smtp_password,
+            json,
+        } => print(
+            domains::add_sender(&core, &account, &address, name.as_deref(), smtp_password.as_deref()).await,
+            json,
+        ),
+    }
+}
+
+async fn suppressions(settings: mailpush_core::Settings, command: SuppressionCommand) -> anyhow::Result<()> {
+    let core = open(settings).await?;
+    match command {
+        SuppressionCommand::List { account, json } => print(suppression::list(&core, &account).await, json),
+        SuppressionCommand::Add { account, email, expire } => print(
+            suppression::add(&core, &account, &email, expire.as_deref()).await,
+            false,
+        ),
+        SuppressionCommand::Delete { account, email } => {
+            print(suppression::delete(&core, &account, &email).await, false)
+        }
+    }
 }

@@ -1,9 +1,112 @@
 //! `mailpush domain …`: what DNS holds for a sending domain, and the source pools domains send from.
 
 use crate::table::render;
-use crate::{AdminError, Report};
-use mailpush_core::Mailpush;
+use crate::{AdminError, Report, account_context};
+use mailpush_core::{IdentityView, Mailpush};
 use serde_json::json;
+
+fn identity_report(v: &IdentityView) -> Report {
+    let rows: Vec<Vec<String>> = v
+        .records
+        .iter()
+        .map(|r| {
+            vec![
+                r.spec.record_type.clone(),
+                r.spec.name.clone(),
+                r.spec.expected.clone(),
+                if r.pass { "pass".into() } else { "not yet".into() },
+            ]
+        })
+        .collect();
+    let text = format!(
+        "domain {}: {}\npublish these records:\n{}",
+        v.domain,
+        if v.verified { "verified" } else { "not verified" },
+        render(&["TYPE", "HOST", "VALUE", "STATE"], &rows, 60)
+    );
+    let json = json!({
+        "Domain": v.domain, "Verified": v.verified, "DkimOption": v.dkim_option,
+        "Records": v.records.iter().map(|r| json!({
+            "Type": r.spec.record_type, "Name": r.spec.name, "Host": r.spec.host, "Expected": r.spec.expected,
+            "Found": r.current, "Pass": r.pass, "Required": r.spec.required,
+        })).collect::<Vec<_>>(),
+    });
+    Report {
+        text,
+        json,
+        success: true,
+    }
+}
+
+/// Adds a sending domain to `account` (DKIM keys generated) and shows the records to publish.
+pub async fn add(core: &Mailpush, account: &str, domain: &str, dkim_option: Option<i64>) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    Ok(identity_report(&core.create_identity(&ctx, domain, dkim_option).await?))
+}
+
+/// Checks `account`'s sending domain in DNS now; unsuccessful while it is not verified.
+pub async fn verify(core: &Mailpush, account: &str, domain: &str) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    let view = core.update_identity(&ctx, domain, None).await?;
+    let mut report = identity_report(&view);
+    report.success = view.verified;
+    Ok(report)
+}
+
+/// `account`'s sending domains.
+pub async fn list(core: &Mailpush, account: &str) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    let (domains, _) = core.list_identities(&ctx, 0, 1000).await?;
+    let rows: Vec<Vec<String>> = domains
+        .iter()
+        .map(|d| {
+            vec![
+                d.domain.clone(),
+                if d.verified {
+                    "verified".into()
+                } else {
+                    "not verified".into()
+                },
+                d.dkim_option.to_string(),
+            ]
+        })
+        .collect();
+    let json = domains
+        .iter()
+        .map(|d| json!({ "Domain": d.domain, "Verified": d.verified, "DkimOption": d.dkim_option }))
+        .collect();
+    Ok(Report::new(
+        render(&["DOMAIN", "STATE", "DKIM OPTION"], &rows, 60),
+        serde_json::Value::Array(json),
+    ))
+}
+
+/// Adds a sender address to `account` (on one of its domains), with an SMTP password when given.
+pub async fn add_sender(
+    core: &Mailpush,
+    account: &str,
+    address: &str,
+    name: Option<&str>,
+    smtp_password: Option<&str>,
+) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    let sender = core.create_sender(&ctx, address, name).await?;
+    if let Some(password) = smtp_password {
+        core.update_smtp_password(&ctx, address, password).await?;
+    }
+    Ok(Report::new(
+        format!(
+            "sender {} added{}",
+            sender.address,
+            if smtp_password.is_some() {
+                " with an SMTP password"
+            } else {
+                ""
+            }
+        ),
+        json!({ "Address": sender.address, "SenderName": sender.sender_name, "SmtpPassword": smtp_password.is_some() }),
+    ))
+}
 
 /// Looks up every record the sending `domain` (of whichever account) must publish: expected against found. The
 /// report is unsuccessful when a required record fails (the domain cannot send).

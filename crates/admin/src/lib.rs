@@ -7,11 +7,44 @@
 
 pub mod accounts;
 pub mod domains;
+pub mod messages;
 pub mod receivers;
+pub mod suppression;
 mod table;
 pub mod templates;
 
-use mailpush_core::CoreError;
+use mailpush_core::{AccountContext, CoreError, Mailpush};
+
+/// The account named `name`, for the commands that act for one.
+pub async fn account_context(core: &Mailpush, name: &str) -> Result<AccountContext, AdminError> {
+    core.list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| AdminError::Invalid(format!("no account named {name}")))
+}
+
+/// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub(crate) fn datetime(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let secs = ms.rem_euclid(86_400_000) / 1000;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
 
 /// What a command shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +86,16 @@ pub enum AdminError {
         #[source]
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn datetimes_are_utc_civil_time() {
+        assert_eq!(super::datetime(0), "1970-01-01 00:00:00");
+        assert_eq!(super::datetime(1_796_524_088_000), "2026-12-06 02:28:08");
+        assert_eq!(super::datetime(951_782_400_000), "2000-02-29 00:00:00");
+    }
 }
 
 impl From<CoreError> for AdminError {

@@ -1,0 +1,145 @@
+//! The operator's path through the admin CLI alone, against a running `mailpush serve`: an account, a domain
+//! added and verified against the testkit DNS, a sender, a test mail delivered and shown, the queue summary and
+//! the suppression commands.
+
+use mailpush_suite::*;
+use mailpush_testkit::{DnsAuthority, SinkMx};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_up_and_sends_with_the_cli_only() {
+    let dns = DnsAuthority::start().await.expect("dns");
+    let sink = SinkMx::start_default().await.expect("sink");
+    dns.add_mx("example.org", 10, "mx.example.org");
+    dns.add_a("mx.example.org", Ipv4Addr::LOCALHOST);
+    let dir = temp_dir();
+    let env = base_env(
+        dir.path(),
+        &[
+            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
+            ("MAILPUSH_SPF_INCLUDE", "_spf.mailpush.test".to_string()),
+            ("MAILPUSH_BOUNCE_MX_HOST", "bounce.mailpush.test".to_string()),
+        ],
+    );
+    create_account_with(&env, "shop", &["--allow-simple-content"]).await;
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+
+    let added = json(
+        &mailpush_cli(
+            &env,
+            &["domain", "add", "--account", "shop", "mail.shop.example", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(added["Verified"], false, "{added}");
+    for r in added["Records"].as_array().expect("Records") {
+        let (name, value) = (
+            r["Name"].as_str().expect("Name"),
+            r["Expected"].as_str().expect("Expected"),
+        );
+        match r["Type"].as_str() {
+            Some("MX") => dns.add_mx(name, 10, value),
+            _ => dns.add_txt(name, value),
+        }
+    }
+    let verified = json(
+        &mailpush_cli(
+            &env,
+            &["domain", "verify", "--account", "shop", "mail.shop.example", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(verified["Verified"], true, "{verified}");
+    let listed = json(&mailpush_cli(&env, &["domain", "list", "--account", "shop", "--json"]).await);
+    assert_eq!(listed[0]["Domain"], "mail.shop.example", "{listed}");
+
+    mailpush_cli(
+        &env,
+        &[
+            "sender",
+            "add",
+            "--account",
+            "shop",
+            "noreply@mail.shop.example",
+            "--smtp-password",
+            "Secret-pass-123",
+        ],
+    )
+    .await;
+    let sent = json(
+        &mailpush_cli(
+            &env,
+            &[
+                "send",
+                "--account",
+                "shop",
+                "--from",
+                "noreply@mail.shop.example",
+                "--to",
+                "ann@example.org",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let id = sent["MessageId"].as_str().expect("MessageId").to_string();
+    sink.wait_for_messages(1, Duration::from_secs(30))
+        .await
+        .expect("delivered");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let shown = json(
+            &mailpush_cli(
+                &env,
+                &[
+                    "message",
+                    "show",
+                    "--account",
+                    "shop",
+                    "--date",
+                    &today(),
+                    &id,
+                    "--json",
+                ],
+            )
+            .await,
+        );
+        if shown[0]["DeliverStatus"] == 1 || tokio::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(shown[0]["DeliverStatus"], 1, "{shown}");
+    assert_eq!(shown[0]["ToEmailAddress"], "ann@example.org");
+    let text = mailpush_cli(&env, &["message", "show", "--account", "shop", "--date", &today(), &id]).await;
+    assert!(text.contains("ann@example.org") && text.contains("delivered"), "{text}");
+    let queue = json(&mailpush_cli(&env, &["queue", "summary", "--json"]).await);
+    assert_eq!(queue["Final"], 1, "{queue}");
+
+    mailpush_cli(
+        &env,
+        &[
+            "suppression",
+            "add",
+            "--account",
+            "shop",
+            "bob@example.org",
+            "--expire",
+            "2099-01-01",
+        ],
+    )
+    .await;
+    let list = json(&mailpush_cli(&env, &["suppression", "list", "--account", "shop", "--json"]).await);
+    assert_eq!(list["Entries"][0]["Email"], "bob@example.org", "{list}");
+    mailpush_cli(&env, &["suppression", "delete", "--account", "shop", "bob@example.org"]).await;
+    let list = json(&mailpush_cli(&env, &["suppression", "list", "--account", "shop", "--json"]).await);
+    assert_eq!(list["Total"], 0, "{list}");
+    server.terminate().await;
+}
