@@ -88,6 +88,12 @@ pub enum AdminError {
     },
 }
 
+impl From<CoreError> for AdminError {
+    fn from(e: CoreError) -> Self {
+        AdminError::Refused(e.to_api().message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -95,11 +101,5 @@ mod tests {
         assert_eq!(super::datetime(0), "1970-01-01 00:00:00");
         assert_eq!(super::datetime(1_796_524_088_000), "2026-12-06 02:28:08");
         assert_eq!(super::datetime(951_782_400_000), "2000-02-29 00:00:00");
-    }
-}
-
-impl From<CoreError> for AdminError {
-    fn from(e: CoreError) -> Self {
-        AdminError::Refused(e.to_api().message)
     }
 }
