@@ -24,26 +24,9 @@ pub async fn account_context(core: &Mailpush, name: &str) -> Result<AccountConte
         .ok_or_else(|| AdminError::Invalid(format!("no account named {name}")))
 }
 
-/// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (UTC), as the API writes times.
 pub(crate) fn datetime(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let secs = ms.rem_euclid(86_400_000) / 1000;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    mailpush_core::batch::format_time(ms)
 }
 
 /// What a command shows.

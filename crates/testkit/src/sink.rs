@@ -884,6 +884,20 @@ impl Session {
         false
     }
 
+    /// The record of a message this connection received now.
+    fn received(&self, txn: Txn, data: Vec<u8>) -> ReceivedMessage {
+        ReceivedMessage {
+            mail_from: txn.mail_from,
+            rcpt_to: txn.rcpts,
+            data,
+            peer: self.peer,
+            helo: self.helo.clone().unwrap_or_default(),
+            tls: self.tls,
+            connection_id: self.connection_id,
+            received_at: SystemTime::now(),
+        }
+    }
+
     /// Reads the body after `354`; returns `Some` when the connection ended meanwhile.
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
@@ -940,16 +954,7 @@ impl Session {
                 let mut state = self.shared.state();
                 state.accepted += 1;
                 self.shared.count.send_replace(state.accepted);
-                state.messages.push(ReceivedMessage {
-                    mail_from: txn.mail_from,
-                    rcpt_to: txn.rcpts,
-                    data,
-                    peer: self.peer,
-                    helo: self.helo.clone().unwrap_or_default(),
-                    tls: self.tls,
-                    connection_id: self.connection_id,
-                    received_at: SystemTime::now(),
-                });
+                state.messages.push(self.received(txn, data));
             }
             flush(reader.get_mut(), out).await?;
             // No reply, ever: wait for the client to give up.
@@ -974,16 +979,7 @@ impl Session {
         };
         if (200..300).contains(&code) {
             if record {
-                state.messages.push(ReceivedMessage {
-                    mail_from: txn.mail_from,
-                    rcpt_to: txn.rcpts,
-                    data,
-                    peer: self.peer,
-                    helo: self.helo.clone().unwrap_or_default(),
-                    tls: self.tls,
-                    connection_id: self.connection_id,
-                    received_at: SystemTime::now(),
-                });
+                state.messages.push(self.received(txn, data));
             }
             state.accepted += 1;
             // Published under the lock so concurrent connections never make the count go back.
