@@ -542,3 +542,18 @@ impl PgSchema {
         pool.close().await;
     }
 }
+
+/// Whether the outside tool `program` runs (`program args…` exits at all). When it does not, the test says so
+/// loudly (`SKIPPED: …` on stderr, with `install`) and should return; with the environment variable `require`
+/// set to `1` (CI sets each), a missing tool fails the test instead.
+pub fn tool_available(program: &str, args: &[&str], require: &str, install: &str) -> bool {
+    if std::process::Command::new(program).args(args).output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "{program} is required ({require}=1) but does not run: {install}"
+    );
+    eprintln!("SKIPPED: {program} is not installed ({install})");
+    false
+}

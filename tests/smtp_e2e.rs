@@ -7,7 +7,8 @@
 //! ways to be allowed to submit are covered: a trusted network (`127.0.0.0/8` for account `shop`), and AUTH
 //! PLAIN with the SMTP password a sender address got from `UpdateEmailSmtpPassWord`. Either way a sender
 //! outside the account's verified domains is refused with 550 5.7.1.
-//! swaks is skipped with a note when missing, unless MAILPUSH_REQUIRE_SWAKS=1 (CI sets it).
+//! swaks and python3 are skipped with a `SKIPPED:` line when missing, unless MAILPUSH_REQUIRE_SWAKS=1 /
+//! MAILPUSH_REQUIRE_PYTHON_SDK=1 (CI sets both).
 
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx};
@@ -162,6 +163,14 @@ async fn smtplib(addr: &str, mode: &str, ca: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_smtplib_over_starttls_and_implicit_tls() {
+    if !tool_available(
+        "python3",
+        &["--version"],
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "install Python 3",
+    ) {
+        return;
+    }
     let w = world(true).await;
     for (mode, addr) in [("starttls", w.smtp()), ("implicit", w.smtps())] {
         let reply = smtplib(&addr, mode, &w.cert()).await;
@@ -191,12 +200,12 @@ async fn python_smtplib_over_starttls_and_implicit_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_over_starttls_and_implicit_tls() {
-    if std::process::Command::new("swaks").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("MAILPUSH_REQUIRE_SWAKS").as_deref() != Ok("1"),
-            "swaks is required but not installed"
-        );
-        eprintln!("skipped: apt-get install swaks to run this test");
+    if !tool_available(
+        "swaks",
+        &["--version"],
+        "MAILPUSH_REQUIRE_SWAKS",
+        "apt-get install swaks",
+    ) {
         return;
     }
     let w = world(true).await;
@@ -269,6 +278,14 @@ s.quit()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_plain_with_a_sender_smtp_password() {
+    if !tool_available(
+        "python3",
+        &["--version"],
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "install Python 3",
+    ) {
+        return;
+    }
     let w = world(false).await;
     let out = tokio::process::Command::new("python3")
         .args(["-c", SMTPLIB_AUTH])
