@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod daily_quota;
 pub mod engage;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod inbound;
 pub mod levels;
@@ -66,6 +67,8 @@ struct Inner {
     identity: identity::IdentityState,
     /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
     feedback: stats::FeedbackState,
+    /// Set when the process begins to shut down: readiness then answers 503.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -137,6 +140,9 @@ impl Mailpush {
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
+            acquire_timeout: Duration::from_secs(settings.db_acquire_timeout_secs.max(1)),
+            statement_timeout: Duration::from_secs(settings.db_statement_timeout_secs.max(1)),
+            operation_timeout: Duration::from_secs(settings.db_operation_timeout_secs.max(1)),
             ..StoreOptions::default()
         };
         let store = Store::open(&url, opts).await?;
@@ -152,6 +158,7 @@ impl Mailpush {
                 templates,
                 identity: Default::default(),
                 feedback: Default::default(),
+                draining: Default::default(),
             }),
         })
     }

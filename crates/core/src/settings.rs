@@ -114,6 +114,15 @@ pub struct Settings {
     pub api_clock_skew_secs: i64,
     /// Database connections per process.
     pub db_max_connections: u32,
+    /// Longest wait for a free database connection before a request fails, seconds.
+    pub db_acquire_timeout_secs: u64,
+    /// PostgreSQL `statement_timeout`: the server cancels a statement running longer, seconds.
+    pub db_statement_timeout_secs: u64,
+    /// Client-side limit of one database operation, seconds: a frozen connection (which no server-side timeout
+    /// ends) fails the request after this instead of hanging it.
+    pub db_operation_timeout_secs: u64,
+    /// Limit of each readiness probe (`SELECT 1` and a one-row write), seconds.
+    pub db_probe_timeout_secs: u64,
     /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
     pub log: String,
     /// Template review: `auto` (the automatic review decides at once) or `manual` (templates that pass it
@@ -284,6 +293,10 @@ impl Default for Settings {
             retain_bodies: false,
             api_clock_skew_secs: 300,
             db_max_connections: 16,
+            db_acquire_timeout_secs: 5,
+            db_statement_timeout_secs: 15,
+            db_operation_timeout_secs: 20,
+            db_probe_timeout_secs: 3,
             log: "info".to_string(),
             template_review: "auto".to_string(),
             template_max_per_account: 100,
