@@ -316,6 +316,11 @@ impl Mailpush {
                 .to_string(),
             None => String::new(),
         };
+        // Only the account's own sender addresses, as every other action on an address: another tenant's
+        // address is refused like one nobody created.
+        if !sender.is_empty() && self.inner.store.sender(account.id, &sender).await?.is_none() {
+            return Err(Mailpush::no_such_sender(&sender));
+        }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
             if u.len() > 2048 {
