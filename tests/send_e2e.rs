@@ -296,6 +296,18 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
         .await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameter"));
 
+    // A repeated key is refused, not resolved silently in favour of the last one.
+    let duplicated = br#"{"FromEmailAddress": "noreply@shop.example.com", "Destination": ["alice@example.org"],
+        "Subject": "Hi", "Simple": {"Text": "aGk="}, "Destination": ["mallory@example.org"]}"#;
+    let r = c
+        .call_raw("SendEmail", duplicated.to_vec(), unix_now(), &c.secret_key)
+        .await;
+    assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameter"), "{r}");
+    assert!(
+        r["Error"]["Message"].as_str().unwrap_or("").contains("Destination"),
+        "{r}"
+    );
+
     let mut wrong_type = good.clone();
     wrong_type["Destination"] = json!("alice@example.org");
     let r = c.call("SendEmail", &wrong_type).await;

@@ -3,6 +3,7 @@
 //! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
 
 mod actions;
+mod json;
 mod public;
 pub mod tc3;
 
@@ -207,11 +208,15 @@ async fn handle(
     let params: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
+        json::parse_strict(body).map_err(|e| match e {
+            json::JsonError::DuplicateKey(key) => ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("the request body names the parameter {key} more than once"),
+            ),
+            json::JsonError::Syntax(e) => ApiError::new(
                 ErrorCode::InvalidParameter,
                 format!("the request body is not valid JSON: {e}"),
-            )
+            ),
         })?
     };
     if !params.is_object() {
