@@ -117,6 +117,10 @@ async fn a_mail_reaches_the_mx_with_every_header_and_part() {
     assert_eq!(rcpts, ["alice@example.org", "bob@example.org", "carol@example.net"]);
     assert_dkim_verifies_everywhere(&w.dns, &msgs.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>()).await;
     for m in &msgs {
+        // Traced where it entered (RFC 5321 §4.4): the API, under the MessageId.
+        let text = m.text();
+        assert!(text.contains(&format!("Received: by ")), "{text}");
+        assert!(text.contains(&format!("(mailpush) with HTTP id {id};")), "{text}");
         // The VERP return path at the sending domain; both domain groups of the message share it.
         assert!(
             m.mail_from.starts_with("mpb-") && m.mail_from.ends_with("@shop.example.com"),

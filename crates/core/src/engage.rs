@@ -178,7 +178,15 @@ impl Mailpush {
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
             }
-            out.push((r.address.clone(), mailpush_delivery::build_mime(&spec)?));
+            let received = crate::submit::received_header(
+                None,
+                &self.inner.settings.helo_name,
+                &mail.id,
+                mail.spec.date_ms,
+                false,
+            );
+            let mime = mailpush_delivery::build_mime(&spec)?;
+            out.push((r.address.clone(), crate::submit::prepend(&received, mime)));
         }
         Ok(out)
     }

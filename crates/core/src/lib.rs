@@ -34,7 +34,7 @@ pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use inbound::InboundSummary;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
-pub use submit::{RawSubmission, Submitter};
+pub use submit::{RawSubmission, SubmissionTrace, Submitter};
 pub use templates::{ReviewMode, TemplateInput};
 
 use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
@@ -309,7 +309,8 @@ impl Mailpush {
         let mail = send::admit(req, now)?;
         self.check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
-        let body = mailpush_delivery::build_mime(&mail.spec)?;
+        let received = submit::received_header(None, &self.inner.settings.helo_name, &mail.id, now, false);
+        let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
         let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()

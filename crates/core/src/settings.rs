@@ -39,6 +39,9 @@ pub struct Settings {
     pub smtp_max_connections_per_ip: usize,
     /// An SMTP client silent for this long gets `421` and is disconnected, seconds.
     pub smtp_timeout_secs: u64,
+    /// Leave the client's HELO name and IP address out of the `Received:` header of authenticated SMTP
+    /// submissions (the submitting host stays private; trusted-network mail is always traced).
+    pub received_hide_client_ip: bool,
     /// Failed AUTH attempts allowed per client IP and per username within `smtp_auth_window_secs`.
     pub smtp_auth_max_failures: u32,
     /// The window of `smtp_auth_max_failures`, seconds.
@@ -262,6 +265,7 @@ impl Default for Settings {
             smtp_trusted_account: None,
             smtp_max_connections_per_ip: 20,
             smtp_timeout_secs: 300,
+            received_hide_client_ip: false,
             smtp_auth_max_failures: 5,
             smtp_auth_window_secs: 900,
             dns_servers: Vec::new(),
