@@ -172,7 +172,7 @@ mod tests {
         assert!(field.ends_with("AAAA\r\n"), "{field:?}");
         let after_b = &field[field.find("b=A").expect("b= tag")..];
         assert!(!after_b.contains(';'), "no tag or ';' after b=: {after_b:?}");
-        assert_eq!(after_b.matches(|c: char| c == 'A').count(), 344);
+        assert_eq!(after_b.matches('A').count(), 344);
         for line in field
             .split("\r\n")
             .filter(|l| l.starts_with("\tb=") || !l.contains('='))
