@@ -119,7 +119,7 @@ async fn a_mail_reaches_the_mx_with_every_header_and_part() {
     for m in &msgs {
         // Traced where it entered (RFC 5321 §4.4): the API, under the MessageId.
         let text = m.text();
-        assert!(text.contains(&format!("Received: by ")), "{text}");
+        assert!(text.contains("Received: by "), "{text}");
         assert!(text.contains(&format!("(mailpush) with HTTP id {id};")), "{text}");
         // The VERP return path at the sending domain; both domain groups of the message share it.
         assert!(

@@ -72,9 +72,13 @@ impl Store {
     pub async fn probe_read(&self, within: Duration) -> Result<(), StoreError> {
         let r = deadline(within, async {
             match &self.inner.db {
-                Db::Sqlite { reader, .. } => drop(sqlx::query("SELECT 1").execute(reader).await?),
-                Db::Postgres(pool) => drop(sqlx::query("SELECT 1").execute(pool).await?),
-            };
+                Db::Sqlite { reader, .. } => {
+                    sqlx::query("SELECT 1").execute(reader).await?;
+                }
+                Db::Postgres(pool) => {
+                    sqlx::query("SELECT 1").execute(pool).await?;
+                }
+            }
             Ok(())
         })
         .await;
