@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::Mailpush;
 
-/// A disk-full refusal this recent keeps readiness false even when the tiny probe write fits.
+/// A disk-full refusal this recent keeps readiness false even when the tiny probe write fits (a message
+/// written since clears it: there is room again).
 pub const DISK_FULL_MEMORY: Duration = Duration::from_secs(60);
 
 /// What the readiness probe found; `ready` only when every check passed.
@@ -21,7 +22,8 @@ pub struct Readiness {
     pub database: String,
     /// The database took the probe write (`ok`, `skipped` when unreachable, or why not).
     pub write: String,
-    /// `ok`, or `full` when a write was refused for lack of space within the last minute.
+    /// `ok`, or `full` when a write was refused for lack of space within the last minute and no message
+    /// was written since.
     pub disk: String,
     /// `ok`, or `shutting down`.
     pub process: String,

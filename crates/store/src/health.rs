@@ -31,6 +31,15 @@ impl Health {
             _ => {}
         }
     }
+
+    /// A message write succeeded: the disk has room again, so an earlier disk-full refusal no longer counts
+    /// as recent.
+    pub(crate) fn write_succeeded(&self) {
+        let mut last = self.last_disk_full.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some() {
+            *last = None;
+        }
+    }
 }
 
 /// A snapshot of the health counters (for `/metrics` and readiness).
@@ -40,7 +49,7 @@ pub struct HealthCounters {
     pub disk_full_errors: u64,
     /// Operations that failed because the database did not answer in time.
     pub unavailable_errors: u64,
-    /// How long ago the last disk-full refusal happened, if any.
+    /// How long ago the last disk-full refusal happened, if no message was written since.
     pub since_disk_full: Option<Duration>,
 }
 

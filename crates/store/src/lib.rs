@@ -363,7 +363,11 @@ impl Store {
         validate(&m)?;
         // The caller's wait is bounded too: a committer stuck on a frozen connection must not hang it. A caller
         // that gives up before its batch starts gets nothing written (see `committer`).
-        self.guarded(self.enqueue_wait(m, limits, hand_off)).await
+        let r = self.guarded(self.enqueue_wait(m, limits, hand_off)).await;
+        if r.is_ok() {
+            self.inner.health.write_succeeded();
+        }
+        r
     }
 
     async fn enqueue_wait(
