@@ -58,8 +58,10 @@ const PG_QUERY_CANCELED: &str = "57014";
 fn disk_full(db: &dyn sqlx::error::DatabaseError) -> bool {
     let code = db.code();
     let code = code.as_deref().unwrap_or("");
-    // SQLite's extended code is the primary code in its low byte.
-    let sqlite_full = code.parse::<i32>().is_ok_and(|c| (c & 0xff).to_string() == SQLITE_FULL);
+    // SQLite's extended code is the primary code in its low byte (only for SQLite: PostgreSQL's SQLSTATEs
+    // may be digits too).
+    let sqlite_full = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && code.parse::<i32>().is_ok_and(|c| (c & 0xff).to_string() == SQLITE_FULL);
     sqlite_full || code == PG_DISK_FULL || db.message().contains("database or disk is full")
 }
 
@@ -89,6 +91,60 @@ impl From<sqlx::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
+
+    /// A database error with a chosen code and message, as a backend would report it.
+    #[derive(Debug)]
+    struct Fake(&'static str, &'static str);
+
+    impl std::fmt::Display for Fake {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.1)
+        }
+    }
+
+    impl std::error::Error for Fake {}
+
+    impl sqlx::error::DatabaseError for Fake {
+        fn message(&self) -> &str {
+            self.1
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn from_db(code: &'static str, message: &'static str) -> StoreError {
+        StoreError::from(sqlx::Error::Database(Box::new(Fake(code, message))))
+    }
+
+    #[test]
+    fn disk_full_on_both_backends() {
+        // PostgreSQL SQLSTATE 53100 and SQLite's message (its code is checked on real SQLite errors:
+        // `sqlite_full_database_is_disk_full_and_counted`).
+        assert!(from_db("53100", "could not extend file: No space left on device").is_disk_full());
+        assert!(from_db("", "database or disk is full").is_disk_full());
+        // A numeric code from another backend is not read as SQLite's.
+        assert!(!from_db("13", "something else").is_disk_full());
+        // statement_timeout cancels with 57014: the database is unavailable, not the request wrong.
+        assert!(matches!(
+            from_db("57014", "canceling statement due to statement timeout"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(from_db("42601", "syntax error"), StoreError::Database(_)));
+    }
 
     #[test]
     fn pool_timeout_and_broken_connections_are_unavailable() {
