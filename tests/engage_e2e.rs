@@ -500,3 +500,49 @@ async fn open_and_click_flip_flags_and_signed_callbacks_survive_an_outage() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_callback_url_refuses_addresses_the_caller_does_not_own() {
+    let w = world().await;
+    // A second tenant on the same server.
+    let env = base_env(w.dir.path(), &[]);
+    let rival = create_account(&env, "rival").await;
+    let rival = ApiClient::new(&w.server.api_addr, &rival);
+    let r = rival
+        .call(
+            "SetCallbackUrl",
+            &json!({ "CallbackUrl": "http://127.0.0.1:9/hook", "EmailAddress": "noreply@shop.example.com" }),
+        )
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("InvalidParameterValue.NoSuchSender"),
+        "{r}"
+    );
+    let cfg = rival.call("GetCallbackConfig", &json!({})).await;
+    assert!(
+        cfg["AddressCallbacks"].as_array().is_none_or(|a| a.is_empty()),
+        "nothing stored: {cfg}"
+    );
+    // The owner's own but never created address is refused the same way; its created one is accepted.
+    let r = w
+        .client
+        .call(
+            "SetCallbackUrl",
+            &json!({ "CallbackUrl": "http://127.0.0.1:9/hook", "EmailAddress": "other@shop.example.com" }),
+        )
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("InvalidParameterValue.NoSuchSender"),
+        "{r}"
+    );
+    let r = w
+        .client
+        .call(
+            "SetCallbackUrl",
+            &json!({ "CallbackUrl": "http://127.0.0.1:9/hook", "EmailAddress": "noreply@shop.example.com" }),
+        )
+        .await;
+    assert!(r.get("Error").is_none(), "{r}");
+}

@@ -117,6 +117,10 @@ async fn a_mail_reaches_the_mx_with_every_header_and_part() {
     assert_eq!(rcpts, ["alice@example.org", "bob@example.org", "carol@example.net"]);
     assert_dkim_verifies_everywhere(&w.dns, &msgs.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>()).await;
     for m in &msgs {
+        // Traced where it entered (RFC 5321 §4.4): the API, under the MessageId.
+        let text = m.text();
+        assert!(text.contains("Received: by "), "{text}");
+        assert!(text.contains(&format!("(mailpush) with HTTP id {id};")), "{text}");
         // The VERP return path at the sending domain; both domain groups of the message share it.
         assert!(
             m.mail_from.starts_with("mpb-") && m.mail_from.ends_with("@shop.example.com"),
@@ -295,6 +299,18 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
         )
         .await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameter"));
+
+    // A repeated key is refused, not resolved silently in favour of the last one.
+    let duplicated = br#"{"FromEmailAddress": "noreply@shop.example.com", "Destination": ["alice@example.org"],
+        "Subject": "Hi", "Simple": {"Text": "aGk="}, "Destination": ["mallory@example.org"]}"#;
+    let r = c
+        .call_raw("SendEmail", duplicated.to_vec(), unix_now(), &c.secret_key)
+        .await;
+    assert_eq!(ApiClient::error_code(&r).as_deref(), Some("InvalidParameter"), "{r}");
+    assert!(
+        r["Error"]["Message"].as_str().unwrap_or("").contains("Destination"),
+        "{r}"
+    );
 
     let mut wrong_type = good.clone();
     wrong_type["Destination"] = json!("alice@example.org");

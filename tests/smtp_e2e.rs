@@ -310,11 +310,58 @@ async fn auth_plain_with_a_sender_smtp_password() {
         .collect();
     assert_eq!(got.len(), 1, "exactly one message reached the sink");
     assert_dkim_verifies_everywhere(&w.dns, &[&got[0].data]).await;
+    // RFC 5321 §4.4: the submission is traced, on top, naming the client and the authenticated TLS session.
+    let text = got[0].text();
+    let received = text
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("Received: "))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(received.contains("([127.0.0.1])"), "{received}");
+    assert!(received.contains(&format!("with ESMTPSA id {id};")), "{received}");
     // The client's MAIL FROM is replaced by the VERP return path at its domain.
     assert!(
         got[0].mail_from.starts_with("mpb-") && got[0].mail_from.ends_with("@shop.example.com"),
         "{}",
         got[0].mail_from
     );
+    w.server.terminate().await;
+}
+
+const SMTPLIB_8BIT: &str = r#"
+import os, smtplib
+host, port = os.environ["ADDR"].rsplit(":", 1)
+s = smtplib.SMTP(host, int(port), local_hostname="client.test", timeout=30)
+s.ehlo()
+assert s.has_extn("smtputf8"), s.esmtp_features
+msg = ("From: app@shop.example.com\r\nTo: alice@example.org\r\nSubject: caf\u00e9 8bit header\r\n\r\nhello\r\n").encode()
+try:
+    s.sendmail("app@shop.example.com", ["alice@example.org"], msg)
+    print("ACCEPTED without SMTPUTF8")
+except smtplib.SMTPDataError as e:
+    print("REFUSED", e.smtp_code, e.smtp_error.decode())
+s.sendmail("app@shop.example.com", ["alice@example.org"], msg, mail_options=["SMTPUTF8"])
+print("ACCEPTED with SMTPUTF8")
+s.quit()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_bit_headers_need_smtputf8() {
+    let w = world(true).await;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", SMTPLIB_8BIT])
+        .env("ADDR", w.smtp())
+        .output()
+        .await
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("REFUSED 554 5.6.7"), "{stdout}");
+    assert!(stdout.contains("ACCEPTED with SMTPUTF8"), "{stdout}");
     w.server.terminate().await;
 }

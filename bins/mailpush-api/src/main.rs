@@ -33,6 +33,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     println!("mailpush-api: listening on http://{}", listener.local_addr()?);
-    mailpush_api::serve(listener, core, settings::shutdown_signal()).await?;
+    // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
+    let draining = core.clone();
+    let stop = async move {
+        settings::shutdown_signal().await;
+        draining.begin_draining();
+    };
+    mailpush_api::serve(listener, core, stop).await?;
     Ok(())
 }

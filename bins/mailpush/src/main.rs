@@ -415,7 +415,13 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("mailpush: api listening on http://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
-    mailpush_api::serve(listener, core.clone(), settings::shutdown_signal()).await?;
+    // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
+    let draining = core.clone();
+    let stop = async move {
+        settings::shutdown_signal().await;
+        draining.begin_draining();
+    };
+    mailpush_api::serve(listener, core.clone(), stop).await?;
     if let Some(smtp) = smtp {
         smtp.stop();
     }

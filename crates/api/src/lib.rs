@@ -1,8 +1,9 @@
 //! The HTTP front end: Tencent Cloud SES API 2020-10-02 on `POST /` (action in `X-TC-Action`, TC3-HMAC-SHA256
-//! auth), plus `/healthz` and `/metrics`. It decodes the wire format (JSON types, base64) and leaves every
+//! auth), plus `/healthz`, `/livez`, `/readyz` and `/metrics`. It decodes the wire format (JSON types, base64) and leaves every
 //! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
 
 mod actions;
+mod json;
 mod public;
 pub mod server;
 pub mod tc3;
@@ -49,6 +50,8 @@ pub fn router(core: Mailpush) -> Router {
     Router::new()
         .route("/", post(action))
         .route("/healthz", get(health))
+        .route("/livez", get(live))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(public::routes())
         .with_state(AppState {
@@ -229,11 +232,15 @@ async fn handle(
     let params: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
+        json::parse_strict(body).map_err(|e| match e {
+            json::JsonError::DuplicateKey(key) => ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("the request body names the parameter {key} more than once"),
+            ),
+            json::JsonError::Syntax(e) => ApiError::new(
                 ErrorCode::InvalidParameter,
                 format!("the request body is not valid JSON: {e}"),
-            )
+            ),
         })?
     };
     if !params.is_object() {
@@ -326,13 +333,34 @@ async fn authenticate(
     Ok(ctx)
 }
 
+/// `/healthz`: readiness under its historical name (`{"status":"ok"}` or 503 with what failed).
 async fn health(State(state): State<AppState>) -> Response {
-    match state.core.queue_counts().await {
-        Ok(_) => json_response(serde_json::json!({ "status": "ok" })),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Body::from("database unavailable")).into_response()
-        }
+    ready(State(state)).await
+}
+
+/// `/livez`: the process answers (no database involved), so a supervisor restarts only a hung process.
+async fn live() -> Response {
+    json_response(serde_json::json!({ "status": "ok" }))
+}
+
+/// `/readyz`: 200 when the database is reachable and writable, the disk is not full and the process is not
+/// shutting down; 503 with the failed checks otherwise. Bounded by the probe timeout, never the network's.
+async fn ready(State(state): State<AppState>) -> Response {
+    let r = state.core.readiness().await;
+    let status = if r.ready { "ok" } else { "unavailable" };
+    let body = serde_json::json!({
+        "status": status,
+        "checks": { "database": r.database, "write": r.write, "disk": r.disk, "process": r.process },
+    });
+    if r.ready {
+        json_response(body)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }
 
@@ -354,6 +382,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 Err(e) => tracing::error!(error = %e, "warm-up metrics query failed"),
             }
             text.push_str(&state.core.feedback_metrics());
+            text.push_str(&state.core.database_metrics());
             match state.core.source_ip_metrics().await {
                 Ok(q) => text.push_str(&q),
                 Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),

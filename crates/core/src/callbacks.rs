@@ -32,9 +32,11 @@ pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
                 .map_err(|e| CoreError::Config(format!("callback_allow_cidrs {c:?}: {e}")))?,
         );
     }
-    CallbackClient::new(
+    // The same DNS servers as delivery: a deployment that configures its resolvers means all of its lookups.
+    CallbackClient::with_dns(
         SsrfGuard::new(allow),
         Duration::from_secs(s.callback_timeout_secs.max(1)),
+        &s.dns_servers,
     )
     .map_err(|e| CoreError::Config(e.to_string()))
 }

@@ -178,7 +178,15 @@ impl Mailpush {
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
             }
-            out.push((r.address.clone(), mailpush_delivery::build_mime(&spec)?));
+            let received = crate::submit::received_header(
+                None,
+                &self.inner.settings.helo_name,
+                &mail.id,
+                mail.spec.date_ms,
+                false,
+            );
+            let mime = mailpush_delivery::build_mime(&spec)?;
+            out.push((r.address.clone(), crate::submit::prepend(&received, mime)));
         }
         Ok(out)
     }
@@ -316,6 +324,11 @@ impl Mailpush {
                 .to_string(),
             None => String::new(),
         };
+        // Only the account's own sender addresses, as every other action on an address: another tenant's
+        // address is refused like one nobody created.
+        if !sender.is_empty() && self.inner.store.sender(account.id, &sender).await?.is_none() {
+            return Err(Mailpush::no_such_sender(&sender));
+        }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
             if u.len() > 2048 {

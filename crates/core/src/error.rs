@@ -41,6 +41,15 @@ impl CoreError {
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{what} already exists"),
             ),
+            // A specific answer, so that clients and operators see what to fix (and what retrying cannot).
+            CoreError::Store(mailpush_store::StoreError::DiskFull(_)) => ApiError::new(
+                ErrorCode::ResourceInsufficient,
+                "the database disk is full: mail cannot be accepted until space is freed",
+            ),
+            CoreError::Store(mailpush_store::StoreError::Unavailable(_)) => ApiError::new(
+                ErrorCode::FailedOperationServiceNotAvailable,
+                "the database is unavailable (no answer in time); try again later",
+            ),
             CoreError::Store(_) => {
                 ApiError::new(ErrorCode::InternalErrorQueryDataBaseFailed, "database error; try again")
             }
@@ -49,5 +58,20 @@ impl CoreError {
                 ApiError::new(ErrorCode::InternalError, "internal error")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailpush_store::StoreError;
+
+    #[test]
+    fn disk_full_and_unavailable_have_their_own_codes() {
+        let full = CoreError::Store(StoreError::DiskFull("database or disk is full".into())).to_api();
+        assert_eq!(full.code, ErrorCode::ResourceInsufficient);
+        assert!(full.message.contains("the database disk is full"), "{}", full.message);
+        let down = CoreError::Store(StoreError::Unavailable("timeout".into())).to_api();
+        assert_eq!(down.code, ErrorCode::FailedOperationServiceNotAvailable);
     }
 }

@@ -499,7 +499,7 @@ impl Mailpush {
         })
     }
 
-    fn no_such_sender(address: &str) -> CoreError {
+    pub(crate) fn no_such_sender(address: &str) -> CoreError {
         refuse(
             ErrorCode::InvalidParameterValueNoSuchSender,
             format!("EmailAddress {address} has not been created by this account"),

@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod daily_quota;
 pub mod engage;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod inbound;
 pub mod levels;
@@ -35,7 +36,7 @@ pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use inbound::InboundSummary;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
-pub use submit::{RawSubmission, Submitter};
+pub use submit::{RawSubmission, SubmissionTrace, Submitter};
 pub use templates::{ReviewMode, TemplateInput};
 
 use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
@@ -68,6 +69,8 @@ struct Inner {
     identity: identity::IdentityState,
     /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
     feedback: stats::FeedbackState,
+    /// Set when the process begins to shut down: readiness then answers 503.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -139,6 +142,9 @@ impl Mailpush {
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
+            acquire_timeout: Duration::from_secs(settings.db_acquire_timeout_secs.max(1)),
+            statement_timeout: Duration::from_secs(settings.db_statement_timeout_secs.max(1)),
+            operation_timeout: Duration::from_secs(settings.db_operation_timeout_secs.max(1)),
             ..StoreOptions::default()
         };
         let store = Store::open(&url, opts).await?;
@@ -154,6 +160,7 @@ impl Mailpush {
                 templates,
                 identity: Default::default(),
                 feedback: Default::default(),
+                draining: Default::default(),
             }),
         })
     }
@@ -304,7 +311,8 @@ impl Mailpush {
         let mail = send::admit(req, now)?;
         self.check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
-        let body = mailpush_delivery::build_mime(&mail.spec)?;
+        let received = submit::received_header(None, &self.inner.settings.helo_name, &mail.id, now, false);
+        let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
         let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()

@@ -54,6 +54,9 @@ pub struct Settings {
     pub inbound_max_connections: usize,
     /// An SMTP client silent for this long gets `421` and is disconnected, seconds.
     pub smtp_timeout_secs: u64,
+    /// Leave the client's HELO name and IP address out of the `Received:` header of authenticated SMTP
+    /// submissions (the submitting host stays private; trusted-network mail is always traced).
+    pub received_hide_client_ip: bool,
     /// Failed AUTH attempts allowed per (client IP, username) within `smtp_auth_window_secs`; then AUTH as that
     /// username from that IP gets `454` until the window passes. Never a lock of the username from other IPs.
     pub smtp_auth_max_failures: u32,
@@ -137,6 +140,15 @@ pub struct Settings {
     pub api_clock_skew_secs: i64,
     /// Database connections per process.
     pub db_max_connections: u32,
+    /// Longest wait for a free database connection before a request fails, seconds.
+    pub db_acquire_timeout_secs: u64,
+    /// PostgreSQL `statement_timeout`: the server cancels a statement running longer, seconds.
+    pub db_statement_timeout_secs: u64,
+    /// Client-side limit of one database operation, seconds: a frozen connection (which no server-side timeout
+    /// ends) fails the request after this instead of hanging it.
+    pub db_operation_timeout_secs: u64,
+    /// Limit of each readiness probe (`SELECT 1` and a one-row write), seconds.
+    pub db_probe_timeout_secs: u64,
     /// `tracing` filter, e.g. `info` or `mailpush_core=debug,info`.
     pub log: String,
     /// `text` (default) or `json`: one JSON object per log record, for log pipelines.
@@ -284,6 +296,7 @@ impl Default for Settings {
             smtp_max_connections: 256,
             inbound_max_connections: 128,
             smtp_timeout_secs: 300,
+            received_hide_client_ip: false,
             smtp_auth_max_failures: 5,
             smtp_auth_max_failures_per_ip: 20,
             smtp_auth_window_secs: 900,
@@ -318,6 +331,10 @@ impl Default for Settings {
             retain_bodies: false,
             api_clock_skew_secs: 300,
             db_max_connections: 16,
+            db_acquire_timeout_secs: 5,
+            db_statement_timeout_secs: 15,
+            db_operation_timeout_secs: 20,
+            db_probe_timeout_secs: 3,
             log: "info".to_string(),
             log_format: "text".into(),
             template_review: "auto".to_string(),

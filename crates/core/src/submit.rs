@@ -48,6 +48,78 @@ pub struct RawSubmission {
     pub data: Vec<u8>,
     /// Queue lane.
     pub trigger: TriggerType,
+    /// The SMTP session it came through: a `Received:` header is prepended from it (none: no header).
+    pub trace: Option<SubmissionTrace>,
+}
+
+/// The SMTP session facts the `Received:` trace header (RFC 5321 §4.4) is written from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubmissionTrace {
+    /// The client's EHLO/HELO name (as given: sanitized when written).
+    pub helo: String,
+    /// The client's address.
+    pub ip: Option<IpAddr>,
+    /// The session ran over TLS.
+    pub tls: bool,
+    /// The client authenticated (AUTH).
+    pub authenticated: bool,
+}
+
+/// A client-supplied name reduced to what may stand in a trace header: no spaces, parentheses, semicolons
+/// or control characters (a header line a client could otherwise shape), at most 255 characters.
+fn trace_token(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | ';' | '\\'))
+        .take(255)
+        .collect();
+    if t.is_empty() { "unknown".to_string() } else { t }
+}
+
+/// The `Received:` header (CRLF-terminated) for mail entering through SMTP (`trace`) or the API (`None`).
+/// `hide_client` leaves out the client's name and address of an authenticated submission.
+pub(crate) fn received_header(
+    trace: Option<&SubmissionTrace>,
+    by: &str,
+    id: &MessageId,
+    now_ms: i64,
+    hide_client: bool,
+) -> String {
+    let by = trace_token(by);
+    let date = rfc2822_date(now_ms);
+    match trace {
+        None => format!("Received: by {by} (mailpush) with HTTP id {id};\r\n\t{date}\r\n"),
+        Some(t) => {
+            let protocol = match (t.tls, t.authenticated) {
+                (true, true) => "ESMTPSA",
+                (false, true) => "ESMTPA",
+                (true, false) => "ESMTPS",
+                (false, false) => "ESMTP",
+            };
+            let from = if hide_client && t.authenticated {
+                String::new()
+            } else {
+                let ip = t.ip.map(|ip| match ip {
+                    IpAddr::V4(v4) => format!("[{v4}]"),
+                    IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+                });
+                format!(
+                    "from {} ({})\r\n\t",
+                    trace_token(&t.helo),
+                    ip.unwrap_or_else(|| "unknown".to_string())
+                )
+            };
+            format!("Received: {from}by {by} (mailpush) with {protocol} id {id};\r\n\t{date}\r\n")
+        }
+    }
+}
+
+/// `body` with `header` in front.
+pub(crate) fn prepend(header: &str, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.len() + body.len());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&body);
+    out
 }
 
 /// A raw message that passed admission, ready to be stored.
@@ -416,7 +488,7 @@ impl Mailpush {
 
     /// Raw MIME submission (SMTP): admission, then durable enqueue (group commit, fsync). Returns the
     /// MessageId only once the message is committed; `GetSendEmailStatus` finds it under the account.
-    pub async fn submit_raw(&self, who: &Submitter, sub: RawSubmission) -> Result<MessageId, CoreError> {
+    pub async fn submit_raw(&self, who: &Submitter, mut sub: RawSubmission) -> Result<MessageId, CoreError> {
         if who.account.suspended {
             return Err(refuse(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -427,7 +499,14 @@ impl Mailpush {
             .await?;
         let now = self.now_ms();
         let trigger = sub.trigger;
-        let mail = admit_raw(sub, now)?;
+        let trace = sub.trace.take();
+        let mut mail = admit_raw(sub, now)?;
+        // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
+        if let Some(t) = &trace {
+            let s = &self.inner.settings;
+            let header = received_header(Some(t), &s.helo_name, &mail.id, now, s.received_hide_client_ip);
+            mail.body = prepend(&header, std::mem::take(&mut mail.body));
+        }
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
         let mut recipients: Vec<NewRecipient> = mail
@@ -489,6 +568,51 @@ mod tests {
             recipients: vec!["alice@example.org".into(), "bob@example.org".into()],
             data: data.as_bytes().to_vec(),
             trigger: TriggerType::Trigger,
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn received_headers_name_the_client_unless_hidden() {
+        let id = MessageId::generate();
+        let t = SubmissionTrace {
+            helo: "laptop (evil); x".into(),
+            ip: Some("192.0.2.7".parse().unwrap()),
+            tls: true,
+            authenticated: true,
+        };
+        let h = received_header(Some(&t), "mx.mailpush.test", &id, 0, false);
+        assert!(
+            h.starts_with("Received: from laptopevilx ([192.0.2.7])\r\n\tby mx.mailpush.test"),
+            "{h}"
+        );
+        assert!(h.contains(&format!("with ESMTPSA id {id};\r\n\t")), "{h}");
+        assert!(h.ends_with("Thu, 01 Jan 1970 00:00:00 +0000\r\n"), "{h}");
+        let hidden = received_header(Some(&t), "mx.mailpush.test", &id, 0, true);
+        assert!(!hidden.contains("192.0.2.7") && !hidden.contains("laptop"), "{hidden}");
+        assert!(
+            hidden.starts_with("Received: by mx.mailpush.test (mailpush) with ESMTPSA"),
+            "{hidden}"
+        );
+        // A trusted-network client (no AUTH) is always named.
+        let trusted = SubmissionTrace {
+            authenticated: false,
+            tls: false,
+            ..t
+        };
+        let h = received_header(Some(&trusted), "mx", &id, 0, true);
+        assert!(h.contains("192.0.2.7") && h.contains("with ESMTP id"), "{h}");
+        let v6 = SubmissionTrace {
+            ip: Some("2001:db8::1".parse().unwrap()),
+            ..trusted
+        };
+        assert!(received_header(Some(&v6), "mx", &id, 0, false).contains("([IPv6:2001:db8::1])"));
+        let api = received_header(None, "mx", &id, 0, false);
+        assert!(api.starts_with("Received: by mx (mailpush) with HTTP id"), "{api}");
+        for h in [&h, &api, &hidden] {
+            for line in h.split("\r\n").filter(|l| !l.is_empty()) {
+                assert!(line.len() < 998, "{line}");
+            }
         }
     }
 

@@ -17,6 +17,30 @@ pub struct Envelope {
     pub mail_from: String,
     /// Accepted `RCPT TO` addresses, in order, each once.
     pub rcpt_to: Vec<String>,
+    /// The session the transaction came through (trace header, SMTPUTF8 rule).
+    pub client: ClientTrace,
+}
+
+/// What a transaction's session says about its client: the `Received:` trace header (RFC 5321 §4.4) is
+/// written from it, and `MAIL FROM … SMTPUTF8` decides whether 8-bit headers are allowed (RFC 6531).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientTrace {
+    /// The EHLO/HELO name the client gave.
+    pub helo: String,
+    /// The client's address.
+    pub ip: Option<IpAddr>,
+    /// The session runs over TLS.
+    pub tls: bool,
+    /// The client authenticated (AUTH), as opposed to a trusted network.
+    pub authenticated: bool,
+    /// `MAIL FROM` carried the SMTPUTF8 parameter.
+    pub smtputf8: bool,
+}
+
+/// Whether the header section of `data` (up to the first empty line) has a byte outside ASCII.
+fn has_8bit_header(data: &[u8]) -> bool {
+    let end = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(data.len());
+    data[..end].iter().any(|b| !b.is_ascii())
 }
 
 /// What the SMTP server asks of mailpush. Refusals are SMTP replies (built with
@@ -95,7 +119,23 @@ impl SubmissionBackend for CoreBackend {
     }
 
     async fn submit(&self, p: &Principal, envelope: &Envelope, data: Vec<u8>) -> Result<MessageId, Reply> {
+        // RFC 6531: UTF-8 in headers only in an SMTPUTF8 transaction; relaying it raw would hand 8-bit headers
+        // to receivers that never agreed to them.
+        if !envelope.client.smtputf8 && has_8bit_header(&data) {
+            return Err(Reply::new(
+                554,
+                "5.6.7",
+                "Non-ASCII header without SMTPUTF8: use MAIL FROM ... SMTPUTF8 or RFC 2047 encoded words",
+            ));
+        }
+        let c = &envelope.client;
         let sub = RawSubmission {
+            trace: Some(mailpush_core::SubmissionTrace {
+                helo: c.helo.clone(),
+                ip: c.ip,
+                tls: c.tls,
+                authenticated: c.authenticated,
+            }),
             envelope_from: envelope.mail_from.clone(),
             recipients: envelope.rcpt_to.clone(),
             data,
@@ -122,5 +162,17 @@ impl SubmissionBackend for CoreBackend {
             "Ok: {} bounces, {} delays, {} complaints, {} unsubscribes, {} ignored",
             s.bounces, s.delays, s.complaints, s.unsubscribes, s.ignored
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_bit_is_looked_for_in_the_header_only() {
+        assert!(has_8bit_header("Subject: caf\u{e9}\r\n\r\nbody".as_bytes()));
+        assert!(!has_8bit_header("Subject: cafe\r\n\r\nbod\u{e9}".as_bytes()));
+        assert!(has_8bit_header("Subject: caf\u{e9}".as_bytes()));
     }
 }

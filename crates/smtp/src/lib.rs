@@ -23,7 +23,7 @@ pub mod reply;
 mod session;
 pub mod tls;
 
-pub use backend::{CoreBackend, Envelope, Principal, SubmissionBackend};
+pub use backend::{ClientTrace, CoreBackend, Envelope, Principal, SubmissionBackend};
 pub use reply::{Reply, reply_for, reply_for_core, smtp_code_for};
 pub use session::{MAX_BODY_LINE, MAX_COMMAND_LINE};
 

@@ -92,6 +92,17 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         matches!(self.stream, Stream::Tls(_))
     }
 
+    /// The session facts a transaction carries (see [`crate::backend::ClientTrace`]).
+    fn client_trace(&self, from: &smtp_proto::MailFrom<String>) -> crate::backend::ClientTrace {
+        crate::backend::ClientTrace {
+            helo: self.helo.clone().unwrap_or_default(),
+            ip: Some(self.peer.ip()),
+            tls: self.is_tls(),
+            authenticated: self.authenticated.is_some(),
+            smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+        }
+    }
+
     fn push(&mut self, r: &Reply) {
         self.out.extend_from_slice(r.to_wire().as_bytes());
     }
@@ -499,6 +510,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         self.tx = Some(Transaction {
             envelope: Envelope {
+                client: self.client_trace(&from),
                 mail_from: from.address,
                 rcpt_to: Vec::new(),
             },
@@ -564,6 +576,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         self.tx = Some(Transaction {
             envelope: Envelope {
+                client: self.client_trace(&from),
                 mail_from: from.address,
                 rcpt_to: Vec::new(),
             },

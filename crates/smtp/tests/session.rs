@@ -53,8 +53,14 @@ async fn authenticated_submission_is_committed_and_found_by_status() {
         .expect("body")
         .expect("stored");
     let body = String::from_utf8(body).expect("utf8");
+    // Traced on top (RFC 5321 §4.4), then the headers added for the missing Message-ID and Date.
     assert!(
-        body.starts_with(&format!("Message-ID: <{id}@shop.example.com>\r\nDate: ")),
+        body.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby "),
+        "{body}"
+    );
+    assert!(body.contains(&format!("with ESMTPSA id {id};\r\n\t")), "{body}");
+    assert!(
+        body.contains(&format!("\r\nMessage-ID: <{id}@shop.example.com>\r\nDate: ")),
         "{body}"
     );
     // send_one ends the data with CRLF . CRLF after the message's own last CRLF: one empty line more.

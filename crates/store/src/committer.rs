@@ -52,6 +52,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     retain_bodies: bool,
+    deadline: std::time::Duration,
     stats: Arc<Stats>,
     hand_offs: HandOffSlot,
 ) {
@@ -91,7 +92,8 @@ pub(crate) async fn run(
             lease_ms: t.lease_ms,
             granted: &granted,
         });
-        match db.insert_batch(&mut msgs, retain_bodies, lease).await {
+        // Bounded: a frozen connection must not stall the write path for as long as the network hangs.
+        match crate::health::deadline(deadline, db.insert_batch(&mut msgs, retain_bodies, lease)).await {
             Ok(done) => {
                 stats.add(done.refusals.iter().filter(|r| r.is_none()).count());
                 let handed: Vec<bool> = done.leased.iter().map(|ids| !ids.is_empty()).collect();
@@ -104,9 +106,16 @@ pub(crate) async fn run(
                     });
                 }
             }
-            Err(e) if msgs.len() == 1 => {
+            // Out of time or out of space: retrying message by message would only fail the same way, slower
+            // (and a timed-out batch may have committed after all).
+            Err(e) if msgs.len() == 1 || matches!(e, StoreError::Unavailable(_) | StoreError::DiskFull(_)) => {
                 release_all(target.as_deref(), &msgs, &granted);
-                if let Some(reply) = replies.into_iter().next() {
+                let mut replies = replies;
+                let last = replies.pop();
+                for reply in replies {
+                    let _ = reply.send(Err(same_error(&e)));
+                }
+                if let Some(reply) = last {
                     let _ = reply.send(Err(e));
                 }
             }
@@ -117,16 +126,17 @@ pub(crate) async fn run(
                 tracing::warn!(error = %e, batch = msgs.len(), "group commit failed; retrying the batch message by message");
                 for (msg, reply) in msgs.into_iter().zip(replies) {
                     let mut one = [msg];
-                    let result = match db.insert_batch(&mut one, retain_bodies, None).await {
-                        Ok(r) => match r.refusals.into_iter().next().flatten() {
-                            None => {
-                                stats.add(1);
-                                Ok(false)
-                            }
-                            Some(refusal) => Err(StoreError::Limit(refusal)),
-                        },
-                        Err(e) => Err(e),
-                    };
+                    let result =
+                        match crate::health::deadline(deadline, db.insert_batch(&mut one, retain_bodies, None)).await {
+                            Ok(r) => match r.refusals.into_iter().next().flatten() {
+                                None => {
+                                    stats.add(1);
+                                    Ok(false)
+                                }
+                                Some(refusal) => Err(StoreError::Limit(refusal)),
+                            },
+                            Err(e) => Err(e),
+                        };
                     let _ = reply.send(result);
                 }
             }
@@ -160,5 +170,18 @@ fn release_all(target: Option<&HandOffTarget>, msgs: &[(NewMessage, Option<Admis
     let Some(target) = target else { return };
     for ((m, _), _) in msgs.iter().zip(granted).filter(|(_, g)| **g) {
         target.release(handoff::eligible(m));
+    }
+}
+
+/// The error of a failed batch, for each of its callers (errors are not `Clone`: the kinds callers act on are
+/// kept, anything else is reported as a database failure).
+fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }

@@ -225,10 +225,13 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        match &self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite_ops::record_events(writer, events).await,
-            Db::Postgres(pool) => pg_ops::record_events(pool, events).await,
-        }
+        self.guarded(async {
+            match &self.inner.db {
+                Db::Sqlite { writer, .. } => sqlite_ops::record_events(writer, events).await,
+                Db::Postgres(pool) => pg_ops::record_events(pool, events).await,
+            }
+        })
+        .await
     }
 
     /// The events of one of the account's messages, in recorded order.
@@ -237,10 +240,13 @@ impl Store {
         account: AccountId,
         message: &MessageId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        match &self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::message_events(reader, account, message).await,
-            Db::Postgres(pool) => pg_ops::message_events(pool, account, message).await,
-        }
+        self.guarded(async {
+            match &self.inner.db {
+                Db::Sqlite { reader, .. } => sqlite_ops::message_events(reader, account, message).await,
+                Db::Postgres(pool) => pg_ops::message_events(pool, account, message).await,
+            }
+        })
+        .await
     }
 
     /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
@@ -251,9 +257,12 @@ impl Store {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        match &self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite_ops::account_events(reader, account, from_ms, to_ms, limit).await,
-            Db::Postgres(pool) => pg_ops::account_events(pool, account, from_ms, to_ms, limit).await,
-        }
+        self.guarded(async {
+            match &self.inner.db {
+                Db::Sqlite { reader, .. } => sqlite_ops::account_events(reader, account, from_ms, to_ms, limit).await,
+                Db::Postgres(pool) => pg_ops::account_events(pool, account, from_ms, to_ms, limit).await,
+            }
+        })
+        .await
     }
 }

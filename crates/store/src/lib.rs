@@ -22,10 +22,13 @@
 /// calling module) on the store's `writer` or `reader` pool: `on_ops!(self, reader, f(args))`.
 macro_rules! on_ops {
     ($self:ident, $pool:ident, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            $crate::Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
-            $crate::Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                $crate::Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
+                $crate::Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
 }
 
@@ -36,6 +39,7 @@ mod engage;
 mod error;
 mod events;
 mod handoff;
+mod health;
 mod identity;
 mod inbound;
 mod limits;
@@ -65,6 +69,7 @@ pub use engage::{CallbackEvent, CallbackResult, DeliveryContent, cb_state};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
+pub use health::HealthCounters;
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
@@ -101,6 +106,15 @@ pub struct StoreOptions {
     pub group_commit_max_batch: usize,
     /// Keep message bodies after the last delivery is final (default: purge them).
     pub retain_bodies: bool,
+    /// Longest wait for a pooled connection (PostgreSQL, SQLite readers) before the operation fails with
+    /// [`StoreError::Unavailable`]. The single SQLite writer is a queue, so it waits up to `operation_timeout`.
+    pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL `statement_timeout` of every connection: the server cancels a statement running longer.
+    pub statement_timeout: std::time::Duration,
+    /// Client-side deadline of one store operation (connection, statements, group commit included): past it
+    /// the operation is abandoned with [`StoreError::Unavailable`], so that a frozen connection, which no
+    /// server-side timeout can end, does not hang the request.
+    pub operation_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -109,6 +123,9 @@ impl Default for StoreOptions {
             max_connections: 10,
             group_commit_max_batch: 512,
             retain_bodies: false,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(15),
+            operation_timeout: std::time::Duration::from_secs(20),
         }
     }
 }
@@ -149,16 +166,22 @@ impl Db {
 /// Runs backend function `$f` on the pool for writes or for reads.
 macro_rules! on_pool {
     ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                Db::Sqlite { writer, .. } => sqlite::$f(writer, $($arg),*).await,
+                Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
     ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                Db::Sqlite { reader, .. } => sqlite::$f(reader, $($arg),*).await,
+                Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
 }
 
@@ -178,6 +201,7 @@ struct Inner {
     stats: Arc<committer::Stats>,
     hand_offs: committer::HandOffSlot,
     screens: screen::Screens,
+    health: health::Health,
 }
 
 impl std::fmt::Debug for Store {
@@ -208,12 +232,13 @@ impl Store {
         let (tx, rx) = mpsc::channel(max_batch.saturating_mul(2));
         let stats = Arc::new(committer::Stats::default());
         let hand_offs = committer::HandOffSlot::default();
-        let screens = screen::Screens::start(db.clone());
+        let screens = screen::Screens::start(db.clone(), opts.operation_timeout);
         let handle = tokio::spawn(committer::run(
             db.clone(),
             rx,
             max_batch,
             opts.retain_bodies,
+            opts.operation_timeout,
             stats.clone(),
             hand_offs.clone(),
         ));
@@ -227,6 +252,7 @@ impl Store {
                 stats,
                 hand_offs,
                 screens,
+                health: health::Health::default(),
             }),
         })
     }
@@ -335,6 +361,21 @@ impl Store {
         hand_off: bool,
     ) -> Result<bool, StoreError> {
         validate(&m)?;
+        // The caller's wait is bounded too: a committer stuck on a frozen connection must not hang it. A caller
+        // that gives up before its batch starts gets nothing written (see `committer`).
+        let r = self.guarded(self.enqueue_wait(m, limits, hand_off)).await;
+        if r.is_ok() {
+            self.inner.health.write_succeeded();
+        }
+        r
+    }
+
+    async fn enqueue_wait(
+        &self,
+        m: NewMessage,
+        limits: Option<AdmissionLimits>,
+        hand_off: bool,
+    ) -> Result<bool, StoreError> {
         let sender = self
             .inner
             .enqueue
@@ -427,16 +468,22 @@ impl Store {
 /// Runs `limits_ops` function `$f` of the backend on the pool for writes or reads.
 macro_rules! on_limits_pool {
     ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite::limits_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                Db::Sqlite { writer, .. } => sqlite::limits_ops::$f(writer, $($arg),*).await,
+                Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
     ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite::limits_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                Db::Sqlite { reader, .. } => sqlite::limits_ops::$f(reader, $($arg),*).await,
+                Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
 }
 
@@ -654,29 +701,101 @@ mod tests {
         store.close().await;
     }
 
+    #[tokio::test]
+    async fn sqlite_full_database_is_disk_full_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("full.db").display());
+        let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+        let acc = store
+            .create_account(NewAccount {
+                name: "full".into(),
+                app_id: 2,
+                secret_id: "AKIDfull".into(),
+                secret_key_sealed: vec![1],
+                created_ms: 0,
+            })
+            .await
+            .expect("account");
+        let within = std::time::Duration::from_secs(3);
+        store.probe_read(within).await.expect("read probe");
+        store.probe_write("node-a", 1, within).await.expect("write probe");
+        // No room beyond the pages in use: what SQLite answers on a full disk (SQLITE_FULL).
+        let Db::Sqlite { writer, .. } = &store.inner.db else {
+            panic!("not sqlite")
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(writer)
+            .await
+            .expect("page_count");
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+            .execute(writer)
+            .await
+            .expect("cap");
+        let mut big = None;
+        for i in 0..20 {
+            let mut m = probe_message(acc.id);
+            m.body = vec![b'x'; 64 * 1024];
+            m.recipients[0].address = format!("r{i}@y");
+            if let Err(e) = store.enqueue(m).await {
+                big = Some(e);
+                break;
+            }
+        }
+        let err = big.expect("a full database refuses the write");
+        assert!(err.is_disk_full(), "{err:?}");
+        let c = store.health_counters();
+        assert!(c.disk_full_errors >= 1, "{c:?}");
+        assert!(c.since_disk_full.is_some());
+        // The readiness write of a new row does not fit either.
+        let probe = store.probe_write(&"n".repeat(8000), 2, within).await;
+        assert!(matches!(probe, Err(StoreError::DiskFull(_))), "{probe:?}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn operations_past_their_deadline_are_unavailable() {
+        let opts = StoreOptions {
+            operation_timeout: std::time::Duration::from_millis(1),
+            ..StoreOptions::default()
+        };
+        let store = Store::open("sqlite::memory:", opts).await.expect("open");
+        let slow = store
+            .guarded(async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(slow, Err(StoreError::Unavailable(_))), "{slow:?}");
+        assert_eq!(store.health_counters().unavailable_errors, 1);
+        store.close().await;
+    }
+
     impl Store {
         async fn enqueue_closed_probe(&self) -> Result<(), StoreError> {
-            let m = NewMessage {
-                template_id: 0,
-                id: MessageId::generate(),
-                account_id: 1,
-                envelope_from: String::new(),
-                from_address: String::new(),
-                subject: String::new(),
-                lane: 0,
-                request_ms: 0,
-                not_before_ms: 0,
-                expires_ms: 0,
-                body: Vec::new(),
-                recipients: vec![NewRecipient {
-                    address: "r@y".into(),
-                    domain: "y".into(),
-                    kind: RecipientKind::Bcc,
-                    send_status: 0,
-                    deliver_message: None,
-                }],
-            };
-            self.enqueue(m).await
+            self.enqueue(probe_message(1)).await
+        }
+    }
+
+    fn probe_message(account_id: AccountId) -> NewMessage {
+        NewMessage {
+            template_id: 0,
+            id: MessageId::generate(),
+            account_id,
+            envelope_from: String::new(),
+            from_address: String::new(),
+            subject: String::new(),
+            lane: 0,
+            request_ms: 0,
+            not_before_ms: 0,
+            expires_ms: 0,
+            body: Vec::new(),
+            recipients: vec![NewRecipient {
+                address: "r@y".into(),
+                domain: "y".into(),
+                kind: RecipientKind::Bcc,
+                send_status: 0,
+                deliver_message: None,
+            }],
         }
     }
 }

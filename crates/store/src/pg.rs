@@ -277,13 +277,40 @@ pub(crate) async fn record_outcomes(
 /// Connects and applies migrations. The schema comes from the URL's `search_path`, e.g.
 /// `postgres://u@h/db?options=-c%20search_path%3Dmy_schema` (or `?options[search_path]=my_schema`).
 pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate::StoreError> {
-    let connect = PgConnectOptions::from_str(url)?;
+    let base = PgConnectOptions::from_str(url)?;
+    // Migrations on a connection of their own, without the statement timeout: a migration of a large table
+    // may rightly run longer than any request should.
+    let migrator = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(base.clone())
+        .await?;
+    sqlx::migrate!("./migrations/postgres").run(&migrator).await?;
+    migrator.close().await;
+    let statement_ms = opts.statement_timeout.as_millis().max(1);
+    // A transaction left idle (its client frozen or gone) would hold its row locks until TCP gives up.
+    let idle_tx_ms = (statement_ms * 2).max(30_000);
+    let connect = base.options([
+        ("statement_timeout", format!("{statement_ms}")),
+        ("idle_in_transaction_session_timeout", format!("{idle_tx_ms}")),
+    ]);
+    let ping_within = opts.acquire_timeout;
     let pool = PgPoolOptions::new()
         // At least two: the group committer holds one while claims and reads use another.
         .max_connections(opts.max_connections.max(2))
+        .acquire_timeout(opts.acquire_timeout)
+        // A connection given back after an abandoned (timed-out) operation is pinged by the pool without a
+        // limit; over a frozen network that ping would hold its slot for as long as the network hangs. Ping it
+        // here within a bound first, and close it when it does not answer.
+        .after_release(move |conn, _meta| {
+            Box::pin(async move {
+                Ok(matches!(
+                    tokio::time::timeout(ping_within, sqlx::Connection::ping(conn)).await,
+                    Ok(Ok(()))
+                ))
+            })
+        })
         .connect_with(connect)
         .await?;
-    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
     Ok(pool)
 }
 

@@ -61,9 +61,10 @@ pub(crate) struct Screens {
 
 impl Screens {
     /// Starts the batcher on `db` (on the current Tokio runtime).
-    pub(crate) fn start(db: Db) -> Screens {
+    /// Each statement is abandoned after `deadline` (a frozen connection must not hold a slot for ever).
+    pub(crate) fn start(db: Db, deadline: std::time::Duration) -> Screens {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx));
+        tokio::spawn(run(db, rx, deadline));
         Screens { tx }
     }
 
@@ -75,7 +76,7 @@ impl Screens {
 }
 
 /// Runs until the inbox's sender (the store) is gone.
-async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, deadline: std::time::Duration) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut waiting: Vec<Job> = Vec::new();
     loop {
@@ -104,15 +105,15 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>) {
         let batch: Vec<Job> = waiting.drain(..take).collect();
         let db = db.clone();
         tokio::spawn(async move {
-            answer(&db, batch).await;
+            answer(&db, batch, deadline).await;
             drop(permit);
         });
     }
 }
 
-async fn answer(db: &Db, batch: Vec<Job>) {
+async fn answer(db: &Db, batch: Vec<Job>, deadline: std::time::Duration) {
     let (queries, replies): (Vec<OwnedScreenQuery>, Vec<_>) = batch.into_iter().map(|j| (j.query, j.reply)).unzip();
-    match Store::recipient_screens_now(db, &queries).await {
+    match crate::health::deadline(deadline, Store::recipient_screens_now(db, &queries)).await {
         Ok(screens) => {
             for (reply, screen) in replies.into_iter().zip(screens) {
                 let _ = reply.send(Ok(screen));
@@ -124,10 +125,17 @@ async fn answer(db: &Db, batch: Vec<Job>) {
                 let _ = reply.send(Err(e));
             }
         }
+        Err(e @ (StoreError::Unavailable(_) | StoreError::DiskFull(_))) => {
+            // The database is out of reach: asking again query by query would only take longer.
+            let reason = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
+            }
+        }
         Err(_) => {
             for (q, reply) in queries.into_iter().zip(replies) {
                 let one = [q];
-                let r = Store::recipient_screens_now(db, &one)
+                let r = crate::health::deadline(deadline, Store::recipient_screens_now(db, &one))
                     .await
                     .map(|mut s| s.pop().unwrap_or_default());
                 let _ = reply.send(r);

@@ -382,6 +382,9 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
         // Keep the one connection for the life of the store (and with it an in-memory database).
         .idle_timeout(None)
         .max_lifetime(None)
+        // The one writer is a FIFO queue: waiting for it is bounded by the operation deadline, not the
+        // (short) acquire timeout meant for a pool of peers.
+        .acquire_timeout(opts.operation_timeout)
         .connect_with(writer_opts)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
@@ -390,6 +393,7 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
     } else {
         SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
             .connect_with(base)
             .await?
     };

@@ -427,9 +427,7 @@ impl Store {
         if q.recipients.is_empty() {
             return Ok(RecipientScreen::default());
         }
-        self.inner
-            .screens
-            .screen(crate::screen::OwnedScreenQuery::from(&q))
+        self.guarded(self.inner.screens.screen(crate::screen::OwnedScreenQuery::from(&q)))
             .await
     }
 

@@ -670,16 +670,22 @@ pub(crate) use warmup_ops;
 /// Runs `warmup_ops` function `$f` of the backend on the pool for writes or reads.
 macro_rules! on_warmup_pool {
     ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            crate::Db::Sqlite { writer, .. } => crate::sqlite::warmup_ops::$f(writer, $($arg),*).await,
-            crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                crate::Db::Sqlite { writer, .. } => crate::sqlite::warmup_ops::$f(writer, $($arg),*).await,
+                crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
     ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            crate::Db::Sqlite { reader, .. } => crate::sqlite::warmup_ops::$f(reader, $($arg),*).await,
-            crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
-        }
+        $self.guarded(async {
+            match &$self.inner.db {
+                crate::Db::Sqlite { reader, .. } => crate::sqlite::warmup_ops::$f(reader, $($arg),*).await,
+                crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
+            }
+        })
+        .await
     };
 }
 

@@ -5,6 +5,9 @@
 //! constant time, and refuses old timestamps to stop replays).
 
 use aws_lc_rs::hmac;
+use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::{Resolver, TokioResolver};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, SocketAddr};
@@ -187,18 +190,62 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// Builds a hickory resolver asking exactly `servers` (ip:port, as delivery's `dns_servers`), never the hosts
+/// file; `None` when `servers` is empty (the system resolver is used then).
+fn custom_resolver(servers: &[SocketAddr], timeout: Duration) -> Result<Option<TokioResolver>, WebhookError> {
+    if servers.is_empty() {
+        return Ok(None);
+    }
+    let servers = servers
+        .iter()
+        .map(|addr| {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+                .into_iter()
+                .map(|mut c| {
+                    c.port = addr.port();
+                    c
+                })
+                .collect();
+            ns
+        })
+        .collect();
+    let mut b = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        TokioRuntimeProvider::default(),
+    );
+    b.options_mut().use_hosts_file = ResolveHosts::Never;
+    b.options_mut().timeout = timeout;
+    b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    b.build()
+        .map(Some)
+        .map_err(|e| WebhookError::Http(format!("DNS resolver: {e}")))
+}
+
 /// A resolver that drops refused addresses, so a host name cannot smuggle an internal target past the guard
 /// (the check happens on the addresses actually connected to: no rebinding window).
 struct GuardedResolver {
     guard: Arc<SsrfGuard>,
+    /// The configured DNS servers (`dns_servers`); `None`: the system resolver.
+    dns: Option<TokioResolver>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.guard.clone();
+        let dns = self.dns.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = match dns {
+                Some(dns) => dns
+                    .lookup_ip(host.as_str())
+                    .await
+                    .map_err(|e| Box::new(WebhookError::Http(format!("resolving {host}: {e}"))))?
+                    .iter()
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| guard.allows(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(Box::new(WebhookError::Refused(host)) as Box<dyn std::error::Error + Send + Sync>);
@@ -217,15 +264,30 @@ pub struct CallbackClient {
 
 impl CallbackClient {
     /// A client with `timeout` per request; redirects are not followed (a redirect could lead past the guard).
+    /// Host names resolve with the system resolver; see [`CallbackClient::with_dns`].
     pub fn new(guard: SsrfGuard, timeout: Duration) -> Result<CallbackClient, WebhookError> {
+        Self::with_dns(guard, timeout, &[])
+    }
+
+    /// [`CallbackClient::new`] resolving host names through `dns_servers` (ip:port; empty = the system
+    /// resolver), as delivery does; the guard still checks every resolved address.
+    pub fn with_dns(
+        guard: SsrfGuard,
+        timeout: Duration,
+        dns_servers: &[SocketAddr],
+    ) -> Result<CallbackClient, WebhookError> {
         let guard = Arc::new(guard);
+        let dns = custom_resolver(dns_servers, timeout)?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("mailpush-callback/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver { guard: guard.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: guard.clone(),
+                dns,
+            }))
             .build()
             .map_err(|e| WebhookError::Http(e.to_string()))?;
         Ok(CallbackClient { client, guard })
@@ -357,6 +419,36 @@ mod tests {
             c.check_url("ftp://example.com/"),
             Err(WebhookError::BadUrl(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn names_resolve_through_the_configured_dns_servers_and_stay_guarded() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A receiver on loopback, known only to the test's DNS authority (the system resolver has never heard
+        // of `hooks.mailpush-test.example`).
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = http.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = http.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let dns = mailpush_testkit::DnsAuthority::start().await.unwrap();
+        dns.add_a("hooks.mailpush-test.example", std::net::Ipv4Addr::LOCALHOST);
+        let url = format!("http://hooks.mailpush-test.example:{port}/hook");
+        let allow_loopback = || SsrfGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        let c = CallbackClient::with_dns(allow_loopback(), Duration::from_secs(5), &[dns.addr()]).unwrap();
+        c.post(&url, b"k", "1", 1, "{}".into())
+            .await
+            .expect("delivered through the configured DNS");
+        // The guard still applies to what the configured servers answer.
+        let guarded = CallbackClient::with_dns(SsrfGuard::default(), Duration::from_secs(5), &[dns.addr()]).unwrap();
+        let err = guarded.post(&url, b"k", "1", 1, "{}".into()).await.unwrap_err();
+        assert!(err.to_string().contains("refused address"), "{err}");
     }
 
     #[test]
