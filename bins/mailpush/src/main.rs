@@ -355,12 +355,11 @@ fn limit_arg(v: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
     }
 }
 
-fn status_name(status: i32) -> &'static str {
+fn status_name(status: mailpush_core::templates::TemplateStatus) -> &'static str {
     match status {
-        0 => "approved",
-        1 => "pending",
-        2 => "rejected",
-        _ => "unavailable",
+        mailpush_core::templates::TemplateStatus::Approved => "approved",
+        mailpush_core::templates::TemplateStatus::Reviewing => "pending",
+        mailpush_core::templates::TemplateStatus::Rejected => "rejected",
     }
 }
 
@@ -378,7 +377,7 @@ async fn template(settings: mailpush_core::Settings, command: TemplateCommand) -
                     .map(|t| {
                         serde_json::json!({
                             "TemplateID": t.id, "AccountId": t.account_id, "TemplateName": t.name,
-                            "TemplateCategory": t.category, "TemplateStatus": t.status,
+                            "TemplateCategory": t.category, "TemplateStatus": t.status.code(),
                             "ReviewReason": t.review_reason, "Version": t.version,
                             "CreatedTimestamp": t.created_ms / 1000,
                         })

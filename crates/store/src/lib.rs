@@ -43,6 +43,7 @@ mod pg;
 mod screen;
 mod script;
 mod sources;
+mod sql;
 mod sqlite;
 mod stats;
 mod suppression;
@@ -79,8 +80,8 @@ pub use suppression::{
     RecipientScreenQuery, normalize as normalize_blacklist_address,
 };
 pub use templates::{
-    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
-    template_status,
+    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
+    TemplateUpdate,
 };
 pub use types::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
@@ -123,6 +124,22 @@ pub(crate) enum Db {
 }
 
 impl Db {
+    /// The pool for reads (SQLite: the readers; they never wait for the writer).
+    pub(crate) fn reader(&self) -> sql::Pool<'_> {
+        match self {
+            Db::Sqlite { reader, .. } => sql::Pool::Sqlite(reader),
+            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+        }
+    }
+
+    /// The pool for writes (SQLite: the one writer connection).
+    pub(crate) fn writer(&self) -> sql::Pool<'_> {
+        match self {
+            Db::Sqlite { writer, .. } => sql::Pool::Sqlite(writer),
+            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+        }
+    }
+
     async fn insert_batch(
         &self,
         msgs: &mut [(NewMessage, Option<limits::AdmissionLimits>)],

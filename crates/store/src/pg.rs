@@ -14,6 +14,11 @@ use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effec
 
 crate::common::common_ops! { db = Postgres }
 
+impl crate::sql::Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+}
+
 /// Leases up to `want` due deliveries of one lane, in due order, in one statement.
 ///
 /// `FOR UPDATE SKIP LOCKED` makes concurrent claimers pass over each other's rows instead of waiting or taking

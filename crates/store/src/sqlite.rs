@@ -18,6 +18,12 @@ use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effec
 
 crate::common::common_ops! { db = Sqlite }
 
+impl crate::sql::Dialect for Sqlite {
+    // IMMEDIATE takes the write lock at once; it also serialises these transactions across processes.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
+}
+
 /// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 500;
 

@@ -1,0 +1,322 @@
+//! SQL written once for both backends, without generic bounds and without macros.
+//!
+//! A statement is a [`Query`]: its text (`$N` placeholders, PostgreSQL's syntax, which SQLite also accepts)
+//! and its values as [`Arg`]s, which keep the Rust type they were bound with, so each backend binds exactly
+//! what `sqlx::query(..).bind(..)` would have bound. The query runs on an [`Ex`]: a pool ([`Pool`], from
+//! `Db::reader`/`Db::writer`) or a connection ([`Conn`], e.g. of a [`Tx`]); the one `match` on the backend is
+//! in this file. Rows map through `#[derive(sqlx::FromRow)]` ([`Record`]) and single values through
+//! [`Scalar`]; both are implemented for every type that decodes on both backends.
+//!
+//! What really differs between the backends sits behind [`Dialect`], implemented once in `sqlite.rs` and once
+//! in `pg.rs`. No module here imports from a backend file.
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments as _, Decode, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{SqlSafeStr, SqlStr, Type};
+
+use crate::StoreError;
+
+/// What differs between the backends: one implementation in `sqlite.rs`, one in `pg.rs`.
+pub(crate) trait Dialect {
+    /// Opens a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once, so a transaction that
+    /// reads before it writes cannot fail to upgrade, and it serialises such transactions across processes too.
+    const BEGIN_WRITE: &'static str;
+    /// Appended to a `SELECT` to lock its rows until the transaction ends: PostgreSQL `FOR UPDATE`; nothing on
+    /// SQLite, where the write transaction already excludes every other writer.
+    const LOCK_ROWS: &'static str;
+}
+
+/// A value bound to a statement, with the Rust type it was bound as (`None` binds a typed NULL).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Arg<'a> {
+    I64(Option<i64>),
+    I32(Option<i32>),
+    Bool(Option<bool>),
+    F64(Option<f64>),
+    Str(Option<&'a str>),
+    Bytes(Option<&'a [u8]>),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::I64(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::I64(v)
+    }
+}
+impl From<i32> for Arg<'_> {
+    fn from(v: i32) -> Self {
+        Arg::I32(Some(v))
+    }
+}
+impl From<Option<i32>> for Arg<'_> {
+    fn from(v: Option<i32>) -> Self {
+        Arg::I32(v)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(Some(v))
+    }
+}
+impl From<Option<bool>> for Arg<'_> {
+    fn from(v: Option<bool>) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl From<f64> for Arg<'_> {
+    fn from(v: f64) -> Self {
+        Arg::F64(Some(v))
+    }
+}
+impl From<Option<f64>> for Arg<'_> {
+    fn from(v: Option<f64>) -> Self {
+        Arg::F64(v)
+    }
+}
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Str(Some(v))
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Str(Some(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Str(v)
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Bytes(Some(v))
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Bytes(Some(v))
+    }
+}
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(v: Option<&'a [u8]>) -> Self {
+        Arg::Bytes(v)
+    }
+}
+
+/// A row type both backends can build (`#[derive(sqlx::FromRow)]`, tuples).
+pub(crate) trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Record for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// A single column value both backends can decode (`query_scalar`).
+pub(crate) trait Scalar:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres> + Send + Unpin
+{
+}
+impl<T> Scalar for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres> + Send + Unpin
+{
+}
+
+/// A pool of either backend.
+#[derive(Clone, Copy)]
+pub(crate) enum Pool<'p> {
+    Sqlite(&'p SqlitePool),
+    Postgres(&'p PgPool),
+}
+
+impl Pool<'_> {
+    /// Opens a write transaction ([`Dialect::BEGIN_WRITE`]).
+    pub(crate) async fn begin_write(self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(<Sqlite as Dialect>::BEGIN_WRITE).await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin_with(<Postgres as Dialect>::BEGIN_WRITE).await?),
+        })
+    }
+}
+
+/// A connection of either backend.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Conn<'_> {
+    /// [`Dialect::LOCK_ROWS`] of this connection's backend.
+    pub(crate) fn lock_rows(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => <Sqlite as Dialect>::LOCK_ROWS,
+            Conn::Postgres(_) => <Postgres as Dialect>::LOCK_ROWS,
+        }
+    }
+}
+
+/// A transaction of either backend; dropped without [`Tx::commit`], it rolls back.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// The transaction's connection, to run statements in it.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Where a [`Query`] runs.
+pub(crate) enum Ex<'e> {
+    Sqlite(&'e SqlitePool),
+    Postgres(&'e PgPool),
+    SqliteConn(&'e mut SqliteConnection),
+    PgConn(&'e mut PgConnection),
+}
+
+impl<'e> From<Pool<'e>> for Ex<'e> {
+    fn from(p: Pool<'e>) -> Self {
+        match p {
+            Pool::Sqlite(p) => Ex::Sqlite(p),
+            Pool::Postgres(p) => Ex::Postgres(p),
+        }
+    }
+}
+
+impl<'e> From<&'e mut Conn<'_>> for Ex<'e> {
+    fn from(c: &'e mut Conn<'_>) -> Self {
+        match c {
+            Conn::Sqlite(c) => Ex::SqliteConn(c),
+            Conn::Postgres(c) => Ex::PgConn(c),
+        }
+    }
+}
+
+/// One statement and its values: `query(SQL).bind(a).bind(b).fetch_optional::<Row>(db.reader())`.
+#[must_use = "a query does nothing until it is run"]
+pub(crate) struct Query<'a> {
+    sql: SqlStr,
+    args: Vec<Arg<'a>>,
+}
+
+/// A statement to run on either backend.
+pub(crate) fn query<'a>(sql: impl SqlSafeStr) -> Query<'a> {
+    Query {
+        sql: sql.into_sql_str(),
+        args: Vec::new(),
+    }
+}
+
+impl<'a> Query<'a> {
+    /// Binds the next placeholder.
+    pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Runs the statement; returns the number of rows it changed.
+    pub(crate) async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> Result<u64, StoreError> {
+        let Query { sql, args } = self;
+        Ok(match ex.into() {
+            Ex::Sqlite(p) => sqlx::query_with(sql, sqlite_args(&args)?)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Ex::SqliteConn(c) => sqlx::query_with(sql, sqlite_args(&args)?)
+                .execute(c)
+                .await?
+                .rows_affected(),
+            Ex::Postgres(p) => sqlx::query_with(sql, pg_args(&args)?).execute(p).await?.rows_affected(),
+            Ex::PgConn(c) => sqlx::query_with(sql, pg_args(&args)?).execute(c).await?.rows_affected(),
+        })
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn fetch_optional<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Option<T>, StoreError> {
+        let Query { sql, args } = self;
+        Ok(match ex.into() {
+            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_optional(p).await?,
+            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_optional(c).await?,
+            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_optional(p).await?,
+            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_optional(c).await?,
+        })
+    }
+
+    /// The first row; no row is an error.
+    pub(crate) async fn fetch_one<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<T, StoreError> {
+        let Query { sql, args } = self;
+        Ok(match ex.into() {
+            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_one(p).await?,
+            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_one(c).await?,
+            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_one(p).await?,
+            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_one(c).await?,
+        })
+    }
+
+    /// Every row.
+    pub(crate) async fn fetch_all<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Vec<T>, StoreError> {
+        let Query { sql, args } = self;
+        Ok(match ex.into() {
+            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_all(p).await?,
+            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_all(c).await?,
+            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_all(p).await?,
+            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_all(c).await?,
+        })
+    }
+
+    /// The first column of the first row, if there is a row.
+    pub(crate) async fn scalar_optional<'e, T: Scalar>(self, ex: impl Into<Ex<'e>>) -> Result<Option<T>, StoreError> {
+        Ok(self.fetch_optional::<(T,)>(ex).await?.map(|(v,)| v))
+    }
+
+    /// The first column of the first row; no row is an error.
+    pub(crate) async fn scalar<'e, T: Scalar>(self, ex: impl Into<Ex<'e>>) -> Result<T, StoreError> {
+        Ok(self.fetch_one::<(T,)>(ex).await?.0)
+    }
+}
+
+fn sqlite_args(args: &[Arg<'_>]) -> Result<SqliteArguments, sqlx::Error> {
+    let mut out = SqliteArguments::default();
+    for a in args {
+        match *a {
+            Arg::I64(v) => out.add(v),
+            Arg::I32(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::F64(v) => out.add(v),
+            Arg::Str(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+fn pg_args(args: &[Arg<'_>]) -> Result<PgArguments, sqlx::Error> {
+    let mut out = PgArguments::default();
+    for a in args {
+        match *a {
+            Arg::I64(v) => out.add(v),
+            Arg::I32(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::F64(v) => out.add(v),
+            Arg::Str(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
