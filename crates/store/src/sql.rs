@@ -13,7 +13,7 @@
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments as _, Decode, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
-use sqlx::{SqlSafeStr, SqlStr, Type};
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr, Type};
 
 use crate::StoreError;
 
@@ -131,6 +131,15 @@ pub(crate) enum Pool<'p> {
 }
 
 impl Pool<'_> {
+    /// Opens a transaction with the backend's plain `BEGIN` (SQLite: deferred, the write lock is taken by the
+    /// first write).
+    pub(crate) async fn begin(self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// Opens a write transaction ([`Dialect::BEGIN_WRITE`]).
     pub(crate) async fn begin_write(self) -> Result<Tx, StoreError> {
         Ok(match self {
@@ -211,6 +220,7 @@ impl<'e> From<&'e mut Conn<'_>> for Ex<'e> {
 pub(crate) struct Query<'a> {
     sql: SqlStr,
     args: Vec<Arg<'a>>,
+    persistent: bool,
 }
 
 /// A statement to run on either backend.
@@ -218,10 +228,69 @@ pub(crate) fn query<'a>(sql: impl SqlSafeStr) -> Query<'a> {
     Query {
         sql: sql.into_sql_str(),
         args: Vec::new(),
+        persistent: true,
+    }
+}
+
+/// A statement whose text depends on its values (`IN` lists, unions of parts): sqlx's `QueryBuilder`, with
+/// `$N` placeholders on both backends.
+pub(crate) struct Builder<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
+}
+
+/// Starts a [`Builder`] with `sql`.
+pub(crate) fn builder<'a>(sql: &str) -> Builder<'a> {
+    Builder {
+        sql: sql.to_string(),
+        args: Vec::new(),
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(crate) fn push_bind(&mut self, value: impl Into<Arg<'a>>) -> &mut Self {
+        self.args.push(value.into());
+        self.sql.push('$');
+        self.sql.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// Appends one placeholder per value, separated by commas (the inside of an `IN (…)`).
+    pub(crate) fn push_binds<T: Into<Arg<'a>>>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.push_bind(v);
+        }
+        self
+    }
+
+    /// The statement.
+    pub(crate) fn build(self) -> Query<'a> {
+        Query {
+            sql: AssertSqlSafe(self.sql).into_sql_str(),
+            args: self.args,
+            persistent: true,
+        }
     }
 }
 
 impl<'a> Query<'a> {
+    /// Whether the prepared statement is kept in the connection's cache (default `true`). A statement whose
+    /// text changes with every call should not be, or it fills the caches with one-off statements.
+    pub(crate) fn persistent(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
     /// Binds the next placeholder.
     pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
         self.args.push(value.into());
@@ -230,51 +299,121 @@ impl<'a> Query<'a> {
 
     /// Runs the statement; returns the number of rows it changed.
     pub(crate) async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> Result<u64, StoreError> {
-        let Query { sql, args } = self;
+        let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
             Ex::Sqlite(p) => sqlx::query_with(sql, sqlite_args(&args)?)
+                .persistent(persistent)
                 .execute(p)
                 .await?
                 .rows_affected(),
             Ex::SqliteConn(c) => sqlx::query_with(sql, sqlite_args(&args)?)
+                .persistent(persistent)
                 .execute(c)
                 .await?
                 .rows_affected(),
-            Ex::Postgres(p) => sqlx::query_with(sql, pg_args(&args)?).execute(p).await?.rows_affected(),
-            Ex::PgConn(c) => sqlx::query_with(sql, pg_args(&args)?).execute(c).await?.rows_affected(),
+            Ex::Postgres(p) => sqlx::query_with(sql, pg_args(&args)?)
+                .persistent(persistent)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Ex::PgConn(c) => sqlx::query_with(sql, pg_args(&args)?)
+                .persistent(persistent)
+                .execute(c)
+                .await?
+                .rows_affected(),
         })
     }
 
     /// The first row, if any.
     pub(crate) async fn fetch_optional<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Option<T>, StoreError> {
-        let Query { sql, args } = self;
+        let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
-            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_optional(p).await?,
-            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_optional(c).await?,
-            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_optional(p).await?,
-            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_optional(c).await?,
+            Ex::Sqlite(p) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Ex::SqliteConn(c) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_optional(c)
+                    .await?
+            }
+            Ex::Postgres(p) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Ex::PgConn(c) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_optional(c)
+                    .await?
+            }
         })
     }
 
     /// The first row; no row is an error.
     pub(crate) async fn fetch_one<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<T, StoreError> {
-        let Query { sql, args } = self;
+        let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
-            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_one(p).await?,
-            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_one(c).await?,
-            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_one(p).await?,
-            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_one(c).await?,
+            Ex::Sqlite(p) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_one(p)
+                    .await?
+            }
+            Ex::SqliteConn(c) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_one(c)
+                    .await?
+            }
+            Ex::Postgres(p) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_one(p)
+                    .await?
+            }
+            Ex::PgConn(c) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_one(c)
+                    .await?
+            }
         })
     }
 
     /// Every row.
     pub(crate) async fn fetch_all<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Vec<T>, StoreError> {
-        let Query { sql, args } = self;
+        let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
-            Ex::Sqlite(p) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_all(p).await?,
-            Ex::SqliteConn(c) => sqlx::query_as_with(sql, sqlite_args(&args)?).fetch_all(c).await?,
-            Ex::Postgres(p) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_all(p).await?,
-            Ex::PgConn(c) => sqlx::query_as_with(sql, pg_args(&args)?).fetch_all(c).await?,
+            Ex::Sqlite(p) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_all(p)
+                    .await?
+            }
+            Ex::SqliteConn(c) => {
+                sqlx::query_as_with(sql, sqlite_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_all(c)
+                    .await?
+            }
+            Ex::Postgres(p) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_all(p)
+                    .await?
+            }
+            Ex::PgConn(c) => {
+                sqlx::query_as_with(sql, pg_args(&args)?)
+                    .persistent(persistent)
+                    .fetch_all(c)
+                    .await?
+            }
         })
     }
 
@@ -286,6 +425,11 @@ impl<'a> Query<'a> {
     /// The first column of the first row; no row is an error.
     pub(crate) async fn scalar<'e, T: Scalar>(self, ex: impl Into<Ex<'e>>) -> Result<T, StoreError> {
         Ok(self.fetch_one::<(T,)>(ex).await?.0)
+    }
+
+    /// The first column of every row.
+    pub(crate) async fn scalars<'e, T: Scalar>(self, ex: impl Into<Ex<'e>>) -> Result<Vec<T>, StoreError> {
+        Ok(self.fetch_all::<(T,)>(ex).await?.into_iter().map(|(v,)| v).collect())
     }
 }
 
