@@ -97,6 +97,13 @@ pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
         .push_unseparated(initial_cb_state!(close));
 }
 
+/// [`push_initial_cb_state`] for a [`crate::sql::Builder`]'s `VALUES` row.
+pub(crate) fn push_initial_cb_state_value(row: &mut crate::sql::Values<'_, '_>, account: AccountId) {
+    row.push(initial_cb_state!(open))
+        .push_bind_unseparated(account)
+        .push_unseparated(initial_cb_state!(close));
+}
+
 macro_rules! engage_ops {
     (db = $DB:ty $(,)?) => {
         use std::collections::{HashMap, HashSet};

@@ -17,6 +17,10 @@ crate::common::common_ops! { db = Postgres }
 impl crate::sql::Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+
+    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+        crate::stats::apply_pg(conn, d).await
+    }
 }
 
 /// Leases up to `want` due deliveries of one lane, in due order, in one statement.

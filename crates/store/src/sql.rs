@@ -18,13 +18,16 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr, Type};
 use crate::StoreError;
 
 /// What differs between the backends: one implementation in `sqlite.rs`, one in `pg.rs`.
-pub(crate) trait Dialect {
+pub(crate) trait Dialect: sqlx::Database {
     /// Opens a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once, so a transaction that
     /// reads before it writes cannot fail to upgrade, and it serialises such transactions across processes too.
     const BEGIN_WRITE: &'static str;
     /// Appended to a `SELECT` to lock its rows until the transaction ends: PostgreSQL `FOR UPDATE`; nothing on
     /// SQLite, where the write transaction already excludes every other writer.
     const LOCK_ROWS: &'static str;
+
+    /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
+    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError>;
 }
 
 /// A value bound to a statement, with the Rust type it was bound as (`None` binds a typed NULL).
@@ -156,6 +159,14 @@ pub(crate) enum Conn<'c> {
 }
 
 impl Conn<'_> {
+    /// [`Dialect::apply_stats`] of this connection's backend.
+    pub(crate) async fn apply_stats(&mut self, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+        match self {
+            Conn::Sqlite(c) => Sqlite::apply_stats(c, d).await,
+            Conn::Postgres(c) => Postgres::apply_stats(c, d).await,
+        }
+    }
+
     /// [`Dialect::LOCK_ROWS`] of this connection's backend.
     pub(crate) fn lock_rows(&self) -> &'static str {
         match self {
@@ -239,6 +250,47 @@ pub(crate) struct Builder<'a> {
     args: Vec<Arg<'a>>,
 }
 
+/// The values of one `VALUES` tuple ([`Builder::push_values`]), separated by commas.
+pub(crate) struct Values<'b, 'a> {
+    builder: &'b mut Builder<'a>,
+    first: bool,
+}
+
+impl<'a> Values<'_, 'a> {
+    fn separate(&mut self) {
+        if !self.first {
+            self.builder.sql.push_str(", ");
+        }
+        self.first = false;
+    }
+
+    /// The next value: a placeholder for `value`.
+    pub(crate) fn push_bind(&mut self, value: impl Into<Arg<'a>>) -> &mut Self {
+        self.separate();
+        self.builder.push_bind(value);
+        self
+    }
+
+    /// The next value: SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.separate();
+        self.builder.push(sql);
+        self
+    }
+
+    /// A placeholder for `value`, as part of the current value.
+    pub(crate) fn push_bind_unseparated(&mut self, value: impl Into<Arg<'a>>) -> &mut Self {
+        self.builder.push_bind(value);
+        self
+    }
+
+    /// SQL text, as part of the current value.
+    pub(crate) fn push_unseparated(&mut self, sql: &str) -> &mut Self {
+        self.builder.push(sql);
+        self
+    }
+}
+
 /// Starts a [`Builder`] with `sql`.
 pub(crate) fn builder<'a>(sql: &str) -> Builder<'a> {
     Builder {
@@ -269,6 +321,30 @@ impl<'a> Builder<'a> {
                 self.sql.push_str(", ");
             }
             self.push_bind(v);
+        }
+        self
+    }
+
+    /// Appends `VALUES (…), (…)`: one tuple per item, whose values `row` pushes (as `QueryBuilder::push_values`).
+    pub(crate) fn push_values<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut row: impl FnMut(&mut Values<'_, 'a>, T),
+    ) -> &mut Self {
+        self.sql.push_str("VALUES ");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.sql.push('(');
+            row(
+                &mut Values {
+                    builder: self,
+                    first: true,
+                },
+                item,
+            );
+            self.sql.push(')');
         }
         self
     }

@@ -22,6 +22,10 @@ impl crate::sql::Dialect for Sqlite {
     // IMMEDIATE takes the write lock at once; it also serialises these transactions across processes.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+
+    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+        crate::stats::apply_sqlite(conn, d).await
+    }
 }
 
 /// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
