@@ -87,7 +87,7 @@ const COLUMNS: &str = "id, account_id, message_id, recipient, kind, at_ms, reaso
 
 /// An `events` row as stored.
 #[derive(sqlx::FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     id: i64,
     account_id: AccountId,
     message_id: String,

@@ -62,7 +62,7 @@ pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
 };
-pub use engage::{CallbackEvent, CallbackResult, DeliveryContent, cb_state};
+pub use engage::{CallbackEvent, CallbackResult, CallbackState, DeliveryContent};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
