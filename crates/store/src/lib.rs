@@ -441,22 +441,6 @@ impl Store {
     }
 }
 
-/// Runs `limits_ops` function `$f` of the backend on the pool for writes or reads.
-macro_rules! on_limits_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite::limits_ops::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite::limits_ops::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 // ---- admission limits and reputation (issue 5) ----
 impl Store {
     /// Replaces an account's limit overrides (`None` fields = the configured defaults).
@@ -465,22 +449,22 @@ impl Store {
         account: AccountId,
         overrides: AccountLimitOverrides,
     ) -> Result<(), StoreError> {
-        on_limits_pool!(self, writer, set_account_limits(account, overrides))
+        limits::set_account_limits(self.inner.db.writer(), account, overrides).await
     }
 
     /// An account's overrides and admission counters (all defaults and zero before its first send).
     pub async fn account_usage(&self, account: AccountId) -> Result<AccountUsage, StoreError> {
-        on_limits_pool!(self, reader, account_usage(account))
+        limits::account_usage(self.inner.db.reader(), account).await
     }
 
     /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
     pub async fn domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        on_limits_pool!(self, reader, domain_levels(account))
+        limits::domain_levels(self.inner.db.reader(), account).await
     }
 
     /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
     pub async fn verified_domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        on_limits_pool!(self, reader, verified_domain_levels(account))
+        limits::verified_domain_levels(self.inner.db.reader(), account).await
     }
 
     /// Records a domain's reputation level.
@@ -491,7 +475,7 @@ impl Store {
         level: i64,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        on_limits_pool!(self, writer, set_domain_level(account, domain, level, at_ms))
+        limits::set_domain_level(self.inner.db.writer(), account, domain, level, at_ms).await
     }
 }
 

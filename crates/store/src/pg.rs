@@ -350,7 +350,7 @@ async fn check_limits(
     let mut states: HashMap<i64, AccountState> = HashMap::new();
     for row in &rows {
         let st = AccountState {
-            usage: crate::limits::usage_from_row(row)?,
+            usage: <crate::limits::AccountUsage as sqlx::FromRow<_>>::from_row(row)?,
             ..AccountState::default()
         };
         states.insert(row.try_get("account_id")?, st);
@@ -658,5 +658,4 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     crate::stats::apply_pg(conn, &delta).await?;
     Ok(leased_ids)
 }
-crate::limits::limits_ops! { db = sqlx::Postgres }
 crate::warmup::warmup_ops! { db = sqlx::Postgres }

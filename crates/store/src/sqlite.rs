@@ -502,7 +502,7 @@ async fn check_limits(
         for row in rows.take(read) {
             let account: AccountId = row.try_get("account_id")?;
             if let Some(st) = states.get_mut(&account) {
-                st.usage = crate::limits::usage_from_row(&row)?;
+                st.usage = <crate::limits::AccountUsage as sqlx::FromRow<_>>::from_row(&row)?;
             }
         }
     }
@@ -725,5 +725,4 @@ fn push_rows<'m>(
     pending
 }
 
-crate::limits::limits_ops! { db = sqlx::Sqlite }
 crate::warmup::warmup_ops! { db = sqlx::Sqlite }
