@@ -26,6 +26,17 @@ pub(crate) trait Dialect: sqlx::Database {
     /// SQLite, where the write transaction already excludes every other writer.
     const LOCK_ROWS: &'static str;
 
+    /// Leases up to `want` due deliveries of `lane` within their sending domains' warm-up allowances and holds
+    /// the ones over it, in one transaction (see `warmup.rs`).
+    async fn claim_lane_with_warmup(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &crate::ClaimRequest,
+        lease_until: i64,
+        want: i64,
+        ramp: &crate::WarmupRamp,
+    ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
+
     /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError>;
 }

@@ -16,6 +16,9 @@ use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::script::{Durability, Script, ScriptRows, Stmt, WriteTx};
 use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
+use crate::warmup::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
+use mailpush_model::clock::{DAY_MS, day_start};
+use sqlx::FromRow;
 crate::common::common_ops! { db = Sqlite }
 
 impl crate::sql::Dialect for Sqlite {
@@ -25,6 +28,17 @@ impl crate::sql::Dialect for Sqlite {
 
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
         crate::stats::apply_sqlite(conn, d).await
+    }
+
+    async fn claim_lane_with_warmup(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+        ramp: &WarmupRamp,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        warmup_claim_lane(pool, lane, r, lease_until, want, ramp).await
     }
 }
 
@@ -725,4 +739,116 @@ fn push_rows<'m>(
     pending
 }
 
-crate::warmup::warmup_ops! { db = sqlx::Sqlite }
+/// The SQLite claim with warm-up (one IMMEDIATE transaction: the single writer serializes every claimer).
+/// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
+async fn warmup_claim_lane(
+    pool: &SqlitePool,
+    lane: i32,
+    r: &ClaimRequest,
+    lease_until: i64,
+    want: i64,
+    ramp: &WarmupRamp,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    // Without an fsync at commit, as every claim (see `RelaxedWriter`).
+    let mut writer = RelaxedWriter::acquire(pool).await?;
+    let claimed = warmup_claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
+    writer.release().await?;
+    Ok(claimed)
+}
+
+async fn warmup_claim_lane_on(
+    conn: &mut sqlx::SqliteConnection,
+    lane: i32,
+    r: &ClaimRequest,
+    lease_until: i64,
+    want: i64,
+    ramp: &WarmupRamp,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let today = day_start(r.now_ms);
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+    // (due, id) order = acceptance order among rows due at the same time (held rows all wake at midnight).
+    let rows = sqlx::query(
+        "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+         d.request_ms, d.lease_token + 1 AS lease_token, d.sender_domain, d.warmup_day_ms, \
+         m.envelope_from, m.expires_ms \
+         FROM deliveries d JOIN messages m ON m.id = d.message_id \
+         WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
+         ORDER BY d.next_attempt_ms, d.id LIMIT $3",
+    )
+    .bind(lane)
+    .bind(r.now_ms)
+    .bind(pick_limit(want))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let candidates = rows
+        .iter()
+        .map(|row| {
+            Ok(Candidate {
+                lane,
+                ..Candidate::from_row(row)?
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut counters: HashMap<(i64, String), Counter> = HashMap::new();
+    for c in &candidates {
+        let key = (c.account_id, c.sender_domain.clone());
+        if counters.contains_key(&key) {
+            continue;
+        }
+        let counter: Option<Counter> = sqlx::query_as(
+            "SELECT first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 AND domain = $2",
+        )
+        .bind(c.account_id)
+        .bind(&c.sender_domain)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(counter) = counter {
+            counters.insert(key, counter);
+        }
+    }
+    let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+    let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
+    let mut out = Vec::new();
+    for ((row, c), v) in rows.iter().zip(&candidates).zip(&verdicts) {
+        match v {
+            Verdict::Lease => out.push(claimed_from_row(row)?),
+            Verdict::Hold(message) => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = $1, next_attempt_ms = $2, warmup_held = 1, \
+                     deliver_message = $3 WHERE id = $4",
+                )
+                .bind(state::PENDING)
+                .bind(today + DAY_MS)
+                .bind(message)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Verdict::Skip => {}
+        }
+    }
+    lease_claimed(&mut tx, &out, &r.worker, lease_until, Some(today)).await?;
+    for ((account, domain), counter) in &counters {
+        if !counter.dirty {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO domain_warmup (account_id, domain, first_day_ms, day_ms, day_count) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, domain) DO UPDATE SET \
+             day_ms = excluded.day_ms, day_count = excluded.day_count",
+        )
+        .bind(account)
+        .bind(domain)
+        .bind(counter.first_day_ms)
+        .bind(counter.day_ms)
+        .bind(counter.day_count)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
