@@ -18,17 +18,6 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
-/// Runs `sqlite_ops::$f` or `pg_ops::$f` (the per-backend expansions of a module's operations, resolved in the
-/// calling module) on the store's `writer` or `reader` pool: `on_ops!(self, reader, f(args))`.
-macro_rules! on_ops {
-    ($self:ident, $pool:ident, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            $crate::Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
-            $crate::Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 pub mod batch;
 mod committer;
 mod common;

@@ -39,6 +39,14 @@ pub(crate) trait Dialect: sqlx::Database {
 
     /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError>;
+
+    /// Inserts messages with their deliveries (queued, not leased), events and statistics, inside the
+    /// transaction of `conn` (the enqueue path's statements; used by batch tasks).
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        msgs: &[crate::NewMessage],
+        retain_bodies: bool,
+    ) -> Result<(), StoreError>;
 }
 
 /// A value bound to a statement, with the Rust type it was bound as (`None` binds a typed NULL).
@@ -175,6 +183,18 @@ impl Conn<'_> {
         match self {
             Conn::Sqlite(c) => Sqlite::apply_stats(c, d).await,
             Conn::Postgres(c) => Postgres::apply_stats(c, d).await,
+        }
+    }
+
+    /// [`Dialect::insert_messages`] of this connection's backend.
+    pub(crate) async fn insert_messages(
+        &mut self,
+        msgs: &[crate::NewMessage],
+        retain_bodies: bool,
+    ) -> Result<(), StoreError> {
+        match self {
+            Conn::Sqlite(c) => Sqlite::insert_messages(c, msgs, retain_bodies).await,
+            Conn::Postgres(c) => Postgres::insert_messages(c, msgs, retain_bodies).await,
         }
     }
 

@@ -26,6 +26,14 @@ impl crate::sql::Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
 
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        msgs: &[NewMessage],
+        retain_bodies: bool,
+    ) -> Result<(), StoreError> {
+        insert_messages(conn, msgs, retain_bodies).await
+    }
+
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
         crate::stats::apply_sqlite(conn, d).await
     }
