@@ -44,6 +44,8 @@ use std::sync::{Arc, PoisonError};
 
 use mailpush_model::{DeliverStatus, MessageId};
 use sqlx::{PgPool, SqlitePool};
+
+use sql::Dialect as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -152,22 +154,6 @@ impl Db {
     }
 }
 
-/// Runs backend function `$f` on the pool for writes or for reads.
-macro_rules! on_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { writer, .. } => sqlite::$f(writer, $($arg),*).await,
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-        }
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$self.inner.db {
-            Db::Sqlite { reader, .. } => sqlite::$f(reader, $($arg),*).await,
-            Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 /// The store: accounts and the delivery queue. Cheap to clone (all clones share the pools and the committer).
 #[derive(Clone)]
 pub struct Store {
@@ -269,32 +255,32 @@ impl Store {
 
     /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
     pub async fn create_account(&self, a: NewAccount) -> Result<Account, StoreError> {
-        on_pool!(self, writer, create_account(a))
+        common::create_account(self.inner.db.writer(), a).await
     }
 
     /// The account with this SecretId.
     pub async fn account_by_secret_id(&self, secret_id: &str) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account_by_secret_id(secret_id))
+        common::account_by_secret_id(self.inner.db.reader(), secret_id).await
     }
 
     /// The account with this name.
     pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account_by_name(name))
+        common::account_by_name(self.inner.db.reader(), name).await
     }
 
     /// The account with this id.
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account(id))
+        common::account(self.inner.db.reader(), id).await
     }
 
     /// All accounts, by id.
     pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        on_pool!(self, reader, list_accounts())
+        common::list_accounts(self.inner.db.reader()).await
     }
 
     /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
     pub async fn set_account_suspended(&self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-        on_pool!(self, writer, set_account_suspended(id, suspended))
+        common::set_account_suspended(self.inner.db.writer(), id, suspended).await
     }
 
     // ---- queue ----
@@ -370,12 +356,12 @@ impl Store {
         if r.limit == 0 {
             return Ok(Vec::new());
         }
-        on_pool!(self, writer, claim(&r))
+        common::claim(self.inner.db.writer(), &r).await
     }
 
     /// The MIME of a message, until it is purged.
     pub async fn message_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        on_pool!(self, reader, message_body(id))
+        common::message_body(self.inner.db.reader(), id).await
     }
 
     /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
@@ -383,12 +369,15 @@ impl Store {
     /// and nothing was written for it.
     pub async fn record_outcomes(&self, o: Vec<DeliveryOutcome>) -> Result<Vec<bool>, StoreError> {
         let retain = self.inner.opts.retain_bodies;
-        on_pool!(self, writer, record_outcomes(&o, retain))
+        match self.inner.db.writer() {
+            sql::Pool::Sqlite(p) => sqlx::Sqlite::record_outcomes(p, &o, retain).await,
+            sql::Pool::Postgres(p) => sqlx::Postgres::record_outcomes(p, &o, retain).await,
+        }
     }
 
     /// Per-recipient status of one account's messages requested in `[from_ms, to_ms)`, in request order.
     pub async fn status(&self, q: StatusQuery) -> Result<Vec<DeliveryStatusRow>, StoreError> {
-        on_pool!(self, reader, status(&q))
+        common::status(self.inner.db.reader(), &q).await
     }
 
     /// The attempt history of one recipient of one message, oldest first.
@@ -398,19 +387,19 @@ impl Store {
         message: &MessageId,
         recipient: &str,
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        on_pool!(self, reader, attempts(account, message, recipient))
+        common::attempts(self.inner.db.reader(), account, message, recipient).await
     }
 
     /// Deliveries by queue state.
     pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        on_pool!(self, reader, queue_counts())
+        common::queue_counts(self.inner.db.reader()).await
     }
 
     /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
     /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
     /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
     pub async fn release_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        on_pool!(self, writer, release_leases(now_ms))
+        common::release_leases(self.inner.db.writer(), now_ms).await
     }
 
     /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
@@ -420,13 +409,13 @@ impl Store {
         if leases.is_empty() {
             return Ok(0);
         }
-        on_pool!(self, writer, renew_leases(leases, until_ms))
+        common::renew_leases(self.inner.db.writer(), leases, until_ms).await
     }
 
     /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
     /// so an idle worker can sleep until then. `None` when nothing is left to do.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        on_pool!(self, reader, next_due_ms())
+        common::next_due_ms(self.inner.db.reader()).await
     }
 }
 

@@ -14,8 +14,11 @@ use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effec
 
 use crate::warmup::{Candidate, Counter, CounterRow, Verdict, WarmupRamp, decide_all, pick_limit};
 use mailpush_model::clock::{DAY_MS, day_start};
-use sqlx::FromRow;
-crate::common::common_ops! { db = Postgres }
+use sqlx::{FromRow, Row};
+
+use crate::common::claimed_from_row;
+use crate::types::state;
+use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 impl crate::sql::Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -27,6 +30,24 @@ impl crate::sql::Dialect for Postgres {
         retain_bodies: bool,
     ) -> Result<(), StoreError> {
         insert_messages(conn, msgs, retain_bodies).await
+    }
+
+    async fn claim_lane(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        claim_lane(pool, lane, r, lease_until, want).await
+    }
+
+    async fn record_outcomes(
+        pool: &sqlx::Pool<Self>,
+        outcomes: &[crate::DeliveryOutcome],
+        retain_bodies: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        record_outcomes(pool, outcomes, retain_bodies).await
     }
 
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {

@@ -26,6 +26,24 @@ pub(crate) trait Dialect: sqlx::Database {
     /// SQLite, where the write transaction already excludes every other writer.
     const LOCK_ROWS: &'static str;
 
+    /// Leases up to `want` due deliveries of `lane` to `r.worker` until `lease_until`, in due order (one step of
+    /// [`crate::Store::claim`]; the claim hot path, tuned per backend).
+    async fn claim_lane(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &crate::ClaimRequest,
+        lease_until: i64,
+        want: i64,
+    ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
+
+    /// Records attempt outcomes in one transaction (see [`crate::Store::record_outcomes`]); per outcome,
+    /// whether its lease was still current and it was applied.
+    async fn record_outcomes(
+        pool: &sqlx::Pool<Self>,
+        outcomes: &[crate::DeliveryOutcome],
+        retain_bodies: bool,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Leases up to `want` due deliveries of `lane` within their sending domains' warm-up allowances and holds
     /// the ones over it, in one transaction (see `warmup.rs`).
     async fn claim_lane_with_warmup(

@@ -18,8 +18,11 @@ use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effec
 
 use crate::warmup::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
 use mailpush_model::clock::{DAY_MS, day_start};
-use sqlx::FromRow;
-crate::common::common_ops! { db = Sqlite }
+use sqlx::{FromRow, Row};
+
+use crate::common::claimed_from_row;
+use crate::types::state;
+use crate::{AccountId, ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 impl crate::sql::Dialect for Sqlite {
     // IMMEDIATE takes the write lock at once; it also serialises these transactions across processes.
@@ -32,6 +35,24 @@ impl crate::sql::Dialect for Sqlite {
         retain_bodies: bool,
     ) -> Result<(), StoreError> {
         insert_messages(conn, msgs, retain_bodies).await
+    }
+
+    async fn claim_lane(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        claim_lane(pool, lane, r, lease_until, want).await
+    }
+
+    async fn record_outcomes(
+        pool: &sqlx::Pool<Self>,
+        outcomes: &[crate::DeliveryOutcome],
+        retain_bodies: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        record_outcomes(pool, outcomes, retain_bodies).await
     }
 
     async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {

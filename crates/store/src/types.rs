@@ -30,7 +30,7 @@ pub struct NewAccount {
 }
 
 /// A stored account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     /// Row id.
     pub id: AccountId,
