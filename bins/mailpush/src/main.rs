@@ -596,7 +596,9 @@ async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand)
             let reader = std::io::BufReader::new(
                 std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
             );
-            core.set_receiver_status(&ctx, id, 2).await.map_err(refused)?;
+            core.set_receiver_status(&ctx, id, mailpush_core::batch::ReceiverStatus::Uploading)
+                .await
+                .map_err(refused)?;
             const CHUNK: usize = 5_000;
             let mut total = mailpush_core::batch::AddDetailsReport::default();
             let mut chunk = Vec::with_capacity(CHUNK);
@@ -634,12 +636,16 @@ async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand)
                 if chunk.len() == CHUNK
                     && let Err(e) = flush(&mut chunk, &mut total).await
                 {
-                    let _ = core.set_receiver_status(&ctx, id, 3).await;
+                    let _ = core
+                        .set_receiver_status(&ctx, id, mailpush_core::batch::ReceiverStatus::Done)
+                        .await;
                     return Err(e);
                 }
             }
             let result = flush(&mut chunk, &mut total).await;
-            core.set_receiver_status(&ctx, id, 3).await.map_err(refused)?;
+            core.set_receiver_status(&ctx, id, mailpush_core::batch::ReceiverStatus::Done)
+                .await
+                .map_err(refused)?;
             result?;
             eprintln!();
             println!(

@@ -9,28 +9,61 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Conn, Pool, builder, query};
+use crate::sql::{Arg, Conn, Pool, builder, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
 
-/// Receiver list status: created, nothing uploaded yet.
-pub const RECEIVER_PENDING: i32 = 1;
-/// Receiver list status: an upload (CSV import) is running.
-pub const RECEIVER_UPLOADING: i32 = 2;
-/// Receiver list status: uploaded.
-pub const RECEIVER_DONE: i32 = 3;
+/// A recipient list's `ReceiversStatus`, stored as its wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub enum ReceiverStatus {
+    /// Created, nothing uploaded yet.
+    Pending = 1,
+    /// An upload (CSV import) is running.
+    Uploading = 2,
+    /// Uploaded.
+    Done = 3,
+}
 
-/// Task status codes (`TaskStatus`).
-pub mod task_status {
+impl ReceiverStatus {
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<ReceiverStatus> for Arg<'_> {
+    fn from(s: ReceiverStatus) -> Self {
+        Arg::I32(Some(s.code()))
+    }
+}
+
+/// A send task's `TaskStatus`, stored as its wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub enum TaskStatus {
     /// Waiting for its start time.
-    pub const TO_START: i32 = 1;
+    ToStart = 1,
     /// Feeding the queue.
-    pub const SENDING: i32 = 5;
+    Sending = 5,
     /// Today's quota is used up; resumes the next (UTC) day.
-    pub const PAUSED: i32 = 6;
+    Paused = 6,
     /// Stopped on an error (`ErrMsg`).
-    pub const ERROR: i32 = 7;
+    Error = 7,
     /// Every recipient fed (or the recurring task terminated).
-    pub const DONE: i32 = 10;
+    Done = 10,
+}
+
+impl TaskStatus {
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<TaskStatus> for Arg<'_> {
+    fn from(s: TaskStatus) -> Self {
+        Arg::I32(Some(s.code()))
+    }
 }
 
 /// A recipient list.
@@ -44,8 +77,8 @@ pub struct ReceiverRow {
     pub name: String,
     /// `Desc`.
     pub description: String,
-    /// `ReceiversStatus` (1/2/3).
-    pub status: i32,
+    /// `ReceiversStatus`.
+    pub status: ReceiverStatus,
     /// Valid addresses (`Count`).
     pub valid_count: i64,
     /// Invalid addresses (`InvalidCount`).
@@ -178,7 +211,7 @@ pub struct SendTaskRow {
     #[sqlx(flatten)]
     pub task: NewSendTask,
     /// `TaskStatus`.
-    pub status: i32,
+    pub status: TaskStatus,
     /// `RequestCount`: recipients this task is to send to (all runs so far).
     pub request_count: i64,
     /// `SendCount`: mails handed to the queue.
@@ -245,7 +278,7 @@ pub struct TaskRunUpdate {
     /// Compare-and-swap guard.
     pub expected_cursor: i64,
     /// New status.
-    pub status: i32,
+    pub status: TaskStatus,
     /// New cursor (0 restarts the list).
     pub cursor: i64,
     /// Added to `request_count` (a run starting adds the list size).
@@ -310,7 +343,7 @@ async fn create_receiver(
     .bind(account)
     .bind(name)
     .bind(description)
-    .bind(RECEIVER_PENDING)
+    .bind(ReceiverStatus::Pending)
     .bind(now_ms)
     .scalar(&mut conn)
     .await?;
@@ -320,7 +353,7 @@ async fn create_receiver(
         account_id: account,
         name: name.to_string(),
         description: description.to_string(),
-        status: RECEIVER_PENDING,
+        status: ReceiverStatus::Pending,
         valid_count: 0,
         invalid_count: 0,
         created_ms: now_ms,
@@ -337,7 +370,12 @@ async fn receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<Option<
     .await
 }
 
-async fn set_receiver_status(pool: Pool<'_>, account: AccountId, id: i64, status: i32) -> Result<bool, StoreError> {
+async fn set_receiver_status(
+    pool: Pool<'_>,
+    account: AccountId,
+    id: i64,
+    status: ReceiverStatus,
+) -> Result<bool, StoreError> {
     let r = query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
         .bind(status)
         .bind(account)
@@ -428,8 +466,8 @@ async fn add_receiver_details(
     )
     .bind(out.valid)
     .bind(out.invalid)
-    .bind(RECEIVER_UPLOADING)
-    .bind(RECEIVER_DONE)
+    .bind(ReceiverStatus::Uploading)
+    .bind(ReceiverStatus::Done)
     .bind(receiver_id)
     .execute(&mut conn)
     .await?;
@@ -504,7 +542,7 @@ async fn delete_receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<
     Ok(Ok(()))
 }
 
-async fn create_send_task(pool: Pool<'_>, t: &NewSendTask, status: i32) -> Result<Option<i64>, StoreError> {
+async fn create_send_task(pool: Pool<'_>, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
     let mut tx = pool.begin_write().await?;
     let mut conn = tx.conn();
     // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
@@ -761,7 +799,12 @@ impl Store {
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
-    pub async fn set_receiver_status(&self, account: AccountId, id: i64, status: i32) -> Result<bool, StoreError> {
+    pub async fn set_receiver_status(
+        &self,
+        account: AccountId,
+        id: i64,
+        status: ReceiverStatus,
+    ) -> Result<bool, StoreError> {
         set_receiver_status(self.inner.db.writer(), account, id, status).await
     }
 
@@ -810,7 +853,7 @@ impl Store {
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
-    pub async fn create_send_task(&self, t: &NewSendTask, status: i32) -> Result<Option<i64>, StoreError> {
+    pub async fn create_send_task(&self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
         create_send_task(self.inner.db.writer(), t, status).await
     }
 
