@@ -6,7 +6,7 @@ use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite};
 
 use crate::sql::{Dialect, Pool, builder, query};
-use crate::types::state;
+use crate::types::DeliveryState;
 use crate::{
     Account, AccountId, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryStatusRow, LANES, LeaseToken,
     NewAccount, QueueCounts, StatusQuery, StoreError,
@@ -245,7 +245,7 @@ pub(crate) async fn attempts(
 pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreError> {
     let mut counts = QueueCounts::default();
     // Non-final rows through the partial index.
-    let rows: Vec<(i32, i32, i64)> = query(
+    let rows: Vec<(DeliveryState, i32, i64)> = query(
         "SELECT state, deliver_status, COUNT(*) AS n FROM deliveries WHERE state < 2 \
          GROUP BY state, deliver_status",
     )
@@ -253,7 +253,7 @@ pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreErr
     .await?;
     for (st, ds, n) in rows {
         match st {
-            state::LEASED => counts.leased += n,
+            DeliveryState::Leased => counts.leased += n,
             _ if ds == DeliverStatus::Deferred.code() => counts.deferred += n,
             _ => counts.pending += n,
         }
@@ -281,7 +281,7 @@ pub(crate) async fn renew_leases(
         let mut qb = builder("UPDATE deliveries SET next_attempt_ms = ");
         qb.push_bind(until_ms)
             .push(" WHERE state = ")
-            .push_bind(state::LEASED)
+            .push_bind(DeliveryState::Leased)
             .push(" AND next_attempt_ms < ")
             .push_bind(until_ms)
             .push(" AND (");

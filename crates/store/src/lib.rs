@@ -82,7 +82,7 @@ pub use types::{
 
 pub use warmup::{DomainOutcomes, DomainWarmupRow, WarmupRamp};
 
-use types::state;
+use types::DeliveryState;
 
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,7 +485,7 @@ pub(crate) fn open_count(m: &NewMessage) -> i32 {
 
 /// The initial state of one delivery row.
 pub(crate) struct DeliveryInit<'a> {
-    pub(crate) state: i32,
+    pub(crate) state: DeliveryState,
     pub(crate) deliver_status: i32,
     pub(crate) deliver_message: &'a str,
     pub(crate) deliver_ms: Option<i64>,
@@ -496,14 +496,14 @@ pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> Delivery
     let deliver_message = r.deliver_message.as_deref().unwrap_or("");
     if r.send_status == 0 {
         DeliveryInit {
-            state: state::PENDING,
+            state: DeliveryState::Pending,
             deliver_status: DeliverStatus::Queued.code(),
             deliver_message,
             deliver_ms: None,
         }
     } else {
         DeliveryInit {
-            state: state::DONE,
+            state: DeliveryState::Done,
             deliver_status: DeliverStatus::Dropped.code(),
             deliver_message,
             deliver_ms: Some(m.request_ms),
@@ -513,7 +513,7 @@ pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> Delivery
 
 /// What an outcome writes to its delivery row.
 pub(crate) struct OutcomeEffect {
-    pub(crate) state: i32,
+    pub(crate) state: DeliveryState,
     pub(crate) deliver_status: i32,
     /// Deferred: the retry time (the row is due again then). Final: unchanged.
     pub(crate) next_attempt_ms: Option<i64>,
@@ -525,13 +525,13 @@ pub(crate) fn outcome_effect(o: &DeliveryOutcome) -> OutcomeEffect {
     let deliver_status = o.result.deliver_status().code();
     match &o.result {
         AttemptResult::Deferred { retry_at_ms, .. } => OutcomeEffect {
-            state: state::PENDING,
+            state: DeliveryState::Pending,
             deliver_status,
             next_attempt_ms: Some(*retry_at_ms),
             deliver_ms: None,
         },
         _ => OutcomeEffect {
-            state: state::DONE,
+            state: DeliveryState::Done,
             deliver_status,
             next_attempt_ms: None,
             deliver_ms: Some(o.at_ms),

@@ -17,7 +17,7 @@ use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
 use crate::common::claimed_from_row;
-use crate::types::state;
+use crate::types::DeliveryState;
 use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 impl crate::sql::Dialect for Postgres {
@@ -96,7 +96,7 @@ async fn claim_lane(
     .bind(lane)
     .bind(r.now_ms)
     .bind(want)
-    .bind(state::LEASED)
+    .bind(DeliveryState::Leased)
     .bind(&r.worker)
     .bind(lease_until)
     .fetch_all(pool)
@@ -128,7 +128,7 @@ pub(crate) async fn record_outcomes(
     let effects: Vec<_> = order.iter().map(|&i| outcome_effect(&outcomes[i])).collect();
     let ids: Vec<i64> = order.iter().map(|&i| outcomes[i].delivery_id).collect();
     let tokens: Vec<i64> = order.iter().map(|&i| outcomes[i].lease.0).collect();
-    let states: Vec<i32> = effects.iter().map(|e| e.state).collect();
+    let states: Vec<i32> = effects.iter().map(|e| e.state.code()).collect();
     let statuses: Vec<i32> = effects.iter().map(|e| e.deliver_status).collect();
     let messages: Vec<&str> = order.iter().map(|&i| outcomes[i].result.message()).collect();
     let deliver_mss: Vec<Option<i64>> = effects.iter().map(|e| e.deliver_ms).collect();
@@ -157,7 +157,7 @@ pub(crate) async fn record_outcomes(
     .bind(&messages)
     .bind(&deliver_mss)
     .bind(&nexts)
-    .bind(state::LEASED)
+    .bind(DeliveryState::Leased)
     .fetch_all(&mut *tx)
     .await?;
 
@@ -210,7 +210,7 @@ pub(crate) async fn record_outcomes(
         }
         let from_address: String = row.try_get("from_address")?;
         delta.event(account_id, o.at_ms, &from_address, &recipient, kind, false);
-        if effect.state == state::DONE && !retain_bodies {
+        if effect.state == DeliveryState::Done && !retain_bodies {
             purge_message.push(message_id.clone());
             purge_recipient.push(recipient.clone());
         }
@@ -221,7 +221,7 @@ pub(crate) async fn record_outcomes(
         e_at.push(o.at_ms);
         e_reason.push(o.result.message());
         e_bounce.push(bounce_type.map(|b| b.as_str()));
-        if effect.state == state::DONE {
+        if effect.state == DeliveryState::Done {
             *finished.entry(row.try_get("message_id")?).or_default() += 1;
         }
     }
@@ -595,7 +595,14 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             d_lane.push(m.lane);
             d_request.push(m.request_ms);
             let lease = lease_until.filter(|_| r.send_status == 0);
-            d_state.push(if lease.is_some() { state::LEASED } else { init.state });
+            d_state.push(
+                if lease.is_some() {
+                    DeliveryState::Leased
+                } else {
+                    init.state
+                }
+                .code(),
+            );
             d_send_status.push(r.send_status);
             d_deliver_status.push(init.deliver_status);
             d_deliver_message.push(init.deliver_message);
@@ -797,7 +804,7 @@ async fn warmup_claim_lane(
              RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
                  d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
         )
-        .bind(state::LEASED)
+        .bind(DeliveryState::Leased)
         .bind(&r.worker)
         .bind(lease_until)
         .bind(today)
@@ -817,7 +824,7 @@ async fn warmup_claim_lane(
             "UPDATE deliveries AS d SET state = $1, next_attempt_ms = $2, warmup_held = 1, deliver_message = h.msg \
              FROM UNNEST($3::int8[], $4::text[]) AS h(id, msg) WHERE d.id = h.id",
         )
-        .bind(state::PENDING)
+        .bind(DeliveryState::Pending)
         .bind(today + DAY_MS)
         .bind(&hold_ids)
         .bind(&hold_msgs)

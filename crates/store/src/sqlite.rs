@@ -21,7 +21,7 @@ use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
 use crate::common::claimed_from_row;
-use crate::types::state;
+use crate::types::DeliveryState;
 use crate::{AccountId, ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 impl crate::sql::Dialect for Sqlite {
@@ -190,7 +190,7 @@ fn push_lease(
     for chunk in claimed.chunks(MAX_ROWS_PER_STATEMENT) {
         script.push("UPDATE deliveries SET state = ");
         let qb = script.sql();
-        qb.push_bind(state::LEASED)
+        qb.push_bind(DeliveryState::Leased)
             .push(", lease_token = lease_token + 1, lease_owner = ")
             .push_bind(worker)
             .push(", next_attempt_ms = ")
@@ -268,7 +268,7 @@ async fn record_outcomes_on(
              attempts = deliveries.attempts + 1, lease_owner = NULL \
              FROM o WHERE deliveries.id = o.id AND deliveries.lease_token = o.token AND deliveries.state = ",
         );
-        tx.sql().push_bind(state::LEASED).push(
+        tx.sql().push_bind(DeliveryState::Leased).push(
             " RETURNING deliveries.id AS id, deliveries.lease_token AS token, deliveries.message_id AS message_id, \
              deliveries.attempts AS attempts, deliveries.account_id AS account_id, deliveries.recipient AS recipient",
         );
@@ -362,7 +362,7 @@ async fn record_outcomes_on(
         let (o, f) = (&outcomes[i], fence_of(i));
         let from = senders.get(&f.message_id).map(String::as_str).unwrap_or("");
         delta.event(f.account_id, o.at_ms, from, &f.recipient, o.result.event().0, false);
-        if effects[i].state == state::DONE {
+        if effects[i].state == DeliveryState::Done {
             final_recipients.push((&f.message_id, &f.recipient));
             *finished.entry(&f.message_id).or_default() += 1;
         }
@@ -726,7 +726,11 @@ fn push_rows<'m>(
                 .push_bind(r.kind.as_str())
                 .push_bind(m.lane)
                 .push_bind(m.request_ms)
-                .push_bind(if leased.is_some() { state::LEASED } else { init.state })
+                .push_bind(if leased.is_some() {
+                    DeliveryState::Leased
+                } else {
+                    init.state
+                })
                 .push_bind(r.send_status)
                 .push_bind(init.deliver_status)
                 .push_bind(init.deliver_message)
@@ -850,7 +854,7 @@ async fn warmup_claim_lane_on(
                     "UPDATE deliveries SET state = $1, next_attempt_ms = $2, warmup_held = 1, \
                      deliver_message = $3 WHERE id = $4",
                 )
-                .bind(state::PENDING)
+                .bind(DeliveryState::Pending)
                 .bind(today + DAY_MS)
                 .bind(message)
                 .bind(c.id)
