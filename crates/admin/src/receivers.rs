@@ -2,17 +2,13 @@
 
 use crate::{AdminError, Report};
 use mailpush_core::Mailpush;
-use mailpush_core::batch::{AddDetailsReport, ReceiverDetailInput};
+use mailpush_core::batch::{AddDetailsReport, ReceiverDetailInput, ReceiverStatus};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
 
 /// Recipients admitted per transaction.
 const CHUNK: usize = 5_000;
-
-/// Receiver status while an import runs, and after it.
-const UPLOADING: i32 = 2;
-const UPLOADED: i32 = 3;
 
 /// One recipient of a CSV line: `email` or `email,TemplateData`, where TemplateData is a JSON object, CSV-quoted
 /// (`"{""name"":""Ann""}"`) or written as is (its commas unquoted). `None` for an empty line.
@@ -69,7 +65,7 @@ pub async fn import(
         Some(r) => r.id,
         None => core.create_receiver(&ctx, list, None).await?,
     };
-    core.set_receiver_status(&ctx, id, UPLOADING).await?;
+    core.set_receiver_status(&ctx, id, ReceiverStatus::Uploading).await?;
     let mut total = AddDetailsReport::default();
     let result = async {
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -89,7 +85,7 @@ pub async fn import(
         Ok::<(), AdminError>(())
     }
     .await;
-    let done = core.set_receiver_status(&ctx, id, UPLOADED).await;
+    let done = core.set_receiver_status(&ctx, id, ReceiverStatus::Done).await;
     result?;
     done?;
     let json = json!({

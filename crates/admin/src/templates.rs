@@ -2,14 +2,14 @@
 
 use crate::{AdminError, Report};
 use mailpush_core::Mailpush;
+use mailpush_core::templates::TemplateStatus;
 use serde_json::json;
 
-fn status_name(status: i32) -> &'static str {
+fn status_name(status: TemplateStatus) -> &'static str {
     match status {
-        0 => "approved",
-        1 => "pending",
-        2 => "rejected",
-        _ => "unavailable",
+        TemplateStatus::Approved => "approved",
+        TemplateStatus::Reviewing => "pending",
+        TemplateStatus::Rejected => "rejected",
     }
 }
 
@@ -36,7 +36,7 @@ pub async fn list(core: &Mailpush, pending_only: bool) -> Result<Report, AdminEr
         .map(|t| {
             json!({
                 "TemplateID": t.id, "AccountId": t.account_id, "TemplateName": t.name,
-                "TemplateCategory": t.category, "TemplateStatus": t.status,
+                "TemplateCategory": t.category, "TemplateStatus": t.status.code(),
                 "ReviewReason": t.review_reason, "Version": t.version,
                 "CreatedTimestamp": t.created_ms / 1000,
             })
@@ -68,7 +68,7 @@ pub async fn show(core: &Mailpush, id: i64) -> Result<Report, AdminError> {
     }
     let json = json!({
         "TemplateID": t.id, "AccountId": t.account_id, "TemplateName": t.name, "TemplateCategory": t.category,
-        "TemplateStatus": t.status, "ReviewReason": t.review_reason, "Version": t.version,
+        "TemplateStatus": t.status.code(), "ReviewReason": t.review_reason, "Version": t.version,
         "Html": t.html, "Text": t.text,
     });
     Ok(Report::new(text, json))
@@ -79,7 +79,7 @@ pub async fn approve(core: &Mailpush, id: i64, version: Option<i64>) -> Result<R
     let t = core.approve_template(id, version).await?;
     Ok(Report::new(
         format!("template {} version {} approved", t.id, t.version),
-        json!({ "TemplateID": t.id, "Version": t.version, "TemplateStatus": t.status }),
+        json!({ "TemplateID": t.id, "Version": t.version, "TemplateStatus": t.status.code() }),
     ))
 }
 
@@ -88,6 +88,6 @@ pub async fn reject(core: &Mailpush, id: i64, version: Option<i64>, reason: &str
     let t = core.reject_template(id, version, reason).await?;
     Ok(Report::new(
         format!("template {} version {} rejected", t.id, t.version),
-        json!({ "TemplateID": t.id, "Version": t.version, "TemplateStatus": t.status }),
+        json!({ "TemplateID": t.id, "Version": t.version, "TemplateStatus": t.status.code() }),
     ))
 }

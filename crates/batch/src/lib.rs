@@ -24,7 +24,7 @@ use mailpush_core::batch::{merge_data, subject_with_ad};
 use mailpush_core::{AccountContext, CoreError, Mailpush, SendContent, SendRequest};
 use mailpush_model::clock::{DAY_MS, day_start};
 use mailpush_model::{ErrorCode, TriggerType};
-use mailpush_store::batch::task_status;
+use mailpush_store::batch::TaskStatus;
 use mailpush_store::{Backend, NewMessage, SendTaskRow, TaskChunk, TaskRunUpdate};
 use tokio::sync::watch;
 
@@ -149,7 +149,7 @@ impl Runner {
         Ok(progressed)
     }
 
-    fn update(&self, task: &SendTaskRow, status: i32, cursor: i64, next_run_ms: i64) -> TaskRunUpdate {
+    fn update(&self, task: &SendTaskRow, status: TaskStatus, cursor: i64, next_run_ms: i64) -> TaskRunUpdate {
         TaskRunUpdate {
             task_id: task.id,
             expected_cursor: task.cursor,
@@ -166,7 +166,7 @@ impl Runner {
 
     async fn fail(&self, task: &SendTaskRow, message: String) -> Result<bool, CoreError> {
         tracing::warn!(task = task.id, %message, "batch task stopped");
-        let mut u = self.update(task, task_status::ERROR, task.cursor, task.next_run_ms);
+        let mut u = self.update(task, TaskStatus::Error, task.cursor, task.next_run_ms);
         u.err_msg = message;
         self.core.store().update_task_run(&u).await?;
         Ok(true)
@@ -179,7 +179,7 @@ impl Runner {
             .store()
             .count_receiver_after(task.task.receiver_id, task.cursor)
             .await?;
-        let mut u = self.update(task, task_status::PAUSED, task.cursor, day_start(now) + DAY_MS);
+        let mut u = self.update(task, TaskStatus::Paused, task.cursor, day_start(now) + DAY_MS);
         u.cache_count = rest;
         self.core.store().update_task_run(&u).await?;
         tracing::info!(
@@ -204,14 +204,14 @@ impl Runner {
             return self.fail(&task, "the account no longer exists".into()).await;
         };
         let account = AccountContext::from(&account);
-        if task.status == task_status::TO_START {
+        if task.status == TaskStatus::ToStart {
             let count = store.count_receiver_after(task.task.receiver_id, 0).await?;
             if count == 0 {
                 return self
                     .fail(&task, "the recipient list is empty or was deleted".into())
                     .await;
             }
-            let mut u = self.update(&task, task_status::SENDING, 0, now);
+            let mut u = self.update(&task, TaskStatus::Sending, 0, now);
             u.add_requests = count;
             u.add_runs = 1;
             if !store.update_task_run(&u).await? {
@@ -220,13 +220,13 @@ impl Runner {
             tracing::info!(task = task.id, recipients = count, "batch task run started");
             return Ok(true);
         }
-        if task.status == task_status::PAUSED {
+        if task.status == TaskStatus::Paused {
             // Runnable again: a new day has begun (next_run_ms was the next day's start).
-            let u = self.update(&task, task_status::SENDING, task.cursor, now);
+            let u = self.update(&task, TaskStatus::Sending, task.cursor, now);
             if !store.update_task_run(&u).await? {
                 return Ok(false);
             }
-            task.status = task_status::SENDING;
+            task.status = TaskStatus::Sending;
             tracing::info!(task = task.id, "new day: paused batch task resumes");
         }
         // Top the queue up only while the account's backlog is below the window.
@@ -349,12 +349,12 @@ impl Runner {
             // The next cycle boundary after now (missed cycles are not replayed).
             let elapsed = (now - t.begin_ms).max(0);
             let next = t.begin_ms + (elapsed / interval + 1) * interval;
-            self.update(task, task_status::TO_START, 0, next)
+            self.update(task, TaskStatus::ToStart, 0, next)
         } else {
-            self.update(task, task_status::DONE, task.cursor, now)
+            self.update(task, TaskStatus::Done, task.cursor, now)
         };
         self.core.store().update_task_run(&u).await?;
-        tracing::info!(task = task.id, status = u.status, "batch task run finished");
+        tracing::info!(task = task.id, status = u.status.code(), "batch task run finished");
         Ok(true)
     }
 }

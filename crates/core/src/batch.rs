@@ -5,7 +5,7 @@
 
 use crate::{AccountContext, CoreError, Mailpush};
 use mailpush_model::{EmailAddress, ErrorCode};
-use mailpush_store::batch::{RECEIVER_DONE, task_status};
+pub use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
     AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverRow, SendTaskRow, TaskQuery,
 };
@@ -307,7 +307,7 @@ impl Mailpush {
         &self,
         account: &AccountContext,
         receiver_id: i64,
-        status: i32,
+        status: ReceiverStatus,
     ) -> Result<(), CoreError> {
         if !self
             .store()
@@ -427,7 +427,7 @@ impl Mailpush {
             .filter(|&id| id > 0)
             .ok_or_else(|| refuse(ErrorCode::MissingParameterReceiverIdNecessary, "ReceiverId is required"))?;
         let receiver = self.receiver_of(account, receiver_id).await?;
-        if receiver.status != RECEIVER_DONE || receiver.valid_count == 0 {
+        if receiver.status != ReceiverStatus::Done || receiver.valid_count == 0 {
             return Err(refuse(
                 ErrorCode::OperationDeniedReceiverStatusError,
                 format!("recipient list {receiver_id} is empty or still uploading"),
@@ -562,7 +562,7 @@ impl Mailpush {
         };
         let id = self
             .store()
-            .create_send_task(&task, task_status::TO_START)
+            .create_send_task(&task, TaskStatus::ToStart)
             .await?
             .ok_or_else(|| {
                 refuse(

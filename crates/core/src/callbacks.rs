@@ -11,7 +11,7 @@
 use crate::Mailpush;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use mailpush_store::{AccountId, CallbackEvent, CallbackResult, cb_state};
+use mailpush_store::{AccountId, CallbackEvent, CallbackResult, CallbackState};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -156,7 +156,7 @@ impl Mailpush {
             let (Some(info), Some(url)) = (info, target) else {
                 results.push(CallbackResult {
                     event_id: ev.event.id,
-                    state: cb_state::NO_TARGET,
+                    state: CallbackState::NoTarget,
                     attempts: ev.attempts,
                     next_ms: now,
                     error: None,
@@ -226,15 +226,15 @@ impl Mailpush {
             .await;
         let attempts = ev.attempts.saturating_add(1);
         let (state, next_ms, error) = match result {
-            Ok(()) => (cb_state::DELIVERED, now, None),
+            Ok(()) => (CallbackState::Delivered, now, None),
             Err(err) => {
                 let retry_at = now + mailpush_webhook::retry_delay(attempts as u32).as_millis() as i64;
                 let deadline = e.at_ms + self.inner.settings.callback_retry_secs as i64 * 1000;
                 tracing::info!(event = ev.event.id, attempts, error = %err, "callback not delivered");
                 if retry_at > deadline {
-                    (cb_state::GAVE_UP, now, Some(err.to_string()))
+                    (CallbackState::GaveUp, now, Some(err.to_string()))
                 } else {
-                    (cb_state::PENDING, retry_at, Some(err.to_string()))
+                    (CallbackState::Pending, retry_at, Some(err.to_string()))
                 }
             }
         };

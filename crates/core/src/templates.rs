@@ -10,7 +10,7 @@ use crate::settings::Settings;
 use crate::{Mailpush, accounts};
 use mailpush_model::ErrorCode;
 use mailpush_store::{AccountId, NewTemplate, TemplateUpdate};
-pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, template_status};
+pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,
@@ -109,7 +109,13 @@ impl TemplateEngine {
     }
 
     /// The review state of new content: `(status, ReviewReason)`.
-    fn review(&self, html: Option<&str>, text: Option<&str>, category: TemplateCategory, links: bool) -> (i32, String) {
+    fn review(
+        &self,
+        html: Option<&str>,
+        text: Option<&str>,
+        category: TemplateCategory,
+        links: bool,
+    ) -> (TemplateStatus, String) {
         let input = ReviewInput {
             subject: None,
             html,
@@ -122,9 +128,9 @@ impl TemplateEngine {
         };
         let outcome = self.reviewer.review(&input, &policy);
         match (outcome.approved, self.mode) {
-            (false, _) => (template_status::REJECTED, review_reason(&outcome)),
-            (true, ReviewMode::Auto) => (template_status::APPROVED, String::new()),
-            (true, ReviewMode::Manual) => (template_status::REVIEWING, String::new()),
+            (false, _) => (TemplateStatus::Rejected, review_reason(&outcome)),
+            (true, ReviewMode::Auto) => (TemplateStatus::Approved, String::new()),
+            (true, ReviewMode::Manual) => (TemplateStatus::Reviewing, String::new()),
         }
     }
 }
@@ -204,12 +210,11 @@ impl TemplateEngine {
     }
 }
 
-fn status_name(status: i32) -> &'static str {
+fn status_name(status: TemplateStatus) -> &'static str {
     match status {
-        template_status::APPROVED => "approved",
-        template_status::REVIEWING => "under review",
-        template_status::REJECTED => "rejected",
-        _ => "unavailable",
+        TemplateStatus::Approved => "approved",
+        TemplateStatus::Reviewing => "under review",
+        TemplateStatus::Rejected => "rejected",
     }
 }
 
@@ -560,7 +565,7 @@ impl Mailpush {
 
     /// Templates of every account, optionally only those waiting for review.
     pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
-        let status = pending_only.then_some(template_status::REVIEWING);
+        let status = pending_only.then_some(TemplateStatus::Reviewing);
         Ok(self.inner.store.admin_list_templates(status).await?)
     }
 
@@ -572,7 +577,7 @@ impl Mailpush {
     /// Approves a template waiting for review. With `version`, only if its content is still that version.
     pub async fn approve_template(&self, id: TemplateId, version: Option<i64>) -> Result<StoredTemplate, CoreError> {
         let t = self.admin_template(id).await?;
-        if t.status != template_status::REVIEWING {
+        if t.status != TemplateStatus::Reviewing {
             return Err(refuse(
                 ErrorCode::OperationDeniedTemplateStatusError,
                 format!(
@@ -581,7 +586,7 @@ impl Mailpush {
                 ),
             ));
         }
-        self.set_review(t, version, template_status::APPROVED, "").await
+        self.set_review(t, version, TemplateStatus::Approved, "").await
     }
 
     /// Rejects a template (under review or approved) with a reason shown as its ReviewReason.
@@ -596,20 +601,20 @@ impl Mailpush {
             return Err(refuse(ErrorCode::InvalidParameterValue, "a rejection needs a reason"));
         }
         let t = self.admin_template(id).await?;
-        if t.status == template_status::REJECTED {
+        if t.status == TemplateStatus::Rejected {
             return Err(refuse(
                 ErrorCode::OperationDeniedTemplateStatusError,
                 format!("template {id} is already rejected"),
             ));
         }
-        self.set_review(t, version, template_status::REJECTED, reason).await
+        self.set_review(t, version, TemplateStatus::Rejected, reason).await
     }
 
     async fn set_review(
         &self,
         t: StoredTemplate,
         version: Option<i64>,
-        status: i32,
+        status: TemplateStatus,
         reason: &str,
     ) -> Result<StoredTemplate, CoreError> {
         let version = version.unwrap_or(t.version);
@@ -640,7 +645,7 @@ fn not_exist(id: TemplateId) -> CoreError {
 }
 
 pub(crate) fn check_sendable(t: &TemplateSummary) -> Result<(), CoreError> {
-    if t.status == template_status::APPROVED {
+    if t.status == TemplateStatus::Approved {
         return Ok(());
     }
     let why = if t.review_reason.is_empty() {
@@ -677,11 +682,11 @@ mod tests {
         let cat = TemplateCategory::Notification;
         assert_eq!(
             engine("auto").review(Some(GOOD), None, cat, false).0,
-            template_status::APPROVED
+            TemplateStatus::Approved
         );
         assert_eq!(
             engine("manual").review(Some(GOOD), None, cat, false).0,
-            template_status::REVIEWING
+            TemplateStatus::Reviewing
         );
         // Two rules fail at once: both are in the reason, in both languages.
         let (status, reason) = engine("manual").review(
@@ -690,7 +695,7 @@ mod tests {
             cat,
             false,
         );
-        assert_eq!(status, template_status::REJECTED);
+        assert_eq!(status, TemplateStatus::Rejected);
         assert!(reason.contains("min_text_length (Html)"), "{reason}");
         assert!(reason.contains("link_not_allowed (Html)"), "{reason}");
         assert!(reason.contains("可见文字"), "{reason}");

@@ -7,31 +7,67 @@
 //! killed before the commit left nothing; after it, the cursor says so. Two runners on one database can never
 //! both commit the same chunk.
 
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{Arg, Conn, Pool, builder, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
 
-/// Receiver list status: created, nothing uploaded yet.
-pub const RECEIVER_PENDING: i32 = 1;
-/// Receiver list status: an upload (CSV import) is running.
-pub const RECEIVER_UPLOADING: i32 = 2;
-/// Receiver list status: uploaded.
-pub const RECEIVER_DONE: i32 = 3;
+/// A recipient list's `ReceiversStatus`, stored as its wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub enum ReceiverStatus {
+    /// Created, nothing uploaded yet.
+    Pending = 1,
+    /// An upload (CSV import) is running.
+    Uploading = 2,
+    /// Uploaded.
+    Done = 3,
+}
 
-/// Task status codes (`TaskStatus`).
-pub mod task_status {
+impl ReceiverStatus {
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<ReceiverStatus> for Arg<'_> {
+    fn from(s: ReceiverStatus) -> Self {
+        Arg::I32(Some(s.code()))
+    }
+}
+
+/// A send task's `TaskStatus`, stored as its wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub enum TaskStatus {
     /// Waiting for its start time.
-    pub const TO_START: i32 = 1;
+    ToStart = 1,
     /// Feeding the queue.
-    pub const SENDING: i32 = 5;
+    Sending = 5,
     /// Today's quota is used up; resumes the next (UTC) day.
-    pub const PAUSED: i32 = 6;
+    Paused = 6,
     /// Stopped on an error (`ErrMsg`).
-    pub const ERROR: i32 = 7;
+    Error = 7,
     /// Every recipient fed (or the recurring task terminated).
-    pub const DONE: i32 = 10;
+    Done = 10,
+}
+
+impl TaskStatus {
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<TaskStatus> for Arg<'_> {
+    fn from(s: TaskStatus) -> Self {
+        Arg::I32(Some(s.code()))
+    }
 }
 
 /// A recipient list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceiverRow {
     /// `ReceiverId`.
     pub id: i64,
@@ -41,8 +77,8 @@ pub struct ReceiverRow {
     pub name: String,
     /// `Desc`.
     pub description: String,
-    /// `ReceiversStatus` (1/2/3).
-    pub status: i32,
+    /// `ReceiversStatus`.
+    pub status: ReceiverStatus,
     /// Valid addresses (`Count`).
     pub valid_count: i64,
     /// Invalid addresses (`InvalidCount`).
@@ -83,7 +119,7 @@ pub enum AddDetailsRefusal {
 }
 
 /// One address of a list, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceiverDetailRow {
     /// `EmailId`.
     pub id: i64,
@@ -134,7 +170,7 @@ pub struct DetailPage {
 }
 
 /// A task to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NewSendTask {
     /// Owner.
     pub account_id: AccountId,
@@ -167,14 +203,15 @@ pub struct NewSendTask {
 }
 
 /// A stored task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SendTaskRow {
     /// `TaskId`.
     pub id: i64,
     /// What it was created with.
+    #[sqlx(flatten)]
     pub task: NewSendTask,
     /// `TaskStatus`.
-    pub status: i32,
+    pub status: TaskStatus,
     /// `RequestCount`: recipients this task is to send to (all runs so far).
     pub request_count: i64,
     /// `SendCount`: mails handed to the queue.
@@ -241,7 +278,7 @@ pub struct TaskRunUpdate {
     /// Compare-and-swap guard.
     pub expected_cursor: i64,
     /// New status.
-    pub status: i32,
+    pub status: TaskStatus,
     /// New cursor (0 restarts the list).
     pub cursor: i64,
     /// Added to `request_count` (a run starting adds the list size).
@@ -258,584 +295,468 @@ pub struct TaskRunUpdate {
     pub now_ms: i64,
 }
 
-macro_rules! batch_ops {
-    (db = $DB:ty, begin = $begin:expr, lock_account = $lock:expr, lock_receiver = $lock_receiver:expr,
-     insert = $insert:path $(,)?) => {
-        use sqlx::{QueryBuilder, Row};
+const RECEIVER_COLUMNS: &str = "id, account_id, name, description, status, valid_count, invalid_count, created_ms";
+const TASK_COLUMNS: &str = "t.id, t.account_id, t.receiver_id, t.from_address, t.subject, t.reply_to, \
+     t.task_type, t.template_id, t.template_data, t.unsubscribe, t.ad_location, t.begin_ms, \
+     t.interval_hours, t.term_cycle, t.status, t.request_count, t.send_count, t.cache_count, t.skip_count, \
+     t.err_msg, t.cursor, t.runs, t.next_run_ms, t.created_ms, t.updated_ms, \
+     COALESCE(r.name, '') AS receivers_name";
 
-        use crate::batch::*;
-        use crate::{AccountId, StoreError};
+async fn create_receiver(
+    pool: Pool<'_>,
+    account: AccountId,
+    name: &str,
+    description: &str,
+    now_ms: i64,
+    max_per_account: i64,
+) -> Result<Result<ReceiverRow, bool>, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    // Serialises list creation per account (SQLite: the write transaction already does).
+    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
+    let exists: Option<i64> = query(AssertSqlSafe(lock))
+        .bind(account)
+        .scalar_optional(&mut conn)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::Invalid(format!("no account {account}")));
+    }
+    let taken: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
+        .bind(account)
+        .bind(name)
+        .scalar(&mut conn)
+        .await?;
+    if taken > 0 {
+        return Ok(Err(true));
+    }
+    let n: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1")
+        .bind(account)
+        .scalar(&mut conn)
+        .await?;
+    if n >= max_per_account {
+        return Ok(Err(false));
+    }
+    let id: i64 = query(
+        "INSERT INTO receivers (account_id, name, description, status, created_ms) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(account)
+    .bind(name)
+    .bind(description)
+    .bind(ReceiverStatus::Pending)
+    .bind(now_ms)
+    .scalar(&mut conn)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(ReceiverRow {
+        id,
+        account_id: account,
+        name: name.to_string(),
+        description: description.to_string(),
+        status: ReceiverStatus::Pending,
+        valid_count: 0,
+        invalid_count: 0,
+        created_ms: now_ms,
+    }))
+}
 
-        type Pool = sqlx::Pool<$DB>;
-        type DbRow = <$DB as sqlx::Database>::Row;
+async fn receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE account_id = $1 AND id = $2"
+    )))
+    .bind(account)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
 
-        const RECEIVER_COLUMNS: &str =
-            "id, account_id, name, description, status, valid_count, invalid_count, created_ms";
-        const TASK_COLUMNS: &str = "t.id, t.account_id, t.receiver_id, t.from_address, t.subject, t.reply_to, \
-             t.task_type, t.template_id, t.template_data, t.unsubscribe, t.ad_location, t.begin_ms, \
-             t.interval_hours, t.term_cycle, t.status, t.request_count, t.send_count, t.cache_count, t.skip_count, \
-             t.err_msg, t.cursor, t.runs, t.next_run_ms, t.created_ms, t.updated_ms, \
-             COALESCE(r.name, '') AS receivers_name";
+async fn set_receiver_status(
+    pool: Pool<'_>,
+    account: AccountId,
+    id: i64,
+    status: ReceiverStatus,
+) -> Result<bool, StoreError> {
+    let r = query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
+        .bind(status)
+        .bind(account)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(r > 0)
+}
 
-        fn receiver_from_row(row: &DbRow) -> Result<ReceiverRow, StoreError> {
-            Ok(ReceiverRow {
-                id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                name: row.try_get("name")?,
-                description: row.try_get("description")?,
-                status: row.try_get("status")?,
-                valid_count: row.try_get("valid_count")?,
-                invalid_count: row.try_get("invalid_count")?,
-                created_ms: row.try_get("created_ms")?,
-            })
-        }
+async fn list_receivers(
+    pool: Pool<'_>,
+    account: AccountId,
+    status: Option<i32>,
+    keyword: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
+    let pattern = keyword.map(|k| format!("%{}%", escape_like(k)));
+    let filter = "account_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\')";
+    let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) FROM receivers WHERE {filter}")))
+        .bind(account)
+        .bind(status)
+        .bind(pattern.as_deref())
+        .scalar(pool)
+        .await?;
+    let rows = query(AssertSqlSafe(format!(
+        "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"
+    )))
+    .bind(account)
+    .bind(status)
+    .bind(pattern.as_deref())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((total, rows))
+}
 
-        fn detail_from_row(row: &DbRow) -> Result<ReceiverDetailRow, StoreError> {
-            Ok(ReceiverDetailRow {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                template_data: row.try_get("template_data")?,
-                status: row.try_get("status")?,
-                reason: row.try_get("reason")?,
-                created_ms: row.try_get("created_ms")?,
-            })
-        }
-
-        fn task_from_row(row: &DbRow) -> Result<SendTaskRow, StoreError> {
-            Ok(SendTaskRow {
-                id: row.try_get("id")?,
-                task: NewSendTask {
-                    account_id: row.try_get("account_id")?,
-                    receiver_id: row.try_get("receiver_id")?,
-                    from_address: row.try_get("from_address")?,
-                    subject: row.try_get("subject")?,
-                    reply_to: row.try_get("reply_to")?,
-                    task_type: row.try_get("task_type")?,
-                    template_id: row.try_get("template_id")?,
-                    template_data: row.try_get("template_data")?,
-                    unsubscribe: row.try_get("unsubscribe")?,
-                    ad_location: row.try_get("ad_location")?,
-                    begin_ms: row.try_get("begin_ms")?,
-                    interval_hours: row.try_get("interval_hours")?,
-                    term_cycle: row.try_get("term_cycle")?,
-                    created_ms: row.try_get("created_ms")?,
-                },
-                status: row.try_get("status")?,
-                request_count: row.try_get("request_count")?,
-                send_count: row.try_get("send_count")?,
-                cache_count: row.try_get("cache_count")?,
-                skip_count: row.try_get("skip_count")?,
-                err_msg: row.try_get("err_msg")?,
-                cursor: row.try_get("cursor")?,
-                runs: row.try_get("runs")?,
-                next_run_ms: row.try_get("next_run_ms")?,
-                updated_ms: row.try_get("updated_ms")?,
-                receivers_name: row.try_get("receivers_name")?,
-            })
-        }
-
-        pub(crate) async fn create_receiver(
-            pool: &Pool,
-            account: AccountId,
-            name: &str,
-            description: &str,
-            now_ms: i64,
-            max_per_account: i64,
-        ) -> Result<Result<ReceiverRow, bool>, StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            let exists = sqlx::query($lock).bind(account).fetch_optional(&mut *tx).await?;
-            if exists.is_none() {
-                return Err(StoreError::Invalid(format!("no account {account}")));
-            }
-            let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
-                .bind(account)
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-            if taken > 0 {
-                return Ok(Err(true));
-            }
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receivers WHERE account_id = $1")
-                .bind(account)
-                .fetch_one(&mut *tx)
-                .await?;
-            if n >= max_per_account {
-                return Ok(Err(false));
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO receivers (account_id, name, description, status, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(account)
-            .bind(name)
-            .bind(description)
-            .bind(RECEIVER_PENDING)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Ok(ReceiverRow {
-                id,
-                account_id: account,
-                name: name.to_string(),
-                description: description.to_string(),
-                status: RECEIVER_PENDING,
-                valid_count: 0,
-                invalid_count: 0,
-                created_ms: now_ms,
-            }))
-        }
-
-        pub(crate) async fn receiver(
-            pool: &Pool,
-            account: AccountId,
-            id: i64,
-        ) -> Result<Option<ReceiverRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE account_id = $1 AND id = $2"
-            )))
-            .bind(account)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(receiver_from_row).transpose()
-        }
-
-        pub(crate) async fn set_receiver_status(
-            pool: &Pool,
-            account: AccountId,
-            id: i64,
-            status: i32,
-        ) -> Result<bool, StoreError> {
-            let r = sqlx::query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
-                .bind(status)
-                .bind(account)
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(r.rows_affected() > 0)
-        }
-
-        pub(crate) async fn list_receivers(
-            pool: &Pool,
-            account: AccountId,
-            status: Option<i32>,
-            keyword: Option<&str>,
-            offset: i64,
-            limit: i64,
-        ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-            let pattern = keyword.map(|k| format!("%{}%", escape_like(k)));
-            let filter = "account_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\')";
-            let total: i64 =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM receivers WHERE {filter}")))
-                    .bind(account)
-                    .bind(status)
-                    .bind(pattern.as_deref())
-                    .fetch_one(pool)
-                    .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"
-            )))
-            .bind(account)
-            .bind(status)
-            .bind(pattern.as_deref())
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            Ok((total, rows.iter().map(receiver_from_row).collect::<Result<_, _>>()?))
-        }
-
-        pub(crate) async fn add_receiver_details(
-            pool: &Pool,
-            account: AccountId,
-            receiver_id: i64,
-            details: &[NewReceiverDetail],
-            max_per_list: i64,
-            now_ms: i64,
-        ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            let row = sqlx::query($lock_receiver)
-                .bind(account)
-                .bind(receiver_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                return Ok(Err(AddDetailsRefusal::NotFound));
-            };
-            let valid_now: i64 = row.try_get("valid_count")?;
-            let invalid_now: i64 = row.try_get("invalid_count")?;
-            let size = valid_now + invalid_now;
-            // Refuse before inserting anything: the whole request or nothing. Repeats cannot be known without
-            // inserting, so the check counts every submitted address.
-            if size + details.len() as i64 > max_per_list {
-                return Ok(Err(AddDetailsRefusal::TooMany(size)));
-            }
-            let mut out = AddDetailsOutcome::default();
-            for chunk in details.chunks(500) {
-                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
-                    "INSERT INTO receiver_details \
-                     (receiver_id, account_id, email, template_data, status, reason, created_ms) ",
-                );
-                qb.push_values(chunk, |mut b, d| {
-                    b.push_bind(receiver_id)
-                        .push_bind(account)
-                        .push_bind(d.email.clone())
-                        .push_bind(d.template_data.clone())
-                        .push_bind(if d.invalid_reason.is_some() { 2i32 } else { 1i32 })
-                        .push_bind(d.invalid_reason.clone().unwrap_or_default())
-                        .push_bind(now_ms);
-                });
-                qb.push(" ON CONFLICT (receiver_id, email) DO NOTHING RETURNING status");
-                let rows = qb.build().fetch_all(&mut *tx).await?;
-                for r in &rows {
-                    let st: i32 = r.try_get("status")?;
-                    if st == 1 {
-                        out.valid += 1;
-                    } else {
-                        out.invalid += 1;
-                    }
-                }
-                out.repeated += chunk.len() as i64 - rows.len() as i64;
-            }
-            sqlx::query(
-                "UPDATE receivers SET valid_count = valid_count + $1, invalid_count = invalid_count + $2, \
-                 status = CASE WHEN status = $3 THEN $3 ELSE $4 END WHERE id = $5",
-            )
-            .bind(out.valid)
-            .bind(out.invalid)
-            .bind(RECEIVER_UPLOADING)
-            .bind(RECEIVER_DONE)
-            .bind(receiver_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Ok(out))
-        }
-
-        pub(crate) async fn list_receiver_details(pool: &Pool, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-            let pattern = q.email_contains.as_deref().map(|k| format!("%{}%", escape_like(k)));
-            let filter = "account_id = $1 AND receiver_id = $2 AND ($3 IS NULL OR email LIKE $3 ESCAPE '\\') \
-                 AND ($4 IS NULL OR created_ms >= $4) AND ($5 IS NULL OR created_ms < $5) \
-                 AND ($6 IS NULL OR status = $6)";
-            let counts = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0) AS valid \
-                 FROM receiver_details WHERE {filter}"
-            )))
-            .bind(q.account_id)
-            .bind(q.receiver_id)
-            .bind(pattern.as_deref())
-            .bind(q.from_ms)
-            .bind(q.to_ms)
-            .bind(q.status)
-            .fetch_one(pool)
-            .await?;
-            let total: i64 = counts.try_get("total")?;
-            let valid: i64 = counts.try_get("valid")?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
-                 WHERE {filter} ORDER BY id LIMIT $7 OFFSET $8"
-            )))
-            .bind(q.account_id)
-            .bind(q.receiver_id)
-            .bind(pattern.as_deref())
-            .bind(q.from_ms)
-            .bind(q.to_ms)
-            .bind(q.status)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(pool)
-            .await?;
-            Ok(DetailPage {
-                total,
-                valid,
-                invalid: total - valid,
-                rows: rows.iter().map(detail_from_row).collect::<Result<_, _>>()?,
-            })
-        }
-
-        pub(crate) async fn delete_receiver(
-            pool: &Pool,
-            account: AccountId,
-            id: i64,
-        ) -> Result<Result<(), bool>, StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            let row = sqlx::query($lock_receiver)
-                .bind(account)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if row.is_none() {
-                return Ok(Err(false));
-            }
-            let busy: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6)",
-            )
-            .bind(account)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if busy > 0 {
-                return Ok(Err(true));
-            }
-            sqlx::query("DELETE FROM receiver_details WHERE receiver_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM receivers WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Ok(()))
-        }
-
-        pub(crate) async fn create_send_task(
-            pool: &Pool,
-            t: &NewSendTask,
-            status: i32,
-        ) -> Result<Option<i64>, StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
-            let row = sqlx::query($lock_receiver)
-                .bind(t.account_id)
-                .bind(t.receiver_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if row.is_none() {
-                return Ok(None);
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO send_tasks (account_id, receiver_id, from_address, subject, reply_to, task_type, \
-                 template_id, template_data, unsubscribe, ad_location, begin_ms, interval_hours, term_cycle, status, \
-                 next_run_ms, created_ms, updated_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-            )
-            .bind(t.account_id)
-            .bind(t.receiver_id)
-            .bind(&t.from_address)
-            .bind(&t.subject)
-            .bind(t.reply_to.as_deref())
-            .bind(t.task_type)
-            .bind(t.template_id)
-            .bind(&t.template_data)
-            .bind(&t.unsubscribe)
-            .bind(t.ad_location)
-            .bind(t.begin_ms)
-            .bind(t.interval_hours)
-            .bind(t.term_cycle)
-            .bind(status)
-            .bind(t.begin_ms)
-            .bind(t.created_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Some(id))
-        }
-
-        pub(crate) async fn list_send_tasks(
-            pool: &Pool,
-            q: &TaskQuery,
-        ) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-            let filter = "t.account_id = $1 AND ($2 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.task_type = $3) \
-                 AND ($4 IS NULL OR t.receiver_id = $4)";
-            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM send_tasks t WHERE {filter}"
-            )))
-            .bind(q.account_id)
-            .bind(q.status)
-            .bind(q.task_type)
-            .bind(q.receiver_id)
-            .fetch_one(pool)
-            .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-                 WHERE {filter} ORDER BY t.id DESC LIMIT $5 OFFSET $6"
-            )))
-            .bind(q.account_id)
-            .bind(q.status)
-            .bind(q.task_type)
-            .bind(q.receiver_id)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(pool)
-            .await?;
-            Ok((total, rows.iter().map(task_from_row).collect::<Result<_, _>>()?))
-        }
-
-        pub(crate) async fn send_task(pool: &Pool, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-                 WHERE t.id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(task_from_row).transpose()
-        }
-
-        pub(crate) async fn runnable_tasks(
-            pool: &Pool,
-            now_ms: i64,
-            owner: &str,
-            limit: i64,
-        ) -> Result<Vec<SendTaskRow>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-                 WHERE t.status IN (1, 5, 6) AND t.next_run_ms <= $1 \
-                 AND (t.lease_until_ms <= $1 OR t.lease_owner = $2) ORDER BY t.id LIMIT $3"
-            )))
-            .bind(now_ms)
-            .bind(owner)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(task_from_row).collect()
-        }
-
-        pub(crate) async fn lease_task(
-            pool: &Pool,
-            id: i64,
-            owner: &str,
-            now_ms: i64,
-            until_ms: i64,
-        ) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "UPDATE send_tasks SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id = $3 AND (lease_until_ms <= $4 OR lease_owner = $1)",
-            )
-            .bind(owner)
-            .bind(until_ms)
-            .bind(id)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        }
-
-        pub(crate) async fn release_task(pool: &Pool, id: i64, owner: &str) -> Result<(), StoreError> {
-            sqlx::query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2")
-                .bind(id)
-                .bind(owner)
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
-
-        pub(crate) async fn release_task_leases(pool: &Pool) -> Result<u64, StoreError> {
-            let r = sqlx::query(
-                "UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL",
-            )
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected())
-        }
-
-        pub(crate) async fn receiver_walk(
-            pool: &Pool,
-            receiver_id: i64,
-            after_id: i64,
-            limit: i64,
-        ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
-                 WHERE receiver_id = $1 AND status = 1 AND id > $2 ORDER BY id LIMIT $3",
-            )
-            .bind(receiver_id)
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(detail_from_row).collect()
-        }
-
-        pub(crate) async fn count_receiver_after(
-            pool: &Pool,
-            receiver_id: i64,
-            after_id: i64,
-        ) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM receiver_details WHERE receiver_id = $1 AND status = 1 AND id > $2",
-            )
-            .bind(receiver_id)
-            .bind(after_id)
-            .fetch_one(pool)
-            .await?)
-        }
-
-        pub(crate) async fn feed_task_chunk(
-            pool: &Pool,
-            c: &TaskChunk,
-            retain_bodies: bool,
-        ) -> Result<bool, StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            let r = sqlx::query(
-                "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
-                 updated_ms = $4 WHERE id = $5 AND cursor = $6",
-            )
-            .bind(c.new_cursor)
-            .bind(c.sent)
-            .bind(c.skipped)
-            .bind(c.now_ms)
-            .bind(c.task_id)
-            .bind(c.expected_cursor)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() == 0 {
-                // Another runner moved the cursor: its chunk stands, ours is dropped.
-                return Ok(false);
-            }
-            if !c.messages.is_empty() {
-                $insert(&mut tx, &c.messages, retain_bodies).await?;
-            }
-            tx.commit().await?;
-            Ok(true)
-        }
-
-        pub(crate) async fn update_task_run(pool: &Pool, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
-                 cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
-                 WHERE id = $9 AND cursor = $10",
-            )
-            .bind(u.status)
-            .bind(u.cursor)
-            .bind(u.add_requests)
-            .bind(u.cache_count)
-            .bind(&u.err_msg)
-            .bind(u.add_runs)
-            .bind(u.next_run_ms)
-            .bind(u.now_ms)
-            .bind(u.task_id)
-            .bind(u.expected_cursor)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        }
-
-        pub(crate) async fn count_requests(
-            pool: &Pool,
-            account: AccountId,
-            from_ms: i64,
-            to_ms: i64,
-        ) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3",
-            )
-            .bind(account)
-            .bind(from_ms)
-            .bind(to_ms)
-            .fetch_one(pool)
-            .await?)
-        }
-
-        pub(crate) async fn open_deliveries(pool: &Pool, account: AccountId) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state < 2 AND account_id = $1")
-                .bind(account)
-                .fetch_one(pool)
-                .await?)
-        }
+async fn add_receiver_details(
+    pool: Pool<'_>,
+    account: AccountId,
+    receiver_id: i64,
+    details: &[NewReceiverDetail],
+    max_per_list: i64,
+    now_ms: i64,
+) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    let counts = lock_receiver(&mut conn, account, receiver_id).await?;
+    let Some((valid_now, invalid_now)) = counts else {
+        return Ok(Err(AddDetailsRefusal::NotFound));
     };
+    let size = valid_now + invalid_now;
+    // Refuse before inserting anything: the whole request or nothing. Repeats cannot be known without
+    // inserting, so the check counts every submitted address.
+    if size + details.len() as i64 > max_per_list {
+        return Ok(Err(AddDetailsRefusal::TooMany(size)));
+    }
+    let mut out = AddDetailsOutcome::default();
+    for chunk in details.chunks(500) {
+        let mut qb = builder(
+            "INSERT INTO receiver_details \
+             (receiver_id, account_id, email, template_data, status, reason, created_ms) ",
+        );
+        qb.push_values(chunk, |b, d| {
+            b.push_bind(receiver_id)
+                .push_bind(account)
+                .push_bind(&d.email)
+                .push_bind(d.template_data.as_deref())
+                .push_bind(if d.invalid_reason.is_some() { 2i32 } else { 1i32 })
+                .push_bind(d.invalid_reason.as_deref().unwrap_or_default())
+                .push_bind(now_ms);
+        });
+        qb.push(" ON CONFLICT (receiver_id, email) DO NOTHING RETURNING status");
+        let rows: Vec<i32> = qb.build().scalars(&mut conn).await?;
+        for st in &rows {
+            if *st == 1 {
+                out.valid += 1;
+            } else {
+                out.invalid += 1;
+            }
+        }
+        out.repeated += chunk.len() as i64 - rows.len() as i64;
+    }
+    query(
+        "UPDATE receivers SET valid_count = valid_count + $1, invalid_count = invalid_count + $2, \
+         status = CASE WHEN status = $3 THEN $3 ELSE $4 END WHERE id = $5",
+    )
+    .bind(out.valid)
+    .bind(out.invalid)
+    .bind(ReceiverStatus::Uploading)
+    .bind(ReceiverStatus::Done)
+    .bind(receiver_id)
+    .execute(&mut conn)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(out))
+}
+
+async fn list_receiver_details(pool: Pool<'_>, q: &DetailQuery) -> Result<DetailPage, StoreError> {
+    let pattern = q.email_contains.as_deref().map(|k| format!("%{}%", escape_like(k)));
+    let filter = "account_id = $1 AND receiver_id = $2 AND ($3 IS NULL OR email LIKE $3 ESCAPE '\\') \
+         AND ($4 IS NULL OR created_ms >= $4) AND ($5 IS NULL OR created_ms < $5) \
+         AND ($6 IS NULL OR status = $6)";
+    let (total, valid): (i64, i64) = query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0) AS valid \
+         FROM receiver_details WHERE {filter}"
+    )))
+    .bind(q.account_id)
+    .bind(q.receiver_id)
+    .bind(pattern.as_deref())
+    .bind(q.from_ms)
+    .bind(q.to_ms)
+    .bind(q.status)
+    .fetch_one(pool)
+    .await?;
+    let rows = query(AssertSqlSafe(format!(
+        "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+         WHERE {filter} ORDER BY id LIMIT $7 OFFSET $8"
+    )))
+    .bind(q.account_id)
+    .bind(q.receiver_id)
+    .bind(pattern.as_deref())
+    .bind(q.from_ms)
+    .bind(q.to_ms)
+    .bind(q.status)
+    .bind(q.limit)
+    .bind(q.offset)
+    .fetch_all(pool)
+    .await?;
+    Ok(DetailPage {
+        total,
+        valid,
+        invalid: total - valid,
+        rows,
+    })
+}
+
+async fn delete_receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    let counts = lock_receiver(&mut conn, account, id).await?;
+    if counts.is_none() {
+        return Ok(Err(false));
+    }
+    let busy: i64 =
+        query("SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6)")
+            .bind(account)
+            .bind(id)
+            .scalar(&mut conn)
+            .await?;
+    if busy > 0 {
+        return Ok(Err(true));
+    }
+    query("DELETE FROM receiver_details WHERE receiver_id = $1")
+        .bind(id)
+        .execute(&mut conn)
+        .await?;
+    query("DELETE FROM receivers WHERE id = $1")
+        .bind(id)
+        .execute(&mut conn)
+        .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+async fn create_send_task(pool: Pool<'_>, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
+    if lock_receiver(&mut conn, t.account_id, t.receiver_id).await?.is_none() {
+        return Ok(None);
+    }
+    let id: i64 = query(
+        "INSERT INTO send_tasks (account_id, receiver_id, from_address, subject, reply_to, task_type, \
+         template_id, template_data, unsubscribe, ad_location, begin_ms, interval_hours, term_cycle, status, \
+         next_run_ms, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+    )
+    .bind(t.account_id)
+    .bind(t.receiver_id)
+    .bind(&t.from_address)
+    .bind(&t.subject)
+    .bind(t.reply_to.as_deref())
+    .bind(t.task_type)
+    .bind(t.template_id)
+    .bind(&t.template_data)
+    .bind(&t.unsubscribe)
+    .bind(t.ad_location)
+    .bind(t.begin_ms)
+    .bind(t.interval_hours)
+    .bind(t.term_cycle)
+    .bind(status)
+    .bind(t.begin_ms)
+    .bind(t.created_ms)
+    .scalar(&mut conn)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
+async fn list_send_tasks(pool: Pool<'_>, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
+    let filter = "t.account_id = $1 AND ($2 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.task_type = $3) \
+         AND ($4 IS NULL OR t.receiver_id = $4)";
+    let total: i64 = query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM send_tasks t WHERE {filter}"
+    )))
+    .bind(q.account_id)
+    .bind(q.status)
+    .bind(q.task_type)
+    .bind(q.receiver_id)
+    .scalar(pool)
+    .await?;
+    let rows = query(AssertSqlSafe(format!(
+        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+         WHERE {filter} ORDER BY t.id DESC LIMIT $5 OFFSET $6"
+    )))
+    .bind(q.account_id)
+    .bind(q.status)
+    .bind(q.task_type)
+    .bind(q.receiver_id)
+    .bind(q.limit)
+    .bind(q.offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((total, rows))
+}
+
+async fn send_task(pool: Pool<'_>, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+         WHERE t.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn runnable_tasks(pool: Pool<'_>, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+         WHERE t.status IN (1, 5, 6) AND t.next_run_ms <= $1 \
+         AND (t.lease_until_ms <= $1 OR t.lease_owner = $2) ORDER BY t.id LIMIT $3"
+    )))
+    .bind(now_ms)
+    .bind(owner)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+async fn lease_task(pool: Pool<'_>, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+    let r = query(
+        "UPDATE send_tasks SET lease_owner = $1, lease_until_ms = $2 \
+         WHERE id = $3 AND (lease_until_ms <= $4 OR lease_owner = $1)",
+    )
+    .bind(owner)
+    .bind(until_ms)
+    .bind(id)
+    .bind(now_ms)
+    .execute(pool)
+    .await?;
+    Ok(r > 0)
+}
+
+async fn release_task(pool: Pool<'_>, id: i64, owner: &str) -> Result<(), StoreError> {
+    query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2")
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn release_task_leases(pool: Pool<'_>) -> Result<u64, StoreError> {
+    let r = query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL")
+        .execute(pool)
+        .await?;
+    Ok(r)
+}
+
+async fn receiver_walk(
+    pool: Pool<'_>,
+    receiver_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<ReceiverDetailRow>, StoreError> {
+    query(
+        "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+         WHERE receiver_id = $1 AND status = 1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(receiver_id)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+async fn count_receiver_after(pool: Pool<'_>, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
+    query("SELECT COUNT(*) FROM receiver_details WHERE receiver_id = $1 AND status = 1 AND id > $2")
+        .bind(receiver_id)
+        .bind(after_id)
+        .scalar(pool)
+        .await
+}
+
+async fn feed_task_chunk(pool: Pool<'_>, c: &TaskChunk, retain_bodies: bool) -> Result<bool, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    let r = query(
+        "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
+         updated_ms = $4 WHERE id = $5 AND cursor = $6",
+    )
+    .bind(c.new_cursor)
+    .bind(c.sent)
+    .bind(c.skipped)
+    .bind(c.now_ms)
+    .bind(c.task_id)
+    .bind(c.expected_cursor)
+    .execute(&mut conn)
+    .await?;
+    if r == 0 {
+        // Another runner moved the cursor: its chunk stands, ours is dropped.
+        return Ok(false);
+    }
+    if !c.messages.is_empty() {
+        conn.insert_messages(&c.messages, retain_bodies).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn update_task_run(pool: Pool<'_>, u: &TaskRunUpdate) -> Result<bool, StoreError> {
+    let r = query(
+        "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
+         cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
+         WHERE id = $9 AND cursor = $10",
+    )
+    .bind(u.status)
+    .bind(u.cursor)
+    .bind(u.add_requests)
+    .bind(u.cache_count)
+    .bind(&u.err_msg)
+    .bind(u.add_runs)
+    .bind(u.next_run_ms)
+    .bind(u.now_ms)
+    .bind(u.task_id)
+    .bind(u.expected_cursor)
+    .execute(pool)
+    .await?;
+    Ok(r > 0)
+}
+
+async fn count_requests(pool: Pool<'_>, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
+    query("SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3")
+        .bind(account)
+        .bind(from_ms)
+        .bind(to_ms)
+        .scalar(pool)
+        .await
+}
+
+async fn open_deliveries(pool: Pool<'_>, account: AccountId) -> Result<i64, StoreError> {
+    query("SELECT COUNT(*) FROM deliveries WHERE state < 2 AND account_id = $1")
+        .bind(account)
+        .scalar(pool)
+        .await
+}
+
+/// Locks one of the account's lists until the transaction ends (SQLite: the write transaction already excludes
+/// other writers) and reads its `(valid_count, invalid_count)`; `None` if the account has no such list.
+async fn lock_receiver(conn: &mut Conn<'_>, account: AccountId, id: i64) -> Result<Option<(i64, i64)>, StoreError> {
+    let lock = format!(
+        "SELECT valid_count, invalid_count FROM receivers WHERE account_id = $1 AND id = $2{}",
+        conn.lock_rows()
+    );
+    query(AssertSqlSafe(lock))
+        .bind(account)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// `%`, `_` and `\` match themselves in a LIKE pattern built from user text.
@@ -850,27 +771,6 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-mod sqlite_ops {
-    batch_ops! {
-        db = sqlx::Sqlite,
-        begin = "BEGIN IMMEDIATE",
-        lock_account = "SELECT id FROM accounts WHERE id = $1",
-        lock_receiver = "SELECT valid_count, invalid_count FROM receivers WHERE account_id = $1 AND id = $2",
-        insert = crate::sqlite::insert_messages,
-    }
-}
-
-mod pg_ops {
-    batch_ops! {
-        db = sqlx::Postgres,
-        begin = "BEGIN",
-        lock_account = "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
-        lock_receiver =
-            "SELECT valid_count, invalid_count FROM receivers WHERE account_id = $1 AND id = $2 FOR UPDATE",
-        insert = crate::pg::insert_messages,
-    }
-}
-
 impl Store {
     /// Creates a recipient list. `Ok(Err(true))`: the account already has a list with this name;
     /// `Ok(Err(false))`: it has `max_per_account` lists. Checked under a per-account lock.
@@ -882,21 +782,35 @@ impl Store {
         now_ms: i64,
         max_per_account: i64,
     ) -> Result<Result<ReceiverRow, bool>, StoreError> {
-        on_ops!(
-            self,
-            writer,
-            create_receiver(account, name, description, now_ms, max_per_account)
-        )
+        self.guarded(async {
+            create_receiver(
+                self.inner.db.writer(),
+                account,
+                name,
+                description,
+                now_ms,
+                max_per_account,
+            )
+            .await
+        })
+        .await
     }
 
     /// One list of the account.
     pub async fn receiver(&self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-        on_ops!(self, reader, receiver(account, id))
+        self.guarded(async { receiver(self.inner.db.reader(), account, id).await })
+            .await
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
-    pub async fn set_receiver_status(&self, account: AccountId, id: i64, status: i32) -> Result<bool, StoreError> {
-        on_ops!(self, writer, set_receiver_status(account, id, status))
+    pub async fn set_receiver_status(
+        &self,
+        account: AccountId,
+        id: i64,
+        status: ReceiverStatus,
+    ) -> Result<bool, StoreError> {
+        self.guarded(async { set_receiver_status(self.inner.db.writer(), account, id, status).await })
+            .await
     }
 
     /// The account's lists, newest first, with the total matching the filter.
@@ -908,7 +822,8 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-        on_ops!(self, reader, list_receivers(account, status, keyword, offset, limit))
+        self.guarded(async { list_receivers(self.inner.db.reader(), account, status, keyword, offset, limit).await })
+            .await
     }
 
     /// Adds addresses to a list in one transaction (all or nothing); repeats are counted, not inserted.
@@ -921,59 +836,75 @@ impl Store {
         max_per_list: i64,
         now_ms: i64,
     ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
-        on_ops!(
-            self,
-            writer,
-            add_receiver_details(account, receiver_id, details, max_per_list, now_ms)
-        )
+        self.guarded(async {
+            add_receiver_details(
+                self.inner.db.writer(),
+                account,
+                receiver_id,
+                details,
+                max_per_list,
+                now_ms,
+            )
+            .await
+        })
+        .await
     }
 
     /// A page of a list's addresses.
     pub async fn list_receiver_details(&self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-        on_ops!(self, reader, list_receiver_details(q))
+        self.guarded(async { list_receiver_details(self.inner.db.reader(), q).await })
+            .await
     }
 
     /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
     /// finished uses it.
     pub async fn delete_receiver(&self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
-        on_ops!(self, writer, delete_receiver(account, id))
+        self.guarded(async { delete_receiver(self.inner.db.writer(), account, id).await })
+            .await
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
-    pub async fn create_send_task(&self, t: &NewSendTask, status: i32) -> Result<Option<i64>, StoreError> {
-        on_ops!(self, writer, create_send_task(t, status))
+    pub async fn create_send_task(&self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
+        self.guarded(async { create_send_task(self.inner.db.writer(), t, status).await })
+            .await
     }
 
     /// The account's tasks, newest first, with the total matching the filter.
     pub async fn list_send_tasks(&self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-        on_ops!(self, reader, list_send_tasks(q))
+        self.guarded(async { list_send_tasks(self.inner.db.reader(), q).await })
+            .await
     }
 
     /// System lookup (the runner): one task by id.
     pub async fn send_task(&self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-        on_ops!(self, writer, send_task(id))
+        self.guarded(async { send_task(self.inner.db.writer(), id).await })
+            .await
     }
 
     /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
     /// another runner than `owner`.
     pub async fn runnable_tasks(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
-        on_ops!(self, writer, runnable_tasks(now_ms, owner, limit))
+        self.guarded(async { runnable_tasks(self.inner.db.writer(), now_ms, owner, limit).await })
+            .await
     }
 
     /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
     pub async fn lease_task(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        on_ops!(self, writer, lease_task(id, owner, now_ms, until_ms))
+        self.guarded(async { lease_task(self.inner.db.writer(), id, owner, now_ms, until_ms).await })
+            .await
     }
 
     /// Gives a task's lease up.
     pub async fn release_task(&self, id: i64, owner: &str) -> Result<(), StoreError> {
-        on_ops!(self, writer, release_task(id, owner))
+        self.guarded(async { release_task(self.inner.db.writer(), id, owner).await })
+            .await
     }
 
     /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
     /// left by a killed predecessor are its own).
     pub async fn release_task_leases(&self) -> Result<u64, StoreError> {
-        on_ops!(self, writer, release_task_leases())
+        self.guarded(async { release_task_leases(self.inner.db.writer()).await })
+            .await
     }
 
     /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
@@ -983,33 +914,41 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-        on_ops!(self, writer, receiver_walk(receiver_id, after_id, limit))
+        self.guarded(async { receiver_walk(self.inner.db.writer(), receiver_id, after_id, limit).await })
+            .await
     }
 
     /// Valid addresses of a list after detail id `after_id`.
     pub async fn count_receiver_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
-        on_ops!(self, writer, count_receiver_after(receiver_id, after_id))
+        self.guarded(async { count_receiver_after(self.inner.db.writer(), receiver_id, after_id).await })
+            .await
     }
 
     /// Enqueues a chunk's messages and advances the task's cursor and counters in one transaction, if the
     /// cursor is still `expected_cursor`; `false` (nothing written) otherwise.
     pub async fn feed_task_chunk(&self, c: &TaskChunk) -> Result<bool, StoreError> {
-        let retain = self.inner.opts.retain_bodies;
-        on_ops!(self, writer, feed_task_chunk(c, retain))
+        self.guarded(async {
+            let retain = self.inner.opts.retain_bodies;
+            feed_task_chunk(self.inner.db.writer(), c, retain).await
+        })
+        .await
     }
 
     /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
     pub async fn update_task_run(&self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-        on_ops!(self, writer, update_task_run(u))
+        self.guarded(async { update_task_run(self.inner.db.writer(), u).await })
+            .await
     }
 
     /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
     pub async fn count_requests(&self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
-        on_ops!(self, reader, count_requests(account, from_ms, to_ms))
+        self.guarded(async { count_requests(self.inner.db.reader(), account, from_ms, to_ms).await })
+            .await
     }
 
     /// The account's deliveries not yet final (queued, deferred or leased).
     pub async fn open_deliveries(&self, account: AccountId) -> Result<i64, StoreError> {
-        on_ops!(self, reader, open_deliveries(account))
+        self.guarded(async { open_deliveries(self.inner.db.reader(), account).await })
+            .await
     }
 }

@@ -1,7 +1,12 @@
 //! Engagement (migration 0008): unsubscribes bound to (account, sending domain, recipient), per-recipient bodies
 //! of tracked mail, callback targets and secrets, and the per-event callback delivery state on `events`.
 
-use crate::events::RecordedEvent;
+use std::collections::{HashMap, HashSet};
+
+use mailpush_model::MessageId;
+
+use crate::events::{EventRow, RecordedEvent};
+use crate::sql::{Arg, Pool, builder, query};
 use crate::{AccountId, Store, StoreError};
 
 /// An event due for callback delivery, with what the callback JSON needs from its message.
@@ -28,8 +33,8 @@ pub struct CallbackEvent {
 pub struct CallbackResult {
     /// The event.
     pub event_id: i64,
-    /// Its new state (see [`cb_state`]).
-    pub state: i32,
+    /// Its new state.
+    pub state: CallbackState,
     /// Attempts made so far.
     pub attempts: i32,
     /// When it is next due (a retry), else the time of the result.
@@ -51,20 +56,35 @@ pub struct DeliveryContent {
 /// far below SQLite's 32,766 bound parameters.
 pub(crate) const CONTENT_READ_CHUNK: usize = 100;
 
-/// Callback delivery states in `events.cb_state`.
-pub mod cb_state {
+/// Callback delivery state of an event (`events.cb_state`, stored as its value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub enum CallbackState {
     /// To deliver when due.
-    pub const PENDING: i32 = 0;
+    Pending = 0,
     /// Delivered (the receiver answered 2xx).
-    pub const DELIVERED: i32 = 1;
+    Delivered = 1,
     /// No callback URL configured when it was due.
-    pub const NO_TARGET: i32 = 2;
+    NoTarget = 2,
     /// Given up after the retry window.
-    pub const GAVE_UP: i32 = 3;
+    GaveUp = 3,
 }
 
-/// The `cb_state` an event is inserted with, as SQL around its account id: [`cb_state::PENDING`] when the
-/// account has a callback URL, else [`cb_state::NO_TARGET`] at once. Deciding it in the insert keeps the events
+impl CallbackState {
+    /// The stored value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<CallbackState> for Arg<'_> {
+    fn from(s: CallbackState) -> Self {
+        Arg::I32(Some(s.code()))
+    }
+}
+
+/// The `cb_state` an event is inserted with, as SQL around its account id: [`CallbackState::Pending`] when the
+/// account has a callback URL, else [`CallbackState::NoTarget`] at once. Deciding it in the insert keeps the events
 /// of accounts without callbacks (most mail) out of the dispatcher's index: before, each such event cost the
 /// dispatcher a claim and a finish, two single-row fsynced commits on the one SQLite writer. A macro, so that
 /// single-row and UNNEST inserts are one `concat!` of literals: `initial_cb_state!("u.a")`.
@@ -97,345 +117,257 @@ pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
         .push_unseparated(initial_cb_state!(close));
 }
 
-macro_rules! engage_ops {
-    (db = $DB:ty $(,)?) => {
-        use std::collections::{HashMap, HashSet};
+/// [`push_initial_cb_state`] for a [`crate::sql::Builder`]'s `VALUES` row.
+pub(crate) fn push_initial_cb_state_value(row: &mut crate::sql::Values<'_, '_>, account: AccountId) {
+    row.push(initial_cb_state!(open))
+        .push_bind_unseparated(account)
+        .push_unseparated(initial_cb_state!(close));
+}
 
-        use mailpush_model::MessageId;
-        use sqlx::{QueryBuilder, Row};
+async fn unsubscribe(
+    pool: Pool<'_>,
+    account: AccountId,
+    domain: &str,
+    recipient: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = query(
+        "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account)
+    .bind(domain)
+    .bind(recipient)
+    .bind(at_ms)
+    .execute(pool)
+    .await?;
+    Ok(inserted > 0)
+}
 
-        use crate::engage::{CONTENT_READ_CHUNK, CallbackEvent, DeliveryContent};
-        use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
-        use crate::{AccountId, StoreError};
+async fn put_recipient_bodies(
+    pool: Pool<'_>,
+    message: &MessageId,
+    bodies: &[(String, Vec<u8>)],
+) -> Result<(), StoreError> {
+    for chunk in bodies.chunks(100) {
+        let mut qb = builder("INSERT INTO recipient_bodies (message_id, recipient, body) ");
+        qb.push_values(chunk, |b, (r, body)| {
+            b.push_bind(message.as_str()).push_bind(r).push_bind(body);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(pool).await?;
+    }
+    Ok(())
+}
 
-        type Pool = sqlx::Pool<$DB>;
+async fn recipient_bodies(
+    pool: Pool<'_>,
+    message: &MessageId,
+    recipients: &[String],
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut qb = builder("SELECT recipient, body FROM recipient_bodies WHERE message_id = ");
+    qb.push_bind(message.as_str()).push(" AND recipient IN (");
+    qb.push_binds(recipients);
+    qb.push(")");
+    qb.build().fetch_all(pool).await
+}
 
-        pub(crate) async fn unsubscribe(
-            pool: &Pool,
-            account: AccountId,
-            domain: &str,
-            recipient: &str,
-            at_ms: i64,
-        ) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
+async fn delivery_contents(
+    pool: Pool<'_>,
+    wanted: &[(MessageId, Vec<String>)],
+) -> Result<HashMap<MessageId, DeliveryContent>, StoreError> {
+    let mut out: HashMap<MessageId, DeliveryContent> = HashMap::new();
+    // One statement per chunk of messages for both tables: the worker reads a whole claim's content in
+    // a round trip or two, not one per message.
+    for chunk in wanted.chunks(CONTENT_READ_CHUNK) {
+        let asked: HashSet<(&str, &str)> = chunk
+            .iter()
+            .flat_map(|(m, rs)| rs.iter().map(move |r| (m.as_str(), r.as_str())))
+            .collect();
+        let mut qb =
+            builder("SELECT message_id, 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id IN (");
+        qb.push_binds(chunk.iter().map(|(m, _)| m.as_str()));
+        qb.push(")");
+        if !asked.is_empty() {
+            qb.push(
+                " UNION ALL SELECT message_id, 1 AS part, recipient, body FROM recipient_bodies \
+                 WHERE message_id IN (",
+            );
+            qb.push_binds(chunk.iter().filter(|(_, rs)| !rs.is_empty()).map(|(m, _)| m.as_str()));
+            qb.push(") AND recipient IN (");
+            let recipients: HashSet<&str> = asked.iter().map(|(_, r)| *r).collect();
+            qb.push_binds(recipients);
+            qb.push(")");
+        }
+        let mut personal: Vec<(String, String, Vec<u8>)> = Vec::new();
+        let rows: Vec<(String, i32, String, Vec<u8>)> = qb.build().fetch_all(pool).await?;
+        for (message, part, recipient, body) in rows {
+            if part == 0 {
+                out.entry(MessageId::from_stored(message)).or_default().body = body;
+            } else if asked.contains(&(message.as_str(), recipient.as_str())) {
+                // The IN lists cross messages with recipients: only the asked pairs are kept.
+                personal.push((message, recipient, body));
+            }
+        }
+        for (message, recipient, body) in personal {
+            // Personal bodies of a message whose MIME is gone are useless (the message is purged).
+            if let Some(c) = out.get_mut(&MessageId::from_stored(message)) {
+                c.personal.push((recipient, body));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn set_callback_target(
+    pool: Pool<'_>,
+    account: AccountId,
+    sender: &str,
+    url: Option<&str>,
+) -> Result<(), StoreError> {
+    match url {
+        Some(url) => {
+            query(
+                "INSERT INTO callback_targets (account_id, sender_address, url) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, sender_address) DO UPDATE SET url = excluded.url",
             )
             .bind(account)
-            .bind(domain)
-            .bind(recipient)
-            .bind(at_ms)
+            .bind(sender)
+            .bind(url)
             .execute(pool)
             .await?;
-            Ok(r.rows_affected() > 0)
         }
-
-        pub(crate) async fn put_recipient_bodies(
-            pool: &Pool,
-            message: &MessageId,
-            bodies: &[(String, Vec<u8>)],
-        ) -> Result<(), StoreError> {
-            for chunk in bodies.chunks(100) {
-                let mut qb: QueryBuilder<$DB> =
-                    QueryBuilder::new("INSERT INTO recipient_bodies (message_id, recipient, body) ");
-                qb.push_values(chunk, |mut b, (r, body)| {
-                    b.push_bind(message.as_str().to_string())
-                        .push_bind(r.clone())
-                        .push_bind(body.clone());
-                });
-                qb.push(" ON CONFLICT DO NOTHING");
-                qb.build().execute(pool).await?;
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn recipient_bodies(
-            pool: &Pool,
-            message: &MessageId,
-            recipients: &[String],
-        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-            let mut qb: QueryBuilder<$DB> =
-                QueryBuilder::new("SELECT recipient, body FROM recipient_bodies WHERE message_id = ");
-            qb.push_bind(message.as_str().to_string())
-                .push(" AND recipient IN (");
-            let mut sep = qb.separated(", ");
-            for r in recipients {
-                sep.push_bind(r.clone());
-            }
-            qb.push(")");
-            let mut out = Vec::new();
-            for row in qb.build().fetch_all(pool).await? {
-                out.push((row.try_get("recipient")?, row.try_get("body")?));
-            }
-            Ok(out)
-        }
-
-        pub(crate) async fn delivery_contents(
-            pool: &Pool,
-            wanted: &[(MessageId, Vec<String>)],
-        ) -> Result<HashMap<MessageId, DeliveryContent>, StoreError> {
-            let mut out: HashMap<MessageId, DeliveryContent> = HashMap::new();
-            // One statement per chunk of messages for both tables: the worker reads a whole claim's content in
-            // a round trip or two, not one per message.
-            for chunk in wanted.chunks(CONTENT_READ_CHUNK) {
-                let asked: HashSet<(&str, &str)> = chunk
-                    .iter()
-                    .flat_map(|(m, rs)| rs.iter().map(move |r| (m.as_str(), r.as_str())))
-                    .collect();
-                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
-                    "SELECT message_id, 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id IN (",
-                );
-                let mut sep = qb.separated(", ");
-                for (m, _) in chunk {
-                    sep.push_bind(m.as_str().to_string());
-                }
-                qb.push(")");
-                if !asked.is_empty() {
-                    qb.push(
-                        " UNION ALL SELECT message_id, 1 AS part, recipient, body FROM recipient_bodies \
-                         WHERE message_id IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for (m, rs) in chunk {
-                        if !rs.is_empty() {
-                            sep.push_bind(m.as_str().to_string());
-                        }
-                    }
-                    qb.push(") AND recipient IN (");
-                    let recipients: HashSet<&str> = asked.iter().map(|(_, r)| *r).collect();
-                    let mut sep = qb.separated(", ");
-                    for r in recipients {
-                        sep.push_bind(r.to_string());
-                    }
-                    qb.push(")");
-                }
-                let mut personal: Vec<(String, String, Vec<u8>)> = Vec::new();
-                for row in qb.build().fetch_all(pool).await? {
-                    let message: String = row.try_get("message_id")?;
-                    let part: i32 = row.try_get("part")?;
-                    if part == 0 {
-                        out.entry(MessageId::from_stored(message)).or_default().body = row.try_get("body")?;
-                    } else {
-                        let recipient: String = row.try_get("recipient")?;
-                        // The IN lists cross messages with recipients: keep only the asked pairs.
-                        if asked.contains(&(message.as_str(), recipient.as_str())) {
-                            personal.push((message, recipient, row.try_get("body")?));
-                        }
-                    }
-                }
-                for (message, recipient, body) in personal {
-                    // Personal bodies of a message whose MIME is gone are useless (the message is purged).
-                    if let Some(c) = out.get_mut(&MessageId::from_stored(message)) {
-                        c.personal.push((recipient, body));
-                    }
-                }
-            }
-            Ok(out)
-        }
-
-        pub(crate) async fn set_callback_target(
-            pool: &Pool,
-            account: AccountId,
-            sender: &str,
-            url: Option<&str>,
-        ) -> Result<(), StoreError> {
-            match url {
-                Some(url) => {
-                    sqlx::query(
-                        "INSERT INTO callback_targets (account_id, sender_address, url) VALUES ($1, $2, $3) \
-                         ON CONFLICT (account_id, sender_address) DO UPDATE SET url = excluded.url",
-                    )
-                    .bind(account)
-                    .bind(sender)
-                    .bind(url)
-                    .execute(pool)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM callback_targets WHERE account_id = $1 AND sender_address = $2")
-                        .bind(account)
-                        .bind(sender)
-                        .execute(pool)
-                        .await?;
-                }
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn callback_targets(
-            pool: &Pool,
-            account: AccountId,
-        ) -> Result<Vec<(String, String)>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT sender_address, url FROM callback_targets WHERE account_id = $1 ORDER BY sender_address",
-            )
-            .bind(account)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get("sender_address")?, r.try_get("url")?)))
-                .collect()
-        }
-
-        pub(crate) async fn callback_secret(pool: &Pool, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-            let row = sqlx::query("SELECT secret_sealed FROM callback_secrets WHERE account_id = $1")
+        None => {
+            query("DELETE FROM callback_targets WHERE account_id = $1 AND sender_address = $2")
                 .bind(account)
-                .fetch_optional(pool)
-                .await?;
-            Ok(match row {
-                Some(r) => Some(r.try_get("secret_sealed")?),
-                None => None,
-            })
-        }
-
-        pub(crate) async fn put_callback_secret(
-            pool: &Pool,
-            account: AccountId,
-            sealed: &[u8],
-            replace: bool,
-        ) -> Result<(), StoreError> {
-            let sql = if replace {
-                "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) \
-                 ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed"
-            } else {
-                "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-            };
-            sqlx::query(sql)
-                .bind(account)
-                .bind(sealed.to_vec())
+                .bind(sender)
                 .execute(pool)
                 .await?;
-            Ok(())
         }
+    }
+    Ok(())
+}
 
-        pub(crate) async fn due_callbacks(
-            pool: &Pool,
-            now_ms: i64,
-            limit: i64,
-        ) -> Result<Vec<CallbackEvent>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
-                 e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
-                 COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
-                 COALESCE(m.request_ms, 0) AS request_ms, COALESCE(m.template_id, 0) AS template_id \
-                 FROM events e LEFT JOIN messages m ON m.id = e.message_id \
-                 WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
-            )
-            .bind(now_ms)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let message_id: String = row.try_get("message_id")?;
-                let bounce_type: Option<String> = row.try_get("bounce_type")?;
-                out.push(CallbackEvent {
-                    event: RecordedEvent {
-                        id: row.try_get("id")?,
-                        event: NewEvent {
-                            account_id: row.try_get("account_id")?,
-                            message_id: MessageId::from_stored(message_id),
-                            recipient: row.try_get("recipient")?,
-                            kind: event_kind(row.try_get("kind")?)?,
-                            at_ms: row.try_get("at_ms")?,
-                            reason: row.try_get("reason")?,
-                            bounce_type: bounce_type.as_deref().and_then(BounceType::parse),
-                            link: row.try_get("link")?,
-                            user_agent: row.try_get("user_agent")?,
-                        },
-                    },
-                    attempts: row.try_get("cb_attempts")?,
-                    next_ms: row.try_get("cb_next_ms")?,
-                    from_address: row.try_get("from_address")?,
-                    subject: row.try_get("subject")?,
-                    request_ms: row.try_get("request_ms")?,
-                    template_id: row.try_get("template_id")?,
-                });
-            }
-            Ok(out)
-        }
+async fn callback_targets(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
+    query("SELECT sender_address, url FROM callback_targets WHERE account_id = $1 ORDER BY sender_address")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+}
 
-        pub(crate) async fn claim_callbacks(
-            pool: &Pool,
-            seen: &[(i64, i64)],
-            lease_until_ms: i64,
-        ) -> Result<Vec<i64>, StoreError> {
-            let mut claimed = Vec::with_capacity(seen.len());
-            // 2 binds per row: far below both backends' bind limits.
-            for chunk in seen.chunks(1000) {
-                let mut qb: QueryBuilder<$DB> = QueryBuilder::new("UPDATE events SET cb_next_ms = ");
-                qb.push_bind(lease_until_ms)
-                    .push(" WHERE cb_state = ")
-                    .push_bind(crate::engage::cb_state::PENDING)
-                    .push(" AND (id, cb_next_ms) IN (");
-                qb.push_values(chunk, |mut b, (id, next)| {
-                    b.push_bind(*id).push_bind(*next);
-                });
-                qb.push(") RETURNING id");
-                for row in qb.build().persistent(false).fetch_all(pool).await? {
-                    claimed.push(row.try_get("id")?);
-                }
-            }
-            Ok(claimed)
-        }
+async fn callback_secret(pool: Pool<'_>, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
+    query("SELECT secret_sealed FROM callback_secrets WHERE account_id = $1")
+        .bind(account)
+        .scalar_optional(pool)
+        .await
+}
 
-        pub(crate) async fn finish_callbacks(
-            pool: &Pool,
-            results: &[crate::engage::CallbackResult],
-        ) -> Result<(), StoreError> {
-            let mut tx = pool.begin().await?;
-            for r in results {
-                sqlx::query(
-                    "UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 WHERE id = $5",
-                )
-                .bind(r.state)
-                .bind(r.attempts)
-                .bind(r.next_ms)
-                .bind(r.error.as_deref())
-                .bind(r.event_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-
-        pub(crate) async fn engagement_kinds(
-            pool: &Pool,
-            account: AccountId,
-            messages: &[MessageId],
-        ) -> Result<Vec<(String, String, i32)>, StoreError> {
-            let mut out = Vec::new();
-            if messages.is_empty() {
-                return Ok(out);
-            }
-            let mut qb: QueryBuilder<$DB> =
-                QueryBuilder::new("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
-            qb.push_bind(account)
-                .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
-            let mut sep = qb.separated(", ");
-            for m in messages {
-                sep.push_bind(m.as_str().to_string());
-            }
-            qb.push(")");
-            for row in qb.build().fetch_all(pool).await? {
-                out.push((
-                    row.try_get("message_id")?,
-                    row.try_get("recipient")?,
-                    row.try_get("kind")?,
-                ));
-            }
-            Ok(out)
-        }
+async fn put_callback_secret(
+    pool: Pool<'_>,
+    account: AccountId,
+    sealed: &[u8],
+    replace: bool,
+) -> Result<(), StoreError> {
+    let sql = if replace {
+        "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) \
+         ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed"
+    } else {
+        "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
     };
+    query(sql).bind(account).bind(sealed).execute(pool).await?;
+    Ok(())
 }
 
-mod sqlite_ops {
-    engage_ops! { db = sqlx::Sqlite }
+/// An event due for callback, with its message's columns.
+#[derive(sqlx::FromRow)]
+struct CallbackRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    cb_attempts: i32,
+    cb_next_ms: i64,
+    from_address: String,
+    subject: String,
+    request_ms: i64,
+    template_id: i64,
 }
 
-mod pg_ops {
-    engage_ops! { db = sqlx::Postgres }
+async fn due_callbacks(pool: Pool<'_>, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
+    let rows: Vec<CallbackRow> = query(
+        "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
+         e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
+         COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
+         COALESCE(m.request_ms, 0) AS request_ms, COALESCE(m.template_id, 0) AS template_id \
+         FROM events e LEFT JOIN messages m ON m.id = e.message_id \
+         WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
+    )
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(CallbackEvent {
+                event: RecordedEvent::try_from(r.event)?,
+                attempts: r.cb_attempts,
+                next_ms: r.cb_next_ms,
+                from_address: r.from_address,
+                subject: r.subject,
+                request_ms: r.request_ms,
+                template_id: r.template_id,
+            })
+        })
+        .collect()
+}
+
+async fn claim_callbacks(pool: Pool<'_>, seen: &[(i64, i64)], lease_until_ms: i64) -> Result<Vec<i64>, StoreError> {
+    let mut claimed = Vec::with_capacity(seen.len());
+    // 2 binds per row: far below both backends' bind limits.
+    for chunk in seen.chunks(1000) {
+        let mut qb = builder("UPDATE events SET cb_next_ms = ");
+        qb.push_bind(lease_until_ms)
+            .push(" WHERE cb_state = ")
+            .push_bind(CallbackState::Pending)
+            .push(" AND (id, cb_next_ms) IN (");
+        qb.push_values(chunk, |b, (id, next)| {
+            b.push_bind(*id).push_bind(*next);
+        });
+        qb.push(") RETURNING id");
+        claimed.extend(qb.build().persistent(false).scalars::<i64>(pool).await?);
+    }
+    Ok(claimed)
+}
+
+async fn finish_callbacks(pool: Pool<'_>, results: &[crate::engage::CallbackResult]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut conn = tx.conn();
+    for r in results {
+        query("UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 WHERE id = $5")
+            .bind(r.state)
+            .bind(r.attempts)
+            .bind(r.next_ms)
+            .bind(r.error.as_deref())
+            .bind(r.event_id)
+            .execute(&mut conn)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn engagement_kinds(
+    pool: Pool<'_>,
+    account: AccountId,
+    messages: &[MessageId],
+) -> Result<Vec<(String, String, i32)>, StoreError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = builder("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
+    qb.push_bind(account)
+        .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
+    qb.push_binds(messages.iter().map(MessageId::as_str));
+    qb.push(")");
+    qb.build().fetch_all(pool).await
 }
 
 impl Store {
@@ -447,7 +379,8 @@ impl Store {
         recipient: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        on_ops!(self, writer, unsubscribe(account, domain, recipient, at_ms))
+        self.guarded(async { unsubscribe(self.inner.db.writer(), account, domain, recipient, at_ms).await })
+            .await
     }
 
     /// Stores per-recipient bodies of a message (written before the message is enqueued).
@@ -456,10 +389,13 @@ impl Store {
         message: &mailpush_model::MessageId,
         bodies: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        if bodies.is_empty() {
-            return Ok(());
-        }
-        on_ops!(self, writer, put_recipient_bodies(message, bodies))
+        self.guarded(async {
+            if bodies.is_empty() {
+                return Ok(());
+            }
+            put_recipient_bodies(self.inner.db.writer(), message, bodies).await
+        })
+        .await
     }
 
     /// The per-recipient bodies stored for these recipients of `message` (absent ones use the message body).
@@ -468,10 +404,13 @@ impl Store {
         message: &mailpush_model::MessageId,
         recipients: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        on_ops!(self, reader, recipient_bodies(message, recipients))
+        self.guarded(async {
+            if recipients.is_empty() {
+                return Ok(Vec::new());
+            }
+            recipient_bodies(self.inner.db.reader(), message, recipients).await
+        })
+        .await
     }
 
     /// A claimed message's content for delivery: its MIME and the per-recipient bodies of those of `recipients`
@@ -482,10 +421,13 @@ impl Store {
         message: &mailpush_model::MessageId,
         recipients: &[String],
     ) -> Result<Option<DeliveryContent>, StoreError> {
-        let mut all = self
-            .delivery_contents(&[(message.clone(), recipients.to_vec())])
-            .await?;
-        Ok(all.remove(message))
+        self.guarded(async {
+            let mut all = self
+                .delivery_contents(&[(message.clone(), recipients.to_vec())])
+                .await?;
+            Ok(all.remove(message))
+        })
+        .await
     }
 
     /// [`Store::delivery_content`] of several messages in one read (a statement per 100 messages): the MIME of
@@ -495,7 +437,8 @@ impl Store {
         &self,
         wanted: &[(mailpush_model::MessageId, Vec<String>)],
     ) -> Result<std::collections::HashMap<mailpush_model::MessageId, DeliveryContent>, StoreError> {
-        on_ops!(self, reader, delivery_contents(wanted))
+        self.guarded(async { delivery_contents(self.inner.db.reader(), wanted).await })
+            .await
     }
 
     /// Sets (`Some`) or removes (`None`) a callback URL; `sender` "" is the account-level one.
@@ -505,17 +448,20 @@ impl Store {
         sender: &str,
         url: Option<&str>,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, set_callback_target(account, sender, url))
+        self.guarded(async { set_callback_target(self.inner.db.writer(), account, sender, url).await })
+            .await
     }
 
     /// The account's callback URLs as (sender address or "", URL).
     pub async fn callback_targets(&self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-        on_ops!(self, reader, callback_targets(account))
+        self.guarded(async { callback_targets(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// The account's sealed callback secret.
     pub async fn callback_secret(&self, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-        on_ops!(self, writer, callback_secret(account))
+        self.guarded(async { callback_secret(self.inner.db.writer(), account).await })
+            .await
     }
 
     /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
@@ -525,29 +471,37 @@ impl Store {
         sealed: &[u8],
         replace: bool,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, put_callback_secret(account, sealed, replace))
+        self.guarded(async { put_callback_secret(self.inner.db.writer(), account, sealed, replace).await })
+            .await
     }
 
     /// Up to `limit` events whose callback is due at `now_ms`, oldest due first (system-wide: the dispatcher).
     pub async fn due_callbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
-        on_ops!(self, writer, due_callbacks(now_ms, limit))
+        self.guarded(async { due_callbacks(self.inner.db.writer(), now_ms, limit).await })
+            .await
     }
 
     /// Leases due events' callbacks until `lease_until_ms`, given as (event id, `cb_next_ms` when read), in one
     /// statement; returns the ids leased (an event another dispatcher took first is left out).
     pub async fn claim_callbacks(&self, seen: &[(i64, i64)], lease_until_ms: i64) -> Result<Vec<i64>, StoreError> {
-        if seen.is_empty() {
-            return Ok(Vec::new());
-        }
-        on_ops!(self, writer, claim_callbacks(seen, lease_until_ms))
+        self.guarded(async {
+            if seen.is_empty() {
+                return Ok(Vec::new());
+            }
+            claim_callbacks(self.inner.db.writer(), seen, lease_until_ms).await
+        })
+        .await
     }
 
     /// Records callback attempts' results in one transaction (one commit for a dispatcher round).
     pub async fn finish_callbacks(&self, results: &[CallbackResult]) -> Result<(), StoreError> {
-        if results.is_empty() {
-            return Ok(());
-        }
-        on_ops!(self, writer, finish_callbacks(results))
+        self.guarded(async {
+            if results.is_empty() {
+                return Ok(());
+            }
+            finish_callbacks(self.inner.db.writer(), results).await
+        })
+        .await
     }
 
     /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
@@ -556,18 +510,23 @@ impl Store {
         account: AccountId,
         messages: &[mailpush_model::MessageId],
     ) -> Result<Vec<(String, String, i32)>, StoreError> {
-        on_ops!(self, reader, engagement_kinds(account, messages))
+        self.guarded(async { engagement_kinds(self.inner.db.reader(), account, messages).await })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cb_state;
+    use super::CallbackState;
 
     #[test]
     fn initial_cb_state_is_pending_or_no_target() {
         let sql = initial_cb_state!("e.a");
-        let tail = format!("= e.a) THEN {} ELSE {} END", cb_state::PENDING, cb_state::NO_TARGET);
+        let tail = format!(
+            "= e.a) THEN {} ELSE {} END",
+            CallbackState::Pending.code(),
+            CallbackState::NoTarget.code()
+        );
         assert!(sql.ends_with(&tail), "{sql}");
     }
 }

@@ -4,7 +4,10 @@
 
 use mailpush_model::{EventKind, MessageId};
 
-use crate::{AccountId, Db, Store, StoreError};
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{Pool, builder, query};
+use crate::{AccountId, Store, StoreError};
 
 /// `bounceType` of a bounce event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,156 +83,147 @@ pub(crate) fn event_kind(code: i32) -> Result<EventKind, StoreError> {
     })
 }
 
-macro_rules! event_ops {
-    (db = $DB:ty, begin = $begin:expr, apply = $apply:path $(,)?) => {
-        use mailpush_model::{EventKind, MessageId};
-        use sqlx::{QueryBuilder, Row};
+const COLUMNS: &str = "id, account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent";
 
-        use crate::events::{BounceType, NewEvent, RecordedEvent, event_kind};
-        use crate::{AccountId, StoreError};
-
-        type Pool = sqlx::Pool<$DB>;
-        type DbRow = <$DB as sqlx::Database>::Row;
-
-        const COLUMNS: &str =
-            "id, account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent";
-
-        fn event_from_row(row: &DbRow) -> Result<RecordedEvent, StoreError> {
-            let message_id: String = row.try_get("message_id")?;
-            let bounce_type: Option<String> = row.try_get("bounce_type")?;
-            Ok(RecordedEvent {
-                id: row.try_get("id")?,
-                event: NewEvent {
-                    account_id: row.try_get("account_id")?,
-                    message_id: MessageId::from_stored(message_id),
-                    recipient: row.try_get("recipient")?,
-                    kind: event_kind(row.try_get("kind")?)?,
-                    at_ms: row.try_get("at_ms")?,
-                    reason: row.try_get("reason")?,
-                    bounce_type: bounce_type.as_deref().and_then(BounceType::parse),
-                    link: row.try_get("link")?,
-                    user_agent: row.try_get("user_agent")?,
-                },
-            })
-        }
-
-        /// Appends events and their rollup increments in one transaction. Opens and clicks count in the
-        /// statistics only as the recipient's first of the message (`stats_firsts`, race-free by its key).
-        pub(crate) async fn record_events(pool: &Pool, events: &[NewEvent]) -> Result<(), StoreError> {
-            let mut tx = pool.begin_with($begin).await?;
-            let mut delta = crate::stats::StatsDelta::default();
-            let mut senders: std::collections::HashMap<(AccountId, String), String> = Default::default();
-            for e in events {
-                let key = (e.account_id, e.message_id.as_str().to_string());
-                #[allow(clippy::map_entry)] // the entry cannot be held across the await below
-                if !senders.contains_key(&key) {
-                    let from: Option<String> =
-                        sqlx::query_scalar("SELECT from_address FROM messages WHERE id = $1 AND account_id = $2")
-                            .bind(e.message_id.as_str())
-                            .bind(e.account_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    senders.insert(key.clone(), from.unwrap_or_default());
-                }
-                let first = if matches!(e.kind, EventKind::Open | EventKind::Click) {
-                    sqlx::query(
-                        "INSERT INTO stats_firsts (message_id, recipient, kind) VALUES ($1, $2, $3) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(e.message_id.as_str())
-                    .bind(&e.recipient)
-                    .bind(e.kind.id())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        > 0
-                } else {
-                    false
-                };
-                let from = senders.get(&key).map(String::as_str).unwrap_or("");
-                delta.event(e.account_id, e.at_ms, from, &e.recipient, e.kind, first);
-            }
-            // Bounded statements: 10 binds per row keeps each chunk far below both backends' bind limits.
-            for chunk in events.chunks(500) {
-                let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
-                    "INSERT INTO events \
-                     (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent, cb_state) ",
-                );
-                qb.push_values(chunk, |mut b, e| {
-                    b.push_bind(e.account_id)
-                        .push_bind(e.message_id.as_str().to_string())
-                        .push_bind(e.recipient.clone())
-                        .push_bind(e.kind.id())
-                        .push_bind(e.at_ms)
-                        .push_bind(e.reason.clone())
-                        .push_bind(e.bounce_type.map(|b| b.as_str()))
-                        .push_bind(e.link.clone())
-                        .push_bind(e.user_agent.clone());
-                    crate::engage::push_initial_cb_state(&mut b, e.account_id);
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-            $apply(&mut *tx, &delta).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-
-        pub(crate) async fn message_events(
-            pool: &Pool,
-            account: AccountId,
-            message: &MessageId,
-        ) -> Result<Vec<RecordedEvent>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id"
-            )))
-            .bind(account)
-            .bind(message.as_str())
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(event_from_row).collect()
-        }
-
-        pub(crate) async fn account_events(
-            pool: &Pool,
-            account: AccountId,
-            from_ms: i64,
-            to_ms: i64,
-            limit: i64,
-        ) -> Result<Vec<RecordedEvent>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND at_ms >= $2 AND at_ms < $3 \
-                 ORDER BY at_ms, id LIMIT $4"
-            )))
-            .bind(account)
-            .bind(from_ms)
-            .bind(to_ms)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(event_from_row).collect()
-        }
-    };
+/// An `events` row as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: i64,
+    account_id: AccountId,
+    message_id: String,
+    recipient: String,
+    kind: i32,
+    at_ms: i64,
+    reason: String,
+    bounce_type: Option<String>,
+    link: Option<String>,
+    user_agent: Option<String>,
 }
 
-mod sqlite_ops {
-    event_ops! { db = sqlx::Sqlite, begin = "BEGIN IMMEDIATE", apply = crate::stats::apply_sqlite }
+impl TryFrom<EventRow> for RecordedEvent {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(RecordedEvent {
+            id: r.id,
+            event: NewEvent {
+                account_id: r.account_id,
+                message_id: MessageId::from_stored(r.message_id),
+                recipient: r.recipient,
+                kind: event_kind(r.kind)?,
+                at_ms: r.at_ms,
+                reason: r.reason,
+                bounce_type: r.bounce_type.as_deref().and_then(BounceType::parse),
+                link: r.link,
+                user_agent: r.user_agent,
+            },
+        })
+    }
 }
 
-mod pg_ops {
-    event_ops! { db = sqlx::Postgres, begin = "BEGIN", apply = crate::stats::apply_pg }
+/// Appends events and their rollup increments in one transaction. Opens and clicks count in the
+/// statistics only as the recipient's first of the message (`stats_firsts`, race-free by its key).
+async fn record_events(pool: Pool<'_>, events: &[NewEvent]) -> Result<(), StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    let mut delta = crate::stats::StatsDelta::default();
+    let mut senders: std::collections::HashMap<(AccountId, String), String> = Default::default();
+    for e in events {
+        let key = (e.account_id, e.message_id.as_str().to_string());
+        #[allow(clippy::map_entry)] // the entry cannot be held across the await below
+        if !senders.contains_key(&key) {
+            let from: Option<String> = query("SELECT from_address FROM messages WHERE id = $1 AND account_id = $2")
+                .bind(e.message_id.as_str())
+                .bind(e.account_id)
+                .scalar_optional(&mut conn)
+                .await?;
+            senders.insert(key.clone(), from.unwrap_or_default());
+        }
+        let first = if matches!(e.kind, EventKind::Open | EventKind::Click) {
+            query(
+                "INSERT INTO stats_firsts (message_id, recipient, kind) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(e.message_id.as_str())
+            .bind(&e.recipient)
+            .bind(e.kind.id())
+            .execute(&mut conn)
+            .await?
+                > 0
+        } else {
+            false
+        };
+        let from = senders.get(&key).map(String::as_str).unwrap_or("");
+        delta.event(e.account_id, e.at_ms, from, &e.recipient, e.kind, first);
+    }
+    // Bounded statements: 10 binds per row keeps each chunk far below both backends' bind limits.
+    for chunk in events.chunks(500) {
+        let mut qb = builder(
+            "INSERT INTO events \
+             (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, link, user_agent, cb_state) ",
+        );
+        qb.push_values(chunk, |b, e| {
+            b.push_bind(e.account_id)
+                .push_bind(e.message_id.as_str())
+                .push_bind(&e.recipient)
+                .push_bind(e.kind.id())
+                .push_bind(e.at_ms)
+                .push_bind(&e.reason)
+                .push_bind(e.bounce_type.map(|b| b.as_str()))
+                .push_bind(e.link.as_deref())
+                .push_bind(e.user_agent.as_deref());
+            crate::engage::push_initial_cb_state_value(b, e.account_id);
+        });
+        qb.build().execute(&mut conn).await?;
+    }
+    conn.apply_stats(&delta).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn message_events(
+    pool: Pool<'_>,
+    account: AccountId,
+    message: &MessageId,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id"
+    )))
+    .bind(account)
+    .bind(message.as_str())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RecordedEvent::try_from).collect()
+}
+
+async fn account_events(
+    pool: Pool<'_>,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+         ORDER BY at_ms, id LIMIT $4"
+    )))
+    .bind(account)
+    .bind(from_ms)
+    .bind(to_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RecordedEvent::try_from).collect()
 }
 
 impl Store {
     /// Appends events to the log with their statistics, in one transaction (all or nothing).
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
         self.guarded(async {
-            match &self.inner.db {
-                Db::Sqlite { writer, .. } => sqlite_ops::record_events(writer, events).await,
-                Db::Postgres(pool) => pg_ops::record_events(pool, events).await,
+            if events.is_empty() {
+                return Ok(());
             }
+            record_events(self.inner.db.writer(), events).await
         })
         .await
     }
@@ -240,13 +234,8 @@ impl Store {
         account: AccountId,
         message: &MessageId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.guarded(async {
-            match &self.inner.db {
-                Db::Sqlite { reader, .. } => sqlite_ops::message_events(reader, account, message).await,
-                Db::Postgres(pool) => pg_ops::message_events(pool, account, message).await,
-            }
-        })
-        .await
+        self.guarded(async { message_events(self.inner.db.reader(), account, message).await })
+            .await
     }
 
     /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
@@ -257,12 +246,7 @@ impl Store {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.guarded(async {
-            match &self.inner.db {
-                Db::Sqlite { reader, .. } => sqlite_ops::account_events(reader, account, from_ms, to_ms, limit).await,
-                Db::Postgres(pool) => pg_ops::account_events(pool, account, from_ms, to_ms, limit).await,
-            }
-        })
-        .await
+        self.guarded(async { account_events(self.inner.db.reader(), account, from_ms, to_ms, limit).await })
+            .await
     }
 }

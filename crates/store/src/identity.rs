@@ -5,6 +5,9 @@
 //! [`Store::identities_to_recheck`] (the background DNS re-check) and [`Store::sender_for_login`]
 //! (SMTP AUTH names an address, not an account); plus [`Store::identity_for_admin`] for the operator's CLI.
 
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{Conn, Pool, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A new domain with its keys.
@@ -26,7 +29,7 @@ pub struct NewIdentity {
 }
 
 /// A DKIM key to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NewDkimKey {
     /// Selector.
     pub selector: String,
@@ -42,7 +45,7 @@ pub struct NewDkimKey {
 pub type DkimKeyRow = NewDkimKey;
 
 /// A stored domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdentityRow {
     /// Row id.
     pub id: i64,
@@ -96,7 +99,7 @@ pub struct NewSender {
 }
 
 /// A stored sender address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SenderRow {
     /// Row id.
     pub id: i64,
@@ -114,428 +117,343 @@ pub struct SenderRow {
     pub created_ms: i64,
 }
 
-macro_rules! identity_ops {
-    (db = $DB:ty, lock_account = $lock_account:expr, lock_identity = $lock_identity:expr $(,)?) => {
-        use super::*;
-        use sqlx::Row;
+const IDENTITY_COLUMNS: &str = "id, account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms";
+const SENDER_COLUMNS: &str = "id, account_id, identity_id, address, sender_name, smtp_password_hash, created_ms";
 
-        type Pool = sqlx::Pool<$DB>;
-        type DbRow = <$DB as sqlx::Database>::Row;
-
-        const IDENTITY_COLUMNS: &str =
-            "id, account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms";
-        const SENDER_COLUMNS: &str =
-            "id, account_id, identity_id, address, sender_name, smtp_password_hash, created_ms";
-
-        fn identity_from_row(row: &DbRow) -> Result<IdentityRow, StoreError> {
-            Ok(IdentityRow {
-                id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                domain: row.try_get("domain")?,
-                dkim_option: row.try_get("dkim_option")?,
-                verified: row.try_get("verified")?,
-                checks: row.try_get("checks")?,
-                reason: row.try_get("reason")?,
-                checked_ms: row.try_get("checked_ms")?,
-                created_ms: row.try_get("created_ms")?,
-            })
-        }
-
-        fn sender_from_row(row: &DbRow) -> Result<SenderRow, StoreError> {
-            Ok(SenderRow {
-                id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                identity_id: row.try_get("identity_id")?,
-                address: row.try_get("address")?,
-                sender_name: row.try_get("sender_name")?,
-                smtp_password_hash: row.try_get("smtp_password_hash")?,
-                created_ms: row.try_get("created_ms")?,
-            })
-        }
-
-        async fn insert_keys(
-            tx: &mut sqlx::Transaction<'_, $DB>,
-            identity_id: i64,
-            keys: &[NewDkimKey],
-            created_ms: i64,
-        ) -> Result<(), StoreError> {
-            for k in keys {
-                sqlx::query(
-                    "INSERT INTO dkim_keys (identity_id, selector, algorithm, public_key, private_key_sealed, created_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(identity_id)
-                .bind(&k.selector)
-                .bind(&k.algorithm)
-                .bind(&k.public_key)
-                .bind(&k.private_key_sealed)
-                .bind(created_ms)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn create_identity(pool: &Pool, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-            let mut tx = begin(pool).await?;
-            let locked: Option<i64> =
-                sqlx::query_scalar($lock_account).bind(n.account_id).fetch_optional(&mut *tx).await?;
-            if locked.is_none() {
-                return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
-            }
-            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
-                .bind(n.account_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if held >= n.max_per_account {
-                return Err(StoreError::LimitReached(format!("{} sending domains", n.max_per_account)));
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms) \
-                 VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
-            )
-            .bind(n.account_id)
-            .bind(&n.domain)
-            .bind(n.dkim_option)
-            .bind(false)
-            .bind("not verified yet")
-            .bind(n.created_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-            insert_keys(&mut tx, id, &n.keys, n.created_ms).await?;
-            tx.commit().await?;
-            Ok(IdentityRow {
-                id,
-                account_id: n.account_id,
-                domain: n.domain,
-                dkim_option: n.dkim_option,
-                verified: false,
-                checks: String::new(),
-                reason: "not verified yet".into(),
-                checked_ms: 0,
-                created_ms: n.created_ms,
-            })
-        }
-
-        pub(crate) async fn replace_dkim_keys(
-            pool: &Pool,
-            account: AccountId,
-            identity_id: i64,
-            dkim_option: i64,
-            keys: Vec<NewDkimKey>,
-            now_ms: i64,
-        ) -> Result<(), StoreError> {
-            let mut tx = begin(pool).await?;
-            let done = sqlx::query(
-                "UPDATE email_identities SET dkim_option = $1, verified = $2, reason = $3 WHERE id = $4 AND account_id = $5",
-            )
-            .bind(dkim_option)
-            .bind(false)
-            .bind("new DKIM keys: publish the new records")
-            .bind(identity_id)
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query("DELETE FROM dkim_keys WHERE identity_id = $1")
-                .bind(identity_id)
-                .execute(&mut *tx)
-                .await?;
-            insert_keys(&mut tx, identity_id, &keys, now_ms).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-
-        pub(crate) async fn identity(
-            pool: &Pool,
-            account: AccountId,
-            domain: &str,
-        ) -> Result<Option<IdentityRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 AND domain = $2"
-            )))
-            .bind(account)
-            .bind(domain)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(identity_from_row).transpose()
-        }
-
-        pub(crate) async fn identity_for_admin(pool: &Pool, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE domain = $1"
-            )))
-            .bind(domain)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(identity_from_row).transpose()
-        }
-
-        pub(crate) async fn identity_owner(pool: &Pool, domain: &str) -> Result<Option<AccountId>, StoreError> {
-            Ok(sqlx::query_scalar("SELECT account_id FROM email_identities WHERE domain = $1")
-                .bind(domain)
-                .fetch_optional(pool)
-                .await?)
-        }
-
-        pub(crate) async fn list_identities(
-            pool: &Pool,
-            account: AccountId,
-            offset: i64,
-            limit: i64,
-        ) -> Result<Vec<IdentityRow>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 ORDER BY domain LIMIT $2 OFFSET $3"
-            )))
-            .bind(account)
-            .bind(limit.max(0))
-            .bind(offset.max(0))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(identity_from_row).collect()
-        }
-
-        pub(crate) async fn count_identities(pool: &Pool, account: AccountId) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
-                .bind(account)
-                .fetch_one(pool)
-                .await?)
-        }
-
-        pub(crate) async fn delete_identity(pool: &Pool, account: AccountId, domain: &str) -> Result<(), StoreError> {
-            let done = sqlx::query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
-                .bind(account)
-                .bind(domain)
-                .execute(pool)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn record_identity_check(
-            pool: &Pool,
-            account: AccountId,
-            identity_id: i64,
-            c: &IdentityCheck,
-        ) -> Result<(), StoreError> {
-            let done = sqlx::query(
-                "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
-                 WHERE id = $5 AND account_id = $6",
-            )
-            .bind(c.verified)
-            .bind(&c.checks)
-            .bind(&c.reason)
-            .bind(c.checked_ms)
-            .bind(identity_id)
-            .bind(account)
-            .execute(pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn identities_to_recheck(
-            pool: &Pool,
-            checked_before_ms: i64,
-            limit: i64,
-        ) -> Result<Vec<IdentityRow>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE verified = $1 AND checked_ms < $2 \
-                 ORDER BY checked_ms LIMIT $3"
-            )))
-            .bind(true)
-            .bind(checked_before_ms)
-            .bind(limit.max(0))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(identity_from_row).collect()
-        }
-
-        pub(crate) async fn dkim_keys(
-            pool: &Pool,
-            account: AccountId,
-            identity_id: i64,
-        ) -> Result<Vec<DkimKeyRow>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT k.selector, k.algorithm, k.public_key, k.private_key_sealed \
-                 FROM dkim_keys k JOIN email_identities i ON i.id = k.identity_id \
-                 WHERE k.identity_id = $1 AND i.account_id = $2 ORDER BY k.created_ms, k.selector",
-            )
-            .bind(identity_id)
-            .bind(account)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(DkimKeyRow {
-                        selector: row.try_get("selector")?,
-                        algorithm: row.try_get("algorithm")?,
-                        public_key: row.try_get("public_key")?,
-                        private_key_sealed: row.try_get("private_key_sealed")?,
-                    })
-                })
-                .collect()
-        }
-
-        pub(crate) async fn create_sender(pool: &Pool, n: NewSender) -> Result<SenderRow, StoreError> {
-            let mut tx = begin(pool).await?;
-            let locked: Option<i64> = sqlx::query_scalar($lock_identity)
-                .bind(n.identity_id)
-                .bind(n.account_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if locked.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_senders WHERE identity_id = $1")
-                .bind(n.identity_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if held >= n.max_per_domain {
-                return Err(StoreError::LimitReached(format!("{} sender addresses", n.max_per_domain)));
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, created_ms) \
-                 SELECT $1, id, $3, $4, NULL, $5 FROM email_identities WHERE id = $2 AND account_id = $1 RETURNING id",
-            )
-            .bind(n.account_id)
-            .bind(n.identity_id)
-            .bind(&n.address)
-            .bind(&n.sender_name)
-            .bind(n.created_ms)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            tx.commit().await?;
-            Ok(SenderRow {
-                id,
-                account_id: n.account_id,
-                identity_id: n.identity_id,
-                address: n.address,
-                sender_name: n.sender_name,
-                smtp_password_hash: None,
-                created_ms: n.created_ms,
-            })
-        }
-
-        pub(crate) async fn sender(
-            pool: &Pool,
-            account: AccountId,
-            address: &str,
-        ) -> Result<Option<SenderRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 AND address = $2"
-            )))
-            .bind(account)
-            .bind(address)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(sender_from_row).transpose()
-        }
-
-        pub(crate) async fn sender_for_login(pool: &Pool, address: &str) -> Result<Option<SenderRow>, StoreError> {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE address = $1"
-            )))
-            .bind(address)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(sender_from_row).transpose()
-        }
-
-        pub(crate) async fn list_senders(pool: &Pool, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 ORDER BY address"
-            )))
-            .bind(account)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(sender_from_row).collect()
-        }
-
-        pub(crate) async fn count_senders(
-            pool: &Pool,
-            account: AccountId,
-            identity_id: i64,
-        ) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM email_senders WHERE account_id = $1 AND identity_id = $2",
-            )
-            .bind(account)
-            .bind(identity_id)
-            .fetch_one(pool)
-            .await?)
-        }
-
-        pub(crate) async fn delete_sender(pool: &Pool, account: AccountId, address: &str) -> Result<(), StoreError> {
-            let done = sqlx::query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
-                .bind(account)
-                .bind(address)
-                .execute(pool)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn set_sender_password(
-            pool: &Pool,
-            account: AccountId,
-            address: &str,
-            hash: &str,
-        ) -> Result<(), StoreError> {
-            let done = sqlx::query(
-                "UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3",
-            )
-            .bind(hash)
-            .bind(account)
-            .bind(address)
-            .execute(pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-    };
+async fn insert_keys(
+    conn: &mut Conn<'_>,
+    identity_id: i64,
+    keys: &[NewDkimKey],
+    created_ms: i64,
+) -> Result<(), StoreError> {
+    for k in keys {
+        query(
+            "INSERT INTO dkim_keys (identity_id, selector, algorithm, public_key, private_key_sealed, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(identity_id)
+        .bind(&k.selector)
+        .bind(&k.algorithm)
+        .bind(&k.public_key)
+        .bind(&k.private_key_sealed)
+        .bind(created_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
-mod sqlite_ops {
-    async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        // IMMEDIATE, like every write transaction of the SQLite backend (see sqlite.rs).
-        pool.begin_with("BEGIN IMMEDIATE").await
+async fn create_identity(pool: Pool<'_>, n: NewIdentity) -> Result<IdentityRow, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    // Serialises creates per account (SQLite: the write transaction already does; this only checks existence).
+    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
+    let locked: Option<i64> = query(AssertSqlSafe(lock))
+        .bind(n.account_id)
+        .scalar_optional(&mut conn)
+        .await?;
+    if locked.is_none() {
+        return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
     }
-    // SQLite's IMMEDIATE transactions already serialise writers; the SELECTs only check existence.
-    identity_ops! {
-        db = sqlx::Sqlite,
-        lock_account = "SELECT id FROM accounts WHERE id = $1",
-        lock_identity = "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2",
+    let held: i64 = query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+        .bind(n.account_id)
+        .scalar(&mut conn)
+        .await?;
+    if held >= n.max_per_account {
+        return Err(StoreError::LimitReached(format!(
+            "{} sending domains",
+            n.max_per_account
+        )));
     }
+    let id: i64 = query(
+        "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms) \
+         VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
+    )
+    .bind(n.account_id)
+    .bind(&n.domain)
+    .bind(n.dkim_option)
+    .bind(false)
+    .bind("not verified yet")
+    .bind(n.created_ms)
+    .scalar(&mut conn)
+    .await?;
+    insert_keys(&mut conn, id, &n.keys, n.created_ms).await?;
+    tx.commit().await?;
+    Ok(IdentityRow {
+        id,
+        account_id: n.account_id,
+        domain: n.domain,
+        dkim_option: n.dkim_option,
+        verified: false,
+        checks: String::new(),
+        reason: "not verified yet".into(),
+        checked_ms: 0,
+        created_ms: n.created_ms,
+    })
 }
 
-mod pg_ops {
-    async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        pool.begin().await
+async fn replace_dkim_keys(
+    pool: Pool<'_>,
+    account: AccountId,
+    identity_id: i64,
+    dkim_option: i64,
+    keys: Vec<NewDkimKey>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    let done = query(
+        "UPDATE email_identities SET dkim_option = $1, verified = $2, reason = $3 WHERE id = $4 AND account_id = $5",
+    )
+    .bind(dkim_option)
+    .bind(false)
+    .bind("new DKIM keys: publish the new records")
+    .bind(identity_id)
+    .bind(account)
+    .execute(&mut conn)
+    .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
     }
-    identity_ops! {
-        db = sqlx::Postgres,
-        lock_account = "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
-        lock_identity = "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    query("DELETE FROM dkim_keys WHERE identity_id = $1")
+        .bind(identity_id)
+        .execute(&mut conn)
+        .await?;
+    insert_keys(&mut conn, identity_id, &keys, now_ms).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 AND domain = $2"
+    )))
+    .bind(account)
+    .bind(domain)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn identity_for_admin(pool: Pool<'_>, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE domain = $1"
+    )))
+    .bind(domain)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn identity_owner(pool: Pool<'_>, domain: &str) -> Result<Option<AccountId>, StoreError> {
+    query("SELECT account_id FROM email_identities WHERE domain = $1")
+        .bind(domain)
+        .scalar_optional(pool)
+        .await
+}
+
+async fn list_identities(
+    pool: Pool<'_>,
+    account: AccountId,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<IdentityRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 ORDER BY domain LIMIT $2 OFFSET $3"
+    )))
+    .bind(account)
+    .bind(limit.max(0))
+    .bind(offset.max(0))
+    .fetch_all(pool)
+    .await
+}
+
+async fn count_identities(pool: Pool<'_>, account: AccountId) -> Result<i64, StoreError> {
+    query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+        .bind(account)
+        .scalar(pool)
+        .await
+}
+
+async fn delete_identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<(), StoreError> {
+    let done = query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
+        .bind(account)
+        .bind(domain)
+        .execute(pool)
+        .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
     }
+    Ok(())
+}
+
+async fn record_identity_check(
+    pool: Pool<'_>,
+    account: AccountId,
+    identity_id: i64,
+    c: &IdentityCheck,
+) -> Result<(), StoreError> {
+    let done = query(
+        "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
+         WHERE id = $5 AND account_id = $6",
+    )
+    .bind(c.verified)
+    .bind(&c.checks)
+    .bind(&c.reason)
+    .bind(c.checked_ms)
+    .bind(identity_id)
+    .bind(account)
+    .execute(pool)
+    .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn identities_to_recheck(
+    pool: Pool<'_>,
+    checked_before_ms: i64,
+    limit: i64,
+) -> Result<Vec<IdentityRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE verified = $1 AND checked_ms < $2 \
+         ORDER BY checked_ms LIMIT $3"
+    )))
+    .bind(true)
+    .bind(checked_before_ms)
+    .bind(limit.max(0))
+    .fetch_all(pool)
+    .await
+}
+
+async fn dkim_keys(pool: Pool<'_>, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
+    query(
+        "SELECT k.selector, k.algorithm, k.public_key, k.private_key_sealed \
+         FROM dkim_keys k JOIN email_identities i ON i.id = k.identity_id \
+         WHERE k.identity_id = $1 AND i.account_id = $2 ORDER BY k.created_ms, k.selector",
+    )
+    .bind(identity_id)
+    .bind(account)
+    .fetch_all(pool)
+    .await
+}
+
+async fn create_sender(pool: Pool<'_>, n: NewSender) -> Result<SenderRow, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
+    // Serialises creates per domain (SQLite: the write transaction already does; this only checks existence).
+    let lock = format!(
+        "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2{}",
+        conn.lock_rows()
+    );
+    let locked: Option<i64> = query(AssertSqlSafe(lock))
+        .bind(n.identity_id)
+        .bind(n.account_id)
+        .scalar_optional(&mut conn)
+        .await?;
+    if locked.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let held: i64 = query("SELECT COUNT(*) FROM email_senders WHERE identity_id = $1")
+        .bind(n.identity_id)
+        .scalar(&mut conn)
+        .await?;
+    if held >= n.max_per_domain {
+        return Err(StoreError::LimitReached(format!(
+            "{} sender addresses",
+            n.max_per_domain
+        )));
+    }
+    let id: i64 = query(
+        "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, created_ms) \
+         SELECT $1, id, $3, $4, NULL, $5 FROM email_identities WHERE id = $2 AND account_id = $1 RETURNING id",
+    )
+    .bind(n.account_id)
+    .bind(n.identity_id)
+    .bind(&n.address)
+    .bind(&n.sender_name)
+    .bind(n.created_ms)
+    .scalar_optional(&mut conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    tx.commit().await?;
+    Ok(SenderRow {
+        id,
+        account_id: n.account_id,
+        identity_id: n.identity_id,
+        address: n.address,
+        sender_name: n.sender_name,
+        smtp_password_hash: None,
+        created_ms: n.created_ms,
+    })
+}
+
+async fn sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 AND address = $2"
+    )))
+    .bind(account)
+    .bind(address)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn sender_for_login(pool: Pool<'_>, address: &str) -> Result<Option<SenderRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE address = $1"
+    )))
+    .bind(address)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn list_senders(pool: Pool<'_>, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 ORDER BY address"
+    )))
+    .bind(account)
+    .fetch_all(pool)
+    .await
+}
+
+async fn count_senders(pool: Pool<'_>, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
+    query("SELECT COUNT(*) FROM email_senders WHERE account_id = $1 AND identity_id = $2")
+        .bind(account)
+        .bind(identity_id)
+        .scalar(pool)
+        .await
+}
+
+async fn delete_sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
+    let done = query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
+        .bind(account)
+        .bind(address)
+        .execute(pool)
+        .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn set_sender_password(pool: Pool<'_>, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
+    let done = query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
+        .bind(hash)
+        .bind(account)
+        .bind(address)
+        .execute(pool)
+        .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 impl Store {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
     pub async fn create_identity(&self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        on_ops!(self, writer, create_identity(n))
+        self.guarded(async { create_identity(self.inner.db.writer(), n).await })
+            .await
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
@@ -547,26 +465,28 @@ impl Store {
         keys: Vec<NewDkimKey>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        on_ops!(
-            self,
-            writer,
-            replace_dkim_keys(account, identity_id, dkim_option, keys, now_ms)
-        )
+        self.guarded(async {
+            replace_dkim_keys(self.inner.db.writer(), account, identity_id, dkim_option, keys, now_ms).await
+        })
+        .await
     }
 
     /// The account's domain.
     pub async fn identity(&self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        on_ops!(self, reader, identity(account, domain))
+        self.guarded(async { identity(self.inner.db.reader(), account, domain).await })
+            .await
     }
 
     /// Any account's domain: for the operator's CLI only.
     pub async fn identity_for_admin(&self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        on_ops!(self, reader, identity_for_admin(domain))
+        self.guarded(async { identity_for_admin(self.inner.db.reader(), domain).await })
+            .await
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
     pub async fn identity_owner(&self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        on_ops!(self, reader, identity_owner(domain))
+        self.guarded(async { identity_owner(self.inner.db.reader(), domain).await })
+            .await
     }
 
     /// The account's domains by name.
@@ -576,18 +496,21 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        on_ops!(self, reader, list_identities(account, offset, limit))
+        self.guarded(async { list_identities(self.inner.db.reader(), account, offset, limit).await })
+            .await
     }
 
     /// How many domains the account has.
     pub async fn count_identities(&self, account: AccountId) -> Result<i64, StoreError> {
-        on_ops!(self, reader, count_identities(account))
+        self.guarded(async { count_identities(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
     pub async fn delete_identity(&self, account: AccountId, domain: &str) -> Result<(), StoreError> {
-        on_ops!(self, writer, delete_identity(account, domain))
+        self.guarded(async { delete_identity(self.inner.db.writer(), account, domain).await })
+            .await
     }
 
     /// Records a DNS check of the account's domain.
@@ -597,7 +520,8 @@ impl Store {
         identity_id: i64,
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, record_identity_check(account, identity_id, check))
+        self.guarded(async { record_identity_check(self.inner.db.writer(), account, identity_id, check).await })
+            .await
     }
 
     /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
@@ -607,47 +531,56 @@ impl Store {
         checked_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        on_ops!(self, reader, identities_to_recheck(checked_before_ms, limit))
+        self.guarded(async { identities_to_recheck(self.inner.db.reader(), checked_before_ms, limit).await })
+            .await
     }
 
     /// The DKIM keys of the account's domain, oldest first.
     pub async fn dkim_keys(&self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-        on_ops!(self, reader, dkim_keys(account, identity_id))
+        self.guarded(async { dkim_keys(self.inner.db.reader(), account, identity_id).await })
+            .await
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
     pub async fn create_sender(&self, n: NewSender) -> Result<SenderRow, StoreError> {
-        on_ops!(self, writer, create_sender(n))
+        self.guarded(async { create_sender(self.inner.db.writer(), n).await })
+            .await
     }
 
     /// The account's sender address.
     pub async fn sender(&self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        on_ops!(self, reader, sender(account, address))
+        self.guarded(async { sender(self.inner.db.reader(), account, address).await })
+            .await
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
     pub async fn sender_for_login(&self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        on_ops!(self, reader, sender_for_login(address))
+        self.guarded(async { sender_for_login(self.inner.db.reader(), address).await })
+            .await
     }
 
     /// The account's sender addresses by address.
     pub async fn list_senders(&self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        on_ops!(self, reader, list_senders(account))
+        self.guarded(async { list_senders(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
     pub async fn count_senders(&self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-        on_ops!(self, reader, count_senders(account, identity_id))
+        self.guarded(async { count_senders(self.inner.db.reader(), account, identity_id).await })
+            .await
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
     pub async fn delete_sender(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        on_ops!(self, writer, delete_sender(account, address))
+        self.guarded(async { delete_sender(self.inner.db.writer(), account, address).await })
+            .await
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
     pub async fn set_sender_password(&self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-        on_ops!(self, writer, set_sender_password(account, address, hash))
+        self.guarded(async { set_sender_password(self.inner.db.writer(), account, address, hash).await })
+            .await
     }
 }

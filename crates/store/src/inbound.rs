@@ -4,8 +4,9 @@
 //! like the documented ones in `identity.rs`. Each write is one transaction: the event, the blacklist row and
 //! the delivery's status change commit together, and a repeated report (providers retransmit) records nothing.
 
-use mailpush_model::MessageId;
+use mailpush_model::{DeliverStatus, EventKind, MessageId};
 
+use crate::sql::{Conn, Pool, query};
 use crate::{AccountId, BounceType, Store, StoreError};
 
 /// What the inbound MX needs to know about a message to match feedback to it.
@@ -60,234 +61,204 @@ pub enum FeedbackRecorded {
     Unknown,
 }
 
-macro_rules! inbound_ops {
-    (db = $DB:ty $(,)?) => {
-        use mailpush_model::{DeliverStatus, EventKind, MessageId};
-        use sqlx::Row;
-
-        use crate::inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
-        use crate::{AccountId, BounceType, StoreError};
-
-        type Pool = sqlx::Pool<$DB>;
-        type Tx<'c> = sqlx::Transaction<'c, $DB>;
-
-        pub(crate) async fn inbound_message(pool: &Pool, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-            let Some(row) = sqlx::query("SELECT account_id, from_address FROM messages WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(pool)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let recipients: Vec<String> =
-                sqlx::query_scalar("SELECT recipient FROM deliveries WHERE message_id = $1 ORDER BY id")
-                    .bind(id.as_str())
-                    .fetch_all(pool)
-                    .await?;
-            Ok(Some(InboundMessage {
-                id: id.clone(),
-                account_id: row.try_get("account_id")?,
-                from_address: row.try_get("from_address")?,
-                recipients,
-            }))
-        }
-
-        /// The delivery `(id, account, recipient as stored, deliver_status)` of `recipient` of `message`.
-        async fn find_delivery(
-            tx: &mut Tx<'_>,
-            message: &MessageId,
-            recipient: &str,
-        ) -> Result<Option<(i64, AccountId, String, i32)>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT id, account_id, recipient, deliver_status FROM deliveries WHERE message_id = $1 ORDER BY id",
-            )
-            .bind(message.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
-            for r in rows {
-                let stored: String = r.try_get("recipient")?;
-                if stored.eq_ignore_ascii_case(recipient.trim()) {
-                    return Ok(Some((
-                        r.try_get("id")?,
-                        r.try_get("account_id")?,
-                        stored,
-                        r.try_get("deliver_status")?,
-                    )));
-                }
-            }
-            Ok(None)
-        }
-
-        async fn has_event(
-            tx: &mut Tx<'_>,
-            message: &MessageId,
-            recipient: &str,
-            kind: EventKind,
-        ) -> Result<bool, StoreError> {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM events WHERE message_id = $1 AND recipient = $2 AND kind = $3",
-            )
-            .bind(message.as_str())
-            .bind(recipient)
-            .bind(kind.id())
-            .fetch_one(&mut **tx)
-            .await?;
-            Ok(n > 0)
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        async fn insert_event(
-            tx: &mut Tx<'_>,
-            account: AccountId,
-            message: &MessageId,
-            recipient: &str,
-            kind: EventKind,
-            at_ms: i64,
-            reason: &str,
-            bounce_type: Option<BounceType>,
-        ) -> Result<(), StoreError> {
-            sqlx::query(concat!(
-                "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, ",
-                crate::engage::initial_cb_state!("$1"),
-                ")"
-            ))
-            .bind(account)
-            .bind(message.as_str())
-            .bind(recipient)
-            .bind(kind.id())
-            .bind(at_ms)
-            .bind(reason)
-            .bind(bounce_type.map(|b| b.as_str()))
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
-
-        pub(crate) async fn record_async_bounce(pool: &Pool, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-            let mut tx = pool.begin().await?;
-            let Some((delivery, account, recipient, status)) =
-                find_delivery(&mut tx, &b.message_id, &b.recipient).await?
-            else {
-                return Ok(FeedbackRecorded::Unknown);
-            };
-            if has_event(&mut tx, &b.message_id, &recipient, EventKind::Bounce).await? {
-                return Ok(FeedbackRecorded::Duplicate);
-            }
-            insert_event(
-                &mut tx,
-                account,
-                &b.message_id,
-                &recipient,
-                EventKind::Bounce,
-                b.at_ms,
-                &b.reason,
-                Some(b.bounce_type),
-            )
-            .await?;
-            if b.bounce_type == BounceType::Hard {
-                sqlx::query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
-                    .bind(crate::suppression::normalize(&recipient))
-                    .bind(account)
-                    .bind(b.at_ms)
-                    .bind(&b.reason)
-                    .execute(&mut *tx)
-                    .await?;
-                // The MX accepted and bounced later: the mail was not delivered after all.
-                if status == DeliverStatus::Delivered.code() {
-                    sqlx::query("UPDATE deliveries SET deliver_status = $1, deliver_message = $2 WHERE id = $3")
-                        .bind(DeliverStatus::Rejected.code())
-                        .bind(&b.reason)
-                        .bind(delivery)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
-            Ok(FeedbackRecorded::Recorded)
-        }
-
-        pub(crate) async fn record_async_delay(
-            pool: &Pool,
-            message: &MessageId,
-            recipient: &str,
-            at_ms: i64,
-            reason: &str,
-        ) -> Result<FeedbackRecorded, StoreError> {
-            let mut tx = pool.begin().await?;
-            let Some((_, account, recipient, _)) = find_delivery(&mut tx, message, recipient).await? else {
-                return Ok(FeedbackRecorded::Unknown);
-            };
-            insert_event(
-                &mut tx,
-                account,
-                message,
-                &recipient,
-                EventKind::Deferred,
-                at_ms,
-                reason,
-                None,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(FeedbackRecorded::Recorded)
-        }
-
-        pub(crate) async fn record_complaint(pool: &Pool, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-            let mut tx = pool.begin().await?;
-            let Some((_, account, recipient, _)) = find_delivery(&mut tx, &c.message_id, &c.recipient).await? else {
-                return Ok(FeedbackRecorded::Unknown);
-            };
-            if has_event(&mut tx, &c.message_id, &recipient, EventKind::SpamReport).await? {
-                return Ok(FeedbackRecorded::Duplicate);
-            }
-            insert_event(
-                &mut tx,
-                account,
-                &c.message_id,
-                &recipient,
-                EventKind::SpamReport,
-                c.at_ms,
-                &c.reason,
-                None,
-            )
-            .await?;
-            // Like SES's account-level suppression list: a complainant gets no more mail from this account
-            // (visible in, and removable through, ListCustomBlacklist / DeleteCustomBlackList).
-            sqlx::query(
-                "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
-                 VALUES ($1, $2, $3, NULL) ON CONFLICT (account_id, address) DO NOTHING",
-            )
-            .bind(account)
-            .bind(crate::suppression::normalize(&recipient))
-            .bind(c.at_ms)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(FeedbackRecorded::Recorded)
-        }
+async fn inbound_message(pool: Pool<'_>, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
+    let Some((account_id, from_address)) = query("SELECT account_id, from_address FROM messages WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional::<(AccountId, String)>(pool)
+        .await?
+    else {
+        return Ok(None);
     };
+    let recipients: Vec<String> = query("SELECT recipient FROM deliveries WHERE message_id = $1 ORDER BY id")
+        .bind(id.as_str())
+        .scalars(pool)
+        .await?;
+    Ok(Some(InboundMessage {
+        id: id.clone(),
+        account_id,
+        from_address,
+        recipients,
+    }))
 }
 
-mod sqlite_ops {
-    inbound_ops! { db = sqlx::Sqlite }
+/// The delivery `(id, account, recipient as stored, deliver_status)` of `recipient` of `message`.
+async fn find_delivery(
+    conn: &mut Conn<'_>,
+    message: &MessageId,
+    recipient: &str,
+) -> Result<Option<(i64, AccountId, String, i32)>, StoreError> {
+    let rows: Vec<(i64, AccountId, String, i32)> =
+        query("SELECT id, account_id, recipient, deliver_status FROM deliveries WHERE message_id = $1 ORDER BY id")
+            .bind(message.as_str())
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .find(|(_, _, stored, _)| stored.eq_ignore_ascii_case(recipient.trim())))
 }
 
-mod pg_ops {
-    inbound_ops! { db = sqlx::Postgres }
+async fn has_event(
+    conn: &mut Conn<'_>,
+    message: &MessageId,
+    recipient: &str,
+    kind: EventKind,
+) -> Result<bool, StoreError> {
+    let n: i64 = query("SELECT COUNT(*) FROM events WHERE message_id = $1 AND recipient = $2 AND kind = $3")
+        .bind(message.as_str())
+        .bind(recipient)
+        .bind(kind.id())
+        .scalar(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    conn: &mut Conn<'_>,
+    account: AccountId,
+    message: &MessageId,
+    recipient: &str,
+    kind: EventKind,
+    at_ms: i64,
+    reason: &str,
+    bounce_type: Option<BounceType>,
+) -> Result<(), StoreError> {
+    query(concat!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, ",
+        crate::engage::initial_cb_state!("$1"),
+        ")"
+    ))
+    .bind(account)
+    .bind(message.as_str())
+    .bind(recipient)
+    .bind(kind.id())
+    .bind(at_ms)
+    .bind(reason)
+    .bind(bounce_type.map(|b| b.as_str()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn record_async_bounce(pool: Pool<'_>, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut conn = tx.conn();
+    let Some((delivery, account, recipient, status)) = find_delivery(&mut conn, &b.message_id, &b.recipient).await?
+    else {
+        return Ok(FeedbackRecorded::Unknown);
+    };
+    if has_event(&mut conn, &b.message_id, &recipient, EventKind::Bounce).await? {
+        return Ok(FeedbackRecorded::Duplicate);
+    }
+    insert_event(
+        &mut conn,
+        account,
+        &b.message_id,
+        &recipient,
+        EventKind::Bounce,
+        b.at_ms,
+        &b.reason,
+        Some(b.bounce_type),
+    )
+    .await?;
+    if b.bounce_type == BounceType::Hard {
+        query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
+            .bind(&crate::suppression::normalize(&recipient))
+            .bind(account)
+            .bind(b.at_ms)
+            .bind(&b.reason)
+            .execute(&mut conn)
+            .await?;
+        // The MX accepted and bounced later: the mail was not delivered after all.
+        if status == DeliverStatus::Delivered.code() {
+            query("UPDATE deliveries SET deliver_status = $1, deliver_message = $2 WHERE id = $3")
+                .bind(DeliverStatus::Rejected.code())
+                .bind(&b.reason)
+                .bind(delivery)
+                .execute(&mut conn)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(FeedbackRecorded::Recorded)
+}
+
+async fn record_async_delay(
+    pool: Pool<'_>,
+    message: &MessageId,
+    recipient: &str,
+    at_ms: i64,
+    reason: &str,
+) -> Result<FeedbackRecorded, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut conn = tx.conn();
+    let Some((_, account, recipient, _)) = find_delivery(&mut conn, message, recipient).await? else {
+        return Ok(FeedbackRecorded::Unknown);
+    };
+    insert_event(
+        &mut conn,
+        account,
+        message,
+        &recipient,
+        EventKind::Deferred,
+        at_ms,
+        reason,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(FeedbackRecorded::Recorded)
+}
+
+async fn record_complaint(pool: Pool<'_>, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut conn = tx.conn();
+    let Some((_, account, recipient, _)) = find_delivery(&mut conn, &c.message_id, &c.recipient).await? else {
+        return Ok(FeedbackRecorded::Unknown);
+    };
+    if has_event(&mut conn, &c.message_id, &recipient, EventKind::SpamReport).await? {
+        return Ok(FeedbackRecorded::Duplicate);
+    }
+    insert_event(
+        &mut conn,
+        account,
+        &c.message_id,
+        &recipient,
+        EventKind::SpamReport,
+        c.at_ms,
+        &c.reason,
+        None,
+    )
+    .await?;
+    // Like SES's account-level suppression list: a complainant gets no more mail from this account
+    // (visible in, and removable through, ListCustomBlacklist / DeleteCustomBlackList).
+    query(
+        "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
+         VALUES ($1, $2, $3, NULL) ON CONFLICT (account_id, address) DO NOTHING",
+    )
+    .bind(account)
+    .bind(&crate::suppression::normalize(&recipient))
+    .bind(c.at_ms)
+    .execute(&mut conn)
+    .await?;
+    tx.commit().await?;
+    Ok(FeedbackRecorded::Recorded)
 }
 
 impl Store {
     /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
     pub async fn inbound_message(&self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-        on_ops!(self, reader, inbound_message(id))
+        self.guarded(async { inbound_message(self.inner.db.reader(), id).await })
+            .await
     }
 
     /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
     /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
     /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
     pub async fn record_async_bounce(&self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-        on_ops!(self, writer, record_async_bounce(b))
+        self.guarded(async { record_async_bounce(self.inner.db.writer(), b).await })
+            .await
     }
 
     /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
@@ -298,12 +269,14 @@ impl Store {
         at_ms: i64,
         reason: &str,
     ) -> Result<FeedbackRecorded, StoreError> {
-        on_ops!(self, writer, record_async_delay(message, recipient, at_ms, reason))
+        self.guarded(async { record_async_delay(self.inner.db.writer(), message, recipient, at_ms, reason).await })
+            .await
     }
 
     /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
     /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
     pub async fn record_complaint(&self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-        on_ops!(self, writer, record_complaint(c))
+        self.guarded(async { record_complaint(self.inner.db.writer(), c).await })
+            .await
     }
 }

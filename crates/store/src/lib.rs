@@ -18,20 +18,6 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
-/// Runs `sqlite_ops::$f` or `pg_ops::$f` (the per-backend expansions of a module's operations, resolved in the
-/// calling module) on the store's `writer` or `reader` pool: `on_ops!(self, reader, f(args))`.
-macro_rules! on_ops {
-    ($self:ident, $pool:ident, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                $crate::Db::Sqlite { $pool, .. } => sqlite_ops::$f($pool, $($arg),*).await,
-                $crate::Db::Postgres(pool) => pg_ops::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
-}
-
 pub mod batch;
 mod committer;
 mod common;
@@ -47,6 +33,7 @@ mod pg;
 mod screen;
 mod script;
 mod sources;
+mod sql;
 mod sqlite;
 mod stats;
 mod suppression;
@@ -58,6 +45,8 @@ use std::sync::{Arc, PoisonError};
 
 use mailpush_model::{DeliverStatus, MessageId};
 use sqlx::{PgPool, SqlitePool};
+
+use sql::Dialect as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -65,7 +54,7 @@ pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
 };
-pub use engage::{CallbackEvent, CallbackResult, DeliveryContent, cb_state};
+pub use engage::{CallbackEvent, CallbackResult, CallbackState, DeliveryContent};
 pub use error::StoreError;
 pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
@@ -84,8 +73,8 @@ pub use suppression::{
     RecipientScreenQuery, normalize as normalize_blacklist_address,
 };
 pub use templates::{
-    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateSummary, TemplateUpdate,
-    template_status,
+    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
+    TemplateUpdate,
 };
 pub use types::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
@@ -95,7 +84,7 @@ pub use types::{
 
 pub use warmup::{DomainOutcomes, DomainWarmupRow, WarmupRamp};
 
-use types::state;
+use types::DeliveryState;
 
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +129,22 @@ pub(crate) enum Db {
 }
 
 impl Db {
+    /// The pool for reads (SQLite: the readers; they never wait for the writer).
+    pub(crate) fn reader(&self) -> sql::Pool<'_> {
+        match self {
+            Db::Sqlite { reader, .. } => sql::Pool::Sqlite(reader),
+            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+        }
+    }
+
+    /// The pool for writes (SQLite: the one writer connection).
+    pub(crate) fn writer(&self) -> sql::Pool<'_> {
+        match self {
+            Db::Sqlite { writer, .. } => sql::Pool::Sqlite(writer),
+            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+        }
+    }
+
     async fn insert_batch(
         &self,
         msgs: &mut [(NewMessage, Option<limits::AdmissionLimits>)],
@@ -161,28 +166,6 @@ impl Db {
             Db::Postgres(pool) => pool.close().await,
         }
     }
-}
-
-/// Runs backend function `$f` on the pool for writes or for reads.
-macro_rules! on_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                Db::Sqlite { writer, .. } => sqlite::$f(writer, $($arg),*).await,
-                Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                Db::Sqlite { reader, .. } => sqlite::$f(reader, $($arg),*).await,
-                Db::Postgres(pool) => pg::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
 }
 
 /// The store: accounts and the delivery queue. Cheap to clone (all clones share the pools and the committer).
@@ -289,32 +272,38 @@ impl Store {
 
     /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
     pub async fn create_account(&self, a: NewAccount) -> Result<Account, StoreError> {
-        on_pool!(self, writer, create_account(a))
+        self.guarded(async { common::create_account(self.inner.db.writer(), a).await })
+            .await
     }
 
     /// The account with this SecretId.
     pub async fn account_by_secret_id(&self, secret_id: &str) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account_by_secret_id(secret_id))
+        self.guarded(async { common::account_by_secret_id(self.inner.db.reader(), secret_id).await })
+            .await
     }
 
     /// The account with this name.
     pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account_by_name(name))
+        self.guarded(async { common::account_by_name(self.inner.db.reader(), name).await })
+            .await
     }
 
     /// The account with this id.
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        on_pool!(self, reader, account(id))
+        self.guarded(async { common::account(self.inner.db.reader(), id).await })
+            .await
     }
 
     /// All accounts, by id.
     pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        on_pool!(self, reader, list_accounts())
+        self.guarded(async { common::list_accounts(self.inner.db.reader()).await })
+            .await
     }
 
     /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
     pub async fn set_account_suspended(&self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-        on_pool!(self, writer, set_account_suspended(id, suspended))
+        self.guarded(async { common::set_account_suspended(self.inner.db.writer(), id, suspended).await })
+            .await
     }
 
     // ---- queue ----
@@ -324,7 +313,8 @@ impl Store {
     /// [`StoreError::Conflict`]; an unknown account, a lane outside [`LANES`] or no recipients is
     /// [`StoreError::Invalid`]. If the caller is cancelled after its batch started, the message may still be stored.
     pub async fn enqueue(&self, m: NewMessage) -> Result<(), StoreError> {
-        self.enqueue_inner(m, None, false).await.map(drop)
+        self.guarded(async { self.enqueue_inner(m, None, false).await.map(drop) })
+            .await
     }
 
     /// [`Store::enqueue`] checked against admission limits inside the same transaction, so that every
@@ -333,7 +323,8 @@ impl Store {
     /// [`StoreError::Limit`] and nothing of it is stored; recipients over their hourly limit in a message with
     /// other admissible recipients are stored refused (send status 1006) instead.
     pub async fn enqueue_limited(&self, m: NewMessage, limits: AdmissionLimits) -> Result<(), StoreError> {
-        self.enqueue_inner(m, Some(limits), false).await.map(drop)
+        self.guarded(async { self.enqueue_inner(m, Some(limits), false).await.map(drop) })
+            .await
     }
 
     /// [`Store::enqueue_limited`] for fresh mail whose recipients all get the message's own MIME: if this
@@ -342,7 +333,8 @@ impl Store {
     /// handed to it with the MIME once committed. Returns whether it was handed off (if so, the worker needs
     /// no wake-up).
     pub async fn enqueue_fresh(&self, m: NewMessage, limits: AdmissionLimits) -> Result<bool, StoreError> {
-        self.enqueue_inner(m, Some(limits), true).await
+        self.guarded(async { self.enqueue_inner(m, Some(limits), true).await })
+            .await
     }
 
     /// Makes this process's worker the receiver of hand-offs ([`Store::enqueue_fresh`]), leased to `worker`
@@ -402,28 +394,39 @@ impl Store {
     /// A delivery whose lease expired is due again. Several claimers (threads, processes, machines) never get
     /// the same delivery under the same lease.
     pub async fn claim(&self, r: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        if r.limit == 0 {
-            return Ok(Vec::new());
-        }
-        on_pool!(self, writer, claim(&r))
+        self.guarded(async {
+            if r.limit == 0 {
+                return Ok(Vec::new());
+            }
+            common::claim(self.inner.db.writer(), &r).await
+        })
+        .await
     }
 
     /// The MIME of a message, until it is purged.
     pub async fn message_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        on_pool!(self, reader, message_body(id))
+        self.guarded(async { common::message_body(self.inner.db.reader(), id).await })
+            .await
     }
 
     /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
     /// applied: `false` means its lease was no longer current (taken over after expiry, or already reported),
     /// and nothing was written for it.
     pub async fn record_outcomes(&self, o: Vec<DeliveryOutcome>) -> Result<Vec<bool>, StoreError> {
-        let retain = self.inner.opts.retain_bodies;
-        on_pool!(self, writer, record_outcomes(&o, retain))
+        self.guarded(async {
+            let retain = self.inner.opts.retain_bodies;
+            match self.inner.db.writer() {
+                sql::Pool::Sqlite(p) => sqlx::Sqlite::record_outcomes(p, &o, retain).await,
+                sql::Pool::Postgres(p) => sqlx::Postgres::record_outcomes(p, &o, retain).await,
+            }
+        })
+        .await
     }
 
     /// Per-recipient status of one account's messages requested in `[from_ms, to_ms)`, in request order.
     pub async fn status(&self, q: StatusQuery) -> Result<Vec<DeliveryStatusRow>, StoreError> {
-        on_pool!(self, reader, status(&q))
+        self.guarded(async { common::status(self.inner.db.reader(), &q).await })
+            .await
     }
 
     /// The attempt history of one recipient of one message, oldest first.
@@ -433,61 +436,46 @@ impl Store {
         message: &MessageId,
         recipient: &str,
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        on_pool!(self, reader, attempts(account, message, recipient))
+        self.guarded(async { common::attempts(self.inner.db.reader(), account, message, recipient).await })
+            .await
     }
 
     /// Deliveries by queue state.
     pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        on_pool!(self, reader, queue_counts())
+        self.guarded(async { common::queue_counts(self.inner.db.reader()).await })
+            .await
     }
 
     /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
     /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
     /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
     pub async fn release_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        on_pool!(self, writer, release_leases(now_ms))
+        self.guarded(async { common::release_leases(self.inner.db.writer(), now_ms).await })
+            .await
     }
 
     /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
     /// deliveries in progress, so a lease may be short (a dead worker's mail is taken over soon) and still never
     /// expire under a transaction that is running. Returns how many were renewed.
     pub async fn renew_leases(&self, leases: &[(i64, LeaseToken)], until_ms: i64) -> Result<u64, StoreError> {
-        if leases.is_empty() {
-            return Ok(0);
-        }
-        on_pool!(self, writer, renew_leases(leases, until_ms))
+        self.guarded(async {
+            if leases.is_empty() {
+                return Ok(0);
+            }
+            common::renew_leases(self.inner.db.writer(), leases, until_ms).await
+        })
+        .await
     }
 
     /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
     /// so an idle worker can sleep until then. `None` when nothing is left to do.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        on_pool!(self, reader, next_due_ms())
+        self.guarded(async { common::next_due_ms(self.inner.db.reader()).await })
+            .await
     }
 }
 
-/// Runs `limits_ops` function `$f` of the backend on the pool for writes or reads.
-macro_rules! on_limits_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                Db::Sqlite { writer, .. } => sqlite::limits_ops::$f(writer, $($arg),*).await,
-                Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                Db::Sqlite { reader, .. } => sqlite::limits_ops::$f(reader, $($arg),*).await,
-                Db::Postgres(pool) => pg::limits_ops::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
-}
-
-// ---- admission limits and reputation (issue 5) ----
+// ---- admission limits and reputation ----
 impl Store {
     /// Replaces an account's limit overrides (`None` fields = the configured defaults).
     pub async fn set_account_limits(
@@ -495,22 +483,26 @@ impl Store {
         account: AccountId,
         overrides: AccountLimitOverrides,
     ) -> Result<(), StoreError> {
-        on_limits_pool!(self, writer, set_account_limits(account, overrides))
+        self.guarded(async { limits::set_account_limits(self.inner.db.writer(), account, overrides).await })
+            .await
     }
 
     /// An account's overrides and admission counters (all defaults and zero before its first send).
     pub async fn account_usage(&self, account: AccountId) -> Result<AccountUsage, StoreError> {
-        on_limits_pool!(self, reader, account_usage(account))
+        self.guarded(async { limits::account_usage(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
     pub async fn domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        on_limits_pool!(self, reader, domain_levels(account))
+        self.guarded(async { limits::domain_levels(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
     pub async fn verified_domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        on_limits_pool!(self, reader, verified_domain_levels(account))
+        self.guarded(async { limits::verified_domain_levels(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Records a domain's reputation level.
@@ -521,7 +513,8 @@ impl Store {
         level: i64,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        on_limits_pool!(self, writer, set_domain_level(account, domain, level, at_ms))
+        self.guarded(async { limits::set_domain_level(self.inner.db.writer(), account, domain, level, at_ms).await })
+            .await
     }
 }
 
@@ -553,7 +546,7 @@ pub(crate) fn open_count(m: &NewMessage) -> i32 {
 
 /// The initial state of one delivery row.
 pub(crate) struct DeliveryInit<'a> {
-    pub(crate) state: i32,
+    pub(crate) state: DeliveryState,
     pub(crate) deliver_status: i32,
     pub(crate) deliver_message: &'a str,
     pub(crate) deliver_ms: Option<i64>,
@@ -564,14 +557,14 @@ pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> Delivery
     let deliver_message = r.deliver_message.as_deref().unwrap_or("");
     if r.send_status == 0 {
         DeliveryInit {
-            state: state::PENDING,
+            state: DeliveryState::Pending,
             deliver_status: DeliverStatus::Queued.code(),
             deliver_message,
             deliver_ms: None,
         }
     } else {
         DeliveryInit {
-            state: state::DONE,
+            state: DeliveryState::Done,
             deliver_status: DeliverStatus::Dropped.code(),
             deliver_message,
             deliver_ms: Some(m.request_ms),
@@ -581,7 +574,7 @@ pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> Delivery
 
 /// What an outcome writes to its delivery row.
 pub(crate) struct OutcomeEffect {
-    pub(crate) state: i32,
+    pub(crate) state: DeliveryState,
     pub(crate) deliver_status: i32,
     /// Deferred: the retry time (the row is due again then). Final: unchanged.
     pub(crate) next_attempt_ms: Option<i64>,
@@ -593,13 +586,13 @@ pub(crate) fn outcome_effect(o: &DeliveryOutcome) -> OutcomeEffect {
     let deliver_status = o.result.deliver_status().code();
     match &o.result {
         AttemptResult::Deferred { retry_at_ms, .. } => OutcomeEffect {
-            state: state::PENDING,
+            state: DeliveryState::Pending,
             deliver_status,
             next_attempt_ms: Some(*retry_at_ms),
             deliver_ms: None,
         },
         _ => OutcomeEffect {
-            state: state::DONE,
+            state: DeliveryState::Done,
             deliver_status,
             next_attempt_ms: None,
             deliver_ms: Some(o.at_ms),

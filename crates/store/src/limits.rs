@@ -1,5 +1,5 @@
 //! Admission limits, enforced inside the enqueue transaction so that every process sharing the database agrees
-//! (issue 5): the per-account request rate (fixed one-second windows), the per-recipient sliding hour (one
+//!: the per-account request rate (fixed one-second windows), the per-recipient sliding hour (one
 //! `recipient_sends` row per admitted recipient) and the daily quota (recipients per UTC day).
 //!
 //! The decision itself is [`decide`], pure and shared by both backends; the backends load the state of the
@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 
-use crate::{AccountId, NewMessage};
+use crate::sql::{Pool, query};
+use crate::{AccountId, NewMessage, StoreError};
 
 /// `SendStatus` of a recipient refused by the per-recipient hourly limit (Tencent 1006).
 pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
@@ -63,7 +64,7 @@ pub enum LimitRefusal {
 }
 
 /// Per-account overrides of the defaults; `None` = the configured default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountLimitOverrides {
     /// Messages per second.
     pub sends_per_second: Option<i64>,
@@ -73,10 +74,11 @@ pub struct AccountLimitOverrides {
     pub daily_cap: Option<i64>,
 }
 
-/// An account's admission counters as stored (read by `GetSendQuota`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// An account's admission counters as stored (read by `GetSendQuota`): an `account_limits` row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountUsage {
     /// Overrides in force.
+    #[sqlx(flatten)]
     pub overrides: AccountLimitOverrides,
     /// Start of the counted second, Unix ms.
     pub second_ms: i64,
@@ -97,26 +99,6 @@ impl AccountUsage {
             0
         }
     }
-}
-
-/// Reads an `account_limits` row (override and counter columns).
-pub(crate) fn usage_from_row<R: sqlx::Row>(row: &R) -> Result<AccountUsage, crate::StoreError>
-where
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(AccountUsage {
-        overrides: AccountLimitOverrides {
-            sends_per_second: row.try_get("sends_per_second")?,
-            per_recipient_per_hour: row.try_get("per_recipient_per_hour")?,
-            daily_cap: row.try_get("daily_cap")?,
-        },
-        second_ms: row.try_get("second_ms")?,
-        second_count: row.try_get("second_count")?,
-        day_ms: row.try_get("day_ms")?,
-        day_count: row.try_get("day_count")?,
-    })
 }
 
 /// What [`decide`] works on for one account: its stored row plus the recent sends of the recipients seen.
@@ -249,106 +231,80 @@ pub(crate) fn decide_batch(
         .collect()
 }
 
-/// Limit and reputation operations, expanded once per backend (same SQL on both).
-macro_rules! limits_ops {
-    (db = $DB:ty $(,)?) => {
-        pub(crate) mod limits_ops {
-            use sqlx::Row;
+// ---- the operations behind `Store`'s limit methods (lib.rs) ----
 
-            use crate::limits::{AccountLimitOverrides, AccountUsage};
-            use crate::{AccountId, StoreError};
-
-            type Pool = sqlx::Pool<$DB>;
-
-            pub(crate) async fn set_account_limits(
-                pool: &Pool,
-                account: AccountId,
-                o: AccountLimitOverrides,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO account_limits (account_id, sends_per_second, per_recipient_per_hour, daily_cap) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
-                     sends_per_second = excluded.sends_per_second, \
-                     per_recipient_per_hour = excluded.per_recipient_per_hour, daily_cap = excluded.daily_cap",
-                )
-                .bind(account)
-                .bind(o.sends_per_second)
-                .bind(o.per_recipient_per_hour)
-                .bind(o.daily_cap)
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-
-            pub(crate) async fn account_usage(pool: &Pool, account: AccountId) -> Result<AccountUsage, StoreError> {
-                let row = sqlx::query(
-                    "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
-                     day_count FROM account_limits WHERE account_id = $1",
-                )
-                .bind(account)
-                .fetch_optional(pool)
-                .await?;
-                match row {
-                    Some(row) => crate::limits::usage_from_row(&row),
-                    None => Ok(AccountUsage::default()),
-                }
-            }
-
-            pub(crate) async fn domain_levels(
-                pool: &Pool,
-                account: AccountId,
-            ) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = sqlx::query("SELECT domain, level FROM domain_reputation WHERE account_id = $1")
-                    .bind(account)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("domain")?, r.try_get("level")?)))
-                    .collect()
-            }
-
-            pub(crate) async fn verified_domain_levels(
-                pool: &Pool,
-                account: AccountId,
-            ) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT i.domain, COALESCE(r.level, 1) AS level FROM email_identities i \
-                     LEFT JOIN domain_reputation r ON r.account_id = i.account_id AND r.domain = i.domain \
-                     WHERE i.account_id = $1 AND i.verified ORDER BY i.domain",
-                )
-                .bind(account)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("domain")?, r.try_get("level")?)))
-                    .collect()
-            }
-
-            pub(crate) async fn set_domain_level(
-                pool: &Pool,
-                account: AccountId,
-                domain: &str,
-                level: i64,
-                at_ms: i64,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (account_id, domain) DO UPDATE SET level = excluded.level, \
-                     changed_ms = excluded.changed_ms",
-                )
-                .bind(account)
-                .bind(domain)
-                .bind(level)
-                .bind(at_ms)
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-        }
-    };
+pub(crate) async fn set_account_limits(
+    pool: Pool<'_>,
+    account: AccountId,
+    o: AccountLimitOverrides,
+) -> Result<(), StoreError> {
+    query(
+        "INSERT INTO account_limits (account_id, sends_per_second, per_recipient_per_hour, daily_cap) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
+         sends_per_second = excluded.sends_per_second, \
+         per_recipient_per_hour = excluded.per_recipient_per_hour, daily_cap = excluded.daily_cap",
+    )
+    .bind(account)
+    .bind(o.sends_per_second)
+    .bind(o.per_recipient_per_hour)
+    .bind(o.daily_cap)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
-pub(crate) use limits_ops;
+pub(crate) async fn account_usage(pool: Pool<'_>, account: AccountId) -> Result<AccountUsage, StoreError> {
+    let usage = query(
+        "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
+         day_count FROM account_limits WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?;
+    Ok(usage.unwrap_or_default())
+}
+
+pub(crate) async fn domain_levels(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+    query("SELECT domain, level FROM domain_reputation WHERE account_id = $1")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+}
+
+pub(crate) async fn verified_domain_levels(
+    pool: Pool<'_>,
+    account: AccountId,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    query(
+        "SELECT i.domain, COALESCE(r.level, 1) AS level FROM email_identities i \
+         LEFT JOIN domain_reputation r ON r.account_id = i.account_id AND r.domain = i.domain \
+         WHERE i.account_id = $1 AND i.verified ORDER BY i.domain",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+}
+
+pub(crate) async fn set_domain_level(
+    pool: Pool<'_>,
+    account: AccountId,
+    domain: &str,
+    level: i64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    query(
+        "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (account_id, domain) DO UPDATE SET level = excluded.level, \
+         changed_ms = excluded.changed_ms",
+    )
+    .bind(account)
+    .bind(domain)
+    .bind(level)
+    .bind(at_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,59 @@ use crate::handoff::ReturnedLeases;
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
-crate::common::common_ops! { db = Postgres }
+use crate::warmup::{Candidate, Counter, CounterRow, Verdict, WarmupRamp, decide_all, pick_limit};
+use mailpush_model::clock::{DAY_MS, day_start};
+use sqlx::{FromRow, Row};
+
+use crate::common::claimed_from_row;
+use crate::types::DeliveryState;
+use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
+
+impl crate::sql::Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        msgs: &[NewMessage],
+        retain_bodies: bool,
+    ) -> Result<(), StoreError> {
+        insert_messages(conn, msgs, retain_bodies).await
+    }
+
+    async fn claim_lane(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        claim_lane(pool, lane, r, lease_until, want).await
+    }
+
+    async fn record_outcomes(
+        pool: &sqlx::Pool<Self>,
+        outcomes: &[crate::DeliveryOutcome],
+        retain_bodies: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        record_outcomes(pool, outcomes, retain_bodies).await
+    }
+
+    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+        crate::stats::apply_pg(conn, d).await
+    }
+
+    async fn claim_lane_with_warmup(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+        ramp: &WarmupRamp,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        warmup_claim_lane(pool, lane, r, lease_until, want, ramp).await
+    }
+}
 
 /// Leases up to `want` due deliveries of one lane, in due order, in one statement.
 ///
@@ -44,7 +96,7 @@ async fn claim_lane(
     .bind(lane)
     .bind(r.now_ms)
     .bind(want)
-    .bind(state::LEASED)
+    .bind(DeliveryState::Leased)
     .bind(&r.worker)
     .bind(lease_until)
     .fetch_all(pool)
@@ -76,7 +128,7 @@ pub(crate) async fn record_outcomes(
     let effects: Vec<_> = order.iter().map(|&i| outcome_effect(&outcomes[i])).collect();
     let ids: Vec<i64> = order.iter().map(|&i| outcomes[i].delivery_id).collect();
     let tokens: Vec<i64> = order.iter().map(|&i| outcomes[i].lease.0).collect();
-    let states: Vec<i32> = effects.iter().map(|e| e.state).collect();
+    let states: Vec<i32> = effects.iter().map(|e| e.state.code()).collect();
     let statuses: Vec<i32> = effects.iter().map(|e| e.deliver_status).collect();
     let messages: Vec<&str> = order.iter().map(|&i| outcomes[i].result.message()).collect();
     let deliver_mss: Vec<Option<i64>> = effects.iter().map(|e| e.deliver_ms).collect();
@@ -105,7 +157,7 @@ pub(crate) async fn record_outcomes(
     .bind(&messages)
     .bind(&deliver_mss)
     .bind(&nexts)
-    .bind(state::LEASED)
+    .bind(DeliveryState::Leased)
     .fetch_all(&mut *tx)
     .await?;
 
@@ -158,7 +210,7 @@ pub(crate) async fn record_outcomes(
         }
         let from_address: String = row.try_get("from_address")?;
         delta.event(account_id, o.at_ms, &from_address, &recipient, kind, false);
-        if effect.state == state::DONE && !retain_bodies {
+        if effect.state == DeliveryState::Done && !retain_bodies {
             purge_message.push(message_id.clone());
             purge_recipient.push(recipient.clone());
         }
@@ -169,7 +221,7 @@ pub(crate) async fn record_outcomes(
         e_at.push(o.at_ms);
         e_reason.push(o.result.message());
         e_bounce.push(bounce_type.map(|b| b.as_str()));
-        if effect.state == state::DONE {
+        if effect.state == DeliveryState::Done {
             *finished.entry(row.try_get("message_id")?).or_default() += 1;
         }
     }
@@ -368,7 +420,7 @@ async fn check_limits(
     let mut states: HashMap<i64, AccountState> = HashMap::new();
     for row in &rows {
         let st = AccountState {
-            usage: crate::limits::usage_from_row(row)?,
+            usage: <crate::limits::AccountUsage as sqlx::FromRow<_>>::from_row(row)?,
             ..AccountState::default()
         };
         states.insert(row.try_get("account_id")?, st);
@@ -570,7 +622,14 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             d_lane.push(m.lane);
             d_request.push(m.request_ms);
             let lease = lease_until.filter(|_| r.send_status == 0);
-            d_state.push(if lease.is_some() { state::LEASED } else { init.state });
+            d_state.push(
+                if lease.is_some() {
+                    DeliveryState::Leased
+                } else {
+                    init.state
+                }
+                .code(),
+            );
             d_send_status.push(r.send_status);
             d_deliver_status.push(init.deliver_status);
             d_deliver_message.push(init.deliver_message);
@@ -676,5 +735,151 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     crate::stats::apply_pg(conn, &delta).await?;
     Ok(leased_ids)
 }
-crate::limits::limits_ops! { db = sqlx::Postgres }
-crate::warmup::warmup_ops! { db = sqlx::Postgres }
+
+/// The PostgreSQL claim with warm-up: candidates `FOR UPDATE SKIP LOCKED` (claimers never wait for each other's
+/// deliveries), then the domains' counters `FOR UPDATE` in key order (claimers of one domain serialize there, so
+/// together they never exceed its allowance), then array updates.
+/// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
+async fn warmup_claim_lane(
+    pool: &PgPool,
+    lane: i32,
+    r: &ClaimRequest,
+    lease_until: i64,
+    want: i64,
+    ramp: &WarmupRamp,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let today = day_start(r.now_ms);
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(
+        "SELECT id, account_id, sender_domain, warmup_day_ms FROM deliveries \
+         WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
+         ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(lane)
+    .bind(r.now_ms)
+    .bind(pick_limit(want))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let candidates = rows
+        .iter()
+        .map(|row| {
+            Ok(Candidate {
+                lane,
+                ..Candidate::from_row(row)?
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut keys: Vec<(i64, String)> = candidates
+        .iter()
+        .map(|c| (c.account_id, c.sender_domain.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let k_account: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    let k_domain: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    let k_first: Vec<i64> = vec![today; keys.len()];
+    // The first sending day is recorded outside the claim transaction (autocommit): inserting new keys inside
+    // it could make two claimers wait on each other's uncommitted inserts in different orders.
+    sqlx::query(
+        "INSERT INTO domain_warmup (account_id, domain, first_day_ms) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(&k_account)
+    .bind(&k_domain)
+    .bind(&k_first)
+    .execute(pool)
+    .await?;
+    let counter_rows: Vec<CounterRow> = sqlx::query_as(
+        "SELECT w.account_id, w.domain, w.first_day_ms, w.day_ms, w.day_count FROM domain_warmup w \
+         JOIN UNNEST($1::int8[], $2::text[]) AS k(a, d) ON w.account_id = k.a AND w.domain = k.d \
+         ORDER BY w.account_id, w.domain FOR UPDATE OF w",
+    )
+    .bind(&k_account)
+    .bind(&k_domain)
+    .fetch_all(&mut *tx)
+    .await?;
+    let counters: HashMap<(i64, String), Counter> = counter_rows
+        .into_iter()
+        .map(|r| ((r.account_id, r.domain), r.counter))
+        .collect();
+    let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+    let mut counters = counters;
+    let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
+    let mut lease_ids = Vec::new();
+    let (mut hold_ids, mut hold_msgs) = (Vec::new(), Vec::new());
+    for (c, v) in candidates.iter().zip(&verdicts) {
+        match v {
+            Verdict::Lease => lease_ids.push(c.id),
+            Verdict::Hold(m) => {
+                hold_ids.push(c.id);
+                hold_msgs.push(m.as_str());
+            }
+            Verdict::Skip => {}
+        }
+    }
+    let mut out = Vec::with_capacity(lease_ids.len());
+    if !lease_ids.is_empty() {
+        let leased = sqlx::query(
+            "UPDATE deliveries AS d \
+             SET state = $1, lease_token = d.lease_token + 1, lease_owner = $2, next_attempt_ms = $3, \
+                 warmup_day_ms = $4, warmup_held = 0 \
+             FROM messages AS m WHERE d.id = ANY($5) AND m.id = d.message_id \
+             RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+                 d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
+        )
+        .bind(DeliveryState::Leased)
+        .bind(&r.worker)
+        .bind(lease_until)
+        .bind(today)
+        .bind(&lease_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_id = HashMap::with_capacity(leased.len());
+        for row in &leased {
+            let c = claimed_from_row(row)?;
+            by_id.insert(c.delivery_id, c);
+        }
+        // In pick order: due time, then acceptance.
+        out.extend(lease_ids.iter().filter_map(|id| by_id.remove(id)));
+    }
+    if !hold_ids.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries AS d SET state = $1, next_attempt_ms = $2, warmup_held = 1, deliver_message = h.msg \
+             FROM UNNEST($3::int8[], $4::text[]) AS h(id, msg) WHERE d.id = h.id",
+        )
+        .bind(DeliveryState::Pending)
+        .bind(today + DAY_MS)
+        .bind(&hold_ids)
+        .bind(&hold_msgs)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (mut u_acc, mut u_dom, mut u_day, mut u_n) = (vec![], vec![], vec![], vec![]);
+    for ((a, d), c) in &counters {
+        if c.dirty {
+            u_acc.push(*a);
+            u_dom.push(d.as_str());
+            u_day.push(c.day_ms);
+            u_n.push(c.day_count);
+        }
+    }
+    if !u_acc.is_empty() {
+        sqlx::query(
+            "UPDATE domain_warmup AS w SET day_ms = u.day, day_count = u.n \
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS u(a, d, day, n) \
+             WHERE w.account_id = u.a AND w.domain = u.d",
+        )
+        .bind(&u_acc)
+        .bind(&u_dom)
+        .bind(&u_day)
+        .bind(&u_n)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}

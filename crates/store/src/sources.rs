@@ -3,6 +3,9 @@
 //! every worker sharing the database agrees on what an address has sent today: a worker reserves its sends
 //! before a transaction ([`Store::reserve_source_sends`], atomic) and gives back what it could not use.
 
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{Pool, query};
 use crate::{AccountId, Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -12,7 +15,7 @@ fn day_of(ms: i64) -> i64 {
 }
 
 /// The warm-up counters of one source address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SourceIpUsage {
     /// The address, as text (`127.0.0.2`, `2001:db8::1`).
     pub ip: String,
@@ -45,7 +48,7 @@ pub struct SourceReservation {
 }
 
 /// A sending domain's pool assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DomainSourcePool {
     /// The account owning the domain.
     pub account_id: AccountId,
@@ -55,170 +58,118 @@ pub struct DomainSourcePool {
     pub pool: String,
 }
 
-macro_rules! sources_ops {
-    (db = $DB:ty, lock = $lock:literal $(,)?) => {
-        use sqlx::Row;
-
-        use super::{DomainSourcePool, SourceIpUsage, SourceReservation, day_of};
-        use crate::{AccountId, StoreError};
-
-        type Pool = sqlx::Pool<$DB>;
-
-        fn usage_from<R: Row>(row: &R) -> Result<SourceIpUsage, StoreError>
-        where
-            for<'r> &'r str: sqlx::ColumnIndex<R>,
-            for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-            for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        {
-            Ok(SourceIpUsage {
-                ip: row.try_get("ip")?,
-                first_day_ms: row.try_get("first_day_ms")?,
-                day_ms: row.try_get("day_ms")?,
-                day_count: row.try_get("day_count")?,
-            })
-        }
-
-        pub(super) async fn set_domain_pool(
-            pool: &Pool,
-            account: AccountId,
-            domain: &str,
-            source_pool: Option<&str>,
-            at_ms: i64,
-        ) -> Result<(), StoreError> {
-            match source_pool {
-                Some(p) => {
-                    sqlx::query(
-                        "INSERT INTO domain_source_pools (account_id, domain, pool, changed_ms) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (account_id, domain) DO UPDATE SET pool = excluded.pool, \
-                         changed_ms = excluded.changed_ms",
-                    )
-                    .bind(account)
-                    .bind(domain)
-                    .bind(p)
-                    .bind(at_ms)
-                    .execute(pool)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
-                        .bind(account)
-                        .bind(domain)
-                        .execute(pool)
-                        .await?;
-                }
-            }
-            Ok(())
-        }
-
-        pub(super) async fn domain_source_pools(pool: &Pool) -> Result<Vec<DomainSourcePool>, StoreError> {
-            let rows = sqlx::query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(DomainSourcePool {
-                        account_id: r.try_get("account_id")?,
-                        domain: r.try_get("domain")?,
-                        pool: r.try_get("pool")?,
-                    })
-                })
-                .collect()
-        }
-
-        pub(super) async fn reserve_source_sends<F>(
-            pool: &Pool,
-            ip: &str,
-            now_ms: i64,
-            wanted: u32,
-            allowance: F,
-        ) -> Result<SourceReservation, StoreError>
-        where
-            F: FnOnce(i64) -> Option<u64> + Send,
-        {
-            let today = day_of(now_ms);
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
-                 ON CONFLICT (ip) DO NOTHING",
+async fn set_domain_pool(
+    pool: Pool<'_>,
+    account: AccountId,
+    domain: &str,
+    source_pool: Option<&str>,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    match source_pool {
+        Some(p) => {
+            query(
+                "INSERT INTO domain_source_pools (account_id, domain, pool, changed_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, domain) DO UPDATE SET pool = excluded.pool, \
+                 changed_ms = excluded.changed_ms",
             )
-            .bind(ip)
-            .bind(today)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(concat!(
-                "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1",
-                $lock
-            ))
-            .bind(ip)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut usage = usage_from(&row)?;
-            let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
-            let granted = match allowance(usage.first_day_ms) {
-                None => u64::from(wanted),
-                Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
-            };
-            let granted = u32::try_from(granted).unwrap_or(wanted);
-            usage.day_ms = today;
-            usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
-            sqlx::query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
-                .bind(ip)
-                .bind(usage.day_ms)
-                .bind(usage.day_count)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(SourceReservation { granted, usage })
-        }
-
-        pub(super) async fn release_source_sends(
-            pool: &Pool,
-            ip: &str,
-            now_ms: i64,
-            count: u32,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
-                 WHERE ip = $1 AND day_ms = $2",
-            )
-            .bind(ip)
-            .bind(day_of(now_ms))
-            .bind(i64::from(count))
+            .bind(account)
+            .bind(domain)
+            .bind(p)
+            .bind(at_ms)
             .execute(pool)
             .await?;
-            Ok(())
         }
-
-        pub(super) async fn source_ip_usage(pool: &Pool) -> Result<Vec<SourceIpUsage>, StoreError> {
-            let rows = sqlx::query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(usage_from).collect()
-        }
-
-        pub(super) async fn extend_message_expiry(
-            pool: &Pool,
-            message_id: &str,
-            at_least_ms: i64,
-        ) -> Result<(), StoreError> {
-            sqlx::query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
-                .bind(message_id)
-                .bind(at_least_ms)
+        None => {
+            query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
+                .bind(account)
+                .bind(domain)
                 .execute(pool)
                 .await?;
-            Ok(())
         }
+    }
+    Ok(())
+}
+
+async fn domain_source_pools(pool: Pool<'_>) -> Result<Vec<DomainSourcePool>, StoreError> {
+    query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
+        .fetch_all(pool)
+        .await
+}
+
+async fn reserve_source_sends<F>(
+    pool: Pool<'_>,
+    ip: &str,
+    now_ms: i64,
+    wanted: u32,
+    allowance: F,
+) -> Result<SourceReservation, StoreError>
+where
+    F: FnOnce(i64) -> Option<u64> + Send,
+{
+    let today = day_of(now_ms);
+    let mut tx = pool.begin().await?;
+    let mut conn = tx.conn();
+    query(
+        "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
+         ON CONFLICT (ip) DO NOTHING",
+    )
+    .bind(ip)
+    .bind(today)
+    .execute(&mut conn)
+    .await?;
+    // PostgreSQL: the row lock makes concurrent workers reserve one after the other (SQLite: the one writer
+    // connection serialises the transaction with every other write).
+    let mut usage: SourceIpUsage = query(AssertSqlSafe(format!(
+        "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1{}",
+        conn.lock_rows()
+    )))
+    .bind(ip)
+    .fetch_one(&mut conn)
+    .await?;
+    let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
+    let granted = match allowance(usage.first_day_ms) {
+        None => u64::from(wanted),
+        Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
     };
+    let granted = u32::try_from(granted).unwrap_or(wanted);
+    usage.day_ms = today;
+    usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
+    query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
+        .bind(ip)
+        .bind(usage.day_ms)
+        .bind(usage.day_count)
+        .execute(&mut conn)
+        .await?;
+    tx.commit().await?;
+    Ok(SourceReservation { granted, usage })
 }
 
-mod sqlite_ops {
-    // One writer connection: the transaction is serialized with every other write.
-    sources_ops! { db = sqlx::Sqlite, lock = "" }
+async fn release_source_sends(pool: Pool<'_>, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
+    query(
+        "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
+         WHERE ip = $1 AND day_ms = $2",
+    )
+    .bind(ip)
+    .bind(day_of(now_ms))
+    .bind(i64::from(count))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
-mod pg_ops {
-    // The row lock makes concurrent workers reserve one after the other.
-    sources_ops! { db = sqlx::Postgres, lock = " FOR UPDATE" }
+async fn source_ip_usage(pool: Pool<'_>) -> Result<Vec<SourceIpUsage>, StoreError> {
+    query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
+        .fetch_all(pool)
+        .await
+}
+
+async fn extend_message_expiry(pool: Pool<'_>, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
+    query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
+        .bind(message_id)
+        .bind(at_least_ms)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -230,12 +181,14 @@ impl Store {
         pool: Option<&str>,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, set_domain_pool(account, domain, pool, at_ms))
+        self.guarded(async { set_domain_pool(self.inner.db.writer(), account, domain, pool, at_ms).await })
+            .await
     }
 
     /// Every pool assignment (domains without one use the shared pool).
     pub async fn domain_source_pools(&self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        on_ops!(self, reader, domain_source_pools())
+        self.guarded(async { domain_source_pools(self.inner.db.reader()).await })
+            .await
     }
 
     /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
@@ -251,22 +204,26 @@ impl Store {
     where
         F: FnOnce(i64) -> Option<u64> + Send,
     {
-        on_ops!(self, writer, reserve_source_sends(ip, now_ms, wanted, allowance))
+        self.guarded(async { reserve_source_sends(self.inner.db.writer(), ip, now_ms, wanted, allowance).await })
+            .await
     }
 
     /// Gives back `count` sends reserved today from `ip` that were not used.
     pub async fn release_source_sends(&self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-        on_ops!(self, writer, release_source_sends(ip, now_ms, count))
+        self.guarded(async { release_source_sends(self.inner.db.writer(), ip, now_ms, count).await })
+            .await
     }
 
     /// The warm-up counters of every source address that has sent.
     pub async fn source_ip_usage(&self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        on_ops!(self, reader, source_ip_usage())
+        self.guarded(async { source_ip_usage(self.inner.db.reader()).await })
+            .await
     }
 
     /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
     /// it).
     pub async fn extend_message_expiry(&self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-        on_ops!(self, writer, extend_message_expiry(message_id, at_least_ms))
+        self.guarded(async { extend_message_expiry(self.inner.db.writer(), message_id, at_least_ms).await })
+            .await
     }
 }

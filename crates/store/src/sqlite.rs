@@ -16,7 +16,60 @@ use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::script::{Durability, Script, ScriptRows, Stmt, WriteTx};
 use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
 
-crate::common::common_ops! { db = Sqlite }
+use crate::warmup::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
+use mailpush_model::clock::{DAY_MS, day_start};
+use sqlx::{FromRow, Row};
+
+use crate::common::claimed_from_row;
+use crate::types::DeliveryState;
+use crate::{AccountId, ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
+
+impl crate::sql::Dialect for Sqlite {
+    // IMMEDIATE takes the write lock at once; it also serialises these transactions across processes.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
+
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        msgs: &[NewMessage],
+        retain_bodies: bool,
+    ) -> Result<(), StoreError> {
+        insert_messages(conn, msgs, retain_bodies).await
+    }
+
+    async fn claim_lane(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        claim_lane(pool, lane, r, lease_until, want).await
+    }
+
+    async fn record_outcomes(
+        pool: &sqlx::Pool<Self>,
+        outcomes: &[crate::DeliveryOutcome],
+        retain_bodies: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        record_outcomes(pool, outcomes, retain_bodies).await
+    }
+
+    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+        crate::stats::apply_sqlite(conn, d).await
+    }
+
+    async fn claim_lane_with_warmup(
+        pool: &sqlx::Pool<Self>,
+        lane: i32,
+        r: &ClaimRequest,
+        lease_until: i64,
+        want: i64,
+        ramp: &WarmupRamp,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        warmup_claim_lane(pool, lane, r, lease_until, want, ramp).await
+    }
+}
 
 /// Rows one multi-row statement carries at most: far below SQLite's 32,766 bound parameters at 14 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 500;
@@ -137,7 +190,7 @@ fn push_lease(
     for chunk in claimed.chunks(MAX_ROWS_PER_STATEMENT) {
         script.push("UPDATE deliveries SET state = ");
         let qb = script.sql();
-        qb.push_bind(state::LEASED)
+        qb.push_bind(DeliveryState::Leased)
             .push(", lease_token = lease_token + 1, lease_owner = ")
             .push_bind(worker)
             .push(", next_attempt_ms = ")
@@ -215,7 +268,7 @@ async fn record_outcomes_on(
              attempts = deliveries.attempts + 1, lease_owner = NULL \
              FROM o WHERE deliveries.id = o.id AND deliveries.lease_token = o.token AND deliveries.state = ",
         );
-        tx.sql().push_bind(state::LEASED).push(
+        tx.sql().push_bind(DeliveryState::Leased).push(
             " RETURNING deliveries.id AS id, deliveries.lease_token AS token, deliveries.message_id AS message_id, \
              deliveries.attempts AS attempts, deliveries.account_id AS account_id, deliveries.recipient AS recipient",
         );
@@ -309,7 +362,7 @@ async fn record_outcomes_on(
         let (o, f) = (&outcomes[i], fence_of(i));
         let from = senders.get(&f.message_id).map(String::as_str).unwrap_or("");
         delta.event(f.account_id, o.at_ms, from, &f.recipient, o.result.event().0, false);
-        if effects[i].state == state::DONE {
+        if effects[i].state == DeliveryState::Done {
             final_recipients.push((&f.message_id, &f.recipient));
             *finished.entry(&f.message_id).or_default() += 1;
         }
@@ -496,7 +549,7 @@ async fn check_limits(
         for row in rows.take(read) {
             let account: AccountId = row.try_get("account_id")?;
             if let Some(st) = states.get_mut(&account) {
-                st.usage = crate::limits::usage_from_row(&row)?;
+                st.usage = <crate::limits::AccountUsage as sqlx::FromRow<_>>::from_row(&row)?;
             }
         }
     }
@@ -677,7 +730,11 @@ fn push_rows<'m>(
                 .push_bind(r.kind.as_str())
                 .push_bind(m.lane)
                 .push_bind(m.request_ms)
-                .push_bind(if leased.is_some() { state::LEASED } else { init.state })
+                .push_bind(if leased.is_some() {
+                    DeliveryState::Leased
+                } else {
+                    init.state
+                })
                 .push_bind(r.send_status)
                 .push_bind(init.deliver_status)
                 .push_bind(init.deliver_message)
@@ -719,5 +776,116 @@ fn push_rows<'m>(
     pending
 }
 
-crate::limits::limits_ops! { db = sqlx::Sqlite }
-crate::warmup::warmup_ops! { db = sqlx::Sqlite }
+/// The SQLite claim with warm-up (one IMMEDIATE transaction: the single writer serializes every claimer).
+/// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
+async fn warmup_claim_lane(
+    pool: &SqlitePool,
+    lane: i32,
+    r: &ClaimRequest,
+    lease_until: i64,
+    want: i64,
+    ramp: &WarmupRamp,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    // Without an fsync at commit, as every claim (see `RelaxedWriter`).
+    let mut writer = RelaxedWriter::acquire(pool).await?;
+    let claimed = warmup_claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
+    writer.release().await?;
+    Ok(claimed)
+}
+
+async fn warmup_claim_lane_on(
+    conn: &mut sqlx::SqliteConnection,
+    lane: i32,
+    r: &ClaimRequest,
+    lease_until: i64,
+    want: i64,
+    ramp: &WarmupRamp,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let today = day_start(r.now_ms);
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+    // (due, id) order = acceptance order among rows due at the same time (held rows all wake at midnight).
+    let rows = sqlx::query(
+        "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+         d.request_ms, d.lease_token + 1 AS lease_token, d.sender_domain, d.warmup_day_ms, \
+         m.envelope_from, m.expires_ms \
+         FROM deliveries d JOIN messages m ON m.id = d.message_id \
+         WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
+         ORDER BY d.next_attempt_ms, d.id LIMIT $3",
+    )
+    .bind(lane)
+    .bind(r.now_ms)
+    .bind(pick_limit(want))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let candidates = rows
+        .iter()
+        .map(|row| {
+            Ok(Candidate {
+                lane,
+                ..Candidate::from_row(row)?
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut counters: HashMap<(i64, String), Counter> = HashMap::new();
+    for c in &candidates {
+        let key = (c.account_id, c.sender_domain.clone());
+        if counters.contains_key(&key) {
+            continue;
+        }
+        let counter: Option<Counter> = sqlx::query_as(
+            "SELECT first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 AND domain = $2",
+        )
+        .bind(c.account_id)
+        .bind(&c.sender_domain)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(counter) = counter {
+            counters.insert(key, counter);
+        }
+    }
+    let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+    let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
+    let mut out = Vec::new();
+    for ((row, c), v) in rows.iter().zip(&candidates).zip(&verdicts) {
+        match v {
+            Verdict::Lease => out.push(claimed_from_row(row)?),
+            Verdict::Hold(message) => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = $1, next_attempt_ms = $2, warmup_held = 1, \
+                     deliver_message = $3 WHERE id = $4",
+                )
+                .bind(DeliveryState::Pending)
+                .bind(today + DAY_MS)
+                .bind(message)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Verdict::Skip => {}
+        }
+    }
+    lease_claimed(&mut tx, &out, &r.worker, lease_until, Some(today)).await?;
+    for ((account, domain), counter) in &counters {
+        if !counter.dirty {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO domain_warmup (account_id, domain, first_day_ms, day_ms, day_count) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, domain) DO UPDATE SET \
+             day_ms = excluded.day_ms, day_count = excluded.day_count",
+        )
+        .bind(account)
+        .bind(domain)
+        .bind(counter.first_day_ms)
+        .bind(counter.day_ms)
+        .bind(counter.day_count)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}

@@ -16,13 +16,14 @@ use std::collections::BTreeMap;
 
 use mailpush_model::{EventKind, MessageId};
 
+use crate::sql::{Pool, builder, query};
 use crate::{AccountId, Store, StoreError};
 
 /// Milliseconds per UTC day.
 const DAY_MS: i64 = 86_400_000;
 
 /// The counters of one day, or of a period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatCounters {
     /// Recipients requested (stored at enqueue, admitted or not).
     pub requested: i64,
@@ -60,11 +61,12 @@ impl StatCounters {
 }
 
 /// One day's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct DailyStats {
     /// Days since 1970-01-01 (UTC).
     pub day: i64,
     /// The counters.
+    #[sqlx(flatten)]
     pub counters: StatCounters,
 }
 
@@ -260,7 +262,7 @@ pub struct ComplaintRow {
 }
 
 /// A sender address's default `Unsubscribe` option.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UnsubscribeConfigRow {
     /// The sender address (lowercase).
     pub address: String,
@@ -273,7 +275,7 @@ pub struct UnsubscribeConfigRow {
 }
 
 /// A bounce-rate (or other reputation) warning.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct WarningRow {
     /// Row id.
     pub id: i64,
@@ -314,294 +316,211 @@ pub struct NewWarning {
     pub bounced: i64,
 }
 
-macro_rules! stats_ops {
-    (db = $DB:ty $(,)?) => {
-        use mailpush_model::MessageId;
-        use sqlx::{QueryBuilder, Row};
+async fn daily_stats(pool: Pool<'_>, q: &StatsQuery) -> Result<Vec<DailyStats>, StoreError> {
+    let mut qb = builder(
+        "SELECT day, CAST(SUM(requested) AS BIGINT) AS requested, CAST(SUM(accepted) AS BIGINT) AS accepted, \
+         CAST(SUM(delivered) AS BIGINT) AS delivered, CAST(SUM(opened) AS BIGINT) AS opened, \
+         CAST(SUM(clicked) AS BIGINT) AS clicked, CAST(SUM(bounced) AS BIGINT) AS bounced, \
+         CAST(SUM(unsubscribed) AS BIGINT) AS unsubscribed, CAST(SUM(dropped) AS BIGINT) AS dropped, \
+         CAST(SUM(complained) AS BIGINT) AS complained FROM stats_daily WHERE account_id = ",
+    );
+    qb.push_bind(q.account_id);
+    qb.push(" AND day >= ").push_bind(q.from_day);
+    qb.push(" AND day <= ").push_bind(q.to_day);
+    if let Some(d) = &q.send_domain {
+        qb.push(" AND send_domain = ").push_bind(d);
+    }
+    if let Some(d) = &q.recv_domain {
+        qb.push(" AND recv_domain = ").push_bind(d);
+    }
+    qb.push(" GROUP BY day ORDER BY day");
+    qb.build().fetch_all(pool).await
+}
 
-        use crate::stats::{
-            ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow,
-        };
-        use crate::{AccountId, StoreError};
-
-        type Pool = sqlx::Pool<$DB>;
-        type DbRow = <$DB as sqlx::Database>::Row;
-
-        pub(crate) async fn daily_stats(pool: &Pool, q: &StatsQuery) -> Result<Vec<DailyStats>, StoreError> {
-            let mut qb: QueryBuilder<$DB> = QueryBuilder::new(
-                "SELECT day, CAST(SUM(requested) AS BIGINT) AS requested, CAST(SUM(accepted) AS BIGINT) AS accepted, \
-                 CAST(SUM(delivered) AS BIGINT) AS delivered, CAST(SUM(opened) AS BIGINT) AS opened, \
-                 CAST(SUM(clicked) AS BIGINT) AS clicked, CAST(SUM(bounced) AS BIGINT) AS bounced, \
-                 CAST(SUM(unsubscribed) AS BIGINT) AS unsubscribed, CAST(SUM(dropped) AS BIGINT) AS dropped, \
-                 CAST(SUM(complained) AS BIGINT) AS complained FROM stats_daily WHERE account_id = ",
-            );
-            qb.push_bind(q.account_id);
-            qb.push(" AND day >= ").push_bind(q.from_day);
-            qb.push(" AND day <= ").push_bind(q.to_day);
-            if let Some(d) = &q.send_domain {
-                qb.push(" AND send_domain = ").push_bind(d.clone());
-            }
-            if let Some(d) = &q.recv_domain {
-                qb.push(" AND recv_domain = ").push_bind(d.clone());
-            }
-            qb.push(" GROUP BY day ORDER BY day");
-            let rows = qb.build().fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(DailyStats {
-                        day: r.try_get("day")?,
-                        counters: StatCounters {
-                            requested: r.try_get("requested")?,
-                            accepted: r.try_get("accepted")?,
-                            delivered: r.try_get("delivered")?,
-                            opened: r.try_get("opened")?,
-                            clicked: r.try_get("clicked")?,
-                            bounced: r.try_get("bounced")?,
-                            unsubscribed: r.try_get("unsubscribed")?,
-                            dropped: r.try_get("dropped")?,
-                            complained: r.try_get("complained")?,
-                        },
-                    })
-                })
-                .collect()
-        }
-
-        pub(crate) async fn complaints(
-            pool: &Pool,
-            account: AccountId,
-            from_ms: i64,
-            to_ms: i64,
-            offset: i64,
-            limit: i64,
-        ) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
-            let total: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = 6 AND at_ms >= $2 AND at_ms < $3",
-            )
+async fn complaints(
+    pool: Pool<'_>,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
+    let total: i64 =
+        query("SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = 6 AND at_ms >= $2 AND at_ms < $3")
             .bind(account)
             .bind(from_ms)
             .bind(to_ms)
-            .fetch_one(pool)
+            .scalar(pool)
             .await?;
-            let rows = sqlx::query(
-                "SELECT e.message_id, e.recipient, e.at_ms, e.reason, COALESCE(m.from_address, '') AS from_address \
-                 FROM events e LEFT JOIN messages m ON m.id = e.message_id \
-                 WHERE e.account_id = $1 AND e.kind = 6 AND e.at_ms >= $2 AND e.at_ms < $3 \
-                 ORDER BY e.at_ms DESC, e.id DESC LIMIT $4 OFFSET $5",
-            )
-            .bind(account)
-            .bind(from_ms)
-            .bind(to_ms)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            let list = rows
-                .iter()
-                .map(|r| {
-                    Ok(ComplaintRow {
-                        message_id: MessageId::from_stored(r.try_get("message_id")?),
-                        recipient: r.try_get("recipient")?,
-                        from_address: r.try_get("from_address")?,
-                        at_ms: r.try_get("at_ms")?,
-                        reason: r.try_get("reason")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok((list, total))
-        }
-
-        fn config_from_row(r: &DbRow) -> Result<UnsubscribeConfigRow, StoreError> {
-            Ok(UnsubscribeConfigRow {
-                address: r.try_get("address")?,
-                unsubscribe_config: r.try_get("unsubscribe_config")?,
-                status: r.try_get("status")?,
-                created_ms: r.try_get("created_ms")?,
-            })
-        }
-
-        pub(crate) async fn create_unsubscribe_config(
-            pool: &Pool,
-            account: AccountId,
-            c: &UnsubscribeConfigRow,
-        ) -> Result<(), StoreError> {
-            let r = sqlx::query(
-                "INSERT INTO address_unsubscribe_configs (account_id, address, unsubscribe_config, status, \
-                 created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(account)
-            .bind(&c.address)
-            .bind(&c.unsubscribe_config)
-            .bind(c.status)
-            .bind(c.created_ms)
-            .execute(pool)
-            .await?;
-            if r.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "{} already has an unsubscribe config",
-                    c.address
-                )));
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn update_unsubscribe_config(
-            pool: &Pool,
-            account: AccountId,
-            address: &str,
-            config: &str,
-            status: i32,
-        ) -> Result<(), StoreError> {
-            let r = sqlx::query(
-                "UPDATE address_unsubscribe_configs SET unsubscribe_config = $1, status = $2 \
-                 WHERE account_id = $3 AND address = $4",
-            )
-            .bind(config)
-            .bind(status)
-            .bind(account)
-            .bind(address)
-            .execute(pool)
-            .await?;
-            if r.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn delete_unsubscribe_config(
-            pool: &Pool,
-            account: AccountId,
-            address: &str,
-        ) -> Result<(), StoreError> {
-            let r = sqlx::query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
-                .bind(account)
-                .bind(address)
-                .execute(pool)
-                .await?;
-            if r.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn list_unsubscribe_configs(
-            pool: &Pool,
-            account: AccountId,
-            offset: i64,
-            limit: i64,
-        ) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
-            let total: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM address_unsubscribe_configs WHERE account_id = $1")
-                    .bind(account)
-                    .fetch_one(pool)
-                    .await?;
-            let rows = sqlx::query(
-                "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
-                 WHERE account_id = $1 ORDER BY address LIMIT $2 OFFSET $3",
-            )
-            .bind(account)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            let list = rows.iter().map(config_from_row).collect::<Result<Vec<_>, _>>()?;
-            Ok((list, total))
-        }
-
-        pub(crate) async fn unsubscribe_config(
-            pool: &Pool,
-            account: AccountId,
-            address: &str,
-        ) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
-            let row = sqlx::query(
-                "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
-                 WHERE account_id = $1 AND address = $2",
-            )
-            .bind(account)
-            .bind(address)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(config_from_row).transpose()
-        }
-
-        pub(crate) async fn raise_warning(pool: &Pool, w: &NewWarning) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "INSERT INTO reputation_warnings (account_id, kind, raised_ms, rate, threshold, delivered, bounced) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(w.account_id)
-            .bind(&w.kind)
-            .bind(w.at_ms)
-            .bind(w.rate)
-            .bind(w.threshold)
-            .bind(w.delivered)
-            .bind(w.bounced)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        }
-
-        pub(crate) async fn clear_warning(
-            pool: &Pool,
-            account: AccountId,
-            kind: &str,
-            at_ms: i64,
-        ) -> Result<bool, StoreError> {
-            let r = sqlx::query(
-                "UPDATE reputation_warnings SET cleared_ms = $1 \
-                 WHERE account_id = $2 AND kind = $3 AND cleared_ms IS NULL",
-            )
-            .bind(at_ms)
-            .bind(account)
-            .bind(kind)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        }
-
-        pub(crate) async fn warnings(
-            pool: &Pool,
-            account: AccountId,
-            limit: i64,
-        ) -> Result<Vec<WarningRow>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT id, account_id, kind, raised_ms, cleared_ms, rate, threshold, delivered, bounced \
-                 FROM reputation_warnings WHERE account_id = $1 ORDER BY raised_ms DESC, id DESC LIMIT $2",
-            )
-            .bind(account)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(WarningRow {
-                        id: r.try_get("id")?,
-                        account_id: r.try_get("account_id")?,
-                        kind: r.try_get("kind")?,
-                        raised_ms: r.try_get("raised_ms")?,
-                        cleared_ms: r.try_get("cleared_ms")?,
-                        rate: r.try_get("rate")?,
-                        threshold: r.try_get("threshold")?,
-                        delivered: r.try_get("delivered")?,
-                        bounced: r.try_get("bounced")?,
-                    })
-                })
-                .collect()
-        }
-    };
+    let rows: Vec<(String, String, i64, String, String)> = query(
+        "SELECT e.message_id, e.recipient, e.at_ms, e.reason, COALESCE(m.from_address, '') AS from_address \
+         FROM events e LEFT JOIN messages m ON m.id = e.message_id \
+         WHERE e.account_id = $1 AND e.kind = 6 AND e.at_ms >= $2 AND e.at_ms < $3 \
+         ORDER BY e.at_ms DESC, e.id DESC LIMIT $4 OFFSET $5",
+    )
+    .bind(account)
+    .bind(from_ms)
+    .bind(to_ms)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let list = rows
+        .into_iter()
+        .map(|(message_id, recipient, at_ms, reason, from_address)| ComplaintRow {
+            message_id: MessageId::from_stored(message_id),
+            recipient,
+            from_address,
+            at_ms,
+            reason,
+        })
+        .collect();
+    Ok((list, total))
 }
 
-mod sqlite_ops {
-    stats_ops! { db = sqlx::Sqlite }
+async fn create_unsubscribe_config(
+    pool: Pool<'_>,
+    account: AccountId,
+    c: &UnsubscribeConfigRow,
+) -> Result<(), StoreError> {
+    let changed = query(
+        "INSERT INTO address_unsubscribe_configs (account_id, address, unsubscribe_config, status, \
+         created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(account)
+    .bind(&c.address)
+    .bind(&c.unsubscribe_config)
+    .bind(c.status)
+    .bind(c.created_ms)
+    .execute(pool)
+    .await?;
+    if changed == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{} already has an unsubscribe config",
+            c.address
+        )));
+    }
+    Ok(())
 }
 
-mod pg_ops {
-    stats_ops! { db = sqlx::Postgres }
+async fn update_unsubscribe_config(
+    pool: Pool<'_>,
+    account: AccountId,
+    address: &str,
+    config: &str,
+    status: i32,
+) -> Result<(), StoreError> {
+    let changed = query(
+        "UPDATE address_unsubscribe_configs SET unsubscribe_config = $1, status = $2 \
+         WHERE account_id = $3 AND address = $4",
+    )
+    .bind(config)
+    .bind(status)
+    .bind(account)
+    .bind(address)
+    .execute(pool)
+    .await?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn delete_unsubscribe_config(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
+    let changed = query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
+        .bind(account)
+        .bind(address)
+        .execute(pool)
+        .await?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn list_unsubscribe_configs(
+    pool: Pool<'_>,
+    account: AccountId,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
+    let total: i64 = query("SELECT COUNT(*) FROM address_unsubscribe_configs WHERE account_id = $1")
+        .bind(account)
+        .scalar(pool)
+        .await?;
+    let list = query(
+        "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
+         WHERE account_id = $1 ORDER BY address LIMIT $2 OFFSET $3",
+    )
+    .bind(account)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((list, total))
+}
+
+async fn unsubscribe_config(
+    pool: Pool<'_>,
+    account: AccountId,
+    address: &str,
+) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
+    query(
+        "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
+         WHERE account_id = $1 AND address = $2",
+    )
+    .bind(account)
+    .bind(address)
+    .fetch_optional(pool)
+    .await
+}
+
+async fn raise_warning(pool: Pool<'_>, w: &NewWarning) -> Result<bool, StoreError> {
+    let changed = query(
+        "INSERT INTO reputation_warnings (account_id, kind, raised_ms, rate, threshold, delivered, bounced) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(w.account_id)
+    .bind(&w.kind)
+    .bind(w.at_ms)
+    .bind(w.rate)
+    .bind(w.threshold)
+    .bind(w.delivered)
+    .bind(w.bounced)
+    .execute(pool)
+    .await?;
+    Ok(changed > 0)
+}
+
+async fn clear_warning(pool: Pool<'_>, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
+    let changed = query(
+        "UPDATE reputation_warnings SET cleared_ms = $1 \
+         WHERE account_id = $2 AND kind = $3 AND cleared_ms IS NULL",
+    )
+    .bind(at_ms)
+    .bind(account)
+    .bind(kind)
+    .execute(pool)
+    .await?;
+    Ok(changed > 0)
+}
+
+async fn warnings(pool: Pool<'_>, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
+    query(
+        "SELECT id, account_id, kind, raised_ms, cleared_ms, rate, threshold, delivered, bounced \
+         FROM reputation_warnings WHERE account_id = $1 ORDER BY raised_ms DESC, id DESC LIMIT $2",
+    )
+    .bind(account)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 impl Store {
     /// The account's counters per UTC day of the query's range (days without mail are absent), from the rollup.
     pub async fn daily_stats(&self, q: &StatsQuery) -> Result<Vec<DailyStats>, StoreError> {
-        on_ops!(self, reader, daily_stats(q))
+        self.guarded(async { daily_stats(self.inner.db.reader(), q).await })
+            .await
     }
 
     /// The account's complaints (`spamreport` events) recorded in `[from_ms, to_ms)`, newest first, one page;
@@ -614,7 +533,8 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
-        on_ops!(self, reader, complaints(account, from_ms, to_ms, offset, limit))
+        self.guarded(async { complaints(self.inner.db.reader(), account, from_ms, to_ms, offset, limit).await })
+            .await
     }
 
     /// Creates a sender address's unsubscribe default; [`StoreError::Conflict`] if it has one.
@@ -623,7 +543,8 @@ impl Store {
         account: AccountId,
         config: &UnsubscribeConfigRow,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, create_unsubscribe_config(account, config))
+        self.guarded(async { create_unsubscribe_config(self.inner.db.writer(), account, config).await })
+            .await
     }
 
     /// Changes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
@@ -634,16 +555,16 @@ impl Store {
         config: &str,
         status: i32,
     ) -> Result<(), StoreError> {
-        on_ops!(
-            self,
-            writer,
-            update_unsubscribe_config(account, address, config, status)
-        )
+        self.guarded(async {
+            update_unsubscribe_config(self.inner.db.writer(), account, address, config, status).await
+        })
+        .await
     }
 
     /// Deletes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
     pub async fn delete_unsubscribe_config(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        on_ops!(self, writer, delete_unsubscribe_config(account, address))
+        self.guarded(async { delete_unsubscribe_config(self.inner.db.writer(), account, address).await })
+            .await
     }
 
     /// One page of the account's unsubscribe defaults, by address; and their total.
@@ -653,7 +574,8 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
-        on_ops!(self, reader, list_unsubscribe_configs(account, offset, limit))
+        self.guarded(async { list_unsubscribe_configs(self.inner.db.reader(), account, offset, limit).await })
+            .await
     }
 
     /// The unsubscribe default of one sender address (lowercase), if any.
@@ -662,21 +584,25 @@ impl Store {
         account: AccountId,
         address: &str,
     ) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
-        on_ops!(self, reader, unsubscribe_config(account, address))
+        self.guarded(async { unsubscribe_config(self.inner.db.reader(), account, address).await })
+            .await
     }
 
     /// Raises a warning unless one of its kind is already in force for the account; `true` if raised now.
     pub async fn raise_warning(&self, w: &NewWarning) -> Result<bool, StoreError> {
-        on_ops!(self, writer, raise_warning(w))
+        self.guarded(async { raise_warning(self.inner.db.writer(), w).await })
+            .await
     }
 
     /// Clears the account's warning of `kind` in force, if any; `true` if one was cleared.
     pub async fn clear_warning(&self, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
-        on_ops!(self, writer, clear_warning(account, kind, at_ms))
+        self.guarded(async { clear_warning(self.inner.db.writer(), account, kind, at_ms).await })
+            .await
     }
 
     /// The account's most recent warnings, newest first.
     pub async fn warnings(&self, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
-        on_ops!(self, reader, warnings(account, limit))
+        self.guarded(async { warnings(self.inner.db.reader(), account, limit).await })
+            .await
     }
 }

@@ -5,7 +5,10 @@
 //! all accounts, while `ListBlackEmailAddress` / `DeleteBlackList` only see the caller's own rows (an account
 //! never learns another account's recipients, nor lifts a block another account's bounce caused).
 
-use crate::{AccountId, Db, Store, StoreError};
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{builder, query};
+use crate::{AccountId, Store, StoreError};
 
 /// What a blacklist insert does when the (address, account) row exists: refresh it. A macro, so that every
 /// form of the insert (one row, multi-row, UNNEST) is one `concat!` of literals with the same clause.
@@ -29,7 +32,7 @@ pub fn normalize(address: &str) -> String {
 }
 
 /// One row of the global bounce blacklist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BounceBlacklistEntry {
     /// The address (normalized).
     pub address: String,
@@ -57,7 +60,7 @@ pub struct BounceBlacklistQuery {
 }
 
 /// One row of an account's custom blacklist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CustomBlacklistEntry {
     /// Row id (`Id` in the API).
     pub id: i64,
@@ -106,304 +109,6 @@ pub enum CustomStatusFilter {
     All,
 }
 
-macro_rules! suppression_ops {
-    (db = $DB:ty $(,)?) => {
-        use sqlx::{QueryBuilder, Row};
-
-        use crate::suppression::{
-            BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
-        };
-        use crate::{AccountId, StoreError};
-
-        type Pool = sqlx::Pool<$DB>;
-
-        pub(crate) async fn blacklisted(
-            pool: &Pool,
-            account: AccountId,
-            addresses: &[String],
-            bounce_since_ms: i64,
-            now_ms: i64,
-        ) -> Result<Vec<String>, StoreError> {
-            // One statement, both lists, each an index range lookup per address.
-            let mut qb: QueryBuilder<$DB> =
-                QueryBuilder::new("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
-            qb.push_bind(bounce_since_ms).push(" AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in addresses {
-                list.push_bind(a.clone());
-            }
-            qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
-            qb.push_bind(account)
-                .push(" AND (expire_ms IS NULL OR expire_ms > ")
-                .push_bind(now_ms)
-                .push(") AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in addresses {
-                list.push_bind(a.clone());
-            }
-            qb.push(")");
-            let rows = qb.build().fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| Ok(r.try_get::<String, _>("address")?))
-                .collect()
-        }
-
-        /// Several requests' screens in one statement (see `screen`): each part is tagged with its request's
-        /// index, so the answer is exactly what each request's own statement would return.
-        pub(crate) async fn recipient_screens(
-            pool: &Pool,
-            qs: &[crate::screen::OwnedScreenQuery],
-        ) -> Result<Vec<RecipientScreen>, StoreError> {
-            let mut out: Vec<RecipientScreen> = qs.iter().map(|_| RecipientScreen::default()).collect();
-            if qs.is_empty() {
-                return Ok(out);
-            }
-            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("");
-            for (i, q) in qs.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" UNION ALL ");
-                }
-                // Both admission checks: the blacklists (by normalised address) and the unsubscribes from
-                // the sending domain (by address as sent).
-                qb.push(format!(
-                    "SELECT {i} AS q, 0 AS list, address FROM bounce_blacklist WHERE created_ms >= "
-                ));
-                qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
-                let mut list = qb.separated(", ");
-                for a in &q.blacklist_keys {
-                    list.push_bind(a.clone());
-                }
-                qb.push(format!(
-                    ") UNION ALL SELECT {i} AS q, 0 AS list, address FROM custom_blacklist WHERE account_id = "
-                ));
-                qb.push_bind(q.account)
-                    .push(" AND (expire_ms IS NULL OR expire_ms > ")
-                    .push_bind(q.now_ms)
-                    .push(") AND address IN (");
-                let mut list = qb.separated(", ");
-                for a in &q.blacklist_keys {
-                    list.push_bind(a.clone());
-                }
-                qb.push(format!(
-                    ") UNION ALL SELECT {i} AS q, 1 AS list, recipient AS address FROM unsubscribes \
-                     WHERE account_id = "
-                ));
-                qb.push_bind(q.account)
-                    .push(" AND domain = ")
-                    .push_bind(q.sender_domain.clone())
-                    .push(" AND recipient IN (");
-                let mut list = qb.separated(", ");
-                for a in &q.recipients {
-                    list.push_bind(a.clone());
-                }
-                qb.push(")");
-            }
-            // Not prepared for reuse: its text differs with every batch shape, and cached it would fill the
-            // connections' statement caches with one-off statements (the resident size doubled).
-            for row in qb.build().persistent(false).fetch_all(pool).await? {
-                let i = usize::try_from(row.try_get::<i32, _>("q")?)
-                    .ok()
-                    .filter(|i| *i < out.len())
-                    .ok_or_else(|| StoreError::Corrupt("a screen row names no request".into()))?;
-                let address: String = row.try_get("address")?;
-                if row.try_get::<i32, _>("list")? == 0 {
-                    out[i].blacklisted.push(address);
-                } else {
-                    out[i].unsubscribed.push(address);
-                }
-            }
-            Ok(out)
-        }
-
-        pub(crate) async fn list_bounce_blacklist(
-            pool: &Pool,
-            q: &BounceBlacklistQuery,
-        ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
-            let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
-                          AND ($4 = '' OR address = $4)";
-            let address = q.address.clone().unwrap_or_default();
-            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
-                .bind(q.account_id)
-                .bind(q.from_ms)
-                .bind(q.to_ms)
-                .bind(&address)
-                .fetch_one(pool)
-                .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
-            )))
-            .bind(q.account_id)
-            .bind(q.from_ms)
-            .bind(q.to_ms)
-            .bind(&address)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(pool)
-            .await?;
-            let entries = rows
-                .iter()
-                .map(|r| {
-                    Ok(BounceBlacklistEntry {
-                        address: r.try_get("address")?,
-                        created_ms: r.try_get("created_ms")?,
-                        reason: r.try_get("reason")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok((entries, total))
-        }
-
-        pub(crate) async fn delete_bounce_blacklist(
-            pool: &Pool,
-            account: AccountId,
-            addresses: &[String],
-        ) -> Result<u64, StoreError> {
-            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("DELETE FROM bounce_blacklist WHERE account_id = ");
-            qb.push_bind(account).push(" AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in addresses {
-                list.push_bind(a.clone());
-            }
-            qb.push(")");
-            Ok(qb.build().execute(pool).await?.rows_affected())
-        }
-
-        pub(crate) async fn create_custom_blacklist(
-            pool: &Pool,
-            account: AccountId,
-            addresses: &[String],
-            now_ms: i64,
-            expire_ms: Option<i64>,
-        ) -> Result<u64, StoreError> {
-            let mut inserted = 0;
-            let mut tx = pool.begin().await?;
-            for a in addresses {
-                inserted += sqlx::query(
-                    "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, address) DO NOTHING",
-                )
-                .bind(account)
-                .bind(a)
-                .bind(now_ms)
-                .bind(expire_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(inserted)
-        }
-
-        pub(crate) async fn list_custom_blacklist(
-            pool: &Pool,
-            account: AccountId,
-            status: CustomStatusFilter,
-            address: Option<&str>,
-            now_ms: i64,
-            offset: i64,
-            limit: i64,
-        ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
-            let state = match status {
-                CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
-                CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
-                CustomStatusFilter::All => "$2 = $2",
-            };
-            let filter =
-                format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
-            let address = address.unwrap_or("").to_string();
-            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
-                .bind(account)
-                .bind(now_ms)
-                .bind(&address)
-                .fetch_one(pool)
-                .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
-            )))
-            .bind(account)
-            .bind(now_ms)
-            .bind(&address)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            let entries = rows
-                .iter()
-                .map(|r| {
-                    Ok(CustomBlacklistEntry {
-                        id: r.try_get("id")?,
-                        address: r.try_get("address")?,
-                        created_ms: r.try_get("created_ms")?,
-                        expire_ms: r.try_get("expire_ms")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok((entries, total))
-        }
-
-        pub(crate) async fn update_custom_blacklist(
-            pool: &Pool,
-            account: AccountId,
-            id: i64,
-            address: &str,
-            expire_ms: Option<i64>,
-        ) -> Result<(), StoreError> {
-            let done = sqlx::query(
-                "UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4",
-            )
-            .bind(address)
-            .bind(expire_ms)
-            .bind(id)
-            .bind(account)
-            .execute(pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        }
-
-        pub(crate) async fn delete_custom_blacklist(
-            pool: &Pool,
-            account: AccountId,
-            addresses: &[String],
-        ) -> Result<u64, StoreError> {
-            let mut qb: QueryBuilder<$DB> = QueryBuilder::new("DELETE FROM custom_blacklist WHERE account_id = ");
-            qb.push_bind(account).push(" AND address IN (");
-            let mut list = qb.separated(", ");
-            for a in addresses {
-                list.push_bind(a.clone());
-            }
-            qb.push(")");
-            Ok(qb.build().execute(pool).await?.rows_affected())
-        }
-
-        pub(crate) async fn blacklist_hits(
-            pool: &Pool,
-            account: AccountId,
-            since_ms: i64,
-        ) -> Result<(i64, i64), StoreError> {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
-                 FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
-            )
-            .bind(account)
-            .bind(since_ms)
-            .fetch_one(pool)
-            .await?;
-            Ok((row.try_get::<i64, _>("hits")?, row.try_get::<i64, _>("sends")?))
-        }
-    };
-}
-
-mod sqlite_ops {
-    suppression_ops! { db = sqlx::Sqlite }
-}
-
-mod pg_ops {
-    suppression_ops! { db = sqlx::Postgres }
-}
-
 impl Store {
     /// Which of `addresses` (normalized with [`normalize`]) are blocked for `account`: on the global bounce
     /// blacklist since `bounce_since_ms`, or on the account's custom blacklist and not expired at `now_ms`.
@@ -415,10 +120,24 @@ impl Store {
         bounce_since_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
-        }
-        on_ops!(self, reader, blacklisted(account, addresses, bounce_since_ms, now_ms))
+        self.guarded(async {
+            if addresses.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One statement, both lists, each an index range lookup per address.
+            let mut qb = builder("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
+            qb.push_bind(bounce_since_ms).push(" AND address IN (");
+            qb.push_binds(addresses);
+            qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
+            qb.push_bind(account)
+                .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                .push_bind(now_ms)
+                .push(") AND address IN (");
+            qb.push_binds(addresses);
+            qb.push(")");
+            qb.build().scalars(self.inner.db.reader()).await
+        })
+        .await
     }
 
     /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
@@ -431,15 +150,61 @@ impl Store {
             .await
     }
 
-    /// Screens run as one statement (the batcher's unit of work).
+    /// Screens run as one statement (the batcher's unit of work): each part is tagged with its request's index,
+    /// so the answer is exactly what each request's own statement would return.
     pub(crate) async fn recipient_screens_now(
         db: &crate::Db,
         qs: &[crate::screen::OwnedScreenQuery],
     ) -> Result<Vec<RecipientScreen>, StoreError> {
-        match db {
-            crate::Db::Sqlite { reader, .. } => sqlite_ops::recipient_screens(reader, qs).await,
-            crate::Db::Postgres(pool) => pg_ops::recipient_screens(pool, qs).await,
+        let mut out: Vec<RecipientScreen> = qs.iter().map(|_| RecipientScreen::default()).collect();
+        if qs.is_empty() {
+            return Ok(out);
         }
+        let mut qb = builder("");
+        for (i, q) in qs.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
+            }
+            // Both admission checks: the blacklists (by normalised address) and the unsubscribes from the
+            // sending domain (by address as sent).
+            qb.push(&format!(
+                "SELECT {i} AS q, 0 AS list, address FROM bounce_blacklist WHERE created_ms >= "
+            ));
+            qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
+            qb.push_binds(&q.blacklist_keys);
+            qb.push(&format!(
+                ") UNION ALL SELECT {i} AS q, 0 AS list, address FROM custom_blacklist WHERE account_id = "
+            ));
+            qb.push_bind(q.account)
+                .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                .push_bind(q.now_ms)
+                .push(") AND address IN (");
+            qb.push_binds(&q.blacklist_keys);
+            qb.push(&format!(
+                ") UNION ALL SELECT {i} AS q, 1 AS list, recipient AS address FROM unsubscribes WHERE account_id = "
+            ));
+            qb.push_bind(q.account)
+                .push(" AND domain = ")
+                .push_bind(&q.sender_domain)
+                .push(" AND recipient IN (");
+            qb.push_binds(&q.recipients);
+            qb.push(")");
+        }
+        // Not prepared for reuse: its text differs with every batch shape, and cached it would fill the
+        // connections' statement caches with one-off statements (the resident size doubled).
+        let rows: Vec<(i32, i32, String)> = qb.build().persistent(false).fetch_all(db.reader()).await?;
+        for (i, list, address) in rows {
+            let i = usize::try_from(i)
+                .ok()
+                .filter(|i| *i < out.len())
+                .ok_or_else(|| StoreError::Corrupt("a screen row names no request".into()))?;
+            if list == 0 {
+                out[i].blacklisted.push(address);
+            } else {
+                out[i].unsubscribed.push(address);
+            }
+        }
+        Ok(out)
     }
 
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.
@@ -450,28 +215,18 @@ impl Store {
         at_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let address = normalize(address);
-        match &self.inner.db {
-            Db::Sqlite { writer, .. } => {
-                sqlx::query(UPSERT_BOUNCE_BLACKLIST)
-                    .bind(address)
-                    .bind(account)
-                    .bind(at_ms)
-                    .bind(reason)
-                    .execute(writer)
-                    .await?;
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(UPSERT_BOUNCE_BLACKLIST)
-                    .bind(address)
-                    .bind(account)
-                    .bind(at_ms)
-                    .bind(reason)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.guarded(async {
+            let address = normalize(address);
+            query(UPSERT_BOUNCE_BLACKLIST)
+                .bind(&address)
+                .bind(account)
+                .bind(at_ms)
+                .bind(reason)
+                .execute(self.inner.db.writer())
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// `ListBlackEmailAddress`: the account's global blacklist rows in a time range, newest first, and their total.
@@ -479,15 +234,47 @@ impl Store {
         &self,
         q: &BounceBlacklistQuery,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
-        on_ops!(self, reader, list_bounce_blacklist(q))
+        self.guarded(async {
+            let reader = self.inner.db.reader();
+            let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
+                          AND ($4 = '' OR address = $4)";
+            let address = q.address.as_deref().unwrap_or_default();
+            let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                .bind(q.account_id)
+                .bind(q.from_ms)
+                .bind(q.to_ms)
+                .bind(address)
+                .scalar(reader)
+                .await?;
+            let entries = query(AssertSqlSafe(format!(
+                "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
+            )))
+            .bind(q.account_id)
+            .bind(q.from_ms)
+            .bind(q.to_ms)
+            .bind(address)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(reader)
+            .await?;
+            Ok((entries, total))
+        })
+        .await
     }
 
     /// `DeleteBlackList`: removes the account's global blacklist rows for these (normalized) addresses.
     pub async fn delete_bounce_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        if addresses.is_empty() {
-            return Ok(0);
-        }
-        on_ops!(self, writer, delete_bounce_blacklist(account, addresses))
+        self.guarded(async {
+            if addresses.is_empty() {
+                return Ok(0);
+            }
+            let mut qb = builder("DELETE FROM bounce_blacklist WHERE account_id = ");
+            qb.push_bind(account).push(" AND address IN (");
+            qb.push_binds(addresses);
+            qb.push(")");
+            qb.build().execute(self.inner.db.writer()).await
+        })
+        .await
     }
 
     /// `CreateCustomBlacklist`: adds addresses (normalized) to the account's list; returns how many were new
@@ -499,11 +286,26 @@ impl Store {
         now_ms: i64,
         expire_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
-        on_ops!(
-            self,
-            writer,
-            create_custom_blacklist(account, addresses, now_ms, expire_ms)
-        )
+        self.guarded(async {
+            let mut inserted = 0;
+            let mut tx = self.inner.db.writer().begin().await?;
+            let mut conn = tx.conn();
+            for a in addresses {
+                inserted += query(
+                    "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, address) DO NOTHING",
+                )
+                .bind(account)
+                .bind(a)
+                .bind(now_ms)
+                .bind(expire_ms)
+                .execute(&mut conn)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
     }
 
     /// `ListCustomBlacklist`: the account's rows by id, and their total.
@@ -517,11 +319,35 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
-        on_ops!(
-            self,
-            reader,
-            list_custom_blacklist(account, status, address, now_ms, offset, limit)
-        )
+        self.guarded(async {
+            let reader = self.inner.db.reader();
+            let state = match status {
+                CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
+                CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
+                CustomStatusFilter::All => "$2 = $2",
+            };
+            let filter =
+                format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
+            let address = address.unwrap_or("");
+            let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                .bind(account)
+                .bind(now_ms)
+                .bind(address)
+                .scalar(reader)
+                .await?;
+            let entries = query(AssertSqlSafe(format!(
+                "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
+            )))
+            .bind(account)
+            .bind(now_ms)
+            .bind(address)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(reader)
+            .await?;
+            Ok((entries, total))
+        })
+        .await
     }
 
     /// `UpdateCustomBlackList`: changes one of the account's rows; [`StoreError::NotFound`] if it has no such id,
@@ -533,20 +359,52 @@ impl Store {
         address: &str,
         expire_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        on_ops!(self, writer, update_custom_blacklist(account, id, address, expire_ms))
+        self.guarded(async {
+            let changed =
+                query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
+                    .bind(address)
+                    .bind(expire_ms)
+                    .bind(id)
+                    .bind(account)
+                    .execute(self.inner.db.writer())
+                    .await?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// `DeleteCustomBlackList`: removes these (normalized) addresses from the account's list.
     pub async fn delete_custom_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        if addresses.is_empty() {
-            return Ok(0);
-        }
-        on_ops!(self, writer, delete_custom_blacklist(account, addresses))
+        self.guarded(async {
+            if addresses.is_empty() {
+                return Ok(0);
+            }
+            let mut qb = builder("DELETE FROM custom_blacklist WHERE account_id = ");
+            qb.push_bind(account).push(" AND address IN (");
+            qb.push_binds(addresses);
+            qb.push(")");
+            qb.build().execute(self.inner.db.writer()).await
+        })
+        .await
     }
 
     /// For auto-suspend: `(blacklist hits, recipients)` of the account's requests since `since_ms`, where a hit
     /// is a recipient refused at admission with SendStatus 1007.
     pub async fn blacklist_hits(&self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
-        on_ops!(self, reader, blacklist_hits(account, since_ms))
+        self.guarded(async {
+            let (sends, hits): (i64, i64) = query(
+                "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
+                 FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
+            )
+            .bind(account)
+            .bind(since_ms)
+            .fetch_one(self.inner.db.reader())
+            .await?;
+            Ok((hits, sends))
+        })
+        .await
     }
 }

@@ -30,7 +30,7 @@ pub struct NewAccount {
 }
 
 /// A stored account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     /// Row id.
     pub id: AccountId,
@@ -318,12 +318,27 @@ pub struct CommitStats {
     pub messages: u64,
 }
 
-/// Row states in `deliveries.state`.
-pub(crate) mod state {
+/// Row states in `deliveries.state`, stored as their value (the hot paths' literal `state < 2` means "not final").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[repr(i32)]
+pub(crate) enum DeliveryState {
     /// Queued or deferred: claimable when due.
-    pub const PENDING: i32 = 0;
+    Pending = 0,
     /// Leased to a worker until `next_attempt_ms`.
-    pub const LEASED: i32 = 1;
+    Leased = 1,
     /// Final.
-    pub const DONE: i32 = 2;
+    Done = 2,
+}
+
+impl DeliveryState {
+    /// The stored value.
+    pub(crate) fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<DeliveryState> for crate::sql::Arg<'_> {
+    fn from(s: DeliveryState) -> Self {
+        crate::sql::Arg::I32(Some(s.code()))
+    }
 }

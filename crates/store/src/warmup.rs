@@ -1,4 +1,4 @@
-//! Warm-up of sending domains, enforced where deliveries are claimed (issue 5), and the per-domain figures the
+//! Warm-up of sending domains, enforced where deliveries are claimed, and the per-domain figures the
 //! reputation-level evaluation reads.
 //!
 //! # The claim with warm-up ([`crate::Store::claim_with_warmup`])
@@ -24,6 +24,10 @@
 use std::collections::HashMap;
 
 use mailpush_model::clock::{DAY_MS, date_of, day_start};
+use sqlx::{Postgres, Sqlite};
+
+use crate::sql::{Dialect, Pool, query};
+use crate::{AccountId, StoreError};
 
 /// A warm-up ramp as the claim applies it: the allowance of each day since a domain's first sending day (index 0
 /// = that day); after the last day, unlimited. Core builds it from `mailpush_warmup::WarmupPlan`.
@@ -56,7 +60,7 @@ impl WarmupRamp {
 }
 
 /// A domain's warm-up row as stored (read by `GetSendQuota` and the metrics).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DomainWarmupRow {
     /// The sending domain.
     pub domain: String,
@@ -94,13 +98,23 @@ pub struct DomainOutcomes {
     pub complaints: i64,
 }
 
-/// A domain's warm-up counter while a claim decides.
-#[derive(Debug, Clone)]
+/// A domain's warm-up counter while a claim decides (a `domain_warmup` row, not yet changed).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Counter {
     pub(crate) first_day_ms: i64,
     pub(crate) day_ms: i64,
     pub(crate) day_count: i64,
+    #[sqlx(skip)]
     pub(crate) dirty: bool,
+}
+
+/// A `domain_warmup` row with its key.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct CounterRow {
+    pub(crate) account_id: i64,
+    pub(crate) domain: String,
+    #[sqlx(flatten)]
+    pub(crate) counter: Counter,
 }
 
 impl Counter {
@@ -109,12 +123,13 @@ impl Counter {
     }
 }
 
-/// A picked delivery, as far as the decision needs it.
-#[derive(Debug, Clone)]
+/// A picked delivery, as far as the decision needs it (its lane is the claim's).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Candidate {
     pub(crate) id: i64,
     pub(crate) account_id: i64,
     pub(crate) sender_domain: String,
+    #[sqlx(skip)]
     pub(crate) lane: i32,
     pub(crate) warmup_day_ms: i64,
 }
@@ -189,504 +204,140 @@ pub(crate) fn decide_all(
         .collect()
 }
 
-/// The SQLite claim with warm-up (one IMMEDIATE transaction: the single writer serializes every claimer).
-pub(crate) mod sqlite_claim {
-    use std::collections::HashMap;
+// ---- warm-up and reputation reads (same SQL on both backends) ----
 
-    use sqlx::{Row, SqlitePool};
+async fn domain_warmup(pool: Pool<'_>, account: AccountId) -> Result<Vec<DomainWarmupRow>, StoreError> {
+    query("SELECT domain, first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 ORDER BY domain")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+}
 
-    use super::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
-    use crate::types::state;
-    use crate::{ClaimRequest, ClaimedDelivery, StoreError};
-    use mailpush_model::clock::{DAY_MS, day_start};
+async fn held_by_domain(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+    query(
+        "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
+         WHERE account_id = $1 AND warmup_held = 1 AND state < 2 GROUP BY sender_domain",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+}
 
-    /// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
-    pub(crate) async fn claim_lane(
-        pool: &SqlitePool,
-        lane: i32,
-        r: &ClaimRequest,
-        lease_until: i64,
-        want: i64,
-        ramp: &WarmupRamp,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        // Without an fsync at commit, as every claim (see `RelaxedWriter`).
-        let mut writer = crate::sqlite::RelaxedWriter::acquire(pool).await?;
-        let claimed = claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
-        writer.release().await?;
-        Ok(claimed)
-    }
+async fn domain_volume(
+    pool: Pool<'_>,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    query(
+        "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
+         WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3 AND send_status = 0 \
+         GROUP BY sender_domain",
+    )
+    .bind(account)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(pool)
+    .await
+}
 
-    async fn claim_lane_on(
-        conn: &mut sqlx::SqliteConnection,
-        lane: i32,
-        r: &ClaimRequest,
-        lease_until: i64,
-        want: i64,
-        ramp: &WarmupRamp,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let today = day_start(r.now_ms);
-        let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
-        // (due, id) order = acceptance order among rows due at the same time (held rows all wake at midnight).
-        let rows = sqlx::query(
-            "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-             d.request_ms, d.lease_token + 1 AS lease_token, d.sender_domain, d.warmup_day_ms, \
-             m.envelope_from, m.expires_ms \
-             FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
-             ORDER BY d.next_attempt_ms, d.id LIMIT $3",
-        )
-        .bind(lane)
-        .bind(r.now_ms)
-        .bind(pick_limit(want))
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            candidates.push(Candidate {
-                id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                sender_domain: row.try_get("sender_domain")?,
-                lane,
-                warmup_day_ms: row.try_get("warmup_day_ms")?,
-            });
-        }
-        let mut counters: HashMap<(i64, String), Counter> = HashMap::new();
-        for c in &candidates {
-            let key = (c.account_id, c.sender_domain.clone());
-            if counters.contains_key(&key) {
-                continue;
-            }
-            let row = sqlx::query(
-                "SELECT first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 AND domain = $2",
-            )
-            .bind(c.account_id)
-            .bind(&c.sender_domain)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                counters.insert(
-                    key,
-                    Counter {
-                        first_day_ms: row.try_get("first_day_ms")?,
-                        day_ms: row.try_get("day_ms")?,
-                        day_count: row.try_get("day_count")?,
-                        dirty: false,
-                    },
-                );
-            }
-        }
-        let want_n = usize::try_from(want).unwrap_or(usize::MAX);
-        let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
-        let mut out = Vec::new();
-        for ((row, c), v) in rows.iter().zip(&candidates).zip(&verdicts) {
-            match v {
-                Verdict::Lease => out.push(crate::sqlite::claimed_from_row(row)?),
-                Verdict::Hold(message) => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = $1, next_attempt_ms = $2, warmup_held = 1, \
-                         deliver_message = $3 WHERE id = $4",
-                    )
-                    .bind(state::PENDING)
-                    .bind(today + DAY_MS)
-                    .bind(message)
-                    .bind(c.id)
-                    .execute(&mut *tx)
-                    .await?;
+async fn domain_outcomes(
+    pool: Pool<'_>,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<DomainOutcomes>, StoreError> {
+    // Grouped per From address (one index probe of messages per event row), folded per domain here.
+    let rows: Vec<(String, i32, i32, i64)> = query(
+        "SELECT m.from_address, e.kind, \
+         CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END AS bad, \
+         COUNT(*) AS n FROM events e JOIN messages m ON m.id = e.message_id \
+         WHERE e.account_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 AND e.kind IN (1, 3, 6) \
+         GROUP BY m.from_address, e.kind, \
+         CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END",
+    )
+    .bind(account)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(pool)
+    .await?;
+    let mut by_domain: std::collections::BTreeMap<String, DomainOutcomes> = Default::default();
+    for (from, kind, bad, n) in rows {
+        let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+        let o = by_domain.entry(domain.clone()).or_insert_with(|| DomainOutcomes {
+            domain,
+            ..DomainOutcomes::default()
+        });
+        match kind {
+            1 => o.delivered += n,
+            3 => {
+                o.bounced += n;
+                if bad == 1 {
+                    o.bad_address += n;
                 }
-                Verdict::Skip => {}
             }
+            _ => o.complaints += n,
         }
-        crate::sqlite::lease_claimed(&mut tx, &out, &r.worker, lease_until, Some(today)).await?;
-        for ((account, domain), counter) in &counters {
-            if !counter.dirty {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO domain_warmup (account_id, domain, first_day_ms, day_ms, day_count) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, domain) DO UPDATE SET \
-                 day_ms = excluded.day_ms, day_count = excluded.day_count",
+    }
+    Ok(by_domain.into_values().collect())
+}
+
+async fn domain_reputation_state(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    query("SELECT domain, level, evaluated_day_ms FROM domain_reputation WHERE account_id = $1")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+}
+
+async fn change_domain_level(
+    pool: Pool<'_>,
+    account: AccountId,
+    domain: &str,
+    expected: i64,
+    level: i64,
+    at_ms: i64,
+    evaluated_day: Option<i64>,
+) -> Result<bool, StoreError> {
+    query(
+        "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, 1, 0) \
+         ON CONFLICT (account_id, domain) DO NOTHING",
+    )
+    .bind(account)
+    .bind(domain)
+    .execute(pool)
+    .await?;
+    // Compare-and-set: of several workers evaluating at once, one changes the level.
+    let done = match evaluated_day {
+        None => {
+            query(
+                "UPDATE domain_reputation SET level = $1, changed_ms = $2 \
+             WHERE account_id = $3 AND domain = $4 AND level = $5",
             )
+            .bind(level)
+            .bind(at_ms)
             .bind(account)
             .bind(domain)
-            .bind(counter.first_day_ms)
-            .bind(counter.day_ms)
-            .bind(counter.day_count)
-            .execute(&mut *tx)
-            .await?;
+            .bind(expected)
+            .execute(pool)
+            .await?
         }
-        tx.commit().await?;
-        Ok(out)
-    }
-}
-
-/// The PostgreSQL claim with warm-up: candidates `FOR UPDATE SKIP LOCKED` (claimers never wait for each other's
-/// deliveries), then the domains' counters `FOR UPDATE` in key order (claimers of one domain serialize there, so
-/// together they never exceed its allowance), then array updates.
-pub(crate) mod pg_claim {
-    use std::collections::HashMap;
-
-    use sqlx::{PgPool, Row};
-
-    use super::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
-    use crate::types::state;
-    use crate::{ClaimRequest, ClaimedDelivery, StoreError};
-    use mailpush_model::clock::{DAY_MS, day_start};
-
-    /// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
-    pub(crate) async fn claim_lane(
-        pool: &PgPool,
-        lane: i32,
-        r: &ClaimRequest,
-        lease_until: i64,
-        want: i64,
-        ramp: &WarmupRamp,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let today = day_start(r.now_ms);
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, account_id, sender_domain, warmup_day_ms FROM deliveries \
-             WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
-             ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(lane)
-        .bind(r.now_ms)
-        .bind(pick_limit(want))
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            candidates.push(Candidate {
-                id: row.try_get("id")?,
-                account_id: row.try_get("account_id")?,
-                sender_domain: row.try_get("sender_domain")?,
-                lane,
-                warmup_day_ms: row.try_get("warmup_day_ms")?,
-            });
-        }
-        let mut keys: Vec<(i64, String)> = candidates
-            .iter()
-            .map(|c| (c.account_id, c.sender_domain.clone()))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        let k_account: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let k_domain: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-        let k_first: Vec<i64> = vec![today; keys.len()];
-        // The first sending day is recorded outside the claim transaction (autocommit): inserting new keys inside
-        // it could make two claimers wait on each other's uncommitted inserts in different orders.
-        sqlx::query(
-            "INSERT INTO domain_warmup (account_id, domain, first_day_ms) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(&k_account)
-        .bind(&k_domain)
-        .bind(&k_first)
-        .execute(pool)
-        .await?;
-        let counter_rows = sqlx::query(
-            "SELECT w.account_id, w.domain, w.first_day_ms, w.day_ms, w.day_count FROM domain_warmup w \
-             JOIN UNNEST($1::int8[], $2::text[]) AS k(a, d) ON w.account_id = k.a AND w.domain = k.d \
-             ORDER BY w.account_id, w.domain FOR UPDATE OF w",
-        )
-        .bind(&k_account)
-        .bind(&k_domain)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut counters: HashMap<(i64, String), Counter> = HashMap::new();
-        for row in &counter_rows {
-            counters.insert(
-                (row.try_get("account_id")?, row.try_get("domain")?),
-                Counter {
-                    first_day_ms: row.try_get("first_day_ms")?,
-                    day_ms: row.try_get("day_ms")?,
-                    day_count: row.try_get("day_count")?,
-                    dirty: false,
-                },
-            );
-        }
-        let want_n = usize::try_from(want).unwrap_or(usize::MAX);
-        let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
-        let mut lease_ids = Vec::new();
-        let (mut hold_ids, mut hold_msgs) = (Vec::new(), Vec::new());
-        for (c, v) in candidates.iter().zip(&verdicts) {
-            match v {
-                Verdict::Lease => lease_ids.push(c.id),
-                Verdict::Hold(m) => {
-                    hold_ids.push(c.id);
-                    hold_msgs.push(m.as_str());
-                }
-                Verdict::Skip => {}
-            }
-        }
-        let mut out = Vec::with_capacity(lease_ids.len());
-        if !lease_ids.is_empty() {
-            let leased = sqlx::query(
-                "UPDATE deliveries AS d \
-                 SET state = $1, lease_token = d.lease_token + 1, lease_owner = $2, next_attempt_ms = $3, \
-                     warmup_day_ms = $4, warmup_held = 0 \
-                 FROM messages AS m WHERE d.id = ANY($5) AND m.id = d.message_id \
-                 RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
+        Some(day) => {
+            query(
+                "UPDATE domain_reputation SET level = $1, \
+             changed_ms = CASE WHEN level = $1 THEN changed_ms ELSE $2 END, evaluated_day_ms = $6 \
+             WHERE account_id = $3 AND domain = $4 AND level = $5 AND evaluated_day_ms < $6",
             )
-            .bind(state::LEASED)
-            .bind(&r.worker)
-            .bind(lease_until)
-            .bind(today)
-            .bind(&lease_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut by_id = HashMap::with_capacity(leased.len());
-            for row in &leased {
-                let c = crate::pg::claimed_from_row(row)?;
-                by_id.insert(c.delivery_id, c);
-            }
-            // In pick order: due time, then acceptance.
-            out.extend(lease_ids.iter().filter_map(|id| by_id.remove(id)));
-        }
-        if !hold_ids.is_empty() {
-            sqlx::query(
-                "UPDATE deliveries AS d SET state = $1, next_attempt_ms = $2, warmup_held = 1, deliver_message = h.msg \
-                 FROM UNNEST($3::int8[], $4::text[]) AS h(id, msg) WHERE d.id = h.id",
-            )
-            .bind(state::PENDING)
-            .bind(today + DAY_MS)
-            .bind(&hold_ids)
-            .bind(&hold_msgs)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let (mut u_acc, mut u_dom, mut u_day, mut u_n) = (vec![], vec![], vec![], vec![]);
-        for ((a, d), c) in &counters {
-            if c.dirty {
-                u_acc.push(*a);
-                u_dom.push(d.as_str());
-                u_day.push(c.day_ms);
-                u_n.push(c.day_count);
-            }
-        }
-        if !u_acc.is_empty() {
-            sqlx::query(
-                "UPDATE domain_warmup AS w SET day_ms = u.day, day_count = u.n \
-                 FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS u(a, d, day, n) \
-                 WHERE w.account_id = u.a AND w.domain = u.d",
-            )
-            .bind(&u_acc)
-            .bind(&u_dom)
-            .bind(&u_day)
-            .bind(&u_n)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-}
-
-/// Warm-up and reputation reads, expanded once per backend (same SQL on both).
-macro_rules! warmup_ops {
-    (db = $DB:ty $(,)?) => {
-        pub(crate) mod warmup_ops {
-            use sqlx::Row;
-
-            use crate::warmup::{DomainOutcomes, DomainWarmupRow};
-            use crate::{AccountId, StoreError};
-
-            type Pool = sqlx::Pool<$DB>;
-
-            pub(crate) async fn domain_warmup(pool: &Pool, account: AccountId) -> Result<Vec<DomainWarmupRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT domain, first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 \
-                     ORDER BY domain",
-                )
-                .bind(account)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(DomainWarmupRow {
-                            domain: r.try_get("domain")?,
-                            first_day_ms: r.try_get("first_day_ms")?,
-                            day_ms: r.try_get("day_ms")?,
-                            day_count: r.try_get("day_count")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            pub(crate) async fn held_by_domain(pool: &Pool, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
-                     WHERE account_id = $1 AND warmup_held = 1 AND state < 2 GROUP BY sender_domain",
-                )
-                .bind(account)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("sender_domain")?, r.try_get("n")?)))
-                    .collect()
-            }
-
-            pub(crate) async fn domain_volume(
-                pool: &Pool,
-                account: AccountId,
-                from_ms: i64,
-                to_ms: i64,
-            ) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
-                     WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3 AND send_status = 0 \
-                     GROUP BY sender_domain",
-                )
-                .bind(account)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("sender_domain")?, r.try_get("n")?)))
-                    .collect()
-            }
-
-            pub(crate) async fn domain_outcomes(
-                pool: &Pool,
-                account: AccountId,
-                from_ms: i64,
-                to_ms: i64,
-            ) -> Result<Vec<DomainOutcomes>, StoreError> {
-                // Grouped per From address (one index probe of messages per event row), folded per domain here.
-                let rows = sqlx::query(
-                    "SELECT m.from_address, e.kind, \
-                     CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END AS bad, \
-                     COUNT(*) AS n FROM events e JOIN messages m ON m.id = e.message_id \
-                     WHERE e.account_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 AND e.kind IN (1, 3, 6) \
-                     GROUP BY m.from_address, e.kind, \
-                     CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END",
-                )
-                .bind(account)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(pool)
-                .await?;
-                let mut by_domain: std::collections::BTreeMap<String, DomainOutcomes> = Default::default();
-                for r in &rows {
-                    let from: String = r.try_get("from_address")?;
-                    let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
-                    let kind: i32 = r.try_get("kind")?;
-                    let bad: i32 = r.try_get("bad")?;
-                    let n: i64 = r.try_get("n")?;
-                    let o = by_domain.entry(domain.clone()).or_insert_with(|| DomainOutcomes {
-                        domain,
-                        ..DomainOutcomes::default()
-                    });
-                    match kind {
-                        1 => o.delivered += n,
-                        3 => {
-                            o.bounced += n;
-                            if bad == 1 {
-                                o.bad_address += n;
-                            }
-                        }
-                        _ => o.complaints += n,
-                    }
-                }
-                Ok(by_domain.into_values().collect())
-            }
-
-            pub(crate) async fn domain_reputation_state(
-                pool: &Pool,
-                account: AccountId,
-            ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT domain, level, evaluated_day_ms FROM domain_reputation WHERE account_id = $1",
-                )
-                .bind(account)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("domain")?, r.try_get("level")?, r.try_get("evaluated_day_ms")?)))
-                    .collect()
-            }
-
-            pub(crate) async fn change_domain_level(
-                pool: &Pool,
-                account: AccountId,
-                domain: &str,
-                expected: i64,
-                level: i64,
-                at_ms: i64,
-                evaluated_day: Option<i64>,
-            ) -> Result<bool, StoreError> {
-                sqlx::query(
-                    "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, 1, 0) \
-                     ON CONFLICT (account_id, domain) DO NOTHING",
-                )
-                .bind(account)
-                .bind(domain)
-                .execute(pool)
-                .await?;
-                // Compare-and-set: of several workers evaluating at once, one changes the level.
-                let done = match evaluated_day {
-                    None => sqlx::query(
-                        "UPDATE domain_reputation SET level = $1, changed_ms = $2 \
-                         WHERE account_id = $3 AND domain = $4 AND level = $5",
-                    )
-                    .bind(level)
-                    .bind(at_ms)
-                    .bind(account)
-                    .bind(domain)
-                    .bind(expected)
-                    .execute(pool)
-                    .await?,
-                    Some(day) => sqlx::query(
-                        "UPDATE domain_reputation SET level = $1, \
-                         changed_ms = CASE WHEN level = $1 THEN changed_ms ELSE $2 END, evaluated_day_ms = $6 \
-                         WHERE account_id = $3 AND domain = $4 AND level = $5 AND evaluated_day_ms < $6",
-                    )
-                    .bind(level)
-                    .bind(at_ms)
-                    .bind(account)
-                    .bind(domain)
-                    .bind(expected)
-                    .bind(day)
-                    .execute(pool)
-                    .await?,
-                };
-                Ok(done.rows_affected() > 0)
-            }
+            .bind(level)
+            .bind(at_ms)
+            .bind(account)
+            .bind(domain)
+            .bind(expected)
+            .bind(day)
+            .execute(pool)
+            .await?
         }
     };
-}
-
-pub(crate) use warmup_ops;
-
-/// Runs `warmup_ops` function `$f` of the backend on the pool for writes or reads.
-macro_rules! on_warmup_pool {
-    ($self:ident, writer, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                crate::Db::Sqlite { writer, .. } => crate::sqlite::warmup_ops::$f(writer, $($arg),*).await,
-                crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
-    ($self:ident, reader, $f:ident($($arg:expr),* $(,)?)) => {
-        $self.guarded(async {
-            match &$self.inner.db {
-                crate::Db::Sqlite { reader, .. } => crate::sqlite::warmup_ops::$f(reader, $($arg),*).await,
-                crate::Db::Postgres(pool) => crate::pg::warmup_ops::$f(pool, $($arg),*).await,
-            }
-        })
-        .await
-    };
+    Ok(done > 0)
 }
 
 impl crate::Store {
@@ -699,36 +350,39 @@ impl crate::Store {
         r: &crate::ClaimRequest,
         ramp: &WarmupRamp,
     ) -> Result<Vec<crate::ClaimedDelivery>, crate::StoreError> {
-        let mut out = Vec::new();
-        if r.limit == 0 {
-            return Ok(out);
-        }
-        let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
-        for lane in crate::LANES {
-            let want = r.limit.saturating_sub(out.len());
-            if want == 0 {
-                break;
+        self.guarded(async {
+            let mut out = Vec::new();
+            if r.limit == 0 {
+                return Ok(out);
             }
-            let want = i64::try_from(want).unwrap_or(i64::MAX);
-            let got = match &self.inner.db {
-                crate::Db::Sqlite { writer, .. } => {
-                    sqlite_claim::claim_lane(writer, lane, r, lease_until, want, ramp).await?
+            let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
+            for lane in crate::LANES {
+                let want = r.limit.saturating_sub(out.len());
+                if want == 0 {
+                    break;
                 }
-                crate::Db::Postgres(pool) => pg_claim::claim_lane(pool, lane, r, lease_until, want, ramp).await?,
-            };
-            out.extend(got);
-        }
-        Ok(out)
+                let want = i64::try_from(want).unwrap_or(i64::MAX);
+                let got = match self.inner.db.writer() {
+                    Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
+                    Pool::Postgres(p) => Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
+                };
+                out.extend(got);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// The account's sending domains' warm-up rows (first sending day, today's count), by domain.
     pub async fn domain_warmup(&self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
-        on_warmup_pool!(self, reader, domain_warmup(account))
+        self.guarded(async { domain_warmup(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Deliveries of the account held for warm-up, per sending domain.
     pub async fn held_by_domain(&self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        on_warmup_pool!(self, reader, held_by_domain(account))
+        self.guarded(async { held_by_domain(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Recipients the account admitted per sending domain with request time in `[from_ms, to_ms)`.
@@ -738,7 +392,8 @@ impl crate::Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        on_warmup_pool!(self, reader, domain_volume(account, from_ms, to_ms))
+        self.guarded(async { domain_volume(self.inner.db.reader(), account, from_ms, to_ms).await })
+            .await
     }
 
     /// Delivered / bounced / bad-address / complaint counts per sending domain from the event log, `[from_ms, to_ms)`.
@@ -748,7 +403,8 @@ impl crate::Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<DomainOutcomes>, crate::StoreError> {
-        on_warmup_pool!(self, reader, domain_outcomes(account, from_ms, to_ms))
+        self.guarded(async { domain_outcomes(self.inner.db.reader(), account, from_ms, to_ms).await })
+            .await
     }
 
     /// `(domain, level, evaluated_day_ms)` of the account's recorded reputation rows.
@@ -756,7 +412,8 @@ impl crate::Store {
         &self,
         account: crate::AccountId,
     ) -> Result<Vec<(String, i64, i64)>, crate::StoreError> {
-        on_warmup_pool!(self, reader, domain_reputation_state(account))
+        self.guarded(async { domain_reputation_state(self.inner.db.reader(), account).await })
+            .await
     }
 
     /// Compare-and-set of a domain's level: sets `level` only if it is still `expected` and, with
@@ -771,11 +428,19 @@ impl crate::Store {
         at_ms: i64,
         evaluated_day: Option<i64>,
     ) -> Result<bool, crate::StoreError> {
-        on_warmup_pool!(
-            self,
-            writer,
-            change_domain_level(account, domain, expected, level, at_ms, evaluated_day)
-        )
+        self.guarded(async {
+            change_domain_level(
+                self.inner.db.writer(),
+                account,
+                domain,
+                expected,
+                level,
+                at_ms,
+                evaluated_day,
+            )
+            .await
+        })
+        .await
     }
 }
 

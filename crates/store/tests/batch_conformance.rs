@@ -2,7 +2,7 @@
 //! atomic chunk feed (messages + cursor in one transaction, compare-and-swap), on SQLite and PostgreSQL.
 
 use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::batch::task_status;
+use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
     Account, AddDetailsRefusal, DetailQuery, NewAccount, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask,
     Store, TaskChunk, TaskQuery, TaskRunUpdate,
@@ -128,7 +128,10 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
         .expect("added");
     assert_eq!((out.valid, out.invalid, out.repeated), (2, 1, 1));
     let row = store.receiver(a.id, r.id).await.expect("get").expect("exists");
-    assert_eq!((row.valid_count, row.invalid_count, row.status), (2, 1, 3));
+    assert_eq!(
+        (row.valid_count, row.invalid_count, row.status),
+        (2, 1, ReceiverStatus::Done)
+    );
     assert!(
         store.receiver(b.id, r.id).await.expect("get").is_none(),
         "scoped by account"
@@ -185,7 +188,7 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         .expect("add")
         .expect("added");
     let id = store
-        .create_send_task(&task(a.id, r.id), task_status::TO_START)
+        .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
         .await
         .expect("task")
         .expect("created");
@@ -218,7 +221,7 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let u = TaskRunUpdate {
         task_id: id,
         expected_cursor: 0,
-        status: task_status::PAUSED,
+        status: TaskStatus::Paused,
         cursor: 0,
         add_requests: 0,
         cache_count: 1,
@@ -237,7 +240,7 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let (total, rows) = store
         .list_send_tasks(&TaskQuery {
             account_id: a.id,
-            status: Some(task_status::PAUSED),
+            status: Some(TaskStatus::Paused.code()),
             offset: 0,
             limit: 10,
             ..TaskQuery::default()
@@ -282,7 +285,7 @@ async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
         .expect("add")
         .expect("added");
     let id = store
-        .create_send_task(&task(a.id, r.id), task_status::TO_START)
+        .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
         .await
         .expect("task")
         .expect("created");
@@ -290,7 +293,7 @@ async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
     let u = TaskRunUpdate {
         task_id: id,
         expected_cursor: 0,
-        status: task_status::DONE,
+        status: TaskStatus::Done,
         cursor: 0,
         add_requests: 0,
         cache_count: 0,

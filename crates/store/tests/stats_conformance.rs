@@ -4,9 +4,9 @@
 
 use mailpush_model::{EventKind, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, ClaimRequest, DeliveryOutcome, NewAccount,
-    NewEvent, NewMessage, NewRecipient, NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions,
-    UnsubscribeConfigRow, cb_state, day_of,
+    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, ClaimRequest, DeliveryOutcome,
+    NewAccount, NewEvent, NewMessage, NewRecipient, NewWarning, StatCounters, StatsQuery, Store, StoreError,
+    StoreOptions, UnsubscribeConfigRow, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -497,7 +497,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
         .iter()
         .map(|&event_id| CallbackResult {
             event_id,
-            state: cb_state::DELIVERED,
+            state: CallbackState::Delivered,
             attempts: 1,
             next_ms: T0 + 200,
             error: None,

@@ -3,7 +3,7 @@
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
 use mailpush_store::{
-    Account, AccountPolicy, NewAccount, NewTemplate, Store, StoreError, TemplateUpdate, template_status,
+    Account, AccountPolicy, NewAccount, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -33,7 +33,7 @@ async fn account(store: &Store, name: &str) -> Account {
         .expect("create account")
 }
 
-fn new_template(account: i64, name: &str, status: i32) -> NewTemplate {
+fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate {
     NewTemplate {
         account_id: account,
         name: name.into(),
@@ -74,19 +74,19 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let t1 = store
-        .create_template(new_template(a.id, "one", template_status::APPROVED), 10)
+        .create_template(new_template(a.id, "one", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("under the limit");
     assert_eq!((t1.version, t1.created_ms, t1.updated_ms), (1, T0, T0));
     assert_eq!(t1.html.as_deref(), Some("<p>one {{x}}</p>"));
     assert_eq!(t1.text, None);
-    let mut t2 = new_template(a.id, "两个", template_status::REJECTED);
+    let mut t2 = new_template(a.id, "两个", TemplateStatus::Rejected);
     t2.review_reason = "[min_text_length] too short".into();
     t2.text = Some("纯文本".into());
     let t2 = store.create_template(t2, 10).await.expect("create").expect("created");
     store
-        .create_template(new_template(b.id, "other", template_status::APPROVED), 10)
+        .create_template(new_template(b.id, "other", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
@@ -96,7 +96,7 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     assert_eq!(store.template(b.id, t1.id).await.expect("get"), None);
     assert_eq!(store.template_summary(b.id, t1.id).await.expect("get"), None);
     let s = store.template_summary(a.id, t2.id).await.expect("get").expect("exists");
-    assert_eq!((s.name.as_str(), s.status), ("两个", template_status::REJECTED));
+    assert_eq!((s.name.as_str(), s.status), ("两个", TemplateStatus::Rejected));
     assert_eq!(s.review_reason, "[min_text_length] too short");
 
     // Listing: newest first, paged, total over all pages.
@@ -113,7 +113,7 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
         category: "marketing".into(),
         html: None,
         text: Some("text only".into()),
-        status: template_status::REVIEWING,
+        status: TemplateStatus::Reviewing,
         review_reason: String::new(),
         now_ms: T0 + 5,
     };
@@ -130,7 +130,7 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     assert_eq!((u.html, u.text.as_deref()), (None, Some("text only")));
     assert_eq!(
         (u.status, u.category.as_str()),
-        (template_status::REVIEWING, "marketing")
+        (TemplateStatus::Reviewing, "marketing")
     );
 
     // Delete: scoped.
@@ -149,7 +149,7 @@ async fn template_limit_per_account(ctx: Ctx) {
     let mut tasks = Vec::new();
     for i in 0..12 {
         let store = store.clone();
-        let t = new_template(a.id, &format!("t{i}"), template_status::APPROVED);
+        let t = new_template(a.id, &format!("t{i}"), TemplateStatus::Approved);
         tasks.push(tokio::spawn(async move { store.create_template(t, 5).await }));
     }
     let mut created = 0;
@@ -163,7 +163,7 @@ async fn template_limit_per_account(ctx: Ctx) {
     // The limit is per account.
     assert!(
         store
-            .create_template(new_template(b.id, "b", template_status::APPROVED), 5)
+            .create_template(new_template(b.id, "b", TemplateStatus::Approved), 5)
             .await
             .expect("create")
             .is_some()
@@ -171,7 +171,7 @@ async fn template_limit_per_account(ctx: Ctx) {
     // Unknown account.
     assert!(matches!(
         store
-            .create_template(new_template(a.id + 100, "x", template_status::APPROVED), 5)
+            .create_template(new_template(a.id + 100, "x", TemplateStatus::Approved), 5)
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -181,13 +181,13 @@ async fn template_ids_never_reused(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let t = store
-        .create_template(new_template(a.id, "x", template_status::APPROVED), 10)
+        .create_template(new_template(a.id, "x", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
     assert!(store.delete_template(a.id, t.id).await.expect("delete"));
     let t2 = store
-        .create_template(new_template(a.id, "y", template_status::APPROVED), 10)
+        .create_template(new_template(a.id, "y", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
@@ -199,22 +199,22 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let pa = store
-        .create_template(new_template(a.id, "pa", template_status::REVIEWING), 10)
+        .create_template(new_template(a.id, "pa", TemplateStatus::Reviewing), 10)
         .await
         .expect("create")
         .expect("created");
     let pb = store
-        .create_template(new_template(b.id, "pb", template_status::REVIEWING), 10)
+        .create_template(new_template(b.id, "pb", TemplateStatus::Reviewing), 10)
         .await
         .expect("create")
         .expect("created");
     store
-        .create_template(new_template(b.id, "ok", template_status::APPROVED), 10)
+        .create_template(new_template(b.id, "ok", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
     let pending = store
-        .admin_list_templates(Some(template_status::REVIEWING))
+        .admin_list_templates(Some(TemplateStatus::Reviewing))
         .await
         .expect("pending");
     assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), vec![pa.id, pb.id]);
@@ -227,7 +227,7 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     // Approve the version the operator saw.
     assert!(
         store
-            .admin_set_template_review(pa.id, 1, template_status::APPROVED, "")
+            .admin_set_template_review(pa.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("approve")
     );
@@ -241,7 +241,7 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
                 category: "notification".into(),
                 html: Some("<p>new</p>".into()),
                 text: None,
-                status: template_status::REVIEWING,
+                status: TemplateStatus::Reviewing,
                 review_reason: String::new(),
                 now_ms: T0 + 1,
             },
@@ -251,22 +251,22 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
         .expect("exists");
     assert!(
         !store
-            .admin_set_template_review(pb.id, 1, template_status::APPROVED, "")
+            .admin_set_template_review(pb.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("stale approve")
     );
     assert!(
         store
-            .admin_set_template_review(pb.id, 2, template_status::REJECTED, "links to a phishing page")
+            .admin_set_template_review(pb.id, 2, TemplateStatus::Rejected, "links to a phishing page")
             .await
             .expect("reject")
     );
     let pb = store.template(b.id, pb.id).await.expect("get").expect("exists");
-    assert_eq!(pb.status, template_status::REJECTED);
+    assert_eq!(pb.status, TemplateStatus::Rejected);
     assert_eq!(pb.review_reason, "links to a phishing page");
     assert!(
         store
-            .admin_list_templates(Some(template_status::REVIEWING))
+            .admin_list_templates(Some(TemplateStatus::Reviewing))
             .await
             .expect("pending")
             .is_empty()

@@ -124,7 +124,7 @@ pub(super) async fn list_receivers(
                 "ReceiversName": r.name,
                 "Count": r.valid_count + r.invalid_count,
                 "Desc": r.description,
-                "ReceiversStatus": r.status,
+                "ReceiversStatus": r.status.code(),
                 "CreateTime": format_time(r.created_ms),
                 "InvalidCount": r.invalid_count,
             })
@@ -322,7 +322,7 @@ pub(super) async fn list_tasks(core: &Mailpush, ctx: &AccountContext, p: ListTas
                 "TaskId": t.id,
                 "FromEmailAddress": task.from_address,
                 "ReceiverId": task.receiver_id,
-                "TaskStatus": t.status,
+                "TaskStatus": t.status.code(),
                 "TaskType": task.task_type,
                 "RequestCount": t.request_count,
                 "SendCount": t.send_count,

@@ -96,7 +96,7 @@ pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> R
     let t = core.template(ctx, p.template_id).await.map_err(core_error)?;
     Ok(json!({
         "TemplateContent": { "Html": encode(t.html.as_deref()), "Text": encode(t.text.as_deref()) },
-        "TemplateStatus": t.status,
+        "TemplateStatus": t.status.code(),
         "TemplateName": t.name,
     }))
 }
@@ -125,7 +125,7 @@ pub(super) async fn list(core: &Mailpush, ctx: &AccountContext, p: ListParams) -
             json!({
                 "TemplateID": t.id,
                 "TemplateName": t.name,
-                "TemplateStatus": t.status,
+                "TemplateStatus": t.status.code(),
                 "ReviewReason": t.review_reason,
                 "CreatedTimestamp": t.created_ms / 1000,
             })
