@@ -72,7 +72,16 @@ impl Store {
     /// Runs one store operation under the client-side deadline (`StoreOptions::operation_timeout`) and counts
     /// its disk-full or unavailable failure.
     pub(crate) async fn guarded<T>(&self, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        let r = deadline(self.inner.opts.operation_timeout, fut).await;
+        self.guarded_within(self.inner.opts.operation_timeout, fut).await
+    }
+
+    /// [`Store::guarded`] with another deadline.
+    pub(crate) async fn guarded_within<T>(
+        &self,
+        within: Duration,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let r = deadline(within, fut).await;
         self.inner.health.note(&r);
         r
     }
