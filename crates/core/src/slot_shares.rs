@@ -8,11 +8,14 @@
 use mailpush_store::AccountId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::Notify;
 
 /// The deliveries of each account and towards each destination that hold or wait for a slot.
 pub(crate) struct SlotShares {
     counts: Mutex<Counts>,
     account_cap: usize,
+    /// Woken whenever a place is given back, so a parked delivery takes it at once.
+    released: Notify,
 }
 
 #[derive(Default)]
@@ -35,6 +38,7 @@ impl SlotShares {
         Arc::new(SlotShares {
             counts: Mutex::new(Counts::default()),
             account_cap: (slots.max(1) * account_percent.clamp(1, 100)).div_ceil(100),
+            released: Notify::new(),
         })
     }
 
@@ -61,6 +65,11 @@ impl SlotShares {
         })
     }
 
+    /// Resolves at the next give-back of a place after the call (one just before it is missed: callers poll too).
+    pub(crate) async fn released(&self) {
+        self.released.notified().await;
+    }
+
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -81,6 +90,8 @@ impl Drop for ShareTicket {
                 counts.domains.remove(&self.domain);
             }
         }
+        drop(counts);
+        self.shares.released.notify_waiters();
     }
 }
 

@@ -384,7 +384,10 @@ async fn start_group(
                             defer_group(&shared, &group, &reply, SHARE_RETRY, &tx);
                             break None;
                         }
-                        Admission::Park => tokio::time::sleep(SHARE_POLL).await,
+                        // Woken when a place is given back; the poll catches a destination that greeted meanwhile.
+                        Admission::Park => {
+                            let _ = tokio::time::timeout(SHARE_POLL, slots.shares.released()).await;
+                        }
                     }
                 };
                 let permit = match started {
