@@ -28,6 +28,17 @@ async fn main() -> anyhow::Result<()> {
     let core = Mailpush::open(settings.clone(), settings.clock())
         .await
         .context("opening mailpush")?;
+    if let Some(addr) = settings.admin_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the admin listener to {addr}"))?;
+        println!("mailpush-worker: admin listening on http://{}", listener.local_addr()?);
+        tokio::spawn(mailpush_api::serve_admin(
+            listener,
+            core.clone(),
+            settings::shutdown_signal(),
+        ));
+    }
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;

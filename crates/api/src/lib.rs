@@ -60,6 +60,31 @@ pub fn router(core: Mailpush) -> Router {
         })
 }
 
+/// The admin router of the nodes that serve no API (`mailpush-worker`, `mailpush-smtp`, on `admin_listen`):
+/// liveness, readiness, health and metrics, answered as on the API listener.
+pub fn admin_router(core: Mailpush) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/livez", get(live))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(AppState {
+            body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
+            core,
+        })
+}
+
+/// Serves [`admin_router`] on an already bound listener until `shutdown` resolves, with the API's connection
+/// limits.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    core: Mailpush,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = HttpLimits::from_settings(core.settings());
+    serve_router(listener, admin_router(core), limits, shutdown).await
+}
+
 /// Serves `router` on an already bound listener until `shutdown` resolves, with the connection limits of
 /// the settings (`api_max_connections`, `api_header_timeout_secs`, `api_idle_timeout_secs`; see [`server`]).
 pub async fn serve(

@@ -17,6 +17,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// HTTP API listen address (port 0 picks a free port; the process prints the one it got).
     pub api_listen: SocketAddr,
+    /// `mailpush-worker` and `mailpush-smtp`: an HTTP listener for `/livez`, `/readyz`, `/healthz` and
+    /// `/metrics` (none by default; the API listener serves them on the other binaries).
+    pub admin_listen: Option<SocketAddr>,
     /// Simultaneous HTTP API connections; one more is answered `503` and closed (0 = unlimited).
     pub api_max_connections: usize,
     /// A request's header must arrive in full within this many seconds of its first byte, or the connection
@@ -280,6 +283,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./mailpush-data"),
             database_url: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             api_max_connections: 512,
             api_header_timeout_secs: 10,
             api_idle_timeout_secs: 60,
