@@ -106,10 +106,13 @@ impl HeldLeases {
         held.extend(deliveries.iter().map(|d| (d.delivery_id, d.lease)));
     }
 
-    fn release(&self, ids: impl IntoIterator<Item = i64>) {
+    /// Forgets these leases; one the delivery no longer has (claimed again since, with a new token) stays.
+    fn release(&self, leases: impl IntoIterator<Item = (i64, LeaseToken)>) {
         let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            held.remove(&id);
+        for (id, lease) in leases {
+            if held.get(&id) == Some(&lease) {
+                held.remove(&id);
+            }
         }
     }
 
@@ -263,7 +266,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         let groups = group_by_message_and_domain(claimed);
         let Some(mut contents) = ClaimContents::load(&shared, &groups).await else {
             // Leave the leases to expire; another round will retry the read.
-            held.release(groups.iter().flatten().map(|d| d.delivery_id));
+            held.release(groups.iter().flatten().map(|d| (d.delivery_id, d.lease)));
             continue;
         };
         for group in groups {
@@ -750,7 +753,41 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
             }
         }
         // Written (or given up on after every retry): the leases need no renewing any more.
-        held.release(batch.iter().map(|o| o.delivery_id));
+        held.release(batch.iter().map(|o| (o.delivery_id, o.lease)));
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(id: i64, lease: i64) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: id,
+            lease: LeaseToken(lease),
+            message_id: MessageId::generate(),
+            account_id: 1,
+            recipient: "r@example.org".into(),
+            domain: "example.org".into(),
+            kind: mailpush_model::RecipientKind::To,
+            envelope_from: "s@example.com".into(),
+            lane: 0,
+            attempts: 0,
+            request_ms: 0,
+            expires_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_lease_taken_again_is_not_forgotten_with_the_old_one() {
+        let held = HeldLeases::default();
+        held.hold(&[claimed(1, 1), claimed(2, 1)]);
+        // Delivery 1 was claimed again (token 2) before the outcome of its first claim was written.
+        held.hold(&[claimed(1, 2)]);
+        held.release([(1, LeaseToken(1)), (2, LeaseToken(1))]);
+        assert_eq!(held.snapshot(), vec![(1, LeaseToken(2))]);
+        held.release([(1, LeaseToken(2))]);
+        assert!(held.snapshot().is_empty());
     }
 }
