@@ -557,3 +557,32 @@ pub fn tool_available(program: &str, args: &[&str], require: &str, install: &str
     eprintln!("SKIPPED: {program} is not installed ({install})");
     false
 }
+
+/// The command-line checks every server binary passes (its `tests/cli.rs` calls this with
+/// `env!("CARGO_BIN_EXE_<name>")`, which also makes a clean test build produce the executable the end-to-end
+/// tests start): `--help` names it, and an invalid `log` filter stops it at start with the key named.
+pub fn check_server_cli(exe: &str, name: &str) {
+    let out = std::process::Command::new(exe)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+    let out = std::process::Command::new(exe)
+        .env("MAILPUSH_LOG", "not[a]filter")
+        .env(
+            "MAILPUSH_DATA_DIR",
+            std::env::temp_dir().join(format!("{name}-cli-test")),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{name} must not start with an invalid log filter"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("log") && stderr.contains("not a valid filter"),
+        "{stderr}"
+    );
+}

@@ -40,22 +40,10 @@ async fn hammer(clients: &[ApiClient], n: usize, to: impl Fn(usize) -> String) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_api_processes_on_one_postgres_share_the_limits() {
-    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("MAILPUSH_TEST_POSTGRES_URL not set: skipping two_api_processes_on_one_postgres_share_the_limits");
+    let Some(schema) = PgSchema::create("limits_e2e").await else {
         return;
     };
-    let schema = format!("limits_e2e_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&base).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&pool)
-        .await
-        .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let url = schema.url.clone();
 
     let dns = DnsAuthority::start().await.expect("dns");
     // The nodes' workers deliver what was admitted: to a sink that accepts, so no recipient bounces (a bounce
@@ -100,9 +88,7 @@ async fn two_api_processes_on_one_postgres_share_the_limits() {
     assert_eq!(q["RemainingToday"], 0, "{q}");
     a.kill().await;
     b.kill().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&pool)
-        .await;
+    schema.drop_schema().await;
 }
 
 #[tokio::test]
