@@ -21,11 +21,11 @@
 use std::time::Duration;
 
 use mailpush_core::batch::{merge_data, subject_with_ad};
-use mailpush_core::{AccountContext, CoreError, Mailpush, SendContent, SendRequest};
+use mailpush_core::{CoreError, Mailpush, SendContent, SendRequest};
 use mailpush_model::clock::{DAY_MS, day_start};
 use mailpush_model::{ErrorCode, TriggerType};
 use mailpush_store::batch::TaskStatus;
-use mailpush_store::{Backend, NewMessage, SendTaskRow, TaskChunk, TaskRunUpdate};
+use mailpush_store::{NewMessage, SendTaskRow, TaskChunk, TaskRunUpdate};
 use tokio::sync::watch;
 
 /// How the runner paces itself.
@@ -74,9 +74,7 @@ impl RunnerHandle {
 /// Starts the runner on the current runtime. On the embedded database (one process) task leases left by a
 /// killed predecessor are dropped first.
 pub async fn start(core: Mailpush, cfg: RunnerConfig) -> Result<RunnerHandle, CoreError> {
-    if core.store().backend() == Backend::Sqlite {
-        core.store().release_task_leases().await?;
-    }
+    core.task_runs().release_stale_leases().await?;
     let (stop, mut stopped) = watch::channel(false);
     let wake = core.batch_notify();
     let task = tokio::spawn(async move {
@@ -138,7 +136,7 @@ impl Runner {
     /// One chunk for every runnable task; whether anything moved.
     async fn round(&self) -> Result<bool, CoreError> {
         let now = self.core.now_ms();
-        let tasks = self.core.store().runnable_tasks(now, &self.cfg.owner, 1000).await?;
+        let tasks = self.core.task_runs().runnable(now, &self.cfg.owner, 1000).await?;
         let mut progressed = false;
         for task in tasks {
             match self.step(task).await {
@@ -168,7 +166,7 @@ impl Runner {
         tracing::warn!(task = task.id, %message, "batch task stopped");
         let mut u = self.update(task, TaskStatus::Error, task.cursor, task.next_run_ms);
         u.err_msg = message;
-        self.core.store().update_task_run(&u).await?;
+        self.core.task_runs().update_run(&u).await?;
         Ok(true)
     }
 
@@ -176,12 +174,12 @@ impl Runner {
         let now = self.core.now_ms();
         let rest = self
             .core
-            .store()
-            .count_receiver_after(task.task.receiver_id, task.cursor)
+            .task_runs()
+            .count_receivers_after(task.task.receiver_id, task.cursor)
             .await?;
         let mut u = self.update(task, TaskStatus::Paused, task.cursor, day_start(now) + DAY_MS);
         u.cache_count = rest;
-        self.core.store().update_task_run(&u).await?;
+        self.core.task_runs().update_run(&u).await?;
         tracing::info!(
             task = task.id,
             cached = rest,
@@ -192,20 +190,19 @@ impl Runner {
 
     /// Advances one task by at most one chunk; whether anything moved.
     async fn step(&self, mut task: SendTaskRow) -> Result<bool, CoreError> {
-        let store = self.core.store();
+        let runs = self.core.task_runs();
         let now = self.core.now_ms();
-        if !store
-            .lease_task(task.id, &self.cfg.owner, now, now + self.cfg.lease_ms)
+        if !runs
+            .lease(task.id, &self.cfg.owner, now, now + self.cfg.lease_ms)
             .await?
         {
             return Ok(false);
         }
-        let Some(account) = store.account(task.task.account_id).await? else {
+        let Some(account) = runs.account(task.task.account_id).await? else {
             return self.fail(&task, "the account no longer exists".into()).await;
         };
-        let account = AccountContext::from(&account);
         if task.status == TaskStatus::ToStart {
-            let count = store.count_receiver_after(task.task.receiver_id, 0).await?;
+            let count = runs.count_receivers_after(task.task.receiver_id, 0).await?;
             if count == 0 {
                 return self
                     .fail(&task, "the recipient list is empty or was deleted".into())
@@ -214,7 +211,7 @@ impl Runner {
             let mut u = self.update(&task, TaskStatus::Sending, 0, now);
             u.add_requests = count;
             u.add_runs = 1;
-            if !store.update_task_run(&u).await? {
+            if !runs.update_run(&u).await? {
                 return Ok(false);
             }
             tracing::info!(task = task.id, recipients = count, "batch task run started");
@@ -223,14 +220,14 @@ impl Runner {
         if task.status == TaskStatus::Paused {
             // Runnable again: a new day has begun (next_run_ms was the next day's start).
             let u = self.update(&task, TaskStatus::Sending, task.cursor, now);
-            if !store.update_task_run(&u).await? {
+            if !runs.update_run(&u).await? {
                 return Ok(false);
             }
             task.status = TaskStatus::Sending;
             tracing::info!(task = task.id, "new day: paused batch task resumes");
         }
         // Top the queue up only while the account's backlog is below the window.
-        let open = store.open_deliveries(account.id).await?;
+        let open = runs.open_deliveries(account.id).await?;
         if open >= self.cfg.window {
             return Ok(false);
         }
@@ -248,7 +245,7 @@ impl Runner {
         if let Some(r) = remaining {
             want = want.min(i64::try_from(r).unwrap_or(i64::MAX));
         }
-        let details = store.receiver_walk(task.task.receiver_id, task.cursor, want).await?;
+        let details = runs.receiver_walk(task.task.receiver_id, task.cursor, want).await?;
         if details.is_empty() {
             return self.finish_run(&task).await;
         }
@@ -326,7 +323,7 @@ impl Runner {
                 skipped,
                 now_ms: self.core.now_ms(),
             };
-            if !store.feed_task_chunk(&chunk).await? {
+            if !runs.feed_chunk(&chunk).await? {
                 return Ok(false);
             }
             self.core.wake_worker();
@@ -353,7 +350,7 @@ impl Runner {
         } else {
             self.update(task, TaskStatus::Done, task.cursor, now)
         };
-        self.core.store().update_task_run(&u).await?;
+        self.core.task_runs().update_run(&u).await?;
         tracing::info!(task = task.id, status = u.status.code(), "batch task run finished");
         Ok(true)
     }

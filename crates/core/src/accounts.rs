@@ -3,10 +3,14 @@
 
 use crate::cache::TtlCache;
 use crate::error::CoreError;
+use crate::secrets::Secrets;
 use crate::secrets::{ALPHANUMERIC, random_string};
 use mailpush_model::ErrorCode;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use mailpush_store::{Account, AccountId, NewAccount};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The credentials printed once at account creation (`mailpush account create NAME --json`).
@@ -114,5 +118,58 @@ pub(crate) fn new_account_row(creds: &AccountCredentials, sealed: Vec<u8>, now_m
         secret_id: creds.secret_id.clone(),
         secret_key_sealed: sealed,
         created_ms: now_ms,
+    }
+}
+
+/// Accounts and their credentials.
+pub struct Accounts {
+    pub(crate) store: Store,
+    pub(crate) secrets: Arc<Secrets>,
+    pub(crate) clock: SharedClock,
+    pub(crate) credentials: CredentialCache,
+}
+
+impl Accounts {
+    /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
+    pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
+        validate_account_name(name)?;
+        if self.store.account_by_name(name).await?.is_some() {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValueRepeatCreation,
+                format!("an account named {name} already exists"),
+            ));
+        }
+        let creds = new_credentials(name);
+        let sealed = self.secrets.seal(SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
+        self.store
+            .create_account(new_account_row(&creds, sealed, self.clock.now_ms()))
+            .await?;
+        Ok(creds)
+    }
+
+    /// All accounts (for the admin CLI).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
+        Ok(self
+            .store
+            .list_accounts()
+            .await?
+            .iter()
+            .map(AccountContext::from)
+            .collect())
+    }
+
+    /// The account and SecretKey behind a SecretId, for signature verification; `None` if unknown.
+    pub async fn credential(&self, secret_id: &str) -> Result<Option<(AccountContext, String)>, CoreError> {
+        if let Some(hit) = self.credentials.get(secret_id) {
+            return Ok(Some(hit));
+        }
+        let Some(account) = self.store.account_by_secret_id(secret_id).await? else {
+            return Ok(None);
+        };
+        let key = self.secrets.open(SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;
+        let key = String::from_utf8(key).map_err(|_| CoreError::Secret(crate::secrets::SecretError::CannotOpen))?;
+        let ctx = AccountContext::from(&account);
+        self.credentials.put(secret_id, ctx.clone(), key.clone());
+        Ok(Some((ctx, key)))
     }
 }

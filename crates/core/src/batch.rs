@@ -3,12 +3,17 @@
 //! that feeds tasks into the queue lives in the `mailpush-batch` crate; it admits every mail through
 //! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::remaining_today`] for the allowance.
 
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::Settings;
+use crate::{AccountContext, CoreError};
+use mailpush_model::SharedClock;
 use mailpush_model::{EmailAddress, ErrorCode};
+use mailpush_store::Store;
 pub use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
     AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverRow, SendTaskRow, TaskQuery,
 };
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Largest TemplateData of one list address, bytes.
 pub const MAX_DETAIL_DATA_BYTES: usize = 800;
@@ -159,7 +164,17 @@ fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
     Ok(())
 }
 
-impl Mailpush {
+/// Recipient lists (receivers) and batch send tasks.
+pub struct Batch {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    /// Wakes the batch runner when a task is created.
+    pub(crate) batch_wake: Arc<Notify>,
+    pub(crate) identities: Arc<crate::identity::Identities>,
+}
+
+impl Batch {
     /// `CreateReceiver`: a new, empty list; its `ReceiverId`.
     pub async fn create_receiver(
         &self,
@@ -181,10 +196,10 @@ impl Mailpush {
                 format!("Desc must be at most {MAX_RECEIVER_DESC_CHARS} characters without control characters"),
             ));
         }
-        let max = i64::from(self.settings().batch_max_receivers_per_account);
+        let max = i64::from(self.settings.batch_max_receivers_per_account);
         match self
-            .store()
-            .create_receiver(account.id, name, description, self.now_ms(), max)
+            .store
+            .create_receiver(account.id, name, description, self.clock.now_ms(), max)
             .await?
         {
             Ok(row) => Ok(row.id),
@@ -200,7 +215,7 @@ impl Mailpush {
     }
 
     async fn receiver_of(&self, account: &AccountContext, id: i64) -> Result<ReceiverRow, CoreError> {
-        self.store().receiver(account.id, id).await?.ok_or_else(|| {
+        self.store.receiver(account.id, id).await?.ok_or_else(|| {
             refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {id} does not exist"),
@@ -231,10 +246,10 @@ impl Mailpush {
             ..AddDetailsReport::default()
         };
         let details = self.classify_details(items, &mut report);
-        let max = i64::from(self.settings().batch_max_receiver_details);
+        let max = i64::from(self.settings.batch_max_receiver_details);
         match self
-            .store()
-            .add_receiver_details(account.id, receiver_id, &details, max, self.now_ms())
+            .store
+            .add_receiver_details(account.id, receiver_id, &details, max, self.clock.now_ms())
             .await?
         {
             Ok(out) => {
@@ -264,7 +279,7 @@ impl Mailpush {
         items: Vec<ReceiverDetailInput>,
         report: &mut AddDetailsReport,
     ) -> Vec<NewReceiverDetail> {
-        let data_max = self.settings().template_data_max_bytes.min(MAX_DETAIL_DATA_BYTES);
+        let data_max = self.settings.template_data_max_bytes.min(MAX_DETAIL_DATA_BYTES);
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let raw = item.email.trim();
@@ -309,11 +324,7 @@ impl Mailpush {
         receiver_id: i64,
         status: ReceiverStatus,
     ) -> Result<(), CoreError> {
-        if !self
-            .store()
-            .set_receiver_status(account.id, receiver_id, status)
-            .await?
-        {
+        if !self.store.set_receiver_status(account.id, receiver_id, status).await? {
             return Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {receiver_id} does not exist"),
@@ -324,10 +335,7 @@ impl Mailpush {
 
     /// The list with this name, for the CSV import.
     pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
-        let (_, rows) = self
-            .store()
-            .list_receivers(account.id, None, Some(name), 0, 1000)
-            .await?;
+        let (_, rows) = self.store.list_receivers(account.id, None, Some(name), 0, 1000).await?;
         Ok(rows.into_iter().find(|r| r.name == name))
     }
 
@@ -348,7 +356,7 @@ impl Mailpush {
         }
         let keyword = keyword.filter(|k| !k.is_empty());
         Ok(self
-            .store()
+            .store
             .list_receivers(account.id, status, keyword, offset, limit)
             .await?)
     }
@@ -394,12 +402,12 @@ impl Mailpush {
             offset,
             limit,
         };
-        Ok(self.store().list_receiver_details(&q).await?)
+        Ok(self.store.list_receiver_details(&q).await?)
     }
 
     /// `DeleteReceiver`: refused while a task that is not finished uses the list.
     pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
-        match self.store().delete_receiver(account.id, receiver_id).await? {
+        match self.store.delete_receiver(account.id, receiver_id).await? {
             Ok(()) => Ok(()),
             Err(false) => Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
@@ -421,7 +429,7 @@ impl Mailpush {
                 "the account is suspended",
             ));
         }
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let receiver_id = req
             .receiver_id
             .filter(|&id| id > 0)
@@ -439,7 +447,9 @@ impl Mailpush {
                 format!("FromEmailAddress: {e}"),
             )
         })?;
-        self.check_sender(account, &from.address, &from.address).await?;
+        self.identities
+            .check_sender(account, &from.address, &from.address)
+            .await?;
         if req.subject.trim().is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueSubjectLengthError,
@@ -460,7 +470,7 @@ impl Mailpush {
                 )
             })?,
         };
-        if code != 0 && self.settings().public_base_url.is_empty() {
+        if code != 0 && self.settings.public_base_url.is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValue,
                 "Unsubscribe links need the public_base_url setting; use Unsubscribe 0",
@@ -473,7 +483,7 @@ impl Mailpush {
             )
         })?;
         let summary = self
-            .store()
+            .store
             .template_summary(account.id, template_id)
             .await?
             .ok_or_else(|| {
@@ -483,7 +493,7 @@ impl Mailpush {
                 )
             })?;
         crate::templates::check_sendable(&summary)?;
-        if req.template_data.len() > self.settings().template_data_max_bytes {
+        if req.template_data.len() > self.settings.template_data_max_bytes {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueTemplateDataLenLimit,
                 "Template.TemplateData is too long",
@@ -561,7 +571,7 @@ impl Mailpush {
             created_ms: now,
         };
         let id = self
-            .store()
+            .store
             .create_send_task(&task, TaskStatus::ToStart)
             .await?
             .ok_or_else(|| {
@@ -570,7 +580,7 @@ impl Mailpush {
                     format!("recipient list {receiver_id} does not exist"),
                 )
             })?;
-        self.inner.batch_wake.notify_one();
+        self.batch_wake.notify_one();
         Ok(id)
     }
 
@@ -593,12 +603,80 @@ impl Mailpush {
             offset,
             limit,
         };
-        Ok(self.store().list_send_tasks(&q).await?)
+        Ok(self.store.list_send_tasks(&q).await?)
     }
 
     /// Wakes the batch runner (a task was created).
     pub fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.inner.batch_wake.clone()
+        self.batch_wake.clone()
+    }
+}
+
+/// What the batch runner (crate `mailpush-batch`) reads and writes of its tasks: a narrow view, so the runner
+/// never holds the whole store. Admission goes through [`crate::Mailpush::prepare_message`] as for SendEmail.
+pub struct TaskRuns<'a> {
+    store: &'a Store,
+}
+
+impl TaskRuns<'_> {
+    /// On the embedded database (one process) drops task leases left by a killed predecessor.
+    pub async fn release_stale_leases(&self) -> Result<(), CoreError> {
+        if self.store.backend() == mailpush_store::Backend::Sqlite {
+            self.store.release_task_leases().await?;
+        }
+        Ok(())
+    }
+
+    /// Tasks due at `now_ms` and not leased by another runner.
+    pub async fn runnable(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, CoreError> {
+        Ok(self.store.runnable_tasks(now_ms, owner, limit).await?)
+    }
+
+    /// Leases a task to `owner` until `until_ms`; `false` if another runner holds it.
+    pub async fn lease(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, CoreError> {
+        Ok(self.store.lease_task(id, owner, now_ms, until_ms).await?)
+    }
+
+    /// The task's account, `None` once deleted.
+    pub async fn account(&self, id: mailpush_store::AccountId) -> Result<Option<AccountContext>, CoreError> {
+        Ok(self.store.account(id).await?.as_ref().map(AccountContext::from))
+    }
+
+    /// Recipients of a list after `after_id`.
+    pub async fn count_receivers_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, CoreError> {
+        Ok(self.store.count_receiver_after(receiver_id, after_id).await?)
+    }
+
+    /// Up to `limit` list details after `after_id`, in id order.
+    pub async fn receiver_walk(
+        &self,
+        receiver_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<mailpush_store::ReceiverDetailRow>, CoreError> {
+        Ok(self.store.receiver_walk(receiver_id, after_id, limit).await?)
+    }
+
+    /// The account's deliveries not yet final.
+    pub async fn open_deliveries(&self, account: mailpush_store::AccountId) -> Result<i64, CoreError> {
+        Ok(self.store.open_deliveries(account).await?)
+    }
+
+    /// Enqueues a chunk's messages and advances the cursor in one transaction; `false` if the cursor moved.
+    pub async fn feed_chunk(&self, chunk: &mailpush_store::TaskChunk) -> Result<bool, CoreError> {
+        Ok(self.store.feed_task_chunk(chunk).await?)
+    }
+
+    /// Records a run's progress; `false` if the cursor moved meanwhile.
+    pub async fn update_run(&self, update: &mailpush_store::TaskRunUpdate) -> Result<bool, CoreError> {
+        Ok(self.store.update_task_run(update).await?)
+    }
+}
+
+impl Batch {
+    /// The batch runner's view of its tasks.
+    pub fn task_runs(&self) -> TaskRuns<'_> {
+        TaskRuns { store: &self.store }
     }
 }
 

@@ -8,12 +8,14 @@
 //! passed since the event. Events of accounts without a callback URL are recorded with no target at once
 //! (`mailpush_store`), so they never reach a round.
 
-use crate::Mailpush;
 use crate::error::CoreError;
 use crate::settings::Settings;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use mailpush_store::{AccountId, CallbackEvent, CallbackResult, CallbackState};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -65,16 +67,25 @@ struct AccountInfo {
     targets: HashMap<String, String>,
 }
 
-impl Mailpush {
+/// The callback dispatcher: signed event POSTs to the accounts' URLs.
+pub struct Callbacks {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) engagement: Arc<crate::engage::Engagement>,
+    pub(crate) statistics: Arc<crate::stats::Statistics>,
+}
+
+impl Callbacks {
     /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`), and
     /// with it the bounce-rate monitor (`crate::stats`), the other consumer of delivery feedback.
-    pub fn start_callback_dispatcher(&self) -> Result<CallbackHandle, CoreError> {
-        if self.inner.settings.callback_retry_secs < 8 * 3600 {
+    pub fn start_callback_dispatcher(self: &Arc<Self>) -> Result<CallbackHandle, CoreError> {
+        if self.settings.callback_retry_secs < 8 * 3600 {
             return Err(CoreError::Config(
                 "callback_retry_secs must be at least 28800 (8 hours)".into(),
             ));
         }
-        let client = client(&self.inner.settings)?;
+        let client = client(&self.settings)?;
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
         let task = tokio::spawn(async move {
@@ -97,19 +108,19 @@ impl Mailpush {
                 }
             }
         });
-        let monitor = self.start_bounce_monitor();
+        let monitor = self.statistics.start_bounce_monitor();
         Ok(CallbackHandle { stop, task, monitor })
     }
 
     async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
-        let Some(account) = self.inner.store.account(id).await? else {
+        let Some(account) = self.store.account(id).await? else {
             return Ok(None);
         };
-        let targets: HashMap<String, String> = self.inner.store.callback_targets(id).await?.into_iter().collect();
+        let targets: HashMap<String, String> = self.store.callback_targets(id).await?.into_iter().collect();
         let secret = if targets.is_empty() {
             Vec::new()
         } else {
-            self.callback_secret(id, false).await?
+            self.engagement.callback_secret(id, false).await?
         };
         Ok(Some(AccountInfo {
             name: account.name,
@@ -120,19 +131,14 @@ impl Mailpush {
 
     /// One round: returns how many due events were seen. The round's events are claimed in one statement and
     /// their results recorded in one transaction, so a round costs two commits however many events it holds.
-    async fn dispatch_round(&self, client: &CallbackClient) -> Result<usize, CoreError> {
-        let now = self.now_ms();
-        let due = self.inner.store.due_callbacks(now, BATCH).await?;
+    async fn dispatch_round(self: &Arc<Self>, client: &CallbackClient) -> Result<usize, CoreError> {
+        let now = self.clock.now_ms();
+        let due = self.store.due_callbacks(now, BATCH).await?;
         let seen = due.len();
-        let lease = now + (self.inner.settings.callback_timeout_secs as i64 + 30) * 1000;
+        let lease = now + (self.settings.callback_timeout_secs as i64 + 30) * 1000;
         let claims: Vec<(i64, i64)> = due.iter().map(|ev| (ev.event.id, ev.next_ms)).collect();
-        let claimed: std::collections::HashSet<i64> = self
-            .inner
-            .store
-            .claim_callbacks(&claims, lease)
-            .await?
-            .into_iter()
-            .collect();
+        let claimed: std::collections::HashSet<i64> =
+            self.store.claim_callbacks(&claims, lease).await?.into_iter().collect();
         let mut accounts: HashMap<AccountId, Option<std::sync::Arc<AccountInfo>>> = HashMap::new();
         let mut results = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
@@ -177,7 +183,7 @@ impl Mailpush {
                 results.push(r);
             }
         }
-        if let Err(err) = self.inner.store.finish_callbacks(&results).await {
+        if let Err(err) = self.store.finish_callbacks(&results).await {
             // The leases expire and the events are posted again: at-least-once.
             tracing::error!(error = %err, "recording callback results failed");
         }
@@ -214,7 +220,7 @@ impl Mailpush {
             subject: ev.subject.clone(),
             sent_timestamp: ev.request_ms / 1000,
         };
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let result = client
             .post(
                 url,
@@ -229,7 +235,7 @@ impl Mailpush {
             Ok(()) => (CallbackState::Delivered, now, None),
             Err(err) => {
                 let retry_at = now + mailpush_webhook::retry_delay(attempts as u32).as_millis() as i64;
-                let deadline = e.at_ms + self.inner.settings.callback_retry_secs as i64 * 1000;
+                let deadline = e.at_ms + self.settings.callback_retry_secs as i64 * 1000;
                 tracing::info!(event = ev.event.id, attempts, error = %err, "callback not delivered");
                 if retry_at > deadline {
                     (CallbackState::GaveUp, now, Some(err.to_string()))

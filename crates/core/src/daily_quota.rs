@@ -9,10 +9,11 @@
 //! Known gap: the API's in-transaction daily check counts only limited enqueues, so API sends made after a
 //! batch on the same day are not yet reduced by the batch's recipients.
 
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::limits::Limits;
+use crate::{AccountContext, CoreError};
 use mailpush_model::clock::{DAY_MS, day_start};
 
-impl Mailpush {
+impl Limits {
     /// Recipients `account` may still send today; `None` = no daily limit. `sender_domain` is the domain the
     /// mail goes out from (quotas per domain plug in here).
     pub async fn remaining_today(
@@ -23,11 +24,11 @@ impl Mailpush {
         let _ = sender_domain;
         // Recipients requested today on every path (API, SMTP, batch): batch chunks are stored with their task
         // cursor outside the limited enqueue, so the store's admission counters do not see them; this count does.
-        let start = day_start(self.now_ms());
-        let used = u64::try_from(self.store().count_requests(account.id, start, start + DAY_MS).await?).unwrap_or(0);
+        let start = day_start(self.clock.now_ms());
+        let used = u64::try_from(self.store.count_requests(account.id, start, start + DAY_MS).await?).unwrap_or(0);
         let quota = u64::try_from(self.send_quota(account).await?.daily_quota).unwrap_or(0);
         let mut remaining = quota.saturating_sub(used);
-        let cap = self.settings().batch_daily_quota;
+        let cap = self.settings.batch_daily_quota;
         if cap != 0 {
             remaining = remaining.min(cap.saturating_sub(used));
         }

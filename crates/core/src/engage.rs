@@ -8,13 +8,17 @@
 //! build + one stored copy per recipient (≤ 90) and no RCPT batching for those mails; mail without tracking
 //! or unsubscribe is unchanged (one body, one signature, one transaction per domain).
 
+use crate::AccountContext;
+use crate::Settings;
 use crate::error::CoreError;
 use crate::send::AdmittedMail;
-use crate::{AccountContext, Mailpush};
+use mailpush_model::SharedClock;
 use mailpush_model::{ErrorCode, EventKind, MessageId, SendStatus};
+use mailpush_store::Store;
 use mailpush_store::{DeliveryStatusRow, NewEvent, NewRecipient};
 use mailpush_tracking::{FooterLanguage, Token, TokenKey, TokenKind};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Master-key context of the tracking token key.
 const TOKEN_KEY_CONTEXT: &str = "tracking-token";
@@ -66,13 +70,22 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
     CoreError::refused(code, message)
 }
 
-impl Mailpush {
+/// Tracking, unsubscribe links and callback settings.
+pub struct Engagement {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) secrets: Arc<crate::secrets::Secrets>,
+    pub(crate) inbound: Arc<crate::inbound::Inbound>,
+}
+
+impl Engagement {
     pub(crate) fn token_key(&self) -> TokenKey {
-        TokenKey::new(&self.inner.master.subkey(TOKEN_KEY_CONTEXT))
+        TokenKey::new(&self.secrets.subkey(TOKEN_KEY_CONTEXT))
     }
 
     fn public_base(&self) -> Option<&str> {
-        let b = self.inner.settings.public_base_url.trim().trim_end_matches('/');
+        let b = self.settings.public_base_url.trim().trim_end_matches('/');
         (!b.is_empty()).then_some(b)
     }
 
@@ -127,7 +140,7 @@ impl Mailpush {
                 "Unsubscribe links need the public_base_url setting; use Unsubscribe 0",
             ));
         }
-        let track = self.inner.settings.tracking && mail.spec.html.is_some();
+        let track = self.settings.tracking && mail.spec.html.is_some();
         let Some(base) = base else { return Ok(Vec::new()) };
         if lang.is_none() && !track {
             return Ok(Vec::new());
@@ -168,7 +181,7 @@ impl Mailpush {
                 }
                 // The mailto address is signed and bound to this recipient: mail to it unsubscribes them
                 // (core::inbound, through the inbound MX).
-                let list_unsubscribe = match self.unsubscribe_mailto(&mail.id, &r.address) {
+                let list_unsubscribe = match self.inbound.unsubscribe_mailto(&mail.id, &r.address) {
                     Some(mailto) => format!("<{url}>, <mailto:{mailto}?subject=unsubscribe>"),
                     None => format!("<{url}>"),
                 };
@@ -178,13 +191,8 @@ impl Mailpush {
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
             }
-            let received = crate::submit::received_header(
-                None,
-                &self.inner.settings.helo_name,
-                &mail.id,
-                mail.spec.date_ms,
-                false,
-            );
+            let received =
+                crate::submit::received_header(None, &self.settings.helo_name, &mail.id, mail.spec.date_ms, false);
             let mime = mailpush_delivery::build_mime(&spec)?;
             out.push((r.address.clone(), crate::submit::prepend(&received, mime)));
         }
@@ -202,14 +210,13 @@ impl Mailpush {
         link: Option<String>,
         ua: Option<&str>,
     ) -> Result<(), CoreError> {
-        self.inner
-            .store
+        self.store
             .record_events(&[NewEvent {
                 account_id: t.account_id,
                 message_id: MessageId::from_stored(t.message_id.clone()),
                 recipient: t.recipient.clone(),
                 kind,
-                at_ms: self.now_ms(),
+                at_ms: self.clock.now_ms(),
                 reason: String::new(),
                 bounce_type: None,
                 link,
@@ -268,9 +275,8 @@ impl Mailpush {
             return Ok(None);
         };
         let new = self
-            .inner
             .store
-            .unsubscribe(t.account_id, domain, &t.recipient, self.now_ms())
+            .unsubscribe(t.account_id, domain, &t.recipient, self.clock.now_ms())
             .await?;
         if new {
             self.record_engagement(&t, EventKind::Unsubscribe, None, None).await?;
@@ -291,7 +297,7 @@ impl Mailpush {
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
         let mut out: HashMap<(String, String), EngagementFlags> = HashMap::new();
-        for (m, r, kind) in self.inner.store.engagement_kinds(account.id, &ids).await? {
+        for (m, r, kind) in self.store.engagement_kinds(account.id, &ids).await? {
             let f = out.entry((m, r)).or_default();
             match kind {
                 k if k == EventKind::Open.id() => f.opened = true,
@@ -326,8 +332,8 @@ impl Mailpush {
         };
         // Only the account's own sender addresses, as every other action on an address: another tenant's
         // address is refused like one nobody created.
-        if !sender.is_empty() && self.inner.store.sender(account.id, &sender).await?.is_none() {
-            return Err(Mailpush::no_such_sender(&sender));
+        if !sender.is_empty() && self.store.sender(account.id, &sender).await?.is_none() {
+            return Err(crate::identity::Identities::no_such_sender(&sender));
         }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = url {
@@ -337,17 +343,17 @@ impl Mailpush {
                     "CallbackUrl is longer than 2048 characters",
                 ));
             }
-            crate::callbacks::client(&self.inner.settings)?
+            crate::callbacks::client(&self.settings)?
                 .check_url(u)
                 .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("CallbackUrl: {e}")))?;
         }
-        self.inner.store.set_callback_target(account.id, &sender, url).await?;
+        self.store.set_callback_target(account.id, &sender, url).await?;
         Ok(())
     }
 
     /// The account's callback URLs and signing secret (created on first use).
     pub async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
-        let targets = self.inner.store.callback_targets(account.id).await?;
+        let targets = self.store.callback_targets(account.id).await?;
         let secret = self.callback_secret(account.id, false).await?;
         let mut cfg = CallbackConfig {
             account_url: None,
@@ -376,19 +382,18 @@ impl Mailpush {
         account: mailpush_store::AccountId,
         reset: bool,
     ) -> Result<Vec<u8>, CoreError> {
-        if !reset && let Some(sealed) = self.inner.store.callback_secret(account).await? {
-            return Ok(self.inner.master.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
+        if !reset && let Some(sealed) = self.store.callback_secret(account).await? {
+            return Ok(self.secrets.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
         }
         let fresh = crate::secrets::random_string(40, crate::secrets::ALPHANUMERIC);
-        let sealed = self.inner.master.seal(CALLBACK_SECRET_CONTEXT, fresh.as_bytes())?;
-        self.inner.store.put_callback_secret(account, &sealed, reset).await?;
+        let sealed = self.secrets.seal(CALLBACK_SECRET_CONTEXT, fresh.as_bytes())?;
+        self.store.put_callback_secret(account, &sealed, reset).await?;
         // Another process may have created one first: read back the winner.
         let sealed = self
-            .inner
             .store
             .callback_secret(account)
             .await?
             .ok_or_else(|| CoreError::Config("callback secret vanished".into()))?;
-        Ok(self.inner.master.open(CALLBACK_SECRET_CONTEXT, &sealed)?)
+        Ok(self.secrets.open(CALLBACK_SECRET_CONTEXT, &sealed)?)
     }
 }

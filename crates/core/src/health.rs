@@ -2,12 +2,14 @@
 //! (`SELECT 1` and a one-row write, each within `db_probe_timeout_secs`), remembers a recent disk-full
 //! refusal, and turns false while the process shuts down.
 
+use crate::Settings;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
-
-use crate::Mailpush;
 
 /// A disk-full refusal this recent keeps readiness false even when the tiny probe write fits (a message
 /// written since clears it: there is room again).
@@ -29,24 +31,33 @@ pub struct Readiness {
     pub process: String,
 }
 
-impl Mailpush {
+/// Readiness, draining and database gauges.
+pub struct Health {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    /// Set when the process begins to shut down: readiness then answers 503.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
     /// Marks the process as shutting down: readiness answers false from now on, so load balancers stop
     /// sending requests while the ones in flight finish.
     pub fn begin_draining(&self) {
-        self.inner.draining.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Runs the readiness checks; bounded by twice `db_probe_timeout_secs`.
     pub async fn readiness(&self) -> Readiness {
-        let within = Duration::from_secs(self.inner.settings.db_probe_timeout_secs.max(1));
-        let store = &self.inner.store;
+        let within = Duration::from_secs(self.settings.db_probe_timeout_secs.max(1));
+        let store = &self.store;
         let (database, write) = match store.probe_read(within).await {
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: database unreachable");
                 (e.to_string(), "skipped".to_string())
             }
             Ok(()) => match store
-                .probe_write(&self.inner.settings.helo_name, self.now_ms(), within)
+                .probe_write(&self.settings.helo_name, self.clock.now_ms(), within)
                 .await
             {
                 Ok(()) => ("ok".to_string(), "ok".to_string()),
@@ -62,7 +73,7 @@ impl Mailpush {
         } else {
             "ok"
         };
-        let process = if self.inner.draining.load(Ordering::Relaxed) {
+        let process = if self.draining.load(Ordering::Relaxed) {
             "shutting down"
         } else {
             "ok"
@@ -78,7 +89,7 @@ impl Mailpush {
 
     /// Prometheus text of the database health counters.
     pub fn database_metrics(&self) -> String {
-        let c = self.inner.store.health_counters();
+        let c = self.store.health_counters();
         format!(
             "# HELP mailpush_db_disk_full_total Database operations refused because the disk is full.\n\
              # TYPE mailpush_db_disk_full_total counter\nmailpush_db_disk_full_total {}\n\
@@ -94,26 +105,32 @@ mod tests {
     use super::*;
     use crate::Settings;
     use mailpush_model::clock::SystemClock;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn ready_on_a_working_database_and_not_while_draining() {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = Settings {
             data_dir: dir.path().to_path_buf(),
-            master_key: Some("a-test-master-key-of-enough-length".into()),
             ..Settings::default()
         };
-        let core = Mailpush::open(settings, Arc::new(SystemClock)).await.expect("open");
-        let r = core.readiness().await;
+        let store = Store::open(&settings.database_url(), mailpush_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let health = Health {
+            store: store.clone(),
+            settings: Arc::new(settings),
+            clock: Arc::new(SystemClock),
+            draining: Default::default(),
+        };
+        let r = health.readiness().await;
         assert!(r.ready, "{r:?}");
-        assert!(core.database_metrics().contains("mailpush_db_disk_full_total 0"));
-        core.begin_draining();
-        let r = core.readiness().await;
+        assert!(health.database_metrics().contains("mailpush_db_disk_full_total 0"));
+        health.begin_draining();
+        let r = health.readiness().await;
         assert!(!r.ready);
         assert_eq!(r.process, "shutting down");
-        core.store().close().await;
-        let r = core.readiness().await;
+        store.close().await;
+        let r = health.readiness().await;
         assert!(!r.ready);
         assert_ne!(r.database, "ok");
     }

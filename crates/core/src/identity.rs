@@ -6,14 +6,17 @@
 //! `FailedOperation.NotAuthenticatedSender` (the SDK's wording: "the sender is not authenticated and cannot
 //! send"). Sender addresses may be created before their domain is verified, as with Tencent.
 
+use crate::Settings;
 use crate::accounts::AccountContext;
 use crate::cache::TtlCache;
 use crate::error::CoreError;
-use crate::{Mailpush, secrets};
+use crate::secrets;
 use aws_lc_rs::hmac;
 use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
 use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SignPriority, SigningKey, SigningPool, keys, password};
+use mailpush_model::SharedClock;
 use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
+use mailpush_store::Store;
 use mailpush_store::{
     AccountId, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError,
 };
@@ -155,9 +158,18 @@ static PASSWORD_VERIFICATIONS: std::sync::LazyLock<tokio::sync::Semaphore> = std
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
 });
 
-impl Mailpush {
+/// Sending domains, sender addresses, SMTP passwords, the send gate and DKIM keys.
+pub struct Identities {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) secrets: Arc<crate::secrets::Secrets>,
+    pub(crate) state: IdentityState,
+}
+
+impl Identities {
     fn record_config(&self) -> RecordConfig {
-        let s = &self.inner.settings;
+        let s = &self.settings;
         RecordConfig {
             spf_include: s.spf_include.clone(),
             bounce_mx_host: if s.bounce_mx_host.trim().is_empty() {
@@ -169,16 +181,16 @@ impl Mailpush {
     }
 
     fn dns_checker(&self) -> Result<&DnsChecker, CoreError> {
-        if let Some(d) = self.inner.identity.dns.get() {
+        if let Some(d) = self.state.dns.get() {
             return Ok(d);
         }
-        let d = DnsChecker::new(&self.inner.settings.dns_servers, Duration::from_secs(5))
+        let d = DnsChecker::new(&self.settings.dns_servers, Duration::from_secs(5))
             .map_err(mailpush_identity::IdentityError::from)?;
-        Ok(self.inner.identity.dns.get_or_init(|| d))
+        Ok(self.state.dns.get_or_init(|| d))
     }
 
     async fn generate_keys(&self, option: DkimOption) -> Result<Vec<NewDkimKey>, CoreError> {
-        let prefix = self.inner.settings.dkim_selector_prefix.clone();
+        let prefix = self.settings.dkim_selector_prefix.clone();
         // RSA generation takes a noticeable fraction of a second: off the async threads.
         let pairs = tokio::task::spawn_blocking(move || keys::generate_for(option, &prefix, &selector_stem()))
             .await
@@ -190,7 +202,7 @@ impl Mailpush {
                     selector: kp.selector.clone(),
                     algorithm: kp.algorithm.as_str().to_string(),
                     public_key: kp.public_key.clone(),
-                    private_key_sealed: self.inner.master.seal(DKIM_KEY_CONTEXT, &kp.private_der)?,
+                    private_key_sealed: self.secrets.seal(DKIM_KEY_CONTEXT, &kp.private_der)?,
                 })
             })
             .collect()
@@ -198,7 +210,6 @@ impl Mailpush {
 
     async fn published_keys(&self, row: &IdentityRow) -> Result<Vec<PublishedKey>, CoreError> {
         Ok(self
-            .inner
             .store
             .dkim_keys(row.account_id, row.id)
             .await?
@@ -252,12 +263,9 @@ impl Mailpush {
             verified,
             checks: serde_json::to_string(&checked).unwrap_or_default(),
             reason: records::failure_reason(&checked).unwrap_or_default(),
-            checked_ms: self.now_ms(),
+            checked_ms: self.clock.now_ms(),
         };
-        self.inner
-            .store
-            .record_identity_check(row.account_id, row.id, &check)
-            .await?;
+        self.store.record_identity_check(row.account_id, row.id, &check).await?;
         self.forget_send_gate();
         if row.verified && !verified {
             tracing::warn!(domain = %row.domain, reason = %check.reason, "a verified domain failed its DNS re-check: sending from it stops");
@@ -272,8 +280,7 @@ impl Mailpush {
     }
 
     async fn own_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityRow, CoreError> {
-        self.inner
-            .store
+        self.store
             .identity(account.id, domain)
             .await?
             .ok_or_else(|| not_found(domain))
@@ -288,7 +295,7 @@ impl Mailpush {
     ) -> Result<IdentityView, CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let option = parse_option(dkim_option)?.unwrap_or(DEFAULT_DKIM_OPTION);
-        match self.inner.store.identity_owner(&domain).await? {
+        match self.store.identity_owner(&domain).await? {
             Some(owner) if owner == account.id => {
                 return Err(refuse(
                     ErrorCode::InvalidParameterValueRepeatCreation,
@@ -303,7 +310,7 @@ impl Mailpush {
             }
             None => {}
         }
-        let max = i64::from(self.inner.settings.max_domains_per_account);
+        let max = i64::from(self.settings.max_domains_per_account);
         let over_limit = || {
             refuse(
                 ErrorCode::OperationDeniedExceedDomainLimit,
@@ -311,18 +318,17 @@ impl Mailpush {
             )
         };
         // Checked here to spare key generation, and again atomically by the store.
-        if self.inner.store.count_identities(account.id).await? >= max {
+        if self.store.count_identities(account.id).await? >= max {
             return Err(over_limit());
         }
         let keys = self.generate_keys(option).await?;
         let row = match self
-            .inner
             .store
             .create_identity(NewIdentity {
                 account_id: account.id,
                 domain: domain.clone(),
                 dkim_option: option.code(),
-                created_ms: self.now_ms(),
+                created_ms: self.clock.now_ms(),
                 keys,
                 max_per_account: max,
             })
@@ -361,9 +367,8 @@ impl Mailpush {
         let mut row = self.own_identity(account, &domain).await?;
         if let Some(option) = option.filter(|o| o.code() != row.dkim_option) {
             let keys = self.generate_keys(option).await?;
-            self.inner
-                .store
-                .replace_dkim_keys(account.id, row.id, option.code(), keys, self.now_ms())
+            self.store
+                .replace_dkim_keys(account.id, row.id, option.code(), keys, self.clock.now_ms())
                 .await?;
             self.forget_keys(account.id, &domain);
             row = self.own_identity(account, &domain).await?;
@@ -385,8 +390,8 @@ impl Mailpush {
                 "Offset and Limit must not be negative",
             ));
         }
-        let rows = self.inner.store.list_identities(account.id, offset, limit).await?;
-        let total = self.inner.store.count_identities(account.id).await?;
+        let rows = self.store.list_identities(account.id, offset, limit).await?;
+        let total = self.store.count_identities(account.id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.view(r).await?);
@@ -398,13 +403,13 @@ impl Mailpush {
     pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
-        if self.inner.store.count_senders(account.id, row.id).await? > 0 {
+        if self.store.count_senders(account.id, row.id).await? > 0 {
             return Err(refuse(
                 ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
                 format!("EmailIdentity {domain} still has sender addresses; delete them first"),
             ));
         }
-        match self.inner.store.delete_identity(account.id, &domain).await {
+        match self.store.delete_identity(account.id, &domain).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(&domain)),
             // A sender address created meanwhile: the foreign key refuses the delete.
@@ -445,21 +450,19 @@ impl Mailpush {
             })?;
         }
         let row = self
-            .inner
             .store
             .identity(account.id, addr.domain())
             .await?
             .ok_or_else(|| not_found(addr.domain()))?;
-        let max = i64::from(self.inner.settings.max_senders_per_domain);
+        let max = i64::from(self.settings.max_senders_per_domain);
         let s = self
-            .inner
             .store
             .create_sender(NewSender {
                 account_id: account.id,
                 identity_id: row.id,
                 address: addr.as_str().to_string(),
                 sender_name: name,
-                created_ms: self.now_ms(),
+                created_ms: self.clock.now_ms(),
                 max_per_domain: max,
             })
             .await
@@ -481,7 +484,6 @@ impl Mailpush {
     /// `ListEmailAddress`.
     pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
         Ok(self
-            .inner
             .store
             .list_senders(account.id)
             .await?
@@ -509,7 +511,7 @@ impl Mailpush {
     /// `DeleteEmailAddress`.
     pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
-        let deleted = self.inner.store.delete_sender(account.id, addr.as_str()).await;
+        let deleted = self.store.delete_sender(account.id, addr.as_str()).await;
         self.forget_send_gate();
         match deleted {
             Ok(()) => Ok(()),
@@ -533,7 +535,6 @@ impl Mailpush {
             ));
         }
         let sender = self
-            .inner
             .store
             .sender(account.id, addr.as_str())
             .await?
@@ -557,12 +558,7 @@ impl Mailpush {
                 "Password must differ from the current SMTP password",
             ));
         };
-        match self
-            .inner
-            .store
-            .set_sender_password(account.id, addr.as_str(), &hash)
-            .await
-        {
+        match self.store.set_sender_password(account.id, addr.as_str(), &hash).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
             Err(e) => Err(e.into()),
@@ -580,7 +576,7 @@ impl Mailpush {
         let Ok(addr) = EmailAddress::parse(address) else {
             return Ok(None);
         };
-        let Some(sender) = self.inner.store.sender_for_login(addr.as_str()).await? else {
+        let Some(sender) = self.store.sender_for_login(addr.as_str()).await? else {
             return Ok(None);
         };
         let Some(hash) = sender.smtp_password_hash.clone() else {
@@ -602,12 +598,12 @@ impl Mailpush {
                 if !ok {
                     return Ok(None);
                 }
-                let id = &self.inner.identity;
+                let id = &self.state;
                 let tag = hmac::sign(&id.login_key, &login_mac_input(&hash, smtp_password));
                 id.logins.put(addr.as_str().to_string(), tag);
             }
         }
-        let Some(account) = self.inner.store.account(sender.account_id).await? else {
+        let Some(account) = self.store.account(sender.account_id).await? else {
             return Ok(None);
         };
         Ok(Some((AccountContext::from(&account), sender_view(&sender))))
@@ -615,7 +611,7 @@ impl Mailpush {
 
     /// Whether argon2 accepted this password for `address` (with this stored hash) within the cache's TTL.
     fn login_remembered(&self, address: &str, stored_hash: &str, password: &str) -> bool {
-        let id = &self.inner.identity;
+        let id = &self.state;
         id.logins.get(address).is_some_and(|tag| {
             hmac::verify(&id.login_key, &login_mac_input(stored_hash, password), tag.as_ref()).is_ok()
         })
@@ -630,11 +626,11 @@ impl Mailpush {
         header_from: &EmailAddress,
     ) -> Result<(), CoreError> {
         let key = (account.id, sender.as_str().to_string());
-        if self.inner.identity.senders.get(&key).is_none() {
-            if self.inner.store.sender(account.id, sender.as_str()).await?.is_none() {
+        if self.state.senders.get(&key).is_none() {
+            if self.store.sender(account.id, sender.as_str()).await?.is_none() {
                 return Err(Self::no_such_sender(sender.as_str()));
             }
-            self.inner.identity.senders.put(key, ());
+            self.state.senders.put(key, ());
         }
         self.check_sending_domain(account, sender).await?;
         if !header_from.domain().eq_ignore_ascii_case(sender.domain()) {
@@ -659,12 +655,12 @@ impl Mailpush {
         sender: &EmailAddress,
     ) -> Result<(), CoreError> {
         let key = (account.id, sender.domain().to_ascii_lowercase());
-        if self.inner.identity.verified_domains.get(&key).is_some() {
+        if self.state.verified_domains.get(&key).is_some() {
             return Ok(());
         }
-        let identity = self.inner.store.identity(account.id, sender.domain()).await?;
+        let identity = self.store.identity(account.id, sender.domain()).await?;
         match identity {
-            Some(i) if i.verified => self.inner.identity.verified_domains.put(key, ()),
+            Some(i) if i.verified => self.state.verified_domains.put(key, ()),
             Some(i) => {
                 return Err(refuse(
                     ErrorCode::FailedOperationNotAuthenticatedSender,
@@ -690,7 +686,7 @@ impl Mailpush {
         domain: &str,
     ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
         let domain = parse_domain("domain", domain)?;
-        let Some(row) = self.inner.store.identity_for_admin(&domain).await? else {
+        let Some(row) = self.store.identity_for_admin(&domain).await? else {
             return Ok(None);
         };
         let cfg = self.record_config();
@@ -702,14 +698,14 @@ impl Mailpush {
     /// Re-checks every verified domain whose last check is older than `identity_recheck_secs`; returns how
     /// many were checked. A domain whose DNS broke stops being sendable, with the reason recorded.
     pub async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
-        let every = self.inner.settings.identity_recheck_secs;
+        let every = self.settings.identity_recheck_secs;
         if every == 0 {
             return Ok(0);
         }
-        let before = self.now_ms().saturating_sub((every as i64).saturating_mul(1000));
+        let before = self.clock.now_ms().saturating_sub((every as i64).saturating_mul(1000));
         let mut done = 0;
         loop {
-            let due = self.inner.store.identities_to_recheck(before, 100).await?;
+            let due = self.store.identities_to_recheck(before, 100).await?;
             if due.is_empty() {
                 return Ok(done);
             }
@@ -724,10 +720,10 @@ impl Mailpush {
     }
 
     /// Starts the periodic re-check of verified domains (with the worker, or with `serve`).
-    pub fn start_identity_rechecker(&self) -> RecheckHandle {
+    pub fn start_identity_rechecker(self: &Arc<Self>) -> RecheckHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.inner.settings.identity_recheck_secs;
+        let every = self.settings.identity_recheck_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 return;
@@ -750,15 +746,14 @@ impl Mailpush {
     /// Forgets what the send gate cached (after this process changed a sender, a domain or a level), so the
     /// next send reads the store.
     pub(crate) fn forget_send_gate(&self) {
-        let id = &self.inner.identity;
+        let id = &self.state;
         id.senders.clear();
         id.verified_domains.clear();
         id.domain_levels.clear();
     }
 
     fn forget_keys(&self, account: AccountId, domain: &str) {
-        self.inner
-            .identity
+        self.state
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -770,33 +765,26 @@ impl Mailpush {
     /// may be missing.
     pub async fn signing_keys(&self, account: AccountId, domain: &str) -> Result<Arc<Vec<SigningKey>>, CoreError> {
         let key = (account, domain.to_string());
-        if let Some((at, keys)) = self
-            .inner
-            .identity
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+        if let Some((at, keys)) = self.state.keys.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && at.elapsed() < KEY_CACHE_TTL
         {
             return Ok(keys.clone());
         }
         let mut loaded = Vec::new();
-        if let Some(row) = self.inner.store.identity(account, domain).await?
+        if let Some(row) = self.store.identity(account, domain).await?
             && row.verified
         {
-            for k in self.inner.store.dkim_keys(account, row.id).await? {
+            for k in self.store.dkim_keys(account, row.id).await? {
                 let Some(alg) = KeyAlgorithm::parse(&k.algorithm) else {
                     tracing::warn!(domain, algorithm = %k.algorithm, "unknown DKIM key algorithm; key skipped");
                     continue;
                 };
-                let der = self.inner.master.open(DKIM_KEY_CONTEXT, &k.private_key_sealed)?;
+                let der = self.secrets.open(DKIM_KEY_CONTEXT, &k.private_key_sealed)?;
                 loaded.push(SigningKey::from_der(domain, &k.selector, alg, &der)?);
             }
         }
         let loaded = Arc::new(loaded);
-        self.inner
-            .identity
+        self.state
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -836,16 +824,16 @@ type SignatureCache = (HashMap<MessageId, SignatureCell>, VecDeque<MessageId>);
 /// sender domain's keys.
 #[derive(Clone)]
 pub struct MessageSigner {
-    core: Mailpush,
+    identities: Arc<Identities>,
     cache: Arc<Mutex<SignatureCache>>,
     /// Where RSA signatures are computed (see `mailpush_identity::pool`).
     pool: Arc<SigningPool>,
 }
 
 impl MessageSigner {
-    pub(crate) fn new(core: Mailpush, pool: SigningPool) -> MessageSigner {
+    pub(crate) fn new(identities: Arc<Identities>, pool: SigningPool) -> MessageSigner {
         MessageSigner {
-            core,
+            identities,
             cache: Arc::default(),
             pool: Arc::new(pool),
         }
@@ -883,7 +871,7 @@ impl MessageSigner {
         let headers = cell
             .get_or_init(|| async {
                 let domain = envelope_from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())?;
-                let keys = match self.core.signing_keys(account, &domain).await {
+                let keys = match self.identities.signing_keys(account, &domain).await {
                     Ok(k) => k,
                     Err(e) => {
                         tracing::error!(error = %e, %domain, "loading DKIM keys failed; sending unsigned");

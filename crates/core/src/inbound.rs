@@ -9,11 +9,15 @@
 //! (mailbox providers redact complainants). Complaints sent to `fbl@<bounce MX host>` rather than the return
 //! path are matched through the original's `Return-Path` (VERP) or `Message-ID` (`<mp-…@domain>`).
 
-use crate::{CoreError, Mailpush};
+use crate::CoreError;
+use crate::Settings;
+use mailpush_model::SharedClock;
 use mailpush_model::{EventKind, MessageId};
 use mailpush_reputation::report::Original;
 use mailpush_reputation::{DsnAction, InboundAddress, InboundReport, Verdict, VerpKey};
+use mailpush_store::Store;
 use mailpush_store::{AsyncBounce, BounceType, FeedbackRecorded, InboundMessage, NewComplaint, NewEvent};
+use std::sync::Arc;
 
 /// Subkey context of VERP and mailto-unsubscribe tokens.
 const VERP_KEY_CONTEXT: &str = "verp-token";
@@ -33,17 +37,25 @@ pub struct InboundSummary {
     pub ignored: usize,
 }
 
-impl Mailpush {
+/// The inbound MX: VERP return paths, DSNs, ARF complaints and unsubscribe mail.
+pub struct Inbound {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) secrets: Arc<crate::secrets::Secrets>,
+}
+
+impl Inbound {
     fn verp_key(&self) -> VerpKey {
-        VerpKey::new(&self.inner.master.subkey(VERP_KEY_CONTEXT))
+        VerpKey::new(&self.secrets.subkey(VERP_KEY_CONTEXT))
     }
 
     /// The host of the inbound MX (`bounce_mx_host`, else `helo_name`): mailto-unsubscribe and complaint
     /// addresses live there.
     pub fn inbound_mx_host(&self) -> String {
-        let host = self.inner.settings.bounce_mx_host.trim();
+        let host = self.settings.bounce_mx_host.trim();
         if host.is_empty() {
-            self.inner.settings.helo_name.clone()
+            self.settings.helo_name.clone()
         } else {
             host.to_string()
         }
@@ -88,7 +100,7 @@ impl Mailpush {
         id: &MessageId,
         tag: &[u8; 10],
     ) -> Result<Option<(InboundMessage, String)>, CoreError> {
-        let Some(m) = self.inner.store.inbound_message(id).await? else {
+        let Some(m) = self.store.inbound_message(id).await? else {
             return Ok(None);
         };
         let key = self.verp_key();
@@ -125,7 +137,7 @@ impl Mailpush {
         // One report, however many of our addresses it was sent to: the first return path names the message.
         let via_return_path = report_targets.into_iter().flatten().next();
         let report = mailpush_reputation::parse_report(data);
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         match report {
             InboundReport::Dsn { recipients, original } => {
                 let Some(m) = self.report_message(via_return_path, &original, None).await? else {
@@ -152,14 +164,14 @@ impl Mailpush {
                                 reason,
                                 bounce_type,
                             };
-                            let rec = self.inner.store.record_async_bounce(&b).await?;
+                            let rec = self.store.record_async_bounce(&b).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.bounces += 1;
                             }
                             rec
                         }
                         DsnAction::Delayed => {
-                            let rec = self.inner.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
+                            let rec = self.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.delays += 1;
                             }
@@ -202,7 +214,7 @@ impl Mailpush {
                     at_ms: now,
                     reason,
                 };
-                let recorded = self.inner.store.record_complaint(&c).await?;
+                let recorded = self.store.record_complaint(&c).await?;
                 tracing::info!(message = %m.id, ?recorded, "inbound: complaint");
                 if recorded == FeedbackRecorded::Recorded {
                     summary.complaints += 1;
@@ -242,7 +254,7 @@ impl Mailpush {
             original.message_id.clone(),
         ];
         for id in candidates.into_iter().flatten() {
-            if let Some(m) = self.inner.store.inbound_message(&id).await? {
+            if let Some(m) = self.store.inbound_message(&id).await? {
                 return Ok(Some(m));
             }
         }
@@ -257,15 +269,10 @@ impl Mailpush {
             return Ok(false);
         };
         let domain = domain.to_ascii_lowercase();
-        let now = self.now_ms();
-        let new = self
-            .inner
-            .store
-            .unsubscribe(m.account_id, &domain, &recipient, now)
-            .await?;
+        let now = self.clock.now_ms();
+        let new = self.store.unsubscribe(m.account_id, &domain, &recipient, now).await?;
         if new {
-            self.inner
-                .store
+            self.store
                 .record_events(&[NewEvent {
                     account_id: m.account_id,
                     message_id: m.id.clone(),

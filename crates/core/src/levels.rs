@@ -11,7 +11,11 @@
 //! once), so the evaluation is idempotent and any number of workers may run it at once. It runs in a periodic
 //! task ([`Mailpush::start_level_evaluator`], started next to the worker by `serve` and `mailpush-worker`).
 
+use crate::Settings;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailpush_model::clock::{DAY_MS, day_start};
@@ -19,7 +23,7 @@ use mailpush_quota::{DomainQuality, LevelChange, LevelPolicy, ReputationLevel};
 use mailpush_store::DomainOutcomes;
 use tokio::sync::watch;
 
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::{AccountContext, CoreError};
 
 /// One level change the evaluation made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +66,19 @@ fn quality(o: Option<&DomainOutcomes>, peak_day_volume: u64) -> DomainQuality {
     }
 }
 
-impl Mailpush {
+/// Reputation level evaluation.
+pub struct Levels {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
+    pub(crate) identities: Arc<crate::identity::Identities>,
+}
+
+impl Levels {
     /// The level policy from the settings.
     pub fn level_policy(&self) -> LevelPolicy {
-        let s = &self.inner.settings;
+        let s = &self.settings;
         LevelPolicy {
             min_quota_use: s.level_min_quota_use_percent / 100.0,
             min_delivered_rate: s.level_min_delivered_percent / 100.0,
@@ -76,10 +89,10 @@ impl Mailpush {
     }
 
     /// Starts the periodic evaluation (every `level_eval_secs`; with 0 the task only waits to be stopped).
-    pub fn start_level_evaluator(&self) -> LevelEvaluatorHandle {
+    pub fn start_level_evaluator(self: &Arc<Self>) -> LevelEvaluatorHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.inner.settings.level_eval_secs;
+        let every = self.settings.level_eval_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 let _ = stop_rx.changed().await;
@@ -110,7 +123,7 @@ impl Mailpush {
     /// One evaluation pass over every account's verified domains; returns the changes this call made.
     pub async fn evaluate_levels(&self) -> Result<Vec<LevelMove>, CoreError> {
         let mut moves = Vec::new();
-        for account in self.list_accounts().await? {
+        for account in self.accounts.list_accounts().await? {
             moves.extend(self.evaluate_account_levels(&account).await?);
         }
         Ok(moves)
@@ -118,14 +131,14 @@ impl Mailpush {
 
     /// [`Mailpush::evaluate_levels`] for one account.
     pub async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
-        let store = &self.inner.store;
+        let store = &self.store;
         let levels = store.verified_domain_levels(account.id).await?;
         if levels.is_empty() {
             return Ok(Vec::new());
         }
         let policy = self.level_policy();
-        let min_sample = self.inner.settings.level_min_sample;
-        let now = self.now_ms();
+        let min_sample = self.settings.level_min_sample;
+        let now = self.clock.now_ms();
         let today = day_start(now);
         let evaluated: HashMap<String, i64> = store
             .domain_reputation_state(account.id)
@@ -220,7 +233,7 @@ impl Mailpush {
             }
         }
         if !moves.is_empty() {
-            self.forget_send_gate();
+            self.identities.forget_send_gate();
         }
         Ok(moves)
     }

@@ -18,6 +18,7 @@ pub mod listener;
 pub mod logging;
 pub mod secrets;
 pub mod send;
+pub mod sending;
 pub mod settings;
 mod slot_shares;
 pub mod source_ips;
@@ -39,38 +40,60 @@ pub use settings::Settings;
 pub use submit::{RawSubmission, SubmissionTrace, Submitter};
 pub use templates::{ReviewMode, TemplateInput};
 
-use mailpush_delivery::{DnsSettings, MxResolver, RetryPolicy, SmtpTransport, TlsPolicy, TransportConfig};
-use mailpush_model::{ErrorCode, MessageId, SharedClock};
+use batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, ReceiverStatus};
+use health::Readiness;
+use levels::{LevelEvaluatorHandle, LevelMove};
+use limits::{DomainReputation, SendQuota};
+use mailpush_identity::SigningKey;
+use mailpush_identity::records::CheckedRecord;
+use mailpush_model::EmailAddress;
+use mailpush_model::{MessageId, SharedClock};
+use mailpush_quota::LevelPolicy;
 use mailpush_store::{
-    Backend, DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, StatusQuery, Store, StoreOptions,
+    AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, ComplaintRow,
+    CustomBlacklistEntry, DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, SendTaskRow, StoredTemplate,
+    TemplateId, TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
 };
-use secrets::MasterKey;
-use std::path::Path;
+use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
+use secrets::Secrets;
+use source_ips::SourceIpQuota;
+use stats::{BounceRate, StatisticsReport, StatisticsRequest};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use suppression::CustomBlacklistCreated;
 use tokio::sync::Notify;
+use warmup::DomainWarmup;
 
-/// The service: one per process, cheap to clone.
+/// The service: one per process, cheap to clone. Every method is a one-line delegation to the service that
+/// owns the rule; the services take their dependencies explicitly (see [`Mailpush::open`] for the graph).
 #[derive(Clone)]
 pub struct Mailpush {
-    inner: Arc<Inner>,
+    inner: Arc<Services>,
 }
 
-struct Inner {
-    settings: Settings,
-    store: Store,
-    master: MasterKey,
+/// Every service of the process, each built once with exactly the dependencies it uses.
+struct Services {
+    settings: Arc<Settings>,
     clock: SharedClock,
-    credentials: accounts::CredentialCache,
-    wake: Arc<Notify>,
-    /// Wakes the batch runner when a task is created.
-    batch_wake: Arc<Notify>,
-    templates: templates::TemplateEngine,
-    identity: identity::IdentityState,
-    /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
-    feedback: stats::FeedbackState,
-    /// Set when the process begins to shut down: readiness then answers 503.
-    draining: std::sync::atomic::AtomicBool,
+    accounts: Arc<accounts::Accounts>,
+    identities: Arc<identity::Identities>,
+    templates: Arc<templates::Templates>,
+    inbound: Arc<inbound::Inbound>,
+    engagement: Arc<engage::Engagement>,
+    suppression: Arc<suppression::Suppression>,
+    statistics: Arc<stats::Statistics>,
+    limits: Arc<limits::Limits>,
+    levels: Arc<levels::Levels>,
+    warmup: Arc<warmup::Warmup>,
+    source_ips: Arc<source_ips::SourceIps>,
+    sending: Arc<sending::Sending>,
+    submission: Arc<submit::Submission>,
+    batch: Arc<batch::Batch>,
+    callbacks: Arc<callbacks::Callbacks>,
+    health: Arc<health::Health>,
+    delivery: worker::Delivery,
 }
 
 /// A `GetSendEmailStatus` query.
@@ -91,54 +114,17 @@ pub struct StatusRequest {
 /// Most rows one status query returns (Tencent: 100).
 pub const MAX_STATUS_LIMIT: i64 = 100;
 
-fn master_key_from(settings: &Settings, database_url: &str) -> Result<MasterKey, CoreError> {
-    if let Some(text) = &settings.master_key {
-        return Ok(MasterKey::from_text(text)?);
-    }
-    if !database_url.starts_with("sqlite:") {
-        // Several machines share a PostgreSQL database: a key generated on one would be unknown to the others.
-        return Err(CoreError::Config(
-            "MAILPUSH_MASTER_KEY (master_key) is required with PostgreSQL".into(),
-        ));
-    }
-    let path = settings.data_dir.join("master.key");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let t = secrets::random_string(48, secrets::ALPHANUMERIC);
-            write_private(&path, &t).map_err(|e| CoreError::Config(format!("cannot write {}: {e}", path.display())))?;
-            tracing::warn!(path = %path.display(), "no master key configured: generated one; back it up with the database");
-            t
-        }
-        Err(e) => return Err(CoreError::Config(format!("cannot read {}: {e}", path.display()))),
-    };
-    Ok(MasterKey::from_text(&text)?)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
-
 impl Mailpush {
-    /// Opens the database (creating the data directory for SQLite), applies migrations and loads the master key.
+    /// Opens the database (creating the data directory for SQLite), applies migrations, loads the master key
+    /// and builds the services.
     pub async fn open(settings: Settings, clock: SharedClock) -> Result<Mailpush, CoreError> {
         let url = settings.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
         }
-        let master = master_key_from(&settings, &url)?;
-        let templates = templates::TemplateEngine::from_settings(&settings)?;
+        let secrets = Arc::new(Secrets::load(&settings, &url)?);
+        let engine = templates::TemplateEngine::from_settings(&settings)?;
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
@@ -148,19 +134,152 @@ impl Mailpush {
             ..StoreOptions::default()
         };
         let store = Store::open(&url, opts).await?;
+        let settings = Arc::new(settings);
+        let wake = Arc::new(Notify::new());
+        let accounts = Arc::new(accounts::Accounts {
+            store: store.clone(),
+            secrets: secrets.clone(),
+            clock: clock.clone(),
+            credentials: Default::default(),
+        });
+        let identities = Arc::new(identity::Identities {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            secrets: secrets.clone(),
+            state: Default::default(),
+        });
+        let templates = Arc::new(templates::Templates {
+            store: store.clone(),
+            clock: clock.clone(),
+            engine,
+            accounts: accounts.clone(),
+        });
+        let inbound = Arc::new(inbound::Inbound {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            secrets: secrets.clone(),
+        });
+        let engagement = Arc::new(engage::Engagement {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            secrets,
+            inbound: inbound.clone(),
+        });
+        let suppression = Arc::new(suppression::Suppression {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            accounts: accounts.clone(),
+            engagement: engagement.clone(),
+        });
+        let statistics = Arc::new(stats::Statistics {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            feedback: Default::default(),
+            engagement: engagement.clone(),
+        });
+        let limits = Arc::new(limits::Limits {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            accounts: accounts.clone(),
+            identities: identities.clone(),
+        });
+        let levels = Arc::new(levels::Levels {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            accounts: accounts.clone(),
+            identities: identities.clone(),
+        });
+        let warmup = Arc::new(warmup::Warmup {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            accounts: accounts.clone(),
+        });
+        let source_ips = Arc::new(source_ips::SourceIps {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+        });
+        let sending = Arc::new(sending::Sending {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+            templates: templates.clone(),
+            identities: identities.clone(),
+            suppression: suppression.clone(),
+            engagement: engagement.clone(),
+            inbound: inbound.clone(),
+            limits: limits.clone(),
+            statistics: statistics.clone(),
+        });
+        let submission = Arc::new(submit::Submission {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            sending: sending.clone(),
+            identities: identities.clone(),
+            inbound: inbound.clone(),
+            limits: limits.clone(),
+            statistics: statistics.clone(),
+            suppression: suppression.clone(),
+        });
+        let batch = Arc::new(batch::Batch {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            batch_wake: Arc::new(Notify::new()),
+            identities: identities.clone(),
+        });
+        let callbacks = Arc::new(callbacks::Callbacks {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            engagement: engagement.clone(),
+            statistics: statistics.clone(),
+        });
+        let health = Arc::new(health::Health {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            draining: Default::default(),
+        });
+        let delivery = worker::Delivery {
+            store,
+            settings: settings.clone(),
+            clock: clock.clone(),
+            wake,
+            source_ips: source_ips.clone(),
+            identities: identities.clone(),
+        };
         Ok(Mailpush {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Services {
                 settings,
-                store,
-                master,
                 clock,
-                credentials: Default::default(),
-                wake: Arc::new(Notify::new()),
-                batch_wake: Arc::new(Notify::new()),
+                accounts,
+                identities,
                 templates,
-                identity: Default::default(),
-                feedback: Default::default(),
-                draining: Default::default(),
+                inbound,
+                engagement,
+                suppression,
+                statistics,
+                limits,
+                levels,
+                warmup,
+                source_ips,
+                sending,
+                submission,
+                batch,
+                callbacks,
+                health,
+                delivery,
             }),
         })
     }
@@ -170,70 +289,41 @@ impl Mailpush {
         &self.inner.settings
     }
 
-    /// The store, for tools and tests.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
     /// The clock every rule reads.
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
     }
 
+    /// The batch runner's view of its tasks.
+    pub fn task_runs(&self) -> batch::TaskRuns<'_> {
+        self.inner.batch.task_runs()
+    }
+
+    /// Starts the delivery worker on the current runtime.
+    pub async fn start_worker(&self) -> Result<worker::WorkerHandle, CoreError> {
+        self.inner.delivery.start().await
+    }
+
+    // Accounts
     /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
     pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
-        accounts::validate_account_name(name)?;
-        if self.inner.store.account_by_name(name).await?.is_some() {
-            return Err(CoreError::refused(
-                ErrorCode::InvalidParameterValueRepeatCreation,
-                format!("an account named {name} already exists"),
-            ));
-        }
-        let creds = accounts::new_credentials(name);
-        let sealed = self
-            .inner
-            .master
-            .seal(accounts::SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
-        self.inner
-            .store
-            .create_account(accounts::new_account_row(&creds, sealed, self.now_ms()))
-            .await?;
-        Ok(creds)
+        self.inner.accounts.create_account(name).await
     }
 
     /// All accounts (for the admin CLI).
     pub async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
-        Ok(self
-            .inner
-            .store
-            .list_accounts()
-            .await?
-            .iter()
-            .map(AccountContext::from)
-            .collect())
+        self.inner.accounts.list_accounts().await
     }
 
     /// The account and SecretKey behind a SecretId, for signature verification; `None` if unknown.
     pub async fn credential(&self, secret_id: &str) -> Result<Option<(AccountContext, String)>, CoreError> {
-        if let Some(hit) = self.inner.credentials.get(secret_id) {
-            return Ok(Some(hit));
-        }
-        let Some(account) = self.inner.store.account_by_secret_id(secret_id).await? else {
-            return Ok(None);
-        };
-        let key = self
-            .inner
-            .master
-            .open(accounts::SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;
-        let key = String::from_utf8(key).map_err(|_| CoreError::Secret(secrets::SecretError::CannotOpen))?;
-        let ctx = AccountContext::from(&account);
-        self.inner.credentials.put(secret_id, ctx.clone(), key.clone());
-        Ok(Some((ctx, key)))
+        self.inner.accounts.credential(secret_id).await
     }
 
+    // Sending
     /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
     pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
-        self.send_email_with(account, req, SendOptions::default()).await
+        self.inner.sending.send_email(account, req).await
     }
 
     /// [`Mailpush::send_email`] with the engagement options (`Unsubscribe`).
@@ -243,15 +333,7 @@ impl Mailpush {
         req: SendRequest,
         opts: SendOptions,
     ) -> Result<MessageId, CoreError> {
-        let (msg, shared_body) = self.prepare(account, req, opts).await?;
-        let id = msg.id.clone();
-        let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
-        let limits = self.admission_limits(account).await?;
-        self.enqueue_admitted(msg, limits, shared_body).await?;
-        if suppressed {
-            self.check_auto_suspend(account).await?;
-        }
-        Ok(id)
+        self.inner.sending.send_email_with(account, req, opts).await
     }
 
     /// SendEmail's admission path up to (not including) the enqueue: every rule that can refuse or drop a
@@ -264,96 +346,12 @@ impl Mailpush {
         req: SendRequest,
         opts: SendOptions,
     ) -> Result<NewMessage, CoreError> {
-        Ok(self.prepare(account, req, opts).await?.0)
-    }
-
-    /// Durable enqueue of admitted mail, then the worker knows of it: handed to it in memory when every
-    /// recipient gets the message's own MIME (`shared_body`) and it has room, otherwise woken to claim it.
-    async fn enqueue_admitted(
-        &self,
-        msg: NewMessage,
-        limits: mailpush_store::AdmissionLimits,
-        shared_body: bool,
-    ) -> Result<(), CoreError> {
-        let handed_off = if shared_body {
-            self.inner.store.enqueue_fresh(msg, limits).await?
-        } else {
-            self.inner.store.enqueue_limited(msg, limits).await?;
-            false
-        };
-        if !handed_off {
-            self.inner.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// [`Mailpush::prepare_message`], and whether every recipient gets the message's own MIME (no
-    /// per-recipient bodies).
-    async fn prepare(
-        &self,
-        account: &AccountContext,
-        req: SendRequest,
-        opts: SendOptions,
-    ) -> Result<(NewMessage, bool), CoreError> {
-        if account.suspended {
-            return Err(CoreError::refused(
-                ErrorCode::FailedOperationHighRejectionRate,
-                "the account is suspended",
-            ));
-        }
-        // Kept on the message for callbacks (`templateId`); resolving turns the template into content.
-        let template_id = match &req.content {
-            Some(SendContent::Template { id, .. }) => *id,
-            _ => 0,
-        };
-        let req = self.resolve_content(account, req).await?;
-        let now = self.now_ms();
-        let mail = send::admit(req, now)?;
-        self.check_sender(account, &mail.sender, &mail.spec.from.address)
-            .await?;
-        let received = submit::received_header(None, &self.inner.settings.helo_name, &mail.id, now, false);
-        let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
-        let mut recipients: Vec<NewRecipient> = mail
-            .recipients
-            .iter()
-            .map(|r| NewRecipient {
-                address: r.address.as_str().to_string(),
-                domain: r.address.domain().to_string(),
-                kind: r.kind,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect();
-        self.screen_recipients(account, mail.sender.domain(), &mut recipients)
-            .await?;
-        // SendEmail's explicit Unsubscribe wins; otherwise the sender address's config (AddressUnsubscribeConfig).
-        let unsubscribe = match opts.unsubscribe {
-            Some(code) => code,
-            None => self.default_unsubscribe(account.id, &mail.sender).await?,
-        };
-        let personal = self.personal_bodies(account, &mail, unsubscribe, &recipients)?;
-        // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
-        let msg = NewMessage {
-            id: mail.id.clone(),
-            account_id: account.id,
-            envelope_from: self.return_path(&mail.id, mail.sender.as_str()),
-            from_address: mail.sender.as_str().to_string(),
-            subject: mail.spec.subject.clone(),
-            lane: mail.trigger.lane(),
-            request_ms: now,
-            not_before_ms: now,
-            expires_ms: now.saturating_add(self.inner.settings.max_delivery_seconds as i64 * 1000),
-            body,
-            recipients,
-            template_id,
-        };
-        Ok((msg, personal.is_empty()))
+        self.inner.sending.prepare_message(account, req, opts).await
     }
 
     /// Wakes the delivery worker (after messages were stored outside `send_email`).
     pub fn wake_worker(&self) {
-        self.inner.wake.notify_one();
+        self.inner.sending.wake_worker()
     }
 
     /// `GetSendEmailStatus`: one day's per-recipient statuses of the account's mail.
@@ -362,142 +360,811 @@ impl Mailpush {
         account: &AccountContext,
         q: StatusRequest,
     ) -> Result<Vec<DeliveryStatusRow>, CoreError> {
-        let (from_ms, to_ms) = mailpush_model::clock::day_range(&q.request_date).ok_or_else(|| {
-            CoreError::refused(
-                ErrorCode::InvalidParameterValueWrongDate,
-                format!("RequestDate {:?} must be a date like 2026-11-26", q.request_date),
-            )
-        })?;
-        if !(1..=MAX_STATUS_LIMIT).contains(&q.limit) {
-            return Err(CoreError::refused(
-                ErrorCode::FailedOperationInvalidLimit,
-                "Limit must be between 1 and 100",
-            ));
-        }
-        if q.offset < 0 {
-            return Err(CoreError::refused(
-                ErrorCode::InvalidParameterValue,
-                "Offset must not be negative",
-            ));
-        }
-        let message_id = match q.message_id.as_deref().filter(|s| !s.is_empty()) {
-            // A foreign-looking id cannot match anything: answer empty rather than scanning.
-            Some(raw) => match MessageId::parse(raw) {
-                Some(id) => Some(id),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
-        let to_address = match q.to.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => Some(
-                mailpush_model::EmailAddress::parse(raw)
-                    .map_err(|e| {
-                        CoreError::refused(
-                            ErrorCode::InvalidParameterValueIllegalEmailAddress,
-                            format!("ToEmailAddress: {e}"),
-                        )
-                    })?
-                    .as_str()
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let rows = self
-            .inner
-            .store
-            .status(StatusQuery {
-                account_id: account.id,
-                from_ms,
-                to_ms,
-                message_id,
-                to_address,
-                offset: q.offset,
-                limit: q.limit,
-            })
-            .await?;
-        Ok(rows)
+        self.inner.sending.send_status(account, q).await
     }
 
     /// Queue depth by state, for health and metrics.
     pub async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
-        Ok(self.inner.store.queue_counts().await?)
+        self.inner.sending.queue_counts().await
     }
 
-    /// Starts the delivery worker on the current runtime.
-    pub async fn start_worker(&self) -> Result<worker::WorkerHandle, CoreError> {
-        let s = &self.inner.settings;
-        let resolver = MxResolver::new(&DnsSettings {
-            servers: s.dns_servers.clone(),
-            timeout: Duration::from_secs(5),
-            cache: true,
-        })
-        .map_err(|e| CoreError::Config(format!("DNS: {e}")))?;
-        let tls = match s.outbound_tls.as_str() {
-            "opportunistic" => TlsPolicy::Opportunistic,
-            "required" => TlsPolicy::Required,
-            "disabled" => TlsPolicy::Disabled,
-            other => {
-                return Err(CoreError::Config(format!(
-                    "outbound_tls {other:?}: use opportunistic, required or disabled"
-                )));
-            }
-        };
-        let transport = SmtpTransport::with_gate(
-            TransportConfig {
-                helo_name: s.helo_name.clone(),
-                port: s.delivery_port,
-                connect_timeout: Duration::from_secs(s.connect_timeout_secs),
-                greeting_timeout: Duration::from_secs(s.greeting_timeout_secs),
-                delivery_deadline: Duration::from_secs(s.delivery_deadline_secs),
-                data_timeout: Duration::from_secs(s.data_timeout_secs),
-                command_timeout: Duration::from_secs(s.command_timeout_secs),
-                tls,
-                source_ips: s.source_ips.clone(),
-                source_pools: source_ips::named_pools(s)?,
-                source_avoid: Duration::from_secs(s.source_avoid_secs),
-                shaping: source_ips::shaping(s)?,
-                // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
-                // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
-                max_idle_per_host: s.worker_concurrency.max(1),
-                ..TransportConfig::default()
-            },
-            resolver,
-            Some(self.warmup_gate()?),
-        );
-        let retry = RetryPolicy {
-            schedule: s.retry_schedule(),
-            max_age: Duration::from_secs(s.max_delivery_seconds),
-        };
-        if self.inner.store.backend() == Backend::Sqlite {
-            // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
-            let released = self.inner.store.release_leases(self.now_ms()).await?;
-            if released > 0 {
-                tracing::info!(released, "took over deliveries leased by a previous run");
-            }
-        }
-        let threads = match s.dkim_sign_threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
-        let signing_pool = mailpush_identity::SigningPool::start(threads, s.dkim_sign_nice)?;
-        let cfg = worker::WorkerConfig {
-            worker_id: format!("{}-{}", s.helo_name, std::process::id()),
-            concurrency: s.worker_concurrency,
-            account_share: usize::from(s.worker_account_share.clamp(1, 100)),
-            batch: s.worker_batch,
-            lease: Duration::from_secs(s.lease_seconds),
-            retry,
-            idle_poll: Duration::from_millis(500),
-            warmup: warmup::ramp_from_settings(s)?,
-            source_pools: source_ips::PoolAssignments::new(self.inner.store.clone()),
-        };
-        Ok(worker::spawn(
-            self.inner.store.clone(),
-            transport,
-            self.inner.clock.clone(),
-            cfg,
-            self.inner.wake.clone(),
-            MessageSigner::new(self.clone(), signing_pool),
-        ))
+    // Batch
+    /// `CreateReceiver`: a new, empty list; its `ReceiverId`.
+    pub async fn create_receiver(
+        &self,
+        account: &AccountContext,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<i64, CoreError> {
+        self.inner.batch.create_receiver(account, name, description).await
+    }
+
+    /// `CreateReceiverDetail` / `CreateReceiverDetailWithData`: adds addresses to a list. Invalid ones are
+    /// stored as invalid with a reason and counted; empty ones are counted only.
+    pub async fn add_receiver_details(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        items: Vec<ReceiverDetailInput>,
+    ) -> Result<AddDetailsReport, CoreError> {
+        self.inner.batch.add_receiver_details(account, receiver_id, items).await
+    }
+
+    /// Turns request items into rows: empty addresses are only counted; invalid addresses and over-long data
+    /// become invalid rows with a reason.
+    pub fn classify_details(
+        &self,
+        items: Vec<ReceiverDetailInput>,
+        report: &mut AddDetailsReport,
+    ) -> Vec<NewReceiverDetail> {
+        self.inner.batch.classify_details(items, report)
+    }
+
+    /// Marks a list uploading (a CSV import starts) or done (it ended).
+    pub async fn set_receiver_status(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        status: ReceiverStatus,
+    ) -> Result<(), CoreError> {
+        self.inner.batch.set_receiver_status(account, receiver_id, status).await
+    }
+
+    /// The list with this name, for the CSV import.
+    pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
+        self.inner.batch.receiver_named(account, name).await
+    }
+
+    /// `ListReceivers`.
+    pub async fn list_receivers(
+        &self,
+        account: &AccountContext,
+        status: Option<i32>,
+        keyword: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<ReceiverRow>), CoreError> {
+        self.inner
+            .batch
+            .list_receivers(account, status, keyword, offset, limit)
+            .await
+    }
+
+    /// `ListReceiverDetails`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_receiver_details(
+        &self,
+        account: &AccountContext,
+        receiver_id: i64,
+        email: Option<&str>,
+        create_time_begin: Option<&str>,
+        create_time_end: Option<&str>,
+        status: Option<i32>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<DetailPage, CoreError> {
+        self.inner
+            .batch
+            .list_receiver_details(
+                account,
+                receiver_id,
+                email,
+                create_time_begin,
+                create_time_end,
+                status,
+                offset,
+                limit,
+            )
+            .await
+    }
+
+    /// `DeleteReceiver`: refused while a task that is not finished uses the list.
+    pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
+        self.inner.batch.delete_receiver(account, receiver_id).await
+    }
+
+    /// `BatchSendEmail`: validates everything that can be checked up front and stores the task; the runner
+    /// does the rest. Returns the `TaskId`.
+    pub async fn batch_send_email(&self, account: &AccountContext, req: BatchRequest) -> Result<i64, CoreError> {
+        self.inner.batch.batch_send_email(account, req).await
+    }
+
+    /// `ListSendTasks`.
+    pub async fn list_send_tasks(
+        &self,
+        account: &AccountContext,
+        status: Option<i32>,
+        task_type: Option<i32>,
+        receiver_id: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<SendTaskRow>), CoreError> {
+        self.inner
+            .batch
+            .list_send_tasks(account, status, task_type, receiver_id, offset, limit)
+            .await
+    }
+
+    /// Wakes the batch runner (a task was created).
+    pub fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.inner.batch.batch_notify()
+    }
+
+    // Callbacks
+    /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`), and
+    /// with it the bounce-rate monitor (`crate::stats`), the other consumer of delivery feedback.
+    pub fn start_callback_dispatcher(&self) -> Result<CallbackHandle, CoreError> {
+        self.inner.callbacks.start_callback_dispatcher()
+    }
+
+    // Limits
+    /// Recipients `account` may still send today; `None` = no daily limit. `sender_domain` is the domain the
+    /// mail goes out from (quotas per domain plug in here).
+    pub async fn remaining_today(
+        &self,
+        account: &AccountContext,
+        sender_domain: &str,
+    ) -> Result<Option<u64>, CoreError> {
+        self.inner.limits.remaining_today(account, sender_domain).await
+    }
+
+    // Engagement
+    /// The open pixel was loaded: records an open event. `false` for a forged or foreign token.
+    pub async fn track_open(&self, token: &str, user_agent: Option<&str>) -> Result<bool, CoreError> {
+        self.inner.engagement.track_open(token, user_agent).await
+    }
+
+    /// A tracked link was followed: records a click event and returns the signed URL to redirect to
+    /// (`None` for a forged or foreign token: never a redirect to an unsigned URL).
+    pub async fn track_click(&self, token: &str, user_agent: Option<&str>) -> Result<Option<String>, CoreError> {
+        self.inner.engagement.track_click(token, user_agent).await
+    }
+
+    /// What an unsubscribe token is about, without acting (the confirmation page).
+    pub fn unsubscribe_info(&self, token: &str) -> Option<UnsubscribeInfo> {
+        self.inner.engagement.unsubscribe_info(token)
+    }
+
+    /// Unsubscribes the token's recipient from its sending domain (RFC 8058 one-click POST or the page's
+    /// button); records one unsubscribe event the first time. `None` for a forged or foreign token.
+    pub async fn unsubscribe(&self, token: &str) -> Result<Option<UnsubscribeInfo>, CoreError> {
+        self.inner.engagement.unsubscribe(token).await
+    }
+
+    /// Engagement flags of status rows, by (MessageId, recipient): one query for the rows' messages.
+    pub async fn engagement_flags(
+        &self,
+        account: &AccountContext,
+        rows: &[DeliveryStatusRow],
+    ) -> Result<HashMap<(String, String), EngagementFlags>, CoreError> {
+        self.inner.engagement.engagement_flags(account, rows).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) the callback URL of the account (`sender` None) or of one of its
+    /// sender addresses (which wins over the account's).
+    pub async fn set_callback_url(
+        &self,
+        account: &AccountContext,
+        sender: Option<&str>,
+        url: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.inner.engagement.set_callback_url(account, sender, url).await
+    }
+
+    /// The account's callback URLs and signing secret (created on first use).
+    pub async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
+        self.inner.engagement.callback_config(account).await
+    }
+
+    /// Replaces the account's callback secret; returns the new one.
+    pub async fn reset_callback_secret(&self, account: &AccountContext) -> Result<String, CoreError> {
+        self.inner.engagement.reset_callback_secret(account).await
+    }
+
+    // Health
+    /// Marks the process as shutting down: readiness answers false from now on, so load balancers stop
+    /// sending requests while the ones in flight finish.
+    pub fn begin_draining(&self) {
+        self.inner.health.begin_draining()
+    }
+
+    /// Runs the readiness checks; bounded by twice `db_probe_timeout_secs`.
+    pub async fn readiness(&self) -> Readiness {
+        self.inner.health.readiness().await
+    }
+
+    /// Prometheus text of the database health counters.
+    pub fn database_metrics(&self) -> String {
+        self.inner.health.database_metrics()
+    }
+
+    // Identities
+    /// `CreateEmailIdentity`: generates the keys and returns the records to publish (not yet verified).
+    pub async fn create_identity(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        dkim_option: Option<i64>,
+    ) -> Result<IdentityView, CoreError> {
+        self.inner
+            .identities
+            .create_identity(account, domain, dkim_option)
+            .await
+    }
+
+    /// `GetEmailIdentity`: the records with the last check's findings (no DNS query).
+    pub async fn get_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityView, CoreError> {
+        self.inner.identities.get_identity(account, domain).await
+    }
+
+    /// `UpdateEmailIdentity`: re-checks DNS now (after replacing the keys if `dkim_option` differs).
+    pub async fn update_identity(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        dkim_option: Option<i64>,
+    ) -> Result<IdentityView, CoreError> {
+        self.inner
+            .identities
+            .update_identity(account, domain, dkim_option)
+            .await
+    }
+
+    /// `ListEmailIdentities`: the account's domains (paged) and their total.
+    pub async fn list_identities(
+        &self,
+        account: &AccountContext,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<IdentityView>, i64), CoreError> {
+        self.inner.identities.list_identities(account, offset, limit).await
+    }
+
+    /// `DeleteEmailIdentity`: refused while the domain has sender addresses.
+    pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
+        self.inner.identities.delete_identity(account, domain).await
+    }
+
+    /// `CreateEmailAddress`: a sender address on one of the account's domains (verified or not yet).
+    pub async fn create_sender(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        sender_name: Option<&str>,
+    ) -> Result<SenderView, CoreError> {
+        self.inner.identities.create_sender(account, address, sender_name).await
+    }
+
+    /// `ListEmailAddress`.
+    pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
+        self.inner.identities.list_senders(account).await
+    }
+
+    /// `DeleteEmailAddress`.
+    pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
+        self.inner.identities.delete_sender(account, address).await
+    }
+
+    /// `UpdateEmailSmtpPassWord`: sets the SMTP password of a sender address (stored as argon2id).
+    pub async fn update_smtp_password(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        new_password: &str,
+    ) -> Result<(), CoreError> {
+        self.inner
+            .identities
+            .update_smtp_password(account, address, new_password)
+            .await
+    }
+
+    /// SMTP AUTH: the account and sender address behind (address, password), or `None` when they do not
+    /// match (unknown address, no password set, wrong password: indistinguishable to the caller). The
+    /// comparison is argon2's (constant-time).
+    pub async fn verify_smtp_credentials(
+        &self,
+        address: &str,
+        smtp_password: &str,
+    ) -> Result<Option<(AccountContext, SenderView)>, CoreError> {
+        self.inner
+            .identities
+            .verify_smtp_credentials(address, smtp_password)
+            .await
+    }
+
+    /// Operator view (`mailpush domain check`): checks any account's domain in DNS now, without recording.
+    pub async fn admin_check_domain(
+        &self,
+        domain: &str,
+    ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
+        self.inner.identities.admin_check_domain(domain).await
+    }
+
+    /// Re-checks every verified domain whose last check is older than `identity_recheck_secs`; returns how
+    /// many were checked. A domain whose DNS broke stops being sendable, with the reason recorded.
+    pub async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
+        self.inner.identities.recheck_due_identities().await
+    }
+
+    /// Starts the periodic re-check of verified domains (with the worker, or with `serve`).
+    pub fn start_identity_rechecker(&self) -> RecheckHandle {
+        self.inner.identities.start_identity_rechecker()
+    }
+
+    /// The signing keys of the account's domain (unsealed), cached for a minute. Empty when the domain is
+    /// gone or no longer verified: such mail goes out unsigned rather than signed with a key whose record
+    /// may be missing.
+    pub async fn signing_keys(&self, account: AccountId, domain: &str) -> Result<Arc<Vec<SigningKey>>, CoreError> {
+        self.inner.identities.signing_keys(account, domain).await
+    }
+
+    // Inbound
+    /// The host of the inbound MX (`bounce_mx_host`, else `helo_name`): mailto-unsubscribe and complaint
+    /// addresses live there.
+    pub fn inbound_mx_host(&self) -> String {
+        self.inner.inbound.inbound_mx_host()
+    }
+
+    /// The `MAIL FROM` of message `id` sent from `sender` (`mpb-<token>@<sender's domain>`); the sender itself
+    /// for an id mailpush did not generate.
+    pub fn return_path(&self, id: &MessageId, sender: &str) -> String {
+        self.inner.inbound.return_path(id, sender)
+    }
+
+    /// Whether the inbound MX accepts `RCPT TO:<rcpt>`: a valid VERP return path, a mailto-unsubscribe address
+    /// of an existing message's recipient, or the complaint address. Everything else is refused (no relay).
+    pub async fn inbound_recipient_accepted(&self, rcpt: &str) -> Result<bool, CoreError> {
+        self.inner.inbound.inbound_recipient_accepted(rcpt).await
+    }
+
+    /// Processes one mail the inbound MX accepted for `rcpts` (each accepted by
+    /// [`Mailpush::inbound_recipient_accepted`]). Unmatched reports are dropped silently (never bounced back).
+    pub async fn receive_inbound(&self, rcpts: &[String], data: &[u8]) -> Result<InboundSummary, CoreError> {
+        self.inner.inbound.receive_inbound(rcpts, data).await
+    }
+
+    // Levels
+    /// The level policy from the settings.
+    pub fn level_policy(&self) -> LevelPolicy {
+        self.inner.levels.level_policy()
+    }
+
+    /// Starts the periodic evaluation (every `level_eval_secs`; with 0 the task only waits to be stopped).
+    pub fn start_level_evaluator(&self) -> LevelEvaluatorHandle {
+        self.inner.levels.start_level_evaluator()
+    }
+
+    /// One evaluation pass over every account's verified domains; returns the changes this call made.
+    pub async fn evaluate_levels(&self) -> Result<Vec<LevelMove>, CoreError> {
+        self.inner.levels.evaluate_levels().await
+    }
+
+    /// [`Mailpush::evaluate_levels`] for one account.
+    pub async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
+        self.inner.levels.evaluate_account_levels(account).await
+    }
+
+    // Limits
+    /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
+    /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
+    pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
+        self.inner.limits.admission_limits(account).await
+    }
+
+    /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
+    pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
+        self.inner.limits.send_quota(account).await
+    }
+
+    /// The level of each of `domains` (1 when none is recorded), in the same order.
+    pub async fn reputations(
+        &self,
+        account: &AccountContext,
+        domains: &[&str],
+    ) -> Result<Vec<DomainReputation>, CoreError> {
+        self.inner.limits.reputations(account, domains).await
+    }
+
+    /// Reputation of one of the account's domains (level 1 when none is recorded).
+    pub async fn domain_reputation(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+    ) -> Result<DomainReputation, CoreError> {
+        self.inner.limits.domain_reputation(account, domain).await
+    }
+
+    /// Operator: sets an account's limit overrides. `Some(None)` clears a field (back to the default), `None`
+    /// leaves it as it is. Returns the overrides in force.
+    pub async fn set_account_limits(
+        &self,
+        name: &str,
+        sends_per_second: Option<Option<i64>>,
+        per_recipient_per_hour: Option<Option<i64>>,
+        daily_cap: Option<Option<i64>>,
+    ) -> Result<AccountLimitOverrides, CoreError> {
+        self.inner
+            .limits
+            .set_account_limits(name, sends_per_second, per_recipient_per_hour, daily_cap)
+            .await
+    }
+
+    /// Operator: sets a domain's reputation level (1–20).
+    pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
+        self.inner.limits.set_domain_level(domain, level).await
+    }
+
+    /// Prometheus text of every account's usage and limits: `mailpush_account_sent_today`,
+    /// `mailpush_account_daily_quota`, `mailpush_account_sends_per_second` (labels `account`) and
+    /// `mailpush_domain_reputation_level` / `mailpush_domain_daily_quota` (labels `account`, `domain`).
+    pub async fn quota_metrics(&self) -> Result<String, CoreError> {
+        self.inner.limits.quota_metrics().await
+    }
+
+    // SourceIps
+    /// The source addresses `account`'s mail can go out from (the shared pool and the pools its domains are
+    /// assigned to) with today's sends and warm-up allowance.
+    pub async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
+        self.inner.source_ips.source_ip_quota(account).await
+    }
+
+    /// Every sending domain's source pool assignment (domains without one send from the shared pool).
+    pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
+        self.inner.source_ips.domain_pool_assignments().await
+    }
+
+    /// Every configured source address, per pool, with today's sends and warm-up allowance.
+    pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
+        self.inner.source_ips.all_source_ip_quota().await
+    }
+
+    /// Prometheus text of every configured source address: `mailpush_source_ip_sent_today`,
+    /// `mailpush_source_ip_warmup_allowance` (`+Inf` = no limit) and `mailpush_source_ip_warmup_day` (labels
+    /// `ip`, `pool`). Empty when no source address is configured.
+    pub async fn source_ip_metrics(&self) -> Result<String, CoreError> {
+        self.inner.source_ips.source_ip_metrics().await
+    }
+
+    /// Operator: assigns sending domain `domain` (whichever account holds it) to source pool `pool`, which must
+    /// be declared in `source_pools` (`shared` or `None` = back to the shared pool). Returns the account id.
+    pub async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
+        self.inner.source_ips.set_domain_pool(domain, pool).await
+    }
+
+    // Statistics
+    /// `GetStatisticsReport`: the account's counters per day of `StartDate..=EndDate` and in all, optionally for
+    /// one sending domain and one recipient mailbox domain. Reads the daily rollup: a few rows per day.
+    pub async fn statistics_report(
+        &self,
+        account: &AccountContext,
+        req: &StatisticsRequest,
+    ) -> Result<StatisticsReport, CoreError> {
+        self.inner.statistics.statistics_report(account, req).await
+    }
+
+    /// `GetAbuseReport` (mailpush extension): the account's complaints recorded `StartDate..=EndDate`, newest
+    /// first, one page (`Limit` 1–100); and their total.
+    pub async fn abuse_report(
+        &self,
+        account: &AccountContext,
+        start_date: &str,
+        end_date: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ComplaintRow>, i64), CoreError> {
+        self.inner
+            .statistics
+            .abuse_report(account, start_date, end_date, offset, limit)
+            .await
+    }
+
+    /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.
+    pub async fn create_unsubscribe_config(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        unsubscribe_config: &str,
+        status: Option<i64>,
+    ) -> Result<(), CoreError> {
+        self.inner
+            .statistics
+            .create_unsubscribe_config(account, address, unsubscribe_config, status)
+            .await
+    }
+
+    /// `UpdateAddressUnsubscribeConfig`.
+    pub async fn update_unsubscribe_config(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        unsubscribe_config: &str,
+        status: Option<i64>,
+    ) -> Result<(), CoreError> {
+        self.inner
+            .statistics
+            .update_unsubscribe_config(account, address, unsubscribe_config, status)
+            .await
+    }
+
+    /// `DeleteAddressUnsubscribeConfig`.
+    pub async fn delete_unsubscribe_config(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
+        self.inner.statistics.delete_unsubscribe_config(account, address).await
+    }
+
+    /// `ListAddressUnsubscribeConfig`: one page (`Limit` 1–100) by address, and the total.
+    pub async fn list_unsubscribe_configs(
+        &self,
+        account: &AccountContext,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<UnsubscribeConfigRow>, i64), CoreError> {
+        self.inner
+            .statistics
+            .list_unsubscribe_configs(account, offset, limit)
+            .await
+    }
+
+    /// The account's bounce rate over the reputation window, from the rollup (whole UTC days: the days the
+    /// window touches).
+    pub async fn bounce_rate(&self, account: AccountId) -> Result<BounceRate, CoreError> {
+        self.inner.statistics.bounce_rate(account).await
+    }
+
+    /// One pass of the bounce-rate monitor over every account: raises a `bounce_rate` warning (warn log line,
+    /// metrics, a row listed by `ListReputationWarnings`) when the rate exceeds `bounce_warn_percent` with at
+    /// least `reputation_min_sends` outcomes in the window, and clears it when the rate is back at or below.
+    /// Returns how many warnings this pass raised.
+    pub async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
+        self.inner.statistics.check_bounce_rates().await
+    }
+
+    /// The account's reputation warnings, newest first (`ListReputationWarnings`).
+    pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
+        self.inner.statistics.reputation_warnings(account).await
+    }
+
+    /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce
+    /// rate and warning state as last evaluated by the monitor.
+    pub fn feedback_metrics(&self) -> String {
+        self.inner.statistics.feedback_metrics()
+    }
+
+    // Submission
+    /// Checks the SMTP submission settings (trusted networks and account); call once at start-up so that
+    /// a typo stops the process instead of silently refusing mail.
+    pub fn check_smtp_settings(&self) -> Result<(), CoreError> {
+        self.inner.submission.check_smtp_settings()
+    }
+
+    /// SMTP AUTH: the submitter behind (username = a sender address, password = its SMTP password set by
+    /// `UpdateEmailSmtpPassWord`, argon2), or `None` when they do not match.
+    pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
+        self.inner.submission.smtp_login(username, password).await
+    }
+
+    /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
+    /// `smtp_trusted_account`), or `None`.
+    pub async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
+        self.inner.submission.smtp_trusted_submitter(client).await
+    }
+
+    /// May `who` send with `address` as envelope sender or header From (`field` names which)? A login may
+    /// only use its own address; every address must also be one the account may send from.
+    pub async fn check_submission_sender(&self, who: &Submitter, field: &str, address: &str) -> Result<(), CoreError> {
+        self.inner.submission.check_submission_sender(who, field, address).await
+    }
+
+    /// May `account` send from `address`?
+    ///
+    /// The envelope or header sender of a submission must be in one of the account's verified sending
+    /// domains (`FailedOperation.NotAuthenticatedSender` → 550 5.7.1).
+    pub async fn sender_identity_allowed(
+        &self,
+        account: &AccountContext,
+        address: &EmailAddress,
+    ) -> Result<(), CoreError> {
+        self.inner.submission.sender_identity_allowed(account, address).await
+    }
+
+    /// May `who` send to `rcpt`? Checked at `RCPT TO` so that a refusal names the recipient. Today: the
+    /// address must be valid; suppression lists join here when they land.
+    pub async fn check_submission_recipient(&self, who: &Submitter, rcpt: &str) -> Result<EmailAddress, CoreError> {
+        self.inner.submission.check_submission_recipient(who, rcpt).await
+    }
+
+    /// Raw MIME submission (SMTP): admission, then durable enqueue (group commit, fsync). Returns the
+    /// MessageId only once the message is committed; `GetSendEmailStatus` finds it under the account.
+    pub async fn submit_raw(&self, who: &Submitter, sub: RawSubmission) -> Result<MessageId, CoreError> {
+        self.inner.submission.submit_raw(who, sub).await
+    }
+
+    // Suppression
+    /// Suspends or resumes an account by name (operator CLI).
+    pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
+        self.inner
+            .suppression
+            .set_account_suspended_by_name(name, suspended)
+            .await
+    }
+
+    /// `ListBlackEmailAddress`: the global bounce blacklist rows the account's mail caused, blacklisted between
+    /// `StartDate` and `EndDate` (UTC days, inclusive), newest first; and their total.
+    pub async fn list_black_email_address(
+        &self,
+        account: &AccountContext,
+        start_date: &str,
+        end_date: &str,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
+        self.inner
+            .suppression
+            .list_black_email_address(account, start_date, end_date, email, offset, limit)
+            .await
+    }
+
+    /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
+    pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+        self.inner.suppression.delete_black_list(account, emails).await
+    }
+
+    /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
+    pub async fn create_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        emails: &[String],
+        expire_date: Option<&str>,
+    ) -> Result<CustomBlacklistCreated, CoreError> {
+        self.inner
+            .suppression
+            .create_custom_blacklist(account, emails, expire_date)
+            .await
+    }
+
+    /// `ListCustomBlacklist`: `Status` 0 expired, 1 in force, 2 (or absent) all.
+    pub async fn list_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        status: Option<i64>,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<CustomBlacklistEntry>, i64), CoreError> {
+        self.inner
+            .suppression
+            .list_custom_blacklist(account, status, email, offset, limit)
+            .await
+    }
+
+    /// `UpdateCustomBlackList`: changes the address and expiry of one row (an empty `ExpireDate` = forever).
+    pub async fn update_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        id: i64,
+        email: &str,
+        expire_date: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.inner
+            .suppression
+            .update_custom_blacklist(account, id, email, expire_date)
+            .await
+    }
+
+    /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
+    pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+        self.inner.suppression.delete_custom_blacklist(account, emails).await
+    }
+
+    // Templates
+    /// The review mode in force (`template_review`).
+    pub fn template_review_mode(&self) -> ReviewMode {
+        self.inner.templates.template_review_mode()
+    }
+
+    /// `CreateEmailTemplate`: validates, reviews and stores a template; returns its TemplateID.
+    pub async fn create_template(
+        &self,
+        account: &AccountContext,
+        input: TemplateInput,
+    ) -> Result<TemplateId, CoreError> {
+        self.inner.templates.create_template(account, input).await
+    }
+
+    /// `UpdateEmailTemplate`: replaces name/content/category and reviews the template again (an approved
+    /// template goes back under review in manual mode).
+    pub async fn update_template(
+        &self,
+        account: &AccountContext,
+        id: TemplateId,
+        input: TemplateInput,
+    ) -> Result<StoredTemplate, CoreError> {
+        self.inner.templates.update_template(account, id, input).await
+    }
+
+    /// `GetEmailTemplate`: one of the account's templates with its content.
+    pub async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
+        self.inner.templates.template(account, id).await
+    }
+
+    /// `ListEmailTemplates`: a page (Limit 1–100) of the account's templates, newest first, and the total.
+    pub async fn list_templates(
+        &self,
+        account: &AccountContext,
+        offset: i64,
+        limit: i64,
+    ) -> Result<TemplatePage, CoreError> {
+        self.inner.templates.list_templates(account, offset, limit).await
+    }
+
+    /// `DeleteEmailTemplate`.
+    pub async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
+        self.inner.templates.delete_template(account, id).await
+    }
+
+    /// Creates an account with these content permissions.
+    pub async fn create_account_with_policy(
+        &self,
+        name: &str,
+        policy: AccountPolicy,
+    ) -> Result<accounts::AccountCredentials, CoreError> {
+        self.inner.templates.create_account_with_policy(name, policy).await
+    }
+
+    /// An account's content permissions, by account name.
+    pub async fn account_policy(&self, name: &str) -> Result<AccountPolicy, CoreError> {
+        self.inner.templates.account_policy(name).await
+    }
+
+    /// Changes an account's content permissions (`None` keeps a permission as it is); returns the result.
+    /// Takes effect on the next send: permissions are read per request, never cached.
+    pub async fn set_account_policy(
+        &self,
+        name: &str,
+        allow_simple_content: Option<bool>,
+        allow_links: Option<bool>,
+    ) -> Result<AccountPolicy, CoreError> {
+        self.inner
+            .templates
+            .set_account_policy(name, allow_simple_content, allow_links)
+            .await
+    }
+
+    /// Templates of every account, optionally only those waiting for review.
+    pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
+        self.inner.templates.admin_templates(pending_only).await
+    }
+
+    /// Any account's template, with content (for the operator to read before deciding).
+    pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
+        self.inner.templates.admin_template(id).await
+    }
+
+    /// Approves a template waiting for review. With `version`, only if its content is still that version.
+    pub async fn approve_template(&self, id: TemplateId, version: Option<i64>) -> Result<StoredTemplate, CoreError> {
+        self.inner.templates.approve_template(id, version).await
+    }
+
+    /// Rejects a template (under review or approved) with a reason shown as its ReviewReason.
+    pub async fn reject_template(
+        &self,
+        id: TemplateId,
+        version: Option<i64>,
+        reason: &str,
+    ) -> Result<StoredTemplate, CoreError> {
+        self.inner.templates.reject_template(id, version, reason).await
+    }
+
+    // Warmup
+    /// Today's warm-up of each of the account's verified domains (and of any other domain it sent from or has
+    /// mail held for), by domain.
+    pub async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
+        self.inner.warmup.domain_warmup(account).await
+    }
+
+    /// Prometheus text of every account's domain warm-up: `mailpush_domain_warmup_allowance` (-1 = unlimited),
+    /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
+    pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
+        self.inner.warmup.warmup_metrics().await
     }
 }

@@ -7,12 +7,15 @@
 //! `Store::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
 //! a refused enqueue is `StoreError::Limit(LimitRefusal)`, mapped to its Tencent code by `CoreError::to_api`.
 
+use crate::Settings;
 use mailpush_model::ErrorCode;
+use mailpush_model::SharedClock;
 use mailpush_quota::{ReputationLevel, account_daily_quota};
+use mailpush_store::Store;
 use mailpush_store::{AccountLimitOverrides, AdmissionLimits, LimitRefusal};
 use std::sync::Arc;
 
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::{AccountContext, CoreError};
 
 /// One sending domain's reputation as `ListEmailIdentities` and `GetSendQuota` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,16 +71,25 @@ impl CoreError {
     }
 }
 
-impl Mailpush {
+/// Sending limits, daily quotas and reputation levels at admission.
+pub struct Limits {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
+    pub(crate) identities: Arc<crate::identity::Identities>,
+}
+
+impl Limits {
     /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
     /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
     pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
-        let s = &self.inner.settings;
-        let levels = match self.inner.identity.domain_levels.get(&account.id) {
+        let s = &self.settings;
+        let levels = match self.identities.state.domain_levels.get(&account.id) {
             Some(hit) => hit,
             None => {
-                let read = Arc::new(self.inner.store.verified_domain_levels(account.id).await?);
-                self.inner.identity.domain_levels.put(account.id, read.clone());
+                let read = Arc::new(self.store.verified_domain_levels(account.id).await?);
+                self.identities.state.domain_levels.put(account.id, read.clone());
                 read
             }
         };
@@ -92,10 +104,9 @@ impl Mailpush {
 
     /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
     pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
-        let s = &self.inner.settings;
-        let usage = self.inner.store.account_usage(account.id).await?;
+        let s = &self.settings;
+        let usage = self.store.account_usage(account.id).await?;
         let domains: Vec<DomainReputation> = self
-            .inner
             .store
             .verified_domain_levels(account.id)
             .await?
@@ -113,7 +124,7 @@ impl Mailpush {
         let daily_cap = o.daily_cap.unwrap_or(s.limit_daily_cap);
         let level_sum: u64 = domains.iter().map(|d| d.daily_quota).sum();
         let daily_quota = i64::try_from(level_sum).unwrap_or(i64::MAX).min(daily_cap);
-        let sent_today = usage.sent_on_day_of(self.now_ms());
+        let sent_today = usage.sent_on_day_of(self.clock.now_ms());
         Ok(SendQuota {
             sent_today,
             daily_quota,
@@ -131,7 +142,7 @@ impl Mailpush {
         account: &AccountContext,
         domains: &[&str],
     ) -> Result<Vec<DomainReputation>, CoreError> {
-        let stored = self.inner.store.domain_levels(account.id).await?;
+        let stored = self.store.domain_levels(account.id).await?;
         Ok(domains
             .iter()
             .map(|domain| {
@@ -155,7 +166,6 @@ impl Mailpush {
         domain: &str,
     ) -> Result<DomainReputation, CoreError> {
         let level = self
-            .inner
             .store
             .domain_levels(account.id)
             .await?
@@ -179,7 +189,6 @@ impl Mailpush {
         daily_cap: Option<Option<i64>>,
     ) -> Result<AccountLimitOverrides, CoreError> {
         let account = self
-            .inner
             .store
             .account_by_name(name)
             .await?
@@ -196,7 +205,7 @@ impl Mailpush {
                 ));
             }
         }
-        let mut o = self.inner.store.account_usage(account.id).await?.overrides;
+        let mut o = self.store.account_usage(account.id).await?.overrides;
         if let Some(v) = sends_per_second {
             o.sends_per_second = v;
         }
@@ -206,26 +215,25 @@ impl Mailpush {
         if let Some(v) = daily_cap {
             o.daily_cap = v;
         }
-        self.inner.store.set_account_limits(account.id, o).await?;
+        self.store.set_account_limits(account.id, o).await?;
         Ok(o)
     }
 
     /// Operator: sets a domain's reputation level (1–20).
     pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
-        let Some(row) = self.inner.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.store.identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         let level = ReputationLevel::new(level);
-        self.inner
-            .store
-            .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.now_ms())
+        self.store
+            .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.clock.now_ms())
             .await?;
-        self.forget_send_gate();
+        self.identities.forget_send_gate();
         Ok(())
     }
 }
 
-impl Mailpush {
+impl Limits {
     /// Prometheus text of every account's usage and limits: `mailpush_account_sent_today`,
     /// `mailpush_account_daily_quota`, `mailpush_account_sends_per_second` (labels `account`) and
     /// `mailpush_domain_reputation_level` / `mailpush_domain_daily_quota` (labels `account`, `domain`).
@@ -235,7 +243,7 @@ impl Mailpush {
         let mut rate = String::new();
         let mut level = String::new();
         let mut dquota = String::new();
-        for account in self.list_accounts().await? {
+        for account in self.accounts.list_accounts().await? {
             let q = self.send_quota(&account).await?;
             let a = label(&account.name);
             sent.push_str(&format!(

@@ -1,8 +1,10 @@
 //! Secrets at rest: account SecretKeys (and later DKIM keys) are sealed with AES-256-GCM under a key
 //! derived from the operator's master key, so a copy of the database alone does not reveal them.
 
+use crate::{CoreError, Settings};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
 use aws_lc_rs::digest;
+use std::path::Path;
 
 /// Format byte of sealed blobs, so the scheme can change without guessing.
 const SEALED_V1: u8 = 1;
@@ -22,8 +24,8 @@ pub enum SecretError {
     Crypto,
 }
 
-/// The key that seals secrets at rest.
-pub struct MasterKey {
+/// The key that seals secrets at rest; only [`Secrets`] holds one.
+struct MasterKey {
     key: RandomizedNonceKey,
     /// Seed of [`MasterKey::subkey`] (a separate hash of the master key text, never used to seal).
     subkey_seed: [u8; 32],
@@ -90,6 +92,79 @@ impl MasterKey {
             .map_err(|_| SecretError::CannotOpen)?;
         Ok(plain.to_vec())
     }
+}
+
+/// The secrets service: the one holder of the master key. Other services seal and open through it and never
+/// see the key.
+#[derive(Debug)]
+pub struct Secrets {
+    master: MasterKey,
+}
+
+impl Secrets {
+    /// From the master key text (at least 16 characters).
+    pub fn from_text(text: &str) -> Result<Secrets, SecretError> {
+        Ok(Secrets {
+            master: MasterKey::from_text(text)?,
+        })
+    }
+
+    /// The configured master key (`master_key`); with SQLite and none configured, the key in
+    /// `data_dir/master.key`, generated on first start. PostgreSQL requires it configured: a key generated on
+    /// one machine would be unknown to the others sharing the database.
+    pub fn load(settings: &Settings, database_url: &str) -> Result<Secrets, CoreError> {
+        if let Some(text) = &settings.master_key {
+            return Ok(Secrets::from_text(text)?);
+        }
+        if !database_url.starts_with("sqlite:") {
+            return Err(CoreError::Config(
+                "MAILPUSH_MASTER_KEY (master_key) is required with PostgreSQL".into(),
+            ));
+        }
+        let path = settings.data_dir.join("master.key");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let t = random_string(48, ALPHANUMERIC);
+                write_private(&path, &t)
+                    .map_err(|e| CoreError::Config(format!("cannot write {}: {e}", path.display())))?;
+                tracing::warn!(path = %path.display(), "no master key configured: generated one; back it up with the database");
+                t
+            }
+            Err(e) => return Err(CoreError::Config(format!("cannot read {}: {e}", path.display()))),
+        };
+        Ok(Secrets::from_text(&text)?)
+    }
+
+    /// Encrypts `plain` for `context` (see [`MasterKey::seal`]).
+    pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.master.seal(context, plain)
+    }
+
+    /// Decrypts a blob sealed for `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.master.open(context, sealed)
+    }
+
+    /// A 256-bit key for `context`, derived from the master key.
+    pub fn subkey(&self, context: &str) -> [u8; 32] {
+        self.master.subkey(context)
+    }
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// A random string of `len` characters from `alphabet` (uniform: rejection sampling avoids modulo bias).

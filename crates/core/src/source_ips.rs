@@ -23,7 +23,7 @@ use mailpush_model::{
 use mailpush_store::{AccountId, Store};
 use mailpush_warmup::WarmupPlan;
 
-use crate::{AccountContext, CoreError, Mailpush, Settings};
+use crate::{AccountContext, CoreError, Settings};
 
 /// The named pools of `source_pools`, parsed.
 pub fn named_pools(s: &Settings) -> Result<Vec<(String, Vec<IpAddr>)>, CoreError> {
@@ -196,12 +196,19 @@ pub struct SourceIpQuota {
     pub first_used_ms: Option<i64>,
 }
 
-impl Mailpush {
+/// Source IP pools, their assignment to domains and their warm-up gate.
+pub struct SourceIps {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+}
+
+impl SourceIps {
     /// The source addresses `account`'s mail can go out from (the shared pool and the pools its domains are
     /// assigned to) with today's sends and warm-up allowance.
     pub async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
         let mut pools: BTreeSet<String> = BTreeSet::from([SHARED_POOL.to_string()]);
-        for a in self.store().domain_source_pools().await? {
+        for a in self.store.domain_source_pools().await? {
             if a.account_id == account.id {
                 pools.insert(a.pool);
             }
@@ -212,17 +219,17 @@ impl Mailpush {
 
     /// Every sending domain's source pool assignment (domains without one send from the shared pool).
     pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
-        Ok(self.store().domain_source_pools().await?)
+        Ok(self.store.domain_source_pools().await?)
     }
 
     /// Every configured source address, per pool, with today's sends and warm-up allowance.
     pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
-        let s = self.settings();
+        let s = &self.settings;
         let pools = source_pools(s)?;
         let plan = ip_warmup_plan(s)?;
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let usage: HashMap<String, mailpush_store::SourceIpUsage> = self
-            .store()
+            .store
             .source_ip_usage()
             .await?
             .into_iter()
@@ -285,7 +292,7 @@ impl Mailpush {
     /// Operator: assigns sending domain `domain` (whichever account holds it) to source pool `pool`, which must
     /// be declared in `source_pools` (`shared` or `None` = back to the shared pool). Returns the account id.
     pub async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
-        let pools = source_pools(self.settings())?;
+        let pools = source_pools(&self.settings)?;
         let pool = pool.filter(|p| *p != SHARED_POOL);
         if let Some(p) = pool
             && !pools.contains(p)
@@ -296,23 +303,19 @@ impl Mailpush {
                 known.join(", ")
             )));
         }
-        let Some(row) = self.store().identity_for_admin(domain).await? else {
+        let Some(row) = self.store.identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
-        self.store()
-            .set_domain_source_pool(row.account_id, &row.domain, pool, self.now_ms())
+        self.store
+            .set_domain_source_pool(row.account_id, &row.domain, pool, self.clock.now_ms())
             .await?;
         Ok(row.account_id)
     }
 
     /// The transport gate counting (and, with a ramp, limiting) each source address's sends.
-    pub fn warmup_gate(&self) -> Result<Arc<dyn SourceGate>, CoreError> {
-        let plan = ip_warmup_plan(self.settings())?;
-        Ok(Arc::new(WarmupGate::new(
-            self.store().clone(),
-            plan,
-            self.inner.clock.clone(),
-        )))
+    pub(crate) fn warmup_gate(&self) -> Result<Arc<dyn SourceGate>, CoreError> {
+        let plan = ip_warmup_plan(&self.settings)?;
+        Ok(Arc::new(WarmupGate::new(self.store.clone(), plan, self.clock.clone())))
     }
 }
 

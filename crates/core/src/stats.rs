@@ -3,7 +3,11 @@
 //! `Unsubscribe` option, applied by SendEmail, BatchSendEmail and SMTP when the request gives none) and the
 //! bounce-rate monitor (warning + metrics).
 
+use crate::Settings;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -15,7 +19,7 @@ pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, Warni
 use tokio::sync::watch;
 
 use crate::cache::TtlCache;
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::{AccountContext, CoreError};
 
 /// Longest period one statistics or abuse report may span, days (Tencent keeps 90 days of records).
 pub const MAX_REPORT_DAYS: i64 = 90;
@@ -145,7 +149,16 @@ fn parse_status(status: Option<i64>) -> Result<i32, CoreError> {
     }
 }
 
-impl Mailpush {
+/// Statistics, abuse reports, unsubscribe defaults and the bounce-rate monitor.
+pub struct Statistics {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) feedback: FeedbackState,
+    pub(crate) engagement: Arc<crate::engage::Engagement>,
+}
+
+impl Statistics {
     /// `GetStatisticsReport`: the account's counters per day of `StartDate..=EndDate` and in all, optionally for
     /// one sending domain and one recipient mailbox domain. Reads the daily rollup: a few rows per day.
     pub async fn statistics_report(
@@ -156,7 +169,6 @@ impl Mailpush {
         let (from_ms, to_ms) = date_range(&req.start_date, &req.end_date)?;
         let (from_day, to_day) = (day_of(from_ms), day_of(to_ms - 1));
         let rows = self
-            .inner
             .store
             .daily_stats(&StatsQuery {
                 account_id: account.id,
@@ -196,11 +208,7 @@ impl Mailpush {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self
-            .inner
-            .store
-            .complaints(account.id, from_ms, to_ms, offset, limit)
-            .await?)
+        Ok(self.store.complaints(account.id, from_ms, to_ms, offset, limit).await?)
     }
 
     /// The sender address of an unsubscribe config: valid, and a created sender of the account.
@@ -211,7 +219,7 @@ impl Mailpush {
                 format!("Address {raw:?}: {e}"),
             )
         })?;
-        if self.inner.store.sender(account.id, address.as_str()).await?.is_none() {
+        if self.store.sender(account.id, address.as_str()).await?.is_none() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueNoSuchSender,
                 format!("{address} is not a sender address of this account; create it with CreateEmailAddress"),
@@ -221,7 +229,7 @@ impl Mailpush {
     }
 
     fn check_unsubscribe_possible(&self, code: u8, status: i32) -> Result<(), CoreError> {
-        if code != 0 && status == 1 && self.inner.settings.public_base_url.trim().is_empty() {
+        if code != 0 && status == 1 && self.settings.public_base_url.trim().is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValue,
                 "unsubscribe links need the public_base_url setting; use UnsubscribeConfig \"0\"",
@@ -231,8 +239,7 @@ impl Mailpush {
     }
 
     fn forget_unsubscribe_default(&self, account: AccountId, address: &str) {
-        self.inner
-            .feedback
+        self.feedback
             .unsubscribe_defaults
             .remove(&(account, address.to_string()));
     }
@@ -253,9 +260,9 @@ impl Mailpush {
             address: address.clone(),
             unsubscribe_config: code.to_string(),
             status,
-            created_ms: self.now_ms(),
+            created_ms: self.clock.now_ms(),
         };
-        match self.inner.store.create_unsubscribe_config(account.id, &row).await {
+        match self.store.create_unsubscribe_config(account.id, &row).await {
             Err(StoreError::Conflict(_)) => Err(refuse(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{address} already has an unsubscribe config; use UpdateAddressUnsubscribeConfig"),
@@ -280,7 +287,6 @@ impl Mailpush {
         let status = parse_status(status)?;
         self.check_unsubscribe_possible(code, status)?;
         let result = self
-            .inner
             .store
             .update_unsubscribe_config(account.id, &address, &code.to_string(), status)
             .await;
@@ -305,7 +311,7 @@ impl Mailpush {
             })?
             .as_str()
             .to_ascii_lowercase();
-        let result = self.inner.store.delete_unsubscribe_config(account.id, &address).await;
+        let result = self.store.delete_unsubscribe_config(account.id, &address).await;
         self.forget_unsubscribe_default(account.id, &address);
         match result {
             Err(StoreError::NotFound) => Err(refuse(
@@ -332,11 +338,7 @@ impl Mailpush {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self
-            .inner
-            .store
-            .list_unsubscribe_configs(account.id, offset, limit)
-            .await?)
+        Ok(self.store.list_unsubscribe_configs(account.id, offset, limit).await?)
     }
 
     /// The `Unsubscribe` code to use for mail from `sender` when the request gives none: the address's config
@@ -344,19 +346,19 @@ impl Mailpush {
     /// built (no `public_base_url`) is ignored rather than refusing mail.
     pub(crate) async fn default_unsubscribe(&self, account: AccountId, sender: &EmailAddress) -> Result<u8, CoreError> {
         let key = (account, sender.as_str().to_ascii_lowercase());
-        if let Some(code) = self.inner.feedback.unsubscribe_defaults.get(&key) {
+        if let Some(code) = self.feedback.unsubscribe_defaults.get(&key) {
             return Ok(code);
         }
-        let code = match self.inner.store.unsubscribe_config(account, &key.1).await? {
+        let code = match self.store.unsubscribe_config(account, &key.1).await? {
             Some(c) if c.status == 1 => c.unsubscribe_config.trim().parse::<u8>().unwrap_or(0),
             _ => 0,
         };
-        let code = if self.inner.settings.public_base_url.trim().is_empty() {
+        let code = if self.settings.public_base_url.trim().is_empty() {
             0
         } else {
             code
         };
-        self.inner.feedback.unsubscribe_defaults.put(key, code);
+        self.feedback.unsubscribe_defaults.put(key, code);
         Ok(code)
     }
 
@@ -373,16 +375,16 @@ impl Mailpush {
         code: u8,
         recipients: &[mailpush_store::NewRecipient],
     ) -> Vec<(String, Vec<u8>)> {
-        let base = self.inner.settings.public_base_url.trim().trim_end_matches('/');
+        let base = self.settings.public_base_url.trim().trim_end_matches('/');
         if code == 0 || base.is_empty() || has_list_unsubscribe(raw) {
             return Vec::new();
         }
-        let mailto_host = if self.inner.settings.bounce_mx_host.trim().is_empty() {
-            self.inner.settings.helo_name.clone()
+        let mailto_host = if self.settings.bounce_mx_host.trim().is_empty() {
+            self.settings.helo_name.clone()
         } else {
-            self.inner.settings.bounce_mx_host.trim().to_string()
+            self.settings.bounce_mx_host.trim().to_string()
         };
-        let key = self.token_key();
+        let key = self.engagement.token_key();
         recipients
             .iter()
             .filter(|r| r.send_status == 0)
@@ -407,10 +409,9 @@ impl Mailpush {
     /// The account's bounce rate over the reputation window, from the rollup (whole UTC days: the days the
     /// window touches).
     pub async fn bounce_rate(&self, account: AccountId) -> Result<BounceRate, CoreError> {
-        let now = self.now_ms();
-        let window = (self.inner.settings.reputation_window_secs as i64).saturating_mul(1000);
+        let now = self.clock.now_ms();
+        let window = (self.settings.reputation_window_secs as i64).saturating_mul(1000);
         let rows = self
-            .inner
             .store
             .daily_stats(&StatsQuery {
                 account_id: account,
@@ -437,16 +438,15 @@ impl Mailpush {
     /// least `reputation_min_sends` outcomes in the window, and clears it when the rate is back at or below.
     /// Returns how many warnings this pass raised.
     pub async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
-        let s = &self.inner.settings;
+        let s = &self.settings;
         let mut raised = 0;
-        for account in self.inner.store.list_accounts().await? {
+        for account in self.store.list_accounts().await? {
             let rate = self.bounce_rate(account.id).await?;
             let enough = (rate.delivered + rate.bounced) as u64 >= s.reputation_min_sends.max(1);
             let over = enough && rate.percent > s.bounce_warn_percent;
-            let now = self.now_ms();
+            let now = self.clock.now_ms();
             if over {
                 let new = self
-                    .inner
                     .store
                     .raise_warning(&NewWarning {
                         account_id: account.id,
@@ -460,23 +460,17 @@ impl Mailpush {
                     .await?;
                 if new {
                     raised += 1;
-                    self.inner.feedback.warnings_raised.fetch_add(1, Ordering::Relaxed);
+                    self.feedback.warnings_raised.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         account = %account.name, bounce_rate = rate.percent, threshold = s.bounce_warn_percent,
                         delivered = rate.delivered, bounced = rate.bounced,
                         "bounce rate above the warning threshold"
                     );
                 }
-            } else if self
-                .inner
-                .store
-                .clear_warning(account.id, BOUNCE_RATE_WARNING, now)
-                .await?
-            {
+            } else if self.store.clear_warning(account.id, BOUNCE_RATE_WARNING, now).await? {
                 tracing::info!(account = %account.name, bounce_rate = rate.percent, "bounce-rate warning cleared");
             }
-            self.inner
-                .feedback
+            self.feedback
                 .last_rates
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -486,10 +480,10 @@ impl Mailpush {
     }
 
     /// Starts the bounce-rate monitor (every `bounce_check_secs`; started with the callback dispatcher).
-    pub(crate) fn start_bounce_monitor(&self) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    pub(crate) fn start_bounce_monitor(self: &Arc<Self>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.inner.settings.bounce_check_secs;
+        let every = self.settings.bounce_check_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 return;
@@ -509,19 +503,18 @@ impl Mailpush {
 
     /// The account's reputation warnings, newest first (`ListReputationWarnings`).
     pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
-        Ok(self.inner.store.warnings(account.id, 100).await?)
+        Ok(self.store.warnings(account.id, 100).await?)
     }
 
     /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce
     /// rate and warning state as last evaluated by the monitor.
     pub fn feedback_metrics(&self) -> String {
-        let raised = self.inner.feedback.warnings_raised.load(Ordering::Relaxed);
+        let raised = self.feedback.warnings_raised.load(Ordering::Relaxed);
         let mut text = format!(
             "# HELP mailpush_bounce_rate_warnings_total Bounce-rate warnings raised by this process.\n\
              # TYPE mailpush_bounce_rate_warnings_total counter\nmailpush_bounce_rate_warnings_total {raised}\n"
         );
         let rates = self
-            .inner
             .feedback
             .last_rates
             .lock()

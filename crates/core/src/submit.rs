@@ -9,15 +9,18 @@
 //! - [`Mailpush::sender_identity_allowed`] requires the sender's domain to be a verified sending domain of
 //!   the account (domain level: Postfix-style clients send from many local parts).
 
-use crate::Mailpush;
+use crate::Settings;
 use crate::accounts::AccountContext;
 use crate::error::CoreError;
 use crate::send::AdmittedRecipient;
+use mailpush_model::SharedClock;
 use mailpush_model::message::{MAX_MAIL_BYTES, MAX_SUBJECT_BYTES, MAX_TO};
 use mailpush_model::{EmailAddress, ErrorCode, MessageId, RecipientKind, TriggerType};
+use mailpush_store::Store;
 use mailpush_store::{NewMessage, NewRecipient};
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Most recipients of one raw submission (the API's limit on `Destination`).
 pub const MAX_RAW_RECIPIENTS: usize = MAX_TO;
@@ -389,11 +392,24 @@ pub fn trusted_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, CoreError>
         .collect()
 }
 
-impl Mailpush {
+/// SMTP submission: login, envelope checks and the raw enqueue.
+pub struct Submission {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) sending: Arc<crate::sending::Sending>,
+    pub(crate) identities: Arc<crate::identity::Identities>,
+    pub(crate) inbound: Arc<crate::inbound::Inbound>,
+    pub(crate) limits: Arc<crate::limits::Limits>,
+    pub(crate) statistics: Arc<crate::stats::Statistics>,
+    pub(crate) suppression: Arc<crate::suppression::Suppression>,
+}
+
+impl Submission {
     /// Checks the SMTP submission settings (trusted networks and account); call once at start-up so that
     /// a typo stops the process instead of silently refusing mail.
     pub fn check_smtp_settings(&self) -> Result<(), CoreError> {
-        let s = self.settings();
+        let s = &self.settings;
         let nets = trusted_networks(&s.smtp_trusted_networks)?;
         if !nets.is_empty() && s.smtp_trusted_account.as_deref().is_none_or(str::is_empty) {
             return Err(CoreError::Config(
@@ -406,7 +422,7 @@ impl Mailpush {
     /// SMTP AUTH: the submitter behind (username = a sender address, password = its SMTP password set by
     /// `UpdateEmailSmtpPassWord`, argon2), or `None` when they do not match.
     pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
-        let Some((account, _sender)) = self.verify_smtp_credentials(username, password).await? else {
+        let Some((account, _sender)) = self.identities.verify_smtp_credentials(username, password).await? else {
             return Ok(None);
         };
         let login = EmailAddress::parse(username).ok();
@@ -419,7 +435,7 @@ impl Mailpush {
     /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
     /// `smtp_trusted_account`), or `None`.
     pub async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
-        let s = self.settings();
+        let s = &self.settings;
         let Some(name) = s.smtp_trusted_account.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
@@ -434,7 +450,7 @@ impl Mailpush {
         {
             return Ok(None);
         }
-        let Some(account) = self.store().account_by_name(name).await? else {
+        let Some(account) = self.store.account_by_name(name).await? else {
             tracing::warn!(
                 account = name,
                 "smtp_trusted_account does not exist; trusted client refused"
@@ -471,7 +487,7 @@ impl Mailpush {
         account: &AccountContext,
         address: &EmailAddress,
     ) -> Result<(), CoreError> {
-        self.check_sending_domain(account, address).await
+        self.identities.check_sending_domain(account, address).await
     }
 
     /// May `who` send to `rcpt`? Checked at `RCPT TO` so that a refusal names the recipient. Today: the
@@ -497,13 +513,13 @@ impl Mailpush {
         }
         self.check_submission_sender(who, "MAIL FROM", &sub.envelope_from)
             .await?;
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let trigger = sub.trigger;
         let trace = sub.trace.take();
         let mut mail = admit_raw(sub, now)?;
         // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
         if let Some(t) = &trace {
-            let s = &self.inner.settings;
+            let s = &self.settings;
             let header = received_header(Some(t), &s.helo_name, &mail.id, now, s.received_hide_client_ip);
             mail.body = prepend(&header, std::mem::take(&mut mail.body));
         }
@@ -520,12 +536,16 @@ impl Mailpush {
                 deliver_message: None,
             })
             .collect();
-        self.screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
+        self.suppression
+            .screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;
         let suppressed = recipients.iter().any(|r| r.send_status != 0);
         // The sender address's AddressUnsubscribeConfig: List-Unsubscribe headers per recipient.
-        let unsubscribe = self.default_unsubscribe(who.account.id, &mail.header_from).await?;
-        let personal = self.raw_unsubscribe_bodies(
+        let unsubscribe = self
+            .statistics
+            .default_unsubscribe(who.account.id, &mail.header_from)
+            .await?;
+        let personal = self.statistics.raw_unsubscribe_bodies(
             who.account.id,
             &mail.id,
             &mail.body,
@@ -534,25 +554,25 @@ impl Mailpush {
             &recipients,
         );
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             template_id: 0,
             id: mail.id.clone(),
             account_id: who.account.id,
-            envelope_from: self.return_path(&mail.id, mail.envelope_from.as_str()),
+            envelope_from: self.inbound.return_path(&mail.id, mail.envelope_from.as_str()),
             from_address: mail.header_from.as_str().to_string(),
             subject: mail.subject,
             lane: trigger.lane(),
             request_ms: now,
             not_before_ms: now,
-            expires_ms: now.saturating_add(self.inner.settings.max_delivery_seconds as i64 * 1000),
+            expires_ms: now.saturating_add(self.settings.max_delivery_seconds as i64 * 1000),
             body: mail.body,
             recipients,
         };
-        let limits = self.admission_limits(&who.account).await?;
-        self.enqueue_admitted(msg, limits, personal.is_empty()).await?;
+        let limits = self.limits.admission_limits(&who.account).await?;
+        self.sending.enqueue_admitted(msg, limits, personal.is_empty()).await?;
         if suppressed {
-            self.check_auto_suspend(&who.account).await?;
+            self.suppression.check_auto_suspend(&who.account).await?;
         }
         Ok(mail.id)
     }

@@ -6,7 +6,11 @@
 //! request fails with `FailedOperation.EmailAddrInBlacklist`; otherwise the blocked ones are recorded with
 //! SendStatus 1007 (final, never queued, with a `dropped` event).
 
+use crate::Settings;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use mailpush_model::clock::DAY_MS;
 use mailpush_model::{EmailAddress, ErrorCode, SendStatus};
@@ -15,7 +19,7 @@ use mailpush_store::{
     RecipientScreenQuery, normalize_blacklist_address,
 };
 
-use crate::{AccountContext, CoreError, Mailpush};
+use crate::{AccountContext, CoreError};
 
 /// Most addresses one blacklist request may carry.
 pub const MAX_BLACKLIST_ADDRESSES: usize = 100;
@@ -91,7 +95,16 @@ fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
     Ok(())
 }
 
-impl Mailpush {
+/// Blacklists, the admission screen of recipients and account suspension.
+pub struct Suppression {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
+    pub(crate) engagement: Arc<crate::engage::Engagement>,
+}
+
+impl Suppression {
     /// The admission screen, called once per request by `send_email`, `submit_raw` and the batch runner, in
     /// one store round trip:
     /// - blacklists: blocked recipients get SendStatus 1007; when every recipient is blocked the request is
@@ -104,15 +117,14 @@ impl Mailpush {
         sender_domain: &str,
         recipients: &mut [NewRecipient],
     ) -> Result<(), CoreError> {
-        let now = self.now_ms();
+        let now = self.clock.now_ms();
         let keys: Vec<String> = recipients
             .iter()
             .map(|r| normalize_blacklist_address(&r.address))
             .collect();
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let since = now.saturating_sub((self.inner.settings.blacklist_days as i64).saturating_mul(DAY_MS));
+        let since = now.saturating_sub((self.settings.blacklist_days as i64).saturating_mul(DAY_MS));
         let screen = self
-            .inner
             .store
             .recipient_screen(RecipientScreenQuery {
                 account: account.id,
@@ -138,25 +150,27 @@ impl Mailpush {
                 }
             }
         }
-        self.mark_unsubscribed(sender_domain, &screen.unsubscribed, recipients)
+        self.engagement
+            .mark_unsubscribed(sender_domain, &screen.unsubscribed, recipients)
     }
 
     /// Auto-suspend, checked after a request that had blacklisted recipients was stored: when the account's
     /// blacklist hits reach `suspend_blacklist_percent` of its recipients within `reputation_window_secs`
     /// (and there were at least `reputation_min_sends`), the account is suspended until an operator resumes it.
     pub(crate) async fn check_auto_suspend(&self, account: &AccountContext) -> Result<(), CoreError> {
-        let s = &self.inner.settings;
+        let s = &self.settings;
         let since = self
+            .clock
             .now_ms()
             .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
-        let (hits, sends) = self.inner.store.blacklist_hits(account.id, since).await?;
+        let (hits, sends) = self.store.blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
         }
         let percent = hits as f64 * 100.0 / sends as f64;
         if percent >= s.suspend_blacklist_percent {
-            self.inner.store.set_account_suspended(account.id, true).await?;
-            self.inner.credentials.clear();
+            self.store.set_account_suspended(account.id, true).await?;
+            self.accounts.credentials.clear();
             tracing::warn!(
                 account = %account.name, hits, sends, percent,
                 "account suspended: too many blacklisted recipients (resume with `mailpush account resume`)"
@@ -167,14 +181,14 @@ impl Mailpush {
 
     /// Suspends or resumes an account by name (operator CLI).
     pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
-        let Some(acc) = self.inner.store.account_by_name(name).await? else {
+        let Some(acc) = self.store.account_by_name(name).await? else {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValue,
                 format!("there is no account named {name}"),
             ));
         };
-        self.inner.store.set_account_suspended(acc.id, suspended).await?;
-        self.inner.credentials.clear();
+        self.store.set_account_suspended(acc.id, suspended).await?;
+        self.accounts.credentials.clear();
         Ok(())
     }
 
@@ -198,7 +212,6 @@ impl Mailpush {
             .filter(|e| !e.is_empty())
             .map(normalize_blacklist_address);
         Ok(self
-            .inner
             .store
             .list_bounce_blacklist(&BounceBlacklistQuery {
                 account_id: account.id,
@@ -214,7 +227,7 @@ impl Mailpush {
     /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
     pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
-        Ok(self.inner.store.delete_bounce_blacklist(account.id, &addresses).await?)
+        Ok(self.store.delete_bounce_blacklist(account.id, &addresses).await?)
     }
 
     /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
@@ -255,9 +268,8 @@ impl Mailpush {
         let inserted = if good.is_empty() {
             0
         } else {
-            self.inner
-                .store
-                .create_custom_blacklist(account.id, &good, self.now_ms(), expire)
+            self.store
+                .create_custom_blacklist(account.id, &good, self.clock.now_ms(), expire)
                 .await?
         };
         out.valid = inserted;
@@ -291,9 +303,8 @@ impl Mailpush {
             .filter(|e| !e.is_empty())
             .map(normalize_blacklist_address);
         Ok(self
-            .inner
             .store
-            .list_custom_blacklist(account.id, filter, email.as_deref(), self.now_ms(), offset, limit)
+            .list_custom_blacklist(account.id, filter, email.as_deref(), self.clock.now_ms(), offset, limit)
             .await?)
     }
 
@@ -308,7 +319,6 @@ impl Mailpush {
         let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
         let expire = expire_ms(expire_date)?;
         match self
-            .inner
             .store
             .update_custom_blacklist(account.id, id, &address, expire)
             .await
@@ -324,6 +334,6 @@ impl Mailpush {
     /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
     pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
-        Ok(self.inner.store.delete_custom_blacklist(account.id, &addresses).await?)
+        Ok(self.store.delete_custom_blacklist(account.id, &addresses).await?)
     }
 }

@@ -2,19 +2,22 @@
 //! automatic then an operator's manual queue), account content permissions, and rendering a template for
 //! `SendEmail`. The rules themselves (review, TemplateData validation, escaping) live in `mailpush-template`.
 
+use crate::accounts;
 use crate::accounts::AccountContext;
 use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::send::{SendContent, SendRequest};
 use crate::settings::Settings;
-use crate::{Mailpush, accounts};
 use mailpush_model::ErrorCode;
+use mailpush_model::SharedClock;
+use mailpush_store::Store;
 use mailpush_store::{AccountId, NewTemplate, TemplateUpdate};
 pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Most templates one `ListEmailTemplates` page returns.
@@ -249,13 +252,21 @@ fn render_error(e: RenderError) -> CoreError {
     }
 }
 
-impl Mailpush {
+/// Templates, their review and the accounts' review policy.
+pub struct Templates {
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) engine: TemplateEngine,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
+}
+
+impl Templates {
     fn engine(&self) -> &TemplateEngine {
-        &self.inner.templates
+        &self.engine
     }
 
     async fn policy_of(&self, account: &AccountContext) -> Result<AccountPolicy, CoreError> {
-        Ok(self.inner.store.account_policy(account.id).await?.unwrap_or_default())
+        Ok(self.store.account_policy(account.id).await?.unwrap_or_default())
     }
 
     /// The review mode in force (`template_review`).
@@ -283,7 +294,6 @@ impl Mailpush {
             self.engine()
                 .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let created = self
-            .inner
             .store
             .create_template(
                 NewTemplate {
@@ -294,7 +304,7 @@ impl Mailpush {
                     text,
                     status,
                     review_reason,
-                    now_ms: self.now_ms(),
+                    now_ms: self.clock.now_ms(),
                 },
                 self.engine().max_per_account,
             )
@@ -334,7 +344,6 @@ impl Mailpush {
             self.engine()
                 .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let updated = self
-            .inner
             .store
             .update_template(
                 account.id,
@@ -346,7 +355,7 @@ impl Mailpush {
                     text,
                     status,
                     review_reason,
-                    now_ms: self.now_ms(),
+                    now_ms: self.clock.now_ms(),
                 },
             )
             .await?
@@ -359,11 +368,7 @@ impl Mailpush {
 
     /// `GetEmailTemplate`: one of the account's templates with its content.
     pub async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.inner
-            .store
-            .template(account.id, id)
-            .await?
-            .ok_or_else(|| not_exist(id))
+        self.store.template(account.id, id).await?.ok_or_else(|| not_exist(id))
     }
 
     /// `ListEmailTemplates`: a page (Limit 1–100) of the account's templates, newest first, and the total.
@@ -382,12 +387,12 @@ impl Mailpush {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self.inner.store.list_templates(account.id, offset, limit).await?)
+        Ok(self.store.list_templates(account.id, offset, limit).await?)
     }
 
     /// `DeleteEmailTemplate`.
     pub async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
-        if !self.inner.store.delete_template(account.id, id).await? {
+        if !self.store.delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
         self.engine().sendable.remove(&(account.id, id));
@@ -447,17 +452,12 @@ impl Mailpush {
         let summary = match engine.sendable.get(&(account.id, id)) {
             Some(hit) => hit,
             None => {
-                let summary = self
-                    .inner
-                    .store
-                    .template_summary(account.id, id)
-                    .await?
-                    .ok_or_else(|| {
-                        refuse(
-                            ErrorCode::FailedOperationInvalidTemplateID,
-                            format!("Template.TemplateID {id} does not exist"),
-                        )
-                    })?;
+                let summary = self.store.template_summary(account.id, id).await?.ok_or_else(|| {
+                    refuse(
+                        ErrorCode::FailedOperationInvalidTemplateID,
+                        format!("Template.TemplateID {id} does not exist"),
+                    )
+                })?;
                 check_sendable(&summary)?;
                 engine.sendable.put((account.id, id), summary.clone());
                 summary
@@ -472,7 +472,7 @@ impl Mailpush {
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
             None => {
-                let Some(t) = self.inner.store.template(account.id, id).await? else {
+                let Some(t) = self.store.template(account.id, id).await? else {
                     return Err(refuse(
                         ErrorCode::FailedOperationInvalidTemplateID,
                         format!("Template.TemplateID {id} does not exist"),
@@ -513,17 +513,16 @@ impl Mailpush {
         name: &str,
         policy: AccountPolicy,
     ) -> Result<accounts::AccountCredentials, CoreError> {
-        let creds = self.create_account(name).await?;
+        let creds = self.accounts.create_account(name).await?;
         if policy != AccountPolicy::default() {
             let account = self.account_named(name).await?;
-            self.inner.store.set_account_policy(account.id, policy).await?;
+            self.store.set_account_policy(account.id, policy).await?;
         }
         Ok(creds)
     }
 
     async fn account_named(&self, name: &str) -> Result<AccountContext, CoreError> {
-        self.inner
-            .store
+        self.store
             .account_by_name(name)
             .await?
             .map(|a| AccountContext::from(&a))
@@ -557,7 +556,7 @@ impl Mailpush {
         if let Some(v) = allow_links {
             policy.allow_links = v;
         }
-        self.inner.store.set_account_policy(account.id, policy).await?;
+        self.store.set_account_policy(account.id, policy).await?;
         Ok(policy)
     }
 
@@ -566,12 +565,12 @@ impl Mailpush {
     /// Templates of every account, optionally only those waiting for review.
     pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
         let status = pending_only.then_some(TemplateStatus::Reviewing);
-        Ok(self.inner.store.admin_list_templates(status).await?)
+        Ok(self.store.admin_list_templates(status).await?)
     }
 
     /// Any account's template, with content (for the operator to read before deciding).
     pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.inner.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
+        self.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
     }
 
     /// Approves a template waiting for review. With `version`, only if its content is still that version.
@@ -619,7 +618,6 @@ impl Mailpush {
     ) -> Result<StoredTemplate, CoreError> {
         let version = version.unwrap_or(t.version);
         if !self
-            .inner
             .store
             .admin_set_template_review(t.id, version, status, reason)
             .await?

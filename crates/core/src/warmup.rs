@@ -3,11 +3,14 @@
 //! counted per (account, sending domain, UTC day) inside the claim transaction; mail over it stays queued, held
 //! until the next day), and this module reports the per-domain figures for `GetSendQuota` and `/metrics`.
 
+use mailpush_model::SharedClock;
 use mailpush_model::clock::DAY_MS;
+use mailpush_store::Store;
 use mailpush_store::WarmupRamp;
 use mailpush_warmup::WarmupPlan;
+use std::sync::Arc;
 
-use crate::{AccountContext, CoreError, Mailpush, Settings};
+use crate::{AccountContext, CoreError, Settings};
 
 /// One sending domain's warm-up today, as `GetSendQuota` shows it (`Warmup` entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +43,22 @@ pub fn ramp_from_settings(s: &Settings) -> Result<Option<WarmupRamp>, CoreError>
     }))
 }
 
-impl Mailpush {
+/// Warm-up progress per domain.
+pub struct Warmup {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
+}
+
+impl Warmup {
     /// Today's warm-up of each of the account's verified domains (and of any other domain it sent from or has
     /// mail held for), by domain.
     pub async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
-        let ramp = ramp_from_settings(&self.inner.settings)?;
-        let now = self.now_ms();
+        let ramp = ramp_from_settings(&self.settings)?;
+        let now = self.clock.now_ms();
         let today = mailpush_model::clock::day_start(now);
-        let store = &self.inner.store;
+        let store = &self.store;
         let rows = store.domain_warmup(account.id).await?;
         let held = store.held_by_domain(account.id).await?;
         let mut domains: Vec<String> = store
@@ -82,7 +93,7 @@ impl Mailpush {
     /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
     pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
         let (mut allowance, mut sent, mut held) = (String::new(), String::new(), String::new());
-        for account in self.list_accounts().await? {
+        for account in self.accounts.list_accounts().await? {
             let a = crate::limits::label(&account.name);
             for w in self.domain_warmup(&account).await? {
                 let d = crate::limits::label(&w.domain);

@@ -5,9 +5,16 @@
 //! Durability: an outcome is written only after the remote answered; a crash before that leaves the lease
 //! to expire and the delivery is tried again (at-least-once towards the MX, never lost).
 
+use crate::error::CoreError;
+use crate::identity::MessageSigner;
 use crate::slot_shares::{ShareTicket, SlotShares};
-use mailpush_delivery::{DestinationAdmission, Envelope, Outcome, RetryPolicy, SmtpTransport};
+use crate::{source_ips, warmup};
+use mailpush_delivery::{
+    DestinationAdmission, DnsSettings, Envelope, MxResolver, Outcome, RetryPolicy, SmtpTransport, TlsPolicy,
+    TransportConfig,
+};
 use mailpush_model::{MessageId, SharedClock};
+use mailpush_store::Backend;
 use mailpush_store::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffs, HandedOff, LeaseToken,
     Store,
@@ -755,6 +762,97 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
         // Written (or given up on after every retry): the leases need no renewing any more.
         held.release(batch.iter().map(|o| (o.delivery_id, o.lease)));
         batch.clear();
+    }
+}
+
+/// What starting the delivery worker needs: the store, the settings, the wake-up signal of admission, the
+/// source IP gate and the DKIM keys.
+pub(crate) struct Delivery {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<crate::Settings>,
+    pub(crate) clock: SharedClock,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) source_ips: Arc<crate::source_ips::SourceIps>,
+    pub(crate) identities: Arc<crate::identity::Identities>,
+}
+
+impl Delivery {
+    /// Starts the delivery worker on the current runtime.
+    pub(crate) async fn start(&self) -> Result<WorkerHandle, CoreError> {
+        let s = &self.settings;
+        let resolver = MxResolver::new(&DnsSettings {
+            servers: s.dns_servers.clone(),
+            timeout: Duration::from_secs(5),
+            cache: true,
+        })
+        .map_err(|e| CoreError::Config(format!("DNS: {e}")))?;
+        let tls = match s.outbound_tls.as_str() {
+            "opportunistic" => TlsPolicy::Opportunistic,
+            "required" => TlsPolicy::Required,
+            "disabled" => TlsPolicy::Disabled,
+            other => {
+                return Err(CoreError::Config(format!(
+                    "outbound_tls {other:?}: use opportunistic, required or disabled"
+                )));
+            }
+        };
+        let transport = SmtpTransport::with_gate(
+            TransportConfig {
+                helo_name: s.helo_name.clone(),
+                port: s.delivery_port,
+                connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+                greeting_timeout: Duration::from_secs(s.greeting_timeout_secs),
+                delivery_deadline: Duration::from_secs(s.delivery_deadline_secs),
+                data_timeout: Duration::from_secs(s.data_timeout_secs),
+                command_timeout: Duration::from_secs(s.command_timeout_secs),
+                tls,
+                source_ips: s.source_ips.clone(),
+                source_pools: source_ips::named_pools(s)?,
+                source_avoid: Duration::from_secs(s.source_avoid_secs),
+                shaping: source_ips::shaping(s)?,
+                // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
+                // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
+                max_idle_per_host: s.worker_concurrency.max(1),
+                ..TransportConfig::default()
+            },
+            resolver,
+            Some(self.source_ips.warmup_gate()?),
+        );
+        let retry = RetryPolicy {
+            schedule: s.retry_schedule(),
+            max_age: Duration::from_secs(s.max_delivery_seconds),
+        };
+        if self.store.backend() == Backend::Sqlite {
+            // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
+            let released = self.store.release_leases(self.clock.now_ms()).await?;
+            if released > 0 {
+                tracing::info!(released, "took over deliveries leased by a previous run");
+            }
+        }
+        let threads = match s.dkim_sign_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let signing_pool = mailpush_identity::SigningPool::start(threads, s.dkim_sign_nice)?;
+        let cfg = WorkerConfig {
+            worker_id: format!("{}-{}", s.helo_name, std::process::id()),
+            concurrency: s.worker_concurrency,
+            account_share: usize::from(s.worker_account_share.clamp(1, 100)),
+            batch: s.worker_batch,
+            lease: Duration::from_secs(s.lease_seconds),
+            retry,
+            idle_poll: Duration::from_millis(500),
+            warmup: warmup::ramp_from_settings(s)?,
+            source_pools: source_ips::PoolAssignments::new(self.store.clone()),
+        };
+        Ok(spawn(
+            self.store.clone(),
+            transport,
+            self.clock.clone(),
+            cfg,
+            self.wake.clone(),
+            MessageSigner::new(self.identities.clone(), signing_pool),
+        ))
     }
 }
 

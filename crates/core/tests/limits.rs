@@ -30,6 +30,10 @@ async fn setup(database_url: Option<String>) -> Env {
     };
     let clock = ManualClock::new(T0);
     let core = Mailpush::open(settings, clock.clone()).await.expect("open");
+    // The same database, for the rows these tests arrange and inspect beyond the API.
+    let store = mailpush_store::Store::open(&core.settings().database_url(), mailpush_store::StoreOptions::default())
+        .await
+        .expect("store");
     let name = format!("acct{}", std::process::id());
     core.create_account_with_policy(
         &name,
@@ -47,7 +51,6 @@ async fn setup(database_url: Option<String>) -> Env {
         .into_iter()
         .find(|a| a.name == name)
         .expect("account listed");
-    let store = core.store();
     let identity = store
         .create_identity(NewIdentity {
             account_id: account.id,

@@ -16,6 +16,7 @@ const DAY_MS: i64 = 86_400_000;
 
 struct Env {
     core: Mailpush,
+    store: mailpush_store::Store,
     clock: Arc<ManualClock>,
     account: AccountContext,
     ramp: Option<WarmupRamp>,
@@ -35,6 +36,10 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
     };
     let clock = ManualClock::new(T0);
     let core = Mailpush::open(settings, clock.clone()).await.expect("open");
+    // The same database, for the rows these tests arrange and inspect beyond the API.
+    let store = mailpush_store::Store::open(&core.settings().database_url(), mailpush_store::StoreOptions::default())
+        .await
+        .expect("store");
     let name = format!("acct{}", std::process::id());
     core.create_account_with_policy(
         &name,
@@ -53,7 +58,6 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
         .find(|a| a.name == name)
         .expect("account listed");
     for domain in ["sender.test", "other.test"] {
-        let store = core.store();
         let identity = store
             .create_identity(NewIdentity {
                 account_id: account.id,
@@ -93,6 +97,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
     let ramp = mailpush_core::warmup::ramp_from_settings(core.settings()).expect("ramp");
     Env {
         core,
+        store,
         clock,
         account,
         ramp,
@@ -128,8 +133,8 @@ async fn claim(env: &Env, worker: &str, limit: usize) -> Vec<ClaimedDelivery> {
         now_ms: env.clock.now_ms(),
     };
     match &env.ramp {
-        Some(ramp) => env.core.store().claim_with_warmup(&r, ramp).await.expect("claim"),
-        None => env.core.store().claim(r).await.expect("claim"),
+        Some(ramp) => env.store.claim_with_warmup(&r, ramp).await.expect("claim"),
+        None => env.store.claim(r).await.expect("claim"),
     }
 }
 
@@ -144,7 +149,7 @@ async fn settle(env: &Env, claimed: &[ClaimedDelivery], result: impl Fn(&Claimed
             remote: None,
         })
         .collect();
-    let applied = env.core.store().record_outcomes(outcomes).await.expect("outcomes");
+    let applied = env.store.record_outcomes(outcomes).await.expect("outcomes");
     assert!(applied.iter().all(|a| *a));
 }
 

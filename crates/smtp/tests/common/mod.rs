@@ -26,6 +26,8 @@ pub struct World {
     pub _dir: tempfile::TempDir,
     pub dns: DnsAuthority,
     pub core: Mailpush,
+    /// The same database, for what the tests inspect beyond the API.
+    pub store: mailpush_store::Store,
     pub account: AccountContext,
     pub addr: SocketAddr,
     pub tls_addr: SocketAddr,
@@ -50,6 +52,9 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(
     let core = Mailpush::open(settings.clone(), Arc::new(SystemClock))
         .await
         .expect("open");
+    let store = mailpush_store::Store::open(&settings.database_url(), mailpush_store::StoreOptions::default())
+        .await
+        .expect("store");
     core.create_account("shop").await.expect("account");
     let account = core
         .list_accounts()
@@ -78,6 +83,7 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), tweak_config: impl FnOnce(
         _dir: dir,
         dns,
         core,
+        store,
         account,
         addr,
         tls_addr,
