@@ -1,13 +1,12 @@
 //! Accounts and their API credentials. SecretKeys are stored sealed under the master key; verified
 //! credentials are cached briefly so signature checks do not hit the database on every request.
 
+use crate::Env;
 use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::secrets::Secrets;
 use crate::secrets::{ALPHANUMERIC, random_string};
 use mailpush_model::ErrorCode;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
 use mailpush_store::{Account, AccountId, NewAccount};
 use serde::Serialize;
 use std::sync::Arc;
@@ -123,9 +122,8 @@ pub(crate) fn new_account_row(creds: &AccountCredentials, sealed: Vec<u8>, now_m
 
 /// Accounts and their credentials.
 pub struct Accounts {
-    pub(crate) store: Store,
+    pub(crate) env: Env,
     pub(crate) secrets: Arc<Secrets>,
-    pub(crate) clock: SharedClock,
     pub(crate) credentials: CredentialCache,
 }
 
@@ -133,7 +131,7 @@ impl Accounts {
     /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
     pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
         validate_account_name(name)?;
-        if self.store.account_by_name(name).await?.is_some() {
+        if self.env.store.account_by_name(name).await?.is_some() {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("an account named {name} already exists"),
@@ -141,8 +139,9 @@ impl Accounts {
         }
         let creds = new_credentials(name);
         let sealed = self.secrets.seal(SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
-        self.store
-            .create_account(new_account_row(&creds, sealed, self.clock.now_ms()))
+        self.env
+            .store
+            .create_account(new_account_row(&creds, sealed, self.env.clock.now_ms()))
             .await?;
         Ok(creds)
     }
@@ -150,6 +149,7 @@ impl Accounts {
     /// All accounts (for the admin CLI).
     pub async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
         Ok(self
+            .env
             .store
             .list_accounts()
             .await?
@@ -163,7 +163,7 @@ impl Accounts {
         if let Some(hit) = self.credentials.get(secret_id) {
             return Ok(Some(hit));
         }
-        let Some(account) = self.store.account_by_secret_id(secret_id).await? else {
+        let Some(account) = self.env.store.account_by_secret_id(secret_id).await? else {
             return Ok(None);
         };
         let key = self.secrets.open(SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;

@@ -3,9 +3,8 @@
 //! that feeds tasks into the queue lives in the `mailpush-batch` crate; it admits every mail through
 //! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::remaining_today`] for the allowance.
 
-use crate::Settings;
+use crate::Env;
 use crate::{AccountContext, CoreError};
-use mailpush_model::SharedClock;
 use mailpush_model::{EmailAddress, ErrorCode};
 use mailpush_store::Store;
 pub use mailpush_store::batch::{ReceiverStatus, TaskStatus};
@@ -166,9 +165,7 @@ fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
 
 /// Recipient lists (receivers) and batch send tasks.
 pub struct Batch {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     /// Wakes the batch runner when a task is created.
     pub(crate) batch_wake: Arc<Notify>,
     pub(crate) identities: Arc<crate::identity::Identities>,
@@ -196,10 +193,11 @@ impl Batch {
                 format!("Desc must be at most {MAX_RECEIVER_DESC_CHARS} characters without control characters"),
             ));
         }
-        let max = i64::from(self.settings.batch_max_receivers_per_account);
+        let max = i64::from(self.env.settings.batch_max_receivers_per_account);
         match self
+            .env
             .store
-            .create_receiver(account.id, name, description, self.clock.now_ms(), max)
+            .create_receiver(account.id, name, description, self.env.clock.now_ms(), max)
             .await?
         {
             Ok(row) => Ok(row.id),
@@ -215,7 +213,7 @@ impl Batch {
     }
 
     async fn receiver_of(&self, account: &AccountContext, id: i64) -> Result<ReceiverRow, CoreError> {
-        self.store.receiver(account.id, id).await?.ok_or_else(|| {
+        self.env.store.receiver(account.id, id).await?.ok_or_else(|| {
             refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {id} does not exist"),
@@ -246,10 +244,11 @@ impl Batch {
             ..AddDetailsReport::default()
         };
         let details = self.classify_details(items, &mut report);
-        let max = i64::from(self.settings.batch_max_receiver_details);
+        let max = i64::from(self.env.settings.batch_max_receiver_details);
         match self
+            .env
             .store
-            .add_receiver_details(account.id, receiver_id, &details, max, self.clock.now_ms())
+            .add_receiver_details(account.id, receiver_id, &details, max, self.env.clock.now_ms())
             .await?
         {
             Ok(out) => {
@@ -279,7 +278,7 @@ impl Batch {
         items: Vec<ReceiverDetailInput>,
         report: &mut AddDetailsReport,
     ) -> Vec<NewReceiverDetail> {
-        let data_max = self.settings.template_data_max_bytes.min(MAX_DETAIL_DATA_BYTES);
+        let data_max = self.env.settings.template_data_max_bytes.min(MAX_DETAIL_DATA_BYTES);
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let raw = item.email.trim();
@@ -324,7 +323,12 @@ impl Batch {
         receiver_id: i64,
         status: ReceiverStatus,
     ) -> Result<(), CoreError> {
-        if !self.store.set_receiver_status(account.id, receiver_id, status).await? {
+        if !self
+            .env
+            .store
+            .set_receiver_status(account.id, receiver_id, status)
+            .await?
+        {
             return Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {receiver_id} does not exist"),
@@ -335,7 +339,11 @@ impl Batch {
 
     /// The list with this name, for the CSV import.
     pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
-        let (_, rows) = self.store.list_receivers(account.id, None, Some(name), 0, 1000).await?;
+        let (_, rows) = self
+            .env
+            .store
+            .list_receivers(account.id, None, Some(name), 0, 1000)
+            .await?;
         Ok(rows.into_iter().find(|r| r.name == name))
     }
 
@@ -356,6 +364,7 @@ impl Batch {
         }
         let keyword = keyword.filter(|k| !k.is_empty());
         Ok(self
+            .env
             .store
             .list_receivers(account.id, status, keyword, offset, limit)
             .await?)
@@ -402,12 +411,12 @@ impl Batch {
             offset,
             limit,
         };
-        Ok(self.store.list_receiver_details(&q).await?)
+        Ok(self.env.store.list_receiver_details(&q).await?)
     }
 
     /// `DeleteReceiver`: refused while a task that is not finished uses the list.
     pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
-        match self.store.delete_receiver(account.id, receiver_id).await? {
+        match self.env.store.delete_receiver(account.id, receiver_id).await? {
             Ok(()) => Ok(()),
             Err(false) => Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
@@ -429,7 +438,7 @@ impl Batch {
                 "the account is suspended",
             ));
         }
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let receiver_id = req
             .receiver_id
             .filter(|&id| id > 0)
@@ -470,7 +479,7 @@ impl Batch {
                 )
             })?,
         };
-        if code != 0 && self.settings.public_base_url.is_empty() {
+        if code != 0 && self.env.settings.public_base_url.is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValue,
                 "Unsubscribe links need the public_base_url setting; use Unsubscribe 0",
@@ -483,6 +492,7 @@ impl Batch {
             )
         })?;
         let summary = self
+            .env
             .store
             .template_summary(account.id, template_id)
             .await?
@@ -493,7 +503,7 @@ impl Batch {
                 )
             })?;
         crate::templates::check_sendable(&summary)?;
-        if req.template_data.len() > self.settings.template_data_max_bytes {
+        if req.template_data.len() > self.env.settings.template_data_max_bytes {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueTemplateDataLenLimit,
                 "Template.TemplateData is too long",
@@ -571,6 +581,7 @@ impl Batch {
             created_ms: now,
         };
         let id = self
+            .env
             .store
             .create_send_task(&task, TaskStatus::ToStart)
             .await?
@@ -603,7 +614,7 @@ impl Batch {
             offset,
             limit,
         };
-        Ok(self.store.list_send_tasks(&q).await?)
+        Ok(self.env.store.list_send_tasks(&q).await?)
     }
 
     /// Wakes the batch runner (a task was created).
@@ -676,7 +687,7 @@ impl TaskRuns<'_> {
 impl Batch {
     /// The batch runner's view of its tasks.
     pub fn task_runs(&self) -> TaskRuns<'_> {
-        TaskRuns { store: &self.store }
+        TaskRuns { store: &self.env.store }
     }
 }
 

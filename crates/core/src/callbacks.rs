@@ -8,10 +8,9 @@
 //! passed since the event. Events of accounts without a callback URL are recorded with no target at once
 //! (`mailpush_store`), so they never reach a round.
 
+use crate::Env;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
 use mailpush_store::{AccountId, CallbackEvent, CallbackResult, CallbackState};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
@@ -69,9 +68,7 @@ struct AccountInfo {
 
 /// The callback dispatcher: signed event POSTs to the accounts' URLs.
 pub struct Callbacks {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) engagement: Arc<crate::engage::Engagement>,
     pub(crate) statistics: Arc<crate::stats::Statistics>,
 }
@@ -80,12 +77,12 @@ impl Callbacks {
     /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`), and
     /// with it the bounce-rate monitor (`crate::stats`), the other consumer of delivery feedback.
     pub fn start_callback_dispatcher(self: &Arc<Self>) -> Result<CallbackHandle, CoreError> {
-        if self.settings.callback_retry_secs < 8 * 3600 {
+        if self.env.settings.callback_retry_secs < 8 * 3600 {
             return Err(CoreError::Config(
                 "callback_retry_secs must be at least 28800 (8 hours)".into(),
             ));
         }
-        let client = client(&self.settings)?;
+        let client = client(&self.env.settings)?;
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
         let task = tokio::spawn(async move {
@@ -113,10 +110,10 @@ impl Callbacks {
     }
 
     async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
-        let Some(account) = self.store.account(id).await? else {
+        let Some(account) = self.env.store.account(id).await? else {
             return Ok(None);
         };
-        let targets: HashMap<String, String> = self.store.callback_targets(id).await?.into_iter().collect();
+        let targets: HashMap<String, String> = self.env.store.callback_targets(id).await?.into_iter().collect();
         let secret = if targets.is_empty() {
             Vec::new()
         } else {
@@ -132,13 +129,18 @@ impl Callbacks {
     /// One round: returns how many due events were seen. The round's events are claimed in one statement and
     /// their results recorded in one transaction, so a round costs two commits however many events it holds.
     async fn dispatch_round(self: &Arc<Self>, client: &CallbackClient) -> Result<usize, CoreError> {
-        let now = self.clock.now_ms();
-        let due = self.store.due_callbacks(now, BATCH).await?;
+        let now = self.env.clock.now_ms();
+        let due = self.env.store.due_callbacks(now, BATCH).await?;
         let seen = due.len();
-        let lease = now + (self.settings.callback_timeout_secs as i64 + 30) * 1000;
+        let lease = now + (self.env.settings.callback_timeout_secs as i64 + 30) * 1000;
         let claims: Vec<(i64, i64)> = due.iter().map(|ev| (ev.event.id, ev.next_ms)).collect();
-        let claimed: std::collections::HashSet<i64> =
-            self.store.claim_callbacks(&claims, lease).await?.into_iter().collect();
+        let claimed: std::collections::HashSet<i64> = self
+            .env
+            .store
+            .claim_callbacks(&claims, lease)
+            .await?
+            .into_iter()
+            .collect();
         let mut accounts: HashMap<AccountId, Option<std::sync::Arc<AccountInfo>>> = HashMap::new();
         let mut results = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
@@ -183,7 +185,7 @@ impl Callbacks {
                 results.push(r);
             }
         }
-        if let Err(err) = self.store.finish_callbacks(&results).await {
+        if let Err(err) = self.env.store.finish_callbacks(&results).await {
             // The leases expire and the events are posted again: at-least-once.
             tracing::error!(error = %err, "recording callback results failed");
         }
@@ -220,7 +222,7 @@ impl Callbacks {
             subject: ev.subject.clone(),
             sent_timestamp: ev.request_ms / 1000,
         };
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let result = client
             .post(
                 url,
@@ -235,7 +237,7 @@ impl Callbacks {
             Ok(()) => (CallbackState::Delivered, now, None),
             Err(err) => {
                 let retry_at = now + mailpush_webhook::retry_delay(attempts as u32).as_millis() as i64;
-                let deadline = e.at_ms + self.settings.callback_retry_secs as i64 * 1000;
+                let deadline = e.at_ms + self.env.settings.callback_retry_secs as i64 * 1000;
                 tracing::info!(event = ev.event.id, attempts, error = %err, "callback not delivered");
                 if retry_at > deadline {
                     (CallbackState::GaveUp, now, Some(err.to_string()))

@@ -9,12 +9,10 @@
 //! or unsubscribe is unchanged (one body, one signature, one transaction per domain).
 
 use crate::AccountContext;
-use crate::Settings;
+use crate::Env;
 use crate::error::CoreError;
 use crate::send::AdmittedMail;
-use mailpush_model::SharedClock;
 use mailpush_model::{ErrorCode, EventKind, MessageId, SendStatus};
-use mailpush_store::Store;
 use mailpush_store::{DeliveryStatusRow, NewEvent, NewRecipient};
 use mailpush_tracking::{FooterLanguage, Token, TokenKey, TokenKind};
 use std::collections::HashMap;
@@ -72,9 +70,7 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
 
 /// Tracking, unsubscribe links and callback settings.
 pub struct Engagement {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) secrets: Arc<crate::secrets::Secrets>,
     pub(crate) inbound: Arc<crate::inbound::Inbound>,
 }
@@ -85,7 +81,7 @@ impl Engagement {
     }
 
     fn public_base(&self) -> Option<&str> {
-        let b = self.settings.public_base_url.trim().trim_end_matches('/');
+        let b = self.env.settings.public_base_url.trim().trim_end_matches('/');
         (!b.is_empty()).then_some(b)
     }
 
@@ -140,7 +136,7 @@ impl Engagement {
                 "Unsubscribe links need the public_base_url setting; use Unsubscribe 0",
             ));
         }
-        let track = self.settings.tracking && mail.spec.html.is_some();
+        let track = self.env.settings.tracking && mail.spec.html.is_some();
         let Some(base) = base else { return Ok(Vec::new()) };
         if lang.is_none() && !track {
             return Ok(Vec::new());
@@ -192,7 +188,7 @@ impl Engagement {
                 ));
             }
             let received =
-                crate::submit::received_header(None, &self.settings.helo_name, &mail.id, mail.spec.date_ms, false);
+                crate::submit::received_header(None, &self.env.settings.helo_name, &mail.id, mail.spec.date_ms, false);
             let mime = mailpush_delivery::build_mime(&spec)?;
             out.push((r.address.clone(), crate::submit::prepend(&received, mime)));
         }
@@ -210,13 +206,14 @@ impl Engagement {
         link: Option<String>,
         ua: Option<&str>,
     ) -> Result<(), CoreError> {
-        self.store
+        self.env
+            .store
             .record_events(&[NewEvent {
                 account_id: t.account_id,
                 message_id: MessageId::from_stored(t.message_id.clone()),
                 recipient: t.recipient.clone(),
                 kind,
-                at_ms: self.clock.now_ms(),
+                at_ms: self.env.clock.now_ms(),
                 reason: String::new(),
                 bounce_type: None,
                 link,
@@ -275,8 +272,9 @@ impl Engagement {
             return Ok(None);
         };
         let new = self
+            .env
             .store
-            .unsubscribe(t.account_id, domain, &t.recipient, self.clock.now_ms())
+            .unsubscribe(t.account_id, domain, &t.recipient, self.env.clock.now_ms())
             .await?;
         if new {
             self.record_engagement(&t, EventKind::Unsubscribe, None, None).await?;
@@ -297,7 +295,7 @@ impl Engagement {
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
         let mut out: HashMap<(String, String), EngagementFlags> = HashMap::new();
-        for (m, r, kind) in self.store.engagement_kinds(account.id, &ids).await? {
+        for (m, r, kind) in self.env.store.engagement_kinds(account.id, &ids).await? {
             let f = out.entry((m, r)).or_default();
             match kind {
                 k if k == EventKind::Open.id() => f.opened = true,
@@ -332,7 +330,7 @@ impl Engagement {
         };
         // Only the account's own sender addresses, as every other action on an address: another tenant's
         // address is refused like one nobody created.
-        if !sender.is_empty() && self.store.sender(account.id, &sender).await?.is_none() {
+        if !sender.is_empty() && self.env.store.sender(account.id, &sender).await?.is_none() {
             return Err(crate::identity::Identities::no_such_sender(&sender));
         }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
@@ -343,17 +341,17 @@ impl Engagement {
                     "CallbackUrl is longer than 2048 characters",
                 ));
             }
-            crate::callbacks::client(&self.settings)?
+            crate::callbacks::client(&self.env.settings)?
                 .check_url(u)
                 .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("CallbackUrl: {e}")))?;
         }
-        self.store.set_callback_target(account.id, &sender, url).await?;
+        self.env.store.set_callback_target(account.id, &sender, url).await?;
         Ok(())
     }
 
     /// The account's callback URLs and signing secret (created on first use).
     pub async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
-        let targets = self.store.callback_targets(account.id).await?;
+        let targets = self.env.store.callback_targets(account.id).await?;
         let secret = self.callback_secret(account.id, false).await?;
         let mut cfg = CallbackConfig {
             account_url: None,
@@ -382,14 +380,15 @@ impl Engagement {
         account: mailpush_store::AccountId,
         reset: bool,
     ) -> Result<Vec<u8>, CoreError> {
-        if !reset && let Some(sealed) = self.store.callback_secret(account).await? {
+        if !reset && let Some(sealed) = self.env.store.callback_secret(account).await? {
             return Ok(self.secrets.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
         }
         let fresh = crate::secrets::random_string(40, crate::secrets::ALPHANUMERIC);
         let sealed = self.secrets.seal(CALLBACK_SECRET_CONTEXT, fresh.as_bytes())?;
-        self.store.put_callback_secret(account, &sealed, reset).await?;
+        self.env.store.put_callback_secret(account, &sealed, reset).await?;
         // Another process may have created one first: read back the winner.
         let sealed = self
+            .env
             .store
             .callback_secret(account)
             .await?

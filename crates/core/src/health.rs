@@ -2,10 +2,7 @@
 //! (`SELECT 1` and a one-row write, each within `db_probe_timeout_secs`), remembers a recent disk-full
 //! refusal, and turns false while the process shuts down.
 
-use crate::Settings;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
-use std::sync::Arc;
+use crate::Env;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -33,9 +30,7 @@ pub struct Readiness {
 
 /// Readiness, draining and database gauges.
 pub struct Health {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     /// Set when the process begins to shut down: readiness then answers 503.
     pub(crate) draining: std::sync::atomic::AtomicBool,
 }
@@ -49,15 +44,15 @@ impl Health {
 
     /// Runs the readiness checks; bounded by twice `db_probe_timeout_secs`.
     pub async fn readiness(&self) -> Readiness {
-        let within = Duration::from_secs(self.settings.db_probe_timeout_secs.max(1));
-        let store = &self.store;
+        let within = Duration::from_secs(self.env.settings.db_probe_timeout_secs.max(1));
+        let store = &self.env.store;
         let (database, write) = match store.probe_read(within).await {
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: database unreachable");
                 (e.to_string(), "skipped".to_string())
             }
             Ok(()) => match store
-                .probe_write(&self.settings.helo_name, self.clock.now_ms(), within)
+                .probe_write(&self.env.settings.helo_name, self.env.clock.now_ms(), within)
                 .await
             {
                 Ok(()) => ("ok".to_string(), "ok".to_string()),
@@ -89,7 +84,7 @@ impl Health {
 
     /// Prometheus text of the database health counters.
     pub fn database_metrics(&self) -> String {
-        let c = self.store.health_counters();
+        let c = self.env.store.health_counters();
         format!(
             "# HELP mailpush_db_disk_full_total Database operations refused because the disk is full.\n\
              # TYPE mailpush_db_disk_full_total counter\nmailpush_db_disk_full_total {}\n\
@@ -113,13 +108,15 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..Settings::default()
         };
-        let store = Store::open(&settings.database_url(), mailpush_store::StoreOptions::default())
+        let store = mailpush_store::Store::open(&settings.database_url(), mailpush_store::StoreOptions::default())
             .await
             .expect("store");
         let health = Health {
-            store: store.clone(),
-            settings: Arc::new(settings),
-            clock: Arc::new(SystemClock),
+            env: Env {
+                store: store.clone(),
+                settings: std::sync::Arc::new(settings),
+                clock: std::sync::Arc::new(SystemClock),
+            },
             draining: Default::default(),
         };
         let r = health.readiness().await;

@@ -6,7 +6,7 @@
 //! `FailedOperation.NotAuthenticatedSender` (the SDK's wording: "the sender is not authenticated and cannot
 //! send"). Sender addresses may be created before their domain is verified, as with Tencent.
 
-use crate::Settings;
+use crate::Env;
 use crate::accounts::AccountContext;
 use crate::cache::TtlCache;
 use crate::error::CoreError;
@@ -14,9 +14,7 @@ use crate::secrets;
 use aws_lc_rs::hmac;
 use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
 use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SignPriority, SigningKey, SigningPool, keys, password};
-use mailpush_model::SharedClock;
 use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
-use mailpush_store::Store;
 use mailpush_store::{
     AccountId, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError,
 };
@@ -160,16 +158,14 @@ static PASSWORD_VERIFICATIONS: std::sync::LazyLock<tokio::sync::Semaphore> = std
 
 /// Sending domains, sender addresses, SMTP passwords, the send gate and DKIM keys.
 pub struct Identities {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) secrets: Arc<crate::secrets::Secrets>,
     pub(crate) state: IdentityState,
 }
 
 impl Identities {
     fn record_config(&self) -> RecordConfig {
-        let s = &self.settings;
+        let s = &self.env.settings;
         RecordConfig {
             spf_include: s.spf_include.clone(),
             bounce_mx_host: if s.bounce_mx_host.trim().is_empty() {
@@ -184,13 +180,13 @@ impl Identities {
         if let Some(d) = self.state.dns.get() {
             return Ok(d);
         }
-        let d = DnsChecker::new(&self.settings.dns_servers, Duration::from_secs(5))
+        let d = DnsChecker::new(&self.env.settings.dns_servers, Duration::from_secs(5))
             .map_err(mailpush_identity::IdentityError::from)?;
         Ok(self.state.dns.get_or_init(|| d))
     }
 
     async fn generate_keys(&self, option: DkimOption) -> Result<Vec<NewDkimKey>, CoreError> {
-        let prefix = self.settings.dkim_selector_prefix.clone();
+        let prefix = self.env.settings.dkim_selector_prefix.clone();
         // RSA generation takes a noticeable fraction of a second: off the async threads.
         let pairs = tokio::task::spawn_blocking(move || keys::generate_for(option, &prefix, &selector_stem()))
             .await
@@ -210,6 +206,7 @@ impl Identities {
 
     async fn published_keys(&self, row: &IdentityRow) -> Result<Vec<PublishedKey>, CoreError> {
         Ok(self
+            .env
             .store
             .dkim_keys(row.account_id, row.id)
             .await?
@@ -263,9 +260,12 @@ impl Identities {
             verified,
             checks: serde_json::to_string(&checked).unwrap_or_default(),
             reason: records::failure_reason(&checked).unwrap_or_default(),
-            checked_ms: self.clock.now_ms(),
+            checked_ms: self.env.clock.now_ms(),
         };
-        self.store.record_identity_check(row.account_id, row.id, &check).await?;
+        self.env
+            .store
+            .record_identity_check(row.account_id, row.id, &check)
+            .await?;
         self.forget_send_gate();
         if row.verified && !verified {
             tracing::warn!(domain = %row.domain, reason = %check.reason, "a verified domain failed its DNS re-check: sending from it stops");
@@ -280,7 +280,8 @@ impl Identities {
     }
 
     async fn own_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityRow, CoreError> {
-        self.store
+        self.env
+            .store
             .identity(account.id, domain)
             .await?
             .ok_or_else(|| not_found(domain))
@@ -295,7 +296,7 @@ impl Identities {
     ) -> Result<IdentityView, CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let option = parse_option(dkim_option)?.unwrap_or(DEFAULT_DKIM_OPTION);
-        match self.store.identity_owner(&domain).await? {
+        match self.env.store.identity_owner(&domain).await? {
             Some(owner) if owner == account.id => {
                 return Err(refuse(
                     ErrorCode::InvalidParameterValueRepeatCreation,
@@ -310,7 +311,7 @@ impl Identities {
             }
             None => {}
         }
-        let max = i64::from(self.settings.max_domains_per_account);
+        let max = i64::from(self.env.settings.max_domains_per_account);
         let over_limit = || {
             refuse(
                 ErrorCode::OperationDeniedExceedDomainLimit,
@@ -318,17 +319,18 @@ impl Identities {
             )
         };
         // Checked here to spare key generation, and again atomically by the store.
-        if self.store.count_identities(account.id).await? >= max {
+        if self.env.store.count_identities(account.id).await? >= max {
             return Err(over_limit());
         }
         let keys = self.generate_keys(option).await?;
         let row = match self
+            .env
             .store
             .create_identity(NewIdentity {
                 account_id: account.id,
                 domain: domain.clone(),
                 dkim_option: option.code(),
-                created_ms: self.clock.now_ms(),
+                created_ms: self.env.clock.now_ms(),
                 keys,
                 max_per_account: max,
             })
@@ -367,8 +369,9 @@ impl Identities {
         let mut row = self.own_identity(account, &domain).await?;
         if let Some(option) = option.filter(|o| o.code() != row.dkim_option) {
             let keys = self.generate_keys(option).await?;
-            self.store
-                .replace_dkim_keys(account.id, row.id, option.code(), keys, self.clock.now_ms())
+            self.env
+                .store
+                .replace_dkim_keys(account.id, row.id, option.code(), keys, self.env.clock.now_ms())
                 .await?;
             self.forget_keys(account.id, &domain);
             row = self.own_identity(account, &domain).await?;
@@ -390,8 +393,8 @@ impl Identities {
                 "Offset and Limit must not be negative",
             ));
         }
-        let rows = self.store.list_identities(account.id, offset, limit).await?;
-        let total = self.store.count_identities(account.id).await?;
+        let rows = self.env.store.list_identities(account.id, offset, limit).await?;
+        let total = self.env.store.count_identities(account.id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.view(r).await?);
@@ -403,13 +406,13 @@ impl Identities {
     pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
-        if self.store.count_senders(account.id, row.id).await? > 0 {
+        if self.env.store.count_senders(account.id, row.id).await? > 0 {
             return Err(refuse(
                 ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
                 format!("EmailIdentity {domain} still has sender addresses; delete them first"),
             ));
         }
-        match self.store.delete_identity(account.id, &domain).await {
+        match self.env.store.delete_identity(account.id, &domain).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(&domain)),
             // A sender address created meanwhile: the foreign key refuses the delete.
@@ -450,19 +453,21 @@ impl Identities {
             })?;
         }
         let row = self
+            .env
             .store
             .identity(account.id, addr.domain())
             .await?
             .ok_or_else(|| not_found(addr.domain()))?;
-        let max = i64::from(self.settings.max_senders_per_domain);
+        let max = i64::from(self.env.settings.max_senders_per_domain);
         let s = self
+            .env
             .store
             .create_sender(NewSender {
                 account_id: account.id,
                 identity_id: row.id,
                 address: addr.as_str().to_string(),
                 sender_name: name,
-                created_ms: self.clock.now_ms(),
+                created_ms: self.env.clock.now_ms(),
                 max_per_domain: max,
             })
             .await
@@ -484,6 +489,7 @@ impl Identities {
     /// `ListEmailAddress`.
     pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
         Ok(self
+            .env
             .store
             .list_senders(account.id)
             .await?
@@ -511,7 +517,7 @@ impl Identities {
     /// `DeleteEmailAddress`.
     pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
-        let deleted = self.store.delete_sender(account.id, addr.as_str()).await;
+        let deleted = self.env.store.delete_sender(account.id, addr.as_str()).await;
         self.forget_send_gate();
         match deleted {
             Ok(()) => Ok(()),
@@ -535,6 +541,7 @@ impl Identities {
             ));
         }
         let sender = self
+            .env
             .store
             .sender(account.id, addr.as_str())
             .await?
@@ -558,7 +565,12 @@ impl Identities {
                 "Password must differ from the current SMTP password",
             ));
         };
-        match self.store.set_sender_password(account.id, addr.as_str(), &hash).await {
+        match self
+            .env
+            .store
+            .set_sender_password(account.id, addr.as_str(), &hash)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
             Err(e) => Err(e.into()),
@@ -576,7 +588,7 @@ impl Identities {
         let Ok(addr) = EmailAddress::parse(address) else {
             return Ok(None);
         };
-        let Some(sender) = self.store.sender_for_login(addr.as_str()).await? else {
+        let Some(sender) = self.env.store.sender_for_login(addr.as_str()).await? else {
             return Ok(None);
         };
         let Some(hash) = sender.smtp_password_hash.clone() else {
@@ -603,7 +615,7 @@ impl Identities {
                 id.logins.put(addr.as_str().to_string(), tag);
             }
         }
-        let Some(account) = self.store.account(sender.account_id).await? else {
+        let Some(account) = self.env.store.account(sender.account_id).await? else {
             return Ok(None);
         };
         Ok(Some((AccountContext::from(&account), sender_view(&sender))))
@@ -627,7 +639,7 @@ impl Identities {
     ) -> Result<(), CoreError> {
         let key = (account.id, sender.as_str().to_string());
         if self.state.senders.get(&key).is_none() {
-            if self.store.sender(account.id, sender.as_str()).await?.is_none() {
+            if self.env.store.sender(account.id, sender.as_str()).await?.is_none() {
                 return Err(Self::no_such_sender(sender.as_str()));
             }
             self.state.senders.put(key, ());
@@ -658,7 +670,7 @@ impl Identities {
         if self.state.verified_domains.get(&key).is_some() {
             return Ok(());
         }
-        let identity = self.store.identity(account.id, sender.domain()).await?;
+        let identity = self.env.store.identity(account.id, sender.domain()).await?;
         match identity {
             Some(i) if i.verified => self.state.verified_domains.put(key, ()),
             Some(i) => {
@@ -686,7 +698,7 @@ impl Identities {
         domain: &str,
     ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
         let domain = parse_domain("domain", domain)?;
-        let Some(row) = self.store.identity_for_admin(&domain).await? else {
+        let Some(row) = self.env.store.identity_for_admin(&domain).await? else {
             return Ok(None);
         };
         let cfg = self.record_config();
@@ -698,14 +710,18 @@ impl Identities {
     /// Re-checks every verified domain whose last check is older than `identity_recheck_secs`; returns how
     /// many were checked. A domain whose DNS broke stops being sendable, with the reason recorded.
     pub async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
-        let every = self.settings.identity_recheck_secs;
+        let every = self.env.settings.identity_recheck_secs;
         if every == 0 {
             return Ok(0);
         }
-        let before = self.clock.now_ms().saturating_sub((every as i64).saturating_mul(1000));
+        let before = self
+            .env
+            .clock
+            .now_ms()
+            .saturating_sub((every as i64).saturating_mul(1000));
         let mut done = 0;
         loop {
-            let due = self.store.identities_to_recheck(before, 100).await?;
+            let due = self.env.store.identities_to_recheck(before, 100).await?;
             if due.is_empty() {
                 return Ok(done);
             }
@@ -723,7 +739,7 @@ impl Identities {
     pub fn start_identity_rechecker(self: &Arc<Self>) -> RecheckHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.settings.identity_recheck_secs;
+        let every = self.env.settings.identity_recheck_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 return;
@@ -771,10 +787,10 @@ impl Identities {
             return Ok(keys.clone());
         }
         let mut loaded = Vec::new();
-        if let Some(row) = self.store.identity(account, domain).await?
+        if let Some(row) = self.env.store.identity(account, domain).await?
             && row.verified
         {
-            for k in self.store.dkim_keys(account, row.id).await? {
+            for k in self.env.store.dkim_keys(account, row.id).await? {
                 let Some(alg) = KeyAlgorithm::parse(&k.algorithm) else {
                     tracing::warn!(domain, algorithm = %k.algorithm, "unknown DKIM key algorithm; key skipped");
                     continue;

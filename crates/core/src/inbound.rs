@@ -10,12 +10,10 @@
 //! path are matched through the original's `Return-Path` (VERP) or `Message-ID` (`<mp-…@domain>`).
 
 use crate::CoreError;
-use crate::Settings;
-use mailpush_model::SharedClock;
+use crate::Env;
 use mailpush_model::{EventKind, MessageId};
 use mailpush_reputation::report::Original;
 use mailpush_reputation::{DsnAction, InboundAddress, InboundReport, Verdict, VerpKey};
-use mailpush_store::Store;
 use mailpush_store::{AsyncBounce, BounceType, FeedbackRecorded, InboundMessage, NewComplaint, NewEvent};
 use std::sync::Arc;
 
@@ -39,9 +37,7 @@ pub struct InboundSummary {
 
 /// The inbound MX: VERP return paths, DSNs, ARF complaints and unsubscribe mail.
 pub struct Inbound {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) secrets: Arc<crate::secrets::Secrets>,
 }
 
@@ -53,9 +49,9 @@ impl Inbound {
     /// The host of the inbound MX (`bounce_mx_host`, else `helo_name`): mailto-unsubscribe and complaint
     /// addresses live there.
     pub fn inbound_mx_host(&self) -> String {
-        let host = self.settings.bounce_mx_host.trim();
+        let host = self.env.settings.bounce_mx_host.trim();
         if host.is_empty() {
-            self.settings.helo_name.clone()
+            self.env.settings.helo_name.clone()
         } else {
             host.to_string()
         }
@@ -100,7 +96,7 @@ impl Inbound {
         id: &MessageId,
         tag: &[u8; 10],
     ) -> Result<Option<(InboundMessage, String)>, CoreError> {
-        let Some(m) = self.store.inbound_message(id).await? else {
+        let Some(m) = self.env.store.inbound_message(id).await? else {
             return Ok(None);
         };
         let key = self.verp_key();
@@ -137,7 +133,7 @@ impl Inbound {
         // One report, however many of our addresses it was sent to: the first return path names the message.
         let via_return_path = report_targets.into_iter().flatten().next();
         let report = mailpush_reputation::parse_report(data);
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         match report {
             InboundReport::Dsn { recipients, original } => {
                 let Some(m) = self.report_message(via_return_path, &original, None).await? else {
@@ -164,14 +160,14 @@ impl Inbound {
                                 reason,
                                 bounce_type,
                             };
-                            let rec = self.store.record_async_bounce(&b).await?;
+                            let rec = self.env.store.record_async_bounce(&b).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.bounces += 1;
                             }
                             rec
                         }
                         DsnAction::Delayed => {
-                            let rec = self.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
+                            let rec = self.env.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.delays += 1;
                             }
@@ -214,7 +210,7 @@ impl Inbound {
                     at_ms: now,
                     reason,
                 };
-                let recorded = self.store.record_complaint(&c).await?;
+                let recorded = self.env.store.record_complaint(&c).await?;
                 tracing::info!(message = %m.id, ?recorded, "inbound: complaint");
                 if recorded == FeedbackRecorded::Recorded {
                     summary.complaints += 1;
@@ -254,7 +250,7 @@ impl Inbound {
             original.message_id.clone(),
         ];
         for id in candidates.into_iter().flatten() {
-            if let Some(m) = self.store.inbound_message(&id).await? {
+            if let Some(m) = self.env.store.inbound_message(&id).await? {
                 return Ok(Some(m));
             }
         }
@@ -269,10 +265,15 @@ impl Inbound {
             return Ok(false);
         };
         let domain = domain.to_ascii_lowercase();
-        let now = self.clock.now_ms();
-        let new = self.store.unsubscribe(m.account_id, &domain, &recipient, now).await?;
+        let now = self.env.clock.now_ms();
+        let new = self
+            .env
+            .store
+            .unsubscribe(m.account_id, &domain, &recipient, now)
+            .await?;
         if new {
-            self.store
+            self.env
+                .store
                 .record_events(&[NewEvent {
                     account_id: m.account_id,
                     message_id: m.id.clone(),

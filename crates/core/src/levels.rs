@@ -11,9 +11,7 @@
 //! once), so the evaluation is idempotent and any number of workers may run it at once. It runs in a periodic
 //! task ([`Mailpush::start_level_evaluator`], started next to the worker by `serve` and `mailpush-worker`).
 
-use crate::Settings;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
+use crate::Env;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +66,7 @@ fn quality(o: Option<&DomainOutcomes>, peak_day_volume: u64) -> DomainQuality {
 
 /// Reputation level evaluation.
 pub struct Levels {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) accounts: Arc<crate::accounts::Accounts>,
     pub(crate) identities: Arc<crate::identity::Identities>,
 }
@@ -78,7 +74,7 @@ pub struct Levels {
 impl Levels {
     /// The level policy from the settings.
     pub fn level_policy(&self) -> LevelPolicy {
-        let s = &self.settings;
+        let s = &self.env.settings;
         LevelPolicy {
             min_quota_use: s.level_min_quota_use_percent / 100.0,
             min_delivered_rate: s.level_min_delivered_percent / 100.0,
@@ -92,7 +88,7 @@ impl Levels {
     pub fn start_level_evaluator(self: &Arc<Self>) -> LevelEvaluatorHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.settings.level_eval_secs;
+        let every = self.env.settings.level_eval_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 let _ = stop_rx.changed().await;
@@ -131,14 +127,14 @@ impl Levels {
 
     /// [`Mailpush::evaluate_levels`] for one account.
     pub async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
-        let store = &self.store;
+        let store = &self.env.store;
         let levels = store.verified_domain_levels(account.id).await?;
         if levels.is_empty() {
             return Ok(Vec::new());
         }
         let policy = self.level_policy();
-        let min_sample = self.settings.level_min_sample;
-        let now = self.clock.now_ms();
+        let min_sample = self.env.settings.level_min_sample;
+        let now = self.env.clock.now_ms();
         let today = day_start(now);
         let evaluated: HashMap<String, i64> = store
             .domain_reputation_state(account.id)

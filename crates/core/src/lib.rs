@@ -73,6 +73,14 @@ pub struct Mailpush {
     inner: Arc<Services>,
 }
 
+/// What every service reads: the database, the settings in force and the clock every rule reads.
+#[derive(Clone)]
+pub(crate) struct Env {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: SharedClock,
+}
+
 /// Every service of the process, each built once with exactly the dependencies it uses.
 struct Services {
     settings: Arc<Settings>,
@@ -135,82 +143,63 @@ impl Mailpush {
         };
         let store = Store::open(&url, opts).await?;
         let settings = Arc::new(settings);
+        let env = Env {
+            store,
+            settings: settings.clone(),
+            clock: clock.clone(),
+        };
         let wake = Arc::new(Notify::new());
         let accounts = Arc::new(accounts::Accounts {
-            store: store.clone(),
+            env: env.clone(),
             secrets: secrets.clone(),
-            clock: clock.clone(),
             credentials: Default::default(),
         });
         let identities = Arc::new(identity::Identities {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             secrets: secrets.clone(),
             state: Default::default(),
         });
         let templates = Arc::new(templates::Templates {
-            store: store.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             engine,
             accounts: accounts.clone(),
         });
         let inbound = Arc::new(inbound::Inbound {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             secrets: secrets.clone(),
         });
         let engagement = Arc::new(engage::Engagement {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             secrets,
             inbound: inbound.clone(),
         });
         let suppression = Arc::new(suppression::Suppression {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             accounts: accounts.clone(),
             engagement: engagement.clone(),
         });
         let statistics = Arc::new(stats::Statistics {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             feedback: Default::default(),
             engagement: engagement.clone(),
         });
         let limits = Arc::new(limits::Limits {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             accounts: accounts.clone(),
             identities: identities.clone(),
         });
         let levels = Arc::new(levels::Levels {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             accounts: accounts.clone(),
             identities: identities.clone(),
         });
         let warmup = Arc::new(warmup::Warmup {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             accounts: accounts.clone(),
         });
-        let source_ips = Arc::new(source_ips::SourceIps {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
-        });
+        let source_ips = Arc::new(source_ips::SourceIps { env: env.clone() });
         let sending = Arc::new(sending::Sending {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             wake: wake.clone(),
             templates: templates.clone(),
             identities: identities.clone(),
@@ -221,9 +210,7 @@ impl Mailpush {
             statistics: statistics.clone(),
         });
         let submission = Arc::new(submit::Submission {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             sending: sending.clone(),
             identities: identities.clone(),
             inbound: inbound.clone(),
@@ -232,29 +219,21 @@ impl Mailpush {
             suppression: suppression.clone(),
         });
         let batch = Arc::new(batch::Batch {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             batch_wake: Arc::new(Notify::new()),
             identities: identities.clone(),
         });
         let callbacks = Arc::new(callbacks::Callbacks {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             engagement: engagement.clone(),
             statistics: statistics.clone(),
         });
         let health = Arc::new(health::Health {
-            store: store.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env: env.clone(),
             draining: Default::default(),
         });
         let delivery = worker::Delivery {
-            store,
-            settings: settings.clone(),
-            clock: clock.clone(),
+            env,
             wake,
             source_ips: source_ips.clone(),
             identities: identities.clone(),

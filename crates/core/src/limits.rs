@@ -7,11 +7,9 @@
 //! `Store::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
 //! a refused enqueue is `StoreError::Limit(LimitRefusal)`, mapped to its Tencent code by `CoreError::to_api`.
 
-use crate::Settings;
+use crate::Env;
 use mailpush_model::ErrorCode;
-use mailpush_model::SharedClock;
 use mailpush_quota::{ReputationLevel, account_daily_quota};
-use mailpush_store::Store;
 use mailpush_store::{AccountLimitOverrides, AdmissionLimits, LimitRefusal};
 use std::sync::Arc;
 
@@ -73,9 +71,7 @@ impl CoreError {
 
 /// Sending limits, daily quotas and reputation levels at admission.
 pub struct Limits {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) accounts: Arc<crate::accounts::Accounts>,
     pub(crate) identities: Arc<crate::identity::Identities>,
 }
@@ -84,11 +80,11 @@ impl Limits {
     /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
     /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
     pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let levels = match self.identities.state.domain_levels.get(&account.id) {
             Some(hit) => hit,
             None => {
-                let read = Arc::new(self.store.verified_domain_levels(account.id).await?);
+                let read = Arc::new(self.env.store.verified_domain_levels(account.id).await?);
                 self.identities.state.domain_levels.put(account.id, read.clone());
                 read
             }
@@ -104,9 +100,10 @@ impl Limits {
 
     /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
     pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
-        let s = &self.settings;
-        let usage = self.store.account_usage(account.id).await?;
+        let s = &self.env.settings;
+        let usage = self.env.store.account_usage(account.id).await?;
         let domains: Vec<DomainReputation> = self
+            .env
             .store
             .verified_domain_levels(account.id)
             .await?
@@ -124,7 +121,7 @@ impl Limits {
         let daily_cap = o.daily_cap.unwrap_or(s.limit_daily_cap);
         let level_sum: u64 = domains.iter().map(|d| d.daily_quota).sum();
         let daily_quota = i64::try_from(level_sum).unwrap_or(i64::MAX).min(daily_cap);
-        let sent_today = usage.sent_on_day_of(self.clock.now_ms());
+        let sent_today = usage.sent_on_day_of(self.env.clock.now_ms());
         Ok(SendQuota {
             sent_today,
             daily_quota,
@@ -142,7 +139,7 @@ impl Limits {
         account: &AccountContext,
         domains: &[&str],
     ) -> Result<Vec<DomainReputation>, CoreError> {
-        let stored = self.store.domain_levels(account.id).await?;
+        let stored = self.env.store.domain_levels(account.id).await?;
         Ok(domains
             .iter()
             .map(|domain| {
@@ -166,6 +163,7 @@ impl Limits {
         domain: &str,
     ) -> Result<DomainReputation, CoreError> {
         let level = self
+            .env
             .store
             .domain_levels(account.id)
             .await?
@@ -189,6 +187,7 @@ impl Limits {
         daily_cap: Option<Option<i64>>,
     ) -> Result<AccountLimitOverrides, CoreError> {
         let account = self
+            .env
             .store
             .account_by_name(name)
             .await?
@@ -205,7 +204,7 @@ impl Limits {
                 ));
             }
         }
-        let mut o = self.store.account_usage(account.id).await?.overrides;
+        let mut o = self.env.store.account_usage(account.id).await?.overrides;
         if let Some(v) = sends_per_second {
             o.sends_per_second = v;
         }
@@ -215,18 +214,24 @@ impl Limits {
         if let Some(v) = daily_cap {
             o.daily_cap = v;
         }
-        self.store.set_account_limits(account.id, o).await?;
+        self.env.store.set_account_limits(account.id, o).await?;
         Ok(o)
     }
 
     /// Operator: sets a domain's reputation level (1–20).
     pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
-        let Some(row) = self.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.env.store.identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         let level = ReputationLevel::new(level);
-        self.store
-            .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.clock.now_ms())
+        self.env
+            .store
+            .set_domain_level(
+                row.account_id,
+                &row.domain,
+                i64::from(level.get()),
+                self.env.clock.now_ms(),
+            )
             .await?;
         self.identities.forget_send_gate();
         Ok(())

@@ -1,6 +1,7 @@
 //! The send path of the API: SendEmail's admission (every rule that can refuse or drop a recipient), the MIME,
 //! the durable enqueue, and GetSendEmailStatus.
 
+use crate::Env;
 use crate::engage::{Engagement, SendOptions};
 use crate::error::CoreError;
 use crate::identity::Identities;
@@ -10,17 +11,15 @@ use crate::send::{self, SendContent, SendRequest};
 use crate::stats::Statistics;
 use crate::suppression::Suppression;
 use crate::templates::Templates;
-use crate::{AccountContext, MAX_STATUS_LIMIT, Settings, StatusRequest, submit};
-use mailpush_model::{ErrorCode, MessageId, SharedClock};
-use mailpush_store::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, StatusQuery, Store};
+use crate::{AccountContext, MAX_STATUS_LIMIT, StatusRequest, submit};
+use mailpush_model::{ErrorCode, MessageId};
+use mailpush_store::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, StatusQuery};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Admission and enqueue of API mail, and its status queries.
 pub struct Sending {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     /// Wakes the delivery worker.
     pub(crate) wake: Arc<Notify>,
     pub(crate) templates: Arc<Templates>,
@@ -78,9 +77,9 @@ impl Sending {
         shared_body: bool,
     ) -> Result<(), CoreError> {
         let handed_off = if shared_body {
-            self.store.enqueue_fresh(msg, limits).await?
+            self.env.store.enqueue_fresh(msg, limits).await?
         } else {
-            self.store.enqueue_limited(msg, limits).await?;
+            self.env.store.enqueue_limited(msg, limits).await?;
             false
         };
         if !handed_off {
@@ -109,12 +108,12 @@ impl Sending {
             _ => 0,
         };
         let req = self.templates.resolve_content(account, req).await?;
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let mail = send::admit(req, now)?;
         self.identities
             .check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
-        let received = submit::received_header(None, &self.settings.helo_name, &mail.id, now, false);
+        let received = submit::received_header(None, &self.env.settings.helo_name, &mail.id, now, false);
         let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
         let mut recipients: Vec<NewRecipient> = mail
             .recipients
@@ -139,7 +138,7 @@ impl Sending {
             .engagement
             .personal_bodies(account, &mail, unsubscribe, &recipients)?;
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.env.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
@@ -149,7 +148,7 @@ impl Sending {
             lane: mail.trigger.lane(),
             request_ms: now,
             not_before_ms: now,
-            expires_ms: now.saturating_add(self.settings.max_delivery_seconds as i64 * 1000),
+            expires_ms: now.saturating_add(self.env.settings.max_delivery_seconds as i64 * 1000),
             body,
             recipients,
             template_id,
@@ -209,6 +208,7 @@ impl Sending {
             None => None,
         };
         let rows = self
+            .env
             .store
             .status(StatusQuery {
                 account_id: account.id,
@@ -225,6 +225,6 @@ impl Sending {
 
     /// Queue depth by state, for health and metrics.
     pub async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
-        Ok(self.store.queue_counts().await?)
+        Ok(self.env.store.queue_counts().await?)
     }
 }

@@ -8,6 +8,7 @@
 //! day ([`warmup_retry_at`]), and the time it waits is added to its retry deadline, so warm-up never makes mail
 //! expire.
 
+use crate::Env;
 use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
@@ -198,9 +199,7 @@ pub struct SourceIpQuota {
 
 /// Source IP pools, their assignment to domains and their warm-up gate.
 pub struct SourceIps {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
 }
 
 impl SourceIps {
@@ -208,7 +207,7 @@ impl SourceIps {
     /// assigned to) with today's sends and warm-up allowance.
     pub async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
         let mut pools: BTreeSet<String> = BTreeSet::from([SHARED_POOL.to_string()]);
-        for a in self.store.domain_source_pools().await? {
+        for a in self.env.store.domain_source_pools().await? {
             if a.account_id == account.id {
                 pools.insert(a.pool);
             }
@@ -219,16 +218,17 @@ impl SourceIps {
 
     /// Every sending domain's source pool assignment (domains without one send from the shared pool).
     pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
-        Ok(self.store.domain_source_pools().await?)
+        Ok(self.env.store.domain_source_pools().await?)
     }
 
     /// Every configured source address, per pool, with today's sends and warm-up allowance.
     pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let pools = source_pools(s)?;
         let plan = ip_warmup_plan(s)?;
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let usage: HashMap<String, mailpush_store::SourceIpUsage> = self
+            .env
             .store
             .source_ip_usage()
             .await?
@@ -292,7 +292,7 @@ impl SourceIps {
     /// Operator: assigns sending domain `domain` (whichever account holds it) to source pool `pool`, which must
     /// be declared in `source_pools` (`shared` or `None` = back to the shared pool). Returns the account id.
     pub async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
-        let pools = source_pools(&self.settings)?;
+        let pools = source_pools(&self.env.settings)?;
         let pool = pool.filter(|p| *p != SHARED_POOL);
         if let Some(p) = pool
             && !pools.contains(p)
@@ -303,19 +303,24 @@ impl SourceIps {
                 known.join(", ")
             )));
         }
-        let Some(row) = self.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.env.store.identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
-        self.store
-            .set_domain_source_pool(row.account_id, &row.domain, pool, self.clock.now_ms())
+        self.env
+            .store
+            .set_domain_source_pool(row.account_id, &row.domain, pool, self.env.clock.now_ms())
             .await?;
         Ok(row.account_id)
     }
 
     /// The transport gate counting (and, with a ramp, limiting) each source address's sends.
     pub(crate) fn warmup_gate(&self) -> Result<Arc<dyn SourceGate>, CoreError> {
-        let plan = ip_warmup_plan(&self.settings)?;
-        Ok(Arc::new(WarmupGate::new(self.store.clone(), plan, self.clock.clone())))
+        let plan = ip_warmup_plan(&self.env.settings)?;
+        Ok(Arc::new(WarmupGate::new(
+            self.env.store.clone(),
+            plan,
+            self.env.clock.clone(),
+        )))
     }
 }
 

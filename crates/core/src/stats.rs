@@ -3,9 +3,7 @@
 //! `Unsubscribe` option, applied by SendEmail, BatchSendEmail and SMTP when the request gives none) and the
 //! bounce-rate monitor (warning + metrics).
 
-use crate::Settings;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
+use crate::Env;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,9 +149,7 @@ fn parse_status(status: Option<i64>) -> Result<i32, CoreError> {
 
 /// Statistics, abuse reports, unsubscribe defaults and the bounce-rate monitor.
 pub struct Statistics {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) feedback: FeedbackState,
     pub(crate) engagement: Arc<crate::engage::Engagement>,
 }
@@ -169,6 +165,7 @@ impl Statistics {
         let (from_ms, to_ms) = date_range(&req.start_date, &req.end_date)?;
         let (from_day, to_day) = (day_of(from_ms), day_of(to_ms - 1));
         let rows = self
+            .env
             .store
             .daily_stats(&StatsQuery {
                 account_id: account.id,
@@ -208,7 +205,11 @@ impl Statistics {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self.store.complaints(account.id, from_ms, to_ms, offset, limit).await?)
+        Ok(self
+            .env
+            .store
+            .complaints(account.id, from_ms, to_ms, offset, limit)
+            .await?)
     }
 
     /// The sender address of an unsubscribe config: valid, and a created sender of the account.
@@ -219,7 +220,7 @@ impl Statistics {
                 format!("Address {raw:?}: {e}"),
             )
         })?;
-        if self.store.sender(account.id, address.as_str()).await?.is_none() {
+        if self.env.store.sender(account.id, address.as_str()).await?.is_none() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueNoSuchSender,
                 format!("{address} is not a sender address of this account; create it with CreateEmailAddress"),
@@ -229,7 +230,7 @@ impl Statistics {
     }
 
     fn check_unsubscribe_possible(&self, code: u8, status: i32) -> Result<(), CoreError> {
-        if code != 0 && status == 1 && self.settings.public_base_url.trim().is_empty() {
+        if code != 0 && status == 1 && self.env.settings.public_base_url.trim().is_empty() {
             return Err(refuse(
                 ErrorCode::InvalidParameterValue,
                 "unsubscribe links need the public_base_url setting; use UnsubscribeConfig \"0\"",
@@ -260,9 +261,9 @@ impl Statistics {
             address: address.clone(),
             unsubscribe_config: code.to_string(),
             status,
-            created_ms: self.clock.now_ms(),
+            created_ms: self.env.clock.now_ms(),
         };
-        match self.store.create_unsubscribe_config(account.id, &row).await {
+        match self.env.store.create_unsubscribe_config(account.id, &row).await {
             Err(StoreError::Conflict(_)) => Err(refuse(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{address} already has an unsubscribe config; use UpdateAddressUnsubscribeConfig"),
@@ -287,6 +288,7 @@ impl Statistics {
         let status = parse_status(status)?;
         self.check_unsubscribe_possible(code, status)?;
         let result = self
+            .env
             .store
             .update_unsubscribe_config(account.id, &address, &code.to_string(), status)
             .await;
@@ -311,7 +313,7 @@ impl Statistics {
             })?
             .as_str()
             .to_ascii_lowercase();
-        let result = self.store.delete_unsubscribe_config(account.id, &address).await;
+        let result = self.env.store.delete_unsubscribe_config(account.id, &address).await;
         self.forget_unsubscribe_default(account.id, &address);
         match result {
             Err(StoreError::NotFound) => Err(refuse(
@@ -338,7 +340,11 @@ impl Statistics {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self.store.list_unsubscribe_configs(account.id, offset, limit).await?)
+        Ok(self
+            .env
+            .store
+            .list_unsubscribe_configs(account.id, offset, limit)
+            .await?)
     }
 
     /// The `Unsubscribe` code to use for mail from `sender` when the request gives none: the address's config
@@ -349,11 +355,11 @@ impl Statistics {
         if let Some(code) = self.feedback.unsubscribe_defaults.get(&key) {
             return Ok(code);
         }
-        let code = match self.store.unsubscribe_config(account, &key.1).await? {
+        let code = match self.env.store.unsubscribe_config(account, &key.1).await? {
             Some(c) if c.status == 1 => c.unsubscribe_config.trim().parse::<u8>().unwrap_or(0),
             _ => 0,
         };
-        let code = if self.settings.public_base_url.trim().is_empty() {
+        let code = if self.env.settings.public_base_url.trim().is_empty() {
             0
         } else {
             code
@@ -375,14 +381,14 @@ impl Statistics {
         code: u8,
         recipients: &[mailpush_store::NewRecipient],
     ) -> Vec<(String, Vec<u8>)> {
-        let base = self.settings.public_base_url.trim().trim_end_matches('/');
+        let base = self.env.settings.public_base_url.trim().trim_end_matches('/');
         if code == 0 || base.is_empty() || has_list_unsubscribe(raw) {
             return Vec::new();
         }
-        let mailto_host = if self.settings.bounce_mx_host.trim().is_empty() {
-            self.settings.helo_name.clone()
+        let mailto_host = if self.env.settings.bounce_mx_host.trim().is_empty() {
+            self.env.settings.helo_name.clone()
         } else {
-            self.settings.bounce_mx_host.trim().to_string()
+            self.env.settings.bounce_mx_host.trim().to_string()
         };
         let key = self.engagement.token_key();
         recipients
@@ -409,9 +415,10 @@ impl Statistics {
     /// The account's bounce rate over the reputation window, from the rollup (whole UTC days: the days the
     /// window touches).
     pub async fn bounce_rate(&self, account: AccountId) -> Result<BounceRate, CoreError> {
-        let now = self.clock.now_ms();
-        let window = (self.settings.reputation_window_secs as i64).saturating_mul(1000);
+        let now = self.env.clock.now_ms();
+        let window = (self.env.settings.reputation_window_secs as i64).saturating_mul(1000);
         let rows = self
+            .env
             .store
             .daily_stats(&StatsQuery {
                 account_id: account,
@@ -438,15 +445,16 @@ impl Statistics {
     /// least `reputation_min_sends` outcomes in the window, and clears it when the rate is back at or below.
     /// Returns how many warnings this pass raised.
     pub async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let mut raised = 0;
-        for account in self.store.list_accounts().await? {
+        for account in self.env.store.list_accounts().await? {
             let rate = self.bounce_rate(account.id).await?;
             let enough = (rate.delivered + rate.bounced) as u64 >= s.reputation_min_sends.max(1);
             let over = enough && rate.percent > s.bounce_warn_percent;
-            let now = self.clock.now_ms();
+            let now = self.env.clock.now_ms();
             if over {
                 let new = self
+                    .env
                     .store
                     .raise_warning(&NewWarning {
                         account_id: account.id,
@@ -467,7 +475,12 @@ impl Statistics {
                         "bounce rate above the warning threshold"
                     );
                 }
-            } else if self.store.clear_warning(account.id, BOUNCE_RATE_WARNING, now).await? {
+            } else if self
+                .env
+                .store
+                .clear_warning(account.id, BOUNCE_RATE_WARNING, now)
+                .await?
+            {
                 tracing::info!(account = %account.name, bounce_rate = rate.percent, "bounce-rate warning cleared");
             }
             self.feedback
@@ -483,7 +496,7 @@ impl Statistics {
     pub(crate) fn start_bounce_monitor(self: &Arc<Self>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
-        let every = self.settings.bounce_check_secs;
+        let every = self.env.settings.bounce_check_secs;
         let task = tokio::spawn(async move {
             if every == 0 {
                 return;
@@ -503,7 +516,7 @@ impl Statistics {
 
     /// The account's reputation warnings, newest first (`ListReputationWarnings`).
     pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
-        Ok(self.store.warnings(account.id, 100).await?)
+        Ok(self.env.store.warnings(account.id, 100).await?)
     }
 
     /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce

@@ -9,14 +9,12 @@
 //! - [`Mailpush::sender_identity_allowed`] requires the sender's domain to be a verified sending domain of
 //!   the account (domain level: Postfix-style clients send from many local parts).
 
-use crate::Settings;
+use crate::Env;
 use crate::accounts::AccountContext;
 use crate::error::CoreError;
 use crate::send::AdmittedRecipient;
-use mailpush_model::SharedClock;
 use mailpush_model::message::{MAX_MAIL_BYTES, MAX_SUBJECT_BYTES, MAX_TO};
 use mailpush_model::{EmailAddress, ErrorCode, MessageId, RecipientKind, TriggerType};
-use mailpush_store::Store;
 use mailpush_store::{NewMessage, NewRecipient};
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -394,9 +392,7 @@ pub fn trusted_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, CoreError>
 
 /// SMTP submission: login, envelope checks and the raw enqueue.
 pub struct Submission {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) sending: Arc<crate::sending::Sending>,
     pub(crate) identities: Arc<crate::identity::Identities>,
     pub(crate) inbound: Arc<crate::inbound::Inbound>,
@@ -409,7 +405,7 @@ impl Submission {
     /// Checks the SMTP submission settings (trusted networks and account); call once at start-up so that
     /// a typo stops the process instead of silently refusing mail.
     pub fn check_smtp_settings(&self) -> Result<(), CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let nets = trusted_networks(&s.smtp_trusted_networks)?;
         if !nets.is_empty() && s.smtp_trusted_account.as_deref().is_none_or(str::is_empty) {
             return Err(CoreError::Config(
@@ -435,7 +431,7 @@ impl Submission {
     /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
     /// `smtp_trusted_account`), or `None`.
     pub async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let Some(name) = s.smtp_trusted_account.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
@@ -450,7 +446,7 @@ impl Submission {
         {
             return Ok(None);
         }
-        let Some(account) = self.store.account_by_name(name).await? else {
+        let Some(account) = self.env.store.account_by_name(name).await? else {
             tracing::warn!(
                 account = name,
                 "smtp_trusted_account does not exist; trusted client refused"
@@ -513,13 +509,13 @@ impl Submission {
         }
         self.check_submission_sender(who, "MAIL FROM", &sub.envelope_from)
             .await?;
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let trigger = sub.trigger;
         let trace = sub.trace.take();
         let mut mail = admit_raw(sub, now)?;
         // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
         if let Some(t) = &trace {
-            let s = &self.settings;
+            let s = &self.env.settings;
             let header = received_header(Some(t), &s.helo_name, &mail.id, now, s.received_hide_client_ip);
             mail.body = prepend(&header, std::mem::take(&mut mail.body));
         }
@@ -554,7 +550,7 @@ impl Submission {
             &recipients,
         );
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.env.store.put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             template_id: 0,
             id: mail.id.clone(),
@@ -565,7 +561,7 @@ impl Submission {
             lane: trigger.lane(),
             request_ms: now,
             not_before_ms: now,
-            expires_ms: now.saturating_add(self.settings.max_delivery_seconds as i64 * 1000),
+            expires_ms: now.saturating_add(self.env.settings.max_delivery_seconds as i64 * 1000),
             body: mail.body,
             recipients,
         };

@@ -6,9 +6,7 @@
 //! request fails with `FailedOperation.EmailAddrInBlacklist`; otherwise the blocked ones are recorded with
 //! SendStatus 1007 (final, never queued, with a `dropped` event).
 
-use crate::Settings;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
+use crate::Env;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -97,9 +95,7 @@ fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
 
 /// Blacklists, the admission screen of recipients and account suspension.
 pub struct Suppression {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) accounts: Arc<crate::accounts::Accounts>,
     pub(crate) engagement: Arc<crate::engage::Engagement>,
 }
@@ -117,14 +113,15 @@ impl Suppression {
         sender_domain: &str,
         recipients: &mut [NewRecipient],
     ) -> Result<(), CoreError> {
-        let now = self.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let keys: Vec<String> = recipients
             .iter()
             .map(|r| normalize_blacklist_address(&r.address))
             .collect();
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let since = now.saturating_sub((self.settings.blacklist_days as i64).saturating_mul(DAY_MS));
+        let since = now.saturating_sub((self.env.settings.blacklist_days as i64).saturating_mul(DAY_MS));
         let screen = self
+            .env
             .store
             .recipient_screen(RecipientScreenQuery {
                 account: account.id,
@@ -158,18 +155,19 @@ impl Suppression {
     /// blacklist hits reach `suspend_blacklist_percent` of its recipients within `reputation_window_secs`
     /// (and there were at least `reputation_min_sends`), the account is suspended until an operator resumes it.
     pub(crate) async fn check_auto_suspend(&self, account: &AccountContext) -> Result<(), CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let since = self
+            .env
             .clock
             .now_ms()
             .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
-        let (hits, sends) = self.store.blacklist_hits(account.id, since).await?;
+        let (hits, sends) = self.env.store.blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
         }
         let percent = hits as f64 * 100.0 / sends as f64;
         if percent >= s.suspend_blacklist_percent {
-            self.store.set_account_suspended(account.id, true).await?;
+            self.env.store.set_account_suspended(account.id, true).await?;
             self.accounts.credentials.clear();
             tracing::warn!(
                 account = %account.name, hits, sends, percent,
@@ -181,13 +179,13 @@ impl Suppression {
 
     /// Suspends or resumes an account by name (operator CLI).
     pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
-        let Some(acc) = self.store.account_by_name(name).await? else {
+        let Some(acc) = self.env.store.account_by_name(name).await? else {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValue,
                 format!("there is no account named {name}"),
             ));
         };
-        self.store.set_account_suspended(acc.id, suspended).await?;
+        self.env.store.set_account_suspended(acc.id, suspended).await?;
         self.accounts.credentials.clear();
         Ok(())
     }
@@ -212,6 +210,7 @@ impl Suppression {
             .filter(|e| !e.is_empty())
             .map(normalize_blacklist_address);
         Ok(self
+            .env
             .store
             .list_bounce_blacklist(&BounceBlacklistQuery {
                 account_id: account.id,
@@ -227,7 +226,7 @@ impl Suppression {
     /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
     pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
-        Ok(self.store.delete_bounce_blacklist(account.id, &addresses).await?)
+        Ok(self.env.store.delete_bounce_blacklist(account.id, &addresses).await?)
     }
 
     /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
@@ -268,8 +267,9 @@ impl Suppression {
         let inserted = if good.is_empty() {
             0
         } else {
-            self.store
-                .create_custom_blacklist(account.id, &good, self.clock.now_ms(), expire)
+            self.env
+                .store
+                .create_custom_blacklist(account.id, &good, self.env.clock.now_ms(), expire)
                 .await?
         };
         out.valid = inserted;
@@ -303,8 +303,16 @@ impl Suppression {
             .filter(|e| !e.is_empty())
             .map(normalize_blacklist_address);
         Ok(self
+            .env
             .store
-            .list_custom_blacklist(account.id, filter, email.as_deref(), self.clock.now_ms(), offset, limit)
+            .list_custom_blacklist(
+                account.id,
+                filter,
+                email.as_deref(),
+                self.env.clock.now_ms(),
+                offset,
+                limit,
+            )
             .await?)
     }
 
@@ -319,6 +327,7 @@ impl Suppression {
         let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
         let expire = expire_ms(expire_date)?;
         match self
+            .env
             .store
             .update_custom_blacklist(account.id, id, &address, expire)
             .await
@@ -334,6 +343,6 @@ impl Suppression {
     /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
     pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
-        Ok(self.store.delete_custom_blacklist(account.id, &addresses).await?)
+        Ok(self.env.store.delete_custom_blacklist(account.id, &addresses).await?)
     }
 }

@@ -2,6 +2,7 @@
 //! automatic then an operator's manual queue), account content permissions, and rendering a template for
 //! `SendEmail`. The rules themselves (review, TemplateData validation, escaping) live in `mailpush-template`.
 
+use crate::Env;
 use crate::accounts;
 use crate::accounts::AccountContext;
 use crate::cache::TtlCache;
@@ -9,8 +10,6 @@ use crate::error::CoreError;
 use crate::send::{SendContent, SendRequest};
 use crate::settings::Settings;
 use mailpush_model::ErrorCode;
-use mailpush_model::SharedClock;
-use mailpush_store::Store;
 use mailpush_store::{AccountId, NewTemplate, TemplateUpdate};
 pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary};
 use mailpush_template::{
@@ -254,8 +253,7 @@ fn render_error(e: RenderError) -> CoreError {
 
 /// Templates, their review and the accounts' review policy.
 pub struct Templates {
-    pub(crate) store: Store,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) engine: TemplateEngine,
     pub(crate) accounts: Arc<crate::accounts::Accounts>,
 }
@@ -266,7 +264,7 @@ impl Templates {
     }
 
     async fn policy_of(&self, account: &AccountContext) -> Result<AccountPolicy, CoreError> {
-        Ok(self.store.account_policy(account.id).await?.unwrap_or_default())
+        Ok(self.env.store.account_policy(account.id).await?.unwrap_or_default())
     }
 
     /// The review mode in force (`template_review`).
@@ -294,6 +292,7 @@ impl Templates {
             self.engine()
                 .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let created = self
+            .env
             .store
             .create_template(
                 NewTemplate {
@@ -304,7 +303,7 @@ impl Templates {
                     text,
                     status,
                     review_reason,
-                    now_ms: self.clock.now_ms(),
+                    now_ms: self.env.clock.now_ms(),
                 },
                 self.engine().max_per_account,
             )
@@ -344,6 +343,7 @@ impl Templates {
             self.engine()
                 .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
         let updated = self
+            .env
             .store
             .update_template(
                 account.id,
@@ -355,7 +355,7 @@ impl Templates {
                     text,
                     status,
                     review_reason,
-                    now_ms: self.clock.now_ms(),
+                    now_ms: self.env.clock.now_ms(),
                 },
             )
             .await?
@@ -368,7 +368,11 @@ impl Templates {
 
     /// `GetEmailTemplate`: one of the account's templates with its content.
     pub async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.store.template(account.id, id).await?.ok_or_else(|| not_exist(id))
+        self.env
+            .store
+            .template(account.id, id)
+            .await?
+            .ok_or_else(|| not_exist(id))
     }
 
     /// `ListEmailTemplates`: a page (Limit 1–100) of the account's templates, newest first, and the total.
@@ -387,12 +391,12 @@ impl Templates {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self.store.list_templates(account.id, offset, limit).await?)
+        Ok(self.env.store.list_templates(account.id, offset, limit).await?)
     }
 
     /// `DeleteEmailTemplate`.
     pub async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
-        if !self.store.delete_template(account.id, id).await? {
+        if !self.env.store.delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
         self.engine().sendable.remove(&(account.id, id));
@@ -452,7 +456,7 @@ impl Templates {
         let summary = match engine.sendable.get(&(account.id, id)) {
             Some(hit) => hit,
             None => {
-                let summary = self.store.template_summary(account.id, id).await?.ok_or_else(|| {
+                let summary = self.env.store.template_summary(account.id, id).await?.ok_or_else(|| {
                     refuse(
                         ErrorCode::FailedOperationInvalidTemplateID,
                         format!("Template.TemplateID {id} does not exist"),
@@ -472,7 +476,7 @@ impl Templates {
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
             None => {
-                let Some(t) = self.store.template(account.id, id).await? else {
+                let Some(t) = self.env.store.template(account.id, id).await? else {
                     return Err(refuse(
                         ErrorCode::FailedOperationInvalidTemplateID,
                         format!("Template.TemplateID {id} does not exist"),
@@ -516,13 +520,14 @@ impl Templates {
         let creds = self.accounts.create_account(name).await?;
         if policy != AccountPolicy::default() {
             let account = self.account_named(name).await?;
-            self.store.set_account_policy(account.id, policy).await?;
+            self.env.store.set_account_policy(account.id, policy).await?;
         }
         Ok(creds)
     }
 
     async fn account_named(&self, name: &str) -> Result<AccountContext, CoreError> {
-        self.store
+        self.env
+            .store
             .account_by_name(name)
             .await?
             .map(|a| AccountContext::from(&a))
@@ -556,7 +561,7 @@ impl Templates {
         if let Some(v) = allow_links {
             policy.allow_links = v;
         }
-        self.store.set_account_policy(account.id, policy).await?;
+        self.env.store.set_account_policy(account.id, policy).await?;
         Ok(policy)
     }
 
@@ -565,12 +570,12 @@ impl Templates {
     /// Templates of every account, optionally only those waiting for review.
     pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
         let status = pending_only.then_some(TemplateStatus::Reviewing);
-        Ok(self.store.admin_list_templates(status).await?)
+        Ok(self.env.store.admin_list_templates(status).await?)
     }
 
     /// Any account's template, with content (for the operator to read before deciding).
     pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
+        self.env.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
     }
 
     /// Approves a template waiting for review. With `version`, only if its content is still that version.
@@ -618,6 +623,7 @@ impl Templates {
     ) -> Result<StoredTemplate, CoreError> {
         let version = version.unwrap_or(t.version);
         if !self
+            .env
             .store
             .admin_set_template_review(t.id, version, status, reason)
             .await?

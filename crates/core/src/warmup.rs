@@ -3,9 +3,8 @@
 //! counted per (account, sending domain, UTC day) inside the claim transaction; mail over it stays queued, held
 //! until the next day), and this module reports the per-domain figures for `GetSendQuota` and `/metrics`.
 
-use mailpush_model::SharedClock;
+use crate::Env;
 use mailpush_model::clock::DAY_MS;
-use mailpush_store::Store;
 use mailpush_store::WarmupRamp;
 use mailpush_warmup::WarmupPlan;
 use std::sync::Arc;
@@ -45,9 +44,7 @@ pub fn ramp_from_settings(s: &Settings) -> Result<Option<WarmupRamp>, CoreError>
 
 /// Warm-up progress per domain.
 pub struct Warmup {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) accounts: Arc<crate::accounts::Accounts>,
 }
 
@@ -55,10 +52,10 @@ impl Warmup {
     /// Today's warm-up of each of the account's verified domains (and of any other domain it sent from or has
     /// mail held for), by domain.
     pub async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
-        let ramp = ramp_from_settings(&self.settings)?;
-        let now = self.clock.now_ms();
+        let ramp = ramp_from_settings(&self.env.settings)?;
+        let now = self.env.clock.now_ms();
         let today = mailpush_model::clock::day_start(now);
-        let store = &self.store;
+        let store = &self.env.store;
         let rows = store.domain_warmup(account.id).await?;
         let held = store.held_by_domain(account.id).await?;
         let mut domains: Vec<String> = store

@@ -5,6 +5,7 @@
 //! Durability: an outcome is written only after the remote answered; a crash before that leaves the lease
 //! to expire and the delivery is tried again (at-least-once towards the MX, never lost).
 
+use crate::Env;
 use crate::error::CoreError;
 use crate::identity::MessageSigner;
 use crate::slot_shares::{ShareTicket, SlotShares};
@@ -768,9 +769,7 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
 /// What starting the delivery worker needs: the store, the settings, the wake-up signal of admission, the
 /// source IP gate and the DKIM keys.
 pub(crate) struct Delivery {
-    pub(crate) store: Store,
-    pub(crate) settings: Arc<crate::Settings>,
-    pub(crate) clock: SharedClock,
+    pub(crate) env: Env,
     pub(crate) wake: Arc<Notify>,
     pub(crate) source_ips: Arc<crate::source_ips::SourceIps>,
     pub(crate) identities: Arc<crate::identity::Identities>,
@@ -779,7 +778,7 @@ pub(crate) struct Delivery {
 impl Delivery {
     /// Starts the delivery worker on the current runtime.
     pub(crate) async fn start(&self) -> Result<WorkerHandle, CoreError> {
-        let s = &self.settings;
+        let s = &self.env.settings;
         let resolver = MxResolver::new(&DnsSettings {
             servers: s.dns_servers.clone(),
             timeout: Duration::from_secs(5),
@@ -822,9 +821,9 @@ impl Delivery {
             schedule: s.retry_schedule(),
             max_age: Duration::from_secs(s.max_delivery_seconds),
         };
-        if self.store.backend() == Backend::Sqlite {
+        if self.env.store.backend() == Backend::Sqlite {
             // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
-            let released = self.store.release_leases(self.clock.now_ms()).await?;
+            let released = self.env.store.release_leases(self.env.clock.now_ms()).await?;
             if released > 0 {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }
@@ -843,12 +842,12 @@ impl Delivery {
             retry,
             idle_poll: Duration::from_millis(500),
             warmup: warmup::ramp_from_settings(s)?,
-            source_pools: source_ips::PoolAssignments::new(self.store.clone()),
+            source_pools: source_ips::PoolAssignments::new(self.env.store.clone()),
         };
         Ok(spawn(
-            self.store.clone(),
+            self.env.store.clone(),
             transport,
-            self.clock.clone(),
+            self.env.clock.clone(),
             cfg,
             self.wake.clone(),
             MessageSigner::new(self.identities.clone(), signing_pool),
