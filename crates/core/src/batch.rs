@@ -150,19 +150,6 @@ pub fn subject_with_ad(subject: &str, ad_location: i32) -> String {
     }
 }
 
-fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(refuse(
-            ErrorCode::FailedOperationInvalidLimit,
-            "Limit must be between 1 and 100",
-        ));
-    }
-    if offset < 0 {
-        return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
-    }
-    Ok(())
-}
-
 /// Recipient lists (receivers) and batch send tasks.
 pub struct Batch {
     pub(crate) env: Env,
@@ -356,7 +343,7 @@ impl Batch {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), CoreError> {
-        check_page(offset, limit)?;
+        crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
         if let Some(s) = status
             && !(1..=3).contains(&s)
         {
@@ -383,7 +370,7 @@ impl Batch {
         offset: i64,
         limit: i64,
     ) -> Result<DetailPage, CoreError> {
-        check_page(offset, limit)?;
+        crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
         self.receiver_of(account, receiver_id).await?;
         let time = |field: &str, v: Option<&str>| -> Result<Option<i64>, CoreError> {
             match v.filter(|s| !s.trim().is_empty()) {
@@ -605,7 +592,7 @@ impl Batch {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<SendTaskRow>), CoreError> {
-        check_page(offset, limit)?;
+        crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
         let q = TaskQuery {
             account_id: account.id,
             status,

@@ -75,3 +75,20 @@ mod tests {
         assert_eq!(down.code, ErrorCode::FailedOperationServiceNotAvailable);
     }
 }
+
+/// Checks a page request: `Limit` 1 to `max` (`FailedOperation.InvalidLimit`), `Offset` not negative.
+pub(crate) fn check_page(offset: i64, limit: i64, max: i64) -> Result<(), CoreError> {
+    if !(1..=max).contains(&limit) {
+        return Err(CoreError::refused(
+            ErrorCode::FailedOperationInvalidLimit,
+            format!("Limit must be between 1 and {max}"),
+        ));
+    }
+    if offset < 0 {
+        return Err(CoreError::refused(
+            ErrorCode::InvalidParameterValue,
+            "Offset must not be negative",
+        ));
+    }
+    Ok(())
+}

@@ -514,16 +514,20 @@ impl Identities {
         )
     }
 
+    /// A store error about a sender address: `NotFound` is the API's NoSuchSender.
+    fn sender_error(e: StoreError, address: &str) -> CoreError {
+        match e {
+            StoreError::NotFound => Self::no_such_sender(address),
+            e => e.into(),
+        }
+    }
+
     /// `DeleteEmailAddress`.
     pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
         let deleted = self.env.store.delete_sender(account.id, addr.as_str()).await;
         self.forget_send_gate();
-        match deleted {
-            Ok(()) => Ok(()),
-            Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
-            Err(e) => Err(e.into()),
-        }
+        deleted.map_err(|e| Self::sender_error(e, addr.as_str()))
     }
 
     /// `UpdateEmailSmtpPassWord`: sets the SMTP password of a sender address (stored as argon2id).
@@ -565,16 +569,11 @@ impl Identities {
                 "Password must differ from the current SMTP password",
             ));
         };
-        match self
-            .env
+        self.env
             .store
             .set_sender_password(account.id, addr.as_str(), &hash)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(StoreError::NotFound) => Err(Self::no_such_sender(addr.as_str())),
-            Err(e) => Err(e.into()),
-        }
+            .map_err(|e| Self::sender_error(e, addr.as_str()))
     }
 
     /// SMTP AUTH: the account and sender address behind (address, password), or `None` when they do not

@@ -74,6 +74,19 @@ pub struct AdmittedRecipient {
     pub kind: RecipientKind,
 }
 
+impl AdmittedRecipient {
+    /// The queue row of an admitted recipient, before the suppression screen marks it.
+    pub(crate) fn queued(&self) -> mailpush_store::NewRecipient {
+        mailpush_store::NewRecipient {
+            address: self.address.as_str().to_string(),
+            domain: self.address.domain().to_string(),
+            kind: self.kind,
+            send_status: 0,
+            deliver_message: None,
+        }
+    }
+}
+
 /// A mail that passed every check, ready to be built and stored.
 #[derive(Debug, Clone)]
 pub struct AdmittedMail {

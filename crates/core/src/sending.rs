@@ -7,7 +7,7 @@ use crate::error::CoreError;
 use crate::identity::Identities;
 use crate::inbound::Inbound;
 use crate::limits::Limits;
-use crate::send::{self, SendContent, SendRequest};
+use crate::send::{self, AdmittedRecipient, SendContent, SendRequest};
 use crate::stats::Statistics;
 use crate::suppression::Suppression;
 use crate::templates::Templates;
@@ -115,17 +115,7 @@ impl Sending {
             .await?;
         let received = submit::received_header(None, &self.env.settings.helo_name, &mail.id, now, false);
         let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
-        let mut recipients: Vec<NewRecipient> = mail
-            .recipients
-            .iter()
-            .map(|r| NewRecipient {
-                address: r.address.as_str().to_string(),
-                domain: r.address.domain().to_string(),
-                kind: r.kind,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect();
+        let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
             .screen_recipients(account, mail.sender.domain(), &mut recipients)
             .await?;
@@ -173,18 +163,7 @@ impl Sending {
                 format!("RequestDate {:?} must be a date like 2026-11-26", q.request_date),
             )
         })?;
-        if !(1..=MAX_STATUS_LIMIT).contains(&q.limit) {
-            return Err(CoreError::refused(
-                ErrorCode::FailedOperationInvalidLimit,
-                "Limit must be between 1 and 100",
-            ));
-        }
-        if q.offset < 0 {
-            return Err(CoreError::refused(
-                ErrorCode::InvalidParameterValue,
-                "Offset must not be negative",
-            ));
-        }
+        crate::error::check_page(q.offset, q.limit, MAX_STATUS_LIMIT)?;
         let message_id = match q.message_id.as_deref().filter(|s| !s.is_empty()) {
             // A foreign-looking id cannot match anything: answer empty rather than scanning.
             Some(raw) => match MessageId::parse(raw) {

@@ -196,15 +196,7 @@ impl Statistics {
         limit: i64,
     ) -> Result<(Vec<ComplaintRow>, i64), CoreError> {
         let (from_ms, to_ms) = date_range(start_date, end_date)?;
-        if !(1..=100).contains(&limit) {
-            return Err(refuse(
-                ErrorCode::FailedOperationInvalidLimit,
-                "Limit must be between 1 and 100",
-            ));
-        }
-        if offset < 0 {
-            return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
-        }
+        crate::error::check_page(offset, limit, 100)?;
         Ok(self
             .env
             .store
@@ -245,6 +237,21 @@ impl Statistics {
             .remove(&(account, address.to_string()));
     }
 
+    /// The sender address, footer code and status of a Create/UpdateAddressUnsubscribeConfig request, checked.
+    async fn checked_config(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        unsubscribe_config: &str,
+        status: Option<i64>,
+    ) -> Result<(String, u8, i32), CoreError> {
+        let address = self.config_address(account, address).await?;
+        let code = parse_unsubscribe_code(unsubscribe_config)?;
+        let status = parse_status(status)?;
+        self.check_unsubscribe_possible(code, status)?;
+        Ok((address, code, status))
+    }
+
     /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.
     pub async fn create_unsubscribe_config(
         &self,
@@ -253,10 +260,9 @@ impl Statistics {
         unsubscribe_config: &str,
         status: Option<i64>,
     ) -> Result<(), CoreError> {
-        let address = self.config_address(account, address).await?;
-        let code = parse_unsubscribe_code(unsubscribe_config)?;
-        let status = parse_status(status)?;
-        self.check_unsubscribe_possible(code, status)?;
+        let (address, code, status) = self
+            .checked_config(account, address, unsubscribe_config, status)
+            .await?;
         let row = UnsubscribeConfigRow {
             address: address.clone(),
             unsubscribe_config: code.to_string(),
@@ -283,10 +289,9 @@ impl Statistics {
         unsubscribe_config: &str,
         status: Option<i64>,
     ) -> Result<(), CoreError> {
-        let address = self.config_address(account, address).await?;
-        let code = parse_unsubscribe_code(unsubscribe_config)?;
-        let status = parse_status(status)?;
-        self.check_unsubscribe_possible(code, status)?;
+        let (address, code, status) = self
+            .checked_config(account, address, unsubscribe_config, status)
+            .await?;
         let result = self
             .env
             .store
@@ -331,15 +336,7 @@ impl Statistics {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<UnsubscribeConfigRow>, i64), CoreError> {
-        if !(1..=100).contains(&limit) {
-            return Err(refuse(
-                ErrorCode::FailedOperationInvalidLimit,
-                "Limit must be between 1 and 100",
-            ));
-        }
-        if offset < 0 {
-            return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
-        }
+        crate::error::check_page(offset, limit, 100)?;
         Ok(self
             .env
             .store

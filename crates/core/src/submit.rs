@@ -521,17 +521,7 @@ impl Submission {
         }
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
-        let mut recipients: Vec<NewRecipient> = mail
-            .recipients
-            .iter()
-            .map(|r| NewRecipient {
-                address: r.address.as_str().to_string(),
-                domain: r.address.domain().to_string(),
-                kind: r.kind,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect();
+        let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
             .screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;

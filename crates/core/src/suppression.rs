@@ -77,22 +77,6 @@ fn parse_addresses(field: &str, raw: &[String]) -> Result<Vec<String>, CoreError
         .collect()
 }
 
-fn check_page(offset: i64, limit: i64) -> Result<(), CoreError> {
-    if !(1..=100).contains(&limit) {
-        return Err(CoreError::refused(
-            ErrorCode::FailedOperationInvalidLimit,
-            "Limit must be between 1 and 100",
-        ));
-    }
-    if offset < 0 {
-        return Err(CoreError::refused(
-            ErrorCode::InvalidParameterValue,
-            "Offset must not be negative",
-        ));
-    }
-    Ok(())
-}
-
 /// Blacklists, the admission screen of recipients and account suspension.
 pub struct Suppression {
     pub(crate) env: Env,
@@ -201,7 +185,7 @@ impl Suppression {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
-        check_page(offset, limit)?;
+        crate::error::check_page(offset, limit, 100)?;
         let (from_ms, _) =
             mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
         let (_, to_ms) = mailpush_model::clock::day_range(end_date).ok_or_else(|| bad_date("EndDate", end_date))?;
@@ -286,7 +270,7 @@ impl Suppression {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), CoreError> {
-        check_page(offset, limit)?;
+        crate::error::check_page(offset, limit, 100)?;
         let filter = match status {
             Some(0) => CustomStatusFilter::Expired,
             Some(1) => CustomStatusFilter::Active,

@@ -287,10 +287,7 @@ impl Templates {
             )
         })?;
         let (html, text) = self.engine().check_content(html, text)?;
-        let policy = self.policy_of(account).await?;
-        let (status, review_reason) =
-            self.engine()
-                .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
+        let (status, review_reason) = self.review(account, &html, &text, category).await?;
         let created = self
             .env
             .store
@@ -320,6 +317,20 @@ impl Templates {
         }
     }
 
+    /// The automatic review of content under the account's policy: the status to store and the reasons.
+    async fn review(
+        &self,
+        account: &AccountContext,
+        html: &Option<String>,
+        text: &Option<String>,
+        category: TemplateCategory,
+    ) -> Result<(TemplateStatus, String), CoreError> {
+        let policy = self.policy_of(account).await?;
+        Ok(self
+            .engine()
+            .review(html.as_deref(), text.as_deref(), category, policy.allow_links))
+    }
+
     /// `UpdateEmailTemplate`: replaces name/content/category and reviews the template again (an approved
     /// template goes back under review in manual mode).
     pub async fn update_template(
@@ -338,10 +349,7 @@ impl Templates {
             Some((html, text)) => self.engine().check_content(html, text)?,
             None => (current.html.clone(), current.text.clone()),
         };
-        let policy = self.policy_of(account).await?;
-        let (status, review_reason) =
-            self.engine()
-                .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
+        let (status, review_reason) = self.review(account, &html, &text, category).await?;
         let updated = self
             .env
             .store
@@ -382,15 +390,7 @@ impl Templates {
         offset: i64,
         limit: i64,
     ) -> Result<TemplatePage, CoreError> {
-        if !(1..=MAX_TEMPLATE_LIST_LIMIT).contains(&limit) {
-            return Err(refuse(
-                ErrorCode::FailedOperationInvalidLimit,
-                format!("Limit must be between 1 and {MAX_TEMPLATE_LIST_LIMIT}"),
-            ));
-        }
-        if offset < 0 {
-            return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
-        }
+        crate::error::check_page(offset, limit, MAX_TEMPLATE_LIST_LIMIT)?;
         Ok(self.env.store.list_templates(account.id, offset, limit).await?)
     }
 

@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest, Settings};
+use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest};
 use mailpush_model::{ErrorCode, ManualClock, TriggerType};
-use mailpush_store::{IdentityCheck, NewIdentity, NewSender};
 
-/// 2026-11-26 10:00:00.000 UTC.
-const T0: i64 = 1_796_032_800_000;
-const DAY_MS: i64 = 86_400_000;
+mod common;
+use common::{DAY_MS, T0};
 
 struct Env {
     core: Mailpush,
@@ -21,76 +19,12 @@ struct Env {
 }
 
 async fn setup(database_url: Option<String>) -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        database_url,
-        master_key: Some("k".repeat(48)),
-        ..Settings::default()
-    };
-    let clock = ManualClock::new(T0);
-    let core = Mailpush::open(settings, clock.clone()).await.expect("open");
-    // The same database, for the rows these tests arrange and inspect beyond the API.
-    let store = mailpush_store::Store::open(&core.settings().database_url(), mailpush_store::StoreOptions::default())
-        .await
-        .expect("store");
-    let name = format!("acct{}", std::process::id());
-    core.create_account_with_policy(
-        &name,
-        mailpush_core::templates::AccountPolicy {
-            allow_simple_content: true,
-            allow_links: true,
-        },
-    )
-    .await
-    .expect("account");
-    let account = core
-        .list_accounts()
-        .await
-        .expect("list")
-        .into_iter()
-        .find(|a| a.name == name)
-        .expect("account listed");
-    let identity = store
-        .create_identity(NewIdentity {
-            account_id: account.id,
-            domain: "sender.test".into(),
-            dkim_option: 0,
-            created_ms: T0,
-            keys: Vec::new(),
-            max_per_account: 10,
-        })
-        .await
-        .expect("identity");
-    store
-        .record_identity_check(
-            account.id,
-            identity.id,
-            &IdentityCheck {
-                verified: true,
-                checks: String::new(),
-                reason: String::new(),
-                checked_ms: T0,
-            },
-        )
-        .await
-        .expect("verify");
-    store
-        .create_sender(NewSender {
-            account_id: account.id,
-            identity_id: identity.id,
-            address: "news@sender.test".into(),
-            sender_name: String::new(),
-            created_ms: T0,
-            max_per_domain: 10,
-        })
-        .await
-        .expect("sender");
+    let w = common::world(database_url, &["sender.test"], |_| {}).await;
     Env {
-        core,
-        clock,
-        account,
-        _dir: dir,
+        core: w.core,
+        clock: w.clock,
+        account: w.account,
+        _dir: w.dir,
     }
 }
 

@@ -4,15 +4,12 @@
 
 use std::sync::Arc;
 
-use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest, Settings, StatusRequest};
+use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest, StatusRequest};
 use mailpush_model::{Clock, DeliverStatus, ManualClock, TriggerType};
-use mailpush_store::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, IdentityCheck, NewIdentity, NewSender, WarmupRamp,
-};
+use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, WarmupRamp};
 
-/// 2026-11-26 10:00:00.000 UTC.
-const T0: i64 = 1_796_032_800_000;
-const DAY_MS: i64 = 86_400_000;
+mod common;
+use common::{DAY_MS, T0};
 
 struct Env {
     core: Mailpush,
@@ -24,84 +21,20 @@ struct Env {
 }
 
 async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        database_url,
-        master_key: Some("k".repeat(48)),
-        warmup_domain_ramp: ramp.to_vec(),
-        warmup_trigger_reserve_percent: 0,
-        limit_sends_per_second: 1_000_000,
-        ..Settings::default()
-    };
-    let clock = ManualClock::new(T0);
-    let core = Mailpush::open(settings, clock.clone()).await.expect("open");
-    // The same database, for the rows these tests arrange and inspect beyond the API.
-    let store = mailpush_store::Store::open(&core.settings().database_url(), mailpush_store::StoreOptions::default())
-        .await
-        .expect("store");
-    let name = format!("acct{}", std::process::id());
-    core.create_account_with_policy(
-        &name,
-        mailpush_core::templates::AccountPolicy {
-            allow_simple_content: true,
-            allow_links: true,
-        },
-    )
-    .await
-    .expect("account");
-    let account = core
-        .list_accounts()
-        .await
-        .expect("list")
-        .into_iter()
-        .find(|a| a.name == name)
-        .expect("account listed");
-    for domain in ["sender.test", "other.test"] {
-        let identity = store
-            .create_identity(NewIdentity {
-                account_id: account.id,
-                domain: domain.into(),
-                dkim_option: 0,
-                created_ms: T0,
-                keys: Vec::new(),
-                max_per_account: 10,
-            })
-            .await
-            .expect("identity");
-        store
-            .record_identity_check(
-                account.id,
-                identity.id,
-                &IdentityCheck {
-                    verified: true,
-                    checks: String::new(),
-                    reason: String::new(),
-                    checked_ms: T0,
-                },
-            )
-            .await
-            .expect("verify");
-        store
-            .create_sender(NewSender {
-                account_id: account.id,
-                identity_id: identity.id,
-                address: format!("news@{domain}"),
-                sender_name: String::new(),
-                created_ms: T0,
-                max_per_domain: 10,
-            })
-            .await
-            .expect("sender");
-    }
-    let ramp = mailpush_core::warmup::ramp_from_settings(core.settings()).expect("ramp");
+    let w = common::world(database_url, &["sender.test", "other.test"], |s| {
+        s.warmup_domain_ramp = ramp.to_vec();
+        s.warmup_trigger_reserve_percent = 0;
+        s.limit_sends_per_second = 1_000_000;
+    })
+    .await;
+    let ramp = mailpush_core::warmup::ramp_from_settings(w.core.settings()).expect("ramp");
     Env {
-        core,
-        store,
-        clock,
-        account,
+        core: w.core,
+        store: w.store,
+        clock: w.clock,
+        account: w.account,
         ramp,
-        _dir: dir,
+        _dir: w.dir,
     }
 }
 
