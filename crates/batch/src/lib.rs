@@ -57,19 +57,8 @@ impl RunnerConfig {
     }
 }
 
-/// The running loop; stop it with [`RunnerHandle::shutdown`].
-pub struct RunnerHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunnerHandle {
-    /// Stops after the current chunk.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// The running loop; `shutdown` stops it after the current chunk.
+pub type RunnerHandle = mailpush_core::background::BackgroundTask;
 
 /// Starts the runner on the current runtime. On the embedded database (one process) task leases left by a
 /// killed predecessor are dropped first.
@@ -99,7 +88,7 @@ pub async fn start(core: Mailpush, cfg: RunnerConfig) -> Result<RunnerHandle, Co
             }
         }
     });
-    Ok(RunnerHandle { stop, task })
+    Ok(RunnerHandle::new(stop, task))
 }
 
 /// Error codes that concern one recipient (its data or address): the recipient is skipped and counted.

@@ -128,8 +128,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
-    pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
+    pub(crate) async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
         validate_account_name(name)?;
         if self.env.store.account_by_name(name).await?.is_some() {
             return Err(CoreError::refused(
@@ -146,8 +145,7 @@ impl Accounts {
         Ok(creds)
     }
 
-    /// All accounts (for the admin CLI).
-    pub async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
+    pub(crate) async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
         Ok(self
             .env
             .store
@@ -158,8 +156,7 @@ impl Accounts {
             .collect())
     }
 
-    /// The account and SecretKey behind a SecretId, for signature verification; `None` if unknown.
-    pub async fn credential(&self, secret_id: &str) -> Result<Option<(AccountContext, String)>, CoreError> {
+    pub(crate) async fn credential(&self, secret_id: &str) -> Result<Option<(AccountContext, String)>, CoreError> {
         if let Some(hit) = self.credentials.get(secret_id) {
             return Ok(Some(hit));
         }

@@ -159,8 +159,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// `CreateReceiver`: a new, empty list; its `ReceiverId`.
-    pub async fn create_receiver(
+    pub(crate) async fn create_receiver(
         &self,
         account: &AccountContext,
         name: &str,
@@ -208,9 +207,7 @@ impl Batch {
         })
     }
 
-    /// `CreateReceiverDetail` / `CreateReceiverDetailWithData`: adds addresses to a list. Invalid ones are
-    /// stored as invalid with a reason and counted; empty ones are counted only.
-    pub async fn add_receiver_details(
+    pub(crate) async fn add_receiver_details(
         &self,
         account: &AccountContext,
         receiver_id: i64,
@@ -258,9 +255,7 @@ impl Batch {
         }
     }
 
-    /// Turns request items into rows: empty addresses are only counted; invalid addresses and over-long data
-    /// become invalid rows with a reason.
-    pub fn classify_details(
+    pub(crate) fn classify_details(
         &self,
         items: Vec<ReceiverDetailInput>,
         report: &mut AddDetailsReport,
@@ -303,8 +298,7 @@ impl Batch {
         out
     }
 
-    /// Marks a list uploading (a CSV import starts) or done (it ended).
-    pub async fn set_receiver_status(
+    pub(crate) async fn set_receiver_status(
         &self,
         account: &AccountContext,
         receiver_id: i64,
@@ -324,8 +318,11 @@ impl Batch {
         Ok(())
     }
 
-    /// The list with this name, for the CSV import.
-    pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
+    pub(crate) async fn receiver_named(
+        &self,
+        account: &AccountContext,
+        name: &str,
+    ) -> Result<Option<ReceiverRow>, CoreError> {
         let (_, rows) = self
             .env
             .store
@@ -401,8 +398,7 @@ impl Batch {
         Ok(self.env.store.list_receiver_details(&q).await?)
     }
 
-    /// `DeleteReceiver`: refused while a task that is not finished uses the list.
-    pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
+    pub(crate) async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
         match self.env.store.delete_receiver(account.id, receiver_id).await? {
             Ok(()) => Ok(()),
             Err(false) => Err(refuse(
@@ -416,9 +412,7 @@ impl Batch {
         }
     }
 
-    /// `BatchSendEmail`: validates everything that can be checked up front and stores the task; the runner
-    /// does the rest. Returns the `TaskId`.
-    pub async fn batch_send_email(&self, account: &AccountContext, req: BatchRequest) -> Result<i64, CoreError> {
+    pub(crate) async fn batch_send_email(&self, account: &AccountContext, req: BatchRequest) -> Result<i64, CoreError> {
         if account.suspended {
             return Err(refuse(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -604,8 +598,7 @@ impl Batch {
         Ok(self.env.store.list_send_tasks(&q).await?)
     }
 
-    /// Wakes the batch runner (a task was created).
-    pub fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    pub(crate) fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.batch_wake.clone()
     }
 }
@@ -672,8 +665,7 @@ impl TaskRuns<'_> {
 }
 
 impl Batch {
-    /// The batch runner's view of its tasks.
-    pub fn task_runs(&self) -> TaskRuns<'_> {
+    pub(crate) fn task_runs(&self) -> TaskRuns<'_> {
         TaskRuns { store: &self.env.store }
     }
 }

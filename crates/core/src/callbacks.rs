@@ -74,9 +74,7 @@ pub struct Callbacks {
 }
 
 impl Callbacks {
-    /// Starts the callback dispatcher on the current runtime (with the worker: `serve`, `mailpush-worker`), and
-    /// with it the bounce-rate monitor (`crate::stats`), the other consumer of delivery feedback.
-    pub fn start_callback_dispatcher(self: &Arc<Self>) -> Result<CallbackHandle, CoreError> {
+    pub(crate) fn start_callback_dispatcher(self: &Arc<Self>) -> Result<CallbackHandle, CoreError> {
         if self.env.settings.callback_retry_secs < 8 * 3600 {
             return Err(CoreError::Config(
                 "callback_retry_secs must be at least 28800 (8 hours)".into(),

@@ -14,9 +14,7 @@ use crate::{AccountContext, CoreError};
 use mailpush_model::clock::{DAY_MS, day_start};
 
 impl Limits {
-    /// Recipients `account` may still send today; `None` = no daily limit. `sender_domain` is the domain the
-    /// mail goes out from (quotas per domain plug in here).
-    pub async fn remaining_today(
+    pub(crate) async fn remaining_today(
         &self,
         account: &AccountContext,
         sender_domain: &str,

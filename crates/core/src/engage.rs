@@ -223,8 +223,7 @@ impl Engagement {
         Ok(())
     }
 
-    /// The open pixel was loaded: records an open event. `false` for a forged or foreign token.
-    pub async fn track_open(&self, token: &str, user_agent: Option<&str>) -> Result<bool, CoreError> {
+    pub(crate) async fn track_open(&self, token: &str, user_agent: Option<&str>) -> Result<bool, CoreError> {
         match self.decode_token(token) {
             Some(t) if t.kind == TokenKind::Open => {
                 self.record_engagement(&t, EventKind::Open, None, user_agent).await?;
@@ -234,9 +233,7 @@ impl Engagement {
         }
     }
 
-    /// A tracked link was followed: records a click event and returns the signed URL to redirect to
-    /// (`None` for a forged or foreign token: never a redirect to an unsigned URL).
-    pub async fn track_click(&self, token: &str, user_agent: Option<&str>) -> Result<Option<String>, CoreError> {
+    pub(crate) async fn track_click(&self, token: &str, user_agent: Option<&str>) -> Result<Option<String>, CoreError> {
         match self.decode_token(token) {
             Some(t) => match &t.kind {
                 TokenKind::Click(url) => {
@@ -251,8 +248,7 @@ impl Engagement {
         }
     }
 
-    /// What an unsubscribe token is about, without acting (the confirmation page).
-    pub fn unsubscribe_info(&self, token: &str) -> Option<UnsubscribeInfo> {
+    pub(crate) fn unsubscribe_info(&self, token: &str) -> Option<UnsubscribeInfo> {
         match self.decode_token(token)?.kind {
             TokenKind::Unsubscribe(domain) => Some(UnsubscribeInfo {
                 recipient: self.decode_token(token)?.recipient,
@@ -262,9 +258,7 @@ impl Engagement {
         }
     }
 
-    /// Unsubscribes the token's recipient from its sending domain (RFC 8058 one-click POST or the page's
-    /// button); records one unsubscribe event the first time. `None` for a forged or foreign token.
-    pub async fn unsubscribe(&self, token: &str) -> Result<Option<UnsubscribeInfo>, CoreError> {
+    pub(crate) async fn unsubscribe(&self, token: &str) -> Result<Option<UnsubscribeInfo>, CoreError> {
         let Some(t) = self.decode_token(token) else {
             return Ok(None);
         };
@@ -285,8 +279,7 @@ impl Engagement {
         }))
     }
 
-    /// Engagement flags of status rows, by (MessageId, recipient): one query for the rows' messages.
-    pub async fn engagement_flags(
+    pub(crate) async fn engagement_flags(
         &self,
         account: &AccountContext,
         rows: &[DeliveryStatusRow],
@@ -308,9 +301,7 @@ impl Engagement {
         Ok(out)
     }
 
-    /// Sets (`Some`) or removes (`None`) the callback URL of the account (`sender` None) or of one of its
-    /// sender addresses (which wins over the account's).
-    pub async fn set_callback_url(
+    pub(crate) async fn set_callback_url(
         &self,
         account: &AccountContext,
         sender: Option<&str>,
@@ -349,8 +340,7 @@ impl Engagement {
         Ok(())
     }
 
-    /// The account's callback URLs and signing secret (created on first use).
-    pub async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
+    pub(crate) async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
         let targets = self.env.store.callback_targets(account.id).await?;
         let secret = self.callback_secret(account.id, false).await?;
         let mut cfg = CallbackConfig {
@@ -368,8 +358,7 @@ impl Engagement {
         Ok(cfg)
     }
 
-    /// Replaces the account's callback secret; returns the new one.
-    pub async fn reset_callback_secret(&self, account: &AccountContext) -> Result<String, CoreError> {
+    pub(crate) async fn reset_callback_secret(&self, account: &AccountContext) -> Result<String, CoreError> {
         let s = self.callback_secret(account.id, true).await?;
         Ok(String::from_utf8_lossy(&s).into_owned())
     }

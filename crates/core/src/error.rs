@@ -61,21 +61,6 @@ impl CoreError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mailpush_store::StoreError;
-
-    #[test]
-    fn disk_full_and_unavailable_have_their_own_codes() {
-        let full = CoreError::Store(StoreError::DiskFull("database or disk is full".into())).to_api();
-        assert_eq!(full.code, ErrorCode::ResourceInsufficient);
-        assert!(full.message.contains("the database disk is full"), "{}", full.message);
-        let down = CoreError::Store(StoreError::Unavailable("timeout".into())).to_api();
-        assert_eq!(down.code, ErrorCode::FailedOperationServiceNotAvailable);
-    }
-}
-
 /// Checks a page request: `Limit` 1 to `max` (`FailedOperation.InvalidLimit`), `Offset` not negative.
 pub(crate) fn check_page(offset: i64, limit: i64, max: i64) -> Result<(), CoreError> {
     if !(1..=max).contains(&limit) {
@@ -91,4 +76,19 @@ pub(crate) fn check_page(offset: i64, limit: i64, max: i64) -> Result<(), CoreEr
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailpush_store::StoreError;
+
+    #[test]
+    fn disk_full_and_unavailable_have_their_own_codes() {
+        let full = CoreError::Store(StoreError::DiskFull("database or disk is full".into())).to_api();
+        assert_eq!(full.code, ErrorCode::ResourceInsufficient);
+        assert!(full.message.contains("the database disk is full"), "{}", full.message);
+        let down = CoreError::Store(StoreError::Unavailable("timeout".into())).to_api();
+        assert_eq!(down.code, ErrorCode::FailedOperationServiceNotAvailable);
+    }
 }

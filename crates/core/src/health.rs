@@ -36,14 +36,11 @@ pub struct Health {
 }
 
 impl Health {
-    /// Marks the process as shutting down: readiness answers false from now on, so load balancers stop
-    /// sending requests while the ones in flight finish.
-    pub fn begin_draining(&self) {
+    pub(crate) fn begin_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// Runs the readiness checks; bounded by twice `db_probe_timeout_secs`.
-    pub async fn readiness(&self) -> Readiness {
+    pub(crate) async fn readiness(&self) -> Readiness {
         let within = Duration::from_secs(self.env.settings.db_probe_timeout_secs.max(1));
         let store = &self.env.store;
         let (database, write) = match store.probe_read(within).await {
@@ -82,8 +79,7 @@ impl Health {
         }
     }
 
-    /// Prometheus text of the database health counters.
-    pub fn database_metrics(&self) -> String {
+    pub(crate) fn database_metrics(&self) -> String {
         let c = self.env.store.health_counters();
         format!(
             "# HELP mailpush_db_disk_full_total Database operations refused because the disk is full.\n\

@@ -350,8 +350,7 @@ impl Identities {
         self.view(&row).await
     }
 
-    /// `GetEmailIdentity`: the records with the last check's findings (no DNS query).
-    pub async fn get_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityView, CoreError> {
+    pub(crate) async fn get_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityView, CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
         self.view(&row).await
@@ -380,8 +379,7 @@ impl Identities {
         self.view(&row).await
     }
 
-    /// `ListEmailIdentities`: the account's domains (paged) and their total.
-    pub async fn list_identities(
+    pub(crate) async fn list_identities(
         &self,
         account: &AccountContext,
         offset: i64,
@@ -402,8 +400,7 @@ impl Identities {
         Ok((out, total))
     }
 
-    /// `DeleteEmailIdentity`: refused while the domain has sender addresses.
-    pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
+    pub(crate) async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
         if self.env.store.count_senders(account.id, row.id).await? > 0 {
@@ -429,8 +426,7 @@ impl Identities {
         Ok(())
     }
 
-    /// `CreateEmailAddress`: a sender address on one of the account's domains (verified or not yet).
-    pub async fn create_sender(
+    pub(crate) async fn create_sender(
         &self,
         account: &AccountContext,
         address: &str,
@@ -486,8 +482,7 @@ impl Identities {
         Ok(sender_view(&s))
     }
 
-    /// `ListEmailAddress`.
-    pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
+    pub(crate) async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
         Ok(self
             .env
             .store
@@ -522,8 +517,7 @@ impl Identities {
         }
     }
 
-    /// `DeleteEmailAddress`.
-    pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
+    pub(crate) async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
         let deleted = self.env.store.delete_sender(account.id, addr.as_str()).await;
         self.forget_send_gate();
@@ -691,8 +685,7 @@ impl Identities {
         Ok(())
     }
 
-    /// Operator view (`mailpush domain check`): checks any account's domain in DNS now, without recording.
-    pub async fn admin_check_domain(
+    pub(crate) async fn admin_check_domain(
         &self,
         domain: &str,
     ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
@@ -706,9 +699,7 @@ impl Identities {
         Ok(Some((row, checked)))
     }
 
-    /// Re-checks every verified domain whose last check is older than `identity_recheck_secs`; returns how
-    /// many were checked. A domain whose DNS broke stops being sendable, with the reason recorded.
-    pub async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
+    pub(crate) async fn recheck_due_identities(&self) -> Result<usize, CoreError> {
         let every = self.env.settings.identity_recheck_secs;
         if every == 0 {
             return Ok(0);
@@ -734,8 +725,7 @@ impl Identities {
         }
     }
 
-    /// Starts the periodic re-check of verified domains (with the worker, or with `serve`).
-    pub fn start_identity_rechecker(self: &Arc<Self>) -> RecheckHandle {
+    pub(crate) fn start_identity_rechecker(self: &Arc<Self>) -> RecheckHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
         let every = self.env.settings.identity_recheck_secs;
@@ -755,7 +745,7 @@ impl Identities {
                 }
             }
         });
-        RecheckHandle { stop, task }
+        RecheckHandle::new(stop, task)
     }
 
     /// Forgets what the send gate cached (after this process changed a sender, a domain or a level), so the
@@ -775,10 +765,11 @@ impl Identities {
             .remove(&(account, domain.to_string()));
     }
 
-    /// The signing keys of the account's domain (unsealed), cached for a minute. Empty when the domain is
-    /// gone or no longer verified: such mail goes out unsigned rather than signed with a key whose record
-    /// may be missing.
-    pub async fn signing_keys(&self, account: AccountId, domain: &str) -> Result<Arc<Vec<SigningKey>>, CoreError> {
+    pub(crate) async fn signing_keys(
+        &self,
+        account: AccountId,
+        domain: &str,
+    ) -> Result<Arc<Vec<SigningKey>>, CoreError> {
         let key = (account, domain.to_string());
         if let Some((at, keys)) = self.state.keys.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && at.elapsed() < KEY_CACHE_TTL
@@ -817,19 +808,8 @@ fn sender_view(s: &SenderRow) -> SenderView {
     }
 }
 
-/// The running re-check task; `shutdown` stops it.
-pub struct RecheckHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RecheckHandle {
-    /// Stops the task (a check in progress finishes first).
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// The running re-check task; `shutdown` stops it (a check in progress finishes first).
+pub type RecheckHandle = crate::background::BackgroundTask;
 
 type SignatureCell = Arc<OnceCell<Option<Arc<Vec<u8>>>>>;
 /// Signature cells by message, and the insertion order for eviction.

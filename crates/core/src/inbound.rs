@@ -46,9 +46,7 @@ impl Inbound {
         VerpKey::new(&self.secrets.subkey(VERP_KEY_CONTEXT))
     }
 
-    /// The host of the inbound MX (`bounce_mx_host`, else `helo_name`): mailto-unsubscribe and complaint
-    /// addresses live there.
-    pub fn inbound_mx_host(&self) -> String {
+    pub(crate) fn inbound_mx_host(&self) -> String {
         let host = self.env.settings.bounce_mx_host.trim();
         if host.is_empty() {
             self.env.settings.helo_name.clone()
@@ -57,9 +55,7 @@ impl Inbound {
         }
     }
 
-    /// The `MAIL FROM` of message `id` sent from `sender` (`mpb-<token>@<sender's domain>`); the sender itself
-    /// for an id mailpush did not generate.
-    pub fn return_path(&self, id: &MessageId, sender: &str) -> String {
+    pub(crate) fn return_path(&self, id: &MessageId, sender: &str) -> String {
         let Some((_, domain)) = sender.rsplit_once('@') else {
             return sender.to_string();
         };
@@ -79,9 +75,7 @@ impl Inbound {
         self.verp_key().parse_address(rcpt, &[host.as_str()])
     }
 
-    /// Whether the inbound MX accepts `RCPT TO:<rcpt>`: a valid VERP return path, a mailto-unsubscribe address
-    /// of an existing message's recipient, or the complaint address. Everything else is refused (no relay).
-    pub async fn inbound_recipient_accepted(&self, rcpt: &str) -> Result<bool, CoreError> {
+    pub(crate) async fn inbound_recipient_accepted(&self, rcpt: &str) -> Result<bool, CoreError> {
         Ok(match self.parse_inbound_address(rcpt) {
             None => false,
             Some(InboundAddress::ReturnPath(_) | InboundAddress::Complaints) => true,
@@ -108,9 +102,7 @@ impl Inbound {
         Ok(found.map(|r| (m, r)))
     }
 
-    /// Processes one mail the inbound MX accepted for `rcpts` (each accepted by
-    /// [`Mailpush::inbound_recipient_accepted`]). Unmatched reports are dropped silently (never bounced back).
-    pub async fn receive_inbound(&self, rcpts: &[String], data: &[u8]) -> Result<InboundSummary, CoreError> {
+    pub(crate) async fn receive_inbound(&self, rcpts: &[String], data: &[u8]) -> Result<InboundSummary, CoreError> {
         let mut summary = InboundSummary::default();
         let mut report_targets: Vec<Option<MessageId>> = Vec::new();
         for rcpt in rcpts {

@@ -36,19 +36,8 @@ pub struct LevelMove {
     pub to: u8,
 }
 
-/// The running evaluator; `shutdown` stops it.
-pub struct LevelEvaluatorHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LevelEvaluatorHandle {
-    /// Stops the periodic evaluation (a pass in progress finishes first).
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// The running evaluator; `shutdown` stops it (a pass in progress finishes first).
+pub type LevelEvaluatorHandle = crate::background::BackgroundTask;
 
 fn quality(o: Option<&DomainOutcomes>, peak_day_volume: u64) -> DomainQuality {
     let o = o.cloned().unwrap_or_default();
@@ -72,8 +61,7 @@ pub struct Levels {
 }
 
 impl Levels {
-    /// The level policy from the settings.
-    pub fn level_policy(&self) -> LevelPolicy {
+    pub(crate) fn level_policy(&self) -> LevelPolicy {
         let s = &self.env.settings;
         LevelPolicy {
             min_quota_use: s.level_min_quota_use_percent / 100.0,
@@ -84,8 +72,7 @@ impl Levels {
         }
     }
 
-    /// Starts the periodic evaluation (every `level_eval_secs`; with 0 the task only waits to be stopped).
-    pub fn start_level_evaluator(self: &Arc<Self>) -> LevelEvaluatorHandle {
+    pub(crate) fn start_level_evaluator(self: &Arc<Self>) -> LevelEvaluatorHandle {
         let (stop, mut stop_rx) = watch::channel(false);
         let core = self.clone();
         let every = self.env.settings.level_eval_secs;
@@ -113,11 +100,10 @@ impl Levels {
                 }
             }
         });
-        LevelEvaluatorHandle { stop, task }
+        LevelEvaluatorHandle::new(stop, task)
     }
 
-    /// One evaluation pass over every account's verified domains; returns the changes this call made.
-    pub async fn evaluate_levels(&self) -> Result<Vec<LevelMove>, CoreError> {
+    pub(crate) async fn evaluate_levels(&self) -> Result<Vec<LevelMove>, CoreError> {
         let mut moves = Vec::new();
         for account in self.accounts.list_accounts().await? {
             moves.extend(self.evaluate_account_levels(&account).await?);
@@ -125,8 +111,7 @@ impl Levels {
         Ok(moves)
     }
 
-    /// [`Mailpush::evaluate_levels`] for one account.
-    pub async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
+    pub(crate) async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
         let store = &self.env.store;
         let levels = store.verified_domain_levels(account.id).await?;
         if levels.is_empty() {

@@ -3,6 +3,7 @@
 //! is enforced once for every front end.
 
 pub mod accounts;
+pub mod background;
 pub mod batch;
 mod cache;
 pub mod callbacks;

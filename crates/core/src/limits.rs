@@ -77,9 +77,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits a send of `account` is checked against now: the configured defaults (stored per-account
-    /// overrides replace them inside the enqueue transaction) and the sum of its verified domains' level quotas.
-    pub async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
+    pub(crate) async fn admission_limits(&self, account: &AccountContext) -> Result<AdmissionLimits, CoreError> {
         let s = &self.env.settings;
         let levels = match self.identities.state.domain_levels.get(&account.id) {
             Some(hit) => hit,
@@ -98,8 +96,7 @@ impl Limits {
         })
     }
 
-    /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
-    pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
+    pub(crate) async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
         let s = &self.env.settings;
         let usage = self.env.store.account_usage(account.id).await?;
         let domains: Vec<DomainReputation> = self
@@ -133,8 +130,7 @@ impl Limits {
         })
     }
 
-    /// The level of each of `domains` (1 when none is recorded), in the same order.
-    pub async fn reputations(
+    pub(crate) async fn reputations(
         &self,
         account: &AccountContext,
         domains: &[&str],
@@ -156,8 +152,7 @@ impl Limits {
             .collect())
     }
 
-    /// Reputation of one of the account's domains (level 1 when none is recorded).
-    pub async fn domain_reputation(
+    pub(crate) async fn domain_reputation(
         &self,
         account: &AccountContext,
         domain: &str,
@@ -218,8 +213,7 @@ impl Limits {
         Ok(o)
     }
 
-    /// Operator: sets a domain's reputation level (1–20).
-    pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
+    pub(crate) async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
         let Some(row) = self.env.store.identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
@@ -239,10 +233,7 @@ impl Limits {
 }
 
 impl Limits {
-    /// Prometheus text of every account's usage and limits: `mailpush_account_sent_today`,
-    /// `mailpush_account_daily_quota`, `mailpush_account_sends_per_second` (labels `account`) and
-    /// `mailpush_domain_reputation_level` / `mailpush_domain_daily_quota` (labels `account`, `domain`).
-    pub async fn quota_metrics(&self) -> Result<String, CoreError> {
+    pub(crate) async fn quota_metrics(&self) -> Result<String, CoreError> {
         let mut sent = String::new();
         let mut quota = String::new();
         let mut rate = String::new();

@@ -32,13 +32,11 @@ pub struct Sending {
 }
 
 impl Sending {
-    /// `SendEmail`: admission, MIME, durable enqueue. Returns the MessageId only once the mail is committed.
-    pub async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
+    pub(crate) async fn send_email(&self, account: &AccountContext, req: SendRequest) -> Result<MessageId, CoreError> {
         self.send_email_with(account, req, SendOptions::default()).await
     }
 
-    /// [`Mailpush::send_email`] with the engagement options (`Unsubscribe`).
-    pub async fn send_email_with(
+    pub(crate) async fn send_email_with(
         &self,
         account: &AccountContext,
         req: SendRequest,
@@ -55,11 +53,7 @@ impl Sending {
         Ok(id)
     }
 
-    /// SendEmail's admission path up to (not including) the enqueue: every rule that can refuse or drop a
-    /// recipient, the MIME (and per-recipient bodies for tracked / unsubscribe mail, stored now), and the queue
-    /// row to store. The batch runner stores what this returns in its own transaction (with its task cursor), so
-    /// batch mail passes exactly the checks `SendEmail` does.
-    pub async fn prepare_message(
+    pub(crate) async fn prepare_message(
         &self,
         account: &AccountContext,
         req: SendRequest,
@@ -146,13 +140,11 @@ impl Sending {
         Ok((msg, personal.is_empty()))
     }
 
-    /// Wakes the delivery worker (after messages were stored outside `send_email`).
-    pub fn wake_worker(&self) {
+    pub(crate) fn wake_worker(&self) {
         self.wake.notify_one();
     }
 
-    /// `GetSendEmailStatus`: one day's per-recipient statuses of the account's mail.
-    pub async fn send_status(
+    pub(crate) async fn send_status(
         &self,
         account: &AccountContext,
         q: StatusRequest,
@@ -202,8 +194,7 @@ impl Sending {
         Ok(rows)
     }
 
-    /// Queue depth by state, for health and metrics.
-    pub async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
+    pub(crate) async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
         Ok(self.env.store.queue_counts().await?)
     }
 }

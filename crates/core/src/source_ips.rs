@@ -203,9 +203,7 @@ pub struct SourceIps {
 }
 
 impl SourceIps {
-    /// The source addresses `account`'s mail can go out from (the shared pool and the pools its domains are
-    /// assigned to) with today's sends and warm-up allowance.
-    pub async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
+    pub(crate) async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
         let mut pools: BTreeSet<String> = BTreeSet::from([SHARED_POOL.to_string()]);
         for a in self.env.store.domain_source_pools().await? {
             if a.account_id == account.id {
@@ -216,13 +214,11 @@ impl SourceIps {
         Ok(all.into_iter().filter(|q| pools.contains(&q.pool)).collect())
     }
 
-    /// Every sending domain's source pool assignment (domains without one send from the shared pool).
-    pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
+    pub(crate) async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
         Ok(self.env.store.domain_source_pools().await?)
     }
 
-    /// Every configured source address, per pool, with today's sends and warm-up allowance.
-    pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
+    pub(crate) async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
         let s = &self.env.settings;
         let pools = source_pools(s)?;
         let plan = ip_warmup_plan(s)?;
@@ -257,10 +253,7 @@ impl SourceIps {
         Ok(out)
     }
 
-    /// Prometheus text of every configured source address: `mailpush_source_ip_sent_today`,
-    /// `mailpush_source_ip_warmup_allowance` (`+Inf` = no limit) and `mailpush_source_ip_warmup_day` (labels
-    /// `ip`, `pool`). Empty when no source address is configured.
-    pub async fn source_ip_metrics(&self) -> Result<String, CoreError> {
+    pub(crate) async fn source_ip_metrics(&self) -> Result<String, CoreError> {
         let all = self.all_source_ip_quota().await?;
         if all.is_empty() {
             return Ok(String::new());
@@ -289,9 +282,7 @@ impl SourceIps {
         ))
     }
 
-    /// Operator: assigns sending domain `domain` (whichever account holds it) to source pool `pool`, which must
-    /// be declared in `source_pools` (`shared` or `None` = back to the shared pool). Returns the account id.
-    pub async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
+    pub(crate) async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
         let pools = source_pools(&self.env.settings)?;
         let pool = pool.filter(|p| *p != SHARED_POOL);
         if let Some(p) = pool

@@ -155,9 +155,7 @@ pub struct Statistics {
 }
 
 impl Statistics {
-    /// `GetStatisticsReport`: the account's counters per day of `StartDate..=EndDate` and in all, optionally for
-    /// one sending domain and one recipient mailbox domain. Reads the daily rollup: a few rows per day.
-    pub async fn statistics_report(
+    pub(crate) async fn statistics_report(
         &self,
         account: &AccountContext,
         req: &StatisticsRequest,
@@ -307,8 +305,11 @@ impl Statistics {
         }
     }
 
-    /// `DeleteAddressUnsubscribeConfig`.
-    pub async fn delete_unsubscribe_config(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
+    pub(crate) async fn delete_unsubscribe_config(
+        &self,
+        account: &AccountContext,
+        address: &str,
+    ) -> Result<(), CoreError> {
         let address = EmailAddress::parse(address.trim())
             .map_err(|e| {
                 refuse(
@@ -409,9 +410,7 @@ impl Statistics {
             .collect()
     }
 
-    /// The account's bounce rate over the reputation window, from the rollup (whole UTC days: the days the
-    /// window touches).
-    pub async fn bounce_rate(&self, account: AccountId) -> Result<BounceRate, CoreError> {
+    pub(crate) async fn bounce_rate(&self, account: AccountId) -> Result<BounceRate, CoreError> {
         let now = self.env.clock.now_ms();
         let window = (self.env.settings.reputation_window_secs as i64).saturating_mul(1000);
         let rows = self
@@ -437,11 +436,7 @@ impl Statistics {
         Ok(r)
     }
 
-    /// One pass of the bounce-rate monitor over every account: raises a `bounce_rate` warning (warn log line,
-    /// metrics, a row listed by `ListReputationWarnings`) when the rate exceeds `bounce_warn_percent` with at
-    /// least `reputation_min_sends` outcomes in the window, and clears it when the rate is back at or below.
-    /// Returns how many warnings this pass raised.
-    pub async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
+    pub(crate) async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
         let s = &self.env.settings;
         let mut raised = 0;
         for account in self.env.store.list_accounts().await? {
@@ -511,14 +506,11 @@ impl Statistics {
         (stop, task)
     }
 
-    /// The account's reputation warnings, newest first (`ListReputationWarnings`).
-    pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
+    pub(crate) async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
         Ok(self.env.store.warnings(account.id, 100).await?)
     }
 
-    /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce
-    /// rate and warning state as last evaluated by the monitor.
-    pub fn feedback_metrics(&self) -> String {
+    pub(crate) fn feedback_metrics(&self) -> String {
         let raised = self.feedback.warnings_raised.load(Ordering::Relaxed);
         let mut text = format!(
             "# HELP mailpush_bounce_rate_warnings_total Bounce-rate warnings raised by this process.\n\

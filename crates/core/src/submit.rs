@@ -402,9 +402,7 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Checks the SMTP submission settings (trusted networks and account); call once at start-up so that
-    /// a typo stops the process instead of silently refusing mail.
-    pub fn check_smtp_settings(&self) -> Result<(), CoreError> {
+    pub(crate) fn check_smtp_settings(&self) -> Result<(), CoreError> {
         let s = &self.env.settings;
         let nets = trusted_networks(&s.smtp_trusted_networks)?;
         if !nets.is_empty() && s.smtp_trusted_account.as_deref().is_none_or(str::is_empty) {
@@ -415,9 +413,7 @@ impl Submission {
         Ok(())
     }
 
-    /// SMTP AUTH: the submitter behind (username = a sender address, password = its SMTP password set by
-    /// `UpdateEmailSmtpPassWord`, argon2), or `None` when they do not match.
-    pub async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
+    pub(crate) async fn smtp_login(&self, username: &str, password: &str) -> Result<Option<Submitter>, CoreError> {
         let Some((account, _sender)) = self.identities.verify_smtp_credentials(username, password).await? else {
             return Ok(None);
         };
@@ -428,9 +424,7 @@ impl Submission {
         }))
     }
 
-    /// The submitter for a client in `smtp_trusted_networks` (mail accepted without AUTH for
-    /// `smtp_trusted_account`), or `None`.
-    pub async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
+    pub(crate) async fn smtp_trusted_submitter(&self, client: IpAddr) -> Result<Option<Submitter>, CoreError> {
         let s = &self.env.settings;
         let Some(name) = s.smtp_trusted_account.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
@@ -459,9 +453,12 @@ impl Submission {
         }))
     }
 
-    /// May `who` send with `address` as envelope sender or header From (`field` names which)? A login may
-    /// only use its own address; every address must also be one the account may send from.
-    pub async fn check_submission_sender(&self, who: &Submitter, field: &str, address: &str) -> Result<(), CoreError> {
+    pub(crate) async fn check_submission_sender(
+        &self,
+        who: &Submitter,
+        field: &str,
+        address: &str,
+    ) -> Result<(), CoreError> {
         let addr = parse_sender(field, address)?;
         if let Some(login) = &who.login
             && login.normalized() != addr.normalized()
@@ -474,11 +471,7 @@ impl Submission {
         self.sender_identity_allowed(&who.account, &addr).await
     }
 
-    /// May `account` send from `address`?
-    ///
-    /// The envelope or header sender of a submission must be in one of the account's verified sending
-    /// domains (`FailedOperation.NotAuthenticatedSender` → 550 5.7.1).
-    pub async fn sender_identity_allowed(
+    pub(crate) async fn sender_identity_allowed(
         &self,
         account: &AccountContext,
         address: &EmailAddress,
@@ -486,9 +479,11 @@ impl Submission {
         self.identities.check_sending_domain(account, address).await
     }
 
-    /// May `who` send to `rcpt`? Checked at `RCPT TO` so that a refusal names the recipient. Today: the
-    /// address must be valid; suppression lists join here when they land.
-    pub async fn check_submission_recipient(&self, who: &Submitter, rcpt: &str) -> Result<EmailAddress, CoreError> {
+    pub(crate) async fn check_submission_recipient(
+        &self,
+        who: &Submitter,
+        rcpt: &str,
+    ) -> Result<EmailAddress, CoreError> {
         let _ = who;
         EmailAddress::parse(rcpt).map_err(|e| {
             refuse(
@@ -498,9 +493,7 @@ impl Submission {
         })
     }
 
-    /// Raw MIME submission (SMTP): admission, then durable enqueue (group commit, fsync). Returns the
-    /// MessageId only once the message is committed; `GetSendEmailStatus` finds it under the account.
-    pub async fn submit_raw(&self, who: &Submitter, mut sub: RawSubmission) -> Result<MessageId, CoreError> {
+    pub(crate) async fn submit_raw(&self, who: &Submitter, mut sub: RawSubmission) -> Result<MessageId, CoreError> {
         if who.account.suspended {
             return Err(refuse(
                 ErrorCode::FailedOperationHighRejectionRate,

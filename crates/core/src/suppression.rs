@@ -207,8 +207,11 @@ impl Suppression {
             .await?)
     }
 
-    /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
-    pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+    pub(crate) async fn delete_black_list(
+        &self,
+        account: &AccountContext,
+        emails: &[String],
+    ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
         Ok(self.env.store.delete_bounce_blacklist(account.id, &addresses).await?)
     }
@@ -324,8 +327,11 @@ impl Suppression {
         }
     }
 
-    /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
-    pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
+    pub(crate) async fn delete_custom_blacklist(
+        &self,
+        account: &AccountContext,
+        emails: &[String],
+    ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
         Ok(self.env.store.delete_custom_blacklist(account.id, &addresses).await?)
     }

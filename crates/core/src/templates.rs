@@ -267,13 +267,11 @@ impl Templates {
         Ok(self.env.store.account_policy(account.id).await?.unwrap_or_default())
     }
 
-    /// The review mode in force (`template_review`).
-    pub fn template_review_mode(&self) -> ReviewMode {
+    pub(crate) fn template_review_mode(&self) -> ReviewMode {
         self.engine().mode
     }
 
-    /// `CreateEmailTemplate`: validates, reviews and stores a template; returns its TemplateID.
-    pub async fn create_template(
+    pub(crate) async fn create_template(
         &self,
         account: &AccountContext,
         input: TemplateInput,
@@ -331,9 +329,7 @@ impl Templates {
             .review(html.as_deref(), text.as_deref(), category, policy.allow_links))
     }
 
-    /// `UpdateEmailTemplate`: replaces name/content/category and reviews the template again (an approved
-    /// template goes back under review in manual mode).
-    pub async fn update_template(
+    pub(crate) async fn update_template(
         &self,
         account: &AccountContext,
         id: TemplateId,
@@ -374,8 +370,7 @@ impl Templates {
         Ok(updated)
     }
 
-    /// `GetEmailTemplate`: one of the account's templates with its content.
-    pub async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
+    pub(crate) async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
         self.env
             .store
             .template(account.id, id)
@@ -383,8 +378,7 @@ impl Templates {
             .ok_or_else(|| not_exist(id))
     }
 
-    /// `ListEmailTemplates`: a page (Limit 1–100) of the account's templates, newest first, and the total.
-    pub async fn list_templates(
+    pub(crate) async fn list_templates(
         &self,
         account: &AccountContext,
         offset: i64,
@@ -394,8 +388,7 @@ impl Templates {
         Ok(self.env.store.list_templates(account.id, offset, limit).await?)
     }
 
-    /// `DeleteEmailTemplate`.
-    pub async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
+    pub(crate) async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
         if !self.env.store.delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
@@ -511,8 +504,7 @@ impl Templates {
 
     // ---- account permissions (admin CLI) ----
 
-    /// Creates an account with these content permissions.
-    pub async fn create_account_with_policy(
+    pub(crate) async fn create_account_with_policy(
         &self,
         name: &str,
         policy: AccountPolicy,
@@ -539,8 +531,7 @@ impl Templates {
             })
     }
 
-    /// An account's content permissions, by account name.
-    pub async fn account_policy(&self, name: &str) -> Result<AccountPolicy, CoreError> {
+    pub(crate) async fn account_policy(&self, name: &str) -> Result<AccountPolicy, CoreError> {
         let account = self.account_named(name).await?;
         self.policy_of(&account).await
     }
@@ -567,19 +558,20 @@ impl Templates {
 
     // ---- operator review queue (admin CLI; spans accounts) ----
 
-    /// Templates of every account, optionally only those waiting for review.
-    pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
+    pub(crate) async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
         let status = pending_only.then_some(TemplateStatus::Reviewing);
         Ok(self.env.store.admin_list_templates(status).await?)
     }
 
-    /// Any account's template, with content (for the operator to read before deciding).
-    pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
+    pub(crate) async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
         self.env.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
     }
 
-    /// Approves a template waiting for review. With `version`, only if its content is still that version.
-    pub async fn approve_template(&self, id: TemplateId, version: Option<i64>) -> Result<StoredTemplate, CoreError> {
+    pub(crate) async fn approve_template(
+        &self,
+        id: TemplateId,
+        version: Option<i64>,
+    ) -> Result<StoredTemplate, CoreError> {
         let t = self.admin_template(id).await?;
         if t.status != TemplateStatus::Reviewing {
             return Err(refuse(
@@ -593,8 +585,7 @@ impl Templates {
         self.set_review(t, version, TemplateStatus::Approved, "").await
     }
 
-    /// Rejects a template (under review or approved) with a reason shown as its ReviewReason.
-    pub async fn reject_template(
+    pub(crate) async fn reject_template(
         &self,
         id: TemplateId,
         version: Option<i64>,

@@ -49,9 +49,7 @@ pub struct Warmup {
 }
 
 impl Warmup {
-    /// Today's warm-up of each of the account's verified domains (and of any other domain it sent from or has
-    /// mail held for), by domain.
-    pub async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
+    pub(crate) async fn domain_warmup(&self, account: &AccountContext) -> Result<Vec<DomainWarmup>, CoreError> {
         let ramp = ramp_from_settings(&self.env.settings)?;
         let now = self.env.clock.now_ms();
         let today = mailpush_model::clock::day_start(now);
@@ -86,9 +84,7 @@ impl Warmup {
             .collect())
     }
 
-    /// Prometheus text of every account's domain warm-up: `mailpush_domain_warmup_allowance` (-1 = unlimited),
-    /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
-    pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
+    pub(crate) async fn warmup_metrics(&self) -> Result<String, CoreError> {
         let (mut allowance, mut sent, mut held) = (String::new(), String::new(), String::new());
         for account in self.accounts.list_accounts().await? {
             let a = crate::limits::label(&account.name);

@@ -62,19 +62,8 @@ pub struct WorkerConfig {
     pub source_pools: crate::source_ips::PoolAssignments,
 }
 
-/// A running worker; dropping the handle does not stop it, `shutdown` does.
-pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WorkerHandle {
-    /// Stops claiming, lets in-flight transactions finish (bounded by their timeouts), flushes outcomes.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// A running worker: `shutdown` stops claiming, lets in-flight transactions finish (bounded by their timeouts) and flushes outcomes.
+pub type WorkerHandle = crate::background::BackgroundTask;
 
 struct Shared {
     store: Store,
@@ -168,7 +157,7 @@ pub fn spawn(
         cfg,
     });
     let task = tokio::spawn(run(shared, wake, stop_rx));
-    WorkerHandle { stop, task }
+    WorkerHandle::new(stop, task)
 }
 
 async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {

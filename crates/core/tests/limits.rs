@@ -152,7 +152,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(url) = super::pg_url(stringify!($name)).await else { return };
+                    let Some(url) = super::common::pg_url(concat!("limits_", stringify!($name))).await else { return };
                     super::$name(super::setup(Some(url)).await).await;
                 }
             )*
@@ -161,23 +161,3 @@ macro_rules! both_backends {
 }
 
 both_backends!(rate_limit, recipient_hour, daily_quota, overrides);
-
-/// A fresh schema for one test, or `None` (with a notice) when PostgreSQL is not configured.
-async fn pg_url(test: &str) -> Option<String> {
-    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("MAILPUSH_TEST_POSTGRES_URL not set: skipping the PostgreSQL run of {test}");
-        return None;
-    };
-    let schema = format!("limits_{test}_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&base).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&pool)
-        .await
-        .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}

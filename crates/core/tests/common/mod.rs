@@ -107,3 +107,23 @@ async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) 
         .await
         .expect("sender");
 }
+
+/// A fresh PostgreSQL schema named after the test, or `None` (with a notice) when PostgreSQL is not configured.
+pub async fn pg_url(test: &str) -> Option<String> {
+    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+        eprintln!("MAILPUSH_TEST_POSTGRES_URL not set: skipping the PostgreSQL run of {test}");
+        return None;
+    };
+    let schema = format!("{test}_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&base).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
