@@ -300,23 +300,19 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 /// The fully qualified name of a record the API lists with host `host` (relative to the registrable domain)
-/// for sending domain `domain`. The SPF record's host is the domain itself, which tells where the
-/// registrable domain starts.
+/// for sending domain `domain`. The DMARC record's host is `_dmarc.` + the domain's own host, which tells where
+/// the registrable domain starts.
 pub fn record_fqdn(identity_reply: &serde_json::Value, domain: &str, host: &str) -> String {
-    let spf_host = identity_reply["Attributes"]
+    let dmarc_host = identity_reply["Attributes"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|a| a["ExpectedValue"].as_str().is_some_and(|v| v.starts_with("v=spf1")))
+        .find(|a| a["ExpectedValue"].as_str().is_some_and(|v| v.starts_with("v=DMARC1")))
         .and_then(|a| a["SendDomain"].as_str())
-        .unwrap_or("@");
-    let apex = if spf_host == "@" {
-        domain.to_string()
-    } else {
-        domain
-            .strip_prefix(&format!("{spf_host}."))
-            .unwrap_or(domain)
-            .to_string()
+        .unwrap_or("_dmarc");
+    let apex = match dmarc_host.strip_prefix("_dmarc.") {
+        Some(own) => domain.strip_prefix(&format!("{own}.")).unwrap_or(domain).to_string(),
+        None => domain.to_string(),
     };
     if host == "@" { apex } else { format!("{host}.{apex}") }
 }

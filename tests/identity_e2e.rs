@@ -93,11 +93,14 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
         "{dkim}"
     );
     assert!(dkim["ExpectedValue"].as_str().unwrap().contains("k=ed25519; p="));
+    // SPF and the bounce MX live at the return-path domain: the domain's own MX stays with its mail server.
+    assert_eq!(created["MailFromDomain"], "bounce.mail.shop.example.com");
+    let return_path = "bounce.mail.shop.example.com";
     let spf = attribute(&created, "TXT", "v=spf1");
-    assert_eq!(spf["SendDomain"], "mail.shop");
+    assert_eq!(spf["SendDomain"], "bounce.mail.shop");
     assert_eq!(spf["ExpectedValue"], "v=spf1 include:_spf.mailpush.test ~all");
     let mx = attribute(&created, "MX", "bounce");
-    assert_eq!(mx["SendDomain"], "mail.shop");
+    assert_eq!(mx["SendDomain"], "bounce.mail.shop");
     assert_eq!(mx["ExpectedValue"], "bounce.mailpush.test.");
     let dmarc = attribute(&created, "TXT", "v=DMARC1");
     assert_eq!(dmarc["SendDomain"], "_dmarc.mail.shop");
@@ -127,11 +130,28 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
     assert_eq!(attribute(&r, "TXT", "v=spf1")["Status"], false);
     assert!(r["SendingDisabledReason"].as_str().unwrap().contains("SPF"), "{r}");
 
-    // A merged SPF record (another include beside ours) passes; MX with the trailing dot omitted passes.
-    w.dns
-        .add_txt(domain, "v=spf1 include:_spf.google.com include:_spf.mailpush.test -all");
-    w.dns.add_txt(domain, "some-site-verification=abc");
-    w.dns.add_mx(domain, 10, "bounce.mailpush.test");
+    // A merged SPF record (another include beside ours) passes; MX with the trailing dot omitted passes; the
+    // domain's own MX points at its own mail server.
+    w.dns.add_txt(
+        return_path,
+        "v=spf1 include:_spf.google.com include:_spf.mailpush.test -all",
+    );
+    w.dns.add_txt(return_path, "some-site-verification=abc");
+    w.dns.add_mx(return_path, 10, "bounce.mailpush.test");
+    w.dns.add_mx(domain, 10, "mx.shop.example.com");
+    let r = update(&w.client, domain).await;
+    assert_eq!(attribute(&r, "TXT", "v=spf1")["Status"], true, "{r}");
+    assert_eq!(attribute(&r, "MX", "bounce")["Status"], true, "{r}");
+    // DMARC is required: without a policy at the domain or its organisational domain it does not verify.
+    assert_eq!(r["VerifiedForSendingStatus"], false, "{r}");
+    assert!(
+        r["SendingDisabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("no DMARC record (v=DMARC1) at _dmarc.mail.shop.example.com"),
+        "{r}"
+    );
+    w.dns.add_txt("_dmarc.example.com", "v=DMARC1; p=none");
     let r = update(&w.client, domain).await;
     assert_eq!(r["VerifiedForSendingStatus"], true, "{r}");
     assert_eq!(r["SendingDisabledReason"], "");
@@ -143,8 +163,15 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
         attribute(&r, "MX", "bounce")["CurrentValue"],
         "10 bounce.mailpush.test."
     );
-    // DMARC is reported but optional.
-    assert_eq!(attribute(&r, "TXT", "v=DMARC1")["Status"], false);
+    // The organisational domain's policy covers the sub-domain.
+    assert_eq!(attribute(&r, "TXT", "v=DMARC1")["Status"], true, "{r}");
+    assert!(
+        attribute(&r, "TXT", "v=DMARC1")["CurrentValue"]
+            .as_str()
+            .unwrap()
+            .contains("inherited from _dmarc.example.com"),
+        "{r}"
+    );
     let r = w
         .client
         .call("SendEmail", &mail(&format!("News <news@{domain}>")))
@@ -152,7 +179,7 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
     assert!(r["MessageId"].is_string(), "{r}");
 
     // A second SPF record breaks it, with the reason given; the scheduled re-check notices by itself.
-    w.dns.add_txt(domain, "v=spf1 include:other.example ~all");
+    w.dns.add_txt(return_path, "v=spf1 include:other.example ~all");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let got = loop {
         let g = w
@@ -191,8 +218,8 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
     assert!(r["Error"]["Message"].as_str().unwrap().contains("SPF"), "{r}");
 
     // Removing the extra record and re-verifying restores sending.
-    w.dns.remove(domain, mailpush_testkit::RecordType::TXT);
-    w.dns.add_txt(domain, "v=spf1 include:_spf.mailpush.test ~all");
+    w.dns.remove(return_path, mailpush_testkit::RecordType::TXT);
+    w.dns.add_txt(return_path, "v=spf1 include:_spf.mailpush.test ~all");
     assert_eq!(update(&w.client, domain).await["VerifiedForSendingStatus"], true);
 
     // The operator's view of the same domain.
@@ -234,7 +261,8 @@ async fn apex_domains_publish_at_the_apex() {
             &json!({ "EmailIdentity": "ShopApex.COM", "DKIMOption": 3 }),
         )
         .await;
-    assert_eq!(attribute(&r, "TXT", "v=spf1")["SendDomain"], "@", "{r}");
+    assert_eq!(attribute(&r, "TXT", "v=spf1")["SendDomain"], "bounce", "{r}");
+    assert_eq!(attribute(&r, "MX", "bounce")["SendDomain"], "bounce", "{r}");
     assert_eq!(attribute(&r, "TXT", "v=DMARC1")["SendDomain"], "_dmarc");
     assert!(
         attribute(&r, "TXT", "v=DKIM1")["SendDomain"]

@@ -314,13 +314,13 @@ fn header(data: &[u8], name: &str) -> String {
 async fn dsn_and_arf_reports_become_bounce_and_spamreport_events() {
     let w = world(&[]).await;
 
-    // 1. Delivered with a VERP return path at the sending domain.
+    // 1. Delivered with a VERP return path at the sending domain's return-path domain.
     let first = message_id(&send(&w.client, &["alice@example.org"], "0").await);
     wait_status(&w.client, &first, 1).await;
     let copy = delivered_to(&w.sink, "alice@example.org").await;
     let verp = copy.mail_from.clone();
     let (local, domain) = verp.split_once('@').expect("an address");
-    assert_eq!(domain, "shop.example.com");
+    assert_eq!(domain, "bounce.shop.example.com");
     assert!(local.starts_with("mpb-") && local.len() <= 64, "{verp}");
     assert!(!verp.contains(&first), "the token is opaque: {verp}");
 

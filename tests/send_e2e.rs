@@ -121,9 +121,10 @@ async fn a_mail_reaches_the_mx_with_every_header_and_part() {
         let text = m.text();
         assert!(text.contains("Received: by "), "{text}");
         assert!(text.contains(&format!("(mailpush) with HTTP id {id};")), "{text}");
-        // The VERP return path at the sending domain; both domain groups of the message share it.
+        // The VERP return path at the sending domain's return-path domain; both domain groups of the message
+        // share it.
         assert!(
-            m.mail_from.starts_with("mpb-") && m.mail_from.ends_with("@shop.example.com"),
+            m.mail_from.starts_with("mpb-") && m.mail_from.ends_with("@bounce.shop.example.com"),
             "{}",
             m.mail_from
         );

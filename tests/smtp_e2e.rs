@@ -320,9 +320,9 @@ async fn auth_plain_with_a_sender_smtp_password() {
         .join(" ");
     assert!(received.contains("([127.0.0.1])"), "{received}");
     assert!(received.contains(&format!("with ESMTPSA id {id};")), "{received}");
-    // The client's MAIL FROM is replaced by the VERP return path at its domain.
+    // The client's MAIL FROM is replaced by the VERP return path at its domain's return-path domain.
     assert!(
-        got[0].mail_from.starts_with("mpb-") && got[0].mail_from.ends_with("@shop.example.com"),
+        got[0].mail_from.starts_with("mpb-") && got[0].mail_from.ends_with("@bounce.shop.example.com"),
         "{}",
         got[0].mail_from
     );

@@ -27,11 +27,12 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// Sources of the mail of one sender; the return path is a VERP address at the sender's domain.
+/// The source addresses mail of `sender` arrived from (its envelope sender is at `bounce.<its domain>`).
 fn sources_of(sink: &SinkMx, sender: &str) -> BTreeSet<IpAddr> {
-    let domain = sender.rsplit('@').next().unwrap_or(sender);
+    let return_path = format!("bounce.{}", sender.rsplit('@').next().unwrap_or(sender));
     sink.messages()
         .iter()
-        .filter(|m| m.mail_from.rsplit('@').next() == Some(domain))
+        .filter(|m| m.mail_from.rsplit('@').next() == Some(return_path.as_str()))
         .map(|m| m.peer.ip())
         .collect()
 }

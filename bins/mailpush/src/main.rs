@@ -225,6 +225,20 @@ enum DomainCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set where a domain's return path lives (SPF and the bounce MX): a sub-domain, by default
+    /// bounce.<domain>; then check it now (exit status 2 while the domain is not verified).
+    MailFrom {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The sending domain.
+        domain: String,
+        /// The return-path domain, e.g. bounce.mail.example.com; omitted = bounce.<domain>.
+        mail_from: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// An account's sending domains.
     List {
         /// The account.
@@ -518,6 +532,15 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
         } => print(domains::add(&core, &account, &domain, dkim_option).await, json),
         DomainCommand::Verify { account, domain, json } => print(domains::verify(&core, &account, &domain).await, json),
         DomainCommand::List { account, json } => print(domains::list(&core, &account).await, json),
+        DomainCommand::MailFrom {
+            account,
+            domain,
+            mail_from,
+            json,
+        } => print(
+            domains::set_mail_from(&core, &account, &domain, mail_from.as_deref()).await,
+            json,
+        ),
     }
 }
 

@@ -19,13 +19,14 @@ fn identity_report(v: &IdentityView) -> Report {
         })
         .collect();
     let text = format!(
-        "domain {}: {}\npublish these records:\n{}",
+        "domain {}: {} (return path at {})\npublish these records:\n{}",
         v.domain,
         if v.verified { "verified" } else { "not verified" },
+        v.mail_from_domain,
         render(&["TYPE", "HOST", "VALUE", "STATE"], &rows, 60)
     );
     let json = json!({
-        "Domain": v.domain, "Verified": v.verified, "DkimOption": v.dkim_option,
+        "Domain": v.domain, "Verified": v.verified, "DkimOption": v.dkim_option, "MailFromDomain": v.mail_from_domain,
         "Records": v.records.iter().map(|r| json!({
             "Type": r.spec.record_type, "Name": r.spec.name, "Host": r.spec.host, "Expected": r.spec.expected,
             "Found": r.current, "Pass": r.pass, "Required": r.spec.required,
@@ -48,6 +49,21 @@ pub async fn add(core: &Mailpush, account: &str, domain: &str, dkim_option: Opti
 pub async fn verify(core: &Mailpush, account: &str, domain: &str) -> Result<Report, AdminError> {
     let ctx = account_context(core, account).await?;
     let view = core.update_identity(&ctx, domain, None).await?;
+    let mut report = identity_report(&view);
+    report.success = view.verified;
+    Ok(report)
+}
+
+/// Moves `account`'s domain's return path (SPF and the bounce MX) to `mail_from` (`None` = `bounce.<domain>`)
+/// and checks it now; unsuccessful while the domain is not verified.
+pub async fn set_mail_from(
+    core: &Mailpush,
+    account: &str,
+    domain: &str,
+    mail_from: Option<&str>,
+) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    let view = core.set_mail_from_domain(&ctx, domain, mail_from).await?;
     let mut report = identity_report(&view);
     report.success = view.verified;
     Ok(report)

@@ -49,11 +49,14 @@ const LOGIN_CACHE_TTL: Duration = Duration::from_secs(600);
 pub(crate) struct IdentityState {
     dns: OnceLock<DnsChecker>,
     keys: Mutex<KeyCache>,
+    /// The sending domain behind a return-path domain, by (account, return-path domain): which keys sign.
+    return_paths: TtlCache<(AccountId, String), String>,
     /// Sender addresses known to exist, by (account, address). Only positive answers are kept, so a sender
     /// created elsewhere can send at once.
     senders: TtlCache<(AccountId, String), ()>,
-    /// Domains known to be verified, by (account, lower-case domain); positive answers only, as above.
-    verified_domains: TtlCache<(AccountId, String), ()>,
+    /// Domains known to be verified, by (account, lower-case domain), with their return-path domain; positive
+    /// answers only, as above.
+    verified_domains: TtlCache<(AccountId, String), String>,
     /// Each account's verified domains with their reputation levels (the admission's level quota).
     pub(crate) domain_levels: TtlCache<AccountId, Arc<Vec<(String, i64)>>>,
     /// SMTP logins argon2 accepted recently: sender address → HMAC(`login_key`, stored hash, password). A
@@ -69,6 +72,7 @@ impl Default for IdentityState {
         IdentityState {
             dns: OnceLock::new(),
             keys: Mutex::new(KeyCache::new()),
+            return_paths: TtlCache::new(KEY_CACHE_TTL),
             senders: TtlCache::new(SEND_GATE_TTL),
             verified_domains: TtlCache::new(SEND_GATE_TTL),
             domain_levels: TtlCache::new(SEND_GATE_TTL),
@@ -98,6 +102,8 @@ pub struct IdentityView {
     pub checked_ms: i64,
     /// Unix ms.
     pub created_ms: i64,
+    /// The return-path (custom MAIL FROM) domain: the envelope sender's domain, where SPF and the bounce MX live.
+    pub mail_from_domain: String,
 }
 
 /// A sender address as the API shows it.
@@ -223,7 +229,12 @@ impl Identities {
 
     /// The view of a stored domain: its current records, with the last check's findings where they still apply.
     async fn view(&self, row: &IdentityRow) -> Result<IdentityView, CoreError> {
-        let expected = records::expected_records(&row.domain, &self.published_keys(row).await?, &self.record_config());
+        let expected = records::expected_records(
+            &row.domain,
+            &mail_from_of(row),
+            &self.published_keys(row).await?,
+            &self.record_config(),
+        );
         let last: Vec<CheckedRecord> = serde_json::from_str(&row.checks).unwrap_or_default();
         let records = expected
             .into_iter()
@@ -247,13 +258,50 @@ impl Identities {
             reason: (!row.verified).then(|| row.reason.clone()),
             checked_ms: row.checked_ms,
             created_ms: row.created_ms,
+            mail_from_domain: mail_from_of(row),
         })
+    }
+
+    /// Sets the return-path domain of `domain` (`None` = `bounce.<domain>`), then checks its records at once:
+    /// the domain sends again as soon as SPF and MX pass at the new name.
+    pub(crate) async fn set_mail_from_domain(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        mail_from: Option<&str>,
+    ) -> Result<IdentityView, CoreError> {
+        let domain = parse_domain("EmailIdentity", domain)?;
+        let row = self.own_identity(account, &domain).await?;
+        let stored = match mail_from.map(str::trim).filter(|m| !m.is_empty()) {
+            None => String::new(),
+            Some(raw) => {
+                let m = parse_domain("MailFromDomain", raw)?;
+                // A sub-domain of the identity (AWS SES's rule): its MX then never competes with the domain's
+                // own mail server, and SPF on it aligns with the From domain under relaxed alignment.
+                if !m.ends_with(&format!(".{domain}")) {
+                    return Err(refuse(
+                        ErrorCode::InvalidParameterValue,
+                        format!("MailFromDomain {m} must be a sub-domain of {domain}, e.g. bounce.{domain}"),
+                    ));
+                }
+                if m == records::default_mail_from(&domain) {
+                    String::new()
+                } else {
+                    m
+                }
+            }
+        };
+        self.env.store.set_mail_from_domain(account.id, row.id, &stored).await?;
+        self.forget_send_gate();
+        let row = self.own_identity(account, &domain).await?;
+        let row = self.check_now(&row).await?;
+        self.view(&row).await
     }
 
     /// Checks a domain's records in DNS now and records the outcome.
     async fn check_now(&self, row: &IdentityRow) -> Result<IdentityRow, CoreError> {
         let cfg = self.record_config();
-        let specs = records::expected_records(&row.domain, &self.published_keys(row).await?, &cfg);
+        let specs = records::expected_records(&row.domain, &mail_from_of(row), &self.published_keys(row).await?, &cfg);
         let checked = records::check_records(self.dns_checker()?, &specs, &cfg).await;
         let verified = records::all_required_pass(&checked);
         let check = IdentityCheck {
@@ -629,7 +677,7 @@ impl Identities {
         account: &AccountContext,
         sender: &EmailAddress,
         header_from: &EmailAddress,
-    ) -> Result<(), CoreError> {
+    ) -> Result<String, CoreError> {
         let key = (account.id, sender.as_str().to_string());
         if self.state.senders.get(&key).is_none() {
             if self.env.store.sender(account.id, sender.as_str()).await?.is_none() {
@@ -637,7 +685,7 @@ impl Identities {
             }
             self.state.senders.put(key, ());
         }
-        self.check_sending_domain(account, sender).await?;
+        let mail_from = self.check_sending_domain(account, sender).await?;
         if !header_from.domain().eq_ignore_ascii_case(sender.domain()) {
             return Err(refuse(
                 ErrorCode::FailedOperationNotAuthenticatedSender,
@@ -648,24 +696,29 @@ impl Identities {
                 ),
             ));
         }
-        Ok(())
+        Ok(mail_from)
     }
 
-    /// The domain gate alone: `address`'s domain must be a verified sending domain of the account.
+    /// The domain gate alone: `address`'s domain must be a verified sending domain of the account. Returns its
+    /// return-path domain, where the envelope sender of its mail lives.
     /// (SMTP submission checks envelope and header senders at domain level, as Postfix-style clients send
     /// from many local parts.)
     pub(crate) async fn check_sending_domain(
         &self,
         account: &AccountContext,
         sender: &EmailAddress,
-    ) -> Result<(), CoreError> {
+    ) -> Result<String, CoreError> {
         let key = (account.id, sender.domain().to_ascii_lowercase());
-        if self.state.verified_domains.get(&key).is_some() {
-            return Ok(());
+        if let Some(mail_from) = self.state.verified_domains.get(&key) {
+            return Ok(mail_from);
         }
         let identity = self.env.store.identity(account.id, sender.domain()).await?;
         match identity {
-            Some(i) if i.verified => self.state.verified_domains.put(key, ()),
+            Some(i) if i.verified => {
+                let mail_from = mail_from_of(&i);
+                self.state.verified_domains.put(key, mail_from.clone());
+                Ok(mail_from)
+            }
             Some(i) => {
                 return Err(refuse(
                     ErrorCode::FailedOperationNotAuthenticatedSender,
@@ -682,7 +735,6 @@ impl Identities {
                 ));
             }
         }
-        Ok(())
     }
 
     pub(crate) async fn admin_check_domain(
@@ -694,7 +746,12 @@ impl Identities {
             return Ok(None);
         };
         let cfg = self.record_config();
-        let specs = records::expected_records(&row.domain, &self.published_keys(&row).await?, &cfg);
+        let specs = records::expected_records(
+            &row.domain,
+            &mail_from_of(&row),
+            &self.published_keys(&row).await?,
+            &cfg,
+        );
         let checked = records::check_records(self.dns_checker()?, &specs, &cfg).await;
         Ok(Some((row, checked)))
     }
@@ -755,6 +812,7 @@ impl Identities {
         id.senders.clear();
         id.verified_domains.clear();
         id.domain_levels.clear();
+        id.return_paths.clear();
     }
 
     fn forget_keys(&self, account: AccountId, domain: &str) {
@@ -796,6 +854,15 @@ impl Identities {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, (Instant::now(), loaded.clone()));
         Ok(loaded)
+    }
+}
+
+/// The return-path (custom MAIL FROM) domain of an identity: its own, or `bounce.<domain>`.
+pub(crate) fn mail_from_of(row: &IdentityRow) -> String {
+    if row.mail_from_domain.is_empty() {
+        records::default_mail_from(&row.domain)
+    } else {
+        row.mail_from_domain.clone()
     }
 }
 
@@ -851,6 +918,30 @@ impl MessageSigner {
         c
     }
 
+    /// The sending domain of mail whose envelope sender is at `envelope_domain`: the account's identity whose
+    /// return-path domain it is (its parent `shop.example.com` for `bounce.shop.example.com`; itself for domains
+    /// with the return path at the apex). Its keys sign, so `d=` aligns with the From domain.
+    async fn sending_domain(&self, account: AccountId, envelope_domain: &str) -> Result<String, CoreError> {
+        let key = (account, envelope_domain.to_string());
+        if let Some(d) = self.identities.state.return_paths.get(&key) {
+            return Ok(d);
+        }
+        let mut candidate = envelope_domain;
+        let found = loop {
+            if let Some(row) = self.identities.env.store.identity(account, candidate).await?
+                && mail_from_of(&row).eq_ignore_ascii_case(envelope_domain)
+            {
+                break row.domain;
+            }
+            match candidate.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => candidate = parent,
+                _ => break envelope_domain.to_string(),
+            }
+        };
+        self.identities.state.return_paths.put(key, found.clone());
+        Ok(found)
+    }
+
     /// `body` with its DKIM-Signature headers prepended (unchanged when the domain has no usable key).
     /// Concurrent calls for one message wait for a single signing, on the signing pool (`priority` orders its
     /// queue; ed25519 is signed on the calling thread).
@@ -865,7 +956,14 @@ impl MessageSigner {
         let cell = self.cell(id);
         let headers = cell
             .get_or_init(|| async {
-                let domain = envelope_from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())?;
+                let envelope_domain = envelope_from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())?;
+                let domain = match self.sending_domain(account, &envelope_domain).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(error = %e, domain = %envelope_domain, "finding the sending domain failed; sending unsigned");
+                        return None;
+                    }
+                };
                 let keys = match self.identities.signing_keys(account, &domain).await {
                     Ok(k) => k,
                     Err(e) => {

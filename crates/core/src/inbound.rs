@@ -55,6 +55,13 @@ impl Inbound {
         }
     }
 
+    /// The VERP envelope sender of message `id` at the return-path domain `mail_from`.
+    pub(crate) fn return_path_at(&self, id: &MessageId, mail_from: &str) -> String {
+        self.verp_key()
+            .return_path(id, mail_from)
+            .unwrap_or_else(|| format!("postmaster@{mail_from}"))
+    }
+
     pub(crate) fn return_path(&self, id: &MessageId, sender: &str) -> String {
         let Some((_, domain)) = sender.rsplit_once('@') else {
             return sender.to_string();

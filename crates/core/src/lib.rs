@@ -577,6 +577,21 @@ impl Mailpush {
         self.inner.identities.get_identity(account, domain).await
     }
 
+    /// Sets the return-path (custom MAIL FROM) domain of `domain` (`None` = `bounce.<domain>`; a sub-domain of
+    /// it otherwise) and checks its records at once (mailpush extension `MailFromDomain` of
+    /// Create/UpdateEmailIdentity; AWS SES's `PutEmailIdentityMailFromAttributes`).
+    pub async fn set_mail_from_domain(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        mail_from: Option<&str>,
+    ) -> Result<IdentityView, CoreError> {
+        self.inner
+            .identities
+            .set_mail_from_domain(account, domain, mail_from)
+            .await
+    }
+
     /// `UpdateEmailIdentity`: re-checks DNS now (after replacing the keys if `dkim_option` differs).
     pub async fn update_identity(
         &self,
@@ -931,7 +946,11 @@ impl Mailpush {
     /// May `who` send with `address` as envelope sender or header From (`field` names which)? A login may
     /// only use its own address; every address must also be one the account may send from.
     pub async fn check_submission_sender(&self, who: &Submitter, field: &str, address: &str) -> Result<(), CoreError> {
-        self.inner.submission.check_submission_sender(who, field, address).await
+        self.inner
+            .submission
+            .check_submission_sender(who, field, address)
+            .await
+            .map(|_| ())
     }
 
     /// May `account` send from `address`?

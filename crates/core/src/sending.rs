@@ -104,7 +104,8 @@ impl Sending {
         let req = self.templates.resolve_content(account, req).await?;
         let now = self.env.clock.now_ms();
         let mail = send::admit(req, now)?;
-        self.identities
+        let mail_from = self
+            .identities
             .check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
         let received = submit::received_header(None, &self.env.settings.helo_name, &mail.id, now, false);
@@ -126,7 +127,7 @@ impl Sending {
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
-            envelope_from: self.inbound.return_path(&mail.id, mail.sender.as_str()),
+            envelope_from: self.inbound.return_path_at(&mail.id, &mail_from),
             from_address: mail.sender.as_str().to_string(),
             subject: mail.spec.subject.clone(),
             lane: mail.trigger.lane(),

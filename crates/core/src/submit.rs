@@ -458,7 +458,7 @@ impl Submission {
         who: &Submitter,
         field: &str,
         address: &str,
-    ) -> Result<(), CoreError> {
+    ) -> Result<String, CoreError> {
         let addr = parse_sender(field, address)?;
         if let Some(login) = &who.login
             && login.normalized() != addr.normalized()
@@ -468,7 +468,7 @@ impl Submission {
                 format!("{field} {addr} is not the address authenticated as ({login})"),
             ));
         }
-        self.sender_identity_allowed(&who.account, &addr).await
+        self.identities.check_sending_domain(&who.account, &addr).await
     }
 
     pub(crate) async fn sender_identity_allowed(
@@ -476,7 +476,7 @@ impl Submission {
         account: &AccountContext,
         address: &EmailAddress,
     ) -> Result<(), CoreError> {
-        self.identities.check_sending_domain(account, address).await
+        self.identities.check_sending_domain(account, address).await.map(|_| ())
     }
 
     pub(crate) async fn check_submission_recipient(
@@ -500,7 +500,9 @@ impl Submission {
                 "the account is suspended",
             ));
         }
-        self.check_submission_sender(who, "MAIL FROM", &sub.envelope_from)
+        // The envelope sender's domain decides the return path (its return-path domain).
+        let mail_from = self
+            .check_submission_sender(who, "MAIL FROM", &sub.envelope_from)
             .await?;
         let now = self.env.clock.now_ms();
         let trigger = sub.trigger;
@@ -538,7 +540,7 @@ impl Submission {
             template_id: 0,
             id: mail.id.clone(),
             account_id: who.account.id,
-            envelope_from: self.inbound.return_path(&mail.id, mail.envelope_from.as_str()),
+            envelope_from: self.inbound.return_path_at(&mail.id, &mail_from),
             from_address: mail.header_from.as_str().to_string(),
             subject: mail.subject,
             lane: trigger.lane(),

@@ -3,12 +3,19 @@
 //! | record | at | value | passes when |
 //! |---|---|---|---|
 //! | DKIM TXT (one per key) | `<selector>._domainkey.<domain>` | `v=DKIM1; k=…; p=…` | a TXT there has our `p=` (whitespace and string splitting ignored) |
-//! | SPF TXT | `<domain>` | `v=spf1 include:<spf_include> ~all` | exactly one `v=spf1` record, and it has `include:<spf_include>` (other mechanisms may be merged in) |
-//! | MX | `<domain>` | `<bounce_mx_host>.` | an MX exchange there is the bounce host (trailing dot optional) |
-//! | DMARC TXT | `_dmarc.<domain>` | `v=DMARC1; p=none` | exactly one record starting `v=DMARC1` with a `p=` tag |
+//! | SPF TXT | `<mail from>` | `v=spf1 include:<spf_include> ~all` | exactly one `v=spf1` record, and it has `include:<spf_include>` (other mechanisms may be merged in) |
+//! | MX | `<mail from>` | `<bounce_mx_host>.` | an MX exchange there is the bounce host (trailing dot optional) |
+//! | DMARC TXT | `_dmarc.<domain>` | `v=DMARC1; p=none` | exactly one record starting `v=DMARC1` with a `p=` tag, at the domain or else at its organisational domain |
 //!
-//! DKIM, SPF and MX are required for sending. DMARC is reported but not required: a sub-domain inherits the
-//! organisational domain's DMARC policy (RFC 7489 §6.6.3), so its own `_dmarc` record may rightly be absent.
+//! `<mail from>` is the return-path domain (AWS SES: custom MAIL FROM domain), `bounce.<domain>` by default: the
+//! envelope sender lives there, so bounces reach mailpush while the domain's own MX keeps pointing at the
+//! company's mail server, and SPF passes for a domain aligned with the From domain under DMARC's relaxed
+//! alignment. All four are required. A sub-domain without its own `_dmarc` record inherits its organisational
+//! domain's policy (RFC 7489 §6.6.3), found through the public suffix list.
+//!
+//! Domains verified before return-path domains existed keep their scheme: their return-path domain is the
+//! domain itself (SPF and MX at the apex) and DMARC stays advisory for them, so an upgrade changes nothing
+//! they published.
 
 use crate::dns::{DnsChecker, Lookup};
 use crate::domain::relative_host;
@@ -81,8 +88,22 @@ pub struct PublishedKey {
     pub public_key: String,
 }
 
-/// The records `domain` must publish for its keys, DKIM first, then SPF, MX, DMARC.
-pub fn expected_records(domain: &str, keys: &[PublishedKey], cfg: &RecordConfig) -> Vec<RecordSpec> {
+/// The return-path domain a domain gets unless another is configured.
+pub fn default_mail_from(domain: &str) -> String {
+    format!("bounce.{domain}")
+}
+
+/// The organisational domain of `domain` (its registrable domain under the public suffix list), where a DMARC
+/// policy is looked up when the domain has none of its own; `None` when it is the domain itself or unknown.
+pub fn organisational_domain(domain: &str) -> Option<String> {
+    let org = psl::domain_str(domain)?;
+    (!org.eq_ignore_ascii_case(domain)).then(|| org.to_ascii_lowercase())
+}
+
+/// The records `domain` must publish for its keys and its return-path domain `mail_from`, DKIM first, then SPF,
+/// MX, DMARC. With `mail_from` equal to `domain` (the scheme of domains verified before return-path domains
+/// existed) DMARC is advisory.
+pub fn expected_records(domain: &str, mail_from: &str, keys: &[PublishedKey], cfg: &RecordConfig) -> Vec<RecordSpec> {
     let mut out = Vec::with_capacity(keys.len() + 3);
     let spec = |kind, record_type: &str, name: String, expected: String, required, public_key| RecordSpec {
         kind,
@@ -106,7 +127,7 @@ pub fn expected_records(domain: &str, keys: &[PublishedKey], cfg: &RecordConfig)
     out.push(spec(
         RecordKind::Spf,
         "TXT",
-        domain.to_string(),
+        mail_from.to_string(),
         format!("v=spf1 include:{} ~all", trim_dot(&cfg.spf_include)),
         true,
         None,
@@ -114,7 +135,7 @@ pub fn expected_records(domain: &str, keys: &[PublishedKey], cfg: &RecordConfig)
     out.push(spec(
         RecordKind::Mx,
         "MX",
-        domain.to_string(),
+        mail_from.to_string(),
         format!("{}.", trim_dot(&cfg.bounce_mx_host)),
         true,
         None,
@@ -124,7 +145,7 @@ pub fn expected_records(domain: &str, keys: &[PublishedKey], cfg: &RecordConfig)
         "TXT",
         format!("_dmarc.{domain}"),
         "v=DMARC1; p=none".to_string(),
-        false,
+        !mail_from.eq_ignore_ascii_case(domain),
         None,
     ));
     out
@@ -290,9 +311,36 @@ pub async fn check_records(dns: &DnsChecker, specs: &[RecordSpec], cfg: &RecordC
                 Lookup::Error(e) => Found::Error(e),
             },
         };
-        out.push(judge(spec, &found, cfg));
+        let mut checked = judge(spec, &found, cfg);
+        // RFC 7489 §6.6.3: the organisational domain's policy applies only where the domain has none.
+        let has_own_dmarc = matches!(&found, Found::Txt(r) if r.iter().any(|r| is_dmarc(r)));
+        if spec.kind == RecordKind::Dmarc && !checked.pass && !has_own_dmarc {
+            checked = inherited_dmarc(dns, spec, cfg).await.unwrap_or(checked);
+        }
+        out.push(checked);
     }
     out
+}
+
+/// A DMARC record inherited from the organisational domain, when the domain has none of its own.
+async fn inherited_dmarc(dns: &DnsChecker, spec: &RecordSpec, cfg: &RecordConfig) -> Option<CheckedRecord> {
+    let domain = spec.name.strip_prefix("_dmarc.")?;
+    let org = organisational_domain(domain)?;
+    let name = format!("_dmarc.{org}");
+    let Lookup::Found(records) = dns.txt(&name).await else {
+        return None;
+    };
+    let inherited = RecordSpec {
+        name: name.clone(),
+        ..spec.clone()
+    };
+    let mut checked = judge(&inherited, &Found::Txt(records), cfg);
+    if !checked.pass {
+        return None;
+    }
+    checked.spec = spec.clone();
+    checked.current = format!("{} (inherited from {name})", checked.current);
+    Some(checked)
 }
 
 /// True when every required record passes.
@@ -325,9 +373,15 @@ mod tests {
         }
     }
 
+    /// The scheme of domains verified before return-path domains: SPF and MX at the apex.
     fn specs() -> Vec<RecordSpec> {
+        specs_with_mail_from("abc.example.com")
+    }
+
+    fn specs_with_mail_from(mail_from: &str) -> Vec<RecordSpec> {
         expected_records(
             "abc.example.com",
+            mail_from,
             &[PublishedKey {
                 algorithm: KeyAlgorithm::Ed25519,
                 selector: "mp1ed".into(),
@@ -353,6 +407,28 @@ mod tests {
         assert_eq!(s[2].expected, "bounce.mailpush.test.");
         assert_eq!(s[3].host, "_dmarc.abc");
         assert!(!s[3].required);
+    }
+
+    #[test]
+    fn a_return_path_domain_takes_spf_and_mx_and_dmarc_becomes_required() {
+        let s = specs_with_mail_from(&default_mail_from("abc.example.com"));
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[1].name, "bounce.abc.example.com");
+        assert_eq!(s[1].host, "bounce.abc");
+        assert_eq!(s[2].name, "bounce.abc.example.com");
+        assert_eq!(s[2].record_type, "MX");
+        assert_eq!(s[3].name, "_dmarc.abc.example.com");
+        assert!(s.iter().all(|r| r.required));
+    }
+
+    #[test]
+    fn organisational_domains_follow_the_public_suffix_list() {
+        assert_eq!(organisational_domain("abc.example.com").as_deref(), Some("example.com"));
+        assert_eq!(
+            organisational_domain("a.b.example.co.uk").as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(organisational_domain("example.com"), None);
     }
 
     #[test]

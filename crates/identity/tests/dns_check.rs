@@ -24,7 +24,8 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
             public_key: k.public_key.clone(),
         })
         .collect();
-    let specs = records::expected_records(domain, &published, &cfg);
+    // The scheme of domains verified before return-path domains: SPF and MX at the apex, DMARC advisory.
+    let specs = records::expected_records(domain, domain, &published, &cfg);
     assert_eq!(specs.len(), 5);
 
     let check = || records::check_records(&checker, &specs, &cfg);
@@ -58,4 +59,54 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
     let c = check().await;
     assert!(!records::all_required_pass(&c));
     assert!(records::failure_reason(&c).unwrap().contains(&specs[1].name));
+}
+
+/// A domain whose own MX points at the company's mail server: SPF and MX go to its return-path domain, and
+/// it verifies only once a DMARC policy exists, its own or its organisational domain's.
+#[tokio::test]
+async fn return_path_domains_leave_the_apex_mx_alone_and_dmarc_is_required() {
+    let dns = DnsAuthority::start().await.expect("dns");
+    let checker = DnsChecker::new(&[dns.addr()], Duration::from_secs(2)).expect("checker");
+    let cfg = RecordConfig {
+        spf_include: "_spf.mp.test".into(),
+        bounce_mx_host: "bounce.mp.test".into(),
+    };
+    let domain = "mail.corp.example.com";
+    let mail_from = records::default_mail_from(domain);
+    let pairs = keys::generate_for(DkimOption::Ed25519, "mp", "t2").expect("keys");
+    let published: Vec<PublishedKey> = pairs
+        .iter()
+        .map(|k| PublishedKey {
+            algorithm: k.algorithm,
+            selector: k.selector.clone(),
+            public_key: k.public_key.clone(),
+        })
+        .collect();
+    let specs = records::expected_records(domain, &mail_from, &published, &cfg);
+    dns.add_mx(domain, 10, "mx.corp.example.com.");
+    dns.add_txt(domain, "v=spf1 mx -all");
+    dns.add_txt(&specs[0].name, &pairs[0].record_value());
+    dns.add_txt(&mail_from, "v=spf1 include:_spf.mp.test ~all");
+    dns.add_mx(&mail_from, 10, "bounce.mp.test.");
+    let check = || records::check_records(&checker, &specs, &cfg);
+    let c = check().await;
+    assert!(c[..3].iter().all(|r| r.pass), "{c:?}");
+    assert!(!records::all_required_pass(&c), "no DMARC record anywhere");
+    let reason = records::failure_reason(&c).expect("a reason");
+    assert!(
+        reason.contains("DMARC") && reason.contains("_dmarc.mail.corp.example.com"),
+        "{reason}"
+    );
+
+    // The organisational domain's policy covers the sub-domain.
+    dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:d@example.com");
+    let c = check().await;
+    assert!(records::all_required_pass(&c), "{c:?}");
+    assert!(c[3].current.contains("inherited from _dmarc.example.com"), "{:?}", c[3]);
+
+    // A policy of its own wins; one without p= does not pass, and the inherited one does not rescue it
+    // (RFC 7489 §6.6.3 falls back only when the domain has no DMARC record).
+    dns.add_txt(&format!("_dmarc.{domain}"), "v=DMARC1; rua=mailto:d@example.com");
+    let c = check().await;
+    assert!(!c[3].pass, "{:?}", c[3]);
 }

@@ -65,6 +65,8 @@ pub struct IdentityRow {
     pub checked_ms: i64,
     /// Unix ms.
     pub created_ms: i64,
+    /// The return-path (custom MAIL FROM) domain; empty = `bounce.<domain>`.
+    pub mail_from_domain: String,
 }
 
 /// The outcome of one DNS check, to record.
@@ -117,7 +119,8 @@ pub struct SenderRow {
     pub created_ms: i64,
 }
 
-const IDENTITY_COLUMNS: &str = "id, account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms";
+const IDENTITY_COLUMNS: &str =
+    "id, account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms, mail_from_domain";
 const SENDER_COLUMNS: &str = "id, account_id, identity_id, address, sender_name, smtp_password_hash, created_ms";
 
 async fn insert_keys(
@@ -189,6 +192,7 @@ async fn create_identity(pool: Pool<'_>, n: NewIdentity) -> Result<IdentityRow, 
         reason: "not verified yet".into(),
         checked_ms: 0,
         created_ms: n.created_ms,
+        mail_from_domain: String::new(),
     })
 }
 

@@ -29,6 +29,7 @@ mod health;
 mod identity;
 mod inbound;
 mod limits;
+mod mail_from;
 mod pg;
 mod screen;
 mod script;

@@ -29,6 +29,8 @@ fn identity_reply(v: &IdentityView) -> Value {
         "DKIMOption": v.dkim_option,
         // mailpush extension: why the domain may not send ("" when it may).
         "SendingDisabledReason": v.reason.clone().unwrap_or_default(),
+        // mailpush extension: the return-path domain, where SPF and the bounce MX live.
+        "MailFromDomain": v.mail_from_domain,
     })
 }
 
@@ -38,6 +40,8 @@ struct CreateIdentityParams {
     email_identity: String,
     #[serde(rename = "DKIMOption")]
     dkim_option: Option<i64>,
+    /// mailpush extension: the return-path domain (default `bounce.<domain>`).
+    mail_from_domain: Option<String>,
     /// Accepted for compatibility; tags are not stored.
     #[allow(dead_code)]
     tag_list: Option<Value>,
@@ -45,10 +49,16 @@ struct CreateIdentityParams {
 
 pub(super) async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateIdentityParams = parse(params)?;
-    let v = core
+    let mut v = core
         .create_identity(ctx, &p.email_identity, p.dkim_option)
         .await
         .map_err(core_error)?;
+    if let Some(m) = p.mail_from_domain.as_deref() {
+        v = core
+            .set_mail_from_domain(ctx, &p.email_identity, Some(m))
+            .await
+            .map_err(core_error)?;
+    }
     Ok(identity_reply(&v))
 }
 
@@ -76,10 +86,17 @@ struct UpdateIdentityParams {
     new_api: Option<bool>,
     #[serde(rename = "DKIMOption")]
     dkim_option: Option<i64>,
+    /// mailpush extension: a new return-path domain (`""` = back to `bounce.<domain>`).
+    mail_from_domain: Option<String>,
 }
 
 pub(super) async fn update_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: UpdateIdentityParams = parse(params)?;
+    if let Some(m) = p.mail_from_domain.as_deref() {
+        core.set_mail_from_domain(ctx, &p.email_identity, Some(m))
+            .await
+            .map_err(core_error)?;
+    }
     let v = core
         .update_identity(ctx, &p.email_identity, p.dkim_option)
         .await
