@@ -86,24 +86,17 @@ impl From<CallbackState> for Arg<'_> {
 /// The `cb_state` an event is inserted with, as SQL around its account id: [`CallbackState::Pending`] when the
 /// account has a callback URL, else [`CallbackState::NoTarget`] at once. Deciding it in the insert keeps the events
 /// of accounts without callbacks (most mail) out of the dispatcher's index: before, each such event cost the
-/// dispatcher a claim and a finish, two single-row fsynced commits on the one SQLite writer. A macro, so that
-/// single-row and UNNEST inserts are one `concat!` of literals: `initial_cb_state!("u.a")`.
-macro_rules! initial_cb_state {
-    (open) => {
-        "CASE WHEN EXISTS (SELECT 1 FROM callback_targets WHERE callback_targets.account_id = "
-    };
-    (close) => {
-        ") THEN 0 ELSE 2 END"
-    };
-    ($account:literal) => {
-        concat!(
-            $crate::engage::initial_cb_state!(open),
-            $account,
-            $crate::engage::initial_cb_state!(close)
-        )
-    };
+/// dispatcher a claim and a finish, two single-row fsynced commits on the one SQLite writer. The SQL is
+/// `INITIAL_CB_STATE_OPEN`, the account id (a column or a bound value), `INITIAL_CB_STATE_CLOSE`.
+pub(crate) fn initial_cb_state(account: &str) -> String {
+    format!("{INITIAL_CB_STATE_OPEN}{account}{INITIAL_CB_STATE_CLOSE}")
 }
-pub(crate) use initial_cb_state;
+
+/// What precedes the account id in [`initial_cb_state`].
+pub(crate) const INITIAL_CB_STATE_OPEN: &str =
+    "CASE WHEN EXISTS (SELECT 1 FROM callback_targets WHERE callback_targets.account_id = ";
+/// What follows the account id in [`initial_cb_state`] (0 = [`CallbackState::Pending`], 2 = `NoTarget`).
+pub(crate) const INITIAL_CB_STATE_CLOSE: &str = ") THEN 0 ELSE 2 END";
 
 /// Appends [`initial_cb_state`] for `account` as the next value of a `push_values` row.
 pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
@@ -112,16 +105,16 @@ pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
 ) where
     AccountId: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    row.push(initial_cb_state!(open))
+    row.push(INITIAL_CB_STATE_OPEN)
         .push_bind_unseparated(account)
-        .push_unseparated(initial_cb_state!(close));
+        .push_unseparated(INITIAL_CB_STATE_CLOSE);
 }
 
 /// [`push_initial_cb_state`] for a [`crate::sql::Builder`]'s `VALUES` row.
 pub(crate) fn push_initial_cb_state_value(row: &mut crate::sql::Values<'_, '_>, account: AccountId) {
-    row.push(initial_cb_state!(open))
+    row.push(INITIAL_CB_STATE_OPEN)
         .push_bind_unseparated(account)
-        .push_unseparated(initial_cb_state!(close));
+        .push_unseparated(INITIAL_CB_STATE_CLOSE);
 }
 
 async fn unsubscribe(
@@ -521,7 +514,7 @@ mod tests {
 
     #[test]
     fn initial_cb_state_is_pending_or_no_target() {
-        let sql = initial_cb_state!("e.a");
+        let sql = super::initial_cb_state("e.a");
         let tail = format!(
             "= e.a) THEN {} ELSE {} END",
             CallbackState::Pending.code(),

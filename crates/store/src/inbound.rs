@@ -4,9 +4,20 @@
 //! like the documented ones in `identity.rs`. Each write is one transaction: the event, the blacklist row and
 //! the delivery's status change commit together, and a repeated report (providers retransmit) records nothing.
 
+use std::sync::LazyLock;
+
 use mailpush_model::{DeliverStatus, EventKind, MessageId};
 
 use crate::sql::{Conn, Pool, query};
+
+/// Inserts one event with its initial callback state: `$1` account … `$7` bounce type.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, {})",
+        crate::engage::initial_cb_state("$1")
+    )
+});
 use crate::{AccountId, BounceType, Store, StoreError};
 
 /// What the inbound MX needs to know about a message to match feedback to it.
@@ -123,21 +134,16 @@ async fn insert_event(
     reason: &str,
     bounce_type: Option<BounceType>,
 ) -> Result<(), StoreError> {
-    query(concat!(
-        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, ",
-        crate::engage::initial_cb_state!("$1"),
-        ")"
-    ))
-    .bind(account)
-    .bind(message.as_str())
-    .bind(recipient)
-    .bind(kind.id())
-    .bind(at_ms)
-    .bind(reason)
-    .bind(bounce_type.map(|b| b.as_str()))
-    .execute(conn)
-    .await?;
+    query(INSERT_EVENT.as_str())
+        .bind(account)
+        .bind(message.as_str())
+        .bind(recipient)
+        .bind(kind.id())
+        .bind(at_ms)
+        .bind(reason)
+        .bind(bounce_type.map(|b| b.as_str()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -163,7 +169,7 @@ async fn record_async_bounce(pool: Pool<'_>, b: &AsyncBounce) -> Result<Feedback
     )
     .await?;
     if b.bounce_type == BounceType::Hard {
-        query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
+        query(crate::suppression::UPSERT_BOUNCE_BLACKLIST.as_str())
             .bind(&crate::suppression::normalize(&recipient))
             .bind(account)
             .bind(b.at_ms)

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
@@ -19,6 +20,35 @@ use sqlx::{FromRow, Row};
 use crate::common::claimed_from_row;
 use crate::types::DeliveryState;
 use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
+
+/// An outcome batch's events (columns of UNNEST arrays), with their initial callback state.
+static INSERT_OUTCOME_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+         SELECT u.*, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
+         $7::text[]) AS u(a, m, r, k, t, why, bt)",
+        crate::engage::initial_cb_state("u.a")
+    )
+});
+
+/// An outcome batch's hard bounces into the global blacklist (UNNEST arrays).
+static INSERT_BOUNCE_BLACKLIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[]){}",
+        crate::suppression::BOUNCE_BLACKLIST_REFRESH
+    )
+});
+
+/// The Dropped events of recipients refused at admission (UNNEST arrays; `$6` the Dropped kind).
+static INSERT_DROPPED_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
+         SELECT a, m, r, $6, t, why, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) \
+         AS e(a, m, r, t, why)",
+        crate::engage::initial_cb_state("e.a")
+    )
+});
 
 impl crate::sql::Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -239,22 +269,16 @@ pub(crate) async fn record_outcomes(
         .execute(&mut *tx)
         .await?;
         // The events, in the same transaction as the outcomes: never lost, never invented.
-        sqlx::query(concat!(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
-                 SELECT u.*, ",
-            crate::engage::initial_cb_state!("u.a"),
-            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
-                 $7::text[]) AS u(a, m, r, k, t, why, bt)"
-        ))
-        .bind(&e_account)
-        .bind(&e_message)
-        .bind(&e_recipient)
-        .bind(&e_kind)
-        .bind(&e_at)
-        .bind(&e_reason)
-        .bind(&e_bounce)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_OUTCOME_EVENTS.as_str())
+            .bind(&e_account)
+            .bind(&e_message)
+            .bind(&e_recipient)
+            .bind(&e_kind)
+            .bind(&e_at)
+            .bind(&e_reason)
+            .bind(&e_bounce)
+            .execute(&mut *tx)
+            .await?;
     }
     if !blacklist.is_empty() {
         let mut b_address = Vec::with_capacity(blacklist.len());
@@ -267,17 +291,13 @@ pub(crate) async fn record_outcomes(
             b_at.push(*at);
             b_reason.push(*reason);
         }
-        sqlx::query(concat!(
-            "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[])",
-            crate::suppression::bounce_blacklist_refresh!()
-        ))
-        .bind(&b_address)
-        .bind(&b_account)
-        .bind(&b_at)
-        .bind(&b_reason)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_BOUNCE_BLACKLIST.as_str())
+            .bind(&b_address)
+            .bind(&b_account)
+            .bind(&b_at)
+            .bind(&b_reason)
+            .execute(&mut *tx)
+            .await?;
     }
     if !purge_message.is_empty() {
         sqlx::query(
@@ -716,20 +736,15 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         }
     }
     if !e_account.is_empty() {
-        sqlx::query(concat!(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
-                 SELECT a, m, r, $6, t, why, ",
-            crate::engage::initial_cb_state!("e.a"),
-            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) AS e(a, m, r, t, why)"
-        ))
-        .bind(&e_account)
-        .bind(&e_message)
-        .bind(&e_recipient)
-        .bind(&e_at)
-        .bind(&e_reason)
-        .bind(mailpush_model::EventKind::Dropped.id())
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(INSERT_DROPPED_EVENTS.as_str())
+            .bind(&e_account)
+            .bind(&e_message)
+            .bind(&e_recipient)
+            .bind(&e_at)
+            .bind(&e_reason)
+            .bind(mailpush_model::EventKind::Dropped.id())
+            .execute(&mut *conn)
+            .await?;
     }
     // Last and in key order (see `stats`).
     crate::stats::apply_pg(conn, &delta).await?;

@@ -352,7 +352,7 @@ async fn record_outcomes_on(
                 .push_bind(o.at_ms)
                 .push_bind(o.result.message());
         });
-        tx.sql().push(crate::suppression::bounce_blacklist_refresh!());
+        tx.sql().push(crate::suppression::BOUNCE_BLACKLIST_REFRESH);
     }
 
     let mut delta = crate::stats::StatsDelta::default();

@@ -13,6 +13,7 @@
 //! deadlock.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use mailpush_model::{EventKind, MessageId};
 
@@ -143,18 +144,24 @@ impl StatsDelta {
     }
 }
 
-/// The rollup upsert's conflict clause: add the increments to the existing row. A macro, so that both backends'
-/// statements are one `concat!` of literals with the same clause.
-macro_rules! stats_upsert_add {
-    () => {
-        " ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
-         requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
-         delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
-         clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
-         unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
-         dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained"
-    };
-}
+/// The rollup upsert's conflict clause: add the increments to the existing row (both backends' statements end
+/// with it).
+const STATS_UPSERT_ADD: &str = " ON CONFLICT (account_id, day, send_domain, recv_domain) DO UPDATE SET \
+     requested = stats_daily.requested + excluded.requested, accepted = stats_daily.accepted + excluded.accepted, \
+     delivered = stats_daily.delivered + excluded.delivered, opened = stats_daily.opened + excluded.opened, \
+     clicked = stats_daily.clicked + excluded.clicked, bounced = stats_daily.bounced + excluded.bounced, \
+     unsubscribed = stats_daily.unsubscribed + excluded.unsubscribed, \
+     dropped = stats_daily.dropped + excluded.dropped, complained = stats_daily.complained + excluded.complained";
+
+/// The rollup upsert of PostgreSQL: one statement over UNNEST arrays, `$1`–`$4` the key, `$5`–`$13` the counters.
+static STATS_UPSERT_UNNEST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO stats_daily (account_id, day, send_domain, recv_domain, requested, accepted, delivered, \
+         opened, clicked, bounced, unsubscribed, dropped, complained) \
+         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
+         $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[]){STATS_UPSERT_ADD}"
+    )
+});
 
 /// Rows of one multi-row upsert at most (13 bound values each, far below SQLite's 32,766).
 const UPSERT_ROWS_PER_STATEMENT: usize = 500;
@@ -185,7 +192,7 @@ pub(crate) fn push_sqlite(script: &mut crate::script::Script, d: &StatsDelta) {
                     .push_bind(c.dropped)
                     .push_bind(c.complained);
             });
-        script.sql().push(stats_upsert_add!());
+        script.sql().push(STATS_UPSERT_ADD);
     }
 }
 
@@ -228,17 +235,11 @@ pub(crate) async fn apply_pg(conn: &mut sqlx::PgConnection, d: &StatsDelta) -> R
             col.push(v);
         }
     }
-    let mut q = sqlx::query(concat!(
-        "INSERT INTO stats_daily (account_id, day, send_domain, recv_domain, requested, accepted, delivered, \
-         opened, clicked, bounced, unsubscribed, dropped, complained) \
-         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-         $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])",
-        stats_upsert_add!()
-    ))
-    .bind(&acc)
-    .bind(&day)
-    .bind(&send)
-    .bind(&recv);
+    let mut q = sqlx::query(STATS_UPSERT_UNNEST.as_str())
+        .bind(&acc)
+        .bind(&day)
+        .bind(&send)
+        .bind(&recv);
     for col in &cols {
         q = q.bind(col);
     }

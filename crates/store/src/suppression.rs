@@ -5,25 +5,25 @@
 //! all accounts, while `ListBlackEmailAddress` / `DeleteBlackList` only see the caller's own rows (an account
 //! never learns another account's recipients, nor lifts a block another account's bounce caused).
 
+use std::sync::LazyLock;
+
 use sqlx::AssertSqlSafe;
 
 use crate::sql::{builder, query};
 use crate::{AccountId, Store, StoreError};
 
-/// What a blacklist insert does when the (address, account) row exists: refresh it. A macro, so that every
-/// form of the insert (one row, multi-row, UNNEST) is one `concat!` of literals with the same clause.
-macro_rules! bounce_blacklist_refresh {
-    () => {
-        " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, reason = excluded.reason"
-    };
-}
-pub(crate) use bounce_blacklist_refresh;
+/// What a blacklist insert does when the (address, account) row exists: refresh it. Every form of the insert
+/// (one row, multi-row, UNNEST) ends with this one clause.
+pub(crate) const BOUNCE_BLACKLIST_REFRESH: &str =
+    " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, reason = excluded.reason";
 
 /// Inserts or refreshes a global blacklist row: `$1` address (normalized), `$2` account, `$3` time, `$4` reason.
-pub(crate) const UPSERT_BOUNCE_BLACKLIST: &str = concat!(
-    "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) VALUES ($1, $2, $3, $4)",
-    bounce_blacklist_refresh!()
-);
+pub(crate) static UPSERT_BOUNCE_BLACKLIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) VALUES ($1, $2, $3, $4)\
+         {BOUNCE_BLACKLIST_REFRESH}"
+    )
+});
 
 /// The form addresses take in the blacklists: ASCII-lowercased (mailbox providers treat local parts
 /// case-insensitively in practice; over-matching a case variant is the safe side for suppression).
@@ -217,7 +217,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.guarded(async {
             let address = normalize(address);
-            query(UPSERT_BOUNCE_BLACKLIST)
+            query(UPSERT_BOUNCE_BLACKLIST.as_str())
                 .bind(&address)
                 .bind(account)
                 .bind(at_ms)
