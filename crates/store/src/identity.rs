@@ -448,139 +448,178 @@ async fn set_sender_password(pool: Pool<'_>, account: AccountId, address: &str, 
     Ok(())
 }
 
+/// Sending domains, DKIM keys and sender addresses ([`Store::identities`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Identities<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Identities: sending domains, DKIM keys, sender addresses.
+    pub fn identities(&self) -> Identities<'_> {
+        Identities { store: self }
+    }
+}
+
+impl Identities<'_> {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
-    pub async fn create_identity(&self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        self.guarded(async { create_identity(self.inner.db.writer(), n).await })
+    pub async fn create_identity(self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
+        self.store
+            .guarded(async { create_identity(self.store.inner.db.writer(), n).await })
             .await
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
     pub async fn replace_dkim_keys(
-        &self,
+        self,
         account: AccountId,
         identity_id: i64,
         dkim_option: i64,
         keys: Vec<NewDkimKey>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            replace_dkim_keys(self.inner.db.writer(), account, identity_id, dkim_option, keys, now_ms).await
-        })
-        .await
+        self.store
+            .guarded(async {
+                replace_dkim_keys(
+                    self.store.inner.db.writer(),
+                    account,
+                    identity_id,
+                    dkim_option,
+                    keys,
+                    now_ms,
+                )
+                .await
+            })
+            .await
     }
 
     /// The account's domain.
-    pub async fn identity(&self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.guarded(async { identity(self.inner.db.reader(), account, domain).await })
+    pub async fn identity(self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        self.store
+            .guarded(async { identity(self.store.inner.db.reader(), account, domain).await })
             .await
     }
 
     /// Any account's domain: for the operator's CLI only.
-    pub async fn identity_for_admin(&self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.guarded(async { identity_for_admin(self.inner.db.reader(), domain).await })
+    pub async fn identity_for_admin(self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        self.store
+            .guarded(async { identity_for_admin(self.store.inner.db.reader(), domain).await })
             .await
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
-    pub async fn identity_owner(&self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        self.guarded(async { identity_owner(self.inner.db.reader(), domain).await })
+    pub async fn identity_owner(self, domain: &str) -> Result<Option<AccountId>, StoreError> {
+        self.store
+            .guarded(async { identity_owner(self.store.inner.db.reader(), domain).await })
             .await
     }
 
     /// The account's domains by name.
     pub async fn list_identities(
-        &self,
+        self,
         account: AccountId,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.guarded(async { list_identities(self.inner.db.reader(), account, offset, limit).await })
+        self.store
+            .guarded(async { list_identities(self.store.inner.db.reader(), account, offset, limit).await })
             .await
     }
 
     /// How many domains the account has.
-    pub async fn count_identities(&self, account: AccountId) -> Result<i64, StoreError> {
-        self.guarded(async { count_identities(self.inner.db.reader(), account).await })
+    pub async fn count_identities(self, account: AccountId) -> Result<i64, StoreError> {
+        self.store
+            .guarded(async { count_identities(self.store.inner.db.reader(), account).await })
             .await
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
-    pub async fn delete_identity(&self, account: AccountId, domain: &str) -> Result<(), StoreError> {
-        self.guarded(async { delete_identity(self.inner.db.writer(), account, domain).await })
+    pub async fn delete_identity(self, account: AccountId, domain: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async { delete_identity(self.store.inner.db.writer(), account, domain).await })
             .await
     }
 
     /// Records a DNS check of the account's domain.
     pub async fn record_identity_check(
-        &self,
+        self,
         account: AccountId,
         identity_id: i64,
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
-        self.guarded(async { record_identity_check(self.inner.db.writer(), account, identity_id, check).await })
+        self.store
+            .guarded(async { record_identity_check(self.store.inner.db.writer(), account, identity_id, check).await })
             .await
     }
 
     /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
     /// the background re-check's work list.
     pub async fn identities_to_recheck(
-        &self,
+        self,
         checked_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.guarded(async { identities_to_recheck(self.inner.db.reader(), checked_before_ms, limit).await })
+        self.store
+            .guarded(async { identities_to_recheck(self.store.inner.db.reader(), checked_before_ms, limit).await })
             .await
     }
 
     /// The DKIM keys of the account's domain, oldest first.
-    pub async fn dkim_keys(&self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-        self.guarded(async { dkim_keys(self.inner.db.reader(), account, identity_id).await })
+    pub async fn dkim_keys(self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
+        self.store
+            .guarded(async { dkim_keys(self.store.inner.db.reader(), account, identity_id).await })
             .await
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
-    pub async fn create_sender(&self, n: NewSender) -> Result<SenderRow, StoreError> {
-        self.guarded(async { create_sender(self.inner.db.writer(), n).await })
+    pub async fn create_sender(self, n: NewSender) -> Result<SenderRow, StoreError> {
+        self.store
+            .guarded(async { create_sender(self.store.inner.db.writer(), n).await })
             .await
     }
 
     /// The account's sender address.
-    pub async fn sender(&self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.guarded(async { sender(self.inner.db.reader(), account, address).await })
+    pub async fn sender(self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        self.store
+            .guarded(async { sender(self.store.inner.db.reader(), account, address).await })
             .await
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
-    pub async fn sender_for_login(&self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.guarded(async { sender_for_login(self.inner.db.reader(), address).await })
+    pub async fn sender_for_login(self, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        self.store
+            .guarded(async { sender_for_login(self.store.inner.db.reader(), address).await })
             .await
     }
 
     /// The account's sender addresses by address.
-    pub async fn list_senders(&self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        self.guarded(async { list_senders(self.inner.db.reader(), account).await })
+    pub async fn list_senders(self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
+        self.store
+            .guarded(async { list_senders(self.store.inner.db.reader(), account).await })
             .await
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
-    pub async fn count_senders(&self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-        self.guarded(async { count_senders(self.inner.db.reader(), account, identity_id).await })
+    pub async fn count_senders(self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
+        self.store
+            .guarded(async { count_senders(self.store.inner.db.reader(), account, identity_id).await })
             .await
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
-    pub async fn delete_sender(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        self.guarded(async { delete_sender(self.inner.db.writer(), account, address).await })
+    pub async fn delete_sender(self, account: AccountId, address: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async { delete_sender(self.store.inner.db.writer(), account, address).await })
             .await
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
-    pub async fn set_sender_password(&self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-        self.guarded(async { set_sender_password(self.inner.db.writer(), account, address, hash).await })
+    pub async fn set_sender_password(self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async { set_sender_password(self.store.inner.db.writer(), account, address, hash).await })
             .await
     }
 }

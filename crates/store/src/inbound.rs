@@ -15,7 +15,7 @@ static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, {})",
-        crate::engage::initial_cb_state("$1")
+        crate::callbacks::initial_cb_state("$1")
     )
 });
 use crate::{AccountId, BounceType, Store, StoreError};
@@ -252,37 +252,56 @@ async fn record_complaint(pool: Pool<'_>, c: &NewComplaint) -> Result<FeedbackRe
     Ok(FeedbackRecorded::Recorded)
 }
 
+/// What the inbound MX records ([`Store::inbound`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Inbound feedback: asynchronous bounces, delays, complaints.
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound { store: self }
+    }
+}
+
+impl Inbound<'_> {
     /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
-    pub async fn inbound_message(&self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-        self.guarded(async { inbound_message(self.inner.db.reader(), id).await })
+    pub async fn inbound_message(self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
+        self.store
+            .guarded(async { inbound_message(self.store.inner.db.reader(), id).await })
             .await
     }
 
     /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
     /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
     /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
-    pub async fn record_async_bounce(&self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_async_bounce(self.inner.db.writer(), b).await })
+    pub async fn record_async_bounce(self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
+        self.store
+            .guarded(async { record_async_bounce(self.store.inner.db.writer(), b).await })
             .await
     }
 
     /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
     pub async fn record_async_delay(
-        &self,
+        self,
         message: &MessageId,
         recipient: &str,
         at_ms: i64,
         reason: &str,
     ) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_async_delay(self.inner.db.writer(), message, recipient, at_ms, reason).await })
+        self.store
+            .guarded(async {
+                record_async_delay(self.store.inner.db.writer(), message, recipient, at_ms, reason).await
+            })
             .await
     }
 
     /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
     /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
-    pub async fn record_complaint(&self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_complaint(self.inner.db.writer(), c).await })
+    pub async fn record_complaint(self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
+        self.store
+            .guarded(async { record_complaint(self.store.inner.db.writer(), c).await })
             .await
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::sql::{Pool, query};
-use crate::{AccountId, NewMessage, StoreError};
+use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// `SendStatus` of a recipient refused by the per-recipient hourly limit (Tencent 1006).
 pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
@@ -304,6 +304,66 @@ pub(crate) async fn set_domain_level(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Admission limits and domain reputation levels ([`Store::limits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Admission limits: overrides, usage counters, domain reputation levels.
+    pub fn limits(&self) -> Limits<'_> {
+        Limits { store: self }
+    }
+}
+
+impl Limits<'_> {
+    /// Replaces an account's limit overrides (`None` fields = the configured defaults).
+    pub async fn set_account_limits(
+        self,
+        account: AccountId,
+        overrides: AccountLimitOverrides,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(async { set_account_limits(self.store.inner.db.writer(), account, overrides).await })
+            .await
+    }
+
+    /// An account's overrides and admission counters (all defaults and zero before its first send).
+    pub async fn account_usage(self, account: AccountId) -> Result<AccountUsage, StoreError> {
+        self.store
+            .guarded(async { account_usage(self.store.inner.db.reader(), account).await })
+            .await
+    }
+
+    /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
+    pub async fn domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store
+            .guarded(async { domain_levels(self.store.inner.db.reader(), account).await })
+            .await
+    }
+
+    /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
+    pub async fn verified_domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store
+            .guarded(async { verified_domain_levels(self.store.inner.db.reader(), account).await })
+            .await
+    }
+
+    /// Records a domain's reputation level.
+    pub async fn set_domain_level(
+        self,
+        account: AccountId,
+        domain: &str,
+        level: i64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(async { set_domain_level(self.store.inner.db.writer(), account, domain, level, at_ms).await })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -9,16 +9,17 @@ use std::sync::LazyLock;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::delivery_rows::{delivery_init, outcome_effect};
 use crate::handoff::ReturnedLeases;
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
-use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
+use crate::{NewMessage, NewRecipient, StoreOptions};
 
 use crate::warmup::{Candidate, Counter, CounterRow, Verdict, WarmupRamp, decide_all, pick_limit};
 use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
-use crate::common::claimed_from_row;
-use crate::types::DeliveryState;
+use crate::deliveries::DeliveryState;
+use crate::delivery_rows::claimed_from_row;
 use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 /// An outcome batch's events (columns of UNNEST arrays), with their initial callback state.
@@ -27,7 +28,7 @@ static INSERT_OUTCOME_EVENTS: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
          SELECT u.*, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
          $7::text[]) AS u(a, m, r, k, t, why, bt)",
-        crate::engage::initial_cb_state("u.a")
+        crate::callbacks::initial_cb_state("u.a")
     )
 });
 
@@ -46,7 +47,7 @@ static INSERT_DROPPED_EVENTS: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
          SELECT a, m, r, $6, t, why, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) \
          AS e(a, m, r, t, why)",
-        crate::engage::initial_cb_state("e.a")
+        crate::callbacks::initial_cb_state("e.a")
     )
 });
 
@@ -80,8 +81,11 @@ impl crate::sql::Dialect for Postgres {
         record_outcomes(pool, outcomes, retain_bodies).await
     }
 
-    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
-        crate::stats::apply_pg(conn, d).await
+    async fn apply_stats(
+        conn: &mut Self::Connection,
+        d: &crate::daily_statistics::StatsDelta,
+    ) -> Result<(), StoreError> {
+        crate::daily_statistics::apply_pg(conn, d).await
     }
 
     async fn claim_lane_with_warmup(
@@ -207,7 +211,7 @@ pub(crate) async fn record_outcomes(
     let mut e_bounce = Vec::with_capacity(rows.len());
     // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
     let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     // Recipients whose personal bodies go with their final state.
     let mut purge_message: Vec<String> = Vec::new();
     let mut purge_recipient: Vec<String> = Vec::new();
@@ -341,7 +345,7 @@ pub(crate) async fn record_outcomes(
         }
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_pg(&mut tx, &delta).await?;
+    crate::daily_statistics::apply_pg(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -602,12 +606,12 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     let mut e_recipient = Vec::new();
     let mut e_at = Vec::new();
     let mut e_reason = Vec::new();
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
 
     for (i, m) in msgs.iter().enumerate() {
         let m: &NewMessage = m.borrow();
         let lease_until = plan.and_then(|p| p.lease_until(i, m));
-        let open = crate::open_count(m);
+        let open = crate::delivery_rows::open_count(m);
         ids.push(m.id.as_str());
         accounts.push(m.account_id);
         envelope_froms.push(m.envelope_from.as_str());
@@ -623,7 +627,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             body_ids.push(m.id.as_str());
             bodies.push(&m.body);
         }
-        let sender_domain = crate::sender_domain(m);
+        let sender_domain = crate::delivery_rows::sender_domain(m);
         for r in &m.recipients {
             let init = delivery_init(m, r);
             d_sender_domain.push(sender_domain.clone());
@@ -747,7 +751,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             .await?;
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_pg(conn, &delta).await?;
+    crate::daily_statistics::apply_pg(conn, &delta).await?;
     Ok(leased_ids)
 }
 

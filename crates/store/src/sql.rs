@@ -56,7 +56,10 @@ pub(crate) trait Dialect: sqlx::Database {
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
 
     /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
-    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError>;
+    async fn apply_stats(
+        conn: &mut Self::Connection,
+        d: &crate::daily_statistics::StatsDelta,
+    ) -> Result<(), StoreError>;
 
     /// Inserts messages with their deliveries (queued, not leased), events and statistics, inside the
     /// transaction of `conn` (the enqueue path's statements; used by batch tasks).
@@ -197,7 +200,7 @@ pub(crate) enum Conn<'c> {
 
 impl Conn<'_> {
     /// [`Dialect::apply_stats`] of this connection's backend.
-    pub(crate) async fn apply_stats(&mut self, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+    pub(crate) async fn apply_stats(&mut self, d: &crate::daily_statistics::StatsDelta) -> Result<(), StoreError> {
         match self {
             Conn::Sqlite(c) => Sqlite::apply_stats(c, d).await,
             Conn::Postgres(c) => Postgres::apply_stats(c, d).await,

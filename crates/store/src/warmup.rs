@@ -27,7 +27,7 @@ use mailpush_model::clock::{DAY_MS, date_of, day_start};
 use sqlx::{Postgres, Sqlite};
 
 use crate::sql::{Dialect, Pool, query};
-use crate::{AccountId, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// A warm-up ramp as the claim applies it: the allowance of each day since a domain's first sending day (index 0
 /// = that day); after the last day, unlimited. Core builds it from `mailpush_warmup::WarmupPlan`.
@@ -340,79 +340,100 @@ async fn change_domain_level(
     Ok(done > 0)
 }
 
-impl crate::Store {
+/// Domain warm-up and reputation state ([`Store::warmup`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Warmup<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Warm-up: the warm-up claim, per-domain counters and levels.
+    pub fn warmup(&self) -> Warmup<'_> {
+        Warmup { store: self }
+    }
+}
+
+impl Warmup<'_> {
     /// [`crate::Store::claim`] with warm-up: leases at most each sending domain's allowance of the day (counted per
     /// (account, domain, UTC day) inside the claim transaction, so several workers sharing the database never
     /// exceed it together) and holds the rest until the next UTC midnight, in acceptance order. Trigger lane first.
     /// See the module docs of `warmup.rs`.
     pub async fn claim_with_warmup(
-        &self,
+        self,
         r: &crate::ClaimRequest,
         ramp: &WarmupRamp,
     ) -> Result<Vec<crate::ClaimedDelivery>, crate::StoreError> {
-        self.guarded(async {
-            let mut out = Vec::new();
-            if r.limit == 0 {
-                return Ok(out);
-            }
-            let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
-            for lane in crate::LANES {
-                let want = r.limit.saturating_sub(out.len());
-                if want == 0 {
-                    break;
+        self.store
+            .guarded(async {
+                let mut out = Vec::new();
+                if r.limit == 0 {
+                    return Ok(out);
                 }
-                let want = i64::try_from(want).unwrap_or(i64::MAX);
-                let got = match self.inner.db.writer() {
-                    Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
-                    Pool::Postgres(p) => Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
-                };
-                out.extend(got);
-            }
-            Ok(out)
-        })
-        .await
+                let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
+                for lane in crate::LANES {
+                    let want = r.limit.saturating_sub(out.len());
+                    if want == 0 {
+                        break;
+                    }
+                    let want = i64::try_from(want).unwrap_or(i64::MAX);
+                    let got = match self.store.inner.db.writer() {
+                        Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
+                        Pool::Postgres(p) => {
+                            Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
+                        }
+                    };
+                    out.extend(got);
+                }
+                Ok(out)
+            })
+            .await
     }
 
     /// The account's sending domains' warm-up rows (first sending day, today's count), by domain.
-    pub async fn domain_warmup(&self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
-        self.guarded(async { domain_warmup(self.inner.db.reader(), account).await })
+    pub async fn domain_warmup(self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
+        self.store
+            .guarded(async { domain_warmup(self.store.inner.db.reader(), account).await })
             .await
     }
 
     /// Deliveries of the account held for warm-up, per sending domain.
-    pub async fn held_by_domain(&self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.guarded(async { held_by_domain(self.inner.db.reader(), account).await })
+    pub async fn held_by_domain(self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
+        self.store
+            .guarded(async { held_by_domain(self.store.inner.db.reader(), account).await })
             .await
     }
 
     /// Recipients the account admitted per sending domain with request time in `[from_ms, to_ms)`.
     pub async fn domain_volume(
-        &self,
+        self,
         account: crate::AccountId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.guarded(async { domain_volume(self.inner.db.reader(), account, from_ms, to_ms).await })
+        self.store
+            .guarded(async { domain_volume(self.store.inner.db.reader(), account, from_ms, to_ms).await })
             .await
     }
 
     /// Delivered / bounced / bad-address / complaint counts per sending domain from the event log, `[from_ms, to_ms)`.
     pub async fn domain_outcomes(
-        &self,
+        self,
         account: crate::AccountId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<DomainOutcomes>, crate::StoreError> {
-        self.guarded(async { domain_outcomes(self.inner.db.reader(), account, from_ms, to_ms).await })
+        self.store
+            .guarded(async { domain_outcomes(self.store.inner.db.reader(), account, from_ms, to_ms).await })
             .await
     }
 
     /// `(domain, level, evaluated_day_ms)` of the account's recorded reputation rows.
     pub async fn domain_reputation_state(
-        &self,
+        self,
         account: crate::AccountId,
     ) -> Result<Vec<(String, i64, i64)>, crate::StoreError> {
-        self.guarded(async { domain_reputation_state(self.inner.db.reader(), account).await })
+        self.store
+            .guarded(async { domain_reputation_state(self.store.inner.db.reader(), account).await })
             .await
     }
 
@@ -420,7 +441,7 @@ impl crate::Store {
     /// `evaluated_day = Some(day)`, only if that day was not evaluated yet (and marks it). True if this call changed
     /// the row, so of several workers evaluating at once exactly one acts.
     pub async fn change_domain_level(
-        &self,
+        self,
         account: crate::AccountId,
         domain: &str,
         expected: i64,
@@ -428,19 +449,20 @@ impl crate::Store {
         at_ms: i64,
         evaluated_day: Option<i64>,
     ) -> Result<bool, crate::StoreError> {
-        self.guarded(async {
-            change_domain_level(
-                self.inner.db.writer(),
-                account,
-                domain,
-                expected,
-                level,
-                at_ms,
-                evaluated_day,
-            )
+        self.store
+            .guarded(async {
+                change_domain_level(
+                    self.store.inner.db.writer(),
+                    account,
+                    domain,
+                    expected,
+                    level,
+                    at_ms,
+                    evaluated_day,
+                )
+                .await
+            })
             .await
-        })
-        .await
     }
 }
 
