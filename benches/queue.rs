@@ -65,8 +65,8 @@ async fn setup(store: &Store) -> AccountId {
 async fn enqueue_concurrent(store: &Store, account: AccountId, n: usize) {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
-        let s = store.clone();
-        set.spawn(async move { s.enqueue(message(account, i)).await.expect("enqueue") });
+        let store = store.clone();
+        set.spawn(async move { store.enqueue(message(account, i)).await.expect("enqueue") });
     }
     while let Some(r) = set.join_next().await {
         r.expect("task");
