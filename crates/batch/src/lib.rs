@@ -11,7 +11,7 @@
 //!    suppression rules admission applies; recipients admission drops, e.g. SendStatus 1007/1013, are counted
 //!    as skipped);
 //! 4. the messages enqueued and the task's cursor (last list detail id) advanced in ONE transaction
-//!    ([`mailpush_store::Store::feed_task_chunk`], compare-and-swap on the cursor). A kill before the commit
+//!    ([`mailpush_store::Batch::feed_task_chunk`], compare-and-swap on the cursor). A kill before the commit
 //!    leaves nothing, after it the cursor says so: a restart never feeds anyone twice, and two runners on one
 //!    PostgreSQL database never both feed the same chunk. Tasks are also leased to one runner at a time, so
 //!    they do not waste work racing.
@@ -75,7 +75,7 @@ impl RunnerHandle {
 /// killed predecessor are dropped first.
 pub async fn start(core: Mailpush, cfg: RunnerConfig) -> Result<RunnerHandle, CoreError> {
     if core.store().backend() == Backend::Sqlite {
-        core.store().release_task_leases().await?;
+        core.store().batch().release_task_leases().await?;
     }
     let (stop, mut stopped) = watch::channel(false);
     let wake = core.batch_notify();
@@ -138,7 +138,12 @@ impl Runner {
     /// One chunk for every runnable task; whether anything moved.
     async fn round(&self) -> Result<bool, CoreError> {
         let now = self.core.now_ms();
-        let tasks = self.core.store().runnable_tasks(now, &self.cfg.owner, 1000).await?;
+        let tasks = self
+            .core
+            .store()
+            .batch()
+            .runnable_tasks(now, &self.cfg.owner, 1000)
+            .await?;
         let mut progressed = false;
         for task in tasks {
             match self.step(task).await {
@@ -168,7 +173,7 @@ impl Runner {
         tracing::warn!(task = task.id, %message, "batch task stopped");
         let mut u = self.update(task, TaskStatus::Error, task.cursor, task.next_run_ms);
         u.err_msg = message;
-        self.core.store().update_task_run(&u).await?;
+        self.core.store().batch().update_task_run(&u).await?;
         Ok(true)
     }
 
@@ -177,11 +182,12 @@ impl Runner {
         let rest = self
             .core
             .store()
+            .batch()
             .count_receiver_after(task.task.receiver_id, task.cursor)
             .await?;
         let mut u = self.update(task, TaskStatus::Paused, task.cursor, day_start(now) + DAY_MS);
         u.cache_count = rest;
-        self.core.store().update_task_run(&u).await?;
+        self.core.store().batch().update_task_run(&u).await?;
         tracing::info!(
             task = task.id,
             cached = rest,
@@ -195,17 +201,18 @@ impl Runner {
         let store = self.core.store();
         let now = self.core.now_ms();
         if !store
+            .batch()
             .lease_task(task.id, &self.cfg.owner, now, now + self.cfg.lease_ms)
             .await?
         {
             return Ok(false);
         }
-        let Some(account) = store.account(task.task.account_id).await? else {
+        let Some(account) = store.accounts().account(task.task.account_id).await? else {
             return self.fail(&task, "the account no longer exists".into()).await;
         };
         let account = AccountContext::from(&account);
         if task.status == TaskStatus::ToStart {
-            let count = store.count_receiver_after(task.task.receiver_id, 0).await?;
+            let count = store.batch().count_receiver_after(task.task.receiver_id, 0).await?;
             if count == 0 {
                 return self
                     .fail(&task, "the recipient list is empty or was deleted".into())
@@ -214,7 +221,7 @@ impl Runner {
             let mut u = self.update(&task, TaskStatus::Sending, 0, now);
             u.add_requests = count;
             u.add_runs = 1;
-            if !store.update_task_run(&u).await? {
+            if !store.batch().update_task_run(&u).await? {
                 return Ok(false);
             }
             tracing::info!(task = task.id, recipients = count, "batch task run started");
@@ -223,14 +230,14 @@ impl Runner {
         if task.status == TaskStatus::Paused {
             // Runnable again: a new day has begun (next_run_ms was the next day's start).
             let u = self.update(&task, TaskStatus::Sending, task.cursor, now);
-            if !store.update_task_run(&u).await? {
+            if !store.batch().update_task_run(&u).await? {
                 return Ok(false);
             }
             task.status = TaskStatus::Sending;
             tracing::info!(task = task.id, "new day: paused batch task resumes");
         }
         // Top the queue up only while the account's backlog is below the window.
-        let open = store.open_deliveries(account.id).await?;
+        let open = store.batch().open_deliveries(account.id).await?;
         if open >= self.cfg.window {
             return Ok(false);
         }
@@ -248,7 +255,10 @@ impl Runner {
         if let Some(r) = remaining {
             want = want.min(i64::try_from(r).unwrap_or(i64::MAX));
         }
-        let details = store.receiver_walk(task.task.receiver_id, task.cursor, want).await?;
+        let details = store
+            .batch()
+            .receiver_walk(task.task.receiver_id, task.cursor, want)
+            .await?;
         if details.is_empty() {
             return self.finish_run(&task).await;
         }
@@ -326,7 +336,7 @@ impl Runner {
                 skipped,
                 now_ms: self.core.now_ms(),
             };
-            if !store.feed_task_chunk(&chunk).await? {
+            if !store.batch().feed_task_chunk(&chunk).await? {
                 return Ok(false);
             }
             self.core.wake_worker();
@@ -353,7 +363,7 @@ impl Runner {
         } else {
             self.update(task, TaskStatus::Done, task.cursor, now)
         };
-        self.core.store().update_task_run(&u).await?;
+        self.core.store().batch().update_task_run(&u).await?;
         tracing::info!(task = task.id, status = u.status.code(), "batch task run finished");
         Ok(true)
     }

@@ -184,6 +184,7 @@ impl Mailpush {
         let max = i64::from(self.settings().batch_max_receivers_per_account);
         match self
             .store()
+            .batch()
             .create_receiver(account.id, name, description, self.now_ms(), max)
             .await?
         {
@@ -200,7 +201,7 @@ impl Mailpush {
     }
 
     async fn receiver_of(&self, account: &AccountContext, id: i64) -> Result<ReceiverRow, CoreError> {
-        self.store().receiver(account.id, id).await?.ok_or_else(|| {
+        self.store().batch().receiver(account.id, id).await?.ok_or_else(|| {
             refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {id} does not exist"),
@@ -234,6 +235,7 @@ impl Mailpush {
         let max = i64::from(self.settings().batch_max_receiver_details);
         match self
             .store()
+            .batch()
             .add_receiver_details(account.id, receiver_id, &details, max, self.now_ms())
             .await?
         {
@@ -311,6 +313,7 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         if !self
             .store()
+            .batch()
             .set_receiver_status(account.id, receiver_id, status)
             .await?
         {
@@ -326,6 +329,7 @@ impl Mailpush {
     pub async fn receiver_named(&self, account: &AccountContext, name: &str) -> Result<Option<ReceiverRow>, CoreError> {
         let (_, rows) = self
             .store()
+            .batch()
             .list_receivers(account.id, None, Some(name), 0, 1000)
             .await?;
         Ok(rows.into_iter().find(|r| r.name == name))
@@ -349,6 +353,7 @@ impl Mailpush {
         let keyword = keyword.filter(|k| !k.is_empty());
         Ok(self
             .store()
+            .batch()
             .list_receivers(account.id, status, keyword, offset, limit)
             .await?)
     }
@@ -394,12 +399,12 @@ impl Mailpush {
             offset,
             limit,
         };
-        Ok(self.store().list_receiver_details(&q).await?)
+        Ok(self.store().batch().list_receiver_details(&q).await?)
     }
 
     /// `DeleteReceiver`: refused while a task that is not finished uses the list.
     pub async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
-        match self.store().delete_receiver(account.id, receiver_id).await? {
+        match self.store().batch().delete_receiver(account.id, receiver_id).await? {
             Ok(()) => Ok(()),
             Err(false) => Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
@@ -474,6 +479,7 @@ impl Mailpush {
         })?;
         let summary = self
             .store()
+            .templates()
             .template_summary(account.id, template_id)
             .await?
             .ok_or_else(|| {
@@ -562,6 +568,7 @@ impl Mailpush {
         };
         let id = self
             .store()
+            .batch()
             .create_send_task(&task, TaskStatus::ToStart)
             .await?
             .ok_or_else(|| {
@@ -593,7 +600,7 @@ impl Mailpush {
             offset,
             limit,
         };
-        Ok(self.store().list_send_tasks(&q).await?)
+        Ok(self.store().batch().list_send_tasks(&q).await?)
     }
 
     /// Wakes the batch runner (a task was created).

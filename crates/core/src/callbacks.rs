@@ -102,10 +102,17 @@ impl Mailpush {
     }
 
     async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
-        let Some(account) = self.inner.store.account(id).await? else {
+        let Some(account) = self.inner.store.accounts().account(id).await? else {
             return Ok(None);
         };
-        let targets: HashMap<String, String> = self.inner.store.callback_targets(id).await?.into_iter().collect();
+        let targets: HashMap<String, String> = self
+            .inner
+            .store
+            .callbacks()
+            .callback_targets(id)
+            .await?
+            .into_iter()
+            .collect();
         let secret = if targets.is_empty() {
             Vec::new()
         } else {
@@ -122,13 +129,14 @@ impl Mailpush {
     /// their results recorded in one transaction, so a round costs two commits however many events it holds.
     async fn dispatch_round(&self, client: &CallbackClient) -> Result<usize, CoreError> {
         let now = self.now_ms();
-        let due = self.inner.store.due_callbacks(now, BATCH).await?;
+        let due = self.inner.store.callbacks().due_callbacks(now, BATCH).await?;
         let seen = due.len();
         let lease = now + (self.inner.settings.callback_timeout_secs as i64 + 30) * 1000;
         let claims: Vec<(i64, i64)> = due.iter().map(|ev| (ev.event.id, ev.next_ms)).collect();
         let claimed: std::collections::HashSet<i64> = self
             .inner
             .store
+            .callbacks()
             .claim_callbacks(&claims, lease)
             .await?
             .into_iter()
@@ -177,7 +185,7 @@ impl Mailpush {
                 results.push(r);
             }
         }
-        if let Err(err) = self.inner.store.finish_callbacks(&results).await {
+        if let Err(err) = self.inner.store.callbacks().finish_callbacks(&results).await {
             // The leases expire and the events are posted again: at-least-once.
             tracing::error!(error = %err, "recording callback results failed");
         }

@@ -204,6 +204,7 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         self.inner
             .store
+            .events()
             .record_events(&[NewEvent {
                 account_id: t.account_id,
                 message_id: MessageId::from_stored(t.message_id.clone()),
@@ -270,6 +271,7 @@ impl Mailpush {
         let new = self
             .inner
             .store
+            .suppression()
             .unsubscribe(t.account_id, domain, &t.recipient, self.now_ms())
             .await?;
         if new {
@@ -291,7 +293,7 @@ impl Mailpush {
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
         let mut out: HashMap<(String, String), EngagementFlags> = HashMap::new();
-        for (m, r, kind) in self.inner.store.engagement_kinds(account.id, &ids).await? {
+        for (m, r, kind) in self.inner.store.events().engagement_kinds(account.id, &ids).await? {
             let f = out.entry((m, r)).or_default();
             match kind {
                 k if k == EventKind::Open.id() => f.opened = true,
@@ -326,7 +328,15 @@ impl Mailpush {
         };
         // Only the account's own sender addresses, as every other action on an address: another tenant's
         // address is refused like one nobody created.
-        if !sender.is_empty() && self.inner.store.sender(account.id, &sender).await?.is_none() {
+        if !sender.is_empty()
+            && self
+                .inner
+                .store
+                .identities()
+                .sender(account.id, &sender)
+                .await?
+                .is_none()
+        {
             return Err(Mailpush::no_such_sender(&sender));
         }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
@@ -341,13 +351,17 @@ impl Mailpush {
                 .check_url(u)
                 .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("CallbackUrl: {e}")))?;
         }
-        self.inner.store.set_callback_target(account.id, &sender, url).await?;
+        self.inner
+            .store
+            .callbacks()
+            .set_callback_target(account.id, &sender, url)
+            .await?;
         Ok(())
     }
 
     /// The account's callback URLs and signing secret (created on first use).
     pub async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
-        let targets = self.inner.store.callback_targets(account.id).await?;
+        let targets = self.inner.store.callbacks().callback_targets(account.id).await?;
         let secret = self.callback_secret(account.id, false).await?;
         let mut cfg = CallbackConfig {
             account_url: None,
@@ -376,16 +390,21 @@ impl Mailpush {
         account: mailpush_store::AccountId,
         reset: bool,
     ) -> Result<Vec<u8>, CoreError> {
-        if !reset && let Some(sealed) = self.inner.store.callback_secret(account).await? {
+        if !reset && let Some(sealed) = self.inner.store.callbacks().callback_secret(account).await? {
             return Ok(self.inner.master.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
         }
         let fresh = crate::secrets::random_string(40, crate::secrets::ALPHANUMERIC);
         let sealed = self.inner.master.seal(CALLBACK_SECRET_CONTEXT, fresh.as_bytes())?;
-        self.inner.store.put_callback_secret(account, &sealed, reset).await?;
+        self.inner
+            .store
+            .callbacks()
+            .put_callback_secret(account, &sealed, reset)
+            .await?;
         // Another process may have created one first: read back the winner.
         let sealed = self
             .inner
             .store
+            .callbacks()
             .callback_secret(account)
             .await?
             .ok_or_else(|| CoreError::Config("callback secret vanished".into()))?;

@@ -200,6 +200,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .identities()
             .dkim_keys(row.account_id, row.id)
             .await?
             .into_iter()
@@ -256,6 +257,7 @@ impl Mailpush {
         };
         self.inner
             .store
+            .identities()
             .record_identity_check(row.account_id, row.id, &check)
             .await?;
         self.forget_send_gate();
@@ -274,6 +276,7 @@ impl Mailpush {
     async fn own_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityRow, CoreError> {
         self.inner
             .store
+            .identities()
             .identity(account.id, domain)
             .await?
             .ok_or_else(|| not_found(domain))
@@ -288,7 +291,7 @@ impl Mailpush {
     ) -> Result<IdentityView, CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let option = parse_option(dkim_option)?.unwrap_or(DEFAULT_DKIM_OPTION);
-        match self.inner.store.identity_owner(&domain).await? {
+        match self.inner.store.identities().identity_owner(&domain).await? {
             Some(owner) if owner == account.id => {
                 return Err(refuse(
                     ErrorCode::InvalidParameterValueRepeatCreation,
@@ -311,13 +314,14 @@ impl Mailpush {
             )
         };
         // Checked here to spare key generation, and again atomically by the store.
-        if self.inner.store.count_identities(account.id).await? >= max {
+        if self.inner.store.identities().count_identities(account.id).await? >= max {
             return Err(over_limit());
         }
         let keys = self.generate_keys(option).await?;
         let row = match self
             .inner
             .store
+            .identities()
             .create_identity(NewIdentity {
                 account_id: account.id,
                 domain: domain.clone(),
@@ -363,6 +367,7 @@ impl Mailpush {
             let keys = self.generate_keys(option).await?;
             self.inner
                 .store
+                .identities()
                 .replace_dkim_keys(account.id, row.id, option.code(), keys, self.now_ms())
                 .await?;
             self.forget_keys(account.id, &domain);
@@ -385,8 +390,13 @@ impl Mailpush {
                 "Offset and Limit must not be negative",
             ));
         }
-        let rows = self.inner.store.list_identities(account.id, offset, limit).await?;
-        let total = self.inner.store.count_identities(account.id).await?;
+        let rows = self
+            .inner
+            .store
+            .identities()
+            .list_identities(account.id, offset, limit)
+            .await?;
+        let total = self.inner.store.identities().count_identities(account.id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.view(r).await?);
@@ -398,13 +408,13 @@ impl Mailpush {
     pub async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
-        if self.inner.store.count_senders(account.id, row.id).await? > 0 {
+        if self.inner.store.identities().count_senders(account.id, row.id).await? > 0 {
             return Err(refuse(
                 ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
                 format!("EmailIdentity {domain} still has sender addresses; delete them first"),
             ));
         }
-        match self.inner.store.delete_identity(account.id, &domain).await {
+        match self.inner.store.identities().delete_identity(account.id, &domain).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(&domain)),
             // A sender address created meanwhile: the foreign key refuses the delete.
@@ -447,6 +457,7 @@ impl Mailpush {
         let row = self
             .inner
             .store
+            .identities()
             .identity(account.id, addr.domain())
             .await?
             .ok_or_else(|| not_found(addr.domain()))?;
@@ -454,6 +465,7 @@ impl Mailpush {
         let s = self
             .inner
             .store
+            .identities()
             .create_sender(NewSender {
                 account_id: account.id,
                 identity_id: row.id,
@@ -483,6 +495,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .identities()
             .list_senders(account.id)
             .await?
             .iter()
@@ -509,7 +522,12 @@ impl Mailpush {
     /// `DeleteEmailAddress`.
     pub async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
-        let deleted = self.inner.store.delete_sender(account.id, addr.as_str()).await;
+        let deleted = self
+            .inner
+            .store
+            .identities()
+            .delete_sender(account.id, addr.as_str())
+            .await;
         self.forget_send_gate();
         match deleted {
             Ok(()) => Ok(()),
@@ -535,6 +553,7 @@ impl Mailpush {
         let sender = self
             .inner
             .store
+            .identities()
             .sender(account.id, addr.as_str())
             .await?
             .ok_or_else(|| Self::no_such_sender(addr.as_str()))?;
@@ -560,6 +579,7 @@ impl Mailpush {
         match self
             .inner
             .store
+            .identities()
             .set_sender_password(account.id, addr.as_str(), &hash)
             .await
         {
@@ -580,7 +600,7 @@ impl Mailpush {
         let Ok(addr) = EmailAddress::parse(address) else {
             return Ok(None);
         };
-        let Some(sender) = self.inner.store.sender_for_login(addr.as_str()).await? else {
+        let Some(sender) = self.inner.store.identities().sender_for_login(addr.as_str()).await? else {
             return Ok(None);
         };
         let Some(hash) = sender.smtp_password_hash.clone() else {
@@ -607,7 +627,7 @@ impl Mailpush {
                 id.logins.put(addr.as_str().to_string(), tag);
             }
         }
-        let Some(account) = self.inner.store.account(sender.account_id).await? else {
+        let Some(account) = self.inner.store.accounts().account(sender.account_id).await? else {
             return Ok(None);
         };
         Ok(Some((AccountContext::from(&account), sender_view(&sender))))
@@ -631,7 +651,14 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         let key = (account.id, sender.as_str().to_string());
         if self.inner.identity.senders.get(&key).is_none() {
-            if self.inner.store.sender(account.id, sender.as_str()).await?.is_none() {
+            if self
+                .inner
+                .store
+                .identities()
+                .sender(account.id, sender.as_str())
+                .await?
+                .is_none()
+            {
                 return Err(Self::no_such_sender(sender.as_str()));
             }
             self.inner.identity.senders.put(key, ());
@@ -662,7 +689,12 @@ impl Mailpush {
         if self.inner.identity.verified_domains.get(&key).is_some() {
             return Ok(());
         }
-        let identity = self.inner.store.identity(account.id, sender.domain()).await?;
+        let identity = self
+            .inner
+            .store
+            .identities()
+            .identity(account.id, sender.domain())
+            .await?;
         match identity {
             Some(i) if i.verified => self.inner.identity.verified_domains.put(key, ()),
             Some(i) => {
@@ -690,7 +722,7 @@ impl Mailpush {
         domain: &str,
     ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
         let domain = parse_domain("domain", domain)?;
-        let Some(row) = self.inner.store.identity_for_admin(&domain).await? else {
+        let Some(row) = self.inner.store.identities().identity_for_admin(&domain).await? else {
             return Ok(None);
         };
         let cfg = self.record_config();
@@ -709,7 +741,7 @@ impl Mailpush {
         let before = self.now_ms().saturating_sub((every as i64).saturating_mul(1000));
         let mut done = 0;
         loop {
-            let due = self.inner.store.identities_to_recheck(before, 100).await?;
+            let due = self.inner.store.identities().identities_to_recheck(before, 100).await?;
             if due.is_empty() {
                 return Ok(done);
             }
@@ -782,10 +814,10 @@ impl Mailpush {
             return Ok(keys.clone());
         }
         let mut loaded = Vec::new();
-        if let Some(row) = self.inner.store.identity(account, domain).await?
+        if let Some(row) = self.inner.store.identities().identity(account, domain).await?
             && row.verified
         {
-            for k in self.inner.store.dkim_keys(account, row.id).await? {
+            for k in self.inner.store.identities().dkim_keys(account, row.id).await? {
                 let Some(alg) = KeyAlgorithm::parse(&k.algorithm) else {
                     tracing::warn!(domain, algorithm = %k.algorithm, "unknown DKIM key algorithm; key skipped");
                     continue;

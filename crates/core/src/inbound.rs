@@ -88,7 +88,7 @@ impl Mailpush {
         id: &MessageId,
         tag: &[u8; 10],
     ) -> Result<Option<(InboundMessage, String)>, CoreError> {
-        let Some(m) = self.inner.store.inbound_message(id).await? else {
+        let Some(m) = self.inner.store.inbound().inbound_message(id).await? else {
             return Ok(None);
         };
         let key = self.verp_key();
@@ -152,14 +152,19 @@ impl Mailpush {
                                 reason,
                                 bounce_type,
                             };
-                            let rec = self.inner.store.record_async_bounce(&b).await?;
+                            let rec = self.inner.store.inbound().record_async_bounce(&b).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.bounces += 1;
                             }
                             rec
                         }
                         DsnAction::Delayed => {
-                            let rec = self.inner.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
+                            let rec = self
+                                .inner
+                                .store
+                                .inbound()
+                                .record_async_delay(&m.id, &rcpt, now, &reason)
+                                .await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.delays += 1;
                             }
@@ -202,7 +207,7 @@ impl Mailpush {
                     at_ms: now,
                     reason,
                 };
-                let recorded = self.inner.store.record_complaint(&c).await?;
+                let recorded = self.inner.store.inbound().record_complaint(&c).await?;
                 tracing::info!(message = %m.id, ?recorded, "inbound: complaint");
                 if recorded == FeedbackRecorded::Recorded {
                     summary.complaints += 1;
@@ -242,7 +247,7 @@ impl Mailpush {
             original.message_id.clone(),
         ];
         for id in candidates.into_iter().flatten() {
-            if let Some(m) = self.inner.store.inbound_message(&id).await? {
+            if let Some(m) = self.inner.store.inbound().inbound_message(&id).await? {
                 return Ok(Some(m));
             }
         }
@@ -261,11 +266,13 @@ impl Mailpush {
         let new = self
             .inner
             .store
+            .suppression()
             .unsubscribe(m.account_id, &domain, &recipient, now)
             .await?;
         if new {
             self.inner
                 .store
+                .events()
                 .record_events(&[NewEvent {
                     account_id: m.account_id,
                     message_id: m.id.clone(),

@@ -119,7 +119,7 @@ impl Mailpush {
     /// [`Mailpush::evaluate_levels`] for one account.
     pub async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
         let store = &self.inner.store;
-        let levels = store.verified_domain_levels(account.id).await?;
+        let levels = store.limits().verified_domain_levels(account.id).await?;
         if levels.is_empty() {
             return Ok(Vec::new());
         }
@@ -128,6 +128,7 @@ impl Mailpush {
         let now = self.now_ms();
         let today = day_start(now);
         let evaluated: HashMap<String, i64> = store
+            .warmup()
             .domain_reputation_state(account.id)
             .await?
             .into_iter()
@@ -145,7 +146,12 @@ impl Mailpush {
                 continue;
             }
             if yesterday.is_none() {
-                yesterday = Some(store.domain_outcomes(account.id, today - DAY_MS, today).await?);
+                yesterday = Some(
+                    store
+                        .warmup()
+                        .domain_outcomes(account.id, today - DAY_MS, today)
+                        .await?,
+                );
             }
             let q = quality(yesterday.iter().flatten().find(|o| o.domain == domain), 0);
             let next = match policy.evaluate(level, &q) {
@@ -153,6 +159,7 @@ impl Mailpush {
                 _ => level,
             };
             let changed = store
+                .warmup()
                 .change_domain_level(
                     account.id,
                     &domain,
@@ -180,6 +187,7 @@ impl Mailpush {
 
         // Up, at once, when most of today's quota is used with good quality over the last 24 hours.
         let volume: HashMap<String, i64> = store
+            .warmup()
             .domain_volume(account.id, today, today + DAY_MS)
             .await?
             .into_iter()
@@ -191,7 +199,12 @@ impl Mailpush {
                 continue;
             }
             if recent.is_none() {
-                recent = Some(store.domain_outcomes(account.id, now - DAY_MS, now + 1).await?);
+                recent = Some(
+                    store
+                        .warmup()
+                        .domain_outcomes(account.id, now - DAY_MS, now + 1)
+                        .await?,
+                );
             }
             let q = quality(recent.iter().flatten().find(|o| o.domain == domain), used);
             let LevelChange::Up(next) = policy.evaluate(level, &q) else {
@@ -201,6 +214,7 @@ impl Mailpush {
                 continue;
             }
             let changed = store
+                .warmup()
                 .change_domain_level(
                     account.id,
                     &domain,

@@ -183,7 +183,7 @@ impl Mailpush {
     /// Creates an account and returns its credentials; the SecretKey is stored sealed and never shown again.
     pub async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
         accounts::validate_account_name(name)?;
-        if self.inner.store.account_by_name(name).await?.is_some() {
+        if self.inner.store.accounts().account_by_name(name).await?.is_some() {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("an account named {name} already exists"),
@@ -196,6 +196,7 @@ impl Mailpush {
             .seal(accounts::SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
         self.inner
             .store
+            .accounts()
             .create_account(accounts::new_account_row(&creds, sealed, self.now_ms()))
             .await?;
         Ok(creds)
@@ -206,6 +207,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .accounts()
             .list_accounts()
             .await?
             .iter()
@@ -218,7 +220,7 @@ impl Mailpush {
         if let Some(hit) = self.inner.credentials.get(secret_id) {
             return Ok(Some(hit));
         }
-        let Some(account) = self.inner.store.account_by_secret_id(secret_id).await? else {
+        let Some(account) = self.inner.store.accounts().account_by_secret_id(secret_id).await? else {
             return Ok(None);
         };
         let key = self
@@ -276,9 +278,9 @@ impl Mailpush {
         shared_body: bool,
     ) -> Result<(), CoreError> {
         let handed_off = if shared_body {
-            self.inner.store.enqueue_fresh(msg, limits).await?
+            self.inner.store.queue().enqueue_fresh(msg, limits).await?
         } else {
-            self.inner.store.enqueue_limited(msg, limits).await?;
+            self.inner.store.queue().enqueue_limited(msg, limits).await?;
             false
         };
         if !handed_off {
@@ -333,7 +335,11 @@ impl Mailpush {
         };
         let personal = self.personal_bodies(account, &mail, unsubscribe, &recipients)?;
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.inner
+            .store
+            .queue()
+            .put_recipient_bodies(&mail.id, &personal)
+            .await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
@@ -405,6 +411,7 @@ impl Mailpush {
         let rows = self
             .inner
             .store
+            .queue()
             .status(StatusQuery {
                 account_id: account.id,
                 from_ms,
@@ -420,7 +427,7 @@ impl Mailpush {
 
     /// Queue depth by state, for health and metrics.
     pub async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
-        Ok(self.inner.store.queue_counts().await?)
+        Ok(self.inner.store.queue().queue_counts().await?)
     }
 
     /// Starts the delivery worker on the current runtime.
@@ -470,7 +477,7 @@ impl Mailpush {
         };
         if self.inner.store.backend() == Backend::Sqlite {
             // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
-            let released = self.inner.store.release_leases(self.now_ms()).await?;
+            let released = self.inner.store.queue().release_leases(self.now_ms()).await?;
             if released > 0 {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }

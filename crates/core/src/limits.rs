@@ -4,7 +4,7 @@
 //! `GetSendQuota`.
 //!
 //! Core API for other features (batch sending): [`Mailpush::admission_limits`] gives the limits to pass to
-//! `Store::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
+//! `Queue::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
 //! a refused enqueue is `StoreError::Limit(LimitRefusal)`, mapped to its Tencent code by `CoreError::to_api`.
 
 use mailpush_model::ErrorCode;
@@ -76,7 +76,7 @@ impl Mailpush {
         let levels = match self.inner.identity.domain_levels.get(&account.id) {
             Some(hit) => hit,
             None => {
-                let read = Arc::new(self.inner.store.verified_domain_levels(account.id).await?);
+                let read = Arc::new(self.inner.store.limits().verified_domain_levels(account.id).await?);
                 self.inner.identity.domain_levels.put(account.id, read.clone());
                 read
             }
@@ -93,10 +93,11 @@ impl Mailpush {
     /// Today's usage and limits of the account (`GetSendQuota`, metrics, batch planning).
     pub async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
         let s = &self.inner.settings;
-        let usage = self.inner.store.account_usage(account.id).await?;
+        let usage = self.inner.store.limits().account_usage(account.id).await?;
         let domains: Vec<DomainReputation> = self
             .inner
             .store
+            .limits()
             .verified_domain_levels(account.id)
             .await?
             .into_iter()
@@ -131,7 +132,7 @@ impl Mailpush {
         account: &AccountContext,
         domains: &[&str],
     ) -> Result<Vec<DomainReputation>, CoreError> {
-        let stored = self.inner.store.domain_levels(account.id).await?;
+        let stored = self.inner.store.limits().domain_levels(account.id).await?;
         Ok(domains
             .iter()
             .map(|domain| {
@@ -157,6 +158,7 @@ impl Mailpush {
         let level = self
             .inner
             .store
+            .limits()
             .domain_levels(account.id)
             .await?
             .into_iter()
@@ -181,6 +183,7 @@ impl Mailpush {
         let account = self
             .inner
             .store
+            .accounts()
             .account_by_name(name)
             .await?
             .ok_or_else(|| CoreError::Config(format!("no account named {name}")))?;
@@ -196,7 +199,7 @@ impl Mailpush {
                 ));
             }
         }
-        let mut o = self.inner.store.account_usage(account.id).await?.overrides;
+        let mut o = self.inner.store.limits().account_usage(account.id).await?.overrides;
         if let Some(v) = sends_per_second {
             o.sends_per_second = v;
         }
@@ -206,18 +209,19 @@ impl Mailpush {
         if let Some(v) = daily_cap {
             o.daily_cap = v;
         }
-        self.inner.store.set_account_limits(account.id, o).await?;
+        self.inner.store.limits().set_account_limits(account.id, o).await?;
         Ok(o)
     }
 
     /// Operator: sets a domain's reputation level (1–20).
     pub async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
-        let Some(row) = self.inner.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.inner.store.identities().identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         let level = ReputationLevel::new(level);
         self.inner
             .store
+            .limits()
             .set_domain_level(row.account_id, &row.domain, i64::from(level.get()), self.now_ms())
             .await?;
         self.forget_send_gate();

@@ -118,7 +118,7 @@ impl PoolAssignments {
                 None => None,
             }
         };
-        match self.store.domain_source_pools().await {
+        match self.store.sources().domain_source_pools().await {
             Ok(rows) => {
                 let map: Arc<AssignmentMap> = Arc::new(
                     rows.into_iter()
@@ -158,6 +158,7 @@ impl SourceGate for WarmupGate {
             let now = self.clock.now_ms();
             let plan = &self.plan;
             self.store
+                .sources()
                 .reserve_source_sends(&source.to_string(), now, wanted, move |first| {
                     plan.allowance(first, now)
                 })
@@ -170,7 +171,12 @@ impl SourceGate for WarmupGate {
     fn release(&self, source: IpAddr, count: u32) -> GateFuture<'_, ()> {
         Box::pin(async move {
             let now = self.clock.now_ms();
-            if let Err(e) = self.store.release_source_sends(&source.to_string(), now, count).await {
+            if let Err(e) = self
+                .store
+                .sources()
+                .release_source_sends(&source.to_string(), now, count)
+                .await
+            {
                 tracing::warn!(error = %e, %source, "giving back unused warm-up sends failed");
             }
         })
@@ -201,7 +207,7 @@ impl Mailpush {
     /// assigned to) with today's sends and warm-up allowance.
     pub async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
         let mut pools: BTreeSet<String> = BTreeSet::from([SHARED_POOL.to_string()]);
-        for a in self.store().domain_source_pools().await? {
+        for a in self.store().sources().domain_source_pools().await? {
             if a.account_id == account.id {
                 pools.insert(a.pool);
             }
@@ -212,7 +218,7 @@ impl Mailpush {
 
     /// Every sending domain's source pool assignment (domains without one send from the shared pool).
     pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
-        Ok(self.store().domain_source_pools().await?)
+        Ok(self.store().sources().domain_source_pools().await?)
     }
 
     /// Every configured source address, per pool, with today's sends and warm-up allowance.
@@ -223,6 +229,7 @@ impl Mailpush {
         let now = self.now_ms();
         let usage: HashMap<String, mailpush_store::SourceIpUsage> = self
             .store()
+            .sources()
             .source_ip_usage()
             .await?
             .into_iter()
@@ -296,10 +303,11 @@ impl Mailpush {
                 known.join(", ")
             )));
         }
-        let Some(row) = self.store().identity_for_admin(domain).await? else {
+        let Some(row) = self.store().identities().identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         self.store()
+            .sources()
             .set_domain_source_pool(row.account_id, &row.domain, pool, self.now_ms())
             .await?;
         Ok(row.account_id)

@@ -158,6 +158,7 @@ impl Mailpush {
         let rows = self
             .inner
             .store
+            .stats()
             .daily_stats(&StatsQuery {
                 account_id: account.id,
                 from_day,
@@ -199,6 +200,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .stats()
             .complaints(account.id, from_ms, to_ms, offset, limit)
             .await?)
     }
@@ -211,7 +213,14 @@ impl Mailpush {
                 format!("Address {raw:?}: {e}"),
             )
         })?;
-        if self.inner.store.sender(account.id, address.as_str()).await?.is_none() {
+        if self
+            .inner
+            .store
+            .identities()
+            .sender(account.id, address.as_str())
+            .await?
+            .is_none()
+        {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueNoSuchSender,
                 format!("{address} is not a sender address of this account; create it with CreateEmailAddress"),
@@ -255,7 +264,13 @@ impl Mailpush {
             status,
             created_ms: self.now_ms(),
         };
-        match self.inner.store.create_unsubscribe_config(account.id, &row).await {
+        match self
+            .inner
+            .store
+            .unsubscribe_configs()
+            .create_unsubscribe_config(account.id, &row)
+            .await
+        {
             Err(StoreError::Conflict(_)) => Err(refuse(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{address} already has an unsubscribe config; use UpdateAddressUnsubscribeConfig"),
@@ -282,6 +297,7 @@ impl Mailpush {
         let result = self
             .inner
             .store
+            .unsubscribe_configs()
             .update_unsubscribe_config(account.id, &address, &code.to_string(), status)
             .await;
         self.forget_unsubscribe_default(account.id, &address);
@@ -305,7 +321,12 @@ impl Mailpush {
             })?
             .as_str()
             .to_ascii_lowercase();
-        let result = self.inner.store.delete_unsubscribe_config(account.id, &address).await;
+        let result = self
+            .inner
+            .store
+            .unsubscribe_configs()
+            .delete_unsubscribe_config(account.id, &address)
+            .await;
         self.forget_unsubscribe_default(account.id, &address);
         match result {
             Err(StoreError::NotFound) => Err(refuse(
@@ -335,6 +356,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .unsubscribe_configs()
             .list_unsubscribe_configs(account.id, offset, limit)
             .await?)
     }
@@ -347,7 +369,13 @@ impl Mailpush {
         if let Some(code) = self.inner.feedback.unsubscribe_defaults.get(&key) {
             return Ok(code);
         }
-        let code = match self.inner.store.unsubscribe_config(account, &key.1).await? {
+        let code = match self
+            .inner
+            .store
+            .unsubscribe_configs()
+            .unsubscribe_config(account, &key.1)
+            .await?
+        {
             Some(c) if c.status == 1 => c.unsubscribe_config.trim().parse::<u8>().unwrap_or(0),
             _ => 0,
         };
@@ -412,6 +440,7 @@ impl Mailpush {
         let rows = self
             .inner
             .store
+            .stats()
             .daily_stats(&StatsQuery {
                 account_id: account,
                 from_day: day_of(now.saturating_sub(window)),
@@ -439,7 +468,7 @@ impl Mailpush {
     pub async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
         let s = &self.inner.settings;
         let mut raised = 0;
-        for account in self.inner.store.list_accounts().await? {
+        for account in self.inner.store.accounts().list_accounts().await? {
             let rate = self.bounce_rate(account.id).await?;
             let enough = (rate.delivered + rate.bounced) as u64 >= s.reputation_min_sends.max(1);
             let over = enough && rate.percent > s.bounce_warn_percent;
@@ -448,6 +477,7 @@ impl Mailpush {
                 let new = self
                     .inner
                     .store
+                    .reputation_warnings()
                     .raise_warning(&NewWarning {
                         account_id: account.id,
                         kind: BOUNCE_RATE_WARNING.to_string(),
@@ -470,6 +500,7 @@ impl Mailpush {
             } else if self
                 .inner
                 .store
+                .reputation_warnings()
                 .clear_warning(account.id, BOUNCE_RATE_WARNING, now)
                 .await?
             {
@@ -509,7 +540,7 @@ impl Mailpush {
 
     /// The account's reputation warnings, newest first (`ListReputationWarnings`).
     pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
-        Ok(self.inner.store.warnings(account.id, 100).await?)
+        Ok(self.inner.store.reputation_warnings().warnings(account.id, 100).await?)
     }
 
     /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce

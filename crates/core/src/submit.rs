@@ -434,7 +434,7 @@ impl Mailpush {
         {
             return Ok(None);
         }
-        let Some(account) = self.store().account_by_name(name).await? else {
+        let Some(account) = self.store().accounts().account_by_name(name).await? else {
             tracing::warn!(
                 account = name,
                 "smtp_trusted_account does not exist; trusted client refused"
@@ -534,7 +534,11 @@ impl Mailpush {
             &recipients,
         );
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.inner.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.inner
+            .store
+            .queue()
+            .put_recipient_bodies(&mail.id, &personal)
+            .await?;
         let msg = NewMessage {
             template_id: 0,
             id: mail.id.clone(),

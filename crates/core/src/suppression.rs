@@ -114,6 +114,7 @@ impl Mailpush {
         let screen = self
             .inner
             .store
+            .suppression()
             .recipient_screen(RecipientScreenQuery {
                 account: account.id,
                 sender_domain,
@@ -149,13 +150,17 @@ impl Mailpush {
         let since = self
             .now_ms()
             .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
-        let (hits, sends) = self.inner.store.blacklist_hits(account.id, since).await?;
+        let (hits, sends) = self.inner.store.suppression().blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
         }
         let percent = hits as f64 * 100.0 / sends as f64;
         if percent >= s.suspend_blacklist_percent {
-            self.inner.store.set_account_suspended(account.id, true).await?;
+            self.inner
+                .store
+                .accounts()
+                .set_account_suspended(account.id, true)
+                .await?;
             self.inner.credentials.clear();
             tracing::warn!(
                 account = %account.name, hits, sends, percent,
@@ -167,13 +172,17 @@ impl Mailpush {
 
     /// Suspends or resumes an account by name (operator CLI).
     pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
-        let Some(acc) = self.inner.store.account_by_name(name).await? else {
+        let Some(acc) = self.inner.store.accounts().account_by_name(name).await? else {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValue,
                 format!("there is no account named {name}"),
             ));
         };
-        self.inner.store.set_account_suspended(acc.id, suspended).await?;
+        self.inner
+            .store
+            .accounts()
+            .set_account_suspended(acc.id, suspended)
+            .await?;
         self.inner.credentials.clear();
         Ok(())
     }
@@ -200,6 +209,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .suppression()
             .list_bounce_blacklist(&BounceBlacklistQuery {
                 account_id: account.id,
                 from_ms,
@@ -214,7 +224,12 @@ impl Mailpush {
     /// `DeleteBlackList`: lifts the account's own global blacklist rows for these addresses.
     pub async fn delete_black_list(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
-        Ok(self.inner.store.delete_bounce_blacklist(account.id, &addresses).await?)
+        Ok(self
+            .inner
+            .store
+            .suppression()
+            .delete_bounce_blacklist(account.id, &addresses)
+            .await?)
     }
 
     /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
@@ -257,6 +272,7 @@ impl Mailpush {
         } else {
             self.inner
                 .store
+                .suppression()
                 .create_custom_blacklist(account.id, &good, self.now_ms(), expire)
                 .await?
         };
@@ -293,6 +309,7 @@ impl Mailpush {
         Ok(self
             .inner
             .store
+            .suppression()
             .list_custom_blacklist(account.id, filter, email.as_deref(), self.now_ms(), offset, limit)
             .await?)
     }
@@ -310,6 +327,7 @@ impl Mailpush {
         match self
             .inner
             .store
+            .suppression()
             .update_custom_blacklist(account.id, id, &address, expire)
             .await
         {
@@ -324,6 +342,11 @@ impl Mailpush {
     /// `DeleteCustomBlackList`: removes these addresses from the account's custom blacklist.
     pub async fn delete_custom_blacklist(&self, account: &AccountContext, emails: &[String]) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
-        Ok(self.inner.store.delete_custom_blacklist(account.id, &addresses).await?)
+        Ok(self
+            .inner
+            .store
+            .suppression()
+            .delete_custom_blacklist(account.id, &addresses)
+            .await?)
     }
 }

@@ -255,7 +255,13 @@ impl Mailpush {
     }
 
     async fn policy_of(&self, account: &AccountContext) -> Result<AccountPolicy, CoreError> {
-        Ok(self.inner.store.account_policy(account.id).await?.unwrap_or_default())
+        Ok(self
+            .inner
+            .store
+            .templates()
+            .account_policy(account.id)
+            .await?
+            .unwrap_or_default())
     }
 
     /// The review mode in force (`template_review`).
@@ -285,6 +291,7 @@ impl Mailpush {
         let created = self
             .inner
             .store
+            .templates()
             .create_template(
                 NewTemplate {
                     account_id: account.id,
@@ -336,6 +343,7 @@ impl Mailpush {
         let updated = self
             .inner
             .store
+            .templates()
             .update_template(
                 account.id,
                 id,
@@ -361,6 +369,7 @@ impl Mailpush {
     pub async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
         self.inner
             .store
+            .templates()
             .template(account.id, id)
             .await?
             .ok_or_else(|| not_exist(id))
@@ -382,12 +391,17 @@ impl Mailpush {
         if offset < 0 {
             return Err(refuse(ErrorCode::InvalidParameterValue, "Offset must not be negative"));
         }
-        Ok(self.inner.store.list_templates(account.id, offset, limit).await?)
+        Ok(self
+            .inner
+            .store
+            .templates()
+            .list_templates(account.id, offset, limit)
+            .await?)
     }
 
     /// `DeleteEmailTemplate`.
     pub async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
-        if !self.inner.store.delete_template(account.id, id).await? {
+        if !self.inner.store.templates().delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
         self.engine().sendable.remove(&(account.id, id));
@@ -450,6 +464,7 @@ impl Mailpush {
                 let summary = self
                     .inner
                     .store
+                    .templates()
                     .template_summary(account.id, id)
                     .await?
                     .ok_or_else(|| {
@@ -472,7 +487,7 @@ impl Mailpush {
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
             None => {
-                let Some(t) = self.inner.store.template(account.id, id).await? else {
+                let Some(t) = self.inner.store.templates().template(account.id, id).await? else {
                     return Err(refuse(
                         ErrorCode::FailedOperationInvalidTemplateID,
                         format!("Template.TemplateID {id} does not exist"),
@@ -516,7 +531,11 @@ impl Mailpush {
         let creds = self.create_account(name).await?;
         if policy != AccountPolicy::default() {
             let account = self.account_named(name).await?;
-            self.inner.store.set_account_policy(account.id, policy).await?;
+            self.inner
+                .store
+                .templates()
+                .set_account_policy(account.id, policy)
+                .await?;
         }
         Ok(creds)
     }
@@ -524,6 +543,7 @@ impl Mailpush {
     async fn account_named(&self, name: &str) -> Result<AccountContext, CoreError> {
         self.inner
             .store
+            .accounts()
             .account_by_name(name)
             .await?
             .map(|a| AccountContext::from(&a))
@@ -557,7 +577,11 @@ impl Mailpush {
         if let Some(v) = allow_links {
             policy.allow_links = v;
         }
-        self.inner.store.set_account_policy(account.id, policy).await?;
+        self.inner
+            .store
+            .templates()
+            .set_account_policy(account.id, policy)
+            .await?;
         Ok(policy)
     }
 
@@ -566,12 +590,17 @@ impl Mailpush {
     /// Templates of every account, optionally only those waiting for review.
     pub async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
         let status = pending_only.then_some(TemplateStatus::Reviewing);
-        Ok(self.inner.store.admin_list_templates(status).await?)
+        Ok(self.inner.store.templates().admin_list_templates(status).await?)
     }
 
     /// Any account's template, with content (for the operator to read before deciding).
     pub async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.inner.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
+        self.inner
+            .store
+            .templates()
+            .admin_template(id)
+            .await?
+            .ok_or_else(|| not_exist(id))
     }
 
     /// Approves a template waiting for review. With `version`, only if its content is still that version.
@@ -621,6 +650,7 @@ impl Mailpush {
         if !self
             .inner
             .store
+            .templates()
             .admin_set_template_review(t.id, version, status, reason)
             .await?
         {

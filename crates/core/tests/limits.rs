@@ -49,6 +49,7 @@ async fn setup(database_url: Option<String>) -> Env {
         .expect("account listed");
     let store = core.store();
     let identity = store
+        .identities()
         .create_identity(NewIdentity {
             account_id: account.id,
             domain: "sender.test".into(),
@@ -60,6 +61,7 @@ async fn setup(database_url: Option<String>) -> Env {
         .await
         .expect("identity");
     store
+        .identities()
         .record_identity_check(
             account.id,
             identity.id,
@@ -73,6 +75,7 @@ async fn setup(database_url: Option<String>) -> Env {
         .await
         .expect("verify");
     store
+        .identities()
         .create_sender(NewSender {
             account_id: account.id,
             identity_id: identity.id,

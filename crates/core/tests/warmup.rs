@@ -55,6 +55,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
     for domain in ["sender.test", "other.test"] {
         let store = core.store();
         let identity = store
+            .identities()
             .create_identity(NewIdentity {
                 account_id: account.id,
                 domain: domain.into(),
@@ -66,6 +67,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
             .await
             .expect("identity");
         store
+            .identities()
             .record_identity_check(
                 account.id,
                 identity.id,
@@ -79,6 +81,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
             .await
             .expect("verify");
         store
+            .identities()
             .create_sender(NewSender {
                 account_id: account.id,
                 identity_id: identity.id,
@@ -128,8 +131,14 @@ async fn claim(env: &Env, worker: &str, limit: usize) -> Vec<ClaimedDelivery> {
         now_ms: env.clock.now_ms(),
     };
     match &env.ramp {
-        Some(ramp) => env.core.store().claim_with_warmup(&r, ramp).await.expect("claim"),
-        None => env.core.store().claim(r).await.expect("claim"),
+        Some(ramp) => env
+            .core
+            .store()
+            .warmup()
+            .claim_with_warmup(&r, ramp)
+            .await
+            .expect("claim"),
+        None => env.core.store().queue().claim(r).await.expect("claim"),
     }
 }
 
@@ -144,7 +153,13 @@ async fn settle(env: &Env, claimed: &[ClaimedDelivery], result: impl Fn(&Claimed
             remote: None,
         })
         .collect();
-    let applied = env.core.store().record_outcomes(outcomes).await.expect("outcomes");
+    let applied = env
+        .core
+        .store()
+        .queue()
+        .record_outcomes(outcomes)
+        .await
+        .expect("outcomes");
     assert!(applied.iter().all(|a| *a));
 }
 

@@ -48,6 +48,7 @@ async fn authenticated_submission_is_committed_and_found_by_status() {
     let body = w
         .core
         .store()
+        .queue()
         .message_body(&mailpush_model::MessageId::parse(&id).expect("id"))
         .await
         .expect("body")
@@ -404,12 +405,20 @@ async fn smuggling_yields_exactly_one_message() {
         let rows = w
             .core
             .store()
+            .queue()
             .status(mailpush_store_query(&w, id.clone()))
             .await
             .expect("status");
         let rcpts: Vec<_> = rows.iter().map(|r| r.recipient.as_str()).collect();
         assert_eq!(rcpts, [RCPT], "{evil:?}: the victim never became a recipient");
-        let body = w.core.store().message_body(&id).await.expect("body").expect("stored");
+        let body = w
+            .core
+            .store()
+            .queue()
+            .message_body(&id)
+            .await
+            .expect("body")
+            .expect("stored");
         assert!(
             !body
                 .windows(2)
@@ -530,6 +539,7 @@ async fn suspended_accounts_are_refused() {
     .await;
     w.core
         .store()
+        .accounts()
         .set_account_suspended(w.account.id, true)
         .await
         .expect("suspend");

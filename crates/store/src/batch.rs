@@ -2,7 +2,7 @@
 //! (`send_tasks`). Every request-facing query is scoped by account; the runner's queries (`runnable_tasks`,
 //! `receiver_walk`, `feed_task_chunk`, `update_task_run`, `lease_task`) are system lookups by task id.
 //!
-//! Crash safety: [`Store::feed_task_chunk`] inserts a chunk of messages and advances the task's cursor in ONE
+//! Crash safety: [`Batch::feed_task_chunk`] inserts a chunk of messages and advances the task's cursor in ONE
 //! transaction, conditional on the cursor still being where the runner read it (compare-and-swap). A runner
 //! killed before the commit left nothing; after it, the cursor says so. Two runners on one database can never
 //! both commit the same chunk.
@@ -98,7 +98,7 @@ pub struct NewReceiverDetail {
     pub invalid_reason: Option<String>,
 }
 
-/// What [`Store::add_receiver_details`] did.
+/// What [`Batch::add_receiver_details`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddDetailsOutcome {
     /// Valid addresses inserted.
@@ -109,7 +109,7 @@ pub struct AddDetailsOutcome {
     pub repeated: i64,
 }
 
-/// Why [`Store::add_receiver_details`] refused.
+/// Why [`Batch::add_receiver_details`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddDetailsRefusal {
     /// No such list for this account.

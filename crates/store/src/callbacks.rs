@@ -24,7 +24,7 @@ pub struct CallbackEvent {
     pub template_id: i64,
 }
 
-/// The result of one callback attempt, for [`Store::finish_callbacks`].
+/// The result of one callback attempt, for [`Callbacks::finish_callbacks`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackResult {
     /// The event.

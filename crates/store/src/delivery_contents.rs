@@ -17,7 +17,7 @@ pub struct DeliveryContent {
     pub personal: Vec<(String, Vec<u8>)>,
 }
 
-/// Messages whose content one statement of [`Store::delivery_contents`] reads: with up to 50 recipients each,
+/// Messages whose content one statement of [`Queue::delivery_contents`] reads: with up to 50 recipients each,
 /// far below SQLite's 32,766 bound parameters.
 pub(crate) const CONTENT_READ_CHUNK: usize = 100;
 
@@ -72,7 +72,7 @@ impl Queue<'_> {
             .await
     }
 
-    /// [`Store::delivery_content`] of several messages in one read (a statement per 100 messages): the MIME of
+    /// [`Queue::delivery_content`] of several messages in one read (a statement per 100 messages): the MIME of
     /// each message that still has one, with the personal bodies of its asked recipients. A message missing from
     /// the map has no content any more.
     pub async fn delivery_contents(

@@ -71,7 +71,7 @@ impl HandOffTarget {
     }
 }
 
-/// The worker's end of the hand-off (see [`crate::Store::take_hand_offs`]).
+/// The worker's end of the hand-off (see [`crate::Queue::take_hand_offs`]).
 pub struct HandOffs {
     rx: mpsc::UnboundedReceiver<HandedOff>,
     target: Arc<HandOffTarget>,

@@ -1,9 +1,9 @@
 //! Sending identities: domains with their DKIM keys, and sender addresses.
 //!
 //! Every query an account can trigger is scoped by its account id. Three lookups are deliberately not:
-//! [`Store::identity_owner`] (to tell "created by another account" from "not created"),
-//! [`Store::identities_to_recheck`] (the background DNS re-check) and [`Store::sender_for_login`]
-//! (SMTP AUTH names an address, not an account); plus [`Store::identity_for_admin`] for the operator's CLI.
+//! [`Identities::identity_owner`] (to tell "created by another account" from "not created"),
+//! [`Identities::identities_to_recheck`] (the background DNS re-check) and [`Identities::sender_for_login`]
+//! (SMTP AUTH names an address, not an account); plus [`Identities::identity_for_admin`] for the operator's CLI.
 
 use sqlx::AssertSqlSafe;
 

@@ -3,13 +3,13 @@
 //!
 //! # The queue
 //! A message is one `messages` row plus its body, and one `deliveries` row per recipient: the queue unit.
-//! Workers [`Store::claim`] due deliveries under a lease and report each attempt with
-//! [`Store::record_outcomes`]. A lease carries a fencing token; when it expires another worker may take the
+//! Workers [`Queue::claim`] due deliveries under a lease and report each attempt with
+//! [`Queue::record_outcomes`]. A lease carries a fencing token; when it expires another worker may take the
 //! delivery over, and the first worker's late outcome is then ignored. When a message's last delivery becomes
 //! final its body is deleted (unless [`StoreOptions::retain_bodies`]).
 //!
 //! # Durability
-//! [`Store::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
+//! [`Queue::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
 //! commit (concurrent enqueues share one transaction), never from weaker sync settings.
 //!
 //! # URLs
@@ -285,6 +285,7 @@ mod tests {
             .expect("open");
         assert_eq!(store.backend(), Backend::Sqlite);
         let acc = store
+            .accounts()
             .create_account(NewAccount {
                 name: "a".into(),
                 app_id: 1,
@@ -296,6 +297,7 @@ mod tests {
             .expect("account");
         let id = MessageId::generate();
         store
+            .queue()
             .enqueue(NewMessage {
                 template_id: 0,
                 id: id.clone(),
@@ -318,8 +320,12 @@ mod tests {
             })
             .await
             .expect("enqueue");
-        assert_eq!(store.message_body(&id).await.expect("body"), Some(b"hi".to_vec()));
+        assert_eq!(
+            store.queue().message_body(&id).await.expect("body"),
+            Some(b"hi".to_vec())
+        );
         let claimed = store
+            .queue()
             .claim(ClaimRequest {
                 worker: "w".into(),
                 limit: 10,
@@ -330,7 +336,10 @@ mod tests {
             .expect("claim");
         assert_eq!(claimed.len(), 1);
         store.close().await;
-        assert!(matches!(store.account(acc.id).await, Err(StoreError::Closed)));
+        assert!(matches!(
+            store.accounts().account(acc.id).await,
+            Err(StoreError::Closed)
+        ));
         assert!(matches!(store.enqueue_closed_probe().await, Err(StoreError::Closed)));
     }
 
@@ -373,6 +382,7 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("full.db").display());
         let store = Store::open(&url, StoreOptions::default()).await.expect("open");
         let acc = store
+            .accounts()
             .create_account(NewAccount {
                 name: "full".into(),
                 app_id: 2,
@@ -402,7 +412,7 @@ mod tests {
             let mut m = probe_message(acc.id);
             m.body = vec![b'x'; 64 * 1024];
             m.recipients[0].address = format!("r{i}@y");
-            if let Err(e) = store.enqueue(m).await {
+            if let Err(e) = store.queue().enqueue(m).await {
                 big = Some(e);
                 break;
             }

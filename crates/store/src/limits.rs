@@ -21,7 +21,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// The limits one enqueue is checked against: the configured defaults (per-account overrides stored with
-/// [`crate::Store::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
+/// [`crate::Limits::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionLimits {
     /// Default requests (messages) per second per account.

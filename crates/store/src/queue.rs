@@ -42,7 +42,7 @@ impl Queue<'_> {
             .await
     }
 
-    /// [`Store::enqueue`] checked against admission limits inside the same transaction, so that every
+    /// [`Queue::enqueue`] checked against admission limits inside the same transaction, so that every
     /// process sharing the database agrees: the account's messages per second, each recipient's mails in the
     /// sliding hour and today's recipients against the quota. A refused message is
     /// [`StoreError::Limit`] and nothing of it is stored; recipients over their hourly limit in a message with
@@ -53,8 +53,8 @@ impl Queue<'_> {
             .await
     }
 
-    /// [`Store::enqueue_limited`] for fresh mail whose recipients all get the message's own MIME: if this
-    /// process's worker takes hand-offs ([`Store::take_hand_offs`]) and has room, and the message is due now
+    /// [`Queue::enqueue_limited`] for fresh mail whose recipients all get the message's own MIME: if this
+    /// process's worker takes hand-offs ([`Queue::take_hand_offs`]) and has room, and the message is due now
     /// (`not_before_ms <= request_ms`), its deliveries are leased to the worker in the same transaction and
     /// handed to it with the MIME once committed. Returns whether it was handed off (if so, the worker needs
     /// no wake-up).
@@ -64,7 +64,7 @@ impl Queue<'_> {
             .await
     }
 
-    /// Makes this process's worker the receiver of hand-offs ([`Store::enqueue_fresh`]), leased to `worker`
+    /// Makes this process's worker the receiver of hand-offs ([`Queue::enqueue_fresh`]), leased to `worker`
     /// for `lease_ms`, with at most `room` deliveries waiting for it to start them. A second call replaces
     /// the first receiver; dropping the receiver stops hand-offs.
     pub fn take_hand_offs(self, worker: &str, lease_ms: i64, room: usize) -> HandOffs {

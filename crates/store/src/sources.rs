@@ -1,7 +1,7 @@
 //! Source IPs (migration 0013): the source pool each sending domain is assigned to, and the warm-up counters of
 //! each source address (first-use day, recipients sent per UTC day). The counters live in the store so that
 //! every worker sharing the database agrees on what an address has sent today: a worker reserves its sends
-//! before a transaction ([`Store::reserve_source_sends`], atomic) and gives back what it could not use.
+//! before a transaction ([`Sources::reserve_source_sends`], atomic) and gives back what it could not use.
 
 use sqlx::AssertSqlSafe;
 
@@ -38,7 +38,7 @@ impl SourceIpUsage {
     }
 }
 
-/// The answer to [`Store::reserve_source_sends`].
+/// The answer to [`Sources::reserve_source_sends`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceReservation {
     /// Sends granted (0 = the address is at today's allowance).

@@ -27,7 +27,7 @@ pub(crate) trait Dialect: sqlx::Database {
     const LOCK_ROWS: &'static str;
 
     /// Leases up to `want` due deliveries of `lane` to `r.worker` until `lease_until`, in due order (one step of
-    /// [`crate::Store::claim`]; the claim hot path, tuned per backend).
+    /// [`crate::Queue::claim`]; the claim hot path, tuned per backend).
     async fn claim_lane(
         pool: &sqlx::Pool<Self>,
         lane: i32,
@@ -36,7 +36,7 @@ pub(crate) trait Dialect: sqlx::Database {
         want: i64,
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
 
-    /// Records attempt outcomes in one transaction (see [`crate::Store::record_outcomes`]); per outcome,
+    /// Records attempt outcomes in one transaction (see [`crate::Queue::record_outcomes`]); per outcome,
     /// whether its lease was still current and it was applied.
     async fn record_outcomes(
         pool: &sqlx::Pool<Self>,

@@ -1,5 +1,5 @@
 //! Suppression (migration 0007): the global bounce blacklist, fed by hard bounces in the same transaction as
-//! the outcome, and each account's custom blacklist. Admission asks [`Store::blacklisted`] once per request.
+//! the outcome, and each account's custom blacklist. Admission asks [`Suppression::blacklisted`] once per request.
 //!
 //! The global list keeps one row per (address, account whose mail bounced): admission matches the address across
 //! all accounts, while `ListBlackEmailAddress` / `DeleteBlackList` only see the caller's own rows (an account
@@ -72,7 +72,7 @@ pub struct CustomBlacklistEntry {
     pub expire_ms: Option<i64>,
 }
 
-/// The admission-time lookups of one request's recipients ([`Store::recipient_screen`]).
+/// The admission-time lookups of one request's recipients ([`Suppression::recipient_screen`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RecipientScreenQuery<'a> {
     /// The sending account (custom blacklist and unsubscribes are per account).
@@ -154,7 +154,7 @@ impl Suppression<'_> {
             .await
     }
 
-    /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
+    /// The blacklists ([`Suppression::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
     /// single round trip, shared with the requests screened at the same moment (see `screen`).
     pub async fn recipient_screen(self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
         if q.recipients.is_empty() {

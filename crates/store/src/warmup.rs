@@ -1,7 +1,7 @@
 //! Warm-up of sending domains, enforced where deliveries are claimed, and the per-domain figures the
 //! reputation-level evaluation reads.
 //!
-//! # The claim with warm-up ([`crate::Store::claim_with_warmup`])
+//! # The claim with warm-up ([`crate::Warmup::claim_with_warmup`])
 //! Each (account, sending domain) has a `domain_warmup` row: its first sending day and how many deliveries used
 //! the allowance of the current UTC day. One claim transaction, per lane (trigger lane 0 first):
 //! 1. picks up to 4 × the wanted number of due deliveries in (due time, id) order — id order is acceptance
@@ -354,7 +354,7 @@ impl Store {
 }
 
 impl Warmup<'_> {
-    /// [`crate::Store::claim`] with warm-up: leases at most each sending domain's allowance of the day (counted per
+    /// [`crate::Queue::claim`] with warm-up: leases at most each sending domain's allowance of the day (counted per
     /// (account, domain, UTC day) inside the claim transaction, so several workers sharing the database never
     /// exceed it together) and holds the rest until the next UTC midnight, in acceptance order. Trigger lane first.
     /// See the module docs of `warmup.rs`.

@@ -53,6 +53,7 @@ fn new_account(name: &str, secret_id: &str) -> NewAccount {
 
 async fn account(store: &Store, name: &str) -> Account {
     store
+        .accounts()
         .create_account(new_account(name, &format!("AKID{name}")))
         .await
         .expect("create account")
@@ -88,6 +89,7 @@ fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, t
 
 async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
     store
+        .queue()
         .claim(ClaimRequest {
             worker: worker.into(),
             limit,
@@ -139,10 +141,12 @@ fn by_message(account: AccountId, id: &MessageId) -> StatusQuery {
 async fn accounts(ctx: Ctx) {
     let store = &ctx.store;
     let a = store
+        .accounts()
         .create_account(new_account("alpha", "AKIDalpha"))
         .await
         .expect("alpha");
     let b = store
+        .accounts()
         .create_account(new_account("beta", "AKIDbeta"))
         .await
         .expect("beta");
@@ -151,30 +155,70 @@ async fn accounts(ctx: Ctx) {
     assert_eq!(a.secret_key_sealed, b"sealed:AKIDalpha");
 
     assert_eq!(
-        store.account_by_secret_id("AKIDalpha").await.expect("by secret"),
+        store
+            .accounts()
+            .account_by_secret_id("AKIDalpha")
+            .await
+            .expect("by secret"),
         Some(a.clone())
     );
-    assert_eq!(store.account_by_name("beta").await.expect("by name"), Some(b.clone()));
-    assert_eq!(store.account(a.id).await.expect("by id"), Some(a.clone()));
-    assert_eq!(store.account_by_name("nobody").await.expect("missing name"), None);
     assert_eq!(
-        store.account_by_secret_id("AKIDnobody").await.expect("missing secret"),
+        store.accounts().account_by_name("beta").await.expect("by name"),
+        Some(b.clone())
+    );
+    assert_eq!(store.accounts().account(a.id).await.expect("by id"), Some(a.clone()));
+    assert_eq!(
+        store.accounts().account_by_name("nobody").await.expect("missing name"),
         None
     );
-    assert_eq!(store.account(a.id + b.id + 1000).await.expect("missing id"), None);
-    assert_eq!(store.list_accounts().await.expect("list"), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store
+            .accounts()
+            .account_by_secret_id("AKIDnobody")
+            .await
+            .expect("missing secret"),
+        None
+    );
+    assert_eq!(
+        store.accounts().account(a.id + b.id + 1000).await.expect("missing id"),
+        None
+    );
+    assert_eq!(
+        store.accounts().list_accounts().await.expect("list"),
+        vec![a.clone(), b.clone()]
+    );
 
-    let taken_name = store.create_account(new_account("alpha", "AKIDother")).await;
+    let taken_name = store.accounts().create_account(new_account("alpha", "AKIDother")).await;
     assert!(matches!(taken_name, Err(StoreError::Conflict(_))), "{taken_name:?}");
-    let taken_secret = store.create_account(new_account("gamma", "AKIDalpha")).await;
+    let taken_secret = store.accounts().create_account(new_account("gamma", "AKIDalpha")).await;
     assert!(matches!(taken_secret, Err(StoreError::Conflict(_))), "{taken_secret:?}");
-    assert_eq!(store.list_accounts().await.expect("list").len(), 2);
+    assert_eq!(store.accounts().list_accounts().await.expect("list").len(), 2);
 
-    store.set_account_suspended(a.id, true).await.expect("suspend");
-    assert!(store.account(a.id).await.expect("by id").expect("exists").suspended);
-    assert!(!store.account(b.id).await.expect("by id").expect("exists").suspended);
+    store
+        .accounts()
+        .set_account_suspended(a.id, true)
+        .await
+        .expect("suspend");
+    assert!(
+        store
+            .accounts()
+            .account(a.id)
+            .await
+            .expect("by id")
+            .expect("exists")
+            .suspended
+    );
+    assert!(
+        !store
+            .accounts()
+            .account(b.id)
+            .await
+            .expect("by id")
+            .expect("exists")
+            .suspended
+    );
     assert!(matches!(
-        store.set_account_suspended(a.id + b.id + 1000, true).await,
+        store.accounts().set_account_suspended(a.id + b.id + 1000, true).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -183,15 +227,18 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (2, 0, 0, 0)
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0));
-    assert_eq!(store.message_body(&m.id).await.expect("body"), Some(m.body.clone()));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0));
+    assert_eq!(
+        store.queue().message_body(&m.id).await.expect("body"),
+        Some(m.body.clone())
+    );
 
     let claimed = claim(store, "w1", 10, 30_000, T0).await;
     assert_eq!(claimed.len(), 2);
@@ -209,10 +256,10 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(c.request_ms, T0);
         assert_eq!(c.expires_ms, T0 + 72 * HOUR);
     }
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.leased), (0, 2));
     // While leased, the next due time is the lease expiry.
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0 + 30_000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 30_000));
     assert!(
         claim(store, "w2", 10, 30_000, T0 + 1).await.is_empty(),
         "leased deliveries are not claimable"
@@ -220,11 +267,11 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
     assert_eq!(
-        store.record_outcomes(outcomes.clone()).await.expect("outcomes"),
+        store.queue().record_outcomes(outcomes.clone()).await.expect("outcomes"),
         vec![true, true]
     );
 
-    let rows = store.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert_eq!(row.message_id, m.id);
@@ -236,30 +283,35 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(row.deliver_ms, Some(T0 + 100));
         assert_eq!(row.attempts, 1);
     }
-    let history = store.attempts(acc.id, &m.id, "x@one.example").await.expect("attempts");
+    let history = store
+        .queue()
+        .attempts(acc.id, &m.id, "x@one.example")
+        .await
+        .expect("attempts");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at_ms, T0 + 100);
     assert_eq!(history[0].deliver_status, DeliverStatus::Delivered);
     assert_eq!(history[0].remote.as_deref(), Some("mx.one.example"));
 
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 0, 0, 2)
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), None);
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), None);
     assert_eq!(
-        store.message_body(&m.id).await.expect("body"),
+        store.queue().message_body(&m.id).await.expect("body"),
         None,
         "body purged after the last final outcome"
     );
     // Reporting again is fenced off: the lease ended with the outcome.
     assert_eq!(
-        store.record_outcomes(outcomes).await.expect("outcomes"),
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
         vec![false, false]
     );
     assert_eq!(
         store
+            .queue()
             .attempts(acc.id, &m.id, "x@one.example")
             .await
             .expect("attempts")
@@ -282,12 +334,18 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     };
     // Without a receiver nothing is handed off.
     let m = message(acc.id, 0, T0, T0, &["solo@one.example"]);
-    assert!(!store.enqueue_fresh(m, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(m, unlimited).await.expect("enqueue"));
     assert_eq!(claim(store, "w0", 10, 30_000, T0).await.len(), 1);
 
-    let mut hand_offs = store.take_hand_offs("w1", 30_000, 3);
+    let mut hand_offs = store.queue().take_hand_offs("w1", 30_000, 3);
     let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
-    assert!(store.enqueue_fresh(m.clone(), unlimited).await.expect("enqueue"));
+    assert!(
+        store
+            .queue()
+            .enqueue_fresh(m.clone(), unlimited)
+            .await
+            .expect("enqueue")
+    );
     let h = hand_offs.try_recv().expect("a hand-off after the commit");
     assert_eq!(h.body, m.body);
     assert_eq!(h.deliveries.len(), 2);
@@ -302,7 +360,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
             (m.envelope_from.as_str(), T0 + 72 * HOUR)
         );
     }
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.leased),
         (0, 3),
@@ -317,17 +375,17 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     // mail is queued behind it, even a one-recipient message that would fit: a hand-off would overtake the
     // queued mail (trigger mail included) for as long as admission outpaces the worker.
     let two = message(acc.id, 1, T0, T0, &["p@one.example", "q@one.example"]);
-    assert!(!store.enqueue_fresh(two, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(two, unlimited).await.expect("enqueue"));
     assert!(hand_offs.is_behind());
     let one = message(acc.id, 1, T0, T0, &["r@one.example"]);
-    assert!(!store.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
     // Started deliveries make room again, but only a claim that caught up with the queue resumes hand-offs;
     // mail due later is never handed off.
     hand_offs.started(2);
     let later = message(acc.id, 1, T0, T0 + HOUR, &["later@one.example"]);
-    assert!(!store.enqueue_fresh(later, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(later, unlimited).await.expect("enqueue"));
     let queued = message(acc.id, 1, T0, T0, &["s@one.example"]);
-    assert!(!store.enqueue_fresh(queued, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(queued, unlimited).await.expect("enqueue"));
     assert_eq!(
         claim(store, "w2", 10, 30_000, T0 + 1).await.len(),
         4,
@@ -336,14 +394,14 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     hand_offs.caught_up();
     assert!(!hand_offs.is_behind());
     let one = message(acc.id, 1, T0, T0, &["t@one.example"]);
-    assert!(store.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    assert!(store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
 
     let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
     assert_eq!(
-        store.record_outcomes(outcomes).await.expect("outcomes"),
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
         vec![true, true]
     );
-    let rows = store.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     assert!(
         rows.iter()
             .all(|r| r.deliver_status == DeliverStatus::Delivered && r.attempts == 1)
@@ -367,7 +425,7 @@ async fn claim_order(ctx: Ctx) {
     for (lane, due) in spec {
         let m = message(acc.id, lane, T0, T0 + due, &["r@x.example"]);
         ids.push(m.id.clone());
-        store.enqueue(m).await.expect("enqueue");
+        store.queue().enqueue(m).await.expect("enqueue");
     }
     let [a, b, c, d, e, f, g] = <[MessageId; 7]>::try_from(ids).expect("seven");
 
@@ -398,6 +456,7 @@ async fn not_claimable_before_due(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     store
+        .queue()
         .enqueue(message(acc.id, 0, T0, T0 + 1000, &["r@x.example"]))
         .await
         .expect("enqueue");
@@ -405,7 +464,7 @@ async fn not_claimable_before_due(ctx: Ctx) {
         claim(store, "w", 10, 60_000, T0 + 999).await.is_empty(),
         "not before not_before_ms"
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0 + 1000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 1000));
     assert_eq!(claim(store, "w", 10, 60_000, T0 + 1000).await.len(), 1);
     assert_eq!(
         claim(store, "w", 0, 60_000, T0 + 1000).await.len(),
@@ -418,7 +477,7 @@ async fn deferred_retried_delivered(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["r@x.example"]);
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let first = claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(first.len(), 1);
@@ -428,25 +487,26 @@ async fn deferred_retried_delivered(ctx: Ctx) {
     };
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(&first[0], T0 + 10, deferred)])
             .await
             .expect("defer"),
         vec![true]
     );
 
-    let row = &store.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Deferred);
     assert_eq!(row.deliver_message, "451 4.7.1 try again later");
     assert_eq!(row.attempts, 1);
     assert_eq!(row.deliver_ms, None);
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 1, 0, 0)
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 5000));
     assert!(
-        store.message_body(&m.id).await.expect("body").is_some(),
+        store.queue().message_body(&m.id).await.expect("body").is_some(),
         "a deferred message keeps its body"
     );
 
@@ -461,17 +521,22 @@ async fn deferred_retried_delivered(ctx: Ctx) {
     assert_ne!(second[0].lease, first[0].lease);
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(&second[0], T0 + 5010, delivered())])
             .await
             .expect("deliver"),
         vec![true]
     );
 
-    let row = &store.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.deliver_ms, Some(T0 + 5010));
-    let history = store.attempts(acc.id, &m.id, "r@x.example").await.expect("attempts");
+    let history = store
+        .queue()
+        .attempts(acc.id, &m.id, "r@x.example")
+        .await
+        .expect("attempts");
     let summary: Vec<_> = history
         .iter()
         .map(|h| (h.at_ms, h.deliver_status, h.reply.as_str()))
@@ -483,7 +548,7 @@ async fn deferred_retried_delivered(ctx: Ctx) {
             (T0 + 5010, DeliverStatus::Delivered, "250 2.0.0 Ok: queued"),
         ]
     );
-    assert_eq!(store.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 }
 
 /// A lease renewed while its delivery runs is not taken over when its first term ends; only the current lease
@@ -492,31 +557,33 @@ async fn renewed_lease_holds(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     store
+        .queue()
         .enqueue(message(acc.id, 0, T0, T0, &["r@x.example", "q@x.example"]))
         .await
         .expect("enqueue");
     let a = claim(store, "worker-a", 10, 1000, T0).await;
     assert_eq!(a.len(), 2);
     let held: Vec<(i64, LeaseToken)> = a.iter().map(|d| (d.delivery_id, d.lease)).collect();
-    assert_eq!(store.renew_leases(&held, T0 + 5000).await.expect("renew"), 2);
+    assert_eq!(store.queue().renew_leases(&held, T0 + 5000).await.expect("renew"), 2);
     assert!(
         claim(store, "worker-b", 10, 1000, T0 + 1000).await.is_empty(),
         "renewed leases hold past their first term"
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 5000));
     // Renewing never shortens a lease.
-    assert_eq!(store.renew_leases(&held, T0 + 2000).await.expect("renew"), 0);
+    assert_eq!(store.queue().renew_leases(&held, T0 + 2000).await.expect("renew"), 0);
 
     // A stale token renews nothing: after expiry worker-b takes one over, and worker-a's renewal leaves it.
     let b = claim(store, "worker-b", 1, 1000, T0 + 5000).await;
     assert_eq!(b.len(), 1);
     assert_eq!(
-        store.renew_leases(&held, T0 + 60_000).await.expect("renew"),
+        store.queue().renew_leases(&held, T0 + 60_000).await.expect("renew"),
         1,
         "only the one still held"
     );
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(&b[0], T0 + 5500, delivered())])
             .await
             .expect("current"),
@@ -526,6 +593,7 @@ async fn renewed_lease_holds(ctx: Ctx) {
     let other = a.iter().find(|d| d.delivery_id != b[0].delivery_id).expect("the other");
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(other, T0 + 50_000, delivered())])
             .await
             .expect("renewed"),
@@ -538,7 +606,7 @@ async fn expired_lease_taken_over(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     let m = message(acc.id, 0, T0, T0, &["r@x.example"]);
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let a = claim(store, "worker-a", 10, 1000, T0).await;
     assert_eq!(a.len(), 1);
@@ -546,7 +614,7 @@ async fn expired_lease_taken_over(ctx: Ctx) {
         claim(store, "worker-b", 10, 1000, T0 + 999).await.is_empty(),
         "the lease still holds"
     );
-    assert_eq!(store.next_due_ms().await.expect("next due"), Some(T0 + 1000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 1000));
 
     // worker-a went quiet; its lease expires and worker-b takes over.
     let b = claim(store, "worker-b", 10, 1000, T0 + 1000).await;
@@ -558,15 +626,17 @@ async fn expired_lease_taken_over(ctx: Ctx) {
     // worker-a's late report is ignored: nothing written.
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(&a[0], T0 + 1500, delivered())])
             .await
             .expect("stale"),
         vec![false]
     );
-    let row = &store.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!((row.deliver_status, row.attempts), (DeliverStatus::Queued, 0));
     assert!(
         store
+            .queue()
             .attempts(acc.id, &m.id, "r@x.example")
             .await
             .expect("attempts")
@@ -578,18 +648,20 @@ async fn expired_lease_taken_over(ctx: Ctx) {
     };
     assert_eq!(
         store
+            .queue()
             .record_outcomes(vec![outcome(&b[0], T0 + 1600, rejected)])
             .await
             .expect("current"),
         vec![true]
     );
-    let row = &store.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Rejected);
     assert_eq!(row.deliver_message, "550 5.1.1 no such user");
     assert_eq!(row.deliver_ms, Some(T0 + 1600));
     assert_eq!(row.attempts, 1);
     assert_eq!(
         store
+            .queue()
             .attempts(acc.id, &m.id, "r@x.example")
             .await
             .expect("attempts")
@@ -602,7 +674,7 @@ async fn expired_lease_taken_over(ctx: Ctx) {
         outcome(&b[0], T0 + 1700, delivered()),
     ];
     assert_eq!(
-        store.record_outcomes(again).await.expect("both stale"),
+        store.queue().record_outcomes(again).await.expect("both stale"),
         vec![false, false]
     );
     assert!(
@@ -620,7 +692,7 @@ async fn concurrent_claimers(ctx: Ctx) {
         let to: Vec<&str> = to.iter().map(String::as_str).collect();
         let m = message(acc.id, i % 2, T0, T0, &to);
         messages.push(m.id.clone());
-        store.enqueue(m).await.expect("enqueue");
+        store.queue().enqueue(m).await.expect("enqueue");
     }
     // Two stores on one database stand for two worker processes (on PostgreSQL: two machines).
     let other = ctx.open(StoreOptions::default()).await;
@@ -635,7 +707,7 @@ async fn concurrent_claimers(ctx: Ctx) {
                     break;
                 }
                 let outcomes: Vec<_> = got.iter().map(|c| outcome(c, T0 + 1, delivered())).collect();
-                let applied = store.record_outcomes(outcomes).await.expect("outcomes");
+                let applied = store.queue().record_outcomes(outcomes).await.expect("outcomes");
                 assert!(applied.iter().all(|a| *a), "a claimer's own leases are current");
                 mine.extend(got.iter().map(|c| c.delivery_id));
                 tokio::task::yield_now().await;
@@ -654,10 +726,10 @@ async fn concurrent_claimers(ctx: Ctx) {
     assert_eq!(unique.len(), all.len(), "a delivery was claimed twice");
     assert_eq!(all.len(), 200);
     assert!(busy_workers >= 1);
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.leased, counts.done), (0, 0, 200));
     for id in &messages {
-        assert_eq!(store.message_body(id).await.expect("body"), None);
+        assert_eq!(store.queue().message_body(id).await.expect("body"), None);
     }
     other.close().await;
 }
@@ -668,48 +740,52 @@ async fn admission_dropped_never_claimed(ctx: Ctx) {
     let mut m = message(acc.id, 1, T0, T0, &["ok1@x.example", "bad@y.example", "ok2@x.example"]);
     m.recipients[1].send_status = 1007;
     m.recipients[1].deliver_message = Some("the address is blacklisted".into());
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let mut all_dropped = message(acc.id, 1, T0, T0, &["gone@z.example"]);
     all_dropped.recipients[0].send_status = 1013;
-    store.enqueue(all_dropped.clone()).await.expect("enqueue");
+    store.queue().enqueue(all_dropped.clone()).await.expect("enqueue");
     assert_eq!(
-        store.message_body(&all_dropped.id).await.expect("body"),
+        store.queue().message_body(&all_dropped.id).await.expect("body"),
         None,
         "nothing to send, nothing kept"
     );
 
-    let counts = store.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.done), (2, 2));
     let claimed = claim(store, "w", 10, 60_000, T0 + HOUR).await;
     let mut got: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
     got.sort();
     assert_eq!(got, ["ok1@x.example", "ok2@x.example"]);
 
-    let rows = store.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     let bad = rows.iter().find(|r| r.recipient == "bad@y.example").expect("bad row");
     assert_eq!(bad.send_status, 1007);
     assert_eq!(bad.deliver_status, DeliverStatus::Dropped);
     assert_eq!(bad.deliver_message, "the address is blacklisted");
     assert_eq!(bad.attempts, 0);
-    let gone = &store.status(by_message(acc.id, &all_dropped.id)).await.expect("status")[0];
+    let gone = &store
+        .queue()
+        .status(by_message(acc.id, &all_dropped.id))
+        .await
+        .expect("status")[0];
     assert_eq!((gone.send_status, gone.deliver_status), (1013, DeliverStatus::Dropped));
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + HOUR, delivered())).collect();
     assert_eq!(
-        store.record_outcomes(outcomes).await.expect("outcomes"),
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
         vec![true, true]
     );
-    assert_eq!(store.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
     assert!(claim(store, "w", 10, 60_000, T0 + 100 * HOUR).await.is_empty());
-    assert_eq!(store.next_due_ms().await.expect("next due"), None);
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), None);
 }
 
 async fn body_purged_after_last_final(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["r1@x.example", "r2@x.example"]);
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
     let claimed = claim(store, "w", 10, 60_000, T0).await;
     let r1 = claimed.iter().find(|c| c.recipient == "r1@x.example").expect("r1");
     let r2 = claimed.iter().find(|c| c.recipient == "r2@x.example").expect("r2");
@@ -719,11 +795,12 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         retry_at_ms: T0 + 1000,
     };
     store
+        .queue()
         .record_outcomes(vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())])
         .await
         .expect("outcomes");
     assert_eq!(
-        store.message_body(&m.id).await.expect("body"),
+        store.queue().message_body(&m.id).await.expect("body"),
         Some(m.body.clone()),
         "r1 still needs it"
     );
@@ -734,10 +811,11 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         reason: "expired".into(),
     };
     store
+        .queue()
         .record_outcomes(vec![outcome(&again[0], T0 + 1001, dropped)])
         .await
         .expect("outcome");
-    assert_eq!(store.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 
     // With retention configured, bodies stay.
     let keep = ctx
@@ -777,12 +855,13 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         T0,
         &["d@x.example", "r@x.example", "x@x.example", "f@x.example"],
     );
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
     let claimed = claim(store, "w", 10, 60_000, T0).await;
     let by = |addr: &str| claimed.iter().find(|c| c.recipient == addr).expect("claimed").clone();
     let mut forged = outcome(&by("f@x.example"), T0 + 5, delivered());
     forged.lease = LeaseToken(forged.lease.0 + 1000);
     let applied = store
+        .queue()
         .record_outcomes(vec![
             outcome(&by("d@x.example"), T0 + 5, delivered()),
             forged,
@@ -803,7 +882,7 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         .expect("outcomes");
     assert_eq!(applied, vec![true, false, true, true], "results follow the input order");
 
-    let rows = store.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     let row = |addr: &str| rows.iter().find(|r| r.recipient == addr).expect("row").clone();
     assert_eq!(
         (row("d@x.example").deliver_status, row("d@x.example").deliver_ms),
@@ -820,11 +899,11 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         (DeliverStatus::Queued, 0)
     );
     assert!(
-        store.message_body(&m.id).await.expect("body").is_some(),
+        store.queue().message_body(&m.id).await.expect("body").is_some(),
         "f is still open"
     );
     assert_eq!(
-        store.record_outcomes(Vec::new()).await.expect("empty"),
+        store.queue().record_outcomes(Vec::new()).await.expect("empty"),
         Vec::<bool>::new()
     );
 
@@ -841,12 +920,14 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         },
     );
     let applied = store
+        .queue()
         .record_outcomes(vec![stale, current.clone(), current])
         .await
         .expect("outcomes");
     assert_eq!(applied, vec![false, true, false]);
     assert_eq!(
         store
+            .queue()
             .attempts(acc.id, &m.id, "f@x.example")
             .await
             .expect("attempts")
@@ -856,10 +937,11 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
     let again = claim(store, "w", 10, 60_000, T0 + 60).await;
     assert_eq!(again.len(), 1);
     store
+        .queue()
         .record_outcomes(vec![outcome(&again[0], T0 + 61, delivered())])
         .await
         .expect("outcome");
-    assert_eq!(store.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 }
 
 async fn status_filters(ctx: Ctx) {
@@ -871,7 +953,7 @@ async fn status_filters(ctx: Ctx) {
     let m3 = message(a.id, 1, T0 + 2000, T0, &["a3@z.example"]);
     let mb = message(b.id, 1, T0 + 1000, T0, &["b1@x.example", "a1@x.example"]);
     for m in [&m1, &m2, &m3, &mb] {
-        store.enqueue(m.clone()).await.expect("enqueue");
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
     }
     let keys = |rows: &[mailpush_store::DeliveryStatusRow]| -> Vec<(MessageId, String)> {
         rows.iter()
@@ -880,7 +962,7 @@ async fn status_filters(ctx: Ctx) {
     };
     let k = |m: &NewMessage, r: &str| (m.id.clone(), r.to_string());
 
-    let all_a = store.status(query(a.id, T0, T0 + 3000)).await.expect("status");
+    let all_a = store.queue().status(query(a.id, T0, T0 + 3000)).await.expect("status");
     assert_eq!(
         keys(&all_a),
         [
@@ -891,26 +973,37 @@ async fn status_filters(ctx: Ctx) {
         ]
     );
     // Account isolation.
-    let all_b = store.status(query(b.id, T0, T0 + 3000)).await.expect("status");
+    let all_b = store.queue().status(query(b.id, T0, T0 + 3000)).await.expect("status");
     assert_eq!(keys(&all_b), [k(&mb, "b1@x.example"), k(&mb, "a1@x.example")]);
     assert!(
-        store.status(by_message(b.id, &m1.id)).await.expect("status").is_empty(),
+        store
+            .queue()
+            .status(by_message(b.id, &m1.id))
+            .await
+            .expect("status")
+            .is_empty(),
         "B must not see A's message"
     );
     assert!(
         store
+            .queue()
             .attempts(b.id, &m1.id, "a1@x.example")
             .await
             .expect("attempts")
             .is_empty()
     );
     // Half-open date range.
-    let mid = store.status(query(a.id, T0 + 1000, T0 + 2000)).await.expect("status");
+    let mid = store
+        .queue()
+        .status(query(a.id, T0 + 1000, T0 + 2000))
+        .await
+        .expect("status");
     assert_eq!(keys(&mid), [k(&m2, "a1@x.example")]);
-    let first = store.status(query(a.id, T0, T0 + 1000)).await.expect("status");
+    let first = store.queue().status(query(a.id, T0, T0 + 1000)).await.expect("status");
     assert_eq!(keys(&first), [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]);
     assert!(
         store
+            .queue()
             .status(query(a.id, T0 + 3000, T0 + 9000))
             .await
             .expect("status")
@@ -922,7 +1015,7 @@ async fn status_filters(ctx: Ctx) {
         ..query(a.id, T0, T0 + 3000)
     };
     assert_eq!(
-        keys(&store.status(q).await.expect("status")),
+        keys(&store.queue().status(q).await.expect("status")),
         [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]
     );
     let q = StatusQuery {
@@ -930,7 +1023,7 @@ async fn status_filters(ctx: Ctx) {
         ..query(a.id, T0, T0 + 3000)
     };
     assert_eq!(
-        keys(&store.status(q).await.expect("status")),
+        keys(&store.queue().status(q).await.expect("status")),
         [k(&m1, "a1@x.example"), k(&m2, "a1@x.example")]
     );
     let q = StatusQuery {
@@ -938,20 +1031,23 @@ async fn status_filters(ctx: Ctx) {
         to_address: Some("a1@x.example".into()),
         ..query(a.id, T0, T0 + 3000)
     };
-    assert_eq!(keys(&store.status(q).await.expect("status")), [k(&m2, "a1@x.example")]);
+    assert_eq!(
+        keys(&store.queue().status(q).await.expect("status")),
+        [k(&m2, "a1@x.example")]
+    );
     // Paging.
     let page = |offset, limit| StatusQuery {
         offset,
         limit,
         ..query(a.id, T0, T0 + 3000)
     };
-    let p1 = store.status(page(0, 2)).await.expect("status");
-    let p2 = store.status(page(2, 2)).await.expect("status");
-    let p3 = store.status(page(4, 2)).await.expect("status");
+    let p1 = store.queue().status(page(0, 2)).await.expect("status");
+    let p2 = store.queue().status(page(2, 2)).await.expect("status");
+    let p3 = store.queue().status(page(4, 2)).await.expect("status");
     assert_eq!(p1.len(), 2);
     assert!(p3.is_empty());
     assert_eq!([keys(&p1), keys(&p2)].concat(), keys(&all_a));
-    assert!(store.status(page(0, 0)).await.expect("status").is_empty());
+    assert!(store.queue().status(page(0, 0)).await.expect("status").is_empty());
 }
 
 async fn group_commit(ctx: Ctx) {
@@ -963,7 +1059,7 @@ async fn group_commit(ctx: Ctx) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let m = message(acc.id, 1, T0 + i, T0, &[&format!("r{i}@x.example")]);
-            store.enqueue(m).await
+            store.queue().enqueue(m).await
         }));
     }
     for t in tasks {
@@ -980,9 +1076,14 @@ async fn group_commit(ctx: Ctx) {
         "no batching happened: {transactions} transactions for {messages} messages"
     );
     eprintln!("group commit: {messages} messages in {transactions} transactions");
-    assert_eq!(store.queue_counts().await.expect("counts").pending, 500);
+    assert_eq!(store.queue().queue_counts().await.expect("counts").pending, 500);
     assert_eq!(
-        store.status(query(acc.id, T0, T0 + 500)).await.expect("status").len(),
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 500))
+            .await
+            .expect("status")
+            .len(),
         500
     );
 }
@@ -991,7 +1092,7 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
     let store = ctx.store.clone();
     let acc = account(&store, "a").await;
     let first = message(acc.id, 1, T0, T0, &["r@x.example"]);
-    store.enqueue(first.clone()).await.expect("enqueue");
+    store.queue().enqueue(first.clone()).await.expect("enqueue");
 
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -1002,7 +1103,7 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
             _ => {}
         }
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { (i, store.enqueue(m).await) }));
+        tasks.push(tokio::spawn(async move { (i, store.queue().enqueue(m).await) }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -1017,7 +1118,12 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
     }
     assert_eq!(ok, 58);
     assert_eq!(
-        store.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(),
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 1000))
+            .await
+            .expect("status")
+            .len(),
         59
     );
 }
@@ -1027,29 +1133,34 @@ async fn invalid_messages(ctx: Ctx) {
     let acc = account(store, "a").await;
     let mut m = message(acc.id, 2, T0, T0, &["r@x.example"]);
     assert!(
-        matches!(store.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
         "unknown lane"
     );
     m.lane = 0;
     m.recipients.clear();
     assert!(
-        matches!(store.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
         "no recipients"
     );
-    assert_eq!(store.queue_counts().await.expect("counts"), Default::default());
+    assert_eq!(store.queue().queue_counts().await.expect("counts"), Default::default());
 }
 
 async fn closed_store(ctx: Ctx) {
     let store = ctx.open(StoreOptions::default()).await;
     let acc = account(&store, "a").await;
     store
+        .queue()
         .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
         .await
         .expect("enqueue");
     store.close().await;
-    let r = store.enqueue(message(acc.id, 0, T0, T0, &["r@x.example"])).await;
+    let r = store
+        .queue()
+        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+        .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     let r = store
+        .queue()
         .claim(ClaimRequest {
             worker: "w".into(),
             limit: 1,
@@ -1059,7 +1170,7 @@ async fn closed_store(ctx: Ctx) {
         .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     // The shared database is untouched: the test's own store still sees the message.
-    assert_eq!(ctx.store.queue_counts().await.expect("counts").pending, 1);
+    assert_eq!(ctx.store.queue().queue_counts().await.expect("counts").pending, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1071,6 +1182,7 @@ async fn enqueue_many(store: &Store, account: AccountId, n: i64) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
+                .queue()
                 .enqueue(message(account, 1, T0 + i, T0, &[&format!("r{i}@x.example")]))
                 .await
         }));
@@ -1139,9 +1251,19 @@ async fn sqlite_durable_across_process_abort() {
     );
 
     let store = Store::open(&url, StoreOptions::default()).await.expect("reopen");
-    let acc = store.account_by_name("a").await.expect("account").expect("exists");
+    let acc = store
+        .accounts()
+        .account_by_name("a")
+        .await
+        .expect("account")
+        .expect("exists");
     assert_eq!(
-        store.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(),
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 1000))
+            .await
+            .expect("status")
+            .len(),
         300
     );
     store.close().await;

@@ -13,6 +13,7 @@ conformance!(events_round_trip_scoped_by_account);
 
 async fn account(store: &Store, name: &str) -> Account {
     store
+        .accounts()
         .create_account(NewAccount {
             name: name.into(),
             app_id: 1,
@@ -50,16 +51,27 @@ async fn events_round_trip_scoped_by_account(ctx: Ctx) {
     click.link = Some("https://example.com/x".into());
     click.user_agent = Some("UA/1".into());
     let written = vec![event(&a, &m, EventKind::Deferred, T0 + 1), bounce, click];
-    store.record_events(&written).await.expect("record");
-    store.record_events(&[]).await.expect("empty batch is a no-op");
+    store.events().record_events(&written).await.expect("record");
+    store.events().record_events(&[]).await.expect("empty batch is a no-op");
 
-    let read = store.message_events(a.id, &m).await.expect("read");
+    let read = store.events().message_events(a.id, &m).await.expect("read");
     assert_eq!(read.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), written);
     assert!(read.windows(2).all(|w| w[0].id < w[1].id));
     // Another account sees nothing of it.
-    assert!(store.message_events(b.id, &m).await.expect("read b").is_empty());
+    assert!(
+        store
+            .events()
+            .message_events(b.id, &m)
+            .await
+            .expect("read b")
+            .is_empty()
+    );
 
-    let window = store.account_events(a.id, T0 + 2, T0 + 3, 10).await.expect("window");
+    let window = store
+        .events()
+        .account_events(a.id, T0 + 2, T0 + 3, 10)
+        .await
+        .expect("window");
     assert_eq!(window.len(), 1);
     assert_eq!(window[0].event.kind, EventKind::Bounce);
 }

@@ -22,6 +22,7 @@ conformance!(
 
 async fn account(store: &Store, name: &str) -> i64 {
     store
+        .accounts()
         .create_account(NewAccount {
             name: name.into(),
             app_id: 1,
@@ -58,18 +59,32 @@ async fn identities_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store.create_identity(identity(a, "a.example.com")).await.unwrap();
+    let row = store
+        .identities()
+        .create_identity(identity(a, "a.example.com"))
+        .await
+        .unwrap();
     assert!(!row.verified);
     assert!(matches!(
-        store.create_identity(identity(b, "a.example.com")).await,
+        store.identities().create_identity(identity(b, "a.example.com")).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.identity_owner("a.example.com").await.unwrap(), Some(a));
-    assert_eq!(store.identity_owner("none.example.com").await.unwrap(), None);
-    assert!(store.identity(b, "a.example.com").await.unwrap().is_none());
-    assert_eq!(store.identity(a, "a.example.com").await.unwrap().unwrap(), row);
+    assert_eq!(
+        store.identities().identity_owner("a.example.com").await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        store.identities().identity_owner("none.example.com").await.unwrap(),
+        None
+    );
+    assert!(store.identities().identity(b, "a.example.com").await.unwrap().is_none());
+    assert_eq!(
+        store.identities().identity(a, "a.example.com").await.unwrap().unwrap(),
+        row
+    );
     assert_eq!(
         store
+            .identities()
             .identity_for_admin("a.example.com")
             .await
             .unwrap()
@@ -77,10 +92,14 @@ async fn identities_scoped_by_account(ctx: Ctx) {
             .account_id,
         a
     );
-    store.create_identity(identity(a, "b.example.com")).await.unwrap();
-    assert_eq!(store.count_identities(a).await.unwrap(), 2);
-    assert_eq!(store.count_identities(b).await.unwrap(), 0);
-    let page = store.list_identities(a, 1, 10).await.unwrap();
+    store
+        .identities()
+        .create_identity(identity(a, "b.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(store.identities().count_identities(a).await.unwrap(), 2);
+    assert_eq!(store.identities().count_identities(b).await.unwrap(), 0);
+    let page = store.identities().list_identities(a, 1, 10).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].domain, "b.example.com");
     let check = IdentityCheck {
@@ -90,55 +109,77 @@ async fn identities_scoped_by_account(ctx: Ctx) {
         checked_ms: T0 + 5,
     };
     assert!(matches!(
-        store.record_identity_check(b, row.id, &check).await,
+        store.identities().record_identity_check(b, row.id, &check).await,
         Err(StoreError::NotFound)
     ));
-    store.record_identity_check(a, row.id, &check).await.unwrap();
-    let got = store.identity(a, "a.example.com").await.unwrap().unwrap();
+    store
+        .identities()
+        .record_identity_check(a, row.id, &check)
+        .await
+        .unwrap();
+    let got = store.identities().identity(a, "a.example.com").await.unwrap().unwrap();
     assert!(got.verified);
     assert_eq!(got.checked_ms, T0 + 5);
     assert!(matches!(
-        store.delete_identity(b, "a.example.com").await,
+        store.identities().delete_identity(b, "a.example.com").await,
         Err(StoreError::NotFound)
     ));
-    store.delete_identity(a, "a.example.com").await.unwrap();
-    assert!(store.identity(a, "a.example.com").await.unwrap().is_none());
+    store.identities().delete_identity(a, "a.example.com").await.unwrap();
+    assert!(store.identities().identity(a, "a.example.com").await.unwrap().is_none());
 }
 
 async fn keys_replaced_and_cascaded(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store.create_identity(identity(a, "k.example.com")).await.unwrap();
-    let keys = store.dkim_keys(a, row.id).await.unwrap();
+    let row = store
+        .identities()
+        .create_identity(identity(a, "k.example.com"))
+        .await
+        .unwrap();
+    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
     assert_eq!(keys, vec![key("s1")]);
-    assert!(store.dkim_keys(b, row.id).await.unwrap().is_empty());
+    assert!(store.identities().dkim_keys(b, row.id).await.unwrap().is_empty());
     assert!(matches!(
-        store.replace_dkim_keys(b, row.id, 4, vec![key("x")], T0).await,
+        store
+            .identities()
+            .replace_dkim_keys(b, row.id, 4, vec![key("x")], T0)
+            .await,
         Err(StoreError::NotFound)
     ));
     store
+        .identities()
         .replace_dkim_keys(a, row.id, 4, vec![key("s2"), key("s3")], T0 + 1)
         .await
         .unwrap();
-    let keys = store.dkim_keys(a, row.id).await.unwrap();
+    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
     assert_eq!(
         keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(),
         ["s2", "s3"]
     );
     assert_eq!(
-        store.identity(a, "k.example.com").await.unwrap().unwrap().dkim_option,
+        store
+            .identities()
+            .identity(a, "k.example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .dkim_option,
         4
     );
-    store.delete_identity(a, "k.example.com").await.unwrap();
-    assert!(store.dkim_keys(a, row.id).await.unwrap().is_empty());
+    store.identities().delete_identity(a, "k.example.com").await.unwrap();
+    assert!(store.identities().dkim_keys(a, row.id).await.unwrap().is_empty());
 }
 
 async fn senders_and_passwords(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store.create_identity(identity(a, "s.example.com")).await.unwrap();
+    let row = store
+        .identities()
+        .create_identity(identity(a, "s.example.com"))
+        .await
+        .unwrap();
     let new = |acc, addr: &str| NewSender {
         account_id: acc,
         identity_id: row.id,
@@ -149,50 +190,76 @@ async fn senders_and_passwords(ctx: Ctx) {
     };
     // Another account cannot attach an address to the domain.
     assert!(matches!(
-        store.create_sender(new(b, "x@s.example.com")).await,
+        store.identities().create_sender(new(b, "x@s.example.com")).await,
         Err(StoreError::NotFound)
     ));
-    let sender = store.create_sender(new(a, "x@s.example.com")).await.unwrap();
+    let sender = store
+        .identities()
+        .create_sender(new(a, "x@s.example.com"))
+        .await
+        .unwrap();
     assert_eq!(sender.smtp_password_hash, None);
     assert!(matches!(
-        store.create_sender(new(a, "x@s.example.com")).await,
+        store.identities().create_sender(new(a, "x@s.example.com")).await,
         Err(StoreError::Conflict(_))
     ));
-    store.create_sender(new(a, "y@s.example.com")).await.unwrap();
-    assert_eq!(store.count_senders(a, row.id).await.unwrap(), 2);
-    assert_eq!(store.count_senders(b, row.id).await.unwrap(), 0);
-    assert_eq!(store.list_senders(a).await.unwrap().len(), 2);
-    assert!(store.list_senders(b).await.unwrap().is_empty());
-    assert!(store.sender(b, "x@s.example.com").await.unwrap().is_none());
+    store
+        .identities()
+        .create_sender(new(a, "y@s.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(store.identities().count_senders(a, row.id).await.unwrap(), 2);
+    assert_eq!(store.identities().count_senders(b, row.id).await.unwrap(), 0);
+    assert_eq!(store.identities().list_senders(a).await.unwrap().len(), 2);
+    assert!(store.identities().list_senders(b).await.unwrap().is_empty());
+    assert!(store.identities().sender(b, "x@s.example.com").await.unwrap().is_none());
     // The database refuses to delete a domain with senders.
-    assert!(store.delete_identity(a, "s.example.com").await.is_err());
+    assert!(store.identities().delete_identity(a, "s.example.com").await.is_err());
     assert!(matches!(
-        store.set_sender_password(b, "x@s.example.com", "h").await,
+        store.identities().set_sender_password(b, "x@s.example.com", "h").await,
         Err(StoreError::NotFound)
     ));
     store
+        .identities()
         .set_sender_password(a, "x@s.example.com", "$argon2id$h")
         .await
         .unwrap();
-    let login = store.sender_for_login("x@s.example.com").await.unwrap().unwrap();
+    let login = store
+        .identities()
+        .sender_for_login("x@s.example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(login.account_id, a);
     assert_eq!(login.smtp_password_hash.as_deref(), Some("$argon2id$h"));
     assert!(matches!(
-        store.delete_sender(b, "x@s.example.com").await,
+        store.identities().delete_sender(b, "x@s.example.com").await,
         Err(StoreError::NotFound)
     ));
-    store.delete_sender(a, "x@s.example.com").await.unwrap();
-    store.delete_sender(a, "y@s.example.com").await.unwrap();
-    store.delete_identity(a, "s.example.com").await.unwrap();
+    store.identities().delete_sender(a, "x@s.example.com").await.unwrap();
+    store.identities().delete_sender(a, "y@s.example.com").await.unwrap();
+    store.identities().delete_identity(a, "s.example.com").await.unwrap();
 }
 
 async fn recheck_list(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let one = store.create_identity(identity(a, "one.example.com")).await.unwrap();
-    let two = store.create_identity(identity(b, "two.example.com")).await.unwrap();
-    store.create_identity(identity(a, "never.example.com")).await.unwrap();
+    let one = store
+        .identities()
+        .create_identity(identity(a, "one.example.com"))
+        .await
+        .unwrap();
+    let two = store
+        .identities()
+        .create_identity(identity(b, "two.example.com"))
+        .await
+        .unwrap();
+    store
+        .identities()
+        .create_identity(identity(a, "never.example.com"))
+        .await
+        .unwrap();
     for (acc, row, at) in [(a, &one, T0), (b, &two, T0 + 10)] {
         let c = IdentityCheck {
             verified: true,
@@ -200,15 +267,15 @@ async fn recheck_list(ctx: Ctx) {
             reason: String::new(),
             checked_ms: at,
         };
-        store.record_identity_check(acc, row.id, &c).await.unwrap();
+        store.identities().record_identity_check(acc, row.id, &c).await.unwrap();
     }
     // Only verified domains, oldest check first, whatever the account.
-    let due = store.identities_to_recheck(T0 + 100, 10).await.unwrap();
+    let due = store.identities().identities_to_recheck(T0 + 100, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
         ["one.example.com", "two.example.com"]
     );
-    let due = store.identities_to_recheck(T0 + 5, 10).await.unwrap();
+    let due = store.identities().identities_to_recheck(T0 + 5, 10).await.unwrap();
     assert_eq!(due.len(), 1);
 }
 
@@ -223,7 +290,7 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         tasks.push(tokio::spawn(async move {
             let mut n = identity(a, &format!("d{i}.example.com"));
             n.max_per_account = 3;
-            store.create_identity(n).await
+            store.identities().create_identity(n).await
         }));
     }
     let mut created = Vec::new();
@@ -235,7 +302,7 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         }
     }
     assert_eq!(created.len(), 3);
-    assert_eq!(ctx.store.count_identities(a).await.unwrap(), 3);
+    assert_eq!(ctx.store.identities().count_identities(a).await.unwrap(), 3);
 
     let domain = created[0].id;
     let mut tasks = Vec::new();
@@ -243,6 +310,7 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         let store = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
             store
+                .identities()
                 .create_sender(NewSender {
                     account_id: a,
                     identity_id: domain,
@@ -263,6 +331,6 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         }
     }
     assert_eq!(ok, 4);
-    assert_eq!(ctx.store.count_senders(a, domain).await.unwrap(), 4);
+    assert_eq!(ctx.store.identities().count_senders(a, domain).await.unwrap(), 4);
     other.close().await;
 }
