@@ -276,7 +276,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailpush_model::RecipientKind;
+    use mailpush_model::{MessageId, RecipientKind};
 
     #[tokio::test]
     async fn memory_store_round_trip() {
@@ -448,7 +448,7 @@ mod tests {
 
     impl Store {
         async fn enqueue_closed_probe(&self) -> Result<(), StoreError> {
-            self.enqueue(probe_message(1)).await
+            self.queue().enqueue(probe_message(1)).await
         }
     }
 

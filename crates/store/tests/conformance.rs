@@ -825,21 +825,22 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         })
         .await;
     let kept = message(acc.id, 0, T0, T0, &["k@x.example"]);
-    keep.enqueue(kept.clone()).await.expect("enqueue");
+    keep.queue().enqueue(kept.clone()).await.expect("enqueue");
     let mut none_to_send = message(acc.id, 0, T0, T0, &["n@x.example"]);
     none_to_send.recipients[0].send_status = 1006;
-    keep.enqueue(none_to_send.clone()).await.expect("enqueue");
+    keep.queue().enqueue(none_to_send.clone()).await.expect("enqueue");
     let c = claim(&keep, "w", 10, 60_000, T0).await;
     assert_eq!(c.len(), 1);
-    keep.record_outcomes(vec![outcome(&c[0], T0 + 1, delivered())])
+    keep.queue()
+        .record_outcomes(vec![outcome(&c[0], T0 + 1, delivered())])
         .await
         .expect("outcome");
     assert_eq!(
-        keep.message_body(&kept.id).await.expect("body"),
+        keep.queue().message_body(&kept.id).await.expect("body"),
         Some(kept.body.clone())
     );
     assert_eq!(
-        keep.message_body(&none_to_send.id).await.expect("body"),
+        keep.queue().message_body(&none_to_send.id).await.expect("body"),
         Some(none_to_send.body.clone())
     );
     keep.close().await;
@@ -1204,13 +1205,14 @@ async fn sqlite_durable_when_dropped_without_close() {
     let reopened = Store::open(&url, StoreOptions::default()).await.expect("reopen");
     assert_eq!(
         reopened
+            .queue()
             .status(query(acc.id, T0, T0 + 1000))
             .await
             .expect("status")
             .len(),
         300
     );
-    assert_eq!(reopened.queue_counts().await.expect("counts").pending, 300);
+    assert_eq!(reopened.queue().queue_counts().await.expect("counts").pending, 300);
     reopened.close().await;
 }
 

@@ -684,7 +684,13 @@ async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
     assert!(store.reputation_warnings().raise_warning(&w(T0)).await.expect("raise"));
     // A second monitor (another process) sees it in force and raises nothing.
     let other = ctx.open(StoreOptions::default()).await;
-    assert!(!other.raise_warning(&w(T0 + 1)).await.expect("again"));
+    assert!(
+        !other
+            .reputation_warnings()
+            .raise_warning(&w(T0 + 1))
+            .await
+            .expect("again")
+    );
     assert!(
         store
             .reputation_warnings()
@@ -699,7 +705,13 @@ async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
             .await
             .expect("clear again")
     );
-    assert!(other.raise_warning(&w(T0 + 4)).await.expect("raise anew"));
+    assert!(
+        other
+            .reputation_warnings()
+            .raise_warning(&w(T0 + 4))
+            .await
+            .expect("raise anew")
+    );
     let list = store.reputation_warnings().warnings(a.id, 10).await.expect("list");
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].raised_ms, T0 + 4);
