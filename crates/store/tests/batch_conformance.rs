@@ -4,8 +4,8 @@
 use mailpush_model::{MessageId, RecipientKind};
 use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
-    Account, AddDetailsRefusal, DetailQuery, NewAccount, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask,
-    Store, TaskChunk, TaskQuery, TaskRunUpdate,
+    Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, Store,
+    TaskChunk, TaskQuery, TaskRunUpdate,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -21,17 +21,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn detail(email: &str, invalid: bool) -> NewReceiverDetail {

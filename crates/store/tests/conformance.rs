@@ -16,7 +16,7 @@ const HOUR: i64 = 3_600_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, claim};
 
 conformance!(
     accounts,
@@ -85,19 +85,6 @@ fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, t
         body: b"From: news@sender.example\r\nSubject: Hello\r\n\r\nHi!\r\n".to_vec(),
         recipients: to.iter().map(|a| recipient(a)).collect(),
     }
-}
-
-async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
-    store
-        .queue()
-        .claim(ClaimRequest {
-            worker: worker.into(),
-            limit,
-            lease_ms,
-            now_ms,
-        })
-        .await
-        .expect("claim")
 }
 
 fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult) -> DeliveryOutcome {

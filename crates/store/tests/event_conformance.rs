@@ -1,7 +1,7 @@
 //! Conformance cases for the event log, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{Account, BounceType, NewAccount, NewEvent, Store};
+use mailpush_store::{Account, BounceType, NewEvent, Store};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -12,17 +12,7 @@ use common::Ctx;
 conformance!(events_round_trip_scoped_by_account);
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewEvent {

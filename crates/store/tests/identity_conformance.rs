@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use mailpush_store::{IdentityCheck, NewAccount, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
+use mailpush_store::{IdentityCheck, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -21,18 +21,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> i64 {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1],
-            created_ms: T0,
-        })
-        .await
-        .expect("account")
-        .id
+    common::account(store, name, T0).await.id
 }
 
 fn key(selector: &str) -> NewDkimKey {

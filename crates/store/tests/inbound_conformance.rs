@@ -1,10 +1,10 @@
 //! Conformance cases for feedback from the inbound MX (asynchronous bounces, delays, complaints) and the soft
 //! bounce outcome, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{DeliverStatus, EventKind, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, EventKind, MessageId};
 use mailpush_store::{
-    Account, AsyncBounce, AttemptResult, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
-    FeedbackRecorded, NewAccount, NewComplaint, NewMessage, NewRecipient, StatusQuery, Store,
+    Account, AsyncBounce, AttemptResult, BounceType, CustomStatusFilter, FeedbackRecorded, NewComplaint, NewMessage,
+    StatusQuery, Store,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -23,69 +23,21 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, recipients: &[&str]) -> NewMessage {
+    let recipients = recipients.iter().map(|a| common::rcpt(a, 0)).collect();
     NewMessage {
-        id: MessageId::generate(),
-        account_id: account.id,
         envelope_from: "mpb-x@shop.example".into(),
-        from_address: "news@shop.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        template_id: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1_000_000,
-        body: b"hi".to_vec(),
-        recipients: recipients
-            .iter()
-            .map(|a| NewRecipient {
-                address: a.to_string(),
-                domain: a.split('@').nth(1).unwrap_or("x").into(),
-                kind: RecipientKind::To,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect(),
+        ..common::message(account.id, "news@shop.example", T0, T0 + 1_000_000, recipients)
     }
 }
 
 /// Enqueues `m` and records `result(recipient)` for each of its deliveries.
 async fn deliver(store: &Store, m: &NewMessage, result: impl Fn(&str) -> AttemptResult) {
     store.queue().enqueue(m.clone()).await.expect("enqueue");
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
-        })
-        .await
-        .expect("claim");
-    let outcomes = claimed
-        .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: T0 + 5,
-            result: result(&c.recipient),
-            remote: None,
-        })
-        .collect();
-    store.queue().record_outcomes(outcomes).await.expect("record");
+    common::deliver_due(store, 10, T0, T0 + 5, result).await;
 }
 
 fn delivered(_: &str) -> AttemptResult {

@@ -3,7 +3,7 @@
 //! and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::{ClaimRequest, NewAccount, NewMessage, NewRecipient, StoreOptions};
+use mailpush_store::{NewAccount, NewMessage, NewRecipient, StoreOptions};
 
 const DAY: i64 = 86_400_000;
 /// A UTC midnight.
@@ -203,16 +203,7 @@ async fn held_messages_get_a_later_deadline(ctx: Ctx) {
         .extend_message_expiry(id.as_str(), T0 + 5)
         .await
         .unwrap();
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
-        })
-        .await
-        .unwrap();
+    let claimed = common::claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].expires_ms, T0 + DAY);
 }

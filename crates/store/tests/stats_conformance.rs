@@ -2,11 +2,10 @@
 //! with the event log, per-recipient bodies are purged at the final state, the template id reaches callbacks,
 //! complaints, unsubscribe configs and warnings; on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_model::EventKind;
 use mailpush_store::{
-    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, ClaimRequest, DeliveryOutcome,
-    NewAccount, NewEvent, NewMessage, NewRecipient, NewWarning, StatCounters, StatsQuery, Store, StoreError,
-    StoreOptions, UnsubscribeConfigRow, day_of,
+    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, NewEvent, NewMessage, NewRecipient,
+    NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -15,7 +14,7 @@ const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, rcpt};
 
 conformance!(
     rollup_agrees_with_the_event_log,
@@ -30,74 +29,18 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
-}
-
-fn rcpt(address: &str, send_status: i32) -> NewRecipient {
-    NewRecipient {
-        address: address.into(),
-        domain: address.split('@').nth(1).unwrap_or("x").into(),
-        kind: RecipientKind::To,
-        send_status,
-        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
-    }
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, from: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
-    NewMessage {
-        id: MessageId::generate(),
-        account_id: account.id,
-        envelope_from: from.into(),
-        from_address: from.into(),
-        subject: "s".into(),
-        lane: 0,
-        request_ms: at,
-        not_before_ms: at,
-        expires_ms: at + 10 * DAY,
-        body: b"hi".to_vec(),
-        recipients,
-        template_id: 0,
-    }
+    common::message(account.id, from, at, at + 10 * DAY, recipients)
 }
 
 /// Claims everything due at `now` and reports `result(recipient)` for each.
 async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 100,
-            lease_ms: 60_000,
-            now_ms: now,
-        })
-        .await
-        .expect("claim");
-    let outcomes = claimed
-        .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: now + 1,
-            result: result(&c.recipient),
-            remote: None,
-        })
-        .collect();
     assert!(
-        store
-            .queue()
-            .record_outcomes(outcomes)
+        common::deliver_due(store, 100, now, now + 1, result)
             .await
-            .expect("record")
             .iter()
             .all(|a| *a)
     );

@@ -1,17 +1,17 @@
 //! Conformance cases for suppression (migration 0007) and for the events the queue writes with its outcomes,
 //! on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_model::EventKind;
 use mailpush_store::{
-    Account, AttemptResult, BounceBlacklistQuery, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
-    NewAccount, NewMessage, NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
+    Account, AttemptResult, BounceBlacklistQuery, BounceType, CustomStatusFilter, DeliveryOutcome, NewMessage,
+    NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
 };
 
 const T0: i64 = 1_700_000_000_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, rcpt};
 
 conformance!(
     outcomes_write_events_and_hard_bounces_blacklist,
@@ -107,43 +107,13 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
 }
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
-}
-
-fn rcpt(address: &str, send_status: i32) -> NewRecipient {
-    NewRecipient {
-        address: address.into(),
-        domain: address.split('@').nth(1).unwrap_or("x").into(),
-        kind: RecipientKind::To,
-        send_status,
-        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
-    }
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
-        template_id: 0,
-        id: MessageId::generate(),
-        account_id: account.id,
         envelope_from: "b@shop.example".into(),
-        from_address: "a@shop.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1_000_000,
-        body: b"hi".to_vec(),
-        recipients,
+        ..common::message(account.id, "a@shop.example", T0, T0 + 1_000_000, recipients)
     }
 }
 
@@ -160,16 +130,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
         ],
     );
     store.queue().enqueue(m.clone()).await.expect("enqueue");
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
-        })
-        .await
-        .expect("claim");
+    let claimed = common::claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(claimed.len(), 4);
     let result = |r: &str| match r {
         "ok@y.example" => AttemptResult::Delivered { reply: "250 ok".into() },

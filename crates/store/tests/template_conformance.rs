@@ -2,9 +2,7 @@
 //! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
-use mailpush_store::{
-    Account, AccountPolicy, NewAccount, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate,
-};
+use mailpush_store::{Account, AccountPolicy, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -21,17 +19,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate {
