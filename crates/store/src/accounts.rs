@@ -60,43 +60,35 @@ impl Accounts<'_> {
 
     /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
     pub async fn create_account(self, a: NewAccount) -> Result<Account, StoreError> {
-        self.store
-            .guarded(async { create_account(self.store.inner.db.writer(), a).await })
-            .await
+        self.store.guarded(create_account(self.store.writer(), a)).await
     }
 
     /// The account with this SecretId.
     pub async fn account_by_secret_id(self, secret_id: &str) -> Result<Option<Account>, StoreError> {
         self.store
-            .guarded(async { account_by_secret_id(self.store.inner.db.reader(), secret_id).await })
+            .guarded(account_by_secret_id(self.store.reader(), secret_id))
             .await
     }
 
     /// The account with this name.
     pub async fn account_by_name(self, name: &str) -> Result<Option<Account>, StoreError> {
-        self.store
-            .guarded(async { account_by_name(self.store.inner.db.reader(), name).await })
-            .await
+        self.store.guarded(account_by_name(self.store.reader(), name)).await
     }
 
     /// The account with this id.
     pub async fn account(self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.store
-            .guarded(async { account(self.store.inner.db.reader(), id).await })
-            .await
+        self.store.guarded(account(self.store.reader(), id)).await
     }
 
     /// All accounts, by id.
     pub async fn list_accounts(self) -> Result<Vec<Account>, StoreError> {
-        self.store
-            .guarded(async { list_accounts(self.store.inner.db.reader()).await })
-            .await
+        self.store.guarded(list_accounts(self.store.reader())).await
     }
 
     /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
     pub async fn set_account_suspended(self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_account_suspended(self.store.inner.db.writer(), id, suspended).await })
+            .guarded(set_account_suspended(self.store.writer(), id, suspended))
             .await
     }
 }

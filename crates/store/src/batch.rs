@@ -797,24 +797,14 @@ impl Batch<'_> {
     ) -> Result<Result<ReceiverRow, bool>, StoreError> {
         self.store
             .guarded(async {
-                create_receiver(
-                    self.store.inner.db.writer(),
-                    account,
-                    name,
-                    description,
-                    now_ms,
-                    max_per_account,
-                )
-                .await
+                create_receiver(self.store.writer(), account, name, description, now_ms, max_per_account).await
             })
             .await
     }
 
     /// One list of the account.
     pub async fn receiver(self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-        self.store
-            .guarded(async { receiver(self.store.inner.db.reader(), account, id).await })
-            .await
+        self.store.guarded(receiver(self.store.reader(), account, id)).await
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
@@ -825,7 +815,7 @@ impl Batch<'_> {
         status: ReceiverStatus,
     ) -> Result<bool, StoreError> {
         self.store
-            .guarded(async { set_receiver_status(self.store.inner.db.writer(), account, id, status).await })
+            .guarded(set_receiver_status(self.store.writer(), account, id, status))
             .await
     }
 
@@ -839,9 +829,14 @@ impl Batch<'_> {
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
         self.store
-            .guarded(async {
-                list_receivers(self.store.inner.db.reader(), account, status, keyword, offset, limit).await
-            })
+            .guarded(list_receivers(
+                self.store.reader(),
+                account,
+                status,
+                keyword,
+                offset,
+                limit,
+            ))
             .await
     }
 
@@ -857,83 +852,65 @@ impl Batch<'_> {
     ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
         self.store
             .guarded(async {
-                add_receiver_details(
-                    self.store.inner.db.writer(),
-                    account,
-                    receiver_id,
-                    details,
-                    max_per_list,
-                    now_ms,
-                )
-                .await
+                add_receiver_details(self.store.writer(), account, receiver_id, details, max_per_list, now_ms).await
             })
             .await
     }
 
     /// A page of a list's addresses.
     pub async fn list_receiver_details(self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-        self.store
-            .guarded(async { list_receiver_details(self.store.inner.db.reader(), q).await })
-            .await
+        self.store.guarded(list_receiver_details(self.store.reader(), q)).await
     }
 
     /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
     /// finished uses it.
     pub async fn delete_receiver(self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
         self.store
-            .guarded(async { delete_receiver(self.store.inner.db.writer(), account, id).await })
+            .guarded(delete_receiver(self.store.writer(), account, id))
             .await
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
     pub async fn create_send_task(self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
         self.store
-            .guarded(async { create_send_task(self.store.inner.db.writer(), t, status).await })
+            .guarded(create_send_task(self.store.writer(), t, status))
             .await
     }
 
     /// The account's tasks, newest first, with the total matching the filter.
     pub async fn list_send_tasks(self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-        self.store
-            .guarded(async { list_send_tasks(self.store.inner.db.reader(), q).await })
-            .await
+        self.store.guarded(list_send_tasks(self.store.reader(), q)).await
     }
 
     /// System lookup (the runner): one task by id.
     pub async fn send_task(self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-        self.store
-            .guarded(async { send_task(self.store.inner.db.writer(), id).await })
-            .await
+        self.store.guarded(send_task(self.store.writer(), id)).await
     }
 
     /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
     /// another runner than `owner`.
     pub async fn runnable_tasks(self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
         self.store
-            .guarded(async { runnable_tasks(self.store.inner.db.writer(), now_ms, owner, limit).await })
+            .guarded(runnable_tasks(self.store.writer(), now_ms, owner, limit))
             .await
     }
 
     /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
     pub async fn lease_task(self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
         self.store
-            .guarded(async { lease_task(self.store.inner.db.writer(), id, owner, now_ms, until_ms).await })
+            .guarded(lease_task(self.store.writer(), id, owner, now_ms, until_ms))
             .await
     }
 
     /// Gives a task's lease up.
     pub async fn release_task(self, id: i64, owner: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(async { release_task(self.store.inner.db.writer(), id, owner).await })
-            .await
+        self.store.guarded(release_task(self.store.writer(), id, owner)).await
     }
 
     /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
     /// left by a killed predecessor are its own).
     pub async fn release_task_leases(self) -> Result<u64, StoreError> {
-        self.store
-            .guarded(async { release_task_leases(self.store.inner.db.writer()).await })
-            .await
+        self.store.guarded(release_task_leases(self.store.writer())).await
     }
 
     /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
@@ -944,14 +921,14 @@ impl Batch<'_> {
         limit: i64,
     ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
         self.store
-            .guarded(async { receiver_walk(self.store.inner.db.writer(), receiver_id, after_id, limit).await })
+            .guarded(receiver_walk(self.store.writer(), receiver_id, after_id, limit))
             .await
     }
 
     /// Valid addresses of a list after detail id `after_id`.
     pub async fn count_receiver_after(self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
         self.store
-            .guarded(async { count_receiver_after(self.store.inner.db.writer(), receiver_id, after_id).await })
+            .guarded(count_receiver_after(self.store.writer(), receiver_id, after_id))
             .await
     }
 
@@ -961,29 +938,25 @@ impl Batch<'_> {
         self.store
             .guarded(async {
                 let retain = self.store.inner.opts.retain_bodies;
-                feed_task_chunk(self.store.inner.db.writer(), c, retain).await
+                feed_task_chunk(self.store.writer(), c, retain).await
             })
             .await
     }
 
     /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
     pub async fn update_task_run(self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-        self.store
-            .guarded(async { update_task_run(self.store.inner.db.writer(), u).await })
-            .await
+        self.store.guarded(update_task_run(self.store.writer(), u)).await
     }
 
     /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
     pub async fn count_requests(self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
         self.store
-            .guarded(async { count_requests(self.store.inner.db.reader(), account, from_ms, to_ms).await })
+            .guarded(count_requests(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
     /// The account's deliveries not yet final (queued, deferred or leased).
     pub async fn open_deliveries(self, account: AccountId) -> Result<i64, StoreError> {
-        self.store
-            .guarded(async { open_deliveries(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(open_deliveries(self.store.reader(), account)).await
     }
 }

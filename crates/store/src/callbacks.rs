@@ -123,35 +123,31 @@ impl Callbacks<'_> {
         url: Option<&str>,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_callback_target(self.store.inner.db.writer(), account, sender, url).await })
+            .guarded(set_callback_target(self.store.writer(), account, sender, url))
             .await
     }
 
     /// The account's callback URLs as (sender address or "", URL).
     pub async fn callback_targets(self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-        self.store
-            .guarded(async { callback_targets(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(callback_targets(self.store.reader(), account)).await
     }
 
     /// The account's sealed callback secret.
     pub async fn callback_secret(self, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store
-            .guarded(async { callback_secret(self.store.inner.db.writer(), account).await })
-            .await
+        self.store.guarded(callback_secret(self.store.writer(), account)).await
     }
 
     /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
     pub async fn put_callback_secret(self, account: AccountId, sealed: &[u8], replace: bool) -> Result<(), StoreError> {
         self.store
-            .guarded(async { put_callback_secret(self.store.inner.db.writer(), account, sealed, replace).await })
+            .guarded(put_callback_secret(self.store.writer(), account, sealed, replace))
             .await
     }
 
     /// Up to `limit` events whose callback is due at `now_ms`, oldest due first (system-wide: the dispatcher).
     pub async fn due_callbacks(self, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
         self.store
-            .guarded(async { due_callbacks(self.store.inner.db.writer(), now_ms, limit).await })
+            .guarded(due_callbacks(self.store.writer(), now_ms, limit))
             .await
     }
 
@@ -163,7 +159,7 @@ impl Callbacks<'_> {
                 if seen.is_empty() {
                     return Ok(Vec::new());
                 }
-                claim_callbacks(self.store.inner.db.writer(), seen, lease_until_ms).await
+                claim_callbacks(self.store.writer(), seen, lease_until_ms).await
             })
             .await
     }
@@ -175,7 +171,7 @@ impl Callbacks<'_> {
                 if results.is_empty() {
                     return Ok(());
                 }
-                finish_callbacks(self.store.inner.db.writer(), results).await
+                finish_callbacks(self.store.writer(), results).await
             })
             .await
     }

@@ -33,7 +33,7 @@ impl Statistics<'_> {
         limit: i64,
     ) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
         self.store
-            .guarded(async { complaints(self.store.inner.db.reader(), account, from_ms, to_ms, offset, limit).await })
+            .guarded(complaints(self.store.reader(), account, from_ms, to_ms, offset, limit))
             .await
     }
 }

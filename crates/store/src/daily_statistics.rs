@@ -261,9 +261,7 @@ impl Store {
 impl Statistics<'_> {
     /// The account's counters per UTC day of the query's range (days without mail are absent), from the rollup.
     pub async fn daily_stats(self, q: &StatsQuery) -> Result<Vec<DailyStats>, StoreError> {
-        self.store
-            .guarded(async { daily_stats(self.store.inner.db.reader(), q).await })
-            .await
+        self.store.guarded(daily_stats(self.store.reader(), q)).await
     }
 }
 

@@ -33,7 +33,7 @@ impl Queue<'_> {
                 if bodies.is_empty() {
                     return Ok(());
                 }
-                put_recipient_bodies(self.store.inner.db.writer(), message, bodies).await
+                put_recipient_bodies(self.store.writer(), message, bodies).await
             })
             .await
     }
@@ -49,7 +49,7 @@ impl Queue<'_> {
                 if recipients.is_empty() {
                     return Ok(Vec::new());
                 }
-                recipient_bodies(self.store.inner.db.reader(), message, recipients).await
+                recipient_bodies(self.store.reader(), message, recipients).await
             })
             .await
     }
@@ -79,9 +79,7 @@ impl Queue<'_> {
         self,
         wanted: &[(mailpush_model::MessageId, Vec<String>)],
     ) -> Result<std::collections::HashMap<mailpush_model::MessageId, DeliveryContent>, StoreError> {
-        self.store
-            .guarded(async { delivery_contents(self.store.inner.db.reader(), wanted).await })
-            .await
+        self.store.guarded(delivery_contents(self.store.reader(), wanted)).await
     }
 }
 

@@ -237,7 +237,7 @@ impl Events<'_> {
                 if events.is_empty() {
                     return Ok(());
                 }
-                record_events(self.store.inner.db.writer(), events).await
+                record_events(self.store.writer(), events).await
             })
             .await
     }
@@ -249,7 +249,7 @@ impl Events<'_> {
         message: &MessageId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.store
-            .guarded(async { message_events(self.store.inner.db.reader(), account, message).await })
+            .guarded(message_events(self.store.reader(), account, message))
             .await
     }
 
@@ -262,7 +262,7 @@ impl Events<'_> {
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.store
-            .guarded(async { account_events(self.store.inner.db.reader(), account, from_ms, to_ms, limit).await })
+            .guarded(account_events(self.store.reader(), account, from_ms, to_ms, limit))
             .await
     }
 
@@ -273,7 +273,7 @@ impl Events<'_> {
         messages: &[mailpush_model::MessageId],
     ) -> Result<Vec<(String, String, i32)>, StoreError> {
         self.store
-            .guarded(async { engagement_kinds(self.store.inner.db.reader(), account, messages).await })
+            .guarded(engagement_kinds(self.store.reader(), account, messages))
             .await
     }
 }

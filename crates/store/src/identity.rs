@@ -465,9 +465,7 @@ impl Identities<'_> {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
     pub async fn create_identity(self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        self.store
-            .guarded(async { create_identity(self.store.inner.db.writer(), n).await })
-            .await
+        self.store.guarded(create_identity(self.store.writer(), n)).await
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
@@ -481,38 +479,26 @@ impl Identities<'_> {
     ) -> Result<(), StoreError> {
         self.store
             .guarded(async {
-                replace_dkim_keys(
-                    self.store.inner.db.writer(),
-                    account,
-                    identity_id,
-                    dkim_option,
-                    keys,
-                    now_ms,
-                )
-                .await
+                replace_dkim_keys(self.store.writer(), account, identity_id, dkim_option, keys, now_ms).await
             })
             .await
     }
 
     /// The account's domain.
     pub async fn identity(self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.store
-            .guarded(async { identity(self.store.inner.db.reader(), account, domain).await })
-            .await
+        self.store.guarded(identity(self.store.reader(), account, domain)).await
     }
 
     /// Any account's domain: for the operator's CLI only.
     pub async fn identity_for_admin(self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
         self.store
-            .guarded(async { identity_for_admin(self.store.inner.db.reader(), domain).await })
+            .guarded(identity_for_admin(self.store.reader(), domain))
             .await
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
     pub async fn identity_owner(self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        self.store
-            .guarded(async { identity_owner(self.store.inner.db.reader(), domain).await })
-            .await
+        self.store.guarded(identity_owner(self.store.reader(), domain)).await
     }
 
     /// The account's domains by name.
@@ -523,22 +509,20 @@ impl Identities<'_> {
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
         self.store
-            .guarded(async { list_identities(self.store.inner.db.reader(), account, offset, limit).await })
+            .guarded(list_identities(self.store.reader(), account, offset, limit))
             .await
     }
 
     /// How many domains the account has.
     pub async fn count_identities(self, account: AccountId) -> Result<i64, StoreError> {
-        self.store
-            .guarded(async { count_identities(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(count_identities(self.store.reader(), account)).await
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
     pub async fn delete_identity(self, account: AccountId, domain: &str) -> Result<(), StoreError> {
         self.store
-            .guarded(async { delete_identity(self.store.inner.db.writer(), account, domain).await })
+            .guarded(delete_identity(self.store.writer(), account, domain))
             .await
     }
 
@@ -550,7 +534,7 @@ impl Identities<'_> {
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { record_identity_check(self.store.inner.db.writer(), account, identity_id, check).await })
+            .guarded(record_identity_check(self.store.writer(), account, identity_id, check))
             .await
     }
 
@@ -562,64 +546,56 @@ impl Identities<'_> {
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
         self.store
-            .guarded(async { identities_to_recheck(self.store.inner.db.reader(), checked_before_ms, limit).await })
+            .guarded(identities_to_recheck(self.store.reader(), checked_before_ms, limit))
             .await
     }
 
     /// The DKIM keys of the account's domain, oldest first.
     pub async fn dkim_keys(self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
         self.store
-            .guarded(async { dkim_keys(self.store.inner.db.reader(), account, identity_id).await })
+            .guarded(dkim_keys(self.store.reader(), account, identity_id))
             .await
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
     pub async fn create_sender(self, n: NewSender) -> Result<SenderRow, StoreError> {
-        self.store
-            .guarded(async { create_sender(self.store.inner.db.writer(), n).await })
-            .await
+        self.store.guarded(create_sender(self.store.writer(), n)).await
     }
 
     /// The account's sender address.
     pub async fn sender(self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.store
-            .guarded(async { sender(self.store.inner.db.reader(), account, address).await })
-            .await
+        self.store.guarded(sender(self.store.reader(), account, address)).await
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
     pub async fn sender_for_login(self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.store
-            .guarded(async { sender_for_login(self.store.inner.db.reader(), address).await })
-            .await
+        self.store.guarded(sender_for_login(self.store.reader(), address)).await
     }
 
     /// The account's sender addresses by address.
     pub async fn list_senders(self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        self.store
-            .guarded(async { list_senders(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(list_senders(self.store.reader(), account)).await
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
     pub async fn count_senders(self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
         self.store
-            .guarded(async { count_senders(self.store.inner.db.reader(), account, identity_id).await })
+            .guarded(count_senders(self.store.reader(), account, identity_id))
             .await
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
     pub async fn delete_sender(self, account: AccountId, address: &str) -> Result<(), StoreError> {
         self.store
-            .guarded(async { delete_sender(self.store.inner.db.writer(), account, address).await })
+            .guarded(delete_sender(self.store.writer(), account, address))
             .await
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
     pub async fn set_sender_password(self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_sender_password(self.store.inner.db.writer(), account, address, hash).await })
+            .guarded(set_sender_password(self.store.writer(), account, address, hash))
             .await
     }
 }

@@ -268,18 +268,14 @@ impl Store {
 impl Inbound<'_> {
     /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
     pub async fn inbound_message(self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-        self.store
-            .guarded(async { inbound_message(self.store.inner.db.reader(), id).await })
-            .await
+        self.store.guarded(inbound_message(self.store.reader(), id)).await
     }
 
     /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
     /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
     /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
     pub async fn record_async_bounce(self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-        self.store
-            .guarded(async { record_async_bounce(self.store.inner.db.writer(), b).await })
-            .await
+        self.store.guarded(record_async_bounce(self.store.writer(), b)).await
     }
 
     /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
@@ -291,17 +287,19 @@ impl Inbound<'_> {
         reason: &str,
     ) -> Result<FeedbackRecorded, StoreError> {
         self.store
-            .guarded(async {
-                record_async_delay(self.store.inner.db.writer(), message, recipient, at_ms, reason).await
-            })
+            .guarded(record_async_delay(
+                self.store.writer(),
+                message,
+                recipient,
+                at_ms,
+                reason,
+            ))
             .await
     }
 
     /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
     /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
     pub async fn record_complaint(self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-        self.store
-            .guarded(async { record_complaint(self.store.inner.db.writer(), c).await })
-            .await
+        self.store.guarded(record_complaint(self.store.writer(), c)).await
     }
 }

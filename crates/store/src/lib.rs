@@ -267,6 +267,16 @@ impl Store {
         self.inner.db.close().await;
     }
 
+    /// The pool for reads (see [`Db::reader`]).
+    pub(crate) fn reader(&self) -> sql::Pool<'_> {
+        self.inner.db.reader()
+    }
+
+    /// The pool for writes (see [`Db::writer`]).
+    pub(crate) fn writer(&self) -> sql::Pool<'_> {
+        self.inner.db.writer()
+    }
+
     /// Group-commit counters since open: with concurrent enqueues, `transactions` stays well below `messages`.
     pub fn commit_stats(&self) -> CommitStats {
         self.inner.stats.snapshot()

@@ -327,28 +327,24 @@ impl Limits<'_> {
         overrides: AccountLimitOverrides,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_account_limits(self.store.inner.db.writer(), account, overrides).await })
+            .guarded(set_account_limits(self.store.writer(), account, overrides))
             .await
     }
 
     /// An account's overrides and admission counters (all defaults and zero before its first send).
     pub async fn account_usage(self, account: AccountId) -> Result<AccountUsage, StoreError> {
-        self.store
-            .guarded(async { account_usage(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(account_usage(self.store.reader(), account)).await
     }
 
     /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
     pub async fn domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        self.store
-            .guarded(async { domain_levels(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(domain_levels(self.store.reader(), account)).await
     }
 
     /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
     pub async fn verified_domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
         self.store
-            .guarded(async { verified_domain_levels(self.store.inner.db.reader(), account).await })
+            .guarded(verified_domain_levels(self.store.reader(), account))
             .await
     }
 
@@ -361,7 +357,7 @@ impl Limits<'_> {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_domain_level(self.store.inner.db.writer(), account, domain, level, at_ms).await })
+            .guarded(set_domain_level(self.store.writer(), account, domain, level, at_ms))
             .await
     }
 }

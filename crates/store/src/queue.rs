@@ -132,16 +132,14 @@ impl Queue<'_> {
                 if r.limit == 0 {
                     return Ok(Vec::new());
                 }
-                claim(self.store.inner.db.writer(), &r).await
+                claim(self.store.writer(), &r).await
             })
             .await
     }
 
     /// The MIME of a message, until it is purged.
     pub async fn message_body(self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store
-            .guarded(async { message_body(self.store.inner.db.reader(), id).await })
-            .await
+        self.store.guarded(message_body(self.store.reader(), id)).await
     }
 
     /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
@@ -151,7 +149,7 @@ impl Queue<'_> {
         self.store
             .guarded(async {
                 let retain = self.store.inner.opts.retain_bodies;
-                match self.store.inner.db.writer() {
+                match self.store.writer() {
                     crate::sql::Pool::Sqlite(p) => sqlx::Sqlite::record_outcomes(p, &o, retain).await,
                     crate::sql::Pool::Postgres(p) => sqlx::Postgres::record_outcomes(p, &o, retain).await,
                 }
@@ -161,9 +159,7 @@ impl Queue<'_> {
 
     /// Per-recipient status of one account's messages requested in `[from_ms, to_ms)`, in request order.
     pub async fn status(self, q: StatusQuery) -> Result<Vec<DeliveryStatusRow>, StoreError> {
-        self.store
-            .guarded(async { status(self.store.inner.db.reader(), &q).await })
-            .await
+        self.store.guarded(status(self.store.reader(), &q)).await
     }
 
     /// The attempt history of one recipient of one message, oldest first.
@@ -174,24 +170,20 @@ impl Queue<'_> {
         recipient: &str,
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         self.store
-            .guarded(async { attempts(self.store.inner.db.reader(), account, message, recipient).await })
+            .guarded(attempts(self.store.reader(), account, message, recipient))
             .await
     }
 
     /// Deliveries by queue state.
     pub async fn queue_counts(self) -> Result<QueueCounts, StoreError> {
-        self.store
-            .guarded(async { queue_counts(self.store.inner.db.reader()).await })
-            .await
+        self.store.guarded(queue_counts(self.store.reader())).await
     }
 
     /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
     /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
     /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
     pub async fn release_leases(self, now_ms: i64) -> Result<u64, StoreError> {
-        self.store
-            .guarded(async { release_leases(self.store.inner.db.writer(), now_ms).await })
-            .await
+        self.store.guarded(release_leases(self.store.writer(), now_ms)).await
     }
 
     /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
@@ -203,7 +195,7 @@ impl Queue<'_> {
                 if leases.is_empty() {
                     return Ok(0);
                 }
-                renew_leases(self.store.inner.db.writer(), leases, until_ms).await
+                renew_leases(self.store.writer(), leases, until_ms).await
             })
             .await
     }
@@ -211,9 +203,7 @@ impl Queue<'_> {
     /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
     /// so an idle worker can sleep until then. `None` when nothing is left to do.
     pub async fn next_due_ms(self) -> Result<Option<i64>, StoreError> {
-        self.store
-            .guarded(async { next_due_ms(self.store.inner.db.reader()).await })
-            .await
+        self.store.guarded(next_due_ms(self.store.reader())).await
     }
 }
 

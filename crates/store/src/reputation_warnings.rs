@@ -62,23 +62,19 @@ impl Store {
 impl ReputationWarnings<'_> {
     /// Raises a warning unless one of its kind is already in force for the account; `true` if raised now.
     pub async fn raise_warning(self, w: &NewWarning) -> Result<bool, StoreError> {
-        self.store
-            .guarded(async { raise_warning(self.store.inner.db.writer(), w).await })
-            .await
+        self.store.guarded(raise_warning(self.store.writer(), w)).await
     }
 
     /// Clears the account's warning of `kind` in force, if any; `true` if one was cleared.
     pub async fn clear_warning(self, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
         self.store
-            .guarded(async { clear_warning(self.store.inner.db.writer(), account, kind, at_ms).await })
+            .guarded(clear_warning(self.store.writer(), account, kind, at_ms))
             .await
     }
 
     /// The account's most recent warnings, newest first.
     pub async fn warnings(self, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
-        self.store
-            .guarded(async { warnings(self.store.inner.db.reader(), account, limit).await })
-            .await
+        self.store.guarded(warnings(self.store.reader(), account, limit)).await
     }
 }
 

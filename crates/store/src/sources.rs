@@ -195,15 +195,13 @@ impl Sources<'_> {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { set_domain_pool(self.store.inner.db.writer(), account, domain, pool, at_ms).await })
+            .guarded(set_domain_pool(self.store.writer(), account, domain, pool, at_ms))
             .await
     }
 
     /// Every pool assignment (domains without one use the shared pool).
     pub async fn domain_source_pools(self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        self.store
-            .guarded(async { domain_source_pools(self.store.inner.db.reader()).await })
-            .await
+        self.store.guarded(domain_source_pools(self.store.reader())).await
     }
 
     /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
@@ -220,29 +218,27 @@ impl Sources<'_> {
         F: FnOnce(i64) -> Option<u64> + Send,
     {
         self.store
-            .guarded(async { reserve_source_sends(self.store.inner.db.writer(), ip, now_ms, wanted, allowance).await })
+            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
             .await
     }
 
     /// Gives back `count` sends reserved today from `ip` that were not used.
     pub async fn release_source_sends(self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
         self.store
-            .guarded(async { release_source_sends(self.store.inner.db.writer(), ip, now_ms, count).await })
+            .guarded(release_source_sends(self.store.writer(), ip, now_ms, count))
             .await
     }
 
     /// The warm-up counters of every source address that has sent.
     pub async fn source_ip_usage(self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        self.store
-            .guarded(async { source_ip_usage(self.store.inner.db.reader()).await })
-            .await
+        self.store.guarded(source_ip_usage(self.store.reader())).await
     }
 
     /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
     /// it).
     pub async fn extend_message_expiry(self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
         self.store
-            .guarded(async { extend_message_expiry(self.store.inner.db.writer(), message_id, at_least_ms).await })
+            .guarded(extend_message_expiry(self.store.writer(), message_id, at_least_ms))
             .await
     }
 }

@@ -149,7 +149,7 @@ impl Suppression<'_> {
                     .push(") AND address IN (");
                 qb.push_binds(addresses);
                 qb.push(")");
-                qb.build().scalars(self.store.inner.db.reader()).await
+                qb.build().scalars(self.store.reader()).await
             })
             .await
     }
@@ -243,7 +243,7 @@ impl Suppression<'_> {
                     .bind(account)
                     .bind(at_ms)
                     .bind(reason)
-                    .execute(self.store.inner.db.writer())
+                    .execute(self.store.writer())
                     .await?;
                 Ok(())
             })
@@ -257,7 +257,7 @@ impl Suppression<'_> {
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
         self.store
             .guarded(async {
-                let reader = self.store.inner.db.reader();
+                let reader = self.store.reader();
                 let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
                           AND ($4 = '' OR address = $4)";
                 let address = q.address.as_deref().unwrap_or_default();
@@ -295,7 +295,7 @@ impl Suppression<'_> {
                 qb.push_bind(account).push(" AND address IN (");
                 qb.push_binds(addresses);
                 qb.push(")");
-                qb.build().execute(self.store.inner.db.writer()).await
+                qb.build().execute(self.store.writer()).await
             })
             .await
     }
@@ -312,7 +312,7 @@ impl Suppression<'_> {
         self.store
             .guarded(async {
                 let mut inserted = 0;
-                let mut tx = self.store.inner.db.writer().begin().await?;
+                let mut tx = self.store.writer().begin().await?;
                 let mut conn = tx.conn();
                 for a in addresses {
                     inserted += query(
@@ -345,7 +345,7 @@ impl Suppression<'_> {
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
         self.store
             .guarded(async {
-                let reader = self.store.inner.db.reader();
+                let reader = self.store.reader();
                 let state = match status {
                     CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
                     CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
@@ -392,7 +392,7 @@ impl Suppression<'_> {
                         .bind(expire_ms)
                         .bind(id)
                         .bind(account)
-                        .execute(self.store.inner.db.writer())
+                        .execute(self.store.writer())
                         .await?;
                 if changed == 0 {
                     return Err(StoreError::NotFound);
@@ -413,7 +413,7 @@ impl Suppression<'_> {
                 qb.push_bind(account).push(" AND address IN (");
                 qb.push_binds(addresses);
                 qb.push(")");
-                qb.build().execute(self.store.inner.db.writer()).await
+                qb.build().execute(self.store.writer()).await
             })
             .await
     }
@@ -429,7 +429,7 @@ impl Suppression<'_> {
             )
             .bind(account)
             .bind(since_ms)
-            .fetch_one(self.store.inner.db.reader())
+            .fetch_one(self.store.reader())
             .await?;
                 Ok((hits, sends))
             })
@@ -445,7 +445,7 @@ impl Suppression<'_> {
         at_ms: i64,
     ) -> Result<bool, StoreError> {
         self.store
-            .guarded(async { unsubscribe(self.store.inner.db.writer(), account, domain, recipient, at_ms).await })
+            .guarded(unsubscribe(self.store.writer(), account, domain, recipient, at_ms))
             .await
     }
 }

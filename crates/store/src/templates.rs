@@ -173,7 +173,7 @@ impl Templates<'_> {
             .guarded(async {
                 query("SELECT allow_simple_content, allow_links FROM accounts WHERE id = $1")
                     .bind(account)
-                    .fetch_optional(self.store.inner.db.reader())
+                    .fetch_optional(self.store.reader())
                     .await
             })
             .await
@@ -187,7 +187,7 @@ impl Templates<'_> {
                     .bind(policy.allow_simple_content)
                     .bind(policy.allow_links)
                     .bind(account)
-                    .execute(self.store.inner.db.writer())
+                    .execute(self.store.writer())
                     .await?;
                 if changed == 0 {
                     return Err(StoreError::NotFound);
@@ -210,7 +210,7 @@ impl Templates<'_> {
         self.store
             .guarded(async {
                 let t = &template;
-                let mut tx = self.store.inner.db.writer().begin_write().await?;
+                let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
                 // Serialises creates per account (SQLite: the write transaction already does).
                 let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
@@ -273,7 +273,7 @@ impl Templates<'_> {
                 .bind(u.now_ms)
                 .bind(id)
                 .bind(account)
-                .fetch_optional(self.store.inner.db.writer())
+                .fetch_optional(self.store.writer())
                 .await
             })
             .await
@@ -288,7 +288,7 @@ impl Templates<'_> {
                 )))
                 .bind(id)
                 .bind(account)
-                .fetch_optional(self.store.inner.db.reader())
+                .fetch_optional(self.store.reader())
                 .await
             })
             .await
@@ -308,7 +308,7 @@ impl Templates<'_> {
                 )))
                 .bind(id)
                 .bind(account)
-                .fetch_optional(self.store.inner.db.reader())
+                .fetch_optional(self.store.reader())
                 .await
             })
             .await
@@ -318,7 +318,7 @@ impl Templates<'_> {
     pub async fn list_templates(self, account: AccountId, offset: i64, limit: i64) -> Result<TemplatePage, StoreError> {
         self.store
             .guarded(async {
-                let reader = self.store.inner.db.reader();
+                let reader = self.store.reader();
                 let total: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
                     .bind(account)
                     .scalar(reader)
@@ -343,7 +343,7 @@ impl Templates<'_> {
                 let deleted = query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
                     .bind(id)
                     .bind(account)
-                    .execute(self.store.inner.db.writer())
+                    .execute(self.store.writer())
                     .await?;
                 Ok(deleted > 0)
             })
@@ -360,7 +360,7 @@ impl Templates<'_> {
                     "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1"
                 )))
                 .bind(id)
-                .fetch_optional(self.store.inner.db.reader())
+                .fetch_optional(self.store.reader())
                 .await
             })
             .await
@@ -382,7 +382,7 @@ impl Templates<'_> {
                         "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
                     ))),
                 };
-                q.fetch_all(self.store.inner.db.reader()).await
+                q.fetch_all(self.store.reader()).await
             })
             .await
     }
@@ -404,7 +404,7 @@ impl Templates<'_> {
                         .bind(reason)
                         .bind(id)
                         .bind(version)
-                        .execute(self.store.inner.db.writer())
+                        .execute(self.store.writer())
                         .await?;
                 Ok(changed > 0)
             })

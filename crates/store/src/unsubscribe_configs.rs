@@ -37,7 +37,7 @@ impl UnsubscribeConfigs<'_> {
         config: &UnsubscribeConfigRow,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async { create_unsubscribe_config(self.store.inner.db.writer(), account, config).await })
+            .guarded(create_unsubscribe_config(self.store.writer(), account, config))
             .await
     }
 
@@ -50,16 +50,20 @@ impl UnsubscribeConfigs<'_> {
         status: i32,
     ) -> Result<(), StoreError> {
         self.store
-            .guarded(async {
-                update_unsubscribe_config(self.store.inner.db.writer(), account, address, config, status).await
-            })
+            .guarded(update_unsubscribe_config(
+                self.store.writer(),
+                account,
+                address,
+                config,
+                status,
+            ))
             .await
     }
 
     /// Deletes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
     pub async fn delete_unsubscribe_config(self, account: AccountId, address: &str) -> Result<(), StoreError> {
         self.store
-            .guarded(async { delete_unsubscribe_config(self.store.inner.db.writer(), account, address).await })
+            .guarded(delete_unsubscribe_config(self.store.writer(), account, address))
             .await
     }
 
@@ -71,7 +75,7 @@ impl UnsubscribeConfigs<'_> {
         limit: i64,
     ) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
         self.store
-            .guarded(async { list_unsubscribe_configs(self.store.inner.db.reader(), account, offset, limit).await })
+            .guarded(list_unsubscribe_configs(self.store.reader(), account, offset, limit))
             .await
     }
 
@@ -82,7 +86,7 @@ impl UnsubscribeConfigs<'_> {
         address: &str,
     ) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
         self.store
-            .guarded(async { unsubscribe_config(self.store.inner.db.reader(), account, address).await })
+            .guarded(unsubscribe_config(self.store.reader(), account, address))
             .await
     }
 }

@@ -376,7 +376,7 @@ impl Warmup<'_> {
                         break;
                     }
                     let want = i64::try_from(want).unwrap_or(i64::MAX);
-                    let got = match self.store.inner.db.writer() {
+                    let got = match self.store.writer() {
                         Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
                         Pool::Postgres(p) => {
                             Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
@@ -391,16 +391,12 @@ impl Warmup<'_> {
 
     /// The account's sending domains' warm-up rows (first sending day, today's count), by domain.
     pub async fn domain_warmup(self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
-        self.store
-            .guarded(async { domain_warmup(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(domain_warmup(self.store.reader(), account)).await
     }
 
     /// Deliveries of the account held for warm-up, per sending domain.
     pub async fn held_by_domain(self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.store
-            .guarded(async { held_by_domain(self.store.inner.db.reader(), account).await })
-            .await
+        self.store.guarded(held_by_domain(self.store.reader(), account)).await
     }
 
     /// Recipients the account admitted per sending domain with request time in `[from_ms, to_ms)`.
@@ -411,7 +407,7 @@ impl Warmup<'_> {
         to_ms: i64,
     ) -> Result<Vec<(String, i64)>, crate::StoreError> {
         self.store
-            .guarded(async { domain_volume(self.store.inner.db.reader(), account, from_ms, to_ms).await })
+            .guarded(domain_volume(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
@@ -423,7 +419,7 @@ impl Warmup<'_> {
         to_ms: i64,
     ) -> Result<Vec<DomainOutcomes>, crate::StoreError> {
         self.store
-            .guarded(async { domain_outcomes(self.store.inner.db.reader(), account, from_ms, to_ms).await })
+            .guarded(domain_outcomes(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
@@ -433,7 +429,7 @@ impl Warmup<'_> {
         account: crate::AccountId,
     ) -> Result<Vec<(String, i64, i64)>, crate::StoreError> {
         self.store
-            .guarded(async { domain_reputation_state(self.store.inner.db.reader(), account).await })
+            .guarded(domain_reputation_state(self.store.reader(), account))
             .await
     }
 
@@ -452,7 +448,7 @@ impl Warmup<'_> {
         self.store
             .guarded(async {
                 change_domain_level(
-                    self.store.inner.db.writer(),
+                    self.store.writer(),
                     account,
                     domain,
                     expected,
