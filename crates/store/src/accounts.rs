@@ -155,13 +155,9 @@ pub(crate) async fn list_accounts(pool: Pool<'_>) -> Result<Vec<Account>, StoreE
 }
 
 pub(crate) async fn set_account_suspended(pool: Pool<'_>, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-    let changed = query("UPDATE accounts SET suspended = $1 WHERE id = $2")
+    query("UPDATE accounts SET suspended = $1 WHERE id = $2")
         .bind(suspended)
         .bind(id)
-        .execute(pool)
-        .await?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }

@@ -274,15 +274,11 @@ async fn count_identities(pool: Pool<'_>, account: AccountId) -> Result<i64, Sto
 }
 
 async fn delete_identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<(), StoreError> {
-    let done = query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
+    query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
         .bind(account)
         .bind(domain)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }
 
 async fn record_identity_check(
@@ -291,7 +287,7 @@ async fn record_identity_check(
     identity_id: i64,
     c: &IdentityCheck,
 ) -> Result<(), StoreError> {
-    let done = query(
+    query(
         "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
          WHERE id = $5 AND account_id = $6",
     )
@@ -301,12 +297,8 @@ async fn record_identity_check(
     .bind(c.checked_ms)
     .bind(identity_id)
     .bind(account)
-    .execute(pool)
-    .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    .execute_found(pool)
+    .await
 }
 
 async fn identities_to_recheck(
@@ -424,28 +416,20 @@ async fn count_senders(pool: Pool<'_>, account: AccountId, identity_id: i64) -> 
 }
 
 async fn delete_sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
-    let done = query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
+    query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
         .bind(account)
         .bind(address)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }
 
 async fn set_sender_password(pool: Pool<'_>, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-    let done = query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
+    query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
         .bind(hash)
         .bind(account)
         .bind(address)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }
 
 /// Sending domains, DKIM keys and sender addresses ([`Store::identities`]).

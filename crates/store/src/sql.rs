@@ -425,6 +425,15 @@ impl<'a> Query<'a> {
         self
     }
 
+    /// Runs the statement; when it touched no row, [`StoreError::NotFound`] (an update or delete of a row that is
+    /// not there, or not the caller's).
+    pub(crate) async fn execute_found<'e>(self, ex: impl Into<Ex<'e>>) -> Result<(), StoreError> {
+        match self.execute(ex).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs the statement; returns the number of rows it changed.
     pub(crate) async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> Result<u64, StoreError> {
         let Query { sql, args, persistent } = self;

@@ -386,18 +386,13 @@ impl Suppression<'_> {
     ) -> Result<(), StoreError> {
         self.store
             .guarded(async {
-                let changed =
-                    query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
-                        .bind(address)
-                        .bind(expire_ms)
-                        .bind(id)
-                        .bind(account)
-                        .execute(self.store.writer())
-                        .await?;
-                if changed == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
+                query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
+                    .bind(address)
+                    .bind(expire_ms)
+                    .bind(id)
+                    .bind(account)
+                    .execute_found(self.store.writer())
+                    .await
             })
             .await
     }

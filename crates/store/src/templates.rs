@@ -183,16 +183,12 @@ impl Templates<'_> {
     pub async fn set_account_policy(self, account: AccountId, policy: AccountPolicy) -> Result<(), StoreError> {
         self.store
             .guarded(async {
-                let changed = query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
+                query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
                     .bind(policy.allow_simple_content)
                     .bind(policy.allow_links)
                     .bind(account)
-                    .execute(self.store.writer())
-                    .await?;
-                if changed == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
+                    .execute_found(self.store.writer())
+                    .await
             })
             .await
     }

@@ -123,7 +123,7 @@ async fn update_unsubscribe_config(
     config: &str,
     status: i32,
 ) -> Result<(), StoreError> {
-    let changed = query(
+    query(
         "UPDATE address_unsubscribe_configs SET unsubscribe_config = $1, status = $2 \
          WHERE account_id = $3 AND address = $4",
     )
@@ -131,24 +131,16 @@ async fn update_unsubscribe_config(
     .bind(status)
     .bind(account)
     .bind(address)
-    .execute(pool)
-    .await?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    .execute_found(pool)
+    .await
 }
 
 async fn delete_unsubscribe_config(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
-    let changed = query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
+    query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
         .bind(account)
         .bind(address)
-        .execute(pool)
-        .await?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }
 
 async fn list_unsubscribe_configs(
