@@ -50,6 +50,7 @@ fn message(account: AccountId, seq: usize) -> NewMessage {
 
 async fn setup(store: &Store) -> AccountId {
     store
+        .accounts()
         .create_account(NewAccount {
             name: "bench".into(),
             app_id: 1_300_000_000,
@@ -65,8 +66,8 @@ async fn setup(store: &Store) -> AccountId {
 async fn enqueue_concurrent(store: &Store, account: AccountId, n: usize) {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
-        let s = store.clone();
-        set.spawn(async move { s.enqueue(message(account, i)).await.expect("enqueue") });
+        let store = store.clone();
+        set.spawn(async move { store.queue().enqueue(message(account, i)).await.expect("enqueue") });
     }
     while let Some(r) = set.join_next().await {
         r.expect("task");
@@ -83,7 +84,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
             rt.block_on(async {
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    store.enqueue(message(account, 0)).await.expect("enqueue");
+                    store.queue().enqueue(message(account, 0)).await.expect("enqueue");
                 }
                 t0.elapsed()
             })
@@ -110,6 +111,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
                     enqueue_concurrent(&store, account, CLAIM).await;
                     let t0 = Instant::now();
                     let got = store
+                        .queue()
                         .claim(ClaimRequest {
                             worker: "bench".into(),
                             limit: CLAIM,

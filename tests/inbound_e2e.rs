@@ -112,9 +112,15 @@ async fn events_of(w: &World, id: &str) -> Vec<RecordedEvent> {
     let store = Store::open(&url, StoreOptions::default())
         .await
         .expect("open the server's store");
-    let account = store.account_by_name("shop").await.expect("account").expect("shop").id;
+    let account = store
+        .accounts()
+        .account_by_name("shop")
+        .await
+        .expect("account")
+        .expect("shop")
+        .id;
     let id = MessageId::parse(id).expect("MessageId");
-    let events = store.message_events(account, &id).await.expect("events");
+    let events = store.events().message_events(account, &id).await.expect("events");
     store.close().await;
     events
 }

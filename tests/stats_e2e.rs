@@ -172,8 +172,14 @@ async fn wait_report(c: &ApiClient, start: &str, end: &str, f: impl Fn(&Value) -
 /// What the event log says for one UTC day: the same 7 counts, computed from the rows (requests from
 /// GetSendEmailStatus, opens and clicks as distinct recipients' first ones).
 async fn counts_from_events(w: &World, store: &Store, day_start: i64, sender_domain: Option<&str>) -> [i64; 7] {
-    let acc = store.account_by_name("shop").await.expect("account").expect("shop");
+    let acc = store
+        .accounts()
+        .account_by_name("shop")
+        .await
+        .expect("account")
+        .expect("shop");
     let all = store
+        .events()
         .account_events(acc.id, 0, i64::MAX, 100_000)
         .await
         .expect("events");
@@ -352,8 +358,9 @@ async fn statistics_add_up_to_the_events_recorded() {
 
     // Complaints written straight to the event log (as the inbound MX does) show in GetAbuseReport.
     let net1_id = store
+        .queue()
         .status(mailpush_store::StatusQuery {
-            account_id: store.account_by_name("shop").await.unwrap().unwrap().id,
+            account_id: store.accounts().account_by_name("shop").await.unwrap().unwrap().id,
             from_ms: day0,
             to_ms: day0 + DAY_MS,
             message_id: None,
@@ -365,8 +372,9 @@ async fn statistics_add_up_to_the_events_recorded() {
         .expect("status")[0]
         .message_id
         .clone();
-    let acc = store.account_by_name("shop").await.unwrap().unwrap();
+    let acc = store.accounts().account_by_name("shop").await.unwrap().unwrap();
     store
+        .events()
         .record_events(&[NewEvent {
             account_id: acc.id,
             message_id: net1_id.clone(),

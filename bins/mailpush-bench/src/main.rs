@@ -258,6 +258,7 @@ async fn start_server(
             .await
             .context("open the server's store for prefilling")?;
         let account = store
+            .accounts()
             .account_by_name("bench")
             .await?
             .context("the bench account is missing")?
@@ -851,7 +852,7 @@ where
                 if i >= n {
                     return Ok::<(), mailpush_store::StoreError>(());
                 }
-                store.enqueue(make(i)).await?;
+                store.queue().enqueue(make(i)).await?;
             }
         });
     }
@@ -902,7 +903,7 @@ async fn prefill_waiting(
             body_bytes,
         );
         let id = first.id.as_str().to_string();
-        store.enqueue(first).await?;
+        store.queue().enqueue(first).await?;
         let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .busy_timeout(Duration::from_secs(30))
             .connect()
@@ -972,6 +973,7 @@ async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
     use mailpush_store::{AttemptResult, ClaimRequest, DeliveryOutcome, NewAccount, Store, StoreOptions};
     let store = Store::open(url, StoreOptions::default()).await?;
     let account = store
+        .accounts()
         .create_account(NewAccount {
             name: "bench".into(),
             app_id: 1_300_000_000,
@@ -1000,6 +1002,7 @@ async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
     loop {
         let t = Instant::now();
         let got = store
+            .queue()
             .claim(ClaimRequest {
                 worker: "bench".into(),
                 limit: args.claim_batch,
@@ -1027,7 +1030,7 @@ async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
             })
             .collect();
         let t = Instant::now();
-        store.record_outcomes(outcomes).await?;
+        store.queue().record_outcomes(outcomes).await?;
         outcome_secs += t.elapsed().as_secs_f64();
     }
     let stats = store.commit_stats();

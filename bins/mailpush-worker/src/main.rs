@@ -1,17 +1,8 @@
 //! `mailpush-worker`: only the delivery worker, for scaling out against a shared PostgreSQL database.
 
 use anyhow::Context;
-use clap::Parser;
-use mailpush_core::{Mailpush, settings};
-use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(name = "mailpush-worker", version, about = "mailpush delivery worker node")]
-struct Cli {
-    /// TOML configuration file; every key can also be set as MAILPUSH_<KEY>.
-    #[arg(long, env = "MAILPUSH_CONFIG")]
-    config: Option<PathBuf>,
-}
+use mailpush_api::node::{self, Serves};
+use mailpush_core::settings;
 
 /// mimalloc: markedly cheaper than glibc malloc for the many small, cross-thread allocations of a request.
 #[global_allocator]
@@ -19,26 +10,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = settings::load_for_process(cli.config.as_deref())?;
-    mailpush_core::logging::init(&settings)?;
-    mailpush_core::logging::warn_about(&settings);
-    // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
-    mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(false, false, true));
-    let core = Mailpush::open(settings.clone(), settings.clock())
-        .await
-        .context("opening mailpush")?;
-    if let Some(addr) = settings.admin_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the admin listener to {addr}"))?;
-        println!("mailpush-worker: admin listening on http://{}", listener.local_addr()?);
-        tokio::spawn(mailpush_api::serve_admin(
-            listener,
-            core.clone(),
-            settings::shutdown_signal(),
-        ));
-    }
+    let settings = node::settings_from_args("mailpush-worker", "mailpush delivery worker node")?;
+    let core = node::open_core(
+        &settings,
+        Serves {
+            worker: true,
+            ..Serves::default()
+        },
+    )
+    .await?;
+    node::spawn_admin("mailpush-worker", &core).await?;
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;

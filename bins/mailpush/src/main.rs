@@ -407,12 +407,12 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     let listen = settings.api_listen;
-    mailpush_core::logging::warn_about(&settings);
-    // Before any socket: the connection caps, not the default soft limit (often 1,024), bound the clients.
-    mailpush_core::listener::raise_fd_limit_logged(settings.fd_needed(true, true, true));
-    let core = Mailpush::open(settings.clone(), settings.clock())
-        .await
-        .context("opening mailpush")?;
+    let serves = mailpush_api::node::Serves {
+        api: true,
+        smtp: true,
+        worker: true,
+    };
+    let core = mailpush_api::node::open_core(&settings, serves).await?;
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;

@@ -4,6 +4,7 @@
 
 mod actions;
 mod json;
+pub mod node;
 mod public;
 pub mod server;
 pub mod tc3;

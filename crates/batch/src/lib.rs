@@ -11,7 +11,7 @@
 //!    suppression rules admission applies; recipients admission drops, e.g. SendStatus 1007/1013, are counted
 //!    as skipped);
 //! 4. the messages enqueued and the task's cursor (last list detail id) advanced in ONE transaction
-//!    ([`mailpush_store::Store::feed_task_chunk`], compare-and-swap on the cursor). A kill before the commit
+//!    ([`mailpush_store::Batch::feed_task_chunk`], compare-and-swap on the cursor). A kill before the commit
 //!    leaves nothing, after it the cursor says so: a restart never feeds anyone twice, and two runners on one
 //!    PostgreSQL database never both feed the same chunk. Tasks are also leased to one runner at a time, so
 //!    they do not waste work racing.

@@ -130,7 +130,7 @@ pub struct Accounts {
 impl Accounts {
     pub(crate) async fn create_account(&self, name: &str) -> Result<AccountCredentials, CoreError> {
         validate_account_name(name)?;
-        if self.env.store.account_by_name(name).await?.is_some() {
+        if self.env.store.accounts().account_by_name(name).await?.is_some() {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("an account named {name} already exists"),
@@ -140,6 +140,7 @@ impl Accounts {
         let sealed = self.secrets.seal(SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;
         self.env
             .store
+            .accounts()
             .create_account(new_account_row(&creds, sealed, self.env.clock.now_ms()))
             .await?;
         Ok(creds)
@@ -149,6 +150,7 @@ impl Accounts {
         Ok(self
             .env
             .store
+            .accounts()
             .list_accounts()
             .await?
             .iter()
@@ -160,7 +162,7 @@ impl Accounts {
         if let Some(hit) = self.credentials.get(secret_id) {
             return Ok(Some(hit));
         }
-        let Some(account) = self.env.store.account_by_secret_id(secret_id).await? else {
+        let Some(account) = self.env.store.accounts().account_by_secret_id(secret_id).await? else {
             return Ok(None);
         };
         let key = self.secrets.open(SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;

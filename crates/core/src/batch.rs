@@ -183,6 +183,7 @@ impl Batch {
         match self
             .env
             .store
+            .batch()
             .create_receiver(account.id, name, description, self.env.clock.now_ms(), max)
             .await?
         {
@@ -199,7 +200,7 @@ impl Batch {
     }
 
     async fn receiver_of(&self, account: &AccountContext, id: i64) -> Result<ReceiverRow, CoreError> {
-        self.env.store.receiver(account.id, id).await?.ok_or_else(|| {
+        self.env.store.batch().receiver(account.id, id).await?.ok_or_else(|| {
             refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
                 format!("recipient list {id} does not exist"),
@@ -232,6 +233,7 @@ impl Batch {
         match self
             .env
             .store
+            .batch()
             .add_receiver_details(account.id, receiver_id, &details, max, self.env.clock.now_ms())
             .await?
         {
@@ -307,6 +309,7 @@ impl Batch {
         if !self
             .env
             .store
+            .batch()
             .set_receiver_status(account.id, receiver_id, status)
             .await?
         {
@@ -326,6 +329,7 @@ impl Batch {
         let (_, rows) = self
             .env
             .store
+            .batch()
             .list_receivers(account.id, None, Some(name), 0, 1000)
             .await?;
         Ok(rows.into_iter().find(|r| r.name == name))
@@ -350,6 +354,7 @@ impl Batch {
         Ok(self
             .env
             .store
+            .batch()
             .list_receivers(account.id, status, keyword, offset, limit)
             .await?)
     }
@@ -395,11 +400,11 @@ impl Batch {
             offset,
             limit,
         };
-        Ok(self.env.store.list_receiver_details(&q).await?)
+        Ok(self.env.store.batch().list_receiver_details(&q).await?)
     }
 
     pub(crate) async fn delete_receiver(&self, account: &AccountContext, receiver_id: i64) -> Result<(), CoreError> {
-        match self.env.store.delete_receiver(account.id, receiver_id).await? {
+        match self.env.store.batch().delete_receiver(account.id, receiver_id).await? {
             Ok(()) => Ok(()),
             Err(false) => Err(refuse(
                 ErrorCode::OperationDeniedReceiverNotExist,
@@ -475,6 +480,7 @@ impl Batch {
         let summary = self
             .env
             .store
+            .templates()
             .template_summary(account.id, template_id)
             .await?
             .ok_or_else(|| {
@@ -564,6 +570,7 @@ impl Batch {
         let id = self
             .env
             .store
+            .batch()
             .create_send_task(&task, TaskStatus::ToStart)
             .await?
             .ok_or_else(|| {
@@ -595,7 +602,7 @@ impl Batch {
             offset,
             limit,
         };
-        Ok(self.env.store.list_send_tasks(&q).await?)
+        Ok(self.env.store.batch().list_send_tasks(&q).await?)
     }
 
     pub(crate) fn batch_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
@@ -613,29 +620,35 @@ impl TaskRuns<'_> {
     /// On the embedded database (one process) drops task leases left by a killed predecessor.
     pub async fn release_stale_leases(&self) -> Result<(), CoreError> {
         if self.store.backend() == mailpush_store::Backend::Sqlite {
-            self.store.release_task_leases().await?;
+            self.store.batch().release_task_leases().await?;
         }
         Ok(())
     }
 
     /// Tasks due at `now_ms` and not leased by another runner.
     pub async fn runnable(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, CoreError> {
-        Ok(self.store.runnable_tasks(now_ms, owner, limit).await?)
+        Ok(self.store.batch().runnable_tasks(now_ms, owner, limit).await?)
     }
 
     /// Leases a task to `owner` until `until_ms`; `false` if another runner holds it.
     pub async fn lease(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, CoreError> {
-        Ok(self.store.lease_task(id, owner, now_ms, until_ms).await?)
+        Ok(self.store.batch().lease_task(id, owner, now_ms, until_ms).await?)
     }
 
     /// The task's account, `None` once deleted.
     pub async fn account(&self, id: mailpush_store::AccountId) -> Result<Option<AccountContext>, CoreError> {
-        Ok(self.store.account(id).await?.as_ref().map(AccountContext::from))
+        Ok(self
+            .store
+            .accounts()
+            .account(id)
+            .await?
+            .as_ref()
+            .map(AccountContext::from))
     }
 
     /// Recipients of a list after `after_id`.
     pub async fn count_receivers_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, CoreError> {
-        Ok(self.store.count_receiver_after(receiver_id, after_id).await?)
+        Ok(self.store.batch().count_receiver_after(receiver_id, after_id).await?)
     }
 
     /// Up to `limit` list details after `after_id`, in id order.
@@ -645,22 +658,22 @@ impl TaskRuns<'_> {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<mailpush_store::ReceiverDetailRow>, CoreError> {
-        Ok(self.store.receiver_walk(receiver_id, after_id, limit).await?)
+        Ok(self.store.batch().receiver_walk(receiver_id, after_id, limit).await?)
     }
 
     /// The account's deliveries not yet final.
     pub async fn open_deliveries(&self, account: mailpush_store::AccountId) -> Result<i64, CoreError> {
-        Ok(self.store.open_deliveries(account).await?)
+        Ok(self.store.batch().open_deliveries(account).await?)
     }
 
     /// Enqueues a chunk's messages and advances the cursor in one transaction; `false` if the cursor moved.
     pub async fn feed_chunk(&self, chunk: &mailpush_store::TaskChunk) -> Result<bool, CoreError> {
-        Ok(self.store.feed_task_chunk(chunk).await?)
+        Ok(self.store.batch().feed_task_chunk(chunk).await?)
     }
 
     /// Records a run's progress; `false` if the cursor moved meanwhile.
     pub async fn update_run(&self, update: &mailpush_store::TaskRunUpdate) -> Result<bool, CoreError> {
-        Ok(self.store.update_task_run(update).await?)
+        Ok(self.store.batch().update_task_run(update).await?)
     }
 }
 

@@ -108,10 +108,17 @@ impl Callbacks {
     }
 
     async fn account_info(&self, id: AccountId) -> Result<Option<AccountInfo>, CoreError> {
-        let Some(account) = self.env.store.account(id).await? else {
+        let Some(account) = self.env.store.accounts().account(id).await? else {
             return Ok(None);
         };
-        let targets: HashMap<String, String> = self.env.store.callback_targets(id).await?.into_iter().collect();
+        let targets: HashMap<String, String> = self
+            .env
+            .store
+            .callbacks()
+            .callback_targets(id)
+            .await?
+            .into_iter()
+            .collect();
         let secret = if targets.is_empty() {
             Vec::new()
         } else {
@@ -128,13 +135,14 @@ impl Callbacks {
     /// their results recorded in one transaction, so a round costs two commits however many events it holds.
     async fn dispatch_round(self: &Arc<Self>, client: &CallbackClient) -> Result<usize, CoreError> {
         let now = self.env.clock.now_ms();
-        let due = self.env.store.due_callbacks(now, BATCH).await?;
+        let due = self.env.store.callbacks().due_callbacks(now, BATCH).await?;
         let seen = due.len();
         let lease = now + (self.env.settings.callback_timeout_secs as i64 + 30) * 1000;
         let claims: Vec<(i64, i64)> = due.iter().map(|ev| (ev.event.id, ev.next_ms)).collect();
         let claimed: std::collections::HashSet<i64> = self
             .env
             .store
+            .callbacks()
             .claim_callbacks(&claims, lease)
             .await?
             .into_iter()
@@ -183,7 +191,7 @@ impl Callbacks {
                 results.push(r);
             }
         }
-        if let Err(err) = self.env.store.finish_callbacks(&results).await {
+        if let Err(err) = self.env.store.callbacks().finish_callbacks(&results).await {
             // The leases expire and the events are posted again: at-least-once.
             tracing::error!(error = %err, "recording callback results failed");
         }

@@ -23,7 +23,14 @@ impl Limits {
         // Recipients requested today on every path (API, SMTP, batch): batch chunks are stored with their task
         // cursor outside the limited enqueue, so the store's admission counters do not see them; this count does.
         let start = day_start(self.env.clock.now_ms());
-        let used = u64::try_from(self.env.store.count_requests(account.id, start, start + DAY_MS).await?).unwrap_or(0);
+        let used = u64::try_from(
+            self.env
+                .store
+                .batch()
+                .count_requests(account.id, start, start + DAY_MS)
+                .await?,
+        )
+        .unwrap_or(0);
         let quota = u64::try_from(self.send_quota(account).await?.daily_quota).unwrap_or(0);
         let mut remaining = quota.saturating_sub(used);
         let cap = self.env.settings.batch_daily_quota;

@@ -208,6 +208,7 @@ impl Engagement {
     ) -> Result<(), CoreError> {
         self.env
             .store
+            .events()
             .record_events(&[NewEvent {
                 account_id: t.account_id,
                 message_id: MessageId::from_stored(t.message_id.clone()),
@@ -268,6 +269,7 @@ impl Engagement {
         let new = self
             .env
             .store
+            .suppression()
             .unsubscribe(t.account_id, domain, &t.recipient, self.env.clock.now_ms())
             .await?;
         if new {
@@ -288,7 +290,7 @@ impl Engagement {
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
         let mut out: HashMap<(String, String), EngagementFlags> = HashMap::new();
-        for (m, r, kind) in self.env.store.engagement_kinds(account.id, &ids).await? {
+        for (m, r, kind) in self.env.store.events().engagement_kinds(account.id, &ids).await? {
             let f = out.entry((m, r)).or_default();
             match kind {
                 k if k == EventKind::Open.id() => f.opened = true,
@@ -321,7 +323,7 @@ impl Engagement {
         };
         // Only the account's own sender addresses, as every other action on an address: another tenant's
         // address is refused like one nobody created.
-        if !sender.is_empty() && self.env.store.sender(account.id, &sender).await?.is_none() {
+        if !sender.is_empty() && self.env.store.identities().sender(account.id, &sender).await?.is_none() {
             return Err(crate::identity::Identities::no_such_sender(&sender));
         }
         let url = url.map(str::trim).filter(|u| !u.is_empty());
@@ -336,12 +338,16 @@ impl Engagement {
                 .check_url(u)
                 .map_err(|e| refuse(ErrorCode::InvalidParameterValue, format!("CallbackUrl: {e}")))?;
         }
-        self.env.store.set_callback_target(account.id, &sender, url).await?;
+        self.env
+            .store
+            .callbacks()
+            .set_callback_target(account.id, &sender, url)
+            .await?;
         Ok(())
     }
 
     pub(crate) async fn callback_config(&self, account: &AccountContext) -> Result<CallbackConfig, CoreError> {
-        let targets = self.env.store.callback_targets(account.id).await?;
+        let targets = self.env.store.callbacks().callback_targets(account.id).await?;
         let secret = self.callback_secret(account.id, false).await?;
         let mut cfg = CallbackConfig {
             account_url: None,
@@ -369,16 +375,21 @@ impl Engagement {
         account: mailpush_store::AccountId,
         reset: bool,
     ) -> Result<Vec<u8>, CoreError> {
-        if !reset && let Some(sealed) = self.env.store.callback_secret(account).await? {
+        if !reset && let Some(sealed) = self.env.store.callbacks().callback_secret(account).await? {
             return Ok(self.secrets.open(CALLBACK_SECRET_CONTEXT, &sealed)?);
         }
         let fresh = crate::secrets::random_string(40, crate::secrets::ALPHANUMERIC);
         let sealed = self.secrets.seal(CALLBACK_SECRET_CONTEXT, fresh.as_bytes())?;
-        self.env.store.put_callback_secret(account, &sealed, reset).await?;
+        self.env
+            .store
+            .callbacks()
+            .put_callback_secret(account, &sealed, reset)
+            .await?;
         // Another process may have created one first: read back the winner.
         let sealed = self
             .env
             .store
+            .callbacks()
             .callback_secret(account)
             .await?
             .ok_or_else(|| CoreError::Config("callback secret vanished".into()))?;

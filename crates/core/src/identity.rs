@@ -214,6 +214,7 @@ impl Identities {
         Ok(self
             .env
             .store
+            .identities()
             .dkim_keys(row.account_id, row.id)
             .await?
             .into_iter()
@@ -291,7 +292,11 @@ impl Identities {
                 }
             }
         };
-        self.env.store.set_mail_from_domain(account.id, row.id, &stored).await?;
+        self.env
+            .store
+            .identities()
+            .set_mail_from_domain(account.id, row.id, &stored)
+            .await?;
         self.forget_send_gate();
         let row = self.own_identity(account, &domain).await?;
         let row = self.check_now(&row).await?;
@@ -312,6 +317,7 @@ impl Identities {
         };
         self.env
             .store
+            .identities()
             .record_identity_check(row.account_id, row.id, &check)
             .await?;
         self.forget_send_gate();
@@ -330,6 +336,7 @@ impl Identities {
     async fn own_identity(&self, account: &AccountContext, domain: &str) -> Result<IdentityRow, CoreError> {
         self.env
             .store
+            .identities()
             .identity(account.id, domain)
             .await?
             .ok_or_else(|| not_found(domain))
@@ -344,7 +351,7 @@ impl Identities {
     ) -> Result<IdentityView, CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let option = parse_option(dkim_option)?.unwrap_or(DEFAULT_DKIM_OPTION);
-        match self.env.store.identity_owner(&domain).await? {
+        match self.env.store.identities().identity_owner(&domain).await? {
             Some(owner) if owner == account.id => {
                 return Err(refuse(
                     ErrorCode::InvalidParameterValueRepeatCreation,
@@ -367,13 +374,14 @@ impl Identities {
             )
         };
         // Checked here to spare key generation, and again atomically by the store.
-        if self.env.store.count_identities(account.id).await? >= max {
+        if self.env.store.identities().count_identities(account.id).await? >= max {
             return Err(over_limit());
         }
         let keys = self.generate_keys(option).await?;
         let row = match self
             .env
             .store
+            .identities()
             .create_identity(NewIdentity {
                 account_id: account.id,
                 domain: domain.clone(),
@@ -418,6 +426,7 @@ impl Identities {
             let keys = self.generate_keys(option).await?;
             self.env
                 .store
+                .identities()
                 .replace_dkim_keys(account.id, row.id, option.code(), keys, self.env.clock.now_ms())
                 .await?;
             self.forget_keys(account.id, &domain);
@@ -439,8 +448,13 @@ impl Identities {
                 "Offset and Limit must not be negative",
             ));
         }
-        let rows = self.env.store.list_identities(account.id, offset, limit).await?;
-        let total = self.env.store.count_identities(account.id).await?;
+        let rows = self
+            .env
+            .store
+            .identities()
+            .list_identities(account.id, offset, limit)
+            .await?;
+        let total = self.env.store.identities().count_identities(account.id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.view(r).await?);
@@ -451,13 +465,13 @@ impl Identities {
     pub(crate) async fn delete_identity(&self, account: &AccountContext, domain: &str) -> Result<(), CoreError> {
         let domain = parse_domain("EmailIdentity", domain)?;
         let row = self.own_identity(account, &domain).await?;
-        if self.env.store.count_senders(account.id, row.id).await? > 0 {
+        if self.env.store.identities().count_senders(account.id, row.id).await? > 0 {
             return Err(refuse(
                 ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty,
                 format!("EmailIdentity {domain} still has sender addresses; delete them first"),
             ));
         }
-        match self.env.store.delete_identity(account.id, &domain).await {
+        match self.env.store.identities().delete_identity(account.id, &domain).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(not_found(&domain)),
             // A sender address created meanwhile: the foreign key refuses the delete.
@@ -499,6 +513,7 @@ impl Identities {
         let row = self
             .env
             .store
+            .identities()
             .identity(account.id, addr.domain())
             .await?
             .ok_or_else(|| not_found(addr.domain()))?;
@@ -506,6 +521,7 @@ impl Identities {
         let s = self
             .env
             .store
+            .identities()
             .create_sender(NewSender {
                 account_id: account.id,
                 identity_id: row.id,
@@ -534,6 +550,7 @@ impl Identities {
         Ok(self
             .env
             .store
+            .identities()
             .list_senders(account.id)
             .await?
             .iter()
@@ -567,7 +584,12 @@ impl Identities {
 
     pub(crate) async fn delete_sender(&self, account: &AccountContext, address: &str) -> Result<(), CoreError> {
         let addr = Self::parse_sender(address)?;
-        let deleted = self.env.store.delete_sender(account.id, addr.as_str()).await;
+        let deleted = self
+            .env
+            .store
+            .identities()
+            .delete_sender(account.id, addr.as_str())
+            .await;
         self.forget_send_gate();
         deleted.map_err(|e| Self::sender_error(e, addr.as_str()))
     }
@@ -589,6 +611,7 @@ impl Identities {
         let sender = self
             .env
             .store
+            .identities()
             .sender(account.id, addr.as_str())
             .await?
             .ok_or_else(|| Self::no_such_sender(addr.as_str()))?;
@@ -613,6 +636,7 @@ impl Identities {
         };
         self.env
             .store
+            .identities()
             .set_sender_password(account.id, addr.as_str(), &hash)
             .await
             .map_err(|e| Self::sender_error(e, addr.as_str()))
@@ -629,7 +653,7 @@ impl Identities {
         let Ok(addr) = EmailAddress::parse(address) else {
             return Ok(None);
         };
-        let Some(sender) = self.env.store.sender_for_login(addr.as_str()).await? else {
+        let Some(sender) = self.env.store.identities().sender_for_login(addr.as_str()).await? else {
             return Ok(None);
         };
         let Some(hash) = sender.smtp_password_hash.clone() else {
@@ -656,7 +680,7 @@ impl Identities {
                 id.logins.put(addr.as_str().to_string(), tag);
             }
         }
-        let Some(account) = self.env.store.account(sender.account_id).await? else {
+        let Some(account) = self.env.store.accounts().account(sender.account_id).await? else {
             return Ok(None);
         };
         Ok(Some((AccountContext::from(&account), sender_view(&sender))))
@@ -680,7 +704,14 @@ impl Identities {
     ) -> Result<String, CoreError> {
         let key = (account.id, sender.as_str().to_string());
         if self.state.senders.get(&key).is_none() {
-            if self.env.store.sender(account.id, sender.as_str()).await?.is_none() {
+            if self
+                .env
+                .store
+                .identities()
+                .sender(account.id, sender.as_str())
+                .await?
+                .is_none()
+            {
                 return Err(Self::no_such_sender(sender.as_str()));
             }
             self.state.senders.put(key, ());
@@ -712,7 +743,12 @@ impl Identities {
         if let Some(mail_from) = self.state.verified_domains.get(&key) {
             return Ok(mail_from);
         }
-        let identity = self.env.store.identity(account.id, sender.domain()).await?;
+        let identity = self
+            .env
+            .store
+            .identities()
+            .identity(account.id, sender.domain())
+            .await?;
         match identity {
             Some(i) if i.verified => {
                 let mail_from = mail_from_of(&i);
@@ -742,7 +778,7 @@ impl Identities {
         domain: &str,
     ) -> Result<Option<(IdentityRow, Vec<CheckedRecord>)>, CoreError> {
         let domain = parse_domain("domain", domain)?;
-        let Some(row) = self.env.store.identity_for_admin(&domain).await? else {
+        let Some(row) = self.env.store.identities().identity_for_admin(&domain).await? else {
             return Ok(None);
         };
         let cfg = self.record_config();
@@ -768,7 +804,7 @@ impl Identities {
             .saturating_sub((every as i64).saturating_mul(1000));
         let mut done = 0;
         loop {
-            let due = self.env.store.identities_to_recheck(before, 100).await?;
+            let due = self.env.store.identities().identities_to_recheck(before, 100).await?;
             if due.is_empty() {
                 return Ok(done);
             }
@@ -835,10 +871,10 @@ impl Identities {
             return Ok(keys.clone());
         }
         let mut loaded = Vec::new();
-        if let Some(row) = self.env.store.identity(account, domain).await?
+        if let Some(row) = self.env.store.identities().identity(account, domain).await?
             && row.verified
         {
-            for k in self.env.store.dkim_keys(account, row.id).await? {
+            for k in self.env.store.identities().dkim_keys(account, row.id).await? {
                 let Some(alg) = KeyAlgorithm::parse(&k.algorithm) else {
                     tracing::warn!(domain, algorithm = %k.algorithm, "unknown DKIM key algorithm; key skipped");
                     continue;
@@ -928,7 +964,13 @@ impl MessageSigner {
         }
         let mut candidate = envelope_domain;
         let found = loop {
-            if let Some(row) = self.identities.env.store.identity(account, candidate).await?
+            if let Some(row) = self
+                .identities
+                .env
+                .store
+                .identities()
+                .identity(account, candidate)
+                .await?
                 && mail_from_of(&row).eq_ignore_ascii_case(envelope_domain)
             {
                 break row.domain;

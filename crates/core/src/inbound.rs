@@ -97,7 +97,7 @@ impl Inbound {
         id: &MessageId,
         tag: &[u8; 10],
     ) -> Result<Option<(InboundMessage, String)>, CoreError> {
-        let Some(m) = self.env.store.inbound_message(id).await? else {
+        let Some(m) = self.env.store.inbound().inbound_message(id).await? else {
             return Ok(None);
         };
         let key = self.verp_key();
@@ -159,14 +159,19 @@ impl Inbound {
                                 reason,
                                 bounce_type,
                             };
-                            let rec = self.env.store.record_async_bounce(&b).await?;
+                            let rec = self.env.store.inbound().record_async_bounce(&b).await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.bounces += 1;
                             }
                             rec
                         }
                         DsnAction::Delayed => {
-                            let rec = self.env.store.record_async_delay(&m.id, &rcpt, now, &reason).await?;
+                            let rec = self
+                                .env
+                                .store
+                                .inbound()
+                                .record_async_delay(&m.id, &rcpt, now, &reason)
+                                .await?;
                             if rec == FeedbackRecorded::Recorded {
                                 summary.delays += 1;
                             }
@@ -209,7 +214,7 @@ impl Inbound {
                     at_ms: now,
                     reason,
                 };
-                let recorded = self.env.store.record_complaint(&c).await?;
+                let recorded = self.env.store.inbound().record_complaint(&c).await?;
                 tracing::info!(message = %m.id, ?recorded, "inbound: complaint");
                 if recorded == FeedbackRecorded::Recorded {
                     summary.complaints += 1;
@@ -249,7 +254,7 @@ impl Inbound {
             original.message_id.clone(),
         ];
         for id in candidates.into_iter().flatten() {
-            if let Some(m) = self.env.store.inbound_message(&id).await? {
+            if let Some(m) = self.env.store.inbound().inbound_message(&id).await? {
                 return Ok(Some(m));
             }
         }
@@ -268,11 +273,13 @@ impl Inbound {
         let new = self
             .env
             .store
+            .suppression()
             .unsubscribe(m.account_id, &domain, &recipient, now)
             .await?;
         if new {
             self.env
                 .store
+                .events()
                 .record_events(&[NewEvent {
                     account_id: m.account_id,
                     message_id: m.id.clone(),

@@ -113,7 +113,7 @@ impl Levels {
 
     pub(crate) async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
         let store = &self.env.store;
-        let levels = store.verified_domain_levels(account.id).await?;
+        let levels = store.limits().verified_domain_levels(account.id).await?;
         if levels.is_empty() {
             return Ok(Vec::new());
         }
@@ -122,6 +122,7 @@ impl Levels {
         let now = self.env.clock.now_ms();
         let today = day_start(now);
         let evaluated: HashMap<String, i64> = store
+            .warmup()
             .domain_reputation_state(account.id)
             .await?
             .into_iter()
@@ -139,7 +140,12 @@ impl Levels {
                 continue;
             }
             if yesterday.is_none() {
-                yesterday = Some(store.domain_outcomes(account.id, today - DAY_MS, today).await?);
+                yesterday = Some(
+                    store
+                        .warmup()
+                        .domain_outcomes(account.id, today - DAY_MS, today)
+                        .await?,
+                );
             }
             let q = quality(yesterday.iter().flatten().find(|o| o.domain == domain), 0);
             let next = match policy.evaluate(level, &q) {
@@ -147,6 +153,7 @@ impl Levels {
                 _ => level,
             };
             let changed = store
+                .warmup()
                 .change_domain_level(
                     account.id,
                     &domain,
@@ -174,6 +181,7 @@ impl Levels {
 
         // Up, at once, when most of today's quota is used with good quality over the last 24 hours.
         let volume: HashMap<String, i64> = store
+            .warmup()
             .domain_volume(account.id, today, today + DAY_MS)
             .await?
             .into_iter()
@@ -185,7 +193,12 @@ impl Levels {
                 continue;
             }
             if recent.is_none() {
-                recent = Some(store.domain_outcomes(account.id, now - DAY_MS, now + 1).await?);
+                recent = Some(
+                    store
+                        .warmup()
+                        .domain_outcomes(account.id, now - DAY_MS, now + 1)
+                        .await?,
+                );
             }
             let q = quality(recent.iter().flatten().find(|o| o.domain == domain), used);
             let LevelChange::Up(next) = policy.evaluate(level, &q) else {
@@ -195,6 +208,7 @@ impl Levels {
                 continue;
             }
             let changed = store
+                .warmup()
                 .change_domain_level(
                     account.id,
                     &domain,

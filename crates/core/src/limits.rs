@@ -4,7 +4,7 @@
 //! `GetSendQuota`.
 //!
 //! Core API for other features (batch sending): [`Mailpush::admission_limits`] gives the limits to pass to
-//! `Store::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
+//! `Queue::enqueue_limited`; [`Mailpush::send_quota`] says how many more recipients the account may send today;
 //! a refused enqueue is `StoreError::Limit(LimitRefusal)`, mapped to its Tencent code by `CoreError::to_api`.
 
 use crate::Env;
@@ -82,7 +82,7 @@ impl Limits {
         let levels = match self.identities.state.domain_levels.get(&account.id) {
             Some(hit) => hit,
             None => {
-                let read = Arc::new(self.env.store.verified_domain_levels(account.id).await?);
+                let read = Arc::new(self.env.store.limits().verified_domain_levels(account.id).await?);
                 self.identities.state.domain_levels.put(account.id, read.clone());
                 read
             }
@@ -98,10 +98,11 @@ impl Limits {
 
     pub(crate) async fn send_quota(&self, account: &AccountContext) -> Result<SendQuota, CoreError> {
         let s = &self.env.settings;
-        let usage = self.env.store.account_usage(account.id).await?;
+        let usage = self.env.store.limits().account_usage(account.id).await?;
         let domains: Vec<DomainReputation> = self
             .env
             .store
+            .limits()
             .verified_domain_levels(account.id)
             .await?
             .into_iter()
@@ -135,7 +136,7 @@ impl Limits {
         account: &AccountContext,
         domains: &[&str],
     ) -> Result<Vec<DomainReputation>, CoreError> {
-        let stored = self.env.store.domain_levels(account.id).await?;
+        let stored = self.env.store.limits().domain_levels(account.id).await?;
         Ok(domains
             .iter()
             .map(|domain| {
@@ -160,6 +161,7 @@ impl Limits {
         let level = self
             .env
             .store
+            .limits()
             .domain_levels(account.id)
             .await?
             .into_iter()
@@ -184,6 +186,7 @@ impl Limits {
         let account = self
             .env
             .store
+            .accounts()
             .account_by_name(name)
             .await?
             .ok_or_else(|| CoreError::Config(format!("no account named {name}")))?;
@@ -199,7 +202,7 @@ impl Limits {
                 ));
             }
         }
-        let mut o = self.env.store.account_usage(account.id).await?.overrides;
+        let mut o = self.env.store.limits().account_usage(account.id).await?.overrides;
         if let Some(v) = sends_per_second {
             o.sends_per_second = v;
         }
@@ -209,17 +212,18 @@ impl Limits {
         if let Some(v) = daily_cap {
             o.daily_cap = v;
         }
-        self.env.store.set_account_limits(account.id, o).await?;
+        self.env.store.limits().set_account_limits(account.id, o).await?;
         Ok(o)
     }
 
     pub(crate) async fn set_domain_level(&self, domain: &str, level: u8) -> Result<(), CoreError> {
-        let Some(row) = self.env.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.env.store.identities().identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         let level = ReputationLevel::new(level);
         self.env
             .store
+            .limits()
             .set_domain_level(
                 row.account_id,
                 &row.domain,

@@ -71,9 +71,9 @@ impl Sending {
         shared_body: bool,
     ) -> Result<(), CoreError> {
         let handed_off = if shared_body {
-            self.env.store.enqueue_fresh(msg, limits).await?
+            self.env.store.queue().enqueue_fresh(msg, limits).await?
         } else {
-            self.env.store.enqueue_limited(msg, limits).await?;
+            self.env.store.queue().enqueue_limited(msg, limits).await?;
             false
         };
         if !handed_off {
@@ -123,7 +123,7 @@ impl Sending {
             .engagement
             .personal_bodies(account, &mail, unsubscribe, &recipients)?;
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.env.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.env.store.queue().put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             id: mail.id.clone(),
             account_id: account.id,
@@ -182,6 +182,7 @@ impl Sending {
         let rows = self
             .env
             .store
+            .queue()
             .status(StatusQuery {
                 account_id: account.id,
                 from_ms,
@@ -196,6 +197,6 @@ impl Sending {
     }
 
     pub(crate) async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
-        Ok(self.env.store.queue_counts().await?)
+        Ok(self.env.store.queue().queue_counts().await?)
     }
 }

@@ -119,7 +119,7 @@ impl PoolAssignments {
                 None => None,
             }
         };
-        match self.store.domain_source_pools().await {
+        match self.store.sources().domain_source_pools().await {
             Ok(rows) => {
                 let map: Arc<AssignmentMap> = Arc::new(
                     rows.into_iter()
@@ -159,6 +159,7 @@ impl SourceGate for WarmupGate {
             let now = self.clock.now_ms();
             let plan = &self.plan;
             self.store
+                .sources()
                 .reserve_source_sends(&source.to_string(), now, wanted, move |first| {
                     plan.allowance(first, now)
                 })
@@ -171,7 +172,12 @@ impl SourceGate for WarmupGate {
     fn release(&self, source: IpAddr, count: u32) -> GateFuture<'_, ()> {
         Box::pin(async move {
             let now = self.clock.now_ms();
-            if let Err(e) = self.store.release_source_sends(&source.to_string(), now, count).await {
+            if let Err(e) = self
+                .store
+                .sources()
+                .release_source_sends(&source.to_string(), now, count)
+                .await
+            {
                 tracing::warn!(error = %e, %source, "giving back unused warm-up sends failed");
             }
         })
@@ -205,7 +211,7 @@ pub struct SourceIps {
 impl SourceIps {
     pub(crate) async fn source_ip_quota(&self, account: &AccountContext) -> Result<Vec<SourceIpQuota>, CoreError> {
         let mut pools: BTreeSet<String> = BTreeSet::from([SHARED_POOL.to_string()]);
-        for a in self.env.store.domain_source_pools().await? {
+        for a in self.env.store.sources().domain_source_pools().await? {
             if a.account_id == account.id {
                 pools.insert(a.pool);
             }
@@ -215,7 +221,7 @@ impl SourceIps {
     }
 
     pub(crate) async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
-        Ok(self.env.store.domain_source_pools().await?)
+        Ok(self.env.store.sources().domain_source_pools().await?)
     }
 
     pub(crate) async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
@@ -226,6 +232,7 @@ impl SourceIps {
         let usage: HashMap<String, mailpush_store::SourceIpUsage> = self
             .env
             .store
+            .sources()
             .source_ip_usage()
             .await?
             .into_iter()
@@ -294,11 +301,12 @@ impl SourceIps {
                 known.join(", ")
             )));
         }
-        let Some(row) = self.env.store.identity_for_admin(domain).await? else {
+        let Some(row) = self.env.store.identities().identity_for_admin(domain).await? else {
             return Err(CoreError::Config(format!("no sending domain {domain}")));
         };
         self.env
             .store
+            .sources()
             .set_domain_source_pool(row.account_id, &row.domain, pool, self.env.clock.now_ms())
             .await?;
         Ok(row.account_id)

@@ -165,6 +165,7 @@ impl Statistics {
         let rows = self
             .env
             .store
+            .stats()
             .daily_stats(&StatsQuery {
                 account_id: account.id,
                 from_day,
@@ -198,6 +199,7 @@ impl Statistics {
         Ok(self
             .env
             .store
+            .stats()
             .complaints(account.id, from_ms, to_ms, offset, limit)
             .await?)
     }
@@ -210,7 +212,14 @@ impl Statistics {
                 format!("Address {raw:?}: {e}"),
             )
         })?;
-        if self.env.store.sender(account.id, address.as_str()).await?.is_none() {
+        if self
+            .env
+            .store
+            .identities()
+            .sender(account.id, address.as_str())
+            .await?
+            .is_none()
+        {
             return Err(refuse(
                 ErrorCode::InvalidParameterValueNoSuchSender,
                 format!("{address} is not a sender address of this account; create it with CreateEmailAddress"),
@@ -267,7 +276,13 @@ impl Statistics {
             status,
             created_ms: self.env.clock.now_ms(),
         };
-        match self.env.store.create_unsubscribe_config(account.id, &row).await {
+        match self
+            .env
+            .store
+            .unsubscribe_configs()
+            .create_unsubscribe_config(account.id, &row)
+            .await
+        {
             Err(StoreError::Conflict(_)) => Err(refuse(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{address} already has an unsubscribe config; use UpdateAddressUnsubscribeConfig"),
@@ -293,6 +308,7 @@ impl Statistics {
         let result = self
             .env
             .store
+            .unsubscribe_configs()
             .update_unsubscribe_config(account.id, &address, &code.to_string(), status)
             .await;
         self.forget_unsubscribe_default(account.id, &address);
@@ -319,7 +335,12 @@ impl Statistics {
             })?
             .as_str()
             .to_ascii_lowercase();
-        let result = self.env.store.delete_unsubscribe_config(account.id, &address).await;
+        let result = self
+            .env
+            .store
+            .unsubscribe_configs()
+            .delete_unsubscribe_config(account.id, &address)
+            .await;
         self.forget_unsubscribe_default(account.id, &address);
         match result {
             Err(StoreError::NotFound) => Err(refuse(
@@ -341,6 +362,7 @@ impl Statistics {
         Ok(self
             .env
             .store
+            .unsubscribe_configs()
             .list_unsubscribe_configs(account.id, offset, limit)
             .await?)
     }
@@ -353,7 +375,13 @@ impl Statistics {
         if let Some(code) = self.feedback.unsubscribe_defaults.get(&key) {
             return Ok(code);
         }
-        let code = match self.env.store.unsubscribe_config(account, &key.1).await? {
+        let code = match self
+            .env
+            .store
+            .unsubscribe_configs()
+            .unsubscribe_config(account, &key.1)
+            .await?
+        {
             Some(c) if c.status == 1 => c.unsubscribe_config.trim().parse::<u8>().unwrap_or(0),
             _ => 0,
         };
@@ -416,6 +444,7 @@ impl Statistics {
         let rows = self
             .env
             .store
+            .stats()
             .daily_stats(&StatsQuery {
                 account_id: account,
                 from_day: day_of(now.saturating_sub(window)),
@@ -439,7 +468,7 @@ impl Statistics {
     pub(crate) async fn check_bounce_rates(&self) -> Result<usize, CoreError> {
         let s = &self.env.settings;
         let mut raised = 0;
-        for account in self.env.store.list_accounts().await? {
+        for account in self.env.store.accounts().list_accounts().await? {
             let rate = self.bounce_rate(account.id).await?;
             let enough = (rate.delivered + rate.bounced) as u64 >= s.reputation_min_sends.max(1);
             let over = enough && rate.percent > s.bounce_warn_percent;
@@ -448,6 +477,7 @@ impl Statistics {
                 let new = self
                     .env
                     .store
+                    .reputation_warnings()
                     .raise_warning(&NewWarning {
                         account_id: account.id,
                         kind: BOUNCE_RATE_WARNING.to_string(),
@@ -470,6 +500,7 @@ impl Statistics {
             } else if self
                 .env
                 .store
+                .reputation_warnings()
                 .clear_warning(account.id, BOUNCE_RATE_WARNING, now)
                 .await?
             {
@@ -507,7 +538,7 @@ impl Statistics {
     }
 
     pub(crate) async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
-        Ok(self.env.store.warnings(account.id, 100).await?)
+        Ok(self.env.store.reputation_warnings().warnings(account.id, 100).await?)
     }
 
     pub(crate) fn feedback_metrics(&self) -> String {

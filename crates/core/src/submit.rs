@@ -440,7 +440,7 @@ impl Submission {
         {
             return Ok(None);
         }
-        let Some(account) = self.env.store.account_by_name(name).await? else {
+        let Some(account) = self.env.store.accounts().account_by_name(name).await? else {
             tracing::warn!(
                 account = name,
                 "smtp_trusted_account does not exist; trusted client refused"
@@ -535,7 +535,7 @@ impl Submission {
             &recipients,
         );
         // Written before the enqueue commits: the worker can only claim the message once both exist.
-        self.env.store.put_recipient_bodies(&mail.id, &personal).await?;
+        self.env.store.queue().put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             template_id: 0,
             id: mail.id.clone(),

@@ -107,6 +107,7 @@ impl Suppression {
         let screen = self
             .env
             .store
+            .suppression()
             .recipient_screen(RecipientScreenQuery {
                 account: account.id,
                 sender_domain,
@@ -145,13 +146,17 @@ impl Suppression {
             .clock
             .now_ms()
             .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
-        let (hits, sends) = self.env.store.blacklist_hits(account.id, since).await?;
+        let (hits, sends) = self.env.store.suppression().blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
         }
         let percent = hits as f64 * 100.0 / sends as f64;
         if percent >= s.suspend_blacklist_percent {
-            self.env.store.set_account_suspended(account.id, true).await?;
+            self.env
+                .store
+                .accounts()
+                .set_account_suspended(account.id, true)
+                .await?;
             self.accounts.credentials.clear();
             tracing::warn!(
                 account = %account.name, hits, sends, percent,
@@ -163,13 +168,17 @@ impl Suppression {
 
     /// Suspends or resumes an account by name (operator CLI).
     pub async fn set_account_suspended_by_name(&self, name: &str, suspended: bool) -> Result<(), CoreError> {
-        let Some(acc) = self.env.store.account_by_name(name).await? else {
+        let Some(acc) = self.env.store.accounts().account_by_name(name).await? else {
             return Err(CoreError::refused(
                 ErrorCode::InvalidParameterValue,
                 format!("there is no account named {name}"),
             ));
         };
-        self.env.store.set_account_suspended(acc.id, suspended).await?;
+        self.env
+            .store
+            .accounts()
+            .set_account_suspended(acc.id, suspended)
+            .await?;
         self.accounts.credentials.clear();
         Ok(())
     }
@@ -196,6 +205,7 @@ impl Suppression {
         Ok(self
             .env
             .store
+            .suppression()
             .list_bounce_blacklist(&BounceBlacklistQuery {
                 account_id: account.id,
                 from_ms,
@@ -213,7 +223,12 @@ impl Suppression {
         emails: &[String],
     ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
-        Ok(self.env.store.delete_bounce_blacklist(account.id, &addresses).await?)
+        Ok(self
+            .env
+            .store
+            .suppression()
+            .delete_bounce_blacklist(account.id, &addresses)
+            .await?)
     }
 
     /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
@@ -256,6 +271,7 @@ impl Suppression {
         } else {
             self.env
                 .store
+                .suppression()
                 .create_custom_blacklist(account.id, &good, self.env.clock.now_ms(), expire)
                 .await?
         };
@@ -292,6 +308,7 @@ impl Suppression {
         Ok(self
             .env
             .store
+            .suppression()
             .list_custom_blacklist(
                 account.id,
                 filter,
@@ -316,6 +333,7 @@ impl Suppression {
         match self
             .env
             .store
+            .suppression()
             .update_custom_blacklist(account.id, id, &address, expire)
             .await
         {
@@ -333,6 +351,11 @@ impl Suppression {
         emails: &[String],
     ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
-        Ok(self.env.store.delete_custom_blacklist(account.id, &addresses).await?)
+        Ok(self
+            .env
+            .store
+            .suppression()
+            .delete_custom_blacklist(account.id, &addresses)
+            .await?)
     }
 }

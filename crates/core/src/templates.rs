@@ -264,7 +264,13 @@ impl Templates {
     }
 
     async fn policy_of(&self, account: &AccountContext) -> Result<AccountPolicy, CoreError> {
-        Ok(self.env.store.account_policy(account.id).await?.unwrap_or_default())
+        Ok(self
+            .env
+            .store
+            .templates()
+            .account_policy(account.id)
+            .await?
+            .unwrap_or_default())
     }
 
     pub(crate) fn template_review_mode(&self) -> ReviewMode {
@@ -289,6 +295,7 @@ impl Templates {
         let created = self
             .env
             .store
+            .templates()
             .create_template(
                 NewTemplate {
                     account_id: account.id,
@@ -349,6 +356,7 @@ impl Templates {
         let updated = self
             .env
             .store
+            .templates()
             .update_template(
                 account.id,
                 id,
@@ -373,6 +381,7 @@ impl Templates {
     pub(crate) async fn template(&self, account: &AccountContext, id: TemplateId) -> Result<StoredTemplate, CoreError> {
         self.env
             .store
+            .templates()
             .template(account.id, id)
             .await?
             .ok_or_else(|| not_exist(id))
@@ -385,11 +394,16 @@ impl Templates {
         limit: i64,
     ) -> Result<TemplatePage, CoreError> {
         crate::error::check_page(offset, limit, MAX_TEMPLATE_LIST_LIMIT)?;
-        Ok(self.env.store.list_templates(account.id, offset, limit).await?)
+        Ok(self
+            .env
+            .store
+            .templates()
+            .list_templates(account.id, offset, limit)
+            .await?)
     }
 
     pub(crate) async fn delete_template(&self, account: &AccountContext, id: TemplateId) -> Result<(), CoreError> {
-        if !self.env.store.delete_template(account.id, id).await? {
+        if !self.env.store.templates().delete_template(account.id, id).await? {
             return Err(not_exist(id));
         }
         self.engine().sendable.remove(&(account.id, id));
@@ -449,12 +463,18 @@ impl Templates {
         let summary = match engine.sendable.get(&(account.id, id)) {
             Some(hit) => hit,
             None => {
-                let summary = self.env.store.template_summary(account.id, id).await?.ok_or_else(|| {
-                    refuse(
-                        ErrorCode::FailedOperationInvalidTemplateID,
-                        format!("Template.TemplateID {id} does not exist"),
-                    )
-                })?;
+                let summary = self
+                    .env
+                    .store
+                    .templates()
+                    .template_summary(account.id, id)
+                    .await?
+                    .ok_or_else(|| {
+                        refuse(
+                            ErrorCode::FailedOperationInvalidTemplateID,
+                            format!("Template.TemplateID {id} does not exist"),
+                        )
+                    })?;
                 check_sendable(&summary)?;
                 engine.sendable.put((account.id, id), summary.clone());
                 summary
@@ -469,7 +489,7 @@ impl Templates {
         let bodies = match engine.cache.get(&key) {
             Some(hit) => hit,
             None => {
-                let Some(t) = self.env.store.template(account.id, id).await? else {
+                let Some(t) = self.env.store.templates().template(account.id, id).await? else {
                     return Err(refuse(
                         ErrorCode::FailedOperationInvalidTemplateID,
                         format!("Template.TemplateID {id} does not exist"),
@@ -512,7 +532,11 @@ impl Templates {
         let creds = self.accounts.create_account(name).await?;
         if policy != AccountPolicy::default() {
             let account = self.account_named(name).await?;
-            self.env.store.set_account_policy(account.id, policy).await?;
+            self.env
+                .store
+                .templates()
+                .set_account_policy(account.id, policy)
+                .await?;
         }
         Ok(creds)
     }
@@ -520,6 +544,7 @@ impl Templates {
     async fn account_named(&self, name: &str) -> Result<AccountContext, CoreError> {
         self.env
             .store
+            .accounts()
             .account_by_name(name)
             .await?
             .map(|a| AccountContext::from(&a))
@@ -552,7 +577,11 @@ impl Templates {
         if let Some(v) = allow_links {
             policy.allow_links = v;
         }
-        self.env.store.set_account_policy(account.id, policy).await?;
+        self.env
+            .store
+            .templates()
+            .set_account_policy(account.id, policy)
+            .await?;
         Ok(policy)
     }
 
@@ -560,11 +589,16 @@ impl Templates {
 
     pub(crate) async fn admin_templates(&self, pending_only: bool) -> Result<Vec<TemplateSummary>, CoreError> {
         let status = pending_only.then_some(TemplateStatus::Reviewing);
-        Ok(self.env.store.admin_list_templates(status).await?)
+        Ok(self.env.store.templates().admin_list_templates(status).await?)
     }
 
     pub(crate) async fn admin_template(&self, id: TemplateId) -> Result<StoredTemplate, CoreError> {
-        self.env.store.admin_template(id).await?.ok_or_else(|| not_exist(id))
+        self.env
+            .store
+            .templates()
+            .admin_template(id)
+            .await?
+            .ok_or_else(|| not_exist(id))
     }
 
     pub(crate) async fn approve_template(
@@ -616,6 +650,7 @@ impl Templates {
         if !self
             .env
             .store
+            .templates()
             .admin_set_template_review(t.id, version, status, reason)
             .await?
         {

@@ -1,5 +1,5 @@
 //! Warm-up of new sending domains, wired: the plan comes from `warmup_domain_ramp` (validated by
-//! `mailpush_warmup::WarmupPlan`), the worker claims through `Store::claim_with_warmup` (the allowance is
+//! `mailpush_warmup::WarmupPlan`), the worker claims through `Warmup::claim_with_warmup` (the allowance is
 //! counted per (account, sending domain, UTC day) inside the claim transaction; mail over it stays queued, held
 //! until the next day), and this module reports the per-domain figures for `GetSendQuota` and `/metrics`.
 
@@ -54,9 +54,10 @@ impl Warmup {
         let now = self.env.clock.now_ms();
         let today = mailpush_model::clock::day_start(now);
         let store = &self.env.store;
-        let rows = store.domain_warmup(account.id).await?;
-        let held = store.held_by_domain(account.id).await?;
+        let rows = store.warmup().domain_warmup(account.id).await?;
+        let held = store.warmup().held_by_domain(account.id).await?;
         let mut domains: Vec<String> = store
+            .limits()
             .verified_domain_levels(account.id)
             .await?
             .into_iter()

@@ -132,7 +132,7 @@ async fn renew_leases(shared: Arc<Shared>, held: Arc<HeldLeases>) {
             .clock
             .now_ms()
             .saturating_add(shared.cfg.lease.as_millis() as i64);
-        if let Err(e) = shared.store.renew_leases(&leases, until).await {
+        if let Err(e) = shared.store.queue().renew_leases(&leases, until).await {
             tracing::error!(error = %e, leases = leases.len(), "renewing the leases of deliveries in progress failed");
         }
     }
@@ -174,7 +174,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
     // Fresh mail comes leased straight from the group commit. Not with warm-up: its allowances are counted
     // at claim.
     let mut hand_offs = shared.cfg.warmup.is_none().then(|| {
-        shared.store.take_hand_offs(
+        shared.store.queue().take_hand_offs(
             &shared.cfg.worker_id,
             shared.cfg.lease.as_millis() as i64,
             shared.cfg.concurrency.max(1),
@@ -211,8 +211,8 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         };
         let limit = req.limit;
         let claimed = match &shared.cfg.warmup {
-            Some(ramp) => shared.store.claim_with_warmup(&req, ramp).await,
-            None => shared.store.claim(req).await,
+            Some(ramp) => shared.store.warmup().claim_with_warmup(&req, ramp).await,
+            None => shared.store.queue().claim(req).await,
         };
         let claimed = match claimed {
             Ok(c) => {
@@ -237,7 +237,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
             }
         };
         if claimed.is_empty() {
-            let sleep = match shared.store.next_due_ms().await {
+            let sleep = match shared.store.queue().next_due_ms().await {
                 Ok(Some(due)) => Duration::from_millis((due - shared.clock.now_ms()).clamp(1, i64::MAX) as u64),
                 _ => shared.cfg.idle_poll,
             }
@@ -473,7 +473,7 @@ impl ClaimContents {
             wanted[i].1.extend(group.iter().map(|d| d.recipient.clone()));
             *groups_left.entry(first.message_id.clone()).or_insert(0) += 1;
         }
-        match shared.store.delivery_contents(&wanted).await {
+        match shared.store.queue().delivery_contents(&wanted).await {
             Ok(contents) => Some(ClaimContents { contents, groups_left }),
             Err(e) => {
                 tracing::error!(error = %e, messages = wanted.len(), "loading the content of claimed mail failed");
@@ -691,6 +691,7 @@ async fn hold_deadlines(shared: &Shared, group: &[ClaimedDelivery], report: &mai
     let expires = group.iter().map(|d| d.expires_ms).max().unwrap_or(first.expires_ms);
     if let Err(e) = shared
         .store
+        .sources()
         .extend_message_expiry(first.message_id.as_str(), expires.saturating_add(wait))
         .await
     {
@@ -734,7 +735,7 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
         }
         let mut delay = Duration::from_millis(100);
         for attempt in 0..20 {
-            match store.record_outcomes(batch.clone()).await {
+            match store.queue().record_outcomes(batch.clone()).await {
                 Ok(applied) => {
                     let lost = applied.iter().filter(|a| !**a).count();
                     if lost > 0 {
@@ -812,7 +813,7 @@ impl Delivery {
         };
         if self.env.store.backend() == Backend::Sqlite {
             // An embedded database has exactly one worker: leases left by a previous (killed) run are ours.
-            let released = self.env.store.release_leases(self.env.clock.now_ms()).await?;
+            let released = self.env.store.queue().release_leases(self.env.clock.now_ms()).await?;
             if released > 0 {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }

@@ -66,8 +66,8 @@ async fn claim(env: &Env, worker: &str, limit: usize) -> Vec<ClaimedDelivery> {
         now_ms: env.clock.now_ms(),
     };
     match &env.ramp {
-        Some(ramp) => env.store.claim_with_warmup(&r, ramp).await.expect("claim"),
-        None => env.store.claim(r).await.expect("claim"),
+        Some(ramp) => env.store.warmup().claim_with_warmup(&r, ramp).await.expect("claim"),
+        None => env.store.queue().claim(r).await.expect("claim"),
     }
 }
 
@@ -82,7 +82,7 @@ async fn settle(env: &Env, claimed: &[ClaimedDelivery], result: impl Fn(&Claimed
             remote: None,
         })
         .collect();
-    let applied = env.store.record_outcomes(outcomes).await.expect("outcomes");
+    let applied = env.store.queue().record_outcomes(outcomes).await.expect("outcomes");
     assert!(applied.iter().all(|a| *a));
 }
 

@@ -10,9 +10,9 @@ use std::{
 };
 
 use hickory_resolver::{
-    Resolver, TokioResolver,
-    config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts},
-    net::{NetError, runtime::TokioRuntimeProvider},
+    TokioResolver,
+    config::{LookupIpStrategy, ResolverOpts},
+    net::NetError,
     proto::rr::{Name, RData},
 };
 
@@ -108,32 +108,8 @@ impl std::fmt::Debug for MxResolver {
 impl MxResolver {
     /// Builds a resolver for `settings`.
     pub fn new(settings: &DnsSettings) -> Result<Self, ResolveError> {
-        let mut builder = if settings.servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| ResolveError::Config(e.to_string()))?
-        } else {
-            let servers = settings
-                .servers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                        .into_iter()
-                        .map(|mut c| {
-                            c.port = addr.port();
-                            c
-                        })
-                        .collect();
-                    ns
-                })
-                .collect();
-            let mut b = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            );
-            // Explicit servers: answers come from them only, never from /etc/hosts.
-            b.options_mut().use_hosts_file = ResolveHosts::Never;
-            b
-        };
+        let mut builder =
+            mailpush_resolver::builder(&settings.servers).map_err(|e| ResolveError::Config(e.to_string()))?;
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.timeout = settings.timeout;
         // A first: most sending IPs have better reputation (and rDNS) on IPv4.

@@ -10,40 +10,15 @@ use mailpush_delivery::{
 };
 use mailpush_testkit::{DnsAuthority, SinkConfig, SinkMx, SinkReply};
 
+mod common;
+use common::{assert_delivered, config, envelope, resolver, send_concurrently};
+
 const MESSAGE: &[u8] =
     b"From: sender@mailpush-sender.com\r\nTo: rcpt@dest.com\r\nSubject: hi\r\n\r\nhello\r\n.leading dot\r\n";
 const WAIT: Duration = Duration::from_secs(5);
 
-fn resolver(dns: &DnsAuthority) -> MxResolver {
-    MxResolver::new(&DnsSettings {
-        servers: vec![dns.addr()],
-        timeout: Duration::from_secs(2),
-        cache: false,
-    })
-    .unwrap()
-}
-
-fn config(port: u16) -> TransportConfig {
-    TransportConfig {
-        helo_name: "out.mailpush-sender.com".into(),
-        port,
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(5),
-        data_timeout: Duration::from_secs(5),
-        ..TransportConfig::default()
-    }
-}
-
 fn transport(dns: &DnsAuthority, sink: &SinkMx) -> SmtpTransport {
     SmtpTransport::new(config(sink.port()), resolver(dns))
-}
-
-fn envelope(rcpts: &[&str]) -> Envelope {
-    Envelope {
-        mail_from: "bounce@mailpush-sender.com".into(),
-        rcpt_to: rcpts.iter().map(|s| s.to_string()).collect(),
-        smtputf8: false,
-    }
 }
 
 /// `domain` → MX `mx.<domain>` → 127.0.0.1.
@@ -67,12 +42,6 @@ fn outcome<'a>(report: &'a SendReport, rcpt: &str) -> &'a Outcome {
         .find(|o| o.rcpt == rcpt)
         .unwrap_or_else(|| panic!("no outcome for {rcpt}"))
         .outcome
-}
-
-fn assert_delivered(report: &SendReport) {
-    for o in &report.outcomes {
-        assert!(matches!(o.outcome, Outcome::Delivered { .. }), "{report:#?}");
-    }
 }
 
 #[tokio::test]
@@ -628,17 +597,7 @@ async fn concurrent_sends_share_the_transport() {
     let (dns, sink) = start().await;
     simple_domain(&dns, "busy.com");
     let t = transport(&dns, &sink);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let t = t.clone();
-        tasks.spawn(async move {
-            let rcpt = format!("u{i}@busy.com");
-            t.send("busy.com", &envelope(&[&rcpt]), MESSAGE).await
-        });
-    }
-    while let Some(report) = tasks.join_next().await {
-        assert_delivered(&report.unwrap());
-    }
+    send_concurrently(&t, "busy.com", 20, MESSAGE).await;
     assert_eq!(sink.wait_for_messages(20, WAIT).await.unwrap().len(), 20);
     assert!(t.idle_connections() <= TransportConfig::default().max_idle_per_host);
 }

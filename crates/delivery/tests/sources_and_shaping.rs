@@ -10,10 +10,12 @@ use std::{
 };
 
 use mailpush_delivery::{
-    DestinationLimits, DnsSettings, Envelope, GateFuture, MxResolver, Outcome, SendReport, ShapingConfig,
-    SmtpTransport, SourceGate, TransportConfig,
+    DestinationLimits, GateFuture, Outcome, ShapingConfig, SmtpTransport, SourceGate, TransportConfig,
 };
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
+
+mod common;
+use common::{assert_delivered, config, envelope, resolver, send_concurrently};
 
 const MESSAGE: &[u8] = b"From: sender@mailpush-sender.com\r\nTo: rcpt@dest.com\r\nSubject: hi\r\n\r\nhello\r\n";
 
@@ -25,34 +27,6 @@ fn unbindable() -> IpAddr {
     Ipv4Addr::new(192, 0, 2, 1).into()
 }
 
-fn config(port: u16) -> TransportConfig {
-    TransportConfig {
-        helo_name: "out.mailpush-sender.com".into(),
-        port,
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(5),
-        data_timeout: Duration::from_secs(5),
-        ..TransportConfig::default()
-    }
-}
-
-fn resolver(dns: &DnsAuthority) -> MxResolver {
-    MxResolver::new(&DnsSettings {
-        servers: vec![dns.addr()],
-        timeout: Duration::from_secs(2),
-        cache: false,
-    })
-    .unwrap()
-}
-
-fn envelope(rcpts: &[&str]) -> Envelope {
-    Envelope {
-        mail_from: "bounce@mailpush-sender.com".into(),
-        rcpt_to: rcpts.iter().map(|s| s.to_string()).collect(),
-        smtputf8: false,
-    }
-}
-
 async fn start(domain: &str) -> (DnsAuthority, SinkMx) {
     let dns = DnsAuthority::start().await.unwrap();
     let sink = SinkMx::start_default().await.unwrap();
@@ -60,12 +34,6 @@ async fn start(domain: &str) -> (DnsAuthority, SinkMx) {
     dns.add_mx(domain, 10, &mx);
     dns.add_a(&mx, Ipv4Addr::LOCALHOST);
     (dns, sink)
-}
-
-fn assert_delivered(report: &SendReport) {
-    for o in &report.outcomes {
-        assert!(matches!(o.outcome, Outcome::Delivered { .. }), "{report:#?}");
-    }
 }
 
 fn peers(sink: &SinkMx) -> BTreeSet<IpAddr> {
@@ -253,17 +221,7 @@ async fn the_connection_cap_of_a_destination_is_never_exceeded() {
         },
         resolver(&dns),
     );
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..40 {
-        let t = t.clone();
-        tasks.spawn(async move {
-            let rcpt = format!("u{i}@capped.com");
-            t.send("capped.com", &envelope(&[&rcpt]), MESSAGE).await
-        });
-    }
-    while let Some(report) = tasks.join_next().await {
-        assert_delivered(&report.unwrap());
-    }
+    send_concurrently(&t, "capped.com", 40, MESSAGE).await;
     assert_eq!(sink.message_count(), 40);
     assert!(sink.peak_connections() <= 3, "peak {}", sink.peak_connections());
     assert!(sink.connection_count() >= 20, "2 messages per connection at most");

@@ -1,10 +1,8 @@
 //! TXT and MX lookups for verification, through hickory-resolver against the configured servers (or the
 //! system configuration), with the cache off: a customer who just fixed a record must see it at once.
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{Name, RData};
-use hickory_resolver::{Resolver, TokioResolver};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -38,30 +36,7 @@ impl std::fmt::Debug for DnsChecker {
 impl DnsChecker {
     /// A checker asking `servers` (ip:port; empty = the system's resolv.conf), `timeout` per query.
     pub fn new(servers: &[SocketAddr], timeout: Duration) -> Result<DnsChecker, DnsError> {
-        let mut builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| DnsError(e.to_string()))?
-        } else {
-            let configs = servers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                        .into_iter()
-                        .map(|mut c| {
-                            c.port = addr.port();
-                            c
-                        })
-                        .collect();
-                    ns
-                })
-                .collect();
-            let mut b = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(configs),
-                TokioRuntimeProvider::default(),
-            );
-            b.options_mut().use_hosts_file = ResolveHosts::Never;
-            b
-        };
+        let mut builder = mailpush_resolver::builder(servers).map_err(|e| DnsError(e.to_string()))?;
         let opts = builder.options_mut();
         opts.timeout = timeout;
         opts.cache_size = 0;

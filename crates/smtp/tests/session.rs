@@ -47,6 +47,7 @@ async fn authenticated_submission_is_committed_and_found_by_status() {
     assert_eq!(w.message_ids().await, std::slice::from_ref(&id));
     let body = w
         .store
+        .queue()
         .message_body(&mailpush_model::MessageId::parse(&id).expect("id"))
         .await
         .expect("body")
@@ -402,12 +403,13 @@ async fn smuggling_yields_exactly_one_message() {
         let id = mailpush_model::MessageId::parse(&queued_id(&text)).expect("id");
         let rows = w
             .store
+            .queue()
             .status(mailpush_store_query(&w, id.clone()))
             .await
             .expect("status");
         let rcpts: Vec<_> = rows.iter().map(|r| r.recipient.as_str()).collect();
         assert_eq!(rcpts, [RCPT], "{evil:?}: the victim never became a recipient");
-        let body = w.store.message_body(&id).await.expect("body").expect("stored");
+        let body = w.store.queue().message_body(&id).await.expect("body").expect("stored");
         assert!(
             !body
                 .windows(2)
@@ -527,6 +529,7 @@ async fn suspended_accounts_are_refused() {
     )
     .await;
     w.store
+        .accounts()
         .set_account_suspended(w.account.id, true)
         .await
         .expect("suspend");

@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let name = format!("rate-{}", MessageId::generate());
     let acc = store
+        .accounts()
         .create_account(NewAccount {
             name: name.clone(),
             app_id: 1,
@@ -48,6 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (store, body) = (store.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             store
+                .queue()
                 .enqueue(NewMessage {
                     template_id: 0,
                     id: MessageId::generate(),
@@ -89,6 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut done = 0;
     loop {
         let claimed = store
+            .queue()
             .claim(ClaimRequest {
                 worker: "rate".into(),
                 limit: 100,
@@ -109,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 remote: None,
             })
             .collect();
-        done += store.record_outcomes(outcomes).await?.len();
+        done += store.queue().record_outcomes(outcomes).await?.len();
     }
     let work = start.elapsed();
     println!(

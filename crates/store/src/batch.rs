@@ -2,7 +2,7 @@
 //! (`send_tasks`). Every request-facing query is scoped by account; the runner's queries (`runnable_tasks`,
 //! `receiver_walk`, `feed_task_chunk`, `update_task_run`, `lease_task`) are system lookups by task id.
 //!
-//! Crash safety: [`Store::feed_task_chunk`] inserts a chunk of messages and advances the task's cursor in ONE
+//! Crash safety: [`Batch::feed_task_chunk`] inserts a chunk of messages and advances the task's cursor in ONE
 //! transaction, conditional on the cursor still being where the runner read it (compare-and-swap). A runner
 //! killed before the commit left nothing; after it, the cursor says so. Two runners on one database can never
 //! both commit the same chunk.
@@ -98,7 +98,7 @@ pub struct NewReceiverDetail {
     pub invalid_reason: Option<String>,
 }
 
-/// What [`Store::add_receiver_details`] did.
+/// What [`Batch::add_receiver_details`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddDetailsOutcome {
     /// Valid addresses inserted.
@@ -109,7 +109,7 @@ pub struct AddDetailsOutcome {
     pub repeated: i64,
 }
 
-/// Why [`Store::add_receiver_details`] refused.
+/// Why [`Batch::add_receiver_details`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddDetailsRefusal {
     /// No such list for this account.
@@ -771,184 +771,192 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// Receiver lists and batch send tasks ([`Store::batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Batch sending: receiver lists and send tasks.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { store: self }
+    }
+}
+
+impl Batch<'_> {
     /// Creates a recipient list. `Ok(Err(true))`: the account already has a list with this name;
     /// `Ok(Err(false))`: it has `max_per_account` lists. Checked under a per-account lock.
     pub async fn create_receiver(
-        &self,
+        self,
         account: AccountId,
         name: &str,
         description: &str,
         now_ms: i64,
         max_per_account: i64,
     ) -> Result<Result<ReceiverRow, bool>, StoreError> {
-        self.guarded(async {
-            create_receiver(
-                self.inner.db.writer(),
-                account,
-                name,
-                description,
-                now_ms,
-                max_per_account,
-            )
+        self.store
+            .guarded(async {
+                create_receiver(self.store.writer(), account, name, description, now_ms, max_per_account).await
+            })
             .await
-        })
-        .await
     }
 
     /// One list of the account.
-    pub async fn receiver(&self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-        self.guarded(async { receiver(self.inner.db.reader(), account, id).await })
-            .await
+    pub async fn receiver(self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
+        self.store.guarded(receiver(self.store.reader(), account, id)).await
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
     pub async fn set_receiver_status(
-        &self,
+        self,
         account: AccountId,
         id: i64,
         status: ReceiverStatus,
     ) -> Result<bool, StoreError> {
-        self.guarded(async { set_receiver_status(self.inner.db.writer(), account, id, status).await })
+        self.store
+            .guarded(set_receiver_status(self.store.writer(), account, id, status))
             .await
     }
 
     /// The account's lists, newest first, with the total matching the filter.
     pub async fn list_receivers(
-        &self,
+        self,
         account: AccountId,
         status: Option<i32>,
         keyword: Option<&str>,
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-        self.guarded(async { list_receivers(self.inner.db.reader(), account, status, keyword, offset, limit).await })
+        self.store
+            .guarded(list_receivers(
+                self.store.reader(),
+                account,
+                status,
+                keyword,
+                offset,
+                limit,
+            ))
             .await
     }
 
     /// Adds addresses to a list in one transaction (all or nothing); repeats are counted, not inserted.
     /// A list left uploading (an import running) stays so; otherwise it becomes done.
     pub async fn add_receiver_details(
-        &self,
+        self,
         account: AccountId,
         receiver_id: i64,
         details: &[NewReceiverDetail],
         max_per_list: i64,
         now_ms: i64,
     ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
-        self.guarded(async {
-            add_receiver_details(
-                self.inner.db.writer(),
-                account,
-                receiver_id,
-                details,
-                max_per_list,
-                now_ms,
-            )
+        self.store
+            .guarded(async {
+                add_receiver_details(self.store.writer(), account, receiver_id, details, max_per_list, now_ms).await
+            })
             .await
-        })
-        .await
     }
 
     /// A page of a list's addresses.
-    pub async fn list_receiver_details(&self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-        self.guarded(async { list_receiver_details(self.inner.db.reader(), q).await })
-            .await
+    pub async fn list_receiver_details(self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
+        self.store.guarded(list_receiver_details(self.store.reader(), q)).await
     }
 
     /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
     /// finished uses it.
-    pub async fn delete_receiver(&self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
-        self.guarded(async { delete_receiver(self.inner.db.writer(), account, id).await })
+    pub async fn delete_receiver(self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
+        self.store
+            .guarded(delete_receiver(self.store.writer(), account, id))
             .await
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
-    pub async fn create_send_task(&self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
-        self.guarded(async { create_send_task(self.inner.db.writer(), t, status).await })
+    pub async fn create_send_task(self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
+        self.store
+            .guarded(create_send_task(self.store.writer(), t, status))
             .await
     }
 
     /// The account's tasks, newest first, with the total matching the filter.
-    pub async fn list_send_tasks(&self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-        self.guarded(async { list_send_tasks(self.inner.db.reader(), q).await })
-            .await
+    pub async fn list_send_tasks(self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
+        self.store.guarded(list_send_tasks(self.store.reader(), q)).await
     }
 
     /// System lookup (the runner): one task by id.
-    pub async fn send_task(&self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-        self.guarded(async { send_task(self.inner.db.writer(), id).await })
-            .await
+    pub async fn send_task(self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
+        self.store.guarded(send_task(self.store.writer(), id)).await
     }
 
     /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
     /// another runner than `owner`.
-    pub async fn runnable_tasks(&self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
-        self.guarded(async { runnable_tasks(self.inner.db.writer(), now_ms, owner, limit).await })
+    pub async fn runnable_tasks(self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
+        self.store
+            .guarded(runnable_tasks(self.store.writer(), now_ms, owner, limit))
             .await
     }
 
     /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
-    pub async fn lease_task(&self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        self.guarded(async { lease_task(self.inner.db.writer(), id, owner, now_ms, until_ms).await })
+    pub async fn lease_task(self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.store
+            .guarded(lease_task(self.store.writer(), id, owner, now_ms, until_ms))
             .await
     }
 
     /// Gives a task's lease up.
-    pub async fn release_task(&self, id: i64, owner: &str) -> Result<(), StoreError> {
-        self.guarded(async { release_task(self.inner.db.writer(), id, owner).await })
-            .await
+    pub async fn release_task(self, id: i64, owner: &str) -> Result<(), StoreError> {
+        self.store.guarded(release_task(self.store.writer(), id, owner)).await
     }
 
     /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
     /// left by a killed predecessor are its own).
-    pub async fn release_task_leases(&self) -> Result<u64, StoreError> {
-        self.guarded(async { release_task_leases(self.inner.db.writer()).await })
-            .await
+    pub async fn release_task_leases(self) -> Result<u64, StoreError> {
+        self.store.guarded(release_task_leases(self.store.writer())).await
     }
 
     /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
     pub async fn receiver_walk(
-        &self,
+        self,
         receiver_id: i64,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-        self.guarded(async { receiver_walk(self.inner.db.writer(), receiver_id, after_id, limit).await })
+        self.store
+            .guarded(receiver_walk(self.store.writer(), receiver_id, after_id, limit))
             .await
     }
 
     /// Valid addresses of a list after detail id `after_id`.
-    pub async fn count_receiver_after(&self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
-        self.guarded(async { count_receiver_after(self.inner.db.writer(), receiver_id, after_id).await })
+    pub async fn count_receiver_after(self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
+        self.store
+            .guarded(count_receiver_after(self.store.writer(), receiver_id, after_id))
             .await
     }
 
     /// Enqueues a chunk's messages and advances the task's cursor and counters in one transaction, if the
     /// cursor is still `expected_cursor`; `false` (nothing written) otherwise.
-    pub async fn feed_task_chunk(&self, c: &TaskChunk) -> Result<bool, StoreError> {
-        self.guarded(async {
-            let retain = self.inner.opts.retain_bodies;
-            feed_task_chunk(self.inner.db.writer(), c, retain).await
-        })
-        .await
-    }
-
-    /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
-    pub async fn update_task_run(&self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-        self.guarded(async { update_task_run(self.inner.db.writer(), u).await })
+    pub async fn feed_task_chunk(self, c: &TaskChunk) -> Result<bool, StoreError> {
+        self.store
+            .guarded(async {
+                let retain = self.store.inner.opts.retain_bodies;
+                feed_task_chunk(self.store.writer(), c, retain).await
+            })
             .await
     }
 
+    /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
+    pub async fn update_task_run(self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
+        self.store.guarded(update_task_run(self.store.writer(), u)).await
+    }
+
     /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
-    pub async fn count_requests(&self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
-        self.guarded(async { count_requests(self.inner.db.reader(), account, from_ms, to_ms).await })
+    pub async fn count_requests(self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
+        self.store
+            .guarded(count_requests(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
     /// The account's deliveries not yet final (queued, deferred or leased).
-    pub async fn open_deliveries(&self, account: AccountId) -> Result<i64, StoreError> {
-        self.guarded(async { open_deliveries(self.inner.db.reader(), account).await })
-            .await
+    pub async fn open_deliveries(self, account: AccountId) -> Result<i64, StoreError> {
+        self.store.guarded(open_deliveries(self.store.reader(), account)).await
     }
 }

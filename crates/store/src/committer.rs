@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::handoff::{self, HandOffTarget, LeaseRequest};
 use crate::limits::AdmissionLimits;
-use crate::{CommitStats, Db, NewMessage, StoreError};
+use crate::{Db, NewMessage, StoreError};
 
 /// One enqueue waiting for its commit.
 pub(crate) struct Job {
@@ -184,4 +184,13 @@ fn same_error(e: &StoreError) -> StoreError {
         StoreError::Closed => StoreError::Closed,
         other => StoreError::Corrupt(other.to_string()),
     }
+}
+
+/// Group-commit counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Enqueue transactions committed.
+    pub transactions: u64,
+    /// Messages committed by them.
+    pub messages: u64,
 }

@@ -126,7 +126,7 @@ impl TryFrom<EventRow> for RecordedEvent {
 async fn record_events(pool: Pool<'_>, events: &[NewEvent]) -> Result<(), StoreError> {
     let mut tx = pool.begin_write().await?;
     let mut conn = tx.conn();
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     let mut senders: std::collections::HashMap<(AccountId, String), String> = Default::default();
     for e in events {
         let key = (e.account_id, e.message_id.as_str().to_string());
@@ -172,7 +172,7 @@ async fn record_events(pool: Pool<'_>, events: &[NewEvent]) -> Result<(), StoreE
                 .push_bind(e.bounce_type.map(|b| b.as_str()))
                 .push_bind(e.link.as_deref())
                 .push_bind(e.user_agent.as_deref());
-            crate::engage::push_initial_cb_state_value(b, e.account_id);
+            crate::callbacks::push_initial_cb_state_value(b, e.account_id);
         });
         qb.build().execute(&mut conn).await?;
     }
@@ -216,37 +216,80 @@ async fn account_events(
     rows.into_iter().map(RecordedEvent::try_from).collect()
 }
 
+/// The event log ([`Store::events`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// The event log: record and read events.
+    pub fn events(&self) -> Events<'_> {
+        Events { store: self }
+    }
+}
+
+impl Events<'_> {
     /// Appends events to the log with their statistics, in one transaction (all or nothing).
-    pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        self.guarded(async {
-            if events.is_empty() {
-                return Ok(());
-            }
-            record_events(self.inner.db.writer(), events).await
-        })
-        .await
+    pub async fn record_events(self, events: &[NewEvent]) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                record_events(self.store.writer(), events).await
+            })
+            .await
     }
 
     /// The events of one of the account's messages, in recorded order.
     pub async fn message_events(
-        &self,
+        self,
         account: AccountId,
         message: &MessageId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.guarded(async { message_events(self.inner.db.reader(), account, message).await })
+        self.store
+            .guarded(message_events(self.store.reader(), account, message))
             .await
     }
 
     /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
     pub async fn account_events(
-        &self,
+        self,
         account: AccountId,
         from_ms: i64,
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.guarded(async { account_events(self.inner.db.reader(), account, from_ms, to_ms, limit).await })
+        self.store
+            .guarded(account_events(self.store.reader(), account, from_ms, to_ms, limit))
             .await
     }
+
+    /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
+    pub async fn engagement_kinds(
+        self,
+        account: AccountId,
+        messages: &[mailpush_model::MessageId],
+    ) -> Result<Vec<(String, String, i32)>, StoreError> {
+        self.store
+            .guarded(engagement_kinds(self.store.reader(), account, messages))
+            .await
+    }
+}
+
+async fn engagement_kinds(
+    pool: Pool<'_>,
+    account: AccountId,
+    messages: &[MessageId],
+) -> Result<Vec<(String, String, i32)>, StoreError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = builder("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
+    qb.push_bind(account)
+        .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
+    qb.push_binds(messages.iter().map(MessageId::as_str));
+    qb.push(")");
+    qb.build().fetch_all(pool).await
 }

@@ -71,7 +71,7 @@ impl HandOffTarget {
     }
 }
 
-/// The worker's end of the hand-off (see [`crate::Store::take_hand_offs`]).
+/// The worker's end of the hand-off (see [`crate::Queue::take_hand_offs`]).
 pub struct HandOffs {
     rx: mpsc::UnboundedReceiver<HandedOff>,
     target: Arc<HandOffTarget>,
@@ -256,7 +256,7 @@ impl ReturnedLeases {
     {
         let mut by_key: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
         for row in rows {
-            if row.try_get::<i32, _>("state")? == crate::types::DeliveryState::Leased.code() {
+            if row.try_get::<i32, _>("state")? == crate::deliveries::DeliveryState::Leased.code() {
                 by_key
                     .entry((
                         row.try_get("message_id")?,

@@ -1,9 +1,9 @@
 //! Sending identities: domains with their DKIM keys, and sender addresses.
 //!
 //! Every query an account can trigger is scoped by its account id. Three lookups are deliberately not:
-//! [`Store::identity_owner`] (to tell "created by another account" from "not created"),
-//! [`Store::identities_to_recheck`] (the background DNS re-check) and [`Store::sender_for_login`]
-//! (SMTP AUTH names an address, not an account); plus [`Store::identity_for_admin`] for the operator's CLI.
+//! [`Identities::identity_owner`] (to tell "created by another account" from "not created"),
+//! [`Identities::identities_to_recheck`] (the background DNS re-check) and [`Identities::sender_for_login`]
+//! (SMTP AUTH names an address, not an account); plus [`Identities::identity_for_admin`] for the operator's CLI.
 
 use sqlx::AssertSqlSafe;
 
@@ -278,15 +278,30 @@ async fn count_identities(pool: Pool<'_>, account: AccountId) -> Result<i64, Sto
 }
 
 async fn delete_identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<(), StoreError> {
-    let done = query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
+    query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
         .bind(account)
         .bind(domain)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
+}
+
+async fn set_mail_from_domain(
+    pool: Pool<'_>,
+    account: AccountId,
+    identity_id: i64,
+    mail_from_domain: &str,
+) -> Result<(), StoreError> {
+    query(
+        "UPDATE email_identities SET mail_from_domain = $1, verified = $2, reason = $3 \
+         WHERE id = $4 AND account_id = $5",
+    )
+    .bind(mail_from_domain)
+    .bind(false)
+    .bind("the return-path domain changed: not checked yet")
+    .bind(identity_id)
+    .bind(account)
+    .execute_found(pool)
+    .await
 }
 
 async fn record_identity_check(
@@ -295,7 +310,7 @@ async fn record_identity_check(
     identity_id: i64,
     c: &IdentityCheck,
 ) -> Result<(), StoreError> {
-    let done = query(
+    query(
         "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
          WHERE id = $5 AND account_id = $6",
     )
@@ -305,12 +320,8 @@ async fn record_identity_check(
     .bind(c.checked_ms)
     .bind(identity_id)
     .bind(account)
-    .execute(pool)
-    .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    .execute_found(pool)
+    .await
 }
 
 async fn identities_to_recheck(
@@ -428,163 +439,188 @@ async fn count_senders(pool: Pool<'_>, account: AccountId, identity_id: i64) -> 
 }
 
 async fn delete_sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
-    let done = query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
+    query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
         .bind(account)
         .bind(address)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
 }
 
 async fn set_sender_password(pool: Pool<'_>, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-    let done = query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
+    query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
         .bind(hash)
         .bind(account)
         .bind(address)
-        .execute(pool)
-        .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .execute_found(pool)
+        .await
+}
+
+/// Sending domains, DKIM keys and sender addresses ([`Store::identities`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Identities<'a> {
+    pub(crate) store: &'a Store,
 }
 
 impl Store {
+    /// Identities: sending domains, DKIM keys, sender addresses.
+    pub fn identities(&self) -> Identities<'_> {
+        Identities { store: self }
+    }
+}
+
+impl Identities<'_> {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
-    pub async fn create_identity(&self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        self.guarded(async { create_identity(self.inner.db.writer(), n).await })
-            .await
+    pub async fn create_identity(self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
+        self.store.guarded(create_identity(self.store.writer(), n)).await
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
     pub async fn replace_dkim_keys(
-        &self,
+        self,
         account: AccountId,
         identity_id: i64,
         dkim_option: i64,
         keys: Vec<NewDkimKey>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            replace_dkim_keys(self.inner.db.writer(), account, identity_id, dkim_option, keys, now_ms).await
-        })
-        .await
-    }
-
-    /// The account's domain.
-    pub async fn identity(&self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.guarded(async { identity(self.inner.db.reader(), account, domain).await })
+        self.store
+            .guarded(async {
+                replace_dkim_keys(self.store.writer(), account, identity_id, dkim_option, keys, now_ms).await
+            })
             .await
     }
 
+    /// The account's domain.
+    pub async fn identity(self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        self.store.guarded(identity(self.store.reader(), account, domain)).await
+    }
+
     /// Any account's domain: for the operator's CLI only.
-    pub async fn identity_for_admin(&self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.guarded(async { identity_for_admin(self.inner.db.reader(), domain).await })
+    pub async fn identity_for_admin(self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
+        self.store
+            .guarded(identity_for_admin(self.store.reader(), domain))
             .await
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
-    pub async fn identity_owner(&self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        self.guarded(async { identity_owner(self.inner.db.reader(), domain).await })
-            .await
+    pub async fn identity_owner(self, domain: &str) -> Result<Option<AccountId>, StoreError> {
+        self.store.guarded(identity_owner(self.store.reader(), domain)).await
     }
 
     /// The account's domains by name.
     pub async fn list_identities(
-        &self,
+        self,
         account: AccountId,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.guarded(async { list_identities(self.inner.db.reader(), account, offset, limit).await })
+        self.store
+            .guarded(list_identities(self.store.reader(), account, offset, limit))
             .await
     }
 
     /// How many domains the account has.
-    pub async fn count_identities(&self, account: AccountId) -> Result<i64, StoreError> {
-        self.guarded(async { count_identities(self.inner.db.reader(), account).await })
-            .await
+    pub async fn count_identities(self, account: AccountId) -> Result<i64, StoreError> {
+        self.store.guarded(count_identities(self.store.reader(), account)).await
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
-    pub async fn delete_identity(&self, account: AccountId, domain: &str) -> Result<(), StoreError> {
-        self.guarded(async { delete_identity(self.inner.db.writer(), account, domain).await })
+    pub async fn delete_identity(self, account: AccountId, domain: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(delete_identity(self.store.writer(), account, domain))
+            .await
+    }
+
+    /// Sets the return-path domain of the account's identity `identity_id` (empty = `bounce.<domain>`) and
+    /// marks it unchecked, so it sends again only once its records pass under the new name.
+    pub async fn set_mail_from_domain(
+        self,
+        account: AccountId,
+        identity_id: i64,
+        mail_from_domain: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(set_mail_from_domain(
+                self.store.writer(),
+                account,
+                identity_id,
+                mail_from_domain,
+            ))
             .await
     }
 
     /// Records a DNS check of the account's domain.
     pub async fn record_identity_check(
-        &self,
+        self,
         account: AccountId,
         identity_id: i64,
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
-        self.guarded(async { record_identity_check(self.inner.db.writer(), account, identity_id, check).await })
+        self.store
+            .guarded(record_identity_check(self.store.writer(), account, identity_id, check))
             .await
     }
 
     /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
     /// the background re-check's work list.
     pub async fn identities_to_recheck(
-        &self,
+        self,
         checked_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.guarded(async { identities_to_recheck(self.inner.db.reader(), checked_before_ms, limit).await })
+        self.store
+            .guarded(identities_to_recheck(self.store.reader(), checked_before_ms, limit))
             .await
     }
 
     /// The DKIM keys of the account's domain, oldest first.
-    pub async fn dkim_keys(&self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-        self.guarded(async { dkim_keys(self.inner.db.reader(), account, identity_id).await })
+    pub async fn dkim_keys(self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
+        self.store
+            .guarded(dkim_keys(self.store.reader(), account, identity_id))
             .await
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
-    pub async fn create_sender(&self, n: NewSender) -> Result<SenderRow, StoreError> {
-        self.guarded(async { create_sender(self.inner.db.writer(), n).await })
-            .await
+    pub async fn create_sender(self, n: NewSender) -> Result<SenderRow, StoreError> {
+        self.store.guarded(create_sender(self.store.writer(), n)).await
     }
 
     /// The account's sender address.
-    pub async fn sender(&self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.guarded(async { sender(self.inner.db.reader(), account, address).await })
-            .await
+    pub async fn sender(self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        self.store.guarded(sender(self.store.reader(), account, address)).await
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
-    pub async fn sender_for_login(&self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.guarded(async { sender_for_login(self.inner.db.reader(), address).await })
-            .await
+    pub async fn sender_for_login(self, address: &str) -> Result<Option<SenderRow>, StoreError> {
+        self.store.guarded(sender_for_login(self.store.reader(), address)).await
     }
 
     /// The account's sender addresses by address.
-    pub async fn list_senders(&self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        self.guarded(async { list_senders(self.inner.db.reader(), account).await })
-            .await
+    pub async fn list_senders(self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
+        self.store.guarded(list_senders(self.store.reader(), account)).await
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
-    pub async fn count_senders(&self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-        self.guarded(async { count_senders(self.inner.db.reader(), account, identity_id).await })
+    pub async fn count_senders(self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
+        self.store
+            .guarded(count_senders(self.store.reader(), account, identity_id))
             .await
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
-    pub async fn delete_sender(&self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        self.guarded(async { delete_sender(self.inner.db.writer(), account, address).await })
+    pub async fn delete_sender(self, account: AccountId, address: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(delete_sender(self.store.writer(), account, address))
             .await
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
-    pub async fn set_sender_password(&self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-        self.guarded(async { set_sender_password(self.inner.db.writer(), account, address, hash).await })
+    pub async fn set_sender_password(self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(set_sender_password(self.store.writer(), account, address, hash))
             .await
     }
 }

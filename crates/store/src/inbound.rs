@@ -4,9 +4,20 @@
 //! like the documented ones in `identity.rs`. Each write is one transaction: the event, the blacklist row and
 //! the delivery's status change commit together, and a repeated report (providers retransmit) records nothing.
 
+use std::sync::LazyLock;
+
 use mailpush_model::{DeliverStatus, EventKind, MessageId};
 
 use crate::sql::{Conn, Pool, query};
+
+/// Inserts one event with its initial callback state: `$1` account … `$7` bounce type.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, {})",
+        crate::callbacks::initial_cb_state("$1")
+    )
+});
 use crate::{AccountId, BounceType, Store, StoreError};
 
 /// What the inbound MX needs to know about a message to match feedback to it.
@@ -123,21 +134,16 @@ async fn insert_event(
     reason: &str,
     bounce_type: Option<BounceType>,
 ) -> Result<(), StoreError> {
-    query(concat!(
-        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, ",
-        crate::engage::initial_cb_state!("$1"),
-        ")"
-    ))
-    .bind(account)
-    .bind(message.as_str())
-    .bind(recipient)
-    .bind(kind.id())
-    .bind(at_ms)
-    .bind(reason)
-    .bind(bounce_type.map(|b| b.as_str()))
-    .execute(conn)
-    .await?;
+    query(INSERT_EVENT.as_str())
+        .bind(account)
+        .bind(message.as_str())
+        .bind(recipient)
+        .bind(kind.id())
+        .bind(at_ms)
+        .bind(reason)
+        .bind(bounce_type.map(|b| b.as_str()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -163,7 +169,7 @@ async fn record_async_bounce(pool: Pool<'_>, b: &AsyncBounce) -> Result<Feedback
     )
     .await?;
     if b.bounce_type == BounceType::Hard {
-        query(crate::suppression::UPSERT_BOUNCE_BLACKLIST)
+        query(crate::suppression::UPSERT_BOUNCE_BLACKLIST.as_str())
             .bind(&crate::suppression::normalize(&recipient))
             .bind(account)
             .bind(b.at_ms)
@@ -246,37 +252,54 @@ async fn record_complaint(pool: Pool<'_>, c: &NewComplaint) -> Result<FeedbackRe
     Ok(FeedbackRecorded::Recorded)
 }
 
+/// What the inbound MX records ([`Store::inbound`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Inbound feedback: asynchronous bounces, delays, complaints.
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound { store: self }
+    }
+}
+
+impl Inbound<'_> {
     /// System lookup for the inbound MX: the account, sender and recipients of a message (`None` if unknown).
-    pub async fn inbound_message(&self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
-        self.guarded(async { inbound_message(self.inner.db.reader(), id).await })
-            .await
+    pub async fn inbound_message(self, id: &MessageId) -> Result<Option<InboundMessage>, StoreError> {
+        self.store.guarded(inbound_message(self.store.reader(), id)).await
     }
 
     /// Records an asynchronous bounce (a DSN with `Action: failed`) on the message's recipient: a bounce event,
     /// and for a hard bounce the global blacklist row and `delivered` → `rejected`, in one transaction.
     /// A recipient that already has a bounce event gets nothing more ([`FeedbackRecorded::Duplicate`]).
-    pub async fn record_async_bounce(&self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_async_bounce(self.inner.db.writer(), b).await })
-            .await
+    pub async fn record_async_bounce(self, b: &AsyncBounce) -> Result<FeedbackRecorded, StoreError> {
+        self.store.guarded(record_async_bounce(self.store.writer(), b)).await
     }
 
     /// Records a DSN's `Action: delayed` as a deferred event (no state change: the remote is still trying).
     pub async fn record_async_delay(
-        &self,
+        self,
         message: &MessageId,
         recipient: &str,
         at_ms: i64,
         reason: &str,
     ) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_async_delay(self.inner.db.writer(), message, recipient, at_ms, reason).await })
+        self.store
+            .guarded(record_async_delay(
+                self.store.writer(),
+                message,
+                recipient,
+                at_ms,
+                reason,
+            ))
             .await
     }
 
     /// Records a complaint: a spamreport event (`UserComplainted`) and the recipient on the sending account's
     /// custom blacklist without expiry, in one transaction; a repeated complaint records nothing.
-    pub async fn record_complaint(&self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
-        self.guarded(async { record_complaint(self.inner.db.writer(), c).await })
-            .await
+    pub async fn record_complaint(self, c: &NewComplaint) -> Result<FeedbackRecorded, StoreError> {
+        self.store.guarded(record_complaint(self.store.writer(), c)).await
     }
 }

@@ -3,13 +3,13 @@
 //!
 //! # The queue
 //! A message is one `messages` row plus its body, and one `deliveries` row per recipient: the queue unit.
-//! Workers [`Store::claim`] due deliveries under a lease and report each attempt with
-//! [`Store::record_outcomes`]. A lease carries a fencing token; when it expires another worker may take the
+//! Workers [`Queue::claim`] due deliveries under a lease and report each attempt with
+//! [`Queue::record_outcomes`]. A lease carries a fencing token; when it expires another worker may take the
 //! delivery over, and the first worker's late outcome is then ignored. When a message's last delivery becomes
 //! final its body is deleted (unless [`StoreOptions::retain_bodies`]).
 //!
 //! # Durability
-//! [`Store::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
+//! [`Queue::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
 //! commit (concurrent enqueues share one transaction), never from weaker sync settings.
 //!
 //! # URLs
@@ -18,10 +18,15 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+mod accounts;
 pub mod batch;
+mod callbacks;
 mod committer;
-mod common;
-mod engage;
+mod complaints;
+mod daily_statistics;
+mod deliveries;
+mod delivery_contents;
+mod delivery_rows;
 mod error;
 mod events;
 mod handoff;
@@ -29,63 +34,61 @@ mod health;
 mod identity;
 mod inbound;
 mod limits;
-mod mail_from;
 mod pg;
+mod queue;
+mod reputation_warnings;
 mod screen;
 mod script;
 mod sources;
 mod sql;
 mod sqlite;
-mod stats;
 mod suppression;
 mod templates;
-mod types;
+mod unsubscribe_configs;
 mod warmup;
 
 use std::sync::{Arc, PoisonError};
 
-use mailpush_model::{DeliverStatus, MessageId};
 use sqlx::{PgPool, SqlitePool};
-
-use sql::Dialect as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use accounts::{Account, AccountId, Accounts, NewAccount};
 pub use batch::{
-    AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
-    ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
+    AddDetailsOutcome, AddDetailsRefusal, Batch, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask,
+    ReceiverDetailRow, ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
 };
-pub use engage::{CallbackEvent, CallbackResult, CallbackState, DeliveryContent};
+pub use callbacks::{CallbackEvent, CallbackResult, CallbackState, Callbacks};
+pub use committer::CommitStats;
+pub use complaints::ComplaintRow;
+pub use daily_statistics::{DailyStats, StatCounters, Statistics, StatsQuery, day_of, domain_of};
+pub use deliveries::{
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow, LANES,
+    LeaseToken, NewMessage, NewRecipient, QueueCounts, StatusQuery,
+};
+pub use delivery_contents::DeliveryContent;
 pub use error::StoreError;
-pub use events::{BounceType, NewEvent, RecordedEvent};
+pub use events::{BounceType, Events, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
 pub use health::HealthCounters;
-pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
-pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
+pub use identity::{DkimKeyRow, Identities, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use inbound::{AsyncBounce, FeedbackRecorded, Inbound, InboundMessage, NewComplaint};
 pub use limits::{
-    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
+    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, Limits, SEND_STATUS_FREQUENCY_LIMIT,
 };
-pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
-pub use stats::{
-    ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
-};
+pub use queue::Queue;
+pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
+pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation, Sources};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
-    RecipientScreenQuery, normalize as normalize_blacklist_address,
+    RecipientScreenQuery, Suppression, normalize as normalize_blacklist_address,
 };
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
-    TemplateUpdate,
+    TemplateUpdate, Templates,
 };
-pub use types::{
-    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, CommitStats, DeliveryAttempt,
-    DeliveryOutcome, DeliveryStatusRow, LANES, LeaseToken, NewAccount, NewMessage, NewRecipient, QueueCounts,
-    StatusQuery,
-};
-
-pub use warmup::{DomainOutcomes, DomainWarmupRow, WarmupRamp};
-
-use types::DeliveryState;
+pub use unsubscribe_configs::{UnsubscribeConfigRow, UnsubscribeConfigs};
+pub use warmup::{DomainOutcomes, DomainWarmupRow, Warmup, WarmupRamp};
 
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,347 +267,26 @@ impl Store {
         self.inner.db.close().await;
     }
 
+    /// The pool for reads (see [`Db::reader`]).
+    pub(crate) fn reader(&self) -> sql::Pool<'_> {
+        self.inner.db.reader()
+    }
+
+    /// The pool for writes (see [`Db::writer`]).
+    pub(crate) fn writer(&self) -> sql::Pool<'_> {
+        self.inner.db.writer()
+    }
+
     /// Group-commit counters since open: with concurrent enqueues, `transactions` stays well below `messages`.
     pub fn commit_stats(&self) -> CommitStats {
         self.inner.stats.snapshot()
-    }
-
-    // ---- accounts ----
-
-    /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
-    pub async fn create_account(&self, a: NewAccount) -> Result<Account, StoreError> {
-        self.guarded(async { common::create_account(self.inner.db.writer(), a).await })
-            .await
-    }
-
-    /// The account with this SecretId.
-    pub async fn account_by_secret_id(&self, secret_id: &str) -> Result<Option<Account>, StoreError> {
-        self.guarded(async { common::account_by_secret_id(self.inner.db.reader(), secret_id).await })
-            .await
-    }
-
-    /// The account with this name.
-    pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        self.guarded(async { common::account_by_name(self.inner.db.reader(), name).await })
-            .await
-    }
-
-    /// The account with this id.
-    pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.guarded(async { common::account(self.inner.db.reader(), id).await })
-            .await
-    }
-
-    /// All accounts, by id.
-    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.guarded(async { common::list_accounts(self.inner.db.reader()).await })
-            .await
-    }
-
-    /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
-    pub async fn set_account_suspended(&self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-        self.guarded(async { common::set_account_suspended(self.inner.db.writer(), id, suspended).await })
-            .await
-    }
-
-    // ---- queue ----
-
-    /// Stores a message and its deliveries, durably (committed and fsynced) before it returns `Ok`.
-    /// Concurrent enqueues share one transaction (group commit). A duplicate MessageId is
-    /// [`StoreError::Conflict`]; an unknown account, a lane outside [`LANES`] or no recipients is
-    /// [`StoreError::Invalid`]. If the caller is cancelled after its batch started, the message may still be stored.
-    pub async fn enqueue(&self, m: NewMessage) -> Result<(), StoreError> {
-        self.guarded(async { self.enqueue_inner(m, None, false).await.map(drop) })
-            .await
-    }
-
-    /// [`Store::enqueue`] checked against admission limits inside the same transaction, so that every
-    /// process sharing the database agrees: the account's messages per second, each recipient's mails in the
-    /// sliding hour and today's recipients against the quota. A refused message is
-    /// [`StoreError::Limit`] and nothing of it is stored; recipients over their hourly limit in a message with
-    /// other admissible recipients are stored refused (send status 1006) instead.
-    pub async fn enqueue_limited(&self, m: NewMessage, limits: AdmissionLimits) -> Result<(), StoreError> {
-        self.guarded(async { self.enqueue_inner(m, Some(limits), false).await.map(drop) })
-            .await
-    }
-
-    /// [`Store::enqueue_limited`] for fresh mail whose recipients all get the message's own MIME: if this
-    /// process's worker takes hand-offs ([`Store::take_hand_offs`]) and has room, and the message is due now
-    /// (`not_before_ms <= request_ms`), its deliveries are leased to the worker in the same transaction and
-    /// handed to it with the MIME once committed. Returns whether it was handed off (if so, the worker needs
-    /// no wake-up).
-    pub async fn enqueue_fresh(&self, m: NewMessage, limits: AdmissionLimits) -> Result<bool, StoreError> {
-        self.guarded(async { self.enqueue_inner(m, Some(limits), true).await })
-            .await
-    }
-
-    /// Makes this process's worker the receiver of hand-offs ([`Store::enqueue_fresh`]), leased to `worker`
-    /// for `lease_ms`, with at most `room` deliveries waiting for it to start them. A second call replaces
-    /// the first receiver; dropping the receiver stops hand-offs.
-    pub fn take_hand_offs(&self, worker: &str, lease_ms: i64, room: usize) -> HandOffs {
-        let (receiver, target) = handoff::HandOffs::new(worker.to_string(), lease_ms, room);
-        *self.inner.hand_offs.lock().unwrap_or_else(PoisonError::into_inner) = Some(target);
-        receiver
-    }
-
-    async fn enqueue_inner(
-        &self,
-        m: NewMessage,
-        limits: Option<AdmissionLimits>,
-        hand_off: bool,
-    ) -> Result<bool, StoreError> {
-        validate(&m)?;
-        // The caller's wait is bounded too: a committer stuck on a frozen connection must not hang it. A caller
-        // that gives up before its batch starts gets nothing written (see `committer`).
-        let r = self.guarded(self.enqueue_wait(m, limits, hand_off)).await;
-        if r.is_ok() {
-            self.inner.health.write_succeeded();
-        }
-        r
-    }
-
-    async fn enqueue_wait(
-        &self,
-        m: NewMessage,
-        limits: Option<AdmissionLimits>,
-        hand_off: bool,
-    ) -> Result<bool, StoreError> {
-        let sender = self
-            .inner
-            .enqueue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let sender = sender.ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(committer::Job {
-                msg: m,
-                limits,
-                hand_off,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        // Do not keep the channel open while waiting: close() waits for every sender to go.
-        drop(sender);
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Leases up to `limit` due deliveries to `worker` until `now_ms + lease_ms`, lane 0 first, then by due time.
-    /// A delivery whose lease expired is due again. Several claimers (threads, processes, machines) never get
-    /// the same delivery under the same lease.
-    pub async fn claim(&self, r: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.guarded(async {
-            if r.limit == 0 {
-                return Ok(Vec::new());
-            }
-            common::claim(self.inner.db.writer(), &r).await
-        })
-        .await
-    }
-
-    /// The MIME of a message, until it is purged.
-    pub async fn message_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.guarded(async { common::message_body(self.inner.db.reader(), id).await })
-            .await
-    }
-
-    /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
-    /// applied: `false` means its lease was no longer current (taken over after expiry, or already reported),
-    /// and nothing was written for it.
-    pub async fn record_outcomes(&self, o: Vec<DeliveryOutcome>) -> Result<Vec<bool>, StoreError> {
-        self.guarded(async {
-            let retain = self.inner.opts.retain_bodies;
-            match self.inner.db.writer() {
-                sql::Pool::Sqlite(p) => sqlx::Sqlite::record_outcomes(p, &o, retain).await,
-                sql::Pool::Postgres(p) => sqlx::Postgres::record_outcomes(p, &o, retain).await,
-            }
-        })
-        .await
-    }
-
-    /// Per-recipient status of one account's messages requested in `[from_ms, to_ms)`, in request order.
-    pub async fn status(&self, q: StatusQuery) -> Result<Vec<DeliveryStatusRow>, StoreError> {
-        self.guarded(async { common::status(self.inner.db.reader(), &q).await })
-            .await
-    }
-
-    /// The attempt history of one recipient of one message, oldest first.
-    pub async fn attempts(
-        &self,
-        account: AccountId,
-        message: &MessageId,
-        recipient: &str,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        self.guarded(async { common::attempts(self.inner.db.reader(), account, message, recipient).await })
-            .await
-    }
-
-    /// Deliveries by queue state.
-    pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        self.guarded(async { common::queue_counts(self.inner.db.reader()).await })
-            .await
-    }
-
-    /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
-    /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
-    /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
-    pub async fn release_leases(&self, now_ms: i64) -> Result<u64, StoreError> {
-        self.guarded(async { common::release_leases(self.inner.db.writer(), now_ms).await })
-            .await
-    }
-
-    /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
-    /// deliveries in progress, so a lease may be short (a dead worker's mail is taken over soon) and still never
-    /// expire under a transaction that is running. Returns how many were renewed.
-    pub async fn renew_leases(&self, leases: &[(i64, LeaseToken)], until_ms: i64) -> Result<u64, StoreError> {
-        self.guarded(async {
-            if leases.is_empty() {
-                return Ok(0);
-            }
-            common::renew_leases(self.inner.db.writer(), leases, until_ms).await
-        })
-        .await
-    }
-
-    /// The earliest `next_attempt_ms` among non-final deliveries (a due time, a retry time or a lease expiry),
-    /// so an idle worker can sleep until then. `None` when nothing is left to do.
-    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        self.guarded(async { common::next_due_ms(self.inner.db.reader()).await })
-            .await
-    }
-}
-
-// ---- admission limits and reputation ----
-impl Store {
-    /// Replaces an account's limit overrides (`None` fields = the configured defaults).
-    pub async fn set_account_limits(
-        &self,
-        account: AccountId,
-        overrides: AccountLimitOverrides,
-    ) -> Result<(), StoreError> {
-        self.guarded(async { limits::set_account_limits(self.inner.db.writer(), account, overrides).await })
-            .await
-    }
-
-    /// An account's overrides and admission counters (all defaults and zero before its first send).
-    pub async fn account_usage(&self, account: AccountId) -> Result<AccountUsage, StoreError> {
-        self.guarded(async { limits::account_usage(self.inner.db.reader(), account).await })
-            .await
-    }
-
-    /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
-    pub async fn domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        self.guarded(async { limits::domain_levels(self.inner.db.reader(), account).await })
-            .await
-    }
-
-    /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
-    pub async fn verified_domain_levels(&self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        self.guarded(async { limits::verified_domain_levels(self.inner.db.reader(), account).await })
-            .await
-    }
-
-    /// Records a domain's reputation level.
-    pub async fn set_domain_level(
-        &self,
-        account: AccountId,
-        domain: &str,
-        level: i64,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.guarded(async { limits::set_domain_level(self.inner.db.writer(), account, domain, level, at_ms).await })
-            .await
-    }
-}
-
-fn validate(m: &NewMessage) -> Result<(), StoreError> {
-    if !LANES.contains(&m.lane) {
-        return Err(StoreError::Invalid(format!("lane {} is not one of {LANES:?}", m.lane)));
-    }
-    if m.recipients.is_empty() {
-        return Err(StoreError::Invalid("a message needs at least one recipient".into()));
-    }
-    if m.id.as_str().is_empty() {
-        return Err(StoreError::Invalid("empty MessageId".into()));
-    }
-    Ok(())
-}
-
-/// The sending domain of `m` (its From address's domain, lower case): the key of warm-up and reputation.
-pub(crate) fn sender_domain(m: &NewMessage) -> String {
-    m.from_address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
-        .to_ascii_lowercase()
-}
-
-/// Deliveries of `m` that still have to be attempted.
-pub(crate) fn open_count(m: &NewMessage) -> i32 {
-    i32::try_from(m.recipients.iter().filter(|r| r.send_status == 0).count()).unwrap_or(i32::MAX)
-}
-
-/// The initial state of one delivery row.
-pub(crate) struct DeliveryInit<'a> {
-    pub(crate) state: DeliveryState,
-    pub(crate) deliver_status: i32,
-    pub(crate) deliver_message: &'a str,
-    pub(crate) deliver_ms: Option<i64>,
-}
-
-/// Admitted recipients start queued; refused ones are final (Dropped) from the start, decided at request time.
-pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> DeliveryInit<'a> {
-    let deliver_message = r.deliver_message.as_deref().unwrap_or("");
-    if r.send_status == 0 {
-        DeliveryInit {
-            state: DeliveryState::Pending,
-            deliver_status: DeliverStatus::Queued.code(),
-            deliver_message,
-            deliver_ms: None,
-        }
-    } else {
-        DeliveryInit {
-            state: DeliveryState::Done,
-            deliver_status: DeliverStatus::Dropped.code(),
-            deliver_message,
-            deliver_ms: Some(m.request_ms),
-        }
-    }
-}
-
-/// What an outcome writes to its delivery row.
-pub(crate) struct OutcomeEffect {
-    pub(crate) state: DeliveryState,
-    pub(crate) deliver_status: i32,
-    /// Deferred: the retry time (the row is due again then). Final: unchanged.
-    pub(crate) next_attempt_ms: Option<i64>,
-    /// Final: when it became final.
-    pub(crate) deliver_ms: Option<i64>,
-}
-
-pub(crate) fn outcome_effect(o: &DeliveryOutcome) -> OutcomeEffect {
-    let deliver_status = o.result.deliver_status().code();
-    match &o.result {
-        AttemptResult::Deferred { retry_at_ms, .. } => OutcomeEffect {
-            state: DeliveryState::Pending,
-            deliver_status,
-            next_attempt_ms: Some(*retry_at_ms),
-            deliver_ms: None,
-        },
-        _ => OutcomeEffect {
-            state: DeliveryState::Done,
-            deliver_status,
-            next_attempt_ms: None,
-            deliver_ms: Some(o.at_ms),
-        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailpush_model::RecipientKind;
+    use mailpush_model::{MessageId, RecipientKind};
 
     #[tokio::test]
     async fn memory_store_round_trip() {
@@ -613,6 +295,7 @@ mod tests {
             .expect("open");
         assert_eq!(store.backend(), Backend::Sqlite);
         let acc = store
+            .accounts()
             .create_account(NewAccount {
                 name: "a".into(),
                 app_id: 1,
@@ -624,6 +307,7 @@ mod tests {
             .expect("account");
         let id = MessageId::generate();
         store
+            .queue()
             .enqueue(NewMessage {
                 template_id: 0,
                 id: id.clone(),
@@ -646,8 +330,12 @@ mod tests {
             })
             .await
             .expect("enqueue");
-        assert_eq!(store.message_body(&id).await.expect("body"), Some(b"hi".to_vec()));
+        assert_eq!(
+            store.queue().message_body(&id).await.expect("body"),
+            Some(b"hi".to_vec())
+        );
         let claimed = store
+            .queue()
             .claim(ClaimRequest {
                 worker: "w".into(),
                 limit: 10,
@@ -658,7 +346,10 @@ mod tests {
             .expect("claim");
         assert_eq!(claimed.len(), 1);
         store.close().await;
-        assert!(matches!(store.account(acc.id).await, Err(StoreError::Closed)));
+        assert!(matches!(
+            store.accounts().account(acc.id).await,
+            Err(StoreError::Closed)
+        ));
         assert!(matches!(store.enqueue_closed_probe().await, Err(StoreError::Closed)));
     }
 
@@ -701,6 +392,7 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("full.db").display());
         let store = Store::open(&url, StoreOptions::default()).await.expect("open");
         let acc = store
+            .accounts()
             .create_account(NewAccount {
                 name: "full".into(),
                 app_id: 2,
@@ -730,7 +422,7 @@ mod tests {
             let mut m = probe_message(acc.id);
             m.body = vec![b'x'; 64 * 1024];
             m.recipients[0].address = format!("r{i}@y");
-            if let Err(e) = store.enqueue(m).await {
+            if let Err(e) = store.queue().enqueue(m).await {
                 big = Some(e);
                 break;
             }
@@ -766,7 +458,7 @@ mod tests {
 
     impl Store {
         async fn enqueue_closed_probe(&self) -> Result<(), StoreError> {
-            self.enqueue(probe_message(1)).await
+            self.queue().enqueue(probe_message(1)).await
         }
     }
 
@@ -792,4 +484,13 @@ mod tests {
             }],
         }
     }
+}
+
+/// Which database a [`crate::Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// One SQLite file (embedded default).
+    Sqlite,
+    /// PostgreSQL (scale-out: many processes share one database).
+    Postgres,
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::sql::{Pool, query};
-use crate::{AccountId, NewMessage, StoreError};
+use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// `SendStatus` of a recipient refused by the per-recipient hourly limit (Tencent 1006).
 pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
@@ -21,7 +21,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// The limits one enqueue is checked against: the configured defaults (per-account overrides stored with
-/// [`crate::Store::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
+/// [`crate::Limits::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionLimits {
     /// Default requests (messages) per second per account.
@@ -304,6 +304,62 @@ pub(crate) async fn set_domain_level(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Admission limits and domain reputation levels ([`Store::limits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Admission limits: overrides, usage counters, domain reputation levels.
+    pub fn limits(&self) -> Limits<'_> {
+        Limits { store: self }
+    }
+}
+
+impl Limits<'_> {
+    /// Replaces an account's limit overrides (`None` fields = the configured defaults).
+    pub async fn set_account_limits(
+        self,
+        account: AccountId,
+        overrides: AccountLimitOverrides,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(set_account_limits(self.store.writer(), account, overrides))
+            .await
+    }
+
+    /// An account's overrides and admission counters (all defaults and zero before its first send).
+    pub async fn account_usage(self, account: AccountId) -> Result<AccountUsage, StoreError> {
+        self.store.guarded(account_usage(self.store.reader(), account)).await
+    }
+
+    /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
+    pub async fn domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store.guarded(domain_levels(self.store.reader(), account)).await
+    }
+
+    /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
+    pub async fn verified_domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store
+            .guarded(verified_domain_levels(self.store.reader(), account))
+            .await
+    }
+
+    /// Records a domain's reputation level.
+    pub async fn set_domain_level(
+        self,
+        account: AccountId,
+        domain: &str,
+        level: i64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(set_domain_level(self.store.writer(), account, domain, level, at_ms))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -4,21 +4,52 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::delivery_rows::{delivery_init, outcome_effect};
 use crate::handoff::ReturnedLeases;
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
-use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
+use crate::{NewMessage, NewRecipient, StoreOptions};
 
 use crate::warmup::{Candidate, Counter, CounterRow, Verdict, WarmupRamp, decide_all, pick_limit};
 use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
-use crate::common::claimed_from_row;
-use crate::types::DeliveryState;
+use crate::deliveries::DeliveryState;
+use crate::delivery_rows::claimed_from_row;
 use crate::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
+
+/// An outcome batch's events (columns of UNNEST arrays), with their initial callback state.
+static INSERT_OUTCOME_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
+         SELECT u.*, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
+         $7::text[]) AS u(a, m, r, k, t, why, bt)",
+        crate::callbacks::initial_cb_state("u.a")
+    )
+});
+
+/// An outcome batch's hard bounces into the global blacklist (UNNEST arrays).
+static INSERT_BOUNCE_BLACKLIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[]){}",
+        crate::suppression::BOUNCE_BLACKLIST_REFRESH
+    )
+});
+
+/// The Dropped events of recipients refused at admission (UNNEST arrays; `$6` the Dropped kind).
+static INSERT_DROPPED_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
+         SELECT a, m, r, $6, t, why, {} FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) \
+         AS e(a, m, r, t, why)",
+        crate::callbacks::initial_cb_state("e.a")
+    )
+});
 
 impl crate::sql::Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -50,8 +81,11 @@ impl crate::sql::Dialect for Postgres {
         record_outcomes(pool, outcomes, retain_bodies).await
     }
 
-    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
-        crate::stats::apply_pg(conn, d).await
+    async fn apply_stats(
+        conn: &mut Self::Connection,
+        d: &crate::daily_statistics::StatsDelta,
+    ) -> Result<(), StoreError> {
+        crate::daily_statistics::apply_pg(conn, d).await
     }
 
     async fn claim_lane_with_warmup(
@@ -177,7 +211,7 @@ pub(crate) async fn record_outcomes(
     let mut e_bounce = Vec::with_capacity(rows.len());
     // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
     let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     // Recipients whose personal bodies go with their final state.
     let mut purge_message: Vec<String> = Vec::new();
     let mut purge_recipient: Vec<String> = Vec::new();
@@ -239,22 +273,16 @@ pub(crate) async fn record_outcomes(
         .execute(&mut *tx)
         .await?;
         // The events, in the same transaction as the outcomes: never lost, never invented.
-        sqlx::query(concat!(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, bounce_type, cb_state) \
-                 SELECT u.*, ",
-            crate::engage::initial_cb_state!("u.a"),
-            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], \
-                 $7::text[]) AS u(a, m, r, k, t, why, bt)"
-        ))
-        .bind(&e_account)
-        .bind(&e_message)
-        .bind(&e_recipient)
-        .bind(&e_kind)
-        .bind(&e_at)
-        .bind(&e_reason)
-        .bind(&e_bounce)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_OUTCOME_EVENTS.as_str())
+            .bind(&e_account)
+            .bind(&e_message)
+            .bind(&e_recipient)
+            .bind(&e_kind)
+            .bind(&e_at)
+            .bind(&e_reason)
+            .bind(&e_bounce)
+            .execute(&mut *tx)
+            .await?;
     }
     if !blacklist.is_empty() {
         let mut b_address = Vec::with_capacity(blacklist.len());
@@ -267,17 +295,13 @@ pub(crate) async fn record_outcomes(
             b_at.push(*at);
             b_reason.push(*reason);
         }
-        sqlx::query(concat!(
-            "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[])",
-            crate::suppression::bounce_blacklist_refresh!()
-        ))
-        .bind(&b_address)
-        .bind(&b_account)
-        .bind(&b_at)
-        .bind(&b_reason)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(INSERT_BOUNCE_BLACKLIST.as_str())
+            .bind(&b_address)
+            .bind(&b_account)
+            .bind(&b_at)
+            .bind(&b_reason)
+            .execute(&mut *tx)
+            .await?;
     }
     if !purge_message.is_empty() {
         sqlx::query(
@@ -321,7 +345,7 @@ pub(crate) async fn record_outcomes(
         }
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_pg(&mut tx, &delta).await?;
+    crate::daily_statistics::apply_pg(&mut tx, &delta).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -582,12 +606,12 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     let mut e_recipient = Vec::new();
     let mut e_at = Vec::new();
     let mut e_reason = Vec::new();
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
 
     for (i, m) in msgs.iter().enumerate() {
         let m: &NewMessage = m.borrow();
         let lease_until = plan.and_then(|p| p.lease_until(i, m));
-        let open = crate::open_count(m);
+        let open = crate::delivery_rows::open_count(m);
         ids.push(m.id.as_str());
         accounts.push(m.account_id);
         envelope_froms.push(m.envelope_from.as_str());
@@ -603,7 +627,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             body_ids.push(m.id.as_str());
             bodies.push(&m.body);
         }
-        let sender_domain = crate::sender_domain(m);
+        let sender_domain = crate::delivery_rows::sender_domain(m);
         for r in &m.recipients {
             let init = delivery_init(m, r);
             d_sender_domain.push(sender_domain.clone());
@@ -716,23 +740,18 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         }
     }
     if !e_account.is_empty() {
-        sqlx::query(concat!(
-            "INSERT INTO events (account_id, message_id, recipient, kind, at_ms, reason, cb_state) \
-                 SELECT a, m, r, $6, t, why, ",
-            crate::engage::initial_cb_state!("e.a"),
-            " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[]) AS e(a, m, r, t, why)"
-        ))
-        .bind(&e_account)
-        .bind(&e_message)
-        .bind(&e_recipient)
-        .bind(&e_at)
-        .bind(&e_reason)
-        .bind(mailpush_model::EventKind::Dropped.id())
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(INSERT_DROPPED_EVENTS.as_str())
+            .bind(&e_account)
+            .bind(&e_message)
+            .bind(&e_recipient)
+            .bind(&e_at)
+            .bind(&e_reason)
+            .bind(mailpush_model::EventKind::Dropped.id())
+            .execute(&mut *conn)
+            .await?;
     }
     // Last and in key order (see `stats`).
-    crate::stats::apply_pg(conn, &delta).await?;
+    crate::daily_statistics::apply_pg(conn, &delta).await?;
     Ok(leased_ids)
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::suppression::{RecipientScreen, RecipientScreenQuery};
-use crate::{AccountId, Db, Store, StoreError};
+use crate::{AccountId, Db, StoreError};
 
 /// Screen statements running at once: enough to overlap one with the reader pool's work, few enough that
 /// requests under load gather into batches.
@@ -113,7 +113,7 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, deadline: std::time::
 
 async fn answer(db: &Db, batch: Vec<Job>, deadline: std::time::Duration) {
     let (queries, replies): (Vec<OwnedScreenQuery>, Vec<_>) = batch.into_iter().map(|j| (j.query, j.reply)).unzip();
-    match crate::health::deadline(deadline, Store::recipient_screens_now(db, &queries)).await {
+    match crate::health::deadline(deadline, crate::Suppression::recipient_screens_now(db, &queries)).await {
         Ok(screens) => {
             for (reply, screen) in replies.into_iter().zip(screens) {
                 let _ = reply.send(Ok(screen));
@@ -135,7 +135,7 @@ async fn answer(db: &Db, batch: Vec<Job>, deadline: std::time::Duration) {
         Err(_) => {
             for (q, reply) in queries.into_iter().zip(replies) {
                 let one = [q];
-                let r = crate::health::deadline(deadline, Store::recipient_screens_now(db, &one))
+                let r = crate::health::deadline(deadline, crate::Suppression::recipient_screens_now(db, &one))
                     .await
                     .map(|mut s| s.pop().unwrap_or_default());
                 let _ = reply.send(r);

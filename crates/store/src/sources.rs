@@ -1,7 +1,7 @@
 //! Source IPs (migration 0013): the source pool each sending domain is assigned to, and the warm-up counters of
 //! each source address (first-use day, recipients sent per UTC day). The counters live in the store so that
 //! every worker sharing the database agrees on what an address has sent today: a worker reserves its sends
-//! before a transaction ([`Store::reserve_source_sends`], atomic) and gives back what it could not use.
+//! before a transaction ([`Sources::reserve_source_sends`], atomic) and gives back what it could not use.
 
 use sqlx::AssertSqlSafe;
 
@@ -38,7 +38,7 @@ impl SourceIpUsage {
     }
 }
 
-/// The answer to [`Store::reserve_source_sends`].
+/// The answer to [`Sources::reserve_source_sends`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceReservation {
     /// Sends granted (0 = the address is at today's allowance).
@@ -172,30 +172,43 @@ async fn extend_message_expiry(pool: Pool<'_>, message_id: &str, at_least_ms: i6
     Ok(())
 }
 
+/// Source IPs and their daily sends ([`Store::sources`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Source IPs: pools per domain, daily reservations.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources { store: self }
+    }
+}
+
+impl Sources<'_> {
     /// Assigns a sending domain of `account` to source pool `pool`; `None` = back to the shared pool.
     pub async fn set_domain_source_pool(
-        &self,
+        self,
         account: AccountId,
         domain: &str,
         pool: Option<&str>,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.guarded(async { set_domain_pool(self.inner.db.writer(), account, domain, pool, at_ms).await })
+        self.store
+            .guarded(set_domain_pool(self.store.writer(), account, domain, pool, at_ms))
             .await
     }
 
     /// Every pool assignment (domains without one use the shared pool).
-    pub async fn domain_source_pools(&self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        self.guarded(async { domain_source_pools(self.inner.db.reader()).await })
-            .await
+    pub async fn domain_source_pools(self) -> Result<Vec<DomainSourcePool>, StoreError> {
+        self.store.guarded(domain_source_pools(self.store.reader())).await
     }
 
     /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
     /// workers: `allowance(first_day_ms)` gives the address's allowance for today from the day it first sent
     /// (recorded now if it never did; `None` = unlimited). Grants what is left of it, at most `wanted`.
     pub async fn reserve_source_sends<F>(
-        &self,
+        self,
         ip: &str,
         now_ms: i64,
         wanted: u32,
@@ -204,26 +217,28 @@ impl Store {
     where
         F: FnOnce(i64) -> Option<u64> + Send,
     {
-        self.guarded(async { reserve_source_sends(self.inner.db.writer(), ip, now_ms, wanted, allowance).await })
+        self.store
+            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
             .await
     }
 
     /// Gives back `count` sends reserved today from `ip` that were not used.
-    pub async fn release_source_sends(&self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-        self.guarded(async { release_source_sends(self.inner.db.writer(), ip, now_ms, count).await })
+    pub async fn release_source_sends(self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
+        self.store
+            .guarded(release_source_sends(self.store.writer(), ip, now_ms, count))
             .await
     }
 
     /// The warm-up counters of every source address that has sent.
-    pub async fn source_ip_usage(&self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        self.guarded(async { source_ip_usage(self.inner.db.reader()).await })
-            .await
+    pub async fn source_ip_usage(self) -> Result<Vec<SourceIpUsage>, StoreError> {
+        self.store.guarded(source_ip_usage(self.store.reader())).await
     }
 
     /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
     /// it).
-    pub async fn extend_message_expiry(&self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-        self.guarded(async { extend_message_expiry(self.inner.db.writer(), message_id, at_least_ms).await })
+    pub async fn extend_message_expiry(self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
+        self.store
+            .guarded(extend_message_expiry(self.store.writer(), message_id, at_least_ms))
             .await
     }
 }

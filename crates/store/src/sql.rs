@@ -27,7 +27,7 @@ pub(crate) trait Dialect: sqlx::Database {
     const LOCK_ROWS: &'static str;
 
     /// Leases up to `want` due deliveries of `lane` to `r.worker` until `lease_until`, in due order (one step of
-    /// [`crate::Store::claim`]; the claim hot path, tuned per backend).
+    /// [`crate::Queue::claim`]; the claim hot path, tuned per backend).
     async fn claim_lane(
         pool: &sqlx::Pool<Self>,
         lane: i32,
@@ -36,7 +36,7 @@ pub(crate) trait Dialect: sqlx::Database {
         want: i64,
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
 
-    /// Records attempt outcomes in one transaction (see [`crate::Store::record_outcomes`]); per outcome,
+    /// Records attempt outcomes in one transaction (see [`crate::Queue::record_outcomes`]); per outcome,
     /// whether its lease was still current and it was applied.
     async fn record_outcomes(
         pool: &sqlx::Pool<Self>,
@@ -56,7 +56,10 @@ pub(crate) trait Dialect: sqlx::Database {
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
 
     /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
-    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError>;
+    async fn apply_stats(
+        conn: &mut Self::Connection,
+        d: &crate::daily_statistics::StatsDelta,
+    ) -> Result<(), StoreError>;
 
     /// Inserts messages with their deliveries (queued, not leased), events and statistics, inside the
     /// transaction of `conn` (the enqueue path's statements; used by batch tasks).
@@ -197,7 +200,7 @@ pub(crate) enum Conn<'c> {
 
 impl Conn<'_> {
     /// [`Dialect::apply_stats`] of this connection's backend.
-    pub(crate) async fn apply_stats(&mut self, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
+    pub(crate) async fn apply_stats(&mut self, d: &crate::daily_statistics::StatsDelta) -> Result<(), StoreError> {
         match self {
             Conn::Sqlite(c) => Sqlite::apply_stats(c, d).await,
             Conn::Postgres(c) => Postgres::apply_stats(c, d).await,
@@ -420,6 +423,15 @@ impl<'a> Query<'a> {
     pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
         self.args.push(value.into());
         self
+    }
+
+    /// Runs the statement; when it touched no row, [`StoreError::NotFound`] (an update or delete of a row that is
+    /// not there, or not the caller's).
+    pub(crate) async fn execute_found<'e>(self, ex: impl Into<Ex<'e>>) -> Result<(), StoreError> {
+        match self.execute(ex).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     /// Runs the statement; returns the number of rows it changed.

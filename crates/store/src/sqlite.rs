@@ -11,17 +11,18 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use crate::delivery_rows::{delivery_init, outcome_effect};
 use crate::handoff::{InsertedBatch, LeasePlan, LeaseRequest, ReturnedLeases};
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::script::{Durability, Script, ScriptRows, Stmt, WriteTx};
-use crate::{NewMessage, NewRecipient, StoreOptions, delivery_init, outcome_effect};
+use crate::{NewMessage, NewRecipient, StoreOptions};
 
 use crate::warmup::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
 use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
-use crate::common::claimed_from_row;
-use crate::types::DeliveryState;
+use crate::deliveries::DeliveryState;
+use crate::delivery_rows::claimed_from_row;
 use crate::{AccountId, ClaimRequest, ClaimedDelivery, DeliveryOutcome, StoreError};
 
 impl crate::sql::Dialect for Sqlite {
@@ -55,8 +56,11 @@ impl crate::sql::Dialect for Sqlite {
         record_outcomes(pool, outcomes, retain_bodies).await
     }
 
-    async fn apply_stats(conn: &mut Self::Connection, d: &crate::stats::StatsDelta) -> Result<(), StoreError> {
-        crate::stats::apply_sqlite(conn, d).await
+    async fn apply_stats(
+        conn: &mut Self::Connection,
+        d: &crate::daily_statistics::StatsDelta,
+    ) -> Result<(), StoreError> {
+        crate::daily_statistics::apply_sqlite(conn, d).await
     }
 
     async fn claim_lane_with_warmup(
@@ -333,7 +337,7 @@ async fn record_outcomes_on(
                 .push_bind(o.at_ms)
                 .push_bind(o.result.message())
                 .push_bind(bounce_type.map(|b| b.as_str()));
-            crate::engage::push_initial_cb_state(&mut b, f.account_id);
+            crate::callbacks::push_initial_cb_state(&mut b, f.account_id);
         });
     }
     // Hard bounces blacklist their address; rows in outcome order, so the last of an address wins, as one
@@ -352,10 +356,10 @@ async fn record_outcomes_on(
                 .push_bind(o.at_ms)
                 .push_bind(o.result.message());
         });
-        tx.sql().push(crate::suppression::bounce_blacklist_refresh!());
+        tx.sql().push(crate::suppression::BOUNCE_BLACKLIST_REFRESH);
     }
 
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     let mut finished: BTreeMap<&str, i32> = BTreeMap::new();
     let mut final_recipients: Vec<(&str, &str)> = Vec::new();
     for &i in &order {
@@ -398,7 +402,7 @@ async fn record_outcomes_on(
         }
     }
     // Last and in key order (see `stats`).
-    crate::stats::push_sqlite(tx.script(), &delta);
+    crate::daily_statistics::push_sqlite(tx.script(), &delta);
     tx.commit().await?;
     Ok(())
 }
@@ -479,9 +483,9 @@ pub(crate) async fn insert_batch(
         .map(|((m, _), _)| m)
         .collect();
     let plan = lease.map(|l| l.plan(&refusals));
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     let leases = push_rows(tx.script(), &admitted, retain_bodies, &mut delta, plan.as_ref());
-    crate::stats::push_sqlite(tx.script(), &delta);
+    crate::daily_statistics::push_sqlite(tx.script(), &delta);
     let mut rows = tx.commit().await?;
     let ids = leases.ids(&mut rows, &admitted)?;
     Ok(InsertedBatch::new(refusals, ids))
@@ -598,11 +602,11 @@ pub(crate) async fn insert_messages(
     msgs: &[NewMessage],
     retain_bodies: bool,
 ) -> Result<(), crate::StoreError> {
-    let mut delta = crate::stats::StatsDelta::default();
+    let mut delta = crate::daily_statistics::StatsDelta::default();
     let msgs: Vec<&NewMessage> = msgs.iter().collect();
     let mut script = Script::default();
     push_rows(&mut script, &msgs, retain_bodies, &mut delta, None);
-    crate::stats::push_sqlite(&mut script, &delta);
+    crate::daily_statistics::push_sqlite(&mut script, &delta);
     script.run(conn).await.map(|_| ())
 }
 
@@ -641,7 +645,7 @@ fn push_rows<'m>(
     script: &mut Script,
     msgs: &[&'m NewMessage],
     retain_bodies: bool,
-    delta: &mut crate::stats::StatsDelta,
+    delta: &mut crate::daily_statistics::StatsDelta,
     plan: Option<&LeasePlan<'_>>,
 ) -> PendingLeases<'m> {
     let mut pending = PendingLeases {
@@ -666,7 +670,7 @@ fn push_rows<'m>(
                 .push_bind(m.request_ms)
                 .push_bind(m.not_before_ms)
                 .push_bind(m.expires_ms)
-                .push_bind(crate::open_count(m))
+                .push_bind(crate::delivery_rows::open_count(m))
                 .push_bind(m.template_id);
         });
     }
@@ -674,7 +678,7 @@ fn push_rows<'m>(
     let with_body: Vec<&NewMessage> = msgs
         .iter()
         .copied()
-        .filter(|m| retain_bodies || crate::open_count(m) > 0)
+        .filter(|m| retain_bodies || crate::delivery_rows::open_count(m) > 0)
         .collect();
     let mut start = 0;
     while start < with_body.len() {
@@ -696,7 +700,7 @@ fn push_rows<'m>(
     // (message index, recipient, sender domain, lease expiry when leased at insert)
     let mut deliveries: Vec<(usize, &NewRecipient, String, Option<i64>)> = Vec::new();
     for (i, &m) in msgs.iter().enumerate() {
-        let sender_domain = crate::sender_domain(m);
+        let sender_domain = crate::delivery_rows::sender_domain(m);
         let lease_until = plan.and_then(|p| p.lease_until(i, m));
         for r in &m.recipients {
             let leased = lease_until.filter(|_| r.send_status == 0);
@@ -766,7 +770,7 @@ fn push_rows<'m>(
                 .push_bind(mailpush_model::EventKind::Dropped.id())
                 .push_bind(m.request_ms)
                 .push_bind(delivery_init(m, r).deliver_message);
-            crate::engage::push_initial_cb_state(&mut b, m.account_id);
+            crate::callbacks::push_initial_cb_state(&mut b, m.account_id);
         });
     }
     pending.deliveries = deliveries

@@ -1,29 +1,29 @@
 //! Suppression (migration 0007): the global bounce blacklist, fed by hard bounces in the same transaction as
-//! the outcome, and each account's custom blacklist. Admission asks [`Store::blacklisted`] once per request.
+//! the outcome, and each account's custom blacklist. Admission asks [`Suppression::blacklisted`] once per request.
 //!
 //! The global list keeps one row per (address, account whose mail bounced): admission matches the address across
 //! all accounts, while `ListBlackEmailAddress` / `DeleteBlackList` only see the caller's own rows (an account
 //! never learns another account's recipients, nor lifts a block another account's bounce caused).
 
+use std::sync::LazyLock;
+
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{builder, query};
+use crate::sql::{Pool, builder, query};
 use crate::{AccountId, Store, StoreError};
 
-/// What a blacklist insert does when the (address, account) row exists: refresh it. A macro, so that every
-/// form of the insert (one row, multi-row, UNNEST) is one `concat!` of literals with the same clause.
-macro_rules! bounce_blacklist_refresh {
-    () => {
-        " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, reason = excluded.reason"
-    };
-}
-pub(crate) use bounce_blacklist_refresh;
+/// What a blacklist insert does when the (address, account) row exists: refresh it. Every form of the insert
+/// (one row, multi-row, UNNEST) ends with this one clause.
+pub(crate) const BOUNCE_BLACKLIST_REFRESH: &str =
+    " ON CONFLICT (address, account_id) DO UPDATE SET created_ms = excluded.created_ms, reason = excluded.reason";
 
 /// Inserts or refreshes a global blacklist row: `$1` address (normalized), `$2` account, `$3` time, `$4` reason.
-pub(crate) const UPSERT_BOUNCE_BLACKLIST: &str = concat!(
-    "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) VALUES ($1, $2, $3, $4)",
-    bounce_blacklist_refresh!()
-);
+pub(crate) static UPSERT_BOUNCE_BLACKLIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO bounce_blacklist (address, account_id, created_ms, reason) VALUES ($1, $2, $3, $4)\
+         {BOUNCE_BLACKLIST_REFRESH}"
+    )
+});
 
 /// The form addresses take in the blacklists: ASCII-lowercased (mailbox providers treat local parts
 /// case-insensitively in practice; over-matching a case variant is the safe side for suppression).
@@ -72,7 +72,7 @@ pub struct CustomBlacklistEntry {
     pub expire_ms: Option<i64>,
 }
 
-/// The admission-time lookups of one request's recipients ([`Store::recipient_screen`]).
+/// The admission-time lookups of one request's recipients ([`Suppression::recipient_screen`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RecipientScreenQuery<'a> {
     /// The sending account (custom blacklist and unsubscribes are per account).
@@ -109,44 +109,64 @@ pub enum CustomStatusFilter {
     All,
 }
 
+/// The suppression lists ([`Store::suppression`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Suppression<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Suppression: the bounce and custom blacklists, unsubscribes, the admission screen.
+    pub fn suppression(&self) -> Suppression<'_> {
+        Suppression { store: self }
+    }
+}
+
+impl Suppression<'_> {
     /// Which of `addresses` (normalized with [`normalize`]) are blocked for `account`: on the global bounce
     /// blacklist since `bounce_since_ms`, or on the account's custom blacklist and not expired at `now_ms`.
     /// One statement for the whole request.
     pub async fn blacklisted(
-        &self,
+        self,
         account: AccountId,
         addresses: &[String],
         bounce_since_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        self.guarded(async {
-            if addresses.is_empty() {
-                return Ok(Vec::new());
-            }
-            // One statement, both lists, each an index range lookup per address.
-            let mut qb = builder("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
-            qb.push_bind(bounce_since_ms).push(" AND address IN (");
-            qb.push_binds(addresses);
-            qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
-            qb.push_bind(account)
-                .push(" AND (expire_ms IS NULL OR expire_ms > ")
-                .push_bind(now_ms)
-                .push(") AND address IN (");
-            qb.push_binds(addresses);
-            qb.push(")");
-            qb.build().scalars(self.inner.db.reader()).await
-        })
-        .await
+        self.store
+            .guarded(async {
+                if addresses.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One statement, both lists, each an index range lookup per address.
+                let mut qb = builder("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
+                qb.push_bind(bounce_since_ms).push(" AND address IN (");
+                qb.push_binds(addresses);
+                qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
+                qb.push_bind(account)
+                    .push(" AND (expire_ms IS NULL OR expire_ms > ")
+                    .push_bind(now_ms)
+                    .push(") AND address IN (");
+                qb.push_binds(addresses);
+                qb.push(")");
+                qb.build().scalars(self.store.reader()).await
+            })
+            .await
     }
 
-    /// The blacklists ([`Store::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
+    /// The blacklists ([`Suppression::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
     /// single round trip, shared with the requests screened at the same moment (see `screen`).
-    pub async fn recipient_screen(&self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
+    pub async fn recipient_screen(self, q: RecipientScreenQuery<'_>) -> Result<RecipientScreen, StoreError> {
         if q.recipients.is_empty() {
             return Ok(RecipientScreen::default());
         }
-        self.guarded(self.inner.screens.screen(crate::screen::OwnedScreenQuery::from(&q)))
+        self.store
+            .guarded(
+                self.store
+                    .inner
+                    .screens
+                    .screen(crate::screen::OwnedScreenQuery::from(&q)),
+            )
             .await
     }
 
@@ -209,109 +229,113 @@ impl Store {
 
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.
     pub async fn add_bounce_blacklist(
-        &self,
+        self,
         account: AccountId,
         address: &str,
         at_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            let address = normalize(address);
-            query(UPSERT_BOUNCE_BLACKLIST)
-                .bind(&address)
-                .bind(account)
-                .bind(at_ms)
-                .bind(reason)
-                .execute(self.inner.db.writer())
-                .await?;
-            Ok(())
-        })
-        .await
+        self.store
+            .guarded(async {
+                let address = normalize(address);
+                query(UPSERT_BOUNCE_BLACKLIST.as_str())
+                    .bind(&address)
+                    .bind(account)
+                    .bind(at_ms)
+                    .bind(reason)
+                    .execute(self.store.writer())
+                    .await?;
+                Ok(())
+            })
+            .await
     }
 
     /// `ListBlackEmailAddress`: the account's global blacklist rows in a time range, newest first, and their total.
     pub async fn list_bounce_blacklist(
-        &self,
+        self,
         q: &BounceBlacklistQuery,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
-        self.guarded(async {
-            let reader = self.inner.db.reader();
-            let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
+        self.store
+            .guarded(async {
+                let reader = self.store.reader();
+                let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
                           AND ($4 = '' OR address = $4)";
-            let address = q.address.as_deref().unwrap_or_default();
-            let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                let address = q.address.as_deref().unwrap_or_default();
+                let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                    .bind(q.account_id)
+                    .bind(q.from_ms)
+                    .bind(q.to_ms)
+                    .bind(address)
+                    .scalar(reader)
+                    .await?;
+                let entries = query(AssertSqlSafe(format!(
+                    "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
+                )))
                 .bind(q.account_id)
                 .bind(q.from_ms)
                 .bind(q.to_ms)
                 .bind(address)
-                .scalar(reader)
+                .bind(q.limit)
+                .bind(q.offset)
+                .fetch_all(reader)
                 .await?;
-            let entries = query(AssertSqlSafe(format!(
-                "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
-            )))
-            .bind(q.account_id)
-            .bind(q.from_ms)
-            .bind(q.to_ms)
-            .bind(address)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(reader)
-            .await?;
-            Ok((entries, total))
-        })
-        .await
+                Ok((entries, total))
+            })
+            .await
     }
 
     /// `DeleteBlackList`: removes the account's global blacklist rows for these (normalized) addresses.
-    pub async fn delete_bounce_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        self.guarded(async {
-            if addresses.is_empty() {
-                return Ok(0);
-            }
-            let mut qb = builder("DELETE FROM bounce_blacklist WHERE account_id = ");
-            qb.push_bind(account).push(" AND address IN (");
-            qb.push_binds(addresses);
-            qb.push(")");
-            qb.build().execute(self.inner.db.writer()).await
-        })
-        .await
+    pub async fn delete_bounce_blacklist(self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
+        self.store
+            .guarded(async {
+                if addresses.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = builder("DELETE FROM bounce_blacklist WHERE account_id = ");
+                qb.push_bind(account).push(" AND address IN (");
+                qb.push_binds(addresses);
+                qb.push(")");
+                qb.build().execute(self.store.writer()).await
+            })
+            .await
     }
 
     /// `CreateCustomBlacklist`: adds addresses (normalized) to the account's list; returns how many were new
     /// (an address already listed is left as it is).
     pub async fn create_custom_blacklist(
-        &self,
+        self,
         account: AccountId,
         addresses: &[String],
         now_ms: i64,
         expire_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
-        self.guarded(async {
-            let mut inserted = 0;
-            let mut tx = self.inner.db.writer().begin().await?;
-            let mut conn = tx.conn();
-            for a in addresses {
-                inserted += query(
-                    "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
+        self.store
+            .guarded(async {
+                let mut inserted = 0;
+                let mut tx = self.store.writer().begin().await?;
+                let mut conn = tx.conn();
+                for a in addresses {
+                    inserted += query(
+                        "INSERT INTO custom_blacklist (account_id, address, created_ms, expire_ms) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, address) DO NOTHING",
-                )
-                .bind(account)
-                .bind(a)
-                .bind(now_ms)
-                .bind(expire_ms)
-                .execute(&mut conn)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(inserted)
-        })
-        .await
+                    )
+                    .bind(account)
+                    .bind(a)
+                    .bind(now_ms)
+                    .bind(expire_ms)
+                    .execute(&mut conn)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            })
+            .await
     }
 
     /// `ListCustomBlacklist`: the account's rows by id, and their total.
     #[allow(clippy::too_many_arguments)]
     pub async fn list_custom_blacklist(
-        &self,
+        self,
         account: AccountId,
         status: CustomStatusFilter,
         address: Option<&str>,
@@ -319,92 +343,124 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
-        self.guarded(async {
-            let reader = self.inner.db.reader();
-            let state = match status {
-                CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
-                CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
-                CustomStatusFilter::All => "$2 = $2",
-            };
-            let filter =
-                format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
-            let address = address.unwrap_or("");
-            let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+        self.store
+            .guarded(async {
+                let reader = self.store.reader();
+                let state = match status {
+                    CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
+                    CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
+                    CustomStatusFilter::All => "$2 = $2",
+                };
+                let filter =
+                    format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
+                let address = address.unwrap_or("");
+                let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+                    .bind(account)
+                    .bind(now_ms)
+                    .bind(address)
+                    .scalar(reader)
+                    .await?;
+                let entries = query(AssertSqlSafe(format!(
+                    "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
+                )))
                 .bind(account)
                 .bind(now_ms)
                 .bind(address)
-                .scalar(reader)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(reader)
                 .await?;
-            let entries = query(AssertSqlSafe(format!(
-                "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
-            )))
-            .bind(account)
-            .bind(now_ms)
-            .bind(address)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(reader)
-            .await?;
-            Ok((entries, total))
-        })
-        .await
+                Ok((entries, total))
+            })
+            .await
     }
 
     /// `UpdateCustomBlackList`: changes one of the account's rows; [`StoreError::NotFound`] if it has no such id,
     /// [`StoreError::Conflict`] if the new address is already listed.
     pub async fn update_custom_blacklist(
-        &self,
+        self,
         account: AccountId,
         id: i64,
         address: &str,
         expire_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            let changed =
+        self.store
+            .guarded(async {
                 query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
                     .bind(address)
                     .bind(expire_ms)
                     .bind(id)
                     .bind(account)
-                    .execute(self.inner.db.writer())
-                    .await?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
-        .await
+                    .execute_found(self.store.writer())
+                    .await
+            })
+            .await
     }
 
     /// `DeleteCustomBlackList`: removes these (normalized) addresses from the account's list.
-    pub async fn delete_custom_blacklist(&self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        self.guarded(async {
-            if addresses.is_empty() {
-                return Ok(0);
-            }
-            let mut qb = builder("DELETE FROM custom_blacklist WHERE account_id = ");
-            qb.push_bind(account).push(" AND address IN (");
-            qb.push_binds(addresses);
-            qb.push(")");
-            qb.build().execute(self.inner.db.writer()).await
-        })
-        .await
+    pub async fn delete_custom_blacklist(self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
+        self.store
+            .guarded(async {
+                if addresses.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = builder("DELETE FROM custom_blacklist WHERE account_id = ");
+                qb.push_bind(account).push(" AND address IN (");
+                qb.push_binds(addresses);
+                qb.push(")");
+                qb.build().execute(self.store.writer()).await
+            })
+            .await
     }
 
     /// For auto-suspend: `(blacklist hits, recipients)` of the account's requests since `since_ms`, where a hit
     /// is a recipient refused at admission with SendStatus 1007.
-    pub async fn blacklist_hits(&self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
-        self.guarded(async {
-            let (sends, hits): (i64, i64) = query(
+    pub async fn blacklist_hits(self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
+        self.store
+            .guarded(async {
+                let (sends, hits): (i64, i64) = query(
                 "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
                  FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
             )
             .bind(account)
             .bind(since_ms)
-            .fetch_one(self.inner.db.reader())
+            .fetch_one(self.store.reader())
             .await?;
-            Ok((hits, sends))
-        })
-        .await
+                Ok((hits, sends))
+            })
+            .await
     }
+
+    /// Records that `recipient` unsubscribed from mail of `domain` (the account's sending domain); `true` if new.
+    pub async fn unsubscribe(
+        self,
+        account: AccountId,
+        domain: &str,
+        recipient: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .guarded(unsubscribe(self.store.writer(), account, domain, recipient, at_ms))
+            .await
+    }
+}
+
+async fn unsubscribe(
+    pool: Pool<'_>,
+    account: AccountId,
+    domain: &str,
+    recipient: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = query(
+        "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account)
+    .bind(domain)
+    .bind(recipient)
+    .bind(at_ms)
+    .execute(pool)
+    .await?;
+    Ok(inserted > 0)
 }

@@ -151,35 +151,46 @@ const SUMMARY_COLUMNS: &str = "id, account_id, name, category, status, review_re
 const FULL_COLUMNS: &str =
     "id, account_id, name, category, html, text, status, review_reason, version, created_ms, updated_ms";
 
+/// Templates and the accounts' content permissions ([`Store::templates`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Templates<'a> {
+    pub(crate) store: &'a Store,
+}
+
 impl Store {
+    /// Templates: create, edit, review, list; the accounts' content policy.
+    pub fn templates(&self) -> Templates<'_> {
+        Templates { store: self }
+    }
+}
+
+impl Templates<'_> {
     // ---- account permissions ----
 
     /// The account's content permissions; `None` if there is no such account.
-    pub async fn account_policy(&self, account: AccountId) -> Result<Option<AccountPolicy>, StoreError> {
-        self.guarded(async {
-            query("SELECT allow_simple_content, allow_links FROM accounts WHERE id = $1")
-                .bind(account)
-                .fetch_optional(self.inner.db.reader())
-                .await
-        })
-        .await
+    pub async fn account_policy(self, account: AccountId) -> Result<Option<AccountPolicy>, StoreError> {
+        self.store
+            .guarded(async {
+                query("SELECT allow_simple_content, allow_links FROM accounts WHERE id = $1")
+                    .bind(account)
+                    .fetch_optional(self.store.reader())
+                    .await
+            })
+            .await
     }
 
     /// Replaces the account's content permissions; [`StoreError::NotFound`] if there is no such account.
-    pub async fn set_account_policy(&self, account: AccountId, policy: AccountPolicy) -> Result<(), StoreError> {
-        self.guarded(async {
-            let changed = query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
-                .bind(policy.allow_simple_content)
-                .bind(policy.allow_links)
-                .bind(account)
-                .execute(self.inner.db.writer())
-                .await?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
-        .await
+    pub async fn set_account_policy(self, account: AccountId, policy: AccountPolicy) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
+                    .bind(policy.allow_simple_content)
+                    .bind(policy.allow_links)
+                    .bind(account)
+                    .execute_found(self.store.writer())
+                    .await
+            })
+            .await
     }
 
     // ---- templates (scoped by account) ----
@@ -188,206 +199,211 @@ impl Store {
     /// (`Ok(None)`). The count and the insert happen under one lock per account, so concurrent creates never
     /// exceed the limit. An unknown account is [`StoreError::Invalid`].
     pub async fn create_template(
-        &self,
+        self,
         template: NewTemplate,
         max_per_account: i64,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        self.guarded(async {
-            let t = &template;
-            let mut tx = self.inner.db.writer().begin_write().await?;
-            let mut conn = tx.conn();
-            // Serialises creates per account (SQLite: the write transaction already does).
-            let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
-            let account: Option<i64> = query(AssertSqlSafe(lock))
-                .bind(t.account_id)
-                .scalar_optional(&mut conn)
-                .await?;
-            if account.is_none() {
-                return Err(StoreError::Invalid(format!("no account {}", t.account_id)));
-            }
-            let count: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
-                .bind(t.account_id)
-                .scalar(&mut conn)
-                .await?;
-            if count >= max_per_account {
-                return Ok(None);
-            }
-            let stored = query(AssertSqlSafe(format!(
-                "INSERT INTO templates (account_id, name, category, html, text, status, review_reason, version, \
+        self.store
+            .guarded(async {
+                let t = &template;
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                // Serialises creates per account (SQLite: the write transaction already does).
+                let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
+                let account: Option<i64> = query(AssertSqlSafe(lock))
+                    .bind(t.account_id)
+                    .scalar_optional(&mut conn)
+                    .await?;
+                if account.is_none() {
+                    return Err(StoreError::Invalid(format!("no account {}", t.account_id)));
+                }
+                let count: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
+                    .bind(t.account_id)
+                    .scalar(&mut conn)
+                    .await?;
+                if count >= max_per_account {
+                    return Ok(None);
+                }
+                let stored = query(AssertSqlSafe(format!(
+                    "INSERT INTO templates (account_id, name, category, html, text, status, review_reason, version, \
                  created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) RETURNING {FULL_COLUMNS}"
-            )))
-            .bind(t.account_id)
-            .bind(&t.name)
-            .bind(&t.category)
-            .bind(t.html.as_deref())
-            .bind(t.text.as_deref())
-            .bind(t.status)
-            .bind(&t.review_reason)
-            .bind(t.now_ms)
-            .fetch_one(&mut conn)
-            .await?;
-            tx.commit().await?;
-            Ok(Some(stored))
-        })
-        .await
+                )))
+                .bind(t.account_id)
+                .bind(&t.name)
+                .bind(&t.category)
+                .bind(t.html.as_deref())
+                .bind(t.text.as_deref())
+                .bind(t.status)
+                .bind(&t.review_reason)
+                .bind(t.now_ms)
+                .fetch_one(&mut conn)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(stored))
+            })
+            .await
     }
 
     /// Replaces an account's template content and review state and increments its version; `None` if the
     /// account has no template with this id.
     pub async fn update_template(
-        &self,
+        self,
         account: AccountId,
         id: TemplateId,
         update: TemplateUpdate,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        self.guarded(async {
-            let u = &update;
-            query(AssertSqlSafe(format!(
-                "UPDATE templates SET name = $1, category = $2, html = $3, text = $4, status = $5, \
+        self.store
+            .guarded(async {
+                let u = &update;
+                query(AssertSqlSafe(format!(
+                    "UPDATE templates SET name = $1, category = $2, html = $3, text = $4, status = $5, \
                  review_reason = $6, version = version + 1, updated_ms = $7 \
                  WHERE id = $8 AND account_id = $9 RETURNING {FULL_COLUMNS}"
-            )))
-            .bind(&u.name)
-            .bind(&u.category)
-            .bind(u.html.as_deref())
-            .bind(u.text.as_deref())
-            .bind(u.status)
-            .bind(&u.review_reason)
-            .bind(u.now_ms)
-            .bind(id)
-            .bind(account)
-            .fetch_optional(self.inner.db.writer())
+                )))
+                .bind(&u.name)
+                .bind(&u.category)
+                .bind(u.html.as_deref())
+                .bind(u.text.as_deref())
+                .bind(u.status)
+                .bind(&u.review_reason)
+                .bind(u.now_ms)
+                .bind(id)
+                .bind(account)
+                .fetch_optional(self.store.writer())
+                .await
+            })
             .await
-        })
-        .await
     }
 
     /// One of the account's templates, with content.
-    pub async fn template(&self, account: AccountId, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        self.guarded(async {
-            query(AssertSqlSafe(format!(
-                "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
-            )))
-            .bind(id)
-            .bind(account)
-            .fetch_optional(self.inner.db.reader())
+    pub async fn template(self, account: AccountId, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
+        self.store
+            .guarded(async {
+                query(AssertSqlSafe(format!(
+                    "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
+                )))
+                .bind(id)
+                .bind(account)
+                .fetch_optional(self.store.reader())
+                .await
+            })
             .await
-        })
-        .await
     }
 
     /// One of the account's templates without its content: status and version, for the send path (the
     /// compiled content usually comes from a cache keyed by id and version).
     pub async fn template_summary(
-        &self,
+        self,
         account: AccountId,
         id: TemplateId,
     ) -> Result<Option<TemplateSummary>, StoreError> {
-        self.guarded(async {
-            query(AssertSqlSafe(format!(
-                "SELECT {SUMMARY_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
-            )))
-            .bind(id)
-            .bind(account)
-            .fetch_optional(self.inner.db.reader())
+        self.store
+            .guarded(async {
+                query(AssertSqlSafe(format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
+                )))
+                .bind(id)
+                .bind(account)
+                .fetch_optional(self.store.reader())
+                .await
+            })
             .await
-        })
-        .await
     }
 
     /// A page of the account's templates, newest first, and their total count.
-    pub async fn list_templates(
-        &self,
-        account: AccountId,
-        offset: i64,
-        limit: i64,
-    ) -> Result<TemplatePage, StoreError> {
-        self.guarded(async {
-            let reader = self.inner.db.reader();
-            let total: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
+    pub async fn list_templates(self, account: AccountId, offset: i64, limit: i64) -> Result<TemplatePage, StoreError> {
+        self.store
+            .guarded(async {
+                let reader = self.store.reader();
+                let total: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
+                    .bind(account)
+                    .scalar(reader)
+                    .await?;
+                let templates = query(AssertSqlSafe(format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM templates WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+                )))
                 .bind(account)
-                .scalar(reader)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(reader)
                 .await?;
-            let templates = query(AssertSqlSafe(format!(
-                "SELECT {SUMMARY_COLUMNS} FROM templates WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-            )))
-            .bind(account)
-            .bind(limit.max(0))
-            .bind(offset.max(0))
-            .fetch_all(reader)
-            .await?;
-            Ok(TemplatePage { templates, total })
-        })
-        .await
+                Ok(TemplatePage { templates, total })
+            })
+            .await
     }
 
     /// Deletes one of the account's templates; `false` if it has none with this id.
-    pub async fn delete_template(&self, account: AccountId, id: TemplateId) -> Result<bool, StoreError> {
-        self.guarded(async {
-            let deleted = query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(account)
-                .execute(self.inner.db.writer())
-                .await?;
-            Ok(deleted > 0)
-        })
-        .await
+    pub async fn delete_template(self, account: AccountId, id: TemplateId) -> Result<bool, StoreError> {
+        self.store
+            .guarded(async {
+                let deleted = query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
+                    .bind(id)
+                    .bind(account)
+                    .execute(self.store.writer())
+                    .await?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 
     // ---- operator (spans accounts) ----
 
     /// Any account's template by id (operator CLI).
-    pub async fn admin_template(&self, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        self.guarded(async {
-            query(AssertSqlSafe(format!(
-                "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(self.inner.db.reader())
+    pub async fn admin_template(self, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
+        self.store
+            .guarded(async {
+                query(AssertSqlSafe(format!(
+                    "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(self.store.reader())
+                .await
+            })
             .await
-        })
-        .await
     }
 
     /// Every account's templates, optionally only those in `status`, by id (operator CLI).
     pub async fn admin_list_templates(
-        &self,
+        self,
         status: Option<TemplateStatus>,
     ) -> Result<Vec<TemplateSummary>, StoreError> {
-        self.guarded(async {
-            let q = match status {
-                Some(s) => query(AssertSqlSafe(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM templates WHERE status = $1 ORDER BY id"
-                )))
-                .bind(s),
-                None => query(AssertSqlSafe(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
-                ))),
-            };
-            q.fetch_all(self.inner.db.reader()).await
-        })
-        .await
+        self.store
+            .guarded(async {
+                let q = match status {
+                    Some(s) => query(AssertSqlSafe(format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM templates WHERE status = $1 ORDER BY id"
+                    )))
+                    .bind(s),
+                    None => query(AssertSqlSafe(format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
+                    ))),
+                };
+                q.fetch_all(self.store.reader()).await
+            })
+            .await
     }
 
     /// Sets a template's review state if its content is still at `version` (so an operator never approves
     /// content edited after they looked at it). Returns whether it was applied.
     pub async fn admin_set_template_review(
-        &self,
+        self,
         id: TemplateId,
         version: i64,
         status: TemplateStatus,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        self.guarded(async {
-            let changed = query("UPDATE templates SET status = $1, review_reason = $2 WHERE id = $3 AND version = $4")
-                .bind(status)
-                .bind(reason)
-                .bind(id)
-                .bind(version)
-                .execute(self.inner.db.writer())
-                .await?;
-            Ok(changed > 0)
-        })
-        .await
+        self.store
+            .guarded(async {
+                let changed =
+                    query("UPDATE templates SET status = $1, review_reason = $2 WHERE id = $3 AND version = $4")
+                        .bind(status)
+                        .bind(reason)
+                        .bind(id)
+                        .bind(version)
+                        .execute(self.store.writer())
+                        .await?;
+                Ok(changed > 0)
+            })
+            .await
     }
 }

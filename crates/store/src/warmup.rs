@@ -1,7 +1,7 @@
 //! Warm-up of sending domains, enforced where deliveries are claimed, and the per-domain figures the
 //! reputation-level evaluation reads.
 //!
-//! # The claim with warm-up ([`crate::Store::claim_with_warmup`])
+//! # The claim with warm-up ([`crate::Warmup::claim_with_warmup`])
 //! Each (account, sending domain) has a `domain_warmup` row: its first sending day and how many deliveries used
 //! the allowance of the current UTC day. One claim transaction, per lane (trigger lane 0 first):
 //! 1. picks up to 4 × the wanted number of due deliveries in (due time, id) order — id order is acceptance
@@ -27,7 +27,7 @@ use mailpush_model::clock::{DAY_MS, date_of, day_start};
 use sqlx::{Postgres, Sqlite};
 
 use crate::sql::{Dialect, Pool, query};
-use crate::{AccountId, StoreError};
+use crate::{AccountId, Store, StoreError};
 
 /// A warm-up ramp as the claim applies it: the allowance of each day since a domain's first sending day (index 0
 /// = that day); after the last day, unlimited. Core builds it from `mailpush_warmup::WarmupPlan`.
@@ -340,79 +340,96 @@ async fn change_domain_level(
     Ok(done > 0)
 }
 
-impl crate::Store {
-    /// [`crate::Store::claim`] with warm-up: leases at most each sending domain's allowance of the day (counted per
+/// Domain warm-up and reputation state ([`Store::warmup`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Warmup<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Warm-up: the warm-up claim, per-domain counters and levels.
+    pub fn warmup(&self) -> Warmup<'_> {
+        Warmup { store: self }
+    }
+}
+
+impl Warmup<'_> {
+    /// [`crate::Queue::claim`] with warm-up: leases at most each sending domain's allowance of the day (counted per
     /// (account, domain, UTC day) inside the claim transaction, so several workers sharing the database never
     /// exceed it together) and holds the rest until the next UTC midnight, in acceptance order. Trigger lane first.
     /// See the module docs of `warmup.rs`.
     pub async fn claim_with_warmup(
-        &self,
+        self,
         r: &crate::ClaimRequest,
         ramp: &WarmupRamp,
     ) -> Result<Vec<crate::ClaimedDelivery>, crate::StoreError> {
-        self.guarded(async {
-            let mut out = Vec::new();
-            if r.limit == 0 {
-                return Ok(out);
-            }
-            let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
-            for lane in crate::LANES {
-                let want = r.limit.saturating_sub(out.len());
-                if want == 0 {
-                    break;
+        self.store
+            .guarded(async {
+                let mut out = Vec::new();
+                if r.limit == 0 {
+                    return Ok(out);
                 }
-                let want = i64::try_from(want).unwrap_or(i64::MAX);
-                let got = match self.inner.db.writer() {
-                    Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
-                    Pool::Postgres(p) => Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
-                };
-                out.extend(got);
-            }
-            Ok(out)
-        })
-        .await
+                let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
+                for lane in crate::LANES {
+                    let want = r.limit.saturating_sub(out.len());
+                    if want == 0 {
+                        break;
+                    }
+                    let want = i64::try_from(want).unwrap_or(i64::MAX);
+                    let got = match self.store.writer() {
+                        Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
+                        Pool::Postgres(p) => {
+                            Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
+                        }
+                    };
+                    out.extend(got);
+                }
+                Ok(out)
+            })
+            .await
     }
 
     /// The account's sending domains' warm-up rows (first sending day, today's count), by domain.
-    pub async fn domain_warmup(&self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
-        self.guarded(async { domain_warmup(self.inner.db.reader(), account).await })
-            .await
+    pub async fn domain_warmup(self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
+        self.store.guarded(domain_warmup(self.store.reader(), account)).await
     }
 
     /// Deliveries of the account held for warm-up, per sending domain.
-    pub async fn held_by_domain(&self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.guarded(async { held_by_domain(self.inner.db.reader(), account).await })
-            .await
+    pub async fn held_by_domain(self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
+        self.store.guarded(held_by_domain(self.store.reader(), account)).await
     }
 
     /// Recipients the account admitted per sending domain with request time in `[from_ms, to_ms)`.
     pub async fn domain_volume(
-        &self,
+        self,
         account: crate::AccountId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.guarded(async { domain_volume(self.inner.db.reader(), account, from_ms, to_ms).await })
+        self.store
+            .guarded(domain_volume(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
     /// Delivered / bounced / bad-address / complaint counts per sending domain from the event log, `[from_ms, to_ms)`.
     pub async fn domain_outcomes(
-        &self,
+        self,
         account: crate::AccountId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<DomainOutcomes>, crate::StoreError> {
-        self.guarded(async { domain_outcomes(self.inner.db.reader(), account, from_ms, to_ms).await })
+        self.store
+            .guarded(domain_outcomes(self.store.reader(), account, from_ms, to_ms))
             .await
     }
 
     /// `(domain, level, evaluated_day_ms)` of the account's recorded reputation rows.
     pub async fn domain_reputation_state(
-        &self,
+        self,
         account: crate::AccountId,
     ) -> Result<Vec<(String, i64, i64)>, crate::StoreError> {
-        self.guarded(async { domain_reputation_state(self.inner.db.reader(), account).await })
+        self.store
+            .guarded(domain_reputation_state(self.store.reader(), account))
             .await
     }
 
@@ -420,7 +437,7 @@ impl crate::Store {
     /// `evaluated_day = Some(day)`, only if that day was not evaluated yet (and marks it). True if this call changed
     /// the row, so of several workers evaluating at once exactly one acts.
     pub async fn change_domain_level(
-        &self,
+        self,
         account: crate::AccountId,
         domain: &str,
         expected: i64,
@@ -428,19 +445,20 @@ impl crate::Store {
         at_ms: i64,
         evaluated_day: Option<i64>,
     ) -> Result<bool, crate::StoreError> {
-        self.guarded(async {
-            change_domain_level(
-                self.inner.db.writer(),
-                account,
-                domain,
-                expected,
-                level,
-                at_ms,
-                evaluated_day,
-            )
+        self.store
+            .guarded(async {
+                change_domain_level(
+                    self.store.writer(),
+                    account,
+                    domain,
+                    expected,
+                    level,
+                    at_ms,
+                    evaluated_day,
+                )
+                .await
+            })
             .await
-        })
-        .await
     }
 }
 

@@ -4,8 +4,8 @@
 use mailpush_model::{MessageId, RecipientKind};
 use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
-    Account, AddDetailsRefusal, DetailQuery, NewAccount, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask,
-    Store, TaskChunk, TaskQuery, TaskRunUpdate,
+    Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, Store,
+    TaskChunk, TaskQuery, TaskRunUpdate,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -21,16 +21,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn detail(email: &str, invalid: bool) -> NewReceiverDetail {
@@ -88,29 +79,41 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let r = store
+        .batch()
         .create_receiver(a.id, "list", "", T0, 2)
         .await
         .expect("create")
         .expect("created");
     assert_eq!(
-        store.create_receiver(a.id, "list", "", T0, 2).await.expect("dup"),
+        store
+            .batch()
+            .create_receiver(a.id, "list", "", T0, 2)
+            .await
+            .expect("dup"),
         Err(true)
     );
     store
+        .batch()
         .create_receiver(b.id, "list", "", T0, 2)
         .await
         .expect("other account")
         .expect("same name ok");
     store
+        .batch()
         .create_receiver(a.id, "two", "", T0, 2)
         .await
         .expect("second")
         .expect("created");
     assert_eq!(
-        store.create_receiver(a.id, "three", "", T0, 2).await.expect("limit"),
+        store
+            .batch()
+            .create_receiver(a.id, "three", "", T0, 2)
+            .await
+            .expect("limit"),
         Err(false)
     );
     let out = store
+        .batch()
         .add_receiver_details(
             a.id,
             r.id,
@@ -127,16 +130,17 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
         .expect("add")
         .expect("added");
     assert_eq!((out.valid, out.invalid, out.repeated), (2, 1, 1));
-    let row = store.receiver(a.id, r.id).await.expect("get").expect("exists");
+    let row = store.batch().receiver(a.id, r.id).await.expect("get").expect("exists");
     assert_eq!(
         (row.valid_count, row.invalid_count, row.status),
         (2, 1, ReceiverStatus::Done)
     );
     assert!(
-        store.receiver(b.id, r.id).await.expect("get").is_none(),
+        store.batch().receiver(b.id, r.id).await.expect("get").is_none(),
         "scoped by account"
     );
     let refused = store
+        .batch()
         .add_receiver_details(b.id, r.id, &[detail("z@example.org", false)], 10, T0)
         .await
         .expect("add");
@@ -144,12 +148,14 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let many: Vec<_> = (0..8).map(|i| detail(&format!("m{i}@example.org"), false)).collect();
     assert_eq!(
         store
+            .batch()
             .add_receiver_details(a.id, r.id, &many, 10, T0)
             .await
             .expect("add"),
         Err(AddDetailsRefusal::TooMany(3))
     );
     let page = store
+        .batch()
         .list_receiver_details(&DetailQuery {
             account_id: a.id,
             receiver_id: r.id,
@@ -161,22 +167,35 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
         .await
         .expect("details");
     assert_eq!((page.total, page.valid, page.invalid), (2, 2, 0));
-    let (total, rows) = store.list_receivers(a.id, None, Some("li"), 0, 10).await.expect("list");
+    let (total, rows) = store
+        .batch()
+        .list_receivers(a.id, None, Some("li"), 0, 10)
+        .await
+        .expect("list");
     assert_eq!((total, rows.len()), (1, 1));
-    let walk = store.receiver_walk(r.id, 0, 10).await.expect("walk");
+    let walk = store.batch().receiver_walk(r.id, 0, 10).await.expect("walk");
     assert_eq!(walk.len(), 2, "only valid addresses are walked");
-    assert_eq!(store.count_receiver_after(r.id, walk[0].id).await.expect("count"), 1);
+    assert_eq!(
+        store
+            .batch()
+            .count_receiver_after(r.id, walk[0].id)
+            .await
+            .expect("count"),
+        1
+    );
 }
 
 async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let r = store
+        .batch()
         .create_receiver(a.id, "list", "", T0, 10)
         .await
         .expect("create")
         .expect("created");
     store
+        .batch()
         .add_receiver_details(
             a.id,
             r.id,
@@ -188,11 +207,12 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         .expect("add")
         .expect("added");
     let id = store
+        .batch()
         .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
         .await
         .expect("task")
         .expect("created");
-    let walk = store.receiver_walk(r.id, 0, 10).await.expect("walk");
+    let walk = store.batch().receiver_walk(r.id, 0, 10).await.expect("walk");
     let chunk = TaskChunk {
         task_id: id,
         expected_cursor: 0,
@@ -202,20 +222,20 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         skipped: 0,
         now_ms: T0,
     };
-    assert!(store.feed_task_chunk(&chunk).await.expect("feed"));
+    assert!(store.batch().feed_task_chunk(&chunk).await.expect("feed"));
     // A second runner that read the same cursor cannot feed the same chunk again.
     let again = TaskChunk {
         messages: vec![message(a.id, "u1@example.org")],
         ..chunk.clone()
     };
-    assert!(!store.feed_task_chunk(&again).await.expect("feed again"));
+    assert!(!store.batch().feed_task_chunk(&again).await.expect("feed again"));
     assert_eq!(
-        store.count_requests(a.id, T0, T0 + 1).await.expect("count"),
+        store.batch().count_requests(a.id, T0, T0 + 1).await.expect("count"),
         1,
         "nothing written twice"
     );
-    assert_eq!(store.open_deliveries(a.id).await.expect("open"), 1);
-    let t = store.send_task(id).await.expect("get").expect("exists");
+    assert_eq!(store.batch().open_deliveries(a.id).await.expect("open"), 1);
+    let t = store.batch().send_task(id).await.expect("get").expect("exists");
     assert_eq!((t.cursor, t.send_count), (walk[0].id, 1));
     // Status changes are guarded by the cursor too.
     let u = TaskRunUpdate {
@@ -230,14 +250,15 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         next_run_ms: T0,
         now_ms: T0,
     };
-    assert!(!store.update_task_run(&u).await.expect("stale update"));
+    assert!(!store.batch().update_task_run(&u).await.expect("stale update"));
     let u = TaskRunUpdate {
         expected_cursor: walk[0].id,
         cursor: walk[0].id,
         ..u
     };
-    assert!(store.update_task_run(&u).await.expect("update"));
+    assert!(store.batch().update_task_run(&u).await.expect("update"));
     let (total, rows) = store
+        .batch()
         .list_send_tasks(&TaskQuery {
             account_id: a.id,
             status: Some(TaskStatus::Paused.code()),
@@ -250,21 +271,34 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     assert_eq!(total, 1);
     assert_eq!((rows[0].cache_count, rows[0].receivers_name.as_str()), (1, "list"));
     // Leases: one runner at a time.
-    assert!(store.lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
-    assert!(!store.lease_task(id, "r2", T0 + 50, T0 + 150).await.expect("held"));
+    assert!(store.batch().lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
+    assert!(
+        !store
+            .batch()
+            .lease_task(id, "r2", T0 + 50, T0 + 150)
+            .await
+            .expect("held")
+    );
     assert!(
         store
+            .batch()
             .runnable_tasks(T0 + 50, "r2", 10)
             .await
             .expect("runnable")
             .is_empty()
     );
     assert_eq!(
-        store.runnable_tasks(T0 + 50, "r1", 10).await.expect("runnable").len(),
+        store
+            .batch()
+            .runnable_tasks(T0 + 50, "r1", 10)
+            .await
+            .expect("runnable")
+            .len(),
         1
     );
     assert!(
         store
+            .batch()
             .lease_task(id, "r2", T0 + 100, T0 + 200)
             .await
             .expect("expired lease taken over")
@@ -275,21 +309,27 @@ async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let r = store
+        .batch()
         .create_receiver(a.id, "list", "", T0, 10)
         .await
         .expect("create")
         .expect("created");
     store
+        .batch()
         .add_receiver_details(a.id, r.id, &[detail("u1@example.org", false)], 10, T0)
         .await
         .expect("add")
         .expect("added");
     let id = store
+        .batch()
         .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
         .await
         .expect("task")
         .expect("created");
-    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("delete"), Err(true));
+    assert_eq!(
+        store.batch().delete_receiver(a.id, r.id).await.expect("delete"),
+        Err(true)
+    );
     let u = TaskRunUpdate {
         task_id: id,
         expected_cursor: 0,
@@ -302,8 +342,11 @@ async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
         next_run_ms: T0,
         now_ms: T0,
     };
-    assert!(store.update_task_run(&u).await.expect("done"));
-    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("delete"), Ok(()));
-    assert_eq!(store.delete_receiver(a.id, r.id).await.expect("again"), Err(false));
-    assert!(store.receiver_walk(r.id, 0, 10).await.expect("walk").is_empty());
+    assert!(store.batch().update_task_run(&u).await.expect("done"));
+    assert_eq!(store.batch().delete_receiver(a.id, r.id).await.expect("delete"), Ok(()));
+    assert_eq!(
+        store.batch().delete_receiver(a.id, r.id).await.expect("again"),
+        Err(false)
+    );
+    assert!(store.batch().receiver_walk(r.id, 0, 10).await.expect("walk").is_empty());
 }

@@ -16,7 +16,7 @@ const HOUR: i64 = 3_600_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, claim};
 
 conformance!(
     accounts,
@@ -53,6 +53,7 @@ fn new_account(name: &str, secret_id: &str) -> NewAccount {
 
 async fn account(store: &Store, name: &str) -> Account {
     store
+        .accounts()
         .create_account(new_account(name, &format!("AKID{name}")))
         .await
         .expect("create account")
@@ -84,18 +85,6 @@ fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, t
         body: b"From: news@sender.example\r\nSubject: Hello\r\n\r\nHi!\r\n".to_vec(),
         recipients: to.iter().map(|a| recipient(a)).collect(),
     }
-}
-
-async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
-    store
-        .claim(ClaimRequest {
-            worker: worker.into(),
-            limit,
-            lease_ms,
-            now_ms,
-        })
-        .await
-        .expect("claim")
 }
 
 fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult) -> DeliveryOutcome {
@@ -137,60 +126,108 @@ fn by_message(account: AccountId, id: &MessageId) -> StatusQuery {
 // Cases
 
 async fn accounts(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = s
+    let store = &ctx.store;
+    let a = store
+        .accounts()
         .create_account(new_account("alpha", "AKIDalpha"))
         .await
         .expect("alpha");
-    let b = s.create_account(new_account("beta", "AKIDbeta")).await.expect("beta");
+    let b = store
+        .accounts()
+        .create_account(new_account("beta", "AKIDbeta"))
+        .await
+        .expect("beta");
     assert_ne!(a.id, b.id);
     assert!(!a.suspended);
     assert_eq!(a.secret_key_sealed, b"sealed:AKIDalpha");
 
     assert_eq!(
-        s.account_by_secret_id("AKIDalpha").await.expect("by secret"),
+        store
+            .accounts()
+            .account_by_secret_id("AKIDalpha")
+            .await
+            .expect("by secret"),
         Some(a.clone())
     );
-    assert_eq!(s.account_by_name("beta").await.expect("by name"), Some(b.clone()));
-    assert_eq!(s.account(a.id).await.expect("by id"), Some(a.clone()));
-    assert_eq!(s.account_by_name("nobody").await.expect("missing name"), None);
     assert_eq!(
-        s.account_by_secret_id("AKIDnobody").await.expect("missing secret"),
+        store.accounts().account_by_name("beta").await.expect("by name"),
+        Some(b.clone())
+    );
+    assert_eq!(store.accounts().account(a.id).await.expect("by id"), Some(a.clone()));
+    assert_eq!(
+        store.accounts().account_by_name("nobody").await.expect("missing name"),
         None
     );
-    assert_eq!(s.account(a.id + b.id + 1000).await.expect("missing id"), None);
-    assert_eq!(s.list_accounts().await.expect("list"), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store
+            .accounts()
+            .account_by_secret_id("AKIDnobody")
+            .await
+            .expect("missing secret"),
+        None
+    );
+    assert_eq!(
+        store.accounts().account(a.id + b.id + 1000).await.expect("missing id"),
+        None
+    );
+    assert_eq!(
+        store.accounts().list_accounts().await.expect("list"),
+        vec![a.clone(), b.clone()]
+    );
 
-    let taken_name = s.create_account(new_account("alpha", "AKIDother")).await;
+    let taken_name = store.accounts().create_account(new_account("alpha", "AKIDother")).await;
     assert!(matches!(taken_name, Err(StoreError::Conflict(_))), "{taken_name:?}");
-    let taken_secret = s.create_account(new_account("gamma", "AKIDalpha")).await;
+    let taken_secret = store.accounts().create_account(new_account("gamma", "AKIDalpha")).await;
     assert!(matches!(taken_secret, Err(StoreError::Conflict(_))), "{taken_secret:?}");
-    assert_eq!(s.list_accounts().await.expect("list").len(), 2);
+    assert_eq!(store.accounts().list_accounts().await.expect("list").len(), 2);
 
-    s.set_account_suspended(a.id, true).await.expect("suspend");
-    assert!(s.account(a.id).await.expect("by id").expect("exists").suspended);
-    assert!(!s.account(b.id).await.expect("by id").expect("exists").suspended);
+    store
+        .accounts()
+        .set_account_suspended(a.id, true)
+        .await
+        .expect("suspend");
+    assert!(
+        store
+            .accounts()
+            .account(a.id)
+            .await
+            .expect("by id")
+            .expect("exists")
+            .suspended
+    );
+    assert!(
+        !store
+            .accounts()
+            .account(b.id)
+            .await
+            .expect("by id")
+            .expect("exists")
+            .suspended
+    );
     assert!(matches!(
-        s.set_account_suspended(a.id + b.id + 1000, true).await,
+        store.accounts().set_account_suspended(a.id + b.id + 1000, true).await,
         Err(StoreError::NotFound)
     ));
 }
 
 async fn enqueue_claim_deliver(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
-    s.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (2, 0, 0, 0)
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0));
-    assert_eq!(s.message_body(&m.id).await.expect("body"), Some(m.body.clone()));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0));
+    assert_eq!(
+        store.queue().message_body(&m.id).await.expect("body"),
+        Some(m.body.clone())
+    );
 
-    let claimed = claim(s, "w1", 10, 30_000, T0).await;
+    let claimed = claim(store, "w1", 10, 30_000, T0).await;
     assert_eq!(claimed.len(), 2);
     let mut recipients: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
     recipients.sort();
@@ -206,22 +243,22 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(c.request_ms, T0);
         assert_eq!(c.expires_ms, T0 + 72 * HOUR);
     }
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.leased), (0, 2));
     // While leased, the next due time is the lease expiry.
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 30_000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 30_000));
     assert!(
-        claim(s, "w2", 10, 30_000, T0 + 1).await.is_empty(),
+        claim(store, "w2", 10, 30_000, T0 + 1).await.is_empty(),
         "leased deliveries are not claimable"
     );
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
     assert_eq!(
-        s.record_outcomes(outcomes.clone()).await.expect("outcomes"),
+        store.queue().record_outcomes(outcomes.clone()).await.expect("outcomes"),
         vec![true, true]
     );
 
-    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert_eq!(row.message_id, m.id);
@@ -233,27 +270,36 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(row.deliver_ms, Some(T0 + 100));
         assert_eq!(row.attempts, 1);
     }
-    let history = s.attempts(acc.id, &m.id, "x@one.example").await.expect("attempts");
+    let history = store
+        .queue()
+        .attempts(acc.id, &m.id, "x@one.example")
+        .await
+        .expect("attempts");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at_ms, T0 + 100);
     assert_eq!(history[0].deliver_status, DeliverStatus::Delivered);
     assert_eq!(history[0].remote.as_deref(), Some("mx.one.example"));
 
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 0, 0, 2)
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), None);
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), None);
     assert_eq!(
-        s.message_body(&m.id).await.expect("body"),
+        store.queue().message_body(&m.id).await.expect("body"),
         None,
         "body purged after the last final outcome"
     );
     // Reporting again is fenced off: the lease ended with the outcome.
-    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![false, false]);
     assert_eq!(
-        s.attempts(acc.id, &m.id, "x@one.example")
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
+        vec![false, false]
+    );
+    assert_eq!(
+        store
+            .queue()
+            .attempts(acc.id, &m.id, "x@one.example")
             .await
             .expect("attempts")
             .len(),
@@ -265,8 +311,8 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
 /// with the MIME; they are not claimable, their lease records outcomes like a claim's, and without room the
 /// mail is queued for a claim instead.
 async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let unlimited = AdmissionLimits {
         sends_per_second: 1_000,
         per_recipient_per_hour: 0,
@@ -275,12 +321,18 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     };
     // Without a receiver nothing is handed off.
     let m = message(acc.id, 0, T0, T0, &["solo@one.example"]);
-    assert!(!s.enqueue_fresh(m, unlimited).await.expect("enqueue"));
-    assert_eq!(claim(s, "w0", 10, 30_000, T0).await.len(), 1);
+    assert!(!store.queue().enqueue_fresh(m, unlimited).await.expect("enqueue"));
+    assert_eq!(claim(store, "w0", 10, 30_000, T0).await.len(), 1);
 
-    let mut hand_offs = s.take_hand_offs("w1", 30_000, 3);
+    let mut hand_offs = store.queue().take_hand_offs("w1", 30_000, 3);
     let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
-    assert!(s.enqueue_fresh(m.clone(), unlimited).await.expect("enqueue"));
+    assert!(
+        store
+            .queue()
+            .enqueue_fresh(m.clone(), unlimited)
+            .await
+            .expect("enqueue")
+    );
     let h = hand_offs.try_recv().expect("a hand-off after the commit");
     assert_eq!(h.body, m.body);
     assert_eq!(h.deliveries.len(), 2);
@@ -295,49 +347,55 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
             (m.envelope_from.as_str(), T0 + 72 * HOUR)
         );
     }
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.leased),
         (0, 3),
         "the two and the solo claimed before"
     );
-    assert!(claim(s, "w2", 10, 30_000, T0 + 1).await.is_empty(), "leased at insert");
+    assert!(
+        claim(store, "w2", 10, 30_000, T0 + 1).await.is_empty(),
+        "leased at insert"
+    );
 
     // Room is 3 deliveries and 2 are waiting: a two-recipient message is queued instead. From then on fresh
     // mail is queued behind it, even a one-recipient message that would fit: a hand-off would overtake the
     // queued mail (trigger mail included) for as long as admission outpaces the worker.
     let two = message(acc.id, 1, T0, T0, &["p@one.example", "q@one.example"]);
-    assert!(!s.enqueue_fresh(two, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(two, unlimited).await.expect("enqueue"));
     assert!(hand_offs.is_behind());
     let one = message(acc.id, 1, T0, T0, &["r@one.example"]);
-    assert!(!s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
     // Started deliveries make room again, but only a claim that caught up with the queue resumes hand-offs;
     // mail due later is never handed off.
     hand_offs.started(2);
     let later = message(acc.id, 1, T0, T0 + HOUR, &["later@one.example"]);
-    assert!(!s.enqueue_fresh(later, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(later, unlimited).await.expect("enqueue"));
     let queued = message(acc.id, 1, T0, T0, &["s@one.example"]);
-    assert!(!s.enqueue_fresh(queued, unlimited).await.expect("enqueue"));
+    assert!(!store.queue().enqueue_fresh(queued, unlimited).await.expect("enqueue"));
     assert_eq!(
-        claim(s, "w2", 10, 30_000, T0 + 1).await.len(),
+        claim(store, "w2", 10, 30_000, T0 + 1).await.len(),
         4,
         "the queued two, one and one"
     );
     hand_offs.caught_up();
     assert!(!hand_offs.is_behind());
     let one = message(acc.id, 1, T0, T0, &["t@one.example"]);
-    assert!(s.enqueue_fresh(one, unlimited).await.expect("enqueue"));
+    assert!(store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
 
     let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
-    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![true, true]);
-    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    assert_eq!(
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
+        vec![true, true]
+    );
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     assert!(
         rows.iter()
             .all(|r| r.deliver_status == DeliverStatus::Delivered && r.attempts == 1)
     );
     // An expired hand-off lease is claimed like any other.
     let r = hand_offs.try_recv().expect("the one-recipient hand-off");
-    let taken = claim(s, "w3", 10, 30_000, T0 + 30_001).await;
+    let taken = claim(store, "w3", 10, 30_000, T0 + 30_001).await;
     assert!(
         taken
             .iter()
@@ -346,116 +404,126 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
 }
 
 async fn claim_order(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     // (lane, due offset); enqueued in this order, so ids do not follow due times.
     let spec = [(1, 100), (0, 200), (1, 50), (0, 150), (1, 10), (0, 900), (1, 20)];
     let mut ids = Vec::new();
     for (lane, due) in spec {
         let m = message(acc.id, lane, T0, T0 + due, &["r@x.example"]);
         ids.push(m.id.clone());
-        s.enqueue(m).await.expect("enqueue");
+        store.queue().enqueue(m).await.expect("enqueue");
     }
     let [a, b, c, d, e, f, g] = <[MessageId; 7]>::try_from(ids).expect("seven");
 
     // Only lane 1 has something due at +120; the earliest goes first.
-    let got = claim(s, "w", 1, 60_000, T0 + 120).await;
+    let got = claim(store, "w", 1, 60_000, T0 + 120).await;
     assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&e]);
     // Later, lane 0 goes first, by due time.
-    let got = claim(s, "w", 1, 60_000, T0 + 1000).await;
+    let got = claim(store, "w", 1, 60_000, T0 + 1000).await;
     assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&d]);
-    let got = claim(s, "w", 1, 60_000, T0 + 1000).await;
+    let got = claim(store, "w", 1, 60_000, T0 + 1000).await;
     assert_eq!(got.iter().map(|c| &c.message_id).collect::<Vec<_>>(), [&b]);
     // A batch spanning lanes: the last of lane 0, then the earliest of lane 1.
-    let got = claim(s, "w", 2, 60_000, T0 + 1000).await;
+    let got = claim(store, "w", 2, 60_000, T0 + 1000).await;
     assert_eq!(
         got.iter().map(|c| (&c.message_id, c.lane)).collect::<Vec<_>>(),
         [(&f, 0), (&g, 1)]
     );
-    let got = claim(s, "w", 10, 60_000, T0 + 1000).await;
+    let got = claim(store, "w", 10, 60_000, T0 + 1000).await;
     assert_eq!(
         got.iter().map(|c| &c.message_id).collect::<Vec<_>>(),
         [&c, &a],
         "a batch comes in due order"
     );
-    assert!(claim(s, "w", 10, 60_000, T0 + 1000).await.is_empty());
+    assert!(claim(store, "w", 10, 60_000, T0 + 1000).await.is_empty());
 }
 
 async fn not_claimable_before_due(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
-    s.enqueue(message(acc.id, 0, T0, T0 + 1000, &["r@x.example"]))
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
+    store
+        .queue()
+        .enqueue(message(acc.id, 0, T0, T0 + 1000, &["r@x.example"]))
         .await
         .expect("enqueue");
     assert!(
-        claim(s, "w", 10, 60_000, T0 + 999).await.is_empty(),
+        claim(store, "w", 10, 60_000, T0 + 999).await.is_empty(),
         "not before not_before_ms"
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 1000));
-    assert_eq!(claim(s, "w", 10, 60_000, T0 + 1000).await.len(), 1);
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 1000));
+    assert_eq!(claim(store, "w", 10, 60_000, T0 + 1000).await.len(), 1);
     assert_eq!(
-        claim(s, "w", 0, 60_000, T0 + 1000).await.len(),
+        claim(store, "w", 0, 60_000, T0 + 1000).await.len(),
         0,
         "limit 0 claims nothing"
     );
 }
 
 async fn deferred_retried_delivered(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["r@x.example"]);
-    s.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let first = claim(s, "w", 10, 60_000, T0).await;
+    let first = claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(first.len(), 1);
     let deferred = AttemptResult::Deferred {
         reply: "451 4.7.1 try again later".into(),
         retry_at_ms: T0 + 5000,
     };
     assert_eq!(
-        s.record_outcomes(vec![outcome(&first[0], T0 + 10, deferred)])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(&first[0], T0 + 10, deferred)])
             .await
             .expect("defer"),
         vec![true]
     );
 
-    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Deferred);
     assert_eq!(row.deliver_message, "451 4.7.1 try again later");
     assert_eq!(row.attempts, 1);
     assert_eq!(row.deliver_ms, None);
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 1, 0, 0)
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 5000));
     assert!(
-        s.message_body(&m.id).await.expect("body").is_some(),
+        store.queue().message_body(&m.id).await.expect("body").is_some(),
         "a deferred message keeps its body"
     );
 
     assert!(
-        claim(s, "w", 10, 60_000, T0 + 4999).await.is_empty(),
+        claim(store, "w", 10, 60_000, T0 + 4999).await.is_empty(),
         "not before the retry time"
     );
-    let second = claim(s, "w", 10, 60_000, T0 + 5000).await;
+    let second = claim(store, "w", 10, 60_000, T0 + 5000).await;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].delivery_id, first[0].delivery_id);
     assert_eq!(second[0].attempts, 1, "attempts made before this claim");
     assert_ne!(second[0].lease, first[0].lease);
     assert_eq!(
-        s.record_outcomes(vec![outcome(&second[0], T0 + 5010, delivered())])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(&second[0], T0 + 5010, delivered())])
             .await
             .expect("deliver"),
         vec![true]
     );
 
-    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.deliver_ms, Some(T0 + 5010));
-    let history = s.attempts(acc.id, &m.id, "r@x.example").await.expect("attempts");
+    let history = store
+        .queue()
+        .attempts(acc.id, &m.id, "r@x.example")
+        .await
+        .expect("attempts");
     let summary: Vec<_> = history
         .iter()
         .map(|h| (h.at_ms, h.deliver_status, h.reply.as_str()))
@@ -467,39 +535,43 @@ async fn deferred_retried_delivered(ctx: Ctx) {
             (T0 + 5010, DeliverStatus::Delivered, "250 2.0.0 Ok: queued"),
         ]
     );
-    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 }
 
 /// A lease renewed while its delivery runs is not taken over when its first term ends; only the current lease
 /// is renewed, and an expired one that another worker took over stays theirs.
 async fn renewed_lease_holds(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
-    s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example", "q@x.example"]))
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
+    store
+        .queue()
+        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example", "q@x.example"]))
         .await
         .expect("enqueue");
-    let a = claim(s, "worker-a", 10, 1000, T0).await;
+    let a = claim(store, "worker-a", 10, 1000, T0).await;
     assert_eq!(a.len(), 2);
     let held: Vec<(i64, LeaseToken)> = a.iter().map(|d| (d.delivery_id, d.lease)).collect();
-    assert_eq!(s.renew_leases(&held, T0 + 5000).await.expect("renew"), 2);
+    assert_eq!(store.queue().renew_leases(&held, T0 + 5000).await.expect("renew"), 2);
     assert!(
-        claim(s, "worker-b", 10, 1000, T0 + 1000).await.is_empty(),
+        claim(store, "worker-b", 10, 1000, T0 + 1000).await.is_empty(),
         "renewed leases hold past their first term"
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 5000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 5000));
     // Renewing never shortens a lease.
-    assert_eq!(s.renew_leases(&held, T0 + 2000).await.expect("renew"), 0);
+    assert_eq!(store.queue().renew_leases(&held, T0 + 2000).await.expect("renew"), 0);
 
     // A stale token renews nothing: after expiry worker-b takes one over, and worker-a's renewal leaves it.
-    let b = claim(s, "worker-b", 1, 1000, T0 + 5000).await;
+    let b = claim(store, "worker-b", 1, 1000, T0 + 5000).await;
     assert_eq!(b.len(), 1);
     assert_eq!(
-        s.renew_leases(&held, T0 + 60_000).await.expect("renew"),
+        store.queue().renew_leases(&held, T0 + 60_000).await.expect("renew"),
         1,
         "only the one still held"
     );
     assert_eq!(
-        s.record_outcomes(vec![outcome(&b[0], T0 + 5500, delivered())])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(&b[0], T0 + 5500, delivered())])
             .await
             .expect("current"),
         vec![true],
@@ -507,7 +579,9 @@ async fn renewed_lease_holds(ctx: Ctx) {
     );
     let other = a.iter().find(|d| d.delivery_id != b[0].delivery_id).expect("the other");
     assert_eq!(
-        s.record_outcomes(vec![outcome(other, T0 + 50_000, delivered())])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(other, T0 + 50_000, delivered())])
             .await
             .expect("renewed"),
         vec![true],
@@ -516,21 +590,21 @@ async fn renewed_lease_holds(ctx: Ctx) {
 }
 
 async fn expired_lease_taken_over(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let m = message(acc.id, 0, T0, T0, &["r@x.example"]);
-    s.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let a = claim(s, "worker-a", 10, 1000, T0).await;
+    let a = claim(store, "worker-a", 10, 1000, T0).await;
     assert_eq!(a.len(), 1);
     assert!(
-        claim(s, "worker-b", 10, 1000, T0 + 999).await.is_empty(),
+        claim(store, "worker-b", 10, 1000, T0 + 999).await.is_empty(),
         "the lease still holds"
     );
-    assert_eq!(s.next_due_ms().await.expect("next due"), Some(T0 + 1000));
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 1000));
 
     // worker-a went quiet; its lease expires and worker-b takes over.
-    let b = claim(s, "worker-b", 10, 1000, T0 + 1000).await;
+    let b = claim(store, "worker-b", 10, 1000, T0 + 1000).await;
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].delivery_id, a[0].delivery_id);
     assert_ne!(b[0].lease, a[0].lease);
@@ -538,15 +612,19 @@ async fn expired_lease_taken_over(ctx: Ctx) {
 
     // worker-a's late report is ignored: nothing written.
     assert_eq!(
-        s.record_outcomes(vec![outcome(&a[0], T0 + 1500, delivered())])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(&a[0], T0 + 1500, delivered())])
             .await
             .expect("stale"),
         vec![false]
     );
-    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!((row.deliver_status, row.attempts), (DeliverStatus::Queued, 0));
     assert!(
-        s.attempts(acc.id, &m.id, "r@x.example")
+        store
+            .queue()
+            .attempts(acc.id, &m.id, "r@x.example")
             .await
             .expect("attempts")
             .is_empty()
@@ -556,18 +634,25 @@ async fn expired_lease_taken_over(ctx: Ctx) {
         reply: "550 5.1.1 no such user".into(),
     };
     assert_eq!(
-        s.record_outcomes(vec![outcome(&b[0], T0 + 1600, rejected)])
+        store
+            .queue()
+            .record_outcomes(vec![outcome(&b[0], T0 + 1600, rejected)])
             .await
             .expect("current"),
         vec![true]
     );
-    let row = &s.status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
     assert_eq!(row.deliver_status, DeliverStatus::Rejected);
     assert_eq!(row.deliver_message, "550 5.1.1 no such user");
     assert_eq!(row.deliver_ms, Some(T0 + 1600));
     assert_eq!(row.attempts, 1);
     assert_eq!(
-        s.attempts(acc.id, &m.id, "r@x.example").await.expect("attempts").len(),
+        store
+            .queue()
+            .attempts(acc.id, &m.id, "r@x.example")
+            .await
+            .expect("attempts")
+            .len(),
         1
     );
     // Neither lease is current any more.
@@ -575,29 +660,32 @@ async fn expired_lease_taken_over(ctx: Ctx) {
         outcome(&a[0], T0 + 1700, delivered()),
         outcome(&b[0], T0 + 1700, delivered()),
     ];
-    assert_eq!(s.record_outcomes(again).await.expect("both stale"), vec![false, false]);
+    assert_eq!(
+        store.queue().record_outcomes(again).await.expect("both stale"),
+        vec![false, false]
+    );
     assert!(
-        claim(s, "worker-c", 10, 1000, T0 + 10 * HOUR).await.is_empty(),
+        claim(store, "worker-c", 10, 1000, T0 + 10 * HOUR).await.is_empty(),
         "a final delivery is never claimed"
     );
 }
 
 async fn concurrent_claimers(ctx: Ctx) {
-    let s = ctx.store.clone();
-    let acc = account(&s, "a").await;
+    let store = ctx.store.clone();
+    let acc = account(&store, "a").await;
     let mut messages = Vec::new();
     for i in 0..50 {
         let to: Vec<String> = (0..4).map(|j| format!("r{i}-{j}@d{j}.example")).collect();
         let to: Vec<&str> = to.iter().map(String::as_str).collect();
         let m = message(acc.id, i % 2, T0, T0, &to);
         messages.push(m.id.clone());
-        s.enqueue(m).await.expect("enqueue");
+        store.queue().enqueue(m).await.expect("enqueue");
     }
     // Two stores on one database stand for two worker processes (on PostgreSQL: two machines).
     let other = ctx.open(StoreOptions::default()).await;
     let mut tasks = Vec::new();
     for w in 0..4 {
-        let store = if w % 2 == 0 { s.clone() } else { other.clone() };
+        let store = if w % 2 == 0 { store.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
@@ -606,7 +694,7 @@ async fn concurrent_claimers(ctx: Ctx) {
                     break;
                 }
                 let outcomes: Vec<_> = got.iter().map(|c| outcome(c, T0 + 1, delivered())).collect();
-                let applied = store.record_outcomes(outcomes).await.expect("outcomes");
+                let applied = store.queue().record_outcomes(outcomes).await.expect("outcomes");
                 assert!(applied.iter().all(|a| *a), "a claimer's own leases are current");
                 mine.extend(got.iter().map(|c| c.delivery_id));
                 tokio::task::yield_now().await;
@@ -625,60 +713,67 @@ async fn concurrent_claimers(ctx: Ctx) {
     assert_eq!(unique.len(), all.len(), "a delivery was claimed twice");
     assert_eq!(all.len(), 200);
     assert!(busy_workers >= 1);
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.leased, counts.done), (0, 0, 200));
     for id in &messages {
-        assert_eq!(s.message_body(id).await.expect("body"), None);
+        assert_eq!(store.queue().message_body(id).await.expect("body"), None);
     }
     other.close().await;
 }
 
 async fn admission_dropped_never_claimed(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let mut m = message(acc.id, 1, T0, T0, &["ok1@x.example", "bad@y.example", "ok2@x.example"]);
     m.recipients[1].send_status = 1007;
     m.recipients[1].deliver_message = Some("the address is blacklisted".into());
-    s.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let mut all_dropped = message(acc.id, 1, T0, T0, &["gone@z.example"]);
     all_dropped.recipients[0].send_status = 1013;
-    s.enqueue(all_dropped.clone()).await.expect("enqueue");
+    store.queue().enqueue(all_dropped.clone()).await.expect("enqueue");
     assert_eq!(
-        s.message_body(&all_dropped.id).await.expect("body"),
+        store.queue().message_body(&all_dropped.id).await.expect("body"),
         None,
         "nothing to send, nothing kept"
     );
 
-    let counts = s.queue_counts().await.expect("counts");
+    let counts = store.queue().queue_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.done), (2, 2));
-    let claimed = claim(s, "w", 10, 60_000, T0 + HOUR).await;
+    let claimed = claim(store, "w", 10, 60_000, T0 + HOUR).await;
     let mut got: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
     got.sort();
     assert_eq!(got, ["ok1@x.example", "ok2@x.example"]);
 
-    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     let bad = rows.iter().find(|r| r.recipient == "bad@y.example").expect("bad row");
     assert_eq!(bad.send_status, 1007);
     assert_eq!(bad.deliver_status, DeliverStatus::Dropped);
     assert_eq!(bad.deliver_message, "the address is blacklisted");
     assert_eq!(bad.attempts, 0);
-    let gone = &s.status(by_message(acc.id, &all_dropped.id)).await.expect("status")[0];
+    let gone = &store
+        .queue()
+        .status(by_message(acc.id, &all_dropped.id))
+        .await
+        .expect("status")[0];
     assert_eq!((gone.send_status, gone.deliver_status), (1013, DeliverStatus::Dropped));
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + HOUR, delivered())).collect();
-    assert_eq!(s.record_outcomes(outcomes).await.expect("outcomes"), vec![true, true]);
-    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
-    assert!(claim(s, "w", 10, 60_000, T0 + 100 * HOUR).await.is_empty());
-    assert_eq!(s.next_due_ms().await.expect("next due"), None);
+    assert_eq!(
+        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
+        vec![true, true]
+    );
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
+    assert!(claim(store, "w", 10, 60_000, T0 + 100 * HOUR).await.is_empty());
+    assert_eq!(store.queue().next_due_ms().await.expect("next due"), None);
 }
 
 async fn body_purged_after_last_final(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let m = message(acc.id, 1, T0, T0, &["r1@x.example", "r2@x.example"]);
-    s.enqueue(m.clone()).await.expect("enqueue");
-    let claimed = claim(s, "w", 10, 60_000, T0).await;
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let claimed = claim(store, "w", 10, 60_000, T0).await;
     let r1 = claimed.iter().find(|c| c.recipient == "r1@x.example").expect("r1");
     let r2 = claimed.iter().find(|c| c.recipient == "r2@x.example").expect("r2");
 
@@ -686,24 +781,28 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         reply: "421 busy".into(),
         retry_at_ms: T0 + 1000,
     };
-    s.record_outcomes(vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())])
+    store
+        .queue()
+        .record_outcomes(vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())])
         .await
         .expect("outcomes");
     assert_eq!(
-        s.message_body(&m.id).await.expect("body"),
+        store.queue().message_body(&m.id).await.expect("body"),
         Some(m.body.clone()),
         "r1 still needs it"
     );
 
-    let again = claim(s, "w", 10, 60_000, T0 + 1000).await;
+    let again = claim(store, "w", 10, 60_000, T0 + 1000).await;
     assert_eq!(again.len(), 1);
     let dropped = AttemptResult::Dropped {
         reason: "expired".into(),
     };
-    s.record_outcomes(vec![outcome(&again[0], T0 + 1001, dropped)])
+    store
+        .queue()
+        .record_outcomes(vec![outcome(&again[0], T0 + 1001, dropped)])
         .await
         .expect("outcome");
-    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 
     // With retention configured, bodies stay.
     let keep = ctx
@@ -713,29 +812,30 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         })
         .await;
     let kept = message(acc.id, 0, T0, T0, &["k@x.example"]);
-    keep.enqueue(kept.clone()).await.expect("enqueue");
+    keep.queue().enqueue(kept.clone()).await.expect("enqueue");
     let mut none_to_send = message(acc.id, 0, T0, T0, &["n@x.example"]);
     none_to_send.recipients[0].send_status = 1006;
-    keep.enqueue(none_to_send.clone()).await.expect("enqueue");
+    keep.queue().enqueue(none_to_send.clone()).await.expect("enqueue");
     let c = claim(&keep, "w", 10, 60_000, T0).await;
     assert_eq!(c.len(), 1);
-    keep.record_outcomes(vec![outcome(&c[0], T0 + 1, delivered())])
+    keep.queue()
+        .record_outcomes(vec![outcome(&c[0], T0 + 1, delivered())])
         .await
         .expect("outcome");
     assert_eq!(
-        keep.message_body(&kept.id).await.expect("body"),
+        keep.queue().message_body(&kept.id).await.expect("body"),
         Some(kept.body.clone())
     );
     assert_eq!(
-        keep.message_body(&none_to_send.id).await.expect("body"),
+        keep.queue().message_body(&none_to_send.id).await.expect("body"),
         Some(none_to_send.body.clone())
     );
     keep.close().await;
 }
 
 async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let m = message(
         acc.id,
         0,
@@ -743,12 +843,13 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         T0,
         &["d@x.example", "r@x.example", "x@x.example", "f@x.example"],
     );
-    s.enqueue(m.clone()).await.expect("enqueue");
-    let claimed = claim(s, "w", 10, 60_000, T0).await;
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let claimed = claim(store, "w", 10, 60_000, T0).await;
     let by = |addr: &str| claimed.iter().find(|c| c.recipient == addr).expect("claimed").clone();
     let mut forged = outcome(&by("f@x.example"), T0 + 5, delivered());
     forged.lease = LeaseToken(forged.lease.0 + 1000);
-    let applied = s
+    let applied = store
+        .queue()
         .record_outcomes(vec![
             outcome(&by("d@x.example"), T0 + 5, delivered()),
             forged,
@@ -769,7 +870,7 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         .expect("outcomes");
     assert_eq!(applied, vec![true, false, true, true], "results follow the input order");
 
-    let rows = s.status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     let row = |addr: &str| rows.iter().find(|r| r.recipient == addr).expect("row").clone();
     assert_eq!(
         (row("d@x.example").deliver_status, row("d@x.example").deliver_ms),
@@ -785,8 +886,14 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         (row("f@x.example").deliver_status, row("f@x.example").attempts),
         (DeliverStatus::Queued, 0)
     );
-    assert!(s.message_body(&m.id).await.expect("body").is_some(), "f is still open");
-    assert_eq!(s.record_outcomes(Vec::new()).await.expect("empty"), Vec::<bool>::new());
+    assert!(
+        store.queue().message_body(&m.id).await.expect("body").is_some(),
+        "f is still open"
+    );
+    assert_eq!(
+        store.queue().record_outcomes(Vec::new()).await.expect("empty"),
+        Vec::<bool>::new()
+    );
 
     // The same delivery twice in one batch: a stale lease first, then the current one twice; only one applies.
     let f = by("f@x.example");
@@ -800,33 +907,41 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
             retry_at_ms: T0 + 60,
         },
     );
-    let applied = s
+    let applied = store
+        .queue()
         .record_outcomes(vec![stale, current.clone(), current])
         .await
         .expect("outcomes");
     assert_eq!(applied, vec![false, true, false]);
     assert_eq!(
-        s.attempts(acc.id, &m.id, "f@x.example").await.expect("attempts").len(),
+        store
+            .queue()
+            .attempts(acc.id, &m.id, "f@x.example")
+            .await
+            .expect("attempts")
+            .len(),
         1
     );
-    let again = claim(s, "w", 10, 60_000, T0 + 60).await;
+    let again = claim(store, "w", 10, 60_000, T0 + 60).await;
     assert_eq!(again.len(), 1);
-    s.record_outcomes(vec![outcome(&again[0], T0 + 61, delivered())])
+    store
+        .queue()
+        .record_outcomes(vec![outcome(&again[0], T0 + 61, delivered())])
         .await
         .expect("outcome");
-    assert_eq!(s.message_body(&m.id).await.expect("body"), None);
+    assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 }
 
 async fn status_filters(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = account(s, "a").await;
-    let b = account(s, "b").await;
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
     let m1 = message(a.id, 1, T0, T0, &["a1@x.example", "a2@y.example"]);
     let m2 = message(a.id, 1, T0 + 1000, T0, &["a1@x.example"]);
     let m3 = message(a.id, 1, T0 + 2000, T0, &["a3@z.example"]);
     let mb = message(b.id, 1, T0 + 1000, T0, &["b1@x.example", "a1@x.example"]);
     for m in [&m1, &m2, &m3, &mb] {
-        s.enqueue(m.clone()).await.expect("enqueue");
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
     }
     let keys = |rows: &[mailpush_store::DeliveryStatusRow]| -> Vec<(MessageId, String)> {
         rows.iter()
@@ -835,7 +950,7 @@ async fn status_filters(ctx: Ctx) {
     };
     let k = |m: &NewMessage, r: &str| (m.id.clone(), r.to_string());
 
-    let all_a = s.status(query(a.id, T0, T0 + 3000)).await.expect("status");
+    let all_a = store.queue().status(query(a.id, T0, T0 + 3000)).await.expect("status");
     assert_eq!(
         keys(&all_a),
         [
@@ -846,25 +961,38 @@ async fn status_filters(ctx: Ctx) {
         ]
     );
     // Account isolation.
-    let all_b = s.status(query(b.id, T0, T0 + 3000)).await.expect("status");
+    let all_b = store.queue().status(query(b.id, T0, T0 + 3000)).await.expect("status");
     assert_eq!(keys(&all_b), [k(&mb, "b1@x.example"), k(&mb, "a1@x.example")]);
     assert!(
-        s.status(by_message(b.id, &m1.id)).await.expect("status").is_empty(),
+        store
+            .queue()
+            .status(by_message(b.id, &m1.id))
+            .await
+            .expect("status")
+            .is_empty(),
         "B must not see A's message"
     );
     assert!(
-        s.attempts(b.id, &m1.id, "a1@x.example")
+        store
+            .queue()
+            .attempts(b.id, &m1.id, "a1@x.example")
             .await
             .expect("attempts")
             .is_empty()
     );
     // Half-open date range.
-    let mid = s.status(query(a.id, T0 + 1000, T0 + 2000)).await.expect("status");
+    let mid = store
+        .queue()
+        .status(query(a.id, T0 + 1000, T0 + 2000))
+        .await
+        .expect("status");
     assert_eq!(keys(&mid), [k(&m2, "a1@x.example")]);
-    let first = s.status(query(a.id, T0, T0 + 1000)).await.expect("status");
+    let first = store.queue().status(query(a.id, T0, T0 + 1000)).await.expect("status");
     assert_eq!(keys(&first), [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]);
     assert!(
-        s.status(query(a.id, T0 + 3000, T0 + 9000))
+        store
+            .queue()
+            .status(query(a.id, T0 + 3000, T0 + 9000))
             .await
             .expect("status")
             .is_empty()
@@ -875,7 +1003,7 @@ async fn status_filters(ctx: Ctx) {
         ..query(a.id, T0, T0 + 3000)
     };
     assert_eq!(
-        keys(&s.status(q).await.expect("status")),
+        keys(&store.queue().status(q).await.expect("status")),
         [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]
     );
     let q = StatusQuery {
@@ -883,7 +1011,7 @@ async fn status_filters(ctx: Ctx) {
         ..query(a.id, T0, T0 + 3000)
     };
     assert_eq!(
-        keys(&s.status(q).await.expect("status")),
+        keys(&store.queue().status(q).await.expect("status")),
         [k(&m1, "a1@x.example"), k(&m2, "a1@x.example")]
     );
     let q = StatusQuery {
@@ -891,38 +1019,41 @@ async fn status_filters(ctx: Ctx) {
         to_address: Some("a1@x.example".into()),
         ..query(a.id, T0, T0 + 3000)
     };
-    assert_eq!(keys(&s.status(q).await.expect("status")), [k(&m2, "a1@x.example")]);
+    assert_eq!(
+        keys(&store.queue().status(q).await.expect("status")),
+        [k(&m2, "a1@x.example")]
+    );
     // Paging.
     let page = |offset, limit| StatusQuery {
         offset,
         limit,
         ..query(a.id, T0, T0 + 3000)
     };
-    let p1 = s.status(page(0, 2)).await.expect("status");
-    let p2 = s.status(page(2, 2)).await.expect("status");
-    let p3 = s.status(page(4, 2)).await.expect("status");
+    let p1 = store.queue().status(page(0, 2)).await.expect("status");
+    let p2 = store.queue().status(page(2, 2)).await.expect("status");
+    let p3 = store.queue().status(page(4, 2)).await.expect("status");
     assert_eq!(p1.len(), 2);
     assert!(p3.is_empty());
     assert_eq!([keys(&p1), keys(&p2)].concat(), keys(&all_a));
-    assert!(s.status(page(0, 0)).await.expect("status").is_empty());
+    assert!(store.queue().status(page(0, 0)).await.expect("status").is_empty());
 }
 
 async fn group_commit(ctx: Ctx) {
-    let s = ctx.store.clone();
-    let acc = account(&s, "a").await;
-    let before = s.commit_stats();
+    let store = ctx.store.clone();
+    let acc = account(&store, "a").await;
+    let before = store.commit_stats();
     let mut tasks = Vec::new();
     for i in 0..500 {
-        let s = s.clone();
+        let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let m = message(acc.id, 1, T0 + i, T0, &[&format!("r{i}@x.example")]);
-            s.enqueue(m).await
+            store.queue().enqueue(m).await
         }));
     }
     for t in tasks {
         t.await.expect("task").expect("enqueue");
     }
-    let after = s.commit_stats();
+    let after = store.commit_stats();
     let (transactions, messages) = (
         after.transactions - before.transactions,
         after.messages - before.messages,
@@ -933,15 +1064,23 @@ async fn group_commit(ctx: Ctx) {
         "no batching happened: {transactions} transactions for {messages} messages"
     );
     eprintln!("group commit: {messages} messages in {transactions} transactions");
-    assert_eq!(s.queue_counts().await.expect("counts").pending, 500);
-    assert_eq!(s.status(query(acc.id, T0, T0 + 500)).await.expect("status").len(), 500);
+    assert_eq!(store.queue().queue_counts().await.expect("counts").pending, 500);
+    assert_eq!(
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 500))
+            .await
+            .expect("status")
+            .len(),
+        500
+    );
 }
 
 async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
-    let s = ctx.store.clone();
-    let acc = account(&s, "a").await;
+    let store = ctx.store.clone();
+    let acc = account(&store, "a").await;
     let first = message(acc.id, 1, T0, T0, &["r@x.example"]);
-    s.enqueue(first.clone()).await.expect("enqueue");
+    store.queue().enqueue(first.clone()).await.expect("enqueue");
 
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -951,8 +1090,8 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
             40 => m.account_id = acc.id + 10_000,
             _ => {}
         }
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move { (i, s.enqueue(m).await) }));
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { (i, store.queue().enqueue(m).await) }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -966,36 +1105,50 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
         }
     }
     assert_eq!(ok, 58);
-    assert_eq!(s.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(), 59);
+    assert_eq!(
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 1000))
+            .await
+            .expect("status")
+            .len(),
+        59
+    );
 }
 
 async fn invalid_messages(ctx: Ctx) {
-    let s = &ctx.store;
-    let acc = account(s, "a").await;
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
     let mut m = message(acc.id, 2, T0, T0, &["r@x.example"]);
     assert!(
-        matches!(s.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
         "unknown lane"
     );
     m.lane = 0;
     m.recipients.clear();
     assert!(
-        matches!(s.enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
+        matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
         "no recipients"
     );
-    assert_eq!(s.queue_counts().await.expect("counts"), Default::default());
+    assert_eq!(store.queue().queue_counts().await.expect("counts"), Default::default());
 }
 
 async fn closed_store(ctx: Ctx) {
-    let s = ctx.open(StoreOptions::default()).await;
-    let acc = account(&s, "a").await;
-    s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+    let store = ctx.open(StoreOptions::default()).await;
+    let acc = account(&store, "a").await;
+    store
+        .queue()
+        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
         .await
         .expect("enqueue");
-    s.close().await;
-    let r = s.enqueue(message(acc.id, 0, T0, T0, &["r@x.example"])).await;
+    store.close().await;
+    let r = store
+        .queue()
+        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+        .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
-    let r = s
+    let r = store
+        .queue()
         .claim(ClaimRequest {
             worker: "w".into(),
             limit: 1,
@@ -1005,7 +1158,7 @@ async fn closed_store(ctx: Ctx) {
         .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     // The shared database is untouched: the test's own store still sees the message.
-    assert_eq!(ctx.store.queue_counts().await.expect("counts").pending, 1);
+    assert_eq!(ctx.store.queue().queue_counts().await.expect("counts").pending, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1014,9 +1167,11 @@ async fn closed_store(ctx: Ctx) {
 async fn enqueue_many(store: &Store, account: AccountId, n: i64) {
     let mut tasks = Vec::new();
     for i in 0..n {
-        let s = store.clone();
+        let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.enqueue(message(account, 1, T0 + i, T0, &[&format!("r{i}@x.example")]))
+            store
+                .queue()
+                .enqueue(message(account, 1, T0 + i, T0, &[&format!("r{i}@x.example")]))
                 .await
         }));
     }
@@ -1037,13 +1192,14 @@ async fn sqlite_durable_when_dropped_without_close() {
     let reopened = Store::open(&url, StoreOptions::default()).await.expect("reopen");
     assert_eq!(
         reopened
+            .queue()
             .status(query(acc.id, T0, T0 + 1000))
             .await
             .expect("status")
             .len(),
         300
     );
-    assert_eq!(reopened.queue_counts().await.expect("counts").pending, 300);
+    assert_eq!(reopened.queue().queue_counts().await.expect("counts").pending, 300);
     reopened.close().await;
 }
 
@@ -1084,9 +1240,19 @@ async fn sqlite_durable_across_process_abort() {
     );
 
     let store = Store::open(&url, StoreOptions::default()).await.expect("reopen");
-    let acc = store.account_by_name("a").await.expect("account").expect("exists");
+    let acc = store
+        .accounts()
+        .account_by_name("a")
+        .await
+        .expect("account")
+        .expect("exists");
     assert_eq!(
-        store.status(query(acc.id, T0, T0 + 1000)).await.expect("status").len(),
+        store
+            .queue()
+            .status(query(acc.id, T0, T0 + 1000))
+            .await
+            .expect("status")
+            .len(),
         300
     );
     store.close().await;

@@ -1,7 +1,7 @@
 //! Conformance cases for the event log, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{Account, BounceType, NewAccount, NewEvent, Store};
+use mailpush_store::{Account, BounceType, NewEvent, Store};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -12,16 +12,7 @@ use common::Ctx;
 conformance!(events_round_trip_scoped_by_account);
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewEvent {
@@ -50,16 +41,27 @@ async fn events_round_trip_scoped_by_account(ctx: Ctx) {
     click.link = Some("https://example.com/x".into());
     click.user_agent = Some("UA/1".into());
     let written = vec![event(&a, &m, EventKind::Deferred, T0 + 1), bounce, click];
-    store.record_events(&written).await.expect("record");
-    store.record_events(&[]).await.expect("empty batch is a no-op");
+    store.events().record_events(&written).await.expect("record");
+    store.events().record_events(&[]).await.expect("empty batch is a no-op");
 
-    let read = store.message_events(a.id, &m).await.expect("read");
+    let read = store.events().message_events(a.id, &m).await.expect("read");
     assert_eq!(read.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), written);
     assert!(read.windows(2).all(|w| w[0].id < w[1].id));
     // Another account sees nothing of it.
-    assert!(store.message_events(b.id, &m).await.expect("read b").is_empty());
+    assert!(
+        store
+            .events()
+            .message_events(b.id, &m)
+            .await
+            .expect("read b")
+            .is_empty()
+    );
 
-    let window = store.account_events(a.id, T0 + 2, T0 + 3, 10).await.expect("window");
+    let window = store
+        .events()
+        .account_events(a.id, T0 + 2, T0 + 3, 10)
+        .await
+        .expect("window");
     assert_eq!(window.len(), 1);
     assert_eq!(window[0].event.kind, EventKind::Bounce);
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use mailpush_store::{IdentityCheck, NewAccount, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
+use mailpush_store::{IdentityCheck, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -21,17 +21,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> i64 {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1],
-            created_ms: T0,
-        })
-        .await
-        .expect("account")
-        .id
+    common::account(store, name, T0).await.id
 }
 
 fn key(selector: &str) -> NewDkimKey {
@@ -55,27 +45,50 @@ fn identity(account: i64, domain: &str) -> NewIdentity {
 }
 
 async fn identities_scoped_by_account(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = account(s, "a").await;
-    let b = account(s, "b").await;
-    let row = s.create_identity(identity(a, "a.example.com")).await.unwrap();
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let row = store
+        .identities()
+        .create_identity(identity(a, "a.example.com"))
+        .await
+        .unwrap();
     assert!(!row.verified);
     assert!(matches!(
-        s.create_identity(identity(b, "a.example.com")).await,
+        store.identities().create_identity(identity(b, "a.example.com")).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(s.identity_owner("a.example.com").await.unwrap(), Some(a));
-    assert_eq!(s.identity_owner("none.example.com").await.unwrap(), None);
-    assert!(s.identity(b, "a.example.com").await.unwrap().is_none());
-    assert_eq!(s.identity(a, "a.example.com").await.unwrap().unwrap(), row);
     assert_eq!(
-        s.identity_for_admin("a.example.com").await.unwrap().unwrap().account_id,
+        store.identities().identity_owner("a.example.com").await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        store.identities().identity_owner("none.example.com").await.unwrap(),
+        None
+    );
+    assert!(store.identities().identity(b, "a.example.com").await.unwrap().is_none());
+    assert_eq!(
+        store.identities().identity(a, "a.example.com").await.unwrap().unwrap(),
+        row
+    );
+    assert_eq!(
+        store
+            .identities()
+            .identity_for_admin("a.example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .account_id,
         a
     );
-    s.create_identity(identity(a, "b.example.com")).await.unwrap();
-    assert_eq!(s.count_identities(a).await.unwrap(), 2);
-    assert_eq!(s.count_identities(b).await.unwrap(), 0);
-    let page = s.list_identities(a, 1, 10).await.unwrap();
+    store
+        .identities()
+        .create_identity(identity(a, "b.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(store.identities().count_identities(a).await.unwrap(), 2);
+    assert_eq!(store.identities().count_identities(b).await.unwrap(), 0);
+    let page = store.identities().list_identities(a, 1, 10).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].domain, "b.example.com");
     let check = IdentityCheck {
@@ -85,51 +98,77 @@ async fn identities_scoped_by_account(ctx: Ctx) {
         checked_ms: T0 + 5,
     };
     assert!(matches!(
-        s.record_identity_check(b, row.id, &check).await,
+        store.identities().record_identity_check(b, row.id, &check).await,
         Err(StoreError::NotFound)
     ));
-    s.record_identity_check(a, row.id, &check).await.unwrap();
-    let got = s.identity(a, "a.example.com").await.unwrap().unwrap();
+    store
+        .identities()
+        .record_identity_check(a, row.id, &check)
+        .await
+        .unwrap();
+    let got = store.identities().identity(a, "a.example.com").await.unwrap().unwrap();
     assert!(got.verified);
     assert_eq!(got.checked_ms, T0 + 5);
     assert!(matches!(
-        s.delete_identity(b, "a.example.com").await,
+        store.identities().delete_identity(b, "a.example.com").await,
         Err(StoreError::NotFound)
     ));
-    s.delete_identity(a, "a.example.com").await.unwrap();
-    assert!(s.identity(a, "a.example.com").await.unwrap().is_none());
+    store.identities().delete_identity(a, "a.example.com").await.unwrap();
+    assert!(store.identities().identity(a, "a.example.com").await.unwrap().is_none());
 }
 
 async fn keys_replaced_and_cascaded(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = account(s, "a").await;
-    let b = account(s, "b").await;
-    let row = s.create_identity(identity(a, "k.example.com")).await.unwrap();
-    let keys = s.dkim_keys(a, row.id).await.unwrap();
-    assert_eq!(keys, vec![key("s1")]);
-    assert!(s.dkim_keys(b, row.id).await.unwrap().is_empty());
-    assert!(matches!(
-        s.replace_dkim_keys(b, row.id, 4, vec![key("x")], T0).await,
-        Err(StoreError::NotFound)
-    ));
-    s.replace_dkim_keys(a, row.id, 4, vec![key("s2"), key("s3")], T0 + 1)
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let row = store
+        .identities()
+        .create_identity(identity(a, "k.example.com"))
         .await
         .unwrap();
-    let keys = s.dkim_keys(a, row.id).await.unwrap();
+    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
+    assert_eq!(keys, vec![key("s1")]);
+    assert!(store.identities().dkim_keys(b, row.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .identities()
+            .replace_dkim_keys(b, row.id, 4, vec![key("x")], T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .identities()
+        .replace_dkim_keys(a, row.id, 4, vec![key("s2"), key("s3")], T0 + 1)
+        .await
+        .unwrap();
+    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
     assert_eq!(
         keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(),
         ["s2", "s3"]
     );
-    assert_eq!(s.identity(a, "k.example.com").await.unwrap().unwrap().dkim_option, 4);
-    s.delete_identity(a, "k.example.com").await.unwrap();
-    assert!(s.dkim_keys(a, row.id).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .identities()
+            .identity(a, "k.example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .dkim_option,
+        4
+    );
+    store.identities().delete_identity(a, "k.example.com").await.unwrap();
+    assert!(store.identities().dkim_keys(a, row.id).await.unwrap().is_empty());
 }
 
 async fn senders_and_passwords(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = account(s, "a").await;
-    let b = account(s, "b").await;
-    let row = s.create_identity(identity(a, "s.example.com")).await.unwrap();
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let row = store
+        .identities()
+        .create_identity(identity(a, "s.example.com"))
+        .await
+        .unwrap();
     let new = |acc, addr: &str| NewSender {
         account_id: acc,
         identity_id: row.id,
@@ -140,49 +179,76 @@ async fn senders_and_passwords(ctx: Ctx) {
     };
     // Another account cannot attach an address to the domain.
     assert!(matches!(
-        s.create_sender(new(b, "x@s.example.com")).await,
+        store.identities().create_sender(new(b, "x@s.example.com")).await,
         Err(StoreError::NotFound)
     ));
-    let sender = s.create_sender(new(a, "x@s.example.com")).await.unwrap();
-    assert_eq!(sender.smtp_password_hash, None);
-    assert!(matches!(
-        s.create_sender(new(a, "x@s.example.com")).await,
-        Err(StoreError::Conflict(_))
-    ));
-    s.create_sender(new(a, "y@s.example.com")).await.unwrap();
-    assert_eq!(s.count_senders(a, row.id).await.unwrap(), 2);
-    assert_eq!(s.count_senders(b, row.id).await.unwrap(), 0);
-    assert_eq!(s.list_senders(a).await.unwrap().len(), 2);
-    assert!(s.list_senders(b).await.unwrap().is_empty());
-    assert!(s.sender(b, "x@s.example.com").await.unwrap().is_none());
-    // The database refuses to delete a domain with senders.
-    assert!(s.delete_identity(a, "s.example.com").await.is_err());
-    assert!(matches!(
-        s.set_sender_password(b, "x@s.example.com", "h").await,
-        Err(StoreError::NotFound)
-    ));
-    s.set_sender_password(a, "x@s.example.com", "$argon2id$h")
+    let sender = store
+        .identities()
+        .create_sender(new(a, "x@s.example.com"))
         .await
         .unwrap();
-    let login = s.sender_for_login("x@s.example.com").await.unwrap().unwrap();
+    assert_eq!(sender.smtp_password_hash, None);
+    assert!(matches!(
+        store.identities().create_sender(new(a, "x@s.example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .identities()
+        .create_sender(new(a, "y@s.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(store.identities().count_senders(a, row.id).await.unwrap(), 2);
+    assert_eq!(store.identities().count_senders(b, row.id).await.unwrap(), 0);
+    assert_eq!(store.identities().list_senders(a).await.unwrap().len(), 2);
+    assert!(store.identities().list_senders(b).await.unwrap().is_empty());
+    assert!(store.identities().sender(b, "x@s.example.com").await.unwrap().is_none());
+    // The database refuses to delete a domain with senders.
+    assert!(store.identities().delete_identity(a, "s.example.com").await.is_err());
+    assert!(matches!(
+        store.identities().set_sender_password(b, "x@s.example.com", "h").await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .identities()
+        .set_sender_password(a, "x@s.example.com", "$argon2id$h")
+        .await
+        .unwrap();
+    let login = store
+        .identities()
+        .sender_for_login("x@s.example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(login.account_id, a);
     assert_eq!(login.smtp_password_hash.as_deref(), Some("$argon2id$h"));
     assert!(matches!(
-        s.delete_sender(b, "x@s.example.com").await,
+        store.identities().delete_sender(b, "x@s.example.com").await,
         Err(StoreError::NotFound)
     ));
-    s.delete_sender(a, "x@s.example.com").await.unwrap();
-    s.delete_sender(a, "y@s.example.com").await.unwrap();
-    s.delete_identity(a, "s.example.com").await.unwrap();
+    store.identities().delete_sender(a, "x@s.example.com").await.unwrap();
+    store.identities().delete_sender(a, "y@s.example.com").await.unwrap();
+    store.identities().delete_identity(a, "s.example.com").await.unwrap();
 }
 
 async fn recheck_list(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = account(s, "a").await;
-    let b = account(s, "b").await;
-    let one = s.create_identity(identity(a, "one.example.com")).await.unwrap();
-    let two = s.create_identity(identity(b, "two.example.com")).await.unwrap();
-    s.create_identity(identity(a, "never.example.com")).await.unwrap();
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let one = store
+        .identities()
+        .create_identity(identity(a, "one.example.com"))
+        .await
+        .unwrap();
+    let two = store
+        .identities()
+        .create_identity(identity(b, "two.example.com"))
+        .await
+        .unwrap();
+    store
+        .identities()
+        .create_identity(identity(a, "never.example.com"))
+        .await
+        .unwrap();
     for (acc, row, at) in [(a, &one, T0), (b, &two, T0 + 10)] {
         let c = IdentityCheck {
             verified: true,
@@ -190,15 +256,15 @@ async fn recheck_list(ctx: Ctx) {
             reason: String::new(),
             checked_ms: at,
         };
-        s.record_identity_check(acc, row.id, &c).await.unwrap();
+        store.identities().record_identity_check(acc, row.id, &c).await.unwrap();
     }
     // Only verified domains, oldest check first, whatever the account.
-    let due = s.identities_to_recheck(T0 + 100, 10).await.unwrap();
+    let due = store.identities().identities_to_recheck(T0 + 100, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
         ["one.example.com", "two.example.com"]
     );
-    let due = s.identities_to_recheck(T0 + 5, 10).await.unwrap();
+    let due = store.identities().identities_to_recheck(T0 + 5, 10).await.unwrap();
     assert_eq!(due.len(), 1);
 }
 
@@ -209,11 +275,11 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
     let other = ctx.open(StoreOptions::default()).await;
     let mut tasks = Vec::new();
     for i in 0..12 {
-        let s = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
+        let store = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
             let mut n = identity(a, &format!("d{i}.example.com"));
             n.max_per_account = 3;
-            s.create_identity(n).await
+            store.identities().create_identity(n).await
         }));
     }
     let mut created = Vec::new();
@@ -225,22 +291,24 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         }
     }
     assert_eq!(created.len(), 3);
-    assert_eq!(ctx.store.count_identities(a).await.unwrap(), 3);
+    assert_eq!(ctx.store.identities().count_identities(a).await.unwrap(), 3);
 
     let domain = created[0].id;
     let mut tasks = Vec::new();
     for i in 0..12 {
-        let s = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
+        let store = if i % 2 == 0 { ctx.store.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
-            s.create_sender(NewSender {
-                account_id: a,
-                identity_id: domain,
-                address: format!("u{i}@x.example.com"),
-                sender_name: String::new(),
-                created_ms: T0,
-                max_per_domain: 4,
-            })
-            .await
+            store
+                .identities()
+                .create_sender(NewSender {
+                    account_id: a,
+                    identity_id: domain,
+                    address: format!("u{i}@x.example.com"),
+                    sender_name: String::new(),
+                    created_ms: T0,
+                    max_per_domain: 4,
+                })
+                .await
         }));
     }
     let mut ok = 0;
@@ -252,6 +320,6 @@ async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
         }
     }
     assert_eq!(ok, 4);
-    assert_eq!(ctx.store.count_senders(a, domain).await.unwrap(), 4);
+    assert_eq!(ctx.store.identities().count_senders(a, domain).await.unwrap(), 4);
     other.close().await;
 }

@@ -1,10 +1,10 @@
 //! Conformance cases for feedback from the inbound MX (asynchronous bounces, delays, complaints) and the soft
 //! bounce outcome, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{DeliverStatus, EventKind, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, EventKind, MessageId};
 use mailpush_store::{
-    Account, AsyncBounce, AttemptResult, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
-    FeedbackRecorded, NewAccount, NewComplaint, NewMessage, NewRecipient, StatusQuery, Store,
+    Account, AsyncBounce, AttemptResult, BounceType, CustomStatusFilter, FeedbackRecorded, NewComplaint, NewMessage,
+    StatusQuery, Store,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -23,67 +23,21 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, recipients: &[&str]) -> NewMessage {
+    let recipients = recipients.iter().map(|a| common::rcpt(a, 0)).collect();
     NewMessage {
-        id: MessageId::generate(),
-        account_id: account.id,
         envelope_from: "mpb-x@shop.example".into(),
-        from_address: "news@shop.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        template_id: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1_000_000,
-        body: b"hi".to_vec(),
-        recipients: recipients
-            .iter()
-            .map(|a| NewRecipient {
-                address: a.to_string(),
-                domain: a.split('@').nth(1).unwrap_or("x").into(),
-                kind: RecipientKind::To,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect(),
+        ..common::message(account.id, "news@shop.example", T0, T0 + 1_000_000, recipients)
     }
 }
 
 /// Enqueues `m` and records `result(recipient)` for each of its deliveries.
 async fn deliver(store: &Store, m: &NewMessage, result: impl Fn(&str) -> AttemptResult) {
-    store.enqueue(m.clone()).await.expect("enqueue");
-    let claimed = store
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
-        })
-        .await
-        .expect("claim");
-    let outcomes = claimed
-        .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: T0 + 5,
-            result: result(&c.recipient),
-            remote: None,
-        })
-        .collect();
-    store.record_outcomes(outcomes).await.expect("record");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    common::deliver_due(store, 10, T0, T0 + 5, result).await;
 }
 
 fn delivered(_: &str) -> AttemptResult {
@@ -92,6 +46,7 @@ fn delivered(_: &str) -> AttemptResult {
 
 async fn status_of(store: &Store, a: &Account, m: &NewMessage, rcpt: &str) -> (DeliverStatus, String) {
     let rows = store
+        .queue()
         .status(StatusQuery {
             account_id: a.id,
             from_ms: T0 - 1,
@@ -108,6 +63,7 @@ async fn status_of(store: &Store, a: &Account, m: &NewMessage, rcpt: &str) -> (D
 
 async fn kinds(store: &Store, a: &Account, m: &NewMessage) -> Vec<(String, EventKind, Option<BounceType>)> {
     store
+        .events()
         .message_events(a.id, &m.id)
         .await
         .expect("events")
@@ -120,8 +76,13 @@ async fn inbound_message_lists_the_recipients(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let m = message(&a, &["one@y.example", "Two@y.example"]);
-    store.enqueue(m.clone()).await.expect("enqueue");
-    let got = store.inbound_message(&m.id).await.expect("lookup").expect("found");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let got = store
+        .inbound()
+        .inbound_message(&m.id)
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!(got.account_id, a.id);
     assert_eq!(got.from_address, "news@shop.example");
     assert_eq!(
@@ -129,7 +90,11 @@ async fn inbound_message_lists_the_recipients(ctx: Ctx) {
         vec!["one@y.example".to_string(), "Two@y.example".to_string()]
     );
     assert_eq!(
-        store.inbound_message(&MessageId::generate()).await.expect("lookup"),
+        store
+            .inbound()
+            .inbound_message(&MessageId::generate())
+            .await
+            .expect("lookup"),
         None
     );
 }
@@ -147,12 +112,12 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         bounce_type: BounceType::Hard,
     };
     assert_eq!(
-        store.record_async_bounce(&bounce).await.expect("bounce"),
+        store.inbound().record_async_bounce(&bounce).await.expect("bounce"),
         FeedbackRecorded::Recorded
     );
     // Providers retransmit: the second copy records nothing.
     assert_eq!(
-        store.record_async_bounce(&bounce).await.expect("again"),
+        store.inbound().record_async_bounce(&bounce).await.expect("again"),
         FeedbackRecorded::Duplicate
     );
     let unknown = AsyncBounce {
@@ -160,7 +125,7 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         ..bounce.clone()
     };
     assert_eq!(
-        store.record_async_bounce(&unknown).await.expect("unknown"),
+        store.inbound().record_async_bounce(&unknown).await.expect("unknown"),
         FeedbackRecorded::Unknown
     );
 
@@ -184,6 +149,7 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
     // Blacklisted for every account.
     let b = account(store, "b").await;
     let hit = store
+        .suppression()
         .blacklisted(b.id, &["gone@y.example".to_string()], T0, T0 + 200)
         .await
         .expect("blacklisted");
@@ -203,7 +169,7 @@ async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
         bounce_type: BounceType::Soft,
     };
     assert_eq!(
-        store.record_async_bounce(&bounce).await.expect("bounce"),
+        store.inbound().record_async_bounce(&bounce).await.expect("bounce"),
         FeedbackRecorded::Recorded
     );
     assert_eq!(
@@ -211,6 +177,7 @@ async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
         DeliverStatus::Delivered
     );
     let hit = store
+        .suppression()
         .blacklisted(a.id, &["full@y.example".to_string()], T0, T0 + 200)
         .await
         .expect("blacklisted");
@@ -228,6 +195,7 @@ async fn delays_record_deferred_events(ctx: Ctx) {
     let m = message(&a, &["slow@y.example"]);
     deliver(store, &m, delivered).await;
     let rec = store
+        .inbound()
         .record_async_delay(&m.id, "SLOW@y.example", T0 + 100, "4.4.1 no answer from host")
         .await
         .expect("delay");
@@ -254,11 +222,11 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
         reason: "abuse report from Yahoo! Mail".into(),
     };
     assert_eq!(
-        store.record_complaint(&c).await.expect("complaint"),
+        store.inbound().record_complaint(&c).await.expect("complaint"),
         FeedbackRecorded::Recorded
     );
     assert_eq!(
-        store.record_complaint(&c).await.expect("again"),
+        store.inbound().record_complaint(&c).await.expect("again"),
         FeedbackRecorded::Duplicate
     );
     let kinds = kinds(store, &a, &m).await;
@@ -268,6 +236,7 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
         "{kinds:?}"
     );
     let flags = store
+        .events()
         .engagement_kinds(a.id, std::slice::from_ref(&m.id))
         .await
         .expect("flags");
@@ -278,6 +247,7 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     );
     // Suppressed for this account (custom blacklist, no expiry), not for others.
     let (rows, total) = store
+        .suppression()
         .list_custom_blacklist(a.id, CustomStatusFilter::Active, None, T0 + 200, 0, 10)
         .await
         .expect("list");
@@ -286,6 +256,7 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     assert_eq!(rows[0].expire_ms, None);
     let b = account(store, "b").await;
     let hit = store
+        .suppression()
         .blacklisted(b.id, &["angry@y.example".to_string()], T0, T0 + 200)
         .await
         .expect("blacklisted");
@@ -309,6 +280,7 @@ async fn soft_bounced_outcomes_do_not_blacklist(ctx: Ctx) {
         vec![("full@y.example".to_string(), EventKind::Bounce, Some(BounceType::Soft))]
     );
     let hit = store
+        .suppression()
         .blacklisted(a.id, &["full@y.example".to_string()], T0, T0 + 200)
         .await
         .expect("blacklisted");

@@ -48,9 +48,9 @@ async fn postgres_connections_set_tcp_nodelay() {
         let port = PgConnectOptions::from_str(&ctx.url).expect("parse the URL").get_port();
         // Reads at once, so that the pool opens more than one connection.
         let (a, b, c) = tokio::join!(
-            ctx.store.queue_counts(),
-            ctx.store.queue_counts(),
-            ctx.store.queue_counts()
+            ctx.store.queue().queue_counts(),
+            ctx.store.queue().queue_counts(),
+            ctx.store.queue().queue_counts()
         );
         for r in [a, b, c] {
             r.expect("count the queue");

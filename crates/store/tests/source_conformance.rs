@@ -3,7 +3,7 @@
 //! and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::{ClaimRequest, NewAccount, NewMessage, NewRecipient, StoreOptions};
+use mailpush_store::{NewAccount, NewMessage, NewRecipient, StoreOptions};
 
 const DAY: i64 = 86_400_000;
 /// A UTC midnight.
@@ -26,8 +26,9 @@ fn ramp(first_day: i64, now: i64) -> Option<u64> {
 }
 
 async fn domain_pools_are_assigned_and_cleared(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = s
+    let store = &ctx.store;
+    let a = store
+        .accounts()
         .create_account(NewAccount {
             name: "a".into(),
             app_id: 1,
@@ -37,51 +38,64 @@ async fn domain_pools_are_assigned_and_cleared(ctx: Ctx) {
         })
         .await
         .unwrap();
-    s.set_domain_source_pool(a.id, "vip.example.com", Some("vip"), T0)
+    store
+        .sources()
+        .set_domain_source_pool(a.id, "vip.example.com", Some("vip"), T0)
         .await
         .unwrap();
-    s.set_domain_source_pool(a.id, "x.example.com", Some("vip"), T0)
+    store
+        .sources()
+        .set_domain_source_pool(a.id, "x.example.com", Some("vip"), T0)
         .await
         .unwrap();
-    s.set_domain_source_pool(a.id, "x.example.com", Some("other"), T0 + 1)
+    store
+        .sources()
+        .set_domain_source_pool(a.id, "x.example.com", Some("other"), T0 + 1)
         .await
         .unwrap();
-    let all = s.domain_source_pools().await.unwrap();
+    let all = store.sources().domain_source_pools().await.unwrap();
     let pairs: Vec<(&str, &str)> = all.iter().map(|p| (p.domain.as_str(), p.pool.as_str())).collect();
     assert_eq!(pairs, [("vip.example.com", "vip"), ("x.example.com", "other")]);
     assert!(all.iter().all(|p| p.account_id == a.id));
-    s.set_domain_source_pool(a.id, "x.example.com", None, T0 + 2)
+    store
+        .sources()
+        .set_domain_source_pool(a.id, "x.example.com", None, T0 + 2)
         .await
         .unwrap();
-    assert_eq!(s.domain_source_pools().await.unwrap().len(), 1);
+    assert_eq!(store.sources().domain_source_pools().await.unwrap().len(), 1);
 }
 
 async fn reservations_follow_the_ramp_and_roll_over_daily(ctx: Ctx) {
-    let s = &ctx.store;
+    let store = &ctx.store;
     let now = T0 + 3_600_000;
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", now, 1, |f| ramp(f, now))
         .await
         .unwrap();
     assert_eq!((r.granted, r.usage.first_day_ms, r.usage.day_count), (1, T0, 1));
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", now, 5, |f| ramp(f, now))
         .await
         .unwrap();
     assert_eq!(r.granted, 1, "what is left of day 1's 2");
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", now, 5, |f| ramp(f, now))
         .await
         .unwrap();
     assert_eq!(r.granted, 0);
-    s.release_source_sends("127.0.0.2", now, 1).await.unwrap();
-    let r = s
+    store.sources().release_source_sends("127.0.0.2", now, 1).await.unwrap();
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", now, 5, |f| ramp(f, now))
         .await
         .unwrap();
     assert_eq!(r.granted, 1, "a released send can be used again");
     // Another address has its own counters.
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.3", now, 5, |f| ramp(f, now))
         .await
         .unwrap();
@@ -89,20 +103,26 @@ async fn reservations_follow_the_ramp_and_roll_over_daily(ctx: Ctx) {
 
     // Day 2: 4; day 3: unlimited. The first day stays.
     let day2 = now + DAY;
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", day2, 10, |f| ramp(f, day2))
         .await
         .unwrap();
     assert_eq!((r.granted, r.usage.first_day_ms, r.usage.day_count), (4, T0, 4));
     let day3 = now + 2 * DAY;
-    let r = s
+    let r = store
+        .sources()
         .reserve_source_sends("127.0.0.2", day3, 1000, |f| ramp(f, day3))
         .await
         .unwrap();
     assert_eq!(r.granted, 1000);
     // A release of yesterday's sends does not touch today's count.
-    s.release_source_sends("127.0.0.2", day2, 4).await.unwrap();
-    let usage = s.source_ip_usage().await.unwrap();
+    store
+        .sources()
+        .release_source_sends("127.0.0.2", day2, 4)
+        .await
+        .unwrap();
+    let usage = store.sources().source_ip_usage().await.unwrap();
     let two = usage.iter().find(|u| u.ip == "127.0.0.2").unwrap();
     assert_eq!(two.sent_on_day_of(day3), 1000);
     assert_eq!(two.sent_on_day_of(day3 + DAY), 0);
@@ -116,9 +136,11 @@ async fn concurrent_reservations_never_exceed_the_allowance(ctx: Ctx) {
     let now = T0 + 1_000;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
-        let s = stores[i % 2].clone();
+        let store = stores[i % 2].clone();
         tasks.spawn(async move {
-            s.reserve_source_sends("127.0.0.9", now, 3, |_| Some(25))
+            store
+                .sources()
+                .reserve_source_sends("127.0.0.9", now, 3, |_| Some(25))
                 .await
                 .expect("reserve")
                 .granted
@@ -133,8 +155,9 @@ async fn concurrent_reservations_never_exceed_the_allowance(ctx: Ctx) {
 }
 
 async fn held_messages_get_a_later_deadline(ctx: Ctx) {
-    let s = &ctx.store;
-    let a = s
+    let store = &ctx.store;
+    let a = store
+        .accounts()
         .create_account(NewAccount {
             name: "h".into(),
             app_id: 1,
@@ -145,40 +168,42 @@ async fn held_messages_get_a_later_deadline(ctx: Ctx) {
         .await
         .unwrap();
     let id = MessageId::generate();
-    s.enqueue(NewMessage {
-        id: id.clone(),
-        account_id: a.id,
-        envelope_from: "b@x.example".into(),
-        from_address: "b@x.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        template_id: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1_000,
-        body: b"hi".to_vec(),
-        recipients: vec![NewRecipient {
-            address: "r@y.example".into(),
-            domain: "y.example".into(),
-            kind: RecipientKind::To,
-            send_status: 0,
-            deliver_message: None,
-        }],
-    })
-    .await
-    .unwrap();
-    s.extend_message_expiry(id.as_str(), T0 + DAY).await.unwrap();
-    // Never moved back.
-    s.extend_message_expiry(id.as_str(), T0 + 5).await.unwrap();
-    let claimed = s
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
+    store
+        .queue()
+        .enqueue(NewMessage {
+            id: id.clone(),
+            account_id: a.id,
+            envelope_from: "b@x.example".into(),
+            from_address: "b@x.example".into(),
+            subject: "s".into(),
+            lane: 0,
+            template_id: 0,
+            request_ms: T0,
+            not_before_ms: T0,
+            expires_ms: T0 + 1_000,
+            body: b"hi".to_vec(),
+            recipients: vec![NewRecipient {
+                address: "r@y.example".into(),
+                domain: "y.example".into(),
+                kind: RecipientKind::To,
+                send_status: 0,
+                deliver_message: None,
+            }],
         })
         .await
         .unwrap();
+    store
+        .sources()
+        .extend_message_expiry(id.as_str(), T0 + DAY)
+        .await
+        .unwrap();
+    // Never moved back.
+    store
+        .sources()
+        .extend_message_expiry(id.as_str(), T0 + 5)
+        .await
+        .unwrap();
+    let claimed = common::claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].expires_ms, T0 + DAY);
 }

@@ -2,11 +2,10 @@
 //! with the event log, per-recipient bodies are purged at the final state, the template id reaches callbacks,
 //! complaints, unsubscribe configs and warnings; on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_model::EventKind;
 use mailpush_store::{
-    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, ClaimRequest, DeliveryOutcome,
-    NewAccount, NewEvent, NewMessage, NewRecipient, NewWarning, StatCounters, StatsQuery, Store, StoreError,
-    StoreOptions, UnsubscribeConfigRow, day_of,
+    Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, NewEvent, NewMessage, NewRecipient,
+    NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -15,7 +14,7 @@ const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, rcpt};
 
 conformance!(
     rollup_agrees_with_the_event_log,
@@ -30,71 +29,18 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
-}
-
-fn rcpt(address: &str, send_status: i32) -> NewRecipient {
-    NewRecipient {
-        address: address.into(),
-        domain: address.split('@').nth(1).unwrap_or("x").into(),
-        kind: RecipientKind::To,
-        send_status,
-        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
-    }
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, from: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
-    NewMessage {
-        id: MessageId::generate(),
-        account_id: account.id,
-        envelope_from: from.into(),
-        from_address: from.into(),
-        subject: "s".into(),
-        lane: 0,
-        request_ms: at,
-        not_before_ms: at,
-        expires_ms: at + 10 * DAY,
-        body: b"hi".to_vec(),
-        recipients,
-        template_id: 0,
-    }
+    common::message(account.id, from, at, at + 10 * DAY, recipients)
 }
 
 /// Claims everything due at `now` and reports `result(recipient)` for each.
 async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
-    let claimed = store
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 100,
-            lease_ms: 60_000,
-            now_ms: now,
-        })
-        .await
-        .expect("claim");
-    let outcomes = claimed
-        .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: now + 1,
-            result: result(&c.recipient),
-            remote: None,
-        })
-        .collect();
     assert!(
-        store
-            .record_outcomes(outcomes)
+        common::deliver_due(store, 100, now, now + 1, result)
             .await
-            .expect("record")
             .iter()
             .all(|a| *a)
     );
@@ -123,6 +69,7 @@ async fn stats(
     recv: Option<&str>,
 ) -> StatCounters {
     let rows = store
+        .stats()
         .daily_stats(&StatsQuery {
             account_id: account.id,
             from_day: day_of(from),
@@ -154,9 +101,10 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
             rcpt("listed@yahoo.com", 1007),
         ],
     );
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
     // Another account's mail never shows in a's report.
     store
+        .queue()
         .enqueue(message(&other, "x@other.example", T0, vec![rcpt("ok@gmail.com", 0)]))
         .await
         .expect("enqueue other");
@@ -173,6 +121,7 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
     .await;
     // Two opens and two clicks of one recipient count once each; unsubscribe and complaint count.
     store
+        .events()
         .record_events(&[
             engagement(&a, &m, "ok@gmail.com", EventKind::Open, T0 + 10),
             engagement(&a, &m, "ok@gmail.com", EventKind::Open, T0 + 11),
@@ -181,6 +130,7 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
         .await
         .expect("events");
     store
+        .events()
         .record_events(&[
             engagement(&a, &m, "ok@gmail.com", EventKind::Click, T0 + 13),
             engagement(&a, &m, "ok@gmail.com", EventKind::Unsubscribe, T0 + 14),
@@ -211,6 +161,7 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
     assert_eq!(both.requested, 4);
     // The event log says the same, kind by kind.
     let events = store
+        .events()
         .account_events(a.id, T0 - DAY, T0 + 2 * DAY, 1000)
         .await
         .expect("events");
@@ -240,6 +191,7 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
 async fn bodies(store: &Store, m: &NewMessage) -> Vec<String> {
     let all = ["a@y.example".to_string(), "b@y.example".to_string()];
     let mut got: Vec<String> = store
+        .queue()
         .recipient_bodies(&m.id, &all)
         .await
         .expect("bodies")
@@ -259,6 +211,7 @@ async fn purge_case(store: &Store, retain: bool) {
         vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)],
     );
     store
+        .queue()
         .put_recipient_bodies(
             &m.id,
             &[
@@ -268,10 +221,11 @@ async fn purge_case(store: &Store, retain: bool) {
         )
         .await
         .expect("put bodies");
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
     // The worker's one read: the MIME and the personal bodies of the asked recipients that have one.
     let asked = ["a@y.example".to_string(), "c@y.example".to_string()];
     let content = store
+        .queue()
         .delivery_content(&m.id, &asked)
         .await
         .expect("content")
@@ -279,6 +233,7 @@ async fn purge_case(store: &Store, retain: bool) {
     assert_eq!(content.body, m.body);
     assert_eq!(content.personal, vec![("a@y.example".to_string(), b"for a".to_vec())]);
     let plain = store
+        .queue()
         .delivery_content(&m.id, &[])
         .await
         .expect("content")
@@ -310,7 +265,7 @@ async fn purge_case(store: &Store, retain: bool) {
     } else {
         assert!(bodies(store, &m).await.is_empty());
     }
-    let gone = store.delivery_content(&m.id, &asked).await.expect("content");
+    let gone = store.queue().delivery_content(&m.id, &asked).await.expect("content");
     assert_eq!(
         gone.is_some(),
         retain,
@@ -339,10 +294,12 @@ async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
     m2.body = b"two".to_vec();
     let m3 = message(&a, "n@shop.example", T0, vec![rcpt("d@y.example", 0)]);
     store
+        .queue()
         .put_recipient_bodies(&m1.id, &[("b@y.example".to_string(), b"1 for b".to_vec())])
         .await
         .expect("put bodies");
     store
+        .queue()
         .put_recipient_bodies(
             &m2.id,
             &[
@@ -353,7 +310,7 @@ async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
         .await
         .expect("put bodies");
     for m in [&m1, &m2] {
-        store.enqueue(m.clone()).await.expect("enqueue");
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
     }
     // m3 was never stored: it has no content.
     let wanted = vec![
@@ -364,7 +321,7 @@ async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
         (m2.id.clone(), vec!["c@y.example".to_string()]),
         (m3.id.clone(), vec!["d@y.example".to_string()]),
     ];
-    let mut got = store.delivery_contents(&wanted).await.expect("contents");
+    let mut got = store.queue().delivery_contents(&wanted).await.expect("contents");
     assert_eq!(got.len(), 2, "no entry for a message without content");
     let c1 = got.remove(&m1.id).expect("m1");
     assert_eq!(c1.body, b"one");
@@ -378,14 +335,14 @@ async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
     for i in 0..130 {
         let mut m = message(&a, "n@shop.example", T0, vec![rcpt("e@y.example", 0)]);
         m.body = format!("body {i}").into_bytes();
-        store.enqueue(m.clone()).await.expect("enqueue");
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
         many.push(m);
     }
     let wanted: Vec<_> = many
         .iter()
         .map(|m| (m.id.clone(), vec!["e@y.example".to_string()]))
         .collect();
-    let got = store.delivery_contents(&wanted).await.expect("contents");
+    let got = store.queue().delivery_contents(&wanted).await.expect("contents");
     assert_eq!(got.len(), 130);
     assert!(many.iter().all(|m| {
         got.get(&m.id)
@@ -412,13 +369,14 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     store
+        .callbacks()
         .set_callback_target(a.id, "", Some("https://hooks.example/cb"))
         .await
         .expect("target");
     let mut m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 1007)]);
     m.template_id = 42;
-    store.enqueue(m.clone()).await.expect("enqueue");
-    let due = store.due_callbacks(T0 + 1, 10).await.expect("due");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let due = store.callbacks().due_callbacks(T0 + 1, 10).await.expect("due");
     let ev = due
         .iter()
         .find(|e| e.event.event.message_id == m.id)
@@ -433,6 +391,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
     let hooked = account(store, "hooked").await;
     let silent = account(store, "silent").await;
     store
+        .callbacks()
         .set_callback_target(hooked.id, "n@shop.example", Some("https://hooks.example/cb"))
         .await
         .expect("target");
@@ -444,7 +403,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             T0,
             vec![rcpt("ok@y.example", 0), rcpt("blocked@y.example", 1007)],
         );
-        store.enqueue(m.clone()).await.expect("enqueue");
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
         sent.push(m);
     }
     deliver(store, T0 + 10, |_| AttemptResult::Delivered { reply: "250 ok".into() }).await;
@@ -453,9 +412,10 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
         .zip(&sent)
         .map(|(a, m)| engagement(a, m, "ok@y.example", EventKind::Open, T0 + 20))
         .collect();
-    store.record_events(&opens).await.expect("opens");
+    store.events().record_events(&opens).await.expect("opens");
     for m in &sent {
         store
+            .inbound()
             .record_async_bounce(&AsyncBounce {
                 message_id: m.id.clone(),
                 recipient: "ok@y.example".into(),
@@ -466,7 +426,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             .await
             .expect("bounce");
     }
-    let due = store.due_callbacks(T0 + 100, 100).await.expect("due");
+    let due = store.callbacks().due_callbacks(T0 + 100, 100).await.expect("due");
     let mut kinds: Vec<EventKind> = due.iter().map(|e| e.event.event.kind).collect();
     kinds.sort_by_key(|k| k.id());
     let mut want = vec![
@@ -480,17 +440,27 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
     assert!(due.iter().all(|e| e.event.event.account_id == hooked.id));
     // One claim per round: a second dispatcher that read the same events gets none of them.
     let seen: Vec<(i64, i64)> = due.iter().map(|e| (e.event.id, e.next_ms)).collect();
-    let first = store.claim_callbacks(&seen, T0 + 60_000).await.expect("claim");
+    let first = store
+        .callbacks()
+        .claim_callbacks(&seen, T0 + 60_000)
+        .await
+        .expect("claim");
     assert_eq!(first.len(), 4);
     assert!(
         store
+            .callbacks()
             .claim_callbacks(&seen, T0 + 60_000)
             .await
             .expect("claim")
             .is_empty()
     );
     assert!(
-        store.due_callbacks(T0 + 100, 100).await.expect("due").is_empty(),
+        store
+            .callbacks()
+            .due_callbacks(T0 + 100, 100)
+            .await
+            .expect("due")
+            .is_empty(),
         "leased"
     );
     let results: Vec<CallbackResult> = first
@@ -503,13 +473,22 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             error: None,
         })
         .collect();
-    store.finish_callbacks(&results).await.expect("finish");
+    store.callbacks().finish_callbacks(&results).await.expect("finish");
     assert!(
-        store.due_callbacks(T0 + 120_000, 100).await.expect("due").is_empty(),
+        store
+            .callbacks()
+            .due_callbacks(T0 + 120_000, 100)
+            .await
+            .expect("due")
+            .is_empty(),
         "delivered"
     );
     // The silent account's events are all recorded, just not due.
-    let silent_events = store.message_events(silent.id, &sent[1].id).await.expect("events");
+    let silent_events = store
+        .events()
+        .message_events(silent.id, &sent[1].id)
+        .await
+        .expect("events");
     assert_eq!(silent_events.len(), 4);
 }
 
@@ -518,7 +497,7 @@ async fn complaints_page_newest_first(ctx: Ctx) {
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let m = message(&a, "n@shop.example", T0, vec![rcpt("x@y.example", 0)]);
-    store.enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
     let mut evs = Vec::new();
     for i in 0..5 {
         evs.push(engagement(
@@ -531,14 +510,15 @@ async fn complaints_page_newest_first(ctx: Ctx) {
     }
     evs.push(engagement(&a, &m, "u9@y.example", EventKind::Open, T0 + 9));
     evs.push(engagement(&b, &m, "u8@y.example", EventKind::SpamReport, T0 + 8));
-    store.record_events(&evs).await.expect("events");
-    let (page, total) = store.complaints(a.id, T0, T0 + DAY, 1, 2).await.expect("page");
+    store.events().record_events(&evs).await.expect("events");
+    let (page, total) = store.stats().complaints(a.id, T0, T0 + DAY, 1, 2).await.expect("page");
     assert_eq!(total, 5);
     let who: Vec<&str> = page.iter().map(|c| c.recipient.as_str()).collect();
     assert_eq!(who, ["u3@y.example", "u2@y.example"]);
     assert_eq!(page[0].from_address, "n@shop.example");
     assert_eq!(page[0].message_id, m.id);
     let (none, total) = store
+        .stats()
         .complaints(a.id, T0 + DAY, T0 + 2 * DAY, 0, 10)
         .await
         .expect("none");
@@ -559,25 +539,36 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
         created_ms: T0,
     };
     store
+        .unsubscribe_configs()
         .create_unsubscribe_config(a.id, &row("n@shop.example", "2"))
         .await
         .expect("create");
     store
+        .unsubscribe_configs()
         .create_unsubscribe_config(a.id, &row("m@shop.example", "1"))
         .await
         .expect("create 2");
     assert!(matches!(
-        store.create_unsubscribe_config(a.id, &row("n@shop.example", "3")).await,
+        store
+            .unsubscribe_configs()
+            .create_unsubscribe_config(a.id, &row("n@shop.example", "3"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    let (page, total) = store.list_unsubscribe_configs(a.id, 0, 10).await.expect("list");
+    let (page, total) = store
+        .unsubscribe_configs()
+        .list_unsubscribe_configs(a.id, 0, 10)
+        .await
+        .expect("list");
     assert_eq!(total, 2);
     assert_eq!(page[0].address, "m@shop.example");
     store
+        .unsubscribe_configs()
         .update_unsubscribe_config(a.id, "n@shop.example", "5", 0)
         .await
         .expect("update");
     let got = store
+        .unsubscribe_configs()
         .unsubscribe_config(a.id, "n@shop.example")
         .await
         .expect("get")
@@ -585,24 +576,40 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
     assert_eq!((got.unsubscribe_config.as_str(), got.status), ("5", 0));
     assert!(
         store
+            .unsubscribe_configs()
             .unsubscribe_config(b.id, "n@shop.example")
             .await
             .expect("b")
             .is_none()
     );
     assert!(matches!(
-        store.update_unsubscribe_config(b.id, "n@shop.example", "1", 1).await,
+        store
+            .unsubscribe_configs()
+            .update_unsubscribe_config(b.id, "n@shop.example", "1", 1)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.delete_unsubscribe_config(b.id, "n@shop.example").await,
+        store
+            .unsubscribe_configs()
+            .delete_unsubscribe_config(b.id, "n@shop.example")
+            .await,
         Err(StoreError::NotFound)
     ));
     store
+        .unsubscribe_configs()
         .delete_unsubscribe_config(a.id, "n@shop.example")
         .await
         .expect("delete");
-    assert_eq!(store.list_unsubscribe_configs(a.id, 0, 10).await.expect("list").1, 1);
+    assert_eq!(
+        store
+            .unsubscribe_configs()
+            .list_unsubscribe_configs(a.id, 0, 10)
+            .await
+            .expect("list")
+            .1,
+        1
+    );
 }
 
 async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
@@ -617,19 +624,38 @@ async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
         delivered: 7,
         bounced: 1,
     };
-    assert!(store.raise_warning(&w(T0)).await.expect("raise"));
+    assert!(store.reputation_warnings().raise_warning(&w(T0)).await.expect("raise"));
     // A second monitor (another process) sees it in force and raises nothing.
     let other = ctx.open(StoreOptions::default()).await;
-    assert!(!other.raise_warning(&w(T0 + 1)).await.expect("again"));
-    assert!(store.clear_warning(a.id, "bounce_rate", T0 + 2).await.expect("clear"));
+    assert!(
+        !other
+            .reputation_warnings()
+            .raise_warning(&w(T0 + 1))
+            .await
+            .expect("again")
+    );
+    assert!(
+        store
+            .reputation_warnings()
+            .clear_warning(a.id, "bounce_rate", T0 + 2)
+            .await
+            .expect("clear")
+    );
     assert!(
         !store
+            .reputation_warnings()
             .clear_warning(a.id, "bounce_rate", T0 + 3)
             .await
             .expect("clear again")
     );
-    assert!(other.raise_warning(&w(T0 + 4)).await.expect("raise anew"));
-    let list = store.warnings(a.id, 10).await.expect("list");
+    assert!(
+        other
+            .reputation_warnings()
+            .raise_warning(&w(T0 + 4))
+            .await
+            .expect("raise anew")
+    );
+    let list = store.reputation_warnings().warnings(a.id, 10).await.expect("list");
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].raised_ms, T0 + 4);
     assert_eq!(list[0].cleared_ms, None);

@@ -1,17 +1,17 @@
 //! Conformance cases for suppression (migration 0007) and for the events the queue writes with its outcomes,
 //! on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_model::EventKind;
 use mailpush_store::{
-    Account, AttemptResult, BounceBlacklistQuery, BounceType, ClaimRequest, CustomStatusFilter, DeliveryOutcome,
-    NewAccount, NewMessage, NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
+    Account, AttemptResult, BounceBlacklistQuery, BounceType, CustomStatusFilter, DeliveryOutcome, NewMessage,
+    NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
 };
 
 const T0: i64 = 1_700_000_000_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, rcpt};
 
 conformance!(
     outcomes_write_events_and_hard_bounces_blacklist,
@@ -26,25 +26,30 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     store
+        .suppression()
         .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
         .await
         .expect("bounce");
     store
+        .suppression()
         .create_custom_blacklist(a.id, &["listed@y.example".to_string()], T0, None)
         .await
         .expect("custom");
     store
+        .suppression()
         .create_custom_blacklist(b.id, &["other@y.example".to_string()], T0, None)
         .await
         .expect("other account's");
     assert!(
         store
+            .suppression()
             .unsubscribe(a.id, "shop.example", "Gone@y.example", T0)
             .await
             .expect("unsubscribe")
     );
     assert!(
         store
+            .suppression()
             .unsubscribe(a.id, "other.example", "free@y.example", T0)
             .await
             .expect("unsubscribe")
@@ -71,13 +76,17 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
         bounce_since_ms: since,
         now_ms: T0 + 10,
     };
-    let mut got = store.recipient_screen(screen(T0)).await.expect("screen");
+    let mut got = store.suppression().recipient_screen(screen(T0)).await.expect("screen");
     got.blacklisted.sort();
     // The global bounce list counts for every account; a custom list only for its own; an unsubscribe only
     // from the domain it names, matched as sent.
     assert_eq!(got.blacklisted, ["bounced@y.example", "listed@y.example"]);
     assert_eq!(got.unsubscribed, ["Gone@y.example"]);
-    let later = store.recipient_screen(screen(T0 + 1)).await.expect("screen");
+    let later = store
+        .suppression()
+        .recipient_screen(screen(T0 + 1))
+        .await
+        .expect("screen");
     assert_eq!(
         later.blacklisted,
         ["listed@y.example"],
@@ -85,6 +94,7 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
     );
     assert_eq!(
         store
+            .suppression()
             .recipient_screen(RecipientScreenQuery {
                 recipients: &[],
                 blacklist_keys: &[],
@@ -97,42 +107,13 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
 }
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
-}
-
-fn rcpt(address: &str, send_status: i32) -> NewRecipient {
-    NewRecipient {
-        address: address.into(),
-        domain: address.split('@').nth(1).unwrap_or("x").into(),
-        kind: RecipientKind::To,
-        send_status,
-        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
-    }
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
-        template_id: 0,
-        id: MessageId::generate(),
-        account_id: account.id,
         envelope_from: "b@shop.example".into(),
-        from_address: "a@shop.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1_000_000,
-        body: b"hi".to_vec(),
-        recipients,
+        ..common::message(account.id, "a@shop.example", T0, T0 + 1_000_000, recipients)
     }
 }
 
@@ -148,16 +129,8 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
             rcpt("slow@y.example", 0),
         ],
     );
-    store.enqueue(m.clone()).await.expect("enqueue");
-    let claimed = store
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 10,
-            lease_ms: 60_000,
-            now_ms: T0,
-        })
-        .await
-        .expect("claim");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let claimed = common::claim(store, "w", 10, 60_000, T0).await;
     assert_eq!(claimed.len(), 4);
     let result = |r: &str| match r {
         "ok@y.example" => AttemptResult::Delivered { reply: "250 ok".into() },
@@ -185,6 +158,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     // The same batch twice: the second is fenced off and must write no events.
     assert!(
         store
+            .queue()
             .record_outcomes(outcomes.clone())
             .await
             .expect("record")
@@ -193,6 +167,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     );
     assert!(
         store
+            .queue()
             .record_outcomes(outcomes)
             .await
             .expect("again")
@@ -200,7 +175,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
             .all(|a| !*a)
     );
 
-    let events = store.message_events(a.id, &m.id).await.expect("events");
+    let events = store.events().message_events(a.id, &m.id).await.expect("events");
     let mut got: Vec<(String, EventKind, Option<BounceType>)> = events
         .iter()
         .map(|e| (e.event.recipient.clone(), e.event.kind, e.event.bounce_type))
@@ -229,12 +204,17 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
         "ok@y.example".to_string(),
     ];
     assert_eq!(
-        store.blacklisted(b.id, &wanted, T0, T0 + 10).await.expect("lookup"),
+        store
+            .suppression()
+            .blacklisted(b.id, &wanted, T0, T0 + 10)
+            .await
+            .expect("lookup"),
         vec!["gone@y.example"]
     );
     // Older than the period: no longer blocked.
     assert!(
         store
+            .suppression()
             .blacklisted(b.id, &wanted, T0 + 6, T0 + 10)
             .await
             .expect("lookup")
@@ -246,16 +226,19 @@ async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let m = message(&a, vec![rcpt("ok@y.example", 0), rcpt("black@y.example", 1007)]);
-    store.enqueue(m.clone()).await.expect("enqueue");
-    let events = store.message_events(a.id, &m.id).await.expect("events");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let events = store.events().message_events(a.id, &m.id).await.expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event.kind, EventKind::Dropped);
     assert_eq!(events[0].event.recipient, "black@y.example");
     assert_eq!(events[0].event.at_ms, T0);
     assert_eq!(events[0].event.reason, "the recipient is on a blacklist");
-    let (hits, sends) = store.blacklist_hits(a.id, T0).await.expect("hits");
+    let (hits, sends) = store.suppression().blacklist_hits(a.id, T0).await.expect("hits");
     assert_eq!((hits, sends), (1, 2));
-    assert_eq!(store.blacklist_hits(a.id, T0 + 1).await.expect("hits"), (0, 0));
+    assert_eq!(
+        store.suppression().blacklist_hits(a.id, T0 + 1).await.expect("hits"),
+        (0, 0)
+    );
 }
 
 async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
@@ -265,6 +248,7 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     let list = vec!["x@y.example".to_string(), "z@y.example".to_string()];
     assert_eq!(
         store
+            .suppression()
             .create_custom_blacklist(a.id, &list, T0, None)
             .await
             .expect("create"),
@@ -272,6 +256,7 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     );
     assert_eq!(
         store
+            .suppression()
             .create_custom_blacklist(a.id, &list[..1], T0, None)
             .await
             .expect("again"),
@@ -279,6 +264,7 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     );
     assert_eq!(
         store
+            .suppression()
             .create_custom_blacklist(a.id, &["old@y.example".to_string()], T0, Some(T0 + 100))
             .await
             .expect("expiring"),
@@ -289,16 +275,25 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
         "old@y.example".to_string(),
         "free@y.example".to_string(),
     ];
-    let mut hits = store.blacklisted(a.id, &probe, T0, T0 + 50).await.expect("lookup");
+    let mut hits = store
+        .suppression()
+        .blacklisted(a.id, &probe, T0, T0 + 50)
+        .await
+        .expect("lookup");
     hits.sort();
     assert_eq!(hits, vec!["old@y.example", "x@y.example"]);
     // Expired entries no longer block; other accounts are not affected.
     assert_eq!(
-        store.blacklisted(a.id, &probe, T0, T0 + 100).await.expect("lookup"),
+        store
+            .suppression()
+            .blacklisted(a.id, &probe, T0, T0 + 100)
+            .await
+            .expect("lookup"),
         vec!["x@y.example"]
     );
     assert!(
         store
+            .suppression()
             .blacklisted(b.id, &probe, T0, T0 + 50)
             .await
             .expect("lookup")
@@ -306,22 +301,26 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     );
 
     let (all, total) = store
+        .suppression()
         .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!((all.len(), total), (3, 3));
     let (expired, total) = store
+        .suppression()
         .list_custom_blacklist(a.id, CustomStatusFilter::Expired, None, T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!(total, 1);
     assert_eq!(expired[0].address, "old@y.example");
     let (active, total) = store
+        .suppression()
         .list_custom_blacklist(a.id, CustomStatusFilter::Active, Some("z@y.example"), T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!((active.len(), total), (1, 1));
     let (page, total) = store
+        .suppression()
         .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 1, 1)
         .await
         .expect("page");
@@ -329,19 +328,27 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
 
     let id = expired[0].id;
     store
+        .suppression()
         .update_custom_blacklist(a.id, id, "new@y.example", None)
         .await
         .expect("update");
     assert!(matches!(
-        store.update_custom_blacklist(b.id, id, "other@y.example", None).await,
+        store
+            .suppression()
+            .update_custom_blacklist(b.id, id, "other@y.example", None)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.update_custom_blacklist(a.id, id, "x@y.example", None).await,
+        store
+            .suppression()
+            .update_custom_blacklist(a.id, id, "x@y.example", None)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
         store
+            .suppression()
             .blacklisted(a.id, &["new@y.example".to_string()], T0, T0 + 10_000)
             .await
             .expect("lookup"),
@@ -349,14 +356,23 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     );
     assert_eq!(
         store
+            .suppression()
             .delete_custom_blacklist(b.id, &list)
             .await
             .expect("foreign delete"),
         0
     );
-    assert_eq!(store.delete_custom_blacklist(a.id, &list).await.expect("delete"), 2);
     assert_eq!(
         store
+            .suppression()
+            .delete_custom_blacklist(a.id, &list)
+            .await
+            .expect("delete"),
+        2
+    );
+    assert_eq!(
+        store
+            .suppression()
             .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 0, 10)
             .await
             .expect("list")
@@ -370,19 +386,23 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     store
+        .suppression()
         .add_bounce_blacklist(a.id, "One@y.example", T0, "550 a")
         .await
         .expect("add");
     store
+        .suppression()
         .add_bounce_blacklist(a.id, "two@y.example", T0 + 10, "550 b")
         .await
         .expect("add");
     store
+        .suppression()
         .add_bounce_blacklist(b.id, "one@y.example", T0 + 20, "550 c")
         .await
         .expect("add");
     // Refreshing an entry moves its time.
     store
+        .suppression()
         .add_bounce_blacklist(a.id, "two@y.example", T0 + 30, "550 d")
         .await
         .expect("refresh");
@@ -394,7 +414,11 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
         offset: 0,
         limit: 10,
     };
-    let (rows, total) = store.list_bounce_blacklist(&q(a.id, None)).await.expect("list");
+    let (rows, total) = store
+        .suppression()
+        .list_bounce_blacklist(&q(a.id, None))
+        .await
+        .expect("list");
     assert_eq!(total, 2);
     assert_eq!(rows[0].address, "two@y.example");
     assert_eq!(rows[0].created_ms, T0 + 30);
@@ -402,6 +426,7 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     assert_eq!(rows[1].address, "one@y.example");
     assert_eq!(
         store
+            .suppression()
             .list_bounce_blacklist(&q(a.id, Some("one@y.example")))
             .await
             .expect("one")
@@ -411,25 +436,37 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     // a lifts its own entry; b's entry for the same address still blocks everyone.
     assert_eq!(
         store
+            .suppression()
             .delete_bounce_blacklist(a.id, &["one@y.example".to_string()])
             .await
             .expect("delete"),
         1
     );
-    assert_eq!(store.list_bounce_blacklist(&q(a.id, None)).await.expect("list").1, 1);
     assert_eq!(
         store
+            .suppression()
+            .list_bounce_blacklist(&q(a.id, None))
+            .await
+            .expect("list")
+            .1,
+        1
+    );
+    assert_eq!(
+        store
+            .suppression()
             .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
             .await
             .expect("lookup"),
         vec!["one@y.example"]
     );
     store
+        .suppression()
         .delete_bounce_blacklist(b.id, &["one@y.example".to_string()])
         .await
         .expect("delete");
     assert!(
         store
+            .suppression()
             .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
             .await
             .expect("lookup")

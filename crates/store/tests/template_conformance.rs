@@ -2,9 +2,7 @@
 //! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
-use mailpush_store::{
-    Account, AccountPolicy, NewAccount, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate,
-};
+use mailpush_store::{Account, AccountPolicy, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -21,16 +19,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate {
@@ -50,7 +39,7 @@ async fn account_policy_defaults_and_updates(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     assert_eq!(
-        store.account_policy(a.id).await.expect("policy"),
+        store.templates().account_policy(a.id).await.expect("policy"),
         Some(AccountPolicy::default()),
         "no Simple content and no links by default"
     );
@@ -58,15 +47,26 @@ async fn account_policy_defaults_and_updates(ctx: Ctx) {
         allow_simple_content: true,
         allow_links: false,
     };
-    store.set_account_policy(a.id, p).await.expect("set");
-    assert_eq!(store.account_policy(a.id).await.expect("policy"), Some(p));
-    assert_eq!(store.account_policy(a.id + 100).await.expect("policy"), None);
+    store.templates().set_account_policy(a.id, p).await.expect("set");
+    assert_eq!(store.templates().account_policy(a.id).await.expect("policy"), Some(p));
+    assert_eq!(
+        store.templates().account_policy(a.id + 100).await.expect("policy"),
+        None
+    );
     assert!(matches!(
-        store.set_account_policy(a.id + 100, p).await,
+        store.templates().set_account_policy(a.id + 100, p).await,
         Err(StoreError::NotFound)
     ));
     // The existing account columns are untouched.
-    assert!(!store.account(a.id).await.expect("account").expect("exists").suspended);
+    assert!(
+        !store
+            .accounts()
+            .account(a.id)
+            .await
+            .expect("account")
+            .expect("exists")
+            .suspended
+    );
 }
 
 async fn template_crud_scoped_by_account(ctx: Ctx) {
@@ -74,6 +74,7 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let t1 = store
+        .templates()
         .create_template(new_template(a.id, "one", TemplateStatus::Approved), 10)
         .await
         .expect("create")
@@ -84,28 +85,53 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     let mut t2 = new_template(a.id, "两个", TemplateStatus::Rejected);
     t2.review_reason = "[min_text_length] too short".into();
     t2.text = Some("纯文本".into());
-    let t2 = store.create_template(t2, 10).await.expect("create").expect("created");
+    let t2 = store
+        .templates()
+        .create_template(t2, 10)
+        .await
+        .expect("create")
+        .expect("created");
     store
+        .templates()
         .create_template(new_template(b.id, "other", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
 
     // Reads are scoped: b cannot see a's template.
-    assert_eq!(store.template(a.id, t1.id).await.expect("get"), Some(t1.clone()));
-    assert_eq!(store.template(b.id, t1.id).await.expect("get"), None);
-    assert_eq!(store.template_summary(b.id, t1.id).await.expect("get"), None);
-    let s = store.template_summary(a.id, t2.id).await.expect("get").expect("exists");
+    assert_eq!(
+        store.templates().template(a.id, t1.id).await.expect("get"),
+        Some(t1.clone())
+    );
+    assert_eq!(store.templates().template(b.id, t1.id).await.expect("get"), None);
+    assert_eq!(
+        store.templates().template_summary(b.id, t1.id).await.expect("get"),
+        None
+    );
+    let s = store
+        .templates()
+        .template_summary(a.id, t2.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!((s.name.as_str(), s.status), ("两个", TemplateStatus::Rejected));
     assert_eq!(s.review_reason, "[min_text_length] too short");
 
     // Listing: newest first, paged, total over all pages.
-    let page = store.list_templates(a.id, 0, 1).await.expect("list");
+    let page = store.templates().list_templates(a.id, 0, 1).await.expect("list");
     assert_eq!(page.total, 2);
     assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t2.id]);
-    let page = store.list_templates(a.id, 1, 100).await.expect("list");
+    let page = store.templates().list_templates(a.id, 1, 100).await.expect("list");
     assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t1.id]);
-    assert_eq!(store.list_templates(b.id, 0, 100).await.expect("list").total, 1);
+    assert_eq!(
+        store
+            .templates()
+            .list_templates(b.id, 0, 100)
+            .await
+            .expect("list")
+            .total,
+        1
+    );
 
     // Update: scoped, bumps the version, replaces the review state.
     let edit = TemplateUpdate {
@@ -118,10 +144,15 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
         now_ms: T0 + 5,
     };
     assert_eq!(
-        store.update_template(b.id, t1.id, edit.clone()).await.expect("update"),
+        store
+            .templates()
+            .update_template(b.id, t1.id, edit.clone())
+            .await
+            .expect("update"),
         None
     );
     let u = store
+        .templates()
         .update_template(a.id, t1.id, edit)
         .await
         .expect("update")
@@ -134,11 +165,25 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     );
 
     // Delete: scoped.
-    assert!(!store.delete_template(b.id, t1.id).await.expect("delete"));
-    assert!(store.delete_template(a.id, t1.id).await.expect("delete"));
-    assert!(!store.delete_template(a.id, t1.id).await.expect("delete again"));
-    assert_eq!(store.template(a.id, t1.id).await.expect("get"), None);
-    assert_eq!(store.list_templates(a.id, 0, 100).await.expect("list").total, 1);
+    assert!(!store.templates().delete_template(b.id, t1.id).await.expect("delete"));
+    assert!(store.templates().delete_template(a.id, t1.id).await.expect("delete"));
+    assert!(
+        !store
+            .templates()
+            .delete_template(a.id, t1.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(store.templates().template(a.id, t1.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .templates()
+            .list_templates(a.id, 0, 100)
+            .await
+            .expect("list")
+            .total,
+        1
+    );
 }
 
 async fn template_limit_per_account(ctx: Ctx) {
@@ -150,7 +195,9 @@ async fn template_limit_per_account(ctx: Ctx) {
     for i in 0..12 {
         let store = store.clone();
         let t = new_template(a.id, &format!("t{i}"), TemplateStatus::Approved);
-        tasks.push(tokio::spawn(async move { store.create_template(t, 5).await }));
+        tasks.push(tokio::spawn(
+            async move { store.templates().create_template(t, 5).await },
+        ));
     }
     let mut created = 0;
     for t in tasks {
@@ -159,10 +206,19 @@ async fn template_limit_per_account(ctx: Ctx) {
         }
     }
     assert_eq!(created, 5);
-    assert_eq!(store.list_templates(a.id, 0, 100).await.expect("list").total, 5);
+    assert_eq!(
+        store
+            .templates()
+            .list_templates(a.id, 0, 100)
+            .await
+            .expect("list")
+            .total,
+        5
+    );
     // The limit is per account.
     assert!(
         store
+            .templates()
             .create_template(new_template(b.id, "b", TemplateStatus::Approved), 5)
             .await
             .expect("create")
@@ -171,6 +227,7 @@ async fn template_limit_per_account(ctx: Ctx) {
     // Unknown account.
     assert!(matches!(
         store
+            .templates()
             .create_template(new_template(a.id + 100, "x", TemplateStatus::Approved), 5)
             .await,
         Err(StoreError::Invalid(_))
@@ -181,12 +238,14 @@ async fn template_ids_never_reused(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let t = store
+        .templates()
         .create_template(new_template(a.id, "x", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
-    assert!(store.delete_template(a.id, t.id).await.expect("delete"));
+    assert!(store.templates().delete_template(a.id, t.id).await.expect("delete"));
     let t2 = store
+        .templates()
         .create_template(new_template(a.id, "y", TemplateStatus::Approved), 10)
         .await
         .expect("create")
@@ -199,40 +258,54 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let pa = store
+        .templates()
         .create_template(new_template(a.id, "pa", TemplateStatus::Reviewing), 10)
         .await
         .expect("create")
         .expect("created");
     let pb = store
+        .templates()
         .create_template(new_template(b.id, "pb", TemplateStatus::Reviewing), 10)
         .await
         .expect("create")
         .expect("created");
     store
+        .templates()
         .create_template(new_template(b.id, "ok", TemplateStatus::Approved), 10)
         .await
         .expect("create")
         .expect("created");
     let pending = store
+        .templates()
         .admin_list_templates(Some(TemplateStatus::Reviewing))
         .await
         .expect("pending");
     assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), vec![pa.id, pb.id]);
-    assert_eq!(store.admin_list_templates(None).await.expect("all").len(), 3);
     assert_eq!(
-        store.admin_template(pb.id).await.expect("get").map(|t| t.account_id),
+        store.templates().admin_list_templates(None).await.expect("all").len(),
+        3
+    );
+    assert_eq!(
+        store
+            .templates()
+            .admin_template(pb.id)
+            .await
+            .expect("get")
+            .map(|t| t.account_id),
         Some(b.id)
     );
 
     // Approve the version the operator saw.
     assert!(
         store
+            .templates()
             .admin_set_template_review(pa.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("approve")
     );
     // The account edits pb after the operator looked: approving the old version does nothing.
     store
+        .templates()
         .update_template(
             b.id,
             pb.id,
@@ -251,21 +324,29 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
         .expect("exists");
     assert!(
         !store
+            .templates()
             .admin_set_template_review(pb.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("stale approve")
     );
     assert!(
         store
+            .templates()
             .admin_set_template_review(pb.id, 2, TemplateStatus::Rejected, "links to a phishing page")
             .await
             .expect("reject")
     );
-    let pb = store.template(b.id, pb.id).await.expect("get").expect("exists");
+    let pb = store
+        .templates()
+        .template(b.id, pb.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(pb.status, TemplateStatus::Rejected);
     assert_eq!(pb.review_reason, "links to a phishing page");
     assert!(
         store
+            .templates()
             .admin_list_templates(Some(TemplateStatus::Reviewing))
             .await
             .expect("pending")

@@ -1,7 +1,7 @@
 //! Warm-up: a new sending domain or source IP starts with a small daily allowance that grows day by day, so
 //! mailbox providers see a sender's volume ramp up instead of a sudden flood. Mail over today's allowance is
 //! not refused: it waits in the queue for the next days. This crate is the plan; the store's claim
-//! (`Store::claim_with_warmup`, wired by core from the `warmup_domain_ramp` setting) applies it per sending domain.
+//! (`Warmup::claim_with_warmup`, wired by core from the `warmup_domain_ramp` setting) applies it per sending domain.
 
 use serde::{Deserialize, Serialize};
 

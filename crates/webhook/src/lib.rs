@@ -5,9 +5,8 @@
 //! constant time, and refuses old timestamps to stop replays).
 
 use aws_lc_rs::hmac;
-use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::{Resolver, TokioResolver};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::LookupIpStrategy;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, SocketAddr};
@@ -196,25 +195,7 @@ fn custom_resolver(servers: &[SocketAddr], timeout: Duration) -> Result<Option<T
     if servers.is_empty() {
         return Ok(None);
     }
-    let servers = servers
-        .iter()
-        .map(|addr| {
-            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-            ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                .into_iter()
-                .map(|mut c| {
-                    c.port = addr.port();
-                    c
-                })
-                .collect();
-            ns
-        })
-        .collect();
-    let mut b = Resolver::builder_with_config(
-        ResolverConfig::from_name_servers(servers),
-        TokioRuntimeProvider::default(),
-    );
-    b.options_mut().use_hosts_file = ResolveHosts::Never;
+    let mut b = mailpush_resolver::builder(servers).map_err(|e| WebhookError::Http(e.to_string()))?;
     b.options_mut().timeout = timeout;
     b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     b.build()

@@ -57,8 +57,18 @@ pub(super) async fn create_detail(
             template_data: None,
         })
         .collect();
+    add_details(core, ctx, p.receiver_id, items).await
+}
+
+/// Adds `items` to the receiver list and reports what was added and what refused.
+async fn add_details(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    receiver_id: i64,
+    items: Vec<ReceiverDetailInput>,
+) -> Result<Value, ApiError> {
     let r = core
-        .add_receiver_details(ctx, p.receiver_id, items)
+        .add_receiver_details(ctx, receiver_id, items)
         .await
         .map_err(core_error)?;
     Ok(report(r))
@@ -91,11 +101,7 @@ pub(super) async fn create_detail_with_data(
             template_data: d.template_data,
         })
         .collect();
-    let r = core
-        .add_receiver_details(ctx, p.receiver_id, items)
-        .await
-        .map_err(core_error)?;
-    Ok(report(r))
+    add_details(core, ctx, p.receiver_id, items).await
 }
 
 #[derive(Deserialize)]

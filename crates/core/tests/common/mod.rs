@@ -72,6 +72,7 @@ pub async fn world(database_url: Option<String>, domains: &[&str], tweak: impl F
 /// A verified domain with the sender address `news@<domain>`, written to the store.
 async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) {
     let identity = store
+        .identities()
         .create_identity(NewIdentity {
             account_id: account.id,
             domain: domain.into(),
@@ -83,6 +84,7 @@ async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) 
         .await
         .expect("identity");
     store
+        .identities()
         .record_identity_check(
             account.id,
             identity.id,
@@ -96,6 +98,7 @@ async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) 
         .await
         .expect("verify");
     store
+        .identities()
         .create_sender(NewSender {
             account_id: account.id,
             identity_id: identity.id,

@@ -7,7 +7,11 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mailpush_store::{Backend, Store, StoreOptions};
+use mailpush_model::{MessageId, RecipientKind};
+use mailpush_store::{
+    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, NewAccount, NewMessage,
+    NewRecipient, Store, StoreOptions,
+};
 use sqlx::Connection;
 
 /// What a case gets: a store, and the URL to open more stores on the same database (other "processes").
@@ -100,6 +104,90 @@ where
         }
         panic!("case task failed: {e}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures the suites share
+
+/// Creates the account `name` (SecretId `AKID{name}`) at `created_ms`.
+pub async fn account(store: &Store, name: &str, created_ms: i64) -> Account {
+    store
+        .accounts()
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms,
+        })
+        .await
+        .expect("create account")
+}
+
+/// A `To` recipient (domain after the `@`): admitted with send status 0, else refused as blacklisted.
+pub fn rcpt(address: &str, send_status: i32) -> NewRecipient {
+    NewRecipient {
+        address: address.into(),
+        domain: address.split('@').nth(1).unwrap_or("x").into(),
+        kind: RecipientKind::To,
+        send_status,
+        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
+    }
+}
+
+/// A trigger-less (lane 0) message of `account` from `from` (envelope and header), accepted and due at `at`.
+pub fn message(account: AccountId, from: &str, at: i64, expires_ms: i64, recipients: Vec<NewRecipient>) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        account_id: account,
+        envelope_from: from.into(),
+        from_address: from.into(),
+        subject: "s".into(),
+        lane: 0,
+        request_ms: at,
+        not_before_ms: at,
+        expires_ms,
+        body: b"hi".to_vec(),
+        recipients,
+        template_id: 0,
+    }
+}
+
+/// Leases up to `limit` deliveries due at `now_ms` to `worker` for `lease_ms`.
+pub async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
+    store
+        .queue()
+        .claim(ClaimRequest {
+            worker: worker.into(),
+            limit,
+            lease_ms,
+            now_ms,
+        })
+        .await
+        .expect("claim")
+}
+
+/// Claims up to `limit` deliveries due at `now_ms` (worker "w", 60 s lease) and reports `result(recipient)` for
+/// each at `at_ms`; returns, per outcome, whether it was applied.
+pub async fn deliver_due(
+    store: &Store,
+    limit: usize,
+    now_ms: i64,
+    at_ms: i64,
+    result: impl Fn(&str) -> AttemptResult,
+) -> Vec<bool> {
+    let outcomes = claim(store, "w", limit, 60_000, now_ms)
+        .await
+        .iter()
+        .map(|c| DeliveryOutcome {
+            delivery_id: c.delivery_id,
+            lease: c.lease,
+            at_ms,
+            result: result(&c.recipient),
+            remote: None,
+        })
+        .collect();
+    store.queue().record_outcomes(outcomes).await.expect("record")
 }
 
 macro_rules! conformance {

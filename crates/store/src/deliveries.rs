@@ -1,52 +1,9 @@
-//! The store's public records: what goes in and what comes out.
+//! The queue's records: messages and their recipients going in, claimed deliveries, attempt outcomes and
+//! statuses coming out.
 
 use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
 
-/// An account's row id.
-pub type AccountId = i64;
-
-/// Which database a [`crate::Store`] runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// One SQLite file (embedded default).
-    Sqlite,
-    /// PostgreSQL (scale-out: many processes share one database).
-    Postgres,
-}
-
-/// A new account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAccount {
-    /// Unique account name.
-    pub name: String,
-    /// Tencent-style AppId.
-    pub app_id: i64,
-    /// Unique API SecretId.
-    pub secret_id: String,
-    /// The SecretKey, sealed by the caller (the store never sees it in clear).
-    pub secret_key_sealed: Vec<u8>,
-    /// Creation time, Unix ms.
-    pub created_ms: i64,
-}
-
-/// A stored account.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Account {
-    /// Row id.
-    pub id: AccountId,
-    /// Unique account name.
-    pub name: String,
-    /// Tencent-style AppId.
-    pub app_id: i64,
-    /// Unique API SecretId.
-    pub secret_id: String,
-    /// The sealed SecretKey.
-    pub secret_key_sealed: Vec<u8>,
-    /// Creation time, Unix ms.
-    pub created_ms: i64,
-    /// A suspended account may not send.
-    pub suspended: bool,
-}
+use crate::AccountId;
 
 /// Lanes the queue serves, in priority order (see `TriggerType::lane`). Claims and next-due look each lane up
 /// separately so that not-yet-due rows of a higher lane never have to be scanned past.
@@ -307,15 +264,6 @@ pub struct QueueCounts {
     pub leased: i64,
     /// Final. Counting them reads every final row: a dashboard figure, not a hot-path one.
     pub done: i64,
-}
-
-/// Group-commit counters since open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CommitStats {
-    /// Enqueue transactions committed.
-    pub transactions: u64,
-    /// Messages committed by them.
-    pub messages: u64,
 }
 
 /// Row states in `deliveries.state`, stored as their value (the hot paths' literal `state < 2` means "not final").

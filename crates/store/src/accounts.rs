@@ -1,0 +1,163 @@
+//! Accounts: who may send (API SecretId, sealed SecretKey), and whether they are suspended.
+
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{Pool, query};
+use crate::{Store, StoreError};
+
+/// An account's row id.
+pub type AccountId = i64;
+
+/// A new account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// Unique account name.
+    pub name: String,
+    /// Tencent-style AppId.
+    pub app_id: i64,
+    /// Unique API SecretId.
+    pub secret_id: String,
+    /// The SecretKey, sealed by the caller (the store never sees it in clear).
+    pub secret_key_sealed: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+}
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Account {
+    /// Row id.
+    pub id: AccountId,
+    /// Unique account name.
+    pub name: String,
+    /// Tencent-style AppId.
+    pub app_id: i64,
+    /// Unique API SecretId.
+    pub secret_id: String,
+    /// The sealed SecretKey.
+    pub secret_key_sealed: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+    /// A suspended account may not send.
+    pub suspended: bool,
+}
+
+/// The accounts ([`Store::accounts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Accounts<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Accounts: create, look up, suspend.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+}
+
+impl Accounts<'_> {
+    // ---- accounts ----
+
+    /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
+    pub async fn create_account(self, a: NewAccount) -> Result<Account, StoreError> {
+        self.store.guarded(create_account(self.store.writer(), a)).await
+    }
+
+    /// The account with this SecretId.
+    pub async fn account_by_secret_id(self, secret_id: &str) -> Result<Option<Account>, StoreError> {
+        self.store
+            .guarded(account_by_secret_id(self.store.reader(), secret_id))
+            .await
+    }
+
+    /// The account with this name.
+    pub async fn account_by_name(self, name: &str) -> Result<Option<Account>, StoreError> {
+        self.store.guarded(account_by_name(self.store.reader(), name)).await
+    }
+
+    /// The account with this id.
+    pub async fn account(self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.store.guarded(account(self.store.reader(), id)).await
+    }
+
+    /// All accounts, by id.
+    pub async fn list_accounts(self) -> Result<Vec<Account>, StoreError> {
+        self.store.guarded(list_accounts(self.store.reader())).await
+    }
+
+    /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
+    pub async fn set_account_suspended(self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
+        self.store
+            .guarded(set_account_suspended(self.store.writer(), id, suspended))
+            .await
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, name, app_id, secret_id, secret_key_sealed, created_ms, suspended";
+
+pub(crate) async fn create_account(pool: Pool<'_>, a: NewAccount) -> Result<Account, StoreError> {
+    let id: i64 = query(
+        "INSERT INTO accounts (name, app_id, secret_id, secret_key_sealed, created_ms, suspended) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(&a.name)
+    .bind(a.app_id)
+    .bind(&a.secret_id)
+    .bind(&a.secret_key_sealed)
+    .bind(a.created_ms)
+    .bind(false)
+    .scalar(pool)
+    .await?;
+    Ok(Account {
+        id,
+        name: a.name,
+        app_id: a.app_id,
+        secret_id: a.secret_id,
+        secret_key_sealed: a.secret_key_sealed,
+        created_ms: a.created_ms,
+        suspended: false,
+    })
+}
+
+pub(crate) async fn account_by_secret_id(pool: Pool<'_>, secret_id: &str) -> Result<Option<Account>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE secret_id = $1"
+    )))
+    .bind(secret_id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn account_by_name(pool: Pool<'_>, name: &str) -> Result<Option<Account>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1"
+    )))
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn account(pool: Pool<'_>, id: AccountId) -> Result<Option<Account>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub(crate) async fn list_accounts(pool: Pool<'_>) -> Result<Vec<Account>, StoreError> {
+    query(AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
+    )))
+    .fetch_all(pool)
+    .await
+}
+
+pub(crate) async fn set_account_suspended(pool: Pool<'_>, id: AccountId, suspended: bool) -> Result<(), StoreError> {
+    query("UPDATE accounts SET suspended = $1 WHERE id = $2")
+        .bind(suspended)
+        .bind(id)
+        .execute_found(pool)
+        .await
+}
