@@ -755,21 +755,17 @@ impl Identities {
                 self.state.verified_domains.put(key, mail_from.clone());
                 Ok(mail_from)
             }
-            Some(i) => {
-                return Err(refuse(
-                    ErrorCode::FailedOperationNotAuthenticatedSender,
-                    format!(
-                        "FromEmailAddress: the domain {} is not verified ({}); publish its records and call UpdateEmailIdentity",
-                        i.domain, i.reason
-                    ),
-                ));
-            }
-            None => {
-                return Err(refuse(
-                    ErrorCode::FailedOperationNotAuthenticatedSender,
-                    format!("{} is not a sending domain of this account", sender.domain()),
-                ));
-            }
+            Some(i) => Err(refuse(
+                ErrorCode::FailedOperationNotAuthenticatedSender,
+                format!(
+                    "FromEmailAddress: the domain {} is not verified ({}); publish its records and call UpdateEmailIdentity",
+                    i.domain, i.reason
+                ),
+            )),
+            None => Err(refuse(
+                ErrorCode::FailedOperationNotAuthenticatedSender,
+                format!("{} is not a sending domain of this account", sender.domain()),
+            )),
         }
     }
 
