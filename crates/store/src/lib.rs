@@ -37,6 +37,7 @@ mod sql;
 mod sqlite;
 mod stats;
 mod suppression;
+mod screening;
 mod templates;
 mod types;
 mod warmup;
@@ -72,6 +73,7 @@ pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
     RecipientScreenQuery, normalize as normalize_blacklist_address,
 };
+pub use screening::ScreeningPolicy;
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
     TemplateUpdate,
