@@ -17,6 +17,7 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod secrets;
+pub mod screening;
 pub mod send;
 pub mod settings;
 mod slot_shares;
@@ -66,6 +67,7 @@ struct Inner {
     /// Wakes the batch runner when a task is created.
     batch_wake: Arc<Notify>,
     templates: templates::TemplateEngine,
+    screening: screening::Screening,
     identity: identity::IdentityState,
     /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
     feedback: stats::FeedbackState,
@@ -139,6 +141,7 @@ impl Mailpush {
         }
         let master = master_key_from(&settings, &url)?;
         let templates = templates::TemplateEngine::from_settings(&settings)?;
+        let screening = screening::Screening::from_settings(&settings)?;
         let opts = StoreOptions {
             max_connections: settings.db_max_connections,
             retain_bodies: settings.retain_bodies,
@@ -158,6 +161,7 @@ impl Mailpush {
                 wake: Arc::new(Notify::new()),
                 batch_wake: Arc::new(Notify::new()),
                 templates,
+                screening,
                 identity: Default::default(),
                 feedback: Default::default(),
                 draining: Default::default(),
@@ -313,6 +317,7 @@ impl Mailpush {
             .await?;
         let received = submit::received_header(None, &self.inner.settings.helo_name, &mail.id, now, false);
         let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
+        self.screen_send(account, template_id == 0, &mail, &body).await?;
         let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()

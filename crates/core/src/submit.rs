@@ -509,6 +509,7 @@ impl Mailpush {
         }
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
+        self.screen_submission(&who.account, &mail).await?;
         let mut recipients: Vec<NewRecipient> = mail
             .recipients
             .iter()
