@@ -17,9 +17,18 @@ pub const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS
 /// Whether clamd, sigtool and rspamd all run; see [`crate::tool_available`].
 pub fn available() -> bool {
     let install = "apt-get install clamav-daemon clamav rspamd";
-    crate::tool_available("clamd", &["--version"], REQUIRE, install)
+    crate::tool_available(clamd_program(), &["--version"], REQUIRE, install)
         && crate::tool_available("sigtool", &["--version"], REQUIRE, install)
         && crate::tool_available("rspamd", &["--version"], REQUIRE, install)
+}
+
+/// clamd lives in /usr/sbin, which not every PATH has.
+fn clamd_program() -> &'static str {
+    if Path::new("/usr/sbin/clamd").exists() {
+        "/usr/sbin/clamd"
+    } else {
+        "clamd"
+    }
 }
 
 fn free_port() -> u16 {
@@ -126,7 +135,7 @@ impl Clamd {
             ),
         )
         .expect("write clamd.conf");
-        let child = Command::new("clamd")
+        let child = Command::new(clamd_program())
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -248,7 +257,7 @@ impl Drop for Rspamd {
         // The workers are children of the main process: end the whole group this test started.
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
-                .args(["-TERM", &format!("-{pid}")])
+                .args(["-s", "TERM", "--", &format!("-{pid}")])
                 .status();
         }
     }
