@@ -45,7 +45,11 @@ pub fn stored_zip(name: &str, content: &[u8]) -> Vec<u8> {
         for b in data {
             crc ^= u32::from(*b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -101,7 +105,11 @@ async fn sigtool(kind: &str, file: &Path) -> String {
         .output()
         .await
         .expect("run sigtool");
-    assert!(out.status.success(), "sigtool {kind}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sigtool {kind}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -160,11 +168,17 @@ impl Clamd {
             if let Ok(mut s) = tokio::net::UnixStream::connect(&self.socket).await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut reply = Vec::new();
-                if s.write_all(b"zPING\0").await.is_ok() && s.read_to_end(&mut reply).await.is_ok() && reply.starts_with(b"PONG") {
+                if s.write_all(b"zPING\0").await.is_ok()
+                    && s.read_to_end(&mut reply).await.is_ok()
+                    && reply.starts_with(b"PONG")
+                {
                     return;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "clamd did not start within 60 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "clamd did not start within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -194,13 +208,22 @@ impl Rspamd {
         }
         let (normal, controller, proxy) = (free_port(), free_port(), free_port());
         let write = |name: &str, text: String| std::fs::write(root.join(name), text).expect("write rspamd config");
-        write("override.d/worker-normal.inc", format!("bind_socket = \"127.0.0.1:{normal}\";\ncount = 1;\n"));
+        write(
+            "override.d/worker-normal.inc",
+            format!("bind_socket = \"127.0.0.1:{normal}\";\ncount = 1;\n"),
+        );
         write(
             "override.d/worker-controller.inc",
             format!("bind_socket = \"127.0.0.1:{controller}\";\ncount = 1;\n"),
         );
-        write("override.d/worker-proxy.inc", format!("bind_socket = \"127.0.0.1:{proxy}\";\ncount = 1;\n"));
-        write("override.d/logging.inc", "type = \"console\";\nlevel = \"error\";\n".into());
+        write(
+            "override.d/worker-proxy.inc",
+            format!("bind_socket = \"127.0.0.1:{proxy}\";\ncount = 1;\n"),
+        );
+        write(
+            "override.d/logging.inc",
+            "type = \"console\";\nlevel = \"error\";\n".into(),
+        );
         write(
             "local.d/options.inc",
             "dns { nameserver = [\"127.0.0.1:1\"]; timeout = 0.2s; retransmits = 1; }\n".into(),
@@ -246,7 +269,10 @@ impl Rspamd {
             if ok {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "rspamd did not answer within 90 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rspamd did not answer within 90 s"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }

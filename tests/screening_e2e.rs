@@ -58,15 +58,10 @@ today and should arrive on Monday. You can follow the parcel on your order page 
 https://shop.example.com/orders/1234.\n\nIf anything is wrong with your order, reply to this mail and we will \
 sort it out.\n\nKind regards,\nthe Example Shop team\n";
 
-fn clean_html() -> String {
-    format!(
-        "<html><body><p>Hello Alice,</p><p>thank you for your order 1234 at the Example Shop. It left our \
-         warehouse today and should arrive on Monday. You can follow the parcel on \
-         <a href=\"https://shop.example.com/orders/1234\">your order page</a>.</p><p>If anything is wrong with \
-         your order, reply to this mail and we will sort it out.</p><p>Kind regards,<br>the Example Shop team</p>\
-         </body></html>"
-    )
-}
+const CLEAN_HTML: &str = "<html><body><p>Hello Alice,</p><p>thank you for your order 1234 at the Example Shop. It \
+left our warehouse today and should arrive on Monday. You can follow the parcel on \
+<a href=\"https://shop.example.com/orders/1234\">your order page</a>.</p><p>If anything is wrong with your order, \
+reply to this mail and we will sort it out.</p><p>Kind regards,<br>the Example Shop team</p></body></html>";
 
 const SPAM_SUBJECT: &str = "FREE MONEY!!! CLAIM YOUR $$$ PRIZE NOW";
 const SPAM_HTML: &str = "<html><body><a href=\"http://bit.ly/claim-now\"><img src=\"http://198.51.100.7/win.jpg\">\
@@ -112,8 +107,24 @@ async fn swaks(w: &World, subject: &str, body: &str, attach: Option<&std::path::
     let addr = w.server.announced_addr("smtp").expect("smtp address announced");
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut cmd = tokio::process::Command::new("swaks");
-    cmd.args(["--server", host, "--port", port, "--helo", "client.test", "--from", SENDER])
-        .args(["--to", "alice@example.org", "--header", &format!("Subject: {subject}"), "--body", body]);
+    cmd.args([
+        "--server",
+        host,
+        "--port",
+        port,
+        "--helo",
+        "client.test",
+        "--from",
+        SENDER,
+    ])
+    .args([
+        "--to",
+        "alice@example.org",
+        "--header",
+        &format!("Subject: {subject}"),
+        "--body",
+        body,
+    ]);
     if let Some(path) = attach {
         cmd.args(["--attach-type", "application/octet-stream", "--attach"])
             .arg(format!("@{}", path.display()));
@@ -135,7 +146,12 @@ fn with_attachment(name: &str, content: &[u8]) -> Value {
 #[tokio::test]
 async fn viruses_are_refused_over_the_api_and_smtp() {
     if !content_filters::available()
-        || !tool_available("swaks", &["--version"], "MAILPUSH_REQUIRE_SWAKS", "apt-get install swaks")
+        || !tool_available(
+            "swaks",
+            &["--version"],
+            "MAILPUSH_REQUIRE_SWAKS",
+            "apt-get install swaks",
+        )
     {
         return;
     }
@@ -143,7 +159,10 @@ async fn viruses_are_refused_over_the_api_and_smtp() {
     let w = world(&[("MAILPUSH_CLAMD_ADDRESS", format!("unix:{}", clamd.socket.display()))]).await;
 
     // A clean attachment passes the scan.
-    let r = w.client.call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4 an invoice")).await;
+    let r = w
+        .client
+        .call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4 an invoice"))
+        .await;
     assert!(r.get("Error").is_none(), "{r}");
 
     // EICAR as a file and inside a zip: refused, naming the signature.
@@ -192,10 +211,16 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
     let tcp = clamd.tcp.clone();
     // Through TCP this time; then clamd goes away.
     let refusing = world(&[("MAILPUSH_CLAMD_ADDRESS", tcp.clone())]).await;
-    let r = refusing.client.call("SendEmail", &with_attachment("eicar.txt", EICAR)).await;
+    let r = refusing
+        .client
+        .call("SendEmail", &with_attachment("eicar.txt", EICAR))
+        .await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("OperationDenied"), "{r}");
     clamd.stop().await;
-    let r = refusing.client.call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4")).await;
+    let r = refusing
+        .client
+        .call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4"))
+        .await;
     assert_eq!(
         ApiClient::error_code(&r).as_deref(),
         Some("FailedOperation.ServiceNotAvailable"),
@@ -203,9 +228,17 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
     );
     assert!(r["Error"]["Message"].as_str().unwrap_or("").contains("retry"), "{r}");
     // Mail without attachments never needs the scanner.
-    let r = refusing.client.call("SendEmail", &simple("Hello", None, Some(CLEAN_TEXT), 1)).await;
+    let r = refusing
+        .client
+        .call("SendEmail", &simple("Hello", None, Some(CLEAN_TEXT), 1))
+        .await;
     assert!(r.get("Error").is_none(), "{r}");
-    if tool_available("swaks", &["--version"], "MAILPUSH_REQUIRE_SWAKS", "apt-get install swaks") {
+    if tool_available(
+        "swaks",
+        &["--version"],
+        "MAILPUSH_REQUIRE_SWAKS",
+        "apt-get install swaks",
+    ) {
         let dir = temp_dir();
         let file = dir.path().join("invoice.pdf");
         std::fs::write(&file, b"%PDF-1.4").expect("write");
@@ -218,7 +251,10 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
         ("MAILPUSH_CLAMD_UNAVAILABLE", "accept".to_string()),
     ])
     .await;
-    let r = accepting.client.call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4")).await;
+    let r = accepting
+        .client
+        .call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4"))
+        .await;
     assert!(r.get("Error").is_none(), "{r}");
     let metrics = reqwest::get(format!("http://{}/metrics", accepting.server.api_addr))
         .await
@@ -235,7 +271,12 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
 #[tokio::test]
 async fn quality_scores_and_admission_thresholds() {
     if !content_filters::available()
-        || !tool_available("swaks", &["--version"], "MAILPUSH_REQUIRE_SWAKS", "apt-get install swaks")
+        || !tool_available(
+            "swaks",
+            &["--version"],
+            "MAILPUSH_REQUIRE_SWAKS",
+            "apt-get install swaks",
+        )
     {
         return;
     }
@@ -243,12 +284,12 @@ async fn quality_scores_and_admission_thresholds() {
     let w = world(&[("MAILPUSH_RSPAMD_URL", rspamd.url.clone())]).await;
 
     // A clean transactional mail scores at least 8, a spammy one below 5, with the filter's symbols explained.
-    let html = clean_html();
+    let html = CLEAN_HTML;
     let clean = w
         .client
         .call(
             "CheckEmailQuality",
-            &simple("Your order 1234 has shipped", Some(&html), Some(CLEAN_TEXT), 1),
+            &simple("Your order 1234 has shipped", Some(html), Some(CLEAN_TEXT), 1),
         )
         .await;
     assert!(clean.get("Error").is_none(), "{clean}");
@@ -270,16 +311,23 @@ async fn quality_scores_and_admission_thresholds() {
     assert!(score(&spam) < 5.0, "{spam}");
     let symbols = spam["Symbols"].as_array().cloned().unwrap_or_default();
     assert!(
-        symbols.iter().any(|s| s["Name"] == "SUBJ_ALL_CAPS"
-            && s["Description"] == "the Subject is written in capital letters"),
+        symbols
+            .iter()
+            .any(|s| s["Name"] == "SUBJ_ALL_CAPS" && s["Description"] == "the Subject is written in capital letters"),
         "{spam}"
     );
-    assert!(!spam["FixFirst"].as_array().cloned().unwrap_or_default().is_empty(), "{spam}");
+    assert!(
+        !spam["FixFirst"].as_array().cloned().unwrap_or_default().is_empty(),
+        "{spam}"
+    );
 
     // Raw MIME over the API, and a template with data.
     let raw = w
         .client
-        .call("CheckEmailQuality", &json!({ "RawMessage": b64(spammy_mime().as_bytes()) }))
+        .call(
+            "CheckEmailQuality",
+            &json!({ "RawMessage": b64(spammy_mime().as_bytes()) }),
+        )
         .await;
     assert!(score(&raw) < 5.0, "{raw}");
     let t = w
@@ -313,22 +361,46 @@ async fn quality_scores_and_admission_thresholds() {
     let dir = temp_dir();
     let file = dir.path().join("spam.eml");
     std::fs::write(&file, spammy_mime()).expect("write eml");
-    let out = mailpush_cli(&w.env, &["check", file.to_str().expect("path"), "--account", "shop", "--json"]).await;
+    let out = mailpush_cli(
+        &w.env,
+        &["check", file.to_str().expect("path"), "--account", "shop", "--json"],
+    )
+    .await;
     let cli: Value = serde_json::from_str(out.trim()).expect("check --json prints JSON");
     assert!(cli["score"].as_f64().expect("score") < 5.0, "{cli}");
     let out = mailpush_cli(
         &w.env,
         &[
-            "check", "--account", "shop", "--template", &template_id.to_string(), "--data",
-            "{\"name\":\"Alice\"}", "--from", SENDER, "--subject", "Your order 1234 has shipped",
+            "check",
+            "--account",
+            "shop",
+            "--template",
+            &template_id.to_string(),
+            "--data",
+            "{\"name\":\"Alice\"}",
+            "--from",
+            SENDER,
+            "--subject",
+            "Your order 1234 has shipped",
         ],
     )
     .await;
     assert!(out.starts_with("score: "), "{out}");
-    let cli_score: f64 = out["score: ".len()..].split('/').next().and_then(|s| s.parse().ok()).expect("a score");
+    let cli_score: f64 = out["score: ".len()..]
+        .split('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("a score");
     assert!(cli_score >= 8.0, "{out}");
     let below = tokio::process::Command::new(bin_path("mailpush"))
-        .args(["check", file.to_str().expect("path"), "--account", "shop", "--min-score", "5"])
+        .args([
+            "check",
+            file.to_str().expect("path"),
+            "--account",
+            "shop",
+            "--min-score",
+            "5",
+        ])
         .envs(&w.env)
         .output()
         .await
@@ -338,31 +410,59 @@ async fn quality_scores_and_admission_thresholds() {
     // Admission: with a minimum score, spammy Simple and SMTP mail is refused with the reasons; clean mail passes.
     mailpush_cli(&w.env, &["screening", "shop", "--min-score", "6"]).await;
     settings_seen().await;
-    let r = w.client.call("SendEmail", &simple(SPAM_SUBJECT, Some(SPAM_HTML), None, 0)).await;
+    let r = w
+        .client
+        .call("SendEmail", &simple(SPAM_SUBJECT, Some(SPAM_HTML), None, 0))
+        .await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("OperationDenied"), "{r}");
     let message = r["Error"]["Message"].as_str().unwrap_or("");
     assert!(message.contains("below this account's minimum of 6.0"), "{message}");
     let r = w
         .client
-        .call("SendEmail", &simple("Your order 1234 has shipped", Some(&html), Some(CLEAN_TEXT), 1))
+        .call(
+            "SendEmail",
+            &simple("Your order 1234 has shipped", Some(html), Some(CLEAN_TEXT), 1),
+        )
         .await;
     assert!(r.get("Error").is_none(), "{r}");
-    let transcript = swaks(&w, SPAM_SUBJECT, "CLICK HERE http://bit.ly/claim-now FREE casino prize!!!", None).await;
+    let transcript = swaks(
+        &w,
+        SPAM_SUBJECT,
+        "CLICK HERE http://bit.ly/claim-now FREE casino prize!!!",
+        None,
+    )
+    .await;
     assert!(transcript.contains("<** 550 5.7.1"), "{transcript}");
     assert!(transcript.contains("below this account's minimum"), "{transcript}");
 
     // Content review: the template review's lexicon applies to Simple and SMTP mail.
-    mailpush_cli(&w.env, &["screening", "shop", "--min-score", "none", "--review-content", "true"]).await;
+    mailpush_cli(
+        &w.env,
+        &["screening", "shop", "--min-score", "none", "--review-content", "true"],
+    )
+    .await;
     settings_seen().await;
     let casino = format!("{CLEAN_TEXT}\nP.S. Visit our online casino for a bonus.\n");
-    let r = w.client.call("SendEmail", &simple("Your order", None, Some(&casino), 1)).await;
+    let r = w
+        .client
+        .call("SendEmail", &simple("Your order", None, Some(&casino), 1))
+        .await;
     assert_eq!(ApiClient::error_code(&r).as_deref(), Some("OperationDenied"), "{r}");
-    assert!(r["Error"]["Message"].as_str().unwrap_or("").contains("forbidden_content"), "{r}");
+    assert!(
+        r["Error"]["Message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("forbidden_content"),
+        "{r}"
+    );
     let transcript = swaks(&w, "Your order", &casino, None).await;
     assert!(
         transcript.contains("<** 550 5.7.1") && transcript.contains("forbidden_content"),
         "{transcript}"
     );
-    let r = w.client.call("SendEmail", &simple("Your order", None, Some(CLEAN_TEXT), 1)).await;
+    let r = w
+        .client
+        .call("SendEmail", &simple("Your order", None, Some(CLEAN_TEXT), 1))
+        .await;
     assert!(r.get("Error").is_none(), "{r}");
 }

@@ -447,7 +447,10 @@ async fn main() -> anyhow::Result<()> {
                 },
             };
             let core = open(settings).await?;
-            print(screening::check(&core, &a.account, source, a.marketing, a.min_score).await, a.json)
+            print(
+                screening::check(&core, &a.account, source, a.marketing, a.min_score).await,
+                a.json,
+            )
         }
         Command::Screening {
             account,
@@ -457,7 +460,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let min_score = min_score.as_deref().map(screening::parse_min_score).transpose()?;
             let core = open(settings).await?;
-            print(screening::settings(&core, &account, min_score, review_content).await, json)
+            print(
+                screening::settings(&core, &account, min_score, review_content).await,
+                json,
+            )
         }
     }
 }

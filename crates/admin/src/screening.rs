@@ -39,13 +39,22 @@ pub async fn check(
             path: path.display().to_string(),
             source,
         })?),
-        CheckSource::Template { id, data, from, subject } => QualityInput::Send(SendRequest {
+        CheckSource::Template {
+            id,
+            data,
+            from,
+            subject,
+        } => QualityInput::Send(Box::new(SendRequest {
             from,
             subject,
             content: Some(SendContent::Template { id, data }),
-            trigger: if marketing { TriggerType::Batch } else { TriggerType::Trigger },
+            trigger: if marketing {
+                TriggerType::Batch
+            } else {
+                TriggerType::Trigger
+            },
             ..Default::default()
-        }),
+        })),
     };
     let report = core
         .check_email_quality(
@@ -69,7 +78,11 @@ fn render(r: &QualityReport) -> String {
     let mut out = format!("score: {:.1}/10\n", r.score);
     match (&r.filter_score, &r.filter_error) {
         (Some(s), _) => {
-            let _ = writeln!(out, "spam filter: {s:.2} ({})", r.filter_action.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "spam filter: {s:.2} ({})",
+                r.filter_action.as_deref().unwrap_or("")
+            );
         }
         (None, Some(e)) => {
             let _ = writeln!(out, "spam filter: none ({e})");

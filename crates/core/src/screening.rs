@@ -10,23 +10,23 @@
 //!   and SMTP mail of accounts that turned `review_content` on, refusing with the review's reasons;
 //! - `CheckEmailQuality` / `mailpush check`: the 0–10 report of a template with data, Simple content or raw MIME.
 
+use crate::Mailpush;
 use crate::accounts::AccountContext;
 use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::send::{self, SendContent, SendRequest};
 use crate::settings::Settings;
-use crate::Mailpush;
 use mailpush_identity::RecordKind;
 use mailpush_model::{Attachment, ErrorCode, Mailbox, TriggerType};
-use mailpush_screening::{ClamdAddress, ClamdClient, FilterRequest, RspamdClient, ScanVerdict, ScreeningError};
 pub use mailpush_screening::{Check, CheckStatus, ExplainedSymbol, QualityReport};
+use mailpush_screening::{ClamdAddress, ClamdClient, FilterRequest, RspamdClient, ScanVerdict, ScreeningError};
 pub use mailpush_store::ScreeningPolicy;
 use mailpush_template::{ReviewInput, ReviewOutcome, ReviewPolicy, ReviewRule, TemplateCategory};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Lowest and highest quality score.
+/// The best quality score (scores run from 0 to this).
 pub const MAX_SCORE: f64 = 10.0;
 
 /// The review rules that screen custom content: what the content says and where it links, not the template
@@ -76,7 +76,10 @@ impl Screening {
                 let address: ClamdAddress = raw
                     .parse()
                     .map_err(|e: ScreeningError| CoreError::Config(format!("clamd_address: {e}")))?;
-                Some(ClamdClient::new(address, Duration::from_secs(s.clamd_timeout_secs.max(1))))
+                Some(ClamdClient::new(
+                    address,
+                    Duration::from_secs(s.clamd_timeout_secs.max(1)),
+                ))
             }
         };
         let rspamd = match s.rspamd_url.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
@@ -103,7 +106,7 @@ pub enum QualityInput {
     /// A whole MIME message as SMTP would submit it.
     Raw(Vec<u8>),
     /// A SendEmail request (Template with TemplateData, or Simple).
-    Send(SendRequest),
+    Send(Box<SendRequest>),
 }
 
 /// A quality check request.
@@ -151,7 +154,11 @@ impl Mailpush {
     }
 
     /// Replaces the account's screening settings (operator CLI). `min_score` must lie in 0–10.
-    pub async fn set_screening_policy(&self, account: &AccountContext, policy: ScreeningPolicy) -> Result<(), CoreError> {
+    pub async fn set_screening_policy(
+        &self,
+        account: &AccountContext,
+        policy: ScreeningPolicy,
+    ) -> Result<(), CoreError> {
         if let Some(s) = policy.min_score
             && !(0.0..=MAX_SCORE).contains(&s)
         {
@@ -198,6 +205,10 @@ impl Mailpush {
         account: &AccountContext,
         mail: &crate::submit::AdmittedRaw,
     ) -> Result<(), CoreError> {
+        // Parsing the MIME costs: only when something will look at it.
+        if self.screening().clamd.is_none() && self.screening_policy(account).await? == ScreeningPolicy::default() {
+            return Ok(());
+        }
         let mime = mail.body.as_slice();
         let attachments = mailpush_screening::attachments(mime);
         let (subject, html, text) = parts_of(mime);
@@ -206,7 +217,10 @@ impl Mailpush {
             subject: &subject,
             html: html.as_deref(),
             text: text.as_deref(),
-            attachments: attachments.iter().map(|a| (a.name.as_str(), a.content.as_slice())).collect(),
+            attachments: attachments
+                .iter()
+                .map(|a| (a.name.as_str(), a.content.as_slice()))
+                .collect(),
             envelope_from: mail.envelope_from.as_str(),
             recipients: mail.recipients.iter().map(|r| r.address.as_str().to_string()).collect(),
             custom: true,
@@ -261,7 +275,9 @@ impl Mailpush {
                 Err(ScreeningError::TooLarge) => {
                     return Err(refuse(
                         ErrorCode::FailedOperationAttachContentToolarge,
-                        format!("the attachment {name:?} is larger than the virus scanner accepts (clamd StreamMaxLength)"),
+                        format!(
+                            "the attachment {name:?} is larger than the virus scanner accepts (clamd StreamMaxLength)"
+                        ),
                     ));
                 }
                 Err(e) if self.screening().refuse_unscanned => {
@@ -389,9 +405,18 @@ impl Mailpush {
                     )
                 })?;
                 let (subject, html, text) = parts_of(&raw);
-                (raw, from, Vec::new(), req.marketing.unwrap_or(false), subject, html, text)
+                (
+                    raw,
+                    from,
+                    Vec::new(),
+                    req.marketing.unwrap_or(false),
+                    subject,
+                    html,
+                    text,
+                )
             }
-            QualityInput::Send(mut send_req) => {
+            QualityInput::Send(send_req) => {
+                let mut send_req = *send_req;
                 if send_req.destination.is_empty() && send_req.cc.is_empty() && send_req.bcc.is_empty() {
                     send_req.destination.push("recipient@example.com".into());
                 }
@@ -479,7 +504,9 @@ impl Mailpush {
                         Check::fail(
                             name,
                             *penalty,
-                            format!("{domain} is not a sending domain of this account, so its {label} record is unknown"),
+                            format!(
+                                "{domain} is not a sending domain of this account, so its {label} record is unknown"
+                            ),
                             format!("add {domain} with CreateEmailIdentity and publish its records"),
                         )
                     })
@@ -490,11 +517,7 @@ impl Mailpush {
         Ok(kinds
             .iter()
             .map(|(name, label, penalty, kind)| {
-                let records: Vec<_> = view
-                    .records
-                    .iter()
-                    .filter(|r| r.spec.kind == *kind)
-                    .collect();
+                let records: Vec<_> = view.records.iter().filter(|r| r.spec.kind == *kind).collect();
                 if records.is_empty() {
                     Check::skipped(name, format!("mailpush publishes no {label} record for {domain}"))
                 } else if records.iter().all(|r| r.pass) {
@@ -566,4 +589,54 @@ fn parts_of(raw: &[u8]) -> (String, Option<String>, Option<String>) {
         }
     }
     (subject, html, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_error(s: Settings) -> String {
+        match Screening::from_settings(&s) {
+            Err(CoreError::Config(m)) => m,
+            Err(e) => panic!("not a configuration error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_at_start() {
+        let s = Screening::from_settings(&Settings::default()).expect("defaults");
+        assert!(s.clamd.is_none() && s.rspamd.is_none());
+        assert!(s.refuse_unscanned && !s.refuse_unscored);
+        let ok = Settings {
+            clamd_address: Some("unix:/run/clamav/clamd.ctl".into()),
+            rspamd_url: Some("http://127.0.0.1:11333".into()),
+            clamd_unavailable: "accept".into(),
+            ..Settings::default()
+        };
+        let s = Screening::from_settings(&ok).expect("valid");
+        assert!(s.clamd.is_some() && s.rspamd.is_some() && !s.refuse_unscanned);
+        let bad = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            config_error(s)
+        };
+        assert!(bad(|s| s.clamd_unavailable = "maybe".into()).starts_with("clamd_unavailable"));
+        assert!(bad(|s| s.rspamd_unavailable = "".into()).starts_with("rspamd_unavailable"));
+        assert!(bad(|s| s.clamd_address = Some("clamd".into())).starts_with("clamd_address"));
+        assert!(bad(|s| s.rspamd_url = Some("127.0.0.1:11333".into())).starts_with("rspamd_url"));
+    }
+
+    #[test]
+    fn parts_and_sender_of_a_raw_message() {
+        let raw = b"From: Shop <App@Shop.example.com>\r\nSubject: Hi\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nHello\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>Hello</p>\r\n--b--\r\n";
+        assert_eq!(header_from(raw).as_deref(), Some("App@shop.example.com"));
+        let (subject, html, text) = parts_of(raw);
+        assert_eq!(subject, "Hi");
+        assert_eq!(html.as_deref().map(str::trim), Some("<p>Hello</p>"));
+        assert_eq!(text.as_deref().map(str::trim), Some("Hello"));
+        assert_eq!(header_from(b"Subject: no sender\r\n\r\nx"), None);
+    }
 }

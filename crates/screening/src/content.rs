@@ -121,9 +121,11 @@ pub fn visible_text(html: &str) -> String {
             let skip_to = if rest.starts_with("<!--") {
                 rest.find("-->").map(|e| e + 3)
             } else if rest.starts_with("<script") {
-                rest.find("</script").and_then(|e| rest[e..].find('>').map(|g| e + g + 1))
+                rest.find("</script")
+                    .and_then(|e| rest[e..].find('>').map(|g| e + g + 1))
             } else if rest.starts_with("<style") {
-                rest.find("</style").and_then(|e| rest[e..].find('>').map(|g| e + g + 1))
+                rest.find("</style")
+                    .and_then(|e| rest[e..].find('>').map(|g| e + g + 1))
             } else {
                 rest.find('>').map(|e| e + 1)
             };
@@ -135,7 +137,10 @@ pub fn visible_text(html: &str) -> String {
         out.push_str(&html[i..next]);
         i = next;
     }
-    out.replace("&nbsp;", " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    out.replace("&nbsp;", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Opening tags named `name` (`<name` followed by a space, `/` or `>`).
@@ -280,7 +285,10 @@ Content-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n--b1--\r\n";
     fn html_structure() {
         assert!(html_problems("<html><body><p>a<p>b<br><img src=x></body></html>").is_empty());
         assert!(html_problems("<div><b>x</b></div><!-- <div> -->").is_empty());
-        assert_eq!(html_problems("<div><span>x</div>"), ["<span> is not closed before </div>"]);
+        assert_eq!(
+            html_problems("<div><span>x</div>"),
+            ["<span> is not closed before </div>"]
+        );
         assert_eq!(html_problems("x</b>"), ["</b> closes no open element"]);
         assert_eq!(html_problems("<table><tr><td>x"), ["<table> is never closed"]);
         assert_eq!(html_problems("<a href=x"), ["a tag is never closed with '>'"]);
@@ -296,7 +304,11 @@ Content-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n--b1--\r\n";
 
     #[test]
     fn garbage_is_not_a_panic() {
-        for raw in [&b""[..], b"\xff\xfe", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"] {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe",
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+        ] {
             let _ = analyze(raw);
             let _ = attachments(raw);
         }

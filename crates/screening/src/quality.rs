@@ -100,8 +100,21 @@ pub struct QualityReport {
 
 /// Link shorteners: filters and providers distrust them because they hide the destination.
 const SHORTENERS: &[&str] = &[
-    "bit.ly", "tinyurl.com", "goo.gl", "t.co", "ow.ly", "is.gd", "buff.ly", "cutt.ly", "rebrand.ly", "shorturl.at",
-    "t.cn", "dwz.cn", "tiny.cc", "rb.gy", "s.id",
+    "bit.ly",
+    "tinyurl.com",
+    "goo.gl",
+    "t.co",
+    "ow.ly",
+    "is.gd",
+    "buff.ly",
+    "cutt.ly",
+    "rebrand.ly",
+    "shorturl.at",
+    "t.cn",
+    "dwz.cn",
+    "tiny.cc",
+    "rb.gy",
+    "s.id",
 ];
 
 fn link_host(url: &str) -> Option<String> {
@@ -337,7 +350,12 @@ pub fn report(filter: Result<FilterVerdict, String>, checks: Vec<Check>) -> Qual
     let mut costs: Vec<(f64, String)> = symbols
         .iter()
         .filter(|s| s.weight > 0.0)
-        .map(|s| (s.weight, format!("{} ({}, -{})", capitalize(&s.sentence), s.name, s.weight)))
+        .map(|s| {
+            (
+                s.weight,
+                format!("{} ({}, -{})", capitalize(&s.sentence), s.name, s.weight),
+            )
+        })
         .collect();
     costs.extend(checks.iter().filter(|c| c.penalty > 0.0).map(|c| {
         let fix = c.fix.as_deref().unwrap_or(&c.message);
@@ -411,8 +429,21 @@ mod tests {
             ..facts()
         };
         let checks = content_checks(&f, true, false);
-        let failed: Vec<_> = checks.iter().filter(|c| c.status == CheckStatus::Fail).map(|c| c.name).collect();
-        assert_eq!(failed, ["list_unsubscribe", "html_well_formed", "text_html_ratio", "images", "links"]);
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "list_unsubscribe",
+                "html_well_formed",
+                "text_html_ratio",
+                "images",
+                "links"
+            ]
+        );
         let r = report(
             Ok(FilterVerdict {
                 score: 2.85,
@@ -428,13 +459,20 @@ mod tests {
             checks,
         );
         assert!(r.score < 5.0, "{r:?}");
-        assert!(r.fix_first[0].starts_with("Link to your own domain"), "{:?}", r.fix_first);
+        assert!(
+            r.fix_first[0].starts_with("Link to your own domain"),
+            "{:?}",
+            r.fix_first
+        );
         assert_eq!(r.symbols[0].sentence, "the Subject is written in capital letters");
     }
 
     #[test]
     fn no_filter_still_scores_the_checks() {
-        let r = report(Err("rspamd is not configured".into()), content_checks(&facts(), true, true));
+        let r = report(
+            Err("rspamd is not configured".into()),
+            content_checks(&facts(), true, true),
+        );
         assert_eq!(r.score, 9.0);
         assert_eq!(r.filter_error.as_deref(), Some("rspamd is not configured"));
     }

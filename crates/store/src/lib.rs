@@ -31,13 +31,13 @@ mod inbound;
 mod limits;
 mod pg;
 mod screen;
+mod screening;
 mod script;
 mod sources;
 mod sql;
 mod sqlite;
 mod stats;
 mod suppression;
-mod screening;
 mod templates;
 mod types;
 mod warmup;
@@ -65,6 +65,7 @@ pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
+pub use screening::ScreeningPolicy;
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use stats::{
     ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
@@ -73,7 +74,6 @@ pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,
     RecipientScreenQuery, normalize as normalize_blacklist_address,
 };
-pub use screening::ScreeningPolicy;
 pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
     TemplateUpdate,

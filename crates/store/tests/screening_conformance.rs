@@ -38,7 +38,10 @@ async fn screening_policy_defaults_and_updates(ctx: Ctx) {
     };
     store.set_screening_policy(a, p).await.expect("set");
     assert_eq!(store.screening_policy(a).await.expect("policy"), p);
-    assert_eq!(store.screening_policy(b).await.expect("policy"), ScreeningPolicy::default());
+    assert_eq!(
+        store.screening_policy(b).await.expect("policy"),
+        ScreeningPolicy::default()
+    );
     let cleared = ScreeningPolicy {
         min_score: None,
         review_content: false,

@@ -21,12 +21,19 @@ struct CheckEmailQualityParams {
     unsubscribe: Option<String>,
 }
 
-pub(super) async fn check_email_quality(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
+pub(super) async fn check_email_quality(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    params: Value,
+) -> Result<Value, ApiError> {
     let p: CheckEmailQualityParams = parse(params)?;
     let trigger = match p.trigger_type {
         None => None,
         Some(t) => Some(TriggerType::from_code(t).ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidParameterValue, format!("TriggerType {t} must be 0 or 1"))
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("TriggerType {t} must be 0 or 1"),
+            )
         })?),
     };
     let unsubscribe = p
@@ -67,14 +74,14 @@ pub(super) async fn check_email_quality(core: &Mailpush, ctx: &AccountContext, p
         let required = |v: Option<String>, name: &str| {
             v.ok_or_else(|| ApiError::new(ErrorCode::MissingParameter, format!("the parameter {name} is required")))
         };
-        QualityInput::Send(SendRequest {
+        QualityInput::Send(Box::new(SendRequest {
             from: required(p.from_email_address, "FromEmailAddress")?,
             subject: required(p.subject, "Subject")?,
             destination: p.destination.unwrap_or_default(),
             content: Some(content),
             trigger: trigger.unwrap_or(TriggerType::Batch),
             ..Default::default()
-        })
+        }))
     };
     let report = core
         .check_email_quality(
