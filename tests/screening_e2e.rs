@@ -137,6 +137,21 @@ async fn swaks(w: &World, subject: &str, body: &str, attach: Option<&std::path::
     )
 }
 
+fn swaks_available() -> bool {
+    tool_available(
+        "swaks",
+        &["--version"],
+        "MAILPUSH_REQUIRE_SWAKS",
+        "apt-get install swaks",
+    )
+}
+
+/// The Prometheus text of the server's `/metrics`.
+async fn metrics(w: &World) -> String {
+    let resp = reqwest::get(format!("http://{}/metrics", w.server.api_addr)).await;
+    resp.expect("metrics").text().await.expect("metrics text")
+}
+
 fn with_attachment(name: &str, content: &[u8]) -> Value {
     let mut req = simple("Your invoice", None, Some(CLEAN_TEXT), 1);
     req["Attachments"] = json!([{ "FileName": name, "Content": b64(content) }]);
@@ -145,14 +160,7 @@ fn with_attachment(name: &str, content: &[u8]) -> Value {
 
 #[tokio::test]
 async fn viruses_are_refused_over_the_api_and_smtp() {
-    if !content_filters::available()
-        || !tool_available(
-            "swaks",
-            &["--version"],
-            "MAILPUSH_REQUIRE_SWAKS",
-            "apt-get install swaks",
-        )
-    {
+    if !content_filters::available() || !swaks_available() {
         return;
     }
     let clamd = Clamd::start().await;
@@ -193,12 +201,7 @@ async fn viruses_are_refused_over_the_api_and_smtp() {
     let clean = swaks(&w, "Your invoice", CLEAN_TEXT, None).await;
     assert!(clean.contains("queued as"), "{clean}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", w.server.api_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics(&w).await;
     assert!(metrics.contains("mailpush_virus_found_total 3"), "{metrics}");
 }
 
@@ -256,12 +259,7 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
         .call("SendEmail", &with_attachment("invoice.pdf", b"%PDF-1.4"))
         .await;
     assert!(r.get("Error").is_none(), "{r}");
-    let metrics = reqwest::get(format!("http://{}/metrics", accepting.server.api_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics(&accepting).await;
     assert!(
         metrics.contains("mailpush_virus_unscanned_total{outcome=\"accepted\"} 1"),
         "{metrics}"
@@ -270,14 +268,7 @@ async fn clamd_down_refuses_for_a_retry_or_accepts_unscanned() {
 
 #[tokio::test]
 async fn quality_scores_and_admission_thresholds() {
-    if !content_filters::available()
-        || !tool_available(
-            "swaks",
-            &["--version"],
-            "MAILPUSH_REQUIRE_SWAKS",
-            "apt-get install swaks",
-        )
-    {
+    if !content_filters::available() || !swaks_available() {
         return;
     }
     let rspamd = Rspamd::start().await;

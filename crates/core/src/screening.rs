@@ -298,6 +298,12 @@ impl Mailpush {
         Ok(())
     }
 
+    /// The account's link permission (`allow_links`).
+    async fn links_allowed(&self, account: &AccountContext) -> Result<bool, CoreError> {
+        let policy = self.inner.store.account_policy(account.id).await?;
+        Ok(policy.unwrap_or_default().allow_links)
+    }
+
     /// The template review's content rules over custom content, with the account's link permission.
     async fn review_custom(
         &self,
@@ -306,13 +312,7 @@ impl Mailpush {
         html: Option<&str>,
         text: Option<&str>,
     ) -> Result<ReviewOutcome, CoreError> {
-        let allow_links = self
-            .inner
-            .store
-            .account_policy(account.id)
-            .await?
-            .unwrap_or_default()
-            .allow_links;
+        let allow_links = self.links_allowed(account).await?;
         let input = ReviewInput {
             subject: Some(subject).filter(|s| !s.is_empty()),
             html,
@@ -441,13 +441,7 @@ impl Mailpush {
                 )
             }
         };
-        let allow_links = self
-            .inner
-            .store
-            .account_policy(account.id)
-            .await?
-            .unwrap_or_default()
-            .allow_links;
+        let allow_links = self.links_allowed(account).await?;
         let mut checks = Vec::new();
         checks.extend(self.domain_checks(account, &from).await?);
         if let Some(facts) = mailpush_screening::analyze(&mime) {
