@@ -117,6 +117,11 @@ impl Clamd {
     /// Builds a database with hash signatures of the EICAR file (`Mailpush-Test-EICAR`) and of a zip holding
     /// it (`Mailpush-Test-EICAR-zip`), and starts clamd on it (unix socket and loopback TCP).
     pub async fn start() -> Clamd {
+        Clamd::start_with_stream_max("10M").await
+    }
+
+    /// [`Clamd::start`] with clamd's `StreamMaxLength` (e.g. `1M`): larger `INSTREAM` data is refused.
+    pub async fn start_with_stream_max(stream_max: &str) -> Clamd {
         let dir = crate::temp_dir();
         let db = dir.path().join("db");
         std::fs::create_dir_all(&db).expect("db dir");
@@ -136,7 +141,7 @@ impl Clamd {
             &conf,
             format!(
                 "DatabaseDirectory {}\nLocalSocket {}\nTCPSocket {port}\nTCPAddr 127.0.0.1\nForeground yes\n\
-                 LogFile {}\nStreamMaxLength 10M\n",
+                 LogFile {}\nStreamMaxLength {stream_max}\n",
                 db.display(),
                 socket.display(),
                 dir.path().join("clamd.log").display()

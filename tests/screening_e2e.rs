@@ -457,3 +457,72 @@ async fn quality_scores_and_admission_thresholds() {
         .await;
     assert!(r.get("Error").is_none(), "{r}");
 }
+
+#[tokio::test]
+async fn the_clamd_client_streams_in_chunks_and_reads_the_size_limit_answer() {
+    use mailpush_screening::{ClamdAddress, ClamdClient, ScanVerdict, ScreeningError};
+    if !content_filters::available() {
+        return;
+    }
+    let clamd = Clamd::start_with_stream_max("1M").await;
+    let timeout = std::time::Duration::from_secs(20);
+    for address in [
+        ClamdAddress::Unix(clamd.socket.clone()),
+        ClamdAddress::Tcp(clamd.tcp.clone()),
+    ] {
+        // Tiny chunks: the signature spans many of them.
+        let client = ClamdClient::new(address, timeout).with_chunk_bytes(7);
+        client.ping().await.expect("PONG");
+        match client.scan(EICAR).await {
+            Ok(ScanVerdict::Found(sig)) => assert!(sig.starts_with("Mailpush-Test-EICAR"), "{sig}"),
+            other => panic!("EICAR not found: {other:?}"),
+        }
+        assert_eq!(client.scan(b"just an invoice").await.expect("scan"), ScanVerdict::Clean);
+        // Over StreamMaxLength clamd answers "INSTREAM size limit exceeded" and closes mid-stream.
+        let big = vec![b'a'; 3 * 1024 * 1024];
+        let client = client.with_chunk_bytes(64 * 1024);
+        assert!(
+            matches!(client.scan(&big).await, Err(ScreeningError::TooLarge)),
+            "the size limit answer is read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rspamd_down_fails_open_by_default_or_refuses_for_a_retry() {
+    // No filter runs at the configured address: nothing to install for this test.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let open = world(&[("MAILPUSH_RSPAMD_URL", url.clone())]).await;
+    mailpush_cli(&open.env, &["screening", "shop", "--min-score", "9"]).await;
+    let r = open
+        .client
+        .call("SendEmail", &simple(SPAM_SUBJECT, Some(SPAM_HTML), None, 0))
+        .await;
+    assert!(r.get("Error").is_none(), "accepted unscored: {r}");
+    assert!(metrics(&open).await.contains("mailpush_spam_unscored_total 1"));
+    // CheckEmailQuality still answers, from mailpush's own checks, and says why the filter is missing.
+    let q = open
+        .client
+        .call("CheckEmailQuality", &simple(SPAM_SUBJECT, Some(SPAM_HTML), None, 0))
+        .await;
+    assert!(q["FilterScore"].is_null() && q["FilterError"].is_string(), "{q}");
+    assert!(score(&q) < 5.0, "{q}");
+
+    let refusing = world(&[
+        ("MAILPUSH_RSPAMD_URL", url),
+        ("MAILPUSH_RSPAMD_UNAVAILABLE", "refuse".to_string()),
+    ])
+    .await;
+    mailpush_cli(&refusing.env, &["screening", "shop", "--min-score", "9"]).await;
+    let r = refusing
+        .client
+        .call("SendEmail", &simple(SPAM_SUBJECT, Some(SPAM_HTML), None, 0))
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&r).as_deref(),
+        Some("FailedOperation.ServiceNotAvailable"),
+        "{r}"
+    );
+}
