@@ -1,6 +1,8 @@
 //! The shared harness of mailpush's end-to-end tests, benchmarks and load tool: start the real binaries on
 //! free ports, create accounts through the CLI, and call the API with TC3-signed requests.
 
+pub mod content_filters;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

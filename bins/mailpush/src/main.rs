@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, domains, messages, receivers, suppression, templates};
+use mailpush_admin::{Report, accounts, domains, messages, receivers, screening, suppression, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -90,6 +90,54 @@ enum Command {
         #[command(subcommand)]
         command: SuppressionCommand,
     },
+    /// Score a mail 0-10 (10 best) with the spam filter and mailpush's checks: a MIME FILE, or a template.
+    Check(CheckArgs),
+    /// An account's screening of custom and SMTP mail: minimum score, content review.
+    Screening {
+        /// The account.
+        account: String,
+        /// Refuse custom and SMTP mail scoring below this (0-10), or `none`.
+        #[arg(long)]
+        min_score: Option<String>,
+        /// Apply the template review's content rules to custom and SMTP mail.
+        #[arg(long)]
+        review_content: Option<bool>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mailpush check FILE | --template ID --data JSON`.
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// A MIME message (.eml).
+    #[arg(required_unless_present = "template", conflicts_with = "template")]
+    file: Option<PathBuf>,
+    /// The account whose identities, templates and permissions apply.
+    #[arg(long)]
+    account: String,
+    /// A TemplateID of the account.
+    #[arg(long, requires_all = ["data", "from"])]
+    template: Option<i64>,
+    /// The TemplateData (a JSON object).
+    #[arg(long)]
+    data: Option<String>,
+    /// The sender address (with --template).
+    #[arg(long)]
+    from: Option<String>,
+    /// The Subject (with --template).
+    #[arg(long, default_value = "mailpush quality check")]
+    subject: String,
+    /// Judge it as marketing mail (List-Unsubscribe required).
+    #[arg(long)]
+    marketing: bool,
+    /// Exit with status 2 when the score is below this.
+    #[arg(long, default_value_t = 0.0)]
+    min_score: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -402,6 +450,35 @@ async fn main() -> anyhow::Result<()> {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
         Command::Suppression { command } => suppressions(settings, command).await,
+        Command::Check(a) => {
+            let source = match (a.file, a.template) {
+                (Some(file), _) => screening::CheckSource::File(file),
+                (None, id) => screening::CheckSource::Template {
+                    id: id.unwrap_or_default(),
+                    data: a.data.unwrap_or_default(),
+                    from: a.from.unwrap_or_default(),
+                    subject: a.subject,
+                },
+            };
+            let core = open(settings).await?;
+            print(
+                screening::check(&core, &a.account, source, a.marketing, a.min_score).await,
+                a.json,
+            )
+        }
+        Command::Screening {
+            account,
+            min_score,
+            review_content,
+            json,
+        } => {
+            let min_score = min_score.as_deref().map(screening::parse_min_score).transpose()?;
+            let core = open(settings).await?;
+            print(
+                screening::settings(&core, &account, min_score, review_content).await,
+                json,
+            )
+        }
     }
 }
 

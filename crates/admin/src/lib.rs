@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod domains;
 pub mod messages;
 pub mod receivers;
+pub mod screening;
 pub mod suppression;
 mod table;
 pub mod templates;

@@ -12,6 +12,7 @@ mod batch;
 mod engage;
 mod identity;
 mod quota;
+mod screening;
 mod stats;
 mod suppression;
 mod templates;
@@ -65,6 +66,7 @@ pub(crate) async fn dispatch(
         "ListEmailAddress" => identity::list_addresses(core, ctx, params).await,
         "DeleteEmailAddress" => identity::delete_address(core, ctx, params).await,
         "UpdateEmailSmtpPassWord" => identity::update_password(core, ctx, params).await,
+        "CheckEmailQuality" => screening::check_email_quality(core, ctx, params).await,
         _ => Err(ApiError::new(
             ErrorCode::InvalidAction,
             format!("the action {action} does not exist"),

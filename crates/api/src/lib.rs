@@ -409,6 +409,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             }
             text.push_str(&state.core.feedback_metrics());
             text.push_str(&state.core.database_metrics());
+            text.push_str(&state.core.screening_metrics());
             match state.core.source_ip_metrics().await {
                 Ok(q) => text.push_str(&q),
                 Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),

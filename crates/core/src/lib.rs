@@ -17,6 +17,7 @@ pub mod levels;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod screening;
 pub mod secrets;
 pub mod send;
 pub mod sending;
@@ -52,8 +53,8 @@ use mailpush_model::{MessageId, SharedClock};
 use mailpush_quota::LevelPolicy;
 use mailpush_store::{
     AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, ComplaintRow,
-    CustomBlacklistEntry, DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, SendTaskRow, StoredTemplate,
-    TemplateId, TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
+    CustomBlacklistEntry, DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, ScreeningPolicy, SendTaskRow,
+    StoredTemplate, TemplateId, TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
 };
 use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
 use secrets::Secrets;
@@ -102,6 +103,7 @@ struct Services {
     batch: Arc<batch::Batch>,
     callbacks: Arc<callbacks::Callbacks>,
     health: Arc<health::Health>,
+    screening: Arc<screening::Screening>,
     delivery: worker::Delivery,
 }
 
@@ -199,6 +201,12 @@ impl Mailpush {
             accounts: accounts.clone(),
         });
         let source_ips = Arc::new(source_ips::SourceIps { env: env.clone() });
+        let screening = Arc::new(screening::Screening {
+            env: env.clone(),
+            scanners: screening::Scanners::from_settings(&settings)?,
+            templates: templates.clone(),
+            identities: identities.clone(),
+        });
         let sending = Arc::new(sending::Sending {
             env: env.clone(),
             wake: wake.clone(),
@@ -209,6 +217,7 @@ impl Mailpush {
             inbound: inbound.clone(),
             limits: limits.clone(),
             statistics: statistics.clone(),
+            screening: screening.clone(),
         });
         let submission = Arc::new(submit::Submission {
             env: env.clone(),
@@ -218,6 +227,7 @@ impl Mailpush {
             limits: limits.clone(),
             statistics: statistics.clone(),
             suppression: suppression.clone(),
+            screening: screening.clone(),
         });
         let batch = Arc::new(batch::Batch {
             env: env.clone(),
@@ -259,6 +269,7 @@ impl Mailpush {
                 batch,
                 callbacks,
                 health,
+                screening,
                 delivery,
             }),
         })
@@ -1165,5 +1176,34 @@ impl Mailpush {
     /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
     pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
         self.inner.warmup.warmup_metrics().await
+    }
+
+    // Screening
+    /// The account's screening settings (cached a second).
+    pub async fn screening_policy(&self, account: &AccountContext) -> Result<ScreeningPolicy, CoreError> {
+        self.inner.screening.screening_policy(account).await
+    }
+
+    /// Replaces the account's screening settings (operator CLI). `min_score` must lie in 0–10.
+    pub async fn set_screening_policy(
+        &self,
+        account: &AccountContext,
+        policy: ScreeningPolicy,
+    ) -> Result<(), CoreError> {
+        self.inner.screening.set_screening_policy(account, policy).await
+    }
+
+    /// `CheckEmailQuality` / `mailpush check`: the 0–10 report of a mail (nothing is sent or stored).
+    pub async fn check_email_quality(
+        &self,
+        account: &AccountContext,
+        req: screening::QualityRequest,
+    ) -> Result<screening::QualityReport, CoreError> {
+        self.inner.screening.check_email_quality(account, req).await
+    }
+
+    /// Prometheus text of the screening counters of this process.
+    pub fn screening_metrics(&self) -> String {
+        self.inner.screening.screening_metrics()
     }
 }

@@ -29,6 +29,7 @@ pub struct Sending {
     pub(crate) inbound: Arc<Inbound>,
     pub(crate) limits: Arc<Limits>,
     pub(crate) statistics: Arc<Statistics>,
+    pub(crate) screening: Arc<crate::screening::Screening>,
 }
 
 impl Sending {
@@ -110,6 +111,9 @@ impl Sending {
             .await?;
         let received = submit::received_header(None, &self.env.settings.helo_name, &mail.id, now, false);
         let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
+        self.screening
+            .screen_send(account, template_id == 0, &mail, &body)
+            .await?;
         let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
             .screen_recipients(account, mail.sender.domain(), &mut recipients)

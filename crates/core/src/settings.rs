@@ -172,6 +172,22 @@ pub struct Settings {
     pub template_cache_entries: usize,
     /// A TOML lexicon of forbidden terms replacing (or, with `extend_default = true`, extending) the built-in one.
     pub template_lexicon_file: Option<PathBuf>,
+    /// clamd's socket (`unix:/run/clamav/clamd.ctl`, `/path`, or `host:port`): every mail with attachments is
+    /// scanned at admission. None = no virus scanning.
+    pub clamd_address: Option<String>,
+    /// Longest wait for one clamd scan, seconds.
+    pub clamd_timeout_secs: u64,
+    /// When clamd cannot scan: `refuse` (a retryable error: `FailedOperation.ServiceNotAvailable`, SMTP 451) or
+    /// `accept` (the mail goes out unscanned, logged and counted in `mailpush_virus_unscanned_total`).
+    pub clamd_unavailable: String,
+    /// rspamd's normal worker (`http://127.0.0.1:11333`): scores mail for `CheckEmailQuality` and for accounts
+    /// with a minimum score. None = scores from mailpush's own checks only.
+    pub rspamd_url: Option<String>,
+    /// Longest wait for one rspamd answer, seconds.
+    pub rspamd_timeout_secs: u64,
+    /// When rspamd cannot score a mail of an account with a minimum score: `accept` (logged and counted in
+    /// `mailpush_spam_unscored_total`) or `refuse` (retryable, as for clamd).
+    pub rspamd_unavailable: String,
     /// SPF domain tenants include in their SPF record (`v=spf1 include:<spf_include> ~all`).
     pub spf_include: String,
     /// Host the sending domains' MX record points at (bounces and complaints); empty = `helo_name`.
@@ -348,6 +364,12 @@ impl Default for Settings {
             template_data_allow_html: false,
             template_cache_entries: 1024,
             template_lexicon_file: None,
+            clamd_address: None,
+            clamd_timeout_secs: 30,
+            clamd_unavailable: "refuse".into(),
+            rspamd_url: None,
+            rspamd_timeout_secs: 10,
+            rspamd_unavailable: "accept".into(),
             spf_include: "_spf.mailpush.localdomain".to_string(),
             bounce_mx_host: String::new(),
             dkim_selector_prefix: "mp".to_string(),

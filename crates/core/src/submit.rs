@@ -399,6 +399,7 @@ pub struct Submission {
     pub(crate) limits: Arc<crate::limits::Limits>,
     pub(crate) statistics: Arc<crate::stats::Statistics>,
     pub(crate) suppression: Arc<crate::suppression::Suppression>,
+    pub(crate) screening: Arc<crate::screening::Screening>,
 }
 
 impl Submission {
@@ -516,6 +517,7 @@ impl Submission {
         }
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
+        self.screening.screen_submission(&who.account, &mail).await?;
         let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
             .screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)

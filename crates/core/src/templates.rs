@@ -110,6 +110,11 @@ impl TemplateEngine {
         self.with_subjects.retain(|(k, _)| !stale(k));
     }
 
+    /// The automatic review (screening applies its content rules to custom mail).
+    pub(crate) fn reviewer(&self) -> &Reviewer {
+        &self.reviewer
+    }
+
     /// The review state of new content: `(status, ReviewReason)`.
     fn review(
         &self,
@@ -138,7 +143,7 @@ impl TemplateEngine {
 }
 
 /// Every finding, one per line: `rule (part): English reason / 中文原因`.
-fn review_reason(outcome: &ReviewOutcome) -> String {
+pub(crate) fn review_reason(outcome: &ReviewOutcome) -> String {
     outcome
         .findings
         .iter()

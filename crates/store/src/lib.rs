@@ -38,6 +38,7 @@ mod pg;
 mod queue;
 mod reputation_warnings;
 mod screen;
+mod screening;
 mod script;
 mod sources;
 mod sql;
@@ -78,6 +79,7 @@ pub use limits::{
 };
 pub use queue::Queue;
 pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
+pub use screening::{Screening, ScreeningPolicy};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation, Sources};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,

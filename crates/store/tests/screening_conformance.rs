@@ -1,0 +1,56 @@
+//! Conformance cases for the per-account screening settings, run against SQLite and, when
+//! `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL (same harness as `conformance.rs`).
+
+use mailpush_store::{NewAccount, ScreeningPolicy, Store};
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(screening_policy_defaults_and_updates);
+
+async fn account(store: &Store, name: &str) -> i64 {
+    store
+        .accounts()
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: 1_700_000_000_000,
+        })
+        .await
+        .expect("create account")
+        .id
+}
+
+async fn screening_policy_defaults_and_updates(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let a = account(&store, "a").await;
+    let b = account(&store, "b").await;
+    assert_eq!(
+        store.screening().screening_policy(a).await.expect("policy"),
+        ScreeningPolicy::default(),
+        "no threshold and no review of custom content by default"
+    );
+    let p = ScreeningPolicy {
+        min_score: Some(6.5),
+        review_content: true,
+    };
+    store.screening().set_screening_policy(a, p).await.expect("set");
+    assert_eq!(store.screening().screening_policy(a).await.expect("policy"), p);
+    assert_eq!(
+        store.screening().screening_policy(b).await.expect("policy"),
+        ScreeningPolicy::default()
+    );
+    let cleared = ScreeningPolicy {
+        min_score: None,
+        review_content: false,
+    };
+    store
+        .screening()
+        .set_screening_policy(a, cleared)
+        .await
+        .expect("set again");
+    assert_eq!(store.screening().screening_policy(a).await.expect("policy"), cleared);
+}
