@@ -50,8 +50,18 @@ pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, St
     // (pass `MAILPUSH_WARMUP_DOMAIN_RAMP` in `extra`), and no automatic level changes.
     env.insert("MAILPUSH_WARMUP_DOMAIN_RAMP".into(), String::new());
     env.insert("MAILPUSH_LEVEL_EVAL_SECS".into(), "0".into());
+    // The tests name UTC days (`today()`, clock moves to the next UTC midnight); a test of the calendar zone
+    // passes its own `MAILPUSH_TIME_ZONE` in `extra`.
+    env.insert("MAILPUSH_TIME_ZONE".into(), "UTC".into());
     for (k, v) in extra {
         env.insert((*k).to_string(), v.clone());
+    }
+    // This process computes days (a store opened beside the server, `today()`) in the server's calendar.
+    if let Some(zone) = env
+        .get("MAILPUSH_TIME_ZONE")
+        .and_then(|z| mailpush_model::TimeZone::parse(z).ok())
+    {
+        mailpush_model::time_zone::set_current(zone);
     }
     env
 }
@@ -289,9 +299,10 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Today's UTC date, as `GetSendEmailStatus` wants it.
+/// Today's date in the calendar zone of the servers this process started (UTC unless a test set
+/// `MAILPUSH_TIME_ZONE`), as `GetSendEmailStatus` wants it.
 pub fn today() -> String {
-    mailpush_api::tc3::scope_date(unix_now())
+    mailpush_model::clock::date_of(unix_now() * 1000)
 }
 
 /// A temporary data directory.

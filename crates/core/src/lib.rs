@@ -2,6 +2,7 @@
 //! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
 //! is enforced once for every front end.
 
+pub mod abuse;
 pub mod accounts;
 pub mod batch;
 mod cache;
@@ -11,6 +12,7 @@ pub mod engage;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod identity_tags;
 pub mod inbound;
 pub mod levels;
 pub mod limits;
@@ -137,6 +139,7 @@ impl Mailpush {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
         }
+        mailpush_model::time_zone::set_current(settings.calendar_zone().map_err(|e| CoreError::Config(e.to_string()))?);
         let master = master_key_from(&settings, &url)?;
         let templates = templates::TemplateEngine::from_settings(&settings)?;
         let opts = StoreOptions {

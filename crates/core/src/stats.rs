@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mailpush_model::clock::{DAY_MS, date_of, day_range};
+use mailpush_model::clock::{DAY_MS, date_of_day, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
 use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
 pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
@@ -171,7 +171,7 @@ impl Mailpush {
         for day in from_day..=to_day {
             let c = by_day.get(&day).copied().unwrap_or_default();
             report.overall.add(&c);
-            report.daily.push((date_of(day * DAY_MS), c));
+            report.daily.push((date_of_day(day), c));
         }
         Ok(report)
     }

@@ -26,6 +26,8 @@ async fn setup(database_url: Option<String>) -> Env {
         data_dir: dir.path().to_path_buf(),
         database_url,
         master_key: Some("k".repeat(48)),
+        // The tests move the clock to the next UTC midnight: the calendar is UTC.
+        time_zone: "UTC".into(),
         ..Settings::default()
     };
     let clock = ManualClock::new(T0);

@@ -28,6 +28,8 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
         data_dir: dir.path().to_path_buf(),
         database_url,
         master_key: Some("k".repeat(48)),
+        // The tests move the clock to the next UTC midnight: the calendar is UTC.
+        time_zone: "UTC".into(),
         warmup_domain_ramp: ramp.to_vec(),
         warmup_trigger_reserve_percent: 0,
         limit_sends_per_second: 1_000_000,

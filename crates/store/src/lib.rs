@@ -18,6 +18,7 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+mod abuse;
 pub mod batch;
 mod committer;
 mod common;
@@ -27,11 +28,13 @@ mod events;
 mod handoff;
 mod health;
 mod identity;
+mod identity_tags;
 mod inbound;
 mod limits;
 mod pg;
 mod screen;
 mod script;
+mod sesv2_names;
 mod sources;
 mod sql;
 mod sqlite;
@@ -50,6 +53,7 @@ use sql::Dialect as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use abuse::{AbuseFilter, AbuseRow};
 pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
@@ -60,10 +64,12 @@ pub use events::{BounceType, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
 pub use health::HealthCounters;
 pub use identity::{DkimKeyRow, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use identity_tags::IdentityTag;
 pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
+pub use sesv2_names::SesTemplateRow;
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use stats::{
     ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,

@@ -30,6 +30,8 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
+    // The cases name UTC days (T0 is a UTC midnight): the calendar zone is UTC.
+    mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
     let store = Store::open(&url, StoreOptions::default())
@@ -63,6 +65,7 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
     let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
         eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
         return;

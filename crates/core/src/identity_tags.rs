@@ -1,0 +1,90 @@
+//! What the Tencent identity models carry beyond DNS: the domains' tags (`TagList`: stored, returned,
+//! filterable) and the source addresses a domain sends from (`SendIp`: the members of its source pool).
+
+use std::collections::BTreeMap;
+
+use mailpush_model::ErrorCode;
+pub use mailpush_store::IdentityTag;
+
+use crate::source_ips::source_pools;
+use crate::{AccountContext, CoreError, Mailpush};
+
+/// Most tags one domain carries.
+pub const MAX_TAGS: usize = 50;
+
+fn check_tags(tags: &[IdentityTag]) -> Result<(), CoreError> {
+    if tags.len() > MAX_TAGS {
+        return Err(CoreError::refused(
+            ErrorCode::InvalidParameterValue,
+            format!("TagList holds at most {MAX_TAGS} tags"),
+        ));
+    }
+    for t in tags {
+        let key_ok = !t.key.trim().is_empty() && t.key.chars().count() <= 127;
+        let value_ok = t.value.chars().count() <= 255;
+        if !key_ok || !value_ok || t.key.chars().chain(t.value.chars()).any(char::is_control) {
+            return Err(CoreError::refused(
+                ErrorCode::InvalidParameterValue,
+                format!(
+                    "tag {:?}={:?}: TagKey must be 1-127 characters, TagValue at most 255",
+                    t.key, t.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Mailpush {
+    /// Replaces the tags of the account's sending domain `domain`.
+    pub async fn set_identity_tags(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        tags: &[IdentityTag],
+    ) -> Result<(), CoreError> {
+        check_tags(tags)?;
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        Ok(self.store().set_identity_tags(account.id, &domain, tags).await?)
+    }
+
+    /// The tags of every tagged domain of the account.
+    pub async fn identity_tags(
+        &self,
+        account: &AccountContext,
+    ) -> Result<BTreeMap<String, Vec<IdentityTag>>, CoreError> {
+        Ok(self.store().identity_tags(account.id).await?)
+    }
+
+    /// The configured source addresses `domain` sends from: the members of its pool (its own assignment, else its
+    /// closest parent's, else the shared pool). Empty when the operating system chooses the source.
+    pub async fn identity_send_ips(&self, account: &AccountContext, domain: &str) -> Result<Vec<String>, CoreError> {
+        let pools = source_pools(self.settings())?;
+        let assignments: BTreeMap<String, String> = self
+            .domain_pool_assignments()
+            .await?
+            .into_iter()
+            .filter(|a| a.account_id == account.id)
+            .map(|a| (a.domain.to_ascii_lowercase(), a.pool))
+            .collect();
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let mut rest = domain.as_str();
+        let pool = loop {
+            if let Some(pool) = assignments.get(rest) {
+                break Some(pool.as_str());
+            }
+            match rest.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => rest = parent,
+                _ => break None,
+            }
+        };
+        Ok(pools.members(pool).iter().map(ToString::to_string).collect())
+    }
+}
+
+/// Whether `tags` holds every (key, value) pair of `wanted` (an empty `wanted` matches everything).
+pub fn tags_match(tags: &[IdentityTag], wanted: &[IdentityTag]) -> bool {
+    wanted
+        .iter()
+        .all(|w| tags.iter().any(|t| t.key == w.key && t.value == w.value))
+}
