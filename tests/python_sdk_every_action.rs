@@ -6,39 +6,25 @@
 use mailpush_model::{EventKind, TimeZone};
 use mailpush_store::{NewEvent, Store, StoreOptions};
 use mailpush_suite::*;
-use mailpush_testkit::{DnsAuthority, SinkMx};
 use serde_json::json;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_action_of_the_python_sdk_fills_every_response_field() {
-    let have_sdk = std::process::Command::new("python3")
-        .args(["-c", "import tencentcloud.ses.v20201002"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_sdk {
-        assert!(
-            std::env::var("MAILPUSH_REQUIRE_PYTHON_SDK").as_deref() != Ok("1"),
-            "tencentcloud-sdk-python-ses is required but not installed"
-        );
-        eprintln!("skipped: pip install tencentcloud-sdk-python-ses to run this test");
+    if !sdk_installed(
+        "python3",
+        &["-c", "import tencentcloud.ses.v20201002"],
+        None,
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "pip install tencentcloud-sdk-python-ses",
+    ) {
         return;
     }
-    let dns = DnsAuthority::start().await.expect("dns");
-    let sink = SinkMx::start_default().await.expect("sink");
-    dns.add_mx("example.org", 10, "mx.example.org");
-    dns.add_a("mx.example.org", Ipv4Addr::LOCALHOST);
-    let dir = temp_dir();
-    let env = base_env(
-        dir.path(),
-        &[
-            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
-            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-            ("MAILPUSH_TIME_ZONE", "Asia/Shanghai".to_string()),
-            ("MAILPUSH_SOURCE_IPS", "127.0.0.1".to_string()),
-        ],
-    );
+    let MailWorld { dns, sink, dir, env } = mail_world(&[
+        ("MAILPUSH_TIME_ZONE", "Asia/Shanghai".to_string()),
+        ("MAILPUSH_SOURCE_IPS", "127.0.0.1".to_string()),
+    ])
+    .await;
     let creds = create_account(&env, "sdk").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let api = ApiClient::new(&server.api_addr, &creds);
@@ -82,23 +68,17 @@ async fn every_action_of_the_python_sdk_fills_every_response_field() {
     store.close().await;
 
     let beijing_today = TimeZone::default().date_of(unix_now() * 1000);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/every_action.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("MAILPUSH_ENDPOINT", &server.api_addr)
-        .env("SECRET_ID", &creds.secret_id)
-        .env("SECRET_KEY", &creds.secret_key)
-        .env("TO", "reader@example.org")
-        .env("REQUEST_DATE", &beijing_today)
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "SDK script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+    let sdk_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"));
+    let extra = [("REQUEST_DATE", beijing_today)];
+    let v = run_sdk_script(
+        "python3",
+        &["every_action.py"],
+        sdk_dir,
+        &server.api_addr,
+        &creds,
+        &extra,
+    )
+    .await;
     assert_eq!(
         v["actions"], v["sdk_actions"],
         "every action of the SDK's client is driven"

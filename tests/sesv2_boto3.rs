@@ -5,59 +5,39 @@
 //! MAILPUSH_REQUIRE_BOTO3=1 (CI sets it).
 
 use mailpush_suite::*;
-use mailpush_testkit::{DnsAuthority, SinkMx};
 use serde_json::json;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 async fn run_script(step: &str, server: &ServerProcess, creds: &Credentials) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sesv2_boto3.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(step)
-        .env("MAILPUSH_ENDPOINT", &server.api_addr)
-        .env("SECRET_ID", &creds.secret_id)
-        .env("SECRET_KEY", &creds.secret_key)
-        .env("TO", "reader@example.org")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_CONFIG_FILE")
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "boto3 script ({step}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("script prints JSON")
+    let sdk_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"));
+    run_sdk_script(
+        "python3",
+        &["sesv2_boto3.py", step],
+        sdk_dir,
+        &server.api_addr,
+        creds,
+        &[],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_sesv2_sends_through_mailpush_end_to_end() {
-    let have_boto3 = std::process::Command::new("python3")
-        .args(["-c", "import boto3"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_boto3 {
-        assert!(
-            std::env::var("MAILPUSH_REQUIRE_BOTO3").as_deref() != Ok("1"),
-            "boto3 is required (MAILPUSH_REQUIRE_BOTO3=1) but not installed"
-        );
-        eprintln!("skipped: pip install boto3 to run this test");
+    if !sdk_installed(
+        "python3",
+        &["-c", "import boto3"],
+        None,
+        "MAILPUSH_REQUIRE_BOTO3",
+        "pip install boto3",
+    ) {
         return;
     }
-    let dns = DnsAuthority::start().await.expect("dns");
-    let sink = SinkMx::start_default().await.expect("sink");
-    dns.add_mx("example.org", 10, "mx.example.org");
-    dns.add_a("mx.example.org", Ipv4Addr::LOCALHOST);
-    let dir = temp_dir();
-    let env = base_env(
-        dir.path(),
-        &[
-            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
-            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-        ],
-    );
+    let MailWorld {
+        dns,
+        sink,
+        dir: _dir,
+        env,
+    } = mail_world(&[]).await;
     let creds = create_account(&env, "aws").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
 

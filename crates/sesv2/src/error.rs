@@ -78,6 +78,12 @@ impl AwsError {
     }
 }
 
+impl From<mailpush_store::StoreError> for AwsError {
+    fn from(e: mailpush_store::StoreError) -> Self {
+        AwsError::from_core(e.into())
+    }
+}
+
 impl IntoResponse for AwsError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "message": self.message }).to_string();

@@ -10,7 +10,7 @@ use mailpush_core::{AccountContext, IdentityView, Mailpush};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppState, AwsError, Signed, decode_component, page, query_values};
+use crate::{AppState, AwsError, Signed, decode_component, paged_reply};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -219,14 +219,7 @@ pub(crate) async fn list(
             "VerificationStatus": if verified { "SUCCESS" } else { "PENDING" },
         }));
     }
-    let token = query_values(query.as_deref(), "NextToken").pop();
-    let size = query_values(query.as_deref(), "PageSize").pop();
-    let (list, next) = page(all, token.as_deref(), size.as_deref())?;
-    let mut reply = json!({ "EmailIdentities": list });
-    if let Some(next) = next {
-        reply["NextToken"] = json!(next);
-    }
-    Ok(Json(reply))
+    Ok(Json(paged_reply("EmailIdentities", all, query.as_deref())?))
 }
 
 pub(crate) async fn delete(

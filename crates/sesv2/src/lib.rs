@@ -150,22 +150,7 @@ impl FromRequest<AppState> for Signed {
 
 /// Percent-decodes a path or query component (`+` is a space in queries only, never here).
 pub(crate) fn decode_component(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&sigv4::percent_decode(raw)).into_owned()
 }
 
 /// The values of `name` in a raw query string, decoded (`+` = space).
@@ -200,6 +185,23 @@ pub(crate) fn page<T>(
     let list: Vec<T> = items.into_iter().skip(offset).take(size).collect();
     let next = (offset + size < total).then(|| (offset + size).to_string());
     Ok((list, next))
+}
+
+/// The reply of a `List*` operation: `items` paged by the query's `NextToken` / `PageSize` under `key`, with the
+/// next token when more follow.
+pub(crate) fn paged_reply(
+    key: &str,
+    items: Vec<serde_json::Value>,
+    query: Option<&str>,
+) -> Result<serde_json::Value, AwsError> {
+    let token = query_values(query, "NextToken").pop();
+    let size = query_values(query, "PageSize").pop();
+    let (list, next) = page(items, token.as_deref(), size.as_deref())?;
+    let mut reply = serde_json::json!({ key: list });
+    if let Some(next) = next {
+        reply["NextToken"] = serde_json::json!(next);
+    }
+    Ok(reply)
 }
 
 /// Seconds since the epoch as JSON (AWS timestamps in REST+JSON bodies).

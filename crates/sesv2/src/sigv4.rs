@@ -137,14 +137,14 @@ fn uri_encode(input: &[u8], keep_slash: bool) -> String {
     out
 }
 
-fn percent_decode(input: &str) -> Vec<u8> {
+/// Percent-decodes `input` (malformed escapes are kept as they are).
+pub(crate) fn percent_decode(input: &str) -> Vec<u8> {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && i + 2 < bytes.len() + 0
-            && i + 2 <= bytes.len() - 1
+            && i + 2 < bytes.len()
             && let Ok(v) = u8::from_str_radix(&input[i + 1..i + 3], 16)
         {
             out.push(v);

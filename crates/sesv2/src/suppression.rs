@@ -12,7 +12,7 @@ use mailpush_model::clock::{DAY_MS, date_of};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, page, query_values};
+use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, paged_reply, query_values};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -33,13 +33,7 @@ fn check_reason(reason: &str) -> Result<&'static str, AwsError> {
 
 /// Every suppressed address of the account: address → (reason, last update ms).
 async fn suppressed(core: &Mailpush, ctx: &AccountContext) -> Result<BTreeMap<String, (String, i64)>, AwsError> {
-    let reasons: HashMap<String, String> = core
-        .store()
-        .suppression_reasons(ctx.id)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?
-        .into_iter()
-        .collect();
+    let reasons: HashMap<String, String> = core.store().suppression_reasons(ctx.id).await?.into_iter().collect();
     let mut out = BTreeMap::new();
     // Hard bounces of the account's mail within the bounce blacklist's lifetime (listed in 90-day windows).
     let now = core.now_ms();
@@ -101,8 +95,7 @@ pub(crate) async fn put(State(state): State<AppState>, signed: Signed) -> Result
     }
     core.store()
         .set_suppression_reason(ctx.id, &address, Some(reason))
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -139,10 +132,7 @@ pub(crate) async fn delete(
         .await
         .map_err(AwsError::from_core)?;
     let bounced = core.delete_black_list(ctx, &list).await.map_err(AwsError::from_core)?;
-    core.store()
-        .set_suppression_reason(ctx.id, &address, None)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+    core.store().set_suppression_reason(ctx.id, &address, None).await?;
     if custom + bounced == 0 {
         return Err(AwsError::not_found(format!("{address} is not on the suppression list")));
     }
@@ -179,18 +169,11 @@ pub(crate) async fn list(
                 && end.is_none_or(|e| *at <= e)
         })
         .collect();
-    let token = query_values(q, "NextToken").pop();
-    let size = query_values(q, "PageSize").pop();
-    let (rows, next) = page(all, token.as_deref(), size.as_deref())?;
-    let list: Vec<Value> = rows
+    let list: Vec<Value> = all
         .iter()
         .map(|(address, (reason, at))| {
             json!({ "EmailAddress": address, "Reason": reason, "LastUpdateTime": epoch_seconds(*at) })
         })
         .collect();
-    let mut reply = json!({ "SuppressedDestinationSummaries": list });
-    if let Some(next) = next {
-        reply["NextToken"] = json!(next);
-    }
-    Ok(Json(reply))
+    Ok(Json(paged_reply("SuppressedDestinationSummaries", list, q)?))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::send::TemplateRef;
-use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, page, query_values};
+use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, paged_reply};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -51,11 +51,7 @@ fn check_name(name: &str) -> Result<(), AwsError> {
 }
 
 async fn find(core: &Mailpush, ctx: &AccountContext, name: &str) -> Result<Option<SesTemplateRow>, AwsError> {
-    let rows = core
-        .store()
-        .ses_templates(ctx.id)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+    let rows = core.store().ses_templates(ctx.id).await?;
     Ok(rows.into_iter().find(|r| r.name == name))
 }
 
@@ -113,10 +109,7 @@ pub(crate) async fn create(State(state): State<AppState>, signed: Signed) -> Res
         subject: c.subject.unwrap_or_default(),
         created_ms: core.now_ms(),
     };
-    core.store()
-        .put_ses_template(ctx.id, &row)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+    core.store().put_ses_template(ctx.id, &row).await?;
     Ok(Json(json!({})))
 }
 
@@ -157,10 +150,7 @@ pub(crate) async fn update(
     .await
     .map_err(AwsError::from_core)?;
     row.subject = c.subject.unwrap_or_default();
-    core.store()
-        .put_ses_template(ctx.id, &row)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+    core.store().put_ses_template(ctx.id, &row).await?;
     Ok(Json(json!({})))
 }
 
@@ -175,10 +165,7 @@ pub(crate) async fn delete(
     core.delete_template(ctx, row.template_id)
         .await
         .map_err(AwsError::from_core)?;
-    core.store()
-        .delete_ses_template(ctx.id, &name)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
+    core.store().delete_ses_template(ctx.id, &name).await?;
     Ok(Json(json!({})))
 }
 
@@ -188,23 +175,12 @@ pub(crate) async fn list(
     signed: Signed,
 ) -> Result<Json<Value>, AwsError> {
     let (core, ctx) = (&state.core, &signed.ctx);
-    let rows = core
-        .store()
-        .ses_templates(ctx.id)
-        .await
-        .map_err(|e| AwsError::from_core(e.into()))?;
-    let token = query_values(query.as_deref(), "NextToken").pop();
-    let size = query_values(query.as_deref(), "PageSize").pop();
-    let (rows, next) = page(rows, token.as_deref(), size.as_deref())?;
+    let rows = core.store().ses_templates(ctx.id).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| json!({ "TemplateName": r.name, "CreatedTimestamp": epoch_seconds(r.created_ms) }))
         .collect();
-    let mut reply = json!({ "TemplatesMetadata": list });
-    if let Some(next) = next {
-        reply["NextToken"] = json!(next);
-    }
-    Ok(Json(reply))
+    Ok(Json(paged_reply("TemplatesMetadata", list, query.as_deref())?))
 }
 
 #[derive(Deserialize)]

@@ -80,36 +80,25 @@ async fn abuse_reports(
     account: AccountId,
     f: &AbuseFilter,
 ) -> Result<(Vec<AbuseRow>, i64), StoreError> {
-    let count_sql = format!("SELECT COUNT(*) {FILTER}");
-    let total: i64 = query(sqlx::AssertSqlSafe(count_sql))
-        .bind(account)
-        .bind(f.from_ms)
-        .bind(f.to_ms)
-        .bind(f.from_domain.as_str())
-        .bind(f.from_address.as_str())
-        .bind(f.recipient_domain.as_str())
-        .bind(f.recipient.as_str())
-        .bind(f.template_id)
-        .scalar(pool)
-        .await?;
+    // $1..$8 of FILTER, in order.
+    let filtered = |sql: String| {
+        query(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(f.from_ms)
+            .bind(f.to_ms)
+            .bind(f.from_domain.as_str())
+            .bind(f.from_address.as_str())
+            .bind(f.recipient_domain.as_str())
+            .bind(f.recipient.as_str())
+            .bind(f.template_id)
+    };
+    let total: i64 = filtered(format!("SELECT COUNT(*) {FILTER}")).scalar(pool).await?;
     let rows_sql = format!(
         "SELECT e.message_id, e.recipient, COALESCE(m.from_address, ''), COALESCE(m.subject, ''), \
          COALESCE(m.template_id, 0), COALESCE(m.request_ms, e.at_ms), d.deliver_ms, e.at_ms \
          {FILTER} ORDER BY e.at_ms DESC, e.id DESC LIMIT $9 OFFSET $10"
     );
-    let rows: Vec<Row> = query(sqlx::AssertSqlSafe(rows_sql))
-        .bind(account)
-        .bind(f.from_ms)
-        .bind(f.to_ms)
-        .bind(f.from_domain.as_str())
-        .bind(f.from_address.as_str())
-        .bind(f.recipient_domain.as_str())
-        .bind(f.recipient.as_str())
-        .bind(f.template_id)
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Row> = filtered(rows_sql).bind(f.limit).bind(f.offset).fetch_all(pool).await?;
     let list = rows
         .into_iter()
         .map(

@@ -40,7 +40,6 @@ impl Store {
                     .execute(&mut conn)
                     .await?;
             }
-            drop(conn);
             tx.commit().await
         })
         .await

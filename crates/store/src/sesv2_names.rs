@@ -40,7 +40,6 @@ impl Store {
             .bind(row.created_ms)
             .execute(&mut conn)
             .await?;
-            drop(conn);
             tx.commit().await
         })
         .await
@@ -104,7 +103,6 @@ impl Store {
                     .execute(&mut conn)
                     .await?;
             }
-            drop(conn);
             tx.commit().await
         })
         .await
