@@ -3,9 +3,7 @@
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{EventKind, MessageId, RecipientKind};
-use mailpush_store::{
-    AbuseFilter, Account, IdentityTag, NewAccount, NewEvent, NewMessage, NewRecipient, SesTemplateRow, Store,
-};
+use mailpush_store::{AbuseFilter, Account, IdentityTag, NewEvent, NewMessage, NewRecipient, SesTemplateRow, Store};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_764_158_400_000;
@@ -21,16 +19,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account_named(store, name, T0).await
 }
 
 async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_id: i64) -> MessageId {

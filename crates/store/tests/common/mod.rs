@@ -125,3 +125,17 @@ macro_rules! conformance {
         }
     };
 }
+
+/// Creates the account `name` (SecretId `AKID<name>`) at `created_ms`.
+pub async fn account_named(store: &Store, name: &str, created_ms: i64) -> mailpush_store::Account {
+    store
+        .create_account(mailpush_store::NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms,
+        })
+        .await
+        .expect("create account")
+}
