@@ -1,10 +1,11 @@
 //! The AWS SES v2 API driven by boto3's `sesv2` client against a real `mailpush serve`, end to end with the
 //! testkit DNS and sink: identity → records → verification → sends of every kind (Simple with attachment,
-//! Template, Raw, bulk) → delivered with a DKIM signature three outside verifiers accept; templates, the
-//! suppression list, the account and AWS-shaped errors. Skipped (with a note) when boto3 is not installed, unless
-//! MAILPUSH_REQUIRE_BOTO3=1 (CI sets it).
+//! Template, Raw, bulk) → delivered with a DKIM signature three outside verifiers accept; a hard bounce → its
+//! suppression-list entry; templates, the suppression list, the account and AWS-shaped errors. Skipped (with a
+//! note) when boto3 is not installed, unless MAILPUSH_REQUIRE_BOTO3=1 (CI sets it).
 
 use mailpush_suite::*;
+use mailpush_testkit::SinkReply;
 use serde_json::json;
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ async fn boto3_sesv2_sends_through_mailpush_end_to_end() {
         .await;
     publish_records(&dns, &identity, "shop.example.com");
 
+    sink.set_reply("gone@example.org", SinkReply::reply(550, "5.1.1 no such user here"));
     let v = run_script("rest", &server, &creds).await;
     assert_eq!(v["verified"], true, "{v}");
     assert_eq!(v["verification_status"], "SUCCESS", "{v}");
@@ -80,7 +82,17 @@ async fn boto3_sesv2_sends_through_mailpush_end_to_end() {
     assert_eq!(v["unverified_sender"], json!(["MessageRejected", 400]), "{v}");
     assert_eq!(v["suppressed_reason"], "COMPLAINT", "{v}");
     assert_eq!(v["suppressed"], json!(["blocked@example.org"]), "{v}");
-    assert_eq!(v["suppressed_bounce"], json!([]), "{v}");
+    let bounce_list = v["suppressed_bounce"].as_array().expect("list");
+    assert!(
+        !bounce_list.contains(&json!("blocked@example.org")),
+        "the Reasons filter: {v}"
+    );
+    assert_eq!(
+        v["bounced_suppressed"],
+        json!(["gone@example.org"]),
+        "a hard bounce is suppressed: {v}"
+    );
+    assert_eq!(v["bounced_reason"], "BOUNCE", "{v}");
     assert_eq!(v["suppressed_after_delete"], json!(["NotFoundException", 404]), "{v}");
     assert_eq!(v["bad_reason"], json!(["BadRequestException", 400]), "{v}");
     assert_eq!(v["template_after_delete"], json!(["NotFoundException", 404]), "{v}");

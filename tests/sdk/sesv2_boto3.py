@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import sys
+import time
 
 import boto3
 from botocore.exceptions import ClientError
@@ -71,6 +72,13 @@ r = ses.send_email(
 )
 ids["simple"] = r["MessageId"]
 
+# The receiver refuses this one for good (5.1.1): a hard bounce, which puts it on the suppression list.
+ses.send_email(
+    FromEmailAddress="noreply@shop.example.com",
+    Destination={"ToAddresses": ["gone@example.org"]},
+    Content={"Simple": {"Subject": {"Data": "Will bounce"}, "Body": {"Text": {"Data": "Nobody home"}}}},
+)
+
 ses.create_email_template(TemplateName="welcome", TemplateContent={
     "Subject": "Welcome {{name}}", "Text": "Hi {{name}}, thank you for choosing our shop. Your account is ready and waiting for you today.", "Html": "<p>Hi {{name}}, thank you for choosing our shop. Your account is ready and waiting for you today.</p>"})
 out["template_again"] = error_of(ses.create_email_template, TemplateName="welcome",
@@ -123,6 +131,17 @@ out["suppressed_bounce"] = [s["EmailAddress"] for s in r["SuppressedDestinationS
 ses.delete_suppressed_destination(EmailAddress="blocked@example.org")
 out["suppressed_after_delete"] = error_of(ses.get_suppressed_destination, EmailAddress="blocked@example.org")
 out["bad_reason"] = error_of(ses.put_suppressed_destination, EmailAddress="x@example.org", Reason="SPAM")
+
+bounced = []
+for _ in range(100):
+    r = ses.list_suppressed_destinations(Reasons=["BOUNCE"])
+    bounced = [d["EmailAddress"] for d in r["SuppressedDestinationSummaries"]]
+    if bounced:
+        break
+    time.sleep(0.2)
+out["bounced_suppressed"] = bounced
+r = ses.get_suppressed_destination(EmailAddress="gone@example.org")
+out["bounced_reason"] = r["SuppressedDestination"]["Reason"]
 
 ses.delete_email_template(TemplateName="welcome")
 out["template_after_delete"] = error_of(ses.get_email_template, TemplateName="welcome")
