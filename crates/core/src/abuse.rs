@@ -115,3 +115,31 @@ impl Mailpush {
         Ok(self.store().abuse_reports(account.id, &filter).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_days_or_times_of_the_calendar() {
+        time_zone::set_current(mailpush_model::TimeZone::default());
+        // 2026-12-06 in Beijing starts at 2026-12-05 16:00 UTC.
+        let start = period_bound("StartTime", "2026-12-06", false).expect("date");
+        assert_eq!(start, 1_796_428_800_000 + 16 * 3_600_000);
+        assert_eq!(
+            period_bound("EndTime", "2026-12-06", true).expect("date"),
+            start + 86_400_000
+        );
+        assert_eq!(
+            period_bound("StartTime", "2026-12-06 08:00:00", false).expect("time"),
+            start + 8 * 3_600_000
+        );
+        assert_eq!(
+            period_bound("EndTime", "2026-12-06 08:00:00", true).expect("time"),
+            start + 8 * 3_600_000 + 1000,
+            "an end time is inclusive"
+        );
+        assert!(period_bound("StartTime", "yesterday", false).is_err());
+        assert!(period_bound("StartTime", "2026-12-06 8:00", false).is_err());
+    }
+}

@@ -88,3 +88,37 @@ pub fn tags_match(tags: &[IdentityTag], wanted: &[IdentityTag]) -> bool {
         .iter()
         .all(|w| tags.iter().any(|t| t.key == w.key && t.value == w.value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(k: &str, v: &str) -> IdentityTag {
+        IdentityTag {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn a_filter_matches_domains_with_every_pair() {
+        let tags = [tag("team", "growth"), tag("env", "prod")];
+        assert!(tags_match(&tags, &[]));
+        assert!(tags_match(&tags, &[tag("env", "prod")]));
+        assert!(tags_match(&tags, &[tag("env", "prod"), tag("team", "growth")]));
+        assert!(!tags_match(&tags, &[tag("env", "test")]));
+        assert!(!tags_match(&tags, &[tag("env", "prod"), tag("owner", "x")]));
+        assert!(!tags_match(&[], &[tag("env", "prod")]));
+    }
+
+    #[test]
+    fn bad_tags_are_refused() {
+        assert!(check_tags(&[tag("team", "")]).is_ok());
+        assert!(check_tags(&[tag("", "x")]).is_err());
+        assert!(check_tags(&[tag(&"k".repeat(128), "x")]).is_err());
+        assert!(check_tags(&[tag("k", &"v".repeat(256))]).is_err());
+        assert!(check_tags(&[tag("k\n", "x")]).is_err());
+        let many: Vec<IdentityTag> = (0..=MAX_TAGS).map(|i| tag(&format!("k{i}"), "v")).collect();
+        assert!(check_tags(&many).is_err());
+    }
+}
