@@ -52,8 +52,18 @@ pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, St
     // (pass `MAILPUSH_WARMUP_DOMAIN_RAMP` in `extra`), and no automatic level changes.
     env.insert("MAILPUSH_WARMUP_DOMAIN_RAMP".into(), String::new());
     env.insert("MAILPUSH_LEVEL_EVAL_SECS".into(), "0".into());
+    // The tests name UTC days (`today()`, clock moves to the next UTC midnight); a test of the calendar zone
+    // passes its own `MAILPUSH_TIME_ZONE` in `extra`.
+    env.insert("MAILPUSH_TIME_ZONE".into(), "UTC".into());
     for (k, v) in extra {
         env.insert((*k).to_string(), v.clone());
+    }
+    // This process computes days (a store opened beside the server, `today()`) in the server's calendar.
+    if let Some(zone) = env
+        .get("MAILPUSH_TIME_ZONE")
+        .and_then(|z| mailpush_model::TimeZone::parse(z).ok())
+    {
+        mailpush_model::time_zone::set_current(zone);
     }
     env
 }
@@ -291,9 +301,10 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Today's UTC date, as `GetSendEmailStatus` wants it.
+/// Today's date in the calendar zone of the servers this process started (UTC unless a test set
+/// `MAILPUSH_TIME_ZONE`), as `GetSendEmailStatus` wants it.
 pub fn today() -> String {
-    mailpush_api::tc3::scope_date(unix_now())
+    mailpush_model::clock::date_of(unix_now() * 1000)
 }
 
 /// A temporary data directory.
@@ -583,4 +594,88 @@ pub fn check_server_cli(exe: &str, name: &str) {
         stderr.contains("log") && stderr.contains("not a valid filter"),
         "{stderr}"
     );
+}
+
+/// Whether an official SDK a test drives is installed: `program args…` (run in `dir`) exits successfully. When it
+/// is not, the test is skipped with a note on stderr and should return; with the environment variable `require` set
+/// to `1` (CI sets each), a missing SDK fails the test instead.
+pub fn sdk_installed(program: &str, args: &[&str], dir: Option<&Path>, require: &str, install: &str) -> bool {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    if cmd.status().is_ok_and(|s| s.success()) {
+        return true;
+    }
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "the SDK is required ({require}=1) but not installed: {install}"
+    );
+    eprintln!("skipped: {install} to run this test");
+    false
+}
+
+/// A recording sink MX for `example.org` (MX `mx.example.org` → 127.0.0.1 in the testkit DNS) and the environment
+/// of a server delivering there, with `extra` settings.
+pub struct MailWorld {
+    /// The DNS authority the server resolves with.
+    pub dns: mailpush_testkit::DnsAuthority,
+    /// Where `…@example.org` mail is delivered.
+    pub sink: mailpush_testkit::SinkMx,
+    /// The server's data directory.
+    pub dir: tempfile::TempDir,
+    /// The server's environment ([`base_env`] plus the DNS, delivery port and `extra`).
+    pub env: HashMap<String, String>,
+}
+
+/// Starts the DNS authority and the sink of a [`MailWorld`].
+pub async fn mail_world(extra: &[(&str, String)]) -> MailWorld {
+    let dns = mailpush_testkit::DnsAuthority::start().await.expect("dns");
+    let sink = mailpush_testkit::SinkMx::start_default().await.expect("sink");
+    dns.add_mx("example.org", 10, "mx.example.org");
+    dns.add_a("mx.example.org", std::net::Ipv4Addr::LOCALHOST);
+    let dir = temp_dir();
+    let mut all = vec![
+        ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+        ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
+    ];
+    all.extend(extra.iter().cloned());
+    let env = base_env(dir.path(), &all);
+    MailWorld { dns, sink, dir, env }
+}
+
+/// Runs an SDK script, `program args…` in `dir`, against the API at `api_addr` as `creds` (environment
+/// `MAILPUSH_ENDPOINT`, `SECRET_ID`, `SECRET_KEY`, `TO=reader@example.org`, plus `extra`) and parses the JSON it
+/// prints; a failing script fails the test with its stderr.
+pub async fn run_sdk_script(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    api_addr: &str,
+    creds: &Credentials,
+    extra: &[(&str, String)],
+) -> serde_json::Value {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("MAILPUSH_ENDPOINT", api_addr)
+        .env("SECRET_ID", &creds.secret_id)
+        .env("SECRET_KEY", &creds.secret_key)
+        .env("TO", "reader@example.org")
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{program} {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }

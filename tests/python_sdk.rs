@@ -2,36 +2,25 @@
 //! Skipped (with a note) when the SDK is not installed, unless MAILPUSH_REQUIRE_PYTHON_SDK=1 (CI sets it).
 
 use mailpush_suite::*;
-use mailpush_testkit::{DnsAuthority, SinkMx};
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_sends_and_reads_status() {
-    let have_sdk = std::process::Command::new("python3")
-        .args(["-c", "import tencentcloud.ses.v20201002"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_sdk {
-        assert!(
-            std::env::var("MAILPUSH_REQUIRE_PYTHON_SDK").as_deref() != Ok("1"),
-            "tencentcloud-sdk-python-ses is required but not installed"
-        );
-        eprintln!("skipped: pip install tencentcloud-sdk-python-ses to run this test");
+    if !sdk_installed(
+        "python3",
+        &["-c", "import tencentcloud.ses.v20201002"],
+        None,
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "pip install tencentcloud-sdk-python-ses",
+    ) {
         return;
     }
-    let dns = DnsAuthority::start().await.expect("dns");
-    let sink = SinkMx::start_default().await.expect("sink");
-    dns.add_mx("example.org", 10, "mx.example.org");
-    dns.add_a("mx.example.org", Ipv4Addr::LOCALHOST);
-    let dir = temp_dir();
-    let env = base_env(
-        dir.path(),
-        &[
-            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
-            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-        ],
-    );
+    let MailWorld {
+        dns,
+        sink,
+        dir: _dir,
+        env,
+    } = mail_world(&[]).await;
     let creds = create_account(&env, "sdk").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     verified_sender(
@@ -40,22 +29,8 @@ async fn the_official_python_sdk_sends_and_reads_status() {
         "noreply@shop.example.com",
     )
     .await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/send_with_sdk.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("MAILPUSH_ENDPOINT", &server.api_addr)
-        .env("SECRET_ID", &creds.secret_id)
-        .env("SECRET_KEY", &creds.secret_key)
-        .env("TO", "reader@example.org")
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "SDK script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+    let sdk_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"));
+    let v = run_sdk_script("python3", &["send_with_sdk.py"], sdk_dir, &server.api_addr, &creds, &[]).await;
     assert_eq!(v["ErrorCode"], "FailedOperation.TooManyRecipients");
     let statuses = v["Statuses"].as_array().expect("statuses");
     assert_eq!(statuses.len(), 1, "{v}");

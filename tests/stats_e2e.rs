@@ -391,15 +391,33 @@ async fn statistics_add_up_to_the_events_recorded() {
     let abuse = ok(
         c,
         "GetAbuseReport",
-        json!({ "StartDate": d0, "EndDate": d1, "Offset": 0, "Limit": 10 }),
+        json!({ "StartTime": d0, "EndTime": d1, "Offset": 0, "Limit": 10 }),
     )
     .await;
     assert_eq!(abuse["TotalCount"], 1, "{abuse}");
-    let a = &abuse["AbuseReports"][0];
-    assert_eq!(a["EmailAddress"], "net1@example.net");
-    assert_eq!(a["FromEmailAddress"], "noreply@shop.example.com");
+    let a = &abuse["Data"][0];
+    assert_eq!(a["OriginalRcptTo"], "net1@example.net");
+    assert_eq!(a["OriginalMailFrom"], "noreply@shop.example.com");
+    assert_eq!(a["FromDomain"], "shop.example.com");
+    assert_eq!(a["Mta"], "example.net");
     assert_eq!(a["MessageId"], net1_id.as_str());
-    let none = ok(c, "GetAbuseReport", json!({ "StartDate": d0, "EndDate": d0 })).await;
+    // The filters of the SDK's request model narrow the list.
+    for (filter, want) in [
+        (json!({ "Mta": "example.net" }), 1),
+        (json!({ "Mta": "example.org" }), 0),
+        (json!({ "ToAddress": "NET1@example.net" }), 1),
+        (json!({ "FromDomain": "other.example.com" }), 0),
+        (json!({ "FromAddress": "noreply@shop.example.com" }), 1),
+        (json!({ "TemplateId": "999" }), 0),
+    ] {
+        let mut params = json!({ "StartTime": d0, "EndTime": d1 });
+        for (k, v) in filter.as_object().expect("object") {
+            params[k] = v.clone();
+        }
+        let r = ok(c, "GetAbuseReport", params.clone()).await;
+        assert_eq!(r["TotalCount"], want, "{params}: {r}");
+    }
+    let none = ok(c, "GetAbuseReport", json!({ "StartTime": d0, "EndTime": d0 })).await;
     assert_eq!(none["TotalCount"], 0, "{none}");
     store.close().await;
 
@@ -419,7 +437,7 @@ async fn statistics_add_up_to_the_events_recorded() {
     let r = c
         .call(
             "GetAbuseReport",
-            &json!({ "StartDate": d0, "EndDate": d0, "Limit": 101 }),
+            &json!({ "StartTime": d0, "EndTime": d0, "Limit": 1001 }),
         )
         .await;
     assert_eq!(code(&r), "FailedOperation.InvalidLimit", "{r}");

@@ -25,7 +25,7 @@ pub async fn account_context(core: &Mailpush, name: &str) -> Result<AccountConte
         .ok_or_else(|| AdminError::Invalid(format!("no account named {name}")))
 }
 
-/// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (UTC), as the API writes times.
+/// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (calendar zone, `time_zone`), as the API writes times.
 pub(crate) fn datetime(ms: i64) -> String {
     mailpush_core::batch::format_time(ms)
 }
@@ -82,6 +82,7 @@ impl From<CoreError> for AdminError {
 mod tests {
     #[test]
     fn datetimes_are_utc_civil_time() {
+        mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
         assert_eq!(super::datetime(0), "1970-01-01 00:00:00");
         assert_eq!(super::datetime(1_796_524_088_000), "2026-12-06 02:28:08");
         assert_eq!(super::datetime(951_782_400_000), "2000-02-29 00:00:00");

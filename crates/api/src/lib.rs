@@ -46,7 +46,7 @@ struct AppState {
     body_timeout: Duration,
 }
 
-/// The full router: action API, health and metrics.
+/// The full router: the Tencent action API, the AWS SES v2 API, health and metrics.
 pub fn router(core: Mailpush) -> Router {
     Router::new()
         .route("/", post(action))
@@ -57,8 +57,10 @@ pub fn router(core: Mailpush) -> Router {
         .merge(public::routes())
         .with_state(AppState {
             body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
-            core,
+            core: core.clone(),
         })
+        // The AWS SES v2 front end (`/v2/email/…`) beside the Tencent action API.
+        .merge(mailpush_sesv2::router(core))
 }
 
 /// The admin router of the nodes that serve no API (`mailpush-worker`, `mailpush-smtp`, on `admin_listen`):
@@ -352,7 +354,27 @@ async fn authenticate(
         date: &auth.date,
         service: &auth.service,
     };
-    tc3::verify(&req, &auth, &secret_key, now, skew).map_err(|e| match e {
+    let mut outcome = tc3::verify(&req, &auth, &secret_key, now, skew);
+    if matches!(outcome, Err(SignatureError::Mismatch)) {
+        // The official Node.js SDK signs `host:` with the URL's host name without its port (Tencent's endpoints
+        // use the default port), while its Host header carries the port: accept that signature too.
+        let mut portless = req.clone();
+        let mut changed = false;
+        for (name, value) in &mut portless.headers {
+            if name == "host"
+                && let Some((hostname, port)) = value.rsplit_once(':')
+                && !hostname.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+            {
+                *value = hostname.to_string();
+                changed = true;
+            }
+        }
+        if changed {
+            outcome = tc3::verify(&portless, &auth, &secret_key, now, skew);
+        }
+    }
+    outcome.map_err(|e| match e {
         SignatureError::Expired { .. } => ApiError::new(ErrorCode::AuthFailureSignatureExpire, e.to_string()),
         _ => ApiError::new(ErrorCode::AuthFailureSignatureFailure, e.to_string()),
     })?;

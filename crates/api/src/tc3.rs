@@ -209,7 +209,7 @@ pub fn verify(
 
 /// The UTC date of a Unix timestamp, as the credential scope wants it.
 pub fn scope_date(timestamp: i64) -> String {
-    mailpush_model::clock::date_of(timestamp.saturating_mul(1000))
+    mailpush_model::time_zone::utc_date_of(timestamp.saturating_mul(1000))
 }
 
 /// Signs a JSON POST the way `tencentcloud-sdk-python` does; returns the headers to send

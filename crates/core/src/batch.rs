@@ -101,18 +101,14 @@ pub struct BatchRequest {
     pub ad_location: i64,
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix ms instant, the format of `CreateTime` fields.
+/// `YYYY-MM-DD HH:MM:SS` (calendar zone) of a Unix ms instant, the format of `CreateTime` fields.
 pub fn format_time(ms: i64) -> String {
-    let dt = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    dt.format(&fmt).unwrap_or_default()
+    mailpush_model::clock::datetime_of(ms)
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS` (UTC) into Unix ms.
+/// Parses `YYYY-MM-DD HH:MM:SS` (calendar zone) into Unix ms.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    let dt = time::PrimitiveDateTime::parse(s.trim(), &fmt).ok()?;
-    Some(dt.assume_utc().unix_timestamp() * 1000)
+    mailpush_model::time_zone::current().parse_datetime(s)
 }
 
 fn check_label(value: &str, max: usize) -> bool {

@@ -2,6 +2,7 @@
 //! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
 //! is enforced once for every front end.
 
+pub mod abuse;
 pub mod accounts;
 pub mod background;
 pub mod batch;
@@ -12,6 +13,7 @@ pub mod engage;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod identity_tags;
 pub mod inbound;
 pub mod levels;
 pub mod limits;
@@ -21,6 +23,7 @@ pub mod screening;
 pub mod secrets;
 pub mod send;
 pub mod sending;
+mod ses_names;
 pub mod settings;
 mod slot_shares;
 pub mod source_ips;
@@ -42,6 +45,7 @@ pub use settings::Settings;
 pub use submit::{RawSubmission, SubmissionTrace, Submitter};
 pub use templates::{ReviewMode, TemplateInput};
 
+use abuse::AbuseQuery;
 use batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, ReceiverStatus};
 use health::Readiness;
 use levels::{LevelEvaluatorHandle, LevelMove};
@@ -51,16 +55,17 @@ use mailpush_identity::records::CheckedRecord;
 use mailpush_model::EmailAddress;
 use mailpush_model::{MessageId, SharedClock};
 use mailpush_quota::LevelPolicy;
+use mailpush_store::{AbuseRow, IdentityTag, SesTemplateRow};
 use mailpush_store::{
-    AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, ComplaintRow,
-    CustomBlacklistEntry, DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, ScreeningPolicy, SendTaskRow,
-    StoredTemplate, TemplateId, TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
+    AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, CustomBlacklistEntry,
+    DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, ScreeningPolicy, SendTaskRow, StoredTemplate, TemplateId,
+    TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
 };
 use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
 use secrets::Secrets;
 use source_ips::SourceIpQuota;
 use stats::{BounceRate, StatisticsReport, StatisticsRequest};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +139,7 @@ impl Mailpush {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", settings.data_dir.display())))?;
         }
+        mailpush_model::time_zone::set_current(settings.calendar_zone().map_err(|e| CoreError::Config(e.to_string()))?);
         let secrets = Arc::new(Secrets::load(&settings, &url)?);
         let engine = templates::TemplateEngine::from_settings(&settings)?;
         let opts = StoreOptions {
@@ -848,22 +854,6 @@ impl Mailpush {
         self.inner.statistics.statistics_report(account, req).await
     }
 
-    /// `GetAbuseReport` (mailpush extension): the account's complaints recorded `StartDate..=EndDate`, newest
-    /// first, one page (`Limit` 1–100); and their total.
-    pub async fn abuse_report(
-        &self,
-        account: &AccountContext,
-        start_date: &str,
-        end_date: &str,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<ComplaintRow>, i64), CoreError> {
-        self.inner
-            .statistics
-            .abuse_report(account, start_date, end_date, offset, limit)
-            .await
-    }
-
     /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.
     pub async fn create_unsubscribe_config(
         &self,
@@ -1205,5 +1195,74 @@ impl Mailpush {
     /// Prometheus text of the screening counters of this process.
     pub fn screening_metrics(&self) -> String {
         self.inner.screening.screening_metrics()
+    }
+
+    // Wire API fidelity: abuse reports, identity tags, send IPs
+    /// Replaces the tags of the account's sending domain `domain`.
+    pub async fn set_identity_tags(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        tags: &[IdentityTag],
+    ) -> Result<(), CoreError> {
+        self.inner.identities.set_identity_tags(account, domain, tags).await
+    }
+
+    /// The tags of every tagged domain of the account.
+    pub async fn identity_tags(
+        &self,
+        account: &AccountContext,
+    ) -> Result<BTreeMap<String, Vec<IdentityTag>>, CoreError> {
+        self.inner.identities.identity_tags(account).await
+    }
+
+    /// The configured source addresses `domain` sends from: the members of its pool (its own assignment, else its
+    /// closest parent's, else the shared pool). Empty when the operating system chooses the source.
+    pub async fn identity_send_ips(&self, account: &AccountContext, domain: &str) -> Result<Vec<String>, CoreError> {
+        self.inner.source_ips.identity_send_ips(account, domain).await
+    }
+
+    /// `GetAbuseReport`: the account's complaints in the period matching the filters, newest first, one page;
+    /// and how many match.
+    pub async fn abuse_reports(
+        &self,
+        account: &AccountContext,
+        q: &AbuseQuery,
+    ) -> Result<(Vec<AbuseRow>, i64), CoreError> {
+        self.inner.statistics.abuse_reports(account, q).await
+    }
+
+    // AWS SES v2 names
+    /// The AWS SES v2 template names of the account (each bound to a template id).
+    pub async fn ses_templates(&self, account: &AccountContext) -> Result<Vec<SesTemplateRow>, CoreError> {
+        self.inner.templates.ses_templates(account).await
+    }
+
+    /// Binds an AWS SES v2 template name to a template (replacing an earlier binding of the name).
+    pub async fn put_ses_template(&self, account: &AccountContext, row: &SesTemplateRow) -> Result<(), CoreError> {
+        self.inner.templates.put_ses_template(account, row).await
+    }
+
+    /// Forgets an AWS SES v2 template name; whether it existed.
+    pub async fn delete_ses_template(&self, account: &AccountContext, name: &str) -> Result<bool, CoreError> {
+        self.inner.templates.delete_ses_template(account, name).await
+    }
+
+    /// The AWS suppression-list reasons (`BOUNCE` / `COMPLAINT`) recorded per address.
+    pub async fn suppression_reasons(&self, account: &AccountContext) -> Result<Vec<(String, String)>, CoreError> {
+        self.inner.suppression.suppression_reasons(account).await
+    }
+
+    /// Records (`Some`) or forgets (`None`) the AWS suppression-list reason of an address.
+    pub async fn set_suppression_reason(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        reason: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.inner
+            .suppression
+            .set_suppression_reason(account, address, reason)
+            .await
     }
 }

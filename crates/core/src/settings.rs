@@ -213,6 +213,10 @@ pub struct Settings {
     pub batch_queue_window: u32,
     /// How often the batch runner looks for work when idle, ms.
     pub batch_poll_ms: u64,
+    /// The calendar zone of every day boundary (RequestDate, report periods, daily quotas and their reset,
+    /// warm-up days) and every formatted time: an IANA name or a fixed offset. Default `Asia/Shanghai`, because
+    /// Tencent's days are Beijing time (see `mailpush_model::time_zone`).
+    pub time_zone: String,
     /// TEST ONLY: a file holding a clock offset in ms (see `OffsetFileClock`); tests move a process's clock with it.
     pub test_clock_file: Option<PathBuf>,
     /// How long a hard-bounced address stays on the global bounce blacklist, days (Tencent: 180).
@@ -382,6 +386,7 @@ impl Default for Settings {
             batch_chunk: 200,
             batch_queue_window: 2_000,
             batch_poll_ms: 500,
+            time_zone: mailpush_model::TimeZone::DEFAULT_NAME.to_string(),
             test_clock_file: None,
             blacklist_days: 180,
             reputation_window_secs: 86_400,
@@ -471,6 +476,11 @@ impl Settings {
             Some(u) => u.clone(),
             None => format!("sqlite:{}", self.data_dir.join("mailpush.db").display()),
         }
+    }
+
+    /// The calendar zone of `time_zone`.
+    pub fn calendar_zone(&self) -> Result<mailpush_model::TimeZone, SettingsError> {
+        mailpush_model::TimeZone::parse(&self.time_zone).map_err(|e| SettingsError::Invalid(e.to_string()))
     }
 
     /// The clock the process runs on: the system clock, or the test offset clock when `test_clock_file` is set.

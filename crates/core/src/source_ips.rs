@@ -329,6 +329,7 @@ mod tests {
 
     #[test]
     fn settings_parse() {
+        mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc()); // the assertions name UTC midnights
         let s = Settings {
             source_ips: vec!["127.0.0.9".parse().unwrap()],
             source_pools: "vip=127.0.0.4,127.0.0.5".into(),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mailpush_model::clock::{DAY_MS, date_of, day_range};
+use mailpush_model::clock::{DAY_MS, date_of_day, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
 use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
 pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
@@ -179,29 +179,9 @@ impl Statistics {
         for day in from_day..=to_day {
             let c = by_day.get(&day).copied().unwrap_or_default();
             report.overall.add(&c);
-            report.daily.push((date_of(day * DAY_MS), c));
+            report.daily.push((date_of_day(day), c));
         }
         Ok(report)
-    }
-
-    /// `GetAbuseReport` (mailpush extension): the account's complaints recorded `StartDate..=EndDate`, newest
-    /// first, one page (`Limit` 1–100); and their total.
-    pub async fn abuse_report(
-        &self,
-        account: &AccountContext,
-        start_date: &str,
-        end_date: &str,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<ComplaintRow>, i64), CoreError> {
-        let (from_ms, to_ms) = date_range(start_date, end_date)?;
-        crate::error::check_page(offset, limit, 100)?;
-        Ok(self
-            .env
-            .store
-            .stats()
-            .complaints(account.id, from_ms, to_ms, offset, limit)
-            .await?)
     }
 
     /// The sender address of an unsubscribe config: valid, and a created sender of the account.

@@ -1,5 +1,5 @@
 //! Time as mailpush sees it: Unix milliseconds from a `Clock` that tests can drive.
-//! Dates (`RequestDate`, daily quotas) are UTC calendar days.
+//! Dates (`RequestDate`, daily quotas) are days of the process's calendar zone (`time_zone`, see [`crate::time_zone`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -115,24 +115,39 @@ pub type SharedClock = Arc<dyn Clock>;
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
-/// The UTC date of `ms` as `YYYY-MM-DD`.
+/// The calendar date of `ms` as `YYYY-MM-DD` (in the process's time zone).
 pub fn date_of(ms: i64) -> String {
-    let dt = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let d = dt.date();
-    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+    crate::time_zone::current().date_of(ms)
 }
 
-/// Parses `YYYY-MM-DD` into the half-open millisecond range `[start, end)` of that UTC day.
+/// Parses a calendar `YYYY-MM-DD` into the half-open millisecond range `[start, end)` of that day.
 pub fn day_range(date: &str) -> Option<(i64, i64)> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let d = time::Date::parse(date.trim(), &fmt).ok()?;
-    let start = d.midnight().assume_utc().unix_timestamp() * 1000;
-    Some((start, start + DAY_MS))
+    crate::time_zone::current().day_range(date)
 }
 
-/// The start of the UTC day containing `ms`.
+/// The start of the calendar day containing `ms`.
 pub fn day_start(ms: i64) -> i64 {
-    ms - ms.rem_euclid(DAY_MS)
+    crate::time_zone::current().day_start(ms)
+}
+
+/// The start of the calendar day after the one containing `ms`: where daily quotas and allowances reset.
+pub fn next_day_start(ms: i64) -> i64 {
+    crate::time_zone::current().next_day_start(ms)
+}
+
+/// The calendar day number (days since 1970-01-01) of `ms`: the key of daily rollups and counters.
+pub fn day_number(ms: i64) -> i64 {
+    crate::time_zone::current().day_number(ms)
+}
+
+/// The date of calendar day number `day` as `YYYY-MM-DD`.
+pub fn date_of_day(day: i64) -> String {
+    crate::time_zone::current().date_of_day(day)
+}
+
+/// `ms` as Tencent writes times, `YYYY-MM-DD HH:MM:SS`, in the process's time zone.
+pub fn datetime_of(ms: i64) -> String {
+    crate::time_zone::current().datetime_of(ms)
 }
 
 #[cfg(test)]

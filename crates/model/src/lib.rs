@@ -7,6 +7,7 @@ pub mod error_code;
 pub mod ids;
 pub mod message;
 pub mod status;
+pub mod time_zone;
 
 pub use address::{AddressError, EmailAddress, Mailbox};
 pub use clock::{Clock, ManualClock, OffsetFileClock, SharedClock, SystemClock};
@@ -14,3 +15,4 @@ pub use error_code::{ApiError, ErrorCode};
 pub use ids::MessageId;
 pub use message::{Attachment, MessageSpec};
 pub use status::{DeliverStatus, EventKind, RecipientKind, SendStatus, TriggerType};
+pub use time_zone::{TimeZone, TimeZoneError};

@@ -18,9 +18,6 @@ use mailpush_model::EventKind;
 use crate::sql::{Pool, builder};
 use crate::{AccountId, Store, StoreError};
 
-/// Milliseconds per UTC day.
-const DAY_MS: i64 = 86_400_000;
-
 /// The counters of one day, or of a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatCounters {
@@ -84,9 +81,9 @@ pub struct StatsQuery {
     pub recv_domain: Option<String>,
 }
 
-/// The UTC day number of `ms`.
+/// The calendar day number of `ms` (in the `time_zone` of the process).
 pub fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS)
+    mailpush_model::clock::day_number(ms)
 }
 
 /// The lowercase domain of an address (empty when it has none).

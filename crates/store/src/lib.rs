@@ -18,6 +18,7 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+mod abuse;
 mod accounts;
 pub mod batch;
 mod callbacks;
@@ -32,6 +33,7 @@ mod events;
 mod handoff;
 mod health;
 mod identity;
+mod identity_tags;
 mod inbound;
 mod limits;
 mod pg;
@@ -40,6 +42,7 @@ mod reputation_warnings;
 mod screen;
 mod screening;
 mod script;
+mod sesv2_names;
 mod sources;
 mod sql;
 mod sqlite;
@@ -54,6 +57,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use abuse::{Abuse, AbuseFilter, AbuseRow};
 pub use accounts::{Account, AccountId, Accounts, NewAccount};
 pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, Batch, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask,
@@ -73,6 +77,7 @@ pub use events::{BounceType, Events, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
 pub use health::HealthCounters;
 pub use identity::{DkimKeyRow, Identities, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
+pub use identity_tags::{IdentityTag, IdentityTags};
 pub use inbound::{AsyncBounce, FeedbackRecorded, Inbound, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, Limits, SEND_STATUS_FREQUENCY_LIMIT,
@@ -80,6 +85,7 @@ pub use limits::{
 pub use queue::Queue;
 pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
 pub use screening::{Screening, ScreeningPolicy};
+pub use sesv2_names::{SesNames, SesTemplateRow};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation, Sources};
 pub use suppression::{
     BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, RecipientScreen,

@@ -18,6 +18,7 @@ pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
 /// Milliseconds in the per-recipient window.
 pub const HOUR_MS: i64 = 3_600_000;
 
+#[cfg(test)]
 const DAY_MS: i64 = 86_400_000;
 
 /// The limits one enqueue is checked against: the configured defaults (per-account overrides stored with
@@ -93,7 +94,7 @@ pub struct AccountUsage {
 impl AccountUsage {
     /// Recipients admitted on the UTC day containing `now_ms`.
     pub fn sent_on_day_of(&self, now_ms: i64) -> i64 {
-        if self.day_ms == now_ms.div_euclid(DAY_MS) * DAY_MS {
+        if self.day_ms == mailpush_model::clock::day_start(now_ms) {
             self.day_count
         } else {
             0
@@ -166,7 +167,7 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
         });
     }
 
-    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    let day = mailpush_model::clock::day_start(now);
     let used = if st.usage.day_ms == day { st.usage.day_count } else { 0 };
     if admitted > 0 && used + admitted > quota {
         return Err(LimitRefusal::Daily {

@@ -8,10 +8,8 @@ use sqlx::AssertSqlSafe;
 use crate::sql::{Pool, query};
 use crate::{AccountId, Store, StoreError};
 
-const DAY_MS: i64 = 86_400_000;
-
 fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS) * DAY_MS
+    mailpush_model::clock::day_start(ms)
 }
 
 /// The warm-up counters of one source address.

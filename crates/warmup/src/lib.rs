@@ -45,6 +45,7 @@ impl Default for WarmupPlan {
 }
 
 /// Milliseconds in a day.
+#[cfg(test)]
 const DAY_MS: i64 = 86_400_000;
 
 impl WarmupPlan {
@@ -74,7 +75,7 @@ impl WarmupPlan {
     /// Today's allowance for a subject that started sending on the UTC day containing `started_ms`;
     /// `None` means unlimited (the ramp is over).
     pub fn allowance(&self, started_ms: i64, now_ms: i64) -> Option<u64> {
-        let day = (now_ms.div_euclid(DAY_MS) - started_ms.div_euclid(DAY_MS)).max(0);
+        let day = (mailpush_model::clock::day_number(now_ms) - mailpush_model::clock::day_number(started_ms)).max(0);
         usize::try_from(day).ok().and_then(|d| self.days.get(d).copied())
     }
 
@@ -97,6 +98,8 @@ mod tests {
 
     #[test]
     fn default_ramp_reaches_full_volume_in_about_30_days() {
+        // The assertions name UTC days: the calendar zone is set to UTC for them.
+        mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
         let p = WarmupPlan::default();
         assert_eq!(p.full_volume_day(), 30);
         assert_eq!(p.allowance(T0, T0), Some(50));

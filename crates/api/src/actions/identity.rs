@@ -2,6 +2,7 @@
 //! `UpdateEmailSmtpPassWord`). Field names from the SDK's `models.py`.
 
 use super::{core_error, parse};
+use mailpush_core::identity_tags::{IdentityTag, tags_match};
 use mailpush_core::{AccountContext, IdentityView, Mailpush, SenderView};
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -34,6 +35,30 @@ fn identity_reply(v: &IdentityView) -> Value {
     })
 }
 
+/// `TagList[]` element.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct TagParam {
+    tag_key: String,
+    tag_value: Option<String>,
+}
+
+fn tags_of(list: Option<Vec<TagParam>>) -> Vec<IdentityTag> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|t| IdentityTag {
+            key: t.tag_key,
+            value: t.tag_value.unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn tags_json(tags: &[IdentityTag]) -> Value {
+    tags.iter()
+        .map(|t| json!({"TagKey": t.key, "TagValue": t.value}))
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct CreateIdentityParams {
@@ -42,15 +67,18 @@ struct CreateIdentityParams {
     dkim_option: Option<i64>,
     /// mailpush extension: the return-path domain (default `bounce.<domain>`).
     mail_from_domain: Option<String>,
-    /// Accepted for compatibility; tags are not stored.
-    #[allow(dead_code)]
-    tag_list: Option<Value>,
+    tag_list: Option<Vec<TagParam>>,
 }
 
 pub(super) async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateIdentityParams = parse(params)?;
+    let tags = tags_of(p.tag_list);
     let mut v = core
         .create_identity(ctx, &p.email_identity, p.dkim_option)
+        .await
+        .map_err(core_error)?;
+    // A domain created again starts with the tags of this request, not those of an earlier life.
+    core.set_identity_tags(ctx, &v.domain, &tags)
         .await
         .map_err(core_error)?;
     if let Some(m) = p.mail_from_domain.as_deref() {
@@ -59,7 +87,9 @@ pub(super) async fn create_identity(core: &Mailpush, ctx: &AccountContext, param
             .await
             .map_err(core_error)?;
     }
-    Ok(identity_reply(&v))
+    let mut reply = identity_reply(&v);
+    reply["TagList"] = tags_json(&tags);
+    Ok(reply)
 }
 
 #[derive(Deserialize)]
@@ -71,8 +101,9 @@ struct IdentityParams {
 pub(super) async fn get_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: IdentityParams = parse(params)?;
     let v = core.get_identity(ctx, &p.email_identity).await.map_err(core_error)?;
+    let tags = core.identity_tags(ctx).await.map_err(core_error)?;
     let mut reply = identity_reply(&v);
-    reply["TagList"] = json!([]);
+    reply["TagList"] = tags_json(tags.get(&v.domain).map_or(&[], Vec::as_slice));
     Ok(reply)
 }
 
@@ -107,8 +138,7 @@ pub(super) async fn update_identity(core: &Mailpush, ctx: &AccountContext, param
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct ListIdentitiesParams {
-    #[allow(dead_code)]
-    tag_list: Option<Value>,
+    tag_list: Option<Vec<TagParam>>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -125,24 +155,47 @@ pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, param
             format!("Limit must be between 0 and {MAX_LIST_LIMIT}"),
         ));
     }
-    let (list, total) = core
-        .list_identities(ctx, p.offset.unwrap_or(0), limit)
-        .await
-        .map_err(core_error)?;
+    let offset = p.offset.unwrap_or(0);
+    let wanted = tags_of(p.tag_list);
+    let tags = core.identity_tags(ctx).await.map_err(core_error)?;
+    let no_tags: &[IdentityTag] = &[];
+    let tags_of_domain = |d: &str| tags.get(d).map_or(no_tags, Vec::as_slice);
+    let (list, total) = if wanted.is_empty() {
+        core.list_identities(ctx, offset, limit).await.map_err(core_error)?
+    } else {
+        // Filtered by tags: an identity matches when it carries every (TagKey, TagValue) asked for.
+        let (all, _) = core.list_identities(ctx, 0, i64::MAX).await.map_err(core_error)?;
+        let matching: Vec<IdentityView> = all
+            .into_iter()
+            .filter(|v| tags_match(tags_of_domain(&v.domain), &wanted))
+            .collect();
+        let total = i64::try_from(matching.len()).unwrap_or(i64::MAX);
+        let page = matching
+            .into_iter()
+            .skip(usize::try_from(offset.max(0)).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect();
+        (page, total)
+    };
+    let mut send_ips = Vec::with_capacity(list.len());
+    for v in &list {
+        send_ips.push(core.identity_send_ips(ctx, &v.domain).await.map_err(core_error)?);
+    }
     let names: Vec<&str> = list.iter().map(|v| v.domain.as_str()).collect();
     let levels = core.reputations(ctx, &names).await.map_err(core_error)?;
     let identities: Vec<Value> = list
         .iter()
         .zip(&levels)
-        .map(|(v, r)| {
+        .zip(&send_ips)
+        .map(|((v, r), ips)| {
             json!({
                 "IdentityName": v.domain,
                 "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
                 "SendingEnabled": v.verified,
                 "CurrentReputationLevel": r.level,
                 "DailyQuota": r.daily_quota,
-                "SendIp": [],
-                "TagList": [],
+                "SendIp": ips,
+                "TagList": tags_json(tags_of_domain(&v.domain)),
                 "DKIMOption": v.dkim_option,
                 "SendingDisabledReason": v.reason.clone().unwrap_or_default(),
             })

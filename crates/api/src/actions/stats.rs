@@ -1,9 +1,9 @@
 //! Statistics and feedback actions: GetStatisticsReport and the four *AddressUnsubscribeConfig actions (field
-//! names and types from the SDK's `models.py`), and the mailpush extensions GetAbuseReport and
-//! ListReputationWarnings.
+//! names and types from the SDK's `models.py`), GetAbuseReport, and the mailpush extension ListReputationWarnings.
 
 use super::suppression::datetime;
 use super::{core_error, parse};
+use mailpush_core::abuse::{AbuseQuery, MAX_ABUSE_LIMIT};
 use mailpush_core::stats::{StatCounters, StatisticsRequest};
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::{ApiError, ErrorCode};
@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 fn volume(date: Option<&str>, c: &StatCounters) -> Value {
     json!({
-        "SendDate": date,
+        // The whole period has no one date: empty, never null.
+        "SendDate": date.unwrap_or_default(),
         "RequestCount": c.requested,
         "AcceptedCount": c.accepted,
         "DeliveredCount": c.delivered,
@@ -56,37 +57,64 @@ pub(super) async fn statistics(core: &Mailpush, ctx: &AccountContext, params: Va
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct AbuseParams {
-    start_date: String,
-    end_date: String,
+    start_time: String,
+    end_time: String,
     offset: Option<i64>,
     limit: Option<i64>,
+    from_domain: Option<String>,
+    from_address: Option<String>,
+    mta: Option<String>,
+    to_address: Option<String>,
+    template_id: Option<String>,
 }
 
+/// `GetAbuseReport` with the SDK's `AbuseReport` model. `SourceIp` lists the sending domain's source pool
+/// (comma-separated; empty when the operating system chooses the source), `BulkId` is empty (mailpush has no
+/// bulk ids), `InsertTime`, `ComplainTime` and `AbuseTime` are when the complaint was recorded.
 pub(super) async fn abuse(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: AbuseParams = parse(params)?;
-    let (rows, total) = core
-        .abuse_report(
-            ctx,
-            &p.start_date,
-            &p.end_date,
-            p.offset.unwrap_or(0),
-            p.limit.unwrap_or(100),
-        )
-        .await
-        .map_err(core_error)?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "EmailAddress": r.recipient,
-                "FromEmailAddress": r.from_address,
-                "MessageId": r.message_id.as_str(),
-                "ReportTime": datetime(r.at_ms),
-                "Reason": r.reason,
-            })
-        })
-        .collect();
-    Ok(json!({ "AbuseReports": list, "TotalCount": total }))
+    let query = AbuseQuery {
+        start_time: p.start_time,
+        end_time: p.end_time,
+        from_domain: p.from_domain,
+        from_address: p.from_address,
+        mta: p.mta,
+        to_address: p.to_address,
+        template_id: p.template_id,
+        offset: p.offset.unwrap_or(0),
+        limit: p.limit.unwrap_or(MAX_ABUSE_LIMIT),
+    };
+    let (rows, total) = core.abuse_reports(ctx, &query).await.map_err(core_error)?;
+    let mut data = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let from_domain = domain_of(&r.from_address);
+        let source_ips = core.identity_send_ips(ctx, &from_domain).await.map_err(core_error)?;
+        let complained = datetime(r.complained_ms);
+        data.push(json!({
+            "DeliverTime": datetime(r.deliver_ms.unwrap_or(r.request_ms)),
+            "OriginalMailFrom": r.from_address,
+            "OriginalRcptTo": r.recipient,
+            "FromDomain": from_domain,
+            "ComplainTime": complained,
+            "Mta": domain_of(&r.recipient),
+            "SourceIp": source_ips.join(","),
+            "InsertTime": complained,
+            "TemplateId": if r.template_id > 0 { r.template_id.to_string() } else { String::new() },
+            "BulkId": "",
+            "MessageId": r.message_id.as_str(),
+            "AbuseTime": complained,
+            "Subject": r.subject,
+        }));
+    }
+    Ok(json!({ "Data": data, "TotalCount": total }))
+}
+
+/// The domain of an address, lowercase ("" without one).
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

@@ -8,16 +8,9 @@ use mailpush_model::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC), as Tencent shows times.
+/// `YYYY-MM-DD HH:MM:SS` in the calendar zone (`time_zone`), as Tencent shows times.
 pub(crate) fn datetime(ms: i64) -> String {
-    let secs = ms.rem_euclid(mailpush_model::clock::DAY_MS) / 1000;
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        mailpush_model::clock::date_of(ms),
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    mailpush_model::clock::datetime_of(ms)
 }
 
 #[derive(Deserialize)]
@@ -154,6 +147,7 @@ pub(super) async fn delete_custom(core: &Mailpush, ctx: &AccountContext, params:
 mod tests {
     #[test]
     fn datetime_format() {
+        mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
         assert_eq!(super::datetime(0), "1970-01-01 00:00:00");
         assert_eq!(super::datetime(1_764_115_200_000 + 3_723_000), "2025-11-26 01:02:03");
     }

@@ -32,6 +32,8 @@ pub async fn world(database_url: Option<String>, domains: &[&str], tweak: impl F
         data_dir: dir.path().to_path_buf(),
         database_url,
         master_key: Some("k".repeat(48)),
+        // The tests move the clock to the next UTC midnight: the calendar is UTC.
+        time_zone: "UTC".into(),
         ..Settings::default()
     };
     tweak(&mut settings);

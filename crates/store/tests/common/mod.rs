@@ -34,6 +34,8 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
+    // The cases name UTC days (T0 is a UTC midnight): the calendar zone is UTC.
+    mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
     let store = Store::open(&url, StoreOptions::default())
@@ -67,6 +69,7 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
     let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
         eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
         return;
@@ -209,4 +212,19 @@ macro_rules! conformance {
             )*
         }
     };
+}
+
+/// Creates the account `name` (SecretId `AKID<name>`) at `created_ms`.
+pub async fn account_named(store: &Store, name: &str, created_ms: i64) -> mailpush_store::Account {
+    store
+        .accounts()
+        .create_account(mailpush_store::NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms,
+        })
+        .await
+        .expect("create account")
 }

@@ -1,0 +1,134 @@
+//! Complaint reports for `GetAbuseReport` as the Tencent SDK models them: one row per complaint (`spamreport`
+//! event) with what is known of the mail complained about (sender, subject, template, when it was delivered),
+//! filterable by sending domain, sender, recipient domain, recipient and template.
+
+use mailpush_model::MessageId;
+
+use crate::sql::{Pool, query};
+use crate::{AccountId, Store, StoreError};
+
+/// Which complaints a report lists. Empty strings and a negative template id mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbuseFilter {
+    /// Complaints recorded at or after this instant, Unix ms.
+    pub from_ms: i64,
+    /// Complaints recorded before this instant, Unix ms.
+    pub to_ms: i64,
+    /// The sending domain of the mail (lowercase), or empty.
+    pub from_domain: String,
+    /// The sender address of the mail (lowercase), or empty.
+    pub from_address: String,
+    /// The recipient's domain (lowercase), or empty.
+    pub recipient_domain: String,
+    /// The recipient (lowercase), or empty.
+    pub recipient: String,
+    /// The template the mail was rendered from, or negative.
+    pub template_id: i64,
+    /// Rows skipped.
+    pub offset: i64,
+    /// Most rows returned.
+    pub limit: i64,
+}
+
+/// One complaint with its mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseRow {
+    /// The message complained about.
+    pub message_id: MessageId,
+    /// The recipient who complained.
+    pub recipient: String,
+    /// The message's sender address (empty if the message is unknown).
+    pub from_address: String,
+    /// The message's subject.
+    pub subject: String,
+    /// The template it was rendered from (0 = none).
+    pub template_id: i64,
+    /// When the message was requested, Unix ms.
+    pub request_ms: i64,
+    /// When it was delivered to this recipient, Unix ms (`None` if no delivery was recorded).
+    pub deliver_ms: Option<i64>,
+    /// When the complaint was recorded, Unix ms.
+    pub complained_ms: i64,
+}
+
+type Row = (String, String, String, String, i64, i64, Option<i64>, i64);
+
+const FILTER: &str = "FROM events e \
+     LEFT JOIN messages m ON m.id = e.message_id \
+     LEFT JOIN deliveries d ON d.message_id = e.message_id AND d.recipient = e.recipient \
+     WHERE e.account_id = $1 AND e.kind = 6 AND e.at_ms >= $2 AND e.at_ms < $3 \
+     AND ($4 = '' OR LOWER(COALESCE(m.from_address, '')) LIKE '%@' || $4) \
+     AND ($5 = '' OR LOWER(COALESCE(m.from_address, '')) = $5) \
+     AND ($6 = '' OR LOWER(e.recipient) LIKE '%@' || $6) \
+     AND ($7 = '' OR LOWER(e.recipient) = $7) \
+     AND ($8 < 0 OR COALESCE(m.template_id, 0) = $8)";
+
+/// Abuse reports: complaints with their messages.
+#[derive(Clone, Copy)]
+pub struct Abuse<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Abuse reports: complaints with their messages.
+    pub fn abuse(&self) -> Abuse<'_> {
+        Abuse { store: self }
+    }
+}
+
+impl Abuse<'_> {
+    /// The account's complaints matching `filter`, newest first, one page; and how many match in all.
+    pub async fn abuse_reports(
+        self,
+        account: AccountId,
+        filter: &AbuseFilter,
+    ) -> Result<(Vec<AbuseRow>, i64), StoreError> {
+        self.store
+            .guarded(async { abuse_reports(self.store.reader(), account, filter).await })
+            .await
+    }
+}
+
+async fn abuse_reports(
+    pool: Pool<'_>,
+    account: AccountId,
+    f: &AbuseFilter,
+) -> Result<(Vec<AbuseRow>, i64), StoreError> {
+    // $1..$8 of FILTER, in order.
+    let filtered = |sql: String| {
+        query(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(f.from_ms)
+            .bind(f.to_ms)
+            .bind(f.from_domain.as_str())
+            .bind(f.from_address.as_str())
+            .bind(f.recipient_domain.as_str())
+            .bind(f.recipient.as_str())
+            .bind(f.template_id)
+    };
+    let total: i64 = filtered(format!("SELECT COUNT(*) {FILTER}")).scalar(pool).await?;
+    let rows_sql = format!(
+        "SELECT e.message_id, e.recipient, COALESCE(m.from_address, ''), COALESCE(m.subject, ''), \
+         COALESCE(m.template_id, 0), COALESCE(m.request_ms, e.at_ms), d.deliver_ms, e.at_ms \
+         {FILTER} ORDER BY e.at_ms DESC, e.id DESC LIMIT $9 OFFSET $10"
+    );
+    let rows: Vec<Row> = filtered(rows_sql).bind(f.limit).bind(f.offset).fetch_all(pool).await?;
+    let list = rows
+        .into_iter()
+        .map(
+            |(message_id, recipient, from_address, subject, template_id, request_ms, deliver_ms, complained_ms)| {
+                AbuseRow {
+                    message_id: MessageId::from_stored(message_id),
+                    recipient,
+                    from_address,
+                    subject,
+                    template_id,
+                    request_ms,
+                    deliver_ms,
+                    complained_ms,
+                }
+            },
+        )
+        .collect();
+    Ok((list, total))
+}

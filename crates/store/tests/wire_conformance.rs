@@ -1,0 +1,292 @@
+//! Conformance cases for what the wire APIs keep (migration 0020) and read: `GetAbuseReport`'s filtered complaints,
+//! the sending domains' tags, SES v2 template names and suppression reasons; on SQLite and (with
+//! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
+
+use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_store::{AbuseFilter, Account, IdentityTag, NewEvent, NewMessage, NewRecipient, SesTemplateRow, Store};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_764_158_400_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(
+    abuse_reports_filter_and_carry_the_mail,
+    identity_tags_are_replaced_per_domain,
+    ses_names_and_suppression_reasons,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    common::account_named(store, name, T0).await
+}
+
+async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_id: i64) -> MessageId {
+    let id = MessageId::generate();
+    store
+        .queue()
+        .enqueue(NewMessage {
+            id: id.clone(),
+            account_id: account.id,
+            envelope_from: from.into(),
+            from_address: from.into(),
+            subject: format!("to {to}"),
+            lane: 0,
+            request_ms: T0,
+            not_before_ms: T0,
+            expires_ms: T0 + DAY,
+            body: b"hi".to_vec(),
+            recipients: vec![NewRecipient {
+                address: to.into(),
+                domain: to.split('@').nth(1).unwrap_or("x").into(),
+                kind: RecipientKind::To,
+                send_status: 0,
+                deliver_message: None,
+            }],
+            template_id,
+        })
+        .await
+        .expect("enqueue");
+    store
+        .events()
+        .record_events(&[NewEvent {
+            account_id: account.id,
+            message_id: id.clone(),
+            recipient: to.into(),
+            kind: EventKind::SpamReport,
+            at_ms: T0 + 1000,
+            reason: "abuse".into(),
+            bounce_type: None,
+            link: None,
+            user_agent: None,
+        }])
+        .await
+        .expect("complaint");
+    id
+}
+
+async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let first = sent(store, &a, "News@Shop.example.com", "x@gmail.com", 7).await;
+    sent(store, &a, "info@other.example.com", "y@qq.com", 0).await;
+    sent(store, &b, "b@b.example.com", "x@gmail.com", 0).await;
+    let all = AbuseFilter {
+        from_ms: T0,
+        to_ms: T0 + DAY,
+        template_id: -1,
+        limit: 10,
+        ..AbuseFilter::default()
+    };
+    let (rows, total) = store.abuse().abuse_reports(a.id, &all).await.expect("report");
+    assert_eq!(
+        (rows.len(), total),
+        (2, 2),
+        "another account's complaints are not listed"
+    );
+    for (filter, want) in [
+        (
+            AbuseFilter {
+                from_domain: "shop.example.com".into(),
+                ..all.clone()
+            },
+            1,
+        ),
+        (
+            AbuseFilter {
+                from_address: "news@shop.example.com".into(),
+                ..all.clone()
+            },
+            1,
+        ),
+        (
+            AbuseFilter {
+                recipient_domain: "qq.com".into(),
+                ..all.clone()
+            },
+            1,
+        ),
+        (
+            AbuseFilter {
+                recipient: "x@gmail.com".into(),
+                ..all.clone()
+            },
+            1,
+        ),
+        (
+            AbuseFilter {
+                template_id: 7,
+                ..all.clone()
+            },
+            1,
+        ),
+        (
+            AbuseFilter {
+                template_id: 8,
+                ..all.clone()
+            },
+            0,
+        ),
+        (
+            AbuseFilter {
+                from_ms: T0 + DAY,
+                to_ms: T0 + 2 * DAY,
+                ..all.clone()
+            },
+            0,
+        ),
+    ] {
+        let (rows, total) = store.abuse().abuse_reports(a.id, &filter).await.expect("report");
+        assert_eq!((rows.len() as i64, total), (want, want), "{filter:?}");
+    }
+    let (rows, _) = store
+        .abuse()
+        .abuse_reports(
+            a.id,
+            &AbuseFilter {
+                template_id: 7,
+                ..all.clone()
+            },
+        )
+        .await
+        .expect("report");
+    let r = &rows[0];
+    assert_eq!(r.message_id, first);
+    assert_eq!(
+        (r.recipient.as_str(), r.subject.as_str()),
+        ("x@gmail.com", "to x@gmail.com")
+    );
+    assert_eq!((r.template_id, r.request_ms, r.complained_ms), (7, T0, T0 + 1000));
+    assert_eq!(r.deliver_ms, None, "not delivered yet");
+    let (page, total) = store
+        .abuse()
+        .abuse_reports(
+            a.id,
+            &AbuseFilter {
+                limit: 1,
+                offset: 1,
+                ..all
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!((page.len(), total), (1, 2));
+}
+
+async fn identity_tags_are_replaced_per_domain(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let tag = |k: &str, v: &str| IdentityTag {
+        key: k.into(),
+        value: v.into(),
+    };
+    store
+        .identity_tags()
+        .set_identity_tags(
+            a.id,
+            "x.example.com",
+            &[tag("team", "a"), tag("env", "prod"), tag("team", "b")],
+        )
+        .await
+        .expect("set");
+    store
+        .identity_tags()
+        .set_identity_tags(b.id, "y.example.com", &[tag("k", "v")])
+        .await
+        .expect("set b");
+    let tags = store.identity_tags().identity_tags(a.id).await.expect("tags");
+    assert_eq!(tags.len(), 1, "only the account's own domains");
+    assert_eq!(
+        tags["x.example.com"],
+        vec![tag("env", "prod"), tag("team", "b")],
+        "one value per key, the last wins"
+    );
+    store
+        .identity_tags()
+        .set_identity_tags(a.id, "x.example.com", &[])
+        .await
+        .expect("clear");
+    assert!(
+        store
+            .identity_tags()
+            .identity_tags(a.id)
+            .await
+            .expect("tags")
+            .is_empty()
+    );
+}
+
+async fn ses_names_and_suppression_reasons(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    let row = SesTemplateRow {
+        name: "welcome".into(),
+        template_id: 3,
+        subject: "Hi {{name}}".into(),
+        created_ms: T0,
+    };
+    store.ses_names().put_ses_template(a.id, &row).await.expect("put");
+    store
+        .ses_names()
+        .put_ses_template(
+            a.id,
+            &SesTemplateRow {
+                subject: "Hello".into(),
+                ..row.clone()
+            },
+        )
+        .await
+        .expect("replace");
+    let rows = store.ses_names().ses_templates(a.id).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].subject, "Hello");
+    assert!(store.ses_names().ses_templates(b.id).await.expect("list b").is_empty());
+    assert!(
+        !store
+            .ses_names()
+            .delete_ses_template(b.id, "welcome")
+            .await
+            .expect("not b's")
+    );
+    assert!(
+        store
+            .ses_names()
+            .delete_ses_template(a.id, "welcome")
+            .await
+            .expect("delete")
+    );
+    assert!(store.ses_names().ses_templates(a.id).await.expect("list").is_empty());
+
+    store
+        .ses_names()
+        .set_suppression_reason(a.id, "x@example.org", Some("BOUNCE"))
+        .await
+        .expect("set");
+    store
+        .ses_names()
+        .set_suppression_reason(a.id, "x@example.org", Some("COMPLAINT"))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.ses_names().suppression_reasons(a.id).await.expect("reasons"),
+        vec![("x@example.org".to_string(), "COMPLAINT".to_string())]
+    );
+    assert!(store.ses_names().suppression_reasons(b.id).await.expect("b").is_empty());
+    store
+        .ses_names()
+        .set_suppression_reason(a.id, "x@example.org", None)
+        .await
+        .expect("forget");
+    assert!(
+        store
+            .ses_names()
+            .suppression_reasons(a.id)
+            .await
+            .expect("reasons")
+            .is_empty()
+    );
+}
