@@ -54,6 +54,7 @@ pub fn router(core: Mailpush) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(public::routes())
+        .nest(mailpush_console::MOUNT, mailpush_console::router(core.clone()))
         .with_state(AppState {
             body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
             core,

@@ -6,6 +6,8 @@ pub mod accounts;
 pub mod batch;
 mod cache;
 pub mod callbacks;
+pub mod console_queries;
+pub mod console_users;
 pub mod daily_quota;
 pub mod engage;
 pub mod error;
@@ -30,6 +32,7 @@ pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use callbacks::CallbackHandle;
+pub use console_users::{ConsoleSession, ConsoleUser};
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
@@ -65,7 +68,7 @@ struct Inner {
     wake: Arc<Notify>,
     /// Wakes the batch runner when a task is created.
     batch_wake: Arc<Notify>,
-    templates: templates::TemplateEngine,
+    pub(crate) templates: templates::TemplateEngine,
     identity: identity::IdentityState,
     /// Statistics / feedback process state (unsubscribe-default cache, bounce-rate metrics).
     feedback: stats::FeedbackState,

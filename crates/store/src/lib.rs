@@ -21,6 +21,7 @@
 pub mod batch;
 mod committer;
 mod common;
+mod console;
 mod engage;
 mod error;
 mod events;
@@ -53,6 +54,9 @@ use tokio::task::JoinHandle;
 pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverDetailRow,
     ReceiverRow, SendTaskRow, TaskChunk, TaskQuery, TaskRunUpdate,
+};
+pub use console::{
+    AttemptRow, ConsoleSessionRow, ConsoleUserRow, MessageHit, MessageSearch, TaskControl, TimelineEvent,
 };
 pub use engage::{CallbackEvent, CallbackResult, CallbackState, DeliveryContent};
 pub use error::StoreError;
