@@ -54,11 +54,12 @@ pub fn router(core: Mailpush) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(public::routes())
-        .nest(mailpush_console::MOUNT, mailpush_console::router(core.clone()))
         .with_state(AppState {
             body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
-            core,
+            core: core.clone(),
         })
+        // The web console: its own pages and state, the same core.
+        .merge(mailpush_console::mounted(core))
 }
 
 /// The admin router of the nodes that serve no API (`mailpush-worker`, `mailpush-smtp`, on `admin_listen`):

@@ -333,7 +333,7 @@ pub(crate) async fn login(
             let _ = app.core.set_console_account(&token, Some(first.id)).await;
         }
     }
-    let mut r = Redirect::to(&format!("{MOUNT}/")).into_response();
+    let mut r = Redirect::to(MOUNT).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, &token, None, behind_tls(&headers)),
@@ -363,7 +363,7 @@ pub(crate) async fn act_as(State(app): State<App>, page: Page, body: String) -> 
         app.core.account_by_id(id).await?;
     }
     app.core.set_console_account(&page.token, id).await?;
-    Ok(Redirect::to(&format!("{MOUNT}/")).into_response())
+    Ok(Redirect::to(MOUNT).into_response())
 }
 
 #[cfg(test)]

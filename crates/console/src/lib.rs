@@ -72,7 +72,16 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// The console's routes, to be nested at [`MOUNT`] by the API router.
+/// The console mounted at [`MOUNT`] (`/console` and `/console/` both open it), to be merged into the API router.
+pub fn mounted(core: Mailpush) -> Router {
+    let start = || async { axum::response::Redirect::to(&format!("{MOUNT}/domains")) };
+    Router::new()
+        .nest(MOUNT, router(core))
+        .route(MOUNT, get(start))
+        .route(&format!("{MOUNT}/"), get(start))
+}
+
+/// The console's routes, relative to [`MOUNT`].
 pub fn router(core: Mailpush) -> Router {
     let app = App {
         core,
@@ -80,7 +89,6 @@ pub fn router(core: Mailpush) -> Router {
         limiter: Arc::new(auth::SignInLimiter::default()),
     };
     Router::new()
-        .route("/", get(pages::home))
         .route("/assets/console.css", get(view::css))
         .route("/assets/console.js", get(view::js))
         .route("/login", get(auth::login_page).post(auth::login))

@@ -8,16 +8,10 @@ pub(crate) mod settings;
 pub(crate) mod stats;
 pub(crate) mod templates;
 
-use crate::auth::{Page, redirect_with};
+use crate::auth::redirect_with;
 use crate::{ConsoleError, MOUNT};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use mailpush_core::CoreError;
-
-/// The start page: sending domains.
-pub(crate) async fn home(page: Page) -> Response {
-    let to = if page.session.account.is_none() { "review" } else { "domains" };
-    Redirect::to(&format!("{MOUNT}/{to}")).into_response()
-}
 
 /// After a POST: back to `to` (under the mount) with `ok` as the message, or the core's refusal.
 pub(crate) fn after(to: &str, result: Result<String, CoreError>) -> Result<Response, ConsoleError> {
