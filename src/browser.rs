@@ -215,7 +215,13 @@ impl Browser {
             if let Some(v) = probe().await {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
+            if tokio::time::Instant::now() > deadline {
+                let body = match self.try_find("body").await {
+                    Some(b) => self.text(&b).await,
+                    None => String::new(),
+                };
+                panic!("waited {limit:?} for {what} at {}:\n{body}", self.url().await);
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }

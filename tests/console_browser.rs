@@ -72,6 +72,10 @@ async fn console_in_a_real_browser() {
             ("MAILPUSH_BATCH_POLL_MS", "100".to_string()),
             // Small chunks: the progress bar has steps to show.
             ("MAILPUSH_BATCH_CHUNK", "5".to_string()),
+            // The test mail and the first task fit; a second task pauses for today's quota.
+            ("MAILPUSH_BATCH_DAILY_QUOTA", "45".to_string()),
+            // Templates wait for the operator's review queue.
+            ("MAILPUSH_TEMPLATE_REVIEW", "manual".to_string()),
         ],
     );
     create_account(&env, "shop").await;
@@ -159,9 +163,20 @@ async fn console_in_a_real_browser() {
     shot(&b, "05-template-preview").await;
     b.click_on("#save-template").await;
     b.find("#review-status").await;
-    assert!(b.text_of("#review-status").await.contains("approved"), "{}", b.text_of("main").await);
+    assert!(b.text_of("#review-status").await.contains("under review"), "{}", b.text_of("main").await);
     let template_url = b.url().await;
     let template_id: i64 = template_url.rsplit('/').next().unwrap().parse().expect("template id");
+
+    // The operator's review queue: approve it.
+    sign_in(&b, &base, "root", ROOT_PASSWORD).await;
+    b.goto(&format!("{base}/review")).await;
+    assert!(b.text_of(&format!("#review-{template_id}")).await.contains("shipped"));
+    shot(&b, "06-review-queue").await;
+    b.click_on(&format!("#approve-{template_id}")).await;
+    assert!(flash(&b).await.contains("approved"));
+    sign_in(&b, &base, "ann", ANN_PASSWORD).await;
+    b.goto(&template_url).await;
+    assert!(b.text_of("#review-status").await.contains("approved"));
     shot(&b, "06-template").await;
 
     // A test mail: delivered in its timeline.
@@ -243,6 +258,33 @@ async fn console_in_a_real_browser() {
     shot(&b, "11-tasks").await;
     sink.wait_for_messages(41, Duration::from_secs(30)).await.expect("the batch delivered");
 
+    // A second task stops at today's quota; pause, resume and cancel it.
+    b.fill("#task-subject", "Order {{order}} shipped again").await;
+    b.click_on("#start-task").await;
+    let created = flash(&b).await;
+    let task: i64 = created
+        .trim_start_matches('#')
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("task id in {created:?}"));
+    let row = format!("#task-{task}");
+    b.wait("paused for today's quota", Duration::from_secs(30), || async {
+        (b.text_of(&format!("{row} .state")).await == "paused: today's quota used").then_some(())
+    })
+    .await;
+    let count = b.text_of(&format!("{row} .count")).await;
+    assert_ne!(count, "40 / 40", "the quota stopped it part way");
+    shot(&b, "11-tasks-quota").await;
+    for (action, expect) in [("pause", "paused"), ("resume", "paused: today's quota used"), ("cancel", "cancelled")] {
+        b.click_on(&format!("#{action}-{task}")).await;
+        b.wait(expect, Duration::from_secs(10), || async {
+            (b.text_of(&format!("{row} .state")).await == expect).then_some(())
+        })
+        .await;
+    }
+    shot(&b, "11-tasks-cancelled").await;
+
     // Statistics: the chart and totals changed.
     b.wait("delivered counted", Duration::from_secs(20), || async {
         (stat_total(&b, &base, "delivered").await >= 41).then_some(())
@@ -294,10 +336,8 @@ async fn console_in_a_real_browser() {
     assert!(!b.text_of("main").await.contains("evil.example.net"));
     shot(&b, "15-other-tenant").await;
 
-    // The operator sees every account and the review queue.
+    // The operator sees every account.
     sign_in(&b, &base, "root", ROOT_PASSWORD).await;
-    b.goto(&format!("{base}/review")).await;
-    shot(&b, "16-review-queue").await;
     let shop_id = b
         .execute(
             "return [...document.querySelectorAll('#account-switch option')].find(o => o.textContent === 'shop').value;",

@@ -317,8 +317,9 @@ impl Store {
         .await
     }
 
-    /// Moves one of the account's tasks from one of `from` to `to` (`None`: runnable again, waiting for its
-    /// start if it never fed anything, else sending). The batch runner's own writes are conditional on a
+    /// Moves one of the account's tasks from one of `from` to `to` (`None`: runnable again: waiting for its
+    /// start if it never fed anything, paused for the day's quota if it was waiting for the next day, else
+    /// sending). The batch runner's own writes are conditional on a
     /// runnable status, so a task paused or cancelled here is never set running again by a chunk in flight.
     pub async fn control_send_task(
         &self,
@@ -341,8 +342,9 @@ impl Store {
                 return Ok(TaskControl::WrongState);
             }
             let changed = query(
-                "UPDATE send_tasks SET status = COALESCE($1, CASE WHEN cursor = 0 THEN 1 ELSE 5 END), \
-                 updated_ms = $2 WHERE account_id = $3 AND id = $4 AND status = $5",
+                "UPDATE send_tasks SET status = COALESCE($1, CASE WHEN cursor = 0 THEN 1 \
+                 WHEN next_run_ms > $2 THEN 6 ELSE 5 END), updated_ms = $2 \
+                 WHERE account_id = $3 AND id = $4 AND status = $5",
             )
             .bind(to.map(TaskStatus::code))
             .bind(now_ms)
