@@ -91,7 +91,13 @@ impl Browser {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r: Value = req.send().await.expect("webdriver request").json().await.expect("webdriver reply");
+        let r: Value = req
+            .send()
+            .await
+            .expect("webdriver request")
+            .json()
+            .await
+            .expect("webdriver reply");
         r["value"].clone()
     }
 
@@ -108,13 +114,21 @@ impl Browser {
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The first element matching `css`, if any.
     pub async fn try_find(&self, css: &str) -> Option<Element> {
         let v = self
-            .call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css })))
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
             .await;
         v[ELEMENT_KEY].as_str().map(|id| Element(id.to_string()))
     }
@@ -128,7 +142,11 @@ impl Browser {
             }
             if tokio::time::Instant::now() > deadline {
                 let source = self.call(reqwest::Method::GET, "/source", None).await;
-                panic!("no element {css} at {}: {}", self.url().await, source.as_str().unwrap_or_default());
+                panic!(
+                    "no element {css} at {}: {}",
+                    self.url().await,
+                    source.as_str().unwrap_or_default()
+                );
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
@@ -155,13 +173,15 @@ impl Browser {
     pub async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.post(&format!("/element/{}/clear", e.0), json!({})).await;
-        self.post(&format!("/element/{}/value", e.0), json!({ "text": text })).await;
+        self.post(&format!("/element/{}/value", e.0), json!({ "text": text }))
+            .await;
     }
 
     /// Types into a field without clearing it (a file input takes a path this way).
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.post(&format!("/element/{}/value", e.0), json!({ "text": text })).await;
+        self.post(&format!("/element/{}/value", e.0), json!({ "text": text }))
+            .await;
     }
 
     /// An element's visible text.
@@ -194,7 +214,11 @@ impl Browser {
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value. Async scripts call
     /// `arguments[arguments.length - 1](value)`.
     pub async fn execute(&self, script: &str, args: Value, asynchronous: bool) -> Value {
-        let path = if asynchronous { "/execute/async" } else { "/execute/sync" };
+        let path = if asynchronous {
+            "/execute/async"
+        } else {
+            "/execute/sync"
+        };
         self.post(path, json!({ "script": script, "args": args })).await
     }
 

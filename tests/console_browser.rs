@@ -51,7 +51,11 @@ async fn flash(b: &Browser) -> String {
 /// The statistics page's total of one series.
 async fn stat_total(b: &Browser, base: &str, series: &str) -> i64 {
     b.goto(&format!("{base}/stats")).await;
-    b.text_of(&format!("#total-{series}")).await.trim().parse().expect("a number")
+    b.text_of(&format!("#total-{series}"))
+        .await
+        .trim()
+        .parse()
+        .expect("a number")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,9 +84,45 @@ async fn console_in_a_real_browser() {
     );
     create_account(&env, "shop").await;
     create_account(&env, "other").await;
-    mailpush_cli(&env, &["console-user", "add", "ann", "--account", "shop", "--password", ANN_PASSWORD]).await;
-    mailpush_cli(&env, &["console-user", "add", "bob", "--account", "other", "--password", BOB_PASSWORD]).await;
-    let root = mailpush_cli(&env, &["console-user", "add", "root", "--operator", "--password", ROOT_PASSWORD, "--json"]).await;
+    mailpush_cli(
+        &env,
+        &[
+            "console-user",
+            "add",
+            "ann",
+            "--account",
+            "shop",
+            "--password",
+            ANN_PASSWORD,
+        ],
+    )
+    .await;
+    mailpush_cli(
+        &env,
+        &[
+            "console-user",
+            "add",
+            "bob",
+            "--account",
+            "other",
+            "--password",
+            BOB_PASSWORD,
+        ],
+    )
+    .await;
+    let root = mailpush_cli(
+        &env,
+        &[
+            "console-user",
+            "add",
+            "root",
+            "--operator",
+            "--password",
+            ROOT_PASSWORD,
+            "--json",
+        ],
+    )
+    .await;
     assert!(root.contains("\"Username\":\"root\""), "{root}");
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let base = format!("http://{}/console", server.api_addr);
@@ -124,7 +164,11 @@ async fn console_in_a_real_browser() {
             _ => dns.add_txt(name, value),
         }
     }
-    assert_eq!(b.find_all("#records button.copy").await.len(), rows.len() * 2, "copy buttons for host and value");
+    assert_eq!(
+        b.find_all("#records button.copy").await.len(),
+        rows.len() * 2,
+        "copy buttons for host and value"
+    );
     shot(&b, "02-domain-records").await;
     b.click_on("#verify").await;
     b.wait("the domain verified", Duration::from_secs(20), || async {
@@ -136,7 +180,11 @@ async fn console_in_a_real_browser() {
         None
     })
     .await;
-    assert_eq!(b.find_all("#records .badge.ok").await.len(), rows.len(), "every record passes");
+    assert_eq!(
+        b.find_all("#records .badge.ok").await.len(),
+        rows.len(),
+        "every record passes"
+    );
     shot(&b, "03-domain-verified").await;
 
     // A sender address with an SMTP password.
@@ -157,13 +205,20 @@ async fn console_in_a_real_browser() {
     b.fill("#template-text", TEXT).await;
     b.fill("#template-data", r#"{"name": "Ann", "order": "A-1001"}"#).await;
     b.wait("the preview", Duration::from_secs(10), || async {
-        b.text_of("#preview-text").await.contains("Dear Ann, your order A-1001").then_some(())
+        b.text_of("#preview-text")
+            .await
+            .contains("Dear Ann, your order A-1001")
+            .then_some(())
     })
     .await;
     shot(&b, "05-template-preview").await;
     b.click_on("#save-template").await;
     b.find("#review-status").await;
-    assert!(b.text_of("#review-status").await.contains("under review"), "{}", b.text_of("main").await);
+    assert!(
+        b.text_of("#review-status").await.contains("under review"),
+        "{}",
+        b.text_of("main").await
+    );
     let template_url = b.url().await;
     let template_id: i64 = template_url.rsplit('/').next().unwrap().parse().expect("template id");
 
@@ -198,13 +253,23 @@ async fn console_in_a_real_browser() {
     b.wait("delivered in the timeline", Duration::from_secs(30), || async {
         // The page reloads itself while the mail is in delivery.
         let status = b.try_find("#recipients [data-status]").await?;
-        (b.attr(&status, "textContent").await.unwrap_or_default().contains("delivered")).then_some(())
+        (b.attr(&status, "textContent")
+            .await
+            .unwrap_or_default()
+            .contains("delivered"))
+        .then_some(())
     })
     .await;
     let timeline = b.text_of("#timeline").await;
-    assert!(timeline.contains("Accepted") && timeline.contains("Delivery attempt #1"), "{timeline}");
+    assert!(
+        timeline.contains("Accepted") && timeline.contains("Delivery attempt #1"),
+        "{timeline}"
+    );
     assert!(timeline.contains("250"), "the receiver's reply: {timeline}");
-    let got = sink.wait_for_messages(1, Duration::from_secs(10)).await.expect("the sink got the mail");
+    let got = sink
+        .wait_for_messages(1, Duration::from_secs(10))
+        .await
+        .expect("the sink got the mail");
     assert!(got[0].text().contains("Dear Alice, your order A-2002"));
     shot(&b, "08-message-timeline").await;
     b.goto(&format!("{base}/messages?recipient=alice@example.org")).await;
@@ -215,7 +280,9 @@ async fn console_in_a_real_browser() {
     let csv = dir.path().join("customers.csv");
     let mut lines = vec!["email,TemplateData".to_string()];
     for i in 0..40 {
-        lines.push(format!("user{i}@example.org,\"{{\"\"name\"\":\"\"U{i}\"\",\"\"order\"\":\"\"B-{i}\"\"}}\""));
+        lines.push(format!(
+            "user{i}@example.org,\"{{\"\"name\"\":\"\"U{i}\"\",\"\"order\"\":\"\"B-{i}\"\"}}\""
+        ));
     }
     lines.push("not-an-address".into());
     lines.push("also@bad@example.org".into());
@@ -225,7 +292,11 @@ async fn console_in_a_real_browser() {
     b.type_into("#csv-file", csv.to_str().unwrap()).await;
     b.wait("the file read into the form", Duration::from_secs(10), || async {
         let t = b.find("#csv-text").await;
-        b.attr(&t, "value").await.unwrap_or_default().contains("user39@example.org").then_some(())
+        b.attr(&t, "value")
+            .await
+            .unwrap_or_default()
+            .contains("user39@example.org")
+            .then_some(())
     })
     .await;
     b.click_on("#upload").await;
@@ -243,11 +314,12 @@ async fn console_in_a_real_browser() {
         let (seen, b) = (&seen, &b);
         async move {
             let pct = b.text_of("#tasks tbody tr[data-task] .pct").await;
-            let mut seen = seen.lock().expect("seen");
-            if seen.last() != Some(&pct) {
-                seen.push(pct.clone());
+            {
+                let mut seen = seen.lock().expect("seen");
+                if seen.last() != Some(&pct) {
+                    seen.push(pct.clone());
+                }
             }
-            drop(seen);
             let state = b.text_of("#tasks tbody tr[data-task] .state").await;
             (pct == "100%" && state == "done").then_some(())
         }
@@ -256,7 +328,9 @@ async fn console_in_a_real_browser() {
     assert_eq!(b.text_of("#tasks tbody tr[data-task] .count").await, "40 / 40");
     eprintln!("progress seen: {:?}", seen.lock().expect("seen"));
     shot(&b, "11-tasks").await;
-    sink.wait_for_messages(41, Duration::from_secs(30)).await.expect("the batch delivered");
+    sink.wait_for_messages(41, Duration::from_secs(30))
+        .await
+        .expect("the batch delivered");
 
     // A second task stops at today's quota; pause, resume and cancel it.
     b.fill("#task-subject", "Order {{order}} shipped again").await;
@@ -276,7 +350,11 @@ async fn console_in_a_real_browser() {
     let count = b.text_of(&format!("{row} .count")).await;
     assert_ne!(count, "40 / 40", "the quota stopped it part way");
     shot(&b, "11-tasks-quota").await;
-    for (action, expect) in [("pause", "paused"), ("resume", "paused: today's quota used"), ("cancel", "cancelled")] {
+    for (action, expect) in [
+        ("pause", "paused"),
+        ("resume", "paused: today's quota used"),
+        ("cancel", "cancelled"),
+    ] {
         b.click_on(&format!("#{action}-{task}")).await;
         b.wait(expect, Duration::from_secs(10), || async {
             (b.text_of(&format!("{row} .state")).await == expect).then_some(())
@@ -291,7 +369,12 @@ async fn console_in_a_real_browser() {
     })
     .await;
     let chart = b.find("#chart svg polyline").await;
-    assert!(b.attr(&chart, "outerHTML").await.unwrap_or_default().contains("data-total"));
+    assert!(
+        b.attr(&chart, "outerHTML")
+            .await
+            .unwrap_or_default()
+            .contains("data-total")
+    );
     assert!(b.text_of("#reputation").await.contains(DOMAIN));
     shot(&b, "12-stats").await;
     b.goto(&format!("{base}/suppression")).await;
@@ -317,7 +400,10 @@ async fn console_in_a_real_browser() {
     b.goto(&format!("{base}/tasks/progress")).await;
     assert_eq!(b.text_of("body").await.trim(), "[]");
     b.goto(&format!("{base}/review")).await;
-    assert!(b.text_of("body").await.contains("not found"), "the review queue is the operator's");
+    assert!(
+        b.text_of("body").await.contains("not found"),
+        "the review queue is the operator's"
+    );
 
     // A form post without its CSRF token is refused, and changes nothing.
     b.goto(&format!("{base}/domains")).await;
@@ -375,6 +461,9 @@ async fn console_in_a_real_browser() {
         .await
         .expect("login page");
     let cookie = r.headers()["set-cookie"].to_str().unwrap_or_default().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     server.kill().await;
 }

@@ -21,7 +21,9 @@ pub async fn add(
     let generated = password.is_none().then(|| random_string(20, ALPHANUMERIC));
     let password = password.or(generated.as_deref()).unwrap_or_default();
     let user = core.create_console_user(username, ctx.as_ref(), password).await?;
-    let who = ctx.as_ref().map_or("operator (every account)".to_string(), |a| format!("account {}", a.name));
+    let who = ctx.as_ref().map_or("operator (every account)".to_string(), |a| {
+        format!("account {}", a.name)
+    });
     let mut text = format!("console user {} added for {who}", user.username);
     if let Some(p) = &generated {
         text.push_str(&format!("\npassword: {p}   (shown once)"));
@@ -48,5 +50,8 @@ pub async fn list(core: &Mailpush) -> Result<Report, AdminError> {
         .iter()
         .map(|u| json!({ "Username": u.username, "Account": u.account.as_ref().map(|a| a.name.clone()) }))
         .collect();
-    Ok(Report::new(render(&["USERNAME", "ACCOUNT"], &rows, 40), serde_json::Value::Array(json)))
+    Ok(Report::new(
+        render(&["USERNAME", "ACCOUNT"], &rows, 40),
+        serde_json::Value::Array(json),
+    ))
 }

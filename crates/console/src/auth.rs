@@ -186,12 +186,7 @@ impl FromRequestParts<App> for Page {
     type Rejection = ConsoleError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let lang = Lang::from_accept_language(
-            parts
-                .headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let lang = Lang::from_accept_language(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::SignIn)?;
         let session = app.core.console_session(&token).await?.ok_or(ConsoleError::SignIn)?;
         let flash = cookie(&parts.headers, FLASH_COOKIE)
@@ -243,12 +238,7 @@ pub(crate) async fn csrf_guard(State(app): State<App>, request: Request, next: N
     };
     let valid = matches!((&sent, &expected), (Some(s), Some(e)) if !e.is_empty() && constant_time_eq(s, e));
     if !valid {
-        let lang = Lang::from_accept_language(
-            parts
-                .headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let lang = Lang::from_accept_language(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
         return (StatusCode::FORBIDDEN, app.views.refused(lang)).into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -379,7 +369,10 @@ mod tests {
             l.failed(ip, "ann");
         }
         assert!(!l.allowed(ip, "ann"));
-        assert!(l.allowed(ip, "bob"), "another username from the same client is still allowed");
+        assert!(
+            l.allowed(ip, "bob"),
+            "another username from the same client is still allowed"
+        );
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(l.allowed(other, "ann"), "the username is not locked from other clients");
     }

@@ -104,7 +104,10 @@ pub fn router(core: Mailpush) -> Router {
         .route("/templates", get(pages::templates::list).post(pages::templates::create))
         .route("/templates/new", get(pages::templates::new_form))
         .route("/templates/preview", post(pages::templates::preview))
-        .route("/templates/{id}", get(pages::templates::edit).post(pages::templates::update))
+        .route(
+            "/templates/{id}",
+            get(pages::templates::edit).post(pages::templates::update),
+        )
         .route("/templates/{id}/delete", post(pages::templates::delete))
         .route("/review", get(pages::templates::review_queue))
         .route("/review/{id}", post(pages::templates::review))
@@ -116,7 +119,10 @@ pub fn router(core: Mailpush) -> Router {
         .route("/tasks/progress", get(pages::batch::progress))
         .route("/tasks/{id}/{action}", post(pages::batch::control))
         .route("/stats", get(pages::stats::show))
-        .route("/suppression", get(pages::settings::suppression).post(pages::settings::suppression_change))
+        .route(
+            "/suppression",
+            get(pages::settings::suppression).post(pages::settings::suppression_change),
+        )
         .route("/settings", get(pages::settings::show).post(pages::settings::change))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::csrf_guard))
         .with_state(app)

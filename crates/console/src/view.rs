@@ -51,7 +51,9 @@ impl Views {
     }
 
     fn render_value(&self, name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
-        self.env.get_template(name)?.render(minijinja::Value::from_serialize(ctx))
+        self.env
+            .get_template(name)?
+            .render(minijinja::Value::from_serialize(ctx))
     }
 
     /// The sign-in page.
@@ -116,7 +118,10 @@ pub(crate) async fn render(
 /// `console.css`.
 pub(crate) async fn css() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         CSS,
     )
         .into_response()

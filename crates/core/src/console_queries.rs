@@ -2,10 +2,10 @@
 //! batch-task controls (pause, resume, cancel) and a template preview of unsaved content. Each is scoped by
 //! the account like every other query, and the preview renders with the engine and data rules `SendEmail` uses.
 
+use crate::Mailpush;
 use crate::accounts::AccountContext;
 use crate::batch::TaskStatus;
 use crate::error::CoreError;
-use crate::Mailpush;
 use mailpush_model::ErrorCode;
 use mailpush_store::{AttemptRow, MessageHit, MessageSearch, TaskControl, TimelineEvent};
 use mailpush_template::{CompiledTemplate, RenderedContent, TemplateData};
@@ -51,7 +51,10 @@ pub enum TaskAction {
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Mailpush {
@@ -82,7 +85,11 @@ impl Mailpush {
     }
 
     /// One of the account's messages, start to end; `ResourceNotFound` when the account has no such message.
-    pub async fn message_timeline(&self, account: &AccountContext, message_id: &str) -> Result<MessageTimeline, CoreError> {
+    pub async fn message_timeline(
+        &self,
+        account: &AccountContext,
+        message_id: &str,
+    ) -> Result<MessageTimeline, CoreError> {
         let (recipients, attempts, events) = self.store().message_timeline(account.id, message_id.trim()).await?;
         if recipients.is_empty() {
             return Err(CoreError::refused(

@@ -2,10 +2,10 @@
 //! argon2id passwords, and signed-in sessions. A session cookie is random; only its SHA-256 is stored, so a
 //! database dump signs nobody in. Each session carries the CSRF token its forms must send back.
 
+use crate::Mailpush;
 use crate::accounts::AccountContext;
 use crate::error::CoreError;
 use crate::secrets::{ALPHANUMERIC, random_string};
-use crate::Mailpush;
 use aws_lc_rs::digest;
 use mailpush_model::ErrorCode;
 use mailpush_store::{ConsoleSessionRow, ConsoleUserRow};
@@ -55,7 +55,8 @@ fn token_hash(token: &str) -> String {
 fn check_username(username: &str) -> Result<&str, CoreError> {
     let u = username.trim();
     let ok = (1..=64).contains(&u.chars().count())
-        && u.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && u.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if ok {
         Ok(u)
     } else {
@@ -192,7 +193,10 @@ impl Mailpush {
 
     /// The operator chooses the account the session shows (`None`: none).
     pub async fn set_console_account(&self, token: &str, account: Option<i64>) -> Result<(), CoreError> {
-        Ok(self.store().set_console_acting_account(&token_hash(token), account).await?)
+        Ok(self
+            .store()
+            .set_console_acting_account(&token_hash(token), account)
+            .await?)
     }
 
     /// Signs a session out.

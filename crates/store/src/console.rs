@@ -207,7 +207,11 @@ impl Store {
     }
 
     /// The unexpired session of `token_hash`, with its user.
-    pub async fn console_session(&self, token_hash: &str, now_ms: i64) -> Result<Option<ConsoleSessionRow>, StoreError> {
+    pub async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<ConsoleSessionRow>, StoreError> {
         self.guarded(async {
             query(
                 "SELECT u.id, u.username, u.account_id, u.password_hash, u.created_ms, s.csrf, s.acting_account_id, \
@@ -353,7 +357,11 @@ impl Store {
             .bind(current)
             .execute(self.inner.db.writer())
             .await?;
-            Ok(if changed > 0 { TaskControl::Done } else { TaskControl::WrongState })
+            Ok(if changed > 0 {
+                TaskControl::Done
+            } else {
+                TaskControl::WrongState
+            })
         })
         .await
     }

@@ -38,7 +38,11 @@ pub(crate) struct UploadForm {
 }
 
 /// Imports the CSV into the list (created if missing), as `mailpush receivers import` does.
-pub(crate) async fn upload(State(app): State<App>, page: Page, Form(f): Form<UploadForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn upload(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<UploadForm>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let lines = f.csv.lines().map(|l| Ok(l.to_string())).collect::<Vec<_>>();
     let r = mailpush_admin::receivers::import_lines(&app.core, account, &f.name, lines.into_iter(), &mut |_| {}).await;
@@ -55,14 +59,24 @@ pub(crate) async fn upload(State(app): State<App>, page: Page, Form(f): Form<Upl
                 t.invalid + t.too_long
             )),
         ),
-        Err(e) => Ok(crate::auth::redirect_with(&format!("{}/lists", crate::MOUNT), false, &e.to_string())),
+        Err(e) => Ok(crate::auth::redirect_with(
+            &format!("{}/lists", crate::MOUNT),
+            false,
+            &e.to_string(),
+        )),
     }
 }
 
 fn task_json(t: &SendTaskRow) -> Value {
     let total = t.request_count;
     let done = (t.send_count + t.skip_count).min(total.max(0));
-    let percent = if total > 0 { done * 100 / total } else if t.status.code() == 10 { 100 } else { 0 };
+    let percent = if total > 0 {
+        done * 100 / total
+    } else if t.status.code() == 10 {
+        100
+    } else {
+        0
+    };
     json!({
         "id": t.id, "subject": t.task.subject, "list": t.receivers_name, "status": t.status.code(),
         "total": total, "done": done, "percent": percent,
@@ -73,7 +87,13 @@ fn task_json(t: &SendTaskRow) -> Value {
 pub(crate) async fn tasks(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let (_, rows) = app.core.list_send_tasks(account, None, None, None, 0, 100).await?;
-    let senders: Vec<String> = app.core.list_senders(account).await?.into_iter().map(|s| s.address).collect();
+    let senders: Vec<String> = app
+        .core
+        .list_senders(account)
+        .await?
+        .into_iter()
+        .map(|s| s.address)
+        .collect();
     let templates: Vec<_> = app
         .core
         .list_templates(account, 0, 100)
@@ -95,7 +115,10 @@ pub(crate) async fn tasks(State(app): State<App>, page: Page) -> Result<Response
 
 /// The tasks' progress as JSON, polled by the tasks page.
 pub(crate) async fn progress(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
-    let (_, rows) = app.core.list_send_tasks(page.account()?, None, None, None, 0, 100).await?;
+    let (_, rows) = app
+        .core
+        .list_send_tasks(page.account()?, None, None, None, 0, 100)
+        .await?;
     Ok(Json(rows.iter().map(task_json).collect::<Vec<_>>()).into_response())
 }
 
@@ -112,7 +135,11 @@ pub(crate) struct TaskForm {
 }
 
 /// Starts a batch task (BatchSendEmail).
-pub(crate) async fn create_task(State(app): State<App>, page: Page, Form(f): Form<TaskForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn create_task(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<TaskForm>,
+) -> Result<Response, ConsoleError> {
     let begin = f.begin.filter(|b| !b.trim().is_empty());
     let schedule = match f.kind.unwrap_or(1) {
         2 => TaskSchedule::Timed { begin },

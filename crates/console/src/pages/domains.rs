@@ -37,13 +37,24 @@ pub(crate) async fn list(State(app): State<App>, page: Page) -> Result<Response,
 }
 
 /// One domain's records.
-pub(crate) async fn show(State(app): State<App>, page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+pub(crate) async fn show(
+    State(app): State<App>,
+    page: Page,
+    Path(domain): Path<String>,
+) -> Result<Response, ConsoleError> {
     let d = app
         .core
         .get_identity(page.account()?, &domain)
         .await
         .map_err(|_| ConsoleError::NotFound)?;
-    render(&app, &page, "domain.html", "domains", json!({ "d": domain_json(&d, None) })).await
+    render(
+        &app,
+        &page,
+        "domain.html",
+        "domains",
+        json!({ "d": domain_json(&d, None) }),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -53,8 +64,15 @@ pub(crate) struct AddDomain {
 }
 
 /// Adds a domain (keys generated) and shows its records.
-pub(crate) async fn add(State(app): State<App>, page: Page, Form(f): Form<AddDomain>) -> Result<Response, ConsoleError> {
-    let r = app.core.create_identity(page.account()?, &f.domain, f.dkim_option).await;
+pub(crate) async fn add(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<AddDomain>,
+) -> Result<Response, ConsoleError> {
+    let r = app
+        .core
+        .create_identity(page.account()?, &f.domain, f.dkim_option)
+        .await;
     match r {
         Ok(d) => after(&format!("/domains/{}", d.domain), Ok(format!("{} ✓", d.domain))),
         Err(e) => after("/domains", Err(e)),
@@ -62,20 +80,32 @@ pub(crate) async fn add(State(app): State<App>, page: Page, Form(f): Form<AddDom
 }
 
 /// Checks DNS now.
-pub(crate) async fn verify(State(app): State<App>, page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+pub(crate) async fn verify(
+    State(app): State<App>,
+    page: Page,
+    Path(domain): Path<String>,
+) -> Result<Response, ConsoleError> {
     let r = app.core.update_identity(page.account()?, &domain, None).await;
     let to = format!("/domains/{domain}");
     after(
         &to,
         r.map(|d| {
-            let label = if d.verified { page.lang.t("verified") } else { page.lang.t("not_verified") };
+            let label = if d.verified {
+                page.lang.t("verified")
+            } else {
+                page.lang.t("not_verified")
+            };
             format!("{}: {label}", d.domain)
         }),
     )
 }
 
 /// Deletes a domain (refused while it has senders).
-pub(crate) async fn delete(State(app): State<App>, page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+pub(crate) async fn delete(
+    State(app): State<App>,
+    page: Page,
+    Path(domain): Path<String>,
+) -> Result<Response, ConsoleError> {
     let r = app.core.delete_identity(page.account()?, &domain).await;
     match r {
         Ok(()) => after("/domains", Ok(format!("{domain}: {}", page.lang.t("delete")))),
@@ -91,7 +121,11 @@ pub(crate) struct AddSender {
 }
 
 /// Adds a sender address, with an SMTP password when one is given.
-pub(crate) async fn add_sender(State(app): State<App>, page: Page, Form(f): Form<AddSender>) -> Result<Response, ConsoleError> {
+pub(crate) async fn add_sender(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<AddSender>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let r = async {
         let s = app.core.create_sender(account, &f.address, f.name.as_deref()).await?;
@@ -111,9 +145,19 @@ pub(crate) struct SenderPassword {
 }
 
 /// Sets a sender's SMTP password.
-pub(crate) async fn sender_password(State(app): State<App>, page: Page, Form(f): Form<SenderPassword>) -> Result<Response, ConsoleError> {
-    let r = app.core.update_smtp_password(page.account()?, &f.address, &f.password).await;
-    after("/domains", r.map(|()| format!("{}: {}", f.address, page.lang.t("saved"))))
+pub(crate) async fn sender_password(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<SenderPassword>,
+) -> Result<Response, ConsoleError> {
+    let r = app
+        .core
+        .update_smtp_password(page.account()?, &f.address, &f.password)
+        .await;
+    after(
+        "/domains",
+        r.map(|()| format!("{}: {}", f.address, page.lang.t("saved"))),
+    )
 }
 
 #[derive(Deserialize)]
@@ -122,7 +166,14 @@ pub(crate) struct SenderAddress {
 }
 
 /// Deletes a sender address.
-pub(crate) async fn delete_sender(State(app): State<App>, page: Page, Form(f): Form<SenderAddress>) -> Result<Response, ConsoleError> {
+pub(crate) async fn delete_sender(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<SenderAddress>,
+) -> Result<Response, ConsoleError> {
     let r = app.core.delete_sender(page.account()?, &f.address).await;
-    after("/domains", r.map(|()| format!("{}: {}", f.address, page.lang.t("delete"))))
+    after(
+        "/domains",
+        r.map(|()| format!("{}: {}", f.address, page.lang.t("delete"))),
+    )
 }

@@ -16,7 +16,13 @@ use serde_json::json;
 /// The form of a test mail.
 pub(crate) async fn send_form(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let senders: Vec<String> = app.core.list_senders(account).await?.into_iter().map(|s| s.address).collect();
+    let senders: Vec<String> = app
+        .core
+        .list_senders(account)
+        .await?
+        .into_iter()
+        .map(|s| s.address)
+        .collect();
     let templates: Vec<_> = app
         .core
         .list_templates(account, 0, 100)
@@ -25,7 +31,14 @@ pub(crate) async fn send_form(State(app): State<App>, page: Page) -> Result<Resp
         .into_iter()
         .map(|t| json!({ "id": t.id, "name": t.name }))
         .collect();
-    render(&app, &page, "send.html", "send", json!({ "senders": senders, "templates": templates })).await
+    render(
+        &app,
+        &page,
+        "send.html",
+        "send",
+        json!({ "senders": senders, "templates": templates }),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -39,7 +52,11 @@ pub(crate) struct SendForm {
 }
 
 /// Sends the test mail (trigger mail, through SendEmail's admission) and opens its timeline.
-pub(crate) async fn send(State(app): State<App>, page: Page, Form(f): Form<SendForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn send(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<SendForm>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let content = match f.template.as_deref().and_then(|t| t.parse::<i64>().ok()) {
         Some(id) => SendContent::Template {
@@ -60,7 +77,10 @@ pub(crate) async fn send(State(app): State<App>, page: Page, Form(f): Form<SendF
         ..SendRequest::default()
     };
     match app.core.send_email(account, req).await {
-        Ok(id) => after(&format!("/messages/{}", id.as_str()), Ok(format!("MessageId {}", id.as_str()))),
+        Ok(id) => after(
+            &format!("/messages/{}", id.as_str()),
+            Ok(format!("MessageId {}", id.as_str())),
+        ),
         Err(e) => after("/send", Err(e)),
     }
 }
@@ -74,10 +94,17 @@ pub(crate) struct SearchQuery {
 }
 
 /// Searches the account's messages of one day.
-pub(crate) async fn search(State(app): State<App>, page: Page, Query(q): Query<SearchQuery>) -> Result<Response, ConsoleError> {
+pub(crate) async fn search(
+    State(app): State<App>,
+    page: Page,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let q = MessageQuery {
-        date: q.date.filter(|d| !d.is_empty()).unwrap_or_else(|| day(app.core.now_ms())),
+        date: q
+            .date
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| day(app.core.now_ms())),
         message_id: q.message_id,
         recipient: q.recipient,
         sender: q.sender,
@@ -91,29 +118,53 @@ pub(crate) async fn search(State(app): State<App>, page: Page, Query(q): Query<S
         .map(|h| json!({ "message_id": h.message_id, "recipient": h.recipient, "from_address": h.from_address, "subject": h.subject, "request_ms": h.request_ms, "deliver_status": h.deliver_status }))
         .collect();
     let q = json!({ "date": q.date, "message_id": q.message_id, "recipient": q.recipient, "sender": q.sender });
-    render(&app, &page, "messages.html", "messages", json!({ "hits": hits, "q": q, "error": error })).await
+    render(
+        &app,
+        &page,
+        "messages.html",
+        "messages",
+        json!({ "hits": hits, "q": q, "error": error }),
+    )
+    .await
 }
 
 /// One message start to end: accepted, each attempt with the receiver's reply, the final state, opens, clicks,
 /// unsubscribes, complaints.
-pub(crate) async fn timeline(State(app): State<App>, page: Page, Path(id): Path<String>) -> Result<Response, ConsoleError> {
+pub(crate) async fn timeline(
+    State(app): State<App>,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let t = app.core.message_timeline(account, &id).await.map_err(|_| ConsoleError::NotFound)?;
+    let t = app
+        .core
+        .message_timeline(account, &id)
+        .await
+        .map_err(|_| ConsoleError::NotFound)?;
     let lang = page.lang;
     let first = &t.recipients[0];
-    let mut items = vec![json!({ "at_ms": first.request_ms, "label": lang.t("accepted"), "class": "", "recipient": "", "detail": format!("{} → {}", first.from_address, t.recipients.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>().join(", ")) })];
+    let mut items = vec![
+        json!({ "at_ms": first.request_ms, "label": lang.t("accepted"), "class": "", "recipient": "", "detail": format!("{} → {}", first.from_address, t.recipients.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>().join(", ")) }),
+    ];
     for a in &t.attempts {
         let class = match a.deliver_status {
             1 => "ok",
             2 | 3 => "bad",
             _ => "warn",
         };
-        let label = format!("{} #{} · {}", lang.t("attempt"), a.attempt, lang.t(&format!("ds_{}", a.deliver_status)));
+        let label = format!(
+            "{} #{} · {}",
+            lang.t("attempt"),
+            a.attempt,
+            lang.t(&format!("ds_{}", a.deliver_status))
+        );
         let detail = match &a.remote {
             Some(r) => format!("{r}: {}", a.reply),
             None => a.reply.clone(),
         };
-        items.push(json!({ "at_ms": a.at_ms, "label": label, "class": class, "recipient": a.recipient, "detail": detail }));
+        items.push(
+            json!({ "at_ms": a.at_ms, "label": label, "class": class, "recipient": a.recipient, "detail": detail }),
+        );
     }
     for e in &t.events {
         // Delivery outcomes are shown by their attempts; events add what happened after (and bounces reported

@@ -34,7 +34,11 @@ pub(crate) struct SuppressionForm {
 }
 
 /// Adds to or deletes from the custom blacklist; lifts a bounce blacklist entry.
-pub(crate) async fn suppression_change(State(app): State<App>, page: Page, Form(f): Form<SuppressionForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn suppression_change(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<SuppressionForm>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let emails = vec![f.email.clone()];
     let r = match f.op.as_str() {
@@ -46,7 +50,10 @@ pub(crate) async fn suppression_change(State(app): State<App>, page: Page, Form(
         "unbounce" => app.core.delete_black_list(account, &emails).await.map(|_| ()),
         _ => app.core.delete_custom_blacklist(account, &emails).await.map(|_| ()),
     };
-    after("/suppression", r.map(|()| format!("{}: {}", f.email, page.lang.t("saved"))))
+    after(
+        "/suppression",
+        r.map(|()| format!("{}: {}", f.email, page.lang.t("saved"))),
+    )
 }
 
 /// The settings page.
@@ -80,11 +87,18 @@ pub(crate) struct SettingsForm {
 }
 
 /// Saves the callback URL, or adds a console user (of the account shown).
-pub(crate) async fn change(State(app): State<App>, page: Page, Form(f): Form<SettingsForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn change(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<SettingsForm>,
+) -> Result<Response, ConsoleError> {
     let r = match f.op.as_str() {
         "callback" => {
             let url = f.url.as_deref().filter(|u| !u.trim().is_empty());
-            app.core.set_callback_url(page.account()?, None, url).await.map(|()| page.lang.t("saved").to_string())
+            app.core
+                .set_callback_url(page.account()?, None, url)
+                .await
+                .map(|()| page.lang.t("saved").to_string())
         }
         _ => app
             .core

@@ -22,7 +22,11 @@ pub(crate) struct StatsQuery {
 }
 
 /// The statistics page.
-pub(crate) async fn show(State(app): State<App>, page: Page, Query(q): Query<StatsQuery>) -> Result<Response, ConsoleError> {
+pub(crate) async fn show(
+    State(app): State<App>,
+    page: Page,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let days = q.days.unwrap_or(14).clamp(1, 90);
     let now = app.core.now_ms();
@@ -73,10 +77,10 @@ pub(crate) async fn show(State(app): State<App>, page: Page, Query(q): Query<Sta
         .map(|d| {
             let w = warmup.iter().find(|w| w.domain.eq_ignore_ascii_case(&d.domain));
             let text = match w.and_then(|w| w.day.zip(w.allowance)) {
-                Some((day, allowance)) => lang
-                    .t("warmup_day")
-                    .replace("{day}", &day.to_string())
-                    .replace("{allowance}", &format!("{} / {allowance}", w.map_or(0, |w| w.sent_today))),
+                Some((day, allowance)) => lang.t("warmup_day").replace("{day}", &day.to_string()).replace(
+                    "{allowance}",
+                    &format!("{} / {allowance}", w.map_or(0, |w| w.sent_today)),
+                ),
                 None => lang.t("warmup_done").to_string(),
             };
             json!({ "domain": d.domain, "level": d.level, "quota": d.daily_quota, "warmup": text })

@@ -35,7 +35,14 @@ pub(crate) async fn list(State(app): State<App>, page: Page) -> Result<Response,
             json!({ "id": t.id, "name": t.name, "category": t.category, "status": st, "badge": badge, "reason": t.review_reason })
         })
         .collect();
-    render(&app, &page, "templates.html", "templates", json!({ "templates": templates })).await
+    render(
+        &app,
+        &page,
+        "templates.html",
+        "templates",
+        json!({ "templates": templates }),
+    )
+    .await
 }
 
 /// The form of a new template.
@@ -47,7 +54,11 @@ pub(crate) async fn new_form(State(app): State<App>, page: Page) -> Result<Respo
 
 /// One template, editable, with its review state.
 pub(crate) async fn edit(State(app): State<App>, page: Page, Path(id): Path<i64>) -> Result<Response, ConsoleError> {
-    let t = app.core.template(page.account()?, id).await.map_err(|_| ConsoleError::NotFound)?;
+    let t = app
+        .core
+        .template(page.account()?, id)
+        .await
+        .map_err(|_| ConsoleError::NotFound)?;
     let (st, badge) = status(t.status);
     let t = json!({
         "id": t.id, "name": t.name, "category": t.category, "html": t.html, "text": t.text, "status": st,
@@ -76,15 +87,27 @@ impl TemplateForm {
 }
 
 /// Creates a template (reviewed at once).
-pub(crate) async fn create(State(app): State<App>, page: Page, Form(f): Form<TemplateForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn create(
+    State(app): State<App>,
+    page: Page,
+    Form(f): Form<TemplateForm>,
+) -> Result<Response, ConsoleError> {
     match app.core.create_template(page.account()?, f.input()).await {
-        Ok(id) => after(&format!("/templates/{id}"), Ok(format!("#{id} {}", page.lang.t("saved")))),
+        Ok(id) => after(
+            &format!("/templates/{id}"),
+            Ok(format!("#{id} {}", page.lang.t("saved"))),
+        ),
         Err(e) => after("/templates/new", Err(e)),
     }
 }
 
 /// Saves an edit (reviewed again).
-pub(crate) async fn update(State(app): State<App>, page: Page, Path(id): Path<i64>, Form(f): Form<TemplateForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn update(
+    State(app): State<App>,
+    page: Page,
+    Path(id): Path<i64>,
+    Form(f): Form<TemplateForm>,
+) -> Result<Response, ConsoleError> {
     let r = app.core.update_template(page.account()?, id, f.input()).await;
     after(&format!("/templates/{id}"), r.map(|_| page.lang.t("saved").to_string()))
 }
@@ -148,12 +171,20 @@ pub(crate) struct ReviewForm {
 }
 
 /// Approves or rejects (with a reason) one template, if its content is still the version shown.
-pub(crate) async fn review(State(app): State<App>, page: Page, Path(id): Path<i64>, Form(f): Form<ReviewForm>) -> Result<Response, ConsoleError> {
+pub(crate) async fn review(
+    State(app): State<App>,
+    page: Page,
+    Path(id): Path<i64>,
+    Form(f): Form<ReviewForm>,
+) -> Result<Response, ConsoleError> {
     if !page.operator() {
         return Err(ConsoleError::NotFound);
     }
     let r = if f.decision == "approve" {
-        app.core.approve_template(id, f.version).await.map(|_| format!("#{id}: {}", page.lang.t("approved")))
+        app.core
+            .approve_template(id, f.version)
+            .await
+            .map(|_| format!("#{id}: {}", page.lang.t("approved")))
     } else {
         app.core
             .reject_template(id, f.version, f.reason.as_deref().unwrap_or(""))
