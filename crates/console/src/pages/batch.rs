@@ -87,21 +87,7 @@ fn task_json(t: &SendTaskRow) -> Value {
 pub(crate) async fn tasks(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let (_, rows) = app.core.list_send_tasks(account, None, None, None, 0, 100).await?;
-    let senders: Vec<String> = app
-        .core
-        .list_senders(account)
-        .await?
-        .into_iter()
-        .map(|s| s.address)
-        .collect();
-    let templates: Vec<_> = app
-        .core
-        .list_templates(account, 0, 100)
-        .await?
-        .templates
-        .into_iter()
-        .map(|t| json!({ "id": t.id, "name": t.name }))
-        .collect();
+    let (senders, templates) = super::senders_and_templates(&app.core, account).await?;
     let labels: serde_json::Map<String, Value> = [1, 5, 6, 7, 8, 9, 10]
         .iter()
         .map(|s| (s.to_string(), Value::from(page.lang.t(&format!("ts_{s}")))))

@@ -16,21 +16,7 @@ use serde_json::json;
 /// The form of a test mail.
 pub(crate) async fn send_form(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let senders: Vec<String> = app
-        .core
-        .list_senders(account)
-        .await?
-        .into_iter()
-        .map(|s| s.address)
-        .collect();
-    let templates: Vec<_> = app
-        .core
-        .list_templates(account, 0, 100)
-        .await?
-        .templates
-        .into_iter()
-        .map(|t| json!({ "id": t.id, "name": t.name }))
-        .collect();
+    let (senders, templates) = super::senders_and_templates(&app.core, account).await?;
     render(
         &app,
         &page,

@@ -27,3 +27,24 @@ pub(crate) fn after(to: &str, result: Result<String, CoreError>) -> Result<Respo
 pub(crate) fn day(ms: i64) -> String {
     mailpush_core::batch::format_time(ms).chars().take(10).collect()
 }
+
+/// The account's sender addresses and templates (`{id, name}`), for the forms that send.
+pub(crate) async fn senders_and_templates(
+    core: &mailpush_core::Mailpush,
+    account: &mailpush_core::AccountContext,
+) -> Result<(Vec<String>, Vec<serde_json::Value>), ConsoleError> {
+    let senders = core
+        .list_senders(account)
+        .await?
+        .into_iter()
+        .map(|s| s.address)
+        .collect();
+    let templates = core
+        .list_templates(account, 0, 100)
+        .await?
+        .templates
+        .into_iter()
+        .map(|t| serde_json::json!({ "id": t.id, "name": t.name }))
+        .collect();
+    Ok((senders, templates))
+}
