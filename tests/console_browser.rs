@@ -343,7 +343,7 @@ async fn console_in_a_real_browser() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("task id in {created:?}"));
     let row = format!("#task-{task}");
-    b.wait("paused for today's quota", Duration::from_secs(30), || async {
+    b.wait("paused for today's quota", Duration::from_secs(90), || async {
         (b.text_of(&format!("{row} .state")).await == "paused: today's quota used").then_some(())
     })
     .await;
@@ -441,6 +441,21 @@ async fn console_in_a_real_browser() {
     b.goto(&format!("{base}/domains")).await;
     assert!(b.text_of("#domains").await.contains(DOMAIN));
     shot(&b, "17-operator").await;
+    // The operator adds a console user of the account shown, who then sees that account.
+    b.goto(&format!("{base}/settings")).await;
+    b.fill("#add-user input[name=username]", "carol").await;
+    b.fill("#add-user input[name=password]", "carol-console-password").await;
+    b.click_on("#add-user button").await;
+    assert!(flash(&b).await.contains("carol"));
+    sign_in(&b, &base, "carol", "carol-console-password").await;
+    b.goto(&format!("{base}/domains")).await;
+    assert!(b.text_of("#domains").await.contains(DOMAIN));
+    b.goto(&format!("{base}/settings")).await;
+    b.find("#console-users").await;
+    assert!(
+        b.try_find("#add-user").await.is_none(),
+        "only the operator adds console users"
+    );
     b.quit().await;
 
     // Chinese UI for a Chinese browser.

@@ -86,7 +86,7 @@ pub(crate) struct SettingsForm {
     password: Option<String>,
 }
 
-/// Saves the callback URL, or adds a console user (of the account shown).
+/// Saves the callback URL, or (the operator) adds a console user of the account shown (an operator when none is).
 pub(crate) async fn change(
     State(app): State<App>,
     page: Page,
@@ -100,6 +100,8 @@ pub(crate) async fn change(
                 .await
                 .map(|()| page.lang.t("saved").to_string())
         }
+        // Console users are created by the operator (or the CLI), for the account shown or as operators.
+        _ if !page.operator() => return Err(ConsoleError::NotFound),
         _ => app
             .core
             .create_console_user(
