@@ -44,8 +44,15 @@ async fn sign_in(b: &Browser, base: &str, user: &str, password: &str) {
     b.find("#sign-out").await;
 }
 
+/// The one-shot message of the page a form led to (waiting until it is there: a click does not wait for the
+/// next page).
 async fn flash(b: &Browser) -> String {
-    b.text_of("#flash").await
+    b.wait("the page's message", Duration::from_secs(10), || async {
+        let e = b.try_find("#flash").await?;
+        let text = b.text(&e).await;
+        (!text.is_empty()).then_some(text)
+    })
+    .await
 }
 
 /// The statistics page's total of one series.
@@ -333,6 +340,8 @@ async fn console_in_a_real_browser() {
         .expect("the batch delivered");
 
     // A second task stops at today's quota; pause, resume and cancel it.
+    b.goto(&format!("{base}/tasks")).await;
+    assert!(b.try_find("#flash").await.is_none());
     b.fill("#task-subject", "Order {{order}} shipped again").await;
     b.click_on("#start-task").await;
     let created = flash(&b).await;
@@ -343,7 +352,7 @@ async fn console_in_a_real_browser() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("task id in {created:?}"));
     let row = format!("#task-{task}");
-    b.wait("paused for today's quota", Duration::from_secs(90), || async {
+    b.wait("paused for today's quota", Duration::from_secs(30), || async {
         (b.text_of(&format!("{row} .state")).await == "paused: today's quota used").then_some(())
     })
     .await;
@@ -459,6 +468,16 @@ async fn console_in_a_real_browser() {
     b.quit().await;
 
     // Chinese UI for a Chinese browser.
+    let zh_browser = Browser::start("zh-CN").await;
+    sign_in(&zh_browser, &base, "ann", ANN_PASSWORD).await;
+    zh_browser.goto(&format!("{base}/domains")).await;
+    assert!(zh_browser.text_of("#nav-domains").await.contains("发信域名"));
+    assert!(zh_browser.text_of("#domains").await.contains("已验证"));
+    shot(&zh_browser, "18-zh-domains").await;
+    zh_browser.goto(&format!("{base}/tasks")).await;
+    assert!(zh_browser.text_of("#tasks").await.contains("发送完成"));
+    shot(&zh_browser, "19-zh-tasks").await;
+    zh_browser.quit().await;
     let zh = reqwest::Client::new()
         .get(format!("{base}/login"))
         .header("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5")
