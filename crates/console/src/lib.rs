@@ -26,6 +26,13 @@ pub const MOUNT: &str = "/console";
 /// Largest form the console accepts (a pasted or uploaded recipient list).
 pub const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
 
+/// The page of an object that does not exist for this user (both languages: the error carries no request).
+const NOT_FOUND_PAGE: &str = concat!(
+    r#"<!doctype html><html><head><meta charset="utf-8"><title>404 · mailpush</title>"#,
+    r#"<link rel="stylesheet" href="/console/assets/console.css"></head><body class="center"><div class="card">"#,
+    r#"<h1>404</h1><p id="not-found">not found · 未找到</p><a href="/console">mailpush</a></div></body></html>"#
+);
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct App {
@@ -58,7 +65,7 @@ impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         match self {
             ConsoleError::SignIn => auth::to_sign_in(),
-            ConsoleError::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
+            ConsoleError::NotFound => (StatusCode::NOT_FOUND, axum::response::Html(NOT_FOUND_PAGE)).into_response(),
             ConsoleError::NoAccount => axum::response::Redirect::to(&format!("{MOUNT}/review")).into_response(),
             ConsoleError::Core(e) => {
                 tracing::warn!(error = %e, "console request failed");
