@@ -22,6 +22,50 @@ const ANN_PASSWORD: &str = "ann-console-password";
 const BOB_PASSWORD: &str = "bob-console-password";
 const ROOT_PASSWORD: &str = "root-console-password";
 
+/// An HTTP endpoint on loopback that answers 200 to every request and passes on each request's body.
+async fn callback_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                loop {
+                    let Ok(n) = conn.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            let _ = tx.send(body.to_string());
+                            let _ = conn
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
 fn screenshots() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> → target/console-screenshots
@@ -42,6 +86,20 @@ async fn sign_in(b: &Browser, base: &str, user: &str, password: &str) {
     b.fill("#password", password).await;
     b.click_on("#sign-in").await;
     b.find("#sign-out").await;
+}
+
+/// Waits for the page a form led to to show a message containing `needle` (the page before it may still show
+/// its own message for a moment).
+async fn flash_with(b: &Browser, needle: &str) {
+    b.wait(
+        &format!("a message with {needle:?}"),
+        Duration::from_secs(10),
+        || async {
+            let e = b.try_find("#flash").await?;
+            b.text(&e).await.contains(needle).then_some(())
+        },
+    )
+    .await
 }
 
 /// The one-shot message of the page a form led to (waiting until it is there: a click does not wait for the
@@ -87,6 +145,8 @@ async fn console_in_a_real_browser() {
             ("MAILPUSH_BATCH_DAILY_QUOTA", "45".to_string()),
             // Templates wait for the operator's review queue.
             ("MAILPUSH_TEMPLATE_REVIEW", "manual".to_string()),
+            // The settings page's test event goes to a receiver on loopback.
+            ("MAILPUSH_CALLBACK_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
         ],
     );
     create_account(&env, "shop").await;
@@ -388,7 +448,22 @@ async fn console_in_a_real_browser() {
     shot(&b, "12-stats").await;
     b.goto(&format!("{base}/suppression")).await;
     shot(&b, "13-suppression").await;
+    // Settings: a callback URL and its test event, signed, received by a real HTTP endpoint.
+    let (hook, mut bodies) = callback_receiver().await;
     b.goto(&format!("{base}/settings")).await;
+    b.fill("input[name=url]", &format!("http://{hook}/events")).await;
+    b.click_on("form:has(input[name=url]) button").await;
+    flash_with(&b, "Saved").await;
+    b.click_on("#test-event button").await;
+    flash_with(&b, "Test event delivered").await;
+    let body = tokio::time::timeout(Duration::from_secs(10), bodies.recv())
+        .await
+        .expect("a callback")
+        .expect("a body");
+    assert!(
+        body.contains("mailpush-test-event") && body.contains("\"event\":\"delivered\""),
+        "{body}"
+    );
     shot(&b, "14-settings").await;
 
     // Another tenant sees none of it, by URL either.

@@ -261,6 +261,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("callback_url", "Callback URL", "回调地址"),
     ("callback_secret", "Signing secret", "签名密钥"),
     ("send_test_event", "Send test event", "发送测试事件"),
+    (
+        "test_event_sent",
+        "Test event delivered to the callback URL.",
+        "测试事件已发送到回调地址。",
+    ),
     ("console_users", "Console users", "控制台用户"),
     ("add_user", "Add console user", "新建控制台用户"),
     ("api_key", "API credential", "API 密钥"),

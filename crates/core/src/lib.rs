@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod batch;
 mod cache;
+pub mod callback_test;
 pub mod callbacks;
 pub mod console_queries;
 pub mod console_users;

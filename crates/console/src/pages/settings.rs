@@ -86,7 +86,7 @@ pub(crate) struct SettingsForm {
     password: Option<String>,
 }
 
-/// Saves the callback URL, or (the operator) adds a console user of the account shown (an operator when none is).
+/// Saves the callback URL, sends a test event to it, or (the operator) adds a console user of the account shown (an operator when none is).
 pub(crate) async fn change(
     State(app): State<App>,
     page: Page,
@@ -100,6 +100,11 @@ pub(crate) async fn change(
                 .await
                 .map(|()| page.lang.t("saved").to_string())
         }
+        "test_event" => app
+            .core
+            .send_test_callback(page.account()?)
+            .await
+            .map(|()| page.lang.t("test_event_sent").to_string()),
         // Console users are created by the operator (or the CLI), for the account shown or as operators.
         _ if !page.operator() => return Err(ConsoleError::NotFound),
         _ => app
