@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+pub mod browser;
+
 /// The master key the harness gives every process it starts (processes sharing a database need the same key).
 pub const TEST_MASTER_KEY: &str = "mailpush-test-master-key-0123456789";
 

@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, domains, messages, receivers, screening, suppression, templates};
+use mailpush_admin::{
+    Report, accounts, console_users, domains, messages, receivers, screening, suppression, templates,
+};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -102,6 +104,38 @@ enum Command {
         /// Apply the template review's content rules to custom and SMTP mail.
         #[arg(long)]
         review_content: Option<bool>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// People who sign in to the web console (/console/ on the API listener).
+    ConsoleUser {
+        #[command(subcommand)]
+        command: ConsoleUserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleUserCommand {
+    /// Add a console user of an account (--account) or an operator (--operator: every account, template review).
+    Add {
+        /// The sign-in name.
+        username: String,
+        /// The account whose data the user sees.
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        account: Option<String>,
+        /// An operator: sees every account.
+        #[arg(long)]
+        operator: bool,
+        /// The password (10 to 128 characters); without it one is generated and printed once.
+        #[arg(long)]
+        password: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List console users.
+    List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -478,6 +512,22 @@ async fn main() -> anyhow::Result<()> {
                 screening::settings(&core, &account, min_score, review_content).await,
                 json,
             )
+        }
+        Command::ConsoleUser { command } => {
+            let core = open(settings).await?;
+            match command {
+                ConsoleUserCommand::Add {
+                    username,
+                    account,
+                    operator: _,
+                    password,
+                    json,
+                } => print(
+                    console_users::add(&core, &username, account.as_deref(), password.as_deref()).await,
+                    json,
+                ),
+                ConsoleUserCommand::List { json } => print(console_users::list(&core).await, json),
+            }
         }
     }
 }

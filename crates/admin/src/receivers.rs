@@ -61,39 +61,54 @@ pub async fn import(
         source,
     };
     let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(io)?);
-    let id = match core.receiver_named(&ctx, list).await? {
-        Some(r) => r.id,
-        None => core.create_receiver(&ctx, list, None).await?,
-    };
-    core.set_receiver_status(&ctx, id, ReceiverStatus::Uploading).await?;
-    let mut total = AddDetailsReport::default();
-    let result = async {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for (n, line) in reader.lines().enumerate() {
-            let line = line.map_err(io)?;
-            if n == 0 && line.trim_start().to_ascii_lowercase().starts_with("email") {
-                continue;
-            }
-            chunk.extend(parse_line(&line));
-            if chunk.len() == CHUNK {
-                add(core, &ctx, id, &mut chunk, &mut total).await?;
-                progress(&total);
-            }
-        }
-        add(core, &ctx, id, &mut chunk, &mut total).await?;
-        progress(&total);
-        Ok::<(), AdminError>(())
-    }
-    .await;
-    let done = core.set_receiver_status(&ctx, id, ReceiverStatus::Done).await;
-    result?;
-    done?;
+    let (id, total) = import_lines(core, &ctx, list, reader.lines().map(|l| l.map_err(io)), &mut progress).await?;
     let json = json!({
         "ReceiverId": id, "TotalCount": total.total, "ValidCount": total.valid,
         "InvalidCount": total.invalid, "TooLongCount": total.too_long,
         "EmptyEmailCount": total.empty, "RepeatCount": total.repeated,
     });
     Ok(Report::new(json.to_string(), json))
+}
+
+/// Imports CSV `lines` (the forms of [`parse_line`]; a first line starting with `email` is a header) into the
+/// list named `list` of `ctx` (created if missing), in chunks; `progress` sees the running totals after each.
+/// The list is marked uploading while the import runs and done after it, also when it fails. Returns the list's
+/// ReceiverId and the totals.
+pub async fn import_lines(
+    core: &Mailpush,
+    ctx: &mailpush_core::AccountContext,
+    list: &str,
+    lines: impl Iterator<Item = Result<String, AdminError>>,
+    progress: &mut impl FnMut(&AddDetailsReport),
+) -> Result<(i64, AddDetailsReport), AdminError> {
+    let id = match core.receiver_named(ctx, list).await? {
+        Some(r) => r.id,
+        None => core.create_receiver(ctx, list, None).await?,
+    };
+    core.set_receiver_status(ctx, id, ReceiverStatus::Uploading).await?;
+    let mut total = AddDetailsReport::default();
+    let result = async {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for (n, line) in lines.enumerate() {
+            let line = line?;
+            if n == 0 && line.trim_start().to_ascii_lowercase().starts_with("email") {
+                continue;
+            }
+            chunk.extend(parse_line(&line));
+            if chunk.len() == CHUNK {
+                add(core, ctx, id, &mut chunk, &mut total).await?;
+                progress(&total);
+            }
+        }
+        add(core, ctx, id, &mut chunk, &mut total).await?;
+        progress(&total);
+        Ok::<(), AdminError>(())
+    }
+    .await;
+    let done = core.set_receiver_status(ctx, id, ReceiverStatus::Done).await;
+    result?;
+    done?;
+    Ok((id, total))
 }
 
 async fn add(

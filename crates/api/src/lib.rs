@@ -60,7 +60,9 @@ pub fn router(core: Mailpush) -> Router {
             core: core.clone(),
         })
         // The AWS SES v2 front end (`/v2/email/…`) beside the Tencent action API.
-        .merge(mailpush_sesv2::router(core))
+        .merge(mailpush_sesv2::router(core.clone()))
+        // The web console: its own pages and state, the same core.
+        .merge(mailpush_console::mounted(core))
 }
 
 /// The admin router of the nodes that serve no API (`mailpush-worker`, `mailpush-smtp`, on `admin_listen`):

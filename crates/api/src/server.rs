@@ -74,7 +74,7 @@ pub async fn serve_router(
     let mut backoff = AcceptBackoff::new("api");
     tokio::pin!(shutdown);
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = backoff.accept(&listener) => accepted,
         };
@@ -85,7 +85,7 @@ pub async fn serve_router(
         let _ = tcp.set_nodelay(true);
         let (app, stop) = (app.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            connection(tcp, app, limits, stop).await;
+            connection(tcp, peer, app, limits, stop).await;
             drop(permit);
         });
     }
@@ -243,7 +243,13 @@ impl AsyncWrite for Watched {
 }
 
 /// Serves one connection until it ends, a deadline passes or shutdown.
-async fn connection(tcp: TcpStream, app: Router, limits: HttpLimits, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         tcp,
@@ -251,7 +257,9 @@ async fn connection(tcp: TcpStream, app: Router, limits: HttpLimits, mut stop: w
     });
     let inner = TowerToHyperService::new(app);
     let counted = activity.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        // The client's address, for handlers that limit per client (the console's sign-in throttle).
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let guard = counted.request_started();
         let call = hyper::service::Service::call(&inner, req);
         async move {

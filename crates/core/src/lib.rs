@@ -7,7 +7,10 @@ pub mod accounts;
 pub mod background;
 pub mod batch;
 mod cache;
+pub mod callback_test;
 pub mod callbacks;
+pub mod console_queries;
+pub mod console_users;
 pub mod daily_quota;
 pub mod engage;
 pub mod error;
@@ -36,6 +39,7 @@ pub mod worker;
 
 pub use accounts::{AccountContext, AccountCredentials};
 pub use callbacks::CallbackHandle;
+pub use console_users::{ConsoleSession, ConsoleUser};
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
@@ -47,6 +51,7 @@ pub use templates::{ReviewMode, TemplateInput};
 
 use abuse::AbuseQuery;
 use batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, ReceiverStatus};
+use console_queries::{MessageQuery, MessageTimeline, TaskAction};
 use health::Readiness;
 use levels::{LevelEvaluatorHandle, LevelMove};
 use limits::{DomainReputation, SendQuota};
@@ -55,6 +60,7 @@ use mailpush_identity::records::CheckedRecord;
 use mailpush_model::EmailAddress;
 use mailpush_model::{MessageId, SharedClock};
 use mailpush_quota::LevelPolicy;
+use mailpush_store::MessageHit;
 use mailpush_store::{AbuseRow, IdentityTag, SesTemplateRow};
 use mailpush_store::{
     AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, CustomBlacklistEntry,
@@ -62,6 +68,7 @@ use mailpush_store::{
     TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
 };
 use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
+use mailpush_template::RenderedContent;
 use secrets::Secrets;
 use source_ips::SourceIpQuota;
 use stats::{BounceRate, StatisticsReport, StatisticsRequest};
@@ -1264,5 +1271,101 @@ impl Mailpush {
             .suppression
             .set_suppression_reason(account, address, reason)
             .await
+    }
+
+    // The web console: users, sessions, message search and timelines, task controls, previews
+    /// The account with row id `id`.
+    pub async fn account_by_id(&self, id: i64) -> Result<AccountContext, CoreError> {
+        self.inner.accounts.account_by_id(id).await
+    }
+
+    /// Adds a console user for `account` (`None`: an operator). The password is stored as argon2id.
+    pub async fn create_console_user(
+        &self,
+        username: &str,
+        account: Option<&AccountContext>,
+        password: &str,
+    ) -> Result<ConsoleUser, CoreError> {
+        self.inner
+            .accounts
+            .create_console_user(username, account, password)
+            .await
+    }
+
+    /// The console users of `account` (`None`: every one).
+    pub async fn console_users(&self, account: Option<&AccountContext>) -> Result<Vec<ConsoleUser>, CoreError> {
+        self.inner.accounts.console_users(account).await
+    }
+
+    /// Checks a sign-in; `None` when the user is unknown or the password wrong (the same answer, and argon2
+    /// runs either way, so timing does not tell which).
+    pub async fn console_sign_in(&self, username: &str, password: &str) -> Result<Option<ConsoleUser>, CoreError> {
+        self.inner.accounts.console_sign_in(username, password).await
+    }
+
+    /// Starts a session for `user`: returns the cookie value (shown once, stored hashed).
+    pub async fn open_console_session(&self, user: &ConsoleUser) -> Result<String, CoreError> {
+        self.inner.accounts.open_console_session(user).await
+    }
+
+    /// The session of a cookie value, if it is current.
+    pub async fn console_session(&self, token: &str) -> Result<Option<ConsoleSession>, CoreError> {
+        self.inner.accounts.console_session(token).await
+    }
+
+    /// The operator chooses the account the session shows (`None`: none).
+    pub async fn set_console_account(&self, token: &str, account: Option<i64>) -> Result<(), CoreError> {
+        self.inner.accounts.set_console_account(token, account).await
+    }
+
+    /// Signs a session out.
+    pub async fn close_console_session(&self, token: &str) -> Result<(), CoreError> {
+        self.inner.accounts.close_console_session(token).await
+    }
+
+    /// The account's recipients of messages accepted on `q.date` matching the filters, newest first.
+    pub async fn search_messages(
+        &self,
+        account: &AccountContext,
+        q: &MessageQuery,
+    ) -> Result<Vec<MessageHit>, CoreError> {
+        self.inner.sending.search_messages(account, q).await
+    }
+
+    /// One of the account's messages, start to end; `ResourceNotFound` when the account has no such message.
+    pub async fn message_timeline(
+        &self,
+        account: &AccountContext,
+        message_id: &str,
+    ) -> Result<MessageTimeline, CoreError> {
+        self.inner.sending.message_timeline(account, message_id).await
+    }
+
+    /// Pauses, resumes or cancels one of the account's batch tasks.
+    pub async fn control_send_task(
+        &self,
+        account: &AccountContext,
+        task_id: i64,
+        action: TaskAction,
+    ) -> Result<(), CoreError> {
+        self.inner.batch.control_send_task(account, task_id, action).await
+    }
+
+    /// Renders unsaved template content with sample `data` as a send would (HTML values escaped, strict on
+    /// missing variables, TemplateData checked by the same rules).
+    pub fn preview_template(
+        &self,
+        subject: &str,
+        html: Option<&str>,
+        text: Option<&str>,
+        data: &str,
+    ) -> Result<RenderedContent, CoreError> {
+        self.inner.templates.preview_template(subject, html, text, data)
+    }
+
+    /// Posts a sample signed `delivered` callback to the account's callback URL now; the error says what the
+    /// endpoint answered (or why it could not be reached).
+    pub async fn send_test_callback(&self, account: &AccountContext) -> Result<(), CoreError> {
+        self.inner.engagement.send_test_callback(account).await
     }
 }

@@ -58,7 +58,7 @@ pub(crate) struct TemplateEngine {
     max_per_account: i64,
     max_bytes: usize,
     data_max_bytes: usize,
-    data_policy: DataPolicy,
+    pub(crate) data_policy: DataPolicy,
     /// Approved templates' summaries by (account, id), so a send does not read the review state every time.
     /// Only approved ones are kept: an approval (possibly by the operator's CLI in another process) is seen at
     /// once; an edit, rejection or deletion here clears the entry, and one elsewhere is seen within the TTL.
@@ -225,7 +225,7 @@ fn status_name(status: TemplateStatus) -> &'static str {
     }
 }
 
-fn data_error(e: TemplateDataError) -> CoreError {
+pub(crate) fn data_error(e: TemplateDataError) -> CoreError {
     match e {
         TemplateDataError::NotJson(_) => refuse(
             ErrorCode::FailedOperationWrongContentJson,
@@ -238,7 +238,7 @@ fn data_error(e: TemplateDataError) -> CoreError {
     }
 }
 
-fn render_error(e: RenderError) -> CoreError {
+pub(crate) fn render_error(e: RenderError) -> CoreError {
     match e {
         RenderError::MissingVariable(ref name) if name == mailpush_template::UNSUBSCRIBE_PLACEHOLDER => refuse(
             ErrorCode::InvalidParameterValueTemplateNotMatchData,

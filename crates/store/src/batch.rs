@@ -49,6 +49,10 @@ pub enum TaskStatus {
     Paused = 6,
     /// Stopped on an error (`ErrMsg`).
     Error = 7,
+    /// Paused from the console (mailpush extension); resumed from there.
+    Held = 8,
+    /// Cancelled from the console (mailpush extension): never fed again.
+    Cancelled = 9,
     /// Every recipient fed (or the recurring task terminated).
     Done = 10,
 }
@@ -522,7 +526,7 @@ async fn delete_receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<
         return Ok(Err(false));
     }
     let busy: i64 =
-        query("SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6)")
+        query("SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6, 8)")
             .bind(account)
             .bind(id)
             .scalar(&mut conn)
@@ -687,7 +691,7 @@ async fn feed_task_chunk(pool: Pool<'_>, c: &TaskChunk, retain_bodies: bool) -> 
     let mut conn = tx.conn();
     let r = query(
         "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
-         updated_ms = $4 WHERE id = $5 AND cursor = $6",
+         updated_ms = $4 WHERE id = $5 AND cursor = $6 AND status IN (1, 5, 6)",
     )
     .bind(c.new_cursor)
     .bind(c.sent)
@@ -712,7 +716,7 @@ async fn update_task_run(pool: Pool<'_>, u: &TaskRunUpdate) -> Result<bool, Stor
     let r = query(
         "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
          cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
-         WHERE id = $9 AND cursor = $10",
+         WHERE id = $9 AND cursor = $10 AND status IN (1, 5, 6)",
     )
     .bind(u.status)
     .bind(u.cursor)

@@ -24,6 +24,7 @@ pub mod batch;
 mod callbacks;
 mod committer;
 mod complaints;
+mod console;
 mod daily_statistics;
 mod deliveries;
 mod delivery_contents;
@@ -66,6 +67,9 @@ pub use batch::{
 pub use callbacks::{CallbackEvent, CallbackResult, CallbackState, Callbacks};
 pub use committer::CommitStats;
 pub use complaints::ComplaintRow;
+pub use console::{
+    AttemptRow, Console, ConsoleSessionRow, ConsoleUserRow, MessageHit, MessageSearch, TaskControl, TimelineEvent,
+};
 pub use daily_statistics::{DailyStats, StatCounters, Statistics, StatsQuery, day_of, domain_of};
 pub use deliveries::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow, LANES,

@@ -1,0 +1,21 @@
+-- PostgreSQL. Web console: the people who sign in (account_id NULL = the operator, who sees every account) and
+-- their sessions (the cookie's SHA-256, never the cookie itself; acting_account_id = the account an operator
+-- is looking at).
+CREATE TABLE console_users (
+    id            BIGSERIAL PRIMARY KEY,
+    username      TEXT   NOT NULL UNIQUE,
+    account_id    BIGINT REFERENCES accounts (id),
+    password_hash TEXT   NOT NULL,
+    created_ms    BIGINT NOT NULL
+);
+
+CREATE TABLE console_sessions (
+    token_hash        TEXT   NOT NULL PRIMARY KEY,
+    user_id           BIGINT NOT NULL REFERENCES console_users (id) ON DELETE CASCADE,
+    csrf              TEXT   NOT NULL,
+    acting_account_id BIGINT,
+    created_ms        BIGINT NOT NULL,
+    expires_ms        BIGINT NOT NULL
+);
+
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_ms);
