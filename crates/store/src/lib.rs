@@ -30,6 +30,7 @@ mod identity;
 mod inbound;
 mod limits;
 mod pg;
+mod retention;
 mod screen;
 mod script;
 mod sources;
@@ -64,6 +65,7 @@ pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
+pub use retention::{FilePages, PruneBatch, PruneCounts, PruneCursor, VACUUM_AT_OPEN_MAX_BYTES};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use stats::{
     ComplaintRow, DailyStats, NewWarning, StatCounters, StatsQuery, UnsubscribeConfigRow, WarningRow, day_of, domain_of,
