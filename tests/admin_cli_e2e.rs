@@ -143,3 +143,16 @@ async fn an_operator_sets_up_and_sends_with_the_cli_only() {
     assert_eq!(list["Total"], 0, "{list}");
     server.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_commands_prune_and_convert_the_sqlite_file() {
+    let dir = temp_dir();
+    let env = base_env(dir.path(), &[("MAILPUSH_RETENTION_DAYS", "30".to_string())]);
+    create_account_with(&env, "shop", &[]).await;
+    let vacuum = json(&mailpush_cli(&env, &["db", "vacuum", "--json"]).await);
+    assert_eq!(vacuum["Backend"], "sqlite", "{vacuum}");
+    assert_eq!(vacuum["AutoVacuum"], 2, "incremental auto-vacuum: {vacuum}");
+    let prune = json(&mailpush_cli(&env, &["db", "prune", "--json"]).await);
+    assert_eq!(prune["Messages"], 0, "{prune}");
+    assert!(prune["Cutoff"].is_string(), "{prune}");
+}

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, domains, messages, receivers, suppression, templates};
+use mailpush_admin::{Report, accounts, database, domains, messages, receivers, suppression, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -89,6 +89,28 @@ enum Command {
     Suppression {
         #[command(subcommand)]
         command: SuppressionCommand,
+    },
+    /// Database maintenance: retention and space.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Prune now what the retention service prunes (mail final more than retention_days ago).
+    Prune {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// SQLite: rewrite the file in incremental auto-vacuum mode (once, for files created by older versions;
+    /// run it with mailpush stopped: it needs free disk for a copy of the file). PostgreSQL: nothing to do.
+    Vacuum {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -388,6 +410,12 @@ async fn main() -> anyhow::Result<()> {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
         Command::Suppression { command } => suppressions(settings, command).await,
+        Command::Db {
+            command: DbCommand::Prune { json },
+        } => print(database::prune(&open(settings).await?).await, json),
+        Command::Db {
+            command: DbCommand::Vacuum { json },
+        } => print(database::vacuum(&open(settings).await?).await, json),
     }
 }
 

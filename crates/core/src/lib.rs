@@ -16,6 +16,7 @@ pub mod levels;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod retention;
 pub mod secrets;
 pub mod send;
 pub mod settings;

@@ -139,6 +139,10 @@ pub struct Settings {
     pub destination_retry_secs: u64,
     /// Keep message bodies after their final state (default: purge; the service does not keep mail content).
     pub retain_bodies: bool,
+    /// Days mail is kept after its final state (messages, recipients, attempts, events); 0 = forever.
+    pub retention_days: u64,
+    /// How often the retention pass runs, seconds (0 = never).
+    pub retention_check_secs: u64,
     /// Allowed clock skew of signed API requests, seconds (Tencent: 300).
     pub api_clock_skew_secs: i64,
     /// Database connections per process.
@@ -333,6 +337,8 @@ impl Default for Settings {
             destination_max_wait_secs: 10,
             destination_retry_secs: 60,
             retain_bodies: false,
+            retention_days: 30,
+            retention_check_secs: 3600,
             api_clock_skew_secs: 300,
             db_max_connections: 16,
             db_acquire_timeout_secs: 5,

@@ -196,9 +196,12 @@ impl Store {
         };
         self.guarded(async {
             let before = file_pages(writer).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA incremental_vacuum({})", max_pages.max(1))))
-                .execute(writer)
-                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA incremental_vacuum({})",
+                max_pages.max(1)
+            )))
+            .execute(writer)
+            .await?;
             let after = file_pages(writer).await?;
             Ok(u64::try_from(before.free - after.free).unwrap_or(0))
         })
@@ -239,7 +242,9 @@ async fn file_pages(pool: &SqlitePool) -> Result<FilePages, StoreError> {
 async fn convert_to_incremental(pool: &SqlitePool) -> Result<(), StoreError> {
     // The mode is set on the connection that rewrites the file: a VACUUM then writes it into the header.
     let mut conn = pool.acquire().await?;
-    sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+    sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL")
+        .execute(&mut *conn)
+        .await?;
     sqlx::raw_sql("VACUUM").execute(&mut *conn).await?;
     Ok(())
 }

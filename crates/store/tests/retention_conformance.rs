@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mailpush_model::{EventKind, MessageId, RecipientKind};
 use mailpush_store::{
-    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent, NewMessage, NewRecipient,
-    PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent,
+    NewMessage, NewRecipient, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -217,7 +217,11 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         .expect("blacklist")
         .1;
     assert_eq!(blacklist_before, 1, "the hard bounce is blacklisted");
-    assert_eq!(all_rows(&ctx, &old.id).await, [1, 2, 2, 3, 0], "before: message, 2 recipients, 2 attempts, 3 events (delivered, bounce, open), body purged at final state");
+    assert_eq!(
+        all_rows(&ctx, &old.id).await,
+        [1, 2, 2, 3, 0],
+        "before: message, 2 recipients, 2 attempts, 3 events (delivered, bounce, open), body purged at final state"
+    );
 
     // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
     let pruned = store
@@ -233,7 +237,11 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
             events: 3,
         }
     );
-    assert_eq!(all_rows(&ctx, &old.id).await, [0; 5], "everything of the old message is gone");
+    assert_eq!(
+        all_rows(&ctx, &old.id).await,
+        [0; 5],
+        "everything of the old message is gone"
+    );
     assert_eq!(rows(&ctx, "stats_firsts", &old.id).await, 0);
     for kept in [&late, &open, &recent] {
         assert_eq!(rows(&ctx, "messages", &kept.id).await, 1, "{} stays", kept.id);
@@ -269,7 +277,11 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         .expect("prune later");
     assert_eq!(later.messages, 1);
     assert_eq!(rows(&ctx, "messages", &late.id).await, 0);
-    assert_eq!(rows(&ctx, "messages", &open.id).await, 1, "a message still in the queue is never pruned");
+    assert_eq!(
+        rows(&ctx, "messages", &open.id).await,
+        1,
+        "a message still in the queue is never pruned"
+    );
     assert_eq!(rows(&ctx, "messages", &recent.id).await, 1);
 }
 
@@ -303,10 +315,7 @@ async fn batches_walk_past_mail_that_stays(ctx: Ctx) {
     let mut batches = 0;
     let mut total = 0;
     loop {
-        let b = store
-            .prune_batch(T0 + DAY, cursor.as_ref(), 4)
-            .await
-            .expect("batch");
+        let b = store.prune_batch(T0 + DAY, cursor.as_ref(), 4).await.expect("batch");
         assert!(b.deleted.messages <= 4);
         total += b.deleted.messages;
         batches += 1;
@@ -340,7 +349,13 @@ async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
     deliver(store, T0, delivered).await;
     // An open recorded after the cutoff keeps the other message too.
     store
-        .record_events(&[event(&quiet, &late_open, "ok@gmail.com", EventKind::Open, T0 + 20 * DAY)])
+        .record_events(&[event(
+            &quiet,
+            &late_open,
+            "ok@gmail.com",
+            EventKind::Open,
+            T0 + 20 * DAY,
+        )])
         .await
         .expect("late open");
     let pruned = store
@@ -348,7 +363,11 @@ async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
         .await
         .expect("prune");
     assert_eq!(pruned, PruneCounts::default());
-    assert_eq!(rows(&ctx, "messages", &m.id).await, 1, "its delivered event still awaits its callback");
+    assert_eq!(
+        rows(&ctx, "messages", &m.id).await,
+        1,
+        "its delivered event still awaits its callback"
+    );
     assert_eq!(rows(&ctx, "messages", &late_open.id).await, 1);
 }
 
@@ -418,7 +437,10 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
             .execute(&pool)
             .await
             .expect("fill");
-        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&pool).await.expect("mode");
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&pool)
+            .await
+            .expect("mode");
         assert_eq!(mode, 0);
         pool.close().await;
     }
