@@ -50,6 +50,8 @@ pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, St
     // (pass `MAILPUSH_WARMUP_DOMAIN_RAMP` in `extra`), and no automatic level changes.
     env.insert("MAILPUSH_WARMUP_DOMAIN_RAMP".into(), String::new());
     env.insert("MAILPUSH_LEVEL_EVAL_SECS".into(), "0".into());
+    // The database gauges of /metrics are refreshed on a timer: every second in tests (see `metrics_until`).
+    env.insert("MAILPUSH_METRICS_REFRESH_SECS".into(), "1".into());
     for (k, v) in extra {
         env.insert((*k).to_string(), v.clone());
     }
@@ -147,7 +149,11 @@ impl ServerProcess {
         let api_addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 announced.push(line.clone());
-                if let Some(addr) = line.split("listening on http://").nth(1) {
+                if let Some(addr) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
+                {
                     return addr.trim().to_string();
                 }
             }
@@ -585,4 +591,22 @@ pub fn check_server_cli(exe: &str, name: &str) {
         stderr.contains("log") && stderr.contains("not a valid filter"),
         "{stderr}"
     );
+}
+
+/// `GET http://ADDR/metrics` until `ready(text)` holds (30 s at most), then the text. The database gauges are
+/// refreshed on a timer, so a scrape right after an action may not show it yet.
+pub async fn metrics_until(addr: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if ready(&text) || tokio::time::Instant::now() >= deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -142,6 +142,11 @@ async fn an_operator_sets_up_and_sends_with_the_cli_only() {
     let list = json(&mailpush_cli(&env, &["suppression", "list", "--account", "shop", "--json"]).await);
     assert_eq!(list["Total"], 0, "{list}");
     server.terminate().await;
+    // The day's statistics through the CLI: the test mail was requested, accepted and delivered.
+    let stats = json(&mailpush_cli(&env, &["stats", "--account", "shop", "--json"]).await);
+    assert_eq!(stats["OverallVolume"]["RequestCount"], 1, "{stats}");
+    assert_eq!(stats["OverallVolume"]["DeliveredCount"], 1, "{stats}");
+    assert_eq!(stats["DailyVolumes"].as_array().map(Vec::len), Some(7), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,4 +160,18 @@ async fn db_commands_prune_and_convert_the_sqlite_file() {
     let prune = json(&mailpush_cli(&env, &["db", "prune", "--json"]).await);
     assert_eq!(prune["Messages"], 0, "{prune}");
     assert!(prune["Cutoff"].is_string(), "{prune}");
+    let before = mailpush_cli(&env, &["account", "list", "--json"]).await;
+    let rotated = json(&mailpush_cli(&env, &["account", "rotate-key", "shop", "--json"]).await);
+    let secret_id = rotated["SecretId"].as_str().expect("SecretId");
+    assert!(
+        secret_id.starts_with("AKID") && !before.contains(secret_id),
+        "{rotated} / {before}"
+    );
+    assert!(
+        mailpush_cli(&env, &["account", "list", "--json"])
+            .await
+            .contains(secret_id)
+    );
+    let retried = json(&mailpush_cli(&env, &["queue", "retry", "--domain", "Nothing.Example", "--json"]).await);
+    assert_eq!(retried["Retried"], 0, "{retried}");
 }

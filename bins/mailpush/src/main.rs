@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, database, domains, messages, receivers, suppression, templates};
+use mailpush_admin::{Report, accounts, database, domains, messages, receivers, stats, suppression, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -90,6 +90,27 @@ enum Command {
         #[command(subcommand)]
         command: SuppressionCommand,
     },
+    /// An account's sending statistics per UTC day (as GetStatisticsReport).
+    Stats {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// First UTC day (YYYY-MM-DD); default six days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only mail from this sending domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only mail to this receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        receiving: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Database maintenance: retention and space.
     Db {
         #[command(subcommand)]
@@ -157,6 +178,19 @@ enum MessageCommand {
 enum QueueCommand {
     /// Deliveries pending, deferred, in delivery and final.
     Summary {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the waiting deliveries of a receiving domain or of one message due now (their retry schedule
+    /// skipped).
+    Retry {
+        /// The receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        domain: Option<String>,
+        /// The MessageId.
+        #[arg(long)]
+        message: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -274,6 +308,14 @@ enum DomainCommand {
 
 #[derive(Subcommand)]
 enum AccountCommand {
+    /// Replace an account's SecretId and SecretKey (the AppId stays) and print the new pair (shown only once).
+    RotateKey {
+        /// The account.
+        name: String,
+        /// Print {"AppId","SecretId","SecretKey"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an account and print its credentials (shown only once).
     Create {
         /// Account name: letters, digits, '.', '_', '-'.
@@ -409,7 +451,33 @@ async fn main() -> anyhow::Result<()> {
         Command::Queue {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
+        Command::Queue {
+            command: QueueCommand::Retry { domain, message, json },
+        } => print(
+            messages::queue_retry(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
+            json,
+        ),
         Command::Suppression { command } => suppressions(settings, command).await,
+        Command::Stats {
+            account,
+            from,
+            to,
+            domain,
+            receiving,
+            json,
+        } => {
+            let core = open(settings).await?;
+            let report = stats::stats(
+                &core,
+                &account,
+                from.as_deref(),
+                to.as_deref(),
+                domain.as_deref(),
+                receiving.as_deref(),
+            )
+            .await;
+            print(report, json)
+        }
         Command::Db {
             command: DbCommand::Prune { json },
         } => print(database::prune(&open(settings).await?).await, json),
@@ -441,7 +509,12 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("mailpush: api listening on http://{addr}");
+    let scheme = if core.settings().api_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("mailpush: api listening on {scheme}://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
@@ -482,6 +555,7 @@ fn print(report: Result<Report, mailpush_admin::AdminError>, json: bool) -> anyh
 async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {
     let core = open(settings).await?;
     match command {
+        AccountCommand::RotateKey { name, json } => print(accounts::rotate_key(&core, &name).await, json),
         AccountCommand::Create {
             name,
             json,

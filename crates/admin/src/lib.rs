@@ -10,6 +10,7 @@ pub mod database;
 pub mod domains;
 pub mod messages;
 pub mod receivers;
+pub mod stats;
 pub mod suppression;
 mod table;
 pub mod templates;

@@ -7,8 +7,10 @@ mod json;
 mod public;
 pub mod server;
 pub mod tc3;
+mod telemetry;
+pub mod tls;
 
-pub use server::{HttpLimits, serve_router};
+pub use server::{HttpLimits, serve_router, serve_router_tls};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
@@ -82,7 +84,10 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = HttpLimits::from_settings(core.settings());
-    serve_router(listener, admin_router(core), limits, shutdown).await
+    let refresher = core.start_metrics_refresher();
+    let served = serve_router(listener, admin_router(core), limits, shutdown).await;
+    refresher.shutdown().await;
+    served
 }
 
 /// Serves `router` on an already bound listener until `shutdown` resolves, with the connection limits of
@@ -93,7 +98,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = HttpLimits::from_settings(core.settings());
-    serve_router(listener, router(core), limits, shutdown).await
+    let tls = tls::ApiTls::from_settings(core.settings()).map_err(std::io::Error::other)?;
+    let refresher = core.start_metrics_refresher();
+    let served = serve_router_tls(listener, router(core), limits, tls, shutdown).await;
+    refresher.shutdown().await;
+    served
 }
 
 fn json_response(value: serde_json::Value) -> Response {
@@ -187,6 +196,15 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, BodyE
 }
 
 async fn action(State(state): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let name = header_str(req.headers(), "x-tc-action").map(str::to_owned);
+    let (response, code) = answer(state, req).await;
+    telemetry::request(name.as_deref(), code, started);
+    response
+}
+
+/// The reply to an action request, and its error code (`None` = success) for the metrics.
+async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) {
     let request_id = mailpush_model::ids::request_id();
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(state.body_timeout, read_body(&parts.headers, body)).await {
@@ -205,14 +223,14 @@ async fn action(State(state): State<AppState>, req: Request) -> Response {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-            return response;
+            return (response, Some(e.code));
         }
         Ok(Err(BodyError::TooLarge)) => {
             let e = ApiError::new(
                 ErrorCode::RequestSizeLimitExceeded,
                 "the request body is larger than 8 MB",
             );
-            return error_response(&e, &request_id);
+            return (error_response(&e, &request_id), Some(e.code));
         }
         Ok(Err(BodyError::Read(err))) => {
             // Almost always a client that went away: the reply is likely never read, but is still well-formed.
@@ -221,7 +239,7 @@ async fn action(State(state): State<AppState>, req: Request) -> Response {
                 ErrorCode::InvalidParameter,
                 format!("the request body could not be read: {err}"),
             );
-            return error_response(&e, &request_id);
+            return (error_response(&e, &request_id), Some(e.code));
         }
     };
     let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body).await;
@@ -230,9 +248,9 @@ async fn action(State(state): State<AppState>, req: Request) -> Response {
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("RequestId".into(), request_id.into());
             }
-            json_response(serde_json::json!({ "Response": value }))
+            (json_response(serde_json::json!({ "Response": value })), None)
         }
-        Err(e) => error_response(&e, &request_id),
+        Err(e) => (error_response(&e, &request_id), Some(e.code)),
     }
 }
 
@@ -389,39 +407,13 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    match state.core.queue_counts().await {
-        Ok(c) => {
-            let mut text = format!(
-                "# HELP mailpush_queue_deliveries Deliveries by queue state.\n# TYPE mailpush_queue_deliveries gauge\n\
-                 mailpush_queue_deliveries{{state=\"pending\"}} {}\nmailpush_queue_deliveries{{state=\"deferred\"}} {}\n\
-                 mailpush_queue_deliveries{{state=\"leased\"}} {}\nmailpush_queue_deliveries{{state=\"done\"}} {}\n",
-                c.pending, c.deferred, c.leased, c.done
-            );
-            match state.core.quota_metrics().await {
-                Ok(q) => text.push_str(&q),
-                Err(e) => tracing::error!(error = %e, "quota metrics query failed"),
-            }
-            match state.core.warmup_metrics().await {
-                Ok(w) => text.push_str(&w),
-                Err(e) => tracing::error!(error = %e, "warm-up metrics query failed"),
-            }
-            text.push_str(&state.core.feedback_metrics());
-            text.push_str(&state.core.database_metrics());
-            match state.core.source_ip_metrics().await {
-                Ok(q) => text.push_str(&q),
-                Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),
-            }
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                text,
-            )
-                .into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "metrics query failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Body::from("database unavailable")).into_response()
-        }
-    }
+/// `/metrics`: the process's recorder. Database gauges come from core's refresher (`metrics_refresh_secs`),
+/// so a scrape never queries the database.
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        mailpush_telemetry::render(),
+    )
+        .into_response()
 }

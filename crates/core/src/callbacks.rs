@@ -238,6 +238,11 @@ impl Mailpush {
                 }
             }
         };
+        mailpush_telemetry::callback(match state {
+            CallbackState::Delivered => "delivered",
+            CallbackState::GaveUp => "given_up",
+            _ => "failed",
+        });
         CallbackResult {
             event_id: ev.event.id,
             state,

@@ -2,6 +2,7 @@
 //! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
 //! is enforced once for every front end.
 
+mod account_keys;
 pub mod accounts;
 pub mod batch;
 mod cache;
@@ -16,6 +17,7 @@ pub mod levels;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+mod queue_admin;
 pub mod retention;
 pub mod secrets;
 pub mod send;
@@ -25,7 +27,9 @@ pub mod source_ips;
 pub mod stats;
 pub mod submit;
 pub mod suppression;
+pub mod telemetry;
 pub mod templates;
+pub mod tls;
 pub mod warmup;
 pub mod worker;
 
@@ -133,6 +137,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 impl Mailpush {
     /// Opens the database (creating the data directory for SQLite), applies migrations and loads the master key.
     pub async fn open(settings: Settings, clock: SharedClock) -> Result<Mailpush, CoreError> {
+        // The metrics recorder, before anything records.
+        mailpush_telemetry::install();
         let url = settings.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir)

@@ -67,6 +67,14 @@ impl Mailpush {
             pass.pruned.deliveries += batch.deleted.deliveries;
             pass.pruned.attempts += batch.deleted.attempts;
             pass.pruned.events += batch.deleted.events;
+            for (table, rows) in [
+                ("messages", batch.deleted.messages),
+                ("deliveries", batch.deleted.deliveries),
+                ("attempts", batch.deleted.attempts),
+                ("events", batch.deleted.events),
+            ] {
+                mailpush_telemetry::retention_pruned(table, rows);
+            }
             let Some(next) = batch.next else { break };
             if stopped() {
                 return Ok(pass);

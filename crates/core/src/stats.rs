@@ -34,6 +34,14 @@ pub(crate) struct FeedbackState {
     last_rates: Mutex<BTreeMap<String, (f64, bool)>>,
 }
 
+impl FeedbackState {
+    /// The warnings raised by this process and the last evaluated rate per account (for `/metrics`).
+    pub(crate) fn bounce_rates(&self) -> (u64, BTreeMap<String, (f64, bool)>) {
+        let rates = self.last_rates.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        (self.warnings_raised.load(Ordering::Relaxed), rates)
+    }
+}
+
 impl Default for FeedbackState {
     fn default() -> Self {
         FeedbackState {

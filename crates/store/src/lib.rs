@@ -18,6 +18,7 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+mod account_keys;
 pub mod batch;
 mod committer;
 mod common;
@@ -30,6 +31,7 @@ mod identity;
 mod inbound;
 mod limits;
 mod pg;
+mod queue_admin;
 mod retention;
 mod screen;
 mod script;
@@ -65,6 +67,7 @@ pub use inbound::{AsyncBounce, FeedbackRecorded, InboundMessage, NewComplaint};
 pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, SEND_STATUS_FREQUENCY_LIMIT,
 };
+pub use queue_admin::QueueTarget;
 pub use retention::{FilePages, PruneBatch, PruneCounts, PruneCursor, VACUUM_AT_OPEN_MAX_BYTES};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation};
 pub use stats::{

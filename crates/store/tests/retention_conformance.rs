@@ -452,3 +452,61 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
     assert_eq!(store.file_pages().await.expect("pages").expect("sqlite").auto_vacuum, 2);
     store.close().await;
 }
+
+// ---- the operator's retry (`mailpush queue retry`), on both backends ----
+
+mod retry {
+    use super::*;
+
+    conformance!(deferred_mail_of_a_domain_or_message_is_due_again);
+}
+
+async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "retry").await;
+    let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
+    let other = message(&a, T0, &["c@other.example"]);
+    store.enqueue(slow.clone()).await.expect("enqueue");
+    store.enqueue(other.clone()).await.expect("enqueue");
+    deliver(store, T0, |_| AttemptResult::Deferred {
+        reply: "451 later".into(),
+        retry_at_ms: T0 + DAY,
+    })
+    .await;
+    let now = T0 + 60_000;
+    let due = |n: i64| ClaimRequest {
+        worker: "w".into(),
+        limit: 100,
+        lease_ms: 60_000,
+        now_ms: n,
+    };
+    assert!(
+        store.claim(due(now)).await.expect("claim").is_empty(),
+        "nothing due yet"
+    );
+    assert_eq!(
+        store
+            .retry_now(mailpush_store::QueueTarget::Domain("slow.example"), now)
+            .await
+            .expect("retry domain"),
+        2
+    );
+    let claimed = store.claim(due(now)).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.domain == "slow.example"));
+    // Leased deliveries are not touched; a message's queued ones are.
+    assert_eq!(
+        store
+            .retry_now(mailpush_store::QueueTarget::Message(&slow.id), now)
+            .await
+            .expect("retry leased"),
+        0
+    );
+    assert_eq!(
+        store
+            .retry_now(mailpush_store::QueueTarget::Message(&other.id), now)
+            .await
+            .expect("retry message"),
+        1
+    );
+}
