@@ -153,25 +153,35 @@ async fn an_operator_sets_up_and_sends_with_the_cli_only() {
 async fn db_commands_prune_and_convert_the_sqlite_file() {
     let dir = temp_dir();
     let env = base_env(dir.path(), &[("MAILPUSH_RETENTION_DAYS", "30".to_string())]);
-    create_account_with(&env, "shop", &[]).await;
+    let old = create_account_with(&env, "shop", &[]).await;
     let vacuum = json(&mailpush_cli(&env, &["db", "vacuum", "--json"]).await);
     assert_eq!(vacuum["Backend"], "sqlite", "{vacuum}");
     assert_eq!(vacuum["AutoVacuum"], 2, "incremental auto-vacuum: {vacuum}");
     let prune = json(&mailpush_cli(&env, &["db", "prune", "--json"]).await);
     assert_eq!(prune["Messages"], 0, "{prune}");
     assert!(prune["Cutoff"].is_string(), "{prune}");
-    let before = mailpush_cli(&env, &["account", "list", "--json"]).await;
+    // A rotated key: the new pair signs requests, the old one is refused; the AppId stays.
     let rotated = json(&mailpush_cli(&env, &["account", "rotate-key", "shop", "--json"]).await);
-    let secret_id = rotated["SecretId"].as_str().expect("SecretId");
+    assert_eq!(rotated["AppId"], old.app_id, "{rotated}");
+    let new = Credentials {
+        secret_id: rotated["SecretId"].as_str().expect("SecretId").to_string(),
+        secret_key: rotated["SecretKey"].as_str().expect("SecretKey").to_string(),
+        ..old.clone()
+    };
+    assert_ne!(new.secret_id, old.secret_id);
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let fresh = ApiClient::new(&server.api_addr, &new)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
+    assert!(fresh.get("Error").is_none(), "{fresh}");
+    let stale = ApiClient::new(&server.api_addr, &old)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
     assert!(
-        secret_id.starts_with("AKID") && !before.contains(secret_id),
-        "{rotated} / {before}"
+        ApiClient::error_code(&stale).is_some_and(|c| c.starts_with("AuthFailure")),
+        "{stale}"
     );
-    assert!(
-        mailpush_cli(&env, &["account", "list", "--json"])
-            .await
-            .contains(secret_id)
-    );
+    server.terminate().await;
     let retried = json(&mailpush_cli(&env, &["queue", "retry", "--domain", "Nothing.Example", "--json"]).await);
     assert_eq!(retried["Retried"], 0, "{retried}");
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mailpush_admin::{Report, accounts, database, domains, messages, receivers, stats, suppression, templates};
+use mailpush_admin::{Report, accounts, batch, database, domains, messages, receivers, stats, suppression, templates};
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
 
@@ -111,10 +111,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Batch tasks (BatchSendEmail) and their progress.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// Database maintenance: retention and space.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// The account's batch tasks, newest first.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task's progress; with --follow, a progress bar until the task is done.
+    Status {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// TaskId.
+        id: i64,
+        /// Follow the task with a progress bar until it is done (or failed).
+        #[arg(long)]
+        follow: bool,
+        /// Print JSON (the final state, with --follow).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -178,6 +210,19 @@ enum MessageCommand {
 enum QueueCommand {
     /// Deliveries pending, deferred, in delivery and final.
     Summary {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give up the waiting deliveries of a receiving domain or of one message (final: dropped, with an event;
+    /// deliveries in progress finish).
+    Drop {
+        /// The receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        domain: Option<String>,
+        /// The MessageId.
+        #[arg(long)]
+        message: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -452,6 +497,12 @@ async fn main() -> anyhow::Result<()> {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
         Command::Queue {
+            command: QueueCommand::Drop { domain, message, json },
+        } => print(
+            messages::queue_drop(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
+            json,
+        ),
+        Command::Queue {
             command: QueueCommand::Retry { domain, message, json },
         } => print(
             messages::queue_retry(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
@@ -478,6 +529,7 @@ async fn main() -> anyhow::Result<()> {
             .await;
             print(report, json)
         }
+        Command::Batch { command } => batches(settings, command).await,
         Command::Db {
             command: DbCommand::Prune { json },
         } => print(database::prune(&open(settings).await?).await, json),
@@ -624,17 +676,62 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
 }
 
 async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand) -> anyhow::Result<()> {
-    use std::io::Write;
     let core = open(settings).await?;
     match command {
         ReceiversCommand::Import { account, list, file } => {
+            // The total for the bar and its ETA: one cheap pass over the file's lines first.
+            let lines = std::fs::read(&file)
+                .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+                .unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(lines.max(1)).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} lines, {per_sec}, ETA {eta} ({msg} valid)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             let report = receivers::import(&core, &account, &list, &file, |t| {
-                eprint!("\rimported {} lines ({} valid)", t.total, t.valid);
-                let _ = std::io::stderr().flush();
+                bar.set_position(t.total as u64);
+                bar.set_message(t.valid.to_string());
             })
             .await;
-            eprintln!();
+            bar.finish();
             print(report, false)
+        }
+    }
+}
+
+async fn batches(settings: mailpush_core::Settings, command: BatchCommand) -> anyhow::Result<()> {
+    let core = open(settings).await?;
+    match command {
+        BatchCommand::List { account, json } => print(batch::list(&core, &account).await, json),
+        BatchCommand::Status {
+            account,
+            id,
+            follow,
+            json,
+        } => {
+            let mut task = batch::task(&core, &account, id).await?;
+            if follow {
+                let bar = indicatif::ProgressBar::new(task.request_count.max(1) as u64).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "task {prefix}: {bar:40} {pos}/{len} recipients, {per_sec}, ETA {eta} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(id.to_string());
+                loop {
+                    bar.set_length(task.request_count.max(1) as u64);
+                    bar.set_position((task.send_count + task.skip_count) as u64);
+                    bar.set_message(batch::status(&task).text);
+                    if batch::finished(&task) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    task = batch::task(&core, &account, id).await?;
+                }
+                bar.finish();
+            }
+            print(Ok(batch::status(&task)), json)
         }
     }
 }

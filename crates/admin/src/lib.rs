@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod batch;
 pub mod database;
 pub mod domains;
 pub mod messages;

@@ -1,10 +1,12 @@
 //! The operator's hand on the queue: make waiting deliveries of a receiving domain or of one message due now
-//! (`mailpush queue retry`).
+//! (`mailpush queue retry`), or lease them to give them up (`mailpush queue drop`, which then records a
+//! `Dropped` outcome through [`Store::record_outcomes`], so events, statistics and body purging follow the one
+//! path every outcome takes).
 
 use mailpush_model::MessageId;
 
 use crate::sql::query;
-use crate::{Store, StoreError};
+use crate::{LeaseToken, Store, StoreError};
 
 /// Which queued deliveries an operator command acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,40 @@ impl Store {
                         .await
                 }
             }
+        })
+        .await
+    }
+
+    /// Leases the waiting (not leased) deliveries of `target` to `owner` until `lease_until_ms`, as a claim
+    /// would, and returns them with their lease tokens: what [`Store::record_outcomes`] needs to give them up.
+    pub async fn lease_queued(
+        &self,
+        target: QueueTarget<'_>,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<(i64, LeaseToken)>, StoreError> {
+        self.guarded(async {
+            let (column, value) = match target {
+                QueueTarget::Domain(d) => ("domain", d),
+                QueueTarget::Message(m) => ("message_id", m.as_str()),
+            };
+            let sql = match column {
+                "domain" => {
+                    "UPDATE deliveries SET state = 1, lease_token = lease_token + 1, lease_owner = $1, \
+                     next_attempt_ms = $2 WHERE state = 0 AND domain = $3 RETURNING id, lease_token"
+                }
+                _ => {
+                    "UPDATE deliveries SET state = 1, lease_token = lease_token + 1, lease_owner = $1, \
+                     next_attempt_ms = $2 WHERE state = 0 AND message_id = $3 RETURNING id, lease_token"
+                }
+            };
+            let rows: Vec<(i64, i64)> = query(sql)
+                .bind(owner)
+                .bind(lease_until_ms)
+                .bind(value)
+                .fetch_all(self.inner.db.writer())
+                .await?;
+            Ok(rows.into_iter().map(|(id, token)| (id, LeaseToken(token))).collect())
         })
         .await
     }

@@ -510,3 +510,67 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
         1
     );
 }
+
+mod drop {
+    use super::*;
+
+    conformance!(queued_mail_is_leased_for_the_operator_to_drop);
+}
+
+async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "drop").await;
+    let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
+    let keep = message(&a, T0, &["c@kept.example"]);
+    store.enqueue(m.clone()).await.expect("enqueue");
+    store.enqueue(keep.clone()).await.expect("enqueue");
+    let leased = store
+        .lease_queued(
+            mailpush_store::QueueTarget::Domain("gone.example"),
+            "operator",
+            T0 + 60_000,
+        )
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 2);
+    // Leased: a second lease finds nothing, and a claim does not take them.
+    assert!(
+        store
+            .lease_queued(mailpush_store::QueueTarget::Message(&m.id), "operator", T0 + 60_000)
+            .await
+            .expect("lease again")
+            .is_empty()
+    );
+    let outcomes = leased
+        .iter()
+        .map(|(id, lease)| DeliveryOutcome {
+            delivery_id: *id,
+            lease: *lease,
+            at_ms: T0 + 1,
+            result: AttemptResult::Dropped {
+                reason: "dropped by the operator".into(),
+            },
+            remote: None,
+        })
+        .collect();
+    assert!(
+        store
+            .record_outcomes(outcomes)
+            .await
+            .expect("record")
+            .iter()
+            .all(|a| *a)
+    );
+    let claimed = store
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 100,
+            lease_ms: 60_000,
+            now_ms: T0 + 2,
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].domain, "kept.example");
+    assert_eq!(rows(&ctx, "events", &m.id).await, 2, "a dropped event per recipient");
+}
