@@ -456,8 +456,6 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
 // ---- the operator's retry (`mailpush queue retry`), on both backends ----
 
 mod retry {
-    use super::*;
-
     conformance!(deferred_mail_of_a_domain_or_message_is_due_again);
 }
 
@@ -512,8 +510,6 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
 }
 
 mod drop {
-    use super::*;
-
     conformance!(queued_mail_is_leased_for_the_operator_to_drop);
 }
 

@@ -302,7 +302,7 @@ impl DomainFolder {
 
     fn forget_rarest(s: &mut FolderState) {
         let mut ranked: Vec<(String, u64)> = s.counts.iter().map(|(d, n)| (d.clone(), *n)).collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
         ranked.truncate(COUNTED_DOMAINS / 2);
         s.counts = ranked.into_iter().collect();
     }
