@@ -184,4 +184,6 @@ async fn db_commands_prune_and_convert_the_sqlite_file() {
     server.terminate().await;
     let retried = json(&mailpush_cli(&env, &["queue", "retry", "--domain", "Nothing.Example", "--json"]).await);
     assert_eq!(retried["Retried"], 0, "{retried}");
+    let dropped = json(&mailpush_cli(&env, &["queue", "drop", "--domain", "nothing.example", "--json"]).await);
+    assert_eq!(dropped["Dropped"], 0, "{dropped}");
 }
