@@ -339,6 +339,9 @@ enum DomainCommand {
     Check {
         /// The domain, e.g. mail.example.com.
         domain: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Send a domain's mail from a source pool of `source_pools` ("dedicated IPs"); `shared` = the default pool.
     Pool {
@@ -348,7 +351,11 @@ enum DomainCommand {
         pool: String,
     },
     /// List the source addresses per pool with today's sends and warm-up allowance, and the domains' pools.
-    Pools,
+    Pools {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -662,8 +669,8 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
     let core = open(settings).await?;
     match command {
         DomainCommand::Pool { domain, pool } => print(domains::set_pool(&core, &domain, &pool).await, false),
-        DomainCommand::Pools => print(domains::pools(&core).await, false),
-        DomainCommand::Check { domain } => print(domains::check(&core, &domain).await, false),
+        DomainCommand::Pools { json } => print(domains::pools(&core).await, json),
+        DomainCommand::Check { domain, json } => print(domains::check(&core, &domain).await, json),
         DomainCommand::Add {
             account,
             domain,
