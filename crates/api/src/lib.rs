@@ -198,14 +198,31 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, BodyE
 async fn action(State(state): State<AppState>, req: Request) -> Response {
     let started = std::time::Instant::now();
     let name = header_str(req.headers(), "x-tc-action").map(str::to_owned);
-    let (response, code) = answer(state, req).await;
+    let request_id = mailpush_model::ids::request_id();
+    let mut account = None;
+    let (response, code) = answer(state, req, &request_id, &mut account).await;
     telemetry::request(name.as_deref(), code, started);
+    // One record per request, with the RequestId the client got.
+    tracing::info!(
+        target: "mailpush::api",
+        action = telemetry::action_label(name.as_deref()),
+        account = account.as_deref().unwrap_or("-"),
+        request_id = %request_id,
+        code = code.map_or("Success", ErrorCode::as_str),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "api request"
+    );
     response
 }
 
-/// The reply to an action request, and its error code (`None` = success) for the metrics.
-async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) {
-    let request_id = mailpush_model::ids::request_id();
+/// The reply to an action request, and its error code (`None` = success) for the metrics; `account` gets the
+/// authenticated account's name.
+async fn answer(
+    state: AppState,
+    req: Request,
+    request_id: &str,
+    account: &mut Option<String>,
+) -> (Response, Option<ErrorCode>) {
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(state.body_timeout, read_body(&parts.headers, body)).await {
         Ok(Ok(b)) => b,
@@ -219,7 +236,7 @@ async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) 
                     state.body_timeout.as_secs()
                 ),
             );
-            let mut response = error_response(&e, &request_id);
+            let mut response = error_response(&e, request_id);
             response
                 .headers_mut()
                 .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
@@ -230,7 +247,7 @@ async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) 
                 ErrorCode::RequestSizeLimitExceeded,
                 "the request body is larger than 8 MB",
             );
-            return (error_response(&e, &request_id), Some(e.code));
+            return (error_response(&e, request_id), Some(e.code));
         }
         Ok(Err(BodyError::Read(err))) => {
             // Almost always a client that went away: the reply is likely never read, but is still well-formed.
@@ -239,10 +256,10 @@ async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) 
                 ErrorCode::InvalidParameter,
                 format!("the request body could not be read: {err}"),
             );
-            return (error_response(&e, &request_id), Some(e.code));
+            return (error_response(&e, request_id), Some(e.code));
         }
     };
-    let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body).await;
+    let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body, account).await;
     match result {
         Ok(mut value) => {
             if let Some(obj) = value.as_object_mut() {
@@ -250,7 +267,7 @@ async fn answer(state: AppState, req: Request) -> (Response, Option<ErrorCode>) 
             }
             (json_response(serde_json::json!({ "Response": value })), None)
         }
-        Err(e) => (error_response(&e, &request_id), Some(e.code)),
+        Err(e) => (error_response(&e, request_id), Some(e.code)),
     }
 }
 
@@ -260,8 +277,10 @@ async fn handle(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: &[u8],
+    account: &mut Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
     let ctx = authenticate(core, method, uri, headers, body).await?;
+    *account = Some(ctx.name.clone());
     let version = header_str(headers, "x-tc-version")
         .ok_or_else(|| ApiError::new(ErrorCode::MissingParameter, "X-TC-Version is required"))?;
     if version != API_VERSION {
