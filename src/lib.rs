@@ -57,6 +57,8 @@ pub fn base_env(data_dir: &Path, extra: &[(&str, String)]) -> HashMap<String, St
     // The tests name UTC days (`today()`, clock moves to the next UTC midnight); a test of the calendar zone
     // passes its own `MAILPUSH_TIME_ZONE` in `extra`.
     env.insert("MAILPUSH_TIME_ZONE".into(), "UTC".into());
+    // The database gauges of /metrics are refreshed on a timer: every second in tests (see `metrics_until`).
+    env.insert("MAILPUSH_METRICS_REFRESH_SECS".into(), "1".into());
     for (k, v) in extra {
         env.insert((*k).to_string(), v.clone());
     }
@@ -161,7 +163,11 @@ impl ServerProcess {
         let api_addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 announced.push(line.clone());
-                if let Some(addr) = line.split("listening on http://").nth(1) {
+                if let Some(addr) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
+                {
                     return addr.trim().to_string();
                 }
             }
@@ -680,4 +686,34 @@ pub async fn run_sdk_script(
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// `GET http://ADDR/metrics` until `ready(text)` holds (30 s at most), then the text. The database gauges are
+/// refreshed on a timer, so a scrape right after an action may not show it yet.
+pub async fn metrics_until(addr: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if ready(&text) || tokio::time::Instant::now() >= deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the official Tencent Cloud SES Python SDK is importable. When it is not, the test is skipped with a
+/// note, unless `MAILPUSH_REQUIRE_PYTHON_SDK=1` (CI sets it), which fails it.
+pub fn python_sdk_available() -> bool {
+    sdk_installed(
+        "python3",
+        &["-c", "import tencentcloud.ses.v20201002"],
+        None,
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "pip install tencentcloud-sdk-python-ses",
+    )
 }

@@ -142,4 +142,48 @@ async fn an_operator_sets_up_and_sends_with_the_cli_only() {
     let list = json(&mailpush_cli(&env, &["suppression", "list", "--account", "shop", "--json"]).await);
     assert_eq!(list["Total"], 0, "{list}");
     server.terminate().await;
+    // The day's statistics through the CLI: the test mail was requested, accepted and delivered.
+    let stats = json(&mailpush_cli(&env, &["stats", "--account", "shop", "--json"]).await);
+    assert_eq!(stats["OverallVolume"]["RequestCount"], 1, "{stats}");
+    assert_eq!(stats["OverallVolume"]["DeliveredCount"], 1, "{stats}");
+    assert_eq!(stats["DailyVolumes"].as_array().map(Vec::len), Some(7), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_commands_prune_and_convert_the_sqlite_file() {
+    let dir = temp_dir();
+    let env = base_env(dir.path(), &[("MAILPUSH_RETENTION_DAYS", "30".to_string())]);
+    let old = create_account_with(&env, "shop", &[]).await;
+    let vacuum = json(&mailpush_cli(&env, &["db", "vacuum", "--json"]).await);
+    assert_eq!(vacuum["Backend"], "sqlite", "{vacuum}");
+    assert_eq!(vacuum["AutoVacuum"], 2, "incremental auto-vacuum: {vacuum}");
+    let prune = json(&mailpush_cli(&env, &["db", "prune", "--json"]).await);
+    assert_eq!(prune["Messages"], 0, "{prune}");
+    assert!(prune["Cutoff"].is_string(), "{prune}");
+    // A rotated key: the new pair signs requests, the old one is refused; the AppId stays.
+    let rotated = json(&mailpush_cli(&env, &["account", "rotate-key", "shop", "--json"]).await);
+    assert_eq!(rotated["AppId"], old.app_id, "{rotated}");
+    let new = Credentials {
+        secret_id: rotated["SecretId"].as_str().expect("SecretId").to_string(),
+        secret_key: rotated["SecretKey"].as_str().expect("SecretKey").to_string(),
+        ..old.clone()
+    };
+    assert_ne!(new.secret_id, old.secret_id);
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let fresh = ApiClient::new(&server.api_addr, &new)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
+    assert!(fresh.get("Error").is_none(), "{fresh}");
+    let stale = ApiClient::new(&server.api_addr, &old)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
+    assert!(
+        ApiClient::error_code(&stale).is_some_and(|c| c.starts_with("AuthFailure")),
+        "{stale}"
+    );
+    server.terminate().await;
+    let retried = json(&mailpush_cli(&env, &["queue", "retry", "--domain", "Nothing.Example", "--json"]).await);
+    assert_eq!(retried["Retried"], 0, "{retried}");
+    let dropped = json(&mailpush_cli(&env, &["queue", "drop", "--domain", "nothing.example", "--json"]).await);
+    assert_eq!(dropped["Dropped"], 0, "{dropped}");
 }

@@ -231,6 +231,36 @@ async fn daily_quota_pauses_the_task_and_it_completes_the_next_day() {
     let t = wait_task(&w, id, "done", |t| t["TaskStatus"] == 10).await;
     assert_eq!(t["SendCount"], 50, "{t}");
     assert_eq!(t["CacheCount"], 0, "{t}");
+    // The operator's view of the same task: the listing, and --follow, which ends at once on a finished task.
+    let listed: Value = serde_json::from_str(
+        mailpush_cli(&w.env, &["batch", "list", "--account", "shop", "--json"])
+            .await
+            .trim(),
+    )
+    .expect("batch list JSON");
+    assert_eq!(listed["Data"][0]["TaskId"], id, "{listed}");
+    let followed: Value = serde_json::from_str(
+        mailpush_cli(
+            &w.env,
+            &[
+                "batch",
+                "status",
+                "--account",
+                "shop",
+                &id.to_string(),
+                "--follow",
+                "--json",
+            ],
+        )
+        .await
+        .trim(),
+    )
+    .expect("batch status JSON");
+    assert_eq!(
+        (followed["TaskStatus"].clone(), followed["SendCount"].clone()),
+        (json!(10), json!(50)),
+        "{followed}"
+    );
     w.sink
         .wait_for_count(50, Duration::from_secs(30))
         .await

@@ -120,7 +120,7 @@ async fn a_full_disk_is_named_counted_and_reported_by_readiness() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, metrics) = get(&http, &server.api_addr, "/metrics").await;
+    let metrics = metrics_until(&server.api_addr, |m| !m.contains("mailpush_db_disk_full_total 0")).await;
     let count: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("mailpush_db_disk_full_total "))

@@ -154,12 +154,10 @@ async fn dedicated_pools_and_ip_warmup_through_serve() {
             other => panic!("unexpected pool {other:?}: {q}"),
         }
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", server.api_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics_until(&server.api_addr, |m| {
+        m.contains("mailpush_source_ip_sent_today{ip=\"127.0.0.2\",pool=\"shared\"} 3")
+    })
+    .await;
     assert!(
         metrics.contains("mailpush_source_ip_sent_today{ip=\"127.0.0.2\",pool=\"shared\"} 3"),
         "{metrics}"

@@ -772,12 +772,12 @@ async fn a_bounce_rate_above_five_percent_raises_a_warning() {
     assert!(warning["BounceRate"].as_f64().unwrap() > 9.0, "{warning}");
     assert_eq!(warning["Threshold"], 5.0);
     // Metrics: the counter and the account's gauges.
-    let metrics = reqwest::get(format!("http://{}/metrics", w.server.api_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_until(&w.server.api_addr, |m| {
+        m.contains("mailpush_bounce_rate_warnings_total 1")
+            && m.contains("mailpush_account_bounce_warning{account=\"shop\"} 1")
+            && m.contains("mailpush_account_bounce_rate_percent{account=\"shop\"} 9.52")
+    })
+    .await;
     assert!(metrics.contains("mailpush_bounce_rate_warnings_total 1"), "{metrics}");
     assert!(
         metrics.contains("mailpush_account_bounce_warning{account=\"shop\"} 1"),

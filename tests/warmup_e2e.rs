@@ -127,12 +127,11 @@ async fn a_new_domain_delivers_its_allowance_and_the_rest_the_next_day_trigger_f
         "{q}"
     );
     assert_eq!((w["SentToday"].clone(), w["Held"].clone()), (json!(5), json!(3)), "{q}");
-    let metrics = reqwest::get(format!("http://{}/metrics", server.api_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics_until(&server.api_addr, |m| {
+        m.contains("mailpush_domain_warmup_held{account=\"fresh\",domain=\"fresh.example.com\"} 3")
+            && m.contains("mailpush_domain_warmup_allowance{account=\"fresh\",domain=\"fresh.example.com\"} 5")
+    })
+    .await;
     assert!(
         metrics.contains("mailpush_domain_warmup_held{account=\"fresh\",domain=\"fresh.example.com\"} 3"),
         "{metrics}"

@@ -23,7 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
-    println!("mailpush-api: listening on http://{}", listener.local_addr()?);
+    let scheme = if settings.api_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("mailpush-api: listening on {scheme}://{}", listener.local_addr()?);
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
     let stop = async move {

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailpush_admin::{
-    Report, accounts, console_users, domains, messages, receivers, screening, suppression, templates,
+    Report, accounts, batch, console_users, database, domains, messages, receivers, screening, stats, suppression,
+    templates,
 };
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
@@ -113,6 +114,81 @@ enum Command {
         #[command(subcommand)]
         command: ConsoleUserCommand,
     },
+    /// An account's sending statistics per UTC day (as GetStatisticsReport).
+    Stats {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// First UTC day (YYYY-MM-DD); default six days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only mail from this sending domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only mail to this receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        receiving: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Batch tasks (BatchSendEmail) and their progress.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+    /// Database maintenance: retention and space.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// The account's batch tasks, newest first.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task's progress; with --follow, a progress bar until the task is done.
+    Status {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// TaskId.
+        id: i64,
+        /// Follow the task with a progress bar until it is done (or failed).
+        #[arg(long)]
+        follow: bool,
+        /// Print JSON (the final state, with --follow).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Prune now what the retention service prunes (mail final more than retention_days ago).
+    Prune {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// SQLite: rewrite the file in incremental auto-vacuum mode (once, for files created by older versions;
+    /// run it with mailpush stopped: it needs free disk for a copy of the file). PostgreSQL: nothing to do.
+    Vacuum {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +293,32 @@ enum MessageCommand {
 enum QueueCommand {
     /// Deliveries pending, deferred, in delivery and final.
     Summary {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give up the waiting deliveries of a receiving domain or of one message (final: dropped, with an event;
+    /// deliveries in progress finish).
+    Drop {
+        /// The receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        domain: Option<String>,
+        /// The MessageId.
+        #[arg(long)]
+        message: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the waiting deliveries of a receiving domain or of one message due now (their retry schedule
+    /// skipped).
+    Retry {
+        /// The receiving domain, e.g. gmail.com.
+        #[arg(long)]
+        domain: Option<String>,
+        /// The MessageId.
+        #[arg(long)]
+        message: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -334,6 +436,9 @@ enum DomainCommand {
     Check {
         /// The domain, e.g. mail.example.com.
         domain: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Send a domain's mail from a source pool of `source_pools` ("dedicated IPs"); `shared` = the default pool.
     Pool {
@@ -343,11 +448,23 @@ enum DomainCommand {
         pool: String,
     },
     /// List the source addresses per pool with today's sends and warm-up allowance, and the domains' pools.
-    Pools,
+    Pools {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum AccountCommand {
+    /// Replace an account's SecretId and SecretKey (the AppId stays) and print the new pair (shown only once).
+    RotateKey {
+        /// The account.
+        name: String,
+        /// Print {"AppId","SecretId","SecretKey"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an account and print its credentials (shown only once).
     Create {
         /// Account name: letters, digits, '.', '_', '-'.
@@ -483,7 +600,46 @@ async fn main() -> anyhow::Result<()> {
         Command::Queue {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
+        Command::Queue {
+            command: QueueCommand::Drop { domain, message, json },
+        } => print(
+            messages::queue_drop(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
+            json,
+        ),
+        Command::Queue {
+            command: QueueCommand::Retry { domain, message, json },
+        } => print(
+            messages::queue_retry(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
+            json,
+        ),
         Command::Suppression { command } => suppressions(settings, command).await,
+        Command::Stats {
+            account,
+            from,
+            to,
+            domain,
+            receiving,
+            json,
+        } => {
+            let core = open(settings).await?;
+            let report = stats::stats(
+                &core,
+                &account,
+                from.as_deref(),
+                to.as_deref(),
+                domain.as_deref(),
+                receiving.as_deref(),
+            )
+            .await;
+            print(report, json)
+        }
+        Command::Batch { command } => batches(settings, command).await,
+        Command::Db {
+            command: DbCommand::Prune { json },
+        } => print(database::prune(&open(settings).await?).await, json),
+        Command::Db {
+            command: DbCommand::Vacuum { json },
+        } => print(database::vacuum(&open(settings).await?).await, json),
         Command::Check(a) => {
             let source = match (a.file, a.template) {
                 (Some(file), _) => screening::CheckSource::File(file),
@@ -554,7 +710,12 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("mailpush: api listening on http://{addr}");
+    let scheme = if core.settings().api_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("mailpush: api listening on {scheme}://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
@@ -595,6 +756,7 @@ fn print(report: Result<Report, mailpush_admin::AdminError>, json: bool) -> anyh
 async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> anyhow::Result<()> {
     let core = open(settings).await?;
     match command {
+        AccountCommand::RotateKey { name, json } => print(accounts::rotate_key(&core, &name).await, json),
         AccountCommand::Create {
             name,
             json,
@@ -649,8 +811,8 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
     let core = open(settings).await?;
     match command {
         DomainCommand::Pool { domain, pool } => print(domains::set_pool(&core, &domain, &pool).await, false),
-        DomainCommand::Pools => print(domains::pools(&core).await, false),
-        DomainCommand::Check { domain } => print(domains::check(&core, &domain).await, false),
+        DomainCommand::Pools { json } => print(domains::pools(&core).await, json),
+        DomainCommand::Check { domain, json } => print(domains::check(&core, &domain).await, json),
         DomainCommand::Add {
             account,
             domain,
@@ -672,17 +834,62 @@ async fn domain(settings: mailpush_core::Settings, command: DomainCommand) -> an
 }
 
 async fn receivers(settings: mailpush_core::Settings, command: ReceiversCommand) -> anyhow::Result<()> {
-    use std::io::Write;
     let core = open(settings).await?;
     match command {
         ReceiversCommand::Import { account, list, file } => {
+            // The total for the bar and its ETA: one cheap pass over the file's lines first.
+            let lines = std::fs::read(&file)
+                .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+                .unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(lines.max(1)).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} lines, {per_sec}, ETA {eta} ({msg} valid)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             let report = receivers::import(&core, &account, &list, &file, |t| {
-                eprint!("\rimported {} lines ({} valid)", t.total, t.valid);
-                let _ = std::io::stderr().flush();
+                bar.set_position(t.total as u64);
+                bar.set_message(t.valid.to_string());
             })
             .await;
-            eprintln!();
+            bar.finish();
             print(report, false)
+        }
+    }
+}
+
+async fn batches(settings: mailpush_core::Settings, command: BatchCommand) -> anyhow::Result<()> {
+    let core = open(settings).await?;
+    match command {
+        BatchCommand::List { account, json } => print(batch::list(&core, &account).await, json),
+        BatchCommand::Status {
+            account,
+            id,
+            follow,
+            json,
+        } => {
+            let mut task = batch::task(&core, &account, id).await?;
+            if follow {
+                let bar = indicatif::ProgressBar::new(task.request_count.max(1) as u64).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "task {prefix}: {bar:40} {pos}/{len} recipients, {per_sec}, ETA {eta} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(id.to_string());
+                loop {
+                    bar.set_length(task.request_count.max(1) as u64);
+                    bar.set_position((task.send_count + task.skip_count) as u64);
+                    bar.set_message(batch::status(&task).text);
+                    if batch::finished(&task) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    task = batch::task(&core, &account, id).await?;
+                }
+                bar.finish();
+            }
+            print(Ok(batch::status(&task)), json)
         }
     }
 }

@@ -17,6 +17,18 @@ pub async fn create(core: &Mailpush, name: &str, policy: AccountPolicy) -> Resul
     Ok(Report::new(text, json))
 }
 
+/// Gives the account a new SecretId and SecretKey (shown once; the old pair stops working).
+pub async fn rotate_key(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
+    let creds = core.rotate_account_key(name).await?;
+    let text = format!(
+        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n\
+         The previous SecretId and SecretKey no longer work (running servers: within 30 s).",
+        creds.name, creds.app_id, creds.secret_id, creds.secret_key
+    );
+    let json = serde_json::to_value(&creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(Report::new(text, json))
+}
+
 /// A limit given on the command line: `N` or `default` (the setting's value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitArg {

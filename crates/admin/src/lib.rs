@@ -6,11 +6,14 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod batch;
 pub mod console_users;
+pub mod database;
 pub mod domains;
 pub mod messages;
 pub mod receivers;
 pub mod screening;
+pub mod stats;
 pub mod suppression;
 mod table;
 pub mod templates;

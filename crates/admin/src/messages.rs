@@ -87,6 +87,24 @@ pub async fn show(core: &Mailpush, account: &str, message_id: &str, date: &str) 
     Ok(Report::new(text, serde_json::Value::Array(json)))
 }
 
+/// Makes the waiting deliveries of a receiving domain or of a message due now (`queue retry`).
+pub async fn queue_retry(core: &Mailpush, domain: Option<&str>, message: Option<&str>) -> Result<Report, AdminError> {
+    if domain.is_some() == message.is_some() {
+        return Err(AdminError::Invalid("give --domain DOMAIN or --message ID".into()));
+    }
+    let n = core.retry_queued(domain, message).await?;
+    Ok(Report::new(format!("{n} deliveries due now"), json!({ "Retried": n })))
+}
+
+/// Gives up the waiting deliveries of a receiving domain or of a message (`queue drop`).
+pub async fn queue_drop(core: &Mailpush, domain: Option<&str>, message: Option<&str>) -> Result<Report, AdminError> {
+    if domain.is_some() == message.is_some() {
+        return Err(AdminError::Invalid("give --domain DOMAIN or --message ID".into()));
+    }
+    let n = core.drop_queued(domain, message).await?;
+    Ok(Report::new(format!("{n} deliveries dropped"), json!({ "Dropped": n })))
+}
+
 /// The queue's deliveries by state.
 pub async fn queue_summary(core: &Mailpush) -> Result<Report, AdminError> {
     let c = core.queue_counts().await?;

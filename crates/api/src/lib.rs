@@ -8,8 +8,10 @@ pub mod node;
 mod public;
 pub mod server;
 pub mod tc3;
+mod telemetry;
+pub mod tls;
 
-pub use server::{HttpLimits, serve_router};
+pub use server::{HttpLimits, serve_router, serve_router_tls};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
@@ -87,7 +89,10 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = HttpLimits::from_settings(core.settings());
-    serve_router(listener, admin_router(core), limits, shutdown).await
+    let refresher = core.start_metrics_refresher();
+    let served = serve_router(listener, admin_router(core), limits, shutdown).await;
+    refresher.shutdown().await;
+    served
 }
 
 /// Serves `router` on an already bound listener until `shutdown` resolves, with the connection limits of
@@ -98,7 +103,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = HttpLimits::from_settings(core.settings());
-    serve_router(listener, router(core), limits, shutdown).await
+    let tls = tls::ApiTls::from_settings(core.settings()).map_err(std::io::Error::other)?;
+    let refresher = core.start_metrics_refresher();
+    let served = serve_router_tls(listener, router(core), limits, tls, shutdown).await;
+    refresher.shutdown().await;
+    served
 }
 
 fn json_response(value: serde_json::Value) -> Response {
@@ -192,7 +201,33 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, BodyE
 }
 
 async fn action(State(state): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let name = header_str(req.headers(), "x-tc-action").map(str::to_owned);
     let request_id = mailpush_model::ids::request_id();
+    let mut account = None;
+    let (response, code) = answer(state, req, &request_id, &mut account).await;
+    telemetry::request(name.as_deref(), code, started);
+    // One record per request, with the RequestId the client got.
+    tracing::info!(
+        target: "mailpush::api",
+        action = telemetry::action_label(name.as_deref()),
+        account = account.as_deref().unwrap_or("-"),
+        request_id = %request_id,
+        code = code.map_or("Success", ErrorCode::as_str),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "api request"
+    );
+    response
+}
+
+/// The reply to an action request, and its error code (`None` = success) for the metrics; `account` gets the
+/// authenticated account's name.
+async fn answer(
+    state: AppState,
+    req: Request,
+    request_id: &str,
+    account: &mut Option<String>,
+) -> (Response, Option<ErrorCode>) {
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(state.body_timeout, read_body(&parts.headers, body)).await {
         Ok(Ok(b)) => b,
@@ -206,18 +241,18 @@ async fn action(State(state): State<AppState>, req: Request) -> Response {
                     state.body_timeout.as_secs()
                 ),
             );
-            let mut response = error_response(&e, &request_id);
+            let mut response = error_response(&e, request_id);
             response
                 .headers_mut()
                 .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-            return response;
+            return (response, Some(e.code));
         }
         Ok(Err(BodyError::TooLarge)) => {
             let e = ApiError::new(
                 ErrorCode::RequestSizeLimitExceeded,
                 "the request body is larger than 8 MB",
             );
-            return error_response(&e, &request_id);
+            return (error_response(&e, request_id), Some(e.code));
         }
         Ok(Err(BodyError::Read(err))) => {
             // Almost always a client that went away: the reply is likely never read, but is still well-formed.
@@ -226,18 +261,18 @@ async fn action(State(state): State<AppState>, req: Request) -> Response {
                 ErrorCode::InvalidParameter,
                 format!("the request body could not be read: {err}"),
             );
-            return error_response(&e, &request_id);
+            return (error_response(&e, request_id), Some(e.code));
         }
     };
-    let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body).await;
+    let result = handle(&state.core, &parts.method, &parts.uri, &parts.headers, &body, account).await;
     match result {
         Ok(mut value) => {
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("RequestId".into(), request_id.into());
             }
-            json_response(serde_json::json!({ "Response": value }))
+            (json_response(serde_json::json!({ "Response": value })), None)
         }
-        Err(e) => error_response(&e, &request_id),
+        Err(e) => (error_response(&e, request_id), Some(e.code)),
     }
 }
 
@@ -247,8 +282,10 @@ async fn handle(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: &[u8],
+    account: &mut Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
     let ctx = authenticate(core, method, uri, headers, body).await?;
+    *account = Some(ctx.name.clone());
     let version = header_str(headers, "x-tc-version")
         .ok_or_else(|| ApiError::new(ErrorCode::MissingParameter, "X-TC-Version is required"))?;
     if version != API_VERSION {
@@ -414,40 +451,15 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `/metrics`: the process's recorder, then screening's counters. Database gauges come from core's refresher
+/// (`metrics_refresh_secs`), so a scrape never queries the database.
 async fn metrics(State(state): State<AppState>) -> Response {
-    match state.core.queue_counts().await {
-        Ok(c) => {
-            let mut text = format!(
-                "# HELP mailpush_queue_deliveries Deliveries by queue state.\n# TYPE mailpush_queue_deliveries gauge\n\
-                 mailpush_queue_deliveries{{state=\"pending\"}} {}\nmailpush_queue_deliveries{{state=\"deferred\"}} {}\n\
-                 mailpush_queue_deliveries{{state=\"leased\"}} {}\nmailpush_queue_deliveries{{state=\"done\"}} {}\n",
-                c.pending, c.deferred, c.leased, c.done
-            );
-            match state.core.quota_metrics().await {
-                Ok(q) => text.push_str(&q),
-                Err(e) => tracing::error!(error = %e, "quota metrics query failed"),
-            }
-            match state.core.warmup_metrics().await {
-                Ok(w) => text.push_str(&w),
-                Err(e) => tracing::error!(error = %e, "warm-up metrics query failed"),
-            }
-            text.push_str(&state.core.feedback_metrics());
-            text.push_str(&state.core.database_metrics());
-            text.push_str(&state.core.screening_metrics());
-            match state.core.source_ip_metrics().await {
-                Ok(q) => text.push_str(&q),
-                Err(e) => tracing::error!(error = %e, "source IP metrics query failed"),
-            }
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                text,
-            )
-                .into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "metrics query failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Body::from("database unavailable")).into_response()
-        }
-    }
+    let mut text = mailpush_telemetry::render();
+    text.push_str(&state.core.screening_metrics());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
 }

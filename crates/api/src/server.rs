@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -69,6 +69,19 @@ pub async fn serve_router(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_router_tls(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve_router`], over TLS when `tls` is given (HTTPS; its files re-read on SIGHUP). A TLS handshake must
+/// end within the header timeout.
+pub async fn serve_router_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<Arc<crate::tls::ApiTls>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let reloader = tls.as_ref().map(|t| t.reload_on_sighup());
     let cap = ConnectionCap::new("api", limits.max_connections);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut backoff = AcceptBackoff::new("api");
@@ -84,10 +97,21 @@ pub async fn serve_router(
         };
         let _ = tcp.set_nodelay(true);
         let (app, stop) = (app.clone(), stop_rx.clone());
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
-            connection(tcp, peer, app, limits, stop).await;
+            match acceptor {
+                None => connection(tcp, peer, app, limits, stop).await,
+                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => connection(stream, peer, app, limits, stop).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "api: TLS handshake failed"),
+                    Err(_) => tracing::debug!("api: TLS handshake not complete in time"),
+                },
+            }
             drop(permit);
         });
+    }
+    if let Some(r) = reloader {
+        r.abort();
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -189,12 +213,12 @@ impl Drop for InFlight {
 }
 
 /// A socket that tells its [`Activity`] about every read and write.
-struct Watched {
-    tcp: TcpStream,
+struct Watched<S> {
+    tcp: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -206,7 +230,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
@@ -243,8 +267,8 @@ impl AsyncWrite for Watched {
 }
 
 /// Serves one connection until it ends, a deadline passes or shutdown.
-async fn connection(
-    tcp: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    tcp: S,
     peer: std::net::SocketAddr,
     app: Router,
     limits: HttpLimits,

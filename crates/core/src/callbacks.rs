@@ -252,6 +252,11 @@ impl Callbacks {
                 }
             }
         };
+        mailpush_telemetry::callback(match state {
+            CallbackState::Delivered => "delivered",
+            CallbackState::GaveUp => "given_up",
+            _ => "failed",
+        });
         CallbackResult {
             event_id: ev.event.id,
             state,

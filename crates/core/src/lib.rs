@@ -3,6 +3,7 @@
 //! is enforced once for every front end.
 
 pub mod abuse;
+mod account_keys;
 pub mod accounts;
 pub mod background;
 pub mod batch;
@@ -22,6 +23,8 @@ pub mod levels;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+mod queue_admin;
+pub mod retention;
 pub mod screening;
 pub mod secrets;
 pub mod send;
@@ -33,7 +36,9 @@ pub mod source_ips;
 pub mod stats;
 pub mod submit;
 pub mod suppression;
+pub mod telemetry;
 pub mod templates;
+pub mod tls;
 pub mod warmup;
 pub mod worker;
 
@@ -69,6 +74,7 @@ use mailpush_store::{
 };
 use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
 use mailpush_template::RenderedContent;
+use retention::{RetentionHandle, RetentionPass};
 use secrets::Secrets;
 use source_ips::SourceIpQuota;
 use stats::{BounceRate, StatisticsReport, StatisticsRequest};
@@ -77,7 +83,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use suppression::CustomBlacklistCreated;
+use telemetry::MetricsRefresherHandle;
 use tokio::sync::Notify;
+use tokio::sync::watch;
 use warmup::DomainWarmup;
 
 /// The service: one per process, cheap to clone. Every method is a one-line delegation to the service that
@@ -116,6 +124,8 @@ struct Services {
     callbacks: Arc<callbacks::Callbacks>,
     health: Arc<health::Health>,
     screening: Arc<screening::Screening>,
+    retention: Arc<retention::Retention>,
+    telemetry: Arc<telemetry::Telemetry>,
     delivery: worker::Delivery,
 }
 
@@ -141,6 +151,8 @@ impl Mailpush {
     /// Opens the database (creating the data directory for SQLite), applies migrations, loads the master key
     /// and builds the services.
     pub async fn open(settings: Settings, clock: SharedClock) -> Result<Mailpush, CoreError> {
+        // The metrics recorder, before anything records.
+        mailpush_telemetry::install();
         let url = settings.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir)
@@ -201,7 +213,6 @@ impl Mailpush {
         });
         let limits = Arc::new(limits::Limits {
             env: env.clone(),
-            accounts: accounts.clone(),
             identities: identities.clone(),
         });
         let levels = Arc::new(levels::Levels {
@@ -209,10 +220,7 @@ impl Mailpush {
             accounts: accounts.clone(),
             identities: identities.clone(),
         });
-        let warmup = Arc::new(warmup::Warmup {
-            env: env.clone(),
-            accounts: accounts.clone(),
-        });
+        let warmup = Arc::new(warmup::Warmup { env: env.clone() });
         let source_ips = Arc::new(source_ips::SourceIps { env: env.clone() });
         let screening = Arc::new(screening::Screening {
             env: env.clone(),
@@ -256,6 +264,16 @@ impl Mailpush {
             env: env.clone(),
             draining: Default::default(),
         });
+        let retention = Arc::new(retention::Retention { env: env.clone() });
+        let telemetry = Arc::new(telemetry::Telemetry {
+            env: env.clone(),
+            accounts: accounts.clone(),
+            sending: sending.clone(),
+            statistics: statistics.clone(),
+            limits: limits.clone(),
+            warmup: warmup.clone(),
+            source_ips: source_ips.clone(),
+        });
         let delivery = worker::Delivery {
             env,
             wake,
@@ -283,6 +301,8 @@ impl Mailpush {
                 callbacks,
                 health,
                 screening,
+                retention,
+                telemetry,
                 delivery,
             }),
         })
@@ -813,13 +833,6 @@ impl Mailpush {
         self.inner.limits.set_domain_level(domain, level).await
     }
 
-    /// Prometheus text of every account's usage and limits: `mailpush_account_sent_today`,
-    /// `mailpush_account_daily_quota`, `mailpush_account_sends_per_second` (labels `account`) and
-    /// `mailpush_domain_reputation_level` / `mailpush_domain_daily_quota` (labels `account`, `domain`).
-    pub async fn quota_metrics(&self) -> Result<String, CoreError> {
-        self.inner.limits.quota_metrics().await
-    }
-
     // SourceIps
     /// The source addresses `account`'s mail can go out from (the shared pool and the pools its domains are
     /// assigned to) with today's sends and warm-up allowance.
@@ -835,13 +848,6 @@ impl Mailpush {
     /// Every configured source address, per pool, with today's sends and warm-up allowance.
     pub async fn all_source_ip_quota(&self) -> Result<Vec<SourceIpQuota>, CoreError> {
         self.inner.source_ips.all_source_ip_quota().await
-    }
-
-    /// Prometheus text of every configured source address: `mailpush_source_ip_sent_today`,
-    /// `mailpush_source_ip_warmup_allowance` (`+Inf` = no limit) and `mailpush_source_ip_warmup_day` (labels
-    /// `ip`, `pool`). Empty when no source address is configured.
-    pub async fn source_ip_metrics(&self) -> Result<String, CoreError> {
-        self.inner.source_ips.source_ip_metrics().await
     }
 
     /// Operator: assigns sending domain `domain` (whichever account holds it) to source pool `pool`, which must
@@ -924,12 +930,6 @@ impl Mailpush {
     /// The account's reputation warnings, newest first (`ListReputationWarnings`).
     pub async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
         self.inner.statistics.reputation_warnings(account).await
-    }
-
-    /// Prometheus text of the feedback features: the warnings this process raised, and each account's bounce
-    /// rate and warning state as last evaluated by the monitor.
-    pub fn feedback_metrics(&self) -> String {
-        self.inner.statistics.feedback_metrics()
     }
 
     // Submission
@@ -1169,12 +1169,6 @@ impl Mailpush {
         self.inner.warmup.domain_warmup(account).await
     }
 
-    /// Prometheus text of every account's domain warm-up: `mailpush_domain_warmup_allowance` (-1 = unlimited),
-    /// `mailpush_domain_warmup_sent_today` and `mailpush_domain_warmup_held` (labels `account`, `domain`).
-    pub async fn warmup_metrics(&self) -> Result<String, CoreError> {
-        self.inner.warmup.warmup_metrics().await
-    }
-
     // Screening
     /// The account's screening settings (cached a second).
     pub async fn screening_policy(&self, account: &AccountContext) -> Result<ScreeningPolicy, CoreError> {
@@ -1367,5 +1361,64 @@ impl Mailpush {
     /// endpoint answered (or why it could not be reached).
     pub async fn send_test_callback(&self, account: &AccountContext) -> Result<(), CoreError> {
         self.inner.engagement.send_test_callback(account).await
+    }
+
+    // Operations: key rotation, queue retry/drop, retention, metrics
+    /// Gives the account named `name` a new SecretId and SecretKey (its AppId stays) and returns them; the
+    /// SecretKey is stored sealed and never shown again.
+    pub async fn rotate_account_key(&self, name: &str) -> Result<AccountCredentials, CoreError> {
+        self.inner.accounts.rotate_account_key(name).await
+    }
+
+    /// Makes the waiting deliveries of a receiving domain (`domain`) or of a message (`message`) due now and
+    /// wakes this process's worker; other nodes' workers take them at their next claim. Returns how many.
+    pub async fn retry_queued(&self, domain: Option<&str>, message: Option<&str>) -> Result<u64, CoreError> {
+        self.inner.sending.retry_queued(domain, message).await
+    }
+
+    /// Gives up the waiting deliveries of a receiving domain or of a message: final, `Dropped`, with its event
+    /// and statistics as any drop (one `record_outcomes`). Deliveries in progress on a worker are left to it.
+    /// Returns how many were dropped.
+    pub async fn drop_queued(&self, domain: Option<&str>, message: Option<&str>) -> Result<u64, CoreError> {
+        self.inner.sending.drop_queued(domain, message).await
+    }
+
+    /// The cutoff of the retention period now: mail final before it is pruned; `None` when kept forever.
+    pub fn retention_cutoff_ms(&self) -> Option<i64> {
+        self.inner.retention.retention_cutoff_ms()
+    }
+
+    /// One retention pass: prunes everything final before [`Mailpush::retention_cutoff_ms`], then gives the
+    /// SQLite file's free pages back. `stop` ends it early between two steps.
+    pub async fn run_retention(&self, stop: Option<&watch::Receiver<bool>>) -> Result<RetentionPass, CoreError> {
+        self.inner.retention.run_retention(stop).await
+    }
+
+    /// Starts the periodic retention pass (every `retention_check_secs`; with 0, or `retention_days` 0, the
+    /// task only waits to be stopped). Several nodes may run it on one database: batches are transactions
+    /// whose walk re-checks every row, so two passes at once only delete each row once.
+    pub fn start_retention(&self) -> RetentionHandle {
+        self.inner.retention.start_retention()
+    }
+
+    /// Starts the timer that refreshes the database gauges every `metrics_refresh_secs` (first at once).
+    /// Every process serving `/metrics` runs one; with 0 they are never computed.
+    pub fn start_metrics_refresher(&self) -> MetricsRefresherHandle {
+        self.inner.telemetry.start_metrics_refresher()
+    }
+
+    /// Computes every database gauge once: queue depth and oldest due age, per-account quotas and bounce
+    /// rates, domain and source-address warm-up, database health counters.
+    pub async fn refresh_metrics(&self) -> Result<(), CoreError> {
+        self.inner.telemetry.refresh_metrics().await
+    }
+
+    /// SQLite: rewrites the file in incremental auto-vacuum mode (run with mailpush stopped: it holds the write
+    /// lock throughout and needs free disk for a copy) and answers its size before and after, in pages.
+    /// PostgreSQL: `None` (autovacuum reclaims space).
+    pub async fn vacuum_database(
+        &self,
+    ) -> Result<Option<(mailpush_store::FilePages, mailpush_store::FilePages)>, CoreError> {
+        self.inner.retention.vacuum_database().await
     }
 }

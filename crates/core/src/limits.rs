@@ -72,7 +72,6 @@ impl CoreError {
 /// Sending limits, daily quotas and reputation levels at admission.
 pub struct Limits {
     pub(crate) env: Env,
-    pub(crate) accounts: Arc<crate::accounts::Accounts>,
     pub(crate) identities: Arc<crate::identity::Identities>,
 }
 
@@ -234,55 +233,6 @@ impl Limits {
         self.identities.forget_send_gate();
         Ok(())
     }
-}
-
-impl Limits {
-    pub(crate) async fn quota_metrics(&self) -> Result<String, CoreError> {
-        let mut sent = String::new();
-        let mut quota = String::new();
-        let mut rate = String::new();
-        let mut level = String::new();
-        let mut dquota = String::new();
-        for account in self.accounts.list_accounts().await? {
-            let q = self.send_quota(&account).await?;
-            let a = label(&account.name);
-            sent.push_str(&format!(
-                "mailpush_account_sent_today{{account=\"{a}\"}} {}\n",
-                q.sent_today
-            ));
-            quota.push_str(&format!(
-                "mailpush_account_daily_quota{{account=\"{a}\"}} {}\n",
-                q.daily_quota
-            ));
-            rate.push_str(&format!(
-                "mailpush_account_sends_per_second{{account=\"{a}\"}} {}\n",
-                q.sends_per_second
-            ));
-            for d in &q.domains {
-                let dl = label(&d.domain);
-                level.push_str(&format!(
-                    "mailpush_domain_reputation_level{{account=\"{a}\",domain=\"{dl}\"}} {}\n",
-                    d.level
-                ));
-                dquota.push_str(&format!(
-                    "mailpush_domain_daily_quota{{account=\"{a}\",domain=\"{dl}\"}} {}\n",
-                    d.daily_quota
-                ));
-            }
-        }
-        Ok(format!(
-            "# HELP mailpush_account_sent_today Recipients admitted today (UTC).\n# TYPE mailpush_account_sent_today gauge\n{sent}\
-             # HELP mailpush_account_daily_quota Today's quota in recipients.\n# TYPE mailpush_account_daily_quota gauge\n{quota}\
-             # HELP mailpush_account_sends_per_second Mails per second allowed.\n# TYPE mailpush_account_sends_per_second gauge\n{rate}\
-             # HELP mailpush_domain_reputation_level Sending domain reputation level.\n# TYPE mailpush_domain_reputation_level gauge\n{level}\
-             # HELP mailpush_domain_daily_quota Daily quota of the domain's level.\n# TYPE mailpush_domain_daily_quota gauge\n{dquota}"
-        ))
-    }
-}
-
-/// A Prometheus label value, escaped.
-pub(crate) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn level_of(stored: i64) -> ReputationLevel {

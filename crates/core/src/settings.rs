@@ -41,6 +41,11 @@ pub struct Settings {
     pub smtp_tls_cert: Option<PathBuf>,
     /// PEM private key for SMTP TLS.
     pub smtp_tls_key: Option<PathBuf>,
+    /// PEM certificate chain of the HTTP API listener; with `api_tls_key` the API speaks HTTPS (TLS 1.3 and 1.2),
+    /// both files re-read on SIGHUP. None = plain HTTP.
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of `api_tls_cert`.
+    pub api_tls_key: Option<PathBuf>,
     /// Allow AUTH without TLS from loopback clients (local relays, tests). Never from other addresses.
     pub smtp_allow_plaintext_auth_loopback: bool,
     /// Client networks (CIDR, like Postfix `mynetworks`) whose mail is accepted without AUTH for
@@ -139,6 +144,12 @@ pub struct Settings {
     pub destination_retry_secs: u64,
     /// Keep message bodies after their final state (default: purge; the service does not keep mail content).
     pub retain_bodies: bool,
+    /// Days mail is kept after its final state (messages, recipients, attempts, events); 0 = forever.
+    pub retention_days: u64,
+    /// How often the retention pass runs, seconds (0 = never).
+    pub retention_check_secs: u64,
+    /// How often the database gauges of `/metrics` are computed, seconds (0 = never).
+    pub metrics_refresh_secs: u64,
     /// Allowed clock skew of signed API requests, seconds (Tencent: 300).
     pub api_clock_skew_secs: i64,
     /// Database connections per process.
@@ -313,6 +324,8 @@ impl Default for Settings {
             inbound_listen: None,
             smtp_tls_cert: None,
             smtp_tls_key: None,
+            api_tls_cert: None,
+            api_tls_key: None,
             smtp_allow_plaintext_auth_loopback: false,
             smtp_trusted_networks: Vec::new(),
             smtp_trusted_account: None,
@@ -353,6 +366,9 @@ impl Default for Settings {
             destination_max_wait_secs: 10,
             destination_retry_secs: 60,
             retain_bodies: false,
+            retention_days: 30,
+            retention_check_secs: 3600,
+            metrics_refresh_secs: 15,
             api_clock_skew_secs: 300,
             db_max_connections: 16,
             db_acquire_timeout_secs: 5,

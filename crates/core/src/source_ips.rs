@@ -260,35 +260,6 @@ impl SourceIps {
         Ok(out)
     }
 
-    pub(crate) async fn source_ip_metrics(&self) -> Result<String, CoreError> {
-        let all = self.all_source_ip_quota().await?;
-        if all.is_empty() {
-            return Ok(String::new());
-        }
-        let mut sent = String::new();
-        let mut allowance = String::new();
-        let mut day = String::new();
-        for q in &all {
-            let labels = format!(
-                "ip=\"{}\",pool=\"{}\"",
-                q.address,
-                q.pool.replace(['\\', '"', '\n'], "_")
-            );
-            sent.push_str(&format!("mailpush_source_ip_sent_today{{{labels}}} {}\n", q.sent_today));
-            let a = q.warmup_allowance.map_or_else(|| "+Inf".to_string(), |a| a.to_string());
-            allowance.push_str(&format!("mailpush_source_ip_warmup_allowance{{{labels}}} {a}\n"));
-            day.push_str(&format!("mailpush_source_ip_warmup_day{{{labels}}} {}\n", q.warmup_day));
-        }
-        Ok(format!(
-            "# HELP mailpush_source_ip_sent_today Recipients sent from the source address today (UTC).\n\
-             # TYPE mailpush_source_ip_sent_today gauge\n{sent}\
-             # HELP mailpush_source_ip_warmup_allowance Today's warm-up allowance of the source address (+Inf = no limit).\n\
-             # TYPE mailpush_source_ip_warmup_allowance gauge\n{allowance}\
-             # HELP mailpush_source_ip_warmup_day Day of the source address's warm-up (1 = first day of sending).\n\
-             # TYPE mailpush_source_ip_warmup_day gauge\n{day}"
-        ))
-    }
-
     pub(crate) async fn set_domain_pool(&self, domain: &str, pool: Option<&str>) -> Result<AccountId, CoreError> {
         let pools = source_pools(&self.env.settings)?;
         let pool = pool.filter(|p| *p != SHARED_POOL);

@@ -36,6 +36,14 @@ pub(crate) struct FeedbackState {
     last_rates: Mutex<BTreeMap<String, (f64, bool)>>,
 }
 
+impl FeedbackState {
+    /// The warnings raised by this process and the last evaluated rate per account (for `/metrics`).
+    pub(crate) fn bounce_rates(&self) -> (u64, BTreeMap<String, (f64, bool)>) {
+        let rates = self.last_rates.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        (self.warnings_raised.load(Ordering::Relaxed), rates)
+    }
+}
+
 impl Default for FeedbackState {
     fn default() -> Self {
         FeedbackState {
@@ -519,42 +527,6 @@ impl Statistics {
 
     pub(crate) async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {
         Ok(self.env.store.reputation_warnings().warnings(account.id, 100).await?)
-    }
-
-    pub(crate) fn feedback_metrics(&self) -> String {
-        let raised = self.feedback.warnings_raised.load(Ordering::Relaxed);
-        let mut text = format!(
-            "# HELP mailpush_bounce_rate_warnings_total Bounce-rate warnings raised by this process.\n\
-             # TYPE mailpush_bounce_rate_warnings_total counter\nmailpush_bounce_rate_warnings_total {raised}\n"
-        );
-        let rates = self
-            .feedback
-            .last_rates
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        text.push_str(
-            "# HELP mailpush_account_bounce_rate_percent Bounced / (delivered + bounced) over the reputation window.\n\
-             # TYPE mailpush_account_bounce_rate_percent gauge\n",
-        );
-        for (name, (rate, _)) in &rates {
-            text.push_str(&format!(
-                "mailpush_account_bounce_rate_percent{{account=\"{}\"}} {rate}\n",
-                name.replace(['\\', '"', '\n'], "_")
-            ));
-        }
-        text.push_str(
-            "# HELP mailpush_account_bounce_warning 1 while the account's bounce-rate warning is in force.\n\
-             # TYPE mailpush_account_bounce_warning gauge\n",
-        );
-        for (name, (_, over)) in &rates {
-            text.push_str(&format!(
-                "mailpush_account_bounce_warning{{account=\"{}\"}} {}\n",
-                name.replace(['\\', '"', '\n'], "_"),
-                u8::from(*over)
-            ));
-        }
-        text
     }
 }
 

@@ -7,7 +7,6 @@ use crate::Env;
 use mailpush_model::clock::DAY_MS;
 use mailpush_store::WarmupRamp;
 use mailpush_warmup::WarmupPlan;
-use std::sync::Arc;
 
 use crate::{AccountContext, CoreError, Settings};
 
@@ -45,7 +44,6 @@ pub fn ramp_from_settings(s: &Settings) -> Result<Option<WarmupRamp>, CoreError>
 /// Warm-up progress per domain.
 pub struct Warmup {
     pub(crate) env: Env,
-    pub(crate) accounts: Arc<crate::accounts::Accounts>,
 }
 
 impl Warmup {
@@ -83,30 +81,5 @@ impl Warmup {
                 }
             })
             .collect())
-    }
-
-    pub(crate) async fn warmup_metrics(&self) -> Result<String, CoreError> {
-        let (mut allowance, mut sent, mut held) = (String::new(), String::new(), String::new());
-        for account in self.accounts.list_accounts().await? {
-            let a = crate::limits::label(&account.name);
-            for w in self.domain_warmup(&account).await? {
-                let d = crate::limits::label(&w.domain);
-                let l = format!("{{account=\"{a}\",domain=\"{d}\"}}");
-                allowance.push_str(&format!(
-                    "mailpush_domain_warmup_allowance{l} {}\n",
-                    w.allowance.unwrap_or(-1)
-                ));
-                sent.push_str(&format!("mailpush_domain_warmup_sent_today{l} {}\n", w.sent_today));
-                held.push_str(&format!("mailpush_domain_warmup_held{l} {}\n", w.held));
-            }
-        }
-        Ok(format!(
-            "# HELP mailpush_domain_warmup_allowance Today's warm-up delivery allowance of the sending domain (-1 = unlimited).\n\
-             # TYPE mailpush_domain_warmup_allowance gauge\n{allowance}\
-             # HELP mailpush_domain_warmup_sent_today Deliveries that used today's warm-up allowance.\n\
-             # TYPE mailpush_domain_warmup_sent_today gauge\n{sent}\
-             # HELP mailpush_domain_warmup_held Deliveries held for a later day's warm-up allowance.\n\
-             # TYPE mailpush_domain_warmup_held gauge\n{held}"
-        ))
     }
 }

@@ -597,6 +597,7 @@ async fn transmit(
             },
             None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
         };
+        crate::telemetry::delivery_attempt(d, now, &result, report.mx.as_deref(), report.source, report.tls);
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
     }
 }

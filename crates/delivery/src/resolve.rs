@@ -172,7 +172,13 @@ impl MxResolver {
         let name = Name::from_ascii(format!("{domain}."))
             .map_err(|e| ResolveError::NoRoute(format!("{domain} is not a valid domain name: {e}")))?;
 
-        let (mut exchangers, mut until) = match self.resolver.mx_lookup(name.clone()).await {
+        let mx = self.resolver.mx_lookup(name.clone()).await;
+        mailpush_telemetry::dns_lookup(
+            "mx",
+            mx.as_ref()
+                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
+        );
+        let (mut exchangers, mut until) = match mx {
             Ok(lookup) => (
                 lookup
                     .answers()
@@ -252,7 +258,14 @@ impl MxResolver {
 
     /// `name`'s addresses and until when they hold.
     async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant), NetError> {
-        let lookup = self.resolver.lookup_ip(name).await?;
+        let lookup = self.resolver.lookup_ip(name).await;
+        mailpush_telemetry::dns_lookup(
+            "ip",
+            lookup
+                .as_ref()
+                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
+        );
+        let lookup = lookup?;
         let mut addrs: Vec<IpAddr> = Vec::new();
         for ip in lookup.iter() {
             if !addrs.contains(&ip) {

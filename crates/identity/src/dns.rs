@@ -57,7 +57,14 @@ impl DnsChecker {
             Ok(n) => n,
             Err(e) => return Lookup::Error(e),
         };
-        match self.resolver.txt_lookup(n).await {
+        let answer = self.resolver.txt_lookup(n).await;
+        mailpush_telemetry::dns_lookup(
+            "txt",
+            answer
+                .as_ref()
+                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
+        );
+        match answer {
             Ok(lookup) => Lookup::Found(
                 lookup
                     .answers()
@@ -84,7 +91,14 @@ impl DnsChecker {
             Ok(n) => n,
             Err(e) => return Lookup::Error(e),
         };
-        match self.resolver.mx_lookup(n).await {
+        let answer = self.resolver.mx_lookup(n).await;
+        mailpush_telemetry::dns_lookup(
+            "mx",
+            answer
+                .as_ref()
+                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
+        );
+        match answer {
             Ok(lookup) => {
                 let mut v: Vec<(u16, String)> = lookup
                     .answers()

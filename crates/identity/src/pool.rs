@@ -54,10 +54,15 @@ impl Queues {
             SignPriority::Urgent => self.urgent.push_back(job),
             SignPriority::Normal => self.normal.push_back(job),
         }
+        mailpush_telemetry::dkim_sign_queue(self.urgent.len() + self.normal.len());
     }
 
     fn pop(&mut self) -> Option<SignJob> {
-        self.urgent.pop_front().or_else(|| self.normal.pop_front())
+        let job = self.urgent.pop_front().or_else(|| self.normal.pop_front());
+        if job.is_some() {
+            mailpush_telemetry::dkim_sign_queue(self.urgent.len() + self.normal.len());
+        }
+        job
     }
 }
 

@@ -1,6 +1,6 @@
 //! The background services of a mailpush node, started and stopped as one: the delivery worker, the callback
 //! dispatcher (with the bounce-rate monitor), the periodic DNS re-check of sending domains, the reputation-level
-//! evaluation and the batch-task runner.
+//! evaluation, the batch-task runner and data retention (pruning mail older than `retention_days`).
 //!
 //! Every binary that runs them (`mailpush serve`, `mailpush-worker`) calls [`start`], so a service added here
 //! runs on every such node; before, each binary kept its own list, and a task missing from one list failed
@@ -17,6 +17,7 @@ pub struct Services {
     recheck: RecheckHandle,
     levels: mailpush_core::levels::LevelEvaluatorHandle,
     batch: mailpush_batch::RunnerHandle,
+    retention: mailpush_core::retention::RetentionHandle,
 }
 
 /// Starts every background service of a node on the current tokio runtime.
@@ -26,12 +27,14 @@ pub async fn start(core: &Mailpush) -> Result<Services, CoreError> {
     let recheck = core.start_identity_rechecker();
     let levels = core.start_level_evaluator();
     let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(core)).await?;
+    let retention = core.start_retention();
     Ok(Services {
         worker,
         callbacks,
         recheck,
         levels,
         batch,
+        retention,
     })
 }
 
@@ -40,6 +43,7 @@ impl Services {
     /// deliveries finish and their outcomes are written.
     pub async fn shutdown(self) {
         self.batch.shutdown().await;
+        self.retention.shutdown().await;
         self.recheck.shutdown().await;
         self.levels.shutdown().await;
         self.callbacks.shutdown().await;

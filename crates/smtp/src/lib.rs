@@ -224,6 +224,11 @@ impl<B: SubmissionBackend> SmtpServer<B> {
                 }
                 continue;
             };
+            mailpush_telemetry::smtp_session(if self.shared.config.inbound {
+                "inbound"
+            } else {
+                "submission"
+            });
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 connection(shared, tcp, peer, implicit_tls).await;

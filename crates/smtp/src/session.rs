@@ -452,6 +452,7 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
                 Ok(())
             }
             Ok(None) => {
+                mailpush_telemetry::smtp_auth_failure();
                 let wait = throttle.record_failure(ip, &user, Instant::now());
                 tracing::info!(peer = %self.peer, user, wait_ms = wait.as_millis() as u64, "smtp: AUTH failed");
                 // Slows guessing down without refusing anyone else: the delay grows with this IP's failures.

@@ -4,11 +4,7 @@
 use crate::SmtpError;
 use mailpush_core::Settings;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Where the TLS identity came from (the binaries log it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,23 +44,9 @@ fn tls_err(what: impl std::fmt::Display) -> SmtpError {
 
 /// A TLS acceptor for the PEM certificate chain and private key at these paths.
 pub fn acceptor_from_pem(cert: &Path, key: &Path) -> Result<TlsAcceptor, SmtpError> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| tls_err(format!("{}: {e}", cert.display())))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_err(format!("{}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(tls_err(format!("{}: no certificate found", cert.display())));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls_err(format!("{}: {e}", key.display())))?;
-    // An explicit provider: the process-wide default may be unset or ambiguous.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(tls_err)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(tls_err)?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(TlsAcceptor::from(
+        mailpush_core::tls::server_config_from_pem(cert, key).map_err(tls_err)?,
+    ))
 }
 
 /// Generates a self-signed certificate for `hostname` (plus `localhost` and `127.0.0.1`) and writes it and

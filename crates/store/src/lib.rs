@@ -19,6 +19,7 @@
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
 mod abuse;
+mod account_keys;
 mod accounts;
 pub mod batch;
 mod callbacks;
@@ -39,7 +40,9 @@ mod inbound;
 mod limits;
 mod pg;
 mod queue;
+mod queue_admin;
 mod reputation_warnings;
+mod retention;
 mod screen;
 mod screening;
 mod script;
@@ -59,6 +62,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use abuse::{Abuse, AbuseFilter, AbuseRow};
+pub use account_keys::AccountKeys;
 pub use accounts::{Account, AccountId, Accounts, NewAccount};
 pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, Batch, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask,
@@ -87,7 +91,9 @@ pub use limits::{
     AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, Limits, SEND_STATUS_FREQUENCY_LIMIT,
 };
 pub use queue::Queue;
+pub use queue_admin::{QueueAdmin, QueueTarget};
 pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
+pub use retention::{FilePages, PruneBatch, PruneCounts, PruneCursor, Retention, VACUUM_AT_OPEN_MAX_BYTES};
 pub use screening::{Screening, ScreeningPolicy};
 pub use sesv2_names::{SesNames, SesTemplateRow};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation, Sources};

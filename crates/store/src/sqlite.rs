@@ -432,6 +432,8 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
     let writer_opts = base
         .clone()
         .journal_mode(SqliteJournalMode::Wal)
+        // Incremental: a new file gives pruned pages back (`retention`); takes effect before the first table.
+        .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
         .pragma("cache_size", WRITER_CACHE_KIB);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
@@ -445,6 +447,7 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
         .connect_with(writer_opts)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+    crate::retention::ensure_incremental_auto_vacuum(&writer).await?;
     let reader = if memory {
         writer.clone()
     } else {

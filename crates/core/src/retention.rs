@@ -1,0 +1,147 @@
+//! Data retention: the periodic pass that keeps the database bounded.
+//!
+//! Every `retention_check_secs`, mail whose final state is older than `retention_days` (by the core's clock)
+//! is pruned through the store in small batches with a pause between them, then the SQLite file gives its
+//! freed pages back a bounded number at a time. The daily statistics rollup, the blacklists and the
+//! suppression lists are not touched (see `mailpush_store`'s `retention`).
+
+use std::time::Duration;
+
+use mailpush_store::PruneCounts;
+use tokio::sync::watch;
+
+use crate::{CoreError, Env};
+
+/// Messages examined per write transaction: small, so that the SQLite writer is never held for long.
+pub const PRUNE_BATCH: u32 = 200;
+/// Pause between two batches, during which other writers (enqueues, outcomes) take their turn.
+pub const PRUNE_PAUSE: Duration = Duration::from_millis(20);
+/// Free pages given back per step (4 KiB pages: 8 MiB).
+pub const RELEASE_PAGES: u32 = 2_048;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionPass {
+    /// Rows pruned.
+    pub pruned: PruneCounts,
+    /// SQLite pages given back to the file system.
+    pub pages_released: u64,
+}
+
+/// The running retention task; [`RetentionHandle::shutdown`] stops it.
+pub struct RetentionHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RetentionHandle {
+    /// Stops the task (between two batches of a pass in progress).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The retention pass and its timer.
+pub struct Retention {
+    pub(crate) env: Env,
+}
+
+impl Retention {
+    pub(crate) async fn vacuum_database(
+        &self,
+    ) -> Result<Option<(mailpush_store::FilePages, mailpush_store::FilePages)>, CoreError> {
+        let retention = self.env.store.retention();
+        let Some(before) = retention.file_pages().await? else {
+            return Ok(None);
+        };
+        retention.vacuum().await?;
+        let after = retention.file_pages().await?.unwrap_or(before);
+        Ok(Some((before, after)))
+    }
+
+    pub(crate) fn retention_cutoff_ms(&self) -> Option<i64> {
+        let days = i64::try_from(self.env.settings.retention_days).ok()?;
+        (days > 0).then(|| self.env.clock.now_ms().saturating_sub(days.saturating_mul(DAY_MS)))
+    }
+
+    pub(crate) async fn run_retention(&self, stop: Option<&watch::Receiver<bool>>) -> Result<RetentionPass, CoreError> {
+        let mut pass = RetentionPass::default();
+        let Some(cutoff) = self.retention_cutoff_ms() else {
+            return Ok(pass);
+        };
+        let stopped = || stop.is_some_and(|s| *s.borrow());
+        let store = &self.env.store;
+        let mut cursor = None;
+        loop {
+            let batch = store
+                .retention()
+                .prune_batch(cutoff, cursor.as_ref(), PRUNE_BATCH)
+                .await?;
+            pass.pruned.messages += batch.deleted.messages;
+            pass.pruned.deliveries += batch.deleted.deliveries;
+            pass.pruned.attempts += batch.deleted.attempts;
+            pass.pruned.events += batch.deleted.events;
+            for (table, rows) in [
+                ("messages", batch.deleted.messages),
+                ("deliveries", batch.deleted.deliveries),
+                ("attempts", batch.deleted.attempts),
+                ("events", batch.deleted.events),
+            ] {
+                mailpush_telemetry::retention_pruned(table, rows);
+            }
+            let Some(next) = batch.next else { break };
+            if stopped() {
+                return Ok(pass);
+            }
+            cursor = Some(next);
+            tokio::time::sleep(PRUNE_PAUSE).await;
+        }
+        loop {
+            let released = store.retention().release_free_pages(RELEASE_PAGES).await?;
+            pass.pages_released += released;
+            if released < u64::from(RELEASE_PAGES) || stopped() {
+                break;
+            }
+            tokio::time::sleep(PRUNE_PAUSE).await;
+        }
+        Ok(pass)
+    }
+
+    pub(crate) fn start_retention(self: &std::sync::Arc<Self>) -> RetentionHandle {
+        let (stop, mut stop_rx) = watch::channel(false);
+        let core = self.clone();
+        let every = self.env.settings.retention_check_secs;
+        let enabled = every > 0 && self.env.settings.retention_days > 0;
+        let task = tokio::spawn(async move {
+            if !enabled {
+                let _ = stop_rx.changed().await;
+                return;
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+                    _ = stop_rx.changed() => return,
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+                match core.run_retention(Some(&stop_rx)).await {
+                    Ok(pass) if pass != RetentionPass::default() => tracing::info!(
+                        messages = pass.pruned.messages,
+                        deliveries = pass.pruned.deliveries,
+                        attempts = pass.pruned.attempts,
+                        events = pass.pruned.events,
+                        pages_released = pass.pages_released,
+                        "retention pass pruned old mail"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "retention pass failed"),
+                }
+            }
+        });
+        RetentionHandle { stop, task }
+    }
+}

@@ -1,0 +1,162 @@
+//! Metrics of the core: the database gauges, refreshed on a timer (`metrics_refresh_secs`) instead of per
+//! scrape, and the record of each delivery attempt (counter, latency, one structured log line).
+//!
+//! The names are `mailpush_telemetry::names`; `/metrics` renders the process's recorder.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mailpush_store::{AttemptResult, ClaimedDelivery};
+use mailpush_telemetry::names::*;
+use tokio::sync::watch;
+
+use crate::{CoreError, Env};
+
+/// The running gauge refresher; [`MetricsRefresherHandle::shutdown`] stops it.
+pub struct MetricsRefresherHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsRefresherHandle {
+    /// Stops the refresher.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The label of an attempt's outcome in `mailpush_deliveries_total`, and whether it is final.
+pub fn outcome_label(result: &AttemptResult) -> (&'static str, bool) {
+    match result {
+        AttemptResult::Delivered { .. } => ("delivered", true),
+        AttemptResult::Rejected { .. } => ("bounced", true),
+        AttemptResult::SoftBounced { .. } => ("soft_bounced", true),
+        AttemptResult::Dropped { .. } => ("dropped", true),
+        AttemptResult::Expired { .. } => ("expired", true),
+        AttemptResult::Deferred { .. } => ("deferred", false),
+    }
+}
+
+/// Records one delivery attempt: `mailpush_deliveries_total`, for a final outcome the latency since
+/// acceptance, and one log record with what an operator looks for.
+pub(crate) fn delivery_attempt(
+    d: &ClaimedDelivery,
+    now_ms: i64,
+    result: &AttemptResult,
+    mx: Option<&str>,
+    source: Option<IpAddr>,
+    tls: bool,
+) {
+    let (outcome, final_state) = outcome_label(result);
+    let latency = final_state.then(|| (now_ms - d.request_ms) as f64 / 1000.0);
+    mailpush_telemetry::delivery(outcome, &d.domain, source, latency);
+    tracing::info!(
+        target: "mailpush::delivery",
+        message_id = %d.message_id,
+        domain = %d.domain,
+        mx = mx.unwrap_or("-"),
+        source_ip = %source.map_or_else(|| "default".to_string(), |ip| ip.to_string()),
+        tls,
+        outcome,
+        attempt = d.attempts + 1,
+        reply = result.message(),
+        "delivery attempt"
+    );
+}
+
+/// The database gauges of `/metrics`, refreshed on a timer from the services that own the figures.
+pub struct Telemetry {
+    pub(crate) env: Env,
+    pub(crate) accounts: std::sync::Arc<crate::accounts::Accounts>,
+    pub(crate) sending: std::sync::Arc<crate::sending::Sending>,
+    pub(crate) statistics: std::sync::Arc<crate::stats::Statistics>,
+    pub(crate) limits: std::sync::Arc<crate::limits::Limits>,
+    pub(crate) warmup: std::sync::Arc<crate::warmup::Warmup>,
+    pub(crate) source_ips: std::sync::Arc<crate::source_ips::SourceIps>,
+}
+
+impl Telemetry {
+    pub(crate) fn start_metrics_refresher(self: &std::sync::Arc<Self>) -> MetricsRefresherHandle {
+        mailpush_telemetry::install();
+        let (stop, mut stop_rx) = watch::channel(false);
+        let core = self.clone();
+        let every = self.env.settings.metrics_refresh_secs;
+        let task = tokio::spawn(async move {
+            if every == 0 {
+                let _ = stop_rx.changed().await;
+                return;
+            }
+            loop {
+                if let Err(e) = core.refresh_metrics().await {
+                    tracing::warn!(error = %e, "refreshing the database metrics failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+                    _ = stop_rx.changed() => return,
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+            }
+        });
+        MetricsRefresherHandle { stop, task }
+    }
+
+    pub(crate) async fn refresh_metrics(&self) -> Result<(), CoreError> {
+        let c = self.env.store.health_counters();
+        metrics::counter!(DB_DISK_FULL).absolute(c.disk_full_errors);
+        metrics::counter!(DB_UNAVAILABLE).absolute(c.unavailable_errors);
+        mailpush_telemetry::domains().refresh();
+
+        let (raised, rates) = self.statistics.feedback.bounce_rates();
+        metrics::counter!(BOUNCE_RATE_WARNINGS).absolute(raised);
+        for (name, (rate, over)) in rates {
+            metrics::gauge!(ACCOUNT_BOUNCE_RATE, "account" => name.clone()).set(rate);
+            metrics::gauge!(ACCOUNT_BOUNCE_WARNING, "account" => name).set(f64::from(u8::from(over)));
+        }
+
+        let q = self.sending.queue_counts().await?;
+        for (state, n) in [
+            ("pending", q.pending),
+            ("deferred", q.deferred),
+            ("leased", q.leased),
+            ("done", q.done),
+        ] {
+            metrics::gauge!(QUEUE_DELIVERIES, "state" => state).set(n as f64);
+        }
+        let now = self.env.clock.now_ms();
+        let age = match self.env.store.queue().next_due_ms().await? {
+            Some(due) if due < now => (now - due) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        metrics::gauge!(QUEUE_OLDEST_DUE_AGE_SECONDS).set(age);
+
+        for account in self.accounts.list_accounts().await? {
+            let a = account.name.clone();
+            let quota = self.limits.send_quota(&account).await?;
+            metrics::gauge!(ACCOUNT_SENT_TODAY, "account" => a.clone()).set(quota.sent_today as f64);
+            metrics::gauge!(ACCOUNT_DAILY_QUOTA, "account" => a.clone()).set(quota.daily_quota as f64);
+            metrics::gauge!(ACCOUNT_SENDS_PER_SECOND, "account" => a.clone()).set(quota.sends_per_second as f64);
+            for d in &quota.domains {
+                let labels = [("account", a.clone()), ("domain", d.domain.clone())];
+                metrics::gauge!(DOMAIN_REPUTATION_LEVEL, &labels).set(f64::from(d.level));
+                metrics::gauge!(DOMAIN_DAILY_QUOTA, &labels).set(d.daily_quota as f64);
+            }
+            for w in self.warmup.domain_warmup(&account).await? {
+                let labels = [("account", a.clone()), ("domain", w.domain.clone())];
+                metrics::gauge!(DOMAIN_WARMUP_ALLOWANCE, &labels).set(w.allowance.unwrap_or(-1) as f64);
+                metrics::gauge!(DOMAIN_WARMUP_SENT_TODAY, &labels).set(w.sent_today as f64);
+                metrics::gauge!(DOMAIN_WARMUP_HELD, &labels).set(w.held as f64);
+            }
+        }
+        for ip in self.source_ips.all_source_ip_quota().await? {
+            let labels = [("ip", ip.address.to_string()), ("pool", ip.pool.clone())];
+            metrics::gauge!(SOURCE_IP_SENT_TODAY, &labels).set(ip.sent_today as f64);
+            metrics::gauge!(SOURCE_IP_WARMUP_ALLOWANCE, &labels)
+                .set(ip.warmup_allowance.map_or(f64::INFINITY, |a| a as f64));
+            metrics::gauge!(SOURCE_IP_WARMUP_DAY, &labels).set(ip.warmup_day as f64);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! Data retention: deleting the mail whose final state is older than the retention period, and giving the space
+//! back.
+//!
+//! A message goes once all its recipients reached their final state before the cutoff and none of its events
+//! is newer or still waiting for its callback; with it go its deliveries, their attempts, its events, its
+//! bodies and its first-open/first-click marks. The daily statistics rollup, the blacklists and the suppression
+//! lists are not touched: they keep their own rules.
+//!
+//! The pruner walks messages by request time (index `messages_by_request`, migration 0023) behind a cursor, a
+//! small batch per write transaction, so it never holds the one SQLite writer for long: enqueues queue behind
+//! at most one batch. SQLite files are in incremental auto-vacuum mode, and [`Store::release_free_pages`]
+//! returns freed pages to the file system a bounded number at a time; PostgreSQL reuses the space once
+//! autovacuum has passed.
+
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+
+use crate::sql::{builder, query};
+use crate::{Db, Store, StoreError};
+
+/// Where the previous batch stopped: the last message examined, in walk order (request time, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneCursor {
+    request_ms: i64,
+    id: String,
+}
+
+/// What one batch (or a whole run) deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneCounts {
+    /// Messages deleted.
+    pub messages: u64,
+    /// Deliveries (recipients) deleted.
+    pub deliveries: u64,
+    /// Delivery attempts deleted.
+    pub attempts: u64,
+    /// Events deleted.
+    pub events: u64,
+}
+
+impl PruneCounts {
+    fn add(&mut self, o: &PruneCounts) {
+        self.messages += o.messages;
+        self.deliveries += o.deliveries;
+        self.attempts += o.attempts;
+        self.events += o.events;
+    }
+}
+
+/// One batch's result: what it deleted and where the next batch starts (`None`: the walk reached the cutoff).
+#[derive(Debug, Clone, Default)]
+pub struct PruneBatch {
+    /// Rows deleted.
+    pub deleted: PruneCounts,
+    /// The cursor for the next batch; `None` when no message older than the cutoff is left to examine.
+    pub next: Option<PruneCursor>,
+}
+
+/// The SQLite file's pages: what the file holds and how many of them are free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePages {
+    /// Pages in the file.
+    pub pages: i64,
+    /// Free pages (reusable, or to give back with [`Store::release_free_pages`]).
+    pub free: i64,
+    /// Bytes per page.
+    pub page_size: i64,
+    /// `PRAGMA auto_vacuum`: 0 none, 1 full, 2 incremental.
+    pub auto_vacuum: i64,
+}
+
+/// A message candidate of the walk, with whether it may go.
+#[derive(sqlx::FromRow)]
+struct Candidate {
+    id: String,
+    request_ms: i64,
+    prunable: i32,
+}
+
+/// The walk: messages requested before the cutoff (`$1`), after the cursor (`$2`, `$3`), in order, each with
+/// whether it is prunable: no open recipient, every final state before the cutoff, no event newer than the
+/// cutoff or waiting for its callback (`cb_state` 0).
+const WALK: &str = "SELECT m.id, m.request_ms, \
+       (CASE WHEN m.open_count = 0 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id \
+              AND (d.state < 2 OR COALESCE(d.deliver_ms, d.request_ms) >= $1)) \
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.id \
+              AND (e.cb_state = 0 OR e.at_ms >= $1)) \
+        THEN 1 ELSE 0 END) AS prunable \
+     FROM messages m \
+     WHERE m.request_ms < $1 AND (m.request_ms > $2 OR (m.request_ms = $2 AND m.id > $3)) \
+     ORDER BY m.request_ms, m.id LIMIT $4";
+
+/// The deletions of one batch, children first (foreign keys), each followed by the batch's ids.
+const DELETES: [(&str, &str); 7] = [
+    (
+        "attempts",
+        "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN (",
+    ),
+    ("events", "DELETE FROM events WHERE message_id IN ("),
+    ("", "DELETE FROM stats_firsts WHERE message_id IN ("),
+    ("", "DELETE FROM recipient_bodies WHERE message_id IN ("),
+    ("", "DELETE FROM message_bodies WHERE message_id IN ("),
+    ("deliveries", "DELETE FROM deliveries WHERE message_id IN ("),
+    ("messages", "DELETE FROM messages WHERE id IN ("),
+];
+
+/// Above this size, an SQLite file still without incremental auto-vacuum is not converted at open (the
+/// conversion is a `VACUUM`: it rewrites the whole file under the write lock and needs as much free disk
+/// again); `mailpush db vacuum` does it on request.
+pub const VACUUM_AT_OPEN_MAX_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Retention: pruning final mail in small batches and giving SQLite pages back.
+#[derive(Clone, Copy)]
+pub struct Retention<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Retention: pruning final mail in small batches and giving SQLite pages back.
+    pub fn retention(&self) -> Retention<'_> {
+        Retention { store: self }
+    }
+}
+
+impl Retention<'_> {
+    /// Deletes, in one short write transaction, the prunable messages among the next `limit` messages
+    /// requested before `cutoff_ms` (after `after`, from the oldest when `None`), with everything that belongs
+    /// to them (see the module docs).
+    pub async fn prune_batch(
+        self,
+        cutoff_ms: i64,
+        after: Option<&PruneCursor>,
+        limit: u32,
+    ) -> Result<PruneBatch, StoreError> {
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let (after_ms, after_id) = after.map_or((i64::MIN, ""), |c| (c.request_ms, c.id.as_str()));
+                let walked: Vec<Candidate> = query(WALK)
+                    .bind(cutoff_ms)
+                    .bind(after_ms)
+                    .bind(after_id)
+                    .bind(i64::from(limit.max(1)))
+                    .fetch_all(&mut tx.conn())
+                    .await?;
+                let next = match walked.last() {
+                    Some(last) if walked.len() >= limit.max(1) as usize => Some(PruneCursor {
+                        request_ms: last.request_ms,
+                        id: last.id.clone(),
+                    }),
+                    _ => None,
+                };
+                let ids: Vec<&str> = walked
+                    .iter()
+                    .filter(|c| c.prunable == 1)
+                    .map(|c| c.id.as_str())
+                    .collect();
+                let mut deleted = PruneCounts::default();
+                if !ids.is_empty() {
+                    for (counted, head) in DELETES {
+                        let mut qb = builder(head);
+                        qb.push_binds(ids.iter().copied());
+                        qb.push(if counted == "attempts" { "))" } else { ")" });
+                        let n = qb.build().persistent(false).execute(&mut tx.conn()).await?;
+                        match counted {
+                            "attempts" => deleted.attempts = n,
+                            "events" => deleted.events = n,
+                            "deliveries" => deleted.deliveries = n,
+                            "messages" => deleted.messages = n,
+                            _ => {}
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(PruneBatch { deleted, next })
+            })
+            .await
+    }
+
+    /// Prunes everything whose final state is older than `cutoff_ms`, batch after batch of `batch` messages,
+    /// pausing `pause` between batches so that other writers take their turn. Returns the totals.
+    pub async fn prune_final_before(
+        self,
+        cutoff_ms: i64,
+        batch: u32,
+        pause: Duration,
+    ) -> Result<PruneCounts, StoreError> {
+        let mut total = PruneCounts::default();
+        let mut cursor = None;
+        loop {
+            let b = self.prune_batch(cutoff_ms, cursor.as_ref(), batch).await?;
+            total.add(&b.deleted);
+            match b.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(total),
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// SQLite: gives up to `max_pages` free pages back to the file system (`PRAGMA incremental_vacuum`, one
+    /// short write) and returns how many it gave. PostgreSQL: nothing to do here (autovacuum), 0.
+    pub async fn release_free_pages(self, max_pages: u32) -> Result<u64, StoreError> {
+        let Db::Sqlite { writer, .. } = &self.store.inner.db else {
+            return Ok(0);
+        };
+        self.store
+            .guarded(async {
+                let before = file_pages(writer).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA incremental_vacuum({})",
+                    max_pages.max(1)
+                )))
+                .execute(writer)
+                .await?;
+                let after = file_pages(writer).await?;
+                Ok(u64::try_from(before.free - after.free).unwrap_or(0))
+            })
+            .await
+    }
+
+    /// SQLite: the file's pages (size, free pages, auto-vacuum mode); `None` on PostgreSQL.
+    pub async fn file_pages(self) -> Result<Option<FilePages>, StoreError> {
+        let Db::Sqlite { writer, .. } = &self.store.inner.db else {
+            return Ok(None);
+        };
+        self.store.guarded(async { file_pages(writer).await.map(Some) }).await
+    }
+
+    /// SQLite: switches the file to incremental auto-vacuum and rewrites it (`VACUUM`), whatever its size.
+    /// It holds the write lock for as long as the rewrite takes and needs free disk for a copy of the file:
+    /// run it with mailpush stopped. PostgreSQL: nothing (autovacuum).
+    pub async fn vacuum(self) -> Result<(), StoreError> {
+        let Db::Sqlite { writer, .. } = &self.store.inner.db else {
+            return Ok(());
+        };
+        convert_to_incremental(writer).await
+    }
+}
+
+async fn file_pages(pool: &SqlitePool) -> Result<FilePages, StoreError> {
+    async fn pragma(pool: &SqlitePool, name: &'static str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>(name).fetch_one(pool).await?)
+    }
+    Ok(FilePages {
+        pages: pragma(pool, "PRAGMA page_count").await?,
+        free: pragma(pool, "PRAGMA freelist_count").await?,
+        page_size: pragma(pool, "PRAGMA page_size").await?,
+        auto_vacuum: pragma(pool, "PRAGMA auto_vacuum").await?,
+    })
+}
+
+async fn convert_to_incremental(pool: &SqlitePool) -> Result<(), StoreError> {
+    // The mode is set on the connection that rewrites the file: a VACUUM then writes it into the header.
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql("VACUUM").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// SQLite at open (after migrations): a file created by this version is already in incremental auto-vacuum
+/// mode (set before its first table); an older file is converted now when it is small, since the conversion
+/// is a full rewrite. A failed conversion (e.g. no disk for the copy) leaves the file as it was and is only
+/// logged: the store works without it, pruned pages are then reused instead of given back.
+pub(crate) async fn ensure_incremental_auto_vacuum(pool: &SqlitePool) -> Result<(), StoreError> {
+    let pages = file_pages(pool).await?;
+    if pages.auto_vacuum == 2 {
+        return Ok(());
+    }
+    let bytes = pages.pages.saturating_mul(pages.page_size);
+    if bytes > VACUUM_AT_OPEN_MAX_BYTES {
+        tracing::warn!(
+            bytes,
+            "the SQLite database is not in incremental auto-vacuum mode, so pruned pages are reused but not \
+             given back; run `mailpush db vacuum` once while mailpush is stopped (it rewrites the file and needs \
+             as much free disk again)"
+        );
+        return Ok(());
+    }
+    match convert_to_incremental(pool).await {
+        Ok(()) => tracing::info!(bytes, "SQLite database converted to incremental auto-vacuum"),
+        Err(e) => tracing::warn!(error = %e, bytes, "could not convert the SQLite database to incremental \
+            auto-vacuum; it keeps working, pruned pages are reused but not given back"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletes_reach_every_table_keyed_by_message() {
+        let tables: Vec<&str> = DELETES
+            .iter()
+            .map(|(_, sql)| sql.split_whitespace().nth(2).unwrap_or(""))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                "delivery_attempts",
+                "events",
+                "stats_firsts",
+                "recipient_bodies",
+                "message_bodies",
+                "deliveries",
+                "messages"
+            ]
+        );
+        // Children before parents: messages last.
+        assert_eq!(tables.last(), Some(&"messages"));
+    }
+}

@@ -1,0 +1,605 @@
+//! Conformance cases for data retention (migration 0023): what is pruned and what is kept, batch by batch, on
+//! SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL; and, on SQLite, incremental auto-vacuum.
+//! Time is the test's: every timestamp is explicit, a month and more apart.
+
+use std::time::Duration;
+
+use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_store::{
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent,
+    NewMessage, NewRecipient, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_764_158_400_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(
+    prunes_only_mail_final_before_the_cutoff,
+    batches_walk_past_mail_that_stays,
+    events_awaiting_callbacks_keep_their_message,
+);
+
+async fn account(store: &Store, name: &str) -> Account {
+    store
+        .accounts()
+        .create_account(NewAccount {
+            name: name.into(),
+            app_id: 1,
+            secret_id: format!("AKID{name}"),
+            secret_key_sealed: vec![1, 2, 3],
+            created_ms: T0,
+        })
+        .await
+        .expect("create account")
+}
+
+fn message(account: &Account, at: i64, recipients: &[&str]) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        account_id: account.id,
+        envelope_from: "news@shop.example".into(),
+        from_address: "news@shop.example".into(),
+        subject: "s".into(),
+        lane: 0,
+        request_ms: at,
+        not_before_ms: at,
+        expires_ms: at + 90 * DAY,
+        body: vec![b'x'; 2_000],
+        recipients: recipients
+            .iter()
+            .map(|a| NewRecipient {
+                address: (*a).into(),
+                domain: a.split('@').nth(1).unwrap_or("x").into(),
+                kind: RecipientKind::To,
+                send_status: 0,
+                deliver_message: None,
+            })
+            .collect(),
+        template_id: 0,
+    }
+}
+
+/// Claims everything due at `now` and reports `result(recipient)` for each.
+async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
+    let claimed = store
+        .queue()
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 1_000,
+            lease_ms: 60_000,
+            now_ms: now,
+        })
+        .await
+        .expect("claim");
+    let outcomes = claimed
+        .iter()
+        .map(|c| DeliveryOutcome {
+            delivery_id: c.delivery_id,
+            lease: c.lease,
+            at_ms: now + 1,
+            result: result(&c.recipient),
+            remote: Some("mx.example".into()),
+        })
+        .collect();
+    store.queue().record_outcomes(outcomes).await.expect("record");
+}
+
+fn delivered(_: &str) -> AttemptResult {
+    AttemptResult::Delivered { reply: "250 ok".into() }
+}
+
+fn event(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
+    NewEvent {
+        account_id: account.id,
+        message_id: m.id.clone(),
+        recipient: recipient.into(),
+        kind,
+        at_ms: at,
+        reason: String::new(),
+        bounce_type: None,
+        link: None,
+        user_agent: None,
+    }
+}
+
+/// Rows of `table` that belong to message `id` (delivery_attempts through its deliveries).
+async fn rows(ctx: &Ctx, table: &str, id: &MessageId) -> i64 {
+    let sql = match table {
+        "messages" => "SELECT COUNT(*) FROM messages WHERE id = $1".to_string(),
+        "delivery_attempts" => "SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id IN \
+             (SELECT id FROM deliveries WHERE message_id = $1)"
+            .to_string(),
+        t => format!("SELECT COUNT(*) FROM {t} WHERE message_id = $1"),
+    };
+    let sql = sqlx::AssertSqlSafe(sql);
+    match ctx.store.backend() {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.expect("connect");
+            let n = sqlx::query_scalar::<_, i64>(sql)
+                .bind(id.as_str())
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            n
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.expect("connect");
+            let n = sqlx::query_scalar::<_, i64>(sql)
+                .bind(id.as_str())
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            n
+        }
+    }
+}
+
+async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
+    [
+        rows(ctx, "messages", id).await,
+        rows(ctx, "deliveries", id).await,
+        rows(ctx, "delivery_attempts", id).await,
+        rows(ctx, "events", id).await,
+        rows(ctx, "message_bodies", id).await,
+    ]
+}
+
+async fn month_stats(store: &Store, account: &Account) -> StatCounters {
+    let mut total = StatCounters::default();
+    for r in store
+        .stats()
+        .daily_stats(&StatsQuery {
+            account_id: account.id,
+            from_day: day_of(T0),
+            to_day: day_of(T0 + 60 * DAY),
+            send_domain: None,
+            recv_domain: None,
+        })
+        .await
+        .expect("stats")
+    {
+        total.add(&r.counters);
+    }
+    total
+}
+
+async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "a").await;
+    // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
+    let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
+    // late: requested the same day, final only 40 days later (deferred until then).
+    let late = message(&a, T0, &["slow@yahoo.com"]);
+    // open: requested the same day, never final.
+    let open = message(&a, T0, &["stuck@qq.com"]);
+    for m in [&old, &late, &open] {
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
+    }
+    deliver(store, T0, |r| match r {
+        "gone@gmail.com" => AttemptResult::Rejected {
+            reply: "550 5.1.1 no such user".into(),
+        },
+        "slow@yahoo.com" => AttemptResult::Deferred {
+            reply: "451 later".into(),
+            retry_at_ms: T0 + 40 * DAY,
+        },
+        "stuck@qq.com" => AttemptResult::Deferred {
+            reply: "451 later".into(),
+            retry_at_ms: T0 + 80 * DAY,
+        },
+        _ => AttemptResult::Delivered { reply: "250 ok".into() },
+    })
+    .await;
+    store
+        .events()
+        .record_events(&[event(&a, &old, "ok@gmail.com", EventKind::Open, T0 + 3_600_000)])
+        .await
+        .expect("open event");
+    deliver(store, T0 + 40 * DAY, delivered).await;
+    // recent: requested after the cutoff.
+    let recent = message(&a, T0 + 45 * DAY, &["new@gmail.com"]);
+    store.queue().enqueue(recent.clone()).await.expect("enqueue recent");
+    deliver(store, T0 + 45 * DAY, delivered).await;
+
+    let stats_before = month_stats(store, &a).await;
+    let blacklist_before = store
+        .suppression()
+        .list_bounce_blacklist(&BounceBlacklistQuery {
+            account_id: a.id,
+            from_ms: T0 - DAY,
+            to_ms: T0 + 90 * DAY,
+            address: None,
+            offset: 0,
+            limit: 100,
+        })
+        .await
+        .expect("blacklist")
+        .1;
+    assert_eq!(blacklist_before, 1, "the hard bounce is blacklisted");
+    assert_eq!(
+        all_rows(&ctx, &old.id).await,
+        [1, 2, 2, 3, 0],
+        "before: message, 2 recipients, 2 attempts, 3 events (delivered, bounce, open), body purged at final state"
+    );
+
+    // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
+    let pruned = store
+        .retention()
+        .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("prune");
+    assert_eq!(
+        pruned,
+        PruneCounts {
+            messages: 1,
+            deliveries: 2,
+            attempts: 2,
+            events: 3,
+        }
+    );
+    assert_eq!(
+        all_rows(&ctx, &old.id).await,
+        [0; 5],
+        "everything of the old message is gone"
+    );
+    assert_eq!(rows(&ctx, "stats_firsts", &old.id).await, 0);
+    for kept in [&late, &open, &recent] {
+        assert_eq!(rows(&ctx, "messages", &kept.id).await, 1, "{} stays", kept.id);
+        assert!(rows(&ctx, "deliveries", &kept.id).await > 0);
+    }
+    // The rollup and the blacklist keep their own rules.
+    assert_eq!(month_stats(store, &a).await, stats_before);
+    let blacklist_after = store
+        .suppression()
+        .list_bounce_blacklist(&BounceBlacklistQuery {
+            account_id: a.id,
+            from_ms: T0 - DAY,
+            to_ms: T0 + 90 * DAY,
+            address: None,
+            offset: 0,
+            limit: 100,
+        })
+        .await
+        .expect("blacklist")
+        .1;
+    assert_eq!(blacklist_after, 1);
+
+    // A second run finds nothing more; a later cutoff takes the late one.
+    assert_eq!(
+        store
+            .retention()
+            .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
+            .await
+            .expect("prune again"),
+        PruneCounts::default()
+    );
+    let later = store
+        .retention()
+        .prune_final_before(T0 + 41 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("prune later");
+    assert_eq!(later.messages, 1);
+    assert_eq!(rows(&ctx, "messages", &late.id).await, 0);
+    assert_eq!(
+        rows(&ctx, "messages", &open.id).await,
+        1,
+        "a message still in the queue is never pruned"
+    );
+    assert_eq!(rows(&ctx, "messages", &recent.id).await, 1);
+}
+
+async fn batches_walk_past_mail_that_stays(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "walk").await;
+    let mut gone = Vec::new();
+    let mut stay = Vec::new();
+    for i in 0..30 {
+        let (m, list) = if i % 6 == 0 {
+            (message(&a, T0 + i, &["stuck@qq.com"]), &mut stay)
+        } else {
+            (message(&a, T0 + i, &[&format!("r{i}@gmail.com")]), &mut gone)
+        };
+        store.queue().enqueue(m.clone()).await.expect("enqueue");
+        list.push(m);
+    }
+    deliver(store, T0 + 100, |r| {
+        if r.starts_with("stuck") {
+            AttemptResult::Deferred {
+                reply: "451 later".into(),
+                retry_at_ms: T0 + 80 * DAY,
+            }
+        } else {
+            AttemptResult::Delivered { reply: "250 ok".into() }
+        }
+    })
+    .await;
+    // One batch at a time: each examines at most 4 messages and says where the next starts.
+    let mut cursor = None;
+    let mut batches = 0;
+    let mut total = 0;
+    loop {
+        let b = store
+            .retention()
+            .prune_batch(T0 + DAY, cursor.as_ref(), 4)
+            .await
+            .expect("batch");
+        assert!(b.deleted.messages <= 4);
+        total += b.deleted.messages;
+        batches += 1;
+        match b.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(total, 25);
+    assert!(batches >= 8, "30 messages in batches of 4: {batches}");
+    for m in &gone {
+        assert_eq!(rows(&ctx, "messages", &m.id).await, 0);
+    }
+    for m in &stay {
+        assert_eq!(rows(&ctx, "messages", &m.id).await, 1);
+    }
+}
+
+async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "cb").await;
+    let quiet = account(store, "quiet").await;
+    store
+        .callbacks()
+        .set_callback_target(a.id, "", Some("https://hooks.example/x"))
+        .await
+        .expect("callback url");
+    let m = message(&a, T0, &["ok@gmail.com"]);
+    let late_open = message(&quiet, T0, &["ok@gmail.com"]);
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(late_open.clone()).await.expect("enqueue");
+    deliver(store, T0, delivered).await;
+    // An open recorded after the cutoff keeps the other message too.
+    store
+        .events()
+        .record_events(&[event(
+            &quiet,
+            &late_open,
+            "ok@gmail.com",
+            EventKind::Open,
+            T0 + 20 * DAY,
+        )])
+        .await
+        .expect("late open");
+    let pruned = store
+        .retention()
+        .prune_final_before(T0 + 10 * DAY, 10, Duration::ZERO)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, PruneCounts::default());
+    assert_eq!(
+        rows(&ctx, "messages", &m.id).await,
+        1,
+        "its delivered event still awaits its callback"
+    );
+    assert_eq!(rows(&ctx, "messages", &late_open.id).await, 1);
+}
+
+// ---- SQLite files: incremental auto-vacuum ----
+
+async fn sqlite_store(dir: &tempfile::TempDir, opts: StoreOptions) -> (Store, String) {
+    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
+    (Store::open(&url, opts).await.expect("open"), url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_gives_pruned_pages_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = sqlite_store(
+        &dir,
+        StoreOptions {
+            retain_bodies: true,
+            ..StoreOptions::default()
+        },
+    )
+    .await;
+    let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    assert_eq!(pages.auto_vacuum, 2, "a new file is in incremental auto-vacuum mode");
+    let a = account(&store, "big").await;
+    for i in 0..300 {
+        let mut m = message(&a, T0 + i, &["ok@gmail.com"]);
+        m.body = vec![b'y'; 20_000];
+        store.queue().enqueue(m).await.expect("enqueue");
+    }
+    deliver(&store, T0 + 1_000, delivered).await;
+    let full = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    let pruned = store
+        .retention()
+        .prune_final_before(T0 + DAY, 50, Duration::from_millis(1))
+        .await
+        .expect("prune");
+    assert_eq!(pruned.messages, 300);
+    let freed = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    assert!(freed.free > 1_000, "the bodies' pages are free: {freed:?}");
+    let mut given = 0;
+    loop {
+        let n = store.retention().release_free_pages(500).await.expect("release");
+        assert!(n <= 500, "at most the pages asked for at a time");
+        if n == 0 {
+            break;
+        }
+        given += n;
+    }
+    let after = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    assert!(given > 1_000, "{given} pages given back");
+    assert!(after.pages < full.pages / 2, "the file shrank: {full:?} → {after:?}");
+    assert_eq!(after.free, 0);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
+    // A file as an older mailpush left it: tables created without auto-vacuum.
+    {
+        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .expect("url")
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("create");
+        sqlx::raw_sql("CREATE TABLE older (x BLOB); INSERT INTO older VALUES (zeroblob(100000))")
+            .execute(&pool)
+            .await
+            .expect("fill");
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&pool)
+            .await
+            .expect("mode");
+        assert_eq!(mode, 0);
+        pool.close().await;
+    }
+    let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+    let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    assert_eq!(pages.auto_vacuum, 2, "a small file is converted at open");
+    // And the explicit conversion (`mailpush db vacuum`) is harmless on a converted file.
+    store.retention().vacuum().await.expect("vacuum");
+    assert_eq!(
+        store
+            .retention()
+            .file_pages()
+            .await
+            .expect("pages")
+            .expect("sqlite")
+            .auto_vacuum,
+        2
+    );
+    store.close().await;
+}
+
+// ---- the operator's retry (`mailpush queue retry`), on both backends ----
+
+mod retry {
+    conformance!(deferred_mail_of_a_domain_or_message_is_due_again);
+}
+
+async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "retry").await;
+    let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
+    let other = message(&a, T0, &["c@other.example"]);
+    store.queue().enqueue(slow.clone()).await.expect("enqueue");
+    store.queue().enqueue(other.clone()).await.expect("enqueue");
+    deliver(store, T0, |_| AttemptResult::Deferred {
+        reply: "451 later".into(),
+        retry_at_ms: T0 + DAY,
+    })
+    .await;
+    let now = T0 + 60_000;
+    let due = |n: i64| ClaimRequest {
+        worker: "w".into(),
+        limit: 100,
+        lease_ms: 60_000,
+        now_ms: n,
+    };
+    assert!(
+        store.queue().claim(due(now)).await.expect("claim").is_empty(),
+        "nothing due yet"
+    );
+    assert_eq!(
+        store
+            .queue_admin()
+            .retry_now(mailpush_store::QueueTarget::Domain("slow.example"), now)
+            .await
+            .expect("retry domain"),
+        2
+    );
+    let claimed = store.queue().claim(due(now)).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.domain == "slow.example"));
+    // Leased deliveries are not touched; a message's queued ones are.
+    assert_eq!(
+        store
+            .queue_admin()
+            .retry_now(mailpush_store::QueueTarget::Message(&slow.id), now)
+            .await
+            .expect("retry leased"),
+        0
+    );
+    assert_eq!(
+        store
+            .queue_admin()
+            .retry_now(mailpush_store::QueueTarget::Message(&other.id), now)
+            .await
+            .expect("retry message"),
+        1
+    );
+}
+
+mod drop {
+    conformance!(queued_mail_is_leased_for_the_operator_to_drop);
+}
+
+async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "drop").await;
+    let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
+    let keep = message(&a, T0, &["c@kept.example"]);
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    store.queue().enqueue(keep.clone()).await.expect("enqueue");
+    let leased = store
+        .queue_admin()
+        .lease_queued(
+            mailpush_store::QueueTarget::Domain("gone.example"),
+            "operator",
+            T0 + 60_000,
+        )
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 2);
+    // Leased: a second lease finds nothing, and a claim does not take them.
+    assert!(
+        store
+            .queue_admin()
+            .lease_queued(mailpush_store::QueueTarget::Message(&m.id), "operator", T0 + 60_000)
+            .await
+            .expect("lease again")
+            .is_empty()
+    );
+    let outcomes = leased
+        .iter()
+        .map(|(id, lease)| DeliveryOutcome {
+            delivery_id: *id,
+            lease: *lease,
+            at_ms: T0 + 1,
+            result: AttemptResult::Dropped {
+                reason: "dropped by the operator".into(),
+            },
+            remote: None,
+        })
+        .collect();
+    assert!(
+        store
+            .queue()
+            .record_outcomes(outcomes)
+            .await
+            .expect("record")
+            .iter()
+            .all(|a| *a)
+    );
+    let claimed = store
+        .queue()
+        .claim(ClaimRequest {
+            worker: "w".into(),
+            limit: 100,
+            lease_ms: 60_000,
+            now_ms: T0 + 2,
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].domain, "kept.example");
+    assert_eq!(rows(&ctx, "events", &m.id).await, 2, "a dropped event per recipient");
+}
