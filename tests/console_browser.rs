@@ -343,6 +343,39 @@ async fn console_in_a_real_browser() {
     assert!(b.text_of("#messages").await.contains(&message_id));
     shot(&b, "09-messages").await;
 
+    // The quality check (邮件质量评分): the template with its data, scored without sending; then a pasted
+    // message shouting in capitals, which scores lower and says what to fix first.
+    let sent_before = sink.messages().len();
+    b.goto(&format!("{base}/check")).await;
+    b.fill("#check-subject", "Your order {{order}}").await;
+    b.execute(
+        "document.getElementById('check-template').value = arguments[0];",
+        json!([template_id.to_string()]),
+        false,
+    )
+    .await;
+    b.fill("#check-data", r#"{"name": "Alice", "order": "A-2002"}"#).await;
+    b.click_on("#check").await;
+    b.find("#check-report").await;
+    let clean: f64 = b.text_of("#check-score").await.trim().parse().expect("a score");
+    assert!((0.0..=10.0).contains(&clean), "{clean}");
+    let checks = b.text_of("#check-checks").await;
+    assert!(checks.contains("dkim") && checks.contains("pass"), "{checks}");
+    shot(&b, "09-quality-check").await;
+    let shouting = format!(
+        "From: {SENDER}\nTo: alice@example.org\nSubject: FREE MONEY!!! ACT NOW!!!\nMIME-Version: 1.0\n\
+         Content-Type: text/html; charset=utf-8\n\n<html><body><img src=\"https://x.example/a.png\">\
+         <a href=\"https://bit.ly/x\">CLICK</a></body></html>\n"
+    );
+    b.fill("#check-raw", &shouting).await;
+    b.click_on("#check").await;
+    b.find("#check-report").await;
+    let spammy: f64 = b.text_of("#check-score").await.trim().parse().expect("a score");
+    assert!(spammy < clean, "the shouting mail scores lower: {spammy} vs {clean}");
+    assert!(!b.text_of("#check-fix").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), sent_before, "a check sends nothing");
+
     // A recipient list uploaded from a CSV file: valid and invalid counts.
     let csv = dir.path().join("customers.csv");
     let mut lines = vec!["email,TemplateData".to_string()];

@@ -119,6 +119,7 @@ pub fn router(core: Mailpush) -> Router {
         .route("/review", get(pages::templates::review_queue))
         .route("/review/{id}", post(pages::templates::review))
         .route("/send", get(pages::messages::send_form).post(pages::messages::send))
+        .route("/check", get(pages::check::form).post(pages::check::check))
         .route("/messages", get(pages::messages::search))
         .route("/messages/{id}", get(pages::messages::timeline))
         .route("/lists", get(pages::batch::lists).post(pages::batch::upload))

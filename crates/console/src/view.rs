@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("templates.html", include_str!("../templates/templates.html")),
     ("template_edit.html", include_str!("../templates/template_edit.html")),
     ("review.html", include_str!("../templates/review.html")),
+    ("check.html", include_str!("../templates/check.html")),
     ("send.html", include_str!("../templates/send.html")),
     ("messages.html", include_str!("../templates/messages.html")),
     ("message.html", include_str!("../templates/message.html")),

@@ -2,6 +2,7 @@
 //! one-shot message.
 
 pub(crate) mod batch;
+pub(crate) mod check;
 pub(crate) mod domains;
 pub(crate) mod messages;
 pub(crate) mod settings;
