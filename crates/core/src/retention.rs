@@ -30,19 +30,8 @@ pub struct RetentionPass {
     pub pages_released: u64,
 }
 
-/// The running retention task; [`RetentionHandle::shutdown`] stops it.
-pub struct RetentionHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RetentionHandle {
-    /// Stops the task (between two batches of a pass in progress).
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// The running retention task; `shutdown` stops it (between two batches of a pass in progress).
+pub type RetentionHandle = crate::background::BackgroundTask;
 
 /// The retention pass and its timer.
 pub struct Retention {
@@ -142,6 +131,6 @@ impl Retention {
                 }
             }
         });
-        RetentionHandle { stop, task }
+        RetentionHandle::new(stop, task)
     }
 }

@@ -12,19 +12,8 @@ use tokio::sync::watch;
 
 use crate::{CoreError, Env};
 
-/// The running gauge refresher; [`MetricsRefresherHandle::shutdown`] stops it.
-pub struct MetricsRefresherHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsRefresherHandle {
-    /// Stops the refresher.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
+/// The running metrics refresher; `shutdown` stops it.
+pub type MetricsRefresherHandle = crate::background::BackgroundTask;
 
 /// The label of an attempt's outcome in `mailpush_deliveries_total`, and whether it is final.
 pub fn outcome_label(result: &AttemptResult) -> (&'static str, bool) {
@@ -100,7 +89,7 @@ impl Telemetry {
                 }
             }
         });
-        MetricsRefresherHandle { stop, task }
+        MetricsRefresherHandle::new(stop, task)
     }
 
     pub(crate) async fn refresh_metrics(&self) -> Result<(), CoreError> {
