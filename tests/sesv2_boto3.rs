@@ -96,6 +96,15 @@ async fn boto3_sesv2_sends_through_mailpush_end_to_end() {
     assert_eq!(v["suppressed_after_delete"], json!(["NotFoundException", 404]), "{v}");
     assert_eq!(v["bad_reason"], json!(["BadRequestException", 400]), "{v}");
     assert_eq!(v["template_after_delete"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(
+        v["mail_from_default"]["MailFromDomain"], "bounce.shop.example.com",
+        "{v}"
+    );
+    assert_eq!(v["mail_from_default"]["MailFromDomainStatus"], "SUCCESS", "{v}");
+    assert_eq!(v["mail_from_custom"]["MailFromDomain"], "mail.shop.example.com", "{v}");
+    assert_eq!(v["mail_from_custom"]["MailFromDomainStatus"], "PENDING", "{v}");
+    assert_eq!(v["mail_from_outside"], json!(["BadRequestException", 400]), "{v}");
+    assert_eq!(v["mail_from_back"], json!(["bounce.shop.example.com", true]), "{v}");
 
     // Simple, Template, Raw and two bulk entries: five mails, each DKIM-signed for shop.example.com.
     let msgs = sink

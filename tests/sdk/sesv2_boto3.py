@@ -145,5 +145,18 @@ out["bounced_reason"] = r["SuppressedDestination"]["Reason"]
 
 ses.delete_email_template(TemplateName="welcome")
 out["template_after_delete"] = error_of(ses.get_email_template, TemplateName="welcome")
+# The custom MAIL FROM domain: a sub-domain of the identity, pending until its MX and SPF are published; then
+# back to the default (bounce.<domain>, published by the test), which verifies again.
+r = ses.get_email_identity(EmailIdentity="shop.example.com")
+out["mail_from_default"] = r["MailFromAttributes"]
+ses.put_email_identity_mail_from_attributes(EmailIdentity="shop.example.com", MailFromDomain="mail.shop.example.com")
+r = ses.get_email_identity(EmailIdentity="shop.example.com")
+out["mail_from_custom"] = r["MailFromAttributes"]
+out["mail_from_outside"] = error_of(
+    ses.put_email_identity_mail_from_attributes, EmailIdentity="shop.example.com", MailFromDomain="bounce.other.example")
+ses.put_email_identity_mail_from_attributes(EmailIdentity="shop.example.com")
+r = ses.get_email_identity(EmailIdentity="shop.example.com")
+out["mail_from_back"] = [r["MailFromAttributes"]["MailFromDomain"], r["VerifiedForSendingStatus"]]
+
 out["ids"] = ids
 json.dump(out, sys.stdout)

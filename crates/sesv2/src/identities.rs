@@ -177,11 +177,7 @@ pub(crate) async fn get(
         "VerifiedForSendingStatus": v.verified,
         "VerificationStatus": verification_status(&v),
         "DkimAttributes": dkim_attributes(&v),
-        "MailFromAttributes": {
-            "MailFromDomain": "",
-            "MailFromDomainStatus": "SUCCESS",
-            "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
-        },
+        "MailFromAttributes": mail_from_attributes(&v),
         "Policies": {},
         "Tags": tags,
         "DnsRecords": dns_records(&v),
@@ -234,5 +230,57 @@ pub(crate) async fn delete(
     } else {
         core.delete_identity(ctx, &identity).await.map_err(not_found)?;
     }
+    Ok(Json(json!({})))
+}
+
+/// `MailFromAttributes`: the domain's return-path domain and whether its SPF and MX records pass.
+fn mail_from_attributes(v: &IdentityView) -> Value {
+    let records: Vec<_> = v
+        .records
+        .iter()
+        .filter(|r| r.spec.name.eq_ignore_ascii_case(&v.mail_from_domain) && r.spec.name != v.domain)
+        .collect();
+    let status = if records.is_empty() || records.iter().all(|r| r.pass) {
+        "SUCCESS"
+    } else if records.iter().any(|r| !r.current.is_empty()) {
+        "FAILED"
+    } else {
+        "PENDING"
+    };
+    json!({
+        "MailFromDomain": v.mail_from_domain,
+        "MailFromDomainStatus": status,
+        // mailpush never falls back to another MAIL FROM: mail waits until the records pass.
+        "BehaviorOnMxFailure": "REJECT_MESSAGE",
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MailFromRequest {
+    /// Empty or absent: back to the default, `bounce.<domain>`.
+    mail_from_domain: Option<String>,
+    /// Accepted; mailpush always waits for the records (`REJECT_MESSAGE`).
+    #[allow(dead_code)]
+    behavior_on_mx_failure: Option<String>,
+}
+
+/// `PutEmailIdentityMailFromAttributes`: the identity's return-path (custom MAIL FROM) domain.
+pub(crate) async fn put_mail_from(
+    State(state): State<AppState>,
+    Path(identity): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&state.core, &signed.ctx);
+    let identity = decode_component(&identity);
+    if is_address(&identity) {
+        return Err(AwsError::bad_request(
+            "a MAIL FROM domain belongs to a domain identity, not to an address",
+        ));
+    }
+    let req: MailFromRequest = signed.json()?;
+    core.set_mail_from_domain(ctx, &identity, req.mail_from_domain.as_deref())
+        .await
+        .map_err(AwsError::from_core)?;
     Ok(Json(json!({})))
 }

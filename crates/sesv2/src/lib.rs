@@ -41,6 +41,10 @@ pub fn router(core: Mailpush) -> Router {
             "/v2/email/identities/{identity}",
             get(identities::get).delete(identities::delete),
         )
+        .route(
+            "/v2/email/identities/{identity}/mail-from",
+            put(identities::put_mail_from),
+        )
         .route("/v2/email/templates", post(templates::create).get(templates::list))
         .route(
             "/v2/email/templates/{name}",
