@@ -5,74 +5,16 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::{AccountId, ClaimRequest, NewAccount, NewMessage, NewRecipient, Store, StoreOptions};
+mod common;
+
+use common::{enqueue_concurrent, now_ms, setup};
+use mailpush_store::{ClaimRequest, Store, StoreOptions};
 use sqlx::Connection;
 
 /// Concurrent enqueuers in the group-commit case (what a busy API process has in flight).
 const CONCURRENT: usize = 64;
 /// Deliveries per claim (the worker's default `worker_batch`).
 const CLAIM: usize = 256;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn message(account: AccountId, seq: usize) -> NewMessage {
-    let id = MessageId::generate();
-    let now = now_ms();
-    let rcpt = format!("m{seq}@example.org");
-    NewMessage {
-        template_id: 0,
-        envelope_from: format!("bounce+{id}@shop.example.com"),
-        id,
-        account_id: account,
-        from_address: "noreply@shop.example.com".into(),
-        subject: "Your order has shipped".into(),
-        lane: 1,
-        request_ms: now,
-        not_before_ms: now,
-        expires_ms: now + 72 * 3_600_000,
-        // A 2 KB body, as in the load tool.
-        body: vec![b'x'; 2048],
-        recipients: vec![NewRecipient {
-            address: rcpt,
-            domain: "example.org".into(),
-            kind: RecipientKind::To,
-            send_status: 0,
-            deliver_message: None,
-        }],
-    }
-}
-
-async fn setup(store: &Store) -> AccountId {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: "bench".into(),
-            app_id: 1_300_000_000,
-            secret_id: "AKIDbench".into(),
-            secret_key_sealed: b"sealed".to_vec(),
-            created_ms: now_ms(),
-        })
-        .await
-        .expect("account")
-        .id
-}
-
-async fn enqueue_concurrent(store: &Store, account: AccountId, n: usize) {
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let store = store.clone();
-        set.spawn(async move { store.queue().enqueue(message(account, i)).await.expect("enqueue") });
-    }
-    while let Some(r) = set.join_next().await {
-        r.expect("task");
-    }
-}
 
 fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: Store) {
     let account = rt.block_on(setup(&store));
@@ -84,7 +26,11 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
             rt.block_on(async {
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    store.queue().enqueue(message(account, 0)).await.expect("enqueue");
+                    store
+                        .queue()
+                        .enqueue(common::message(account, 0, now_ms()))
+                        .await
+                        .expect("enqueue");
                 }
                 t0.elapsed()
             })
@@ -96,7 +42,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
             rt.block_on(async {
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    enqueue_concurrent(&store, account, CONCURRENT).await;
+                    enqueue_concurrent(&store, account, CONCURRENT, now_ms()).await;
                 }
                 t0.elapsed()
             })
@@ -108,7 +54,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    enqueue_concurrent(&store, account, CLAIM).await;
+                    enqueue_concurrent(&store, account, CLAIM, now_ms()).await;
                     let t0 = Instant::now();
                     let got = store
                         .queue()

@@ -1,6 +1,6 @@
 //! Structured logs: with `log_format = "json"` every line on stderr is a JSON object, an API request gives one
 //! record carrying the RequestId the client got (with the action, account and code), and a delivery attempt
-//! one record with the message id, receiving domain, MX, TLS and reply.
+//! one record with the message id, receiving domain, MX, TLS, reply and duration.
 
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx};
@@ -105,5 +105,6 @@ async fn requests_and_delivery_attempts_are_logged_as_json_records() {
         "{attempt}"
     );
     assert!(attempt["tls"].is_boolean(), "{attempt}");
+    assert!(attempt["duration_ms"].is_u64(), "{attempt}");
     let _ = child.kill().await;
 }

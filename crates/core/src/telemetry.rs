@@ -27,16 +27,22 @@ pub fn outcome_label(result: &AttemptResult) -> (&'static str, bool) {
     }
 }
 
+/// How one attempt went on the wire.
+pub(crate) struct AttemptTransport<'a> {
+    /// The MX host talked to, if one was reached.
+    pub mx: Option<&'a str>,
+    /// The source address used (`None`: the operating system's choice).
+    pub source: Option<IpAddr>,
+    /// Whether the session was encrypted.
+    pub tls: bool,
+    /// From the first connection attempt to the last reply.
+    pub took: std::time::Duration,
+}
+
 /// Records one delivery attempt: `mailpush_deliveries_total`, for a final outcome the latency since
 /// acceptance, and one log record with what an operator looks for.
-pub(crate) fn delivery_attempt(
-    d: &ClaimedDelivery,
-    now_ms: i64,
-    result: &AttemptResult,
-    mx: Option<&str>,
-    source: Option<IpAddr>,
-    tls: bool,
-) {
+pub(crate) fn delivery_attempt(d: &ClaimedDelivery, now_ms: i64, result: &AttemptResult, wire: AttemptTransport<'_>) {
+    let AttemptTransport { mx, source, tls, took } = wire;
     let (outcome, final_state) = outcome_label(result);
     let latency = final_state.then(|| (now_ms - d.request_ms) as f64 / 1000.0);
     mailpush_telemetry::delivery(outcome, &d.domain, source, latency);
@@ -50,6 +56,7 @@ pub(crate) fn delivery_attempt(
         outcome,
         attempt = d.attempts + 1,
         reply = result.message(),
+        duration_ms = took.as_millis() as u64,
         "delivery attempt"
     );
 }

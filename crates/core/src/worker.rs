@@ -572,10 +572,12 @@ async fn transmit(
         .source_pools
         .pool_for(first.account_id, &first.envelope_from)
         .await;
+    let started = std::time::Instant::now();
     let report = shared
         .transport
         .send_from_pool(&first.domain, pool.as_deref(), &envelope, &body)
         .await;
+    let took = started.elapsed();
     let now = shared.clock.now_ms();
     hold_deadlines(shared, &group, &report, now).await;
     let mut by_rcpt: HashMap<&str, &Outcome> = HashMap::new();
@@ -597,7 +599,17 @@ async fn transmit(
             },
             None => defer_or_give_up(shared, d, now, "no outcome reported by the transport"),
         };
-        crate::telemetry::delivery_attempt(d, now, &result, report.mx.as_deref(), report.source, report.tls);
+        crate::telemetry::delivery_attempt(
+            d,
+            now,
+            &result,
+            crate::telemetry::AttemptTransport {
+                mx: report.mx.as_deref(),
+                source: report.source,
+                tls: report.tls,
+                took,
+            },
+        );
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
     }
 }
