@@ -620,7 +620,7 @@ pub fn sdk_installed(program: &str, args: &[&str], dir: Option<&Path>, require: 
         std::env::var(require).as_deref() != Ok("1"),
         "the SDK is required ({require}=1) but not installed: {install}"
     );
-    eprintln!("skipped: {install} to run this test");
+    eprintln!("SKIPPED: {install} to run this test");
     false
 }
 
