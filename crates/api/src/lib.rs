@@ -2,6 +2,8 @@
 //! auth), plus `/healthz`, `/livez`, `/readyz` and `/metrics`. It decodes the wire format (JSON types, base64) and leaves every
 //! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
 
+#![warn(missing_docs)]
+
 mod actions;
 mod json;
 pub mod node;

@@ -18,6 +18,8 @@
 //!
 //! Recurring tasks (type 3) restart the list every `IntervalTime` hours from `BeginTime` until `TermCycle`.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use mailpush_core::batch::{merge_data, subject_with_ad};

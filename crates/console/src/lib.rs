@@ -7,6 +7,8 @@
 //! core; every POST carries the session's CSRF token (the sign-in form a double-submit cookie) or is refused
 //! with 403 before any handler runs; failed sign-ins are throttled per client address and username.
 
+#![warn(missing_docs)]
+
 mod auth;
 mod chart;
 pub mod i18n;

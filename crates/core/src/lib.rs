@@ -2,6 +2,8 @@
 //! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
 //! is enforced once for every front end.
 
+#![warn(missing_docs)]
+
 pub mod abuse;
 mod account_keys;
 pub mod accounts;

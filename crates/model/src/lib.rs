@@ -1,6 +1,8 @@
 //! The vocabulary of mailpush: addresses, ids, the message spec, statuses and event kinds, time,
 //! and the Tencent error-code enum. No I/O; every other crate depends on this one.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod clock;
 pub mod error_code;

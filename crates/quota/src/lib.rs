@@ -2,6 +2,8 @@
 //! between levels, the account's daily quota, and the per-account / per-recipient limits. Counting lives in the
 //! store (so several nodes sharing one database agree); this crate decides what the counts mean.
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 /// Daily quota of each reputation level, Tencent's table (index 0 = level 1).

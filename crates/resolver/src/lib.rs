@@ -2,6 +2,8 @@
 //! checks of identities, the SSRF-guarded callback client): the configured name servers, each over UDP and TCP
 //! on its own port and never the hosts file, or the system's resolv.conf when none is configured.
 
+#![warn(missing_docs)]
+
 use std::net::SocketAddr;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};

@@ -7,6 +7,8 @@
 //! Core calls these at admission and for the `CheckEmailQuality` action; the policy (which account, refuse or
 //! accept when a scanner is down) is core's.
 
+#![warn(missing_docs)]
+
 pub mod clamd;
 pub mod content;
 pub mod quality;

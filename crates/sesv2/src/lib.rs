@@ -6,6 +6,8 @@
 //! admission (verified identity, reviewed templates, suppression, limits, quotas) is core's: the operations here
 //! only translate the wire format.
 
+#![warn(missing_docs)]
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};

@@ -18,6 +18,8 @@
 //!   `postgres://user@host/db?options=-c%20search_path%3Dmy_schema` (the schema must exist). Migrations and
 //!   all tables then live in that schema; the conformance tests use this to give each test its own schema.
 
+#![warn(missing_docs)]
+
 mod abuse;
 mod account_keys;
 mod accounts;

@@ -12,6 +12,8 @@
 //! Links sent before encryption carry the legacy form `base64url(payload) "." base64url(HMAC-SHA256(key,
 //! payload))`; [`TokenKey::decode`] still accepts it (never issued any more).
 
+#![warn(missing_docs)]
+
 pub mod footer;
 pub mod html;
 

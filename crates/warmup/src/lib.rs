@@ -3,6 +3,8 @@
 //! not refused: it waits in the queue for the next days. This crate is the plan; the store's claim
 //! (`Warmup::claim_with_warmup`, wired by core from the `warmup_domain_ramp` setting) applies it per sending domain.
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 /// The default ramp: roughly doubling for the first week, then growing more slowly, reaching unlimited volume on

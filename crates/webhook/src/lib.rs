@@ -4,6 +4,8 @@
 //! `X-Mailpush-Timestamp: <unix seconds>` (the receiver recomputes it over the raw body and compares in
 //! constant time, and refuses old timestamps to stop replays).
 
+#![warn(missing_docs)]
+
 use aws_lc_rs::hmac;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
