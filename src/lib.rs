@@ -12,6 +12,14 @@ use tokio::process::{Child, Command};
 
 pub mod browser;
 
+/// Says on the terminal that (part of) a test was skipped, and why: `SKIPPED: …` on stderr, written past the test
+/// harness's output capture so that `cargo test` shows it as nextest (which shows these tests' output, see
+/// `.config/nextest.toml`) does.
+pub fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
+}
+
 /// The master key the harness gives every process it starts (processes sharing a database need the same key).
 pub const TEST_MASTER_KEY: &str = "mailpush-test-master-key-0123456789";
 
@@ -470,14 +478,14 @@ pub async fn external_dkim_verdicts(
     let missing = ExternalDkimVerifiers::missing().await;
     if !missing.is_empty() {
         assert!(!required, "DKIM verifiers missing: {missing:?}");
-        eprintln!("SKIPPED: external DKIM verification (missing: {})", missing.join(", "));
+        say_skipped(&format!("external DKIM verification (missing: {})", missing.join(", ")));
         return None;
     }
     let verifiers = match ExternalDkimVerifiers::start(dns).await {
         Ok(v) => v,
         Err(e) => {
             assert!(!required, "the DKIM verifiers could not start: {e}");
-            eprintln!("SKIPPED: external DKIM verification ({e})");
+            say_skipped(&format!("external DKIM verification ({e})"));
             return None;
         }
     };
@@ -517,7 +525,7 @@ impl PgSchema {
     /// `test`, when `MAILPUSH_TEST_POSTGRES_URL` is unset.
     pub async fn create(test: &str) -> Option<PgSchema> {
         let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: {test} needs MAILPUSH_TEST_POSTGRES_URL (PostgreSQL)");
+            say_skipped(&format!("{test} needs MAILPUSH_TEST_POSTGRES_URL (PostgreSQL)"));
             return None;
         };
         let name = format!(
@@ -571,7 +579,7 @@ pub fn tool_available(program: &str, args: &[&str], require: &str, install: &str
         std::env::var(require).as_deref() != Ok("1"),
         "{program} is required ({require}=1) but does not run: {install}"
     );
-    eprintln!("SKIPPED: {program} is not installed ({install})");
+    say_skipped(&format!("{program} is not installed ({install})"));
     false
 }
 
@@ -620,7 +628,7 @@ pub fn sdk_installed(program: &str, args: &[&str], dir: Option<&Path>, require: 
         std::env::var(require).as_deref() != Ok("1"),
         "the SDK is required ({require}=1) but not installed: {install}"
     );
-    eprintln!("SKIPPED: {install} to run this test");
+    say_skipped(&format!("{install} to run this test"));
     false
 }
 
@@ -704,6 +712,17 @@ pub async fn metrics_until(addr: &str, ready: impl Fn(&str) -> bool) -> String {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether `python3` runs (the smtplib tests and examples need nothing more); else the test is skipped with a
+/// `SKIPPED:` line, unless `MAILPUSH_REQUIRE_PYTHON_SDK=1` (CI), which fails it.
+pub fn python3_available() -> bool {
+    tool_available(
+        "python3",
+        &["--version"],
+        "MAILPUSH_REQUIRE_PYTHON_SDK",
+        "install Python 3",
+    )
 }
 
 /// Whether the official Tencent Cloud SES Python SDK is importable. When it is not, the test is skipped with a

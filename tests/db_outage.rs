@@ -186,7 +186,7 @@ async fn during_outage(client: &ApiClient, http: &reqwest::Client, api: &str, wh
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_freeze_and_cut_fail_fast_and_lose_nothing() {
     let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED: database_freeze_and_cut_fail_fast_and_lose_nothing needs MAILPUSH_TEST_POSTGRES_URL");
+        say_skipped("database_freeze_and_cut_fail_fast_and_lose_nothing needs MAILPUSH_TEST_POSTGRES_URL");
         return;
     };
     let schema = format!("db_outage_{}", std::process::id());

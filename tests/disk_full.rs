@@ -64,7 +64,7 @@ async fn get(http: &reqwest::Client, api: &str, path: &str) -> (u16, String) {
 async fn a_full_disk_is_named_counted_and_reported_by_readiness() {
     let dir = temp_dir();
     let Some(mnt) = Tmpfs::mount(&dir.path().join("data"), "24m") else {
-        eprintln!("SKIPPED: a_full_disk_is_named_counted_and_reported_by_readiness needs to mount a tmpfs (root)");
+        say_skipped("a_full_disk_is_named_counted_and_reported_by_readiness needs to mount a tmpfs (root)");
         return;
     };
     let dns = DnsAuthority::start().await.expect("dns");

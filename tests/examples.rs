@@ -200,12 +200,7 @@ async fn smtp_examples_submit_with_swaks_smtplib_and_lettre() {
         assert!(out.contains("queued as "), "{out}");
         sent += 1;
     }
-    if tool_available(
-        "python3",
-        &["--version"],
-        "MAILPUSH_REQUIRE_PYTHON_SDK",
-        "install Python 3",
-    ) {
+    if python3_available() {
         let script = examples_dir().join("smtp/smtplib_send.py");
         let out = run(Path::new("python3"), &[&script.display().to_string()], &env).await;
         assert!(!out.trim().is_empty() && !out.contains(' '), "a MessageId: {out:?}");
@@ -258,12 +253,7 @@ async fn batch_example_runs_a_task_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_receiver_example_accepts_signed_events_only() {
-    if !tool_available(
-        "python3",
-        &["--version"],
-        "MAILPUSH_REQUIRE_PYTHON_SDK",
-        "install Python 3",
-    ) {
+    if !python3_available() {
         return;
     }
     let s = served(&[("MAILPUSH_CALLBACK_ALLOW_CIDRS", "127.0.0.0/8".to_string())]).await;
