@@ -94,13 +94,6 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
     })
 }
 
-fn core_error(e: mailpush_core::CoreError) -> ApiError {
-    if !e.is_refusal() {
-        tracing::error!(error = %e, "request failed");
-    }
-    e.to_api()
-}
-
 fn decode_base64(field: &str, raw: &str, code: ErrorCode) -> Result<Vec<u8>, ApiError> {
     // Clients wrap long base64 at 76 columns; whitespace carries no data.
     let compact: String = raw.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -243,8 +236,7 @@ async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -
     };
     let id = core
         .send_email_with(ctx, req, mailpush_core::SendOptions { unsubscribe })
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({ "MessageId": id.as_str() }))
 }
 
@@ -274,9 +266,8 @@ async fn get_send_email_status(
                 limit: p.limit,
             },
         )
-        .await
-        .map_err(core_error)?;
-    let flags = core.engagement_flags(ctx, &rows).await.map_err(core_error)?;
+        .await?;
+    let flags = core.engagement_flags(ctx, &rows).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {

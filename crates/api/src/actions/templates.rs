@@ -1,7 +1,7 @@
 //! The template actions: CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates,
 //! DeleteEmailTemplate (fields from the SDK's `models.py`, plus the `TemplateCategory` extension).
 
-use super::{core_error, decode_base64};
+use super::decode_base64;
 use base64::Engine;
 use mailpush_core::templates::TemplateBodies;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
@@ -58,7 +58,7 @@ pub(super) async fn create(core: &Mailpush, ctx: &AccountContext, p: CreateParam
         content: decode_content(p.template_content)?,
         category: p.template_category,
     };
-    let id = core.create_template(ctx, input).await.map_err(core_error)?;
+    let id = core.create_template(ctx, input).await?;
     Ok(json!({ "TemplateID": id }))
 }
 
@@ -79,9 +79,7 @@ pub(super) async fn update(core: &Mailpush, ctx: &AccountContext, p: UpdateParam
         content: decode_content(p.template_content)?,
         category: p.template_category,
     };
-    core.update_template(ctx, p.template_id, input)
-        .await
-        .map_err(core_error)?;
+    core.update_template(ctx, p.template_id, input).await?;
     Ok(json!({}))
 }
 
@@ -93,7 +91,7 @@ pub(super) struct IdParams {
 }
 
 pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> Result<Value, ApiError> {
-    let t = core.template(ctx, p.template_id).await.map_err(core_error)?;
+    let t = core.template(ctx, p.template_id).await?;
     Ok(json!({
         "TemplateContent": { "Html": encode(t.html.as_deref()), "Text": encode(t.text.as_deref()) },
         "TemplateStatus": t.status.code(),
@@ -102,7 +100,7 @@ pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> R
 }
 
 pub(super) async fn delete(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> Result<Value, ApiError> {
-    core.delete_template(ctx, p.template_id).await.map_err(core_error)?;
+    core.delete_template(ctx, p.template_id).await?;
     Ok(json!({}))
 }
 
@@ -114,10 +112,7 @@ pub(super) struct ListParams {
 }
 
 pub(super) async fn list(core: &Mailpush, ctx: &AccountContext, p: ListParams) -> Result<Value, ApiError> {
-    let page = core
-        .list_templates(ctx, p.offset.unwrap_or(0), p.limit)
-        .await
-        .map_err(core_error)?;
+    let page = core.list_templates(ctx, p.offset.unwrap_or(0), p.limit).await?;
     let list: Vec<Value> = page
         .templates
         .iter()
