@@ -103,14 +103,23 @@ fn decode_base64(field: &str, raw: &str, code: ErrorCode) -> Result<Vec<u8>, Api
 }
 
 fn decode_text(field: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let code = ErrorCode::InvalidParameterValueEmailContentIsWrong;
+    decode_base64_text(field, raw, code, "UTF-8 text")
+}
+
+/// Decodes a base64 field holding UTF-8 text (absent: `None`); refused with `code`, the message saying the
+/// field must be `must_be`.
+fn decode_base64_text(
+    field: &str,
+    raw: Option<String>,
+    code: ErrorCode,
+    must_be: &str,
+) -> Result<Option<String>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let bytes = decode_base64(field, &raw, ErrorCode::InvalidParameterValueEmailContentIsWrong)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidParameterValueEmailContentIsWrong,
-            format!("{field} must be UTF-8 text"),
-        )
-    })
+    let bytes = decode_base64(field, &raw, code)?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ApiError::new(code, format!("{field} must be {must_be}")))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! The template actions: CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates,
 //! DeleteEmailTemplate (fields from the SDK's `models.py`, plus the `TemplateCategory` extension).
 
-use super::decode_base64;
+use super::decode_base64_text;
 use base64::Engine;
 use mailpush_core::templates::TemplateBodies;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
@@ -17,14 +17,8 @@ pub(super) struct TemplateContentParam {
 }
 
 fn decode_part(field: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let bytes = decode_base64(field, &raw, ErrorCode::InvalidParameterValueTemplateContentIsWrong)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidParameterValueTemplateContentIsWrong,
-            format!("{field} must be base64 of UTF-8 text"),
-        )
-    })
+    let code = ErrorCode::InvalidParameterValueTemplateContentIsWrong;
+    decode_base64_text(field, raw, code, "base64 of UTF-8 text")
 }
 
 fn decode_content(c: Option<TemplateContentParam>) -> Result<Option<TemplateBodies>, ApiError> {
