@@ -12,14 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let settings = node::settings_from_args("mailpush-api", "mailpush HTTP API node")?;
     let listen = settings.api_listen;
-    let core = node::open_core(
-        &settings,
-        Serves {
-            api: true,
-            ..Serves::default()
-        },
-    )
-    .await?;
+    let core = node::open_core(&settings, Serves::API).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;

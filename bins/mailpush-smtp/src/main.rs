@@ -10,16 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = node::settings_from_args("mailpush-smtp", "mailpush SMTP submission node")?;
-    let core = node::open_core(
-        &settings,
-        Serves {
-            smtp: true,
-            ..Serves::default()
-        },
-    )
-    .await?;
-    node::spawn_admin("mailpush-smtp", &core).await?;
+    let core = node::open_admin_node("mailpush-smtp", "mailpush SMTP submission node", Serves::SMTP).await?;
     let launched = mailpush_smtp::launch(core)
         .await
         .context("starting SMTP")?

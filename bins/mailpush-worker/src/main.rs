@@ -10,16 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = node::settings_from_args("mailpush-worker", "mailpush delivery worker node")?;
-    let core = node::open_core(
-        &settings,
-        Serves {
-            worker: true,
-            ..Serves::default()
-        },
-    )
-    .await?;
-    node::spawn_admin("mailpush-worker", &core).await?;
+    let core = node::open_admin_node("mailpush-worker", "mailpush delivery worker node", Serves::WORKER).await?;
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;

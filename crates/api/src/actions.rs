@@ -94,13 +94,6 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
     })
 }
 
-fn core_error(e: mailpush_core::CoreError) -> ApiError {
-    if !e.is_refusal() {
-        tracing::error!(error = %e, "request failed");
-    }
-    e.to_api()
-}
-
 fn decode_base64(field: &str, raw: &str, code: ErrorCode) -> Result<Vec<u8>, ApiError> {
     // Clients wrap long base64 at 76 columns; whitespace carries no data.
     let compact: String = raw.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -110,14 +103,23 @@ fn decode_base64(field: &str, raw: &str, code: ErrorCode) -> Result<Vec<u8>, Api
 }
 
 fn decode_text(field: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let code = ErrorCode::InvalidParameterValueEmailContentIsWrong;
+    decode_base64_text(field, raw, code, "UTF-8 text")
+}
+
+/// Decodes a base64 field holding UTF-8 text (absent: `None`); refused with `code`, the message saying the
+/// field must be `must_be`.
+fn decode_base64_text(
+    field: &str,
+    raw: Option<String>,
+    code: ErrorCode,
+    must_be: &str,
+) -> Result<Option<String>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let bytes = decode_base64(field, &raw, ErrorCode::InvalidParameterValueEmailContentIsWrong)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidParameterValueEmailContentIsWrong,
-            format!("{field} must be UTF-8 text"),
-        )
-    })
+    let bytes = decode_base64(field, &raw, code)?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ApiError::new(code, format!("{field} must be {must_be}")))
 }
 
 #[derive(Deserialize)]
@@ -243,8 +245,7 @@ async fn send_email(core: &Mailpush, ctx: &AccountContext, p: SendEmailParams) -
     };
     let id = core
         .send_email_with(ctx, req, mailpush_core::SendOptions { unsubscribe })
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({ "MessageId": id.as_str() }))
 }
 
@@ -274,9 +275,8 @@ async fn get_send_email_status(
                 limit: p.limit,
             },
         )
-        .await
-        .map_err(core_error)?;
-    let flags = core.engagement_flags(ctx, &rows).await.map_err(core_error)?;
+        .await?;
+    let flags = core.engagement_flags(ctx, &rows).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {

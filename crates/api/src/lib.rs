@@ -52,17 +52,10 @@ struct AppState {
 
 /// The full router: the Tencent action API, the AWS SES v2 API, health and metrics.
 pub fn router(core: Mailpush) -> Router {
-    Router::new()
+    probe_routes()
         .route("/", post(action))
-        .route("/healthz", get(health))
-        .route("/livez", get(live))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
         .merge(public::routes())
-        .with_state(AppState {
-            body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
-            core: core.clone(),
-        })
+        .with_state(AppState::new(core.clone()))
         // The AWS SES v2 front end (`/v2/email/…`) beside the Tencent action API.
         .merge(mailpush_sesv2::router(core.clone()))
         // The web console: its own pages and state, the same core.
@@ -72,15 +65,25 @@ pub fn router(core: Mailpush) -> Router {
 /// The admin router of the nodes that serve no API (`mailpush-worker`, `mailpush-smtp`, on `admin_listen`):
 /// liveness, readiness, health and metrics, answered as on the API listener.
 pub fn admin_router(core: Mailpush) -> Router {
+    probe_routes().with_state(AppState::new(core))
+}
+
+/// Liveness, readiness, health and metrics: the routes every node serves.
+fn probe_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health))
         .route("/livez", get(live))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(AppState {
+}
+
+impl AppState {
+    fn new(core: Mailpush) -> AppState {
+        AppState {
             body_timeout: HttpLimits::from_settings(core.settings()).body_timeout,
             core,
-        })
+        }
+    }
 }
 
 /// Serves [`admin_router`] on an already bound listener until `shutdown` resolves, with the API's connection

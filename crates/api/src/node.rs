@@ -29,6 +29,27 @@ pub struct Serves {
     pub worker: bool,
 }
 
+impl Serves {
+    /// `mailpush-api`: the HTTP API only.
+    pub const API: Serves = Serves {
+        api: true,
+        smtp: false,
+        worker: false,
+    };
+    /// `mailpush-smtp`: SMTP submission and the inbound MX only.
+    pub const SMTP: Serves = Serves {
+        api: false,
+        smtp: true,
+        worker: false,
+    };
+    /// `mailpush-worker`: the delivery worker only.
+    pub const WORKER: Serves = Serves {
+        api: false,
+        smtp: false,
+        worker: true,
+    };
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -83,4 +104,13 @@ pub async fn spawn_admin(name: &str, core: &Mailpush) -> Result<(), NodeError> {
     );
     tokio::spawn(crate::serve_admin(listener, core.clone(), settings::shutdown_signal()));
     Ok(())
+}
+
+/// The start shared by the nodes that serve no API (`mailpush-smtp`, `mailpush-worker`): the settings from the
+/// command line, the core, and the admin listener when `admin_listen` is set.
+pub async fn open_admin_node(name: &'static str, about: &'static str, serves: Serves) -> Result<Mailpush, NodeError> {
+    let settings = settings_from_args(name, about)?;
+    let core = open_core(&settings, serves).await?;
+    spawn_admin(name, &core).await?;
+    Ok(core)
 }

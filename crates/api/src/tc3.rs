@@ -123,6 +123,32 @@ pub struct SignedRequest<'a> {
     pub service: &'a str,
 }
 
+impl<'a> SignedRequest<'a> {
+    /// A `POST /` whose signed headers are `content-type` and `host`, as the SDKs send an action.
+    pub fn post(
+        service: &'a str,
+        host: &str,
+        content_type: &str,
+        payload: &'a [u8],
+        timestamp: i64,
+        date: &'a str,
+    ) -> Self {
+        SignedRequest {
+            method: "POST",
+            uri: "/",
+            query: "",
+            headers: vec![
+                ("content-type".into(), content_type.into()),
+                ("host".into(), host.into()),
+            ],
+            payload: Some(payload),
+            timestamp,
+            date,
+            service,
+        }
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -224,19 +250,7 @@ pub fn sign_post(
     timestamp: i64,
 ) -> Vec<(&'static str, String)> {
     let date = scope_date(timestamp);
-    let req = SignedRequest {
-        method: "POST",
-        uri: "/",
-        query: "",
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("host".into(), host.into()),
-        ],
-        payload: Some(body),
-        timestamp,
-        date: &date,
-        service: "ses",
-    };
+    let req = SignedRequest::post("ses", host, "application/json", body, timestamp, &date);
     let sig = signature(&req, secret_key, false);
     vec![
         (
@@ -262,19 +276,14 @@ mod tests {
     #[test]
     fn matches_tencent_documented_example() {
         let body = br#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
-        let req = SignedRequest {
-            method: "POST",
-            uri: "/",
-            query: "",
-            headers: vec![
-                ("content-type".into(), "application/json; charset=utf-8".into()),
-                ("host".into(), "cvm.tencentcloudapi.com".into()),
-            ],
-            payload: Some(body),
-            timestamp: 1551113065,
-            date: "2019-02-25",
-            service: "cvm",
-        };
+        let req = SignedRequest::post(
+            "cvm",
+            "cvm.tencentcloudapi.com",
+            "application/json; charset=utf-8",
+            body,
+            1551113065,
+            "2019-02-25",
+        );
         let sig = signature(&req, "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE", false);
         assert_eq!(sig, "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
     }
@@ -294,19 +303,7 @@ mod tests {
         assert_eq!(auth.secret_id, "AKIDx");
         assert_eq!(auth.service, "ses");
         let date = scope_date(1_700_000_000);
-        let req = SignedRequest {
-            method: "POST",
-            uri: "/",
-            query: "",
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("host".into(), "127.0.0.1:8080".into()),
-            ],
-            payload: Some(b"{}"),
-            timestamp: 1_700_000_000,
-            date: &date,
-            service: "ses",
-        };
+        let req = SignedRequest::post("ses", "127.0.0.1:8080", "application/json", b"{}", 1_700_000_000, &date);
         assert!(verify(&req, &auth, "key", 1_700_000_100, 300).is_ok());
         assert_eq!(
             verify(&req, &auth, "wrong", 1_700_000_100, 300),

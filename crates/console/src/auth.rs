@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use mailpush_core::secrets::{ALPHANUMERIC, random_string};
-use mailpush_core::{AccountContext, ConsoleSession};
+use mailpush_core::{AccountContext, ConsoleSession, Mailpush};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -168,6 +168,8 @@ pub(crate) struct Page {
     pub(crate) token: String,
     /// `(ok, text)` left by a redirect.
     pub(crate) flash: Option<(bool, String)>,
+    /// The console's shared state (the core, the templates).
+    pub(crate) app: App,
 }
 
 impl Page {
@@ -179,6 +181,11 @@ impl Page {
     /// Whether the user is the operator.
     pub(crate) fn operator(&self) -> bool {
         self.session.user.is_operator()
+    }
+
+    /// The core every page acts through.
+    pub(crate) fn core(&self) -> &Mailpush {
+        &self.app.core
     }
 }
 
@@ -197,6 +204,7 @@ impl FromRequestParts<App> for Page {
             session,
             token,
             flash,
+            app: app.clone(),
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::{Page, clear_flash};
 use crate::i18n::Lang;
-use crate::{App, ConsoleError, MOUNT};
+use crate::{ConsoleError, MOUNT};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
@@ -76,44 +76,41 @@ impl Views {
     }
 }
 
-/// Renders page `name` for `page`, with the context every page has; `active` names the navigation entry.
-pub(crate) async fn render(
-    app: &App,
-    page: &Page,
-    name: &str,
-    active: &str,
-    ctx: Value,
-) -> Result<Response, ConsoleError> {
-    let accounts: Vec<Value> = if page.operator() {
-        app.core
-            .list_accounts()
-            .await?
-            .iter()
-            .map(|a| json!({ "id": a.id, "name": a.name }))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut full = json!({
-        "base": MOUNT,
-        "lang": page.lang.code(),
-        "tr": page.lang.texts(),
-        "active": active,
-        "csrf": page.session.csrf,
-        "user": { "username": page.session.user.username, "operator": page.operator() },
-        "account": page.session.account.as_ref().map(|a| json!({ "id": a.id, "name": a.name, "app_id": a.app_id })),
-        "accounts": accounts,
-        "flash": page.flash.as_ref().map(|(ok, text)| json!({ "ok": ok, "text": text })),
-    });
-    if let (Some(full), Value::Object(extra)) = (full.as_object_mut(), ctx) {
-        full.extend(extra);
+impl Page {
+    /// Renders page `name` with the context every page has; `active` names the navigation entry.
+    pub(crate) async fn render(&self, name: &str, active: &str, ctx: Value) -> Result<Response, ConsoleError> {
+        let accounts: Vec<Value> = if self.operator() {
+            self.app
+                .core
+                .list_accounts()
+                .await?
+                .iter()
+                .map(|a| json!({ "id": a.id, "name": a.name }))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut full = json!({
+            "base": MOUNT,
+            "lang": self.lang.code(),
+            "tr": self.lang.texts(),
+            "active": active,
+            "csrf": self.session.csrf,
+            "user": { "username": self.session.user.username, "operator": self.operator() },
+            "account": self.session.account.as_ref().map(|a| json!({ "id": a.id, "name": a.name, "app_id": a.app_id })),
+            "accounts": accounts,
+            "flash": self.flash.as_ref().map(|(ok, text)| json!({ "ok": ok, "text": text })),
+        });
+        if let (Some(full), Value::Object(extra)) = (full.as_object_mut(), ctx) {
+            full.extend(extra);
+        }
+        let html = self.app.views.render_value(name, &full)?;
+        let mut r = Html(html).into_response();
+        if self.flash.is_some() {
+            clear_flash(&mut r);
+        }
+        Ok(r)
     }
-    let html = app.views.render_value(name, &full)?;
-    let mut r = Html(html).into_response();
-    if page.flash.is_some() {
-        clear_flash(&mut r);
-    }
-    Ok(r)
 }
 
 /// `console.css`.
@@ -148,5 +145,16 @@ mod tests {
         for (name, source) in super::TEMPLATES {
             env.add_template(name, source).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_page_title_is_its_heading() {
+        let views = super::Views::new();
+        let ctx = serde_json::json!({
+            "tr": { "nav_domains": "Domains" }, "user": { "username": "ann" }, "domains": [], "senders": [],
+        });
+        let html = views.render_value("domains.html", &ctx).expect("render");
+        assert!(html.contains("<title>Domains · mailpush</title>"), "{html}");
+        assert!(html.contains("<h1>Domains</h1>"), "{html}");
     }
 }

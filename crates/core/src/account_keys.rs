@@ -7,13 +7,7 @@ use crate::accounts::{AccountCredentials, SECRET_KEY_CONTEXT, new_credentials};
 
 impl Accounts {
     pub(crate) async fn rotate_account_key(&self, name: &str) -> Result<AccountCredentials, CoreError> {
-        let account = self
-            .env
-            .store
-            .accounts()
-            .account_by_name(name)
-            .await?
-            .ok_or_else(|| CoreError::Config(format!("no account named {name}")))?;
+        let account = self.env.operator_account(name).await?;
         let mut creds = new_credentials(name);
         creds.app_id = account.app_id;
         let sealed = self.secrets.seal(SECRET_KEY_CONTEXT, creds.secret_key.as_bytes())?;

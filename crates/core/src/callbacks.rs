@@ -47,16 +47,14 @@ pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
 pub struct CallbackHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    monitor: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
+    monitor: crate::background::BackgroundTask,
 }
 
 impl CallbackHandle {
     /// Stops the dispatcher and the monitor.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.monitor.0.send(true);
-        let _ = self.task.await;
-        let _ = self.monitor.1.await;
+        let _ = tokio::join!(self.task, self.monitor.shutdown());
     }
 }
 

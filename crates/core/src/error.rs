@@ -25,6 +25,17 @@ pub enum CoreError {
     Identity(#[from] mailpush_identity::IdentityError),
 }
 
+/// `?` in a front end that answers with API errors: the error as [`CoreError::to_api`] reports it, an internal
+/// failure logged first (its details stay in the log).
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> ApiError {
+        if !e.is_refusal() {
+            tracing::error!(error = %e, "request failed");
+        }
+        e.to_api()
+    }
+}
+
 impl CoreError {
     /// A refusal with a code and message.
     pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {

@@ -8,6 +8,7 @@
 
 use crate::Env;
 use crate::accounts::AccountContext;
+use crate::background::{FirstPass, spawn_periodic};
 use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::secrets;
@@ -21,7 +22,7 @@ use mailpush_store::{
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
 
 /// Sealing context of DKIM private keys.
 pub const DKIM_KEY_CONTEXT: &str = "dkim-private-key";
@@ -815,26 +816,14 @@ impl Identities {
     }
 
     pub(crate) fn start_identity_rechecker(self: &Arc<Self>) -> RecheckHandle {
-        let (stop, mut stop_rx) = watch::channel(false);
-        let core = self.clone();
         let every = self.env.settings.identity_recheck_secs;
-        let task = tokio::spawn(async move {
-            if every == 0 {
-                return;
+        // Wake at least once a minute so a short interval (tests) is honoured promptly.
+        let tick = if every == 0 { 0 } else { every.clamp(1, 60) };
+        spawn_periodic(self, tick, FirstPass::Now, |core, _| async move {
+            if let Err(e) = core.recheck_due_identities().await {
+                tracing::error!(error = %e, "re-checking sending domains failed");
             }
-            // Wake at least once a minute so a short interval (tests) is honoured promptly.
-            let tick = Duration::from_secs(every.clamp(1, 60));
-            loop {
-                if let Err(e) = core.recheck_due_identities().await {
-                    tracing::error!(error = %e, "re-checking sending domains failed");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
-                    _ = stop_rx.changed() => break,
-                }
-            }
-        });
-        RecheckHandle::new(stop, task)
+        })
     }
 
     /// Forgets what the send gate cached (after this process changed a sender, a domain or a level), so the

@@ -14,12 +14,11 @@
 use crate::Env;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::background::{FirstPass, spawn_periodic};
 use mailpush_model::clock::{DAY_MS, day_start};
 use mailpush_quota::{DomainQuality, LevelChange, LevelPolicy, ReputationLevel};
 use mailpush_store::DomainOutcomes;
-use tokio::sync::watch;
 
 use crate::{AccountContext, CoreError};
 
@@ -73,34 +72,22 @@ impl Levels {
     }
 
     pub(crate) fn start_level_evaluator(self: &Arc<Self>) -> LevelEvaluatorHandle {
-        let (stop, mut stop_rx) = watch::channel(false);
-        let core = self.clone();
-        let every = self.env.settings.level_eval_secs;
-        let task = tokio::spawn(async move {
-            if every == 0 {
-                let _ = stop_rx.changed().await;
-                return;
-            }
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
-                    _ = stop_rx.changed() => return,
-                }
-                if *stop_rx.borrow() {
-                    return;
-                }
+        spawn_periodic(
+            self,
+            self.env.settings.level_eval_secs,
+            FirstPass::AfterPeriod,
+            |core, _| async move {
                 match core.evaluate_levels().await {
                     Ok(moves) => {
                         for m in moves {
                             tracing::info!(account = m.account_id, domain = %m.domain, from = m.from, to = m.to,
-                                "reputation level changed");
+                            "reputation level changed");
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "reputation level evaluation failed"),
                 }
-            }
-        });
-        LevelEvaluatorHandle::new(stop, task)
+            },
+        )
     }
 
     pub(crate) async fn evaluate_levels(&self) -> Result<Vec<LevelMove>, CoreError> {
@@ -109,6 +96,26 @@ impl Levels {
             moves.extend(self.evaluate_account_levels(&account).await?);
         }
         Ok(moves)
+    }
+
+    /// Compare-and-set of `domain`'s level from `from` to `to`; `evaluated_day` marks the day a down move
+    /// judged. False when another evaluator changed it first.
+    async fn change_level(
+        &self,
+        account: &AccountContext,
+        domain: &str,
+        from: ReputationLevel,
+        to: ReputationLevel,
+        now: i64,
+        evaluated_day: Option<i64>,
+    ) -> Result<bool, CoreError> {
+        let (from, to) = (i64::from(from.get()), i64::from(to.get()));
+        Ok(self
+            .env
+            .store
+            .warmup()
+            .change_domain_level(account.id, domain, from, to, now, evaluated_day)
+            .await?)
     }
 
     pub(crate) async fn evaluate_account_levels(&self, account: &AccountContext) -> Result<Vec<LevelMove>, CoreError> {
@@ -152,16 +159,8 @@ impl Levels {
                 LevelChange::Down(l) if q.sent >= min_sample => l,
                 _ => level,
             };
-            let changed = store
-                .warmup()
-                .change_domain_level(
-                    account.id,
-                    &domain,
-                    i64::from(level.get()),
-                    i64::from(next.get()),
-                    now,
-                    Some(today),
-                )
+            let changed = self
+                .change_level(account, &domain, level, next, now, Some(today))
                 .await?;
             if changed && next != level {
                 moves.push(LevelMove {
@@ -207,17 +206,7 @@ impl Levels {
             if q.sent < min_sample {
                 continue;
             }
-            let changed = store
-                .warmup()
-                .change_domain_level(
-                    account.id,
-                    &domain,
-                    i64::from(level.get()),
-                    i64::from(next.get()),
-                    now,
-                    None,
-                )
-                .await?;
+            let changed = self.change_level(account, &domain, level, next, now, None).await?;
             if changed {
                 moves.push(LevelMove {
                     account_id: account.id,

@@ -105,6 +105,17 @@ pub(crate) struct Env {
     pub(crate) clock: SharedClock,
 }
 
+impl Env {
+    /// The account an operator command names; a name that does not exist is a configuration error.
+    pub(crate) async fn operator_account(&self, name: &str) -> Result<mailpush_store::Account, CoreError> {
+        self.store
+            .accounts()
+            .account_by_name(name)
+            .await?
+            .ok_or_else(|| CoreError::Config(format!("no account named {name}")))
+    }
+}
+
 /// Every service of the process, each built once with exactly the dependencies it uses.
 struct Services {
     settings: Arc<Settings>,

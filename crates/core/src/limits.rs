@@ -182,13 +182,7 @@ impl Limits {
         per_recipient_per_hour: Option<Option<i64>>,
         daily_cap: Option<Option<i64>>,
     ) -> Result<AccountLimitOverrides, CoreError> {
-        let account = self
-            .env
-            .store
-            .accounts()
-            .account_by_name(name)
-            .await?
-            .ok_or_else(|| CoreError::Config(format!("no account named {name}")))?;
+        let account = self.env.operator_account(name).await?;
         for v in [sends_per_second, per_recipient_per_hour, daily_cap]
             .into_iter()
             .flatten()

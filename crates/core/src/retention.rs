@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::background::{FirstPass, spawn_periodic};
 use mailpush_store::PruneCounts;
 use tokio::sync::watch;
 
@@ -100,37 +101,25 @@ impl Retention {
     }
 
     pub(crate) fn start_retention(self: &std::sync::Arc<Self>) -> RetentionHandle {
-        let (stop, mut stop_rx) = watch::channel(false);
-        let core = self.clone();
-        let every = self.env.settings.retention_check_secs;
-        let enabled = every > 0 && self.env.settings.retention_days > 0;
-        let task = tokio::spawn(async move {
-            if !enabled {
-                let _ = stop_rx.changed().await;
-                return;
+        let s = &self.env.settings;
+        let secs = if s.retention_days > 0 {
+            s.retention_check_secs
+        } else {
+            0
+        };
+        spawn_periodic(self, secs, FirstPass::AfterPeriod, |core, stop_rx| async move {
+            match core.run_retention(Some(&stop_rx)).await {
+                Ok(pass) if pass != RetentionPass::default() => tracing::info!(
+                    messages = pass.pruned.messages,
+                    deliveries = pass.pruned.deliveries,
+                    attempts = pass.pruned.attempts,
+                    events = pass.pruned.events,
+                    pages_released = pass.pages_released,
+                    "retention pass pruned old mail"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention pass failed"),
             }
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
-                    _ = stop_rx.changed() => return,
-                }
-                if *stop_rx.borrow() {
-                    return;
-                }
-                match core.run_retention(Some(&stop_rx)).await {
-                    Ok(pass) if pass != RetentionPass::default() => tracing::info!(
-                        messages = pass.pruned.messages,
-                        deliveries = pass.pruned.deliveries,
-                        attempts = pass.pruned.attempts,
-                        events = pass.pruned.events,
-                        pages_released = pass.pages_released,
-                        "retention pass pruned old mail"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "retention pass failed"),
-                }
-            }
-        });
-        RetentionHandle::new(stop, task)
+        })
     }
 }

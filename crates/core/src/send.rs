@@ -131,29 +131,16 @@ fn parse_list(
         .collect()
 }
 
-/// Header names a sender may not set through `SmtpHeaders`: mailpush owns them (addressing, MIME structure,
-/// authentication and tracing headers), and letting a tenant set them would forge or break the mail.
+/// Header names a sender may not set through `SmtpHeaders` beside those the MIME builder writes
+/// ([`mailpush_delivery::RESERVED_HEADERS`]): mailpush owns them (authentication and tracing headers), and letting
+/// a tenant set them would forge or break the mail.
 const RESERVED_HEADERS: &[&str] = &[
-    "from",
-    "sender",
-    "to",
-    "cc",
-    "bcc",
-    "reply-to",
-    "subject",
-    "date",
-    "message-id",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-    "content-disposition",
     "dkim-signature",
     "arc-seal",
     "arc-message-signature",
     "arc-authentication-results",
     "authentication-results",
     "received",
-    "return-path",
     "list-unsubscribe",
     "list-unsubscribe-post",
 ];
@@ -180,7 +167,8 @@ fn parse_smtp_headers(raw: &str) -> Result<Vec<(String, String)>, CoreError> {
         if !valid_name {
             return Err(bad(format!("{name:?} is not a valid header name")));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || mailpush_delivery::RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(bad(format!("{name} is set by mailpush and cannot be overridden")));
         }
         let value = match v {

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::background::{BackgroundTask, FirstPass, spawn_periodic};
 use mailpush_model::clock::{DAY_MS, date_of_day, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
 use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
 pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
-use tokio::sync::watch;
 
 use crate::cache::TtlCache;
 use crate::{AccountContext, CoreError};
@@ -504,25 +504,17 @@ impl Statistics {
     }
 
     /// Starts the bounce-rate monitor (every `bounce_check_secs`; started with the callback dispatcher).
-    pub(crate) fn start_bounce_monitor(self: &Arc<Self>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-        let (stop, mut stop_rx) = watch::channel(false);
-        let core = self.clone();
-        let every = self.env.settings.bounce_check_secs;
-        let task = tokio::spawn(async move {
-            if every == 0 {
-                return;
-            }
-            loop {
+    pub(crate) fn start_bounce_monitor(self: &Arc<Self>) -> BackgroundTask {
+        spawn_periodic(
+            self,
+            self.env.settings.bounce_check_secs,
+            FirstPass::Now,
+            |core, _| async move {
                 if let Err(e) = core.check_bounce_rates().await {
                     tracing::error!(error = %e, "bounce-rate check failed");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
-                    _ = stop_rx.changed() => break,
-                }
-            }
-        });
-        (stop, task)
+            },
+        )
     }
 
     pub(crate) async fn reputation_warnings(&self, account: &AccountContext) -> Result<Vec<WarningRow>, CoreError> {

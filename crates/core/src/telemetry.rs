@@ -4,11 +4,10 @@
 //! The names are `mailpush_telemetry::names`; `/metrics` renders the process's recorder.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
+use crate::background::{FirstPass, spawn_periodic};
 use mailpush_store::{AttemptResult, ClaimedDelivery};
 use mailpush_telemetry::names::*;
-use tokio::sync::watch;
 
 use crate::{CoreError, Env};
 
@@ -75,28 +74,16 @@ pub struct Telemetry {
 impl Telemetry {
     pub(crate) fn start_metrics_refresher(self: &std::sync::Arc<Self>) -> MetricsRefresherHandle {
         mailpush_telemetry::install();
-        let (stop, mut stop_rx) = watch::channel(false);
-        let core = self.clone();
-        let every = self.env.settings.metrics_refresh_secs;
-        let task = tokio::spawn(async move {
-            if every == 0 {
-                let _ = stop_rx.changed().await;
-                return;
-            }
-            loop {
+        spawn_periodic(
+            self,
+            self.env.settings.metrics_refresh_secs,
+            FirstPass::Now,
+            |core, _| async move {
                 if let Err(e) = core.refresh_metrics().await {
                     tracing::warn!(error = %e, "refreshing the database metrics failed");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(every)) => {}
-                    _ = stop_rx.changed() => return,
-                }
-                if *stop_rx.borrow() {
-                    return;
-                }
-            }
-        });
-        MetricsRefresherHandle::new(stop, task)
+            },
+        )
     }
 
     pub(crate) async fn refresh_metrics(&self) -> Result<(), CoreError> {

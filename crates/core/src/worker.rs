@@ -661,26 +661,30 @@ fn unknown_status(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -
 
 fn defer_or_give_up(shared: &Shared, d: &ClaimedDelivery, now: i64, reply: &str) -> AttemptResult {
     let attempts = (d.attempts.max(0) as u32).saturating_add(1);
-    let retry_at = now.saturating_add(shared.cfg.retry.delay_after(attempts).as_millis() as i64);
-    if retry_at > d.expires_ms {
-        AttemptResult::Expired {
-            reply: format!("gave up after {attempts} attempts; last reply: {reply}"),
-        }
-    } else {
-        AttemptResult::Deferred {
-            reply: reply.to_string(),
-            retry_at_ms: retry_at,
-        }
-    }
+    let delay = shared.cfg.retry.delay_after(attempts);
+    defer_until(d, now, delay, reply, || {
+        format!("gave up after {attempts} attempts; last reply: {reply}")
+    })
 }
 
 /// Deferred by rate limiting (the receiver's or our shaping): again after `retry_after`, within the deadline.
 fn defer_after(d: &ClaimedDelivery, now: i64, reply: &str, retry_after: Duration) -> AttemptResult {
-    let retry_at = now.saturating_add(retry_after.as_millis() as i64);
+    defer_until(d, now, retry_after, reply, || {
+        format!("gave up at the retry deadline; last reply: {reply}")
+    })
+}
+
+/// Deferred until `delay` from now, or expired with `gave_up` when that is past the delivery's deadline.
+fn defer_until(
+    d: &ClaimedDelivery,
+    now: i64,
+    delay: Duration,
+    reply: &str,
+    gave_up: impl FnOnce() -> String,
+) -> AttemptResult {
+    let retry_at = now.saturating_add(delay.as_millis() as i64);
     if retry_at > d.expires_ms {
-        AttemptResult::Expired {
-            reply: format!("gave up at the retry deadline; last reply: {reply}"),
-        }
+        AttemptResult::Expired { reply: gave_up() }
     } else {
         AttemptResult::Deferred {
             reply: reply.to_string(),

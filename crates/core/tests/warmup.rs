@@ -90,6 +90,16 @@ fn delivered(_: &ClaimedDelivery) -> AttemptResult {
     AttemptResult::Delivered { reply: "250 ok".into() }
 }
 
+/// Evaluates the levels once: exactly `domain` moves, from `from` to `to`.
+async fn evaluate_one_move(env: &Env, domain: &str, from: u8, to: u8) {
+    let moves = env.core.evaluate_levels().await.expect("eval");
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        (moves[0].domain.as_str(), moves[0].from, moves[0].to),
+        (domain, from, to)
+    );
+}
+
 async fn warmup_of(env: &Env, domain: &str) -> mailpush_core::warmup::DomainWarmup {
     env.core
         .domain_warmup(&env.account)
@@ -242,12 +252,7 @@ async fn levels_move_with_volume_and_quality(env: Env) {
     let claimed = claim(&env, "w", 1_000).await;
     assert_eq!(claimed.len(), 400);
     settle(&env, &claimed, delivered).await;
-    let moves = env.core.evaluate_levels().await.expect("eval");
-    assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!(
-        (moves[0].domain.as_str(), moves[0].from, moves[0].to),
-        ("sender.test", 1, 2)
-    );
+    evaluate_one_move(&env, "sender.test", 1, 2).await;
     assert!(
         env.core.evaluate_levels().await.expect("eval").is_empty(),
         "400 of 1,000: no second step"
@@ -287,12 +292,7 @@ async fn levels_move_with_volume_and_quality(env: Env) {
         "today's drop counts tomorrow"
     );
     env.clock.set(T0 - T0 % DAY_MS + DAY_MS + 3_600_000);
-    let moves = env.core.evaluate_levels().await.expect("eval");
-    assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!(
-        (moves[0].domain.as_str(), moves[0].from, moves[0].to),
-        ("other.test", 5, 4)
-    );
+    evaluate_one_move(&env, "other.test", 5, 4).await;
     assert!(env.core.evaluate_levels().await.expect("eval").is_empty(), "once a day");
     env.clock.advance(DAY_MS);
     assert!(

@@ -26,7 +26,7 @@ mod shaping;
 mod sources;
 mod transport;
 
-pub use mime::{MimeError, build_mime, content_type_for};
+pub use mime::{MimeError, RESERVED_HEADERS, build_mime, content_type_for};
 pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
 pub use retry::RetryPolicy;
 pub use shaping::{

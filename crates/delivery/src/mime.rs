@@ -38,8 +38,8 @@ pub enum MimeError {
     Io(#[from] std::io::Error),
 }
 
-/// Headers written by [`build_mime`] itself, or forbidden outright (`Bcc` must never reach a header).
-const RESERVED_HEADERS: &[&str] = &[
+/// Headers written by [`build_mime`] itself, or forbidden outright (`Bcc` must never reach a header), lower case.
+pub const RESERVED_HEADERS: &[&str] = &[
     "from",
     "to",
     "cc",

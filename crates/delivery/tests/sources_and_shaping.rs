@@ -36,6 +36,17 @@ async fn start(domain: &str) -> (DnsAuthority, SinkMx) {
     (dns, sink)
 }
 
+/// A transport towards the sink whose per-destination shaping is `shaping`.
+fn shaped(dns: &DnsAuthority, sink: &SinkMx, shaping: ShapingConfig) -> SmtpTransport {
+    SmtpTransport::new(
+        TransportConfig {
+            shaping,
+            ..config(sink.port())
+        },
+        resolver(dns),
+    )
+}
+
 fn peers(sink: &SinkMx) -> BTreeSet<IpAddr> {
     sink.messages().iter().map(|m| m.peer.ip()).collect()
 }
@@ -210,16 +221,14 @@ async fn the_connection_cap_of_a_destination_is_never_exceeded() {
         max_messages_per_connection: 2,
         max_per_minute: 0,
     };
-    let t = SmtpTransport::new(
-        TransportConfig {
-            shaping: ShapingConfig {
-                domains: [("capped.com".to_string(), limits)].into(),
-                max_wait: Duration::from_secs(60),
-                ..ShapingConfig::default()
-            },
-            ..config(sink.port())
+    let t = shaped(
+        &dns,
+        &sink,
+        ShapingConfig {
+            domains: [("capped.com".to_string(), limits)].into(),
+            max_wait: Duration::from_secs(60),
+            ..ShapingConfig::default()
         },
-        resolver(&dns),
     );
     send_concurrently(&t, "capped.com", 40, MESSAGE).await;
     assert_eq!(sink.message_count(), 40);
@@ -244,15 +253,13 @@ async fn rate_limit_replies_slow_the_destination_down_and_successes_bring_it_bac
         max_messages_per_connection: 100,
         max_per_minute: 6_000,
     };
-    let t = SmtpTransport::new(
-        TransportConfig {
-            shaping: ShapingConfig {
-                domains: [("busy.com".to_string(), limits)].into(),
-                ..ShapingConfig::default()
-            },
-            ..config(sink.port())
+    let t = shaped(
+        &dns,
+        &sink,
+        ShapingConfig {
+            domains: [("busy.com".to_string(), limits)].into(),
+            ..ShapingConfig::default()
         },
-        resolver(&dns),
     );
     sink.set_greeting_replies(vec![(421, "4.7.0 Too many connections from your IP".into())]);
     let report = t.send("busy.com", &envelope(&["a@busy.com"]), MESSAGE).await;
@@ -334,20 +341,18 @@ async fn a_receiver_over_its_connection_limit_slows_us_down() {
 #[tokio::test]
 async fn the_per_minute_limit_defers_what_does_not_fit() {
     let (dns, sink) = start("slow.com").await;
-    let t = SmtpTransport::new(
-        TransportConfig {
-            shaping: ShapingConfig {
-                default: DestinationLimits {
-                    max_per_minute: 1,
-                    ..DestinationLimits::default()
-                },
-                max_wait: Duration::from_millis(200),
-                retry_after: Duration::from_secs(30),
-                ..ShapingConfig::default()
+    let t = shaped(
+        &dns,
+        &sink,
+        ShapingConfig {
+            default: DestinationLimits {
+                max_per_minute: 1,
+                ..DestinationLimits::default()
             },
-            ..config(sink.port())
+            max_wait: Duration::from_millis(200),
+            retry_after: Duration::from_secs(30),
+            ..ShapingConfig::default()
         },
-        resolver(&dns),
     );
     assert_delivered(&t.send("slow.com", &envelope(&["a@slow.com"]), MESSAGE).await);
     let report = t.send("slow.com", &envelope(&["b@slow.com"]), MESSAGE).await;

@@ -6,16 +6,25 @@ use mailpush_identity::{DkimOption, DnsChecker, keys};
 use mailpush_testkit::{DnsAuthority, RecordType};
 use std::time::Duration;
 
-#[tokio::test]
-async fn records_pass_as_they_are_published_and_fail_when_removed() {
+/// A DNS authority on loopback, a checker asking it, the records' configuration, and keys generated for `option`
+/// (selector stem `stem`) with their published form.
+async fn setup(
+    option: DkimOption,
+    stem: &str,
+) -> (
+    DnsAuthority,
+    DnsChecker,
+    RecordConfig,
+    Vec<keys::DkimKeyPair>,
+    Vec<PublishedKey>,
+) {
     let dns = DnsAuthority::start().await.expect("dns");
     let checker = DnsChecker::new(&[dns.addr()], Duration::from_secs(2)).expect("checker");
     let cfg = RecordConfig {
         spf_include: "_spf.mp.test".into(),
         bounce_mx_host: "bounce.mp.test".into(),
     };
-    let domain = "news.example.com";
-    let pairs = keys::generate_for(DkimOption::Rsa2048Ed25519, "mp", "t1").expect("keys");
+    let pairs = keys::generate_for(option, "mp", stem).expect("keys");
     let published: Vec<PublishedKey> = pairs
         .iter()
         .map(|k| PublishedKey {
@@ -24,6 +33,13 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
             public_key: k.public_key.clone(),
         })
         .collect();
+    (dns, checker, cfg, pairs, published)
+}
+
+#[tokio::test]
+async fn records_pass_as_they_are_published_and_fail_when_removed() {
+    let domain = "news.example.com";
+    let (dns, checker, cfg, pairs, published) = setup(DkimOption::Rsa2048Ed25519, "t1").await;
     // The scheme of domains verified before return-path domains: SPF and MX at the apex, DMARC advisory.
     let specs = records::expected_records(domain, domain, &published, &cfg);
     assert_eq!(specs.len(), 5);
@@ -65,23 +81,9 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
 /// it verifies only once a DMARC policy exists, its own or its organisational domain's.
 #[tokio::test]
 async fn return_path_domains_leave_the_apex_mx_alone_and_dmarc_is_required() {
-    let dns = DnsAuthority::start().await.expect("dns");
-    let checker = DnsChecker::new(&[dns.addr()], Duration::from_secs(2)).expect("checker");
-    let cfg = RecordConfig {
-        spf_include: "_spf.mp.test".into(),
-        bounce_mx_host: "bounce.mp.test".into(),
-    };
     let domain = "mail.corp.example.com";
     let mail_from = records::default_mail_from(domain);
-    let pairs = keys::generate_for(DkimOption::Ed25519, "mp", "t2").expect("keys");
-    let published: Vec<PublishedKey> = pairs
-        .iter()
-        .map(|k| PublishedKey {
-            algorithm: k.algorithm,
-            selector: k.selector.clone(),
-            public_key: k.public_key.clone(),
-        })
-        .collect();
+    let (dns, checker, cfg, pairs, published) = setup(DkimOption::Ed25519, "t2").await;
     let specs = records::expected_records(domain, &mail_from, &published, &cfg);
     dns.add_mx(domain, 10, "mx.corp.example.com.");
     dns.add_txt(domain, "v=spf1 mx -all");

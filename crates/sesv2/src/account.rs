@@ -2,13 +2,12 @@
 //! `GetSendQuota`).
 
 use axum::Json;
-use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::{AppState, AwsError, Signed};
+use crate::{AwsError, Signed};
 
-pub(crate) async fn get_account(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
-    let q = state.core.send_quota(&signed.ctx).await.map_err(AwsError::from_core)?;
+pub(crate) async fn get_account(signed: Signed) -> Result<Json<Value>, AwsError> {
+    let q = signed.core.send_quota(&signed.ctx).await.map_err(AwsError::from_core)?;
     let sending = !signed.ctx.suspended;
     Ok(Json(json!({
         "DedicatedIpAutoWarmupEnabled": false,

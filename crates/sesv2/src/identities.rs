@@ -4,13 +4,13 @@
 //! records to publish (TXT keys, SPF, MX, DMARC) are in the extension field `DnsRecords`.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::RawQuery;
 use mailpush_core::identity_tags::IdentityTag;
 use mailpush_core::{AccountContext, IdentityView, Mailpush};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppState, AwsError, Signed, decode_component, paged_reply};
+use crate::{AwsError, Named, Signed, paged_reply};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -91,9 +91,9 @@ fn domain_of(identity: &str) -> &str {
     identity.rsplit_once('@').map_or(identity, |(_, d)| d)
 }
 
-pub(crate) async fn create(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn create(signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: CreateInput = signed.json()?;
-    let (core, ctx) = (&state.core, &signed.ctx);
+    let (core, ctx) = (&signed.core, &signed.ctx);
     let identity = input.email_identity.trim().to_string();
     if is_address(&identity) {
         let domain = core.get_identity(ctx, domain_of(&identity)).await.map_err(|_| {
@@ -152,17 +152,13 @@ fn not_found(e: mailpush_core::CoreError) -> AwsError {
     AwsError::not_found(aws.message)
 }
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    Path(identity): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let identity = decode_component(&identity);
-    let v = domain_view(core, ctx, domain_of(&identity)).await?;
-    if is_address(&identity) {
+pub(crate) async fn get(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let identity = &signed.name;
+    let v = domain_view(core, ctx, domain_of(identity)).await?;
+    if is_address(identity) {
         let senders = core.list_senders(ctx).await.map_err(AwsError::from_core)?;
-        if !senders.iter().any(|s| s.address.eq_ignore_ascii_case(&identity)) {
+        if !senders.iter().any(|s| s.address.eq_ignore_ascii_case(identity)) {
             return Err(AwsError::not_found(format!("Email identity {identity} does not exist")));
         }
     }
@@ -172,7 +168,7 @@ pub(crate) async fn get(
         .map(|list| list.iter().map(|t| json!({"Key": t.key, "Value": t.value})).collect())
         .unwrap_or_default();
     Ok(Json(json!({
-        "IdentityType": if is_address(&identity) { "EMAIL_ADDRESS" } else { "DOMAIN" },
+        "IdentityType": if is_address(identity) { "EMAIL_ADDRESS" } else { "DOMAIN" },
         "FeedbackForwardingStatus": true,
         "VerifiedForSendingStatus": v.verified,
         "VerificationStatus": verification_status(&v),
@@ -184,12 +180,8 @@ pub(crate) async fn get(
     })))
 }
 
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
+pub(crate) async fn list(RawQuery(query): RawQuery, signed: Signed) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
     let (domains, _) = core
         .list_identities(ctx, 0, i64::MAX)
         .await
@@ -218,17 +210,13 @@ pub(crate) async fn list(
     Ok(Json(paged_reply("EmailIdentities", all, query.as_deref())?))
 }
 
-pub(crate) async fn delete(
-    State(state): State<AppState>,
-    Path(identity): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let identity = decode_component(&identity);
-    if is_address(&identity) {
-        core.delete_sender(ctx, &identity).await.map_err(not_found)?;
+pub(crate) async fn delete(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let identity = &signed.name;
+    if is_address(identity) {
+        core.delete_sender(ctx, identity).await.map_err(not_found)?;
     } else {
-        core.delete_identity(ctx, &identity).await.map_err(not_found)?;
+        core.delete_identity(ctx, identity).await.map_err(not_found)?;
     }
     Ok(Json(json!({})))
 }
@@ -266,20 +254,16 @@ struct MailFromRequest {
 }
 
 /// `PutEmailIdentityMailFromAttributes`: the identity's return-path (custom MAIL FROM) domain.
-pub(crate) async fn put_mail_from(
-    State(state): State<AppState>,
-    Path(identity): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let identity = decode_component(&identity);
-    if is_address(&identity) {
+pub(crate) async fn put_mail_from(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let identity = &signed.name;
+    if is_address(identity) {
         return Err(AwsError::bad_request(
             "a MAIL FROM domain belongs to a domain identity, not to an address",
         ));
     }
     let req: MailFromRequest = signed.json()?;
-    core.set_mail_from_domain(ctx, &identity, req.mail_from_domain.as_deref())
+    core.set_mail_from_domain(ctx, identity, req.mail_from_domain.as_deref())
         .await
         .map_err(AwsError::from_core)?;
     Ok(Json(json!({})))

@@ -10,7 +10,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use mailpush_core::{AccountContext, Mailpush};
 
@@ -75,8 +76,9 @@ async fn unsupported(uri: axum::http::Uri) -> AwsError {
     )
 }
 
-/// A request whose SigV4 signature verified: the account and the body.
+/// A request whose SigV4 signature verified: the core to act through, the account and the body.
 pub(crate) struct Signed {
+    core: Mailpush,
     ctx: AccountContext,
     body: Bytes,
 }
@@ -150,7 +152,43 @@ impl FromRequest<AppState> for Signed {
         };
         sigv4::verify(&signed, &auth, &secret)
             .map_err(|e| AwsError::forbidden("SignatureDoesNotMatch", e.to_string()))?;
-        Ok(Signed { ctx, body })
+        Ok(Signed {
+            core: core.clone(),
+            ctx,
+            body,
+        })
+    }
+}
+
+/// A signed request on one named resource (`…/{name}`): the resource's name, percent-decoded, and the request.
+pub(crate) struct Named {
+    name: String,
+    signed: Signed,
+}
+
+impl std::ops::Deref for Named {
+    type Target = Signed;
+
+    fn deref(&self) -> &Signed {
+        &self.signed
+    }
+}
+
+impl FromRequest<AppState> for Named {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Path(raw) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let signed = Signed::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Named {
+            name: decode_component(&raw),
+            signed,
+        })
     }
 }
 

@@ -2,7 +2,6 @@
 //! `send_email` (Simple, Template) and `submit_raw` (Raw): the same admission as the Tencent API and SMTP.
 
 use axum::Json;
-use axum::extract::State;
 use base64::Engine;
 use mailpush_core::submit::{RawSubmission, Submitter};
 use mailpush_core::{AccountContext, AttachmentInput, Mailpush, SendContent, SendRequest};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::templates::named_template;
-use crate::{AppState, AwsError, Signed};
+use crate::{AwsError, Signed};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -271,14 +270,14 @@ async fn send_raw(
     Ok(id.as_str().to_string())
 }
 
-pub(crate) async fn send_email(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn send_email(signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: SendEmailInput = signed.json()?;
     let from = input.from_email_address.unwrap_or_default();
     if from.is_empty() && input.content.raw.is_none() {
         return Err(AwsError::bad_request("FromEmailAddress is required"));
     }
     let id = send_one(
-        &state.core,
+        &signed.core,
         &signed.ctx,
         &from,
         input.destination.unwrap_or_default(),
@@ -336,7 +335,7 @@ fn merged_data(default: Option<&str>, replacement: Option<&str>) -> String {
     Value::Object(data).to_string()
 }
 
-pub(crate) async fn send_bulk_email(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: SendBulkInput = signed.json()?;
     if input.bulk_email_entries.is_empty() || input.bulk_email_entries.len() > 50 {
         return Err(AwsError::bad_request("BulkEmailEntries must hold 1 to 50 entries"));
@@ -359,7 +358,7 @@ pub(crate) async fn send_bulk_email(State(state): State<AppState>, signed: Signe
             ..Content::default()
         };
         let outcome = send_one(
-            &state.core,
+            &signed.core,
             &signed.ctx,
             &input.from_email_address,
             entry.destination,

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::RawQuery;
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::clock::{DAY_MS, date_of};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, paged_reply, query_values};
+use crate::{AwsError, Named, Signed, epoch_seconds, paged_reply, query_values};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -79,9 +79,9 @@ async fn suppressed(core: &Mailpush, ctx: &AccountContext) -> Result<BTreeMap<St
     Ok(out)
 }
 
-pub(crate) async fn put(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn put(signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: PutInput = signed.json()?;
-    let (core, ctx) = (&state.core, &signed.ctx);
+    let (core, ctx) = (&signed.core, &signed.ctx);
     let reason = check_reason(&input.reason)?;
     let address = input.email_address.trim().to_ascii_lowercase();
     let created = core
@@ -97,13 +97,9 @@ pub(crate) async fn put(State(state): State<AppState>, signed: Signed) -> Result
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    Path(address): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let address = decode_component(&address).trim().to_ascii_lowercase();
+pub(crate) async fn get(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let address = signed.name.trim().to_ascii_lowercase();
     let all = suppressed(core, ctx).await?;
     let (reason, at) = all
         .get(&address)
@@ -117,13 +113,9 @@ pub(crate) async fn get(
     })))
 }
 
-pub(crate) async fn delete(
-    State(state): State<AppState>,
-    Path(address): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let address = decode_component(&address).trim().to_ascii_lowercase();
+pub(crate) async fn delete(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let address = signed.name.trim().to_ascii_lowercase();
     let list = [address.clone()];
     let custom = core
         .delete_custom_blacklist(ctx, &list)
@@ -137,12 +129,8 @@ pub(crate) async fn delete(
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
+pub(crate) async fn list(RawQuery(query): RawQuery, signed: Signed) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
     let q = query.as_deref();
     let reasons: Vec<String> = query_values(q, "Reason");
     for r in &reasons {

@@ -4,7 +4,7 @@
 //! kept beside it.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::RawQuery;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
 use mailpush_store::SesTemplateRow;
 use mailpush_template::{CompiledTemplate, DataPolicy, TemplateData};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::send::TemplateRef;
-use crate::{AppState, AwsError, Signed, decode_component, epoch_seconds, paged_reply};
+use crate::{AwsError, Named, Signed, epoch_seconds, paged_reply};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -80,9 +80,9 @@ impl TemplateRef {
     }
 }
 
-pub(crate) async fn create(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn create(signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: CreateInput = signed.json()?;
-    let (core, ctx) = (&state.core, &signed.ctx);
+    let (core, ctx) = (&signed.core, &signed.ctx);
     check_name(&input.template_name)?;
     if find(core, ctx, &input.template_name).await?.is_some() {
         return Err(AwsError::new(
@@ -113,14 +113,10 @@ pub(crate) async fn create(State(state): State<AppState>, signed: Signed) -> Res
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let name = decode_component(&name);
-    let row = find(core, ctx, &name).await?.ok_or_else(|| missing(&name))?;
+pub(crate) async fn get(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let name = &signed.name;
+    let row = find(core, ctx, name).await?.ok_or_else(|| missing(name))?;
     let t = core.template(ctx, row.template_id).await.map_err(AwsError::from_core)?;
     Ok(Json(json!({
         "TemplateName": row.name,
@@ -128,15 +124,11 @@ pub(crate) async fn get(
     })))
 }
 
-pub(crate) async fn update(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn update(signed: Named) -> Result<Json<Value>, AwsError> {
     let input: UpdateInput = signed.json()?;
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let name = decode_component(&name);
-    let mut row = find(core, ctx, &name).await?.ok_or_else(|| missing(&name))?;
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let name = &signed.name;
+    let mut row = find(core, ctx, name).await?.ok_or_else(|| missing(name))?;
     let c = input.template_content;
     core.update_template(
         ctx,
@@ -154,27 +146,19 @@ pub(crate) async fn update(
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn delete(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let name = decode_component(&name);
-    let row = find(core, ctx, &name).await?.ok_or_else(|| missing(&name))?;
+pub(crate) async fn delete(signed: Named) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let name = &signed.name;
+    let row = find(core, ctx, name).await?.ok_or_else(|| missing(name))?;
     core.delete_template(ctx, row.template_id)
         .await
         .map_err(AwsError::from_core)?;
-    core.delete_ses_template(ctx, &name).await?;
+    core.delete_ses_template(ctx, name).await?;
     Ok(Json(json!({})))
 }
 
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
-    let (core, ctx) = (&state.core, &signed.ctx);
+pub(crate) async fn list(RawQuery(query): RawQuery, signed: Signed) -> Result<Json<Value>, AwsError> {
+    let (core, ctx) = (&signed.core, &signed.ctx);
     let rows = core.ses_templates(ctx).await?;
     let list: Vec<Value> = rows
         .iter()
@@ -191,15 +175,11 @@ struct RenderInput {
 
 /// `TestRenderEmailTemplate`: the template rendered with `TemplateData` as a MIME message (Subject and the
 /// bodies; no From/To, as SES).
-pub(crate) async fn test_render(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    signed: Signed,
-) -> Result<Json<Value>, AwsError> {
+pub(crate) async fn test_render(signed: Named) -> Result<Json<Value>, AwsError> {
     let input: RenderInput = signed.json()?;
-    let (core, ctx) = (&state.core, &signed.ctx);
-    let name = decode_component(&name);
-    let row = find(core, ctx, &name).await?.ok_or_else(|| missing(&name))?;
+    let (core, ctx) = (&signed.core, &signed.ctx);
+    let name = &signed.name;
+    let row = find(core, ctx, name).await?.ok_or_else(|| missing(name))?;
     let t = core.template(ctx, row.template_id).await.map_err(AwsError::from_core)?;
     let compiled = CompiledTemplate::compile(&row.subject, t.html.as_deref(), t.text.as_deref())
         .map_err(|e| AwsError::bad_request(e.to_string()))?;

@@ -384,20 +384,13 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         let initial = initial.trim();
         let creds = if mechanism == AUTH_PLAIN {
-            let raw = if initial.is_empty() {
-                match self.auth_line("").await {
-                    Ok(Some(raw)) => raw,
-                    Ok(None) => return self.error(reply(501, "5.7.0", "Authentication cancelled")),
-                    Err(Ok(r)) => return self.error(r),
-                    Err(Err(e)) => return Err(e),
-                }
-            } else if initial == "=" {
+            let raw = if initial == "=" {
                 Vec::new()
             } else {
-                match decode_b64(initial) {
-                    Ok(raw) => raw,
-                    Err(r) => return self.error(r),
-                }
+                let Some(raw) = self.auth_response(initial, "").await? else {
+                    return Ok(());
+                };
+                raw
             };
             // authzid NUL authcid NUL password; acting for another identity is not supported.
             let parts: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
@@ -406,24 +399,11 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
                 _ => return self.error(reply(501, "5.5.2", "Malformed AUTH PLAIN response")),
             }
         } else if mechanism == AUTH_LOGIN {
-            let user = if initial.is_empty() {
-                match self.auth_line("VXNlcm5hbWU6").await {
-                    Ok(Some(u)) => u,
-                    Ok(None) => return self.error(reply(501, "5.7.0", "Authentication cancelled")),
-                    Err(Ok(r)) => return self.error(r),
-                    Err(Err(e)) => return Err(e),
-                }
-            } else {
-                match decode_b64(initial) {
-                    Ok(u) => u,
-                    Err(r) => return self.error(r),
-                }
+            let Some(user) = self.auth_response(initial, "VXNlcm5hbWU6").await? else {
+                return Ok(());
             };
-            let pass = match self.auth_line("UGFzc3dvcmQ6").await {
-                Ok(Some(p)) => p,
-                Ok(None) => return self.error(reply(501, "5.7.0", "Authentication cancelled")),
-                Err(Ok(r)) => return self.error(r),
-                Err(Err(e)) => return Err(e),
+            let Some(pass) = self.auth_response("", "UGFzc3dvcmQ6").await? else {
+                return Ok(());
             };
             (user, pass)
         } else {
@@ -478,37 +458,55 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         Ok(self.trusted.clone().flatten())
     }
 
-    async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), End> {
-        if self.helo.is_none() {
-            return self.error(reply(503, "5.5.1", "Send EHLO first"));
-        }
-        if self.tx.is_some() {
-            return self.error(reply(503, "5.5.1", "Nested MAIL command"));
-        }
-        if self.shared.config.inbound {
-            return self.inbound_mail(from);
-        }
-        let p = match self.principal().await {
-            Ok(Some(p)) => p,
-            Ok(None) => return self.error(reply(530, "5.7.0", "Authentication required")),
-            Err(r) => {
-                self.push(&r);
-                return Ok(());
+    /// An AUTH response: the client's initial response when it sent one (base64), else its answer to the
+    /// challenge `prompt`. `None` once the client has its reply (cancelled, or not base64).
+    async fn auth_response(&mut self, initial: &str, prompt: &str) -> Result<Option<Vec<u8>>, End> {
+        let refusal = if initial.is_empty() {
+            match self.auth_line(prompt).await {
+                Ok(Some(raw)) => return Ok(Some(raw)),
+                Ok(None) => reply(501, "5.7.0", "Authentication cancelled"),
+                Err(Ok(r)) => r,
+                Err(Err(e)) => return Err(e),
+            }
+        } else {
+            match decode_b64(initial) {
+                Ok(raw) => return Ok(Some(raw)),
+                Err(r) => r,
             }
         };
+        self.error(refusal).map(|()| None)
+    }
+
+    /// The principal mail is submitted for; `None` when there is none, once the client has its reply (`530`, or
+    /// the backend's failure).
+    async fn submitter(&mut self) -> Result<Option<Principal>, End> {
+        match self.principal().await {
+            Ok(Some(p)) => Ok(Some(p)),
+            Ok(None) => self
+                .error(reply(530, "5.7.0", "Authentication required"))
+                .map(|()| None),
+            Err(r) => {
+                self.push(&r);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether a `MAIL FROM` declares a size over the limit; the client then has its `552`.
+    fn oversize(&mut self, size: usize) -> bool {
         let max = self.shared.config.max_message_bytes;
-        if from.size > max {
+        if size > max {
             self.push(&reply(
                 552,
                 "5.3.4",
                 format!("Message size exceeds the maximum of {max} bytes"),
             ));
-            return Ok(());
         }
-        if let Err(r) = self.shared.backend.check_sender(&p, &from.address).await {
-            self.push(&r);
-            return Ok(());
-        }
+        size > max
+    }
+
+    /// Opens the transaction of an accepted `MAIL FROM` (`250`).
+    fn open_transaction(&mut self, from: smtp_proto::MailFrom<String>) {
         self.tx = Some(Transaction {
             envelope: Envelope {
                 client: self.client_trace(&from),
@@ -520,6 +518,29 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
             chunk_failure: None,
         });
         self.push(&reply(250, "2.1.0", "Ok"));
+    }
+
+    async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), End> {
+        if self.helo.is_none() {
+            return self.error(reply(503, "5.5.1", "Send EHLO first"));
+        }
+        if self.tx.is_some() {
+            return self.error(reply(503, "5.5.1", "Nested MAIL command"));
+        }
+        if self.shared.config.inbound {
+            return self.inbound_mail(from);
+        }
+        let Some(p) = self.submitter().await? else {
+            return Ok(());
+        };
+        if self.oversize(from.size) {
+            return Ok(());
+        }
+        if let Err(r) = self.shared.backend.check_sender(&p, &from.address).await {
+            self.push(&r);
+            return Ok(());
+        }
+        self.open_transaction(from);
         Ok(())
     }
 
@@ -544,13 +565,8 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         if self.shared.config.inbound {
             return self.inbound_rcpt(key, to).await;
         }
-        let p = match self.principal().await {
-            Ok(Some(p)) => p,
-            Ok(None) => return self.error(reply(530, "5.7.0", "Authentication required")),
-            Err(r) => {
-                self.push(&r);
-                return Ok(());
-            }
+        let Some(p) = self.submitter().await? else {
+            return Ok(());
         };
         if let Err(r) = self.shared.backend.check_recipient(&p, &to).await {
             self.push(&r);
@@ -566,26 +582,10 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
 
     /// Inbound MX `MAIL FROM`: any sender, the null one included (DSNs are sent from `<>`).
     fn inbound_mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), End> {
-        let max = self.shared.config.max_message_bytes;
-        if from.size > max {
-            self.push(&reply(
-                552,
-                "5.3.4",
-                format!("Message size exceeds the maximum of {max} bytes"),
-            ));
+        if self.oversize(from.size) {
             return Ok(());
         }
-        self.tx = Some(Transaction {
-            envelope: Envelope {
-                client: self.client_trace(&from),
-                mail_from: from.address,
-                rcpt_to: Vec::new(),
-            },
-            rcpt_keys: HashSet::new(),
-            chunks: None,
-            chunk_failure: None,
-        });
-        self.push(&reply(250, "2.1.0", "Ok"));
+        self.open_transaction(from);
         Ok(())
     }
 

@@ -30,24 +30,28 @@ pub enum FooterLanguage {
 }
 
 impl FooterLanguage {
+    /// Every language, in code order.
+    const ALL: [FooterLanguage; 12] = {
+        use FooterLanguage::*;
+        [
+            ChineseSimplified,
+            English,
+            ChineseTraditional,
+            Spanish,
+            French,
+            German,
+            Japanese,
+            Korean,
+            Arabic,
+            Thai,
+            Indonesian,
+            Vietnamese,
+        ]
+    };
+
     /// The language for code 1–12; `None` for 0 and anything else.
     pub fn from_code(code: u8) -> Option<FooterLanguage> {
-        use FooterLanguage::*;
-        Some(match code {
-            1 => ChineseSimplified,
-            2 => English,
-            3 => ChineseTraditional,
-            4 => Spanish,
-            5 => French,
-            6 => German,
-            7 => Japanese,
-            8 => Korean,
-            9 => Arabic,
-            10 => Thai,
-            11 => Indonesian,
-            12 => Vietnamese,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|l| *l as u8 == code)
     }
 
     /// (sentence, link text).

@@ -1,7 +1,6 @@
 //! Batch sending actions: CreateReceiver, CreateReceiverDetail, CreateReceiverDetailWithData, ListReceivers,
 //! ListReceiverDetails, DeleteReceiver, BatchSendEmail, ListSendTasks (fields from the SDK's `models.py`).
 
-use super::core_error;
 use mailpush_core::batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, TaskSchedule, format_time};
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::{ApiError, ErrorCode};
@@ -20,10 +19,7 @@ pub(super) async fn create_receiver(
     ctx: &AccountContext,
     p: CreateReceiverParams,
 ) -> Result<Value, ApiError> {
-    let id = core
-        .create_receiver(ctx, &p.receivers_name, p.desc.as_deref())
-        .await
-        .map_err(core_error)?;
+    let id = core.create_receiver(ctx, &p.receivers_name, p.desc.as_deref()).await?;
     Ok(json!({ "ReceiverId": id }))
 }
 
@@ -67,10 +63,7 @@ async fn add_details(
     receiver_id: i64,
     items: Vec<ReceiverDetailInput>,
 ) -> Result<Value, ApiError> {
-    let r = core
-        .add_receiver_details(ctx, receiver_id, items)
-        .await
-        .map_err(core_error)?;
+    let r = core.add_receiver_details(ctx, receiver_id, items).await?;
     Ok(report(r))
 }
 
@@ -120,8 +113,7 @@ pub(super) async fn list_receivers(
 ) -> Result<Value, ApiError> {
     let (total, rows) = core
         .list_receivers(ctx, p.status, p.key_word.as_deref(), p.offset, p.limit)
-        .await
-        .map_err(core_error)?;
+        .await?;
     let data: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -167,8 +159,7 @@ pub(super) async fn list_details(
             p.offset,
             p.limit,
         )
-        .await
-        .map_err(core_error)?;
+        .await?;
     let data: Vec<Value> = page
         .rows
         .iter()
@@ -202,7 +193,7 @@ pub(super) async fn delete_receiver(
     ctx: &AccountContext,
     p: DeleteReceiverParams,
 ) -> Result<Value, ApiError> {
-    core.delete_receiver(ctx, p.receiver_id).await.map_err(core_error)?;
+    core.delete_receiver(ctx, p.receiver_id).await?;
     Ok(json!({}))
 }
 
@@ -300,7 +291,7 @@ pub(super) async fn batch_send(core: &Mailpush, ctx: &AccountContext, p: BatchSe
         unsubscribe: p.unsubscribe,
         ad_location: p.ad_location.unwrap_or(0),
     };
-    let id = core.batch_send_email(ctx, req).await.map_err(core_error)?;
+    let id = core.batch_send_email(ctx, req).await?;
     Ok(json!({ "TaskId": id }))
 }
 
@@ -317,8 +308,7 @@ pub(super) struct ListTasksParams {
 pub(super) async fn list_tasks(core: &Mailpush, ctx: &AccountContext, p: ListTasksParams) -> Result<Value, ApiError> {
     let (total, rows) = core
         .list_send_tasks(ctx, p.status, p.task_type, p.receiver_id, p.offset, p.limit)
-        .await
-        .map_err(core_error)?;
+        .await?;
     let data: Vec<Value> = rows
         .iter()
         .map(|t| {

@@ -1,6 +1,6 @@
 //! Engagement actions (mailpush extensions): callback URLs and the callback signing secret.
 
-use super::{core_error, parse};
+use super::parse;
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::ApiError;
 use serde::Deserialize;
@@ -16,13 +16,12 @@ struct SetCallbackUrlParams {
 pub(super) async fn set_callback_url(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: SetCallbackUrlParams = parse(params)?;
     core.set_callback_url(ctx, p.email_address.as_deref(), p.callback_url.as_deref())
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({}))
 }
 
 pub(super) async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
-    let cfg = core.callback_config(ctx).await.map_err(core_error)?;
+    let cfg = core.callback_config(ctx).await?;
     let senders: Vec<Value> = cfg
         .sender_urls
         .iter()
@@ -36,6 +35,6 @@ pub(super) async fn get_callback_config(core: &Mailpush, ctx: &AccountContext) -
 }
 
 pub(super) async fn reset_secret(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
-    let secret = core.reset_callback_secret(ctx).await.map_err(core_error)?;
+    let secret = core.reset_callback_secret(ctx).await?;
     Ok(json!({ "CallbackSecret": secret }))
 }

@@ -1,7 +1,7 @@
 //! Sending-identity actions: domains (`*EmailIdentity*`) and sender addresses (`*EmailAddress`,
 //! `UpdateEmailSmtpPassWord`). Field names from the SDK's `models.py`.
 
-use super::{core_error, parse};
+use super::parse;
 use mailpush_core::identity_tags::{IdentityTag, tags_match};
 use mailpush_core::{AccountContext, IdentityView, Mailpush, SenderView};
 use mailpush_model::{ApiError, ErrorCode};
@@ -73,19 +73,11 @@ struct CreateIdentityParams {
 pub(super) async fn create_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateIdentityParams = parse(params)?;
     let tags = tags_of(p.tag_list);
-    let mut v = core
-        .create_identity(ctx, &p.email_identity, p.dkim_option)
-        .await
-        .map_err(core_error)?;
+    let mut v = core.create_identity(ctx, &p.email_identity, p.dkim_option).await?;
     // A domain created again starts with the tags of this request, not those of an earlier life.
-    core.set_identity_tags(ctx, &v.domain, &tags)
-        .await
-        .map_err(core_error)?;
+    core.set_identity_tags(ctx, &v.domain, &tags).await?;
     if let Some(m) = p.mail_from_domain.as_deref() {
-        v = core
-            .set_mail_from_domain(ctx, &p.email_identity, Some(m))
-            .await
-            .map_err(core_error)?;
+        v = core.set_mail_from_domain(ctx, &p.email_identity, Some(m)).await?;
     }
     let mut reply = identity_reply(&v);
     reply["TagList"] = tags_json(&tags);
@@ -100,8 +92,8 @@ struct IdentityParams {
 
 pub(super) async fn get_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: IdentityParams = parse(params)?;
-    let v = core.get_identity(ctx, &p.email_identity).await.map_err(core_error)?;
-    let tags = core.identity_tags(ctx).await.map_err(core_error)?;
+    let v = core.get_identity(ctx, &p.email_identity).await?;
+    let tags = core.identity_tags(ctx).await?;
     let mut reply = identity_reply(&v);
     reply["TagList"] = tags_json(tags.get(&v.domain).map_or(&[], Vec::as_slice));
     Ok(reply)
@@ -124,14 +116,9 @@ struct UpdateIdentityParams {
 pub(super) async fn update_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: UpdateIdentityParams = parse(params)?;
     if let Some(m) = p.mail_from_domain.as_deref() {
-        core.set_mail_from_domain(ctx, &p.email_identity, Some(m))
-            .await
-            .map_err(core_error)?;
+        core.set_mail_from_domain(ctx, &p.email_identity, Some(m)).await?;
     }
-    let v = core
-        .update_identity(ctx, &p.email_identity, p.dkim_option)
-        .await
-        .map_err(core_error)?;
+    let v = core.update_identity(ctx, &p.email_identity, p.dkim_option).await?;
     Ok(identity_reply(&v))
 }
 
@@ -157,14 +144,14 @@ pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, param
     }
     let offset = p.offset.unwrap_or(0);
     let wanted = tags_of(p.tag_list);
-    let tags = core.identity_tags(ctx).await.map_err(core_error)?;
+    let tags = core.identity_tags(ctx).await?;
     let no_tags: &[IdentityTag] = &[];
     let tags_of_domain = |d: &str| tags.get(d).map_or(no_tags, Vec::as_slice);
     let (list, total) = if wanted.is_empty() {
-        core.list_identities(ctx, offset, limit).await.map_err(core_error)?
+        core.list_identities(ctx, offset, limit).await?
     } else {
         // Filtered by tags: an identity matches when it carries every (TagKey, TagValue) asked for.
-        let (all, _) = core.list_identities(ctx, 0, i64::MAX).await.map_err(core_error)?;
+        let (all, _) = core.list_identities(ctx, 0, i64::MAX).await?;
         let matching: Vec<IdentityView> = all
             .into_iter()
             .filter(|v| tags_match(tags_of_domain(&v.domain), &wanted))
@@ -179,10 +166,10 @@ pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, param
     };
     let mut send_ips = Vec::with_capacity(list.len());
     for v in &list {
-        send_ips.push(core.identity_send_ips(ctx, &v.domain).await.map_err(core_error)?);
+        send_ips.push(core.identity_send_ips(ctx, &v.domain).await?);
     }
     let names: Vec<&str> = list.iter().map(|v| v.domain.as_str()).collect();
-    let levels = core.reputations(ctx, &names).await.map_err(core_error)?;
+    let levels = core.reputations(ctx, &names).await?;
     let identities: Vec<Value> = list
         .iter()
         .zip(&levels)
@@ -213,7 +200,7 @@ pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, param
 
 pub(super) async fn delete_identity(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: IdentityParams = parse(params)?;
-    core.delete_identity(ctx, &p.email_identity).await.map_err(core_error)?;
+    core.delete_identity(ctx, &p.email_identity).await?;
     Ok(json!({}))
 }
 
@@ -227,8 +214,7 @@ struct CreateAddressParams {
 pub(super) async fn create_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: CreateAddressParams = parse(params)?;
     core.create_sender(ctx, &p.email_address, p.email_sender_name.as_deref())
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({}))
 }
 
@@ -247,7 +233,7 @@ fn sender_json(s: &SenderView) -> Value {
 
 pub(super) async fn list_addresses(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let _: NoParams = parse(params)?;
-    let list = core.list_senders(ctx).await.map_err(core_error)?;
+    let list = core.list_senders(ctx).await?;
     Ok(json!({ "EmailSenders": list.iter().map(sender_json).collect::<Vec<_>>() }))
 }
 
@@ -259,7 +245,7 @@ struct AddressParams {
 
 pub(super) async fn delete_address(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: AddressParams = parse(params)?;
-    core.delete_sender(ctx, &p.email_address).await.map_err(core_error)?;
+    core.delete_sender(ctx, &p.email_address).await?;
     Ok(json!({}))
 }
 
@@ -272,8 +258,6 @@ struct PasswordParams {
 
 pub(super) async fn update_password(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: PasswordParams = parse(params)?;
-    core.update_smtp_password(ctx, &p.email_address, &p.password)
-        .await
-        .map_err(core_error)?;
+    core.update_smtp_password(ctx, &p.email_address, &p.password).await?;
     Ok(json!({}))
 }

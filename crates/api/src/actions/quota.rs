@@ -1,13 +1,12 @@
 //! `GetSendQuota` (mailpush extension): today's usage and the limits in force for the calling account.
 
-use super::core_error;
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::ApiError;
 use serde_json::{Value, json};
 
 /// `GetSendQuota`: no parameters.
 pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
-    let q = core.send_quota(ctx).await.map_err(core_error)?;
+    let q = core.send_quota(ctx).await?;
     let domains: Vec<Value> = q
         .domains
         .iter()
@@ -38,8 +37,7 @@ pub(crate) async fn get_send_quota(core: &Mailpush, ctx: &AccountContext) -> Res
 async fn warmup_entries(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Value>, ApiError> {
     Ok(core
         .domain_warmup(ctx)
-        .await
-        .map_err(core_error)?
+        .await?
         .into_iter()
         .map(|w| {
             json!({
@@ -56,7 +54,7 @@ async fn warmup_entries(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Val
 /// `SourceIps` of `GetSendQuota`: the source addresses the account's mail can go out from, with today's sends and
 /// warm-up allowance (`null` = no limit).
 async fn source_ips(core: &Mailpush, ctx: &AccountContext) -> Result<Vec<Value>, ApiError> {
-    let ips = core.source_ip_quota(ctx).await.map_err(core_error)?;
+    let ips = core.source_ip_quota(ctx).await?;
     Ok(ips
         .iter()
         .map(|q| {

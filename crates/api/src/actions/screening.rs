@@ -1,7 +1,7 @@
 //! `CheckEmailQuality` (mailpush extension): the 0–10 quality report of a template with data, Simple content or
 //! a raw MIME message. Nothing is sent or stored.
 
-use super::{SimpleParam, TemplateParam, core_error, decode_base64, decode_text, parse};
+use super::{SimpleParam, TemplateParam, decode_base64, decode_text, parse};
 use mailpush_core::screening::{QualityInput, QualityRequest};
 use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest};
 use mailpush_model::{ApiError, ErrorCode, TriggerType};
@@ -92,8 +92,7 @@ pub(super) async fn check_email_quality(
                 unsubscribe,
             },
         )
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(quality_json(&report))
 }
 

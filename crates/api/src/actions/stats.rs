@@ -1,8 +1,8 @@
 //! Statistics and feedback actions: GetStatisticsReport and the four *AddressUnsubscribeConfig actions (field
 //! names and types from the SDK's `models.py`), GetAbuseReport, and the mailpush extension ListReputationWarnings.
 
+use super::parse;
 use super::suppression::datetime;
-use super::{core_error, parse};
 use mailpush_core::abuse::{AbuseQuery, MAX_ABUSE_LIMIT};
 use mailpush_core::stats::{StatCounters, StatisticsRequest};
 use mailpush_core::{AccountContext, Mailpush};
@@ -45,8 +45,7 @@ pub(super) async fn statistics(core: &Mailpush, ctx: &AccountContext, params: Va
                 receiving_mailbox_type: p.receiving_mailbox_type,
             },
         )
-        .await
-        .map_err(core_error)?;
+        .await?;
     let daily: Vec<Value> = report.daily.iter().map(|(d, c)| volume(Some(d), c)).collect();
     Ok(json!({
         "DailyVolumes": daily,
@@ -84,11 +83,11 @@ pub(super) async fn abuse(core: &Mailpush, ctx: &AccountContext, params: Value) 
         offset: p.offset.unwrap_or(0),
         limit: p.limit.unwrap_or(MAX_ABUSE_LIMIT),
     };
-    let (rows, total) = core.abuse_reports(ctx, &query).await.map_err(core_error)?;
+    let (rows, total) = core.abuse_reports(ctx, &query).await?;
     let mut data = Vec::with_capacity(rows.len());
     for r in &rows {
         let from_domain = domain_of(&r.from_address);
-        let source_ips = core.identity_send_ips(ctx, &from_domain).await.map_err(core_error)?;
+        let source_ips = core.identity_send_ips(ctx, &from_domain).await?;
         let complained = datetime(r.complained_ms);
         data.push(json!({
             "DeliverTime": datetime(r.deliver_ms.unwrap_or(r.request_ms)),
@@ -128,16 +127,14 @@ struct ConfigParams {
 pub(super) async fn create_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ConfigParams = parse(params)?;
     core.create_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({}))
 }
 
 pub(super) async fn update_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: ConfigParams = parse(params)?;
     core.update_unsubscribe_config(ctx, &p.address, &p.unsubscribe_config, p.status)
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({}))
 }
 
@@ -149,9 +146,7 @@ struct DeleteConfigParams {
 
 pub(super) async fn delete_config(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteConfigParams = parse(params)?;
-    core.delete_unsubscribe_config(ctx, &p.address)
-        .await
-        .map_err(core_error)?;
+    core.delete_unsubscribe_config(ctx, &p.address).await?;
     Ok(json!({}))
 }
 
@@ -182,10 +177,7 @@ pub(super) async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: 
             ));
         }
     };
-    let (rows, total) = core
-        .list_unsubscribe_configs(ctx, p.offset.unwrap_or(0), limit)
-        .await
-        .map_err(core_error)?;
+    let (rows, total) = core.list_unsubscribe_configs(ctx, p.offset.unwrap_or(0), limit).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -200,7 +192,7 @@ pub(super) async fn list_configs(core: &Mailpush, ctx: &AccountContext, params: 
 }
 
 pub(super) async fn warnings(core: &Mailpush, ctx: &AccountContext) -> Result<Value, ApiError> {
-    let rows = core.reputation_warnings(ctx).await.map_err(core_error)?;
+    let rows = core.reputation_warnings(ctx).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|w| {

@@ -2,7 +2,7 @@
 //! and CreateCustomBlacklist, ListCustomBlacklist, UpdateCustomBlackList, DeleteCustomBlackList (the account's own
 //! list). Field names and types from the SDK's `models.py`.
 
-use super::{core_error, parse};
+use super::parse;
 use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::ApiError;
 use serde::Deserialize;
@@ -38,8 +38,7 @@ pub(super) async fn list_black(core: &Mailpush, ctx: &AccountContext, params: Va
             p.offset,
             p.limit,
         )
-        .await
-        .map_err(core_error)?;
+        .await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| json!({"BounceTime": datetime(r.created_ms), "EmailAddress": r.address, "IspDesc": r.reason}))
@@ -55,9 +54,7 @@ struct DeleteBlackParams {
 
 pub(super) async fn delete_black(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteBlackParams = parse(params)?;
-    core.delete_black_list(ctx, &p.email_address_list)
-        .await
-        .map_err(core_error)?;
+    core.delete_black_list(ctx, &p.email_address_list).await?;
     Ok(json!({}))
 }
 
@@ -72,8 +69,7 @@ pub(super) async fn create_custom(core: &Mailpush, ctx: &AccountContext, params:
     let p: CreateCustomParams = parse(params)?;
     let c = core
         .create_custom_blacklist(ctx, &p.emails, p.expire_date.as_deref())
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({
         "TotalCount": c.total,
         "ValidCount": c.valid,
@@ -97,8 +93,7 @@ pub(super) async fn list_custom(core: &Mailpush, ctx: &AccountContext, params: V
     let now = core.now_ms();
     let (rows, total) = core
         .list_custom_blacklist(ctx, p.status, p.email.as_deref(), p.offset, p.limit)
-        .await
-        .map_err(core_error)?;
+        .await?;
     let data: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -126,8 +121,7 @@ struct UpdateCustomParams {
 pub(super) async fn update_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: UpdateCustomParams = parse(params)?;
     core.update_custom_blacklist(ctx, p.id, &p.email, p.expire_date.as_deref())
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok(json!({}))
 }
 
@@ -139,7 +133,7 @@ struct DeleteCustomParams {
 
 pub(super) async fn delete_custom(core: &Mailpush, ctx: &AccountContext, params: Value) -> Result<Value, ApiError> {
     let p: DeleteCustomParams = parse(params)?;
-    core.delete_custom_blacklist(ctx, &p.emails).await.map_err(core_error)?;
+    core.delete_custom_blacklist(ctx, &p.emails).await?;
     Ok(json!({}))
 }
 

@@ -1,7 +1,7 @@
 //! The template actions: CreateEmailTemplate, UpdateEmailTemplate, GetEmailTemplate, ListEmailTemplates,
 //! DeleteEmailTemplate (fields from the SDK's `models.py`, plus the `TemplateCategory` extension).
 
-use super::{core_error, decode_base64};
+use super::decode_base64_text;
 use base64::Engine;
 use mailpush_core::templates::TemplateBodies;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
@@ -17,14 +17,8 @@ pub(super) struct TemplateContentParam {
 }
 
 fn decode_part(field: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let bytes = decode_base64(field, &raw, ErrorCode::InvalidParameterValueTemplateContentIsWrong)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidParameterValueTemplateContentIsWrong,
-            format!("{field} must be base64 of UTF-8 text"),
-        )
-    })
+    let code = ErrorCode::InvalidParameterValueTemplateContentIsWrong;
+    decode_base64_text(field, raw, code, "base64 of UTF-8 text")
 }
 
 fn decode_content(c: Option<TemplateContentParam>) -> Result<Option<TemplateBodies>, ApiError> {
@@ -58,7 +52,7 @@ pub(super) async fn create(core: &Mailpush, ctx: &AccountContext, p: CreateParam
         content: decode_content(p.template_content)?,
         category: p.template_category,
     };
-    let id = core.create_template(ctx, input).await.map_err(core_error)?;
+    let id = core.create_template(ctx, input).await?;
     Ok(json!({ "TemplateID": id }))
 }
 
@@ -79,9 +73,7 @@ pub(super) async fn update(core: &Mailpush, ctx: &AccountContext, p: UpdateParam
         content: decode_content(p.template_content)?,
         category: p.template_category,
     };
-    core.update_template(ctx, p.template_id, input)
-        .await
-        .map_err(core_error)?;
+    core.update_template(ctx, p.template_id, input).await?;
     Ok(json!({}))
 }
 
@@ -93,7 +85,7 @@ pub(super) struct IdParams {
 }
 
 pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> Result<Value, ApiError> {
-    let t = core.template(ctx, p.template_id).await.map_err(core_error)?;
+    let t = core.template(ctx, p.template_id).await?;
     Ok(json!({
         "TemplateContent": { "Html": encode(t.html.as_deref()), "Text": encode(t.text.as_deref()) },
         "TemplateStatus": t.status.code(),
@@ -102,7 +94,7 @@ pub(super) async fn get(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> R
 }
 
 pub(super) async fn delete(core: &Mailpush, ctx: &AccountContext, p: IdParams) -> Result<Value, ApiError> {
-    core.delete_template(ctx, p.template_id).await.map_err(core_error)?;
+    core.delete_template(ctx, p.template_id).await?;
     Ok(json!({}))
 }
 
@@ -114,10 +106,7 @@ pub(super) struct ListParams {
 }
 
 pub(super) async fn list(core: &Mailpush, ctx: &AccountContext, p: ListParams) -> Result<Value, ApiError> {
-    let page = core
-        .list_templates(ctx, p.offset.unwrap_or(0), p.limit)
-        .await
-        .map_err(core_error)?;
+    let page = core.list_templates(ctx, p.offset.unwrap_or(0), p.limit).await?;
     let list: Vec<Value> = page
         .templates
         .iter()

@@ -2,11 +2,10 @@
 //! pause / resume / cancel.
 
 use super::after;
+use crate::ConsoleError;
 use crate::auth::Page;
-use crate::view::render;
-use crate::{App, ConsoleError};
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Json, Response};
 use mailpush_core::batch::{BatchRequest, TaskSchedule};
 use mailpush_core::console_queries::TaskAction;
@@ -26,9 +25,9 @@ async fn lists_json(core: &Mailpush, account: &AccountContext) -> Result<Vec<Val
 }
 
 /// The account's recipient lists and the upload form.
-pub(crate) async fn lists(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
-    let lists = lists_json(&app.core, page.account()?).await?;
-    render(&app, &page, "lists.html", "lists", json!({ "lists": lists })).await
+pub(crate) async fn lists(page: Page) -> Result<Response, ConsoleError> {
+    let lists = lists_json(page.core(), page.account()?).await?;
+    page.render("lists.html", "lists", json!({ "lists": lists })).await
 }
 
 #[derive(Deserialize)]
@@ -38,14 +37,11 @@ pub(crate) struct UploadForm {
 }
 
 /// Imports the CSV into the list (created if missing), as `mailpush receivers import` does.
-pub(crate) async fn upload(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<UploadForm>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn upload(page: Page, Form(f): Form<UploadForm>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let lines = f.csv.lines().map(|l| Ok(l.to_string())).collect::<Vec<_>>();
-    let r = mailpush_admin::receivers::import_lines(&app.core, account, &f.name, lines.into_iter(), &mut |_| {}).await;
+    let r =
+        mailpush_admin::receivers::import_lines(page.core(), account, &f.name, lines.into_iter(), &mut |_| {}).await;
     let lang = page.lang;
     match r {
         Ok((_, t)) => after(
@@ -84,25 +80,25 @@ fn task_json(t: &SendTaskRow) -> Value {
 }
 
 /// The account's tasks with their progress, and the form of a new one.
-pub(crate) async fn tasks(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
+pub(crate) async fn tasks(page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let (_, rows) = app.core.list_send_tasks(account, None, None, None, 0, 100).await?;
-    let (senders, templates) = super::senders_and_templates(&app.core, account).await?;
+    let (_, rows) = page.core().list_send_tasks(account, None, None, None, 0, 100).await?;
+    let (senders, templates) = super::senders_and_templates(page.core(), account).await?;
     let labels: serde_json::Map<String, Value> = [1, 5, 6, 7, 8, 9, 10]
         .iter()
         .map(|s| (s.to_string(), Value::from(page.lang.t(&format!("ts_{s}")))))
         .collect();
     let ctx = json!({
-        "tasks": rows.iter().map(task_json).collect::<Vec<_>>(), "lists": lists_json(&app.core, account).await?,
+        "tasks": rows.iter().map(task_json).collect::<Vec<_>>(), "lists": lists_json(page.core(), account).await?,
         "senders": senders, "templates": templates, "labels": labels,
     });
-    render(&app, &page, "tasks.html", "tasks", ctx).await
+    page.render("tasks.html", "tasks", ctx).await
 }
 
 /// The tasks' progress as JSON, polled by the tasks page.
-pub(crate) async fn progress(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
-    let (_, rows) = app
-        .core
+pub(crate) async fn progress(page: Page) -> Result<Response, ConsoleError> {
+    let (_, rows) = page
+        .core()
         .list_send_tasks(page.account()?, None, None, None, 0, 100)
         .await?;
     Ok(Json(rows.iter().map(task_json).collect::<Vec<_>>()).into_response())
@@ -121,11 +117,7 @@ pub(crate) struct TaskForm {
 }
 
 /// Starts a batch task (BatchSendEmail).
-pub(crate) async fn create_task(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<TaskForm>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn create_task(page: Page, Form(f): Form<TaskForm>) -> Result<Response, ConsoleError> {
     let begin = f.begin.filter(|b| !b.trim().is_empty());
     let schedule = match f.kind.unwrap_or(1) {
         2 => TaskSchedule::Timed { begin },
@@ -147,22 +139,18 @@ pub(crate) async fn create_task(
         unsubscribe: None,
         ad_location: 0,
     };
-    let r = app.core.batch_send_email(page.account()?, req).await;
+    let r = page.core().batch_send_email(page.account()?, req).await;
     after("/tasks", r.map(|id| format!("#{id} {}", page.lang.t("ts_1"))))
 }
 
 /// Pause, resume or cancel.
-pub(crate) async fn control(
-    State(app): State<App>,
-    page: Page,
-    Path((id, action)): Path<(i64, String)>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn control(page: Page, Path((id, action)): Path<(i64, String)>) -> Result<Response, ConsoleError> {
     let action = match action.as_str() {
         "pause" => TaskAction::Pause,
         "resume" => TaskAction::Resume,
         "cancel" => TaskAction::Cancel,
         _ => return Err(ConsoleError::NotFound),
     };
-    let r = app.core.control_send_task(page.account()?, id, action).await;
+    let r = page.core().control_send_task(page.account()?, id, action).await;
     after("/tasks", r.map(|()| format!("#{id} ✓")))
 }

@@ -1,11 +1,9 @@
 //! The mail-quality check (邮件质量评分): score a template with data, or a whole MIME message, before sending
 //! it — the same report as `CheckEmailQuality` and `mailpush check`.
 
+use crate::ConsoleError;
 use crate::auth::Page;
-use crate::view::render;
-use crate::{App, ConsoleError};
 use axum::Form;
-use axum::extract::State;
 use axum::response::Response;
 use mailpush_core::screening::{QualityInput, QualityRequest};
 use mailpush_core::{CoreError, SendContent, SendRequest};
@@ -14,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The form, empty.
-pub(crate) async fn form(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
-    show(&app, &page, Value::Null, None, CheckForm::default()).await
+pub(crate) async fn form(page: Page) -> Result<Response, ConsoleError> {
+    show(&page, Value::Null, None, CheckForm::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -33,11 +31,7 @@ pub(crate) struct CheckForm {
 }
 
 /// Scores the mail and shows the report beside the form (nothing is sent or stored).
-pub(crate) async fn check(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<CheckForm>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn check(page: Page, Form(f): Form<CheckForm>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let marketing = f.marketing.is_some();
     let input = match f.raw.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
@@ -68,31 +62,23 @@ pub(crate) async fn check(
         marketing: Some(marketing),
         unsubscribe: false,
     };
-    match app.core.check_email_quality(account, request).await {
+    match page.core().check_email_quality(account, request).await {
         Ok(report) => {
             let report = serde_json::to_value(&report).unwrap_or(Value::Null);
-            show(&app, &page, report, None, f).await
+            show(&page, report, None, f).await
         }
         Err(CoreError::Refused(e)) => {
             let error = format!("{}: {}", e.code.as_str(), e.message);
-            show(&app, &page, Value::Null, Some(error), f).await
+            show(&page, Value::Null, Some(error), f).await
         }
         Err(e) => Err(ConsoleError::Core(e)),
     }
 }
 
-async fn show(
-    app: &App,
-    page: &Page,
-    report: Value,
-    error: Option<String>,
-    f: CheckForm,
-) -> Result<Response, ConsoleError> {
+async fn show(page: &Page, report: Value, error: Option<String>, f: CheckForm) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let (senders, templates) = super::senders_and_templates(&app.core, account).await?;
-    render(
-        app,
-        page,
+    let (senders, templates) = super::senders_and_templates(page.core(), account).await?;
+    page.render(
         "check.html",
         "check",
         json!({

@@ -1,11 +1,10 @@
 //! Sending domains (add, records table, verify now, delete) and sender addresses with SMTP passwords.
 
 use super::after;
+use crate::ConsoleError;
 use crate::auth::Page;
-use crate::view::render;
-use crate::{App, ConsoleError};
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use mailpush_core::IdentityView;
 use serde::Deserialize;
@@ -23,38 +22,28 @@ fn domain_json(d: &IdentityView, level: Option<u8>) -> Value {
 }
 
 /// The account's domains and senders.
-pub(crate) async fn list(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
+pub(crate) async fn list(page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let (domains, _) = app.core.list_identities(account, 0, 100).await?;
+    let (domains, _) = page.core().list_identities(account, 0, 100).await?;
     let names: Vec<&str> = domains.iter().map(|d| d.domain.as_str()).collect();
-    let levels = app.core.reputations(account, &names).await?;
-    let senders = app.core.list_senders(account).await?;
+    let levels = page.core().reputations(account, &names).await?;
+    let senders = page.core().list_senders(account).await?;
     let ctx = json!({
         "domains": domains.iter().zip(&levels).map(|(d, l)| domain_json(d, Some(l.level))).collect::<Vec<_>>(),
         "senders": senders.iter().map(|s| json!({ "address": s.address, "name": s.sender_name, "smtp": s.has_smtp_password, "created_ms": s.created_ms })).collect::<Vec<_>>(),
     });
-    render(&app, &page, "domains.html", "domains", ctx).await
+    page.render("domains.html", "domains", ctx).await
 }
 
 /// One domain's records.
-pub(crate) async fn show(
-    State(app): State<App>,
-    page: Page,
-    Path(domain): Path<String>,
-) -> Result<Response, ConsoleError> {
-    let d = app
-        .core
+pub(crate) async fn show(page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+    let d = page
+        .core()
         .get_identity(page.account()?, &domain)
         .await
         .map_err(|_| ConsoleError::NotFound)?;
-    render(
-        &app,
-        &page,
-        "domain.html",
-        "domains",
-        json!({ "d": domain_json(&d, None) }),
-    )
-    .await
+    page.render("domain.html", "domains", json!({ "d": domain_json(&d, None) }))
+        .await
 }
 
 #[derive(Deserialize)]
@@ -64,13 +53,9 @@ pub(crate) struct AddDomain {
 }
 
 /// Adds a domain (keys generated) and shows its records.
-pub(crate) async fn add(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<AddDomain>,
-) -> Result<Response, ConsoleError> {
-    let r = app
-        .core
+pub(crate) async fn add(page: Page, Form(f): Form<AddDomain>) -> Result<Response, ConsoleError> {
+    let r = page
+        .core()
         .create_identity(page.account()?, &f.domain, f.dkim_option)
         .await;
     match r {
@@ -80,12 +65,8 @@ pub(crate) async fn add(
 }
 
 /// Checks DNS now.
-pub(crate) async fn verify(
-    State(app): State<App>,
-    page: Page,
-    Path(domain): Path<String>,
-) -> Result<Response, ConsoleError> {
-    let r = app.core.update_identity(page.account()?, &domain, None).await;
+pub(crate) async fn verify(page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+    let r = page.core().update_identity(page.account()?, &domain, None).await;
     let to = format!("/domains/{domain}");
     after(
         &to,
@@ -101,12 +82,8 @@ pub(crate) async fn verify(
 }
 
 /// Deletes a domain (refused while it has senders).
-pub(crate) async fn delete(
-    State(app): State<App>,
-    page: Page,
-    Path(domain): Path<String>,
-) -> Result<Response, ConsoleError> {
-    let r = app.core.delete_identity(page.account()?, &domain).await;
+pub(crate) async fn delete(page: Page, Path(domain): Path<String>) -> Result<Response, ConsoleError> {
+    let r = page.core().delete_identity(page.account()?, &domain).await;
     match r {
         Ok(()) => after("/domains", Ok(format!("{domain}: {}", page.lang.t("delete")))),
         Err(e) => after(&format!("/domains/{domain}"), Err(e)),
@@ -121,16 +98,15 @@ pub(crate) struct AddSender {
 }
 
 /// Adds a sender address, with an SMTP password when one is given.
-pub(crate) async fn add_sender(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<AddSender>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn add_sender(page: Page, Form(f): Form<AddSender>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let r = async {
-        let s = app.core.create_sender(account, &f.address, f.name.as_deref()).await?;
+        let s = page
+            .core()
+            .create_sender(account, &f.address, f.name.as_deref())
+            .await?;
         if let Some(p) = f.smtp_password.as_deref().filter(|p| !p.is_empty()) {
-            app.core.update_smtp_password(account, &s.address, p).await?;
+            page.core().update_smtp_password(account, &s.address, p).await?;
         }
         Ok(format!("{} ✓", s.address))
     }
@@ -145,13 +121,9 @@ pub(crate) struct SenderPassword {
 }
 
 /// Sets a sender's SMTP password.
-pub(crate) async fn sender_password(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<SenderPassword>,
-) -> Result<Response, ConsoleError> {
-    let r = app
-        .core
+pub(crate) async fn sender_password(page: Page, Form(f): Form<SenderPassword>) -> Result<Response, ConsoleError> {
+    let r = page
+        .core()
         .update_smtp_password(page.account()?, &f.address, &f.password)
         .await;
     after(
@@ -166,12 +138,8 @@ pub(crate) struct SenderAddress {
 }
 
 /// Deletes a sender address.
-pub(crate) async fn delete_sender(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<SenderAddress>,
-) -> Result<Response, ConsoleError> {
-    let r = app.core.delete_sender(page.account()?, &f.address).await;
+pub(crate) async fn delete_sender(page: Page, Form(f): Form<SenderAddress>) -> Result<Response, ConsoleError> {
+    let r = page.core().delete_sender(page.account()?, &f.address).await;
     after(
         "/domains",
         r.map(|()| format!("{}: {}", f.address, page.lang.t("delete"))),

@@ -1,11 +1,10 @@
 //! A test mail from the console, the message search and one message's timeline.
 
 use super::{after, day};
+use crate::ConsoleError;
 use crate::auth::Page;
-use crate::view::render;
-use crate::{App, ConsoleError};
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use mailpush_core::console_queries::MessageQuery;
 use mailpush_core::{SendContent, SendRequest};
@@ -14,12 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 /// The form of a test mail.
-pub(crate) async fn send_form(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
+pub(crate) async fn send_form(page: Page) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let (senders, templates) = super::senders_and_templates(&app.core, account).await?;
-    render(
-        &app,
-        &page,
+    let (senders, templates) = super::senders_and_templates(page.core(), account).await?;
+    page.render(
         "send.html",
         "send",
         json!({ "senders": senders, "templates": templates }),
@@ -38,11 +35,7 @@ pub(crate) struct SendForm {
 }
 
 /// Sends the test mail (trigger mail, through SendEmail's admission) and opens its timeline.
-pub(crate) async fn send(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<SendForm>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn send(page: Page, Form(f): Form<SendForm>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let content = match f.template.as_deref().and_then(|t| t.parse::<i64>().ok()) {
         Some(id) => SendContent::Template {
@@ -62,7 +55,7 @@ pub(crate) async fn send(
         trigger: TriggerType::Trigger,
         ..SendRequest::default()
     };
-    match app.core.send_email(account, req).await {
+    match page.core().send_email(account, req).await {
         Ok(id) => after(
             &format!("/messages/{}", id.as_str()),
             Ok(format!("MessageId {}", id.as_str())),
@@ -80,22 +73,18 @@ pub(crate) struct SearchQuery {
 }
 
 /// Searches the account's messages of one day.
-pub(crate) async fn search(
-    State(app): State<App>,
-    page: Page,
-    Query(q): Query<SearchQuery>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn search(page: Page, Query(q): Query<SearchQuery>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let q = MessageQuery {
         date: q
             .date
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| day(app.core.now_ms())),
+            .unwrap_or_else(|| day(page.core().now_ms())),
         message_id: q.message_id,
         recipient: q.recipient,
         sender: q.sender,
     };
-    let (hits, error) = match app.core.search_messages(account, &q).await {
+    let (hits, error) = match page.core().search_messages(account, &q).await {
         Ok(h) => (h, None),
         Err(e) => (Vec::new(), Some(e.to_api().message)),
     };
@@ -104,9 +93,7 @@ pub(crate) async fn search(
         .map(|h| json!({ "message_id": h.message_id, "recipient": h.recipient, "from_address": h.from_address, "subject": h.subject, "request_ms": h.request_ms, "deliver_status": h.deliver_status }))
         .collect();
     let q = json!({ "date": q.date, "message_id": q.message_id, "recipient": q.recipient, "sender": q.sender });
-    render(
-        &app,
-        &page,
+    page.render(
         "messages.html",
         "messages",
         json!({ "hits": hits, "q": q, "error": error }),
@@ -116,14 +103,10 @@ pub(crate) async fn search(
 
 /// One message start to end: accepted, each attempt with the receiver's reply, the final state, opens, clicks,
 /// unsubscribes, complaints.
-pub(crate) async fn timeline(
-    State(app): State<App>,
-    page: Page,
-    Path(id): Path<String>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn timeline(page: Page, Path(id): Path<String>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
-    let t = app
-        .core
+    let t = page
+        .core()
         .message_timeline(account, &id)
         .await
         .map_err(|_| ConsoleError::NotFound)?;
@@ -183,5 +166,5 @@ pub(crate) async fn timeline(
         "id": first.message_id, "first": { "from_address": first.from_address, "subject": first.subject },
         "recipients": recipients, "timeline": items, "open": open,
     });
-    render(&app, &page, "message.html", "messages", ctx).await
+    page.render("message.html", "messages", ctx).await
 }

@@ -2,11 +2,10 @@
 //! domains' reputation levels, daily quota and warm-up, bounce-rate warnings.
 
 use super::day;
+use crate::ConsoleError;
 use crate::auth::Page;
 use crate::chart::{Series, line_chart};
-use crate::view::render;
-use crate::{App, ConsoleError};
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::Response;
 use mailpush_core::stats::StatisticsRequest;
 use serde::Deserialize;
@@ -22,18 +21,14 @@ pub(crate) struct StatsQuery {
 }
 
 /// The statistics page.
-pub(crate) async fn show(
-    State(app): State<App>,
-    page: Page,
-    Query(q): Query<StatsQuery>,
-) -> Result<Response, ConsoleError> {
+pub(crate) async fn show(page: Page, Query(q): Query<StatsQuery>) -> Result<Response, ConsoleError> {
     let account = page.account()?;
     let days = q.days.unwrap_or(14).clamp(1, 90);
-    let now = app.core.now_ms();
+    let now = page.core().now_ms();
     let domain = q.domain.filter(|d| !d.is_empty());
     let receiving = q.receiving.filter(|d| !d.is_empty());
-    let report = app
-        .core
+    let report = page
+        .core()
         .statistics_report(
             account,
             &StatisticsRequest {
@@ -68,9 +63,9 @@ pub(crate) async fn show(
         .iter()
         .map(|(key, _, pick)| ((*key).to_string(), json!(pick(&report.overall))))
         .collect();
-    let quota = app.core.send_quota(account).await?;
-    let warmup = app.core.domain_warmup(account).await?;
-    let (identities, _) = app.core.list_identities(account, 0, 100).await?;
+    let quota = page.core().send_quota(account).await?;
+    let warmup = page.core().domain_warmup(account).await?;
+    let (identities, _) = page.core().list_identities(account, 0, 100).await?;
     let reputation: Vec<_> = quota
         .domains
         .iter()
@@ -86,8 +81,8 @@ pub(crate) async fn show(
             json!({ "domain": d.domain, "level": d.level, "quota": d.daily_quota, "warmup": text })
         })
         .collect();
-    let warnings: Vec<String> = app
-        .core
+    let warnings: Vec<String> = page
+        .core()
         .reputation_warnings(account)
         .await?
         .iter()
@@ -101,5 +96,5 @@ pub(crate) async fn show(
         "quota": { "daily_quota": quota.daily_quota, "sent_today": quota.sent_today, "remaining_today": quota.remaining_today },
         "reputation": reputation, "warnings": warnings,
     });
-    render(&app, &page, "stats.html", "stats", ctx).await
+    page.render("stats.html", "stats", ctx).await
 }

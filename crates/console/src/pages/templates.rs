@@ -2,11 +2,10 @@
 //! queue.
 
 use super::after;
+use crate::ConsoleError;
 use crate::auth::Page;
-use crate::view::render;
-use crate::{App, ConsoleError};
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Json, Response};
 use mailpush_core::TemplateInput;
 use mailpush_core::templates::TemplateStatus;
@@ -25,8 +24,8 @@ fn status(s: TemplateStatus) -> (&'static str, &'static str) {
 const SAMPLE_DATA: &str = r#"{"name": "Ann", "code": "123456"}"#;
 
 /// The account's templates.
-pub(crate) async fn list(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
-    let p = app.core.list_templates(page.account()?, 0, 100).await?;
+pub(crate) async fn list(page: Page) -> Result<Response, ConsoleError> {
+    let p = page.core().list_templates(page.account()?, 0, 100).await?;
     let templates: Vec<_> = p
         .templates
         .iter()
@@ -35,27 +34,21 @@ pub(crate) async fn list(State(app): State<App>, page: Page) -> Result<Response,
             json!({ "id": t.id, "name": t.name, "category": t.category, "status": st, "badge": badge, "reason": t.review_reason })
         })
         .collect();
-    render(
-        &app,
-        &page,
-        "templates.html",
-        "templates",
-        json!({ "templates": templates }),
-    )
-    .await
+    page.render("templates.html", "templates", json!({ "templates": templates }))
+        .await
 }
 
 /// The form of a new template.
-pub(crate) async fn new_form(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
+pub(crate) async fn new_form(page: Page) -> Result<Response, ConsoleError> {
     page.account()?;
     let t = json!({ "name": "", "category": "notification", "html": "<p>Hello {{name}}, your code is {{code}}.</p>", "text": "Hello {{name}}, your code is {{code}}.", "data": SAMPLE_DATA, "subject": "Your code {{code}}" });
-    render(&app, &page, "template_edit.html", "templates", json!({ "t": t })).await
+    page.render("template_edit.html", "templates", json!({ "t": t })).await
 }
 
 /// One template, editable, with its review state.
-pub(crate) async fn edit(State(app): State<App>, page: Page, Path(id): Path<i64>) -> Result<Response, ConsoleError> {
-    let t = app
-        .core
+pub(crate) async fn edit(page: Page, Path(id): Path<i64>) -> Result<Response, ConsoleError> {
+    let t = page
+        .core()
         .template(page.account()?, id)
         .await
         .map_err(|_| ConsoleError::NotFound)?;
@@ -64,7 +57,7 @@ pub(crate) async fn edit(State(app): State<App>, page: Page, Path(id): Path<i64>
         "id": t.id, "name": t.name, "category": t.category, "html": t.html, "text": t.text, "status": st,
         "badge": badge, "reason": t.review_reason, "data": SAMPLE_DATA, "subject": "",
     });
-    render(&app, &page, "template_edit.html", "templates", json!({ "t": t })).await
+    page.render("template_edit.html", "templates", json!({ "t": t })).await
 }
 
 #[derive(Deserialize)]
@@ -87,12 +80,8 @@ impl TemplateForm {
 }
 
 /// Creates a template (reviewed at once).
-pub(crate) async fn create(
-    State(app): State<App>,
-    page: Page,
-    Form(f): Form<TemplateForm>,
-) -> Result<Response, ConsoleError> {
-    match app.core.create_template(page.account()?, f.input()).await {
+pub(crate) async fn create(page: Page, Form(f): Form<TemplateForm>) -> Result<Response, ConsoleError> {
+    match page.core().create_template(page.account()?, f.input()).await {
         Ok(id) => after(
             &format!("/templates/{id}"),
             Ok(format!("#{id} {}", page.lang.t("saved"))),
@@ -103,18 +92,17 @@ pub(crate) async fn create(
 
 /// Saves an edit (reviewed again).
 pub(crate) async fn update(
-    State(app): State<App>,
     page: Page,
     Path(id): Path<i64>,
     Form(f): Form<TemplateForm>,
 ) -> Result<Response, ConsoleError> {
-    let r = app.core.update_template(page.account()?, id, f.input()).await;
+    let r = page.core().update_template(page.account()?, id, f.input()).await;
     after(&format!("/templates/{id}"), r.map(|_| page.lang.t("saved").to_string()))
 }
 
 /// Deletes a template.
-pub(crate) async fn delete(State(app): State<App>, page: Page, Path(id): Path<i64>) -> Result<Response, ConsoleError> {
-    let r = app.core.delete_template(page.account()?, id).await;
+pub(crate) async fn delete(page: Page, Path(id): Path<i64>) -> Result<Response, ConsoleError> {
+    let r = page.core().delete_template(page.account()?, id).await;
     match r {
         Ok(()) => after("/templates", Ok(format!("#{id}: {}", page.lang.t("delete")))),
         Err(e) => after(&format!("/templates/{id}"), Err(e)),
@@ -130,9 +118,9 @@ pub(crate) struct PreviewForm {
 }
 
 /// The live preview: the content rendered with the sample data as a send would render it (JSON).
-pub(crate) async fn preview(State(app): State<App>, _page: Page, Form(f): Form<PreviewForm>) -> Response {
+pub(crate) async fn preview(page: Page, Form(f): Form<PreviewForm>) -> Response {
     let body = |s: &Option<String>| s.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_string);
-    let r = app.core.preview_template(
+    let r = page.core().preview_template(
         f.subject.as_deref().unwrap_or(""),
         body(&f.html).as_deref(),
         body(&f.text).as_deref(),
@@ -146,21 +134,22 @@ pub(crate) async fn preview(State(app): State<App>, _page: Page, Form(f): Form<P
 }
 
 /// The operator's queue: templates waiting for review, every account.
-pub(crate) async fn review_queue(State(app): State<App>, page: Page) -> Result<Response, ConsoleError> {
+pub(crate) async fn review_queue(page: Page) -> Result<Response, ConsoleError> {
     if !page.operator() {
         return Err(ConsoleError::NotFound);
     }
-    let accounts = app.core.list_accounts().await?;
+    let accounts = page.core().list_accounts().await?;
     let mut pending = Vec::new();
-    for s in app.core.admin_templates(true).await? {
-        let t = app.core.admin_template(s.id).await?;
+    for s in page.core().admin_templates(true).await? {
+        let t = page.core().admin_template(s.id).await?;
         let account = accounts.iter().find(|a| a.id == t.account_id).map(|a| a.name.clone());
         pending.push(json!({
             "id": t.id, "name": t.name, "category": t.category, "version": t.version, "html": t.html,
             "text": t.text, "reason": t.review_reason, "account": account,
         }));
     }
-    render(&app, &page, "review.html", "review", json!({ "pending": pending })).await
+    page.render("review.html", "review", json!({ "pending": pending }))
+        .await
 }
 
 #[derive(Deserialize)]
@@ -172,7 +161,6 @@ pub(crate) struct ReviewForm {
 
 /// Approves or rejects (with a reason) one template, if its content is still the version shown.
 pub(crate) async fn review(
-    State(app): State<App>,
     page: Page,
     Path(id): Path<i64>,
     Form(f): Form<ReviewForm>,
@@ -181,12 +169,12 @@ pub(crate) async fn review(
         return Err(ConsoleError::NotFound);
     }
     let r = if f.decision == "approve" {
-        app.core
+        page.core()
             .approve_template(id, f.version)
             .await
             .map(|_| format!("#{id}: {}", page.lang.t("approved")))
     } else {
-        app.core
+        page.core()
             .reject_template(id, f.version, f.reason.as_deref().unwrap_or(""))
             .await
             .map(|_| format!("#{id}: {}", page.lang.t("rejected")))
