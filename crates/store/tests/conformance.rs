@@ -78,13 +78,7 @@ fn message(account: AccountId, lane: Lane, request_ms: i64, not_before_ms: i64, 
 }
 
 fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult) -> DeliveryOutcome {
-    DeliveryOutcome {
-        delivery_id: c.delivery_id,
-        lease: c.lease,
-        at_ms,
-        result,
-        remote: Some(format!("mx.{}", c.domain)),
-    }
+    common::outcome(c, at_ms, result, Some(format!("mx.{}", c.domain)))
 }
 
 fn delivered() -> AttemptResult {

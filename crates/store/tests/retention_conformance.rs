@@ -45,13 +45,7 @@ async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult
     let outcomes = common::claim(store, "w", 1_000, 60_000, now)
         .await
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: now + 1,
-            result: result(&c.recipient),
-            remote: Some("mx.example".into()),
-        })
+        .map(|c| common::outcome(c, now + 1, result(&c.recipient), Some("mx.example".into())))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record");
 }

@@ -147,13 +147,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     };
     let outcomes: Vec<DeliveryOutcome> = claimed
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: T0 + 5,
-            result: result(&c.recipient),
-            remote: None,
-        })
+        .map(|c| common::outcome(c, T0 + 5, result(&c.recipient), None))
         .collect();
     // The same batch twice: the second is fenced off and must write no events.
     assert!(

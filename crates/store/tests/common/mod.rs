@@ -215,6 +215,17 @@ pub async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now
         .expect("claim")
 }
 
+/// The outcome `result` of the attempt at `c` that ended at `at_ms`, at the MX `remote`.
+pub fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult, remote: Option<String>) -> DeliveryOutcome {
+    DeliveryOutcome {
+        delivery_id: c.delivery_id,
+        lease: c.lease,
+        at_ms,
+        result,
+        remote,
+    }
+}
+
 /// Claims up to `limit` deliveries due at `now_ms` (worker "w", 60 s lease) and reports `result(recipient)` for
 /// each at `at_ms`; returns, per outcome, whether it was applied.
 pub async fn deliver_due(
@@ -227,13 +238,7 @@ pub async fn deliver_due(
     let outcomes = claim(store, "w", limit, 60_000, now_ms)
         .await
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms,
-            result: result(&c.recipient),
-            remote: None,
-        })
+        .map(|c| outcome(c, at_ms, result(&c.recipient), None))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record")
 }
