@@ -25,7 +25,7 @@ pub fn message(account: AccountId, seq: usize, now: i64) -> NewMessage {
         account_id: account,
         from_address: "noreply@shop.example.com".into(),
         subject: "Your order has shipped".into(),
-        lane: 1,
+        lane: mailpush_model::Lane::Batch,
         request_ms: now,
         not_before_ms: now,
         expires_ms: now + 72 * 3_600_000,
@@ -35,7 +35,7 @@ pub fn message(account: AccountId, seq: usize, now: i64) -> NewMessage {
             address: rcpt,
             domain: "example.org".into(),
             kind: RecipientKind::To,
-            send_status: 0,
+            send_status: mailpush_model::SendStatus::Ok,
             deliver_message: None,
         }],
     }

@@ -808,7 +808,7 @@ fn queue_message(
     account: mailpush_store::AccountId,
     rcpt: String,
     domain: &str,
-    lane: i32,
+    lane: mailpush_model::Lane,
     delay_ms: i64,
     body_bytes: usize,
 ) -> mailpush_store::NewMessage {
@@ -829,7 +829,7 @@ fn queue_message(
             address: rcpt,
             domain: domain.to_string(),
             kind: mailpush_model::RecipientKind::To,
-            send_status: 0,
+            send_status: mailpush_model::SendStatus::Ok,
             deliver_message: None,
         }],
     }
@@ -898,7 +898,7 @@ async fn prefill_waiting(
             account,
             "w0@waiting.example.net".into(),
             "waiting.example.net",
-            1,
+            mailpush_model::Lane::Batch,
             THIRTY_DAYS_MS,
             body_bytes,
         );
@@ -925,7 +925,7 @@ async fn prefill_waiting(
             account,
             format!("w{i}@waiting.example.net"),
             "waiting.example.net",
-            1,
+            mailpush_model::Lane::Batch,
             THIRTY_DAYS_MS,
             body_bytes,
         )
@@ -992,7 +992,14 @@ async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
     // Enqueue: due now, 2 KB, group commit from `concurrency` enqueuers.
     let t0 = Instant::now();
     enqueue_many(&store, args.mails, args.concurrency, move |i| {
-        queue_message(account, format!("m{i}@example.org"), "example.org", 1, 0, 2048)
+        queue_message(
+            account,
+            format!("m{i}@example.org"),
+            "example.org",
+            mailpush_model::Lane::Batch,
+            0,
+            2048,
+        )
     })
     .await?;
     let enqueue_secs = t0.elapsed().as_secs_f64();

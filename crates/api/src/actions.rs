@@ -288,7 +288,7 @@ async fn get_send_email_status(
                 "MessageId": r.message_id.as_str(),
                 "ToEmailAddress": r.recipient,
                 "FromEmailAddress": r.from_address,
-                "SendStatus": r.send_status,
+                "SendStatus": r.send_status.code(),
                 "DeliverStatus": r.deliver_status.code(),
                 "DeliverMessage": r.deliver_message,
                 "RequestTime": r.request_ms / 1000,

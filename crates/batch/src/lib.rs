@@ -280,7 +280,7 @@ impl Runner {
                 .await
             {
                 Ok(msg) => {
-                    if msg.recipients.iter().all(|r| r.send_status != 0) {
+                    if msg.recipients.iter().all(|r| !r.send_status.is_ok()) {
                         skipped += 1;
                     } else {
                         sent += 1;

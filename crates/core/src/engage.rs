@@ -105,7 +105,7 @@ impl Engagement {
         }
         for r in recipients.iter_mut() {
             if gone.contains(&r.address) {
-                r.send_status = SendStatus::UNSUBSCRIBED.0;
+                r.send_status = SendStatus::Unsubscribed;
                 r.deliver_message = Some(format!("the recipient unsubscribed from mail of {sender_domain}"));
             }
         }
@@ -144,7 +144,7 @@ impl Engagement {
         let key = self.token_key();
         let domain = mail.sender.domain().to_string();
         let mut out = Vec::with_capacity(recipients.len());
-        for r in recipients.iter().filter(|r| r.send_status == 0) {
+        for r in recipients.iter().filter(|r| r.send_status.is_ok()) {
             let token = |kind| {
                 key.encode(&Token {
                     kind,

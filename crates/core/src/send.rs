@@ -81,7 +81,7 @@ impl AdmittedRecipient {
             address: self.address.as_str().to_string(),
             domain: self.address.domain().to_string(),
             kind: self.kind,
-            send_status: 0,
+            send_status: mailpush_model::SendStatus::Ok,
             deliver_message: None,
         }
     }

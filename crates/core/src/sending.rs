@@ -45,7 +45,7 @@ impl Sending {
     ) -> Result<MessageId, CoreError> {
         let (msg, shared_body) = self.prepare(account, req, opts).await?;
         let id = msg.id.clone();
-        let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
+        let suppressed = msg.recipients.iter().any(|r| !r.send_status.is_ok());
         let limits = self.limits.admission_limits(account).await?;
         self.enqueue_admitted(msg, limits, shared_body).await?;
         if suppressed {

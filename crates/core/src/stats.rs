@@ -407,7 +407,7 @@ impl Statistics {
         let key = self.engagement.token_key();
         recipients
             .iter()
-            .filter(|r| r.send_status == 0)
+            .filter(|r| r.send_status.is_ok())
             .map(|r| {
                 let token = key.encode(&mailpush_tracking::Token {
                     kind: mailpush_tracking::TokenKind::Unsubscribe(sender_domain.to_string()),

@@ -522,7 +522,7 @@ impl Submission {
         self.suppression
             .screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;
-        let suppressed = recipients.iter().any(|r| r.send_status != 0);
+        let suppressed = recipients.iter().any(|r| !r.send_status.is_ok());
         // The sender address's AddressUnsubscribeConfig: List-Unsubscribe headers per recipient.
         let unsubscribe = self
             .statistics

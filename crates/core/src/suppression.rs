@@ -127,7 +127,7 @@ impl Suppression {
             }
             for (r, k) in recipients.iter_mut().zip(&keys) {
                 if hits.contains(k) {
-                    r.send_status = SendStatus::BLACKLISTED.0;
+                    r.send_status = SendStatus::Blacklisted;
                     r.deliver_message = Some("the recipient is on a blacklist".into());
                 }
             }

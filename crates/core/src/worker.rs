@@ -615,7 +615,7 @@ async fn transmit(
 }
 
 /// Trigger mail's signatures jump the signing pool's queue, as its deliveries jump the queue's.
-fn sign_priority(lane: i32) -> mailpush_identity::SignPriority {
+fn sign_priority(lane: mailpush_model::Lane) -> mailpush_identity::SignPriority {
     if lane == mailpush_model::TriggerType::Trigger.lane() {
         mailpush_identity::SignPriority::Urgent
     } else {
@@ -876,7 +876,7 @@ mod tests {
             domain: "example.org".into(),
             kind: mailpush_model::RecipientKind::To,
             envelope_from: "s@example.com".into(),
-            lane: 0,
+            lane: mailpush_model::Lane::Trigger,
             attempts: 0,
             request_ms: 0,
             expires_ms: 0,

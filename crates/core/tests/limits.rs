@@ -89,7 +89,10 @@ async fn recipient_hour(env: Env) {
         .await
         .expect("status");
     assert_eq!(rows.len(), 11);
-    assert_eq!(rows.last().map(|r| r.send_status), Some(1006));
+    assert_eq!(
+        rows.last().map(|r| r.send_status),
+        Some(mailpush_model::SendStatus::FrequencyLimit)
+    );
     // The first mail (at T0) leaves the sliding hour at T0 + 1 h.
     env.clock.set(T0 + 3_599_999);
     assert_eq!(send(&env, &to).await, Err(ErrorCode::FailedOperationFrequencyLimit));

@@ -42,33 +42,112 @@ impl DeliverStatus {
     }
 }
 
+/// A stored or wire integer that names no value of a status enum (a corrupt row, or an unknown input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {code}")]
+pub struct UnknownCode {
+    /// Which status it was read as (`lane`, `send_status`, …).
+    pub what: &'static str,
+    /// The value read.
+    pub code: i32,
+}
+
 /// `SendStatus`: mailpush's own processing result for one recipient (Tencent's table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SendStatus(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(i32)]
+pub enum SendStatus {
+    /// 0: processed.
+    #[default]
+    Ok = 0,
+    /// 1001: internal error.
+    Internal = 1001,
+    /// 1004: delivery timed out (the maximum delivery time passed).
+    Timeout = 1004,
+    /// 1006: too many mails to this address in a short time.
+    FrequencyLimit = 1006,
+    /// 1007: the address is on a blacklist.
+    Blacklisted = 1007,
+    /// 1008: the recipient's domain refused the sending domain.
+    DomainRefused = 1008,
+    /// 1010: the daily sending limit was exceeded.
+    DailyLimit = 1010,
+    /// 1011: no permission to send custom content.
+    NoCustomContent = 1011,
+    /// 1013: the recipient unsubscribed from the sending domain.
+    Unsubscribed = 1013,
+    /// 3024: the address failed the format pre-check.
+    BadAddress = 3024,
+    /// 3030: bounce rate too high, sending temporarily limited.
+    HighBounceRate = 3030,
+}
 
 impl SendStatus {
-    /// 0: processed.
-    pub const OK: SendStatus = SendStatus(0);
-    /// 1001: internal error.
-    pub const INTERNAL: SendStatus = SendStatus(1001);
-    /// 1004: delivery timed out (the maximum delivery time passed).
-    pub const TIMEOUT: SendStatus = SendStatus(1004);
-    /// 1006: too many mails to this address in a short time.
-    pub const FREQUENCY_LIMIT: SendStatus = SendStatus(1006);
-    /// 1007: the address is on a blacklist.
-    pub const BLACKLISTED: SendStatus = SendStatus(1007);
-    /// 1008: the recipient's domain refused the sending domain.
-    pub const DOMAIN_REFUSED: SendStatus = SendStatus(1008);
-    /// 1010: the daily sending limit was exceeded.
-    pub const DAILY_LIMIT: SendStatus = SendStatus(1010);
-    /// 1011: no permission to send custom content.
-    pub const NO_CUSTOM_CONTENT: SendStatus = SendStatus(1011);
-    /// 1013: the recipient unsubscribed from the sending domain.
-    pub const UNSUBSCRIBED: SendStatus = SendStatus(1013);
-    /// 3024: the address failed the format pre-check.
-    pub const BAD_ADDRESS: SendStatus = SendStatus(3024);
-    /// 3030: bounce rate too high, sending temporarily limited.
-    pub const HIGH_BOUNCE_RATE: SendStatus = SendStatus(3030);
+    /// Every status, in code order.
+    pub const ALL: [SendStatus; 11] = [
+        Self::Ok,
+        Self::Internal,
+        Self::Timeout,
+        Self::FrequencyLimit,
+        Self::Blacklisted,
+        Self::DomainRefused,
+        Self::DailyLimit,
+        Self::NoCustomContent,
+        Self::Unsubscribed,
+        Self::BadAddress,
+        Self::HighBounceRate,
+    ];
+
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// True for [`SendStatus::Ok`]: the recipient was admitted (anything else was refused at admission).
+    pub fn is_ok(self) -> bool {
+        self == Self::Ok
+    }
+}
+
+impl TryFrom<i32> for SendStatus {
+    type Error = UnknownCode;
+
+    fn try_from(code: i32) -> Result<Self, UnknownCode> {
+        Self::ALL.into_iter().find(|s| s.code() == code).ok_or(UnknownCode {
+            what: "send_status",
+            code,
+        })
+    }
+}
+
+/// The queue lane a message waits in; lower is served first (see [`TriggerType::lane`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i32)]
+pub enum Lane {
+    /// 0: trigger mail (codes, password resets), served first.
+    Trigger = 0,
+    /// 1: everything else.
+    Batch = 1,
+}
+
+impl Lane {
+    /// The lanes in the order the queue serves them.
+    pub const ALL: [Lane; 2] = [Lane::Trigger, Lane::Batch];
+
+    /// The stored value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl TryFrom<i32> for Lane {
+    type Error = UnknownCode;
+
+    fn try_from(code: i32) -> Result<Self, UnknownCode> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.code() == code)
+            .ok_or(UnknownCode { what: "lane", code })
+    }
 }
 
 /// Which header (if any) a recipient appears in.
@@ -128,11 +207,11 @@ impl TriggerType {
         self as i32
     }
 
-    /// Queue priority: 0 for trigger mail, 1 for the rest, so an ascending sort serves trigger mail first.
-    pub fn lane(self) -> i32 {
+    /// Queue priority: trigger mail first, so an ascending sort serves trigger mail first.
+    pub fn lane(self) -> Lane {
         match self {
-            Self::Trigger => 0,
-            Self::Batch => 1,
+            Self::Trigger => Lane::Trigger,
+            Self::Batch => Lane::Batch,
         }
     }
 }
@@ -203,5 +282,21 @@ mod tests {
     fn trigger_lane_first() {
         assert!(TriggerType::Trigger.lane() < TriggerType::Batch.lane());
         assert_eq!(TriggerType::from_code(2), None);
+    }
+
+    #[test]
+    fn stored_codes_round_trip_and_unknown_ones_are_refused() {
+        for l in Lane::ALL {
+            assert_eq!(Lane::try_from(l.code()), Ok(l));
+        }
+        for s in SendStatus::ALL {
+            assert_eq!(SendStatus::try_from(s.code()), Ok(s));
+        }
+        let e = Lane::try_from(2).expect_err("lane 2 does not exist");
+        assert_eq!(e.to_string(), "unknown lane 2");
+        assert_eq!(
+            SendStatus::try_from(1).unwrap_err().to_string(),
+            "unknown send_status 1"
+        );
     }
 }

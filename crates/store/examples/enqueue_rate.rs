@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     envelope_from: "bounce@sender.example".into(),
                     from_address: "news@sender.example".into(),
                     subject: "rate".into(),
-                    lane: 1,
+                    lane: mailpush_model::Lane::Batch,
                     request_ms: i,
                     not_before_ms: 0,
                     expires_ms: i64::MAX,
@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         address: format!("r{i}@x.example"),
                         domain: "x.example".into(),
                         kind: RecipientKind::To,
-                        send_status: 0,
+                        send_status: mailpush_model::SendStatus::Ok,
                         deliver_message: None,
                     }],
                 })

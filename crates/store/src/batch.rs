@@ -9,7 +9,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Arg, Conn, Pool, builder, query};
+use crate::sql::{Conn, Pool, StoredCode, builder, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// A recipient list's `ReceiversStatus`, stored as its wire value.
@@ -31,9 +31,9 @@ impl ReceiverStatus {
     }
 }
 
-impl From<ReceiverStatus> for Arg<'_> {
-    fn from(s: ReceiverStatus) -> Self {
-        Arg::I32(Some(s.code()))
+impl StoredCode for ReceiverStatus {
+    fn stored(self) -> i32 {
+        self.code()
     }
 }
 
@@ -64,9 +64,9 @@ impl TaskStatus {
     }
 }
 
-impl From<TaskStatus> for Arg<'_> {
-    fn from(s: TaskStatus) -> Self {
-        Arg::I32(Some(s.code()))
+impl StoredCode for TaskStatus {
+    fn stored(self) -> i32 {
+        self.code()
     }
 }
 

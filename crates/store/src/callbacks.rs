@@ -2,7 +2,7 @@
 //! `events` (`cb_*` columns), decided at insert ([`initial_cb_state`]) and advanced by the dispatcher.
 
 use crate::events::{EventRow, RecordedEvent};
-use crate::sql::{Arg, Pool, builder, query};
+use crate::sql::{Pool, StoredCode, builder, query};
 use crate::{AccountId, Store, StoreError};
 
 /// An event due for callback delivery, with what the callback JSON needs from its message.
@@ -60,9 +60,9 @@ impl CallbackState {
     }
 }
 
-impl From<CallbackState> for Arg<'_> {
-    fn from(s: CallbackState) -> Self {
-        Arg::I32(Some(s.code()))
+impl StoredCode for CallbackState {
+    fn stored(self) -> i32 {
+        self.code()
     }
 }
 

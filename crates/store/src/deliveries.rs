@@ -1,13 +1,13 @@
 //! The queue's records: messages and their recipients going in, claimed deliveries, attempt outcomes and
 //! statuses coming out.
 
-use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
 
 use crate::AccountId;
 
 /// Lanes the queue serves, in priority order (see `TriggerType::lane`). Claims and next-due look each lane up
 /// separately so that not-yet-due rows of a higher lane never have to be scanned past.
-pub const LANES: [i32; 2] = [0, 1];
+pub const LANES: [Lane; 2] = Lane::ALL;
 
 /// An admitted message to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +22,8 @@ pub struct NewMessage {
     pub from_address: String,
     /// The subject (kept for status and events; the body itself is purged).
     pub subject: String,
-    /// Queue lane, one of [`LANES`] (`TriggerType::lane()`): 0 is served first.
-    pub lane: i32,
+    /// Queue lane (`TriggerType::lane()`): [`Lane::Trigger`] is served first.
+    pub lane: Lane,
     /// Admission time, Unix ms (the status query's time axis).
     pub request_ms: i64,
     /// Not to be attempted before this time, Unix ms.
@@ -47,8 +47,9 @@ pub struct NewRecipient {
     pub domain: String,
     /// To, Cc or Bcc.
     pub kind: RecipientKind,
-    /// 0 = admitted; anything else = refused at admission, stored final as `Dropped` and never claimed.
-    pub send_status: i32,
+    /// [`SendStatus::Ok`] = admitted; anything else = refused at admission, stored final as `Dropped` and never
+    /// claimed.
+    pub send_status: SendStatus,
     /// Why it was refused (shown as `DeliverMessage`).
     pub deliver_message: Option<String>,
 }
@@ -91,7 +92,7 @@ pub struct ClaimedDelivery {
     /// `MAIL FROM`.
     pub envelope_from: String,
     /// Queue lane.
-    pub lane: i32,
+    pub lane: Lane,
     /// Attempts made before this claim.
     pub attempts: i32,
     /// Admission time, Unix ms.
@@ -226,8 +227,8 @@ pub struct DeliveryStatusRow {
     pub recipient: String,
     /// `FromEmailAddress`.
     pub from_address: String,
-    /// Admission result (0 = ok).
-    pub send_status: i32,
+    /// Admission result.
+    pub send_status: SendStatus,
     /// Delivery result so far.
     pub deliver_status: DeliverStatus,
     /// The last reply or reason.
@@ -285,8 +286,8 @@ impl DeliveryState {
     }
 }
 
-impl From<DeliveryState> for crate::sql::Arg<'_> {
-    fn from(s: DeliveryState) -> Self {
-        crate::sql::Arg::I32(Some(s.code()))
+impl crate::sql::StoredCode for DeliveryState {
+    fn stored(self) -> i32 {
+        self.code()
     }
 }

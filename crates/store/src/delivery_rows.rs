@@ -2,7 +2,7 @@
 //! row and what an outcome writes to it. Neutral ground: `sqlite.rs`, `pg.rs` and the shared modules import from
 //! here, never from each other.
 
-use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind};
 use sqlx::FromRow;
 
 use crate::deliveries::DeliveryState;
@@ -25,7 +25,8 @@ pub(crate) struct ClaimedRow {
     domain: String,
     kind: String,
     envelope_from: String,
-    lane: i32,
+    #[sqlx(try_from = "i32")]
+    lane: Lane,
     attempts: i32,
     request_ms: i64,
     expires_ms: i64,
@@ -71,7 +72,7 @@ pub(crate) fn sender_domain(m: &NewMessage) -> String {
 
 /// Deliveries of `m` that still have to be attempted.
 pub(crate) fn open_count(m: &NewMessage) -> i32 {
-    i32::try_from(m.recipients.iter().filter(|r| r.send_status == 0).count()).unwrap_or(i32::MAX)
+    i32::try_from(m.recipients.iter().filter(|r| r.send_status.is_ok()).count()).unwrap_or(i32::MAX)
 }
 
 /// The initial state of one delivery row.
@@ -85,7 +86,7 @@ pub(crate) struct DeliveryInit<'a> {
 /// Admitted recipients start queued; refused ones are final (Dropped) from the start, decided at request time.
 pub(crate) fn delivery_init<'a>(m: &NewMessage, r: &'a NewRecipient) -> DeliveryInit<'a> {
     let deliver_message = r.deliver_message.as_deref().unwrap_or("");
-    if r.send_status == 0 {
+    if r.send_status.is_ok() {
         DeliveryInit {
             state: DeliveryState::Pending,
             deliver_status: DeliverStatus::Queued.code(),

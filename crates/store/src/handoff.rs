@@ -153,7 +153,7 @@ pub(crate) fn eligible(m: &NewMessage) -> usize {
     if m.not_before_ms > m.request_ms {
         return 0;
     }
-    m.recipients.iter().filter(|r| r.send_status == 0).count()
+    m.recipients.iter().filter(|r| r.send_status.is_ok()).count()
 }
 
 /// The deliveries a committed, leased message hands to the worker; `ids` are the new rows' ids in recipient
@@ -172,7 +172,7 @@ pub(crate) fn handed_off(m: NewMessage, ids: &[i64]) -> HandedOff {
     } = m;
     let deliveries = recipients
         .into_iter()
-        .filter(|r| r.send_status == 0)
+        .filter(|r| r.send_status.is_ok())
         .zip(ids)
         .map(|(r, &delivery_id)| ClaimedDelivery {
             delivery_id,

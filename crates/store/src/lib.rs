@@ -89,9 +89,7 @@ pub use health::HealthCounters;
 pub use identity::{DkimKeyRow, Identities, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use identity_tags::{IdentityTag, IdentityTags};
 pub use inbound::{AsyncBounce, FeedbackRecorded, Inbound, InboundMessage, NewComplaint};
-pub use limits::{
-    AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, Limits, SEND_STATUS_FREQUENCY_LIMIT,
-};
+pub use limits::{AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, LimitRefusal, Limits};
 pub use queue::Queue;
 pub use queue_admin::{QueueAdmin, QueueTarget};
 pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
@@ -335,7 +333,7 @@ mod tests {
                 envelope_from: "b@x".into(),
                 from_address: "a@x".into(),
                 subject: "s".into(),
-                lane: 0,
+                lane: mailpush_model::Lane::Trigger,
                 request_ms: 10,
                 not_before_ms: 10,
                 expires_ms: 1000,
@@ -344,7 +342,7 @@ mod tests {
                     address: "r@y".into(),
                     domain: "y".into(),
                     kind: RecipientKind::To,
-                    send_status: 0,
+                    send_status: mailpush_model::SendStatus::Ok,
                     deliver_message: None,
                 }],
             })
@@ -490,7 +488,7 @@ mod tests {
             envelope_from: String::new(),
             from_address: String::new(),
             subject: String::new(),
-            lane: 0,
+            lane: mailpush_model::Lane::Trigger,
             request_ms: 0,
             not_before_ms: 0,
             expires_ms: 0,
@@ -499,7 +497,7 @@ mod tests {
                 address: "r@y".into(),
                 domain: "y".into(),
                 kind: RecipientKind::Bcc,
-                send_status: 0,
+                send_status: mailpush_model::SendStatus::Ok,
                 deliver_message: None,
             }],
         }

@@ -9,11 +9,10 @@
 
 use std::collections::HashMap;
 
+use mailpush_model::SendStatus;
+
 use crate::sql::{Pool, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
-
-/// `SendStatus` of a recipient refused by the per-recipient hourly limit (Tencent 1006).
-pub const SEND_STATUS_FREQUENCY_LIMIT: i32 = 1006;
 
 /// Milliseconds in the per-recipient window.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -141,7 +140,7 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     // 0 = no per-recipient limit: nothing to check and no `recipient_sends` row to keep.
     let per_recipient_limited = per_hour > 0;
     for (i, r) in m.recipients.iter().enumerate() {
-        if r.send_status != 0 {
+        if !r.send_status.is_ok() {
             continue;
         }
         if !per_recipient_limited {
@@ -180,7 +179,7 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     // Admitted: mark the refused recipients and count.
     for &i in &over {
         let r = &mut m.recipients[i];
-        r.send_status = SEND_STATUS_FREQUENCY_LIMIT;
+        r.send_status = SendStatus::FrequencyLimit;
         r.deliver_message = Some(format!(
             "{} already received {per_hour} mails in the last hour",
             r.address
@@ -196,7 +195,7 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     for r in m
         .recipients
         .iter()
-        .filter(|r| per_recipient_limited && r.send_status == 0)
+        .filter(|r| per_recipient_limited && r.send_status.is_ok())
     {
         st.recent.entry(r.address.clone()).or_default().push(now);
         st.new_sends.push((r.address.clone(), now));
@@ -367,7 +366,7 @@ impl Limits<'_> {
 mod tests {
     use super::*;
     use crate::NewRecipient;
-    use mailpush_model::{MessageId, RecipientKind};
+    use mailpush_model::{Lane, MessageId, RecipientKind};
 
     fn msg(at: i64, to: &[&str]) -> NewMessage {
         NewMessage {
@@ -377,7 +376,7 @@ mod tests {
             envelope_from: "a@x".into(),
             from_address: "a@x".into(),
             subject: String::new(),
-            lane: 1,
+            lane: Lane::Batch,
             request_ms: at,
             not_before_ms: at,
             expires_ms: at + 1,
@@ -388,7 +387,7 @@ mod tests {
                     address: (*a).into(),
                     domain: "y".into(),
                     kind: RecipientKind::To,
-                    send_status: 0,
+                    send_status: SendStatus::Ok,
                     deliver_message: None,
                 })
                 .collect(),
@@ -426,7 +425,7 @@ mod tests {
         for i in 0..5 {
             let mut m = msg(i, &["a@y"]);
             assert!(decide(&mut m, &lim, &mut st).is_ok(), "mail {i}");
-            assert_eq!(m.recipients[0].send_status, 0);
+            assert_eq!(m.recipients[0].send_status, SendStatus::Ok);
         }
         assert!(
             st.new_sends.is_empty() && st.recent.is_empty(),
@@ -446,8 +445,8 @@ mod tests {
         ));
         let mut m = msg(30_000, &["a@y", "b@y"]);
         assert!(decide(&mut m, &LIM, &mut st).is_ok());
-        assert_eq!(m.recipients[0].send_status, SEND_STATUS_FREQUENCY_LIMIT);
-        assert_eq!(m.recipients[1].send_status, 0);
+        assert_eq!(m.recipients[0].send_status, SendStatus::FrequencyLimit);
+        assert_eq!(m.recipients[1].send_status, SendStatus::Ok);
         // The first send leaves the window an hour later.
         assert!(decide(&mut msg(HOUR_MS + 1, &["a@y"]), &LIM, &mut st).is_ok());
     }

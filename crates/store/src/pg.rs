@@ -15,6 +15,7 @@ use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
 use crate::{NewMessage, NewRecipient, StoreOptions};
 
 use crate::warmup::{Candidate, Counter, CounterRow, Verdict, WarmupRamp, decide_all, pick_limit};
+use mailpush_model::Lane;
 use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
@@ -55,299 +56,409 @@ impl crate::sql::Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
 
+    /// Writes messages with three statements whatever their number: each table gets its rows as arrays through
+    /// UNNEST, saving a network round trip per row. Runs inside the caller's transaction (the group commit, or the
+    /// batch runner committing them with its task cursor).
     async fn insert_messages(
-        conn: &mut Self::Connection,
+        conn: &mut PgConnection,
         msgs: &[NewMessage],
         retain_bodies: bool,
     ) -> Result<(), StoreError> {
-        insert_messages(conn, msgs, retain_bodies).await
+        insert_leased(conn, msgs, retain_bodies, None).await.map(drop)
     }
 
+    /// Leases up to `want` due deliveries of one lane, in due order, in one statement.
+    ///
+    /// `FOR UPDATE SKIP LOCKED` makes concurrent claimers pass over each other's rows instead of waiting or taking
+    /// them twice. A row another claimer leased and committed meanwhile is re-checked against the WHERE clause on
+    /// its new version (its next_attempt_ms is now the lease expiry, so it no longer qualifies).
     async fn claim_lane(
-        pool: &sqlx::Pool<Self>,
-        lane: i32,
+        pool: &PgPool,
+        lane: Lane,
         r: &ClaimRequest,
         lease_until: i64,
         want: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        claim_lane(pool, lane, r, lease_until, want).await
+        let rows = sqlx::query(
+            "WITH picked AS ( \
+                 SELECT id, next_attempt_ms AS due_ms FROM deliveries \
+                 WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
+                 ORDER BY next_attempt_ms LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED), \
+             leased AS ( \
+                 UPDATE deliveries AS d \
+                 SET state = $4, lease_token = d.lease_token + 1, lease_owner = $5, next_attempt_ms = $6 \
+                 FROM picked, messages AS m \
+                 WHERE d.id = picked.id AND m.id = d.message_id \
+                 RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms, picked.due_ms) \
+             SELECT * FROM leased ORDER BY due_ms, id",
+        )
+        .bind(lane.code())
+        .bind(r.now_ms)
+        .bind(want)
+        .bind(DeliveryState::Leased)
+        .bind(&r.worker)
+        .bind(lease_until)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(claimed_from_row).collect()
     }
 
+    /// Records outcomes in one transaction with a fixed number of statements whatever the batch size (each table
+    /// gets its rows as arrays), since every statement is a network round trip.
+    ///
+    /// Rows are locked first in id order (deliveries, then messages), so concurrent batches from several workers,
+    /// which may finish deliveries of the same messages, cannot deadlock.
     async fn record_outcomes(
-        pool: &sqlx::Pool<Self>,
-        outcomes: &[crate::DeliveryOutcome],
+        pool: &PgPool,
+        outcomes: &[DeliveryOutcome],
         retain_bodies: bool,
     ) -> Result<Vec<bool>, StoreError> {
-        record_outcomes(pool, outcomes, retain_bodies).await
+        let mut applied = vec![false; outcomes.len()];
+        // Only one outcome per (delivery, lease) can apply: the first. At most one lease per delivery is current.
+        let mut index: HashMap<(i64, i64), usize> = HashMap::new();
+        for (i, o) in outcomes.iter().enumerate() {
+            index.entry((o.delivery_id, o.lease.0)).or_insert(i);
+        }
+        if index.is_empty() {
+            return Ok(applied);
+        }
+        let mut order: Vec<usize> = index.values().copied().collect();
+        order.sort_by_key(|&i| (outcomes[i].delivery_id, i));
+        let effects: Vec<_> = order.iter().map(|&i| outcome_effect(&outcomes[i])).collect();
+        let ids: Vec<i64> = order.iter().map(|&i| outcomes[i].delivery_id).collect();
+        let tokens: Vec<i64> = order.iter().map(|&i| outcomes[i].lease.0).collect();
+        let states: Vec<i32> = effects.iter().map(|e| e.state.code()).collect();
+        let statuses: Vec<i32> = effects.iter().map(|e| e.deliver_status).collect();
+        let messages: Vec<&str> = order.iter().map(|&i| outcomes[i].result.message()).collect();
+        let deliver_mss: Vec<Option<i64>> = effects.iter().map(|e| e.deliver_ms).collect();
+        let nexts: Vec<Option<i64>> = effects.iter().map(|e| e.next_attempt_ms).collect();
+
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        // The fence: only the holder of the current lease may write.
+        let rows = sqlx::query(
+            "UPDATE deliveries AS d \
+             SET state = o.state, deliver_status = o.deliver_status, deliver_message = o.message, \
+                 deliver_ms = o.deliver_ms, next_attempt_ms = COALESCE(o.next_attempt_ms, d.next_attempt_ms), \
+                 attempts = d.attempts + 1, lease_owner = NULL \
+             FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $4::int4[], $5::text[], $6::int8[], $7::int8[]) \
+                 AS o(id, lease_token, state, deliver_status, message, deliver_ms, next_attempt_ms), messages AS m \
+             WHERE d.id = o.id AND d.lease_token = o.lease_token AND d.state = $8 AND m.id = d.message_id \
+             RETURNING d.id, o.lease_token, d.message_id, d.attempts, d.account_id, d.recipient, m.from_address",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&states)
+        .bind(&statuses)
+        .bind(&messages)
+        .bind(&deliver_mss)
+        .bind(&nexts)
+        .bind(DeliveryState::Leased)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let mut a_delivery = Vec::with_capacity(rows.len());
+        let mut a_attempt = Vec::with_capacity(rows.len());
+        let mut a_at = Vec::with_capacity(rows.len());
+        let mut a_status = Vec::with_capacity(rows.len());
+        let mut a_reply = Vec::with_capacity(rows.len());
+        let mut a_remote = Vec::with_capacity(rows.len());
+        let mut finished: BTreeMap<String, i32> = BTreeMap::new();
+        let mut e_account = Vec::with_capacity(rows.len());
+        let mut e_message = Vec::with_capacity(rows.len());
+        let mut e_recipient = Vec::with_capacity(rows.len());
+        let mut e_kind = Vec::with_capacity(rows.len());
+        let mut e_at = Vec::with_capacity(rows.len());
+        let mut e_reason = Vec::with_capacity(rows.len());
+        let mut e_bounce = Vec::with_capacity(rows.len());
+        // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
+        let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
+        let mut delta = crate::daily_statistics::StatsDelta::default();
+        // Recipients whose personal bodies go with their final state.
+        let mut purge_message: Vec<String> = Vec::new();
+        let mut purge_recipient: Vec<String> = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let token: i64 = row.try_get("lease_token")?;
+            let Some(&i) = index.get(&(id, token)) else {
+                return Err(StoreError::Corrupt(format!(
+                    "outcome update returned an unexpected row {id}"
+                )));
+            };
+            let o = &outcomes[i];
+            let effect = outcome_effect(o);
+            applied[i] = true;
+            a_delivery.push(id);
+            a_attempt.push(row.try_get::<i32, _>("attempts")?);
+            a_at.push(o.at_ms);
+            a_status.push(effect.deliver_status);
+            a_reply.push(o.result.message());
+            a_remote.push(o.remote.as_deref());
+            let account_id: i64 = row.try_get("account_id")?;
+            let recipient: String = row.try_get("recipient")?;
+            let message_id: String = row.try_get("message_id")?;
+            let (kind, bounce_type) = o.result.event();
+            if bounce_type == Some(crate::BounceType::Hard) {
+                blacklist.insert(
+                    (crate::suppression::normalize(&recipient), account_id),
+                    (o.at_ms, o.result.message()),
+                );
+            }
+            let from_address: String = row.try_get("from_address")?;
+            delta.event(account_id, o.at_ms, &from_address, &recipient, kind, false);
+            if effect.state == DeliveryState::Done && !retain_bodies {
+                purge_message.push(message_id.clone());
+                purge_recipient.push(recipient.clone());
+            }
+            e_account.push(account_id);
+            e_message.push(message_id);
+            e_recipient.push(recipient);
+            e_kind.push(kind.id());
+            e_at.push(o.at_ms);
+            e_reason.push(o.result.message());
+            e_bounce.push(bounce_type.map(|b| b.as_str()));
+            if effect.state == DeliveryState::Done {
+                *finished.entry(row.try_get("message_id")?).or_default() += 1;
+            }
+        }
+        if !a_delivery.is_empty() {
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) \
+                 SELECT * FROM UNNEST($1::int8[], $2::int4[], $3::int8[], $4::int4[], $5::text[], $6::text[])",
+            )
+            .bind(&a_delivery)
+            .bind(&a_attempt)
+            .bind(&a_at)
+            .bind(&a_status)
+            .bind(&a_reply)
+            .bind(&a_remote)
+            .execute(&mut *tx)
+            .await?;
+            // The events, in the same transaction as the outcomes: never lost, never invented.
+            sqlx::query(INSERT_OUTCOME_EVENTS.as_str())
+                .bind(&e_account)
+                .bind(&e_message)
+                .bind(&e_recipient)
+                .bind(&e_kind)
+                .bind(&e_at)
+                .bind(&e_reason)
+                .bind(&e_bounce)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !blacklist.is_empty() {
+            let mut b_address = Vec::with_capacity(blacklist.len());
+            let mut b_account = Vec::with_capacity(blacklist.len());
+            let mut b_at = Vec::with_capacity(blacklist.len());
+            let mut b_reason = Vec::with_capacity(blacklist.len());
+            for ((address, account), (at, reason)) in &blacklist {
+                b_address.push(address.as_str());
+                b_account.push(*account);
+                b_at.push(*at);
+                b_reason.push(*reason);
+            }
+            sqlx::query(INSERT_BOUNCE_BLACKLIST.as_str())
+                .bind(&b_address)
+                .bind(&b_account)
+                .bind(&b_at)
+                .bind(&b_reason)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !purge_message.is_empty() {
+            sqlx::query(
+                "DELETE FROM recipient_bodies b USING UNNEST($1::text[], $2::text[]) AS p(m, r) \
+                 WHERE b.message_id = p.m AND b.recipient = p.r",
+            )
+            .bind(&purge_message)
+            .bind(&purge_recipient)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !finished.is_empty() {
+            let (message_ids, counts): (Vec<&str>, Vec<i32>) = finished.iter().map(|(m, n)| (m.as_str(), *n)).unzip();
+            sqlx::query("SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&message_ids)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "UPDATE messages AS m SET open_count = m.open_count - c.n \
+                 FROM UNNEST($1::text[], $2::int4[]) AS c(id, n) WHERE m.id = c.id \
+                 RETURNING m.id, m.open_count",
+            )
+            .bind(&message_ids)
+            .bind(&counts)
+            .fetch_all(&mut *tx)
+            .await?;
+            // A message whose last recipient is final loses its body: the service does not keep mail content.
+            if !retain_bodies {
+                let mut done = Vec::new();
+                for row in &rows {
+                    if row.try_get::<i32, _>("open_count")? == 0 {
+                        done.push(row.try_get::<String, _>("id")?);
+                    }
+                }
+                if !done.is_empty() {
+                    sqlx::query("DELETE FROM message_bodies WHERE message_id = ANY($1)")
+                        .bind(&done)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        // Last and in key order (see `stats`).
+        crate::daily_statistics::apply_pg(&mut tx, &delta).await?;
+        tx.commit().await?;
+        Ok(applied)
     }
 
-    async fn apply_stats(
-        conn: &mut Self::Connection,
-        d: &crate::daily_statistics::StatsDelta,
-    ) -> Result<(), StoreError> {
-        crate::daily_statistics::apply_pg(conn, d).await
-    }
-
+    /// The PostgreSQL claim with warm-up: candidates `FOR UPDATE SKIP LOCKED` (claimers never wait for each other's
+    /// deliveries), then the domains' counters `FOR UPDATE` in key order (claimers of one domain serialize there, so
+    /// together they never exceed its allowance), then array updates.
+    /// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
     async fn claim_lane_with_warmup(
-        pool: &sqlx::Pool<Self>,
-        lane: i32,
+        pool: &PgPool,
+        lane: Lane,
         r: &ClaimRequest,
         lease_until: i64,
         want: i64,
         ramp: &WarmupRamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        warmup_claim_lane(pool, lane, r, lease_until, want, ramp).await
-    }
-}
-
-/// Leases up to `want` due deliveries of one lane, in due order, in one statement.
-///
-/// `FOR UPDATE SKIP LOCKED` makes concurrent claimers pass over each other's rows instead of waiting or taking
-/// them twice. A row another claimer leased and committed meanwhile is re-checked against the WHERE clause on
-/// its new version (its next_attempt_ms is now the lease expiry, so it no longer qualifies).
-async fn claim_lane(
-    pool: &PgPool,
-    lane: i32,
-    r: &ClaimRequest,
-    lease_until: i64,
-    want: i64,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let rows = sqlx::query(
-        "WITH picked AS ( \
-             SELECT id, next_attempt_ms AS due_ms FROM deliveries \
-             WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
-             ORDER BY next_attempt_ms LIMIT $3 \
-             FOR UPDATE SKIP LOCKED), \
-         leased AS ( \
-             UPDATE deliveries AS d \
-             SET state = $4, lease_token = d.lease_token + 1, lease_owner = $5, next_attempt_ms = $6 \
-             FROM picked, messages AS m \
-             WHERE d.id = picked.id AND m.id = d.message_id \
-             RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-                 d.request_ms, d.lease_token, m.envelope_from, m.expires_ms, picked.due_ms) \
-         SELECT * FROM leased ORDER BY due_ms, id",
-    )
-    .bind(lane)
-    .bind(r.now_ms)
-    .bind(want)
-    .bind(DeliveryState::Leased)
-    .bind(&r.worker)
-    .bind(lease_until)
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(claimed_from_row).collect()
-}
-
-/// Records outcomes in one transaction with a fixed number of statements whatever the batch size (each table
-/// gets its rows as arrays), since every statement is a network round trip.
-///
-/// Rows are locked first in id order (deliveries, then messages), so concurrent batches from several workers,
-/// which may finish deliveries of the same messages, cannot deadlock.
-pub(crate) async fn record_outcomes(
-    pool: &PgPool,
-    outcomes: &[DeliveryOutcome],
-    retain_bodies: bool,
-) -> Result<Vec<bool>, StoreError> {
-    let mut applied = vec![false; outcomes.len()];
-    // Only one outcome per (delivery, lease) can apply: the first. At most one lease per delivery is current.
-    let mut index: HashMap<(i64, i64), usize> = HashMap::new();
-    for (i, o) in outcomes.iter().enumerate() {
-        index.entry((o.delivery_id, o.lease.0)).or_insert(i);
-    }
-    if index.is_empty() {
-        return Ok(applied);
-    }
-    let mut order: Vec<usize> = index.values().copied().collect();
-    order.sort_by_key(|&i| (outcomes[i].delivery_id, i));
-    let effects: Vec<_> = order.iter().map(|&i| outcome_effect(&outcomes[i])).collect();
-    let ids: Vec<i64> = order.iter().map(|&i| outcomes[i].delivery_id).collect();
-    let tokens: Vec<i64> = order.iter().map(|&i| outcomes[i].lease.0).collect();
-    let states: Vec<i32> = effects.iter().map(|e| e.state.code()).collect();
-    let statuses: Vec<i32> = effects.iter().map(|e| e.deliver_status).collect();
-    let messages: Vec<&str> = order.iter().map(|&i| outcomes[i].result.message()).collect();
-    let deliver_mss: Vec<Option<i64>> = effects.iter().map(|e| e.deliver_ms).collect();
-    let nexts: Vec<Option<i64>> = effects.iter().map(|e| e.next_attempt_ms).collect();
-
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    // The fence: only the holder of the current lease may write.
-    let rows = sqlx::query(
-        "UPDATE deliveries AS d \
-         SET state = o.state, deliver_status = o.deliver_status, deliver_message = o.message, \
-             deliver_ms = o.deliver_ms, next_attempt_ms = COALESCE(o.next_attempt_ms, d.next_attempt_ms), \
-             attempts = d.attempts + 1, lease_owner = NULL \
-         FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $4::int4[], $5::text[], $6::int8[], $7::int8[]) \
-             AS o(id, lease_token, state, deliver_status, message, deliver_ms, next_attempt_ms), messages AS m \
-         WHERE d.id = o.id AND d.lease_token = o.lease_token AND d.state = $8 AND m.id = d.message_id \
-         RETURNING d.id, o.lease_token, d.message_id, d.attempts, d.account_id, d.recipient, m.from_address",
-    )
-    .bind(&ids)
-    .bind(&tokens)
-    .bind(&states)
-    .bind(&statuses)
-    .bind(&messages)
-    .bind(&deliver_mss)
-    .bind(&nexts)
-    .bind(DeliveryState::Leased)
-    .fetch_all(&mut *tx)
-    .await?;
-
-    let mut a_delivery = Vec::with_capacity(rows.len());
-    let mut a_attempt = Vec::with_capacity(rows.len());
-    let mut a_at = Vec::with_capacity(rows.len());
-    let mut a_status = Vec::with_capacity(rows.len());
-    let mut a_reply = Vec::with_capacity(rows.len());
-    let mut a_remote = Vec::with_capacity(rows.len());
-    let mut finished: BTreeMap<String, i32> = BTreeMap::new();
-    let mut e_account = Vec::with_capacity(rows.len());
-    let mut e_message = Vec::with_capacity(rows.len());
-    let mut e_recipient = Vec::with_capacity(rows.len());
-    let mut e_kind = Vec::with_capacity(rows.len());
-    let mut e_at = Vec::with_capacity(rows.len());
-    let mut e_reason = Vec::with_capacity(rows.len());
-    let mut e_bounce = Vec::with_capacity(rows.len());
-    // Hard bounces to blacklist, one row per (address, account): ON CONFLICT may not touch a row twice.
-    let mut blacklist: BTreeMap<(String, i64), (i64, &str)> = BTreeMap::new();
-    let mut delta = crate::daily_statistics::StatsDelta::default();
-    // Recipients whose personal bodies go with their final state.
-    let mut purge_message: Vec<String> = Vec::new();
-    let mut purge_recipient: Vec<String> = Vec::new();
-    for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        let token: i64 = row.try_get("lease_token")?;
-        let Some(&i) = index.get(&(id, token)) else {
-            return Err(StoreError::Corrupt(format!(
-                "outcome update returned an unexpected row {id}"
-            )));
-        };
-        let o = &outcomes[i];
-        let effect = outcome_effect(o);
-        applied[i] = true;
-        a_delivery.push(id);
-        a_attempt.push(row.try_get::<i32, _>("attempts")?);
-        a_at.push(o.at_ms);
-        a_status.push(effect.deliver_status);
-        a_reply.push(o.result.message());
-        a_remote.push(o.remote.as_deref());
-        let account_id: i64 = row.try_get("account_id")?;
-        let recipient: String = row.try_get("recipient")?;
-        let message_id: String = row.try_get("message_id")?;
-        let (kind, bounce_type) = o.result.event();
-        if bounce_type == Some(crate::BounceType::Hard) {
-            blacklist.insert(
-                (crate::suppression::normalize(&recipient), account_id),
-                (o.at_ms, o.result.message()),
-            );
-        }
-        let from_address: String = row.try_get("from_address")?;
-        delta.event(account_id, o.at_ms, &from_address, &recipient, kind, false);
-        if effect.state == DeliveryState::Done && !retain_bodies {
-            purge_message.push(message_id.clone());
-            purge_recipient.push(recipient.clone());
-        }
-        e_account.push(account_id);
-        e_message.push(message_id);
-        e_recipient.push(recipient);
-        e_kind.push(kind.id());
-        e_at.push(o.at_ms);
-        e_reason.push(o.result.message());
-        e_bounce.push(bounce_type.map(|b| b.as_str()));
-        if effect.state == DeliveryState::Done {
-            *finished.entry(row.try_get("message_id")?).or_default() += 1;
-        }
-    }
-    if !a_delivery.is_empty() {
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, deliver_status, reply, remote) \
-             SELECT * FROM UNNEST($1::int8[], $2::int4[], $3::int8[], $4::int4[], $5::text[], $6::text[])",
-        )
-        .bind(&a_delivery)
-        .bind(&a_attempt)
-        .bind(&a_at)
-        .bind(&a_status)
-        .bind(&a_reply)
-        .bind(&a_remote)
-        .execute(&mut *tx)
-        .await?;
-        // The events, in the same transaction as the outcomes: never lost, never invented.
-        sqlx::query(INSERT_OUTCOME_EVENTS.as_str())
-            .bind(&e_account)
-            .bind(&e_message)
-            .bind(&e_recipient)
-            .bind(&e_kind)
-            .bind(&e_at)
-            .bind(&e_reason)
-            .bind(&e_bounce)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if !blacklist.is_empty() {
-        let mut b_address = Vec::with_capacity(blacklist.len());
-        let mut b_account = Vec::with_capacity(blacklist.len());
-        let mut b_at = Vec::with_capacity(blacklist.len());
-        let mut b_reason = Vec::with_capacity(blacklist.len());
-        for ((address, account), (at, reason)) in &blacklist {
-            b_address.push(address.as_str());
-            b_account.push(*account);
-            b_at.push(*at);
-            b_reason.push(*reason);
-        }
-        sqlx::query(INSERT_BOUNCE_BLACKLIST.as_str())
-            .bind(&b_address)
-            .bind(&b_account)
-            .bind(&b_at)
-            .bind(&b_reason)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if !purge_message.is_empty() {
-        sqlx::query(
-            "DELETE FROM recipient_bodies b USING UNNEST($1::text[], $2::text[]) AS p(m, r) \
-             WHERE b.message_id = p.m AND b.recipient = p.r",
-        )
-        .bind(&purge_message)
-        .bind(&purge_recipient)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !finished.is_empty() {
-        let (message_ids, counts): (Vec<&str>, Vec<i32>) = finished.iter().map(|(m, n)| (m.as_str(), *n)).unzip();
-        sqlx::query("SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&message_ids)
-            .execute(&mut *tx)
-            .await?;
+        let today = day_start(r.now_ms);
+        let mut tx = pool.begin().await?;
         let rows = sqlx::query(
-            "UPDATE messages AS m SET open_count = m.open_count - c.n \
-             FROM UNNEST($1::text[], $2::int4[]) AS c(id, n) WHERE m.id = c.id \
-             RETURNING m.id, m.open_count",
+            "SELECT id, account_id, sender_domain, warmup_day_ms FROM deliveries \
+             WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
+             ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
         )
-        .bind(&message_ids)
-        .bind(&counts)
+        .bind(lane.code())
+        .bind(r.now_ms)
+        .bind(pick_limit(want))
         .fetch_all(&mut *tx)
         .await?;
-        // A message whose last recipient is final loses its body: the service does not keep mail content.
-        if !retain_bodies {
-            let mut done = Vec::new();
-            for row in &rows {
-                if row.try_get::<i32, _>("open_count")? == 0 {
-                    done.push(row.try_get::<String, _>("id")?);
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let candidates = rows
+            .iter()
+            .map(Candidate::from_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let mut keys: Vec<(i64, String)> = candidates
+            .iter()
+            .map(|c| (c.account_id, c.sender_domain.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let k_account: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let k_domain: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let k_first: Vec<i64> = vec![today; keys.len()];
+        // The first sending day is recorded outside the claim transaction (autocommit): inserting new keys inside
+        // it could make two claimers wait on each other's uncommitted inserts in different orders.
+        sqlx::query(
+            "INSERT INTO domain_warmup (account_id, domain, first_day_ms) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&k_account)
+        .bind(&k_domain)
+        .bind(&k_first)
+        .execute(pool)
+        .await?;
+        let counter_rows: Vec<CounterRow> = sqlx::query_as(
+            "SELECT w.account_id, w.domain, w.first_day_ms, w.day_ms, w.day_count FROM domain_warmup w \
+             JOIN UNNEST($1::int8[], $2::text[]) AS k(a, d) ON w.account_id = k.a AND w.domain = k.d \
+             ORDER BY w.account_id, w.domain FOR UPDATE OF w",
+        )
+        .bind(&k_account)
+        .bind(&k_domain)
+        .fetch_all(&mut *tx)
+        .await?;
+        let counters: HashMap<(i64, String), Counter> = counter_rows
+            .into_iter()
+            .map(|r| ((r.account_id, r.domain), r.counter))
+            .collect();
+        let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+        let mut counters = counters;
+        let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
+        let mut lease_ids = Vec::new();
+        let (mut hold_ids, mut hold_msgs) = (Vec::new(), Vec::new());
+        for (c, v) in candidates.iter().zip(&verdicts) {
+            match v {
+                Verdict::Lease => lease_ids.push(c.id),
+                Verdict::Hold(m) => {
+                    hold_ids.push(c.id);
+                    hold_msgs.push(m.as_str());
                 }
-            }
-            if !done.is_empty() {
-                sqlx::query("DELETE FROM message_bodies WHERE message_id = ANY($1)")
-                    .bind(&done)
-                    .execute(&mut *tx)
-                    .await?;
+                Verdict::Skip => {}
             }
         }
+        let mut out = Vec::with_capacity(lease_ids.len());
+        if !lease_ids.is_empty() {
+            let leased = sqlx::query(
+                "UPDATE deliveries AS d \
+                 SET state = $1, lease_token = d.lease_token + 1, lease_owner = $2, next_attempt_ms = $3, \
+                     warmup_day_ms = $4, warmup_held = 0 \
+                 FROM messages AS m WHERE d.id = ANY($5) AND m.id = d.message_id \
+                 RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
+            )
+            .bind(DeliveryState::Leased)
+            .bind(&r.worker)
+            .bind(lease_until)
+            .bind(today)
+            .bind(&lease_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut by_id = HashMap::with_capacity(leased.len());
+            for row in &leased {
+                let c = claimed_from_row(row)?;
+                by_id.insert(c.delivery_id, c);
+            }
+            // In pick order: due time, then acceptance.
+            out.extend(lease_ids.iter().filter_map(|id| by_id.remove(id)));
+        }
+        if !hold_ids.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries AS d SET state = $1, next_attempt_ms = $2, warmup_held = 1, deliver_message = h.msg \
+                 FROM UNNEST($3::int8[], $4::text[]) AS h(id, msg) WHERE d.id = h.id",
+            )
+            .bind(DeliveryState::Pending)
+            .bind(today + DAY_MS)
+            .bind(&hold_ids)
+            .bind(&hold_msgs)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (mut u_acc, mut u_dom, mut u_day, mut u_n) = (vec![], vec![], vec![], vec![]);
+        for ((a, d), c) in &counters {
+            if c.dirty {
+                u_acc.push(*a);
+                u_dom.push(d.as_str());
+                u_day.push(c.day_ms);
+                u_n.push(c.day_count);
+            }
+        }
+        if !u_acc.is_empty() {
+            sqlx::query(
+                "UPDATE domain_warmup AS w SET day_ms = u.day, day_count = u.n \
+                 FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS u(a, d, day, n) \
+                 WHERE w.account_id = u.a AND w.domain = u.d",
+            )
+            .bind(&u_acc)
+            .bind(&u_dom)
+            .bind(&u_day)
+            .bind(&u_n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
     }
-    // Last and in key order (see `stats`).
-    crate::daily_statistics::apply_pg(&mut tx, &delta).await?;
-    tx.commit().await?;
-    Ok(applied)
 }
 
 /// Connects and applies migrations. The schema comes from the URL's `search_path`, e.g.
@@ -548,18 +659,7 @@ async fn check_limits(
     Ok(refusals)
 }
 
-/// Writes messages with three statements whatever their number: each table gets its rows as arrays through
-/// UNNEST, saving a network round trip per row. Runs inside the caller's transaction (the group commit, or the
-/// batch runner committing them with its task cursor).
-pub(crate) async fn insert_messages<M: std::borrow::Borrow<NewMessage>>(
-    conn: &mut PgConnection,
-    msgs: &[M],
-    retain_bodies: bool,
-) -> Result<(), crate::StoreError> {
-    insert_leased(conn, msgs, retain_bodies, None).await.map(drop)
-}
-
-/// [`insert_messages`], with the deliveries of the messages `plan` leases written leased; their ids are
+/// [`Dialect::insert_messages`](crate::sql::Dialect::insert_messages), with the deliveries of the messages `plan` leases written leased; their ids are
 /// returned per message (in recipient order; empty when not leased).
 async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     conn: &mut PgConnection,
@@ -617,7 +717,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         envelope_froms.push(m.envelope_from.as_str());
         from_addresses.push(m.from_address.as_str());
         subjects.push(m.subject.as_str());
-        lanes.push(m.lane);
+        lanes.push(m.lane.code());
         request_mss.push(m.request_ms);
         not_befores.push(m.not_before_ms);
         expiress.push(m.expires_ms);
@@ -633,7 +733,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             d_sender_domain.push(sender_domain.clone());
             let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
             c.requested += 1;
-            if r.send_status == 0 {
+            if r.send_status.is_ok() {
                 c.accepted += 1;
             } else {
                 c.dropped += 1;
@@ -643,9 +743,9 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             d_recipient.push(r.address.as_str());
             d_domain.push(r.domain.as_str());
             d_kind.push(r.kind.as_str());
-            d_lane.push(m.lane);
+            d_lane.push(m.lane.code());
             d_request.push(m.request_ms);
-            let lease = lease_until.filter(|_| r.send_status == 0);
+            let lease = lease_until.filter(|_| r.send_status.is_ok());
             d_state.push(
                 if lease.is_some() {
                     DeliveryState::Leased
@@ -654,7 +754,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
                 }
                 .code(),
             );
-            d_send_status.push(r.send_status);
+            d_send_status.push(r.send_status.code());
             d_deliver_status.push(init.deliver_status);
             d_deliver_message.push(init.deliver_message);
             d_deliver_ms.push(init.deliver_ms);
@@ -664,7 +764,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             if lease.is_some() {
                 leased.push((i, r));
             }
-            if r.send_status != 0 {
+            if !r.send_status.is_ok() {
                 e_account.push(m.account_id);
                 e_message.push(m.id.as_str());
                 e_recipient.push(r.address.as_str());
@@ -753,152 +853,4 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     // Last and in key order (see `stats`).
     crate::daily_statistics::apply_pg(conn, &delta).await?;
     Ok(leased_ids)
-}
-
-/// The PostgreSQL claim with warm-up: candidates `FOR UPDATE SKIP LOCKED` (claimers never wait for each other's
-/// deliveries), then the domains' counters `FOR UPDATE` in key order (claimers of one domain serialize there, so
-/// together they never exceed its allowance), then array updates.
-/// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
-async fn warmup_claim_lane(
-    pool: &PgPool,
-    lane: i32,
-    r: &ClaimRequest,
-    lease_until: i64,
-    want: i64,
-    ramp: &WarmupRamp,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let today = day_start(r.now_ms);
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT id, account_id, sender_domain, warmup_day_ms FROM deliveries \
-         WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
-         ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(lane)
-    .bind(r.now_ms)
-    .bind(pick_limit(want))
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.is_empty() {
-        tx.commit().await?;
-        return Ok(Vec::new());
-    }
-    let candidates = rows
-        .iter()
-        .map(|row| {
-            Ok(Candidate {
-                lane,
-                ..Candidate::from_row(row)?
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let mut keys: Vec<(i64, String)> = candidates
-        .iter()
-        .map(|c| (c.account_id, c.sender_domain.clone()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let k_account: Vec<i64> = keys.iter().map(|k| k.0).collect();
-    let k_domain: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-    let k_first: Vec<i64> = vec![today; keys.len()];
-    // The first sending day is recorded outside the claim transaction (autocommit): inserting new keys inside
-    // it could make two claimers wait on each other's uncommitted inserts in different orders.
-    sqlx::query(
-        "INSERT INTO domain_warmup (account_id, domain, first_day_ms) \
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING",
-    )
-    .bind(&k_account)
-    .bind(&k_domain)
-    .bind(&k_first)
-    .execute(pool)
-    .await?;
-    let counter_rows: Vec<CounterRow> = sqlx::query_as(
-        "SELECT w.account_id, w.domain, w.first_day_ms, w.day_ms, w.day_count FROM domain_warmup w \
-         JOIN UNNEST($1::int8[], $2::text[]) AS k(a, d) ON w.account_id = k.a AND w.domain = k.d \
-         ORDER BY w.account_id, w.domain FOR UPDATE OF w",
-    )
-    .bind(&k_account)
-    .bind(&k_domain)
-    .fetch_all(&mut *tx)
-    .await?;
-    let counters: HashMap<(i64, String), Counter> = counter_rows
-        .into_iter()
-        .map(|r| ((r.account_id, r.domain), r.counter))
-        .collect();
-    let want_n = usize::try_from(want).unwrap_or(usize::MAX);
-    let mut counters = counters;
-    let verdicts = decide_all(&candidates, &mut counters, ramp, today, want_n);
-    let mut lease_ids = Vec::new();
-    let (mut hold_ids, mut hold_msgs) = (Vec::new(), Vec::new());
-    for (c, v) in candidates.iter().zip(&verdicts) {
-        match v {
-            Verdict::Lease => lease_ids.push(c.id),
-            Verdict::Hold(m) => {
-                hold_ids.push(c.id);
-                hold_msgs.push(m.as_str());
-            }
-            Verdict::Skip => {}
-        }
-    }
-    let mut out = Vec::with_capacity(lease_ids.len());
-    if !lease_ids.is_empty() {
-        let leased = sqlx::query(
-            "UPDATE deliveries AS d \
-             SET state = $1, lease_token = d.lease_token + 1, lease_owner = $2, next_attempt_ms = $3, \
-                 warmup_day_ms = $4, warmup_held = 0 \
-             FROM messages AS m WHERE d.id = ANY($5) AND m.id = d.message_id \
-             RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-                 d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
-        )
-        .bind(DeliveryState::Leased)
-        .bind(&r.worker)
-        .bind(lease_until)
-        .bind(today)
-        .bind(&lease_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut by_id = HashMap::with_capacity(leased.len());
-        for row in &leased {
-            let c = claimed_from_row(row)?;
-            by_id.insert(c.delivery_id, c);
-        }
-        // In pick order: due time, then acceptance.
-        out.extend(lease_ids.iter().filter_map(|id| by_id.remove(id)));
-    }
-    if !hold_ids.is_empty() {
-        sqlx::query(
-            "UPDATE deliveries AS d SET state = $1, next_attempt_ms = $2, warmup_held = 1, deliver_message = h.msg \
-             FROM UNNEST($3::int8[], $4::text[]) AS h(id, msg) WHERE d.id = h.id",
-        )
-        .bind(DeliveryState::Pending)
-        .bind(today + DAY_MS)
-        .bind(&hold_ids)
-        .bind(&hold_msgs)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let (mut u_acc, mut u_dom, mut u_day, mut u_n) = (vec![], vec![], vec![], vec![]);
-    for ((a, d), c) in &counters {
-        if c.dirty {
-            u_acc.push(*a);
-            u_dom.push(d.as_str());
-            u_day.push(c.day_ms);
-            u_n.push(c.day_count);
-        }
-    }
-    if !u_acc.is_empty() {
-        sqlx::query(
-            "UPDATE domain_warmup AS w SET day_ms = u.day, day_count = u.n \
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS u(a, d, day, n) \
-             WHERE w.account_id = u.a AND w.domain = u.d",
-        )
-        .bind(&u_acc)
-        .bind(&u_dom)
-        .bind(&u_day)
-        .bind(&u_n)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(out)
 }

@@ -4,7 +4,7 @@
 use std::sync::PoisonError;
 
 use mailpush_model::DeliverStatus;
-use mailpush_model::MessageId;
+use mailpush_model::{MessageId, SendStatus};
 use sqlx::{FromRow, Postgres, Sqlite};
 use tokio::sync::oneshot;
 
@@ -208,9 +208,6 @@ impl Queue<'_> {
 }
 
 fn validate(m: &NewMessage) -> Result<(), StoreError> {
-    if !LANES.contains(&m.lane) {
-        return Err(StoreError::Invalid(format!("lane {} is not one of {LANES:?}", m.lane)));
-    }
     if m.recipients.is_empty() {
         return Err(StoreError::Invalid("a message needs at least one recipient".into()));
     }
@@ -252,7 +249,8 @@ struct StatusRow {
     message_id: String,
     recipient: String,
     from_address: String,
-    send_status: i32,
+    #[sqlx(try_from = "i32")]
+    send_status: SendStatus,
     deliver_status: i32,
     deliver_message: String,
     request_ms: i64,

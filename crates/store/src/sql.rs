@@ -12,8 +12,8 @@
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments as _, Decode, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr, Type};
+use sqlx::{Decode, Executor, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::StoreError;
 
@@ -30,7 +30,7 @@ pub(crate) trait Dialect: sqlx::Database {
     /// [`crate::Queue::claim`]; the claim hot path, tuned per backend).
     async fn claim_lane(
         pool: &sqlx::Pool<Self>,
-        lane: i32,
+        lane: mailpush_model::Lane,
         r: &crate::ClaimRequest,
         lease_until: i64,
         want: i64,
@@ -48,18 +48,12 @@ pub(crate) trait Dialect: sqlx::Database {
     /// the ones over it, in one transaction (see `warmup.rs`).
     async fn claim_lane_with_warmup(
         pool: &sqlx::Pool<Self>,
-        lane: i32,
+        lane: mailpush_model::Lane,
         r: &crate::ClaimRequest,
         lease_until: i64,
         want: i64,
         ramp: &crate::WarmupRamp,
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError>;
-
-    /// Writes a transaction's statistics increments (see `stats`), inside the transaction of `conn`.
-    async fn apply_stats(
-        conn: &mut Self::Connection,
-        d: &crate::daily_statistics::StatsDelta,
-    ) -> Result<(), StoreError>;
 
     /// Inserts messages with their deliveries (queued, not leased), events and statistics, inside the
     /// transaction of `conn` (the enqueue path's statements; used by batch tasks).
@@ -81,44 +75,62 @@ pub(crate) enum Arg<'a> {
     Bytes(Option<&'a [u8]>),
 }
 
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::I64(Some(v))
-    }
+/// A value type that binds as one [`Arg`] (and, as `Option`, as a typed NULL).
+pub(crate) trait Bind: Copy {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a>;
 }
-impl From<Option<i64>> for Arg<'_> {
-    fn from(v: Option<i64>) -> Self {
+
+impl Bind for i64 {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a> {
         Arg::I64(v)
     }
 }
-impl From<i32> for Arg<'_> {
-    fn from(v: i32) -> Self {
-        Arg::I32(Some(v))
-    }
-}
-impl From<Option<i32>> for Arg<'_> {
-    fn from(v: Option<i32>) -> Self {
+impl Bind for i32 {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a> {
         Arg::I32(v)
     }
 }
-impl From<bool> for Arg<'_> {
-    fn from(v: bool) -> Self {
-        Arg::Bool(Some(v))
-    }
-}
-impl From<Option<bool>> for Arg<'_> {
-    fn from(v: Option<bool>) -> Self {
+impl Bind for bool {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a> {
         Arg::Bool(v)
     }
 }
-impl From<f64> for Arg<'_> {
-    fn from(v: f64) -> Self {
-        Arg::F64(Some(v))
+impl Bind for f64 {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a> {
+        Arg::F64(v)
     }
 }
-impl From<Option<f64>> for Arg<'_> {
-    fn from(v: Option<f64>) -> Self {
-        Arg::F64(v)
+
+/// A status stored as its `i32` value (a `#[repr(i32)]` enum): it binds as that value.
+pub(crate) trait StoredCode: Copy {
+    fn stored(self) -> i32;
+}
+
+impl<T: StoredCode> Bind for T {
+    fn arg<'a>(v: Option<Self>) -> Arg<'a> {
+        Arg::I32(v.map(T::stored))
+    }
+}
+
+impl StoredCode for mailpush_model::Lane {
+    fn stored(self) -> i32 {
+        self.code()
+    }
+}
+impl StoredCode for mailpush_model::SendStatus {
+    fn stored(self) -> i32 {
+        self.code()
+    }
+}
+
+impl<T: Bind> From<T> for Arg<'_> {
+    fn from(v: T) -> Self {
+        T::arg(Some(v))
+    }
+}
+impl<T: Bind> From<Option<T>> for Arg<'_> {
+    fn from(v: Option<T>) -> Self {
+        T::arg(v)
     }
 }
 impl<'a> From<&'a str> for Arg<'a> {
@@ -199,11 +211,11 @@ pub(crate) enum Conn<'c> {
 }
 
 impl Conn<'_> {
-    /// [`Dialect::apply_stats`] of this connection's backend.
+    /// Writes a transaction's statistics increments (see `daily_statistics`) inside this connection's transaction.
     pub(crate) async fn apply_stats(&mut self, d: &crate::daily_statistics::StatsDelta) -> Result<(), StoreError> {
         match self {
-            Conn::Sqlite(c) => Sqlite::apply_stats(c, d).await,
-            Conn::Postgres(c) => Postgres::apply_stats(c, d).await,
+            Conn::Sqlite(c) => crate::daily_statistics::apply_sqlite(c, d).await,
+            Conn::Postgres(c) => crate::daily_statistics::apply_pg(c, d).await,
         }
     }
 
@@ -438,24 +450,16 @@ impl<'a> Query<'a> {
     pub(crate) async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> Result<u64, StoreError> {
         let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
-            Ex::Sqlite(p) => sqlx::query_with(sql, sqlite_args(&args)?)
-                .persistent(persistent)
-                .execute(p)
+            Ex::Sqlite(p) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, p)
                 .await?
                 .rows_affected(),
-            Ex::SqliteConn(c) => sqlx::query_with(sql, sqlite_args(&args)?)
-                .persistent(persistent)
-                .execute(c)
+            Ex::SqliteConn(c) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, c)
                 .await?
                 .rows_affected(),
-            Ex::Postgres(p) => sqlx::query_with(sql, pg_args(&args)?)
-                .persistent(persistent)
-                .execute(p)
+            Ex::Postgres(p) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, p)
                 .await?
                 .rows_affected(),
-            Ex::PgConn(c) => sqlx::query_with(sql, pg_args(&args)?)
-                .persistent(persistent)
-                .execute(c)
+            Ex::PgConn(c) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, c)
                 .await?
                 .rows_affected(),
         })
@@ -463,94 +467,26 @@ impl<'a> Query<'a> {
 
     /// The first row, if any.
     pub(crate) async fn fetch_optional<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Option<T>, StoreError> {
-        let Query { sql, args, persistent } = self;
-        Ok(match ex.into() {
-            Ex::Sqlite(p) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_optional(p)
-                    .await?
-            }
-            Ex::SqliteConn(c) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_optional(c)
-                    .await?
-            }
-            Ex::Postgres(p) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_optional(p)
-                    .await?
-            }
-            Ex::PgConn(c) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_optional(c)
-                    .await?
-            }
-        })
+        Ok(self.rows(ex, Rows::First).await?.into_iter().next())
     }
 
     /// The first row; no row is an error.
     pub(crate) async fn fetch_one<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<T, StoreError> {
-        let Query { sql, args, persistent } = self;
-        Ok(match ex.into() {
-            Ex::Sqlite(p) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_one(p)
-                    .await?
-            }
-            Ex::SqliteConn(c) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_one(c)
-                    .await?
-            }
-            Ex::Postgres(p) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_one(p)
-                    .await?
-            }
-            Ex::PgConn(c) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_one(c)
-                    .await?
-            }
-        })
+        Ok(self.fetch_optional(ex).await?.ok_or(sqlx::Error::RowNotFound)?)
     }
 
     /// Every row.
     pub(crate) async fn fetch_all<'e, T: Record>(self, ex: impl Into<Ex<'e>>) -> Result<Vec<T>, StoreError> {
+        self.rows(ex, Rows::All).await
+    }
+
+    async fn rows<'e, T: Record>(self, ex: impl Into<Ex<'e>>, rows: Rows) -> Result<Vec<T>, StoreError> {
         let Query { sql, args, persistent } = self;
         Ok(match ex.into() {
-            Ex::Sqlite(p) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_all(p)
-                    .await?
-            }
-            Ex::SqliteConn(c) => {
-                sqlx::query_as_with(sql, sqlite_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_all(c)
-                    .await?
-            }
-            Ex::Postgres(p) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_all(p)
-                    .await?
-            }
-            Ex::PgConn(c) => {
-                sqlx::query_as_with(sql, pg_args(&args)?)
-                    .persistent(persistent)
-                    .fetch_all(c)
-                    .await?
-            }
+            Ex::Sqlite(p) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, p, rows).await?,
+            Ex::SqliteConn(c) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, c, rows).await?,
+            Ex::Postgres(p) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, p, rows).await?,
+            Ex::PgConn(c) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, c, rows).await?,
         })
     }
 
@@ -570,24 +506,67 @@ impl<'a> Query<'a> {
     }
 }
 
-fn sqlite_args(args: &[Arg<'_>]) -> Result<SqliteArguments, sqlx::Error> {
-    let mut out = SqliteArguments::default();
-    for a in args {
-        match *a {
-            Arg::I64(v) => out.add(v),
-            Arg::I32(v) => out.add(v),
-            Arg::Bool(v) => out.add(v),
-            Arg::F64(v) => out.add(v),
-            Arg::Str(v) => out.add(v),
-            Arg::Bytes(v) => out.add(v),
-        }
-        .map_err(sqlx::Error::Encode)?;
+/// How many rows a fetch reads.
+#[derive(Clone, Copy)]
+enum Rows {
+    First,
+    All,
+}
+
+/// Runs `q` on one backend's executor.
+async fn execute_on<'c, DB, E>(
+    q: sqlx::query::Query<'static, DB, DB::Arguments>,
+    persistent: bool,
+    ex: E,
+) -> Result<DB::QueryResult, sqlx::Error>
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    E: Executor<'c, Database = DB>,
+{
+    q.persistent(persistent).execute(ex).await
+}
+
+/// Runs `q` on one backend's executor: its first row (if any) or every row.
+async fn fetch_on<'c, DB, T, E>(
+    q: sqlx::query::QueryAs<'static, DB, T, DB::Arguments>,
+    persistent: bool,
+    ex: E,
+    rows: Rows,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    T: Send + Unpin + for<'r> FromRow<'r, DB::Row>,
+    E: Executor<'c, Database = DB>,
+{
+    let q = q.persistent(persistent);
+    match rows {
+        Rows::First => Ok(q.fetch_optional(ex).await?.into_iter().collect()),
+        Rows::All => q.fetch_all(ex).await,
     }
-    Ok(out)
+}
+
+fn sqlite_args(args: &[Arg<'_>]) -> Result<SqliteArguments, sqlx::Error> {
+    arguments(args)
 }
 
 fn pg_args(args: &[Arg<'_>]) -> Result<PgArguments, sqlx::Error> {
-    let mut out = PgArguments::default();
+    arguments(args)
+}
+
+/// The values as one backend's arguments.
+fn arguments<A>(args: &[Arg<'_>]) -> Result<A, sqlx::Error>
+where
+    A: sqlx::Arguments,
+    for<'t> Option<i64>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<i32>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<bool>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<f64>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<&'t str>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<&'t [u8]>: sqlx::Encode<'t, A::Database> + Type<A::Database>,
+{
+    let mut out = A::default();
     for a in args {
         match *a {
             Arg::I64(v) => out.add(v),

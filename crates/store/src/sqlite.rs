@@ -18,6 +18,7 @@ use crate::script::{Durability, Script, ScriptRows, Stmt, WriteTx};
 use crate::{NewMessage, NewRecipient, StoreOptions};
 
 use crate::warmup::{Candidate, Counter, Verdict, WarmupRamp, decide_all, pick_limit};
+use mailpush_model::Lane;
 use mailpush_model::clock::{DAY_MS, day_start};
 use sqlx::{FromRow, Row};
 
@@ -30,42 +31,80 @@ impl crate::sql::Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
 
+    /// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor), in
+    /// one hand-off.
     async fn insert_messages(
-        conn: &mut Self::Connection,
+        conn: &mut SqliteConnection,
         msgs: &[NewMessage],
         retain_bodies: bool,
-    ) -> Result<(), StoreError> {
-        insert_messages(conn, msgs, retain_bodies).await
+    ) -> Result<(), crate::StoreError> {
+        let mut delta = crate::daily_statistics::StatsDelta::default();
+        let msgs: Vec<&NewMessage> = msgs.iter().collect();
+        let mut script = Script::default();
+        push_rows(&mut script, &msgs, retain_bodies, &mut delta, None);
+        crate::daily_statistics::push_sqlite(&mut script, &delta);
+        script.run(conn).await.map(|_| ())
     }
 
+    /// Leases up to `want` due deliveries of one lane, in due order.
+    ///
+    /// Select, then update, inside one IMMEDIATE transaction (two hand-offs, see `script`): the write lock is held
+    /// from the start, so no other writer (in this process or another) can claim in between. A single
+    /// `UPDATE … RETURNING` cannot fetch the message columns cheaply: SQLite evaluates a correlated subquery in
+    /// RETURNING without its index (a scan of `messages` per row), and RETURNING may not reference joined tables.
     async fn claim_lane(
-        pool: &sqlx::Pool<Self>,
-        lane: i32,
+        pool: &SqlitePool,
+        lane: Lane,
         r: &ClaimRequest,
         lease_until: i64,
         want: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        claim_lane(pool, lane, r, lease_until, want).await
+        let mut tx = WriteTx::begin(pool, Durability::Relaxed).await?;
+        let due = tx.push(
+            "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
+             d.request_ms, d.lease_token + 1 AS lease_token, m.envelope_from, m.expires_ms \
+             FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.state < 2 AND d.lane = ",
+        );
+        tx.sql()
+            .push_bind(lane.code())
+            .push(" AND d.next_attempt_ms <= ")
+            .push_bind(r.now_ms)
+            .push(" ORDER BY d.next_attempt_ms LIMIT ")
+            .push_bind(want);
+        let rows = tx.flush().await?.take(due);
+        let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>, _>>()?;
+        push_lease(tx.script(), &claimed, &r.worker, lease_until, None);
+        tx.commit().await?;
+        Ok(claimed)
     }
 
+    /// Records outcomes in one transaction with a handful of multi-row statements for the whole batch, sent in two
+    /// hand-offs (see `script`): the lease fence and the senders' addresses, then the writes and the COMMIT.
     async fn record_outcomes(
-        pool: &sqlx::Pool<Self>,
-        outcomes: &[crate::DeliveryOutcome],
+        pool: &SqlitePool,
+        outcomes: &[DeliveryOutcome],
         retain_bodies: bool,
     ) -> Result<Vec<bool>, StoreError> {
-        record_outcomes(pool, outcomes, retain_bodies).await
-    }
+        let mut applied = vec![false; outcomes.len()];
+        if outcomes.is_empty() {
+            return Ok(applied);
+        }
+        // Deliveries in id order, then messages in id order (the same order as the PostgreSQL backend). A repeated
+        // (delivery, lease) is applied once, as the fence did statement by statement.
+        let mut order: Vec<usize> = (0..outcomes.len()).collect();
+        order.sort_by_key(|&i| outcomes[i].delivery_id);
+        let mut seen = std::collections::HashSet::new();
+        order.retain(|&i| seen.insert((outcomes[i].delivery_id, outcomes[i].lease.0)));
 
-    async fn apply_stats(
-        conn: &mut Self::Connection,
-        d: &crate::daily_statistics::StatsDelta,
-    ) -> Result<(), StoreError> {
-        crate::daily_statistics::apply_sqlite(conn, d).await
+        let tx = WriteTx::begin(pool, Durability::Relaxed).await?;
+        record_outcomes_on(tx, outcomes, retain_bodies, order, &mut applied).await?;
+        Ok(applied)
     }
 
     async fn claim_lane_with_warmup(
         pool: &sqlx::Pool<Self>,
-        lane: i32,
+        lane: Lane,
         r: &ClaimRequest,
         lease_until: i64,
         want: i64,
@@ -135,39 +174,6 @@ impl Drop for RelaxedWriter {
     }
 }
 
-/// Leases up to `want` due deliveries of one lane, in due order.
-///
-/// Select, then update, inside one IMMEDIATE transaction (two hand-offs, see `script`): the write lock is held
-/// from the start, so no other writer (in this process or another) can claim in between. A single
-/// `UPDATE … RETURNING` cannot fetch the message columns cheaply: SQLite evaluates a correlated subquery in
-/// RETURNING without its index (a scan of `messages` per row), and RETURNING may not reference joined tables.
-async fn claim_lane(
-    pool: &SqlitePool,
-    lane: i32,
-    r: &ClaimRequest,
-    lease_until: i64,
-    want: i64,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut tx = WriteTx::begin(pool, Durability::Relaxed).await?;
-    let due = tx.push(
-        "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-         d.request_ms, d.lease_token + 1 AS lease_token, m.envelope_from, m.expires_ms \
-         FROM deliveries d JOIN messages m ON m.id = d.message_id \
-         WHERE d.state < 2 AND d.lane = ",
-    );
-    tx.sql()
-        .push_bind(lane)
-        .push(" AND d.next_attempt_ms <= ")
-        .push_bind(r.now_ms)
-        .push(" ORDER BY d.next_attempt_ms LIMIT ")
-        .push_bind(want);
-    let rows = tx.flush().await?.take(due);
-    let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>, _>>()?;
-    push_lease(tx.script(), &claimed, &r.worker, lease_until, None);
-    tx.commit().await?;
-    Ok(claimed)
-}
-
 /// Leases `claimed` to `worker` until `lease_until` (and, with warm-up, counts them on `warmup_day`), in one
 /// hand-off.
 pub(crate) async fn lease_claimed(
@@ -217,29 +223,6 @@ struct FencedDelivery {
     attempt: i32,
     account_id: i64,
     recipient: String,
-}
-
-/// Records outcomes in one transaction with a handful of multi-row statements for the whole batch, sent in two
-/// hand-offs (see `script`): the lease fence and the senders' addresses, then the writes and the COMMIT.
-pub(crate) async fn record_outcomes(
-    pool: &SqlitePool,
-    outcomes: &[DeliveryOutcome],
-    retain_bodies: bool,
-) -> Result<Vec<bool>, StoreError> {
-    let mut applied = vec![false; outcomes.len()];
-    if outcomes.is_empty() {
-        return Ok(applied);
-    }
-    // Deliveries in id order, then messages in id order (the same order as the PostgreSQL backend). A repeated
-    // (delivery, lease) is applied once, as the fence did statement by statement.
-    let mut order: Vec<usize> = (0..outcomes.len()).collect();
-    order.sort_by_key(|&i| outcomes[i].delivery_id);
-    let mut seen = std::collections::HashSet::new();
-    order.retain(|&i| seen.insert((outcomes[i].delivery_id, outcomes[i].lease.0)));
-
-    let tx = WriteTx::begin(pool, Durability::Relaxed).await?;
-    record_outcomes_on(tx, outcomes, retain_bodies, order, &mut applied).await?;
-    Ok(applied)
 }
 
 /// [`record_outcomes`] in `tx`, for the deduplicated outcomes `order` (indexes).
@@ -598,21 +581,6 @@ async fn check_limits(
     Ok(refusals)
 }
 
-/// Writes messages inside the caller's transaction (the batch runner commits them with its task cursor), in
-/// one hand-off.
-pub(crate) async fn insert_messages(
-    conn: &mut SqliteConnection,
-    msgs: &[NewMessage],
-    retain_bodies: bool,
-) -> Result<(), crate::StoreError> {
-    let mut delta = crate::daily_statistics::StatsDelta::default();
-    let msgs: Vec<&NewMessage> = msgs.iter().collect();
-    let mut script = Script::default();
-    push_rows(&mut script, &msgs, retain_bodies, &mut delta, None);
-    crate::daily_statistics::push_sqlite(&mut script, &delta);
-    script.run(conn).await.map(|_| ())
-}
-
 /// Most body bytes one multi-row `INSERT INTO message_bodies` carries (bound values are copied).
 const MAX_BODY_BYTES_PER_STATEMENT: usize = 8 << 20;
 
@@ -669,7 +637,7 @@ fn push_rows<'m>(
                 .push_bind(&m.envelope_from)
                 .push_bind(&m.from_address)
                 .push_bind(&m.subject)
-                .push_bind(m.lane)
+                .push_bind(m.lane.code())
                 .push_bind(m.request_ms)
                 .push_bind(m.not_before_ms)
                 .push_bind(m.expires_ms)
@@ -706,7 +674,7 @@ fn push_rows<'m>(
         let sender_domain = crate::delivery_rows::sender_domain(m);
         let lease_until = plan.and_then(|p| p.lease_until(i, m));
         for r in &m.recipients {
-            let leased = lease_until.filter(|_| r.send_status == 0);
+            let leased = lease_until.filter(|_| r.send_status.is_ok());
             deliveries.push((i, r, sender_domain.clone(), leased));
         }
     }
@@ -714,7 +682,7 @@ fn push_rows<'m>(
         let m = msgs[*i];
         let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
         c.requested += 1;
-        if r.send_status == 0 {
+        if r.send_status.is_ok() {
             c.accepted += 1;
         } else {
             c.dropped += 1;
@@ -735,14 +703,14 @@ fn push_rows<'m>(
                 .push_bind(&r.address)
                 .push_bind(&r.domain)
                 .push_bind(r.kind.as_str())
-                .push_bind(m.lane)
+                .push_bind(m.lane.code())
                 .push_bind(m.request_ms)
                 .push_bind(if leased.is_some() {
                     DeliveryState::Leased
                 } else {
                     init.state
                 })
-                .push_bind(r.send_status)
+                .push_bind(r.send_status.code())
                 .push_bind(init.deliver_status)
                 .push_bind(init.deliver_message)
                 .push_bind(init.deliver_ms)
@@ -761,7 +729,7 @@ fn push_rows<'m>(
     // Recipients refused at admission: their `dropped` events are written with the message.
     let dropped: Vec<(&NewMessage, &NewRecipient)> = deliveries
         .iter()
-        .filter(|(_, r, _, _)| r.send_status != 0)
+        .filter(|(_, r, _, _)| !r.send_status.is_ok())
         .map(|(i, r, _, _)| (msgs[*i], *r))
         .collect();
     for chunk in dropped.chunks(MAX_ROWS_PER_STATEMENT) {
@@ -787,7 +755,7 @@ fn push_rows<'m>(
 /// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
 async fn warmup_claim_lane(
     pool: &SqlitePool,
-    lane: i32,
+    lane: Lane,
     r: &ClaimRequest,
     lease_until: i64,
     want: i64,
@@ -802,7 +770,7 @@ async fn warmup_claim_lane(
 
 async fn warmup_claim_lane_on(
     conn: &mut sqlx::SqliteConnection,
-    lane: i32,
+    lane: Lane,
     r: &ClaimRequest,
     lease_until: i64,
     want: i64,
@@ -819,7 +787,7 @@ async fn warmup_claim_lane_on(
          WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
          ORDER BY d.next_attempt_ms, d.id LIMIT $3",
     )
-    .bind(lane)
+    .bind(lane.code())
     .bind(r.now_ms)
     .bind(pick_limit(want))
     .fetch_all(&mut *tx)
@@ -830,12 +798,7 @@ async fn warmup_claim_lane_on(
     }
     let candidates = rows
         .iter()
-        .map(|row| {
-            Ok(Candidate {
-                lane,
-                ..Candidate::from_row(row)?
-            })
-        })
+        .map(Candidate::from_row)
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let mut counters: HashMap<(i64, String), Counter> = HashMap::new();
     for c in &candidates {

@@ -6,7 +6,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Arg, query};
+use crate::sql::{StoredCode, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A template's row id (Tencent `TemplateID`). Never reused after a delete.
@@ -31,9 +31,9 @@ impl TemplateStatus {
     }
 }
 
-impl From<TemplateStatus> for Arg<'_> {
-    fn from(s: TemplateStatus) -> Self {
-        Arg::I32(Some(s.code()))
+impl StoredCode for TemplateStatus {
+    fn stored(self) -> i32 {
+        self.code()
     }
 }
 

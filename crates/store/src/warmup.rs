@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 
+use mailpush_model::Lane;
 use mailpush_model::clock::{DAY_MS, date_of, day_start};
 use sqlx::{Postgres, Sqlite};
 
@@ -48,8 +49,8 @@ impl WarmupRamp {
     }
 
     /// The part of `allowance` mail of `lane` may use: all of it for trigger mail, the rest minus the reserve.
-    pub fn lane_cap(&self, allowance: i64, lane: i32) -> i64 {
-        if lane == 0 {
+    pub fn lane_cap(&self, allowance: i64, lane: Lane) -> i64 {
+        if lane == Lane::Trigger {
             allowance
         } else {
             let reserve =
@@ -123,14 +124,14 @@ impl Counter {
     }
 }
 
-/// A picked delivery, as far as the decision needs it (its lane is the claim's).
+/// A picked delivery, as far as the decision needs it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Candidate {
     pub(crate) id: i64,
     pub(crate) account_id: i64,
     pub(crate) sender_domain: String,
-    #[sqlx(skip)]
-    pub(crate) lane: i32,
+    #[sqlx(try_from = "i32")]
+    pub(crate) lane: Lane,
     pub(crate) warmup_day_ms: i64,
 }
 
@@ -468,7 +469,7 @@ mod tests {
 
     const T0: i64 = 1_764_115_200_000; // a UTC midnight
 
-    fn cand(id: i64, domain: &str, lane: i32) -> Candidate {
+    fn cand(id: i64, domain: &str, lane: Lane) -> Candidate {
         Candidate {
             id,
             account_id: 1,
@@ -487,8 +488,8 @@ mod tests {
         assert_eq!(ramp.allowance(T0, T0 + 5), Some(5));
         assert_eq!(ramp.allowance(T0, T0 + DAY_MS), Some(10));
         assert_eq!(ramp.allowance(T0, T0 + 2 * DAY_MS), None);
-        assert_eq!(ramp.lane_cap(10, 0), 10);
-        assert_eq!(ramp.lane_cap(10, 1), 8);
+        assert_eq!(ramp.lane_cap(10, Lane::Trigger), 10);
+        assert_eq!(ramp.lane_cap(10, Lane::Batch), 8);
     }
 
     #[test]
@@ -498,10 +499,15 @@ mod tests {
             trigger_reserve_percent: 0,
         };
         let mut counters = HashMap::new();
-        let mut cs = vec![cand(1, "a", 1), cand(2, "a", 1), cand(3, "a", 1), cand(4, "b", 1)];
+        let mut cs = vec![
+            cand(1, "a", Lane::Batch),
+            cand(2, "a", Lane::Batch),
+            cand(3, "a", Lane::Batch),
+            cand(4, "b", Lane::Batch),
+        ];
         cs.push(Candidate {
             warmup_day_ms: T0,
-            ..cand(5, "a", 1)
+            ..cand(5, "a", Lane::Batch)
         });
         let v = decide_all(&cs, &mut counters, &ramp, T0, 10);
         assert_eq!(v[0], Verdict::Lease);

@@ -1,11 +1,11 @@
 //! Conformance cases for batch sending (migration 0009): recipient lists and send tasks, including the
 //! atomic chunk feed (messages + cursor in one transaction, compare-and-swap), on SQLite and PostgreSQL.
 
-use mailpush_model::{MessageId, RecipientKind};
+use mailpush_model::Lane;
 use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
-    Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, Store,
-    TaskChunk, TaskQuery, TaskRunUpdate,
+    Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, ReceiverRow,
+    Store, TaskChunk, TaskQuery, TaskRunUpdate,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -24,6 +24,16 @@ async fn account(store: &Store, name: &str) -> Account {
     common::account(store, name, T0).await
 }
 
+/// Creates the recipient list `name` (at most 2 lists per account): its row, or `Err(true)` for a taken name and
+/// `Err(false)` over the limit.
+async fn receiver(store: &Store, account: i64, name: &str) -> Result<ReceiverRow, bool> {
+    store
+        .batch()
+        .create_receiver(account, name, "", T0, 2)
+        .await
+        .expect("create receiver")
+}
+
 fn detail(email: &str, invalid: bool) -> NewReceiverDetail {
     NewReceiverDetail {
         email: email.into(),
@@ -33,44 +43,17 @@ fn detail(email: &str, invalid: bool) -> NewReceiverDetail {
 }
 
 fn task(account: i64, receiver: i64) -> NewSendTask {
-    NewSendTask {
-        account_id: account,
-        receiver_id: receiver,
-        from_address: "a@x.example".into(),
-        subject: "s".into(),
-        reply_to: None,
-        task_type: 1,
-        template_id: 1,
-        template_data: String::new(),
-        unsubscribe: String::new(),
-        ad_location: 0,
-        begin_ms: T0,
-        interval_hours: 0,
-        term_cycle: 0,
-        created_ms: T0,
-    }
+    common::send_task(account, receiver, T0)
 }
 
 fn message(account: i64, to: &str) -> NewMessage {
+    let recipient = NewRecipient {
+        domain: "example.org".into(),
+        ..common::to(to)
+    };
     NewMessage {
-        template_id: 0,
-        id: MessageId::generate(),
-        account_id: account,
-        envelope_from: "a@x.example".into(),
-        from_address: "a@x.example".into(),
-        subject: "s".into(),
-        lane: 1,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 1000,
-        body: b"hi".to_vec(),
-        recipients: vec![NewRecipient {
-            address: to.into(),
-            domain: "example.org".into(),
-            kind: RecipientKind::To,
-            send_status: 0,
-            deliver_message: None,
-        }],
+        lane: Lane::Batch,
+        ..common::message(account, "a@x.example", T0, T0 + 1000, vec![recipient])
     }
 }
 
@@ -78,40 +61,11 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
-    let r = store
-        .batch()
-        .create_receiver(a.id, "list", "", T0, 2)
-        .await
-        .expect("create")
-        .expect("created");
-    assert_eq!(
-        store
-            .batch()
-            .create_receiver(a.id, "list", "", T0, 2)
-            .await
-            .expect("dup"),
-        Err(true)
-    );
-    store
-        .batch()
-        .create_receiver(b.id, "list", "", T0, 2)
-        .await
-        .expect("other account")
-        .expect("same name ok");
-    store
-        .batch()
-        .create_receiver(a.id, "two", "", T0, 2)
-        .await
-        .expect("second")
-        .expect("created");
-    assert_eq!(
-        store
-            .batch()
-            .create_receiver(a.id, "three", "", T0, 2)
-            .await
-            .expect("limit"),
-        Err(false)
-    );
+    let r = receiver(&store, a.id, "list").await.expect("created");
+    assert_eq!(receiver(&store, a.id, "list").await, Err(true));
+    receiver(&store, b.id, "list").await.expect("same name ok");
+    receiver(&store, a.id, "two").await.expect("created");
+    assert_eq!(receiver(&store, a.id, "three").await, Err(false));
     let out = store
         .batch()
         .add_receiver_details(

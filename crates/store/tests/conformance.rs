@@ -4,10 +4,10 @@
 
 use std::collections::HashSet;
 
-use mailpush_model::{DeliverStatus, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
     Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken,
-    NewAccount, NewMessage, NewRecipient, StatusQuery, Store, StoreError, StoreOptions,
+    NewAccount, NewMessage, StatusQuery, Store, StoreError, StoreOptions,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -59,42 +59,26 @@ async fn account(store: &Store, name: &str) -> Account {
         .expect("create account")
 }
 
-fn recipient(address: &str) -> NewRecipient {
-    NewRecipient {
-        address: address.into(),
-        domain: address.rsplit('@').next().unwrap_or_default().into(),
-        kind: RecipientKind::To,
-        send_status: 0,
-        deliver_message: None,
-    }
-}
-
-fn message(account: AccountId, lane: i32, request_ms: i64, not_before_ms: i64, to: &[&str]) -> NewMessage {
-    let id = MessageId::generate();
+fn message(account: AccountId, lane: Lane, request_ms: i64, not_before_ms: i64, to: &[&str]) -> NewMessage {
+    let m = common::message(
+        account,
+        "news@sender.example",
+        request_ms,
+        request_ms + 72 * HOUR,
+        common::to_all(to),
+    );
     NewMessage {
-        template_id: 0,
-        envelope_from: format!("bounce+{id}@mail.sender.example"),
-        id,
-        account_id: account,
-        from_address: "news@sender.example".into(),
+        envelope_from: format!("bounce+{}@mail.sender.example", m.id),
         subject: "Hello".into(),
         lane,
-        request_ms,
         not_before_ms,
-        expires_ms: request_ms + 72 * HOUR,
         body: b"From: news@sender.example\r\nSubject: Hello\r\n\r\nHi!\r\n".to_vec(),
-        recipients: to.iter().map(|a| recipient(a)).collect(),
+        ..m
     }
 }
 
 fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult) -> DeliveryOutcome {
-    DeliveryOutcome {
-        delivery_id: c.delivery_id,
-        lease: c.lease,
-        at_ms,
-        result,
-        remote: Some(format!("mx.{}", c.domain)),
-    }
+    common::outcome(c, at_ms, result, Some(format!("mx.{}", c.domain)))
 }
 
 fn delivered() -> AttemptResult {
@@ -213,7 +197,7 @@ async fn accounts(ctx: Ctx) {
 async fn enqueue_claim_deliver(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
+    let m = message(acc.id, Lane::Batch, T0, T0, &["x@one.example", "y@two.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let counts = store.queue().queue_counts().await.expect("counts");
@@ -238,7 +222,7 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(c.domain, c.recipient.rsplit('@').next().expect("domain"));
         assert_eq!(c.kind, RecipientKind::To);
         assert_eq!(c.envelope_from, m.envelope_from);
-        assert_eq!(c.lane, 1);
+        assert_eq!(c.lane, Lane::Batch);
         assert_eq!(c.attempts, 0);
         assert_eq!(c.request_ms, T0);
         assert_eq!(c.expires_ms, T0 + 72 * HOUR);
@@ -263,7 +247,7 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
     for row in &rows {
         assert_eq!(row.message_id, m.id);
         assert_eq!(row.from_address, "news@sender.example");
-        assert_eq!(row.send_status, 0);
+        assert_eq!(row.send_status, SendStatus::Ok);
         assert_eq!(row.deliver_status, DeliverStatus::Delivered);
         assert_eq!(row.deliver_message, "250 2.0.0 Ok: queued");
         assert_eq!(row.request_ms, T0);
@@ -320,12 +304,12 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
         level_quota: 1_000_000,
     };
     // Without a receiver nothing is handed off.
-    let m = message(acc.id, 0, T0, T0, &["solo@one.example"]);
+    let m = message(acc.id, Lane::Trigger, T0, T0, &["solo@one.example"]);
     assert!(!store.queue().enqueue_fresh(m, unlimited).await.expect("enqueue"));
     assert_eq!(claim(store, "w0", 10, 30_000, T0).await.len(), 1);
 
     let mut hand_offs = store.queue().take_hand_offs("w1", 30_000, 3);
-    let m = message(acc.id, 1, T0, T0, &["x@one.example", "y@two.example"]);
+    let m = message(acc.id, Lane::Batch, T0, T0, &["x@one.example", "y@two.example"]);
     assert!(
         store
             .queue()
@@ -340,7 +324,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
         assert_eq!(d.recipient, r);
         assert_eq!(
             (d.message_id.clone(), d.lane, d.attempts, d.lease),
-            (m.id.clone(), 1, 0, LeaseToken(1))
+            (m.id.clone(), Lane::Batch, 0, LeaseToken(1))
         );
         assert_eq!(
             (d.envelope_from.as_str(), d.expires_ms),
@@ -361,17 +345,17 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     // Room is 3 deliveries and 2 are waiting: a two-recipient message is queued instead. From then on fresh
     // mail is queued behind it, even a one-recipient message that would fit: a hand-off would overtake the
     // queued mail (trigger mail included) for as long as admission outpaces the worker.
-    let two = message(acc.id, 1, T0, T0, &["p@one.example", "q@one.example"]);
+    let two = message(acc.id, Lane::Batch, T0, T0, &["p@one.example", "q@one.example"]);
     assert!(!store.queue().enqueue_fresh(two, unlimited).await.expect("enqueue"));
     assert!(hand_offs.is_behind());
-    let one = message(acc.id, 1, T0, T0, &["r@one.example"]);
+    let one = message(acc.id, Lane::Batch, T0, T0, &["r@one.example"]);
     assert!(!store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
     // Started deliveries make room again, but only a claim that caught up with the queue resumes hand-offs;
     // mail due later is never handed off.
     hand_offs.started(2);
-    let later = message(acc.id, 1, T0, T0 + HOUR, &["later@one.example"]);
+    let later = message(acc.id, Lane::Batch, T0, T0 + HOUR, &["later@one.example"]);
     assert!(!store.queue().enqueue_fresh(later, unlimited).await.expect("enqueue"));
-    let queued = message(acc.id, 1, T0, T0, &["s@one.example"]);
+    let queued = message(acc.id, Lane::Batch, T0, T0, &["s@one.example"]);
     assert!(!store.queue().enqueue_fresh(queued, unlimited).await.expect("enqueue"));
     assert_eq!(
         claim(store, "w2", 10, 30_000, T0 + 1).await.len(),
@@ -380,7 +364,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     );
     hand_offs.caught_up();
     assert!(!hand_offs.is_behind());
-    let one = message(acc.id, 1, T0, T0, &["t@one.example"]);
+    let one = message(acc.id, Lane::Batch, T0, T0, &["t@one.example"]);
     assert!(store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
 
     let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
@@ -407,7 +391,8 @@ async fn claim_order(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
     // (lane, due offset); enqueued in this order, so ids do not follow due times.
-    let spec = [(1, 100), (0, 200), (1, 50), (0, 150), (1, 10), (0, 900), (1, 20)];
+    let (t, b) = (Lane::Trigger, Lane::Batch);
+    let spec = [(b, 100), (t, 200), (b, 50), (t, 150), (b, 10), (t, 900), (b, 20)];
     let mut ids = Vec::new();
     for (lane, due) in spec {
         let m = message(acc.id, lane, T0, T0 + due, &["r@x.example"]);
@@ -428,7 +413,7 @@ async fn claim_order(ctx: Ctx) {
     let got = claim(store, "w", 2, 60_000, T0 + 1000).await;
     assert_eq!(
         got.iter().map(|c| (&c.message_id, c.lane)).collect::<Vec<_>>(),
-        [(&f, 0), (&g, 1)]
+        [(&f, Lane::Trigger), (&g, Lane::Batch)]
     );
     let got = claim(store, "w", 10, 60_000, T0 + 1000).await;
     assert_eq!(
@@ -444,7 +429,7 @@ async fn not_claimable_before_due(ctx: Ctx) {
     let acc = account(store, "a").await;
     store
         .queue()
-        .enqueue(message(acc.id, 0, T0, T0 + 1000, &["r@x.example"]))
+        .enqueue(message(acc.id, Lane::Trigger, T0, T0 + 1000, &["r@x.example"]))
         .await
         .expect("enqueue");
     assert!(
@@ -463,7 +448,7 @@ async fn not_claimable_before_due(ctx: Ctx) {
 async fn deferred_retried_delivered(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let m = message(acc.id, 1, T0, T0, &["r@x.example"]);
+    let m = message(acc.id, Lane::Batch, T0, T0, &["r@x.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let first = claim(store, "w", 10, 60_000, T0).await;
@@ -545,7 +530,7 @@ async fn renewed_lease_holds(ctx: Ctx) {
     let acc = account(store, "a").await;
     store
         .queue()
-        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example", "q@x.example"]))
+        .enqueue(message(acc.id, Lane::Trigger, T0, T0, &["r@x.example", "q@x.example"]))
         .await
         .expect("enqueue");
     let a = claim(store, "worker-a", 10, 1000, T0).await;
@@ -592,7 +577,7 @@ async fn renewed_lease_holds(ctx: Ctx) {
 async fn expired_lease_taken_over(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let m = message(acc.id, 0, T0, T0, &["r@x.example"]);
+    let m = message(acc.id, Lane::Trigger, T0, T0, &["r@x.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
 
     let a = claim(store, "worker-a", 10, 1000, T0).await;
@@ -677,7 +662,7 @@ async fn concurrent_claimers(ctx: Ctx) {
     for i in 0..50 {
         let to: Vec<String> = (0..4).map(|j| format!("r{i}-{j}@d{j}.example")).collect();
         let to: Vec<&str> = to.iter().map(String::as_str).collect();
-        let m = message(acc.id, i % 2, T0, T0, &to);
+        let m = message(acc.id, Lane::ALL[i % 2], T0, T0, &to);
         messages.push(m.id.clone());
         store.queue().enqueue(m).await.expect("enqueue");
     }
@@ -724,13 +709,19 @@ async fn concurrent_claimers(ctx: Ctx) {
 async fn admission_dropped_never_claimed(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let mut m = message(acc.id, 1, T0, T0, &["ok1@x.example", "bad@y.example", "ok2@x.example"]);
-    m.recipients[1].send_status = 1007;
+    let mut m = message(
+        acc.id,
+        Lane::Batch,
+        T0,
+        T0,
+        &["ok1@x.example", "bad@y.example", "ok2@x.example"],
+    );
+    m.recipients[1].send_status = SendStatus::Blacklisted;
     m.recipients[1].deliver_message = Some("the address is blacklisted".into());
     store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let mut all_dropped = message(acc.id, 1, T0, T0, &["gone@z.example"]);
-    all_dropped.recipients[0].send_status = 1013;
+    let mut all_dropped = message(acc.id, Lane::Batch, T0, T0, &["gone@z.example"]);
+    all_dropped.recipients[0].send_status = SendStatus::Unsubscribed;
     store.queue().enqueue(all_dropped.clone()).await.expect("enqueue");
     assert_eq!(
         store.queue().message_body(&all_dropped.id).await.expect("body"),
@@ -747,7 +738,7 @@ async fn admission_dropped_never_claimed(ctx: Ctx) {
 
     let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
     let bad = rows.iter().find(|r| r.recipient == "bad@y.example").expect("bad row");
-    assert_eq!(bad.send_status, 1007);
+    assert_eq!(bad.send_status, SendStatus::Blacklisted);
     assert_eq!(bad.deliver_status, DeliverStatus::Dropped);
     assert_eq!(bad.deliver_message, "the address is blacklisted");
     assert_eq!(bad.attempts, 0);
@@ -756,7 +747,10 @@ async fn admission_dropped_never_claimed(ctx: Ctx) {
         .status(by_message(acc.id, &all_dropped.id))
         .await
         .expect("status")[0];
-    assert_eq!((gone.send_status, gone.deliver_status), (1013, DeliverStatus::Dropped));
+    assert_eq!(
+        (gone.send_status, gone.deliver_status),
+        (SendStatus::Unsubscribed, DeliverStatus::Dropped)
+    );
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + HOUR, delivered())).collect();
     assert_eq!(
@@ -771,7 +765,7 @@ async fn admission_dropped_never_claimed(ctx: Ctx) {
 async fn body_purged_after_last_final(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let m = message(acc.id, 1, T0, T0, &["r1@x.example", "r2@x.example"]);
+    let m = message(acc.id, Lane::Batch, T0, T0, &["r1@x.example", "r2@x.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let claimed = claim(store, "w", 10, 60_000, T0).await;
     let r1 = claimed.iter().find(|c| c.recipient == "r1@x.example").expect("r1");
@@ -811,10 +805,10 @@ async fn body_purged_after_last_final(ctx: Ctx) {
             ..StoreOptions::default()
         })
         .await;
-    let kept = message(acc.id, 0, T0, T0, &["k@x.example"]);
+    let kept = message(acc.id, Lane::Trigger, T0, T0, &["k@x.example"]);
     keep.queue().enqueue(kept.clone()).await.expect("enqueue");
-    let mut none_to_send = message(acc.id, 0, T0, T0, &["n@x.example"]);
-    none_to_send.recipients[0].send_status = 1006;
+    let mut none_to_send = message(acc.id, Lane::Trigger, T0, T0, &["n@x.example"]);
+    none_to_send.recipients[0].send_status = SendStatus::FrequencyLimit;
     keep.queue().enqueue(none_to_send.clone()).await.expect("enqueue");
     let c = claim(&keep, "w", 10, 60_000, T0).await;
     assert_eq!(c.len(), 1);
@@ -838,7 +832,7 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
     let acc = account(store, "a").await;
     let m = message(
         acc.id,
-        0,
+        Lane::Trigger,
         T0,
         T0,
         &["d@x.example", "r@x.example", "x@x.example", "f@x.example"],
@@ -936,10 +930,10 @@ async fn status_filters(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let m1 = message(a.id, 1, T0, T0, &["a1@x.example", "a2@y.example"]);
-    let m2 = message(a.id, 1, T0 + 1000, T0, &["a1@x.example"]);
-    let m3 = message(a.id, 1, T0 + 2000, T0, &["a3@z.example"]);
-    let mb = message(b.id, 1, T0 + 1000, T0, &["b1@x.example", "a1@x.example"]);
+    let m1 = message(a.id, Lane::Batch, T0, T0, &["a1@x.example", "a2@y.example"]);
+    let m2 = message(a.id, Lane::Batch, T0 + 1000, T0, &["a1@x.example"]);
+    let m3 = message(a.id, Lane::Batch, T0 + 2000, T0, &["a3@z.example"]);
+    let mb = message(b.id, Lane::Batch, T0 + 1000, T0, &["b1@x.example", "a1@x.example"]);
     for m in [&m1, &m2, &m3, &mb] {
         store.queue().enqueue(m.clone()).await.expect("enqueue");
     }
@@ -1046,7 +1040,7 @@ async fn group_commit(ctx: Ctx) {
     for i in 0..500 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let m = message(acc.id, 1, T0 + i, T0, &[&format!("r{i}@x.example")]);
+            let m = message(acc.id, Lane::Batch, T0 + i, T0, &[&format!("r{i}@x.example")]);
             store.queue().enqueue(m).await
         }));
     }
@@ -1079,12 +1073,12 @@ async fn group_commit(ctx: Ctx) {
 async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
     let store = ctx.store.clone();
     let acc = account(&store, "a").await;
-    let first = message(acc.id, 1, T0, T0, &["r@x.example"]);
+    let first = message(acc.id, Lane::Batch, T0, T0, &["r@x.example"]);
     store.queue().enqueue(first.clone()).await.expect("enqueue");
 
     let mut tasks = Vec::new();
     for i in 0..60 {
-        let mut m = message(acc.id, 1, T0 + 1 + i, T0, &["r@x.example"]);
+        let mut m = message(acc.id, Lane::Batch, T0 + 1 + i, T0, &["r@x.example"]);
         match i {
             20 => m.id = first.id.clone(),
             40 => m.account_id = acc.id + 10_000,
@@ -1119,12 +1113,10 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
 async fn invalid_messages(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let mut m = message(acc.id, 2, T0, T0, &["r@x.example"]);
-    assert!(
-        matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
-        "unknown lane"
-    );
-    m.lane = 0;
+    // A lane is a `Lane`: an unknown one (2) cannot be built, and is refused where integers come in.
+    let unknown = Lane::try_from(2).expect_err("unknown lane");
+    assert_eq!(unknown.to_string(), "unknown lane 2");
+    let mut m = message(acc.id, Lane::Trigger, T0, T0, &["r@x.example"]);
     m.recipients.clear();
     assert!(
         matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
@@ -1138,13 +1130,13 @@ async fn closed_store(ctx: Ctx) {
     let acc = account(&store, "a").await;
     store
         .queue()
-        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+        .enqueue(message(acc.id, Lane::Trigger, T0, T0, &["r@x.example"]))
         .await
         .expect("enqueue");
     store.close().await;
     let r = store
         .queue()
-        .enqueue(message(acc.id, 0, T0, T0, &["r@x.example"]))
+        .enqueue(message(acc.id, Lane::Trigger, T0, T0, &["r@x.example"]))
         .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     let r = store
@@ -1171,7 +1163,7 @@ async fn enqueue_many(store: &Store, account: AccountId, n: i64) {
         tasks.push(tokio::spawn(async move {
             store
                 .queue()
-                .enqueue(message(account, 1, T0 + i, T0, &[&format!("r{i}@x.example")]))
+                .enqueue(message(account, Lane::Batch, T0 + i, T0, &[&format!("r{i}@x.example")]))
                 .await
         }));
     }

@@ -1,9 +1,8 @@
 //! Conformance cases for the web console's rows (migration 0022): console users and sessions, the message
 //! search and timeline, and the task controls, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{MessageId, RecipientKind};
 use mailpush_store::batch::TaskStatus;
-use mailpush_store::{Account, MessageSearch, NewAccount, NewMessage, NewRecipient, NewSendTask, Store, TaskControl};
+use mailpush_store::{Account, MessageSearch, NewMessage, Store, TaskControl};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -18,17 +17,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 async fn console_users_are_unique_and_sessions_expire(ctx: Ctx) {
@@ -103,24 +92,10 @@ async fn console_users_are_unique_and_sessions_expire(ctx: Ctx) {
 
 fn message(account: i64, to: &str) -> NewMessage {
     NewMessage {
-        template_id: 0,
-        id: MessageId::generate(),
-        account_id: account,
-        envelope_from: "a@x.example".into(),
         from_address: "Shop <a@x.example>".into(),
         subject: "hello".into(),
-        lane: 0,
-        request_ms: T0,
-        not_before_ms: T0,
-        expires_ms: T0 + 86_400_000,
         body: b"body".to_vec(),
-        recipients: vec![NewRecipient {
-            address: to.into(),
-            domain: to.split('@').nth(1).unwrap_or("x").into(),
-            kind: RecipientKind::To,
-            send_status: 0,
-            deliver_message: None,
-        }],
+        ..common::message(account, "a@x.example", T0, T0 + 86_400_000, vec![common::to(to)])
     }
 }
 
@@ -190,22 +165,7 @@ async fn task_controls_move_only_from_their_states(ctx: Ctx) {
         .await
         .expect("list")
         .expect("created");
-    let task = NewSendTask {
-        account_id: a.id,
-        receiver_id: r.id,
-        from_address: "a@x.example".into(),
-        subject: "s".into(),
-        reply_to: None,
-        task_type: 1,
-        template_id: 1,
-        template_data: String::new(),
-        unsubscribe: String::new(),
-        ad_location: 0,
-        begin_ms: T0,
-        interval_hours: 0,
-        term_cycle: 0,
-        created_ms: T0,
-    };
+    let task = common::send_task(a.id, r.id, T0);
     let id = store
         .batch()
         .create_send_task(&task, TaskStatus::ToStart)

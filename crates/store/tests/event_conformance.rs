@@ -16,17 +16,7 @@ async fn account(store: &Store, name: &str) -> Account {
 }
 
 fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewEvent {
-    NewEvent {
-        account_id: account.id,
-        message_id: id.clone(),
-        recipient: "rcpt@example.com".into(),
-        kind,
-        at_ms,
-        reason: String::new(),
-        bounce_type: None,
-        link: None,
-        user_agent: None,
-    }
+    common::event(account.id, id, "rcpt@example.com", kind, at_ms)
 }
 
 async fn events_round_trip_scoped_by_account(ctx: Ctx) {

@@ -27,10 +27,15 @@ async fn account(store: &Store, name: &str) -> Account {
 }
 
 fn message(account: &Account, recipients: &[&str]) -> NewMessage {
-    let recipients = recipients.iter().map(|a| common::rcpt(a, 0)).collect();
     NewMessage {
         envelope_from: "mpb-x@shop.example".into(),
-        ..common::message(account.id, "news@shop.example", T0, T0 + 1_000_000, recipients)
+        ..common::message(
+            account.id,
+            "news@shop.example",
+            T0,
+            T0 + 1_000_000,
+            common::to_all(recipients),
+        )
     }
 }
 

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
+use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
-    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewAccount, NewEvent,
-    NewMessage, NewRecipient, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewEvent, NewMessage,
+    PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -24,66 +24,28 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: T0,
-        })
-        .await
-        .expect("create account")
+    common::account(store, name, T0).await
 }
 
 fn message(account: &Account, at: i64, recipients: &[&str]) -> NewMessage {
     NewMessage {
-        id: MessageId::generate(),
-        account_id: account.id,
-        envelope_from: "news@shop.example".into(),
-        from_address: "news@shop.example".into(),
-        subject: "s".into(),
-        lane: 0,
-        request_ms: at,
-        not_before_ms: at,
-        expires_ms: at + 90 * DAY,
         body: vec![b'x'; 2_000],
-        recipients: recipients
-            .iter()
-            .map(|a| NewRecipient {
-                address: (*a).into(),
-                domain: a.split('@').nth(1).unwrap_or("x").into(),
-                kind: RecipientKind::To,
-                send_status: 0,
-                deliver_message: None,
-            })
-            .collect(),
-        template_id: 0,
+        ..common::message(
+            account.id,
+            "news@shop.example",
+            at,
+            at + 90 * DAY,
+            common::to_all(recipients),
+        )
     }
 }
 
 /// Claims everything due at `now` and reports `result(recipient)` for each.
 async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 1_000,
-            lease_ms: 60_000,
-            now_ms: now,
-        })
+    let outcomes = common::claim(store, "w", 1_000, 60_000, now)
         .await
-        .expect("claim");
-    let outcomes = claimed
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: now + 1,
-            result: result(&c.recipient),
-            remote: Some("mx.example".into()),
-        })
+        .map(|c| common::outcome(c, now + 1, result(&c.recipient), Some("mx.example".into())))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record");
 }
@@ -93,17 +55,7 @@ fn delivered(_: &str) -> AttemptResult {
 }
 
 fn event(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
-    NewEvent {
-        account_id: account.id,
-        message_id: m.id.clone(),
-        recipient: recipient.into(),
-        kind,
-        at_ms: at,
-        reason: String::new(),
-        bounce_type: None,
-        link: None,
-        user_agent: None,
-    }
+    common::event(account.id, &m.id, recipient, kind, at)
 }
 
 /// Rows of `table` that belong to message `id` (delivery_attempts through its deliveries).
@@ -589,16 +541,7 @@ async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
             .iter()
             .all(|a| *a)
     );
-    let claimed = store
-        .queue()
-        .claim(ClaimRequest {
-            worker: "w".into(),
-            limit: 100,
-            lease_ms: 60_000,
-            now_ms: T0 + 2,
-        })
-        .await
-        .expect("claim");
+    let claimed = common::claim(store, "w", 100, 60_000, T0 + 2).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].domain, "kept.example");
     assert_eq!(rows(&ctx, "events", &m.id).await, 2, "a dropped event per recipient");

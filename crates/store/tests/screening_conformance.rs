@@ -1,7 +1,7 @@
 //! Conformance cases for the per-account screening settings, run against SQLite and, when
 //! `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL (same harness as `conformance.rs`).
 
-use mailpush_store::{NewAccount, ScreeningPolicy, Store};
+use mailpush_store::{ScreeningPolicy, Store};
 
 #[macro_use]
 mod common;
@@ -10,18 +10,7 @@ use common::Ctx;
 conformance!(screening_policy_defaults_and_updates);
 
 async fn account(store: &Store, name: &str) -> i64 {
-    store
-        .accounts()
-        .create_account(NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms: 1_700_000_000_000,
-        })
-        .await
-        .expect("create account")
-        .id
+    common::account(store, name, 1_700_000_000_000).await.id
 }
 
 async fn screening_policy_defaults_and_updates(ctx: Ctx) {

@@ -2,8 +2,7 @@
 //! addresses (atomic across stores sharing a database), and moving a held message's retry deadline; on SQLite
 //! and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::{NewAccount, NewMessage, NewRecipient, StoreOptions};
+use mailpush_store::StoreOptions;
 
 const DAY: i64 = 86_400_000;
 /// A UTC midnight.
@@ -27,17 +26,7 @@ fn ramp(first_day: i64, now: i64) -> Option<u64> {
 
 async fn domain_pools_are_assigned_and_cleared(ctx: Ctx) {
     let store = &ctx.store;
-    let a = store
-        .accounts()
-        .create_account(NewAccount {
-            name: "a".into(),
-            app_id: 1,
-            secret_id: "AKIDa".into(),
-            secret_key_sealed: vec![1],
-            created_ms: T0,
-        })
-        .await
-        .unwrap();
+    let a = common::account(store, "a", T0).await;
     store
         .sources()
         .set_domain_source_pool(a.id, "vip.example.com", Some("vip"), T0)
@@ -156,42 +145,10 @@ async fn concurrent_reservations_never_exceed_the_allowance(ctx: Ctx) {
 
 async fn held_messages_get_a_later_deadline(ctx: Ctx) {
     let store = &ctx.store;
-    let a = store
-        .accounts()
-        .create_account(NewAccount {
-            name: "h".into(),
-            app_id: 1,
-            secret_id: "AKIDh".into(),
-            secret_key_sealed: vec![1],
-            created_ms: T0,
-        })
-        .await
-        .unwrap();
-    let id = MessageId::generate();
-    store
-        .queue()
-        .enqueue(NewMessage {
-            id: id.clone(),
-            account_id: a.id,
-            envelope_from: "b@x.example".into(),
-            from_address: "b@x.example".into(),
-            subject: "s".into(),
-            lane: 0,
-            template_id: 0,
-            request_ms: T0,
-            not_before_ms: T0,
-            expires_ms: T0 + 1_000,
-            body: b"hi".to_vec(),
-            recipients: vec![NewRecipient {
-                address: "r@y.example".into(),
-                domain: "y.example".into(),
-                kind: RecipientKind::To,
-                send_status: 0,
-                deliver_message: None,
-            }],
-        })
-        .await
-        .unwrap();
+    let a = common::account(store, "h", T0).await;
+    let m = common::message(a.id, "b@x.example", T0, T0 + 1_000, vec![common::to("r@y.example")]);
+    let id = m.id.clone();
+    store.queue().enqueue(m).await.unwrap();
     store
         .sources()
         .extend_message_expiry(id.as_str(), T0 + DAY)

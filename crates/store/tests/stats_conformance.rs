@@ -2,7 +2,7 @@
 //! with the event log, per-recipient bodies are purged at the final state, the template id reaches callbacks,
 //! complaints, unsubscribe configs and warnings; on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::EventKind;
+use mailpush_model::{EventKind, SendStatus};
 use mailpush_store::{
     Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, NewEvent, NewMessage, NewRecipient,
     NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
@@ -14,7 +14,7 @@ const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::{Ctx, rcpt};
+use common::{Ctx, rcpt, to};
 
 conformance!(
     rollup_agrees_with_the_event_log,
@@ -48,15 +48,8 @@ async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult
 
 fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
     NewEvent {
-        account_id: account.id,
-        message_id: m.id.clone(),
-        recipient: recipient.into(),
-        kind,
-        at_ms: at,
-        reason: String::new(),
-        bounce_type: None,
         link: (kind == EventKind::Click).then(|| "https://shop.example/x".to_string()),
-        user_agent: None,
+        ..common::event(account.id, &m.id, recipient, kind, at)
     }
 }
 
@@ -95,17 +88,17 @@ async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
         "news@shop.example",
         T0,
         vec![
-            rcpt("ok@gmail.com", 0),
-            rcpt("gone@gmail.com", 0),
-            rcpt("slow@yahoo.com", 0),
-            rcpt("listed@yahoo.com", 1007),
+            to("ok@gmail.com"),
+            to("gone@gmail.com"),
+            to("slow@yahoo.com"),
+            rcpt("listed@yahoo.com", SendStatus::Blacklisted),
         ],
     );
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     // Another account's mail never shows in a's report.
     store
         .queue()
-        .enqueue(message(&other, "x@other.example", T0, vec![rcpt("ok@gmail.com", 0)]))
+        .enqueue(message(&other, "x@other.example", T0, vec![to("ok@gmail.com")]))
         .await
         .expect("enqueue other");
     deliver(store, T0, |r| match r {
@@ -204,12 +197,7 @@ async fn bodies(store: &Store, m: &NewMessage) -> Vec<String> {
 
 async fn purge_case(store: &Store, retain: bool) {
     let a = account(store, "a").await;
-    let m = message(
-        &a,
-        "n@shop.example",
-        T0,
-        vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)],
-    );
+    let m = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("b@y.example")]);
     store
         .queue()
         .put_recipient_bodies(
@@ -278,21 +266,11 @@ async fn purge_case(store: &Store, retain: bool) {
 async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
-    let mut m1 = message(
-        &a,
-        "n@shop.example",
-        T0,
-        vec![rcpt("a@y.example", 0), rcpt("b@y.example", 0)],
-    );
+    let mut m1 = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("b@y.example")]);
     m1.body = b"one".to_vec();
-    let mut m2 = message(
-        &a,
-        "n@shop.example",
-        T0,
-        vec![rcpt("a@y.example", 0), rcpt("c@y.example", 0)],
-    );
+    let mut m2 = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("c@y.example")]);
     m2.body = b"two".to_vec();
-    let m3 = message(&a, "n@shop.example", T0, vec![rcpt("d@y.example", 0)]);
+    let m3 = message(&a, "n@shop.example", T0, vec![to("d@y.example")]);
     store
         .queue()
         .put_recipient_bodies(&m1.id, &[("b@y.example".to_string(), b"1 for b".to_vec())])
@@ -333,7 +311,7 @@ async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
     // Past one statement's chunk of messages.
     let mut many = Vec::new();
     for i in 0..130 {
-        let mut m = message(&a, "n@shop.example", T0, vec![rcpt("e@y.example", 0)]);
+        let mut m = message(&a, "n@shop.example", T0, vec![to("e@y.example")]);
         m.body = format!("body {i}").into_bytes();
         store.queue().enqueue(m.clone()).await.expect("enqueue");
         many.push(m);
@@ -373,7 +351,12 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
         .set_callback_target(a.id, "", Some("https://hooks.example/cb"))
         .await
         .expect("target");
-    let mut m = message(&a, "n@shop.example", T0, vec![rcpt("a@y.example", 1007)]);
+    let mut m = message(
+        &a,
+        "n@shop.example",
+        T0,
+        vec![rcpt("a@y.example", SendStatus::Blacklisted)],
+    );
     m.template_id = 42;
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let due = store.callbacks().due_callbacks(T0 + 1, 10).await.expect("due");
@@ -401,7 +384,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             a,
             "n@shop.example",
             T0,
-            vec![rcpt("ok@y.example", 0), rcpt("blocked@y.example", 1007)],
+            vec![to("ok@y.example"), rcpt("blocked@y.example", SendStatus::Blacklisted)],
         );
         store.queue().enqueue(m.clone()).await.expect("enqueue");
         sent.push(m);
@@ -496,7 +479,7 @@ async fn complaints_page_newest_first(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let m = message(&a, "n@shop.example", T0, vec![rcpt("x@y.example", 0)]);
+    let m = message(&a, "n@shop.example", T0, vec![to("x@y.example")]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let mut evs = Vec::new();
     for i in 0..5 {

@@ -1,7 +1,7 @@
 //! Conformance cases for suppression (migration 0007) and for the events the queue writes with its outcomes,
 //! on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::EventKind;
+use mailpush_model::{EventKind, SendStatus};
 use mailpush_store::{
     Account, AttemptResult, BounceBlacklistQuery, BounceType, CustomStatusFilter, DeliveryOutcome, NewMessage,
     NewRecipient, RecipientScreen, RecipientScreenQuery, Store, StoreError,
@@ -11,7 +11,7 @@ const T0: i64 = 1_700_000_000_000;
 
 #[macro_use]
 mod common;
-use common::{Ctx, rcpt};
+use common::{Ctx, rcpt, to};
 
 conformance!(
     outcomes_write_events_and_hard_bounces_blacklist,
@@ -123,10 +123,10 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     let m = message(
         &a,
         vec![
-            rcpt("ok@y.example", 0),
-            rcpt("Gone@y.example", 0),
-            rcpt("late@y.example", 0),
-            rcpt("slow@y.example", 0),
+            to("ok@y.example"),
+            to("Gone@y.example"),
+            to("late@y.example"),
+            to("slow@y.example"),
         ],
     );
     store.queue().enqueue(m.clone()).await.expect("enqueue");
@@ -147,13 +147,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     };
     let outcomes: Vec<DeliveryOutcome> = claimed
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms: T0 + 5,
-            result: result(&c.recipient),
-            remote: None,
-        })
+        .map(|c| common::outcome(c, T0 + 5, result(&c.recipient), None))
         .collect();
     // The same batch twice: the second is fenced off and must write no events.
     assert!(
@@ -225,7 +219,10 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
 async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
-    let m = message(&a, vec![rcpt("ok@y.example", 0), rcpt("black@y.example", 1007)]);
+    let m = message(
+        &a,
+        vec![to("ok@y.example"), rcpt("black@y.example", SendStatus::Blacklisted)],
+    );
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let events = store.events().message_events(a.id, &m.id).await.expect("events");
     assert_eq!(events.len(), 1);

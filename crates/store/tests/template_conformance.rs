@@ -2,7 +2,9 @@
 //! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
-use mailpush_store::{Account, AccountPolicy, NewTemplate, Store, StoreError, TemplateStatus, TemplateUpdate};
+use mailpush_store::{
+    Account, AccountPolicy, NewTemplate, Store, StoreError, StoredTemplate, TemplateStatus, TemplateUpdate,
+};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -20,6 +22,16 @@ conformance!(
 
 async fn account(store: &Store, name: &str) -> Account {
     common::account(store, name, T0).await
+}
+
+/// Creates `t` under a limit of 10 templates per account; it must be created.
+async fn create(store: &Store, t: NewTemplate) -> StoredTemplate {
+    store
+        .templates()
+        .create_template(t, 10)
+        .await
+        .expect("create")
+        .expect("created under the limit")
 }
 
 fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate {
@@ -73,30 +85,15 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
-    let t1 = store
-        .templates()
-        .create_template(new_template(a.id, "one", TemplateStatus::Approved), 10)
-        .await
-        .expect("create")
-        .expect("under the limit");
+    let t1 = create(&store, new_template(a.id, "one", TemplateStatus::Approved)).await;
     assert_eq!((t1.version, t1.created_ms, t1.updated_ms), (1, T0, T0));
     assert_eq!(t1.html.as_deref(), Some("<p>one {{x}}</p>"));
     assert_eq!(t1.text, None);
     let mut t2 = new_template(a.id, "两个", TemplateStatus::Rejected);
     t2.review_reason = "[min_text_length] too short".into();
     t2.text = Some("纯文本".into());
-    let t2 = store
-        .templates()
-        .create_template(t2, 10)
-        .await
-        .expect("create")
-        .expect("created");
-    store
-        .templates()
-        .create_template(new_template(b.id, "other", TemplateStatus::Approved), 10)
-        .await
-        .expect("create")
-        .expect("created");
+    let t2 = create(&store, t2).await;
+    create(&store, new_template(b.id, "other", TemplateStatus::Approved)).await;
 
     // Reads are scoped: b cannot see a's template.
     assert_eq!(
@@ -237,19 +234,9 @@ async fn template_limit_per_account(ctx: Ctx) {
 async fn template_ids_never_reused(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
-    let t = store
-        .templates()
-        .create_template(new_template(a.id, "x", TemplateStatus::Approved), 10)
-        .await
-        .expect("create")
-        .expect("created");
+    let t = create(&store, new_template(a.id, "x", TemplateStatus::Approved)).await;
     assert!(store.templates().delete_template(a.id, t.id).await.expect("delete"));
-    let t2 = store
-        .templates()
-        .create_template(new_template(a.id, "y", TemplateStatus::Approved), 10)
-        .await
-        .expect("create")
-        .expect("created");
+    let t2 = create(&store, new_template(a.id, "y", TemplateStatus::Approved)).await;
     assert!(t2.id > t.id, "an id (a cache key) must never come back after a delete");
 }
 
@@ -257,24 +244,9 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     let store = ctx.store.clone();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
-    let pa = store
-        .templates()
-        .create_template(new_template(a.id, "pa", TemplateStatus::Reviewing), 10)
-        .await
-        .expect("create")
-        .expect("created");
-    let pb = store
-        .templates()
-        .create_template(new_template(b.id, "pb", TemplateStatus::Reviewing), 10)
-        .await
-        .expect("create")
-        .expect("created");
-    store
-        .templates()
-        .create_template(new_template(b.id, "ok", TemplateStatus::Approved), 10)
-        .await
-        .expect("create")
-        .expect("created");
+    let pa = create(&store, new_template(a.id, "pa", TemplateStatus::Reviewing)).await;
+    let pb = create(&store, new_template(b.id, "pb", TemplateStatus::Reviewing)).await;
+    create(&store, new_template(b.id, "ok", TemplateStatus::Approved)).await;
     let pending = store
         .templates()
         .admin_list_templates(Some(TemplateStatus::Reviewing))

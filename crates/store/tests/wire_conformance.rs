@@ -2,8 +2,8 @@
 //! the sending domains' tags, SES v2 template names and suppression reasons; on SQLite and (with
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_model::{EventKind, MessageId, RecipientKind};
-use mailpush_store::{AbuseFilter, Account, IdentityTag, NewEvent, NewMessage, NewRecipient, SesTemplateRow, Store};
+use mailpush_model::{EventKind, MessageId};
+use mailpush_store::{AbuseFilter, Account, IdentityTag, NewEvent, NewMessage, SesTemplateRow, Store};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_764_158_400_000;
@@ -19,7 +19,7 @@ conformance!(
 );
 
 async fn account(store: &Store, name: &str) -> Account {
-    common::account_named(store, name, T0).await
+    common::account(store, name, T0).await
 }
 
 async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_id: i64) -> MessageId {
@@ -28,38 +28,17 @@ async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_i
         .queue()
         .enqueue(NewMessage {
             id: id.clone(),
-            account_id: account.id,
-            envelope_from: from.into(),
-            from_address: from.into(),
             subject: format!("to {to}"),
-            lane: 0,
-            request_ms: T0,
-            not_before_ms: T0,
-            expires_ms: T0 + DAY,
-            body: b"hi".to_vec(),
-            recipients: vec![NewRecipient {
-                address: to.into(),
-                domain: to.split('@').nth(1).unwrap_or("x").into(),
-                kind: RecipientKind::To,
-                send_status: 0,
-                deliver_message: None,
-            }],
             template_id,
+            ..common::message(account.id, from, T0, T0 + DAY, vec![common::to(to)])
         })
         .await
         .expect("enqueue");
     store
         .events()
         .record_events(&[NewEvent {
-            account_id: account.id,
-            message_id: id.clone(),
-            recipient: to.into(),
-            kind: EventKind::SpamReport,
-            at_ms: T0 + 1000,
             reason: "abuse".into(),
-            bounce_type: None,
-            link: None,
-            user_agent: None,
+            ..common::event(account.id, &id, to, EventKind::SpamReport, T0 + 1000)
         }])
         .await
         .expect("complaint");

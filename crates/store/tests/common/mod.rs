@@ -7,10 +7,10 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mailpush_model::{MessageId, RecipientKind};
+use mailpush_model::{EventKind, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
-    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, NewAccount, NewMessage,
-    NewRecipient, Store, StoreOptions,
+    Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, NewAccount, NewEvent,
+    NewMessage, NewRecipient, NewSendTask, Store, StoreOptions,
 };
 use sqlx::Connection;
 
@@ -127,18 +127,28 @@ pub async fn account(store: &Store, name: &str, created_ms: i64) -> Account {
         .expect("create account")
 }
 
-/// A `To` recipient (domain after the `@`): admitted with send status 0, else refused as blacklisted.
-pub fn rcpt(address: &str, send_status: i32) -> NewRecipient {
+/// A `To` recipient (domain after the `@`): admitted with [`SendStatus::Ok`], else refused as blacklisted.
+pub fn rcpt(address: &str, send_status: SendStatus) -> NewRecipient {
     NewRecipient {
         address: address.into(),
         domain: address.split('@').nth(1).unwrap_or("x").into(),
         kind: RecipientKind::To,
         send_status,
-        deliver_message: (send_status != 0).then(|| "the recipient is on a blacklist".to_string()),
+        deliver_message: (!send_status.is_ok()).then(|| "the recipient is on a blacklist".to_string()),
     }
 }
 
-/// A trigger-less (lane 0) message of `account` from `from` (envelope and header), accepted and due at `at`.
+/// An admitted `To` recipient (see [`rcpt`]).
+pub fn to(address: &str) -> NewRecipient {
+    rcpt(address, SendStatus::Ok)
+}
+
+/// Admitted `To` recipients, one per address.
+pub fn to_all(addresses: &[&str]) -> Vec<NewRecipient> {
+    addresses.iter().map(|a| to(a)).collect()
+}
+
+/// A trigger-lane message of `account` from `from` (envelope and header), accepted and due at `at`.
 pub fn message(account: AccountId, from: &str, at: i64, expires_ms: i64, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
         id: MessageId::generate(),
@@ -146,13 +156,48 @@ pub fn message(account: AccountId, from: &str, at: i64, expires_ms: i64, recipie
         envelope_from: from.into(),
         from_address: from.into(),
         subject: "s".into(),
-        lane: 0,
+        lane: Lane::Trigger,
         request_ms: at,
         not_before_ms: at,
         expires_ms,
         body: b"hi".to_vec(),
         recipients,
         template_id: 0,
+    }
+}
+
+/// A one-off send task of template 1 from `a@x.example` to the list `receiver`, starting at `at_ms`.
+pub fn send_task(account: AccountId, receiver: i64, at_ms: i64) -> NewSendTask {
+    NewSendTask {
+        account_id: account,
+        receiver_id: receiver,
+        from_address: "a@x.example".into(),
+        subject: "s".into(),
+        reply_to: None,
+        task_type: 1,
+        template_id: 1,
+        template_data: String::new(),
+        unsubscribe: String::new(),
+        ad_location: 0,
+        begin_ms: at_ms,
+        interval_hours: 0,
+        term_cycle: 0,
+        created_ms: at_ms,
+    }
+}
+
+/// An event of `kind` for `recipient` of message `id` at `at_ms`, with no reason, link or user agent.
+pub fn event(account: AccountId, id: &MessageId, recipient: &str, kind: EventKind, at_ms: i64) -> NewEvent {
+    NewEvent {
+        account_id: account,
+        message_id: id.clone(),
+        recipient: recipient.into(),
+        kind,
+        at_ms,
+        reason: String::new(),
+        bounce_type: None,
+        link: None,
+        user_agent: None,
     }
 }
 
@@ -170,6 +215,17 @@ pub async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now
         .expect("claim")
 }
 
+/// The outcome `result` of the attempt at `c` that ended at `at_ms`, at the MX `remote`.
+pub fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult, remote: Option<String>) -> DeliveryOutcome {
+    DeliveryOutcome {
+        delivery_id: c.delivery_id,
+        lease: c.lease,
+        at_ms,
+        result,
+        remote,
+    }
+}
+
 /// Claims up to `limit` deliveries due at `now_ms` (worker "w", 60 s lease) and reports `result(recipient)` for
 /// each at `at_ms`; returns, per outcome, whether it was applied.
 pub async fn deliver_due(
@@ -182,13 +238,7 @@ pub async fn deliver_due(
     let outcomes = claim(store, "w", limit, 60_000, now_ms)
         .await
         .iter()
-        .map(|c| DeliveryOutcome {
-            delivery_id: c.delivery_id,
-            lease: c.lease,
-            at_ms,
-            result: result(&c.recipient),
-            remote: None,
-        })
+        .map(|c| outcome(c, at_ms, result(&c.recipient), None))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record")
 }
@@ -212,19 +262,4 @@ macro_rules! conformance {
             )*
         }
     };
-}
-
-/// Creates the account `name` (SecretId `AKID<name>`) at `created_ms`.
-pub async fn account_named(store: &Store, name: &str, created_ms: i64) -> mailpush_store::Account {
-    store
-        .accounts()
-        .create_account(mailpush_store::NewAccount {
-            name: name.into(),
-            app_id: 1,
-            secret_id: format!("AKID{name}"),
-            secret_key_sealed: vec![1, 2, 3],
-            created_ms,
-        })
-        .await
-        .expect("create account")
 }
