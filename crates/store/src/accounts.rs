@@ -15,7 +15,7 @@ pub struct NewAccount {
     pub name: String,
     /// Tencent-style AppId.
     pub app_id: i64,
-    /// Unique API SecretId.
+    /// Unique API SecretId of the account's first key.
     pub secret_id: String,
     /// The SecretKey, sealed by the caller (the store never sees it in clear).
     pub secret_key_sealed: Vec<u8>,
@@ -32,9 +32,10 @@ pub struct Account {
     pub name: String,
     /// Tencent-style AppId.
     pub app_id: i64,
-    /// Unique API SecretId.
+    /// The account's first API SecretId (looked up by SecretId: the matching key's). Keys live in
+    /// [`crate::AccountKeys`].
     pub secret_id: String,
-    /// The sealed SecretKey.
+    /// The sealed SecretKey matching `secret_id`.
     pub secret_key_sealed: Vec<u8>,
     /// Creation time, Unix ms.
     pub created_ms: i64,
@@ -63,7 +64,8 @@ impl Accounts<'_> {
         self.store.guarded(create_account(self.store.writer(), a)).await
     }
 
-    /// The account with this SecretId.
+    /// The account with this SecretId among its active API keys ([`crate::AccountKeys`]); `secret_id` and
+    /// `secret_key_sealed` of the result are that key's.
     pub async fn account_by_secret_id(self, secret_id: &str) -> Result<Option<Account>, StoreError> {
         self.store
             .guarded(account_by_secret_id(self.store.reader(), secret_id))
@@ -96,6 +98,8 @@ impl Accounts<'_> {
 const ACCOUNT_COLUMNS: &str = "id, name, app_id, secret_id, secret_key_sealed, created_ms, suspended";
 
 pub(crate) async fn create_account(pool: Pool<'_>, a: NewAccount) -> Result<Account, StoreError> {
+    let mut tx = pool.begin_write().await?;
+    let mut conn = tx.conn();
     let id: i64 = query(
         "INSERT INTO accounts (name, app_id, secret_id, secret_key_sealed, created_ms, suspended) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -106,8 +110,10 @@ pub(crate) async fn create_account(pool: Pool<'_>, a: NewAccount) -> Result<Acco
     .bind(&a.secret_key_sealed)
     .bind(a.created_ms)
     .bind(false)
-    .scalar(pool)
+    .scalar(&mut conn)
     .await?;
+    crate::account_keys::insert_key(&mut conn, id, &a.secret_id, &a.secret_key_sealed, a.created_ms).await?;
+    tx.commit().await?;
     Ok(Account {
         id,
         name: a.name,
@@ -120,9 +126,11 @@ pub(crate) async fn create_account(pool: Pool<'_>, a: NewAccount) -> Result<Acco
 }
 
 pub(crate) async fn account_by_secret_id(pool: Pool<'_>, secret_id: &str) -> Result<Option<Account>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE secret_id = $1"
-    )))
+    query(
+        "SELECT a.id, a.name, a.app_id, k.secret_id, k.secret_key_sealed, a.created_ms, a.suspended \
+         FROM account_api_keys k JOIN accounts a ON a.id = k.account_id \
+         WHERE k.secret_id = $1 AND k.revoked_ms IS NULL",
+    )
     .bind(secret_id)
     .fetch_optional(pool)
     .await

@@ -64,7 +64,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use abuse::{Abuse, AbuseFilter, AbuseRow};
-pub use account_keys::AccountKeys;
+pub use account_keys::{AccountKeys, ApiKey, RevokeOutcome};
 pub use accounts::{Account, AccountId, Accounts, NewAccount};
 pub use batch::{
     AddDetailsOutcome, AddDetailsRefusal, Batch, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask,
