@@ -465,6 +465,36 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List an account's API keys (SecretId, created, last used, revoked; never the secrets).
+    Keys {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print the keys as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a second API key to an account and print it (the SecretKey is shown only once).
+    CreateKey {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Print {"AppId","SecretId","SecretKey"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one of an account's API keys (refused for its last active key).
+    RevokeKey {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The SecretId to revoke.
+        #[arg(long)]
+        secret_id: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an account and print its credentials (shown only once).
     Create {
         /// Account name: letters, digits, '.', '_', '-'.
@@ -757,6 +787,13 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
     let core = open(settings).await?;
     match command {
         AccountCommand::RotateKey { name, json } => print(accounts::rotate_key(&core, &name).await, json),
+        AccountCommand::Keys { account, json } => print(accounts::keys(&core, &account).await, json),
+        AccountCommand::CreateKey { account, json } => print(accounts::create_key(&core, &account).await, json),
+        AccountCommand::RevokeKey {
+            account,
+            secret_id,
+            json,
+        } => print(accounts::revoke_key(&core, &account, &secret_id).await, json),
         AccountCommand::Create {
             name,
             json,

@@ -29,6 +29,53 @@ pub async fn rotate_key(core: &Mailpush, name: &str) -> Result<Report, AdminErro
     Ok(Report::new(text, json))
 }
 
+/// The account's API keys: SecretId, created, last used day, active or revoked (never the secrets).
+pub async fn keys(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
+    let account = core.account_named(name).await?;
+    let keys = core.list_api_keys(&account).await?;
+    let text = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}	created {}	last used {}	{}",
+                k.secret_id,
+                mailpush_core::batch::format_time(k.created_ms),
+                k.last_used.as_deref().unwrap_or("-"),
+                k.revoked_ms.map_or("active".to_string(), |ms| format!(
+                    "revoked {}",
+                    mailpush_core::batch::format_time(ms)
+                ))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let json = serde_json::to_value(&keys).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(Report::new(text, json))
+}
+
+/// Adds a second API key to the account (shown once; the existing key keeps working).
+pub async fn create_key(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
+    let account = core.account_named(name).await?;
+    let creds = core.create_api_key(&account).await?;
+    let text = format!(
+        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n\
+         Keep the SecretKey now: it is stored encrypted and cannot be shown again.",
+        creds.name, creds.app_id, creds.secret_id, creds.secret_key
+    );
+    let json = serde_json::to_value(&creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(Report::new(text, json))
+}
+
+/// Revokes one of the account's API keys (refused for its last active key).
+pub async fn revoke_key(core: &Mailpush, name: &str, secret_id: &str) -> Result<Report, AdminError> {
+    let account = core.account_named(name).await?;
+    core.revoke_api_key(&account, secret_id).await?;
+    Ok(Report::new(
+        format!("{name}: {secret_id} revoked (running servers refuse it within 30 s)"),
+        json!({ "Name": name, "SecretId": secret_id, "Revoked": true }),
+    ))
+}
+
 /// A limit given on the command line: `N` or `default` (the setting's value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitArg {

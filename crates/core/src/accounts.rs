@@ -168,6 +168,11 @@ impl Accounts {
         let key = self.secrets.open(SECRET_KEY_CONTEXT, &account.secret_key_sealed)?;
         let key = String::from_utf8(key).map_err(|_| CoreError::Secret(crate::secrets::SecretError::CannotOpen))?;
         let ctx = AccountContext::from(&account);
+        // At most once per cache lifetime per key and process; the row is written only when the day changes.
+        let day = self.env.clock.now_ms().div_euclid(86_400_000);
+        if let Err(e) = self.env.store.account_keys().touch_key(secret_id, day).await {
+            tracing::warn!(error = %e, "recording an API key's last use failed");
+        }
         self.credentials.put(secret_id, ctx.clone(), key.clone());
         Ok(Some((ctx, key)))
     }

@@ -44,6 +44,7 @@ pub mod tls;
 pub mod warmup;
 pub mod worker;
 
+pub use account_keys::{ApiKeyInfo, MAX_ACTIVE_KEYS};
 pub use accounts::{AccountContext, AccountCredentials};
 pub use callbacks::CallbackHandle;
 pub use console_users::{ConsoleSession, ConsoleUser};
@@ -1381,6 +1382,28 @@ impl Mailpush {
     /// SecretKey is stored sealed and never shown again.
     pub async fn rotate_account_key(&self, name: &str) -> Result<AccountCredentials, CoreError> {
         self.inner.accounts.rotate_account_key(name).await
+    }
+
+    /// The account's API keys, active and revoked, oldest first (never their secrets).
+    pub async fn list_api_keys(&self, account: &AccountContext) -> Result<Vec<ApiKeyInfo>, CoreError> {
+        self.inner.accounts.list_api_keys(account).await
+    }
+
+    /// Adds an API key to the account and returns it; the SecretKey is shown only now. Refused
+    /// (`LimitExceeded`) when the account has [`MAX_ACTIVE_KEYS`] active keys already.
+    pub async fn create_api_key(&self, account: &AccountContext) -> Result<AccountCredentials, CoreError> {
+        self.inner.accounts.create_api_key(account).await
+    }
+
+    /// Revokes one of the account's active API keys: refused at once by this process, by others within the
+    /// credential cache's 30 seconds. Refused when it is the account's last active key.
+    pub async fn revoke_api_key(&self, account: &AccountContext, secret_id: &str) -> Result<(), CoreError> {
+        self.inner.accounts.revoke_api_key(account, secret_id).await
+    }
+
+    /// The account named `name` (operator commands).
+    pub async fn account_named(&self, name: &str) -> Result<AccountContext, CoreError> {
+        self.inner.accounts.account_named(name).await
     }
 
     /// Makes the waiting deliveries of a receiving domain (`domain`) or of a message (`message`) due now and
