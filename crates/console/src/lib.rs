@@ -134,6 +134,8 @@ pub fn router(core: Mailpush) -> Router {
             get(pages::settings::suppression).post(pages::settings::suppression_change),
         )
         .route("/settings", get(pages::settings::show).post(pages::settings::change))
+        .route("/settings/keys", get(pages::keys::show).post(pages::keys::change))
+        .route("/settings/unsubscribe", post(pages::keys::unsubscribe))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::csrf_guard))
         .with_state(app)
 }

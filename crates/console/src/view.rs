@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("stats.html", include_str!("../templates/stats.html")),
     ("suppression.html", include_str!("../templates/suppression.html")),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("keys.html", include_str!("../templates/keys.html")),
 ];
 
 /// The compiled templates.
