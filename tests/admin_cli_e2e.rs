@@ -182,6 +182,83 @@ async fn db_commands_prune_and_convert_the_sqlite_file() {
         "{stale}"
     );
     server.terminate().await;
+
+    // A second key works next to the first; a third is refused; once revoked, it is an unknown SecretId.
+    let second = json(&mailpush_cli(&env, &["account", "create-key", "--account", "shop", "--json"]).await);
+    let second = Credentials {
+        secret_id: second["SecretId"].as_str().expect("SecretId").to_string(),
+        secret_key: second["SecretKey"].as_str().expect("SecretKey").to_string(),
+        ..old.clone()
+    };
+    let third = tokio::process::Command::new(bin_path("mailpush"))
+        .args(["account", "create-key", "--account", "shop"])
+        .envs(&env)
+        .output()
+        .await
+        .expect("run mailpush");
+    assert!(!third.status.success(), "a third active key was created");
+    let keys = json(&mailpush_cli(&env, &["account", "keys", "--account", "shop", "--json"]).await);
+    let active: Vec<&str> = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["RevokedMs"].is_null())
+        .filter_map(|k| k["SecretId"].as_str())
+        .collect();
+    assert_eq!(active, [new.secret_id.as_str(), second.secret_id.as_str()], "{keys}");
+    assert!(
+        !keys.to_string().contains(&second.secret_key),
+        "a listing shows no secret"
+    );
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    for creds in [&new, &second] {
+        let r = ApiClient::new(&server.api_addr, creds)
+            .call("ListEmailIdentities", &serde_json::json!({}))
+            .await;
+        assert!(r.get("Error").is_none(), "{r}");
+    }
+    server.terminate().await;
+    mailpush_cli(
+        &env,
+        &[
+            "account",
+            "revoke-key",
+            "--account",
+            "shop",
+            "--secret-id",
+            &second.secret_id,
+        ],
+    )
+    .await;
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let revoked = ApiClient::new(&server.api_addr, &second)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&revoked).as_deref(),
+        Some("AuthFailure.SecretIdNotFound"),
+        "{revoked}"
+    );
+    let kept = ApiClient::new(&server.api_addr, &new)
+        .call("ListEmailIdentities", &serde_json::json!({}))
+        .await;
+    assert!(kept.get("Error").is_none(), "{kept}");
+    server.terminate().await;
+    let last = tokio::process::Command::new(bin_path("mailpush"))
+        .args([
+            "account",
+            "revoke-key",
+            "--account",
+            "shop",
+            "--secret-id",
+            &new.secret_id,
+        ])
+        .envs(&env)
+        .output()
+        .await
+        .expect("run mailpush");
+    assert!(!last.status.success(), "the last active key was revoked");
+
     let retried = json(&mailpush_cli(&env, &["queue", "retry", "--domain", "Nothing.Example", "--json"]).await);
     assert_eq!(retried["Retried"], 0, "{retried}");
     let dropped = json(&mailpush_cli(&env, &["queue", "drop", "--domain", "nothing.example", "--json"]).await);
