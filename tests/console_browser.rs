@@ -505,6 +505,92 @@ async fn console_in_a_real_browser() {
     );
     shot(&b, "14-settings").await;
 
+    // Settings → API keys: a second key is shown once, then revoked after a confirmation.
+    b.click_on("#manage-keys").await;
+    b.find("#api-keys").await;
+    assert_eq!(
+        b.execute(
+            "return document.querySelectorAll('#api-keys tbody tr').length;",
+            json!([]),
+            false
+        )
+        .await,
+        json!(1)
+    );
+    b.click_on("#create-key button").await;
+    let secret_key = b.text_of("#new-secret-key").await;
+    let secret_id = b.text_of("#new-secret-id").await;
+    assert_eq!(secret_key.trim().len(), 32, "{secret_key}");
+    assert!(b.text_of("#new-key").await.contains("shown only this once"));
+    assert!(b.text_of("#api-keys").await.contains(secret_id.trim()));
+    assert!(
+        b.try_find("#create-key").await.is_none(),
+        "two keys are active: no third"
+    );
+    shot(&b, "14b-api-key-created").await;
+    b.goto(&format!("{base}/settings/keys")).await;
+    assert!(
+        !b.text_of("body").await.contains(secret_key.trim()),
+        "the SecretKey is shown only once"
+    );
+    b.execute(
+        "window.confirm = function (m) { window.__asked = m; return true; };",
+        json!([]),
+        false,
+    )
+    .await;
+    b.click_on(&format!("#api-keys tr[data-secret-id='{}'] button", secret_id.trim()))
+        .await;
+    flash_with(&b, "key revoked").await;
+    let row = b
+        .text_of(&format!("#api-keys tr[data-secret-id='{}']", secret_id.trim()))
+        .await;
+    assert!(row.contains("Revoked"), "{row}");
+    b.find("#create-key").await;
+    // Revoking the last active key is refused with a message.
+    b.execute("window.confirm = function () { return true; };", json!([]), false)
+        .await;
+    b.click_on("#api-keys form button").await;
+    flash_with(&b, "last active API key").await;
+    // An unsubscribe default of the sender address.
+    b.execute(
+        "const f = document.querySelector('#unsubscribe-defaults form'); f.code.value = '3'; f.status.checked = true;",
+        json!([]),
+        false,
+    )
+    .await;
+    b.click_on("#unsubscribe-defaults form button").await;
+    // Unsubscribe links need public_base_url, which this server lacks: the refusal is the page's message.
+    flash_with(&b, "public_base_url").await;
+    b.execute(
+        "const f = document.querySelector('#unsubscribe-defaults form'); f.code.value = '0'; f.status.checked = true;",
+        json!([]),
+        false,
+    )
+    .await;
+    b.click_on("#unsubscribe-defaults form button").await;
+    flash_with(&b, "Saved").await;
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('#unsubscribe-defaults form').code.value;",
+            json!([]),
+            false
+        )
+        .await,
+        json!("0")
+    );
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('#unsubscribe-defaults form').status.checked;",
+            json!([]),
+            false
+        )
+        .await,
+        json!(true)
+    );
+    assert!(b.text_of("#unsubscribe-defaults").await.contains(SENDER));
+    shot(&b, "14c-api-keys").await;
+
     // Another tenant sees none of it, by URL either.
     sign_in(&b, &base, "bob", BOB_PASSWORD).await;
     b.goto(&format!("{base}/domains")).await;

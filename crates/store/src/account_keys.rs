@@ -18,7 +18,8 @@ pub struct ApiKey {
     pub secret_id: String,
     /// Creation time, Unix ms.
     pub created_ms: i64,
-    /// UTC day (days since the Unix epoch) of the last authentication with this key, if any was recorded.
+    /// UTC day (days since the Unix epoch) a request last presented this key (recorded when a process first looks it up
+    /// after its credential cache entry expired), if any.
     pub last_used_day: Option<i64>,
     /// When it was revoked, Unix ms; `None` while it is active.
     pub revoked_ms: Option<i64>,

@@ -1,7 +1,7 @@
 -- SQLite. An account's API keys (SecretId + sealed SecretKey), up to two active at once so a key can be replaced
 -- without downtime. Authentication looks SecretIds up here only; accounts.secret_id / secret_key_sealed stay
 -- as the account's first key, no longer consulted. Every account's current key moves in as its one active key.
--- last_used_day: UTC days since the epoch of the last authentication with the key; revoked_ms: NULL = active.
+-- last_used_day: UTC day number a request last presented the key; revoked_ms: NULL = active.
 CREATE TABLE account_api_keys (
     id                INTEGER PRIMARY KEY,
     account_id        INTEGER NOT NULL REFERENCES accounts (id),
