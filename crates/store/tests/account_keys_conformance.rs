@@ -180,3 +180,45 @@ async fn last_use_is_recorded_by_day(ctx: Ctx) {
     let listed = keys.list_keys(a.id).await.expect("list");
     assert_eq!(listed[0].last_used_day, Some(19_700));
 }
+
+/// An account created before migration 0035 keeps its key: the migration moves it into `account_api_keys`.
+#[tokio::test]
+async fn the_migration_moves_every_existing_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mailpush.db");
+    let url = format!("sqlite:{}", path.display());
+    {
+        let mut before = sqlx::migrate!("./migrations/sqlite");
+        let older: Vec<_> = before.migrations.iter().filter(|m| m.version < 35).cloned().collect();
+        before.migrations = older.into();
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
+        before.run(&pool).await.expect("migrations before 0035");
+        sqlx::query(
+            "INSERT INTO accounts (name, app_id, secret_id, secret_key_sealed, created_ms, suspended) \
+             VALUES ('old', 7, 'AKIDold', x'0102', 1234, 0)",
+        )
+        .execute(&pool)
+        .await
+        .expect("an account of the older schema");
+        pool.close().await;
+    }
+    let store = mailpush_store::Store::open(&url, mailpush_store::StoreOptions::default())
+        .await
+        .expect("open, applying 0035");
+    let found = store
+        .accounts()
+        .account_by_secret_id("AKIDold")
+        .await
+        .expect("lookup")
+        .expect("the old key still authenticates");
+    assert_eq!(
+        (found.name.as_str(), found.secret_key_sealed.as_slice()),
+        ("old", &[1u8, 2][..])
+    );
+    let keys = store.account_keys().list_keys(found.id).await.expect("list");
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].created_ms, keys[0].is_active()), (1234, true));
+}
