@@ -457,7 +457,7 @@ enum DomainCommand {
 
 #[derive(Subcommand)]
 enum AccountCommand {
-    /// Replace an account's SecretId and SecretKey (the AppId stays) and print the new pair (shown only once).
+    /// Replace every active API key of an account by a new SecretId and SecretKey (the AppId stays) and print the new pair (shown only once).
     RotateKey {
         /// The account.
         name: String,

@@ -17,7 +17,8 @@ pub async fn create(core: &Mailpush, name: &str, policy: AccountPolicy) -> Resul
     Ok(Report::new(text, json))
 }
 
-/// Gives the account a new SecretId and SecretKey (shown once; the old pair stops working).
+/// Gives the account a new SecretId and SecretKey in place of every active key (shown once; the old ones stop
+/// working).
 pub async fn rotate_key(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
     let creds = core.rotate_account_key(name).await?;
     let text = format!(
