@@ -757,6 +757,21 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
     }
 }
 
+/// The smarthost of `relay_host`, when one is set.
+pub(crate) fn relay_from_settings(s: &crate::Settings) -> Result<Option<mailpush_delivery::Relay>, CoreError> {
+    match &s.relay_host {
+        None => Ok(None),
+        Some(host) => mailpush_delivery::Relay::from_settings(
+            host,
+            &s.relay_tls,
+            s.relay_username.as_deref(),
+            s.relay_password.as_deref(),
+        )
+        .map(Some)
+        .map_err(|e| CoreError::Config(format!("relay_host: {e}"))),
+    }
+}
+
 /// What starting the delivery worker needs: the store, the settings, the wake-up signal of admission, the
 /// source IP gate and the DKIM keys.
 pub(crate) struct Delivery {
@@ -803,6 +818,7 @@ impl Delivery {
                 // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
                 // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
                 max_idle_per_host: s.worker_concurrency.max(1),
+                relay: relay_from_settings(s)?,
                 ..TransportConfig::default()
             },
             resolver,
