@@ -3,6 +3,7 @@
 //! business rule to `mailpush_core`, so SMTP and HTTP refuse the same things.
 
 mod actions;
+mod dev;
 mod json;
 pub mod node;
 mod public;
@@ -63,6 +64,8 @@ pub fn router(core: Mailpush) -> Router {
         })
         // The AWS SES v2 front end (`/v2/email/…`) beside the Tencent action API.
         .merge(mailpush_sesv2::router(core.clone()))
+        // `mailpush serve --dev` only: the dev mailbox as JSON.
+        .merge(dev::routes(&core))
         // The web console: its own pages and state, the same core.
         .merge(mailpush_console::mounted(core))
 }

@@ -31,6 +31,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("stats.html", include_str!("../templates/stats.html")),
     ("suppression.html", include_str!("../templates/suppression.html")),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("mailbox.html", include_str!("../templates/mailbox.html")),
+    (
+        "mailbox_message.html",
+        include_str!("../templates/mailbox_message.html"),
+    ),
 ];
 
 /// The compiled templates.
@@ -99,6 +104,7 @@ pub(crate) async fn render(
         "lang": page.lang.code(),
         "tr": page.lang.texts(),
         "active": active,
+        "dev_mode": app.core.settings().dev_mode,
         "csrf": page.session.csrf,
         "user": { "username": page.session.user.username, "operator": page.operator() },
         "account": page.session.account.as_ref().map(|a| json!({ "id": a.id, "name": a.name, "app_id": a.app_id })),

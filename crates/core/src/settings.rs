@@ -295,6 +295,10 @@ pub struct Settings {
     pub level_max_complaint_percent: f64,
     /// Fewest settled recipients (delivered + bounced) in the window before quality can move a level.
     pub level_min_sample: u64,
+    /// Set by `mailpush serve --dev` only (never read from a file or the environment): the dev mailbox's JSON API
+    /// and console page are served.
+    #[serde(skip)]
+    pub dev_mode: bool,
 }
 
 /// Reads `warmup_domain_ramp` from an array of numbers or a comma list.
@@ -441,6 +445,7 @@ impl Default for Settings {
             level_max_bounce_percent: 3.0,
             level_max_complaint_percent: 0.1,
             level_min_sample: 100,
+            dev_mode: false,
         }
     }
 }
