@@ -66,6 +66,48 @@ async fn get_json(url: &str) -> Value {
     r.json().await.expect("JSON")
 }
 
+/// `name=value` of a `Set-Cookie` named `name`.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// Signs in to the console; returns the session cookie (`mp_session=…`).
+async fn console_session(console: &str, user: &str, password: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = http.get(format!("{console}/login")).send().await.expect("login form");
+    let csrf = set_cookie(&form, "mp_login_csrf").expect("login CSRF cookie");
+    let token = csrf.trim_start_matches("mp_login_csrf=").to_string();
+    let r = http
+        .post(format!("{console}/login"))
+        .header("cookie", &csrf)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username={user}&password={password}&_csrf={token}"))
+        .send()
+        .await
+        .expect("sign in");
+    set_cookie(&r, "mp_session").unwrap_or_else(|| panic!("no session: {}", r.status()))
+}
+
+async fn console_get(url: &str, session: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("cookie", session)
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .expect("console page");
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.text().await.expect("page")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode_sends_into_its_mailbox_with_dkim() {
     let dir = temp_dir();
@@ -151,6 +193,27 @@ async fn dev_mode_sends_into_its_mailbox_with_dkim() {
     );
     let missing = reqwest::get(format!("{base}/..%2Fmailpush.db")).await.expect("GET");
     assert_eq!(missing.status(), 404);
+
+    // The console's Mailbox page, in Chinese, signed in as the printed console user.
+    let console = format!("http://{}/console", server.api_addr);
+    let session = console_session(
+        &console,
+        printed["ConsoleUser"].as_str().expect("ConsoleUser"),
+        printed["ConsolePassword"].as_str().expect("ConsolePassword"),
+    )
+    .await;
+    let page = console_get(&format!("{console}/mailbox"), &session).await;
+    assert!(page.contains("nav-mailbox") && page.contains("收件箱"), "{page}");
+    assert!(page.contains("API hello") && page.contains("SMTP hello"), "{page}");
+    for view in ["html", "text", "raw", "headers"] {
+        let page = console_get(
+            &format!("{console}/mailbox/{}?view={view}", api["id"].as_str().expect("id")),
+            &session,
+        )
+        .await;
+        assert!(page.contains("data-dkim=\"pass\""), "{view}: {page}");
+        assert!(page.contains(&format!("id=\"mailbox-{view}\"")), "{view}: {page}");
+    }
 
     // The simulator address was delivered without reaching the mailbox.
     let statuses = client
