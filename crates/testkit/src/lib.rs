@@ -27,4 +27,4 @@ pub use tarpit::Tarpit;
 
 /// Re-exported so tests can name record types for [`DnsAuthority::remove`] without depending
 /// on hickory-proto themselves.
-pub use hickory_proto::rr::RecordType;
+pub use mailpush_devdns::RecordType;
