@@ -1,5 +1,7 @@
 //! `mailpush`: the all-in-one server (`serve`: API + worker on embedded SQLite by default) and admin commands.
 
+mod dev;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailpush_admin::{
@@ -23,10 +25,22 @@ struct Cli {
     command: Command,
 }
 
+/// `mailpush serve` options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Dev mode: an account, a verified sending domain and a sender are created (printed at every start), DNS is
+    /// served in-process and every mail lands in a local mailbox (`/dev/mailbox/messages`, console "Mailbox").
+    #[arg(long)]
+    dev: bool,
+    /// Let dev mode listen on non-loopback addresses.
+    #[arg(long, requires = "dev")]
+    dev_allow_remote: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the delivery worker and (when smtp_listen / smtps_listen is set) SMTP in one process.
-    Serve,
+    Serve(ServeArgs),
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -567,7 +581,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = settings::load_for_process(cli.config.as_deref())?;
     mailpush_core::logging::init(&settings)?;
     match cli.command {
-        Command::Serve => serve(settings).await,
+        Command::Serve(args) => serve(settings, args).await,
         Command::Account { command } => account(settings, command).await,
         Command::Template { command } => template(settings, command).await,
         Command::Domain { command } => domain(settings, command).await,
@@ -688,7 +702,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: mailpush_core::Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let dev = if args.dev {
+        println!("mailpush: DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
+        tracing::warn!("DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
+        Some(dev::prepare(&mut settings, args.dev_allow_remote).await?)
+    } else {
+        None
+    };
     let listen = settings.api_listen;
     let serves = mailpush_api::node::Serves {
         api: true,
@@ -696,6 +717,12 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         worker: true,
     };
     let core = mailpush_api::node::open_core(&settings, serves).await?;
+    if let Some(servers) = &dev {
+        let creds = dev::bootstrap(&core, servers).await.context("setting up dev mode")?;
+        for line in dev::announce(&creds, core.settings(), servers) {
+            println!("{line}");
+        }
+    }
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;
@@ -717,6 +744,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     };
     println!("mailpush: api listening on {scheme}://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
+    if dev.is_some() {
+        println!("mailpush: DEV MODE: mailbox http://{addr}/dev/mailbox/messages and http://{addr}/console/mailbox");
+    }
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
     let stop = async move {

@@ -134,6 +134,8 @@ pub fn router(core: Mailpush) -> Router {
             get(pages::settings::suppression).post(pages::settings::suppression_change),
         )
         .route("/settings", get(pages::settings::show).post(pages::settings::change))
+        .route("/mailbox", get(pages::mailbox::list))
+        .route("/mailbox/{id}", get(pages::mailbox::show))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::csrf_guard))
         .with_state(app)
 }

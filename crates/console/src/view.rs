@@ -31,6 +31,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("stats.html", include_str!("../templates/stats.html")),
     ("suppression.html", include_str!("../templates/suppression.html")),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("mailbox.html", include_str!("../templates/mailbox.html")),
+    (
+        "mailbox_message.html",
+        include_str!("../templates/mailbox_message.html"),
+    ),
 ];
 
 /// The compiled templates.
@@ -95,6 +100,7 @@ impl Page {
             "lang": self.lang.code(),
             "tr": self.lang.texts(),
             "active": active,
+            "dev_mode": self.app.core.settings().dev_mode,
             "csrf": self.session.csrf,
             "user": { "username": self.session.user.username, "operator": self.operator() },
             "account": self.session.account.as_ref().map(|a| json!({ "id": a.id, "name": a.name, "app_id": a.app_id })),

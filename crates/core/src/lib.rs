@@ -33,6 +33,7 @@ pub mod send;
 pub mod sending;
 mod ses_names;
 pub mod settings;
+pub mod simulator;
 mod slot_shares;
 pub mod source_ips;
 pub mod stats;
