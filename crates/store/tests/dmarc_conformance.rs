@@ -27,10 +27,10 @@ fn row(
     day: i64,
     ip: &str,
     count: i64,
-    dkim: bool,
-    spf: bool,
+    aligned: (bool, bool),
     disp: &str,
 ) -> NewDmarcRow {
+    let (dkim, spf) = aligned;
     NewDmarcRow {
         account_id: account.id,
         domain: domain.into(),
@@ -66,10 +66,10 @@ async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
         "google.com",
         "g-1",
         vec![
-            row(&a, "shop.example", DAY0, "192.0.2.1", 10, true, true, "none"),
-            row(&a, "shop.example", DAY0, "192.0.2.1", 4, true, false, "none"),
-            row(&a, "shop.example", DAY0, "192.0.2.1", 3, false, false, "quarantine"),
-            row(&a, "shop.example", DAY0, "2001:db8::1", 2, false, false, "reject"),
+            row(&a, "shop.example", DAY0, "192.0.2.1", 10, (true, true), "none"),
+            row(&a, "shop.example", DAY0, "192.0.2.1", 4, (true, false), "none"),
+            row(&a, "shop.example", DAY0, "192.0.2.1", 3, (false, false), "quarantine"),
+            row(&a, "shop.example", DAY0, "2001:db8::1", 2, (false, false), "reject"),
         ],
     );
     assert!(store.dmarc_reports().record(&google).await.unwrap());
@@ -79,7 +79,7 @@ async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
     let yahoo = report(
         "yahoo.com",
         "g-1",
-        vec![row(&a, "shop.example", DAY0, "192.0.2.1", 5, false, true, "none")],
+        vec![row(&a, "shop.example", DAY0, "192.0.2.1", 5, (false, true), "none")],
     );
     assert!(store.dmarc_reports().record(&yahoo).await.unwrap());
 
@@ -118,10 +118,10 @@ async fn reports_are_scoped_by_account_domain_and_days(ctx: Ctx) {
         "google.com",
         "g-2",
         vec![
-            row(&a, "shop.example", DAY0, "192.0.2.1", 1, true, true, "none"),
-            row(&a, "shop.example", DAY0 + 1, "192.0.2.1", 2, true, true, "none"),
-            row(&a, "news.example", DAY0, "192.0.2.1", 4, true, true, "none"),
-            row(&b, "other.example", DAY0, "192.0.2.1", 8, true, true, "none"),
+            row(&a, "shop.example", DAY0, "192.0.2.1", 1, (true, true), "none"),
+            row(&a, "shop.example", DAY0 + 1, "192.0.2.1", 2, (true, true), "none"),
+            row(&a, "news.example", DAY0, "192.0.2.1", 4, (true, true), "none"),
+            row(&b, "other.example", DAY0, "192.0.2.1", 8, (true, true), "none"),
         ],
     );
     assert!(store.dmarc_reports().record(&r).await.unwrap());
