@@ -10,7 +10,7 @@
 
 use crate::{AccountContext, CoreError, Env};
 use mailpush_model::ErrorCode;
-use mailpush_model::clock::{DAY_MS, date_of_day, day_range};
+use mailpush_model::clock::{DAY_MS, date_of_day, day_number, day_range};
 use mailpush_reputation::dmarc::{self, AggregateReport};
 use mailpush_store::{AccountId, NewDmarcReport, NewDmarcRow};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -265,7 +265,8 @@ fn day_span(start: &str, end: &str) -> Result<(i64, i64), CoreError> {
             format!("a report spans at most {MAX_DMARC_REPORT_DAYS} days"),
         ));
     }
-    Ok((from_ms.div_euclid(DAY_MS), (to_ms - 1).div_euclid(DAY_MS)))
+    // Day numbers name dates whatever the calendar zone: the rows' days are the reports' UTC dates.
+    Ok((day_number(from_ms), day_number(to_ms - 1)))
 }
 
 #[cfg(test)]
