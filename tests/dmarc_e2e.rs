@@ -1,6 +1,7 @@
 //! DMARC aggregate reports end to end through the real `mailpush serve`: a gzip and a zip report delivered over
 //! SMTP to `dmarc@<bounce_mx_host>` on the inbound MX are stored (a resent one once, one about a domain nobody
-//! owns not at all, a malformed one refused without harm) and read back with a TC3-signed `GetDmarcReport` and
+//! owns not at all, a malformed one refused without harm; an XML one sent to the complaint address is recognised
+//! by its attachment) and read back with a TC3-signed `GetDmarcReport` and
 //! with `mailpush dmarc report`.
 
 use mailpush_suite::*;
@@ -183,6 +184,15 @@ async fn gzip_and_zip_reports_over_smtp_are_read_back_by_the_api_and_the_cli() {
         let reply = deliver(&inbound, &to, mail).await;
         assert!(reply.starts_with("250"), "{reply}");
     }
+    // Sent to the complaint address instead: recognised by its attachment.
+    let outlook = feedback("outlook.com", "o-1", DOMAIN, day, &[("203.0.113.5", 4, "pass", "fail")]);
+    let reply = deliver(
+        &inbound,
+        &format!("fbl@{MX_HOST}"),
+        &report_mail("outlook.com", "text/xml", "o.xml", outlook.as_bytes()),
+    )
+    .await;
+    assert!(reply.starts_with("250"), "{reply}");
     // About a domain no account owns: accepted and ignored. Malformed: accepted and refused without harm.
     let stranger = feedback(
         "google.com",
@@ -214,7 +224,7 @@ async fn gzip_and_zip_reports_over_smtp_are_read_back_by_the_api_and_the_cli() {
         .await;
     assert!(r.get("Error").is_none(), "{r}");
     assert_eq!(r["EmailIdentity"], DOMAIN);
-    assert_eq!(r["TotalCount"], 2, "{r}");
+    assert_eq!(r["TotalCount"], 3, "{r}");
     let first: &Value = &r["Data"][0];
     assert_eq!(first["Date"], date);
     assert_eq!(first["SourceIp"], "192.0.2.10");
@@ -228,6 +238,13 @@ async fn gzip_and_zip_reports_over_smtp_are_read_back_by_the_api_and_the_cli() {
     assert_eq!(second["MessageCount"], 3);
     assert_eq!(second["DmarcFailCount"], 3);
     assert_eq!(second["ReportingOrgs"], json!(["google.com"]));
+    let third = &r["Data"][2];
+    assert_eq!(third["SourceIp"], "203.0.113.5");
+    assert_eq!(
+        (third["MessageCount"].as_i64(), third["DmarcPassCount"].as_i64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(third["ReportingOrgs"], json!(["outlook.com"]));
 
     // Bad input: Tencent's codes.
     let bad_date = client
@@ -272,7 +289,7 @@ async fn gzip_and_zip_reports_over_smtp_are_read_back_by_the_api_and_the_cli() {
     .await;
     let cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(cli["EmailIdentity"], DOMAIN);
-    assert_eq!(cli["Data"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(cli["Data"].as_array().map(Vec::len), Some(3), "{out}");
     for field in [
         "Date",
         "SourceIp",
