@@ -5,8 +5,8 @@ mod dev;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailpush_admin::{
-    Report, accounts, batch, console_users, database, domains, messages, receivers, screening, stats, suppression,
-    templates,
+    Report, accounts, batch, console_users, database, dmarc, domains, messages, receivers, screening, stats,
+    suppression, templates,
 };
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
@@ -149,6 +149,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DMARC aggregate reports received by the inbound MX (rua=mailto:dmarc@<bounce_mx_host>).
+    Dmarc {
+        #[command(subcommand)]
+        command: DmarcCommand,
+    },
     /// Batch tasks (BatchSendEmail) and their progress.
     Batch {
         #[command(subcommand)]
@@ -158,6 +163,31 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DmarcCommand {
+    /// One domain's reported mail per UTC day and source IP (as GetDmarcReport).
+    Report {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The account's sending domain.
+        #[arg(long)]
+        domain: String,
+        /// One UTC day (YYYY-MM-DD).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        date: Option<String>,
+        /// First UTC day (YYYY-MM-DD); default six days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -646,6 +676,23 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
             print(report, json)
+        }
+        Command::Dmarc {
+            command:
+                DmarcCommand::Report {
+                    account,
+                    domain,
+                    date,
+                    from,
+                    to,
+                    json,
+                },
+        } => {
+            let days = dmarc::Days { date, from, to };
+            print(
+                dmarc::report(&open(settings).await?, &account, &domain, &days).await,
+                json,
+            )
         }
         Command::Batch { command } => batches(settings, command).await,
         Command::Db {

@@ -15,6 +15,7 @@ pub mod callbacks;
 pub mod console_queries;
 pub mod console_users;
 pub mod daily_quota;
+pub mod dmarc_reports;
 pub mod engage;
 pub mod error;
 pub mod health;
@@ -125,6 +126,7 @@ struct Services {
     identities: Arc<identity::Identities>,
     templates: Arc<templates::Templates>,
     inbound: Arc<inbound::Inbound>,
+    dmarc_reports: Arc<dmarc_reports::DmarcReports>,
     engagement: Arc<engage::Engagement>,
     suppression: Arc<suppression::Suppression>,
     statistics: Arc<stats::Statistics>,
@@ -210,6 +212,7 @@ impl Mailpush {
             env: env.clone(),
             secrets: secrets.clone(),
         });
+        let dmarc_reports = Arc::new(dmarc_reports::DmarcReports { env: env.clone() });
         let engagement = Arc::new(engage::Engagement {
             env: env.clone(),
             secrets,
@@ -302,6 +305,7 @@ impl Mailpush {
                 identities,
                 templates,
                 inbound,
+                dmarc_reports,
                 engagement,
                 suppression,
                 statistics,
@@ -879,6 +883,16 @@ impl Mailpush {
         req: &StatisticsRequest,
     ) -> Result<StatisticsReport, CoreError> {
         self.inner.statistics.statistics_report(account, req).await
+    }
+
+    /// `GetDmarcReport` (mailpush extension): the DMARC aggregate reports received about one of the account's
+    /// domains, per UTC day and source IP.
+    pub async fn dmarc_report(
+        &self,
+        account: &AccountContext,
+        req: &dmarc_reports::DmarcReportRequest,
+    ) -> Result<dmarc_reports::DmarcReport, CoreError> {
+        self.inner.dmarc_reports.report(account, req).await
     }
 
     /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.

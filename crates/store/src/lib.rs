@@ -32,6 +32,7 @@ mod daily_statistics;
 mod deliveries;
 mod delivery_contents;
 mod delivery_rows;
+mod dmarc_reports;
 mod error;
 mod events;
 mod handoff;
@@ -82,6 +83,7 @@ pub use deliveries::{
     LeaseToken, NewMessage, NewRecipient, QueueCounts, StatusQuery,
 };
 pub use delivery_contents::DeliveryContent;
+pub use dmarc_reports::{DmarcDailyRow, DmarcReports, NewDmarcReport, NewDmarcRow};
 pub use error::StoreError;
 pub use events::{BounceType, Events, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};
