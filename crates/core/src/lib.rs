@@ -10,6 +10,7 @@ pub mod batch;
 mod cache;
 pub mod callback_test;
 pub mod callbacks;
+pub mod configuration_sets;
 pub mod console_queries;
 pub mod console_users;
 pub mod daily_quota;

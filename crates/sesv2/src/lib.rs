@@ -13,6 +13,7 @@ use axum::routing::{any, get, post, put};
 use mailpush_core::{AccountContext, Mailpush};
 
 mod account;
+mod configuration_sets;
 pub mod error;
 mod identities;
 mod send;
@@ -60,6 +61,22 @@ pub fn router(core: Mailpush) -> Router {
             get(suppression::get).delete(suppression::delete),
         )
         .route("/v2/email/account", get(account::get_account))
+        .route(
+            "/v2/email/configuration-sets",
+            post(configuration_sets::create).get(configuration_sets::list),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}",
+            get(configuration_sets::get).delete(configuration_sets::delete),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/event-destinations",
+            post(configuration_sets::create_destination).get(configuration_sets::get_destinations),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/event-destinations/{dest}",
+            put(configuration_sets::update_destination).delete(configuration_sets::delete_destination),
+        )
         .route("/v2/email/{*rest}", any(unsupported))
         .with_state(AppState { core })
 }

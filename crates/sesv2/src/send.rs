@@ -10,6 +10,7 @@ use mailpush_model::{EmailAddress, Mailbox, TriggerType};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::configuration_sets::{MessageTag, Tagging};
 use crate::templates::named_template;
 use crate::{AppState, AwsError, Signed};
 
@@ -101,6 +102,9 @@ struct SendEmailInput {
     #[serde(default)]
     reply_to_addresses: Vec<String>,
     content: Content,
+    configuration_set_name: Option<String>,
+    #[serde(default)]
+    email_tags: Vec<MessageTag>,
 }
 
 fn b64(field: &str, raw: &str) -> Result<Vec<u8>, AwsError> {
@@ -156,8 +160,14 @@ async fn send_one(
     destination: Destination,
     reply_to: &[String],
     content: Content,
+    tagging: &Tagging,
 ) -> Result<String, AwsError> {
     if let Some(raw) = content.raw {
+        if tagging.set.is_some() {
+            return Err(AwsError::bad_request(
+                "mailpush applies ConfigurationSetName to Simple and Template content only, not to Raw",
+            ));
+        }
         return send_raw(core, ctx, Some(from).filter(|f| !f.is_empty()), destination, &raw).await;
     }
     ensure_sender(core, ctx, from).await?;
@@ -200,8 +210,7 @@ async fn send_one(
             ));
         }
     }
-    let id = core.send_email(ctx, req).await.map_err(AwsError::from_core)?;
-    Ok(id.as_str().to_string())
+    crate::configuration_sets::send(core, ctx, req, tagging).await
 }
 
 async fn send_raw(
@@ -277,6 +286,7 @@ pub(crate) async fn send_email(State(state): State<AppState>, signed: Signed) ->
     if from.is_empty() && input.content.raw.is_none() {
         return Err(AwsError::bad_request("FromEmailAddress is required"));
     }
+    let tagging = Tagging::new(input.configuration_set_name, &[&input.email_tags])?;
     let id = send_one(
         &state.core,
         &signed.ctx,
@@ -284,6 +294,7 @@ pub(crate) async fn send_email(State(state): State<AppState>, signed: Signed) ->
         input.destination.unwrap_or_default(),
         &input.reply_to_addresses,
         input.content,
+        &tagging,
     )
     .await?;
     Ok(Json(json!({ "MessageId": id })))
@@ -294,6 +305,8 @@ pub(crate) async fn send_email(State(state): State<AppState>, signed: Signed) ->
 struct BulkEntry {
     destination: Destination,
     replacement_email_content: Option<ReplacementContent>,
+    #[serde(default)]
+    replacement_tags: Vec<MessageTag>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +335,9 @@ struct SendBulkInput {
     reply_to_addresses: Vec<String>,
     default_content: BulkContent,
     bulk_email_entries: Vec<BulkEntry>,
+    configuration_set_name: Option<String>,
+    #[serde(default)]
+    default_email_tags: Vec<MessageTag>,
 }
 
 /// Merges a replacement TemplateData object over the default one (the entry's keys win).
@@ -341,6 +357,13 @@ pub(crate) async fn send_bulk_email(State(state): State<AppState>, signed: Signe
     if input.bulk_email_entries.is_empty() || input.bulk_email_entries.len() > 50 {
         return Err(AwsError::bad_request("BulkEmailEntries must hold 1 to 50 entries"));
     }
+    if let Some(set) = input.configuration_set_name.as_deref().filter(|s| !s.is_empty())
+        && state.core.configuration_set(&signed.ctx, set).await?.is_none()
+    {
+        return Err(AwsError::not_found(format!(
+            "Configuration set <{set}> does not exist."
+        )));
+    }
     let default = &input.default_content.template;
     let mut results = Vec::with_capacity(input.bulk_email_entries.len());
     for entry in input.bulk_email_entries {
@@ -358,6 +381,10 @@ pub(crate) async fn send_bulk_email(State(state): State<AppState>, signed: Signe
             template: Some(template),
             ..Content::default()
         };
+        let tagging = Tagging::new(
+            input.configuration_set_name.clone(),
+            &[&input.default_email_tags, &entry.replacement_tags],
+        )?;
         let outcome = send_one(
             &state.core,
             &signed.ctx,
@@ -365,6 +392,7 @@ pub(crate) async fn send_bulk_email(State(state): State<AppState>, signed: Signe
             entry.destination,
             &input.reply_to_addresses,
             content,
+            &tagging,
         )
         .await;
         results.push(match outcome {

@@ -25,6 +25,7 @@ pub mod batch;
 mod callbacks;
 mod committer;
 mod complaints;
+mod configuration_sets;
 mod console;
 mod daily_statistics;
 mod deliveries;
@@ -71,6 +72,7 @@ pub use batch::{
 pub use callbacks::{CallbackEvent, CallbackResult, CallbackState, Callbacks};
 pub use committer::CommitStats;
 pub use complaints::ComplaintRow;
+pub use configuration_sets::{ConfigurationSetRow, ConfigurationSets, EventDestinationRow, MessageTagsRow};
 pub use console::{
     AttemptRow, Console, ConsoleSessionRow, ConsoleUserRow, MessageHit, MessageSearch, TaskControl, TimelineEvent,
 };
