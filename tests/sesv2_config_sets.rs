@@ -206,3 +206,143 @@ async fn configuration_set_events_reach_the_endpoint_in_ses_json() {
     );
     server.terminate().await;
 }
+
+const BASE: &str = "https://mail.mailpush.test";
+
+/// The header `name` of a delivered mail, unfolded.
+fn header(mail: &str, name: &str) -> Option<String> {
+    let head = mail
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
+    head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_list_topics_decide_delivery_and_one_click_unsubscribes() {
+    if !sdk_installed(
+        "python3",
+        &["-c", "import boto3"],
+        None,
+        "MAILPUSH_REQUIRE_BOTO3",
+        "pip install boto3",
+    ) {
+        return;
+    }
+    let MailWorld {
+        dns,
+        sink,
+        dir: _dir,
+        env,
+    } = mail_world(&[("MAILPUSH_PUBLIC_BASE_URL", BASE.to_string())]).await;
+    let creds = create_account(&env, "aws").await;
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+
+    run_script("create", &server, &creds, "").await;
+    let tencent = ApiClient::new(&server.api_addr, &creds);
+    let identity = tencent
+        .call("GetEmailIdentity", &json!({ "EmailIdentity": "shop.example.com" }))
+        .await;
+    publish_records(&dns, &identity, "shop.example.com");
+
+    let v = run_script("contacts", &server, &creds, "").await;
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["list_again"], json!(["AlreadyExistsException", 400]), "{v}");
+    assert_eq!(v["bad_default"], json!(["BadRequestException", 400]), "{v}");
+    assert_eq!(v["topics"], json!([["weekly", "OPT_IN"], ["offers", "OPT_OUT"]]), "{v}");
+    assert_eq!(v["description"], "Newsletter", "{v}");
+    assert_eq!(v["lists"], json!(["news"]), "{v}");
+    assert_eq!(v["unknown_list"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["contact_again"], json!(["AlreadyExistsException", 400]), "{v}");
+    assert_eq!(v["contact_bad_topic"], json!(["BadRequestException", 400]), "{v}");
+    assert_eq!(
+        v["alice"],
+        json!([
+            [{ "TopicName": "weekly", "SubscriptionStatus": "OPT_OUT" }],
+            [{ "TopicName": "offers", "SubscriptionStatus": "OPT_OUT" }],
+            false
+        ]),
+        "{v}"
+    );
+    assert_eq!(v["weekly_out"], json!(["alice@example.org"]), "{v}");
+    assert_eq!(v["contacts"], json!(["alice@example.org", "reader@example.org"]), "{v}");
+    assert_eq!(v["alice_all"], true, "{v}");
+    assert_eq!(v["update_missing"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["send_unknown_list"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["send_unknown_topic"], json!(["NotFoundException", 404]), "{v}");
+
+    // Only "Weekly 1" is delivered: Alice unsubscribed from everything, "offers" is OPT_OUT by default.
+    let msgs = sink
+        .wait_for_messages(1, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    let weekly = String::from_utf8_lossy(&msgs[0].data).into_owned();
+    assert!(weekly.contains("Subject: Weekly 1"), "{weekly}");
+    assert_eq!(
+        header(&weekly, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let link = header(&weekly, "List-Unsubscribe").expect("List-Unsubscribe");
+    let url = link.trim_start_matches('<').trim_end_matches('>');
+    let local = format!(
+        "http://{}{}",
+        server.api_addr,
+        url.strip_prefix(BASE).expect("a mailpush link")
+    );
+    let http = reqwest::Client::new();
+    let page = http.get(&local).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    // RFC 8058 one-click: a POST with List-Unsubscribe=One-Click.
+    let resp = http
+        .post(&local)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click");
+    assert_eq!(resp.status(), 200);
+    let forged = http
+        .post(format!("{local}x"))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 404);
+
+    let v = run_script("after_unsubscribe", &server, &creds, "").await;
+    assert_eq!(
+        v["preferences"],
+        json!([{ "TopicName": "weekly", "SubscriptionStatus": "OPT_OUT" }]),
+        "{v}"
+    );
+    assert_eq!(v["deleted_contact"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["deleted_list"], json!(["NotFoundException", 404]), "{v}");
+    sink.wait_for_messages(2, Duration::from_secs(20))
+        .await
+        .expect("the plain mail");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let subjects: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| header(&String::from_utf8_lossy(&m.data), "Subject").unwrap_or_default())
+        .collect();
+    assert!(subjects.contains(&"Plain after".to_string()), "{subjects:?}");
+    for never in ["Weekly 2", "Offers 1", "Weekly to Alice"] {
+        assert!(!subjects.contains(&never.to_string()), "{never} was sent: {subjects:?}");
+    }
+    // The dropped mail says why.
+    let status = tencent
+        .call(
+            "GetSendEmailStatus",
+            &json!({ "MessageId": v["weekly_2"], "RequestDate": today(), "Offset": 0, "Limit": 10 }),
+        )
+        .await;
+    assert!(status.to_string().contains("unsubscribed"), "{status}");
+    server.terminate().await;
+}

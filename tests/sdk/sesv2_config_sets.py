@@ -43,6 +43,68 @@ if sys.argv[1] == "create":
 
 out["verified"] = ses.get_email_identity(EmailIdentity="shop.example.com")["VerifiedForSendingStatus"]
 
+
+def text_mail(to, subject, **kwargs):
+    return ses.send_email(
+        FromEmailAddress="noreply@shop.example.com",
+        Destination={"ToAddresses": [to]},
+        Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": "News of the week."}}}},
+        **kwargs)["MessageId"]
+
+
+if sys.argv[1] == "contacts":
+    ses.create_contact_list(ContactListName="news", Description="Newsletter", Topics=[
+        {"TopicName": "weekly", "DisplayName": "Weekly", "Description": "Every week",
+         "DefaultSubscriptionStatus": "OPT_IN"},
+        {"TopicName": "offers", "DisplayName": "Offers", "DefaultSubscriptionStatus": "OPT_OUT"},
+    ])
+    out["list_again"] = error_of(ses.create_contact_list, ContactListName="news")
+    out["bad_default"] = error_of(ses.create_contact_list, ContactListName="bad", Topics=[
+        {"TopicName": "t", "DisplayName": "T", "DefaultSubscriptionStatus": "MAYBE"}])
+    r = ses.get_contact_list(ContactListName="news")
+    out["topics"] = [[t["TopicName"], t["DefaultSubscriptionStatus"]] for t in r["Topics"]]
+    out["description"] = r["Description"]
+    out["lists"] = [l["ContactListName"] for l in ses.list_contact_lists()["ContactLists"]]
+    out["unknown_list"] = error_of(ses.get_contact_list, ContactListName="nope")
+    ses.create_contact(ContactListName="news", EmailAddress=TO)
+    ses.create_contact(ContactListName="news", EmailAddress="alice@example.org",
+                       TopicPreferences=[{"TopicName": "weekly", "SubscriptionStatus": "OPT_OUT"}])
+    out["contact_again"] = error_of(ses.create_contact, ContactListName="news", EmailAddress=TO)
+    out["contact_bad_topic"] = error_of(
+        ses.create_contact, ContactListName="news", EmailAddress="bob@example.org",
+        TopicPreferences=[{"TopicName": "nope", "SubscriptionStatus": "OPT_IN"}])
+    r = ses.get_contact(ContactListName="news", EmailAddress="alice@example.org")
+    out["alice"] = [r["TopicPreferences"], r["TopicDefaultPreferences"], r["UnsubscribeAll"]]
+    r = ses.list_contacts(ContactListName="news", Filter={
+        "FilteredStatus": "OPT_OUT", "TopicFilter": {"TopicName": "weekly"}})
+    out["weekly_out"] = [c["EmailAddress"] for c in r["Contacts"]]
+    r = ses.list_contacts(ContactListName="news")
+    out["contacts"] = [c["EmailAddress"] for c in r["Contacts"]]
+    ses.update_contact(ContactListName="news", EmailAddress="alice@example.org", UnsubscribeAll=True)
+    out["alice_all"] = ses.get_contact(ContactListName="news", EmailAddress="alice@example.org")["UnsubscribeAll"]
+    out["update_missing"] = error_of(ses.update_contact, ContactListName="news", EmailAddress="ghost@example.org")
+    weekly = {"ContactListName": "news", "TopicName": "weekly"}
+    out["weekly_1"] = text_mail(TO, "Weekly 1", ListManagementOptions=weekly)
+    out["alice_weekly"] = text_mail("alice@example.org", "Weekly to Alice", ListManagementOptions=weekly)
+    out["offers_1"] = text_mail(TO, "Offers 1", ListManagementOptions={"ContactListName": "news", "TopicName": "offers"})
+    out["send_unknown_list"] = error_of(text_mail, to=TO, subject="x", ListManagementOptions={"ContactListName": "nope"})
+    out["send_unknown_topic"] = error_of(
+        text_mail, to=TO, subject="x", ListManagementOptions={"ContactListName": "news", "TopicName": "nope"})
+    json.dump(out, sys.stdout)
+    sys.exit(0)
+
+if sys.argv[1] == "after_unsubscribe":
+    r = ses.get_contact(ContactListName="news", EmailAddress=TO)
+    out["preferences"] = r["TopicPreferences"]
+    out["weekly_2"] = text_mail(TO, "Weekly 2", ListManagementOptions={"ContactListName": "news", "TopicName": "weekly"})
+    out["plain"] = text_mail(TO, "Plain after")
+    ses.delete_contact(ContactListName="news", EmailAddress="alice@example.org")
+    out["deleted_contact"] = error_of(ses.get_contact, ContactListName="news", EmailAddress="alice@example.org")
+    ses.delete_contact_list(ContactListName="news")
+    out["deleted_list"] = error_of(ses.get_contact_list, ContactListName="news")
+    json.dump(out, sys.stdout)
+    sys.exit(0)
+
 ses.create_configuration_set(ConfigurationSetName="marketing")
 out["set_again"] = error_of(ses.create_configuration_set, ConfigurationSetName="marketing")
 out["bad_name"] = error_of(ses.create_configuration_set, ConfigurationSetName="no spaces")

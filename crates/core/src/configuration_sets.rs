@@ -34,7 +34,7 @@ pub enum SetOutcome {
     Missing,
 }
 
-fn outcome(r: Result<(), StoreError>) -> Result<SetOutcome, CoreError> {
+pub(crate) fn outcome(r: Result<(), StoreError>) -> Result<SetOutcome, CoreError> {
     match r {
         Ok(()) => Ok(SetOutcome::Done),
         Err(StoreError::Conflict(_)) => Ok(SetOutcome::Exists),
@@ -136,29 +136,48 @@ impl Mailpush {
         outcome(sets.delete_destination(ctx.id, set, name).await)
     }
 
-    /// [`Mailpush::send_email`] with a configuration set and tags (`EmailTags`, name → value): the set must exist
-    /// (`Ok(None)` otherwise, nothing sent); the set and tags are recorded before the message is enqueued, so its
-    /// every event reaches the set's destinations.
-    pub async fn send_email_in_set(
+    /// [`Mailpush::send_email`] with what SES adds: a configuration set and tags (the set must exist: `Ok(None)`
+    /// otherwise, nothing sent; the set and tags are recorded before the message is enqueued, so its every event
+    /// reaches the set's destinations), recipients dropped at admission because they opted out of the list
+    /// topic, and a one-click `List-Unsubscribe` (added when every recipient gets the message's own MIME).
+    pub async fn send_email_ses(
         &self,
         ctx: &AccountContext,
         req: SendRequest,
-        set: &str,
-        tags: &serde_json::Map<String, Value>,
+        extras: &SesSendExtras,
     ) -> Result<Option<MessageId>, CoreError> {
-        if self.configuration_set(ctx, set).await?.is_none() {
+        if let Some(set) = &extras.set
+            && self.configuration_set(ctx, set).await?.is_none()
+        {
             return Ok(None);
         }
         let sending = &self.inner.sending;
-        let (msg, shared_body) = sending.prepare(ctx, req, SendOptions::default()).await?;
+        let (mut msg, shared_body) = sending.prepare(ctx, req, SendOptions::default()).await?;
+        for r in &mut msg.recipients {
+            if r.send_status == 0 && extras.opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address)) {
+                r.send_status = mailpush_model::SendStatus::UNSUBSCRIBED.0;
+                r.deliver_message = Some("the contact is unsubscribed from the list topic".into());
+            }
+        }
+        if let Some(url) = extras.list_unsubscribe.as_deref().filter(|_| shared_body) {
+            let head = format!("List-Unsubscribe: <{url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+            msg.body.splice(0..0, head.into_bytes());
+        }
         let id = msg.id.clone();
         let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
-        sending
-            .env
-            .store
-            .configuration_sets()
-            .put_message_tags(ctx.id, id.as_str(), set, &Value::Object(tags.clone()).to_string())
-            .await?;
+        if let Some(set) = &extras.set {
+            sending
+                .env
+                .store
+                .configuration_sets()
+                .put_message_tags(
+                    ctx.id,
+                    id.as_str(),
+                    set,
+                    &Value::Object(extras.tags.clone()).to_string(),
+                )
+                .await?;
+        }
         let limits = sending.limits.admission_limits(ctx).await?;
         sending.enqueue_admitted(msg, limits, shared_body).await?;
         if suppressed {
@@ -166,6 +185,19 @@ impl Mailpush {
         }
         Ok(Some(id))
     }
+}
+
+/// What an SES v2 send adds to a Tencent one ([`Mailpush::send_email_ses`]).
+#[derive(Debug, Clone, Default)]
+pub struct SesSendExtras {
+    /// `ConfigurationSetName`.
+    pub set: Option<String>,
+    /// `EmailTags`, name → value.
+    pub tags: serde_json::Map<String, Value>,
+    /// Recipients (addresses) that opted out of the `ListManagementOptions` topic: dropped at admission.
+    pub opted_out: Vec<String>,
+    /// The one-click unsubscribe URL of the list topic.
+    pub list_unsubscribe: Option<String>,
 }
 
 /// The `MatchingEventTypes` value of an event kind.

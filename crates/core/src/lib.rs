@@ -13,6 +13,7 @@ pub mod callbacks;
 pub mod configuration_sets;
 pub mod console_queries;
 pub mod console_users;
+pub mod contact_lists;
 pub mod daily_quota;
 pub mod engage;
 pub mod error;

@@ -11,7 +11,8 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use mailpush_core::configuration_sets::{EVENT_TYPES, SetOutcome};
+use mailpush_core::configuration_sets::{EVENT_TYPES, SesSendExtras, SetOutcome};
+use mailpush_core::contact_lists::receives;
 use mailpush_core::{AccountContext, Mailpush, SendRequest};
 use mailpush_store::EventDestinationRow;
 use serde::Deserialize;
@@ -314,13 +315,23 @@ fn check_tags(tags: &[MessageTag]) -> Result<serde_json::Map<String, Value>, Aws
     Ok(out)
 }
 
-/// The configuration set and tags of one send.
+/// `ListManagementOptions` of a send.
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListManagementOptions {
+    contact_list_name: String,
+    topic_name: Option<String>,
+}
+
+/// The configuration set, tags and list management of one send.
 #[derive(Default, Clone)]
 pub(crate) struct Tagging {
     /// `ConfigurationSetName` (empty = none).
     pub(crate) set: Option<String>,
     /// `EmailTags`, validated.
     pub(crate) tags: serde_json::Map<String, Value>,
+    /// `ListManagementOptions`.
+    pub(crate) list: Option<ListManagementOptions>,
 }
 
 impl Tagging {
@@ -333,23 +344,75 @@ impl Tagging {
         Ok(Tagging {
             set: set.filter(|s| !s.is_empty()),
             tags,
+            list: None,
         })
+    }
+
+    /// With `ListManagementOptions`.
+    pub(crate) fn with_list(mut self, list: Option<ListManagementOptions>) -> Tagging {
+        self.list = list;
+        self
     }
 }
 
-/// Sends `req` with the set and tags of `tagging` (none: an ordinary send): an unknown set is a
-/// `NotFoundException`, as AWS answers.
+/// The recipient addresses of a send, lowercase.
+fn recipients(req: &SendRequest) -> Vec<String> {
+    req.destination
+        .iter()
+        .chain(&req.cc)
+        .chain(&req.bcc)
+        .filter_map(|r| {
+            mailpush_model::Mailbox::parse(r)
+                .map(|m| m.address.as_str().to_ascii_lowercase())
+                .or_else(|_| mailpush_model::EmailAddress::parse(r.trim()).map(|a| a.as_str().to_ascii_lowercase()))
+                .ok()
+        })
+        .collect()
+}
+
+/// Sends `req` with the set, tags and list management of `tagging`: an unknown set, contact list or topic is a
+/// `NotFoundException`, as AWS answers. A recipient who is a contact of the list and opted out of the topic
+/// (explicitly, or by the topic's default) or of the whole list is not sent to: the request succeeds and the
+/// recipient is dropped (as SES, which accepts the mail and does not deliver it).
 pub(crate) async fn send(
     core: &Mailpush,
     ctx: &AccountContext,
     req: SendRequest,
     tagging: &Tagging,
 ) -> Result<String, AwsError> {
-    let Some(set) = tagging.set.as_deref() else {
-        return Ok(core.send_email(ctx, req).await?.as_str().to_string());
+    let mut extras = SesSendExtras {
+        set: tagging.set.clone(),
+        tags: tagging.tags.clone(),
+        ..SesSendExtras::default()
     };
-    match core.send_email_in_set(ctx, req, set, &tagging.tags).await? {
+    if let Some(opts) = &tagging.list {
+        let list = core
+            .contact_list(ctx, &opts.contact_list_name)
+            .await?
+            .ok_or_else(|| AwsError::not_found(format!("List with name {} does not exist.", opts.contact_list_name)))?;
+        let topic = opts.topic_name.as_deref().filter(|t| !t.is_empty());
+        if let Some(t) = topic {
+            let topics: Vec<Value> = serde_json::from_str(&list.topics).unwrap_or_default();
+            if !topics.iter().any(|x| x["TopicName"] == t) {
+                return Err(AwsError::not_found(format!(
+                    "Topic {t} does not exist in list {}.",
+                    list.name
+                )));
+            }
+        }
+        let rcpts = recipients(&req);
+        for r in &rcpts {
+            let contact = core.contact(ctx, &list.name, r).await?;
+            if !receives(&list, contact.as_ref(), topic) {
+                extras.opted_out.push(r.clone());
+            }
+        }
+        if let [only] = rcpts.as_slice() {
+            extras.list_unsubscribe = core.topic_unsubscribe_url(ctx, &list.name, topic.unwrap_or(""), only);
+        }
+    }
+    match core.send_email_ses(ctx, req, &extras).await? {
         Some(id) => Ok(id.as_str().to_string()),
-        None => Err(no_set(set)),
+        None => Err(no_set(extras.set.as_deref().unwrap_or_default())),
     }
 }

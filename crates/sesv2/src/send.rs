@@ -10,7 +10,7 @@ use mailpush_model::{EmailAddress, Mailbox, TriggerType};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::configuration_sets::{MessageTag, Tagging};
+use crate::configuration_sets::{ListManagementOptions, MessageTag, Tagging};
 use crate::templates::named_template;
 use crate::{AppState, AwsError, Signed};
 
@@ -105,6 +105,7 @@ struct SendEmailInput {
     configuration_set_name: Option<String>,
     #[serde(default)]
     email_tags: Vec<MessageTag>,
+    list_management_options: Option<ListManagementOptions>,
 }
 
 fn b64(field: &str, raw: &str) -> Result<Vec<u8>, AwsError> {
@@ -163,9 +164,10 @@ async fn send_one(
     tagging: &Tagging,
 ) -> Result<String, AwsError> {
     if let Some(raw) = content.raw {
-        if tagging.set.is_some() {
+        if tagging.set.is_some() || tagging.list.is_some() {
             return Err(AwsError::bad_request(
-                "mailpush applies ConfigurationSetName to Simple and Template content only, not to Raw",
+                "mailpush applies ConfigurationSetName and ListManagementOptions to Simple and Template content \
+                 only, not to Raw",
             ));
         }
         return send_raw(core, ctx, Some(from).filter(|f| !f.is_empty()), destination, &raw).await;
@@ -286,7 +288,8 @@ pub(crate) async fn send_email(State(state): State<AppState>, signed: Signed) ->
     if from.is_empty() && input.content.raw.is_none() {
         return Err(AwsError::bad_request("FromEmailAddress is required"));
     }
-    let tagging = Tagging::new(input.configuration_set_name, &[&input.email_tags])?;
+    let tagging =
+        Tagging::new(input.configuration_set_name, &[&input.email_tags])?.with_list(input.list_management_options);
     let id = send_one(
         &state.core,
         &signed.ctx,

@@ -27,6 +27,7 @@ mod committer;
 mod complaints;
 mod configuration_sets;
 mod console;
+mod contact_lists;
 mod daily_statistics;
 mod deliveries;
 mod delivery_contents;
@@ -76,6 +77,7 @@ pub use configuration_sets::{ConfigurationSetRow, ConfigurationSets, EventDestin
 pub use console::{
     AttemptRow, Console, ConsoleSessionRow, ConsoleUserRow, MessageHit, MessageSearch, TaskControl, TimelineEvent,
 };
+pub use contact_lists::{ContactListRow, ContactLists, ContactRow};
 pub use daily_statistics::{DailyStats, StatCounters, Statistics, StatsQuery, day_of, domain_of};
 pub use deliveries::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow, LANES,
