@@ -4,6 +4,7 @@
 
 use crate::engage::SendOptions;
 use crate::error::CoreError;
+use crate::sending::Sending;
 use crate::{AccountContext, Mailpush, SendRequest};
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{BounceType, CallbackEvent, ConfigurationSetRow, EventDestinationRow, StoreError};
@@ -43,49 +44,47 @@ pub(crate) fn outcome(r: Result<(), StoreError>) -> Result<SetOutcome, CoreError
     }
 }
 
-impl Mailpush {
+impl Sending {
     /// Creates a configuration set.
-    pub async fn create_configuration_set(&self, ctx: &AccountContext, name: &str) -> Result<SetOutcome, CoreError> {
-        let store = &self.inner.sending.env.store;
-        outcome(store.configuration_sets().create_set(ctx.id, name, self.now_ms()).await)
-    }
-
-    /// The account's configuration sets, by name.
-    pub async fn configuration_sets(&self, ctx: &AccountContext) -> Result<Vec<ConfigurationSetRow>, CoreError> {
-        Ok(self.inner.sending.env.store.configuration_sets().sets(ctx.id).await?)
-    }
-
-    /// One configuration set.
-    pub async fn configuration_set(
+    pub(crate) async fn create_configuration_set(
         &self,
         ctx: &AccountContext,
         name: &str,
-    ) -> Result<Option<ConfigurationSetRow>, CoreError> {
-        Ok(self
-            .inner
-            .sending
-            .env
-            .store
-            .configuration_sets()
-            .set(ctx.id, name)
-            .await?)
-    }
-
-    /// Deletes a configuration set with its event destinations.
-    pub async fn delete_configuration_set(&self, ctx: &AccountContext, name: &str) -> Result<SetOutcome, CoreError> {
+    ) -> Result<SetOutcome, CoreError> {
+        let store = &self.env.store;
         outcome(
-            self.inner
-                .sending
-                .env
-                .store
+            store
                 .configuration_sets()
-                .delete_set(ctx.id, name)
+                .create_set(ctx.id, name, self.env.clock.now_ms())
                 .await,
         )
     }
 
+    /// The account's configuration sets, by name.
+    pub(crate) async fn configuration_sets(&self, ctx: &AccountContext) -> Result<Vec<ConfigurationSetRow>, CoreError> {
+        Ok(self.env.store.configuration_sets().sets(ctx.id).await?)
+    }
+
+    /// One configuration set.
+    pub(crate) async fn configuration_set(
+        &self,
+        ctx: &AccountContext,
+        name: &str,
+    ) -> Result<Option<ConfigurationSetRow>, CoreError> {
+        Ok(self.env.store.configuration_sets().set(ctx.id, name).await?)
+    }
+
+    /// Deletes a configuration set with its event destinations.
+    pub(crate) async fn delete_configuration_set(
+        &self,
+        ctx: &AccountContext,
+        name: &str,
+    ) -> Result<SetOutcome, CoreError> {
+        outcome(self.env.store.configuration_sets().delete_set(ctx.id, name).await)
+    }
+
     /// The event destinations of a set (`None` when there is no such set).
-    pub async fn event_destinations(
+    pub(crate) async fn event_destinations(
         &self,
         ctx: &AccountContext,
         set: &str,
@@ -93,22 +92,22 @@ impl Mailpush {
         if self.configuration_set(ctx, set).await?.is_none() {
             return Ok(None);
         }
-        let store = &self.inner.sending.env.store;
+        let store = &self.env.store;
         Ok(Some(store.configuration_sets().destinations(ctx.id, Some(set)).await?))
     }
 
     /// Refuses an endpoint the callback client would refuse (scheme, SSRF guard): the message says why.
-    pub fn check_event_endpoint(&self, url: &str) -> Result<Result<(), String>, CoreError> {
+    pub(crate) fn check_event_endpoint(&self, url: &str) -> Result<Result<(), String>, CoreError> {
         if url.len() > 2048 {
             return Ok(Err("the endpoint URL is longer than 2048 characters".into()));
         }
-        let client = crate::callbacks::client(&self.inner.sending.env.settings)?;
+        let client = crate::callbacks::client(&self.env.settings)?;
         Ok(client.check_url(url).map(|_| ()).map_err(|e| e.to_string()))
     }
 
     /// Adds (`create`) or replaces an event destination of an existing set (`Missing` when the set, or for a
     /// replacement the destination, does not exist).
-    pub async fn put_event_destination(
+    pub(crate) async fn put_event_destination(
         &self,
         ctx: &AccountContext,
         row: &EventDestinationRow,
@@ -117,7 +116,7 @@ impl Mailpush {
         if self.configuration_set(ctx, &row.set_name).await?.is_none() {
             return Ok(SetOutcome::Missing);
         }
-        let sets = self.inner.sending.env.store.configuration_sets();
+        let sets = self.env.store.configuration_sets();
         outcome(if create {
             sets.create_destination(ctx.id, row).await
         } else {
@@ -126,13 +125,13 @@ impl Mailpush {
     }
 
     /// Deletes an event destination.
-    pub async fn delete_event_destination(
+    pub(crate) async fn delete_event_destination(
         &self,
         ctx: &AccountContext,
         set: &str,
         name: &str,
     ) -> Result<SetOutcome, CoreError> {
-        let sets = self.inner.sending.env.store.configuration_sets();
+        let sets = self.env.store.configuration_sets();
         outcome(sets.delete_destination(ctx.id, set, name).await)
     }
 
@@ -140,7 +139,7 @@ impl Mailpush {
     /// otherwise, nothing sent; the set and tags are recorded before the message is enqueued, so its every event
     /// reaches the set's destinations), recipients dropped at admission because they opted out of the list
     /// topic, and a one-click `List-Unsubscribe` (added when every recipient gets the message's own MIME).
-    pub async fn send_email_ses(
+    pub(crate) async fn send_email_ses(
         &self,
         ctx: &AccountContext,
         req: SendRequest,
@@ -151,7 +150,7 @@ impl Mailpush {
         {
             return Ok(None);
         }
-        let sending = &self.inner.sending;
+        let sending = self;
         let (mut msg, shared_body) = sending.prepare(ctx, req, SendOptions::default()).await?;
         for r in &mut msg.recipients {
             if r.send_status == 0 && extras.opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address)) {
@@ -184,6 +183,80 @@ impl Mailpush {
             sending.suppression.check_auto_suspend(ctx).await?;
         }
         Ok(Some(id))
+    }
+}
+
+impl Mailpush {
+    /// Creates a configuration set.
+    pub async fn create_configuration_set(&self, ctx: &AccountContext, name: &str) -> Result<SetOutcome, CoreError> {
+        self.inner.sending.create_configuration_set(ctx, name).await
+    }
+
+    /// The account's configuration sets, by name.
+    pub async fn configuration_sets(&self, ctx: &AccountContext) -> Result<Vec<ConfigurationSetRow>, CoreError> {
+        self.inner.sending.configuration_sets(ctx).await
+    }
+
+    /// One configuration set.
+    pub async fn configuration_set(
+        &self,
+        ctx: &AccountContext,
+        name: &str,
+    ) -> Result<Option<ConfigurationSetRow>, CoreError> {
+        self.inner.sending.configuration_set(ctx, name).await
+    }
+
+    /// Deletes a configuration set with its event destinations.
+    pub async fn delete_configuration_set(&self, ctx: &AccountContext, name: &str) -> Result<SetOutcome, CoreError> {
+        self.inner.sending.delete_configuration_set(ctx, name).await
+    }
+
+    /// The event destinations of a set (`None` when there is no such set).
+    pub async fn event_destinations(
+        &self,
+        ctx: &AccountContext,
+        set: &str,
+    ) -> Result<Option<Vec<EventDestinationRow>>, CoreError> {
+        self.inner.sending.event_destinations(ctx, set).await
+    }
+
+    /// Refuses an endpoint the callback client would refuse (scheme, SSRF guard): the message says why.
+    pub fn check_event_endpoint(&self, url: &str) -> Result<Result<(), String>, CoreError> {
+        self.inner.sending.check_event_endpoint(url)
+    }
+
+    /// Adds (`create`) or replaces an event destination of an existing set (`Missing` when the set, or for a
+    /// replacement the destination, does not exist).
+    pub async fn put_event_destination(
+        &self,
+        ctx: &AccountContext,
+        row: &EventDestinationRow,
+        create: bool,
+    ) -> Result<SetOutcome, CoreError> {
+        self.inner.sending.put_event_destination(ctx, row, create).await
+    }
+
+    /// Deletes an event destination.
+    pub async fn delete_event_destination(
+        &self,
+        ctx: &AccountContext,
+        set: &str,
+        name: &str,
+    ) -> Result<SetOutcome, CoreError> {
+        self.inner.sending.delete_event_destination(ctx, set, name).await
+    }
+
+    /// [`Mailpush::send_email`] with what SES adds: a configuration set and tags (the set must exist: `Ok(None)`
+    /// otherwise, nothing sent; the set and tags are recorded before the message is enqueued, so its every event
+    /// reaches the set's destinations), recipients dropped at admission because they opted out of the list
+    /// topic, and a one-click `List-Unsubscribe` (added when every recipient gets the message's own MIME).
+    pub async fn send_email_ses(
+        &self,
+        ctx: &AccountContext,
+        req: SendRequest,
+        extras: &SesSendExtras,
+    ) -> Result<Option<MessageId>, CoreError> {
+        self.inner.sending.send_email_ses(ctx, req, extras).await
     }
 }
 

@@ -4,6 +4,7 @@
 //! `public_base_url`, which sets the contact's preference for the topic to `OPT_OUT`.
 
 use crate::error::CoreError;
+use crate::sending::Sending;
 use crate::{AccountContext, Mailpush};
 use mailpush_store::{ContactListRow, ContactRow};
 use mailpush_tracking::{Token, TokenKind};
@@ -22,13 +23,13 @@ pub struct TopicUnsubscribe {
     pub topic: String,
 }
 
-impl Mailpush {
+impl Sending {
     fn contact_store(&self) -> mailpush_store::ContactLists<'_> {
-        self.inner.sending.env.store.contact_lists()
+        self.env.store.contact_lists()
     }
 
     /// Creates a contact list.
-    pub async fn create_contact_list(
+    pub(crate) async fn create_contact_list(
         &self,
         ctx: &AccountContext,
         row: &ContactListRow,
@@ -37,17 +38,21 @@ impl Mailpush {
     }
 
     /// The account's contact lists.
-    pub async fn contact_lists(&self, ctx: &AccountContext) -> Result<Vec<ContactListRow>, CoreError> {
+    pub(crate) async fn contact_lists(&self, ctx: &AccountContext) -> Result<Vec<ContactListRow>, CoreError> {
         Ok(self.contact_store().lists(ctx.id).await?)
     }
 
     /// One contact list.
-    pub async fn contact_list(&self, ctx: &AccountContext, name: &str) -> Result<Option<ContactListRow>, CoreError> {
+    pub(crate) async fn contact_list(
+        &self,
+        ctx: &AccountContext,
+        name: &str,
+    ) -> Result<Option<ContactListRow>, CoreError> {
         Ok(self.contact_store().list(ctx.id, name).await?)
     }
 
     /// Deletes a contact list with its contacts.
-    pub async fn delete_contact_list(
+    pub(crate) async fn delete_contact_list(
         &self,
         ctx: &AccountContext,
         name: &str,
@@ -56,7 +61,7 @@ impl Mailpush {
     }
 
     /// Adds (`create`) or replaces a contact.
-    pub async fn put_contact(
+    pub(crate) async fn put_contact(
         &self,
         ctx: &AccountContext,
         row: &ContactRow,
@@ -71,7 +76,7 @@ impl Mailpush {
     }
 
     /// One contact.
-    pub async fn contact(
+    pub(crate) async fn contact(
         &self,
         ctx: &AccountContext,
         list: &str,
@@ -81,12 +86,12 @@ impl Mailpush {
     }
 
     /// The contacts of a list.
-    pub async fn contacts(&self, ctx: &AccountContext, list: &str) -> Result<Vec<ContactRow>, CoreError> {
+    pub(crate) async fn contacts(&self, ctx: &AccountContext, list: &str) -> Result<Vec<ContactRow>, CoreError> {
         Ok(self.contact_store().contacts(ctx.id, list).await?)
     }
 
     /// Deletes a contact.
-    pub async fn delete_contact(
+    pub(crate) async fn delete_contact(
         &self,
         ctx: &AccountContext,
         list: &str,
@@ -96,8 +101,20 @@ impl Mailpush {
     }
 
     /// The one-click unsubscribe URL of `email` for `topic` of `list` (`None` without `public_base_url`).
-    pub fn topic_unsubscribe_url(&self, ctx: &AccountContext, list: &str, topic: &str, email: &str) -> Option<String> {
-        let base = self.settings().public_base_url.trim().trim_end_matches('/').to_string();
+    pub(crate) fn topic_unsubscribe_url(
+        &self,
+        ctx: &AccountContext,
+        list: &str,
+        topic: &str,
+        email: &str,
+    ) -> Option<String> {
+        let base = self
+            .env
+            .settings
+            .public_base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
         if base.is_empty() {
             return None;
         }
@@ -107,13 +124,13 @@ impl Mailpush {
             message_id: String::new(),
             recipient: email.to_ascii_lowercase(),
         };
-        let text = self.inner.engagement.token_key().encode(&token);
+        let text = self.engagement.token_key().encode(&token);
         Some(format!("{base}/v2/email/list-unsubscribe/{text}"))
     }
 
     /// What a topic unsubscribe token names, if it is one of ours.
-    pub fn topic_unsubscribe_info(&self, token: &str) -> Option<(i64, TopicUnsubscribe)> {
-        let t = self.inner.engagement.token_key().decode(token)?;
+    pub(crate) fn topic_unsubscribe_info(&self, token: &str) -> Option<(i64, TopicUnsubscribe)> {
+        let t = self.engagement.token_key().decode(token)?;
         let TokenKind::Unsubscribe(what) = t.kind else {
             return None;
         };
@@ -131,7 +148,7 @@ impl Mailpush {
     /// Follows a topic unsubscribe link: the contact's preference for the topic becomes `OPT_OUT` (for no topic:
     /// `UnsubscribeAll`); a recipient who is not a contact yet becomes one. `None` for a token that is not ours or
     /// a list that is gone.
-    pub async fn topic_unsubscribe(&self, token: &str) -> Result<Option<TopicUnsubscribe>, CoreError> {
+    pub(crate) async fn topic_unsubscribe(&self, token: &str) -> Result<Option<TopicUnsubscribe>, CoreError> {
         let Some((account, info)) = self.topic_unsubscribe_info(token) else {
             return Ok(None);
         };
@@ -139,7 +156,7 @@ impl Mailpush {
         if store.list(account, &info.list).await?.is_none() {
             return Ok(None);
         }
-        let now = self.now_ms();
+        let now = self.env.clock.now_ms();
         let existing = store.contact(account, &info.list, &info.email).await?;
         let mut row = existing.clone().unwrap_or(ContactRow {
             list_name: info.list.clone(),
@@ -164,6 +181,88 @@ impl Mailpush {
             None => store.create_contact(account, &row).await?,
         }
         Ok(Some(info))
+    }
+}
+
+impl Mailpush {
+    /// Creates a contact list.
+    pub async fn create_contact_list(
+        &self,
+        ctx: &AccountContext,
+        row: &ContactListRow,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        self.inner.sending.create_contact_list(ctx, row).await
+    }
+
+    /// The account's contact lists.
+    pub async fn contact_lists(&self, ctx: &AccountContext) -> Result<Vec<ContactListRow>, CoreError> {
+        self.inner.sending.contact_lists(ctx).await
+    }
+
+    /// One contact list.
+    pub async fn contact_list(&self, ctx: &AccountContext, name: &str) -> Result<Option<ContactListRow>, CoreError> {
+        self.inner.sending.contact_list(ctx, name).await
+    }
+
+    /// Deletes a contact list with its contacts.
+    pub async fn delete_contact_list(
+        &self,
+        ctx: &AccountContext,
+        name: &str,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        self.inner.sending.delete_contact_list(ctx, name).await
+    }
+
+    /// Adds (`create`) or replaces a contact.
+    pub async fn put_contact(
+        &self,
+        ctx: &AccountContext,
+        row: &ContactRow,
+        create: bool,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        self.inner.sending.put_contact(ctx, row, create).await
+    }
+
+    /// One contact.
+    pub async fn contact(
+        &self,
+        ctx: &AccountContext,
+        list: &str,
+        email: &str,
+    ) -> Result<Option<ContactRow>, CoreError> {
+        self.inner.sending.contact(ctx, list, email).await
+    }
+
+    /// The contacts of a list.
+    pub async fn contacts(&self, ctx: &AccountContext, list: &str) -> Result<Vec<ContactRow>, CoreError> {
+        self.inner.sending.contacts(ctx, list).await
+    }
+
+    /// Deletes a contact.
+    pub async fn delete_contact(
+        &self,
+        ctx: &AccountContext,
+        list: &str,
+        email: &str,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        self.inner.sending.delete_contact(ctx, list, email).await
+    }
+
+    /// The one-click unsubscribe URL of `email` for `topic` of `list` (`None` without `public_base_url`).
+    pub fn topic_unsubscribe_url(&self, ctx: &AccountContext, list: &str, topic: &str, email: &str) -> Option<String> {
+        self.inner.sending.topic_unsubscribe_url(ctx, list, topic, email)
+    }
+
+    /// What a topic unsubscribe token names, if it is one of ours.
+    pub fn topic_unsubscribe_info(&self, token: &str) -> Option<(i64, TopicUnsubscribe)> {
+        self.inner.sending.topic_unsubscribe_info(token)
+    }
+
+    /// Follows a topic unsubscribe link: the contact's preference for the topic becomes `OPT_OUT` (for no topic:
+    /// `UnsubscribeAll`); a recipient who is not a contact yet becomes one. `None` for a token that is not ours or
+    /// a list that is gone.
+    pub async fn topic_unsubscribe(&self, token: &str) -> Result<Option<TopicUnsubscribe>, CoreError> {
+        self.inner.sending.topic_unsubscribe(token).await
     }
 }
 
