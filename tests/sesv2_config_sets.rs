@@ -307,6 +307,15 @@ async fn contact_list_topics_decide_delivery_and_one_click_unsubscribes() {
         .await
         .expect("one-click");
     assert_eq!(resp.status(), 200);
+    // The topic token is not a tracking token: the domain unsubscribe endpoint does not take it.
+    let token = local.rsplit('/').next().expect("token");
+    let other = http
+        .post(format!("http://{}/u/{token}", server.api_addr))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("tracking endpoint");
+    assert_eq!(other.status(), 404);
     let forged = http
         .post(format!("{local}x"))
         .body("List-Unsubscribe=One-Click")

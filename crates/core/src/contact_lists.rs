@@ -1,6 +1,6 @@
 //! SES v2 contact lists and topics: the lists and contacts (rows in `store/src/contact_lists.rs`), and the
-//! one-click topic unsubscribe of mail sent with `ListManagementOptions`: a tracking token (`mailpush_tracking`,
-//! the key of the unsubscribe links) naming the recipient and `ses-topic:<list>\n<topic>`, served under
+//! one-click topic unsubscribe of mail sent with `ListManagementOptions`: a token of `mailpush_tracking` (sealed
+//! with a key of its own) naming the recipient and `ses-topic:<list>\n<topic>`, served under
 //! `public_base_url`, which sets the contact's preference for the topic to `OPT_OUT`.
 
 use crate::error::CoreError;
@@ -23,7 +23,15 @@ pub struct TopicUnsubscribe {
     pub topic: String,
 }
 
+/// Master-key context of the topic unsubscribe tokens' key: a key of their own, so that the tracking endpoints
+/// never accept a topic token, nor the topic endpoint a tracking one.
+const TOPIC_TOKEN_KEY_CONTEXT: &str = "ses-topic-unsubscribe-token";
+
 impl Sending {
+    fn topic_token_key(&self) -> mailpush_tracking::TokenKey {
+        mailpush_tracking::TokenKey::new(&self.engagement.secrets.subkey(TOPIC_TOKEN_KEY_CONTEXT))
+    }
+
     fn contact_store(&self) -> mailpush_store::ContactLists<'_> {
         self.env.store.contact_lists()
     }
@@ -124,13 +132,13 @@ impl Sending {
             message_id: String::new(),
             recipient: email.to_ascii_lowercase(),
         };
-        let text = self.engagement.token_key().encode(&token);
+        let text = self.topic_token_key().encode(&token);
         Some(format!("{base}/v2/email/list-unsubscribe/{text}"))
     }
 
     /// What a topic unsubscribe token names, if it is one of ours.
     pub(crate) fn topic_unsubscribe_info(&self, token: &str) -> Option<(i64, TopicUnsubscribe)> {
-        let t = self.engagement.token_key().decode(token)?;
+        let t = self.topic_token_key().decode(token)?;
         let TokenKind::Unsubscribe(what) = t.kind else {
             return None;
         };
@@ -288,4 +296,50 @@ pub fn receives(list: &ContactListRow, contact: Option<&ContactRow>, topic: Opti
         .iter()
         .find(|t| t["TopicName"] == topic)
         .is_none_or(|t| t["DefaultSubscriptionStatus"] != "OPT_OUT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_preferences_and_defaults_decide() {
+        let list = ContactListRow {
+            name: "news".into(),
+            description: String::new(),
+            topics: r#"[{"TopicName":"weekly","DefaultSubscriptionStatus":"OPT_IN"},
+                        {"TopicName":"offers","DefaultSubscriptionStatus":"OPT_OUT"}]"#
+                .into(),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let contact = |prefs: &str, all: i64| ContactRow {
+            list_name: "news".into(),
+            email: "a@example.org".into(),
+            preferences: prefs.into(),
+            unsubscribe_all: all,
+            attributes: String::new(),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        assert!(receives(&list, None, Some("offers")), "not a contact");
+        assert!(receives(&list, Some(&contact("{}", 0)), Some("weekly")));
+        assert!(!receives(&list, Some(&contact("{}", 0)), Some("offers")), "the default");
+        assert!(receives(
+            &list,
+            Some(&contact(r#"{"offers":"OPT_IN"}"#, 0)),
+            Some("offers")
+        ));
+        assert!(!receives(
+            &list,
+            Some(&contact(r#"{"weekly":"OPT_OUT"}"#, 0)),
+            Some("weekly")
+        ));
+        assert!(
+            !receives(&list, Some(&contact("{}", 1)), Some("weekly")),
+            "unsubscribed from all"
+        );
+        assert!(!receives(&list, Some(&contact("{}", 1)), None));
+        assert!(receives(&list, Some(&contact("{}", 0)), None));
+    }
 }
