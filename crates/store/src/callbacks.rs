@@ -321,9 +321,13 @@ mod tests {
     fn initial_cb_state_is_pending_or_no_target() {
         let sql = super::initial_cb_state("e.a");
         let tail = format!(
-            "= e.a) THEN {} ELSE {} END",
+            "WHERE enabled = 1) THEN {} ELSE {} END",
             CallbackState::Pending.code(),
             CallbackState::NoTarget.code()
+        );
+        assert!(
+            sql.starts_with("CASE WHEN e.a IN (SELECT account_id FROM callback_targets"),
+            "{sql}"
         );
         assert!(sql.ends_with(&tail), "{sql}");
     }
