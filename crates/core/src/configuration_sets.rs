@@ -153,8 +153,10 @@ impl Sending {
         let sending = self;
         let (mut msg, shared_body) = sending.prepare(ctx, req, SendOptions::default()).await?;
         for r in &mut msg.recipients {
-            if r.send_status == 0 && extras.opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address)) {
-                r.send_status = mailpush_model::SendStatus::UNSUBSCRIBED.0;
+            if r.send_status == mailpush_model::SendStatus::Ok
+                && extras.opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address))
+            {
+                r.send_status = mailpush_model::SendStatus::Unsubscribed;
                 r.deliver_message = Some("the contact is unsubscribed from the list topic".into());
             }
         }
@@ -163,7 +165,10 @@ impl Sending {
             msg.body.splice(0..0, head.into_bytes());
         }
         let id = msg.id.clone();
-        let suppressed = msg.recipients.iter().any(|r| r.send_status != 0);
+        let suppressed = msg
+            .recipients
+            .iter()
+            .any(|r| r.send_status != mailpush_model::SendStatus::Ok);
         if let Some(set) = &extras.set {
             sending
                 .env

@@ -360,7 +360,7 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
         return Err(AwsError::bad_request("BulkEmailEntries must hold 1 to 50 entries"));
     }
     if let Some(set) = input.configuration_set_name.as_deref().filter(|s| !s.is_empty())
-        && state.core.configuration_set(&signed.ctx, set).await?.is_none()
+        && signed.core.configuration_set(&signed.ctx, set).await?.is_none()
     {
         return Err(AwsError::not_found(format!(
             "Configuration set <{set}> does not exist."

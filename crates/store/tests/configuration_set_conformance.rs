@@ -26,8 +26,8 @@ fn dest(set: &str, name: &str, enabled: i64, types: &str) -> EventDestinationRow
 
 async fn sets_destinations_and_tags(ctx: Ctx) {
     let store = &ctx.store;
-    let a = common::account_named(store, "a", T0).await;
-    let b = common::account_named(store, "b", T0).await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let sets = store.configuration_sets();
     sets.create_set(a.id, "marketing", T0).await.expect("create");
     sets.create_set(a.id, "alerts", T0 + 1).await.expect("create");
@@ -113,7 +113,7 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
 
 async fn enabled_destinations_make_events_pending(ctx: Ctx) {
     let store = &ctx.store;
-    let a = common::account_named(store, "a", T0).await;
+    let a = common::account(store, "a", T0).await;
     let event = |msg: &mailpush_store::NewMessage| NewEvent {
         account_id: a.id,
         message_id: msg.id.clone(),
@@ -130,7 +130,7 @@ async fn enabled_destinations_make_events_pending(ctx: Ctx) {
         "n@shop.example.com",
         T0,
         T0 + DAY,
-        vec![common::rcpt("r@example.org", 0)],
+        vec![common::to("r@example.org")],
     );
     store.queue().enqueue(first.clone()).await.expect("enqueue");
     store.events().record_events(&[event(&first)]).await.expect("event");
@@ -154,7 +154,7 @@ async fn enabled_destinations_make_events_pending(ctx: Ctx) {
         "n@shop.example.com",
         T0,
         T0 + DAY,
-        vec![common::rcpt("r@example.org", 0)],
+        vec![common::to("r@example.org")],
     );
     store.queue().enqueue(second.clone()).await.expect("enqueue");
     store.events().record_events(&[event(&second)]).await.expect("event");
@@ -176,7 +176,7 @@ async fn enabled_destinations_make_events_pending(ctx: Ctx) {
         "n@shop.example.com",
         T0,
         T0 + DAY,
-        vec![common::rcpt("r@example.org", 0)],
+        vec![common::to("r@example.org")],
     );
     store.queue().enqueue(third.clone()).await.expect("enqueue");
     store.events().record_events(&[event(&third)]).await.expect("event");

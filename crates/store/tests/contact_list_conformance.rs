@@ -35,8 +35,8 @@ fn contact(list: &str, email: &str, prefs: &str, all: i64) -> ContactRow {
 
 async fn lists_and_contacts(ctx: Ctx) {
     let store = &ctx.store;
-    let a = common::account_named(store, "a", T0).await;
-    let b = common::account_named(store, "b", T0).await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let lists = store.contact_lists();
     lists.create_list(a.id, &list("news")).await.expect("create");
     lists.create_list(b.id, &list("news")).await.expect("another account");
