@@ -347,8 +347,17 @@ pub fn record_fqdn(identity_reply: &serde_json::Value, domain: &str, host: &str)
 }
 
 /// Publishes every record of an identity reply (`CreateEmailIdentity` / `GetEmailIdentity`) in the testkit DNS.
+/// A name holds one DMARC record: of the plain policy and its optional variant with aggregate reports
+/// (`rua=`), the variant is published, as a customer who wants reports would.
 pub fn publish_records(dns: &mailpush_testkit::DnsAuthority, identity_reply: &serde_json::Value, domain: &str) {
-    for a in identity_reply["Attributes"].as_array().into_iter().flatten() {
+    let attributes = identity_reply["Attributes"].as_array().cloned().unwrap_or_default();
+    let has_rua = |a: &serde_json::Value| a["ExpectedValue"].as_str().is_some_and(|v| v.contains("rua="));
+    let is_dmarc = |a: &serde_json::Value| a["ExpectedValue"].as_str().is_some_and(|v| v.starts_with("v=DMARC1"));
+    let rua_offered = attributes.iter().any(|a| is_dmarc(a) && has_rua(a));
+    for a in &attributes {
+        if rua_offered && is_dmarc(a) && !has_rua(a) {
+            continue;
+        }
         let host = a["SendDomain"].as_str().expect("SendDomain");
         let value = a["ExpectedValue"].as_str().expect("ExpectedValue");
         let name = record_fqdn(identity_reply, domain, host);

@@ -44,6 +44,10 @@ async fn an_operator_sets_up_and_sends_with_the_cli_only() {
             r["Name"].as_str().expect("Name"),
             r["Expected"].as_str().expect("Expected"),
         );
+        // A name holds one DMARC record: the optional variant with rua= is published instead of the plain one.
+        if value.starts_with("v=DMARC1") && !value.contains("rua=") {
+            continue;
+        }
         match r["Type"].as_str() {
             Some("MX") => dns.add_mx(name, 10, value),
             _ => dns.add_txt(name, value),

@@ -226,6 +226,10 @@ async fn console_in_a_real_browser() {
         .await;
     for r in records.as_array().expect("rows") {
         let (kind, name, value) = (r[0].as_str().unwrap(), r[1].as_str().unwrap(), r[2].as_str().unwrap());
+        // A name holds one DMARC record: the optional variant with rua= is published instead of the plain one.
+        if value.starts_with("v=DMARC1") && !value.contains("rua=") {
+            continue;
+        }
         match kind {
             "MX" => dns.add_mx(name, 10, value),
             _ => dns.add_txt(name, value),

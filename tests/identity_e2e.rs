@@ -86,7 +86,7 @@ async fn a_domain_is_verified_record_by_record_and_loses_it_when_dns_breaks() {
     assert_eq!(created["VerifiedForSendingStatus"], false);
     assert_eq!(created["DKIMOption"], 3);
     let attrs = created["Attributes"].as_array().unwrap();
-    assert_eq!(attrs.len(), 4, "{created}");
+    assert_eq!(attrs.len(), 5, "{created}");
     let dkim = attribute(&created, "TXT", "v=DKIM1");
     assert!(
         dkim["SendDomain"].as_str().unwrap().ends_with("._domainkey.mail.shop"),

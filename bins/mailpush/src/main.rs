@@ -1,10 +1,12 @@
 //! `mailpush`: the all-in-one server (`serve`: API + worker on embedded SQLite by default) and admin commands.
 
+mod dev;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailpush_admin::{
-    Report, accounts, batch, console_users, database, domains, messages, receivers, screening, stats, suppression,
-    templates,
+    Report, accounts, batch, console_users, database, dmarc, domains, messages, receivers, screening, stats,
+    suppression, templates,
 };
 use mailpush_core::{Mailpush, settings};
 use std::path::PathBuf;
@@ -23,10 +25,22 @@ struct Cli {
     command: Command,
 }
 
+/// `mailpush serve` options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Dev mode: an account, a verified sending domain and a sender are created (printed at every start), DNS is
+    /// served in-process and every mail lands in a local mailbox (`/dev/mailbox/messages`, console "Mailbox").
+    #[arg(long)]
+    dev: bool,
+    /// Let dev mode listen on non-loopback addresses.
+    #[arg(long, requires = "dev")]
+    dev_allow_remote: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the delivery worker and (when smtp_listen / smtps_listen is set) SMTP in one process.
-    Serve,
+    Serve(ServeArgs),
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -135,6 +149,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DMARC aggregate reports received by the inbound MX (rua=mailto:dmarc@<bounce_mx_host>).
+    Dmarc {
+        #[command(subcommand)]
+        command: DmarcCommand,
+    },
     /// Batch tasks (BatchSendEmail) and their progress.
     Batch {
         #[command(subcommand)]
@@ -144,6 +163,31 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DmarcCommand {
+    /// One domain's reported mail per UTC day and source IP (as GetDmarcReport).
+    Report {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The account's sending domain.
+        #[arg(long)]
+        domain: String,
+        /// One UTC day (YYYY-MM-DD).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        date: Option<String>,
+        /// First UTC day (YYYY-MM-DD); default six days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -597,7 +641,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = settings::load_for_process(cli.config.as_deref())?;
     mailpush_core::logging::init(&settings)?;
     match cli.command {
-        Command::Serve => serve(settings).await,
+        Command::Serve(args) => serve(settings, args).await,
         Command::Account { command } => account(settings, command).await,
         Command::Template { command } => template(settings, command).await,
         Command::Domain { command } => domain(settings, command).await,
@@ -663,6 +707,23 @@ async fn main() -> anyhow::Result<()> {
             .await;
             print(report, json)
         }
+        Command::Dmarc {
+            command:
+                DmarcCommand::Report {
+                    account,
+                    domain,
+                    date,
+                    from,
+                    to,
+                    json,
+                },
+        } => {
+            let days = dmarc::Days { date, from, to };
+            print(
+                dmarc::report(&open(settings).await?, &account, &domain, &days).await,
+                json,
+            )
+        }
         Command::Batch { command } => batches(settings, command).await,
         Command::Db {
             command: DbCommand::Prune { json },
@@ -718,7 +779,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: mailpush_core::Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let dev = if args.dev {
+        println!("mailpush: DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
+        tracing::warn!("DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
+        Some(dev::prepare(&mut settings, args.dev_allow_remote).await?)
+    } else {
+        None
+    };
     let listen = settings.api_listen;
     let serves = mailpush_api::node::Serves {
         api: true,
@@ -726,6 +794,12 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
         worker: true,
     };
     let core = mailpush_api::node::open_core(&settings, serves).await?;
+    if let Some(servers) = &dev {
+        let creds = dev::bootstrap(&core, servers).await.context("setting up dev mode")?;
+        for line in dev::announce(&creds, core.settings(), servers) {
+            println!("{line}");
+        }
+    }
     let services = mailpush_services::start(&core)
         .await
         .context("starting the background services")?;
@@ -747,6 +821,9 @@ async fn serve(settings: mailpush_core::Settings) -> anyhow::Result<()> {
     };
     println!("mailpush: api listening on {scheme}://{addr}");
     println!("mailpush: database {}", core.settings().database_url());
+    if dev.is_some() {
+        println!("mailpush: DEV MODE: mailbox http://{addr}/dev/mailbox/messages and http://{addr}/console/mailbox");
+    }
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
     let stop = async move {

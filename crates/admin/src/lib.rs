@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod batch;
 pub mod console_users;
 pub mod database;
+pub mod dmarc;
 pub mod domains;
 pub mod messages;
 pub mod receivers;

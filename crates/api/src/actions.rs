@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 mod batch;
+mod dmarc;
 mod engage;
 mod identity;
 mod quota;
@@ -49,6 +50,7 @@ pub(crate) async fn dispatch(
         "ListSendTasks" => batch::list_tasks(core, ctx, parse(params)?).await,
         "GetStatisticsReport" => stats::statistics(core, ctx, params).await,
         "GetAbuseReport" => stats::abuse(core, ctx, params).await,
+        "GetDmarcReport" => dmarc::get_dmarc_report(core, ctx, params).await,
         "CreateAddressUnsubscribeConfig" => stats::create_config(core, ctx, params).await,
         "UpdateAddressUnsubscribeConfig" => stats::update_config(core, ctx, params).await,
         "DeleteAddressUnsubscribeConfig" => stats::delete_config(core, ctx, params).await,

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod actions;
+mod dev;
 mod json;
 pub mod node;
 mod public;
@@ -58,6 +59,8 @@ pub fn router(core: Mailpush) -> Router {
         .with_state(AppState::new(core.clone()))
         // The AWS SES v2 front end (`/v2/email/…`) beside the Tencent action API.
         .merge(mailpush_sesv2::router(core.clone()))
+        // `mailpush serve --dev` only: the dev mailbox as JSON.
+        .merge(dev::routes(&core))
         // The web console: its own pages and state, the same core.
         .merge(mailpush_console::mounted(core))
 }

@@ -35,6 +35,7 @@ const ACTIONS: &[&str] = &[
     "DeleteAddressUnsubscribeConfig",
     "ListAddressUnsubscribeConfig",
     "ListReputationWarnings",
+    "GetDmarcReport",
     "SetCallbackUrl",
     "GetCallbackConfig",
     "ResetCallbackSecret",

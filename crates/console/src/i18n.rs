@@ -65,6 +65,19 @@ impl Lang {
 
 /// (key, English, Chinese).
 const TEXTS: &[(&str, &str, &str)] = &[
+    ("nav_mailbox", "Mailbox", "收件箱"),
+    (
+        "mailbox_intro",
+        "Dev mode: every mail mailpush delivers lands here, nothing leaves this machine.",
+        "开发模式：mailpush 投递的每封邮件都在这里，不会发出本机。",
+    ),
+    ("received", "Received", "接收时间"),
+    ("dkim", "DKIM", "DKIM"),
+    ("dkim_none", "no signature", "无签名"),
+    ("view_html", "HTML", "HTML"),
+    ("view_text", "Text", "纯文本"),
+    ("view_raw", "Raw", "原始邮件"),
+    ("view_headers", "Headers", "邮件头"),
     ("product", "mailpush console", "mailpush 控制台"),
     ("sign_in", "Sign in", "登录"),
     ("sign_out", "Sign out", "退出"),

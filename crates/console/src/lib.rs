@@ -136,6 +136,8 @@ pub fn router(core: Mailpush) -> Router {
         .route("/settings", get(pages::settings::show).post(pages::settings::change))
         .route("/settings/keys", get(pages::keys::show).post(pages::keys::change))
         .route("/settings/unsubscribe", post(pages::keys::unsubscribe))
+        .route("/mailbox", get(pages::mailbox::list))
+        .route("/mailbox/{id}", get(pages::mailbox::show))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth::csrf_guard))
         .with_state(app)
 }

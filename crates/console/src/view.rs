@@ -32,6 +32,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("suppression.html", include_str!("../templates/suppression.html")),
     ("settings.html", include_str!("../templates/settings.html")),
     ("keys.html", include_str!("../templates/keys.html")),
+    ("mailbox.html", include_str!("../templates/mailbox.html")),
+    (
+        "mailbox_message.html",
+        include_str!("../templates/mailbox_message.html"),
+    ),
 ];
 
 /// The compiled templates.
@@ -96,6 +101,7 @@ impl Page {
             "lang": self.lang.code(),
             "tr": self.lang.texts(),
             "active": active,
+            "dev_mode": self.app.core.settings().dev_mode,
             "csrf": self.session.csrf,
             "user": { "username": self.session.user.username, "operator": self.operator() },
             "account": self.session.account.as_ref().map(|a| json!({ "id": a.id, "name": a.name, "app_id": a.app_id })),

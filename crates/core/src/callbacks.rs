@@ -62,6 +62,15 @@ struct AccountInfo {
     name: String,
     secret: Vec<u8>,
     targets: HashMap<String, String>,
+    /// The SES event destinations of the account's configuration sets (`configuration_sets.rs`).
+    destinations: Vec<mailpush_store::EventDestinationRow>,
+}
+
+/// Where one event goes: the account's callback URL with mailpush's JSON, and the matching event destinations
+/// of the message's configuration set with SES's.
+struct Posts {
+    callback: Option<String>,
+    ses: Vec<(String, String)>,
 }
 
 /// The callback dispatcher: signed event POSTs to the accounts' URLs.
@@ -117,7 +126,16 @@ impl Callbacks {
             .await?
             .into_iter()
             .collect();
-        let secret = if targets.is_empty() {
+        let destinations = self
+            .env
+            .store
+            .configuration_sets()
+            .destinations(id, None)
+            .await?
+            .into_iter()
+            .filter(|d| d.enabled != 0)
+            .collect::<Vec<_>>();
+        let secret = if targets.is_empty() && destinations.is_empty() {
             Vec::new()
         } else {
             self.engagement.callback_secret(id, false).await?
@@ -126,6 +144,7 @@ impl Callbacks {
             name: account.name,
             secret,
             targets,
+            destinations,
         }))
     }
 
@@ -146,6 +165,23 @@ impl Callbacks {
             .into_iter()
             .collect();
         let mut accounts: HashMap<AccountId, Option<std::sync::Arc<AccountInfo>>> = HashMap::new();
+        let ids: Vec<&str> = due
+            .iter()
+            .filter(|ev| claimed.contains(&ev.event.id))
+            .map(|ev| ev.event.event.message_id.as_str())
+            .collect();
+        let message_tags: HashMap<String, (String, serde_json::Map<String, serde_json::Value>)> = self
+            .env
+            .store
+            .configuration_sets()
+            .message_tags(&ids)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let tags = serde_json::from_str(&r.tags).unwrap_or_default();
+                (r.message_id, (r.set_name, tags))
+            })
+            .collect();
         let mut results = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
         for ev in due.into_iter().filter(|ev| claimed.contains(&ev.event.id)) {
@@ -165,7 +201,19 @@ impl Callbacks {
                     .or_else(|| i.targets.get(""))
                     .cloned()
             });
-            let (Some(info), Some(url)) = (info, target) else {
+            let ses: Vec<(String, String)> = match (&info, message_tags.get(ev.event.event.message_id.as_str())) {
+                (Some(info), Some((set, tags))) => {
+                    let body = crate::configuration_sets::ses_event_json(&ev, set, tags).to_string();
+                    info.destinations
+                        .iter()
+                        .filter(|d| &d.set_name == set && crate::configuration_sets::matches(d, ev.event.event.kind))
+                        .map(|d| (d.url.clone(), body.clone()))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let posts = Posts { callback: target, ses };
+            let Some(info) = info.filter(|_| posts.callback.is_some() || !posts.ses.is_empty()) else {
                 results.push(CallbackResult {
                     event_id: ev.event.id,
                     state: CallbackState::NoTarget,
@@ -182,7 +230,7 @@ impl Callbacks {
             }
             let core = self.clone();
             let client = client.clone();
-            jobs.spawn(async move { core.deliver_callback(&client, &info, &url, ev).await });
+            jobs.spawn(async move { core.deliver_callback(&client, &info, &posts, ev).await });
         }
         while let Some(r) = jobs.join_next().await {
             if let Ok(r) = r {
@@ -196,12 +244,13 @@ impl Callbacks {
         Ok(seen)
     }
 
-    /// Posts one event; the result to record.
+    /// Posts one event to each of its targets; the result to record (delivered when every target took it, else
+    /// every target gets it again at the retry: at-least-once).
     async fn deliver_callback(
         &self,
         client: &CallbackClient,
         info: &AccountInfo,
-        url: &str,
+        posts: &Posts,
         ev: CallbackEvent,
     ) -> CallbackResult {
         let e = &ev.event.event;
@@ -227,15 +276,21 @@ impl Callbacks {
             sent_timestamp: ev.request_ms / 1000,
         };
         let now = self.env.clock.now_ms();
-        let result = client
-            .post(
-                url,
-                &info.secret,
-                &ev.event.id.to_string(),
-                now / 1000,
-                payload.to_json(),
-            )
-            .await;
+        let event_ref = ev.event.id.to_string();
+        let mut result = Ok(());
+        if let Some(url) = &posts.callback {
+            result = client
+                .post(url, &info.secret, &event_ref, now / 1000, payload.to_json())
+                .await;
+        }
+        for (url, body) in &posts.ses {
+            let r = client
+                .post(url, &info.secret, &event_ref, now / 1000, body.clone())
+                .await;
+            if result.is_ok() {
+                result = r;
+            }
+        }
         let attempts = ev.attempts.saturating_add(1);
         let (state, next_ms, error) = match result {
             Ok(()) => (CallbackState::Delivered, now, None),

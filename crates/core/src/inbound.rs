@@ -11,6 +11,7 @@
 
 use crate::CoreError;
 use crate::Env;
+use crate::dmarc_reports::DmarcReceived;
 use mailpush_model::{EventKind, MessageId};
 use mailpush_reputation::report::Original;
 use mailpush_reputation::{DsnAction, InboundAddress, InboundReport, Verdict, VerpKey};
@@ -33,6 +34,8 @@ pub struct InboundSummary {
     pub unsubscribes: usize,
     /// Reports or report entries that matched nothing (or repeated earlier ones).
     pub ignored: usize,
+    /// DMARC aggregate reports stored.
+    pub dmarc_reports: usize,
 }
 
 /// The inbound MX: VERP return paths, DSNs, ARF complaints and unsubscribe mail.
@@ -82,7 +85,14 @@ impl Inbound {
         self.verp_key().parse_address(rcpt, &[host.as_str()])
     }
 
+    fn is_dmarc_report_address(&self, rcpt: &str) -> bool {
+        mailpush_reputation::dmarc::is_report_address(rcpt, &[self.inbound_mx_host().as_str()])
+    }
+
     pub(crate) async fn inbound_recipient_accepted(&self, rcpt: &str) -> Result<bool, CoreError> {
+        if self.is_dmarc_report_address(rcpt) {
+            return Ok(true);
+        }
         Ok(match self.parse_inbound_address(rcpt) {
             None => false,
             Some(InboundAddress::ReturnPath(_) | InboundAddress::Complaints) => true,
@@ -111,6 +121,9 @@ impl Inbound {
 
     pub(crate) async fn receive_inbound(&self, rcpts: &[String], data: &[u8]) -> Result<InboundSummary, CoreError> {
         let mut summary = InboundSummary::default();
+        if rcpts.iter().any(|r| self.is_dmarc_report_address(r)) {
+            self.dmarc_report(data, &mut summary).await?;
+        }
         let mut report_targets: Vec<Option<MessageId>> = Vec::new();
         for rcpt in rcpts {
             match self.parse_inbound_address(rcpt) {
@@ -224,12 +237,33 @@ impl Inbound {
             }
             InboundReport::NotAComplaint => summary.ignored += 1,
             InboundReport::Other { subject, .. } => {
+                // A DMARC aggregate report sent to a feedback address, recognised by its attachment.
+                match crate::dmarc_reports::receive_report(&self.env, data).await? {
+                    DmarcReceived::NotAReport => {}
+                    DmarcReceived::Stored { .. } => {
+                        summary.dmarc_reports += 1;
+                        return Ok(summary);
+                    }
+                    _ => {
+                        summary.ignored += 1;
+                        return Ok(summary);
+                    }
+                }
                 // Autoresponders and non-standard bounces: without a DSN there is no reliable verdict.
                 tracing::info!(message = ?via_return_path, subject, "inbound: not a DSN or ARF report; ignored");
                 summary.ignored += 1;
             }
         }
         Ok(summary)
+    }
+
+    /// A mail to `dmarc@<inbound MX host>`: an aggregate report, stored once; anything else is ignored.
+    async fn dmarc_report(&self, data: &[u8], summary: &mut InboundSummary) -> Result<(), CoreError> {
+        match crate::dmarc_reports::receive_report(&self.env, data).await? {
+            DmarcReceived::Stored { .. } => summary.dmarc_reports += 1,
+            _ => summary.ignored += 1,
+        }
+        Ok(())
     }
 
     /// The message a report is about: the return path it was sent to, else the VERP it quotes, else the

@@ -12,9 +12,12 @@ pub mod batch;
 mod cache;
 pub mod callback_test;
 pub mod callbacks;
+pub mod configuration_sets;
 pub mod console_queries;
 pub mod console_users;
+pub mod contact_lists;
 pub mod daily_quota;
+pub mod dmarc_reports;
 pub mod engage;
 pub mod error;
 pub mod health;
@@ -33,6 +36,7 @@ pub mod send;
 pub mod sending;
 mod ses_names;
 pub mod settings;
+pub mod simulator;
 mod slot_shares;
 pub mod source_ips;
 pub mod stats;
@@ -125,6 +129,7 @@ struct Services {
     identities: Arc<identity::Identities>,
     templates: Arc<templates::Templates>,
     inbound: Arc<inbound::Inbound>,
+    dmarc_reports: Arc<dmarc_reports::DmarcReports>,
     engagement: Arc<engage::Engagement>,
     suppression: Arc<suppression::Suppression>,
     statistics: Arc<stats::Statistics>,
@@ -210,6 +215,7 @@ impl Mailpush {
             env: env.clone(),
             secrets: secrets.clone(),
         });
+        let dmarc_reports = Arc::new(dmarc_reports::DmarcReports { env: env.clone() });
         let engagement = Arc::new(engage::Engagement {
             env: env.clone(),
             secrets,
@@ -302,6 +308,7 @@ impl Mailpush {
                 identities,
                 templates,
                 inbound,
+                dmarc_reports,
                 engagement,
                 suppression,
                 statistics,
@@ -879,6 +886,16 @@ impl Mailpush {
         req: &StatisticsRequest,
     ) -> Result<StatisticsReport, CoreError> {
         self.inner.statistics.statistics_report(account, req).await
+    }
+
+    /// `GetDmarcReport` (mailpush extension): the DMARC aggregate reports received about one of the account's
+    /// domains, per UTC day and source IP.
+    pub async fn dmarc_report(
+        &self,
+        account: &AccountContext,
+        req: &dmarc_reports::DmarcReportRequest,
+    ) -> Result<dmarc_reports::DmarcReport, CoreError> {
+        self.inner.dmarc_reports.report(account, req).await
     }
 
     /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.

@@ -85,7 +85,7 @@ impl Sending {
 
     /// [`Mailpush::prepare_message`], and whether every recipient gets the message's own MIME (no
     /// per-recipient bodies).
-    async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         account: &AccountContext,
         req: SendRequest,

@@ -81,6 +81,16 @@ pub struct Settings {
     pub dns_servers: Vec<SocketAddr>,
     /// The port dialled on MX hosts (25 in production; tests point it at a sink).
     pub delivery_port: u16,
+    /// A smarthost (`host:port`, IPv6 in brackets): every mail is handed to this MTA instead of the recipients'
+    /// MX hosts (no MX lookup; `delivery_port` and `outbound_tls` do not apply). DKIM signing is unchanged.
+    pub relay_host: Option<String>,
+    /// SMTP AUTH username for `relay_host` (with `relay_password`).
+    pub relay_username: Option<String>,
+    /// SMTP AUTH password for `relay_host`.
+    pub relay_password: Option<String>,
+    /// TLS towards `relay_host`: `none` (plain text), `starttls` (when offered, certificate not verified;
+    /// credentials only inside TLS) or `required` (STARTTLS with a verified certificate).
+    pub relay_tls: String,
     /// Master key protecting secrets at rest (any string of ≥ 16 characters; hashed to a 256-bit key).
     /// When absent, `mailpush serve` generates one in `data_dir/master.key`.
     pub master_key: Option<String>,
@@ -285,6 +295,10 @@ pub struct Settings {
     pub level_max_complaint_percent: f64,
     /// Fewest settled recipients (delivered + bounced) in the window before quality can move a level.
     pub level_min_sample: u64,
+    /// Set by `mailpush serve --dev` only (never read from a file or the environment): the dev mailbox's JSON API
+    /// and console page are served.
+    #[serde(skip)]
+    pub dev_mode: bool,
 }
 
 /// Reads `warmup_domain_ramp` from an array of numbers or a comma list.
@@ -341,6 +355,10 @@ impl Default for Settings {
             smtp_auth_delay_max_ms: 8_000,
             dns_servers: Vec::new(),
             delivery_port: 25,
+            relay_host: None,
+            relay_username: None,
+            relay_password: None,
+            relay_tls: "starttls".to_string(),
             master_key: None,
             helo_name: "mailpush.localdomain".to_string(),
             worker_concurrency: 256,
@@ -427,6 +445,7 @@ impl Default for Settings {
             level_max_bounce_percent: 3.0,
             level_max_complaint_percent: 0.1,
             level_min_sample: 100,
+            dev_mode: false,
         }
     }
 }
@@ -617,6 +636,9 @@ impl Settings {
         let mut shown = self.clone();
         if shown.master_key.is_some() {
             shown.master_key = Some("<redacted>".into());
+        }
+        if shown.relay_password.is_some() {
+            shown.relay_password = Some("<redacted>".into());
         }
         if let Some(url) = &shown.database_url {
             shown.database_url = Some(redact_password(url));

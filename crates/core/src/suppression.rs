@@ -117,7 +117,9 @@ impl Suppression {
                 now_ms: now,
             })
             .await?;
-        let hits: HashSet<String> = screen.blacklisted.into_iter().collect();
+        let mut hits: HashSet<String> = screen.blacklisted.into_iter().collect();
+        // The simulator's `suppressionlist@` is on every suppression list (`crate::simulator`).
+        hits.extend(keys.iter().filter(|k| crate::simulator::is_suppressed(k)).cloned());
         if !hits.is_empty() {
             if keys.iter().all(|k| hits.contains(k)) {
                 return Err(CoreError::refused(

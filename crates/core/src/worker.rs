@@ -71,6 +71,8 @@ struct Shared {
     transport: SmtpTransport,
     clock: SharedClock,
     cfg: WorkerConfig,
+    /// Simulated feedback waiting for its delivery's outcome to be written.
+    follow_ups: Arc<crate::simulator::FollowUps>,
 }
 
 /// The worker's delivery slots: a permit per transaction running, the shares of accounts and destinations, and
@@ -155,6 +157,7 @@ pub fn spawn(
         transport,
         clock,
         cfg,
+        follow_ups: Arc::default(),
     });
     let task = tokio::spawn(run(shared, wake, stop_rx));
     WorkerHandle::new(stop, task)
@@ -169,7 +172,12 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
     });
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
     let held = Arc::new(HeldLeases::default());
-    let writer = tokio::spawn(write_outcomes(shared.store.clone(), outcome_rx, held.clone()));
+    let writer = tokio::spawn(write_outcomes(
+        shared.store.clone(),
+        outcome_rx,
+        held.clone(),
+        shared.follow_ups.clone(),
+    ));
     let renewer = tokio::spawn(renew_leases(shared.clone(), held.clone()));
     // Fresh mail comes leased straight from the group commit. Not with warm-up: its allowances are counted
     // at claim.
@@ -551,6 +559,9 @@ async fn transmit(
     tx: &mpsc::UnboundedSender<DeliveryOutcome>,
 ) {
     let Some(first) = group.first() else { return };
+    if crate::simulator::is_simulator_domain(&first.domain) {
+        return simulate(shared, &group, tx);
+    }
     // Signed once per message: the other domain groups of the same message reuse the signature.
     let body = shared
         .signer
@@ -611,6 +622,40 @@ async fn transmit(
             },
         );
         let _ = tx.send(outcome(d, now, result, report.mx.clone()));
+    }
+}
+
+/// The simulator's mailboxes (`crate::simulator`): nothing is sent; each recipient gets the outcome its mailbox
+/// stands for, recorded like a real one, and a complaint follows the delivered outcome of `complaint@`.
+fn simulate(shared: &Shared, group: &[ClaimedDelivery], tx: &mpsc::UnboundedSender<DeliveryOutcome>) {
+    use crate::simulator::{self, Simulated};
+    let now = shared.clock.now_ms();
+    for d in group {
+        let result = simulator::attempt(&d.recipient);
+        if simulator::simulated(&d.recipient) == Some(Simulated::Complaint) {
+            shared.follow_ups.complaint_after(
+                d.delivery_id,
+                d.lease,
+                mailpush_store::NewComplaint {
+                    message_id: d.message_id.clone(),
+                    recipient: d.recipient.clone(),
+                    at_ms: now,
+                    reason: "abuse report from the mailpush simulator".into(),
+                },
+            );
+        }
+        crate::telemetry::delivery_attempt(
+            d,
+            now,
+            &result,
+            crate::telemetry::AttemptTransport {
+                mx: Some(simulator::REMOTE),
+                source: None,
+                tls: false,
+                took: std::time::Duration::ZERO,
+            },
+        );
+        let _ = tx.send(outcome(d, now, result, Some(simulator::REMOTE.to_string())));
     }
 }
 
@@ -731,7 +776,12 @@ const OUTCOME_LINGER: Duration = Duration::from_millis(10);
 
 /// Batches outcomes into few transactions; on a database error it retries the same batch, because an
 /// unrecorded delivered mail would be sent again when its lease expires.
-async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>, held: Arc<HeldLeases>) {
+async fn write_outcomes(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>,
+    held: Arc<HeldLeases>,
+    follow_ups: Arc<crate::simulator::FollowUps>,
+) {
     const MAX_BATCH: usize = 512;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -751,6 +801,7 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
             }
         }
         let mut delay = Duration::from_millis(100);
+        let mut written = None;
         for attempt in 0..20 {
             match store.queue().record_outcomes(batch.clone()).await {
                 Ok(applied) => {
@@ -758,6 +809,7 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
                     if lost > 0 {
                         tracing::warn!(lost, "outcomes ignored because their lease was taken over");
                     }
+                    written = Some(applied);
                     break;
                 }
                 Err(e) => {
@@ -767,9 +819,28 @@ async fn write_outcomes(store: Store, mut rx: mpsc::UnboundedReceiver<DeliveryOu
                 }
             }
         }
+        match written {
+            Some(applied) => follow_ups.run(&store, &batch, &applied).await,
+            None => follow_ups.forget(&batch),
+        }
         // Written (or given up on after every retry): the leases need no renewing any more.
         held.release(batch.iter().map(|o| (o.delivery_id, o.lease)));
         batch.clear();
+    }
+}
+
+/// The smarthost of `relay_host`, when one is set.
+pub(crate) fn relay_from_settings(s: &crate::Settings) -> Result<Option<mailpush_delivery::Relay>, CoreError> {
+    match &s.relay_host {
+        None => Ok(None),
+        Some(host) => mailpush_delivery::Relay::from_settings(
+            host,
+            &s.relay_tls,
+            s.relay_username.as_deref(),
+            s.relay_password.as_deref(),
+        )
+        .map(Some)
+        .map_err(|e| CoreError::Config(format!("relay_host: {e}"))),
     }
 }
 
@@ -819,6 +890,7 @@ impl Delivery {
                 // Keep as many idle connections per MX as deliveries can run at once: with the default 4, all
                 // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
                 max_idle_per_host: s.worker_concurrency.max(1),
+                relay: relay_from_settings(s)?,
                 ..TransportConfig::default()
             },
             resolver,

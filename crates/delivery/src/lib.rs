@@ -19,6 +19,7 @@
 
 mod mime;
 mod pool;
+mod relay;
 mod resolve;
 mod retry;
 mod session;
@@ -27,6 +28,7 @@ mod sources;
 mod transport;
 
 pub use mime::{MimeError, RESERVED_HEADERS, build_mime, content_type_for};
+pub use relay::{Relay, RelayCredentials, RelayError, RelayTls};
 pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
 pub use retry::RetryPolicy;
 pub use shaping::{

@@ -256,6 +256,21 @@ impl MxResolver {
         Ok((hosts, until))
     }
 
+    /// The addresses of host `host` (A and AAAA, IPv4 first): e.g. a relay host's. An unknown name is
+    /// [`ResolveError::NxDomain`], a name without addresses [`ResolveError::NoRoute`].
+    pub async fn host_addresses(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = Name::from_ascii(format!("{host}."))
+            .map_err(|e| ResolveError::NoRoute(format!("{host} is not a valid host name: {e}")))?;
+        match self.addresses(name).await {
+            Ok((addrs, _)) if !addrs.is_empty() => Ok(addrs),
+            Ok(_) => Err(ResolveError::NoRoute(format!("{host} has no A/AAAA records"))),
+            Err(e) if e.is_nx_domain() => Err(ResolveError::NxDomain(host)),
+            Err(e) if e.is_no_records_found() => Err(ResolveError::NoRoute(format!("{host} has no A/AAAA records"))),
+            Err(e) => Err(ResolveError::Temporary(format!("address lookup for {host}: {e}"))),
+        }
+    }
+
     /// `name`'s addresses and until when they hold.
     async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant), NetError> {
         let lookup = self.resolver.lookup_ip(name).await;

@@ -17,14 +17,17 @@ use rustls::{
     crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
-use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
+    Response,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use crate::{shaping::ConnSlot, transport::TlsPolicy};
+use crate::{relay::RelayCredentials, shaping::ConnSlot, transport::TlsPolicy};
 
 /// The byte stream under an SMTP session: plain TCP, or TCP upgraded by STARTTLS.
 pub(crate) enum MxStream {
@@ -74,6 +77,10 @@ pub(crate) struct Caps {
     pub starttls: bool,
     /// Advertised SIZE limit; 0 = none given.
     pub size: usize,
+    /// AUTH PLAIN offered.
+    pub auth_plain: bool,
+    /// AUTH LOGIN offered.
+    pub auth_login: bool,
 }
 
 impl Caps {
@@ -84,6 +91,8 @@ impl Caps {
             eight_bit_mime: r.has_capability(EXT_8BIT_MIME),
             starttls: r.has_capability(EXT_START_TLS),
             size: if r.has_capability(EXT_SIZE) { r.size } else { 0 },
+            auth_plain: r.auth_mechanisms & AUTH_PLAIN != 0,
+            auth_login: r.auth_mechanisms & AUTH_LOGIN != 0,
         }
     }
 }
@@ -147,6 +156,8 @@ pub(crate) struct Dial<'a> {
     /// False when retrying after a failed opportunistic handshake.
     pub try_tls: bool,
     pub tls: &'a TlsConnectors,
+    /// AUTH after EHLO (a relay host), and whether it may be sent outside TLS.
+    pub auth: Option<(&'a RelayCredentials, bool)>,
 }
 
 /// Formats a reply the way it is kept in delivery status: `550 5.1.1 text`, one line.
@@ -165,9 +176,73 @@ pub(crate) fn reply_text(r: &Response<String>) -> String {
     }
 }
 
-/// Dials `dial.key`, reads the greeting, says EHLO (HELO if EHLO is refused) and upgrades with
-/// STARTTLS according to the policy.
+/// Dials `dial.key`, reads the greeting, says EHLO (HELO if EHLO is refused), upgrades with
+/// STARTTLS according to the policy and, towards a relay host with credentials, authenticates.
 pub(crate) async fn connect(dial: Dial<'_>) -> Result<Session, ConnectError> {
+    let auth = dial.auth;
+    let mut session = handshake(dial).await?;
+    if let Some((credentials, plain_allowed)) = auth {
+        authenticate(&mut session, credentials, plain_allowed).await?;
+    }
+    Ok(session)
+}
+
+/// SMTP AUTH (RFC 4954) on an established session: PLAIN, or LOGIN when only that is offered. Credentials
+/// never travel outside TLS unless `plain_allowed`. A refusal is [`ConnectError::Failed`] with the relay's
+/// reply, so the mail is deferred, not bounced.
+async fn authenticate(
+    session: &mut Session,
+    credentials: &RelayCredentials,
+    plain_allowed: bool,
+) -> Result<(), ConnectError> {
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let label = session.label.clone();
+    let fail = |what: String| ConnectError::Failed(what);
+    if !session.tls && !plain_allowed {
+        return Err(fail(format!(
+            "4.7.0 {label} offers no STARTTLS: credentials are not sent in plain text (relay_tls = none allows it)"
+        )));
+    }
+    let io = |e: mail_send::Error| fail(format!("4.4.2 AUTH with {label} failed: {}", io_reason(&e)));
+    let reply = if session.caps.auth_plain {
+        let token = b64(format!("\0{}\0{}", credentials.username, credentials.password).as_bytes());
+        session
+            .client
+            .cmd(format!("AUTH PLAIN {token}\r\n"))
+            .await
+            .map_err(io)?
+    } else if session.caps.auth_login {
+        let mut r = session.client.cmd(b"AUTH LOGIN\r\n").await.map_err(io)?;
+        if r.code == 334 {
+            r = session
+                .client
+                .cmd(format!("{}\r\n", b64(credentials.username.as_bytes())))
+                .await
+                .map_err(io)?;
+        }
+        if r.code == 334 {
+            r = session
+                .client
+                .cmd(format!("{}\r\n", b64(credentials.password.as_bytes())))
+                .await
+                .map_err(io)?;
+        }
+        r
+    } else {
+        return Err(fail(format!(
+            "4.7.0 {label} offers neither AUTH PLAIN nor AUTH LOGIN, and credentials are configured"
+        )));
+    };
+    if reply.code == 235 {
+        Ok(())
+    } else {
+        Err(fail(format!("{} (AUTH refused by {label})", reply_text(&reply))))
+    }
+}
+
+/// Dials, greets, EHLOs and upgrades with STARTTLS according to the policy.
+async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
     let key = dial.key;
     let label = format!("{}[{}]:{}", dial.host, key.ip, key.port);
     let fail = |what: String| ConnectError::Failed(what);

@@ -17,6 +17,7 @@ use tracing::debug;
 
 use crate::{
     pool::Pool,
+    relay::{Relay, RelayTls},
     resolve::{MxHost, MxResolver, ResolveError},
     session::{ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text},
     shaping::{
@@ -80,6 +81,9 @@ pub struct TransportConfig {
     pub source_avoid: Duration,
     /// Per-destination limits (connections, messages per connection, messages per minute).
     pub shaping: ShapingConfig,
+    /// A smarthost: when set, every message goes to it (its port, TLS policy and AUTH) instead of the
+    /// recipient domain's MX hosts; `port` and `tls` then do not apply.
+    pub relay: Option<Relay>,
 }
 
 impl Default for TransportConfig {
@@ -104,6 +108,7 @@ impl Default for TransportConfig {
             source_pools: Vec::new(),
             source_avoid: Duration::from_secs(300),
             shaping: ShapingConfig::default(),
+            relay: None,
         }
     }
 }
@@ -328,6 +333,30 @@ impl SmtpTransport {
         }
     }
 
+    /// The port dialled: the relay's, or `port` towards MX hosts.
+    fn port(&self) -> u16 {
+        self.inner.cfg.relay.as_ref().map_or(self.inner.cfg.port, |r| r.port)
+    }
+
+    /// The relay host as the one "MX" of every domain. Its name not resolving is a deferral, never a bounce:
+    /// the recipient is not at fault.
+    async fn relay_route(&self, relay: &Relay) -> Result<Vec<MxHost>, Outcome> {
+        let addrs = match relay.ip() {
+            Some(ip) => vec![ip],
+            None => self
+                .inner
+                .resolver
+                .host_addresses(&relay.host)
+                .await
+                .map_err(|e| Outcome::deferred(format!("4.4.3 relay host {}: {e}", relay.host)))?,
+        };
+        Ok(vec![MxHost {
+            name: relay.host.clone(),
+            preference: 0,
+            addrs,
+        }])
+    }
+
     /// [`SmtpTransport::send_from_pool`] from the shared pool.
     pub async fn send(&self, domain: &str, envelope: &Envelope, message: &[u8]) -> SendReport {
         self.send_from_pool(domain, None, envelope, message).await
@@ -374,10 +403,13 @@ impl SmtpTransport {
         let mut tls = false;
         let mut source = None;
         if !pending.is_empty() {
-            match self.inner.resolver.route(domain).await {
-                Err(e) => {
-                    debug!(domain, error = %e, "no route");
-                    let outcome = resolve_outcome(&e);
+            let route = match &self.inner.cfg.relay {
+                Some(relay) => self.relay_route(relay).await,
+                None => self.inner.resolver.route(domain).await.map_err(|e| resolve_outcome(&e)),
+            };
+            match route {
+                Err(outcome) => {
+                    debug!(domain, reply = outcome.reply(), "no route");
                     for &i in &pending {
                         outcomes[i] = Some(outcome.clone());
                     }
@@ -624,7 +656,7 @@ impl SmtpTransport {
     ) -> Run {
         let key = PoolKey {
             ip,
-            port: self.inner.cfg.port,
+            port: self.port(),
             source,
         };
         let mut allow_idle = true;
@@ -764,6 +796,17 @@ impl SmtpTransport {
     /// says whether the source address itself is unusable (bind failure).
     async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, DialFailure> {
         let cfg = &self.inner.cfg;
+        let (policy, auth) = match &cfg.relay {
+            None => (cfg.tls, None),
+            Some(relay) => (
+                match relay.tls {
+                    RelayTls::None => TlsPolicy::Disabled,
+                    RelayTls::StartTls => TlsPolicy::Opportunistic,
+                    RelayTls::Required => TlsPolicy::Required,
+                },
+                relay.credentials.as_ref().map(|c| (c, relay.tls == RelayTls::None)),
+            ),
+        };
         let dial = |try_tls| Dial {
             host,
             key,
@@ -771,9 +814,10 @@ impl SmtpTransport {
             connect_timeout: cfg.connect_timeout,
             greeting_timeout: cfg.greeting_timeout,
             command_timeout: cfg.command_timeout,
-            policy: cfg.tls,
+            policy,
             try_tls,
             tls: &self.inner.tls,
+            auth,
         };
         let split = |e: ConnectError| {
             let (reason, bind, timed_out) = match e {

@@ -6,12 +6,15 @@
 //! | SPF TXT | `<mail from>` | `v=spf1 include:<spf_include> ~all` | exactly one `v=spf1` record, and it has `include:<spf_include>` (other mechanisms may be merged in) |
 //! | MX | `<mail from>` | `<bounce_mx_host>.` | an MX exchange there is the bounce host (trailing dot optional) |
 //! | DMARC TXT | `_dmarc.<domain>` | `v=DMARC1; p=none` | exactly one record starting `v=DMARC1` with a `p=` tag, at the domain or else at its organisational domain |
+//! | DMARC reports TXT (optional) | `_dmarc.<domain>` | `v=DMARC1; p=none; rua=mailto:dmarc@<bounce_mx_host>` | the domain's DMARC record sends aggregate reports to mailpush's inbound MX (`rua=` lists `mailto:dmarc@<bounce_mx_host>`) |
 //!
 //! `<mail from>` is the return-path domain (AWS SES: custom MAIL FROM domain), `bounce.<domain>` by default: the
 //! envelope sender lives there, so bounces reach mailpush while the domain's own MX keeps pointing at the
 //! company's mail server, and SPF passes for a domain aligned with the From domain under DMARC's relaxed
-//! alignment. All four are required. A sub-domain without its own `_dmarc` record inherits its organisational
-//! domain's policy (RFC 7489 §6.6.3), found through the public suffix list.
+//! alignment. All four are required. The DMARC reports record is the DMARC record with `rua=` added, published
+//! *instead of* the plain one (a name holds one DMARC record); it is never required. A sub-domain without its
+//! own `_dmarc` record inherits its organisational domain's policy (RFC 7489 §6.6.3), found through the public
+//! suffix list.
 //!
 //! Domains verified before return-path domains existed keep their scheme: their return-path domain is the
 //! domain itself (SPF and MX at the apex) and DMARC stays advisory for them, so an upgrade changes nothing
@@ -42,6 +45,8 @@ pub enum RecordKind {
     Mx,
     /// The DMARC policy.
     Dmarc,
+    /// The DMARC policy sending aggregate reports (`rua=`) to the inbound MX: optional.
+    DmarcReports,
 }
 
 /// One record to publish.
@@ -101,10 +106,11 @@ pub fn organisational_domain(domain: &str) -> Option<String> {
 }
 
 /// The records `domain` must publish for its keys and its return-path domain `mail_from`, DKIM first, then SPF,
-/// MX, DMARC. With `mail_from` equal to `domain` (the scheme of domains verified before return-path domains
-/// existed) DMARC is advisory.
+/// MX, DMARC, and last the optional DMARC record with aggregate reports (`rua=`) to the inbound MX. With
+/// `mail_from` equal to `domain` (the scheme of domains verified before return-path domains existed) DMARC is
+/// advisory.
 pub fn expected_records(domain: &str, mail_from: &str, keys: &[PublishedKey], cfg: &RecordConfig) -> Vec<RecordSpec> {
-    let mut out = Vec::with_capacity(keys.len() + 3);
+    let mut out = Vec::with_capacity(keys.len() + 4);
     let spec = |kind, record_type: &str, name: String, expected: String, required, public_key| RecordSpec {
         kind,
         record_type: record_type.to_string(),
@@ -148,7 +154,20 @@ pub fn expected_records(domain: &str, mail_from: &str, keys: &[PublishedKey], cf
         !mail_from.eq_ignore_ascii_case(domain),
         None,
     ));
+    out.push(spec(
+        RecordKind::DmarcReports,
+        "TXT",
+        format!("_dmarc.{domain}"),
+        format!("v=DMARC1; p=none; rua={}", dmarc_report_uri(cfg)),
+        false,
+        None,
+    ));
     out
+}
+
+/// The `rua=` URI of the inbound MX: `mailto:dmarc@<bounce_mx_host>`.
+pub fn dmarc_report_uri(cfg: &RecordConfig) -> String {
+    format!("mailto:dmarc@{}", trim_dot(&cfg.bounce_mx_host).to_ascii_lowercase())
 }
 
 fn trim_dot(s: &str) -> &str {
@@ -219,6 +238,7 @@ pub fn judge(spec: &RecordSpec, found: &Found, cfg: &RecordConfig) -> CheckedRec
                 RecordKind::Dkim => judge_dkim(spec, records),
                 RecordKind::Spf => judge_spf(spec, records, cfg),
                 RecordKind::Dmarc => judge_dmarc(spec, records),
+                RecordKind::DmarcReports => judge_dmarc(spec, records).and_then(|()| judge_rua(spec, records, cfg)),
                 RecordKind::Mx => Err("an MX record was looked up as TXT".to_string()),
             };
             // Only the records that concern this check: the SPF name also holds verification tokens etc.
@@ -284,6 +304,30 @@ fn judge_spf(spec: &RecordSpec, records: &[String], cfg: &RecordConfig) -> Resul
             "{n} SPF records at {}: RFC 7208 allows exactly one (receivers answer permerror); merge them into one",
             spec.name
         )),
+    }
+}
+
+/// The (one) DMARC record's `rua=` lists the inbound MX's report address (a `!size` limit allowed).
+fn judge_rua(spec: &RecordSpec, records: &[String], cfg: &RecordConfig) -> Result<(), String> {
+    let want = dmarc_report_uri(cfg);
+    let listed = records
+        .iter()
+        .filter(|r| is_dmarc(r))
+        .flat_map(|r| tags(r))
+        .filter(|(k, _)| k == "rua")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|u| u.split('!').next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .any(|u| u.eq_ignore_ascii_case(&want));
+    if listed {
+        Ok(())
+    } else {
+        Err(format!(
+            "the DMARC record at {} does not send aggregate reports to {want} (rua=)",
+            spec.name
+        ))
     }
 }
 
@@ -398,7 +442,7 @@ mod tests {
     #[test]
     fn records_and_hosts() {
         let s = specs();
-        assert_eq!(s.len(), 4);
+        assert_eq!(s.len(), 5);
         assert_eq!(s[0].name, "mp1ed._domainkey.abc.example.com");
         assert_eq!(s[0].host, "mp1ed._domainkey.abc");
         assert_eq!(s[0].expected, "v=DKIM1; k=ed25519; p=AAAAKEY");
@@ -407,18 +451,55 @@ mod tests {
         assert_eq!(s[2].expected, "bounce.mailpush.test.");
         assert_eq!(s[3].host, "_dmarc.abc");
         assert!(!s[3].required);
+        assert_eq!(s[4].host, "_dmarc.abc");
+        assert_eq!(s[4].expected, "v=DMARC1; p=none; rua=mailto:dmarc@bounce.mailpush.test");
+        assert!(!s[4].required);
+    }
+
+    #[test]
+    fn the_dmarc_reports_record_passes_with_our_rua() {
+        let s = specs();
+        let rua = &s[4];
+        assert!(
+            judge(
+                rua,
+                &txt(&["v=DMARC1; p=none; rua=mailto:DMARC@bounce.mailpush.test"]),
+                &cfg()
+            )
+            .pass
+        );
+        assert!(
+            judge(
+                rua,
+                &txt(&["v=DMARC1; p=reject; rua=mailto:a@b.example,mailto:dmarc@bounce.mailpush.test!10m"]),
+                &cfg()
+            )
+            .pass
+        );
+        assert!(!judge(rua, &txt(&["v=DMARC1; p=none"]), &cfg()).pass);
+        assert!(
+            !judge(
+                rua,
+                &txt(&["v=DMARC1; p=none; ruf=mailto:dmarc@bounce.mailpush.test"]),
+                &cfg()
+            )
+            .pass
+        );
+        // The reports variant is a valid DMARC record for the required check too.
+        assert!(judge(&s[3], &txt(&[&rua.expected]), &cfg()).pass);
     }
 
     #[test]
     fn a_return_path_domain_takes_spf_and_mx_and_dmarc_becomes_required() {
         let s = specs_with_mail_from(&default_mail_from("abc.example.com"));
-        assert_eq!(s.len(), 4);
+        assert_eq!(s.len(), 5);
         assert_eq!(s[1].name, "bounce.abc.example.com");
         assert_eq!(s[1].host, "bounce.abc");
         assert_eq!(s[2].name, "bounce.abc.example.com");
         assert_eq!(s[2].record_type, "MX");
         assert_eq!(s[3].name, "_dmarc.abc.example.com");
-        assert!(s.iter().all(|r| r.required));
+        assert!(s[..4].iter().all(|r| r.required));
+        assert!(!s[4].required, "the rua record is optional");
     }
 
     #[test]

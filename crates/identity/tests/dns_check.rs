@@ -42,7 +42,7 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
     let (dns, checker, cfg, pairs, published) = setup(DkimOption::Rsa2048Ed25519, "t1").await;
     // The scheme of domains verified before return-path domains: SPF and MX at the apex, DMARC advisory.
     let specs = records::expected_records(domain, domain, &published, &cfg);
-    assert_eq!(specs.len(), 5);
+    assert_eq!(specs.len(), 6);
 
     let check = || records::check_records(&checker, &specs, &cfg);
     let c = check().await;
@@ -62,6 +62,14 @@ async fn records_pass_as_they_are_published_and_fail_when_removed() {
     assert!(records::all_required_pass(&c), "{c:?}");
     assert!(!c[4].pass, "DMARC not published, but optional");
     dns.add_txt(&format!("_dmarc.{domain}"), "v=DMARC1; p=quarantine");
+    let c = check().await;
+    assert!(c[..5].iter().all(|r| r.pass), "{c:?}");
+    assert!(!c[5].pass, "no rua=: the optional reports record is pending");
+    dns.remove(&format!("_dmarc.{domain}"), RecordType::TXT);
+    dns.add_txt(
+        &format!("_dmarc.{domain}"),
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@bounce.mp.test",
+    );
     assert!(check().await.iter().all(|r| r.pass));
 
     dns.add_txt(domain, "v=spf1 include:_spf.other.test ~all");

@@ -16,6 +16,8 @@ use axum::routing::{any, get, post, put};
 use mailpush_core::{AccountContext, Mailpush};
 
 mod account;
+mod configuration_sets;
+mod contacts;
 pub mod error;
 mod identities;
 mod send;
@@ -63,6 +65,48 @@ pub fn router(core: Mailpush) -> Router {
             get(suppression::get).delete(suppression::delete),
         )
         .route("/v2/email/account", get(account::get_account))
+        .route(
+            "/v2/email/configuration-sets",
+            post(configuration_sets::create).get(configuration_sets::list),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}",
+            get(configuration_sets::get).delete(configuration_sets::delete),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/event-destinations",
+            post(configuration_sets::create_destination).get(configuration_sets::get_destinations),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/event-destinations/{dest}",
+            put(configuration_sets::update_destination).delete(configuration_sets::delete_destination),
+        )
+        .route(
+            "/v2/email/contact-lists",
+            post(contacts::create_list).get(contacts::list_lists),
+        )
+        .route(
+            "/v2/email/contact-lists/{name}",
+            get(contacts::get_list).delete(contacts::delete_list),
+        )
+        .route(
+            "/v2/email/contact-lists/{name}/contacts",
+            post(contacts::create_contact),
+        )
+        .route(
+            "/v2/email/contact-lists/{name}/contacts/list",
+            get(contacts::list_contacts).post(contacts::list_contacts),
+        )
+        .route(
+            "/v2/email/contact-lists/{name}/contacts/{email}",
+            get(contacts::get_contact)
+                .put(contacts::update_contact)
+                .delete(contacts::delete_contact),
+        )
+        .route(
+            "/v2/email/list-unsubscribe/{token}",
+            get(contacts::unsubscribe_page).post(contacts::unsubscribe),
+        )
         .route("/v2/email/{*rest}", any(unsupported))
         .with_state(AppState { core })
 }

@@ -9,6 +9,7 @@ use mailpush_model::{EmailAddress, Mailbox, TriggerType};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::configuration_sets::{ListManagementOptions, MessageTag, Tagging};
 use crate::templates::named_template;
 use crate::{AwsError, Signed};
 
@@ -100,6 +101,10 @@ struct SendEmailInput {
     #[serde(default)]
     reply_to_addresses: Vec<String>,
     content: Content,
+    configuration_set_name: Option<String>,
+    #[serde(default)]
+    email_tags: Vec<MessageTag>,
+    list_management_options: Option<ListManagementOptions>,
 }
 
 fn b64(field: &str, raw: &str) -> Result<Vec<u8>, AwsError> {
@@ -155,8 +160,15 @@ async fn send_one(
     destination: Destination,
     reply_to: &[String],
     content: Content,
+    tagging: &Tagging,
 ) -> Result<String, AwsError> {
     if let Some(raw) = content.raw {
+        if tagging.set.is_some() || tagging.list.is_some() {
+            return Err(AwsError::bad_request(
+                "mailpush applies ConfigurationSetName and ListManagementOptions to Simple and Template content \
+                 only, not to Raw",
+            ));
+        }
         return send_raw(core, ctx, Some(from).filter(|f| !f.is_empty()), destination, &raw).await;
     }
     ensure_sender(core, ctx, from).await?;
@@ -199,8 +211,7 @@ async fn send_one(
             ));
         }
     }
-    let id = core.send_email(ctx, req).await.map_err(AwsError::from_core)?;
-    Ok(id.as_str().to_string())
+    crate::configuration_sets::send(core, ctx, req, tagging).await
 }
 
 async fn send_raw(
@@ -276,6 +287,8 @@ pub(crate) async fn send_email(signed: Signed) -> Result<Json<Value>, AwsError> 
     if from.is_empty() && input.content.raw.is_none() {
         return Err(AwsError::bad_request("FromEmailAddress is required"));
     }
+    let tagging =
+        Tagging::new(input.configuration_set_name, &[&input.email_tags])?.with_list(input.list_management_options);
     let id = send_one(
         &signed.core,
         &signed.ctx,
@@ -283,6 +296,7 @@ pub(crate) async fn send_email(signed: Signed) -> Result<Json<Value>, AwsError> 
         input.destination.unwrap_or_default(),
         &input.reply_to_addresses,
         input.content,
+        &tagging,
     )
     .await?;
     Ok(Json(json!({ "MessageId": id })))
@@ -293,6 +307,8 @@ pub(crate) async fn send_email(signed: Signed) -> Result<Json<Value>, AwsError> 
 struct BulkEntry {
     destination: Destination,
     replacement_email_content: Option<ReplacementContent>,
+    #[serde(default)]
+    replacement_tags: Vec<MessageTag>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +337,9 @@ struct SendBulkInput {
     reply_to_addresses: Vec<String>,
     default_content: BulkContent,
     bulk_email_entries: Vec<BulkEntry>,
+    configuration_set_name: Option<String>,
+    #[serde(default)]
+    default_email_tags: Vec<MessageTag>,
 }
 
 /// Merges a replacement TemplateData object over the default one (the entry's keys win).
@@ -340,6 +359,13 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
     if input.bulk_email_entries.is_empty() || input.bulk_email_entries.len() > 50 {
         return Err(AwsError::bad_request("BulkEmailEntries must hold 1 to 50 entries"));
     }
+    if let Some(set) = input.configuration_set_name.as_deref().filter(|s| !s.is_empty())
+        && signed.core.configuration_set(&signed.ctx, set).await?.is_none()
+    {
+        return Err(AwsError::not_found(format!(
+            "Configuration set <{set}> does not exist."
+        )));
+    }
     let default = &input.default_content.template;
     let mut results = Vec::with_capacity(input.bulk_email_entries.len());
     for entry in input.bulk_email_entries {
@@ -357,6 +383,10 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
             template: Some(template),
             ..Content::default()
         };
+        let tagging = Tagging::new(
+            input.configuration_set_name.clone(),
+            &[&input.default_email_tags, &entry.replacement_tags],
+        )?;
         let outcome = send_one(
             &signed.core,
             &signed.ctx,
@@ -364,6 +394,7 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
             entry.destination,
             &input.reply_to_addresses,
             content,
+            &tagging,
         )
         .await;
         results.push(match outcome {

@@ -76,11 +76,12 @@ pub(crate) fn initial_cb_state(account: &str) -> String {
 }
 
 /// What precedes the account id in [`initial_cb_state`].
-pub(crate) const INITIAL_CB_STATE_OPEN: &str =
-    "CASE WHEN EXISTS (SELECT 1 FROM callback_targets WHERE callback_targets.account_id = ";
+pub(crate) const INITIAL_CB_STATE_OPEN: &str = "CASE WHEN ";
 
-/// What follows the account id in [`initial_cb_state`] (0 = [`CallbackState::Pending`], 2 = `NoTarget`).
-pub(crate) const INITIAL_CB_STATE_CLOSE: &str = ") THEN 0 ELSE 2 END";
+/// What follows the account id in [`initial_cb_state`] (0 = [`CallbackState::Pending`], 2 = `NoTarget`): an
+/// account with a callback URL or an enabled SES event destination (`configuration_sets.rs`) gets its events.
+pub(crate) const INITIAL_CB_STATE_CLOSE: &str = " IN (SELECT account_id FROM callback_targets \
+     UNION ALL SELECT account_id FROM ses_event_destinations WHERE enabled = 1) THEN 0 ELSE 2 END";
 
 /// Appends [`initial_cb_state`] for `account` as the next value of a `push_values` row.
 pub(crate) fn push_initial_cb_state<DB: sqlx::Database>(
@@ -320,9 +321,13 @@ mod tests {
     fn initial_cb_state_is_pending_or_no_target() {
         let sql = super::initial_cb_state("e.a");
         let tail = format!(
-            "= e.a) THEN {} ELSE {} END",
+            "WHERE enabled = 1) THEN {} ELSE {} END",
             CallbackState::Pending.code(),
             CallbackState::NoTarget.code()
+        );
+        assert!(
+            sql.starts_with("CASE WHEN e.a IN (SELECT account_id FROM callback_targets"),
+            "{sql}"
         );
         assert!(sql.ends_with(&tail), "{sql}");
     }

@@ -27,11 +27,14 @@ pub mod batch;
 mod callbacks;
 mod committer;
 mod complaints;
+mod configuration_sets;
 mod console;
+mod contact_lists;
 mod daily_statistics;
 mod deliveries;
 mod delivery_contents;
 mod delivery_rows;
+mod dmarc_reports;
 mod error;
 mod events;
 mod handoff;
@@ -73,15 +76,18 @@ pub use batch::{
 pub use callbacks::{CallbackEvent, CallbackResult, CallbackState, Callbacks};
 pub use committer::CommitStats;
 pub use complaints::ComplaintRow;
+pub use configuration_sets::{ConfigurationSetRow, ConfigurationSets, EventDestinationRow, MessageTagsRow};
 pub use console::{
     AttemptRow, Console, ConsoleSessionRow, ConsoleUserRow, MessageHit, MessageSearch, TaskControl, TimelineEvent,
 };
+pub use contact_lists::{ContactListRow, ContactLists, ContactRow};
 pub use daily_statistics::{DailyStats, StatCounters, Statistics, StatsQuery, day_of, domain_of};
 pub use deliveries::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow, LANES,
     LeaseToken, NewMessage, NewRecipient, QueueCounts, StatusQuery,
 };
 pub use delivery_contents::DeliveryContent;
+pub use dmarc_reports::{DmarcDailyRow, DmarcReports, NewDmarcReport, NewDmarcRow};
 pub use error::StoreError;
 pub use events::{BounceType, Events, NewEvent, RecordedEvent};
 pub use handoff::{HandOffs, HandedOff};

@@ -133,7 +133,7 @@ impl ExternalDkimVerifiers {
                         }),
                     });
                 }
-                Err(e) => last = e,
+                Err(e) => last = e.into(),
             }
         }
         Err(last)

@@ -24,6 +24,10 @@ pub enum TestkitError {
         attempts: usize,
     },
 
+    /// The DNS authority could not start.
+    #[error("DNS authority: {0}")]
+    Dns(#[from] mailpush_devdns::DevDnsError),
+
     /// Any other socket error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -5,7 +5,7 @@
 //!
 //! - [`SinkMx`]: a recording ESMTP server (STARTTLS, PIPELINING, per-recipient scripted replies).
 //! - [`DnsAuthority`]: an authoritative DNS server over UDP and TCP whose records tests change
-//!   at runtime.
+//!   at runtime (`mailpush-devdns`, which dev mode runs too, re-exported).
 //! - [`Tarpit`]: a receiver that accepts connections and never speaks.
 //! - [`ExternalDkimVerifiers`]: dkimpy, Mail::DKIM and OpenDKIM's verifier run on a message against the
 //!   records a [`DnsAuthority`] serves.
@@ -15,17 +15,16 @@
 #![warn(missing_docs)]
 
 mod dkim_verifiers;
-mod dns;
 mod error;
 mod sink;
 mod tarpit;
 
 pub use dkim_verifiers::{DkimVerdict, ExternalDkimVerifiers};
-pub use dns::{DnsAuthority, DnsMirror};
 pub use error::TestkitError;
+pub use mailpush_devdns::{DevDnsError, DnsAuthority, DnsMirror};
 pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkConfig, SinkMx, SinkReply};
 pub use tarpit::Tarpit;
 
 /// Re-exported so tests can name record types for [`DnsAuthority::remove`] without depending
 /// on hickory-proto themselves.
-pub use hickory_proto::rr::RecordType;
+pub use mailpush_devdns::RecordType;

@@ -47,6 +47,9 @@ pub struct SinkConfig {
     /// Connections served at once at most; one more gets `421 4.7.0 Too many connections` at the greeting and
     /// is closed (as a receiver limiting a sender does). Default `None` (no limit).
     pub max_connections: Option<usize>,
+    /// Username and password the sink requires (`AUTH PLAIN` / `AUTH LOGIN` advertised, `530 5.7.0` to
+    /// `MAIL` before AUTH, `535 5.7.8` to wrong credentials), as a relay host does. Default `None`: no AUTH.
+    pub auth: Option<(String, String)>,
 }
 
 impl Default for SinkConfig {
@@ -59,6 +62,7 @@ impl Default for SinkConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             idle_timeout: Duration::from_secs(300),
             max_connections: None,
+            auth: None,
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct ReceivedMessage {
     pub connection_id: u64,
     /// When the final dot was received.
     pub received_at: SystemTime,
+    /// The username the client authenticated as (sinks with [`SinkConfig::auth`]).
+    pub auth_user: Option<String>,
 }
 
 impl ReceivedMessage {
@@ -154,6 +160,7 @@ struct Shared {
     max_size: usize,
     idle_timeout: Duration,
     max_connections: Option<usize>,
+    auth: Option<(String, String)>,
     tls: Option<TlsAcceptor>,
     state: Mutex<State>,
     /// Number of accepted messages since the last `clear`; waiters subscribe instead of polling.
@@ -224,6 +231,7 @@ impl SinkMx {
             max_size: config.max_message_size,
             idle_timeout: config.idle_timeout,
             max_connections: config.max_connections,
+            auth: config.auth,
             tls,
             state: Mutex::new(State::default()),
             count,
@@ -515,6 +523,7 @@ async fn handle_connection(shared: Arc<Shared>, mut stream: TcpStream, peer: Soc
         txn: None,
         errors: 0,
         queued: 0,
+        authed: None,
     };
     if let Err(error) = session.serve(stream).await {
         tracing::debug!(%peer, %error, "sink connection ended with an error");
@@ -549,6 +558,8 @@ struct Session {
     txn: Option<Txn>,
     errors: u32,
     queued: u64,
+    /// The username AUTH accepted on this connection.
+    authed: Option<String>,
 }
 
 fn push_reply(out: &mut Vec<u8>, code: u16, text: &str) {
@@ -752,6 +763,9 @@ impl Session {
                     if self.shared.tls.is_some() && !self.tls {
                         lines.push("STARTTLS".to_owned());
                     }
+                    if self.shared.auth.is_some() {
+                        lines.push("AUTH PLAIN LOGIN".to_owned());
+                    }
                     push_reply(out, 250, &lines.join("\n"));
                 }
                 "HELO" => {
@@ -759,7 +773,11 @@ impl Session {
                     self.txn = None;
                     push_reply(out, 250, &self.shared.hostname);
                 }
+                "MAIL" if self.shared.auth.is_some() && self.authed.is_none() => {
+                    self.error(out, 530, "5.7.0 Authentication required")
+                }
                 "MAIL" => self.mail(out, arg),
+                "AUTH" => self.auth(reader, out, &mut line, arg).await?,
                 "RCPT" => {
                     if self.rcpt(out, arg) {
                         // Scripted disconnect: send what was already answered, then hang up.
@@ -813,6 +831,80 @@ impl Session {
                 _ => self.error(out, 500, "5.5.2 Error: command not recognized"),
             }
         }
+    }
+
+    /// AUTH PLAIN (with or without an initial response) and AUTH LOGIN.
+    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        reader: &mut BufReader<S>,
+        out: &mut Vec<u8>,
+        line: &mut Vec<u8>,
+        arg: &str,
+    ) -> io::Result<()> {
+        use base64::Engine as _;
+        let Some((user, pass)) = self.shared.auth.clone() else {
+            self.error(out, 502, "5.5.1 Error: command not implemented");
+            return Ok(());
+        };
+        if self.authed.is_some() {
+            self.error(out, 503, "5.5.1 Error: already authenticated");
+            return Ok(());
+        }
+        let decode = |s: &str| base64::engine::general_purpose::STANDARD.decode(s.trim()).ok();
+        let idle = self.shared.idle_timeout;
+        let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
+        let given = match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => {
+                let response = if initial.is_empty() {
+                    push_reply(out, 334, "");
+                    if !matches!(
+                        read_line(reader, out, line, MAX_COMMAND_LINE, idle).await?,
+                        LineStatus::Line
+                    ) {
+                        return Ok(());
+                    }
+                    String::from_utf8_lossy(line).into_owned()
+                } else {
+                    initial.to_owned()
+                };
+                decode(&response).and_then(|raw| {
+                    let mut parts = raw.split(|b| *b == 0).skip(1);
+                    let u = String::from_utf8(parts.next()?.to_vec()).ok()?;
+                    let p = String::from_utf8(parts.next()?.to_vec()).ok()?;
+                    Some((u, p))
+                })
+            }
+            "LOGIN" => {
+                let mut answers = Vec::new();
+                for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"] {
+                    push_reply(out, 334, prompt);
+                    if !matches!(
+                        read_line(reader, out, line, MAX_COMMAND_LINE, idle).await?,
+                        LineStatus::Line
+                    ) {
+                        return Ok(());
+                    }
+                    answers.push(decode(&String::from_utf8_lossy(line)).and_then(|b| String::from_utf8(b).ok()));
+                }
+                match (answers[0].take(), answers[1].take()) {
+                    (Some(u), Some(p)) => Some((u, p)),
+                    _ => None,
+                }
+            }
+            _ => {
+                self.error(out, 504, "5.5.4 Unrecognized authentication type");
+                return Ok(());
+            }
+        };
+        match given {
+            Some((u, p)) if u == user && p == pass => {
+                self.authed = Some(u);
+                push_reply(out, 235, "2.7.0 Authentication successful");
+            }
+            Some(_) => self.error(out, 535, "5.7.8 Authentication credentials invalid"),
+            None => self.error(out, 501, "5.5.2 Cannot decode response"),
+        }
+        Ok(())
     }
 
     fn mail(&mut self, out: &mut Vec<u8>, arg: &str) {
@@ -895,6 +987,7 @@ impl Session {
             tls: self.tls,
             connection_id: self.connection_id,
             received_at: SystemTime::now(),
+            auth_user: self.authed.clone(),
         }
     }
 

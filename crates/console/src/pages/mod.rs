@@ -5,6 +5,7 @@ pub(crate) mod batch;
 pub(crate) mod check;
 pub(crate) mod domains;
 pub(crate) mod keys;
+pub(crate) mod mailbox;
 pub(crate) mod messages;
 pub(crate) mod settings;
 pub(crate) mod stats;

@@ -1,4 +1,4 @@
-//! An in-process authoritative DNS server over UDP and TCP whose records tests change at runtime.
+//! An in-process authoritative DNS server over UDP and TCP whose records its owner changes at runtime.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,7 +14,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 
-use crate::TestkitError;
+use crate::DevDnsError;
 
 /// Longest character-string in a TXT record (RFC 1035 §3.3).
 const TXT_CHUNK: usize = 255;
@@ -117,7 +117,7 @@ fn key_of(name: &str) -> String {
 /// Parses a name that goes into RDATA (MX exchange, CNAME target).
 ///
 /// # Panics
-/// If `name` is not a valid domain name: that is a bug in the calling test.
+/// If `name` is not a valid domain name: callers pass names they built (a bug otherwise), never outside input.
 fn rdata_name(name: &str) -> Name {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed == "." {
@@ -139,12 +139,12 @@ impl DnsAuthority {
 
     /// Starts serving on 127.0.0.1, UDP and TCP on the same free port. Must be called inside a
     /// tokio runtime.
-    pub async fn start() -> Result<DnsAuthority, TestkitError> {
+    pub async fn start() -> Result<DnsAuthority, DevDnsError> {
         Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
     }
 
     /// Like [`DnsAuthority::start`] on another local address (e.g. `127.0.0.53` or `::1`).
-    pub async fn start_on(ip: IpAddr) -> Result<DnsAuthority, TestkitError> {
+    pub async fn start_on(ip: IpAddr) -> Result<DnsAuthority, DevDnsError> {
         let (udp, tcp) = bind_same_port(ip).await?;
         let addr = udp.local_addr()?;
         let zone = Arc::new(Mutex::new(Zone::default()));
@@ -162,13 +162,13 @@ impl DnsAuthority {
 
     /// Serves the same records on `addr` too (UDP and TCP), e.g. on port 53 for a program that can only use a
     /// system resolver; stops when the returned mirror is dropped.
-    pub async fn mirror_on(&self, addr: SocketAddr) -> Result<DnsMirror, TestkitError> {
+    pub async fn mirror_on(&self, addr: SocketAddr) -> Result<DnsMirror, DevDnsError> {
         let udp = UdpSocket::bind(addr)
             .await
-            .map_err(|source| TestkitError::Bind { addr, source })?;
+            .map_err(|source| DevDnsError::Bind { addr, source })?;
         let tcp = TcpListener::bind(addr)
             .await
-            .map_err(|source| TestkitError::Bind { addr, source })?;
+            .map_err(|source| DevDnsError::Bind { addr, source })?;
         let mut server = Server::new(Handler {
             zone: self.zone.clone(),
         });
@@ -298,19 +298,19 @@ impl Drop for DnsAuthority {
     }
 }
 
-async fn bind_same_port(ip: IpAddr) -> Result<(UdpSocket, TcpListener), TestkitError> {
+async fn bind_same_port(ip: IpAddr) -> Result<(UdpSocket, TcpListener), DevDnsError> {
     for _ in 0..PORT_ATTEMPTS {
         let wanted = SocketAddr::new(ip, 0);
         let udp = UdpSocket::bind(wanted)
             .await
-            .map_err(|source| TestkitError::Bind { addr: wanted, source })?;
+            .map_err(|source| DevDnsError::Bind { addr: wanted, source })?;
         let port = udp.local_addr()?.port();
         // The UDP port may be taken for TCP by someone else: just try another one.
         if let Ok(tcp) = TcpListener::bind(SocketAddr::new(ip, port)).await {
             return Ok((udp, tcp));
         }
     }
-    Err(TestkitError::NoSharedPort {
+    Err(DevDnsError::NoSharedPort {
         ip,
         attempts: PORT_ATTEMPTS,
     })

@@ -1,0 +1,253 @@
+//! SES v2 configuration sets (migration 0033): the sets, their event destinations (HTTP(S) endpoints with the
+//! event types they receive) and, per message sent with a set, the set's name and the message's `EmailTags`.
+//! Every query is scoped by the account.
+//!
+//! A message's row is written before the message is enqueued (as its recipient bodies are), so the callback
+//! dispatcher finds it for the message's first event.
+
+use crate::sql::{builder, query};
+use crate::{AccountId, Store, StoreError};
+
+/// A configuration set.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConfigurationSetRow {
+    /// `ConfigurationSetName`.
+    pub name: String,
+    /// When it was created, Unix ms.
+    pub created_ms: i64,
+}
+
+/// An event destination of a configuration set.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventDestinationRow {
+    /// The configuration set.
+    pub set_name: String,
+    /// `EventDestinationName`.
+    pub name: String,
+    /// 1 = enabled, 0 = disabled.
+    pub enabled: i64,
+    /// The HTTP(S) endpoint events are POSTed to.
+    pub url: String,
+    /// `MatchingEventTypes`, comma-separated (`DELIVERY,BOUNCE`).
+    pub event_types: String,
+}
+
+/// The configuration set and tags of one message.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageTagsRow {
+    /// The message.
+    pub message_id: String,
+    /// Its configuration set.
+    pub set_name: String,
+    /// Its `EmailTags` as a JSON object of names to values.
+    pub tags: String,
+}
+
+/// Configuration sets, event destinations and message tags ([`Store::configuration_sets`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigurationSets<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// SES v2 configuration sets, their event destinations and the tags of the mail sent with them.
+    pub fn configuration_sets(&self) -> ConfigurationSets<'_> {
+        ConfigurationSets { store: self }
+    }
+}
+
+impl ConfigurationSets<'_> {
+    /// Creates a set; [`StoreError::Conflict`] if the account has one of that name.
+    pub async fn create_set(self, account: AccountId, name: &str, created_ms: i64) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n = query(
+                    "INSERT INTO ses_configuration_sets (account_id, name, created_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(account)
+                .bind(name)
+                .bind(created_ms)
+                .execute(self.store.writer())
+                .await?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(format!("configuration set {name} exists")));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// The account's sets, by name.
+    pub async fn sets(self, account: AccountId) -> Result<Vec<ConfigurationSetRow>, StoreError> {
+        self.store
+            .guarded(
+                query("SELECT name, created_ms FROM ses_configuration_sets WHERE account_id = $1 ORDER BY name")
+                    .bind(account)
+                    .fetch_all(self.store.reader()),
+            )
+            .await
+    }
+
+    /// One set.
+    pub async fn set(self, account: AccountId, name: &str) -> Result<Option<ConfigurationSetRow>, StoreError> {
+        self.store
+            .guarded(
+                query("SELECT name, created_ms FROM ses_configuration_sets WHERE account_id = $1 AND name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .fetch_optional(self.store.reader()),
+            )
+            .await
+    }
+
+    /// Deletes a set and its event destinations; [`StoreError::NotFound`] if there is no such set. Mail sent
+    /// with it keeps its tags, but its events go nowhere any more.
+    pub async fn delete_set(self, account: AccountId, name: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                query("DELETE FROM ses_event_destinations WHERE account_id = $1 AND set_name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .execute(&mut conn)
+                    .await?;
+                let n = query("DELETE FROM ses_configuration_sets WHERE account_id = $1 AND name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .execute(&mut conn)
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                tx.commit().await
+            })
+            .await
+    }
+
+    /// Adds an event destination to an existing set; [`StoreError::Conflict`] if the set has one of that name.
+    pub async fn create_destination(self, account: AccountId, d: &EventDestinationRow) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n = query(
+                    "INSERT INTO ses_event_destinations (account_id, set_name, name, enabled, url, event_types) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(account)
+                .bind(d.set_name.as_str())
+                .bind(d.name.as_str())
+                .bind(d.enabled)
+                .bind(d.url.as_str())
+                .bind(d.event_types.as_str())
+                .execute(self.store.writer())
+                .await?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(format!("event destination {} exists", d.name)));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Replaces an event destination; [`StoreError::NotFound`] if there is none of that name.
+    pub async fn update_destination(self, account: AccountId, d: &EventDestinationRow) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n = query(
+                    "UPDATE ses_event_destinations SET enabled = $4, url = $5, event_types = $6 \
+                     WHERE account_id = $1 AND set_name = $2 AND name = $3",
+                )
+                .bind(account)
+                .bind(d.set_name.as_str())
+                .bind(d.name.as_str())
+                .bind(d.enabled)
+                .bind(d.url.as_str())
+                .bind(d.event_types.as_str())
+                .execute(self.store.writer())
+                .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Deletes an event destination; [`StoreError::NotFound`] if there is none of that name.
+    pub async fn delete_destination(self, account: AccountId, set_name: &str, name: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n =
+                    query("DELETE FROM ses_event_destinations WHERE account_id = $1 AND set_name = $2 AND name = $3")
+                        .bind(account)
+                        .bind(set_name)
+                        .bind(name)
+                        .execute(self.store.writer())
+                        .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// The event destinations of one set (`Some`) or of all the account's sets (`None`), by set and name.
+    pub async fn destinations(
+        self,
+        account: AccountId,
+        set_name: Option<&str>,
+    ) -> Result<Vec<EventDestinationRow>, StoreError> {
+        let q = match set_name {
+            Some(set) => query(
+                "SELECT set_name, name, enabled, url, event_types FROM ses_event_destinations \
+                 WHERE account_id = $1 AND set_name = $2 ORDER BY name",
+            )
+            .bind(account)
+            .bind(set),
+            None => query(
+                "SELECT set_name, name, enabled, url, event_types FROM ses_event_destinations \
+                 WHERE account_id = $1 ORDER BY set_name, name",
+            )
+            .bind(account),
+        };
+        self.store.guarded(q.fetch_all(self.store.reader())).await
+    }
+
+    /// Records the set and tags (a JSON object) of a message about to be enqueued.
+    pub async fn put_message_tags(
+        self,
+        account: AccountId,
+        message_id: &str,
+        set_name: &str,
+        tags_json: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                query("INSERT INTO ses_message_tags (message_id, account_id, set_name, tags) VALUES ($1, $2, $3, $4)")
+                    .bind(message_id)
+                    .bind(account)
+                    .bind(set_name)
+                    .bind(tags_json)
+                    .execute(self.store.writer())
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The sets and tags of those of `message_ids` that were sent with a set.
+    pub async fn message_tags(self, message_ids: &[&str]) -> Result<Vec<MessageTagsRow>, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store
+            .guarded(async {
+                let mut b = builder("SELECT message_id, set_name, tags FROM ses_message_tags WHERE message_id IN (");
+                b.push_binds(message_ids.iter().copied()).push(")");
+                b.build().fetch_all(self.store.reader()).await
+            })
+            .await
+    }
+}

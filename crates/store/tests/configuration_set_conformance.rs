@@ -1,0 +1,186 @@
+//! Conformance cases for SES v2 configuration sets (migration 0033): sets, event destinations, message tags, and
+//! the callback state of the events of an account with an enabled destination; on SQLite and (with
+//! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
+
+use mailpush_model::EventKind;
+use mailpush_store::{EventDestinationRow, NewEvent, StoreError};
+
+const T0: i64 = 1_764_158_400_000;
+const DAY: i64 = 86_400_000;
+
+#[macro_use]
+mod common;
+use common::Ctx;
+
+conformance!(sets_destinations_and_tags, enabled_destinations_make_events_pending,);
+
+fn dest(set: &str, name: &str, enabled: i64, types: &str) -> EventDestinationRow {
+    EventDestinationRow {
+        set_name: set.into(),
+        name: name.into(),
+        enabled,
+        url: "https://hooks.example.com/ses".into(),
+        event_types: types.into(),
+    }
+}
+
+async fn sets_destinations_and_tags(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
+    let sets = store.configuration_sets();
+    sets.create_set(a.id, "marketing", T0).await.expect("create");
+    sets.create_set(a.id, "alerts", T0 + 1).await.expect("create");
+    sets.create_set(b.id, "marketing", T0)
+        .await
+        .expect("another account, the same name");
+    assert!(matches!(
+        sets.create_set(a.id, "marketing", T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let names: Vec<String> = sets
+        .sets(a.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["alerts", "marketing"]);
+    assert_eq!(
+        sets.set(a.id, "alerts").await.expect("get").map(|s| s.created_ms),
+        Some(T0 + 1)
+    );
+    assert!(sets.set(a.id, "nope").await.expect("get").is_none());
+
+    sets.create_destination(a.id, &dest("marketing", "hook", 1, "DELIVERY,BOUNCE"))
+        .await
+        .expect("destination");
+    sets.create_destination(a.id, &dest("alerts", "hook", 0, "OPEN"))
+        .await
+        .expect("destination");
+    assert!(matches!(
+        sets.create_destination(a.id, &dest("marketing", "hook", 1, "OPEN"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    sets.update_destination(a.id, &dest("alerts", "hook", 1, "OPEN,CLICK"))
+        .await
+        .expect("update");
+    assert!(matches!(
+        sets.update_destination(a.id, &dest("alerts", "ghost", 1, "OPEN")).await,
+        Err(StoreError::NotFound)
+    ));
+    let all = sets.destinations(a.id, None).await.expect("all");
+    assert_eq!(
+        all,
+        vec![
+            dest("alerts", "hook", 1, "OPEN,CLICK"),
+            dest("marketing", "hook", 1, "DELIVERY,BOUNCE")
+        ]
+    );
+    assert_eq!(sets.destinations(a.id, Some("marketing")).await.expect("one").len(), 1);
+    assert!(sets.destinations(b.id, None).await.expect("b").is_empty());
+
+    sets.put_message_tags(a.id, "m1", "marketing", r#"{"campaign":"spring"}"#)
+        .await
+        .expect("tags");
+    let tags = sets.message_tags(&["m1", "m2"]).await.expect("read");
+    assert_eq!(tags.len(), 1);
+    assert_eq!(
+        (tags[0].set_name.as_str(), tags[0].tags.as_str()),
+        ("marketing", r#"{"campaign":"spring"}"#)
+    );
+    assert!(sets.message_tags(&[]).await.expect("none").is_empty());
+
+    sets.delete_destination(a.id, "alerts", "hook").await.expect("delete");
+    assert!(matches!(
+        sets.delete_destination(a.id, "alerts", "hook").await,
+        Err(StoreError::NotFound)
+    ));
+    sets.delete_set(a.id, "marketing").await.expect("delete set");
+    assert!(
+        sets.destinations(a.id, Some("marketing"))
+            .await
+            .expect("gone")
+            .is_empty()
+    );
+    assert!(matches!(
+        sets.delete_set(a.id, "marketing").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(sets.set(b.id, "marketing").await.expect("b's").is_some());
+}
+
+async fn enabled_destinations_make_events_pending(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = common::account(store, "a", T0).await;
+    let event = |msg: &mailpush_store::NewMessage| NewEvent {
+        account_id: a.id,
+        message_id: msg.id.clone(),
+        recipient: "r@example.org".into(),
+        kind: EventKind::Delivered,
+        at_ms: T0 + 1000,
+        reason: "250 ok".into(),
+        bounce_type: None,
+        link: None,
+        user_agent: None,
+    };
+    let first = common::message(
+        a.id,
+        "n@shop.example.com",
+        T0,
+        T0 + DAY,
+        vec![common::to("r@example.org")],
+    );
+    store.queue().enqueue(first.clone()).await.expect("enqueue");
+    store.events().record_events(&[event(&first)]).await.expect("event");
+    // No callback URL, no destination: nothing to post.
+    assert!(
+        store
+            .callbacks()
+            .due_callbacks(T0 + DAY, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+
+    let sets = store.configuration_sets();
+    sets.create_set(a.id, "marketing", T0).await.expect("set");
+    sets.create_destination(a.id, &dest("marketing", "off", 0, "DELIVERY"))
+        .await
+        .expect("disabled");
+    let second = common::message(
+        a.id,
+        "n@shop.example.com",
+        T0,
+        T0 + DAY,
+        vec![common::to("r@example.org")],
+    );
+    store.queue().enqueue(second.clone()).await.expect("enqueue");
+    store.events().record_events(&[event(&second)]).await.expect("event");
+    assert!(
+        store
+            .callbacks()
+            .due_callbacks(T0 + DAY, 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "disabled"
+    );
+
+    sets.create_destination(a.id, &dest("marketing", "on", 1, "DELIVERY"))
+        .await
+        .expect("enabled");
+    let third = common::message(
+        a.id,
+        "n@shop.example.com",
+        T0,
+        T0 + DAY,
+        vec![common::to("r@example.org")],
+    );
+    store.queue().enqueue(third.clone()).await.expect("enqueue");
+    store.events().record_events(&[event(&third)]).await.expect("event");
+    let due = store.callbacks().due_callbacks(T0 + DAY, 10).await.expect("due");
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].event.event.message_id, third.id);
+}
