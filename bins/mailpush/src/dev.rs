@@ -127,8 +127,9 @@ pub async fn bootstrap(core: &Mailpush, servers: &DevServers) -> anyhow::Result<
         Ok(v) => v,
         Err(_) => core.create_identity(&ctx, &creds.domain, None).await?,
     };
-    // The DNS authority lives in memory: its records are published again at every start.
-    for r in &identity.records {
+    // The DNS authority lives in memory: its records are published again at every start. Only the required ones:
+    // the optional DMARC record with reports sits at the same name as the required one.
+    for r in identity.records.iter().filter(|r| r.spec.required) {
         match r.spec.record_type.as_str() {
             "MX" => servers.dns.add_mx(&r.spec.name, 10, &r.spec.expected),
             _ => servers.dns.add_txt(&r.spec.name, &r.spec.expected),

@@ -332,7 +332,7 @@ impl crate::sql::Dialect for Postgres {
         let today = day_start(r.now_ms);
         let mut tx = pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, account_id, sender_domain, warmup_day_ms FROM deliveries \
+            "SELECT id, account_id, sender_domain, lane, warmup_day_ms FROM deliveries \
              WHERE state < 2 AND lane = $1 AND next_attempt_ms <= $2 \
              ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
         )

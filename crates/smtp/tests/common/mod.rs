@@ -99,7 +99,8 @@ pub async fn verified_sender(core: &Mailpush, account: &AccountContext, dns: &Dn
         .create_identity(account, domain, Some(3))
         .await
         .expect("create identity");
-    for r in &view.records {
+    // The required records only: the optional DMARC record with reports would be a second one at `_dmarc`.
+    for r in view.records.iter().filter(|r| r.spec.required) {
         match r.spec.record_type.as_str() {
             "MX" => dns.add_mx(&r.spec.name, 10, &r.spec.expected),
             _ => dns.add_txt(&r.spec.name, &r.spec.expected),
