@@ -745,3 +745,35 @@ pub fn python_sdk_available() -> bool {
         "pip install tencentcloud-sdk-python-ses",
     )
 }
+
+/// One HTTP request read from `s` as the callback receivers of the tests take it: the header lines (names lower
+/// case) and as much body as `Content-Length` says; `None` when the peer closes first.
+pub async fn read_http_request(s: &mut tokio::net::TcpStream) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, headers) = loop {
+        let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_string();
+            let headers: Vec<(String, String)> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            break (i + 4, headers);
+        }
+    };
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((headers, buf[head_end..head_end + len].to_vec()))
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const BASE: &str = "https://track.mailpush.test";
 
@@ -287,46 +287,15 @@ impl Receiver {
                 };
                 let me = me.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let (head_end, headers) = loop {
-                        let Ok(n) = s.read(&mut chunk).await else { return };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                            let headers: Vec<(String, String)> = head
-                                .lines()
-                                .skip(1)
-                                .filter_map(|l| l.split_once(':'))
-                                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                                .collect();
-                            break (i + 4, headers);
-                        }
+                    let Some((headers, body)) = read_http_request(&mut s).await else {
+                        return;
                     };
-                    let len: usize = headers
-                        .iter()
-                        .find(|(k, _)| k == "content-length")
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + len {
-                        let Ok(n) = s.read(&mut chunk).await else { return };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
                     *me.attempts.lock().unwrap() += 1;
                     let down = *me.down.lock().unwrap();
                     let status = if down {
                         "503 Service Unavailable"
                     } else {
-                        me.got
-                            .lock()
-                            .unwrap()
-                            .push((headers, buf[head_end..head_end + len].to_vec()));
+                        me.got.lock().unwrap().push((headers, body));
                         "200 OK"
                     };
                     let _ = s

@@ -8,7 +8,7 @@ use mailpush_testkit::SinkReply;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 type Posts = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
 
@@ -22,40 +22,10 @@ async fn receiver() -> (String, Posts) {
         while let Ok((mut s, _)) = listener.accept().await {
             let got = got.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head_end, headers) = loop {
-                    let Ok(n) = s.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                        let headers: Vec<(String, String)> = head
-                            .lines()
-                            .skip(1)
-                            .filter_map(|l| l.split_once(':'))
-                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                            .collect();
-                        break (i + 4, headers);
-                    }
+                let Some((headers, body)) = read_http_request(&mut s).await else {
+                    return;
                 };
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let Ok(n) = s.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                got.lock()
-                    .unwrap()
-                    .push((headers, buf[head_end..head_end + len].to_vec()));
+                got.lock().unwrap().push((headers, body));
                 let _ = s
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                     .await;
