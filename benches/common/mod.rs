@@ -20,6 +20,7 @@ pub fn message(account: AccountId, seq: usize, now: i64) -> NewMessage {
     let rcpt = format!("m{seq}@example.org");
     NewMessage {
         template_id: 0,
+        tls_requirement: mailpush_model::TlsRequirement::None,
         envelope_from: format!("bounce+{id}@shop.example.com"),
         id,
         account_id: account,

@@ -821,6 +821,7 @@ fn queue_message(
         subject: "Your order has shipped".into(),
         lane,
         template_id: 0,
+        tls_requirement: mailpush_model::TlsRequirement::None,
         request_ms: now,
         not_before_ms: now + delay_ms,
         expires_ms: now + delay_ms + 72 * 3_600_000,

@@ -313,6 +313,20 @@ enum SenderCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a sender address's settings.
+    Set {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The address.
+        address: String,
+        /// Mail from this address goes only over STARTTLS with a verified certificate, never in plain text.
+        #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+        require_tls: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -575,6 +589,9 @@ enum AccountCommand {
         /// Set the reputation level (1–20) of one of the account's domains: `DOMAIN=LEVEL`.
         #[arg(long, value_name = "DOMAIN=LEVEL")]
         domain_level: Option<String>,
+        /// Every mail of the account goes only over STARTTLS with a verified certificate, never in plain text.
+        #[arg(long, value_name = "true|false")]
+        require_tls: Option<bool>,
     },
     /// List accounts.
     List {
@@ -891,6 +908,7 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
             per_recipient_per_hour,
             daily_cap,
             domain_level,
+            require_tls,
         } => {
             let limit = |v: Option<String>| v.as_deref().map(accounts::LimitArg::parse).transpose();
             let changes = accounts::AccountChanges {
@@ -900,6 +918,7 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
                 per_recipient_per_hour: limit(per_recipient_per_hour)?,
                 daily_cap: limit(daily_cap)?,
                 domain_level,
+                require_tls,
             };
             print(accounts::set(&core, &name, changes).await, false)
         }
@@ -1034,6 +1053,12 @@ async fn sender(settings: mailpush_core::Settings, command: SenderCommand) -> an
             domains::add_sender(&core, &account, &address, name.as_deref(), smtp_password.as_deref()).await,
             json,
         ),
+        SenderCommand::Set {
+            account,
+            address,
+            require_tls,
+            json,
+        } => print(domains::set_sender(&core, &account, &address, require_tls).await, json),
     }
 }
 

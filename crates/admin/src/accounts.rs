@@ -123,6 +123,8 @@ pub struct AccountChanges {
     pub daily_cap: Option<LimitArg>,
     /// `DOMAIN=LEVEL`: the reputation level (1–20) of one of the account's domains.
     pub domain_level: Option<String>,
+    /// Every mail of the account goes only over verified TLS.
+    pub require_tls: Option<bool>,
 }
 
 /// Applies `changes` to the account `name` and reports what it has now.
@@ -160,6 +162,12 @@ pub async fn set(core: &Mailpush, name: &str, changes: AccountChanges) -> Result
         lines.push(format!("{domain}: reputation level {level}"));
         json.insert("DomainLevel".into(), json!({ "Domain": domain, "Level": level }));
     }
+    let tls = match changes.require_tls {
+        Some(required) => core.set_tls_required_by_name(name, None, required).await?,
+        None => core.tls_required_by_name(name).await?,
+    };
+    lines.push(format!("{name}: require-tls {}", tls.account));
+    json.insert("RequireTls".into(), json!(tls.account));
     let p = core
         .set_account_policy(name, changes.allow_simple_content, changes.allow_links)
         .await?;

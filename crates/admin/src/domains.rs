@@ -124,6 +124,29 @@ pub async fn add_sender(
     ))
 }
 
+/// Sets whether mail from the account's sender `address` requires TLS (`mailpush sender set --require-tls`) and
+/// reports the account's sender addresses that require it.
+pub async fn set_sender(
+    core: &Mailpush,
+    account: &str,
+    address: &str,
+    require_tls: bool,
+) -> Result<Report, AdminError> {
+    let ctx = account_context(core, account).await?;
+    let settings = core.set_tls_required(&ctx, Some(address), require_tls).await?;
+    Ok(Report::new(
+        format!(
+            "sender {address}: require-tls {require_tls}\n{account}: senders requiring TLS: {}",
+            if settings.senders.is_empty() {
+                "none".to_string()
+            } else {
+                settings.senders.join(", ")
+            }
+        ),
+        json!({ "Address": address, "RequireTls": require_tls, "RequireTlsAddresses": settings.senders }),
+    ))
+}
+
 /// Looks up every record the sending `domain` (of whichever account) must publish: expected against found. The
 /// report is unsuccessful when a required record fails (the domain cannot send).
 pub async fn check(core: &Mailpush, domain: &str) -> Result<Report, AdminError> {

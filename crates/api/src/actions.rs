@@ -17,6 +17,7 @@ mod screening;
 mod stats;
 mod suppression;
 mod templates;
+mod tls;
 
 /// Routes an authenticated request to its action: the one table of every action the API answers.
 pub(crate) async fn dispatch(
@@ -69,6 +70,8 @@ pub(crate) async fn dispatch(
         "DeleteEmailAddress" => identity::delete_address(core, ctx, params).await,
         "UpdateEmailSmtpPassWord" => identity::update_password(core, ctx, params).await,
         "CheckEmailQuality" => screening::check_email_quality(core, ctx, params).await,
+        "GetTlsPolicy" => tls::get_tls_policy(core, ctx).await,
+        "UpdateTlsPolicy" => tls::update_tls_policy(core, ctx, params).await,
         _ => Err(ApiError::new(
             ErrorCode::InvalidAction,
             format!("the action {action} does not exist"),

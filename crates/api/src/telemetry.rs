@@ -48,6 +48,8 @@ const ACTIONS: &[&str] = &[
     "ListEmailAddress",
     "DeleteEmailAddress",
     "UpdateEmailSmtpPassWord",
+    "GetTlsPolicy",
+    "UpdateTlsPolicy",
 ];
 
 /// The label of the `X-TC-Action` header value.

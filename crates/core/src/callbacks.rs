@@ -25,6 +25,12 @@ const CONCURRENCY: usize = 16;
 
 /// The HTTP client with the SSRF guard from settings.
 pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
+    client_trusting(s, &[])
+}
+
+/// [`client`] trusting `extra_roots` (DER) for HTTPS besides the system's roots: the MTA-STS policy fetches,
+/// which go through the same guard.
+pub(crate) fn client_trusting(s: &Settings, extra_roots: &[Vec<u8>]) -> Result<CallbackClient, CoreError> {
     let mut allow = Vec::new();
     for c in &s.callback_allow_cidrs {
         allow.push(
@@ -34,10 +40,11 @@ pub(crate) fn client(s: &Settings) -> Result<CallbackClient, CoreError> {
         );
     }
     // The same DNS servers as delivery: a deployment that configures its resolvers means all of its lookups.
-    CallbackClient::with_dns(
+    CallbackClient::with_roots(
         SsrfGuard::new(allow),
         Duration::from_secs(s.callback_timeout_secs.max(1)),
         &s.dns_servers,
+        extra_roots,
     )
     .map_err(|e| CoreError::Config(e.to_string()))
 }

@@ -58,6 +58,8 @@ pub(crate) struct IdentityState {
     /// Domains known to be verified, by (account, lower-case domain), with their return-path domain; positive
     /// answers only, as above.
     verified_domains: TtlCache<(AccountId, String), String>,
+    /// Whether mail of (account, envelope sender) requires TLS (see `crate::tls_required`).
+    pub(crate) tls_required: TtlCache<(AccountId, String), bool>,
     /// Each account's verified domains with their reputation levels (the admission's level quota).
     pub(crate) domain_levels: TtlCache<AccountId, Arc<Vec<(String, i64)>>>,
     /// SMTP logins argon2 accepted recently: sender address → HMAC(`login_key`, stored hash, password). A
@@ -76,6 +78,7 @@ impl Default for IdentityState {
             return_paths: TtlCache::new(KEY_CACHE_TTL),
             senders: TtlCache::new(SEND_GATE_TTL),
             verified_domains: TtlCache::new(SEND_GATE_TTL),
+            tls_required: TtlCache::new(SEND_GATE_TTL),
             domain_levels: TtlCache::new(SEND_GATE_TTL),
             logins: TtlCache::new(LOGIN_CACHE_TTL),
             login_key: hmac::Key::new(
@@ -559,7 +562,7 @@ impl Identities {
             .collect())
     }
 
-    fn parse_sender(address: &str) -> Result<EmailAddress, CoreError> {
+    pub(crate) fn parse_sender(address: &str) -> Result<EmailAddress, CoreError> {
         EmailAddress::parse(address).map_err(|e| {
             refuse(
                 ErrorCode::InvalidParameterValueIllegalEmailAddress,

@@ -28,6 +28,7 @@ pub mod levels;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+mod mta_sts;
 mod queue_admin;
 pub mod retention;
 pub mod screening;
@@ -45,6 +46,7 @@ pub mod suppression;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;
+mod tls_required;
 pub mod warmup;
 pub mod worker;
 
@@ -56,6 +58,8 @@ pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::CoreError;
 pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
 pub use inbound::InboundSummary;
+/// An account's "TLS required" settings (see [`Mailpush::tls_required`]).
+pub use mailpush_store::TlsRequiredSettings;
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
 pub use submit::{RawSubmission, SubmissionTrace, Submitter};
@@ -698,6 +702,43 @@ impl Mailpush {
     /// `ListEmailAddress`.
     pub async fn list_senders(&self, account: &AccountContext) -> Result<Vec<SenderView>, CoreError> {
         self.inner.identities.list_senders(account).await
+    }
+
+    /// `GetTlsPolicy` (a mailpush extension): whether the account's mail requires TLS, and which of its sender
+    /// addresses require it.
+    pub async fn tls_required(&self, account: &AccountContext) -> Result<TlsRequiredSettings, CoreError> {
+        self.inner.identities.tls_required(account).await
+    }
+
+    /// `UpdateTlsPolicy` (a mailpush extension): mail of the whole account (`address` `None`) or of one of its
+    /// sender addresses goes only over verified TLS (`required`), or as `outbound_tls` says again. Applies to mail
+    /// accepted from then on; returns the account's settings after the change. An address that is not the
+    /// account's is `InvalidParameterValue.NoSuchSender`.
+    pub async fn set_tls_required(
+        &self,
+        account: &AccountContext,
+        address: Option<&str>,
+        required: bool,
+    ) -> Result<TlsRequiredSettings, CoreError> {
+        self.inner.identities.set_tls_required(account, address, required).await
+    }
+
+    /// [`Mailpush::set_tls_required`] for the operator, by account name (`mailpush account set --require-tls`,
+    /// `mailpush sender require-tls`).
+    pub async fn set_tls_required_by_name(
+        &self,
+        name: &str,
+        address: Option<&str>,
+        required: bool,
+    ) -> Result<TlsRequiredSettings, CoreError> {
+        let account = self.inner.accounts.account_named(name).await?;
+        self.set_tls_required(&account, address, required).await
+    }
+
+    /// [`Mailpush::tls_required`] for the operator, by account name.
+    pub async fn tls_required_by_name(&self, name: &str) -> Result<TlsRequiredSettings, CoreError> {
+        let account = self.inner.accounts.account_named(name).await?;
+        self.tls_required(&account).await
     }
 
     /// `DeleteEmailAddress`.

@@ -109,6 +109,10 @@ impl Sending {
             .identities
             .check_sender(account, &mail.sender, &mail.spec.from.address)
             .await?;
+        let tls_requirement = self
+            .identities
+            .tls_requirement(account.id, mail.sender.as_str(), false)
+            .await?;
         let received = submit::received_header(None, &self.env.settings.helo_name, &mail.id, now, false);
         let body = submit::prepend(&received, mailpush_delivery::build_mime(&mail.spec)?);
         self.screening
@@ -141,6 +145,7 @@ impl Sending {
             body,
             recipients,
             template_id,
+            tls_requirement,
         };
         Ok((msg, personal.is_empty()))
     }

@@ -131,6 +131,14 @@ pub struct Settings {
     pub worker_account_share: u8,
     /// `opportunistic` (default), `required` or `disabled`.
     pub outbound_tls: String,
+    /// PEM file of CA certificates trusted for verified outbound TLS besides the system's (mail that requires
+    /// TLS, `outbound_tls = required`): receivers with certificates of a private CA. None = the system's only.
+    pub outbound_tls_ca_file: Option<PathBuf>,
+    /// Apply the receivers' MTA-STS policies (RFC 8461): towards a domain whose policy is `enforce`, mail goes
+    /// only to the MX hosts it names, over verified TLS.
+    pub mta_sts: bool,
+    /// The HTTPS port MTA-STS policy files are fetched from (443; tests use their server's port).
+    pub mta_sts_policy_port: u16,
     /// Source IP addresses outgoing connections bind to: the shared pool (empty = the OS chooses).
     pub source_ips: Vec<std::net::IpAddr>,
     /// Named source pools ("dedicated IPs"), `name=ip,ip;name=ip`; a pool named `shared` adds to `source_ips`.
@@ -375,6 +383,9 @@ impl Default for Settings {
             data_timeout_secs: 300,
             worker_account_share: 75,
             outbound_tls: "opportunistic".to_string(),
+            outbound_tls_ca_file: None,
+            mta_sts: true,
+            mta_sts_policy_port: 443,
             source_ips: Vec::new(),
             source_pools: String::new(),
             source_avoid_secs: 300,

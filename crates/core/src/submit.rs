@@ -51,6 +51,9 @@ pub struct RawSubmission {
     pub trigger: TriggerType,
     /// The SMTP session it came through: a `Received:` header is prepended from it (none: no header).
     pub trace: Option<SubmissionTrace>,
+    /// `MAIL FROM` carried `REQUIRETLS` (RFC 8689): the mail goes only over verified TLS to receivers that offer
+    /// REQUIRETLS.
+    pub requiretls: bool,
 }
 
 /// The SMTP session facts the `Received:` trace header (RFC 5321 §4.4) is written from.
@@ -508,6 +511,7 @@ impl Submission {
         let now = self.env.clock.now_ms();
         let trigger = sub.trigger;
         let trace = sub.trace.take();
+        let requiretls = sub.requiretls;
         let mut mail = admit_raw(sub, now)?;
         // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
         if let Some(t) = &trace {
@@ -517,6 +521,17 @@ impl Submission {
         }
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
+        // The sender address's "TLS required" may be set on the header From (the address the API sends as) or on
+        // the envelope sender: either one requires it.
+        let tls_requirement = self
+            .identities
+            .tls_requirement(who.account.id, mail.header_from.as_str(), requiretls)
+            .await?
+            .max(
+                self.identities
+                    .tls_requirement(who.account.id, mail.envelope_from.as_str(), requiretls)
+                    .await?,
+            );
         self.screening.screen_submission(&who.account, &mail).await?;
         let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
@@ -540,6 +555,7 @@ impl Submission {
         self.env.store.queue().put_recipient_bodies(&mail.id, &personal).await?;
         let msg = NewMessage {
             template_id: 0,
+            tls_requirement,
             id: mail.id.clone(),
             account_id: who.account.id,
             envelope_from: self.inbound.return_path_at(&mail.id, &mail_from),
@@ -572,6 +588,7 @@ mod tests {
             data: data.as_bytes().to_vec(),
             trigger: TriggerType::Trigger,
             trace: None,
+            requiretls: false,
         }
     }
 

@@ -577,6 +577,7 @@ async fn transmit(
         mail_from: first.envelope_from.clone(),
         rcpt_to: group.iter().map(|d| d.recipient.clone()).collect(),
         smtputf8: group.iter().any(|d| !d.recipient.is_ascii()) || !first.envelope_from.is_ascii(),
+        tls: first.tls_requirement,
     };
     let pool = shared
         .cfg
@@ -846,6 +847,24 @@ pub(crate) fn relay_from_settings(s: &crate::Settings) -> Result<Option<mailpush
 
 /// What starting the delivery worker needs: the store, the settings, the wake-up signal of admission, the
 /// source IP gate and the DKIM keys.
+/// The CA certificates of `outbound_tls_ca_file` (DER), trusted besides the system's for verified outbound TLS.
+fn outbound_trust_roots(s: &crate::Settings) -> Result<Vec<Vec<u8>>, CoreError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let Some(path) = &s.outbound_tls_ca_file else {
+        return Ok(Vec::new());
+    };
+    let bad = |e: &dyn std::fmt::Display| CoreError::Config(format!("outbound_tls_ca_file {}: {e}", path.display()));
+    let roots = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(&e))?
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    if roots.is_empty() {
+        return Err(bad(&"no certificate found"));
+    }
+    Ok(roots)
+}
+
 pub(crate) struct Delivery {
     pub(crate) env: Env,
     pub(crate) wake: Arc<Notify>,
@@ -873,7 +892,9 @@ impl Delivery {
                 )));
             }
         };
-        let transport = SmtpTransport::with_gate(
+        let trust_roots = outbound_trust_roots(s)?;
+        let mta_sts = crate::mta_sts::discovery(s, resolver.clone(), &trust_roots)?;
+        let transport = SmtpTransport::with_policies(
             TransportConfig {
                 helo_name: s.helo_name.clone(),
                 port: s.delivery_port,
@@ -891,10 +912,12 @@ impl Delivery {
                 // but 4 of `worker_concurrency` concurrent transactions opened (and QUIT) a connection each.
                 max_idle_per_host: s.worker_concurrency.max(1),
                 relay: relay_from_settings(s)?,
+                tls_trust_roots: trust_roots,
                 ..TransportConfig::default()
             },
             resolver,
             Some(self.source_ips.warmup_gate()?),
+            mta_sts,
         );
         let retry = RetryPolicy {
             schedule: s.retry_schedule(),
@@ -952,6 +975,7 @@ mod tests {
             attempts: 0,
             request_ms: 0,
             expires_ms: 0,
+            tls_requirement: mailpush_model::TlsRequirement::None,
         }
     }
 

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod mime;
+mod mta_sts;
 mod pool;
 mod relay;
 mod resolve;
@@ -27,7 +28,13 @@ mod shaping;
 mod sources;
 mod transport;
 
+/// What a message demands of its connection (see [`Envelope::tls`]).
+pub use mailpush_model::TlsRequirement;
 pub use mime::{MimeError, RESERVED_HEADERS, build_mime, content_type_for};
+pub use mta_sts::{
+    MAX_POLICY_AGE, MtaSts, MtaStsError, MtaStsMode, MtaStsPolicy, PolicyFetcher, TlsFailure, mx_pattern_matches,
+    parse_sts_record,
+};
 pub use relay::{Relay, RelayCredentials, RelayError, RelayTls};
 pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
 pub use retry::RetryPolicy;

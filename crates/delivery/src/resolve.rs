@@ -271,6 +271,38 @@ impl MxResolver {
         }
     }
 
+    /// The TXT records at `name` (e.g. `_mta-sts.<domain>`, `_smtp._tls.<domain>`), each record's strings
+    /// concatenated; none for a name without TXT records or that does not exist.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, ResolveError> {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let fqdn = Name::from_ascii(format!("{name}."))
+            .map_err(|e| ResolveError::NoRoute(format!("{name} is not a valid name: {e}")))?;
+        let answer = self.resolver.txt_lookup(fqdn).await;
+        mailpush_telemetry::dns_lookup(
+            "txt",
+            answer
+                .as_ref()
+                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
+        );
+        match answer {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(ResolveError::Temporary(format!("TXT lookup for {name}: {e}"))),
+        }
+    }
+
     /// `name`'s addresses and until when they hold.
     async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant), NetError> {
         let lookup = self.resolver.lookup_ip(name).await;

@@ -18,8 +18,8 @@ use rustls::{
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
 use smtp_proto::{
-    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
-    Response,
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_REQUIRE_TLS, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse, Response,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -81,6 +81,8 @@ pub(crate) struct Caps {
     pub auth_plain: bool,
     /// AUTH LOGIN offered.
     pub auth_login: bool,
+    /// REQUIRETLS offered (RFC 8689; servers advertise it only inside TLS).
+    pub requiretls: bool,
 }
 
 impl Caps {
@@ -93,6 +95,7 @@ impl Caps {
             size: if r.has_capability(EXT_SIZE) { r.size } else { 0 },
             auth_plain: r.auth_mechanisms & AUTH_PLAIN != 0,
             auth_login: r.auth_mechanisms & AUTH_LOGIN != 0,
+            requiretls: r.has_capability(EXT_REQUIRE_TLS),
         }
     }
 }
@@ -103,6 +106,19 @@ pub(crate) struct PoolKey {
     pub ip: IpAddr,
     pub port: u16,
     pub source: Option<IpAddr>,
+    /// Set when the session's certificate must verify for the MX host name (see [`verified_tls_key`]): a
+    /// transaction that needs verified TLS never reuses a session that was not verified for its host, and
+    /// sessions verified for one name are not used for another name on the same address.
+    pub verified_tls: Option<u64>,
+}
+
+/// The [`PoolKey::verified_tls`] of sessions verified for `host` (a hash of its lower-case name).
+pub(crate) fn verified_tls_key(host: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable for the life of the process, which is all a pool key needs.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    host.trim_end_matches('.').to_ascii_lowercase().hash(&mut h);
+    h.finish()
 }
 
 /// An established session, greeted and EHLO'd (and TLS'd when possible), between transactions.
@@ -441,30 +457,48 @@ pub(crate) fn io_reason(e: &mail_send::Error) -> String {
 pub(crate) struct TlsConnectors {
     opportunistic: Result<TlsConnector, String>,
     verified: std::sync::OnceLock<Result<TlsConnector, String>>,
+    /// Trust anchors added to the platform's for verified TLS (DER; `TransportConfig::tls_trust_roots`).
+    extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl TlsConnectors {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(extra_roots: &[Vec<u8>]) -> Self {
         TlsConnectors {
             opportunistic: unverified_connector(),
             verified: std::sync::OnceLock::new(),
+            extra_roots: extra_roots
+                .iter()
+                .map(|der| CertificateDer::from(der.clone()))
+                .collect(),
         }
     }
 
     fn for_policy(&self, policy: TlsPolicy) -> Result<&TlsConnector, String> {
         let r = match policy {
-            TlsPolicy::Required => self.verified.get_or_init(verified_connector),
+            TlsPolicy::Required => self.verified.get_or_init(|| verified_connector(&self.extra_roots)),
             _ => &self.opportunistic,
         };
         r.as_ref().map_err(Clone::clone)
     }
 }
 
-fn verified_connector() -> Result<TlsConnector, String> {
-    // mail-send builds the platform verifier on rustls' process-wide provider; make sure it is
-    // aws-lc-rs (ignored if the application already installed one).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    mail_send::smtp::tls::build_tls_connector(false)
+fn verified_connector(extra_roots: &[CertificateDer<'static>]) -> Result<TlsConnector, String> {
+    if extra_roots.is_empty() {
+        // mail-send builds the platform verifier on rustls' process-wide provider; make sure it is
+        // aws-lc-rs (ignored if the application already installed one).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        return mail_send::smtp::tls::build_tls_connector(false);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots.to_vec(), provider.clone())
+        .map_err(|e| format!("TLS trust roots: {e}"))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 fn unverified_connector() -> Result<TlsConnector, String> {
@@ -629,7 +663,7 @@ mod tests {
 
     #[test]
     fn tls_connectors_build() {
-        let c = TlsConnectors::new();
+        let c = TlsConnectors::new(&[]);
         assert!(c.for_policy(TlsPolicy::Opportunistic).is_ok());
         assert_eq!(
             tls_name("mx.example.com", "127.0.0.1".parse().unwrap(), TlsPolicy::Opportunistic),

@@ -11,20 +11,28 @@ use std::{
     time::Duration,
 };
 
+use mailpush_model::TlsRequirement;
 use smtp_proto::Response;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use crate::{
+    mta_sts::{MtaSts, MtaStsMode, MtaStsPolicy, TlsFailure},
     pool::Pool,
     relay::{Relay, RelayTls},
     resolve::{MxHost, MxResolver, ResolveError},
-    session::{ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text},
+    session::{
+        ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text,
+        verified_tls_key,
+    },
     shaping::{
         Dest, DestinationAdmission, DestinationState, Destinations, ShapingConfig, Suspension, is_throttle_reply,
     },
     sources::{Avoided, SourceGate, SourcePools},
 };
+
+/// The start of the reason given when an MX does not offer REQUIRETLS to mail that requires it (RFC 8689 §5).
+const NO_REQUIRETLS: &str = "5.7.30 REQUIRETLS support required:";
 
 /// Most recipients sent in one SMTP transaction. RFC 5321 §4.5.3.1.8 obliges servers to accept
 /// at least 100; more recipients are sent in further transactions (on the same connection when
@@ -84,6 +92,9 @@ pub struct TransportConfig {
     /// A smarthost: when set, every message goes to it (its port, TLS policy and AUTH) instead of the
     /// recipient domain's MX hosts; `port` and `tls` then do not apply.
     pub relay: Option<Relay>,
+    /// Certificates (DER) trusted as roots for verified TLS besides the platform's trust store: a private CA
+    /// of the receiving MTAs (and of tests).
+    pub tls_trust_roots: Vec<Vec<u8>>,
 }
 
 impl Default for TransportConfig {
@@ -109,6 +120,7 @@ impl Default for TransportConfig {
             source_avoid: Duration::from_secs(300),
             shaping: ShapingConfig::default(),
             relay: None,
+            tls_trust_roots: Vec::new(),
         }
     }
 }
@@ -123,6 +135,10 @@ pub struct Envelope {
     /// The message needs SMTPUTF8 (UTF-8 addresses or RFC 6532 headers). Also implied by a
     /// non-ASCII address in the envelope.
     pub smtputf8: bool,
+    /// What the message demands of the connection: beyond [`TlsRequirement::None`] it goes only over
+    /// STARTTLS with a certificate verified for the MX host name (whatever [`TransportConfig::tls`] says), on
+    /// a session verified for that host; [`TlsRequirement::RequireTls`] also needs the receiver's `REQUIRETLS`.
+    pub tls: TlsRequirement,
 }
 
 /// What happened to one recipient in this attempt.
@@ -236,6 +252,8 @@ struct Inner {
     avoided: Avoided,
     destinations: Destinations,
     gate: Option<Arc<dyn SourceGate>>,
+    /// MTA-STS policy discovery; `None`: not applied.
+    mta_sts: Option<Arc<MtaSts>>,
 }
 
 impl std::fmt::Debug for SmtpTransport {
@@ -262,6 +280,17 @@ impl SmtpTransport {
 
     /// A transport whose configured source addresses are gated by `gate` (the warm-up of new source IPs).
     pub fn with_gate(cfg: TransportConfig, resolver: MxResolver, gate: Option<Arc<dyn SourceGate>>) -> Self {
+        Self::with_policies(cfg, resolver, gate, None)
+    }
+
+    /// [`SmtpTransport::with_gate`] applying the receivers' MTA-STS policies (RFC 8461) discovered by `mta_sts`:
+    /// towards a domain that enforces one, mail goes only to the MX hosts it names, over verified TLS.
+    pub fn with_policies(
+        cfg: TransportConfig,
+        resolver: MxResolver,
+        gate: Option<Arc<dyn SourceGate>>,
+        mta_sts: Option<Arc<MtaSts>>,
+    ) -> Self {
         let pool = Pool::new(
             cfg.max_idle_per_host,
             cfg.idle_timeout,
@@ -270,17 +299,19 @@ impl SmtpTransport {
         let pools = SourcePools::new(cfg.source_ips.clone(), cfg.source_pools.clone());
         let avoided = Avoided::new(cfg.source_avoid);
         let destinations = Destinations::new(cfg.shaping.clone());
+        let tls = TlsConnectors::new(&cfg.tls_trust_roots);
         SmtpTransport {
             inner: Arc::new(Inner {
                 cfg,
                 resolver,
                 pool,
-                tls: TlsConnectors::new(),
+                tls,
                 next_source: AtomicUsize::new(0),
                 pools,
                 avoided,
                 destinations,
                 gate,
+                mta_sts,
             }),
         }
     }
@@ -415,11 +446,34 @@ impl SmtpTransport {
                     }
                 }
                 Ok(hosts) => {
+                    // MTA-STS `enforce`: only the MX hosts the policy names, only over verified TLS.
+                    let enforced = self.enforced_mta_sts(domain).await;
+                    let (hosts, sts_envelope): (Vec<MxHost>, Option<Envelope>) = match &enforced {
+                        Some(policy) => (
+                            hosts.into_iter().filter(|h| policy.allows_mx(&h.name)).collect(),
+                            Some(Envelope {
+                                tls: envelope.tls.max(TlsRequirement::Verified),
+                                ..envelope.clone()
+                            }),
+                        ),
+                        None => (hosts, None),
+                    };
+                    let envelope = sts_envelope.as_ref().unwrap_or(envelope);
+                    if let Some(policy) = enforced.as_ref().filter(|_| hosts.is_empty()) {
+                        let o = Outcome::deferred(format!(
+                            "4.7.5 MTA-STS: no MX host of {domain} is one its policy names (mx: {})",
+                            policy.mx.join(", ")
+                        ));
+                        for &i in &pending {
+                            outcomes[i] = Some(o.clone());
+                        }
+                    }
                     let dest = self.inner.destinations.get(domain);
                     let members = self.inner.pools.members(pool);
                     let mut exhausted = Vec::new();
                     let mut queue: VecDeque<Vec<usize>> = pending
                         .chunks(MAX_RCPT_PER_TRANSACTION)
+                        .filter(|_| !hosts.is_empty())
                         .map(<[usize]>::to_vec)
                         .collect();
                     while let Some(chunk) = queue.pop_front() {
@@ -431,7 +485,10 @@ impl SmtpTransport {
                         // the other members, or is held.
                         let taken = done.outcomes.len().clamp(1, chunk.len());
                         for (&i, outcome) in chunk.iter().zip(done.outcomes) {
-                            outcomes[i] = Some(outcome);
+                            outcomes[i] = Some(match enforced {
+                                Some(_) => mta_sts_outcome(outcome),
+                                None => outcome,
+                            });
                         }
                         if let Some(used) = done.used {
                             mx = Some(used.label);
@@ -627,6 +684,11 @@ impl SmtpTransport {
             // its other mail stops taking delivery slots, and is told at once.
             dest.suspend(&last, shaping.retry_after);
         }
+        if last.starts_with(NO_REQUIRETLS) {
+            // The MX that answered last does not offer REQUIRETLS: the sender asked for nothing less (RFC 8689
+            // §4.2.1 returns such mail at once; a soft bounce, the address is not at fault).
+            return Attempt::all(n, Outcome::bounced(last));
+        }
         if held && !dialled {
             let pool: Vec<String> = members.iter().map(ToString::to_string).collect();
             return Attempt::all(
@@ -658,6 +720,7 @@ impl SmtpTransport {
             ip,
             port: self.port(),
             source,
+            verified_tls: self.verified_tls_for(host, envelope.tls),
         };
         let mut allow_idle = true;
         loop {
@@ -665,6 +728,16 @@ impl SmtpTransport {
                 Ok(s) => s,
                 Err(run) => return run,
             };
+            if envelope.tls == TlsRequirement::RequireTls && !session.caps.requiretls {
+                // RFC 8689 §4.2.1: such mail goes only to a server that offers REQUIRETLS; try the next MX.
+                let reason = format!("{NO_REQUIRETLS} {} does not offer REQUIRETLS", session.label);
+                self.release_session(session);
+                return Run::Failed(DialFailure {
+                    reason,
+                    bind: false,
+                    timed_out: false,
+                });
+            }
             match self.transaction(session, envelope, rcpts, message, reused).await {
                 Tx::Done(outcomes, label, tls) => return Run::Done(outcomes, Used { label, tls, source }),
                 Tx::DeadReused(reason) if reused => {
@@ -792,21 +865,49 @@ impl SmtpTransport {
         }
     }
 
+    /// The MTA-STS policy `domain` enforces (`mode: enforce`); `None` without MTA-STS, towards a relay host, or
+    /// when the domain has no policy or only tests one.
+    async fn enforced_mta_sts(&self, domain: &str) -> Option<Arc<MtaStsPolicy>> {
+        if self.inner.cfg.relay.is_some() {
+            return None;
+        }
+        let policy = self.inner.mta_sts.as_ref()?.policy(domain).await?;
+        (policy.mode == MtaStsMode::Enforce).then_some(policy)
+    }
+
+    /// The TLS policy configured towards every receiver: the relay's, or [`TransportConfig::tls`].
+    fn configured_policy(&self) -> TlsPolicy {
+        let cfg = &self.inner.cfg;
+        match &cfg.relay {
+            None => cfg.tls,
+            Some(relay) => match relay.tls {
+                RelayTls::None => TlsPolicy::Disabled,
+                RelayTls::StartTls => TlsPolicy::Opportunistic,
+                RelayTls::Required => TlsPolicy::Required,
+            },
+        }
+    }
+
+    /// The [`PoolKey::verified_tls`] of a transaction to `host`: set when its certificate must verify, because
+    /// the message requires it or the configured policy is [`TlsPolicy::Required`].
+    fn verified_tls_for(&self, host: &str, requirement: TlsRequirement) -> Option<u64> {
+        (requirement.needs_verified_tls() || self.configured_policy() == TlsPolicy::Required)
+            .then(|| verified_tls_key(host))
+    }
+
     /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text. The error
-    /// says whether the source address itself is unusable (bind failure).
+    /// says whether the source address itself is unusable (bind failure). A key with
+    /// [`PoolKey::verified_tls`] dials with [`TlsPolicy::Required`]: verified STARTTLS or no session.
     async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, DialFailure> {
         let cfg = &self.inner.cfg;
-        let (policy, auth) = match &cfg.relay {
-            None => (cfg.tls, None),
-            Some(relay) => (
-                match relay.tls {
-                    RelayTls::None => TlsPolicy::Disabled,
-                    RelayTls::StartTls => TlsPolicy::Opportunistic,
-                    RelayTls::Required => TlsPolicy::Required,
-                },
-                relay.credentials.as_ref().map(|c| (c, relay.tls == RelayTls::None)),
-            ),
+        let policy = match key.verified_tls {
+            Some(_) => TlsPolicy::Required,
+            None => self.configured_policy(),
         };
+        let auth = cfg
+            .relay
+            .as_ref()
+            .and_then(|relay| relay.credentials.as_ref().map(|c| (c, relay.tls == RelayTls::None)));
         let dial = |try_tls| Dial {
             host,
             key,
@@ -858,6 +959,17 @@ impl SmtpTransport {
         let n = rcpts.len();
         let all = |o: Outcome| vec![o; n];
 
+        if envelope.tls.needs_verified_tls() && !(tls && session.key.verified_tls.is_some()) {
+            // Unreachable by construction (the pool key keeps verified sessions apart); never send it anyway.
+            drop(session);
+            return Tx::Done(
+                all(Outcome::deferred(format!(
+                    "4.7.4 TLS required: the session with {label} is not verified TLS"
+                ))),
+                label,
+                tls,
+            );
+        }
         let needs_utf8 = envelope.smtputf8 || !envelope.mail_from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
         if needs_utf8 && !session.caps.smtputf8 {
             self.release_session(session);
@@ -891,6 +1003,9 @@ impl SmtpTransport {
         }
         if needs_utf8 {
             params.push_str(" SMTPUTF8");
+        }
+        if envelope.tls == TlsRequirement::RequireTls {
+            params.push_str(" REQUIRETLS");
         }
         let mail_cmd = format!("MAIL FROM:<{}>{params}\r\n", envelope.mail_from);
         // Collected, not a lazy iterator: a closure held across `.await` makes the future
@@ -1183,6 +1298,20 @@ fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::deferred("4.3.0 internal error: no outcome recorded")))
         .collect()
+}
+
+/// Under an enforced MTA-STS policy, a verified-TLS failure says so: `4.7.5 MTA-STS: certificate name mismatch
+/// (…the transport's reason…)`.
+fn mta_sts_outcome(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Deferred { reply } => match TlsFailure::from_reason(&reply) {
+            Some(failure) => Outcome::Deferred {
+                reply: format!("4.7.5 MTA-STS: {} ({reply})", failure.describe()),
+            },
+            None => Outcome::Deferred { reply },
+        },
+        other => other,
+    }
 }
 
 /// Local status for a resolution failure (RFC 3463 / RFC 7505 codes).

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use mailpush_delivery::{DnsSettings, Envelope, MxResolver, Outcome, SmtpTransport, TlsPolicy, TransportConfig};
+use mailpush_delivery::{
+    DnsSettings, Envelope, MxResolver, Outcome, SmtpTransport, TlsPolicy, TlsRequirement, TransportConfig,
+};
 use mailpush_testkit::DnsAuthority;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -132,6 +134,7 @@ fn envelope(rcpts: &[&str]) -> Envelope {
         mail_from: "from@example.com".into(),
         rcpt_to: rcpts.iter().map(|s| s.to_string()).collect(),
         smtputf8: false,
+        tls: TlsRequirement::None,
     }
 }
 

@@ -16,5 +16,5 @@ pub use clock::{Clock, ManualClock, OffsetFileClock, SharedClock, SystemClock};
 pub use error_code::{ApiError, ErrorCode};
 pub use ids::MessageId;
 pub use message::{Attachment, MessageSpec};
-pub use status::{DeliverStatus, EventKind, Lane, RecipientKind, SendStatus, TriggerType, UnknownCode};
+pub use status::{DeliverStatus, EventKind, Lane, RecipientKind, SendStatus, TlsRequirement, TriggerType, UnknownCode};
 pub use time_zone::{TimeZone, TimeZoneError};

@@ -150,6 +150,52 @@ impl TryFrom<i32> for Lane {
     }
 }
 
+/// What a message demands of the connection it is delivered over, decided when it is accepted: the account's
+/// and the sender address's "TLS required" settings, or the `REQUIRETLS` parameter of its SMTP submission
+/// (RFC 8689).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(i32)]
+pub enum TlsRequirement {
+    /// 0: nothing of its own; the process's `outbound_tls` policy applies.
+    #[default]
+    None = 0,
+    /// 1: only over STARTTLS with a certificate that verifies for the MX host name; never in plain text.
+    Verified = 1,
+    /// 2: as [`TlsRequirement::Verified`], and only to a receiver that advertises `REQUIRETLS`, which is passed
+    /// on (RFC 8689).
+    RequireTls = 2,
+}
+
+impl TlsRequirement {
+    /// Every requirement, weakest first.
+    pub const ALL: [TlsRequirement; 3] = [
+        TlsRequirement::None,
+        TlsRequirement::Verified,
+        TlsRequirement::RequireTls,
+    ];
+
+    /// The stored value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// Whether the message must go over a verified TLS connection.
+    pub fn needs_verified_tls(self) -> bool {
+        self != TlsRequirement::None
+    }
+}
+
+impl TryFrom<i32> for TlsRequirement {
+    type Error = UnknownCode;
+
+    fn try_from(code: i32) -> Result<Self, UnknownCode> {
+        Self::ALL.into_iter().find(|t| t.code() == code).ok_or(UnknownCode {
+            what: "tls_requirement",
+            code,
+        })
+    }
+}
+
 /// Which header (if any) a recipient appears in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RecipientKind {
@@ -292,6 +338,12 @@ mod tests {
         for s in SendStatus::ALL {
             assert_eq!(SendStatus::try_from(s.code()), Ok(s));
         }
+        for t in TlsRequirement::ALL {
+            assert_eq!(TlsRequirement::try_from(t.code()), Ok(t));
+        }
+        assert!(TlsRequirement::try_from(3).is_err());
+        assert!(!TlsRequirement::None.needs_verified_tls());
+        assert!(TlsRequirement::Verified < TlsRequirement::RequireTls);
         let e = Lane::try_from(2).expect_err("lane 2 does not exist");
         assert_eq!(e.to_string(), "unknown lane 2");
         assert_eq!(

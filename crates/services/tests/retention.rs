@@ -54,6 +54,7 @@ async fn send_and_deliver(store: &Store, account: AccountId, at: i64) -> Message
                 deliver_message: None,
             }],
             template_id: 0,
+            tls_requirement: mailpush_model::TlsRequirement::None,
         })
         .await
         .expect("enqueue");

@@ -276,6 +276,7 @@ async fn send_raw(
         data,
         trigger: TriggerType::Trigger,
         trace: None,
+        requiretls: false,
     };
     let id = core.submit_raw(&who, sub).await.map_err(AwsError::from_core)?;
     Ok(id.as_str().to_string())

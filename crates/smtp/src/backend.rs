@@ -35,6 +35,8 @@ pub struct ClientTrace {
     pub authenticated: bool,
     /// `MAIL FROM` carried the SMTPUTF8 parameter.
     pub smtputf8: bool,
+    /// `MAIL FROM` carried the REQUIRETLS parameter (RFC 8689; accepted only inside TLS).
+    pub requiretls: bool,
 }
 
 /// Whether the header section of `data` (up to the first empty line) has a byte outside ASCII.
@@ -141,6 +143,7 @@ impl SubmissionBackend for CoreBackend {
             data,
             // Mail submitted over SMTP comes from applications sending one mail at a time: the fast lane.
             trigger: TriggerType::Trigger,
+            requiretls: c.requiretls,
         };
         self.core.submit_raw(p, sub).await.map_err(|e| reply_for_core(&e))
     }

@@ -100,7 +100,14 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
             tls: self.is_tls(),
             authenticated: self.authenticated.is_some(),
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+            requiretls: from.flags & smtp_proto::MAIL_REQUIRETLS != 0,
         }
+    }
+
+    /// REQUIRETLS (RFC 8689) is offered on submission inside TLS only: mail that must travel encrypted is not
+    /// accepted in plain text in the first place.
+    fn requiretls_offered(&self) -> bool {
+        !self.shared.config.inbound && self.is_tls()
     }
 
     fn push(&mut self, r: &Reply) {
@@ -308,6 +315,9 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         if self.auth_allowed() {
             lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        if self.requiretls_offered() {
+            lines.push("REQUIRETLS".to_string());
         }
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
@@ -526,6 +536,13 @@ impl<'a, B: SubmissionBackend> Session<'a, B> {
         }
         if self.tx.is_some() {
             return self.error(reply(503, "5.5.1", "Nested MAIL command"));
+        }
+        if from.flags & smtp_proto::MAIL_REQUIRETLS != 0 && !self.requiretls_offered() {
+            return self.error(if self.shared.config.inbound {
+                reply(555, "5.5.4", "REQUIRETLS is not supported here")
+            } else {
+                reply(530, "5.7.10", "REQUIRETLS needs TLS: send STARTTLS first")
+            });
         }
         if self.shared.config.inbound {
             return self.inbound_mail(from);

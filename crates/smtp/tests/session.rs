@@ -98,6 +98,87 @@ async fn ehlo_advertises_the_extensions() {
     assert!(!text.contains("STARTTLS"), "{text}");
 }
 
+/// The TLS requirement each message of the account carries to the worker, by subject, from a claim.
+async fn claimed_tls_requirements(w: &World) -> Vec<(String, mailpush_model::TlsRequirement)> {
+    let claimed = w
+        .store
+        .queue()
+        .claim(mailpush_store::ClaimRequest {
+            worker: "test".into(),
+            limit: 100,
+            lease_ms: 60_000,
+            now_ms: w.core.now_ms() + 1_000,
+        })
+        .await
+        .expect("claim");
+    let mut out: Vec<(String, mailpush_model::TlsRequirement)> = Vec::new();
+    for c in claimed {
+        let body = w
+            .store
+            .queue()
+            .message_body(&c.message_id)
+            .await
+            .expect("body")
+            .expect("stored");
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let subject = body
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .to_string();
+        out.push((subject, c.tls_requirement));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn requiretls_is_offered_inside_tls_only_and_travels_with_the_message() {
+    use mailpush_model::TlsRequirement;
+    let w = world(|s| s.smtp_allow_plaintext_auth_loopback = true, |_| {}).await;
+
+    // In plain text REQUIRETLS is neither offered nor accepted (RFC 8689 §4).
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    let (_, text) = c.cmd("EHLO client.test").await;
+    assert!(!text.lines().any(|l| l == "REQUIRETLS"), "{text}");
+    assert_eq!(c.login(LOGIN, PASSWORD).await.0, 235);
+    let (code, text) = c.cmd(&format!("MAIL FROM:<{LOGIN}> REQUIRETLS")).await;
+    assert_eq!(
+        (code, text.trim()),
+        (530, "5.7.10 REQUIRETLS needs TLS: send STARTTLS first")
+    );
+    assert_eq!(c.cmd("NOOP").await.0, 250, "the session stays usable");
+
+    // Inside TLS it is offered, and a message submitted with it is kept with it.
+    let mut c = authed(&w).await;
+    let (_, text) = c.cmd("EHLO client.test").await;
+    assert!(text.lines().any(|l| l == "REQUIRETLS"), "{text}");
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}> REQUIRETLS")).await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{RCPT}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(message(LOGIN, RCPT, "requiretls").as_bytes()).await;
+    c.send(b"\r\n.\r\n").await;
+    assert_eq!(c.reply().await.0, 250);
+    // Without the parameter: the sender address's "TLS required" decides.
+    let (code, _) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "plain")).await;
+    assert_eq!(code, 250);
+    w.core
+        .set_tls_required(&w.account, Some(LOGIN), true)
+        .await
+        .expect("require TLS for the sender");
+    let (code, _) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "verified")).await;
+    assert_eq!(code, 250);
+
+    assert_eq!(
+        claimed_tls_requirements(&w).await,
+        [
+            ("plain".to_string(), TlsRequirement::None),
+            ("requiretls".to_string(), TlsRequirement::RequireTls),
+            ("verified".to_string(), TlsRequirement::Verified),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn auth_before_tls_is_refused_and_the_session_stays_usable() {
     let w = world(|_| {}, |_| {}).await;

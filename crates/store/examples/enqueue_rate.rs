@@ -52,6 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .queue()
                 .enqueue(NewMessage {
                     template_id: 0,
+                    tls_requirement: mailpush_model::TlsRequirement::None,
                     id: MessageId::generate(),
                     account_id: acc.id,
                     envelope_from: "bounce@sender.example".into(),

@@ -1,7 +1,7 @@
 //! The queue's records: messages and their recipients going in, claimed deliveries, attempt outcomes and
 //! statuses coming out.
 
-use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus, TlsRequirement};
 
 use crate::AccountId;
 
@@ -36,6 +36,9 @@ pub struct NewMessage {
     pub recipients: Vec<NewRecipient>,
     /// The template the content was rendered from (`TemplateID`), 0 for none: callbacks report it.
     pub template_id: i64,
+    /// What the message demands of its connections (the account's or sender's "TLS required", or
+    /// `REQUIRETLS`); handed to the worker with each claim.
+    pub tls_requirement: TlsRequirement,
 }
 
 /// One recipient of a [`NewMessage`].
@@ -99,6 +102,8 @@ pub struct ClaimedDelivery {
     pub request_ms: i64,
     /// Give up after this time, Unix ms: a worker claiming past it should record `Dropped`.
     pub expires_ms: i64,
+    /// What the message demands of the connection it goes over.
+    pub tls_requirement: TlsRequirement,
 }
 
 /// What happened to one attempt.

@@ -2,7 +2,7 @@
 //! row and what an outcome writes to it. Neutral ground: `sqlite.rs`, `pg.rs` and the shared modules import from
 //! here, never from each other.
 
-use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, TlsRequirement};
 use sqlx::FromRow;
 
 use crate::deliveries::DeliveryState;
@@ -14,7 +14,8 @@ pub(crate) fn deliver_status(code: i32) -> Result<DeliverStatus, StoreError> {
     DeliverStatus::from_code(code).ok_or_else(|| StoreError::Corrupt(format!("unknown deliver_status {code}")))
 }
 
-/// A claimed delivery as read: the columns of `deliveries` plus the message's `envelope_from` and `expires_ms`.
+/// A claimed delivery as read: the columns of `deliveries` plus the message's `envelope_from`, `expires_ms` and
+/// `tls_requirement`.
 #[derive(FromRow)]
 pub(crate) struct ClaimedRow {
     id: i64,
@@ -30,6 +31,8 @@ pub(crate) struct ClaimedRow {
     attempts: i32,
     request_ms: i64,
     expires_ms: i64,
+    #[sqlx(try_from = "i32")]
+    tls_requirement: TlsRequirement,
 }
 
 impl TryFrom<ClaimedRow> for ClaimedDelivery {
@@ -50,6 +53,7 @@ impl TryFrom<ClaimedRow> for ClaimedDelivery {
             attempts: r.attempts,
             request_ms: r.request_ms,
             expires_ms: r.expires_ms,
+            tls_requirement: r.tls_requirement,
         })
     }
 }

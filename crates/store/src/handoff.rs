@@ -168,6 +168,7 @@ pub(crate) fn handed_off(m: NewMessage, ids: &[i64]) -> HandedOff {
         expires_ms,
         body,
         recipients,
+        tls_requirement,
         ..
     } = m;
     let deliveries = recipients
@@ -187,6 +188,7 @@ pub(crate) fn handed_off(m: NewMessage, ids: &[i64]) -> HandedOff {
             attempts: 0,
             request_ms,
             expires_ms,
+            tls_requirement,
         })
         .collect();
     HandedOff { deliveries, body }

@@ -57,6 +57,7 @@ mod sql;
 mod sqlite;
 mod suppression;
 mod templates;
+mod tls_required;
 mod unsubscribe_configs;
 mod warmup;
 
@@ -111,6 +112,7 @@ pub use templates::{
     AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
     TemplateUpdate, Templates,
 };
+pub use tls_required::{TlsRequired, TlsRequiredSettings};
 pub use unsubscribe_configs::{UnsubscribeConfigRow, UnsubscribeConfigs};
 pub use warmup::{DomainOutcomes, DomainWarmupRow, Warmup, WarmupRamp};
 
@@ -334,6 +336,7 @@ mod tests {
             .queue()
             .enqueue(NewMessage {
                 template_id: 0,
+                tls_requirement: mailpush_model::TlsRequirement::None,
                 id: id.clone(),
                 account_id: acc.id,
                 envelope_from: "b@x".into(),
@@ -489,6 +492,7 @@ mod tests {
     fn probe_message(account_id: AccountId) -> NewMessage {
         NewMessage {
             template_id: 0,
+            tls_requirement: mailpush_model::TlsRequirement::None,
             id: MessageId::generate(),
             account_id,
             envelope_from: String::new(),

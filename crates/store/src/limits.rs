@@ -371,6 +371,7 @@ mod tests {
     fn msg(at: i64, to: &[&str]) -> NewMessage {
         NewMessage {
             template_id: 0,
+            tls_requirement: mailpush_model::TlsRequirement::None,
             id: MessageId::generate(),
             account_id: 1,
             envelope_from: "a@x".into(),

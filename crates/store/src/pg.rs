@@ -91,7 +91,7 @@ impl crate::sql::Dialect for Postgres {
                  FROM picked, messages AS m \
                  WHERE d.id = picked.id AND m.id = d.message_id \
                  RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms, picked.due_ms) \
+                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms, m.tls_requirement, picked.due_ms) \
              SELECT * FROM leased ORDER BY due_ms, id",
         )
         .bind(lane.code())
@@ -405,7 +405,7 @@ impl crate::sql::Dialect for Postgres {
                      warmup_day_ms = $4, warmup_held = 0 \
                  FROM messages AS m WHERE d.id = ANY($5) AND m.id = d.message_id \
                  RETURNING d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms",
+                     d.request_ms, d.lease_token, m.envelope_from, m.expires_ms, m.tls_requirement",
             )
             .bind(DeliveryState::Leased)
             .bind(&r.worker)
@@ -679,6 +679,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     let mut expiress = Vec::with_capacity(n);
     let mut opens = Vec::with_capacity(n);
     let mut template_ids = Vec::with_capacity(n);
+    let mut tls_requirements = Vec::with_capacity(n);
     let mut body_ids = Vec::with_capacity(n);
     let mut bodies: Vec<&[u8]> = Vec::with_capacity(n);
 
@@ -723,6 +724,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         expiress.push(m.expires_ms);
         opens.push(open);
         template_ids.push(m.template_id);
+        tls_requirements.push(m.tls_requirement.code());
         if open > 0 || retain_bodies {
             body_ids.push(m.id.as_str());
             bodies.push(&m.body);
@@ -776,9 +778,9 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
 
     sqlx::query(
         "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
-         not_before_ms, expires_ms, open_count, template_id) \
+         not_before_ms, expires_ms, open_count, template_id, tls_requirement) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], \
-         $7::int8[], $8::int8[], $9::int8[], $10::int4[], $11::int8[])",
+         $7::int8[], $8::int8[], $9::int8[], $10::int4[], $11::int8[], $12::int4[])",
     )
     .bind(&ids)
     .bind(&accounts)
@@ -791,6 +793,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     .bind(&expiress)
     .bind(&opens)
     .bind(&template_ids)
+    .bind(&tls_requirements)
     .execute(&mut *conn)
     .await?;
     if !body_ids.is_empty() {

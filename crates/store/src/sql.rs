@@ -122,6 +122,11 @@ impl StoredCode for mailpush_model::SendStatus {
         self.code()
     }
 }
+impl StoredCode for mailpush_model::TlsRequirement {
+    fn stored(self) -> i32 {
+        self.code()
+    }
+}
 
 impl<T: Bind> From<T> for Arg<'_> {
     fn from(v: T) -> Self {

@@ -62,7 +62,7 @@ impl crate::sql::Dialect for Sqlite {
         let mut tx = WriteTx::begin(pool, Durability::Relaxed).await?;
         let due = tx.push(
             "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
-             d.request_ms, d.lease_token + 1 AS lease_token, m.envelope_from, m.expires_ms \
+             d.request_ms, d.lease_token + 1 AS lease_token, m.envelope_from, m.expires_ms, m.tls_requirement \
              FROM deliveries d JOIN messages m ON m.id = d.message_id \
              WHERE d.state < 2 AND d.lane = ",
         );
@@ -629,7 +629,7 @@ fn push_rows<'m>(
     for chunk in msgs.chunks(MAX_ROWS_PER_STATEMENT) {
         script.push(
             "INSERT INTO messages (id, account_id, envelope_from, from_address, subject, lane, request_ms, \
-             not_before_ms, expires_ms, open_count, template_id) ",
+             not_before_ms, expires_ms, open_count, template_id, tls_requirement) ",
         );
         script.sql().push_values(chunk, |mut b, m| {
             b.push_bind(m.id.as_str())
@@ -642,7 +642,8 @@ fn push_rows<'m>(
                 .push_bind(m.not_before_ms)
                 .push_bind(m.expires_ms)
                 .push_bind(crate::delivery_rows::open_count(m))
-                .push_bind(m.template_id);
+                .push_bind(m.template_id)
+                .push_bind(m.tls_requirement.code());
         });
     }
     // Bodies of messages with something to deliver, in statements of bounded size.
@@ -782,7 +783,7 @@ async fn warmup_claim_lane_on(
     let rows = sqlx::query(
         "SELECT d.id, d.message_id, d.account_id, d.recipient, d.domain, d.kind, d.lane, d.attempts, \
          d.request_ms, d.lease_token + 1 AS lease_token, d.sender_domain, d.warmup_day_ms, \
-         m.envelope_from, m.expires_ms \
+         m.envelope_from, m.expires_ms, m.tls_requirement \
          FROM deliveries d JOIN messages m ON m.id = d.message_id \
          WHERE d.state < 2 AND d.lane = $1 AND d.next_attempt_ms <= $2 \
          ORDER BY d.next_attempt_ms, d.id LIMIT $3",

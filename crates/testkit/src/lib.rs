@@ -7,6 +7,7 @@
 //! - [`DnsAuthority`]: an authoritative DNS server over UDP and TCP whose records tests change
 //!   at runtime (`mailpush-devdns`, which dev mode runs too, re-exported).
 //! - [`Tarpit`]: a receiver that accepts connections and never speaks.
+//! - [`PolicyServer`]: an HTTPS host serving an MTA-STS policy file.
 //! - [`ExternalDkimVerifiers`]: dkimpy, Mail::DKIM and OpenDKIM's verifier run on a message against the
 //!   records a [`DnsAuthority`] serves.
 //!
@@ -16,12 +17,14 @@
 
 mod dkim_verifiers;
 mod error;
+mod policy_server;
 mod sink;
 mod tarpit;
 
 pub use dkim_verifiers::{DkimVerdict, ExternalDkimVerifiers};
 pub use error::TestkitError;
 pub use mailpush_devdns::{DevDnsError, DnsAuthority, DnsMirror};
+pub use policy_server::{PolicyAnswer, PolicyServer};
 pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkConfig, SinkMx, SinkReply};
 pub use tarpit::Tarpit;
 

@@ -50,6 +50,9 @@ pub struct SinkConfig {
     /// Username and password the sink requires (`AUTH PLAIN` / `AUTH LOGIN` advertised, `530 5.7.0` to
     /// `MAIL` before AUTH, `535 5.7.8` to wrong credentials), as a relay host does. Default `None`: no AUTH.
     pub auth: Option<(String, String)>,
+    /// Advertise `REQUIRETLS` (RFC 8689) inside STARTTLS and accept the MAIL FROM parameter; without it a
+    /// `REQUIRETLS` parameter gets `555 5.5.4`, as a server that does not know it answers. Default `false`.
+    pub requiretls: bool,
 }
 
 impl Default for SinkConfig {
@@ -63,6 +66,7 @@ impl Default for SinkConfig {
             idle_timeout: Duration::from_secs(300),
             max_connections: None,
             auth: None,
+            requiretls: false,
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct ReceivedMessage {
     pub received_at: SystemTime,
     /// The username the client authenticated as (sinks with [`SinkConfig::auth`]).
     pub auth_user: Option<String>,
+    /// `MAIL FROM` carried the `REQUIRETLS` parameter (sinks with [`SinkConfig::requiretls`]).
+    pub requiretls: bool,
 }
 
 impl ReceivedMessage {
@@ -162,6 +168,7 @@ struct Shared {
     max_connections: Option<usize>,
     auth: Option<(String, String)>,
     tls: Option<TlsAcceptor>,
+    requiretls: bool,
     state: Mutex<State>,
     /// Number of accepted messages since the last `clear`; waiters subscribe instead of polling.
     count: watch::Sender<usize>,
@@ -233,6 +240,7 @@ impl SinkMx {
             max_connections: config.max_connections,
             auth: config.auth,
             tls,
+            requiretls: config.requiretls,
             state: Mutex::new(State::default()),
             count,
             next_connection_id: AtomicU64::new(1),
@@ -419,7 +427,7 @@ impl Drop for SinkMx {
 }
 
 /// Builds a throwaway CA and a leaf certificate for `hostname`, localhost and 127.0.0.1.
-fn tls_acceptor(hostname: &str) -> Result<(TlsAcceptor, Vec<u8>), TestkitError> {
+pub(crate) fn tls_acceptor(hostname: &str) -> Result<(TlsAcceptor, Vec<u8>), TestkitError> {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
@@ -545,6 +553,7 @@ enum LineStatus {
 struct Txn {
     mail_from: String,
     rcpts: Vec<String>,
+    requiretls: bool,
 }
 
 struct Session {
@@ -763,6 +772,9 @@ impl Session {
                     if self.shared.tls.is_some() && !self.tls {
                         lines.push("STARTTLS".to_owned());
                     }
+                    if self.shared.requiretls && self.tls {
+                        lines.push("REQUIRETLS".to_owned());
+                    }
                     if self.shared.auth.is_some() {
                         lines.push("AUTH PLAIN LOGIN".to_owned());
                     }
@@ -923,9 +935,16 @@ impl Session {
         if let Err((code, text)) = check_mail_params(params, self.shared.max_size) {
             return self.error(out, code, text);
         }
+        let requiretls = params
+            .split_ascii_whitespace()
+            .any(|p| p.eq_ignore_ascii_case("REQUIRETLS"));
+        if requiretls && !(self.shared.requiretls && self.tls) {
+            return self.error(out, 555, "5.5.4 REQUIRETLS not supported here");
+        }
         self.txn = Some(Txn {
             mail_from: path,
             rcpts: Vec::new(),
+            requiretls,
         });
         push_reply(out, 250, "2.1.0 Ok");
     }
@@ -988,6 +1007,7 @@ impl Session {
             connection_id: self.connection_id,
             received_at: SystemTime::now(),
             auth_user: self.authed.clone(),
+            requiretls: txn.requiretls,
         }
     }
 

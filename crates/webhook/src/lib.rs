@@ -259,9 +259,26 @@ impl CallbackClient {
         timeout: Duration,
         dns_servers: &[SocketAddr],
     ) -> Result<CallbackClient, WebhookError> {
+        Self::with_roots(guard, timeout, dns_servers, &[])
+    }
+
+    /// [`CallbackClient::with_dns`] trusting the certificates `extra_roots` (DER) as roots for HTTPS besides the
+    /// system's: servers under a private CA (MTA-STS policy hosts, tests).
+    pub fn with_roots(
+        guard: SsrfGuard,
+        timeout: Duration,
+        dns_servers: &[SocketAddr],
+        extra_roots: &[Vec<u8>],
+    ) -> Result<CallbackClient, WebhookError> {
         let guard = Arc::new(guard);
         let dns = custom_resolver(dns_servers, timeout)?;
+        let roots = extra_roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| WebhookError::Http(format!("trust roots: {e}")))?;
         let client = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -334,6 +351,55 @@ impl CallbackClient {
             Err(WebhookError::Status(status.as_u16()))
         }
     }
+}
+
+impl CallbackClient {
+    /// GETs `url` (https only: the server's certificate verified, redirects not followed, every address checked by
+    /// the guard) and returns the body when the answer is 2xx, `text/plain` and at most `max_bytes` long (an
+    /// MTA-STS policy file, RFC 8461 §3.3).
+    pub async fn get_text(&self, url: &str, max_bytes: usize) -> Result<String, WebhookError> {
+        let parsed = self.check_url(url)?;
+        if parsed.scheme() != "https" {
+            return Err(WebhookError::BadUrl(url.to_string()));
+        }
+        let mut resp = self.client.get(parsed).send().await.map_err(|e| http_error(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(WebhookError::Status(status.as_u16()));
+        }
+        let media_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if media_type.as_deref() != Some("text/plain") {
+            return Err(WebhookError::Http(format!(
+                "{url} answered {} instead of text/plain",
+                media_type.as_deref().unwrap_or("no Content-Type")
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(&e))? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(WebhookError::Http(format!("{url} is larger than {max_bytes} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).map_err(|_| WebhookError::Http(format!("{url} is not UTF-8 text")))
+    }
+}
+
+/// A request error with its causes (the guard's refusal surfaces as a connect error's cause).
+fn http_error(e: &reqwest::Error) -> WebhookError {
+    let mut msg = e.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    WebhookError::Http(msg)
 }
 
 /// Delay before retry number `attempts` (1-based): 10 s doubling to at most one hour.
@@ -432,6 +498,47 @@ mod tests {
         let guarded = CallbackClient::with_dns(SsrfGuard::default(), Duration::from_secs(5), &[dns.addr()]).unwrap();
         let err = guarded.post(&url, b"k", "1", 1, "{}".into()).await.unwrap_err();
         assert!(err.to_string().contains("refused address"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn policy_files_are_fetched_over_verified_https_and_stay_guarded() {
+        use mailpush_testkit::{DnsAuthority, PolicyAnswer, PolicyServer};
+        let host = PolicyServer::start(
+            "mta-sts.mailpush-test.example",
+            PolicyAnswer::policy("version: STSv1\n"),
+        )
+        .await
+        .unwrap();
+        let dns = DnsAuthority::start().await.unwrap();
+        dns.add_a("mta-sts.mailpush-test.example", std::net::Ipv4Addr::LOCALHOST);
+        let url = format!(
+            "https://mta-sts.mailpush-test.example:{}/.well-known/mta-sts.txt",
+            host.port()
+        );
+        let allow_loopback = || SsrfGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        let roots = [host.ca_certificate_der().to_vec()];
+        let c = CallbackClient::with_roots(allow_loopback(), Duration::from_secs(5), &[dns.addr()], &roots).unwrap();
+        assert_eq!(c.get_text(&url, 1024).await.unwrap(), "version: STSv1\n");
+        // Too large, or not text/plain: refused.
+        assert!(c.get_text(&url, 4).await.is_err());
+        host.set_answer(PolicyAnswer {
+            content_type: "text/html".into(),
+            ..PolicyAnswer::policy("<html>")
+        });
+        let err = c.get_text(&url, 1024).await.unwrap_err();
+        assert!(err.to_string().contains("text/plain"), "{err}");
+        // Plain http is not a policy URL.
+        assert!(matches!(
+            c.get_text("http://mta-sts.mailpush-test.example/x", 1024).await,
+            Err(WebhookError::BadUrl(_))
+        ));
+        // The guard still applies, and the CA must be trusted.
+        let guarded =
+            CallbackClient::with_roots(SsrfGuard::default(), Duration::from_secs(5), &[dns.addr()], &roots).unwrap();
+        let err = guarded.get_text(&url, 1024).await.unwrap_err();
+        assert!(err.to_string().contains("refused address"), "{err}");
+        let untrusting = CallbackClient::with_dns(allow_loopback(), Duration::from_secs(5), &[dns.addr()]).unwrap();
+        assert!(untrusting.get_text(&url, 1024).await.is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use mailpush_delivery::{DnsSettings, Envelope, MxResolver, Outcome, SendReport, SmtpTransport, TransportConfig};
+use mailpush_delivery::{
+    DnsSettings, Envelope, MxResolver, Outcome, SendReport, SmtpTransport, TlsRequirement, TransportConfig,
+};
 use mailpush_testkit::DnsAuthority;
 
 pub fn assert_delivered(report: &SendReport) {
@@ -38,6 +40,7 @@ pub fn envelope(rcpts: &[&str]) -> Envelope {
         mail_from: "bounce@mailpush-sender.com".into(),
         rcpt_to: rcpts.iter().map(|s| s.to_string()).collect(),
         smtputf8: false,
+        tls: TlsRequirement::None,
     }
 }
 

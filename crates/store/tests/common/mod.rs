@@ -163,6 +163,7 @@ pub fn message(account: AccountId, from: &str, at: i64, expires_ms: i64, recipie
         body: b"hi".to_vec(),
         recipients,
         template_id: 0,
+        tls_requirement: mailpush_model::TlsRequirement::None,
     }
 }
 

@@ -1,0 +1,6 @@
+-- SQLite. Transport security of outbound mail: "TLS required" per account and per sender address, and what each
+-- message demands of its connection, decided when it is accepted (mailpush_model::TlsRequirement: 0 = the
+-- process's outbound_tls, 1 = verified TLS, 2 = REQUIRETLS as submitted over SMTP, RFC 8689).
+ALTER TABLE accounts ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0 CHECK (require_tls IN (0, 1));
+ALTER TABLE email_senders ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0 CHECK (require_tls IN (0, 1));
+ALTER TABLE messages ADD COLUMN tls_requirement INTEGER NOT NULL DEFAULT 0;

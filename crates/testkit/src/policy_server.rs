@@ -1,0 +1,169 @@
+//! An HTTPS server on loopback serving an MTA-STS policy file (RFC 8461 §3.3) with a certificate of its own test
+//! CA, for tests of policy discovery: its answer (status, media type, body) can be changed at runtime and the
+//! requests it got are recorded.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    task::JoinHandle,
+};
+use tokio_rustls::TlsAcceptor;
+
+use crate::TestkitError;
+
+/// What the server answers to every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyAnswer {
+    /// HTTP status code. Default 200.
+    pub status: u16,
+    /// `Content-Type`. Default `text/plain`.
+    pub content_type: String,
+    /// The body: the policy file.
+    pub body: String,
+}
+
+impl PolicyAnswer {
+    /// A 200 `text/plain` answer with `body`.
+    pub fn policy(body: impl Into<String>) -> PolicyAnswer {
+        PolicyAnswer {
+            status: 200,
+            content_type: "text/plain".into(),
+            body: body.into(),
+        }
+    }
+}
+
+struct Shared {
+    answer: Mutex<PolicyAnswer>,
+    /// `Host` header and path of each request, in order.
+    requests: Mutex<Vec<(String, String)>>,
+}
+
+/// A policy host (`mta-sts.<domain>`) on a loopback port. Stops when dropped.
+pub struct PolicyServer {
+    addr: SocketAddr,
+    ca_der: Vec<u8>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PolicyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyServer {
+    /// Listens on `127.0.0.1:0` with a certificate for `hostname` (e.g. `mta-sts.example.org`) and answers every
+    /// request with `answer`.
+    pub async fn start(hostname: &str, answer: PolicyAnswer) -> Result<PolicyServer, TestkitError> {
+        let (acceptor, ca_der) = crate::sink::tls_acceptor(hostname)?;
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| TestkitError::Bind { addr: bind, source })?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            answer: Mutex::new(answer),
+            requests: Mutex::new(Vec::new()),
+        });
+        let task = tokio::spawn(serve(listener, acceptor, shared.clone()));
+        Ok(PolicyServer {
+            addr,
+            ca_der,
+            shared,
+            task,
+        })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// DER of the CA that issued the server's certificate: what a client must trust.
+    pub fn ca_certificate_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// Answers `answer` from now on.
+    pub fn set_answer(&self, answer: PolicyAnswer) {
+        *self.shared.answer.lock().unwrap_or_else(PoisonError::into_inner) = answer;
+    }
+
+    /// `(Host, path)` of every request received so far.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        let (acceptor, shared) = (acceptor.clone(), shared.clone());
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            // One request per connection: read the head, answer, close.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let path = text
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_default()
+                .to_string();
+            let host = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case("host").then(|| v.trim().to_string())
+                })
+                .unwrap_or_default();
+            shared
+                .requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((host, path));
+            let answer = shared.answer.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let response = format!(
+                "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                answer.status,
+                answer.content_type,
+                answer.body.len(),
+                answer.body
+            );
+            let _ = tls.write_all(response.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        });
+    }
+}

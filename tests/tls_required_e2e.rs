@@ -1,0 +1,265 @@
+//! "TLS required" per account and per sender address through the real `mailpush serve`: set with
+//! `UpdateTlsPolicy` and the CLI, mail goes only over STARTTLS with a certificate verified for the MX host name
+//! (the sink's test CA trusted through `outbound_tls_ca_file`) while other mail follows `outbound_tls`; a
+//! receiver without STARTTLS defers the mail with a clear reason and, at the retry deadline, it becomes a soft
+//! bounce that blacklists nobody.
+
+use mailpush_model::{EventKind, MessageId};
+use mailpush_store::{BounceType, Store, StoreOptions};
+use mailpush_suite::*;
+use mailpush_testkit::{DnsAuthority, SinkConfig, SinkMx};
+use serde_json::{Value, json};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+const SENDER: &str = "noreply@shop.example.com";
+const MX: &str = "mx.example.org";
+
+struct World {
+    dir: tempfile::TempDir,
+    _dns: DnsAuthority,
+    sink: SinkMx,
+    server: ServerProcess,
+    client: ApiClient,
+    env: std::collections::HashMap<String, String>,
+}
+
+/// The sink's CA as a PEM file mailpush trusts.
+fn write_ca(dir: &std::path::Path, sink: &SinkMx) -> std::path::PathBuf {
+    use base64::Engine;
+    let der = sink.ca_certificate_der().expect("a STARTTLS sink has a CA");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let path = dir.join("outbound-ca.pem");
+    std::fs::write(&path, pem).expect("write the CA");
+    path
+}
+
+/// `mailpush serve` delivering to `sink` as `example.org`'s MX, with plain text for mail that requires nothing.
+async fn world(sink: SinkMx, extra: &[(&str, String)]) -> World {
+    let dns = DnsAuthority::start().await.expect("dns");
+    dns.add_mx("example.org", 10, MX);
+    dns.add_a(MX, Ipv4Addr::LOCALHOST);
+    let dir = temp_dir();
+    let mut vars = vec![
+        ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
+        ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
+        ("MAILPUSH_RETRY_SCHEDULE_SECS", "1".to_string()),
+        ("MAILPUSH_OUTBOUND_TLS", "disabled".to_string()),
+    ];
+    if sink.ca_certificate_der().is_some() {
+        vars.push((
+            "MAILPUSH_OUTBOUND_TLS_CA_FILE",
+            write_ca(dir.path(), &sink).display().to_string(),
+        ));
+    }
+    vars.extend(extra.iter().cloned());
+    let env = base_env(dir.path(), &vars);
+    let creds = create_account(&env, "shop").await;
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let client = ApiClient::new(&server.api_addr, &creds);
+    verified_sender(&client, &dns, SENDER).await;
+    World {
+        dir,
+        _dns: dns,
+        sink,
+        server,
+        client,
+        env,
+    }
+}
+
+async fn send(client: &ApiClient, to: &str, subject: &str) -> String {
+    let r = client
+        .call(
+            "SendEmail",
+            &json!({
+                "FromEmailAddress": SENDER,
+                "Destination": [to],
+                "Subject": subject,
+                "Simple": { "Html": b64(b"<b>hi</b>"), "Text": b64(b"hi") },
+            }),
+        )
+        .await;
+    r["MessageId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MessageId: {r}"))
+        .to_string()
+}
+
+async fn wait_status(client: &ApiClient, id: &str, wanted: i64, timeout: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let r = client
+            .call(
+                "GetSendEmailStatus",
+                &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
+            )
+            .await;
+        let rows = r["EmailStatusList"].as_array().cloned().unwrap_or_default();
+        if let Some(row) = rows.first()
+            && row["DeliverStatus"].as_i64() == Some(wanted)
+        {
+            return row.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never reached {wanted}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the sink received the mail with `subject` over TLS.
+fn received_over_tls(sink: &SinkMx, subject: &str) -> bool {
+    let got = sink.messages();
+    let m = got
+        .iter()
+        .find(|m| m.text().contains(&format!("Subject: {subject}")))
+        .unwrap_or_else(|| panic!("{subject} not received"));
+    m.tls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_per_sender_and_per_account_goes_over_verified_tls() {
+    let sink = SinkMx::start(SinkConfig {
+        starttls: true,
+        hostname: MX.to_string(),
+        ..SinkConfig::default()
+    })
+    .await
+    .expect("sink");
+    let w = world(sink, &[]).await;
+    let c = &w.client;
+
+    let policy = c.call("GetTlsPolicy", &json!({})).await;
+    assert_eq!(policy["RequireTls"], false, "{policy}");
+    assert_eq!(policy["RequireTlsAddresses"], json!([]), "{policy}");
+
+    // Nothing required: `outbound_tls = disabled`, plain text.
+    let id = send(c, "a@example.org", "plain").await;
+    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    assert!(!received_over_tls(&w.sink, "plain"));
+
+    // The sender address requires TLS.
+    let policy = c
+        .call(
+            "UpdateTlsPolicy",
+            &json!({ "EmailAddress": SENDER, "RequireTls": true }),
+        )
+        .await;
+    assert_eq!(policy["RequireTlsAddresses"], json!([SENDER]), "{policy}");
+    let id = send(c, "b@example.org", "sender-requires").await;
+    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    assert!(received_over_tls(&w.sink, "sender-requires"));
+
+    // An address that is not the account's.
+    let refused = c
+        .call(
+            "UpdateTlsPolicy",
+            &json!({ "EmailAddress": "nobody@shop.example.com", "RequireTls": true }),
+        )
+        .await;
+    assert_eq!(
+        ApiClient::error_code(&refused).as_deref(),
+        Some("InvalidParameterValue.NoSuchSender"),
+        "{refused}"
+    );
+
+    // The whole account, through the CLI; the sender's own setting is cleared first.
+    c.call(
+        "UpdateTlsPolicy",
+        &json!({ "EmailAddress": SENDER, "RequireTls": false }),
+    )
+    .await;
+    let out = mailpush_cli(&w.env, &["account", "set", "shop", "--require-tls", "true"]).await;
+    assert!(out.contains("shop: require-tls true"), "{out}");
+    let policy = c.call("GetTlsPolicy", &json!({})).await;
+    assert_eq!(policy["RequireTls"], true, "{policy}");
+    assert_eq!(policy["RequireTlsAddresses"], json!([]), "{policy}");
+    // The server caches the settings for a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let id = send(c, "c@example.org", "account-requires").await;
+    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    assert!(received_over_tls(&w.sink, "account-requires"));
+
+    let out = mailpush_cli(
+        &w.env,
+        &[
+            "sender",
+            "set",
+            "--account",
+            "shop",
+            SENDER,
+            "--require-tls",
+            "true",
+            "--json",
+        ],
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["RequireTlsAddresses"], json!([SENDER]), "{v}");
+    w.server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_starttls_required_mail_is_deferred_then_soft_bounced_and_never_sent_in_plain_text() {
+    let sink = SinkMx::start_default().await.expect("sink");
+    let w = world(sink, &[("MAILPUSH_MAX_DELIVERY_SECONDS", "3".to_string())]).await;
+    let c = &w.client;
+    c.call(
+        "UpdateTlsPolicy",
+        &json!({ "EmailAddress": SENDER, "RequireTls": true }),
+    )
+    .await;
+    let id = send(c, "busy@example.org", "must-be-encrypted").await;
+    let row = wait_status(c, &id, 3, Duration::from_secs(40)).await;
+    let reason = row["DeliverMessage"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("gave up") && reason.contains("4.7.4 TLS is required"),
+        "{row}"
+    );
+    assert_eq!(w.sink.message_count(), 0, "never in plain text");
+
+    // Deferred on each attempt, then a soft bounce.
+    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
+    let store = Store::open(&url, StoreOptions::default()).await.expect("store");
+    let account = store
+        .accounts()
+        .account_by_name("shop")
+        .await
+        .expect("account")
+        .expect("shop")
+        .id;
+    let events = store
+        .events()
+        .message_events(account, &MessageId::parse(&id).expect("id"))
+        .await
+        .expect("events");
+    store.close().await;
+    let last = events.last().expect("events");
+    assert_eq!(last.event.kind, EventKind::Bounce);
+    assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e.event.kind == EventKind::Deferred),
+        "{events:?}"
+    );
+
+    // Not blacklisted: once TLS is no longer required, the same address gets mail.
+    c.call(
+        "UpdateTlsPolicy",
+        &json!({ "EmailAddress": SENDER, "RequireTls": false }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let id = send(c, "busy@example.org", "now-plain").await;
+    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    w.server.terminate().await;
+}
