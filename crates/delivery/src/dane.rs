@@ -199,10 +199,7 @@ pub(crate) async fn policy_for(resolver: &MxResolver, host: &MxHost, port: u16) 
         return DanePolicy::NotApplicable;
     };
     let lookup = resolver.hickory().tlsa_lookup(name.clone()).await;
-    mailpush_telemetry::dns_lookup(
-        "tlsa",
-        lookup.as_ref().is_err_and(|e| !is_denial(e)),
-    );
+    mailpush_telemetry::dns_lookup("tlsa", lookup.as_ref().is_err_and(|e| !is_denial(e)));
     match lookup {
         Ok(lookup) => {
             let records: Vec<TlsaRecord> = lookup
@@ -260,7 +257,10 @@ impl DaneConnector {
 
     fn new(records: Arc<[TlsaRecord]>, host: &str) -> Result<DaneConnector, DaneFailure> {
         let setup = |e: rustls::Error| {
-            DaneFailure::new(DaneFailureKind::ValidationFailure, format!("TLS client setup failed: {e}"))
+            DaneFailure::new(
+                DaneFailureKind::ValidationFailure,
+                format!("TLS client setup failed: {e}"),
+            )
         };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let verifier = Arc::new(DaneVerifier {
@@ -346,7 +346,12 @@ impl DaneVerifier {
             return Ok(());
         }
         let ee = |r: &&TlsaRecord| r.usage == USAGE_DANE_EE;
-        if self.records.iter().filter(ee).any(|r| r.matches_certificate(end_entity)) {
+        if self
+            .records
+            .iter()
+            .filter(ee)
+            .any(|r| r.matches_certificate(end_entity))
+        {
             return Ok(());
         }
         let mut anchored = None;
@@ -378,7 +383,10 @@ impl DaneVerifier {
         let untrusted = |e: &dyn std::fmt::Display| {
             DaneFailure::new(
                 DaneFailureKind::CertificateNotTrusted,
-                format!("the certificate of {} does not chain to its DANE-TA anchor: {e}", self.host),
+                format!(
+                    "the certificate of {} does not chain to its DANE-TA anchor: {e}",
+                    self.host
+                ),
             )
         };
         let mut roots = RootCertStore::empty();
@@ -401,7 +409,10 @@ impl DaneVerifier {
                 | CertificateError::NotValidYetContext { .. },
             )) => Err(DaneFailure::new(
                 DaneFailureKind::CertificateExpired,
-                format!("the certificate chain of {} (DANE-TA) is expired or not yet valid", self.host),
+                format!(
+                    "the certificate chain of {} (DANE-TA) is expired or not yet valid",
+                    self.host
+                ),
             )),
             Err(e) => Err(untrusted(&e)),
         }

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{assert_delivered, config, envelope};
 use mailpush_delivery::{
-    DnsSettings, MxResolver, Outcome, SendReport, SmtpTransport, TlsaRecord, TrustAnchor, USAGE_DANE_EE,
-    USAGE_DANE_TA,
+    DnsSettings, MxResolver, Outcome, SendReport, SmtpTransport, TlsaRecord, TrustAnchor, USAGE_DANE_EE, USAGE_DANE_TA,
 };
 use mailpush_testkit::{DnsAuthority, SinkCertificate, SinkConfig, SinkMx};
 
@@ -137,7 +136,10 @@ async fn a_dane_ta_chain_for_another_name_defers() {
 
     let report = send(&transport(&dns, &anchor, sink.port()), "dane.test").await;
     let reply = deferred_reply(&report);
-    assert!(reply.contains("DANE: the certificate of mx.dane.test (DANE-TA) does not name it"), "{reply}");
+    assert!(
+        reply.contains("DANE: the certificate of mx.dane.test (DANE-TA) does not name it"),
+        "{reply}"
+    );
     assert_eq!(sink.message_count(), 0);
 }
 

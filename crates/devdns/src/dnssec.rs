@@ -50,16 +50,18 @@ impl ZoneSigner {
 
     /// The DNSKEY record served at the apex.
     pub(crate) fn dnskey_record(&self, ttl: u32) -> Record {
-        Record::from_rdata(Name::root(), ttl, RData::DNSSEC(DNSSECRData::DNSKEY(self.dnskey.clone())))
+        Record::from_rdata(
+            Name::root(),
+            ttl,
+            RData::DNSSEC(DNSSECRData::DNSKEY(self.dnskey.clone())),
+        )
     }
 
     /// The RRSIG over `rrset` (records of one owner and type). `broken` flips a bit of the signature, so a
     /// validator finds the answer *bogus*.
     pub(crate) fn rrsig(&self, rrset: &[Record], broken: bool) -> Option<Record> {
         let first = rrset.first()?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         // DNS times are 32-bit serial numbers (RFC 4034 §3.1.5): wrapping is intended.
         let input = SigInput {
             type_covered: first.record_type(),

@@ -17,9 +17,11 @@ fn validating(dns: &DnsAuthority, anchor: &str) -> TokioResolver {
         c.port = dns.addr().port();
     }
     let anchors: TrustAnchors = anchor.parse().expect("trust anchor");
-    let mut builder =
-        Resolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), TokioRuntimeProvider::default())
-            .with_trust_anchor(Arc::new(anchors));
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        TokioRuntimeProvider::default(),
+    )
+    .with_trust_anchor(Arc::new(anchors));
     builder.options_mut().cache_size = 0;
     builder.options_mut().use_hosts_file = ResolveHosts::Never;
     builder.build().expect("resolver")
@@ -55,25 +57,45 @@ async fn signed_answers_are_secure_unsigned_zones_insecure_and_broken_signatures
     dns.set_bogus_signatures("forged.test", true);
     let r = validating(&dns, &anchor);
 
-    assert_eq!(proofs(&r, "signed.test.", RecordType::MX).await.expect("mx"), [Proof::Secure]);
-    assert_eq!(proofs(&r, "mx.signed.test.", RecordType::A).await.expect("a"), [Proof::Secure]);
     assert_eq!(
-        proofs(&r, "_25._tcp.mx.signed.test.", RecordType::TLSA).await.expect("tlsa"),
+        proofs(&r, "signed.test.", RecordType::MX).await.expect("mx"),
         [Proof::Secure]
     );
-    assert_eq!(proofs(&r, "plain.test.", RecordType::MX).await.expect("mx"), [Proof::Insecure]);
-    assert_eq!(proofs(&r, "mx.plain.test.", RecordType::A).await.expect("a"), [Proof::Insecure]);
+    assert_eq!(
+        proofs(&r, "mx.signed.test.", RecordType::A).await.expect("a"),
+        [Proof::Secure]
+    );
+    assert_eq!(
+        proofs(&r, "_25._tcp.mx.signed.test.", RecordType::TLSA)
+            .await
+            .expect("tlsa"),
+        [Proof::Secure]
+    );
+    assert_eq!(
+        proofs(&r, "plain.test.", RecordType::MX).await.expect("mx"),
+        [Proof::Insecure]
+    );
+    assert_eq!(
+        proofs(&r, "mx.plain.test.", RecordType::A).await.expect("a"),
+        [Proof::Insecure]
+    );
 
     let forged = proofs(&r, "forged.test.", RecordType::MX).await.expect_err("bogus");
     assert!(matches!(forged, NetError::Dns(DnsError::DnssecBogus)), "{forged:?}");
 
     // Signed denial: a missing type and a missing name are "no records", proven.
-    let missing = proofs(&r, "mx.signed.test.", RecordType::AAAA).await.expect_err("no AAAA");
+    let missing = proofs(&r, "mx.signed.test.", RecordType::AAAA)
+        .await
+        .expect_err("no AAAA");
     assert!(missing.is_no_records_found(), "{missing:?}");
-    let missing = proofs(&r, "_25._tcp.nowhere.signed.test.", RecordType::TLSA).await.expect_err("none");
+    let missing = proofs(&r, "_25._tcp.nowhere.signed.test.", RecordType::TLSA)
+        .await
+        .expect_err("none");
     assert!(missing.is_no_records_found(), "{missing:?}");
     // Unsigned denial too, without proof.
-    let missing = proofs(&r, "_25._tcp.mx.plain.test.", RecordType::TLSA).await.expect_err("none");
+    let missing = proofs(&r, "_25._tcp.mx.plain.test.", RecordType::TLSA)
+        .await
+        .expect_err("none");
     assert!(missing.is_no_records_found(), "{missing:?}");
 }
 
@@ -86,8 +108,10 @@ async fn without_the_do_bit_answers_are_as_before() {
     for c in &mut ns.connections {
         c.port = dns.addr().port();
     }
-    let mut builder =
-        Resolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), TokioRuntimeProvider::default());
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        TokioRuntimeProvider::default(),
+    );
     builder.options_mut().cache_size = 0;
     builder.options_mut().use_hosts_file = ResolveHosts::Never;
     let r = builder.build().expect("resolver");

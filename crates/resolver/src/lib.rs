@@ -106,9 +106,15 @@ mod tests {
         let pkcs8 = EcdsaSigningKey::generate_pkcs8(algorithm).expect("key");
         let key = EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).expect("key");
         let dnskey = DNSKEY::new(true, true, false, key.to_public_key().expect("public key"));
-        let anchors = TrustAnchor::Keys(format!(". 3600 IN DNSKEY {dnskey}")).anchors().expect("parses");
+        let anchors = TrustAnchor::Keys(format!(". 3600 IN DNSKEY {dnskey}"))
+            .anchors()
+            .expect("parses");
         assert!(anchors.contains(dnskey.public_key()));
         assert!(TrustAnchor::Keys(String::new()).anchors().is_err());
-        assert!(TrustAnchor::Keys(". IN DNSKEY 257 3 13 not-base64!".into()).anchors().is_err());
+        assert!(
+            TrustAnchor::Keys(". IN DNSKEY 257 3 13 not-base64!".into())
+                .anchors()
+                .is_err()
+        );
     }
 }
