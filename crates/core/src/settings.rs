@@ -131,6 +131,13 @@ pub struct Settings {
     pub worker_account_share: u8,
     /// `opportunistic` (default), `required` or `disabled`.
     pub outbound_tls: String,
+    /// DANE (RFC 7672): validate MX, address and TLSA answers with DNSSEC, and send to an MX host with secure
+    /// TLSA records only over TLS with a certificate matching them (a failure defers the mail). The
+    /// `dns_servers` must pass DNSSEC records through (any recursive resolver does).
+    pub dane: bool,
+    /// A file of DNSKEY records in zone-file format trusted as DNSSEC anchors instead of the root zone's keys
+    /// built in (e.g. a private or test root). None = the built-in root keys.
+    pub dnssec_trust_anchor_file: Option<PathBuf>,
     /// Source IP addresses outgoing connections bind to: the shared pool (empty = the OS chooses).
     pub source_ips: Vec<std::net::IpAddr>,
     /// Named source pools ("dedicated IPs"), `name=ip,ip;name=ip`; a pool named `shared` adds to `source_ips`.
@@ -375,6 +382,8 @@ impl Default for Settings {
             data_timeout_secs: 300,
             worker_account_share: 75,
             outbound_tls: "opportunistic".to_string(),
+            dane: false,
+            dnssec_trust_anchor_file: None,
             source_ips: Vec::new(),
             source_pools: String::new(),
             source_avoid_secs: 300,

@@ -29,6 +29,7 @@ pub fn resolver(dns: &DnsAuthority) -> MxResolver {
         servers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
         cache: false,
+        dnssec: None,
     })
     .unwrap()
 }
