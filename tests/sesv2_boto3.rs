@@ -145,7 +145,12 @@ async fn boto3_sesv2_sends_through_mailpush_end_to_end() {
 /// Runs `aws sesv2 ARGS… --endpoint-url http://API` as the account (its key through `AWS_ACCESS_KEY_ID` /
 /// `AWS_SECRET_ACCESS_KEY`, nothing read from the user's AWS files, no instance metadata) and parses the JSON it
 /// prints (`{}` when it prints nothing); a failing command fails the test with its stderr.
-async fn aws_cli(server: &ServerProcess, creds: &Credentials, dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+async fn aws_cli(
+    server: &ServerProcess,
+    creds: &Credentials,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> serde_json::Value {
     let endpoint = format!("http://{}", server.api_addr);
     let out = tokio::process::Command::new("aws")
         .arg("sesv2")
@@ -170,8 +175,12 @@ async fn aws_cli(server: &ServerProcess, creds: &Credentials, dir: &std::path::P
     if out.stdout.iter().all(u8::is_ascii_whitespace) {
         return json!({});
     }
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("aws sesv2 {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "aws sesv2 {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

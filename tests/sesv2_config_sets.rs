@@ -388,7 +388,9 @@ async fn set_options_ses_only_events_and_raw_mail_with_a_set_and_a_list() {
         .await;
     publish_records(&dns, &identity, "shop.example.com");
     // The account's Tencent callback URL: it must get the Tencent kinds only.
-    let r = tencent.call("SetCallbackUrl", &json!({ "CallbackUrl": callback_url })).await;
+    let r = tencent
+        .call("SetCallbackUrl", &json!({ "CallbackUrl": callback_url }))
+        .await;
     assert!(r.get("Error").is_none(), "{r}");
     // The content review refuses the "casino" mail (REJECT).
     mailpush_cli(
@@ -435,19 +437,34 @@ async fn set_options_ses_only_events_and_raw_mail_with_a_set_and_a_list() {
     let send = ses_event(&posts, "Send", &raw_id).await;
     assert_eq!(send["send"], json!({}), "{send}");
     assert_eq!(send["mail"]["tags"]["campaign"], json!(["raw"]), "{send}");
-    assert_eq!(send["mail"]["tags"]["ses:configuration-set"], json!(["events"]), "{send}");
+    assert_eq!(
+        send["mail"]["tags"]["ses:configuration-set"],
+        json!(["events"]),
+        "{send}"
+    );
     assert_eq!(send["mail"]["source"], "noreply@shop.example.com", "{send}");
     let delivery = ses_event(&posts, "Delivery", &raw_id).await;
-    assert_eq!(delivery["mail"]["destination"], json!(["reader@example.org"]), "{delivery}");
+    assert_eq!(
+        delivery["mail"]["destination"],
+        json!(["reader@example.org"]),
+        "{delivery}"
+    );
     ses_event(&posts, "Send", &bulk_id).await;
     // RENDERING_FAILURE of the entry without `name`, REJECT of the casino mail.
     let failure = ses_event(&posts, "Rendering Failure", "").await;
     assert_eq!(failure["failure"]["templateName"], "greet", "{failure}");
     assert!(
-        failure["failure"]["errorMessage"].as_str().unwrap_or("").contains("name"),
+        failure["failure"]["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("name"),
         "{failure}"
     );
-    assert_eq!(failure["mail"]["destination"], json!(["nameless@example.org"]), "{failure}");
+    assert_eq!(
+        failure["mail"]["destination"],
+        json!(["nameless@example.org"]),
+        "{failure}"
+    );
     assert_eq!(failure["mail"]["source"], "noreply@shop.example.com", "{failure}");
     let reject = ses_event(&posts, "Reject", "").await;
     assert_eq!(reject["reject"]["reason"], "Bad content", "{reject}");
@@ -508,7 +525,10 @@ async fn set_options_ses_only_events_and_raw_mail_with_a_set_and_a_list() {
     assert_eq!(s["newTopicPreferences"]["unsubscribeAll"], false, "{sub}");
     assert_eq!(sub["mail"]["destination"], json!(["reader@example.org"]), "{sub}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(by_subject("Raw to Alice").is_none(), "Alice unsubscribed from everything");
+    assert!(
+        by_subject("Raw to Alice").is_none(),
+        "Alice unsubscribed from everything"
+    );
 
     // The Tencent callback got the delivered events and none of the SES-only kinds.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

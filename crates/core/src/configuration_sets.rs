@@ -58,7 +58,8 @@ impl Sending {
         let sets = self.env.store.configuration_sets();
         let created = outcome(sets.create_set(ctx.id, name, self.env.clock.now_ms()).await)?;
         if created == SetOutcome::Done && !options.is_empty() {
-            sets.set_options(ctx.id, name, &Value::Object(options).to_string()).await?;
+            sets.set_options(ctx.id, name, &Value::Object(options).to_string())
+                .await?;
         }
         Ok(created)
     }
@@ -153,7 +154,10 @@ impl Sending {
         let mut options: serde_json::Map<String, Value> = serde_json::from_str(&set.options).unwrap_or_default();
         options.insert(key.to_string(), value);
         let sets = self.env.store.configuration_sets();
-        outcome(sets.set_options(ctx.id, name, &Value::Object(options).to_string()).await)
+        outcome(
+            sets.set_options(ctx.id, name, &Value::Object(options).to_string())
+                .await,
+        )
     }
 
     /// The configuration set an SES send names, as admission uses it: `Err` with the outcome when it does not
@@ -172,15 +176,17 @@ impl Sending {
         if !sending_enabled(&set.options) {
             return Ok(Err(SesSendOutcome::SendingPaused));
         }
-        let destinations = self.env.store.configuration_sets().destinations(ctx.id, Some(name)).await?;
+        let destinations = self
+            .env
+            .store
+            .configuration_sets()
+            .destinations(ctx.id, Some(name))
+            .await?;
         let mut wanted: Vec<String> = Vec::new();
         for d in destinations.iter().filter(|d| d.enabled != 0) {
             wanted.extend(d.event_types.split(',').map(str::to_string));
         }
-        Ok(Ok(Some(SetInUse {
-            name: set.name,
-            wanted,
-        })))
+        Ok(Ok(Some(SetInUse { name: set.name, wanted })))
     }
 
     /// Writes the SES row of a message (set, tags, sender, subject) before it is enqueued, or for a mail refused
@@ -200,7 +206,12 @@ impl Sending {
             subject: mail.subject.to_string(),
             created_ms: self.env.clock.now_ms(),
         };
-        Ok(self.env.store.configuration_sets().put_message_tags(ctx.id, &row).await?)
+        Ok(self
+            .env
+            .store
+            .configuration_sets()
+            .put_message_tags(ctx.id, &row)
+            .await?)
     }
 
     /// Records an SES-only event (`SEND`, `REJECT`, `RENDERING_FAILURE`) for each recipient of a mail, with the
@@ -349,7 +360,10 @@ impl Sending {
     /// The `SEND` events of a committed SES mail (one per recipient, suppressed ones included, as SES counts
     /// them). Recorded after the commit: a failure is logged, the mail is sent all the same.
     pub(crate) async fn ses_accepted(&self, ctx: &AccountContext, set: &SetInUse, mail: &SesMail<'_>) {
-        if let Err(e) = self.record_ses_events(ctx, set, mail, EventKind::Send, &json!({})).await {
+        if let Err(e) = self
+            .record_ses_events(ctx, set, mail, EventKind::Send, &json!({}))
+            .await
+        {
             tracing::warn!(error = %e, message_id = %mail.id, "recording the SEND events of a mail failed");
         }
     }
@@ -430,7 +444,10 @@ impl Mailpush {
         key: &str,
         value: Value,
     ) -> Result<SetOutcome, CoreError> {
-        self.inner.sending.put_configuration_set_option(ctx, name, key, value).await
+        self.inner
+            .sending
+            .put_configuration_set_option(ctx, name, key, value)
+            .await
     }
 
     /// [`Mailpush::send_email`] with what SES adds: a configuration set and tags (the set must exist and send; the
@@ -522,7 +539,9 @@ pub(crate) fn list_unsubscribe_headers(url: &str) -> String {
 /// Marks the recipients who opted out of the send's contact-list topic as unsubscribed (not sent to).
 pub(crate) fn drop_opted_out(recipients: &mut [mailpush_store::NewRecipient], opted_out: &[String]) {
     for r in recipients {
-        if r.send_status == mailpush_model::SendStatus::Ok && opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address)) {
+        if r.send_status == mailpush_model::SendStatus::Ok
+            && opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address))
+        {
             r.send_status = mailpush_model::SendStatus::Unsubscribed;
             r.deliver_message = Some("the contact is unsubscribed from the list topic".into());
         }
@@ -632,8 +651,16 @@ pub(crate) fn iso_ms(ms: i64) -> String {
 pub(crate) fn ses_event_json(ev: &CallbackEvent, ses: &MessageSes) -> Value {
     let e = &ev.event.event;
     // Mail refused at admission has no message row: its SES row knows the sender and subject.
-    let source = if ev.from_address.is_empty() { &ses.source } else { &ev.from_address };
-    let subject = if ev.from_address.is_empty() { &ses.subject } else { &ev.subject };
+    let source = if ev.from_address.is_empty() {
+        &ses.source
+    } else {
+        &ev.from_address
+    };
+    let subject = if ev.from_address.is_empty() {
+        &ses.subject
+    } else {
+        &ev.subject
+    };
     let from_domain = source.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     let mut all_tags = serde_json::Map::new();
     all_tags.insert("ses:configuration-set".into(), json!([ses.set]));

@@ -212,7 +212,8 @@ impl Sending {
             None => store.create_contact(account, &row).await?,
         }
         if old != new && !message.is_empty() {
-            self.record_subscription(account, &message, &info, old, new, now).await?;
+            self.record_subscription(account, &message, &info, old, new, now)
+                .await?;
         }
         Ok(Some(info))
     }
@@ -328,7 +329,9 @@ impl Mailpush {
         email: &str,
         message: &MessageId,
     ) -> Option<String> {
-        self.inner.sending.topic_unsubscribe_url(ctx, list, topic, email, message)
+        self.inner
+            .sending
+            .topic_unsubscribe_url(ctx, list, topic, email, message)
     }
 
     /// Replaces a contact list's description and topics (`Missing` when there is no such list).

@@ -562,7 +562,9 @@ impl Submission {
                     subject: &mail.subject,
                     recipients: &addresses,
                 };
-                self.sending.ses_refused(&who.account, set, extras, &refused, &refusal).await;
+                self.sending
+                    .ses_refused(&who.account, set, extras, &refused, &refusal)
+                    .await;
             }
             return Err(refusal);
         }
@@ -596,9 +598,9 @@ impl Submission {
             && let [only] = recipients.as_slice()
             && !crate::stats::has_list_unsubscribe(&mail.body)
             && !has_header_field(&mail.body, "DKIM-Signature")
-            && let Some(url) = self
-                .sending
-                .topic_unsubscribe_url(&who.account, &list.list, &list.topic, &only.address, &mail.id)
+            && let Some(url) =
+                self.sending
+                    .topic_unsubscribe_url(&who.account, &list.list, &list.topic, &only.address, &mail.id)
         {
             mail.body = prepend(&list_unsubscribe_headers(&url), std::mem::take(&mut mail.body));
         }
@@ -611,7 +613,9 @@ impl Submission {
             recipients: &addresses,
         };
         if let Some((extras, Some(set))) = ses {
-            self.sending.put_ses_message(&who.account, set, extras, &ses_mail).await?;
+            self.sending
+                .put_ses_message(&who.account, set, extras, &ses_mail)
+                .await?;
         }
         let msg = NewMessage {
             template_id: 0,
@@ -708,10 +712,14 @@ mod tests {
 
     #[test]
     fn header_fields_are_found_by_name() {
-        let raw = b"From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256\r\nSubject: x\r\n\r\nDKIM-Signature: body\r\n";
+        let raw =
+            b"From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256\r\nSubject: x\r\n\r\nDKIM-Signature: body\r\n";
         assert!(has_header_field(raw, "dkim-signature"));
         assert!(!has_header_field(raw, "List-Unsubscribe"));
-        assert!(!has_header_field(b"Subject: x\r\n\r\nList-Unsubscribe: <x>\r\n", "List-Unsubscribe"));
+        assert!(!has_header_field(
+            b"Subject: x\r\n\r\nList-Unsubscribe: <x>\r\n",
+            "List-Unsubscribe"
+        ));
     }
 
     #[test]

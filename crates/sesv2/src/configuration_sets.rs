@@ -91,7 +91,10 @@ fn option_value(key: &str, input: &Value) -> Result<Value, AwsError> {
                 Some(v) => return Err(bad(format!("CustomRedirectDomain {v} is not a domain name"))),
             };
             keep("CustomRedirectDomain", domain);
-            keep("HttpsPolicy", one_of("HttpsPolicy", &["REQUIRE", "REQUIRE_OPEN_ONLY", "OPTIONAL"])?);
+            keep(
+                "HttpsPolicy",
+                one_of("HttpsPolicy", &["REQUIRE", "REQUIRE_OPEN_ONLY", "OPTIONAL"])?,
+            );
         }
         "DeliveryOptions" => {
             keep("TlsPolicy", one_of("TlsPolicy", &["REQUIRE", "OPTIONAL"])?);
@@ -192,7 +195,11 @@ pub(crate) async fn get(
 fn set_reply(name: &str, options_json: &str) -> Value {
     let options: Value = serde_json::from_str(options_json).unwrap_or_else(|_| json!({}));
     let with_default = |key: &str, field: &str, default: Value| {
-        let mut v = options.get(key).cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let mut v = options
+            .get(key)
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         if v.get(field).is_none() {
             v[field] = default;
         }
@@ -205,7 +212,10 @@ fn set_reply(name: &str, options_json: &str) -> Value {
         "SendingOptions": with_default("SendingOptions", "SendingEnabled", json!(true)),
         "Tags": [],
     });
-    if let Some(t) = options.get("TrackingOptions").filter(|t| t.get("CustomRedirectDomain").is_some()) {
+    if let Some(t) = options
+        .get("TrackingOptions")
+        .filter(|t| t.get("CustomRedirectDomain").is_some())
+    {
         reply["TrackingOptions"] = t.clone();
     }
     if let Some(s) = options.get("SuppressionOptions").filter(|s| s.is_object()) {
@@ -671,7 +681,10 @@ mod tests {
             ("SendingOptions", json!({ "SendingEnabled": "no" })),
             ("SuppressionOptions", json!({ "SuppressedReasons": ["SPAM"] })),
             ("TrackingOptions", json!({ "CustomRedirectDomain": "not a domain" })),
-            ("TrackingOptions", json!({ "CustomRedirectDomain": "t.example.com", "HttpsPolicy": "ALWAYS" })),
+            (
+                "TrackingOptions",
+                json!({ "CustomRedirectDomain": "t.example.com", "HttpsPolicy": "ALWAYS" }),
+            ),
         ] {
             let e = option_value(key, &bad).expect_err("refused");
             assert_eq!(e.kind, "BadRequestException", "{key} {bad}");

@@ -164,7 +164,15 @@ async fn send_one(
     tagging: &Tagging,
 ) -> Result<String, AwsError> {
     if let Some(raw) = content.raw {
-        return send_raw(core, ctx, Some(from).filter(|f| !f.is_empty()), destination, &raw, tagging).await;
+        return send_raw(
+            core,
+            ctx,
+            Some(from).filter(|f| !f.is_empty()),
+            destination,
+            &raw,
+            tagging,
+        )
+        .await;
     }
     ensure_sender(core, ctx, from).await?;
     let mut req = SendRequest {

@@ -96,8 +96,8 @@ impl ConfigurationSets<'_> {
                 query(
                     "SELECT name, created_ms, options FROM ses_configuration_sets WHERE account_id = $1 ORDER BY name",
                 )
-                    .bind(account)
-                    .fetch_all(self.store.reader()),
+                .bind(account)
+                .fetch_all(self.store.reader()),
             )
             .await
     }
@@ -109,9 +109,9 @@ impl ConfigurationSets<'_> {
                 query(
                     "SELECT name, created_ms, options FROM ses_configuration_sets WHERE account_id = $1 AND name = $2",
                 )
-                    .bind(account)
-                    .bind(name)
-                    .fetch_optional(self.store.reader()),
+                .bind(account)
+                .bind(name)
+                .fetch_optional(self.store.reader()),
             )
             .await
     }

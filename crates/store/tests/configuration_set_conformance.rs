@@ -52,11 +52,20 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
     );
     assert!(sets.set(a.id, "nope").await.expect("get").is_none());
     // Options: '{}' until set, then replaced whole; another account's set of the same name keeps its own.
-    assert_eq!(sets.set(a.id, "marketing").await.expect("get").expect("set").options, "{}");
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
     let options = r#"{"SendingOptions":{"SendingEnabled":false}}"#;
     sets.set_options(a.id, "marketing", options).await.expect("options");
-    assert_eq!(sets.set(a.id, "marketing").await.expect("get").expect("set").options, options);
-    assert_eq!(sets.set(b.id, "marketing").await.expect("get").expect("set").options, "{}");
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        options
+    );
+    assert_eq!(
+        sets.set(b.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
     assert!(matches!(
         sets.set_options(a.id, "nope", options).await,
         Err(StoreError::NotFound)
