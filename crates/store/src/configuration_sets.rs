@@ -1,9 +1,11 @@
-//! SES v2 configuration sets (migration 0033): the sets, their event destinations (HTTP(S) endpoints with the
-//! event types they receive) and, per message sent with a set, the set's name and the message's `EmailTags`.
-//! Every query is scoped by the account.
+//! SES v2 configuration sets (migrations 0033 and 0040): the sets with their options, their event destinations
+//! (HTTP(S) endpoints with the event types they receive) and, per message sent with a set, the set's name, the
+//! message's `EmailTags`, its sender and subject. Every query is scoped by the account.
 //!
 //! A message's row is written before the message is enqueued (as its recipient bodies are), so the callback
-//! dispatcher finds it for the message's first event.
+//! dispatcher finds it for the message's first event. A mail refused at admission (`REJECT`,
+//! `RENDERING_FAILURE`) has a row and events but no `messages` row: the row's sender and subject fill the events'
+//! `mail` object, and retention prunes such rows by their `created_ms`.
 
 use crate::sql::{builder, query};
 use crate::{AccountId, Store, StoreError};
@@ -15,6 +17,9 @@ pub struct ConfigurationSetRow {
     pub name: String,
     /// When it was created, Unix ms.
     pub created_ms: i64,
+    /// The options (`TrackingOptions`, `DeliveryOptions`, `ReputationOptions`, `SendingOptions`,
+    /// `SuppressionOptions`) as a JSON object of those names to their wire objects; `{}` = the defaults.
+    pub options: String,
 }
 
 /// An event destination of a configuration set.
@@ -41,6 +46,12 @@ pub struct MessageTagsRow {
     pub set_name: String,
     /// Its `EmailTags` as a JSON object of names to values.
     pub tags: String,
+    /// The sender (`From` address) of the mail.
+    pub source: String,
+    /// The subject of the mail.
+    pub subject: String,
+    /// When the row was written (the mail's admission), Unix ms.
+    pub created_ms: i64,
 }
 
 /// Configuration sets, event destinations and message tags ([`Store::configuration_sets`]).
@@ -82,9 +93,11 @@ impl ConfigurationSets<'_> {
     pub async fn sets(self, account: AccountId) -> Result<Vec<ConfigurationSetRow>, StoreError> {
         self.store
             .guarded(
-                query("SELECT name, created_ms FROM ses_configuration_sets WHERE account_id = $1 ORDER BY name")
-                    .bind(account)
-                    .fetch_all(self.store.reader()),
+                query(
+                    "SELECT name, created_ms, options FROM ses_configuration_sets WHERE account_id = $1 ORDER BY name",
+                )
+                .bind(account)
+                .fetch_all(self.store.reader()),
             )
             .await
     }
@@ -93,11 +106,32 @@ impl ConfigurationSets<'_> {
     pub async fn set(self, account: AccountId, name: &str) -> Result<Option<ConfigurationSetRow>, StoreError> {
         self.store
             .guarded(
-                query("SELECT name, created_ms FROM ses_configuration_sets WHERE account_id = $1 AND name = $2")
+                query(
+                    "SELECT name, created_ms, options FROM ses_configuration_sets WHERE account_id = $1 AND name = $2",
+                )
+                .bind(account)
+                .bind(name)
+                .fetch_optional(self.store.reader()),
+            )
+            .await
+    }
+
+    /// Replaces a set's options (a JSON object, see [`ConfigurationSetRow::options`]); [`StoreError::NotFound`] if
+    /// there is no such set.
+    pub async fn set_options(self, account: AccountId, name: &str, options_json: &str) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n = query("UPDATE ses_configuration_sets SET options = $3 WHERE account_id = $1 AND name = $2")
                     .bind(account)
                     .bind(name)
-                    .fetch_optional(self.store.reader()),
-            )
+                    .bind(options_json)
+                    .execute(self.store.writer())
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
             .await
     }
 
@@ -215,23 +249,23 @@ impl ConfigurationSets<'_> {
         self.store.guarded(q.fetch_all(self.store.reader())).await
     }
 
-    /// Records the set and tags (a JSON object) of a message about to be enqueued.
-    pub async fn put_message_tags(
-        self,
-        account: AccountId,
-        message_id: &str,
-        set_name: &str,
-        tags_json: &str,
-    ) -> Result<(), StoreError> {
+    /// Records the set, tags, sender and subject of a message about to be enqueued (or refused at admission).
+    pub async fn put_message_tags(self, account: AccountId, row: &MessageTagsRow) -> Result<(), StoreError> {
         self.store
             .guarded(async {
-                query("INSERT INTO ses_message_tags (message_id, account_id, set_name, tags) VALUES ($1, $2, $3, $4)")
-                    .bind(message_id)
-                    .bind(account)
-                    .bind(set_name)
-                    .bind(tags_json)
-                    .execute(self.store.writer())
-                    .await?;
+                query(
+                    "INSERT INTO ses_message_tags (message_id, account_id, set_name, tags, source, subject, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(row.message_id.as_str())
+                .bind(account)
+                .bind(row.set_name.as_str())
+                .bind(row.tags.as_str())
+                .bind(row.source.as_str())
+                .bind(row.subject.as_str())
+                .bind(row.created_ms)
+                .execute(self.store.writer())
+                .await?;
                 Ok(())
             })
             .await
@@ -244,7 +278,10 @@ impl ConfigurationSets<'_> {
         }
         self.store
             .guarded(async {
-                let mut b = builder("SELECT message_id, set_name, tags FROM ses_message_tags WHERE message_id IN (");
+                let mut b = builder(
+                    "SELECT message_id, set_name, tags, source, subject, created_ms FROM ses_message_tags \
+                     WHERE message_id IN (",
+                );
                 b.push_binds(message_ids.iter().copied()).push(")");
                 b.build().fetch_all(self.store.reader()).await
             })

@@ -76,6 +76,30 @@ impl ContactLists<'_> {
             .await
     }
 
+    /// Replaces a list's description and topics; [`StoreError::NotFound`] if there is no such list. Contacts keep
+    /// their preferences (a preference for a topic no longer in the list is kept and ignored).
+    pub async fn update_list(self, account: AccountId, row: &ContactListRow) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                let n = query(
+                    "UPDATE ses_contact_lists SET description = $3, topics = $4, updated_ms = $5 \
+                     WHERE account_id = $1 AND name = $2",
+                )
+                .bind(account)
+                .bind(row.name.as_str())
+                .bind(row.description.as_str())
+                .bind(row.topics.as_str())
+                .bind(row.updated_ms)
+                .execute(self.store.writer())
+                .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// The account's lists, by name.
     pub async fn lists(self, account: AccountId) -> Result<Vec<ContactListRow>, StoreError> {
         self.store

@@ -79,6 +79,10 @@ pub(crate) fn event_kind(code: i32) -> Result<EventKind, StoreError> {
         6 => EventKind::SpamReport,
         7 => EventKind::Unsubscribe,
         8 => EventKind::Deferred,
+        9 => EventKind::Send,
+        10 => EventKind::Reject,
+        11 => EventKind::RenderingFailure,
+        12 => EventKind::Subscription,
         other => return Err(StoreError::Corrupt(format!("unknown event kind {other}"))),
     })
 }

@@ -3,7 +3,7 @@
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::EventKind;
-use mailpush_store::{EventDestinationRow, NewEvent, StoreError};
+use mailpush_store::{EventDestinationRow, MessageTagsRow, NewEvent, StoreError};
 
 const T0: i64 = 1_764_158_400_000;
 const DAY: i64 = 86_400_000;
@@ -51,6 +51,25 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
         Some(T0 + 1)
     );
     assert!(sets.set(a.id, "nope").await.expect("get").is_none());
+    // Options: '{}' until set, then replaced whole; another account's set of the same name keeps its own.
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
+    let options = r#"{"SendingOptions":{"SendingEnabled":false}}"#;
+    sets.set_options(a.id, "marketing", options).await.expect("options");
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        options
+    );
+    assert_eq!(
+        sets.set(b.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
+    assert!(matches!(
+        sets.set_options(a.id, "nope", options).await,
+        Err(StoreError::NotFound)
+    ));
 
     sets.create_destination(a.id, &dest("marketing", "hook", 1, "DELIVERY,BOUNCE"))
         .await
@@ -81,15 +100,17 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
     assert_eq!(sets.destinations(a.id, Some("marketing")).await.expect("one").len(), 1);
     assert!(sets.destinations(b.id, None).await.expect("b").is_empty());
 
-    sets.put_message_tags(a.id, "m1", "marketing", r#"{"campaign":"spring"}"#)
-        .await
-        .expect("tags");
+    let row = MessageTagsRow {
+        message_id: "m1".into(),
+        set_name: "marketing".into(),
+        tags: r#"{"campaign":"spring"}"#.into(),
+        source: "n@shop.example.com".into(),
+        subject: "Spring".into(),
+        created_ms: T0 + 7,
+    };
+    sets.put_message_tags(a.id, &row).await.expect("tags");
     let tags = sets.message_tags(&["m1", "m2"]).await.expect("read");
-    assert_eq!(tags.len(), 1);
-    assert_eq!(
-        (tags[0].set_name.as_str(), tags[0].tags.as_str()),
-        ("marketing", r#"{"campaign":"spring"}"#)
-    );
+    assert_eq!(tags, vec![row]);
     assert!(sets.message_tags(&[]).await.expect("none").is_empty());
 
     sets.delete_destination(a.id, "alerts", "hook").await.expect("delete");

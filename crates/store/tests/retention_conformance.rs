@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
-    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewEvent, NewMessage,
-    PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, MessageTagsRow, NewEvent,
+    NewMessage, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -21,6 +21,7 @@ conformance!(
     prunes_only_mail_final_before_the_cutoff,
     batches_walk_past_mail_that_stays,
     events_awaiting_callbacks_keep_their_message,
+    ses_rows_go_with_their_message_and_refused_mail_ages_out,
 );
 
 async fn account(store: &Store, name: &str) -> Account {
@@ -193,6 +194,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
             deliveries: 2,
             attempts: 2,
             events: 3,
+            ses_messages: 0,
         }
     );
     assert_eq!(
@@ -337,6 +339,102 @@ async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
         "its delivered event still awaits its callback"
     );
     assert_eq!(rows(&ctx, "messages", &late_open.id).await, 1);
+}
+
+/// The SES v2 row of `id` (a message sent with a configuration set, or one refused at admission) written at `at`.
+fn ses_row(id: &MessageId, at: i64) -> MessageTagsRow {
+    MessageTagsRow {
+        message_id: id.as_str().to_string(),
+        set_name: "marketing".into(),
+        tags: r#"{"campaign":"spring"}"#.into(),
+        source: "news@shop.example".into(),
+        subject: "Spring".into(),
+        created_ms: at,
+    }
+}
+
+async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "ses").await;
+    let hooked = account(store, "hooked").await;
+    store
+        .callbacks()
+        .set_callback_target(hooked.id, "", Some("https://hooks.example/x"))
+        .await
+        .expect("callback url");
+    let sets = store.configuration_sets();
+    // A message sent with a set: its SES row goes with it.
+    let sent = message(&a, T0, &["ok@gmail.com"]);
+    sets.put_message_tags(a.id, &ses_row(&sent.id, T0)).await.expect("row");
+    store.queue().enqueue(sent.clone()).await.expect("enqueue");
+    deliver(store, T0, delivered).await;
+    // Mail refused at admission: an SES row and a REJECT event, no message. The old one goes, the recent one
+    // stays, and so does an old one whose event still awaits its callback.
+    let refused = |account: &Account, at: i64| {
+        let id = MessageId::generate();
+        let ev = NewEvent {
+            reason: r#"{"reason":"Bad content"}"#.into(),
+            ..common::event(account.id, &id, "ok@gmail.com", EventKind::Reject, at)
+        };
+        (id, ev)
+    };
+    let (old_id, old_ev) = refused(&a, T0);
+    let (recent_id, recent_ev) = refused(&a, T0 + 20 * DAY);
+    let (waiting_id, waiting_ev) = refused(&hooked, T0);
+    sets.put_message_tags(a.id, &ses_row(&old_id, T0)).await.expect("row");
+    sets.put_message_tags(a.id, &ses_row(&recent_id, T0 + 20 * DAY))
+        .await
+        .expect("row");
+    sets.put_message_tags(hooked.id, &ses_row(&waiting_id, T0))
+        .await
+        .expect("row");
+    store
+        .events()
+        .record_events(&[old_ev, recent_ev, waiting_ev])
+        .await
+        .expect("reject events");
+
+    let pruned = store
+        .retention()
+        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("prune");
+    assert_eq!(
+        pruned,
+        PruneCounts {
+            messages: 1,
+            deliveries: 1,
+            attempts: 1,
+            events: 2,
+            ses_messages: 2,
+        },
+        "the sent message with its row and delivered event; the old refused mail's row and event"
+    );
+    assert_eq!(all_rows(&ctx, &sent.id).await, [0; 5]);
+    assert_eq!(rows(&ctx, "ses_message_tags", &sent.id).await, 0);
+    for (id, kept) in [(&old_id, 0), (&recent_id, 1), (&waiting_id, 1)] {
+        assert_eq!(rows(&ctx, "ses_message_tags", id).await, kept, "{id}");
+        assert_eq!(rows(&ctx, "events", id).await, kept, "{id}");
+    }
+    // Batches: many refused mails older than the cutoff go a batch at a time.
+    for i in 0..5 {
+        let (id, ev) = refused(&a, T0 + i);
+        sets.put_message_tags(a.id, &ses_row(&id, T0 + i)).await.expect("row");
+        store.events().record_events(&[ev]).await.expect("event");
+    }
+    let first = store
+        .retention()
+        .prune_ses_orphans(T0 + 10 * DAY, 2)
+        .await
+        .expect("one batch");
+    assert_eq!((first.ses_messages, first.events), (2, 2));
+    let rest = store
+        .retention()
+        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("the rest");
+    assert_eq!((rest.ses_messages, rest.events), (3, 3));
+    assert_eq!(rows(&ctx, "ses_message_tags", &recent_id).await, 1);
 }
 
 // ---- SQLite files: incremental auto-vacuum ----
