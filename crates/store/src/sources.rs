@@ -56,16 +56,30 @@ pub struct DomainSourcePool {
     pub pool: String,
 }
 
-async fn set_domain_pool(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    source_pool: Option<&str>,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    match source_pool {
-        Some(p) => {
-            query(
+/// Source IPs and their daily sends ([`Store::sources`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// Source IPs: pools per domain, daily reservations.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources { store: self }
+    }
+}
+
+impl Sources<'_> {
+    /// Assigns a sending domain of `account` to source pool `pool`; `None` = back to the shared pool.
+    pub async fn set_domain_source_pool(
+        self,
+        account: AccountId,
+        domain: &str,
+        pool: Option<&str>,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let q = match pool {
+            Some(p) => query(
                 "INSERT INTO domain_source_pools (account_id, domain, pool, changed_ms) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (account_id, domain) DO UPDATE SET pool = excluded.pool, \
                  changed_ms = excluded.changed_ms",
@@ -73,27 +87,74 @@ async fn set_domain_pool(
             .bind(account)
             .bind(domain)
             .bind(p)
-            .bind(at_ms)
-            .execute(pool)
-            .await?;
-        }
-        None => {
-            query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
+            .bind(at_ms),
+            None => query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
                 .bind(account)
-                .bind(domain)
-                .execute(pool)
-                .await?;
-        }
+                .bind(domain),
+        };
+        q.execute(self.store.guarded_writer()).await?;
+        Ok(())
     }
-    Ok(())
+
+    /// Every pool assignment (domains without one use the shared pool).
+    pub async fn domain_source_pools(self) -> Result<Vec<DomainSourcePool>, StoreError> {
+        query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
+            .fetch_all(self.store.guarded_reader())
+            .await
+    }
+
+    /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
+    /// workers: `allowance(first_day_ms)` gives the address's allowance for today from the day it first sent
+    /// (recorded now if it never did; `None` = unlimited). Grants what is left of it, at most `wanted`.
+    pub async fn reserve_source_sends<F>(
+        self,
+        ip: &str,
+        now_ms: i64,
+        wanted: u32,
+        allowance: F,
+    ) -> Result<SourceReservation, StoreError>
+    where
+        F: FnOnce(i64) -> Option<u64> + Send,
+    {
+        self.store
+            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
+            .await
+    }
+
+    /// Gives back `count` sends reserved today from `ip` that were not used.
+    pub async fn release_source_sends(self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
+        query(
+            "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
+             WHERE ip = $1 AND day_ms = $2",
+        )
+        .bind(ip)
+        .bind(day_of(now_ms))
+        .bind(i64::from(count))
+        .execute(self.store.guarded_writer())
+        .await?;
+        Ok(())
+    }
+
+    /// The warm-up counters of every source address that has sent.
+    pub async fn source_ip_usage(self) -> Result<Vec<SourceIpUsage>, StoreError> {
+        query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
+            .fetch_all(self.store.guarded_reader())
+            .await
+    }
+
+    /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
+    /// it).
+    pub async fn extend_message_expiry(self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
+        query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
+            .bind(message_id)
+            .bind(at_least_ms)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
+    }
 }
 
-async fn domain_source_pools(pool: Pool<'_>) -> Result<Vec<DomainSourcePool>, StoreError> {
-    query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
-        .fetch_all(pool)
-        .await
-}
-
+/// [`Sources::reserve_source_sends`]' transaction.
 async fn reserve_source_sends<F>(
     pool: Pool<'_>,
     ip: &str,
@@ -140,103 +201,4 @@ where
         .await?;
     tx.commit().await?;
     Ok(SourceReservation { granted, usage })
-}
-
-async fn release_source_sends(pool: Pool<'_>, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-    query(
-        "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
-         WHERE ip = $1 AND day_ms = $2",
-    )
-    .bind(ip)
-    .bind(day_of(now_ms))
-    .bind(i64::from(count))
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-async fn source_ip_usage(pool: Pool<'_>) -> Result<Vec<SourceIpUsage>, StoreError> {
-    query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
-        .fetch_all(pool)
-        .await
-}
-
-async fn extend_message_expiry(pool: Pool<'_>, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-    query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
-        .bind(message_id)
-        .bind(at_least_ms)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Source IPs and their daily sends ([`Store::sources`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Sources<'a> {
-    pub(crate) store: &'a Store,
-}
-
-impl Store {
-    /// Source IPs: pools per domain, daily reservations.
-    pub fn sources(&self) -> Sources<'_> {
-        Sources { store: self }
-    }
-}
-
-impl Sources<'_> {
-    /// Assigns a sending domain of `account` to source pool `pool`; `None` = back to the shared pool.
-    pub async fn set_domain_source_pool(
-        self,
-        account: AccountId,
-        domain: &str,
-        pool: Option<&str>,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_domain_pool(self.store.writer(), account, domain, pool, at_ms))
-            .await
-    }
-
-    /// Every pool assignment (domains without one use the shared pool).
-    pub async fn domain_source_pools(self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        self.store.guarded(domain_source_pools(self.store.reader())).await
-    }
-
-    /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
-    /// workers: `allowance(first_day_ms)` gives the address's allowance for today from the day it first sent
-    /// (recorded now if it never did; `None` = unlimited). Grants what is left of it, at most `wanted`.
-    pub async fn reserve_source_sends<F>(
-        self,
-        ip: &str,
-        now_ms: i64,
-        wanted: u32,
-        allowance: F,
-    ) -> Result<SourceReservation, StoreError>
-    where
-        F: FnOnce(i64) -> Option<u64> + Send,
-    {
-        self.store
-            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
-            .await
-    }
-
-    /// Gives back `count` sends reserved today from `ip` that were not used.
-    pub async fn release_source_sends(self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-        self.store
-            .guarded(release_source_sends(self.store.writer(), ip, now_ms, count))
-            .await
-    }
-
-    /// The warm-up counters of every source address that has sent.
-    pub async fn source_ip_usage(self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        self.store.guarded(source_ip_usage(self.store.reader())).await
-    }
-
-    /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
-    /// it).
-    pub async fn extend_message_expiry(self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-        self.store
-            .guarded(extend_message_expiry(self.store.writer(), message_id, at_least_ms))
-            .await
-    }
 }

@@ -462,12 +462,7 @@ pub(crate) async fn insert_batch(
     } else {
         vec![None; msgs.len()]
     };
-    let admitted: Vec<&NewMessage> = msgs
-        .iter()
-        .zip(&refusals)
-        .filter(|(_, refused)| refused.is_none())
-        .map(|((m, _), _)| m)
-        .collect();
+    let admitted = crate::limits::admitted(msgs, &refusals);
     let plan = lease.map(|l| l.plan(&refusals));
     let mut delta = crate::daily_statistics::StatsDelta::default();
     let leases = push_rows(tx.script(), &admitted, retain_bodies, &mut delta, plan.as_ref());
