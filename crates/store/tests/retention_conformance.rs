@@ -7,7 +7,7 @@ use std::time::Duration;
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
     Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewEvent, NewMessage,
-    PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    PruneCounts, Store, StoreOptions,
 };
 
 const DAY: i64 = 86_400_000;
@@ -102,27 +102,9 @@ async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
     ]
 }
 
-async fn month_stats(store: &Store, account: &Account) -> StatCounters {
-    let mut total = StatCounters::default();
-    for r in store
-        .stats()
-        .daily_stats(&StatsQuery {
-            account_id: account.id,
-            from_day: day_of(T0),
-            to_day: day_of(T0 + 60 * DAY),
-            send_domain: None,
-            recv_domain: None,
-        })
-        .await
-        .expect("stats")
-    {
-        total.add(&r.counters);
-    }
-    total
-}
-
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
+    let retention = store.retention();
     let a = account(store, "a").await;
     // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
     let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
@@ -159,7 +141,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     store.queue().enqueue(recent.clone()).await.expect("enqueue recent");
     deliver(store, T0 + 45 * DAY, delivered).await;
 
-    let stats_before = month_stats(store, &a).await;
+    let stats_before = common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await;
     let blacklist_before = store
         .suppression()
         .list_bounce_blacklist(&BounceBlacklistQuery {
@@ -181,8 +163,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     );
 
     // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
-    let pruned = store
-        .retention()
+    let pruned = retention
         .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune");
@@ -206,7 +187,10 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         assert!(rows(&ctx, "deliveries", &kept.id).await > 0);
     }
     // The rollup and the blacklist keep their own rules.
-    assert_eq!(month_stats(store, &a).await, stats_before);
+    assert_eq!(
+        common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await,
+        stats_before
+    );
     let blacklist_after = store
         .suppression()
         .list_bounce_blacklist(&BounceBlacklistQuery {
@@ -224,15 +208,13 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
 
     // A second run finds nothing more; a later cutoff takes the late one.
     assert_eq!(
-        store
-            .retention()
+        retention
             .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
             .await
             .expect("prune again"),
         PruneCounts::default()
     );
-    let later = store
-        .retention()
+    let later = retention
         .prune_final_before(T0 + 41 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune later");
@@ -414,13 +396,13 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
         pool.close().await;
     }
     let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-    let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    let retention = store.retention();
+    let pages = retention.file_pages().await.expect("pages").expect("sqlite");
     assert_eq!(pages.auto_vacuum, 2, "a small file is converted at open");
     // And the explicit conversion (`mailpush db vacuum`) is harmless on a converted file.
-    store.retention().vacuum().await.expect("vacuum");
+    retention.vacuum().await.expect("vacuum");
     assert_eq!(
-        store
-            .retention()
+        retention
             .file_pages()
             .await
             .expect("pages")
