@@ -5,7 +5,7 @@
 use sqlx::AssertSqlSafe;
 
 use crate::accounts::lock_account;
-use crate::sql::{Conn, query};
+use crate::sql::{Conn, Tx, query};
 use crate::{AccountId, Store, StoreError};
 
 /// One API key of an account, without its secret.
@@ -60,6 +60,16 @@ impl Store {
 const KEY_COLUMNS: &str = "id, account_id, secret_id, created_ms, last_used_day, revoked_ms";
 
 impl AccountKeys<'_> {
+    /// A write transaction holding the account's row lock ([`lock_account`]), so concurrent key changes of one
+    /// account are serialised. [`StoreError::NotFound`] if the account is absent.
+    async fn locked(self, account: AccountId) -> Result<Tx, StoreError> {
+        let mut tx = self.store.writer().begin_write().await?;
+        if !lock_account(&mut tx.conn(), account).await? {
+            return Err(StoreError::NotFound);
+        }
+        Ok(tx)
+    }
+
     /// The account's keys, active and revoked, oldest first.
     pub async fn list_keys(self, account: AccountId) -> Result<Vec<ApiKey>, StoreError> {
         query(AssertSqlSafe(format!(
@@ -83,9 +93,8 @@ impl AccountKeys<'_> {
     ) -> Result<ApiKey, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_keys(&mut conn, account).await?;
                 let active: i64 =
                     query("SELECT COUNT(*) FROM account_api_keys WHERE account_id = $1 AND revoked_ms IS NULL")
                         .bind(account)
@@ -112,9 +121,8 @@ impl AccountKeys<'_> {
     ) -> Result<RevokeOutcome, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_keys(&mut conn, account).await?;
                 let active: Vec<String> = query(
                     "SELECT secret_id FROM account_api_keys WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
                 )
@@ -151,9 +159,8 @@ impl AccountKeys<'_> {
     ) -> Result<ApiKey, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_keys(&mut conn, account).await?;
                 query("UPDATE account_api_keys SET revoked_ms = $1 WHERE account_id = $2 AND revoked_ms IS NULL")
                     .bind(now_ms)
                     .bind(account)
@@ -177,15 +184,6 @@ impl AccountKeys<'_> {
         .execute(self.store.guarded_writer())
         .await?;
         Ok(())
-    }
-}
-
-/// Locks the account's row until the transaction ends ([`lock_account`]), so concurrent key changes of one
-/// account are serialised. [`StoreError::NotFound`] if it is absent.
-async fn lock_keys(conn: &mut Conn<'_>, account: AccountId) -> Result<(), StoreError> {
-    match lock_account(conn, account).await? {
-        true => Ok(()),
-        false => Err(StoreError::NotFound),
     }
 }
 

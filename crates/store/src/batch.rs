@@ -10,7 +10,7 @@
 use sqlx::AssertSqlSafe;
 
 use crate::accounts::lock_account;
-use crate::sql::{Conn, StoredCode, builder, page, query};
+use crate::sql::{Conn, builder, page, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// A recipient list's `ReceiversStatus`, stored as its wire value.
@@ -29,12 +29,6 @@ impl ReceiverStatus {
     /// The wire value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for ReceiverStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -62,12 +56,6 @@ impl TaskStatus {
     /// The wire value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for TaskStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -386,7 +374,7 @@ impl Batch<'_> {
                 .bind(account)
                 .bind(name)
                 .bind(description)
-                .bind(ReceiverStatus::Pending)
+                .bind(ReceiverStatus::Pending.code())
                 .bind(now_ms)
                 .scalar(&mut conn)
                 .await?;
@@ -424,7 +412,7 @@ impl Batch<'_> {
         status: ReceiverStatus,
     ) -> Result<bool, StoreError> {
         query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
-            .bind(status)
+            .bind(status.code())
             .bind(account)
             .bind(id)
             .execute_changed(self.store.guarded_writer())
@@ -513,8 +501,8 @@ impl Batch<'_> {
                 )
                 .bind(out.valid)
                 .bind(out.invalid)
-                .bind(ReceiverStatus::Uploading)
-                .bind(ReceiverStatus::Done)
+                .bind(ReceiverStatus::Uploading.code())
+                .bind(ReceiverStatus::Done.code())
                 .bind(receiver_id)
                 .execute(&mut conn)
                 .await?;
@@ -634,7 +622,7 @@ impl Batch<'_> {
                 .bind(t.begin_ms)
                 .bind(t.interval_hours)
                 .bind(t.term_cycle)
-                .bind(status)
+                .bind(status.code())
                 .bind(t.begin_ms)
                 .bind(t.created_ms)
                 .scalar(&mut conn)
@@ -793,7 +781,7 @@ impl Batch<'_> {
              cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
              WHERE id = $9 AND cursor = $10 AND status IN (1, 5, 6)",
         )
-        .bind(u.status)
+        .bind(u.status.code())
         .bind(u.cursor)
         .bind(u.add_requests)
         .bind(u.cache_count)

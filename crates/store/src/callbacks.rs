@@ -2,7 +2,7 @@
 //! `events` (`cb_*` columns), decided at insert ([`initial_cb_state`]) and advanced by the dispatcher.
 
 use crate::events::{EventRow, RecordedEvent};
-use crate::sql::{StoredCode, builder, query};
+use crate::sql::{builder, query};
 use crate::{AccountId, Store, StoreError};
 
 /// An event due for callback delivery, with what the callback JSON needs from its message.
@@ -57,12 +57,6 @@ impl CallbackState {
     /// The stored value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for CallbackState {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -211,7 +205,7 @@ impl Callbacks<'_> {
                     let mut qb = builder("UPDATE events SET cb_next_ms = ");
                     qb.push_bind(lease_until_ms)
                         .push(" WHERE cb_state = ")
-                        .push_bind(CallbackState::Pending)
+                        .push_bind(CallbackState::Pending.code())
                         .push(" AND (id, cb_next_ms) IN (");
                     qb.push_values(chunk, |b, (id, next)| {
                         b.push_bind(*id).push_bind(*next);
@@ -238,7 +232,7 @@ impl Callbacks<'_> {
                         "UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 \
                          WHERE id = $5",
                     )
-                    .bind(r.state)
+                    .bind(r.state.code())
                     .bind(r.attempts)
                     .bind(r.next_ms)
                     .bind(r.error.as_deref())

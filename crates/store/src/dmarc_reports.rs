@@ -130,7 +130,6 @@ impl DmarcReports<'_> {
 }
 
 /// [`DmarcReports::record`]'s transaction.
-
 async fn record(pool: Pool<'_>, r: &NewDmarcReport) -> Result<bool, StoreError> {
     let mut tx = pool.begin_write().await?;
     let mut conn = tx.conn();

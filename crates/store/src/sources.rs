@@ -5,7 +5,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Pool, query};
+use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
 fn day_of(ms: i64) -> i64 {
@@ -117,7 +117,44 @@ impl Sources<'_> {
         F: FnOnce(i64) -> Option<u64> + Send,
     {
         self.store
-            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
+            .guarded(async {
+                let today = day_of(now_ms);
+                let mut tx = self.store.writer().begin().await?;
+                let mut conn = tx.conn();
+                query(
+                    "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
+                 ON CONFLICT (ip) DO NOTHING",
+                )
+                .bind(ip)
+                .bind(today)
+                .execute(&mut conn)
+                .await?;
+                // PostgreSQL: the row lock makes concurrent workers reserve one after the other (SQLite: the one writer
+                // connection serialises the transaction with every other write).
+                let mut usage: SourceIpUsage = query(AssertSqlSafe(format!(
+                    "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1{}",
+                    conn.lock_rows()
+                )))
+                .bind(ip)
+                .fetch_one(&mut conn)
+                .await?;
+                let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
+                let granted = match allowance(usage.first_day_ms) {
+                    None => u64::from(wanted),
+                    Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
+                };
+                let granted = u32::try_from(granted).unwrap_or(wanted);
+                usage.day_ms = today;
+                usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
+                query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
+                    .bind(ip)
+                    .bind(usage.day_ms)
+                    .bind(usage.day_count)
+                    .execute(&mut conn)
+                    .await?;
+                tx.commit().await?;
+                Ok(SourceReservation { granted, usage })
+            })
             .await
     }
 
@@ -152,53 +189,4 @@ impl Sources<'_> {
             .await?;
         Ok(())
     }
-}
-
-/// [`Sources::reserve_source_sends`]' transaction.
-async fn reserve_source_sends<F>(
-    pool: Pool<'_>,
-    ip: &str,
-    now_ms: i64,
-    wanted: u32,
-    allowance: F,
-) -> Result<SourceReservation, StoreError>
-where
-    F: FnOnce(i64) -> Option<u64> + Send,
-{
-    let today = day_of(now_ms);
-    let mut tx = pool.begin().await?;
-    let mut conn = tx.conn();
-    query(
-        "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
-         ON CONFLICT (ip) DO NOTHING",
-    )
-    .bind(ip)
-    .bind(today)
-    .execute(&mut conn)
-    .await?;
-    // PostgreSQL: the row lock makes concurrent workers reserve one after the other (SQLite: the one writer
-    // connection serialises the transaction with every other write).
-    let mut usage: SourceIpUsage = query(AssertSqlSafe(format!(
-        "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1{}",
-        conn.lock_rows()
-    )))
-    .bind(ip)
-    .fetch_one(&mut conn)
-    .await?;
-    let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
-    let granted = match allowance(usage.first_day_ms) {
-        None => u64::from(wanted),
-        Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
-    };
-    let granted = u32::try_from(granted).unwrap_or(wanted);
-    usage.day_ms = today;
-    usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
-    query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
-        .bind(ip)
-        .bind(usage.day_ms)
-        .bind(usage.day_count)
-        .execute(&mut conn)
-        .await?;
-    tx.commit().await?;
-    Ok(SourceReservation { granted, usage })
 }

@@ -7,7 +7,7 @@
 use sqlx::AssertSqlSafe;
 
 use crate::accounts::lock_account;
-use crate::sql::{StoredCode, page, query};
+use crate::sql::{page, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A template's row id (Tencent `TemplateID`). Never reused after a delete.
@@ -29,12 +29,6 @@ impl TemplateStatus {
     /// The wire value (`TemplateStatus` of the Tencent API).
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for TemplateStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -220,7 +214,7 @@ impl Templates<'_> {
                 .bind(&t.category)
                 .bind(t.html.as_deref())
                 .bind(t.text.as_deref())
-                .bind(t.status)
+                .bind(t.status.code())
                 .bind(&t.review_reason)
                 .bind(t.now_ms)
                 .fetch_one(&mut conn)
@@ -249,7 +243,7 @@ impl Templates<'_> {
         .bind(&u.category)
         .bind(u.html.as_deref())
         .bind(u.text.as_deref())
-        .bind(u.status)
+        .bind(u.status.code())
         .bind(&u.review_reason)
         .bind(u.now_ms)
         .bind(id)
@@ -332,7 +326,7 @@ impl Templates<'_> {
             Some(s) => query(AssertSqlSafe(format!(
                 "SELECT {SUMMARY_COLUMNS} FROM templates WHERE status = $1 ORDER BY id"
             )))
-            .bind(s),
+            .bind(s.code()),
             None => query(AssertSqlSafe(format!(
                 "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
             ))),
@@ -350,7 +344,7 @@ impl Templates<'_> {
         reason: &str,
     ) -> Result<bool, StoreError> {
         query("UPDATE templates SET status = $1, review_reason = $2 WHERE id = $3 AND version = $4")
-            .bind(status)
+            .bind(status.code())
             .bind(reason)
             .bind(id)
             .bind(version)

@@ -102,6 +102,24 @@ async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
     ]
 }
 
+/// How many bounce blacklist rows the account has from the test's months.
+async fn blacklisted_rows(store: &Store, account: &Account) -> i64 {
+    let q = BounceBlacklistQuery {
+        account_id: account.id,
+        from_ms: T0 - DAY,
+        to_ms: T0 + 90 * DAY,
+        address: None,
+        offset: 0,
+        limit: 100,
+    };
+    store
+        .suppression()
+        .list_bounce_blacklist(&q)
+        .await
+        .expect("blacklist")
+        .1
+}
+
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
     let retention = store.retention();
@@ -142,19 +160,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     deliver(store, T0 + 45 * DAY, delivered).await;
 
     let stats_before = common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await;
-    let blacklist_before = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    let blacklist_before = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_before, 1, "the hard bounce is blacklisted");
     assert_eq!(
         all_rows(&ctx, &old.id).await,
@@ -191,19 +197,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await,
         stats_before
     );
-    let blacklist_after = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    let blacklist_after = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_after, 1);
 
     // A second run finds nothing more; a later cutoff takes the late one.
@@ -424,8 +418,7 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
     let a = account(store, "retry").await;
     let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
     let other = message(&a, T0, &["c@other.example"]);
-    store.queue().enqueue(slow.clone()).await.expect("enqueue");
-    store.queue().enqueue(other.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&slow, &other]).await;
     deliver(store, T0, |_| AttemptResult::Deferred {
         reply: "451 later".into(),
         retry_at_ms: T0 + DAY,
@@ -481,8 +474,7 @@ async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
     let a = account(store, "drop").await;
     let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
     let keep = message(&a, T0, &["c@kept.example"]);
-    store.queue().enqueue(m.clone()).await.expect("enqueue");
-    store.queue().enqueue(keep.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&m, &keep]).await;
     let leased = store
         .queue_admin()
         .lease_queued(

@@ -161,7 +161,9 @@ async fn template_limit_per_account(ctx: Ctx) {
     for i in 0..12 {
         let store = store.clone();
         let t = new_template(a.id, &format!("t{i}"), TemplateStatus::Approved);
-        tasks.push(tokio::spawn(async move { store.templates().create_template(t, 5).await }));
+        tasks.push(tokio::spawn(
+            async move { store.templates().create_template(t, 5).await },
+        ));
     }
     let mut created = 0;
     for t in tasks {

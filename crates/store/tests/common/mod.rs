@@ -201,6 +201,13 @@ pub fn event(account: AccountId, id: &MessageId, recipient: &str, kind: EventKin
     }
 }
 
+/// Enqueues each of `messages`, in order.
+pub async fn enqueue_all(store: &Store, messages: &[&NewMessage]) {
+    for m in messages {
+        store.queue().enqueue((*m).clone()).await.expect("enqueue");
+    }
+}
+
 /// Leases up to `limit` deliveries due at `now_ms` to `worker` for `lease_ms`.
 pub async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
     store
