@@ -103,27 +103,27 @@ async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
     ]
 }
 
-async fn month_stats(store: &Store, account: &Account) -> StatCounters {
-    let mut total = StatCounters::default();
-    for r in store
-        .stats()
-        .daily_stats(&StatsQuery {
-            account_id: account.id,
-            from_day: day_of(T0),
-            to_day: day_of(T0 + 60 * DAY),
-            send_domain: None,
-            recv_domain: None,
-        })
+/// How many bounce blacklist rows the account has from the test's months.
+async fn blacklisted_rows(store: &Store, account: &Account) -> i64 {
+    let q = BounceBlacklistQuery {
+        account_id: account.id,
+        from_ms: T0 - DAY,
+        to_ms: T0 + 90 * DAY,
+        address: None,
+        offset: 0,
+        limit: 100,
+    };
+    store
+        .suppression()
+        .list_bounce_blacklist(&q)
         .await
-        .expect("stats")
-    {
-        total.add(&r.counters);
-    }
-    total
+        .expect("blacklist")
+        .1
 }
 
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
+    let retention = store.retention();
     let a = account(store, "a").await;
     // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
     let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
@@ -160,20 +160,8 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     store.queue().enqueue(recent.clone()).await.expect("enqueue recent");
     deliver(store, T0 + 45 * DAY, delivered).await;
 
-    let stats_before = month_stats(store, &a).await;
-    let blacklist_before = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    let stats_before = common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await;
+    let blacklist_before = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_before, 1, "the hard bounce is blacklisted");
     assert_eq!(
         all_rows(&ctx, &old.id).await,
@@ -182,8 +170,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     );
 
     // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
-    let pruned = store
-        .retention()
+    let pruned = retention
         .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune");
@@ -208,33 +195,22 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         assert!(rows(&ctx, "deliveries", &kept.id).await > 0);
     }
     // The rollup and the blacklist keep their own rules.
-    assert_eq!(month_stats(store, &a).await, stats_before);
-    let blacklist_after = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    assert_eq!(
+        common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await,
+        stats_before
+    );
+    let blacklist_after = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_after, 1);
 
     // A second run finds nothing more; a later cutoff takes the late one.
     assert_eq!(
-        store
-            .retention()
+        retention
             .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
             .await
             .expect("prune again"),
         PruneCounts::default()
     );
-    let later = store
-        .retention()
+    let later = retention
         .prune_final_before(T0 + 41 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune later");
@@ -512,13 +488,13 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
         pool.close().await;
     }
     let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-    let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    let retention = store.retention();
+    let pages = retention.file_pages().await.expect("pages").expect("sqlite");
     assert_eq!(pages.auto_vacuum, 2, "a small file is converted at open");
     // And the explicit conversion (`mailpush db vacuum`) is harmless on a converted file.
-    store.retention().vacuum().await.expect("vacuum");
+    retention.vacuum().await.expect("vacuum");
     assert_eq!(
-        store
-            .retention()
+        retention
             .file_pages()
             .await
             .expect("pages")
@@ -540,8 +516,7 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
     let a = account(store, "retry").await;
     let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
     let other = message(&a, T0, &["c@other.example"]);
-    store.queue().enqueue(slow.clone()).await.expect("enqueue");
-    store.queue().enqueue(other.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&slow, &other]).await;
     deliver(store, T0, |_| AttemptResult::Deferred {
         reply: "451 later".into(),
         retry_at_ms: T0 + DAY,
@@ -597,8 +572,7 @@ async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
     let a = account(store, "drop").await;
     let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
     let keep = message(&a, T0, &["c@kept.example"]);
-    store.queue().enqueue(m.clone()).await.expect("enqueue");
-    store.queue().enqueue(keep.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&m, &keep]).await;
     let leased = store
         .queue_admin()
         .lease_queued(
