@@ -1,7 +1,7 @@
 //! `mailpush serve --dev` end to end: the printed credentials, a TC3-signed SendEmail and an SMTP submission
 //! that both land in the dev mailbox with a passing DKIM signature (verified against the dev DNS), a simulator
 //! address that never does, the credentials printed again after a restart, and the refusal of a non-loopback
-//! listener.
+//! listener; and the README's "Send your first mail" walk-through run as written (swaks, the Python SDK, curl).
 
 use mailpush_suite::*;
 use serde_json::{Value, json};
@@ -268,4 +268,147 @@ async fn dev_mode_refuses_a_non_loopback_listener() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--dev-allow-remote"), "{stderr}");
+}
+
+/// The README's section "Send your first mail (dev mode)" with its blocks in the order a reader meets them.
+fn readme_walk_through() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let start = readme
+        .find("### Send your first mail (dev mode)")
+        .expect("README has the dev-mode walk-through");
+    let rest = &readme[start..];
+    let end = rest[4..].find("\n### ").map_or(rest.len(), |i| i + 4);
+    rest[..end].to_string()
+}
+
+/// The first fenced ```sh block of `section` whose text contains `needle`, continuation lines joined.
+fn shell_block<'a>(section: &'a str, needle: &str) -> &'a str {
+    section
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("no sh block with {needle:?} in the walk-through"))
+}
+
+/// Runs `command` with `sh -c`; panics with its output unless it succeeds. Returns stdout.
+async fn sh(command: &str) -> String {
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .await
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{command}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The walk-through as the README writes it: `serve --dev`, then the README's own swaks command and its Python SDK
+/// program (the printed credentials, port and sender put in), then the README's `curl` commands read both mails
+/// back from the mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_works_as_written() {
+    if !tool_available(
+        "swaks",
+        &["--version"],
+        "MAILPUSH_REQUIRE_SWAKS",
+        "apt-get install swaks",
+    ) || !tool_available("curl", &["--version"], "MAILPUSH_REQUIRE_SWAKS", "apt-get install curl")
+        || !python_sdk_available()
+    {
+        return;
+    }
+    let section = readme_walk_through();
+    let dir = temp_dir();
+    let server = ServerProcess::start("mailpush", &["serve", "--dev"], &dev_env(dir.path())).await;
+    let printed = printed_credentials(&server);
+    let field = |k: &str| {
+        printed[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in {printed}"))
+            .to_string()
+    };
+    let smtp = server.announced_addr("smtp").expect("smtp address");
+    let api = server.api_addr.clone();
+    // What the reader types in: the printed values where the README shows `…`, this run's ports.
+    let fill = |text: &str| {
+        text.replace("127.0.0.1:2525", &smtp)
+            .replace("127.0.0.1:8080", &api)
+            .replace("'…'", &format!("'{}'", field("SmtpPassword")))
+    };
+
+    // SMTP with swaks, the README's command.
+    let swaks = shell_block(&section, "swaks ");
+    assert!(
+        swaks.contains(&field("Sender")),
+        "the README's swaks sends as the dev sender: {swaks}"
+    );
+    sh(&fill(swaks)).await;
+
+    // The official Python SDK: the README's program, pointed at dev mode as the walk-through says.
+    let sdk_section = &readme_walk_through_sdk_program();
+    let program = sdk_section
+        .replace(
+            "\"AKID…\", \"…\"",
+            &format!("{:?}, {:?}", field("SecretId"), field("SecretKey")),
+        )
+        .replace("127.0.0.1:8080", &api)
+        .replace("Shop <noreply@mail.example.com>", &field("Sender"));
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &program])
+        .output()
+        .await
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Read both back with the README's curl commands.
+    let list_cmd = section
+        .split('`')
+        .find(|s| s.starts_with("curl ") && s.ends_with("/dev/mailbox/messages"))
+        .expect("the README lists the mailbox with curl");
+    let one_cmd = section
+        .split('`')
+        .find(|s| s.starts_with("curl ") && s.ends_with("/dev/mailbox/messages/ID"))
+        .expect("the README shows one message with curl");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let messages = loop {
+        let list: Value = serde_json::from_str(&sh(&fill(list_cmd)).await).expect("mailbox JSON");
+        let messages = list["messages"].as_array().cloned().unwrap_or_default();
+        if messages.len() >= 2 {
+            break messages;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "mailbox: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (subject, rcpt) in [("hello", "alice@example.com"), ("Your receipt", "alice@example.org")] {
+        let m = messages
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject:?} in {messages:?}"));
+        assert_eq!(m["rcpt_to"], json!([rcpt]), "{m}");
+        let id = m["id"].as_str().expect("id");
+        let full: Value =
+            serde_json::from_str(&sh(&fill(&one_cmd.replace("/ID", &format!("/{id}")))).await).expect("message JSON");
+        assert_eq!(full["dkim_pass"], true, "{}", full["dkim"]);
+    }
+    server.kill().await;
+}
+
+/// The Python program of the README's next section ("Create an account and send a first mail"), which the
+/// walk-through tells the reader to use with the dev credentials.
+fn readme_walk_through_sdk_program() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let start = readme
+        .find("### Create an account and send a first mail")
+        .expect("README has the first-mail section");
+    readme[start..]
+        .split("```python\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a python block")
+        .to_string()
 }

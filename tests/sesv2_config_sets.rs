@@ -325,3 +325,240 @@ async fn contact_list_topics_decide_delivery_and_one_click_unsubscribes() {
     assert!(status.to_string().contains("unsubscribed"), "{status}");
     server.terminate().await;
 }
+
+/// The JSON bodies `posts` received so far.
+fn bodies(posts: &Posts) -> Vec<Value> {
+    posts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, body)| serde_json::from_slice(body).ok())
+        .collect()
+}
+
+/// Waits (40 s at most) until an event of `event_type` for message `id` (any message when empty) reached `posts`.
+async fn ses_event(posts: &Posts, event_type: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let found = bodies(posts)
+            .into_iter()
+            .find(|e| e["eventType"] == event_type && (id.is_empty() || e["mail"]["messageId"] == id));
+        if let Some(e) = found {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {event_type} event for {id:?}: {:?}",
+            bodies(posts)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_options_ses_only_events_and_raw_mail_with_a_set_and_a_list() {
+    if !sdk_installed(
+        "python3",
+        &["-c", "import boto3"],
+        None,
+        "MAILPUSH_REQUIRE_BOTO3",
+        "pip install boto3",
+    ) {
+        return;
+    }
+    let MailWorld {
+        dns,
+        sink,
+        dir: _dir,
+        env,
+    } = mail_world(&[
+        ("MAILPUSH_CALLBACK_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
+        ("MAILPUSH_PUBLIC_BASE_URL", BASE.to_string()),
+    ])
+    .await;
+    let creds = create_account(&env, "aws").await;
+    let server = ServerProcess::start("mailpush", &["serve"], &env).await;
+    let (hook, posts) = receiver().await;
+    let (callback_url, callbacks) = receiver().await;
+
+    run_script("create", &server, &creds, &hook).await;
+    let tencent = ApiClient::new(&server.api_addr, &creds);
+    let identity = tencent
+        .call("GetEmailIdentity", &json!({ "EmailIdentity": "shop.example.com" }))
+        .await;
+    publish_records(&dns, &identity, "shop.example.com");
+    // The account's Tencent callback URL: it must get the Tencent kinds only.
+    let r = tencent
+        .call("SetCallbackUrl", &json!({ "CallbackUrl": callback_url }))
+        .await;
+    assert!(r.get("Error").is_none(), "{r}");
+    // The content review refuses the "casino" mail (REJECT).
+    mailpush_cli(
+        &env,
+        &["screening", "aws", "--min-score", "none", "--review-content", "true"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    let v = run_script("events", &server, &creds, &hook).await;
+    assert_eq!(v["created_options"], json!(["REQUIRE", true, true]), "{v}");
+    assert_eq!(
+        v["options"],
+        json!([
+            { "CustomRedirectDomain": "track.shop.example.com", "HttpsPolicy": "REQUIRE" },
+            { "TlsPolicy": "OPTIONAL", "MaxDeliverySeconds": 600 },
+            false,
+            true,
+            ["BOUNCE"]
+        ]),
+        "{v}"
+    );
+    assert_eq!(v["bad_tls"], json!(["BadRequestException", 400]), "{v}");
+    assert_eq!(v["options_unknown_set"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["paused_get"], false, "{v}");
+    assert_eq!(v["paused_send"], json!(["SendingPausedException", 400]), "{v}");
+    assert_eq!(v["paused_raw"], json!(["SendingPausedException", 400]), "{v}");
+    assert_eq!(v["bulk_paused"], json!(["SendingPausedException", 400]), "{v}");
+    assert_eq!(
+        v["updated_list"],
+        json!(["Members' club", [["deals", "OPT_IN"], ["meetups", "OPT_OUT"]]]),
+        "{v}"
+    );
+    assert_eq!(v["update_unknown_list"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["update_bad_topic"], json!(["BadRequestException", 400]), "{v}");
+    assert_eq!(v["raw_unknown_list"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["raw_unknown_set"], json!(["NotFoundException", 404]), "{v}");
+    assert_eq!(v["bulk"], json!(["SUCCESS", "INVALID_PARAMETER"]), "{v}");
+    assert_eq!(v["rejected"], json!(["MessageRejected", 400]), "{v}");
+    let raw_id = v["raw_id"].as_str().expect("raw id").to_string();
+    let bulk_id = v["bulk_id"].as_str().expect("bulk id").to_string();
+
+    // SEND and DELIVERY of the raw mail, with its tags; SEND of the bulk entry that rendered.
+    let send = ses_event(&posts, "Send", &raw_id).await;
+    assert_eq!(send["send"], json!({}), "{send}");
+    assert_eq!(send["mail"]["tags"]["campaign"], json!(["raw"]), "{send}");
+    assert_eq!(
+        send["mail"]["tags"]["ses:configuration-set"],
+        json!(["events"]),
+        "{send}"
+    );
+    assert_eq!(send["mail"]["source"], "noreply@shop.example.com", "{send}");
+    let delivery = ses_event(&posts, "Delivery", &raw_id).await;
+    assert_eq!(
+        delivery["mail"]["destination"],
+        json!(["reader@example.org"]),
+        "{delivery}"
+    );
+    ses_event(&posts, "Send", &bulk_id).await;
+    // RENDERING_FAILURE of the entry without `name`, REJECT of the casino mail.
+    let failure = ses_event(&posts, "Rendering Failure", "").await;
+    assert_eq!(failure["failure"]["templateName"], "greet", "{failure}");
+    assert!(
+        failure["failure"]["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("name"),
+        "{failure}"
+    );
+    assert_eq!(
+        failure["mail"]["destination"],
+        json!(["nameless@example.org"]),
+        "{failure}"
+    );
+    assert_eq!(failure["mail"]["source"], "noreply@shop.example.com", "{failure}");
+    let reject = ses_event(&posts, "Reject", "").await;
+    assert_eq!(reject["reject"]["reason"], "Bad content", "{reject}");
+    assert_eq!(reject["mail"]["tags"]["campaign"], json!(["raw"]), "{reject}");
+    assert_eq!(reject["mail"]["commonHeaders"]["subject"], "Your order", "{reject}");
+
+    // The raw mails: the list's one-click link added where the mail had none, the sender's own kept, the
+    // contact who unsubscribed from everything not sent to.
+    sink.wait_for_messages(3, Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    let by_subject = |subject: &str| {
+        sink.messages()
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+            .find(|m| header(m, "Subject").as_deref() == Some(subject))
+    };
+    let deals = by_subject("Raw deals").expect("Raw deals delivered");
+    assert_eq!(
+        header(&deals, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click"),
+        "{deals}"
+    );
+    let own = by_subject("Raw own header").expect("Raw own header delivered");
+    assert_eq!(
+        header(&own, "List-Unsubscribe").as_deref(),
+        Some("<mailto:leave@shop.example.com>"),
+        "{own}"
+    );
+    assert!(header(&own, "List-Unsubscribe-Post").is_none(), "{own}");
+
+    // SUBSCRIPTION: the one-click link of the mail sent with the set.
+    let link = header(&deals, "List-Unsubscribe").expect("List-Unsubscribe");
+    let url = link.trim_start_matches('<').trim_end_matches('>');
+    let local = format!(
+        "http://{}{}",
+        server.api_addr,
+        url.strip_prefix(BASE).expect("a mailpush link")
+    );
+    let resp = reqwest::Client::new()
+        .post(&local)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click");
+    assert_eq!(resp.status(), 200);
+    let sub = ses_event(&posts, "Subscription", &raw_id).await;
+    let s = &sub["subscription"];
+    assert_eq!(s["contactList"], "club", "{sub}");
+    assert_eq!(s["source"], "UnsubscribeHeader", "{sub}");
+    assert_eq!(
+        s["newTopicPreferences"]["topicSubscriptionStatus"],
+        json!([{ "topicName": "deals", "subscriptionStatus": "OptOut" }]),
+        "{sub}"
+    );
+    assert_eq!(s["oldTopicPreferences"]["topicSubscriptionStatus"], json!([]), "{sub}");
+    assert_eq!(s["newTopicPreferences"]["unsubscribeAll"], false, "{sub}");
+    assert_eq!(sub["mail"]["destination"], json!(["reader@example.org"]), "{sub}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        by_subject("Raw to Alice").is_none(),
+        "Alice unsubscribed from everything"
+    );
+
+    // The Tencent callback got the delivered events and none of the SES-only kinds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !bodies(&callbacks).iter().any(|e| e["event"] == "delivered") {
+        assert!(tokio::time::Instant::now() < deadline, "no Tencent callback arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let known = [
+        "delivered",
+        "dropped",
+        "bounce",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "deferred",
+    ];
+    for e in bodies(&callbacks) {
+        assert!(
+            known.contains(&e["event"].as_str().unwrap_or("")),
+            "the Tencent callback got a kind it does not know: {e}"
+        );
+    }
+    // Every SES event kept to the destination's types.
+    for e in bodies(&posts) {
+        assert!(
+            ["Send", "Delivery", "Reject", "Rendering Failure", "Subscription"]
+                .contains(&e["eventType"].as_str().unwrap_or("")),
+            "{e}"
+        );
+    }
+    server.terminate().await;
+}

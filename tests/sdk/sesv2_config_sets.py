@@ -1,8 +1,10 @@
 """Drives mailpush's SES v2 configuration sets with boto3's `sesv2` client, changing nothing but endpoint_url.
 
-Usage: sesv2_config_sets.py create | sets. Environment: MAILPUSH_ENDPOINT (host:port), SECRET_ID, SECRET_KEY, TO,
-HOOK (the test's event receiver). `create` creates the domain identity shop.example.com; `sets` (after its records
-are published) drives the configuration set and event destination operations and sends with a set and tags.
+Usage: sesv2_config_sets.py create | sets | contacts | after_unsubscribe | events. Environment: MAILPUSH_ENDPOINT
+(host:port), SECRET_ID, SECRET_KEY, TO, HOOK (the test's event receiver). `create` creates the domain identity
+shop.example.com; `sets` (after its records are published) drives the configuration set and event destination
+operations and sends with a set and tags; `contacts` and `after_unsubscribe` the contact lists; `events` the set
+options, the SES-only events (SEND, REJECT, RENDERING_FAILURE) and Raw mail with a set and list management.
 Prints what it saw as JSON.
 """
 import json
@@ -102,6 +104,99 @@ if sys.argv[1] == "after_unsubscribe":
     out["deleted_contact"] = error_of(ses.get_contact, ContactListName="news", EmailAddress="alice@example.org")
     ses.delete_contact_list(ContactListName="news")
     out["deleted_list"] = error_of(ses.get_contact_list, ContactListName="news")
+    json.dump(out, sys.stdout)
+    sys.exit(0)
+
+def raw(subject, to=TO, extra=""):
+    return ("From: Shop <noreply@shop.example.com>\r\nTo: %s\r\nSubject: %s\r\n%sMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nRaw news of the week.\r\n" % (to, subject, extra)).encode()
+
+
+if sys.argv[1] == "events":
+    # The options: kept and answered by GetConfigurationSet; SendingEnabled false refuses sends with the set.
+    ses.create_configuration_set(ConfigurationSetName="events", DeliveryOptions={"TlsPolicy": "REQUIRE"},
+                                 ReputationOptions={"ReputationMetricsEnabled": True})
+    r = ses.get_configuration_set(ConfigurationSetName="events")
+    out["created_options"] = [r["DeliveryOptions"]["TlsPolicy"], r["ReputationOptions"]["ReputationMetricsEnabled"],
+                              r["SendingOptions"]["SendingEnabled"]]
+    ses.put_configuration_set_tracking_options(ConfigurationSetName="events",
+                                               CustomRedirectDomain="track.shop.example.com", HttpsPolicy="REQUIRE")
+    ses.put_configuration_set_suppression_options(ConfigurationSetName="events", SuppressedReasons=["BOUNCE"])
+    ses.put_configuration_set_delivery_options(ConfigurationSetName="events", TlsPolicy="OPTIONAL",
+                                               MaxDeliverySeconds=600)
+    ses.put_configuration_set_reputation_options(ConfigurationSetName="events", ReputationMetricsEnabled=False)
+    r = ses.get_configuration_set(ConfigurationSetName="events")
+    out["options"] = [r["TrackingOptions"], r["DeliveryOptions"], r["ReputationOptions"]["ReputationMetricsEnabled"],
+                      r["SendingOptions"]["SendingEnabled"], r["SuppressionOptions"]["SuppressedReasons"]]
+    out["bad_tls"] = error_of(ses.put_configuration_set_delivery_options, ConfigurationSetName="events",
+                              TlsPolicy="SOMETIMES")
+    out["options_unknown_set"] = error_of(ses.put_configuration_set_sending_options, ConfigurationSetName="nope",
+                                          SendingEnabled=False)
+    ses.create_configuration_set(ConfigurationSetName="paused")
+    ses.put_configuration_set_sending_options(ConfigurationSetName="paused", SendingEnabled=False)
+    out["paused_get"] = ses.get_configuration_set(ConfigurationSetName="paused")["SendingOptions"]["SendingEnabled"]
+    out["paused_send"] = error_of(text_mail, to=TO, subject="Paused", ConfigurationSetName="paused")
+    out["paused_raw"] = error_of(ses.send_email, Content={"Raw": {"Data": raw("Paused raw")}},
+                                 ConfigurationSetName="paused")
+
+    ses.create_configuration_set_event_destination(
+        ConfigurationSetName="events", EventDestinationName="hook",
+        EventDestination={"Enabled": True, "SnsDestination": {"TopicArn": HOOK},
+                          "MatchingEventTypes": ["SEND", "REJECT", "RENDERING_FAILURE", "SUBSCRIPTION", "DELIVERY"]})
+
+    # UpdateContactList, then Raw mail with a set, tags and a contact-list topic.
+    ses.create_contact_list(ContactListName="club", Description="Club", Topics=[
+        {"TopicName": "deals", "DisplayName": "Deals", "DefaultSubscriptionStatus": "OPT_IN"}])
+    ses.update_contact_list(ContactListName="club", Description="Members' club", Topics=[
+        {"TopicName": "deals", "DisplayName": "Deals", "DefaultSubscriptionStatus": "OPT_IN"},
+        {"TopicName": "meetups", "DisplayName": "Meetups", "Description": "Now and then",
+         "DefaultSubscriptionStatus": "OPT_OUT"}])
+    r = ses.get_contact_list(ContactListName="club")
+    out["updated_list"] = [r["Description"], [[t["TopicName"], t["DefaultSubscriptionStatus"]] for t in r["Topics"]]]
+    out["update_unknown_list"] = error_of(ses.update_contact_list, ContactListName="nope", Description="x")
+    out["update_bad_topic"] = error_of(ses.update_contact_list, ContactListName="club", Topics=[
+        {"TopicName": "t", "DisplayName": "T", "DefaultSubscriptionStatus": "MAYBE"}])
+    ses.create_contact(ContactListName="club", EmailAddress="alice@example.org", UnsubscribeAll=True)
+    deals = {"ContactListName": "club", "TopicName": "deals"}
+    tags = [{"Name": "campaign", "Value": "raw"}]
+    out["raw_id"] = ses.send_email(Content={"Raw": {"Data": raw("Raw deals")}}, ConfigurationSetName="events",
+                                   EmailTags=tags, ListManagementOptions=deals)["MessageId"]
+    out["raw_own_header"] = ses.send_email(
+        Content={"Raw": {"Data": raw("Raw own header", extra="List-Unsubscribe: <mailto:leave@shop.example.com>\r\n")}},
+        ListManagementOptions=deals)["MessageId"]
+    out["raw_alice"] = ses.send_email(Content={"Raw": {"Data": raw("Raw to Alice", to="alice@example.org")}},
+                                      ListManagementOptions=deals)["MessageId"]
+    out["raw_unknown_list"] = error_of(ses.send_email, Content={"Raw": {"Data": raw("x")}},
+                                       ListManagementOptions={"ContactListName": "nope"})
+    out["raw_unknown_set"] = error_of(ses.send_email, Content={"Raw": {"Data": raw("x")}}, ConfigurationSetName="nope")
+
+    # RENDERING_FAILURE: the second entry lacks the variable the template needs.
+    ses.create_email_template(TemplateName="greet", TemplateContent={
+        "Subject": "Hello {{name}}",
+        "Text": "Hi {{name}}, thank you for choosing our shop. Your account is ready and waiting for you today.",
+        "Html": "<p>Hi {{name}}, thank you for choosing our shop. Your account is ready and waiting for you today.</p>"})
+    entries = [
+        {"Destination": {"ToAddresses": [TO]},
+         "ReplacementEmailContent": {"ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"name": "Di"})}}},
+        {"Destination": {"ToAddresses": ["nameless@example.org"]},
+         "ReplacementEmailContent": {"ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"city": "Ulm"})}}},
+    ]
+    r = ses.send_bulk_email(FromEmailAddress="noreply@shop.example.com", ConfigurationSetName="events",
+                            DefaultContent={"Template": {"TemplateName": "greet", "TemplateData": json.dumps({"x": 1})}},
+                            BulkEmailEntries=entries)
+    out["bulk"] = [e["Status"] for e in r["BulkEmailEntryResults"]]
+    out["bulk_id"] = r["BulkEmailEntryResults"][0]["MessageId"]
+    out["bulk_paused"] = error_of(
+        ses.send_bulk_email, FromEmailAddress="noreply@shop.example.com", ConfigurationSetName="paused",
+        DefaultContent={"Template": {"TemplateName": "greet", "TemplateData": json.dumps({"name": "x"})}},
+        BulkEmailEntries=entries[:1])
+
+    # REJECT: the account's content review refuses the mail.
+    out["rejected"] = error_of(
+        ses.send_email, FromEmailAddress="noreply@shop.example.com", Destination={"ToAddresses": [TO]},
+        ConfigurationSetName="events", EmailTags=tags,
+        Content={"Simple": {"Subject": {"Data": "Your order"}, "Body": {"Text": {
+            "Data": "Your order has shipped and arrives on Monday.\nP.S. Visit our online casino for a bonus.\n"}}}})
     json.dump(out, sys.stdout)
     sys.exit(0)
 

@@ -11,24 +11,27 @@ pub async fn prune(core: &Mailpush) -> Result<Report, AdminError> {
     let Some(cutoff) = core.retention_cutoff_ms() else {
         return Ok(Report::new(
             "retention_days is 0: mail is kept forever, nothing pruned".into(),
-            json!({ "Messages": 0, "Deliveries": 0, "Attempts": 0, "Events": 0, "PagesReleased": 0 }),
+            json!({ "Messages": 0, "Deliveries": 0, "Attempts": 0, "Events": 0, "SesMessages": 0, "PagesReleased": 0 }),
         ));
     };
     let pass = core.run_retention(None).await?;
     let p = &pass.pruned;
     Ok(Report::new(
         format!(
-            "pruned mail final before {}: {} messages, {} recipients, {} attempts, {} events; {} pages given back",
+            "pruned mail final before {}: {} messages, {} recipients, {} attempts, {} events, {} SES message rows; \
+             {} pages given back",
             crate::datetime(cutoff),
             p.messages,
             p.deliveries,
             p.attempts,
             p.events,
+            p.ses_messages,
             pass.pages_released
         ),
         json!({
             "Cutoff": crate::datetime(cutoff), "Messages": p.messages, "Deliveries": p.deliveries,
-            "Attempts": p.attempts, "Events": p.events, "PagesReleased": pass.pages_released,
+            "Attempts": p.attempts, "Events": p.events, "SesMessages": p.ses_messages,
+            "PagesReleased": pass.pages_released,
         }),
     ))
 }

@@ -218,6 +218,10 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ev_6", "complaint", "投诉"),
     ("ev_7", "unsubscribed", "退订"),
     ("ev_8", "deferred", "延迟"),
+    ("ev_9", "sent (SES)", "已发送 (SES)"),
+    ("ev_10", "rejected (SES)", "已拒绝 (SES)"),
+    ("ev_11", "rendering failed (SES)", "渲染失败 (SES)"),
+    ("ev_12", "subscription changed (SES)", "订阅变更 (SES)"),
     ("lists", "Recipient lists", "收件人列表"),
     ("new_list", "Upload a list", "上传收件人列表"),
     (

@@ -6,7 +6,8 @@
 //! dispatchers never post the same event at the same time), posts them and records the results in one
 //! transaction: delivered, no target, retry later with backoff, or given up once `callback_retry_secs` have
 //! passed since the event. Events of accounts without a callback URL are recorded with no target at once
-//! (`mailpush_store`), so they never reach a round.
+//! (`mailpush_store`), so they never reach a round. The kinds Tencent's callback does not know (SES v2's `SEND`,
+//! `REJECT`, `RENDERING_FAILURE`, `SUBSCRIPTION`) go to configuration-set event destinations only.
 
 use crate::Env;
 use crate::error::CoreError;
@@ -177,17 +178,14 @@ impl Callbacks {
             .filter(|ev| claimed.contains(&ev.event.id))
             .map(|ev| ev.event.event.message_id.as_str())
             .collect();
-        let message_tags: HashMap<String, (String, serde_json::Map<String, serde_json::Value>)> = self
+        let message_tags: HashMap<String, crate::configuration_sets::MessageSes> = self
             .env
             .store
             .configuration_sets()
             .message_tags(&ids)
             .await?
             .into_iter()
-            .map(|r| {
-                let tags = serde_json::from_str(&r.tags).unwrap_or_default();
-                (r.message_id, (r.set_name, tags))
-            })
+            .map(|r| (r.message_id.clone(), r.into()))
             .collect();
         let mut results = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
@@ -201,7 +199,9 @@ impl Callbacks {
                     info
                 }
             };
-            let target = info.as_ref().and_then(|i| {
+            // The Tencent callback carries the kinds its contract knows (eventid 1–8), never the SES-only ones.
+            let tencent = ev.event.event.kind.is_tencent();
+            let target = info.as_ref().filter(|_| tencent).and_then(|i| {
                 i.targets
                     .get(&ev.from_address.to_ascii_lowercase())
                     .or_else(|| i.targets.get(&ev.from_address))
@@ -209,11 +209,11 @@ impl Callbacks {
                     .cloned()
             });
             let ses: Vec<(String, String)> = match (&info, message_tags.get(ev.event.event.message_id.as_str())) {
-                (Some(info), Some((set, tags))) => {
-                    let body = crate::configuration_sets::ses_event_json(&ev, set, tags).to_string();
+                (Some(info), Some(ses)) => {
+                    let body = crate::configuration_sets::ses_event_json(&ev, ses).to_string();
                     info.destinations
                         .iter()
-                        .filter(|d| &d.set_name == set && crate::configuration_sets::matches(d, ev.event.event.kind))
+                        .filter(|d| d.set_name == ses.set && crate::configuration_sets::matches(d, ev.event.event.kind))
                         .map(|d| (d.url.clone(), body.clone()))
                         .collect()
                 }

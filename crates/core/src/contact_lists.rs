@@ -1,12 +1,15 @@
 //! SES v2 contact lists and topics: the lists and contacts (rows in `store/src/contact_lists.rs`), and the
 //! one-click topic unsubscribe of mail sent with `ListManagementOptions`: a token of `mailpush_tracking` (sealed
 //! with a key of its own) naming the recipient and `ses-topic:<list>\n<topic>`, served under
-//! `public_base_url`, which sets the contact's preference for the topic to `OPT_OUT`.
+//! `public_base_url`, which sets the contact's preference for the topic to `OPT_OUT` and, when the mail was sent
+//! with a configuration set (the token names the message), records a `SUBSCRIPTION` event for the set's
+//! destinations with the contact's preferences before and after.
 
 use crate::error::CoreError;
 use crate::sending::Sending;
 use crate::{AccountContext, Mailpush};
-use mailpush_store::{ContactListRow, ContactRow};
+use mailpush_model::{EventKind, MessageId};
+use mailpush_store::{ContactListRow, ContactRow, NewEvent};
 use mailpush_tracking::{Token, TokenKind};
 
 /// What precedes `<list>\n<topic>` in a topic unsubscribe token's kind.
@@ -43,6 +46,15 @@ impl Sending {
         row: &ContactListRow,
     ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
         crate::configuration_sets::outcome(self.contact_store().create_list(ctx.id, row).await)
+    }
+
+    /// Replaces a contact list's description and topics (`Missing` when there is no such list).
+    pub(crate) async fn update_contact_list(
+        &self,
+        ctx: &AccountContext,
+        row: &ContactListRow,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        crate::configuration_sets::outcome(self.contact_store().update_list(ctx.id, row).await)
     }
 
     /// The account's contact lists.
@@ -108,13 +120,15 @@ impl Sending {
         crate::configuration_sets::outcome(self.contact_store().delete_contact(ctx.id, list, email).await)
     }
 
-    /// The one-click unsubscribe URL of `email` for `topic` of `list` (`None` without `public_base_url`).
+    /// The one-click unsubscribe URL of `email` for `topic` of `list` in message `message` (`None` without
+    /// `public_base_url`).
     pub(crate) fn topic_unsubscribe_url(
         &self,
         ctx: &AccountContext,
         list: &str,
         topic: &str,
         email: &str,
+        message: &MessageId,
     ) -> Option<String> {
         let base = self
             .env
@@ -129,7 +143,7 @@ impl Sending {
         let token = Token {
             kind: TokenKind::Unsubscribe(format!("{TOPIC_PREFIX}{list}\n{topic}")),
             account_id: ctx.id,
-            message_id: String::new(),
+            message_id: message.as_str().to_string(),
             recipient: email.to_ascii_lowercase(),
         };
         let text = self.topic_token_key().encode(&token);
@@ -138,6 +152,12 @@ impl Sending {
 
     /// What a topic unsubscribe token names, if it is one of ours.
     pub(crate) fn topic_unsubscribe_info(&self, token: &str) -> Option<(i64, TopicUnsubscribe)> {
+        self.topic_token(token).map(|(account, info, _)| (account, info))
+    }
+
+    /// A topic unsubscribe token's account, what it names and the message it was sent in ("" for links issued
+    /// before tokens named it).
+    fn topic_token(&self, token: &str) -> Option<(i64, TopicUnsubscribe, String)> {
         let t = self.topic_token_key().decode(token)?;
         let TokenKind::Unsubscribe(what) = t.kind else {
             return None;
@@ -150,6 +170,7 @@ impl Sending {
                 list: list.to_string(),
                 topic: topic.to_string(),
             },
+            t.message_id,
         ))
     }
 
@@ -157,13 +178,13 @@ impl Sending {
     /// `UnsubscribeAll`); a recipient who is not a contact yet becomes one. `None` for a token that is not ours or
     /// a list that is gone.
     pub(crate) async fn topic_unsubscribe(&self, token: &str) -> Result<Option<TopicUnsubscribe>, CoreError> {
-        let Some((account, info)) = self.topic_unsubscribe_info(token) else {
+        let Some((account, info, message)) = self.topic_token(token) else {
             return Ok(None);
         };
         let store = self.contact_store();
-        if store.list(account, &info.list).await?.is_none() {
+        let Some(list) = store.list(account, &info.list).await? else {
             return Ok(None);
-        }
+        };
         let now = self.env.clock.now_ms();
         let existing = store.contact(account, &info.list, &info.email).await?;
         let mut row = existing.clone().unwrap_or(ContactRow {
@@ -184,11 +205,53 @@ impl Sending {
             row.preferences = serde_json::Value::Object(prefs).to_string();
         }
         row.updated_ms = now;
+        let old = topic_preferences(&list, existing.as_ref());
+        let new = topic_preferences(&list, Some(&row));
         match existing {
             Some(_) => store.update_contact(account, &row).await?,
             None => store.create_contact(account, &row).await?,
         }
+        if old != new && !message.is_empty() {
+            self.record_subscription(account, &message, &info, old, new, now)
+                .await?;
+        }
         Ok(Some(info))
+    }
+
+    /// The `SUBSCRIPTION` event of a followed topic link, when its message was sent with a configuration set
+    /// (the dispatcher posts it to the set's destinations that match `SUBSCRIPTION`; never to the Tencent
+    /// callback).
+    async fn record_subscription(
+        &self,
+        account: i64,
+        message: &str,
+        info: &TopicUnsubscribe,
+        old: serde_json::Value,
+        new: serde_json::Value,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let store = &self.env.store;
+        if store.configuration_sets().message_tags(&[message]).await?.is_empty() {
+            return Ok(());
+        }
+        let detail = serde_json::json!({
+            "contactList": info.list,
+            "source": "UnsubscribeHeader",
+            "newTopicPreferences": new,
+            "oldTopicPreferences": old,
+        });
+        let event = NewEvent {
+            account_id: account,
+            message_id: MessageId::from_stored(message.to_string()),
+            recipient: info.email.clone(),
+            kind: EventKind::Subscription,
+            at_ms: now,
+            reason: detail.to_string(),
+            bounce_type: None,
+            link: None,
+            user_agent: None,
+        };
+        Ok(store.events().record_events(&[event]).await?)
     }
 }
 
@@ -256,9 +319,28 @@ impl Mailpush {
         self.inner.sending.delete_contact(ctx, list, email).await
     }
 
-    /// The one-click unsubscribe URL of `email` for `topic` of `list` (`None` without `public_base_url`).
-    pub fn topic_unsubscribe_url(&self, ctx: &AccountContext, list: &str, topic: &str, email: &str) -> Option<String> {
-        self.inner.sending.topic_unsubscribe_url(ctx, list, topic, email)
+    /// The one-click unsubscribe URL of `email` for `topic` of `list` in message `message` (`None` without
+    /// `public_base_url`).
+    pub fn topic_unsubscribe_url(
+        &self,
+        ctx: &AccountContext,
+        list: &str,
+        topic: &str,
+        email: &str,
+        message: &MessageId,
+    ) -> Option<String> {
+        self.inner
+            .sending
+            .topic_unsubscribe_url(ctx, list, topic, email, message)
+    }
+
+    /// Replaces a contact list's description and topics (`Missing` when there is no such list).
+    pub async fn update_contact_list(
+        &self,
+        ctx: &AccountContext,
+        row: &ContactListRow,
+    ) -> Result<crate::configuration_sets::SetOutcome, CoreError> {
+        self.inner.sending.update_contact_list(ctx, row).await
     }
 
     /// What a topic unsubscribe token names, if it is one of ours.
@@ -272,6 +354,34 @@ impl Mailpush {
     pub async fn topic_unsubscribe(&self, token: &str) -> Result<Option<TopicUnsubscribe>, CoreError> {
         self.inner.sending.topic_unsubscribe(token).await
     }
+}
+
+/// A contact's topic preferences as SES events show them: `unsubscribeAll`, `topicSubscriptionStatus` (its explicit
+/// preferences) and `topicDefaultSubscriptionStatus` (the list's defaults), statuses written `OptIn` / `OptOut`.
+pub fn topic_preferences(list: &ContactListRow, contact: Option<&ContactRow>) -> serde_json::Value {
+    let status = |s: &str| if s == "OPT_OUT" { "OptOut" } else { "OptIn" };
+    let prefs: serde_json::Map<String, serde_json::Value> = contact
+        .and_then(|c| serde_json::from_str(&c.preferences).ok())
+        .unwrap_or_default();
+    let explicit: Vec<serde_json::Value> = prefs
+        .iter()
+        .map(|(topic, s)| serde_json::json!({ "topicName": topic, "subscriptionStatus": status(s.as_str().unwrap_or("")) }))
+        .collect();
+    let topics: Vec<serde_json::Value> = serde_json::from_str(&list.topics).unwrap_or_default();
+    let defaults: Vec<serde_json::Value> = topics
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "topicName": t["TopicName"],
+                "subscriptionStatus": status(t["DefaultSubscriptionStatus"].as_str().unwrap_or("")),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "unsubscribeAll": contact.is_some_and(|c| c.unsubscribe_all != 0),
+        "topicSubscriptionStatus": explicit,
+        "topicDefaultSubscriptionStatus": defaults,
+    })
 }
 
 /// Whether `contact` (if any) receives mail of `topic` (`None`: the list as a whole) of `list`: not when it
@@ -341,5 +451,21 @@ mod tests {
         );
         assert!(!receives(&list, Some(&contact("{}", 1)), None));
         assert!(receives(&list, Some(&contact("{}", 0)), None));
+        let before = topic_preferences(&list, None);
+        assert_eq!(before["unsubscribeAll"], false);
+        assert_eq!(before["topicSubscriptionStatus"], serde_json::json!([]));
+        assert_eq!(
+            before["topicDefaultSubscriptionStatus"],
+            serde_json::json!([
+                { "topicName": "weekly", "subscriptionStatus": "OptIn" },
+                { "topicName": "offers", "subscriptionStatus": "OptOut" }
+            ])
+        );
+        let after = topic_preferences(&list, Some(&contact(r#"{"weekly":"OPT_OUT"}"#, 0)));
+        assert_eq!(
+            after["topicSubscriptionStatus"],
+            serde_json::json!([{ "topicName": "weekly", "subscriptionStatus": "OptOut" }])
+        );
+        assert_ne!(before, after);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every `retention_check_secs`, mail whose final state is older than `retention_days` (by the core's clock)
 //! is pruned through the store in small batches with a pause between them, then the SQLite file gives its
-//! freed pages back a bounded number at a time. The daily statistics rollup, the blacklists and the
+//! freed pages back a bounded number at a time. The SES v2 rows of each message (its configuration set and tags)
+//! go with it, and those of SES mail refused at admission (no message, only `REJECT` / `RENDERING_FAILURE`
+//! events) once they are older than the cutoff. The daily statistics rollup, the blacklists and the
 //! suppression lists are not touched (see `mailpush_store`'s `retention`).
 
 use std::time::Duration;
@@ -74,19 +76,23 @@ impl Retention {
             pass.pruned.deliveries += batch.deleted.deliveries;
             pass.pruned.attempts += batch.deleted.attempts;
             pass.pruned.events += batch.deleted.events;
-            for (table, rows) in [
-                ("messages", batch.deleted.messages),
-                ("deliveries", batch.deleted.deliveries),
-                ("attempts", batch.deleted.attempts),
-                ("events", batch.deleted.events),
-            ] {
-                mailpush_telemetry::retention_pruned(table, rows);
-            }
+            pass.pruned.ses_messages += batch.deleted.ses_messages;
+            count_pruned(&batch.deleted);
             let Some(next) = batch.next else { break };
             if stopped() {
                 return Ok(pass);
             }
             cursor = Some(next);
+            tokio::time::sleep(PRUNE_PAUSE).await;
+        }
+        loop {
+            let orphans = store.retention().prune_ses_orphans(cutoff, PRUNE_BATCH).await?;
+            pass.pruned.events += orphans.events;
+            pass.pruned.ses_messages += orphans.ses_messages;
+            count_pruned(&orphans);
+            if orphans.ses_messages < u64::from(PRUNE_BATCH) || stopped() {
+                break;
+            }
             tokio::time::sleep(PRUNE_PAUSE).await;
         }
         loop {
@@ -114,6 +120,7 @@ impl Retention {
                     deliveries = pass.pruned.deliveries,
                     attempts = pass.pruned.attempts,
                     events = pass.pruned.events,
+                    ses_messages = pass.pruned.ses_messages,
                     pages_released = pass.pages_released,
                     "retention pass pruned old mail"
                 ),
@@ -121,5 +128,18 @@ impl Retention {
                 Err(e) => tracing::error!(error = %e, "retention pass failed"),
             }
         })
+    }
+}
+
+/// Counts a batch's deletions on `/metrics`, by table.
+fn count_pruned(deleted: &PruneCounts) {
+    for (table, rows) in [
+        ("messages", deleted.messages),
+        ("deliveries", deleted.deliveries),
+        ("attempts", deleted.attempts),
+        ("events", deleted.events),
+        ("ses_messages", deleted.ses_messages),
+    ] {
+        mailpush_telemetry::retention_pruned(table, rows);
     }
 }

@@ -131,6 +131,13 @@ pub struct Settings {
     pub worker_account_share: u8,
     /// `opportunistic` (default), `required` or `disabled`.
     pub outbound_tls: String,
+    /// DANE (RFC 7672): validate MX, address and TLSA answers with DNSSEC, and send to an MX host with secure
+    /// TLSA records only over TLS with a certificate matching them (a failure defers the mail). The
+    /// `dns_servers` must pass DNSSEC records through (any recursive resolver does).
+    pub dane: bool,
+    /// A file of DNSKEY records in zone-file format trusted as DNSSEC anchors instead of the root zone's keys
+    /// built in (e.g. a private or test root). None = the built-in root keys.
+    pub dnssec_trust_anchor_file: Option<PathBuf>,
     /// PEM file of CA certificates trusted for verified outbound TLS besides the system's (mail that requires
     /// TLS, `outbound_tls = required`): receivers with certificates of a private CA. None = the system's only.
     pub outbound_tls_ca_file: Option<PathBuf>,
@@ -383,6 +390,8 @@ impl Default for Settings {
             data_timeout_secs: 300,
             worker_account_share: 75,
             outbound_tls: "opportunistic".to_string(),
+            dane: false,
+            dnssec_trust_anchor_file: None,
             outbound_tls_ca_file: None,
             mta_sts: true,
             mta_sts_policy_port: 443,

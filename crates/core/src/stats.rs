@@ -137,7 +137,7 @@ fn parse_unsubscribe_code(raw: &str) -> Result<u8, CoreError> {
 }
 
 /// Whether the header section of `raw` has a `List-Unsubscribe` field.
-fn has_list_unsubscribe(raw: &[u8]) -> bool {
+pub(crate) fn has_list_unsubscribe(raw: &[u8]) -> bool {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
     raw[..end]
         .split(|b| *b == b'\n')

@@ -11,6 +11,9 @@
 
 use crate::Env;
 use crate::accounts::AccountContext;
+use crate::configuration_sets::{
+    SesMail, SesSendExtras, SesSendOutcome, SetInUse, drop_opted_out, list_unsubscribe_headers,
+};
 use crate::error::CoreError;
 use crate::send::AdmittedRecipient;
 use mailpush_model::message::{MAX_MAIL_BYTES, MAX_SUBJECT_BYTES, MAX_TO};
@@ -116,6 +119,14 @@ pub(crate) fn received_header(
             format!("Received: {from}by {by} (mailpush) with {protocol} id {id};\r\n\t{date}\r\n")
         }
     }
+}
+
+/// Whether the header section of `raw` has a field `name` (case-insensitive).
+pub(crate) fn has_header_field(raw: &[u8], name: &str) -> bool {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+    raw[..end].split(|b| *b == b'\n').any(|line| {
+        line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+    })
 }
 
 /// `body` with `header` in front.
@@ -497,7 +508,32 @@ impl Submission {
         })
     }
 
-    pub(crate) async fn submit_raw(&self, who: &Submitter, mut sub: RawSubmission) -> Result<MessageId, CoreError> {
+    pub(crate) async fn submit_raw(&self, who: &Submitter, sub: RawSubmission) -> Result<MessageId, CoreError> {
+        self.submit_raw_with(who, sub, None).await
+    }
+
+    /// An SES v2 `Content.Raw` send: [`Submission::submit_raw`] with the configuration set (which must exist and
+    /// send), its tags and events, the contact-list opt-outs and one-click `List-Unsubscribe` of `extras`.
+    pub(crate) async fn submit_raw_ses(
+        &self,
+        who: &Submitter,
+        sub: RawSubmission,
+        extras: &SesSendExtras,
+    ) -> Result<SesSendOutcome, CoreError> {
+        let set = match self.sending.ses_set_in_use(&who.account, extras).await? {
+            Ok(set) => set,
+            Err(outcome) => return Ok(outcome),
+        };
+        let id = self.submit_raw_with(who, sub, Some((extras, set.as_ref()))).await?;
+        Ok(SesSendOutcome::Accepted(id))
+    }
+
+    async fn submit_raw_with(
+        &self,
+        who: &Submitter,
+        mut sub: RawSubmission,
+        ses: Option<(&SesSendExtras, Option<&SetInUse>)>,
+    ) -> Result<MessageId, CoreError> {
         if who.account.suspended {
             return Err(refuse(
                 ErrorCode::FailedOperationHighRejectionRate,
@@ -532,11 +568,28 @@ impl Submission {
                     .tls_requirement(who.account.id, mail.envelope_from.as_str(), requiretls)
                     .await?,
             );
-        self.screening.screen_submission(&who.account, &mail).await?;
+        let addresses: Vec<String> = mail.recipients.iter().map(|r| r.address.as_str().to_string()).collect();
+        if let Err(refusal) = self.screening.screen_submission(&who.account, &mail).await {
+            if let Some((extras, Some(set))) = ses {
+                let refused = SesMail {
+                    id: &mail.id,
+                    source: mail.header_from.as_str(),
+                    subject: &mail.subject,
+                    recipients: &addresses,
+                };
+                self.sending
+                    .ses_refused(&who.account, set, extras, &refused, &refusal)
+                    .await;
+            }
+            return Err(refusal);
+        }
         let mut recipients: Vec<NewRecipient> = mail.recipients.iter().map(AdmittedRecipient::queued).collect();
         self.suppression
             .screen_recipients(&who.account, mail.header_from.domain(), &mut recipients)
             .await?;
+        if let Some((extras, _)) = ses {
+            drop_opted_out(&mut recipients, &extras.opted_out);
+        }
         let suppressed = recipients.iter().any(|r| !r.send_status.is_ok());
         // The sender address's AddressUnsubscribeConfig: List-Unsubscribe headers per recipient.
         let unsubscribe = self
@@ -551,8 +604,34 @@ impl Submission {
             unsubscribe,
             &recipients,
         );
+        // SES list management: the one-click link of the contact-list topic, unless the mail has its own
+        // List-Unsubscribe (the sender's choice is kept), per-recipient bodies carry one, or the sender signed the
+        // mail itself (as SES, which does not add its links to mail signed before it).
+        if let Some((extras, _)) = ses
+            && let Some(list) = &extras.list
+            && personal.is_empty()
+            && let [only] = recipients.as_slice()
+            && !crate::stats::has_list_unsubscribe(&mail.body)
+            && !has_header_field(&mail.body, "DKIM-Signature")
+            && let Some(url) =
+                self.sending
+                    .topic_unsubscribe_url(&who.account, &list.list, &list.topic, &only.address, &mail.id)
+        {
+            mail.body = prepend(&list_unsubscribe_headers(&url), std::mem::take(&mut mail.body));
+        }
         // Written before the enqueue commits: the worker can only claim the message once both exist.
         self.env.store.queue().put_recipient_bodies(&mail.id, &personal).await?;
+        let ses_mail = SesMail {
+            id: &mail.id,
+            source: mail.header_from.as_str(),
+            subject: &mail.subject,
+            recipients: &addresses,
+        };
+        if let Some((extras, Some(set))) = ses {
+            self.sending
+                .put_ses_message(&who.account, set, extras, &ses_mail)
+                .await?;
+        }
         let msg = NewMessage {
             template_id: 0,
             tls_requirement,
@@ -560,16 +639,19 @@ impl Submission {
             account_id: who.account.id,
             envelope_from: self.inbound.return_path_at(&mail.id, &mail_from),
             from_address: mail.header_from.as_str().to_string(),
-            subject: mail.subject,
+            subject: mail.subject.clone(),
             lane: trigger.lane(),
             request_ms: now,
             not_before_ms: now,
             expires_ms: now.saturating_add(self.env.settings.max_delivery_seconds as i64 * 1000),
-            body: mail.body,
+            body: std::mem::take(&mut mail.body),
             recipients,
         };
         let limits = self.limits.admission_limits(&who.account).await?;
         self.sending.enqueue_admitted(msg, limits, personal.is_empty()).await?;
+        if let Some((_, Some(set))) = ses {
+            self.sending.ses_accepted(&who.account, set, &ses_mail).await;
+        }
         if suppressed {
             self.suppression.check_auto_suspend(&who.account).await?;
         }
@@ -644,6 +726,18 @@ mod tests {
     }
 
     const OK: &str = "From: Shop <app@shop.example.com>\r\nTo: alice@example.org\r\nSubject: Hi\r\n\r\nHello\r\n";
+
+    #[test]
+    fn header_fields_are_found_by_name() {
+        let raw =
+            b"From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256\r\nSubject: x\r\n\r\nDKIM-Signature: body\r\n";
+        assert!(has_header_field(raw, "dkim-signature"));
+        assert!(!has_header_field(raw, "List-Unsubscribe"));
+        assert!(!has_header_field(
+            b"Subject: x\r\n\r\nList-Unsubscribe: <x>\r\n",
+            "List-Unsubscribe"
+        ));
+    }
 
     #[test]
     fn admits_and_adds_missing_headers() {

@@ -830,6 +830,19 @@ async fn write_outcomes(
     }
 }
 
+/// The DNSSEC trust anchor of DANE (`dane`, `dnssec_trust_anchor_file`); `None` when DANE is off.
+pub(crate) fn dnssec_from_settings(s: &crate::Settings) -> Result<Option<mailpush_delivery::TrustAnchor>, CoreError> {
+    if !s.dane {
+        return Ok(None);
+    }
+    match &s.dnssec_trust_anchor_file {
+        None => Ok(Some(mailpush_delivery::TrustAnchor::Root)),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|keys| Some(mailpush_delivery::TrustAnchor::Keys(keys)))
+            .map_err(|e| CoreError::Config(format!("dnssec_trust_anchor_file {}: {e}", path.display()))),
+    }
+}
+
 /// The smarthost of `relay_host`, when one is set.
 pub(crate) fn relay_from_settings(s: &crate::Settings) -> Result<Option<mailpush_delivery::Relay>, CoreError> {
     match &s.relay_host {
@@ -880,6 +893,7 @@ impl Delivery {
             servers: s.dns_servers.clone(),
             timeout: Duration::from_secs(5),
             cache: true,
+            dnssec: dnssec_from_settings(s)?,
         })
         .map_err(|e| CoreError::Config(format!("DNS: {e}")))?;
         let tls = match s.outbound_tls.as_str() {

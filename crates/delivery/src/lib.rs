@@ -11,12 +11,17 @@
 //! new source IPs) and are shaped per receiving domain ([`ShapingConfig`]: connections, messages per connection
 //! and per minute, slowed down when the receiver says "too many connections / rate limited").
 //!
+//! With DNSSEC validation on ([`DnsSettings::dnssec`]), MX hosts publishing secure TLSA records are only sent to
+//! over TLS with a certificate matching them (DANE, RFC 7672); failures defer with `4.7.5 DANE: …` and carry an
+//! RFC 8460 result type ([`DaneFailureKind`]).
+//!
 //! Built on mail-builder (MIME), hickory-resolver (DNS) and mail-send's low-level
 //! [`mail_send::SmtpClient`] (SMTP). mail-send's high-level `send()` is not used: it stops at the
 //! first rejected recipient, and its builder cannot do opportunistic STARTTLS.
 
 #![warn(missing_docs)]
 
+mod dane;
 mod mime;
 mod mta_sts;
 mod pool;
@@ -28,6 +33,7 @@ mod shaping;
 mod sources;
 mod transport;
 
+pub use dane::{DaneFailure, DaneFailureKind, DanePolicy, TlsaRecord, USAGE_DANE_EE, USAGE_DANE_TA};
 /// What a message demands of its connection (see [`Envelope::tls`]).
 pub use mailpush_model::TlsRequirement;
 pub use mime::{MimeError, RESERVED_HEADERS, build_mime, content_type_for};
@@ -36,7 +42,7 @@ pub use mta_sts::{
     parse_sts_record,
 };
 pub use relay::{Relay, RelayCredentials, RelayError, RelayTls};
-pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError};
+pub use resolve::{DnsSettings, MxHost, MxResolver, ResolveError, TrustAnchor};
 pub use retry::RetryPolicy;
 pub use shaping::{
     DestinationAdmission, DestinationLimits, DestinationState, ShapingConfig, ShapingError, is_throttle_reply,

@@ -47,6 +47,26 @@ impl Pool {
         found
     }
 
+    /// Like [`Pool::take`], but only a session that `fits` (e.g. one DANE-verified for the MX host at hand);
+    /// the others stay idle for deliveries they fit.
+    pub(crate) fn take_matching(
+        &self,
+        key: &PoolKey,
+        expired: &mut Vec<Session>,
+        fits: impl Fn(&Session) -> bool,
+    ) -> Option<Session> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(key)?;
+        let timeout = self.idle_timeout;
+        expired.extend(list.extract_if(.., |s| s.idle_since.elapsed() >= timeout));
+        // Most recently returned last: it is the most likely to be alive still.
+        let found = list.iter().rposition(fits).map(|i| list.remove(i));
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
+    }
+
     /// Offers a session back. Returns it when it must not be kept (pool full, too many messages,
     /// reuse disabled) so the caller can QUIT it; also hands back any sessions that expired.
     pub(crate) fn put(&self, mut session: Session) -> Vec<Session> {

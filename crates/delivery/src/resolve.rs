@@ -12,9 +12,13 @@ use std::{
 use hickory_resolver::{
     TokioResolver,
     config::{LookupIpStrategy, ResolverOpts},
-    net::NetError,
-    proto::rr::{Name, RData},
+    net::{DnsError, NetError},
+    proto::{
+        dnssec::Proof,
+        rr::{Name, RData, Record, RecordType},
+    },
 };
+pub use mailpush_resolver::TrustAnchor;
 
 /// Which DNS servers to ask and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct DnsSettings {
     pub timeout: Duration,
     /// Cache answers for their TTL. Off means every [`MxResolver::route`] asks the servers again.
     pub cache: bool,
+    /// Validate answers with DNSSEC from these trust anchors, which turns DANE on (RFC 7672): an MX host whose
+    /// MX and address records are secure and which publishes secure TLSA records is only sent to over TLS with a
+    /// certificate matching them. `None`: no validation, no DANE.
+    pub dnssec: Option<TrustAnchor>,
 }
 
 impl Default for DnsSettings {
@@ -34,6 +42,7 @@ impl Default for DnsSettings {
             servers: Vec::new(),
             timeout: Duration::from_secs(5),
             cache: true,
+            dnssec: None,
         }
     }
 }
@@ -50,7 +59,8 @@ pub enum ResolveError {
     /// No MX and no A/AAAA, or no MX host has an address: permanent.
     #[error("no mail route: {0}")]
     NoRoute(String),
-    /// A timeout, SERVFAIL or network error: try again later.
+    /// A timeout, SERVFAIL or network error, or (validating) an answer whose DNSSEC signatures do not verify:
+    /// try again later.
     #[error("temporary DNS failure: {0}")]
     Temporary(String),
     /// The resolver could not be set up (unreadable resolv.conf …).
@@ -77,12 +87,17 @@ pub struct MxHost {
     pub preference: u16,
     /// Addresses, IPv4 first.
     pub addrs: Vec<IpAddr>,
+    /// The MX records and this host's addresses were DNSSEC-validated as secure, so its TLSA records, if
+    /// secure too, are to be believed (DANE, RFC 7672 §2.2). Always false without validation.
+    pub secure: bool,
 }
 
 /// MX resolution. Cheap to clone: clones share the resolver and its caches.
 #[derive(Clone)]
 pub struct MxResolver {
     resolver: TokioResolver,
+    /// Answers are DNSSEC-validated (and DANE applies).
+    validating: bool,
     /// Resolved routes until the first of their records' TTLs ends (`None` when caching is off). A route is an
     /// MX lookup plus an address lookup per exchanger: even answered from hickory's cache that is a few
     /// futures, name clones and (for a host without AAAA, whose negative answer may not be cacheable) a query
@@ -108,8 +123,11 @@ impl std::fmt::Debug for MxResolver {
 impl MxResolver {
     /// Builds a resolver for `settings`.
     pub fn new(settings: &DnsSettings) -> Result<Self, ResolveError> {
-        let mut builder =
-            mailpush_resolver::builder(&settings.servers).map_err(|e| ResolveError::Config(e.to_string()))?;
+        let config = |e: mailpush_resolver::ResolverError| ResolveError::Config(e.to_string());
+        let mut builder = mailpush_resolver::builder(&settings.servers).map_err(config)?;
+        if let Some(anchor) = &settings.dnssec {
+            builder = mailpush_resolver::validating(builder, anchor).map_err(config)?;
+        }
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.timeout = settings.timeout;
         // A first: most sending IPs have better reputation (and rDNS) on IPv4.
@@ -121,7 +139,21 @@ impl MxResolver {
         }
         let resolver = builder.build().map_err(|e| ResolveError::Config(e.to_string()))?;
         let routes = settings.cache.then(|| Arc::new(Mutex::new(HashMap::new())));
-        Ok(MxResolver { resolver, routes })
+        Ok(MxResolver {
+            resolver,
+            validating: settings.dnssec.is_some(),
+            routes,
+        })
+    }
+
+    /// Whether answers are DNSSEC-validated, i.e. whether DANE applies.
+    pub fn validates_dnssec(&self) -> bool {
+        self.validating
+    }
+
+    /// The hickory resolver, for the TLSA lookups of DANE.
+    pub(crate) fn hickory(&self) -> &TokioResolver {
+        &self.resolver
     }
 
     /// The mail exchangers of `domain` (ASCII, IDN already converted), best first: sorted by
@@ -178,7 +210,7 @@ impl MxResolver {
             mx.as_ref()
                 .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
         );
-        let (mut exchangers, mut until) = match mx {
+        let (mut exchangers, mut until, mx_secure) = match mx {
             Ok(lookup) => (
                 lookup
                     .answers()
@@ -189,10 +221,20 @@ impl MxResolver {
                     })
                     .collect::<Vec<_>>(),
                 lookup.valid_until(),
+                self.validating && all_secure(lookup.answers(), RecordType::MX),
             ),
             Err(e) if e.is_nx_domain() => return Err(ResolveError::NxDomain(domain.to_string())),
-            // No MX: the implicit MX's address lookup decides how long the route holds.
-            Err(e) if e.is_no_records_found() => (Vec::new(), Instant::now() + Duration::from_secs(86_400)),
+            // No MX: the implicit MX's address lookup decides how long the route holds (and whether it is secure).
+            Err(e) if e.is_no_records_found() => (
+                Vec::new(),
+                Instant::now() + Duration::from_secs(86_400),
+                self.validating,
+            ),
+            Err(e) if is_bogus(&e) => {
+                return Err(ResolveError::Temporary(format!(
+                    "MX lookup for {domain}: DNSSEC validation failed (bogus answer)"
+                )));
+            }
             Err(e) => {
                 return Err(ResolveError::Temporary(format!("MX lookup for {domain}: {e}")));
             }
@@ -200,11 +242,12 @@ impl MxResolver {
 
         if exchangers.is_empty() {
             return match self.addresses(name).await {
-                Ok((addrs, valid)) if !addrs.is_empty() => Ok((
+                Ok((addrs, valid, secure)) if !addrs.is_empty() => Ok((
                     vec![MxHost {
                         name: domain.to_string(),
                         preference: 0,
                         addrs,
+                        secure: mx_secure && secure,
                     }],
                     until.min(valid),
                 )),
@@ -230,12 +273,13 @@ impl MxResolver {
         for (preference, exchange) in exchangers {
             let host = exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase();
             match self.addresses(exchange).await {
-                Ok((addrs, valid)) if !addrs.is_empty() => {
+                Ok((addrs, valid, secure)) if !addrs.is_empty() => {
                     until = until.min(valid);
                     hosts.push(MxHost {
                         name: host,
                         preference,
                         addrs,
+                        secure: mx_secure && secure,
                     });
                 }
                 Ok(_) => {}
@@ -263,7 +307,7 @@ impl MxResolver {
         let name = Name::from_ascii(format!("{host}."))
             .map_err(|e| ResolveError::NoRoute(format!("{host} is not a valid host name: {e}")))?;
         match self.addresses(name).await {
-            Ok((addrs, _)) if !addrs.is_empty() => Ok(addrs),
+            Ok((addrs, _, _)) if !addrs.is_empty() => Ok(addrs),
             Ok(_) => Err(ResolveError::NoRoute(format!("{host} has no A/AAAA records"))),
             Err(e) if e.is_nx_domain() => Err(ResolveError::NxDomain(host)),
             Err(e) if e.is_no_records_found() => Err(ResolveError::NoRoute(format!("{host} has no A/AAAA records"))),
@@ -303,8 +347,8 @@ impl MxResolver {
         }
     }
 
-    /// `name`'s addresses and until when they hold.
-    async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant), NetError> {
+    /// `name`'s addresses, until when they hold, and whether they were DNSSEC-validated as secure.
+    async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant, bool), NetError> {
         let lookup = self.resolver.lookup_ip(name).await;
         mailpush_telemetry::dns_lookup(
             "ip",
@@ -319,7 +363,41 @@ impl MxResolver {
                 addrs.push(ip);
             }
         }
-        Ok((addrs, lookup.valid_until()))
+        let secure = self.validating
+            && lookup
+                .as_lookup()
+                .answers()
+                .iter()
+                .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+                .all(|r| r.proof == Proof::Secure);
+        Ok((addrs, lookup.valid_until(), secure))
+    }
+}
+
+/// Whether the records of `record_type` among `answers` are all secure (and there is at least one). RRSIGs and
+/// a CNAME chain leading to them count too: an insecure alias makes the whole answer insecure.
+pub(crate) fn all_secure(answers: &[Record], record_type: RecordType) -> bool {
+    answers.iter().any(|r| r.record_type() == record_type)
+        && answers
+            .iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .all(|r| r.proof == Proof::Secure)
+}
+
+/// "There are no such records" (NXDOMAIN, NODATA, or a validated denial that is not bogus).
+pub(crate) fn is_denial(e: &NetError) -> bool {
+    e.is_nx_domain()
+        || e.is_no_records_found()
+        || matches!(e, NetError::Dns(DnsError::Nsec { proof, .. }) if *proof != Proof::Bogus)
+}
+
+/// A validating resolver's "the signatures do not verify" (bogus, RFC 4035 §4.3), as opposed to a lookup that
+/// failed or found nothing.
+pub(crate) fn is_bogus(e: &NetError) -> bool {
+    match e {
+        NetError::Dns(DnsError::DnssecBogus) => true,
+        NetError::Dns(DnsError::Nsec { proof, .. }) => *proof == Proof::Bogus,
+        _ => false,
     }
 }
 
@@ -382,6 +460,7 @@ mod tests {
             servers: vec!["127.0.0.1:1".parse().unwrap()],
             timeout: Duration::from_millis(200),
             cache: false,
+            dnssec: None,
         };
         let r = MxResolver::new(&s).unwrap();
         let _clone = r.clone();

@@ -27,7 +27,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use crate::{relay::RelayCredentials, shaping::ConnSlot, transport::TlsPolicy};
+use crate::{dane::DaneConnector, relay::RelayCredentials, shaping::ConnSlot, transport::TlsPolicy};
 
 /// The byte stream under an SMTP session: plain TCP, or TCP upgraded by STARTTLS.
 pub(crate) enum MxStream {
@@ -126,6 +126,8 @@ pub(crate) struct Session {
     pub client: SmtpClient<MxStream>,
     pub caps: Caps,
     pub tls: bool,
+    /// The MX host whose TLSA records authenticated this session's certificate (DANE); `None` otherwise.
+    pub dane_host: Option<String>,
     pub key: PoolKey,
     /// `host[ip]:port`, for reports and logs.
     pub label: String,
@@ -174,6 +176,8 @@ pub(crate) struct Dial<'a> {
     pub tls: &'a TlsConnectors,
     /// AUTH after EHLO (a relay host), and whether it may be sent outside TLS.
     pub auth: Option<(&'a RelayCredentials, bool)>,
+    /// The MX host's DANE TLS client when its TLSA records make TLS mandatory: it then replaces `policy`.
+    pub dane: Option<&'a DaneConnector>,
 }
 
 /// Formats a reply the way it is kept in delivery status: `550 5.1.1 text`, one line.
@@ -284,9 +288,19 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
 
     let caps = hello(&mut plain, dial.helo, &label).await?;
     plain.timeout = dial.command_timeout;
-    let wants_tls = dial.policy != TlsPolicy::Disabled && dial.try_tls;
+    // DANE (RFC 7672 §2.2): TLS is mandatory and verified against the TLSA records, whatever the policy.
+    let policy = if dial.dane.is_some() {
+        TlsPolicy::Required
+    } else {
+        dial.policy
+    };
+    let wants_tls = policy != TlsPolicy::Disabled && dial.try_tls;
     if !wants_tls || !caps.starttls {
-        if dial.policy == TlsPolicy::Required {
+        if dial.dane.is_some() {
+            let failure = DaneConnector::no_starttls(&label, "does not offer STARTTLS");
+            return Err(fail(failure.reply()));
+        }
+        if policy == TlsPolicy::Required {
             return Err(fail(format!(
                 "4.7.4 TLS is required but {label} does not offer STARTTLS"
             )));
@@ -294,9 +308,13 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
         return Ok(session(plain_stream(plain), caps, false, key, label));
     }
 
-    let connector = match dial.tls.for_policy(dial.policy) {
+    let connector = match dial.dane {
+        Some(dane) => Ok(dane.connector()),
+        None => dial.tls.for_policy(policy),
+    };
+    let connector = match connector {
         Ok(c) => c,
-        Err(e) if dial.policy == TlsPolicy::Required => {
+        Err(e) if policy == TlsPolicy::Required => {
             return Err(fail(format!("4.7.5 TLS setup failed: {e}")));
         }
         // Opportunistic and no TLS client available: plain text is what we would fall back to anyway.
@@ -307,7 +325,11 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
         .await
         .map_err(|e| fail(format!("4.4.2 STARTTLS with {label} failed: {}", io_reason(&e))))?;
     if !(200..300).contains(&reply.code) {
-        if dial.policy == TlsPolicy::Required {
+        if dial.dane.is_some() {
+            let refused = format!("refused STARTTLS ({})", reply_text(&reply));
+            return Err(fail(DaneConnector::no_starttls(&label, &refused).reply()));
+        }
+        if policy == TlsPolicy::Required {
             return Err(fail(format!(
                 "{} (STARTTLS refused by {label}, TLS required)",
                 reply_text(&reply)
@@ -317,10 +339,20 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
         return Ok(session(plain_stream(plain), caps, false, key, label));
     }
 
-    let sni = tls_name(dial.host, key.ip, dial.policy);
+    // With DANE the name sent (SNI) and checked (DANE-TA) is the MX host name (RFC 7672 §3.2.2).
+    let sni = match dial.dane {
+        Some(dane) => dane.host().to_string(),
+        None => tls_name(dial.host, key.ip, policy),
+    };
     let tls = plain.into_tls(connector, &sni).await.map_err(|e| {
+        if let Some(dane) = dial.dane {
+            return match dane.failure() {
+                Some(failure) => fail(format!("{} ({label})", failure.reply())),
+                None => fail(DaneConnector::handshake_failed(&label, &io_reason(&e)).reply()),
+            };
+        }
         let reason = format!("4.7.5 TLS handshake with {label} failed: {}", io_reason(&e));
-        if dial.policy == TlsPolicy::Required {
+        if policy == TlsPolicy::Required {
             fail(reason)
         } else {
             ConnectError::TlsHandshake(reason)
@@ -332,7 +364,12 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
     };
     // RFC 3207: forget what was learnt before TLS and ask again.
     let caps = hello(&mut client, dial.helo, &label).await?;
-    Ok(session(client, caps, true, key, label))
+    let mut established = session(client, caps, true, key, label);
+    established.dane_host = dial
+        .dane
+        .filter(|dane| dane.authenticates())
+        .map(|dane| dane.host().to_string());
+    Ok(established)
 }
 
 /// Binds the source (when given) and connects, telling a bind failure (the member is unusable) from a failed
@@ -382,6 +419,7 @@ fn session(client: SmtpClient<MxStream>, caps: Caps, tls: bool, key: PoolKey, la
         client,
         caps,
         tls,
+        dane_host: None,
         key,
         label,
         messages: 0,

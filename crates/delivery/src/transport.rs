@@ -18,6 +18,7 @@ use tracing::debug;
 
 use crate::{
     mta_sts::{MtaSts, MtaStsMode, MtaStsPolicy, TlsFailure},
+    dane::{self, DaneConnector, DanePolicy},
     pool::Pool,
     relay::{Relay, RelayTls},
     resolve::{MxHost, MxResolver, ResolveError},
@@ -231,6 +232,8 @@ pub struct SendReport {
     pub mx: Option<String>,
     /// Whether that transaction ran over TLS (STARTTLS).
     pub tls: bool,
+    /// Whether that transaction's TLS certificate was authenticated by the MX host's TLSA records (DANE).
+    pub dane: bool,
     /// The source address it was sent from; `None` = the OS's choice (or nothing was sent).
     pub source: Option<IpAddr>,
 }
@@ -381,10 +384,12 @@ impl SmtpTransport {
                 .await
                 .map_err(|e| Outcome::deferred(format!("4.4.3 relay host {}: {e}", relay.host)))?,
         };
+        // DANE never applies to a relay: it is not an MX host found through DNS.
         Ok(vec![MxHost {
             name: relay.host.clone(),
             preference: 0,
             addrs,
+            secure: false,
         }])
     }
 
@@ -432,6 +437,7 @@ impl SmtpTransport {
 
         let mut mx = None;
         let mut tls = false;
+        let mut dane = false;
         let mut source = None;
         if !pending.is_empty() {
             let route = match &self.inner.cfg.relay {
@@ -493,6 +499,7 @@ impl SmtpTransport {
                         if let Some(used) = done.used {
                             mx = Some(used.label);
                             tls = used.tls;
+                            dane = used.dane;
                             source = used.source;
                         }
                         if taken < chunk.len() {
@@ -516,6 +523,7 @@ impl SmtpTransport {
             outcomes,
             mx,
             tls,
+            dane,
             source,
         }
     }
@@ -561,6 +569,13 @@ impl SmtpTransport {
         let mut timed_out = false;
         let deadline = tokio::time::Instant::now() + self.inner.cfg.delivery_deadline;
         'hosts: for host in hosts {
+            // DANE (RFC 7672): decided per MX host; a host whose TLSA records cannot be had is skipped.
+            let dane = dane::policy_for(&self.inner.resolver, host, self.port()).await;
+            if let DanePolicy::Unusable(failure) = &dane {
+                debug!(host = %host.name, %failure, "MX host skipped");
+                last = failure.reply();
+                continue;
+            }
             for &ip in &host.addrs {
                 if dialled && tokio::time::Instant::now() >= deadline {
                     last = format!(
@@ -601,7 +616,10 @@ impl SmtpTransport {
                     };
                     let part = &rcpts[..granted];
                     let epoch = dest.epoch();
-                    match self.run_on(dest, &host.name, ip, source, envelope, part, message).await {
+                    match self
+                        .run_on(dest, &host.name, &dane, ip, source, envelope, part, message)
+                        .await
+                    {
                         Run::Done(outcomes, used) => {
                             if let Some(s) = source {
                                 for f in &failed {
@@ -704,12 +722,13 @@ impl SmtpTransport {
         Attempt::all(n, Outcome::deferred(last))
     }
 
-    /// Runs the transaction on an idle or a new session from `source` to `ip`.
+    /// Runs the transaction on an idle or a new session from `source` to `ip` (one that fits `dane`).
     #[allow(clippy::too_many_arguments)]
     async fn run_on(
         &self,
         dest: &Arc<Dest>,
         host: &str,
+        dane: &DanePolicy,
         ip: IpAddr,
         source: Option<IpAddr>,
         envelope: &Envelope,
@@ -724,7 +743,7 @@ impl SmtpTransport {
         };
         let mut allow_idle = true;
         loop {
-            let (session, reused) = match self.session_for(dest, host, key, allow_idle).await {
+            let (session, reused) = match self.session_for(dest, host, dane, key, allow_idle).await {
                 Ok(s) => s,
                 Err(run) => return run,
             };
@@ -738,8 +757,19 @@ impl SmtpTransport {
                     timed_out: false,
                 });
             }
+            let dane_verified = session.dane_host.is_some();
             match self.transaction(session, envelope, rcpts, message, reused).await {
-                Tx::Done(outcomes, label, tls) => return Run::Done(outcomes, Used { label, tls, source }),
+                Tx::Done(outcomes, label, tls) => {
+                    return Run::Done(
+                        outcomes,
+                        Used {
+                            label,
+                            tls,
+                            dane: dane_verified,
+                            source,
+                        },
+                    );
+                }
                 Tx::DeadReused(reason) if reused => {
                     debug!(%reason, "idle connection was dead; retrying on a fresh one");
                     for s in self.inner.pool.purge(&key) {
@@ -754,6 +784,7 @@ impl SmtpTransport {
                         Used {
                             label: String::new(),
                             tls: false,
+                            dane: false,
                             source,
                         },
                     );
@@ -762,13 +793,14 @@ impl SmtpTransport {
         }
     }
 
-    /// An idle session for `key`, or a new one when the destination is below its connection cap; at the cap an
-    /// idle session of the destination elsewhere is closed to make room, or the call waits (at most
-    /// `shaping.max_wait`) for a connection to come back or close.
+    /// An idle session for `key` that fits `dane`, or a new one when the destination is below its connection
+    /// cap; at the cap an idle session of the destination elsewhere is closed to make room, or the call waits (at
+    /// most `shaping.max_wait`) for a connection to come back or close.
     async fn session_for(
         &self,
         dest: &Arc<Dest>,
         host: &str,
+        dane: &DanePolicy,
         key: PoolKey,
         allow_idle: bool,
     ) -> Result<(Session, bool), Run> {
@@ -778,14 +810,14 @@ impl SmtpTransport {
             let changed = dest.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if allow_idle && let Some(session) = self.take_idle(&key) {
+            if allow_idle && let Some(session) = self.take_idle(&key, host, dane) {
                 return Ok((session, true));
             }
             if let Some(s) = dest.suspension() {
                 return Err(Run::Suspended(s));
             }
             if let Some(slot) = dest.try_open() {
-                return match self.dial(host, key).await {
+                return match self.dial(host, key, dane).await {
                     Ok(mut session) => {
                         dest.greeted();
                         session.slot = Some(slot);
@@ -895,11 +927,20 @@ impl SmtpTransport {
             .then(|| verified_tls_key(host))
     }
 
-    /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text. The error
-    /// says whether the source address itself is unusable (bind failure). A key with
-    /// [`PoolKey::verified_tls`] dials with [`TlsPolicy::Required`]: verified STARTTLS or no session.
-    async fn dial(&self, host: &str, key: PoolKey) -> Result<Session, DialFailure> {
+    /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text (never under
+    /// DANE). The error says whether the source address itself is unusable (bind failure).
+    async fn dial(&self, host: &str, key: PoolKey, dane: &DanePolicy) -> Result<Session, DialFailure> {
         let cfg = &self.inner.cfg;
+        let dane = match DaneConnector::for_policy(dane, host).transpose() {
+            Ok(connector) => connector,
+            Err(failure) => {
+                return Err(DialFailure {
+                    reason: failure.reply(),
+                    bind: false,
+                    timed_out: false,
+                });
+            }
+        };
         let policy = match key.verified_tls {
             Some(_) => TlsPolicy::Required,
             None => self.configured_policy(),
@@ -919,6 +960,7 @@ impl SmtpTransport {
             try_tls,
             tls: &self.inner.tls,
             auth,
+            dane: dane.as_ref(),
         };
         let split = |e: ConnectError| {
             let (reason, bind, timed_out) = match e {
@@ -1198,9 +1240,16 @@ impl SmtpTransport {
         }
     }
 
-    fn take_idle(&self, key: &PoolKey) -> Option<Session> {
+    /// An idle session for `key` that may carry a delivery to MX `host` under `dane` ([`dane_fits`]).
+    fn take_idle(&self, key: &PoolKey, host: &str, dane: &DanePolicy) -> Option<Session> {
         let mut expired = Vec::new();
-        let found = self.inner.pool.take(key, &mut expired);
+        let found = match dane {
+            DanePolicy::NotApplicable => self.inner.pool.take(key, &mut expired),
+            _ => self
+                .inner
+                .pool
+                .take_matching(key, &mut expired, |s| dane_fits(dane, host, s)),
+        };
         for s in expired {
             quit_later(s);
         }
@@ -1267,7 +1316,20 @@ struct DialFailure {
 struct Used {
     label: String,
     tls: bool,
+    /// Its certificate was authenticated by DANE.
+    dane: bool,
     source: Option<IpAddr>,
+}
+
+/// Whether an idle `session` may carry a delivery to MX `host` under `dane`: a DANE-verified host only reuses a
+/// session verified for it, an encrypt-only one a TLS session; without DANE any session does.
+fn dane_fits(dane: &DanePolicy, host: &str, session: &Session) -> bool {
+    match dane {
+        DanePolicy::NotApplicable => true,
+        DanePolicy::EncryptOnly => session.tls,
+        DanePolicy::Verify(_) => session.dane_host.as_deref() == Some(host),
+        DanePolicy::Unusable(_) => false,
+    }
 }
 
 /// Outcomes for a prefix of a chunk's recipients.

@@ -210,6 +210,7 @@ async fn dns_changes_are_seen_at_runtime() {
         servers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
         cache: true,
+        dnssec: None,
     })
     .unwrap();
     assert_eq!(cached.route("moving.com").await.unwrap()[0].name, "new.moving.com");

@@ -114,6 +114,7 @@ fn transport(dns: &DnsAuthority, port: u16) -> SmtpTransport {
         servers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
         cache: false,
+        dnssec: None,
     })
     .unwrap();
     SmtpTransport::new(

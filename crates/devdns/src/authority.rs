@@ -8,13 +8,15 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
+use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, TLSA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::DevDnsError;
+use crate::dnssec::{ZoneSigner, nsec_at};
 
 /// Longest character-string in a TXT record (RFC 1035 §3.3).
 const TXT_CHUNK: usize = 255;
@@ -48,6 +50,10 @@ const QUERY_LOG_CAP: usize = 10_000;
 /// builder.options_mut().use_hosts_file = ResolveHosts::Never;
 /// let resolver = builder.build()?;
 /// ```
+///
+/// With [`DnsAuthority::enable_dnssec`] the answers are DNSSEC-signed (for queries with the DO bit), so a
+/// validating resolver given [`DnsAuthority::trust_anchor`] sees them as secure, insecure or bogus as the test
+/// arranges.
 ///
 /// Stops serving when dropped.
 pub struct DnsAuthority {
@@ -92,13 +98,44 @@ struct Zone {
     servfail: HashSet<String>,
     queries: VecDeque<(String, RecordType)>,
     query_count: usize,
+    /// Set by [`DnsAuthority::enable_dnssec`]: answers are signed as the root zone.
+    signer: Option<Arc<ZoneSigner>>,
+    /// Apexes of the unsigned zones delegated from the signed tree (keys, as `records`).
+    unsigned_zones: HashSet<String>,
+    /// Names whose signatures are served broken (keys, as `records`).
+    bogus: HashSet<String>,
 }
 
 impl Zone {
     /// An empty non-terminal (a name with records only below it) exists: NOERROR, not NXDOMAIN.
     fn has_descendant(&self, key: &str) -> bool {
+        if key.is_empty() {
+            // The root is above every name.
+            return !self.records.is_empty();
+        }
         let suffix = format!(".{key}");
         self.records.keys().any(|k| k.ends_with(&suffix))
+    }
+
+    /// The apex of the unsigned zone `key` lies in (itself or an ancestor), if any.
+    fn unsigned_apex(&self, key: &str) -> Option<&str> {
+        self.unsigned_zones
+            .iter()
+            .filter(|apex| key == apex.as_str() || key.ends_with(&format!(".{apex}")))
+            .max_by_key(|apex| apex.len())
+            .map(String::as_str)
+    }
+
+    /// The record types present at `key`.
+    fn types_at(&self, key: &str) -> Vec<RecordType> {
+        let mut types: Vec<RecordType> = self
+            .records
+            .get(key)
+            .map(|set| set.iter().map(RData::record_type).collect())
+            .unwrap_or_default();
+        types.sort();
+        types.dedup();
+        types
     }
 }
 
@@ -246,6 +283,20 @@ impl DnsAuthority {
         self.add(name, RData::CNAME(CNAME(rdata_name(target))));
     }
 
+    /// Adds a TLSA record (RFC 6698), e.g. at `_25._tcp.mx.example.com`: certificate usage, selector and
+    /// matching type as their numbers (DANE-EE SPKI SHA-256 is `3 1 1`), then the association data.
+    pub fn add_tlsa(&self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) {
+        self.add(
+            name,
+            RData::TLSA(TLSA::new(
+                CertUsage::from(usage),
+                Selector::from(selector),
+                Matching::from(matching),
+                data.to_vec(),
+            )),
+        );
+    }
+
     /// Removes the records of one type; the name becomes NXDOMAIN once it has none left.
     pub fn remove(&self, name: &str, record_type: RecordType) {
         let key = key_of(name);
@@ -274,9 +325,61 @@ impl DnsAuthority {
         }
     }
 
-    /// Removes every record, SERVFAIL flag and logged query.
+    /// Removes every record, SERVFAIL flag, logged query, unsigned delegation and broken signature; DNSSEC
+    /// stays on with the same key once enabled.
     pub fn clear(&self) {
-        *self.zone() = Zone::default();
+        let mut zone = self.zone();
+        let signer = zone.signer.take();
+        *zone = Zone {
+            signer,
+            ..Zone::default()
+        };
+    }
+
+    /// Signs every answer from now on (DNSSEC, RFC 4033–4035) with a fresh ECDSA P-256 key, as the root zone
+    /// `.`: a validating resolver given [`Self::trust_anchor`] as its trust anchor finds every answer *secure*,
+    /// except below [`Self::add_unsigned_zone`] delegations (*insecure*) and for names given to
+    /// [`Self::set_bogus_signatures`] (*bogus*). Signatures are only sent to queries with the DO bit, so
+    /// non-validating resolvers see the same answers as before. A name that does not exist is answered as
+    /// NODATA with a signed NSEC record denying every type at it (compact denial, RFC 9824) rather than
+    /// NXDOMAIN. Returns the trust anchor; calling it again keeps the key.
+    pub fn enable_dnssec(&self) -> Result<String, DevDnsError> {
+        let mut zone = self.zone();
+        let signer = match &zone.signer {
+            Some(signer) => signer.clone(),
+            None => {
+                let signer = Arc::new(ZoneSigner::generate()?);
+                zone.signer = Some(signer.clone());
+                signer
+            }
+        };
+        Ok(signer.trust_anchor())
+    }
+
+    /// The DNSKEY of the signed root zone as a trust-anchor line (`. 3600 IN DNSKEY 257 3 13 <base64>`), the
+    /// format resolvers read trust anchors in; `None` until [`Self::enable_dnssec`].
+    pub fn trust_anchor(&self) -> Option<String> {
+        self.zone().signer.as_ref().map(|s| s.trust_anchor())
+    }
+
+    /// Makes `apex` and everything below it an unsigned zone delegated from the signed tree: its records are
+    /// served without signatures, an NS query at the apex gets an NS record, and a DS query there gets the
+    /// signed proof that no DS exists, so a validating resolver finds its answers *insecure* (DNSSEC off for
+    /// that domain, as for most of the Internet).
+    pub fn add_unsigned_zone(&self, apex: &str) {
+        self.zone().unsigned_zones.insert(key_of(apex));
+    }
+
+    /// While `on`, the signatures of `name`'s records are served with a flipped bit, so a validating resolver
+    /// finds them *bogus* (a forged or corrupted answer).
+    pub fn set_bogus_signatures(&self, name: &str, on: bool) {
+        let key = key_of(name);
+        let mut zone = self.zone();
+        if on {
+            zone.bogus.insert(key);
+        } else {
+            zone.bogus.remove(&key);
+        }
     }
 
     /// The most recent queries (up to 10,000) as (lower-case name without trailing dot, type),
@@ -320,13 +423,31 @@ struct Handler {
     zone: Arc<Mutex<Zone>>,
 }
 
+/// What one query gets.
+struct Answer {
+    code: ResponseCode,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+}
+
+impl Answer {
+    fn of(code: ResponseCode, answers: Vec<Record>) -> Answer {
+        Answer {
+            code,
+            answers,
+            authorities: Vec::new(),
+        }
+    }
+}
+
 impl Handler {
-    /// Looks the query up; the lock is released before any `.await`.
-    fn answer(&self, query: &LowerQuery) -> (ResponseCode, Vec<Record>) {
+    /// Looks the query up (and signs the answer when DNSSEC is on and the query has the DO bit); the lock is
+    /// released before any `.await`.
+    fn answer(&self, query: &LowerQuery, dnssec_ok: bool) -> Answer {
         let qtype = query.query_type();
         // The original (not lower-cased) name is echoed so 0x20 case randomization still matches.
-        let mut owner = query.original().name().clone();
-        let mut key = key_of(&owner.to_ascii());
+        let owner = query.original().name().clone();
+        let key = key_of(&owner.to_ascii());
         let mut zone = self.zone.lock().unwrap_or_else(|e| e.into_inner());
         if zone.queries.len() == QUERY_LOG_CAP {
             zone.queries.pop_front();
@@ -334,48 +455,105 @@ impl Handler {
         zone.queries.push_back((key.clone(), qtype));
         zone.query_count += 1;
         if zone.servfail.contains(&key) {
-            return (ResponseCode::ServFail, Vec::new());
+            return Answer::of(ResponseCode::ServFail, Vec::new());
         }
-        let mut answers = Vec::new();
-        for _ in 0..MAX_CNAME_CHAIN {
-            let Some(set) = zone.records.get(&key) else {
-                let code = if answers.is_empty() && !zone.has_descendant(&key) {
-                    ResponseCode::NXDomain
-                } else {
-                    ResponseCode::NoError
-                };
-                return (code, answers);
-            };
-            let before = answers.len();
-            answers.extend(
-                set.iter()
-                    .filter(|r| qtype == RecordType::ANY || r.record_type() == qtype)
-                    .map(|r| Record::from_rdata(owner.clone(), Self::ttl(), r.clone())),
-            );
-            if answers.len() > before {
-                return (ResponseCode::NoError, answers);
+        let Some(signer) = zone.signer.clone() else {
+            let (code, answers) = lookup(&zone, owner, key, qtype);
+            return Answer::of(code, answers);
+        };
+
+        if let Some(apex) = zone.unsigned_apex(&key) {
+            let at_apex = apex == key;
+            if at_apex && qtype == RecordType::NS {
+                let ns = owner.prepend_label("ns").unwrap_or_else(|_| owner.clone());
+                let record = Record::from_rdata(owner, Self::ttl(), RData::NS(NS(ns)));
+                return Answer::of(ResponseCode::NoError, vec![record]);
             }
-            let target = set.iter().find_map(|r| match r {
-                RData::CNAME(cname) => Some(cname.0.clone()),
-                _ => None,
-            });
-            let Some(target) = target else {
-                return (ResponseCode::NoError, answers);
-            };
-            answers.push(Record::from_rdata(
-                owner.clone(),
-                Self::ttl(),
-                RData::CNAME(CNAME(target.clone())),
-            ));
-            key = key_of(&target.to_ascii());
-            owner = target;
+            if at_apex && qtype == RecordType::DS {
+                // The parent's side of the delegation: a signed proof that the child has no DS (it is unsigned).
+                let authorities = if dnssec_ok {
+                    let nsec = nsec_at(&owner, [RecordType::NS], Self::ttl());
+                    signer.sign_all(vec![nsec], |_| false, |_| true)
+                } else {
+                    Vec::new()
+                };
+                return Answer {
+                    code: ResponseCode::NoError,
+                    answers: Vec::new(),
+                    authorities,
+                };
+            }
+            let (code, answers) = lookup(&zone, owner, key, qtype);
+            return Answer::of(code, answers);
         }
-        (ResponseCode::NoError, answers)
+
+        let (code, answers) = if key.is_empty() && qtype == RecordType::DNSKEY {
+            (ResponseCode::NoError, vec![signer.dnskey_record(Self::ttl())])
+        } else {
+            lookup(&zone, owner.clone(), key.clone(), qtype)
+        };
+        if !dnssec_ok {
+            return Answer::of(code, answers);
+        }
+        let broken = |name: &Name| zone.bogus.contains(&key_of(&name.to_ascii()));
+        let signed = |name: &Name| zone.unsigned_apex(&key_of(&name.to_ascii())).is_none();
+        if answers.is_empty() && matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
+            let mut present = zone.types_at(&key);
+            if key.is_empty() {
+                present.push(RecordType::DNSKEY);
+            }
+            let nsec = nsec_at(&owner, present, Self::ttl());
+            return Answer {
+                code: ResponseCode::NoError,
+                answers: Vec::new(),
+                authorities: signer.sign_all(vec![nsec], broken, signed),
+            };
+        }
+        Answer::of(code, signer.sign_all(answers, broken, signed))
     }
 
     fn ttl() -> u32 {
         DnsAuthority::TTL
     }
+}
+
+/// The records of `qtype` at `key` (whose name as asked is `owner`), following CNAMEs served here.
+fn lookup(zone: &Zone, mut owner: Name, mut key: String, qtype: RecordType) -> (ResponseCode, Vec<Record>) {
+    let mut answers = Vec::new();
+    for _ in 0..MAX_CNAME_CHAIN {
+        let Some(set) = zone.records.get(&key) else {
+            let code = if answers.is_empty() && !zone.has_descendant(&key) {
+                ResponseCode::NXDomain
+            } else {
+                ResponseCode::NoError
+            };
+            return (code, answers);
+        };
+        let before = answers.len();
+        answers.extend(
+            set.iter()
+                .filter(|r| qtype == RecordType::ANY || r.record_type() == qtype)
+                .map(|r| Record::from_rdata(owner.clone(), Handler::ttl(), r.clone())),
+        );
+        if answers.len() > before {
+            return (ResponseCode::NoError, answers);
+        }
+        let target = set.iter().find_map(|r| match r {
+            RData::CNAME(cname) => Some(cname.0.clone()),
+            _ => None,
+        });
+        let Some(target) = target else {
+            return (ResponseCode::NoError, answers);
+        };
+        answers.push(Record::from_rdata(
+            owner.clone(),
+            Handler::ttl(),
+            RData::CNAME(CNAME(target.clone())),
+        ));
+        key = key_of(&target.to_ascii());
+        owner = target;
+    }
+    (ResponseCode::NoError, answers)
 }
 
 #[async_trait::async_trait]
@@ -386,7 +564,7 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         // RFC 6891: a request with OPT gets OPT back.
-        let edns = request.edns.as_ref().map(|req| {
+        let mut edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
             edns.set_max_payload(req.max_payload().max(512));
             edns.set_version(0);
@@ -394,21 +572,25 @@ impl RequestHandler for Handler {
         });
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
-        let (code, answers) = if request.metadata.message_type != MessageType::Query {
-            (ResponseCode::FormErr, Vec::new())
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        if let Some(edns) = edns.as_mut() {
+            edns.set_dnssec_ok(dnssec_ok);
+        }
+        let answer = if request.metadata.message_type != MessageType::Query {
+            Answer::of(ResponseCode::FormErr, Vec::new())
         } else if request.metadata.op_code != OpCode::Query {
-            (ResponseCode::NotImp, Vec::new())
+            Answer::of(ResponseCode::NotImp, Vec::new())
         } else {
             match request.request_info() {
-                Ok(info) => self.answer(info.query),
-                Err(_) => (ResponseCode::FormErr, Vec::new()),
+                Ok(info) => self.answer(info.query, dnssec_ok),
+                Err(_) => Answer::of(ResponseCode::FormErr, Vec::new()),
             }
         };
-        metadata.response_code = code;
+        metadata.response_code = answer.code;
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
-            answers.iter(),
-            std::iter::empty(),
+            answer.answers.iter(),
+            answer.authorities.iter(),
             std::iter::empty(),
             std::iter::empty(),
         );

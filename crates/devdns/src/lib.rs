@@ -1,11 +1,14 @@
 //! An embedded authoritative DNS server (hickory-server, UDP and TCP on loopback) answering from an in-memory
 //! zone that its owner changes at runtime. `mailpush serve --dev` publishes its sending domain's records here
 //! and points mailpush's own resolver (`dns_servers`) at it, so the normal verification, MX and DKIM code paths
-//! run without real DNS; the test kit re-exports it for the end-to-end tests.
+//! run without real DNS; the test kit re-exports it for the end-to-end tests. With
+//! [`DnsAuthority::enable_dnssec`] it signs its answers (as the root zone, under its own key), so DNSSEC
+//! validation and DANE run against it too.
 
 #![warn(missing_docs)]
 
 mod authority;
+mod dnssec;
 
 pub use authority::{DnsAuthority, DnsMirror};
 
@@ -39,4 +42,7 @@ pub enum DevDnsError {
     /// Any other socket error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The DNSSEC signing key could not be made.
+    #[error("DNSSEC: {0}")]
+    Dnssec(String),
 }

@@ -262,7 +262,8 @@ impl TriggerType {
     }
 }
 
-/// Event kinds of Tencent's callback, with their `eventid`.
+/// Event kinds: those of Tencent's callback (1–8, with their `eventid`), then the kinds only SES v2 event
+/// destinations receive (9–12), which the Tencent callback never carries ([`EventKind::is_tencent`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
     /// 1: delivered.
@@ -281,6 +282,14 @@ pub enum EventKind {
     Unsubscribe = 7,
     /// 8: deferred.
     Deferred = 8,
+    /// 9: accepted for delivery (SES `SEND`), recorded for mail sent with a configuration set.
+    Send = 9,
+    /// 10: refused at admission for its content (SES `REJECT`: virus, content review, spam score).
+    Reject = 10,
+    /// 11: the template could not be rendered for the recipient (SES `RENDERING_FAILURE`).
+    RenderingFailure = 11,
+    /// 12: a contact changed its contact-list topic preferences (SES `SUBSCRIPTION`).
+    Subscription = 12,
 }
 
 impl EventKind {
@@ -295,12 +304,21 @@ impl EventKind {
             Self::SpamReport => "spamreport",
             Self::Unsubscribe => "unsubscribe",
             Self::Deferred => "deferred",
+            Self::Send => "send",
+            Self::Reject => "reject",
+            Self::RenderingFailure => "rendering_failure",
+            Self::Subscription => "subscription",
         }
     }
 
-    /// The callback's `eventid`.
+    /// The callback's `eventid` (the stored value).
     pub fn id(self) -> i32 {
         self as i32
+    }
+
+    /// Whether Tencent's callback knows the kind (`eventid` 1–8): the others go to SES event destinations only.
+    pub fn is_tencent(self) -> bool {
+        (self as i32) <= 8
     }
 }
 

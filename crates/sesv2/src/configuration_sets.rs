@@ -1,7 +1,8 @@
 //! Configuration sets and their event destinations: `CreateConfigurationSet`, `GetConfigurationSet`,
 //! `ListConfigurationSets`, `DeleteConfigurationSet`, `CreateConfigurationSetEventDestination`,
 //! `GetConfigurationSetEventDestinations`, `UpdateConfigurationSetEventDestination`,
-//! `DeleteConfigurationSetEventDestination`; and the `ConfigurationSetName` / `EmailTags` of the sends.
+//! `DeleteConfigurationSetEventDestination`, the `PutConfigurationSet…Options` operations; and the
+//! `ConfigurationSetName` / `EmailTags` / `ListManagementOptions` of the sends (every kind of content).
 //!
 //! mailpush posts events to HTTP(S) endpoints, not to SNS, Firehose, CloudWatch or EventBridge. A destination's
 //! endpoint is given as `SnsDestination.TopicArn` holding the URL (the SDKs validate request shapes, so an
@@ -11,9 +12,11 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use mailpush_core::configuration_sets::{EVENT_TYPES, SesSendExtras, SetOutcome};
+use mailpush_core::configuration_sets::{
+    EVENT_TYPES, ListManagement, SesSendExtras, SesSendOutcome, SetOutcome, request_recipients,
+};
 use mailpush_core::contact_lists::receives;
-use mailpush_core::{AccountContext, Mailpush, SendRequest};
+use mailpush_core::{AccountContext, Mailpush, RawSubmission, SendRequest, Submitter};
 use mailpush_store::EventDestinationRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,14 +43,127 @@ struct CreateSetInput {
     configuration_set_name: String,
 }
 
-/// `POST /v2/email/configuration-sets`. The options (tracking, delivery, reputation, sending, suppression, VDM)
-/// are accepted and not kept.
+/// The options a configuration set keeps, by their names in `CreateConfigurationSet` / `GetConfigurationSet`.
+const OPTIONS: [&str; 5] = [
+    "TrackingOptions",
+    "DeliveryOptions",
+    "ReputationOptions",
+    "SendingOptions",
+    "SuppressionOptions",
+];
+
+/// Checks one option object's wire form (`key` one of [`OPTIONS`]) and returns what is kept: its known fields.
+fn option_value(key: &str, input: &Value) -> Result<Value, AwsError> {
+    let bad = |what: String| AwsError::bad_request(format!("{key}: {what}"));
+    let Some(obj) = input.as_object() else {
+        return Err(bad("must be an object".into()));
+    };
+    let one_of = |field: &str, allowed: &[&str]| -> Result<Option<Value>, AwsError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(json!(v))),
+            Some(v) => Err(bad(format!("{field} {v} is not one of {}", allowed.join(", ")))),
+        }
+    };
+    let boolean = |field: &str| -> Result<Option<Value>, AwsError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(json!(b))),
+            Some(v) => Err(bad(format!("{field} {v} is not a boolean"))),
+        }
+    };
+    let mut out = serde_json::Map::new();
+    let mut keep = |field: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            out.insert(field.to_string(), v);
+        }
+    };
+    match key {
+        "TrackingOptions" => {
+            let domain = match obj.get("CustomRedirectDomain") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(d)) if d.is_empty() => None,
+                Some(Value::String(d)) => {
+                    mailpush_model::EmailAddress::parse(&format!("x@{d}"))
+                        .map_err(|_| bad(format!("CustomRedirectDomain {d:?} is not a domain name")))?;
+                    Some(json!(d))
+                }
+                Some(v) => return Err(bad(format!("CustomRedirectDomain {v} is not a domain name"))),
+            };
+            keep("CustomRedirectDomain", domain);
+            keep(
+                "HttpsPolicy",
+                one_of("HttpsPolicy", &["REQUIRE", "REQUIRE_OPEN_ONLY", "OPTIONAL"])?,
+            );
+        }
+        "DeliveryOptions" => {
+            keep("TlsPolicy", one_of("TlsPolicy", &["REQUIRE", "OPTIONAL"])?);
+            match obj.get("SendingPoolName") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(p)) => keep("SendingPoolName", Some(json!(p))),
+                Some(v) => return Err(bad(format!("SendingPoolName {v} is not a name"))),
+            }
+            match obj.get("MaxDeliverySeconds") {
+                None | Some(Value::Null) => {}
+                Some(v) => match v.as_i64().filter(|n| (300..=50_400).contains(n)) {
+                    Some(n) => keep("MaxDeliverySeconds", Some(json!(n))),
+                    None => return Err(bad(format!("MaxDeliverySeconds {v} is not between 300 and 50400"))),
+                },
+            }
+        }
+        "ReputationOptions" => {
+            keep("ReputationMetricsEnabled", boolean("ReputationMetricsEnabled")?);
+            match obj.get("LastFreshStart") {
+                None | Some(Value::Null) => {}
+                Some(v) if v.is_number() => keep("LastFreshStart", Some(v.clone())),
+                Some(v) => return Err(bad(format!("LastFreshStart {v} is not a time"))),
+            }
+        }
+        "SendingOptions" => keep("SendingEnabled", boolean("SendingEnabled")?),
+        "SuppressionOptions" => {
+            match obj.get("SuppressedReasons") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(reasons)) => {
+                    let mut kept: Vec<Value> = Vec::new();
+                    for r in reasons {
+                        match r.as_str() {
+                            Some(x @ ("BOUNCE" | "COMPLAINT")) => {
+                                if !kept.contains(&json!(x)) {
+                                    kept.push(json!(x));
+                                }
+                            }
+                            _ => return Err(bad(format!("SuppressedReasons: {r} is not BOUNCE or COMPLAINT"))),
+                        }
+                    }
+                    keep("SuppressedReasons", Some(Value::Array(kept)));
+                }
+                Some(v) => return Err(bad(format!("SuppressedReasons {v} is not a list"))),
+            }
+            if let Some(v) = obj.get("ValidationOptions").filter(|v| v.is_object()) {
+                keep("ValidationOptions", Some(v.clone()));
+            }
+        }
+        _ => return Err(bad("is not an option mailpush keeps".into())),
+    }
+    Ok(Value::Object(out))
+}
+
+/// `POST /v2/email/configuration-sets`. `TrackingOptions`, `DeliveryOptions`, `ReputationOptions`,
+/// `SendingOptions` and `SuppressionOptions` are checked and kept (`GetConfigurationSet` answers them); `Tags`,
+/// `VdmOptions` and `ArchivingOptions` are accepted and not kept.
 pub(crate) async fn create(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
     let input: CreateSetInput = signed.json()?;
     check_name("ConfigurationSetName", &input.configuration_set_name)?;
+    let body: Value = signed.json()?;
+    let mut options = serde_json::Map::new();
+    for key in OPTIONS {
+        if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
+            options.insert(key.to_string(), option_value(key, v)?);
+        }
+    }
     match state
         .core
-        .create_configuration_set(&signed.ctx, &input.configuration_set_name)
+        .create_configuration_set(&signed.ctx, &input.configuration_set_name, options)
         .await?
     {
         SetOutcome::Exists => Err(AwsError::new(
@@ -71,11 +187,105 @@ pub(crate) async fn get(
         .configuration_set(&signed.ctx, &name)
         .await?
         .ok_or_else(|| no_set(&name))?;
-    Ok(Json(json!({
-        "ConfigurationSetName": set.name,
-        "SendingOptions": { "SendingEnabled": true },
+    Ok(Json(set_reply(&set.name, &set.options)))
+}
+
+/// `GetConfigurationSet`'s reply: the kept options, with SES's defaults for those never set (TLS `OPTIONAL`,
+/// reputation metrics off, sending enabled).
+fn set_reply(name: &str, options_json: &str) -> Value {
+    let options: Value = serde_json::from_str(options_json).unwrap_or_else(|_| json!({}));
+    let with_default = |key: &str, field: &str, default: Value| {
+        let mut v = options
+            .get(key)
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        if v.get(field).is_none() {
+            v[field] = default;
+        }
+        v
+    };
+    let mut reply = json!({
+        "ConfigurationSetName": name,
+        "DeliveryOptions": with_default("DeliveryOptions", "TlsPolicy", json!("OPTIONAL")),
+        "ReputationOptions": with_default("ReputationOptions", "ReputationMetricsEnabled", json!(false)),
+        "SendingOptions": with_default("SendingOptions", "SendingEnabled", json!(true)),
         "Tags": [],
-    })))
+    });
+    if let Some(t) = options
+        .get("TrackingOptions")
+        .filter(|t| t.get("CustomRedirectDomain").is_some())
+    {
+        reply["TrackingOptions"] = t.clone();
+    }
+    if let Some(s) = options.get("SuppressionOptions").filter(|s| s.is_object()) {
+        reply["SuppressionOptions"] = s.clone();
+    }
+    reply
+}
+
+/// `PUT /v2/email/configuration-sets/{name}/{tracking-options | delivery-options | reputation-options | sending |
+/// suppression-options}`: the body (less the name) is the option object, which replaces the kept one.
+async fn put_option(state: &AppState, name: &str, signed: &Signed, key: &str) -> Result<Json<Value>, AwsError> {
+    let name = decode_component(name);
+    let body: Value = signed.json()?;
+    let value = option_value(key, &body)?;
+    match state
+        .core
+        .put_configuration_set_option(&signed.ctx, &name, key, value)
+        .await?
+    {
+        SetOutcome::Missing => Err(no_set(&name)),
+        _ => Ok(Json(json!({}))),
+    }
+}
+
+/// `PutConfigurationSetTrackingOptions`: kept and answered; tracking links use `public_base_url` (the custom
+/// redirect domain is not used).
+pub(crate) async fn put_tracking(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    put_option(&state, &name, &signed, "TrackingOptions").await
+}
+
+/// `PutConfigurationSetDeliveryOptions`: kept and answered; delivery keeps mailpush's own TLS policy, source
+/// pools and retry period.
+pub(crate) async fn put_delivery(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    put_option(&state, &name, &signed, "DeliveryOptions").await
+}
+
+/// `PutConfigurationSetReputationOptions`: kept and answered.
+pub(crate) async fn put_reputation(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    put_option(&state, &name, &signed, "ReputationOptions").await
+}
+
+/// `PutConfigurationSetSendingOptions`: enforced — with `SendingEnabled` false, sends naming the set are refused
+/// (`SendingPausedException`).
+pub(crate) async fn put_sending(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    put_option(&state, &name, &signed, "SendingOptions").await
+}
+
+/// `PutConfigurationSetSuppressionOptions`: kept and answered; mailpush's suppression lists apply to every send.
+pub(crate) async fn put_suppression(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    put_option(&state, &name, &signed, "SuppressionOptions").await
 }
 
 /// `GET /v2/email/configuration-sets`.
@@ -355,34 +565,21 @@ impl Tagging {
     }
 }
 
-/// The recipient addresses of a send, lowercase.
-fn recipients(req: &SendRequest) -> Vec<String> {
-    req.destination
-        .iter()
-        .chain(&req.cc)
-        .chain(&req.bcc)
-        .filter_map(|r| {
-            mailpush_model::Mailbox::parse(r)
-                .map(|m| m.address.as_str().to_ascii_lowercase())
-                .or_else(|_| mailpush_model::EmailAddress::parse(r.trim()).map(|a| a.as_str().to_ascii_lowercase()))
-                .ok()
-        })
-        .collect()
-}
-
-/// Sends `req` with the set, tags and list management of `tagging`: an unknown set, contact list or topic is a
+/// The SES additions of a send to `rcpts` with `tagging`: an unknown contact list or topic is a
 /// `NotFoundException`, as AWS answers. A recipient who is a contact of the list and opted out of the topic
 /// (explicitly, or by the topic's default) or of the whole list is not sent to: the request succeeds and the
 /// recipient is dropped (as SES, which accepts the mail and does not deliver it).
-pub(crate) async fn send(
+async fn extras(
     core: &Mailpush,
     ctx: &AccountContext,
-    req: SendRequest,
     tagging: &Tagging,
-) -> Result<String, AwsError> {
+    rcpts: &[String],
+    template_name: Option<String>,
+) -> Result<SesSendExtras, AwsError> {
     let mut extras = SesSendExtras {
         set: tagging.set.clone(),
         tags: tagging.tags.clone(),
+        template_name,
         ..SesSendExtras::default()
     };
     if let Some(opts) = &tagging.list {
@@ -400,19 +597,110 @@ pub(crate) async fn send(
                 )));
             }
         }
-        let rcpts = recipients(&req);
-        for r in &rcpts {
-            let contact = core.contact(ctx, &list.name, r).await?;
+        for r in rcpts {
+            let contact = core.contact(ctx, &list.name, &r.to_ascii_lowercase()).await?;
             if !receives(&list, contact.as_ref(), topic) {
                 extras.opted_out.push(r.clone());
             }
         }
-        if let [only] = rcpts.as_slice() {
-            extras.list_unsubscribe = core.topic_unsubscribe_url(ctx, &list.name, topic.unwrap_or(""), only);
-        }
+        extras.list = Some(ListManagement {
+            list: list.name,
+            topic: topic.unwrap_or("").to_string(),
+        });
     }
-    match core.send_email_ses(ctx, req, &extras).await? {
-        Some(id) => Ok(id.as_str().to_string()),
-        None => Err(no_set(extras.set.as_deref().unwrap_or_default())),
+    Ok(extras)
+}
+
+/// The reply to an SES send that admission did not refuse.
+fn answer(outcome: SesSendOutcome, extras: &SesSendExtras) -> Result<String, AwsError> {
+    let set = extras.set.as_deref().unwrap_or_default();
+    match outcome {
+        SesSendOutcome::Accepted(id) => Ok(id.as_str().to_string()),
+        SesSendOutcome::UnknownSet => Err(no_set(set)),
+        SesSendOutcome::SendingPaused => Err(sending_paused(set)),
+    }
+}
+
+/// SES's refusal of a send with a configuration set whose sending is disabled.
+pub(crate) fn sending_paused(set: &str) -> AwsError {
+    AwsError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "SendingPausedException",
+        format!("Sending is paused for configuration set <{set}>: its SendingOptions.SendingEnabled is false."),
+    )
+}
+
+/// Sends `req` (Simple or Template content) with the set, tags and list management of `tagging`.
+pub(crate) async fn send(
+    core: &Mailpush,
+    ctx: &AccountContext,
+    req: SendRequest,
+    tagging: &Tagging,
+    template_name: Option<String>,
+) -> Result<String, AwsError> {
+    let rcpts = request_recipients(&req);
+    let extras = extras(core, ctx, tagging, &rcpts, template_name).await?;
+    let outcome = core.send_email_ses(ctx, req, &extras).await?;
+    answer(outcome, &extras)
+}
+
+/// Sends raw MIME with the set, tags and list management of `tagging` (the one-click `List-Unsubscribe` headers
+/// are added when the mail has no `List-Unsubscribe` of its own).
+pub(crate) async fn send_raw(
+    core: &Mailpush,
+    who: &Submitter,
+    sub: RawSubmission,
+    tagging: &Tagging,
+) -> Result<String, AwsError> {
+    let rcpts: Vec<String> = sub
+        .recipients
+        .iter()
+        .filter_map(|r| mailpush_model::EmailAddress::parse(r.trim()).ok())
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .collect();
+    let extras = extras(core, &who.account, tagging, &rcpts, None).await?;
+    let outcome = core.submit_raw_ses(who, sub, &extras).await?;
+    answer(outcome, &extras)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_kept_and_answered_with_defaults() {
+        let kept = option_value(
+            "DeliveryOptions",
+            &json!({ "TlsPolicy": "REQUIRE", "MaxDeliverySeconds": 600, "Unknown": 1 }),
+        )
+        .expect("valid");
+        assert_eq!(kept, json!({ "TlsPolicy": "REQUIRE", "MaxDeliverySeconds": 600 }));
+        for (key, bad) in [
+            ("DeliveryOptions", json!({ "TlsPolicy": "MAYBE" })),
+            ("DeliveryOptions", json!({ "MaxDeliverySeconds": 60 })),
+            ("SendingOptions", json!({ "SendingEnabled": "no" })),
+            ("SuppressionOptions", json!({ "SuppressedReasons": ["SPAM"] })),
+            ("TrackingOptions", json!({ "CustomRedirectDomain": "not a domain" })),
+            (
+                "TrackingOptions",
+                json!({ "CustomRedirectDomain": "t.example.com", "HttpsPolicy": "ALWAYS" }),
+            ),
+        ] {
+            let e = option_value(key, &bad).expect_err("refused");
+            assert_eq!(e.kind, "BadRequestException", "{key} {bad}");
+        }
+        let reply = set_reply("m", "{}");
+        assert_eq!(reply["SendingOptions"]["SendingEnabled"], true);
+        assert_eq!(reply["DeliveryOptions"]["TlsPolicy"], "OPTIONAL");
+        assert_eq!(reply["ReputationOptions"]["ReputationMetricsEnabled"], false);
+        assert!(reply.get("TrackingOptions").is_none() && reply.get("SuppressionOptions").is_none());
+        let reply = set_reply(
+            "m",
+            r#"{"SendingOptions":{"SendingEnabled":false},"TrackingOptions":{"CustomRedirectDomain":"t.example.com"},
+                "SuppressionOptions":{"SuppressedReasons":["BOUNCE"]}}"#,
+        );
+        assert_eq!(reply["SendingOptions"]["SendingEnabled"], false);
+        assert_eq!(reply["TrackingOptions"]["CustomRedirectDomain"], "t.example.com");
+        assert_eq!(reply["SuppressionOptions"]["SuppressedReasons"], json!(["BOUNCE"]));
     }
 }

@@ -1,4 +1,5 @@
-//! Contact lists and topics: `CreateContactList`, `GetContactList`, `ListContactLists`, `DeleteContactList`,
+//! Contact lists and topics: `CreateContactList`, `GetContactList`, `UpdateContactList`, `ListContactLists`,
+//! `DeleteContactList`,
 //! `CreateContact`, `GetContact`, `ListContacts`, `UpdateContact`, `DeleteContact`; the one-click topic
 //! unsubscribe page (`/v2/email/list-unsubscribe/{token}`, unsigned: the token is the credential).
 
@@ -55,15 +56,14 @@ struct CreateListInput {
     description: String,
 }
 
-/// `POST /v2/email/contact-lists`. `Tags` are accepted and not kept.
-pub(crate) async fn create_list(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
-    let input: CreateListInput = signed.json()?;
-    check_list_name(&input.contact_list_name)?;
-    if input.topics.len() > 20 {
+/// The stored form of a list's `Topics`: at most 20, each with a name, a display name and a default status, no
+/// name twice.
+fn checked_topics(input: &[Topic]) -> Result<Vec<Value>, AwsError> {
+    if input.len() > 20 {
         return Err(AwsError::bad_request("a contact list has at most 20 topics"));
     }
     let mut topics = Vec::new();
-    for t in &input.topics {
+    for t in input {
         if t.topic_name.is_empty() || t.display_name.is_empty() {
             return Err(AwsError::bad_request("every topic needs a TopicName and a DisplayName"));
         }
@@ -81,6 +81,14 @@ pub(crate) async fn create_list(State(state): State<AppState>, signed: Signed) -
             "DefaultSubscriptionStatus": t.default_subscription_status,
         }));
     }
+    Ok(topics)
+}
+
+/// `POST /v2/email/contact-lists`. `Tags` are accepted and not kept.
+pub(crate) async fn create_list(State(state): State<AppState>, signed: Signed) -> Result<Json<Value>, AwsError> {
+    let input: CreateListInput = signed.json()?;
+    check_list_name(&input.contact_list_name)?;
+    let topics = checked_topics(&input.topics)?;
     let now = state.core.now_ms();
     let row = ContactListRow {
         name: input.contact_list_name.clone(),
@@ -95,6 +103,40 @@ pub(crate) async fn create_list(State(state): State<AppState>, signed: Signed) -
             "AlreadyExistsException",
             format!("List with name {} already exists.", row.name),
         )),
+        _ => Ok(Json(json!({}))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateListInput {
+    topics: Option<Vec<Topic>>,
+    description: Option<String>,
+}
+
+/// `PUT /v2/email/contact-lists/{name}`: `Topics` (when given) replace the list's topics, `Description` (when
+/// given) its description. Contacts keep their preferences; one for a topic no longer in the list is ignored.
+pub(crate) async fn update_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    signed: Signed,
+) -> Result<Json<Value>, AwsError> {
+    let name = decode_component(&name);
+    let input: UpdateListInput = signed.json()?;
+    let mut row = state
+        .core
+        .contact_list(&signed.ctx, &name)
+        .await?
+        .ok_or_else(|| no_list(&name))?;
+    if let Some(topics) = &input.topics {
+        row.topics = Value::Array(checked_topics(topics)?).to_string();
+    }
+    if let Some(description) = input.description {
+        row.description = description;
+    }
+    row.updated_ms = state.core.now_ms();
+    match state.core.update_contact_list(&signed.ctx, &row).await? {
+        SetOutcome::Missing => Err(no_list(&name)),
         _ => Ok(Json(json!({}))),
     }
 }

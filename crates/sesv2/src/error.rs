@@ -49,6 +49,8 @@ impl AwsError {
         let message = e.message.clone();
         let (status, kind) = match e.code {
             ErrorCode::FailedOperationHighRejectionRate => (StatusCode::BAD_REQUEST, "SendingPausedException"),
+            // Content screening (virus, content review, spam score): a refused message, not a conflict.
+            ErrorCode::OperationDenied => (StatusCode::BAD_REQUEST, "MessageRejected"),
             _ if code.contains("NotExist") || code.contains("NotFound") => (StatusCode::NOT_FOUND, "NotFoundException"),
             _ if code.contains("Repeat") || code.contains("CreatedByOther") || code.contains("AlreadyExist") => {
                 (StatusCode::BAD_REQUEST, "AlreadyExistsException")
@@ -109,6 +111,7 @@ mod tests {
         );
         assert_eq!(t(ErrorCode::FailedOperationHighRejectionRate), "SendingPausedException");
         assert_eq!(t(ErrorCode::InvalidParameterValue), "BadRequestException");
+        assert_eq!(t(ErrorCode::OperationDenied), "MessageRejected");
         assert_eq!(
             t(ErrorCode::OperationDeniedSenderWithDomainIsNotEmpty),
             "ConflictException"

@@ -74,6 +74,26 @@ pub fn router(core: Mailpush) -> Router {
             get(configuration_sets::get).delete(configuration_sets::delete),
         )
         .route(
+            "/v2/email/configuration-sets/{name}/tracking-options",
+            put(configuration_sets::put_tracking),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/delivery-options",
+            put(configuration_sets::put_delivery),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/reputation-options",
+            put(configuration_sets::put_reputation),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/sending",
+            put(configuration_sets::put_sending),
+        )
+        .route(
+            "/v2/email/configuration-sets/{name}/suppression-options",
+            put(configuration_sets::put_suppression),
+        )
+        .route(
             "/v2/email/configuration-sets/{name}/event-destinations",
             post(configuration_sets::create_destination).get(configuration_sets::get_destinations),
         )
@@ -87,7 +107,9 @@ pub fn router(core: Mailpush) -> Router {
         )
         .route(
             "/v2/email/contact-lists/{name}",
-            get(contacts::get_list).delete(contacts::delete_list),
+            get(contacts::get_list)
+                .put(contacts::update_list)
+                .delete(contacts::delete_list),
         )
         .route(
             "/v2/email/contact-lists/{name}/contacts",
@@ -111,7 +133,7 @@ pub fn router(core: Mailpush) -> Router {
         .with_state(AppState { core })
 }
 
-/// An SES v2 path mailpush does not serve (configuration sets, contact lists, dedicated IPs, …).
+/// An SES v2 path mailpush does not serve (dedicated IPs, deliverability dashboard, import/export jobs, …).
 async fn unsupported(uri: axum::http::Uri) -> AwsError {
     AwsError::new(
         axum::http::StatusCode::NOT_FOUND,

@@ -1,5 +1,6 @@
 //! `SendEmail` (Simple with text / HTML / attachments, Raw, Template) and `SendBulkEmail`, through core's
-//! `send_email` (Simple, Template) and `submit_raw` (Raw): the same admission as the Tencent API and SMTP.
+//! `send_email_ses` (Simple, Template) and `submit_raw_ses` (Raw): the same admission as the Tencent API and SMTP,
+//! with the configuration set, tags and list management of SES applied to every kind of content.
 
 use axum::Json;
 use base64::Engine;
@@ -163,13 +164,15 @@ async fn send_one(
     tagging: &Tagging,
 ) -> Result<String, AwsError> {
     if let Some(raw) = content.raw {
-        if tagging.set.is_some() || tagging.list.is_some() {
-            return Err(AwsError::bad_request(
-                "mailpush applies ConfigurationSetName and ListManagementOptions to Simple and Template content \
-                 only, not to Raw",
-            ));
-        }
-        return send_raw(core, ctx, Some(from).filter(|f| !f.is_empty()), destination, &raw).await;
+        return send_raw(
+            core,
+            ctx,
+            Some(from).filter(|f| !f.is_empty()),
+            destination,
+            &raw,
+            tagging,
+        )
+        .await;
     }
     ensure_sender(core, ctx, from).await?;
     let mut req = SendRequest {
@@ -181,6 +184,7 @@ async fn send_one(
         trigger: TriggerType::Trigger,
         ..SendRequest::default()
     };
+    let mut template_name = None;
     match (content.simple, content.template) {
         (Some(simple), None) => {
             req.subject = simple.subject.data;
@@ -198,6 +202,7 @@ async fn send_one(
         }
         (None, Some(template)) => {
             let t = named_template(core, ctx, &template).await?;
+            template_name = Some(t.name.clone());
             req.subject = t.subject;
             req.content = Some(SendContent::Template {
                 id: t.template_id,
@@ -211,7 +216,7 @@ async fn send_one(
             ));
         }
     }
-    crate::configuration_sets::send(core, ctx, req, tagging).await
+    crate::configuration_sets::send(core, ctx, req, tagging, template_name).await
 }
 
 async fn send_raw(
@@ -220,6 +225,7 @@ async fn send_raw(
     from: Option<&str>,
     destination: Destination,
     raw: &Raw,
+    tagging: &Tagging,
 ) -> Result<String, AwsError> {
     let mut data = b64("Content.Raw.Data", &raw.data)?;
     // SMTP line endings: the queue stores CRLF mail.
@@ -278,8 +284,7 @@ async fn send_raw(
         trace: None,
         requiretls: false,
     };
-    let id = core.submit_raw(&who, sub).await.map_err(AwsError::from_core)?;
-    Ok(id.as_str().to_string())
+    crate::configuration_sets::send_raw(core, &who, sub, tagging).await
 }
 
 pub(crate) async fn send_email(signed: Signed) -> Result<Json<Value>, AwsError> {
@@ -360,12 +365,18 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
     if input.bulk_email_entries.is_empty() || input.bulk_email_entries.len() > 50 {
         return Err(AwsError::bad_request("BulkEmailEntries must hold 1 to 50 entries"));
     }
-    if let Some(set) = input.configuration_set_name.as_deref().filter(|s| !s.is_empty())
-        && signed.core.configuration_set(&signed.ctx, set).await?.is_none()
-    {
-        return Err(AwsError::not_found(format!(
-            "Configuration set <{set}> does not exist."
-        )));
+    if let Some(set) = input.configuration_set_name.as_deref().filter(|s| !s.is_empty()) {
+        match signed.core.configuration_set(&signed.ctx, set).await? {
+            None => {
+                return Err(AwsError::not_found(format!(
+                    "Configuration set <{set}> does not exist."
+                )));
+            }
+            Some(row) if !mailpush_core::configuration_sets::sending_enabled(&row.options) => {
+                return Err(crate::configuration_sets::sending_paused(set));
+            }
+            Some(_) => {}
+        }
     }
     let default = &input.default_content.template;
     let mut results = Vec::with_capacity(input.bulk_email_entries.len());
@@ -406,13 +417,15 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
     Ok(Json(json!({ "BulkEmailEntryResults": results })))
 }
 
-/// The `BulkEmailStatus` of a refused entry.
+/// The `BulkEmailStatus` of a refused entry (a template that cannot be rendered with the entry's data is
+/// `INVALID_PARAMETER`).
 fn bulk_status(e: &AwsError) -> &'static str {
     match e.kind {
         "MessageRejected" => "MESSAGE_REJECTED",
-        "NotFoundException" => "TEMPLATE_DOES_NOT_EXIST",
+        "NotFoundException" => "TEMPLATE_NOT_FOUND",
         "TooManyRequestsException" => "TRANSIENT_FAILURE",
         "SendingPausedException" => "ACCOUNT_SENDING_PAUSED",
+        "BadRequestException" => "INVALID_PARAMETER",
         _ => "FAILED",
     }
 }

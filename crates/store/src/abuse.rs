@@ -4,7 +4,7 @@
 
 use mailpush_model::MessageId;
 
-use crate::sql::{Pool, query};
+use crate::sql::page;
 use crate::{AccountId, Store, StoreError};
 
 /// Which complaints a report lists. Empty strings and a negative template id mean "any".
@@ -78,57 +78,47 @@ impl Store {
 
 impl Abuse<'_> {
     /// The account's complaints matching `filter`, newest first, one page; and how many match in all.
-    pub async fn abuse_reports(
-        self,
-        account: AccountId,
-        filter: &AbuseFilter,
-    ) -> Result<(Vec<AbuseRow>, i64), StoreError> {
-        self.store
-            .guarded(async { abuse_reports(self.store.reader(), account, filter).await })
-            .await
+    pub async fn abuse_reports(self, account: AccountId, f: &AbuseFilter) -> Result<(Vec<AbuseRow>, i64), StoreError> {
+        let (rows, total) = self
+            .store
+            .guarded(page::<Row>(
+                self.store.reader(),
+                "e.message_id, e.recipient, COALESCE(m.from_address, ''), COALESCE(m.subject, ''), \
+                 COALESCE(m.template_id, 0), COALESCE(m.request_ms, e.at_ms), d.deliver_ms, e.at_ms",
+                FILTER,
+                // $1..$8 of FILTER, in order.
+                &[
+                    account.into(),
+                    f.from_ms.into(),
+                    f.to_ms.into(),
+                    f.from_domain.as_str().into(),
+                    f.from_address.as_str().into(),
+                    f.recipient_domain.as_str().into(),
+                    f.recipient.as_str().into(),
+                    f.template_id.into(),
+                ],
+                "ORDER BY e.at_ms DESC, e.id DESC",
+                f.limit,
+                f.offset,
+            ))
+            .await?;
+        let list = rows
+            .into_iter()
+            .map(
+                |(message_id, recipient, from_address, subject, template_id, request_ms, deliver_ms, complained_ms)| {
+                    AbuseRow {
+                        message_id: MessageId::from_stored(message_id),
+                        recipient,
+                        from_address,
+                        subject,
+                        template_id,
+                        request_ms,
+                        deliver_ms,
+                        complained_ms,
+                    }
+                },
+            )
+            .collect();
+        Ok((list, total))
     }
-}
-
-async fn abuse_reports(
-    pool: Pool<'_>,
-    account: AccountId,
-    f: &AbuseFilter,
-) -> Result<(Vec<AbuseRow>, i64), StoreError> {
-    // $1..$8 of FILTER, in order.
-    let filtered = |sql: String| {
-        query(sqlx::AssertSqlSafe(sql))
-            .bind(account)
-            .bind(f.from_ms)
-            .bind(f.to_ms)
-            .bind(f.from_domain.as_str())
-            .bind(f.from_address.as_str())
-            .bind(f.recipient_domain.as_str())
-            .bind(f.recipient.as_str())
-            .bind(f.template_id)
-    };
-    let total: i64 = filtered(format!("SELECT COUNT(*) {FILTER}")).scalar(pool).await?;
-    let rows_sql = format!(
-        "SELECT e.message_id, e.recipient, COALESCE(m.from_address, ''), COALESCE(m.subject, ''), \
-         COALESCE(m.template_id, 0), COALESCE(m.request_ms, e.at_ms), d.deliver_ms, e.at_ms \
-         {FILTER} ORDER BY e.at_ms DESC, e.id DESC LIMIT $9 OFFSET $10"
-    );
-    let rows: Vec<Row> = filtered(rows_sql).bind(f.limit).bind(f.offset).fetch_all(pool).await?;
-    let list = rows
-        .into_iter()
-        .map(
-            |(message_id, recipient, from_address, subject, template_id, request_ms, deliver_ms, complained_ms)| {
-                AbuseRow {
-                    message_id: MessageId::from_stored(message_id),
-                    recipient,
-                    from_address,
-                    subject,
-                    template_id,
-                    request_ms,
-                    deliver_ms,
-                    complained_ms,
-                }
-            },
-        )
-        .collect();
-    Ok((list, total))
 }

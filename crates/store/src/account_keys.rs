@@ -4,7 +4,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Conn, query};
+use crate::accounts::lock_account;
+use crate::sql::{Conn, Tx, query};
 use crate::{AccountId, Store, StoreError};
 
 /// One API key of an account, without its secret.
@@ -59,17 +60,24 @@ impl Store {
 const KEY_COLUMNS: &str = "id, account_id, secret_id, created_ms, last_used_day, revoked_ms";
 
 impl AccountKeys<'_> {
+    /// A write transaction holding the account's row lock ([`lock_account`]), so concurrent key changes of one
+    /// account are serialised. [`StoreError::NotFound`] if the account is absent.
+    async fn locked(self, account: AccountId) -> Result<Tx, StoreError> {
+        let mut tx = self.store.writer().begin_write().await?;
+        if !lock_account(&mut tx.conn(), account).await? {
+            return Err(StoreError::NotFound);
+        }
+        Ok(tx)
+    }
+
     /// The account's keys, active and revoked, oldest first.
     pub async fn list_keys(self, account: AccountId) -> Result<Vec<ApiKey>, StoreError> {
-        self.store
-            .guarded(
-                query(AssertSqlSafe(format!(
-                    "SELECT {KEY_COLUMNS} FROM account_api_keys WHERE account_id = $1 ORDER BY id"
-                )))
-                .bind(account)
-                .fetch_all(self.store.reader()),
-            )
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM account_api_keys WHERE account_id = $1 ORDER BY id"
+        )))
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Adds an active key unless the account already has `max_active` active keys
@@ -85,9 +93,8 @@ impl AccountKeys<'_> {
     ) -> Result<ApiKey, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_account(&mut conn, account).await?;
                 let active: i64 =
                     query("SELECT COUNT(*) FROM account_api_keys WHERE account_id = $1 AND revoked_ms IS NULL")
                         .bind(account)
@@ -114,9 +121,8 @@ impl AccountKeys<'_> {
     ) -> Result<RevokeOutcome, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_account(&mut conn, account).await?;
                 let active: Vec<String> = query(
                     "SELECT secret_id FROM account_api_keys WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
                 )
@@ -153,9 +159,8 @@ impl AccountKeys<'_> {
     ) -> Result<ApiKey, StoreError> {
         self.store
             .guarded(async {
-                let mut tx = self.store.writer().begin_write().await?;
+                let mut tx = self.locked(account).await?;
                 let mut conn = tx.conn();
-                lock_account(&mut conn, account).await?;
                 query("UPDATE account_api_keys SET revoked_ms = $1 WHERE account_id = $2 AND revoked_ms IS NULL")
                     .bind(now_ms)
                     .bind(account)
@@ -170,28 +175,16 @@ impl AccountKeys<'_> {
 
     /// Records that the key authenticated on `day` (UTC days since the epoch); writes only when the day changes.
     pub async fn touch_key(self, secret_id: &str, day: i64) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query(
-                    "UPDATE account_api_keys SET last_used_day = $1 \
-                     WHERE secret_id = $2 AND (last_used_day IS NULL OR last_used_day < $1)",
-                )
-                .bind(day)
-                .bind(secret_id)
-                .execute(self.store.writer())
-                .await?;
-                Ok(())
-            })
-            .await
+        query(
+            "UPDATE account_api_keys SET last_used_day = $1 \
+             WHERE secret_id = $2 AND (last_used_day IS NULL OR last_used_day < $1)",
+        )
+        .bind(day)
+        .bind(secret_id)
+        .execute(self.store.guarded_writer())
+        .await?;
+        Ok(())
     }
-}
-
-/// Locks the account's row until the transaction ends (SQLite: the write transaction already excludes other
-/// writers), so concurrent key changes of one account are serialised. [`StoreError::NotFound`] if it is absent.
-async fn lock_account(conn: &mut Conn<'_>, account: AccountId) -> Result<(), StoreError> {
-    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
-    let found: Option<i64> = query(AssertSqlSafe(lock)).bind(account).scalar_optional(conn).await?;
-    found.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
 /// Inserts an active key.

@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Pool, query};
+use crate::sql::{Conn, query};
 use crate::{Store, StoreError};
 
 /// An account's row id.
@@ -56,116 +56,100 @@ impl Store {
     }
 }
 
-impl Accounts<'_> {
-    // ---- accounts ----
+const ACCOUNT_COLUMNS: &str = "id, name, app_id, secret_id, secret_key_sealed, created_ms, suspended";
 
+impl Accounts<'_> {
     /// Creates an account. A taken name or SecretId is [`StoreError::Conflict`].
     pub async fn create_account(self, a: NewAccount) -> Result<Account, StoreError> {
-        self.store.guarded(create_account(self.store.writer(), a)).await
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                let id: i64 = query(
+                    "INSERT INTO accounts (name, app_id, secret_id, secret_key_sealed, created_ms, suspended) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(&a.name)
+                .bind(a.app_id)
+                .bind(&a.secret_id)
+                .bind(&a.secret_key_sealed)
+                .bind(a.created_ms)
+                .bind(false)
+                .scalar(&mut conn)
+                .await?;
+                crate::account_keys::insert_key(&mut conn, id, &a.secret_id, &a.secret_key_sealed, a.created_ms)
+                    .await?;
+                tx.commit().await?;
+                Ok(Account {
+                    id,
+                    name: a.name,
+                    app_id: a.app_id,
+                    secret_id: a.secret_id,
+                    secret_key_sealed: a.secret_key_sealed,
+                    created_ms: a.created_ms,
+                    suspended: false,
+                })
+            })
+            .await
     }
 
     /// The account with this SecretId among its active API keys ([`crate::AccountKeys`]); `secret_id` and
     /// `secret_key_sealed` of the result are that key's.
     pub async fn account_by_secret_id(self, secret_id: &str) -> Result<Option<Account>, StoreError> {
-        self.store
-            .guarded(account_by_secret_id(self.store.reader(), secret_id))
-            .await
+        query(
+            "SELECT a.id, a.name, a.app_id, k.secret_id, k.secret_key_sealed, a.created_ms, a.suspended \
+             FROM account_api_keys k JOIN accounts a ON a.id = k.account_id \
+             WHERE k.secret_id = $1 AND k.revoked_ms IS NULL",
+        )
+        .bind(secret_id)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// The account with this name.
     pub async fn account_by_name(self, name: &str) -> Result<Option<Account>, StoreError> {
-        self.store.guarded(account_by_name(self.store.reader(), name)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// The account with this id.
     pub async fn account(self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.store.guarded(account(self.store.reader(), id)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// All accounts, by id.
     pub async fn list_accounts(self) -> Result<Vec<Account>, StoreError> {
-        self.store.guarded(list_accounts(self.store.reader())).await
+        query(AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
+        )))
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Suspends or reinstates an account; [`StoreError::NotFound`] if there is none with this id.
     pub async fn set_account_suspended(self, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_account_suspended(self.store.writer(), id, suspended))
+        query("UPDATE accounts SET suspended = $1 WHERE id = $2")
+            .bind(suspended)
+            .bind(id)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, app_id, secret_id, secret_key_sealed, created_ms, suspended";
-
-pub(crate) async fn create_account(pool: Pool<'_>, a: NewAccount) -> Result<Account, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    let id: i64 = query(
-        "INSERT INTO accounts (name, app_id, secret_id, secret_key_sealed, created_ms, suspended) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(&a.name)
-    .bind(a.app_id)
-    .bind(&a.secret_id)
-    .bind(&a.secret_key_sealed)
-    .bind(a.created_ms)
-    .bind(false)
-    .scalar(&mut conn)
-    .await?;
-    crate::account_keys::insert_key(&mut conn, id, &a.secret_id, &a.secret_key_sealed, a.created_ms).await?;
-    tx.commit().await?;
-    Ok(Account {
-        id,
-        name: a.name,
-        app_id: a.app_id,
-        secret_id: a.secret_id,
-        secret_key_sealed: a.secret_key_sealed,
-        created_ms: a.created_ms,
-        suspended: false,
-    })
-}
-
-pub(crate) async fn account_by_secret_id(pool: Pool<'_>, secret_id: &str) -> Result<Option<Account>, StoreError> {
-    query(
-        "SELECT a.id, a.name, a.app_id, k.secret_id, k.secret_key_sealed, a.created_ms, a.suspended \
-         FROM account_api_keys k JOIN accounts a ON a.id = k.account_id \
-         WHERE k.secret_id = $1 AND k.revoked_ms IS NULL",
-    )
-    .bind(secret_id)
-    .fetch_optional(pool)
-    .await
-}
-
-pub(crate) async fn account_by_name(pool: Pool<'_>, name: &str) -> Result<Option<Account>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1"
-    )))
-    .bind(name)
-    .fetch_optional(pool)
-    .await
-}
-
-pub(crate) async fn account(pool: Pool<'_>, id: AccountId) -> Result<Option<Account>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
-pub(crate) async fn list_accounts(pool: Pool<'_>) -> Result<Vec<Account>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
-    )))
-    .fetch_all(pool)
-    .await
-}
-
-pub(crate) async fn set_account_suspended(pool: Pool<'_>, id: AccountId, suspended: bool) -> Result<(), StoreError> {
-    query("UPDATE accounts SET suspended = $1 WHERE id = $2")
-        .bind(suspended)
-        .bind(id)
-        .execute_found(pool)
-        .await
+/// Locks the account's row until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite: the write transaction
+/// already excludes other writers), so that what one account creates under a limit is checked and written by one
+/// transaction at a time. Whether the account exists.
+pub(crate) async fn lock_account(conn: &mut Conn<'_>, account: AccountId) -> Result<bool, StoreError> {
+    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
+    let found: Option<i64> = query(AssertSqlSafe(lock)).bind(account).scalar_optional(conn).await?;
+    Ok(found.is_some())
 }

@@ -9,7 +9,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Conn, Pool, StoredCode, builder, query};
+use crate::accounts::lock_account;
+use crate::sql::{Conn, builder, page, query};
 use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// A recipient list's `ReceiversStatus`, stored as its wire value.
@@ -28,12 +29,6 @@ impl ReceiverStatus {
     /// The wire value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for ReceiverStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -61,12 +56,6 @@ impl TaskStatus {
     /// The wire value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for TaskStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -306,449 +295,6 @@ const TASK_COLUMNS: &str = "t.id, t.account_id, t.receiver_id, t.from_address, t
      t.err_msg, t.cursor, t.runs, t.next_run_ms, t.created_ms, t.updated_ms, \
      COALESCE(r.name, '') AS receivers_name";
 
-async fn create_receiver(
-    pool: Pool<'_>,
-    account: AccountId,
-    name: &str,
-    description: &str,
-    now_ms: i64,
-    max_per_account: i64,
-) -> Result<Result<ReceiverRow, bool>, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    // Serialises list creation per account (SQLite: the write transaction already does).
-    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
-    let exists: Option<i64> = query(AssertSqlSafe(lock))
-        .bind(account)
-        .scalar_optional(&mut conn)
-        .await?;
-    if exists.is_none() {
-        return Err(StoreError::Invalid(format!("no account {account}")));
-    }
-    let taken: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
-        .bind(account)
-        .bind(name)
-        .scalar(&mut conn)
-        .await?;
-    if taken > 0 {
-        return Ok(Err(true));
-    }
-    let n: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1")
-        .bind(account)
-        .scalar(&mut conn)
-        .await?;
-    if n >= max_per_account {
-        return Ok(Err(false));
-    }
-    let id: i64 = query(
-        "INSERT INTO receivers (account_id, name, description, status, created_ms) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(account)
-    .bind(name)
-    .bind(description)
-    .bind(ReceiverStatus::Pending)
-    .bind(now_ms)
-    .scalar(&mut conn)
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(ReceiverRow {
-        id,
-        account_id: account,
-        name: name.to_string(),
-        description: description.to_string(),
-        status: ReceiverStatus::Pending,
-        valid_count: 0,
-        invalid_count: 0,
-        created_ms: now_ms,
-    }))
-}
-
-async fn receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE account_id = $1 AND id = $2"
-    )))
-    .bind(account)
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn set_receiver_status(
-    pool: Pool<'_>,
-    account: AccountId,
-    id: i64,
-    status: ReceiverStatus,
-) -> Result<bool, StoreError> {
-    let r = query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
-        .bind(status)
-        .bind(account)
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(r > 0)
-}
-
-async fn list_receivers(
-    pool: Pool<'_>,
-    account: AccountId,
-    status: Option<i32>,
-    keyword: Option<&str>,
-    offset: i64,
-    limit: i64,
-) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-    let pattern = keyword.map(|k| format!("%{}%", escape_like(k)));
-    let filter = "account_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\')";
-    let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) FROM receivers WHERE {filter}")))
-        .bind(account)
-        .bind(status)
-        .bind(pattern.as_deref())
-        .scalar(pool)
-        .await?;
-    let rows = query(AssertSqlSafe(format!(
-        "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"
-    )))
-    .bind(account)
-    .bind(status)
-    .bind(pattern.as_deref())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
-    Ok((total, rows))
-}
-
-async fn add_receiver_details(
-    pool: Pool<'_>,
-    account: AccountId,
-    receiver_id: i64,
-    details: &[NewReceiverDetail],
-    max_per_list: i64,
-    now_ms: i64,
-) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    let counts = lock_receiver(&mut conn, account, receiver_id).await?;
-    let Some((valid_now, invalid_now)) = counts else {
-        return Ok(Err(AddDetailsRefusal::NotFound));
-    };
-    let size = valid_now + invalid_now;
-    // Refuse before inserting anything: the whole request or nothing. Repeats cannot be known without
-    // inserting, so the check counts every submitted address.
-    if size + details.len() as i64 > max_per_list {
-        return Ok(Err(AddDetailsRefusal::TooMany(size)));
-    }
-    let mut out = AddDetailsOutcome::default();
-    for chunk in details.chunks(500) {
-        let mut qb = builder(
-            "INSERT INTO receiver_details \
-             (receiver_id, account_id, email, template_data, status, reason, created_ms) ",
-        );
-        qb.push_values(chunk, |b, d| {
-            b.push_bind(receiver_id)
-                .push_bind(account)
-                .push_bind(&d.email)
-                .push_bind(d.template_data.as_deref())
-                .push_bind(if d.invalid_reason.is_some() { 2i32 } else { 1i32 })
-                .push_bind(d.invalid_reason.as_deref().unwrap_or_default())
-                .push_bind(now_ms);
-        });
-        qb.push(" ON CONFLICT (receiver_id, email) DO NOTHING RETURNING status");
-        let rows: Vec<i32> = qb.build().scalars(&mut conn).await?;
-        for st in &rows {
-            if *st == 1 {
-                out.valid += 1;
-            } else {
-                out.invalid += 1;
-            }
-        }
-        out.repeated += chunk.len() as i64 - rows.len() as i64;
-    }
-    query(
-        "UPDATE receivers SET valid_count = valid_count + $1, invalid_count = invalid_count + $2, \
-         status = CASE WHEN status = $3 THEN $3 ELSE $4 END WHERE id = $5",
-    )
-    .bind(out.valid)
-    .bind(out.invalid)
-    .bind(ReceiverStatus::Uploading)
-    .bind(ReceiverStatus::Done)
-    .bind(receiver_id)
-    .execute(&mut conn)
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(out))
-}
-
-async fn list_receiver_details(pool: Pool<'_>, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-    let pattern = q.email_contains.as_deref().map(|k| format!("%{}%", escape_like(k)));
-    let filter = "account_id = $1 AND receiver_id = $2 AND ($3 IS NULL OR email LIKE $3 ESCAPE '\\') \
-         AND ($4 IS NULL OR created_ms >= $4) AND ($5 IS NULL OR created_ms < $5) \
-         AND ($6 IS NULL OR status = $6)";
-    let (total, valid): (i64, i64) = query(AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0) AS valid \
-         FROM receiver_details WHERE {filter}"
-    )))
-    .bind(q.account_id)
-    .bind(q.receiver_id)
-    .bind(pattern.as_deref())
-    .bind(q.from_ms)
-    .bind(q.to_ms)
-    .bind(q.status)
-    .fetch_one(pool)
-    .await?;
-    let rows = query(AssertSqlSafe(format!(
-        "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
-         WHERE {filter} ORDER BY id LIMIT $7 OFFSET $8"
-    )))
-    .bind(q.account_id)
-    .bind(q.receiver_id)
-    .bind(pattern.as_deref())
-    .bind(q.from_ms)
-    .bind(q.to_ms)
-    .bind(q.status)
-    .bind(q.limit)
-    .bind(q.offset)
-    .fetch_all(pool)
-    .await?;
-    Ok(DetailPage {
-        total,
-        valid,
-        invalid: total - valid,
-        rows,
-    })
-}
-
-async fn delete_receiver(pool: Pool<'_>, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    let counts = lock_receiver(&mut conn, account, id).await?;
-    if counts.is_none() {
-        return Ok(Err(false));
-    }
-    let busy: i64 =
-        query("SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 AND status IN (1, 5, 6, 8)")
-            .bind(account)
-            .bind(id)
-            .scalar(&mut conn)
-            .await?;
-    if busy > 0 {
-        return Ok(Err(true));
-    }
-    query("DELETE FROM receiver_details WHERE receiver_id = $1")
-        .bind(id)
-        .execute(&mut conn)
-        .await?;
-    query("DELETE FROM receivers WHERE id = $1")
-        .bind(id)
-        .execute(&mut conn)
-        .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
-}
-
-async fn create_send_task(pool: Pool<'_>, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
-    if lock_receiver(&mut conn, t.account_id, t.receiver_id).await?.is_none() {
-        return Ok(None);
-    }
-    let id: i64 = query(
-        "INSERT INTO send_tasks (account_id, receiver_id, from_address, subject, reply_to, task_type, \
-         template_id, template_data, unsubscribe, ad_location, begin_ms, interval_hours, term_cycle, status, \
-         next_run_ms, created_ms, updated_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-    )
-    .bind(t.account_id)
-    .bind(t.receiver_id)
-    .bind(&t.from_address)
-    .bind(&t.subject)
-    .bind(t.reply_to.as_deref())
-    .bind(t.task_type)
-    .bind(t.template_id)
-    .bind(&t.template_data)
-    .bind(&t.unsubscribe)
-    .bind(t.ad_location)
-    .bind(t.begin_ms)
-    .bind(t.interval_hours)
-    .bind(t.term_cycle)
-    .bind(status)
-    .bind(t.begin_ms)
-    .bind(t.created_ms)
-    .scalar(&mut conn)
-    .await?;
-    tx.commit().await?;
-    Ok(Some(id))
-}
-
-async fn list_send_tasks(pool: Pool<'_>, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-    let filter = "t.account_id = $1 AND ($2 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.task_type = $3) \
-         AND ($4 IS NULL OR t.receiver_id = $4)";
-    let total: i64 = query(AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM send_tasks t WHERE {filter}"
-    )))
-    .bind(q.account_id)
-    .bind(q.status)
-    .bind(q.task_type)
-    .bind(q.receiver_id)
-    .scalar(pool)
-    .await?;
-    let rows = query(AssertSqlSafe(format!(
-        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-         WHERE {filter} ORDER BY t.id DESC LIMIT $5 OFFSET $6"
-    )))
-    .bind(q.account_id)
-    .bind(q.status)
-    .bind(q.task_type)
-    .bind(q.receiver_id)
-    .bind(q.limit)
-    .bind(q.offset)
-    .fetch_all(pool)
-    .await?;
-    Ok((total, rows))
-}
-
-async fn send_task(pool: Pool<'_>, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-         WHERE t.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn runnable_tasks(pool: Pool<'_>, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
-         WHERE t.status IN (1, 5, 6) AND t.next_run_ms <= $1 \
-         AND (t.lease_until_ms <= $1 OR t.lease_owner = $2) ORDER BY t.id LIMIT $3"
-    )))
-    .bind(now_ms)
-    .bind(owner)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-async fn lease_task(pool: Pool<'_>, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-    let r = query(
-        "UPDATE send_tasks SET lease_owner = $1, lease_until_ms = $2 \
-         WHERE id = $3 AND (lease_until_ms <= $4 OR lease_owner = $1)",
-    )
-    .bind(owner)
-    .bind(until_ms)
-    .bind(id)
-    .bind(now_ms)
-    .execute(pool)
-    .await?;
-    Ok(r > 0)
-}
-
-async fn release_task(pool: Pool<'_>, id: i64, owner: &str) -> Result<(), StoreError> {
-    query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2")
-        .bind(id)
-        .bind(owner)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-async fn release_task_leases(pool: Pool<'_>) -> Result<u64, StoreError> {
-    let r = query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL")
-        .execute(pool)
-        .await?;
-    Ok(r)
-}
-
-async fn receiver_walk(
-    pool: Pool<'_>,
-    receiver_id: i64,
-    after_id: i64,
-    limit: i64,
-) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-    query(
-        "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
-         WHERE receiver_id = $1 AND status = 1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(receiver_id)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-async fn count_receiver_after(pool: Pool<'_>, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
-    query("SELECT COUNT(*) FROM receiver_details WHERE receiver_id = $1 AND status = 1 AND id > $2")
-        .bind(receiver_id)
-        .bind(after_id)
-        .scalar(pool)
-        .await
-}
-
-async fn feed_task_chunk(pool: Pool<'_>, c: &TaskChunk, retain_bodies: bool) -> Result<bool, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    let r = query(
-        "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
-         updated_ms = $4 WHERE id = $5 AND cursor = $6 AND status IN (1, 5, 6)",
-    )
-    .bind(c.new_cursor)
-    .bind(c.sent)
-    .bind(c.skipped)
-    .bind(c.now_ms)
-    .bind(c.task_id)
-    .bind(c.expected_cursor)
-    .execute(&mut conn)
-    .await?;
-    if r == 0 {
-        // Another runner moved the cursor: its chunk stands, ours is dropped.
-        return Ok(false);
-    }
-    if !c.messages.is_empty() {
-        conn.insert_messages(&c.messages, retain_bodies).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
-}
-
-async fn update_task_run(pool: Pool<'_>, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-    let r = query(
-        "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
-         cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
-         WHERE id = $9 AND cursor = $10 AND status IN (1, 5, 6)",
-    )
-    .bind(u.status)
-    .bind(u.cursor)
-    .bind(u.add_requests)
-    .bind(u.cache_count)
-    .bind(&u.err_msg)
-    .bind(u.add_runs)
-    .bind(u.next_run_ms)
-    .bind(u.now_ms)
-    .bind(u.task_id)
-    .bind(u.expected_cursor)
-    .execute(pool)
-    .await?;
-    Ok(r > 0)
-}
-
-async fn count_requests(pool: Pool<'_>, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
-    query("SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3")
-        .bind(account)
-        .bind(from_ms)
-        .bind(to_ms)
-        .scalar(pool)
-        .await
-}
-
-async fn open_deliveries(pool: Pool<'_>, account: AccountId) -> Result<i64, StoreError> {
-    query("SELECT COUNT(*) FROM deliveries WHERE state < 2 AND account_id = $1")
-        .bind(account)
-        .scalar(pool)
-        .await
-}
-
 /// Locks one of the account's lists until the transaction ends (SQLite: the write transaction already excludes
 /// other writers) and reads its `(valid_count, invalid_count)`; `None` if the account has no such list.
 async fn lock_receiver(conn: &mut Conn<'_>, account: AccountId, id: i64) -> Result<Option<(i64, i64)>, StoreError> {
@@ -801,14 +347,61 @@ impl Batch<'_> {
     ) -> Result<Result<ReceiverRow, bool>, StoreError> {
         self.store
             .guarded(async {
-                create_receiver(self.store.writer(), account, name, description, now_ms, max_per_account).await
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                if !lock_account(&mut conn, account).await? {
+                    return Err(StoreError::Invalid(format!("no account {account}")));
+                }
+                let taken: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .scalar(&mut conn)
+                    .await?;
+                if taken > 0 {
+                    return Ok(Err(true));
+                }
+                let n: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1")
+                    .bind(account)
+                    .scalar(&mut conn)
+                    .await?;
+                if n >= max_per_account {
+                    return Ok(Err(false));
+                }
+                let id: i64 = query(
+                    "INSERT INTO receivers (account_id, name, description, status, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(account)
+                .bind(name)
+                .bind(description)
+                .bind(ReceiverStatus::Pending.code())
+                .bind(now_ms)
+                .scalar(&mut conn)
+                .await?;
+                tx.commit().await?;
+                Ok(Ok(ReceiverRow {
+                    id,
+                    account_id: account,
+                    name: name.to_string(),
+                    description: description.to_string(),
+                    status: ReceiverStatus::Pending,
+                    valid_count: 0,
+                    invalid_count: 0,
+                    created_ms: now_ms,
+                }))
             })
             .await
     }
 
     /// One list of the account.
     pub async fn receiver(self, account: AccountId, id: i64) -> Result<Option<ReceiverRow>, StoreError> {
-        self.store.guarded(receiver(self.store.reader(), account, id)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {RECEIVER_COLUMNS} FROM receivers WHERE account_id = $1 AND id = $2"
+        )))
+        .bind(account)
+        .bind(id)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Sets a list's `ReceiversStatus` (the CSV import marks it uploading, then done); false if there is none.
@@ -818,8 +411,11 @@ impl Batch<'_> {
         id: i64,
         status: ReceiverStatus,
     ) -> Result<bool, StoreError> {
-        self.store
-            .guarded(set_receiver_status(self.store.writer(), account, id, status))
+        query("UPDATE receivers SET status = $1 WHERE account_id = $2 AND id = $3")
+            .bind(status.code())
+            .bind(account)
+            .bind(id)
+            .execute_changed(self.store.guarded_writer())
             .await
     }
 
@@ -832,16 +428,21 @@ impl Batch<'_> {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), StoreError> {
-        self.store
-            .guarded(list_receivers(
+        let pattern = keyword.map(|k| format!("%{}%", escape_like(k)));
+        let (rows, total) = self
+            .store
+            .guarded(page(
                 self.store.reader(),
-                account,
-                status,
-                keyword,
-                offset,
+                RECEIVER_COLUMNS,
+                "FROM receivers WHERE account_id = $1 AND ($2 IS NULL OR status = $2) \
+                 AND ($3 IS NULL OR name LIKE $3 ESCAPE '\\')",
+                &[account.into(), status.into(), pattern.as_deref().into()],
+                "ORDER BY id DESC",
                 limit,
+                offset,
             ))
-            .await
+            .await?;
+        Ok((total, rows))
     }
 
     /// Adds addresses to a list in one transaction (all or nothing); repeats are counted, not inserted.
@@ -856,65 +457,261 @@ impl Batch<'_> {
     ) -> Result<Result<AddDetailsOutcome, AddDetailsRefusal>, StoreError> {
         self.store
             .guarded(async {
-                add_receiver_details(self.store.writer(), account, receiver_id, details, max_per_list, now_ms).await
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                let counts = lock_receiver(&mut conn, account, receiver_id).await?;
+                let Some((valid_now, invalid_now)) = counts else {
+                    return Ok(Err(AddDetailsRefusal::NotFound));
+                };
+                let size = valid_now + invalid_now;
+                // Refuse before inserting anything: the whole request or nothing. Repeats cannot be known without
+                // inserting, so the check counts every submitted address.
+                if size + details.len() as i64 > max_per_list {
+                    return Ok(Err(AddDetailsRefusal::TooMany(size)));
+                }
+                let mut out = AddDetailsOutcome::default();
+                for chunk in details.chunks(500) {
+                    let mut qb = builder(
+                        "INSERT INTO receiver_details \
+                         (receiver_id, account_id, email, template_data, status, reason, created_ms) ",
+                    );
+                    qb.push_values(chunk, |b, d| {
+                        b.push_bind(receiver_id)
+                            .push_bind(account)
+                            .push_bind(&d.email)
+                            .push_bind(d.template_data.as_deref())
+                            .push_bind(if d.invalid_reason.is_some() { 2i32 } else { 1i32 })
+                            .push_bind(d.invalid_reason.as_deref().unwrap_or_default())
+                            .push_bind(now_ms);
+                    });
+                    qb.push(" ON CONFLICT (receiver_id, email) DO NOTHING RETURNING status");
+                    let rows: Vec<i32> = qb.build().scalars(&mut conn).await?;
+                    for st in &rows {
+                        if *st == 1 {
+                            out.valid += 1;
+                        } else {
+                            out.invalid += 1;
+                        }
+                    }
+                    out.repeated += chunk.len() as i64 - rows.len() as i64;
+                }
+                query(
+                    "UPDATE receivers SET valid_count = valid_count + $1, invalid_count = invalid_count + $2, \
+                     status = CASE WHEN status = $3 THEN $3 ELSE $4 END WHERE id = $5",
+                )
+                .bind(out.valid)
+                .bind(out.invalid)
+                .bind(ReceiverStatus::Uploading.code())
+                .bind(ReceiverStatus::Done.code())
+                .bind(receiver_id)
+                .execute(&mut conn)
+                .await?;
+                tx.commit().await?;
+                Ok(Ok(out))
             })
             .await
     }
 
     /// A page of a list's addresses.
     pub async fn list_receiver_details(self, q: &DetailQuery) -> Result<DetailPage, StoreError> {
-        self.store.guarded(list_receiver_details(self.store.reader(), q)).await
+        self.store
+            .guarded(async {
+                let reader = self.store.reader();
+                let pattern = q.email_contains.as_deref().map(|k| format!("%{}%", escape_like(k)));
+                let filter = "account_id = $1 AND receiver_id = $2 AND ($3 IS NULL OR email LIKE $3 ESCAPE '\\') \
+                     AND ($4 IS NULL OR created_ms >= $4) AND ($5 IS NULL OR created_ms < $5) \
+                     AND ($6 IS NULL OR status = $6)";
+                let (total, valid): (i64, i64) = query(AssertSqlSafe(format!(
+                    "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0) AS valid \
+                     FROM receiver_details WHERE {filter}"
+                )))
+                .bind(q.account_id)
+                .bind(q.receiver_id)
+                .bind(pattern.as_deref())
+                .bind(q.from_ms)
+                .bind(q.to_ms)
+                .bind(q.status)
+                .fetch_one(reader)
+                .await?;
+                let rows = query(AssertSqlSafe(format!(
+                    "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+                     WHERE {filter} ORDER BY id LIMIT $7 OFFSET $8"
+                )))
+                .bind(q.account_id)
+                .bind(q.receiver_id)
+                .bind(pattern.as_deref())
+                .bind(q.from_ms)
+                .bind(q.to_ms)
+                .bind(q.status)
+                .bind(q.limit)
+                .bind(q.offset)
+                .fetch_all(reader)
+                .await?;
+                Ok(DetailPage {
+                    total,
+                    valid,
+                    invalid: total - valid,
+                    rows,
+                })
+            })
+            .await
     }
 
     /// Deletes a list and its addresses. `Ok(Err(false))`: no such list; `Ok(Err(true))`: a task that is not
     /// finished uses it.
     pub async fn delete_receiver(self, account: AccountId, id: i64) -> Result<Result<(), bool>, StoreError> {
         self.store
-            .guarded(delete_receiver(self.store.writer(), account, id))
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                let counts = lock_receiver(&mut conn, account, id).await?;
+                if counts.is_none() {
+                    return Ok(Err(false));
+                }
+                let busy: i64 = query(
+                    "SELECT COUNT(*) FROM send_tasks WHERE account_id = $1 AND receiver_id = $2 \
+                     AND status IN (1, 5, 6, 8)",
+                )
+                .bind(account)
+                .bind(id)
+                .scalar(&mut conn)
+                .await?;
+                if busy > 0 {
+                    return Ok(Err(true));
+                }
+                query("DELETE FROM receiver_details WHERE receiver_id = $1")
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await?;
+                query("DELETE FROM receivers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await?;
+                tx.commit().await?;
+                Ok(Ok(()))
+            })
             .await
     }
 
     /// Creates a task in `status`; `None` if the account has no such list.
     pub async fn create_send_task(self, t: &NewSendTask, status: TaskStatus) -> Result<Option<i64>, StoreError> {
         self.store
-            .guarded(create_send_task(self.store.writer(), t, status))
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                // The list is locked so a concurrent DeleteReceiver cannot slip in between the check and the insert.
+                if lock_receiver(&mut conn, t.account_id, t.receiver_id).await?.is_none() {
+                    return Ok(None);
+                }
+                let id: i64 = query(
+                    "INSERT INTO send_tasks (account_id, receiver_id, from_address, subject, reply_to, task_type, \
+                     template_id, template_data, unsubscribe, ad_location, begin_ms, interval_hours, term_cycle, \
+                     status, next_run_ms, created_ms, updated_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+                )
+                .bind(t.account_id)
+                .bind(t.receiver_id)
+                .bind(&t.from_address)
+                .bind(&t.subject)
+                .bind(t.reply_to.as_deref())
+                .bind(t.task_type)
+                .bind(t.template_id)
+                .bind(&t.template_data)
+                .bind(&t.unsubscribe)
+                .bind(t.ad_location)
+                .bind(t.begin_ms)
+                .bind(t.interval_hours)
+                .bind(t.term_cycle)
+                .bind(status.code())
+                .bind(t.begin_ms)
+                .bind(t.created_ms)
+                .scalar(&mut conn)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(id))
+            })
             .await
     }
 
     /// The account's tasks, newest first, with the total matching the filter.
     pub async fn list_send_tasks(self, q: &TaskQuery) -> Result<(i64, Vec<SendTaskRow>), StoreError> {
-        self.store.guarded(list_send_tasks(self.store.reader(), q)).await
+        let (rows, total) = self
+            .store
+            .guarded(page(
+                self.store.reader(),
+                TASK_COLUMNS,
+                "FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+                 WHERE t.account_id = $1 AND ($2 IS NULL OR t.status = $2) AND ($3 IS NULL OR t.task_type = $3) \
+                 AND ($4 IS NULL OR t.receiver_id = $4)",
+                &[
+                    q.account_id.into(),
+                    q.status.into(),
+                    q.task_type.into(),
+                    q.receiver_id.into(),
+                ],
+                "ORDER BY t.id DESC",
+                q.limit,
+                q.offset,
+            ))
+            .await?;
+        Ok((total, rows))
     }
 
     /// System lookup (the runner): one task by id.
     pub async fn send_task(self, id: i64) -> Result<Option<SendTaskRow>, StoreError> {
-        self.store.guarded(send_task(self.store.writer(), id)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id WHERE t.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.store.guarded_writer())
+        .await
     }
 
     /// System lookup (the runner): tasks to start, sending, or paused, due by `now_ms` and not leased by
     /// another runner than `owner`.
     pub async fn runnable_tasks(self, now_ms: i64, owner: &str, limit: i64) -> Result<Vec<SendTaskRow>, StoreError> {
-        self.store
-            .guarded(runnable_tasks(self.store.writer(), now_ms, owner, limit))
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM send_tasks t LEFT JOIN receivers r ON r.id = t.receiver_id \
+             WHERE t.status IN (1, 5, 6) AND t.next_run_ms <= $1 \
+             AND (t.lease_until_ms <= $1 OR t.lease_owner = $2) ORDER BY t.id LIMIT $3"
+        )))
+        .bind(now_ms)
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(self.store.guarded_writer())
+        .await
     }
 
     /// Leases a task to one runner until `until_ms` (renewable by the same owner); false if another holds it.
     pub async fn lease_task(self, id: i64, owner: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        self.store
-            .guarded(lease_task(self.store.writer(), id, owner, now_ms, until_ms))
-            .await
+        query(
+            "UPDATE send_tasks SET lease_owner = $1, lease_until_ms = $2 \
+             WHERE id = $3 AND (lease_until_ms <= $4 OR lease_owner = $1)",
+        )
+        .bind(owner)
+        .bind(until_ms)
+        .bind(id)
+        .bind(now_ms)
+        .execute_changed(self.store.guarded_writer())
+        .await
     }
 
     /// Gives a task's lease up.
     pub async fn release_task(self, id: i64, owner: &str) -> Result<(), StoreError> {
-        self.store.guarded(release_task(self.store.writer(), id, owner)).await
+        query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 
     /// Drops every task lease: for the embedded database, whose single runner calls it at start-up (leases
     /// left by a killed predecessor are its own).
     pub async fn release_task_leases(self) -> Result<u64, StoreError> {
-        self.store.guarded(release_task_leases(self.store.writer())).await
+        query("UPDATE send_tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL")
+            .execute(self.store.guarded_writer())
+            .await
     }
 
     /// Up to `limit` valid addresses of a list after detail id `after_id`, in id order.
@@ -924,15 +721,23 @@ impl Batch<'_> {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ReceiverDetailRow>, StoreError> {
-        self.store
-            .guarded(receiver_walk(self.store.writer(), receiver_id, after_id, limit))
-            .await
+        query(
+            "SELECT id, email, template_data, status, reason, created_ms FROM receiver_details \
+             WHERE receiver_id = $1 AND status = 1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(receiver_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.store.guarded_writer())
+        .await
     }
 
     /// Valid addresses of a list after detail id `after_id`.
     pub async fn count_receiver_after(self, receiver_id: i64, after_id: i64) -> Result<i64, StoreError> {
-        self.store
-            .guarded(count_receiver_after(self.store.writer(), receiver_id, after_id))
+        query("SELECT COUNT(*) FROM receiver_details WHERE receiver_id = $1 AND status = 1 AND id > $2")
+            .bind(receiver_id)
+            .bind(after_id)
+            .scalar(self.store.guarded_writer())
             .await
     }
 
@@ -941,26 +746,70 @@ impl Batch<'_> {
     pub async fn feed_task_chunk(self, c: &TaskChunk) -> Result<bool, StoreError> {
         self.store
             .guarded(async {
-                let retain = self.store.inner.opts.retain_bodies;
-                feed_task_chunk(self.store.writer(), c, retain).await
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                let moved = query(
+                    "UPDATE send_tasks SET cursor = $1, send_count = send_count + $2, skip_count = skip_count + $3, \
+                     updated_ms = $4 WHERE id = $5 AND cursor = $6 AND status IN (1, 5, 6)",
+                )
+                .bind(c.new_cursor)
+                .bind(c.sent)
+                .bind(c.skipped)
+                .bind(c.now_ms)
+                .bind(c.task_id)
+                .bind(c.expected_cursor)
+                .execute_changed(&mut conn)
+                .await?;
+                if !moved {
+                    // Another runner moved the cursor: its chunk stands, ours is dropped.
+                    return Ok(false);
+                }
+                if !c.messages.is_empty() {
+                    conn.insert_messages(&c.messages, self.store.inner.opts.retain_bodies)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             })
             .await
     }
 
     /// Changes a task's status, cursor and counters, if its cursor is still `expected_cursor`.
     pub async fn update_task_run(self, u: &TaskRunUpdate) -> Result<bool, StoreError> {
-        self.store.guarded(update_task_run(self.store.writer(), u)).await
+        query(
+            "UPDATE send_tasks SET status = $1, cursor = $2, request_count = request_count + $3, \
+             cache_count = $4, err_msg = $5, runs = runs + $6, next_run_ms = $7, updated_ms = $8 \
+             WHERE id = $9 AND cursor = $10 AND status IN (1, 5, 6)",
+        )
+        .bind(u.status.code())
+        .bind(u.cursor)
+        .bind(u.add_requests)
+        .bind(u.cache_count)
+        .bind(&u.err_msg)
+        .bind(u.add_runs)
+        .bind(u.next_run_ms)
+        .bind(u.now_ms)
+        .bind(u.task_id)
+        .bind(u.expected_cursor)
+        .execute_changed(self.store.guarded_writer())
+        .await
     }
 
     /// Deliveries (recipients) the account requested in `[from_ms, to_ms)`, whatever their path.
     pub async fn count_requests(self, account: AccountId, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
-        self.store
-            .guarded(count_requests(self.store.reader(), account, from_ms, to_ms))
+        query("SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3")
+            .bind(account)
+            .bind(from_ms)
+            .bind(to_ms)
+            .scalar(self.store.guarded_reader())
             .await
     }
 
     /// The account's deliveries not yet final (queued, deferred or leased).
     pub async fn open_deliveries(self, account: AccountId) -> Result<i64, StoreError> {
-        self.store.guarded(open_deliveries(self.store.reader(), account)).await
+        query("SELECT COUNT(*) FROM deliveries WHERE state < 2 AND account_id = $1")
+            .bind(account)
+            .scalar(self.store.guarded_reader())
+            .await
     }
 }

@@ -2,7 +2,7 @@
 //! `events` (`cb_*` columns), decided at insert ([`initial_cb_state`]) and advanced by the dispatcher.
 
 use crate::events::{EventRow, RecordedEvent};
-use crate::sql::{Pool, StoredCode, builder, query};
+use crate::sql::{builder, query};
 use crate::{AccountId, Store, StoreError};
 
 /// An event due for callback delivery, with what the callback JSON needs from its message.
@@ -57,12 +57,6 @@ impl CallbackState {
     /// The stored value.
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for CallbackState {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -123,33 +117,81 @@ impl Callbacks<'_> {
         sender: &str,
         url: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_callback_target(self.store.writer(), account, sender, url))
-            .await
+        let q = match url {
+            Some(url) => query(
+                "INSERT INTO callback_targets (account_id, sender_address, url) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, sender_address) DO UPDATE SET url = excluded.url",
+            )
+            .bind(account)
+            .bind(sender)
+            .bind(url),
+            None => query("DELETE FROM callback_targets WHERE account_id = $1 AND sender_address = $2")
+                .bind(account)
+                .bind(sender),
+        };
+        q.execute(self.store.guarded_writer()).await?;
+        Ok(())
     }
 
     /// The account's callback URLs as (sender address or "", URL).
     pub async fn callback_targets(self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-        self.store.guarded(callback_targets(self.store.reader(), account)).await
+        query("SELECT sender_address, url FROM callback_targets WHERE account_id = $1 ORDER BY sender_address")
+            .bind(account)
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// The account's sealed callback secret.
     pub async fn callback_secret(self, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.guarded(callback_secret(self.store.writer(), account)).await
+        query("SELECT secret_sealed FROM callback_secrets WHERE account_id = $1")
+            .bind(account)
+            .scalar_optional(self.store.guarded_writer())
+            .await
     }
 
     /// Stores the sealed callback secret; without `replace` an existing one is kept (first writer wins).
     pub async fn put_callback_secret(self, account: AccountId, sealed: &[u8], replace: bool) -> Result<(), StoreError> {
-        self.store
-            .guarded(put_callback_secret(self.store.writer(), account, sealed, replace))
-            .await
+        let sql = if replace {
+            "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed"
+        } else {
+            "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        };
+        query(sql)
+            .bind(account)
+            .bind(sealed)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 
     /// Up to `limit` events whose callback is due at `now_ms`, oldest due first (system-wide: the dispatcher).
     pub async fn due_callbacks(self, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
-        self.store
-            .guarded(due_callbacks(self.store.writer(), now_ms, limit))
-            .await
+        let rows: Vec<CallbackRow> = query(
+            "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
+             e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
+             COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
+             COALESCE(m.request_ms, 0) AS request_ms, COALESCE(m.template_id, 0) AS template_id \
+             FROM events e LEFT JOIN messages m ON m.id = e.message_id \
+             WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.store.guarded_writer())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CallbackEvent {
+                    event: RecordedEvent::try_from(r.event)?,
+                    attempts: r.cb_attempts,
+                    next_ms: r.cb_next_ms,
+                    from_address: r.from_address,
+                    subject: r.subject,
+                    request_ms: r.request_ms,
+                    template_id: r.template_id,
+                })
+            })
+            .collect()
     }
 
     /// Leases due events' callbacks until `lease_until_ms`, given as (event id, `cb_next_ms` when read), in one
@@ -157,10 +199,21 @@ impl Callbacks<'_> {
     pub async fn claim_callbacks(self, seen: &[(i64, i64)], lease_until_ms: i64) -> Result<Vec<i64>, StoreError> {
         self.store
             .guarded(async {
-                if seen.is_empty() {
-                    return Ok(Vec::new());
+                let mut claimed = Vec::with_capacity(seen.len());
+                // 2 binds per row: far below both backends' bind limits.
+                for chunk in seen.chunks(1000) {
+                    let mut qb = builder("UPDATE events SET cb_next_ms = ");
+                    qb.push_bind(lease_until_ms)
+                        .push(" WHERE cb_state = ")
+                        .push_bind(CallbackState::Pending.code())
+                        .push(" AND (id, cb_next_ms) IN (");
+                    qb.push_values(chunk, |b, (id, next)| {
+                        b.push_bind(*id).push_bind(*next);
+                    });
+                    qb.push(") RETURNING id");
+                    claimed.extend(qb.build().persistent(false).scalars::<i64>(self.store.writer()).await?);
                 }
-                claim_callbacks(self.store.writer(), seen, lease_until_ms).await
+                Ok(claimed)
             })
             .await
     }
@@ -172,69 +225,25 @@ impl Callbacks<'_> {
                 if results.is_empty() {
                     return Ok(());
                 }
-                finish_callbacks(self.store.writer(), results).await
+                let mut tx = self.store.writer().begin().await?;
+                let mut conn = tx.conn();
+                for r in results {
+                    query(
+                        "UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 \
+                         WHERE id = $5",
+                    )
+                    .bind(r.state.code())
+                    .bind(r.attempts)
+                    .bind(r.next_ms)
+                    .bind(r.error.as_deref())
+                    .bind(r.event_id)
+                    .execute(&mut conn)
+                    .await?;
+                }
+                tx.commit().await
             })
             .await
     }
-}
-
-async fn set_callback_target(
-    pool: Pool<'_>,
-    account: AccountId,
-    sender: &str,
-    url: Option<&str>,
-) -> Result<(), StoreError> {
-    match url {
-        Some(url) => {
-            query(
-                "INSERT INTO callback_targets (account_id, sender_address, url) VALUES ($1, $2, $3) \
-                 ON CONFLICT (account_id, sender_address) DO UPDATE SET url = excluded.url",
-            )
-            .bind(account)
-            .bind(sender)
-            .bind(url)
-            .execute(pool)
-            .await?;
-        }
-        None => {
-            query("DELETE FROM callback_targets WHERE account_id = $1 AND sender_address = $2")
-                .bind(account)
-                .bind(sender)
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn callback_targets(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-    query("SELECT sender_address, url FROM callback_targets WHERE account_id = $1 ORDER BY sender_address")
-        .bind(account)
-        .fetch_all(pool)
-        .await
-}
-
-async fn callback_secret(pool: Pool<'_>, account: AccountId) -> Result<Option<Vec<u8>>, StoreError> {
-    query("SELECT secret_sealed FROM callback_secrets WHERE account_id = $1")
-        .bind(account)
-        .scalar_optional(pool)
-        .await
-}
-
-async fn put_callback_secret(
-    pool: Pool<'_>,
-    account: AccountId,
-    sealed: &[u8],
-    replace: bool,
-) -> Result<(), StoreError> {
-    let sql = if replace {
-        "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) \
-         ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed"
-    } else {
-        "INSERT INTO callback_secrets (account_id, secret_sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-    };
-    query(sql).bind(account).bind(sealed).execute(pool).await?;
-    Ok(())
 }
 
 /// An event due for callback, with its message's columns.
@@ -248,69 +257,6 @@ struct CallbackRow {
     subject: String,
     request_ms: i64,
     template_id: i64,
-}
-
-async fn due_callbacks(pool: Pool<'_>, now_ms: i64, limit: i64) -> Result<Vec<CallbackEvent>, StoreError> {
-    let rows: Vec<CallbackRow> = query(
-        "SELECT e.id, e.account_id, e.message_id, e.recipient, e.kind, e.at_ms, e.reason, e.bounce_type, \
-         e.link, e.user_agent, e.cb_attempts, e.cb_next_ms, \
-         COALESCE(m.from_address, '') AS from_address, COALESCE(m.subject, '') AS subject, \
-         COALESCE(m.request_ms, 0) AS request_ms, COALESCE(m.template_id, 0) AS template_id \
-         FROM events e LEFT JOIN messages m ON m.id = e.message_id \
-         WHERE e.cb_state = 0 AND e.cb_next_ms <= $1 ORDER BY e.cb_next_ms, e.id LIMIT $2",
-    )
-    .bind(now_ms)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(CallbackEvent {
-                event: RecordedEvent::try_from(r.event)?,
-                attempts: r.cb_attempts,
-                next_ms: r.cb_next_ms,
-                from_address: r.from_address,
-                subject: r.subject,
-                request_ms: r.request_ms,
-                template_id: r.template_id,
-            })
-        })
-        .collect()
-}
-
-async fn claim_callbacks(pool: Pool<'_>, seen: &[(i64, i64)], lease_until_ms: i64) -> Result<Vec<i64>, StoreError> {
-    let mut claimed = Vec::with_capacity(seen.len());
-    // 2 binds per row: far below both backends' bind limits.
-    for chunk in seen.chunks(1000) {
-        let mut qb = builder("UPDATE events SET cb_next_ms = ");
-        qb.push_bind(lease_until_ms)
-            .push(" WHERE cb_state = ")
-            .push_bind(CallbackState::Pending)
-            .push(" AND (id, cb_next_ms) IN (");
-        qb.push_values(chunk, |b, (id, next)| {
-            b.push_bind(*id).push_bind(*next);
-        });
-        qb.push(") RETURNING id");
-        claimed.extend(qb.build().persistent(false).scalars::<i64>(pool).await?);
-    }
-    Ok(claimed)
-}
-
-async fn finish_callbacks(pool: Pool<'_>, results: &[crate::callbacks::CallbackResult]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    let mut conn = tx.conn();
-    for r in results {
-        query("UPDATE events SET cb_state = $1, cb_attempts = $2, cb_next_ms = $3, cb_error = $4 WHERE id = $5")
-            .bind(r.state)
-            .bind(r.attempts)
-            .bind(r.next_ms)
-            .bind(r.error.as_deref())
-            .bind(r.event_id)
-            .execute(&mut conn)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use mailpush_model::MessageId;
 
 use crate::daily_statistics::Statistics;
-use crate::sql::query;
+use crate::sql::page;
 use crate::{AccountId, StoreError};
 
 /// One complaint (`spamreport` event) for `GetAbuseReport`.
@@ -32,42 +32,29 @@ impl Statistics<'_> {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ComplaintRow>, i64), StoreError> {
-        let pool = self.store.reader();
-        self.store
-            .guarded(async {
-                let total: i64 = query(
-                    "SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = 6 AND at_ms >= $2 AND at_ms < $3",
-                )
-                .bind(account)
-                .bind(from_ms)
-                .bind(to_ms)
-                .scalar(pool)
-                .await?;
-                let rows: Vec<(String, String, i64, String, String)> = query(
-                    "SELECT e.message_id, e.recipient, e.at_ms, e.reason, COALESCE(m.from_address, '') AS from_address \
-                     FROM events e LEFT JOIN messages m ON m.id = e.message_id \
-                     WHERE e.account_id = $1 AND e.kind = 6 AND e.at_ms >= $2 AND e.at_ms < $3 \
-                     ORDER BY e.at_ms DESC, e.id DESC LIMIT $4 OFFSET $5",
-                )
-                .bind(account)
-                .bind(from_ms)
-                .bind(to_ms)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-                let list = rows
-                    .into_iter()
-                    .map(|(message_id, recipient, at_ms, reason, from_address)| ComplaintRow {
-                        message_id: MessageId::from_stored(message_id),
-                        recipient,
-                        from_address,
-                        at_ms,
-                        reason,
-                    })
-                    .collect();
-                Ok((list, total))
+        let (rows, total) = self
+            .store
+            .guarded(page::<(String, String, i64, String, String)>(
+                self.store.reader(),
+                "e.message_id, e.recipient, e.at_ms, e.reason, COALESCE(m.from_address, '') AS from_address",
+                "FROM events e LEFT JOIN messages m ON m.id = e.message_id \
+                 WHERE e.account_id = $1 AND e.kind = 6 AND e.at_ms >= $2 AND e.at_ms < $3",
+                &[account.into(), from_ms.into(), to_ms.into()],
+                "ORDER BY e.at_ms DESC, e.id DESC",
+                limit,
+                offset,
+            ))
+            .await?;
+        let list = rows
+            .into_iter()
+            .map(|(message_id, recipient, at_ms, reason, from_address)| ComplaintRow {
+                message_id: MessageId::from_stored(message_id),
+                recipient,
+                from_address,
+                at_ms,
+                reason,
             })
-            .await
+            .collect();
+        Ok((list, total))
     }
 }

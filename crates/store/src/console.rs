@@ -3,6 +3,8 @@
 //! account's data is scoped by the account id the caller passes.
 
 use crate::batch::TaskStatus;
+use sqlx::AssertSqlSafe;
+
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
@@ -120,6 +122,12 @@ pub enum TaskControl {
     WrongState,
 }
 
+/// The columns of [`ConsoleUserRow`].
+const USER_COLUMNS: &str = "id, username, account_id, password_hash, created_ms";
+/// The columns of [`MessageHit`], over `deliveries d` and `messages m`.
+const HIT_COLUMNS: &str = "d.message_id, d.recipient, m.from_address, m.subject, d.request_ms, d.deliver_status, \
+     d.deliver_message, d.attempts";
+
 /// The web console's users, sessions, message search and timelines, and task controls.
 #[derive(Clone, Copy)]
 pub struct Console<'a> {
@@ -157,9 +165,9 @@ impl Console<'_> {
                 if inserted == 0 {
                     return Ok(None);
                 }
-                query(
-                    "SELECT id, username, account_id, password_hash, created_ms FROM console_users WHERE username = $1",
-                )
+                query(AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM console_users WHERE username = $1"
+                )))
                 .bind(username)
                 .fetch_optional(self.store.writer())
                 .await
@@ -169,31 +177,22 @@ impl Console<'_> {
 
     /// The console user named `username`.
     pub async fn console_user(self, username: &str) -> Result<Option<ConsoleUserRow>, StoreError> {
-        self.store
-            .guarded(async {
-                query(
-                    "SELECT id, username, account_id, password_hash, created_ms FROM console_users WHERE username = $1",
-                )
-                .bind(username)
-                .fetch_optional(self.store.reader())
-                .await
-            })
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM console_users WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Console users of one account (`Some`), or every one (`None`), by name.
     pub async fn console_users(self, account_id: Option<AccountId>) -> Result<Vec<ConsoleUserRow>, StoreError> {
-        self.store
-            .guarded(async {
-                query(
-                    "SELECT id, username, account_id, password_hash, created_ms FROM console_users \
-                 WHERE ($1 IS NULL OR account_id = $1) ORDER BY username",
-                )
-                .bind(account_id)
-                .fetch_all(self.store.reader())
-                .await
-            })
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM console_users WHERE ($1 IS NULL OR account_id = $1) ORDER BY username"
+        )))
+        .bind(account_id)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Starts a session (and drops the expired ones).
@@ -229,19 +228,15 @@ impl Console<'_> {
 
     /// The unexpired session of `token_hash`, with its user.
     pub async fn console_session(self, token_hash: &str, now_ms: i64) -> Result<Option<ConsoleSessionRow>, StoreError> {
-        self.store
-            .guarded(async {
-                query(
-                "SELECT u.id, u.username, u.account_id, u.password_hash, u.created_ms, s.csrf, s.acting_account_id, \
-                 s.expires_ms FROM console_sessions s JOIN console_users u ON u.id = s.user_id \
-                 WHERE s.token_hash = $1 AND s.expires_ms > $2",
-            )
-            .bind(token_hash)
-            .bind(now_ms)
-            .fetch_optional(self.store.reader())
-            .await
-            })
-            .await
+        query(
+            "SELECT u.id, u.username, u.account_id, u.password_hash, u.created_ms, s.csrf, s.acting_account_id, \
+             s.expires_ms FROM console_sessions s JOIN console_users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_ms > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Sets the account an operator's session looks at.
@@ -250,54 +245,41 @@ impl Console<'_> {
         token_hash: &str,
         account_id: Option<AccountId>,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query("UPDATE console_sessions SET acting_account_id = $1 WHERE token_hash = $2")
-                    .bind(account_id)
-                    .bind(token_hash)
-                    .execute(self.store.writer())
-                    .await?;
-                Ok(())
-            })
-            .await
+        query("UPDATE console_sessions SET acting_account_id = $1 WHERE token_hash = $2")
+            .bind(account_id)
+            .bind(token_hash)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 
     /// Ends a session.
     pub async fn delete_console_session(self, token_hash: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query("DELETE FROM console_sessions WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .execute(self.store.writer())
-                    .await?;
-                Ok(())
-            })
-            .await
+        query("DELETE FROM console_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 
     /// The recipients of the account's messages matching `q`, newest first.
     pub async fn search_messages(self, q: &MessageSearch) -> Result<Vec<MessageHit>, StoreError> {
-        self.store
-            .guarded(async {
-                let sender = q.sender.as_deref().map(|s| format!("%{}%", s.replace(['%', '_'], "")));
-                query(
-                    "SELECT d.message_id, d.recipient, m.from_address, m.subject, d.request_ms, d.deliver_status, \
-                 d.deliver_message, d.attempts FROM deliveries d JOIN messages m ON m.id = d.message_id \
-                 WHERE d.account_id = $1 AND d.request_ms >= $2 AND d.request_ms < $3 \
-                 AND ($4 IS NULL OR d.message_id = $4) AND ($5 IS NULL OR d.recipient = $5) \
-                 AND ($6 IS NULL OR m.from_address LIKE $6) ORDER BY d.request_ms DESC, d.id DESC LIMIT $7",
-                )
-                .bind(q.account_id)
-                .bind(q.from_ms)
-                .bind(q.to_ms)
-                .bind(q.message_id.as_deref())
-                .bind(q.recipient.as_deref())
-                .bind(sender.as_deref())
-                .bind(q.limit)
-                .fetch_all(self.store.reader())
-                .await
-            })
-            .await
+        let sender = q.sender.as_deref().map(|s| format!("%{}%", s.replace(['%', '_'], "")));
+        query(AssertSqlSafe(format!(
+            "SELECT {HIT_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             WHERE d.account_id = $1 AND d.request_ms >= $2 AND d.request_ms < $3 \
+             AND ($4 IS NULL OR d.message_id = $4) AND ($5 IS NULL OR d.recipient = $5) \
+             AND ($6 IS NULL OR m.from_address LIKE $6) ORDER BY d.request_ms DESC, d.id DESC LIMIT $7"
+        )))
+        .bind(q.account_id)
+        .bind(q.from_ms)
+        .bind(q.to_ms)
+        .bind(q.message_id.as_deref())
+        .bind(q.recipient.as_deref())
+        .bind(sender.as_deref())
+        .bind(q.limit)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// One message of the account: its recipients, every delivery attempt and every event, in time order.
@@ -309,11 +291,10 @@ impl Console<'_> {
     ) -> Result<(Vec<MessageHit>, Vec<AttemptRow>, Vec<TimelineEvent>), StoreError> {
         self.store
             .guarded(async {
-                let recipients: Vec<MessageHit> = query(
-                    "SELECT d.message_id, d.recipient, m.from_address, m.subject, d.request_ms, d.deliver_status, \
-                 d.deliver_message, d.attempts FROM deliveries d JOIN messages m ON m.id = d.message_id \
-                 WHERE d.account_id = $1 AND d.message_id = $2 ORDER BY d.id",
-                )
+                let recipients: Vec<MessageHit> = query(AssertSqlSafe(format!(
+                    "SELECT {HIT_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id \
+                     WHERE d.account_id = $1 AND d.message_id = $2 ORDER BY d.id"
+                )))
                 .bind(account_id)
                 .bind(message_id)
                 .fetch_all(self.store.reader())

@@ -115,7 +115,7 @@ impl StatsDelta {
     }
 
     /// Counts an event of `kind`. Opens and clicks count only when `first` (the recipient's first of the
-    /// message); deferrals are not a statistic.
+    /// message); deferrals and the SES-only kinds are not a statistic.
     pub(crate) fn event(
         &mut self,
         account: AccountId,
@@ -125,6 +125,10 @@ impl StatsDelta {
         kind: EventKind,
         first: bool,
     ) {
+        // The SES-only kinds (send, reject, rendering failure, subscription) are no Tencent statistic.
+        if !kind.is_tencent() {
+            return;
+        }
         let c = self.at(account, at_ms, from_address, recipient);
         match kind {
             EventKind::Delivered => c.delivered += 1,

@@ -108,12 +108,28 @@ impl DmarcReports<'_> {
         first_day: i64,
         last_day: i64,
     ) -> Result<Vec<DmarcDailyRow>, StoreError> {
-        self.store
-            .guarded(daily(self.store.reader(), account, domain, first_day, last_day))
-            .await
+        query(
+            "SELECT r.day, r.source_ip, d.org_name, \
+             CAST(SUM(r.count) AS BIGINT) AS messages, \
+             CAST(SUM(CASE WHEN r.dkim_aligned THEN r.count ELSE 0 END) AS BIGINT) AS dkim_aligned, \
+             CAST(SUM(CASE WHEN r.spf_aligned THEN r.count ELSE 0 END) AS BIGINT) AS spf_aligned, \
+             CAST(SUM(CASE WHEN r.dkim_aligned OR r.spf_aligned THEN r.count ELSE 0 END) AS BIGINT) AS dmarc_pass, \
+             CAST(SUM(CASE WHEN r.disposition = 'quarantine' THEN r.count ELSE 0 END) AS BIGINT) AS quarantined, \
+             CAST(SUM(CASE WHEN r.disposition = 'reject' THEN r.count ELSE 0 END) AS BIGINT) AS rejected \
+             FROM dmarc_report_rows r JOIN dmarc_reports d ON d.id = r.report \
+             WHERE r.account_id = $1 AND r.domain = $2 AND r.day >= $3 AND r.day <= $4 \
+             GROUP BY r.day, r.source_ip, d.org_name ORDER BY r.day, r.source_ip, d.org_name",
+        )
+        .bind(account)
+        .bind(domain)
+        .bind(first_day)
+        .bind(last_day)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 }
 
+/// [`DmarcReports::record`]'s transaction.
 async fn record(pool: Pool<'_>, r: &NewDmarcReport) -> Result<bool, StoreError> {
     let mut tx = pool.begin_write().await?;
     let mut conn = tx.conn();
@@ -156,31 +172,4 @@ async fn record(pool: Pool<'_>, r: &NewDmarcReport) -> Result<bool, StoreError> 
     }
     tx.commit().await?;
     Ok(true)
-}
-
-async fn daily(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    first_day: i64,
-    last_day: i64,
-) -> Result<Vec<DmarcDailyRow>, StoreError> {
-    query(
-        "SELECT r.day, r.source_ip, d.org_name, \
-         CAST(SUM(r.count) AS BIGINT) AS messages, \
-         CAST(SUM(CASE WHEN r.dkim_aligned THEN r.count ELSE 0 END) AS BIGINT) AS dkim_aligned, \
-         CAST(SUM(CASE WHEN r.spf_aligned THEN r.count ELSE 0 END) AS BIGINT) AS spf_aligned, \
-         CAST(SUM(CASE WHEN r.dkim_aligned OR r.spf_aligned THEN r.count ELSE 0 END) AS BIGINT) AS dmarc_pass, \
-         CAST(SUM(CASE WHEN r.disposition = 'quarantine' THEN r.count ELSE 0 END) AS BIGINT) AS quarantined, \
-         CAST(SUM(CASE WHEN r.disposition = 'reject' THEN r.count ELSE 0 END) AS BIGINT) AS rejected \
-         FROM dmarc_report_rows r JOIN dmarc_reports d ON d.id = r.report \
-         WHERE r.account_id = $1 AND r.domain = $2 AND r.day >= $3 AND r.day <= $4 \
-         GROUP BY r.day, r.source_ip, d.org_name ORDER BY r.day, r.source_ip, d.org_name",
-    )
-    .bind(account)
-    .bind(domain)
-    .bind(first_day)
-    .bind(last_day)
-    .fetch_all(pool)
-    .await
 }

@@ -79,6 +79,10 @@ pub(crate) fn event_kind(code: i32) -> Result<EventKind, StoreError> {
         6 => EventKind::SpamReport,
         7 => EventKind::Unsubscribe,
         8 => EventKind::Deferred,
+        9 => EventKind::Send,
+        10 => EventKind::Reject,
+        11 => EventKind::RenderingFailure,
+        12 => EventKind::Subscription,
         other => return Err(StoreError::Corrupt(format!("unknown event kind {other}"))),
     })
 }
@@ -121,8 +125,89 @@ impl TryFrom<EventRow> for RecordedEvent {
     }
 }
 
-/// Appends events and their rollup increments in one transaction. Opens and clicks count in the
-/// statistics only as the recipient's first of the message (`stats_firsts`, race-free by its key).
+/// The event log ([`Store::events`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl Store {
+    /// The event log: record and read events.
+    pub fn events(&self) -> Events<'_> {
+        Events { store: self }
+    }
+}
+
+impl Events<'_> {
+    /// Appends events to the log with their statistics, in one transaction (all or nothing). Opens and clicks
+    /// count in the statistics only as the recipient's first of the message (`stats_firsts`, race-free by its key).
+    pub async fn record_events(self, events: &[NewEvent]) -> Result<(), StoreError> {
+        self.store
+            .guarded(async {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                record_events(self.store.writer(), events).await
+            })
+            .await
+    }
+
+    /// The events of one of the account's messages, in recorded order.
+    pub async fn message_events(
+        self,
+        account: AccountId,
+        message: &MessageId,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id"
+        )))
+        .bind(account)
+        .bind(message.as_str())
+        .fetch_all(self.store.guarded_reader())
+        .await?;
+        rows.into_iter().map(RecordedEvent::try_from).collect()
+    }
+
+    /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
+    pub async fn account_events(
+        self,
+        account: AccountId,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+             ORDER BY at_ms, id LIMIT $4"
+        )))
+        .bind(account)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(self.store.guarded_reader())
+        .await?;
+        rows.into_iter().map(RecordedEvent::try_from).collect()
+    }
+
+    /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
+    pub async fn engagement_kinds(
+        self,
+        account: AccountId,
+        messages: &[MessageId],
+    ) -> Result<Vec<(String, String, i32)>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = builder("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
+        qb.push_bind(account)
+            .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
+        qb.push_binds(messages.iter().map(MessageId::as_str));
+        qb.push(")");
+        qb.build().fetch_all(self.store.guarded_reader()).await
+    }
+}
+
+/// [`Events::record_events`]' transaction.
 async fn record_events(pool: Pool<'_>, events: &[NewEvent]) -> Result<(), StoreError> {
     let mut tx = pool.begin_write().await?;
     let mut conn = tx.conn();
@@ -179,117 +264,4 @@ async fn record_events(pool: Pool<'_>, events: &[NewEvent]) -> Result<(), StoreE
     conn.apply_stats(&delta).await?;
     tx.commit().await?;
     Ok(())
-}
-
-async fn message_events(
-    pool: Pool<'_>,
-    account: AccountId,
-    message: &MessageId,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id"
-    )))
-    .bind(account)
-    .bind(message.as_str())
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter().map(RecordedEvent::try_from).collect()
-}
-
-async fn account_events(
-    pool: Pool<'_>,
-    account: AccountId,
-    from_ms: i64,
-    to_ms: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<EventRow> = query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE account_id = $1 AND at_ms >= $2 AND at_ms < $3 \
-         ORDER BY at_ms, id LIMIT $4"
-    )))
-    .bind(account)
-    .bind(from_ms)
-    .bind(to_ms)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter().map(RecordedEvent::try_from).collect()
-}
-
-/// The event log ([`Store::events`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Events<'a> {
-    pub(crate) store: &'a Store,
-}
-
-impl Store {
-    /// The event log: record and read events.
-    pub fn events(&self) -> Events<'_> {
-        Events { store: self }
-    }
-}
-
-impl Events<'_> {
-    /// Appends events to the log with their statistics, in one transaction (all or nothing).
-    pub async fn record_events(self, events: &[NewEvent]) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                if events.is_empty() {
-                    return Ok(());
-                }
-                record_events(self.store.writer(), events).await
-            })
-            .await
-    }
-
-    /// The events of one of the account's messages, in recorded order.
-    pub async fn message_events(
-        self,
-        account: AccountId,
-        message: &MessageId,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.store
-            .guarded(message_events(self.store.reader(), account, message))
-            .await
-    }
-
-    /// Up to `limit` of the account's events with `from_ms <= at_ms < to_ms`, oldest first.
-    pub async fn account_events(
-        self,
-        account: AccountId,
-        from_ms: i64,
-        to_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.store
-            .guarded(account_events(self.store.reader(), account, from_ms, to_ms, limit))
-            .await
-    }
-
-    /// (message, recipient, kind) of the open/click/spamreport/unsubscribe events of these messages.
-    pub async fn engagement_kinds(
-        self,
-        account: AccountId,
-        messages: &[mailpush_model::MessageId],
-    ) -> Result<Vec<(String, String, i32)>, StoreError> {
-        self.store
-            .guarded(engagement_kinds(self.store.reader(), account, messages))
-            .await
-    }
-}
-
-async fn engagement_kinds(
-    pool: Pool<'_>,
-    account: AccountId,
-    messages: &[MessageId],
-) -> Result<Vec<(String, String, i32)>, StoreError> {
-    if messages.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut qb = builder("SELECT DISTINCT message_id, recipient, kind FROM events WHERE account_id = ");
-    qb.push_bind(account)
-        .push(" AND kind IN (4, 5, 6, 7) AND message_id IN (");
-    qb.push_binds(messages.iter().map(MessageId::as_str));
-    qb.push(")");
-    qb.build().fetch_all(pool).await
 }

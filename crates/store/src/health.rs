@@ -7,7 +7,8 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Db, Store, StoreError};
+use crate::sql::query;
+use crate::{Store, StoreError};
 
 /// Counters of what the database answered, since the store opened.
 #[derive(Debug, Default)]
@@ -88,53 +89,23 @@ impl Store {
 
     /// Readiness, read side: `SELECT 1` on a pooled connection within `within`.
     pub async fn probe_read(&self, within: Duration) -> Result<(), StoreError> {
-        let r = deadline(within, async {
-            match &self.inner.db {
-                Db::Sqlite { reader, .. } => {
-                    sqlx::query("SELECT 1").execute(reader).await?;
-                }
-                Db::Postgres(pool) => {
-                    sqlx::query("SELECT 1").execute(pool).await?;
-                }
-            }
-            Ok(())
-        })
-        .await;
-        self.inner.health.note(&r);
-        r
+        self.guarded_within(within, query("SELECT 1").execute(self.reader()))
+            .await
+            .map(drop)
     }
 
     /// Readiness, write side: upserts `node`'s row of the health table within `within`. A full disk, a
     /// read-only database or a frozen connection fails it.
     pub async fn probe_write(&self, node: &str, now_ms: i64, within: Duration) -> Result<(), StoreError> {
-        let r = deadline(within, async {
-            match &self.inner.db {
-                Db::Sqlite { writer, .. } => {
-                    sqlx::query(
-                        "INSERT INTO health_probe (node, at_ms) VALUES (?1, ?2) \
-                         ON CONFLICT (node) DO UPDATE SET at_ms = excluded.at_ms",
-                    )
-                    .bind(node)
-                    .bind(now_ms)
-                    .execute(writer)
-                    .await?;
-                }
-                Db::Postgres(pool) => {
-                    sqlx::query(
-                        "INSERT INTO health_probe (node, at_ms) VALUES ($1, $2) \
-                         ON CONFLICT (node) DO UPDATE SET at_ms = excluded.at_ms",
-                    )
-                    .bind(node)
-                    .bind(now_ms)
-                    .execute(pool)
-                    .await?;
-                }
-            };
-            Ok(())
-        })
-        .await;
-        self.inner.health.note(&r);
-        r
+        let upsert = query(
+            "INSERT INTO health_probe (node, at_ms) VALUES ($1, $2) \
+             ON CONFLICT (node) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(node)
+        .bind(now_ms);
+        self.guarded_within(within, upsert.execute(self.writer()))
+            .await
+            .map(drop)
     }
 
     /// The health counters since open.

@@ -7,7 +7,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Conn, Pool, query};
+use crate::accounts::lock_account;
+use crate::sql::{Conn, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A new domain with its keys.
@@ -146,315 +147,6 @@ async fn insert_keys(
     Ok(())
 }
 
-async fn create_identity(pool: Pool<'_>, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    // Serialises creates per account (SQLite: the write transaction already does; this only checks existence).
-    let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
-    let locked: Option<i64> = query(AssertSqlSafe(lock))
-        .bind(n.account_id)
-        .scalar_optional(&mut conn)
-        .await?;
-    if locked.is_none() {
-        return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
-    }
-    let held: i64 = query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
-        .bind(n.account_id)
-        .scalar(&mut conn)
-        .await?;
-    if held >= n.max_per_account {
-        return Err(StoreError::LimitReached(format!(
-            "{} sending domains",
-            n.max_per_account
-        )));
-    }
-    let id: i64 = query(
-        "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, checked_ms, created_ms) \
-         VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
-    )
-    .bind(n.account_id)
-    .bind(&n.domain)
-    .bind(n.dkim_option)
-    .bind(false)
-    .bind("not verified yet")
-    .bind(n.created_ms)
-    .scalar(&mut conn)
-    .await?;
-    insert_keys(&mut conn, id, &n.keys, n.created_ms).await?;
-    tx.commit().await?;
-    Ok(IdentityRow {
-        id,
-        account_id: n.account_id,
-        domain: n.domain,
-        dkim_option: n.dkim_option,
-        verified: false,
-        checks: String::new(),
-        reason: "not verified yet".into(),
-        checked_ms: 0,
-        created_ms: n.created_ms,
-        mail_from_domain: String::new(),
-    })
-}
-
-async fn replace_dkim_keys(
-    pool: Pool<'_>,
-    account: AccountId,
-    identity_id: i64,
-    dkim_option: i64,
-    keys: Vec<NewDkimKey>,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    let done = query(
-        "UPDATE email_identities SET dkim_option = $1, verified = $2, reason = $3 WHERE id = $4 AND account_id = $5",
-    )
-    .bind(dkim_option)
-    .bind(false)
-    .bind("new DKIM keys: publish the new records")
-    .bind(identity_id)
-    .bind(account)
-    .execute(&mut conn)
-    .await?;
-    if done == 0 {
-        return Err(StoreError::NotFound);
-    }
-    query("DELETE FROM dkim_keys WHERE identity_id = $1")
-        .bind(identity_id)
-        .execute(&mut conn)
-        .await?;
-    insert_keys(&mut conn, identity_id, &keys, now_ms).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 AND domain = $2"
-    )))
-    .bind(account)
-    .bind(domain)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn identity_for_admin(pool: Pool<'_>, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE domain = $1"
-    )))
-    .bind(domain)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn identity_owner(pool: Pool<'_>, domain: &str) -> Result<Option<AccountId>, StoreError> {
-    query("SELECT account_id FROM email_identities WHERE domain = $1")
-        .bind(domain)
-        .scalar_optional(pool)
-        .await
-}
-
-async fn list_identities(
-    pool: Pool<'_>,
-    account: AccountId,
-    offset: i64,
-    limit: i64,
-) -> Result<Vec<IdentityRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 ORDER BY domain LIMIT $2 OFFSET $3"
-    )))
-    .bind(account)
-    .bind(limit.max(0))
-    .bind(offset.max(0))
-    .fetch_all(pool)
-    .await
-}
-
-async fn count_identities(pool: Pool<'_>, account: AccountId) -> Result<i64, StoreError> {
-    query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
-        .bind(account)
-        .scalar(pool)
-        .await
-}
-
-async fn delete_identity(pool: Pool<'_>, account: AccountId, domain: &str) -> Result<(), StoreError> {
-    query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
-        .bind(account)
-        .bind(domain)
-        .execute_found(pool)
-        .await
-}
-
-async fn set_mail_from_domain(
-    pool: Pool<'_>,
-    account: AccountId,
-    identity_id: i64,
-    mail_from_domain: &str,
-) -> Result<(), StoreError> {
-    query(
-        "UPDATE email_identities SET mail_from_domain = $1, verified = $2, reason = $3 \
-         WHERE id = $4 AND account_id = $5",
-    )
-    .bind(mail_from_domain)
-    .bind(false)
-    .bind("the return-path domain changed: not checked yet")
-    .bind(identity_id)
-    .bind(account)
-    .execute_found(pool)
-    .await
-}
-
-async fn record_identity_check(
-    pool: Pool<'_>,
-    account: AccountId,
-    identity_id: i64,
-    c: &IdentityCheck,
-) -> Result<(), StoreError> {
-    query(
-        "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
-         WHERE id = $5 AND account_id = $6",
-    )
-    .bind(c.verified)
-    .bind(&c.checks)
-    .bind(&c.reason)
-    .bind(c.checked_ms)
-    .bind(identity_id)
-    .bind(account)
-    .execute_found(pool)
-    .await
-}
-
-async fn identities_to_recheck(
-    pool: Pool<'_>,
-    checked_before_ms: i64,
-    limit: i64,
-) -> Result<Vec<IdentityRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE verified = $1 AND checked_ms < $2 \
-         ORDER BY checked_ms LIMIT $3"
-    )))
-    .bind(true)
-    .bind(checked_before_ms)
-    .bind(limit.max(0))
-    .fetch_all(pool)
-    .await
-}
-
-async fn dkim_keys(pool: Pool<'_>, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-    query(
-        "SELECT k.selector, k.algorithm, k.public_key, k.private_key_sealed \
-         FROM dkim_keys k JOIN email_identities i ON i.id = k.identity_id \
-         WHERE k.identity_id = $1 AND i.account_id = $2 ORDER BY k.created_ms, k.selector",
-    )
-    .bind(identity_id)
-    .bind(account)
-    .fetch_all(pool)
-    .await
-}
-
-async fn create_sender(pool: Pool<'_>, n: NewSender) -> Result<SenderRow, StoreError> {
-    let mut tx = pool.begin_write().await?;
-    let mut conn = tx.conn();
-    // Serialises creates per domain (SQLite: the write transaction already does; this only checks existence).
-    let lock = format!(
-        "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2{}",
-        conn.lock_rows()
-    );
-    let locked: Option<i64> = query(AssertSqlSafe(lock))
-        .bind(n.identity_id)
-        .bind(n.account_id)
-        .scalar_optional(&mut conn)
-        .await?;
-    if locked.is_none() {
-        return Err(StoreError::NotFound);
-    }
-    let held: i64 = query("SELECT COUNT(*) FROM email_senders WHERE identity_id = $1")
-        .bind(n.identity_id)
-        .scalar(&mut conn)
-        .await?;
-    if held >= n.max_per_domain {
-        return Err(StoreError::LimitReached(format!(
-            "{} sender addresses",
-            n.max_per_domain
-        )));
-    }
-    let id: i64 = query(
-        "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, created_ms) \
-         SELECT $1, id, $3, $4, NULL, $5 FROM email_identities WHERE id = $2 AND account_id = $1 RETURNING id",
-    )
-    .bind(n.account_id)
-    .bind(n.identity_id)
-    .bind(&n.address)
-    .bind(&n.sender_name)
-    .bind(n.created_ms)
-    .scalar_optional(&mut conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    tx.commit().await?;
-    Ok(SenderRow {
-        id,
-        account_id: n.account_id,
-        identity_id: n.identity_id,
-        address: n.address,
-        sender_name: n.sender_name,
-        smtp_password_hash: None,
-        created_ms: n.created_ms,
-    })
-}
-
-async fn sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 AND address = $2"
-    )))
-    .bind(account)
-    .bind(address)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn sender_for_login(pool: Pool<'_>, address: &str) -> Result<Option<SenderRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE address = $1"
-    )))
-    .bind(address)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn list_senders(pool: Pool<'_>, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-    query(AssertSqlSafe(format!(
-        "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 ORDER BY address"
-    )))
-    .bind(account)
-    .fetch_all(pool)
-    .await
-}
-
-async fn count_senders(pool: Pool<'_>, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-    query("SELECT COUNT(*) FROM email_senders WHERE account_id = $1 AND identity_id = $2")
-        .bind(account)
-        .bind(identity_id)
-        .scalar(pool)
-        .await
-}
-
-async fn delete_sender(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
-    query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
-        .bind(account)
-        .bind(address)
-        .execute_found(pool)
-        .await
-}
-
-async fn set_sender_password(pool: Pool<'_>, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-    query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
-        .bind(hash)
-        .bind(account)
-        .bind(address)
-        .execute_found(pool)
-        .await
-}
-
 /// Sending domains, DKIM keys and sender addresses ([`Store::identities`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Identities<'a> {
@@ -472,7 +164,52 @@ impl Identities<'_> {
     /// Creates a domain and its keys in one transaction. A domain already present (for any account) is
     /// [`StoreError::Conflict`].
     pub async fn create_identity(self, n: NewIdentity) -> Result<IdentityRow, StoreError> {
-        self.store.guarded(create_identity(self.store.writer(), n)).await
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                // Serialises creates per account (SQLite: the write transaction already does).
+                if !lock_account(&mut conn, n.account_id).await? {
+                    return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
+                }
+                let held: i64 = query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+                    .bind(n.account_id)
+                    .scalar(&mut conn)
+                    .await?;
+                if held >= n.max_per_account {
+                    return Err(StoreError::LimitReached(format!(
+                        "{} sending domains",
+                        n.max_per_account
+                    )));
+                }
+                let id: i64 = query(
+                    "INSERT INTO email_identities (account_id, domain, dkim_option, verified, checks, reason, \
+                     checked_ms, created_ms) VALUES ($1, $2, $3, $4, '', $5, 0, $6) RETURNING id",
+                )
+                .bind(n.account_id)
+                .bind(&n.domain)
+                .bind(n.dkim_option)
+                .bind(false)
+                .bind("not verified yet")
+                .bind(n.created_ms)
+                .scalar(&mut conn)
+                .await?;
+                insert_keys(&mut conn, id, &n.keys, n.created_ms).await?;
+                tx.commit().await?;
+                Ok(IdentityRow {
+                    id,
+                    account_id: n.account_id,
+                    domain: n.domain,
+                    dkim_option: n.dkim_option,
+                    verified: false,
+                    checks: String::new(),
+                    reason: "not verified yet".into(),
+                    checked_ms: 0,
+                    created_ms: n.created_ms,
+                    mail_from_domain: String::new(),
+                })
+            })
+            .await
     }
 
     /// Replaces a domain's DKIM keys (new `DKIMOption`); the domain becomes unverified until re-checked.
@@ -486,26 +223,56 @@ impl Identities<'_> {
     ) -> Result<(), StoreError> {
         self.store
             .guarded(async {
-                replace_dkim_keys(self.store.writer(), account, identity_id, dkim_option, keys, now_ms).await
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                query(
+                    "UPDATE email_identities SET dkim_option = $1, verified = $2, reason = $3 \
+                     WHERE id = $4 AND account_id = $5",
+                )
+                .bind(dkim_option)
+                .bind(false)
+                .bind("new DKIM keys: publish the new records")
+                .bind(identity_id)
+                .bind(account)
+                .execute_found(&mut conn)
+                .await?;
+                query("DELETE FROM dkim_keys WHERE identity_id = $1")
+                    .bind(identity_id)
+                    .execute(&mut conn)
+                    .await?;
+                insert_keys(&mut conn, identity_id, &keys, now_ms).await?;
+                tx.commit().await
             })
             .await
     }
 
     /// The account's domain.
     pub async fn identity(self, account: AccountId, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.store.guarded(identity(self.store.reader(), account, domain)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 AND domain = $2"
+        )))
+        .bind(account)
+        .bind(domain)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Any account's domain: for the operator's CLI only.
     pub async fn identity_for_admin(self, domain: &str) -> Result<Option<IdentityRow>, StoreError> {
-        self.store
-            .guarded(identity_for_admin(self.store.reader(), domain))
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE domain = $1"
+        )))
+        .bind(domain)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Which account holds `domain`, if any (nothing else about it).
     pub async fn identity_owner(self, domain: &str) -> Result<Option<AccountId>, StoreError> {
-        self.store.guarded(identity_owner(self.store.reader(), domain)).await
+        query("SELECT account_id FROM email_identities WHERE domain = $1")
+            .bind(domain)
+            .scalar_optional(self.store.guarded_reader())
+            .await
     }
 
     /// The account's domains by name.
@@ -515,21 +282,31 @@ impl Identities<'_> {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.store
-            .guarded(list_identities(self.store.reader(), account, offset, limit))
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE account_id = $1 ORDER BY domain LIMIT $2 OFFSET $3"
+        )))
+        .bind(account)
+        .bind(limit.max(0))
+        .bind(offset.max(0))
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// How many domains the account has.
     pub async fn count_identities(self, account: AccountId) -> Result<i64, StoreError> {
-        self.store.guarded(count_identities(self.store.reader(), account)).await
+        query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
+            .bind(account)
+            .scalar(self.store.guarded_reader())
+            .await
     }
 
     /// Deletes the account's domain and its keys; [`StoreError::NotFound`] if it has none such. A domain that
     /// still has sender addresses is refused by the database ([`StoreError::Invalid`]).
     pub async fn delete_identity(self, account: AccountId, domain: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(delete_identity(self.store.writer(), account, domain))
+        query("DELETE FROM email_identities WHERE account_id = $1 AND domain = $2")
+            .bind(account)
+            .bind(domain)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 
@@ -541,14 +318,17 @@ impl Identities<'_> {
         identity_id: i64,
         mail_from_domain: &str,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_mail_from_domain(
-                self.store.writer(),
-                account,
-                identity_id,
-                mail_from_domain,
-            ))
-            .await
+        query(
+            "UPDATE email_identities SET mail_from_domain = $1, verified = $2, reason = $3 \
+             WHERE id = $4 AND account_id = $5",
+        )
+        .bind(mail_from_domain)
+        .bind(false)
+        .bind("the return-path domain changed: not checked yet")
+        .bind(identity_id)
+        .bind(account)
+        .execute_found(self.store.guarded_writer())
+        .await
     }
 
     /// Records a DNS check of the account's domain.
@@ -558,9 +338,18 @@ impl Identities<'_> {
         identity_id: i64,
         check: &IdentityCheck,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(record_identity_check(self.store.writer(), account, identity_id, check))
-            .await
+        query(
+            "UPDATE email_identities SET verified = $1, checks = $2, reason = $3, checked_ms = $4 \
+             WHERE id = $5 AND account_id = $6",
+        )
+        .bind(check.verified)
+        .bind(&check.checks)
+        .bind(&check.reason)
+        .bind(check.checked_ms)
+        .bind(identity_id)
+        .bind(account)
+        .execute_found(self.store.guarded_writer())
+        .await
     }
 
     /// Verified domains (of every account) last checked before `checked_before_ms`, oldest check first:
@@ -570,57 +359,144 @@ impl Identities<'_> {
         checked_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<IdentityRow>, StoreError> {
-        self.store
-            .guarded(identities_to_recheck(self.store.reader(), checked_before_ms, limit))
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM email_identities WHERE verified = $1 AND checked_ms < $2 \
+             ORDER BY checked_ms LIMIT $3"
+        )))
+        .bind(true)
+        .bind(checked_before_ms)
+        .bind(limit.max(0))
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// The DKIM keys of the account's domain, oldest first.
     pub async fn dkim_keys(self, account: AccountId, identity_id: i64) -> Result<Vec<DkimKeyRow>, StoreError> {
-        self.store
-            .guarded(dkim_keys(self.store.reader(), account, identity_id))
-            .await
+        query(
+            "SELECT k.selector, k.algorithm, k.public_key, k.private_key_sealed \
+             FROM dkim_keys k JOIN email_identities i ON i.id = k.identity_id \
+             WHERE k.identity_id = $1 AND i.account_id = $2 ORDER BY k.created_ms, k.selector",
+        )
+        .bind(identity_id)
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Creates a sender address on the account's domain `identity_id` ([`StoreError::NotFound`] if the
     /// domain is not the account's; [`StoreError::Conflict`] if the address exists).
     pub async fn create_sender(self, n: NewSender) -> Result<SenderRow, StoreError> {
-        self.store.guarded(create_sender(self.store.writer(), n)).await
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                // Serialises creates per domain (SQLite: the write transaction already does; this only checks
+                // existence).
+                let lock = format!(
+                    "SELECT id FROM email_identities WHERE id = $1 AND account_id = $2{}",
+                    conn.lock_rows()
+                );
+                let locked: Option<i64> = query(AssertSqlSafe(lock))
+                    .bind(n.identity_id)
+                    .bind(n.account_id)
+                    .scalar_optional(&mut conn)
+                    .await?;
+                if locked.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                let held: i64 = query("SELECT COUNT(*) FROM email_senders WHERE identity_id = $1")
+                    .bind(n.identity_id)
+                    .scalar(&mut conn)
+                    .await?;
+                if held >= n.max_per_domain {
+                    return Err(StoreError::LimitReached(format!(
+                        "{} sender addresses",
+                        n.max_per_domain
+                    )));
+                }
+                let id: i64 = query(
+                    "INSERT INTO email_senders (account_id, identity_id, address, sender_name, smtp_password_hash, \
+                     created_ms) SELECT $1, id, $3, $4, NULL, $5 FROM email_identities \
+                     WHERE id = $2 AND account_id = $1 RETURNING id",
+                )
+                .bind(n.account_id)
+                .bind(n.identity_id)
+                .bind(&n.address)
+                .bind(&n.sender_name)
+                .bind(n.created_ms)
+                .scalar_optional(&mut conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                tx.commit().await?;
+                Ok(SenderRow {
+                    id,
+                    account_id: n.account_id,
+                    identity_id: n.identity_id,
+                    address: n.address,
+                    sender_name: n.sender_name,
+                    smtp_password_hash: None,
+                    created_ms: n.created_ms,
+                })
+            })
+            .await
     }
 
     /// The account's sender address.
     pub async fn sender(self, account: AccountId, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.store.guarded(sender(self.store.reader(), account, address)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 AND address = $2"
+        )))
+        .bind(account)
+        .bind(address)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// The sender address with this address, whoever owns it: SMTP AUTH logs in with an address.
     pub async fn sender_for_login(self, address: &str) -> Result<Option<SenderRow>, StoreError> {
-        self.store.guarded(sender_for_login(self.store.reader(), address)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {SENDER_COLUMNS} FROM email_senders WHERE address = $1"
+        )))
+        .bind(address)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// The account's sender addresses by address.
     pub async fn list_senders(self, account: AccountId) -> Result<Vec<SenderRow>, StoreError> {
-        self.store.guarded(list_senders(self.store.reader(), account)).await
+        query(AssertSqlSafe(format!(
+            "SELECT {SENDER_COLUMNS} FROM email_senders WHERE account_id = $1 ORDER BY address"
+        )))
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// How many sender addresses the account has on domain `identity_id`.
     pub async fn count_senders(self, account: AccountId, identity_id: i64) -> Result<i64, StoreError> {
-        self.store
-            .guarded(count_senders(self.store.reader(), account, identity_id))
+        query("SELECT COUNT(*) FROM email_senders WHERE account_id = $1 AND identity_id = $2")
+            .bind(account)
+            .bind(identity_id)
+            .scalar(self.store.guarded_reader())
             .await
     }
 
     /// Deletes the account's sender address; [`StoreError::NotFound`] if it has none such.
     pub async fn delete_sender(self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(delete_sender(self.store.writer(), account, address))
+        query("DELETE FROM email_senders WHERE account_id = $1 AND address = $2")
+            .bind(account)
+            .bind(address)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 
     /// Sets the SMTP password hash of the account's sender address; [`StoreError::NotFound`] if none such.
     pub async fn set_sender_password(self, account: AccountId, address: &str, hash: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_sender_password(self.store.writer(), account, address, hash))
+        query("UPDATE email_senders SET smtp_password_hash = $1 WHERE account_id = $2 AND address = $3")
+            .bind(hash)
+            .bind(account)
+            .bind(address)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 }

@@ -61,21 +61,16 @@ impl IdentityTags<'_> {
 
     /// Every tagged domain of the account with its tags, in key order.
     pub async fn identity_tags(self, account: AccountId) -> Result<BTreeMap<String, Vec<IdentityTag>>, StoreError> {
-        self.store
-            .guarded(async {
-                let rows: Vec<(String, String, String)> = query(
-                    "SELECT domain, tag_key, tag_value FROM identity_tags WHERE account_id = $1 \
-                 ORDER BY domain, tag_key",
-                )
-                .bind(account)
-                .fetch_all(self.store.reader())
-                .await?;
-                let mut out: BTreeMap<String, Vec<IdentityTag>> = BTreeMap::new();
-                for (domain, key, value) in rows {
-                    out.entry(domain).or_default().push(IdentityTag { key, value });
-                }
-                Ok(out)
-            })
-            .await
+        let rows: Vec<(String, String, String)> = query(
+            "SELECT domain, tag_key, tag_value FROM identity_tags WHERE account_id = $1 ORDER BY domain, tag_key",
+        )
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await?;
+        let mut out: BTreeMap<String, Vec<IdentityTag>> = BTreeMap::new();
+        for (domain, key, value) in rows {
+            out.entry(domain).or_default().push(IdentityTag { key, value });
+        }
+        Ok(out)
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use mailpush_model::SendStatus;
 
-use crate::sql::{Pool, query};
+use crate::sql::query;
 use crate::{AccountId, NewMessage, Store, StoreError};
 
 /// Milliseconds in the per-recipient window.
@@ -216,6 +216,18 @@ pub(crate) fn limited_accounts(msgs: &[(NewMessage, Option<AdmissionLimits>)]) -
     accounts
 }
 
+/// The messages of a batch that [`decide_batch`] admitted (`refusals` in batch order), in batch order.
+pub(crate) fn admitted<'m>(
+    msgs: &'m [(NewMessage, Option<AdmissionLimits>)],
+    refusals: &[Option<LimitRefusal>],
+) -> Vec<&'m NewMessage> {
+    msgs.iter()
+        .zip(refusals)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|((m, _), _)| m)
+        .collect()
+}
+
 /// Runs [`decide`] over a batch whose account states are loaded; returns per message `None` (admitted) or
 /// the refusal.
 pub(crate) fn decide_batch(
@@ -229,81 +241,6 @@ pub(crate) fn decide_batch(
             decide(m, &lim, st).err()
         })
         .collect()
-}
-
-// ---- the operations behind `Store`'s limit methods (lib.rs) ----
-
-pub(crate) async fn set_account_limits(
-    pool: Pool<'_>,
-    account: AccountId,
-    o: AccountLimitOverrides,
-) -> Result<(), StoreError> {
-    query(
-        "INSERT INTO account_limits (account_id, sends_per_second, per_recipient_per_hour, daily_cap) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
-         sends_per_second = excluded.sends_per_second, \
-         per_recipient_per_hour = excluded.per_recipient_per_hour, daily_cap = excluded.daily_cap",
-    )
-    .bind(account)
-    .bind(o.sends_per_second)
-    .bind(o.per_recipient_per_hour)
-    .bind(o.daily_cap)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(crate) async fn account_usage(pool: Pool<'_>, account: AccountId) -> Result<AccountUsage, StoreError> {
-    let usage = query(
-        "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
-         day_count FROM account_limits WHERE account_id = $1",
-    )
-    .bind(account)
-    .fetch_optional(pool)
-    .await?;
-    Ok(usage.unwrap_or_default())
-}
-
-pub(crate) async fn domain_levels(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-    query("SELECT domain, level FROM domain_reputation WHERE account_id = $1")
-        .bind(account)
-        .fetch_all(pool)
-        .await
-}
-
-pub(crate) async fn verified_domain_levels(
-    pool: Pool<'_>,
-    account: AccountId,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    query(
-        "SELECT i.domain, COALESCE(r.level, 1) AS level FROM email_identities i \
-         LEFT JOIN domain_reputation r ON r.account_id = i.account_id AND r.domain = i.domain \
-         WHERE i.account_id = $1 AND i.verified ORDER BY i.domain",
-    )
-    .bind(account)
-    .fetch_all(pool)
-    .await
-}
-
-pub(crate) async fn set_domain_level(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    level: i64,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    query(
-        "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (account_id, domain) DO UPDATE SET level = excluded.level, \
-         changed_ms = excluded.changed_ms",
-    )
-    .bind(account)
-    .bind(domain)
-    .bind(level)
-    .bind(at_ms)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// Admission limits and domain reputation levels ([`Store::limits`]).
@@ -321,31 +258,52 @@ impl Store {
 
 impl Limits<'_> {
     /// Replaces an account's limit overrides (`None` fields = the configured defaults).
-    pub async fn set_account_limits(
-        self,
-        account: AccountId,
-        overrides: AccountLimitOverrides,
-    ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_account_limits(self.store.writer(), account, overrides))
-            .await
+    pub async fn set_account_limits(self, account: AccountId, o: AccountLimitOverrides) -> Result<(), StoreError> {
+        query(
+            "INSERT INTO account_limits (account_id, sends_per_second, per_recipient_per_hour, daily_cap) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO UPDATE SET \
+             sends_per_second = excluded.sends_per_second, \
+             per_recipient_per_hour = excluded.per_recipient_per_hour, daily_cap = excluded.daily_cap",
+        )
+        .bind(account)
+        .bind(o.sends_per_second)
+        .bind(o.per_recipient_per_hour)
+        .bind(o.daily_cap)
+        .execute(self.store.guarded_writer())
+        .await?;
+        Ok(())
     }
 
     /// An account's overrides and admission counters (all defaults and zero before its first send).
     pub async fn account_usage(self, account: AccountId) -> Result<AccountUsage, StoreError> {
-        self.store.guarded(account_usage(self.store.reader(), account)).await
+        let usage = query(
+            "SELECT sends_per_second, per_recipient_per_hour, daily_cap, second_ms, second_count, day_ms, \
+             day_count FROM account_limits WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_optional(self.store.guarded_reader())
+        .await?;
+        Ok(usage.unwrap_or_default())
     }
 
     /// Reputation levels recorded for the account's domains (a domain without a row is at level 1).
     pub async fn domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        self.store.guarded(domain_levels(self.store.reader(), account)).await
+        query("SELECT domain, level FROM domain_reputation WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// The account's verified domains with their reputation level (1 when none is recorded), by domain.
     pub async fn verified_domain_levels(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        self.store
-            .guarded(verified_domain_levels(self.store.reader(), account))
-            .await
+        query(
+            "SELECT i.domain, COALESCE(r.level, 1) AS level FROM email_identities i \
+             LEFT JOIN domain_reputation r ON r.account_id = i.account_id AND r.domain = i.domain \
+             WHERE i.account_id = $1 AND i.verified ORDER BY i.domain",
+        )
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Records a domain's reputation level.
@@ -356,9 +314,18 @@ impl Limits<'_> {
         level: i64,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_domain_level(self.store.writer(), account, domain, level, at_ms))
-            .await
+        query(
+            "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, domain) DO UPDATE SET level = excluded.level, \
+             changed_ms = excluded.changed_ms",
+        )
+        .bind(account)
+        .bind(domain)
+        .bind(level)
+        .bind(at_ms)
+        .execute(self.store.guarded_writer())
+        .await?;
+        Ok(())
     }
 }
 

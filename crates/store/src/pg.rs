@@ -516,12 +516,7 @@ pub(crate) async fn insert_batch(
     } else {
         vec![None; msgs.len()]
     };
-    let admitted: Vec<&NewMessage> = msgs
-        .iter()
-        .zip(&refusals)
-        .filter(|(_, r)| r.is_none())
-        .map(|((m, _), _)| m)
-        .collect();
+    let admitted = crate::limits::admitted(msgs, &refusals);
     let plan = lease.map(|l| l.plan(&refusals));
     let ids = if admitted.is_empty() {
         Vec::new()

@@ -13,7 +13,8 @@ use crate::delivery_rows::deliver_status;
 use crate::sql::{Dialect, Pool, builder, query};
 use crate::{
     AccountId, AdmissionLimits, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow,
-    HandOffs, LANES, LeaseToken, NewMessage, QueueCounts, StatusQuery, Store, StoreError, committer, handoff,
+    HandOffs, LANES, LeaseToken, NewMessage, QueueCounts, StatusQuery, Store, StoreError, WarmupRamp, committer,
+    handoff,
 };
 
 /// The delivery queue ([`Store::queue`]).
@@ -127,19 +128,15 @@ impl Queue<'_> {
     /// A delivery whose lease expired is due again. Several claimers (threads, processes, machines) never get
     /// the same delivery under the same lease.
     pub async fn claim(self, r: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.store
-            .guarded(async {
-                if r.limit == 0 {
-                    return Ok(Vec::new());
-                }
-                claim(self.store.writer(), &r).await
-            })
-            .await
+        self.store.guarded(claim(self.store.writer(), &r, None)).await
     }
 
     /// The MIME of a message, until it is purged.
     pub async fn message_body(self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.guarded(message_body(self.store.reader(), id)).await
+        query("SELECT body FROM message_bodies WHERE message_id = $1")
+            .bind(id.as_str())
+            .scalar_optional(self.store.guarded_reader())
+            .await
     }
 
     /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was
@@ -150,8 +147,8 @@ impl Queue<'_> {
             .guarded(async {
                 let retain = self.store.inner.opts.retain_bodies;
                 match self.store.writer() {
-                    crate::sql::Pool::Sqlite(p) => sqlx::Sqlite::record_outcomes(p, &o, retain).await,
-                    crate::sql::Pool::Postgres(p) => sqlx::Postgres::record_outcomes(p, &o, retain).await,
+                    Pool::Sqlite(p) => Sqlite::record_outcomes(p, &o, retain).await,
+                    Pool::Postgres(p) => Postgres::record_outcomes(p, &o, retain).await,
                 }
             })
             .await
@@ -183,7 +180,10 @@ impl Queue<'_> {
     /// whose single worker calls it at start-up: leases left by a killed predecessor are its own, and waiting
     /// for them to expire would only delay mail. (The lease token is kept, so a stale outcome stays fenced.)
     pub async fn release_leases(self, now_ms: i64) -> Result<u64, StoreError> {
-        self.store.guarded(release_leases(self.store.writer(), now_ms)).await
+        query("UPDATE deliveries SET state = 0, next_attempt_ms = $1 WHERE state = 1")
+            .bind(now_ms)
+            .execute(self.store.guarded_writer())
+            .await
     }
 
     /// Extends the leases still held (same token, still leased) to `until_ms`: a worker renews the leases of
@@ -217,7 +217,13 @@ fn validate(m: &NewMessage) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) async fn claim(pool: Pool<'_>, r: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+/// Leases up to `r.limit` due deliveries, lane by lane, within the sending domains' warm-up allowances when
+/// there is a `ramp` ([`crate::Warmup::claim_with_warmup`]).
+pub(crate) async fn claim(
+    pool: Pool<'_>,
+    r: &ClaimRequest,
+    ramp: Option<&WarmupRamp>,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let mut out = Vec::new();
     let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
     // Lane by lane: each lookup is a pure range scan of the due index (no skipping over rows of lane 0
@@ -228,19 +234,18 @@ pub(crate) async fn claim(pool: Pool<'_>, r: &ClaimRequest) -> Result<Vec<Claime
             break;
         }
         let want = i64::try_from(want).unwrap_or(i64::MAX);
-        out.extend(match pool {
-            Pool::Sqlite(p) => Sqlite::claim_lane(p, lane, r, lease_until, want).await?,
-            Pool::Postgres(p) => Postgres::claim_lane(p, lane, r, lease_until, want).await?,
+        out.extend(match (pool, ramp) {
+            (Pool::Sqlite(p), None) => Sqlite::claim_lane(p, lane, r, lease_until, want).await?,
+            (Pool::Postgres(p), None) => Postgres::claim_lane(p, lane, r, lease_until, want).await?,
+            (Pool::Sqlite(p), Some(ramp)) => {
+                Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
+            }
+            (Pool::Postgres(p), Some(ramp)) => {
+                Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
+            }
         });
     }
     Ok(out)
-}
-
-pub(crate) async fn message_body(pool: Pool<'_>, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-    query("SELECT body FROM message_bodies WHERE message_id = $1")
-        .bind(id.as_str())
-        .scalar_optional(pool)
-        .await
 }
 
 /// A `status` row as read (`deliver_status` still a code).
@@ -344,13 +349,6 @@ pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreErr
         .scalar(pool)
         .await?;
     Ok(counts)
-}
-
-pub(crate) async fn release_leases(pool: Pool<'_>, now_ms: i64) -> Result<u64, StoreError> {
-    query("UPDATE deliveries SET state = 0, next_attempt_ms = $1 WHERE state = 1")
-        .bind(now_ms)
-        .execute(pool)
-        .await
 }
 
 pub(crate) async fn renew_leases(

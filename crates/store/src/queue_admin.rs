@@ -4,6 +4,7 @@
 //! path every outcome takes).
 
 use mailpush_model::MessageId;
+use sqlx::AssertSqlSafe;
 
 use crate::sql::query;
 use crate::{LeaseToken, Store, StoreError};
@@ -30,30 +31,28 @@ impl Store {
     }
 }
 
+impl<'a> QueueTarget<'a> {
+    /// The `deliveries` column that names the target, and its value.
+    fn column(self) -> (&'static str, &'a str) {
+        match self {
+            QueueTarget::Domain(domain) => ("domain", domain),
+            QueueTarget::Message(id) => ("message_id", id.as_str()),
+        }
+    }
+}
+
 impl QueueAdmin<'_> {
     /// Makes the waiting (queued or deferred, not leased) deliveries of `target` due at `now_ms`, so the next
     /// claim takes them whatever their retry schedule said; returns how many. Leased deliveries are left to
     /// their worker, and warm-up still applies at the claim.
     pub async fn retry_now(self, target: QueueTarget<'_>, now_ms: i64) -> Result<u64, StoreError> {
-        self.store.guarded(async {
-            let writer = self.store.writer();
-            match target {
-                QueueTarget::Domain(domain) => {
-                    query("UPDATE deliveries SET next_attempt_ms = $1 WHERE state = 0 AND next_attempt_ms > $1 AND domain = $2")
-                        .bind(now_ms)
-                        .bind(domain)
-                        .execute(writer)
-                        .await
-                }
-                QueueTarget::Message(id) => {
-                    query("UPDATE deliveries SET next_attempt_ms = $1 WHERE state = 0 AND next_attempt_ms > $1 AND message_id = $2")
-                        .bind(now_ms)
-                        .bind(id.as_str())
-                        .execute(writer)
-                        .await
-                }
-            }
-        })
+        let (column, value) = target.column();
+        query(AssertSqlSafe(format!(
+            "UPDATE deliveries SET next_attempt_ms = $1 WHERE state = 0 AND next_attempt_ms > $1 AND {column} = $2"
+        )))
+        .bind(now_ms)
+        .bind(value)
+        .execute(self.store.guarded_writer())
         .await
     }
 
@@ -65,30 +64,16 @@ impl QueueAdmin<'_> {
         owner: &str,
         lease_until_ms: i64,
     ) -> Result<Vec<(i64, LeaseToken)>, StoreError> {
-        self.store
-            .guarded(async {
-                let (column, value) = match target {
-                    QueueTarget::Domain(d) => ("domain", d),
-                    QueueTarget::Message(m) => ("message_id", m.as_str()),
-                };
-                let sql = match column {
-                    "domain" => {
-                        "UPDATE deliveries SET state = 1, lease_token = lease_token + 1, lease_owner = $1, \
-                     next_attempt_ms = $2 WHERE state = 0 AND domain = $3 RETURNING id, lease_token"
-                    }
-                    _ => {
-                        "UPDATE deliveries SET state = 1, lease_token = lease_token + 1, lease_owner = $1, \
-                     next_attempt_ms = $2 WHERE state = 0 AND message_id = $3 RETURNING id, lease_token"
-                    }
-                };
-                let rows: Vec<(i64, i64)> = query(sql)
-                    .bind(owner)
-                    .bind(lease_until_ms)
-                    .bind(value)
-                    .fetch_all(self.store.writer())
-                    .await?;
-                Ok(rows.into_iter().map(|(id, token)| (id, LeaseToken(token))).collect())
-            })
-            .await
+        let (column, value) = target.column();
+        let rows: Vec<(i64, i64)> = query(AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 1, lease_token = lease_token + 1, lease_owner = $1, \
+             next_attempt_ms = $2 WHERE state = 0 AND {column} = $3 RETURNING id, lease_token"
+        )))
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(value)
+        .fetch_all(self.store.guarded_writer())
+        .await?;
+        Ok(rows.into_iter().map(|(id, token)| (id, LeaseToken(token))).collect())
     }
 }

@@ -1,7 +1,7 @@
 //! Reputation warnings (`reputation_warnings`, migration 0011): a partial unique index keeps one open warning per
 //! account and kind, so monitors on several nodes raise it once.
 
-use crate::sql::{Pool, query};
+use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
 /// A bounce-rate (or other reputation) warning.
@@ -62,59 +62,43 @@ impl Store {
 impl ReputationWarnings<'_> {
     /// Raises a warning unless one of its kind is already in force for the account; `true` if raised now.
     pub async fn raise_warning(self, w: &NewWarning) -> Result<bool, StoreError> {
-        self.store.guarded(raise_warning(self.store.writer(), w)).await
+        query(
+            "INSERT INTO reputation_warnings (account_id, kind, raised_ms, rate, threshold, delivered, bounced) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(w.account_id)
+        .bind(&w.kind)
+        .bind(w.at_ms)
+        .bind(w.rate)
+        .bind(w.threshold)
+        .bind(w.delivered)
+        .bind(w.bounced)
+        .execute_changed(self.store.guarded_writer())
+        .await
     }
 
     /// Clears the account's warning of `kind` in force, if any; `true` if one was cleared.
     pub async fn clear_warning(self, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
-        self.store
-            .guarded(clear_warning(self.store.writer(), account, kind, at_ms))
-            .await
+        query(
+            "UPDATE reputation_warnings SET cleared_ms = $1 \
+             WHERE account_id = $2 AND kind = $3 AND cleared_ms IS NULL",
+        )
+        .bind(at_ms)
+        .bind(account)
+        .bind(kind)
+        .execute_changed(self.store.guarded_writer())
+        .await
     }
 
     /// The account's most recent warnings, newest first.
     pub async fn warnings(self, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
-        self.store.guarded(warnings(self.store.reader(), account, limit)).await
+        query(
+            "SELECT id, account_id, kind, raised_ms, cleared_ms, rate, threshold, delivered, bounced \
+             FROM reputation_warnings WHERE account_id = $1 ORDER BY raised_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(account)
+        .bind(limit)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
-}
-
-async fn raise_warning(pool: Pool<'_>, w: &NewWarning) -> Result<bool, StoreError> {
-    let changed = query(
-        "INSERT INTO reputation_warnings (account_id, kind, raised_ms, rate, threshold, delivered, bounced) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(w.account_id)
-    .bind(&w.kind)
-    .bind(w.at_ms)
-    .bind(w.rate)
-    .bind(w.threshold)
-    .bind(w.delivered)
-    .bind(w.bounced)
-    .execute(pool)
-    .await?;
-    Ok(changed > 0)
-}
-
-async fn clear_warning(pool: Pool<'_>, account: AccountId, kind: &str, at_ms: i64) -> Result<bool, StoreError> {
-    let changed = query(
-        "UPDATE reputation_warnings SET cleared_ms = $1 \
-         WHERE account_id = $2 AND kind = $3 AND cleared_ms IS NULL",
-    )
-    .bind(at_ms)
-    .bind(account)
-    .bind(kind)
-    .execute(pool)
-    .await?;
-    Ok(changed > 0)
-}
-
-async fn warnings(pool: Pool<'_>, account: AccountId, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
-    query(
-        "SELECT id, account_id, kind, raised_ms, cleared_ms, rate, threshold, delivered, bounced \
-         FROM reputation_warnings WHERE account_id = $1 ORDER BY raised_ms DESC, id DESC LIMIT $2",
-    )
-    .bind(account)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
 }

@@ -3,7 +3,10 @@
 //!
 //! A message goes once all its recipients reached their final state before the cutoff and none of its events
 //! is newer or still waiting for its callback; with it go its deliveries, their attempts, its events, its
-//! bodies and its first-open/first-click marks. The daily statistics rollup, the blacklists and the suppression
+//! bodies, its first-open/first-click marks and its SES v2 row (configuration set and tags, `ses_message_tags`).
+//! SES mail refused at admission (`REJECT`, `RENDERING_FAILURE`) has events and an SES row but no message: those
+//! go once the row is older than the cutoff and none of its events is newer or waiting
+//! ([`Retention::prune_ses_orphans`]). The daily statistics rollup, the blacklists and the suppression
 //! lists are not touched: they keep their own rules.
 //!
 //! The pruner walks messages by request time (index `messages_by_request`, migration 0023) behind a cursor, a
@@ -37,6 +40,8 @@ pub struct PruneCounts {
     pub attempts: u64,
     /// Events deleted.
     pub events: u64,
+    /// SES v2 message rows (`ses_message_tags`) deleted.
+    pub ses_messages: u64,
 }
 
 impl PruneCounts {
@@ -45,6 +50,7 @@ impl PruneCounts {
         self.deliveries += o.deliveries;
         self.attempts += o.attempts;
         self.events += o.events;
+        self.ses_messages += o.ses_messages;
     }
 }
 
@@ -93,7 +99,7 @@ const WALK: &str = "SELECT m.id, m.request_ms, \
      ORDER BY m.request_ms, m.id LIMIT $4";
 
 /// The deletions of one batch, children first (foreign keys), each followed by the batch's ids.
-const DELETES: [(&str, &str); 7] = [
+const DELETES: [(&str, &str); 8] = [
     (
         "attempts",
         "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN (",
@@ -102,9 +108,20 @@ const DELETES: [(&str, &str); 7] = [
     ("", "DELETE FROM stats_firsts WHERE message_id IN ("),
     ("", "DELETE FROM recipient_bodies WHERE message_id IN ("),
     ("", "DELETE FROM message_bodies WHERE message_id IN ("),
+    ("ses_messages", "DELETE FROM ses_message_tags WHERE message_id IN ("),
     ("deliveries", "DELETE FROM deliveries WHERE message_id IN ("),
     ("messages", "DELETE FROM messages WHERE id IN ("),
 ];
+
+/// SES v2 rows without a message (mail refused at admission, or a send refused after its row was written)
+/// written before the cutoff (`$1`) whose events are all older and delivered to their callbacks, oldest first, at
+/// most `$2`.
+const SES_ORPHANS: &str = "SELECT t.message_id FROM ses_message_tags t \
+     WHERE t.created_ms < $1 \
+       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.message_id) \
+       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id \
+            AND (e.cb_state = 0 OR e.at_ms >= $1)) \
+     ORDER BY t.created_ms, t.message_id LIMIT $2";
 
 /// Above this size, an SQLite file still without incremental auto-vacuum is not converted at open (the
 /// conversion is a `VACUUM`: it rewrites the whole file under the write lock and needs as much free disk
@@ -169,6 +186,7 @@ impl Retention<'_> {
                             "events" => deleted.events = n,
                             "deliveries" => deleted.deliveries = n,
                             "messages" => deleted.messages = n,
+                            "ses_messages" => deleted.ses_messages = n,
                             _ => {}
                         }
                     }
@@ -179,8 +197,42 @@ impl Retention<'_> {
             .await
     }
 
+    /// Deletes, in one short write transaction, up to `limit` SES v2 rows that have no message (mail refused at
+    /// admission) written before `cutoff_ms`, with their events, when none of those events is newer or waiting
+    /// for its callback. Fewer than `limit` rows deleted means none is left.
+    pub async fn prune_ses_orphans(self, cutoff_ms: i64, limit: u32) -> Result<PruneCounts, StoreError> {
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let ids: Vec<String> = query(SES_ORPHANS)
+                    .bind(cutoff_ms)
+                    .bind(i64::from(limit.max(1)))
+                    .scalars(&mut tx.conn())
+                    .await?;
+                let mut deleted = PruneCounts::default();
+                if !ids.is_empty() {
+                    for (head, counter) in [
+                        ("DELETE FROM events WHERE message_id IN (", &mut deleted.events),
+                        (
+                            "DELETE FROM ses_message_tags WHERE message_id IN (",
+                            &mut deleted.ses_messages,
+                        ),
+                    ] {
+                        let mut qb = builder(head);
+                        qb.push_binds(ids.iter().map(String::as_str));
+                        qb.push(")");
+                        *counter = qb.build().persistent(false).execute(&mut tx.conn()).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            })
+            .await
+    }
+
     /// Prunes everything whose final state is older than `cutoff_ms`, batch after batch of `batch` messages,
-    /// pausing `pause` between batches so that other writers take their turn. Returns the totals.
+    /// pausing `pause` between batches so that other writers take their turn; then the SES rows of mail refused
+    /// at admission older than the cutoff ([`Retention::prune_ses_orphans`]). Returns the totals.
     pub async fn prune_final_before(
         self,
         cutoff_ms: i64,
@@ -194,7 +246,17 @@ impl Retention<'_> {
             total.add(&b.deleted);
             match b.next {
                 Some(next) => cursor = Some(next),
-                None => return Ok(total),
+                None => break,
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        loop {
+            let b = self.prune_ses_orphans(cutoff_ms, batch).await?;
+            total.add(&b);
+            if b.ses_messages < u64::from(batch.max(1)) {
+                return Ok(total);
             }
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;
@@ -309,6 +371,7 @@ mod tests {
                 "stats_firsts",
                 "recipient_bodies",
                 "message_bodies",
+                "ses_message_tags",
                 "deliveries",
                 "messages"
             ]

@@ -28,32 +28,24 @@ impl Store {
 impl Screening<'_> {
     /// The account's screening settings (the default when it has none).
     pub async fn screening_policy(self, account: AccountId) -> Result<ScreeningPolicy, StoreError> {
-        self.store
-            .guarded(async {
-                query("SELECT min_score, review_content FROM account_screening WHERE account_id = $1")
-                    .bind(account)
-                    .fetch_optional(self.store.reader())
-                    .await
-                    .map(Option::unwrap_or_default)
-            })
+        query("SELECT min_score, review_content FROM account_screening WHERE account_id = $1")
+            .bind(account)
+            .fetch_optional(self.store.guarded_reader())
             .await
+            .map(Option::unwrap_or_default)
     }
 
     /// Replaces the account's screening settings.
     pub async fn set_screening_policy(self, account: AccountId, policy: ScreeningPolicy) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query(
-                    "INSERT INTO account_screening (account_id, min_score, review_content) VALUES ($1, $2, $3) \
-                 ON CONFLICT (account_id) DO UPDATE SET min_score = $2, review_content = $3",
-                )
-                .bind(account)
-                .bind(policy.min_score)
-                .bind(policy.review_content)
-                .execute(self.store.writer())
-                .await
-                .map(drop)
-            })
-            .await
+        query(
+            "INSERT INTO account_screening (account_id, min_score, review_content) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id) DO UPDATE SET min_score = $2, review_content = $3",
+        )
+        .bind(account)
+        .bind(policy.min_score)
+        .bind(policy.review_content)
+        .execute(self.store.guarded_writer())
+        .await
+        .map(drop)
     }
 }

@@ -6,7 +6,7 @@ use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
 /// A named SES template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SesTemplateRow {
     /// `TemplateName`.
     pub name: String,
@@ -61,37 +61,18 @@ impl SesNames<'_> {
 
     /// The named templates of the account, by name.
     pub async fn ses_templates(self, account: AccountId) -> Result<Vec<SesTemplateRow>, StoreError> {
-        self.store.guarded(async {
-            let rows: Vec<(String, i64, String, i64)> = query(
-                "SELECT name, template_id, subject, created_ms FROM sesv2_templates WHERE account_id = $1 ORDER BY name",
-            )
+        query("SELECT name, template_id, subject, created_ms FROM sesv2_templates WHERE account_id = $1 ORDER BY name")
             .bind(account)
-            .fetch_all(self.store.reader())
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(name, template_id, subject, created_ms)| SesTemplateRow {
-                    name,
-                    template_id,
-                    subject,
-                    created_ms,
-                })
-                .collect())
-        })
-        .await
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// Forgets a template name; false if it did not exist.
     pub async fn delete_ses_template(self, account: AccountId, name: &str) -> Result<bool, StoreError> {
-        self.store
-            .guarded(async {
-                let n = query("DELETE FROM sesv2_templates WHERE account_id = $1 AND name = $2")
-                    .bind(account)
-                    .bind(name)
-                    .execute(self.store.writer())
-                    .await?;
-                Ok(n > 0)
-            })
+        query("DELETE FROM sesv2_templates WHERE account_id = $1 AND name = $2")
+            .bind(account)
+            .bind(name)
+            .execute_changed(self.store.guarded_writer())
             .await
     }
 
@@ -126,13 +107,9 @@ impl SesNames<'_> {
 
     /// The recorded suppression reasons of the account: (address, reason).
     pub async fn suppression_reasons(self, account: AccountId) -> Result<Vec<(String, String)>, StoreError> {
-        self.store
-            .guarded(async {
-                query("SELECT address, reason FROM sesv2_suppression_reasons WHERE account_id = $1")
-                    .bind(account)
-                    .fetch_all(self.store.reader())
-                    .await
-            })
+        query("SELECT address, reason FROM sesv2_suppression_reasons WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(self.store.guarded_reader())
             .await
     }
 }

@@ -5,7 +5,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{Pool, query};
+use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
 fn day_of(ms: i64) -> i64 {
@@ -56,120 +56,6 @@ pub struct DomainSourcePool {
     pub pool: String,
 }
 
-async fn set_domain_pool(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    source_pool: Option<&str>,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    match source_pool {
-        Some(p) => {
-            query(
-                "INSERT INTO domain_source_pools (account_id, domain, pool, changed_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (account_id, domain) DO UPDATE SET pool = excluded.pool, \
-                 changed_ms = excluded.changed_ms",
-            )
-            .bind(account)
-            .bind(domain)
-            .bind(p)
-            .bind(at_ms)
-            .execute(pool)
-            .await?;
-        }
-        None => {
-            query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
-                .bind(account)
-                .bind(domain)
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn domain_source_pools(pool: Pool<'_>) -> Result<Vec<DomainSourcePool>, StoreError> {
-    query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
-        .fetch_all(pool)
-        .await
-}
-
-async fn reserve_source_sends<F>(
-    pool: Pool<'_>,
-    ip: &str,
-    now_ms: i64,
-    wanted: u32,
-    allowance: F,
-) -> Result<SourceReservation, StoreError>
-where
-    F: FnOnce(i64) -> Option<u64> + Send,
-{
-    let today = day_of(now_ms);
-    let mut tx = pool.begin().await?;
-    let mut conn = tx.conn();
-    query(
-        "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
-         ON CONFLICT (ip) DO NOTHING",
-    )
-    .bind(ip)
-    .bind(today)
-    .execute(&mut conn)
-    .await?;
-    // PostgreSQL: the row lock makes concurrent workers reserve one after the other (SQLite: the one writer
-    // connection serialises the transaction with every other write).
-    let mut usage: SourceIpUsage = query(AssertSqlSafe(format!(
-        "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1{}",
-        conn.lock_rows()
-    )))
-    .bind(ip)
-    .fetch_one(&mut conn)
-    .await?;
-    let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
-    let granted = match allowance(usage.first_day_ms) {
-        None => u64::from(wanted),
-        Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
-    };
-    let granted = u32::try_from(granted).unwrap_or(wanted);
-    usage.day_ms = today;
-    usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
-    query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
-        .bind(ip)
-        .bind(usage.day_ms)
-        .bind(usage.day_count)
-        .execute(&mut conn)
-        .await?;
-    tx.commit().await?;
-    Ok(SourceReservation { granted, usage })
-}
-
-async fn release_source_sends(pool: Pool<'_>, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-    query(
-        "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
-         WHERE ip = $1 AND day_ms = $2",
-    )
-    .bind(ip)
-    .bind(day_of(now_ms))
-    .bind(i64::from(count))
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-async fn source_ip_usage(pool: Pool<'_>) -> Result<Vec<SourceIpUsage>, StoreError> {
-    query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
-        .fetch_all(pool)
-        .await
-}
-
-async fn extend_message_expiry(pool: Pool<'_>, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-    query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
-        .bind(message_id)
-        .bind(at_least_ms)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// Source IPs and their daily sends ([`Store::sources`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Sources<'a> {
@@ -192,14 +78,29 @@ impl Sources<'_> {
         pool: Option<&str>,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(set_domain_pool(self.store.writer(), account, domain, pool, at_ms))
-            .await
+        let q = match pool {
+            Some(p) => query(
+                "INSERT INTO domain_source_pools (account_id, domain, pool, changed_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, domain) DO UPDATE SET pool = excluded.pool, \
+                 changed_ms = excluded.changed_ms",
+            )
+            .bind(account)
+            .bind(domain)
+            .bind(p)
+            .bind(at_ms),
+            None => query("DELETE FROM domain_source_pools WHERE account_id = $1 AND domain = $2")
+                .bind(account)
+                .bind(domain),
+        };
+        q.execute(self.store.guarded_writer()).await?;
+        Ok(())
     }
 
     /// Every pool assignment (domains without one use the shared pool).
     pub async fn domain_source_pools(self) -> Result<Vec<DomainSourcePool>, StoreError> {
-        self.store.guarded(domain_source_pools(self.store.reader())).await
+        query("SELECT account_id, domain, pool FROM domain_source_pools ORDER BY account_id, domain")
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// Reserves up to `wanted` sends from source address `ip` on the UTC day of `now_ms`, atomically across
@@ -216,27 +117,76 @@ impl Sources<'_> {
         F: FnOnce(i64) -> Option<u64> + Send,
     {
         self.store
-            .guarded(reserve_source_sends(self.store.writer(), ip, now_ms, wanted, allowance))
+            .guarded(async {
+                let today = day_of(now_ms);
+                let mut tx = self.store.writer().begin().await?;
+                let mut conn = tx.conn();
+                query(
+                    "INSERT INTO source_ip_warmup (ip, first_day_ms, day_ms, day_count) VALUES ($1, $2, $2, 0) \
+                 ON CONFLICT (ip) DO NOTHING",
+                )
+                .bind(ip)
+                .bind(today)
+                .execute(&mut conn)
+                .await?;
+                // PostgreSQL: the row lock makes concurrent workers reserve one after the other (SQLite: the one writer
+                // connection serialises the transaction with every other write).
+                let mut usage: SourceIpUsage = query(AssertSqlSafe(format!(
+                    "SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup WHERE ip = $1{}",
+                    conn.lock_rows()
+                )))
+                .bind(ip)
+                .fetch_one(&mut conn)
+                .await?;
+                let sent = u64::try_from(usage.sent_on_day_of(now_ms)).unwrap_or(0);
+                let granted = match allowance(usage.first_day_ms) {
+                    None => u64::from(wanted),
+                    Some(a) => a.saturating_sub(sent).min(u64::from(wanted)),
+                };
+                let granted = u32::try_from(granted).unwrap_or(wanted);
+                usage.day_ms = today;
+                usage.day_count = i64::try_from(sent + u64::from(granted)).unwrap_or(i64::MAX);
+                query("UPDATE source_ip_warmup SET day_ms = $2, day_count = $3 WHERE ip = $1")
+                    .bind(ip)
+                    .bind(usage.day_ms)
+                    .bind(usage.day_count)
+                    .execute(&mut conn)
+                    .await?;
+                tx.commit().await?;
+                Ok(SourceReservation { granted, usage })
+            })
             .await
     }
 
     /// Gives back `count` sends reserved today from `ip` that were not used.
     pub async fn release_source_sends(self, ip: &str, now_ms: i64, count: u32) -> Result<(), StoreError> {
-        self.store
-            .guarded(release_source_sends(self.store.writer(), ip, now_ms, count))
-            .await
+        query(
+            "UPDATE source_ip_warmup SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 ELSE 0 END \
+             WHERE ip = $1 AND day_ms = $2",
+        )
+        .bind(ip)
+        .bind(day_of(now_ms))
+        .bind(i64::from(count))
+        .execute(self.store.guarded_writer())
+        .await?;
+        Ok(())
     }
 
     /// The warm-up counters of every source address that has sent.
     pub async fn source_ip_usage(self) -> Result<Vec<SourceIpUsage>, StoreError> {
-        self.store.guarded(source_ip_usage(self.store.reader())).await
+        query("SELECT ip, first_day_ms, day_ms, day_count FROM source_ip_warmup ORDER BY ip")
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// Moves a message's retry deadline to at least `at_least_ms` (time held for warm-up does not count against
     /// it).
     pub async fn extend_message_expiry(self, message_id: &str, at_least_ms: i64) -> Result<(), StoreError> {
-        self.store
-            .guarded(extend_message_expiry(self.store.writer(), message_id, at_least_ms))
-            .await
+        query("UPDATE messages SET expires_ms = $2 WHERE id = $1 AND expires_ms < $2")
+            .bind(message_id)
+            .bind(at_least_ms)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 }

@@ -3,19 +3,23 @@
 //! A statement is a [`Query`]: its text (`$N` placeholders, PostgreSQL's syntax, which SQLite also accepts)
 //! and its values as [`Arg`]s, which keep the Rust type they were bound with, so each backend binds exactly
 //! what `sqlx::query(..).bind(..)` would have bound. The query runs on an [`Ex`]: a pool ([`Pool`], from
-//! `Db::reader`/`Db::writer`) or a connection ([`Conn`], e.g. of a [`Tx`]); the one `match` on the backend is
-//! in this file. Rows map through `#[derive(sqlx::FromRow)]` ([`Record`]) and single values through
-//! [`Scalar`]; both are implemented for every type that decodes on both backends.
+//! `Db::reader`/`Db::writer`), a connection ([`Conn`], e.g. of a [`Tx`]), or a pool on which the statement is a
+//! store operation of its own ([`Guarded`], from `Store::guarded_reader`/`guarded_writer`: under the deadline,
+//! as `Store::guarded` runs an operation of several statements); the one `match` on the backend is in this
+//! file. Rows map through `#[derive(sqlx::FromRow)]` ([`Record`]) and single values through [`Scalar`]; both
+//! are implemented for every type that decodes on both backends.
 //!
 //! What really differs between the backends sits behind [`Dialect`], implemented once in `sqlite.rs` and once
 //! in `pg.rs`. No module here imports from a backend file.
+
+use std::future::Future;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr, Type};
 use sqlx::{Decode, Executor, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::StoreError;
+use crate::{Store, StoreError};
 
 /// What differs between the backends: one implementation in `sqlite.rs`, one in `pg.rs`.
 pub(crate) trait Dialect: sqlx::Database {
@@ -207,6 +211,21 @@ impl Pool<'_> {
             Pool::Postgres(p) => Tx::Postgres(p.begin_with(<Postgres as Dialect>::BEGIN_WRITE).await?),
         })
     }
+
+    /// Deletes a row and, first, the rows that belong to it, in one write transaction: `children` and `parent`
+    /// are `DELETE` statements over the same values `args`. [`StoreError::NotFound`] if `parent` deleted nothing.
+    pub(crate) async fn delete_with_children(
+        self,
+        children: &'static str,
+        parent: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut conn = tx.conn();
+        query(children).bind_all(args).execute(&mut conn).await?;
+        query(parent).bind_all(args).execute_found(&mut conn).await?;
+        tx.commit().await
+    }
 }
 
 /// A connection of either backend.
@@ -269,8 +288,15 @@ impl Tx {
     }
 }
 
-/// Where a [`Query`] runs.
-pub(crate) enum Ex<'e> {
+/// Where a [`Query`] runs: a pool or a transaction's connection, and, for a statement that is a store
+/// operation of its own ([`Guarded`]), the store whose deadline and health counters it runs under.
+pub(crate) struct Ex<'e> {
+    on: On<'e>,
+    operation: Option<&'e Store>,
+}
+
+/// A pool or a connection of either backend.
+enum On<'e> {
     Sqlite(&'e SqlitePool),
     Postgres(&'e PgPool),
     SqliteConn(&'e mut SqliteConnection),
@@ -279,19 +305,67 @@ pub(crate) enum Ex<'e> {
 
 impl<'e> From<Pool<'e>> for Ex<'e> {
     fn from(p: Pool<'e>) -> Self {
-        match p {
-            Pool::Sqlite(p) => Ex::Sqlite(p),
-            Pool::Postgres(p) => Ex::Postgres(p),
-        }
+        let on = match p {
+            Pool::Sqlite(p) => On::Sqlite(p),
+            Pool::Postgres(p) => On::Postgres(p),
+        };
+        Ex { on, operation: None }
     }
 }
 
 impl<'e> From<&'e mut Conn<'_>> for Ex<'e> {
     fn from(c: &'e mut Conn<'_>) -> Self {
-        match c {
-            Conn::Sqlite(c) => Ex::SqliteConn(c),
-            Conn::Postgres(c) => Ex::PgConn(c),
+        let on = match c {
+            Conn::Sqlite(c) => On::SqliteConn(c),
+            Conn::Postgres(c) => On::PgConn(c),
+        };
+        Ex { on, operation: None }
+    }
+}
+
+/// A pool on which each statement is a whole store operation: it runs under the client-side deadline and its
+/// disk-full or unavailable failure is counted, as [`Store::guarded`] runs an operation of several statements.
+#[derive(Clone, Copy)]
+pub(crate) struct Guarded<'s> {
+    store: &'s Store,
+    pool: Pool<'s>,
+}
+
+impl<'e> From<Guarded<'e>> for Ex<'e> {
+    fn from(g: Guarded<'e>) -> Self {
+        Ex {
+            operation: Some(g.store),
+            ..Ex::from(g.pool)
         }
+    }
+}
+
+impl Store {
+    /// The readers, each statement an operation of its own ([`Guarded`]).
+    pub(crate) fn guarded_reader(&self) -> Guarded<'_> {
+        Guarded {
+            store: self,
+            pool: self.reader(),
+        }
+    }
+
+    /// The writer, each statement an operation of its own ([`Guarded`]).
+    pub(crate) fn guarded_writer(&self) -> Guarded<'_> {
+        Guarded {
+            store: self,
+            pool: self.writer(),
+        }
+    }
+}
+
+/// Runs `fut` as the operation of `store` if there is one ([`Store::guarded`]), else as it is.
+async fn as_operation<T>(
+    store: Option<&Store>,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match store {
+        Some(store) => store.guarded(fut).await,
+        None => fut.await,
     }
 }
 
@@ -442,6 +516,12 @@ impl<'a> Query<'a> {
         self
     }
 
+    /// Binds the next placeholders, in order.
+    pub(crate) fn bind_all(mut self, values: &[Arg<'a>]) -> Self {
+        self.args.extend_from_slice(values);
+        self
+    }
+
     /// Runs the statement; when it touched no row, [`StoreError::NotFound`] (an update or delete of a row that is
     /// not there, or not the caller's).
     pub(crate) async fn execute_found<'e>(self, ex: impl Into<Ex<'e>>) -> Result<(), StoreError> {
@@ -451,20 +531,39 @@ impl<'a> Query<'a> {
         }
     }
 
+    /// Runs an `INSERT … ON CONFLICT DO NOTHING`; when it inserted nothing, [`StoreError::Conflict`] saying
+    /// `conflict` (the row exists).
+    pub(crate) async fn execute_new<'e>(self, ex: impl Into<Ex<'e>>, conflict: String) -> Result<(), StoreError> {
+        match self.execute(ex).await? {
+            0 => Err(StoreError::Conflict(conflict)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the statement; returns whether it changed any row.
+    pub(crate) async fn execute_changed<'e>(self, ex: impl Into<Ex<'e>>) -> Result<bool, StoreError> {
+        Ok(self.execute(ex).await? > 0)
+    }
+
     /// Runs the statement; returns the number of rows it changed.
     pub(crate) async fn execute<'e>(self, ex: impl Into<Ex<'e>>) -> Result<u64, StoreError> {
+        let Ex { on, operation } = ex.into();
+        as_operation(operation, self.execute_unguarded(on)).await
+    }
+
+    async fn execute_unguarded(self, on: On<'_>) -> Result<u64, StoreError> {
         let Query { sql, args, persistent } = self;
-        Ok(match ex.into() {
-            Ex::Sqlite(p) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, p)
+        Ok(match on {
+            On::Sqlite(p) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, p)
                 .await?
                 .rows_affected(),
-            Ex::SqliteConn(c) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, c)
+            On::SqliteConn(c) => execute_on(sqlx::query_with(sql, sqlite_args(&args)?), persistent, c)
                 .await?
                 .rows_affected(),
-            Ex::Postgres(p) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, p)
+            On::Postgres(p) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, p)
                 .await?
                 .rows_affected(),
-            Ex::PgConn(c) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, c)
+            On::PgConn(c) => execute_on(sqlx::query_with(sql, pg_args(&args)?), persistent, c)
                 .await?
                 .rows_affected(),
         })
@@ -486,12 +585,17 @@ impl<'a> Query<'a> {
     }
 
     async fn rows<'e, T: Record>(self, ex: impl Into<Ex<'e>>, rows: Rows) -> Result<Vec<T>, StoreError> {
+        let Ex { on, operation } = ex.into();
+        as_operation(operation, self.rows_unguarded(on, rows)).await
+    }
+
+    async fn rows_unguarded<T: Record>(self, on: On<'_>, rows: Rows) -> Result<Vec<T>, StoreError> {
         let Query { sql, args, persistent } = self;
-        Ok(match ex.into() {
-            Ex::Sqlite(p) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, p, rows).await?,
-            Ex::SqliteConn(c) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, c, rows).await?,
-            Ex::Postgres(p) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, p, rows).await?,
-            Ex::PgConn(c) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, c, rows).await?,
+        Ok(match on {
+            On::Sqlite(p) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, p, rows).await?,
+            On::SqliteConn(c) => fetch_on(sqlx::query_as_with(sql, sqlite_args(&args)?), persistent, c, rows).await?,
+            On::Postgres(p) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, p, rows).await?,
+            On::PgConn(c) => fetch_on(sqlx::query_as_with(sql, pg_args(&args)?), persistent, c, rows).await?,
         })
     }
 
@@ -509,6 +613,33 @@ impl<'a> Query<'a> {
     pub(crate) async fn scalars<'e, T: Scalar>(self, ex: impl Into<Ex<'e>>) -> Result<Vec<T>, StoreError> {
         Ok(self.fetch_all::<(T,)>(ex).await?.into_iter().map(|(v,)| v).collect())
     }
+}
+
+/// A paged listing's two statements: how many rows `from` (`FROM … WHERE …`, its placeholders bound to `args`)
+/// selects, and the page of them, as `columns`, that `order` (`ORDER BY …`), `limit` and `offset` pick.
+pub(crate) async fn page<T: Record>(
+    pool: Pool<'_>,
+    columns: &str,
+    from: &str,
+    args: &[Arg<'_>],
+    order: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<T>, i64), StoreError> {
+    let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {from}")))
+        .bind_all(args)
+        .scalar(pool)
+        .await?;
+    let (limit_at, offset_at) = (args.len() + 1, args.len() + 2);
+    let rows = query(AssertSqlSafe(format!(
+        "SELECT {columns} {from} {order} LIMIT ${limit_at} OFFSET ${offset_at}"
+    )))
+    .bind_all(args)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
 }
 
 /// How many rows a fetch reads.

@@ -110,7 +110,12 @@ impl crate::sql::Dialect for Sqlite {
         want: i64,
         ramp: &WarmupRamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        warmup_claim_lane(pool, lane, r, lease_until, want, ramp).await
+        // One IMMEDIATE transaction (the single writer serializes every claimer), without an fsync at commit, as
+        // every claim (see `RelaxedWriter`).
+        let mut writer = RelaxedWriter::acquire(pool).await?;
+        let claimed = warmup_claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
+        writer.release().await?;
+        Ok(claimed)
     }
 }
 
@@ -462,12 +467,7 @@ pub(crate) async fn insert_batch(
     } else {
         vec![None; msgs.len()]
     };
-    let admitted: Vec<&NewMessage> = msgs
-        .iter()
-        .zip(&refusals)
-        .filter(|(_, refused)| refused.is_none())
-        .map(|((m, _), _)| m)
-        .collect();
+    let admitted = crate::limits::admitted(msgs, &refusals);
     let plan = lease.map(|l| l.plan(&refusals));
     let mut delta = crate::daily_statistics::StatsDelta::default();
     let leases = push_rows(tx.script(), &admitted, retain_bodies, &mut delta, plan.as_ref());
@@ -752,23 +752,8 @@ fn push_rows<'m>(
     pending
 }
 
-/// The SQLite claim with warm-up (one IMMEDIATE transaction: the single writer serializes every claimer).
-/// Leases up to `want` due deliveries of `lane` within their domains' allowances and holds the ones over it.
-async fn warmup_claim_lane(
-    pool: &SqlitePool,
-    lane: Lane,
-    r: &ClaimRequest,
-    lease_until: i64,
-    want: i64,
-    ramp: &WarmupRamp,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    // Without an fsync at commit, as every claim (see `RelaxedWriter`).
-    let mut writer = RelaxedWriter::acquire(pool).await?;
-    let claimed = warmup_claim_lane_on(writer.conn(), lane, r, lease_until, want, ramp).await?;
-    writer.release().await?;
-    Ok(claimed)
-}
-
+/// The SQLite claim with warm-up on the writer: leases up to `want` due deliveries of `lane` within their domains'
+/// allowances and holds the ones over it.
 async fn warmup_claim_lane_on(
     conn: &mut sqlx::SqliteConnection,
     lane: Lane,

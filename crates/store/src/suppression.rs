@@ -7,9 +7,7 @@
 
 use std::sync::LazyLock;
 
-use sqlx::AssertSqlSafe;
-
-use crate::sql::{Pool, builder, query};
+use crate::sql::{builder, page, query};
 use crate::{AccountId, Store, StoreError};
 
 /// What a blacklist insert does when the (address, account) row exists: refresh it. Every form of the insert
@@ -133,25 +131,21 @@ impl Suppression<'_> {
         bounce_since_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        self.store
-            .guarded(async {
-                if addresses.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // One statement, both lists, each an index range lookup per address.
-                let mut qb = builder("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
-                qb.push_bind(bounce_since_ms).push(" AND address IN (");
-                qb.push_binds(addresses);
-                qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
-                qb.push_bind(account)
-                    .push(" AND (expire_ms IS NULL OR expire_ms > ")
-                    .push_bind(now_ms)
-                    .push(") AND address IN (");
-                qb.push_binds(addresses);
-                qb.push(")");
-                qb.build().scalars(self.store.reader()).await
-            })
-            .await
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, both lists, each an index range lookup per address.
+        let mut qb = builder("SELECT address FROM bounce_blacklist WHERE created_ms >= ");
+        qb.push_bind(bounce_since_ms).push(" AND address IN (");
+        qb.push_binds(addresses);
+        qb.push(") UNION SELECT address FROM custom_blacklist WHERE account_id = ");
+        qb.push_bind(account)
+            .push(" AND (expire_ms IS NULL OR expire_ms > ")
+            .push_bind(now_ms)
+            .push(") AND address IN (");
+        qb.push_binds(addresses);
+        qb.push(")");
+        qb.build().scalars(self.store.guarded_reader()).await
     }
 
     /// The blacklists ([`Suppression::blacklisted`]) and the unsubscribes from the sending domain for one request, in a
@@ -235,19 +229,14 @@ impl Suppression<'_> {
         at_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                let address = normalize(address);
-                query(UPSERT_BOUNCE_BLACKLIST.as_str())
-                    .bind(&address)
-                    .bind(account)
-                    .bind(at_ms)
-                    .bind(reason)
-                    .execute(self.store.writer())
-                    .await?;
-                Ok(())
-            })
-            .await
+        query(UPSERT_BOUNCE_BLACKLIST.as_str())
+            .bind(&normalize(address))
+            .bind(account)
+            .bind(at_ms)
+            .bind(reason)
+            .execute(self.store.guarded_writer())
+            .await?;
+        Ok(())
     }
 
     /// `ListBlackEmailAddress`: the account's global blacklist rows in a time range, newest first, and their total.
@@ -256,48 +245,27 @@ impl Suppression<'_> {
         q: &BounceBlacklistQuery,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), StoreError> {
         self.store
-            .guarded(async {
-                let reader = self.store.reader();
-                let filter = "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
-                          AND ($4 = '' OR address = $4)";
-                let address = q.address.as_deref().unwrap_or_default();
-                let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
-                    .bind(q.account_id)
-                    .bind(q.from_ms)
-                    .bind(q.to_ms)
-                    .bind(address)
-                    .scalar(reader)
-                    .await?;
-                let entries = query(AssertSqlSafe(format!(
-                    "SELECT address, created_ms, reason {filter} ORDER BY created_ms DESC, address LIMIT $5 OFFSET $6"
-                )))
-                .bind(q.account_id)
-                .bind(q.from_ms)
-                .bind(q.to_ms)
-                .bind(address)
-                .bind(q.limit)
-                .bind(q.offset)
-                .fetch_all(reader)
-                .await?;
-                Ok((entries, total))
-            })
+            .guarded(page(
+                self.store.reader(),
+                "address, created_ms, reason",
+                "FROM bounce_blacklist WHERE account_id = $1 AND created_ms >= $2 AND created_ms < $3 \
+                 AND ($4 = '' OR address = $4)",
+                &[
+                    q.account_id.into(),
+                    q.from_ms.into(),
+                    q.to_ms.into(),
+                    q.address.as_deref().unwrap_or_default().into(),
+                ],
+                "ORDER BY created_ms DESC, address",
+                q.limit,
+                q.offset,
+            ))
             .await
     }
 
     /// `DeleteBlackList`: removes the account's global blacklist rows for these (normalized) addresses.
     pub async fn delete_bounce_blacklist(self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        self.store
-            .guarded(async {
-                if addresses.is_empty() {
-                    return Ok(0);
-                }
-                let mut qb = builder("DELETE FROM bounce_blacklist WHERE account_id = ");
-                qb.push_bind(account).push(" AND address IN (");
-                qb.push_binds(addresses);
-                qb.push(")");
-                qb.build().execute(self.store.writer()).await
-            })
-            .await
+        self.delete_listed("bounce_blacklist", account, addresses).await
     }
 
     /// `CreateCustomBlacklist`: adds addresses (normalized) to the account's list; returns how many were new
@@ -343,35 +311,22 @@ impl Suppression<'_> {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), StoreError> {
+        let state = match status {
+            CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
+            CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
+            CustomStatusFilter::All => "$2 = $2",
+        };
+        let from = format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
         self.store
-            .guarded(async {
-                let reader = self.store.reader();
-                let state = match status {
-                    CustomStatusFilter::Expired => "expire_ms IS NOT NULL AND expire_ms <= $2",
-                    CustomStatusFilter::Active => "(expire_ms IS NULL OR expire_ms > $2)",
-                    CustomStatusFilter::All => "$2 = $2",
-                };
-                let filter =
-                    format!("FROM custom_blacklist WHERE account_id = $1 AND {state} AND ($3 = '' OR address = $3)");
-                let address = address.unwrap_or("");
-                let total: i64 = query(AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
-                    .bind(account)
-                    .bind(now_ms)
-                    .bind(address)
-                    .scalar(reader)
-                    .await?;
-                let entries = query(AssertSqlSafe(format!(
-                    "SELECT id, address, created_ms, expire_ms {filter} ORDER BY id LIMIT $4 OFFSET $5"
-                )))
-                .bind(account)
-                .bind(now_ms)
-                .bind(address)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(reader)
-                .await?;
-                Ok((entries, total))
-            })
+            .guarded(page(
+                self.store.reader(),
+                "id, address, created_ms, expire_ms",
+                &from,
+                &[account.into(), now_ms.into(), address.unwrap_or("").into()],
+                "ORDER BY id",
+                limit,
+                offset,
+            ))
             .await
     }
 
@@ -384,51 +339,44 @@ impl Suppression<'_> {
         address: &str,
         expire_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
-                    .bind(address)
-                    .bind(expire_ms)
-                    .bind(id)
-                    .bind(account)
-                    .execute_found(self.store.writer())
-                    .await
-            })
+        query("UPDATE custom_blacklist SET address = $1, expire_ms = $2 WHERE id = $3 AND account_id = $4")
+            .bind(address)
+            .bind(expire_ms)
+            .bind(id)
+            .bind(account)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 
     /// `DeleteCustomBlackList`: removes these (normalized) addresses from the account's list.
     pub async fn delete_custom_blacklist(self, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
-        self.store
-            .guarded(async {
-                if addresses.is_empty() {
-                    return Ok(0);
-                }
-                let mut qb = builder("DELETE FROM custom_blacklist WHERE account_id = ");
-                qb.push_bind(account).push(" AND address IN (");
-                qb.push_binds(addresses);
-                qb.push(")");
-                qb.build().execute(self.store.writer()).await
-            })
-            .await
+        self.delete_listed("custom_blacklist", account, addresses).await
+    }
+
+    /// Removes the account's rows of the blacklist `table` for these (normalized) addresses; how many.
+    async fn delete_listed(self, table: &str, account: AccountId, addresses: &[String]) -> Result<u64, StoreError> {
+        if addresses.is_empty() {
+            return Ok(0);
+        }
+        let mut qb = builder(&format!("DELETE FROM {table} WHERE account_id = "));
+        qb.push_bind(account).push(" AND address IN (");
+        qb.push_binds(addresses);
+        qb.push(")");
+        qb.build().execute(self.store.guarded_writer()).await
     }
 
     /// For auto-suspend: `(blacklist hits, recipients)` of the account's requests since `since_ms`, where a hit
     /// is a recipient refused at admission with SendStatus 1007.
     pub async fn blacklist_hits(self, account: AccountId, since_ms: i64) -> Result<(i64, i64), StoreError> {
-        self.store
-            .guarded(async {
-                let (sends, hits): (i64, i64) = query(
-                "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
-                 FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
-            )
-            .bind(account)
-            .bind(since_ms)
-            .fetch_one(self.store.reader())
-            .await?;
-                Ok((hits, sends))
-            })
-            .await
+        let (sends, hits): (i64, i64) = query(
+            "SELECT COUNT(*) AS sends, COALESCE(SUM(CASE WHEN send_status = 1007 THEN 1 ELSE 0 END), 0) AS hits \
+             FROM deliveries WHERE account_id = $1 AND request_ms >= $2",
+        )
+        .bind(account)
+        .bind(since_ms)
+        .fetch_one(self.store.guarded_reader())
+        .await?;
+        Ok((hits, sends))
     }
 
     /// Records that `recipient` unsubscribed from mail of `domain` (the account's sending domain); `true` if new.
@@ -439,28 +387,15 @@ impl Suppression<'_> {
         recipient: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        self.store
-            .guarded(unsubscribe(self.store.writer(), account, domain, recipient, at_ms))
-            .await
+        query(
+            "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(account)
+        .bind(domain)
+        .bind(recipient)
+        .bind(at_ms)
+        .execute_changed(self.store.guarded_writer())
+        .await
     }
-}
-
-async fn unsubscribe(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    recipient: &str,
-    at_ms: i64,
-) -> Result<bool, StoreError> {
-    let inserted = query(
-        "INSERT INTO unsubscribes (account_id, domain, recipient, at_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(account)
-    .bind(domain)
-    .bind(recipient)
-    .bind(at_ms)
-    .execute(pool)
-    .await?;
-    Ok(inserted > 0)
 }

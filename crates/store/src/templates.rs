@@ -6,7 +6,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{StoredCode, query};
+use crate::accounts::lock_account;
+use crate::sql::{page, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A template's row id (Tencent `TemplateID`). Never reused after a delete.
@@ -28,12 +29,6 @@ impl TemplateStatus {
     /// The wire value (`TemplateStatus` of the Tencent API).
     pub fn code(self) -> i32 {
         self as i32
-    }
-}
-
-impl StoredCode for TemplateStatus {
-    fn stored(self) -> i32 {
-        self.code()
     }
 }
 
@@ -169,27 +164,19 @@ impl Templates<'_> {
 
     /// The account's content permissions; `None` if there is no such account.
     pub async fn account_policy(self, account: AccountId) -> Result<Option<AccountPolicy>, StoreError> {
-        self.store
-            .guarded(async {
-                query("SELECT allow_simple_content, allow_links FROM accounts WHERE id = $1")
-                    .bind(account)
-                    .fetch_optional(self.store.reader())
-                    .await
-            })
+        query("SELECT allow_simple_content, allow_links FROM accounts WHERE id = $1")
+            .bind(account)
+            .fetch_optional(self.store.guarded_reader())
             .await
     }
 
     /// Replaces the account's content permissions; [`StoreError::NotFound`] if there is no such account.
     pub async fn set_account_policy(self, account: AccountId, policy: AccountPolicy) -> Result<(), StoreError> {
-        self.store
-            .guarded(async {
-                query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
-                    .bind(policy.allow_simple_content)
-                    .bind(policy.allow_links)
-                    .bind(account)
-                    .execute_found(self.store.writer())
-                    .await
-            })
+        query("UPDATE accounts SET allow_simple_content = $1, allow_links = $2 WHERE id = $3")
+            .bind(policy.allow_simple_content)
+            .bind(policy.allow_links)
+            .bind(account)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 
@@ -208,13 +195,7 @@ impl Templates<'_> {
                 let t = &template;
                 let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
-                // Serialises creates per account (SQLite: the write transaction already does).
-                let lock = format!("SELECT id FROM accounts WHERE id = $1{}", conn.lock_rows());
-                let account: Option<i64> = query(AssertSqlSafe(lock))
-                    .bind(t.account_id)
-                    .scalar_optional(&mut conn)
-                    .await?;
-                if account.is_none() {
+                if !lock_account(&mut conn, t.account_id).await? {
                     return Err(StoreError::Invalid(format!("no account {}", t.account_id)));
                 }
                 let count: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
@@ -226,14 +207,14 @@ impl Templates<'_> {
                 }
                 let stored = query(AssertSqlSafe(format!(
                     "INSERT INTO templates (account_id, name, category, html, text, status, review_reason, version, \
-                 created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) RETURNING {FULL_COLUMNS}"
+                     created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) RETURNING {FULL_COLUMNS}"
                 )))
                 .bind(t.account_id)
                 .bind(&t.name)
                 .bind(&t.category)
                 .bind(t.html.as_deref())
                 .bind(t.text.as_deref())
-                .bind(t.status)
+                .bind(t.status.code())
                 .bind(&t.review_reason)
                 .bind(t.now_ms)
                 .fetch_one(&mut conn)
@@ -252,42 +233,34 @@ impl Templates<'_> {
         id: TemplateId,
         update: TemplateUpdate,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        self.store
-            .guarded(async {
-                let u = &update;
-                query(AssertSqlSafe(format!(
-                    "UPDATE templates SET name = $1, category = $2, html = $3, text = $4, status = $5, \
-                 review_reason = $6, version = version + 1, updated_ms = $7 \
-                 WHERE id = $8 AND account_id = $9 RETURNING {FULL_COLUMNS}"
-                )))
-                .bind(&u.name)
-                .bind(&u.category)
-                .bind(u.html.as_deref())
-                .bind(u.text.as_deref())
-                .bind(u.status)
-                .bind(&u.review_reason)
-                .bind(u.now_ms)
-                .bind(id)
-                .bind(account)
-                .fetch_optional(self.store.writer())
-                .await
-            })
-            .await
+        let u = &update;
+        query(AssertSqlSafe(format!(
+            "UPDATE templates SET name = $1, category = $2, html = $3, text = $4, status = $5, \
+             review_reason = $6, version = version + 1, updated_ms = $7 \
+             WHERE id = $8 AND account_id = $9 RETURNING {FULL_COLUMNS}"
+        )))
+        .bind(&u.name)
+        .bind(&u.category)
+        .bind(u.html.as_deref())
+        .bind(u.text.as_deref())
+        .bind(u.status.code())
+        .bind(&u.review_reason)
+        .bind(u.now_ms)
+        .bind(id)
+        .bind(account)
+        .fetch_optional(self.store.guarded_writer())
+        .await
     }
 
     /// One of the account's templates, with content.
     pub async fn template(self, account: AccountId, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        self.store
-            .guarded(async {
-                query(AssertSqlSafe(format!(
-                    "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
-                )))
-                .bind(id)
-                .bind(account)
-                .fetch_optional(self.store.reader())
-                .await
-            })
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(id)
+        .bind(account)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// One of the account's templates without its content: status and version, for the send path (the
@@ -297,52 +270,38 @@ impl Templates<'_> {
         account: AccountId,
         id: TemplateId,
     ) -> Result<Option<TemplateSummary>, StoreError> {
-        self.store
-            .guarded(async {
-                query(AssertSqlSafe(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
-                )))
-                .bind(id)
-                .bind(account)
-                .fetch_optional(self.store.reader())
-                .await
-            })
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM templates WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(id)
+        .bind(account)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// A page of the account's templates, newest first, and their total count.
     pub async fn list_templates(self, account: AccountId, offset: i64, limit: i64) -> Result<TemplatePage, StoreError> {
-        self.store
-            .guarded(async {
-                let reader = self.store.reader();
-                let total: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
-                    .bind(account)
-                    .scalar(reader)
-                    .await?;
-                let templates = query(AssertSqlSafe(format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM templates WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-                )))
-                .bind(account)
-                .bind(limit.max(0))
-                .bind(offset.max(0))
-                .fetch_all(reader)
-                .await?;
-                Ok(TemplatePage { templates, total })
-            })
-            .await
+        let (templates, total) = self
+            .store
+            .guarded(page(
+                self.store.reader(),
+                SUMMARY_COLUMNS,
+                "FROM templates WHERE account_id = $1",
+                &[account.into()],
+                "ORDER BY id DESC",
+                limit.max(0),
+                offset.max(0),
+            ))
+            .await?;
+        Ok(TemplatePage { templates, total })
     }
 
     /// Deletes one of the account's templates; `false` if it has none with this id.
     pub async fn delete_template(self, account: AccountId, id: TemplateId) -> Result<bool, StoreError> {
-        self.store
-            .guarded(async {
-                let deleted = query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
-                    .bind(id)
-                    .bind(account)
-                    .execute(self.store.writer())
-                    .await?;
-                Ok(deleted > 0)
-            })
+        query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account)
+            .execute_changed(self.store.guarded_writer())
             .await
     }
 
@@ -350,16 +309,12 @@ impl Templates<'_> {
 
     /// Any account's template by id (operator CLI).
     pub async fn admin_template(self, id: TemplateId) -> Result<Option<StoredTemplate>, StoreError> {
-        self.store
-            .guarded(async {
-                query(AssertSqlSafe(format!(
-                    "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1"
-                )))
-                .bind(id)
-                .fetch_optional(self.store.reader())
-                .await
-            })
-            .await
+        query(AssertSqlSafe(format!(
+            "SELECT {FULL_COLUMNS} FROM templates WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.store.guarded_reader())
+        .await
     }
 
     /// Every account's templates, optionally only those in `status`, by id (operator CLI).
@@ -367,20 +322,16 @@ impl Templates<'_> {
         self,
         status: Option<TemplateStatus>,
     ) -> Result<Vec<TemplateSummary>, StoreError> {
-        self.store
-            .guarded(async {
-                let q = match status {
-                    Some(s) => query(AssertSqlSafe(format!(
-                        "SELECT {SUMMARY_COLUMNS} FROM templates WHERE status = $1 ORDER BY id"
-                    )))
-                    .bind(s),
-                    None => query(AssertSqlSafe(format!(
-                        "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
-                    ))),
-                };
-                q.fetch_all(self.store.reader()).await
-            })
-            .await
+        let q = match status {
+            Some(s) => query(AssertSqlSafe(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM templates WHERE status = $1 ORDER BY id"
+            )))
+            .bind(s.code()),
+            None => query(AssertSqlSafe(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM templates ORDER BY id"
+            ))),
+        };
+        q.fetch_all(self.store.guarded_reader()).await
     }
 
     /// Sets a template's review state if its content is still at `version` (so an operator never approves
@@ -392,18 +343,12 @@ impl Templates<'_> {
         status: TemplateStatus,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        self.store
-            .guarded(async {
-                let changed =
-                    query("UPDATE templates SET status = $1, review_reason = $2 WHERE id = $3 AND version = $4")
-                        .bind(status)
-                        .bind(reason)
-                        .bind(id)
-                        .bind(version)
-                        .execute(self.store.writer())
-                        .await?;
-                Ok(changed > 0)
-            })
+        query("UPDATE templates SET status = $1, review_reason = $2 WHERE id = $3 AND version = $4")
+            .bind(status.code())
+            .bind(reason)
+            .bind(id)
+            .bind(version)
+            .execute_changed(self.store.guarded_writer())
             .await
     }
 }

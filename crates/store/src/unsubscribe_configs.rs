@@ -1,6 +1,8 @@
 //! The per-sender-address unsubscribe defaults (`address_unsubscribe_configs`, migration 0011).
 
-use crate::sql::{Pool, query};
+use sqlx::AssertSqlSafe;
+
+use crate::sql::{page, query};
 use crate::{AccountId, Store, StoreError};
 
 /// A sender address's default `Unsubscribe` option.
@@ -29,16 +31,30 @@ impl Store {
     }
 }
 
+/// The columns of [`UnsubscribeConfigRow`].
+const CONFIG_COLUMNS: &str = "address, unsubscribe_config, status, created_ms";
+
 impl UnsubscribeConfigs<'_> {
     /// Creates a sender address's unsubscribe default; [`StoreError::Conflict`] if it has one.
     pub async fn create_unsubscribe_config(
         self,
         account: AccountId,
-        config: &UnsubscribeConfigRow,
+        c: &UnsubscribeConfigRow,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(create_unsubscribe_config(self.store.writer(), account, config))
-            .await
+        query(
+            "INSERT INTO address_unsubscribe_configs (account_id, address, unsubscribe_config, status, \
+             created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(account)
+        .bind(&c.address)
+        .bind(&c.unsubscribe_config)
+        .bind(c.status)
+        .bind(c.created_ms)
+        .execute_new(
+            self.store.guarded_writer(),
+            format!("{} already has an unsubscribe config", c.address),
+        )
+        .await
     }
 
     /// Changes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
@@ -49,21 +65,24 @@ impl UnsubscribeConfigs<'_> {
         config: &str,
         status: i32,
     ) -> Result<(), StoreError> {
-        self.store
-            .guarded(update_unsubscribe_config(
-                self.store.writer(),
-                account,
-                address,
-                config,
-                status,
-            ))
-            .await
+        query(
+            "UPDATE address_unsubscribe_configs SET unsubscribe_config = $1, status = $2 \
+             WHERE account_id = $3 AND address = $4",
+        )
+        .bind(config)
+        .bind(status)
+        .bind(account)
+        .bind(address)
+        .execute_found(self.store.guarded_writer())
+        .await
     }
 
     /// Deletes a sender address's unsubscribe default; [`StoreError::NotFound`] if it has none.
     pub async fn delete_unsubscribe_config(self, account: AccountId, address: &str) -> Result<(), StoreError> {
-        self.store
-            .guarded(delete_unsubscribe_config(self.store.writer(), account, address))
+        query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
+            .bind(account)
+            .bind(address)
+            .execute_found(self.store.guarded_writer())
             .await
     }
 
@@ -75,7 +94,15 @@ impl UnsubscribeConfigs<'_> {
         limit: i64,
     ) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
         self.store
-            .guarded(list_unsubscribe_configs(self.store.reader(), account, offset, limit))
+            .guarded(page(
+                self.store.reader(),
+                CONFIG_COLUMNS,
+                "FROM address_unsubscribe_configs WHERE account_id = $1",
+                &[account.into()],
+                "ORDER BY address",
+                limit,
+                offset,
+            ))
             .await
     }
 
@@ -85,97 +112,12 @@ impl UnsubscribeConfigs<'_> {
         account: AccountId,
         address: &str,
     ) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
-        self.store
-            .guarded(unsubscribe_config(self.store.reader(), account, address))
-            .await
-    }
-}
-
-async fn create_unsubscribe_config(
-    pool: Pool<'_>,
-    account: AccountId,
-    c: &UnsubscribeConfigRow,
-) -> Result<(), StoreError> {
-    let changed = query(
-        "INSERT INTO address_unsubscribe_configs (account_id, address, unsubscribe_config, status, \
-         created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(account)
-    .bind(&c.address)
-    .bind(&c.unsubscribe_config)
-    .bind(c.status)
-    .bind(c.created_ms)
-    .execute(pool)
-    .await?;
-    if changed == 0 {
-        return Err(StoreError::Conflict(format!(
-            "{} already has an unsubscribe config",
-            c.address
-        )));
-    }
-    Ok(())
-}
-
-async fn update_unsubscribe_config(
-    pool: Pool<'_>,
-    account: AccountId,
-    address: &str,
-    config: &str,
-    status: i32,
-) -> Result<(), StoreError> {
-    query(
-        "UPDATE address_unsubscribe_configs SET unsubscribe_config = $1, status = $2 \
-         WHERE account_id = $3 AND address = $4",
-    )
-    .bind(config)
-    .bind(status)
-    .bind(account)
-    .bind(address)
-    .execute_found(pool)
-    .await
-}
-
-async fn delete_unsubscribe_config(pool: Pool<'_>, account: AccountId, address: &str) -> Result<(), StoreError> {
-    query("DELETE FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2")
+        query(AssertSqlSafe(format!(
+            "SELECT {CONFIG_COLUMNS} FROM address_unsubscribe_configs WHERE account_id = $1 AND address = $2"
+        )))
         .bind(account)
         .bind(address)
-        .execute_found(pool)
+        .fetch_optional(self.store.guarded_reader())
         .await
-}
-
-async fn list_unsubscribe_configs(
-    pool: Pool<'_>,
-    account: AccountId,
-    offset: i64,
-    limit: i64,
-) -> Result<(Vec<UnsubscribeConfigRow>, i64), StoreError> {
-    let total: i64 = query("SELECT COUNT(*) FROM address_unsubscribe_configs WHERE account_id = $1")
-        .bind(account)
-        .scalar(pool)
-        .await?;
-    let list = query(
-        "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
-         WHERE account_id = $1 ORDER BY address LIMIT $2 OFFSET $3",
-    )
-    .bind(account)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
-    Ok((list, total))
-}
-
-async fn unsubscribe_config(
-    pool: Pool<'_>,
-    account: AccountId,
-    address: &str,
-) -> Result<Option<UnsubscribeConfigRow>, StoreError> {
-    query(
-        "SELECT address, unsubscribe_config, status, created_ms FROM address_unsubscribe_configs \
-         WHERE account_id = $1 AND address = $2",
-    )
-    .bind(account)
-    .bind(address)
-    .fetch_optional(pool)
-    .await
+    }
 }

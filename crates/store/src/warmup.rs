@@ -25,9 +25,8 @@ use std::collections::HashMap;
 
 use mailpush_model::Lane;
 use mailpush_model::clock::{DAY_MS, date_of, day_start};
-use sqlx::{Postgres, Sqlite};
 
-use crate::sql::{Dialect, Pool, query};
+use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
 /// A warm-up ramp as the claim applies it: the allowance of each day since a domain's first sending day (index 0
@@ -205,142 +204,6 @@ pub(crate) fn decide_all(
         .collect()
 }
 
-// ---- warm-up and reputation reads (same SQL on both backends) ----
-
-async fn domain_warmup(pool: Pool<'_>, account: AccountId) -> Result<Vec<DomainWarmupRow>, StoreError> {
-    query("SELECT domain, first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 ORDER BY domain")
-        .bind(account)
-        .fetch_all(pool)
-        .await
-}
-
-async fn held_by_domain(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-    query(
-        "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
-         WHERE account_id = $1 AND warmup_held = 1 AND state < 2 GROUP BY sender_domain",
-    )
-    .bind(account)
-    .fetch_all(pool)
-    .await
-}
-
-async fn domain_volume(
-    pool: Pool<'_>,
-    account: AccountId,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    query(
-        "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
-         WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3 AND send_status = 0 \
-         GROUP BY sender_domain",
-    )
-    .bind(account)
-    .bind(from_ms)
-    .bind(to_ms)
-    .fetch_all(pool)
-    .await
-}
-
-async fn domain_outcomes(
-    pool: Pool<'_>,
-    account: AccountId,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<Vec<DomainOutcomes>, StoreError> {
-    // Grouped per From address (one index probe of messages per event row), folded per domain here.
-    let rows: Vec<(String, i32, i32, i64)> = query(
-        "SELECT m.from_address, e.kind, \
-         CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END AS bad, \
-         COUNT(*) AS n FROM events e JOIN messages m ON m.id = e.message_id \
-         WHERE e.account_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 AND e.kind IN (1, 3, 6) \
-         GROUP BY m.from_address, e.kind, \
-         CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END",
-    )
-    .bind(account)
-    .bind(from_ms)
-    .bind(to_ms)
-    .fetch_all(pool)
-    .await?;
-    let mut by_domain: std::collections::BTreeMap<String, DomainOutcomes> = Default::default();
-    for (from, kind, bad, n) in rows {
-        let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
-        let o = by_domain.entry(domain.clone()).or_insert_with(|| DomainOutcomes {
-            domain,
-            ..DomainOutcomes::default()
-        });
-        match kind {
-            1 => o.delivered += n,
-            3 => {
-                o.bounced += n;
-                if bad == 1 {
-                    o.bad_address += n;
-                }
-            }
-            _ => o.complaints += n,
-        }
-    }
-    Ok(by_domain.into_values().collect())
-}
-
-async fn domain_reputation_state(pool: Pool<'_>, account: AccountId) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    query("SELECT domain, level, evaluated_day_ms FROM domain_reputation WHERE account_id = $1")
-        .bind(account)
-        .fetch_all(pool)
-        .await
-}
-
-async fn change_domain_level(
-    pool: Pool<'_>,
-    account: AccountId,
-    domain: &str,
-    expected: i64,
-    level: i64,
-    at_ms: i64,
-    evaluated_day: Option<i64>,
-) -> Result<bool, StoreError> {
-    query(
-        "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, 1, 0) \
-         ON CONFLICT (account_id, domain) DO NOTHING",
-    )
-    .bind(account)
-    .bind(domain)
-    .execute(pool)
-    .await?;
-    // Compare-and-set: of several workers evaluating at once, one changes the level.
-    let done = match evaluated_day {
-        None => {
-            query(
-                "UPDATE domain_reputation SET level = $1, changed_ms = $2 \
-             WHERE account_id = $3 AND domain = $4 AND level = $5",
-            )
-            .bind(level)
-            .bind(at_ms)
-            .bind(account)
-            .bind(domain)
-            .bind(expected)
-            .execute(pool)
-            .await?
-        }
-        Some(day) => {
-            query(
-                "UPDATE domain_reputation SET level = $1, \
-             changed_ms = CASE WHEN level = $1 THEN changed_ms ELSE $2 END, evaluated_day_ms = $6 \
-             WHERE account_id = $3 AND domain = $4 AND level = $5 AND evaluated_day_ms < $6",
-            )
-            .bind(level)
-            .bind(at_ms)
-            .bind(account)
-            .bind(domain)
-            .bind(expected)
-            .bind(day)
-            .execute(pool)
-            .await?
-        }
-    };
-    Ok(done > 0)
-}
-
 /// Domain warm-up and reputation state ([`Store::warmup`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Warmup<'a> {
@@ -363,74 +226,97 @@ impl Warmup<'_> {
         self,
         r: &crate::ClaimRequest,
         ramp: &WarmupRamp,
-    ) -> Result<Vec<crate::ClaimedDelivery>, crate::StoreError> {
+    ) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
         self.store
-            .guarded(async {
-                let mut out = Vec::new();
-                if r.limit == 0 {
-                    return Ok(out);
-                }
-                let lease_until = r.now_ms.saturating_add(r.lease_ms.max(0));
-                for lane in crate::LANES {
-                    let want = r.limit.saturating_sub(out.len());
-                    if want == 0 {
-                        break;
-                    }
-                    let want = i64::try_from(want).unwrap_or(i64::MAX);
-                    let got = match self.store.writer() {
-                        Pool::Sqlite(p) => Sqlite::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?,
-                        Pool::Postgres(p) => {
-                            Postgres::claim_lane_with_warmup(p, lane, r, lease_until, want, ramp).await?
-                        }
-                    };
-                    out.extend(got);
-                }
-                Ok(out)
-            })
+            .guarded(crate::queue::claim(self.store.writer(), r, Some(ramp)))
             .await
     }
 
     /// The account's sending domains' warm-up rows (first sending day, today's count), by domain.
-    pub async fn domain_warmup(self, account: crate::AccountId) -> Result<Vec<DomainWarmupRow>, crate::StoreError> {
-        self.store.guarded(domain_warmup(self.store.reader(), account)).await
+    pub async fn domain_warmup(self, account: AccountId) -> Result<Vec<DomainWarmupRow>, StoreError> {
+        query("SELECT domain, first_day_ms, day_ms, day_count FROM domain_warmup WHERE account_id = $1 ORDER BY domain")
+            .bind(account)
+            .fetch_all(self.store.guarded_reader())
+            .await
     }
 
     /// Deliveries of the account held for warm-up, per sending domain.
-    pub async fn held_by_domain(self, account: crate::AccountId) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.store.guarded(held_by_domain(self.store.reader(), account)).await
+    pub async fn held_by_domain(self, account: AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        query(
+            "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
+             WHERE account_id = $1 AND warmup_held = 1 AND state < 2 GROUP BY sender_domain",
+        )
+        .bind(account)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Recipients the account admitted per sending domain with request time in `[from_ms, to_ms)`.
     pub async fn domain_volume(
         self,
-        account: crate::AccountId,
+        account: AccountId,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<(String, i64)>, crate::StoreError> {
-        self.store
-            .guarded(domain_volume(self.store.reader(), account, from_ms, to_ms))
-            .await
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        query(
+            "SELECT sender_domain, COUNT(*) AS n FROM deliveries \
+             WHERE account_id = $1 AND request_ms >= $2 AND request_ms < $3 AND send_status = 0 \
+             GROUP BY sender_domain",
+        )
+        .bind(account)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.store.guarded_reader())
+        .await
     }
 
     /// Delivered / bounced / bad-address / complaint counts per sending domain from the event log, `[from_ms, to_ms)`.
     pub async fn domain_outcomes(
         self,
-        account: crate::AccountId,
+        account: AccountId,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<DomainOutcomes>, crate::StoreError> {
-        self.store
-            .guarded(domain_outcomes(self.store.reader(), account, from_ms, to_ms))
-            .await
+    ) -> Result<Vec<DomainOutcomes>, StoreError> {
+        // Grouped per From address (one index probe of messages per event row), folded per domain here.
+        let rows: Vec<(String, i32, i32, i64)> = query(
+            "SELECT m.from_address, e.kind, \
+             CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END AS bad, \
+             COUNT(*) AS n FROM events e JOIN messages m ON m.id = e.message_id \
+             WHERE e.account_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 AND e.kind IN (1, 3, 6) \
+             GROUP BY m.from_address, e.kind, \
+             CASE WHEN e.bounce_type = 'hard_bounce' AND e.reason LIKE '%5.1._%' THEN 1 ELSE 0 END",
+        )
+        .bind(account)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.store.guarded_reader())
+        .await?;
+        let mut by_domain: std::collections::BTreeMap<String, DomainOutcomes> = Default::default();
+        for (from, kind, bad, n) in rows {
+            let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+            let o = by_domain.entry(domain.clone()).or_insert_with(|| DomainOutcomes {
+                domain,
+                ..DomainOutcomes::default()
+            });
+            match kind {
+                1 => o.delivered += n,
+                3 => {
+                    o.bounced += n;
+                    if bad == 1 {
+                        o.bad_address += n;
+                    }
+                }
+                _ => o.complaints += n,
+            }
+        }
+        Ok(by_domain.into_values().collect())
     }
 
     /// `(domain, level, evaluated_day_ms)` of the account's recorded reputation rows.
-    pub async fn domain_reputation_state(
-        self,
-        account: crate::AccountId,
-    ) -> Result<Vec<(String, i64, i64)>, crate::StoreError> {
-        self.store
-            .guarded(domain_reputation_state(self.store.reader(), account))
+    pub async fn domain_reputation_state(self, account: AccountId) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        query("SELECT domain, level, evaluated_day_ms FROM domain_reputation WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(self.store.guarded_reader())
             .await
     }
 
@@ -439,25 +325,46 @@ impl Warmup<'_> {
     /// the row, so of several workers evaluating at once exactly one acts.
     pub async fn change_domain_level(
         self,
-        account: crate::AccountId,
+        account: AccountId,
         domain: &str,
         expected: i64,
         level: i64,
         at_ms: i64,
         evaluated_day: Option<i64>,
-    ) -> Result<bool, crate::StoreError> {
+    ) -> Result<bool, StoreError> {
         self.store
             .guarded(async {
-                change_domain_level(
-                    self.store.writer(),
-                    account,
-                    domain,
-                    expected,
-                    level,
-                    at_ms,
-                    evaluated_day,
+                let writer = self.store.writer();
+                query(
+                    "INSERT INTO domain_reputation (account_id, domain, level, changed_ms) VALUES ($1, $2, 1, 0) \
+                     ON CONFLICT (account_id, domain) DO NOTHING",
                 )
-                .await
+                .bind(account)
+                .bind(domain)
+                .execute(writer)
+                .await?;
+                // Compare-and-set: of several workers evaluating at once, one changes the level.
+                let sql = match evaluated_day {
+                    None => {
+                        "UPDATE domain_reputation SET level = $1, changed_ms = $2 \
+                         WHERE account_id = $3 AND domain = $4 AND level = $5"
+                    }
+                    Some(_) => {
+                        "UPDATE domain_reputation SET level = $1, \
+                         changed_ms = CASE WHEN level = $1 THEN changed_ms ELSE $2 END, evaluated_day_ms = $6 \
+                         WHERE account_id = $3 AND domain = $4 AND level = $5 AND evaluated_day_ms < $6"
+                    }
+                };
+                let mut set = query(sql)
+                    .bind(level)
+                    .bind(at_ms)
+                    .bind(account)
+                    .bind(domain)
+                    .bind(expected);
+                if let Some(day) = evaluated_day {
+                    set = set.bind(day);
+                }
+                set.execute_changed(writer).await
             })
             .await
     }

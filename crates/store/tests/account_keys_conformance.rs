@@ -2,7 +2,7 @@
 //! SecretId, revocation refusing the last key, rotation, last-use days; on SQLite and (with
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_store::{RevokeOutcome, StoreError};
+use mailpush_store::{Account, RevokeOutcome, Store, StoreError};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -18,6 +18,11 @@ conformance!(
     last_use_is_recorded_by_day,
 );
 
+/// The account an API request presenting `secret_id` authenticates as.
+async fn lookup(store: &Store, secret_id: &str) -> Option<Account> {
+    store.accounts().account_by_secret_id(secret_id).await.expect("lookup")
+}
+
 async fn a_new_account_has_its_first_key_active(ctx: Ctx) {
     let store = &ctx.store;
     let a = common::account(store, "a", T0).await;
@@ -26,12 +31,7 @@ async fn a_new_account_has_its_first_key_active(ctx: Ctx) {
     assert_eq!(keys[0].secret_id, a.secret_id);
     assert!(keys[0].is_active());
     assert_eq!(keys[0].created_ms, T0);
-    let found = store
-        .accounts()
-        .account_by_secret_id(&a.secret_id)
-        .await
-        .expect("lookup")
-        .expect("found");
+    let found = lookup(store, &a.secret_id).await.expect("found");
     assert_eq!(found.id, a.id);
     assert_eq!(found.secret_key_sealed, a.secret_key_sealed);
 }
@@ -46,24 +46,12 @@ async fn a_second_key_authenticates_and_a_third_is_refused(ctx: Ctx) {
         .await
         .expect("second key");
     assert!(k2.is_active());
-    let found = store
-        .accounts()
-        .account_by_secret_id("AKIDsecond")
-        .await
-        .expect("lookup")
-        .expect("found");
+    let found = lookup(store, "AKIDsecond").await.expect("found");
     assert_eq!(found.id, a.id);
     assert_eq!(found.secret_id, "AKIDsecond");
     assert_eq!(found.secret_key_sealed, b"sealed2".to_vec());
     // The first key still works.
-    assert!(
-        store
-            .accounts()
-            .account_by_secret_id(&a.secret_id)
-            .await
-            .expect("lookup")
-            .is_some()
-    );
+    assert!(lookup(store, &a.secret_id).await.is_some());
     let third = store.account_keys().add_key(a.id, "AKIDthird", b"s3", T0 + 2, 2).await;
     assert!(matches!(third, Err(StoreError::LimitReached(_))), "{third:?}");
     // A SecretId is unique across accounts.
@@ -94,22 +82,8 @@ async fn revoking_refuses_the_last_key_and_stops_lookups(ctx: Ctx) {
         keys.revoke_key(a.id, &a.secret_id, T0 + 5).await.expect("revoke"),
         RevokeOutcome::Revoked
     );
-    assert!(
-        store
-            .accounts()
-            .account_by_secret_id(&a.secret_id)
-            .await
-            .expect("lookup")
-            .is_none()
-    );
-    assert!(
-        store
-            .accounts()
-            .account_by_secret_id("AKIDsecond")
-            .await
-            .expect("lookup")
-            .is_some()
-    );
+    assert!(lookup(store, &a.secret_id).await.is_none());
+    assert!(lookup(store, "AKIDsecond").await.is_some());
     let listed = keys.list_keys(a.id).await.expect("list");
     assert_eq!(listed[0].revoked_ms, Some(T0 + 5));
     assert!(listed[1].is_active());
@@ -133,28 +107,9 @@ async fn rotation_replaces_every_active_key(ctx: Ctx) {
     keys.add_key(a.id, "AKIDsecond", b"s2", T0, 2).await.expect("second");
     let new = keys.rotate_key(a.id, "AKIDnew", b"sn", T0 + 9).await.expect("rotate");
     assert!(new.is_active());
-    assert!(
-        store
-            .accounts()
-            .account_by_secret_id(&a.secret_id)
-            .await
-            .expect("lookup")
-            .is_none()
-    );
-    assert!(
-        store
-            .accounts()
-            .account_by_secret_id("AKIDsecond")
-            .await
-            .expect("lookup")
-            .is_none()
-    );
-    let found = store
-        .accounts()
-        .account_by_secret_id("AKIDnew")
-        .await
-        .expect("lookup")
-        .expect("found");
+    assert!(lookup(store, &a.secret_id).await.is_none());
+    assert!(lookup(store, "AKIDsecond").await.is_none());
+    let found = lookup(store, "AKIDnew").await.expect("found");
     assert_eq!(found.id, a.id);
     let active: Vec<_> = keys
         .list_keys(a.id)
@@ -205,14 +160,11 @@ async fn the_migration_moves_every_existing_key() {
         .expect("an account of the older schema");
         pool.close().await;
     }
-    let store = mailpush_store::Store::open(&url, mailpush_store::StoreOptions::default())
+    let store = Store::open(&url, mailpush_store::StoreOptions::default())
         .await
         .expect("open, applying 0035");
-    let found = store
-        .accounts()
-        .account_by_secret_id("AKIDold")
+    let found = lookup(&store, "AKIDold")
         .await
-        .expect("lookup")
         .expect("the old key still authenticates");
     assert_eq!(
         (found.name.as_str(), found.secret_key_sealed.as_slice()),

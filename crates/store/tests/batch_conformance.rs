@@ -57,8 +57,32 @@ fn message(account: i64, to: &str) -> NewMessage {
     }
 }
 
+/// The list "list" of `account` holding the valid addresses `emails`, and a task to start sending to it: the
+/// list and the task's id.
+async fn list_with_task(store: &Store, account: i64, emails: &[&str]) -> (ReceiverRow, i64) {
+    let batch = store.batch();
+    let r = batch
+        .create_receiver(account, "list", "", T0, 10)
+        .await
+        .expect("create")
+        .expect("created");
+    let details: Vec<_> = emails.iter().map(|e| detail(e, false)).collect();
+    batch
+        .add_receiver_details(account, r.id, &details, 10, T0)
+        .await
+        .expect("add")
+        .expect("added");
+    let id = batch
+        .create_send_task(&task(account, r.id), TaskStatus::ToStart)
+        .await
+        .expect("task")
+        .expect("created");
+    (r, id)
+}
+
 async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let store = ctx.store.clone();
+    let batch = store.batch();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let r = receiver(&store, a.id, "list").await.expect("created");
@@ -66,8 +90,7 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     receiver(&store, b.id, "list").await.expect("same name ok");
     receiver(&store, a.id, "two").await.expect("created");
     assert_eq!(receiver(&store, a.id, "three").await, Err(false));
-    let out = store
-        .batch()
+    let out = batch
         .add_receiver_details(
             a.id,
             r.id,
@@ -84,32 +107,29 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
         .expect("add")
         .expect("added");
     assert_eq!((out.valid, out.invalid, out.repeated), (2, 1, 1));
-    let row = store.batch().receiver(a.id, r.id).await.expect("get").expect("exists");
+    let row = batch.receiver(a.id, r.id).await.expect("get").expect("exists");
     assert_eq!(
         (row.valid_count, row.invalid_count, row.status),
         (2, 1, ReceiverStatus::Done)
     );
     assert!(
-        store.batch().receiver(b.id, r.id).await.expect("get").is_none(),
+        batch.receiver(b.id, r.id).await.expect("get").is_none(),
         "scoped by account"
     );
-    let refused = store
-        .batch()
+    let refused = batch
         .add_receiver_details(b.id, r.id, &[detail("z@example.org", false)], 10, T0)
         .await
         .expect("add");
     assert_eq!(refused, Err(AddDetailsRefusal::NotFound));
     let many: Vec<_> = (0..8).map(|i| detail(&format!("m{i}@example.org"), false)).collect();
     assert_eq!(
-        store
-            .batch()
+        batch
             .add_receiver_details(a.id, r.id, &many, 10, T0)
             .await
             .expect("add"),
         Err(AddDetailsRefusal::TooMany(3))
     );
-    let page = store
-        .batch()
+    let page = batch
         .list_receiver_details(&DetailQuery {
             account_id: a.id,
             receiver_id: r.id,
@@ -121,52 +141,19 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
         .await
         .expect("details");
     assert_eq!((page.total, page.valid, page.invalid), (2, 2, 0));
-    let (total, rows) = store
-        .batch()
-        .list_receivers(a.id, None, Some("li"), 0, 10)
-        .await
-        .expect("list");
+    let (total, rows) = batch.list_receivers(a.id, None, Some("li"), 0, 10).await.expect("list");
     assert_eq!((total, rows.len()), (1, 1));
-    let walk = store.batch().receiver_walk(r.id, 0, 10).await.expect("walk");
+    let walk = batch.receiver_walk(r.id, 0, 10).await.expect("walk");
     assert_eq!(walk.len(), 2, "only valid addresses are walked");
-    assert_eq!(
-        store
-            .batch()
-            .count_receiver_after(r.id, walk[0].id)
-            .await
-            .expect("count"),
-        1
-    );
+    assert_eq!(batch.count_receiver_after(r.id, walk[0].id).await.expect("count"), 1);
 }
 
 async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let store = ctx.store.clone();
+    let batch = store.batch();
     let a = account(&store, "a").await;
-    let r = store
-        .batch()
-        .create_receiver(a.id, "list", "", T0, 10)
-        .await
-        .expect("create")
-        .expect("created");
-    store
-        .batch()
-        .add_receiver_details(
-            a.id,
-            r.id,
-            &[detail("u1@example.org", false), detail("u2@example.org", false)],
-            10,
-            T0,
-        )
-        .await
-        .expect("add")
-        .expect("added");
-    let id = store
-        .batch()
-        .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
-        .await
-        .expect("task")
-        .expect("created");
-    let walk = store.batch().receiver_walk(r.id, 0, 10).await.expect("walk");
+    let (r, id) = list_with_task(&store, a.id, &["u1@example.org", "u2@example.org"]).await;
+    let walk = batch.receiver_walk(r.id, 0, 10).await.expect("walk");
     let chunk = TaskChunk {
         task_id: id,
         expected_cursor: 0,
@@ -176,20 +163,20 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         skipped: 0,
         now_ms: T0,
     };
-    assert!(store.batch().feed_task_chunk(&chunk).await.expect("feed"));
+    assert!(batch.feed_task_chunk(&chunk).await.expect("feed"));
     // A second runner that read the same cursor cannot feed the same chunk again.
     let again = TaskChunk {
         messages: vec![message(a.id, "u1@example.org")],
         ..chunk.clone()
     };
-    assert!(!store.batch().feed_task_chunk(&again).await.expect("feed again"));
+    assert!(!batch.feed_task_chunk(&again).await.expect("feed again"));
     assert_eq!(
-        store.batch().count_requests(a.id, T0, T0 + 1).await.expect("count"),
+        batch.count_requests(a.id, T0, T0 + 1).await.expect("count"),
         1,
         "nothing written twice"
     );
-    assert_eq!(store.batch().open_deliveries(a.id).await.expect("open"), 1);
-    let t = store.batch().send_task(id).await.expect("get").expect("exists");
+    assert_eq!(batch.open_deliveries(a.id).await.expect("open"), 1);
+    let t = batch.send_task(id).await.expect("get").expect("exists");
     assert_eq!((t.cursor, t.send_count), (walk[0].id, 1));
     // Status changes are guarded by the cursor too.
     let u = TaskRunUpdate {
@@ -204,15 +191,14 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         next_run_ms: T0,
         now_ms: T0,
     };
-    assert!(!store.batch().update_task_run(&u).await.expect("stale update"));
+    assert!(!batch.update_task_run(&u).await.expect("stale update"));
     let u = TaskRunUpdate {
         expected_cursor: walk[0].id,
         cursor: walk[0].id,
         ..u
     };
-    assert!(store.batch().update_task_run(&u).await.expect("update"));
-    let (total, rows) = store
-        .batch()
+    assert!(batch.update_task_run(&u).await.expect("update"));
+    let (total, rows) = batch
         .list_send_tasks(&TaskQuery {
             account_id: a.id,
             status: Some(TaskStatus::Paused.code()),
@@ -225,34 +211,21 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     assert_eq!(total, 1);
     assert_eq!((rows[0].cache_count, rows[0].receivers_name.as_str()), (1, "list"));
     // Leases: one runner at a time.
-    assert!(store.batch().lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
+    assert!(batch.lease_task(id, "r1", T0, T0 + 100).await.expect("lease"));
+    assert!(!batch.lease_task(id, "r2", T0 + 50, T0 + 150).await.expect("held"));
     assert!(
-        !store
-            .batch()
-            .lease_task(id, "r2", T0 + 50, T0 + 150)
-            .await
-            .expect("held")
-    );
-    assert!(
-        store
-            .batch()
+        batch
             .runnable_tasks(T0 + 50, "r2", 10)
             .await
             .expect("runnable")
             .is_empty()
     );
     assert_eq!(
-        store
-            .batch()
-            .runnable_tasks(T0 + 50, "r1", 10)
-            .await
-            .expect("runnable")
-            .len(),
+        batch.runnable_tasks(T0 + 50, "r1", 10).await.expect("runnable").len(),
         1
     );
     assert!(
-        store
-            .batch()
+        batch
             .lease_task(id, "r2", T0 + 100, T0 + 200)
             .await
             .expect("expired lease taken over")
@@ -261,29 +234,10 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
 
 async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
     let store = ctx.store.clone();
+    let batch = store.batch();
     let a = account(&store, "a").await;
-    let r = store
-        .batch()
-        .create_receiver(a.id, "list", "", T0, 10)
-        .await
-        .expect("create")
-        .expect("created");
-    store
-        .batch()
-        .add_receiver_details(a.id, r.id, &[detail("u1@example.org", false)], 10, T0)
-        .await
-        .expect("add")
-        .expect("added");
-    let id = store
-        .batch()
-        .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
-        .await
-        .expect("task")
-        .expect("created");
-    assert_eq!(
-        store.batch().delete_receiver(a.id, r.id).await.expect("delete"),
-        Err(true)
-    );
+    let (r, id) = list_with_task(&store, a.id, &["u1@example.org"]).await;
+    assert_eq!(batch.delete_receiver(a.id, r.id).await.expect("delete"), Err(true));
     let u = TaskRunUpdate {
         task_id: id,
         expected_cursor: 0,
@@ -296,11 +250,8 @@ async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
         next_run_ms: T0,
         now_ms: T0,
     };
-    assert!(store.batch().update_task_run(&u).await.expect("done"));
-    assert_eq!(store.batch().delete_receiver(a.id, r.id).await.expect("delete"), Ok(()));
-    assert_eq!(
-        store.batch().delete_receiver(a.id, r.id).await.expect("again"),
-        Err(false)
-    );
-    assert!(store.batch().receiver_walk(r.id, 0, 10).await.expect("walk").is_empty());
+    assert!(batch.update_task_run(&u).await.expect("done"));
+    assert_eq!(batch.delete_receiver(a.id, r.id).await.expect("delete"), Ok(()));
+    assert_eq!(batch.delete_receiver(a.id, r.id).await.expect("again"), Err(false));
+    assert!(batch.receiver_walk(r.id, 0, 10).await.expect("walk").is_empty());
 }

@@ -3,7 +3,9 @@
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::EventKind;
-use mailpush_store::{EventDestinationRow, NewEvent, StoreError};
+use mailpush_store::{
+    AccountId, CallbackEvent, EventDestinationRow, MessageTagsRow, NewEvent, NewMessage, Store, StoreError,
+};
 
 const T0: i64 = 1_764_158_400_000;
 const DAY: i64 = 86_400_000;
@@ -51,6 +53,25 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
         Some(T0 + 1)
     );
     assert!(sets.set(a.id, "nope").await.expect("get").is_none());
+    // Options: '{}' until set, then replaced whole; another account's set of the same name keeps its own.
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
+    let options = r#"{"SendingOptions":{"SendingEnabled":false}}"#;
+    sets.set_options(a.id, "marketing", options).await.expect("options");
+    assert_eq!(
+        sets.set(a.id, "marketing").await.expect("get").expect("set").options,
+        options
+    );
+    assert_eq!(
+        sets.set(b.id, "marketing").await.expect("get").expect("set").options,
+        "{}"
+    );
+    assert!(matches!(
+        sets.set_options(a.id, "nope", options).await,
+        Err(StoreError::NotFound)
+    ));
 
     sets.create_destination(a.id, &dest("marketing", "hook", 1, "DELIVERY,BOUNCE"))
         .await
@@ -81,15 +102,17 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
     assert_eq!(sets.destinations(a.id, Some("marketing")).await.expect("one").len(), 1);
     assert!(sets.destinations(b.id, None).await.expect("b").is_empty());
 
-    sets.put_message_tags(a.id, "m1", "marketing", r#"{"campaign":"spring"}"#)
-        .await
-        .expect("tags");
+    let row = MessageTagsRow {
+        message_id: "m1".into(),
+        set_name: "marketing".into(),
+        tags: r#"{"campaign":"spring"}"#.into(),
+        source: "n@shop.example.com".into(),
+        subject: "Spring".into(),
+        created_ms: T0 + 7,
+    };
+    sets.put_message_tags(a.id, &row).await.expect("tags");
     let tags = sets.message_tags(&["m1", "m2"]).await.expect("read");
-    assert_eq!(tags.len(), 1);
-    assert_eq!(
-        (tags[0].set_name.as_str(), tags[0].tags.as_str()),
-        ("marketing", r#"{"campaign":"spring"}"#)
-    );
+    assert_eq!(tags, vec![row]);
     assert!(sets.message_tags(&[]).await.expect("none").is_empty());
 
     sets.delete_destination(a.id, "alerts", "hook").await.expect("delete");
@@ -111,76 +134,44 @@ async fn sets_destinations_and_tags(ctx: Ctx) {
     assert!(sets.set(b.id, "marketing").await.expect("b's").is_some());
 }
 
-async fn enabled_destinations_make_events_pending(ctx: Ctx) {
-    let store = &ctx.store;
-    let a = common::account(store, "a", T0).await;
-    let event = |msg: &mailpush_store::NewMessage| NewEvent {
-        account_id: a.id,
-        message_id: msg.id.clone(),
-        recipient: "r@example.org".into(),
-        kind: EventKind::Delivered,
-        at_ms: T0 + 1000,
-        reason: "250 ok".into(),
-        bounce_type: None,
-        link: None,
-        user_agent: None,
-    };
-    let first = common::message(
-        a.id,
+/// Sends one mail of `account` to r@example.org and records its delivery; returns it with the callbacks due then.
+async fn deliver_one(store: &Store, account: AccountId) -> (NewMessage, Vec<CallbackEvent>) {
+    let m = common::message(
+        account,
         "n@shop.example.com",
         T0,
         T0 + DAY,
         vec![common::to("r@example.org")],
     );
-    store.queue().enqueue(first.clone()).await.expect("enqueue");
-    store.events().record_events(&[event(&first)]).await.expect("event");
+    store.queue().enqueue(m.clone()).await.expect("enqueue");
+    let delivered = NewEvent {
+        reason: "250 ok".into(),
+        ..common::event(account, &m.id, "r@example.org", EventKind::Delivered, T0 + 1000)
+    };
+    store.events().record_events(&[delivered]).await.expect("event");
+    let due = store.callbacks().due_callbacks(T0 + DAY, 10).await.expect("due");
+    (m, due)
+}
+
+async fn enabled_destinations_make_events_pending(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = common::account(store, "a", T0).await;
+    let (_, due) = deliver_one(store, a.id).await;
     // No callback URL, no destination: nothing to post.
-    assert!(
-        store
-            .callbacks()
-            .due_callbacks(T0 + DAY, 10)
-            .await
-            .expect("due")
-            .is_empty()
-    );
+    assert!(due.is_empty());
 
     let sets = store.configuration_sets();
     sets.create_set(a.id, "marketing", T0).await.expect("set");
     sets.create_destination(a.id, &dest("marketing", "off", 0, "DELIVERY"))
         .await
         .expect("disabled");
-    let second = common::message(
-        a.id,
-        "n@shop.example.com",
-        T0,
-        T0 + DAY,
-        vec![common::to("r@example.org")],
-    );
-    store.queue().enqueue(second.clone()).await.expect("enqueue");
-    store.events().record_events(&[event(&second)]).await.expect("event");
-    assert!(
-        store
-            .callbacks()
-            .due_callbacks(T0 + DAY, 10)
-            .await
-            .expect("due")
-            .is_empty(),
-        "disabled"
-    );
+    let (_, due) = deliver_one(store, a.id).await;
+    assert!(due.is_empty(), "disabled");
 
     sets.create_destination(a.id, &dest("marketing", "on", 1, "DELIVERY"))
         .await
         .expect("enabled");
-    let third = common::message(
-        a.id,
-        "n@shop.example.com",
-        T0,
-        T0 + DAY,
-        vec![common::to("r@example.org")],
-    );
-    store.queue().enqueue(third.clone()).await.expect("enqueue");
-    store.events().record_events(&[event(&third)]).await.expect("event");
-    let due = store.callbacks().due_callbacks(T0 + DAY, 10).await.expect("due");
+    let (third, due) = deliver_one(store, a.id).await;
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0].event.event.message_id, third.id);
 }

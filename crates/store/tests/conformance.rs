@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
-    Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, LeaseToken,
-    NewAccount, NewMessage, StatusQuery, Store, StoreError, StoreOptions,
+    Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt,
+    DeliveryOutcome, DeliveryStatusRow, LeaseToken, NewAccount, NewMessage, QueueCounts, StatusQuery, Store,
+    StoreError, StoreOptions,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -106,6 +107,35 @@ fn by_message(account: AccountId, id: &MessageId) -> StatusQuery {
     }
 }
 
+/// The statuses of the account's mail requested in `[from_ms, to_ms)`.
+async fn statuses(store: &Store, account: AccountId, from_ms: i64, to_ms: i64) -> Vec<DeliveryStatusRow> {
+    store
+        .queue()
+        .status(query(account, from_ms, to_ms))
+        .await
+        .expect("status")
+}
+
+/// The statuses of the recipients of the account's message `id`.
+async fn message_statuses(store: &Store, account: AccountId, id: &MessageId) -> Vec<DeliveryStatusRow> {
+    store.queue().status(by_message(account, id)).await.expect("status")
+}
+
+/// The attempts at `recipient` of the account's message `id`, oldest first.
+async fn attempts(store: &Store, account: AccountId, id: &MessageId, recipient: &str) -> Vec<DeliveryAttempt> {
+    store.queue().attempts(account, id, recipient).await.expect("attempts")
+}
+
+/// Records `outcomes`; per outcome, whether it was applied.
+async fn record(store: &Store, outcomes: Vec<DeliveryOutcome>) -> Vec<bool> {
+    store.queue().record_outcomes(outcomes).await.expect("record outcomes")
+}
+
+/// Deliveries by queue state.
+async fn queue_counts(store: &Store) -> QueueCounts {
+    store.queue().queue_counts().await.expect("counts")
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Cases
 
@@ -200,7 +230,7 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
     let m = message(acc.id, Lane::Batch, T0, T0, &["x@one.example", "y@two.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
 
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (2, 0, 0, 0)
@@ -227,7 +257,7 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(c.request_ms, T0);
         assert_eq!(c.expires_ms, T0 + 72 * HOUR);
     }
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!((counts.pending, counts.leased), (0, 2));
     // While leased, the next due time is the lease expiry.
     assert_eq!(store.queue().next_due_ms().await.expect("next due"), Some(T0 + 30_000));
@@ -237,12 +267,9 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
     );
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
-    assert_eq!(
-        store.queue().record_outcomes(outcomes.clone()).await.expect("outcomes"),
-        vec![true, true]
-    );
+    assert_eq!(record(store, outcomes.clone()).await, vec![true, true]);
 
-    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = message_statuses(store, acc.id, &m.id).await;
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert_eq!(row.message_id, m.id);
@@ -254,17 +281,13 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         assert_eq!(row.deliver_ms, Some(T0 + 100));
         assert_eq!(row.attempts, 1);
     }
-    let history = store
-        .queue()
-        .attempts(acc.id, &m.id, "x@one.example")
-        .await
-        .expect("attempts");
+    let history = attempts(store, acc.id, &m.id, "x@one.example").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at_ms, T0 + 100);
     assert_eq!(history[0].deliver_status, DeliverStatus::Delivered);
     assert_eq!(history[0].remote.as_deref(), Some("mx.one.example"));
 
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 0, 0, 2)
@@ -276,19 +299,8 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
         "body purged after the last final outcome"
     );
     // Reporting again is fenced off: the lease ended with the outcome.
-    assert_eq!(
-        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
-        vec![false, false]
-    );
-    assert_eq!(
-        store
-            .queue()
-            .attempts(acc.id, &m.id, "x@one.example")
-            .await
-            .expect("attempts")
-            .len(),
-        1
-    );
+    assert_eq!(record(store, outcomes).await, vec![false, false]);
+    assert_eq!(attempts(store, acc.id, &m.id, "x@one.example").await.len(), 1);
 }
 
 /// `enqueue_fresh` with a worker taking hand-offs: the deliveries are leased in the commit and handed over
@@ -331,7 +343,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
             (m.envelope_from.as_str(), T0 + 72 * HOUR)
         );
     }
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!(
         (counts.pending, counts.leased),
         (0, 3),
@@ -368,11 +380,8 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     assert!(store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
 
     let outcomes: Vec<_> = h.deliveries.iter().map(|c| outcome(c, T0 + 100, delivered())).collect();
-    assert_eq!(
-        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
-        vec![true, true]
-    );
-    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
+    assert_eq!(record(store, outcomes).await, vec![true, true]);
+    let rows = message_statuses(store, acc.id, &m.id).await;
     assert!(
         rows.iter()
             .all(|r| r.deliver_status == DeliverStatus::Delivered && r.attempts == 1)
@@ -458,20 +467,16 @@ async fn deferred_retried_delivered(ctx: Ctx) {
         retry_at_ms: T0 + 5000,
     };
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(&first[0], T0 + 10, deferred)])
-            .await
-            .expect("defer"),
+        record(store, vec![outcome(&first[0], T0 + 10, deferred)]).await,
         vec![true]
     );
 
-    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &message_statuses(store, acc.id, &m.id).await[0];
     assert_eq!(row.deliver_status, DeliverStatus::Deferred);
     assert_eq!(row.deliver_message, "451 4.7.1 try again later");
     assert_eq!(row.attempts, 1);
     assert_eq!(row.deliver_ms, None);
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!(
         (counts.pending, counts.deferred, counts.leased, counts.done),
         (0, 1, 0, 0)
@@ -492,23 +497,15 @@ async fn deferred_retried_delivered(ctx: Ctx) {
     assert_eq!(second[0].attempts, 1, "attempts made before this claim");
     assert_ne!(second[0].lease, first[0].lease);
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(&second[0], T0 + 5010, delivered())])
-            .await
-            .expect("deliver"),
+        record(store, vec![outcome(&second[0], T0 + 5010, delivered())]).await,
         vec![true]
     );
 
-    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &message_statuses(store, acc.id, &m.id).await[0];
     assert_eq!(row.deliver_status, DeliverStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.deliver_ms, Some(T0 + 5010));
-    let history = store
-        .queue()
-        .attempts(acc.id, &m.id, "r@x.example")
-        .await
-        .expect("attempts");
+    let history = attempts(store, acc.id, &m.id, "r@x.example").await;
     let summary: Vec<_> = history
         .iter()
         .map(|h| (h.at_ms, h.deliver_status, h.reply.as_str()))
@@ -554,21 +551,13 @@ async fn renewed_lease_holds(ctx: Ctx) {
         "only the one still held"
     );
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(&b[0], T0 + 5500, delivered())])
-            .await
-            .expect("current"),
+        record(store, vec![outcome(&b[0], T0 + 5500, delivered())]).await,
         vec![true],
         "the new holder's outcome counts"
     );
     let other = a.iter().find(|d| d.delivery_id != b[0].delivery_id).expect("the other");
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(other, T0 + 50_000, delivered())])
-            .await
-            .expect("renewed"),
+        record(store, vec![outcome(other, T0 + 50_000, delivered())]).await,
         vec![true],
         "a renewed lease's outcome counts long after its first term"
     );
@@ -597,58 +586,32 @@ async fn expired_lease_taken_over(ctx: Ctx) {
 
     // worker-a's late report is ignored: nothing written.
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(&a[0], T0 + 1500, delivered())])
-            .await
-            .expect("stale"),
+        record(store, vec![outcome(&a[0], T0 + 1500, delivered())]).await,
         vec![false]
     );
-    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &message_statuses(store, acc.id, &m.id).await[0];
     assert_eq!((row.deliver_status, row.attempts), (DeliverStatus::Queued, 0));
-    assert!(
-        store
-            .queue()
-            .attempts(acc.id, &m.id, "r@x.example")
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert!(attempts(store, acc.id, &m.id, "r@x.example").await.is_empty());
 
     let rejected = AttemptResult::Rejected {
         reply: "550 5.1.1 no such user".into(),
     };
     assert_eq!(
-        store
-            .queue()
-            .record_outcomes(vec![outcome(&b[0], T0 + 1600, rejected)])
-            .await
-            .expect("current"),
+        record(store, vec![outcome(&b[0], T0 + 1600, rejected)]).await,
         vec![true]
     );
-    let row = &store.queue().status(by_message(acc.id, &m.id)).await.expect("status")[0];
+    let row = &message_statuses(store, acc.id, &m.id).await[0];
     assert_eq!(row.deliver_status, DeliverStatus::Rejected);
     assert_eq!(row.deliver_message, "550 5.1.1 no such user");
     assert_eq!(row.deliver_ms, Some(T0 + 1600));
     assert_eq!(row.attempts, 1);
-    assert_eq!(
-        store
-            .queue()
-            .attempts(acc.id, &m.id, "r@x.example")
-            .await
-            .expect("attempts")
-            .len(),
-        1
-    );
+    assert_eq!(attempts(store, acc.id, &m.id, "r@x.example").await.len(), 1);
     // Neither lease is current any more.
     let again = vec![
         outcome(&a[0], T0 + 1700, delivered()),
         outcome(&b[0], T0 + 1700, delivered()),
     ];
-    assert_eq!(
-        store.queue().record_outcomes(again).await.expect("both stale"),
-        vec![false, false]
-    );
+    assert_eq!(record(store, again).await, vec![false, false]);
     assert!(
         claim(store, "worker-c", 10, 1000, T0 + 10 * HOUR).await.is_empty(),
         "a final delivery is never claimed"
@@ -679,7 +642,7 @@ async fn concurrent_claimers(ctx: Ctx) {
                     break;
                 }
                 let outcomes: Vec<_> = got.iter().map(|c| outcome(c, T0 + 1, delivered())).collect();
-                let applied = store.queue().record_outcomes(outcomes).await.expect("outcomes");
+                let applied = record(&store, outcomes).await;
                 assert!(applied.iter().all(|a| *a), "a claimer's own leases are current");
                 mine.extend(got.iter().map(|c| c.delivery_id));
                 tokio::task::yield_now().await;
@@ -698,7 +661,7 @@ async fn concurrent_claimers(ctx: Ctx) {
     assert_eq!(unique.len(), all.len(), "a delivery was claimed twice");
     assert_eq!(all.len(), 200);
     assert!(busy_workers >= 1);
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(&store).await;
     assert_eq!((counts.pending, counts.leased, counts.done), (0, 0, 200));
     for id in &messages {
         assert_eq!(store.queue().message_body(id).await.expect("body"), None);
@@ -729,34 +692,27 @@ async fn admission_dropped_never_claimed(ctx: Ctx) {
         "nothing to send, nothing kept"
     );
 
-    let counts = store.queue().queue_counts().await.expect("counts");
+    let counts = queue_counts(store).await;
     assert_eq!((counts.pending, counts.done), (2, 2));
     let claimed = claim(store, "w", 10, 60_000, T0 + HOUR).await;
     let mut got: Vec<_> = claimed.iter().map(|c| c.recipient.as_str()).collect();
     got.sort();
     assert_eq!(got, ["ok1@x.example", "ok2@x.example"]);
 
-    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = message_statuses(store, acc.id, &m.id).await;
     let bad = rows.iter().find(|r| r.recipient == "bad@y.example").expect("bad row");
     assert_eq!(bad.send_status, SendStatus::Blacklisted);
     assert_eq!(bad.deliver_status, DeliverStatus::Dropped);
     assert_eq!(bad.deliver_message, "the address is blacklisted");
     assert_eq!(bad.attempts, 0);
-    let gone = &store
-        .queue()
-        .status(by_message(acc.id, &all_dropped.id))
-        .await
-        .expect("status")[0];
+    let gone = &message_statuses(store, acc.id, &all_dropped.id).await[0];
     assert_eq!(
         (gone.send_status, gone.deliver_status),
         (SendStatus::Unsubscribed, DeliverStatus::Dropped)
     );
 
     let outcomes: Vec<_> = claimed.iter().map(|c| outcome(c, T0 + HOUR, delivered())).collect();
-    assert_eq!(
-        store.queue().record_outcomes(outcomes).await.expect("outcomes"),
-        vec![true, true]
-    );
+    assert_eq!(record(store, outcomes).await, vec![true, true]);
     assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
     assert!(claim(store, "w", 10, 60_000, T0 + 100 * HOUR).await.is_empty());
     assert_eq!(store.queue().next_due_ms().await.expect("next due"), None);
@@ -775,11 +731,11 @@ async fn body_purged_after_last_final(ctx: Ctx) {
         reply: "421 busy".into(),
         retry_at_ms: T0 + 1000,
     };
-    store
-        .queue()
-        .record_outcomes(vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())])
-        .await
-        .expect("outcomes");
+    record(
+        store,
+        vec![outcome(r1, T0 + 1, defer), outcome(r2, T0 + 1, delivered())],
+    )
+    .await;
     assert_eq!(
         store.queue().message_body(&m.id).await.expect("body"),
         Some(m.body.clone()),
@@ -791,11 +747,7 @@ async fn body_purged_after_last_final(ctx: Ctx) {
     let dropped = AttemptResult::Dropped {
         reason: "expired".into(),
     };
-    store
-        .queue()
-        .record_outcomes(vec![outcome(&again[0], T0 + 1001, dropped)])
-        .await
-        .expect("outcome");
+    record(store, vec![outcome(&again[0], T0 + 1001, dropped)]).await;
     assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 
     // With retention configured, bodies stay.
@@ -842,9 +794,9 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
     let by = |addr: &str| claimed.iter().find(|c| c.recipient == addr).expect("claimed").clone();
     let mut forged = outcome(&by("f@x.example"), T0 + 5, delivered());
     forged.lease = LeaseToken(forged.lease.0 + 1000);
-    let applied = store
-        .queue()
-        .record_outcomes(vec![
+    let applied = record(
+        store,
+        vec![
             outcome(&by("d@x.example"), T0 + 5, delivered()),
             forged,
             outcome(
@@ -859,12 +811,12 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
                     reason: "expired after 72 h".into(),
                 },
             ),
-        ])
-        .await
-        .expect("outcomes");
+        ],
+    )
+    .await;
     assert_eq!(applied, vec![true, false, true, true], "results follow the input order");
 
-    let rows = store.queue().status(by_message(acc.id, &m.id)).await.expect("status");
+    let rows = message_statuses(store, acc.id, &m.id).await;
     let row = |addr: &str| rows.iter().find(|r| r.recipient == addr).expect("row").clone();
     assert_eq!(
         (row("d@x.example").deliver_status, row("d@x.example").deliver_ms),
@@ -884,10 +836,7 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
         store.queue().message_body(&m.id).await.expect("body").is_some(),
         "f is still open"
     );
-    assert_eq!(
-        store.queue().record_outcomes(Vec::new()).await.expect("empty"),
-        Vec::<bool>::new()
-    );
+    assert_eq!(record(store, Vec::new()).await, Vec::<bool>::new());
 
     // The same delivery twice in one batch: a stale lease first, then the current one twice; only one applies.
     let f = by("f@x.example");
@@ -901,28 +850,12 @@ async fn final_outcomes_and_fencing_per_item(ctx: Ctx) {
             retry_at_ms: T0 + 60,
         },
     );
-    let applied = store
-        .queue()
-        .record_outcomes(vec![stale, current.clone(), current])
-        .await
-        .expect("outcomes");
+    let applied = record(store, vec![stale, current.clone(), current]).await;
     assert_eq!(applied, vec![false, true, false]);
-    assert_eq!(
-        store
-            .queue()
-            .attempts(acc.id, &m.id, "f@x.example")
-            .await
-            .expect("attempts")
-            .len(),
-        1
-    );
+    assert_eq!(attempts(store, acc.id, &m.id, "f@x.example").await.len(), 1);
     let again = claim(store, "w", 10, 60_000, T0 + 60).await;
     assert_eq!(again.len(), 1);
-    store
-        .queue()
-        .record_outcomes(vec![outcome(&again[0], T0 + 61, delivered())])
-        .await
-        .expect("outcome");
+    record(store, vec![outcome(&again[0], T0 + 61, delivered())]).await;
     assert_eq!(store.queue().message_body(&m.id).await.expect("body"), None);
 }
 
@@ -937,14 +870,14 @@ async fn status_filters(ctx: Ctx) {
     for m in [&m1, &m2, &m3, &mb] {
         store.queue().enqueue(m.clone()).await.expect("enqueue");
     }
-    let keys = |rows: &[mailpush_store::DeliveryStatusRow]| -> Vec<(MessageId, String)> {
+    let keys = |rows: &[DeliveryStatusRow]| -> Vec<(MessageId, String)> {
         rows.iter()
             .map(|r| (r.message_id.clone(), r.recipient.clone()))
             .collect()
     };
     let k = |m: &NewMessage, r: &str| (m.id.clone(), r.to_string());
 
-    let all_a = store.queue().status(query(a.id, T0, T0 + 3000)).await.expect("status");
+    let all_a = statuses(store, a.id, T0, T0 + 3000).await;
     assert_eq!(
         keys(&all_a),
         [
@@ -955,42 +888,19 @@ async fn status_filters(ctx: Ctx) {
         ]
     );
     // Account isolation.
-    let all_b = store.queue().status(query(b.id, T0, T0 + 3000)).await.expect("status");
+    let all_b = statuses(store, b.id, T0, T0 + 3000).await;
     assert_eq!(keys(&all_b), [k(&mb, "b1@x.example"), k(&mb, "a1@x.example")]);
     assert!(
-        store
-            .queue()
-            .status(by_message(b.id, &m1.id))
-            .await
-            .expect("status")
-            .is_empty(),
+        message_statuses(store, b.id, &m1.id).await.is_empty(),
         "B must not see A's message"
     );
-    assert!(
-        store
-            .queue()
-            .attempts(b.id, &m1.id, "a1@x.example")
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert!(attempts(store, b.id, &m1.id, "a1@x.example").await.is_empty());
     // Half-open date range.
-    let mid = store
-        .queue()
-        .status(query(a.id, T0 + 1000, T0 + 2000))
-        .await
-        .expect("status");
+    let mid = statuses(store, a.id, T0 + 1000, T0 + 2000).await;
     assert_eq!(keys(&mid), [k(&m2, "a1@x.example")]);
-    let first = store.queue().status(query(a.id, T0, T0 + 1000)).await.expect("status");
+    let first = statuses(store, a.id, T0, T0 + 1000).await;
     assert_eq!(keys(&first), [k(&m1, "a1@x.example"), k(&m1, "a2@y.example")]);
-    assert!(
-        store
-            .queue()
-            .status(query(a.id, T0 + 3000, T0 + 9000))
-            .await
-            .expect("status")
-            .is_empty()
-    );
+    assert!(statuses(store, a.id, T0 + 3000, T0 + 9000).await.is_empty());
     // By message, by recipient, both.
     let q = StatusQuery {
         message_id: Some(m1.id.clone()),
@@ -1036,17 +946,7 @@ async fn group_commit(ctx: Ctx) {
     let store = ctx.store.clone();
     let acc = account(&store, "a").await;
     let before = store.commit_stats();
-    let mut tasks = Vec::new();
-    for i in 0..500 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let m = message(acc.id, Lane::Batch, T0 + i, T0, &[&format!("r{i}@x.example")]);
-            store.queue().enqueue(m).await
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task").expect("enqueue");
-    }
+    enqueue_many(&store, acc.id, 500).await;
     let after = store.commit_stats();
     let (transactions, messages) = (
         after.transactions - before.transactions,
@@ -1058,16 +958,8 @@ async fn group_commit(ctx: Ctx) {
         "no batching happened: {transactions} transactions for {messages} messages"
     );
     eprintln!("group commit: {messages} messages in {transactions} transactions");
-    assert_eq!(store.queue().queue_counts().await.expect("counts").pending, 500);
-    assert_eq!(
-        store
-            .queue()
-            .status(query(acc.id, T0, T0 + 500))
-            .await
-            .expect("status")
-            .len(),
-        500
-    );
+    assert_eq!(queue_counts(&store).await.pending, 500);
+    assert_eq!(statuses(&store, acc.id, T0, T0 + 500).await.len(), 500);
 }
 
 async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
@@ -1099,15 +991,7 @@ async fn bad_message_does_not_fail_its_batch(ctx: Ctx) {
         }
     }
     assert_eq!(ok, 58);
-    assert_eq!(
-        store
-            .queue()
-            .status(query(acc.id, T0, T0 + 1000))
-            .await
-            .expect("status")
-            .len(),
-        59
-    );
+    assert_eq!(statuses(&store, acc.id, T0, T0 + 1000).await.len(), 59);
 }
 
 async fn invalid_messages(ctx: Ctx) {
@@ -1122,7 +1006,7 @@ async fn invalid_messages(ctx: Ctx) {
         matches!(store.queue().enqueue(m.clone()).await, Err(StoreError::Invalid(_))),
         "no recipients"
     );
-    assert_eq!(store.queue().queue_counts().await.expect("counts"), Default::default());
+    assert_eq!(queue_counts(store).await, Default::default());
 }
 
 async fn closed_store(ctx: Ctx) {
@@ -1150,7 +1034,7 @@ async fn closed_store(ctx: Ctx) {
         .await;
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     // The shared database is untouched: the test's own store still sees the message.
-    assert_eq!(ctx.store.queue().queue_counts().await.expect("counts").pending, 1);
+    assert_eq!(queue_counts(&ctx.store).await.pending, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1182,16 +1066,8 @@ async fn sqlite_durable_when_dropped_without_close() {
     drop(store);
 
     let reopened = Store::open(&url, StoreOptions::default()).await.expect("reopen");
-    assert_eq!(
-        reopened
-            .queue()
-            .status(query(acc.id, T0, T0 + 1000))
-            .await
-            .expect("status")
-            .len(),
-        300
-    );
-    assert_eq!(reopened.queue().queue_counts().await.expect("counts").pending, 300);
+    assert_eq!(statuses(&reopened, acc.id, T0, T0 + 1000).await.len(), 300);
+    assert_eq!(queue_counts(&reopened).await.pending, 300);
     reopened.close().await;
 }
 
@@ -1238,14 +1114,6 @@ async fn sqlite_durable_across_process_abort() {
         .await
         .expect("account")
         .expect("exists");
-    assert_eq!(
-        store
-            .queue()
-            .status(query(acc.id, T0, T0 + 1000))
-            .await
-            .expect("status")
-            .len(),
-        300
-    );
+    assert_eq!(statuses(&store, acc.id, T0, T0 + 1000).await.len(), 300);
     store.close().await;
 }

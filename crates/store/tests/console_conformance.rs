@@ -22,72 +22,53 @@ async fn account(store: &Store, name: &str) -> Account {
 
 async fn console_users_are_unique_and_sessions_expire(ctx: Ctx) {
     let store = &ctx.store;
+    let console = store.console();
     let a = account(store, "a").await;
-    let ann = store
-        .console()
+    let ann = console
         .create_console_user("ann", Some(a.id), "hash", T0)
         .await
         .expect("create")
         .expect("created");
     assert_eq!(ann.account_id, Some(a.id));
     assert!(
-        store
-            .console()
+        console
             .create_console_user("ann", None, "h2", T0)
             .await
             .expect("again")
             .is_none()
     );
-    let root = store
-        .console()
+    let root = console
         .create_console_user("root", None, "h", T0)
         .await
         .expect("op")
         .expect("created");
     assert_eq!(root.account_id, None);
-    assert_eq!(store.console().console_users(Some(a.id)).await.expect("list").len(), 1);
-    assert_eq!(store.console().console_users(None).await.expect("list").len(), 2);
+    assert_eq!(console.console_users(Some(a.id)).await.expect("list").len(), 1);
+    assert_eq!(console.console_users(None).await.expect("list").len(), 2);
 
-    store
-        .console()
+    console
         .create_console_session("tok", ann.id, "csrf", T0, T0 + 1000)
         .await
         .expect("session");
-    let s = store
-        .console()
+    let s = console
         .console_session("tok", T0 + 10)
         .await
         .expect("read")
         .expect("current");
     assert_eq!((s.user.username.as_str(), s.csrf.as_str()), ("ann", "csrf"));
     assert!(
-        store
-            .console()
-            .console_session("tok", T0 + 1000)
-            .await
-            .expect("read")
-            .is_none(),
+        console.console_session("tok", T0 + 1000).await.expect("read").is_none(),
         "expired"
     );
-    store
-        .console()
+    console
         .create_console_session("op", root.id, "c2", T0, T0 + 1000)
         .await
         .expect("session");
-    store
-        .console()
-        .set_console_acting_account("op", Some(a.id))
-        .await
-        .expect("act");
-    let s = store
-        .console()
-        .console_session("op", T0)
-        .await
-        .expect("read")
-        .expect("current");
+    console.set_console_acting_account("op", Some(a.id)).await.expect("act");
+    let s = console.console_session("op", T0).await.expect("read").expect("current");
     assert_eq!(s.acting_account_id, Some(a.id));
-    store.console().delete_console_session("op").await.expect("delete");
-    assert!(store.console().console_session("op", T0).await.expect("read").is_none());
+    console.delete_console_session("op").await.expect("delete");
+    assert!(console.console_session("op", T0).await.expect("read").is_none());
 }
 
 fn message(account: i64, to: &str) -> NewMessage {
@@ -101,6 +82,7 @@ fn message(account: i64, to: &str) -> NewMessage {
 
 async fn message_search_and_timeline_are_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
+    let console = store.console();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let m = message(a.id, "u1@example.org");
@@ -120,16 +102,14 @@ async fn message_search_and_timeline_are_scoped_by_account(ctx: Ctx) {
         sender: sender.map(str::to_string),
         limit: 10,
     };
-    let hits = store
-        .console()
+    let hits = console
         .search_messages(&q(a.id, Some("u1@example.org"), None))
         .await
         .expect("search");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].message_id, id);
     assert_eq!(
-        store
-            .console()
+        console
             .search_messages(&q(a.id, None, Some("a@x")))
             .await
             .expect("by sender")
@@ -137,21 +117,16 @@ async fn message_search_and_timeline_are_scoped_by_account(ctx: Ctx) {
         1
     );
     assert!(
-        store
-            .console()
+        console
             .search_messages(&q(a.id, None, Some("zzz")))
             .await
             .expect("none")
             .is_empty()
     );
-    let (recipients, attempts, events) = store.console().message_timeline(a.id, &id).await.expect("timeline");
+    let (recipients, attempts, events) = console.message_timeline(a.id, &id).await.expect("timeline");
     assert_eq!(recipients.len(), 1);
     assert!(attempts.is_empty() && events.is_empty());
-    let (other, _, _) = store
-        .console()
-        .message_timeline(b.id, &id)
-        .await
-        .expect("timeline of b");
+    let (other, _, _) = console.message_timeline(b.id, &id).await.expect("timeline of b");
     assert!(other.is_empty(), "another account's message is not found");
 }
 

@@ -46,6 +46,18 @@ async fn lists_and_contacts(ctx: Ctx) {
     ));
     assert_eq!(lists.list(a.id, "news").await.expect("get"), Some(list("news")));
     assert_eq!(lists.lists(a.id).await.expect("all").len(), 1);
+    // UpdateContactList: description and topics replaced, the other account's list untouched.
+    let mut updated = list("news");
+    updated.description = "Weekly news".into();
+    updated.topics = r#"[{"TopicName":"daily","DefaultSubscriptionStatus":"OPT_OUT"}]"#.into();
+    updated.updated_ms = T0 + 9;
+    lists.update_list(a.id, &updated).await.expect("update list");
+    assert_eq!(lists.list(a.id, "news").await.expect("get"), Some(updated.clone()));
+    assert_eq!(lists.list(b.id, "news").await.expect("b's"), Some(list("news")));
+    assert!(matches!(
+        lists.update_list(a.id, &list("ghost")).await,
+        Err(StoreError::NotFound)
+    ));
 
     lists
         .create_contact(a.id, &contact("news", "r@example.org", "{}", 0))

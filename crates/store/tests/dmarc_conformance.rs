@@ -61,6 +61,7 @@ fn report(org: &str, id: &str, rows: Vec<NewDmarcRow>) -> NewDmarcReport {
 
 async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
     let store = &ctx.store;
+    let reports = store.dmarc_reports();
     let a = account(store, "a").await;
     let google = report(
         "google.com",
@@ -72,22 +73,18 @@ async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
             row(&a, "shop.example", DAY0, "2001:db8::1", 2, (false, false), "reject"),
         ],
     );
-    assert!(store.dmarc_reports().record(&google).await.unwrap());
+    assert!(reports.record(&google).await.unwrap());
     // The same report again (a resend): nothing written.
-    assert!(!store.dmarc_reports().record(&google).await.unwrap());
+    assert!(!reports.record(&google).await.unwrap());
     // Another organisation may reuse the id.
     let yahoo = report(
         "yahoo.com",
         "g-1",
         vec![row(&a, "shop.example", DAY0, "192.0.2.1", 5, (false, true), "none")],
     );
-    assert!(store.dmarc_reports().record(&yahoo).await.unwrap());
+    assert!(reports.record(&yahoo).await.unwrap());
 
-    let mut rows = store
-        .dmarc_reports()
-        .daily(a.id, "shop.example", DAY0, DAY0)
-        .await
-        .unwrap();
+    let mut rows = reports.daily(a.id, "shop.example", DAY0, DAY0).await.unwrap();
     rows.sort_by(|x, y| (x.day, &x.source_ip, &x.org_name).cmp(&(y.day, &y.source_ip, &y.org_name)));
     let expected = |ip: &str, org: &str, m, dkim, spf, pass, q, r| DmarcDailyRow {
         day: DAY0,

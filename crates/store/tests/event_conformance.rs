@@ -21,6 +21,7 @@ fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewE
 
 async fn events_round_trip_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
+    let events = store.events();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let m = MessageId::generate();
@@ -31,27 +32,16 @@ async fn events_round_trip_scoped_by_account(ctx: Ctx) {
     click.link = Some("https://example.com/x".into());
     click.user_agent = Some("UA/1".into());
     let written = vec![event(&a, &m, EventKind::Deferred, T0 + 1), bounce, click];
-    store.events().record_events(&written).await.expect("record");
-    store.events().record_events(&[]).await.expect("empty batch is a no-op");
+    events.record_events(&written).await.expect("record");
+    events.record_events(&[]).await.expect("empty batch is a no-op");
 
-    let read = store.events().message_events(a.id, &m).await.expect("read");
+    let read = events.message_events(a.id, &m).await.expect("read");
     assert_eq!(read.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), written);
     assert!(read.windows(2).all(|w| w[0].id < w[1].id));
     // Another account sees nothing of it.
-    assert!(
-        store
-            .events()
-            .message_events(b.id, &m)
-            .await
-            .expect("read b")
-            .is_empty()
-    );
+    assert!(events.message_events(b.id, &m).await.expect("read b").is_empty());
 
-    let window = store
-        .events()
-        .account_events(a.id, T0 + 2, T0 + 3, 10)
-        .await
-        .expect("window");
+    let window = events.account_events(a.id, T0 + 2, T0 + 3, 10).await.expect("window");
     assert_eq!(window.len(), 1);
     assert_eq!(window[0].event.kind, EventKind::Bounce);
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use mailpush_store::{IdentityCheck, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
+use mailpush_store::{IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, Store, StoreError, StoreOptions};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -44,36 +44,28 @@ fn identity(account: i64, domain: &str) -> NewIdentity {
     }
 }
 
+/// Creates the domain `n`.
+async fn create(store: &Store, n: NewIdentity) -> IdentityRow {
+    store.identities().create_identity(n).await.expect("create identity")
+}
+
 async fn identities_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
+    let identities = store.identities();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store
-        .identities()
-        .create_identity(identity(a, "a.example.com"))
-        .await
-        .unwrap();
+    let row = create(store, identity(a, "a.example.com")).await;
     assert!(!row.verified);
     assert!(matches!(
-        store.identities().create_identity(identity(b, "a.example.com")).await,
+        identities.create_identity(identity(b, "a.example.com")).await,
         Err(StoreError::Conflict(_))
     ));
+    assert_eq!(identities.identity_owner("a.example.com").await.unwrap(), Some(a));
+    assert_eq!(identities.identity_owner("none.example.com").await.unwrap(), None);
+    assert!(identities.identity(b, "a.example.com").await.unwrap().is_none());
+    assert_eq!(identities.identity(a, "a.example.com").await.unwrap().unwrap(), row);
     assert_eq!(
-        store.identities().identity_owner("a.example.com").await.unwrap(),
-        Some(a)
-    );
-    assert_eq!(
-        store.identities().identity_owner("none.example.com").await.unwrap(),
-        None
-    );
-    assert!(store.identities().identity(b, "a.example.com").await.unwrap().is_none());
-    assert_eq!(
-        store.identities().identity(a, "a.example.com").await.unwrap().unwrap(),
-        row
-    );
-    assert_eq!(
-        store
-            .identities()
+        identities
             .identity_for_admin("a.example.com")
             .await
             .unwrap()
@@ -81,14 +73,10 @@ async fn identities_scoped_by_account(ctx: Ctx) {
             .account_id,
         a
     );
-    store
-        .identities()
-        .create_identity(identity(a, "b.example.com"))
-        .await
-        .unwrap();
-    assert_eq!(store.identities().count_identities(a).await.unwrap(), 2);
-    assert_eq!(store.identities().count_identities(b).await.unwrap(), 0);
-    let page = store.identities().list_identities(a, 1, 10).await.unwrap();
+    create(store, identity(a, "b.example.com")).await;
+    assert_eq!(identities.count_identities(a).await.unwrap(), 2);
+    assert_eq!(identities.count_identities(b).await.unwrap(), 0);
+    let page = identities.list_identities(a, 1, 10).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].domain, "b.example.com");
     let check = IdentityCheck {
@@ -98,57 +86,45 @@ async fn identities_scoped_by_account(ctx: Ctx) {
         checked_ms: T0 + 5,
     };
     assert!(matches!(
-        store.identities().record_identity_check(b, row.id, &check).await,
+        identities.record_identity_check(b, row.id, &check).await,
         Err(StoreError::NotFound)
     ));
-    store
-        .identities()
-        .record_identity_check(a, row.id, &check)
-        .await
-        .unwrap();
-    let got = store.identities().identity(a, "a.example.com").await.unwrap().unwrap();
+    identities.record_identity_check(a, row.id, &check).await.unwrap();
+    let got = identities.identity(a, "a.example.com").await.unwrap().unwrap();
     assert!(got.verified);
     assert_eq!(got.checked_ms, T0 + 5);
     assert!(matches!(
-        store.identities().delete_identity(b, "a.example.com").await,
+        identities.delete_identity(b, "a.example.com").await,
         Err(StoreError::NotFound)
     ));
-    store.identities().delete_identity(a, "a.example.com").await.unwrap();
-    assert!(store.identities().identity(a, "a.example.com").await.unwrap().is_none());
+    identities.delete_identity(a, "a.example.com").await.unwrap();
+    assert!(identities.identity(a, "a.example.com").await.unwrap().is_none());
 }
 
 async fn keys_replaced_and_cascaded(ctx: Ctx) {
     let store = &ctx.store;
+    let identities = store.identities();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store
-        .identities()
-        .create_identity(identity(a, "k.example.com"))
-        .await
-        .unwrap();
-    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
+    let row = create(store, identity(a, "k.example.com")).await;
+    let keys = identities.dkim_keys(a, row.id).await.unwrap();
     assert_eq!(keys, vec![key("s1")]);
-    assert!(store.identities().dkim_keys(b, row.id).await.unwrap().is_empty());
+    assert!(identities.dkim_keys(b, row.id).await.unwrap().is_empty());
     assert!(matches!(
-        store
-            .identities()
-            .replace_dkim_keys(b, row.id, 4, vec![key("x")], T0)
-            .await,
+        identities.replace_dkim_keys(b, row.id, 4, vec![key("x")], T0).await,
         Err(StoreError::NotFound)
     ));
-    store
-        .identities()
+    identities
         .replace_dkim_keys(a, row.id, 4, vec![key("s2"), key("s3")], T0 + 1)
         .await
         .unwrap();
-    let keys = store.identities().dkim_keys(a, row.id).await.unwrap();
+    let keys = identities.dkim_keys(a, row.id).await.unwrap();
     assert_eq!(
         keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(),
         ["s2", "s3"]
     );
     assert_eq!(
-        store
-            .identities()
+        identities
             .identity(a, "k.example.com")
             .await
             .unwrap()
@@ -156,19 +132,16 @@ async fn keys_replaced_and_cascaded(ctx: Ctx) {
             .dkim_option,
         4
     );
-    store.identities().delete_identity(a, "k.example.com").await.unwrap();
-    assert!(store.identities().dkim_keys(a, row.id).await.unwrap().is_empty());
+    identities.delete_identity(a, "k.example.com").await.unwrap();
+    assert!(identities.dkim_keys(a, row.id).await.unwrap().is_empty());
 }
 
 async fn senders_and_passwords(ctx: Ctx) {
     let store = &ctx.store;
+    let identities = store.identities();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let row = store
-        .identities()
-        .create_identity(identity(a, "s.example.com"))
-        .await
-        .unwrap();
+    let row = create(store, identity(a, "s.example.com")).await;
     let new = |acc, addr: &str| NewSender {
         account_id: acc,
         identity_id: row.id,
@@ -179,76 +152,51 @@ async fn senders_and_passwords(ctx: Ctx) {
     };
     // Another account cannot attach an address to the domain.
     assert!(matches!(
-        store.identities().create_sender(new(b, "x@s.example.com")).await,
+        identities.create_sender(new(b, "x@s.example.com")).await,
         Err(StoreError::NotFound)
     ));
-    let sender = store
-        .identities()
-        .create_sender(new(a, "x@s.example.com"))
-        .await
-        .unwrap();
+    let sender = identities.create_sender(new(a, "x@s.example.com")).await.unwrap();
     assert_eq!(sender.smtp_password_hash, None);
     assert!(matches!(
-        store.identities().create_sender(new(a, "x@s.example.com")).await,
+        identities.create_sender(new(a, "x@s.example.com")).await,
         Err(StoreError::Conflict(_))
     ));
-    store
-        .identities()
-        .create_sender(new(a, "y@s.example.com"))
-        .await
-        .unwrap();
-    assert_eq!(store.identities().count_senders(a, row.id).await.unwrap(), 2);
-    assert_eq!(store.identities().count_senders(b, row.id).await.unwrap(), 0);
-    assert_eq!(store.identities().list_senders(a).await.unwrap().len(), 2);
-    assert!(store.identities().list_senders(b).await.unwrap().is_empty());
-    assert!(store.identities().sender(b, "x@s.example.com").await.unwrap().is_none());
+    identities.create_sender(new(a, "y@s.example.com")).await.unwrap();
+    assert_eq!(identities.count_senders(a, row.id).await.unwrap(), 2);
+    assert_eq!(identities.count_senders(b, row.id).await.unwrap(), 0);
+    assert_eq!(identities.list_senders(a).await.unwrap().len(), 2);
+    assert!(identities.list_senders(b).await.unwrap().is_empty());
+    assert!(identities.sender(b, "x@s.example.com").await.unwrap().is_none());
     // The database refuses to delete a domain with senders.
-    assert!(store.identities().delete_identity(a, "s.example.com").await.is_err());
+    assert!(identities.delete_identity(a, "s.example.com").await.is_err());
     assert!(matches!(
-        store.identities().set_sender_password(b, "x@s.example.com", "h").await,
+        identities.set_sender_password(b, "x@s.example.com", "h").await,
         Err(StoreError::NotFound)
     ));
-    store
-        .identities()
+    identities
         .set_sender_password(a, "x@s.example.com", "$argon2id$h")
         .await
         .unwrap();
-    let login = store
-        .identities()
-        .sender_for_login("x@s.example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let login = identities.sender_for_login("x@s.example.com").await.unwrap().unwrap();
     assert_eq!(login.account_id, a);
     assert_eq!(login.smtp_password_hash.as_deref(), Some("$argon2id$h"));
     assert!(matches!(
-        store.identities().delete_sender(b, "x@s.example.com").await,
+        identities.delete_sender(b, "x@s.example.com").await,
         Err(StoreError::NotFound)
     ));
-    store.identities().delete_sender(a, "x@s.example.com").await.unwrap();
-    store.identities().delete_sender(a, "y@s.example.com").await.unwrap();
-    store.identities().delete_identity(a, "s.example.com").await.unwrap();
+    identities.delete_sender(a, "x@s.example.com").await.unwrap();
+    identities.delete_sender(a, "y@s.example.com").await.unwrap();
+    identities.delete_identity(a, "s.example.com").await.unwrap();
 }
 
 async fn recheck_list(ctx: Ctx) {
     let store = &ctx.store;
+    let identities = store.identities();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    let one = store
-        .identities()
-        .create_identity(identity(a, "one.example.com"))
-        .await
-        .unwrap();
-    let two = store
-        .identities()
-        .create_identity(identity(b, "two.example.com"))
-        .await
-        .unwrap();
-    store
-        .identities()
-        .create_identity(identity(a, "never.example.com"))
-        .await
-        .unwrap();
+    let one = create(store, identity(a, "one.example.com")).await;
+    let two = create(store, identity(b, "two.example.com")).await;
+    create(store, identity(a, "never.example.com")).await;
     for (acc, row, at) in [(a, &one, T0), (b, &two, T0 + 10)] {
         let c = IdentityCheck {
             verified: true,
@@ -256,15 +204,15 @@ async fn recheck_list(ctx: Ctx) {
             reason: String::new(),
             checked_ms: at,
         };
-        store.identities().record_identity_check(acc, row.id, &c).await.unwrap();
+        identities.record_identity_check(acc, row.id, &c).await.unwrap();
     }
     // Only verified domains, oldest check first, whatever the account.
-    let due = store.identities().identities_to_recheck(T0 + 100, 10).await.unwrap();
+    let due = identities.identities_to_recheck(T0 + 100, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
         ["one.example.com", "two.example.com"]
     );
-    let due = store.identities().identities_to_recheck(T0 + 5, 10).await.unwrap();
+    let due = identities.identities_to_recheck(T0 + 5, 10).await.unwrap();
     assert_eq!(due.len(), 1);
 }
 

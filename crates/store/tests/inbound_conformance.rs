@@ -79,15 +79,11 @@ async fn kinds(store: &Store, a: &Account, m: &NewMessage) -> Vec<(String, Event
 
 async fn inbound_message_lists_the_recipients(ctx: Ctx) {
     let store = &ctx.store;
+    let inbound = store.inbound();
     let a = account(store, "a").await;
     let m = message(&a, &["one@y.example", "Two@y.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
-    let got = store
-        .inbound()
-        .inbound_message(&m.id)
-        .await
-        .expect("lookup")
-        .expect("found");
+    let got = inbound.inbound_message(&m.id).await.expect("lookup").expect("found");
     assert_eq!(got.account_id, a.id);
     assert_eq!(got.from_address, "news@shop.example");
     assert_eq!(
@@ -95,17 +91,14 @@ async fn inbound_message_lists_the_recipients(ctx: Ctx) {
         vec!["one@y.example".to_string(), "Two@y.example".to_string()]
     );
     assert_eq!(
-        store
-            .inbound()
-            .inbound_message(&MessageId::generate())
-            .await
-            .expect("lookup"),
+        inbound.inbound_message(&MessageId::generate()).await.expect("lookup"),
         None
     );
 }
 
 async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
     let store = &ctx.store;
+    let inbound = store.inbound();
     let a = account(store, "a").await;
     let m = message(&a, &["Gone@y.example", "ok@y.example"]);
     deliver(store, &m, delivered).await;
@@ -117,12 +110,12 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         bounce_type: BounceType::Hard,
     };
     assert_eq!(
-        store.inbound().record_async_bounce(&bounce).await.expect("bounce"),
+        inbound.record_async_bounce(&bounce).await.expect("bounce"),
         FeedbackRecorded::Recorded
     );
     // Providers retransmit: the second copy records nothing.
     assert_eq!(
-        store.inbound().record_async_bounce(&bounce).await.expect("again"),
+        inbound.record_async_bounce(&bounce).await.expect("again"),
         FeedbackRecorded::Duplicate
     );
     let unknown = AsyncBounce {
@@ -130,7 +123,7 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         ..bounce.clone()
     };
     assert_eq!(
-        store.inbound().record_async_bounce(&unknown).await.expect("unknown"),
+        inbound.record_async_bounce(&unknown).await.expect("unknown"),
         FeedbackRecorded::Unknown
     );
 
@@ -153,11 +146,7 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
     );
     // Blacklisted for every account.
     let b = account(store, "b").await;
-    let hit = store
-        .suppression()
-        .blacklisted(b.id, &["gone@y.example".to_string()], T0, T0 + 200)
-        .await
-        .expect("blacklisted");
+    let hit = common::blacklisted(store, b.id, &["gone@y.example".to_string()], T0, T0 + 200).await;
     assert_eq!(hit, vec!["gone@y.example".to_string()]);
 }
 
@@ -181,11 +170,7 @@ async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
         status_of(store, &a, &m, "full@y.example").await.0,
         DeliverStatus::Delivered
     );
-    let hit = store
-        .suppression()
-        .blacklisted(a.id, &["full@y.example".to_string()], T0, T0 + 200)
-        .await
-        .expect("blacklisted");
+    let hit = common::blacklisted(store, a.id, &["full@y.example".to_string()], T0, T0 + 200).await;
     assert!(hit.is_empty());
     assert!(kinds(store, &a, &m).await.contains(&(
         "full@y.example".to_string(),
@@ -217,6 +202,7 @@ async fn delays_record_deferred_events(ctx: Ctx) {
 
 async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     let store = &ctx.store;
+    let inbound = store.inbound();
     let a = account(store, "a").await;
     let m = message(&a, &["Angry@y.example"]);
     deliver(store, &m, delivered).await;
@@ -227,11 +213,11 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
         reason: "abuse report from Yahoo! Mail".into(),
     };
     assert_eq!(
-        store.inbound().record_complaint(&c).await.expect("complaint"),
+        inbound.record_complaint(&c).await.expect("complaint"),
         FeedbackRecorded::Recorded
     );
     assert_eq!(
-        store.inbound().record_complaint(&c).await.expect("again"),
+        inbound.record_complaint(&c).await.expect("again"),
         FeedbackRecorded::Duplicate
     );
     let kinds = kinds(store, &a, &m).await;
@@ -260,11 +246,7 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     assert_eq!(rows[0].address, "angry@y.example");
     assert_eq!(rows[0].expire_ms, None);
     let b = account(store, "b").await;
-    let hit = store
-        .suppression()
-        .blacklisted(b.id, &["angry@y.example".to_string()], T0, T0 + 200)
-        .await
-        .expect("blacklisted");
+    let hit = common::blacklisted(store, b.id, &["angry@y.example".to_string()], T0, T0 + 200).await;
     assert!(hit.is_empty());
 }
 
@@ -284,10 +266,6 @@ async fn soft_bounced_outcomes_do_not_blacklist(ctx: Ctx) {
         kinds(store, &a, &m).await,
         vec![("full@y.example".to_string(), EventKind::Bounce, Some(BounceType::Soft))]
     );
-    let hit = store
-        .suppression()
-        .blacklisted(a.id, &["full@y.example".to_string()], T0, T0 + 200)
-        .await
-        .expect("blacklisted");
+    let hit = common::blacklisted(store, a.id, &["full@y.example".to_string()], T0, T0 + 200).await;
     assert!(hit.is_empty());
 }

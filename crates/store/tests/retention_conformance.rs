@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
-    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, NewEvent, NewMessage,
-    PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, MessageTagsRow, NewEvent,
+    NewMessage, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
 
 const DAY: i64 = 86_400_000;
@@ -21,6 +21,7 @@ conformance!(
     prunes_only_mail_final_before_the_cutoff,
     batches_walk_past_mail_that_stays,
     events_awaiting_callbacks_keep_their_message,
+    ses_rows_go_with_their_message_and_refused_mail_ages_out,
 );
 
 async fn account(store: &Store, name: &str) -> Account {
@@ -102,27 +103,27 @@ async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
     ]
 }
 
-async fn month_stats(store: &Store, account: &Account) -> StatCounters {
-    let mut total = StatCounters::default();
-    for r in store
-        .stats()
-        .daily_stats(&StatsQuery {
-            account_id: account.id,
-            from_day: day_of(T0),
-            to_day: day_of(T0 + 60 * DAY),
-            send_domain: None,
-            recv_domain: None,
-        })
+/// How many bounce blacklist rows the account has from the test's months.
+async fn blacklisted_rows(store: &Store, account: &Account) -> i64 {
+    let q = BounceBlacklistQuery {
+        account_id: account.id,
+        from_ms: T0 - DAY,
+        to_ms: T0 + 90 * DAY,
+        address: None,
+        offset: 0,
+        limit: 100,
+    };
+    store
+        .suppression()
+        .list_bounce_blacklist(&q)
         .await
-        .expect("stats")
-    {
-        total.add(&r.counters);
-    }
-    total
+        .expect("blacklist")
+        .1
 }
 
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
+    let retention = store.retention();
     let a = account(store, "a").await;
     // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
     let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
@@ -159,20 +160,8 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     store.queue().enqueue(recent.clone()).await.expect("enqueue recent");
     deliver(store, T0 + 45 * DAY, delivered).await;
 
-    let stats_before = month_stats(store, &a).await;
-    let blacklist_before = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    let stats_before = common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await;
+    let blacklist_before = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_before, 1, "the hard bounce is blacklisted");
     assert_eq!(
         all_rows(&ctx, &old.id).await,
@@ -181,8 +170,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     );
 
     // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
-    let pruned = store
-        .retention()
+    let pruned = retention
         .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune");
@@ -193,6 +181,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
             deliveries: 2,
             attempts: 2,
             events: 3,
+            ses_messages: 0,
         }
     );
     assert_eq!(
@@ -206,33 +195,22 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
         assert!(rows(&ctx, "deliveries", &kept.id).await > 0);
     }
     // The rollup and the blacklist keep their own rules.
-    assert_eq!(month_stats(store, &a).await, stats_before);
-    let blacklist_after = store
-        .suppression()
-        .list_bounce_blacklist(&BounceBlacklistQuery {
-            account_id: a.id,
-            from_ms: T0 - DAY,
-            to_ms: T0 + 90 * DAY,
-            address: None,
-            offset: 0,
-            limit: 100,
-        })
-        .await
-        .expect("blacklist")
-        .1;
+    assert_eq!(
+        common::stats(store, &a, T0, T0 + 60 * DAY, None, None).await,
+        stats_before
+    );
+    let blacklist_after = blacklisted_rows(store, &a).await;
     assert_eq!(blacklist_after, 1);
 
     // A second run finds nothing more; a later cutoff takes the late one.
     assert_eq!(
-        store
-            .retention()
+        retention
             .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
             .await
             .expect("prune again"),
         PruneCounts::default()
     );
-    let later = store
-        .retention()
+    let later = retention
         .prune_final_before(T0 + 41 * DAY, 2, Duration::ZERO)
         .await
         .expect("prune later");
@@ -339,6 +317,102 @@ async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
     assert_eq!(rows(&ctx, "messages", &late_open.id).await, 1);
 }
 
+/// The SES v2 row of `id` (a message sent with a configuration set, or one refused at admission) written at `at`.
+fn ses_row(id: &MessageId, at: i64) -> MessageTagsRow {
+    MessageTagsRow {
+        message_id: id.as_str().to_string(),
+        set_name: "marketing".into(),
+        tags: r#"{"campaign":"spring"}"#.into(),
+        source: "news@shop.example".into(),
+        subject: "Spring".into(),
+        created_ms: at,
+    }
+}
+
+async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "ses").await;
+    let hooked = account(store, "hooked").await;
+    store
+        .callbacks()
+        .set_callback_target(hooked.id, "", Some("https://hooks.example/x"))
+        .await
+        .expect("callback url");
+    let sets = store.configuration_sets();
+    // A message sent with a set: its SES row goes with it.
+    let sent = message(&a, T0, &["ok@gmail.com"]);
+    sets.put_message_tags(a.id, &ses_row(&sent.id, T0)).await.expect("row");
+    store.queue().enqueue(sent.clone()).await.expect("enqueue");
+    deliver(store, T0, delivered).await;
+    // Mail refused at admission: an SES row and a REJECT event, no message. The old one goes, the recent one
+    // stays, and so does an old one whose event still awaits its callback.
+    let refused = |account: &Account, at: i64| {
+        let id = MessageId::generate();
+        let ev = NewEvent {
+            reason: r#"{"reason":"Bad content"}"#.into(),
+            ..common::event(account.id, &id, "ok@gmail.com", EventKind::Reject, at)
+        };
+        (id, ev)
+    };
+    let (old_id, old_ev) = refused(&a, T0);
+    let (recent_id, recent_ev) = refused(&a, T0 + 20 * DAY);
+    let (waiting_id, waiting_ev) = refused(&hooked, T0);
+    sets.put_message_tags(a.id, &ses_row(&old_id, T0)).await.expect("row");
+    sets.put_message_tags(a.id, &ses_row(&recent_id, T0 + 20 * DAY))
+        .await
+        .expect("row");
+    sets.put_message_tags(hooked.id, &ses_row(&waiting_id, T0))
+        .await
+        .expect("row");
+    store
+        .events()
+        .record_events(&[old_ev, recent_ev, waiting_ev])
+        .await
+        .expect("reject events");
+
+    let pruned = store
+        .retention()
+        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("prune");
+    assert_eq!(
+        pruned,
+        PruneCounts {
+            messages: 1,
+            deliveries: 1,
+            attempts: 1,
+            events: 2,
+            ses_messages: 2,
+        },
+        "the sent message with its row and delivered event; the old refused mail's row and event"
+    );
+    assert_eq!(all_rows(&ctx, &sent.id).await, [0; 5]);
+    assert_eq!(rows(&ctx, "ses_message_tags", &sent.id).await, 0);
+    for (id, kept) in [(&old_id, 0), (&recent_id, 1), (&waiting_id, 1)] {
+        assert_eq!(rows(&ctx, "ses_message_tags", id).await, kept, "{id}");
+        assert_eq!(rows(&ctx, "events", id).await, kept, "{id}");
+    }
+    // Batches: many refused mails older than the cutoff go a batch at a time.
+    for i in 0..5 {
+        let (id, ev) = refused(&a, T0 + i);
+        sets.put_message_tags(a.id, &ses_row(&id, T0 + i)).await.expect("row");
+        store.events().record_events(&[ev]).await.expect("event");
+    }
+    let first = store
+        .retention()
+        .prune_ses_orphans(T0 + 10 * DAY, 2)
+        .await
+        .expect("one batch");
+    assert_eq!((first.ses_messages, first.events), (2, 2));
+    let rest = store
+        .retention()
+        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
+        .await
+        .expect("the rest");
+    assert_eq!((rest.ses_messages, rest.events), (3, 3));
+    assert_eq!(rows(&ctx, "ses_message_tags", &recent_id).await, 1);
+}
+
 // ---- SQLite files: incremental auto-vacuum ----
 
 async fn sqlite_store(dir: &tempfile::TempDir, opts: StoreOptions) -> (Store, String) {
@@ -414,13 +488,13 @@ async fn sqlite_file_without_auto_vacuum_is_converted_at_open() {
         pool.close().await;
     }
     let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-    let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
+    let retention = store.retention();
+    let pages = retention.file_pages().await.expect("pages").expect("sqlite");
     assert_eq!(pages.auto_vacuum, 2, "a small file is converted at open");
     // And the explicit conversion (`mailpush db vacuum`) is harmless on a converted file.
-    store.retention().vacuum().await.expect("vacuum");
+    retention.vacuum().await.expect("vacuum");
     assert_eq!(
-        store
-            .retention()
+        retention
             .file_pages()
             .await
             .expect("pages")
@@ -442,8 +516,7 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
     let a = account(store, "retry").await;
     let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
     let other = message(&a, T0, &["c@other.example"]);
-    store.queue().enqueue(slow.clone()).await.expect("enqueue");
-    store.queue().enqueue(other.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&slow, &other]).await;
     deliver(store, T0, |_| AttemptResult::Deferred {
         reply: "451 later".into(),
         retry_at_ms: T0 + DAY,
@@ -499,8 +572,7 @@ async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
     let a = account(store, "drop").await;
     let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
     let keep = message(&a, T0, &["c@kept.example"]);
-    store.queue().enqueue(m.clone()).await.expect("enqueue");
-    store.queue().enqueue(keep.clone()).await.expect("enqueue");
+    common::enqueue_all(store, &[&m, &keep]).await;
     let leased = store
         .queue_admin()
         .lease_queued(

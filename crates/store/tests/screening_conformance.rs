@@ -15,10 +15,11 @@ async fn account(store: &Store, name: &str) -> i64 {
 
 async fn screening_policy_defaults_and_updates(ctx: Ctx) {
     let store = ctx.store.clone();
+    let screening = store.screening();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     assert_eq!(
-        store.screening().screening_policy(a).await.expect("policy"),
+        screening.screening_policy(a).await.expect("policy"),
         ScreeningPolicy::default(),
         "no threshold and no review of custom content by default"
     );
@@ -26,20 +27,16 @@ async fn screening_policy_defaults_and_updates(ctx: Ctx) {
         min_score: Some(6.5),
         review_content: true,
     };
-    store.screening().set_screening_policy(a, p).await.expect("set");
-    assert_eq!(store.screening().screening_policy(a).await.expect("policy"), p);
+    screening.set_screening_policy(a, p).await.expect("set");
+    assert_eq!(screening.screening_policy(a).await.expect("policy"), p);
     assert_eq!(
-        store.screening().screening_policy(b).await.expect("policy"),
+        screening.screening_policy(b).await.expect("policy"),
         ScreeningPolicy::default()
     );
     let cleared = ScreeningPolicy {
         min_score: None,
         review_content: false,
     };
-    store
-        .screening()
-        .set_screening_policy(a, cleared)
-        .await
-        .expect("set again");
-    assert_eq!(store.screening().screening_policy(a).await.expect("policy"), cleared);
+    screening.set_screening_policy(a, cleared).await.expect("set again");
+    assert_eq!(screening.screening_policy(a).await.expect("policy"), cleared);
 }

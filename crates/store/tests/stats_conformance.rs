@@ -5,7 +5,7 @@
 use mailpush_model::{EventKind, SendStatus};
 use mailpush_store::{
     Account, AsyncBounce, AttemptResult, BounceType, CallbackResult, CallbackState, NewEvent, NewMessage, NewRecipient,
-    NewWarning, StatCounters, StatsQuery, Store, StoreError, StoreOptions, UnsubscribeConfigRow, day_of,
+    NewWarning, StatCounters, Store, StoreError, StoreOptions, UnsubscribeConfigRow,
 };
 
 const DAY: i64 = 86_400_000;
@@ -14,7 +14,7 @@ const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::{Ctx, rcpt, to};
+use common::{Ctx, rcpt, stats, to};
 
 conformance!(
     rollup_agrees_with_the_event_log,
@@ -51,32 +51,6 @@ fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKin
         link: (kind == EventKind::Click).then(|| "https://shop.example/x".to_string()),
         ..common::event(account.id, &m.id, recipient, kind, at)
     }
-}
-
-async fn stats(
-    store: &Store,
-    account: &Account,
-    from: i64,
-    to: i64,
-    send: Option<&str>,
-    recv: Option<&str>,
-) -> StatCounters {
-    let rows = store
-        .stats()
-        .daily_stats(&StatsQuery {
-            account_id: account.id,
-            from_day: day_of(from),
-            to_day: day_of(to),
-            send_domain: send.map(str::to_string),
-            recv_domain: recv.map(str::to_string),
-        })
-        .await
-        .expect("stats");
-    let mut total = StatCounters::default();
-    for r in rows {
-        total.add(&r.counters);
-    }
-    total
 }
 
 async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
@@ -345,9 +319,9 @@ async fn recipient_bodies_are_kept_with_retain_bodies(ctx: Ctx) {
 
 async fn template_id_reaches_callback_events(ctx: Ctx) {
     let store = &ctx.store;
+    let callbacks = store.callbacks();
     let a = account(store, "a").await;
-    store
-        .callbacks()
+    callbacks
         .set_callback_target(a.id, "", Some("https://hooks.example/cb"))
         .await
         .expect("target");
@@ -359,7 +333,7 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
     );
     m.template_id = 42;
     store.queue().enqueue(m.clone()).await.expect("enqueue");
-    let due = store.callbacks().due_callbacks(T0 + 1, 10).await.expect("due");
+    let due = callbacks.due_callbacks(T0 + 1, 10).await.expect("due");
     let ev = due
         .iter()
         .find(|e| e.event.event.message_id == m.id)
@@ -371,10 +345,10 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
 /// is written (admission, outcome, engagement, DSN). The dispatcher used to claim and finish each one.
 async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
     let store = &ctx.store;
+    let callbacks = store.callbacks();
     let hooked = account(store, "hooked").await;
     let silent = account(store, "silent").await;
-    store
-        .callbacks()
+    callbacks
         .set_callback_target(hooked.id, "n@shop.example", Some("https://hooks.example/cb"))
         .await
         .expect("target");
@@ -409,7 +383,7 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             .await
             .expect("bounce");
     }
-    let due = store.callbacks().due_callbacks(T0 + 100, 100).await.expect("due");
+    let due = callbacks.due_callbacks(T0 + 100, 100).await.expect("due");
     let mut kinds: Vec<EventKind> = due.iter().map(|e| e.event.event.kind).collect();
     kinds.sort_by_key(|k| k.id());
     let mut want = vec![
@@ -423,27 +397,17 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
     assert!(due.iter().all(|e| e.event.event.account_id == hooked.id));
     // One claim per round: a second dispatcher that read the same events gets none of them.
     let seen: Vec<(i64, i64)> = due.iter().map(|e| (e.event.id, e.next_ms)).collect();
-    let first = store
-        .callbacks()
-        .claim_callbacks(&seen, T0 + 60_000)
-        .await
-        .expect("claim");
+    let first = callbacks.claim_callbacks(&seen, T0 + 60_000).await.expect("claim");
     assert_eq!(first.len(), 4);
     assert!(
-        store
-            .callbacks()
+        callbacks
             .claim_callbacks(&seen, T0 + 60_000)
             .await
             .expect("claim")
             .is_empty()
     );
     assert!(
-        store
-            .callbacks()
-            .due_callbacks(T0 + 100, 100)
-            .await
-            .expect("due")
-            .is_empty(),
+        callbacks.due_callbacks(T0 + 100, 100).await.expect("due").is_empty(),
         "leased"
     );
     let results: Vec<CallbackResult> = first
@@ -456,10 +420,9 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
             error: None,
         })
         .collect();
-    store.callbacks().finish_callbacks(&results).await.expect("finish");
+    callbacks.finish_callbacks(&results).await.expect("finish");
     assert!(
-        store
-            .callbacks()
+        callbacks
             .due_callbacks(T0 + 120_000, 100)
             .await
             .expect("due")
@@ -513,6 +476,7 @@ async fn complaints_page_newest_first(ctx: Ctx) {
 
 async fn unsubscribe_configs_crud(ctx: Ctx) {
     let store = &ctx.store;
+    let configs = store.unsubscribe_configs();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let row = |addr: &str, code: &str| UnsubscribeConfigRow {
@@ -521,78 +485,53 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
         status: 1,
         created_ms: T0,
     };
-    store
-        .unsubscribe_configs()
+    configs
         .create_unsubscribe_config(a.id, &row("n@shop.example", "2"))
         .await
         .expect("create");
-    store
-        .unsubscribe_configs()
+    configs
         .create_unsubscribe_config(a.id, &row("m@shop.example", "1"))
         .await
         .expect("create 2");
     assert!(matches!(
-        store
-            .unsubscribe_configs()
+        configs
             .create_unsubscribe_config(a.id, &row("n@shop.example", "3"))
             .await,
         Err(StoreError::Conflict(_))
     ));
-    let (page, total) = store
-        .unsubscribe_configs()
-        .list_unsubscribe_configs(a.id, 0, 10)
-        .await
-        .expect("list");
+    let (page, total) = configs.list_unsubscribe_configs(a.id, 0, 10).await.expect("list");
     assert_eq!(total, 2);
     assert_eq!(page[0].address, "m@shop.example");
-    store
-        .unsubscribe_configs()
+    configs
         .update_unsubscribe_config(a.id, "n@shop.example", "5", 0)
         .await
         .expect("update");
-    let got = store
-        .unsubscribe_configs()
+    let got = configs
         .unsubscribe_config(a.id, "n@shop.example")
         .await
         .expect("get")
         .expect("some");
     assert_eq!((got.unsubscribe_config.as_str(), got.status), ("5", 0));
     assert!(
-        store
-            .unsubscribe_configs()
+        configs
             .unsubscribe_config(b.id, "n@shop.example")
             .await
             .expect("b")
             .is_none()
     );
     assert!(matches!(
-        store
-            .unsubscribe_configs()
-            .update_unsubscribe_config(b.id, "n@shop.example", "1", 1)
-            .await,
+        configs.update_unsubscribe_config(b.id, "n@shop.example", "1", 1).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store
-            .unsubscribe_configs()
-            .delete_unsubscribe_config(b.id, "n@shop.example")
-            .await,
+        configs.delete_unsubscribe_config(b.id, "n@shop.example").await,
         Err(StoreError::NotFound)
     ));
-    store
-        .unsubscribe_configs()
+    configs
         .delete_unsubscribe_config(a.id, "n@shop.example")
         .await
         .expect("delete");
-    assert_eq!(
-        store
-            .unsubscribe_configs()
-            .list_unsubscribe_configs(a.id, 0, 10)
-            .await
-            .expect("list")
-            .1,
-        1
-    );
+    assert_eq!(configs.list_unsubscribe_configs(a.id, 0, 10).await.expect("list").1, 1);
 }
 
 async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {

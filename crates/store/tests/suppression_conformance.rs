@@ -23,33 +23,29 @@ conformance!(
 
 async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
     let store = &ctx.store;
+    let suppression = store.suppression();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    store
-        .suppression()
+    suppression
         .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
         .await
         .expect("bounce");
-    store
-        .suppression()
+    suppression
         .create_custom_blacklist(a.id, &["listed@y.example".to_string()], T0, None)
         .await
         .expect("custom");
-    store
-        .suppression()
+    suppression
         .create_custom_blacklist(b.id, &["other@y.example".to_string()], T0, None)
         .await
         .expect("other account's");
     assert!(
-        store
-            .suppression()
+        suppression
             .unsubscribe(a.id, "shop.example", "Gone@y.example", T0)
             .await
             .expect("unsubscribe")
     );
     assert!(
-        store
-            .suppression()
+        suppression
             .unsubscribe(a.id, "other.example", "free@y.example", T0)
             .await
             .expect("unsubscribe")
@@ -76,25 +72,20 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
         bounce_since_ms: since,
         now_ms: T0 + 10,
     };
-    let mut got = store.suppression().recipient_screen(screen(T0)).await.expect("screen");
+    let mut got = suppression.recipient_screen(screen(T0)).await.expect("screen");
     got.blacklisted.sort();
     // The global bounce list counts for every account; a custom list only for its own; an unsubscribe only
     // from the domain it names, matched as sent.
     assert_eq!(got.blacklisted, ["bounced@y.example", "listed@y.example"]);
     assert_eq!(got.unsubscribed, ["Gone@y.example"]);
-    let later = store
-        .suppression()
-        .recipient_screen(screen(T0 + 1))
-        .await
-        .expect("screen");
+    let later = suppression.recipient_screen(screen(T0 + 1)).await.expect("screen");
     assert_eq!(
         later.blacklisted,
         ["listed@y.example"],
         "bounce rows older than the period expired"
     );
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .recipient_screen(RecipientScreenQuery {
                 recipients: &[],
                 blacklist_keys: &[],
@@ -198,26 +189,20 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
         "ok@y.example".to_string(),
     ];
     assert_eq!(
-        store
-            .suppression()
-            .blacklisted(b.id, &wanted, T0, T0 + 10)
-            .await
-            .expect("lookup"),
+        common::blacklisted(store, b.id, &wanted, T0, T0 + 10).await,
         vec!["gone@y.example"]
     );
     // Older than the period: no longer blocked.
     assert!(
-        store
-            .suppression()
-            .blacklisted(b.id, &wanted, T0 + 6, T0 + 10)
+        common::blacklisted(store, b.id, &wanted, T0 + 6, T0 + 10)
             .await
-            .expect("lookup")
             .is_empty()
     );
 }
 
 async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
     let store = &ctx.store;
+    let suppression = store.suppression();
     let a = account(store, "a").await;
     let m = message(
         &a,
@@ -230,38 +215,33 @@ async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
     assert_eq!(events[0].event.recipient, "black@y.example");
     assert_eq!(events[0].event.at_ms, T0);
     assert_eq!(events[0].event.reason, "the recipient is on a blacklist");
-    let (hits, sends) = store.suppression().blacklist_hits(a.id, T0).await.expect("hits");
+    let (hits, sends) = suppression.blacklist_hits(a.id, T0).await.expect("hits");
     assert_eq!((hits, sends), (1, 2));
-    assert_eq!(
-        store.suppression().blacklist_hits(a.id, T0 + 1).await.expect("hits"),
-        (0, 0)
-    );
+    assert_eq!(suppression.blacklist_hits(a.id, T0 + 1).await.expect("hits"), (0, 0));
 }
 
 async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     let store = &ctx.store;
+    let suppression = store.suppression();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let list = vec!["x@y.example".to_string(), "z@y.example".to_string()];
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .create_custom_blacklist(a.id, &list, T0, None)
             .await
             .expect("create"),
         2
     );
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .create_custom_blacklist(a.id, &list[..1], T0, None)
             .await
             .expect("again"),
         0
     );
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .create_custom_blacklist(a.id, &["old@y.example".to_string()], T0, Some(T0 + 100))
             .await
             .expect("expiring"),
@@ -272,104 +252,70 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
         "old@y.example".to_string(),
         "free@y.example".to_string(),
     ];
-    let mut hits = store
-        .suppression()
-        .blacklisted(a.id, &probe, T0, T0 + 50)
-        .await
-        .expect("lookup");
+    let mut hits = common::blacklisted(store, a.id, &probe, T0, T0 + 50).await;
     hits.sort();
     assert_eq!(hits, vec!["old@y.example", "x@y.example"]);
     // Expired entries no longer block; other accounts are not affected.
     assert_eq!(
-        store
-            .suppression()
-            .blacklisted(a.id, &probe, T0, T0 + 100)
-            .await
-            .expect("lookup"),
+        common::blacklisted(store, a.id, &probe, T0, T0 + 100).await,
         vec!["x@y.example"]
     );
-    assert!(
-        store
-            .suppression()
-            .blacklisted(b.id, &probe, T0, T0 + 50)
-            .await
-            .expect("lookup")
-            .is_empty()
-    );
+    assert!(common::blacklisted(store, b.id, &probe, T0, T0 + 50).await.is_empty());
 
-    let (all, total) = store
-        .suppression()
+    let (all, total) = suppression
         .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!((all.len(), total), (3, 3));
-    let (expired, total) = store
-        .suppression()
+    let (expired, total) = suppression
         .list_custom_blacklist(a.id, CustomStatusFilter::Expired, None, T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!(total, 1);
     assert_eq!(expired[0].address, "old@y.example");
-    let (active, total) = store
-        .suppression()
+    let (active, total) = suppression
         .list_custom_blacklist(a.id, CustomStatusFilter::Active, Some("z@y.example"), T0 + 200, 0, 10)
         .await
         .expect("list");
     assert_eq!((active.len(), total), (1, 1));
-    let (page, total) = store
-        .suppression()
+    let (page, total) = suppression
         .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 1, 1)
         .await
         .expect("page");
     assert_eq!((page.len(), total), (1, 3));
 
     let id = expired[0].id;
-    store
-        .suppression()
+    suppression
         .update_custom_blacklist(a.id, id, "new@y.example", None)
         .await
         .expect("update");
     assert!(matches!(
-        store
-            .suppression()
+        suppression
             .update_custom_blacklist(b.id, id, "other@y.example", None)
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store
-            .suppression()
-            .update_custom_blacklist(a.id, id, "x@y.example", None)
-            .await,
+        suppression.update_custom_blacklist(a.id, id, "x@y.example", None).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        store
-            .suppression()
-            .blacklisted(a.id, &["new@y.example".to_string()], T0, T0 + 10_000)
-            .await
-            .expect("lookup"),
+        common::blacklisted(store, a.id, &["new@y.example".to_string()], T0, T0 + 10_000).await,
         vec!["new@y.example"]
     );
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .delete_custom_blacklist(b.id, &list)
             .await
             .expect("foreign delete"),
         0
     );
     assert_eq!(
-        store
-            .suppression()
-            .delete_custom_blacklist(a.id, &list)
-            .await
-            .expect("delete"),
+        suppression.delete_custom_blacklist(a.id, &list).await.expect("delete"),
         2
     );
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .list_custom_blacklist(a.id, CustomStatusFilter::All, None, T0, 0, 10)
             .await
             .expect("list")
@@ -380,26 +326,23 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
 
 async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     let store = &ctx.store;
+    let suppression = store.suppression();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
-    store
-        .suppression()
+    suppression
         .add_bounce_blacklist(a.id, "One@y.example", T0, "550 a")
         .await
         .expect("add");
-    store
-        .suppression()
+    suppression
         .add_bounce_blacklist(a.id, "two@y.example", T0 + 10, "550 b")
         .await
         .expect("add");
-    store
-        .suppression()
+    suppression
         .add_bounce_blacklist(b.id, "one@y.example", T0 + 20, "550 c")
         .await
         .expect("add");
     // Refreshing an entry moves its time.
-    store
-        .suppression()
+    suppression
         .add_bounce_blacklist(a.id, "two@y.example", T0 + 30, "550 d")
         .await
         .expect("refresh");
@@ -411,19 +354,14 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
         offset: 0,
         limit: 10,
     };
-    let (rows, total) = store
-        .suppression()
-        .list_bounce_blacklist(&q(a.id, None))
-        .await
-        .expect("list");
+    let (rows, total) = suppression.list_bounce_blacklist(&q(a.id, None)).await.expect("list");
     assert_eq!(total, 2);
     assert_eq!(rows[0].address, "two@y.example");
     assert_eq!(rows[0].created_ms, T0 + 30);
     assert_eq!(rows[0].reason, "550 d");
     assert_eq!(rows[1].address, "one@y.example");
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .list_bounce_blacklist(&q(a.id, Some("one@y.example")))
             .await
             .expect("one")
@@ -432,41 +370,27 @@ async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     );
     // a lifts its own entry; b's entry for the same address still blocks everyone.
     assert_eq!(
-        store
-            .suppression()
+        suppression
             .delete_bounce_blacklist(a.id, &["one@y.example".to_string()])
             .await
             .expect("delete"),
         1
     );
     assert_eq!(
-        store
-            .suppression()
-            .list_bounce_blacklist(&q(a.id, None))
-            .await
-            .expect("list")
-            .1,
+        suppression.list_bounce_blacklist(&q(a.id, None)).await.expect("list").1,
         1
     );
     assert_eq!(
-        store
-            .suppression()
-            .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
-            .await
-            .expect("lookup"),
+        common::blacklisted(store, a.id, &["one@y.example".to_string()], T0, T0).await,
         vec!["one@y.example"]
     );
-    store
-        .suppression()
+    suppression
         .delete_bounce_blacklist(b.id, &["one@y.example".to_string()])
         .await
         .expect("delete");
     assert!(
-        store
-            .suppression()
-            .blacklisted(a.id, &["one@y.example".to_string()], T0, T0)
+        common::blacklisted(store, a.id, &["one@y.example".to_string()], T0, T0)
             .await
-            .expect("lookup")
             .is_empty()
     );
 }

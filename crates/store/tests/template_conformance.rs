@@ -49,9 +49,10 @@ fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate
 
 async fn account_policy_defaults_and_updates(ctx: Ctx) {
     let store = ctx.store.clone();
+    let templates = store.templates();
     let a = account(&store, "a").await;
     assert_eq!(
-        store.templates().account_policy(a.id).await.expect("policy"),
+        templates.account_policy(a.id).await.expect("policy"),
         Some(AccountPolicy::default()),
         "no Simple content and no links by default"
     );
@@ -59,14 +60,11 @@ async fn account_policy_defaults_and_updates(ctx: Ctx) {
         allow_simple_content: true,
         allow_links: false,
     };
-    store.templates().set_account_policy(a.id, p).await.expect("set");
-    assert_eq!(store.templates().account_policy(a.id).await.expect("policy"), Some(p));
-    assert_eq!(
-        store.templates().account_policy(a.id + 100).await.expect("policy"),
-        None
-    );
+    templates.set_account_policy(a.id, p).await.expect("set");
+    assert_eq!(templates.account_policy(a.id).await.expect("policy"), Some(p));
+    assert_eq!(templates.account_policy(a.id + 100).await.expect("policy"), None);
     assert!(matches!(
-        store.templates().set_account_policy(a.id + 100, p).await,
+        templates.set_account_policy(a.id + 100, p).await,
         Err(StoreError::NotFound)
     ));
     // The existing account columns are untouched.
@@ -83,6 +81,7 @@ async fn account_policy_defaults_and_updates(ctx: Ctx) {
 
 async fn template_crud_scoped_by_account(ctx: Ctx) {
     let store = ctx.store.clone();
+    let templates = store.templates();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let t1 = create(&store, new_template(a.id, "one", TemplateStatus::Approved)).await;
@@ -96,17 +95,10 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     create(&store, new_template(b.id, "other", TemplateStatus::Approved)).await;
 
     // Reads are scoped: b cannot see a's template.
-    assert_eq!(
-        store.templates().template(a.id, t1.id).await.expect("get"),
-        Some(t1.clone())
-    );
-    assert_eq!(store.templates().template(b.id, t1.id).await.expect("get"), None);
-    assert_eq!(
-        store.templates().template_summary(b.id, t1.id).await.expect("get"),
-        None
-    );
-    let s = store
-        .templates()
+    assert_eq!(templates.template(a.id, t1.id).await.expect("get"), Some(t1.clone()));
+    assert_eq!(templates.template(b.id, t1.id).await.expect("get"), None);
+    assert_eq!(templates.template_summary(b.id, t1.id).await.expect("get"), None);
+    let s = templates
         .template_summary(a.id, t2.id)
         .await
         .expect("get")
@@ -115,20 +107,12 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     assert_eq!(s.review_reason, "[min_text_length] too short");
 
     // Listing: newest first, paged, total over all pages.
-    let page = store.templates().list_templates(a.id, 0, 1).await.expect("list");
+    let page = templates.list_templates(a.id, 0, 1).await.expect("list");
     assert_eq!(page.total, 2);
     assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t2.id]);
-    let page = store.templates().list_templates(a.id, 1, 100).await.expect("list");
+    let page = templates.list_templates(a.id, 1, 100).await.expect("list");
     assert_eq!(page.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t1.id]);
-    assert_eq!(
-        store
-            .templates()
-            .list_templates(b.id, 0, 100)
-            .await
-            .expect("list")
-            .total,
-        1
-    );
+    assert_eq!(templates.list_templates(b.id, 0, 100).await.expect("list").total, 1);
 
     // Update: scoped, bumps the version, replaces the review state.
     let edit = TemplateUpdate {
@@ -141,15 +125,13 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
         now_ms: T0 + 5,
     };
     assert_eq!(
-        store
-            .templates()
+        templates
             .update_template(b.id, t1.id, edit.clone())
             .await
             .expect("update"),
         None
     );
-    let u = store
-        .templates()
+    let u = templates
         .update_template(a.id, t1.id, edit)
         .await
         .expect("update")
@@ -162,29 +144,16 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     );
 
     // Delete: scoped.
-    assert!(!store.templates().delete_template(b.id, t1.id).await.expect("delete"));
-    assert!(store.templates().delete_template(a.id, t1.id).await.expect("delete"));
-    assert!(
-        !store
-            .templates()
-            .delete_template(a.id, t1.id)
-            .await
-            .expect("delete again")
-    );
-    assert_eq!(store.templates().template(a.id, t1.id).await.expect("get"), None);
-    assert_eq!(
-        store
-            .templates()
-            .list_templates(a.id, 0, 100)
-            .await
-            .expect("list")
-            .total,
-        1
-    );
+    assert!(!templates.delete_template(b.id, t1.id).await.expect("delete"));
+    assert!(templates.delete_template(a.id, t1.id).await.expect("delete"));
+    assert!(!templates.delete_template(a.id, t1.id).await.expect("delete again"));
+    assert_eq!(templates.template(a.id, t1.id).await.expect("get"), None);
+    assert_eq!(templates.list_templates(a.id, 0, 100).await.expect("list").total, 1);
 }
 
 async fn template_limit_per_account(ctx: Ctx) {
     let store = ctx.store.clone();
+    let templates = store.templates();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     // Concurrent creates never exceed the limit.
@@ -203,19 +172,10 @@ async fn template_limit_per_account(ctx: Ctx) {
         }
     }
     assert_eq!(created, 5);
-    assert_eq!(
-        store
-            .templates()
-            .list_templates(a.id, 0, 100)
-            .await
-            .expect("list")
-            .total,
-        5
-    );
+    assert_eq!(templates.list_templates(a.id, 0, 100).await.expect("list").total, 5);
     // The limit is per account.
     assert!(
-        store
-            .templates()
+        templates
             .create_template(new_template(b.id, "b", TemplateStatus::Approved), 5)
             .await
             .expect("create")
@@ -223,8 +183,7 @@ async fn template_limit_per_account(ctx: Ctx) {
     );
     // Unknown account.
     assert!(matches!(
-        store
-            .templates()
+        templates
             .create_template(new_template(a.id + 100, "x", TemplateStatus::Approved), 5)
             .await,
         Err(StoreError::Invalid(_))
@@ -242,24 +201,20 @@ async fn template_ids_never_reused(ctx: Ctx) {
 
 async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     let store = ctx.store.clone();
+    let templates = store.templates();
     let a = account(&store, "a").await;
     let b = account(&store, "b").await;
     let pa = create(&store, new_template(a.id, "pa", TemplateStatus::Reviewing)).await;
     let pb = create(&store, new_template(b.id, "pb", TemplateStatus::Reviewing)).await;
     create(&store, new_template(b.id, "ok", TemplateStatus::Approved)).await;
-    let pending = store
-        .templates()
+    let pending = templates
         .admin_list_templates(Some(TemplateStatus::Reviewing))
         .await
         .expect("pending");
     assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), vec![pa.id, pb.id]);
+    assert_eq!(templates.admin_list_templates(None).await.expect("all").len(), 3);
     assert_eq!(
-        store.templates().admin_list_templates(None).await.expect("all").len(),
-        3
-    );
-    assert_eq!(
-        store
-            .templates()
+        templates
             .admin_template(pb.id)
             .await
             .expect("get")
@@ -269,15 +224,13 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
 
     // Approve the version the operator saw.
     assert!(
-        store
-            .templates()
+        templates
             .admin_set_template_review(pa.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("approve")
     );
     // The account edits pb after the operator looked: approving the old version does nothing.
-    store
-        .templates()
+    templates
         .update_template(
             b.id,
             pb.id,
@@ -295,30 +248,22 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
         .expect("update")
         .expect("exists");
     assert!(
-        !store
-            .templates()
+        !templates
             .admin_set_template_review(pb.id, 1, TemplateStatus::Approved, "")
             .await
             .expect("stale approve")
     );
     assert!(
-        store
-            .templates()
+        templates
             .admin_set_template_review(pb.id, 2, TemplateStatus::Rejected, "links to a phishing page")
             .await
             .expect("reject")
     );
-    let pb = store
-        .templates()
-        .template(b.id, pb.id)
-        .await
-        .expect("get")
-        .expect("exists");
+    let pb = templates.template(b.id, pb.id).await.expect("get").expect("exists");
     assert_eq!(pb.status, TemplateStatus::Rejected);
     assert_eq!(pb.review_reason, "links to a phishing page");
     assert!(
-        store
-            .templates()
+        templates
             .admin_list_templates(Some(TemplateStatus::Reviewing))
             .await
             .expect("pending")

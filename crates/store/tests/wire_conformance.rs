@@ -3,7 +3,7 @@
 //! `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{AbuseFilter, Account, IdentityTag, NewEvent, NewMessage, SesTemplateRow, Store};
+use mailpush_store::{AbuseFilter, AbuseRow, Account, IdentityTag, NewEvent, NewMessage, SesTemplateRow, Store};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_764_158_400_000;
@@ -45,6 +45,11 @@ async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_i
     id
 }
 
+/// The account's complaints that `filter` selects, one page, and how many in all.
+async fn reports(store: &Store, account: &Account, filter: &AbuseFilter) -> (Vec<AbuseRow>, i64) {
+    store.abuse().abuse_reports(account.id, filter).await.expect("report")
+}
+
 async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "a").await;
@@ -59,78 +64,30 @@ async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
         limit: 10,
         ..AbuseFilter::default()
     };
-    let (rows, total) = store.abuse().abuse_reports(a.id, &all).await.expect("report");
+    let (rows, total) = reports(store, &a, &all).await;
     assert_eq!(
         (rows.len(), total),
         (2, 2),
         "another account's complaints are not listed"
     );
+    let with = |change: &dyn Fn(&mut AbuseFilter)| {
+        let mut filter = all.clone();
+        change(&mut filter);
+        filter
+    };
     for (filter, want) in [
-        (
-            AbuseFilter {
-                from_domain: "shop.example.com".into(),
-                ..all.clone()
-            },
-            1,
-        ),
-        (
-            AbuseFilter {
-                from_address: "news@shop.example.com".into(),
-                ..all.clone()
-            },
-            1,
-        ),
-        (
-            AbuseFilter {
-                recipient_domain: "qq.com".into(),
-                ..all.clone()
-            },
-            1,
-        ),
-        (
-            AbuseFilter {
-                recipient: "x@gmail.com".into(),
-                ..all.clone()
-            },
-            1,
-        ),
-        (
-            AbuseFilter {
-                template_id: 7,
-                ..all.clone()
-            },
-            1,
-        ),
-        (
-            AbuseFilter {
-                template_id: 8,
-                ..all.clone()
-            },
-            0,
-        ),
-        (
-            AbuseFilter {
-                from_ms: T0 + DAY,
-                to_ms: T0 + 2 * DAY,
-                ..all.clone()
-            },
-            0,
-        ),
+        (with(&|f| f.from_domain = "shop.example.com".into()), 1),
+        (with(&|f| f.from_address = "news@shop.example.com".into()), 1),
+        (with(&|f| f.recipient_domain = "qq.com".into()), 1),
+        (with(&|f| f.recipient = "x@gmail.com".into()), 1),
+        (with(&|f| f.template_id = 7), 1),
+        (with(&|f| f.template_id = 8), 0),
+        (with(&|f| (f.from_ms, f.to_ms) = (T0 + DAY, T0 + 2 * DAY)), 0),
     ] {
-        let (rows, total) = store.abuse().abuse_reports(a.id, &filter).await.expect("report");
+        let (rows, total) = reports(store, &a, &filter).await;
         assert_eq!((rows.len() as i64, total), (want, want), "{filter:?}");
     }
-    let (rows, _) = store
-        .abuse()
-        .abuse_reports(
-            a.id,
-            &AbuseFilter {
-                template_id: 7,
-                ..all.clone()
-            },
-        )
-        .await
-        .expect("report");
+    let (rows, _) = reports(store, &a, &with(&|f| f.template_id = 7)).await;
     let r = &rows[0];
     assert_eq!(r.message_id, first);
     assert_eq!(
@@ -139,18 +96,7 @@ async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
     );
     assert_eq!((r.template_id, r.request_ms, r.complained_ms), (7, T0, T0 + 1000));
     assert_eq!(r.deliver_ms, None, "not delivered yet");
-    let (page, total) = store
-        .abuse()
-        .abuse_reports(
-            a.id,
-            &AbuseFilter {
-                limit: 1,
-                offset: 1,
-                ..all
-            },
-        )
-        .await
-        .expect("page");
+    let (page, total) = reports(store, &a, &with(&|f| (f.limit, f.offset) = (1, 1))).await;
     assert_eq!((page.len(), total), (1, 2));
 }
 
@@ -200,6 +146,7 @@ async fn identity_tags_are_replaced_per_domain(ctx: Ctx) {
 
 async fn ses_names_and_suppression_reasons(ctx: Ctx) {
     let store = &ctx.store;
+    let names = store.ses_names();
     let a = account(store, "a").await;
     let b = account(store, "b").await;
     let row = SesTemplateRow {
@@ -208,9 +155,8 @@ async fn ses_names_and_suppression_reasons(ctx: Ctx) {
         subject: "Hi {{name}}".into(),
         created_ms: T0,
     };
-    store.ses_names().put_ses_template(a.id, &row).await.expect("put");
-    store
-        .ses_names()
+    names.put_ses_template(a.id, &row).await.expect("put");
+    names
         .put_ses_template(
             a.id,
             &SesTemplateRow {
@@ -220,52 +166,30 @@ async fn ses_names_and_suppression_reasons(ctx: Ctx) {
         )
         .await
         .expect("replace");
-    let rows = store.ses_names().ses_templates(a.id).await.expect("list");
+    let rows = names.ses_templates(a.id).await.expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].subject, "Hello");
-    assert!(store.ses_names().ses_templates(b.id).await.expect("list b").is_empty());
-    assert!(
-        !store
-            .ses_names()
-            .delete_ses_template(b.id, "welcome")
-            .await
-            .expect("not b's")
-    );
-    assert!(
-        store
-            .ses_names()
-            .delete_ses_template(a.id, "welcome")
-            .await
-            .expect("delete")
-    );
-    assert!(store.ses_names().ses_templates(a.id).await.expect("list").is_empty());
+    assert!(names.ses_templates(b.id).await.expect("list b").is_empty());
+    assert!(!names.delete_ses_template(b.id, "welcome").await.expect("not b's"));
+    assert!(names.delete_ses_template(a.id, "welcome").await.expect("delete"));
+    assert!(names.ses_templates(a.id).await.expect("list").is_empty());
 
-    store
-        .ses_names()
+    names
         .set_suppression_reason(a.id, "x@example.org", Some("BOUNCE"))
         .await
         .expect("set");
-    store
-        .ses_names()
+    names
         .set_suppression_reason(a.id, "x@example.org", Some("COMPLAINT"))
         .await
         .expect("replace");
     assert_eq!(
-        store.ses_names().suppression_reasons(a.id).await.expect("reasons"),
+        names.suppression_reasons(a.id).await.expect("reasons"),
         vec![("x@example.org".to_string(), "COMPLAINT".to_string())]
     );
-    assert!(store.ses_names().suppression_reasons(b.id).await.expect("b").is_empty());
-    store
-        .ses_names()
+    assert!(names.suppression_reasons(b.id).await.expect("b").is_empty());
+    names
         .set_suppression_reason(a.id, "x@example.org", None)
         .await
         .expect("forget");
-    assert!(
-        store
-            .ses_names()
-            .suppression_reasons(a.id)
-            .await
-            .expect("reasons")
-            .is_empty()
-    );
+    assert!(names.suppression_reasons(a.id).await.expect("reasons").is_empty());
 }

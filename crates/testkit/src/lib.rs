@@ -3,9 +3,10 @@
 //! Everything here listens on real loopback sockets so the crates under test use their real
 //! client libraries (mail-send, hickory-resolver) end to end; nothing is mocked.
 //!
-//! - [`SinkMx`]: a recording ESMTP server (STARTTLS, PIPELINING, per-recipient scripted replies).
+//! - [`SinkMx`]: a recording ESMTP server (STARTTLS with a generated or chosen certificate
+//!   ([`SinkCertificate`]), PIPELINING, per-recipient scripted replies).
 //! - [`DnsAuthority`]: an authoritative DNS server over UDP and TCP whose records tests change
-//!   at runtime (`mailpush-devdns`, which dev mode runs too, re-exported).
+//!   at runtime, DNSSEC-signed on request (`mailpush-devdns`, which dev mode runs too, re-exported).
 //! - [`Tarpit`]: a receiver that accepts connections and never speaks.
 //! - [`PolicyServer`]: an HTTPS host serving an MTA-STS policy file.
 //! - [`ExternalDkimVerifiers`]: dkimpy, Mail::DKIM and OpenDKIM's verifier run on a message against the
@@ -25,7 +26,7 @@ pub use dkim_verifiers::{DkimVerdict, ExternalDkimVerifiers};
 pub use error::TestkitError;
 pub use mailpush_devdns::{DevDnsError, DnsAuthority, DnsMirror};
 pub use policy_server::{PolicyAnswer, PolicyServer};
-pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkConfig, SinkMx, SinkReply};
+pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkCertificate, SinkConfig, SinkMx, SinkReply};
 pub use tarpit::Tarpit;
 
 /// Re-exported so tests can name record types for [`DnsAuthority::remove`] without depending

@@ -64,7 +64,9 @@ impl PolicyServer {
     /// Listens on `127.0.0.1:0` with a certificate for `hostname` (e.g. `mta-sts.example.org`) and answers every
     /// request with `answer`.
     pub async fn start(hostname: &str, answer: PolicyAnswer) -> Result<PolicyServer, TestkitError> {
-        let (acceptor, ca_der) = crate::sink::tls_acceptor(hostname)?;
+        let certificate = crate::sink::SinkCertificate::issued(&[hostname, "localhost", "127.0.0.1"], false)?;
+        let acceptor = crate::sink::tls_acceptor(&certificate)?;
+        let ca_der = certificate.chain.last().cloned().unwrap_or_default();
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
         let listener = TcpListener::bind(bind)
             .await

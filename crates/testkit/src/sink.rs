@@ -53,6 +53,65 @@ pub struct SinkConfig {
     /// Advertise `REQUIRETLS` (RFC 8689) inside STARTTLS and accept the MAIL FROM parameter; without it a
     /// `REQUIRETLS` parameter gets `555 5.5.4`, as a server that does not know it answers. Default `false`.
     pub requiretls: bool,
+    /// The certificate chain STARTTLS presents (with `starttls`). Default `None`: a fresh CA and a leaf it issued
+    /// for `hostname`, localhost and 127.0.0.1.
+    pub certificate: Option<SinkCertificate>,
+}
+
+/// A certificate chain and its key for the sink's STARTTLS ([`SinkConfig::certificate`]), e.g. to present the
+/// certificate a DANE or MTA-STS test publishes, or an expired one.
+#[derive(Clone)]
+pub struct SinkCertificate {
+    /// DER certificates: the sink's own first, then the chain (its issuer last).
+    pub chain: Vec<Vec<u8>>,
+    /// The private key of the first certificate, PKCS#8 DER.
+    pub key_pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for SinkCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkCertificate")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkCertificate {
+    /// A fresh CA and a leaf it issued for `names` (DNS names or IP addresses), valid now, or when `expired` only
+    /// during 2020: `chain` is `[leaf, ca]`.
+    pub fn issued(names: &[&str], expired: bool) -> Result<SinkCertificate, TestkitError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose, date_time_ymd,
+        };
+
+        let tls_err = |e: &dyn std::fmt::Display| TestkitError::Tls(e.to_string());
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_err(&e))?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "mailpush testkit CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().map_err(|e| tls_err(&e))?;
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_err(&e))?;
+
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut leaf_params = CertificateParams::new(names.clone()).map_err(|e| tls_err(&e))?;
+        if let Some(first) = names.first() {
+            leaf_params.distinguished_name.push(DnType::CommonName, first.as_str());
+        }
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if expired {
+            leaf_params.not_before = date_time_ymd(2020, 1, 1);
+            leaf_params.not_after = date_time_ymd(2021, 1, 1);
+        }
+        let leaf_key = KeyPair::generate().map_err(|e| tls_err(&e))?;
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(|e| tls_err(&e))?;
+        Ok(SinkCertificate {
+            chain: vec![leaf.der().to_vec(), ca.der().to_vec()],
+            key_pkcs8: leaf_key.serialize_der(),
+        })
+    }
 }
 
 impl Default for SinkConfig {
@@ -67,6 +126,7 @@ impl Default for SinkConfig {
             max_connections: None,
             auth: None,
             requiretls: false,
+            certificate: None,
         }
     }
 }
@@ -148,6 +208,8 @@ pub struct SinkMx {
     addr: SocketAddr,
     shared: Arc<Shared>,
     ca_der: Option<Vec<u8>>,
+    /// The STARTTLS certificate chain presented, own certificate first.
+    chain_der: Vec<Vec<u8>>,
     accept_task: JoinHandle<()>,
 }
 
@@ -218,11 +280,24 @@ fn normalize(addr: &str) -> String {
 impl SinkMx {
     /// Binds the listener and starts accepting connections. Must be called inside a tokio runtime.
     pub async fn start(config: SinkConfig) -> Result<SinkMx, TestkitError> {
-        let (tls, ca_der) = if config.starttls {
-            let (acceptor, ca) = tls_acceptor(&config.hostname)?;
-            (Some(acceptor), Some(ca))
+        let (tls, ca_der, chain_der) = if config.starttls {
+            let certificate = match config.certificate.clone() {
+                Some(certificate) => certificate,
+                None => {
+                    let mut names = vec![config.hostname.as_str()];
+                    for extra in ["localhost", "127.0.0.1"] {
+                        if !names.contains(&extra) {
+                            names.push(extra);
+                        }
+                    }
+                    SinkCertificate::issued(&names, false)?
+                }
+            };
+            let acceptor = tls_acceptor(&certificate)?;
+            let ca = certificate.chain.last().cloned();
+            (Some(acceptor), ca, certificate.chain)
         } else {
-            (None, None)
+            (None, None, Vec::new())
         };
         let listener = TcpListener::bind(config.bind)
             .await
@@ -254,6 +329,7 @@ impl SinkMx {
             addr,
             shared,
             ca_der,
+            chain_der,
             accept_task,
         })
     }
@@ -273,10 +349,16 @@ impl SinkMx {
         self.addr.port()
     }
 
-    /// DER of the CA that issued the STARTTLS certificate (`None` without STARTTLS), for tests
-    /// of strict TLS policies that trust it as a root.
+    /// DER of the CA that issued the STARTTLS certificate (the last of the chain; `None` without STARTTLS), for
+    /// tests of strict TLS policies that trust it as a root.
     pub fn ca_certificate_der(&self) -> Option<&[u8]> {
         self.ca_der.as_deref()
+    }
+
+    /// The DER certificates STARTTLS presents, the sink's own first (empty without STARTTLS): what a DANE test
+    /// publishes TLSA records for.
+    pub fn certificate_chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
     }
 
     /// Every later `RCPT TO` for `rcpt` (case-insensitive) gets `reply`.
@@ -426,40 +508,17 @@ impl Drop for SinkMx {
     }
 }
 
-/// Builds a throwaway CA and a leaf certificate for `hostname`, localhost and 127.0.0.1.
-pub(crate) fn tls_acceptor(hostname: &str) -> Result<(TlsAcceptor, Vec<u8>), TestkitError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+/// The STARTTLS acceptor presenting `certificate`.
+fn tls_acceptor(certificate: &SinkCertificate) -> Result<TlsAcceptor, TestkitError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
     let tls_err = |e: &dyn std::fmt::Display| TestkitError::Tls(e.to_string());
-
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_err(&e))?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mailpush testkit CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().map_err(|e| tls_err(&e))?;
-    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_err(&e))?;
-
-    let mut names = vec![hostname.to_owned()];
-    for extra in ["localhost", "127.0.0.1"] {
-        if !names.iter().any(|n| n == extra) {
-            names.push(extra.to_owned());
-        }
-    }
-    let mut leaf_params = CertificateParams::new(names).map_err(|e| tls_err(&e))?;
-    leaf_params.distinguished_name.push(DnType::CommonName, hostname);
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().map_err(|e| tls_err(&e))?;
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(|e| tls_err(&e))?;
-
-    let ca_der = ca.der().to_vec();
-    let chain = vec![leaf.der().clone(), ca.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let chain = certificate
+        .chain
+        .iter()
+        .map(|der| CertificateDer::from(der.clone()))
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificate.key_pkcs8.clone()));
     // An explicit provider: the process default panics if another crate in the test binary
     // enables a second rustls provider.
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -469,7 +528,7 @@ pub(crate) fn tls_acceptor(hostname: &str) -> Result<(TlsAcceptor, Vec<u8>), Tes
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| tls_err(&e))?;
-    Ok((TlsAcceptor::from(Arc::new(config)), ca_der))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

@@ -142,8 +142,8 @@ pub(crate) async fn timeline(page: Page, Path(id): Path<String>) -> Result<Respo
             continue;
         }
         let class = match e.kind {
-            1 | 4 | 5 => "ok",
-            2 | 3 | 6 => "bad",
+            1 | 4 | 5 | 9 => "ok",
+            2 | 3 | 6 | 10 | 11 => "bad",
             _ => "warn",
         };
         let detail = e.link.clone().unwrap_or_else(|| {

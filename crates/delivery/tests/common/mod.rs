@@ -31,6 +31,7 @@ pub fn resolver(dns: &DnsAuthority) -> MxResolver {
         servers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
         cache: false,
+        dnssec: None,
     })
     .unwrap()
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mailpush_model::{EventKind, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, NewAccount, NewEvent,
-    NewMessage, NewRecipient, NewSendTask, Store, StoreOptions,
+    NewMessage, NewRecipient, NewSendTask, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
 use sqlx::Connection;
 
@@ -202,6 +202,13 @@ pub fn event(account: AccountId, id: &MessageId, recipient: &str, kind: EventKin
     }
 }
 
+/// Enqueues each of `messages`, in order.
+pub async fn enqueue_all(store: &Store, messages: &[&NewMessage]) {
+    for m in messages {
+        store.queue().enqueue((*m).clone()).await.expect("enqueue");
+    }
+}
+
 /// Leases up to `limit` deliveries due at `now_ms` to `worker` for `lease_ms`.
 pub async fn claim(store: &Store, worker: &str, limit: usize, lease_ms: i64, now_ms: i64) -> Vec<ClaimedDelivery> {
     store
@@ -242,6 +249,50 @@ pub async fn deliver_due(
         .map(|c| outcome(c, at_ms, result(&c.recipient), None))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record")
+}
+
+/// Which of `addresses` the blacklists block for `account`: bounces since `bounce_since_ms`, custom entries in
+/// force at `now_ms`.
+pub async fn blacklisted(
+    store: &Store,
+    account: AccountId,
+    addresses: &[String],
+    bounce_since_ms: i64,
+    now_ms: i64,
+) -> Vec<String> {
+    store
+        .suppression()
+        .blacklisted(account, addresses, bounce_since_ms, now_ms)
+        .await
+        .expect("blacklisted")
+}
+
+/// The account's counters summed over the UTC days of `[from_ms, to_ms]`, optionally of one sending and one
+/// receiving domain.
+pub async fn stats(
+    store: &Store,
+    account: &Account,
+    from: i64,
+    to: i64,
+    send: Option<&str>,
+    recv: Option<&str>,
+) -> StatCounters {
+    let rows = store
+        .stats()
+        .daily_stats(&StatsQuery {
+            account_id: account.id,
+            from_day: day_of(from),
+            to_day: day_of(to),
+            send_domain: send.map(str::to_string),
+            recv_domain: recv.map(str::to_string),
+        })
+        .await
+        .expect("stats");
+    let mut total = StatCounters::default();
+    for r in rows {
+        total.add(&r.counters);
+    }
+    total
 }
 
 macro_rules! conformance {
