@@ -111,7 +111,6 @@ impl ConfigurationSets<'_> {
             return Err(StoreError::NotFound);
         }
         Ok(())
-            .await
     }
 
     /// Deletes a set and its event destinations; [`StoreError::NotFound`] if there is no such set. Mail sent

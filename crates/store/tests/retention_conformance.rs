@@ -7,7 +7,7 @@ use std::time::Duration;
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
     Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, MessageTagsRow, NewEvent,
-    NewMessage, PruneCounts, StatCounters, StatsQuery, Store, StoreOptions, day_of,
+    NewMessage, PruneCounts, Store, StoreOptions,
 };
 
 const DAY: i64 = 86_400_000;
