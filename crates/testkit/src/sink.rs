@@ -509,7 +509,7 @@ impl Drop for SinkMx {
 }
 
 /// The STARTTLS acceptor presenting `certificate`.
-fn tls_acceptor(certificate: &SinkCertificate) -> Result<TlsAcceptor, TestkitError> {
+pub(crate) fn tls_acceptor(certificate: &SinkCertificate) -> Result<TlsAcceptor, TestkitError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
     let tls_err = |e: &dyn std::fmt::Display| TestkitError::Tls(e.to_string());
