@@ -17,8 +17,8 @@ use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use crate::{
-    mta_sts::{MtaSts, MtaStsMode, MtaStsPolicy, TlsFailure},
     dane::{self, DaneConnector, DanePolicy},
+    mta_sts::{MtaSts, MtaStsMode, MtaStsPolicy, TlsFailure},
     pool::Pool,
     relay::{Relay, RelayTls},
     resolve::{MxHost, MxResolver, ResolveError},
