@@ -244,6 +244,50 @@ pub fn unix_now() -> i64 {
 }
 
 impl ApiClient {
+    /// Sends a small Simple mail (HTML `<b>hi</b>`, text `hi`) from `from` to `to`; its MessageId.
+    pub async fn send_simple(&self, from: &str, to: &str, subject: &str) -> String {
+        let r = self
+            .call(
+                "SendEmail",
+                &serde_json::json!({
+                    "FromEmailAddress": from,
+                    "Destination": [to],
+                    "Subject": subject,
+                    "Simple": { "Html": b64(b"<b>hi</b>"), "Text": b64(b"hi") },
+                }),
+            )
+            .await;
+        r["MessageId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no MessageId: {r}"))
+            .to_string()
+    }
+
+    /// Polls `GetSendEmailStatus` until the first recipient of `id` has `DeliverStatus` `wanted`; its row. Panics
+    /// after `timeout`.
+    pub async fn wait_deliver_status(&self, id: &str, wanted: i64, timeout: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let r = self
+                .call(
+                    "GetSendEmailStatus",
+                    &serde_json::json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
+                )
+                .await;
+            let rows = r["EmailStatusList"].as_array().cloned().unwrap_or_default();
+            if let Some(row) = rows.first()
+                && row["DeliverStatus"].as_i64() == Some(wanted)
+            {
+                return row.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never reached {wanted}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A client for the API at `addr` with these credentials.
     pub fn new(addr: &str, creds: &Credentials) -> ApiClient {
         ApiClient {

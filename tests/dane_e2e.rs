@@ -8,50 +8,8 @@ use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{BounceType, Store, StoreOptions};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, RecordType, SinkCertificate, SinkConfig, SinkMx};
-use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-async fn send(client: &ApiClient, to: &str) -> String {
-    let r = client
-        .call(
-            "SendEmail",
-            &json!({
-                "FromEmailAddress": "noreply@shop.example.com",
-                "Destination": [to],
-                "Subject": "Hi",
-                "Simple": { "Html": b64(b"<b>hi</b>"), "Text": b64(b"hi") },
-            }),
-        )
-        .await;
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn wait_status(client: &ApiClient, id: &str, wanted: i64, timeout: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let r = client
-            .call(
-                "GetSendEmailStatus",
-                &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-            )
-            .await;
-        let rows = r["EmailStatusList"].as_array().cloned().unwrap_or_default();
-        if let Some(row) = rows.first()
-            && row["DeliverStatus"].as_i64() == Some(wanted)
-        {
-            return row.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never reached {wanted}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dane_mismatch_defers_then_soft_bounces_and_a_matching_record_delivers() {
@@ -93,8 +51,10 @@ async fn a_dane_mismatch_defers_then_soft_bounces_and_a_matching_record_delivers
     let client = ApiClient::new(&server.api_addr, &creds);
     verified_sender(&client, &dns, "noreply@shop.example.com").await;
 
-    let id = send(&client, "someone@example.org").await;
-    let row = wait_status(&client, &id, 3, Duration::from_secs(40)).await;
+    let id = client
+        .send_simple("noreply@shop.example.com", "someone@example.org", "Hi")
+        .await;
+    let row = client.wait_deliver_status(&id, 3, Duration::from_secs(40)).await;
     let msg = row["DeliverMessage"].as_str().unwrap_or("");
     assert!(
         msg.contains("gave up") && msg.contains("DANE: no TLSA record matches the certificate of mx.example.org"),
@@ -129,8 +89,10 @@ async fn a_dane_mismatch_defers_then_soft_bounces_and_a_matching_record_delivers
 
     // The receiver fixes its record: the address was not blacklisted, and the mail goes out over verified TLS.
     publish(&TlsaRecord::for_certificate(USAGE_DANE_EE, 1, 1, &sink.certificate_chain_der()[0]).expect("tlsa"));
-    let next = send(&client, "someone@example.org").await;
-    wait_status(&client, &next, 1, Duration::from_secs(30)).await;
+    let next = client
+        .send_simple("noreply@shop.example.com", "someone@example.org", "Hi")
+        .await;
+    client.wait_deliver_status(&next, 1, Duration::from_secs(30)).await;
     let received = sink.messages();
     assert_eq!(received.len(), 1);
     assert!(received[0].tls);

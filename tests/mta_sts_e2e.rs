@@ -8,7 +8,7 @@ use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{BounceType, Store, StoreOptions};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, PolicyAnswer, PolicyServer, SinkConfig, SinkMx};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -86,52 +86,11 @@ async fn world(sink_name: &str, extra: &[(&str, String)]) -> World {
     }
 }
 
-async fn send(client: &ApiClient, to: &str) -> String {
-    let r = client
-        .call(
-            "SendEmail",
-            &json!({
-                "FromEmailAddress": SENDER,
-                "Destination": [to],
-                "Subject": "Hi",
-                "Simple": { "Html": b64(b"<b>hi</b>"), "Text": b64(b"hi") },
-            }),
-        )
-        .await;
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn wait_status(client: &ApiClient, id: &str, wanted: i64, timeout: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let r = client
-            .call(
-                "GetSendEmailStatus",
-                &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-            )
-            .await;
-        let rows = r["EmailStatusList"].as_array().cloned().unwrap_or_default();
-        if let Some(row) = rows.first()
-            && row["DeliverStatus"].as_i64() == Some(wanted)
-        {
-            return row.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never reached {wanted}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enforced_policy_is_fetched_through_the_guard_and_mail_goes_over_verified_tls() {
     let w = world(MX, &[]).await;
-    let id = send(&w.client, "a@example.org").await;
-    wait_status(&w.client, &id, 1, Duration::from_secs(30)).await;
+    let id = w.client.send_simple(SENDER, "a@example.org", "Hi").await;
+    w.client.wait_deliver_status(&id, 1, Duration::from_secs(30)).await;
     assert!(w.sink.messages()[0].tls);
     assert_eq!(
         w.policy_host.requests(),
@@ -150,8 +109,8 @@ async fn a_certificate_name_mismatch_defers_then_soft_bounces_without_blacklisti
         &[("MAILPUSH_MAX_DELIVERY_SECONDS", "3".to_string())],
     )
     .await;
-    let id = send(&w.client, "a@example.org").await;
-    let row = wait_status(&w.client, &id, 3, Duration::from_secs(40)).await;
+    let id = w.client.send_simple(SENDER, "a@example.org", "Hi").await;
+    let row = w.client.wait_deliver_status(&id, 3, Duration::from_secs(40)).await;
     let reason = row["DeliverMessage"].as_str().unwrap_or("");
     assert!(
         reason.contains("gave up") && reason.contains("MTA-STS: certificate name mismatch"),

@@ -74,47 +74,6 @@ async fn world(sink: SinkMx, extra: &[(&str, String)]) -> World {
     }
 }
 
-async fn send(client: &ApiClient, to: &str, subject: &str) -> String {
-    let r = client
-        .call(
-            "SendEmail",
-            &json!({
-                "FromEmailAddress": SENDER,
-                "Destination": [to],
-                "Subject": subject,
-                "Simple": { "Html": b64(b"<b>hi</b>"), "Text": b64(b"hi") },
-            }),
-        )
-        .await;
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn wait_status(client: &ApiClient, id: &str, wanted: i64, timeout: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let r = client
-            .call(
-                "GetSendEmailStatus",
-                &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-            )
-            .await;
-        let rows = r["EmailStatusList"].as_array().cloned().unwrap_or_default();
-        if let Some(row) = rows.first()
-            && row["DeliverStatus"].as_i64() == Some(wanted)
-        {
-            return row.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never reached {wanted}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Whether the sink received the mail with `subject` over TLS.
 fn received_over_tls(sink: &SinkMx, subject: &str) -> bool {
     let got = sink.messages();
@@ -142,8 +101,8 @@ async fn tls_required_per_sender_and_per_account_goes_over_verified_tls() {
     assert_eq!(policy["RequireTlsAddresses"], json!([]), "{policy}");
 
     // Nothing required: `outbound_tls = disabled`, plain text.
-    let id = send(c, "a@example.org", "plain").await;
-    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    let id = c.send_simple(SENDER, "a@example.org", "plain").await;
+    c.wait_deliver_status(&id, 1, Duration::from_secs(30)).await;
     assert!(!received_over_tls(&w.sink, "plain"));
 
     // The sender address requires TLS.
@@ -154,8 +113,8 @@ async fn tls_required_per_sender_and_per_account_goes_over_verified_tls() {
         )
         .await;
     assert_eq!(policy["RequireTlsAddresses"], json!([SENDER]), "{policy}");
-    let id = send(c, "b@example.org", "sender-requires").await;
-    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    let id = c.send_simple(SENDER, "b@example.org", "sender-requires").await;
+    c.wait_deliver_status(&id, 1, Duration::from_secs(30)).await;
     assert!(received_over_tls(&w.sink, "sender-requires"));
 
     // An address that is not the account's.
@@ -184,8 +143,8 @@ async fn tls_required_per_sender_and_per_account_goes_over_verified_tls() {
     assert_eq!(policy["RequireTlsAddresses"], json!([]), "{policy}");
     // The server caches the settings for a second.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let id = send(c, "c@example.org", "account-requires").await;
-    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    let id = c.send_simple(SENDER, "c@example.org", "account-requires").await;
+    c.wait_deliver_status(&id, 1, Duration::from_secs(30)).await;
     assert!(received_over_tls(&w.sink, "account-requires"));
 
     let out = mailpush_cli(
@@ -217,8 +176,8 @@ async fn without_starttls_required_mail_is_deferred_then_soft_bounced_and_never_
         &json!({ "EmailAddress": SENDER, "RequireTls": true }),
     )
     .await;
-    let id = send(c, "busy@example.org", "must-be-encrypted").await;
-    let row = wait_status(c, &id, 3, Duration::from_secs(40)).await;
+    let id = c.send_simple(SENDER, "busy@example.org", "must-be-encrypted").await;
+    let row = c.wait_deliver_status(&id, 3, Duration::from_secs(40)).await;
     let reason = row["DeliverMessage"].as_str().unwrap_or("");
     assert!(
         reason.contains("gave up") && reason.contains("4.7.4 TLS is required"),
@@ -259,7 +218,7 @@ async fn without_starttls_required_mail_is_deferred_then_soft_bounced_and_never_
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let id = send(c, "busy@example.org", "now-plain").await;
-    wait_status(c, &id, 1, Duration::from_secs(30)).await;
+    let id = c.send_simple(SENDER, "busy@example.org", "now-plain").await;
+    c.wait_deliver_status(&id, 1, Duration::from_secs(30)).await;
     w.server.terminate().await;
 }
