@@ -58,6 +58,7 @@ mod sqlite;
 mod suppression;
 mod templates;
 mod tls_required;
+mod tls_rpt;
 mod unsubscribe_configs;
 mod warmup;
 
@@ -100,7 +101,9 @@ pub use limits::{AccountLimitOverrides, AccountUsage, AdmissionLimits, HOUR_MS, 
 pub use queue::Queue;
 pub use queue_admin::{QueueAdmin, QueueTarget};
 pub use reputation_warnings::{NewWarning, ReputationWarnings, WarningRow};
-pub use retention::{FilePages, PruneBatch, PruneCounts, PruneCursor, Retention, VACUUM_AT_OPEN_MAX_BYTES};
+pub use retention::{
+    FilePages, PruneBatch, PruneCounts, PruneCursor, ReportsPruned, Retention, VACUUM_AT_OPEN_MAX_BYTES,
+};
 pub use screening::{Screening, ScreeningPolicy};
 pub use sesv2_names::{SesNames, SesTemplateRow};
 pub use sources::{DomainSourcePool, SourceIpUsage, SourceReservation, Sources};
@@ -113,6 +116,7 @@ pub use templates::{
     TemplateUpdate, Templates,
 };
 pub use tls_required::{TlsRequired, TlsRequiredSettings};
+pub use tls_rpt::{TlsRpt, TlsRptCount, TlsRptPending};
 pub use unsubscribe_configs::{UnsubscribeConfigRow, UnsubscribeConfigs};
 pub use warmup::{DomainOutcomes, DomainWarmupRow, Warmup, WarmupRamp};
 

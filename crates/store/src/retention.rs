@@ -54,6 +54,15 @@ impl PruneCounts {
     }
 }
 
+/// What one [`Retention::prune_reports`] call deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportsPruned {
+    /// Received DMARC aggregate reports (`dmarc_reports`; their rows go with them).
+    pub dmarc_reports: u64,
+    /// TLS-RPT counter rows (`tls_rpt_counts`) and report marks (`tls_rpt_reports`).
+    pub tls_rpt_rows: u64,
+}
+
 /// One batch's result: what it deleted and where the next batch starts (`None`: the walk reached the cutoff).
 #[derive(Debug, Clone, Default)]
 pub struct PruneBatch {
@@ -262,6 +271,60 @@ impl Retention<'_> {
                 tokio::time::sleep(pause).await;
             }
         }
+    }
+
+    /// Deletes, in one short write transaction, up to `limit` received DMARC aggregate reports whose period ended
+    /// before `cutoff_ms` (with their rows) and the TLS-RPT counters and report marks of the oldest UTC day before
+    /// the cutoff's day. Call again while it deletes anything.
+    pub async fn prune_reports(self, cutoff_ms: i64, limit: u32) -> Result<ReportsPruned, StoreError> {
+        let cutoff_day = cutoff_ms.div_euclid(86_400_000);
+        self.store
+            .guarded(async {
+                let mut tx = self.store.writer().begin_write().await?;
+                let mut conn = tx.conn();
+                // The rows first: on SQLite the cascade would otherwise visit them one report at a time.
+                query(
+                    "DELETE FROM dmarc_report_rows WHERE report IN \
+                     (SELECT id FROM dmarc_reports WHERE end_ms < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind(cutoff_ms)
+                .bind(i64::from(limit.max(1)))
+                .execute(&mut conn)
+                .await?;
+                let dmarc_reports = query(
+                    "DELETE FROM dmarc_reports WHERE id IN \
+                     (SELECT id FROM dmarc_reports WHERE end_ms < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind(cutoff_ms)
+                .bind(i64::from(limit.max(1)))
+                .execute(&mut conn)
+                .await?;
+                let oldest: Option<i64> = query("SELECT day FROM tls_rpt_counts WHERE day < $1 ORDER BY day LIMIT 1")
+                    .bind(cutoff_day)
+                    .scalar_optional(&mut conn)
+                    .await?;
+                let mut tls_rpt_rows = 0;
+                if let Some(day) = oldest {
+                    tls_rpt_rows += query("DELETE FROM tls_rpt_counts WHERE day = $1")
+                        .bind(day)
+                        .execute(&mut conn)
+                        .await?;
+                }
+                // A mark goes only with its day's counters, or the day would look unreported and be sent again.
+                tls_rpt_rows += query(
+                    "DELETE FROM tls_rpt_reports WHERE day < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM tls_rpt_counts c WHERE c.day = tls_rpt_reports.day)",
+                )
+                .bind(cutoff_day)
+                .execute(&mut conn)
+                .await?;
+                tx.commit().await?;
+                Ok(ReportsPruned {
+                    dmarc_reports,
+                    tls_rpt_rows,
+                })
+            })
+            .await
     }
 
     /// SQLite: gives up to `max_pages` free pages back to the file system (`PRAGMA incremental_vacuum`, one

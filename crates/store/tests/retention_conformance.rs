@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{
-    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, MessageTagsRow, NewEvent,
-    NewMessage, PruneCounts, Store, StoreOptions,
+    Account, AttemptResult, Backend, BounceBlacklistQuery, ClaimRequest, DeliveryOutcome, MessageTagsRow,
+    NewDmarcReport, NewDmarcRow, NewEvent, NewMessage, PruneCounts, ReportsPruned, Store, StoreOptions, TlsRptCount,
 };
 
 const DAY: i64 = 86_400_000;
@@ -22,6 +22,7 @@ conformance!(
     batches_walk_past_mail_that_stays,
     events_awaiting_callbacks_keep_their_message,
     ses_rows_go_with_their_message_and_refused_mail_ages_out,
+    received_reports_and_tls_rpt_counts_age_out,
 );
 
 async fn account(store: &Store, name: &str) -> Account {
@@ -617,4 +618,147 @@ async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].domain, "kept.example");
     assert_eq!(rows(&ctx, "events", &m.id).await, 2, "a dropped event per recipient");
+}
+
+/// A DMARC aggregate report received about `account`'s domain for the day starting at `begin_ms`.
+fn dmarc_report(account: &Account, id: &str, begin_ms: i64) -> NewDmarcReport {
+    NewDmarcReport {
+        org_name: "receiver.example".into(),
+        org_email: "dmarc@receiver.example".into(),
+        report_id: id.into(),
+        policy_domain: "shop.example".into(),
+        begin_ms,
+        end_ms: begin_ms + DAY,
+        received_ms: begin_ms + DAY + 3_600_000,
+        rows: vec![NewDmarcRow {
+            account_id: account.id,
+            domain: "shop.example".into(),
+            day: begin_ms / DAY,
+            source_ip: "192.0.2.1".into(),
+            count: 3,
+            disposition: "none".into(),
+            dkim_aligned: true,
+            spf_aligned: true,
+            dkim_result: "pass".into(),
+            spf_result: "pass".into(),
+            header_from: "shop.example".into(),
+        }],
+    }
+}
+
+fn tls_rpt_count(day: i64) -> TlsRptCount {
+    TlsRptCount {
+        day,
+        policy_domain: "example.com".into(),
+        policy_type: "no-policy-found".into(),
+        policy_strings: String::new(),
+        mx_hosts: String::new(),
+        result_type: String::new(),
+        sending_ip: String::new(),
+        receiving_mx: String::new(),
+        receiving_ip: String::new(),
+        reason_code: String::new(),
+        sessions: 1,
+    }
+}
+
+async fn received_reports_and_tls_rpt_counts_age_out(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = account(store, "reports").await;
+    for (id, begin) in [("old-1", T0), ("old-2", T0 + DAY), ("new", T0 + 20 * DAY)] {
+        assert!(
+            store
+                .dmarc_reports()
+                .record(&dmarc_report(&a, id, begin))
+                .await
+                .expect("record")
+        );
+    }
+    let first_day = T0 / DAY;
+    let days = [first_day, first_day + 1, first_day + 20];
+    store.tls_rpt().add(&days.map(tls_rpt_count)).await.expect("counts");
+    for day in days {
+        assert!(
+            store
+                .tls_rpt()
+                .claim_report(day, "example.com", "r", T0)
+                .await
+                .expect("claim")
+        );
+    }
+    let dmarc_days = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .dmarc_reports()
+                .daily(a.id, "shop.example", first_day - 1, first_day + 30)
+                .await
+                .expect("daily")
+                .len()
+        }
+    };
+    assert_eq!(dmarc_days(store).await, 3);
+
+    // A cutoff at T0 + 10 days: the reports of the first two days go, one report (and one TLS-RPT day) per call.
+    let cutoff = T0 + 10 * DAY;
+    let mut total = ReportsPruned::default();
+    let mut calls = 0;
+    loop {
+        let pruned = store.retention().prune_reports(cutoff, 1).await.expect("prune");
+        calls += 1;
+        if pruned == ReportsPruned::default() {
+            break;
+        }
+        total.dmarc_reports += pruned.dmarc_reports;
+        total.tls_rpt_rows += pruned.tls_rpt_rows;
+        assert!(pruned.dmarc_reports <= 1);
+    }
+    assert_eq!(
+        total,
+        ReportsPruned {
+            dmarc_reports: 2,
+            tls_rpt_rows: 4,
+        },
+        "two reports; two days of counters and their report marks"
+    );
+    assert_eq!(calls, 3);
+    assert_eq!(dmarc_days(store).await, 1, "the recent report stays");
+    assert_eq!(
+        store.tls_rpt().counts(first_day, "example.com").await.expect("counts"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .tls_rpt()
+            .report(first_day + 1, "example.com")
+            .await
+            .expect("mark"),
+        None
+    );
+    assert_eq!(
+        store
+            .tls_rpt()
+            .counts(first_day + 20, "example.com")
+            .await
+            .expect("counts")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .tls_rpt()
+            .report(first_day + 20, "example.com")
+            .await
+            .expect("mark")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .tls_rpt()
+            .unreported(first_day + 30, 10)
+            .await
+            .expect("unreported"),
+        vec![],
+        "pruned days do not come back as unreported"
+    );
 }
