@@ -15,6 +15,9 @@
 //! over TLS with a certificate matching them (DANE, RFC 7672); failures defer with `4.7.5 DANE: …` and carry an
 //! RFC 8460 result type ([`DaneFailureKind`]).
 //!
+//! The TLS outcome of every new session (the policy that applied: MTA-STS, DANE or none; success, or the failure's
+//! RFC 8460 result type) goes to a [`TlsReportSink`] set with [`SmtpTransport::report_tls_to`], for TLS-RPT.
+//!
 //! Built on mail-builder (MIME), hickory-resolver (DNS) and mail-send's low-level
 //! [`mail_send::SmtpClient`] (SMTP). mail-send's high-level `send()` is not used: it stops at the
 //! first rejected recipient, and its builder cannot do opportunistic STARTTLS.
@@ -31,6 +34,7 @@ mod retry;
 mod session;
 mod shaping;
 mod sources;
+mod tls_report;
 mod transport;
 
 pub use dane::{DaneFailure, DaneFailureKind, DanePolicy, TlsaRecord, USAGE_DANE_EE, USAGE_DANE_TA};
@@ -48,6 +52,9 @@ pub use shaping::{
     DestinationAdmission, DestinationLimits, DestinationState, ShapingConfig, ShapingError, is_throttle_reply,
 };
 pub use sources::{GateFuture, SHARED_POOL, SourceGate, SourcePoolError, SourcePools};
+pub use tls_report::{
+    ReportUri, TlsPolicyType, TlsReportSink, TlsSessionFailure, TlsSessionOutcome, parse_tlsrpt_record,
+};
 pub use transport::{
     Envelope, MAX_RCPT_PER_TRANSACTION, Outcome, RecipientOutcome, SendReport, SmtpTransport, TlsPolicy,
     TransportConfig,

@@ -159,6 +159,9 @@ pub(crate) enum ConnectError {
     /// The MX did not accept the connection or did not greet (or answer EHLO) in time: a tarpit or an
     /// overloaded host, which the transport backs off as a whole.
     TimedOut(String),
+    /// The session failed DANE (no STARTTLS, or a certificate its TLSA records do not authenticate): the reason
+    /// and the failure's RFC 8460 result type, for TLS-RPT.
+    Dane(String, &'static str),
 }
 
 /// What [`connect`] needs to know.
@@ -297,8 +300,10 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
     let wants_tls = policy != TlsPolicy::Disabled && dial.try_tls;
     if !wants_tls || !caps.starttls {
         if dial.dane.is_some() {
-            let failure = DaneConnector::no_starttls(&label, "does not offer STARTTLS");
-            return Err(fail(failure.reply()));
+            return Err(dane_error(
+                DaneConnector::no_starttls(&label, "does not offer STARTTLS"),
+                "",
+            ));
         }
         if policy == TlsPolicy::Required {
             return Err(fail(format!(
@@ -327,7 +332,7 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
     if !(200..300).contains(&reply.code) {
         if dial.dane.is_some() {
             let refused = format!("refused STARTTLS ({})", reply_text(&reply));
-            return Err(fail(DaneConnector::no_starttls(&label, &refused).reply()));
+            return Err(dane_error(DaneConnector::no_starttls(&label, &refused), ""));
         }
         if policy == TlsPolicy::Required {
             return Err(fail(format!(
@@ -347,8 +352,8 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
     let tls = plain.into_tls(connector, &sni).await.map_err(|e| {
         if let Some(dane) = dial.dane {
             return match dane.failure() {
-                Some(failure) => fail(format!("{} ({label})", failure.reply())),
-                None => fail(DaneConnector::handshake_failed(&label, &io_reason(&e)).reply()),
+                Some(failure) => dane_error(failure, &format!(" ({label})")),
+                None => dane_error(DaneConnector::handshake_failed(&label, &io_reason(&e)), ""),
             };
         }
         let reason = format!("4.7.5 TLS handshake with {label} failed: {}", io_reason(&e));
@@ -370,6 +375,11 @@ async fn handshake(dial: Dial<'_>) -> Result<Session, ConnectError> {
         .filter(|dane| dane.authenticates())
         .map(|dane| dane.host().to_string());
     Ok(established)
+}
+
+/// A DANE failure as a connection error: its deferral text (followed by `suffix`) and its result type.
+fn dane_error(failure: crate::dane::DaneFailure, suffix: &str) -> ConnectError {
+    ConnectError::Dane(format!("{}{suffix}", failure.reply()), failure.kind.result_type())
 }
 
 /// Binds the source (when given) and connects, telling a bind failure (the member is unusable) from a failed

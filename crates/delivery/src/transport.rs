@@ -30,6 +30,7 @@ use crate::{
         Dest, DestinationAdmission, DestinationState, Destinations, ShapingConfig, Suspension, is_throttle_reply,
     },
     sources::{Avoided, SourceGate, SourcePools},
+    tls_report::{ReportedPolicy, TlsReportSink, TlsSessionFailure},
 };
 
 /// The start of the reason given when an MX does not offer REQUIRETLS to mail that requires it (RFC 8689 §5).
@@ -257,6 +258,8 @@ struct Inner {
     gate: Option<Arc<dyn SourceGate>>,
     /// MTA-STS policy discovery; `None`: not applied.
     mta_sts: Option<Arc<MtaSts>>,
+    /// Where the TLS outcome of each new session goes (TLS-RPT); unset: nowhere.
+    tls_reports: std::sync::OnceLock<Arc<dyn TlsReportSink>>,
 }
 
 impl std::fmt::Debug for SmtpTransport {
@@ -315,8 +318,16 @@ impl SmtpTransport {
                 destinations,
                 gate,
                 mta_sts,
+                tls_reports: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Hands the TLS outcome of every new session towards an MX host (not a relay) to `sink`, from now on (TLS-RPT,
+    /// RFC 8460). Under an MTA-STS `testing` policy each new session is first tried as `enforce` would, so that its
+    /// failures are known; the mail then goes as the configured policy allows. Only the first sink set counts.
+    pub fn report_tls_to(&self, sink: Arc<dyn TlsReportSink>) {
+        let _ = self.inner.tls_reports.set(sink);
     }
 
     /// The configuration.
@@ -452,8 +463,10 @@ impl SmtpTransport {
                     }
                 }
                 Ok(hosts) => {
-                    // MTA-STS `enforce`: only the MX hosts the policy names, only over verified TLS.
-                    let enforced = self.enforced_mta_sts(domain).await;
+                    // MTA-STS `enforce`: only the MX hosts the policy names, only over verified TLS. A `testing`
+                    // policy changes nothing but what is reported.
+                    let sts = self.mta_sts_policy(domain).await;
+                    let enforced = sts.clone().filter(|p| p.mode == MtaStsMode::Enforce);
                     let (hosts, sts_envelope): (Vec<MxHost>, Option<Envelope>) = match &enforced {
                         Some(policy) => (
                             hosts.into_iter().filter(|h| policy.allows_mx(&h.name)).collect(),
@@ -473,6 +486,13 @@ impl SmtpTransport {
                         for &i in &pending {
                             outcomes[i] = Some(o.clone());
                         }
+                        self.report(domain, &HostPolicy::sts(Some(policy)), None, || TlsSessionFailure {
+                            result_type: TlsFailure::MxMismatch.result_type(),
+                            sending_mta_ip: None,
+                            receiving_mx_hostname: String::new(),
+                            receiving_ip: None,
+                            failure_reason_code: o.reply().to_string(),
+                        });
                     }
                     let dest = self.inner.destinations.get(domain);
                     let members = self.inner.pools.members(pool);
@@ -485,7 +505,16 @@ impl SmtpTransport {
                     while let Some(chunk) = queue.pop_front() {
                         let rcpts: Vec<&str> = chunk.iter().map(|&i| envelope.rcpt_to[i].as_str()).collect();
                         let done = self
-                            .deliver(&dest, &hosts, members, &mut exhausted, envelope, &rcpts, message)
+                            .deliver(
+                                &dest,
+                                &hosts,
+                                sts.as_ref(),
+                                members,
+                                &mut exhausted,
+                                envelope,
+                                &rcpts,
+                                message,
+                            )
                             .await;
                         // A member granted only part of the chunk (its warm-up allowance): the rest goes on from
                         // the other members, or is held.
@@ -536,6 +565,7 @@ impl SmtpTransport {
         &self,
         dest: &Arc<Dest>,
         hosts: &[MxHost],
+        sts: Option<&Arc<MtaStsPolicy>>,
         members: &[IpAddr],
         exhausted: &mut Vec<IpAddr>,
         envelope: &Envelope,
@@ -571,9 +601,17 @@ impl SmtpTransport {
         'hosts: for host in hosts {
             // DANE (RFC 7672): decided per MX host; a host whose TLSA records cannot be had is skipped.
             let dane = dane::policy_for(&self.inner.resolver, host, self.port()).await;
+            let policy = HostPolicy { dane: &dane, sts };
             if let DanePolicy::Unusable(failure) = &dane {
                 debug!(host = %host.name, %failure, "MX host skipped");
                 last = failure.reply();
+                self.report(&dest.domain, &policy, Some(&host.name), || TlsSessionFailure {
+                    result_type: failure.kind.result_type(),
+                    sending_mta_ip: None,
+                    receiving_mx_hostname: host.name.clone(),
+                    receiving_ip: None,
+                    failure_reason_code: last.clone(),
+                });
                 continue;
             }
             for &ip in &host.addrs {
@@ -617,7 +655,7 @@ impl SmtpTransport {
                     let part = &rcpts[..granted];
                     let epoch = dest.epoch();
                     match self
-                        .run_on(dest, &host.name, &dane, ip, source, envelope, part, message)
+                        .run_on(dest, &host.name, &policy, ip, source, envelope, part, message)
                         .await
                     {
                         Run::Done(outcomes, used) => {
@@ -646,6 +684,7 @@ impl SmtpTransport {
                             reason,
                             bind,
                             timed_out: t,
+                            ..
                         }) => {
                             dialled = true;
                             timed_out |= t;
@@ -722,13 +761,14 @@ impl SmtpTransport {
         Attempt::all(n, Outcome::deferred(last))
     }
 
-    /// Runs the transaction on an idle or a new session from `source` to `ip` (one that fits `dane`).
+    /// Runs the transaction on an idle or a new session from `source` to `ip` (one that fits the host's DANE
+    /// policy).
     #[allow(clippy::too_many_arguments)]
     async fn run_on(
         &self,
         dest: &Arc<Dest>,
         host: &str,
-        dane: &DanePolicy,
+        policy: &HostPolicy<'_>,
         ip: IpAddr,
         source: Option<IpAddr>,
         envelope: &Envelope,
@@ -743,7 +783,7 @@ impl SmtpTransport {
         };
         let mut allow_idle = true;
         loop {
-            let (session, reused) = match self.session_for(dest, host, dane, key, allow_idle).await {
+            let (session, reused) = match self.session_for(dest, host, policy, key, allow_idle).await {
                 Ok(s) => s,
                 Err(run) => return run,
             };
@@ -755,6 +795,7 @@ impl SmtpTransport {
                     reason,
                     bind: false,
                     timed_out: false,
+                    result_type: None,
                 });
             }
             let dane_verified = session.dane_host.is_some();
@@ -800,7 +841,7 @@ impl SmtpTransport {
         &self,
         dest: &Arc<Dest>,
         host: &str,
-        dane: &DanePolicy,
+        policy: &HostPolicy<'_>,
         key: PoolKey,
         allow_idle: bool,
     ) -> Result<(Session, bool), Run> {
@@ -810,14 +851,14 @@ impl SmtpTransport {
             let changed = dest.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if allow_idle && let Some(session) = self.take_idle(&key, host, dane) {
+            if allow_idle && let Some(session) = self.take_idle(&key, host, policy.dane) {
                 return Ok((session, true));
             }
             if let Some(s) = dest.suspension() {
                 return Err(Run::Suspended(s));
             }
             if let Some(slot) = dest.try_open() {
-                return match self.dial(host, key, dane).await {
+                return match self.dial_reported(&dest.domain, host, key, policy).await {
                     Ok(mut session) => {
                         dest.greeted();
                         session.slot = Some(slot);
@@ -897,14 +938,108 @@ impl SmtpTransport {
         }
     }
 
-    /// The MTA-STS policy `domain` enforces (`mode: enforce`); `None` without MTA-STS, towards a relay host, or
-    /// when the domain has no policy or only tests one.
-    async fn enforced_mta_sts(&self, domain: &str) -> Option<Arc<MtaStsPolicy>> {
+    /// The MTA-STS policy in force for `domain` (`enforce` or `testing`); `None` without MTA-STS, towards a relay
+    /// host, or when the domain has no policy.
+    async fn mta_sts_policy(&self, domain: &str) -> Option<Arc<MtaStsPolicy>> {
         if self.inner.cfg.relay.is_some() {
             return None;
         }
-        let policy = self.inner.mta_sts.as_ref()?.policy(domain).await?;
-        (policy.mode == MtaStsMode::Enforce).then_some(policy)
+        self.inner.mta_sts.as_ref()?.policy(domain).await
+    }
+
+    /// Hands one outcome under `policy` to the TLS-RPT sink, if there is one (the failure is built only then).
+    fn report(
+        &self,
+        domain: &str,
+        policy: &HostPolicy<'_>,
+        host: Option<&str>,
+        failure: impl FnOnce() -> TlsSessionFailure,
+    ) {
+        self.report_outcome(domain, policy, host.unwrap_or(""), Some(failure));
+    }
+
+    fn report_outcome(
+        &self,
+        domain: &str,
+        policy: &HostPolicy<'_>,
+        host: &str,
+        failure: Option<impl FnOnce() -> TlsSessionFailure>,
+    ) {
+        if let Some(sink) = self.inner.tls_reports.get() {
+            let reported = ReportedPolicy::of(host, policy.dane, policy.sts);
+            sink.record(reported.outcome(domain, failure.map(|f| f())));
+        }
+    }
+
+    /// [`SmtpTransport::dial`], handing the TLS outcome of the new session to the TLS-RPT sink. Under an MTA-STS
+    /// `testing` policy (and no DANE) the session is first tried with verified TLS, as `enforce` would; when that
+    /// fails for a TLS reason the failure is reported and the session dialled again as configured (RFC 8461 §5:
+    /// testing policies deliver anyway).
+    async fn dial_reported(
+        &self,
+        domain: &str,
+        host: &str,
+        key: PoolKey,
+        policy: &HostPolicy<'_>,
+    ) -> Result<Session, DialFailure> {
+        if self.inner.tls_reports.get().is_none() || self.inner.cfg.relay.is_some() {
+            return self.dial(host, key, policy.dane, None).await;
+        }
+        let failure = |reason: &str, result_type: &'static str| TlsSessionFailure {
+            result_type,
+            sending_mta_ip: key.source,
+            receiving_mx_hostname: host.to_string(),
+            receiving_ip: Some(key.ip),
+            failure_reason_code: reason.to_string(),
+        };
+        let testing = policy
+            .sts
+            .filter(|p| p.mode == MtaStsMode::Testing && !policy.dane.enforced() && key.verified_tls.is_none());
+        if let Some(sts) = testing {
+            if !sts.allows_mx(host) {
+                let reason = format!("4.7.5 MTA-STS (testing): {host} is not an MX host the policy names");
+                self.report(domain, policy, Some(host), || {
+                    failure(&reason, TlsFailure::MxMismatch.result_type())
+                });
+                return self.dial(host, key, policy.dane, None).await;
+            }
+            match self.dial(host, key, policy.dane, Some(TlsPolicy::Required)).await {
+                Ok(session) => {
+                    self.report_outcome(domain, policy, host, None::<fn() -> TlsSessionFailure>);
+                    return Ok(session);
+                }
+                Err(f) => match TlsFailure::from_reason(&f.reason) {
+                    Some(kind) => {
+                        self.report(domain, policy, Some(host), || failure(&f.reason, kind.result_type()));
+                        return self.dial(host, key, policy.dane, None).await;
+                    }
+                    None => return Err(f),
+                },
+            }
+        }
+        let dialled = self.dial(host, key, policy.dane, None).await;
+        match &dialled {
+            Ok(session) if session.tls => {
+                self.report_outcome(domain, policy, host, None::<fn() -> TlsSessionFailure>);
+            }
+            // Plain text by configuration is no TLS outcome; without it, the MX offered no (working) STARTTLS.
+            Ok(_) if self.configured_policy() != TlsPolicy::Disabled => {
+                let reason = format!("{host}[{}] offers no STARTTLS", key.ip);
+                self.report(domain, policy, Some(host), || {
+                    failure(&reason, TlsFailure::StartTlsNotSupported.result_type())
+                });
+            }
+            Ok(_) => {}
+            Err(f) => {
+                let result_type = f
+                    .result_type
+                    .or_else(|| TlsFailure::from_reason(&f.reason).map(TlsFailure::result_type));
+                if let Some(result_type) = result_type {
+                    self.report(domain, policy, Some(host), || failure(&f.reason, result_type));
+                }
+            }
+        }
+        dialled
     }
 
     /// The TLS policy configured towards every receiver: the relay's, or [`TransportConfig::tls`].
@@ -929,7 +1064,14 @@ impl SmtpTransport {
 
     /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text (never under
     /// DANE). The error says whether the source address itself is unusable (bind failure).
-    async fn dial(&self, host: &str, key: PoolKey, dane: &DanePolicy) -> Result<Session, DialFailure> {
+    /// `verify` (`TlsPolicy::Required`) asks for verified TLS whatever the configuration says.
+    async fn dial(
+        &self,
+        host: &str,
+        key: PoolKey,
+        dane: &DanePolicy,
+        verify: Option<TlsPolicy>,
+    ) -> Result<Session, DialFailure> {
         let cfg = &self.inner.cfg;
         let dane = match DaneConnector::for_policy(dane, host).transpose() {
             Ok(connector) => connector,
@@ -938,12 +1080,14 @@ impl SmtpTransport {
                     reason: failure.reply(),
                     bind: false,
                     timed_out: false,
+                    result_type: Some(failure.kind.result_type()),
                 });
             }
         };
-        let policy = match key.verified_tls {
-            Some(_) => TlsPolicy::Required,
-            None => self.configured_policy(),
+        let policy = match (key.verified_tls, verify) {
+            (Some(_), _) => TlsPolicy::Required,
+            (None, Some(policy)) => policy,
+            (None, None) => self.configured_policy(),
         };
         let auth = cfg
             .relay
@@ -963,17 +1107,19 @@ impl SmtpTransport {
             dane: dane.as_ref(),
         };
         let split = |e: ConnectError| {
-            let (reason, bind, timed_out) = match e {
-                ConnectError::Bind(r) => (r, true, false),
-                ConnectError::TimedOut(r) => (r, false, true),
+            let (reason, bind, timed_out, result_type) = match e {
+                ConnectError::Bind(r) => (r, true, false, None),
+                ConnectError::TimedOut(r) => (r, false, true, None),
                 ConnectError::Unreachable(r) | ConnectError::Failed(r) | ConnectError::TlsHandshake(r) => {
-                    (r, false, false)
+                    (r, false, false, None)
                 }
+                ConnectError::Dane(r, result_type) => (r, false, false, Some(result_type)),
             };
             DialFailure {
                 reason,
                 bind,
                 timed_out,
+                result_type,
             }
         };
         match connect(dial(true)).await {
@@ -1310,6 +1456,24 @@ struct DialFailure {
     reason: String,
     bind: bool,
     timed_out: bool,
+    /// The RFC 8460 result type of a DANE failure.
+    result_type: Option<&'static str>,
+}
+
+/// What applies to sessions with one MX host: its DANE policy and the domain's MTA-STS policy in force.
+struct HostPolicy<'a> {
+    dane: &'a DanePolicy,
+    sts: Option<&'a Arc<MtaStsPolicy>>,
+}
+
+impl<'a> HostPolicy<'a> {
+    /// The domain's MTA-STS policy, before any host is known.
+    fn sts(sts: Option<&'a Arc<MtaStsPolicy>>) -> Self {
+        HostPolicy {
+            dane: &DanePolicy::NotApplicable,
+            sts,
+        }
+    }
 }
 
 /// The session that decided a transaction.
