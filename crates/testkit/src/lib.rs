@@ -25,7 +25,7 @@ mod tarpit;
 pub use dkim_verifiers::{DkimVerdict, ExternalDkimVerifiers};
 pub use error::TestkitError;
 pub use mailpush_devdns::{DevDnsError, DnsAuthority, DnsMirror};
-pub use policy_server::{PolicyAnswer, PolicyServer};
+pub use policy_server::{PolicyAnswer, PolicyServer, ReceivedRequest};
 pub use sink::{DEFAULT_MAX_MESSAGE_SIZE, ReceivedMessage, SinkCertificate, SinkConfig, SinkMx, SinkReply};
 pub use tarpit::Tarpit;
 
