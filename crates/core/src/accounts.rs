@@ -146,6 +146,27 @@ impl Accounts {
         Ok(creds)
     }
 
+    /// The id of the account mailpush sends its own mail as (`name`, e.g. TLS-RPT reports), created the first time
+    /// with credentials nobody is shown (an operator can still rotate its key).
+    pub(crate) async fn system_account(&self, name: &str) -> Result<AccountId, CoreError> {
+        if let Some(a) = self.env.store.accounts().account_by_name(name).await? {
+            return Ok(a.id);
+        }
+        match self.create_account(name).await {
+            Ok(_) => {}
+            // Another node created it meanwhile.
+            Err(CoreError::Refused(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.env
+            .store
+            .accounts()
+            .account_by_name(name)
+            .await?
+            .map(|a| a.id)
+            .ok_or_else(|| CoreError::Config(format!("account {name} could not be created")))
+    }
+
     pub(crate) async fn list_accounts(&self) -> Result<Vec<AccountContext>, CoreError> {
         Ok(self
             .env

@@ -47,6 +47,7 @@ pub mod telemetry;
 pub mod templates;
 pub mod tls;
 mod tls_required;
+mod tls_rpt;
 pub mod warmup;
 pub mod worker;
 
@@ -149,6 +150,7 @@ struct Services {
     screening: Arc<screening::Screening>,
     retention: Arc<retention::Retention>,
     telemetry: Arc<telemetry::Telemetry>,
+    tls_reports: Arc<tls_rpt::TlsReports>,
     delivery: worker::Delivery,
 }
 
@@ -298,7 +300,14 @@ impl Mailpush {
             warmup: warmup.clone(),
             source_ips: source_ips.clone(),
         });
+        let tls_reports = Arc::new(tls_rpt::TlsReports {
+            env: env.clone(),
+            recorder: Arc::new(tls_rpt::Recorder::new(clock.clone())),
+            accounts: accounts.clone(),
+            wake: wake.clone(),
+        });
         let delivery = worker::Delivery {
+            tls_recorder: tls_rpt::active(&settings).then(|| tls_reports.recorder.clone()),
             env,
             wake,
             source_ips: source_ips.clone(),
@@ -328,6 +337,7 @@ impl Mailpush {
                 screening,
                 retention,
                 telemetry,
+                tls_reports,
                 delivery,
             }),
         })
@@ -1486,6 +1496,13 @@ impl Mailpush {
     /// SQLite file's free pages back. `stop` ends it early between two steps.
     pub async fn run_retention(&self, stop: Option<&watch::Receiver<bool>>) -> Result<RetentionPass, CoreError> {
         self.inner.retention.run_retention(stop).await
+    }
+
+    /// Starts TLS-RPT (RFC 8460) reporting: every `tls_rpt_check_secs` the TLS outcomes the worker counted are
+    /// written to the database and each receiving domain publishing `_smtp._tls` TXT gets its report of every UTC
+    /// day that ended. With `tls_rpt` off (or neither `mta_sts` nor `dane` on) the task does nothing.
+    pub fn start_tls_reports(&self) -> Result<background::BackgroundTask, CoreError> {
+        self.inner.tls_reports.start()
     }
 
     /// Starts the periodic retention pass (every `retention_check_secs`; with 0, or `retention_days` 0, the

@@ -4,7 +4,8 @@
 //! is pruned through the store in small batches with a pause between them, then the SQLite file gives its
 //! freed pages back a bounded number at a time. The SES v2 rows of each message (its configuration set and tags)
 //! go with it, and those of SES mail refused at admission (no message, only `REJECT` / `RENDERING_FAILURE`
-//! events) once they are older than the cutoff. The daily statistics rollup, the blacklists and the
+//! events) once they are older than the cutoff. Received DMARC aggregate reports whose period ended before the
+//! cutoff go too, and the TLS-RPT counters and report marks of UTC days before it. The daily statistics rollup, the blacklists and the
 //! suppression lists are not touched (see `mailpush_store`'s `retention`).
 
 use std::time::Duration;
@@ -29,6 +30,10 @@ const DAY_MS: i64 = 86_400_000;
 pub struct RetentionPass {
     /// Rows pruned.
     pub pruned: PruneCounts,
+    /// Received DMARC aggregate reports pruned (their period ended before the cutoff).
+    pub dmarc_reports: u64,
+    /// TLS-RPT counter rows and report marks pruned (of UTC days before the cutoff's).
+    pub tls_rpt_rows: u64,
     /// SQLite pages given back to the file system.
     pub pages_released: u64,
 }
@@ -96,6 +101,17 @@ impl Retention {
             tokio::time::sleep(PRUNE_PAUSE).await;
         }
         loop {
+            let reports = store.retention().prune_reports(cutoff, PRUNE_BATCH).await?;
+            pass.dmarc_reports += reports.dmarc_reports;
+            pass.tls_rpt_rows += reports.tls_rpt_rows;
+            mailpush_telemetry::retention_pruned("dmarc_reports", reports.dmarc_reports);
+            mailpush_telemetry::retention_pruned("tls_rpt", reports.tls_rpt_rows);
+            if reports.dmarc_reports + reports.tls_rpt_rows == 0 || stopped() {
+                break;
+            }
+            tokio::time::sleep(PRUNE_PAUSE).await;
+        }
+        loop {
             let released = store.retention().release_free_pages(RELEASE_PAGES).await?;
             pass.pages_released += released;
             if released < u64::from(RELEASE_PAGES) || stopped() {
@@ -121,6 +137,8 @@ impl Retention {
                     attempts = pass.pruned.attempts,
                     events = pass.pruned.events,
                     ses_messages = pass.pruned.ses_messages,
+                    dmarc_reports = pass.dmarc_reports,
+                    tls_rpt_rows = pass.tls_rpt_rows,
                     pages_released = pass.pages_released,
                     "retention pass pruned old mail"
                 ),

@@ -146,6 +146,17 @@ pub struct Settings {
     pub mta_sts: bool,
     /// The HTTPS port MTA-STS policy files are fetched from (443; tests use their server's port).
     pub mta_sts_policy_port: u16,
+    /// TLS-RPT (RFC 8460): count the TLS outcome of every outbound session per receiving domain and UTC day, and
+    /// send each domain publishing `_smtp._tls` TXT its daily report. Active only with `mta_sts` or `dane` on.
+    pub tls_rpt: bool,
+    /// The `organization-name` of the reports; empty = `helo_name`.
+    pub tls_rpt_organization: String,
+    /// The `contact-info` of the reports; empty = `tls_rpt_from`.
+    pub tls_rpt_contact: String,
+    /// The sender of reports mailed to a `mailto:` rua; empty = `tlsrpt-noreply@<helo_name>`.
+    pub tls_rpt_from: String,
+    /// How often the counts are written to the database and ended days are reported, seconds.
+    pub tls_rpt_check_secs: u64,
     /// Source IP addresses outgoing connections bind to: the shared pool (empty = the OS chooses).
     pub source_ips: Vec<std::net::IpAddr>,
     /// Named source pools ("dedicated IPs"), `name=ip,ip;name=ip`; a pool named `shared` adds to `source_ips`.
@@ -395,6 +406,11 @@ impl Default for Settings {
             outbound_tls_ca_file: None,
             mta_sts: true,
             mta_sts_policy_port: 443,
+            tls_rpt: true,
+            tls_rpt_organization: String::new(),
+            tls_rpt_contact: String::new(),
+            tls_rpt_from: String::new(),
+            tls_rpt_check_secs: 300,
             source_ips: Vec::new(),
             source_pools: String::new(),
             source_avoid_secs: 300,

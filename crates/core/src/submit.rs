@@ -254,7 +254,7 @@ fn header_count(header: &[u8], name: &str) -> usize {
         .count()
 }
 
-fn rfc2822_date(now_ms: i64) -> String {
+pub(crate) fn rfc2822_date(now_ms: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     at.format(&time::format_description::well_known::Rfc2822)

@@ -861,7 +861,19 @@ pub(crate) fn relay_from_settings(s: &crate::Settings) -> Result<Option<mailpush
 /// What starting the delivery worker needs: the store, the settings, the wake-up signal of admission, the
 /// source IP gate and the DKIM keys.
 /// The CA certificates of `outbound_tls_ca_file` (DER), trusted besides the system's for verified outbound TLS.
-fn outbound_trust_roots(s: &crate::Settings) -> Result<Vec<Vec<u8>>, CoreError> {
+/// The resolver of delivery (MX, MTA-STS and TLS-RPT records): the configured servers, cached, validating DNSSEC
+/// with `dane`.
+pub(crate) fn delivery_resolver(s: &crate::Settings) -> Result<MxResolver, CoreError> {
+    MxResolver::new(&DnsSettings {
+        servers: s.dns_servers.clone(),
+        timeout: Duration::from_secs(5),
+        cache: true,
+        dnssec: dnssec_from_settings(s)?,
+    })
+    .map_err(|e| CoreError::Config(format!("DNS: {e}")))
+}
+
+pub(crate) fn outbound_trust_roots(s: &crate::Settings) -> Result<Vec<Vec<u8>>, CoreError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let Some(path) = &s.outbound_tls_ca_file else {
         return Ok(Vec::new());
@@ -883,19 +895,15 @@ pub(crate) struct Delivery {
     pub(crate) wake: Arc<Notify>,
     pub(crate) source_ips: Arc<crate::source_ips::SourceIps>,
     pub(crate) identities: Arc<crate::identity::Identities>,
+    /// Where the transport counts TLS outcomes (TLS-RPT); `None` when reporting is off.
+    pub(crate) tls_recorder: Option<Arc<crate::tls_rpt::Recorder>>,
 }
 
 impl Delivery {
     /// Starts the delivery worker on the current runtime.
     pub(crate) async fn start(&self) -> Result<WorkerHandle, CoreError> {
         let s = &self.env.settings;
-        let resolver = MxResolver::new(&DnsSettings {
-            servers: s.dns_servers.clone(),
-            timeout: Duration::from_secs(5),
-            cache: true,
-            dnssec: dnssec_from_settings(s)?,
-        })
-        .map_err(|e| CoreError::Config(format!("DNS: {e}")))?;
+        let resolver = delivery_resolver(s)?;
         let tls = match s.outbound_tls.as_str() {
             "opportunistic" => TlsPolicy::Opportunistic,
             "required" => TlsPolicy::Required,
@@ -933,6 +941,9 @@ impl Delivery {
             Some(self.source_ips.warmup_gate()?),
             mta_sts,
         );
+        if let Some(recorder) = &self.tls_recorder {
+            transport.report_tls_to(recorder.clone());
+        }
         let retry = RetryPolicy {
             schedule: s.retry_schedule(),
             max_age: Duration::from_secs(s.max_delivery_seconds),

@@ -1,6 +1,7 @@
 //! The background services of a mailpush node, started and stopped as one: the delivery worker, the callback
 //! dispatcher (with the bounce-rate monitor), the periodic DNS re-check of sending domains, the reputation-level
-//! evaluation, the batch-task runner and data retention (pruning mail older than `retention_days`).
+//! evaluation, the batch-task runner, data retention (pruning mail older than `retention_days`) and TLS-RPT (the
+//! daily reports of outbound TLS outcomes to receiving domains).
 //!
 //! Every binary that runs them (`mailpush serve`, `mailpush-worker`) calls [`start`], so a service added here
 //! runs on every such node; before, each binary kept its own list, and a task missing from one list failed
@@ -18,6 +19,7 @@ pub struct Services {
     levels: mailpush_core::levels::LevelEvaluatorHandle,
     batch: mailpush_batch::RunnerHandle,
     retention: mailpush_core::retention::RetentionHandle,
+    tls_reports: mailpush_core::background::BackgroundTask,
 }
 
 /// Starts every background service of a node on the current tokio runtime.
@@ -28,6 +30,7 @@ pub async fn start(core: &Mailpush) -> Result<Services, CoreError> {
     let levels = core.start_level_evaluator();
     let batch = mailpush_batch::start(core.clone(), mailpush_batch::RunnerConfig::from_core(core)).await?;
     let retention = core.start_retention();
+    let tls_reports = core.start_tls_reports()?;
     Ok(Services {
         worker,
         callbacks,
@@ -35,6 +38,7 @@ pub async fn start(core: &Mailpush) -> Result<Services, CoreError> {
         levels,
         batch,
         retention,
+        tls_reports,
     })
 }
 
@@ -44,6 +48,7 @@ impl Services {
     pub async fn shutdown(self) {
         self.batch.shutdown().await;
         self.retention.shutdown().await;
+        self.tls_reports.shutdown().await;
         self.recheck.shutdown().await;
         self.levels.shutdown().await;
         self.callbacks.shutdown().await;

@@ -333,17 +333,30 @@ impl CallbackClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                // The guard's refusal surfaces as a connect error; keep its message visible.
-                let mut msg = e.to_string();
-                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
-                }
-                WebhookError::Http(msg)
-            })?;
+            .map_err(|e| http_error(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(WebhookError::Status(status.as_u16()))
+        }
+    }
+
+    /// POSTs `body` as `content_type` to `url` (https only, checked by the guard like every request); `Ok` only for
+    /// a 2xx answer. TLS-RPT reports (RFC 8460 §5.4) go this way.
+    pub async fn post_https(&self, url: &str, content_type: &str, body: Vec<u8>) -> Result<(), WebhookError> {
+        let parsed = self.check_url(url)?;
+        if parsed.scheme() != "https" {
+            return Err(WebhookError::BadUrl(url.to_string()));
+        }
+        let resp = self
+            .client
+            .post(parsed)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| http_error(&e))?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -390,7 +403,7 @@ impl CallbackClient {
     }
 }
 
-/// A request error with its causes (the guard's refusal surfaces as a connect error's cause).
+/// A request error with its causes (the guard's refusal surfaces as a connect error's cause: keep it visible).
 fn http_error(e: &reqwest::Error) -> WebhookError {
     let mut msg = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
