@@ -5,7 +5,10 @@
 
 use std::{future::Future, net::Ipv4Addr, pin::Pin, sync::Arc, time::Duration};
 
-use mailpush_delivery::{MtaSts, Outcome, PolicyFetcher, SendReport, SmtpTransport, TlsPolicy, TransportConfig};
+use mailpush_delivery::{
+    MtaSts, Outcome, PolicyFetcher, SendReport, SmtpTransport, TlsPolicy, TlsPolicyType, TlsReportSink,
+    TlsSessionOutcome, TransportConfig,
+};
 use mailpush_testkit::{DnsAuthority, PolicyAnswer, PolicyServer, SinkConfig, SinkMx};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -246,4 +249,83 @@ async fn a_cached_enforce_policy_outlives_its_record_and_its_host() {
     w.policy_host
         .set_answer(PolicyAnswer::policy("version: STSv1\nmode: none\nmax_age: 86400\n"));
     assert!(mta_sts.policy(DOMAIN).await.is_none(), "withdrawn with mode: none");
+}
+
+/// Keeps every outcome the transport reports.
+#[derive(Default)]
+struct Collected(std::sync::Mutex<Vec<TlsSessionOutcome>>);
+
+impl TlsReportSink for Collected {
+    fn record(&self, outcome: TlsSessionOutcome) {
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+impl Collected {
+    fn take(&self) -> Vec<TlsSessionOutcome> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn tls_rpt_sees_each_new_session_under_its_policy() {
+    // enforce, the named MX with a trusted certificate: one successful session, reused by the second mail.
+    let w = world(ENFORCE).await;
+    let sink = tls_sink(MX).await;
+    let t = transport(&w, &sink, Some(&sink));
+    let seen = Arc::new(Collected::default());
+    t.report_tls_to(seen.clone());
+    assert_delivered(&t.send(DOMAIN, &envelope(&["a@sts.test"]), MESSAGE).await);
+    assert_delivered(&t.send(DOMAIN, &envelope(&["b@sts.test"]), MESSAGE).await);
+    let outcomes = seen.take();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].policy_domain, DOMAIN);
+    assert_eq!(outcomes[0].policy_type, TlsPolicyType::Sts);
+    assert_eq!(outcomes[0].mx_hosts, [MX]);
+    assert_eq!(outcomes[0].policy_strings[1], "mode: enforce");
+    assert_eq!(outcomes[0].failure, None);
+
+    // enforce, a certificate for another name: a failure with the MX's details.
+    let sink = tls_sink("elsewhere.example").await;
+    let t = transport(&w, &sink, Some(&sink));
+    t.report_tls_to(seen.clone());
+    deferred(&t.send(DOMAIN, &envelope(&["a@sts.test"]), MESSAGE).await);
+    let outcomes = seen.take();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let failure = outcomes[0].failure.as_ref().expect("a failure");
+    assert_eq!(failure.result_type, "certificate-host-mismatch");
+    assert_eq!(failure.receiving_mx_hostname, MX);
+    assert_eq!(failure.receiving_ip, Some(Ipv4Addr::LOCALHOST.into()));
+    assert!(failure.failure_reason_code.starts_with("4.7.5 "), "{failure:?}");
+
+    // testing, the same certificate: the failure is reported and the mail still delivered.
+    let w = world(&ENFORCE.replace("enforce", "testing")).await;
+    let t = transport(&w, &sink, Some(&sink));
+    t.report_tls_to(seen.clone());
+    let report = t.send(DOMAIN, &envelope(&["a@sts.test"]), MESSAGE).await;
+    assert_delivered(&report);
+    assert!(report.tls);
+    let outcomes = seen.take();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].policy_strings[1], "mode: testing");
+    assert_eq!(
+        outcomes[0].failure.as_ref().map(|f| f.result_type),
+        Some("certificate-host-mismatch")
+    );
+
+    // No policy: a TLS session is a success of `no-policy-found`, a plain one has no STARTTLS.
+    let dns = DnsAuthority::start().await.unwrap();
+    dns.add_mx("plain.test", 10, "mx.plain.test");
+    dns.add_a("mx.plain.test", Ipv4Addr::LOCALHOST);
+    let plain = SinkMx::start_default().await.unwrap();
+    let t = SmtpTransport::new(config(plain.port()), resolver(&dns));
+    t.report_tls_to(seen.clone());
+    assert_delivered(&t.send("plain.test", &envelope(&["a@plain.test"]), MESSAGE).await);
+    let outcomes = seen.take();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].policy_type, TlsPolicyType::NoPolicyFound);
+    assert_eq!(
+        outcomes[0].failure.as_ref().map(|f| f.result_type),
+        Some("starttls-not-supported")
+    );
 }
