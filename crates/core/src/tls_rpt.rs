@@ -62,6 +62,25 @@ struct Key {
     reason_code: String,
 }
 
+impl Key {
+    /// The counter row of `sessions` under this key.
+    fn row(&self, sessions: i64) -> TlsRptCount {
+        TlsRptCount {
+            day: self.day,
+            policy_domain: self.policy_domain.clone(),
+            policy_type: self.policy_type.to_string(),
+            policy_strings: self.policy_strings.clone(),
+            mx_hosts: self.mx_hosts.clone(),
+            result_type: self.result_type.to_string(),
+            sending_ip: self.sending_ip.clone(),
+            receiving_mx: self.receiving_mx.clone(),
+            receiving_ip: self.receiving_ip.clone(),
+            reason_code: self.reason_code.clone(),
+            sessions,
+        }
+    }
+}
+
 /// Session outcomes folded in memory until the next flush.
 pub(crate) struct Recorder {
     clock: SharedClock,
@@ -114,22 +133,7 @@ impl Recorder {
         if taken.is_empty() {
             return Ok(());
         }
-        let rows: Vec<TlsRptCount> = taken
-            .iter()
-            .map(|(k, n)| TlsRptCount {
-                day: k.day,
-                policy_domain: k.policy_domain.clone(),
-                policy_type: k.policy_type.to_string(),
-                policy_strings: k.policy_strings.clone(),
-                mx_hosts: k.mx_hosts.clone(),
-                result_type: k.result_type.to_string(),
-                sending_ip: k.sending_ip.clone(),
-                receiving_mx: k.receiving_mx.clone(),
-                receiving_ip: k.receiving_ip.clone(),
-                reason_code: k.reason_code.clone(),
-                sessions: *n,
-            })
-            .collect();
+        let rows: Vec<TlsRptCount> = taken.iter().map(|(k, n)| k.row(*n)).collect();
         if let Err(e) = store.tls_rpt().add(&rows).await {
             let mut counts = self.locked();
             for (k, n) in taken {
@@ -484,8 +488,8 @@ impl Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailpush_delivery::{TlsPolicyType, TlsSessionFailure};
     use mail_parser::MimeHeaders;
+    use mailpush_delivery::{TlsPolicyType, TlsSessionFailure};
     use mailpush_model::ManualClock;
 
     fn outcome(domain: &str, failure: Option<&'static str>) -> TlsSessionOutcome {
@@ -505,23 +509,7 @@ mod tests {
     }
 
     fn rows(recorder: &Recorder) -> Vec<TlsRptCount> {
-        let mut rows: Vec<TlsRptCount> = recorder
-            .locked()
-            .iter()
-            .map(|(k, n)| TlsRptCount {
-                day: k.day,
-                policy_domain: k.policy_domain.clone(),
-                policy_type: k.policy_type.to_string(),
-                policy_strings: k.policy_strings.clone(),
-                mx_hosts: k.mx_hosts.clone(),
-                result_type: k.result_type.to_string(),
-                sending_ip: k.sending_ip.clone(),
-                receiving_mx: k.receiving_mx.clone(),
-                receiving_ip: k.receiving_ip.clone(),
-                reason_code: k.reason_code.clone(),
-                sessions: *n,
-            })
-            .collect();
+        let mut rows: Vec<TlsRptCount> = recorder.locked().iter().map(|(k, n)| k.row(*n)).collect();
         rows.sort_by(|a, b| a.result_type.cmp(&b.result_type));
         rows
     }

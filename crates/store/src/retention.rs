@@ -282,23 +282,21 @@ impl Retention<'_> {
             .guarded(async {
                 let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
-                // The rows first: on SQLite the cascade would otherwise visit them one report at a time.
-                query(
+                // The rows first: on SQLite the cascade would otherwise visit them one report at a time. Both
+                // statements pick the same reports (the oldest ids of those ended before the cutoff).
+                let mut dmarc_reports = 0;
+                for delete in [
                     "DELETE FROM dmarc_report_rows WHERE report IN \
                      (SELECT id FROM dmarc_reports WHERE end_ms < $1 ORDER BY id LIMIT $2)",
-                )
-                .bind(cutoff_ms)
-                .bind(i64::from(limit.max(1)))
-                .execute(&mut conn)
-                .await?;
-                let dmarc_reports = query(
                     "DELETE FROM dmarc_reports WHERE id IN \
                      (SELECT id FROM dmarc_reports WHERE end_ms < $1 ORDER BY id LIMIT $2)",
-                )
-                .bind(cutoff_ms)
-                .bind(i64::from(limit.max(1)))
-                .execute(&mut conn)
-                .await?;
+                ] {
+                    dmarc_reports = query(delete)
+                        .bind(cutoff_ms)
+                        .bind(i64::from(limit.max(1)))
+                        .execute(&mut conn)
+                        .await?;
+                }
                 let oldest: Option<i64> = query("SELECT day FROM tls_rpt_counts WHERE day < $1 ORDER BY day LIMIT 1")
                     .bind(cutoff_day)
                     .scalar_optional(&mut conn)

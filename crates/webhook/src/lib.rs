@@ -334,12 +334,7 @@ impl CallbackClient {
             .send()
             .await
             .map_err(|e| http_error(&e))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(WebhookError::Status(status.as_u16()))
-        }
+        answered(resp.status())
     }
 
     /// POSTs `body` as `content_type` to `url` (https only, checked by the guard like every request); `Ok` only for
@@ -357,12 +352,7 @@ impl CallbackClient {
             .send()
             .await
             .map_err(|e| http_error(&e))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(WebhookError::Status(status.as_u16()))
-        }
+        answered(resp.status())
     }
 }
 
@@ -400,6 +390,15 @@ impl CallbackClient {
             body.extend_from_slice(&chunk);
         }
         String::from_utf8(body).map_err(|_| WebhookError::Http(format!("{url} is not UTF-8 text")))
+    }
+}
+
+/// `Ok` for a 2xx answer, else the status.
+fn answered(status: reqwest::StatusCode) -> Result<(), WebhookError> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(WebhookError::Status(status.as_u16()))
     }
 }
 
