@@ -474,6 +474,19 @@ pub async fn verified_sender_with(
     reply
 }
 
+/// A DER certificate as PEM: what `outbound_tls_ca_file` (and other PEM settings) hold.
+pub fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// A controllable clock for a real `mailpush` process: pass [`TestClock::env`] to [`base_env`]'s extras (every
 /// process of a test that should share the clock gets the same file), then move time with [`TestClock::advance`].
 /// The process sees a change within `OffsetFileClock::RECHECK_MS`; `advance` waits a little longer than that.

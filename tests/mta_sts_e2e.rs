@@ -25,18 +25,6 @@ struct World {
     client: ApiClient,
 }
 
-fn pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
-}
-
 /// `mailpush serve` delivering `example.org` to a sink whose certificate names `sink_name`.
 async fn world(sink_name: &str, extra: &[(&str, String)]) -> World {
     let sink = SinkMx::start(SinkConfig {
@@ -59,7 +47,7 @@ async fn world(sink_name: &str, extra: &[(&str, String)]) -> World {
     let ca_file = dir.path().join("outbound-ca.pem");
     std::fs::write(
         &ca_file,
-        pem(sink.ca_certificate_der().expect("CA")) + &pem(policy_host.ca_certificate_der()),
+        pem_certificate(sink.ca_certificate_der().expect("CA")) + &pem_certificate(policy_host.ca_certificate_der()),
     )
     .expect("CA file");
     let mut vars = vec![

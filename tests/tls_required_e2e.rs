@@ -26,15 +26,7 @@ struct World {
 
 /// The sink's CA as a PEM file mailpush trusts.
 fn write_ca(dir: &std::path::Path, sink: &SinkMx) -> std::path::PathBuf {
-    use base64::Engine;
-    let der = sink.ca_certificate_der().expect("a STARTTLS sink has a CA");
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
+    let pem = pem_certificate(sink.ca_certificate_der().expect("a STARTTLS sink has a CA"));
     let path = dir.join("outbound-ca.pem");
     std::fs::write(&path, pem).expect("write the CA");
     path
