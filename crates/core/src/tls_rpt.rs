@@ -314,8 +314,8 @@ impl TlsReports {
         (organization, contact, from, s.helo_name.clone())
     }
 
-    /// Starts the periodic flush and report pass (every `tls_rpt_check_secs`); a task that only waits for its stop
-    /// when TLS-RPT is off.
+    /// Starts the periodic flush and report pass (every `tls_rpt_check_secs`; no pass when TLS-RPT is off); its
+    /// shutdown writes the counts still in memory.
     pub(crate) fn start(self: &Arc<Self>) -> Result<BackgroundTask, CoreError> {
         let s = &self.env.settings;
         let secs = if active(s) { s.tls_rpt_check_secs } else { 0 };
@@ -324,16 +324,22 @@ impl TlsReports {
             resolver: crate::worker::delivery_resolver(s)?,
             client: crate::callbacks::client_trusting(s, &crate::worker::outbound_trust_roots(s)?)?,
         });
-        Ok(spawn_periodic(
-            &reporter,
-            secs,
-            FirstPass::AfterPeriod,
-            |r, _stop| async move {
-                if let Err(e) = r.pass().await {
-                    tracing::error!(error = %e, "TLS-RPT pass failed");
-                }
-            },
-        ))
+        let periodic = spawn_periodic(&reporter, secs, FirstPass::AfterPeriod, |r, _stop| async move {
+            if let Err(e) = r.pass().await {
+                tracing::error!(error = %e, "TLS-RPT pass failed");
+            }
+        });
+        // At the stop, what was counted since the last pass is written too: it would go with the process.
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _ = stop_rx.changed().await;
+            periodic.shutdown().await;
+            let service = &reporter.service;
+            if let Err(e) = service.recorder.flush(&service.env.store).await {
+                tracing::error!(error = %e, "TLS-RPT counts not written at shutdown");
+            }
+        });
+        Ok(BackgroundTask::new(stop, task))
     }
 }
 

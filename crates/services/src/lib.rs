@@ -43,15 +43,16 @@ pub async fn start(core: &Mailpush) -> Result<Services, CoreError> {
 }
 
 impl Services {
-    /// Stops the services: the batch runner first (it feeds the queue), the worker last, after its in-flight
-    /// deliveries finish and their outcomes are written.
+    /// Stops the services: the batch runner first (it feeds the queue), the worker after its in-flight deliveries
+    /// finish and their outcomes are written, then TLS-RPT, which writes the worker's last session counts.
     pub async fn shutdown(self) {
         self.batch.shutdown().await;
         self.retention.shutdown().await;
-        self.tls_reports.shutdown().await;
         self.recheck.shutdown().await;
         self.levels.shutdown().await;
         self.callbacks.shutdown().await;
         self.worker.shutdown().await;
+        // After the worker: the TLS outcomes of its last sessions are written too.
+        self.tls_reports.shutdown().await;
     }
 }
