@@ -153,10 +153,14 @@ pub(crate) struct ReportMeta<'a> {
     pub day: i64,
 }
 
+/// A policy of a report: its type, strings and MX hosts as stored.
+type PolicyKey<'a> = (&'a str, &'a str, &'a str);
+
 /// The RFC 8460 §4.4 report of `rows` (the counters of one policy domain on `meta.day`): one `policies` entry per
 /// distinct policy, its successes and failures summed, each distinct failure a `failure-details` entry.
 pub(crate) fn report_json(meta: &ReportMeta<'_>, policy_domain: &str, rows: &[TlsRptCount]) -> Value {
-    let mut policies: BTreeMap<(&str, &str, &str), (i64, i64, Vec<Value>)> = BTreeMap::new();
+    // Per (policy type, strings, MX hosts): successful sessions, failed sessions, failure details.
+    let mut policies: BTreeMap<PolicyKey<'_>, (i64, i64, Vec<Value>)> = BTreeMap::new();
     for r in rows {
         let entry = policies
             .entry((r.policy_type.as_str(), r.policy_strings.as_str(), r.mx_hosts.as_str()))
