@@ -12,12 +12,12 @@ use mailpush_core::{CallbackHandle, CoreError, Mailpush, RecheckHandle};
 
 /// The running services of one node; [`Services::shutdown`] stops them.
 pub struct Services {
-    worker: mailpush_core::worker::WorkerHandle,
+    worker: mailpush_core::WorkerHandle,
     callbacks: CallbackHandle,
     recheck: RecheckHandle,
-    levels: mailpush_core::levels::LevelEvaluatorHandle,
+    levels: mailpush_core::LevelEvaluatorHandle,
     batch: mailpush_batch::RunnerHandle,
-    retention: mailpush_core::retention::RetentionHandle,
+    retention: mailpush_core::RetentionHandle,
 }
 
 /// Starts every background service of a node on the current tokio runtime.
