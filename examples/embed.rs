@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::{Router, routing::get};
-use mailpush_core::{Mailpush, StatusRequest, send::SendContent, send::SendRequest};
+use mailpush_core::{Mailpush, SendContent, SendRequest, StatusRequest};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+use mailpush_model::{
+    AccountId,
+    queue::{NewMessage, NewRecipient},
+};
 use mailpush_model::{MessageId, RecipientKind};
-use mailpush_store::{AccountId, NewAccount, NewMessage, NewRecipient, Store};
+use mailpush_store::{NewAccount, Store};
 
 /// The system clock in Unix ms.
 pub fn now_ms() -> i64 {

@@ -805,15 +805,15 @@ fn now_ms() -> i64 {
 
 /// A one-recipient message of `body_bytes`, due `delay_ms` from now.
 fn queue_message(
-    account: mailpush_store::AccountId,
+    account: mailpush_model::AccountId,
     rcpt: String,
     domain: &str,
     lane: mailpush_model::Lane,
     delay_ms: i64,
     body_bytes: usize,
-) -> mailpush_store::NewMessage {
+) -> mailpush_model::queue::NewMessage {
     let now = now_ms();
-    mailpush_store::NewMessage {
+    mailpush_model::queue::NewMessage {
         id: mailpush_model::MessageId::generate(),
         account_id: account,
         envelope_from: SENDER.to_string(),
@@ -826,7 +826,7 @@ fn queue_message(
         not_before_ms: now + delay_ms,
         expires_ms: now + delay_ms + 72 * 3_600_000,
         body: vec![b'x'; body_bytes],
-        recipients: vec![mailpush_store::NewRecipient {
+        recipients: vec![mailpush_model::queue::NewRecipient {
             address: rcpt,
             domain: domain.to_string(),
             kind: mailpush_model::RecipientKind::To,
@@ -840,7 +840,7 @@ fn queue_message(
 /// `make(i)` builds message `i`.
 async fn enqueue_many<F>(store: &mailpush_store::Store, n: u64, tasks: u64, make: F) -> Result<()>
 where
-    F: Fn(u64) -> mailpush_store::NewMessage + Send + Sync + 'static,
+    F: Fn(u64) -> mailpush_model::queue::NewMessage + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     let next = Arc::new(AtomicU64::new(0));
@@ -887,7 +887,7 @@ const PREFILL_SQLITE: [&str; 3] = [
 async fn prefill_waiting(
     store: &mailpush_store::Store,
     url: &str,
-    account: mailpush_store::AccountId,
+    account: mailpush_model::AccountId,
     n: u64,
     body_bytes: usize,
 ) -> Result<()> {

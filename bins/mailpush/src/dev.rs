@@ -153,14 +153,14 @@ pub async fn bootstrap(core: &Mailpush, servers: &DevServers) -> anyhow::Result<
 
 /// The first start: the account (or a new key for it, when the file was deleted) and the console user.
 async fn create(core: &Mailpush) -> anyhow::Result<DevCredentials> {
-    use mailpush_core::secrets::{ALPHANUMERIC, random_string};
+    use mailpush_core::{ALPHANUMERIC, random_string};
     let exists = core.list_accounts().await?.iter().any(|a| a.name == ACCOUNT);
     let account = if exists {
         core.rotate_account_key(ACCOUNT).await?
     } else {
         core.create_account_with_policy(
             ACCOUNT,
-            mailpush_core::templates::AccountPolicy {
+            mailpush_core::model::templates::AccountPolicy {
                 allow_simple_content: true,
                 allow_links: true,
             },

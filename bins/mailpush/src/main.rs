@@ -894,7 +894,7 @@ async fn account(settings: mailpush_core::Settings, command: AccountCommand) -> 
             allow_simple_content,
             allow_links,
         } => {
-            let policy = mailpush_core::templates::AccountPolicy {
+            let policy = mailpush_core::model::templates::AccountPolicy {
                 allow_simple_content,
                 allow_links,
             };

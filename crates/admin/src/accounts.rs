@@ -2,7 +2,7 @@
 
 use crate::{AdminError, Report};
 use mailpush_core::Mailpush;
-use mailpush_core::templates::AccountPolicy;
+use mailpush_model::templates::AccountPolicy;
 use serde_json::json;
 
 /// Creates an account with its content permissions; the report carries the credentials, shown only now.
@@ -40,11 +40,11 @@ pub async fn keys(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
             format!(
                 "{}	created {}	last used {}	{}",
                 k.secret_id,
-                mailpush_core::batch::format_time(k.created_ms),
+                mailpush_core::format_time(k.created_ms),
                 k.last_used.as_deref().unwrap_or("-"),
                 k.revoked_ms.map_or("active".to_string(), |ms| format!(
                     "revoked {}",
-                    mailpush_core::batch::format_time(ms)
+                    mailpush_core::format_time(ms)
                 ))
             )
         })

@@ -4,7 +4,7 @@
 use crate::table::render;
 use crate::{AdminError, Report, account_context, datetime};
 use mailpush_core::Mailpush;
-use mailpush_store::SendTaskRow;
+use mailpush_model::batch::SendTaskRow;
 use serde_json::json;
 
 /// Most tasks one listing shows (the newest).

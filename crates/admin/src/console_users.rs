@@ -4,7 +4,7 @@
 use crate::table::render;
 use crate::{AdminError, Report, account_context};
 use mailpush_core::Mailpush;
-use mailpush_core::secrets::{ALPHANUMERIC, random_string};
+use mailpush_core::{ALPHANUMERIC, random_string};
 use serde_json::json;
 
 /// Adds a console user of `account` (`None`: an operator). Without `password` one is generated and shown once.

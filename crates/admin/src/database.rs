@@ -45,7 +45,7 @@ pub async fn vacuum(core: &Mailpush) -> Result<Report, AdminError> {
             json!({ "Backend": "postgres" }),
         ));
     };
-    let bytes = |p: &mailpush_store::FilePages| p.pages * p.page_size;
+    let bytes = |p: &mailpush_model::retention::FilePages| p.pages * p.page_size;
     Ok(Report::new(
         format!(
             "SQLite file rewritten with incremental auto-vacuum: {} bytes → {} bytes",

@@ -3,8 +3,8 @@
 
 use crate::table::render;
 use crate::{AdminError, Report, account_context};
+use mailpush_core::DmarcReportRequest;
 use mailpush_core::Mailpush;
-use mailpush_core::dmarc_reports::DmarcReportRequest;
 use serde_json::json;
 
 /// Which days to show: one, or an inclusive range (`to` defaults to today, `from` to six days before `to`).

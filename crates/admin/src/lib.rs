@@ -32,7 +32,7 @@ pub async fn account_context(core: &Mailpush, name: &str) -> Result<AccountConte
 
 /// A Unix time in ms as `YYYY-MM-DD HH:MM:SS` (calendar zone, `time_zone`), as the API writes times.
 pub(crate) fn datetime(ms: i64) -> String {
-    mailpush_core::batch::format_time(ms)
+    mailpush_core::format_time(ms)
 }
 
 /// What a command shows.

@@ -2,7 +2,8 @@
 
 use crate::{AdminError, Report};
 use mailpush_core::Mailpush;
-use mailpush_core::batch::{AddDetailsReport, ReceiverDetailInput, ReceiverStatus};
+use mailpush_core::{AddDetailsReport, ReceiverDetailInput};
+use mailpush_model::batch::ReceiverStatus;
 use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;

@@ -1,9 +1,10 @@
 //! `mailpush check` (the quality report of a mail) and `mailpush screening` (an account's screening settings).
 
 use crate::{AdminError, Report, account_context};
-use mailpush_core::screening::{CheckStatus, QualityInput, QualityReport, QualityRequest, ScreeningPolicy};
+use mailpush_core::{CheckStatus, QualityInput, QualityReport, QualityRequest};
 use mailpush_core::{Mailpush, SendContent, SendRequest};
 use mailpush_model::TriggerType;
+use mailpush_model::account::ScreeningPolicy;
 use std::fmt::Write;
 
 /// What `mailpush check` judges.

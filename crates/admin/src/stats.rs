@@ -3,7 +3,7 @@
 use crate::table::render;
 use crate::{AdminError, Report, account_context};
 use mailpush_core::Mailpush;
-use mailpush_core::stats::StatisticsRequest;
+use mailpush_core::StatisticsRequest;
 use serde_json::json;
 
 /// `account`'s statistics from `start` to `end` (UTC days, `YYYY-MM-DD`, inclusive; `end` defaults to today and
@@ -39,7 +39,7 @@ pub async fn stats(
             },
         )
         .await?;
-    let row = |day: &str, c: &mailpush_store::StatCounters| {
+    let row = |day: &str, c: &mailpush_model::stats::StatCounters| {
         vec![
             day.to_string(),
             c.requested.to_string(),
@@ -71,7 +71,7 @@ pub async fn stats(
         &rows,
         12,
     );
-    let counters = |c: &mailpush_store::StatCounters| {
+    let counters = |c: &mailpush_model::stats::StatCounters| {
         json!({
             "RequestCount": c.requested, "AcceptedCount": c.accepted, "DeliveredCount": c.delivered,
             "BounceCount": c.bounced, "DroppedCount": c.dropped, "OpenedCount": c.opened,

@@ -2,7 +2,7 @@
 
 use crate::{AdminError, Report};
 use mailpush_core::Mailpush;
-use mailpush_core::templates::TemplateStatus;
+use mailpush_model::templates::TemplateStatus;
 use serde_json::json;
 
 fn status_name(status: TemplateStatus) -> &'static str {

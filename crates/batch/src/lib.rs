@@ -11,7 +11,7 @@
 //!    suppression rules admission applies; recipients admission drops, e.g. SendStatus 1007/1013, are counted
 //!    as skipped);
 //! 4. the messages enqueued and the task's cursor (last list detail id) advanced in ONE transaction
-//!    ([`mailpush_store::Batch::feed_task_chunk`], compare-and-swap on the cursor). A kill before the commit
+//!    ([`mailpush_core::TaskRuns::feed_chunk`], a compare-and-swap on the cursor). A kill before the commit
 //!    leaves nothing, after it the cursor says so: a restart never feeds anyone twice, and two runners on one
 //!    PostgreSQL database never both feed the same chunk. Tasks are also leased to one runner at a time, so
 //!    they do not waste work racing.
@@ -22,12 +22,15 @@
 
 use std::time::Duration;
 
-use mailpush_core::batch::{merge_data, subject_with_ad};
 use mailpush_core::{CoreError, Mailpush, SendContent, SendRequest};
+use mailpush_core::{merge_data, subject_with_ad};
+use mailpush_model::batch::TaskStatus;
 use mailpush_model::clock::{DAY_MS, day_start};
 use mailpush_model::{ErrorCode, TriggerType};
-use mailpush_store::batch::TaskStatus;
-use mailpush_store::{NewMessage, SendTaskRow, TaskChunk, TaskRunUpdate};
+use mailpush_model::{
+    batch::{SendTaskRow, TaskChunk, TaskRunUpdate},
+    queue::NewMessage,
+};
 use tokio::sync::watch;
 
 /// How the runner paces itself.
@@ -60,7 +63,7 @@ impl RunnerConfig {
 }
 
 /// The running loop; `shutdown` stops it after the current chunk.
-pub type RunnerHandle = mailpush_core::background::BackgroundTask;
+pub type RunnerHandle = mailpush_core::BackgroundTask;
 
 /// Starts the runner on the current runtime. On the embedded database (one process) task leases left by a
 /// killed predecessor are dropped first.
@@ -272,7 +275,7 @@ impl Runner {
                 .prepare_message(
                     &account,
                     req,
-                    mailpush_core::engage::SendOptions {
+                    mailpush_core::SendOptions {
                         // Empty = not given: the sender address's AddressUnsubscribeConfig decides.
                         unsubscribe: task.task.unsubscribe.trim().parse().ok(),
                     },

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use mailpush_core::secrets::{ALPHANUMERIC, random_string};
+use mailpush_core::{ALPHANUMERIC, random_string};
 use mailpush_core::{AccountContext, ConsoleSession, Mailpush};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -53,7 +53,7 @@ impl Views {
                 tracing::error!(template = name, error = %e, "console template does not parse");
             }
         }
-        env.add_filter("datetime", |ms: i64| mailpush_core::batch::format_time(ms));
+        env.add_filter("datetime", |ms: i64| mailpush_core::format_time(ms));
         Views { env }
     }
 

@@ -3,9 +3,9 @@
 //! template, each with the mail it was about.
 
 use mailpush_model::ErrorCode;
+use mailpush_model::reputation::AbuseRow;
 use mailpush_model::time_zone;
 use mailpush_store::AbuseFilter;
-pub use mailpush_store::AbuseRow;
 
 use crate::stats::MAX_REPORT_DAYS;
 use crate::stats::Statistics;

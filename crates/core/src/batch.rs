@@ -5,12 +5,11 @@
 
 use crate::Env;
 use crate::{AccountContext, CoreError};
+use mailpush_model::batch::{DetailPage, NewReceiverDetail, NewSendTask, ReceiverRow, SendTaskRow};
+use mailpush_model::batch::{ReceiverStatus, TaskStatus};
 use mailpush_model::{EmailAddress, ErrorCode};
 use mailpush_store::Store;
-pub use mailpush_store::batch::{ReceiverStatus, TaskStatus};
-use mailpush_store::{
-    AddDetailsRefusal, DetailPage, DetailQuery, NewReceiverDetail, NewSendTask, ReceiverRow, SendTaskRow, TaskQuery,
-};
+use mailpush_store::{AddDetailsRefusal, DetailQuery, TaskQuery};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -31,7 +30,7 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> CoreError {
     CoreError::refused(code, message)
 }
 
-/// One address of a CreateReceiverDetail[WithData] request.
+/// One address of a `CreateReceiverDetail[WithData]` request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReceiverDetailInput {
     /// `Email`.
@@ -40,7 +39,7 @@ pub struct ReceiverDetailInput {
     pub template_data: Option<String>,
 }
 
-/// The reply of CreateReceiverDetail[WithData].
+/// The reply of `CreateReceiverDetail[WithData]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddDetailsReport {
     /// `TotalCount`: addresses in the request.
@@ -632,7 +631,7 @@ impl TaskRuns<'_> {
     }
 
     /// The task's account, `None` once deleted.
-    pub async fn account(&self, id: mailpush_store::AccountId) -> Result<Option<AccountContext>, CoreError> {
+    pub async fn account(&self, id: mailpush_model::AccountId) -> Result<Option<AccountContext>, CoreError> {
         Ok(self
             .store
             .accounts()
@@ -653,22 +652,22 @@ impl TaskRuns<'_> {
         receiver_id: i64,
         after_id: i64,
         limit: i64,
-    ) -> Result<Vec<mailpush_store::ReceiverDetailRow>, CoreError> {
+    ) -> Result<Vec<mailpush_model::batch::ReceiverDetailRow>, CoreError> {
         Ok(self.store.batch().receiver_walk(receiver_id, after_id, limit).await?)
     }
 
     /// The account's deliveries not yet final.
-    pub async fn open_deliveries(&self, account: mailpush_store::AccountId) -> Result<i64, CoreError> {
+    pub async fn open_deliveries(&self, account: mailpush_model::AccountId) -> Result<i64, CoreError> {
         Ok(self.store.batch().open_deliveries(account).await?)
     }
 
     /// Enqueues a chunk's messages and advances the cursor in one transaction; `false` if the cursor moved.
-    pub async fn feed_chunk(&self, chunk: &mailpush_store::TaskChunk) -> Result<bool, CoreError> {
+    pub async fn feed_chunk(&self, chunk: &mailpush_model::batch::TaskChunk) -> Result<bool, CoreError> {
         Ok(self.store.batch().feed_task_chunk(chunk).await?)
     }
 
     /// Records a run's progress; `false` if the cursor moved meanwhile.
-    pub async fn update_run(&self, update: &mailpush_store::TaskRunUpdate) -> Result<bool, CoreError> {
+    pub async fn update_run(&self, update: &mailpush_model::batch::TaskRunUpdate) -> Result<bool, CoreError> {
         Ok(self.store.batch().update_task_run(update).await?)
     }
 }

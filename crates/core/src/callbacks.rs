@@ -12,7 +12,8 @@
 use crate::Env;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use mailpush_store::{AccountId, CallbackEvent, CallbackResult, CallbackState};
+use mailpush_model::AccountId;
+use mailpush_store::{CallbackEvent, CallbackResult, CallbackState};
 use mailpush_webhook::{CallbackClient, CallbackPayload, SsrfGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,7 +72,7 @@ struct AccountInfo {
     secret: Vec<u8>,
     targets: HashMap<String, String>,
     /// The SES event destinations of the account's configuration sets (`configuration_sets.rs`).
-    destinations: Vec<mailpush_store::EventDestinationRow>,
+    destinations: Vec<mailpush_model::sesv2::EventDestinationRow>,
 }
 
 /// Where one event goes: the account's callback URL with mailpush's JSON, and the matching event destinations

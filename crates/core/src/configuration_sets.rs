@@ -6,10 +6,9 @@ use crate::engage::SendOptions;
 use crate::error::CoreError;
 use crate::sending::Sending;
 use crate::{AccountContext, Mailpush, SendRequest};
+use mailpush_model::sesv2::{ConfigurationSetRow, EventDestinationRow};
 use mailpush_model::{ErrorCode, EventKind, MessageId};
-use mailpush_store::{
-    BounceType, CallbackEvent, ConfigurationSetRow, EventDestinationRow, MessageTagsRow, NewEvent, StoreError,
-};
+use mailpush_store::{BounceType, CallbackEvent, MessageTagsRow, NewEvent, StoreError};
 use serde_json::{Value, json};
 
 /// The SES event types a destination can match (`MatchingEventTypes`).
@@ -48,7 +47,7 @@ pub(crate) fn outcome(r: Result<(), StoreError>) -> Result<SetOutcome, CoreError
 
 impl Sending {
     /// Creates a configuration set with its options (a JSON object of option names to their wire objects, see
-    /// [`mailpush_store::ConfigurationSetRow::options`]; the caller checked them).
+    /// [`mailpush_model::sesv2::ConfigurationSetRow::options`]; the caller checked them).
     pub(crate) async fn create_configuration_set(
         &self,
         ctx: &AccountContext,
@@ -371,7 +370,7 @@ impl Sending {
 
 impl Mailpush {
     /// Creates a configuration set with its options (a JSON object of option names to their wire objects, see
-    /// [`mailpush_store::ConfigurationSetRow::options`]; the caller checked them).
+    /// [`mailpush_model::sesv2::ConfigurationSetRow::options`]; the caller checked them).
     pub async fn create_configuration_set(
         &self,
         ctx: &AccountContext,
@@ -537,7 +536,7 @@ pub(crate) fn list_unsubscribe_headers(url: &str) -> String {
 }
 
 /// Marks the recipients who opted out of the send's contact-list topic as unsubscribed (not sent to).
-pub(crate) fn drop_opted_out(recipients: &mut [mailpush_store::NewRecipient], opted_out: &[String]) {
+pub(crate) fn drop_opted_out(recipients: &mut [mailpush_model::queue::NewRecipient], opted_out: &[String]) {
     for r in recipients {
         if r.send_status == mailpush_model::SendStatus::Ok
             && opted_out.iter().any(|a| a.eq_ignore_ascii_case(&r.address))

@@ -4,15 +4,14 @@
 
 use crate::accounts::AccountContext;
 use crate::batch::Batch;
-use crate::batch::TaskStatus;
 use crate::error::CoreError;
 use crate::sending::Sending;
 use crate::templates::Templates;
 use mailpush_model::ErrorCode;
-use mailpush_store::{AttemptRow, MessageHit, MessageSearch, TaskControl, TimelineEvent};
+use mailpush_model::batch::TaskStatus;
+use mailpush_model::console::{AttemptRow, MessageHit, TimelineEvent};
+use mailpush_store::{MessageSearch, TaskControl};
 use mailpush_template::{CompiledTemplate, RenderedContent, TemplateData};
-
-pub use mailpush_store::MessageHit as MessageSearchHit;
 
 /// Most rows one console message search returns.
 pub const MAX_MESSAGE_SEARCH: i64 = 200;

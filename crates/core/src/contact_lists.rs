@@ -8,8 +8,9 @@
 use crate::error::CoreError;
 use crate::sending::Sending;
 use crate::{AccountContext, Mailpush};
+use mailpush_model::sesv2::{ContactListRow, ContactRow};
 use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{ContactListRow, ContactRow, NewEvent};
+use mailpush_store::NewEvent;
 use mailpush_tracking::{Token, TokenKind};
 
 /// What precedes `<list>\n<topic>` in a topic unsubscribe token's kind.

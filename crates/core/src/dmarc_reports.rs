@@ -9,10 +9,11 @@
 //! never bounced back.
 
 use crate::{AccountContext, CoreError, Env};
+use mailpush_model::AccountId;
 use mailpush_model::ErrorCode;
 use mailpush_model::clock::{DAY_MS, date_of_day, day_number, day_range};
 use mailpush_reputation::dmarc::{self, AggregateReport};
-use mailpush_store::{AccountId, NewDmarcReport, NewDmarcRow};
+use mailpush_store::{NewDmarcReport, NewDmarcRow};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Longest period one `GetDmarcReport` may span, days.

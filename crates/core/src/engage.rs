@@ -12,8 +12,9 @@ use crate::AccountContext;
 use crate::Env;
 use crate::error::CoreError;
 use crate::send::AdmittedMail;
+use mailpush_model::queue::{DeliveryStatusRow, NewRecipient};
 use mailpush_model::{ErrorCode, EventKind, MessageId, SendStatus};
-use mailpush_store::{DeliveryStatusRow, NewEvent, NewRecipient};
+use mailpush_store::NewEvent;
 use mailpush_tracking::{FooterLanguage, Token, TokenKey, TokenKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -372,7 +373,7 @@ impl Engagement {
     /// The account's callback secret, created if missing (or replaced with `reset`).
     pub(crate) async fn callback_secret(
         &self,
-        account: mailpush_store::AccountId,
+        account: mailpush_model::AccountId,
         reset: bool,
     ) -> Result<Vec<u8>, CoreError> {
         if !reset && let Some(sealed) = self.env.store.callbacks().callback_secret(account).await? {

@@ -1,6 +1,7 @@
 //! Core's error type, and the one place where internal failures become Tencent error codes.
 
 use mailpush_model::{ApiError, ErrorCode};
+use mailpush_store::StoreError;
 
 /// Anything that can go wrong in the facade.
 #[derive(Debug, thiserror::Error)]
@@ -10,7 +11,7 @@ pub enum CoreError {
     Refused(#[from] ApiError),
     /// The database failed.
     #[error("storage: {0}")]
-    Store(#[from] mailpush_store::StoreError),
+    Store(StorageError),
     /// A sealed secret could not be used.
     #[error("secrets: {0}")]
     Secret(#[from] crate::secrets::SecretError),
@@ -23,6 +24,18 @@ pub enum CoreError {
     /// DKIM keys, password hashing or the DNS checker failed.
     #[error("identity: {0}")]
     Identity(#[from] mailpush_identity::IdentityError),
+}
+
+/// A database failure as the store reported it. Opaque: the facade maps it to API errors ([`CoreError::to_api`]);
+/// its text, which may name hosts, files or SQL, is for logs.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(pub(crate) StoreError);
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> CoreError {
+        CoreError::Store(StorageError(e))
+    }
 }
 
 /// `?` in a front end that answers with API errors: the error as [`CoreError::to_api`] reports it, an internal
@@ -47,17 +60,17 @@ impl CoreError {
     pub fn to_api(&self) -> ApiError {
         match self {
             CoreError::Refused(e) => e.clone(),
-            CoreError::Store(mailpush_store::StoreError::Limit(r)) => crate::limits::refusal_to_api(r),
-            CoreError::Store(mailpush_store::StoreError::Conflict(what)) => ApiError::new(
+            CoreError::Store(StorageError(StoreError::Limit(r))) => crate::limits::refusal_to_api(r),
+            CoreError::Store(StorageError(StoreError::Conflict(what))) => ApiError::new(
                 ErrorCode::InvalidParameterValueRepeatCreation,
                 format!("{what} already exists"),
             ),
             // A specific answer, so that clients and operators see what to fix (and what retrying cannot).
-            CoreError::Store(mailpush_store::StoreError::DiskFull(_)) => ApiError::new(
+            CoreError::Store(StorageError(StoreError::DiskFull(_))) => ApiError::new(
                 ErrorCode::ResourceInsufficient,
                 "the database disk is full: mail cannot be accepted until space is freed",
             ),
-            CoreError::Store(mailpush_store::StoreError::Unavailable(_)) => ApiError::new(
+            CoreError::Store(StorageError(StoreError::Unavailable(_))) => ApiError::new(
                 ErrorCode::FailedOperationServiceNotAvailable,
                 "the database is unavailable (no answer in time); try again later",
             ),
@@ -92,14 +105,13 @@ pub(crate) fn check_page(offset: i64, limit: i64, max: i64) -> Result<(), CoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailpush_store::StoreError;
 
     #[test]
     fn disk_full_and_unavailable_have_their_own_codes() {
-        let full = CoreError::Store(StoreError::DiskFull("database or disk is full".into())).to_api();
+        let full = CoreError::from(StoreError::DiskFull("database or disk is full".into())).to_api();
         assert_eq!(full.code, ErrorCode::ResourceInsufficient);
         assert!(full.message.contains("the database disk is full"), "{}", full.message);
-        let down = CoreError::Store(StoreError::Unavailable("timeout".into())).to_api();
+        let down = CoreError::from(StoreError::Unavailable("timeout".into())).to_api();
         assert_eq!(down.code, ErrorCode::FailedOperationServiceNotAvailable);
     }
 }

@@ -15,10 +15,9 @@ use crate::secrets;
 use aws_lc_rs::hmac;
 use mailpush_identity::records::{self, CheckedRecord, PublishedKey, RecordConfig};
 use mailpush_identity::{DkimOption, DnsChecker, KeyAlgorithm, SignPriority, SigningKey, SigningPool, keys, password};
+use mailpush_model::{AccountId, identity::IdentityRow};
 use mailpush_model::{EmailAddress, ErrorCode, Mailbox, MessageId};
-use mailpush_store::{
-    AccountId, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError,
-};
+use mailpush_store::{IdentityCheck, NewDkimKey, NewIdentity, NewSender, SenderRow, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};

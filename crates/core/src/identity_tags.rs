@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use mailpush_model::ErrorCode;
-pub use mailpush_store::IdentityTag;
+use mailpush_model::identity::IdentityTag;
 
 use crate::identity::Identities;
 use crate::source_ips::SourceIps;

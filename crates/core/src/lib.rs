@@ -1,104 +1,214 @@
-//! The mailpush facade. `Mailpush` composes the store, delivery and (as they land) identity, template,
-//! quota and reputation crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule
-//! is enforced once for every front end.
+//! The mailpush facade. [`Mailpush`] composes the store, delivery, identity, template, quota and reputation
+//! crates; the HTTP API, the SMTP server and the binaries all go through it, so a rule is enforced once for every
+//! front end. A Rust service embeds mailpush the same way: open the facade on a database, send through it, and
+//! run its background services (the delivery worker among them) on the service's own Tokio runtime.
+//!
+//! # Embedding
+//!
+//! [`Mailpush::open`] takes [`Settings`] (the same keys as `mailpush serve`'s configuration file and
+//! `MAILPUSH_*` variables; [`settings::load_for_process`] reads them) and a clock. It creates and migrates the
+//! database: SQLite in `data_dir` by default, PostgreSQL when `database_url` says so. Everything else is a method
+//! of the facade, which is cheap to clone.
+//!
+//! The records the facade hands out (templates, tasks, statuses, suppression entries, statistics, …) are the
+//! shared vocabulary of [`mailpush_model`], re-exported as [`model`]; the store itself stays an implementation
+//! detail.
+//!
+//! The example opens mailpush on a temporary SQLite database, creates an account, verifies a sending domain
+//! (against an in-process DNS server instead of real DNS), sends a mail and reads its status, then runs the
+//! delivery worker for a moment.
+//!
+//! ```
+//! use mailpush_core::model::templates::AccountPolicy;
+//! use mailpush_core::model::{DeliverStatus, SystemClock};
+//! use mailpush_core::{Mailpush, SendContent, SendRequest, Settings, StatusRequest};
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A DNS server in this process that publishes the domain's records (a real deployment uses real DNS).
+//! let dns = mailpush_devdns::DnsAuthority::start().await?;
+//! let dir = tempfile::tempdir()?;
+//! let settings = Settings {
+//!     data_dir: dir.path().to_path_buf(),
+//!     dns_servers: vec![dns.addr()],
+//!     ..Settings::default()
+//! };
+//! let core = Mailpush::open(settings, Arc::new(SystemClock)).await?;
+//!
+//! // An account that may send its own content (not only approved templates).
+//! let policy = AccountPolicy { allow_simple_content: true, allow_links: false };
+//! let credentials = core.create_account_with_policy("shop", policy).await?;
+//! println!("API key of shop: {}", credentials.secret_id);
+//! let shop = core.account_named("shop").await?;
+//!
+//! // A sending domain (DKIMOption 3: ed25519): publish the records it asks for, check them, add a sender.
+//! let identity = core.create_identity(&shop, "shop.example", Some(3)).await?;
+//! for record in identity.records.iter().filter(|r| r.spec.required) {
+//!     match record.spec.record_type.as_str() {
+//!         "MX" => dns.add_mx(&record.spec.name, 10, &record.spec.expected),
+//!         _ => dns.add_txt(&record.spec.name, &record.spec.expected),
+//!     }
+//! }
+//! assert!(core.update_identity(&shop, "shop.example", None).await?.verified);
+//! core.create_sender(&shop, "news@shop.example", Some("Shop")).await?;
+//!
+//! // A mail: admitted (sender, limits, suppression) and durably queued before the MessageId comes back.
+//! let request = SendRequest {
+//!     from: "news@shop.example".into(),
+//!     destination: vec!["customer@example.org".into()],
+//!     subject: "Your order".into(),
+//!     content: Some(SendContent::Simple {
+//!         html: Some("<p>It has shipped.</p>".into()),
+//!         text: Some("It has shipped.".into()),
+//!     }),
+//!     ..SendRequest::default()
+//! };
+//! let id = core.send_email(&shop, request).await?;
+//!
+//! // Its status, as `GetSendEmailStatus` reports it: queued for delivery.
+//! let today = mailpush_core::model::clock::date_of(core.now_ms());
+//! let status = StatusRequest {
+//!     request_date: today,
+//!     message_id: Some(id.to_string()),
+//!     limit: 10,
+//!     ..StatusRequest::default()
+//! };
+//! let rows = core.send_status(&shop, status).await?;
+//! assert_eq!(rows.len(), 1);
+//! assert_eq!(rows[0].deliver_status, DeliverStatus::Queued);
+//! assert_eq!(core.queue_counts().await?.pending, 1);
+//!
+//! // The delivery worker (`mailpush-services` starts it with the other background services).
+//! let worker = core.start_worker().await?;
+//! worker.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
+// Every type of the public API is exported (no type that callers can get but not name).
+#![warn(unnameable_types)]
 
-pub mod abuse;
+mod abuse;
 mod account_keys;
-pub mod accounts;
-pub mod background;
-pub mod batch;
+mod accounts;
+mod background;
+mod batch;
 mod cache;
-pub mod callback_test;
-pub mod callbacks;
-pub mod configuration_sets;
-pub mod console_queries;
-pub mod console_users;
-pub mod contact_lists;
-pub mod daily_quota;
-pub mod dmarc_reports;
-pub mod engage;
-pub mod error;
-pub mod health;
-pub mod identity;
-pub mod identity_tags;
-pub mod inbound;
-pub mod levels;
-pub mod limits;
+mod callback_test;
+mod callbacks;
+mod configuration_sets;
+mod console_queries;
+mod console_users;
+mod contact_lists;
+mod daily_quota;
+mod dmarc_reports;
+mod engage;
+mod error;
+mod health;
+mod identity;
+mod identity_tags;
+mod inbound;
+mod levels;
+mod limits;
 pub mod listener;
 pub mod logging;
 mod mta_sts;
 mod queue_admin;
-pub mod retention;
-pub mod screening;
-pub mod secrets;
-pub mod send;
-pub mod sending;
+mod retention;
+mod screening;
+mod secrets;
+mod send;
+mod sending;
 mod ses_names;
 pub mod settings;
-pub mod simulator;
+mod simulator;
 mod slot_shares;
-pub mod source_ips;
-pub mod stats;
-pub mod submit;
-pub mod suppression;
-pub mod telemetry;
-pub mod templates;
+mod source_ips;
+mod stats;
+mod submit;
+mod suppression;
+mod telemetry;
+mod templates;
 pub mod tls;
 mod tls_required;
 mod tls_rpt;
-pub mod warmup;
-pub mod worker;
+mod warmup;
+mod worker;
 
+/// The shared vocabulary (ids, statuses, the records the facade hands out), so that an embedding service needs no
+/// second dependency to name them.
+pub use mailpush_model as model;
+
+pub use abuse::{AbuseQuery, MAX_ABUSE_LIMIT};
 pub use account_keys::{ApiKeyInfo, MAX_ACTIVE_KEYS};
 pub use accounts::{AccountContext, AccountCredentials};
+pub use background::BackgroundTask;
+pub use batch::{
+    AddDetailsReport, BatchRequest, ReceiverDetailInput, TaskRuns, TaskSchedule, format_time, merge_data,
+    subject_with_ad,
+};
 pub use callbacks::CallbackHandle;
+pub use configuration_sets::{
+    EVENT_TYPES, ListManagement, SesSendExtras, SesSendOutcome, SetOutcome, request_recipients, sending_enabled,
+};
+pub use console_queries::{MessageQuery, MessageTimeline, TaskAction};
 pub use console_users::{ConsoleSession, ConsoleUser};
+pub use contact_lists::{TopicUnsubscribe, receives};
+pub use dmarc_reports::{DmarcReport, DmarcReportRequest, DmarcSourceDay};
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
-pub use error::CoreError;
-pub use identity::{IdentityView, MessageSigner, RecheckHandle, SenderView};
+pub use error::{CoreError, StorageError};
+pub use health::Readiness;
+pub use identity::{IDENTITY_TYPE, IdentityView, MessageSigner, RecheckHandle, SenderView};
+pub use identity_tags::tags_match;
 pub use inbound::InboundSummary;
-/// An account's "TLS required" settings (see [`Mailpush::tls_required`]).
-pub use mailpush_store::TlsRequiredSettings;
+pub use levels::{LevelEvaluatorHandle, LevelMove};
+pub use limits::{DomainReputation, MAX_LEVEL, SendQuota};
+pub use retention::{RetentionHandle, RetentionPass};
+pub use screening::{Check, CheckStatus, ExplainedSymbol, QualityInput, QualityReport, QualityRequest};
+pub use secrets::{ALPHANUMERIC, SecretError, random_string};
 pub use send::{AttachmentInput, SendContent, SendRequest};
 pub use settings::Settings;
-pub use submit::{RawSubmission, SubmissionTrace, Submitter};
-pub use templates::{ReviewMode, TemplateInput};
+pub use source_ips::SourceIpQuota;
+pub use stats::{BounceRate, StatisticsReport, StatisticsRequest};
+pub use submit::{MAX_RAW_RECIPIENTS, RawSubmission, SubmissionTrace, Submitter, trusted_networks};
+pub use suppression::CustomBlacklistCreated;
+pub use telemetry::MetricsRefresherHandle;
+pub use templates::{ReviewMode, TemplateBodies, TemplateInput};
+pub use warmup::{DomainWarmup, ramp_from_settings};
+pub use worker::WorkerHandle;
 
-use abuse::AbuseQuery;
-use batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, ReceiverStatus};
-use console_queries::{MessageQuery, MessageTimeline, TaskAction};
-use health::Readiness;
-use levels::{LevelEvaluatorHandle, LevelMove};
-use limits::{DomainReputation, SendQuota};
 use mailpush_identity::SigningKey;
 use mailpush_identity::records::CheckedRecord;
 use mailpush_model::EmailAddress;
-use mailpush_model::{MessageId, SharedClock};
-use mailpush_quota::LevelPolicy;
-use mailpush_store::MessageHit;
-use mailpush_store::{AbuseRow, IdentityTag, SesTemplateRow};
-use mailpush_store::{
-    AccountId, AccountLimitOverrides, AccountPolicy, AdmissionLimits, BounceBlacklistEntry, CustomBlacklistEntry,
-    DetailPage, IdentityRow, NewReceiverDetail, ReceiverRow, ScreeningPolicy, SendTaskRow, StoredTemplate, TemplateId,
-    TemplatePage, TemplateSummary, UnsubscribeConfigRow, WarningRow,
+use mailpush_model::account::TlsRequiredSettings;
+use mailpush_model::batch::ReceiverStatus;
+use mailpush_model::console::MessageHit;
+use mailpush_model::queue::{DeliveryStatusRow, NewMessage, QueueCounts};
+use mailpush_model::retention::FilePages;
+use mailpush_model::{
+    AccountId, TemplateId,
+    account::{ScreeningPolicy, UnsubscribeConfigRow},
+    batch::{DetailPage, NewReceiverDetail, ReceiverRow, SendTaskRow},
+    identity::IdentityRow,
+    limits::{AccountLimitOverrides, AdmissionLimits},
+    reputation::WarningRow,
+    suppression::{BounceBlacklistEntry, CustomBlacklistEntry},
+    templates::{AccountPolicy, StoredTemplate, TemplatePage, TemplateSummary},
 };
-use mailpush_store::{DeliveryStatusRow, NewMessage, QueueCounts, Store, StoreOptions};
+use mailpush_model::{MessageId, SharedClock};
+use mailpush_model::{identity::IdentityTag, reputation::AbuseRow, sesv2::SesTemplateRow};
+use mailpush_quota::LevelPolicy;
+use mailpush_store::{Store, StoreOptions};
 use mailpush_template::RenderedContent;
-use retention::{RetentionHandle, RetentionPass};
 use secrets::Secrets;
-use source_ips::SourceIpQuota;
-use stats::{BounceRate, StatisticsReport, StatisticsRequest};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use suppression::CustomBlacklistCreated;
-use telemetry::MetricsRefresherHandle;
 use tokio::sync::Notify;
 use tokio::sync::watch;
-use warmup::DomainWarmup;
 
 /// The service: one per process, cheap to clone. Every method is a one-line delegation to the service that
 /// owns the rule; the services take their dependencies explicitly (see [`Mailpush::open`] for the graph).
@@ -913,7 +1023,7 @@ impl Mailpush {
     }
 
     /// Every sending domain's source pool assignment (domains without one send from the shared pool).
-    pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
+    pub async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_model::sources::DomainSourcePool>, CoreError> {
         self.inner.source_ips.domain_pool_assignments().await
     }
 
@@ -1527,9 +1637,7 @@ impl Mailpush {
     /// SQLite: rewrites the file in incremental auto-vacuum mode (run with mailpush stopped: it holds the write
     /// lock throughout and needs free disk for a copy) and answers its size before and after, in pages.
     /// PostgreSQL: `None` (autovacuum reclaims space).
-    pub async fn vacuum_database(
-        &self,
-    ) -> Result<Option<(mailpush_store::FilePages, mailpush_store::FilePages)>, CoreError> {
+    pub async fn vacuum_database(&self) -> Result<Option<(FilePages, FilePages)>, CoreError> {
         self.inner.retention.vacuum_database().await
     }
 }

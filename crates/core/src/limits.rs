@@ -9,8 +9,9 @@
 
 use crate::Env;
 use mailpush_model::ErrorCode;
+use mailpush_model::limits::{AccountLimitOverrides, AdmissionLimits};
 use mailpush_quota::{ReputationLevel, account_daily_quota};
-use mailpush_store::{AccountLimitOverrides, AdmissionLimits, LimitRefusal};
+use mailpush_store::LimitRefusal;
 use std::sync::Arc;
 
 use crate::{AccountContext, CoreError};
@@ -64,7 +65,7 @@ impl CoreError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            CoreError::Refused(_) | CoreError::Store(mailpush_store::StoreError::Limit(_))
+            CoreError::Refused(_) | CoreError::Store(crate::error::StorageError(mailpush_store::StoreError::Limit(_)))
         )
     }
 }

@@ -132,7 +132,7 @@ impl ConnectionCap {
     /// Answers `reply` on an over-cap connection and closes it, in the background. The client's first
     /// bytes (an HTTP request) are read and dropped before closing: closing with unread input resets the
     /// connection, and the client would likely see the reset instead of the reply. At most
-    /// [`REFUSALS_IN_FLIGHT`] at once: beyond that the connection is just closed.
+    /// `REFUSALS_IN_FLIGHT` at once: beyond that the connection is just closed.
     /// Refusals are logged at most once a second (with the number since the last line).
     pub fn refuse(&self, mut tcp: TcpStream, reply: &'static [u8]) {
         self.log_refusal(Instant::now());

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::background::{FirstPass, spawn_periodic};
-use mailpush_store::PruneCounts;
+use mailpush_model::retention::{FilePages, PruneCounts};
 use tokio::sync::watch;
 
 use crate::{CoreError, Env};
@@ -47,9 +47,7 @@ pub struct Retention {
 }
 
 impl Retention {
-    pub(crate) async fn vacuum_database(
-        &self,
-    ) -> Result<Option<(mailpush_store::FilePages, mailpush_store::FilePages)>, CoreError> {
+    pub(crate) async fn vacuum_database(&self) -> Result<Option<(FilePages, FilePages)>, CoreError> {
         let retention = self.env.store.retention();
         let Some(before) = retention.file_pages().await? else {
             return Ok(None);

@@ -76,8 +76,8 @@ pub struct AdmittedRecipient {
 
 impl AdmittedRecipient {
     /// The queue row of an admitted recipient, before the suppression screen marks it.
-    pub(crate) fn queued(&self) -> mailpush_store::NewRecipient {
-        mailpush_store::NewRecipient {
+    pub(crate) fn queued(&self) -> mailpush_model::queue::NewRecipient {
+        mailpush_model::queue::NewRecipient {
             address: self.address.as_str().to_string(),
             domain: self.address.domain().to_string(),
             kind: self.kind,

@@ -12,8 +12,9 @@ use crate::stats::Statistics;
 use crate::suppression::Suppression;
 use crate::templates::Templates;
 use crate::{AccountContext, MAX_STATUS_LIMIT, StatusRequest, submit};
+use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts};
 use mailpush_model::{ErrorCode, MessageId};
-use mailpush_store::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, StatusQuery};
+use mailpush_store::StatusQuery;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -68,7 +69,7 @@ impl Sending {
     pub(crate) async fn enqueue_admitted(
         &self,
         msg: NewMessage,
-        limits: mailpush_store::AdmissionLimits,
+        limits: mailpush_model::limits::AdmissionLimits,
         shared_body: bool,
     ) -> Result<(), CoreError> {
         let handed_off = if shared_body {

@@ -4,7 +4,7 @@
 use crate::suppression::Suppression;
 use crate::templates::Templates;
 use crate::{AccountContext, CoreError};
-use mailpush_store::SesTemplateRow;
+use mailpush_model::sesv2::SesTemplateRow;
 
 impl Templates {
     pub(crate) async fn ses_templates(&self, account: &AccountContext) -> Result<Vec<SesTemplateRow>, CoreError> {

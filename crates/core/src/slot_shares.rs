@@ -5,7 +5,7 @@
 //! of the slots, and a destination that has not greeted yet holds at most a few
 //! ([`mailpush_delivery::DestinationAdmission`]).
 
-use mailpush_store::AccountId;
+use mailpush_model::AccountId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::Notify;

@@ -17,11 +17,12 @@ use std::{
 };
 
 use mailpush_delivery::{DestinationLimits, GateFuture, SHARED_POOL, ShapingConfig, SourceGate, SourcePools};
+use mailpush_model::AccountId;
 use mailpush_model::{
     SharedClock,
     clock::{DAY_MS, day_start},
 };
-use mailpush_store::{AccountId, Store};
+use mailpush_store::Store;
 use mailpush_warmup::WarmupPlan;
 
 use crate::{AccountContext, CoreError, Settings};
@@ -220,7 +221,9 @@ impl SourceIps {
         Ok(all.into_iter().filter(|q| pools.contains(&q.pool)).collect())
     }
 
-    pub(crate) async fn domain_pool_assignments(&self) -> Result<Vec<mailpush_store::DomainSourcePool>, CoreError> {
+    pub(crate) async fn domain_pool_assignments(
+        &self,
+    ) -> Result<Vec<mailpush_model::sources::DomainSourcePool>, CoreError> {
         Ok(self.env.store.sources().domain_source_pools().await?)
     }
 

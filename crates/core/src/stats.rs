@@ -11,10 +11,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::background::{BackgroundTask, FirstPass, spawn_periodic};
+use mailpush_model::AccountId;
 use mailpush_model::clock::{DAY_MS, date_of_day, day_range};
 use mailpush_model::{EmailAddress, ErrorCode};
-use mailpush_store::{AccountId, NewWarning, StatsQuery, StoreError, day_of};
-pub use mailpush_store::{ComplaintRow, StatCounters, UnsubscribeConfigRow, WarningRow};
+use mailpush_model::{account::UnsubscribeConfigRow, reputation::WarningRow, stats::StatCounters};
+use mailpush_store::{NewWarning, StatsQuery, StoreError, day_of};
 
 use crate::cache::TtlCache;
 use crate::{AccountContext, CoreError};
@@ -393,7 +394,7 @@ impl Statistics {
         raw: &[u8],
         sender_domain: &str,
         code: u8,
-        recipients: &[mailpush_store::NewRecipient],
+        recipients: &[mailpush_model::queue::NewRecipient],
     ) -> Vec<(String, Vec<u8>)> {
         let base = self.env.settings.public_base_url.trim().trim_end_matches('/');
         if code == 0 || base.is_empty() || has_list_unsubscribe(raw) {

@@ -17,8 +17,8 @@ use crate::configuration_sets::{
 use crate::error::CoreError;
 use crate::send::AdmittedRecipient;
 use mailpush_model::message::{MAX_MAIL_BYTES, MAX_SUBJECT_BYTES, MAX_TO};
+use mailpush_model::queue::{NewMessage, NewRecipient};
 use mailpush_model::{EmailAddress, ErrorCode, MessageId, RecipientKind, TriggerType};
-use mailpush_store::{NewMessage, NewRecipient};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;

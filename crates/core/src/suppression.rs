@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use mailpush_model::clock::DAY_MS;
 use mailpush_model::{EmailAddress, ErrorCode, SendStatus};
-use mailpush_store::{
-    BounceBlacklistEntry, BounceBlacklistQuery, CustomBlacklistEntry, CustomStatusFilter, NewRecipient,
-    RecipientScreenQuery, normalize_blacklist_address,
+use mailpush_model::{
+    queue::NewRecipient,
+    suppression::{BounceBlacklistEntry, CustomBlacklistEntry},
 };
+use mailpush_store::{BounceBlacklistQuery, CustomStatusFilter, RecipientScreenQuery, normalize_blacklist_address};
 
 use crate::{AccountContext, CoreError};
 
@@ -31,7 +32,7 @@ pub struct CustomBlacklistCreated {
     pub total: u64,
     /// Newly listed.
     pub valid: u64,
-    /// Longer than [`MAX_ADDRESS_LEN`].
+    /// Longer than `MAX_ADDRESS_LEN`.
     pub too_long: u64,
     /// Already listed, or repeated in the request.
     pub repeat: u64,

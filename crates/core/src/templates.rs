@@ -9,9 +9,13 @@ use crate::cache::TtlCache;
 use crate::error::CoreError;
 use crate::send::{SendContent, SendRequest};
 use crate::settings::Settings;
+use mailpush_model::AccountId;
 use mailpush_model::ErrorCode;
-use mailpush_store::{AccountId, NewTemplate, TemplateUpdate};
-pub use mailpush_store::{AccountPolicy, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary};
+use mailpush_model::{
+    TemplateId,
+    templates::{AccountPolicy, StoredTemplate, TemplatePage, TemplateStatus, TemplateSummary},
+};
+use mailpush_store::{NewTemplate, TemplateUpdate};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,

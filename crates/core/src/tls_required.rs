@@ -5,7 +5,8 @@
 //! message: changing a setting does not change mail already accepted.
 
 use mailpush_model::TlsRequirement;
-use mailpush_store::{AccountId, StoreError, TlsRequiredSettings};
+use mailpush_model::{AccountId, account::TlsRequiredSettings};
+use mailpush_store::StoreError;
 
 use crate::accounts::AccountContext;
 use crate::error::CoreError;

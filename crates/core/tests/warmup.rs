@@ -27,7 +27,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
         s.limit_sends_per_second = 1_000_000;
     })
     .await;
-    let ramp = mailpush_core::warmup::ramp_from_settings(w.core.settings()).expect("ramp");
+    let ramp = mailpush_core::ramp_from_settings(w.core.settings()).expect("ramp");
     Env {
         core: w.core,
         store: w.store,
@@ -100,7 +100,7 @@ async fn evaluate_one_move(env: &Env, domain: &str, from: u8, to: u8) {
     );
 }
 
-async fn warmup_of(env: &Env, domain: &str) -> mailpush_core::warmup::DomainWarmup {
+async fn warmup_of(env: &Env, domain: &str) -> mailpush_core::DomainWarmup {
     env.core
         .domain_warmup(&env.account)
         .await

@@ -50,6 +50,12 @@ pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// An account's row id.
+pub type AccountId = i64;
+
+/// A template's row id (Tencent `TemplateID`). Never reused after a delete.
+pub type TemplateId = i64;
+
 #[cfg(test)]
 mod tests {
     use super::*;

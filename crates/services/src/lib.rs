@@ -13,13 +13,13 @@ use mailpush_core::{CallbackHandle, CoreError, Mailpush, RecheckHandle};
 
 /// The running services of one node; [`Services::shutdown`] stops them.
 pub struct Services {
-    worker: mailpush_core::worker::WorkerHandle,
+    worker: mailpush_core::WorkerHandle,
     callbacks: CallbackHandle,
     recheck: RecheckHandle,
-    levels: mailpush_core::levels::LevelEvaluatorHandle,
+    levels: mailpush_core::LevelEvaluatorHandle,
     batch: mailpush_batch::RunnerHandle,
-    retention: mailpush_core::retention::RetentionHandle,
-    tls_reports: mailpush_core::background::BackgroundTask,
+    retention: mailpush_core::RetentionHandle,
+    tls_reports: mailpush_core::BackgroundTask,
 }
 
 /// Starts every background service of a node on the current tokio runtime.

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailpush_core::{Mailpush, Settings};
-use mailpush_model::{ManualClock, MessageId, RecipientKind};
-use mailpush_store::{
-    AccountId, AttemptResult, ClaimRequest, DeliveryOutcome, NewMessage, NewRecipient, StatusQuery, Store,
+use mailpush_model::{
+    AccountId,
+    queue::{NewMessage, NewRecipient},
 };
+use mailpush_model::{ManualClock, MessageId, RecipientKind};
+use mailpush_store::{AttemptResult, ClaimRequest, DeliveryOutcome, StatusQuery, Store};
 
 /// 2026-11-26 10:00:00.000 UTC.
 const T0: i64 = 1_796_032_800_000;

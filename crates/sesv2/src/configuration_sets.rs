@@ -12,12 +12,10 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use mailpush_core::configuration_sets::{
-    EVENT_TYPES, ListManagement, SesSendExtras, SesSendOutcome, SetOutcome, request_recipients,
-};
-use mailpush_core::contact_lists::receives;
+use mailpush_core::receives;
 use mailpush_core::{AccountContext, Mailpush, RawSubmission, SendRequest, Submitter};
-use mailpush_store::EventDestinationRow;
+use mailpush_core::{EVENT_TYPES, ListManagement, SesSendExtras, SesSendOutcome, SetOutcome, request_recipients};
+use mailpush_model::sesv2::EventDestinationRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

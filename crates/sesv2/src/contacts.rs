@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mailpush_core::configuration_sets::SetOutcome;
-use mailpush_store::{ContactListRow, ContactRow};
+use mailpush_core::SetOutcome;
+use mailpush_model::sesv2::{ContactListRow, ContactRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

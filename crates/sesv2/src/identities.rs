@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::extract::RawQuery;
-use mailpush_core::identity_tags::IdentityTag;
 use mailpush_core::{AccountContext, IdentityView, Mailpush};
+use mailpush_model::identity::IdentityTag;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@
 
 use axum::Json;
 use base64::Engine;
-use mailpush_core::submit::{RawSubmission, Submitter};
 use mailpush_core::{AccountContext, AttachmentInput, Mailpush, SendContent, SendRequest};
+use mailpush_core::{RawSubmission, Submitter};
 use mailpush_model::{EmailAddress, Mailbox, TriggerType};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -372,7 +372,7 @@ pub(crate) async fn send_bulk_email(signed: Signed) -> Result<Json<Value>, AwsEr
                     "Configuration set <{set}> does not exist."
                 )));
             }
-            Some(row) if !mailpush_core::configuration_sets::sending_enabled(&row.options) => {
+            Some(row) if !mailpush_core::sending_enabled(&row.options) => {
                 return Err(crate::configuration_sets::sending_paused(set));
             }
             Some(_) => {}

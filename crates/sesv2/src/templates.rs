@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::RawQuery;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
-use mailpush_store::SesTemplateRow;
+use mailpush_model::sesv2::SesTemplateRow;
 use mailpush_template::{CompiledTemplate, DataPolicy, TemplateData};
 use serde::Deserialize;
 use serde_json::{Value, json};

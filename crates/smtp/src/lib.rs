@@ -102,14 +102,14 @@ impl SmtpConfig {
         SmtpConfig {
             hostname: s.helo_name.clone(),
             max_message_bytes: mailpush_model::message::MAX_MAIL_BYTES,
-            max_recipients: mailpush_core::submit::MAX_RAW_RECIPIENTS,
+            max_recipients: mailpush_core::MAX_RAW_RECIPIENTS,
             tls,
             allow_plaintext_auth_loopback: s.smtp_allow_plaintext_auth_loopback,
             timeout: Duration::from_secs(s.smtp_timeout_secs.max(1)),
             max_connections_per_ip: s.smtp_max_connections_per_ip,
             max_connections: s.smtp_max_connections,
             // Malformed entries are refused at start by `CoreBackend::new` (check_smtp_settings).
-            trusted_networks: mailpush_core::submit::trusted_networks(&s.smtp_trusted_networks).unwrap_or_default(),
+            trusted_networks: mailpush_core::trusted_networks(&s.smtp_trusted_networks).unwrap_or_default(),
             max_errors: 10,
             auth_max_failures: s.smtp_auth_max_failures,
             auth_max_failures_per_ip: s.smtp_auth_max_failures_per_ip,

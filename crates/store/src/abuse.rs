@@ -7,6 +7,8 @@ use mailpush_model::MessageId;
 use crate::sql::page;
 use crate::{AccountId, Store, StoreError};
 
+pub use mailpush_model::reputation::AbuseRow;
+
 /// Which complaints a report lists. Empty strings and a negative template id mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AbuseFilter {
@@ -28,27 +30,6 @@ pub struct AbuseFilter {
     pub offset: i64,
     /// Most rows returned.
     pub limit: i64,
-}
-
-/// One complaint with its mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AbuseRow {
-    /// The message complained about.
-    pub message_id: MessageId,
-    /// The recipient who complained.
-    pub recipient: String,
-    /// The message's sender address (empty if the message is unknown).
-    pub from_address: String,
-    /// The message's subject.
-    pub subject: String,
-    /// The template it was rendered from (0 = none).
-    pub template_id: i64,
-    /// When the message was requested, Unix ms.
-    pub request_ms: i64,
-    /// When it was delivered to this recipient, Unix ms (`None` if no delivery was recorded).
-    pub deliver_ms: Option<i64>,
-    /// When the complaint was recorded, Unix ms.
-    pub complained_ms: i64,
 }
 
 type Row = (String, String, String, String, i64, i64, Option<i64>, i64);

@@ -5,8 +5,7 @@ use sqlx::AssertSqlSafe;
 use crate::sql::{Conn, query};
 use crate::{Store, StoreError};
 
-/// An account's row id.
-pub type AccountId = i64;
+pub use mailpush_model::AccountId;
 
 /// A new account.
 #[derive(Debug, Clone, PartialEq, Eq)]

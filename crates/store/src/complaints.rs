@@ -6,20 +6,7 @@ use crate::daily_statistics::Statistics;
 use crate::sql::page;
 use crate::{AccountId, StoreError};
 
-/// One complaint (`spamreport` event) for `GetAbuseReport`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComplaintRow {
-    /// The message complained about.
-    pub message_id: MessageId,
-    /// The recipient who complained.
-    pub recipient: String,
-    /// The message's sender address (empty if unknown).
-    pub from_address: String,
-    /// When the complaint was recorded, Unix ms.
-    pub at_ms: i64,
-    /// What the report said (feedback type, user agent, …), as recorded.
-    pub reason: String,
-}
+pub use mailpush_model::reputation::ComplaintRow;
 
 impl Statistics<'_> {
     /// The account's complaints (`spamreport` events) recorded in `[from_ms, to_ms)`, newest first, one page;

@@ -10,32 +10,7 @@
 use crate::sql::{Arg, builder, query};
 use crate::{AccountId, Store, StoreError};
 
-/// A configuration set.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ConfigurationSetRow {
-    /// `ConfigurationSetName`.
-    pub name: String,
-    /// When it was created, Unix ms.
-    pub created_ms: i64,
-    /// The options (`TrackingOptions`, `DeliveryOptions`, `ReputationOptions`, `SendingOptions`,
-    /// `SuppressionOptions`) as a JSON object of those names to their wire objects; `{}` = the defaults.
-    pub options: String,
-}
-
-/// An event destination of a configuration set.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct EventDestinationRow {
-    /// The configuration set.
-    pub set_name: String,
-    /// `EventDestinationName`.
-    pub name: String,
-    /// 1 = enabled, 0 = disabled.
-    pub enabled: i64,
-    /// The HTTP(S) endpoint events are POSTed to.
-    pub url: String,
-    /// `MatchingEventTypes`, comma-separated (`DELIVERY,BOUNCE`).
-    pub event_types: String,
-}
+pub use mailpush_model::sesv2::{ConfigurationSetRow, EventDestinationRow};
 
 /// The configuration set and tags of one message.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -6,39 +6,7 @@ use sqlx::AssertSqlSafe;
 use crate::sql::{Arg, query};
 use crate::{AccountId, Store, StoreError};
 
-/// A contact list.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ContactListRow {
-    /// `ContactListName`.
-    pub name: String,
-    /// `Description`.
-    pub description: String,
-    /// `Topics` as a JSON array.
-    pub topics: String,
-    /// Unix ms.
-    pub created_ms: i64,
-    /// Unix ms.
-    pub updated_ms: i64,
-}
-
-/// A contact of a list.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ContactRow {
-    /// The list.
-    pub list_name: String,
-    /// `EmailAddress` (lowercase).
-    pub email: String,
-    /// `TopicPreferences` as a JSON object of topic names to `OPT_IN` / `OPT_OUT`.
-    pub preferences: String,
-    /// `UnsubscribeAll`: 1 or 0.
-    pub unsubscribe_all: i64,
-    /// `AttributesData` as given.
-    pub attributes: String,
-    /// Unix ms.
-    pub created_ms: i64,
-    /// Unix ms.
-    pub updated_ms: i64,
-}
+pub use mailpush_model::sesv2::{ContactListRow, ContactRow};
 
 /// Contact lists and contacts ([`Store::contact_lists`]).
 #[derive(Debug, Clone, Copy)]

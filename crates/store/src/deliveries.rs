@@ -1,61 +1,15 @@
 //! The queue's records: messages and their recipients going in, claimed deliveries, attempt outcomes and
 //! statuses coming out.
 
-use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus, TlsRequirement};
+use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, TlsRequirement};
 
 use crate::AccountId;
+
+pub use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts};
 
 /// Lanes the queue serves, in priority order (see `TriggerType::lane`). Claims and next-due look each lane up
 /// separately so that not-yet-due rows of a higher lane never have to be scanned past.
 pub const LANES: [Lane; 2] = Lane::ALL;
-
-/// An admitted message to enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
-    /// The MessageId returned to the sender.
-    pub id: MessageId,
-    /// The sending account.
-    pub account_id: AccountId,
-    /// SMTP `MAIL FROM` (the VERP/bounce address).
-    pub envelope_from: String,
-    /// `FromEmailAddress` as shown in status.
-    pub from_address: String,
-    /// The subject (kept for status and events; the body itself is purged).
-    pub subject: String,
-    /// Queue lane (`TriggerType::lane()`): [`Lane::Trigger`] is served first.
-    pub lane: Lane,
-    /// Admission time, Unix ms (the status query's time axis).
-    pub request_ms: i64,
-    /// Not to be attempted before this time, Unix ms.
-    pub not_before_ms: i64,
-    /// Give up after this time, Unix ms (72 h after request by default). Handed to the worker with each claim.
-    pub expires_ms: i64,
-    /// The MIME.
-    pub body: Vec<u8>,
-    /// One entry per recipient; at least one.
-    pub recipients: Vec<NewRecipient>,
-    /// The template the content was rendered from (`TemplateID`), 0 for none: callbacks report it.
-    pub template_id: i64,
-    /// What the message demands of its connections (the account's or sender's "TLS required", or
-    /// `REQUIRETLS`); handed to the worker with each claim.
-    pub tls_requirement: TlsRequirement,
-}
-
-/// One recipient of a [`NewMessage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRecipient {
-    /// The address as it goes into `RCPT TO`.
-    pub address: String,
-    /// Its domain (the MX lookup key).
-    pub domain: String,
-    /// To, Cc or Bcc.
-    pub kind: RecipientKind,
-    /// [`SendStatus::Ok`] = admitted; anything else = refused at admission, stored final as `Dropped` and never
-    /// claimed.
-    pub send_status: SendStatus,
-    /// Why it was refused (shown as `DeliverMessage`).
-    pub deliver_message: Option<String>,
-}
 
 /// A worker asking for work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,29 +177,6 @@ pub struct StatusQuery {
     pub limit: i64,
 }
 
-/// One recipient's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryStatusRow {
-    /// The message.
-    pub message_id: MessageId,
-    /// The recipient.
-    pub recipient: String,
-    /// `FromEmailAddress`.
-    pub from_address: String,
-    /// Admission result.
-    pub send_status: SendStatus,
-    /// Delivery result so far.
-    pub deliver_status: DeliverStatus,
-    /// The last reply or reason.
-    pub deliver_message: String,
-    /// Admission time, Unix ms.
-    pub request_ms: i64,
-    /// When it became final, Unix ms.
-    pub deliver_ms: Option<i64>,
-    /// Attempts made.
-    pub attempts: i32,
-}
-
 /// One recorded attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryAttempt {
@@ -257,19 +188,6 @@ pub struct DeliveryAttempt {
     pub reply: String,
     /// The MX host / IP, if any.
     pub remote: Option<String>,
-}
-
-/// Deliveries by queue state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct QueueCounts {
-    /// Waiting for their first attempt.
-    pub pending: i64,
-    /// Waiting for a retry.
-    pub deferred: i64,
-    /// Claimed by a worker (including leases that have expired but were not taken over yet).
-    pub leased: i64,
-    /// Final. Counting them reads every final row: a dashboard figure, not a hot-path one.
-    pub done: i64,
 }
 
 /// Row states in `deliveries.state`, stored as their value (the hot paths' literal `state < 2` means "not final").

@@ -11,6 +11,8 @@ use crate::accounts::lock_account;
 use crate::sql::{Conn, query};
 use crate::{AccountId, Store, StoreError};
 
+pub use mailpush_model::identity::IdentityRow;
+
 /// A new domain with its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
@@ -44,31 +46,6 @@ pub struct NewDkimKey {
 
 /// A stored DKIM key.
 pub type DkimKeyRow = NewDkimKey;
-
-/// A stored domain.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct IdentityRow {
-    /// Row id.
-    pub id: i64,
-    /// Owner.
-    pub account_id: AccountId,
-    /// Domain.
-    pub domain: String,
-    /// `DKIMOption`.
-    pub dkim_option: i64,
-    /// Whether the last check passed every required record (the domain may send).
-    pub verified: bool,
-    /// The last check, record by record (JSON written by core; empty before the first check).
-    pub checks: String,
-    /// Why the domain may not send ('' when verified).
-    pub reason: String,
-    /// When it was last checked, Unix ms (0 = never).
-    pub checked_ms: i64,
-    /// Unix ms.
-    pub created_ms: i64,
-    /// The return-path (custom MAIL FROM) domain; empty = `bounce.<domain>`.
-    pub mail_from_domain: String,
-}
 
 /// The outcome of one DNS check, to record.
 #[derive(Debug, Clone, PartialEq, Eq)]

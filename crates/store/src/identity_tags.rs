@@ -5,14 +5,7 @@ use std::collections::BTreeMap;
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
-/// One tag.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct IdentityTag {
-    /// `TagKey`.
-    pub key: String,
-    /// `TagValue`.
-    pub value: String,
-}
+pub use mailpush_model::identity::IdentityTag;
 
 /// Tags of sending domains.
 #[derive(Clone, Copy)]

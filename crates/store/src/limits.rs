@@ -14,25 +14,13 @@ use mailpush_model::SendStatus;
 use crate::sql::query;
 use crate::{AccountId, NewMessage, Store, StoreError};
 
+pub use mailpush_model::limits::{AccountLimitOverrides, AdmissionLimits};
+
 /// Milliseconds in the per-recipient window.
 pub const HOUR_MS: i64 = 3_600_000;
 
 #[cfg(test)]
 const DAY_MS: i64 = 86_400_000;
-
-/// The limits one enqueue is checked against: the configured defaults (per-account overrides stored with
-/// [`crate::Limits::set_account_limits`] replace them inside the transaction) and the account's reputation quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdmissionLimits {
-    /// Default requests (messages) per second per account.
-    pub sends_per_second: i64,
-    /// Default mails per recipient address in any sliding hour.
-    pub per_recipient_per_hour: i64,
-    /// Default cap of the daily quota.
-    pub daily_cap: i64,
-    /// The sum of the account's verified domains' reputation quotas (before the cap).
-    pub level_quota: i64,
-}
 
 /// Why the store refused a message at admission. Core maps each to its Tencent code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,17 +49,6 @@ pub enum LimitRefusal {
         /// Recipients of the refused message.
         wanted: i64,
     },
-}
-
-/// Per-account overrides of the defaults; `None` = the configured default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct AccountLimitOverrides {
-    /// Messages per second.
-    pub sends_per_second: Option<i64>,
-    /// Mails per recipient per sliding hour.
-    pub per_recipient_per_hour: Option<i64>,
-    /// Cap of the daily quota.
-    pub daily_cap: Option<i64>,
 }
 
 /// An account's admission counters as stored (read by `GetSendQuota`): an `account_limits` row.

@@ -57,7 +57,7 @@ impl QueueAdmin<'_> {
     }
 
     /// Leases the waiting (not leased) deliveries of `target` to `owner` until `lease_until_ms`, as a claim
-    /// would, and returns them with their lease tokens: what [`Store::record_outcomes`] needs to give them up.
+    /// would, and returns them with their lease tokens: what [`crate::Queue::record_outcomes`] needs to give them up.
     pub async fn lease_queued(
         self,
         target: QueueTarget<'_>,

@@ -4,28 +4,7 @@
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
-/// A bounce-rate (or other reputation) warning.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct WarningRow {
-    /// Row id.
-    pub id: i64,
-    /// The account.
-    pub account_id: AccountId,
-    /// What it is about (`bounce_rate`).
-    pub kind: String,
-    /// Raised at, Unix ms.
-    pub raised_ms: i64,
-    /// Cleared at (the rate fell back), Unix ms; `None` while in force.
-    pub cleared_ms: Option<i64>,
-    /// The measured rate, percent.
-    pub rate: f64,
-    /// The threshold it exceeded, percent.
-    pub threshold: f64,
-    /// Delivered mail in the window when raised.
-    pub delivered: i64,
-    /// Bounced mail in the window when raised.
-    pub bounced: i64,
-}
+pub use mailpush_model::reputation::WarningRow;
 
 /// A warning to raise.
 #[derive(Debug, Clone, PartialEq)]

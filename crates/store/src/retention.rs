@@ -22,36 +22,13 @@ use sqlx::SqlitePool;
 use crate::sql::{builder, query};
 use crate::{Db, Store, StoreError};
 
+pub use mailpush_model::retention::{FilePages, PruneCounts};
+
 /// Where the previous batch stopped: the last message examined, in walk order (request time, then id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneCursor {
     request_ms: i64,
     id: String,
-}
-
-/// What one batch (or a whole run) deleted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PruneCounts {
-    /// Messages deleted.
-    pub messages: u64,
-    /// Deliveries (recipients) deleted.
-    pub deliveries: u64,
-    /// Delivery attempts deleted.
-    pub attempts: u64,
-    /// Events deleted.
-    pub events: u64,
-    /// SES v2 message rows (`ses_message_tags`) deleted.
-    pub ses_messages: u64,
-}
-
-impl PruneCounts {
-    fn add(&mut self, o: &PruneCounts) {
-        self.messages += o.messages;
-        self.deliveries += o.deliveries;
-        self.attempts += o.attempts;
-        self.events += o.events;
-        self.ses_messages += o.ses_messages;
-    }
 }
 
 /// What one [`Retention::prune_reports`] call deleted.
@@ -70,19 +47,6 @@ pub struct PruneBatch {
     pub deleted: PruneCounts,
     /// The cursor for the next batch; `None` when no message older than the cutoff is left to examine.
     pub next: Option<PruneCursor>,
-}
-
-/// The SQLite file's pages: what the file holds and how many of them are free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FilePages {
-    /// Pages in the file.
-    pub pages: i64,
-    /// Free pages (reusable, or to give back with [`Store::release_free_pages`]).
-    pub free: i64,
-    /// Bytes per page.
-    pub page_size: i64,
-    /// `PRAGMA auto_vacuum`: 0 none, 1 full, 2 incremental.
-    pub auto_vacuum: i64,
 }
 
 /// A message candidate of the walk, with whether it may go.

@@ -3,14 +3,7 @@
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
-/// How an account's custom (`Simple`) and SMTP mail is screened at admission.
-#[derive(Debug, Clone, Copy, PartialEq, Default, sqlx::FromRow)]
-pub struct ScreeningPolicy {
-    /// Mail scoring below this (0–10) is refused; `None`: not scored at admission.
-    pub min_score: Option<f64>,
-    /// The template review's rules (lexicon, links) apply to custom content and SMTP mail.
-    pub review_content: bool,
-}
+pub use mailpush_model::account::ScreeningPolicy;
 
 /// The view of per-account screening settings.
 #[derive(Clone, Copy)]

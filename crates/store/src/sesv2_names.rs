@@ -5,18 +5,7 @@
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
-/// A named SES template.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SesTemplateRow {
-    /// `TemplateName`.
-    pub name: String,
-    /// The account's template holding the bodies.
-    pub template_id: i64,
-    /// The Subject part.
-    pub subject: String,
-    /// Unix ms.
-    pub created_ms: i64,
-}
+pub use mailpush_model::sesv2::SesTemplateRow;
 
 /// What the AWS SES v2 API names that Tencent's does not: template names, suppression reasons.
 #[derive(Clone, Copy)]

@@ -8,6 +8,8 @@ use sqlx::AssertSqlSafe;
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
+pub use mailpush_model::sources::DomainSourcePool;
+
 fn day_of(ms: i64) -> i64 {
     mailpush_model::clock::day_start(ms)
 }
@@ -43,17 +45,6 @@ pub struct SourceReservation {
     pub granted: u32,
     /// The counters after the reservation.
     pub usage: SourceIpUsage,
-}
-
-/// A sending domain's pool assignment.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DomainSourcePool {
-    /// The account owning the domain.
-    pub account_id: AccountId,
-    /// The sending domain.
-    pub domain: String,
-    /// The pool name.
-    pub pool: String,
 }
 
 /// Source IPs and their daily sends ([`Store::sources`]).

@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 use crate::sql::{builder, page, query};
 use crate::{AccountId, Store, StoreError};
 
+pub use mailpush_model::suppression::{BounceBlacklistEntry, CustomBlacklistEntry};
+
 /// What a blacklist insert does when the (address, account) row exists: refresh it. Every form of the insert
 /// (one row, multi-row, UNNEST) ends with this one clause.
 pub(crate) const BOUNCE_BLACKLIST_REFRESH: &str =
@@ -29,17 +31,6 @@ pub fn normalize(address: &str) -> String {
     address.trim().to_ascii_lowercase()
 }
 
-/// One row of the global bounce blacklist.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct BounceBlacklistEntry {
-    /// The address (normalized).
-    pub address: String,
-    /// When it (last) hard-bounced, Unix ms.
-    pub created_ms: i64,
-    /// The remote reply or DSN diagnostic.
-    pub reason: String,
-}
-
 /// A `ListBlackEmailAddress` query (the caller's rows only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BounceBlacklistQuery {
@@ -55,19 +46,6 @@ pub struct BounceBlacklistQuery {
     pub offset: i64,
     /// Most rows.
     pub limit: i64,
-}
-
-/// One row of an account's custom blacklist.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CustomBlacklistEntry {
-    /// Row id (`Id` in the API).
-    pub id: i64,
-    /// The address (normalized).
-    pub address: String,
-    /// Created, Unix ms.
-    pub created_ms: i64,
-    /// Blocks until this time, Unix ms; `None` = forever.
-    pub expire_ms: Option<i64>,
 }
 
 /// The admission-time lookups of one request's recipients ([`Suppression::recipient_screen`]).

@@ -5,14 +5,7 @@
 use crate::sql::query;
 use crate::{AccountId, Store, StoreError};
 
-/// An account's TLS requirements.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsRequiredSettings {
-    /// Every mail of the account requires TLS.
-    pub account: bool,
-    /// The sender addresses whose mail requires TLS, by address.
-    pub senders: Vec<String>,
-}
+pub use mailpush_model::account::TlsRequiredSettings;
 
 /// The view of the accounts' and sender addresses' "TLS required".
 #[derive(Clone, Copy)]

@@ -5,18 +5,7 @@ use sqlx::AssertSqlSafe;
 use crate::sql::{page, query};
 use crate::{AccountId, Store, StoreError};
 
-/// A sender address's default `Unsubscribe` option.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UnsubscribeConfigRow {
-    /// The sender address (lowercase).
-    pub address: String,
-    /// The `Unsubscribe` code as given ("0"–"12").
-    pub unsubscribe_config: String,
-    /// 1 = in force, 0 = off.
-    pub status: i32,
-    /// When it was created, Unix ms.
-    pub created_ms: i64,
-}
+pub use mailpush_model::account::UnsubscribeConfigRow;
 
 /// The per-sender-address unsubscribe defaults ([`Store::unsubscribe_configs`]).
 #[derive(Debug, Clone, Copy)]

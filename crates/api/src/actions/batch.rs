@@ -1,8 +1,8 @@
 //! Batch sending actions: CreateReceiver, CreateReceiverDetail, CreateReceiverDetailWithData, ListReceivers,
 //! ListReceiverDetails, DeleteReceiver, BatchSendEmail, ListSendTasks (fields from the SDK's `models.py`).
 
-use mailpush_core::batch::{AddDetailsReport, BatchRequest, ReceiverDetailInput, TaskSchedule, format_time};
 use mailpush_core::{AccountContext, Mailpush};
+use mailpush_core::{AddDetailsReport, BatchRequest, ReceiverDetailInput, TaskSchedule, format_time};
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,8 +2,8 @@
 //! domains, per UTC day and source IP.
 
 use super::parse;
-use mailpush_core::dmarc_reports::{DmarcReportRequest, DmarcSourceDay};
 use mailpush_core::{AccountContext, Mailpush};
+use mailpush_core::{DmarcReportRequest, DmarcSourceDay};
 use mailpush_model::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};

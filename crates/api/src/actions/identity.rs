@@ -2,8 +2,9 @@
 //! `UpdateEmailSmtpPassWord`). Field names from the SDK's `models.py`.
 
 use super::parse;
-use mailpush_core::identity_tags::{IdentityTag, tags_match};
+use mailpush_core::tags_match;
 use mailpush_core::{AccountContext, IdentityView, Mailpush, SenderView};
+use mailpush_model::identity::IdentityTag;
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ fn identity_reply(v: &IdentityView) -> Value {
         })
         .collect();
     json!({
-        "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
+        "IdentityType": mailpush_core::IDENTITY_TYPE,
         "VerifiedForSendingStatus": v.verified,
         "Attributes": attributes,
         "DKIMOption": v.dkim_option,
@@ -177,7 +178,7 @@ pub(super) async fn list_identities(core: &Mailpush, ctx: &AccountContext, param
         .map(|((v, r), ips)| {
             json!({
                 "IdentityName": v.domain,
-                "IdentityType": mailpush_core::identity::IDENTITY_TYPE,
+                "IdentityType": mailpush_core::IDENTITY_TYPE,
                 "SendingEnabled": v.verified,
                 "CurrentReputationLevel": r.level,
                 "DailyQuota": r.daily_quota,

@@ -2,8 +2,8 @@
 //! a raw MIME message. Nothing is sent or stored.
 
 use super::{SimpleParam, TemplateParam, decode_base64, decode_text, parse};
-use mailpush_core::screening::{QualityInput, QualityRequest};
 use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest};
+use mailpush_core::{QualityInput, QualityRequest};
 use mailpush_model::{ApiError, ErrorCode, TriggerType};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -97,7 +97,7 @@ pub(super) async fn check_email_quality(
 }
 
 /// The wire form of a quality report.
-fn quality_json(r: &mailpush_core::screening::QualityReport) -> Value {
+fn quality_json(r: &mailpush_core::QualityReport) -> Value {
     json!({
         "Score": r.score,
         "FilterScore": r.filter_score,
@@ -109,9 +109,9 @@ fn quality_json(r: &mailpush_core::screening::QualityReport) -> Value {
         "Checks": r.checks.iter().map(|c| json!({
             "Name": c.name,
             "Status": match c.status {
-                mailpush_core::screening::CheckStatus::Pass => "pass",
-                mailpush_core::screening::CheckStatus::Fail => "fail",
-                mailpush_core::screening::CheckStatus::Skipped => "skipped",
+                mailpush_core::CheckStatus::Pass => "pass",
+                mailpush_core::CheckStatus::Fail => "fail",
+                mailpush_core::CheckStatus::Skipped => "skipped",
             },
             "Penalty": c.penalty,
             "Message": c.message,

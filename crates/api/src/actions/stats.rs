@@ -3,9 +3,10 @@
 
 use super::parse;
 use super::suppression::datetime;
-use mailpush_core::abuse::{AbuseQuery, MAX_ABUSE_LIMIT};
-use mailpush_core::stats::{StatCounters, StatisticsRequest};
+use mailpush_core::StatisticsRequest;
+use mailpush_core::{AbuseQuery, MAX_ABUSE_LIMIT};
 use mailpush_core::{AccountContext, Mailpush};
+use mailpush_model::stats::StatCounters;
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use super::decode_base64_text;
 use base64::Engine;
-use mailpush_core::templates::TemplateBodies;
+use mailpush_core::TemplateBodies;
 use mailpush_core::{AccountContext, Mailpush, TemplateInput};
 use mailpush_model::{ApiError, ErrorCode};
 use serde::Deserialize;

@@ -2,8 +2,9 @@
 //! address. Mail it applies to goes only over STARTTLS with a certificate verified for the MX host name.
 
 use super::parse;
-use mailpush_core::{AccountContext, Mailpush, TlsRequiredSettings};
+use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::ApiError;
+use mailpush_model::account::TlsRequiredSettings;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

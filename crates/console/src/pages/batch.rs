@@ -7,10 +7,10 @@ use crate::auth::Page;
 use axum::Form;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Json, Response};
-use mailpush_core::batch::{BatchRequest, TaskSchedule};
-use mailpush_core::console_queries::TaskAction;
+use mailpush_core::TaskAction;
 use mailpush_core::{AccountContext, Mailpush};
-use mailpush_store::SendTaskRow;
+use mailpush_core::{BatchRequest, TaskSchedule};
+use mailpush_model::batch::SendTaskRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use crate::auth::Page;
 use axum::Form;
 use axum::extract::{Path, Query};
 use axum::response::Response;
-use mailpush_core::console_queries::MessageQuery;
+use mailpush_core::MessageQuery;
 use mailpush_core::{SendContent, SendRequest};
 use mailpush_model::TriggerType;
 use serde::Deserialize;

@@ -28,7 +28,7 @@ pub(crate) fn after(to: &str, result: Result<String, CoreError>) -> Result<Respo
 
 /// The UTC day of a Unix ms instant, `YYYY-MM-DD`.
 pub(crate) fn day(ms: i64) -> String {
-    mailpush_core::batch::format_time(ms).chars().take(10).collect()
+    mailpush_core::format_time(ms).chars().take(10).collect()
 }
 
 /// The account's sender addresses and templates (`{id, name}`), for the forms that send.

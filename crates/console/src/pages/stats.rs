@@ -7,7 +7,7 @@ use crate::auth::Page;
 use crate::chart::{Series, line_chart};
 use axum::extract::Query;
 use axum::response::Response;
-use mailpush_core::stats::StatisticsRequest;
+use mailpush_core::StatisticsRequest;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -41,7 +41,7 @@ pub(crate) async fn show(page: Page, Query(q): Query<StatsQuery>) -> Result<Resp
         .await?;
     let lang = page.lang;
     let labels: Vec<String> = report.daily.iter().map(|(d, _)| d.clone()).collect();
-    type Pick = fn(&mailpush_store::StatCounters) -> i64;
+    type Pick = fn(&mailpush_model::stats::StatCounters) -> i64;
     let picks: [(&str, &str, Pick); 7] = [
         ("requested", "#2457d6", |c| c.requested),
         ("delivered", "#16814a", |c| c.delivered),

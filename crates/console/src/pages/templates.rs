@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Json, Response};
 use mailpush_core::TemplateInput;
-use mailpush_core::templates::TemplateStatus;
+use mailpush_model::templates::TemplateStatus;
 use serde::Deserialize;
 use serde_json::json;
 

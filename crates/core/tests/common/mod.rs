@@ -45,7 +45,7 @@ pub async fn world(database_url: Option<String>, domains: &[&str], tweak: impl F
     let name = format!("acct{}", std::process::id());
     core.create_account_with_policy(
         &name,
-        mailpush_core::templates::AccountPolicy {
+        mailpush_model::templates::AccountPolicy {
             allow_simple_content: true,
             allow_links: true,
         },
