@@ -4,7 +4,8 @@
 //! (testing, the same wrong certificate: delivered anyway). Each publishes `_smtp._tls` TXT in the testkit DNS
 //! naming an `https:` rua (the policy host again, which records what is POSTed to it) and/or a `mailto:` rua (a
 //! testkit sink). The test clock then moves past midnight UTC and the reports of the day are checked: the gunzipped
-//! JSON with its counts, the POST's media type, the report mail's subject, headers and attachment.
+//! JSON with its counts, the POST's media type, the report mail's subject, headers, attachment and DKIM signature
+//! (the reports' sender domain is verified under the account `tls-rpt` they are sent as).
 
 use mail_parser::MimeHeaders;
 use mailpush_suite::*;
@@ -150,9 +151,14 @@ async fn the_day_after_each_domain_gets_its_report_by_https_and_by_mail() {
         ],
     );
     let creds = create_account(&env, "shop").await;
+    let report_creds = create_account(&env, "tls-rpt").await;
     let server = ServerProcess::start("mailpush", &["serve"], &env).await;
     let client = ApiClient::new(&server.api_addr, &creds).on_clock(&clock);
     verified_sender(&client, &dns, SENDER).await;
+    // The reports' sender domain, verified under the account they are sent as, so that report mail is DKIM-signed
+    // (RFC 8460 §5.3: receivers ignore unsigned reports).
+    let reporter = ApiClient::new(&server.api_addr, &report_creds).on_clock(&clock);
+    verified_sender(&reporter, &dns, "tlsrpt-noreply@mta.sender.example").await;
 
     let ok = client.send_simple(SENDER, "a@good.example", "Hi").await;
     client.wait_deliver_status(&ok, 1, Duration::from_secs(30)).await;
@@ -262,6 +268,13 @@ async fn the_day_after_each_domain_gets_its_report_by_https_and_by_mail() {
         assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
         assert_eq!(ct.attribute("report-type"), Some("tlsrpt"));
         assert_eq!(m.mail_from, "tlsrpt-noreply@mta.sender.example");
+        assert!(
+            parsed
+                .header_raw("DKIM-Signature")
+                .is_some_and(|s| s.contains("d=mta.sender.example")),
+            "report mail is signed by the reporting domain"
+        );
+        assert_dkim_verifies_everywhere(&dns, &[&m.data]).await;
         let part = parsed.attachment(0).expect("the report part");
         let pct = part.content_type().expect("part type");
         assert_eq!((pct.ctype(), pct.subtype()), ("application", Some("tlsrpt+gzip")));

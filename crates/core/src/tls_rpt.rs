@@ -7,7 +7,8 @@
 //! builds the RFC 8460 §4.4 JSON, gzips it and delivers it to every `rua` — `https:` URLs by POST
 //! (`application/tlsrpt+gzip`) through the callbacks' SSRF-guarded client, `mailto:` addresses as a
 //! `multipart/report` mail (§5.3) through mailpush's own queue, sent as the account `tls-rpt` (created at the first
-//! such report). A domain's day is claimed once in the store, so it is reported once even by several nodes.
+//! such report) and DKIM-signed by the worker when the sender's domain is verified under that account (receivers
+//! ignore unsigned reports). A domain's day is claimed once in the store, so it is reported once even by several nodes.
 //! Counts reach the store a check period after they happen, so a day is reported only two periods after it ended.
 
 use std::collections::{BTreeMap, HashMap};
@@ -450,11 +451,27 @@ impl Reporter {
         }
     }
 
+    /// Receivers ignore report mail the reporting domain has not DKIM-signed (RFC 8460 §5.3). The worker signs
+    /// it as any mail, when the sender's domain is a verified domain of the reports' account; says so when not.
+    async fn warn_if_unsigned(&self, account: mailpush_model::AccountId, from: &str) -> Result<(), CoreError> {
+        let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+        let identity = self.service.env.store.identities().identity(account, &domain).await?;
+        if !identity.is_some_and(|row| row.verified) {
+            tracing::warn!(
+                from,
+                "TLS-RPT report mail goes out without a DKIM signature and receivers ignore it: add {domain} to the \
+                 account {REPORT_ACCOUNT} and verify it"
+            );
+        }
+        Ok(())
+    }
+
     /// Queues the report mail to `parts.to`.
     async fn mail(&self, parts: &MailParts<'_>, gzipped: &[u8]) -> Result<(), String> {
         let queued = async {
             let env = &self.service.env;
             let account = self.service.accounts.system_account(REPORT_ACCOUNT).await?;
+            self.warn_if_unsigned(account, parts.from).await?;
             let recipient = mailpush_model::EmailAddress::parse(parts.to)
                 .map_err(|e| CoreError::Config(format!("rua mailto:{}: {e}", parts.to)))?;
             let now = parts.now_ms;
