@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Side by side with Postfix: the same N mails (smtp-source, 2 KB, 20 sessions) pushed over SMTP into
+# Side by side with Postfix: the same N mails (smtp-source, 20 sessions) pushed over SMTP into
 #   (a) a PRIVATE Postfix instance relaying everything to one smtp-sink, and
 #   (b) mailpush (`mailpush serve` with loopback as a trusted SMTP network: fsync before 250, DKIM-signed with
 #       ed25519, then with RSA-2048) delivering to the same smtp-sink through the testkit DNS override,
-# and prints each end-to-end rate (smtp-source start → last mail counted by the sink) and the ratio.
+# and prints each end-to-end rate (smtp-source start → last mail counted by the sink) and the ratio, for each
+# workload: 2 KB with connections reused (`smtp-source -d`), 2 KB with a new connection per mail (how most
+# application SMTP libraries send) and 100 KB with a new connection per mail.
 #
 # Usage: benches/postfix_compare.sh [N=20000] [RUNS=3]
 #   BIN_DIR   directory with release builds of mailpush and mailpush-bench (default target/release; build them
 #             with `cargo build --release -p mailpush-bin -p mailpush-bench`)
-#   SESSIONS  smtp-source sessions (default 20); SIZE payload bytes (default 2048)
+#   SESSIONS  smtp-source sessions (default 20)
+#   WORKLOADS space-separated SIZE:reuse|new pairs (default "2048:reuse 2048:new 102400:new")
 # Needs root (Postfix instance, apt-get). Installs postfix non-interactively when missing. Leaves nothing
 # running: the Postfix instance is stopped and its directories removed on exit.
 set -euo pipefail
@@ -16,7 +19,7 @@ set -euo pipefail
 N=${1:-20000}
 RUNS=${2:-3}
 SESSIONS=${SESSIONS:-20}
-SIZE=${SIZE:-2048}
+WORKLOADS=${WORKLOADS:-"2048:reuse 2048:new 102400:new"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
 WORK=${WORK:-/tmp/mailpush-postfix-compare}
@@ -119,12 +122,13 @@ settle() { # wait (at most 30 s) until the machine is ≥ 90 % idle: the previou
   while (($(cpu_idle_pct) < 90)) && ((SECONDS < deadline)); do :; done
 }
 
-push() { # push N mails into $1 (host:port); print the end-to-end seconds
-  local target=$1 before t0
+push() { # push N mails into $1 (host:port), $2 bytes each, $3 = reuse | new connections; print the seconds
+  local target=$1 size=$2 reuse=() before t0
+  [[ $3 == reuse ]] && reuse=(-d)
   settle
   before=$(sink_count)
   t0=$(date +%s%N)
-  smtp-source -s "$SESSIONS" -d -l "$SIZE" -m "$N" -f "$SENDER" -t "$RCPT" "$target"
+  smtp-source -s "$SESSIONS" "${reuse[@]}" -l "$size" -m "$N" -f "$SENDER" -t "$RCPT" "$target"
   wait_for $((before + N)) "$t0"
 }
 
@@ -152,27 +156,32 @@ stop_mailpush() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "N=$N mails of $SIZE bytes, $SESSIONS smtp-source sessions (-d: connections reused), $RUNS runs each"
+echo "N=$N mails per run, $SESSIONS smtp-source sessions, workloads (bytes:connections): $WORKLOADS; $RUNS runs each"
 
 declare -A RESULTS
 for run in $(seq 1 "$RUNS"); do
-  s=$(push "127.0.0.1:$PF_PORT")
-  RESULTS[postfix]+="$(echo "scale=1; $N / $s" | bc) "
-  echo "run $run postfix: ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
-  for dkim in ed25519 rsa2048; do
-    start_mailpush "$dkim"
-    s=$(push "$MP_SMTP")
-    stop_mailpush
-    RESULTS[$dkim]+="$(echo "scale=1; $N / $s" | bc) "
-    echo "run $run mailpush ($dkim): ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+  for w in $WORKLOADS; do
+    size=${w%%:*} conn=${w#*:}
+    s=$(push "127.0.0.1:$PF_PORT" "$size" "$conn")
+    RESULTS[$w/postfix]+="$(echo "scale=1; $N / $s" | bc) "
+    echo "run $run $w postfix: ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+    for dkim in ed25519 rsa2048; do
+      start_mailpush "$dkim"
+      s=$(push "$MP_SMTP" "$size" "$conn")
+      stop_mailpush
+      RESULTS[$w/$dkim]+="$(echo "scale=1; $N / $s" | bc) "
+      echo "run $run $w mailpush ($dkim): ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+    done
   done
 done
 
-pf=$(echo "${RESULTS[postfix]}" | tr ' ' '\n' | grep . | median)
 echo
 echo "medians (end-to-end mails/s):"
-echo "  postfix relay            $pf"
-for dkim in ed25519 rsa2048; do
-  mp=$(echo "${RESULTS[$dkim]}" | tr ' ' '\n' | grep . | median)
-  echo "  mailpush DKIM $dkim   $mp   ratio $(echo "scale=2; $mp / $pf" | bc)x"
+for w in $WORKLOADS; do
+  pf=$(echo "${RESULTS[$w/postfix]}" | tr ' ' '\n' | grep . | median)
+  echo "  $w postfix relay            $pf"
+  for dkim in ed25519 rsa2048; do
+    mp=$(echo "${RESULTS[$w/$dkim]}" | tr ' ' '\n' | grep . | median)
+    echo "  $w mailpush DKIM $dkim   $mp   ratio $(echo "scale=2; $mp / $pf" | bc)x"
+  done
 done

@@ -74,3 +74,20 @@ async fn load_tool_smtp_end_to_end_with_rsa_dkim() {
     .await;
     assert_complete(&r, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_smtp_with_a_new_connection_per_mail_and_big_mail() {
+    let r = run_bench(&[
+        "--mode",
+        "smtp",
+        "--mails",
+        "100",
+        "--clients",
+        "4",
+        "--new-connection",
+        "--body-bytes",
+        "102400",
+    ])
+    .await;
+    assert_complete(&r, 100);
+}

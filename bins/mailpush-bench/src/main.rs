@@ -98,6 +98,10 @@ struct RunArgs {
     /// Approximate size of the rendered mail body, bytes.
     #[arg(long, default_value_t = 2048)]
     body_bytes: usize,
+    /// SMTP mode: open a new session (connect, EHLO, AUTH, one mail, QUIT) for every mail, as most application
+    /// SMTP libraries send, instead of reusing each client's session.
+    #[arg(long)]
+    new_connection: bool,
     /// Give up waiting for delivery after this many seconds.
     #[arg(long, default_value_t = 600)]
     drain_timeout_secs: u64,
@@ -517,6 +521,50 @@ async fn smtp_session(
     start: Instant,
     sent: &mut Vec<Sent>,
 ) -> Result<()> {
+    let mut session = None;
+    loop {
+        let seq = next.fetch_add(1, Ordering::Relaxed);
+        if seq >= args.mails {
+            break;
+        }
+        pace(start, args.rate, seq).await;
+        let rcpt = format!("m{seq}@example.org");
+        // With a new connection per mail, its set-up is part of the mail's latency.
+        let t0 = Instant::now();
+        let (r, w) = match &mut session {
+            Some(open) => open,
+            None => session.insert(smtp_open(addr).await?),
+        };
+        smtp_expect(r, w, format!("MAIL FROM:<{SENDER}>\r\n").as_bytes(), 250).await?;
+        smtp_expect(r, w, format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), 250).await?;
+        smtp_expect(r, w, b"DATA\r\n", 354).await?;
+        smtp_expect(r, w, &smtp_body(&rcpt, seq, args.body_bytes), 250).await?;
+        sent.push(Sent {
+            rcpt,
+            trigger: false,
+            accepted_at: SystemTime::now(),
+            latency: t0.elapsed(),
+        });
+        if args.new_connection
+            && let Some((r, w)) = session.take()
+        {
+            smtp_quit(r, w).await;
+        }
+    }
+    if let Some((r, w)) = session {
+        smtp_quit(r, w).await;
+    }
+    Ok(())
+}
+
+/// A session after AUTH: its reply reader and its writer.
+type SmtpConnection = (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+);
+
+/// Connects, greets and authenticates as the bench sender.
+async fn smtp_open(addr: &str) -> Result<SmtpConnection> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (r, mut w) = stream.into_split();
@@ -525,29 +573,14 @@ async fn smtp_session(
     smtp_expect(&mut r, &mut w, b"EHLO bench.client\r\n", 250).await?;
     let plain = b64(format!("\0{SENDER}\0{SMTP_PASSWORD}").as_bytes());
     smtp_expect(&mut r, &mut w, format!("AUTH PLAIN {plain}\r\n").as_bytes(), 235).await?;
-    loop {
-        let seq = next.fetch_add(1, Ordering::Relaxed);
-        if seq >= args.mails {
-            break;
-        }
-        pace(start, args.rate, seq).await;
-        let rcpt = format!("m{seq}@example.org");
-        let t0 = Instant::now();
-        smtp_expect(&mut r, &mut w, format!("MAIL FROM:<{SENDER}>\r\n").as_bytes(), 250).await?;
-        smtp_expect(&mut r, &mut w, format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), 250).await?;
-        smtp_expect(&mut r, &mut w, b"DATA\r\n", 354).await?;
-        smtp_expect(&mut r, &mut w, &smtp_body(&rcpt, seq, args.body_bytes), 250).await?;
-        sent.push(Sent {
-            rcpt,
-            trigger: false,
-            accepted_at: SystemTime::now(),
-            latency: t0.elapsed(),
-        });
-    }
+    Ok((r, w))
+}
+
+/// Ends a session politely, waiting briefly for the server to close it.
+async fn smtp_quit(mut r: BufReader<tokio::net::tcp::OwnedReadHalf>, mut w: tokio::net::tcp::OwnedWriteHalf) {
     let _ = w.write_all(b"QUIT\r\n").await;
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), r.read_to_end(&mut rest)).await;
-    Ok(())
 }
 
 /// The `p`-quantile (0..=1) of sorted values.
