@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use mailpush_api::node::{self, Serves};
-use mailpush_core::settings;
+use mailpush_core::settings::ShutdownSignal;
 
 /// mimalloc: markedly cheaper than glibc malloc for the many small, cross-thread allocations of a request.
 #[global_allocator]
@@ -10,6 +10,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything is announced: a signal during the start must not be lost.
+    let signal = ShutdownSignal::listen().context("installing the signal handlers")?;
     let settings = node::settings_from_args("mailpush-api", "mailpush HTTP API node")?;
     let listen = settings.api_listen;
     let core = node::open_core(&settings, Serves::API).await?;
@@ -25,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
     let stop = async move {
-        settings::shutdown_signal().await;
+        signal.wait().await;
         draining.begin_draining();
     };
     mailpush_api::serve(listener, core, stop).await?;

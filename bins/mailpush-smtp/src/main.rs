@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use mailpush_api::node::{self, Serves};
-use mailpush_core::settings;
+use mailpush_core::settings::ShutdownSignal;
 
 /// mimalloc: markedly cheaper than glibc malloc for the many small, cross-thread allocations of a request.
 #[global_allocator]
@@ -10,7 +10,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let core = node::open_admin_node("mailpush-smtp", "mailpush SMTP submission node", Serves::SMTP).await?;
+    // Before anything is announced: a signal during the start must not be lost.
+    let stop = ShutdownSignal::listen().context("installing the signal handlers")?;
+    let core = node::open_admin_node("mailpush-smtp", "mailpush SMTP submission node", Serves::SMTP, &stop).await?;
     let launched = mailpush_smtp::launch(core)
         .await
         .context("starting SMTP")?
@@ -19,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, addr) in &launched.listening {
         println!("mailpush-smtp: {name} listening on {addr}");
     }
-    settings::shutdown_signal().await;
+    stop.wait().await;
     launched.stop();
     Ok(())
 }

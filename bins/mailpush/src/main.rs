@@ -797,6 +797,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(mut settings: mailpush_core::Settings, args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is announced: a signal during the start must not be lost.
+    let signal = settings::ShutdownSignal::listen().context("installing the signal handlers")?;
     let dev = if args.dev {
         println!("mailpush: DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
         tracing::warn!("DEV MODE: local accounts, DNS and mailbox for trying mailpush; not for production");
@@ -844,7 +846,7 @@ async fn serve(mut settings: mailpush_core::Settings, args: ServeArgs) -> anyhow
     // Readiness turns 503 at once, so a load balancer stops sending while in-flight requests finish.
     let draining = core.clone();
     let stop = async move {
-        settings::shutdown_signal().await;
+        signal.wait().await;
         draining.begin_draining();
     };
     mailpush_api::serve(listener, core.clone(), stop).await?;

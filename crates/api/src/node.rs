@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use mailpush_core::settings::{self, Settings, SettingsError};
+use mailpush_core::settings::{self, Settings, SettingsError, ShutdownSignal};
 use mailpush_core::{CoreError, Mailpush};
 
 /// The command line of a node binary.
@@ -90,9 +90,9 @@ pub async fn open_core(settings: &Settings, serves: Serves) -> Result<Mailpush, 
         .map_err(NodeError::Open)
 }
 
-/// Serves the admin endpoints ([`crate::admin_router`]) on `admin_listen`, when it is set, until shutdown;
+/// Serves the admin endpoints ([`crate::admin_router`]) on `admin_listen`, when it is set, until `stop`;
 /// `name` starts the line that says where.
-pub async fn spawn_admin(name: &str, core: &Mailpush) -> Result<(), NodeError> {
+pub async fn spawn_admin(name: &str, core: &Mailpush, stop: &ShutdownSignal) -> Result<(), NodeError> {
     let Some(addr) = core.settings().admin_listen else {
         return Ok(());
     };
@@ -102,15 +102,20 @@ pub async fn spawn_admin(name: &str, core: &Mailpush) -> Result<(), NodeError> {
         "{name}: admin listening on http://{}",
         listener.local_addr().map_err(bind_error)?
     );
-    tokio::spawn(crate::serve_admin(listener, core.clone(), settings::shutdown_signal()));
+    tokio::spawn(crate::serve_admin(listener, core.clone(), stop.clone().stopped()));
     Ok(())
 }
 
 /// The start shared by the nodes that serve no API (`mailpush-smtp`, `mailpush-worker`): the settings from the
-/// command line, the core, and the admin listener when `admin_listen` is set.
-pub async fn open_admin_node(name: &'static str, about: &'static str, serves: Serves) -> Result<Mailpush, NodeError> {
+/// command line, the core, and the admin listener when `admin_listen` is set, served until `stop`.
+pub async fn open_admin_node(
+    name: &'static str,
+    about: &'static str,
+    serves: Serves,
+    stop: &ShutdownSignal,
+) -> Result<Mailpush, NodeError> {
     let settings = settings_from_args(name, about)?;
     let core = open_core(&settings, serves).await?;
-    spawn_admin(name, &core).await?;
+    spawn_admin(name, &core, stop).await?;
     Ok(core)
 }

@@ -707,31 +707,81 @@ pub fn load_for_process(file: Option<&Path>) -> Result<Settings, SettingsError> 
     Settings::load(file, &process_variables())
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The process's request to stop (Ctrl-C or SIGTERM), listened for from the moment it is created.
+///
+/// Create it once, first thing in `main`, and hand clones to everything that stops on it. Listeners made
+/// later, each for itself, would miss a signal that arrives while the node is still starting: once one
+/// handler is installed the default action (exit) is gone, and a signal nobody was waiting for yet is lost.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal {
+    received: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers now (inside a Tokio runtime) and remembers the first signal for every clone.
+    pub fn listen() -> std::io::Result<Self> {
+        let (notify, received) = tokio::sync::watch::channel(false);
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                let _ = notify.send(true);
+            });
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = notify.send(true);
+            }
+        });
+        Ok(ShutdownSignal { received })
+    }
+
+    /// Resolves once the process has been asked to stop, at once if it already has been.
+    pub async fn wait(&self) {
+        let mut received = self.received.clone();
+        // An error means the listening task is gone without a signal: never resolve.
+        if received.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// [`ShutdownSignal::wait`] as an owned future, for servers that take their shutdown by value.
+    pub fn stopped(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        async move { self.wait().await }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_signal_that_arrives_before_anyone_waits_is_not_lost() {
+        let signal = ShutdownSignal::listen().expect("signal handlers");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(std::process::id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        // Nobody waits yet; a listener made now, after the signal, must still see it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let late = signal.clone();
+        tokio::time::timeout(Duration::from_secs(10), late.wait())
+            .await
+            .expect("the earlier SIGTERM is remembered");
+        tokio::time::timeout(Duration::from_secs(10), signal.stopped())
+            .await
+            .expect("and seen by every clone");
+    }
 
     #[test]
     fn warnings_name_unknown_variables_and_placeholders() {
