@@ -3,7 +3,8 @@
 //! name), `bad.example` (enforce, its MX presents a certificate for another name: deferred) and `testing.example`
 //! (testing, the same wrong certificate: delivered anyway). Each publishes `_smtp._tls` TXT in the testkit DNS
 //! naming an `https:` rua (the policy host again, which records what is POSTed to it) and/or a `mailto:` rua (a
-//! testkit sink). The test clock then moves past midnight UTC and the reports of the day are checked: the gunzipped
+//! testkit sink, whose own domain enforces a policy its MX fails: reports are delivered despite TLS failures). The
+//! test clock then moves past midnight UTC and the reports of the day are checked: the gunzipped
 //! JSON with its counts, the POST's media type, the report mail's subject, headers, attachment and DKIM signature
 //! (the reports' sender domain is verified under the account `tls-rpt` they are sent as).
 
@@ -84,6 +85,7 @@ async fn the_day_after_each_domain_gets_its_report_by_https_and_by_mail() {
             "mta-sts.good.example",
             "mta-sts.bad.example",
             "mta-sts.testing.example",
+            "mta-sts.reports.example",
             "reports.example",
         ],
         PolicyAnswer {
@@ -97,6 +99,9 @@ async fn the_day_after_each_domain_gets_its_report_by_https_and_by_mail() {
     https.set_answer_for("mta-sts.good.example", policy("enforce", "mx.good.example"));
     https.set_answer_for("mta-sts.bad.example", policy("enforce", "mx.bad.example"));
     https.set_answer_for("mta-sts.testing.example", policy("testing", "mx.testing.example"));
+    // The report mailbox's domain enforces a policy its own MX fails: reports go out all the same (RFC 8460
+    // §5.3), where any other mail to it would be deferred.
+    https.set_answer_for("mta-sts.reports.example", policy("enforce", "mx.elsewhere.example"));
     let rua_https = format!("https://reports.example:{}/tlsrpt", https.port());
 
     let dns = DnsAuthority::start().await.expect("dns");
@@ -108,10 +113,8 @@ async fn the_day_after_each_domain_gets_its_report_by_https_and_by_mail() {
     ] {
         dns.add_mx(domain, 10, mx);
         dns.add_a(mx, ip);
-        if domain != "reports.example" {
-            dns.add_txt(&format!("_mta-sts.{domain}"), "v=STSv1; id=20261206;");
-            dns.add_a(&format!("mta-sts.{domain}"), Ipv4Addr::LOCALHOST);
-        }
+        dns.add_txt(&format!("_mta-sts.{domain}"), "v=STSv1; id=20261206;");
+        dns.add_a(&format!("mta-sts.{domain}"), Ipv4Addr::LOCALHOST);
     }
     dns.add_a("reports.example", Ipv4Addr::LOCALHOST);
     dns.add_txt(

@@ -499,7 +499,7 @@ impl Reporter {
                     deliver_message: None,
                 }],
                 template_id: 0,
-                tls_requirement: TlsRequirement::None,
+                tls_requirement: TlsRequirement::Exempt,
             };
             env.store.queue().enqueue(msg).await?;
             self.service.wake.notify_one();

@@ -465,7 +465,11 @@ impl SmtpTransport {
                 Ok(hosts) => {
                     // MTA-STS `enforce`: only the MX hosts the policy names, only over verified TLS. A `testing`
                     // policy changes nothing but what is reported.
-                    let sts = self.mta_sts_policy(domain).await;
+                    // TLS reports go out despite any TLS failure (RFC 8460 §5.3): no policy applies to them.
+                    let sts = match envelope.tls.is_exempt() {
+                        true => None,
+                        false => self.mta_sts_policy(domain).await,
+                    };
                     let enforced = sts.clone().filter(|p| p.mode == MtaStsMode::Enforce);
                     let (hosts, sts_envelope): (Vec<MxHost>, Option<Envelope>) = match &enforced {
                         Some(policy) => (
@@ -600,8 +604,16 @@ impl SmtpTransport {
         let deadline = tokio::time::Instant::now() + self.inner.cfg.delivery_deadline;
         'hosts: for host in hosts {
             // DANE (RFC 7672): decided per MX host; a host whose TLSA records cannot be had is skipped.
-            let dane = dane::policy_for(&self.inner.resolver, host, self.port()).await;
-            let policy = HostPolicy { dane: &dane, sts };
+            let exempt = envelope.tls.is_exempt();
+            let dane = match exempt {
+                true => DanePolicy::NotApplicable,
+                false => dane::policy_for(&self.inner.resolver, host, self.port()).await,
+            };
+            let policy = HostPolicy {
+                dane: &dane,
+                sts,
+                exempt,
+            };
             if let DanePolicy::Unusable(failure) = &dane {
                 debug!(host = %host.name, %failure, "MX host skipped");
                 last = failure.reply();
@@ -982,7 +994,14 @@ impl SmtpTransport {
         key: PoolKey,
         policy: &HostPolicy<'_>,
     ) -> Result<Session, DialFailure> {
-        if self.inner.tls_reports.get().is_none() || self.inner.cfg.relay.is_some() {
+        if self.inner.cfg.relay.is_some() {
+            return self.dial(host, key, policy.dane, None).await;
+        }
+        if policy.exempt {
+            // Opportunistic whatever `outbound_tls` says, and not counted (RFC 8460 §5.3).
+            return self.dial(host, key, policy.dane, Some(TlsPolicy::Opportunistic)).await;
+        }
+        if self.inner.tls_reports.get().is_none() {
             return self.dial(host, key, policy.dane, None).await;
         }
         let failure = |reason: &str, result_type: &'static str| TlsSessionFailure {
@@ -1058,8 +1077,8 @@ impl SmtpTransport {
     /// The [`PoolKey::verified_tls`] of a transaction to `host`: set when its certificate must verify, because
     /// the message requires it or the configured policy is [`TlsPolicy::Required`].
     fn verified_tls_for(&self, host: &str, requirement: TlsRequirement) -> Option<u64> {
-        (requirement.needs_verified_tls() || self.configured_policy() == TlsPolicy::Required)
-            .then(|| verified_tls_key(host))
+        let configured = self.configured_policy() == TlsPolicy::Required && !requirement.is_exempt();
+        (requirement.needs_verified_tls() || configured).then(|| verified_tls_key(host))
     }
 
     /// A fresh session; in opportunistic mode a failed TLS handshake is retried once in plain text (never under
@@ -1464,6 +1483,8 @@ struct DialFailure {
 struct HostPolicy<'a> {
     dane: &'a DanePolicy,
     sts: Option<&'a Arc<MtaStsPolicy>>,
+    /// The message is [`TlsRequirement::Exempt`]: new sessions are opportunistic and not reported.
+    exempt: bool,
 }
 
 impl<'a> HostPolicy<'a> {
@@ -1472,6 +1493,7 @@ impl<'a> HostPolicy<'a> {
         HostPolicy {
             dane: &DanePolicy::NotApplicable,
             sts,
+            exempt: false,
         }
     }
 }

@@ -156,6 +156,10 @@ impl TryFrom<i32> for Lane {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[repr(i32)]
 pub enum TlsRequirement {
+    /// -1: mailpush's own TLS reports (RFC 8460 §5.3: delivered despite any TLS failure). Neither MTA-STS nor
+    /// DANE nor a required `outbound_tls` applies: STARTTLS when offered, plain text otherwise; the session is not
+    /// counted in the next TLS report.
+    Exempt = -1,
     /// 0: nothing of its own; the process's `outbound_tls` policy applies.
     #[default]
     None = 0,
@@ -168,7 +172,8 @@ pub enum TlsRequirement {
 
 impl TlsRequirement {
     /// Every requirement, weakest first.
-    pub const ALL: [TlsRequirement; 3] = [
+    pub const ALL: [TlsRequirement; 4] = [
+        TlsRequirement::Exempt,
         TlsRequirement::None,
         TlsRequirement::Verified,
         TlsRequirement::RequireTls,
@@ -181,7 +186,12 @@ impl TlsRequirement {
 
     /// Whether the message must go over a verified TLS connection.
     pub fn needs_verified_tls(self) -> bool {
-        self != TlsRequirement::None
+        matches!(self, TlsRequirement::Verified | TlsRequirement::RequireTls)
+    }
+
+    /// Whether the message is delivered outside every TLS policy ([`TlsRequirement::Exempt`]).
+    pub fn is_exempt(self) -> bool {
+        self == TlsRequirement::Exempt
     }
 }
 
@@ -361,6 +371,8 @@ mod tests {
         }
         assert!(TlsRequirement::try_from(3).is_err());
         assert!(!TlsRequirement::None.needs_verified_tls());
+        assert!(!TlsRequirement::Exempt.needs_verified_tls() && TlsRequirement::Exempt.is_exempt());
+        assert!(TlsRequirement::Exempt < TlsRequirement::None);
         assert!(TlsRequirement::Verified < TlsRequirement::RequireTls);
         let e = Lane::try_from(2).expect_err("lane 2 does not exist");
         assert_eq!(e.to_string(), "unknown lane 2");
