@@ -57,15 +57,19 @@ pub(crate) const SECRET_KEY_CONTEXT: &str = "account-secret-key";
 /// How long a verified credential is trusted from memory.
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// In-memory credential cache: SecretId → (account, SecretKey).
+/// In-memory credential cache: SecretId → (account, SecretKey), and the SMTP trusted networks' account by name
+/// (read once per SMTP session otherwise: a database round trip per connection for clients that connect anew
+/// for every mail).
 pub(crate) struct CredentialCache {
     entries: TtlCache<String, (AccountContext, String)>,
+    trusted: TtlCache<String, AccountContext>,
 }
 
 impl Default for CredentialCache {
     fn default() -> Self {
         CredentialCache {
             entries: TtlCache::new(CACHE_TTL),
+            trusted: TtlCache::new(CACHE_TTL),
         }
     }
 }
@@ -78,6 +82,17 @@ impl CredentialCache {
     /// Forgets every cached credential (after a suspension, so this process sees it at once).
     pub(crate) fn clear(&self) {
         self.entries.clear();
+        self.trusted.clear();
+    }
+
+    /// The account named by `smtp_trusted_account`, as read less than the time to live ago.
+    pub(crate) fn trusted_account(&self, name: &str) -> Option<AccountContext> {
+        self.trusted.get(name)
+    }
+
+    /// Remembers the trusted networks' account.
+    pub(crate) fn put_trusted_account(&self, name: &str, account: AccountContext) {
+        self.trusted.put(name.to_string(), account);
     }
 
     pub(crate) fn put(&self, secret_id: &str, acct: AccountContext, key: String) {

@@ -378,6 +378,7 @@ impl Mailpush {
         });
         let submission = Arc::new(submit::Submission {
             env: env.clone(),
+            accounts: accounts.clone(),
             sending: sending.clone(),
             identities: identities.clone(),
             inbound: inbound.clone(),

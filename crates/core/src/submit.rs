@@ -407,6 +407,7 @@ pub fn trusted_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, CoreError>
 /// SMTP submission: login, envelope checks and the raw enqueue.
 pub struct Submission {
     pub(crate) env: Env,
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
     pub(crate) sending: Arc<crate::sending::Sending>,
     pub(crate) identities: Arc<crate::identity::Identities>,
     pub(crate) inbound: Arc<crate::inbound::Inbound>,
@@ -455,17 +456,22 @@ impl Submission {
         {
             return Ok(None);
         }
-        let Some(account) = self.env.store.accounts().account_by_name(name).await? else {
-            tracing::warn!(
-                account = name,
-                "smtp_trusted_account does not exist; trusted client refused"
-            );
-            return Ok(None);
+        let account = match self.accounts.credentials.trusted_account(name) {
+            Some(account) => account,
+            None => {
+                let Some(account) = self.env.store.accounts().account_by_name(name).await? else {
+                    tracing::warn!(
+                        account = name,
+                        "smtp_trusted_account does not exist; trusted client refused"
+                    );
+                    return Ok(None);
+                };
+                let account = AccountContext::from(&account);
+                self.accounts.credentials.put_trusted_account(name, account.clone());
+                account
+            }
         };
-        Ok(Some(Submitter {
-            account: AccountContext::from(&account),
-            login: None,
-        }))
+        Ok(Some(Submitter { account, login: None }))
     }
 
     pub(crate) async fn check_submission_sender(

@@ -622,6 +622,32 @@ async fn suspended_accounts_are_refused() {
 }
 
 #[tokio::test]
+async fn a_suspension_reaches_the_next_trusted_session_at_once() {
+    let w = world(
+        |s| {
+            s.smtp_trusted_networks = vec!["127.0.0.1/32".into()];
+            s.smtp_trusted_account = Some("shop".into());
+        },
+        |_| {},
+    )
+    .await;
+    // The first session reads the trusted account (and the process remembers it).
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "x")).await;
+    assert_eq!(code, 250, "{text}");
+    w.core
+        .set_account_suspended_by_name("shop", true)
+        .await
+        .expect("suspend");
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "y")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("suspended"), "{text}");
+}
+
+#[tokio::test]
 async fn malformed_input_gets_errors_then_421() {
     let w = world(|_| {}, |_| {}).await;
     let (mut c, _) = Client::connect(w.addr, &w.cert).await;
