@@ -12,6 +12,8 @@
 #             with `cargo build --release -p mailpush-bin -p mailpush-bench`)
 #   SESSIONS  smtp-source sessions (default 20)
 #   WORKLOADS space-separated SIZE:reuse|new pairs (default "2048:reuse 2048:new 102400:new")
+#   PREVIOUS_BIN_DIR  release builds of an earlier version: each mailpush run is followed by the same run of
+#             that build, and the medians add the ratio of this build to it (alternating runs, one machine)
 # Needs root (Postfix instance, apt-get). Installs postfix non-interactively when missing. Leaves nothing
 # running: the Postfix instance is stopped and its directories removed on exit.
 set -euo pipefail
@@ -29,8 +31,11 @@ CONF=$WORK/postfix-etc
 SENDER=bench@bench.example.com
 RCPT=rcpt@example.org
 
-for b in mailpush mailpush-bench; do
-  [[ -x $BIN_DIR/$b ]] || { echo "missing $BIN_DIR/$b: cargo build --release -p mailpush-bin -p mailpush-bench" >&2; exit 1; }
+PREVIOUS_BIN_DIR=${PREVIOUS_BIN_DIR:-}
+for dir in "$BIN_DIR" ${PREVIOUS_BIN_DIR:+"$PREVIOUS_BIN_DIR"}; do
+  for b in mailpush mailpush-bench; do
+    [[ -x $dir/$b ]] || { echo "missing $dir/$b: cargo build --release -p mailpush-bin -p mailpush-bench" >&2; exit 1; }
+  done
 done
 if ! command -v smtp-source >/dev/null || ! command -v postconf >/dev/null; then
   apt-get update
@@ -134,10 +139,12 @@ push() { # push N mails into $1 (host:port), $2 bytes each, $3 = reuse | new con
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-start_mailpush() { # $1 = dkim (ed25519 | rsa2048); sets MP_SMTP. It runs until its stdin (fd 7) closes.
+start_mailpush() { # $1 = dkim (ed25519 | rsa2048), $2 = build directory (default BIN_DIR); sets MP_SMTP. It runs
+  # until its stdin (fd 7) closes.
+  local dir=${2:-$BIN_DIR}
   rm -f "$WORK/mp.in"
   mkfifo "$WORK/mp.in"
-  "$BIN_DIR/mailpush-bench" --bin-dir "$BIN_DIR" serve --mx-port "$SINK_PORT" --dkim "$1" \
+  "$dir/mailpush-bench" --bin-dir "$dir" serve --mx-port "$SINK_PORT" --dkim "$1" \
     <"$WORK/mp.in" >"$WORK/mp.out" 2>>"$WORK/mp.err" &
   BENCH_PID=$!
   exec 7>"$WORK/mp.in"
@@ -171,6 +178,13 @@ for run in $(seq 1 "$RUNS"); do
       stop_mailpush
       RESULTS[$w/$dkim]+="$(echo "scale=1; $N / $s" | bc) "
       echo "run $run $w mailpush ($dkim): ${s}s = $(echo "scale=1; $N / $s" | bc)/s (load $(cut -d' ' -f1 /proc/loadavg))"
+      if [[ -n $PREVIOUS_BIN_DIR ]]; then
+        start_mailpush "$dkim" "$PREVIOUS_BIN_DIR"
+        s=$(push "$MP_SMTP" "$size" "$conn")
+        stop_mailpush
+        RESULTS[$w/$dkim/previous]+="$(echo "scale=1; $N / $s" | bc) "
+        echo "run $run $w previous build ($dkim): ${s}s = $(echo "scale=1; $N / $s" | bc)/s"
+      fi
     done
   done
 done
@@ -183,5 +197,9 @@ for w in $WORKLOADS; do
   for dkim in ed25519 rsa2048; do
     mp=$(echo "${RESULTS[$w/$dkim]}" | tr ' ' '\n' | grep . | median)
     echo "  $w mailpush DKIM $dkim   $mp   ratio $(echo "scale=2; $mp / $pf" | bc)x"
+    if [[ -n $PREVIOUS_BIN_DIR ]]; then
+      prev=$(echo "${RESULTS[$w/$dkim/previous]}" | tr ' ' '\n' | grep . | median)
+      echo "  $w previous build DKIM $dkim   $prev   this build / previous $(echo "scale=3; $mp / $prev" | bc)"
+    fi
   done
 done
