@@ -597,8 +597,39 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
+/// The machine's RSA-2048 signing ceiling, signatures per second on every core together, as `openssl speed`
+/// measures it (`-multi` one process per core); `None` without `openssl` or when its output is not understood.
+fn openssl_rsa2048_ceiling() -> Option<f64> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "2", "-multi", &cores.to_string(), "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    parse_openssl_rsa_sign_rate(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `sign/s` of the `rsa 2048 bits` row of `openssl speed` output: its first number that is not a time (times
+/// end in `s`).
+fn parse_openssl_rsa_sign_rate(output: &str) -> Option<f64> {
+    let row = output
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("rsa") && l.contains("2048 bits"))?;
+    row.split("bits")
+        .nth(1)?
+        .split_whitespace()
+        .find(|t| !t.ends_with('s'))
+        .and_then(|t| t.parse().ok())
+}
+
 async fn run(args: RunArgs) -> Result<()> {
     let extra = parse_env(&args.env)?;
+    // Measured before the server starts, on the idle machine of this run.
+    let ceiling = match args.dkim {
+        Dkim::Rsa2048 => openssl_rsa2048_ceiling(),
+        Dkim::Ed25519 => None,
+    };
     let sink = SinkMx::start(SinkConfig::default()).await.context("start sink")?;
     let server = start_server(
         sink.port(),
@@ -732,6 +763,9 @@ async fn run(args: RunArgs) -> Result<()> {
         "server_peak_rss_mb": hwm,
         "prefilled_waiting": args.prefill,
         "loadavg_at_end": load,
+        "openssl_rsa2048_signs_per_sec": ceiling,
+        "delivered_share_of_signing_ceiling": ceiling.filter(|c| *c > 0.0 && e2e_secs > 0.0)
+            .map(|c| delivered as f64 / e2e_secs / c),
     });
     if args.json {
         println!("{report}");
@@ -760,6 +794,15 @@ async fn run(args: RunArgs) -> Result<()> {
             "  delivered       {delivered} = {} /s end to end",
             f("delivered_per_sec")
         );
+        if let (Some(c), Some(share)) = (
+            report["openssl_rsa2048_signs_per_sec"].as_f64(),
+            report["delivered_share_of_signing_ceiling"].as_f64(),
+        ) {
+            println!(
+                "  RSA ceiling     openssl speed: {c:.0} signatures/s on all cores; delivered = {:.0} % of it",
+                share * 100.0
+            );
+        }
         println!(
             "  accept→sink     p50 {} ms, p99 {} ms",
             f("e2e_ms_p50"),
@@ -1125,4 +1168,20 @@ async fn queue_measure(args: &QueueArgs, url: &str) -> Result<()> {
         bail!("claimed {claimed} of {} due messages", args.mails);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_openssl_rsa_sign_rate;
+
+    #[test]
+    fn the_sign_rate_is_read_from_openssl_speed() {
+        let out = "version: 3.0.19\n                  sign    verify    sign/s verify/s\n\
+                   rsa 2048 bits 0.000260s 0.000008s   3846.2 129032.3\n";
+        assert_eq!(parse_openssl_rsa_sign_rate(out), Some(3846.2));
+        let openssl_3_2 = "                   sign    verify    encrypt   decrypt   sign/s verify/s  encr./s  decr./s\n\
+                           rsa  2048 bits 0.000682s 0.000049s 0.000050s 0.000700s   1465.5  20345.0  20000.0   1428.6\n";
+        assert_eq!(parse_openssl_rsa_sign_rate(openssl_3_2), Some(1465.5));
+        assert_eq!(parse_openssl_rsa_sign_rate("nothing here"), None);
+    }
 }
