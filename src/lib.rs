@@ -2,6 +2,7 @@
 //! free ports, create accounts through the CLI, and call the API with TC3-signed requests.
 
 pub mod content_filters;
+pub mod outcomes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

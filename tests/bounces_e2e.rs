@@ -2,8 +2,9 @@
 //! retry deadline turns a deferral into a soft bounce, custom blacklists, auto-suspend; events are checked in
 //! the process's SQLite database.
 
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{BounceType, RecordedEvent, Store, StoreOptions};
+use mailpush_model::EventKind;
+use mailpush_store::{BounceType, RecordedEvent};
+use mailpush_suite::outcomes::{message_id, wait_status};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
 use serde_json::{Value, json};
@@ -60,60 +61,9 @@ async fn send(client: &ApiClient, to: &[&str]) -> Value {
         .await
 }
 
-fn message_id(r: &Value) -> String {
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn status_of(client: &ApiClient, id: &str) -> Vec<Value> {
-    let r = client
-        .call(
-            "GetSendEmailStatus",
-            &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-        )
-        .await;
-    assert!(r.get("Error").is_none(), "{r}");
-    r["EmailStatusList"].as_array().cloned().unwrap_or_default()
-}
-
-async fn wait_status(client: &ApiClient, id: &str, wanted: &[i64], timeout: Duration) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let rows = status_of(client, id).await;
-        if !rows.is_empty()
-            && rows
-                .iter()
-                .all(|r| wanted.contains(&r["DeliverStatus"].as_i64().unwrap_or(-1)))
-        {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never reached {wanted:?}: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The events of one message, read from the server's database (a second connection; WAL lets both work).
 async fn events_of(w: &World, id: &str) -> Vec<RecordedEvent> {
-    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open the server's store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let id = MessageId::parse(id).expect("MessageId");
-    let events = store.events().message_events(account, &id).await.expect("events");
-    store.close().await;
-    events
+    outcomes::message_events(w.dir.path(), "shop", id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,15 +156,7 @@ async fn always_451_ends_as_a_soft_bounce_at_the_deadline() {
         "retried before giving up"
     );
     let events = events_of(&w, &id).await;
-    let last = events.last().expect("events");
-    assert_eq!(last.event.kind, EventKind::Bounce);
-    assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
-    assert!(
-        events[..events.len() - 1]
-            .iter()
-            .all(|e| e.event.kind == EventKind::Deferred),
-        "{events:?}"
-    );
+    outcomes::assert_deferred_then_soft_bounce(&events);
     // A soft bounce does not blacklist.
     w.sink.set_reply("busy@example.org", SinkReply::Accept);
     let next = message_id(&send(&w.client, &["busy@example.org"]).await);

@@ -4,8 +4,6 @@
 //! verified TLS.
 
 use mailpush_delivery::{TlsaRecord, USAGE_DANE_EE};
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{BounceType, Store, StoreOptions};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, RecordType, SinkCertificate, SinkConfig, SinkMx};
 use std::net::Ipv4Addr;
@@ -62,30 +60,8 @@ async fn a_dane_mismatch_defers_then_soft_bounces_and_a_matching_record_delivers
     );
     assert_eq!(sink.message_count(), 0, "nothing went out in plain text");
 
-    let url = format!("sqlite:{}", dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let events = store
-        .events()
-        .message_events(account, &MessageId::parse(&id).expect("id"))
-        .await
-        .expect("events");
-    store.close().await;
-    let last = events.last().expect("events");
-    assert_eq!(last.event.kind, EventKind::Bounce);
-    assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
-    assert!(
-        events[..events.len() - 1]
-            .iter()
-            .all(|e| e.event.kind == EventKind::Deferred),
-        "{events:?}"
-    );
+    let events = outcomes::message_events(dir.path(), "shop", &id).await;
+    outcomes::assert_deferred_then_soft_bounce(&events);
 
     // The receiver fixes its record: the address was not blacklisted, and the mail goes out over verified TLS.
     publish(&TlsaRecord::for_certificate(USAGE_DANE_EE, 1, 1, &sink.certificate_chain_der()[0]).expect("tlsa"));

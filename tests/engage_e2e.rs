@@ -91,15 +91,7 @@ async fn send(w: &World, from: &str, to: &[&str], html: &str, unsubscribe: &str)
 }
 
 async fn status_rows(w: &World, id: &str) -> Vec<Value> {
-    let r = w
-        .client
-        .call(
-            "GetSendEmailStatus",
-            &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-        )
-        .await;
-    assert!(r.get("Error").is_none(), "{r}");
-    r["EmailStatusList"].as_array().cloned().unwrap_or_default()
+    outcomes::status_of(&w.client, id).await
 }
 
 /// Links `base/<prefix>…` in `text`, in order.

@@ -5,8 +5,9 @@
 //! and null MX are hard bounces, connection refused, timeouts and SERVFAIL are deferrals, a full mailbox is a
 //! soft bounce that does not blacklist.
 
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{BounceType, RecordedEvent, Store, StoreOptions};
+use mailpush_model::EventKind;
+use mailpush_store::{BounceType, RecordedEvent};
+use mailpush_suite::outcomes::{message_id, status_of};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
 use serde_json::{Value, json};
@@ -73,56 +74,13 @@ async fn send(client: &ApiClient, to: &[&str], unsubscribe: &str) -> Value {
         .await
 }
 
-fn message_id(r: &Value) -> String {
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn status_of(client: &ApiClient, id: &str) -> Vec<Value> {
-    let r = client
-        .call(
-            "GetSendEmailStatus",
-            &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-        )
-        .await;
-    assert!(r.get("Error").is_none(), "{r}");
-    r["EmailStatusList"].as_array().cloned().unwrap_or_default()
-}
-
 async fn wait_status(client: &ApiClient, id: &str, wanted: i64) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rows = status_of(client, id).await;
-        if !rows.is_empty() && rows.iter().all(|r| r["DeliverStatus"].as_i64() == Some(wanted)) {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never reached {wanted}: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outcomes::wait_status(client, id, &[wanted], WAIT).await
 }
 
 /// The events of one message, read from the server's database (a second connection; WAL lets both work).
 async fn events_of(w: &World, id: &str) -> Vec<RecordedEvent> {
-    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open the server's store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let id = MessageId::parse(id).expect("MessageId");
-    let events = store.events().message_events(account, &id).await.expect("events");
-    store.close().await;
-    events
+    outcomes::message_events(w.dir.path(), "shop", id).await
 }
 
 /// Waits until the message has an event of `kind` and returns the events.

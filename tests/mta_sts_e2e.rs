@@ -4,8 +4,8 @@
 //! verified TLS to the named MX; a certificate for another name defers it ("MTA-STS: certificate name
 //! mismatch") and at the retry deadline it is a soft bounce that blacklists nobody.
 
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{BounceType, Store, StoreOptions};
+use mailpush_model::EventKind;
+use mailpush_store::BounceType;
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, PolicyAnswer, PolicyServer, SinkConfig, SinkMx};
 use serde_json::json;
@@ -106,20 +106,7 @@ async fn a_certificate_name_mismatch_defers_then_soft_bounces_without_blacklisti
     );
     assert_eq!(w.sink.message_count(), 0);
 
-    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let events = store
-        .events()
-        .message_events(account, &MessageId::parse(&id).expect("id"))
-        .await
-        .expect("events");
+    let events = outcomes::message_events(w.dir.path(), "shop", &id).await;
     let deferred: Vec<&str> = events
         .iter()
         .filter(|e| e.event.kind == EventKind::Deferred)
@@ -135,7 +122,6 @@ async fn a_certificate_name_mismatch_defers_then_soft_bounces_without_blacklisti
     let last = events.last().expect("events");
     assert_eq!(last.event.kind, EventKind::Bounce);
     assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
-    store.close().await;
 
     // A soft bounce: the address is not blacklisted.
     let list = w

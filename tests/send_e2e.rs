@@ -2,6 +2,7 @@
 //! found through the testkit DNS authority.
 
 use mail_parser::MimeHeaders;
+use mailpush_suite::outcomes::{status_of, wait_status};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkMx, SinkReply};
 use serde_json::{Value, json};
@@ -49,37 +50,6 @@ async fn world(extra: &[(&str, String)]) -> World {
 
 fn simple(html: &str, text: &str) -> Value {
     json!({ "Html": b64(html.as_bytes()), "Text": b64(text.as_bytes()) })
-}
-
-async fn status_of(client: &ApiClient, message_id: &str) -> Vec<Value> {
-    let r = client
-        .call(
-            "GetSendEmailStatus",
-            &json!({ "RequestDate": today(), "MessageId": message_id, "Offset": 0, "Limit": 100 }),
-        )
-        .await;
-    assert!(r.get("Error").is_none(), "{r}");
-    r["EmailStatusList"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls until every recipient of `message_id` has a DeliverStatus in `wanted`; returns the rows.
-async fn wait_status(client: &ApiClient, message_id: &str, wanted: &[i64], timeout: Duration) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let rows = status_of(client, message_id).await;
-        if !rows.is_empty()
-            && rows
-                .iter()
-                .all(|r| wanted.contains(&r["DeliverStatus"].as_i64().unwrap_or(-1)))
-        {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "status of {message_id} never reached {wanted:?}: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

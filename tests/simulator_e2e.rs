@@ -2,8 +2,9 @@
 //! `…@simulator.mailpush` never reaches any MX and gets the outcome its mailbox stands for, recorded as a real one
 //! would be (statuses, events, suppression).
 
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{RecordedEvent, Store, StoreOptions};
+use mailpush_model::EventKind;
+use mailpush_store::RecordedEvent;
+use mailpush_suite::outcomes::{message_id, status_of};
 use mailpush_suite::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -24,24 +25,6 @@ async fn send(client: &ApiClient, to: &[&str]) -> Value {
         .await
 }
 
-fn message_id(r: &Value) -> String {
-    r["MessageId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no MessageId: {r}"))
-        .to_string()
-}
-
-async fn statuses(client: &ApiClient, id: &str) -> Vec<Value> {
-    let r = client
-        .call(
-            "GetSendEmailStatus",
-            &json!({ "RequestDate": today(), "MessageId": id, "Offset": 0, "Limit": 100 }),
-        )
-        .await;
-    assert!(r.get("Error").is_none(), "{r}");
-    r["EmailStatusList"].as_array().cloned().unwrap_or_default()
-}
-
 fn status_for<'a>(rows: &'a [Value], rcpt: &str) -> &'a Value {
     rows.iter()
         .find(|r| r["ToEmailAddress"] == rcpt)
@@ -49,22 +32,7 @@ fn status_for<'a>(rows: &'a [Value], rcpt: &str) -> &'a Value {
 }
 
 async fn events_of(world: &MailWorld, id: &str) -> Vec<RecordedEvent> {
-    let url = format!("sqlite:{}", world.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let events = store
-        .events()
-        .message_events(account, &MessageId::parse(id).expect("id"))
-        .await
-        .expect("events");
-    store.close().await;
-    events
+    outcomes::message_events(world.dir.path(), "shop", id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +55,7 @@ async fn simulator_mailboxes_produce_their_outcomes_without_sending() {
     // suppressionlist@ is screened at admission like a blacklisted recipient (SendStatus 1007).
     let deadline = tokio::time::Instant::now() + WAIT;
     let (rows, events) = loop {
-        let rows = statuses(&client, &id).await;
+        let rows = status_of(&client, &id).await;
         let events = events_of(&world, &id).await;
         let settled = rows.len() == 5 && rows.iter().all(|r| r["DeliverStatus"] != 0);
         if settled && events.iter().any(|e| e.event.kind == EventKind::SpamReport) {

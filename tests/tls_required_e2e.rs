@@ -4,8 +4,6 @@
 //! receiver without STARTTLS defers the mail with a clear reason and, at the retry deadline, it becomes a soft
 //! bounce that blacklists nobody.
 
-use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{BounceType, Store, StoreOptions};
 use mailpush_suite::*;
 use mailpush_testkit::{DnsAuthority, SinkConfig, SinkMx};
 use serde_json::{Value, json};
@@ -178,30 +176,8 @@ async fn without_starttls_required_mail_is_deferred_then_soft_bounced_and_never_
     assert_eq!(w.sink.message_count(), 0, "never in plain text");
 
     // Deferred on each attempt, then a soft bounce.
-    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.expect("store");
-    let account = store
-        .accounts()
-        .account_by_name("shop")
-        .await
-        .expect("account")
-        .expect("shop")
-        .id;
-    let events = store
-        .events()
-        .message_events(account, &MessageId::parse(&id).expect("id"))
-        .await
-        .expect("events");
-    store.close().await;
-    let last = events.last().expect("events");
-    assert_eq!(last.event.kind, EventKind::Bounce);
-    assert_eq!(last.event.bounce_type, Some(BounceType::Soft));
-    assert!(
-        events[..events.len() - 1]
-            .iter()
-            .all(|e| e.event.kind == EventKind::Deferred),
-        "{events:?}"
-    );
+    let events = outcomes::message_events(w.dir.path(), "shop", &id).await;
+    outcomes::assert_deferred_then_soft_bounce(&events);
 
     // Not blacklisted: once TLS is no longer required, the same address gets mail.
     c.call(

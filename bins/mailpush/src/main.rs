@@ -357,30 +357,25 @@ enum QueueCommand {
     },
     /// Give up the waiting deliveries of a receiving domain or of one message (final: dropped, with an event;
     /// deliveries in progress finish).
-    Drop {
-        /// The receiving domain, e.g. gmail.com.
-        #[arg(long)]
-        domain: Option<String>,
-        /// The MessageId.
-        #[arg(long)]
-        message: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Drop(QueuedDeliveries),
     /// Make the waiting deliveries of a receiving domain or of one message due now (their retry schedule
     /// skipped).
-    Retry {
-        /// The receiving domain, e.g. gmail.com.
-        #[arg(long)]
-        domain: Option<String>,
-        /// The MessageId.
-        #[arg(long)]
-        message: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Retry(QueuedDeliveries),
+}
+
+// The waiting deliveries `queue drop` and `queue retry` act on (a plain comment: the help text of each is its
+// variant's doc comment).
+#[derive(clap::Args)]
+struct QueuedDeliveries {
+    /// The receiving domain, e.g. gmail.com.
+    #[arg(long)]
+    domain: Option<String>,
+    /// The MessageId.
+    #[arg(long)]
+    message: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -692,13 +687,13 @@ async fn main() -> anyhow::Result<()> {
             command: QueueCommand::Summary { json },
         } => print(messages::queue_summary(&open(settings).await?).await, json),
         Command::Queue {
-            command: QueueCommand::Drop { domain, message, json },
+            command: QueueCommand::Drop(QueuedDeliveries { domain, message, json }),
         } => print(
             messages::queue_drop(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
             json,
         ),
         Command::Queue {
-            command: QueueCommand::Retry { domain, message, json },
+            command: QueueCommand::Retry(QueuedDeliveries { domain, message, json }),
         } => print(
             messages::queue_retry(&open(settings).await?, domain.as_deref(), message.as_deref()).await,
             json,

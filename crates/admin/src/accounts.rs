@@ -1,33 +1,37 @@
 //! `mailpush account …`: create, change, suspend, resume and list accounts.
 
 use crate::{AdminError, Report};
-use mailpush_core::Mailpush;
+use mailpush_core::{AccountCredentials, Mailpush};
 use mailpush_model::templates::AccountPolicy;
 use serde_json::json;
+
+/// The note under credentials that add to the account's keys.
+const KEEP_THE_SECRET_KEY: &str = "Keep the SecretKey now: it is stored encrypted and cannot be shown again.";
+
+/// A report of new credentials, shown only now, with `note` under them.
+fn credentials_report(creds: &AccountCredentials, note: &str) -> Result<Report, AdminError> {
+    let text = format!(
+        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n{note}",
+        creds.name, creds.app_id, creds.secret_id, creds.secret_key
+    );
+    let json = serde_json::to_value(creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(Report::new(text, json))
+}
 
 /// Creates an account with its content permissions; the report carries the credentials, shown only now.
 pub async fn create(core: &Mailpush, name: &str, policy: AccountPolicy) -> Result<Report, AdminError> {
     let creds = core.create_account_with_policy(name, policy).await?;
-    let text = format!(
-        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n\
-         Keep the SecretKey now: it is stored encrypted and cannot be shown again.",
-        creds.name, creds.app_id, creds.secret_id, creds.secret_key
-    );
-    let json = serde_json::to_value(&creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    Ok(Report::new(text, json))
+    credentials_report(&creds, KEEP_THE_SECRET_KEY)
 }
 
 /// Gives the account a new SecretId and SecretKey in place of every active key (shown once; the old ones stop
 /// working).
 pub async fn rotate_key(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
     let creds = core.rotate_account_key(name).await?;
-    let text = format!(
-        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n\
-         The previous SecretId and SecretKey no longer work (running servers: within 30 s).",
-        creds.name, creds.app_id, creds.secret_id, creds.secret_key
-    );
-    let json = serde_json::to_value(&creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    Ok(Report::new(text, json))
+    credentials_report(
+        &creds,
+        "The previous SecretId and SecretKey no longer work (running servers: within 30 s).",
+    )
 }
 
 /// The account's API keys: SecretId, created, last used day, active or revoked (never the secrets).
@@ -58,13 +62,7 @@ pub async fn keys(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
 pub async fn create_key(core: &Mailpush, name: &str) -> Result<Report, AdminError> {
     let account = core.account_named(name).await?;
     let creds = core.create_api_key(&account).await?;
-    let text = format!(
-        "account:   {}\nAppId:     {}\nSecretId:  {}\nSecretKey: {}\n\
-         Keep the SecretKey now: it is stored encrypted and cannot be shown again.",
-        creds.name, creds.app_id, creds.secret_id, creds.secret_key
-    );
-    let json = serde_json::to_value(&creds).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    Ok(Report::new(text, json))
+    credentials_report(&creds, KEEP_THE_SECRET_KEY)
 }
 
 /// Revokes one of the account's API keys (refused for its last active key).

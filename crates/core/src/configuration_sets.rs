@@ -776,23 +776,28 @@ mod tests {
     use super::*;
     use mailpush_store::{NewEvent, RecordedEvent};
 
+    /// Event `id` of `kind` for `a@example.org`, recorded at 2023-11-14T22:13:21.500Z.
+    fn recorded(id: i64, kind: EventKind, reason: &str, bounce_type: Option<BounceType>) -> RecordedEvent {
+        RecordedEvent {
+            id,
+            event: NewEvent {
+                account_id: 1,
+                message_id: MessageId::generate(),
+                recipient: "a@example.org".into(),
+                kind,
+                at_ms: 1_700_000_001_500,
+                reason: reason.into(),
+                bounce_type,
+                link: None,
+                user_agent: None,
+            },
+        }
+    }
+
     #[test]
     fn delivery_and_bounce_in_ses_json() {
         let ev = |kind, bounce_type| CallbackEvent {
-            event: RecordedEvent {
-                id: 7,
-                event: NewEvent {
-                    account_id: 1,
-                    message_id: MessageId::generate(),
-                    recipient: "a@example.org".into(),
-                    kind,
-                    at_ms: 1_700_000_001_500,
-                    reason: "250 ok".into(),
-                    bounce_type,
-                    link: None,
-                    user_agent: None,
-                },
-            },
+            event: recorded(7, kind, "250 ok", bounce_type),
             attempts: 0,
             next_ms: 0,
             from_address: "n@shop.example.com".into(),
@@ -830,20 +835,7 @@ mod tests {
     #[test]
     fn ses_only_kinds_carry_their_object_and_never_match_tencent() {
         let ev = |kind: EventKind, reason: &str, from: &str| CallbackEvent {
-            event: RecordedEvent {
-                id: 9,
-                event: NewEvent {
-                    account_id: 1,
-                    message_id: MessageId::generate(),
-                    recipient: "a@example.org".into(),
-                    kind,
-                    at_ms: 1_700_000_001_500,
-                    reason: reason.into(),
-                    bounce_type: None,
-                    link: None,
-                    user_agent: None,
-                },
-            },
+            event: recorded(9, kind, reason, None),
             attempts: 0,
             next_ms: 0,
             from_address: from.into(),

@@ -513,13 +513,7 @@ impl Identities {
                 )
             })?;
         }
-        let row = self
-            .env
-            .store
-            .identities()
-            .identity(account.id, addr.domain())
-            .await?
-            .ok_or_else(|| not_found(addr.domain()))?;
+        let row = self.own_identity(account, addr.domain()).await?;
         let max = i64::from(self.env.settings.max_senders_per_domain);
         let s = self
             .env

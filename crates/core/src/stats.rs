@@ -233,6 +233,25 @@ impl Statistics {
             .remove(&(account, address.to_string()));
     }
 
+    /// Answers a change of `address`'s config, the store's `result`, after forgetting its cached default: a
+    /// config that is not there is refused ("… has no unsubscribe config", then `hint`).
+    fn config_changed(
+        &self,
+        account: &AccountContext,
+        address: &str,
+        result: Result<(), StoreError>,
+        hint: &str,
+    ) -> Result<(), CoreError> {
+        self.forget_unsubscribe_default(account.id, address);
+        match result {
+            Err(StoreError::NotFound) => Err(refuse(
+                ErrorCode::InvalidParameterValue,
+                format!("{address} has no unsubscribe config{hint}"),
+            )),
+            other => Ok(other?),
+        }
+    }
+
     /// The sender address, footer code and status of a Create/UpdateAddressUnsubscribeConfig request, checked.
     async fn checked_config(
         &self,
@@ -300,14 +319,12 @@ impl Statistics {
             .unsubscribe_configs()
             .update_unsubscribe_config(account.id, &address, &code.to_string(), status)
             .await;
-        self.forget_unsubscribe_default(account.id, &address);
-        match result {
-            Err(StoreError::NotFound) => Err(refuse(
-                ErrorCode::InvalidParameterValue,
-                format!("{address} has no unsubscribe config; create it with CreateAddressUnsubscribeConfig"),
-            )),
-            other => Ok(other?),
-        }
+        self.config_changed(
+            account,
+            &address,
+            result,
+            "; create it with CreateAddressUnsubscribeConfig",
+        )
     }
 
     pub(crate) async fn delete_unsubscribe_config(
@@ -330,14 +347,7 @@ impl Statistics {
             .unsubscribe_configs()
             .delete_unsubscribe_config(account.id, &address)
             .await;
-        self.forget_unsubscribe_default(account.id, &address);
-        match result {
-            Err(StoreError::NotFound) => Err(refuse(
-                ErrorCode::InvalidParameterValue,
-                format!("{address} has no unsubscribe config"),
-            )),
-            other => Ok(other?),
-        }
+        self.config_changed(account, &address, result, "")
     }
 
     /// `ListAddressUnsubscribeConfig`: one page (`Limit` 1–100) by address, and the total.

@@ -78,6 +78,14 @@ fn parse_addresses(field: &str, raw: &[String]) -> Result<Vec<String>, CoreError
         .collect()
 }
 
+/// A listing's optional address filter: blank is none, any other is matched as a blacklist key.
+fn address_filter(email: Option<&str>) -> Option<String> {
+    email
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(normalize_blacklist_address)
+}
+
 /// Blacklists, the admission screen of recipients and account suspension.
 pub struct Suppression {
     pub(crate) env: Env,
@@ -86,6 +94,10 @@ pub struct Suppression {
 }
 
 impl Suppression {
+    fn suppression_store(&self) -> mailpush_store::Suppression<'_> {
+        self.env.store.suppression()
+    }
+
     /// The admission screen, called once per request by `send_email`, `submit_raw` and the batch runner, in
     /// one store round trip:
     /// - blacklists: blocked recipients get SendStatus 1007; when every recipient is blocked the request is
@@ -106,9 +118,7 @@ impl Suppression {
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
         let since = now.saturating_sub((self.env.settings.blacklist_days as i64).saturating_mul(DAY_MS));
         let screen = self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .recipient_screen(RecipientScreenQuery {
                 account: account.id,
                 sender_domain,
@@ -149,7 +159,7 @@ impl Suppression {
             .clock
             .now_ms()
             .saturating_sub((s.reputation_window_secs as i64).saturating_mul(1000));
-        let (hits, sends) = self.env.store.suppression().blacklist_hits(account.id, since).await?;
+        let (hits, sends) = self.suppression_store().blacklist_hits(account.id, since).await?;
         if sends < s.reputation_min_sends as i64 || sends == 0 {
             return Ok(());
         }
@@ -201,14 +211,9 @@ impl Suppression {
         let (from_ms, _) =
             mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
         let (_, to_ms) = mailpush_model::clock::day_range(end_date).ok_or_else(|| bad_date("EndDate", end_date))?;
-        let address = email
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(normalize_blacklist_address);
+        let address = address_filter(email);
         Ok(self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .list_bounce_blacklist(&BounceBlacklistQuery {
                 account_id: account.id,
                 from_ms,
@@ -227,9 +232,7 @@ impl Suppression {
     ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("EmailAddressList", emails)?;
         Ok(self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .delete_bounce_blacklist(account.id, &addresses)
             .await?)
     }
@@ -272,9 +275,7 @@ impl Suppression {
         let inserted = if good.is_empty() {
             0
         } else {
-            self.env
-                .store
-                .suppression()
+            self.suppression_store()
                 .create_custom_blacklist(account.id, &good, self.env.clock.now_ms(), expire)
                 .await?
         };
@@ -304,14 +305,9 @@ impl Suppression {
                 ));
             }
         };
-        let email = email
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(normalize_blacklist_address);
+        let email = address_filter(email);
         Ok(self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .list_custom_blacklist(
                 account.id,
                 filter,
@@ -334,9 +330,7 @@ impl Suppression {
         let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
         let expire = expire_ms(expire_date)?;
         match self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .update_custom_blacklist(account.id, id, &address, expire)
             .await
         {
@@ -355,9 +349,7 @@ impl Suppression {
     ) -> Result<u64, CoreError> {
         let addresses = parse_addresses("Emails", emails)?;
         Ok(self
-            .env
-            .store
-            .suppression()
+            .suppression_store()
             .delete_custom_blacklist(account.id, &addresses)
             .await?)
     }

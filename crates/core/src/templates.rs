@@ -15,7 +15,7 @@ use mailpush_model::{
     TemplateId,
     templates::{AccountPolicy, StoredTemplate, TemplatePage, TemplateStatus, TemplateSummary},
 };
-use mailpush_store::{NewTemplate, TemplateUpdate};
+use mailpush_store::{NewTemplate, TemplateContent};
 use mailpush_template::{
     CompiledTemplate, DataPolicy, Lexicon, RenderError, ReviewInput, ReviewOutcome, ReviewPolicy, Reviewer,
     TemplateCache, TemplateCategory, TemplateData, TemplateDataError, TemplateKey,
@@ -300,7 +300,7 @@ impl Templates {
             )
         })?;
         let (html, text) = self.engine().check_content(html, text)?;
-        let (status, review_reason) = self.review(account, &html, &text, category).await?;
+        let content = self.reviewed(account, name, category, html, text).await?;
         let created = self
             .env
             .store
@@ -308,13 +308,7 @@ impl Templates {
             .create_template(
                 NewTemplate {
                     account_id: account.id,
-                    name,
-                    category: category.as_str().to_string(),
-                    html,
-                    text,
-                    status,
-                    review_reason,
-                    now_ms: self.env.clock.now_ms(),
+                    content,
                 },
                 self.engine().max_per_account,
             )
@@ -331,18 +325,29 @@ impl Templates {
         }
     }
 
-    /// The automatic review of content under the account's policy: the status to store and the reasons.
-    async fn review(
+    /// Checked content under its automatic review under the account's policy: with the status to store and the
+    /// reasons, stamped now.
+    async fn reviewed(
         &self,
         account: &AccountContext,
-        html: &Option<String>,
-        text: &Option<String>,
+        name: String,
         category: TemplateCategory,
-    ) -> Result<(TemplateStatus, String), CoreError> {
+        html: Option<String>,
+        text: Option<String>,
+    ) -> Result<TemplateContent, CoreError> {
         let policy = self.policy_of(account).await?;
-        Ok(self
-            .engine()
-            .review(html.as_deref(), text.as_deref(), category, policy.allow_links))
+        let (status, review_reason) =
+            self.engine()
+                .review(html.as_deref(), text.as_deref(), category, policy.allow_links);
+        Ok(TemplateContent {
+            name,
+            category: category.as_str().to_string(),
+            html,
+            text,
+            status,
+            review_reason,
+            now_ms: self.env.clock.now_ms(),
+        })
     }
 
     pub(crate) async fn update_template(
@@ -361,24 +366,12 @@ impl Templates {
             Some((html, text)) => self.engine().check_content(html, text)?,
             None => (current.html.clone(), current.text.clone()),
         };
-        let (status, review_reason) = self.review(account, &html, &text, category).await?;
+        let content = self.reviewed(account, name, category, html, text).await?;
         let updated = self
             .env
             .store
             .templates()
-            .update_template(
-                account.id,
-                id,
-                TemplateUpdate {
-                    name,
-                    category: category.as_str().to_string(),
-                    html,
-                    text,
-                    status,
-                    review_reason,
-                    now_ms: self.env.clock.now_ms(),
-                },
-            )
+            .update_template(account.id, id, content)
             .await?
             .ok_or_else(|| not_exist(id))?;
         self.engine().sendable.remove(&(account.id, id));

@@ -47,11 +47,20 @@ fn transport(dns: &DnsAuthority, sink: &SinkMx, trusted: &[&SinkMx], tls: TlsPol
     )
 }
 
-fn requiring(rcpt: &str, tls: TlsRequirement) -> Envelope {
-    Envelope {
+/// The DNS authority every case uses: `secure.test`'s MX is [`MX_NAME`] on loopback.
+async fn secure_dns() -> DnsAuthority {
+    let dns = DnsAuthority::start().await.unwrap();
+    publish(&dns, "secure.test", MX_NAME);
+    dns
+}
+
+/// Sends [`MESSAGE`] to `rcpt` (at `secure.test`) requiring `tls`.
+async fn send_requiring(t: &SmtpTransport, rcpt: &str, tls: TlsRequirement) -> SendReport {
+    let envelope = Envelope {
         tls,
         ..envelope(&[rcpt])
-    }
+    };
+    t.send("secure.test", &envelope, MESSAGE).await
 }
 
 fn deferred_reply(report: &SendReport) -> &str {
@@ -63,19 +72,12 @@ fn deferred_reply(report: &SendReport) -> &str {
 
 #[tokio::test]
 async fn required_mail_goes_over_verified_tls_even_when_the_transport_would_not_use_tls() {
-    let dns = DnsAuthority::start().await.unwrap();
-    publish(&dns, "secure.test", MX_NAME);
+    let dns = secure_dns().await;
     let sink = tls_sink(MX_NAME, false).await;
     // `outbound_tls = disabled` for everyone else: the message's requirement wins.
     let t = transport(&dns, &sink, &[&sink], TlsPolicy::Disabled);
 
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("a@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "a@secure.test", TlsRequirement::Verified).await;
     assert_delivered(&report);
     assert!(report.tls, "{report:?}");
     let got = sink.messages();
@@ -94,8 +96,7 @@ async fn required_mail_goes_over_verified_tls_even_when_the_transport_would_not_
 
 #[tokio::test]
 async fn required_mail_never_reuses_a_plain_pooled_session_and_reuses_a_verified_one() {
-    let dns = DnsAuthority::start().await.unwrap();
-    publish(&dns, "secure.test", MX_NAME);
+    let dns = secure_dns().await;
     let sink = tls_sink(MX_NAME, false).await;
     let t = transport(&dns, &sink, &[&sink], TlsPolicy::Disabled);
 
@@ -103,24 +104,12 @@ async fn required_mail_never_reuses_a_plain_pooled_session_and_reuses_a_verified
     assert_delivered(&t.send("secure.test", &envelope(&["a@secure.test"]), MESSAGE).await);
     assert_eq!(t.idle_connections(), 1);
     // …and required mail dials its own, verified one.
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("b@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "b@secure.test", TlsRequirement::Verified).await;
     assert_delivered(&report);
     assert!(report.tls);
     assert_eq!(sink.connection_count(), 2);
     // The verified session is reused by the next required mail.
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("c@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "c@secure.test", TlsRequirement::Verified).await;
     assert_delivered(&report);
     assert_eq!(sink.connection_count(), 2);
     let got = sink.messages();
@@ -132,19 +121,12 @@ async fn required_mail_never_reuses_a_plain_pooled_session_and_reuses_a_verified
 
 #[tokio::test]
 async fn required_mail_is_deferred_and_not_sent_without_a_verifiable_certificate() {
-    let dns = DnsAuthority::start().await.unwrap();
-    publish(&dns, "secure.test", MX_NAME);
+    let dns = secure_dns().await;
 
     // A certificate from a CA nobody trusts.
     let untrusted = tls_sink(MX_NAME, false).await;
     let t = transport(&dns, &untrusted, &[], TlsPolicy::Opportunistic);
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("a@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "a@secure.test", TlsRequirement::Verified).await;
     let reply = deferred_reply(&report);
     assert!(reply.starts_with("4.7.5 TLS handshake"), "{reply}");
     assert_eq!(untrusted.message_count(), 0);
@@ -156,13 +138,7 @@ async fn required_mail_is_deferred_and_not_sent_without_a_verifiable_certificate
     // A trusted CA, but the certificate names another host than the MX.
     let elsewhere = tls_sink("other-host.example", false).await;
     let t = transport(&dns, &elsewhere, &[&elsewhere], TlsPolicy::Opportunistic);
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("c@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "c@secure.test", TlsRequirement::Verified).await;
     let reply = deferred_reply(&report);
     assert!(reply.starts_with("4.7.5 TLS handshake"), "{reply}");
     assert!(reply.to_ascii_lowercase().contains("certificate"), "{reply}");
@@ -171,13 +147,7 @@ async fn required_mail_is_deferred_and_not_sent_without_a_verifiable_certificate
     // No STARTTLS at all: never plain text.
     let plain = SinkMx::start_default().await.unwrap();
     let t = SmtpTransport::new(config(plain.port()), resolver(&dns));
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("d@secure.test", TlsRequirement::Verified),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "d@secure.test", TlsRequirement::Verified).await;
     let reply = deferred_reply(&report);
     assert!(reply.starts_with("4.7.4 TLS is required"), "{reply}");
     assert_eq!(plain.message_count(), 0);
@@ -185,18 +155,11 @@ async fn required_mail_is_deferred_and_not_sent_without_a_verifiable_certificate
 
 #[tokio::test]
 async fn requiretls_mail_goes_only_to_a_receiver_offering_requiretls_and_passes_the_parameter_on() {
-    let dns = DnsAuthority::start().await.unwrap();
-    publish(&dns, "secure.test", MX_NAME);
+    let dns = secure_dns().await;
 
     let supporting = tls_sink(MX_NAME, true).await;
     let t = transport(&dns, &supporting, &[&supporting], TlsPolicy::Opportunistic);
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("a@secure.test", TlsRequirement::RequireTls),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "a@secure.test", TlsRequirement::RequireTls).await;
     assert_delivered(&report);
     let got = supporting.messages();
     assert!(got[0].tls && got[0].requiretls, "{got:?}");
@@ -204,13 +167,7 @@ async fn requiretls_mail_goes_only_to_a_receiver_offering_requiretls_and_passes_
     // Verified TLS, but no REQUIRETLS offered: returned (RFC 8689 §4.2.1), nothing sent.
     let lacking = tls_sink(MX_NAME, false).await;
     let t = transport(&dns, &lacking, &[&lacking], TlsPolicy::Opportunistic);
-    let report = t
-        .send(
-            "secure.test",
-            &requiring("b@secure.test", TlsRequirement::RequireTls),
-            MESSAGE,
-        )
-        .await;
+    let report = send_requiring(&t, "b@secure.test", TlsRequirement::RequireTls).await;
     match &report.outcomes[0].outcome {
         Outcome::Bounced { reply } => {
             assert!(reply.starts_with("5.7.30 REQUIRETLS support required:"), "{reply}")

@@ -123,11 +123,7 @@ pub(crate) async fn update_list(
 ) -> Result<Json<Value>, AwsError> {
     let name = decode_component(&name);
     let input: UpdateListInput = signed.json()?;
-    let mut row = state
-        .core
-        .contact_list(&signed.ctx, &name)
-        .await?
-        .ok_or_else(|| no_list(&name))?;
+    let mut row = list_of(&state, &signed, &name).await?;
     if let Some(topics) = &input.topics {
         row.topics = Value::Array(checked_topics(topics)?).to_string();
     }
@@ -152,11 +148,7 @@ pub(crate) async fn get_list(
     signed: Signed,
 ) -> Result<Json<Value>, AwsError> {
     let name = decode_component(&name);
-    let row = state
-        .core
-        .contact_list(&signed.ctx, &name)
-        .await?
-        .ok_or_else(|| no_list(&name))?;
+    let row = list_of(&state, &signed, &name).await?;
     Ok(Json(json!({
         "ContactListName": row.name,
         "Topics": topics_of(&row),
@@ -212,6 +204,28 @@ struct ContactInput {
     attributes_data: String,
 }
 
+impl ContactInput {
+    /// The stored contact `email` of list `list` (stored as `row`) that this input describes.
+    fn into_row(
+        self,
+        row: &ContactListRow,
+        list: &str,
+        email: &str,
+        created_ms: i64,
+        updated_ms: i64,
+    ) -> Result<ContactRow, AwsError> {
+        Ok(ContactRow {
+            list_name: list.to_string(),
+            email: email.to_string(),
+            preferences: preferences(row, &self.topic_preferences)?,
+            unsubscribe_all: i64::from(self.unsubscribe_all),
+            attributes: self.attributes_data,
+            created_ms,
+            updated_ms,
+        })
+    }
+}
+
 /// The list, or its `NotFoundException`.
 async fn list_of(state: &AppState, signed: &Signed, name: &str) -> Result<ContactListRow, AwsError> {
     state
@@ -244,6 +258,11 @@ fn email_of(raw: &str) -> Result<String, AwsError> {
         .map_err(|e| AwsError::bad_request(format!("EmailAddress {raw:?}: {e}")))
 }
 
+/// The list name and the contact's address of a `/v2/email/contact-lists/{name}/contacts/{email}` path.
+fn contact_path(list: &str, email: &str) -> Result<(String, String), AwsError> {
+    Ok((decode_component(list), email_of(&decode_component(email))?))
+}
+
 /// `POST /v2/email/contact-lists/{name}/contacts`.
 pub(crate) async fn create_contact(
     State(state): State<AppState>,
@@ -255,15 +274,7 @@ pub(crate) async fn create_contact(
     let email = email_of(&input.email_address)?;
     let row = list_of(&state, &signed, &list).await?;
     let now = state.core.now_ms();
-    let contact = ContactRow {
-        list_name: list.clone(),
-        email: email.clone(),
-        preferences: preferences(&row, &input.topic_preferences)?,
-        unsubscribe_all: i64::from(input.unsubscribe_all),
-        attributes: input.attributes_data,
-        created_ms: now,
-        updated_ms: now,
-    };
+    let contact = input.into_row(&row, &list, &email, now, now)?;
     match state.core.put_contact(&signed.ctx, &contact, true).await? {
         SetOutcome::Exists => Err(AwsError::new(
             StatusCode::BAD_REQUEST,
@@ -280,19 +291,10 @@ pub(crate) async fn update_contact(
     Path((list, email)): Path<(String, String)>,
     signed: Signed,
 ) -> Result<Json<Value>, AwsError> {
-    let list = decode_component(&list);
-    let email = email_of(&decode_component(&email))?;
+    let (list, email) = contact_path(&list, &email)?;
     let input: ContactInput = signed.json()?;
     let row = list_of(&state, &signed, &list).await?;
-    let contact = ContactRow {
-        list_name: list.clone(),
-        email: email.clone(),
-        preferences: preferences(&row, &input.topic_preferences)?,
-        unsubscribe_all: i64::from(input.unsubscribe_all),
-        attributes: input.attributes_data,
-        created_ms: 0,
-        updated_ms: state.core.now_ms(),
-    };
+    let contact = input.into_row(&row, &list, &email, 0, state.core.now_ms())?;
     match state.core.put_contact(&signed.ctx, &contact, false).await? {
         SetOutcome::Missing => Err(no_contact(&list, &email)),
         _ => Ok(Json(json!({}))),
@@ -334,8 +336,7 @@ pub(crate) async fn get_contact(
     Path((list, email)): Path<(String, String)>,
     signed: Signed,
 ) -> Result<Json<Value>, AwsError> {
-    let list = decode_component(&list);
-    let email = email_of(&decode_component(&email))?;
+    let (list, email) = contact_path(&list, &email)?;
     let row = list_of(&state, &signed, &list).await?;
     let c = state
         .core
@@ -351,8 +352,7 @@ pub(crate) async fn delete_contact(
     Path((list, email)): Path<(String, String)>,
     signed: Signed,
 ) -> Result<Json<Value>, AwsError> {
-    let list = decode_component(&list);
-    let email = email_of(&decode_component(&email))?;
+    let (list, email) = contact_path(&list, &email)?;
     list_of(&state, &signed, &list).await?;
     match state.core.delete_contact(&signed.ctx, &list, &email).await? {
         SetOutcome::Missing => Err(no_contact(&list, &email)),

@@ -152,3 +152,13 @@ pub(crate) async fn lock_account(conn: &mut Conn<'_>, account: AccountId) -> Res
     let found: Option<i64> = query(AssertSqlSafe(lock)).bind(account).scalar_optional(conn).await?;
     Ok(found.is_some())
 }
+
+/// [`lock_account`] for a write that creates something of the account: an unknown account is
+/// [`StoreError::Invalid`].
+pub(crate) async fn lock_known_account(conn: &mut Conn<'_>, account: AccountId) -> Result<(), StoreError> {
+    if lock_account(conn, account).await? {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("no account {account}")))
+    }
+}

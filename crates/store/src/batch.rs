@@ -9,7 +9,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::accounts::lock_account;
+use crate::accounts::lock_known_account;
 use crate::sql::{Conn, builder, page, query};
 use crate::{AccountId, Store, StoreError};
 
@@ -137,9 +137,7 @@ impl Batch<'_> {
             .guarded(async {
                 let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
-                if !lock_account(&mut conn, account).await? {
-                    return Err(StoreError::Invalid(format!("no account {account}")));
-                }
+                lock_known_account(&mut conn, account).await?;
                 let taken: i64 = query("SELECT COUNT(*) FROM receivers WHERE account_id = $1 AND name = $2")
                     .bind(account)
                     .bind(name)

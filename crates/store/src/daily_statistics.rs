@@ -78,6 +78,17 @@ impl StatsDelta {
             .or_default()
     }
 
+    /// Counts recipient `r` of `m` as requested, and as accepted or, when its send status refused it, dropped.
+    pub(crate) fn request(&mut self, m: &crate::NewMessage, r: &crate::NewRecipient) {
+        let c = self.at(m.account_id, m.request_ms, &m.from_address, &r.address);
+        c.requested += 1;
+        if r.send_status.is_ok() {
+            c.accepted += 1;
+        } else {
+            c.dropped += 1;
+        }
+    }
+
     /// Counts an event of `kind`. Opens and clicks count only when `first` (the recipient's first of the
     /// message); deferrals and the SES-only kinds are not a statistic.
     pub(crate) fn event(

@@ -7,7 +7,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::accounts::lock_account;
+use crate::accounts::lock_known_account;
 use crate::sql::{Conn, query};
 use crate::{AccountId, Store, StoreError};
 
@@ -146,9 +146,7 @@ impl Identities<'_> {
                 let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
                 // Serialises creates per account (SQLite: the write transaction already does).
-                if !lock_account(&mut conn, n.account_id).await? {
-                    return Err(StoreError::Invalid(format!("no account {}", n.account_id)));
-                }
+                lock_known_account(&mut conn, n.account_id).await?;
                 let held: i64 = query("SELECT COUNT(*) FROM email_identities WHERE account_id = $1")
                     .bind(n.account_id)
                     .scalar(&mut conn)

@@ -112,8 +112,8 @@ pub use suppression::{
     RecipientScreenQuery, Suppression, normalize as normalize_blacklist_address,
 };
 pub use templates::{
-    AccountPolicy, NewTemplate, StoredTemplate, TemplateId, TemplatePage, TemplateStatus, TemplateSummary,
-    TemplateUpdate, Templates,
+    AccountPolicy, NewTemplate, StoredTemplate, TemplateContent, TemplateId, TemplatePage, TemplateStatus,
+    TemplateSummary, Templates,
 };
 pub use tls_required::{TlsRequired, TlsRequiredSettings};
 pub use tls_rpt::{TlsRpt, TlsRptCount, TlsRptPending};

@@ -728,13 +728,7 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
         for r in &m.recipients {
             let init = delivery_init(m, r);
             d_sender_domain.push(sender_domain.clone());
-            let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
-            c.requested += 1;
-            if r.send_status.is_ok() {
-                c.accepted += 1;
-            } else {
-                c.dropped += 1;
-            }
+            delta.request(m, r);
             d_message.push(m.id.as_str());
             d_account.push(m.account_id);
             d_recipient.push(r.address.as_str());

@@ -680,14 +680,7 @@ fn push_rows<'m>(
         }
     }
     for (i, r, _, _) in &deliveries {
-        let m = msgs[*i];
-        let c = delta.at(m.account_id, m.request_ms, &m.from_address, &r.address);
-        c.requested += 1;
-        if r.send_status.is_ok() {
-            c.accepted += 1;
-        } else {
-            c.dropped += 1;
-        }
+        delta.request(msgs[*i], r);
     }
     let worker = plan.map(|p| p.worker);
     for (n, chunk) in deliveries.chunks(MAX_ROWS_PER_STATEMENT).enumerate() {

@@ -6,8 +6,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use crate::accounts::lock_account;
-use crate::sql::{page, query};
+use crate::accounts::lock_known_account;
+use crate::sql::{Query, page, query};
 use crate::{AccountId, Store, StoreError};
 
 pub use mailpush_model::TemplateId;
@@ -18,6 +18,14 @@ pub use mailpush_model::templates::{AccountPolicy, StoredTemplate, TemplatePage,
 pub struct NewTemplate {
     /// The owning account.
     pub account_id: AccountId,
+    /// Its content; `now_ms` is the creation time.
+    pub content: TemplateContent,
+}
+
+/// A template's content and review state: that of a new template, or the new content of an existing one (an
+/// edit replaces name, category, bodies and review state, and bumps the version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateContent {
     /// `TemplateName`.
     pub name: String,
     /// The category's name (`notification`, …).
@@ -26,31 +34,26 @@ pub struct NewTemplate {
     pub html: Option<String>,
     /// The text body, decoded.
     pub text: Option<String>,
-    /// Review state.
+    /// The review result of the content.
     pub status: TemplateStatus,
     /// Why it is not approved (empty when approved or waiting).
     pub review_reason: String,
-    /// Creation time, Unix ms.
+    /// Creation or edit time, Unix ms.
     pub now_ms: i64,
 }
 
-/// New content for an existing template (replaces name, category, bodies and review state; bumps the version).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateUpdate {
-    /// `TemplateName`.
-    pub name: String,
-    /// The category's name.
-    pub category: String,
-    /// The HTML body.
-    pub html: Option<String>,
-    /// The text body.
-    pub text: Option<String>,
-    /// The review result of the new content.
-    pub status: TemplateStatus,
-    /// Why it is not approved.
-    pub review_reason: String,
-    /// Edit time, Unix ms.
-    pub now_ms: i64,
+impl TemplateContent {
+    /// Binds the content after what `q` has bound: name, category, html, text, status, review_reason and the
+    /// time, the order of both the INSERT and the UPDATE.
+    fn bind_to<'a>(&'a self, q: Query<'a>) -> Query<'a> {
+        q.bind(&self.name)
+            .bind(&self.category)
+            .bind(self.html.as_deref())
+            .bind(self.text.as_deref())
+            .bind(self.status.code())
+            .bind(&self.review_reason)
+            .bind(self.now_ms)
+    }
 }
 
 /// The columns of [`TemplateSummary`].
@@ -108,9 +111,7 @@ impl Templates<'_> {
                 let t = &template;
                 let mut tx = self.store.writer().begin_write().await?;
                 let mut conn = tx.conn();
-                if !lock_account(&mut conn, t.account_id).await? {
-                    return Err(StoreError::Invalid(format!("no account {}", t.account_id)));
-                }
+                lock_known_account(&mut conn, t.account_id).await?;
                 let count: i64 = query("SELECT COUNT(*) FROM templates WHERE account_id = $1")
                     .bind(t.account_id)
                     .scalar(&mut conn)
@@ -118,20 +119,12 @@ impl Templates<'_> {
                 if count >= max_per_account {
                     return Ok(None);
                 }
-                let stored = query(AssertSqlSafe(format!(
+                let insert = query(AssertSqlSafe(format!(
                     "INSERT INTO templates (account_id, name, category, html, text, status, review_reason, version, \
                      created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) RETURNING {FULL_COLUMNS}"
                 )))
-                .bind(t.account_id)
-                .bind(&t.name)
-                .bind(&t.category)
-                .bind(t.html.as_deref())
-                .bind(t.text.as_deref())
-                .bind(t.status.code())
-                .bind(&t.review_reason)
-                .bind(t.now_ms)
-                .fetch_one(&mut conn)
-                .await?;
+                .bind(t.account_id);
+                let stored = t.content.bind_to(insert).fetch_one(&mut conn).await?;
                 tx.commit().await?;
                 Ok(Some(stored))
             })
@@ -144,25 +137,19 @@ impl Templates<'_> {
         self,
         account: AccountId,
         id: TemplateId,
-        update: TemplateUpdate,
+        update: TemplateContent,
     ) -> Result<Option<StoredTemplate>, StoreError> {
-        let u = &update;
-        query(AssertSqlSafe(format!(
+        let statement = query(AssertSqlSafe(format!(
             "UPDATE templates SET name = $1, category = $2, html = $3, text = $4, status = $5, \
              review_reason = $6, version = version + 1, updated_ms = $7 \
              WHERE id = $8 AND account_id = $9 RETURNING {FULL_COLUMNS}"
-        )))
-        .bind(&u.name)
-        .bind(&u.category)
-        .bind(u.html.as_deref())
-        .bind(u.text.as_deref())
-        .bind(u.status.code())
-        .bind(&u.review_reason)
-        .bind(u.now_ms)
-        .bind(id)
-        .bind(account)
-        .fetch_optional(self.store.guarded_writer())
-        .await
+        )));
+        update
+            .bind_to(statement)
+            .bind(id)
+            .bind(account)
+            .fetch_optional(self.store.guarded_writer())
+            .await
     }
 
     /// One of the account's templates, with content.

@@ -29,6 +29,26 @@ async fn account(store: &Store, name: &str) -> Account {
     common::account(store, name, T0).await
 }
 
+/// An account whose events are called back (to a URL nobody serves): they stay until their callbacks are done.
+async fn hooked_account(store: &Store, name: &str) -> Account {
+    let a = account(store, name).await;
+    store
+        .callbacks()
+        .set_callback_target(a.id, "", Some("https://hooks.example/x"))
+        .await
+        .expect("callback url");
+    a
+}
+
+/// Prunes the mail final before `cutoff_ms`, `batch` messages at a time, without pausing between batches.
+async fn prune(store: &Store, cutoff_ms: i64, batch: u32) -> PruneCounts {
+    store
+        .retention()
+        .prune_final_before(cutoff_ms, batch, Duration::ZERO)
+        .await
+        .expect("prune")
+}
+
 fn message(account: &Account, at: i64, recipients: &[&str]) -> NewMessage {
     NewMessage {
         body: vec![b'x'; 2_000],
@@ -71,27 +91,27 @@ async fn rows(ctx: &Ctx, table: &str, id: &MessageId) -> i64 {
     };
     let sql = sqlx::AssertSqlSafe(sql);
     match ctx.store.backend() {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&ctx.url).await.expect("connect");
-            let n = sqlx::query_scalar::<_, i64>(sql)
-                .bind(id.as_str())
-                .fetch_one(&pool)
-                .await
-                .expect("count");
-            pool.close().await;
-            n
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&ctx.url).await.expect("connect");
-            let n = sqlx::query_scalar::<_, i64>(sql)
-                .bind(id.as_str())
-                .fetch_one(&pool)
-                .await
-                .expect("count");
-            pool.close().await;
-            n
-        }
+        Backend::Sqlite => count::<sqlx::Sqlite>(&ctx.url, sql, id).await,
+        Backend::Postgres => count::<sqlx::Postgres>(&ctx.url, sql, id).await,
     }
+}
+
+/// The count `sql` answers with `id` bound to `$1`, on a pool of its own to the database at `url`.
+async fn count<DB: sqlx::Database>(url: &str, sql: sqlx::AssertSqlSafe<String>, id: &MessageId) -> i64
+where
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let pool = sqlx::Pool::<DB>::connect(url).await.expect("connect");
+    let n = sqlx::query_scalar::<DB, i64>(sql)
+        .bind(id.as_str())
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n
 }
 
 async fn all_rows(ctx: &Ctx, id: &MessageId) -> [i64; 5] {
@@ -124,7 +144,6 @@ async fn blacklisted_rows(store: &Store, account: &Account) -> i64 {
 
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
-    let retention = store.retention();
     let a = account(store, "a").await;
     // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
     let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
@@ -171,10 +190,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     );
 
     // Retention of 30 days at T0 + 45 days: the cutoff is T0 + 15 days.
-    let pruned = retention
-        .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
-        .await
-        .expect("prune");
+    let pruned = prune(store, T0 + 15 * DAY, 2).await;
     assert_eq!(
         pruned,
         PruneCounts {
@@ -204,17 +220,8 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     assert_eq!(blacklist_after, 1);
 
     // A second run finds nothing more; a later cutoff takes the late one.
-    assert_eq!(
-        retention
-            .prune_final_before(T0 + 15 * DAY, 2, Duration::ZERO)
-            .await
-            .expect("prune again"),
-        PruneCounts::default()
-    );
-    let later = retention
-        .prune_final_before(T0 + 41 * DAY, 2, Duration::ZERO)
-        .await
-        .expect("prune later");
+    assert_eq!(prune(store, T0 + 15 * DAY, 2).await, PruneCounts::default());
+    let later = prune(store, T0 + 41 * DAY, 2).await;
     assert_eq!(later.messages, 1);
     assert_eq!(rows(&ctx, "messages", &late.id).await, 0);
     assert_eq!(
@@ -280,13 +287,8 @@ async fn batches_walk_past_mail_that_stays(ctx: Ctx) {
 
 async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "cb").await;
+    let a = hooked_account(store, "cb").await;
     let quiet = account(store, "quiet").await;
-    store
-        .callbacks()
-        .set_callback_target(a.id, "", Some("https://hooks.example/x"))
-        .await
-        .expect("callback url");
     let m = message(&a, T0, &["ok@gmail.com"]);
     let late_open = message(&quiet, T0, &["ok@gmail.com"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
@@ -304,11 +306,7 @@ async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
         )])
         .await
         .expect("late open");
-    let pruned = store
-        .retention()
-        .prune_final_before(T0 + 10 * DAY, 10, Duration::ZERO)
-        .await
-        .expect("prune");
+    let pruned = prune(store, T0 + 10 * DAY, 10).await;
     assert_eq!(pruned, PruneCounts::default());
     assert_eq!(
         rows(&ctx, "messages", &m.id).await,
@@ -333,12 +331,7 @@ fn ses_row(id: &MessageId, at: i64) -> MessageTagsRow {
 async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
     let store = &ctx.store;
     let a = account(store, "ses").await;
-    let hooked = account(store, "hooked").await;
-    store
-        .callbacks()
-        .set_callback_target(hooked.id, "", Some("https://hooks.example/x"))
-        .await
-        .expect("callback url");
+    let hooked = hooked_account(store, "hooked").await;
     let sets = store.configuration_sets();
     // A message sent with a set: its SES row goes with it.
     let sent = message(&a, T0, &["ok@gmail.com"]);
@@ -371,11 +364,7 @@ async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
         .await
         .expect("reject events");
 
-    let pruned = store
-        .retention()
-        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
-        .await
-        .expect("prune");
+    let pruned = prune(store, T0 + 10 * DAY, 2).await;
     assert_eq!(
         pruned,
         PruneCounts {
@@ -405,11 +394,7 @@ async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
         .await
         .expect("one batch");
     assert_eq!((first.ses_messages, first.events), (2, 2));
-    let rest = store
-        .retention()
-        .prune_final_before(T0 + 10 * DAY, 2, Duration::ZERO)
-        .await
-        .expect("the rest");
+    let rest = prune(store, T0 + 10 * DAY, 2).await;
     assert_eq!((rest.ses_messages, rest.events), (3, 3));
     assert_eq!(rows(&ctx, "ses_message_tags", &recent_id).await, 1);
 }
@@ -535,11 +520,7 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
         "nothing due yet"
     );
     assert_eq!(
-        store
-            .queue_admin()
-            .retry_now(mailpush_store::QueueTarget::Domain("slow.example"), now)
-            .await
-            .expect("retry domain"),
+        retry_now(store, mailpush_store::QueueTarget::Domain("slow.example"), now).await,
         2
     );
     let claimed = store.queue().claim(due(now)).await.expect("claim");
@@ -547,21 +528,18 @@ async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
     assert!(claimed.iter().all(|c| c.domain == "slow.example"));
     // Leased deliveries are not touched; a message's queued ones are.
     assert_eq!(
-        store
-            .queue_admin()
-            .retry_now(mailpush_store::QueueTarget::Message(&slow.id), now)
-            .await
-            .expect("retry leased"),
+        retry_now(store, mailpush_store::QueueTarget::Message(&slow.id), now).await,
         0
     );
     assert_eq!(
-        store
-            .queue_admin()
-            .retry_now(mailpush_store::QueueTarget::Message(&other.id), now)
-            .await
-            .expect("retry message"),
+        retry_now(store, mailpush_store::QueueTarget::Message(&other.id), now).await,
         1
     );
+}
+
+/// Makes the queued deliveries of `target` due at `now_ms`; how many.
+async fn retry_now(store: &Store, target: mailpush_store::QueueTarget<'_>, now_ms: i64) -> u64 {
+    store.queue_admin().retry_now(target, now_ms).await.expect("retry")
 }
 
 mod drop {

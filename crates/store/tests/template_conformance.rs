@@ -3,7 +3,7 @@
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
 use mailpush_store::{
-    Account, AccountPolicy, NewTemplate, Store, StoreError, StoredTemplate, TemplateStatus, TemplateUpdate,
+    Account, AccountPolicy, NewTemplate, Store, StoreError, StoredTemplate, TemplateContent, TemplateStatus,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -37,13 +37,15 @@ async fn create(store: &Store, t: NewTemplate) -> StoredTemplate {
 fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate {
     NewTemplate {
         account_id: account,
-        name: name.into(),
-        category: "notification".into(),
-        html: Some(format!("<p>{name} {{{{x}}}}</p>")),
-        text: None,
-        status,
-        review_reason: String::new(),
-        now_ms: T0,
+        content: TemplateContent {
+            name: name.into(),
+            category: "notification".into(),
+            html: Some(format!("<p>{name} {{{{x}}}}</p>")),
+            text: None,
+            status,
+            review_reason: String::new(),
+            now_ms: T0,
+        },
     }
 }
 
@@ -89,8 +91,8 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     assert_eq!(t1.html.as_deref(), Some("<p>one {{x}}</p>"));
     assert_eq!(t1.text, None);
     let mut t2 = new_template(a.id, "两个", TemplateStatus::Rejected);
-    t2.review_reason = "[min_text_length] too short".into();
-    t2.text = Some("纯文本".into());
+    t2.content.review_reason = "[min_text_length] too short".into();
+    t2.content.text = Some("纯文本".into());
     let t2 = create(&store, t2).await;
     create(&store, new_template(b.id, "other", TemplateStatus::Approved)).await;
 
@@ -115,7 +117,7 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
     assert_eq!(templates.list_templates(b.id, 0, 100).await.expect("list").total, 1);
 
     // Update: scoped, bumps the version, replaces the review state.
-    let edit = TemplateUpdate {
+    let edit = TemplateContent {
         name: "one v2".into(),
         category: "marketing".into(),
         html: None,
@@ -234,7 +236,7 @@ async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
         .update_template(
             b.id,
             pb.id,
-            TemplateUpdate {
+            TemplateContent {
                 name: "pb".into(),
                 category: "notification".into(),
                 html: Some("<p>new</p>".into()),
