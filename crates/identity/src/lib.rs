@@ -4,6 +4,7 @@
 //! - [`domain`]: domain names, and the host names to publish records at (relative to the registrable domain).
 //! - [`keys`]: DKIM key generation ([`DkimOption`]: Tencent's RSA-1024 / RSA-2048 / dual plus mailpush's
 //!   ed25519 and RSA-2048 + ed25519) and DKIM signing ([`keys::sign`]).
+//! - [`body_hash`]: the DKIM body hash (relaxed canonicalisation, SHA-256) over whole runs of the body.
 //! - [`records`]: the DNS records a domain must publish (DKIM, SPF, MX, DMARC) and how what DNS holds is judged.
 //! - [`dns`]: the TXT/MX lookups, through hickory-resolver against the configured servers, no cache.
 //! - [`pool`]: RSA DKIM signing on threads of its own (optionally at a lower CPU priority), trigger mail first.
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod body_hash;
 pub mod dns;
 pub mod domain;
 pub mod keys;
