@@ -21,7 +21,8 @@
 //! dkimpy and Mail::DKIM follow the RFC on the two points marked (bare CR kept, whitespace-only lines at the end
 //! dropped), so a signature over such a body verifies with mail-auth and fails with them. mail-builder encodes
 //! text with trailing whitespace (quoted-printable or base64) but passes a bare CR through in 7bit; a body
-//! relayed over SMTP as it came may have either.
+//! relayed over SMTP as it came may have either. So no such body is signed or sent: the worker's signer puts
+//! every message in the form of [`crate::normalize`] first, where the two canonicalisations agree.
 
 use aws_lc_rs::digest;
 use memchr::memmem;

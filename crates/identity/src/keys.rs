@@ -440,6 +440,10 @@ impl mail_auth::common::crypto::SigningKey for &KeyImpl {
 
 /// The `DKIM-Signature` header fields (each ending in CRLF) of `message` for every key, to be prepended to
 /// it. Keys are applied in order; none is an empty result. Sign once per message: RSA costs ~0.5 ms.
+///
+/// `message` should be in the form of [`crate::normalize_message`], and be delivered as signed: over a bare CR
+/// or whitespace-only lines at the end of the body, the body hash (mail-auth's canonicalisation) is not the
+/// one dkimpy and Mail::DKIM compute, and delivery rewrites bare CRs and LFs.
 pub fn sign(message: &[u8], keys: &[SigningKey]) -> Result<Vec<u8>, IdentityError> {
     let mut out = Vec::new();
     if keys.is_empty() {
