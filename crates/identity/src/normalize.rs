@@ -10,11 +10,11 @@
 //!
 //! No canonicalisation verifies everywhere for such a body, so mailpush never sends one: the trailing
 //! whitespace-only lines lose their whitespace (both forms then drop them) and bare CRs and LFs become CRLF
-//! (no CR is then bare; a bare LF mail-auth and dkimpy take as a line end, Mail::DKIM's reader and the
-//! RFC do not). Delivery's DATA writer turns bare CRs and LFs into CRLF and ends the message with CRLF anyway
-//! (so a signature over the bytes before that rewrite failed even at mail-auth); done here, before signing,
-//! the signed message is the delivered one. The visible text is unchanged: a mail reader shows neither the
-//! trailing blanks nor the difference between the line ends.
+//! (no CR is then bare, and no verifier has to guess whether a bare LF ends a line: mail-auth says it does, the
+//! RFC that it does not). Delivery's DATA writer turns bare CRs and LFs into CRLF and ends the message with
+//! CRLF anyway (so a signature over the bytes before that rewrite failed even at mail-auth); done here, before
+//! signing, the signed message is the delivered one. The visible text is unchanged: a mail reader shows
+//! neither the trailing blanks nor the difference between the line ends.
 
 use std::borrow::Cow;
 
