@@ -592,6 +592,47 @@ async fn delivered_mail_verifies_with_the_published_keys_and_tampering_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_with_bare_crs_is_signed_as_delivered_and_verifies_everywhere() {
+    // mail-builder sends such a text in 7bit with its bare CRs; the DATA writer turns them into CRLF. Signed as
+    // built, the signature failed everywhere (mail-auth had dropped the CRs, the others kept them).
+    let w = world(&[]).await;
+    let auth = authenticator(&w.dns);
+    for (option, signatures) in [(1, 1), (4, 2)] {
+        let from = format!("noreply@cr{option}.shop.example.com");
+        verified_sender_with(&w.client, &w.dns, &from, option).await;
+        let to = format!("bare-cr{option}@example.org");
+        let r = w
+            .client
+            .call(
+                "SendEmail",
+                &json!({
+                    "FromEmailAddress": from,
+                    "Destination": [to],
+                    "Subject": "Bare CR",
+                    "Simple": { "Text": b64(b"Dear customer \rbare CR\r\n\tindented \r\r text\r\n") },
+                }),
+            )
+            .await;
+        assert!(r["MessageId"].is_string(), "{r}");
+        let msgs = w
+            .sink
+            .wait_for_messages(if option == 1 { 1 } else { 2 }, Duration::from_secs(30))
+            .await
+            .expect("delivered");
+        let m = msgs.iter().find(|m| m.rcpt_to.contains(&to)).expect("the mail");
+        assert!(
+            !m.data.windows(2).any(|p| p[0] == b'\r' && p[1] != b'\n'),
+            "bare CR delivered"
+        );
+        let results = dkim_results(&auth, &m.data).await;
+        assert_eq!(results.len(), signatures, "{results:?}");
+        assert!(results.iter().all(|(_, pass)| *pass), "option {option}: {results:?}");
+        assert_dkim_verifies_everywhere(&w.dns, &[&m.data]).await;
+    }
+    w.server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_several_domains_is_signed_once() {
     let w = world(&[]).await;
     w.dns.add_mx("example.net", 10, "mx.example.net");

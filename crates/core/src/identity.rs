@@ -965,7 +965,9 @@ impl MessageSigner {
         Ok(found)
     }
 
-    /// `body` with its DKIM-Signature headers prepended (unchanged when the domain has no usable key).
+    /// `body` (the whole message) in the form every DKIM verifier hashes alike (`normalize_message`: CRLF line
+    /// ends, no whitespace on blank lines at the end of the body; unchanged for nearly every mail) with its
+    /// DKIM-Signature headers prepended (unsigned when the domain has no usable key): the bytes to deliver.
     /// Concurrent calls for one message wait for a single signing, on the signing pool (`priority` orders its
     /// queue; ed25519 is signed on the calling thread).
     pub async fn sign(
@@ -976,6 +978,8 @@ impl MessageSigner {
         body: &[u8],
         priority: SignPriority,
     ) -> Vec<u8> {
+        // Signed and delivered alike: what the signature covers is exactly what is sent.
+        let body = &*mailpush_identity::normalize_message(body);
         let cell = self.cell(id);
         let headers = cell
             .get_or_init(|| async {

@@ -4,6 +4,9 @@
 //! - [`domain`]: domain names, and the host names to publish records at (relative to the registrable domain).
 //! - [`keys`]: DKIM key generation ([`DkimOption`]: Tencent's RSA-1024 / RSA-2048 / dual plus mailpush's
 //!   ed25519 and RSA-2048 + ed25519) and DKIM signing ([`keys::sign`]).
+//! - [`body_hash`]: the DKIM body hash (relaxed canonicalisation, SHA-256) over whole runs of the body.
+//! - [`normalize`]: the form a message is signed and delivered in (CRLF line ends, no blank lines with
+//!   whitespace at the end of the body), where mail-auth's canonicalisation and RFC 6376's agree.
 //! - [`records`]: the DNS records a domain must publish (DKIM, SPF, MX, DMARC) and how what DNS holds is judged.
 //! - [`dns`]: the TXT/MX lookups, through hickory-resolver against the configured servers, no cache.
 //! - [`pool`]: RSA DKIM signing on threads of its own (optionally at a lower CPU priority), trigger mail first.
@@ -13,9 +16,11 @@
 
 #![warn(missing_docs)]
 
+pub mod body_hash;
 pub mod dns;
 pub mod domain;
 pub mod keys;
+pub mod normalize;
 pub mod password;
 pub mod pool;
 pub mod records;
@@ -24,6 +29,7 @@ mod signature_header;
 pub use dns::{DnsChecker, DnsError};
 pub use domain::{normalize_domain, relative_host};
 pub use keys::{DkimKeyPair, DkimOption, KeyAlgorithm, SigningKey, sign};
+pub use normalize::{normalize_body, normalize_message};
 pub use pool::{SignPriority, SigningPool};
 pub use records::{
     CheckedRecord, PublishedKey, RecordConfig, RecordKind, RecordSpec, all_required_pass, check_records,

@@ -7,6 +7,7 @@
 //! trailing `;`, every verifier blanks it to the same bytes, `…; b=`.
 
 use mail_auth::common::headers::HeaderStream;
+use memchr::memchr;
 use std::fmt::Write as _;
 
 /// Longest line of the folded header, folding whitespace included (RFC 5322 recommends 78).
@@ -143,10 +144,6 @@ impl<'x> HeaderStream<'x> for HeaderFields<'x> {
         while self.next_header().is_some() {}
         self.message.get(self.body..).unwrap_or_default()
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
