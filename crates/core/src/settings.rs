@@ -753,8 +753,8 @@ impl ShutdownSignal {
     }
 
     /// [`ShutdownSignal::wait`] as an owned future, for servers that take their shutdown by value.
-    pub fn stopped(self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        async move { self.wait().await }
+    pub async fn stopped(self) {
+        self.wait().await
     }
 }
 
