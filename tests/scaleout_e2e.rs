@@ -34,7 +34,7 @@ const CAP: usize = 4;
 const CAP_TRIES: usize = 30;
 /// Sends per second of the rate account, and the sends of one burst.
 const RATE: usize = 5;
-const RATE_BURST: usize = 24;
+const RATE_BURST: usize = 40;
 
 /// What one send observed.
 struct Sent {
@@ -232,12 +232,13 @@ async fn two_apis_and_two_workers_on_one_postgres() {
         "{codes:?}"
     );
 
-    // Rate: bursts started just after a second begins, until a refusal fell entirely inside one second (the
-    // first burst, unless the machine is very slow).
+    // Rate: bursts started shortly before a second ends, so that requests of both seconds are in flight at once
+    // and commit out of request-time order (a late mail of the first second after mails of the next one), until
+    // a refusal fell entirely inside one second (the first burst, unless the machine is very slow).
     let rate_clients = clients_of(&rate_creds);
     let mut rate_sent = Vec::new();
     for burst in 0..5 {
-        let wait = 1_000 - now_ms().rem_euclid(1_000) + 20;
+        let wait = (1_000 - now_ms().rem_euclid(1_000) + 850) % 1_000;
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         let to = (0..RATE_BURST)
             .map(|i| format!("rate{burst}-{i}@example.org"))
