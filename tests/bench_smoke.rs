@@ -1,9 +1,10 @@
 //! The load tool must not rot: `mailpush-bench run` in self-contained mode (its own `mailpush serve`, testkit
 //! DNS and sink) pushes a few hundred mails over the HTTP API (with trigger mail mixed in) and over SMTP, and
 //! every one reaches the sink. Nothing here is about speed: no figure is asserted, only that the report is
-//! complete.
+//! complete. The scaled-out run (two `mailpush-api`, two `mailpush-worker` on PostgreSQL) needs
+//! `MAILPUSH_TEST_POSTGRES_URL` and is skipped with a notice without it.
 
-use mailpush_suite::bin_path;
+use mailpush_suite::{bin_path, say_skipped};
 
 async fn run_bench(args: &[&str]) -> serde_json::Value {
     let out = tokio::process::Command::new(bin_path("mailpush-bench"))
@@ -90,4 +91,33 @@ async fn load_tool_smtp_with_a_new_connection_per_mail_and_big_mail() {
     ])
     .await;
     assert_complete(&r, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_spreads_http_over_two_api_nodes_on_postgres() {
+    let Ok(url) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+        say_skipped("the scaled-out load tool run needs MAILPUSH_TEST_POSTGRES_URL (PostgreSQL)");
+        return;
+    };
+    let r = run_bench(&[
+        "--mode",
+        "http",
+        "--mails",
+        "200",
+        "--clients",
+        "4",
+        "--api-nodes",
+        "2",
+        "--worker-nodes",
+        "2",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert_complete(&r, 200);
+    assert_eq!(
+        (r["api_nodes"].as_u64(), r["worker_nodes"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
 }

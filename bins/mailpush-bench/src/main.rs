@@ -8,6 +8,11 @@
 //! RSS. Every mail has its own recipient (`m<N>@example.org`, `t<N>@…` for trigger mail) so the sink's receipt
 //! time is matched to the client's acceptance time.
 //!
+//! With `--api-nodes N` (HTTP mode) the server is scaled out instead: `N` `mailpush-api` and `--worker-nodes`
+//! `mailpush-worker` processes on one PostgreSQL database (`--database-url`, a schema of the run's own), the
+//! clients taking the API addresses in turn (client `i` sends to node `i mod N`); CPU and peak RSS are then
+//! summed over the nodes.
+//!
 //! `serve` sets up the same server delivering to an external MX port (e.g. Postfix's `smtp-sink`) with
 //! loopback as a trusted SMTP network, prints `SMTP_ADDR=…` and `SERVER_PID=…`, and runs until its stdin
 //! closes: `benches/postfix_compare.sh` uses it.
@@ -118,6 +123,17 @@ struct RunArgs {
     /// Body size of each prefilled message, bytes.
     #[arg(long, default_value_t = 2048)]
     prefill_body_bytes: usize,
+    /// Scale out: run this many `mailpush-api` processes (HTTP mode only, with `--database-url`) instead of
+    /// one `mailpush serve`; the clients spread their requests over their addresses in turn.
+    #[arg(long, default_value_t = 0)]
+    api_nodes: usize,
+    /// With `--api-nodes`: how many `mailpush-worker` processes deliver.
+    #[arg(long, default_value_t = 1)]
+    worker_nodes: usize,
+    /// PostgreSQL URL: one `mailpush serve`, or the `--api-nodes` and `--worker-nodes`, on it, in a schema of the
+    /// run's own that is dropped after.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -207,12 +223,46 @@ fn parse_env(pairs: &[String]) -> Result<Vec<(&str, String)>> {
         .collect()
 }
 
-/// A started `mailpush serve` with a verified sender, and what it needs alive.
+/// A started `mailpush serve` (or the scaled-out nodes) with a verified sender, and what it needs alive.
 struct Server {
     _dir: tempfile::TempDir,
     _dns: DnsAuthority,
-    process: ServerProcess,
-    client: ApiClient,
+    /// `mailpush serve`, or the `mailpush-api` nodes followed by the `mailpush-worker` nodes.
+    processes: Vec<ServerProcess>,
+    /// One client per API address, in node order.
+    clients: Vec<ApiClient>,
+}
+
+impl Server {
+    /// The first process: `mailpush serve` (or the first API node).
+    fn main_process(&self) -> &ServerProcess {
+        &self.processes[0]
+    }
+
+    /// The process ids of every node.
+    fn pids(&self) -> Vec<u32> {
+        self.processes.iter().filter_map(|p| p.child.id()).collect()
+    }
+
+    async fn terminate(self) {
+        for p in self.processes {
+            p.terminate().await;
+        }
+    }
+}
+
+/// How the server is laid out: one `mailpush serve`, or API and worker nodes on a shared database.
+#[derive(Clone, Copy)]
+struct Layout {
+    api_nodes: usize,
+    worker_nodes: usize,
+}
+
+impl Layout {
+    const ALL_IN_ONE: Layout = Layout {
+        api_nodes: 0,
+        worker_nodes: 0,
+    };
 }
 
 async fn start_server(
@@ -222,6 +272,7 @@ async fn start_server(
     smtp_listen: &str,
     extra: &[(&str, String)],
     prefill: Option<(u64, usize)>,
+    layout: Layout,
 ) -> Result<Server> {
     let dns = DnsAuthority::start().await.context("start DNS authority")?;
     for d in domains {
@@ -275,9 +326,26 @@ async fn start_server(
         );
         store.close().await;
     }
-    let process = ServerProcess::start("mailpush", &["serve"], &env).await;
-    let client = ApiClient::new(&process.api_addr, &creds);
-    verified_sender_with(&client, &dns, SENDER, dkim.option()).await;
+    let mut processes = Vec::new();
+    if layout.api_nodes == 0 {
+        processes.push(ServerProcess::start("mailpush", &["serve"], &env).await);
+    } else {
+        for _ in 0..layout.api_nodes {
+            processes.push(ServerProcess::start("mailpush-api", &[], &env).await);
+        }
+        // A worker node announces its admin listener, which is how the harness sees it up.
+        let mut worker_env = env.clone();
+        worker_env.insert("MAILPUSH_ADMIN_LISTEN".into(), "127.0.0.1:0".into());
+        for _ in 0..layout.worker_nodes {
+            processes.push(ServerProcess::start("mailpush-worker", &[], &worker_env).await);
+        }
+    }
+    let clients: Vec<ApiClient> = processes[..layout.api_nodes.max(1)]
+        .iter()
+        .map(|p| ApiClient::new(&p.api_addr, &creds))
+        .collect();
+    let client = &clients[0];
+    verified_sender_with(client, &dns, SENDER, dkim.option()).await;
     let domain = SENDER.rsplit('@').next().unwrap_or_default();
     mailpush_cli(
         &env,
@@ -296,8 +364,8 @@ async fn start_server(
     Ok(Server {
         _dir: dir,
         _dns: dns,
-        process,
-        client,
+        processes,
+        clients,
     })
 }
 
@@ -313,6 +381,11 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: f64 = f.get(11)?.parse().ok()?;
     let stime: f64 = f.get(12)?.parse().ok()?;
     Some((utime + stime) / clock_ticks())
+}
+
+/// CPU seconds of every process in `pids` together (NaN when one cannot be read).
+fn nodes_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| cpu_seconds(*p).unwrap_or(f64::NAN)).sum()
 }
 
 fn clock_ticks() -> f64 {
@@ -624,11 +697,52 @@ fn parse_openssl_rsa_sign_rate(output: &str) -> Option<f64> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let extra = parse_env(&args.env)?;
-    // Measured before the server starts, on the idle machine of this run.
+    // Measured before any server starts, on the idle machine of this run.
     let ceiling = match args.dkim {
         Dkim::Rsa2048 => openssl_rsa2048_ceiling(),
         Dkim::Ed25519 => None,
+    };
+    if args.api_nodes == 0 && args.database_url.is_none() {
+        return run_on(args, None, ceiling).await;
+    }
+    if args.api_nodes > 0 && args.mode != Mode::Http {
+        bail!("--api-nodes spreads HTTP load: use --mode http");
+    }
+    if args.api_nodes > 0 && args.worker_nodes == 0 {
+        bail!("--api-nodes needs at least one --worker-nodes to deliver");
+    }
+    let Some(base) = args.database_url.clone().filter(|u| u.starts_with("postgres")) else {
+        bail!("--api-nodes needs --database-url postgres://… (the nodes share one PostgreSQL database)");
+    };
+    for node in ["mailpush-api", "mailpush-worker"] {
+        if args.api_nodes > 0 && !mailpush_suite::bin_path(node).exists() {
+            bail!("--api-nodes needs the {node} binary beside mailpush (build the workspace)");
+        }
+    }
+    let schema = format!("mp_bench_run_{}", std::process::id());
+    let url = create_pg_schema(&base, &schema).await?;
+    let result = run_on(args, Some(url), ceiling).await;
+    drop_pg_schema(&base, &schema).await?;
+    result
+}
+
+/// [`run`] on one `mailpush serve` (its own SQLite file when `database_url` is `None`) or, with `--api-nodes`, on
+/// scaled-out nodes sharing `database_url`; `ceiling` is the machine's RSA signing rate measured before.
+async fn run_on(args: RunArgs, database_url: Option<String>, ceiling: Option<f64>) -> Result<()> {
+    let mut extra = parse_env(&args.env)?;
+    let layout = match &database_url {
+        Some(url) if args.api_nodes > 0 => {
+            extra.push(("MAILPUSH_DATABASE_URL", url.clone()));
+            Layout {
+                api_nodes: args.api_nodes,
+                worker_nodes: args.worker_nodes,
+            }
+        }
+        Some(url) => {
+            extra.push(("MAILPUSH_DATABASE_URL", url.clone()));
+            Layout::ALL_IN_ONE
+        }
+        None => Layout::ALL_IN_ONE,
     };
     let sink = SinkMx::start(SinkConfig::default()).await.context("start sink")?;
     let server = start_server(
@@ -638,10 +752,11 @@ async fn run(args: RunArgs) -> Result<()> {
         "127.0.0.1:0",
         &extra,
         Some((args.prefill, args.prefill_body_bytes)),
+        layout,
     )
     .await?;
-    let pid = server.process.child.id().context("server pid")?;
-    let template_id = create_template(&server.client, args.body_bytes).await?;
+    let pids = server.pids();
+    let template_id = create_template(&server.clients[0], args.body_bytes).await?;
     // Setup traffic (none reaches the sink, but be sure).
     sink.take_messages();
     let base_count = sink.message_count() as u64;
@@ -668,17 +783,19 @@ async fn run(args: RunArgs) -> Result<()> {
         })
     };
 
-    let cpu0 = cpu_seconds(pid).unwrap_or(f64::NAN);
+    let cpu0 = nodes_cpu_seconds(&pids);
     let args = Arc::new(args);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let start_wall = SystemTime::now();
     let mut tasks = Vec::new();
-    let smtp_addr = server.process.announced_addr("smtp").unwrap_or_default();
-    for _ in 0..args.clients {
+    let smtp_addr = server.main_process().announced_addr("smtp").unwrap_or_default();
+    for c in 0..args.clients {
         let (next, a) = (next.clone(), args.clone());
+        // Client `c` sends to API node `c mod N`: the load is spread over the nodes in turn.
+        let api = server.clients[c as usize % server.clients.len()].clone();
         tasks.push(match args.mode {
-            Mode::Http => tokio::spawn(http_client(server.client.clone(), template_id, next, a, start)),
+            Mode::Http => tokio::spawn(http_client(api, template_id, next, a, start)),
             Mode::Smtp => tokio::spawn(smtp_client(smtp_addr.clone(), next, a, start)),
         });
     }
@@ -697,14 +814,15 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut peak_rss_mid = 0.0f64;
     loop {
         let delivered = sink.message_count() as u64 - base_count;
-        peak_rss_mid = peak_rss_mid.max(status_mb(pid, "VmRSS:").unwrap_or(0.0));
+        peak_rss_mid = peak_rss_mid.max(pids.iter().filter_map(|p| status_mb(*p, "VmRSS:")).sum());
         if delivered >= accepted || Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cpu1 = cpu_seconds(pid).unwrap_or(f64::NAN);
-    let hwm = status_mb(pid, "VmHWM:").unwrap_or(f64::NAN);
+    let cpu1 = nodes_cpu_seconds(&pids);
+    // Summed over the nodes (each peak is its own; their sum bounds what they held at once).
+    let hwm: f64 = pids.iter().map(|p| status_mb(*p, "VmHWM:").unwrap_or(f64::NAN)).sum();
     // Let the collector take the last receipts.
     tokio::time::sleep(Duration::from_millis(100)).await;
     collector.abort();
@@ -762,6 +880,8 @@ async fn run(args: RunArgs) -> Result<()> {
         "cpu_seconds_per_1000": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { f64::NAN },
         "server_peak_rss_mb": hwm,
         "prefilled_waiting": args.prefill,
+        "api_nodes": layout.api_nodes,
+        "worker_nodes": layout.worker_nodes,
         "loadavg_at_end": load,
         "openssl_rsa2048_signs_per_sec": ceiling,
         "delivered_share_of_signing_ceiling": ceiling.filter(|c| *c > 0.0 && e2e_secs > 0.0)
@@ -778,6 +898,12 @@ async fn run(args: RunArgs) -> Result<()> {
             args.clients,
             args.prefill
         );
+        if layout.api_nodes > 0 {
+            println!(
+                "  nodes           {} mailpush-api, {} mailpush-worker on PostgreSQL (CPU and RSS summed)",
+                layout.api_nodes, layout.worker_nodes
+            );
+        }
         let f = |k: &str| report[k].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into());
         println!(
             "  accepted        {accepted} ({} refused/failed) in {:.2} s = {} /s",
@@ -825,7 +951,7 @@ async fn run(args: RunArgs) -> Result<()> {
             hwm
         );
     }
-    server.process.terminate().await;
+    server.terminate().await;
     if delivered < accepted {
         bail!("only {delivered} of {accepted} accepted mails reached the sink");
     }
@@ -837,14 +963,23 @@ async fn run(args: RunArgs) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let extra = parse_env(&args.env)?;
-    let server = start_server(args.mx_port, &args.domains, args.dkim, &args.smtp_listen, &extra, None).await?;
-    let pid = server.process.child.id().context("server pid")?;
+    let server = start_server(
+        args.mx_port,
+        &args.domains,
+        args.dkim,
+        &args.smtp_listen,
+        &extra,
+        None,
+        Layout::ALL_IN_ONE,
+    )
+    .await?;
+    let pid = server.main_process().child.id().context("server pid")?;
     let smtp = server
-        .process
+        .main_process()
         .announced_addr("smtp")
         .context("the server announced no SMTP address")?;
     println!("SMTP_ADDR={smtp}");
-    println!("API_ADDR={}", server.process.api_addr);
+    println!("API_ADDR={}", server.main_process().api_addr);
     println!("SERVER_PID={pid}");
     println!("SENDER={SENDER}");
     println!("READY");
@@ -865,7 +1000,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let cpu = cpu_seconds(pid).unwrap_or(f64::NAN);
     let hwm = status_mb(pid, "VmHWM:").unwrap_or(f64::NAN);
     eprintln!("mailpush-bench: server CPU {cpu:.2} s, peak RSS {hwm:.1} MB");
-    server.process.terminate().await;
+    server.terminate().await;
     Ok(())
 }
 

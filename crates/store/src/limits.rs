@@ -1,11 +1,17 @@
 //! Admission limits, enforced inside the enqueue transaction so that every process sharing the database agrees
-//!: the per-account request rate (fixed one-second windows), the per-recipient sliding hour (one
-//! `recipient_sends` row per admitted recipient) and the daily quota (recipients per UTC day).
+//!: the per-account request rate (fixed one-second windows of request time, one `account_send_seconds` row per
+//! second with sends), the per-recipient sliding hour (one `recipient_sends` row per admitted recipient) and the
+//! daily quota (recipients per calendar day).
 //!
 //! The decision itself is [`decide`], pure and shared by both backends; the backends load the state of the
 //! accounts in a batch (PostgreSQL: `SELECT … FOR UPDATE`, accounts in id order, so that two api processes
 //! serialize on the account row), run it message by message in batch order, and write the counters back in the
 //! same transaction as the admitted messages.
+//!
+//! Batches do not commit in request-time order: a mail's request time is taken before its admission work
+//! (rendering, screening, the suppression query) and another api process may commit in between. So each second
+//! keeps its own count (a mail of an earlier second is counted in that second, never resetting a later one), and
+//! the day never moves backwards (a late mail of yesterday counts against today, the stricter reading).
 
 use std::collections::HashMap;
 
@@ -18,6 +24,12 @@ pub use mailpush_model::limits::{AccountLimitOverrides, AdmissionLimits};
 
 /// Milliseconds in the per-recipient window.
 pub const HOUR_MS: i64 = 3_600_000;
+
+/// How far back per-second send counts are kept (`account_send_seconds`), behind the newest second with sends.
+/// A mail whose request time is older still (it spent longer than this between its request and the commit)
+/// counts against the oldest kept second, so no second ever admits more than the rate. The same margin keeps
+/// `recipient_sends` rows a little past the hour, for such late mails' windows.
+pub const RATE_HISTORY_MS: i64 = 60_000;
 
 #[cfg(test)]
 const DAY_MS: i64 = 86_400_000;
@@ -86,10 +98,37 @@ pub(crate) struct AccountState {
     pub(crate) recent: HashMap<String, Vec<i64>>,
     /// Rows to insert into `recipient_sends`.
     pub(crate) new_sends: Vec<(String, i64)>,
-    /// The second window rolled over in this batch: prune the account's old `recipient_sends` rows.
+    /// (second start → mails admitted in it) of `account_send_seconds`, loaded from the batch's oldest second on.
+    pub(crate) seconds: HashMap<i64, i64>,
+    /// Seconds whose count this batch changed (to upsert), each once.
+    pub(crate) touched_seconds: Vec<i64>,
+    /// The newest second moved forward in this batch: prune the account's `recipient_sends` rows up to this
+    /// time, and its `account_send_seconds` rows before [`AccountState::seconds_kept_from`].
     pub(crate) prune_before: Option<i64>,
     /// Something changed: write the row back.
     pub(crate) dirty: bool,
+}
+
+impl AccountState {
+    /// Mails admitted in the second starting at `second`. Before the account's first per-second row (a database
+    /// older than `account_send_seconds`) the newest second's count is the row's `second_count`.
+    fn sends_in(&self, second: i64) -> i64 {
+        match self.seconds.get(&second) {
+            Some(n) => *n,
+            None if second == self.usage.second_ms => self.usage.second_count,
+            None => 0,
+        }
+    }
+
+    /// The oldest second whose count is kept ([`RATE_HISTORY_MS`] behind the newest).
+    pub(crate) fn seconds_kept_from(&self) -> i64 {
+        self.usage.second_ms.saturating_sub(RATE_HISTORY_MS)
+    }
+
+    /// (second, count) of every second this batch changed, to write back.
+    pub(crate) fn second_writes(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.touched_seconds.iter().map(|s| (*s, self.sends_in(*s)))
+    }
 }
 
 /// Checks one message against its account's state, in batch order. On success the state is updated and
@@ -101,12 +140,9 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
     let quota = lim.level_quota.min(o.daily_cap.unwrap_or(lim.daily_cap));
     let now = m.request_ms;
 
-    let second = now.div_euclid(1000) * 1000;
-    let second_count = if st.usage.second_ms == second {
-        st.usage.second_count
-    } else {
-        0
-    };
+    // The second of the request, or the oldest one still counted for a mail that took longer than that.
+    let second = (now.div_euclid(1000) * 1000).max(st.seconds_kept_from());
+    let second_count = st.sends_in(second);
     if second_count >= per_second {
         return Err(LimitRefusal::Rate { limit: per_second });
     }
@@ -143,7 +179,8 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
         });
     }
 
-    let day = mailpush_model::clock::day_start(now);
+    // Never back to an earlier day: a late mail of yesterday would reset today's count.
+    let day = mailpush_model::clock::day_start(now).max(st.usage.day_ms);
     let used = if st.usage.day_ms == day { st.usage.day_count } else { 0 };
     if admitted > 0 && used + admitted > quota {
         return Err(LimitRefusal::Daily {
@@ -162,11 +199,17 @@ pub(crate) fn decide(m: &mut NewMessage, lim: &AdmissionLimits, st: &mut Account
             r.address
         ));
     }
-    if st.usage.second_ms != second {
-        st.prune_before = Some(window_start);
+    if second > st.usage.second_ms {
+        // Rows a little past the hour stay: a late mail's hour starts before this one's.
+        st.prune_before = Some(window_start.saturating_sub(RATE_HISTORY_MS));
+        st.usage.second_ms = second;
     }
-    st.usage.second_ms = second;
-    st.usage.second_count = second_count + 1;
+    st.seconds.insert(second, second_count + 1);
+    if !st.touched_seconds.contains(&second) {
+        st.touched_seconds.push(second);
+    }
+    // The row's own counter keeps the newest second's count (read before the first per-second row exists).
+    st.usage.second_count = st.sends_in(st.usage.second_ms);
     st.usage.day_ms = day;
     st.usage.day_count = used + admitted;
     for r in m
@@ -360,6 +403,57 @@ mod tests {
     }
 
     #[test]
+    fn a_late_mail_of_an_earlier_second_counts_in_its_own_second() {
+        const LIM: AdmissionLimits = AdmissionLimits {
+            level_quota: 100,
+            ..super::tests::LIM
+        };
+        let mut st = AccountState::default();
+        for i in 0..3 {
+            assert!(decide(&mut msg(1_000 + i, &[&format!("r{i}@y")]), &LIM, &mut st).is_ok());
+        }
+        // A mail of the next second commits first, then one of the full second (request times are taken before
+        // the admission work, and another process may commit in between): the full second stays full.
+        assert!(decide(&mut msg(2_000, &["n@y"]), &LIM, &mut st).is_ok());
+        assert_eq!(
+            decide(&mut msg(1_500, &["late@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Rate { limit: 3 })
+        );
+        // ... and the later second kept its count.
+        assert!(decide(&mut msg(2_001, &["n1@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(2_002, &["n2@y"]), &LIM, &mut st).is_ok());
+        assert_eq!(
+            decide(&mut msg(2_003, &["n3@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Rate { limit: 3 })
+        );
+        assert_eq!((st.usage.second_ms, st.usage.second_count), (2_000, 3));
+        let mut writes: Vec<_> = st.second_writes().collect();
+        writes.sort_unstable();
+        assert_eq!(writes, vec![(1_000, 3), (2_000, 3)]);
+        // A mail older than the kept history counts against the oldest kept second.
+        let mut st = AccountState::default();
+        assert!(decide(&mut msg(RATE_HISTORY_MS + 10_000, &["a@y"]), &LIM, &mut st).is_ok());
+        assert!(decide(&mut msg(0, &["b@y"]), &LIM, &mut st).is_ok());
+        assert_eq!(st.seconds.get(&10_000), Some(&1));
+    }
+
+    #[test]
+    fn the_newest_second_of_an_older_database_keeps_its_count() {
+        let mut st = AccountState {
+            usage: AccountUsage {
+                second_ms: 5_000,
+                second_count: 3,
+                ..AccountUsage::default()
+            },
+            ..AccountState::default()
+        };
+        assert_eq!(
+            decide(&mut msg(5_500, &["a@y"]), &LIM, &mut st),
+            Err(LimitRefusal::Rate { limit: 3 })
+        );
+    }
+
+    #[test]
     fn zero_per_recipient_limit_means_none_and_keeps_no_history() {
         let lim = AdmissionLimits {
             per_recipient_per_hour: 0,
@@ -411,5 +505,9 @@ mod tests {
         assert!(decide(&mut msg(6_000, &["d@y", "e@y"]), &LIM, &mut st).is_ok());
         assert!(decide(&mut msg(DAY_MS, &["g@y"]), &LIM, &mut st).is_ok());
         assert_eq!(st.usage.day_count, 1);
+        // A late mail of the day before counts against the new day instead of resetting it.
+        let today = mailpush_model::clock::day_start(DAY_MS);
+        assert!(decide(&mut msg(today - 1, &["h@y"]), &LIM, &mut st).is_ok());
+        assert_eq!((st.usage.day_ms, st.usage.day_count), (today, 2));
     }
 }

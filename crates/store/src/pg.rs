@@ -529,7 +529,7 @@ pub(crate) async fn insert_batch(
 
 /// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked
 /// `FOR UPDATE` in id order (so api processes sharing the database serialize per account and never deadlock),
-/// the recipients' sends of the last hour read in one query, the decision made in memory in batch order, and
+/// their per-second counts and the recipients' sends of the last hour read in one query each, the decision made in memory in batch order, and
 /// the counters and new sends written back as arrays.
 async fn check_limits(
     conn: &mut PgConnection,
@@ -554,6 +554,26 @@ async fn check_limits(
             ..AccountState::default()
         };
         states.insert(row.try_get("account_id")?, st);
+    }
+    // Per-second counts from the batch's oldest second on (every second `decide` may count a mail in).
+    let oldest_second = msgs
+        .iter()
+        .filter(|(_, lim)| lim.is_some())
+        .map(|(m, _)| m.request_ms.div_euclid(1000) * 1000)
+        .min()
+        .unwrap_or(0);
+    let seconds = sqlx::query(
+        "SELECT account_id, second_ms, sends FROM account_send_seconds WHERE account_id = ANY($1) AND second_ms >= $2",
+    )
+    .bind(&accounts)
+    .bind(oldest_second)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &seconds {
+        let a: i64 = row.try_get("account_id")?;
+        if let Some(st) = states.get_mut(&a) {
+            st.seconds.insert(row.try_get("second_ms")?, row.try_get("sends")?);
+        }
     }
     let mut pair_accounts = Vec::new();
     let mut pair_recipients = Vec::new();
@@ -595,8 +615,9 @@ async fn check_limits(
     let refusals = crate::limits::decide_batch(msgs, &mut states);
 
     let (mut u_acc, mut u_sms, mut u_sc, mut u_dms, mut u_dc) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut p_acc, mut p_before) = (vec![], vec![]);
+    let (mut p_acc, mut p_before, mut p_kept) = (vec![], vec![], vec![]);
     let (mut n_acc, mut n_rc, mut n_at) = (vec![], vec![], vec![]);
+    let (mut s_acc, mut s_sec, mut s_n) = (vec![], vec![], vec![]);
     for (a, st) in &states {
         if !st.dirty {
             continue;
@@ -609,6 +630,12 @@ async fn check_limits(
         if let Some(b) = st.prune_before {
             p_acc.push(*a);
             p_before.push(b);
+            p_kept.push(st.seconds_kept_from());
+        }
+        for (second, n) in st.second_writes() {
+            s_acc.push(*a);
+            s_sec.push(second);
+            s_n.push(n);
         }
         for (rc, at) in &st.new_sends {
             n_acc.push(*a);
@@ -637,6 +664,28 @@ async fn check_limits(
         )
         .bind(&p_acc)
         .bind(&p_before)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !p_acc.is_empty() {
+        sqlx::query(
+            "DELETE FROM account_send_seconds s USING UNNEST($1::int8[], $2::int8[]) AS p(a, kept) \
+             WHERE s.account_id = p.a AND s.second_ms < p.kept",
+        )
+        .bind(&p_acc)
+        .bind(&p_kept)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !s_acc.is_empty() {
+        sqlx::query(
+            "INSERT INTO account_send_seconds (account_id, second_ms, sends) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) \
+             ON CONFLICT (account_id, second_ms) DO UPDATE SET sends = excluded.sends",
+        )
+        .bind(&s_acc)
+        .bind(&s_sec)
+        .bind(&s_n)
         .execute(&mut *conn)
         .await?;
     }

@@ -501,6 +501,24 @@ async fn check_limits(
         }
         list.push_unseparated(")");
     }
+    // Per-second counts from the batch's oldest second on (every second `decide` may count a mail in).
+    let oldest_second = msgs
+        .iter()
+        .filter(|(_, lim)| lim.is_some())
+        .map(|(m, _)| m.request_ms.div_euclid(1000) * 1000)
+        .min()
+        .unwrap_or(0);
+    let mut second_reads = Vec::new();
+    for account in &accounts {
+        second_reads.push((
+            *account,
+            tx.push("SELECT second_ms, sends FROM account_send_seconds WHERE account_id = "),
+        ));
+        tx.sql()
+            .push_bind(*account)
+            .push(" AND second_ms >= ")
+            .push_bind(oldest_second);
+    }
     // Recent sends of every recipient in the batch, one query per account (and chunk). The window starts an
     // hour before the batch's earliest request: `decide` filters each message's own hour.
     let since = msgs.iter().map(|(m, _)| m.request_ms).min().unwrap_or(0) - crate::limits::HOUR_MS;
@@ -543,6 +561,12 @@ async fn check_limits(
             }
         }
     }
+    for (account, read) in second_reads {
+        let Some(st) = states.get_mut(&account) else { continue };
+        for row in rows.take(read) {
+            st.seconds.insert(row.try_get("second_ms")?, row.try_get("sends")?);
+        }
+    }
     for (account, read) in recent_reads {
         let Some(st) = states.get_mut(&account) else { continue };
         for row in rows.take(read) {
@@ -570,6 +594,20 @@ async fn check_limits(
         if let Some(before) = st.prune_before {
             tx.push("DELETE FROM recipient_sends WHERE account_id = ");
             tx.sql().push_bind(*account).push(" AND at_ms <= ").push_bind(before);
+            tx.push("DELETE FROM account_send_seconds WHERE account_id = ");
+            tx.sql()
+                .push_bind(*account)
+                .push(" AND second_ms < ")
+                .push_bind(st.seconds_kept_from());
+        }
+        let writes: Vec<(i64, i64)> = st.second_writes().collect();
+        for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
+            tx.push("INSERT INTO account_send_seconds (account_id, second_ms, sends) ");
+            tx.sql().push_values(chunk, |mut b, (second, n)| {
+                b.push_bind(*account).push_bind(*second).push_bind(*n);
+            });
+            tx.sql()
+                .push(" ON CONFLICT (account_id, second_ms) DO UPDATE SET sends = excluded.sends");
         }
         for chunk in st.new_sends.chunks(MAX_ROWS_PER_STATEMENT) {
             tx.push("INSERT INTO recipient_sends (account_id, recipient, at_ms) ");

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
     Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt,
-    DeliveryOutcome, DeliveryStatusRow, LeaseToken, NewAccount, NewMessage, QueueCounts, StatusQuery, Store,
-    StoreError, StoreOptions,
+    DeliveryOutcome, DeliveryStatusRow, LeaseToken, LimitRefusal, NewAccount, NewMessage, QueueCounts, StatusQuery,
+    Store, StoreError, StoreOptions,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -37,6 +37,7 @@ conformance!(
     bad_message_does_not_fail_its_batch,
     invalid_messages,
     closed_store,
+    rate_counts_each_second_of_request_time,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1116,4 +1117,38 @@ async fn sqlite_durable_across_process_abort() {
         .expect("exists");
     assert_eq!(statuses(&store, acc.id, T0, T0 + 1000).await.len(), 300);
     store.close().await;
+}
+
+/// The per-account rate counts mails by the second of their request time, whatever order they commit in: a
+/// mail of a full second is refused after a later second committed (it used to reset the counter), the later
+/// second keeps its own count, and the day's count never goes back.
+async fn rate_counts_each_second_of_request_time(ctx: Ctx) {
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
+    let limits = AdmissionLimits {
+        sends_per_second: 2,
+        per_recipient_per_hour: 0,
+        daily_cap: 1_000_000,
+        level_quota: 1_000_000,
+    };
+    let send = |at: i64, to: &str| {
+        let m = message(acc.id, Lane::Batch, at, at, &[to]);
+        async move { store.queue().enqueue_limited(m, limits).await }
+    };
+    let rate_refused = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Limit(LimitRefusal::Rate { limit: 2 })));
+    send(T0, "a@one.example").await.expect("first of second 0");
+    send(T0 + 10, "b@one.example").await.expect("second of second 0");
+    send(T0 + 1_000, "c@one.example").await.expect("first of second 1");
+    assert!(
+        rate_refused(send(T0 + 500, "late@one.example").await),
+        "second 0 is full"
+    );
+    send(T0 + 1_001, "d@one.example").await.expect("second of second 1");
+    assert!(
+        rate_refused(send(T0 + 1_002, "e@one.example").await),
+        "second 1 is full"
+    );
+    let usage = store.limits().account_usage(acc.id).await.expect("usage");
+    assert_eq!((usage.second_ms, usage.second_count), (T0 + 1_000, 2));
+    assert_eq!(usage.day_count, 4);
 }
