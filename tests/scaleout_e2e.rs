@@ -20,10 +20,9 @@
 //! (`mailpush-api`, `mailpush-worker`, `mailpush` for the CLI), which `cargo nextest run --workspace` builds.
 
 use mailpush_suite::*;
-use mailpush_testkit::{DnsAuthority, SinkMx};
+use mailpush_testkit::DnsAuthority;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 /// Mails of the delivery check (distinct recipients, spread over both APIs).
@@ -134,21 +133,17 @@ async fn two_apis_and_two_workers_on_one_postgres() {
     let Some(schema) = PgSchema::create("scaleout_e2e").await else {
         return;
     };
-    let dns = DnsAuthority::start().await.expect("dns");
-    let sink = SinkMx::start_default().await.expect("sink");
-    dns.add_mx("example.org", 10, "mx.example.org");
-    dns.add_a("mx.example.org", Ipv4Addr::LOCALHOST);
-    let dir = temp_dir();
-    let env = base_env(
-        dir.path(),
-        &[
-            ("MAILPUSH_DATABASE_URL", schema.url.clone()),
-            ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
-            ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-            // The worker nodes announce their admin listener, which is how the harness sees them up.
-            ("MAILPUSH_ADMIN_LISTEN", "127.0.0.1:0".to_string()),
-        ],
-    );
+    let MailWorld {
+        dns,
+        sink,
+        env,
+        dir: _dir,
+    } = mail_world(&[
+        ("MAILPUSH_DATABASE_URL", schema.url.clone()),
+        // The worker nodes announce their admin listener, which is how the harness sees them up.
+        ("MAILPUSH_ADMIN_LISTEN", "127.0.0.1:0".to_string()),
+    ])
+    .await;
     // The database and its schema first (the CLI migrates it), then the nodes.
     let bulk_creds = create_account(&env, "bulk").await;
     let api_a = ServerProcess::start("mailpush-api", &[], &env).await;

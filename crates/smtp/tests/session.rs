@@ -599,50 +599,49 @@ async fn without_auth_or_trust_mail_is_refused() {
     assert_eq!(c.cmd(&format!("MAIL FROM:<{LOGIN}>")).await.0, 530);
 }
 
-#[tokio::test]
-async fn suspended_accounts_are_refused() {
-    let w = world(
+/// A world whose loopback clients submit without AUTH as the account `shop`.
+async fn trusted_world() -> World {
+    world(
         |s| {
             s.smtp_trusted_networks = vec!["127.0.0.1/32".into()];
             s.smtp_trusted_account = Some("shop".into());
         },
         |_| {},
     )
-    .await;
+    .await
+}
+
+/// One mail in a session of its own, without AUTH: the reply to its DATA.
+async fn trusted_session_send(w: &World, subject: &str) -> (u16, String) {
+    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
+    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
+    send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, subject)).await
+}
+
+#[tokio::test]
+async fn suspended_accounts_are_refused() {
+    let w = trusted_world().await;
     w.store
         .accounts()
         .set_account_suspended(w.account.id, true)
         .await
         .expect("suspend");
-    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
-    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
-    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "x")).await;
+    let (code, text) = trusted_session_send(&w, "x").await;
     assert_eq!(code, 550, "{text}");
     assert!(text.starts_with("5.7.1") && text.contains("suspended"), "{text}");
 }
 
 #[tokio::test]
 async fn a_suspension_reaches_the_next_trusted_session_at_once() {
-    let w = world(
-        |s| {
-            s.smtp_trusted_networks = vec!["127.0.0.1/32".into()];
-            s.smtp_trusted_account = Some("shop".into());
-        },
-        |_| {},
-    )
-    .await;
+    let w = trusted_world().await;
     // The first session reads the trusted account (and the process remembers it).
-    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
-    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
-    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "x")).await;
+    let (code, text) = trusted_session_send(&w, "x").await;
     assert_eq!(code, 250, "{text}");
     w.core
         .set_account_suspended_by_name("shop", true)
         .await
         .expect("suspend");
-    let (mut c, _) = Client::connect(w.addr, &w.cert).await;
-    assert_eq!(c.cmd("EHLO client.test").await.0, 250);
-    let (code, text) = send_one(&mut c, LOGIN, &[RCPT], &message(LOGIN, RCPT, "y")).await;
+    let (code, text) = trusted_session_send(&w, "y").await;
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("suspended"), "{text}");
 }
