@@ -236,6 +236,16 @@ pub(crate) fn limited_accounts(msgs: &[(NewMessage, Option<AdmissionLimits>)]) -
     accounts
 }
 
+/// The oldest second a batch's checked messages were requested in: the per-second counts `decide` may need are
+/// those from it on.
+pub(crate) fn oldest_checked_second(msgs: &[(NewMessage, Option<AdmissionLimits>)]) -> i64 {
+    msgs.iter()
+        .filter(|(_, lim)| lim.is_some())
+        .map(|(m, _)| m.request_ms.div_euclid(1000) * 1000)
+        .min()
+        .unwrap_or(0)
+}
+
 /// The messages of a batch that [`decide_batch`] admitted (`refusals` in batch order), in batch order.
 pub(crate) fn admitted<'m>(
     msgs: &'m [(NewMessage, Option<AdmissionLimits>)],

@@ -556,12 +556,7 @@ async fn check_limits(
         states.insert(row.try_get("account_id")?, st);
     }
     // Per-second counts from the batch's oldest second on (every second `decide` may count a mail in).
-    let oldest_second = msgs
-        .iter()
-        .filter(|(_, lim)| lim.is_some())
-        .map(|(m, _)| m.request_ms.div_euclid(1000) * 1000)
-        .min()
-        .unwrap_or(0);
+    let oldest_second = crate::limits::oldest_checked_second(msgs);
     let seconds = sqlx::query(
         "SELECT account_id, second_ms, sends FROM account_send_seconds WHERE account_id = ANY($1) AND second_ms >= $2",
     )

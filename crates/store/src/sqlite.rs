@@ -502,12 +502,7 @@ async fn check_limits(
         list.push_unseparated(")");
     }
     // Per-second counts from the batch's oldest second on (every second `decide` may count a mail in).
-    let oldest_second = msgs
-        .iter()
-        .filter(|(_, lim)| lim.is_some())
-        .map(|(m, _)| m.request_ms.div_euclid(1000) * 1000)
-        .min()
-        .unwrap_or(0);
+    let oldest_second = crate::limits::oldest_checked_second(msgs);
     let mut second_reads = Vec::new();
     for account in &accounts {
         second_reads.push((
