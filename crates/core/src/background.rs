@@ -10,18 +10,33 @@ use tokio::task::JoinHandle;
 pub struct BackgroundTask {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Tasks that only serve this one (e.g. a listener that wakes it), aborted once it has stopped.
+    helpers: Vec<JoinHandle<()>>,
 }
 
 impl BackgroundTask {
     /// A handle over `task`, which watches the receiving side of `stop` and returns once it reads `true`.
     pub fn new(stop: watch::Sender<bool>, task: JoinHandle<()>) -> BackgroundTask {
-        BackgroundTask { stop, task }
+        BackgroundTask {
+            stop,
+            task,
+            helpers: Vec::new(),
+        }
+    }
+
+    /// The same handle, aborting `helper` once the task has stopped.
+    pub(crate) fn with_helper(mut self, helper: JoinHandle<()>) -> BackgroundTask {
+        self.helpers.push(helper);
+        self
     }
 
     /// Tells the task to stop and waits until it has (work in progress finishes first).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        for helper in self.helpers {
+            helper.abort();
+        }
     }
 }
 

@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+/// At most one wake-up by other processes' trigger mail (PostgreSQL) per this long: it is claimed together.
+const QUEUED_GATHER: Duration = Duration::from_millis(20);
+
 /// Longest wait for a batch of permits when every one is busy, before claiming for the few that are free.
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
@@ -971,14 +974,25 @@ impl Delivery {
             warmup: warmup::ramp_from_settings(s)?,
             source_pools: source_ips::PoolAssignments::new(self.env.store.clone()),
         };
-        Ok(spawn(
+        // Other processes sharing a PostgreSQL database enqueue too; they wake this worker through it.
+        let listener = self
+            .env
+            .store
+            .queue()
+            .wake_on_queued(self.wake.clone(), QUEUED_GATHER)
+            .await?;
+        let worker = spawn(
             self.env.store.clone(),
             transport,
             self.env.clock.clone(),
             cfg,
             self.wake.clone(),
             MessageSigner::new(self.identities.clone(), signing_pool),
-        ))
+        );
+        Ok(match listener {
+            Some(listener) => worker.with_helper(listener),
+            None => worker,
+        })
     }
 }
 

@@ -123,7 +123,8 @@ pub use warmup::{DomainOutcomes, DomainWarmupRow, Warmup, WarmupRamp};
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// PostgreSQL: pool size (at least 2). SQLite: size of the reader pool (writes always use one connection).
+    /// PostgreSQL: pool size (at least 2; a worker's [`Queue::wake_on_queued`] holds one of them). SQLite: size
+    /// of the reader pool (writes always use one connection).
     pub max_connections: u32,
     /// Most enqueues written by one group-commit transaction.
     pub group_commit_max_batch: usize,

@@ -527,6 +527,62 @@ pub(crate) async fn insert_batch(
     Ok(crate::handoff::InsertedBatch::new(refusals, ids))
 }
 
+/// The channel of [`QueuedAnnouncer`] (the same expression is in its statement): one per schema, so that
+/// stores sharing a database in different schemas do not wake each other. PostgreSQL refuses channel names of
+/// 64 bytes or more.
+const QUEUED_CHANNEL: &str = "SELECT left('mailpush_queued:' || current_schema(), 63)";
+
+/// Tells the workers listening on this schema's channel ([`queued_listener`]) that mail is due, in a
+/// statement of its own after the enqueue committed: PostgreSQL serializes the commits of notifying
+/// transactions database-wide, which inside the enqueue would hold every other api node's commit (and its
+/// fsync) back. Announcements asked for while one is sent fold into the next.
+pub(crate) struct QueuedAnnouncer {
+    asked: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl QueuedAnnouncer {
+    /// Starts the task that sends the announcements on `pool`.
+    pub(crate) fn start(pool: PgPool) -> QueuedAnnouncer {
+        let asked = std::sync::Arc::new(tokio::sync::Notify::new());
+        let waiting = asked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                waiting.notified().await;
+                match sqlx::query("SELECT pg_notify(left('mailpush_queued:' || current_schema(), 63), '')")
+                    .execute(&pool)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(sqlx::Error::PoolClosed) => break,
+                    // The workers' idle poll still finds the mail.
+                    Err(e) => tracing::warn!(error = %e, "announcing queued mail failed"),
+                }
+            }
+        });
+        QueuedAnnouncer { asked, task }
+    }
+
+    /// Asks for an announcement (returns at once).
+    pub(crate) fn announce(&self) {
+        self.asked.notify_one();
+    }
+}
+
+impl Drop for QueuedAnnouncer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A listener on the channel of [`QueuedAnnouncer`], on a connection of its own from `pool`.
+pub(crate) async fn queued_listener(pool: &PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let channel: String = sqlx::query_scalar(QUEUED_CHANNEL).fetch_one(pool).await?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(&channel).await?;
+    Ok(listener)
+}
+
 /// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked
 /// `FOR UPDATE` in id order (so api processes sharing the database serialize per account and never deadlock),
 /// their per-second counts and the recipients' sends of the last hour read in one query each, the decision made in memory in batch order, and

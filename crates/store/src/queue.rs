@@ -1,12 +1,13 @@
 //! The delivery queue: enqueue (group commit), claim under a lease, outcomes, statuses. The per-lane claim and
 //! outcome batches differ per backend: they are [`crate::sql::Dialect`] methods in `sqlite.rs` and `pg.rs`.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use mailpush_model::DeliverStatus;
 use mailpush_model::{MessageId, SendStatus};
 use sqlx::{FromRow, Postgres, Sqlite};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::deliveries::DeliveryState;
 use crate::delivery_rows::deliver_status;
@@ -16,6 +17,7 @@ use crate::{
     HandOffs, LANES, LeaseToken, NewMessage, QueueCounts, StatusQuery, Store, StoreError, WarmupRamp, committer,
     handoff,
 };
+use crate::{Db, pg};
 
 /// The delivery queue ([`Store::queue`]).
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,53 @@ impl Queue<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(target);
         receiver
+    }
+
+    /// PostgreSQL: a task that calls `wake.notify_one()` when a process sharing the database (this one
+    /// included) commits trigger mail that it handed to no worker of its own, so that the worker nodes of a
+    /// split deployment start on it at once rather than at their next idle poll. At most one wake-up per
+    /// `gather`: what is announced meanwhile is claimed together. `None` on SQLite, where the only enqueuer is
+    /// this process. Notifications lost while the connection is down are made up for by one wake-up after
+    /// each reconnect; the task ends when the store closes.
+    pub async fn wake_on_queued(
+        self,
+        wake: Arc<Notify>,
+        gather: std::time::Duration,
+    ) -> Result<Option<JoinHandle<()>>, StoreError> {
+        let Db::Postgres(pool) = &self.store.inner.db else {
+            return Ok(None);
+        };
+        let mut listener = pg::queued_listener(pool).await?;
+        Ok(Some(tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    // `None`: reconnected, and what was announced meanwhile is lost.
+                    Ok(_) => {}
+                    Err(sqlx::Error::PoolClosed) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for queued mail failed; retrying in a second");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                // What is announced within `gather` of a wake-up is claimed by one more wake-up at its end.
+                loop {
+                    wake.notify_one();
+                    let until = tokio::time::Instant::now() + gather;
+                    let mut more = false;
+                    while let Ok(received) = tokio::time::timeout_at(until, listener.try_recv()).await {
+                        match received {
+                            Ok(_) => more = true,
+                            Err(sqlx::Error::PoolClosed) => return,
+                            Err(_) => break,
+                        }
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+            }
+        })))
     }
 
     async fn enqueue_inner(

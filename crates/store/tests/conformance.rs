@@ -23,6 +23,7 @@ conformance!(
     accounts,
     enqueue_claim_deliver,
     hand_off_leases_fresh_mail_in_its_commit,
+    other_processes_are_woken_by_queued_mail,
     claim_order,
     not_claimable_before_due,
     deferred_retried_delivered,
@@ -307,6 +308,39 @@ async fn enqueue_claim_deliver(ctx: Ctx) {
 /// `enqueue_fresh` with a worker taking hand-offs: the deliveries are leased in the commit and handed over
 /// with the MIME; they are not claimable, their lease records outcomes like a claim's, and without room the
 /// mail is queued for a claim instead.
+/// Trigger mail committed by one process (an API node) wakes the workers of the others sharing the database,
+/// so a split deployment does not wait for its workers' idle poll. SQLite has one process: nothing to listen to.
+async fn other_processes_are_woken_by_queued_mail(ctx: Ctx) {
+    let api_node = &ctx.store;
+    let acc = account(api_node, "a").await;
+    let worker_node = ctx.open(StoreOptions::default()).await;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let listener = worker_node
+        .queue()
+        .wake_on_queued(wake.clone(), std::time::Duration::from_millis(20))
+        .await
+        .expect("listen");
+    if api_node.backend() == mailpush_store::Backend::Sqlite {
+        assert!(listener.is_none());
+        return;
+    }
+    let listener = listener.expect("a listener on PostgreSQL");
+    for round in 0..2 {
+        let m = message(acc.id, Lane::Trigger, T0, T0, &["x@one.example"]);
+        api_node.queue().enqueue(m).await.expect("enqueue");
+        // Bounded so that a missing notification fails the test instead of hanging it.
+        tokio::time::timeout(std::time::Duration::from_secs(30), wake.notified())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the other store was not woken"));
+    }
+    worker_node.close().await;
+    // Closing the store ends the listener.
+    tokio::time::timeout(std::time::Duration::from_secs(30), listener)
+        .await
+        .expect("the listener ends with its store")
+        .expect("the listener task");
+}
+
 async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
