@@ -128,36 +128,40 @@ async fn sender(
     (creds, from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_apis_and_two_workers_on_one_postgres() {
-    let Some(schema) = PgSchema::create("scaleout_e2e").await else {
-        return;
-    };
-    let MailWorld {
-        dns,
-        sink,
-        env,
-        dir: _dir,
-    } = mail_world(&[
+/// A fresh schema `name` (`None` without PostgreSQL), and the DNS authority, the sink and the nodes' environment
+/// on its database, plus `extra` settings.
+async fn world_on(name: &str, extra: &[(&str, String)]) -> Option<(PgSchema, MailWorld)> {
+    let schema = PgSchema::create(name).await?;
+    let mut settings = vec![
         ("MAILPUSH_DATABASE_URL", schema.url.clone()),
         // The worker nodes announce their admin listener, which is how the harness sees them up.
         ("MAILPUSH_ADMIN_LISTEN", "127.0.0.1:0".to_string()),
-    ])
-    .await;
+    ];
+    settings.extend(extra.iter().cloned());
+    let world = mail_world(&settings).await;
+    Some((schema, world))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_apis_and_two_workers_on_one_postgres() {
+    let Some((schema, world)) = world_on("scaleout_e2e", &[]).await else {
+        return;
+    };
+    let (dns, sink, env) = (&world.dns, &world.sink, &world.env);
     // The database and its schema first (the CLI migrates it), then the nodes.
-    let bulk_creds = create_account(&env, "bulk").await;
-    let api_a = ServerProcess::start("mailpush-api", &[], &env).await;
-    let api_b = ServerProcess::start("mailpush-api", &[], &env).await;
-    let worker_a = ServerProcess::start("mailpush-worker", &[], &env).await;
-    let worker_b = ServerProcess::start("mailpush-worker", &[], &env).await;
+    let bulk_creds = create_account(env, "bulk").await;
+    let api_a = ServerProcess::start("mailpush-api", &[], env).await;
+    let api_b = ServerProcess::start("mailpush-api", &[], env).await;
+    let worker_a = ServerProcess::start("mailpush-worker", &[], env).await;
+    let worker_b = ServerProcess::start("mailpush-worker", &[], env).await;
     let apis = [api_a.api_addr.clone(), api_b.api_addr.clone()];
     let clients_of = |creds: &Credentials| apis.iter().map(|a| ApiClient::new(a, creds)).collect::<Vec<_>>();
 
     // The bulk account: no rate limit, a high level; the other accounts each have one limit under test.
     let bulk_from = "news@bulk.example.com".to_string();
-    verified_sender(&ApiClient::new(&apis[0], &bulk_creds), &dns, &bulk_from).await;
+    verified_sender(&ApiClient::new(&apis[0], &bulk_creds), dns, &bulk_from).await;
     mailpush_cli(
-        &env,
+        env,
         &[
             "account",
             "set",
@@ -171,8 +175,8 @@ async fn two_apis_and_two_workers_on_one_postgres() {
     .await;
     let quota_cap = QUOTA.to_string();
     let (quota_creds, quota_from) = sender(
-        &env,
-        &dns,
+        env,
+        dns,
         &apis[1],
         "quota",
         &["--sends-per-second", "1000000", "--daily-cap", &quota_cap],
@@ -180,15 +184,15 @@ async fn two_apis_and_two_workers_on_one_postgres() {
     .await;
     let per_hour = CAP.to_string();
     let (cap_creds, cap_from) = sender(
-        &env,
-        &dns,
+        env,
+        dns,
         &apis[0],
         "cap",
         &["--sends-per-second", "1000000", "--per-recipient-per-hour", &per_hour],
     )
     .await;
     let rate = RATE.to_string();
-    let (rate_creds, rate_from) = sender(&env, &dns, &apis[1], "rate", &["--sends-per-second", &rate]).await;
+    let (rate_creds, rate_from) = sender(env, dns, &apis[1], "rate", &["--sends-per-second", &rate]).await;
 
     // Delivery: every accepted mail once, spread over both APIs, delivered by whichever worker claims it.
     let bulk = spread(
@@ -349,6 +353,149 @@ async fn two_apis_and_two_workers_on_one_postgres() {
         "mails refused at admission must never arrive: {by_rcpt:?}"
     );
 
+    for node in [api_a, api_b, worker_a, worker_b] {
+        node.terminate().await;
+    }
+    schema.drop_schema().await;
+}
+
+const BATCH_QUOTA: usize = 25;
+const BATCH_LIST: usize = 20;
+const BATCH_API_TRIES: usize = 20;
+
+/// Batch tasks fed by the runners of both worker nodes, in small chunks, while SendEmail calls arrive over both
+/// APIs: with a daily quota of N, exactly N recipients are admitted over all paths together, the tasks pause
+/// with the rest, and exactly those N mails arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_runners_and_apis_share_the_daily_quota_exactly() {
+    // Small chunks and quick rounds: the two runners and the API sends interleave many times.
+    let quick = [
+        ("MAILPUSH_BATCH_CHUNK", "3".to_string()),
+        ("MAILPUSH_BATCH_POLL_MS", "20".to_string()),
+    ];
+    let Some((schema, world)) = world_on("scaleout_batch_e2e", &quick).await else {
+        return;
+    };
+    let (dns, sink, env) = (&world.dns, &world.sink, &world.env);
+    let creds = create_account(env, "bq").await;
+    let api_a = ServerProcess::start("mailpush-api", &[], env).await;
+    let api_b = ServerProcess::start("mailpush-api", &[], env).await;
+    let apis = [api_a.api_addr.clone(), api_b.api_addr.clone()];
+    let clients: Vec<ApiClient> = apis.iter().map(|a| ApiClient::new(a, &creds)).collect();
+    let from = "news@bq.example.com".to_string();
+    verified_sender(&clients[0], dns, &from).await;
+    let quota = BATCH_QUOTA.to_string();
+    mailpush_cli(
+        env,
+        &[
+            "account",
+            "set",
+            "bq",
+            "--sends-per-second",
+            "1000000",
+            "--daily-cap",
+            &quota,
+        ],
+    )
+    .await;
+    let call = |client: &ApiClient, action: &'static str, params: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let r = client.call(action, &params).await;
+            assert!(r.get("Error").is_none(), "{action}: {r}");
+            r
+        }
+    };
+    let r = call(
+        &clients[0],
+        "CreateEmailTemplate",
+        json!({ "TemplateName": "t", "TemplateContent": { "Text": b64(b"Hello {{name}}, this is the weekly news of our shop: new arrivals, opening hours and offers.") } }),
+    )
+    .await;
+    let template = r["TemplateID"].as_i64().expect("TemplateID");
+    let mut tasks = Vec::new();
+    for list in ["one", "two"] {
+        let r = call(
+            &clients[0],
+            "CreateReceiver",
+            json!({ "ReceiversName": list, "Desc": "" }),
+        )
+        .await;
+        let receiver = r["ReceiverId"].as_i64().expect("ReceiverId");
+        let datas: Vec<serde_json::Value> = (0..BATCH_LIST)
+            .map(|i| json!({ "Email": format!("{list}{i}@example.org"), "TemplateData": json!({ "name": i }).to_string() }))
+            .collect();
+        call(
+            &clients[1],
+            "CreateReceiverDetailWithData",
+            json!({ "ReceiverId": receiver, "Datas": datas }),
+        )
+        .await;
+        tasks.push((receiver, list));
+    }
+    // Nodes with batch runners start now, so both runners find both tasks at once.
+    let worker_a = ServerProcess::start("mailpush-worker", &[], env).await;
+    let worker_b = ServerProcess::start("mailpush-worker", &[], env).await;
+    let mut ids = Vec::new();
+    for (receiver, _) in &tasks {
+        let r = call(
+            &clients[0],
+            "BatchSendEmail",
+            json!({
+                "FromEmailAddress": from,
+                "ReceiverId": receiver,
+                "Subject": "batch",
+                "TaskType": 1,
+                "Template": { "TemplateID": template, "TemplateData": "{}" },
+            }),
+        )
+        .await;
+        ids.push(r["TaskId"].as_i64().expect("TaskId"));
+    }
+    let sent = spread(
+        &clients,
+        &from,
+        (0..BATCH_API_TRIES).map(|i| format!("api{i}@example.org")).collect(),
+    )
+    .await;
+    let (api_ok, codes) = split(&sent);
+    assert!(
+        codes.iter().all(|c| c == "FailedOperation.ExceedSendLimit"),
+        "{codes:?}"
+    );
+    // Each task ends paused (the quota ran out) or done (its whole list fed).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let fed: i64 = loop {
+        let r = call(&clients[1], "ListSendTasks", json!({ "Offset": 0, "Limit": 10 })).await;
+        let listed = r["Data"].as_array().cloned().unwrap_or_default();
+        let mine: Vec<&serde_json::Value> = listed
+            .iter()
+            .filter(|t| ids.contains(&t["TaskId"].as_i64().unwrap_or(0)))
+            .collect();
+        if mine.len() == ids.len() && mine.iter().all(|t| t["TaskStatus"] == 6 || t["TaskStatus"] == 10) {
+            assert!(
+                mine.iter().any(|t| t["TaskStatus"] == 6),
+                "40 + 20 recipients cannot fit {BATCH_QUOTA}: {r}"
+            );
+            break mine.iter().map(|t| t["SendCount"].as_i64().unwrap_or(0)).sum();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tasks never settled: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let admitted = api_ok.len() + usize::try_from(fed).expect("count");
+    assert_eq!(admitted, BATCH_QUOTA, "{} by API + {fed} by batch", api_ok.len());
+    let q = call(&clients[0], "GetSendQuota", json!({})).await;
+    assert_eq!(q["SentToday"], BATCH_QUOTA, "{q}");
+    assert_eq!(q["RemainingToday"], 0, "{q}");
+    sink.wait_for_count(BATCH_QUOTA, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {} of {BATCH_QUOTA} delivered", sink.message_count()));
+    // Nothing beyond the quota arrives later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.message_count(), BATCH_QUOTA);
+    for to in api_ok.keys() {
+        assert_eq!(sink.messages_for(to).len(), 1, "{to}");
+    }
     for node in [api_a, api_b, worker_a, worker_b] {
         node.terminate().await;
     }

@@ -4,17 +4,19 @@
 //! tasks (to start and due, sending, or paused from a previous day) and gives each ONE chunk, so several tasks
 //! of one account or domain share its allowance fairly (round-robin). A chunk is:
 //! 1. the account's open deliveries below `batch_queue_window` (the queue is topped up, never flooded);
-//! 2. [`Mailpush::remaining_today`] above 0, else the task pauses (status 6, the rest counted in CacheCount)
+//! 2. [`Mailpush::batch_allowance`] above 0, else the task pauses (status 6, the rest counted in CacheCount)
 //!    until the next UTC day, when it resumes by itself where it stopped;
 //! 3. each recipient admitted through [`Mailpush::prepare_message`], SendEmail's admission path (template
 //!    rendered with the task's TemplateData under the recipient's own, sender gate, and whatever quota and
 //!    suppression rules admission applies; recipients admission drops, e.g. SendStatus 1007/1013, are counted
 //!    as skipped);
-//! 4. the messages enqueued and the task's cursor (last list detail id) advanced in ONE transaction
-//!    ([`mailpush_core::TaskRuns::feed_chunk`], a compare-and-swap on the cursor). A kill before the commit
-//!    leaves nothing, after it the cursor says so: a restart never feeds anyone twice, and two runners on one
-//!    PostgreSQL database never both feed the same chunk. Tasks are also leased to one runner at a time, so
-//!    they do not waste work racing.
+//! 4. the messages enqueued, their recipients counted against the account's daily limit and the task's cursor
+//!    (last list detail id) advanced in ONE transaction ([`mailpush_core::TaskRuns::feed_chunk`], a
+//!    compare-and-swap on the cursor, a conditional update of the daily counter). A kill before the commit
+//!    leaves nothing, after it the cursor says so: a restart never feeds anyone twice, two runners on one
+//!    PostgreSQL database never both feed the same chunk, and no mix of runners and API processes takes an
+//!    account past its daily limit (a chunk that no longer fits is prepared again, smaller, or the task
+//!    pauses). Tasks are also leased to one runner at a time, so they do not waste work racing.
 //!
 //! Recurring tasks (type 3) restart the list every `IntervalTime` hours from `BeginTime` until `TermCycle`.
 
@@ -28,7 +30,7 @@ use mailpush_model::batch::TaskStatus;
 use mailpush_model::clock::{DAY_MS, day_start};
 use mailpush_model::{ErrorCode, TriggerType};
 use mailpush_model::{
-    batch::{SendTaskRow, TaskChunk, TaskRunUpdate},
+    batch::{ChunkFeed, SendTaskRow, TaskChunk, TaskRunUpdate},
     queue::NewMessage,
 };
 use tokio::sync::watch;
@@ -225,20 +227,16 @@ impl Runner {
         if open >= self.cfg.window {
             return Ok(false);
         }
-        let sender_domain = task
-            .task
-            .from_address
-            .rsplit_once('@')
-            .map(|(_, d)| d.trim_end_matches('>').to_string())
-            .unwrap_or_default();
-        let remaining = self.core.remaining_today(&account, &sender_domain).await?;
-        if remaining == Some(0) {
+        let allowance = self.core.batch_allowance(&account).await?;
+        let remaining = allowance.remaining();
+        if remaining == 0 {
             return self.pause(&task).await;
         }
-        let mut want = self.cfg.chunk.min(self.cfg.window - open);
-        if let Some(r) = remaining {
-            want = want.min(i64::try_from(r).unwrap_or(i64::MAX));
-        }
+        let want = self
+            .cfg
+            .chunk
+            .min(self.cfg.window - open)
+            .min(i64::try_from(remaining).unwrap_or(i64::MAX));
         let details = runs.receiver_walk(task.task.receiver_id, task.cursor, want).await?;
         if details.is_empty() {
             return self.finish_run(&task).await;
@@ -316,9 +314,13 @@ impl Runner {
                 sent,
                 skipped,
                 now_ms: self.core.now_ms(),
+                daily_limit: Some(allowance.daily_limit),
             };
-            if !runs.feed_chunk(&chunk).await? {
-                return Ok(false);
+            match runs.feed_chunk(&chunk).await? {
+                ChunkFeed::Fed => {}
+                // Another runner's chunk stands; or other sends used the allowance meanwhile: the next round
+                // reads it again and feeds what still fits, or pauses.
+                ChunkFeed::CursorMoved | ChunkFeed::OverDailyLimit => return Ok(false),
             }
             self.core.wake_worker();
             task.cursor = cursor;

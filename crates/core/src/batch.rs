@@ -1,7 +1,7 @@
 //! Batch sending, request side: recipient lists (CreateReceiver, CreateReceiverDetail[WithData],
 //! ListReceivers, ListReceiverDetails, DeleteReceiver) and tasks (BatchSendEmail, ListSendTasks). The runner
 //! that feeds tasks into the queue lives in the `mailpush-batch` crate; it admits every mail through
-//! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::remaining_today`] for the allowance.
+//! [`Mailpush::prepare_message`] (SendEmail's admission) and asks [`Mailpush::batch_allowance`] for the allowance.
 
 use crate::Env;
 use crate::{AccountContext, CoreError};
@@ -661,8 +661,12 @@ impl TaskRuns<'_> {
         Ok(self.store.batch().open_deliveries(account).await?)
     }
 
-    /// Enqueues a chunk's messages and advances the cursor in one transaction; `false` if the cursor moved.
-    pub async fn feed_chunk(&self, chunk: &mailpush_model::batch::TaskChunk) -> Result<bool, CoreError> {
+    /// Enqueues a chunk's messages, advances the cursor and counts the recipients against the daily limit in one
+    /// transaction; nothing is written if the cursor moved or the limit would be passed.
+    pub async fn feed_chunk(
+        &self,
+        chunk: &mailpush_model::batch::TaskChunk,
+    ) -> Result<mailpush_model::batch::ChunkFeed, CoreError> {
         Ok(self.store.batch().feed_task_chunk(chunk).await?)
     }
 

@@ -156,6 +156,7 @@ pub use configuration_sets::{
 pub use console_queries::{MessageQuery, MessageTimeline, TaskAction};
 pub use console_users::{ConsoleSession, ConsoleUser};
 pub use contact_lists::{TopicUnsubscribe, receives};
+pub use daily_quota::BatchAllowance;
 pub use dmarc_reports::{DmarcReport, DmarcReportRequest, DmarcSourceDay};
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::{CoreError, StorageError};
@@ -668,14 +669,10 @@ impl Mailpush {
     }
 
     // Limits
-    /// Recipients `account` may still send today; `None` = no daily limit. `sender_domain` is the domain the
-    /// mail goes out from (quotas per domain plug in here).
-    pub async fn remaining_today(
-        &self,
-        account: &AccountContext,
-        sender_domain: &str,
-    ) -> Result<Option<u64>, CoreError> {
-        self.inner.limits.remaining_today(account, sender_domain).await
+    /// How many recipients batch sending may still admit for `account` today, and the limit each chunk is
+    /// counted against.
+    pub async fn batch_allowance(&self, account: &AccountContext) -> Result<BatchAllowance, CoreError> {
+        self.inner.limits.batch_allowance(account).await
     }
 
     // Engagement

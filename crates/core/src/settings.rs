@@ -247,8 +247,8 @@ pub struct Settings {
     pub max_domains_per_account: u32,
     /// Most sender addresses per domain (Tencent: 10).
     pub max_senders_per_domain: u32,
-    /// Batch sending: recipients one account may send per UTC day (0 = unlimited). The placeholder behind
-    /// `Mailpush::remaining_today` until the reputation quota replaces it.
+    /// Batch sending: a cap below the account's daily quota while batch tasks send (0 = the quota alone): a
+    /// task pauses once the account's recipients of the UTC day, on every path, reach it.
     pub batch_daily_quota: u64,
     /// Most recipient lists per account.
     pub batch_max_receivers_per_account: u32,

@@ -200,6 +200,20 @@ pub struct TaskChunk {
     pub skipped: i64,
     /// Unix ms.
     pub now_ms: i64,
+    /// The most recipients the account may have admitted on `now_ms`'s UTC day, this chunk's included, on every
+    /// path (the counter `SendEmail` and SMTP admission count against); `None` = not limited.
+    pub daily_limit: Option<i64>,
+}
+
+/// What feeding a [`TaskChunk`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkFeed {
+    /// Messages stored, cursor and counters moved.
+    Fed,
+    /// Another runner moved the cursor first: nothing written.
+    CursorMoved,
+    /// The chunk's recipients would take the account past [`TaskChunk::daily_limit`]: nothing written.
+    OverDailyLimit,
 }
 
 /// A state change of a task, applied only if its cursor is still `expected_cursor`.

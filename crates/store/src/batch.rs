@@ -14,8 +14,8 @@ use crate::sql::{Conn, builder, page, query};
 use crate::{AccountId, Store, StoreError};
 
 pub use mailpush_model::batch::{
-    DetailPage, NewReceiverDetail, NewSendTask, ReceiverDetailRow, ReceiverRow, ReceiverStatus, SendTaskRow, TaskChunk,
-    TaskRunUpdate, TaskStatus,
+    ChunkFeed, DetailPage, NewReceiverDetail, NewSendTask, ReceiverDetailRow, ReceiverRow, ReceiverStatus, SendTaskRow,
+    TaskChunk, TaskRunUpdate, TaskStatus,
 };
 
 /// What [`Batch::add_receiver_details`] did.
@@ -528,8 +528,13 @@ impl Batch<'_> {
     }
 
     /// Enqueues a chunk's messages and advances the task's cursor and counters in one transaction, if the
-    /// cursor is still `expected_cursor`; `false` (nothing written) otherwise.
-    pub async fn feed_task_chunk(self, c: &TaskChunk) -> Result<bool, StoreError> {
+    /// cursor is still `expected_cursor` and the chunk fits the account's [`TaskChunk::daily_limit`]; nothing is
+    /// written otherwise.
+    ///
+    /// The chunk's admitted recipients are added to the account's daily counter (`account_limits`, the one
+    /// admission checks) in the same transaction, by an update conditional on the limit: runners and API
+    /// processes sharing the database serialize on that row, so no interleaving takes the account past it.
+    pub async fn feed_task_chunk(self, c: &TaskChunk) -> Result<ChunkFeed, StoreError> {
         self.store
             .guarded(async {
                 let mut tx = self.store.writer().begin_write().await?;
@@ -548,14 +553,17 @@ impl Batch<'_> {
                 .await?;
                 if !moved {
                     // Another runner moved the cursor: its chunk stands, ours is dropped.
-                    return Ok(false);
+                    return Ok(ChunkFeed::CursorMoved);
+                }
+                if !count_towards_daily_limit(&mut conn, c).await? {
+                    return Ok(ChunkFeed::OverDailyLimit);
                 }
                 if !c.messages.is_empty() {
                     conn.insert_messages(&c.messages, self.store.inner.opts.retain_bodies)
                         .await?;
                 }
                 tx.commit().await?;
-                Ok(true)
+                Ok(ChunkFeed::Fed)
             })
             .await
     }
@@ -598,4 +606,43 @@ impl Batch<'_> {
             .scalar(self.store.guarded_reader())
             .await
     }
+}
+
+/// Adds a chunk's admitted recipients to each account's daily counter, unless that takes one past the chunk's
+/// limit; `false` (counters unchanged) then. Like admission, a counter of an earlier day starts again from zero
+/// and one of a later day (another process's clock ahead) is never moved back.
+async fn count_towards_daily_limit(conn: &mut Conn<'_>, c: &TaskChunk) -> Result<bool, StoreError> {
+    let mut per_account: Vec<(AccountId, i64)> = Vec::new();
+    for m in &c.messages {
+        let admitted = m.recipients.iter().filter(|r| r.send_status.is_ok()).count();
+        let admitted = i64::try_from(admitted).unwrap_or(i64::MAX);
+        match per_account.iter_mut().find(|(a, _)| *a == m.account_id) {
+            Some((_, n)) => *n += admitted,
+            None => per_account.push((m.account_id, admitted)),
+        }
+    }
+    let day = mailpush_model::clock::day_start(c.now_ms);
+    let limit = c.daily_limit.unwrap_or(i64::MAX);
+    for (account, admitted) in per_account.into_iter().filter(|(_, n)| *n > 0) {
+        query("INSERT INTO account_limits (account_id) VALUES ($1) ON CONFLICT (account_id) DO NOTHING")
+            .bind(account)
+            .execute(&mut *conn)
+            .await?;
+        let counted = query(
+            "UPDATE account_limits SET \
+             day_count = (CASE WHEN day_ms >= $1 THEN day_count ELSE 0 END) + $2, \
+             day_ms = CASE WHEN day_ms > $1 THEN day_ms ELSE $1 END \
+             WHERE account_id = $3 AND (CASE WHEN day_ms >= $1 THEN day_count ELSE 0 END) + $2 <= $4",
+        )
+        .bind(day)
+        .bind(admitted)
+        .bind(account)
+        .bind(limit)
+        .execute_changed(&mut *conn)
+        .await?;
+        if !counted {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

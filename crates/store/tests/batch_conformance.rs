@@ -2,6 +2,9 @@
 //! atomic chunk feed (messages + cursor in one transaction, compare-and-swap), on SQLite and PostgreSQL.
 
 use mailpush_model::Lane;
+use mailpush_model::batch::ChunkFeed;
+use mailpush_model::limits::AdmissionLimits;
+use mailpush_store::LimitRefusal;
 use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
     Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, ReceiverRow,
@@ -17,6 +20,7 @@ use common::Ctx;
 conformance!(
     receivers_scoped_counted_and_limited,
     chunk_feed_is_atomic_and_compare_and_swap,
+    chunks_and_admission_share_the_daily_limit_across_processes,
     receiver_in_use_cannot_be_deleted,
 );
 
@@ -162,14 +166,18 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
         sent: 1,
         skipped: 0,
         now_ms: T0,
+        daily_limit: None,
     };
-    assert!(batch.feed_task_chunk(&chunk).await.expect("feed"));
+    assert_eq!(batch.feed_task_chunk(&chunk).await.expect("feed"), ChunkFeed::Fed);
     // A second runner that read the same cursor cannot feed the same chunk again.
     let again = TaskChunk {
         messages: vec![message(a.id, "u1@example.org")],
         ..chunk.clone()
     };
-    assert!(!batch.feed_task_chunk(&again).await.expect("feed again"));
+    assert_eq!(
+        batch.feed_task_chunk(&again).await.expect("feed again"),
+        ChunkFeed::CursorMoved
+    );
     assert_eq!(
         batch.count_requests(a.id, T0, T0 + 1).await.expect("count"),
         1,
@@ -230,6 +238,135 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
             .await
             .expect("expired lease taken over")
     );
+}
+
+/// Two runners (two stores on one database, as two processes) feed chunks of two tasks of one account at the
+/// same time against a daily limit of 10: exactly 10 recipients are admitted, every refused chunk left nothing
+/// behind, and admission on the API path counts against the same counter.
+async fn chunks_and_admission_share_the_daily_limit_across_processes(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let other = ctx.open(mailpush_store::StoreOptions::default()).await;
+    let a = account(&store, "a").await;
+    let emails: Vec<String> = (0..8).map(|i| format!("u{i}@example.org")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (r, first) = list_with_task(&store, a.id, &emails).await;
+    let walk = store.batch().receiver_walk(r.id, 0, 10).await.expect("walk");
+    let second = store
+        .batch()
+        .create_send_task(&task(a.id, r.id), TaskStatus::ToStart)
+        .await
+        .expect("task")
+        .expect("created");
+    // Each task feeds its chunks of 3 recipients in order; both tasks race chunk for chunk.
+    let account_id = a.id;
+    let feed = |store: Store, id: i64| {
+        let walk = walk.clone();
+        async move {
+            let mut cursor = 0;
+            let mut fed = 0;
+            let mut refused = 0;
+            for part in walk.chunks(3) {
+                let last = part.last().expect("non-empty chunk").id;
+                let chunk = TaskChunk {
+                    task_id: id,
+                    expected_cursor: cursor,
+                    new_cursor: last,
+                    messages: part.iter().map(|d| message(account_id, &d.email)).collect(),
+                    sent: i64::try_from(part.len()).expect("small"),
+                    skipped: 0,
+                    now_ms: T0,
+                    daily_limit: Some(10),
+                };
+                match store.batch().feed_task_chunk(&chunk).await.expect("feed") {
+                    ChunkFeed::Fed => {
+                        fed += part.len();
+                        cursor = last;
+                    }
+                    ChunkFeed::OverDailyLimit => refused += 1,
+                    ChunkFeed::CursorMoved => panic!("only this runner moves its task's cursor"),
+                }
+            }
+            (fed, refused, cursor)
+        }
+    };
+    let ((fed_a, refused_a, cursor_a), (fed_b, refused_b, cursor_b)) =
+        tokio::join!(feed(store.clone(), first), feed(other.clone(), second));
+    // 8 + 8 recipients offered in chunks of 3, 3, 2: at most 10 fit, and chunks are whole, so 8 to 10.
+    let fed = fed_a + fed_b;
+    assert!((8..=10).contains(&fed), "fed {fed_a} + {fed_b}");
+    assert!(refused_a + refused_b >= 1, "some chunk must have been refused");
+    let stored = store.batch().count_requests(a.id, T0, T0 + 1).await.expect("count");
+    assert_eq!(
+        stored,
+        i64::try_from(fed).expect("small"),
+        "a refused chunk stores nothing"
+    );
+    for (id, cursor) in [(first, cursor_a), (second, cursor_b)] {
+        let t = store.batch().send_task(id).await.expect("get").expect("exists");
+        assert_eq!(t.cursor, cursor, "a refused chunk does not move the cursor");
+    }
+    let usage = store.limits().account_usage(a.id).await.expect("usage");
+    assert_eq!(usage.sent_on_day_of(T0), i64::try_from(fed).expect("small"));
+    // The API path sees the batch's recipients: with the limit at 10, three more do not fit.
+    let limits = AdmissionLimits {
+        sends_per_second: 1_000,
+        per_recipient_per_hour: 0,
+        daily_cap: 10,
+        level_quota: 10,
+    };
+    let api = common::message(
+        a.id,
+        "a@x.example",
+        T0,
+        T0 + 1000,
+        common::to_all(&["v1@example.org", "v2@example.org", "v3@example.org"]),
+    );
+    let refused = other.queue().enqueue_limited(api, limits).await;
+    assert!(
+        matches!(
+            &refused,
+            Err(mailpush_store::StoreError::Limit(LimitRefusal::Daily { .. }))
+        ),
+        "{refused:?}"
+    );
+    // What still fits is admitted, and the counter then stands at the limit: no chunk fits any more.
+    let left = 10 - i64::try_from(fed).expect("small");
+    if left > 0 {
+        let addresses: Vec<String> = (0..left).map(|i| format!("w{i}@example.org")).collect();
+        let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let api = common::message(a.id, "a@x.example", T0, T0 + 1000, common::to_all(&addresses));
+        other
+            .queue()
+            .enqueue_limited(api, limits)
+            .await
+            .expect("what fits is admitted");
+    }
+    let one_more = TaskChunk {
+        task_id: first,
+        expected_cursor: cursor_a,
+        new_cursor: cursor_a + 1_000,
+        messages: vec![message(a.id, "late@example.org")],
+        sent: 1,
+        skipped: 0,
+        now_ms: T0,
+        daily_limit: Some(10),
+    };
+    assert_eq!(
+        store.batch().feed_task_chunk(&one_more).await.expect("feed"),
+        ChunkFeed::OverDailyLimit
+    );
+    // The next UTC day starts from zero.
+    let tomorrow = TaskChunk {
+        now_ms: T0 + 86_400_000,
+        ..one_more
+    };
+    assert_eq!(
+        store.batch().feed_task_chunk(&tomorrow).await.expect("feed"),
+        ChunkFeed::Fed
+    );
+    let usage = store.limits().account_usage(a.id).await.expect("usage");
+    assert_eq!(usage.sent_on_day_of(T0 + 86_400_000), 1);
+    other.close().await;
 }
 
 async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
