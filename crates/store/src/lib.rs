@@ -192,6 +192,18 @@ impl Db {
         }
     }
 
+    /// The admission screens of several requests in one statement: (request index, 0 = blacklisted /
+    /// 1 = unsubscribed, address) rows.
+    async fn recipient_screen_rows(
+        &self,
+        qs: &[screen::OwnedScreenQuery],
+    ) -> Result<Vec<(i64, i32, String)>, StoreError> {
+        match self {
+            Db::Sqlite { reader, .. } => sqlite::recipient_screen_rows(reader, qs).await,
+            Db::Postgres(_) => suppression::screen_rows_built(self, qs).await,
+        }
+    }
+
     async fn close(&self) {
         match self {
             Db::Sqlite { writer, reader } => {

@@ -71,8 +71,8 @@ impl Script {
             return Ok(ScriptRows(rows));
         }
         rows.push(Vec::new());
-        // Not persistent: the multi-row statements differ in shape from batch to batch, so caching them would
-        // only evict the fixed-shape statements from the connection's cache.
+        // Prepared once per text and kept: sqlx caches a script whole, so each shape of batch is a statement of
+        // its own in the writer's cache, which is sized for them (`sqlite::WRITER_STATEMENT_CACHE`).
         let mut stream = Executor::fetch_many(&mut *conn, self.sql.build().persistent(true));
         while let Some(item) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
             match item? {

@@ -19,51 +19,20 @@ conformance!(
     custom_blacklist_crud_and_lookup,
     bounce_blacklist_list_and_delete_are_scoped,
     recipient_screen_finds_blacklists_and_unsubscribes_at_once,
+    screens_at_the_same_moment_each_get_their_own_answer,
 );
 
 async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
     let store = &ctx.store;
     let suppression = store.suppression();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
-    suppression
-        .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
-        .await
-        .expect("bounce");
-    suppression
-        .create_custom_blacklist(a.id, &["listed@y.example".to_string()], T0, None)
-        .await
-        .expect("custom");
-    suppression
-        .create_custom_blacklist(b.id, &["other@y.example".to_string()], T0, None)
-        .await
-        .expect("other account's");
-    assert!(
-        suppression
-            .unsubscribe(a.id, "shop.example", "Gone@y.example", T0)
-            .await
-            .expect("unsubscribe")
-    );
-    assert!(
-        suppression
-            .unsubscribe(a.id, "other.example", "free@y.example", T0)
-            .await
-            .expect("unsubscribe")
-    );
-    let recipients: Vec<String> = [
+    let (a, _) = seed_screened_lists(store).await;
+    let (recipients, keys) = addresses_and_keys(&[
         "Bounced@y.example",
         "listed@y.example",
         "other@y.example",
         "Gone@y.example",
         "free@y.example",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let keys: Vec<String> = recipients
-        .iter()
-        .map(|r| mailpush_store::normalize_blacklist_address(r))
-        .collect();
+    ]);
     let screen = |since| RecipientScreenQuery {
         account: a.id,
         sender_domain: "shop.example",
@@ -95,6 +64,122 @@ async fn recipient_screen_finds_blacklists_and_unsubscribes_at_once(ctx: Ctx) {
             .expect("empty"),
         RecipientScreen::default()
     );
+}
+
+/// Many screens at once go to the database together (one statement per gathered batch): each request still gets
+/// exactly its own account's lists, its own sending domain's unsubscribes, its own bounce period and its own
+/// moment for expiring custom entries.
+async fn screens_at_the_same_moment_each_get_their_own_answer(ctx: Ctx) {
+    let store = &ctx.store;
+    let (a, b) = seed_screened_lists(store).await;
+    let (recipients, keys) = addresses_and_keys(&[
+        "Bounced@y.example",
+        "listed@y.example",
+        "brief@y.example",
+        "other@y.example",
+        "Gone@y.example",
+        "Left@y.example",
+        "free@y.example",
+    ]);
+    // (account, sending domain, bounce period start, now) of each request, and what it must see.
+    let cases = |i: i64| {
+        let (account, domain) = if i % 2 == 0 {
+            (a.id, "shop.example")
+        } else {
+            (b.id, "news.example")
+        };
+        let since = if i % 3 == 0 { T0 } else { T0 + 1 };
+        let now = if i % 4 < 2 { T0 + 1 } else { T0 + 10 };
+        let mut blacklisted = Vec::new();
+        if since <= T0 {
+            blacklisted.push("bounced@y.example");
+        }
+        if account == a.id {
+            blacklisted.push("listed@y.example");
+            if now < T0 + 5 {
+                blacklisted.push("brief@y.example");
+            }
+        } else {
+            blacklisted.push("other@y.example");
+        }
+        blacklisted.sort_unstable();
+        let unsubscribed = if account == a.id {
+            "Gone@y.example"
+        } else {
+            "Left@y.example"
+        };
+        ((account, domain, since, now), blacklisted, vec![unsubscribed])
+    };
+    let mut screens = tokio::task::JoinSet::new();
+    for i in 0..48 {
+        let ((account, domain, since, now), blacklisted, unsubscribed) = cases(i);
+        let (store, recipients, keys) = (store.clone(), recipients.clone(), keys.clone());
+        screens.spawn(async move {
+            let mut got = store
+                .suppression()
+                .recipient_screen(RecipientScreenQuery {
+                    account,
+                    sender_domain: domain,
+                    recipients: &recipients,
+                    blacklist_keys: &keys,
+                    bounce_since_ms: since,
+                    now_ms: now,
+                })
+                .await
+                .expect("screen");
+            got.blacklisted.sort();
+            assert_eq!(got.blacklisted, blacklisted, "request {i}");
+            assert_eq!(got.unsubscribed, unsubscribed, "request {i}");
+        });
+    }
+    while let Some(done) = screens.join_next().await {
+        done.expect("screen task");
+    }
+}
+
+/// Accounts `a` and `b` and what the screens find: a bounce blacklist row (global, from `b`), custom entries of
+/// both (one of `a`'s expiring at T0 + 5), and unsubscribes from `a`'s two domains and `b`'s one.
+async fn seed_screened_lists(store: &Store) -> (Account, Account) {
+    let suppression = store.suppression();
+    let a = account(store, "a").await;
+    let b = account(store, "b").await;
+    suppression
+        .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
+        .await
+        .expect("bounce");
+    for (account, address, expire) in [
+        (a.id, "listed@y.example", None),
+        (a.id, "brief@y.example", Some(T0 + 5)),
+        (b.id, "other@y.example", None),
+    ] {
+        suppression
+            .create_custom_blacklist(account, &[address.to_string()], T0, expire)
+            .await
+            .expect("custom");
+    }
+    for (account, domain, who) in [
+        (a.id, "shop.example", "Gone@y.example"),
+        (a.id, "other.example", "free@y.example"),
+        (b.id, "news.example", "Left@y.example"),
+    ] {
+        assert!(
+            suppression
+                .unsubscribe(account, domain, who, T0)
+                .await
+                .expect("unsubscribe")
+        );
+    }
+    (a, b)
+}
+
+/// Recipients as sent, and their blacklist keys.
+fn addresses_and_keys(addresses: &[&str]) -> (Vec<String>, Vec<String>) {
+    let recipients: Vec<String> = addresses.iter().map(|s| s.to_string()).collect();
+    let keys = recipients
+        .iter()
+        .map(|r| mailpush_store::normalize_blacklist_address(r))
+        .collect();
+    (recipients, keys)
 }
 
 async fn account(store: &Store, name: &str) -> Account {
