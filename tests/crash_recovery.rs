@@ -61,6 +61,8 @@ async fn sigkill_under_load(database_url: Option<String>) {
     )
     .await;
 
+    // The days the mail is requested on: a run that crosses midnight (UTC) finds part of it under each.
+    let first_day = today();
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
         let client = client.clone();
@@ -100,28 +102,32 @@ async fn sigkill_under_load(database_url: Option<String>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let mut statuses: HashMap<String, i64> = HashMap::new();
-        let mut offset = 0;
-        loop {
-            let r = client
-                .call(
-                    "GetSendEmailStatus",
-                    &json!({ "RequestDate": today(), "Offset": offset, "Limit": 100 }),
-                )
-                .await;
-            let rows = r["EmailStatusList"]
-                .as_array()
-                .cloned()
-                .unwrap_or_else(|| panic!("{r}"));
-            for row in &rows {
-                statuses.insert(
-                    row["MessageId"].as_str().unwrap().to_string(),
-                    row["DeliverStatus"].as_i64().unwrap(),
-                );
+        let mut days = vec![first_day.clone(), today()];
+        days.dedup();
+        for day in &days {
+            let mut offset = 0;
+            loop {
+                let r = client
+                    .call(
+                        "GetSendEmailStatus",
+                        &json!({ "RequestDate": day, "Offset": offset, "Limit": 100 }),
+                    )
+                    .await;
+                let rows = r["EmailStatusList"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{r}"));
+                for row in &rows {
+                    statuses.insert(
+                        row["MessageId"].as_str().unwrap().to_string(),
+                        row["DeliverStatus"].as_i64().unwrap(),
+                    );
+                }
+                if rows.len() < 100 {
+                    break;
+                }
+                offset += 100;
             }
-            if rows.len() < 100 {
-                break;
-            }
-            offset += 100;
         }
         let missing: Vec<_> = accepted.iter().filter(|id| !statuses.contains_key(*id)).collect();
         assert!(missing.is_empty(), "accepted MessageIds lost: {missing:?}");
