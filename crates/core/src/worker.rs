@@ -958,8 +958,11 @@ impl Delivery {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }
         }
+        // Two per CPU by default: a signing thread waiting for a core behind the runtime threads leaves signatures
+        // unmade while mail waits for them, and with one per CPU an RSA-2048 HTTP load on 2 vCPUs delivered
+        // 895–966 mails/s against 1,150–1,384 with two (and less CPU per mail).
         let threads = match s.dkim_sign_threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
         let signing_pool = mailpush_identity::SigningPool::start(threads, s.dkim_sign_nice)?;
