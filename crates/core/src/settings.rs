@@ -101,8 +101,8 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// Deliveries claimed per queue round trip.
     pub worker_batch: usize,
-    /// Threads computing RSA DKIM signatures off the async runtime (0 = two per CPU). ed25519 signs inline: it
-    /// costs less than the hand-off.
+    /// Threads computing RSA DKIM signatures off the async runtime (0 = one per CPU, growing to two per CPU while
+    /// signatures wait). ed25519 signs inline: it costs less than the hand-off.
     pub dkim_sign_threads: usize,
     /// Nice steps (0–19) the signing threads run below the process: under overload, admission (which answers
     /// clients) gets the CPU first and delivery catches up after.

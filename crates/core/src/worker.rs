@@ -958,14 +958,20 @@ impl Delivery {
                 tracing::info!(released, "took over deliveries leased by a previous run");
             }
         }
-        // Two per CPU by default: a signing thread waiting for a core behind the runtime threads leaves signatures
-        // unmade while mail waits for them, and with one per CPU an RSA-2048 HTTP load on 2 vCPUs delivered
-        // 895–966 mails/s against 1,150–1,384 with two (and less CPU per mail).
-        let threads = match s.dkim_sign_threads {
-            0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
+        // By default one thread per CPU, growing to two per CPU while signatures wait (see
+        // `mailpush_identity::pool`): where signing is slow, the extra threads win it the CPU it lacks behind the
+        // runtime threads; where it is fast, they would only take CPU from admission.
+        let size = match s.dkim_sign_threads {
+            0 => {
+                let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+                mailpush_identity::PoolSize {
+                    base: cpus,
+                    max: 2 * cpus,
+                }
+            }
+            n => mailpush_identity::PoolSize::fixed(n),
         };
-        let signing_pool = mailpush_identity::SigningPool::start(threads, s.dkim_sign_nice)?;
+        let signing_pool = mailpush_identity::SigningPool::start(size, s.dkim_sign_nice)?;
         let cfg = WorkerConfig {
             worker_id: format!("{}-{}", s.helo_name, std::process::id()),
             concurrency: s.worker_concurrency,

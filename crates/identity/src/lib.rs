@@ -30,7 +30,7 @@ pub use dns::{DnsChecker, DnsError};
 pub use domain::{normalize_domain, relative_host};
 pub use keys::{DkimKeyPair, DkimOption, KeyAlgorithm, SigningKey, sign};
 pub use normalize::{normalize_body, normalize_message};
-pub use pool::{SignPriority, SigningPool};
+pub use pool::{PoolSize, SignPriority, SigningPool};
 pub use records::{
     CheckedRecord, PublishedKey, RecordConfig, RecordKind, RecordSpec, all_required_pass, check_records,
     expected_records, failure_reason,
