@@ -197,29 +197,7 @@ fn check_structure(data: &[u8], header_len: usize) -> Result<(), CoreError> {
             "the header section is {header_len} bytes; at most {MAX_HEADER_BYTES} are allowed"
         )));
     }
-    let mut line_no = 1usize;
-    let mut line_len = 0usize;
-    let mut i = 0;
-    while i < data.len() {
-        match data[i] {
-            b'\r' if data.get(i + 1) == Some(&b'\n') => {
-                line_no += 1;
-                line_len = 0;
-                i += 2;
-                continue;
-            }
-            b'\r' | b'\n' => return Err(content_error(format!("line {line_no} has a bare CR or LF"))),
-            0 if i < header_len => return Err(content_error(format!("header line {line_no} contains NUL"))),
-            _ => {}
-        }
-        line_len += 1;
-        if line_len > MAX_LINE_BYTES {
-            return Err(content_error(format!(
-                "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
-            )));
-        }
-        i += 1;
-    }
+    check_lines(data, header_len)?;
     for (n, line) in data[..header_len].split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -240,6 +218,36 @@ fn check_structure(data: &[u8], header_len: usize) -> Result<(), CoreError> {
         }
     }
     Ok(())
+}
+
+/// The line ends and lengths of `data`, and NUL in its first `header_len` bytes: the first problem in byte
+/// order. Jumps from line end to line end with `memchr` rather than looking at every byte: a 100 KB body has
+/// about 1,300 lines and 100,000 bytes.
+fn check_lines(data: &[u8], header_len: usize) -> Result<(), CoreError> {
+    let nul = memchr::memchr(0, &data[..header_len.min(data.len())]);
+    let mut ends = memchr::memchr2_iter(b'\r', b'\n', data);
+    let mut line_no = 1usize;
+    let mut start = 0usize;
+    loop {
+        // The LF of a CRLF was taken with its CR.
+        let end = ends.by_ref().find(|&i| i >= start);
+        let stop = end.unwrap_or(data.len());
+        // A NUL is reported where it stands, unless the line was too long already there.
+        if nul.is_some_and(|p| p >= start && p < stop && p <= start + MAX_LINE_BYTES) {
+            return Err(content_error(format!("header line {line_no} contains NUL")));
+        }
+        if stop - start > MAX_LINE_BYTES {
+            return Err(content_error(format!(
+                "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        let Some(i) = end else { return Ok(()) };
+        if data[i] != b'\r' || data.get(i + 1) != Some(&b'\n') {
+            return Err(content_error(format!("line {line_no} has a bare CR or LF")));
+        }
+        line_no += 1;
+        start = i + 2;
+    }
 }
 
 /// The values of every header named `name` (case-insensitive), raw.
@@ -668,6 +676,60 @@ impl Submission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The line check as it was written first, byte by byte: what `check_lines` must answer.
+    fn check_lines_bytewise(data: &[u8], header_len: usize) -> Result<(), String> {
+        let mut line_no = 1usize;
+        let mut line_len = 0usize;
+        let mut i = 0;
+        while i < data.len() {
+            match data[i] {
+                b'\r' if data.get(i + 1) == Some(&b'\n') => {
+                    line_no += 1;
+                    line_len = 0;
+                    i += 2;
+                    continue;
+                }
+                b'\r' | b'\n' => return Err(format!("line {line_no} has a bare CR or LF")),
+                0 if i < header_len => return Err(format!("header line {line_no} contains NUL")),
+                _ => {}
+            }
+            line_len += 1;
+            if line_len > MAX_LINE_BYTES {
+                return Err(format!("line {line_no} is longer than {MAX_LINE_BYTES} bytes"));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Text made of the pieces the line check cares about, long lines included.
+    fn line_soup() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"\r\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(vec![0u8]),
+            "[a-z ]{0,40}".prop_map(String::into_bytes),
+            (990usize..1010).prop_map(|n| vec![b'x'; n]),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn check_lines_answers_as_the_bytewise_check(data in line_soup(), header_frac in 0usize..=100) {
+            let header_len = data.len() * header_frac / 100;
+            let fast = check_lines(&data, header_len).map_err(|e| e.to_string());
+            let slow = check_lines_bytewise(&data, header_len);
+            match (&fast, &slow) {
+                (Ok(()), Ok(())) => {}
+                (Err(f), Err(s)) => prop_assert!(f.contains(s.as_str()), "{f} against {s}"),
+                _ => prop_assert!(false, "{fast:?} against {slow:?}"),
+            }
+        }
+    }
 
     fn sub(data: &str) -> RawSubmission {
         RawSubmission {
