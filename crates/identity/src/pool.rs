@@ -185,16 +185,18 @@ impl SigningPool {
             return sign(message, &keys);
         }
         let (reply, answer) = oneshot::channel();
+        // One clock read a job: its queueing time, and the moment the oldest job's wait is judged.
+        let now = Instant::now();
         let job = SignJob {
             message: message.to_vec(),
             keys,
             reply,
-            queued: Instant::now(),
+            queued: now,
         };
         let grow = {
             let mut q = self.shared.lock();
             q.push(job, priority);
-            (q.threads < self.shared.size.max && q.behind(Instant::now(), self.shared.behind)).then(|| {
+            (q.threads < self.shared.size.max && q.behind(now, self.shared.behind)).then(|| {
                 q.threads += 1;
                 next_name(&mut q)
             })
@@ -349,22 +351,7 @@ mod tests {
         assert_eq!(pool.threads(), 1);
         // Twenty RSA signatures a job, a job a millisecond for many times `behind`: far more than one thread
         // signs, on any machine.
-        let kp = generate(KeyAlgorithm::Rsa2048, "s1".to_string()).unwrap();
-        let keys: Arc<Vec<SigningKey>> = Arc::new(
-            (0..20)
-                .map(|_| {
-                    SigningKey::from_der("example.com", &kp.selector, KeyAlgorithm::Rsa2048, &kp.private_der).unwrap()
-                })
-                .collect(),
-        );
-        let mut tasks = Vec::new();
-        for _ in 0..200 {
-            let (pool, keys) = (pool.clone(), keys.clone());
-            tasks.push(tokio::spawn(async move {
-                pool.sign(MSG, keys, SignPriority::Normal).await.unwrap()
-            }));
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let tasks = sign_steadily(&pool, heavy_keys(), 200).await;
         let grown = pool.threads();
         for t in tasks {
             assert!(t.await.unwrap().starts_with(b"DKIM-Signature:"));
@@ -385,22 +372,45 @@ mod tests {
         assert!(one.starts_with(b"DKIM-Signature:"));
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fixed_pool_does_not_grow() {
-        let pool = Arc::new(SigningPool::start(PoolSize::fixed(1), 0).unwrap());
-        let keys = key(KeyAlgorithm::Rsa2048);
+        // The same load as above, with signatures waiting far longer than `behind`.
+        let pool = Arc::new(
+            SigningPool::start_with_timing(PoolSize::fixed(1), 0, Duration::from_millis(20), IDLE_EXIT).unwrap(),
+        );
+        for t in sign_steadily(&pool, heavy_keys(), 100).await {
+            t.await.unwrap();
+        }
+        assert_eq!(pool.threads(), 1);
+    }
+
+    /// Twenty RSA-2048 keys: each job signs twenty times.
+    fn heavy_keys() -> Arc<Vec<SigningKey>> {
+        let kp = generate(KeyAlgorithm::Rsa2048, "s1".to_string()).unwrap();
+        Arc::new(
+            (0..20)
+                .map(|_| {
+                    SigningKey::from_der("example.com", &kp.selector, KeyAlgorithm::Rsa2048, &kp.private_der).unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    /// Submits `jobs` jobs, one a millisecond, and returns their tasks.
+    async fn sign_steadily(
+        pool: &Arc<SigningPool>,
+        keys: Arc<Vec<SigningKey>>,
+        jobs: usize,
+    ) -> Vec<tokio::task::JoinHandle<Vec<u8>>> {
         let mut tasks = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..jobs {
             let (pool, keys) = (pool.clone(), keys.clone());
             tasks.push(tokio::spawn(async move {
                 pool.sign(MSG, keys, SignPriority::Normal).await.unwrap()
             }));
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(pool.threads(), 1);
+        tasks
     }
 
     #[test]
