@@ -287,31 +287,25 @@ impl MtaSts {
             Err(reason) => {
                 tracing::debug!(domain, %reason, "MTA-STS policy fetch failed");
                 // Keep the previous policy (if any) until it expires; try the fetch again after `txt_check`.
-                let mut cache = self.cached();
-                match cache.get_mut(domain) {
-                    Some(c) => c.checked = now,
-                    None => {
-                        cache.insert(
-                            domain.to_string(),
-                            Cached {
-                                id: String::new(),
-                                policy: None,
-                                expires: now,
-                                checked: now,
-                            },
-                        );
-                    }
-                }
+                self.touch(domain, now);
                 cached_policy.filter(in_force)
             }
         }
     }
 
-    /// Notes that `domain`'s record was looked up now.
+    /// Notes that `domain`'s record was looked up now. A domain seen for the first time is remembered without
+    /// a policy: a domain that publishes no record (most of them) is then looked up once per `txt_check` too,
+    /// not once per delivery.
     fn touch(&self, domain: &str, now: Instant) {
-        if let Some(c) = self.cached().get_mut(domain) {
-            c.checked = now;
-        }
+        self.cached()
+            .entry(domain.to_string())
+            .and_modify(|c| c.checked = now)
+            .or_insert(Cached {
+                id: String::new(),
+                policy: None,
+                expires: now,
+                checked: now,
+            });
     }
 }
 

@@ -212,6 +212,27 @@ async fn testing_none_and_unusable_policies_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_domain_without_a_record_is_looked_up_once_per_check_interval() {
+    let w = world(ENFORCE).await;
+    w.dns.remove_all(&format!("_mta-sts.{DOMAIN}"));
+    let sink = tls_sink("elsewhere.example").await;
+    let t = transport(&w, &sink, None);
+    for _ in 0..3 {
+        assert_delivered(&t.send(DOMAIN, &envelope(&["a@sts.test"]), MESSAGE).await);
+    }
+    let lookups = w
+        .dns
+        .queries()
+        .iter()
+        .filter(|(name, _)| name == &format!("_mta-sts.{DOMAIN}"))
+        .count();
+    // Most domains publish no policy: looking the record up for every delivery cost a DNS round trip per
+    // session to every such domain.
+    assert_eq!(lookups, 1, "the missing record is remembered for the check interval");
+    assert!(w.policy_host.requests().is_empty(), "no record, no fetch");
+}
+
+#[tokio::test]
 async fn a_cached_enforce_policy_outlives_its_record_and_its_host() {
     let w = world(ENFORCE).await;
     let good = tls_sink(MX).await;
