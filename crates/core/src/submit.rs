@@ -280,6 +280,16 @@ fn truncate_utf8(s: &str, max: usize) -> String {
 /// Runs every admission rule that applies to raw MIME and prepares the body to store. `now_ms` stamps a
 /// missing `Date`.
 pub fn admit_raw(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreError> {
+    admit_raw_under(sub, now_ms, |_| String::new())
+}
+
+/// [`admit_raw`] with header fields put on top of the message that depend on its id (the `Received:` trace
+/// field): they and the fields admission adds go in front of the body in one copy of it.
+pub(crate) fn admit_raw_under(
+    sub: RawSubmission,
+    now_ms: i64,
+    top: impl FnOnce(&MessageId) -> String,
+) -> Result<AdmittedRaw, CoreError> {
     if sub.data.len() > MAX_MAIL_BYTES {
         return Err(refuse(
             ErrorCode::FailedOperationEmailContentToolarge,
@@ -325,8 +335,10 @@ pub fn admit_raw(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreErr
     }
     // The parsed view borrows the data: keep it in this scope, the data moves into the body below.
     let (header_from, subject, recipients) = {
+        // The header only: parsing the body too decoded every text part (~6 % of the server's CPU for 100 KB
+        // mail) for nothing admission looks at.
         let parsed = mail_parser::MessageParser::default()
-            .parse(&sub.data)
+            .parse_headers(&sub.data)
             .ok_or_else(|| content_error("the message is not parseable MIME"))?;
         let from_list = parsed
             .from()
@@ -371,7 +383,7 @@ pub fn admit_raw(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreErr
     };
 
     let id = MessageId::generate();
-    let mut prefix = String::new();
+    let mut prefix = top(&id);
     if header_count(header, "message-id") == 0 {
         prefix.push_str(&format!("Message-ID: {}\r\n", id.header_value(header_from.domain())));
     }
@@ -562,13 +574,14 @@ impl Submission {
         let trigger = sub.trigger;
         let trace = sub.trace.take();
         let requiretls = sub.requiretls;
-        let mut mail = admit_raw(sub, now)?;
         // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
-        if let Some(t) = &trace {
-            let s = &self.env.settings;
-            let header = received_header(Some(t), &s.helo_name, &mail.id, now, s.received_hide_client_ip);
-            mail.body = prepend(&header, std::mem::take(&mut mail.body));
-        }
+        let mut mail = admit_raw_under(sub, now, |id| match &trace {
+            Some(t) => {
+                let s = &self.env.settings;
+                received_header(Some(t), &s.helo_name, id, now, s.received_hide_client_ip)
+            }
+            None => String::new(),
+        })?;
         self.check_submission_sender(who, "header From", mail.header_from.as_str())
             .await?;
         // The sender address's "TLS required" may be set on the header From (the address the API sends as) or on
