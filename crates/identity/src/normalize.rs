@@ -63,15 +63,17 @@ fn is_wsp(b: u8) -> bool {
 
 /// Whether `text` has a bare CR or LF, or ends without a line end.
 fn needs_line_ends(text: &[u8]) -> bool {
-    for i in memchr::memchr2_iter(b'\r', b'\n', text) {
-        let bare = if text[i] == b'\r' {
-            text.get(i + 1) != Some(&b'\n')
-        } else {
-            i == 0 || text[i - 1] != b'\r'
-        };
-        if bare {
+    // Stopping at every CR and LF cost about 2 % of the server's CPU on 100 KB mail. Instead: each LF must
+    // follow a CR, and then a bare CR is there exactly when CRs outnumber LFs (a vectorised count).
+    let mut lfs = 0;
+    for i in memchr::memchr_iter(b'\n', text) {
+        if i == 0 || text[i - 1] != b'\r' {
             return true;
         }
+        lfs += 1;
+    }
+    if memchr::memchr_iter(b'\r', text).count() != lfs {
+        return true;
     }
     // No bare CR or LF: a text ending in a line end ends in LF.
     text.last().is_some_and(|&b| b != b'\n')
@@ -263,8 +265,23 @@ mod tests {
         prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
     }
 
+    /// The definition `needs_line_ends` must answer as: any bare CR or LF, or no line end at the end.
+    fn needs_line_ends_bytewise(text: &[u8]) -> bool {
+        let bare = (0..text.len()).any(|i| match text[i] {
+            b'\r' => text.get(i + 1) != Some(&b'\n'),
+            b'\n' => i == 0 || text[i - 1] != b'\r',
+            _ => false,
+        });
+        bare || text.last().is_some_and(|&b| b != b'\n')
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+        #[test]
+        fn needs_line_ends_answers_as_the_bytewise_check(b in body_strategy()) {
+            prop_assert_eq!(needs_line_ends(&b), needs_line_ends_bytewise(&b));
+        }
 
         #[test]
         fn after_normalising_mail_auth_and_the_rfc_agree(b in body_strategy()) {
