@@ -278,14 +278,9 @@ fn truncate_utf8(s: &str, max: usize) -> String {
 }
 
 /// Runs every admission rule that applies to raw MIME and prepares the body to store. `now_ms` stamps a
-/// missing `Date`.
-pub fn admit_raw(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreError> {
-    admit_raw_under(sub, now_ms, |_| String::new())
-}
-
-/// [`admit_raw`] with header fields put on top of the message that depend on its id (the `Received:` trace
-/// field): they and the fields admission adds go in front of the body in one copy of it.
-pub(crate) fn admit_raw_under(
+/// missing `Date`; `top` gives the header fields that go on top and depend on the message's id (the
+/// `Received:` trace field): they and the fields admission adds go in front of the body in one copy of it.
+pub(crate) fn admit_raw(
     sub: RawSubmission,
     now_ms: i64,
     top: impl FnOnce(&MessageId) -> String,
@@ -575,7 +570,7 @@ impl Submission {
         let trace = sub.trace.take();
         let requiretls = sub.requiretls;
         // The trace header goes on top, outside the DKIM-signed header list (`SIGNED_HEADERS`).
-        let mut mail = admit_raw_under(sub, now, |id| match &trace {
+        let mut mail = admit_raw(sub, now, |id| match &trace {
             Some(t) => {
                 let s = &self.env.settings;
                 received_header(Some(t), &s.helo_name, id, now, s.received_hide_client_ip)
@@ -799,6 +794,11 @@ mod tests {
         }
     }
 
+    /// Admission without trace fields.
+    fn admit(sub: RawSubmission, now_ms: i64) -> Result<AdmittedRaw, CoreError> {
+        admit_raw(sub, now_ms, |_| String::new())
+    }
+
     fn code(r: Result<AdmittedRaw, CoreError>) -> ErrorCode {
         match r {
             Err(e) => e.to_api().code,
@@ -822,7 +822,7 @@ mod tests {
 
     #[test]
     fn admits_and_adds_missing_headers() {
-        let m = admit_raw(sub(OK), 0).unwrap();
+        let m = admit(sub(OK), 0).unwrap();
         assert_eq!(m.header_from.as_str(), "app@shop.example.com");
         assert_eq!(m.subject, "Hi");
         let kinds: Vec<_> = m.recipients.iter().map(|r| r.kind).collect();
@@ -836,9 +836,20 @@ mod tests {
     }
 
     #[test]
+    fn fields_on_top_precede_the_added_ones_in_one_body() {
+        let m = admit_raw(sub(OK), 0, |id| format!("Received: by test; {id}\r\n")).unwrap();
+        let body = String::from_utf8(m.body).unwrap();
+        assert!(body.starts_with(&format!(
+            "Received: by test; {}\r\nMessage-ID: <{}@shop.example.com>\r\nDate: ",
+            m.id, m.id
+        )));
+        assert!(body.ends_with(OK));
+    }
+
+    #[test]
     fn keeps_present_message_id_and_date() {
         let data = format!("Message-ID: <x@y>\r\nDate: Mon, 2 Jan 2006 15:04:05 +0000\r\n{OK}");
-        let m = admit_raw(sub(&data), 0).unwrap();
+        let m = admit(sub(&data), 0).unwrap();
         assert_eq!(m.body, data.as_bytes());
     }
 
@@ -846,15 +857,15 @@ mod tests {
     fn refusals_carry_their_codes() {
         let mut s = sub(OK);
         s.recipients = (0..51).map(|i| format!("u{i}@example.org")).collect();
-        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationTooManyRecipients);
+        assert_eq!(code(admit(s, 0)), ErrorCode::FailedOperationTooManyRecipients);
 
         let mut s = sub(OK);
         s.data.resize(MAX_MAIL_BYTES + 1, b'a');
-        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationEmailContentToolarge);
+        assert_eq!(code(admit(s, 0)), ErrorCode::FailedOperationEmailContentToolarge);
 
         let mut s = sub(OK);
         s.envelope_from = String::new();
-        assert_eq!(code(admit_raw(s, 0)), ErrorCode::FailedOperationIncorrectSender);
+        assert_eq!(code(admit(s, 0)), ErrorCode::FailedOperationIncorrectSender);
 
         let bad = [
             "To: alice@example.org\r\nSubject: no from\r\n\r\nx\r\n",
@@ -867,19 +878,19 @@ mod tests {
         ];
         for data in bad {
             assert_eq!(
-                code(admit_raw(sub(data), 0)),
+                code(admit(sub(data), 0)),
                 ErrorCode::InvalidParameterValueEmailContentIsWrong,
                 "{data:?}"
             );
         }
         let long = format!("{OK}{}\r\n", "a".repeat(999));
         assert_eq!(
-            code(admit_raw(sub(&long), 0)),
+            code(admit(sub(&long), 0)),
             ErrorCode::InvalidParameterValueEmailContentIsWrong
         );
         let big_header = format!("X-Pad: {}\r\n", "a".repeat(900)).repeat(200) + OK;
         assert_eq!(
-            code(admit_raw(sub(&big_header), 0)),
+            code(admit(sub(&big_header), 0)),
             ErrorCode::InvalidParameterValueEmailContentIsWrong
         );
     }
