@@ -2,9 +2,9 @@
 //! facade ([`CoreBackend`]). The trait keeps the session testable against other backends.
 
 use crate::reply::{Reply, reply_for_core};
-use async_trait::async_trait;
 use mailpush_core::{Mailpush, RawSubmission, Submitter};
 use mailpush_model::{MessageId, TriggerType};
+use std::future::Future;
 use std::net::IpAddr;
 
 /// Who a session submits for; see [`Submitter`].
@@ -47,26 +47,41 @@ fn has_8bit_header(data: &[u8]) -> bool {
 
 /// What the SMTP server asks of mailpush. Refusals are SMTP replies (built with
 /// [`crate::reply::reply_for`] from mailpush's error codes); internal failures are `451 4.3.0` replies.
-#[async_trait]
+///
+/// The methods return their futures unboxed (no `async_trait`): the session awaits four of them per message,
+/// and boxing each moved its whole state to the heap.
 pub trait SubmissionBackend: Send + Sync + 'static {
     /// AUTH: the principal behind (username = sender address, password = its SMTP password), `Ok(None)` when
     /// they do not match.
-    async fn authenticate(&self, username: &str, password: &str) -> Result<Option<Principal>, Reply>;
+    fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<Option<Principal>, Reply>> + Send;
     /// The principal for a client in a trusted network (submits without AUTH), or `None`.
-    async fn trusted_principal(&self, client: IpAddr) -> Result<Option<Principal>, Reply>;
+    fn trusted_principal(&self, client: IpAddr) -> impl Future<Output = Result<Option<Principal>, Reply>> + Send;
     /// May `p` use `mail_from` as envelope sender?
-    async fn check_sender(&self, p: &Principal, mail_from: &str) -> Result<(), Reply>;
+    fn check_sender(&self, p: &Principal, mail_from: &str) -> impl Future<Output = Result<(), Reply>> + Send;
     /// May `p` send to `rcpt`?
-    async fn check_recipient(&self, p: &Principal, rcpt: &str) -> Result<(), Reply>;
+    fn check_recipient(&self, p: &Principal, rcpt: &str) -> impl Future<Output = Result<(), Reply>> + Send;
     /// Admission and durable enqueue of one message; the MessageId is returned only once it is committed.
-    async fn submit(&self, p: &Principal, envelope: &Envelope, data: Vec<u8>) -> Result<MessageId, Reply>;
+    fn submit(
+        &self,
+        p: &Principal,
+        envelope: &Envelope,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Result<MessageId, Reply>> + Send;
     /// Inbound MX: is `rcpt` one of mailpush's feedback addresses? (Default: no address is.)
-    async fn inbound_recipient(&self, _rcpt: &str) -> Result<bool, Reply> {
-        Ok(false)
+    fn inbound_recipient(&self, _rcpt: &str) -> impl Future<Output = Result<bool, Reply>> + Send {
+        async { Ok(false) }
     }
     /// Inbound MX: processes a mail accepted for `envelope.rcpt_to`; `Ok` is answered `250` with the text.
-    async fn receive_inbound(&self, _envelope: &Envelope, _data: Vec<u8>) -> Result<String, Reply> {
-        Err(Reply::new(554, "5.7.1", "Inbound mail is not accepted here"))
+    fn receive_inbound(
+        &self,
+        _envelope: &Envelope,
+        _data: Vec<u8>,
+    ) -> impl Future<Output = Result<String, Reply>> + Send {
+        async { Err(Reply::new(554, "5.7.1", "Inbound mail is not accepted here")) }
     }
 }
 
@@ -89,7 +104,6 @@ impl CoreBackend {
     }
 }
 
-#[async_trait]
 impl SubmissionBackend for CoreBackend {
     async fn authenticate(&self, username: &str, password: &str) -> Result<Option<Principal>, Reply> {
         self.core
