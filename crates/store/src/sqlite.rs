@@ -448,14 +448,6 @@ pub(crate) async fn recipient_screen_rows(
 /// The writer's page cache: negative = KiB (SQLite's convention).
 const WRITER_CACHE_KIB: &str = "-65536";
 
-/// WAL frames after which a commit on the writer checkpoints (SQLite's default is 1,000: 4 MB at 4 KB pages).
-/// A checkpoint copies the newest version of each page once, however often the WAL holds it. A queue writes
-/// the same pages again and again: index leaves, and the overflow pages of a delivered body, freed and reused
-/// for the next one. A longer interval thus checkpoints fewer pages per mail (with 100 KB mail the writer's CPU
-/// per mail fell 12–20 % at 4,000). A checkpoint stalls the writer, so the interval stays short enough that
-/// trigger mail's tail latency did not move at 4,000; at 10,000 its p99 tripled.
-const WAL_AUTOCHECKPOINT_PAGES: &str = "4000";
-
 /// Prepared statements the writer keeps. Its scripts (`script`) are cached whole, by their text, and a group
 /// commit's or an outcome batch's text changes with the number of rows: with sqlx's default of 100 the variants
 /// evicted each other and the writer spent a fifth of its time parsing SQL again (a tenth with 512, a twentieth
@@ -488,11 +480,16 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
         // Incremental: a new file gives pruned pages back (`retention`); takes effect before the first table.
         .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
         .pragma("cache_size", WRITER_CACHE_KIB)
-        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        // `wal_autocheckpoint` stays at SQLite's 1,000 frames. At 4,000 a checkpoint copies fewer rewritten pages
+        // per mail (100 KB mail over SMTP +11 %, HTTP RSA +6–10 %), but it runs on this connection and stalls every
+        // write while it copies and fsyncs: trigger mail's accept → sink p99 rose from a median of ~65 ms to ~115.
         .statement_cache_capacity(WRITER_STATEMENT_CACHE);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
+        // No ping before each use: a connection to a local file has no peer to lose, and the ping was one
+        // more round trip to the connection's thread (a wake-up) per operation. sqlx still pings on release.
+        .test_before_acquire(false)
         // Keep the one connection for the life of the store (and with it an in-memory database).
         .idle_timeout(None)
         .max_lifetime(None)
@@ -509,6 +506,8 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
         SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
+            // As the writer's: no ping before each read.
+            .test_before_acquire(false)
             .connect_with(base)
             .await?
     };
