@@ -1082,7 +1082,8 @@ const PREFILL_SQLITE: [&str; 3] = [
      expires_ms, open_count) SELECT $2 || '-' || i, account_id, envelope_from, from_address, subject, lane, \
      request_ms, not_before_ms, expires_ms, open_count FROM messages, seq WHERE id = $2",
     "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) \
-     INSERT INTO message_bodies (message_id, body) SELECT $2 || '-' || i, body FROM message_bodies, seq \
+     INSERT INTO message_bodies (message_id, body, spool_segment, spool_offset, spool_length) \
+     SELECT $2 || '-' || i, body, spool_segment, spool_offset, spool_length FROM message_bodies, seq \
      WHERE message_id = $2",
     "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1) \
      INSERT INTO deliveries (message_id, account_id, recipient, domain, kind, lane, request_ms, state, send_status, \

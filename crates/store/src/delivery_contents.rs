@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use mailpush_model::MessageId;
 
 use crate::StoreError;
+use crate::body_spool::{BodySpool, SpoolRef};
 use crate::queue::Queue;
 use crate::sql::{Pool, builder};
 
@@ -79,7 +80,10 @@ impl Queue<'_> {
         self,
         wanted: &[(mailpush_model::MessageId, Vec<String>)],
     ) -> Result<std::collections::HashMap<mailpush_model::MessageId, DeliveryContent>, StoreError> {
-        self.store.guarded(delivery_contents(self.store.reader(), wanted)).await
+        let spool = self.store.inner.db.spool();
+        self.store
+            .guarded(delivery_contents(self.store.reader(), spool, wanted))
+            .await
     }
 }
 
@@ -111,8 +115,32 @@ async fn recipient_bodies(
     qb.build().fetch_all(pool).await
 }
 
+/// A stored message body: in `body`, or, spooled (see `body_spool`), at the place the other columns give.
+pub(crate) type StoredBody = (Vec<u8>, Option<i64>, Option<i64>, Option<i64>);
+
+/// The bytes of a stored body; `None` when it was spooled and its segment is gone (the message is final).
+pub(crate) fn resolve_body(spool: Option<&BodySpool>, stored: StoredBody) -> Result<Option<Vec<u8>>, StoreError> {
+    match stored {
+        (body, None, _, _) => Ok(Some(body)),
+        (_, Some(segment), Some(offset), Some(length)) => match spool {
+            Some(spool) => spool.read(SpoolRef {
+                segment,
+                offset,
+                length,
+            }),
+            None => Err(StoreError::Corrupt(format!(
+                "a body in spool segment {segment}, and the store has no spool"
+            ))),
+        },
+        (_, Some(segment), _, _) => Err(StoreError::Corrupt(format!(
+            "a body in spool segment {segment} without its offset and length"
+        ))),
+    }
+}
+
 async fn delivery_contents(
     pool: Pool<'_>,
+    spool: Option<&BodySpool>,
     wanted: &[(MessageId, Vec<String>)],
 ) -> Result<HashMap<MessageId, DeliveryContent>, StoreError> {
     let mut out: HashMap<MessageId, DeliveryContent> = HashMap::new();
@@ -123,13 +151,15 @@ async fn delivery_contents(
             .iter()
             .flat_map(|(m, rs)| rs.iter().map(move |r| (m.as_str(), r.as_str())))
             .collect();
-        let mut qb =
-            builder("SELECT message_id, 0 AS part, '' AS recipient, body FROM message_bodies WHERE message_id IN (");
+        let mut qb = builder(
+            "SELECT message_id, 0 AS part, '' AS recipient, body, spool_segment, spool_offset, spool_length \
+             FROM message_bodies WHERE message_id IN (",
+        );
         qb.push_binds(chunk.iter().map(|(m, _)| m.as_str()));
         qb.push(")");
         if !asked.is_empty() {
             qb.push(
-                " UNION ALL SELECT message_id, 1 AS part, recipient, body FROM recipient_bodies \
+                " UNION ALL SELECT message_id, 1 AS part, recipient, body, NULL, NULL, NULL FROM recipient_bodies \
                  WHERE message_id IN (",
             );
             qb.push_binds(chunk.iter().filter(|(_, rs)| !rs.is_empty()).map(|(m, _)| m.as_str()));
@@ -139,10 +169,14 @@ async fn delivery_contents(
             qb.push(")");
         }
         let mut personal: Vec<(String, String, Vec<u8>)> = Vec::new();
-        let rows: Vec<(String, i32, String, Vec<u8>)> = qb.build().fetch_all(pool).await?;
-        for (message, part, recipient, body) in rows {
+        type ContentRow = (String, i32, String, Vec<u8>, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<ContentRow> = qb.build().fetch_all(pool).await?;
+        for (message, part, recipient, body, segment, offset, length) in rows {
             if part == 0 {
-                out.entry(MessageId::from_stored(message)).or_default().body = body;
+                // A spooled body whose segment is gone: the message is final, as if its row were.
+                if let Some(body) = resolve_body(spool, (body, segment, offset, length))? {
+                    out.entry(MessageId::from_stored(message)).or_default().body = body;
+                }
             } else if asked.contains(&(message.as_str(), recipient.as_str())) {
                 // The IN lists cross messages with recipients: only the asked pairs are kept.
                 personal.push((message, recipient, body));

@@ -24,6 +24,7 @@ mod abuse;
 mod account_keys;
 mod accounts;
 pub mod batch;
+mod body_spool;
 mod callbacks;
 mod committer;
 mod complaints;
@@ -157,8 +158,13 @@ impl Default for StoreOptions {
 /// The connection pools of one backend.
 #[derive(Clone)]
 pub(crate) enum Db {
-    /// All writes go through `writer` (one connection); reads through `reader`.
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    /// All writes go through `writer` (one connection); reads through `reader`. Large bodies of a file
+    /// database live in `spool`.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+        spool: Option<Arc<body_spool::BodySpool>>,
+    },
     /// One pool for everything.
     Postgres(PgPool),
 }
@@ -187,7 +193,9 @@ impl Db {
         lease: Option<handoff::LeaseRequest<'_>>,
     ) -> Result<handoff::InsertedBatch, StoreError> {
         match self {
-            Db::Sqlite { writer, .. } => sqlite::insert_batch(writer, msgs, retain_bodies, lease).await,
+            Db::Sqlite { writer, spool, .. } => {
+                sqlite::insert_batch(writer, spool.as_deref(), msgs, retain_bodies, lease).await
+            }
             Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies, lease).await,
         }
     }
@@ -204,11 +212,22 @@ impl Db {
         }
     }
 
+    /// The body spool of a file SQLite database (see `body_spool`).
+    pub(crate) fn spool(&self) -> Option<&body_spool::BodySpool> {
+        match self {
+            Db::Sqlite { spool, .. } => spool.as_deref(),
+            Db::Postgres(_) => None,
+        }
+    }
+
     async fn close(&self) {
         match self {
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, spool } => {
                 reader.close().await;
                 writer.close().await;
+                if let Some(spool) = spool {
+                    spool.release();
+                }
             }
             Db::Postgres(pool) => pool.close().await,
         }
@@ -247,9 +266,18 @@ impl Store {
     /// Opens the store at `url` (see the crate docs for the forms) and applies pending migrations.
     /// Must be called within a Tokio runtime: it starts the group-commit task.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_tuned(url, opts, body_spool::Tuning::default()).await
+    }
+
+    /// [`Store::open`] with the body spool's sizes and periods given.
+    async fn open_tuned(url: &str, opts: StoreOptions, spool_tuning: body_spool::Tuning) -> Result<Store, StoreError> {
         let (db, backend) = if url.starts_with("sqlite:") {
-            let (writer, reader) = sqlite::open(url, &opts).await?;
-            (Db::Sqlite { writer, reader }, Backend::Sqlite)
+            let (writer, reader, spool) = sqlite::open(url, &opts, spool_tuning).await?;
+            let spool = spool.map(Arc::new);
+            if let Some(spool) = &spool {
+                tokio::spawn(body_spool::run_sweeper(Arc::downgrade(spool), writer.clone()));
+            }
+            (Db::Sqlite { writer, reader, spool }, Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Db::Postgres(pg::open(url, &opts).await?), Backend::Postgres)
         } else {
@@ -402,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite:{}", dir.path().join("pragmas.db").display());
         let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-        let Db::Sqlite { writer, reader } = &store.inner.db else {
+        let Db::Sqlite { writer, reader, .. } = &store.inner.db else {
             panic!("not sqlite")
         };
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -431,6 +459,172 @@ mod tests {
                 .expect("pragma");
             assert!(busy >= 1000);
         }
+        store.close().await;
+    }
+
+    /// A large body (`body_spool`) from enqueue to its final delivery, through relocation and a restart.
+    #[tokio::test]
+    async fn large_bodies_live_in_the_spool_until_final() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite:{}", dir.path().join("spool.db").display());
+        let spool_dir = dir.path().join("spool.db-spool");
+        let tuning = body_spool::Tuning {
+            min_bytes: 1024,
+            // Every group starts a segment of its own.
+            segment_bytes: 1,
+            relocate_after: std::time::Duration::ZERO,
+            // The test sweeps by itself.
+            sweep_every: std::time::Duration::from_secs(3600),
+        };
+        let store = Store::open_tuned(&url, StoreOptions::default(), tuning)
+            .await
+            .expect("open");
+        let acc = store
+            .accounts()
+            .create_account(NewAccount {
+                name: "spool".into(),
+                app_id: 3,
+                secret_id: "AKIDspool".into(),
+                secret_key_sealed: vec![1],
+                created_ms: 0,
+            })
+            .await
+            .expect("account");
+        let big = |fill: u8| {
+            let mut m = probe_message(acc.id);
+            m.body = vec![fill; 64 * 1024];
+            m
+        };
+        let (m1, m2, m3, small) = (big(b'1'), big(b'2'), big(b'3'), probe_message(acc.id));
+        for m in [&m1, &m2, &m3, &small] {
+            store.queue().enqueue(m.clone()).await.expect("enqueue");
+        }
+        let segments = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&spool_dir)
+                .expect("spool dir")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".seg"))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            segments().len(),
+            3,
+            "one segment per group, the small body in the database"
+        );
+        let stored = |id: MessageId| {
+            let store = store.clone();
+            async move {
+                let Db::Sqlite { writer, .. } = &store.inner.db else {
+                    panic!("not sqlite")
+                };
+                let row: (i64, Option<i64>) =
+                    sqlx::query_as("SELECT length(body), spool_segment FROM message_bodies WHERE message_id = ?")
+                        .bind(id.as_str())
+                        .fetch_one(writer)
+                        .await
+                        .expect("row");
+                row
+            }
+        };
+        assert!(matches!(stored(m1.id.clone()).await, (0, Some(_))));
+        assert_eq!(stored(small.id.clone()).await, (0, None), "an empty body stays inline");
+        assert_eq!(
+            store.queue().message_body(&m1.id).await.expect("body"),
+            Some(m1.body.clone())
+        );
+        let contents = store
+            .queue()
+            .delivery_contents(&[(m2.id.clone(), Vec::new())])
+            .await
+            .expect("contents");
+        assert_eq!(contents[&m2.id].body, m2.body);
+
+        // m1 delivered: its segment goes at the next sweep, m2's is moved into the database.
+        let claimed = store
+            .queue()
+            .claim(ClaimRequest {
+                worker: "w".into(),
+                limit: 10,
+                lease_ms: 60_000,
+                now_ms: 10,
+            })
+            .await
+            .expect("claim");
+        let c1 = claimed.iter().find(|c| c.message_id == m1.id).expect("m1 claimed");
+        let applied = store
+            .queue()
+            .record_outcomes(vec![DeliveryOutcome {
+                delivery_id: c1.delivery_id,
+                lease: c1.lease,
+                at_ms: 20,
+                result: AttemptResult::Delivered { reply: "250 ok".into() },
+                remote: None,
+            }])
+            .await
+            .expect("outcome");
+        assert_eq!(applied, [true]);
+        assert_eq!(store.queue().message_body(&m1.id).await.expect("body"), None);
+        let spool = store.inner.db.spool().expect("a file store has a spool");
+        let Db::Sqlite { writer, .. } = &store.inner.db else {
+            panic!("not sqlite")
+        };
+        let swept = spool.sweep(writer).await.expect("sweep");
+        assert_eq!(
+            swept,
+            body_spool::Sweep {
+                deleted: 1,
+                relocated: 1
+            }
+        );
+        assert_eq!(
+            stored(m2.id.clone()).await,
+            (64 * 1024, None),
+            "relocated into the database"
+        );
+        let swept = spool.sweep(writer).await.expect("sweep");
+        assert_eq!(swept.deleted, 1, "m2's segment is empty now");
+        assert_eq!(segments().len(), 1, "m3's segment, still current");
+        assert_eq!(
+            store.queue().message_body(&m2.id).await.expect("body"),
+            Some(m2.body.clone())
+        );
+
+        // A restart: the next owner takes m3's segment over and deletes what no row points into.
+        std::fs::write(
+            spool_dir.join("0000000000000999.seg"),
+            b"left by a crash before its commit",
+        )
+        .expect("orphan");
+        store.close().await;
+        drop(store);
+        let store = Store::open_tuned(&url, StoreOptions::default(), tuning)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            store.queue().message_body(&m3.id).await.expect("body"),
+            Some(m3.body.clone())
+        );
+        let spool = store.inner.db.spool().expect("spool");
+        assert!(spool.is_owner());
+        let Db::Sqlite { writer, .. } = &store.inner.db else {
+            panic!("not sqlite")
+        };
+        let swept = spool.sweep(writer).await.expect("sweep");
+        assert_eq!(
+            swept,
+            body_spool::Sweep {
+                deleted: 1,
+                relocated: 1
+            }
+        );
+        spool.sweep(writer).await.expect("sweep");
+        assert!(segments().is_empty(), "{:?}", segments());
+        assert_eq!(
+            store.queue().message_body(&m3.id).await.expect("body"),
+            Some(m3.body.clone())
+        );
         store.close().await;
     }
 
@@ -468,7 +662,8 @@ mod tests {
         let mut big = None;
         for i in 0..20 {
             let mut m = probe_message(acc.id);
-            m.body = vec![b'x'; 64 * 1024];
+            // Under the body spool's threshold: the body goes into the full database.
+            m.body = vec![b'x'; body_spool::Tuning::default().min_bytes - 1];
             m.recipients[0].address = format!("r{i}@y");
             if let Err(e) = store.queue().enqueue(m).await {
                 big = Some(e);

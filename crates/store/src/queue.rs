@@ -182,10 +182,15 @@ impl Queue<'_> {
 
     /// The MIME of a message, until it is purged.
     pub async fn message_body(self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        query("SELECT body FROM message_bodies WHERE message_id = $1")
-            .bind(id.as_str())
-            .scalar_optional(self.store.guarded_reader())
-            .await
+        let stored: Option<crate::delivery_contents::StoredBody> =
+            query("SELECT body, spool_segment, spool_offset, spool_length FROM message_bodies WHERE message_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.store.guarded_reader())
+                .await?;
+        match stored {
+            Some(stored) => crate::delivery_contents::resolve_body(self.store.inner.db.spool(), stored),
+            None => Ok(None),
+        }
     }
 
     /// Records attempt outcomes, all in one transaction. Returns, per outcome and in order, whether it was

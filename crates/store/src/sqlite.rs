@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use crate::body_spool::{BodySpool, SpoolRef, Tuning};
 use crate::delivery_rows::{delivery_init, outcome_effect};
 use crate::handoff::{InsertedBatch, LeasePlan, LeaseRequest, ReturnedLeases};
 use crate::limits::{AccountState, AdmissionLimits, LimitRefusal};
@@ -41,7 +42,7 @@ impl crate::sql::Dialect for Sqlite {
         let mut delta = crate::daily_statistics::StatsDelta::default();
         let msgs: Vec<&NewMessage> = msgs.iter().collect();
         let mut script = Script::default();
-        push_rows(&mut script, &msgs, retain_bodies, &mut delta, None);
+        push_rows(&mut script, &msgs, retain_bodies, &HashMap::new(), &mut delta, None);
         crate::daily_statistics::push_sqlite(&mut script, &delta);
         script.run(conn).await.map(|_| ())
     }
@@ -461,7 +462,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens (creating if missing) the database, applies migrations, and returns `(writer, reader)`.
 /// For an in-memory database both are the same single connection: separate connections would need a shared
 /// cache, whose table locks fail fast with SQLITE_LOCKED instead of waiting.
-pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, SqlitePool), crate::StoreError> {
+/// The writer pool, the reader pool and, for a database in a file, its body spool (`<file>-spool/`).
+pub(crate) async fn open(
+    url: &str,
+    opts: &StoreOptions,
+    spool_tuning: Tuning,
+) -> Result<(SqlitePool, SqlitePool, Option<BodySpool>), crate::StoreError> {
     let memory = url.contains(":memory:") || url.contains("mode=memory");
     let base = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -508,10 +514,17 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
             .acquire_timeout(opts.acquire_timeout)
             // As the writer's: no ping before each read.
             .test_before_acquire(false)
-            .connect_with(base)
+            .connect_with(base.clone())
             .await?
     };
-    Ok((writer, reader))
+    let spool = if memory {
+        None
+    } else {
+        let mut dir = base.get_filename().as_os_str().to_owned();
+        dir.push("-spool");
+        Some(BodySpool::open(std::path::Path::new(&dir), spool_tuning)?)
+    };
+    Ok((writer, reader, spool))
 }
 
 /// Writes a batch of messages in one transaction (one fsync), checking admission limits message by message
@@ -521,12 +534,30 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(SqlitePool, 
 ///
 /// One hand-off to the connection's thread for the whole transaction, two when limits are checked (their reads
 /// decide the writes): see `script`.
+///
+/// Large bodies go to the spool (`body_spool`), written while the transaction waits for the writer and checks
+/// limits, and on disk before the commit.
 pub(crate) async fn insert_batch(
     pool: &SqlitePool,
+    spool: Option<&BodySpool>,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
     lease: Option<LeaseRequest<'_>>,
 ) -> Result<InsertedBatch, crate::StoreError> {
+    // Retained bodies stay: they would outlive their segments and only be moved into the database later.
+    let (mut spooled_ids, mut appending) = (Vec::new(), None);
+    if let Some(s) = spool.filter(|_| !retain_bodies) {
+        let to_spool: Vec<&NewMessage> = msgs
+            .iter()
+            .map(|(m, _)| m)
+            .filter(|m| m.body.len() >= s.tuning().min_bytes && crate::delivery_rows::open_count(m) > 0)
+            .collect();
+        if !to_spool.is_empty() {
+            let bodies: Vec<&[u8]> = to_spool.iter().map(|m| m.body.as_slice()).collect();
+            appending = s.append(&bodies)?;
+            spooled_ids = to_spool.iter().map(|m| m.id.as_str().to_owned()).collect();
+        }
+    }
     let mut tx = WriteTx::begin(pool, Durability::Full).await?;
     let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
         check_limits(&mut tx, msgs).await?
@@ -535,8 +566,21 @@ pub(crate) async fn insert_batch(
     };
     let admitted = crate::limits::admitted(msgs, &refusals);
     let plan = lease.map(|l| l.plan(&refusals));
+    let mut spooled = HashMap::new();
+    if let Some(appending) = appending {
+        for (id, r) in spooled_ids.iter().zip(appending.durable().await?) {
+            spooled.insert(id.as_str(), r);
+        }
+    }
     let mut delta = crate::daily_statistics::StatsDelta::default();
-    let leases = push_rows(tx.script(), &admitted, retain_bodies, &mut delta, plan.as_ref());
+    let leases = push_rows(
+        tx.script(),
+        &admitted,
+        retain_bodies,
+        &spooled,
+        &mut delta,
+        plan.as_ref(),
+    );
     crate::daily_statistics::push_sqlite(tx.script(), &delta);
     let mut rows = tx.commit().await?;
     let ids = leases.ids(&mut rows, &admitted)?;
@@ -708,13 +752,14 @@ impl PendingLeases<'_> {
     }
 }
 
-/// Adds to `script` the inserts of the messages, their bodies, deliveries and admission-time `dropped` events,
-/// with one multi-row statement per table (per chunk). The deliveries of messages `plan` leases are written
-/// leased, their statements returning them.
+/// Adds to `script` the inserts of the messages, their bodies (of those in `spooled`, where they are),
+/// deliveries and admission-time `dropped` events, with one multi-row statement per table (per chunk). The
+/// deliveries of messages `plan` leases are written leased, their statements returning them.
 fn push_rows<'m>(
     script: &mut Script,
     msgs: &[&'m NewMessage],
     retain_bodies: bool,
+    spooled: &HashMap<&str, SpoolRef>,
     delta: &mut crate::daily_statistics::StatsDelta,
     plan: Option<&LeasePlan<'_>>,
 ) -> PendingLeases<'m> {
@@ -751,20 +796,39 @@ fn push_rows<'m>(
         .copied()
         .filter(|m| retain_bodies || crate::delivery_rows::open_count(m) > 0)
         .collect();
+    let inline_len = |m: &NewMessage| {
+        if spooled.contains_key(m.id.as_str()) {
+            0
+        } else {
+            m.body.len()
+        }
+    };
     let mut start = 0;
     while start < with_body.len() {
         let (mut end, mut bytes) = (start, 0usize);
         while end < with_body.len()
             && (end == start
                 || (end - start < MAX_ROWS_PER_STATEMENT
-                    && bytes + with_body[end].body.len() <= MAX_BODY_BYTES_PER_STATEMENT))
+                    && bytes + inline_len(with_body[end]) <= MAX_BODY_BYTES_PER_STATEMENT))
         {
-            bytes += with_body[end].body.len();
+            bytes += inline_len(with_body[end]);
             end += 1;
         }
-        script.push("INSERT INTO message_bodies (message_id, body) ");
+        script.push("INSERT INTO message_bodies (message_id, body, spool_segment, spool_offset, spool_length) ");
         script.sql().push_values(&with_body[start..end], |mut b, m| {
-            b.push_bind(m.id.as_str()).push_bind(&m.body);
+            b.push_bind(m.id.as_str());
+            match spooled.get(m.id.as_str()) {
+                Some(r) => b
+                    .push_bind(&m.body[..0])
+                    .push_bind(r.segment)
+                    .push_bind(r.offset)
+                    .push_bind(r.length),
+                None => b
+                    .push_bind(&m.body)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>),
+            };
         });
         start = end;
     }
