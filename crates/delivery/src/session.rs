@@ -600,6 +600,36 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
+/// Messages at least this long are sent as they are when they need no dot-stuffing: below it, copying them
+/// into one payload costs less than the second write for the end of data.
+const SEND_AS_IS_MIN: usize = 8 * 1024;
+
+/// The DATA payload of `message` in two parts to write one after the other: the message itself when it needs
+/// no change (every line end CR LF, no line starting with a dot, a CR LF at the end: what mailpush signs, see
+/// `normalize_message`) and is long, else [`dot_stuff`]'s copy; then the rest of the end of data.
+pub(crate) fn data_payload(message: &[u8]) -> (std::borrow::Cow<'_, [u8]>, &'static [u8]) {
+    if message.len() >= SEND_AS_IS_MIN && is_transparent(message) {
+        (std::borrow::Cow::Borrowed(message), b".\r\n")
+    } else {
+        (std::borrow::Cow::Owned(dot_stuff(message)), b"")
+    }
+}
+
+/// Whether `message` is its own DATA payload up to the final `.` CR LF (see [`data_payload`]).
+fn is_transparent(message: &[u8]) -> bool {
+    if message.first() == Some(&b'.') || !message.ends_with(b"\r\n") {
+        return false;
+    }
+    let mut rest = message;
+    while let Some(end) = memchr::memchr2(b'\r', b'\n', rest) {
+        if rest[end] != b'\r' || rest.get(end + 1) != Some(&b'\n') || rest.get(end + 2) == Some(&b'.') {
+            return false;
+        }
+        rest = &rest[end + 2..];
+    }
+    true
+}
+
 /// The DATA payload: line endings normalised to CRLF (bare CR or LF are what SMTP smuggling
 /// relies on), leading dots doubled (RFC 5321 §4.5.2), a final CRLF ensured, then `.` CRLF.
 pub(crate) fn dot_stuff(message: &[u8]) -> Vec<u8> {
@@ -649,6 +679,23 @@ mod tests {
         assert_eq!(dot_stuff(b""), b".\r\n");
     }
 
+    #[test]
+    fn long_clean_messages_are_sent_as_they_are() {
+        let clean = "Subject: a\r\n\r\nline\r\n".repeat(SEND_AS_IS_MIN / 10);
+        let (head, end) = data_payload(clean.as_bytes());
+        assert!(matches!(head, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(end, b".\r\n");
+        for unclean in [
+            format!("{clean}.dot\r\n"),
+            format!("{clean}bare\nlf\r\n"),
+            format!("{clean}no end"),
+        ] {
+            let (head, end) = data_payload(unclean.as_bytes());
+            assert!(matches!(head, std::borrow::Cow::Owned(_)), "{unclean:?}");
+            assert_eq!(end, b"");
+        }
+    }
+
     /// The byte-by-byte definition `dot_stuff` must equal.
     fn dot_stuff_reference(message: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -690,6 +737,29 @@ mod tests {
             message in proptest::collection::vec(proptest::sample::select(b"\r\n.ab".to_vec()), 0..64),
         ) {
             proptest::prop_assert_eq!(dot_stuff(&message), dot_stuff_reference(&message));
+        }
+
+        #[test]
+        fn data_payload_equals_dot_stuffing(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"\r\n.ab".to_vec()), 0..40),
+                0..600,
+            ),
+            clean in 0u8..3,
+        ) {
+            // Long messages (the as-is path): as drawn, without stray CRs and LFs, and without dots too.
+            let mut message = Vec::new();
+            for line in &lines {
+                let line: Vec<u8> = match clean {
+                    0 => line.clone(),
+                    1 => line.iter().copied().filter(|b| *b != b'\r' && *b != b'\n').collect(),
+                    _ => line.iter().copied().filter(|b| *b != b'\r' && *b != b'\n' && *b != b'.').collect(),
+                };
+                message.extend_from_slice(&line);
+                message.extend_from_slice(b"x\r\n");
+            }
+            let (head, end) = data_payload(&message);
+            proptest::prop_assert_eq!([&head[..], end].concat(), dot_stuff_reference(&message));
         }
     }
 

@@ -23,7 +23,7 @@ use crate::{
     relay::{Relay, RelayTls},
     resolve::{MxHost, MxResolver, ResolveError},
     session::{
-        ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, dot_stuff, io_reason, reply_text,
+        ConnectError, Dial, PoolKey, Session, TlsConnectors, connect, data_payload, io_reason, reply_text,
         verified_tls_key,
     },
     shaping::{
@@ -1333,10 +1333,13 @@ impl SmtpTransport {
             return Tx::Done(finish(outcomes), label, tls);
         }
 
-        let payload = dot_stuff(message);
+        let (payload, end_of_data) = data_payload(message);
         let client = &mut session.client;
         let result = tokio::time::timeout(self.inner.cfg.data_timeout, async {
             client.stream.write_all(&payload).await?;
+            if !end_of_data.is_empty() {
+                client.stream.write_all(end_of_data).await?;
+            }
             client.stream.flush().await?;
             client.read().await
         })
