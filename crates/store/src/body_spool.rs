@@ -289,32 +289,61 @@ impl BodySpool {
             state.closed.iter().map(|(n, at)| (*n, *at)).collect()
         };
         let mut done = Sweep::default();
+        // One segment's failure (a file that cannot be deleted, say) does not hold back the others.
         for (segment, closed_at) in closed {
-            let live: Option<i64> = sqlx::query_scalar("SELECT 1 FROM message_bodies WHERE spool_segment = ? LIMIT 1")
-                .bind(segment)
-                .fetch_optional(writer)
-                .await?;
-            if live.is_none() {
-                match std::fs::remove_file(self.dir.join(segment_name(segment))) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error("deleting a body spool segment", e)),
-                }
-                let mut state = self.state();
-                state.closed.remove(&segment);
-                state.files.remove(&segment);
-                done.deleted += 1;
-            } else if closed_at.elapsed() >= self.tuning.relocate_after {
-                done.relocated += self.relocate(segment, writer).await?;
+            match self.sweep_segment(segment, closed_at, writer, &mut done).await {
+                Ok(()) => {}
+                Err(StoreError::Closed) => return Err(StoreError::Closed),
+                Err(e) => tracing::warn!(segment, error = %e, "sweeping a body spool segment failed"),
             }
         }
         Ok(done)
     }
 
+    async fn sweep_segment(
+        &self,
+        segment: i64,
+        closed_at: Instant,
+        writer: &SqlitePool,
+        done: &mut Sweep,
+    ) -> Result<(), StoreError> {
+        let live: Option<i64> = sqlx::query_scalar("SELECT 1 FROM message_bodies WHERE spool_segment = ? LIMIT 1")
+            .bind(segment)
+            .fetch_optional(writer)
+            .await?;
+        if live.is_some() {
+            if closed_at.elapsed() < self.tuning.relocate_after {
+                return Ok(());
+            }
+            match self.relocate(segment, writer).await? {
+                Some(moved) => {
+                    done.relocated += moved;
+                    return Ok(());
+                }
+                // Deleted behind the store's back: its bodies are lost, and there is nothing left to sweep.
+                None => tracing::error!(
+                    segment,
+                    "a body spool segment is missing, and messages still point into it"
+                ),
+            }
+        } else {
+            match std::fs::remove_file(self.dir.join(segment_name(segment))) {
+                Ok(()) => done.deleted += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("deleting a body spool segment", e)),
+            }
+        }
+        let mut state = self.state();
+        state.closed.remove(&segment);
+        state.files.remove(&segment);
+        Ok(())
+    }
+
     /// Moves up to [`RELOCATE_CHUNK`] bodies of `segment` into `message_bodies.body`, in one durable
     /// transaction (the segment is deleted only after it). The bytes of a spooled body never change, so reading
     /// them outside the transaction is safe; a row deleted meanwhile is simply not updated.
-    async fn relocate(&self, segment: i64, writer: &SqlitePool) -> Result<usize, StoreError> {
+    /// `None` when the segment is gone.
+    async fn relocate(&self, segment: i64, writer: &SqlitePool) -> Result<Option<usize>, StoreError> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT message_id, spool_offset, spool_length FROM message_bodies WHERE spool_segment = ? LIMIT ?",
         )
@@ -330,9 +359,7 @@ impl BodySpool {
                 length,
             };
             let Some(body) = self.read(r)? else {
-                return Err(StoreError::Corrupt(format!(
-                    "body spool segment {segment} is gone, and message {message} still points into it"
-                )));
+                return Ok(None);
             };
             moved.push((message, body));
         }
@@ -349,7 +376,7 @@ impl BodySpool {
             .await?;
         }
         tx.commit().await?;
-        Ok(moved.len())
+        Ok(Some(moved.len()))
     }
 }
 
@@ -411,6 +438,12 @@ mod tests {
         }
     }
 
+    /// `bodies` appended by the owner `spool`, durable.
+    async fn appended(spool: &BodySpool, bodies: &[&[u8]]) -> Vec<SpoolRef> {
+        let pending = spool.append(bodies).expect("append").expect("owner");
+        pending.durable().await.expect("durable")
+    }
+
     #[test]
     fn segment_names_round_trip() {
         assert_eq!(segment_number(&segment_name(42)), Some(42));
@@ -432,23 +465,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = BodySpool::open(dir.path(), tuning()).expect("open");
         assert!(spool.is_owner());
-        let first = spool
-            .append(&[&[1u8; 60][..], &[2u8; 30][..]])
-            .expect("append")
-            .expect("owner")
-            .durable()
-            .await
-            .expect("durable");
+        let first = appended(&spool, &[&[1u8; 60][..], &[2u8; 30][..]]).await;
         assert_eq!(first[0].segment, first[1].segment);
         assert_eq!((first[1].offset, first[1].length), (60, 30));
         // 90 + 20 > 100: the next group starts a new segment.
-        let second = spool
-            .append(&[&[3u8; 20][..]])
-            .expect("append")
-            .expect("owner")
-            .durable()
-            .await
-            .expect("durable");
+        let second = appended(&spool, &[&[3u8; 20][..]]).await;
         assert_ne!(second[0].segment, first[0].segment);
         assert_eq!(spool.read(first[1]).expect("read"), Some(vec![2u8; 30]));
         assert_eq!(spool.read(second[0]).expect("read"), Some(vec![3u8; 20]));
@@ -465,16 +486,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_segment_deleted_behind_the_spools_back_is_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        let (writer, _reader, spool) = crate::sqlite::open(
+            &format!("sqlite:{}", db.display()),
+            &crate::StoreOptions::default(),
+            tuning(),
+        )
+        .await
+        .expect("open");
+        let spool = spool.expect("a file database has a spool");
+        let refs = appended(&spool, &[&[5u8; 10][..]]).await;
+        spool.rotate(&mut spool.state()).expect("rotate");
+        // A row pointing into the segment, without the message tables a store would write first.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&writer)
+            .await
+            .expect("pragma");
+        sqlx::query(
+            "INSERT INTO message_bodies (message_id, body, spool_segment, spool_offset, spool_length) \
+             VALUES ('m', x'', ?, ?, ?)",
+        )
+        .bind(refs[0].segment)
+        .bind(refs[0].offset)
+        .bind(refs[0].length)
+        .execute(&writer)
+        .await
+        .expect("row");
+        std::fs::remove_file(spool.dir.join(segment_name(refs[0].segment))).expect("delete the segment");
+        spool.state().files.clear();
+        let swept = spool.sweep(&writer).await.expect("sweep");
+        assert_eq!(swept, Sweep::default());
+        assert!(
+            !spool.state().closed.contains_key(&refs[0].segment),
+            "nothing left to sweep"
+        );
+        assert_eq!(spool.read(refs[0]).expect("read"), None);
+    }
+
+    #[tokio::test]
     async fn one_owner_at_a_time_and_takeover_keeps_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let owner = BodySpool::open(dir.path(), tuning()).expect("open");
-        let refs = owner
-            .append(&[&[7u8; 10][..]])
-            .expect("append")
-            .expect("owner")
-            .durable()
-            .await
-            .expect("durable");
+        let refs = appended(&owner, &[&[7u8; 10][..]]).await;
         let other = BodySpool::open(dir.path(), tuning()).expect("open");
         assert!(!other.is_owner());
         assert!(other.append(&[&[1u8; 10][..]]).expect("append").is_none());

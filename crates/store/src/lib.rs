@@ -479,17 +479,7 @@ mod tests {
         let store = Store::open_tuned(&url, StoreOptions::default(), tuning)
             .await
             .expect("open");
-        let acc = store
-            .accounts()
-            .create_account(NewAccount {
-                name: "spool".into(),
-                app_id: 3,
-                secret_id: "AKIDspool".into(),
-                secret_key_sealed: vec![1],
-                created_ms: 0,
-            })
-            .await
-            .expect("account");
+        let acc = account(&store, "spool", 3).await;
         let big = |fill: u8| {
             let mut m = probe_message(acc.id);
             m.body = vec![fill; 64 * 1024];
@@ -566,25 +556,17 @@ mod tests {
             .expect("outcome");
         assert_eq!(applied, [true]);
         assert_eq!(store.queue().message_body(&m1.id).await.expect("body"), None);
-        let spool = store.inner.db.spool().expect("a file store has a spool");
-        let Db::Sqlite { writer, .. } = &store.inner.db else {
-            panic!("not sqlite")
+        let both = body_spool::Sweep {
+            deleted: 1,
+            relocated: 1,
         };
-        let swept = spool.sweep(writer).await.expect("sweep");
-        assert_eq!(
-            swept,
-            body_spool::Sweep {
-                deleted: 1,
-                relocated: 1
-            }
-        );
+        assert_eq!(sweep(&store).await, both);
         assert_eq!(
             stored(m2.id.clone()).await,
             (64 * 1024, None),
             "relocated into the database"
         );
-        let swept = spool.sweep(writer).await.expect("sweep");
-        assert_eq!(swept.deleted, 1, "m2's segment is empty now");
+        assert_eq!(sweep(&store).await.deleted, 1, "m2's segment is empty now");
         assert_eq!(segments().len(), 1, "m3's segment, still current");
         assert_eq!(
             store.queue().message_body(&m2.id).await.expect("body"),
@@ -606,20 +588,9 @@ mod tests {
             store.queue().message_body(&m3.id).await.expect("body"),
             Some(m3.body.clone())
         );
-        let spool = store.inner.db.spool().expect("spool");
-        assert!(spool.is_owner());
-        let Db::Sqlite { writer, .. } = &store.inner.db else {
-            panic!("not sqlite")
-        };
-        let swept = spool.sweep(writer).await.expect("sweep");
-        assert_eq!(
-            swept,
-            body_spool::Sweep {
-                deleted: 1,
-                relocated: 1
-            }
-        );
-        spool.sweep(writer).await.expect("sweep");
+        assert!(store.inner.db.spool().is_some_and(|s| s.is_owner()));
+        assert_eq!(sweep(&store).await, both);
+        sweep(&store).await;
         assert!(segments().is_empty(), "{:?}", segments());
         assert_eq!(
             store.queue().message_body(&m3.id).await.expect("body"),
@@ -628,22 +599,40 @@ mod tests {
         store.close().await;
     }
 
+    /// A new account `name` (SecretId `AKID<name>`).
+    async fn account(store: &Store, name: &str, app_id: i64) -> Account {
+        store
+            .accounts()
+            .create_account(NewAccount {
+                name: name.into(),
+                app_id,
+                secret_id: format!("AKID{name}"),
+                secret_key_sealed: vec![1],
+                created_ms: 0,
+            })
+            .await
+            .expect("account")
+    }
+
+    /// One sweep of `store`'s body spool, as its sweeper runs it.
+    async fn sweep(store: &Store) -> body_spool::Sweep {
+        let Db::Sqlite {
+            writer,
+            spool: Some(spool),
+            ..
+        } = &store.inner.db
+        else {
+            panic!("not an SQLite file store")
+        };
+        spool.sweep(writer).await.expect("sweep")
+    }
+
     #[tokio::test]
     async fn sqlite_full_database_is_disk_full_and_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite:{}", dir.path().join("full.db").display());
         let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-        let acc = store
-            .accounts()
-            .create_account(NewAccount {
-                name: "full".into(),
-                app_id: 2,
-                secret_id: "AKIDfull".into(),
-                secret_key_sealed: vec![1],
-                created_ms: 0,
-            })
-            .await
-            .expect("account");
+        let acc = account(&store, "full", 2).await;
         let within = std::time::Duration::from_secs(3);
         store.probe_read(within).await.expect("read probe");
         store.probe_write("node-a", 1, within).await.expect("write probe");
