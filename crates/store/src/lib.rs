@@ -10,7 +10,9 @@
 //!
 //! # Durability
 //! [`Queue::enqueue`] returns only after the message is committed and fsynced. Throughput comes from group
-//! commit (concurrent enqueues share one transaction), never from weaker sync settings.
+//! commit (concurrent enqueues share one transaction), never from weaker sync settings. An SQLite file keeps
+//! bodies of 16 KB and more in a spool of segment files beside it (`<file>-spool/`), synced before the commit
+//! that refers to them.
 //!
 //! # URLs
 //! - `sqlite:/path/to/file.db` (created if missing), `sqlite::memory:` for unit tests.
@@ -264,7 +266,8 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the store at `url` (see the crate docs for the forms) and applies pending migrations.
-    /// Must be called within a Tokio runtime: it starts the group-commit task.
+    /// Must be called within a Tokio runtime: it starts the group-commit task (and, for an SQLite file, the body
+    /// spool's sweeper).
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         Store::open_tuned(url, opts, body_spool::Tuning::default()).await
     }

@@ -459,10 +459,10 @@ const WRITER_STATEMENT_CACHE: usize = 512;
 /// How long a connection waits for a lock held by another process before SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens (creating if missing) the database, applies migrations, and returns `(writer, reader)`.
-/// For an in-memory database both are the same single connection: separate connections would need a shared
-/// cache, whose table locks fail fast with SQLITE_LOCKED instead of waiting.
-/// The writer pool, the reader pool and, for a database in a file, its body spool (`<file>-spool/`).
+/// Opens (creating if missing) the database, applies migrations, and returns `(writer, reader, spool)`: the
+/// body spool (`<file>-spool/`) of a database in a file. For an in-memory database writer and reader are the
+/// same single connection (separate connections would need a shared cache, whose table locks fail fast with
+/// SQLITE_LOCKED instead of waiting), and there is no spool.
 pub(crate) async fn open(
     url: &str,
     opts: &StoreOptions,
@@ -535,8 +535,8 @@ pub(crate) async fn open(
 /// One hand-off to the connection's thread for the whole transaction, two when limits are checked (their reads
 /// decide the writes): see `script`.
 ///
-/// Large bodies go to the spool (`body_spool`), written while the transaction waits for the writer and checks
-/// limits, and on disk before the commit.
+/// Large bodies go to the spool (`body_spool`): written before the transaction waits for the writer, synced
+/// while it waits and checks limits, and on disk before the commit.
 pub(crate) async fn insert_batch(
     pool: &SqlitePool,
     spool: Option<&BodySpool>,
