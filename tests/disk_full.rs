@@ -1,8 +1,8 @@
 //! A full disk under the embedded database: `mailpush serve` keeps its data directory on a small tmpfs that
 //! the test fills. SendEmail then answers `ResourceInsufficient` ("the database disk is full") instead of a
 //! generic database error, `/readyz` says so (503, `checks.disk = full`), `/metrics` counts it, and once
-//! space is freed sends are accepted and readiness returns. Mounting a tmpfs needs root: without it the
-//! test is skipped with a notice.
+//! space is freed sends are accepted and readiness returns; whether the body that does not fit goes into
+//! SQLite or into the body spool. Mounting a tmpfs needs root: without it the tests are skipped with a notice.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,9 +62,24 @@ async fn get(http: &reqwest::Client, api: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_named_counted_and_reported_by_readiness() {
+    full_disk_is_named_counted_and_reported("a_full_disk_is_named_counted_and_reported_by_readiness", true).await;
+}
+
+/// The same when the body that does not fit goes to the body spool (large, and not retained), not into SQLite.
+#[tokio::test]
+async fn a_full_disk_under_the_body_spool_is_named_counted_and_reported_too() {
+    full_disk_is_named_counted_and_reported(
+        "a_full_disk_under_the_body_spool_is_named_counted_and_reported_too",
+        false,
+    )
+    .await;
+}
+
+/// Fills the disk under `mailpush serve` and checks the answers; `retain_bodies` keeps every body in SQLite.
+async fn full_disk_is_named_counted_and_reported(test: &str, retain_bodies: bool) {
     let dir = temp_dir();
     let Some(mnt) = Tmpfs::mount(&dir.path().join("data"), "24m") else {
-        say_skipped("a_full_disk_is_named_counted_and_reported_by_readiness needs to mount a tmpfs (root)");
+        say_skipped(&format!("{test} needs to mount a tmpfs (root)"));
         return;
     };
     let dns = DnsAuthority::start().await.expect("dns");
@@ -76,7 +91,7 @@ async fn a_full_disk_is_named_counted_and_reported_by_readiness() {
         &[
             ("MAILPUSH_DNS_SERVERS", dns.addr().to_string()),
             ("MAILPUSH_DELIVERY_PORT", sink.addr().port().to_string()),
-            ("MAILPUSH_RETAIN_BODIES", "1".into()),
+            ("MAILPUSH_RETAIN_BODIES", if retain_bodies { "1" } else { "0" }.into()),
         ],
     );
     let creds = create_account(&env, "brand").await;
@@ -132,6 +147,17 @@ async fn a_full_disk_is_named_counted_and_reported_by_readiness() {
     std::fs::remove_file(&filler).expect("free space");
     let r = client.call("SendEmail", &mail("after@dest.example.net", 1)).await;
     assert!(r.get("Error").is_none(), "{r}");
+    if !retain_bodies {
+        // The bodies that did not fit were 256 KB: the spool's, as this one's is.
+        let r = client.call("SendEmail", &mail("large@dest.example.net", 256)).await;
+        assert!(r.get("Error").is_none(), "{r}");
+        let segments = std::fs::read_dir(mnt.0.join("mailpush.db-spool"))
+            .expect("the body spool beside the database")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .count();
+        assert!(segments >= 1, "a large body is in a spool segment");
+    }
     let started = Instant::now();
     while get(&http, &server.api_addr, "/readyz").await.0 != 200 {
         assert!(started.elapsed() < Duration::from_secs(15), "/readyz did not recover");
