@@ -157,6 +157,21 @@ async fn full_disk_is_named_counted_and_reported(test: &str, retain_bodies: bool
             .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
             .count();
         assert!(segments >= 1, "a large body is in a spool segment");
+        // And `/metrics` shows the spool's segments and bytes.
+        let gauge = |m: &str, name: &str| -> f64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let metrics = metrics_until(&server.api_addr, |m| {
+            gauge(m, "mailpush_body_spool_bytes") >= 256.0 * 1024.0
+        })
+        .await;
+        assert!(gauge(&metrics, "mailpush_body_spool_segments") >= 1.0, "{metrics}");
+        assert!(
+            gauge(&metrics, "mailpush_body_spool_bytes") >= 256.0 * 1024.0,
+            "{metrics}"
+        );
     }
     let started = Instant::now();
     while get(&http, &server.api_addr, "/readyz").await.0 != 200 {

@@ -90,6 +90,9 @@ impl Telemetry {
         let c = self.env.store.health_counters();
         metrics::counter!(DB_DISK_FULL).absolute(c.disk_full_errors);
         metrics::counter!(DB_UNAVAILABLE).absolute(c.unavailable_errors);
+        let spool = self.env.store.body_spool_usage();
+        metrics::gauge!(BODY_SPOOL_SEGMENTS).set(spool.segments as f64);
+        metrics::gauge!(BODY_SPOOL_BYTES).set(spool.bytes as f64);
         mailpush_telemetry::domains().refresh();
 
         let (raised, rates) = self.statistics.feedback.bounce_rates();

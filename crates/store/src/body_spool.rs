@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::SqlitePool;
 
-use crate::StoreError;
+use crate::{BodySpoolUsage, StoreError};
 
 /// Where a spooled body lives: `length` bytes at `offset` of segment `segment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +77,17 @@ struct State {
     lock: Option<File>,
     current: Option<Segment>,
     next_segment: i64,
-    /// Segments no longer appended to, with when they were closed.
-    closed: BTreeMap<i64, Instant>,
+    /// Segments no longer appended to.
+    closed: BTreeMap<i64, Closed>,
     /// The owner's open segment files, for reads.
     files: HashMap<i64, Arc<File>>,
+}
+
+/// A segment no longer appended to.
+#[derive(Debug, Clone, Copy)]
+struct Closed {
+    at: Instant,
+    bytes: u64,
 }
 
 struct Segment {
@@ -172,12 +179,23 @@ impl BodySpool {
         for entry in entries {
             let entry = entry.map_err(|e| io_error("listing the body spool", e))?;
             if let Some(number) = segment_number(&entry.file_name().to_string_lossy()) {
-                state.closed.insert(number, now);
+                let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                state.closed.insert(number, Closed { at: now, bytes });
                 state.next_segment = state.next_segment.max(number + 1);
             }
         }
         state.lock = Some(lock);
         Ok(())
+    }
+
+    /// The segments this store owns on disk and their bytes (nothing when another store owns the spool).
+    pub(crate) fn usage(&self) -> BodySpoolUsage {
+        let state = self.state();
+        let current = state.current.as_ref().map(|c| c.len);
+        BodySpoolUsage {
+            segments: (state.closed.len() + usize::from(current.is_some())) as u64,
+            bytes: state.closed.values().map(|c| c.bytes).sum::<u64>() + current.unwrap_or(0),
+        }
     }
 
     /// Gives the spool up (the store closes): another store may own it from now on.
@@ -246,7 +264,11 @@ impl BodySpool {
             .map_err(|e| io_error("syncing the body spool's directory", e))?;
         let file = Arc::new(file);
         if let Some(old) = state.current.take() {
-            state.closed.insert(old.number, Instant::now());
+            let closed = Closed {
+                at: Instant::now(),
+                bytes: old.len,
+            };
+            state.closed.insert(old.number, closed);
         }
         state.files.insert(number, file.clone());
         state.next_segment = number + 1;
@@ -280,18 +302,18 @@ impl BodySpool {
     /// [`Tuning::relocate_after`]. Asks on `writer` (see the module's invariants). A store that does not own
     /// the spool tries to take it first (its owner closed).
     pub(crate) async fn sweep(&self, writer: &SqlitePool) -> Result<Sweep, StoreError> {
-        let closed: Vec<(i64, Instant)> = {
+        let closed: Vec<(i64, Closed)> = {
             let mut state = self.state();
             self.try_own(&mut state)?;
             if state.lock.is_none() {
                 return Ok(Sweep::default());
             }
-            state.closed.iter().map(|(n, at)| (*n, *at)).collect()
+            state.closed.iter().map(|(n, c)| (*n, *c)).collect()
         };
         let mut done = Sweep::default();
         // One segment's failure (a file that cannot be deleted, say) does not hold back the others.
-        for (segment, closed_at) in closed {
-            match self.sweep_segment(segment, closed_at, writer, &mut done).await {
+        for (segment, closed) in closed {
+            match self.sweep_segment(segment, closed.at, writer, &mut done).await {
                 Ok(()) => {}
                 Err(StoreError::Closed) => return Err(StoreError::Closed),
                 Err(e) => tracing::warn!(segment, error = %e, "sweeping a body spool segment failed"),
@@ -471,6 +493,13 @@ mod tests {
         // 90 + 20 > 100: the next group starts a new segment.
         let second = appended(&spool, &[&[3u8; 20][..]]).await;
         assert_ne!(second[0].segment, first[0].segment);
+        assert_eq!(
+            spool.usage(),
+            BodySpoolUsage {
+                segments: 2,
+                bytes: 110
+            }
+        );
         assert_eq!(spool.read(first[1]).expect("read"), Some(vec![2u8; 30]));
         assert_eq!(spool.read(second[0]).expect("read"), Some(vec![3u8; 20]));
         let beyond = SpoolRef {

@@ -351,6 +351,12 @@ impl Store {
         self.inner.db.writer()
     }
 
+    /// What this store's body spool holds on disk: nothing on PostgreSQL, in memory, or while another store
+    /// owns the spool.
+    pub fn body_spool_usage(&self) -> BodySpoolUsage {
+        self.inner.db.spool().map(|s| s.usage()).unwrap_or_default()
+    }
+
     /// Group-commit counters since open: with concurrent enqueues, `transactions` stays well below `messages`.
     pub fn commit_stats(&self) -> CommitStats {
         self.inner.stats.snapshot()
@@ -506,6 +512,11 @@ mod tests {
             3,
             "one segment per group, the small body in the database"
         );
+        let usage = BodySpoolUsage {
+            segments: 3,
+            bytes: 3 * 64 * 1024,
+        };
+        assert_eq!(store.body_spool_usage(), usage);
         let stored = |id: MessageId| {
             let store = store.clone();
             async move {
@@ -595,6 +606,7 @@ mod tests {
         assert_eq!(sweep(&store).await, both);
         sweep(&store).await;
         assert!(segments().is_empty(), "{:?}", segments());
+        assert_eq!(store.body_spool_usage(), BodySpoolUsage::default());
         assert_eq!(
             store.queue().message_body(&m3.id).await.expect("body"),
             Some(m3.body.clone())
@@ -720,6 +732,15 @@ mod tests {
             }],
         }
     }
+}
+
+/// What the body spool of an SQLite file holds on disk ([`Store::body_spool_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodySpoolUsage {
+    /// Segment files.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// Which database a [`crate::Store`] runs on.

@@ -47,6 +47,10 @@ pub mod names {
     pub const DB_DISK_FULL: &str = "mailpush_db_disk_full_total";
     /// Counter: database operations that failed for lack of an answer in time.
     pub const DB_UNAVAILABLE: &str = "mailpush_db_unavailable_total";
+    /// Gauge: segment files of this process's body spool (SQLite in a file).
+    pub const BODY_SPOOL_SEGMENTS: &str = "mailpush_body_spool_segments";
+    /// Gauge: bytes of those segment files.
+    pub const BODY_SPOOL_BYTES: &str = "mailpush_body_spool_bytes";
     /// Counter: bounce-rate warnings raised by this process.
     pub const BOUNCE_RATE_WARNINGS: &str = "mailpush_bounce_rate_warnings_total";
     /// Gauge: bounced / (delivered + bounced) over the reputation window, label `account`.
@@ -160,6 +164,15 @@ fn describe() {
     describe_counter!(
         DB_UNAVAILABLE,
         "Database operations that failed for lack of an answer in time."
+    );
+    describe_gauge!(
+        BODY_SPOOL_SEGMENTS,
+        "Segment files of the body spool beside the SQLite database."
+    );
+    describe_gauge!(
+        BODY_SPOOL_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of the body spool's segment files."
     );
     describe_counter!(BOUNCE_RATE_WARNINGS, "Bounce-rate warnings raised by this process.");
     describe_gauge!(
