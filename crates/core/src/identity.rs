@@ -967,19 +967,20 @@ impl MessageSigner {
 
     /// `body` (the whole message) in the form every DKIM verifier hashes alike (`normalize_message`: CRLF line
     /// ends, no whitespace on blank lines at the end of the body; unchanged for nearly every mail) with its
-    /// DKIM-Signature headers prepended (unsigned when the domain has no usable key): the bytes to deliver.
+    /// DKIM-Signature headers to send before it (none when the domain has no usable key): what to deliver.
     /// Concurrent calls for one message wait for a single signing, on the signing pool (`priority` orders its
     /// queue; ed25519 is signed on the calling thread).
-    pub async fn sign(
+    pub async fn sign<'b>(
         &self,
         id: &MessageId,
         account: AccountId,
         envelope_from: &str,
-        body: &[u8],
+        body: &'b [u8],
         priority: SignPriority,
-    ) -> Vec<u8> {
+    ) -> SignedMessage<'b> {
         // Signed and delivered alike: what the signature covers is exactly what is sent.
-        let body = &*mailpush_identity::normalize_message(body);
+        let normalized = mailpush_identity::normalize_message(body);
+        let body = &*normalized;
         let cell = self.cell(id);
         let headers = cell
             .get_or_init(|| async {
@@ -1012,14 +1013,28 @@ impl MessageSigner {
             })
             .await
             .clone();
-        match headers {
-            Some(h) => {
-                let mut out = Vec::with_capacity(h.len() + body.len());
-                out.extend_from_slice(&h);
-                out.extend_from_slice(body);
-                out
-            }
-            None => body.to_vec(),
+        SignedMessage {
+            headers,
+            body: normalized,
+        }
+    }
+}
+
+/// A message as [`MessageSigner::sign`] leaves it: its DKIM-Signature header fields, then the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMessage<'b> {
+    /// The DKIM-Signature fields, each ending in CRLF (`None`: unsigned).
+    pub headers: Option<Arc<Vec<u8>>>,
+    /// The message they sign, normalised (borrowed when it needed no change).
+    pub body: std::borrow::Cow<'b, [u8]>,
+}
+
+impl SignedMessage<'_> {
+    /// What the transport sends: the fields, then the message, without joining them.
+    pub fn outgoing(&self) -> mailpush_delivery::OutgoingMessage<'_> {
+        mailpush_delivery::OutgoingMessage {
+            head: self.headers.as_deref().map_or(&[][..], |h| h.as_slice()),
+            body: &self.body,
         }
     }
 }

@@ -161,7 +161,7 @@ pub use dmarc_reports::{DmarcReport, DmarcReportRequest, DmarcSourceDay};
 pub use engage::{CallbackConfig, EngagementFlags, SendOptions, UnsubscribeInfo};
 pub use error::{CoreError, StorageError};
 pub use health::Readiness;
-pub use identity::{IDENTITY_TYPE, IdentityView, MessageSigner, RecheckHandle, SenderView};
+pub use identity::{IDENTITY_TYPE, IdentityView, MessageSigner, RecheckHandle, SenderView, SignedMessage};
 pub use identity_tags::tags_match;
 pub use inbound::InboundSummary;
 pub use levels::{LevelEvaluatorHandle, LevelMove};

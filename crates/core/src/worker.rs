@@ -566,7 +566,7 @@ async fn transmit(
         return simulate(shared, &group, tx);
     }
     // Signed once per message: the other domain groups of the same message reuse the signature.
-    let body = shared
+    let signed = shared
         .signer
         .sign(
             sign_id,
@@ -590,7 +590,7 @@ async fn transmit(
     let started = std::time::Instant::now();
     let report = shared
         .transport
-        .send_from_pool(&first.domain, pool.as_deref(), &envelope, &body)
+        .send_parts_from_pool(&first.domain, pool.as_deref(), &envelope, signed.outgoing())
         .await;
     let took = started.elapsed();
     let now = shared.clock.now_ms();

@@ -56,6 +56,6 @@ pub use tls_report::{
     ReportUri, TlsPolicyType, TlsReportSink, TlsSessionFailure, TlsSessionOutcome, parse_tlsrpt_record,
 };
 pub use transport::{
-    Envelope, MAX_RCPT_PER_TRANSACTION, Outcome, RecipientOutcome, SendReport, SmtpTransport, TlsPolicy,
-    TransportConfig,
+    Envelope, MAX_RCPT_PER_TRANSACTION, Outcome, OutgoingMessage, RecipientOutcome, SendReport, SmtpTransport,
+    TlsPolicy, TransportConfig,
 };

@@ -604,14 +604,33 @@ impl ServerCertVerifier for AnyCertificate {
 /// into one payload costs less than the second write for the end of data.
 const SEND_AS_IS_MIN: usize = 8 * 1024;
 
-/// The DATA payload of `message` in two parts to write one after the other: the message itself when it needs
-/// no change (every line end CR LF, no line starting with a dot, a CR LF at the end: what mailpush signs, see
-/// `normalize_message`) and is long, else [`dot_stuff`]'s copy; then the rest of the end of data.
-pub(crate) fn data_payload(message: &[u8]) -> (std::borrow::Cow<'_, [u8]>, &'static [u8]) {
-    if message.len() >= SEND_AS_IS_MIN && is_transparent(message) {
-        (std::borrow::Cow::Borrowed(message), b".\r\n")
+/// The DATA payload of the message `head` then `body`, in parts to write one after the other.
+pub(crate) enum DataPayload<'a> {
+    /// Both parts as they are, then `.` CR LF.
+    AsIs(&'a [u8], &'a [u8]),
+    /// [`dot_stuff`]'s copy of both.
+    Stuffed(Vec<u8>),
+}
+
+impl DataPayload<'_> {
+    /// The parts, in order, none empty.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let parts: [&[u8]; 3] = match self {
+            DataPayload::AsIs(head, body) => [head, body, b".\r\n"],
+            DataPayload::Stuffed(all) => [all, b"", b""],
+        };
+        parts.into_iter().filter(|p| !p.is_empty())
+    }
+}
+
+/// The DATA payload of the message `head` then `body`: both as they are when each needs no change (every
+/// line end CR LF, no line starting with a dot, a CR LF at the end: what mailpush signs, see
+/// `normalize_message`) and the message is long, else [`dot_stuff`]'s copy of both.
+pub(crate) fn data_payload<'a>(head: &'a [u8], body: &'a [u8]) -> DataPayload<'a> {
+    if head.len() + body.len() >= SEND_AS_IS_MIN && (head.is_empty() || is_transparent(head)) && is_transparent(body) {
+        DataPayload::AsIs(head, body)
     } else {
-        (std::borrow::Cow::Owned(dot_stuff(message)), b"")
+        DataPayload::Stuffed(dot_stuff(&[head, body].concat()))
     }
 }
 
@@ -682,18 +701,25 @@ mod tests {
     #[test]
     fn long_clean_messages_are_sent_as_they_are() {
         let clean = "Subject: a\r\n\r\nline\r\n".repeat(SEND_AS_IS_MIN / 10);
-        let (head, end) = data_payload(clean.as_bytes());
-        assert!(matches!(head, std::borrow::Cow::Borrowed(_)));
-        assert_eq!(end, b".\r\n");
+        let signature = b"DKIM-Signature: v=1; a=ed25519-sha256;\r\n b=abc\r\n";
+        for head in [&b""[..], signature] {
+            let payload = data_payload(head, clean.as_bytes());
+            assert!(matches!(payload, DataPayload::AsIs(..)));
+            let parts: Vec<&[u8]> = payload.parts().collect();
+            assert_eq!(parts.last(), Some(&&b".\r\n"[..]));
+            assert_eq!(parts.concat(), [head, clean.as_bytes(), b".\r\n"].concat());
+        }
         for unclean in [
             format!("{clean}.dot\r\n"),
             format!("{clean}bare\nlf\r\n"),
             format!("{clean}no end"),
         ] {
-            let (head, end) = data_payload(unclean.as_bytes());
-            assert!(matches!(head, std::borrow::Cow::Owned(_)), "{unclean:?}");
-            assert_eq!(end, b"");
+            let payload = data_payload(signature, unclean.as_bytes());
+            assert!(matches!(payload, DataPayload::Stuffed(_)), "{unclean:?}");
         }
+        // A head without its final CR LF is not sent as it is either.
+        let payload = data_payload(b"X-Head: no end", clean.as_bytes());
+        assert!(matches!(payload, DataPayload::Stuffed(_)));
     }
 
     /// The byte-by-byte definition `dot_stuff` must equal.
@@ -758,8 +784,10 @@ mod tests {
                 message.extend_from_slice(&line);
                 message.extend_from_slice(b"x\r\n");
             }
-            let (head, end) = data_payload(&message);
-            proptest::prop_assert_eq!([&head[..], end].concat(), dot_stuff_reference(&message));
+            // Split anywhere between head and body.
+            let split = message.len() / 3;
+            let payload = data_payload(&message[..split], &message[split..]);
+            proptest::prop_assert_eq!(payload.parts().collect::<Vec<_>>().concat(), dot_stuff_reference(&message));
         }
     }
 

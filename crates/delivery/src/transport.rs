@@ -127,6 +127,32 @@ impl Default for TransportConfig {
     }
 }
 
+/// A message to send, in two parts sent one after the other: `head` (e.g. the DKIM-Signature fields, empty
+/// for none) and `body` (the message they sign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingMessage<'a> {
+    /// Sent first.
+    pub head: &'a [u8],
+    /// Sent after `head`.
+    pub body: &'a [u8],
+}
+
+impl OutgoingMessage<'_> {
+    /// Its length in bytes, as announced with SIZE.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// Whether it has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn is_ascii(&self) -> bool {
+        self.head.is_ascii() && self.body.is_ascii()
+    }
+}
+
 /// The SMTP envelope of one send: one sender, recipients all in the same domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -427,6 +453,27 @@ impl SmtpTransport {
         envelope: &Envelope,
         message: &[u8],
     ) -> SendReport {
+        self.send_parts_from_pool(
+            domain,
+            pool,
+            envelope,
+            OutgoingMessage {
+                head: b"",
+                body: message,
+            },
+        )
+        .await
+    }
+
+    /// [`SmtpTransport::send_from_pool`] for a message in two parts sent one after the other (DKIM-Signature
+    /// fields and the message they sign), so that neither is copied to join them.
+    pub async fn send_parts_from_pool(
+        &self,
+        domain: &str,
+        pool: Option<&str>,
+        envelope: &Envelope,
+        message: OutgoingMessage<'_>,
+    ) -> SendReport {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; envelope.rcpt_to.len()];
         let sender_ok = valid_path(&envelope.mail_from, true);
         let mut pending = Vec::new();
@@ -574,7 +621,7 @@ impl SmtpTransport {
         exhausted: &mut Vec<IpAddr>,
         envelope: &Envelope,
         rcpts: &[&str],
-        message: &[u8],
+        message: OutgoingMessage<'_>,
     ) -> Attempt {
         let n = rcpts.len();
         let shaping = self.inner.destinations.config();
@@ -785,7 +832,7 @@ impl SmtpTransport {
         source: Option<IpAddr>,
         envelope: &Envelope,
         rcpts: &[&str],
-        message: &[u8],
+        message: OutgoingMessage<'_>,
     ) -> Run {
         let key = PoolKey {
             ip,
@@ -1158,7 +1205,7 @@ impl SmtpTransport {
         mut session: Session,
         envelope: &Envelope,
         rcpts: &[&str],
-        message: &[u8],
+        message: OutgoingMessage<'_>,
         reused: bool,
     ) -> Tx {
         let label = session.label.clone();
@@ -1333,12 +1380,11 @@ impl SmtpTransport {
             return Tx::Done(finish(outcomes), label, tls);
         }
 
-        let (payload, end_of_data) = data_payload(message);
+        let payload = data_payload(message.head, message.body);
         let client = &mut session.client;
         let result = tokio::time::timeout(self.inner.cfg.data_timeout, async {
-            client.stream.write_all(&payload).await?;
-            if !end_of_data.is_empty() {
-                client.stream.write_all(end_of_data).await?;
+            for part in payload.parts() {
+                client.stream.write_all(part).await?;
             }
             client.stream.flush().await?;
             client.read().await
