@@ -545,17 +545,18 @@ pub(crate) async fn insert_batch(
     lease: Option<LeaseRequest<'_>>,
 ) -> Result<InsertedBatch, crate::StoreError> {
     // Retained bodies stay: they would outlive their segments and only be moved into the database later.
-    let (mut spooled_ids, mut appending) = (Vec::new(), None);
+    // Indices into `msgs` (ids are read again after `check_limits`, which borrows `msgs` mutably).
+    let (mut to_spool, mut appending) = (Vec::new(), None);
     if let Some(s) = spool.filter(|_| !retain_bodies) {
-        let to_spool: Vec<&NewMessage> = msgs
-            .iter()
-            .map(|(m, _)| m)
-            .filter(|m| m.body.len() >= s.tuning().min_bytes && crate::delivery_rows::open_count(m) > 0)
+        to_spool = (0..msgs.len())
+            .filter(|&i| {
+                let m = &msgs[i].0;
+                m.body.len() >= s.tuning().min_bytes && crate::delivery_rows::open_count(m) > 0
+            })
             .collect();
         if !to_spool.is_empty() {
-            let bodies: Vec<&[u8]> = to_spool.iter().map(|m| m.body.as_slice()).collect();
+            let bodies: Vec<&[u8]> = to_spool.iter().map(|&i| msgs[i].0.body.as_slice()).collect();
             appending = s.append(&bodies)?;
-            spooled_ids = to_spool.iter().map(|m| m.id.as_str().to_owned()).collect();
         }
     }
     let mut tx = WriteTx::begin(pool, Durability::Full).await?;
@@ -568,8 +569,8 @@ pub(crate) async fn insert_batch(
     let plan = lease.map(|l| l.plan(&refusals));
     let mut spooled = HashMap::new();
     if let Some(appending) = appending {
-        for (id, r) in spooled_ids.iter().zip(appending.durable().await?) {
-            spooled.insert(id.as_str(), r);
+        for (&i, r) in to_spool.iter().zip(appending.durable().await?) {
+            spooled.insert(msgs[i].0.id.as_str(), r);
         }
     }
     let mut delta = crate::daily_statistics::StatsDelta::default();
