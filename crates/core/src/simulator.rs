@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use mailpush_store::{AttemptResult, DeliveryOutcome, LeaseToken, NewComplaint, Store};
 
@@ -88,6 +89,9 @@ pub(crate) fn attempt(address: &str) -> AttemptResult {
     }
 }
 
+/// How often a simulated complaint is tried before it is given up (100 ms, then doubling: about 3 s in all).
+const COMPLAINT_ATTEMPTS: u32 = 6;
+
 /// Feedback that follows an outcome once it is written (a complaint after the delivery), keyed by the
 /// delivery and its lease: an outcome fenced off records nothing, so neither does its follow-up.
 #[derive(Default)]
@@ -116,10 +120,22 @@ impl FollowUps {
                 .collect()
         };
         for c in due {
-            match store.inbound().record_complaint(&c).await {
-                Ok(recorded) => tracing::info!(message = %c.message_id, ?recorded, "simulator: complaint"),
-                Err(e) => {
-                    tracing::warn!(error = %e, message = %c.message_id, "simulator: recording a complaint failed")
+            // A busy store (a commit timing out under load) must not lose the complaint: the sender's tests wait
+            // for it, and a real receiver's feedback loop would report it again too.
+            let mut delay = Duration::from_millis(100);
+            for attempt in 1..=COMPLAINT_ATTEMPTS {
+                match store.inbound().record_complaint(&c).await {
+                    Ok(recorded) => {
+                        tracing::info!(message = %c.message_id, ?recorded, "simulator: complaint");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, message = %c.message_id, attempt, "simulator: recording a complaint failed");
+                        if attempt < COMPLAINT_ATTEMPTS {
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                        }
+                    }
                 }
             }
         }
