@@ -205,11 +205,7 @@ impl MxResolver {
             .map_err(|e| ResolveError::NoRoute(format!("{domain} is not a valid domain name: {e}")))?;
 
         let mx = self.resolver.mx_lookup(name.clone()).await;
-        mailpush_telemetry::dns_lookup(
-            "mx",
-            mx.as_ref()
-                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
-        );
+        mailpush_telemetry::dns_lookup("mx", mailpush_resolver::lookup_failed(&mx));
         let (mut exchangers, mut until, mx_secure) = match mx {
             Ok(lookup) => (
                 lookup
@@ -254,7 +250,7 @@ impl MxResolver {
                 Ok(_) => Err(ResolveError::NoRoute(format!(
                     "{domain} has no MX and no A/AAAA records"
                 ))),
-                Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(ResolveError::NoRoute(format!(
+                Err(e) if mailpush_resolver::no_such_records(&e) => Err(ResolveError::NoRoute(format!(
                     "{domain} has no MX and no A/AAAA records"
                 ))),
                 Err(e) => Err(ResolveError::Temporary(format!("address lookup for {domain}: {e}"))),
@@ -283,7 +279,7 @@ impl MxResolver {
                     });
                 }
                 Ok(_) => {}
-                Err(e) if e.is_nx_domain() || e.is_no_records_found() => {}
+                Err(e) if mailpush_resolver::no_such_records(&e) => {}
                 Err(e) => temporary = Some(format!("address lookup for MX {host} of {domain}: {e}")),
             }
         }
@@ -322,27 +318,10 @@ impl MxResolver {
         let fqdn = Name::from_ascii(format!("{name}."))
             .map_err(|e| ResolveError::NoRoute(format!("{name} is not a valid name: {e}")))?;
         let answer = self.resolver.txt_lookup(fqdn).await;
-        mailpush_telemetry::dns_lookup(
-            "txt",
-            answer
-                .as_ref()
-                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
-        );
+        mailpush_telemetry::dns_lookup("txt", mailpush_resolver::lookup_failed(&answer));
         match answer {
-            Ok(lookup) => Ok(lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::TXT(txt) => Some(
-                        txt.txt_data
-                            .iter()
-                            .map(|s| String::from_utf8_lossy(s).into_owned())
-                            .collect::<String>(),
-                    ),
-                    _ => None,
-                })
-                .collect()),
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Ok(lookup) => Ok(mailpush_resolver::txt_strings(lookup.answers())),
+            Err(e) if mailpush_resolver::no_such_records(&e) => Ok(Vec::new()),
             Err(e) => Err(ResolveError::Temporary(format!("TXT lookup for {name}: {e}"))),
         }
     }
@@ -350,12 +329,7 @@ impl MxResolver {
     /// `name`'s addresses, until when they hold, and whether they were DNSSEC-validated as secure.
     async fn addresses(&self, name: Name) -> Result<(Vec<IpAddr>, Instant, bool), NetError> {
         let lookup = self.resolver.lookup_ip(name).await;
-        mailpush_telemetry::dns_lookup(
-            "ip",
-            lookup
-                .as_ref()
-                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
-        );
+        mailpush_telemetry::dns_lookup("ip", mailpush_resolver::lookup_failed(&lookup));
         let lookup = lookup?;
         let mut addrs: Vec<IpAddr> = Vec::new();
         for ip in lookup.iter() {
@@ -386,8 +360,7 @@ pub(crate) fn all_secure(answers: &[Record], record_type: RecordType) -> bool {
 
 /// "There are no such records" (NXDOMAIN, NODATA, or a validated denial that is not bogus).
 pub(crate) fn is_denial(e: &NetError) -> bool {
-    e.is_nx_domain()
-        || e.is_no_records_found()
+    mailpush_resolver::no_such_records(e)
         || matches!(e, NetError::Dns(DnsError::Nsec { proof, .. }) if *proof != Proof::Bogus)
 }
 

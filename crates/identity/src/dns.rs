@@ -58,29 +58,10 @@ impl DnsChecker {
             Err(e) => return Lookup::Error(e),
         };
         let answer = self.resolver.txt_lookup(n).await;
-        mailpush_telemetry::dns_lookup(
-            "txt",
-            answer
-                .as_ref()
-                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
-        );
+        mailpush_telemetry::dns_lookup("txt", mailpush_resolver::lookup_failed(&answer));
         match answer {
-            Ok(lookup) => Lookup::Found(
-                lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(txt) => Some(
-                            txt.txt_data
-                                .iter()
-                                .map(|s| String::from_utf8_lossy(s).into_owned())
-                                .collect::<String>(),
-                        ),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Lookup::Found(Vec::new()),
+            Ok(lookup) => Lookup::Found(mailpush_resolver::txt_strings(lookup.answers())),
+            Err(e) if mailpush_resolver::no_such_records(&e) => Lookup::Found(Vec::new()),
             Err(e) => Lookup::Error(e.to_string()),
         }
     }
@@ -92,12 +73,7 @@ impl DnsChecker {
             Err(e) => return Lookup::Error(e),
         };
         let answer = self.resolver.mx_lookup(n).await;
-        mailpush_telemetry::dns_lookup(
-            "mx",
-            answer
-                .as_ref()
-                .is_err_and(|e| !e.is_nx_domain() && !e.is_no_records_found()),
-        );
+        mailpush_telemetry::dns_lookup("mx", mailpush_resolver::lookup_failed(&answer));
         match answer {
             Ok(lookup) => {
                 let mut v: Vec<(u16, String)> = lookup
@@ -114,7 +90,7 @@ impl DnsChecker {
                 v.sort();
                 Lookup::Found(v)
             }
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Lookup::Found(Vec::new()),
+            Err(e) if mailpush_resolver::no_such_records(&e) => Lookup::Found(Vec::new()),
             Err(e) => Lookup::Error(e.to_string()),
         }
     }

@@ -1,7 +1,8 @@
 //! One way to build a DNS resolver for every crate that resolves names (MX lookups in delivery, the DKIM/SPF
 //! checks of identities, the SSRF-guarded callback client): the configured name servers, each over UDP and TCP
 //! on its own port and never the hosts file, or the system's resolv.conf when none is configured; and, for
-//! DANE, the same resolver validating its answers with DNSSEC ([`validating`]).
+//! DANE, the same resolver validating its answers with DNSSEC ([`validating`]); and the readings of an answer
+//! those crates share ([`no_such_records`], [`lookup_failed`], [`txt_strings`]).
 
 #![warn(missing_docs)]
 
@@ -9,8 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::dnssec::TrustAnchors;
+use hickory_resolver::proto::rr::{RData, Record};
 use hickory_resolver::{Resolver, ResolverBuilder, TokioResolver};
 
 /// The resolver could not be configured (no usable resolv.conf).
@@ -84,6 +87,35 @@ pub fn validating(
     Ok(builder.with_trust_anchor(Arc::new(anchor.anchors()?)))
 }
 
+/// Whether `e` is the answer "no such records" (NXDOMAIN, or the name without records of the type) rather than a
+/// lookup that got no answer (timeout, SERVFAIL).
+pub fn no_such_records(e: &NetError) -> bool {
+    e.is_nx_domain() || e.is_no_records_found()
+}
+
+/// Whether a lookup's `result` failed for lack of an answer: what the DNS failure metric counts, so NXDOMAIN
+/// and empty answers are not failures.
+pub fn lookup_failed<T>(result: &Result<T, NetError>) -> bool {
+    result.as_ref().is_err_and(|e| !no_such_records(e))
+}
+
+/// The TXT records among `answers`, each record's character-strings concatenated (RFC 7208 §3.3,
+/// RFC 6376 §3.6.2.2); other record types are skipped.
+pub fn txt_strings(answers: &[Record]) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +125,32 @@ mod tests {
         let server: SocketAddr = "127.0.0.1:5353".parse().expect("addr");
         let mut b = builder(&[server]).expect("builder");
         assert!(matches!(b.options_mut().use_hosts_file, ResolveHosts::Never));
+    }
+
+    #[test]
+    fn txt_records_join_their_strings_and_skip_other_types() {
+        use hickory_resolver::proto::rr::Name;
+        use hickory_resolver::proto::rr::rdata::{A, TXT};
+
+        let name = Name::from_ascii("example.com.").expect("name");
+        let answers = [
+            Record::from_rdata(
+                name.clone(),
+                60,
+                RData::TXT(TXT::new(vec!["v=spf1 ".into(), "-all".into()])),
+            ),
+            Record::from_rdata(name.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
+            Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["second".into()]))),
+        ];
+        assert_eq!(txt_strings(&answers), ["v=spf1 -all", "second"]);
+        assert!(txt_strings(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_a_missing_answer_is_a_failed_lookup() {
+        assert!(lookup_failed::<()>(&Err(NetError::Timeout)));
+        assert!(!no_such_records(&NetError::Timeout));
+        assert!(!lookup_failed(&Ok(())));
     }
 
     #[test]
