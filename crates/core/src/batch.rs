@@ -145,6 +145,36 @@ pub fn subject_with_ad(subject: &str, ad_location: i32) -> String {
     }
 }
 
+/// The filters of a `ListReceivers` request, as the API gives them.
+pub(crate) struct ReceiverFilter<'a> {
+    /// `Status`: 1, 2 or 3 (none: any).
+    pub(crate) status: Option<i32>,
+    /// `KeyWord` (empty: any).
+    pub(crate) keyword: Option<&'a str>,
+}
+
+/// The filters of a `ListReceiverDetails` request, as the API gives them.
+pub(crate) struct DetailFilter<'a> {
+    /// `Email`: part of the address (empty: any).
+    pub(crate) email: Option<&'a str>,
+    /// `CreateTimeBegin`, like `2026-11-26 08:00:00` (blank: none).
+    pub(crate) create_time_begin: Option<&'a str>,
+    /// `CreateTimeEnd`, like `CreateTimeBegin`.
+    pub(crate) create_time_end: Option<&'a str>,
+    /// `Status`: 1 or 2 (none: any).
+    pub(crate) status: Option<i32>,
+}
+
+/// The filters of a `ListSendTasks` request.
+pub(crate) struct TaskFilter {
+    /// `Status` (none: any).
+    pub(crate) status: Option<i32>,
+    /// `TaskType` (none: any).
+    pub(crate) task_type: Option<i32>,
+    /// `ReceiverId` (none: any).
+    pub(crate) receiver_id: Option<i64>,
+}
+
 /// Recipient lists (receivers) and batch send tasks.
 pub struct Batch {
     pub(crate) env: Env,
@@ -330,16 +360,15 @@ impl Batch {
         Ok(rows.into_iter().find(|r| r.name == name))
     }
 
-    /// `ListReceivers`.
-    pub async fn list_receivers(
+    pub(crate) async fn list_receivers(
         &self,
         account: &AccountContext,
-        status: Option<i32>,
-        keyword: Option<&str>,
+        filter: ReceiverFilter<'_>,
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<ReceiverRow>), CoreError> {
         crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
+        let ReceiverFilter { status, keyword } = filter;
         if let Some(s) = status
             && !(1..=3).contains(&s)
         {
@@ -354,20 +383,21 @@ impl Batch {
             .await?)
     }
 
-    /// `ListReceiverDetails`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn list_receiver_details(
+    pub(crate) async fn list_receiver_details(
         &self,
         account: &AccountContext,
         receiver_id: i64,
-        email: Option<&str>,
-        create_time_begin: Option<&str>,
-        create_time_end: Option<&str>,
-        status: Option<i32>,
+        filter: DetailFilter<'_>,
         offset: i64,
         limit: i64,
     ) -> Result<DetailPage, CoreError> {
         crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
+        let DetailFilter {
+            email,
+            create_time_begin,
+            create_time_end,
+            status,
+        } = filter;
         self.receiver_of(account, receiver_id).await?;
         let time = |field: &str, v: Option<&str>| -> Result<Option<i64>, CoreError> {
             match v.filter(|s| !s.trim().is_empty()) {
@@ -578,22 +608,19 @@ impl Batch {
         Ok(id)
     }
 
-    /// `ListSendTasks`.
-    pub async fn list_send_tasks(
+    pub(crate) async fn list_send_tasks(
         &self,
         account: &AccountContext,
-        status: Option<i32>,
-        task_type: Option<i32>,
-        receiver_id: Option<i64>,
+        filter: TaskFilter,
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<SendTaskRow>), CoreError> {
         crate::error::check_page(offset, limit, MAX_LIST_LIMIT)?;
         let q = TaskQuery {
             account_id: account.id,
-            status,
-            task_type,
-            receiver_id,
+            status: filter.status,
+            task_type: filter.task_type,
+            receiver_id: filter.receiver_id,
             offset,
             limit,
         };

@@ -324,7 +324,7 @@ impl Sending {
         if let Some(list) = &extras.list
             && shared_body
             && let [only] = msg.recipients.as_slice()
-            && let Some(url) = sending.topic_unsubscribe_url(ctx, &list.list, &list.topic, &only.address, &msg.id)
+            && let Some(url) = sending.topic_unsubscribe_url(ctx, list, &only.address, &msg.id)
         {
             msg.body.splice(0..0, list_unsubscribe_headers(&url).into_bytes());
         }

@@ -5,6 +5,7 @@
 //! with a configuration set (the token names the message), records a `SUBSCRIPTION` event for the set's
 //! destinations with the contact's preferences before and after.
 
+use crate::configuration_sets::ListManagement;
 use crate::error::CoreError;
 use crate::sending::Sending;
 use crate::{AccountContext, Mailpush};
@@ -121,13 +122,12 @@ impl Sending {
         crate::configuration_sets::outcome(self.contact_store().delete_contact(ctx.id, list, email).await)
     }
 
-    /// The one-click unsubscribe URL of `email` for `topic` of `list` in message `message` (`None` without
+    /// The one-click unsubscribe URL of `email` for the topic of `list` in message `message` (`None` without
     /// `public_base_url`).
     pub(crate) fn topic_unsubscribe_url(
         &self,
         ctx: &AccountContext,
-        list: &str,
-        topic: &str,
+        list: &ListManagement,
         email: &str,
         message: &MessageId,
     ) -> Option<String> {
@@ -142,7 +142,7 @@ impl Sending {
             return None;
         }
         let token = Token {
-            kind: TokenKind::Unsubscribe(format!("{TOPIC_PREFIX}{list}\n{topic}")),
+            kind: TokenKind::Unsubscribe(format!("{TOPIC_PREFIX}{}\n{}", list.list, list.topic)),
             account_id: ctx.id,
             message_id: message.as_str().to_string(),
             recipient: email.to_ascii_lowercase(),
@@ -330,9 +330,11 @@ impl Mailpush {
         email: &str,
         message: &MessageId,
     ) -> Option<String> {
-        self.inner
-            .sending
-            .topic_unsubscribe_url(ctx, list, topic, email, message)
+        let list = ListManagement {
+            list: list.to_string(),
+            topic: topic.to_string(),
+        };
+        self.inner.sending.topic_unsubscribe_url(ctx, &list, email, message)
     }
 
     /// Replaces a contact list's description and topics (`Missing` when there is no such list).

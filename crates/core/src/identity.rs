@@ -345,8 +345,7 @@ impl Identities {
             .ok_or_else(|| not_found(domain))
     }
 
-    /// `CreateEmailIdentity`: generates the keys and returns the records to publish (not yet verified).
-    pub async fn create_identity(
+    pub(crate) async fn create_identity(
         &self,
         account: &AccountContext,
         domain: &str,
@@ -415,8 +414,7 @@ impl Identities {
         self.view(&row).await
     }
 
-    /// `UpdateEmailIdentity`: re-checks DNS now (after replacing the keys if `dkim_option` differs).
-    pub async fn update_identity(
+    pub(crate) async fn update_identity(
         &self,
         account: &AccountContext,
         domain: &str,
@@ -591,8 +589,7 @@ impl Identities {
         deleted.map_err(|e| Self::sender_error(e, addr.as_str()))
     }
 
-    /// `UpdateEmailSmtpPassWord`: sets the SMTP password of a sender address (stored as argon2id).
-    pub async fn update_smtp_password(
+    pub(crate) async fn update_smtp_password(
         &self,
         account: &AccountContext,
         address: &str,

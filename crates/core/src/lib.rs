@@ -597,7 +597,7 @@ impl Mailpush {
     ) -> Result<(i64, Vec<ReceiverRow>), CoreError> {
         self.inner
             .batch
-            .list_receivers(account, status, keyword, offset, limit)
+            .list_receivers(account, batch::ReceiverFilter { status, keyword }, offset, limit)
             .await
     }
 
@@ -619,10 +619,12 @@ impl Mailpush {
             .list_receiver_details(
                 account,
                 receiver_id,
-                email,
-                create_time_begin,
-                create_time_end,
-                status,
+                batch::DetailFilter {
+                    email,
+                    create_time_begin,
+                    create_time_end,
+                    status,
+                },
                 offset,
                 limit,
             )
@@ -652,7 +654,16 @@ impl Mailpush {
     ) -> Result<(i64, Vec<SendTaskRow>), CoreError> {
         self.inner
             .batch
-            .list_send_tasks(account, status, task_type, receiver_id, offset, limit)
+            .list_send_tasks(
+                account,
+                batch::TaskFilter {
+                    status,
+                    task_type,
+                    receiver_id,
+                },
+                offset,
+                limit,
+            )
             .await
     }
 
@@ -1004,7 +1015,14 @@ impl Mailpush {
     ) -> Result<AccountLimitOverrides, CoreError> {
         self.inner
             .limits
-            .set_account_limits(name, sends_per_second, per_recipient_per_hour, daily_cap)
+            .set_account_limits(
+                name,
+                limits::LimitChanges {
+                    sends_per_second,
+                    per_recipient_per_hour,
+                    daily_cap,
+                },
+            )
             .await
     }
 
@@ -1197,7 +1215,16 @@ impl Mailpush {
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
         self.inner
             .suppression
-            .list_black_email_address(account, start_date, end_date, email, offset, limit)
+            .list_black_email_address(
+                account,
+                suppression::BounceBlacklistFilter {
+                    start_date,
+                    end_date,
+                    email,
+                },
+                offset,
+                limit,
+            )
             .await
     }
 
@@ -1230,7 +1257,12 @@ impl Mailpush {
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), CoreError> {
         self.inner
             .suppression
-            .list_custom_blacklist(account, status, email, offset, limit)
+            .list_custom_blacklist(
+                account,
+                suppression::CustomBlacklistFilter { status, email },
+                offset,
+                limit,
+            )
             .await
     }
 
@@ -1244,7 +1276,7 @@ impl Mailpush {
     ) -> Result<(), CoreError> {
         self.inner
             .suppression
-            .update_custom_blacklist(account, id, email, expire_date)
+            .update_custom_blacklist(account, id, suppression::CustomBlacklistEdit { email, expire_date })
             .await
     }
 

@@ -27,6 +27,14 @@ pub struct DomainReputation {
     pub daily_quota: u64,
 }
 
+/// Changes to an account's limit overrides, one per field of [`AccountLimitOverrides`]: `Some(None)` clears the
+/// field (back to the default), `None` leaves it as it is.
+pub(crate) struct LimitChanges {
+    pub(crate) sends_per_second: Option<Option<i64>>,
+    pub(crate) per_recipient_per_hour: Option<Option<i64>>,
+    pub(crate) daily_cap: Option<Option<i64>>,
+}
+
 /// The highest level and its quota (`MaxReputationLevel` / `MaxDailyQuota`).
 pub const MAX_LEVEL: u8 = 20;
 
@@ -174,16 +182,17 @@ impl Limits {
         })
     }
 
-    /// Operator: sets an account's limit overrides. `Some(None)` clears a field (back to the default), `None`
-    /// leaves it as it is. Returns the overrides in force.
-    pub async fn set_account_limits(
+    pub(crate) async fn set_account_limits(
         &self,
         name: &str,
-        sends_per_second: Option<Option<i64>>,
-        per_recipient_per_hour: Option<Option<i64>>,
-        daily_cap: Option<Option<i64>>,
+        changes: LimitChanges,
     ) -> Result<AccountLimitOverrides, CoreError> {
         let account = self.env.operator_account(name).await?;
+        let LimitChanges {
+            sends_per_second,
+            per_recipient_per_hour,
+            daily_cap,
+        } = changes;
         for v in [sends_per_second, per_recipient_per_hour, daily_cap]
             .into_iter()
             .flatten()

@@ -145,6 +145,16 @@ pub(crate) fn has_list_unsubscribe(raw: &[u8]) -> bool {
         .any(|line| line.len() >= 17 && line[..17].eq_ignore_ascii_case(b"list-unsubscribe:"))
 }
 
+/// The `Address` of an unsubscribe config request, parsed (not yet checked against the account's senders).
+fn parse_config_address(raw: &str) -> Result<EmailAddress, CoreError> {
+    EmailAddress::parse(raw.trim()).map_err(|e| {
+        refuse(
+            ErrorCode::InvalidParameterValueIllegalEmailAddress,
+            format!("Address {raw:?}: {e}"),
+        )
+    })
+}
+
 fn parse_status(status: Option<i64>) -> Result<i32, CoreError> {
     match status {
         None | Some(1) => Ok(1),
@@ -195,12 +205,7 @@ impl Statistics {
 
     /// The sender address of an unsubscribe config: valid, and a created sender of the account.
     async fn config_address(&self, account: &AccountContext, raw: &str) -> Result<String, CoreError> {
-        let address = EmailAddress::parse(raw.trim()).map_err(|e| {
-            refuse(
-                ErrorCode::InvalidParameterValueIllegalEmailAddress,
-                format!("Address {raw:?}: {e}"),
-            )
-        })?;
+        let address = parse_config_address(raw)?;
         if self
             .env
             .store
@@ -268,7 +273,7 @@ impl Statistics {
     }
 
     /// `CreateAddressUnsubscribeConfig`: the default `Unsubscribe` option of one sender address.
-    pub async fn create_unsubscribe_config(
+    pub(crate) async fn create_unsubscribe_config(
         &self,
         account: &AccountContext,
         address: &str,
@@ -303,7 +308,7 @@ impl Statistics {
     }
 
     /// `UpdateAddressUnsubscribeConfig`.
-    pub async fn update_unsubscribe_config(
+    pub(crate) async fn update_unsubscribe_config(
         &self,
         account: &AccountContext,
         address: &str,
@@ -332,15 +337,7 @@ impl Statistics {
         account: &AccountContext,
         address: &str,
     ) -> Result<(), CoreError> {
-        let address = EmailAddress::parse(address.trim())
-            .map_err(|e| {
-                refuse(
-                    ErrorCode::InvalidParameterValueIllegalEmailAddress,
-                    format!("Address {address:?}: {e}"),
-                )
-            })?
-            .as_str()
-            .to_ascii_lowercase();
+        let address = parse_config_address(address)?.as_str().to_ascii_lowercase();
         let result = self
             .env
             .store
@@ -350,8 +347,7 @@ impl Statistics {
         self.config_changed(account, &address, result, "")
     }
 
-    /// `ListAddressUnsubscribeConfig`: one page (`Limit` 1–100) by address, and the total.
-    pub async fn list_unsubscribe_configs(
+    pub(crate) async fn list_unsubscribe_configs(
         &self,
         account: &AccountContext,
         offset: i64,

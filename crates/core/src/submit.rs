@@ -635,9 +635,9 @@ impl Submission {
             && let [only] = recipients.as_slice()
             && !crate::stats::has_list_unsubscribe(&mail.body)
             && !has_header_field(&mail.body, "DKIM-Signature")
-            && let Some(url) =
-                self.sending
-                    .topic_unsubscribe_url(&who.account, &list.list, &list.topic, &only.address, &mail.id)
+            && let Some(url) = self
+                .sending
+                .topic_unsubscribe_url(&who.account, list, &only.address, &mail.id)
         {
             mail.body = prepend(&list_unsubscribe_headers(&url), std::mem::take(&mut mail.body));
         }

@@ -57,13 +57,19 @@ fn expire_ms(raw: Option<&str>) -> Result<Option<i64>, CoreError> {
     }
 }
 
-fn parse_addresses(field: &str, raw: &[String]) -> Result<Vec<String>, CoreError> {
+/// Refuses a list of addresses that is empty or longer than [`MAX_BLACKLIST_ADDRESSES`].
+fn check_address_count(field: &str, raw: &[String]) -> Result<(), CoreError> {
     if raw.is_empty() || raw.len() > MAX_BLACKLIST_ADDRESSES {
         return Err(CoreError::refused(
             ErrorCode::InvalidParameterValue,
             format!("{field} must hold 1 to {MAX_BLACKLIST_ADDRESSES} addresses"),
         ));
     }
+    Ok(())
+}
+
+fn parse_addresses(field: &str, raw: &[String]) -> Result<Vec<String>, CoreError> {
+    check_address_count(field, raw)?;
     raw.iter()
         .map(|a| {
             EmailAddress::parse(a.trim())
@@ -84,6 +90,32 @@ fn address_filter(email: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(normalize_blacklist_address)
+}
+
+/// The filters of a `ListBlackEmailAddress` request, as the API gives them.
+pub(crate) struct BounceBlacklistFilter<'a> {
+    /// `StartDate`, a UTC day.
+    pub(crate) start_date: &'a str,
+    /// `EndDate`, a UTC day (inclusive).
+    pub(crate) end_date: &'a str,
+    /// `EmailAddress` (blank: any).
+    pub(crate) email: Option<&'a str>,
+}
+
+/// The filters of a `ListCustomBlacklist` request, as the API gives them.
+pub(crate) struct CustomBlacklistFilter<'a> {
+    /// `Status`: 0 expired, 1 in force, 2 (or absent) all.
+    pub(crate) status: Option<i64>,
+    /// `Email` (blank: any).
+    pub(crate) email: Option<&'a str>,
+}
+
+/// The new values of one custom blacklist row (`UpdateCustomBlackList`), as the API gives them.
+pub(crate) struct CustomBlacklistEdit<'a> {
+    /// `Email`.
+    pub(crate) email: &'a str,
+    /// `ExpireDate` (empty: forever).
+    pub(crate) expire_date: Option<&'a str>,
 }
 
 /// Blacklists, the admission screen of recipients and account suspension.
@@ -196,18 +228,19 @@ impl Suppression {
         Ok(())
     }
 
-    /// `ListBlackEmailAddress`: the global bounce blacklist rows the account's mail caused, blacklisted between
-    /// `StartDate` and `EndDate` (UTC days, inclusive), newest first; and their total.
-    pub async fn list_black_email_address(
+    pub(crate) async fn list_black_email_address(
         &self,
         account: &AccountContext,
-        start_date: &str,
-        end_date: &str,
-        email: Option<&str>,
+        filter: BounceBlacklistFilter<'_>,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<BounceBlacklistEntry>, i64), CoreError> {
         crate::error::check_page(offset, limit, 100)?;
+        let BounceBlacklistFilter {
+            start_date,
+            end_date,
+            email,
+        } = filter;
         let (from_ms, _) =
             mailpush_model::clock::day_range(start_date).ok_or_else(|| bad_date("StartDate", start_date))?;
         let (_, to_ms) = mailpush_model::clock::day_range(end_date).ok_or_else(|| bad_date("EndDate", end_date))?;
@@ -237,19 +270,13 @@ impl Suppression {
             .await?)
     }
 
-    /// `CreateCustomBlacklist`: lists addresses until `ExpireDate` (end of that UTC day; none = forever).
-    pub async fn create_custom_blacklist(
+    pub(crate) async fn create_custom_blacklist(
         &self,
         account: &AccountContext,
         emails: &[String],
         expire_date: Option<&str>,
     ) -> Result<CustomBlacklistCreated, CoreError> {
-        if emails.is_empty() || emails.len() > MAX_BLACKLIST_ADDRESSES {
-            return Err(CoreError::refused(
-                ErrorCode::InvalidParameterValue,
-                format!("Emails must hold 1 to {MAX_BLACKLIST_ADDRESSES} addresses"),
-            ));
-        }
+        check_address_count("Emails", emails)?;
         let expire = expire_ms(expire_date)?;
         let mut out = CustomBlacklistCreated {
             total: emails.len() as u64,
@@ -284,16 +311,15 @@ impl Suppression {
         Ok(out)
     }
 
-    /// `ListCustomBlacklist`: `Status` 0 expired, 1 in force, 2 (or absent) all.
-    pub async fn list_custom_blacklist(
+    pub(crate) async fn list_custom_blacklist(
         &self,
         account: &AccountContext,
-        status: Option<i64>,
-        email: Option<&str>,
+        filter: CustomBlacklistFilter<'_>,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<CustomBlacklistEntry>, i64), CoreError> {
         crate::error::check_page(offset, limit, 100)?;
+        let CustomBlacklistFilter { status, email } = filter;
         let filter = match status {
             Some(0) => CustomStatusFilter::Expired,
             Some(1) => CustomStatusFilter::Active,
@@ -319,16 +345,14 @@ impl Suppression {
             .await?)
     }
 
-    /// `UpdateCustomBlackList`: changes the address and expiry of one row (an empty `ExpireDate` = forever).
-    pub async fn update_custom_blacklist(
+    pub(crate) async fn update_custom_blacklist(
         &self,
         account: &AccountContext,
         id: i64,
-        email: &str,
-        expire_date: Option<&str>,
+        edit: CustomBlacklistEdit<'_>,
     ) -> Result<(), CoreError> {
-        let address = parse_addresses("Email", &[email.to_string()])?.remove(0);
-        let expire = expire_ms(expire_date)?;
+        let address = parse_addresses("Email", &[edit.email.to_string()])?.remove(0);
+        let expire = expire_ms(edit.expire_date)?;
         match self
             .suppression_store()
             .update_custom_blacklist(account.id, id, &address, expire)

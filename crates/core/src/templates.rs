@@ -563,9 +563,7 @@ impl Templates {
         self.policy_of(&account).await
     }
 
-    /// Changes an account's content permissions (`None` keeps a permission as it is); returns the result.
-    /// Takes effect on the next send: permissions are read per request, never cached.
-    pub async fn set_account_policy(
+    pub(crate) async fn set_account_policy(
         &self,
         name: &str,
         allow_simple_content: Option<bool>,
