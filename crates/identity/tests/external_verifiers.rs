@@ -50,6 +50,16 @@ async fn assert_verifies(
     }
 }
 
+/// A message of `body` under the headers every case shares, with its own Subject and Message-ID local part.
+/// With Date: opendkim-testmsg calls a message without one a syntax error.
+fn message_with_body(subject: &str, id: &str, body: &str) -> String {
+    format!(
+        "From: Shop <a@example.com>\r\nTo: b@example.org\r\nSubject: {subject}\r\n\
+         Date: Sun, 6 Dec 2026 16:00:00 +0000\r\nMessage-ID: <{id}@example.com>\r\n\
+         MIME-Version: 1.0\r\n\r\n{body}"
+    )
+}
+
 #[tokio::test]
 async fn rewritten_bodies_verify_with_external_verifiers() {
     // As the end-to-end harness (`external_dkim_verdicts`): skipped with a notice where the verifiers are
@@ -94,23 +104,9 @@ async fn rewritten_bodies_verify_with_external_verifiers() {
         long_line.as_str(),
         big.as_str(),
     ] {
-        // With Date: opendkim-testmsg calls a message without one a syntax error.
-        let message = format!(
-            "From: Shop <a@example.com>\r\nTo: b@example.org\r\nSubject: body hash\r\n\
-             Date: Sun, 6 Dec 2026 16:00:00 +0000\r\nMessage-ID: <body-hash@example.com>\r\n\
-             MIME-Version: 1.0\r\n\r\n{body}"
-        );
+        let message = message_with_body("body hash", "body-hash", body);
         let mut signed = keys::sign(message.as_bytes(), &signing).expect("sign");
         signed.extend_from_slice(message.as_bytes());
-        for verdict in verifiers.verify(&signed).await {
-            assert!(
-                verdict.pass || verdict.unsupported,
-                "{} on body {:?}: {}",
-                verdict.verifier,
-                &body[..body.len().min(80)],
-                verdict.detail
-            );
-        }
         assert_verifies(&verifiers, &mail_auth, signing.len(), &signed, body).await;
     }
 
@@ -134,11 +130,7 @@ async fn rewritten_bodies_verify_with_external_verifiers() {
         bare_crs.as_str(),
         blank_tail.as_str(),
     ] {
-        let message = format!(
-            "From: Shop <a@example.com>\r\nTo: b@example.org\r\nSubject: normalised body\r\n\
-             Date: Sun, 6 Dec 2026 16:00:00 +0000\r\nMessage-ID: <normalised@example.com>\r\n\
-             MIME-Version: 1.0\r\n\r\n{body}"
-        );
+        let message = message_with_body("normalised body", "normalised", body);
         let normal = normalize_message(message.as_bytes());
         assert!(
             !normal.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'),

@@ -7,8 +7,8 @@ use mailpush_model::limits::AdmissionLimits;
 use mailpush_store::LimitRefusal;
 use mailpush_store::batch::{ReceiverStatus, TaskStatus};
 use mailpush_store::{
-    Account, AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, ReceiverRow,
-    Store, TaskChunk, TaskQuery, TaskRunUpdate,
+    AddDetailsRefusal, DetailQuery, NewMessage, NewReceiverDetail, NewRecipient, NewSendTask, ReceiverRow, Store,
+    TaskChunk, TaskQuery, TaskRunUpdate,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -23,10 +23,6 @@ conformance!(
     chunks_and_admission_share_the_daily_limit_across_processes,
     receiver_in_use_cannot_be_deleted,
 );
-
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
 
 /// Creates the recipient list `name` (at most 2 lists per account): its row, or `Err(true)` for a taken name and
 /// `Err(false)` over the limit.
@@ -87,8 +83,8 @@ async fn list_with_task(store: &Store, account: i64, emails: &[&str]) -> (Receiv
 async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
     let store = ctx.store.clone();
     let batch = store.batch();
-    let a = account(&store, "a").await;
-    let b = account(&store, "b").await;
+    let a = common::account(&store, "a", T0).await;
+    let b = common::account(&store, "b", T0).await;
     let r = receiver(&store, a.id, "list").await.expect("created");
     assert_eq!(receiver(&store, a.id, "list").await, Err(true));
     receiver(&store, b.id, "list").await.expect("same name ok");
@@ -155,7 +151,7 @@ async fn receivers_scoped_counted_and_limited(ctx: Ctx) {
 async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
     let store = ctx.store.clone();
     let batch = store.batch();
-    let a = account(&store, "a").await;
+    let a = common::account(&store, "a", T0).await;
     let (r, id) = list_with_task(&store, a.id, &["u1@example.org", "u2@example.org"]).await;
     let walk = batch.receiver_walk(r.id, 0, 10).await.expect("walk");
     let chunk = TaskChunk {
@@ -246,7 +242,7 @@ async fn chunk_feed_is_atomic_and_compare_and_swap(ctx: Ctx) {
 async fn chunks_and_admission_share_the_daily_limit_across_processes(ctx: Ctx) {
     let store = ctx.store.clone();
     let other = ctx.open(mailpush_store::StoreOptions::default()).await;
-    let a = account(&store, "a").await;
+    let a = common::account(&store, "a", T0).await;
     let emails: Vec<String> = (0..8).map(|i| format!("u{i}@example.org")).collect();
     let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
     let (r, first) = list_with_task(&store, a.id, &emails).await;
@@ -372,7 +368,7 @@ async fn chunks_and_admission_share_the_daily_limit_across_processes(ctx: Ctx) {
 async fn receiver_in_use_cannot_be_deleted(ctx: Ctx) {
     let store = ctx.store.clone();
     let batch = store.batch();
-    let a = account(&store, "a").await;
+    let a = common::account(&store, "a", T0).await;
     let (r, id) = list_with_task(&store, a.id, &["u1@example.org"]).await;
     assert_eq!(batch.delete_receiver(a.id, r.id).await.expect("delete"), Err(true));
     let u = TaskRunUpdate {

@@ -8,11 +8,10 @@ use mailpush_store::{
 };
 
 const T0: i64 = 1_764_158_400_000;
-const DAY: i64 = 86_400_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, DAY};
 
 conformance!(sets_destinations_and_tags, enabled_destinations_make_events_pending,);
 

@@ -2,7 +2,7 @@
 //! search and timeline, and the task controls, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_store::batch::TaskStatus;
-use mailpush_store::{Account, MessageSearch, NewMessage, Store, TaskControl};
+use mailpush_store::{MessageSearch, NewMessage, Store, TaskControl};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -16,14 +16,10 @@ conformance!(
     task_controls_move_only_from_their_states,
 );
 
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
-
 async fn console_users_are_unique_and_sessions_expire(ctx: Ctx) {
     let store = &ctx.store;
     let console = store.console();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let ann = console
         .create_console_user("ann", Some(a.id), "hash", T0)
         .await
@@ -83,8 +79,8 @@ fn message(account: i64, to: &str) -> NewMessage {
 async fn message_search_and_timeline_are_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
     let console = store.console();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let m = message(a.id, "u1@example.org");
     let id = m.id.as_str().to_string();
     store.queue().enqueue(m).await.expect("enqueue");
@@ -132,8 +128,8 @@ async fn message_search_and_timeline_are_scoped_by_account(ctx: Ctx) {
 
 async fn task_controls_move_only_from_their_states(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let r = store
         .batch()
         .create_receiver(a.id, "l", "", T0, 10)

@@ -2,7 +2,7 @@
 //! report id), its rows are summed per day, source IP and organisation, scoped by account and domain; on SQLite
 //! and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
-use mailpush_store::{Account, DmarcDailyRow, NewDmarcReport, NewDmarcRow, Store};
+use mailpush_store::{Account, DmarcDailyRow, NewDmarcReport, NewDmarcRow};
 
 /// 2025-12-06 00:00 UTC.
 const T0: i64 = 1_764_979_200_000;
@@ -16,10 +16,6 @@ conformance!(
     reports_are_stored_once_and_summed_per_day_ip_and_org,
     reports_are_scoped_by_account_domain_and_days,
 );
-
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
 
 fn row(
     account: &Account,
@@ -62,7 +58,7 @@ fn report(org: &str, id: &str, rows: Vec<NewDmarcRow>) -> NewDmarcReport {
 async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
     let store = &ctx.store;
     let reports = store.dmarc_reports();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let google = report(
         "google.com",
         "g-1",
@@ -109,8 +105,8 @@ async fn reports_are_stored_once_and_summed_per_day_ip_and_org(ctx: Ctx) {
 
 async fn reports_are_scoped_by_account_domain_and_days(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let r = report(
         "google.com",
         "g-2",

@@ -1,7 +1,7 @@
 //! Conformance cases for the event log, on SQLite and (with `MAILPUSH_TEST_POSTGRES_URL`) PostgreSQL.
 
 use mailpush_model::{EventKind, MessageId};
-use mailpush_store::{Account, BounceType, NewEvent, Store};
+use mailpush_store::{Account, BounceType, NewEvent};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -11,10 +11,6 @@ use common::Ctx;
 
 conformance!(events_round_trip_scoped_by_account);
 
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
-
 fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewEvent {
     common::event(account.id, id, "rcpt@example.com", kind, at_ms)
 }
@@ -22,8 +18,8 @@ fn event(account: &Account, id: &MessageId, kind: EventKind, at_ms: i64) -> NewE
 async fn events_round_trip_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
     let events = store.events();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let m = MessageId::generate();
     let mut bounce = event(&a, &m, EventKind::Bounce, T0 + 2);
     bounce.reason = "550 5.1.1 no such user".into();

@@ -20,10 +20,6 @@ conformance!(
     limits_hold_under_concurrent_creates
 );
 
-async fn account(store: &Store, name: &str) -> i64 {
-    common::account(store, name, T0).await.id
-}
-
 fn key(selector: &str) -> NewDkimKey {
     NewDkimKey {
         selector: selector.into(),
@@ -52,8 +48,8 @@ async fn create(store: &Store, n: NewIdentity) -> IdentityRow {
 async fn identities_scoped_by_account(ctx: Ctx) {
     let store = &ctx.store;
     let identities = store.identities();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await.id;
+    let b = common::account(store, "b", T0).await.id;
     let row = create(store, identity(a, "a.example.com")).await;
     assert!(!row.verified);
     assert!(matches!(
@@ -104,8 +100,8 @@ async fn identities_scoped_by_account(ctx: Ctx) {
 async fn keys_replaced_and_cascaded(ctx: Ctx) {
     let store = &ctx.store;
     let identities = store.identities();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await.id;
+    let b = common::account(store, "b", T0).await.id;
     let row = create(store, identity(a, "k.example.com")).await;
     let keys = identities.dkim_keys(a, row.id).await.unwrap();
     assert_eq!(keys, vec![key("s1")]);
@@ -139,8 +135,8 @@ async fn keys_replaced_and_cascaded(ctx: Ctx) {
 async fn senders_and_passwords(ctx: Ctx) {
     let store = &ctx.store;
     let identities = store.identities();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await.id;
+    let b = common::account(store, "b", T0).await.id;
     let row = create(store, identity(a, "s.example.com")).await;
     let new = |acc, addr: &str| NewSender {
         account_id: acc,
@@ -192,8 +188,8 @@ async fn senders_and_passwords(ctx: Ctx) {
 async fn recheck_list(ctx: Ctx) {
     let store = &ctx.store;
     let identities = store.identities();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await.id;
+    let b = common::account(store, "b", T0).await.id;
     let one = create(store, identity(a, "one.example.com")).await;
     let two = create(store, identity(b, "two.example.com")).await;
     create(store, identity(a, "never.example.com")).await;
@@ -219,7 +215,7 @@ async fn recheck_list(ctx: Ctx) {
 /// Two "processes" (stores on one database) creating domains and senders at once never exceed the caps:
 /// the count and the insert are one transaction under a lock.
 async fn limits_hold_under_concurrent_creates(ctx: Ctx) {
-    let a = account(&ctx.store, "a").await;
+    let a = common::account(&ctx.store, "a", T0).await.id;
     let other = ctx.open(StoreOptions::default()).await;
     let mut tasks = Vec::new();
     for i in 0..12 {

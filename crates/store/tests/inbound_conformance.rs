@@ -11,7 +11,7 @@ const T0: i64 = 1_700_000_000_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, delivered};
 
 conformance!(
     inbound_message_lists_the_recipients,
@@ -21,10 +21,6 @@ conformance!(
     complaints_suppress_the_recipient_for_the_account,
     soft_bounced_outcomes_do_not_blacklist,
 );
-
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
 
 fn message(account: &Account, recipients: &[&str]) -> NewMessage {
     NewMessage {
@@ -42,11 +38,7 @@ fn message(account: &Account, recipients: &[&str]) -> NewMessage {
 /// Enqueues `m` and records `result(recipient)` for each of its deliveries.
 async fn deliver(store: &Store, m: &NewMessage, result: impl Fn(&str) -> AttemptResult) {
     store.queue().enqueue(m.clone()).await.expect("enqueue");
-    common::deliver_due(store, 10, T0, T0 + 5, result).await;
-}
-
-fn delivered(_: &str) -> AttemptResult {
-    AttemptResult::Delivered { reply: "250 ok".into() }
+    common::deliver_due(store, 10, T0, T0 + 5, None, result).await;
 }
 
 async fn status_of(store: &Store, a: &Account, m: &NewMessage, rcpt: &str) -> (DeliverStatus, String) {
@@ -80,7 +72,7 @@ async fn kinds(store: &Store, a: &Account, m: &NewMessage) -> Vec<(String, Event
 async fn inbound_message_lists_the_recipients(ctx: Ctx) {
     let store = &ctx.store;
     let inbound = store.inbound();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["one@y.example", "Two@y.example"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let got = inbound.inbound_message(&m.id).await.expect("lookup").expect("found");
@@ -99,7 +91,7 @@ async fn inbound_message_lists_the_recipients(ctx: Ctx) {
 async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
     let store = &ctx.store;
     let inbound = store.inbound();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["Gone@y.example", "ok@y.example"]);
     deliver(store, &m, delivered).await;
     let bounce = AsyncBounce {
@@ -145,14 +137,14 @@ async fn a_late_hard_bounce_blacklists_and_rejects_a_delivered_mail(ctx: Ctx) {
         vec![("Gone@y.example".to_string(), EventKind::Bounce, Some(BounceType::Hard))]
     );
     // Blacklisted for every account.
-    let b = account(store, "b").await;
+    let b = common::account(store, "b", T0).await;
     let hit = common::blacklisted(store, b.id, &["gone@y.example".to_string()], T0, T0 + 200).await;
     assert_eq!(hit, vec!["gone@y.example".to_string()]);
 }
 
 async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["full@y.example"]);
     deliver(store, &m, delivered).await;
     let bounce = AsyncBounce {
@@ -181,7 +173,7 @@ async fn a_soft_async_bounce_changes_nothing_but_the_event(ctx: Ctx) {
 
 async fn delays_record_deferred_events(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["slow@y.example"]);
     deliver(store, &m, delivered).await;
     let rec = store
@@ -203,7 +195,7 @@ async fn delays_record_deferred_events(ctx: Ctx) {
 async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     let store = &ctx.store;
     let inbound = store.inbound();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["Angry@y.example"]);
     deliver(store, &m, delivered).await;
     let c = NewComplaint {
@@ -245,14 +237,14 @@ async fn complaints_suppress_the_recipient_for_the_account(ctx: Ctx) {
     assert_eq!(total, 1);
     assert_eq!(rows[0].address, "angry@y.example");
     assert_eq!(rows[0].expire_ms, None);
-    let b = account(store, "b").await;
+    let b = common::account(store, "b", T0).await;
     let hit = common::blacklisted(store, b.id, &["angry@y.example".to_string()], T0, T0 + 200).await;
     assert!(hit.is_empty());
 }
 
 async fn soft_bounced_outcomes_do_not_blacklist(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, &["full@y.example"]);
     deliver(store, &m, |_| AttemptResult::SoftBounced {
         reply: "552 5.2.2 mailbox full".into(),

@@ -10,12 +10,11 @@ use mailpush_store::{
     NewDmarcReport, NewDmarcRow, NewEvent, NewMessage, PruneCounts, ReportsPruned, Store, StoreOptions, TlsRptCount,
 };
 
-const DAY: i64 = 86_400_000;
 const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, DAY, delivered};
 
 conformance!(
     prunes_only_mail_final_before_the_cutoff,
@@ -25,13 +24,9 @@ conformance!(
     received_reports_and_tls_rpt_counts_age_out,
 );
 
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
-
 /// An account whose events are called back (to a URL nobody serves): they stay until their callbacks are done.
 async fn hooked_account(store: &Store, name: &str) -> Account {
-    let a = account(store, name).await;
+    let a = common::account(store, name, T0).await;
     store
         .callbacks()
         .set_callback_target(a.id, "", Some("https://hooks.example/x"))
@@ -64,16 +59,7 @@ fn message(account: &Account, at: i64, recipients: &[&str]) -> NewMessage {
 
 /// Claims everything due at `now` and reports `result(recipient)` for each.
 async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
-    let outcomes = common::claim(store, "w", 1_000, 60_000, now)
-        .await
-        .iter()
-        .map(|c| common::outcome(c, now + 1, result(&c.recipient), Some("mx.example".into())))
-        .collect();
-    store.queue().record_outcomes(outcomes).await.expect("record");
-}
-
-fn delivered(_: &str) -> AttemptResult {
-    AttemptResult::Delivered { reply: "250 ok".into() }
+    common::deliver_due(store, 1_000, now, now + 1, Some("mx.example"), result).await;
 }
 
 fn event(account: &Account, m: &NewMessage, recipient: &str, kind: EventKind, at: i64) -> NewEvent {
@@ -144,7 +130,7 @@ async fn blacklisted_rows(store: &Store, account: &Account) -> i64 {
 
 async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     // old: final on its first day, with an open the same day and a hard bounce (which blacklists).
     let old = message(&a, T0, &["ok@gmail.com", "gone@gmail.com"]);
     // late: requested the same day, final only 40 days later (deferred until then).
@@ -234,7 +220,7 @@ async fn prunes_only_mail_final_before_the_cutoff(ctx: Ctx) {
 
 async fn batches_walk_past_mail_that_stays(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "walk").await;
+    let a = common::account(store, "walk", T0).await;
     let mut gone = Vec::new();
     let mut stay = Vec::new();
     for i in 0..30 {
@@ -288,7 +274,7 @@ async fn batches_walk_past_mail_that_stays(ctx: Ctx) {
 async fn events_awaiting_callbacks_keep_their_message(ctx: Ctx) {
     let store = &ctx.store;
     let a = hooked_account(store, "cb").await;
-    let quiet = account(store, "quiet").await;
+    let quiet = common::account(store, "quiet", T0).await;
     let m = message(&a, T0, &["ok@gmail.com"]);
     let late_open = message(&quiet, T0, &["ok@gmail.com"]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
@@ -330,7 +316,7 @@ fn ses_row(id: &MessageId, at: i64) -> MessageTagsRow {
 
 async fn ses_rows_go_with_their_message_and_refused_mail_ages_out(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "ses").await;
+    let a = common::account(store, "ses", T0).await;
     let hooked = hooked_account(store, "hooked").await;
     let sets = store.configuration_sets();
     // A message sent with a set: its SES row goes with it.
@@ -419,7 +405,7 @@ async fn sqlite_file_gives_pruned_pages_back() {
     .await;
     let pages = store.retention().file_pages().await.expect("pages").expect("sqlite");
     assert_eq!(pages.auto_vacuum, 2, "a new file is in incremental auto-vacuum mode");
-    let a = account(&store, "big").await;
+    let a = common::account(&store, "big", T0).await;
     for i in 0..300 {
         let mut m = message(&a, T0 + i, &["ok@gmail.com"]);
         m.body = vec![b'y'; 20_000];
@@ -499,7 +485,7 @@ mod retry {
 
 async fn deferred_mail_of_a_domain_or_message_is_due_again(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "retry").await;
+    let a = common::account(store, "retry", T0).await;
     let slow = message(&a, T0, &["a@slow.example", "b@slow.example"]);
     let other = message(&a, T0, &["c@other.example"]);
     common::enqueue_all(store, &[&slow, &other]).await;
@@ -548,7 +534,7 @@ mod drop {
 
 async fn queued_mail_is_leased_for_the_operator_to_drop(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "drop").await;
+    let a = common::account(store, "drop", T0).await;
     let m = message(&a, T0, &["a@gone.example", "b@gone.example"]);
     let keep = message(&a, T0, &["c@kept.example"]);
     common::enqueue_all(store, &[&m, &keep]).await;
@@ -642,7 +628,7 @@ fn tls_rpt_count(day: i64) -> TlsRptCount {
 
 async fn received_reports_and_tls_rpt_counts_age_out(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "reports").await;
+    let a = common::account(store, "reports", T0).await;
     for (id, begin) in [("old-1", T0), ("old-2", T0 + DAY), ("new", T0 + 20 * DAY)] {
         assert!(
             store

@@ -1,7 +1,9 @@
 //! Conformance cases for the per-account screening settings, run against SQLite and, when
 //! `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL (same harness as `conformance.rs`).
 
-use mailpush_store::{ScreeningPolicy, Store};
+use mailpush_store::ScreeningPolicy;
+
+const T0: i64 = 1_700_000_000_000;
 
 #[macro_use]
 mod common;
@@ -9,15 +11,11 @@ use common::Ctx;
 
 conformance!(screening_policy_defaults_and_updates);
 
-async fn account(store: &Store, name: &str) -> i64 {
-    common::account(store, name, 1_700_000_000_000).await.id
-}
-
 async fn screening_policy_defaults_and_updates(ctx: Ctx) {
     let store = ctx.store.clone();
     let screening = store.screening();
-    let a = account(&store, "a").await;
-    let b = account(&store, "b").await;
+    let a = common::account(&store, "a", T0).await.id;
+    let b = common::account(&store, "b", T0).await.id;
     assert_eq!(
         screening.screening_policy(a).await.expect("policy"),
         ScreeningPolicy::default(),

@@ -4,13 +4,12 @@
 
 use mailpush_store::StoreOptions;
 
-const DAY: i64 = 86_400_000;
 /// A UTC midnight.
 const T0: i64 = 1_764_115_200_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, DAY};
 
 conformance!(
     domain_pools_are_assigned_and_cleared,

@@ -8,13 +8,12 @@ use mailpush_store::{
     NewWarning, StatCounters, Store, StoreError, StoreOptions, UnsubscribeConfigRow,
 };
 
-const DAY: i64 = 86_400_000;
 /// Midday, so that T0 ± a few hours stays on one UTC day.
 const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::{Ctx, rcpt, stats, to};
+use common::{Ctx, DAY, rcpt, stats, to};
 
 conformance!(
     rollup_agrees_with_the_event_log,
@@ -28,10 +27,6 @@ conformance!(
     warnings_are_raised_once_and_cleared,
 );
 
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
-
 fn message(account: &Account, from: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
     common::message(account.id, from, at, at + 10 * DAY, recipients)
 }
@@ -39,7 +34,7 @@ fn message(account: &Account, from: &str, at: i64, recipients: Vec<NewRecipient>
 /// Claims everything due at `now` and reports `result(recipient)` for each.
 async fn deliver(store: &Store, now: i64, result: impl Fn(&str) -> AttemptResult) {
     assert!(
-        common::deliver_due(store, 100, now, now + 1, result)
+        common::deliver_due(store, 100, now, now + 1, None, result)
             .await
             .iter()
             .all(|a| *a)
@@ -55,8 +50,8 @@ fn engagement(account: &Account, m: &NewMessage, recipient: &str, kind: EventKin
 
 async fn rollup_agrees_with_the_event_log(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let other = account(store, "other").await;
+    let a = common::account(store, "a", T0).await;
+    let other = common::account(store, "other", T0).await;
     let m = message(
         &a,
         "news@shop.example",
@@ -170,7 +165,7 @@ async fn bodies(store: &Store, m: &NewMessage) -> Vec<String> {
 }
 
 async fn purge_case(store: &Store, retain: bool) {
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("b@y.example")]);
     store
         .queue()
@@ -239,7 +234,7 @@ async fn purge_case(store: &Store, retain: bool) {
 /// (message, recipient) pairs, though one statement's IN lists cross every message with every recipient.
 async fn contents_of_several_messages_in_one_read(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let mut m1 = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("b@y.example")]);
     m1.body = b"one".to_vec();
     let mut m2 = message(&a, "n@shop.example", T0, vec![to("a@y.example"), to("c@y.example")]);
@@ -320,7 +315,7 @@ async fn recipient_bodies_are_kept_with_retain_bodies(ctx: Ctx) {
 async fn template_id_reaches_callback_events(ctx: Ctx) {
     let store = &ctx.store;
     let callbacks = store.callbacks();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     callbacks
         .set_callback_target(a.id, "", Some("https://hooks.example/cb"))
         .await
@@ -346,8 +341,8 @@ async fn template_id_reaches_callback_events(ctx: Ctx) {
 async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
     let store = &ctx.store;
     let callbacks = store.callbacks();
-    let hooked = account(store, "hooked").await;
-    let silent = account(store, "silent").await;
+    let hooked = common::account(store, "hooked", T0).await;
+    let silent = common::account(store, "silent", T0).await;
     callbacks
         .set_callback_target(hooked.id, "n@shop.example", Some("https://hooks.example/cb"))
         .await
@@ -440,8 +435,8 @@ async fn only_accounts_with_callbacks_have_due_events(ctx: Ctx) {
 
 async fn complaints_page_newest_first(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let m = message(&a, "n@shop.example", T0, vec![to("x@y.example")]);
     store.queue().enqueue(m.clone()).await.expect("enqueue");
     let mut evs = Vec::new();
@@ -477,8 +472,8 @@ async fn complaints_page_newest_first(ctx: Ctx) {
 async fn unsubscribe_configs_crud(ctx: Ctx) {
     let store = &ctx.store;
     let configs = store.unsubscribe_configs();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let row = |addr: &str, code: &str| UnsubscribeConfigRow {
         address: addr.into(),
         unsubscribe_config: code.into(),
@@ -536,7 +531,7 @@ async fn unsubscribe_configs_crud(ctx: Ctx) {
 
 async fn warnings_are_raised_once_and_cleared(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let w = |at: i64| NewWarning {
         account_id: a.id,
         kind: "bounce_rate".into(),

@@ -141,8 +141,8 @@ async fn screens_at_the_same_moment_each_get_their_own_answer(ctx: Ctx) {
 /// both (one of `a`'s expiring at T0 + 5), and unsubscribes from `a`'s two domains and `b`'s one.
 async fn seed_screened_lists(store: &Store) -> (Account, Account) {
     let suppression = store.suppression();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     suppression
         .add_bounce_blacklist(b.id, "bounced@y.example", T0, "550 5.1.1")
         .await
@@ -182,10 +182,6 @@ fn addresses_and_keys(addresses: &[&str]) -> (Vec<String>, Vec<String>) {
     (recipients, keys)
 }
 
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
-
 fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
         envelope_from: "b@shop.example".into(),
@@ -195,7 +191,7 @@ fn message(account: &Account, recipients: Vec<NewRecipient>) -> NewMessage {
 
 async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(
         &a,
         vec![
@@ -267,7 +263,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
     assert_eq!(bounce.event.reason, "550 5.1.1 no such user");
 
     // Only the hard bounce is blacklisted, normalized, and for every account.
-    let b = account(store, "b").await;
+    let b = common::account(store, "b", T0).await;
     let wanted = vec![
         "gone@y.example".to_string(),
         "late@y.example".to_string(),
@@ -288,7 +284,7 @@ async fn outcomes_write_events_and_hard_bounces_blacklist(ctx: Ctx) {
 async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
     let store = &ctx.store;
     let suppression = store.suppression();
-    let a = account(store, "a").await;
+    let a = common::account(store, "a", T0).await;
     let m = message(
         &a,
         vec![to("ok@y.example"), rcpt("black@y.example", SendStatus::Blacklisted)],
@@ -308,8 +304,8 @@ async fn dropped_recipients_get_an_event_at_enqueue(ctx: Ctx) {
 async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
     let store = &ctx.store;
     let suppression = store.suppression();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let list = vec!["x@y.example".to_string(), "z@y.example".to_string()];
     assert_eq!(
         suppression
@@ -412,8 +408,8 @@ async fn custom_blacklist_crud_and_lookup(ctx: Ctx) {
 async fn bounce_blacklist_list_and_delete_are_scoped(ctx: Ctx) {
     let store = &ctx.store;
     let suppression = store.suppression();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     suppression
         .add_bounce_blacklist(a.id, "One@y.example", T0, "550 a")
         .await

@@ -2,9 +2,7 @@
 //! test) and, when `MAILPUSH_TEST_POSTGRES_URL` is set, PostgreSQL in a schema of its own. Same harness as
 //! `conformance.rs` (tests/common), cases kept in their own file so the suites grow independently.
 
-use mailpush_store::{
-    Account, AccountPolicy, NewTemplate, Store, StoreError, StoredTemplate, TemplateContent, TemplateStatus,
-};
+use mailpush_store::{AccountPolicy, NewTemplate, Store, StoreError, StoredTemplate, TemplateContent, TemplateStatus};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -19,10 +17,6 @@ conformance!(
     template_ids_never_reused,
     admin_review_queue_fenced_by_version,
 );
-
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
 
 /// Creates `t` under a limit of 10 templates per account; it must be created.
 async fn create(store: &Store, t: NewTemplate) -> StoredTemplate {
@@ -52,7 +46,7 @@ fn new_template(account: i64, name: &str, status: TemplateStatus) -> NewTemplate
 async fn account_policy_defaults_and_updates(ctx: Ctx) {
     let store = ctx.store.clone();
     let templates = store.templates();
-    let a = account(&store, "a").await;
+    let a = common::account(&store, "a", T0).await;
     assert_eq!(
         templates.account_policy(a.id).await.expect("policy"),
         Some(AccountPolicy::default()),
@@ -84,8 +78,8 @@ async fn account_policy_defaults_and_updates(ctx: Ctx) {
 async fn template_crud_scoped_by_account(ctx: Ctx) {
     let store = ctx.store.clone();
     let templates = store.templates();
-    let a = account(&store, "a").await;
-    let b = account(&store, "b").await;
+    let a = common::account(&store, "a", T0).await;
+    let b = common::account(&store, "b", T0).await;
     let t1 = create(&store, new_template(a.id, "one", TemplateStatus::Approved)).await;
     assert_eq!((t1.version, t1.created_ms, t1.updated_ms), (1, T0, T0));
     assert_eq!(t1.html.as_deref(), Some("<p>one {{x}}</p>"));
@@ -156,8 +150,8 @@ async fn template_crud_scoped_by_account(ctx: Ctx) {
 async fn template_limit_per_account(ctx: Ctx) {
     let store = ctx.store.clone();
     let templates = store.templates();
-    let a = account(&store, "a").await;
-    let b = account(&store, "b").await;
+    let a = common::account(&store, "a", T0).await;
+    let b = common::account(&store, "b", T0).await;
     // Concurrent creates never exceed the limit.
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -194,7 +188,7 @@ async fn template_limit_per_account(ctx: Ctx) {
 
 async fn template_ids_never_reused(ctx: Ctx) {
     let store = ctx.store.clone();
-    let a = account(&store, "a").await;
+    let a = common::account(&store, "a", T0).await;
     let t = create(&store, new_template(a.id, "x", TemplateStatus::Approved)).await;
     assert!(store.templates().delete_template(a.id, t.id).await.expect("delete"));
     let t2 = create(&store, new_template(a.id, "y", TemplateStatus::Approved)).await;
@@ -204,8 +198,8 @@ async fn template_ids_never_reused(ctx: Ctx) {
 async fn admin_review_queue_fenced_by_version(ctx: Ctx) {
     let store = ctx.store.clone();
     let templates = store.templates();
-    let a = account(&store, "a").await;
-    let b = account(&store, "b").await;
+    let a = common::account(&store, "a", T0).await;
+    let b = common::account(&store, "b", T0).await;
     let pa = create(&store, new_template(a.id, "pa", TemplateStatus::Reviewing)).await;
     let pb = create(&store, new_template(b.id, "pb", TemplateStatus::Reviewing)).await;
     create(&store, new_template(b.id, "ok", TemplateStatus::Approved)).await;

@@ -5,22 +5,17 @@
 use mailpush_model::{EventKind, MessageId};
 use mailpush_store::{AbuseFilter, AbuseRow, Account, IdentityTag, NewEvent, NewMessage, SesTemplateRow, Store};
 
-const DAY: i64 = 86_400_000;
 const T0: i64 = 1_764_158_400_000;
 
 #[macro_use]
 mod common;
-use common::Ctx;
+use common::{Ctx, DAY};
 
 conformance!(
     abuse_reports_filter_and_carry_the_mail,
     identity_tags_are_replaced_per_domain,
     ses_names_and_suppression_reasons,
 );
-
-async fn account(store: &Store, name: &str) -> Account {
-    common::account(store, name, T0).await
-}
 
 async fn sent(store: &Store, account: &Account, from: &str, to: &str, template_id: i64) -> MessageId {
     let id = MessageId::generate();
@@ -52,8 +47,8 @@ async fn reports(store: &Store, account: &Account, filter: &AbuseFilter) -> (Vec
 
 async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let first = sent(store, &a, "News@Shop.example.com", "x@gmail.com", 7).await;
     sent(store, &a, "info@other.example.com", "y@qq.com", 0).await;
     sent(store, &b, "b@b.example.com", "x@gmail.com", 0).await;
@@ -102,8 +97,8 @@ async fn abuse_reports_filter_and_carry_the_mail(ctx: Ctx) {
 
 async fn identity_tags_are_replaced_per_domain(ctx: Ctx) {
     let store = &ctx.store;
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let tag = |k: &str, v: &str| IdentityTag {
         key: k.into(),
         value: v.into(),
@@ -147,8 +142,8 @@ async fn identity_tags_are_replaced_per_domain(ctx: Ctx) {
 async fn ses_names_and_suppression_reasons(ctx: Ctx) {
     let store = &ctx.store;
     let names = store.ses_names();
-    let a = account(store, "a").await;
-    let b = account(store, "b").await;
+    let a = common::account(store, "a", T0).await;
+    let b = common::account(store, "b", T0).await;
     let row = SesTemplateRow {
         name: "welcome".into(),
         template_id: 3,

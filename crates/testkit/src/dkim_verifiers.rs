@@ -110,10 +110,11 @@ impl ExternalDkimVerifiers {
     /// Prepares the verifiers for the records of `dns`. Fails when the port-53 mirror for `opendkim-testmsg`
     /// cannot be bound (not root).
     pub async fn start(dns: &DnsAuthority) -> Result<ExternalDkimVerifiers, TestkitError> {
-        let mut last = TestkitError::NoSharedPort {
+        let mut last: TestkitError = mailpush_devdns::DevDnsError::NoSharedPort {
             ip: IpAddr::V4(Ipv4Addr::new(127, 53, 0, 0)),
             attempts: 16,
-        };
+        }
+        .into();
         for attempt in 0..16u32 {
             // A loopback address of its own per attempt: tests run in parallel processes.
             let seed = std::process::id()

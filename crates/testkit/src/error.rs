@@ -15,15 +15,6 @@ pub enum TestkitError {
         source: std::io::Error,
     },
 
-    /// No port was free for both UDP and TCP after several attempts.
-    #[error("no port free for both UDP and TCP on {ip} after {attempts} attempts")]
-    NoSharedPort {
-        /// The address the DNS server was to listen on.
-        ip: std::net::IpAddr,
-        /// How many ports were tried.
-        attempts: usize,
-    },
-
     /// The DNS authority could not start.
     #[error("DNS authority: {0}")]
     Dns(#[from] mailpush_devdns::DevDnsError),

@@ -112,6 +112,9 @@ where
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures the suites share
 
+/// One day in Unix ms.
+pub const DAY: i64 = 86_400_000;
+
 /// Creates the account `name` (SecretId `AKID{name}`) at `created_ms`.
 pub async fn account(store: &Store, name: &str, created_ms: i64) -> Account {
     store
@@ -234,19 +237,25 @@ pub fn outcome(c: &ClaimedDelivery, at_ms: i64, result: AttemptResult, remote: O
     }
 }
 
+/// A `250 ok` delivery, whatever the recipient: the `result` of [`deliver_due`] where every attempt succeeds.
+pub fn delivered(_: &str) -> AttemptResult {
+    AttemptResult::Delivered { reply: "250 ok".into() }
+}
+
 /// Claims up to `limit` deliveries due at `now_ms` (worker "w", 60 s lease) and reports `result(recipient)` for
-/// each at `at_ms`; returns, per outcome, whether it was applied.
+/// each at `at_ms`, at the MX `remote`; returns, per outcome, whether it was applied.
 pub async fn deliver_due(
     store: &Store,
     limit: usize,
     now_ms: i64,
     at_ms: i64,
+    remote: Option<&str>,
     result: impl Fn(&str) -> AttemptResult,
 ) -> Vec<bool> {
     let outcomes = claim(store, "w", limit, 60_000, now_ms)
         .await
         .iter()
-        .map(|c| outcome(c, at_ms, result(&c.recipient), None))
+        .map(|c| outcome(c, at_ms, result(&c.recipient), remote.map(str::to_string)))
         .collect();
     store.queue().record_outcomes(outcomes).await.expect("record")
 }
