@@ -115,6 +115,11 @@ pub(crate) fn canonicalize_relaxed(body: &[u8], out: &mut impl Sink) {
         return;
     };
     let text = &body[..=last];
+    if is_relaxed_already(text) {
+        out.put(text);
+        out.put(b"\r\n");
+        return;
+    }
     // Within `text` every LF is followed by more text, so each one is a CRLF where it stands.
     let double_space = memmem::Finder::new(b"  ");
     let mut unwritten = Unwritten { text, run: 0 };
@@ -142,6 +147,34 @@ pub(crate) fn canonicalize_relaxed(body: &[u8], out: &mut impl Sink) {
         pos = line_end + 1;
     }
     unwritten.replace(text.len(), text.len(), b"\r\n", out);
+}
+
+/// Whether `text` (a body up to its last byte that is not a line end) is its own relaxed canonical form but for
+/// the final CRLF: no tab, no bare CR or LF, no space before a space, a CR or the end. What mailpush signs
+/// mostly is (`normalize_message` made its line ends CRLF).
+///
+/// One pass over byte pairs without a branch per byte, which the compiler vectorises, instead of four searches
+/// per line: those were about 2 % of the server's CPU on 100 KB mail. Chunks keep an early exit.
+fn is_relaxed_already(text: &[u8]) -> bool {
+    const CHUNK: usize = 4096;
+    match text {
+        [] => return true,
+        [b'\n', ..] => return false,
+        [.., last] if is_wsp(*last) => return false,
+        _ => {}
+    }
+    let (firsts, seconds) = (&text[..text.len() - 1], &text[1..]);
+    firsts
+        .chunks(CHUNK)
+        .zip(seconds.chunks(CHUNK))
+        .all(|(firsts, seconds)| {
+            let bad = firsts.iter().zip(seconds).fold(0u8, |bad, (&a, &b)| {
+                bad | (u8::from(a == b'\r') ^ u8::from(b == b'\n'))
+                    | u8::from(a == b'\t')
+                    | (u8::from(a == b' ') & (u8::from(b == b' ') | u8::from(b == b'\r')))
+            });
+            bad == 0
+        })
 }
 
 /// The part of the text that goes out unchanged and is not written yet: from `run` up to where the scan is.
@@ -336,6 +369,28 @@ mod tests {
         prop::collection::vec(piece, 0..200).prop_map(|pieces| pieces.concat())
     }
 
+    /// Bodies as mailpush signs them: words with single spaces on CRLF lines, at most a few bytes off that
+    /// (a tab, a bare CR or LF, a double or trailing space, a line end at the start), so that both the
+    /// already-canonical path and each way out of it are taken.
+    fn signed_body_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop::collection::vec(prop::sample::select(vec!["abc", "XYZ", ".", "lorem", "ipsum"]), 0..12)
+            .prop_map(|words| words.join(" ").into_bytes());
+        let flaw = prop::sample::select(vec![&b"\t"[..], b"\r", b"\n", b"  ", b" ", b"\r\n"]);
+        (
+            prop::collection::vec(line, 0..60),
+            prop::collection::vec((any::<prop::sample::Index>(), flaw), 0..2),
+        )
+            .prop_map(|(lines, flaws)| {
+                let mut body = lines.join(&b"\r\n"[..]);
+                body.extend_from_slice(b"\r\n");
+                for (at, flaw) in flaws {
+                    let at = at.index(body.len() + 1);
+                    body.splice(at..at, flaw.iter().copied());
+                }
+                body
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -344,6 +399,31 @@ mod tests {
             let expected = mail_auth_canonical(&body);
             prop_assert_eq!(ours(&body), expected.clone());
             prop_assert_eq!(relaxed_body_hash(&body).to_vec(), sha256(&expected));
+        }
+
+        #[test]
+        fn signed_bodies_hash_as_mail_auth_canonicalises_them(body in signed_body_strategy()) {
+            let expected = mail_auth_canonical(&body);
+            prop_assert_eq!(ours(&body), expected.clone());
+            prop_assert_eq!(relaxed_body_hash(&body).to_vec(), sha256(&expected));
+        }
+    }
+
+    #[test]
+    fn already_canonical_text_is_recognised() {
+        assert!(is_relaxed_already(b"a b\r\n\r\nc"));
+        assert!(is_relaxed_already(b""));
+        for flawed in [
+            &b"a\tb"[..],
+            b"a  b",
+            b"a \r\nb",
+            b"a\nb",
+            b"a\rb",
+            b"\nb",
+            b"a ",
+            b"a\t",
+        ] {
+            assert!(!is_relaxed_already(flawed), "{flawed:?}");
         }
     }
 }
