@@ -11,6 +11,7 @@ use std::{
 };
 
 use mail_send::SmtpClient;
+use mailpush_model::text_scan::any_byte_pair;
 use rustls::{
     ClientConfig, DigitallySignedStruct, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -635,28 +636,16 @@ pub(crate) fn data_payload<'a>(head: &'a [u8], body: &'a [u8]) -> DataPayload<'a
 }
 
 /// Whether `message` is its own DATA payload up to the final `.` CR LF (see [`data_payload`]): every CR followed
-/// by LF, every LF after a CR, no dot after a LF.
-///
-/// One pass over byte pairs without a branch per byte, which the compiler vectorises, rather than a stop at
-/// every line end: 6 µs against 12 µs for a 100 KB message of 70-byte lines (`memchr2` from line end to line
-/// end was 1.8 % of the server's CPU on 100 KB mail). Chunks keep the early exit for a message that fails.
+/// by LF, every LF after a CR, no dot after a LF. One vectorised pass ([`any_byte_pair`]) rather than a stop at
+/// every line end: 6 µs against 12 µs for 100 KB of 70-byte lines.
 fn is_transparent(message: &[u8]) -> bool {
-    const CHUNK: usize = 4096;
     match message {
-        [b'.' | b'\n', ..] => return false,
-        _ if !message.ends_with(b"\r\n") => return false,
-        _ => {}
+        [b'.' | b'\n', ..] => false,
+        _ if !message.ends_with(b"\r\n") => false,
+        _ => !any_byte_pair(message, |a, b| {
+            ((a == b'\r') != (b == b'\n')) | ((a == b'\n') & (b == b'.'))
+        }),
     }
-    let (firsts, seconds) = (&message[..message.len() - 1], &message[1..]);
-    firsts
-        .chunks(CHUNK)
-        .zip(seconds.chunks(CHUNK))
-        .all(|(firsts, seconds)| {
-            let bad = firsts.iter().zip(seconds).fold(0u8, |bad, (&a, &b)| {
-                bad | (u8::from(a == b'\r') ^ u8::from(b == b'\n')) | (u8::from(a == b'\n') & u8::from(b == b'.'))
-            });
-            bad == 0
-        })
 }
 
 /// The DATA payload: line endings normalised to CRLF (bare CR or LF are what SMTP smuggling

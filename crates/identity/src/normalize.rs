@@ -20,6 +20,7 @@ use std::borrow::Cow;
 
 use crate::signature_header::HeaderFields;
 use mail_auth::common::headers::HeaderStream as _;
+use mailpush_model::text_scan::any_byte_pair;
 
 /// `message` (header fields, empty line, body) in the form to sign and deliver: every line end CRLF (a bare
 /// CR or LF becomes one, a last line without one gets one) and the whitespace-only lines at the end of the
@@ -64,26 +65,13 @@ fn is_wsp(b: u8) -> bool {
 /// Whether `text` has a bare CR or LF, or ends without a line end.
 fn needs_line_ends(text: &[u8]) -> bool {
     // Stopping at every CR and LF cost about 2 % of the server's CPU on 100 KB mail, and stopping at every LF
-    // still 1.5 %. Instead one pass over byte pairs without a branch per byte, which the compiler vectorises:
-    // a CR must come before each LF and only there (3.4 µs against 13 µs for 100 KB of 70-byte lines).
-    const CHUNK: usize = 4096;
+    // still 1.5 %. Instead one vectorised pass: a CR must come before each LF and only there (3.4 µs against
+    // 13 µs for 100 KB of 70-byte lines).
     match text {
         [] => false,
         [b'\n', ..] => true,
         [.., last] if *last != b'\n' => true,
-        _ => {
-            let (firsts, seconds) = (&text[..text.len() - 1], &text[1..]);
-            !firsts
-                .chunks(CHUNK)
-                .zip(seconds.chunks(CHUNK))
-                .all(|(firsts, seconds)| {
-                    firsts
-                        .iter()
-                        .zip(seconds)
-                        .fold(0u8, |bad, (&a, &b)| bad | (u8::from(a == b'\r') ^ u8::from(b == b'\n')))
-                        == 0
-                })
-        }
+        _ => any_byte_pair(text, |a, b| (a == b'\r') != (b == b'\n')),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod stats;
 pub mod status;
 pub mod suppression;
 pub mod templates;
+pub mod text_scan;
 pub mod time_zone;
 
 pub use address::{AddressError, EmailAddress, Mailbox};
