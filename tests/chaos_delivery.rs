@@ -22,7 +22,7 @@ async fn sink_and_tarpit() -> (SinkMx, Tarpit) {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     dns: DnsAuthority,
     server: ServerProcess,
     client: ApiClient,
@@ -46,7 +46,7 @@ async fn world(sink: &SinkMx, extra: &[(&str, String)]) -> World {
     let client = ApiClient::new(&server.api_addr, &creds);
     verified_sender(&client, &dns, "noreply@shop.example.com").await;
     World {
-        _dir: dir,
+        dir,
         dns,
         server,
         client,
@@ -170,5 +170,55 @@ async fn a_receiver_that_never_answers_the_final_dot_gets_the_mail_a_few_times_o
     // And no more after that.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(sink.message_count(), copies);
+    w.server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_account_share_waits_its_turn_instead_of_being_deferred() {
+    let sink = SinkMx::start_default().await.expect("sink");
+    // A receiver that scans each message for 300 ms: of four slots the account may hold two, so it delivers
+    // about 7 mails a second and most of a burst of 60 waits for a place, for up to nine seconds.
+    sink.set_data_delay(Duration::from_millis(300));
+    let w = world(
+        &sink,
+        &[
+            ("MAILPUSH_WORKER_CONCURRENCY", "4".to_string()),
+            ("MAILPUSH_WORKER_ACCOUNT_SHARE", "50".to_string()),
+        ],
+    )
+    .await;
+    // One at a time, faster than they are delivered: each is accepted while the ones before it wait (a
+    // burst accepted all at once fills the worker's hand-off at once and queues the rest for its claims).
+    for i in 0..60 {
+        send(&w.client, &format!("reader{i}@healthy.example"), "burst").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sink.wait_for_count(60, Duration::from_secs(60))
+        .await
+        .expect("the burst delivered");
+    // Every mail went out on its first attempt: none was deferred for want of a place while the account's
+    // mail kept moving (deferred, it waited 5 s more and came out of order).
+    let url = format!("sqlite:{}", w.dir.path().join("mailpush.db").display());
+    let db = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open the server's database");
+    // The outcomes are written in batches, a moment after the sink has the mail.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let attempts = loop {
+        let attempts: Vec<(i64, String)> = sqlx::query_as("SELECT attempt, reply FROM delivery_attempts")
+            .fetch_all(&db)
+            .await
+            .expect("read the attempts");
+        if attempts.len() >= 60 || tokio::time::Instant::now() > deadline {
+            break attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(attempts.len(), 60, "{attempts:?}");
+    assert!(
+        attempts.iter().all(|(attempt, _)| *attempt == 1),
+        "deferred: {:?}",
+        attempts.iter().filter(|(a, _)| *a != 1).collect::<Vec<_>>()
+    );
     w.server.terminate().await;
 }

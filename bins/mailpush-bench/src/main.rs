@@ -116,6 +116,11 @@ struct RunArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write every mail's timings to this CSV file (`recipient,trigger,accepted_ms,e2e_ms`: acceptance
+    /// since the run's start, acceptance → sink; `e2e_ms` empty for a mail that never arrived), to see when in a
+    /// run the slow ones were accepted.
+    #[arg(long)]
+    latencies: Option<PathBuf>,
     /// Before the server starts, store this many waiting messages (due in 30 days, to another domain) in its
     /// database: the run then measures accepting and claiming with a large queue behind.
     #[arg(long, default_value_t = 0)]
@@ -657,6 +662,32 @@ async fn smtp_quit(mut r: BufReader<tokio::net::tcp::OwnedReadHalf>, mut w: toki
 }
 
 /// The `p`-quantile (0..=1) of sorted values.
+/// Writes each mail's acceptance time and acceptance → sink latency, in milliseconds, as CSV.
+fn write_latencies(
+    path: &std::path::Path,
+    sent: &[Sent],
+    receipts: &HashMap<String, SystemTime>,
+    start: SystemTime,
+) -> Result<()> {
+    let ms = |later: SystemTime, earlier: SystemTime| {
+        later.duration_since(earlier).unwrap_or_default().as_secs_f64() * 1000.0
+    };
+    let mut out = String::from("recipient,trigger,accepted_ms,e2e_ms\n");
+    for s in sent {
+        let e2e = receipts
+            .get(&s.rcpt)
+            .map(|at| format!("{:.1}", ms(*at, s.accepted_at)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{:.1},{e2e}\n",
+            s.rcpt,
+            s.trigger,
+            ms(s.accepted_at, start)
+        ));
+    }
+    std::fs::write(path, out).with_context(|| format!("write {}", path.display()))
+}
+
 fn quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -843,6 +874,9 @@ async fn run_on(args: RunArgs, database_url: Option<String>, ceiling: Option<f64
             }
             last_receipt = last_receipt.max(*at);
         }
+    }
+    if let Some(path) = &args.latencies {
+        write_latencies(path, &sent, &receipts, start_wall)?;
     }
     let delivered = e2e_all.len() as u64;
     let e2e_secs = last_receipt

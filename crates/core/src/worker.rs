@@ -8,7 +8,7 @@
 use crate::Env;
 use crate::error::CoreError;
 use crate::identity::MessageSigner;
-use crate::slot_shares::{ShareTicket, SlotShares};
+use crate::slot_shares::{FullShare, ShareTicket, SlotShares};
 use crate::{source_ips, warmup};
 use mailpush_delivery::{
     DestinationAdmission, DnsSettings, Envelope, MxResolver, Outcome, RetryPolicy, SmtpTransport, TlsPolicy,
@@ -17,11 +17,11 @@ use mailpush_delivery::{
 use mailpush_model::{MessageId, SharedClock};
 use mailpush_store::Backend;
 use mailpush_store::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffs, HandedOff, LeaseToken,
-    Store,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryContent, DeliveryOutcome, HandOffRoom, HandOffs, HandedOff,
+    LeaseToken, Store,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -33,7 +33,8 @@ const QUEUED_GATHER: Duration = Duration::from_millis(20);
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
 /// How long a delivery whose account or destination is at its share of the slots waits for a place before it
-/// is deferred ([`SHARE_RETRY`]); it holds no slot meanwhile.
+/// is deferred ([`SHARE_RETRY`]); it holds no slot meanwhile. One whose account's mail moves fast enough waits
+/// another such period instead (see [`crate::slot_shares::ParkedPlace::account_moves`]).
 const SHARE_PARK: Duration = Duration::from_secs(1);
 
 /// How often a parked delivery looks for a place again.
@@ -84,6 +85,8 @@ struct Slots {
     permits: Arc<Semaphore>,
     shares: Arc<SlotShares>,
     parked: AtomicUsize,
+    /// The worker stops: parked deliveries wait no longer than their first period.
+    stopping: AtomicBool,
 }
 
 impl Slots {
@@ -172,6 +175,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         permits: permits.clone(),
         shares: SlotShares::new(shared.cfg.concurrency, shared.cfg.account_share),
         parked: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
     });
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
     let held = Arc::new(HeldLeases::default());
@@ -279,9 +283,10 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         };
         for group in groups {
             let content = contents.take(&group);
-            start_group(&shared, &slots, group, content, &outcome_tx).await;
+            start_group(&shared, &slots, group, content, None, &outcome_tx).await;
         }
     }
+    slots.stopping.store(true, Ordering::Release);
     // No more hand-offs; the ones already leased to us go out now rather than wait for their lease to expire.
     if let Some(mut h) = hand_offs.take() {
         h.close();
@@ -328,10 +333,8 @@ async fn start_hand_off(
             body,
             personal: Vec::new(),
         };
-        start_group(shared, slots, group, Some(content), outcome_tx).await;
-        if let Some(h) = hand_offs {
-            h.started(n);
-        }
+        let room = hand_offs.map(|h| h.room_for(n));
+        start_group(shared, slots, group, Some(content), room, outcome_tx).await;
     }
 }
 
@@ -340,7 +343,7 @@ enum Admission {
     /// Take a slot, with this place in the shares.
     Start(ShareTicket),
     /// Its account or destination is at its share: wait a little without a slot.
-    Park,
+    Park(FullShare),
     /// Its destination is backed off (it timed out): defer.
     Defer { reply: String, retry_after: Duration },
 }
@@ -349,20 +352,23 @@ fn admission(shared: &Shared, slots: &Slots, d: &ClaimedDelivery) -> Admission {
     match shared.transport.admission(&d.domain) {
         DestinationAdmission::Suspended { reply, retry_after } => Admission::Defer { reply, retry_after },
         DestinationAdmission::Open { share } => match slots.shares.try_enter(d.account_id, &d.domain, share) {
-            Some(ticket) => Admission::Start(ticket),
-            None => Admission::Park,
+            Ok(ticket) => Admission::Start(ticket),
+            Err(full) => Admission::Park(full),
         },
     }
 }
 
 /// Gives one delivery (a message's recipients in one domain) a slot and runs it. A delivery whose account or
-/// destination is at its share is parked for up to [`SHARE_PARK`] without a slot, then deferred; one towards a
-/// backed-off destination is deferred at once. Returns when the delivery has started, parked or been deferred.
+/// destination is at its share is parked for up to [`SHARE_PARK`] without a slot, then deferred, unless its
+/// account's mail moves fast enough to give it a place soon; one towards a backed-off destination is deferred
+/// at once. Returns when the delivery has started, parked or been deferred. A handed-off delivery keeps its
+/// `room` in the hand-off until then, parked included, so that fresh mail is queued rather than parked beside it.
 async fn start_group(
     shared: &Arc<Shared>,
     slots: &Arc<Slots>,
     group: Vec<ClaimedDelivery>,
     content: Option<DeliveryContent>,
+    room: Option<HandOffRoom>,
     tx: &mpsc::UnboundedSender<DeliveryOutcome>,
 ) {
     let Some(first) = group.first() else { return };
@@ -371,14 +377,16 @@ async fn start_group(
             let Ok(permit) = slots.permits.clone().acquire_owned().await else {
                 return;
             };
+            drop(room);
             spawn_delivery(shared, group, content, tx, ticket, permit);
         }
         Admission::Defer { reply, retry_after } => defer_group(shared, &group, &reply, retry_after, tx),
-        Admission::Park => {
+        Admission::Park(_) => {
             slots.parked.fetch_add(1, Ordering::AcqRel);
+            let mut place = slots.shares.park(first.account_id);
             let (shared, slots, tx) = (shared.clone(), slots.clone(), tx.clone());
             tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + SHARE_PARK;
+                let mut deadline = tokio::time::Instant::now() + SHARE_PARK;
                 let started = loop {
                     let Some(first) = group.first() else { break None };
                     match admission(&shared, &slots, first) {
@@ -387,7 +395,16 @@ async fn start_group(
                             defer_group(&shared, &group, &reply, retry_after, &tx);
                             break None;
                         }
-                        Admission::Park if tokio::time::Instant::now() >= deadline => {
+                        // A busy account, not a stalled one: its places come back, so this one waits its turn
+                        // instead of being sent to the back of the queue.
+                        Admission::Park(FullShare::Account)
+                            if tokio::time::Instant::now() >= deadline
+                                && !slots.stopping.load(Ordering::Acquire)
+                                && place.account_moves() =>
+                        {
+                            deadline += SHARE_PARK;
+                        }
+                        Admission::Park(_) if tokio::time::Instant::now() >= deadline => {
                             let reply = format!(
                                 "4.7.0 deferred: the delivery slots this account or {} may hold are busy",
                                 first.domain
@@ -396,7 +413,7 @@ async fn start_group(
                             break None;
                         }
                         // Woken when a place is given back; the poll catches a destination that greeted meanwhile.
-                        Admission::Park => {
+                        Admission::Park(_) => {
                             let _ = tokio::time::timeout(SHARE_POLL, slots.shares.released()).await;
                         }
                     }
@@ -405,6 +422,7 @@ async fn start_group(
                     Some(ticket) => slots.permits.clone().acquire_owned().await.ok().map(|p| (ticket, p)),
                     None => None,
                 };
+                drop((place, room));
                 slots.parked.fetch_sub(1, Ordering::AcqRel);
                 if let Some((ticket, permit)) = permit {
                     deliver_group(&shared, group, content, &tx).await;

@@ -71,6 +71,18 @@ impl HandOffTarget {
     }
 }
 
+/// Room in the hand-off taken by received deliveries that have not started yet; given back when dropped.
+pub struct HandOffRoom {
+    target: Arc<HandOffTarget>,
+    n: usize,
+}
+
+impl Drop for HandOffRoom {
+    fn drop(&mut self) {
+        self.target.release(self.n);
+    }
+}
+
 /// The worker's end of the hand-off (see [`crate::Queue::take_hand_offs`]).
 pub struct HandOffs {
     rx: mpsc::UnboundedReceiver<HandedOff>,
@@ -113,9 +125,14 @@ impl HandOffs {
         self.rx.close();
     }
 
-    /// The worker started `n` handed-off deliveries: room for as many new ones.
-    pub fn started(&self, n: usize) {
-        self.target.release(n);
+    /// The room `n` received deliveries keep taking until they start (drop it then: room for as many new
+    /// ones). While they wait for a place in the worker's slots, no more fresh mail is handed off to wait
+    /// beside them: it is queued, and claimed in order.
+    pub fn room_for(&self, n: usize) -> HandOffRoom {
+        HandOffRoom {
+            target: self.target.clone(),
+            n,
+        }
     }
 
     /// The worker's last claim took every due delivery there was: fresh mail may be handed off again.

@@ -95,7 +95,7 @@ pub use delivery_contents::DeliveryContent;
 pub use dmarc_reports::{DmarcDailyRow, DmarcReports, NewDmarcReport, NewDmarcRow};
 pub use error::StoreError;
 pub use events::{BounceType, Events, NewEvent, RecordedEvent};
-pub use handoff::{HandOffs, HandedOff};
+pub use handoff::{HandOffRoom, HandOffs, HandedOff};
 pub use health::HealthCounters;
 pub use identity::{DkimKeyRow, Identities, IdentityCheck, IdentityRow, NewDkimKey, NewIdentity, NewSender, SenderRow};
 pub use identity_tags::{IdentityTag, IdentityTags};

@@ -399,7 +399,7 @@ async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     assert!(!store.queue().enqueue_fresh(one, unlimited).await.expect("enqueue"));
     // Started deliveries make room again, but only a claim that caught up with the queue resumes hand-offs;
     // mail due later is never handed off.
-    hand_offs.started(2);
+    drop(hand_offs.room_for(2));
     let later = message(acc.id, Lane::Batch, T0, T0 + HOUR, &["later@one.example"]);
     assert!(!store.queue().enqueue_fresh(later, unlimited).await.expect("enqueue"));
     let queued = message(acc.id, Lane::Batch, T0, T0, &["s@one.example"]);

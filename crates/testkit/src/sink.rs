@@ -249,6 +249,7 @@ struct State {
     rcpt_attempts: HashMap<String, usize>,
     data_reply: Option<(u16, String)>,
     silent_after_data: bool,
+    data_delay: Duration,
     greetings: VecDeque<(u16, String)>,
 }
 
@@ -387,18 +388,26 @@ impl SinkMx {
         self.shared.state().silent_after_data = silent;
     }
 
+    /// Answer the final dot only after this pause, as a receiver that scans each message before accepting it
+    /// does. `Duration::ZERO` (the default) answers at once.
+    pub fn set_data_delay(&self, delay: Duration) {
+        self.shared.state().data_delay = delay;
+    }
+
     /// The next connections are greeted with these replies in turn (e.g. `421` / `"4.7.0 Too many
     /// connections"`) and closed; the connections after them are served normally.
     pub fn set_greeting_replies(&self, replies: Vec<(u16, String)>) {
         self.shared.state().greetings = replies.into();
     }
 
-    /// Forgets every per-recipient script, the DATA reply and scripted greetings: everything is accepted again.
+    /// Forgets every per-recipient script, the DATA reply and its delay, and scripted greetings: everything is
+    /// accepted again at once.
     pub fn clear_replies(&self) {
         let mut state = self.shared.state();
         state.scripts.clear();
         state.data_reply = None;
         state.silent_after_data = false;
+        state.data_delay = Duration::ZERO;
         state.greetings.clear();
     }
 
@@ -1137,6 +1146,10 @@ impl Session {
                     Ok(_) => {}
                 }
             }
+        }
+        let delay = self.shared.state().data_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let mut state = self.shared.state();
         let (code, text) = match &state.data_reply {
