@@ -7,6 +7,7 @@
 
 use mailpush_model::AccountId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::Notify;
 
@@ -14,6 +15,8 @@ use tokio::sync::Notify;
 pub(crate) struct SlotShares {
     counts: Mutex<Counts>,
     account_cap: usize,
+    /// Deliveries parked, of every account: claims leave room for them.
+    parked: AtomicUsize,
     /// Woken whenever a place is given back, so a parked delivery takes it at once.
     released: Notify,
 }
@@ -70,6 +73,7 @@ impl SlotShares {
         Arc::new(SlotShares {
             counts: Mutex::new(Counts::default()),
             account_cap: (slots.max(1) * account_percent.clamp(1, 100)).div_ceil(100),
+            parked: AtomicUsize::new(0),
             released: Notify::new(),
         })
     }
@@ -105,11 +109,17 @@ impl SlotShares {
         let mut counts = self.lock();
         let slots = counts.accounts.entry(account).or_default();
         slots.parked += 1;
+        self.parked.fetch_add(1, Ordering::AcqRel);
         ParkedPlace {
             shares: self.clone(),
             account,
             given_back_at: slots.given_back,
         }
+    }
+
+    /// How many deliveries are parked.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Acquire)
     }
 
     /// Resolves at the next give-back of a place after the call (one just before it is missed: callers poll too).
@@ -140,6 +150,7 @@ impl ParkedPlace {
 
 impl Drop for ParkedPlace {
     fn drop(&mut self) {
+        self.shares.parked.fetch_sub(1, Ordering::AcqRel);
         let mut counts = self.shares.lock();
         if let Some(slots) = counts.accounts.get_mut(&self.account) {
             slots.parked = slots.parked.saturating_sub(1);
@@ -248,7 +259,9 @@ mod tests {
         let parked = shares.park(7);
         drop(ticket);
         assert!(shares.lock().accounts.contains_key(&7), "still waiting");
+        assert_eq!(shares.parked(), 1);
         drop(parked);
+        assert_eq!(shares.parked(), 0);
         assert!(shares.lock().accounts.is_empty());
         assert!(shares.lock().domains.is_empty());
     }

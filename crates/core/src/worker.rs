@@ -21,7 +21,7 @@ use mailpush_store::{
     LeaseToken, Store,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -79,12 +79,11 @@ struct Shared {
     follow_ups: Arc<crate::simulator::FollowUps>,
 }
 
-/// The worker's delivery slots: a permit per transaction running, the shares of accounts and destinations, and
-/// the deliveries parked for a share (they hold a lease, so claims leave room for them).
+/// The worker's delivery slots: a permit per transaction running, and the shares of accounts and destinations
+/// with the deliveries parked for them (they hold a lease, so claims leave room for them).
 struct Slots {
     permits: Arc<Semaphore>,
     shares: Arc<SlotShares>,
-    parked: AtomicUsize,
     /// The worker stops: parked deliveries wait no longer than their first period.
     stopping: AtomicBool,
 }
@@ -92,9 +91,7 @@ struct Slots {
 impl Slots {
     /// Slots free for new claims.
     fn free(&self) -> usize {
-        self.permits
-            .available_permits()
-            .saturating_sub(self.parked.load(Ordering::Relaxed))
+        self.permits.available_permits().saturating_sub(self.shares.parked())
     }
 }
 
@@ -174,7 +171,6 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
     let slots = Arc::new(Slots {
         permits: permits.clone(),
         shares: SlotShares::new(shared.cfg.concurrency, shared.cfg.account_share),
-        parked: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
     });
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel::<DeliveryOutcome>();
@@ -296,7 +292,7 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, mut stop: watch::Receiver<b
         }
     }
     // Parked deliveries start or are deferred within SHARE_PARK.
-    while slots.parked.load(Ordering::Acquire) > 0 {
+    while slots.shares.parked() > 0 {
         tokio::time::sleep(SHARE_POLL).await;
     }
     // Wait for in-flight transactions: taking every permit means every task has finished.
@@ -382,7 +378,6 @@ async fn start_group(
         }
         Admission::Defer { reply, retry_after } => defer_group(shared, &group, &reply, retry_after, tx),
         Admission::Park(_) => {
-            slots.parked.fetch_add(1, Ordering::AcqRel);
             let mut place = slots.shares.park(first.account_id);
             let (shared, slots, tx) = (shared.clone(), slots.clone(), tx.clone());
             tokio::spawn(async move {
@@ -423,7 +418,6 @@ async fn start_group(
                     None => None,
                 };
                 drop((place, room));
-                slots.parked.fetch_sub(1, Ordering::AcqRel);
                 if let Some((ticket, permit)) = permit {
                     deliver_group(&shared, group, content, &tx).await;
                     drop((ticket, permit));
