@@ -64,7 +64,7 @@ pub(crate) async fn run(
     // worker would claim a few mails at a time, a transaction each, and deliver less (a fifth less at
     // 1,200 mails/s with two api and two worker nodes); that mail waits at most for their idle poll.
     let announcer = match &db {
-        Db::Postgres(pool) => Some(crate::pg::QueuedAnnouncer::start(pool.clone())),
+        Db::Postgres { pool, .. } => Some(crate::pg::QueuedAnnouncer::start(pool.clone())),
         Db::Sqlite { .. } => None,
     };
     let announce = |stored_unhanded: bool| {

@@ -168,7 +168,11 @@ pub(crate) enum Db {
         spool: Option<Arc<body_spool::BodySpool>>,
     },
     /// One pool for everything.
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// In which order the next group commit writes and decides its admission limits.
+        admission: Arc<pg::AdmissionOrder>,
+    },
 }
 
 impl Db {
@@ -176,7 +180,7 @@ impl Db {
     pub(crate) fn reader(&self) -> sql::Pool<'_> {
         match self {
             Db::Sqlite { reader, .. } => sql::Pool::Sqlite(reader),
-            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+            Db::Postgres { pool, .. } => sql::Pool::Postgres(pool),
         }
     }
 
@@ -184,7 +188,7 @@ impl Db {
     pub(crate) fn writer(&self) -> sql::Pool<'_> {
         match self {
             Db::Sqlite { writer, .. } => sql::Pool::Sqlite(writer),
-            Db::Postgres(pool) => sql::Pool::Postgres(pool),
+            Db::Postgres { pool, .. } => sql::Pool::Postgres(pool),
         }
     }
 
@@ -198,7 +202,7 @@ impl Db {
             Db::Sqlite { writer, spool, .. } => {
                 sqlite::insert_batch(writer, spool.as_deref(), msgs, retain_bodies, lease).await
             }
-            Db::Postgres(pool) => pg::insert_batch(pool, msgs, retain_bodies, lease).await,
+            Db::Postgres { pool, admission } => pg::insert_batch(pool, admission, msgs, retain_bodies, lease).await,
         }
     }
 
@@ -210,7 +214,7 @@ impl Db {
     ) -> Result<Vec<(i64, i32, String)>, StoreError> {
         match self {
             Db::Sqlite { reader, .. } => sqlite::recipient_screen_rows(reader, qs).await,
-            Db::Postgres(_) => suppression::screen_rows_built(self, qs).await,
+            Db::Postgres { .. } => suppression::screen_rows_built(self, qs).await,
         }
     }
 
@@ -218,7 +222,7 @@ impl Db {
     pub(crate) fn spool(&self) -> Option<&body_spool::BodySpool> {
         match self {
             Db::Sqlite { spool, .. } => spool.as_deref(),
-            Db::Postgres(_) => None,
+            Db::Postgres { .. } => None,
         }
     }
 
@@ -231,7 +235,7 @@ impl Db {
                     spool.release();
                 }
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres { pool, .. } => pool.close().await,
         }
     }
 }
@@ -282,7 +286,13 @@ impl Store {
             }
             (Db::Sqlite { writer, reader, spool }, Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Db::Postgres(pg::open(url, &opts).await?), Backend::Postgres)
+            (
+                Db::Postgres {
+                    pool: pg::open(url, &opts).await?,
+                    admission: Arc::default(),
+                },
+                Backend::Postgres,
+            )
         } else {
             return Err(StoreError::Invalid(
                 "the store URL must start with sqlite: or postgres://".into(),

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
@@ -64,7 +65,8 @@ impl crate::sql::Dialect for Postgres {
         msgs: &[NewMessage],
         retain_bodies: bool,
     ) -> Result<(), StoreError> {
-        insert_leased(conn, msgs, retain_bodies, None).await.map(drop)
+        let (_, stats) = insert_leased(conn, msgs, retain_bodies, None).await?;
+        crate::daily_statistics::apply_pg(conn, &stats).await
     }
 
     /// Leases up to `want` due deliveries of one lane, in due order, in one statement.
@@ -501,30 +503,78 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
     Ok(pool)
 }
 
-/// Writes a batch of messages in one transaction, checking admission limits message by message first.
+/// Which comes first in the next group commit that checks admission limits: writing the messages or deciding
+/// the limits (see [`insert_batch`]).
+#[derive(Debug, Default)]
+pub(crate) struct AdmissionOrder {
+    /// The last such commit refused a message or marked a recipient over its hourly limit.
+    decide_first: AtomicBool,
+}
+
+/// Writes a batch of messages in one transaction with their admission limits checked message by message.
 /// Returns per message `None` (stored) or the refusal (nothing of it stored), and the ids of the deliveries
 /// leased at insert (`lease`, see `handoff`).
+///
+/// The limits lock the accounts' `account_limits` rows until the commit, so api nodes sharing the database
+/// admit one batch at a time per account. The messages are therefore written first and the limits decided
+/// last, just before the commit: the rows stay locked for the decision and the commit, not for the writes.
+/// When the decision refuses anything or marks recipients over their hourly limit, that transaction is rolled
+/// back and the batch written again in the other order (decide, then write what was admitted), as the next
+/// batches are until one passes whole again: mail over its limits costs one wasted write, not one per batch.
 pub(crate) async fn insert_batch(
     pool: &PgPool,
+    order: &AdmissionOrder,
     msgs: &mut [(NewMessage, Option<AdmissionLimits>)],
     retain_bodies: bool,
     lease: Option<crate::handoff::LeaseRequest<'_>>,
 ) -> Result<crate::handoff::InsertedBatch, crate::StoreError> {
+    let checked = msgs.iter().any(|(_, l)| l.is_some());
+    // Recipients the limits mark change this count; a refused message changes `refusals`.
+    let refused_before = refused_recipients(msgs);
+    if checked && !order.decide_first.load(Ordering::Relaxed) {
+        let unrefused = vec![None; msgs.len()];
+        let mut tx = pool.begin().await?;
+        let all: Vec<&NewMessage> = msgs.iter().map(|(m, _)| m).collect();
+        let plan = lease.as_ref().map(|l| l.plan(&unrefused));
+        let (ids, stats) = insert_leased(&mut tx, &all, retain_bodies, plan.as_ref()).await?;
+        let refusals = check_limits(&mut tx, msgs).await?;
+        if refusals.iter().all(Option::is_none) && refused_recipients(msgs) == refused_before {
+            // After the account rows, as in the other order, so the two orders never wait for each other.
+            crate::daily_statistics::apply_pg(&mut tx, &stats).await?;
+            tx.commit().await?;
+            return Ok(crate::handoff::InsertedBatch::new(refusals, ids));
+        }
+        tx.rollback().await?;
+        order.decide_first.store(true, Ordering::Relaxed);
+    }
     let mut tx = pool.begin().await?;
-    let refusals = if msgs.iter().any(|(_, l)| l.is_some()) {
+    let refusals = if checked {
         check_limits(&mut tx, msgs).await?
     } else {
         vec![None; msgs.len()]
     };
+    if checked && refusals.iter().all(Option::is_none) && refused_recipients(msgs) == refused_before {
+        order.decide_first.store(false, Ordering::Relaxed);
+    }
     let admitted = crate::limits::admitted(msgs, &refusals);
     let plan = lease.map(|l| l.plan(&refusals));
     let ids = if admitted.is_empty() {
         Vec::new()
     } else {
-        insert_leased(&mut tx, &admitted, retain_bodies, plan.as_ref()).await?
+        let (ids, stats) = insert_leased(&mut tx, &admitted, retain_bodies, plan.as_ref()).await?;
+        crate::daily_statistics::apply_pg(&mut tx, &stats).await?;
+        ids
     };
     tx.commit().await?;
     Ok(crate::handoff::InsertedBatch::new(refusals, ids))
+}
+
+/// Recipients of a batch refused at admission (the limits only ever add to them).
+fn refused_recipients(msgs: &[(NewMessage, Option<AdmissionLimits>)]) -> usize {
+    msgs.iter()
+        .flat_map(|(m, _)| &m.recipients)
+        .filter(|r| !r.send_status.is_ok())
+        .count()
 }
 
 /// The channel of [`QueuedAnnouncer`] (the same expression is in its statement): one per schema, so that
@@ -754,14 +804,16 @@ async fn check_limits(
     Ok(refusals)
 }
 
-/// [`Dialect::insert_messages`](crate::sql::Dialect::insert_messages), with the deliveries of the messages `plan` leases written leased; their ids are
-/// returned per message (in recipient order; empty when not leased).
+/// [`Dialect::insert_messages`](crate::sql::Dialect::insert_messages), with the deliveries of the messages `plan`
+/// leases written leased; their ids are returned per message (in recipient order; empty when not leased). The
+/// statistics are returned for the caller to write last, in key order (see `stats`): their rows are the ones
+/// other transactions wait for.
 async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
     conn: &mut PgConnection,
     msgs: &[M],
     retain_bodies: bool,
     plan: Option<&crate::handoff::LeasePlan<'_>>,
-) -> Result<Vec<Vec<i64>>, crate::StoreError> {
+) -> Result<(Vec<Vec<i64>>, crate::daily_statistics::StatsDelta), crate::StoreError> {
     let n = msgs.len();
     let mut ids = Vec::with_capacity(n);
     let mut accounts = Vec::with_capacity(n);
@@ -942,7 +994,5 @@ async fn insert_leased<M: std::borrow::Borrow<NewMessage>>(
             .execute(&mut *conn)
             .await?;
     }
-    // Last and in key order (see `stats`).
-    crate::daily_statistics::apply_pg(conn, &delta).await?;
-    Ok(leased_ids)
+    Ok((leased_ids, delta))
 }

@@ -92,7 +92,7 @@ impl Queue<'_> {
         wake: Arc<Notify>,
         gather: std::time::Duration,
     ) -> Result<Option<JoinHandle<()>>, StoreError> {
-        let Db::Postgres(pool) = &self.store.inner.db else {
+        let Db::Postgres { pool, .. } = &self.store.inner.db else {
             return Ok(None);
         };
         let mut listener = pg::queued_listener(pool).await?;

@@ -39,6 +39,7 @@ conformance!(
     invalid_messages,
     closed_store,
     rate_counts_each_second_of_request_time,
+    batches_over_their_limits_store_exactly_what_the_limits_admit,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -77,6 +78,16 @@ fn message(account: AccountId, lane: Lane, request_ms: i64, not_before_ms: i64, 
         not_before_ms,
         body: b"From: news@sender.example\r\nSubject: Hello\r\n\r\nHi!\r\n".to_vec(),
         ..m
+    }
+}
+
+/// Admission limits with this rate and per-recipient hourly limit (0 = none), and a daily quota out of reach.
+fn limits(sends_per_second: i64, per_recipient_per_hour: i64) -> AdmissionLimits {
+    AdmissionLimits {
+        sends_per_second,
+        per_recipient_per_hour,
+        daily_cap: 1_000_000,
+        level_quota: 1_000_000,
     }
 }
 
@@ -344,12 +355,7 @@ async fn other_processes_are_woken_by_queued_mail(ctx: Ctx) {
 async fn hand_off_leases_fresh_mail_in_its_commit(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let unlimited = AdmissionLimits {
-        sends_per_second: 1_000,
-        per_recipient_per_hour: 0,
-        daily_cap: 1_000_000,
-        level_quota: 1_000_000,
-    };
+    let unlimited = limits(1_000, 0);
     // Without a receiver nothing is handed off.
     let m = message(acc.id, Lane::Trigger, T0, T0, &["solo@one.example"]);
     assert!(!store.queue().enqueue_fresh(m, unlimited).await.expect("enqueue"));
@@ -1159,12 +1165,7 @@ async fn sqlite_durable_across_process_abort() {
 async fn rate_counts_each_second_of_request_time(ctx: Ctx) {
     let store = &ctx.store;
     let acc = account(store, "a").await;
-    let limits = AdmissionLimits {
-        sends_per_second: 2,
-        per_recipient_per_hour: 0,
-        daily_cap: 1_000_000,
-        level_quota: 1_000_000,
-    };
+    let limits = limits(2, 0);
     let send = |at: i64, to: &str| {
         let m = message(acc.id, Lane::Batch, at, at, &[to]);
         async move { store.queue().enqueue_limited(m, limits).await }
@@ -1185,4 +1186,99 @@ async fn rate_counts_each_second_of_request_time(ctx: Ctx) {
     let usage = store.limits().account_usage(acc.id).await.expect("usage");
     assert_eq!((usage.second_ms, usage.second_count), (T0 + 1_000, 2));
     assert_eq!(usage.day_count, 4);
+}
+
+/// Sends `msgs` at once, so that they share group commits; their results in order.
+async fn send_together(store: &Store, msgs: Vec<NewMessage>, limits: AdmissionLimits) -> Vec<Result<(), StoreError>> {
+    let mut sends = tokio::task::JoinSet::new();
+    for (i, m) in msgs.into_iter().enumerate() {
+        let store = store.clone();
+        sends.spawn(async move { (i, store.queue().enqueue_limited(m, limits).await) });
+    }
+    let mut results = sends.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Group commits in which the limits refuse messages, or mark recipients over their hourly limit, store exactly
+/// what the limits admit, and the batches within the limits after them are stored whole. (On PostgreSQL the
+/// messages are written before the limits are decided, and such a batch is written again in the other order.)
+async fn batches_over_their_limits_store_exactly_what_the_limits_admit(ctx: Ctx) {
+    let store = &ctx.store;
+    let acc = account(store, "a").await;
+    let limits = limits(5, 1);
+    let second = |s: i64| T0 + s * 1_000;
+
+    // 30 mails in one second: 5 pass the rate.
+    let burst = (0..30)
+        .map(|i| {
+            message(
+                acc.id,
+                Lane::Batch,
+                second(0) + i,
+                second(0) + i,
+                &[&format!("r{i}@one.example")],
+            )
+        })
+        .collect();
+    let results = send_together(store, burst, limits).await;
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Limit(LimitRefusal::Rate { limit: 5 }))))
+        .count();
+    assert_eq!((results.iter().filter(|r| r.is_ok()).count(), refused), (5, 25));
+    assert_eq!(statuses(store, acc.id, second(0), second(1)).await.len(), 5);
+
+    // 4 mails to a recipient already sent to this hour each, and to one new recipient each: every mail is
+    // admitted, and the repeated recipient gets one of them.
+    let marked = (0..4)
+        .map(|i| {
+            message(
+                acc.id,
+                Lane::Batch,
+                second(2) + i,
+                second(2) + i,
+                &["again@one.example", &format!("n{i}@one.example")],
+            )
+        })
+        .collect();
+    assert!(send_together(store, marked, limits).await.iter().all(Result::is_ok));
+    let rows = statuses(store, acc.id, second(2), second(3)).await;
+    assert_eq!(rows.len(), 8);
+    let again: Vec<SendStatus> = rows
+        .iter()
+        .filter(|r| r.recipient == "again@one.example")
+        .map(|r| r.send_status)
+        .collect();
+    assert_eq!(again.iter().filter(|s| s.is_ok()).count(), 1, "{again:?}");
+    assert_eq!(
+        again.iter().filter(|s| **s == SendStatus::FrequencyLimit).count(),
+        3,
+        "{again:?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.recipient != "again@one.example")
+            .all(|r| r.send_status.is_ok())
+    );
+
+    // Within the limits again, twice: both batches stored whole.
+    for s in [4, 6] {
+        let fine = (0..5)
+            .map(|i| {
+                message(
+                    acc.id,
+                    Lane::Batch,
+                    second(s) + i,
+                    second(s) + i,
+                    &[&format!("f{s}-{i}@one.example")],
+                )
+            })
+            .collect();
+        assert!(send_together(store, fine, limits).await.iter().all(Result::is_ok));
+        assert_eq!(statuses(store, acc.id, second(s), second(s + 1)).await.len(), 5);
+    }
+    let usage = store.limits().account_usage(acc.id).await.expect("usage");
+    // 5 + (2 + 1 + 1 + 1) + 5 + 5 recipients admitted.
+    assert_eq!(usage.day_count, 20);
 }
