@@ -89,7 +89,8 @@ async fn api_keys_sqlite() {
 
 #[tokio::test]
 async fn api_keys_postgres() {
-    if let Some(url) = common::pg_url("api_keys").await {
-        two_keys_authenticate_and_revocation_is_guarded(Some(url)).await;
-    }
+    common::on_pg_schema("api_keys", |url| {
+        two_keys_authenticate_and_revocation_is_guarded(Some(url))
+    })
+    .await;
 }

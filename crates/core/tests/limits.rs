@@ -155,8 +155,10 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(url) = super::common::pg_url(concat!("limits_", stringify!($name))).await else { return };
-                    super::$name(super::setup(Some(url)).await).await;
+                    super::common::on_pg_schema(concat!("limits_", stringify!($name)), |url| async move {
+                        super::$name(super::setup(Some(url)).await).await
+                    })
+                    .await;
                 }
             )*
         }

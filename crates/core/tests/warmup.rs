@@ -331,8 +331,8 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let Some(url) = super::common::pg_url(concat!("warmup_", stringify!($name))).await else { return };
-                    super::$name(Some(url)).await;
+                    super::common::on_pg_schema(concat!("warmup_", stringify!($name)), |url| super::$name(Some(url)))
+                        .await;
                 }
             )*
         }

@@ -113,11 +113,17 @@ async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) 
         .expect("sender");
 }
 
-/// A fresh PostgreSQL schema named after the test, or `None` (with a notice) when PostgreSQL is not configured.
-pub async fn pg_url(test: &str) -> Option<String> {
+/// Runs `case` on the URL of a fresh PostgreSQL schema named after the test, then drops the schema, whether the
+/// case passed or not (it runs in a task of its own, and its panic is raised again after). With a notice and
+/// nothing run when PostgreSQL is not configured.
+pub async fn on_pg_schema<F, Fut>(test: &str, case: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
         eprintln!("MAILPUSH_TEST_POSTGRES_URL not set: skipping the PostgreSQL run of {test}");
-        return None;
+        return;
     };
     let schema = format!("{test}_{}", std::process::id());
     let pool = sqlx::PgPool::connect(&base).await.expect("connect");
@@ -130,5 +136,16 @@ pub async fn pg_url(test: &str) -> Option<String> {
         .await
         .expect("schema");
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let result = tokio::spawn(case(format!("{base}{sep}options=-c%20search_path%3D{schema}"))).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop the test schema");
+    pool.close().await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("case task failed: {e}");
+    }
 }
