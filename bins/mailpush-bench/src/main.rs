@@ -661,7 +661,6 @@ async fn smtp_quit(mut r: BufReader<tokio::net::tcp::OwnedReadHalf>, mut w: toki
     let _ = tokio::time::timeout(Duration::from_secs(2), r.read_to_end(&mut rest)).await;
 }
 
-/// The `p`-quantile (0..=1) of sorted values.
 /// Writes each mail's acceptance time and acceptance → sink latency, in milliseconds, as CSV.
 fn write_latencies(
     path: &std::path::Path,
@@ -688,6 +687,7 @@ fn write_latencies(
     std::fs::write(path, out).with_context(|| format!("write {}", path.display()))
 }
 
+/// The `p`-quantile (0..=1) of sorted values.
 fn quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
