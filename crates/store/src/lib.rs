@@ -167,9 +167,12 @@ pub(crate) enum Db {
         reader: SqlitePool,
         spool: Option<Arc<body_spool::BodySpool>>,
     },
-    /// One pool for everything.
+    /// One pool for everything but claims and outcome batches, which go through `relaxed`.
     Postgres {
         pool: PgPool,
+        /// Connections with `synchronous_commit = off`, for what a crash of the database may lose harmlessly:
+        /// claims and outcome batches (see [`Db::relaxed_writer`]).
+        relaxed: PgPool,
         /// In which order the next group commit writes and decides its admission limits.
         admission: Arc<pg::AdmissionOrder>,
     },
@@ -192,6 +195,19 @@ impl Db {
         }
     }
 
+    /// The pool for writes that a crash of the database may lose harmlessly, so their commits need not wait for
+    /// the disk: claims (their deliveries are simply due again) and outcome batches (their leases expire and the
+    /// deliveries go out again: at-least-once). On SQLite the one writer, whose claims and outcome batches relax
+    /// `synchronous` per transaction (`script::Durability::Relaxed`); on PostgreSQL connections with
+    /// `synchronous_commit = off`. Either way the next durable commit (an enqueue) flushes their log records
+    /// too, since the write-ahead log is written in order.
+    pub(crate) fn relaxed_writer(&self) -> sql::Pool<'_> {
+        match self {
+            Db::Sqlite { writer, .. } => sql::Pool::Sqlite(writer),
+            Db::Postgres { relaxed, .. } => sql::Pool::Postgres(relaxed),
+        }
+    }
+
     async fn insert_batch(
         &self,
         msgs: &mut [(NewMessage, Option<limits::AdmissionLimits>)],
@@ -202,7 +218,7 @@ impl Db {
             Db::Sqlite { writer, spool, .. } => {
                 sqlite::insert_batch(writer, spool.as_deref(), msgs, retain_bodies, lease).await
             }
-            Db::Postgres { pool, admission } => pg::insert_batch(pool, admission, msgs, retain_bodies, lease).await,
+            Db::Postgres { pool, admission, .. } => pg::insert_batch(pool, admission, msgs, retain_bodies, lease).await,
         }
     }
 
@@ -235,7 +251,10 @@ impl Db {
                     spool.release();
                 }
             }
-            Db::Postgres { pool, .. } => pool.close().await,
+            Db::Postgres { pool, relaxed, .. } => {
+                relaxed.close().await;
+                pool.close().await;
+            }
         }
     }
 }
@@ -286,9 +305,11 @@ impl Store {
             }
             (Db::Sqlite { writer, reader, spool }, Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (pool, relaxed) = pg::open(url, &opts).await?;
             (
                 Db::Postgres {
-                    pool: pg::open(url, &opts).await?,
+                    pool,
+                    relaxed,
                     admission: Arc::default(),
                 },
                 Backend::Postgres,
@@ -361,6 +382,11 @@ impl Store {
         self.inner.db.writer()
     }
 
+    /// The pool for claims and outcome batches (see [`Db::relaxed_writer`]).
+    pub(crate) fn relaxed_writer(&self) -> sql::Pool<'_> {
+        self.inner.db.relaxed_writer()
+    }
+
     /// What this store's body spool holds on disk: nothing on PostgreSQL, in memory, or while another store
     /// owns the spool.
     pub fn body_spool_usage(&self) -> BodySpoolUsage {
@@ -377,6 +403,63 @@ impl Store {
 mod tests {
     use super::*;
     use mailpush_model::{MessageId, RecipientKind};
+
+    /// On PostgreSQL, enqueues commit durably and claims and outcome batches do not wait for the disk; the
+    /// relaxed pool is opened by the first claim, so a process that only accepts mail never opens it.
+    #[tokio::test]
+    async fn postgres_commits_wait_for_the_disk_except_claims_and_outcomes() {
+        let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
+            eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping");
+            return;
+        };
+        let schema = format!("mp_test_relaxed_{}", std::process::id());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+            .await
+            .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let case = tokio::spawn(async move {
+            let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+            let Db::Postgres { pool, relaxed, .. } = &store.inner.db else {
+                panic!("not postgres")
+            };
+            let acc = account(&store, "relaxed", 1).await;
+            store.queue().enqueue(probe_message(acc.id)).await.expect("enqueue");
+            assert_eq!(
+                relaxed.size(),
+                0,
+                "nothing but a claim or an outcome batch opens the relaxed pool"
+            );
+            let claim = ClaimRequest {
+                worker: "w".into(),
+                limit: 10,
+                lease_ms: 100,
+                now_ms: 10,
+            };
+            assert_eq!(store.queue().claim(claim).await.expect("claim").len(), 1);
+            assert!(relaxed.size() > 0, "the claim went through the relaxed pool");
+            for (pool, expected) in [(pool, "on"), (relaxed, "off")] {
+                let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(pool)
+                    .await
+                    .expect("show");
+                assert_eq!(setting, expected);
+            }
+            store.close().await;
+        })
+        .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .expect("drop the schema");
+        if let Err(e) = case {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 
     #[tokio::test]
     async fn memory_store_round_trip() {

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: many api/worker processes on many machines share one database.
 //! Claims lock with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same row and never wait for
-//! each other; `synchronous_commit` stays at its default (on), so a commit is durable when it returns.
+//! each other. `synchronous_commit` stays at its default (on), so a commit is durable when it returns, except on
+//! the connections of claims and outcome batches, whose loss to a crash is harmless (`Db::relaxed_writer`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -463,9 +464,10 @@ impl crate::sql::Dialect for Postgres {
     }
 }
 
-/// Connects and applies migrations. The schema comes from the URL's `search_path`, e.g.
+/// Connects and applies migrations; returns the pool for everything and the pool of relaxed writes (see
+/// `Db::relaxed_writer`). The schema comes from the URL's `search_path`, e.g.
 /// `postgres://u@h/db?options=-c%20search_path%3Dmy_schema` (or `?options[search_path]=my_schema`).
-pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate::StoreError> {
+pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<(PgPool, PgPool), crate::StoreError> {
     let base = PgConnectOptions::from_str(url)?;
     // Migrations on a connection of their own, without the statement timeout: a migration of a large table
     // may rightly run longer than any request should.
@@ -482,10 +484,25 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
         ("statement_timeout", format!("{statement_ms}")),
         ("idle_in_transaction_session_timeout", format!("{idle_tx_ms}")),
     ]);
+    // At least two: the group committer holds one while claims and reads use another.
+    let pool = pool_options(opts, opts.max_connections.max(2))
+        .connect_with(connect.clone())
+        .await?;
+    // A worker claims and records outcomes one batch at a time (its lease renewals use the other pool), so a
+    // few connections serve it. Opened on first use: an api-only process never claims.
+    let relaxed =
+        pool_options(opts, RELAXED_CONNECTIONS).connect_lazy_with(connect.options([("synchronous_commit", "off")]));
+    Ok((pool, relaxed))
+}
+
+/// The connections of the relaxed pool at most.
+const RELAXED_CONNECTIONS: u32 = 4;
+
+/// The options both pools share.
+fn pool_options(opts: &StoreOptions, max_connections: u32) -> PgPoolOptions {
     let ping_within = opts.acquire_timeout;
-    let pool = PgPoolOptions::new()
-        // At least two: the group committer holds one while claims and reads use another.
-        .max_connections(opts.max_connections.max(2))
+    PgPoolOptions::new()
+        .max_connections(max_connections)
         .acquire_timeout(opts.acquire_timeout)
         // A connection given back after an abandoned (timed-out) operation is pinged by the pool without a
         // limit; over a frozen network that ping would hold its slot for as long as the network hangs. Ping it
@@ -498,9 +515,6 @@ pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgPool, crate
                 ))
             })
         })
-        .connect_with(connect)
-        .await?;
-    Ok(pool)
 }
 
 /// Which comes first in the next group commit that checks admission limits: writing the messages or deciding

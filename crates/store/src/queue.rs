@@ -177,7 +177,7 @@ impl Queue<'_> {
     /// A delivery whose lease expired is due again. Several claimers (threads, processes, machines) never get
     /// the same delivery under the same lease.
     pub async fn claim(self, r: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.store.guarded(claim(self.store.writer(), &r, None)).await
+        self.store.guarded(claim(self.store.relaxed_writer(), &r, None)).await
     }
 
     /// The MIME of a message, until it is purged.
@@ -200,7 +200,7 @@ impl Queue<'_> {
         self.store
             .guarded(async {
                 let retain = self.store.inner.opts.retain_bodies;
-                match self.store.writer() {
+                match self.store.relaxed_writer() {
                     Pool::Sqlite(p) => Sqlite::record_outcomes(p, &o, retain).await,
                     Pool::Postgres(p) => Postgres::record_outcomes(p, &o, retain).await,
                 }

@@ -228,7 +228,7 @@ impl Warmup<'_> {
         ramp: &WarmupRamp,
     ) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
         self.store
-            .guarded(crate::queue::claim(self.store.writer(), r, Some(ramp)))
+            .guarded(crate::queue::claim(self.store.relaxed_writer(), r, Some(ramp)))
             .await
     }
 
