@@ -230,7 +230,7 @@ impl Db {
     ) -> Result<Vec<(i64, i32, String)>, StoreError> {
         match self {
             Db::Sqlite { reader, .. } => sqlite::recipient_screen_rows(reader, qs).await,
-            Db::Postgres { .. } => suppression::screen_rows_built(self, qs).await,
+            Db::Postgres { pool, .. } => pg::recipient_screen_rows(pool, qs).await,
         }
     }
 

@@ -647,6 +647,74 @@ pub(crate) async fn queued_listener(pool: &PgPool) -> Result<sqlx::postgres::PgL
     Ok(listener)
 }
 
+/// The admission screens of several requests in one statement whose text is fixed whatever the batch, so each
+/// connection parses and plans it once: the requests travel as arrays, an element per blacklist key and one per
+/// recipient, each tagged with its request's index. Returns (request index, 0 = blacklisted / 1 = unsubscribed,
+/// address) rows. Each lookup stays on its index: `bounce_blacklist`'s key starts with the address,
+/// `custom_blacklist` is unique on (account, address), `unsubscribes` keyed by (account, domain, recipient).
+pub(crate) async fn recipient_screen_rows(
+    pool: &PgPool,
+    qs: &[crate::screen::OwnedScreenQuery],
+) -> Result<Vec<(i64, i32, String)>, StoreError> {
+    const SCREEN: &str = "\
+        SELECT k.q, 0 AS list, b.address FROM UNNEST($1::int4[], $2::text[], $3::int8[]) AS k(q, key, since) \
+        JOIN bounce_blacklist AS b ON b.address = k.key AND b.created_ms >= k.since \
+        UNION ALL \
+        SELECT k.q, 0, c.address FROM UNNEST($1::int4[], $2::text[], $4::int8[], $5::int8[]) AS k(q, key, a, now) \
+        JOIN custom_blacklist AS c ON c.account_id = k.a AND c.address = k.key \
+        AND (c.expire_ms IS NULL OR c.expire_ms > k.now) \
+        UNION ALL \
+        SELECT r.q, 1, u.recipient FROM UNNEST($6::int4[], $7::text[], $8::int8[], $9::text[]) AS r(q, rcpt, a, d) \
+        JOIN unsubscribes AS u ON u.account_id = r.a AND u.domain = r.d AND u.recipient = r.rcpt";
+    let keys: usize = qs.iter().map(|q| q.blacklist_keys.len()).sum();
+    let (mut k_q, mut k_key, mut k_since, mut k_account, mut k_now) = (
+        Vec::with_capacity(keys),
+        Vec::with_capacity(keys),
+        Vec::with_capacity(keys),
+        Vec::with_capacity(keys),
+        Vec::with_capacity(keys),
+    );
+    let recipients: usize = qs.iter().map(|q| q.recipients.len()).sum();
+    let (mut r_q, mut r_rcpt, mut r_account, mut r_domain) = (
+        Vec::with_capacity(recipients),
+        Vec::with_capacity(recipients),
+        Vec::with_capacity(recipients),
+        Vec::with_capacity(recipients),
+    );
+    for (i, q) in qs.iter().enumerate() {
+        let i = i32::try_from(i).map_err(|_| StoreError::Invalid("too many screens in one batch".into()))?;
+        for key in &q.blacklist_keys {
+            k_q.push(i);
+            k_key.push(key.as_str());
+            k_since.push(q.bounce_since_ms);
+            k_account.push(q.account);
+            k_now.push(q.now_ms);
+        }
+        for rcpt in &q.recipients {
+            r_q.push(i);
+            r_rcpt.push(rcpt.as_str());
+            r_account.push(q.account);
+            r_domain.push(q.sender_domain.as_str());
+        }
+    }
+    let rows: Vec<(i32, i32, String)> = sqlx::query_as(SCREEN)
+        .bind(&k_q)
+        .bind(&k_key)
+        .bind(&k_since)
+        .bind(&k_account)
+        .bind(&k_now)
+        .bind(&r_q)
+        .bind(&r_rcpt)
+        .bind(&r_account)
+        .bind(&r_domain)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(i, list, address)| (i64::from(i), list, address))
+        .collect())
+}
+
 /// Admission limits for a batch with a fixed number of statements: the accounts' counter rows are locked
 /// `FOR UPDATE` in id order (so api processes sharing the database serialize per account and never deadlock),
 /// their per-second counts and the recipients' sends of the last hour read in one query each, the decision made in memory in batch order, and

@@ -168,51 +168,6 @@ impl Suppression<'_> {
     }
 }
 
-/// The batched screen built statement by statement, one part per request (PostgreSQL: every statement is parsed
-/// anyway): (request index, 0 = blacklisted / 1 = unsubscribed, address) rows.
-pub(crate) async fn screen_rows_built(
-    db: &crate::Db,
-    qs: &[crate::screen::OwnedScreenQuery],
-) -> Result<Vec<(i64, i32, String)>, StoreError> {
-    let mut qb = builder("");
-    for (i, q) in qs.iter().enumerate() {
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        // Both admission checks: the blacklists (by normalised address) and the unsubscribes from the
-        // sending domain (by address as sent).
-        qb.push(&format!(
-            "SELECT {i} AS q, 0 AS list, address FROM bounce_blacklist WHERE created_ms >= "
-        ));
-        qb.push_bind(q.bounce_since_ms).push(" AND address IN (");
-        qb.push_binds(&q.blacklist_keys);
-        qb.push(&format!(
-            ") UNION ALL SELECT {i} AS q, 0 AS list, address FROM custom_blacklist WHERE account_id = "
-        ));
-        qb.push_bind(q.account)
-            .push(" AND (expire_ms IS NULL OR expire_ms > ")
-            .push_bind(q.now_ms)
-            .push(") AND address IN (");
-        qb.push_binds(&q.blacklist_keys);
-        qb.push(&format!(
-            ") UNION ALL SELECT {i} AS q, 1 AS list, recipient AS address FROM unsubscribes WHERE account_id = "
-        ));
-        qb.push_bind(q.account)
-            .push(" AND domain = ")
-            .push_bind(&q.sender_domain)
-            .push(" AND recipient IN (");
-        qb.push_binds(&q.recipients);
-        qb.push(")");
-    }
-    // Not prepared for reuse: its text differs with every batch shape, and cached it would fill the
-    // connections' statement caches with one-off statements (the resident size doubled).
-    let rows: Vec<(i32, i32, String)> = qb.build().persistent(false).fetch_all(db.reader()).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(i, list, address)| (i64::from(i), list, address))
-        .collect())
-}
-
 impl Suppression<'_> {
     /// Adds (or refreshes) a global bounce blacklist row attributed to `account`, e.g. from an asynchronous DSN.
     pub async fn add_bounce_blacklist(
