@@ -404,15 +404,18 @@ mod tests {
     use super::*;
     use mailpush_model::{MessageId, RecipientKind};
 
-    /// On PostgreSQL, enqueues commit durably and claims and outcome batches do not wait for the disk; the
-    /// relaxed pool is opened by the first claim, so a process that only accepts mail never opens it.
-    #[tokio::test]
-    async fn postgres_commits_wait_for_the_disk_except_claims_and_outcomes() {
+    /// Runs `case` on a store in a PostgreSQL schema of its own, dropped afterwards; nothing without
+    /// `MAILPUSH_TEST_POSTGRES_URL`.
+    async fn on_postgres<F, Fut>(name: &str, case: F)
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
             eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping");
             return;
         };
-        let schema = format!("mp_test_relaxed_{}", std::process::id());
+        let schema = format!("mp_test_{name}_{}", std::process::id());
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
             .await
             .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
@@ -422,8 +425,23 @@ mod tests {
             .expect("create the schema");
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let case = tokio::spawn(async move {
-            let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+        let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+        let result = tokio::spawn(case(store.clone())).await;
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .expect("drop the schema");
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    /// On PostgreSQL, enqueues commit durably and claims and outcome batches do not wait for the disk; the
+    /// relaxed pool is opened by the first claim, so a process that only accepts mail never opens it.
+    #[tokio::test]
+    async fn postgres_commits_wait_for_the_disk_except_claims_and_outcomes() {
+        on_postgres("relaxed", |store| async move {
             let Db::Postgres { pool, relaxed, .. } = &store.inner.db else {
                 panic!("not postgres")
             };
@@ -449,16 +467,43 @@ mod tests {
                     .expect("show");
                 assert_eq!(setting, expected);
             }
-            store.close().await;
         })
         .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .expect("drop the schema");
-        if let Err(e) = case {
-            std::panic::resume_unwind(e.into_panic());
-        }
+    }
+
+    /// On a PostgreSQL server with LZ4 (as Debian's and the official images are built), bodies are stored
+    /// compressed with it.
+    #[tokio::test]
+    async fn postgres_bodies_are_compressed_with_lz4() {
+        on_postgres("lz4", |store| async move {
+            let Db::Postgres { pool, .. } = &store.inner.db else {
+                panic!("not postgres")
+            };
+            let acc = account(&store, "lz4", 1).await;
+            let mut m = probe_message(acc.id);
+            m.body = "A line of a body that compresses well.\r\n".repeat(200).into_bytes();
+            let id = m.id.clone();
+            store.queue().enqueue(m).await.expect("enqueue");
+            let method: Option<String> =
+                sqlx::query_scalar("SELECT pg_column_compression(body) FROM message_bodies WHERE message_id = $1")
+                    .bind(id.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .expect("read the compression");
+            assert_eq!(method.as_deref(), Some("lz4"));
+            for table in ["message_bodies", "recipient_bodies"] {
+                let set: String = sqlx::query_scalar(
+                    "SELECT attcompression::text FROM pg_attribute \
+                     WHERE attrelid = to_regclass($1) AND attname = 'body'",
+                )
+                .bind(table)
+                .fetch_one(pool)
+                .await
+                .expect("read the column's method");
+                assert_eq!(set, "l", "{table}.body");
+            }
+        })
+        .await;
     }
 
     #[tokio::test]
