@@ -89,7 +89,7 @@ async fn api_keys_sqlite() {
 
 #[tokio::test]
 async fn api_keys_postgres() {
-    common::on_pg_schema("api_keys", |url| {
+    mailpush_testkit::postgres::on_schema("api_keys", |url| {
         two_keys_authenticate_and_revocation_is_guarded(Some(url))
     })
     .await;

@@ -155,7 +155,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::common::on_pg_schema(concat!("limits_", stringify!($name)), |url| async move {
+                    mailpush_testkit::postgres::on_schema(concat!("limits_", stringify!($name)), |url| async move {
                         super::$name(super::setup(Some(url)).await).await
                     })
                     .await;

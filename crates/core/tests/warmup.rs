@@ -331,7 +331,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::common::on_pg_schema(concat!("warmup_", stringify!($name)), |url| super::$name(Some(url)))
+                    mailpush_testkit::postgres::on_schema(concat!("warmup_", stringify!($name)), |url| super::$name(Some(url)))
                         .await;
                 }
             )*

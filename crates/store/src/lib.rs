@@ -408,40 +408,22 @@ mod tests {
     /// `MAILPUSH_TEST_POSTGRES_URL`.
     async fn on_postgres<F, Fut>(name: &str, case: F)
     where
-        F: FnOnce(Store) -> Fut,
+        F: FnOnce(Store) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-            eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping");
-            return;
-        };
-        let schema = format!("mp_test_{name}_{}", std::process::id());
-        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-            .await
-            .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .expect("create the schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let store = Store::open(&url, StoreOptions::default()).await.expect("open");
-        let result = tokio::spawn(case(store.clone())).await;
-        store.close().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .expect("drop the schema");
-        if let Err(e) = result {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        mailpush_testkit::postgres::on_schema(name, |url| async move {
+            let store = Store::open(&url, StoreOptions::default()).await.expect("open");
+            case(store.clone()).await;
+            store.close().await;
+        })
+        .await;
     }
 
     /// On PostgreSQL, enqueues commit durably and claims and outcome batches do not wait for the disk; the
     /// relaxed pool is opened by the first claim, so a process that only accepts mail never opens it.
     #[tokio::test]
     async fn postgres_commits_wait_for_the_disk_except_claims_and_outcomes() {
-        on_postgres("relaxed", |store| async move {
+        on_postgres("mp_test_relaxed", |store| async move {
             let Db::Postgres { pool, relaxed, .. } = &store.inner.db else {
                 panic!("not postgres")
             };
@@ -475,7 +457,7 @@ mod tests {
     /// compressed with it.
     #[tokio::test]
     async fn postgres_bodies_are_compressed_with_lz4() {
-        on_postgres("lz4", |store| async move {
+        on_postgres("mp_test_lz4", |store| async move {
             let Db::Postgres { pool, .. } = &store.inner.db else {
                 panic!("not postgres")
             };

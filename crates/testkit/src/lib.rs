@@ -11,6 +11,7 @@
 //! - [`PolicyServer`]: an HTTPS host serving an MTA-STS policy file.
 //! - [`ExternalDkimVerifiers`]: dkimpy, Mail::DKIM and OpenDKIM's verifier run on a message against the
 //!   records a [`DnsAuthority`] serves.
+//! - [`postgres::on_schema`]: a test case in a PostgreSQL schema of its own, dropped after it.
 //!
 //! Both servers are started from inside a tokio runtime and stop when dropped.
 
@@ -19,6 +20,7 @@
 mod dkim_verifiers;
 mod error;
 mod policy_server;
+pub mod postgres;
 mod sink;
 mod tarpit;
 

@@ -5,14 +5,12 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mailpush_model::{EventKind, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
     Account, AccountId, AttemptResult, Backend, ClaimRequest, ClaimedDelivery, DeliveryOutcome, NewAccount, NewEvent,
     NewMessage, NewRecipient, NewSendTask, StatCounters, StatsQuery, Store, StoreOptions, day_of,
 };
-use sqlx::Connection;
 
 /// What a case gets: a store, and the URL to open more stores on the same database (other "processes").
 pub struct Ctx {
@@ -50,63 +48,26 @@ where
     .await;
 }
 
-fn unique_schema() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "mp_test_{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 pub async fn run_postgres<F, Fut>(case: F)
 where
-    F: FnOnce(Ctx) -> Fut,
+    F: FnOnce(Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     mailpush_model::time_zone::set_current(mailpush_model::TimeZone::utc());
-    let Ok(base) = std::env::var("MAILPUSH_TEST_POSTGRES_URL") else {
-        eprintln!("note: MAILPUSH_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this case");
-        return;
-    };
-    let schema = unique_schema();
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to MAILPUSH_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open postgres store");
-    assert_eq!(store.backend(), Backend::Postgres);
-    // Run the case in its own task so that a failing assertion still lets us drop the schema.
-    let result = tokio::spawn(case(Ctx {
-        store: store.clone(),
-        url,
-        _dir: None,
-    }))
+    mailpush_testkit::postgres::on_schema("mp_test", |url| async move {
+        let store = Store::open(&url, StoreOptions::default())
+            .await
+            .expect("open postgres store");
+        assert_eq!(store.backend(), Backend::Postgres);
+        case(Ctx {
+            store: store.clone(),
+            url,
+            _dir: None,
+        })
+        .await;
+        store.close().await;
+    })
     .await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .expect("drop test schema");
-    let _ = admin.close().await;
-    if let Err(e) = result {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        panic!("case task failed: {e}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
