@@ -442,12 +442,18 @@ mod tests {
             };
             assert_eq!(store.queue().claim(claim).await.expect("claim").len(), 1);
             assert!(relaxed.size() > 0, "the claim went through the relaxed pool");
-            for (pool, expected) in [(pool, "on"), (relaxed, "off")] {
-                let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            let show = |pool, setting: &'static str| async move {
+                let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}")))
                     .fetch_one(pool)
                     .await
                     .expect("show");
-                assert_eq!(setting, expected);
+                value
+            };
+            assert_eq!(show(pool, "synchronous_commit").await, "on");
+            assert_eq!(show(relaxed, "synchronous_commit").await, "off");
+            // The relaxed connections keep the outage bounds of the others.
+            for setting in ["statement_timeout", "idle_in_transaction_session_timeout"] {
+                assert_eq!(show(relaxed, setting).await, show(pool, setting).await, "{setting}");
             }
         })
         .await;
