@@ -1,4 +1,4 @@
-//! Issue 6 part A end to end through the real `mailpush serve`: hard bounces feed the global blacklist, the
+//! Suppression end to end through the real `mailpush serve`: hard bounces feed the global blacklist, the
 //! retry deadline turns a deferral into a soft bounce, custom blacklists, auto-suspend; events are checked in
 //! the process's SQLite database.
 

@@ -1,4 +1,4 @@
-//! Issue 6 part B end to end through the real `mailpush serve`: one-click unsubscribe bound to the sending
+//! Engagement end to end through the real `mailpush serve`: one-click unsubscribe bound to the sending
 //! domain (DKIM-covered List-Unsubscribe headers), open/click tracking with signed tokens, status flags, and
 //! signed callbacks that survive a receiver outage; the SSRF guard.
 

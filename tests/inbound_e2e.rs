@@ -1,4 +1,4 @@
-//! Issue 6, the feedback loop after delivery, end to end through the real `mailpush serve`: every mail leaves
+//! The feedback loop after delivery, end to end through the real `mailpush serve`: every mail leaves
 //! with a signed VERP return path; DSNs and ARF reports sent over SMTP to the inbound MX (`inbound_listen`)
 //! become bounce and spamreport events on the right message; mail to the List-Unsubscribe mailto address
 //! unsubscribes; anything else is refused. And the RFC 3463 classification of synchronous failures: NXDOMAIN

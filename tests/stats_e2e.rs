@@ -1,4 +1,4 @@
-//! Issue 6, statistics and the rest of the feedback loop, end to end through the real `mailpush serve`:
+//! Statistics and the rest of the feedback loop, end to end through the real `mailpush serve`:
 //! GetStatisticsReport adds up to the events recorded (delivered, bounced, dropped, opened, clicked,
 //! unsubscribed; filters by Domain and ReceivingMailboxType; a period excluding a day, on the test clock),
 //! GetAbuseReport lists complaints, the AddressUnsubscribeConfig actions set the default Unsubscribe option,
