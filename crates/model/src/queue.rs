@@ -84,6 +84,7 @@ pub struct QueueCounts {
     pub deferred: i64,
     /// Claimed by a worker (including leases that have expired but were not taken over yet).
     pub leased: i64,
-    /// Final. Counting them reads every final row: a dashboard figure, not a hot-path one.
+    /// Final: every delivery less the waiting ones (on SQLite counted over the smallest index, on PostgreSQL by
+    /// reading the table): a dashboard figure, not a hot-path one.
     pub done: i64,
 }

@@ -385,7 +385,8 @@ pub(crate) async fn attempts(
 
 /// Every delivery, the waiting ones, the leased ones and the deferred ones: one statement, one snapshot. The
 /// waiting rows are counted from the due index alone (on SQLite it holds state and status) without grouping, so
-/// nothing is sorted; the total is an index count, not a read of every row. `$1` = leased, `$2` = deferred.
+/// nothing is sorted; on SQLite the total is a count over the smallest index, not a read of every row. `$1` =
+/// leased, `$2` = deferred.
 pub(crate) const QUEUE_COUNTS_SQL: &str = "SELECT (SELECT COUNT(*) FROM deliveries), COUNT(*), \
      COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
      COALESCE(SUM(CASE WHEN state <> $1 AND deliver_status = $2 THEN 1 ELSE 0 END), 0) \
