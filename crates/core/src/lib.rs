@@ -411,6 +411,7 @@ impl Mailpush {
             limits: limits.clone(),
             warmup: warmup.clone(),
             source_ips: source_ips.clone(),
+            final_count: telemetry::FinalCountSchedule::new(),
         });
         let tls_reports = Arc::new(tls_rpt::TlsReports {
             env: env.clone(),

@@ -12,7 +12,7 @@ use crate::stats::Statistics;
 use crate::suppression::Suppression;
 use crate::templates::Templates;
 use crate::{AccountContext, MAX_STATUS_LIMIT, StatusRequest, submit};
-use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts};
+use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, WaitingCounts};
 use mailpush_model::{ErrorCode, MessageId};
 use mailpush_store::StatusQuery;
 use std::sync::Arc;
@@ -208,5 +208,9 @@ impl Sending {
 
     pub(crate) async fn queue_counts(&self) -> Result<QueueCounts, CoreError> {
         Ok(self.env.store.queue().queue_counts().await?)
+    }
+
+    pub(crate) async fn waiting_counts(&self) -> Result<WaitingCounts, CoreError> {
+        Ok(self.env.store.queue().waiting_counts().await?)
     }
 }

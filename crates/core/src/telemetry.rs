@@ -4,9 +4,11 @@
 //! The names are `mailpush_telemetry::names`; `/metrics` renders the process's recorder.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::background::{FirstPass, spawn_periodic};
-use mailpush_store::{AttemptResult, ClaimedDelivery};
+use mailpush_store::{AttemptResult, ClaimedDelivery, WaitingCounts};
 use mailpush_telemetry::names::*;
 
 use crate::{CoreError, Env};
@@ -60,6 +62,39 @@ pub(crate) fn delivery_attempt(d: &ClaimedDelivery, now_ms: i64, result: &Attemp
     );
 }
 
+/// When the refresh next counts the final deliveries (`mailpush_queue_deliveries{state="done"}`). That count
+/// reads the whole retained history on PostgreSQL (10 million deliveries: about a second, in three processes), so
+/// it runs every five minutes, and never oftener than a hundred times its own duration, while the waiting
+/// deliveries are counted from the due index at every refresh. The gauge keeps its last value in between.
+#[derive(Debug)]
+pub(crate) struct FinalCountSchedule {
+    /// Unix ms; `i64::MIN` until the first count.
+    due_ms: AtomicI64,
+}
+
+impl FinalCountSchedule {
+    /// At least this long between two counts.
+    const EVERY_MS: i64 = 300_000;
+    /// And at least this many times the last count's duration.
+    const MAX_SHARE: i64 = 100;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            due_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn is_due(&self, now_ms: i64) -> bool {
+        now_ms >= self.due_ms.load(Ordering::Relaxed)
+    }
+
+    fn counted(&self, now_ms: i64, took: Duration) {
+        let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX / Self::MAX_SHARE);
+        let wait = Self::EVERY_MS.max(took_ms.saturating_mul(Self::MAX_SHARE));
+        self.due_ms.store(now_ms.saturating_add(wait), Ordering::Relaxed);
+    }
+}
+
 /// The database gauges of `/metrics`, refreshed on a timer from the services that own the figures.
 pub struct Telemetry {
     pub(crate) env: Env,
@@ -69,6 +104,7 @@ pub struct Telemetry {
     pub(crate) limits: std::sync::Arc<crate::limits::Limits>,
     pub(crate) warmup: std::sync::Arc<crate::warmup::Warmup>,
     pub(crate) source_ips: std::sync::Arc<crate::source_ips::SourceIps>,
+    pub(crate) final_count: FinalCountSchedule,
 }
 
 impl Telemetry {
@@ -102,16 +138,27 @@ impl Telemetry {
             metrics::gauge!(ACCOUNT_BOUNCE_WARNING, "account" => name).set(f64::from(u8::from(over)));
         }
 
-        let q = self.sending.queue_counts().await?;
+        let now = self.env.clock.now_ms();
+        let waiting = if self.final_count.is_due(now) {
+            let started = Instant::now();
+            let q = self.sending.queue_counts().await?;
+            self.final_count.counted(now, started.elapsed());
+            metrics::gauge!(QUEUE_DELIVERIES, "state" => "done").set(q.done as f64);
+            WaitingCounts {
+                pending: q.pending,
+                deferred: q.deferred,
+                leased: q.leased,
+            }
+        } else {
+            self.sending.waiting_counts().await?
+        };
         for (state, n) in [
-            ("pending", q.pending),
-            ("deferred", q.deferred),
-            ("leased", q.leased),
-            ("done", q.done),
+            ("pending", waiting.pending),
+            ("deferred", waiting.deferred),
+            ("leased", waiting.leased),
         ] {
             metrics::gauge!(QUEUE_DELIVERIES, "state" => state).set(n as f64);
         }
-        let now = self.env.clock.now_ms();
         let age = match self.env.store.queue().next_due_ms().await? {
             Some(due) if due < now => (now - due) as f64 / 1000.0,
             _ => 0.0,
@@ -144,5 +191,30 @@ impl Telemetry {
             metrics::gauge!(SOURCE_IP_WARMUP_DAY, &labels).set(ip.warmup_day as f64);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_deliveries_are_counted_at_first_then_every_five_minutes() {
+        let schedule = FinalCountSchedule::new();
+        assert!(schedule.is_due(0));
+        schedule.counted(1_000, Duration::from_millis(20));
+        assert!(!schedule.is_due(1_000));
+        assert!(!schedule.is_due(1_000 + FinalCountSchedule::EVERY_MS - 1));
+        assert!(schedule.is_due(1_000 + FinalCountSchedule::EVERY_MS));
+    }
+
+    #[test]
+    fn a_slow_count_waits_a_hundred_times_its_duration() {
+        let schedule = FinalCountSchedule::new();
+        schedule.counted(0, Duration::from_secs(10));
+        assert!(!schedule.is_due(999_999));
+        assert!(schedule.is_due(1_000_000));
+        schedule.counted(0, Duration::MAX);
+        assert!(!schedule.is_due(i64::MAX / 2));
     }
 }

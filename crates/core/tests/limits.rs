@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest};
+use mailpush_core::{AccountContext, Mailpush};
 use mailpush_model::{ErrorCode, ManualClock, TriggerType};
 
 mod common;
@@ -28,23 +28,12 @@ async fn setup(database_url: Option<String>) -> Env {
     }
 }
 
-fn mail(to: &[String]) -> SendRequest {
-    SendRequest {
-        from: "news@sender.test".into(),
-        destination: to.to_vec(),
-        subject: "hello".into(),
-        content: Some(SendContent::Simple {
-            html: None,
-            text: Some("hi".into()),
-        }),
-        trigger: TriggerType::Batch,
-        ..SendRequest::default()
-    }
-}
-
 async fn send(env: &Env, to: &[String]) -> Result<(), ErrorCode> {
     env.core
-        .send_email(&env.account, mail(to))
+        .send_email(
+            &env.account,
+            common::simple_mail("news@sender.test", to, TriggerType::Batch),
+        )
         .await
         .map(|_| ())
         .map_err(|e| e.to_api().code)

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest, StatusRequest};
+use mailpush_core::{AccountContext, Mailpush, StatusRequest};
 use mailpush_model::{Clock, DeliverStatus, ManualClock, TriggerType};
-use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryOutcome, WarmupRamp};
+use mailpush_store::{AttemptResult, ClaimRequest, ClaimedDelivery, WarmupRamp};
 
 mod common;
 use common::{DAY_MS, T0};
@@ -39,17 +39,7 @@ async fn setup(database_url: Option<String>, ramp: &[u64]) -> Env {
 }
 
 async fn send(env: &Env, domain: &str, to: &[String], trigger: TriggerType) -> String {
-    let req = SendRequest {
-        from: format!("news@{domain}"),
-        destination: to.to_vec(),
-        subject: format!("hello {}", to[0]),
-        content: Some(SendContent::Simple {
-            html: None,
-            text: Some("hi".into()),
-        }),
-        trigger,
-        ..SendRequest::default()
-    };
+    let req = common::simple_mail(&format!("news@{domain}"), to, trigger);
     let id = env.core.send_email(&env.account, req).await.expect("send");
     id.as_str().to_string()
 }
@@ -72,18 +62,7 @@ async fn claim(env: &Env, worker: &str, limit: usize) -> Vec<ClaimedDelivery> {
 }
 
 async fn settle(env: &Env, claimed: &[ClaimedDelivery], result: impl Fn(&ClaimedDelivery) -> AttemptResult) {
-    let outcomes = claimed
-        .iter()
-        .map(|d| DeliveryOutcome {
-            delivery_id: d.delivery_id,
-            lease: d.lease,
-            at_ms: env.clock.now_ms(),
-            result: result(d),
-            remote: None,
-        })
-        .collect();
-    let applied = env.store.queue().record_outcomes(outcomes).await.expect("outcomes");
-    assert!(applied.iter().all(|a| *a));
+    common::settle(&env.store, &env.clock, claimed, result).await;
 }
 
 fn delivered(_: &ClaimedDelivery) -> AttemptResult {

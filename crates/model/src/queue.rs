@@ -84,7 +84,19 @@ pub struct QueueCounts {
     pub deferred: i64,
     /// Claimed by a worker (including leases that have expired but were not taken over yet).
     pub leased: i64,
-    /// Final: every delivery less the waiting ones (on SQLite counted over the smallest index, on PostgreSQL by
-    /// reading the table): a dashboard figure, not a hot-path one.
+    /// Final: every delivery less the waiting ones (on SQLite counted over the smallest index, on PostgreSQL by a
+    /// scan of every retained delivery): an operator's figure, not a hot-path or periodic one.
     pub done: i64,
+}
+
+/// The waiting deliveries by state: [`QueueCounts`] without the final ones, so counting them costs the size of the
+/// queue, not that of the retained history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WaitingCounts {
+    /// Waiting for their first attempt.
+    pub pending: i64,
+    /// Waiting for a retry.
+    pub deferred: i64,
+    /// Claimed by a worker (including leases that have expired but were not taken over yet).
+    pub leased: i64,
 }

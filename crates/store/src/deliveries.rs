@@ -5,7 +5,7 @@ use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, TlsRequireme
 
 use crate::AccountId;
 
-pub use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts};
+pub use mailpush_model::queue::{DeliveryStatusRow, NewMessage, NewRecipient, QueueCounts, WaitingCounts};
 
 /// Lanes the queue serves, in priority order (see `TriggerType::lane`). Claims and next-due look each lane up
 /// separately so that not-yet-due rows of a higher lane never have to be scanned past.

@@ -14,8 +14,8 @@ use crate::delivery_rows::deliver_status;
 use crate::sql::{Dialect, Pool, builder, query};
 use crate::{
     AccountId, AdmissionLimits, ClaimRequest, ClaimedDelivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatusRow,
-    HandOffs, LANES, LeaseToken, NewMessage, QueueCounts, StatusQuery, Store, StoreError, WarmupRamp, committer,
-    handoff,
+    HandOffs, LANES, LeaseToken, NewMessage, QueueCounts, StatusQuery, Store, StoreError, WaitingCounts, WarmupRamp,
+    committer, handoff,
 };
 use crate::{Db, pg};
 
@@ -225,9 +225,16 @@ impl Queue<'_> {
             .await
     }
 
-    /// Deliveries by queue state.
+    /// Deliveries by queue state, the final ones included: on PostgreSQL that count reads every retained
+    /// delivery (about a second per 10 million), so periodic callers use [`Queue::waiting_counts`].
     pub async fn queue_counts(self) -> Result<QueueCounts, StoreError> {
         self.store.guarded(queue_counts(self.store.reader())).await
+    }
+
+    /// The waiting deliveries by state, counted from the due index: the cost of the queue's size, whatever the
+    /// history holds.
+    pub async fn waiting_counts(self) -> Result<WaitingCounts, StoreError> {
+        self.store.guarded(waiting_counts(self.store.reader())).await
     }
 
     /// Makes every leased delivery due at `now_ms`, as if its lease had expired. For the embedded database,
@@ -383,26 +390,54 @@ pub(crate) async fn attempts(
         .collect()
 }
 
-/// Every delivery, the waiting ones, the leased ones and the deferred ones: one statement, one snapshot. The
-/// waiting rows are counted from the due index alone (on SQLite it holds state and status) without grouping, so
-/// nothing is sorted; on SQLite the total is a count over the smallest index, not a read of every row. `$1` =
-/// leased, `$2` = deferred.
+/// The waiting deliveries, the leased ones and the deferred ones, counted from the due index alone (on SQLite it
+/// holds state and status) without grouping, so nothing is sorted. `$1` = leased, `$2` = deferred.
+pub(crate) const WAITING_COUNTS_SQL: &str = "SELECT COUNT(*), \
+     COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
+     COALESCE(SUM(CASE WHEN state <> $1 AND deliver_status = $2 THEN 1 ELSE 0 END), 0) \
+     FROM deliveries WHERE state < 2";
+
+/// [`WAITING_COUNTS_SQL`] with every delivery before it: one statement, one snapshot, so the final ones are the
+/// difference. On SQLite the total is a count over the smallest index; on PostgreSQL it reads the whole table.
 pub(crate) const QUEUE_COUNTS_SQL: &str = "SELECT (SELECT COUNT(*) FROM deliveries), COUNT(*), \
      COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
      COALESCE(SUM(CASE WHEN state <> $1 AND deliver_status = $2 THEN 1 ELSE 0 END), 0) \
      FROM deliveries WHERE state < 2";
 
-pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreError> {
-    let (total, waiting, leased, deferred): (i64, i64, i64, i64) = query(QUEUE_COUNTS_SQL)
+/// The waiting deliveries by state from their count and the leased and deferred ones among them.
+fn waiting_by_state(count: i64, leased: i64, deferred: i64) -> WaitingCounts {
+    WaitingCounts {
+        pending: count - leased - deferred,
+        deferred,
+        leased,
+    }
+}
+
+pub(crate) async fn waiting_counts(pool: Pool<'_>) -> Result<WaitingCounts, StoreError> {
+    let (count, leased, deferred): (i64, i64, i64) = query(WAITING_COUNTS_SQL)
         .bind(DeliveryState::Leased)
         .bind(DeliverStatus::Deferred.code())
         .fetch_one(pool)
         .await?;
-    Ok(QueueCounts {
-        pending: waiting - leased - deferred,
+    Ok(waiting_by_state(count, leased, deferred))
+}
+
+pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreError> {
+    let (total, count, leased, deferred): (i64, i64, i64, i64) = query(QUEUE_COUNTS_SQL)
+        .bind(DeliveryState::Leased)
+        .bind(DeliverStatus::Deferred.code())
+        .fetch_one(pool)
+        .await?;
+    let WaitingCounts {
+        pending,
         deferred,
         leased,
-        done: total - waiting,
+    } = waiting_by_state(count, leased, deferred);
+    Ok(QueueCounts {
+        pending,
+        deferred,
+        leased,
+        done: total - count,
     })
 }
 

@@ -8,7 +8,7 @@ use mailpush_model::{DeliverStatus, Lane, MessageId, RecipientKind, SendStatus};
 use mailpush_store::{
     Account, AccountId, AdmissionLimits, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryAttempt,
     DeliveryOutcome, DeliveryStatusRow, LeaseToken, LimitRefusal, NewAccount, NewMessage, QueueCounts, StatusQuery,
-    Store, StoreError, StoreOptions,
+    Store, StoreError, StoreOptions, WaitingCounts,
 };
 
 /// A fixed "now" (2023-11-14): the queue only ever sees the times the tests pass in.
@@ -144,9 +144,19 @@ async fn record(store: &Store, outcomes: Vec<DeliveryOutcome>) -> Vec<bool> {
     store.queue().record_outcomes(outcomes).await.expect("record outcomes")
 }
 
-/// Deliveries by queue state.
+/// Deliveries by queue state; the waiting counts alone (what `/metrics` reads) agree with them.
 async fn queue_counts(store: &Store) -> QueueCounts {
-    store.queue().queue_counts().await.expect("counts")
+    let counts = store.queue().queue_counts().await.expect("counts");
+    let waiting = store.queue().waiting_counts().await.expect("waiting counts");
+    assert_eq!(
+        waiting,
+        WaitingCounts {
+            pending: counts.pending,
+            deferred: counts.deferred,
+            leased: counts.leased
+        }
+    );
+    counts
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use mailpush_core::{AccountContext, Mailpush, Settings};
-use mailpush_model::ManualClock;
-use mailpush_store::{IdentityCheck, NewIdentity, NewSender, Store, StoreOptions};
+use mailpush_core::{AccountContext, Mailpush, SendContent, SendRequest, Settings};
+use mailpush_model::{Clock, ManualClock, TriggerType};
+use mailpush_store::{
+    AttemptResult, ClaimedDelivery, DeliveryOutcome, IdentityCheck, NewIdentity, NewSender, Store, StoreOptions,
+};
 
 /// 2026-11-26 10:00:00.000 UTC.
 pub const T0: i64 = 1_796_032_800_000;
@@ -111,4 +113,40 @@ async fn verified_sender(store: &Store, account: &AccountContext, domain: &str) 
         })
         .await
         .expect("sender");
+}
+
+/// A text mail (`Simple` content) from `from` to `to`.
+pub fn simple_mail(from: &str, to: &[String], trigger: TriggerType) -> SendRequest {
+    SendRequest {
+        from: from.into(),
+        destination: to.to_vec(),
+        subject: format!("hello {}", to[0]),
+        content: Some(SendContent::Simple {
+            html: None,
+            text: Some("hi".into()),
+        }),
+        trigger,
+        ..SendRequest::default()
+    }
+}
+
+/// Records an outcome for each claimed delivery at the clock's time, as the worker does; each must apply.
+pub async fn settle(
+    store: &Store,
+    clock: &ManualClock,
+    claimed: &[ClaimedDelivery],
+    result: impl Fn(&ClaimedDelivery) -> AttemptResult,
+) {
+    let outcomes = claimed
+        .iter()
+        .map(|d| DeliveryOutcome {
+            delivery_id: d.delivery_id,
+            lease: d.lease,
+            at_ms: clock.now_ms(),
+            result: result(d),
+            remote: None,
+        })
+        .collect();
+    let applied = store.queue().record_outcomes(outcomes).await.expect("outcomes");
+    assert!(applied.iter().all(|a| *a));
 }
