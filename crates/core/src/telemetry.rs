@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::background::{FirstPass, spawn_periodic};
-use mailpush_store::{AttemptResult, ClaimedDelivery, WaitingCounts};
+use mailpush_store::{AttemptResult, ClaimedDelivery};
 use mailpush_telemetry::names::*;
 
 use crate::{CoreError, Env};
@@ -144,11 +144,7 @@ impl Telemetry {
             let q = self.sending.queue_counts().await?;
             self.final_count.counted(now, started.elapsed());
             metrics::gauge!(QUEUE_DELIVERIES, "state" => "done").set(q.done as f64);
-            WaitingCounts {
-                pending: q.pending,
-                deferred: q.deferred,
-                leased: q.leased,
-            }
+            q.waiting()
         } else {
             self.sending.waiting_counts().await?
         };

@@ -89,6 +89,32 @@ pub struct QueueCounts {
     pub done: i64,
 }
 
+impl QueueCounts {
+    /// The counts of `waiting` deliveries and of `done` ones.
+    pub fn new(waiting: WaitingCounts, done: i64) -> Self {
+        let WaitingCounts {
+            pending,
+            deferred,
+            leased,
+        } = waiting;
+        Self {
+            pending,
+            deferred,
+            leased,
+            done,
+        }
+    }
+
+    /// The waiting deliveries alone.
+    pub fn waiting(&self) -> WaitingCounts {
+        WaitingCounts {
+            pending: self.pending,
+            deferred: self.deferred,
+            leased: self.leased,
+        }
+    }
+}
+
 /// The waiting deliveries by state: [`QueueCounts`] without the final ones, so counting them costs the size of the
 /// queue, not that of the retained history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -856,8 +856,8 @@ mod tests {
         let Db::Sqlite { reader, .. } = &store.inner.db else {
             panic!("not sqlite")
         };
-        for sql in [queue::WAITING_COUNTS_SQL, queue::QUEUE_COUNTS_SQL] {
-            let counts = sqlite_plan(reader, sql).await;
+        for sql in [queue::waiting_counts_sql(), queue::queue_counts_sql()] {
+            let counts = sqlite_plan(reader, &sql).await;
             assert!(
                 counts.iter().any(|s| s.contains("COVERING INDEX deliveries_due")),
                 "{counts:?}"
@@ -896,7 +896,7 @@ mod tests {
                     .await
                     .expect("set");
             }
-            for sql in [queue::WAITING_COUNTS_SQL, queue::QUEUE_COUNTS_SQL] {
+            for sql in [queue::waiting_counts_sql(), queue::queue_counts_sql()] {
                 let sql = sql.replace("$1", "1").replace("$2", "3");
                 let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
                     .fetch_all(&mut *conn)

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError};
 
 use mailpush_model::DeliverStatus;
 use mailpush_model::{MessageId, SendStatus};
-use sqlx::{FromRow, Postgres, Sqlite};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
@@ -392,17 +392,20 @@ pub(crate) async fn attempts(
 
 /// The waiting deliveries, the leased ones and the deferred ones, counted from the due index alone (on SQLite it
 /// holds state and status) without grouping, so nothing is sorted. `$1` = leased, `$2` = deferred.
-pub(crate) const WAITING_COUNTS_SQL: &str = "SELECT COUNT(*), \
+const WAITING_COUNTS: &str = "COUNT(*), \
      COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
      COALESCE(SUM(CASE WHEN state <> $1 AND deliver_status = $2 THEN 1 ELSE 0 END), 0) \
      FROM deliveries WHERE state < 2";
 
-/// [`WAITING_COUNTS_SQL`] with every delivery before it: one statement, one snapshot, so the final ones are the
+pub(crate) fn waiting_counts_sql() -> String {
+    format!("SELECT {WAITING_COUNTS}")
+}
+
+/// The waiting counts with every delivery before them: one statement, one snapshot, so the final ones are the
 /// difference. On SQLite the total is a count over the smallest index; on PostgreSQL it reads the whole table.
-pub(crate) const QUEUE_COUNTS_SQL: &str = "SELECT (SELECT COUNT(*) FROM deliveries), COUNT(*), \
-     COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
-     COALESCE(SUM(CASE WHEN state <> $1 AND deliver_status = $2 THEN 1 ELSE 0 END), 0) \
-     FROM deliveries WHERE state < 2";
+pub(crate) fn queue_counts_sql() -> String {
+    format!("SELECT (SELECT COUNT(*) FROM deliveries), {WAITING_COUNTS}")
+}
 
 /// The waiting deliveries by state from their count and the leased and deferred ones among them.
 fn waiting_by_state(count: i64, leased: i64, deferred: i64) -> WaitingCounts {
@@ -414,7 +417,7 @@ fn waiting_by_state(count: i64, leased: i64, deferred: i64) -> WaitingCounts {
 }
 
 pub(crate) async fn waiting_counts(pool: Pool<'_>) -> Result<WaitingCounts, StoreError> {
-    let (count, leased, deferred): (i64, i64, i64) = query(WAITING_COUNTS_SQL)
+    let (count, leased, deferred): (i64, i64, i64) = query(AssertSqlSafe(waiting_counts_sql()))
         .bind(DeliveryState::Leased)
         .bind(DeliverStatus::Deferred.code())
         .fetch_one(pool)
@@ -423,22 +426,15 @@ pub(crate) async fn waiting_counts(pool: Pool<'_>) -> Result<WaitingCounts, Stor
 }
 
 pub(crate) async fn queue_counts(pool: Pool<'_>) -> Result<QueueCounts, StoreError> {
-    let (total, count, leased, deferred): (i64, i64, i64, i64) = query(QUEUE_COUNTS_SQL)
+    let (total, count, leased, deferred): (i64, i64, i64, i64) = query(AssertSqlSafe(queue_counts_sql()))
         .bind(DeliveryState::Leased)
         .bind(DeliverStatus::Deferred.code())
         .fetch_one(pool)
         .await?;
-    let WaitingCounts {
-        pending,
-        deferred,
-        leased,
-    } = waiting_by_state(count, leased, deferred);
-    Ok(QueueCounts {
-        pending,
-        deferred,
-        leased,
-        done: total - count,
-    })
+    Ok(QueueCounts::new(
+        waiting_by_state(count, leased, deferred),
+        total - count,
+    ))
 }
 
 pub(crate) async fn renew_leases(
